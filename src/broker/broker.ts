@@ -1,0 +1,832 @@
+// The broker: owns the queues and the log, turns API calls into engine
+// operations plus log records, and runs the one timer that drives delays,
+// lease expiry and TTL. A publish is answered only after its record is on
+// disk, and only then becomes deliverable, so nothing unconfirmed is ever
+// handed to a consumer.
+
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+
+import {
+  BrokerClosedError,
+  InvalidArgumentError,
+  MessageTooLargeError,
+  QueueNotFoundError,
+  ReceiptNotFoundError,
+  QueueExistsError,
+  StoreUnavailableError,
+  UsherError,
+} from '../errors.js';
+import { QueueEngine, type Outcome } from '../engine/queue.js';
+import {
+  MAX_PRIORITY,
+  MIN_PRIORITY,
+  type Delivery,
+  type Message,
+  type QueueSettings,
+} from '../engine/types.js';
+import { LogStore } from '../storage/log-store.js';
+import type { LogRecord, PublishedRecord } from '../storage/records.js';
+import { deathHeaders } from './dead-letter.js';
+import { ReplayState, type ReplayedMessage } from './recovery.js';
+import {
+  DEAD_LETTER_QUEUE_SETTINGS,
+  MAX_DURATION_MS,
+  checkDuration,
+  checkQueueName,
+  resolveSettings,
+  settingsDifference,
+} from './settings.js';
+import type {
+  BrokerApi,
+  NackOptions,
+  PeekedMessage,
+  PublishInput,
+  PublishResult,
+  QueueInfo,
+  QueueSettingsInput,
+  ReceiveOptions,
+  ReceivedMessage,
+  RedriveOptions,
+} from './types.js';
+
+export interface BrokerOptions {
+  dataDir: string;
+  logger: Logger;
+  /** Roll the log to a new segment past this size (default 64 MiB). */
+  segmentBytes?: number;
+  /** Largest message body accepted (default 16 MiB). */
+  maxMessageBytes?: number;
+  /** false confirms after write() instead of fdatasync (tests, `os` mode). */
+  sync?: boolean;
+  clock?: () => number;
+  random?: () => number;
+}
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+const MAX_RECEIVE = 1000;
+const MAX_WAIT_MS = 20_000;
+const MAX_HEADERS = 256;
+const MAX_HEADER_BYTES = 64 * 1024;
+const MAX_ID_LENGTH = 256;
+/** setTimeout cannot wait longer than 2^31 - 1 ms; wake hourly instead. */
+const MAX_TIMER_MS = 60 * 60 * 1000;
+export const FIRST_ERROR_HEADER = 'x-usher-first-error';
+export const LAST_ERROR_HEADER = 'x-usher-last-error';
+
+interface Waiter {
+  max: number;
+  leaseMs: number;
+  resolve(messages: ReceivedMessage[]): void;
+  timer: NodeJS.Timeout;
+  cleanup(): void;
+}
+
+export class Broker implements BrokerApi {
+  private readonly engines = new Map<string, QueueEngine>();
+  private readonly waiters = new Map<QueueEngine, Waiter[]>();
+  private readonly clock: () => number;
+  private readonly random: () => number;
+  private readonly maxMessageBytes: number;
+  private readonly startedAt: number;
+  private readonly receiptBase: number;
+  private store!: LogStore;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt: number | null = null;
+  private closing = false;
+
+  private constructor(
+    private readonly logger: Logger,
+    options: BrokerOptions,
+  ) {
+    this.clock = options.clock ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.startedAt = this.clock();
+    // Receipts count deliveries from the boot time in microseconds, so a
+    // receipt handed out before a restart never names a lease after it.
+    this.receiptBase = this.startedAt * 1000;
+  }
+
+  /** Opens the log in `dataDir`, replays it and rebuilds every queue. */
+  static async open(options: BrokerOptions): Promise<Broker> {
+    const logger = options.logger;
+    const broker = new Broker(logger, options);
+    const replay = new ReplayState(broker.clock());
+    const began = Date.now();
+
+    broker.store = await LogStore.open(
+      {
+        dir: join(options.dataDir, 'log'),
+        segmentBytes: options.segmentBytes,
+        sync: options.sync ?? true,
+        logger,
+        snapshotMessage: (seq) => broker.snapshot(seq),
+      },
+      (record) => replay.apply(record),
+    );
+    broker.rebuild(replay);
+
+    logger.info(
+      {
+        queues: broker.engines.size,
+        messages: replay.messages.size,
+        records: replay.records,
+        ms: Date.now() - began,
+      },
+      'recovered',
+    );
+    return broker;
+  }
+
+  private rebuild(replay: ReplayState): void {
+    const now = this.clock();
+
+    for (const [name, logged] of replay.queues) {
+      this.engines.set(name, this.newEngine(name, this.loggedSettings(name, logged)));
+    }
+    for (const replayed of replay.messages.values()) {
+      const engine = this.engines.get(replayed.queue);
+      if (engine === undefined) {
+        this.logger.warn({ queue: replayed.queue, seq: replayed.seq }, 'message of unknown queue skipped');
+        continue;
+      }
+      engine.enqueue(messageFrom(replayed), now);
+    }
+    for (const { queue, id, publishedAt } of replay.recentIds) {
+      this.engines.get(queue)?.rememberId(id, publishedAt);
+    }
+    for (const engine of this.engines.values()) this.afterChange(engine);
+  }
+
+  private loggedSettings(name: string, logged: Record<string, unknown>): QueueSettings {
+    try {
+      return resolveSettings(name, logged as QueueSettingsInput);
+    } catch (err) {
+      this.logger.error({ err, queue: name }, 'logged queue settings invalid; using defaults');
+      return resolveSettings(name, {});
+    }
+  }
+
+  private newEngine(name: string, settings: QueueSettings): QueueEngine {
+    return new QueueEngine(name, settings, {
+      random: this.random,
+      receiptBase: this.receiptBase,
+    });
+  }
+
+  // --- queues ---------------------------------------------------------
+
+  async createQueue(
+    name: string,
+    input: QueueSettingsInput,
+  ): Promise<{ created: boolean; queue: QueueInfo }> {
+    this.checkOpen();
+    checkQueueName(name, 'name');
+    const settings = resolveSettings(name, input);
+
+    const existing = this.engines.get(name);
+    if (existing !== undefined) {
+      const difference = settingsDifference(existing.settings, settings);
+      if (difference !== null) throw new QueueExistsError(name, difference);
+      return { created: false, queue: this.info(existing) };
+    }
+
+    const records: LogRecord[] = [];
+    const added: string[] = [];
+    if (settings.deadLetter !== null && !this.engines.has(settings.deadLetter)) {
+      const dlqSettings = resolveSettings(settings.deadLetter, DEAD_LETTER_QUEUE_SETTINGS);
+      this.engines.set(settings.deadLetter, this.newEngine(settings.deadLetter, dlqSettings));
+      records.push(declared(settings.deadLetter, dlqSettings));
+      added.push(settings.deadLetter);
+    }
+    const engine = this.newEngine(name, settings);
+    this.engines.set(name, engine);
+    records.push(declared(name, settings));
+    added.push(name);
+
+    try {
+      await this.store.append(records);
+    } catch (err) {
+      for (const queue of added) {
+        if (this.engines.get(queue)?.size === 0) this.engines.delete(queue);
+      }
+      throw storeError(err);
+    }
+    this.logger.info({ queue: name, settings }, 'queue created');
+    return { created: true, queue: this.info(engine) };
+  }
+
+  listQueues(): QueueInfo[] {
+    return [...this.engines.values()]
+      .map((engine) => this.info(engine))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  getQueue(name: string): QueueInfo {
+    return this.info(this.engineOf(name));
+  }
+
+  async purgeQueue(name: string): Promise<{ purged: number }> {
+    this.checkOpen();
+    const engine = this.engineOf(name);
+    const seqs = engine.purge();
+    if (seqs.length > 0) await this.append([{ type: 'settled', seqs }]);
+    this.logger.info({ queue: name, purged: seqs.length }, 'queue purged');
+    return { purged: seqs.length };
+  }
+
+  async deleteQueue(name: string): Promise<void> {
+    this.checkOpen();
+    const engine = this.engineOf(name);
+    const seqs = [...engine.values()].map((message) => message.seq);
+
+    this.engines.delete(name);
+    for (const waiter of this.waiters.get(engine) ?? []) {
+      waiter.cleanup();
+      waiter.resolve([]);
+    }
+    this.waiters.delete(engine);
+
+    const records: LogRecord[] = [];
+    if (seqs.length > 0) records.push({ type: 'settled', seqs });
+    records.push({ type: 'queue-deleted', name });
+    await this.append(records);
+    this.logger.info({ queue: name, messages: seqs.length }, 'queue deleted');
+  }
+
+  // --- publishing -----------------------------------------------------
+
+  async publish(queue: string, inputs: PublishInput[]): Promise<PublishResult[]> {
+    this.checkOpen();
+    const engine = this.engineOf(queue);
+    const now = this.clock();
+    const results: PublishResult[] = [];
+    const records: PublishedRecord[] = [];
+
+    for (let index = 0; index < inputs.length; index++) {
+      const prefix = inputs.length > 1 ? `messages.${index}.` : '';
+      const input = inputs[index];
+      this.checkPublish(input, prefix);
+
+      const id = input.id ?? randomUUID();
+      if (input.id !== undefined && engine.isDuplicate(id, now)) {
+        engine.totals.duplicates++;
+        results.push({ id, duplicate: true });
+        continue;
+      }
+      if (input.id !== undefined) engine.rememberId(id, now);
+      records.push(this.publishedRecord(engine, input, id, now));
+      results.push({ id, duplicate: false });
+    }
+    if (records.length === 0) return results;
+
+    try {
+      await this.store.append(records);
+    } catch (err) {
+      for (const record of records) engine.forgetId(record.id);
+      throw storeError(err);
+    }
+
+    // The queue may have been deleted while the records were being written;
+    // its delete record came later in the log, so replay drops them too.
+    if (this.engines.get(queue) !== engine) throw new QueueNotFoundError(queue);
+    const landed = this.clock();
+    for (const record of records) engine.enqueue(messageFrom(record), landed);
+    engine.totals.published += records.length;
+    this.afterChange(engine);
+    return results;
+  }
+
+  private checkPublish(input: PublishInput, prefix: string): void {
+    if (!Buffer.isBuffer(input.body)) {
+      throw new InvalidArgumentError(`${prefix}body`, 'body must be bytes');
+    }
+    if (input.body.length > this.maxMessageBytes) {
+      throw new MessageTooLargeError(input.body.length, this.maxMessageBytes);
+    }
+    if (input.id !== undefined && (typeof input.id !== 'string' || input.id.length === 0 ||
+      input.id.length > MAX_ID_LENGTH)) {
+      throw new InvalidArgumentError(
+        `${prefix}id`,
+        `id must be a string of 1 to ${MAX_ID_LENGTH} characters, got ${JSON.stringify(input.id)}`,
+      );
+    }
+    const priority = input.priority ?? 0;
+    if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
+      throw new InvalidArgumentError(
+        `${prefix}priority`,
+        `priority must be an integer from ${MIN_PRIORITY} to ${MAX_PRIORITY}, got ${JSON.stringify(priority)}`,
+      );
+    }
+    if (input.group !== undefined && input.group !== null &&
+      (typeof input.group !== 'string' || input.group.length > MAX_ID_LENGTH)) {
+      throw new InvalidArgumentError(
+        `${prefix}group`,
+        `group must be a string of at most ${MAX_ID_LENGTH} characters`,
+      );
+    }
+    if (input.delayMs !== undefined) checkDuration(input.delayMs, `${prefix}delayMs`);
+    if (input.ttlMs !== undefined) {
+      checkDuration(input.ttlMs, `${prefix}ttlMs`, { min: 1, max: 14 * MAX_DURATION_MS });
+    }
+    checkHeaders(input.headers ?? {}, `${prefix}headers`);
+  }
+
+  private publishedRecord(
+    engine: QueueEngine,
+    input: PublishInput,
+    id: string,
+    now: number,
+  ): PublishedRecord {
+    const ttls = [input.ttlMs, engine.settings.messageTtlMs ?? undefined]
+      .filter((ttl): ttl is number => ttl !== undefined);
+    return {
+      type: 'published',
+      seq: this.store.allocateSeq(),
+      queue: engine.name,
+      id,
+      priority: input.priority ?? 0,
+      group: input.group ?? null,
+      headers: input.headers ?? {},
+      body: input.body,
+      publishedAt: now,
+      availableAt: now + (input.delayMs ?? 0),
+      expiresAt: ttls.length > 0 ? now + Math.min(...ttls) : null,
+      failures: 0,
+    };
+  }
+
+  // --- consuming ------------------------------------------------------
+
+  async receive(queue: string, options: ReceiveOptions): Promise<ReceivedMessage[]> {
+    this.checkOpen();
+    const engine = this.engineOf(queue);
+    const max = checkCount(options.max, 'max', MAX_RECEIVE);
+    const waitMs = checkDuration(options.waitMs, 'waitMs', { max: MAX_WAIT_MS });
+    const leaseMs = options.visibilityTimeoutMs === undefined
+      ? engine.settings.visibilityTimeoutMs
+      : checkDuration(options.visibilityTimeoutMs, 'visibilityTimeoutMs', { min: 1 });
+
+    const now = this.clock();
+    const deliveries = engine.receive(now, max, leaseMs);
+    this.afterChange(engine);
+    if (deliveries.length > 0 || waitMs === 0 || options.signal?.aborted) {
+      return deliveries.map((delivery) => view(engine, delivery));
+    }
+    return this.wait(engine, max, leaseMs, waitMs, options.signal);
+  }
+
+  private wait(
+    engine: QueueEngine,
+    max: number,
+    leaseMs: number,
+    waitMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<ReceivedMessage[]> {
+    return new Promise((resolve) => {
+      const queueWaiters = this.waiters.get(engine) ?? [];
+      this.waiters.set(engine, queueWaiters);
+
+      const onAbort = () => {
+        waiter.cleanup();
+        resolve([]);
+      };
+      const waiter: Waiter = {
+        max,
+        leaseMs,
+        resolve,
+        timer: setTimeout(onAbort, waitMs),
+        cleanup: () => {
+          clearTimeout(waiter.timer);
+          signal?.removeEventListener('abort', onAbort);
+          const index = queueWaiters.indexOf(waiter);
+          if (index >= 0) queueWaiters.splice(index, 1);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      queueWaiters.push(waiter);
+    });
+  }
+
+  async ack(queue: string, receipts: string[]): Promise<boolean[]> {
+    this.checkOpen();
+    const engine = this.engineOf(queue);
+    const seqs: number[] = [];
+
+    const results = receipts.map((receipt) => {
+      const message = engine.ack(String(receipt));
+      if (message !== undefined) seqs.push(message.seq);
+      return message !== undefined;
+    });
+    this.afterChange(engine);
+    if (seqs.length > 0) await this.append([{ type: 'settled', seqs }]);
+    return results;
+  }
+
+  async nack(queue: string, receipt: string, options: NackOptions): Promise<void> {
+    this.checkOpen();
+    const engine = this.engineOf(queue);
+    const delayMs = options.delayMs === undefined
+      ? undefined
+      : checkDuration(options.delayMs, 'delayMs');
+    const reason = options.reason === undefined ? undefined : String(options.reason).slice(0, 1024);
+
+    const now = this.clock();
+    const nacked = engine.nack(receipt, now, { requeue: options.requeue ?? true, delayMs });
+    if (!nacked) throw new ReceiptNotFoundError(receipt);
+    await this.settleOutcomes(engine, now, reason);
+  }
+
+  async extend(queue: string, receipt: string, timeoutMs: number): Promise<number> {
+    this.checkOpen();
+    const engine = this.engineOf(queue);
+    checkDuration(timeoutMs, 'timeoutMs', { min: 1 });
+
+    const deadline = engine.extend(receipt, this.clock(), timeoutMs);
+    if (deadline === undefined) throw new ReceiptNotFoundError(receipt);
+    this.arm(deadline);
+    return deadline;
+  }
+
+  // --- dead letters ---------------------------------------------------
+
+  peek(queue: string, options: { limit: number; offset: number }): PeekedMessage[] {
+    const engine = this.engineOf(queue);
+    const limit = checkCount(options.limit, 'limit', MAX_RECEIVE);
+    const offset = checkCount(options.offset, 'offset', Number.MAX_SAFE_INTEGER, 0);
+    const listed: PeekedMessage[] = [];
+
+    let skipped = 0;
+    for (const message of engine.values()) {
+      if (skipped++ < offset) continue;
+      if (listed.length >= limit) break;
+      listed.push({
+        id: message.id,
+        body: message.body,
+        headers: message.headers,
+        priority: message.priority,
+        group: message.group,
+        state: message.state,
+        failures: message.failures,
+        publishedAt: message.publishedAt,
+        availableAt: message.availableAt,
+        expiresAt: message.expiresAt,
+      });
+    }
+    return listed;
+  }
+
+  async redrive(queue: string, options: RedriveOptions): Promise<{ moved: number }> {
+    this.checkOpen();
+    const engine = this.engineOf(queue);
+    const target = options.to === undefined ? undefined : this.engineOf(options.to);
+    if (target === engine) {
+      throw new InvalidArgumentError('to', `cannot redrive queue "${queue}" into itself`);
+    }
+    const max = options.max === undefined
+      ? Number.MAX_SAFE_INTEGER
+      : checkCount(options.max, 'max', Number.MAX_SAFE_INTEGER);
+
+    const now = this.clock();
+    const records: LogRecord[] = [];
+    const touched = new Set<QueueEngine>();
+    for (const message of [...engine.values()]) {
+      if (records.length >= max) break;
+      const destination = target ?? this.sourceOf(message, engine);
+      if (destination === undefined || message.state === 'in-flight') continue;
+
+      engine.take(message.seq);
+      const moved = moveTo(destination, message, message.headers, now);
+      records.push(movedRecord(destination, moved));
+      touched.add(destination);
+    }
+
+    for (const destination of touched) this.afterChange(destination);
+    if (records.length > 0) await this.append(records);
+    this.logger.info({ queue, to: options.to, moved: records.length }, 'redriven');
+    return { moved: records.length };
+  }
+
+  private sourceOf(message: Message, from: QueueEngine): QueueEngine | undefined {
+    const name = message.headers['x-usher-death-queue'];
+    const source = name === undefined ? undefined : this.engines.get(name);
+    return source === from ? undefined : source;
+  }
+
+  // --- outcomes, timers, waiters ---------------------------------------
+
+  /** Persists what the engine decided and wakes whoever it concerns. */
+  private settleOutcomes(engine: QueueEngine, now: number, error?: string): Promise<void> {
+    const outcomes = engine.takeOutcomes();
+    const records: LogRecord[] = [];
+    const touched = new Set<QueueEngine>([engine]);
+
+    for (const outcome of outcomes) {
+      if (outcome.kind === 'retry') records.push(retriedRecord(engine, outcome, error));
+      else records.push(...this.deadLetter(engine, outcome, now, error, touched));
+    }
+    for (const queue of touched) this.afterChange(queue);
+    return records.length > 0 ? this.append(records) : Promise.resolve();
+  }
+
+  private deadLetter(
+    engine: QueueEngine,
+    outcome: Extract<Outcome, { kind: 'dead' }>,
+    now: number,
+    error: string | undefined,
+    touched: Set<QueueEngine>,
+  ): LogRecord[] {
+    const { message, reason } = outcome;
+    const target = engine.settings.deadLetter;
+    if (target === null) {
+      engine.totals.dropped++;
+      this.logger.debug({ queue: engine.name, id: message.id, reason }, 'message dropped');
+      return [{ type: 'settled', seqs: [message.seq] }];
+    }
+
+    const records: LogRecord[] = [];
+    let dlq = this.engines.get(target);
+    if (dlq === undefined) {
+      const settings = resolveSettings(target, DEAD_LETTER_QUEUE_SETTINGS);
+      dlq = this.newEngine(target, settings);
+      this.engines.set(target, dlq);
+      records.push(declared(target, settings));
+    }
+
+    const headers = deathHeaders(message, engine.name, reason, now, error);
+    const moved = moveTo(dlq, message, headers, now);
+    engine.totals.deadLettered++;
+    touched.add(dlq);
+    records.push(movedRecord(dlq, moved));
+    return records;
+  }
+
+  /** Serves long polls, logs pending outcomes and re-arms the timer. */
+  private afterChange(engine: QueueEngine): void {
+    this.serveWaiters(engine);
+    if (engine.hasOutcomes()) {
+      this.settleOutcomes(engine, this.clock()).catch((err: unknown) => {
+        this.logger.error({ err, queue: engine.name }, 'could not log queue changes');
+      });
+    }
+    this.arm(engine.nextWakeAt());
+  }
+
+  private serveWaiters(engine: QueueEngine): void {
+    const queueWaiters = this.waiters.get(engine);
+    if (queueWaiters === undefined) return;
+
+    while (queueWaiters.length > 0 && engine.counts.ready > 0) {
+      const waiter = queueWaiters[0];
+      const deliveries = engine.receive(this.clock(), waiter.max, waiter.leaseMs);
+      if (deliveries.length === 0) break;
+      waiter.cleanup();
+      waiter.resolve(deliveries.map((delivery) => view(engine, delivery)));
+    }
+    if (queueWaiters.length === 0) this.waiters.delete(engine);
+  }
+
+  /** Makes sure the timer fires no later than `at`. */
+  private arm(at: number | null): void {
+    if (at === null || this.closing) return;
+    if (this.timerAt !== null && this.timerAt <= at) return;
+
+    if (this.timer !== null) clearTimeout(this.timer);
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, at - this.clock()));
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.onTimer(), delay);
+    this.timer.unref();
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    this.timerAt = null;
+    this.runDue();
+  }
+
+  /** Runs whatever is due by the clock now: delays, leases, TTL. Tests with
+   * a manual clock call this after moving the clock. */
+  runDue(): void {
+    const now = this.clock();
+    for (const engine of this.engines.values()) {
+      engine.tick(now);
+      this.afterChange(engine);
+    }
+  }
+
+  private snapshot(seq: number): PublishedRecord | undefined {
+    for (const engine of this.engines.values()) {
+      const message = engine.get(seq);
+      if (message === undefined) continue;
+      return {
+        type: 'published',
+        seq,
+        queue: engine.name,
+        id: message.id,
+        priority: message.priority,
+        group: message.group,
+        headers: message.headers,
+        body: message.body,
+        publishedAt: message.publishedAt,
+        availableAt: message.availableAt,
+        expiresAt: message.expiresAt,
+        failures: message.failures,
+      };
+    }
+    return undefined;
+  }
+
+  // --- the rest -------------------------------------------------------
+
+  health() {
+    return {
+      status: 'ok' as const,
+      uptimeMs: this.clock() - this.startedAt,
+      queues: this.engines.size,
+      store: { ...this.store.stats() },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    for (const queueWaiters of this.waiters.values()) {
+      for (const waiter of [...queueWaiters]) {
+        waiter.cleanup();
+        waiter.resolve([]);
+      }
+    }
+    this.waiters.clear();
+    await this.store.close();
+    this.logger.info({}, 'broker closed');
+  }
+
+  private info(engine: QueueEngine): QueueInfo {
+    const { counts, totals } = engine;
+    return {
+      name: engine.name,
+      settings: engine.settings,
+      stats: {
+        ready: counts.ready,
+        inFlight: counts.inFlight,
+        delayed: counts.delayed,
+        total: engine.size,
+        bytes: counts.bytes,
+        ...totals,
+        oldestReadyAgeMs: engine.oldestReadyAgeMs(this.clock()),
+      },
+      deadLetterSources: [...this.engines.values()]
+        .filter((other) => other.settings.deadLetter === engine.name)
+        .map((other) => other.name),
+    };
+  }
+
+  private engineOf(name: string): QueueEngine {
+    const engine = this.engines.get(name);
+    if (engine === undefined) throw new QueueNotFoundError(String(name));
+    return engine;
+  }
+
+  private checkOpen(): void {
+    if (this.closing) throw new BrokerClosedError();
+  }
+
+  private async append(records: LogRecord[]): Promise<void> {
+    try {
+      await this.store.append(records);
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+}
+
+// --- helpers ------------------------------------------------------------
+
+function declared(name: string, settings: QueueSettings): LogRecord {
+  return { type: 'queue-declared', name, settings: { ...settings } };
+}
+
+function messageFrom(source: ReplayedMessage | PublishedRecord): Message {
+  return {
+    seq: source.seq,
+    id: source.id,
+    priority: source.priority,
+    group: source.group,
+    headers: source.headers,
+    body: source.body,
+    publishedAt: source.publishedAt,
+    availableAt: source.availableAt,
+    expiresAt: source.expiresAt,
+    failures: source.failures,
+    state: 'ready',
+    lease: null,
+  };
+}
+
+/** Enqueues a fresh copy of `message` in `destination`, attempts reset. */
+function moveTo(
+  destination: QueueEngine,
+  message: Message,
+  headers: Record<string, string>,
+  now: number,
+): Message {
+  const ttl = destination.settings.messageTtlMs;
+  const moved: Message = {
+    ...message,
+    headers,
+    failures: 0,
+    availableAt: now,
+    expiresAt: ttl === null ? null : now + ttl,
+    state: 'ready',
+    lease: null,
+  };
+  destination.enqueue(moved, now);
+  return moved;
+}
+
+function retriedRecord(
+  engine: QueueEngine,
+  { message }: Outcome,
+  error: string | undefined,
+): LogRecord {
+  if (error === undefined) {
+    return {
+      type: 'retried',
+      seq: message.seq,
+      failures: message.failures,
+      availableAt: message.availableAt,
+    };
+  }
+  // A nack that says why keeps the first reason and the latest (C4); a
+  // `moved` record to the same queue carries the new headers.
+  message.headers = { ...message.headers, [LAST_ERROR_HEADER]: error };
+  message.headers[FIRST_ERROR_HEADER] ??= error;
+  return movedRecord(engine, message);
+}
+
+function movedRecord(destination: QueueEngine, message: Message): LogRecord {
+  return {
+    type: 'moved',
+    seq: message.seq,
+    queue: destination.name,
+    headers: message.headers,
+    failures: message.failures,
+    availableAt: message.availableAt,
+    expiresAt: message.expiresAt,
+  };
+}
+
+function view(engine: QueueEngine, delivery: Delivery): ReceivedMessage {
+  const { message } = delivery;
+  return {
+    id: message.id,
+    queue: engine.name,
+    receipt: delivery.receipt,
+    body: message.body,
+    headers: message.headers,
+    priority: message.priority,
+    group: message.group,
+    attempt: delivery.attempt,
+    redelivered: delivery.attempt > 1,
+    publishedAt: message.publishedAt,
+    leaseDeadline: delivery.leaseDeadline,
+  };
+}
+
+function checkCount(value: unknown, field: string, max: number, min = 1): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(
+      field,
+      `${field} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+function checkHeaders(headers: Record<string, string>, field: string): void {
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
+    throw new InvalidArgumentError(field, `${field} must be an object of strings`);
+  }
+  const entries = Object.entries(headers);
+  if (entries.length > MAX_HEADERS) {
+    throw new InvalidArgumentError(field, `at most ${MAX_HEADERS} headers, got ${entries.length}`);
+  }
+  let bytes = 0;
+  for (const [key, value] of entries) {
+    if (typeof value !== 'string') {
+      throw new InvalidArgumentError(`${field}.${key}`, `header "${key}" must be a string`);
+    }
+    bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
+  }
+  if (bytes > MAX_HEADER_BYTES) {
+    throw new InvalidArgumentError(field, `headers total ${bytes} bytes, over ${MAX_HEADER_BYTES}`);
+  }
+}
+
+function storeError(err: unknown): UsherError {
+  if (err instanceof UsherError) return err;
+  return new StoreUnavailableError('the message store could not write to disk', err);
+}

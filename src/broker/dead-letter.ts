@@ -1,0 +1,76 @@
+// Headers a message gains when it is dead-lettered. The latest death is in
+// flat headers that are easy to filter on; the first death is written once
+// and never overwritten; `x-usher-deaths` keeps every death as JSON so a
+// message dead-lettered twice (CASES.md C5) shows both.
+
+import type { DeathReason, Message } from '../engine/types.js';
+
+export const DEATH_HEADERS = {
+  reason: 'x-usher-death-reason',
+  queue: 'x-usher-death-queue',
+  attempts: 'x-usher-death-attempts',
+  time: 'x-usher-death-time',
+  count: 'x-usher-death-count',
+  firstReason: 'x-usher-first-death-reason',
+  firstQueue: 'x-usher-first-death-queue',
+  firstTime: 'x-usher-first-death-time',
+  history: 'x-usher-deaths',
+} as const;
+
+export interface DeathRecord {
+  reason: DeathReason;
+  queue: string;
+  attempts: number;
+  time: string;
+  publishedAt: string;
+  /** When the message would have expired, had it stayed. */
+  expiresAt?: string;
+  /** The consumer's last nack reason, when it gave one. */
+  error?: string;
+}
+
+/** The headers of `message` after it dies in `queue` for `reason`. */
+export function deathHeaders(
+  message: Message,
+  queue: string,
+  reason: DeathReason,
+  now: number,
+  error: string | undefined,
+): Record<string, string> {
+  const time = new Date(now).toISOString();
+  const record: DeathRecord = {
+    reason,
+    queue,
+    attempts: message.failures,
+    time,
+    publishedAt: new Date(message.publishedAt).toISOString(),
+  };
+  if (message.expiresAt !== null) record.expiresAt = new Date(message.expiresAt).toISOString();
+  if (error !== undefined) record.error = error;
+
+  const headers = { ...message.headers };
+  const history = parseHistory(headers[DEATH_HEADERS.history]);
+  history.push(record);
+
+  headers[DEATH_HEADERS.reason] = reason;
+  headers[DEATH_HEADERS.queue] = queue;
+  headers[DEATH_HEADERS.attempts] = String(message.failures);
+  headers[DEATH_HEADERS.time] = time;
+  headers[DEATH_HEADERS.count] = String(history.length);
+  headers[DEATH_HEADERS.firstReason] ??= reason;
+  headers[DEATH_HEADERS.firstQueue] ??= queue;
+  headers[DEATH_HEADERS.firstTime] ??= time;
+  headers[DEATH_HEADERS.history] = JSON.stringify(history);
+  return headers;
+}
+
+function parseHistory(text: string | undefined): DeathRecord[] {
+  if (text === undefined) return [];
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return Array.isArray(parsed) ? (parsed as DeathRecord[]) : [];
+  } catch {
+    // A producer may have set the header to anything; start a new history.
+    return [];
+  }
+}

@@ -1,0 +1,146 @@
+// The broker's face toward protocol adapters (HTTP now, AMQP later): every
+// call names a queue, validates its input and throws UsherError subclasses
+// from src/errors.ts on bad input.
+
+import type { QueueSettings } from '../engine/types.js';
+
+/** Queue settings as a caller gives them: anything left out takes the default. */
+export type QueueSettingsInput = Partial<
+  Omit<QueueSettings, 'backoff'> & { backoff: Partial<QueueSettings['backoff']> }
+>;
+
+export interface QueueStats {
+  /** Deliverable now. */
+  ready: number;
+  /** Leased to a consumer, waiting for ack or nack. */
+  inFlight: number;
+  /** Waiting for a delay or retry backoff to pass. */
+  delayed: number;
+  /** ready + inFlight + delayed. */
+  total: number;
+  /** Body bytes of every message in the queue. */
+  bytes: number;
+  published: number;
+  delivered: number;
+  acked: number;
+  nacked: number;
+  /** Leases that ran out without ack or nack. */
+  leaseExpired: number;
+  deadLettered: number;
+  expired: number;
+  /** Dead-lettered or expired with no dead-letter queue to take them. */
+  dropped: number;
+  duplicates: number;
+  /** Age in ms of the oldest ready message; 0 when none is ready. */
+  oldestReadyAgeMs: number;
+}
+
+export interface QueueInfo {
+  name: string;
+  settings: QueueSettings;
+  stats: QueueStats;
+  /** Queues that name this one as their dead-letter queue. */
+  deadLetterSources: string[];
+}
+
+export interface PublishInput {
+  /** Producer's id; generated when absent. Repeats within the queue's dedup window are stored once. */
+  id?: string;
+  body: Buffer;
+  headers?: Record<string, string>;
+  /** 0 (lowest) to 9 (highest); default 0. */
+  priority?: number;
+  /** FIFO message group. */
+  group?: string | null;
+  delayMs?: number;
+  /** Time to live; the queue's messageTtlMs applies when shorter. */
+  ttlMs?: number;
+}
+
+export interface PublishResult {
+  id: string;
+  /** True when this id was already stored within the dedup window. */
+  duplicate: boolean;
+}
+
+export interface ReceiveOptions {
+  /** At most this many messages (1 to 1000). */
+  max: number;
+  /** Long poll: wait up to this long for the first message. */
+  waitMs: number;
+  /** Lease length; the queue's visibilityTimeoutMs when absent. */
+  visibilityTimeoutMs?: number;
+  /** Aborts a long poll (client went away). */
+  signal?: AbortSignal;
+}
+
+export interface ReceivedMessage {
+  id: string;
+  queue: string;
+  receipt: string;
+  body: Buffer;
+  headers: Record<string, string>;
+  priority: number;
+  group: string | null;
+  /** 1 on first delivery. */
+  attempt: number;
+  redelivered: boolean;
+  publishedAt: number;
+  leaseDeadline: number;
+}
+
+export interface NackOptions {
+  /** false dead-letters the message now; default true. */
+  requeue?: boolean;
+  /** Retry after this delay instead of the queue's backoff. */
+  delayMs?: number;
+  /** Why processing failed; kept with the message. */
+  reason?: string;
+}
+
+/** A message as listed without leasing it (DLQ inspection). */
+export interface PeekedMessage {
+  id: string;
+  body: Buffer;
+  headers: Record<string, string>;
+  priority: number;
+  group: string | null;
+  state: 'ready' | 'delayed' | 'in-flight';
+  failures: number;
+  publishedAt: number;
+  availableAt: number;
+  expiresAt: number | null;
+}
+
+export interface RedriveOptions {
+  /** Target queue; default: each message's source queue from its death headers. */
+  to?: string;
+  /** Move at most this many. */
+  max?: number;
+}
+
+export interface BrokerApi {
+  createQueue(
+    name: string,
+    settings: QueueSettingsInput,
+  ): Promise<{ created: boolean; queue: QueueInfo }>;
+  listQueues(): QueueInfo[];
+  getQueue(name: string): QueueInfo;
+  purgeQueue(name: string): Promise<{ purged: number }>;
+  deleteQueue(name: string): Promise<void>;
+
+  publish(queue: string, messages: PublishInput[]): Promise<PublishResult[]>;
+  receive(queue: string, options: ReceiveOptions): Promise<ReceivedMessage[]>;
+  /** Settles leases; each receipt answers true (acked) or false (not a current lease). */
+  ack(queue: string, receipts: string[]): Promise<boolean[]>;
+  nack(queue: string, receipt: string, options: NackOptions): Promise<void>;
+  /** Sets the lease to run out `timeoutMs` from now; returns the new deadline. */
+  extend(queue: string, receipt: string, timeoutMs: number): Promise<number>;
+
+  peek(queue: string, options: { limit: number; offset: number }): PeekedMessage[];
+  redrive(queue: string, options: RedriveOptions): Promise<{ moved: number }>;
+
+  health(): { status: 'ok' | 'degraded'; uptimeMs: number; queues: number; store: Record<string, number> };
+  /** Lets a caller wait for shutdown; rejects new work with BrokerClosedError once closing. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,485 @@
+// One queue's state and scheduling rules, as pure logic: no I/O, no timers,
+// no wall clock. Every call takes `now`; the broker persists what the
+// engine reports and arms a timer for `nextWakeAt()`.
+//
+// Best-effort queues deliver the highest priority first, then by arrival
+// (seq). FIFO queues keep strict seq order within a message group: a group
+// delivers nothing while one of its messages is in flight or its head waits
+// for a retry or delay, and ready groups take turns (DESIGN.md, semantics).
+
+import { backoffDelay } from './backoff.js';
+import { Heap } from './heap.js';
+import type { DeathReason, Delivery, Message, QueueSettings } from './types.js';
+
+/** What became of a message that left the in-flight or waiting state. */
+export type Outcome =
+  | { kind: 'retry'; message: Message }
+  | { kind: 'dead'; message: Message; reason: DeathReason };
+
+export interface NackRequest {
+  requeue: boolean;
+  delayMs?: number;
+}
+
+export interface EngineOptions {
+  /** Uniform random in [0, 1), for backoff jitter; injectable for tests. */
+  random?: () => number;
+  /** First delivery number for receipts; the broker passes its boot time so
+   * a receipt from before a restart never matches a lease after it. */
+  receiptBase?: number;
+}
+
+interface TimedEntry {
+  at: number;
+  message: Message;
+}
+
+interface Group {
+  readonly key: string;
+  readonly waiting: Heap<Message>;
+  inFlight: number;
+  inRing: boolean;
+}
+
+const bySeq = (a: Message, b: Message) => a.seq < b.seq;
+const byPriorityThenSeq = (a: Message, b: Message) =>
+  a.priority !== b.priority ? a.priority > b.priority : a.seq < b.seq;
+const byTime = (a: TimedEntry, b: TimedEntry) => a.at < b.at;
+const DEFAULT_GROUP = '';
+
+export class QueueEngine {
+  readonly name: string;
+  settings: QueueSettings;
+
+  private readonly messages = new Map<number, Message>();
+  private readonly leases = new Map<string, Message>();
+
+  // Best-effort ready messages; FIFO queues use `groups` and `ring`.
+  private readonly ready = new Heap<Message>(byPriorityThenSeq);
+  private readonly groups = new Map<string, Group>();
+  private readonly ring: Group[] = [];
+  private ringHead = 0;
+
+  private readonly delayed = new Heap<TimedEntry>(byTime);
+  private readonly leaseDeadlines = new Heap<TimedEntry>(byTime);
+  private readonly expiries = new Heap<TimedEntry>(byTime);
+
+  private readonly seenIds = new Map<string, number>();
+  private readonly seenOrder: { at: number; id: string }[] = [];
+  private seenHead = 0;
+
+  private readonly random: () => number;
+  private deliveryCounter: number;
+
+  /** Current contents. */
+  readonly counts = { ready: 0, delayed: 0, inFlight: 0, bytes: 0 };
+  /** Counters since start; the broker adds what only it sees. */
+  readonly totals = {
+    published: 0,
+    delivered: 0,
+    acked: 0,
+    nacked: 0,
+    leaseExpired: 0,
+    deadLettered: 0,
+    expired: 0,
+    dropped: 0,
+    duplicates: 0,
+  };
+
+  private outbox: Outcome[] = [];
+
+  constructor(name: string, settings: QueueSettings, options: EngineOptions = {}) {
+    this.name = name;
+    this.settings = settings;
+    this.random = options.random ?? Math.random;
+    this.deliveryCounter = options.receiptBase ?? 0;
+  }
+
+  get size(): number {
+    return this.messages.size;
+  }
+
+  has(seq: number): boolean {
+    return this.messages.has(seq);
+  }
+
+  get(seq: number): Message | undefined {
+    return this.messages.get(seq);
+  }
+
+  /** Messages in arrival order, for listing without leasing. */
+  values(): IterableIterator<Message> {
+    return this.messages.values();
+  }
+
+  // --- deduplication --------------------------------------------------
+
+  /** True when `id` was published within the dedup window before `now`. */
+  isDuplicate(id: string, now: number): boolean {
+    this.forgetOldIds(now);
+    return this.seenIds.has(id);
+  }
+
+  rememberId(id: string, publishedAt: number): void {
+    if (this.settings.dedupWindowMs <= 0) return;
+    this.seenIds.set(id, publishedAt);
+    this.seenOrder.push({ at: publishedAt, id });
+  }
+
+  /** Undoes rememberId for a publish that failed to reach the disk. */
+  forgetId(id: string): void {
+    this.seenIds.delete(id);
+  }
+
+  private forgetOldIds(now: number): void {
+    const horizon = now - this.settings.dedupWindowMs;
+    const order = this.seenOrder;
+    while (this.seenHead < order.length && order[this.seenHead].at <= horizon) {
+      const { id } = order[this.seenHead];
+      if (this.seenIds.get(id) === order[this.seenHead].at) this.seenIds.delete(id);
+      this.seenHead++;
+    }
+    if (this.seenHead > 1024 && this.seenHead * 2 > order.length) {
+      order.splice(0, this.seenHead);
+      this.seenHead = 0;
+    }
+  }
+
+  // --- adding ---------------------------------------------------------
+
+  /** Adds a message that is already durable. It must be a fresh object. */
+  enqueue(message: Message, now: number): void {
+    message.lease = null;
+    this.messages.set(message.seq, message);
+    this.counts.bytes += message.body.length;
+
+    if (message.expiresAt !== null) {
+      this.expiries.push({ at: message.expiresAt, message });
+    }
+    if (this.settings.fifo) this.groupOf(message).waiting.push(message);
+    this.makeWaitingOrReady(message, now);
+  }
+
+  private makeWaitingOrReady(message: Message, now: number): void {
+    if (message.availableAt > now) {
+      message.state = 'delayed';
+      this.counts.delayed++;
+      this.delayed.push({ at: message.availableAt, message });
+      return;
+    }
+    message.state = 'ready';
+    this.counts.ready++;
+    if (this.settings.fifo) this.offerGroup(this.groupOf(message));
+    else this.ready.push(message);
+  }
+
+  // --- delivering -----------------------------------------------------
+
+  /** Leases up to `max` deliverable messages for `leaseMs`. */
+  receive(now: number, max: number, leaseMs: number): Delivery[] {
+    this.tickDelayed(now);
+    const deliveries: Delivery[] = [];
+
+    if (this.settings.fifo) this.receiveFromGroups(now, max, leaseMs, deliveries);
+    else this.receiveByPriority(now, max, leaseMs, deliveries);
+    return deliveries;
+  }
+
+  private receiveByPriority(
+    now: number,
+    max: number,
+    leaseMs: number,
+    out: Delivery[],
+  ): void {
+    while (out.length < max) {
+      const message = this.ready.pop();
+      if (message === undefined) return;
+      if (!this.isCurrent(message, 'ready')) continue;
+      if (this.expireIfDue(message, now)) continue;
+      out.push(this.lease(message, now, leaseMs));
+    }
+  }
+
+  private receiveFromGroups(
+    now: number,
+    max: number,
+    leaseMs: number,
+    out: Delivery[],
+  ): void {
+    while (out.length < max && this.ringHead < this.ring.length) {
+      const group = this.ring[this.ringHead++];
+      group.inRing = false;
+      if (group.inFlight > 0) continue;
+
+      // A group hands out consecutive heads in order within one receive,
+      // then stays blocked until all of them settle.
+      while (out.length < max) {
+        const head = this.headOf(group);
+        if (head === undefined || head.state !== 'ready') break;
+        group.waiting.pop();
+        if (this.expireIfDue(head, now)) continue;
+        group.inFlight++;
+        out.push(this.lease(head, now, leaseMs));
+      }
+    }
+    this.compactRing();
+  }
+
+  private lease(message: Message, now: number, leaseMs: number): Delivery {
+    const receipt = `${message.seq.toString(36)}.${(this.deliveryCounter++).toString(36)}`;
+    const deadline = now + leaseMs;
+
+    message.state = 'in-flight';
+    message.lease = { receipt, deadline };
+    this.counts.ready--;
+    this.counts.inFlight++;
+    this.totals.delivered++;
+    this.leases.set(receipt, message);
+    this.leaseDeadlines.push({ at: deadline, message });
+
+    return { message, receipt, attempt: message.failures + 1, leaseDeadline: deadline };
+  }
+
+  // --- settling -------------------------------------------------------
+
+  /** Settles a lease; undefined when the receipt is not a current lease. */
+  ack(receipt: string): Message | undefined {
+    const message = this.leases.get(receipt);
+    if (message === undefined) return undefined;
+
+    this.detach(message);
+    this.totals.acked++;
+    this.reopenGroupOf(message);
+    return message;
+  }
+
+  /** Ends a delivery as failed; false when the receipt is not a current lease. */
+  nack(receipt: string, now: number, request: NackRequest): boolean {
+    const message = this.leases.get(receipt);
+    if (message === undefined) return false;
+
+    this.totals.nacked++;
+    this.fail(message, now, request.requeue, request.delayMs);
+    return true;
+  }
+
+  /** Moves a lease's deadline to `now + timeoutMs`; undefined if not current. */
+  extend(receipt: string, now: number, timeoutMs: number): number | undefined {
+    const message = this.leases.get(receipt);
+    if (message === undefined || message.lease === null) return undefined;
+
+    message.lease.deadline = now + timeoutMs;
+    this.leaseDeadlines.push({ at: message.lease.deadline, message });
+    return message.lease.deadline;
+  }
+
+  private fail(
+    message: Message,
+    now: number,
+    requeue: boolean,
+    delayMs: number | undefined,
+  ): void {
+    message.failures++;
+    const { maxAttempts } = this.settings;
+
+    if (!requeue) this.kill(message, 'rejected');
+    else if (maxAttempts > 0 && message.failures >= maxAttempts) {
+      this.kill(message, 'max-attempts');
+    } else if (message.expiresAt !== null && message.expiresAt <= now) {
+      this.kill(message, 'expired');
+    } else {
+      this.releaseLease(message);
+      const delay =
+        delayMs ?? backoffDelay(this.settings.backoff, message.failures, this.random);
+      message.availableAt = now + delay;
+      if (this.settings.fifo) this.groupOf(message).waiting.push(message);
+      this.makeWaitingOrReady(message, now);
+      this.outbox.push({ kind: 'retry', message });
+    }
+    this.reopenGroupOf(message);
+  }
+
+  /** Ends a lease whose message stays in the queue. */
+  private releaseLease(message: Message): void {
+    if (message.lease !== null) this.leases.delete(message.lease.receipt);
+    message.lease = null;
+    this.counts.inFlight--;
+    if (this.settings.fifo) this.groupOf(message).inFlight--;
+  }
+
+  private kill(message: Message, reason: DeathReason): void {
+    this.detach(message);
+    if (reason === 'expired') this.totals.expired++;
+    this.outbox.push({ kind: 'dead', message, reason });
+  }
+
+  // --- time -----------------------------------------------------------
+
+  /** Releases due delays, redelivers expired leases, expires old messages. */
+  tick(now: number): void {
+    this.tickDelayed(now);
+
+    for (let entry = this.leaseDeadlines.peek(); entry !== undefined && entry.at <= now;
+      entry = this.leaseDeadlines.peek()) {
+      this.leaseDeadlines.pop();
+      const { message } = entry;
+      if (!this.isCurrent(message, 'in-flight') || message.lease?.deadline !== entry.at) {
+        continue;
+      }
+      this.totals.leaseExpired++;
+      this.fail(message, now, true, 0);
+    }
+
+    for (let entry = this.expiries.peek(); entry !== undefined && entry.at <= now;
+      entry = this.expiries.peek()) {
+      this.expiries.pop();
+      const { message } = entry;
+      // An in-flight message is judged when its lease ends, not mid-lease.
+      if (this.messages.get(message.seq) !== message) continue;
+      if (message.state === 'in-flight') continue;
+      this.kill(message, 'expired');
+    }
+  }
+
+  private tickDelayed(now: number): void {
+    for (let entry = this.delayed.peek(); entry !== undefined && entry.at <= now;
+      entry = this.delayed.peek()) {
+      this.delayed.pop();
+      const { message } = entry;
+      if (!this.isCurrent(message, 'delayed') || message.availableAt !== entry.at) continue;
+
+      message.state = 'ready';
+      this.counts.delayed--;
+      this.counts.ready++;
+      if (this.settings.fifo) this.offerGroup(this.groupOf(message));
+      else this.ready.push(message);
+    }
+  }
+
+  /** The earliest time at which tick() has work, or null. */
+  nextWakeAt(): number | null {
+    let earliest: number | null = null;
+    for (const heap of [this.delayed, this.leaseDeadlines, this.expiries]) {
+      const top = heap.peek();
+      if (top !== undefined && (earliest === null || top.at < earliest)) earliest = top.at;
+    }
+    return earliest;
+  }
+
+  hasOutcomes(): boolean {
+    return this.outbox.length > 0;
+  }
+
+  /** Outcomes the broker must persist and act on, oldest first. */
+  takeOutcomes(): Outcome[] {
+    if (this.outbox.length === 0) return NO_OUTCOMES;
+    const outcomes = this.outbox;
+    this.outbox = [];
+    return outcomes;
+  }
+
+  // --- removing -------------------------------------------------------
+
+  /** Removes every message not in flight; returns their seqs. */
+  purge(): number[] {
+    const removed: number[] = [];
+    for (const message of this.messages.values()) {
+      if (message.state === 'in-flight') continue;
+      removed.push(message.seq);
+      this.detach(message);
+    }
+    this.ready.clear();
+    this.delayed.clear();
+    for (const group of this.groups.values()) group.waiting.clear();
+    return removed;
+  }
+
+  /** Takes a message out (for a move to another queue); undefined if in flight. */
+  take(seq: number): Message | undefined {
+    const message = this.messages.get(seq);
+    if (message === undefined || message.state === 'in-flight') return undefined;
+    this.detach(message);
+    return message;
+  }
+
+  private detach(message: Message): void {
+    this.messages.delete(message.seq);
+    this.counts.bytes -= message.body.length;
+    if (message.state === 'ready') this.counts.ready--;
+    else if (message.state === 'delayed') this.counts.delayed--;
+    else {
+      this.counts.inFlight--;
+      if (this.settings.fifo) this.groupOf(message).inFlight--;
+      if (message.lease !== null) this.leases.delete(message.lease.receipt);
+      message.lease = null;
+    }
+  }
+
+  private expireIfDue(message: Message, now: number): boolean {
+    if (message.expiresAt === null || message.expiresAt > now) return false;
+    this.kill(message, 'expired');
+    return true;
+  }
+
+  private isCurrent(message: Message, state: Message['state']): boolean {
+    return message.state === state && this.messages.get(message.seq) === message;
+  }
+
+  // --- FIFO groups ----------------------------------------------------
+
+  private groupOf(message: Message): Group {
+    const key = message.group ?? DEFAULT_GROUP;
+    let group = this.groups.get(key);
+    if (group === undefined) {
+      group = { key, waiting: new Heap<Message>(bySeq), inFlight: 0, inRing: false };
+      this.groups.set(key, group);
+    }
+    return group;
+  }
+
+  /** The group's first live waiting message, dropping stale entries. */
+  private headOf(group: Group): Message | undefined {
+    for (let head = group.waiting.peek(); head !== undefined; head = group.waiting.peek()) {
+      if (this.messages.get(head.seq) === head && head.state !== 'in-flight') return head;
+      group.waiting.pop();
+    }
+    if (group.inFlight === 0) this.groups.delete(group.key);
+    return undefined;
+  }
+
+  private offerGroup(group: Group): void {
+    if (group.inRing || group.inFlight > 0) return;
+    group.inRing = true;
+    this.ring.push(group);
+  }
+
+  /** After a group's message settles, lets the group deliver again. */
+  private reopenGroupOf(message: Message): void {
+    if (!this.settings.fifo) return;
+    const group = this.groupOf(message);
+    if (group.inFlight > 0) return;
+    if (this.headOf(group)?.state === 'ready') this.offerGroup(group);
+  }
+
+  private compactRing(): void {
+    if (this.ringHead > 0 && this.ringHead * 2 >= this.ring.length) {
+      this.ring.splice(0, this.ringHead);
+      this.ringHead = 0;
+    }
+  }
+
+  // --- reading --------------------------------------------------------
+
+  /** Age of the oldest ready message (by publish time), 0 when none. */
+  oldestReadyAgeMs(now: number): number {
+    let scanned = 0;
+    for (const message of this.messages.values()) {
+      if (message.state === 'ready') return Math.max(0, now - message.publishedAt);
+      // TODO(#3): keep the oldest ready message indexed instead of scanning.
+      if (++scanned > 10_000) break;
+    }
+    return 0;
+  }
+}
+
+const NO_OUTCOMES: Outcome[] = [];

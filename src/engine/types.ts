@@ -1,0 +1,84 @@
+// The shapes the queue engine works with. Times are epoch milliseconds taken
+// from a clock the caller passes in, so the engine never reads the wall
+// clock itself and tests never sleep.
+
+export interface BackoffSettings {
+  /** Delay before the first retry. */
+  initialMs: number;
+  /** Each later retry waits this many times longer than the one before. */
+  multiplier: number;
+  /** No retry waits longer than this. */
+  maxMs: number;
+  /** Fraction (0 to 1) of the delay randomised away, to spread retry storms. */
+  jitter: number;
+}
+
+export interface QueueSettings {
+  /** Strict order within a message group instead of priority order. */
+  fifo: boolean;
+  /** Deliveries allowed before a message is dead-lettered; 0 = unlimited. */
+  maxAttempts: number;
+  backoff: BackoffSettings;
+  /** How long a receive leases a message before it is redelivered. */
+  visibilityTimeoutMs: number;
+  /** Where failed and expired messages go; null drops them (counted). */
+  deadLetter: string | null;
+  /** Default time to live of a message in this queue; null = forever. */
+  messageTtlMs: number | null;
+  /** A message id seen again within this window is stored once. */
+  dedupWindowMs: number;
+}
+
+export const DEFAULT_SETTINGS: QueueSettings = {
+  fifo: false,
+  maxAttempts: 10,
+  backoff: { initialMs: 1_000, multiplier: 2, maxMs: 60_000, jitter: 0.1 },
+  visibilityTimeoutMs: 30_000,
+  deadLetter: null,
+  messageTtlMs: null,
+  dedupWindowMs: 5 * 60_000,
+};
+
+export const MIN_PRIORITY = 0;
+export const MAX_PRIORITY = 9;
+
+/** Why a message left its queue for the dead-letter queue. */
+export type DeathReason = 'rejected' | 'max-attempts' | 'expired';
+
+export type MessageState = 'ready' | 'delayed' | 'in-flight';
+
+export interface Message {
+  /** Store-wide sequence number; the message's identity in the log. */
+  readonly seq: number;
+  /** The producer's id (or a generated one); used for deduplication. */
+  readonly id: string;
+  priority: number;
+  /** FIFO message group; null puts it in the queue's default group. */
+  readonly group: string | null;
+  headers: Record<string, string>;
+  readonly body: Buffer;
+  readonly publishedAt: number;
+  /** Not deliverable before this time (delay or retry backoff). */
+  availableAt: number;
+  /** Dead-lettered as expired after this time; null = never. */
+  expiresAt: number | null;
+  /** Deliveries that ended without an ack. */
+  failures: number;
+  state: MessageState;
+  /** Set while in flight. */
+  lease: Lease | null;
+}
+
+export interface Lease {
+  readonly receipt: string;
+  deadline: number;
+}
+
+/** One message handed to a consumer. */
+export interface Delivery {
+  readonly message: Message;
+  readonly receipt: string;
+  /** 1 on the first delivery. */
+  readonly attempt: number;
+  readonly leaseDeadline: number;
+}

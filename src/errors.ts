@@ -1,0 +1,144 @@
+// Every error Usher raises on purpose: one base class with a stable string
+// `code`, one small subclass per condition. The HTTP layer maps `status`
+// onto the response; `field` names the offending request field when there
+// is one. test/errors.test.ts checks that every code is documented in
+// docs/errors.md.
+
+export class UsherError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly field: string | undefined;
+
+  constructor(
+    code: string,
+    status: number,
+    message: string,
+    options: { field?: string; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    this.field = options.field;
+  }
+}
+
+export class InvalidArgumentError extends UsherError {
+  constructor(field: string, message: string) {
+    super('INVALID_ARGUMENT', 400, message, { field });
+  }
+}
+
+export class QueueNotFoundError extends UsherError {
+  constructor(queue: string) {
+    super('QUEUE_NOT_FOUND', 404, `queue "${queue}" does not exist`, {
+      field: 'queue',
+    });
+  }
+}
+
+export class QueueExistsError extends UsherError {
+  constructor(queue: string, difference: string) {
+    super(
+      'QUEUE_EXISTS',
+      409,
+      `queue "${queue}" already exists with different settings (${difference})`,
+      { field: 'queue' },
+    );
+  }
+}
+
+export class ReceiptNotFoundError extends UsherError {
+  constructor(receipt: string) {
+    super(
+      'RECEIPT_NOT_FOUND',
+      404,
+      `receipt "${receipt}" is not a current lease: it was settled, ` +
+        'its lease expired, or it never existed',
+      { field: 'receipt' },
+    );
+  }
+}
+
+export class MessageTooLargeError extends UsherError {
+  /** `field` locates the body in a batch, e.g. `messages.3.body`. */
+  constructor(size: number, limit: number, field = 'body') {
+    super(
+      'MESSAGE_TOO_LARGE',
+      413,
+      `message body of ${size} bytes exceeds the limit of ${limit} bytes`,
+      { field },
+    );
+  }
+}
+
+export class StoreUnavailableError extends UsherError {
+  constructor(message: string, cause?: unknown) {
+    super('STORE_UNAVAILABLE', 503, message, { cause });
+  }
+}
+
+export class BrokerClosedError extends UsherError {
+  constructor() {
+    super('BROKER_CLOSED', 503, 'the broker is shutting down');
+  }
+}
+
+// Refusals of the HTTP layer itself, before a request reaches the broker.
+
+export class InvalidJsonError extends UsherError {
+  constructor(detail: string) {
+    super('INVALID_JSON', 400, `request body is not valid JSON: ${detail}`);
+  }
+}
+
+export class InvalidUtf8Error extends UsherError {
+  constructor() {
+    super(
+      'INVALID_UTF8',
+      400,
+      'request body is not valid UTF-8; send binary message bodies as ' +
+        '"bodyBase64"',
+    );
+  }
+}
+
+export class PayloadTooLargeError extends UsherError {
+  constructor(limit: number) {
+    super(
+      'PAYLOAD_TOO_LARGE',
+      413,
+      `request body exceeds the limit of ${limit} bytes`,
+    );
+  }
+}
+
+export class UnsupportedMediaTypeError extends UsherError {
+  constructor(contentType: string) {
+    super(
+      'UNSUPPORTED_MEDIA_TYPE',
+      415,
+      `content type "${contentType}" is not supported; send application/json`,
+    );
+  }
+}
+
+export class BadRequestError extends UsherError {
+  constructor(message: string) {
+    super('BAD_REQUEST', 400, message);
+  }
+}
+
+export class RouteNotFoundError extends UsherError {
+  constructor(method: string, url: string) {
+    super('NOT_FOUND', 404, `no route for ${method} ${url}`);
+  }
+}
+
+export class InternalError extends UsherError {
+  constructor(cause?: unknown) {
+    super('INTERNAL', 500, 'internal error; the broker log has details', {
+      cause,
+    });
+  }
+}
