@@ -1,0 +1,440 @@
+// Binary encoding of log records. Every record is one frame; a segment file
+// is a header followed by frames back to back (see segment-file.ts).
+//
+//   frame
+//   +----------------+----------------+--------------------------------+
+//   | payload length | crc32c(payload)| payload                        |
+//   | u32le          | u32le          | u8 type, then the type's fields|
+//   +----------------+----------------+--------------------------------+
+//   0                4                8                     8 + length
+//
+// Field encodings inside a payload:
+//
+//   number    f64le (seqs, times, priorities, counts: all exact below 2^53)
+//   string    u32le byte length, then UTF-8 bytes
+//   nullable  u8 0 = null; u8 1 then the value
+//   headers   u32le count, then count x (string key, string value)
+//   body      u32le byte length, then the bytes; always last
+//
+// Payloads by type (the order fields are written in):
+//
+//   1 queue-declared  name, settings as a JSON string
+//   2 queue-deleted   name
+//   3 published       seq, queue, id, priority, nullable group, headers,
+//                     publishedAt, availableAt, nullable expiresAt,
+//                     failures, body
+//   4 settled         u32le count, count x seq
+//   5 retried         seq, failures, availableAt
+//   6 moved           seq, queue, headers, failures, availableAt,
+//                     nullable expiresAt
+//
+// Strings go through Buffer's UTF-8 encoder, which turns a lone surrogate
+// into U+FFFD: such a string does not survive a round trip unchanged.
+
+import { MessageTooLargeError } from '../errors.js';
+import { crc32c } from './crc32c.js';
+import type {
+  LogRecord,
+  MovedRecord,
+  PublishedRecord,
+  QueueSettingsRecord,
+} from './records.js';
+
+export const FRAME_HEADER_BYTES = 8;
+
+/**
+ * Largest payload a frame may carry. Decoding checks a frame's length
+ * against it before allocating anything, so a corrupt length field cannot
+ * make us reserve gigabytes.
+ */
+export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
+
+const enum RecordType {
+  QueueDeclared = 1,
+  QueueDeleted = 2,
+  Published = 3,
+  Settled = 4,
+  Retried = 5,
+  Moved = 6,
+}
+
+const F64 = 8;
+const U32 = 4;
+const U8 = 1;
+
+/**
+ * Encodes `record` as one complete frame in a single buffer. Throws
+ * MessageTooLargeError if the payload would exceed MAX_RECORD_BYTES.
+ */
+export function encodeRecord(record: LogRecord): Buffer {
+  switch (record.type) {
+    case 'published':
+      return encodePublished(record);
+    case 'moved':
+      return encodeMoved(record);
+    case 'settled': {
+      const seqs = record.seqs;
+      const buf = allocFrame(U8 + U32 + seqs.length * F64);
+      let off = buf.writeUInt8(RecordType.Settled, FRAME_HEADER_BYTES);
+      off = buf.writeUInt32LE(seqs.length, off);
+      for (let i = 0; i < seqs.length; i++) {
+        off = buf.writeDoubleLE(seqs[i], off);
+      }
+      return sealFrame(buf);
+    }
+    case 'retried': {
+      const buf = allocFrame(U8 + 3 * F64);
+      let off = buf.writeUInt8(RecordType.Retried, FRAME_HEADER_BYTES);
+      off = buf.writeDoubleLE(record.seq, off);
+      off = buf.writeDoubleLE(record.failures, off);
+      buf.writeDoubleLE(record.availableAt, off);
+      return sealFrame(buf);
+    }
+    case 'queue-declared': {
+      const settings = JSON.stringify(record.settings);
+      const buf = allocFrame(
+        U8 + stringBytes(record.name) + stringBytes(settings),
+      );
+      let off = buf.writeUInt8(RecordType.QueueDeclared, FRAME_HEADER_BYTES);
+      off = putString(buf, off, record.name);
+      putString(buf, off, settings);
+      return sealFrame(buf);
+    }
+    case 'queue-deleted': {
+      const buf = allocFrame(U8 + stringBytes(record.name));
+      const off = buf.writeUInt8(RecordType.QueueDeleted, FRAME_HEADER_BYTES);
+      putString(buf, off, record.name);
+      return sealFrame(buf);
+    }
+  }
+}
+
+// The hot path: ticket events are ~460-byte `published` records. Sizes are
+// measured first so the whole frame is one allocation, then written in
+// place; the body is the only copy of message data we make.
+function encodePublished(record: PublishedRecord): Buffer {
+  const group = record.group;
+  const expiresAt = record.expiresAt;
+  const payloadBytes =
+    U8 +
+    F64 +
+    stringBytes(record.queue) +
+    stringBytes(record.id) +
+    F64 +
+    U8 +
+    (group === null ? 0 : stringBytes(group)) +
+    headersBytes(record.headers) +
+    2 * F64 +
+    U8 +
+    (expiresAt === null ? 0 : F64) +
+    F64 +
+    U32 +
+    record.body.length;
+  const buf = allocFrame(payloadBytes);
+
+  let off = buf.writeUInt8(RecordType.Published, FRAME_HEADER_BYTES);
+  off = buf.writeDoubleLE(record.seq, off);
+  off = putString(buf, off, record.queue);
+  off = putString(buf, off, record.id);
+  off = buf.writeDoubleLE(record.priority, off);
+  if (group === null) {
+    off = buf.writeUInt8(0, off);
+  } else {
+    off = buf.writeUInt8(1, off);
+    off = putString(buf, off, group);
+  }
+  off = putHeaders(buf, off, record.headers);
+  off = buf.writeDoubleLE(record.publishedAt, off);
+  off = buf.writeDoubleLE(record.availableAt, off);
+  off = putNullableNumber(buf, off, expiresAt);
+  off = buf.writeDoubleLE(record.failures, off);
+  off = buf.writeUInt32LE(record.body.length, off);
+  record.body.copy(buf, off);
+
+  return sealFrame(buf);
+}
+
+function encodeMoved(record: MovedRecord): Buffer {
+  const payloadBytes =
+    U8 +
+    F64 +
+    stringBytes(record.queue) +
+    headersBytes(record.headers) +
+    2 * F64 +
+    U8 +
+    (record.expiresAt === null ? 0 : F64);
+  const buf = allocFrame(payloadBytes);
+
+  let off = buf.writeUInt8(RecordType.Moved, FRAME_HEADER_BYTES);
+  off = buf.writeDoubleLE(record.seq, off);
+  off = putString(buf, off, record.queue);
+  off = putHeaders(buf, off, record.headers);
+  off = buf.writeDoubleLE(record.failures, off);
+  off = buf.writeDoubleLE(record.availableAt, off);
+  putNullableNumber(buf, off, record.expiresAt);
+
+  return sealFrame(buf);
+}
+
+function allocFrame(payloadBytes: number): Buffer {
+  if (payloadBytes > MAX_RECORD_BYTES) {
+    throw new MessageTooLargeError(payloadBytes, MAX_RECORD_BYTES);
+  }
+  const buf = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payloadBytes);
+  buf.writeUInt32LE(payloadBytes, 0);
+  return buf;
+}
+
+// Fills in the checksum once the payload is written.
+function sealFrame(buf: Buffer): Buffer {
+  const payload = buf.subarray(FRAME_HEADER_BYTES);
+  buf.writeUInt32LE(crc32c(payload), 4);
+  return buf;
+}
+
+function stringBytes(value: string): number {
+  return U32 + Buffer.byteLength(value, 'utf8');
+}
+
+function headersBytes(headers: Record<string, string>): number {
+  let bytes = U32;
+  for (const key in headers) {
+    bytes += stringBytes(key) + stringBytes(headers[key]);
+  }
+  return bytes;
+}
+
+// Writes the UTF-8 bytes first and the length prefix after, so each string
+// is measured once for sizing and once here, never converted twice.
+function putString(buf: Buffer, off: number, value: string): number {
+  const written = buf.write(value, off + U32, 'utf8');
+  buf.writeUInt32LE(written, off);
+  return off + U32 + written;
+}
+
+function putHeaders(
+  buf: Buffer,
+  off: number,
+  headers: Record<string, string>,
+): number {
+  const countAt = off;
+  let count = 0;
+  off += U32;
+  for (const key in headers) {
+    off = putString(buf, off, key);
+    off = putString(buf, off, headers[key]);
+    count++;
+  }
+  buf.writeUInt32LE(count, countAt);
+  return off;
+}
+
+function putNullableNumber(
+  buf: Buffer,
+  off: number,
+  value: number | null,
+): number {
+  if (value === null) return buf.writeUInt8(0, off);
+  off = buf.writeUInt8(1, off);
+  return buf.writeDoubleLE(value, off);
+}
+
+export type DecodeResult =
+  | { ok: true; record: LogRecord }
+  | { ok: false; reason: string };
+
+/**
+ * Decodes one payload (the bytes after a frame header). Never throws:
+ * a payload that is short, too long for its fields, or names an unknown
+ * type comes back as `{ ok: false, reason }`.
+ *
+ * With `copyBody` false a `published` body is a view into `payload`,
+ * which keeps the whole underlying buffer alive as long as the body is.
+ */
+export function decodePayload(
+  payload: Buffer,
+  copyBody: boolean,
+): DecodeResult {
+  const cursor = new Cursor(payload);
+  try {
+    const record = readRecord(cursor, copyBody);
+    const left = cursor.remaining();
+    if (left !== 0) {
+      return {
+        ok: false,
+        reason: `${left} bytes left after a ${record.type} record`,
+      };
+    }
+    return { ok: true, record };
+  } catch (err) {
+    if (!(err instanceof CorruptPayload)) throw err;
+    return { ok: false, reason: err.message };
+  }
+}
+
+function readRecord(cursor: Cursor, copyBody: boolean): LogRecord {
+  const type = cursor.u8();
+  switch (type) {
+    case RecordType.QueueDeclared:
+      return {
+        type: 'queue-declared',
+        name: cursor.string(),
+        settings: parseSettings(cursor.string()),
+      };
+    case RecordType.QueueDeleted:
+      return { type: 'queue-deleted', name: cursor.string() };
+    case RecordType.Published:
+      return {
+        type: 'published',
+        seq: cursor.f64(),
+        queue: cursor.string(),
+        id: cursor.string(),
+        priority: cursor.f64(),
+        group: cursor.present() ? cursor.string() : null,
+        headers: cursor.headers(),
+        publishedAt: cursor.f64(),
+        availableAt: cursor.f64(),
+        expiresAt: cursor.present() ? cursor.f64() : null,
+        failures: cursor.f64(),
+        body: cursor.bytes(copyBody),
+      };
+    case RecordType.Settled: {
+      const count = cursor.count(F64);
+      const seqs = new Array<number>(count);
+      for (let i = 0; i < count; i++) seqs[i] = cursor.f64();
+      return { type: 'settled', seqs };
+    }
+    case RecordType.Retried:
+      return {
+        type: 'retried',
+        seq: cursor.f64(),
+        failures: cursor.f64(),
+        availableAt: cursor.f64(),
+      };
+    case RecordType.Moved:
+      return {
+        type: 'moved',
+        seq: cursor.f64(),
+        queue: cursor.string(),
+        headers: cursor.headers(),
+        failures: cursor.f64(),
+        availableAt: cursor.f64(),
+        expiresAt: cursor.present() ? cursor.f64() : null,
+      };
+    default:
+      throw new CorruptPayload(`unknown record type ${type}`);
+  }
+}
+
+function parseSettings(json: string): QueueSettingsRecord {
+  let settings: unknown;
+  try {
+    settings = JSON.parse(json);
+  } catch {
+    throw new CorruptPayload('queue settings are not valid JSON');
+  }
+  if (
+    typeof settings !== 'object' ||
+    settings === null ||
+    Array.isArray(settings)
+  ) {
+    throw new CorruptPayload('queue settings are not a JSON object');
+  }
+  return settings as QueueSettingsRecord;
+}
+
+// Raised inside the decoder only; decodePayload turns it into a result.
+class CorruptPayload extends Error {}
+
+// Reads fields front to back, checking every length against the bytes
+// that remain before slicing or allocating.
+class Cursor {
+  #buf: Buffer;
+  #off = 0;
+
+  constructor(buf: Buffer) {
+    this.#buf = buf;
+  }
+
+  remaining(): number {
+    return this.#buf.length - this.#off;
+  }
+
+  u8(): number {
+    this.#need(U8, 'u8');
+    return this.#buf.readUInt8(this.#off++);
+  }
+
+  /** The marker before a nullable field: true if a value follows. */
+  present(): boolean {
+    const marker = this.u8();
+    if (marker > 1) throw new CorruptPayload(`null marker ${marker}`);
+    return marker === 1;
+  }
+
+  f64(): number {
+    this.#need(F64, 'f64');
+    const value = this.#buf.readDoubleLE(this.#off);
+    this.#off += F64;
+    return value;
+  }
+
+  /** A u32 element count, checked so `count * minBytes` bytes remain. */
+  count(minBytes: number): number {
+    this.#need(U32, 'count');
+    const count = this.#buf.readUInt32LE(this.#off);
+    this.#off += U32;
+    this.#need(count * minBytes, `${count} elements`);
+    return count;
+  }
+
+  string(): string {
+    const length = this.count(1);
+    const start = this.#off;
+    this.#off += length;
+    return this.#buf.toString('utf8', start, this.#off);
+  }
+
+  headers(): Record<string, string> {
+    // Each header is at least two empty strings: 2 x u32 length.
+    const count = this.count(2 * U32);
+    const headers: Record<string, string> = {};
+    for (let i = 0; i < count; i++) {
+      const key = this.string();
+      const value = this.string();
+      if (key === '__proto__') {
+        // Plain assignment would replace the object's prototype.
+        Object.defineProperty(headers, key, {
+          value,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      } else {
+        headers[key] = value;
+      }
+    }
+    return headers;
+  }
+
+  bytes(copy: boolean): Buffer {
+    const length = this.count(1);
+    const view = this.#buf.subarray(this.#off, this.#off + length);
+    this.#off += length;
+    if (!copy) return view;
+    // A buffer of its own, outside Buffer's shared 8 KiB pool, so a body
+    // kept for days pins only its own bytes.
+    const body = Buffer.allocUnsafeSlow(length);
+    view.copy(body);
+    return body;
+  }
+
+  #need(bytes: number, what: string): void {
+    if (bytes > this.#buf.length - this.#off) {
+      throw new CorruptPayload(
+        `${what} needs ${bytes} bytes at payload offset ${this.#off}, ` +
+          `${this.#buf.length - this.#off} remain`,
+      );
+    }
+  }
+}

@@ -1,0 +1,56 @@
+// The file operations the log store's write path goes through. They are
+// gathered behind one interface so tests can make a write or a sync fail
+// with ENOSPC or EIO without filling a real disk; production uses nodeIo.
+
+import fs from 'node:fs';
+
+export interface StoreIo {
+  /** Opens a file and returns its descriptor (fs.open flags). */
+  open(path: string, flags: string): Promise<number>;
+  /** Writes `buffers` at `position`; resolves with the bytes written. */
+  writev(
+    fd: number,
+    buffers: readonly Buffer[],
+    position: number,
+  ): Promise<number>;
+  fdatasync(fd: number): Promise<void>;
+  ftruncate(fd: number, length: number): Promise<void>;
+  close(fd: number): Promise<void>;
+}
+
+/** StoreIo on node:fs's callback API: one promise per call, no more. */
+export const nodeIo: StoreIo = {
+  open(path, flags) {
+    return new Promise((resolve, reject) => {
+      fs.open(path, flags, 0o644, (err, fd) =>
+        err ? reject(err) : resolve(fd),
+      );
+    });
+  },
+
+  writev(fd, buffers, position) {
+    return new Promise((resolve, reject) => {
+      fs.writev(fd, buffers as Buffer[], position, (err, written) =>
+        err ? reject(err) : resolve(written),
+      );
+    });
+  },
+
+  fdatasync(fd) {
+    return new Promise((resolve, reject) => {
+      fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()));
+    });
+  },
+
+  ftruncate(fd, length) {
+    return new Promise((resolve, reject) => {
+      fs.ftruncate(fd, length, (err) => (err ? reject(err) : resolve()));
+    });
+  },
+
+  close(fd) {
+    return new Promise((resolve, reject) => {
+      fs.close(fd, (err) => (err ? reject(err) : resolve()));
+    });
+  },
+};

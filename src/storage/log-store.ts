@@ -1,0 +1,558 @@
+// Usher's write-ahead log: every durable change is a record appended to a
+// segment file (layout in segment-file.ts, frames in codec.ts). Appends are
+// group-committed, dead segments are deleted oldest first, and compaction
+// copies the few long-lived messages forward so old segments can go.
+
+import { mkdir, unlink } from 'node:fs/promises';
+import { StoreUnavailableError, UsherError } from '../errors.js';
+import { encodeRecord } from './codec.js';
+import { type StoreIo, nodeIo } from './io.js';
+import { Ledger, type SegmentState } from './ledger.js';
+import type { LogRecord, PublishedRecord } from './records.js';
+import { recover } from './recovery.js';
+import {
+  encodeSegmentHeader,
+  fsyncDir,
+  segmentPath,
+} from './segment-file.js';
+
+/** The part of a pino logger the store uses; tests pass a silent one. */
+export interface StoreLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface LogStoreOptions {
+  /** Directory of segment files; created if missing. */
+  dir: string;
+  /** Start a new segment once a batch takes the active one past this. */
+  segmentBytes?: number;
+  /**
+   * true (default): fdatasync before a batch is confirmed. false: confirm
+   * once write() has handed the batch to the OS.
+   */
+  sync?: boolean;
+  logger: StoreLogger;
+  /**
+   * Current state of a live message as a `published` record with the same
+   * seq, or undefined if it is not live. Used by compaction to copy the
+   * message forward. The copy lands in the log after every record already
+   * passed to `append`, so it must reflect those records' changes, durable
+   * or not; otherwise replay would undo them. Returning undefined is always
+   * safe: the message is simply not copied this round.
+   */
+  snapshotMessage(seq: number): PublishedRecord | undefined;
+  /** File operations of the write path; tests inject faults here. */
+  io?: StoreIo;
+}
+
+export type LogStoreStats = {
+  segments: number;
+  /** Bytes in all segment files. */
+  diskBytes: number;
+  liveMessages: number;
+  /** Frame bytes of each live message's latest `published` record. */
+  liveBytes: number;
+  /** Bad tails cut off (and unborn segments removed) at open. */
+  corruptTails: number;
+  /** Bytes of batches that landed; failed batches are not counted. */
+  bytesWritten: number;
+  /** Batches that landed. */
+  batches: number;
+  syncs: number;
+  /** Messages copied forward by compaction. */
+  compactedMessages: number;
+};
+
+const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+// One compaction round copies at most this much, so a segment full of
+// live messages is moved over several batches rather than one huge one.
+const COMPACTION_MAX_MESSAGES = 1024;
+const COMPACTION_MAX_BYTES = 8 * 1024 * 1024;
+
+interface ActiveSegment extends SegmentState {
+  fd: number;
+}
+
+// Records gathered while the previous batch is being written. Every append
+// that joins shares one promise, made when the first one joins.
+class Batch {
+  readonly frames: Buffer[] = [];
+  readonly records: LogRecord[] = [];
+  bytes = 0;
+  /** Compaction copies in this batch. */
+  copies = 0;
+  #promise: Promise<void> | undefined;
+  #resolve: () => void = noop;
+  #reject: (err: Error) => void = noop;
+
+  get promise(): Promise<void> {
+    this.#promise ??= new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    return this.#promise;
+  }
+
+  resolve(): void {
+    this.#resolve();
+  }
+
+  reject(err: Error): void {
+    this.#reject(err);
+  }
+}
+
+export class LogStore {
+  readonly #dir: string;
+  readonly #segmentBytes: number;
+  readonly #sync: boolean;
+  readonly #logger: StoreLogger;
+  readonly #snapshotMessage: (seq: number) => PublishedRecord | undefined;
+  readonly #io: StoreIo;
+  readonly #ledger: Ledger;
+
+  /** Oldest first; the active segment is always last. */
+  readonly #segments: SegmentState[];
+  #active!: ActiveSegment;
+  #nextSegmentId: number;
+  #lastSeq: number;
+
+  #gathering = new Batch();
+  #writing = false;
+  #idleWaiters: Array<() => void> = [];
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  /** Set when a failed batch could not be cut back: nothing is accepted. */
+  #failure: StoreUnavailableError | undefined;
+  #compacting = false;
+  #stalledSegment: SegmentState | undefined;
+
+  #diskBytes = 0;
+  #corruptTails: number;
+  #bytesWritten = 0;
+  #batches = 0;
+  #syncs = 0;
+  #compactedMessages = 0;
+
+  /**
+   * Opens the log in `options.dir`, replaying every valid record in log
+   * order before resolving. Writing always continues in a new segment.
+   */
+  static async open(
+    options: LogStoreOptions,
+    replay: (record: LogRecord) => void,
+  ): Promise<LogStore> {
+    const ledger = new Ledger();
+    let replayFailed = false;
+    try {
+      await mkdir(options.dir, { recursive: true });
+      const recovered = await recover(
+        options.dir,
+        ledger,
+        options.logger,
+        (record) => {
+          try {
+            replay(record);
+          } catch (err) {
+            replayFailed = true;
+            throw err;
+          }
+        },
+      );
+
+      const store = new LogStore(options, ledger, recovered);
+      store.#startSegment(await store.#createSegment());
+      await store.#deleteDeadPrefix();
+      options.logger.info(
+        {
+          dir: options.dir,
+          segments: store.#segments.length,
+          liveMessages: ledger.liveMessages,
+          corruptTails: recovered.corruptTails,
+        },
+        'log store opened',
+      );
+      return store;
+    } catch (err) {
+      if (replayFailed || err instanceof UsherError) throw err;
+      throw new StoreUnavailableError(
+        `opening the log in "${options.dir}" failed: ${describe(err)}`,
+        err,
+      );
+    }
+  }
+
+  private constructor(
+    options: LogStoreOptions,
+    ledger: Ledger,
+    recovered: Awaited<ReturnType<typeof recover>>,
+  ) {
+    this.#dir = options.dir;
+    this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.#sync = options.sync ?? true;
+    this.#logger = options.logger;
+    this.#snapshotMessage = options.snapshotMessage;
+    this.#io = options.io ?? nodeIo;
+    this.#ledger = ledger;
+    this.#segments = recovered.segments;
+    this.#nextSegmentId = recovered.lastSegmentId + 1;
+    this.#lastSeq = recovered.lastSeq;
+    this.#corruptTails = recovered.corruptTails;
+    for (const segment of this.#segments) this.#diskBytes += segment.size;
+  }
+
+  /** The next message seq: above every seq the log has ever named. */
+  allocateSeq(): number {
+    return ++this.#lastSeq;
+  }
+
+  /**
+   * Appends `records` in order and resolves once they are durable (or
+   * written, with `sync: false`). Records are encoded before this returns,
+   * so log order is call order. Every append that joins the same batch
+   * gets the same promise; a failed batch rejects with
+   * StoreUnavailableError and leaves nothing of itself in the log.
+   */
+  append(records: readonly LogRecord[]): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#closing) {
+      return Promise.reject(
+        new StoreUnavailableError('the log store is closed'),
+      );
+    }
+    try {
+      return this.#gather(records, 0);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Waits for every gathered batch to land, then closes the segment. */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true;
+    await this.#idle();
+
+    const fd = this.#active.fd;
+    this.#active.fd = -1;
+    try {
+      if (!this.#sync && this.#failure === undefined) {
+        await this.#io.fdatasync(fd);
+      }
+    } finally {
+      await this.#io.close(fd);
+    }
+  }
+
+  stats(): LogStoreStats {
+    return {
+      segments: this.#segments.length,
+      diskBytes: this.#diskBytes,
+      liveMessages: this.#ledger.liveMessages,
+      liveBytes: this.#ledger.liveBytes,
+      corruptTails: this.#corruptTails,
+      bytesWritten: this.#bytesWritten,
+      batches: this.#batches,
+      syncs: this.#syncs,
+      compactedMessages: this.#compactedMessages,
+    };
+  }
+
+  // Encodes every record first, so one that cannot be encoded (too large)
+  // throws here and nothing of its call joins the batch.
+  #gather(records: readonly LogRecord[], copies: number): Promise<void> {
+    const frames = records.map(encodeRecord);
+
+    const batch = this.#gathering;
+    for (let i = 0; i < frames.length; i++) {
+      batch.frames.push(frames[i]);
+      batch.records.push(records[i]);
+      batch.bytes += frames[i].length;
+    }
+    batch.copies += copies;
+    this.#kick();
+    return batch.promise;
+  }
+
+  // Starts the write loop unless it runs. Waiting one turn of the event
+  // loop lets every append made by the I/O callbacks of this turn join
+  // the first batch instead of it leaving with a single record.
+  #kick(): void {
+    if (this.#writing) return;
+    this.#writing = true;
+    setImmediate(() => void this.#writeLoop());
+  }
+
+  // At most one batch is written at a time. While it is, the next one
+  // gathers; when it lands, that one leaves at once.
+  async #writeLoop(): Promise<void> {
+    try {
+      while (
+        this.#gathering.frames.length > 0 &&
+        this.#failure === undefined
+      ) {
+        const batch = this.#gathering;
+        this.#gathering = new Batch();
+        if (await this.#commit(batch)) await this.#afterCommit();
+      }
+    } catch (err) {
+      // Only a bug gets here: #commit and #afterCommit handle I/O errors.
+      this.#enterFailed(
+        new StoreUnavailableError(
+          `the log store failed unexpectedly: ${describe(err)}`,
+          err,
+        ),
+      );
+    }
+
+    if (this.#failure !== undefined && this.#gathering.frames.length > 0) {
+      const batch = this.#gathering;
+      this.#gathering = new Batch();
+      batch.reject(this.#failure);
+    }
+    this.#writing = false;
+    for (const wake of this.#idleWaiters.splice(0)) wake();
+  }
+
+  // Writes and syncs one batch. Resolves true once it is durable and
+  // accounted for; false if it failed (and was rejected).
+  async #commit(batch: Batch): Promise<boolean> {
+    const segment = this.#active;
+    const position = segment.size;
+    try {
+      const written = await this.#io.writev(segment.fd, batch.frames, position);
+      if (written !== batch.bytes) {
+        throw new Error(`short write: ${written} of ${batch.bytes} bytes`);
+      }
+      if (this.#sync) {
+        await this.#io.fdatasync(segment.fd);
+        this.#syncs++;
+      }
+    } catch (err) {
+      await this.#rollBack(batch, segment, position, err);
+      return false;
+    }
+
+    segment.size += batch.bytes;
+    this.#diskBytes += batch.bytes;
+    this.#bytesWritten += batch.bytes;
+    this.#batches++;
+    for (let i = 0; i < batch.records.length; i++) {
+      this.#ledger.apply(batch.records[i], segment, batch.frames[i].length);
+    }
+    if (batch.copies > 0) {
+      this.#compactedMessages += batch.copies;
+      this.#compacting = false;
+    }
+    batch.resolve();
+    return true;
+  }
+
+  // A failed write may have left part of the batch in the file. Cutting
+  // the file back to where the batch began keeps the log free of gaps and
+  // garbage, so the next batch can go in the same place. If even that
+  // fails we no longer know what the file holds, and stop accepting.
+  async #rollBack(
+    batch: Batch,
+    segment: ActiveSegment,
+    position: number,
+    cause: unknown,
+  ): Promise<void> {
+    if (batch.copies > 0) this.#compacting = false;
+    try {
+      await this.#io.ftruncate(segment.fd, position);
+      if (this.#sync) await this.#io.fdatasync(segment.fd);
+    } catch (truncateErr) {
+      this.#enterFailed(
+        new StoreUnavailableError(
+          `writing to segment "${segment.path}" failed ` +
+            `(${describe(cause)}) and cutting it back to ${position} bytes ` +
+            `failed too (${describe(truncateErr)}); the log store is stopped`,
+          truncateErr,
+        ),
+      );
+      batch.reject(this.#failure!);
+      return;
+    }
+
+    this.#logger.error(
+      { err: cause, file: segment.path, offset: position, bytes: batch.bytes },
+      'log batch failed',
+    );
+    batch.reject(
+      new StoreUnavailableError(
+        `writing ${batch.records.length} records to segment ` +
+          `"${segment.path}" failed: ${describe(cause)}`,
+        cause,
+      ),
+    );
+  }
+
+  #enterFailed(failure: StoreUnavailableError): void {
+    this.#failure = failure;
+    this.#logger.error({ err: failure }, 'log store stopped');
+  }
+
+  // Housekeeping between batches, while nothing is being written.
+  async #afterCommit(): Promise<void> {
+    if (this.#active.size >= this.#segmentBytes) await this.#roll();
+    await this.#deleteDeadPrefix();
+    this.#compact();
+  }
+
+  // If the new segment cannot be made (a full disk, say), writing goes on
+  // in the current one and the roll is tried again after the next batch.
+  async #roll(): Promise<void> {
+    let next: ActiveSegment;
+    try {
+      next = await this.#createSegment();
+    } catch (err) {
+      this.#logger.error(
+        { err, file: this.#active.path, bytes: this.#active.size },
+        'could not start a new segment; writing on in the current one',
+      );
+      return;
+    }
+
+    const previous = this.#active;
+    this.#startSegment(next);
+    try {
+      await this.#io.close(previous.fd);
+    } catch (err) {
+      this.#logger.warn({ err, file: previous.path }, 'closing segment failed');
+    }
+    previous.fd = -1;
+  }
+
+  // A new segment starts with a declaration of every live queue, so the
+  // queues outlive the deletion of the segments that declared them.
+  async #createSegment(): Promise<ActiveSegment> {
+    const id = this.#nextSegmentId++;
+    const path = segmentPath(this.#dir, id);
+    const frames = [encodeSegmentHeader(this.#lastSeq)];
+    for (const [name, settings] of this.#ledger.queues) {
+      frames.push(encodeRecord({ type: 'queue-declared', name, settings }));
+    }
+    const size = frames.reduce((sum, frame) => sum + frame.length, 0);
+
+    const fd = await this.#io.open(path, 'wx');
+    try {
+      const written = await this.#io.writev(fd, frames, 0);
+      if (written !== size) {
+        throw new Error(`short write: ${written} of ${size} bytes`);
+      }
+      await this.#io.fdatasync(fd);
+      await fsyncDir(this.#dir);
+    } catch (err) {
+      // Best effort: a leftover file holds no records and is removed as
+      // unborn, or replayed as an empty segment, at the next open.
+      await this.#io.close(fd).catch(noop);
+      await unlink(path).catch(noop);
+      throw err;
+    }
+    return { id, path, size, live: 0, liveBytes: 0, fd };
+  }
+
+  #startSegment(segment: ActiveSegment): void {
+    this.#active = segment;
+    this.#segments.push(segment);
+    this.#diskBytes += segment.size;
+  }
+
+  // Segments are deleted only as a prefix, oldest first, up to the first
+  // one that still holds a live message. A segment with no live messages
+  // may still hold `settled` records for messages published in an older
+  // segment: deleting it while the older one stays would make those
+  // messages live again at the next replay. Once every older segment is
+  // gone, its settled records refer to nothing and it can go too.
+  async #deleteDeadPrefix(): Promise<void> {
+    let deleted = 0;
+    while (this.#segments.length > 1) {
+      const oldest = this.#segments[0];
+      if (oldest.live > 0) break;
+      try {
+        await unlink(oldest.path);
+      } catch (err) {
+        const file = oldest.path;
+        this.#logger.warn({ err, file }, 'deleting segment failed');
+        break;
+      }
+      this.#segments.shift();
+      this.#diskBytes -= oldest.size;
+      deleted++;
+    }
+    if (deleted === 0) return;
+
+    try {
+      await fsyncDir(this.#dir);
+    } catch (err) {
+      const dir = this.#dir;
+      this.#logger.warn({ err, dir }, 'syncing log directory failed');
+    }
+  }
+
+  // A few messages that are never settled (a dead-letter queue nobody
+  // drains) would pin the oldest segment, and with it every later one.
+  // When garbage outweighs live data, copy the oldest segment's live
+  // messages to the end of the log; once the copies are durable the ledger
+  // counts the segment dead and #deleteDeadPrefix removes it.
+  #compact(): void {
+    if (this.#compacting || this.#closing || this.#segments.length < 2) return;
+    const limit = 2 * this.#ledger.liveBytes + 2 * this.#segmentBytes;
+    if (this.#diskBytes <= limit) return;
+
+    const oldest = this.#segments[0];
+    const copies: PublishedRecord[] = [];
+    let visited = 0;
+    let bytes = 0;
+    for (const [seq, frameBytes] of this.#ledger.oldestIn(oldest)) {
+      if (++visited > COMPACTION_MAX_MESSAGES) break;
+      if (bytes >= COMPACTION_MAX_BYTES) break;
+      // undefined: the broker has let go of the message (its `settled`
+      // record is on the way) or not taken it up yet (its append has not
+      // resolved). Either way the next round looks again.
+      const copy = this.#snapshotMessage(seq);
+      if (copy === undefined || copy.seq !== seq) continue;
+      copies.push(copy);
+      bytes += frameBytes;
+    }
+
+    if (copies.length === 0) {
+      if (this.#stalledSegment !== oldest) {
+        this.#stalledSegment = oldest;
+        this.#logger.warn(
+          { file: oldest.path, liveMessages: oldest.live },
+          'compaction found nothing to copy from the oldest segment',
+        );
+      }
+      return;
+    }
+
+    try {
+      // A failed batch is already logged by #rollBack, and the next round
+      // tries again, so nobody needs to hear of it here.
+      this.#gather(copies, copies.length).catch(noop);
+      this.#compacting = true;
+    } catch (err) {
+      this.#logger.error({ err, file: oldest.path }, 'compaction failed');
+    }
+  }
+
+  #idle(): Promise<void> {
+    if (!this.#writing) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function noop(): void {}

@@ -1,0 +1,318 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { MessageTooLargeError } from '../../src/errors.js';
+import {
+  FRAME_HEADER_BYTES,
+  MAX_RECORD_BYTES,
+  decodePayload,
+  encodeRecord,
+} from '../../src/storage/codec.js';
+import { crc32c } from '../../src/storage/crc32c.js';
+import {
+  FrameDecoder,
+  type FrameResult,
+} from '../../src/storage/frame-decoder.js';
+import type { LogRecord } from '../../src/storage/records.js';
+import { ticket } from './helpers.js';
+
+// 'binary' strings cover the whole Unicode range but never a lone
+// surrogate, which UTF-8 cannot carry (see codec.ts).
+const text = fc.string({ unit: 'binary', maxLength: 24 });
+const number = fc.double();
+const headers = fc.dictionary(text, text, {
+  maxKeys: 6,
+  noNullPrototype: true,
+});
+const body = fc
+  .uint8Array({ maxLength: 600 })
+  .map((bytes) => Buffer.from(bytes));
+
+const settings = fc.dictionary(
+  text,
+  fc.oneof(fc.integer(), text, fc.boolean(), fc.constant(null)),
+  { maxKeys: 5, noNullPrototype: true },
+);
+
+// Records as the broker builds them: plain objects, never null-prototype.
+function plain<T>(model: { [K in keyof T]: fc.Arbitrary<T[K]> }) {
+  return fc.record(model, { noNullPrototype: true });
+}
+
+const record: fc.Arbitrary<LogRecord> = fc.oneof(
+  plain({
+    type: fc.constant('queue-declared' as const),
+    name: text,
+    settings,
+  }),
+  plain({ type: fc.constant('queue-deleted' as const), name: text }),
+  plain({
+    type: fc.constant('published' as const),
+    seq: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    queue: text,
+    id: text,
+    priority: number,
+    group: fc.option(text, { nil: null }),
+    headers,
+    body,
+    publishedAt: number,
+    availableAt: number,
+    expiresAt: fc.option(number, { nil: null }),
+    failures: number,
+  }),
+  plain({
+    type: fc.constant('settled' as const),
+    seqs: fc.array(fc.integer({ min: 0 }), { maxLength: 50 }),
+  }),
+  plain({
+    type: fc.constant('retried' as const),
+    seq: fc.integer({ min: 0 }),
+    failures: number,
+    availableAt: number,
+  }),
+  plain({
+    type: fc.constant('moved' as const),
+    seq: fc.integer({ min: 0 }),
+    queue: text,
+    headers,
+    failures: number,
+    availableAt: number,
+    expiresAt: fc.option(number, { nil: null }),
+  }),
+);
+
+function decodeAll(decoder: FrameDecoder, out: LogRecord[]): FrameResult {
+  for (;;) {
+    const result = decoder.next();
+    if (result.kind !== 'record') return result;
+    out.push(result.record);
+  }
+}
+
+function decodeFrame(frame: Buffer): FrameResult {
+  const decoder = new FrameDecoder({ copyBodies: false });
+  decoder.push(frame);
+  return decoder.next();
+}
+
+test('every record kind round-trips through a frame', () => {
+  fc.assert(
+    fc.property(record, fc.boolean(), (original, copyBodies) => {
+      const frame = encodeRecord(original);
+      assert.equal(frame.readUInt32LE(0), frame.length - FRAME_HEADER_BYTES);
+
+      const decoder = new FrameDecoder({ copyBodies });
+      decoder.push(frame);
+      const result = decoder.next();
+      assert.equal(result.kind, 'record');
+      assert.deepEqual(result.kind === 'record' && result.record, original);
+      assert.equal(decoder.consumed, frame.length);
+      assert.equal(decoder.next().kind, 'need-more');
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+test('a stream of frames decodes when split at any point', () => {
+  fc.assert(
+    fc.property(
+      fc.array(record, { minLength: 1, maxLength: 8 }),
+      fc.array(fc.nat(), { maxLength: 6 }),
+      (records, cuts) => {
+        const stream = Buffer.concat(records.map(encodeRecord));
+        const points = [...new Set(cuts.map((c) => c % stream.length))].sort(
+          (a, b) => a - b,
+        );
+        const decoder = new FrameDecoder({ copyBodies: false });
+        const out: LogRecord[] = [];
+        let from = 0;
+        for (const point of [...points, stream.length]) {
+          decoder.push(stream.subarray(from, point));
+          from = point;
+          assert.equal(decodeAll(decoder, out).kind, 'need-more');
+        }
+        assert.deepEqual(out, records);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test('a ticket stream decodes byte by byte and split at every offset', () => {
+  const records: LogRecord[] = [
+    ticket(1),
+    { type: 'settled', seqs: [1] },
+    ticket(2),
+  ];
+  const stream = Buffer.concat(records.map(encodeRecord));
+
+  const byteByByte: LogRecord[] = [];
+  const decoder = new FrameDecoder({ copyBodies: true });
+  for (let i = 0; i < stream.length; i++) {
+    decoder.push(stream.subarray(i, i + 1));
+    assert.equal(decodeAll(decoder, byteByByte).kind, 'need-more');
+  }
+  assert.deepEqual(byteByByte, records);
+  assert.equal(decoder.buffered, 0);
+
+  for (let split = 0; split <= stream.length; split++) {
+    const out: LogRecord[] = [];
+    const halves = new FrameDecoder({ copyBodies: false });
+    halves.push(stream.subarray(0, split));
+    decodeAll(halves, out);
+    halves.push(stream.subarray(split));
+    assert.equal(decodeAll(halves, out).kind, 'need-more');
+    assert.deepEqual(out, records, `split at ${split}`);
+  }
+});
+
+test('bodies are views of the input only when asked', () => {
+  const frame = encodeRecord(ticket(7));
+  const view = decodeFrame(frame);
+  assert.ok(view.kind === 'record' && view.record.type === 'published');
+  assert.equal(view.record.body.buffer, frame.buffer);
+
+  const decoder = new FrameDecoder({ copyBodies: true });
+  decoder.push(frame);
+  const copy = decoder.next();
+  assert.ok(copy.kind === 'record' && copy.record.type === 'published');
+  assert.notEqual(copy.record.body.buffer, frame.buffer);
+  assert.deepEqual(copy.record.body, ticket(7).body);
+});
+
+test('a ticket event encodes to about 460 bytes', () => {
+  const bytes = encodeRecord(ticket(123456)).length;
+  assert.ok(bytes > 400 && bytes < 520, `${bytes} bytes`);
+});
+
+test('a __proto__ header stays an own header', () => {
+  const original: LogRecord = {
+    type: 'moved',
+    seq: 3,
+    queue: 'q',
+    headers: JSON.parse('{"__proto__":"x","a":"b"}') as Record<string, string>,
+    failures: 1,
+    availableAt: 2,
+    expiresAt: null,
+  };
+  const result = decodeFrame(encodeRecord(original));
+  assert.ok(result.kind === 'record' && result.record.type === 'moved');
+  assert.equal(Object.getPrototypeOf(result.record.headers), Object.prototype);
+  assert.deepEqual(Object.keys(result.record.headers), ['__proto__', 'a']);
+  assert.deepEqual(result.record, original);
+});
+
+test('encoding a record over the limit throws MessageTooLargeError', () => {
+  const huge = { ...ticket(1), body: Buffer.allocUnsafe(MAX_RECORD_BYTES) };
+  assert.throws(() => encodeRecord(huge), MessageTooLargeError);
+});
+
+// Builds a frame around `payload` with a correct checksum, so only the
+// payload decoder can object.
+function frameOf(payload: Buffer): Buffer {
+  const header = Buffer.alloc(FRAME_HEADER_BYTES);
+  header.writeUInt32LE(payload.length, 0);
+  header.writeUInt32LE(crc32c(payload), 4);
+  return Buffer.concat([header, payload]);
+}
+
+test('a length over the limit is corrupt before any payload arrives', () => {
+  const header = Buffer.alloc(FRAME_HEADER_BYTES);
+  header.writeUInt32LE(MAX_RECORD_BYTES + 1, 0);
+  const result = decodeFrame(header);
+  assert.equal(result.kind, 'corrupt');
+  assert.match(result.kind === 'corrupt' ? result.reason : '', /exceeds/);
+});
+
+test('an empty payload, a bad checksum and an unknown type are corrupt', () => {
+  assert.equal(decodeFrame(Buffer.alloc(FRAME_HEADER_BYTES)).kind, 'corrupt');
+
+  const frame = encodeRecord(ticket(1));
+  frame[frame.length - 1] ^= 0x01;
+  const flipped = decodeFrame(frame);
+  assert.deepEqual(flipped, {
+    kind: 'corrupt',
+    reason: 'frame checksum mismatch',
+  });
+
+  const unknown = decodeFrame(frameOf(Buffer.from([99])));
+  assert.deepEqual(unknown, {
+    kind: 'corrupt',
+    reason: 'unknown record type 99',
+  });
+});
+
+test('a corrupt decoder stays corrupt and consumes nothing more', () => {
+  const good = encodeRecord({ type: 'queue-deleted', name: 'a' });
+  const bad = frameOf(Buffer.from([42]));
+  const decoder = new FrameDecoder({ copyBodies: false });
+  decoder.push(Buffer.concat([good, bad, good]));
+  assert.equal(decoder.next().kind, 'record');
+  assert.equal(decoder.next().kind, 'corrupt');
+  assert.equal(decoder.next().kind, 'corrupt');
+  assert.equal(decoder.consumed, good.length);
+});
+
+test('payload lengths are checked against the bytes that remain', () => {
+  const cases: Array<[string, Buffer, RegExp]> = [];
+
+  // A string claiming 1000 bytes in a 9-byte payload.
+  const longString = Buffer.alloc(9);
+  longString.writeUInt8(2, 0);
+  longString.writeUInt32LE(1000, 1);
+  cases.push(['string', longString, /1000 elements needs 1000 bytes/]);
+
+  // A settled record claiming 2^32-1 seqs: must not allocate them.
+  const manySeqs = Buffer.alloc(5);
+  manySeqs.writeUInt8(4, 0);
+  manySeqs.writeUInt32LE(0xffffffff, 1);
+  cases.push(['settled count', manySeqs, /4294967295 elements/]);
+
+  // A null marker that is neither 0 nor 1.
+  const moved = encodeRecord({
+    type: 'moved',
+    seq: 1,
+    queue: '',
+    headers: {},
+    failures: 0,
+    availableAt: 0,
+    expiresAt: null,
+  }).subarray(FRAME_HEADER_BYTES);
+  const badMarker = Buffer.from(moved);
+  badMarker[badMarker.length - 1] = 7;
+  cases.push(['null marker', badMarker, /null marker 7/]);
+
+  // Trailing bytes after a complete record.
+  const trailing = Buffer.concat([moved, Buffer.from([0])]);
+  cases.push(['trailing', trailing, /1 bytes left after a moved record/]);
+
+  // Every truncation of a valid ticket payload.
+  const payload = encodeRecord(ticket(9)).subarray(FRAME_HEADER_BYTES);
+  for (let cut = 0; cut < payload.length; cut++) {
+    cases.push([`cut ${cut}`, payload.subarray(0, cut), /./]);
+  }
+
+  for (const [name, bytes, reason] of cases) {
+    const result = decodePayload(bytes, false);
+    assert.equal(result.ok, false, name);
+    assert.match(result.ok ? '' : result.reason, reason, name);
+    if (bytes.length > 0) {
+      assert.equal(decodeFrame(frameOf(bytes)).kind, 'corrupt', name);
+    }
+  }
+});
+
+test('queue settings that are not a JSON object are corrupt', () => {
+  for (const json of ['[1]', 'null', '{"a":', '3']) {
+    const name = Buffer.from('q');
+    const settingsBytes = Buffer.from(json);
+    const payload = Buffer.alloc(9 + name.length + settingsBytes.length);
+    let off = payload.writeUInt8(1, 0);
+    off = payload.writeUInt32LE(name.length, off);
+    off += name.copy(payload, off);
+    off = payload.writeUInt32LE(settingsBytes.length, off);
+    settingsBytes.copy(payload, off);
+    const result = decodePayload(payload, false);
+    assert.equal(result.ok, false, json);
+  }
+});

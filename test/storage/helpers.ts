@@ -1,0 +1,236 @@
+// Shared fixtures for the storage tests: temp dirs, a recording logger,
+// sample records, a store opener that collects the replay, a tiny model
+// of message state, and a StoreIo that fails on request.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type StoreIo, nodeIo } from '../../src/storage/io.js';
+import {
+  LogStore,
+  type LogStoreOptions,
+  type StoreLogger,
+} from '../../src/storage/log-store.js';
+import type { LogRecord, PublishedRecord } from '../../src/storage/records.js';
+
+export async function withTempDir(
+  fn: (dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'usher-storage-'));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export interface LogEntry {
+  obj: Record<string, unknown>;
+  msg: string;
+}
+
+export interface RecordingLogger extends StoreLogger {
+  infos: LogEntry[];
+  warnings: LogEntry[];
+  errors: LogEntry[];
+}
+
+export function recordingLogger(): RecordingLogger {
+  const logger: RecordingLogger = {
+    infos: [],
+    warnings: [],
+    errors: [],
+    info: (obj, msg) => void logger.infos.push({ obj: { ...obj }, msg }),
+    warn: (obj, msg) => void logger.warnings.push({ obj: { ...obj }, msg }),
+    error: (obj, msg) => void logger.errors.push({ obj: { ...obj }, msg }),
+  };
+  return logger;
+}
+
+/** A ticket event of about 460 bytes once encoded, like the hot path. */
+export function ticket(seq: number, queue = 'tickets'): PublishedRecord {
+  return {
+    type: 'published',
+    seq,
+    queue,
+    id: `ticket-${String(seq).padStart(8, '0')}-7f3c9a2e-4b1d-4e8a`,
+    priority: 5,
+    group: `customer-${seq % 17}`,
+    headers: {
+      'content-type': 'application/json',
+      'x-source': 'helpdesk',
+      'x-trace-id': '4bf92f3577b34da6a3ce929d0e0e4736',
+    },
+    body: Buffer.from(
+      JSON.stringify({
+        event: 'ticket.updated',
+        ticket: seq,
+        status: 'open',
+        assignee: 'agent-42',
+        subject: 'Printer on floor 3 prints everything twice, even this',
+        tags: ['hardware', 'printer', 'urgent'],
+        updatedAt: '2024-11-05T10:32:11.123Z',
+      }),
+    ),
+    publishedAt: 1_730_800_000_000 + seq,
+    availableAt: 1_730_800_000_000 + seq,
+    expiresAt: null,
+    failures: 0,
+  };
+}
+
+export interface OpenedStore {
+  store: LogStore;
+  replayed: LogRecord[];
+  logger: RecordingLogger;
+}
+
+export async function openStore(
+  dir: string,
+  options: Partial<LogStoreOptions> = {},
+): Promise<OpenedStore> {
+  const replayed: LogRecord[] = [];
+  const logger = recordingLogger();
+  const store = await LogStore.open(
+    {
+      dir,
+      logger,
+      snapshotMessage: () => undefined,
+      ...options,
+    },
+    (record) => replayed.push(record),
+  );
+  return { store, replayed, logger };
+}
+
+/** Opens, collects the replay and closes again. */
+export async function replayOf(dir: string): Promise<OpenedStore> {
+  const opened = await openStore(dir);
+  await opened.store.close();
+  return opened;
+}
+
+/**
+ * Message state as the broker would rebuild it: the latest `published`
+ * copy of each live message with later changes applied.
+ */
+export class MessageModel {
+  readonly messages = new Map<number, PublishedRecord>();
+
+  apply(record: LogRecord): void {
+    switch (record.type) {
+      case 'published':
+        this.messages.set(record.seq, record);
+        break;
+      case 'settled':
+        for (const seq of record.seqs) this.messages.delete(seq);
+        break;
+      case 'retried': {
+        const message = this.messages.get(record.seq);
+        if (message === undefined) break;
+        this.messages.set(record.seq, {
+          ...message,
+          failures: record.failures,
+          availableAt: record.availableAt,
+        });
+        break;
+      }
+      case 'moved': {
+        const message = this.messages.get(record.seq);
+        if (message === undefined) break;
+        this.messages.set(record.seq, {
+          ...message,
+          queue: record.queue,
+          headers: record.headers,
+          failures: record.failures,
+          availableAt: record.availableAt,
+          expiresAt: record.expiresAt,
+        });
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}
+
+type FaultyOp = 'open' | 'writev' | 'fdatasync' | 'ftruncate';
+
+interface PlannedFault {
+  op: FaultyOp;
+  code: string;
+  /** writev only: really write half the buffers before failing. */
+  partial: boolean;
+}
+
+/** nodeIo, except for the faults planned with failNext. */
+export class FaultyIo implements StoreIo {
+  readonly #planned: PlannedFault[] = [];
+  calls: Record<FaultyOp, number> = {
+    open: 0,
+    writev: 0,
+    fdatasync: 0,
+    ftruncate: 0,
+  };
+
+  failNext(op: FaultyOp, code: string, partial = false): void {
+    this.#planned.push({ op, code, partial });
+  }
+
+  async open(path: string, flags: string): Promise<number> {
+    this.calls.open++;
+    this.#maybeFail('open');
+    return nodeIo.open(path, flags);
+  }
+
+  async writev(
+    fd: number,
+    buffers: readonly Buffer[],
+    position: number,
+  ): Promise<number> {
+    this.calls.writev++;
+    const fault = this.#take('writev');
+    if (fault === undefined) return nodeIo.writev(fd, buffers, position);
+    if (fault.partial) {
+      const half = Buffer.concat(buffers);
+      await nodeIo.writev(fd, [half.subarray(0, half.length >> 1)], position);
+    }
+    throw errno(fault.code, 'write');
+  }
+
+  async fdatasync(fd: number): Promise<void> {
+    this.calls.fdatasync++;
+    this.#maybeFail('fdatasync');
+    return nodeIo.fdatasync(fd);
+  }
+
+  async ftruncate(fd: number, length: number): Promise<void> {
+    this.calls.ftruncate++;
+    this.#maybeFail('ftruncate');
+    return nodeIo.ftruncate(fd, length);
+  }
+
+  close(fd: number): Promise<void> {
+    return nodeIo.close(fd);
+  }
+
+  #maybeFail(op: FaultyOp): void {
+    const fault = this.#take(op);
+    if (fault !== undefined) throw errno(fault.code, op);
+  }
+
+  #take(op: FaultyOp): PlannedFault | undefined {
+    const index = this.#planned.findIndex((fault) => fault.op === op);
+    if (index < 0) return undefined;
+    return this.#planned.splice(index, 1)[0];
+  }
+}
+
+function errno(code: string, syscall: string): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error(
+    `${code}: simulated failure, ${syscall}`,
+  );
+  err.code = code;
+  err.syscall = syscall;
+  return err;
+}

@@ -1,0 +1,189 @@
+import assert from 'node:assert/strict';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  MessageTooLargeError,
+  StoreUnavailableError,
+} from '../../src/errors.js';
+import { MAX_RECORD_BYTES, encodeRecord } from '../../src/storage/codec.js';
+import type { LogRecord } from '../../src/storage/records.js';
+import { SEGMENT_HEADER_BYTES } from '../../src/storage/segment-file.js';
+import { openStore, replayOf, ticket, withTempDir } from './helpers.js';
+
+const declared: LogRecord = {
+  type: 'queue-declared',
+  name: 'tickets',
+  settings: { maxAttempts: 5, deadLetter: 'tickets.dlq' },
+};
+
+test('appended records replay in order after reopening', () => {
+  return withTempDir(async (dir) => {
+    const { store, replayed } = await openStore(dir);
+    assert.deepEqual(replayed, []);
+
+    const records: LogRecord[] = [
+      declared,
+      ticket(store.allocateSeq()),
+      ticket(store.allocateSeq()),
+      { type: 'retried', seq: 1, failures: 1, availableAt: 99 },
+      { type: 'settled', seqs: [2] },
+    ];
+    await store.append(records.slice(0, 3));
+    await store.append(records.slice(3));
+
+    const bytes = records.reduce((n, r) => n + encodeRecord(r).length, 0);
+    const stats = store.stats();
+    assert.equal(stats.bytesWritten, bytes);
+    assert.equal(stats.liveMessages, 1);
+    assert.equal(stats.liveBytes, encodeRecord(records[1]).length);
+    assert.equal(stats.batches, 2);
+    assert.equal(stats.syncs, 2);
+    assert.equal(stats.segments, 1);
+    assert.equal(stats.diskBytes, SEGMENT_HEADER_BYTES + bytes);
+    await store.close();
+
+    const again = await replayOf(dir);
+    assert.deepEqual(again.replayed, records);
+    assert.equal(again.store.stats().corruptTails, 0);
+  });
+});
+
+test('seqs keep increasing across restarts, even once reclaimed', () => {
+  return withTempDir(async (dir) => {
+    const first = await openStore(dir);
+    const seqs = [1, 2, 3].map(() => first.store.allocateSeq());
+    assert.deepEqual(seqs, [1, 2, 3]);
+    await first.store.append(seqs.map((seq) => ticket(seq)));
+    await first.store.append([{ type: 'settled', seqs }]);
+    await first.store.close();
+
+    // Every record is dead, so the segment naming seqs 1-3 is deleted;
+    // only the new segment's header still knows the highest seq.
+    const second = await openStore(dir);
+    assert.equal(second.store.stats().segments, 1);
+    await second.store.close();
+
+    const third = await openStore(dir);
+    assert.deepEqual(await readdir(dir), ['00000000000000000003.log']);
+    assert.equal(third.store.allocateSeq(), 4);
+    await third.store.close();
+  });
+});
+
+test('each open starts a new segment named by an increasing number', () => {
+  return withTempDir(async (dir) => {
+    for (let i = 0; i < 3; i++) {
+      const { store } = await openStore(dir);
+      await store.append([ticket(store.allocateSeq())]);
+      await store.close();
+    }
+    const names = (await readdir(dir)).sort();
+    assert.deepEqual(names, [
+      '00000000000000000001.log',
+      '00000000000000000002.log',
+      '00000000000000000003.log',
+    ]);
+    const newest = await stat(join(dir, names[2]));
+    const frame = encodeRecord(ticket(3)).length;
+    assert.equal(newest.size, SEGMENT_HEADER_BYTES + frame);
+  });
+});
+
+test('concurrent appends share batches and replay in call order', () => {
+  return withTempDir(async (dir) => {
+    const { store } = await openStore(dir);
+    const clients = 50;
+    const perClient = 100;
+    const order: number[] = [];
+
+    // Each client appends one record at a time, as a request handler would.
+    async function client(): Promise<void> {
+      for (let i = 0; i < perClient; i++) {
+        const seq = store.allocateSeq();
+        order.push(seq);
+        await store.append([ticket(seq)]);
+      }
+    }
+    const started = performance.now();
+    await Promise.all(Array.from({ length: clients }, client));
+    const elapsed = performance.now() - started;
+
+    const appends = clients * perClient;
+    const stats = store.stats();
+    assert.equal(order.length, appends);
+    assert.equal(stats.liveMessages, appends);
+    assert.equal(stats.syncs, stats.batches);
+    assert.ok(
+      stats.syncs * 20 < appends,
+      `${stats.syncs} syncs for ${appends} appends in ${elapsed} ms`,
+    );
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(
+      replayed.map((record) => record.type === 'published' && record.seq),
+      order,
+    );
+  });
+});
+
+test('5,000 appends in one tick land with a single sync', () => {
+  return withTempDir(async (dir) => {
+    const { store } = await openStore(dir);
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < 5000; i++) {
+      pending.push(store.append([ticket(store.allocateSeq())]));
+    }
+    assert.equal(new Set(pending).size, 1, 'one shared promise');
+    await Promise.all(pending);
+    assert.equal(store.stats().syncs, 1);
+    await store.close();
+  });
+});
+
+test('sync: false confirms without fdatasync and still replays', () => {
+  return withTempDir(async (dir) => {
+    const { store } = await openStore(dir, { sync: false });
+    await store.append([declared, ticket(store.allocateSeq())]);
+    await store.append([ticket(store.allocateSeq())]);
+    assert.equal(store.stats().syncs, 0);
+    assert.equal(store.stats().batches, 2);
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(replayed, [declared, ticket(1), ticket(2)]);
+  });
+});
+
+test('a record over the size limit rejects only its own append', () => {
+  return withTempDir(async (dir) => {
+    const { store } = await openStore(dir);
+    const huge = { ...ticket(2), body: Buffer.allocUnsafe(MAX_RECORD_BYTES) };
+    const ok = store.append([ticket(1)]);
+    await assert.rejects(store.append([ticket(3), huge]), MessageTooLargeError);
+    await ok;
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(replayed, [ticket(1)]);
+  });
+});
+
+test('close waits for gathered appends; later appends reject', () => {
+  return withTempDir(async (dir) => {
+    const { store } = await openStore(dir);
+    let landed = false;
+    const pending = store.append([ticket(1)]).then(() => (landed = true));
+    await store.close();
+    assert.equal(landed, true);
+    await pending;
+    await store.close();
+    await assert.rejects(store.append([ticket(2)]), (err: unknown) => {
+      assert.ok(err instanceof StoreUnavailableError);
+      assert.equal(err.code, 'STORE_UNAVAILABLE');
+      assert.match(err.message, /closed/);
+      return true;
+    });
+  });
+});
