@@ -114,11 +114,15 @@ export class PayloadTooLargeError extends UsherError {
 }
 
 export class UnsupportedMediaTypeError extends UsherError {
+  /** `contentType` is '' when the request named none. */
   constructor(contentType: string) {
     super(
       'UNSUPPORTED_MEDIA_TYPE',
       415,
-      `content type "${contentType}" is not supported; send application/json`,
+      contentType === ''
+        ? 'a request body needs content type application/json'
+        : `content type "${contentType}" is not supported; ` +
+            'send application/json',
     );
   }
 }

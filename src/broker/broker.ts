@@ -178,19 +178,31 @@ export class Broker implements BrokerApi {
 
   // --- queues ---------------------------------------------------------
 
+  /**
+   * Declares a queue. A new queue takes the defaults for settings left out;
+   * an existing one keeps its current value for them and changes only the
+   * settings named, so declaring `{}` never undoes an operator's tuning.
+   * `fifo` cannot change once the queue exists.
+   */
   async createQueue(
     name: string,
     input: QueueSettingsInput,
-  ): Promise<{ created: boolean; queue: QueueInfo }> {
+  ): Promise<{ created: boolean; updated: boolean; queue: QueueInfo }> {
     this.checkOpen();
     checkQueueName(name, 'name');
-    const settings = resolveSettings(name, input);
-
     const existing = this.engines.get(name);
+    const settings = resolveSettings(name, existing === undefined
+      ? input
+      : { ...existing.settings, ...input,
+        backoff: { ...existing.settings.backoff, ...input.backoff } });
+
     if (existing !== undefined) {
-      const difference = settingsDifference(existing.settings, settings);
-      if (difference !== null) throw new QueueExistsError(name, difference);
-      return { created: false, queue: this.info(existing) };
+      if (settings.fifo !== existing.settings.fifo) {
+        throw new QueueExistsError(name, `fifo: ${existing.settings.fifo} now, ${settings.fifo} asked`);
+      }
+      if (settingsDifference(existing.settings, settings) === null) {
+        return { created: false, updated: false, queue: this.info(existing) };
+      }
     }
 
     const records: LogRecord[] = [];
@@ -201,21 +213,24 @@ export class Broker implements BrokerApi {
       records.push(declared(settings.deadLetter, dlqSettings));
       added.push(settings.deadLetter);
     }
-    const engine = this.newEngine(name, settings);
+    const engine = existing ?? this.newEngine(name, settings);
+    const previous = engine.settings;
+    engine.settings = settings;
     this.engines.set(name, engine);
     records.push(declared(name, settings));
-    added.push(name);
+    if (existing === undefined) added.push(name);
 
     try {
       await this.store.append(records);
     } catch (err) {
+      engine.settings = previous;
       for (const queue of added) {
         if (this.engines.get(queue)?.size === 0) this.engines.delete(queue);
       }
       throw storeError(err);
     }
-    this.logger.info({ queue: name, settings }, 'queue created');
-    return { created: true, queue: this.info(engine) };
+    this.logger.info({ queue: name, settings }, existing ? 'queue updated' : 'queue created');
+    return { created: existing === undefined, updated: existing !== undefined, queue: this.info(engine) };
   }
 
   listQueues(): QueueInfo[] {
@@ -556,6 +571,10 @@ export class Broker implements BrokerApi {
     }
 
     const headers = deathHeaders(message, engine.name, reason, now, error);
+    if (error !== undefined) {
+      headers[LAST_ERROR_HEADER] = error;
+      headers[FIRST_ERROR_HEADER] ??= error;
+    }
     const moved = moveTo(dlq, message, headers, now);
     engine.totals.deadLettered++;
     touched.add(dlq);

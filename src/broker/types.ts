@@ -123,7 +123,7 @@ export interface BrokerApi {
   createQueue(
     name: string,
     settings: QueueSettingsInput,
-  ): Promise<{ created: boolean; queue: QueueInfo }>;
+  ): Promise<{ created: boolean; updated: boolean; queue: QueueInfo }>;
   listQueues(): QueueInfo[];
   getQueue(name: string): QueueInfo;
   purgeQueue(name: string): Promise<{ purged: number }>;

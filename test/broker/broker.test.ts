@@ -71,10 +71,28 @@ describe('publish, receive, ack', () => {
     assert.equal(broker.getQueue('q').stats.total, 0, 'nothing half-published');
   });
 
-  it('declares idempotently and refuses different settings', async () => {
-    assert.equal((await broker.createQueue('q', { maxAttempts: 3 })).created, true);
-    assert.equal((await broker.createQueue('q', { maxAttempts: 3 })).created, false);
-    await assert.rejects(broker.createQueue('q', { maxAttempts: 4 }), { code: 'QUEUE_EXISTS', status: 409 });
+  it('declares idempotently, changes only the settings named', async () => {
+    const first = await broker.createQueue('q', { maxAttempts: 3, visibilityTimeoutMs: 500 });
+    assert.deepEqual([first.created, first.updated], [true, false]);
+    const same = await broker.createQueue('q', {});
+    assert.deepEqual([same.created, same.updated], [false, false]);
+    assert.equal(same.queue.settings.maxAttempts, 3);
+
+    const changed = await broker.createQueue('q', { maxAttempts: 4 });
+    assert.deepEqual([changed.created, changed.updated], [false, true]);
+    assert.equal(changed.queue.settings.visibilityTimeoutMs, 500, 'kept');
+    await assert.rejects(broker.createQueue('q', { fifo: true }), { code: 'QUEUE_EXISTS', status: 409 });
+
+    await reopen();
+    assert.equal(broker.getQueue('q').settings.maxAttempts, 4);
+    assert.equal(broker.getQueue('q').settings.visibilityTimeoutMs, 500);
+  });
+
+  it('lets an auto-created dead-letter queue be declared again', async () => {
+    await broker.createQueue('orders', { deadLetter: 'orders.dlq' });
+    const again = await broker.createQueue('orders.dlq', {});
+    assert.equal(again.created, false);
+    assert.equal(again.queue.settings.maxAttempts, 0, 'keeps dead letters forever');
   });
 
   it('stores a repeated id once within the window, also after a restart', async () => {

@@ -1,0 +1,147 @@
+// `usher consume QUEUE`: receive messages and print them, optionally acking
+// or nacking them all; `usher ack` and `usher nack` settle leases left
+// open by a plain `consume` (its receipts are in the output).
+
+import { Option, type Command } from 'commander';
+
+import type { NackOptions, ReceivedMessage } from '../client/index.js';
+import {
+  UsageError,
+  durationFlag,
+  intFlag,
+  type Cli,
+  type CommandGroup,
+} from './context.js';
+import { bodyText, headersText, keyValues, messageJson } from './output.js';
+
+interface ConsumeFlags {
+  max: number;
+  wait: number;
+  visibilityTimeout?: number;
+  ack?: boolean;
+  nack?: boolean;
+  reason?: string;
+  requeue: boolean;
+  delay?: number;
+  json?: boolean;
+}
+
+interface NackFlags {
+  reason?: string;
+  requeue: boolean;
+  delay?: number;
+}
+
+export const consumeCommands: CommandGroup = {
+  register(program: Command, cli: Cli): void {
+    program
+      .command('consume')
+      .description(
+        'receive messages and print them; without --ack or --nack they ' +
+          'stay leased until their visibility timeout',
+      )
+      .argument('<queue>', 'queue name')
+      .option('--max <n>', 'receive at most this many', intFlag(1, 1000), 1)
+      .option('--wait <duration>', 'wait for a message', durationFlag, 0)
+      .option('--visibility-timeout <duration>', 'lease length', durationFlag)
+      .addOption(
+        new Option('--ack', 'ack what was received').conflicts('nack'),
+      )
+      .option('--nack', 'nack what was received')
+      .option('--reason <text>', 'with --nack: why processing failed')
+      .option('--no-requeue', 'with --nack: dead-letter now, no retry')
+      .option('--delay <duration>', 'with --nack: retry after', durationFlag)
+      .option('--json', 'print one JSON object per message')
+      .action(async (queue: string, flags: ConsumeFlags) => {
+        const nackOnly = flags.reason !== undefined || !flags.requeue ||
+          flags.delay !== undefined;
+        if (nackOnly && !flags.nack) {
+          throw new UsageError(
+            '--reason, --no-requeue and --delay need --nack',
+          );
+        }
+
+        const client = cli.client();
+        const messages = await client.receive(queue, {
+          max: flags.max,
+          waitMs: flags.wait,
+          visibilityTimeoutMs: flags.visibilityTimeout,
+        });
+        printMessages(cli, messages, !!flags.json);
+        if (messages.length === 0) {
+          if (!flags.json) cli.note(`no messages ready in "${queue}"`);
+          return;
+        }
+
+        if (flags.ack) {
+          const receipts = messages.map((m) => m.receipt);
+          const { acked } = await client.ack(queue, receipts);
+          cli.note(`acked ${acked} of ${messages.length}`);
+        } else if (flags.nack) {
+          const options = nackOptions(flags);
+          await Promise.all(
+            messages.map((m) => client.nack(queue, m.receipt, options)),
+          );
+          const dead = options.requeue ? '' : ' (dead-lettered)';
+          cli.note(`nacked ${messages.length}${dead}`);
+        }
+      });
+
+    program
+      .command('ack')
+      .description('ack leases by receipt')
+      .argument('<queue>', 'queue name')
+      .argument('<receipts...>', 'receipts printed by consume')
+      .action(async (queue: string, receipts: string[]) => {
+        const { acked, results } = await cli.client().ack(queue, receipts);
+        receipts.forEach((receipt, i) => {
+          if (results[i]) return;
+          cli.note(`usher: receipt "${receipt}" is not a current lease`);
+        });
+        cli.out(`acked ${acked} of ${receipts.length}`);
+        if (acked < receipts.length) process.exitCode = 1;
+      });
+
+    program
+      .command('nack')
+      .description('nack a lease by receipt')
+      .argument('<queue>', 'queue name')
+      .argument('<receipt>', 'receipt printed by consume')
+      .option('--reason <text>', 'why processing failed')
+      .option('--no-requeue', 'dead-letter now instead of retrying')
+      .option('--delay <duration>', 'retry after this delay', durationFlag)
+      .action(async (queue: string, receipt: string, flags: NackFlags) => {
+        const options = nackOptions(flags);
+        await cli.client().nack(queue, receipt, options);
+        cli.out(options.requeue ? 'nacked' : 'nacked (dead-lettered)');
+      });
+  },
+};
+
+function nackOptions(flags: NackFlags): NackOptions {
+  return { requeue: flags.requeue, delayMs: flags.delay, reason: flags.reason };
+}
+
+function printMessages(
+  cli: Cli,
+  messages: ReceivedMessage[],
+  json: boolean,
+): void {
+  if (json) {
+    for (const message of messages) cli.out(messageJson(message));
+    return;
+  }
+  messages.forEach((message, i) => {
+    if (i > 0) cli.out('');
+    const lines = keyValues([
+      ['id', message.id],
+      ['attempt', message.attempt],
+      ['priority', message.priority],
+      ['group', message.group ?? '-'],
+      ['headers', headersText(message.headers)],
+      ['receipt', message.receipt],
+      ['body', bodyText(message.body)],
+    ]);
+    for (const line of lines) cli.out(line);
+  });
+}

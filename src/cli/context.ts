@@ -1,0 +1,116 @@
+// What every command module gets: the client for the global --url, output
+// streams, and parsers that turn flag text into values or usage errors.
+
+import {
+  InvalidArgumentError as FlagError,
+  type Command,
+} from 'commander';
+
+import { connect, type UsherClient } from '../client/index.js';
+import { parseDuration, parseSize } from '../util/duration.js';
+
+export const DEFAULT_URL = 'http://127.0.0.1:8080';
+
+/** A mistake in how usher was called; exits with status 2. */
+export class UsageError extends Error {
+  readonly code = 'USAGE';
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** A failure to report as one line, e.g. a port in use; exits with 1. */
+export class CliError extends Error {
+  readonly code = 'FAILED';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CliError';
+  }
+}
+
+/** Handed to each command group when it registers its commands. */
+export interface Cli {
+  /** The client for --url (or USHER_URL); made on first use. */
+  client(): UsherClient;
+  /** Writes one line of results to stdout. */
+  out(line: string): void;
+  /** Writes one line of notes (progress, summaries) to stderr. */
+  note(line: string): void;
+}
+
+/** A group of related commands: serve, queue, publish, ... */
+export interface CommandGroup {
+  register(program: Command, cli: Cli): void;
+}
+
+export function createCli(program: Command): Cli {
+  let client: UsherClient | undefined;
+  return {
+    client() {
+      if (client) return client;
+      const url = String(program.opts().url ?? DEFAULT_URL);
+      try {
+        client = connect(url);
+      } catch (err) {
+        throw new UsageError(
+          `invalid --url "${url}": expected e.g. ${DEFAULT_URL}`,
+        );
+      }
+      return client;
+    },
+    out: (line) => void process.stdout.write(`${line}\n`),
+    note: (line) => void process.stderr.write(`${line}\n`),
+  };
+}
+
+// --- flag parsers -------------------------------------------------------
+// Commander calls these with the flag's text; a FlagError becomes
+// `option '--delay <duration>' argument '5x' is invalid. <message>`.
+
+/** `250ms`, `5s`, `1m`, `1h30m` or bare milliseconds. */
+export function durationFlag(text: string): number {
+  try {
+    return parseDuration(text);
+  } catch {
+    throw new FlagError(
+      'expected a duration like 250ms, 5s, 1m or milliseconds',
+    );
+  }
+}
+
+/** `512KiB`, `16MiB` or bare bytes. */
+export function sizeFlag(text: string): number {
+  try {
+    return parseSize(text);
+  } catch {
+    throw new FlagError('expected a size like 512KiB, 16MiB or bytes');
+  }
+}
+
+/** A parser for whole numbers from `min` to `max`. */
+export function intFlag(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (text: string): number => {
+    const value = /^-?\d+$/.test(text.trim()) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      const range =
+        max === Number.MAX_SAFE_INTEGER
+          ? `at least ${min}`
+          : `${min} to ${max}`;
+      throw new FlagError(`expected a whole number, ${range}`);
+    }
+    return value;
+  };
+}
+
+/** Collects repeated `--header key=value` flags into one record. */
+export function headerFlag(
+  text: string,
+  previous: Record<string, string> = {},
+): Record<string, string> {
+  const at = text.indexOf('=');
+  if (at <= 0) throw new FlagError('expected key=value');
+  return { ...previous, [text.slice(0, at)]: text.slice(at + 1) };
+}

@@ -1,0 +1,126 @@
+// `usher dlq list|redrive QUEUE`: look into a dead-letter queue without
+// leasing anything, and move its messages back. QUEUE may name the
+// dead-letter queue itself or a queue that dead-letters into one.
+
+import type { Command } from 'commander';
+
+import { DEATH_HEADERS } from '../broker/dead-letter.js';
+import type { PeekedMessage, UsherClient } from '../client/index.js';
+import { intFlag, type Cli, type CommandGroup } from './context.js';
+import { bodyText, headersText, keyValues, messageJson } from './output.js';
+
+interface ListFlags {
+  limit: number;
+  offset: number;
+  json?: boolean;
+}
+
+export const dlqCommands: CommandGroup = {
+  register(program: Command, cli: Cli): void {
+    const dlq = program
+      .command('dlq')
+      .description('inspect and redrive dead letters');
+
+    dlq
+      .command('list')
+      .description('list dead-lettered messages (no lease is taken)')
+      .argument('<queue>', 'dead-letter queue, or a queue that has one')
+      .option('--limit <n>', 'list at most this many', intFlag(1, 1000), 20)
+      .option('--offset <n>', 'skip this many first', intFlag(0), 0)
+      .option('--json', 'print one JSON object per message')
+      .action(async (queue: string, flags: ListFlags) => {
+        const client = cli.client();
+        const name = await resolveDeadLetterQueue(client, cli, queue);
+        const { limit, offset } = flags;
+        const messages = await client.peek(name, { limit, offset });
+
+        if (flags.json) {
+          for (const message of messages) cli.out(messageJson(message));
+          return;
+        }
+        if (messages.length === 0) return cli.note(`no messages in "${name}"`);
+        messages.forEach((message, i) => {
+          if (i > 0) cli.out('');
+          const lines = keyValues([
+            ['id', message.id],
+            ['state', message.state],
+            ['died', deathText(message)],
+            ['published', new Date(message.publishedAt).toISOString()],
+            ['headers', headersText(ownHeaders(message))],
+            ['body', bodyText(message.body)],
+          ]);
+          for (const line of lines) cli.out(line);
+        });
+      });
+
+    dlq
+      .command('redrive')
+      .description('move dead letters back where they came from, or --to')
+      .argument('<queue>', 'dead-letter queue, or a queue that has one')
+      .option('--to <queue>', 'move them here instead')
+      .option('--max <n>', 'move at most this many', intFlag(1))
+      .action(async (queue: string, flags: { to?: string; max?: number }) => {
+        const client = cli.client();
+        const name = await resolveDeadLetterQueue(client, cli, queue);
+        const { to, max } = flags;
+        const moved = await client.redrive(name, { to, max });
+        const target = to ? `"${to}"` : 'their source queues';
+        const messages = moved === 1 ? 'message' : 'messages';
+        cli.out(`moved ${moved} ${messages} from "${name}" to ${target}`);
+      });
+  },
+};
+
+/**
+ * The dead-letter queue meant by `name`: itself when some queue
+ * dead-letters into it (or none does and it has no dead-letter queue of its
+ * own), otherwise the queue it dead-letters into. Throws QUEUE_NOT_FOUND.
+ */
+async function resolveDeadLetterQueue(
+  client: UsherClient,
+  cli: Cli,
+  name: string,
+): Promise<string> {
+  const info = await client.getQueue(name);
+  const target = info.settings.deadLetter;
+  if (info.deadLetterSources.length > 0 || target === null) return name;
+
+  cli.note(`using "${target}", the dead-letter queue of "${name}"`);
+  return target;
+}
+
+/**
+ * The latest death in a line, from the headers the broker adds when it
+ * dead-letters (src/broker/dead-letter.ts):
+ * `rejected in "orders" after 3 attempts: card declined`.
+ */
+function deathText({ headers }: PeekedMessage): string {
+  const reason = headers[DEATH_HEADERS.reason];
+  if (reason === undefined) return '-';
+  const attempts = headers[DEATH_HEADERS.attempts] ?? '?';
+  let text =
+    `${reason} in "${headers[DEATH_HEADERS.queue]}" after ${attempts} ` +
+    `attempt${attempts === '1' ? '' : 's'} at ${headers[DEATH_HEADERS.time]}`;
+
+  const error = lastDeathError(headers[DEATH_HEADERS.history]);
+  if (error !== undefined) text += `: ${error}`;
+  return text;
+}
+
+function lastDeathError(history: string | undefined): string | undefined {
+  try {
+    const deaths = JSON.parse(history ?? '[]') as Array<{ error?: string }>;
+    return deaths.at(-1)?.error;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Headers without the broker's death bookkeeping, shown as `died`. */
+function ownHeaders({ headers }: PeekedMessage): Record<string, string> {
+  const own: Record<string, string> = {};
+  for (const [key, value] of Object.entries(headers)) {
+    if (!key.startsWith('x-usher-')) own[key] = value;
+  }
+  return own;
+}

@@ -1,0 +1,183 @@
+// `usher queue create|list|stats|purge|delete`: queue administration.
+
+import type { Command } from 'commander';
+
+import type { QueueInfo, QueueSettingsInput } from '../client/index.js';
+import { formatDuration, formatSize } from '../util/duration.js';
+import {
+  durationFlag,
+  intFlag,
+  type Cli,
+  type CommandGroup,
+} from './context.js';
+import { keyValues, table } from './output.js';
+
+interface CreateFlags {
+  fifo?: boolean;
+  maxAttempts?: number;
+  backoff?: number;
+  backoffMax?: number;
+  visibilityTimeout?: number;
+  deadLetter?: string;
+  ttl?: number;
+  dedupWindow?: number;
+  json?: boolean;
+}
+
+export const queueCommands: CommandGroup = {
+  register(program: Command, cli: Cli): void {
+    const queue = program.command('queue').description('manage queues');
+
+    queue
+      .command('create')
+      .description('create a queue (again with the same settings is fine)')
+      .argument('<name>', 'queue name')
+      .option('--fifo', 'strict order within each message group')
+      .option(
+        '--max-attempts <n>',
+        'deliveries before dead-lettering; 0 = unlimited',
+        intFlag(0),
+      )
+      .option('--backoff <duration>', 'first retry delay', durationFlag)
+      .option('--backoff-max <duration>', 'longest retry delay', durationFlag)
+      .option('--visibility-timeout <duration>', 'lease length', durationFlag)
+      .option('--dead-letter <queue>', 'where failed and expired messages go')
+      .option('--ttl <duration>', 'time to live of a message', durationFlag)
+      .option(
+        '--dedup-window <duration>',
+        'how long a message id is remembered',
+        durationFlag,
+      )
+      .option('--json', 'print the queue as JSON')
+      .action(async (name: string, flags: CreateFlags) => {
+        const before = await cli.client().getQueue(name).catch(() => null);
+        const { created, queue: info } = await cli
+          .client()
+          .createQueue(name, settingsFrom(flags));
+        if (flags.json) return cli.out(JSON.stringify(info));
+        const changed = before === null
+          ? false
+          : JSON.stringify(before.settings) !== JSON.stringify(info.settings);
+        cli.out(
+          created
+            ? `created queue "${name}"`
+            : changed
+              ? `updated queue "${name}"`
+              : `queue "${name}" already exists with these settings`,
+        );
+      });
+
+    queue
+      .command('list')
+      .description('list queues with their message counts')
+      .option('--json', 'print a JSON array of queues')
+      .action(async (flags: { json?: boolean }) => {
+        const queues = await cli.client().listQueues();
+        if (flags.json) return cli.out(JSON.stringify(queues));
+        if (queues.length === 0) return cli.note('no queues');
+
+        const rows = queues.map((q) => [
+          q.name,
+          String(q.stats.ready),
+          String(q.stats.inFlight),
+          String(q.stats.delayed),
+          String(q.stats.total),
+          q.settings.deadLetter ?? '-',
+        ]);
+        const header = [
+          'NAME', 'READY', 'IN-FLIGHT', 'DELAYED', 'TOTAL', 'DEAD-LETTER',
+        ];
+        for (const line of table(header, rows)) cli.out(line);
+      });
+
+    queue
+      .command('stats')
+      .description("show a queue's counters and settings")
+      .argument('<name>', 'queue name')
+      .option('--json', 'print the queue as JSON')
+      .action(async (name: string, flags: { json?: boolean }) => {
+        const info = await cli.client().getQueue(name);
+        if (flags.json) return cli.out(JSON.stringify(info));
+        for (const line of keyValues(statsPairs(info))) cli.out(line);
+      });
+
+    queue
+      .command('purge')
+      .description('drop every message of a queue')
+      .argument('<name>', 'queue name')
+      .action(async (name: string) => {
+        const purged = await cli.client().purgeQueue(name);
+        const messages = purged === 1 ? 'message' : 'messages';
+        cli.out(`purged ${purged} ${messages} from "${name}"`);
+      });
+
+    queue
+      .command('delete')
+      .description('delete a queue and its messages')
+      .argument('<name>', 'queue name')
+      .action(async (name: string) => {
+        await cli.client().deleteQueue(name);
+        cli.out(`deleted queue "${name}"`);
+      });
+  },
+};
+
+/** Only the flags given: the broker fills in its defaults for the rest. */
+function settingsFrom(flags: CreateFlags): QueueSettingsInput {
+  const settings: QueueSettingsInput = {};
+  if (flags.fifo) settings.fifo = true;
+  if (flags.maxAttempts !== undefined) settings.maxAttempts = flags.maxAttempts;
+  if (flags.visibilityTimeout !== undefined) {
+    settings.visibilityTimeoutMs = flags.visibilityTimeout;
+  }
+  if (flags.deadLetter !== undefined) settings.deadLetter = flags.deadLetter;
+  if (flags.ttl !== undefined) settings.messageTtlMs = flags.ttl;
+  if (flags.dedupWindow !== undefined) {
+    settings.dedupWindowMs = flags.dedupWindow;
+  }
+
+  if (flags.backoff !== undefined || flags.backoffMax !== undefined) {
+    settings.backoff = {};
+    if (flags.backoff !== undefined) settings.backoff.initialMs = flags.backoff;
+    if (flags.backoffMax !== undefined) {
+      settings.backoff.maxMs = flags.backoffMax;
+    }
+  }
+  return settings;
+}
+
+/** Counters first (raw numbers, easy to grep), then settings for people. */
+function statsPairs(info: QueueInfo): Array<[string, unknown]> {
+  const { stats, settings } = info;
+  const { backoff, messageTtlMs: ttl } = settings;
+  return [
+    ['queue', info.name],
+    ['ready', stats.ready],
+    ['inFlight', stats.inFlight],
+    ['delayed', stats.delayed],
+    ['total', stats.total],
+    ['bytes', `${stats.bytes} (${formatSize(stats.bytes)})`],
+    ['oldestReadyAgeMs', stats.oldestReadyAgeMs],
+    ['published', stats.published],
+    ['delivered', stats.delivered],
+    ['acked', stats.acked],
+    ['nacked', stats.nacked],
+    ['leaseExpired', stats.leaseExpired],
+    ['deadLettered', stats.deadLettered],
+    ['expired', stats.expired],
+    ['dropped', stats.dropped],
+    ['duplicates', stats.duplicates],
+    ['fifo', settings.fifo],
+    ['maxAttempts', settings.maxAttempts || 'unlimited'],
+    [
+      'backoff',
+      `${formatDuration(backoff.initialMs)} x${backoff.multiplier} up to ` +
+        `${formatDuration(backoff.maxMs)}, jitter ${backoff.jitter}`,
+    ],
+    ['visibilityTimeout', formatDuration(settings.visibilityTimeoutMs)],
+    ['deadLetter', settings.deadLetter ?? '-'],
+    ['messageTtl', ttl === null ? '-' : formatDuration(ttl)],
+    ['dedupWindow', formatDuration(settings.dedupWindowMs)],
+    ['deadLetterFor', info.deadLetterSources.join(', ') || '-'],
+  ];
+}

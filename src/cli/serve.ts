@@ -1,0 +1,133 @@
+// `usher serve`: runs a broker over HTTP until SIGINT or SIGTERM, logging
+// JSON lines to stdout with pino. On a signal it stops taking requests,
+// closes the broker (flushing the log) and exits 0; a second signal exits
+// at once with 1.
+
+import { resolve } from 'node:path';
+
+import type { Command } from 'commander';
+
+import {
+  CliError,
+  intFlag,
+  sizeFlag,
+  type Cli,
+  type CommandGroup,
+} from './context.js';
+
+interface ServeFlags {
+  data: string;
+  port: number;
+  host: string;
+  maxMessageSize?: number;
+  segmentSize?: number;
+}
+
+export const serveCommands: CommandGroup = {
+  register(program: Command, _cli: Cli): void {
+    program
+      .command('serve')
+      .description('run a broker')
+      .option('--data <dir>', 'data directory', './usher-data')
+      .option('--port <n>', 'TCP port; 0 picks one', intFlag(0, 65535), 8080)
+      .option('--host <host>', 'address to listen on', '127.0.0.1')
+      .option(
+        '--max-message-size <size>',
+        'largest message body (default 16MiB)',
+        sizeFlag,
+      )
+      .option(
+        '--segment-size <size>',
+        'log segment size (default 64MiB)',
+        sizeFlag,
+      )
+      .action(serve);
+  },
+};
+
+async function serve(flags: ServeFlags): Promise<void> {
+  // Loaded here, not at the top: other commands stay quick to start.
+  const [{ pino }, { Broker }, { createHttpServer }] = await Promise.all([
+    import('pino'),
+    import('../broker/broker.js'),
+    import('../http/server.js'),
+  ]);
+  const logger = pino({ name: 'usher' });
+
+  let broker: Awaited<ReturnType<typeof Broker.open>>;
+  try {
+    broker = await Broker.open({
+      dataDir: resolve(flags.data),
+      logger,
+      maxMessageBytes: flags.maxMessageSize,
+      segmentBytes: flags.segmentSize,
+    });
+  } catch (err) {
+    logger.fatal({ err, dataDir: flags.data }, 'cannot open data directory');
+    throw new CliError(
+      `cannot open data directory "${flags.data}": ${reason(err)}`,
+      { cause: err },
+    );
+  }
+
+  const app = createHttpServer(broker, {
+    logger,
+    maxMessageBytes: flags.maxMessageSize,
+  });
+  try {
+    await app.listen({ host: flags.host, port: flags.port });
+  } catch (err) {
+    await broker.close();
+    throw new CliError(
+      `cannot listen on ${flags.host}:${flags.port}: ${reason(err)}`,
+      { cause: err },
+    );
+  }
+
+  const url = listeningUrl(app.server.address(), flags.host);
+  logger.info(
+    { url, dataDir: flags.data },
+    `usher listening on ${url} (data ${flags.data})`,
+  );
+
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal; exiting without a clean close');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    try {
+      await app.close();
+      await broker.close();
+      logger.info({}, 'usher stopped');
+      process.exit(0);
+    } catch (err) {
+      logger.error({ err }, 'shutdown failed');
+      process.exit(1);
+    }
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+/** The URL clients use; IPv6 hosts get their brackets. */
+function listeningUrl(
+  address: ReturnType<import('node:net').Server['address']>,
+  host: string,
+): string {
+  if (address === null || typeof address === 'string') return `http://${host}`;
+  const { family, port } = address;
+  const shown = family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${shown}:${port}`;
+}
+
+/** `address already in use` rather than a stack trace. */
+function reason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EADDRINUSE') return 'address already in use';
+  if (code === 'EACCES') return 'permission denied';
+  if (code === 'EADDRNOTAVAIL') return 'address not available on this machine';
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,363 @@
+// UsherClient: one method per endpoint of docs/http-api.md, typed, with
+// bodies encoded and decoded on the way, plus consume() for a managed
+// consumer loop (consumer.ts).
+
+import {
+  decodePeeked,
+  decodeReceived,
+  encodeMessage,
+  type WireMessage,
+  type WirePeeked,
+  type WireReceived,
+} from './body.js';
+import { Consumer, type ConsumeOptions, type Handler } from './consumer.js';
+import { Transport } from './transport.js';
+import type {
+  AckResult,
+  CreateQueueResult,
+  Health,
+  MessageBody,
+  NackOptions,
+  OutgoingMessage,
+  PeekOptions,
+  PeekedMessage,
+  PublishOptions,
+  PublishResult,
+  QueueInfo,
+  QueueSettingsInput,
+  ReceiveOptions,
+  ReceivedMessage,
+  RedriveOptions,
+} from './types.js';
+
+/**
+ * Opens a client for the broker at `url`. Nothing is sent until the first
+ * call; connections are kept alive and shared between calls.
+ *
+ * @example
+ *   import { connect } from 'usher';
+ *   const usher = connect('http://127.0.0.1:8080');
+ *   await usher.createQueue('emails', { maxAttempts: 5 });
+ *   await usher.publish('emails', { to: 'ada@example.org' });
+ *
+ * @throws UsherClientError `INVALID_ARGUMENT` when `url` is not http(s).
+ */
+export function connect(url = 'http://127.0.0.1:8080'): UsherClient {
+  return new UsherClient(url);
+}
+
+/** A connection to one broker. Create it with connect(). */
+export class UsherClient {
+  /** The broker's base URL, e.g. `http://127.0.0.1:8080`. */
+  readonly url: string;
+  readonly #transport: Transport;
+  readonly #consumers = new Set<Consumer>();
+
+  constructor(url: string) {
+    this.#transport = new Transport(url);
+    this.url = this.#transport.baseUrl;
+  }
+
+  // --- publishing -------------------------------------------------------
+
+  /**
+   * Publishes one message. Bytes are stored as given, a string as UTF-8,
+   * anything else as JSON (readable back as the same value).
+   *
+   * @example
+   *   const { id } = await usher.publish('orders', { sku: 'A1', qty: 2 }, {
+   *     priority: 5,
+   *     headers: { tenant: 'acme' },
+   *   });
+   */
+  async publish(
+    queue: string,
+    body: MessageBody,
+    options: PublishOptions = {},
+  ): Promise<PublishResult> {
+    const message = encodeMessage({ ...options, body }, 'body');
+    const answer = await this.#transport.request<PublishResult>(
+      'POST',
+      `${queuePath(queue)}/messages`,
+      message,
+    );
+    return answer.data;
+  }
+
+  /**
+   * Publishes 1 to 1000 messages in one request; results come back in
+   * order. The broker refuses the whole batch when one message is bad,
+   * naming it in `field` (e.g. `messages.3.priority`).
+   *
+   * @example
+   *   await usher.publishBatch('emails', [
+   *     { body: { to: 'ada@example.org' } },
+   *     { body: 'plain text', priority: 9 },
+   *   ]);
+   */
+  async publishBatch(
+    queue: string,
+    messages: readonly OutgoingMessage[],
+  ): Promise<PublishResult[]> {
+    const wire: WireMessage[] = messages.map((message, i) =>
+      encodeMessage(message, `messages.${i}.body`),
+    );
+    const answer = await this.#transport.request<{ results: PublishResult[] }>(
+      'POST',
+      `${queuePath(queue)}/messages/batch`,
+      { messages: wire },
+    );
+    return answer.data.results;
+  }
+
+  // --- receiving and settling ------------------------------------------
+
+  /**
+   * Leases up to `max` messages, waiting up to `waitMs` for the first.
+   * Each must then be acked, nacked or extended before its lease runs out,
+   * or it is delivered again.
+   *
+   * @example
+   *   const [message] = await usher.receive('orders', { waitMs: 5000 });
+   *   if (message) await usher.ack('orders', message.receipt);
+   */
+  async receive(
+    queue: string,
+    options: ReceiveOptions = {},
+  ): Promise<ReceivedMessage[]> {
+    const { signal, ...request } = options;
+    const answer = await this.#transport.request<{ messages: WireReceived[] }>(
+      'POST',
+      `${queuePath(queue)}/receive`,
+      { max: 1, waitMs: 0, ...request },
+      signal,
+    );
+    return answer.data.messages.map(decodeReceived);
+  }
+
+  /**
+   * Acknowledges one lease or many; acked messages are gone for good.
+   * A single receipt that is no current lease throws `RECEIPT_NOT_FOUND`;
+   * with an array, such receipts answer false in `results` instead.
+   *
+   * @example
+   *   await usher.ack('orders', messages.map((m) => m.receipt));
+   */
+  async ack(
+    queue: string,
+    receipts: string | readonly string[],
+  ): Promise<AckResult> {
+    const body =
+      typeof receipts === 'string' ? { receipt: receipts } : { receipts };
+    const answer = await this.#transport.request<AckResult>(
+      'POST',
+      `${queuePath(queue)}/ack`,
+      body,
+    );
+    return answer.data;
+  }
+
+  /**
+   * Gives a message back: retried after the queue's backoff (or `delayMs`),
+   * or dead-lettered now with `requeue: false`.
+   *
+   * @example
+   *   await usher.nack('orders', message.receipt, {
+   *     delayMs: 10_000,
+   *     reason: 'payment service down',
+   *   });
+   */
+  async nack(
+    queue: string,
+    receipt: string,
+    options: NackOptions = {},
+  ): Promise<void> {
+    await this.#transport.request(
+      'POST',
+      `${queuePath(queue)}/nack`,
+      { receipt, ...options },
+    );
+  }
+
+  /**
+   * Makes a lease run out `timeoutMs` from now; answers the new deadline.
+   *
+   * @example
+   *   const deadline = await usher.extend('orders', message.receipt, 60_000);
+   */
+  async extend(
+    queue: string,
+    receipt: string,
+    timeoutMs: number,
+  ): Promise<number> {
+    const answer = await this.#transport.request<{ leaseDeadline: number }>(
+      'POST',
+      `${queuePath(queue)}/extend`,
+      { receipt, timeoutMs },
+    );
+    return answer.data.leaseDeadline;
+  }
+
+  /**
+   * Runs `handler` for every message of `queue` until stopped: acks when it
+   * returns, nacks (reason: the error's message) when it throws. See
+   * ConsumeOptions for concurrency and batching.
+   *
+   * @example
+   *   const consumer = usher.consume('emails', async (message) => {
+   *     await sendEmail(message.body);
+   *   }, { concurrency: 8 });
+   *   process.on('SIGTERM', () => consumer.stop());
+   */
+  consume(
+    queue: string,
+    handler: Handler,
+    options: ConsumeOptions = {},
+  ): Consumer {
+    const consumer = new Consumer(this, queue, handler, options, () =>
+      this.#consumers.delete(consumer),
+    );
+    this.#consumers.add(consumer);
+    return consumer;
+  }
+
+  /** Stops every consumer started from this client (see Consumer.stop). */
+  async close(): Promise<void> {
+    await Promise.all([...this.#consumers].map((c) => c.stop()));
+  }
+
+  // --- queues -----------------------------------------------------------
+
+  /**
+   * Creates a queue, or changes the settings named on an existing one;
+   * settings left out take the broker's defaults on a new queue and keep
+   * their value on an existing one. Changing `fifo` throws `QUEUE_EXISTS`.
+   *
+   * @example
+   *   await usher.createQueue('orders', {
+   *     maxAttempts: 5,
+   *     backoff: { initialMs: 1000, maxMs: 60_000 },
+   *     deadLetter: 'orders.dlq',
+   *   });
+   */
+  async createQueue(
+    name: string,
+    settings: QueueSettingsInput = {},
+  ): Promise<CreateQueueResult> {
+    const answer = await this.#transport.request<QueueInfo>(
+      'PUT',
+      queuePath(name),
+      settings,
+    );
+    return { created: answer.status === 201, queue: answer.data };
+  }
+
+  /**
+   * Lists every queue with its settings and stats.
+   *
+   * @example
+   *   for (const q of await usher.listQueues()) {
+   *     console.log(q.name, q.stats.ready);
+   *   }
+   */
+  async listQueues(): Promise<QueueInfo[]> {
+    const answer = await this.#transport.request<{ queues: QueueInfo[] }>(
+      'GET',
+      '/queues',
+    );
+    return answer.data.queues;
+  }
+
+  /**
+   * One queue's settings and stats; throws `QUEUE_NOT_FOUND` when absent.
+   *
+   * @example
+   *   const { stats } = await usher.getQueue('orders');
+   */
+  async getQueue(name: string): Promise<QueueInfo> {
+    const answer = await this.#transport.request<QueueInfo>(
+      'GET',
+      queuePath(name),
+    );
+    return answer.data;
+  }
+
+  /**
+   * Drops every message of a queue; answers how many.
+   *
+   * @example
+   *   const dropped = await usher.purgeQueue('orders');
+   */
+  async purgeQueue(name: string): Promise<number> {
+    const answer = await this.#transport.request<{ purged: number }>(
+      'POST',
+      `${queuePath(name)}/purge`,
+    );
+    return answer.data.purged;
+  }
+
+  /**
+   * Deletes a queue and its messages.
+   *
+   * @example
+   *   await usher.deleteQueue('scratch');
+   */
+  async deleteQueue(name: string): Promise<void> {
+    await this.#transport.request('DELETE', queuePath(name));
+  }
+
+  /**
+   * Lists messages without leasing them, e.g. to inspect a dead-letter
+   * queue.
+   *
+   * @example
+   *   const dead = await usher.peek('orders.dlq', { limit: 10 });
+   */
+  async peek(
+    queue: string,
+    options: PeekOptions = {},
+  ): Promise<PeekedMessage[]> {
+    const { limit, offset } = options;
+    const query = new URLSearchParams();
+    if (limit !== undefined) query.set('limit', String(limit));
+    if (offset !== undefined) query.set('offset', String(offset));
+    const search = query.toString() ? `?${query}` : '';
+
+    const answer = await this.#transport.request<{ messages: WirePeeked[] }>(
+      'GET',
+      `${queuePath(queue)}/messages${search}`,
+    );
+    return answer.data.messages.map(decodePeeked);
+  }
+
+  /**
+   * Moves messages out of a (dead-letter) queue: to `to`, or back to the
+   * queue each came from. Answers how many moved.
+   *
+   * @example
+   *   const moved = await usher.redrive('orders.dlq', { max: 100 });
+   */
+  async redrive(queue: string, options: RedriveOptions = {}): Promise<number> {
+    const answer = await this.#transport.request<{ moved: number }>(
+      'POST',
+      `${queuePath(queue)}/redrive`,
+      options,
+    );
+    return answer.data.moved;
+  }
+
+  /**
+   * The broker's health.
+   *
+   * @example
+   *   const { status } = await usher.health(); // 'ok'
+   */
+  async health(): Promise<Health> {
+    const answer = await this.#transport.request<Health>('GET', '/healthz');
+    return answer.data;
+  }
+}
+
+function queuePath(name: string): string {
+  return `/queues/${encodeURIComponent(name)}`;
+}

@@ -1,0 +1,132 @@
+// One JSON request to the broker over the global fetch (undici, which keeps
+// connections alive between requests), turning every way it can fail into
+// an UsherClientError.
+
+import {
+  CLIENT_ERROR_CODES,
+  UsherClientError,
+  connectionError,
+} from './errors.js';
+
+export interface Answer<T> {
+  status: number;
+  data: T;
+}
+
+export class Transport {
+  /** The broker's base URL without a trailing slash. */
+  readonly baseUrl: string;
+
+  constructor(url: string) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch (err) {
+      throw new UsherClientError(
+        CLIENT_ERROR_CODES.INVALID_ARGUMENT,
+        0,
+        `invalid Usher URL "${url}": expected e.g. http://127.0.0.1:8080`,
+        { field: 'url', cause: err },
+      );
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new UsherClientError(
+        CLIENT_ERROR_CODES.INVALID_ARGUMENT,
+        0,
+        `invalid Usher URL "${url}": only http and https are supported`,
+        { field: 'url' },
+      );
+    }
+    // Keep a path prefix (a broker behind a proxy) but not the last slash.
+    this.baseUrl = parsed.href.replace(/\/+$/, '');
+  }
+
+  /**
+   * Sends `body` as JSON and parses the JSON answer. A 204 answers
+   * `undefined`. Refusals throw with the broker's code and field.
+   */
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    signal?: AbortSignal,
+  ): Promise<Answer<T>> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(this.baseUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+      });
+      text = await response.text();
+    } catch (err) {
+      if (signal?.aborted) {
+        throw new UsherClientError(
+          CLIENT_ERROR_CODES.ABORTED,
+          0,
+          `${method} ${path} was aborted`,
+          { cause: err },
+        );
+      }
+      throw connectionError(this.baseUrl, err);
+    }
+
+    if (response.status === 204) {
+      return { status: 204, data: undefined as T };
+    }
+    const data = parseJson(text);
+    if (!response.ok) throw refusal(response.status, data, text, method, path);
+    if (data === undefined) {
+      throw badResponse(response.status, method, path, text);
+    }
+    return { status: response.status, data: data as T };
+  }
+}
+
+/** The broker's error object, or a BAD_RESPONSE when there is none. */
+function refusal(
+  status: number,
+  data: unknown,
+  text: string,
+  method: string,
+  path: string,
+): UsherClientError {
+  const error = (data as { error?: unknown } | undefined)?.error;
+  if (error && typeof error === 'object') {
+    const { code, message, field } = error as Record<string, unknown>;
+    if (typeof code === 'string' && typeof message === 'string') {
+      return new UsherClientError(code, status, message, {
+        field: typeof field === 'string' ? field : undefined,
+      });
+    }
+  }
+  return badResponse(status, method, path, text);
+}
+
+function badResponse(
+  status: number,
+  method: string,
+  path: string,
+  text: string,
+): UsherClientError {
+  const excerpt = text.length > 120 ? `${text.slice(0, 120)}...` : text;
+  return new UsherClientError(
+    CLIENT_ERROR_CODES.BAD_RESPONSE,
+    status,
+    `unexpected answer to ${method} ${path} (status ${status}): ${excerpt}`,
+  );
+}
+
+function parseJson(text: string): unknown {
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

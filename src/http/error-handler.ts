@@ -1,0 +1,167 @@
+// The one place where a failed request becomes an answer. Every refusal
+// leaves as `{"error": {"code", "message", "field"}}` (docs/errors.md):
+// UsherError keeps its own code and status, fastify's refusals (schema
+// validation, body limit, content type) are translated to ours, and
+// anything else is a 500 INTERNAL, logged with its stack, never a crash.
+
+import type {
+  FastifyError,
+  FastifyReply,
+  FastifyRequest,
+  FastifySchemaValidationError,
+} from 'fastify';
+
+import {
+  BadRequestError,
+  InternalError,
+  InvalidArgumentError,
+  PayloadTooLargeError,
+  RouteNotFoundError,
+  UnsupportedMediaTypeError,
+  UsherError,
+} from '../errors.js';
+
+export interface ErrorAnswer {
+  error: { code: string; message: string; field?: string };
+}
+
+/** Builds fastify's error handler; `bodyLimit` is quoted in 413 answers. */
+export function makeErrorHandler(bodyLimit: number) {
+  return function handleError(
+    err: FastifyError,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): FastifyReply {
+    const usherError = toUsherError(err, request, bodyLimit);
+
+    // A 500 is a bug and gets the stack. Other 5xx (store trouble, a
+    // shutdown) are conditions the broker logs where they arise; 4xx are
+    // the client's and routine.
+    if (usherError.status === 500) {
+      request.log.error({ err }, 'request failed');
+    } else if (usherError.status > 500) {
+      request.log.warn({ code: usherError.code }, 'request not served');
+    } else {
+      request.log.debug(
+        { code: usherError.code, field: usherError.field },
+        'request refused',
+      );
+    }
+
+    return reply.code(usherError.status).send(toAnswer(usherError));
+  };
+}
+
+/** Fastify's not-found handler: every unknown route is a coded 404. */
+export function handleNotFound(
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  const err = new RouteNotFoundError(request.method, request.url);
+  return reply.code(err.status).send(toAnswer(err));
+}
+
+export function toAnswer(err: UsherError): ErrorAnswer {
+  const error: ErrorAnswer['error'] = { code: err.code, message: err.message };
+  if (err.field !== undefined && err.field !== '') error.field = err.field;
+  return { error };
+}
+
+function toUsherError(
+  err: FastifyError,
+  request: FastifyRequest,
+  bodyLimit: number,
+): UsherError {
+  if (err instanceof UsherError) return err;
+
+  if (err.validation !== undefined) {
+    return fromValidation(err.validation, err.validationContext);
+  }
+
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new PayloadTooLargeError(bodyLimit);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new UnsupportedMediaTypeError(
+        request.headers['content-type'] ?? '',
+      );
+  }
+
+  // Fastify's other refusals of malformed HTTP (a bad URL, a body shorter
+  // than its Content-Length, a connection dropped mid-body) carry a 4xx.
+  const status = err.statusCode ?? 500;
+  if (status >= 400 && status < 500) return new BadRequestError(err.message);
+
+  return new InternalError(err);
+}
+
+// Ajv reports where the problem is as a JSON pointer (`/messages/3/priority`)
+// and, for missing or unknown properties, the name in `params`. Clients get
+// a dotted path (`messages.3.priority`) and a sentence that quotes the
+// value: schemas run with ajv's `verbose` so `data` holds it. Only the first
+// problem is reported; ajv stops there (allErrors is off, to bound work).
+
+type ValidationIssue = FastifySchemaValidationError & { data?: unknown };
+
+function fromValidation(
+  issues: ValidationIssue[],
+  context: string | undefined,
+): UsherError {
+  const issue = pickIssue(issues);
+  const path = issue.instancePath.split('/').slice(1).map(unescapePointer);
+  const params = issue.params as Record<string, unknown>;
+
+  let problem: string;
+  switch (issue.keyword) {
+    case 'required':
+      path.push(String(params.missingProperty));
+      problem = 'is required';
+      break;
+    case 'additionalProperties':
+      path.push(String(params.additionalProperty));
+      problem = 'is not a known field';
+      break;
+    case 'anyOf':
+      problem =
+        `${describeAlternatives(issues, issue.instancePath)}, ` +
+        `got ${describeValue(issue.data)}`;
+      break;
+    default:
+      problem =
+        `${issue.message ?? 'is invalid'}, ` +
+        `got ${describeValue(issue.data)}`;
+  }
+
+  const field = path.join('.');
+  const subject = field === '' ? `request ${context ?? 'body'}` : field;
+  return new InvalidArgumentError(field, `${subject} ${problem}`);
+}
+
+// With anyOf (nullable fields) ajv lists each branch's failure before the
+// anyOf failure itself; the summary names the branches instead.
+function pickIssue(issues: ValidationIssue[]): ValidationIssue {
+  const anyOf = issues.find((issue) => issue.keyword === 'anyOf');
+  return anyOf ?? issues[0];
+}
+
+function describeAlternatives(issues: ValidationIssue[], at: string): string {
+  const branches = issues
+    .filter((issue) => issue.instancePath === at && issue.keyword !== 'anyOf')
+    .map((issue) => issue.message ?? 'must be valid');
+  return branches.length === 0 ? 'must be valid' : branches.join(' or ');
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') {
+    return value.length <= 40
+      ? JSON.stringify(value)
+      : `${JSON.stringify(value.slice(0, 40))}... (${value.length} chars)`;
+  }
+  if (Array.isArray(value)) return `an array of ${value.length} items`;
+  if (value !== null && typeof value === 'object') return 'an object';
+  return String(value);
+}
+
+function unescapePointer(segment: string): string {
+  return segment.replaceAll('~1', '/').replaceAll('~0', '~');
+}

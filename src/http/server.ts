@@ -1,0 +1,197 @@
+// Usher's HTTP API (docs/http-api.md): a fastify instance over a BrokerApi.
+// The caller owns the lifecycle: createHttpServer builds the routes, the
+// caller calls `.listen()` and, on shutdown, `.close()` before closing the
+// broker. Closing cuts long polls short (they answer with no messages) and
+// waits for the other requests in flight.
+//
+//   const app = createHttpServer(broker, { logger });
+//   await app.listen({ host: '127.0.0.1', port: 8080 });
+
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type RouteOptions,
+} from 'fastify';
+import type { Logger } from 'pino';
+import { Type } from 'typebox';
+
+import type { BrokerApi } from '../broker/types.js';
+import { BrokerClosedError } from '../errors.js';
+import { handleNotFound, makeErrorHandler } from './error-handler.js';
+import { registerJsonBody } from './json-body.js';
+import { registerMessageRoutes } from './message-routes.js';
+import { createMetrics } from './metrics.js';
+import { buildOpenApi } from './openapi.js';
+import { registerQueueRoutes } from './queue-routes.js';
+import { documented } from './route-schema.js';
+import { ErrorBody, Health } from './schemas.js';
+
+export interface HttpServerOptions {
+  logger: Logger;
+  /** Largest message body in bytes; default 16 MiB. */
+  maxMessageBytes?: number;
+  /** Export Node.js process metrics on /metrics too; default true. */
+  processMetrics?: boolean;
+}
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** Room in a request body beyond the message body itself; see bodyLimitFor. */
+export const ENVELOPE_BYTES = 1024 * 1024;
+
+/**
+ * The largest request body accepted. The biggest message travels as
+ * base64, which takes 4 bytes per 3, and the JSON around it (id, headers,
+ * field names) gets ENVELOPE_BYTES. A batch shares the same limit in total,
+ * and a body sent as an escaped JSON string can grow more than base64
+ * does; both are refused with 413 past this size, and clients with large
+ * payloads should send bodyBase64 one message at a time.
+ */
+export function bodyLimitFor(maxMessageBytes: number): number {
+  return Math.ceil(maxMessageBytes / 3) * 4 + ENVELOPE_BYTES;
+}
+
+export function createHttpServer(
+  broker: BrokerApi,
+  options: HttpServerOptions,
+): FastifyInstance {
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const bodyLimit = bodyLimitFor(maxMessageBytes);
+  const handleError = makeErrorHandler(bodyLimit);
+
+  const logger: FastifyBaseLogger = options.logger.child({ component: 'http' });
+  const app = Fastify({
+    loggerInstance: logger,
+    logController: new QuietRequestLog(),
+    bodyLimit,
+    // Queue names go up to 200 characters, which percent-encoded can take
+    // three times as many in the path.
+    routerOptions: { maxParamLength: 1024 },
+    // Bodies are checked strictly: a string is not coerced into a number
+    // and an unknown field is refused rather than silently dropped, so a
+    // typo such as "delayMS" is reported. `verbose` keeps the offending
+    // value for the error message.
+    ajv: {
+      customOptions: {
+        coerceTypes: false,
+        removeAdditional: false,
+        verbose: true,
+      },
+    },
+    frameworkErrors: (err: FastifyError, request, reply) =>
+      handleError(err, request, reply),
+    // Fastify's own 503 while closing is not our error envelope; the hook
+    // below answers BROKER_CLOSED instead.
+    return503OnClosing: false,
+  });
+
+  registerJsonBody(app, bodyLimit);
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler(handleNotFound);
+
+  // Requests that still arrive on kept-alive connections while closing.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async () => {
+    if (closing) throw new BrokerClosedError();
+  });
+
+  // Every route is recorded as it is added; /openapi.json describes them.
+  const routes: RouteOptions[] = [];
+  app.addHook('onRoute', (route) => {
+    routes.push(route);
+  });
+
+  registerSystemRoutes(app, broker, routes, options);
+  registerQueueRoutes(app, broker);
+  registerMessageRoutes(app, broker, maxMessageBytes);
+  return app;
+}
+
+function registerSystemRoutes(
+  app: FastifyInstance,
+  broker: BrokerApi,
+  routes: RouteOptions[],
+  options: HttpServerOptions,
+): void {
+  app.get(
+    '/healthz',
+    {
+      schema: documented({
+        operationId: 'health',
+        summary: 'Broker health; 503 while degraded',
+        tags: ['system'],
+        // 503 is the health while degraded, or an error while closing.
+        response: { 200: Health, 503: Type.Union([Health, ErrorBody]) },
+      }),
+    },
+    async (_request, reply) => {
+      const health = broker.health();
+      return reply.code(health.status === 'ok' ? 200 : 503).send(health);
+    },
+  );
+
+  const metrics = createMetrics(broker, {
+    processMetrics: options.processMetrics ?? true,
+  });
+  app.get(
+    '/metrics',
+    {
+      schema: documented({
+        operationId: 'metrics',
+        summary: 'Prometheus metrics (docs/metrics.md)',
+        tags: ['system'],
+        produces: metrics.contentType,
+      }),
+    },
+    async (_request, reply) => {
+      const text = await metrics.scrape();
+      return reply.type(metrics.contentType).send(text);
+    },
+  );
+
+  // Built on first request: by then every route has been added.
+  let document: unknown;
+  app.get(
+    '/openapi.json',
+    {
+      schema: documented({
+        operationId: 'openapi',
+        summary: 'This API as an OpenAPI 3.0 document',
+        tags: ['system'],
+        produces: 'application/json',
+      }),
+    },
+    async (_request, reply) => {
+      document ??= buildOpenApi(routes);
+      return reply.type('application/json').send(JSON.stringify(document));
+    },
+  );
+}
+
+// Request lines at info level would log every publish and ack; they go to
+// debug, and errors are logged by the error handler.
+class QuietRequestLog extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(
+    error: Error | null | undefined,
+    _request: FastifyRequest,
+    reply: FastifyReply,
+  ): void {
+    if (error) {
+      reply.log.error({ err: error }, 'request errored');
+      return;
+    }
+    reply.log.debug(
+      { statusCode: reply.statusCode, responseTime: reply.elapsedTime },
+      'request completed',
+    );
+  }
+}

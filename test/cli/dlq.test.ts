@@ -1,0 +1,105 @@
+// `usher dlq list|redrive` against a real `usher serve`: a message nacked
+// without requeue lands in the dead-letter queue, is listed without a
+// lease, and is moved back.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import {
+  runUsher,
+  startUsher,
+  type RunResult,
+  type UsherServer,
+} from '../client/usher-process.js';
+
+let server: UsherServer;
+
+before(async () => {
+  server = await startUsher();
+});
+
+after(async () => {
+  await server?.stop();
+});
+
+async function usher(...args: string[]): Promise<RunResult> {
+  const result = await runUsher(args, { url: server.url });
+  assert.equal(result.code, 0, `usher ${args.join(' ')}: ${result.stderr}`);
+  return result;
+}
+
+async function stats(queue: string): Promise<Record<string, number>> {
+  return JSON.parse((await usher('queue', 'stats', queue, '--json')).stdout).stats;
+}
+
+describe('usher dlq', () => {
+  it('lists a rejected message and redrives it to its queue', async () => {
+    await usher('queue', 'create', 'payments', '--dead-letter', 'payments.dlq');
+    const id = (await usher('publish', 'payments', '{"amount":12}')).stdout.trim();
+
+    const nacked = await usher(
+      'consume', 'payments', '--nack', '--no-requeue',
+      '--reason', 'card declined', '--json',
+    );
+    assert.equal(nacked.stderr, 'nacked 1 (dead-lettered)\n');
+    assert.equal((await stats('payments')).total, 0);
+    assert.equal((await stats('payments.dlq')).ready, 1);
+
+    const listed = await usher('dlq', 'list', 'payments.dlq', '--json');
+    const [dead] = listed.stdout.trimEnd().split('\n').map((line) => JSON.parse(line));
+    assert.equal(dead.id, id);
+    assert.deepEqual(dead.body, { amount: 12 });
+    assert.equal(dead.state, 'ready');
+    assert.equal(dead.headers['x-usher-death-reason'], 'rejected');
+    assert.equal(dead.headers['x-usher-death-queue'], 'payments');
+    // Listing takes no lease.
+    assert.equal((await stats('payments.dlq')).inFlight, 0);
+
+    const human = await usher('dlq', 'list', 'payments.dlq');
+    assert.match(human.stdout, new RegExp(`^id\\s+${id}$`, 'm'));
+    assert.match(
+      human.stdout,
+      /^died\s+rejected in "payments" after 1 attempt at \S+: card declined$/m,
+    );
+    assert.match(human.stdout, /^body\s+\{"amount":12\}$/m);
+
+    const redriven = await usher('dlq', 'redrive', 'payments.dlq');
+    assert.equal(
+      redriven.stdout,
+      'moved 1 message from "payments.dlq" to their source queues\n',
+    );
+    assert.equal((await stats('payments.dlq')).total, 0);
+    assert.equal((await stats('payments')).ready, 1);
+  });
+
+  it('accepts the source queue in place of its dead-letter queue', async () => {
+    await usher('queue', 'create', 'mail', '--dead-letter', 'mail.dlq');
+    await usher('publish', 'mail', 'bounce');
+    await usher('consume', 'mail', '--nack', '--no-requeue');
+
+    const listed = await usher('dlq', 'list', 'mail', '--json');
+    assert.equal(JSON.parse(listed.stdout).body, 'bounce');
+    assert.equal(listed.stderr, 'using "mail.dlq", the dead-letter queue of "mail"\n');
+
+    await usher('queue', 'create', 'mail.archive');
+    const moved = await usher(
+      'dlq', 'redrive', 'mail', '--to', 'mail.archive', '--max', '5',
+    );
+    assert.equal(moved.stdout, 'moved 1 message from "mail.dlq" to "mail.archive"\n');
+    assert.equal((await stats('mail.archive')).ready, 1);
+  });
+
+  it('honours --limit and says when nothing is there', async () => {
+    await usher('queue', 'create', 'many', '--dead-letter', 'many.dlq');
+    for (let i = 0; i < 3; i++) await usher('publish', 'many', `m${i}`);
+    await usher('consume', 'many', '--max', '3', '--nack', '--no-requeue');
+
+    const limited = await usher('dlq', 'list', 'many.dlq', '--limit', '2', '--json');
+    assert.equal(limited.stdout.trimEnd().split('\n').length, 2);
+
+    await usher('dlq', 'redrive', 'many.dlq', '--max', '3');
+    const empty = await usher('dlq', 'list', 'many.dlq');
+    assert.equal(empty.stdout, '');
+    assert.equal(empty.stderr, 'no messages in "many.dlq"\n');
+  });
+});

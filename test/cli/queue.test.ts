@@ -1,0 +1,135 @@
+// `usher queue ...` against a real `usher serve`.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import {
+  runUsher,
+  startUsher,
+  type RunResult,
+  type UsherServer,
+} from '../client/usher-process.js';
+
+let server: UsherServer;
+
+before(async () => {
+  server = await startUsher();
+});
+
+after(async () => {
+  await server?.stop();
+});
+
+/** Runs usher against the test server and expects exit 0. */
+async function usher(...args: string[]): Promise<RunResult> {
+  const result = await runUsher(args, { url: server.url });
+  assert.equal(result.code, 0, `usher ${args.join(' ')}: ${result.stderr}`);
+  return result;
+}
+
+describe('usher queue', () => {
+  it('creates a queue with every setting flag', async () => {
+    const { stdout } = await usher(
+      'queue', 'create', 'orders',
+      '--fifo',
+      '--max-attempts', '4',
+      '--backoff', '250ms',
+      '--backoff-max', '1m',
+      '--visibility-timeout', '45s',
+      '--dead-letter', 'orders.dlq',
+      '--ttl', '1h',
+      '--dedup-window', '90s',
+    );
+    assert.equal(stdout, 'created queue "orders"\n');
+
+    const again = await usher(
+      'queue', 'create', 'orders', '--fifo', '--max-attempts', '4',
+      '--backoff', '250', '--backoff-max', '60000',
+      '--visibility-timeout', '45000', '--dead-letter', 'orders.dlq',
+      '--ttl', '3600000', '--dedup-window', '1m30s',
+    );
+    assert.equal(again.stdout, 'queue "orders" already exists with these settings\n');
+    const updated = await usher('queue', 'create', 'orders', '--max-attempts', '6');
+    assert.equal(updated.stdout, 'updated queue "orders"\n');
+    await usher('queue', 'create', 'orders', '--max-attempts', '4');
+
+    const { stdout: json } = await usher('queue', 'stats', 'orders', '--json');
+    const info = JSON.parse(json);
+    assert.equal(info.name, 'orders');
+    assert.deepEqual(info.settings, {
+      fifo: true,
+      maxAttempts: 4,
+      backoff: { initialMs: 250, multiplier: 2, maxMs: 60_000, jitter: 0.1 },
+      visibilityTimeoutMs: 45_000,
+      deadLetter: 'orders.dlq',
+      messageTtlMs: 3_600_000,
+      dedupWindowMs: 90_000,
+    });
+    assert.equal(info.stats.total, 0);
+  });
+
+  it('prints created queues as JSON with --json', async () => {
+    const { stdout } = await usher('queue', 'create', 'plain', '--json');
+    const info = JSON.parse(stdout);
+    assert.equal(info.name, 'plain');
+    assert.equal(info.settings.fifo, false);
+  });
+
+  it('lists queues as a table and as JSON', async () => {
+    await usher('queue', 'create', 'listed');
+    await usher('publish', 'listed', 'one');
+    await usher('publish', 'listed', 'two');
+
+    const { stdout } = await usher('queue', 'list');
+    const lines = stdout.trimEnd().split('\n');
+    assert.match(lines[0], /^NAME\s+READY\s+IN-FLIGHT\s+DELAYED\s+TOTAL\s+DEAD-LETTER$/);
+    const row = lines.find((line) => line.startsWith('listed '));
+    assert.ok(row, stdout);
+    assert.deepEqual(row.split(/\s+/), ['listed', '2', '0', '0', '2', '-']);
+
+    const json = JSON.parse((await usher('queue', 'list', '--json')).stdout);
+    assert.ok(Array.isArray(json));
+    const listed = json.find((q: { name: string }) => q.name === 'listed');
+    assert.equal(listed.stats.ready, 2);
+    assert.equal(listed.stats.published, 2);
+  });
+
+  it('shows stats as aligned key/value lines', async () => {
+    await usher('queue', 'create', 'counted');
+    await usher('publish', 'counted', 'a');
+    await usher('publish', 'counted', 'b', '--delay', '1h');
+    await usher('publish', 'counted', 'c');
+    await usher('consume', 'counted');
+
+    const { stdout } = await usher('queue', 'stats', 'counted');
+    const lines = stdout.trimEnd().split('\n');
+    const values = new Map(lines.map((line) => {
+      const [key, ...rest] = line.split(/\s+/);
+      return [key, rest.join(' ')];
+    }));
+    assert.equal(values.get('queue'), 'counted');
+    assert.equal(values.get('ready'), '1');
+    assert.equal(values.get('inFlight'), '1');
+    assert.equal(values.get('delayed'), '1');
+    assert.equal(values.get('total'), '3');
+    assert.equal(values.get('visibilityTimeout'), '30s');
+
+    // Every value starts in the same column.
+    const columns = new Set(lines.map((line) => line.search(/(?<=^\S+\s+)\S/)));
+    assert.equal(columns.size, 1, stdout);
+  });
+
+  it('purges and deletes', async () => {
+    await usher('queue', 'create', 'doomed');
+    await usher('publish', 'doomed', 'x');
+    await usher('publish', 'doomed', 'y');
+
+    const purged = await usher('queue', 'purge', 'doomed');
+    assert.equal(purged.stdout, 'purged 2 messages from "doomed"\n');
+    const deleted = await usher('queue', 'delete', 'doomed');
+    assert.equal(deleted.stdout, 'deleted queue "doomed"\n');
+
+    const list = JSON.parse((await usher('queue', 'list', '--json')).stdout);
+    assert.ok(!list.some((q: { name: string }) => q.name === 'doomed'));
+  });
+});

@@ -1,0 +1,208 @@
+// consume() against a real `usher serve`: concurrency, ack on success,
+// nack on throw (counted in attempts), manual settling, graceful stop.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import {
+  connect,
+  type ConsumerMessage,
+  type QueueStats,
+  type UsherClient,
+} from '../../src/client/index.js';
+import { eventually, startUsher, type UsherServer } from './usher-process.js';
+
+let server: UsherServer;
+let usher: UsherClient;
+
+before(async () => {
+  server = await startUsher();
+  usher = connect(server.url);
+});
+
+after(async () => {
+  await usher?.close();
+  await server?.stop();
+});
+
+/** Stats of `queue` once `expect` holds for them. */
+function statsWhen(queue: string, expect: (stats: QueueStats) => boolean) {
+  return eventually(async () => {
+    const { stats } = await usher.getQueue(queue);
+    assert.ok(expect(stats), JSON.stringify(stats));
+    return stats;
+  });
+}
+
+describe('consume', () => {
+  it('runs up to `concurrency` handlers at once and acks each', async () => {
+    await usher.createQueue('parallel');
+    await usher.publishBatch(
+      'parallel',
+      Array.from({ length: 9 }, (_, i) => ({ body: { n: i } })),
+    );
+
+    let running = 0;
+    let most = 0;
+    const seen: number[] = [];
+    const consumer = usher.consume(
+      'parallel',
+      async (message) => {
+        running += 1;
+        most = Math.max(most, running);
+        await sleep(60);
+        seen.push((message.body as { n: number }).n);
+        running -= 1;
+      },
+      { concurrency: 3, waitMs: 200 },
+    );
+
+    const stats = await statsWhen('parallel', (s) => s.acked === 9);
+    await consumer.stop();
+    assert.equal(most, 3);
+    assert.deepEqual([...seen].sort(), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.equal(stats.total, 0);
+    assert.equal(stats.nacked, 0);
+  });
+
+  it('nacks with the error message when the handler throws', async () => {
+    await usher.createQueue('flaky', {
+      maxAttempts: 5,
+      backoff: { initialMs: 50, maxMs: 50, jitter: 0 },
+    });
+    await usher.publish('flaky', 'job', { id: 'job-1' });
+
+    const attempts: number[] = [];
+    const consumer = usher.consume(
+      'flaky',
+      (message) => {
+        attempts.push(message.attempt);
+        if (message.attempt === 1) throw new Error('first try fails');
+      },
+      { waitMs: 200 },
+    );
+
+    const stats = await statsWhen('flaky', (s) => s.acked === 1);
+    await consumer.stop();
+    assert.deepEqual(attempts, [1, 2]);
+    assert.equal(stats.nacked, 1);
+    assert.equal(stats.total, 0);
+  });
+
+  it('dead-letters after maxAttempts with the reason kept', async () => {
+    await usher.createQueue('doomed', {
+      maxAttempts: 2,
+      backoff: { initialMs: 20, maxMs: 20, jitter: 0 },
+      deadLetter: 'doomed.dlq',
+    });
+    await usher.publish('doomed', { order: 1 });
+
+    const attempts: number[] = [];
+    const consumer = usher.consume(
+      'doomed',
+      (message) => {
+        attempts.push(message.attempt);
+        throw new Error('card declined');
+      },
+      { waitMs: 200 },
+    );
+
+    await statsWhen('doomed.dlq', (s) => s.ready === 1);
+    await consumer.stop();
+    assert.deepEqual(attempts, [1, 2]);
+    const [dead] = await usher.peek('doomed.dlq');
+    assert.deepEqual(dead.body, { order: 1 });
+    assert.equal(dead.headers['x-usher-death-reason'], 'max-attempts');
+    const deaths = JSON.parse(dead.headers['x-usher-deaths']);
+    assert.equal(deaths.at(-1).error, 'card declined');
+  });
+
+  it('lets the handler nack or extend; no auto-ack after a nack', async () => {
+    await usher.createQueue('manual', { deadLetter: 'manual.dlq' });
+    await usher.publishBatch('manual', [{ body: 'keep' }, { body: 'reject' }]);
+
+    const deadlines: number[] = [];
+    const consumer = usher.consume(
+      'manual',
+      async (message: ConsumerMessage) => {
+        if (message.body === 'reject') {
+          await message.nack({ requeue: false, reason: 'rejected by test' });
+          return;
+        }
+        deadlines.push(await message.extend(120_000));
+      },
+      { concurrency: 2, waitMs: 200 },
+    );
+
+    await statsWhen('manual', (s) => s.acked === 1 && s.total === 0);
+    await statsWhen('manual.dlq', (s) => s.ready === 1);
+    await consumer.stop();
+    assert.equal(deadlines.length, 1);
+    assert.ok(deadlines[0] > Date.now() + 100_000);
+    const [dead] = await usher.peek('manual.dlq');
+    assert.equal(dead.body, 'reject');
+  });
+
+  it('stop() waits for running handlers and their acks', async () => {
+    await usher.createQueue('graceful');
+    await usher.publish('graceful', 'slow');
+
+    let started!: () => void;
+    const handlerStarted = new Promise<void>((resolve) => (started = resolve));
+    let finished = false;
+    const consumer = usher.consume(
+      'graceful',
+      async () => {
+        started();
+        await sleep(300);
+        finished = true;
+      },
+      { waitMs: 20_000 },
+    );
+
+    await handlerStarted;
+    await consumer.stop();
+    assert.equal(finished, true);
+    const { stats } = await usher.getQueue('graceful');
+    assert.equal(stats.acked, 1);
+    assert.equal(stats.inFlight, 0);
+
+    // Stopped means stopped: nothing more is received.
+    await usher.publish('graceful', 'after stop');
+    await sleep(200);
+    assert.equal((await usher.getQueue('graceful')).stats.ready, 1);
+  });
+
+  it('stop() ends an idle long poll at once', async () => {
+    await usher.createQueue('quiet');
+    const consumer = usher.consume('quiet', () => {}, { waitMs: 20_000 });
+    await sleep(100);
+
+    const began = Date.now();
+    await consumer.stop();
+    assert.ok(Date.now() - began < 1000, `stop took ${Date.now() - began}ms`);
+
+    // The given-up poll must not take the next message with it.
+    await usher.publish('quiet', 'for someone else');
+    await sleep(100);
+    const { stats } = await usher.getQueue('quiet');
+    assert.equal(stats.ready, 1);
+    assert.equal(stats.inFlight, 0);
+  });
+
+  it('reports receive failures to onError and keeps trying', async () => {
+    const errors: unknown[] = [];
+    const consumer = usher.consume('not-yet', () => {}, {
+      waitMs: 100,
+      onError: (err) => errors.push(err),
+    });
+
+    await eventually(() => assert.ok(errors.length >= 1));
+    assert.equal((errors[0] as { code?: string }).code, 'QUEUE_NOT_FOUND');
+    await usher.createQueue('not-yet');
+    await usher.publish('not-yet', 'finally');
+    await statsWhen('not-yet', (s) => s.acked === 1);
+    await consumer.stop();
+  });
+});
