@@ -30,9 +30,9 @@ export class InvalidArgumentError extends UsherError {
 }
 
 export class QueueNotFoundError extends UsherError {
-  constructor(queue: string) {
+  constructor(queue: string, field = 'queue') {
     super('QUEUE_NOT_FOUND', 404, `queue "${queue}" does not exist`, {
-      field: 'queue',
+      field,
     });
   }
 }

@@ -27,6 +27,7 @@ import {
   type QueueSettings,
 } from '../engine/types.js';
 import { LogStore } from '../storage/log-store.js';
+import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { deathHeaders } from './dead-letter.js';
 import { ReplayState, type ReplayedMessage } from './recovery.js';
@@ -62,6 +63,8 @@ export interface BrokerOptions {
   sync?: boolean;
   clock?: () => number;
   random?: () => number;
+  /** The log's file operations; tests inject disk faults here. */
+  storeIo?: StoreIo;
 }
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -72,6 +75,7 @@ const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_ID_LENGTH = 256;
 /** setTimeout cannot wait longer than 2^31 - 1 ms; wake hourly instead. */
 const MAX_TIMER_MS = 60 * 60 * 1000;
+const STORE_FAILURE_MEMORY_MS = 30_000;
 export const FIRST_ERROR_HEADER = 'x-usher-first-error';
 export const LAST_ERROR_HEADER = 'x-usher-last-error';
 
@@ -95,6 +99,7 @@ export class Broker implements BrokerApi {
   private timer: NodeJS.Timeout | null = null;
   private timerAt: number | null = null;
   private closing = false;
+  private storeFailedAt: number | null = null;
 
   private constructor(
     private readonly logger: Logger,
@@ -123,6 +128,7 @@ export class Broker implements BrokerApi {
         sync: options.sync ?? true,
         logger,
         snapshotMessage: (seq) => broker.snapshot(seq),
+        io: options.storeIo,
       },
       (record) => replay.apply(record),
     );
@@ -227,7 +233,7 @@ export class Broker implements BrokerApi {
       for (const queue of added) {
         if (this.engines.get(queue)?.size === 0) this.engines.delete(queue);
       }
-      throw storeError(err);
+      throw this.storeError(err);
     }
     this.logger.info({ queue: name, settings }, existing ? 'queue updated' : 'queue created');
     return { created: existing === undefined, updated: existing !== undefined, queue: this.info(engine) };
@@ -280,11 +286,13 @@ export class Broker implements BrokerApi {
     const results: PublishResult[] = [];
     const records: PublishedRecord[] = [];
 
-    for (let index = 0; index < inputs.length; index++) {
-      const prefix = inputs.length > 1 ? `messages.${index}.` : '';
-      const input = inputs[index];
-      this.checkPublish(input, prefix);
+    // Every message is checked before any id is remembered, so a refused
+    // batch leaves no trace and can be sent again whole.
+    inputs.forEach((input, index) => {
+      this.checkPublish(input, inputs.length > 1 ? `messages.${index}.` : '');
+    });
 
+    for (const input of inputs) {
       const id = input.id ?? randomUUID();
       if (input.id !== undefined && engine.isDuplicate(id, now)) {
         engine.totals.duplicates++;
@@ -301,7 +309,7 @@ export class Broker implements BrokerApi {
       await this.store.append(records);
     } catch (err) {
       for (const record of records) engine.forgetId(record.id);
-      throw storeError(err);
+      throw this.storeError(err);
     }
 
     // The queue may have been deleted while the records were being written;
@@ -496,7 +504,7 @@ export class Broker implements BrokerApi {
   async redrive(queue: string, options: RedriveOptions): Promise<{ moved: number }> {
     this.checkOpen();
     const engine = this.engineOf(queue);
-    const target = options.to === undefined ? undefined : this.engineOf(options.to);
+    const target = options.to === undefined ? undefined : this.engineOf(options.to, 'to');
     if (target === engine) {
       throw new InvalidArgumentError('to', `cannot redrive queue "${queue}" into itself`);
     }
@@ -659,12 +667,16 @@ export class Broker implements BrokerApi {
 
   // --- the rest -------------------------------------------------------
 
+  /** Degraded while the log refuses writes, or did within the last 30 s. */
   health() {
+    const store = this.store.stats();
+    const recentFailure = this.storeFailedAt !== null &&
+      this.clock() - this.storeFailedAt < STORE_FAILURE_MEMORY_MS;
     return {
-      status: 'ok' as const,
+      status: store.stopped === 1 || recentFailure ? 'degraded' as const : 'ok' as const,
       uptimeMs: this.clock() - this.startedAt,
       queues: this.engines.size,
-      store: { ...this.store.stats() },
+      store: { ...store },
     };
   }
 
@@ -703,9 +715,9 @@ export class Broker implements BrokerApi {
     };
   }
 
-  private engineOf(name: string): QueueEngine {
+  private engineOf(name: string, field = 'queue'): QueueEngine {
     const engine = this.engines.get(name);
-    if (engine === undefined) throw new QueueNotFoundError(String(name));
+    if (engine === undefined) throw new QueueNotFoundError(String(name), field);
     return engine;
   }
 
@@ -713,11 +725,18 @@ export class Broker implements BrokerApi {
     if (this.closing) throw new BrokerClosedError();
   }
 
+  private storeError(err: unknown): UsherError {
+    if (err instanceof StoreUnavailableError) this.storeFailedAt = this.clock();
+    if (err instanceof UsherError) return err;
+    this.storeFailedAt = this.clock();
+    return new StoreUnavailableError('the message store could not write to disk', err);
+  }
+
   private async append(records: LogRecord[]): Promise<void> {
     try {
       await this.store.append(records);
     } catch (err) {
-      throw storeError(err);
+      throw this.storeError(err);
     }
   }
 }
@@ -845,7 +864,4 @@ function checkHeaders(headers: Record<string, string>, field: string): void {
   }
 }
 
-function storeError(err: unknown): UsherError {
-  if (err instanceof UsherError) return err;
-  return new StoreUnavailableError('the message store could not write to disk', err);
-}
+

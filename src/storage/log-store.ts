@@ -63,6 +63,8 @@ export type LogStoreStats = {
   syncs: number;
   /** Messages copied forward by compaction. */
   compactedMessages: number;
+  /** 1 once a failed batch could not be cut back; every append rejects. */
+  stopped: number;
 };
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -262,6 +264,7 @@ export class LogStore {
       batches: this.#batches,
       syncs: this.#syncs,
       compactedMessages: this.#compactedMessages,
+      stopped: this.#failure === undefined ? 0 : 1,
     };
   }
 

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import type { Broker } from '../../src/broker/broker.js';
 import { ManualClock, openBroker, tempDir, text } from '../helpers.js';
+import { FaultyIo } from '../storage/helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let clock: ManualClock;
@@ -106,6 +107,41 @@ describe('publish, receive, ack', () => {
     clock.advance(60_001);
     assert.equal((await broker.publish('q', [{ id: 'same', body: text('4') }]))[0].duplicate, false);
     assert.equal(broker.getQueue('q').stats.total, 2);
+  });
+});
+
+describe('refusals leave no trace', () => {
+  it('a batch refused for one bad message can be sent again whole', async () => {
+    await broker.createQueue('q', {});
+    const tooMany = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`h${i}`, 'v']));
+    await assert.rejects(broker.publish('q', [
+      { id: 'a', body: text('1') },
+      { id: 'b', body: text('2'), headers: tooMany },
+    ]), { code: 'INVALID_ARGUMENT', field: 'messages.1.headers' });
+
+    const results = await broker.publish('q', [{ id: 'a', body: text('1') }]);
+    assert.deepEqual(results, [{ id: 'a', duplicate: false }]);
+    assert.equal(broker.getQueue('q').stats.total, 1);
+  });
+
+  it('a full disk refuses the publish, reports degraded, then recovers', async () => {
+    const io = new FaultyIo();
+    await broker.close();
+    broker = await openBroker(dir.path, { clock: clock.read, storeIo: io });
+    await broker.createQueue('q', {});
+
+    io.failNext('writev', 'ENOSPC', true);
+    await assert.rejects(broker.publish('q', [{ id: 'lost', body: text('x') }]),
+      { code: 'STORE_UNAVAILABLE', status: 503 });
+    assert.equal(broker.health().status, 'degraded');
+    assert.equal(broker.getQueue('q').stats.total, 0, 'nothing unconfirmed is delivered');
+
+    const [again] = await broker.publish('q', [{ id: 'lost', body: text('x') }]);
+    assert.equal(again.duplicate, false, 'the failed id was forgotten');
+    clock.advance(30_000);
+    assert.equal(broker.health().status, 'ok');
+    await reopen();
+    assert.deepEqual(broker.peek('q', { limit: 10, offset: 0 }).map((m) => m.id), ['lost']);
   });
 });
 

@@ -89,7 +89,7 @@ describe('POST /queues/{name}/receive with waitMs', () => {
     assert.deepEqual(errorsLogged(h.logs), []);
   });
 
-  it('answers empty when the server closes, without holding it up', async () => {
+  it('answers empty when the server closes, not holding it up', async () => {
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = h.app.server.address() as AddressInfo;
 

@@ -44,8 +44,13 @@ describe('PUT /queues/{name}', () => {
   });
 
   it('changes only the settings named on an existing queue', async () => {
-    await call(h.app, 'PUT', '/queues/orders', { maxAttempts: 3, visibilityTimeoutMs: 500 });
-    const answer = await call(h.app, 'PUT', '/queues/orders', { maxAttempts: 4 });
+    await call(h.app, 'PUT', '/queues/orders', {
+      maxAttempts: 3,
+      visibilityTimeoutMs: 500,
+    });
+    const answer = await call(h.app, 'PUT', '/queues/orders', {
+      maxAttempts: 4,
+    });
 
     assert.equal(answer.status, 200);
     assert.equal(answer.body.settings.maxAttempts, 4);
