@@ -154,3 +154,76 @@ describe('SIGKILL during a publish and ack storm', () => {
     assert.equal(stored.filter((id) => ackedIds.has(id)).length, 0);
   });
 });
+
+describe('attempts and delays survive SIGKILL', () => {
+  it('nacked twice, killed, redelivered as attempt 3, then dead-lettered (C3)', async () => {
+    await usher.request('PUT', '/queues/c3', {
+      maxAttempts: 3, deadLetter: 'c3.dlq', backoff: { initialMs: 0, jitter: 0 },
+    });
+    await usher.request('POST', '/queues/c3/messages', { id: 'job', body: 'x' });
+    for (let i = 0; i < 2; i++) {
+      const { json } = await usher.request('POST', '/queues/c3/receive', { max: 1 });
+      await usher.request('POST', '/queues/c3/nack', { receipt: json.messages[0].receipt });
+    }
+    await usher.kill();
+    await usher.start();
+
+    const { json } = await usher.request('POST', '/queues/c3/receive', { max: 1 });
+    const [message] = json.messages;
+    assert.equal(message.attempt, 3);
+    assert.equal(message.redelivered, true);
+    await usher.request('POST', '/queues/c3/nack', { receipt: message.receipt });
+
+    const dead = await usher.request('GET', '/queues/c3.dlq/messages');
+    assert.equal(dead.json.messages[0].id, 'job');
+    assert.equal(dead.json.messages[0].headers['x-usher-death-reason'], 'max-attempts');
+  });
+
+  it('a consumer that crashes counts as a failed attempt too (C3)', async () => {
+    await usher.request('PUT', '/queues/c3b', { maxAttempts: 3, deadLetter: 'c3b.dlq' });
+    await usher.request('POST', '/queues/c3b/messages', { id: 'job', body: 'x' });
+    // Two consumers take the message and die: their leases run out.
+    for (let i = 0; i < 2; i++) {
+      await usher.request('POST', '/queues/c3b/receive', { max: 1, visibilityTimeoutMs: 50 });
+      await new Promise((resolve) => setTimeout(resolve, 120));
+    }
+    await usher.kill();
+    await usher.start();
+
+    const { json } = await usher.request('POST', '/queues/c3b/receive', { max: 1, visibilityTimeoutMs: 50 });
+    assert.equal(json.messages[0].attempt, 3);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const dead = await usher.request('GET', '/queues/c3b.dlq/messages');
+    assert.equal(dead.json.messages.length, 1);
+    assert.equal(dead.json.messages[0].headers['x-usher-death-reason'], 'max-attempts');
+  });
+
+  it('a due delay fires at once after restart, a later one at its time (C11)', async () => {
+    await usher.request('PUT', '/queues/c11', {});
+    await usher.request('POST', '/queues/c11/messages/batch', {
+      messages: [{ body: 'A', delayMs: 500 }, { body: 'B', delayMs: 2500 }],
+    });
+    await usher.kill();
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    const restartedAt = Date.now();
+    await usher.start();
+
+    const first = await usher.request('POST', '/queues/c11/receive', { max: 10, waitMs: 0 });
+    assert.deepEqual(first.json.messages.map((m: { body: string }) => m.body), ['A']);
+    const second = await usher.request('POST', '/queues/c11/receive', { max: 10, waitMs: 5000 });
+    assert.deepEqual(second.json.messages.map((m: { body: string }) => m.body), ['B']);
+    assert.ok(Date.now() - restartedAt < 2500 + 400, 'B was not held past its time');
+  });
+
+  it('a delayed message arrives within a long poll at its time (C10)', async () => {
+    await usher.request('PUT', '/queues/c10', {});
+    const polled = usher.request('POST', '/queues/c10/receive', { max: 1, waitMs: 20_000 });
+    const publishedAt = Date.now();
+    await usher.request('POST', '/queues/c10/messages', { body: 'late', delayMs: 2000 });
+
+    const { json } = await polled;
+    const waited = Date.now() - publishedAt;
+    assert.equal(json.messages[0].body, 'late');
+    assert.ok(waited >= 1800 && waited <= 2200, `arrived after ${waited} ms`);
+  });
+});
