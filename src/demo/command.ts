@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 
 import {
   CliError,
+  DEFAULT_URL,
   durationFlag,
   intFlag,
   type Cli,
@@ -41,13 +42,32 @@ export const demoCommands: CommandGroup = {
         'a ticket sale spike: payment, e-mail and SMS services behind ' +
           'queues, with a crash, provider failures and malformed purchases',
       )
-      .option('--buyers <n>', 'purchases to publish', intFlag(1, 1_000_000), DEFAULT_BUYERS)
-      .option('--embedded', 'start a broker in this process instead of using --url')
+      .option(
+        '--buyers <n>',
+        'purchases to publish',
+        intFlag(1, 1_000_000),
+        DEFAULT_BUYERS,
+      )
+      .option('--embedded', 'run a broker in this process, not at --url')
       .option('--json', 'print the report as one JSON object')
       .option('--seed <n>', 'fixes names, pace and failures', intFlag(0), 1)
-      .option('--timeout <duration>', 'fail past this (default 30s + 5ms per buyer)', durationFlag)
-      .option('--email-down <duration>', 'how long the e-mail service stays down', durationFlag)
+      .option(
+        '--timeout <duration>',
+        'fail past this (default 30s + 5ms per buyer)',
+        durationFlag,
+      )
+      .option(
+        '--email-down <duration>',
+        'how long the e-mail service stays down (default 1.5s)',
+        durationFlag,
+      )
       .option('--delete-queues', "delete the run's queues at the end")
+      .addHelpText(
+        'after',
+        `\nRuns against the broker at --url (default ${DEFAULT_URL}, or ` +
+          'USHER_URL)\nunless --embedded. Exits 1 when a ticket is lost or ' +
+          'a well-formed one\nis dead-lettered.',
+      )
       .action((flags: TicketingFlags) => ticketing(flags, cli));
   },
 };
@@ -82,7 +102,9 @@ async function ticketing(flags: TicketingFlags, cli: Cli): Promise<void> {
     if (!report.ok) process.exitCode = 1;
   } catch (err) {
     display.finish();
-    if (err instanceof DemoTimeoutError) throw new CliError(err.message, { cause: err });
+    if (err instanceof DemoTimeoutError) {
+      throw new CliError(err.message, { cause: err });
+    }
     throw err;
   } finally {
     await embedded?.close();

@@ -15,7 +15,7 @@ export interface EmbeddedBroker {
 }
 
 export interface EmbeddedOptions {
-  /** fdatasync before confirming a publish, as a real broker does; default true. */
+  /** fdatasync before confirming a publish (as `usher serve`); default true. */
   sync?: boolean;
 }
 
@@ -29,7 +29,10 @@ export async function startEmbeddedBroker(
     import('../http/server.js'),
   ]);
   // Errors only, on stderr: anything chattier would break the status line.
-  const logger = pino({ name: 'usher-demo', level: 'error' }, pino.destination(2));
+  const logger = pino(
+    { name: 'usher-demo', level: 'error' },
+    pino.destination(2),
+  );
   const dataDir = await mkdtemp(join(tmpdir(), 'usher-demo-'));
 
   let broker: Awaited<ReturnType<typeof Broker.open>> | undefined;

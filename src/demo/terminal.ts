@@ -28,17 +28,20 @@ export function progressDisplay(
     };
   }
 
-  // \r and "erase line" redraw in place; a note clears the line first.
+  // Two lines, so that a crash's "(down)" fits in 80 columns: redrawn in
+  // place by erasing the second line, moving up and erasing the first.
   let drawn = false;
   const clear = () => {
-    if (drawn) stream.write('\r\x1b[2K');
+    if (drawn) stream.write('\r\x1b[2K\x1b[1A\r\x1b[2K');
     drawn = false;
   };
   return {
     intervalMs: 200,
     show(progress) {
       clear();
-      stream.write(progressLine(progress).slice(0, stream.columns - 1));
+      const width = Math.max(20, (stream.columns || 80) - 1);
+      const [first, second] = progressLines(progress);
+      stream.write(`${first.slice(0, width)}\n${second.slice(0, width)}`);
       drawn = true;
     },
     note(text) {
@@ -54,22 +57,34 @@ export function progressDisplay(
 
 /** e.g. `4.2s  published 6000/6000  payment 2000  email 812 (down) ...` */
 export function progressLine(p: Progress): string {
-  const services = SERVICE_NAMES.map(
-    (name) => `${name} ${p.processed[name]}${p.down.includes(name) ? ' (down)' : ''}`,
-  );
-  return [
+  return progressLines(p).join('  ');
+}
+
+/** The run as a whole, then the services. */
+function progressLines(p: Progress): [string, string] {
+  const services = SERVICE_NAMES.map((name) => {
+    const down = p.down.includes(name) ? ' (down)' : '';
+    return `${name} ${p.processed[name]}${down}`;
+  });
+  const run = [
     `${(p.elapsedMs / 1000).toFixed(1)}s`,
     `published ${p.published}/${p.toPublish}`,
-    ...services,
     `retries ${p.retries}`,
     `dlq ${p.deadLettered}`,
-  ].join('  ');
+  ];
+  return [run.join('  '), services.join('  ')];
 }
 
 export function printReport(report: TicketingReport, json: boolean): void {
-  const text = json ? JSON.stringify(report, null, 2) : reportLines(report).join('\n');
+  const text = json
+    ? JSON.stringify(report, null, 2)
+    : reportLines(report).join('\n');
   process.stdout.write(`${text}\n`);
 }
+
+const HEADER = [
+  'service', 'published', 'processed', 'retried', 'failed', 'dead', 'lost', 'dup',
+];
 
 export function reportLines(report: TicketingReport): string[] {
   const { services, timings, totals } = report;
@@ -90,10 +105,7 @@ export function reportLines(report: TicketingReport): string[] {
     `ticketing demo: ${report.buyers} buyers against ${report.url}`,
     `queues: ${report.queueNames}`,
     '',
-    ...table(
-      ['service', 'published', 'processed', 'retried', 'failed', 'dead', 'lost', 'dup'],
-      rows,
-    ),
+    ...table(HEADER, rows),
     '',
     'malformed purchases, dead-lettered by every service:',
     ...report.malformed.map(({ ticketId, defect }) => `  ${ticketId}  ${defect}`),
@@ -103,8 +115,8 @@ export function reportLines(report: TicketingReport): string[] {
     const s = services[name];
     if (s.crashes === 0) continue;
     lines.push(
-      `${name} crashed ${s.crashes}x holding ${s.heldAtCrash} unacked ` +
-        'message(s); redelivered once their leases ran out',
+      `${name} crashed ${s.crashes}x: ${s.leasesExpired} lease(s) it held ` +
+        'ran out unacked, and the broker redelivered those messages',
     );
   }
 

@@ -69,12 +69,14 @@ describe('usher demo ticketing', () => {
 
   it('says so in one line when no broker answers at --url', async () => {
     const port = await closedPort();
-    const { code, stdout, stderr } = await usher(
-      ['demo', 'ticketing', '--buyers', '10'],
-      { USHER_URL: `http://127.0.0.1:${port}` },
-    );
-    assert.equal(code, 1);
-    assert.equal(stdout, '');
-    assert.match(stderr, new RegExp(`^usher: .*127\\.0\\.0\\.1:${port}`));
+    const url = `http://127.0.0.1:${port}`;
+    const byFlag = await usher(['demo', 'ticketing', '--url', url]);
+    const byEnv = await usher(['demo', 'ticketing'], { USHER_URL: url });
+
+    for (const { code, stdout, stderr } of [byFlag, byEnv]) {
+      assert.equal(code, 1);
+      assert.equal(stdout, '');
+      assert.match(stderr, new RegExp(`^usher: .*127\\.0\\.0\\.1:${port}`));
+    }
   });
 });

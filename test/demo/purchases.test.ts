@@ -17,8 +17,9 @@ import { chance, hashText } from '../../src/demo/ticketing/random.js';
 
 // dist/test/demo/ -> the source fixture, a copy of
 // /work/shared/examples/ticket-purchased.json.
+const FIXTURE = '../../../test/demo/fixtures/ticket-purchased.json';
 const example: unknown = JSON.parse(
-  readFileSync(new URL('../../../test/demo/fixtures/ticket-purchased.json', import.meta.url), 'utf8'),
+  readFileSync(new URL(FIXTURE, import.meta.url), 'utf8'),
 );
 
 /** `data.user.email:string`, ... for every leaf of a JSON value. */
@@ -50,7 +51,7 @@ describe('generated purchases', () => {
     }
   });
 
-  it('give every buyer distinct ticket, user, e-mail, seat and payment ids', () => {
+  it('give every buyer distinct ticket, user, mail, seat, payment', () => {
     const distinct = (pick: (e: (typeof good)[number]) => string) =>
       new Set(good.map(pick)).size;
     assert.equal(distinct((e) => e.data.ticket_id), good.length);
@@ -58,7 +59,9 @@ describe('generated purchases', () => {
     assert.equal(distinct((e) => e.data.user.email), good.length);
     assert.equal(distinct((e) => e.data.payment.transaction_id), good.length);
     assert.equal(
-      distinct((e) => `${e.data.seat.section}/${e.data.seat.row}/${e.data.seat.seat_number}`),
+      distinct(({ data: { seat } }) =>
+        `${seat.section}/${seat.row}/${seat.seat_number}`,
+      ),
       good.length,
     );
   });
@@ -71,8 +74,11 @@ describe('generated purchases', () => {
   it('pass the services check unless malformed', () => {
     purchases.forEach((purchase, i) => {
       const problem = checkPurchase(events[i]);
-      if (purchase.defect === null) assert.equal(problem, null, purchase.ticketId);
-      else assert.match(problem ?? '', new RegExp(purchase.ticketId));
+      if (purchase.defect === null) {
+        assert.equal(problem, null, purchase.ticketId);
+      } else {
+        assert.match(problem ?? '', new RegExp(purchase.ticketId));
+      }
     });
   });
 });
@@ -100,7 +106,10 @@ describe('malformed purchases', () => {
 
   it('refuse bodies that are not purchases at all', () => {
     assert.equal(checkPurchase('text'), 'body is not a JSON object');
-    assert.match(checkPurchase({ event: 'REFUND' }) ?? '', /unexpected event "REFUND"/);
+    assert.match(
+      checkPurchase({ event: 'REFUND' }) ?? '',
+      /unexpected event "REFUND"/,
+    );
   });
 });
 

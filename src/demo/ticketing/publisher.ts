@@ -72,12 +72,18 @@ export class TicketingService {
     this.#stopped = true;
   }
 
-  async #publish(target: ServiceQueues, batch: readonly Purchase[]): Promise<void> {
+  async #publish(
+    target: ServiceQueues,
+    batch: readonly Purchase[],
+  ): Promise<void> {
     const messages = batch.map((purchase) => ({
       id: purchase.ticketId,
       // The event's own bytes, declared as JSON so consumers get it parsed.
       body: purchase.json,
-      headers: { 'content-type': 'application/json', 'x-event': 'TICKET_PURCHASED' },
+      headers: {
+        'content-type': 'application/json',
+        'x-event': 'TICKET_PURCHASED',
+      },
       priority: target.priority,
     }));
 
@@ -103,7 +109,8 @@ export class TicketingService {
         const last = attempt >= MAX_PUBLISH_ATTEMPTS || this.#stopped;
         if (!retryable || last) throw err;
         this.retries++;
-        await new Promise((r) => setTimeout(r, RETRY_FIRST_MS * 2 ** (attempt - 1)));
+        const delay = RETRY_FIRST_MS * 2 ** (attempt - 1);
+        await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
   }

@@ -31,7 +31,11 @@ export interface Purchase {
   defect: Defect | null;
 }
 
-const DEFECTS: readonly Defect[] = ['missing-email', 'missing-seat', 'missing-payment-id'];
+const DEFECTS: readonly Defect[] = [
+  'missing-email',
+  'missing-seat',
+  'missing-payment-id',
+];
 const SEATS_PER_ROW = 50;
 const ROWS_PER_SECTION = 40;
 /** Cheaper seats further from the stage. */
@@ -82,7 +86,11 @@ export function generatePurchases(buyers: number, seed: number): Purchase[] {
     const defect = defects.get(index) ?? null;
     const event = purchaseEvent(index, seed);
     if (defect !== null) breakEvent(event, defect);
-    purchases.push({ ticketId: event.data.ticket_id, json: render(event), defect });
+    purchases.push({
+      ticketId: event.data.ticket_id,
+      json: render(event),
+      defect,
+    });
   }
   return purchases;
 }
@@ -97,7 +105,11 @@ export function purchaseEvent(index: number, seed: number): TicketPurchased {
   const seatIndex = index % SEATS_PER_ROW;
   const rowIndex = Math.floor(index / SEATS_PER_ROW) % ROWS_PER_SECTION;
   const sectionIndex = Math.floor(index / (SEATS_PER_ROW * ROWS_PER_SECTION));
-  const amount = PRICE_BY_SECTION[Math.min(sectionIndex, PRICE_BY_SECTION.length - 1)];
+  const tier = Math.min(sectionIndex, PRICE_BY_SECTION.length - 1);
+  const amount = PRICE_BY_SECTION[tier];
+  // Most pay by card; the rest spread over the other methods.
+  const method =
+    chance(seed, index, 3) < 0.6 ? METHODS[0] : pick(METHODS, seed, index, 4);
 
   // A spike: about fifty checkouts a second once the sale opens.
   const at = new Date(SALE_OPENS + index * 20);
@@ -122,7 +134,7 @@ export function purchaseEvent(index: number, seed: number): TicketPurchased {
       payment: {
         transaction_id: `PAY-${900_000 + index}`,
         status: 'SUCCESS',
-        method: chance(seed, index, 3) < 0.6 ? METHODS[0] : pick(METHODS, seed, index, 4),
+        method,
       },
     },
   };
@@ -135,13 +147,17 @@ export function purchaseEvent(index: number, seed: number): TicketPurchased {
  */
 export function checkPurchase(body: unknown): string | null {
   const event = body as Partial<TicketPurchased> | null;
-  if (event === null || typeof event !== 'object') return 'body is not a JSON object';
+  if (event === null || typeof event !== 'object') {
+    return 'body is not a JSON object';
+  }
   if (event.event !== 'TICKET_PURCHASED') {
     return `unexpected event ${JSON.stringify(event.event)}`;
   }
 
   const data = event.data;
-  if (!data || typeof data.ticket_id !== 'string') return 'data.ticket_id is missing';
+  if (!data || typeof data.ticket_id !== 'string') {
+    return 'data.ticket_id is missing';
+  }
   const email = data.user?.email;
   if (typeof email !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(email)) {
     return `${data.ticket_id}: data.user.email is missing or invalid`;

@@ -16,7 +16,12 @@ export function pick<T>(list: readonly T[], seed: number, ...parts: number[]): T
 }
 
 /** A whole number from `min` to `max`, fixed by the seed and the parts. */
-export function between(min: number, max: number, seed: number, ...parts: number[]): number {
+export function between(
+  min: number,
+  max: number,
+  seed: number,
+  ...parts: number[]
+): number {
   return min + Math.floor(chance(seed, ...parts) * (max - min + 1));
 }
 

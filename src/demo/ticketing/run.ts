@@ -5,10 +5,11 @@
 // of sends, and a few malformed purchases are dead-lettered. The run ends
 // with an audit by ticket id: nothing may be lost.
 //
-//   ticketing ──publishBatch──> tickets.<run>.payment ──> payment ─┐
-//             ──publishBatch──> tickets.<run>.email   ──> e-mail   ├─ nack
-//             ──publishBatch──> tickets.<run>.sms     ──> SMS     ─┘  (no requeue)
-//                                                 each ──> <queue>.dlq
+//              publishBatch             consume
+//   ticketing ─────────────> .payment ─────────> payment ─┐ nack, no requeue
+//             ─────────────> .email   ─────────> e-mail  ─┼──────────────────>
+//             ─────────────> .sms     ─────────> SMS     ─┘  <queue>.dlq
+//   (queues are tickets.<run>.<service>)
 
 import { connect } from '../../client/index.js';
 import { TicketingService, type PublishSettings } from './publisher.js';
@@ -117,7 +118,7 @@ export const DEFAULT_TIMINGS: QueueTimings = {
 const DEFAULT_PUBLISH: PublishSettings = { batchSize: 500, concurrency: 4 };
 const DEFAULT_CRASH = { afterFraction: 0.3, downMs: 1_500 };
 const POLL_MS = 100;
-/** Graceful consumer stops get this long after the run. */
+/** Graceful consumer stops, and then the audit, get this long each. */
 const WIND_DOWN_MS = 10_000;
 
 /** The default bound on a run: 30 s plus 5 ms per buyer. */
@@ -125,7 +126,9 @@ export function timeoutFor(buyers: number): number {
   return 30_000 + buyers * 5;
 }
 
-export async function runTicketingDemo(options: TicketingOptions): Promise<TicketingReport> {
+export async function runTicketingDemo(
+  options: TicketingOptions,
+): Promise<TicketingReport> {
   const started = Date.now();
   const seed = options.seed ?? 1;
   const runId = options.runId ?? newRunId();
@@ -139,11 +142,12 @@ export async function runTicketingDemo(options: TicketingOptions): Promise<Ticke
 
   await createQueues(client, queues);
   note(
-    `run ${runId}: fresh queues ${queues.map((q) => q.queue).join(', ')} ` +
-      '(each with a .dlq); the run id keeps reruns apart',
+    `run ${runId}: fresh queues tickets.${runId}.{payment,email,sms}, ` +
+      'each with a .dlq',
   );
 
-  const crash = options.emailCrash === undefined ? DEFAULT_CRASH : options.emailCrash;
+  const crash =
+    options.emailCrash === undefined ? DEFAULT_CRASH : options.emailCrash;
   const services = queues.map(
     ({ service, queue }) =>
       new Service({
@@ -178,8 +182,9 @@ export async function runTicketingDemo(options: TicketingOptions): Promise<Ticke
     deadLettered: services.reduce((sum, s) => sum + s.stats.rejected, 0),
   });
   const onProgress = options.onProgress;
+  const every = options.progressIntervalMs ?? 1_000;
   const ticker = onProgress
-    ? setInterval(() => onProgress(progress()), options.progressIntervalMs ?? 1_000)
+    ? setInterval(() => onProgress(progress()), every)
     : undefined;
 
   let publishMs: number;
@@ -208,14 +213,30 @@ export async function runTicketingDemo(options: TicketingOptions): Promise<Ticke
   options.onProgress?.(progress());
 
   const malformedIds = new Set(malformed.map((p) => p.ticketId));
-  const reports = {} as Record<ServiceName, ServiceReport>;
-  for (const [i, q] of queues.entries()) {
-    const published = ticketing.published.get(q.service) ?? new Set<string>();
-    reports[q.service] = await auditService(client, q, services[i], published, malformedIds);
-  }
-  if (options.deleteQueues) await deleteQueues(client, queues);
+  const audit = async () => {
+    const reports = {} as Record<ServiceName, ServiceReport>;
+    for (const [i, q] of queues.entries()) {
+      const published = ticketing.published.get(q.service) ?? new Set();
+      reports[q.service] = await auditService(
+        client,
+        q,
+        services[i],
+        published,
+        malformedIds,
+      );
+    }
+    if (options.deleteQueues) await deleteQueues(client, queues);
+    return reports;
+  };
+  const reports = await beforeDeadline(
+    audit(),
+    Date.now() + WIND_DOWN_MS,
+    () => `the audit did not finish within ${WIND_DOWN_MS} ms`,
+  );
 
-  const problems = SERVICE_NAMES.flatMap((name) => problemsOf(name, reports[name]));
+  const problems = SERVICE_NAMES.flatMap((name) =>
+    problemsOf(name, reports[name]),
+  );
   const totals = {
     published: sum(reports, (r) => r.published),
     processed: sum(reports, (r) => r.processed),
@@ -233,15 +254,24 @@ export async function runTicketingDemo(options: TicketingOptions): Promise<Ticke
     queueNames: `tickets.${runId}.<service>, fresh for this run`,
     buyers: options.buyers,
     seed,
-    malformed: malformed.map((p) => ({ ticketId: p.ticketId, defect: p.defect as Defect })),
+    malformed: malformed.map((p) => ({
+      ticketId: p.ticketId,
+      defect: p.defect as Defect,
+    })),
     services: reports,
     totals,
-    publisher: { batchRetries: ticketing.retries, duplicates: ticketing.duplicates },
+    publisher: {
+      batchRetries: ticketing.retries,
+      duplicates: ticketing.duplicates,
+    },
     timings: {
       publishMs,
       totalMs,
       publishPerSecond: perSecond(totals.published, publishMs),
-      processPerSecond: perSecond(totals.processed + totals.deadLettered, totalMs),
+      processPerSecond: perSecond(
+        totals.processed + totals.deadLettered,
+        totalMs,
+      ),
     },
   };
 }
@@ -292,10 +322,13 @@ async function beforeDeadline<T>(
 }
 
 function stalled(p: Progress): string {
-  const processed = SERVICE_NAMES.map((name) => `${name} ${p.processed[name]}`).join(', ');
+  const processed = SERVICE_NAMES.map(
+    (name) => `${name} ${p.processed[name]}`,
+  ).join(', ');
   const down = p.down.length > 0 ? `; down: ${p.down.join(', ')}` : '';
+  const elapsed = (p.elapsedMs / 1000).toFixed(1);
   return (
-    `ticketing demo did not finish within ${(p.elapsedMs / 1000).toFixed(1)} s: ` +
+    `ticketing demo did not finish within ${elapsed} s: ` +
     `published ${p.published}/${p.toPublish}, processed ${processed}, ` +
     `retries ${p.retries}, dead-lettered ${p.deadLettered}${down}`
   );

@@ -56,8 +56,6 @@ export interface ServiceStats {
   /** Deliveries of a ticket whose side effect had already happened. */
   duplicates: number;
   crashes: number;
-  /** Messages the crashed process held, unacked, when it died. */
-  heldAtCrash: number;
   /** Receives, acks or nacks that failed and were absorbed by the consumer. */
   clientErrors: number;
 }
@@ -65,7 +63,7 @@ export interface ServiceStats {
 /** Pace per service: payment is quick and wide, notifications slower. */
 export const DEFAULT_PACE: Record<ServiceName, ServicePace> = {
   payment: { concurrency: 16, minMs: 1, maxMs: 4 },
-  email: { concurrency: 8, minMs: 2, maxMs: 8 },
+  email: { concurrency: 16, minMs: 10, maxMs: 25 },
   sms: { concurrency: 8, minMs: 1, maxMs: 6 },
 };
 
@@ -88,7 +86,6 @@ export class Service {
     rejected: 0,
     duplicates: 0,
     crashes: 0,
-    heldAtCrash: 0,
     clientErrors: 0,
   };
   /** Ticket ids handled to the end and acked. */
@@ -134,7 +131,10 @@ export class Service {
     if (running && !running.life.killed) await running.consumer.stop();
   }
 
-  async #handle(message: ConsumerMessage, life: { killed: boolean }): Promise<void> {
+  async #handle(
+    message: ConsumerMessage,
+    life: { killed: boolean },
+  ): Promise<void> {
     const { seed, pace } = this.#options;
     const ticket = message.id;
     const draw = hashText(ticket);
@@ -143,10 +143,7 @@ export class Service {
     if (this.#done.has(ticket)) this.stats.duplicates++;
 
     await sleep(between(pace.minMs, pace.maxMs, seed, draw, message.attempt));
-    if (life.killed) {
-      this.stats.heldAtCrash++;
-      return NEVER;
-    }
+    if (life.killed) return NEVER;
 
     const problem = checkPurchase(message.body);
     if (problem !== null) {
@@ -159,14 +156,16 @@ export class Service {
     // so every good purchase gets through well within maxAttempts. One
     // failure in three is a timeout after the text went out: the retry
     // sends it again, the duplicate at-least-once delivery allows.
+    const attempt = message.attempt;
     const failureRate = this.#options.failureRate ?? 0;
-    if (message.attempt <= 2 && chance(seed, draw, message.attempt, 7) < failureRate) {
+    if (attempt <= 2 && chance(seed, draw, attempt, 7) < failureRate) {
       this.stats.transientFailures++;
-      if (chance(seed, draw, message.attempt, 8) < 1 / 3) {
+      const provider = `${this.name} provider`;
+      if (chance(seed, draw, attempt, 8) < 1 / 3) {
         this.#done.add(ticket);
-        throw new Error(`${this.name} provider timed out after accepting ${ticket}`);
+        throw new Error(`${provider} timed out after accepting ${ticket}`);
       }
-      throw new Error(`${this.name} provider unavailable (503) for ${ticket}`);
+      throw new Error(`${provider} unavailable (503) for ${ticket}`);
     }
 
     this.#done.add(ticket);

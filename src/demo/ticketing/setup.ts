@@ -33,7 +33,10 @@ export function newRunId(): string {
   return `${Date.now().toString(36)}-${randomBytes(2).toString('hex')}`;
 }
 
-export function plannedQueues(runId: string, timings: QueueTimings): ServiceQueues[] {
+export function plannedQueues(
+  runId: string,
+  timings: QueueTimings,
+): ServiceQueues[] {
   const backoff = {
     initialMs: timings.retryInitialMs,
     multiplier: 2,
@@ -47,7 +50,13 @@ export function plannedQueues(runId: string, timings: QueueTimings): ServiceQueu
   ): ServiceQueues => {
     const queue = `tickets.${runId}.${service}`;
     const deadLetter = `${queue}.dlq`;
-    return { service, queue, deadLetter, priority, settings: { ...settings, deadLetter } };
+    return {
+      service,
+      queue,
+      deadLetter,
+      priority,
+      settings: { ...settings, deadLetter },
+    };
   };
 
   // maxAttempts leaves room for every retry the demo provokes (a crash

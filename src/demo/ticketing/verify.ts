@@ -22,8 +22,11 @@ export interface ServiceReport {
   /** Deliveries of a ticket whose side effect had already happened. */
   duplicates: number;
   crashes: number;
-  /** Messages a crashed process held without acking; redelivered. */
-  heldAtCrash: number;
+  /**
+   * Leases that ran out unsettled, by the broker's count: what a crashed
+   * process held, or had been answered with as it died; all redelivered.
+   */
+  leasesExpired: number;
   /** Distinct ticket ids listed in the dead-letter queue. */
   deadLettered: number;
   deadLetters: DeadLetter[];
@@ -76,7 +79,7 @@ export async function auditService(
     transientFailures: stats.transientFailures,
     duplicates: stats.duplicates,
     crashes: stats.crashes,
-    heldAtCrash: stats.heldAtCrash,
+    leasesExpired: queueStats.leaseExpired,
     deadLettered: dead.size,
     deadLetters,
     unexpectedDeadLetters: [...dead].filter((id) => !malformed.has(id)),
@@ -92,9 +95,8 @@ export async function auditService(
 export function problemsOf(name: ServiceName, report: ServiceReport): string[] {
   const problems: string[] = [];
   if (report.lost > 0) {
-    problems.push(
-      `${name}: ${report.lost} ticket(s) lost, e.g. ${report.lostIds.slice(0, 5).join(', ')}`,
-    );
+    const some = report.lostIds.slice(0, 5).join(', ');
+    problems.push(`${name}: ${report.lost} ticket(s) lost, e.g. ${some}`);
   }
   if (report.unexpectedDeadLetters.length > 0) {
     problems.push(
@@ -109,7 +111,9 @@ export function problemsOf(name: ServiceName, report: ServiceReport): string[] {
     );
   }
   if (report.leftInQueue > 0) {
-    problems.push(`${name}: ${report.leftInQueue} message(s) still in ${report.queue}`);
+    problems.push(
+      `${name}: ${report.leftInQueue} message(s) still in ${report.queue}`,
+    );
   }
   return problems;
 }
@@ -119,13 +123,19 @@ export function problemsOf(name: ServiceName, report: ServiceReport): string[] {
  * leasing. The page count is bounded by the queue's size when we start, so
  * a queue still growing cannot keep us here.
  */
-async function listDeadLetters(client: UsherClient, queue: string): Promise<DeadLetter[]> {
+async function listDeadLetters(
+  client: UsherClient,
+  queue: string,
+): Promise<DeadLetter[]> {
   const { stats } = await client.getQueue(queue);
   const pages = Math.ceil(stats.total / PAGE) + 1;
   const letters: DeadLetter[] = [];
 
   for (let page = 0; page < pages; page++) {
-    const messages = await client.peek(queue, { limit: PAGE, offset: page * PAGE });
+    const messages = await client.peek(queue, {
+      limit: PAGE,
+      offset: page * PAGE,
+    });
     for (const message of messages) letters.push(deadLetterOf(message));
     if (messages.length < PAGE) break;
   }
