@@ -55,6 +55,9 @@ export function bodyLimitFor(maxMessageBytes: number): number {
   return Math.ceil(maxMessageBytes / 3) * 4 + ENVELOPE_BYTES;
 }
 
+/** How long closing waits for requests in flight before cutting sockets. */
+const CLOSE_GRACE_MS = 2000;
+
 export function createHttpServer(
   broker: BrokerApi,
   options: HttpServerOptions,
@@ -97,6 +100,11 @@ export function createHttpServer(
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
+    // Requests in flight get a grace period to finish. Then every socket
+    // is cut: a client that aborted a request may leave a connection that
+    // never sends one, which Node does not count as idle, and close()
+    // would otherwise wait for the keep-alive timeout (72 s).
+    setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS).unref();
   });
   app.addHook('onRequest', async () => {
     if (closing) throw new BrokerClosedError();
