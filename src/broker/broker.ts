@@ -462,6 +462,14 @@ export class Broker implements BrokerApi {
     await this.settleOutcomes(engine, now, reason);
   }
 
+  release(queue: string, receipts: string[]): void {
+    const engine = this.engines.get(queue);
+    if (engine === undefined) return;
+    const now = this.clock();
+    for (const receipt of receipts) engine.release(receipt, now);
+    this.afterChange(engine);
+  }
+
   async extend(queue: string, receipt: string, timeoutMs: number): Promise<number> {
     this.checkOpen();
     const engine = this.engineOf(queue);

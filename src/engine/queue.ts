@@ -273,6 +273,22 @@ export class QueueEngine {
     return message.lease.deadline;
   }
 
+  /**
+   * Hands a lease back untouched: ready again at once, no attempt counted.
+   * For deliveries that never reached the consumer (it hung up first).
+   */
+  release(receipt: string, now: number): boolean {
+    const message = this.leases.get(receipt);
+    if (message === undefined) return false;
+
+    this.releaseLease(message);
+    message.availableAt = Math.min(message.availableAt, now);
+    if (this.settings.fifo) this.groupOf(message).waiting.push(message);
+    this.makeWaitingOrReady(message, now);
+    this.reopenGroupOf(message);
+    return true;
+  }
+
   private fail(
     message: Message,
     now: number,

@@ -149,6 +149,12 @@ export function registerMessageRoutes(
           visibilityTimeoutMs,
           signal: wait?.signal,
         });
+        // The client hung up while its messages were being leased: they
+        // would sit unseen until their lease ran out, so hand them back.
+        if (wait?.signal.aborted && messages.length > 0) {
+          broker.release(request.params.name, messages.map((m) => m.receipt));
+          return { messages: [] };
+        }
         return { messages: messages.map(receivedToWire) };
       } finally {
         if (wait !== undefined) waits.delete(wait);

@@ -146,6 +146,21 @@ describe('acks, nacks and leases', () => {
     assert.equal(q.ack(first.receipt), undefined, 'the old receipt is stale');
   });
 
+  it('release hands a lease back without counting an attempt', () => {
+    const q = engine({ fifo: true });
+    q.enqueue(message({ id: 'g1', group: 'G' }), 0);
+    q.enqueue(message({ id: 'g2', group: 'G' }), 0);
+    const leased = q.receive(0, 2, 1000);
+
+    assert.equal(q.release(leased[1].receipt, 10), true);
+    assert.equal(q.release(leased[0].receipt, 10), true);
+    assert.equal(q.release(leased[0].receipt, 10), false);
+    const again = q.receive(10, 2, 1000);
+    assert.deepEqual(ids(again), ['g1', 'g2']);
+    assert.deepEqual(again.map((d) => d.attempt), [1, 1]);
+    assert.deepEqual(q.takeOutcomes(), []);
+  });
+
   it('extending a lease postpones its expiry', () => {
     const q = engine();
     q.enqueue(message({ id: 'a' }), 0);
