@@ -1,12 +1,17 @@
-// A binary min-heap ordered by a comparator. The engine keeps its ready,
-// delayed and lease queues in these and deletes lazily: an entry whose
-// message has moved on is skipped when it reaches the top, which keeps
-// every change O(log n) without a position index.
+// A binary min-heap ordered by a comparator, that tells each item where it
+// sits (`place`) so that an item can be removed from the middle in
+// O(log n). The engine removes a message from its heaps the moment it is
+// settled: a heap that kept settled messages until they surfaced would
+// hold their bodies for as long as a lease or a TTL lasts.
 
 export class Heap<T> {
   private readonly items: T[] = [];
 
-  constructor(private readonly before: (a: T, b: T) => boolean) {}
+  constructor(
+    private readonly before: (a: T, b: T) => boolean,
+    /** Told every new position of an item; -1 when it leaves the heap. */
+    private readonly place: (item: T, index: number) => void = () => {},
+  ) {}
 
   get size(): number {
     return this.items.length;
@@ -17,26 +22,58 @@ export class Heap<T> {
   }
 
   push(item: T): void {
-    const items = this.items;
-    items.push(item);
+    this.items.push(item);
+    this.up(this.items.length - 1);
+  }
 
-    let index = items.length - 1;
+  pop(): T | undefined {
+    const top = this.items[0];
+    if (top !== undefined) this.removeAt(0);
+    return top;
+  }
+
+  /** Removes `item` if it sits at `index`; false when it does not. */
+  remove(item: T, index: number): boolean {
+    if (index < 0 || this.items[index] !== item) return false;
+    this.removeAt(index);
+    return true;
+  }
+
+  clear(): void {
+    for (const item of this.items) this.place(item, -1);
+    this.items.length = 0;
+  }
+
+  private removeAt(index: number): void {
+    const items = this.items;
+    const removed = items[index];
+    const last = items.pop() as T;
+    this.place(removed, -1);
+    if (index === items.length) return;
+
+    items[index] = last;
+    this.place(last, index);
+    this.down(index);
+    this.up(index);
+  }
+
+  private up(index: number): void {
+    const items = this.items;
+    const item = items[index];
     while (index > 0) {
       const parent = (index - 1) >> 1;
       if (!this.before(item, items[parent])) break;
       items[index] = items[parent];
+      this.place(items[index], index);
       index = parent;
     }
     items[index] = item;
+    this.place(item, index);
   }
 
-  pop(): T | undefined {
+  private down(index: number): void {
     const items = this.items;
-    const top = items[0];
-    const last = items.pop();
-    if (items.length === 0 || last === undefined) return top;
-
-    let index = 0;
+    const item = items[index];
     const length = items.length;
     for (;;) {
       const left = 2 * index + 1;
@@ -44,15 +81,12 @@ export class Heap<T> {
       const right = left + 1;
       const child =
         right < length && this.before(items[right], items[left]) ? right : left;
-      if (!this.before(items[child], last)) break;
+      if (!this.before(items[child], item)) break;
       items[index] = items[child];
+      this.place(items[index], index);
       index = child;
     }
-    items[index] = last;
-    return top;
-  }
-
-  clear(): void {
-    this.items.length = 0;
+    items[index] = item;
+    this.place(item, index);
   }
 }

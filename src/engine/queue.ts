@@ -9,7 +9,14 @@
 
 import { backoffDelay } from './backoff.js';
 import { Heap } from './heap.js';
-import type { DeathReason, Delivery, Message, QueueSettings } from './types.js';
+import type {
+  DeathReason,
+  Delivery,
+  Message,
+  QueueSettings,
+  Slots,
+  TimedEntry,
+} from './types.js';
 
 /** What became of a message that left the in-flight or waiting state. */
 export type Outcome =
@@ -29,11 +36,6 @@ export interface EngineOptions {
   receiptBase?: number;
 }
 
-interface TimedEntry {
-  at: number;
-  message: Message;
-}
-
 interface Group {
   readonly key: string;
   readonly waiting: Heap<Message>;
@@ -45,6 +47,12 @@ const bySeq = (a: Message, b: Message) => a.seq < b.seq;
 const byPriorityThenSeq = (a: Message, b: Message) =>
   a.priority !== b.priority ? a.priority > b.priority : a.seq < b.seq;
 const byTime = (a: TimedEntry, b: TimedEntry) => a.at < b.at;
+const placeMessage = (message: Message, index: number) => {
+  (message.slots as Slots).heap = index;
+};
+const placeEntry = (entry: TimedEntry, index: number) => {
+  entry.index = index;
+};
 const DEFAULT_GROUP = '';
 
 export class QueueEngine {
@@ -55,14 +63,14 @@ export class QueueEngine {
   private readonly leases = new Map<string, Message>();
 
   // Best-effort ready messages; FIFO queues use `groups` and `ring`.
-  private readonly ready = new Heap<Message>(byPriorityThenSeq);
+  private readonly ready = new Heap<Message>(byPriorityThenSeq, placeMessage);
   private readonly groups = new Map<string, Group>();
   private readonly ring: Group[] = [];
   private ringHead = 0;
 
-  private readonly delayed = new Heap<TimedEntry>(byTime);
-  private readonly leaseDeadlines = new Heap<TimedEntry>(byTime);
-  private readonly expiries = new Heap<TimedEntry>(byTime);
+  private readonly delayed = new Heap<TimedEntry>(byTime, placeEntry);
+  private readonly leaseDeadlines = new Heap<TimedEntry>(byTime, placeEntry);
+  private readonly expiries = new Heap<TimedEntry>(byTime, placeEntry);
 
   private readonly seenIds = new Map<string, number>();
   private readonly seenOrder: { at: number; id: string }[] = [];
@@ -150,11 +158,12 @@ export class QueueEngine {
   /** Adds a message that is already durable. It must be a fresh object. */
   enqueue(message: Message, now: number): void {
     message.lease = null;
+    message.slots = { heap: -1, delay: null, expiry: null, lease: null };
     this.messages.set(message.seq, message);
     this.counts.bytes += message.body.length;
 
     if (message.expiresAt !== null) {
-      this.expiries.push({ at: message.expiresAt, message });
+      message.slots.expiry = timed(this.expiries, message.expiresAt, message);
     }
     if (this.settings.fifo) this.groupOf(message).waiting.push(message);
     this.makeWaitingOrReady(message, now);
@@ -164,7 +173,7 @@ export class QueueEngine {
     if (message.availableAt > now) {
       message.state = 'delayed';
       this.counts.delayed++;
-      this.delayed.push({ at: message.availableAt, message });
+      slotsOf(message).delay = timed(this.delayed, message.availableAt, message);
       return;
     }
     message.state = 'ready';
@@ -235,7 +244,7 @@ export class QueueEngine {
     this.counts.inFlight++;
     this.totals.delivered++;
     this.leases.set(receipt, message);
-    this.leaseDeadlines.push({ at: deadline, message });
+    slotsOf(message).lease = timed(this.leaseDeadlines, deadline, message);
 
     return { message, receipt, attempt: message.failures + 1, leaseDeadline: deadline };
   }
@@ -269,7 +278,9 @@ export class QueueEngine {
     if (message === undefined || message.lease === null) return undefined;
 
     message.lease.deadline = now + timeoutMs;
-    this.leaseDeadlines.push({ at: message.lease.deadline, message });
+    const slots = slotsOf(message);
+    untime(this.leaseDeadlines, slots.lease);
+    slots.lease = timed(this.leaseDeadlines, message.lease.deadline, message);
     return message.lease.deadline;
   }
 
@@ -319,6 +330,9 @@ export class QueueEngine {
   private releaseLease(message: Message): void {
     if (message.lease !== null) this.leases.delete(message.lease.receipt);
     message.lease = null;
+    const slots = slotsOf(message);
+    untime(this.leaseDeadlines, slots.lease);
+    slots.lease = null;
     this.counts.inFlight--;
     if (this.settings.fifo) this.groupOf(message).inFlight--;
   }
@@ -339,6 +353,7 @@ export class QueueEngine {
       entry = this.leaseDeadlines.peek()) {
       this.leaseDeadlines.pop();
       const { message } = entry;
+      slotsOf(message).lease = null;
       if (!this.isCurrent(message, 'in-flight') || message.lease?.deadline !== entry.at) {
         continue;
       }
@@ -350,6 +365,7 @@ export class QueueEngine {
       entry = this.expiries.peek()) {
       this.expiries.pop();
       const { message } = entry;
+      slotsOf(message).expiry = null;
       // An in-flight message is judged when its lease ends, not mid-lease.
       if (this.messages.get(message.seq) !== message) continue;
       if (message.state === 'in-flight') continue;
@@ -362,6 +378,7 @@ export class QueueEngine {
       entry = this.delayed.peek()) {
       this.delayed.pop();
       const { message } = entry;
+      slotsOf(message).delay = null;
       if (!this.isCurrent(message, 'delayed') || message.availableAt !== entry.at) continue;
 
       message.state = 'ready';
@@ -404,9 +421,6 @@ export class QueueEngine {
       removed.push(message.seq);
       this.detach(message);
     }
-    this.ready.clear();
-    this.delayed.clear();
-    for (const group of this.groups.values()) group.waiting.clear();
     return removed;
   }
 
@@ -421,6 +435,18 @@ export class QueueEngine {
   private detach(message: Message): void {
     this.messages.delete(message.seq);
     this.counts.bytes -= message.body.length;
+
+    // Out of every heap now, so nothing keeps the body alive.
+    const slots = slotsOf(message);
+    if (slots.heap >= 0) {
+      const heap = this.settings.fifo ? this.groupOf(message).waiting : this.ready;
+      heap.remove(message, slots.heap);
+    }
+    untime(this.delayed, slots.delay);
+    untime(this.expiries, slots.expiry);
+    untime(this.leaseDeadlines, slots.lease);
+    slots.delay = slots.expiry = slots.lease = null;
+
     if (message.state === 'ready') this.counts.ready--;
     else if (message.state === 'delayed') this.counts.delayed--;
     else {
@@ -447,7 +473,12 @@ export class QueueEngine {
     const key = message.group ?? DEFAULT_GROUP;
     let group = this.groups.get(key);
     if (group === undefined) {
-      group = { key, waiting: new Heap<Message>(bySeq), inFlight: 0, inRing: false };
+      group = {
+        key,
+        waiting: new Heap<Message>(bySeq, placeMessage),
+        inFlight: 0,
+        inRing: false,
+      };
       this.groups.set(key, group);
     }
     return group;
@@ -499,3 +530,17 @@ export class QueueEngine {
 }
 
 const NO_OUTCOMES: Outcome[] = [];
+
+function slotsOf(message: Message): Slots {
+  return message.slots as Slots;
+}
+
+function timed(heap: Heap<TimedEntry>, at: number, message: Message): TimedEntry {
+  const entry = { at, message, index: -1 };
+  heap.push(entry);
+  return entry;
+}
+
+function untime(heap: Heap<TimedEntry>, entry: TimedEntry | null): void {
+  if (entry !== null) heap.remove(entry, entry.index);
+}

@@ -67,6 +67,23 @@ export interface Message {
   state: MessageState;
   /** Set while in flight. */
   lease: Lease | null;
+  /** Engine bookkeeping: where the message sits in its heaps. */
+  slots?: Slots;
+}
+
+/** A message's place in the engine's heaps, so it can leave them at once. */
+export interface Slots {
+  /** Index in the ready heap (or its FIFO group's heap); -1 when in none. */
+  heap: number;
+  delay: TimedEntry | null;
+  expiry: TimedEntry | null;
+  lease: TimedEntry | null;
+}
+
+export interface TimedEntry {
+  at: number;
+  message: Message;
+  index: number;
 }
 
 export interface Lease {
