@@ -323,6 +323,20 @@ describe('delays, TTL and deduplication', () => {
   });
 });
 
+describe('settled messages leave every heap', () => {
+  it('an ack leaves no lease or TTL entry behind to hold the body', () => {
+    const q = engine();
+    for (let i = 0; i < 100; i++) q.enqueue(message({ expiresAt: 1_000_000 }), 0);
+    q.enqueue(message({ availableAt: 500 }), 0);
+    q.enqueue(message({ availableAt: 500 }), 0);
+
+    for (const delivery of q.receive(0, 100, 30_000)) q.ack(delivery.receipt);
+    q.purge();
+    assert.equal(q.size, 0);
+    assert.equal(q.nextWakeAt(), null, 'no timer entry outlived its message');
+  });
+});
+
 describe('purge and take', () => {
   it('purge removes waiting messages and leaves leases working', () => {
     const q = engine();
