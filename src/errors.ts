@@ -146,3 +146,15 @@ export class InternalError extends UsherError {
     });
   }
 }
+
+export class RequestTimeoutError extends UsherError {
+  constructor(timeoutMs: number) {
+    super('REQUEST_TIMEOUT', 408, `the request was not received within ${timeoutMs} ms`);
+  }
+}
+
+export class HeadersTooLargeError extends UsherError {
+  constructor() {
+    super('HEADERS_TOO_LARGE', 431, 'the request headers are too large');
+  }
+}

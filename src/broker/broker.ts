@@ -73,6 +73,7 @@ const MAX_WAIT_MS = 20_000;
 const MAX_HEADERS = 256;
 const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_ID_LENGTH = 256;
+const MAX_REASON_LENGTH = 1024;
 /** setTimeout cannot wait longer than 2^31 - 1 ms; wake hourly instead. */
 const MAX_TIMER_MS = 60 * 60 * 1000;
 const STORE_FAILURE_MEMORY_MS = 30_000;
@@ -264,7 +265,8 @@ export class Broker implements BrokerApi {
     const seqs = [...engine.values()].map((message) => message.seq);
 
     this.engines.delete(name);
-    for (const waiter of this.waiters.get(engine) ?? []) {
+    // A copy: cleanup() takes each waiter out of the list being walked.
+    for (const waiter of [...(this.waiters.get(engine) ?? [])]) {
       waiter.cleanup();
       waiter.resolve([]);
     }
@@ -335,6 +337,12 @@ export class Broker implements BrokerApi {
         `${prefix}id`,
         `id must be a string of 1 to ${MAX_ID_LENGTH} characters, got ${JSON.stringify(input.id)}`,
       );
+    }
+    checkWellFormed(input.id, `${prefix}id`);
+    checkWellFormed(input.group, `${prefix}group`);
+    for (const [key, value] of Object.entries(input.headers ?? {})) {
+      checkWellFormed(key, `${prefix}headers`);
+      checkWellFormed(value, `${prefix}headers.${key}`);
     }
     const priority = input.priority ?? 0;
     if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
@@ -436,15 +444,28 @@ export class Broker implements BrokerApi {
   async ack(queue: string, receipts: string[]): Promise<boolean[]> {
     this.checkOpen();
     const engine = this.engineOf(queue);
-    const seqs: number[] = [];
+    const settled: Message[] = [];
 
     const results = receipts.map((receipt) => {
       const message = engine.ack(String(receipt));
-      if (message !== undefined) seqs.push(message.seq);
+      if (message !== undefined) settled.push(message);
       return message !== undefined;
     });
     this.afterChange(engine);
-    if (seqs.length > 0) await this.append([{ type: 'settled', seqs }]);
+    if (settled.length === 0) return results;
+
+    try {
+      await this.append([{ type: 'settled', seqs: settled.map((m) => m.seq) }]);
+    } catch (err) {
+      // Not durable, so not settled: the messages are ready again rather
+      // than gone until the next restart brings them back.
+      if (this.engines.get(queue) === engine) {
+        const now = this.clock();
+        for (const message of settled) engine.enqueue(messageFrom(message), now);
+        this.afterChange(engine);
+      }
+      throw err;
+    }
     return results;
   }
 
@@ -454,7 +475,9 @@ export class Broker implements BrokerApi {
     const delayMs = options.delayMs === undefined
       ? undefined
       : checkDuration(options.delayMs, 'delayMs');
-    const reason = options.reason === undefined ? undefined : String(options.reason).slice(0, 1024);
+    const reason = options.reason === undefined
+      ? undefined
+      : cutText(String(options.reason), MAX_REASON_LENGTH);
 
     const now = this.clock();
     const nacked = engine.nack(receipt, now, { requeue: options.requeue ?? true, delayMs });
@@ -755,7 +778,7 @@ function declared(name: string, settings: QueueSettings): LogRecord {
   return { type: 'queue-declared', name, settings: { ...settings } };
 }
 
-function messageFrom(source: ReplayedMessage | PublishedRecord): Message {
+function messageFrom(source: ReplayedMessage | PublishedRecord | Message): Message {
   return {
     seq: source.seq,
     id: source.id,
@@ -850,6 +873,23 @@ function checkCount(value: unknown, field: string, max: number, min = 1): number
     );
   }
   return value;
+}
+
+/** Refuses text with a lone UTF-16 surrogate: it has no UTF-8 form, so
+ * the log would store U+FFFD and two different ids would become one. */
+function checkWellFormed(value: unknown, field: string): void {
+  if (typeof value === 'string' && !value.isWellFormed()) {
+    throw new InvalidArgumentError(
+      field,
+      `${field} contains a lone UTF-16 surrogate, which has no UTF-8 form`,
+    );
+  }
+}
+
+/** Cuts `text` to at most `max` UTF-16 units without splitting a pair. */
+function cutText(text: string, max: number): string {
+  const cut = text.slice(0, max);
+  return cut.isWellFormed() ? cut : cut.slice(0, -1);
 }
 
 function checkHeaders(headers: Record<string, string>, field: string): void {

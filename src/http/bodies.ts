@@ -95,25 +95,51 @@ export function bodyFromWire(
   if (findHeader(headers, 'content-type') === undefined) {
     headers['content-type'] = JSON_CONTENT_TYPE;
   }
-  return { body: Buffer.from(JSON.stringify(input.body), 'utf8'), headers };
+  let text: string;
+  try {
+    text = JSON.stringify(input.body);
+  } catch {
+    // Only a RangeError can happen here: nesting deeper than the stack.
+    throw new InvalidArgumentError(
+      `${prefix}body`,
+      `${prefix}body is nested too deeply to store as JSON; send it as ` +
+        'text in a JSON string or as "bodyBase64"',
+    );
+  }
+  return { body: Buffer.from(text, 'utf8'), headers };
 }
 
-/** The JSON form of stored bytes, by the rules at the top of this file. */
-export function bodyToWire(
+/**
+ * The JSON text of `fields` with the body added by the rules at the top
+ * of this file. A JSON body goes in as its stored bytes, not parsed and
+ * written out again: numbers keep every digit, and no nesting depth can
+ * overflow the stack while answering (it would fail a whole receive).
+ */
+export function withBodyJson(
+  fields: object,
   body: Buffer,
   headers: Record<string, string>,
-): WireBody {
-  if (!isUtf8(body)) return { bodyBase64: body.toString('base64') };
+): string {
+  const head = JSON.stringify(fields).slice(0, -1);
+  const separator = head.length > 1 ? ',' : '';
 
-  const text = body.toString('utf8');
-  if (isJsonContentType(findHeader(headers, 'content-type'))) {
-    try {
-      return { body: JSON.parse(text) as unknown };
-    } catch {
-      // Labelled JSON but not JSON: the text is still worth showing.
-    }
+  if (!isUtf8(body)) {
+    return `${head}${separator}"bodyBase64":"${body.toString('base64')}"}`;
   }
-  return { body: text };
+  const text = body.toString('utf8');
+  if (isJsonContentType(findHeader(headers, 'content-type')) && isJson(text)) {
+    return `${head}${separator}"body":${text}}`;
+  }
+  return `${head}${separator}"body":${JSON.stringify(text)}}`;
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** True for `application/json`, with any parameters, in any case. */

@@ -14,7 +14,7 @@ import {
   MessageTooLargeError,
   ReceiptNotFoundError,
 } from '../errors.js';
-import { bodyFromWire, bodyToWire } from './bodies.js';
+import { bodyFromWire, withBodyJson } from './bodies.js';
 import {
   documented,
   emptyBodyAsObject,
@@ -113,11 +113,11 @@ export function registerMessageRoutes(
       }),
       preValidation: integerQuery,
     },
-    async (request) => {
+    async (request, reply) => {
       // Ajv fills in the schema's defaults; TypeScript cannot know that.
       const { limit = DEFAULT_PEEK, offset = 0 } = request.query;
       const peeked = broker.peek(request.params.name, { limit, offset });
-      return { messages: peeked.map(peekedToWire) };
+      return sendMessages(reply, peeked);
     },
   );
 
@@ -151,11 +151,18 @@ export function registerMessageRoutes(
         });
         // The client hung up while its messages were being leased: they
         // would sit unseen until their lease ran out, so hand them back.
+        const receipts = messages.map((m) => m.receipt);
         if (wait?.signal.aborted && messages.length > 0) {
-          broker.release(request.params.name, messages.map((m) => m.receipt));
+          broker.release(request.params.name, receipts);
           return { messages: [] };
         }
-        return { messages: messages.map(receivedToWire) };
+        try {
+          return sendMessages(reply, messages);
+        } catch (err) {
+          // Leases of an answer that never left would strand the messages.
+          broker.release(request.params.name, receipts);
+          throw err;
+        }
       } finally {
         if (wait !== undefined) waits.delete(wait);
       }
@@ -278,12 +285,18 @@ function abortOnClose(reply: FastifyReply): AbortController {
   return controller;
 }
 
-function receivedToWire(message: ReceivedMessage) {
-  const { body, ...rest } = message;
-  return { ...rest, ...bodyToWire(body, message.headers) };
-}
-
-function peekedToWire(message: PeekedMessage) {
-  const { body, ...rest } = message;
-  return { ...rest, ...bodyToWire(body, message.headers) };
+/**
+ * Answers `{"messages": [...]}`, written here rather than by the route's
+ * serializer so that each body goes out as stored (see withBodyJson).
+ */
+function sendMessages(
+  reply: FastifyReply,
+  messages: ReadonlyArray<ReceivedMessage | PeekedMessage>,
+): FastifyReply {
+  const parts = messages.map(({ body, ...fields }) =>
+    withBodyJson(fields, body, fields.headers),
+  );
+  return reply
+    .type('application/json; charset=utf-8')
+    .send(`{"messages":[${parts.join(',')}]}`);
 }

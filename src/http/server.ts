@@ -7,6 +7,9 @@
 //   const app = createHttpServer(broker, { logger });
 //   await app.listen({ host: '127.0.0.1', port: 8080 });
 
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -20,7 +23,12 @@ import type { Logger } from 'pino';
 import { Type } from 'typebox';
 
 import type { BrokerApi } from '../broker/types.js';
-import { BrokerClosedError } from '../errors.js';
+import {
+  BadRequestError,
+  BrokerClosedError,
+  HeadersTooLargeError,
+  RequestTimeoutError,
+} from '../errors.js';
 import { handleNotFound, makeErrorHandler } from './error-handler.js';
 import { registerJsonBody } from './json-body.js';
 import { registerMessageRoutes } from './message-routes.js';
@@ -53,6 +61,38 @@ export const ENVELOPE_BYTES = 1024 * 1024;
  */
 export function bodyLimitFor(maxMessageBytes: number): number {
   return Math.ceil(maxMessageBytes / 3) * 4 + ENVELOPE_BYTES;
+}
+
+/** How long a client may take to send one whole request. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Bytes that are not HTTP never reach a route; Node's parser reports them
+ * here. They are answered in our error envelope and the connection is
+ * closed, since nothing after a parse error can be trusted to line up.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const refusal =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new RequestTimeoutError(REQUEST_TIMEOUT_MS)
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? new HeadersTooLargeError()
+        : new BadRequestError(
+            `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`,
+          );
+  const { code, status, message } = refusal;
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+      'Content-Type: application/json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
 }
 
 /** How long closing waits for requests in flight before cutting sockets. */
@@ -90,6 +130,13 @@ export function createHttpServer(
     // Fastify's own 503 while closing is not our error envelope; the hook
     // below answers BROKER_CLOSED instead.
     return503OnClosing: false,
+    // A client that stops sending mid-request is cut off after this long;
+    // long polls are not affected (this bounds the request, not the answer).
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    clientErrorHandler: answerClientError,
+    // Node answers a request without Host itself, with an empty body; the
+    // broker does not route by host, so it simply serves such a request.
+    http: { requireHostHeader: false },
   });
 
   registerJsonBody(app, bodyLimit);

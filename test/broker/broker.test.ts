@@ -136,12 +136,23 @@ describe('refusals leave no trace', () => {
     assert.equal(broker.health().status, 'degraded');
     assert.equal(broker.getQueue('q').stats.total, 0, 'nothing unconfirmed is delivered');
 
+    const [received] = await broker.receive('q', { max: 1, waitMs: 0 });
+    assert.equal(received, undefined);
     const [again] = await broker.publish('q', [{ id: 'lost', body: text('x') }]);
     assert.equal(again.duplicate, false, 'the failed id was forgotten');
+    // An ack the disk refuses is not an ack: the message is ready again.
+    const [message] = await broker.receive('q', { max: 1, waitMs: 0 });
+    io.failNext('writev', 'EIO');
+    await assert.rejects(broker.ack('q', [message.receipt]), { code: 'STORE_UNAVAILABLE' });
+    const [redelivered] = await broker.receive('q', { max: 1, waitMs: 0 });
+    assert.equal(redelivered.id, 'lost');
+    await broker.ack('q', [redelivered.receipt]);
+    await broker.publish('q', [{ id: 'kept', body: text('y') }]);
+
     clock.advance(30_000);
     assert.equal(broker.health().status, 'ok');
     await reopen();
-    assert.deepEqual(broker.peek('q', { limit: 10, offset: 0 }).map((m) => m.id), ['lost']);
+    assert.deepEqual(broker.peek('q', { limit: 10, offset: 0 }).map((m) => m.id), ['kept']);
   });
 });
 

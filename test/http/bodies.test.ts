@@ -5,10 +5,15 @@ import { describe, it } from 'node:test';
 
 import {
   bodyFromWire,
-  bodyToWire,
+  withBodyJson,
   findHeader,
   isJsonContentType,
 } from '../../src/http/bodies.js';
+
+/** The body fields of a message as the API shows them. */
+function bodyToWire(body: Buffer, headers: Record<string, string>): unknown {
+  return JSON.parse(withBodyJson({}, body, headers));
+}
 
 describe('bodyFromWire', () => {
   it('stores a string as UTF-8 and leaves headers alone', () => {
@@ -74,7 +79,7 @@ describe('bodyFromWire', () => {
   });
 });
 
-describe('bodyToWire', () => {
+describe('withBodyJson', () => {
   const json = { 'content-type': 'application/json' };
 
   it('parses bytes labelled JSON', () => {
