@@ -6,19 +6,8 @@
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { DEFAULT_SETTINGS } from '../engine/types.js';
 
-export interface ReplayedMessage {
-  seq: number;
-  queue: string;
-  id: string;
-  priority: number;
-  group: string | null;
-  headers: Record<string, string>;
-  body: Buffer;
-  publishedAt: number;
-  availableAt: number;
-  expiresAt: number | null;
-  failures: number;
-}
+/** A live message as the log last described it. */
+export type ReplayedMessage = Omit<PublishedRecord, 'type'>;
 
 export interface RecentId {
   queue: string;

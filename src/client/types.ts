@@ -3,14 +3,18 @@
 // differ from the broker's because bodies travel as JSON, text or base64.
 
 import type {
+  NackOptions,
+  PeekedMessage as BrokerPeekedMessage,
   QueueInfo,
   QueueSettingsInput,
   QueueStats,
+  ReceivedMessage as BrokerReceivedMessage,
 } from '../broker/types.js';
 import type { BackoffSettings, QueueSettings } from '../engine/types.js';
 
 export type {
   BackoffSettings,
+  NackOptions,
   QueueInfo,
   QueueSettings,
   QueueSettingsInput,
@@ -85,22 +89,9 @@ export interface ReceiveOptions {
 }
 
 /** A message leased by receive(): settle it with ack, nack or extend. */
-export interface ReceivedMessage {
-  id: string;
-  queue: string;
-  /** Names this lease in ack, nack and extend. */
-  receipt: string;
+export type ReceivedMessage = Omit<BrokerReceivedMessage, 'body'> & {
   body: ReceivedBody;
-  headers: Record<string, string>;
-  priority: number;
-  group: string | null;
-  /** 1 on the first delivery. */
-  attempt: number;
-  redelivered: boolean;
-  publishedAt: number;
-  /** The lease runs out at this time unless extended. */
-  leaseDeadline: number;
-}
+};
 
 export interface AckResult {
   acked: number;
@@ -108,28 +99,10 @@ export interface AckResult {
   results: boolean[];
 }
 
-export interface NackOptions {
-  /** false dead-letters the message now; default true. */
-  requeue?: boolean;
-  /** Retry after this delay instead of the queue's backoff. */
-  delayMs?: number;
-  /** Why processing failed; kept with the message. */
-  reason?: string;
-}
-
 /** A message listed by peek(), without a lease. */
-export interface PeekedMessage {
-  id: string;
+export type PeekedMessage = Omit<BrokerPeekedMessage, 'body'> & {
   body: ReceivedBody;
-  headers: Record<string, string>;
-  priority: number;
-  group: string | null;
-  state: 'ready' | 'delayed' | 'in-flight';
-  failures: number;
-  publishedAt: number;
-  availableAt: number;
-  expiresAt: number | null;
-}
+};
 
 export interface PeekOptions {
   /** How many to list; the server's default when left out. */
