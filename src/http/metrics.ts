@@ -134,7 +134,17 @@ const STORE_METRICS: Record<string, StoreMetric> = {
   },
   corruptTails: {
     name: 'usher_store_corrupt_tails',
-    help: 'Torn or corrupt segment tails found and cut off at recovery',
+    help: 'Torn tails of the last segment cut off at recovery',
+    kind: 'gauge',
+  },
+  corruptRegions: {
+    name: 'usher_store_corrupt_regions',
+    help: 'Damaged stretches skipped inside segments at recovery',
+    kind: 'gauge',
+  },
+  missingSegments: {
+    name: 'usher_store_missing_segments',
+    help: 'Segment files found missing from the log at recovery',
     kind: 'gauge',
   },
   bytesWritten: {
@@ -156,6 +166,21 @@ const STORE_METRICS: Record<string, StoreMetric> = {
     name: 'usher_store_compacted_messages_total',
     help: 'Messages copied forward by compaction',
     kind: 'counter',
+  },
+  stopped: {
+    name: 'usher_store_stopped',
+    help: '1 once the log refuses every write after a failed cut-back',
+    kind: 'gauge',
+  },
+  freeDiskBytes: {
+    name: 'usher_disk_free_bytes',
+    help: 'Free bytes on the data folder disk (-1 when unknown)',
+    kind: 'gauge',
+  },
+  diskFloorBytes: {
+    name: 'usher_disk_floor_bytes',
+    help: 'Free space below which publishes are refused',
+    kind: 'gauge',
   },
 };
 

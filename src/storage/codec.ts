@@ -272,6 +272,55 @@ export function decodePayload(
   }
 }
 
+/** Work done by payloadFits, for a caller that bounds its total. */
+export interface FitWork {
+  /** Header entries walked: the only cost that grows with the input. */
+  steps: number;
+}
+
+/**
+ * Whether `payload` has the shape of a record: a known type whose fields,
+ * followed by their length prefixes alone, end exactly at its last byte.
+ * It allocates nothing and never throws, so recovery can try it at every
+ * offset of a damaged stretch before paying for a checksum. Every payload
+ * decodePayload accepts fits; one that fits may still be garbage.
+ */
+export function payloadFits(payload: Buffer, work: FitWork): boolean {
+  const end = payload.length;
+  if (end === 0) return false;
+
+  let off = U8;
+  switch (payload[0]) {
+    case RecordType.QueueDeclared:
+      off = skipString(payload, skipString(payload, off));
+      break;
+    case RecordType.QueueDeleted:
+      off = skipString(payload, off);
+      break;
+    case RecordType.Published:
+      off = skipString(payload, skipFixed(payload, off, F64));
+      off = skipFixed(payload, skipString(payload, off), F64);
+      off = skipNullable(payload, off, -1);
+      off = skipHeaders(payload, off, work);
+      off = skipNullable(payload, skipFixed(payload, off, 2 * F64), F64);
+      off = skipString(payload, skipFixed(payload, off, F64));
+      break;
+    case RecordType.Settled:
+      if (end < U8 + U32) return false;
+      return end === U8 + U32 + payload.readUInt32LE(U8) * F64;
+    case RecordType.Retried:
+      return end === U8 + 3 * F64;
+    case RecordType.Moved:
+      off = skipString(payload, skipFixed(payload, off, F64));
+      off = skipHeaders(payload, off, work);
+      off = skipNullable(payload, skipFixed(payload, off, 2 * F64), F64);
+      break;
+    default:
+      return false;
+  }
+  return off === end;
+}
+
 function readRecord(cursor: Cursor, copyBody: boolean): LogRecord {
   const type = cursor.u8();
   switch (type) {
@@ -437,4 +486,42 @@ class Cursor {
       );
     }
   }
+}
+
+// payloadFits' field skippers. Each takes the offset of a field and
+// returns the offset after it, or -1 once anything does not fit; -1 in
+// gives -1 out, so they chain without checks in between.
+
+function skipFixed(buf: Buffer, off: number, bytes: number): number {
+  return off < 0 || bytes > buf.length - off ? -1 : off + bytes;
+}
+
+// Strings and bodies alike: a u32 length, then that many bytes.
+function skipString(buf: Buffer, off: number): number {
+  if (off < 0 || U32 > buf.length - off) return -1;
+  return skipFixed(buf, off + U32, buf.readUInt32LE(off));
+}
+
+// A null marker, then the value: a string if `bytes` is -1, else fixed.
+function skipNullable(buf: Buffer, off: number, bytes: number): number {
+  if (off < 0 || off >= buf.length) return -1;
+  const marker = buf[off];
+  if (marker === 0) return off + U8;
+  if (marker !== 1) return -1;
+  return bytes < 0
+    ? skipString(buf, off + U8)
+    : skipFixed(buf, off + U8, bytes);
+}
+
+function skipHeaders(buf: Buffer, off: number, work: FitWork): number {
+  if (off < 0 || U32 > buf.length - off) return -1;
+  const count = buf.readUInt32LE(off);
+  off += U32;
+  // Each header is at least two empty strings: 2 x u32 length.
+  if (count * 2 * U32 > buf.length - off) return -1;
+  for (let i = 0; i < count && off >= 0; i++) {
+    work.steps++;
+    off = skipString(buf, skipString(buf, off));
+  }
+  return off;
 }

@@ -54,8 +54,15 @@ export type LogStoreStats = {
   liveMessages: number;
   /** Frame bytes of each live message's latest `published` record. */
   liveBytes: number;
-  /** Bad tails cut off (and unborn segments removed) at open. */
+  /** Torn tails of the last segment cut off (or it removed) at open. */
   corruptTails: number;
+  /**
+   * Damaged stretches skipped at open and left on disk: corruption in a
+   * complete segment, records lost. Should be 0.
+   */
+  corruptRegions: number;
+  /** Segment files found missing between others at open. Should be 0. */
+  missingSegments: number;
   /** Bytes of batches that landed; failed batches are not counted. */
   bytesWritten: number;
   /** Batches that landed. */
@@ -134,6 +141,8 @@ export class LogStore {
 
   #diskBytes = 0;
   #corruptTails: number;
+  #corruptRegions: number;
+  #missingSegments: number;
   #bytesWritten = 0;
   #batches = 0;
   #syncs = 0;
@@ -174,6 +183,8 @@ export class LogStore {
           segments: store.#segments.length,
           liveMessages: ledger.liveMessages,
           corruptTails: recovered.corruptTails,
+          corruptRegions: recovered.corruptRegions,
+          missingSegments: recovered.missingSegments,
         },
         'log store opened',
       );
@@ -203,6 +214,8 @@ export class LogStore {
     this.#nextSegmentId = recovered.lastSegmentId + 1;
     this.#lastSeq = recovered.lastSeq;
     this.#corruptTails = recovered.corruptTails;
+    this.#corruptRegions = recovered.corruptRegions;
+    this.#missingSegments = recovered.missingSegments;
     for (const segment of this.#segments) this.#diskBytes += segment.size;
   }
 
@@ -260,6 +273,8 @@ export class LogStore {
       liveMessages: this.#ledger.liveMessages,
       liveBytes: this.#ledger.liveBytes,
       corruptTails: this.#corruptTails,
+      corruptRegions: this.#corruptRegions,
+      missingSegments: this.#missingSegments,
       bytesWritten: this.#bytesWritten,
       batches: this.#batches,
       syncs: this.#syncs,
@@ -437,7 +452,7 @@ export class LogStore {
   // A new segment starts with a declaration of every live queue, so the
   // queues outlive the deletion of the segments that declared them.
   async #createSegment(): Promise<ActiveSegment> {
-    const id = this.#nextSegmentId++;
+    const id = this.#nextSegmentId;
     const path = segmentPath(this.#dir, id);
     const frames = [encodeSegmentHeader(this.#lastSeq)];
     for (const [name, settings] of this.#ledger.queues) {
@@ -445,7 +460,19 @@ export class LogStore {
     }
     const size = frames.reduce((sum, frame) => sum + frame.length, 0);
 
-    const fd = await this.#io.open(path, 'wx');
+    // Ids must stay consecutive: recovery reads a gap as a lost file. So
+    // an id is used up only once its file exists, and given back below
+    // if the file is removed again.
+    let fd: number;
+    try {
+      fd = await this.#io.open(path, 'wx');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        this.#nextSegmentId = id + 1;
+      }
+      throw err;
+    }
+    this.#nextSegmentId = id + 1;
     try {
       const written = await this.#io.writev(fd, frames, 0);
       if (written !== size) {
@@ -454,10 +481,13 @@ export class LogStore {
       await this.#io.fdatasync(fd);
       await fsyncDir(this.#dir);
     } catch (err) {
-      // Best effort: a leftover file holds no records and is removed as
-      // unborn, or replayed as an empty segment, at the next open.
+      // Best effort: a leftover file holds no records. It is removed at
+      // the next open if it is the newest and blank; otherwise it is read
+      // as a damaged or empty segment, and deleted once it is the oldest.
       await this.#io.close(fd).catch(noop);
-      await unlink(path).catch(noop);
+      await unlink(path).then(() => {
+        this.#nextSegmentId = id;
+      }, noop);
       throw err;
     }
     return { id, path, size, live: 0, liveBytes: 0, fd };

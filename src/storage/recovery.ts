@@ -1,27 +1,51 @@
 // Rebuilding the ledger from the segment files when a store opens: every
-// segment is read in order and each valid record is replayed. A segment
-// ends at its first bad frame; the bad tail is cut off so the file holds
-// only what was replayed, and reading goes on with the next segment.
+// segment is read in order and each valid record is replayed.
+//
+// What is done about damage depends on where it lies. Only the last
+// segment was being written when the process stopped, so only it can end
+// in a torn frame (a crash mid-write) or be blank (a crash while it was
+// being created): the tail is cut off, the blank file removed, and both
+// are logged as warnings. Anything wrong in an older segment struck data
+// that was complete and confirmed: that is corruption, not a crash. Such
+// a file is never changed. Reading skips each bad stretch to the next
+// whole frame (see resync.ts), replays what follows, and logs an error.
+//
+// A bad stretch in the last segment with whole frames after it is not a
+// torn tail either. It may be corruption, or pages of the one batch in
+// flight reaching the disk out of order. It is skipped like one in an
+// older segment: replaying a record that was never confirmed makes a
+// duplicate at worst, while cutting there would destroy confirmed ones.
+// Only what follows the last whole frame is cut.
 
-import { unlink } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import type { Ledger, SegmentState } from './ledger.js';
 import type { StoreLogger } from './log-store.js';
 import type { LogRecord } from './records.js';
 import {
+  type Damage,
+  type SegmentFile,
+  type SegmentScan,
   fsyncDir,
+  isBlankSegment,
   listSegments,
   readSegment,
+  segmentPath,
   truncateFile,
 } from './segment-file.js';
 
 export interface Recovered {
   /** Surviving segments, oldest first. */
   segments: SegmentState[];
-  /** Highest segment id seen, including deleted unborn ones. */
+  /** The next segment takes the id after this one. */
   lastSegmentId: number;
   /** Highest seq the log names or any segment header recorded. */
   lastSeq: number;
+  /** Torn tails cut off, and blank last segments removed. */
   corruptTails: number;
+  /** Damaged stretches skipped and left as they are on disk. */
+  corruptRegions: number;
+  /** Ids missing between the oldest segment file and the newest. */
+  missingSegments: number;
 }
 
 export async function recover(
@@ -31,12 +55,31 @@ export async function recover(
   replay: (record: LogRecord) => void,
 ): Promise<Recovered> {
   const files = await listSegments(dir);
+  const missingSegments = reportGaps(dir, files, logger);
+  let lastSegmentId = files.length > 0 ? files[files.length - 1].id : 0;
+  let corruptTails = 0;
+  let corruptRegions = 0;
+
+  const newest = files.at(-1);
+  if (newest !== undefined && (await isBlankSegment(newest.path))) {
+    const { size } = await stat(newest.path);
+    logger.warn(
+      { file: newest.path, droppedBytes: size },
+      'removing segment with an incomplete header',
+    );
+    await unlink(newest.path);
+    await fsyncDir(dir);
+    files.pop();
+    corruptTails++;
+    // The next segment takes its id, or the hole would look like a lost
+    // file at every later open.
+    lastSegmentId = newest.id - 1;
+  }
+
   const segments: SegmentState[] = [];
   let lastSeq = 0;
-  let corruptTails = 0;
-  let deletedAny = false;
-
-  for (const file of files) {
+  for (let i = 0; i < files.length; i++) {
+    const file = files[i];
     const segment: SegmentState = {
       id: file.id,
       path: file.path,
@@ -44,48 +87,85 @@ export async function recover(
       live: 0,
       liveBytes: 0,
     };
-    const result = await readSegment(file.path, (record, frameBytes) => {
+    const scan = await readSegment(file.path, (record, frameBytes) => {
       ledger.apply(record, segment, frameBytes);
       replay(record);
     });
 
-    // A crash between creating a segment and syncing its header leaves a
-    // file with no records in it; nothing is lost by removing it.
-    if (result.kind === 'unborn') {
-      logger.warn(
-        { file: file.path, droppedBytes: result.fileBytes },
-        'removing segment with an incomplete header',
-      );
-      await unlink(file.path);
-      deletedAny = true;
-      corruptTails++;
-      continue;
+    segment.size = scan.fileBytes;
+    const isLast = i === files.length - 1;
+    for (const damage of scan.damage) {
+      const entry = {
+        file: file.path,
+        offset: damage.offset,
+        droppedBytes: damage.bytes,
+        reason: damage.reason,
+      };
+      if (isLast && isTornTail(scan, damage)) {
+        logger.warn(entry, 'dropping bad tail of segment');
+        await truncateFile(file.path, damage.offset);
+        segment.size = damage.offset;
+        corruptTails++;
+      } else {
+        logger.error(entry, 'skipping corrupt region of segment');
+        corruptRegions++;
+      }
     }
 
-    if (result.tailReason !== undefined) {
-      logger.warn(
-        {
-          file: file.path,
-          offset: result.validBytes,
-          droppedBytes: result.fileBytes - result.validBytes,
-          reason: result.tailReason,
-        },
-        'dropping bad tail of segment',
-      );
-      await truncateFile(file.path, result.validBytes);
-      corruptTails++;
+    // A lost header takes its seq floor with it. Nothing depends on it
+    // unless this is the newest segment and every one that named the
+    // highest seqs is gone: a case we accept rather than refuse to open.
+    if (scan.seqFloor !== undefined) {
+      lastSeq = Math.max(lastSeq, scan.seqFloor);
     }
-
-    segment.size = result.validBytes;
-    lastSeq = Math.max(lastSeq, result.seqFloor);
     segments.push(segment);
   }
 
-  if (deletedAny) await fsyncDir(dir);
   return {
     segments,
-    lastSegmentId: files.length > 0 ? files[files.length - 1].id : 0,
+    lastSegmentId,
     lastSeq: Math.max(lastSeq, ledger.highestSeq),
     corruptTails,
+    corruptRegions,
+    missingSegments,
   };
+}
+
+// A tail may be cut only if nothing readable could lie in it: the header
+// is sound (a damaged one means more than a crash mid-write), and the
+// search for a next frame ran to the end of the file without giving up.
+function isTornTail(scan: SegmentScan, damage: Damage): boolean {
+  return (
+    damage.offset + damage.bytes === scan.fileBytes &&
+    scan.seqFloor !== undefined &&
+    !scan.gaveUp
+  );
+}
+
+// Segment ids are consecutive: a new segment takes the next id, and only
+// the oldest are ever deleted. A gap means files were lost, and with them
+// their records: messages they held are gone, and messages they settled
+// come back. The store still opens with what is left.
+function reportGaps(
+  dir: string,
+  files: readonly SegmentFile[],
+  logger: StoreLogger,
+): number {
+  let missing = 0;
+  for (let i = 1; i < files.length; i++) {
+    const first = files[i - 1].id + 1;
+    const last = files[i].id - 1;
+    if (last < first) continue;
+    missing += last - first + 1;
+    logger.error(
+      {
+        dir,
+        missingCount: last - first + 1,
+        firstMissing: segmentPath(dir, first),
+        lastMissing: segmentPath(dir, last),
+      },
+      'segment files are missing from the log',
+    );
+  }
+  return missing;
 }

@@ -1,5 +1,5 @@
 // Segment files: their names, the header each starts with, and the
-// recovery scan that reads one back.
+// recovery read that brings one back, damage and all.
 //
 //   <dir>/
 //     00000000000000000041.log    oldest segment still needed
@@ -23,12 +23,13 @@
 // It keeps seqs increasing across restarts even after every segment that
 // named the highest seqs has been deleted.
 
-import { open, readdir } from 'node:fs/promises';
+import { type FileHandle, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreUnavailableError } from '../errors.js';
 import { crc32c } from './crc32c.js';
 import { FrameDecoder } from './frame-decoder.js';
 import type { LogRecord } from './records.js';
+import { Resync } from './resync.js';
 
 export const SEGMENT_HEADER_BYTES = 24;
 export const FORMAT_VERSION = 1;
@@ -65,71 +66,218 @@ export function encodeSegmentHeader(seqFloor: number): Buffer {
   return header;
 }
 
-export type SegmentReadResult =
-  /** Shorter than a header or a zeroed one: a crash while creating it. */
-  | { kind: 'unborn'; fileBytes: number }
-  | {
-      kind: 'read';
-      seqFloor: number;
-      /** Header plus every whole, valid frame: where a bad tail starts. */
-      validBytes: number;
-      fileBytes: number;
-      /** Why reading stopped before the end of the file, if it did. */
-      tailReason: string | undefined;
-    };
+/** A stretch of a segment in which recovery found no frame it could read. */
+export interface Damage {
+  offset: number;
+  bytes: number;
+  /** What was wrong where the stretch starts. */
+  reason: string;
+}
+
+export interface SegmentScan {
+  fileBytes: number;
+  /** From the header; undefined if the header is missing or zeroed. */
+  seqFloor: number | undefined;
+  /**
+   * End of the last whole frame, else of a sound header, else 0. A torn
+   * tail starts here.
+   */
+  validBytes: number;
+  /** Stretches skipped, in file order. Only the last can reach the end. */
+  damage: Damage[];
+  /** The search in the last stretch gave up early: frames may lie in it. */
+  gaveUp: boolean;
+}
 
 /**
- * Reads one segment, calling `onRecord` for each valid frame in order and
- * stopping at the first frame that is torn or corrupt. A header that is
- * present but not ours (other magic, newer version, bad checksum) is an
- * error: truncating it would destroy data we cannot read.
+ * Reads one segment, calling `onRecord` for each valid frame in order.
+ * At a torn or corrupt frame it searches forward for the next whole
+ * frame (see resync.ts) and goes on from there, so it returns every
+ * frame the file still holds and reports the stretches in between. It
+ * changes nothing on disk; what to do with the damage is the caller's
+ * call. A header that is present but not ours (other magic, newer
+ * version, bad checksum) is an error: frames of a format we do not know
+ * cannot be read, and truncating would destroy them. A zeroed header
+ * says nothing about the format, only that its block was lost; the
+ * frames after it are still read.
  */
 export async function readSegment(
   path: string,
   onRecord: (record: LogRecord, frameBytes: number) => void,
-): Promise<SegmentReadResult> {
+): Promise<SegmentScan> {
   const file = await open(path, 'r');
   try {
     const { size: fileBytes } = await file.stat();
+    const scan: SegmentScan = {
+      fileBytes,
+      seqFloor: undefined,
+      validBytes: 0,
+      damage: [],
+      gaveUp: false,
+    };
     const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
     const { bytesRead } = await file.read(header, 0, header.length, 0);
-    if (bytesRead < header.length || header.every((byte) => byte === 0)) {
-      return { kind: 'unborn', fileBytes };
+    if (bytesRead < header.length) {
+      const reason = 'shorter than a segment header';
+      scan.damage.push({ offset: 0, bytes: fileBytes, reason });
+      return scan;
     }
-    const seqFloor = checkHeader(path, header);
-
-    const decoder = new FrameDecoder({ copyBodies: true });
-    let position = SEGMENT_HEADER_BYTES;
-    let tailReason: string | undefined;
-    reading: while (position < fileBytes) {
-      const chunk = Buffer.allocUnsafe(
-        Math.min(READ_CHUNK_BYTES, fileBytes - position),
-      );
-      const read = await file.read(chunk, 0, chunk.length, position);
-      const n = read.bytesRead;
-      if (n === 0) break;
-      position += n;
-      decoder.push(chunk.subarray(0, n));
-
-      for (;;) {
-        const result = decoder.next();
-        if (result.kind === 'need-more') break;
-        if (result.kind === 'corrupt') {
-          tailReason = result.reason;
-          break reading;
-        }
-        onRecord(result.record, result.frameBytes);
-      }
+    if (isZero(header)) {
+      const reason = 'segment header is zeroed';
+      await resync(file, scan, 0, SEGMENT_HEADER_BYTES, reason, onRecord);
+      return scan;
     }
 
-    const validBytes = SEGMENT_HEADER_BYTES + decoder.consumed;
-    if (tailReason === undefined && validBytes < fileBytes) {
-      tailReason = `torn frame: ${fileBytes - validBytes} bytes at the end`;
+    scan.seqFloor = checkHeader(path, header);
+    const stop = await readFrames(file, fileBytes, onRecord);
+    scan.validBytes = stop.end;
+    if (stop.reason !== undefined) {
+      await resync(file, scan, stop.end, stop.end + 1, stop.reason, onRecord);
     }
-    return { kind: 'read', seqFloor, validBytes, fileBytes, tailReason };
+    return scan;
   } finally {
     await file.close();
   }
+}
+
+/**
+ * Whether a segment holds nothing at all: it is shorter than a header, or
+ * zeros all through. A crash while the segment was being created leaves
+ * one (the file exists before its first write is durable).
+ */
+export async function isBlankSegment(path: string): Promise<boolean> {
+  const file = await open(path, 'r');
+  try {
+    const { size } = await file.stat();
+    if (size < SEGMENT_HEADER_BYTES) return true;
+    // The header first: for any segment in use that settles it.
+    let chunk = Buffer.alloc(SEGMENT_HEADER_BYTES);
+    for (let position = 0; position < size; ) {
+      const { bytesRead } = await file.read(chunk, 0, chunk.length, position);
+      if (bytesRead === 0) break;
+      if (!isZero(chunk.subarray(0, bytesRead))) return false;
+      position += bytesRead;
+      if (chunk.length < READ_CHUNK_BYTES) {
+        chunk = Buffer.alloc(Math.min(READ_CHUNK_BYTES, size));
+      }
+    }
+    return true;
+  } finally {
+    await file.close();
+  }
+}
+
+// The fast path: frames streamed from just after the header through one
+// incremental decoder, a chunk at a time, up to the first bad or torn one.
+async function readFrames(
+  file: FileHandle,
+  fileBytes: number,
+  onRecord: (record: LogRecord, frameBytes: number) => void,
+): Promise<{ end: number; reason: string | undefined }> {
+  const decoder = new FrameDecoder({ copyBodies: true });
+  let position = SEGMENT_HEADER_BYTES;
+  let reason: string | undefined;
+  while (position < fileBytes) {
+    const chunk = Buffer.allocUnsafe(
+      Math.min(READ_CHUNK_BYTES, fileBytes - position),
+    );
+    const n = (await file.read(chunk, 0, chunk.length, position)).bytesRead;
+    if (n === 0) break;
+    position += n;
+    decoder.push(chunk.subarray(0, n));
+    reason = drain(decoder, onRecord);
+    if (reason !== undefined) break;
+  }
+
+  const end = SEGMENT_HEADER_BYTES + decoder.consumed;
+  if (reason === undefined && end < fileBytes) {
+    reason = tornReason(fileBytes - end);
+  }
+  return { end, reason };
+}
+
+// The slow path, taken only for a damaged segment. The rest of the file,
+// from `bad` on, is read into memory, since the search needs to look at
+// any offset and at whole frames around it; a segment is about
+// segmentBytes (64 MiB by default) plus one batch. Between one damaged
+// stretch and the next, frames are decoded as on the fast path.
+async function resync(
+  file: FileHandle,
+  scan: SegmentScan,
+  bad: number,
+  from: number,
+  reason: string,
+  onRecord: (record: LogRecord, frameBytes: number) => void,
+): Promise<void> {
+  const rest = await readAll(file, bad, scan.fileBytes - bad);
+  const search = new Resync(rest);
+  // Offsets within `rest` from here on.
+  let start = 0;
+  let next = from - bad;
+  for (;;) {
+    const found = search.next(next);
+    if (found.kind !== 'found') {
+      scan.gaveUp = found.kind === 'gave-up';
+      if (scan.gaveUp) reason += '; the search for a next frame gave up';
+      const bytes = rest.length - start;
+      scan.damage.push({ offset: bad + start, bytes, reason });
+      return;
+    }
+    const bytes = found.offset - start;
+    scan.damage.push({ offset: bad + start, bytes, reason });
+
+    const decoder = new FrameDecoder({ copyBodies: true });
+    decoder.push(rest.subarray(found.offset));
+    const stopped = drain(decoder, onRecord);
+    start = found.offset + decoder.consumed;
+    scan.validBytes = bad + start;
+    if (stopped === undefined && decoder.buffered === 0) return;
+    reason = stopped ?? tornReason(decoder.buffered);
+    next = start + 1;
+  }
+}
+
+// Hands out every whole frame the decoder holds. Returns why it stopped
+// if a frame was bad, undefined if it only needs more bytes.
+function drain(
+  decoder: FrameDecoder,
+  onRecord: (record: LogRecord, frameBytes: number) => void,
+): string | undefined {
+  for (;;) {
+    const result = decoder.next();
+    if (result.kind === 'need-more') return undefined;
+    if (result.kind === 'corrupt') return result.reason;
+    onRecord(result.record, result.frameBytes);
+  }
+}
+
+function tornReason(bytes: number): string {
+  return `torn frame: ${bytes} bytes at the end`;
+}
+
+async function readAll(
+  file: FileHandle,
+  position: number,
+  length: number,
+): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let filled = 0;
+  while (filled < length) {
+    const { bytesRead } = await file.read(
+      buf,
+      filled,
+      length - filled,
+      position + filled,
+    );
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buf.subarray(0, filled);
+}
+
+function isZero(buf: Buffer): boolean {
+  for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false;
+  return true;
 }
 
 function checkHeader(path: string, header: Buffer): number {

@@ -7,6 +7,7 @@ import {
   MAX_RECORD_BYTES,
   decodePayload,
   encodeRecord,
+  payloadFits,
 } from '../../src/storage/codec.js';
 import { crc32c } from '../../src/storage/crc32c.js';
 import {
@@ -315,4 +316,45 @@ test('queue settings that are not a JSON object are corrupt', () => {
     const result = decodePayload(payload, false);
     assert.equal(result.ok, false, json);
   }
+});
+
+test('payloadFits accepts every payload that decodes', () => {
+  const byte = fc.integer({ min: 0, max: 255 });
+  const damage = fc.array(fc.tuple(fc.nat(), byte), { maxLength: 3 });
+  fc.assert(
+    fc.property(record, damage, fc.nat(), (r, writes, cut) => {
+      const payload = Buffer.from(encodeRecord(r).subarray(FRAME_HEADER_BYTES));
+      const work = { steps: 0 };
+      assert.ok(payloadFits(payload, work));
+      assert.equal(
+        work.steps,
+        'headers' in r ? Object.keys(r.headers).length : 0,
+      );
+
+      for (const [at, value] of writes) payload[at % payload.length] = value;
+      const damaged = payload.subarray(0, payload.length - (cut % 4));
+      if (decodePayload(damaged, false).ok) {
+        assert.ok(payloadFits(damaged, work));
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('payloadFits refuses a payload whose fields do not end at its end', () => {
+  const work = { steps: 0 };
+  const payload = encodeRecord(ticket(1)).subarray(FRAME_HEADER_BYTES);
+  const short = payload.subarray(0, payload.length - 1);
+  const long = Buffer.concat([payload, Buffer.alloc(1)]);
+  assert.equal(payloadFits(short, work), false);
+  assert.equal(payloadFits(long, work), false);
+  assert.equal(payloadFits(Buffer.from([7]), work), false);
+  assert.equal(payloadFits(Buffer.alloc(0), work), false);
+  // A settled record of 2 seqs is 1 + 4 + 16 bytes, no more, no less.
+  const settled = Buffer.alloc(21);
+  settled.writeUInt8(4, 0);
+  settled.writeUInt32LE(2, 1);
+  assert.equal(payloadFits(settled, work), true);
+  settled.writeUInt32LE(3, 1);
+  assert.equal(payloadFits(settled, work), false);
 });

@@ -72,7 +72,7 @@ test('a torn last record is dropped at every cut, and the log goes on', () => {
   });
 });
 
-test('a flipped bit mid-segment drops the rest of that segment only', () => {
+test('a flipped bit in an older segment costs its record only', () => {
   return withTempDir(async (dir) => {
     const records: LogRecord[] = [declared];
     for (let seq = 1; seq <= 10; seq++) records.push(ticket(seq, 'orders'));
@@ -95,46 +95,110 @@ test('a flipped bit mid-segment drops the rest of that segment only', () => {
     const { store, replayed, logger } = await openStore(dir);
     assert.deepEqual(replayed, [
       ...records.slice(0, 6),
+      ...records.slice(7),
       declared,
       later,
     ]);
-    assert.equal(store.stats().corruptTails, 1);
-    assert.equal(logger.warnings.length, 1);
-    assert.deepEqual(logger.warnings[0], {
-      msg: 'dropping bad tail of segment',
-      obj: {
-        file: path,
-        offset: sixth,
-        droppedBytes: sum(sizes.slice(6)),
-        reason: 'frame checksum mismatch',
+    assert.equal(store.stats().corruptRegions, 1);
+    assert.equal(store.stats().corruptTails, 0);
+    assert.deepEqual(logger.warnings, []);
+    assert.deepEqual(logger.errors, [
+      {
+        msg: 'skipping corrupt region of segment',
+        obj: {
+          file: path,
+          offset: sixth,
+          droppedBytes: sizes[6],
+          reason: 'frame checksum mismatch',
+        },
       },
-    });
-    assert.equal((await stat(path)).size, sixth);
+    ]);
+    // Complete and confirmed: the file is left exactly as it was found.
+    assert.deepEqual(await readFile(path), bytes);
     await store.close();
   });
 });
 
-test('a segment with an incomplete header is removed', () => {
+test('a bad record mid last segment is skipped, and only the tail cut', () => {
   return withTempDir(async (dir) => {
-    await writeLog(dir, [declared]);
-    const unborn = segmentPath(dir, 7);
-    await writeFile(unborn, encodeSegmentHeader(0).subarray(0, 10));
-    const zeroed = segmentPath(dir, 8);
-    await writeFile(zeroed, Buffer.alloc(4096));
+    const records: LogRecord[] = [declared, ticket(1, 'orders')];
+    records.push(ticket(2, 'orders'), ticket(3, 'orders'), last);
+    const original = await writeLog(dir, records);
+    const sizes = records.map((record) => encodeRecord(record).length);
+    const second = SEGMENT_HEADER_BYTES + sizes[0] + sizes[1];
+    const lastStart = original.length - sizes[4];
+
+    // Damage to ticket 2, and a torn final record.
+    const damaged = Buffer.from(original.subarray(0, lastStart + 9));
+    damaged[second + 300] ^= 0x01;
+    const path = segmentPath(dir, 1);
+    await writeFile(path, damaged);
 
     const { store, replayed, logger } = await openStore(dir);
-    assert.deepEqual(replayed, [declared]);
-    assert.equal(store.stats().corruptTails, 2);
+    assert.deepEqual(replayed, [
+      declared,
+      ticket(1, 'orders'),
+      ticket(3, 'orders'),
+    ]);
+    assert.equal(store.stats().corruptRegions, 1);
+    assert.equal(store.stats().corruptTails, 1);
     assert.deepEqual(
-      logger.warnings.map((w) => [w.obj.file, w.obj.droppedBytes]),
-      [[unborn, 10], [zeroed, 4096]],
+      logger.errors.map((e) => [e.msg, e.obj.offset, e.obj.droppedBytes]),
+      [['skipping corrupt region of segment', second, sizes[2]]],
     );
-    // Segments 1 (queue only, no messages) and 2 are dead; 9 is new.
-    assert.deepEqual(await readdir(dir), ['00000000000000000009.log']);
+    assert.deepEqual(
+      logger.warnings.map((e) => [e.msg, e.obj.offset, e.obj.droppedBytes]),
+      [['dropping bad tail of segment', lastStart, 9]],
+    );
+    // Only the tail is cut; the damaged record stays where it is.
+    assert.deepEqual(
+      await readFile(path),
+      damaged.subarray(0, lastStart),
+    );
     await store.close();
+  });
+});
 
-    const { replayed: again } = await replayOf(dir);
-    assert.deepEqual(again, [declared]);
+test('a blank last segment is removed and its id used again', () => {
+  return withTempDir(async (root) => {
+    const blanks: Array<[string, Buffer]> = [
+      ['partial-header', encodeSegmentHeader(0).subarray(0, 10)],
+      ['zeros', Buffer.alloc(4096)],
+      ['empty', Buffer.alloc(0)],
+    ];
+    for (const [name, blank] of blanks) {
+      const dir = join(root, name);
+      await writeLog(dir, [declared, ticket(1, 'orders')]);
+      // writeLog's close leaves segment 1 only; a crash creating 2:
+      const unborn = segmentPath(dir, 2);
+      await writeFile(unborn, blank);
+
+      const { store, replayed, logger } = await openStore(dir);
+      assert.deepEqual(replayed, [declared, ticket(1, 'orders')], name);
+      assert.equal(store.stats().corruptTails, 1, name);
+      assert.equal(store.stats().corruptRegions, 0, name);
+      assert.deepEqual(logger.errors, [], name);
+      assert.deepEqual(
+        logger.warnings.map((w) => [w.msg, w.obj.file, w.obj.droppedBytes]),
+        [['removing segment with an incomplete header', unborn, blank.length]],
+      );
+      // The new segment takes id 2, so no gap is left behind.
+      assert.deepEqual(await readdir(dir), [
+        '00000000000000000001.log',
+        '00000000000000000002.log',
+      ]);
+      assert.ok((await stat(unborn)).size > SEGMENT_HEADER_BYTES, name);
+      await store.close();
+
+      const again = await replayOf(dir);
+      assert.deepEqual(again.replayed, [
+        declared,
+        ticket(1, 'orders'),
+        declared,
+      ]);
+      assert.equal(again.store.stats().missingSegments, 0);
+      assert.deepEqual(again.logger.errors, []);
+    }
   });
 });
 
