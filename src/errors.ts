@@ -78,6 +78,18 @@ export class StoreUnavailableError extends UsherError {
   }
 }
 
+export class DiskFullError extends UsherError {
+  constructor(freeBytes: number, floorBytes: number) {
+    super(
+      'DISK_FULL',
+      507,
+      `free disk space (${freeBytes} bytes) is below the floor of ${floorBytes} ` +
+        'bytes: publishes are refused until space is freed; acks, nacks ' +
+        'and consumers keep working',
+    );
+  }
+}
+
 export class BrokerClosedError extends UsherError {
   constructor() {
     super('BROKER_CLOSED', 503, 'the broker is shutting down');

@@ -5,11 +5,13 @@
 // handed to a consumer.
 
 import { randomUUID } from 'node:crypto';
+import { statfs } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 
 import {
   BrokerClosedError,
+  DiskFullError,
   InvalidArgumentError,
   MessageTooLargeError,
   QueueNotFoundError,
@@ -65,7 +67,15 @@ export interface BrokerOptions {
   random?: () => number;
   /** The log's file operations; tests inject disk faults here. */
   storeIo?: StoreIo;
+  /** Below this much free disk, publishes are refused (default 100 MiB). */
+  diskFloorBytes?: number;
+  /** Free bytes on the data folder's disk; tests pass their own. */
+  freeDiskBytes?: (dir: string) => Promise<number>;
 }
+
+export const DEFAULT_DISK_FLOOR_BYTES = 100 * 1024 * 1024;
+/** How often free disk space is measured. */
+const DISK_CHECK_MS = 1000;
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 const MAX_RECEIVE = 1000;
@@ -101,6 +111,9 @@ export class Broker implements BrokerApi {
   private timerAt: number | null = null;
   private closing = false;
   private storeFailedAt: number | null = null;
+  private readonly diskFloorBytes: number;
+  private freeDiskBytes = Number.POSITIVE_INFINITY;
+  private diskTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     private readonly logger: Logger,
@@ -113,6 +126,7 @@ export class Broker implements BrokerApi {
     // Receipts count deliveries from the boot time in microseconds, so a
     // receipt handed out before a restart never names a lease after it.
     this.receiptBase = this.startedAt * 1000;
+    this.diskFloorBytes = options.diskFloorBytes ?? DEFAULT_DISK_FLOOR_BYTES;
   }
 
   /** Opens the log in `dataDir`, replays it and rebuilds every queue. */
@@ -134,6 +148,7 @@ export class Broker implements BrokerApi {
       (record) => replay.apply(record),
     );
     broker.rebuild(replay);
+    await broker.watchDisk(options.dataDir, options.freeDiskBytes ?? freeBytesOf);
 
     logger.info(
       {
@@ -165,6 +180,32 @@ export class Broker implements BrokerApi {
       this.engines.get(queue)?.rememberId(id, publishedAt);
     }
     for (const engine of this.engines.values()) this.afterChange(engine);
+  }
+
+  /**
+   * Measures free space now and every second after. Publishing is what
+   * grows the log, so only publishes are refused below the floor; acks and
+   * compaction are what free space again (CASES.md C17).
+   */
+  private async watchDisk(
+    dir: string,
+    measure: (dir: string) => Promise<number>,
+  ): Promise<void> {
+    const check = async () => {
+      try {
+        const free = await measure(dir);
+        if ((free < this.diskFloorBytes) !== (this.freeDiskBytes < this.diskFloorBytes)) {
+          this.logger.warn({ freeBytes: free, floorBytes: this.diskFloorBytes },
+            free < this.diskFloorBytes ? 'disk below floor; refusing publishes' : 'disk above floor again');
+        }
+        this.freeDiskBytes = free;
+      } catch (err) {
+        this.logger.warn({ err, dir }, 'cannot measure free disk space');
+      }
+    };
+    await check();
+    this.diskTimer = setInterval(() => void check(), DISK_CHECK_MS);
+    this.diskTimer.unref();
   }
 
   private loggedSettings(name: string, logged: Record<string, unknown>): QueueSettings {
@@ -284,6 +325,9 @@ export class Broker implements BrokerApi {
   async publish(queue: string, inputs: PublishInput[]): Promise<PublishResult[]> {
     this.checkOpen();
     const engine = this.engineOf(queue);
+    if (this.freeDiskBytes < this.diskFloorBytes) {
+      throw new DiskFullError(this.freeDiskBytes, this.diskFloorBytes);
+    }
     const now = this.clock();
     const results: PublishResult[] = [];
     const records: PublishedRecord[] = [];
@@ -703,11 +747,18 @@ export class Broker implements BrokerApi {
     const store = this.store.stats();
     const recentFailure = this.storeFailedAt !== null &&
       this.clock() - this.storeFailedAt < STORE_FAILURE_MEMORY_MS;
+    const diskLow = this.freeDiskBytes < this.diskFloorBytes;
     return {
-      status: store.stopped === 1 || recentFailure ? 'degraded' as const : 'ok' as const,
+      status: store.stopped === 1 || recentFailure || diskLow
+        ? 'degraded' as const
+        : 'ok' as const,
       uptimeMs: this.clock() - this.startedAt,
       queues: this.engines.size,
-      store: { ...store },
+      store: {
+        ...store,
+        freeDiskBytes: Number.isFinite(this.freeDiskBytes) ? this.freeDiskBytes : -1,
+        diskFloorBytes: this.diskFloorBytes,
+      },
     };
   }
 
@@ -715,6 +766,7 @@ export class Broker implements BrokerApi {
     if (this.closing) return;
     this.closing = true;
     if (this.timer !== null) clearTimeout(this.timer);
+    if (this.diskTimer !== null) clearInterval(this.diskTimer);
     for (const queueWaiters of this.waiters.values()) {
       for (const waiter of [...queueWaiters]) {
         waiter.cleanup();
@@ -863,6 +915,12 @@ function view(engine: QueueEngine, delivery: Delivery): ReceivedMessage {
     publishedAt: message.publishedAt,
     leaseDeadline: delivery.leaseDeadline,
   };
+}
+
+function freeBytesOf(dir: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    statfs(dir, (err, stats) => (err ? reject(err) : resolve(stats.bavail * stats.bsize)));
+  });
 }
 
 function checkCount(value: unknown, field: string, max: number, min = 1): number {

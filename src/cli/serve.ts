@@ -21,6 +21,7 @@ interface ServeFlags {
   host: string;
   maxMessageSize?: number;
   segmentSize?: number;
+  diskFloor?: number;
 }
 
 export const serveCommands: CommandGroup = {
@@ -39,6 +40,11 @@ export const serveCommands: CommandGroup = {
       .option(
         '--segment-size <size>',
         'log segment size (default 64MiB)',
+        sizeFlag,
+      )
+      .option(
+        '--disk-floor <size>',
+        'refuse publishes below this much free disk (default 100MiB)',
         sizeFlag,
       )
       .action(serve);
@@ -61,6 +67,7 @@ async function serve(flags: ServeFlags): Promise<void> {
       logger,
       maxMessageBytes: flags.maxMessageSize,
       segmentBytes: flags.segmentSize,
+      diskFloorBytes: flags.diskFloor,
     });
   } catch (err) {
     logger.fatal({ err, dataDir: flags.data }, 'cannot open data directory');

@@ -156,6 +156,37 @@ describe('refusals leave no trace', () => {
   });
 });
 
+describe('disk floor (C17)', () => {
+  it('refuses publishes below the floor while acks, nacks and moves go on', async () => {
+    let free = 500;
+    await broker.close();
+    broker = await openBroker(dir.path, {
+      clock: clock.read,
+      diskFloorBytes: 100,
+      freeDiskBytes: async () => free,
+    });
+    await broker.createQueue('q', { deadLetter: 'q.dlq', backoff: { initialMs: 0, jitter: 0 } });
+    await broker.publish('q', ['a', 'b', 'c'].map((id) => ({ id, body: text(id) })));
+
+    free = 50;
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await assert.rejects(broker.publish('q', [{ body: text('x') }]), { code: 'DISK_FULL', status: 507 });
+    assert.equal(broker.health().status, 'degraded');
+
+    const [a, b, c] = await broker.receive('q', { max: 3, waitMs: 0 });
+    assert.deepEqual(await broker.ack('q', [a.receipt]), [true]);
+    await broker.nack('q', b.receipt, {});
+    await broker.nack('q', c.receipt, { requeue: false });
+    assert.deepEqual(await broker.redrive('q.dlq', {}), { moved: 1 });
+    assert.equal(broker.getQueue('q').stats.total, 2, 'b retried and c redriven, none dropped');
+
+    free = 500;
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal((await broker.publish('q', [{ body: text('y') }])).length, 1);
+    assert.equal(broker.health().status, 'ok');
+  });
+});
+
 describe('long polling', () => {
   it('answers a waiting receive as soon as a message is published', async () => {
     await broker.createQueue('q', {});
