@@ -90,6 +90,17 @@ export class DiskFullError extends UsherError {
   }
 }
 
+export class DataDirInUseError extends UsherError {
+  constructor(dataDir: string, pid: number) {
+    super(
+      'DATA_DIR_IN_USE',
+      409,
+      `data directory "${dataDir}" is in use by another broker (PID ${pid}); ` +
+        'stop it first or use another --data',
+    );
+  }
+}
+
 export class BrokerClosedError extends UsherError {
   constructor() {
     super('BROKER_CLOSED', 503, 'the broker is shutting down');

@@ -31,6 +31,7 @@ import {
 import { LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
+import { DataLock } from './data-lock.js';
 import { deathHeaders } from './dead-letter.js';
 import { ReplayState, type ReplayedMessage } from './recovery.js';
 import {
@@ -107,6 +108,7 @@ export class Broker implements BrokerApi {
   private readonly startedAt: number;
   private readonly receiptBase: number;
   private store!: LogStore;
+  private lock: DataLock | null = null;
   private timer: NodeJS.Timeout | null = null;
   private timerAt: number | null = null;
   private closing = false;
@@ -136,18 +138,13 @@ export class Broker implements BrokerApi {
     const replay = new ReplayState(broker.clock());
     const began = Date.now();
 
-    broker.store = await LogStore.open(
-      {
-        dir: join(options.dataDir, 'log'),
-        segmentBytes: options.segmentBytes,
-        sync: options.sync ?? true,
-        logger,
-        snapshotMessage: (seq) => broker.snapshot(seq),
-        io: options.storeIo,
-      },
-      (record) => replay.apply(record),
-    );
-    broker.rebuild(replay);
+    broker.lock = DataLock.acquire(options.dataDir);
+    try {
+      await broker.openStore(options, replay);
+    } catch (err) {
+      broker.lock.release();
+      throw err;
+    }
     await broker.watchDisk(options.dataDir, options.freeDiskBytes ?? freeBytesOf);
 
     logger.info(
@@ -160,6 +157,21 @@ export class Broker implements BrokerApi {
       'recovered',
     );
     return broker;
+  }
+
+  private async openStore(options: BrokerOptions, replay: ReplayState): Promise<void> {
+    this.store = await LogStore.open(
+      {
+        dir: join(options.dataDir, 'log'),
+        segmentBytes: options.segmentBytes,
+        sync: options.sync ?? true,
+        logger: this.logger,
+        snapshotMessage: (seq) => this.snapshot(seq),
+        io: options.storeIo,
+      },
+      (record) => replay.apply(record),
+    );
+    this.rebuild(replay);
   }
 
   private rebuild(replay: ReplayState): void {
@@ -775,6 +787,7 @@ export class Broker implements BrokerApi {
     }
     this.waiters.clear();
     await this.store.close();
+    this.lock?.release();
     this.logger.info({}, 'broker closed');
   }
 

@@ -2,6 +2,8 @@
 // API, and what survives a close and reopen.
 
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import type { Broker } from '../../src/broker/broker.js';
@@ -153,6 +155,19 @@ describe('refusals leave no trace', () => {
     assert.equal(broker.health().status, 'ok');
     await reopen();
     assert.deepEqual(broker.peek('q', { limit: 10, offset: 0 }).map((m) => m.id), ['kept']);
+  });
+});
+
+describe('one broker per data folder', () => {
+  it('refuses a second broker on the same folder, and takes over a stale lock', async () => {
+    await broker.createQueue('q', {});
+    await assert.rejects(openBroker(dir.path), { code: 'DATA_DIR_IN_USE' });
+    await broker.publish('q', [{ body: text('still safe') }]);
+
+    await broker.close();
+    writeFileSync(join(dir.path, 'usher.lock'), '999999999\n');
+    broker = await openBroker(dir.path, { clock: clock.read });
+    assert.equal(broker.getQueue('q').stats.total, 1);
   });
 });
 

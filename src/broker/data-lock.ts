@@ -1,0 +1,72 @@
+// One broker per data folder. A second `usher serve` on the same folder
+// would replay the log the first is still writing, treat its active
+// segment as a blank tail and delete it: every later confirm of the first
+// broker would be lost. So the folder holds a lock file naming the PID of
+// the broker that owns it, created with O_EXCL so that two starts cannot
+// both win.
+//
+// Node has no flock(); a lock left by a broker that died (SIGKILL, power
+// loss) is taken over once its PID no longer runs.
+
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { DataDirInUseError } from '../errors.js';
+
+const LOCK_FILE = 'usher.lock';
+
+export class DataLock {
+  private constructor(private readonly path: string) {}
+
+  /** Takes the lock of `dataDir`, or throws DataDirInUseError. */
+  static acquire(dataDir: string): DataLock {
+    mkdirSync(dataDir, { recursive: true });
+    const path = join(dataDir, LOCK_FILE);
+
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = openSync(path, 'wx');
+        writeSync(fd, `${process.pid}\n`);
+        closeSync(fd);
+        return new DataLock(path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+
+      const owner = ownerOf(path);
+      if (owner !== null && isRunning(owner)) {
+        throw new DataDirInUseError(dataDir, owner);
+      }
+      // Stale: its broker is gone. Remove it and try once more.
+      unlinkSync(path);
+    }
+    throw new DataDirInUseError(dataDir, ownerOf(path) ?? 0);
+  }
+
+  release(): void {
+    try {
+      if (ownerOf(this.path) === process.pid) unlinkSync(this.path);
+    } catch {
+      // Already gone; nothing to release.
+    }
+  }
+}
+
+function ownerOf(path: string): number | null {
+  try {
+    const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it runs, under another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
