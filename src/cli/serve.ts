@@ -7,6 +7,8 @@ import { resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
+import { UsherError } from '../errors.js';
+
 import {
   CliError,
   intFlag,
@@ -70,7 +72,13 @@ async function serve(flags: ServeFlags): Promise<void> {
       diskFloorBytes: flags.diskFloor,
     });
   } catch (err) {
-    logger.fatal({ err, dataDir: flags.data }, 'cannot open data directory');
+    // A refusal the broker explains (lock held, unreadable log) needs no
+    // stack trace; anything else is logged whole.
+    if (err instanceof UsherError) {
+      logger.fatal({ code: err.code, dataDir: flags.data }, err.message);
+    } else {
+      logger.fatal({ err, dataDir: flags.data }, 'cannot open data directory');
+    }
     throw new CliError(
       `cannot open data directory "${flags.data}": ${reason(err)}`,
       { cause: err },
