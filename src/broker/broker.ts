@@ -541,12 +541,13 @@ export class Broker implements BrokerApi {
     await this.settleOutcomes(engine, now, reason);
   }
 
-  release(queue: string, receipts: string[]): void {
-    const engine = this.engines.get(queue);
-    if (engine === undefined) return;
+  release(queue: string, receipts: string[]): number {
+    const engine = this.engineOf(queue);
     const now = this.clock();
-    for (const receipt of receipts) engine.release(receipt, now);
+    let released = 0;
+    for (const receipt of receipts) if (engine.release(String(receipt), now)) released++;
     this.afterChange(engine);
+    return released;
   }
 
   async extend(queue: string, receipt: string, timeoutMs: number): Promise<number> {

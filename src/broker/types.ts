@@ -134,9 +134,9 @@ export interface BrokerApi {
   /** Settles leases; each receipt answers true (acked) or false (not a current lease). */
   ack(queue: string, receipts: string[]): Promise<boolean[]>;
   nack(queue: string, receipt: string, options: NackOptions): Promise<void>;
-  /** Returns leases whose messages never reached the consumer: ready at
-   * once, no attempt counted. Unknown receipts are ignored. */
-  release(queue: string, receipts: string[]): void;
+  /** Hands leases back unprocessed: ready at once, no attempt counted.
+   * Answers how many were current leases; others are ignored. */
+  release(queue: string, receipts: string[]): number;
   /** Sets the lease to run out `timeoutMs` from now; returns the new deadline. */
   extend(queue: string, receipt: string, timeoutMs: number): Promise<number>;
 

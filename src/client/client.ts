@@ -199,6 +199,22 @@ export class UsherClient {
   }
 
   /**
+   * Hands leases back unprocessed: the messages are ready again at once and
+   * no attempt is counted. Answers how many were current leases.
+   *
+   * @example
+   *   await usher.release('orders', later.map((m) => m.receipt));
+   */
+  async release(queue: string, receipts: string[]): Promise<number> {
+    const answer = await this.#transport.request<{ released: number }>(
+      'POST',
+      `${queuePath(queue)}/release`,
+      { receipts },
+    );
+    return answer.data.released;
+  }
+
+  /**
    * Runs `handler` for every message of `queue` until stopped: acks when it
    * returns, nacks (reason: the error's message) when it throws. See
    * ConsumeOptions for concurrency and batching.

@@ -7,6 +7,11 @@
 //
 // The loop only asks for as many messages as it has free handler slots, so
 // no lease sits on the client waiting for a handler while its time runs out.
+//
+// On a FIFO queue one receive may hand out several messages of a group, in
+// order. They run one after another, never side by side, and when one
+// fails the rest of its group is released unprocessed, so that nothing of
+// the group runs before the failed message is retried.
 
 import { CLIENT_ERROR_CODES, UsherClientError } from './errors.js';
 import type { UsherClient } from './client.js';
@@ -62,6 +67,8 @@ export class ConsumerMessage implements ReceivedMessage {
   leaseDeadline: number;
   /** True once acked or nacked, by the handler or the consumer. */
   settled = false;
+  /** True once nacked, by the handler or the consumer. */
+  failed = false;
   readonly #consumer: Consumer;
 
   constructor(consumer: Consumer, message: ReceivedMessage) {
@@ -105,6 +112,7 @@ export class ConsumerMessage implements ReceivedMessage {
    */
   nack(options: NackOptions = {}): Promise<void> {
     this.settled = true;
+    this.failed = true;
     return this.#consumer.track(
       this.#consumer.client.nack(this.queue, this.receipt, options),
     );
@@ -148,6 +156,8 @@ export class Consumer {
   #acks: ConsumerMessage[] = [];
   #ackScheduled = false;
 
+  /** Whether the queue is FIFO; asked of the broker before the first receive. */
+  #fifo: boolean | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
   #poll: AbortController | undefined;
@@ -234,6 +244,7 @@ export class Consumer {
       this.#poll = new AbortController();
       let messages: ReceivedMessage[];
       try {
+        this.#fifo ??= (await this.client.getQueue(this.queue)).settings.fifo;
         messages = await this.client.receive(this.queue, {
           max: Math.min(free, this.#batch),
           waitMs: this.#waitMs,
@@ -252,29 +263,58 @@ export class Consumer {
 
       // Messages already leased to us are handled even when stop() came
       // during the poll: their handlers count as in flight.
-      for (const message of messages) {
-        void this.#handle(new ConsumerMessage(this, message));
+      const handed = messages.map((message) => new ConsumerMessage(this, message));
+      if (this.#fifo) {
+        for (const group of byGroup(handed)) void this.#handleInOrder(group);
+      } else {
+        for (const message of handed) void this.#handle(message);
       }
     }
     this.#poll = undefined;
   }
 
-  async #handle(message: ConsumerMessage): Promise<void> {
-    this.#active += 1;
+  /** Runs a FIFO group's messages one by one; stops at the first failure. */
+  async #handleInOrder(group: ConsumerMessage[]): Promise<void> {
+    this.#active += group.length;
+    let index = 0;
+    for (; index < group.length; index++) {
+      const succeeded = await this.#handle(group[index], false);
+      if (!succeeded) break;
+    }
+
+    const rest = group.slice(index + 1);
+    this.#active -= group.length;
+    if (rest.length > 0) {
+      for (const message of rest) message.settled = true;
+      const releasing = this.client.release(this.queue, rest.map((m) => m.receipt));
+      this.track(releasing).catch((err: unknown) => this.#report(err));
+    }
+    this.#wake?.();
+    this.#checkDrained();
+  }
+
+  /** Runs the handler and settles; true when the message was not failed. */
+  async #handle(message: ConsumerMessage, counted = true): Promise<boolean> {
+    if (counted) this.#active += 1;
     try {
       await this.#handler(message);
       if (!message.settled) this.#ackLater(message);
+      return !message.failed;
     } catch (err) {
       if (!message.settled) this.#nackFailed(message, err);
+      return false;
     } finally {
-      this.#active -= 1;
-      this.#wake?.();
-      this.#checkDrained();
+      if (counted) {
+        this.#active -= 1;
+        this.#wake?.();
+        this.#checkDrained();
+      }
     }
   }
 
   #nackFailed(message: ConsumerMessage, err: unknown): void {
     message.settled = true;
+    message.failed = true;
     const text = err instanceof Error ? err.message : String(err);
     const reason = text.slice(0, MAX_REASON_CHARS);
     this.track(this.client.nack(this.queue, message.receipt, { reason })).catch(
@@ -341,6 +381,17 @@ export class Consumer {
       this.#drained();
     }
   }
+}
+
+/** Messages by FIFO group, each group in the order received. */
+function byGroup(messages: ConsumerMessage[]): ConsumerMessage[][] {
+  const groups = new Map<string | null, ConsumerMessage[]>();
+  for (const message of messages) {
+    const group = groups.get(message.group);
+    if (group === undefined) groups.set(message.group, [message]);
+    else group.push(message);
+  }
+  return [...groups.values()];
 }
 
 function lateAck(message: ConsumerMessage): UsherClientError {

@@ -26,6 +26,8 @@ import {
   DEFAULT_PEEK,
   ExtendRequest,
   Extended,
+  ReleaseRequest,
+  Released,
   NackRequest,
   Ok,
   Peeked,
@@ -48,6 +50,14 @@ export function registerMessageRoutes(
 ): void {
   const toInput = (message: PublishMessage, field: string) =>
     toPublishInput(message, field, maxMessageBytes);
+  // The queue may be gone by now; then so are the leases.
+  const releaseQuietly = (queue: string, receipts: string[]) => {
+    try {
+      broker.release(queue, receipts);
+    } catch {
+      // Nothing left to hand back.
+    }
+  };
 
   // Long polls in progress. Closing the server waits for every request in
   // flight, so each wait is cut short then and answers with no messages.
@@ -153,14 +163,14 @@ export function registerMessageRoutes(
         // would sit unseen until their lease ran out, so hand them back.
         const receipts = messages.map((m) => m.receipt);
         if (wait?.signal.aborted && messages.length > 0) {
-          broker.release(request.params.name, receipts);
+          releaseQuietly(request.params.name, receipts);
           return { messages: [] };
         }
         try {
           return sendMessages(reply, messages);
         } catch (err) {
           // Leases of an answer that never left would strand the messages.
-          broker.release(request.params.name, receipts);
+          releaseQuietly(request.params.name, receipts);
           throw err;
         }
       } finally {
@@ -247,6 +257,28 @@ export function registerMessageRoutes(
         timeoutMs,
       );
       return { leaseDeadline };
+    },
+  );
+
+  app.post<{ Params: QueueParams; Body: ReleaseRequest }>(
+    '/queues/:name/release',
+    {
+      schema: documented({
+        operationId: 'release',
+        summary: 'Hand leases back unprocessed',
+        description:
+          'The messages are ready again at once and no attempt is ' +
+          'counted: for messages a consumer received but chose not to ' +
+          'start, such as the rest of a FIFO group after a failure.',
+        tags,
+        params: QueueParams,
+        body: ReleaseRequest,
+        response: { 200: Released },
+      }),
+    },
+    async (request) => {
+      const released = broker.release(request.params.name, request.body.receipts);
+      return { released };
     },
   );
 }

@@ -278,6 +278,15 @@ export const ExtendRequest = Type.Object(
   Strict,
 );
 
+export const ReleaseRequest = Type.Object(
+  { receipts: Type.Array(Receipt, { minItems: 1, maxItems: MAX_BATCH }) },
+  Strict,
+);
+
+export const Released = Type.Object({
+  released: Count('leases handed back'),
+});
+
 export const Extended = Type.Object({
   leaseDeadline: EpochMs('new lease deadline'),
 });
@@ -322,3 +331,4 @@ export type PeekQuery = Static<typeof PeekQuery>;
 export type AckRequest = Static<typeof AckRequest>;
 export type NackRequest = Static<typeof NackRequest>;
 export type ExtendRequest = Static<typeof ExtendRequest>;
+export type ReleaseRequest = Static<typeof ReleaseRequest>;

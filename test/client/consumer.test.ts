@@ -206,3 +206,42 @@ describe('consume', () => {
     await consumer.stop();
   });
 });
+
+describe('consume on a FIFO queue', () => {
+  it('runs a group in order, never side by side, and holds it behind a failure', async () => {
+    await usher.createQueue('ordered', { fifo: true, backoff: { initialMs: 50, jitter: 0 } });
+    await usher.publishBatch('ordered', [
+      ...['A1', 'A2', 'A3', 'A4'].map((body) => ({ body, group: 'A' })),
+      ...['B1', 'B2'].map((body) => ({ body, group: 'B' })),
+    ]);
+
+    const running = new Set<string>();
+    const done: string[] = [];
+    let overlaps = 0;
+    let failedOnce = false;
+    const consumer = usher.consume('ordered', async (message) => {
+      const group = message.group as string;
+      if (running.has(group)) overlaps += 1;
+      running.add(group);
+      try {
+        await sleep(message.body === 'A1' ? 150 : 10);
+        if (message.body === 'A2' && !failedOnce) {
+          failedOnce = true;
+          throw new Error('A2 fails once');
+        }
+        done.push(message.body as string);
+      } finally {
+        running.delete(group);
+      }
+    }, { concurrency: 8, waitMs: 200 });
+
+    await statsWhen('ordered', (s) => s.acked === 6 && s.total === 0);
+    await consumer.stop();
+
+    assert.equal(overlaps, 0, 'two messages of one group ran at once');
+    assert.deepEqual(done.filter((b) => b.startsWith('A')), ['A1', 'A2', 'A3', 'A4']);
+    assert.deepEqual(done.filter((b) => b.startsWith('B')), ['B1', 'B2']);
+    const { stats } = await usher.getQueue('ordered');
+    assert.equal(stats.nacked, 1, 'only A2 counts a failure; A3 and A4 were released');
+  });
+});

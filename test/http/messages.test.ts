@@ -337,3 +337,26 @@ describe('receive, ack, nack, extend', () => {
     assert.equal(unknownNack.body.error.code, 'RECEIPT_NOT_FOUND');
   });
 });
+
+describe('release', () => {
+  it('hands leases back at once without counting an attempt', async () => {
+    await publish({ body: 'x' });
+    const first = await receiveOne();
+
+    const answer = await call(h.app, 'POST', '/queues/q/release', {
+      receipts: [first.receipt, 'not-a-lease'],
+    });
+    assert.equal(answer.status, 200);
+    assert.deepEqual(answer.body, { released: 1 });
+
+    const again = await receiveOne();
+    assert.equal(again.attempt, 1);
+    assert.equal(again.redelivered, false);
+  });
+
+  it('names the field when receipts are missing', async () => {
+    const answer = await call(h.app, 'POST', '/queues/q/release', {});
+    assert.equal(answer.status, 400);
+    assert.equal(answer.body.error.field, 'receipts');
+  });
+});

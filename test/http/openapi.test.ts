@@ -56,6 +56,7 @@ describe('GET /openapi.json', () => {
       'POST /queues/{name}/purge',
       'POST /queues/{name}/receive',
       'POST /queues/{name}/redrive',
+      'POST /queues/{name}/release',
       'PUT /queues/{name}',
     ]);
   });
