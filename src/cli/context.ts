@@ -105,6 +105,17 @@ export function intFlag(min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
+/** A parser for decimal numbers from `min` to `max`. */
+export function numberFlag(min: number, max: number) {
+  return (text: string): number => {
+    const value = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : NaN;
+    if (!Number.isFinite(value) || value < min || value > max) {
+      throw new FlagError(`expected a number from ${min} to ${max}`);
+    }
+    return value;
+  };
+}
+
 /** Collects repeated `--header key=value` flags into one record. */
 export function headerFlag(
   text: string,

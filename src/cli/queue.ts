@@ -7,6 +7,7 @@ import { formatDuration, formatSize } from '../util/duration.js';
 import {
   durationFlag,
   intFlag,
+  numberFlag,
   type Cli,
   type CommandGroup,
 } from './context.js';
@@ -17,6 +18,8 @@ interface CreateFlags {
   maxAttempts?: number;
   backoff?: number;
   backoffMax?: number;
+  backoffMultiplier?: number;
+  backoffJitter?: number;
   visibilityTimeout?: number;
   deadLetter?: string;
   ttl?: number;
@@ -30,7 +33,9 @@ export const queueCommands: CommandGroup = {
 
     queue
       .command('create')
-      .description('create a queue (again with the same settings is fine)')
+      .description(
+        'create a queue; on an existing one, change only the settings given',
+      )
       .argument('<name>', 'queue name')
       .option('--fifo', 'strict order within each message group')
       .option(
@@ -40,6 +45,16 @@ export const queueCommands: CommandGroup = {
       )
       .option('--backoff <duration>', 'first retry delay', durationFlag)
       .option('--backoff-max <duration>', 'longest retry delay', durationFlag)
+      .option(
+        '--backoff-multiplier <x>',
+        'each retry waits this many times longer (default 2)',
+        numberFlag(1, 100),
+      )
+      .option(
+        '--backoff-jitter <fraction>',
+        'share of a delay randomised away, 0 to 1 (default 0.1)',
+        numberFlag(0, 1),
+      )
       .option('--visibility-timeout <duration>', 'lease length', durationFlag)
       .option('--dead-letter <queue>', 'where failed and expired messages go')
       .option('--ttl <duration>', 'time to live of a message', durationFlag)
@@ -136,13 +151,14 @@ function settingsFrom(flags: CreateFlags): QueueSettingsInput {
     settings.dedupWindowMs = flags.dedupWindow;
   }
 
-  if (flags.backoff !== undefined || flags.backoffMax !== undefined) {
-    settings.backoff = {};
-    if (flags.backoff !== undefined) settings.backoff.initialMs = flags.backoff;
-    if (flags.backoffMax !== undefined) {
-      settings.backoff.maxMs = flags.backoffMax;
-    }
+  const backoff: NonNullable<QueueSettingsInput['backoff']> = {};
+  if (flags.backoff !== undefined) backoff.initialMs = flags.backoff;
+  if (flags.backoffMax !== undefined) backoff.maxMs = flags.backoffMax;
+  if (flags.backoffMultiplier !== undefined) {
+    backoff.multiplier = flags.backoffMultiplier;
   }
+  if (flags.backoffJitter !== undefined) backoff.jitter = flags.backoffJitter;
+  if (Object.keys(backoff).length > 0) settings.backoff = backoff;
   return settings;
 }
 

@@ -35,6 +35,8 @@ describe('usher queue', () => {
       '--max-attempts', '4',
       '--backoff', '250ms',
       '--backoff-max', '1m',
+      '--backoff-multiplier', '3',
+      '--backoff-jitter', '0.25',
       '--visibility-timeout', '45s',
       '--dead-letter', 'orders.dlq',
       '--ttl', '1h',
@@ -45,6 +47,7 @@ describe('usher queue', () => {
     const again = await usher(
       'queue', 'create', 'orders', '--fifo', '--max-attempts', '4',
       '--backoff', '250', '--backoff-max', '60000',
+      '--backoff-multiplier', '3', '--backoff-jitter', '0.25',
       '--visibility-timeout', '45000', '--dead-letter', 'orders.dlq',
       '--ttl', '3600000', '--dedup-window', '1m30s',
     );
@@ -59,7 +62,7 @@ describe('usher queue', () => {
     assert.deepEqual(info.settings, {
       fifo: true,
       maxAttempts: 4,
-      backoff: { initialMs: 250, multiplier: 2, maxMs: 60_000, jitter: 0.1 },
+      backoff: { initialMs: 250, multiplier: 3, maxMs: 60_000, jitter: 0.25 },
       visibilityTimeoutMs: 45_000,
       deadLetter: 'orders.dlq',
       messageTtlMs: 3_600_000,
