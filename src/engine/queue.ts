@@ -3,9 +3,11 @@
 // engine reports and arms a timer for `nextWakeAt()`.
 //
 // Best-effort queues deliver the highest priority first, then by arrival
-// (seq). FIFO queues keep strict seq order within a message group: a group
-// delivers nothing while one of its messages is in flight or its head waits
-// for a retry or delay, and ready groups take turns (DESIGN.md, semantics).
+// (seq). FIFO queues keep strict seq order within a message group: one
+// receive may lease several consecutive messages of a group (as SQS FIFO
+// does, and CASES.md C8 expects), after which the group delivers nothing
+// while any of them is in flight or its head waits for a retry or delay;
+// ready groups take turns (README, "Semantics in brief").
 
 import { backoffDelay } from './backoff.js';
 import { Heap } from './heap.js';
