@@ -136,6 +136,5 @@ export const SERVER_CAPABILITIES: Readonly<Record<string, boolean>> = {
   'connection.blocked': true,
   authentication_failure_close: true,
   per_consumer_qos: true,
-  consumer_priorities: false,
   direct_reply_to: false,
 };
