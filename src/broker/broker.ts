@@ -53,6 +53,8 @@ import type {
   ReceiveOptions,
   ReceivedMessage,
   RedriveOptions,
+  Subscriber,
+  Subscription,
 } from './types.js';
 
 export interface BrokerOptions {
@@ -80,6 +82,10 @@ const DISK_CHECK_MS = 1000;
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 const MAX_RECEIVE = 1000;
+/** Most messages handed to one subscriber in one turn. */
+const MAX_PUSH_BATCH = 64;
+/** Longest lease a subscriber may hold: RabbitMQ's consumer timeout. */
+const MAX_LEASE_MS = 30 * 60 * 1000;
 const MAX_WAIT_MS = 20_000;
 const MAX_HEADERS = 256;
 const MAX_HEADER_BYTES = 64 * 1024;
@@ -102,6 +108,7 @@ interface Waiter {
 export class Broker implements BrokerApi {
   private readonly engines = new Map<string, QueueEngine>();
   private readonly waiters = new Map<QueueEngine, Waiter[]>();
+  private readonly subscribers = new Map<QueueEngine, Subscriber[]>();
   private readonly clock: () => number;
   private readonly random: () => number;
   private readonly maxMessageBytes: number;
@@ -324,6 +331,8 @@ export class Broker implements BrokerApi {
       waiter.resolve([]);
     }
     this.waiters.delete(engine);
+    for (const subscriber of this.subscribers.get(engine) ?? []) subscriber.cancelled?.();
+    this.subscribers.delete(engine);
 
     const records: LogRecord[] = [];
     if (seqs.length > 0) records.push({ type: 'settled', seqs });
@@ -561,6 +570,30 @@ export class Broker implements BrokerApi {
     return deadline;
   }
 
+  subscribe(queue: string, subscriber: Subscriber): Subscription {
+    this.checkOpen();
+    const engine = this.engineOf(queue);
+    checkDuration(subscriber.leaseMs, 'leaseMs', { min: 1, max: MAX_LEASE_MS });
+
+    const list = this.subscribers.get(engine) ?? [];
+    this.subscribers.set(engine, list);
+    list.push(subscriber);
+    this.afterChange(engine);
+
+    return {
+      cancel: () => {
+        const index = list.indexOf(subscriber);
+        if (index >= 0) list.splice(index, 1);
+        if (list.length === 0 && this.subscribers.get(engine) === list) {
+          this.subscribers.delete(engine);
+        }
+      },
+      wake: () => {
+        if (this.engines.get(engine.name) === engine) this.afterChange(engine);
+      },
+    };
+  }
+
   // --- dead letters ---------------------------------------------------
 
   peek(queue: string, options: { limit: number; offset: number }): PeekedMessage[] {
@@ -689,7 +722,34 @@ export class Broker implements BrokerApi {
     this.arm(engine.nextWakeAt());
   }
 
+  /**
+   * Hands ready messages to subscribers with credit, one batch each in
+   * turn, so a subscriber with a large prefetch cannot starve the others.
+   */
+  private serveSubscribers(engine: QueueEngine): void {
+    const list = this.subscribers.get(engine);
+    if (list === undefined) return;
+
+    let served = true;
+    while (served && engine.counts.ready > 0) {
+      served = false;
+      // Rotating first means the next round starts with the next one.
+      for (let turn = 0; turn < list.length && engine.counts.ready > 0; turn++) {
+        const subscriber = list[0];
+        list.push(list.shift() as Subscriber);
+        const credit = Math.min(subscriber.credit(), MAX_PUSH_BATCH);
+        if (!(credit >= 1)) continue;
+
+        const deliveries = engine.receive(this.clock(), Math.floor(credit), subscriber.leaseMs);
+        if (deliveries.length === 0) return;
+        subscriber.deliver(deliveries.map((delivery) => view(engine, delivery)));
+        served = true;
+      }
+    }
+  }
+
   private serveWaiters(engine: QueueEngine): void {
+    this.serveSubscribers(engine);
     const queueWaiters = this.waiters.get(engine);
     if (queueWaiters === undefined) return;
 

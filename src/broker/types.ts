@@ -119,6 +119,29 @@ export interface RedriveOptions {
   max?: number;
 }
 
+/**
+ * A consumer the broker pushes to (AMQP basic.consume), instead of one that
+ * polls. The broker calls deliver() as messages become ready, as long as
+ * credit() is above zero, taking turns between a queue's subscribers.
+ */
+export interface Subscriber {
+  /** Messages it may take now (its prefetch left); Infinity for no limit. */
+  credit(): number;
+  /** Lease length of its deliveries. */
+  leaseMs: number;
+  /** Takes leased messages. Called synchronously; must not call back in. */
+  deliver(messages: ReceivedMessage[]): void;
+  /** The queue was deleted: no more deliveries will come. */
+  cancelled?(): void;
+}
+
+export interface Subscription {
+  /** Stops deliveries; messages already delivered stay leased. */
+  cancel(): void;
+  /** Credit grew outside an ack (a prefetch raised): deliver again now. */
+  wake(): void;
+}
+
 export interface BrokerApi {
   createQueue(
     name: string,
@@ -139,6 +162,8 @@ export interface BrokerApi {
   release(queue: string, receipts: string[]): number;
   /** Sets the lease to run out `timeoutMs` from now; returns the new deadline. */
   extend(queue: string, receipt: string, timeoutMs: number): Promise<number>;
+
+  subscribe(queue: string, subscriber: Subscriber): Subscription;
 
   peek(queue: string, options: { limit: number; offset: number }): PeekedMessage[];
   redrive(queue: string, options: RedriveOptions): Promise<{ moved: number }>;
