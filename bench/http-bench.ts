@@ -160,7 +160,7 @@ function diskYardstick(dir: string, batchBytes: number, batches: number): number
 
 async function startBroker(dataDir: string): Promise<ChildProcess> {
   const usher = new URL('../../bin/usher', import.meta.url).pathname;
-  const child = spawn(process.execPath, [usher, 'serve', '--data', dataDir, '--port', String(PORT)], {
+  const child = spawn(process.execPath, [usher, 'serve', '--data', dataDir, '--port', String(PORT), '--amqp-port', '-1'], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   for (let i = 0; i < 100; i++) {

@@ -306,6 +306,15 @@ export class Broker implements BrokerApi {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  hasQueue(name: string): boolean {
+    return this.engines.has(name);
+  }
+
+  /** The current settings of a queue, without computing its stats. */
+  settingsOf(name: string): QueueSettings {
+    return this.engineOf(name).settings;
+  }
+
   getQueue(name: string): QueueInfo {
     return this.info(this.engineOf(name));
   }

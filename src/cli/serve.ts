@@ -24,6 +24,7 @@ interface ServeFlags {
   maxMessageSize?: number;
   segmentSize?: number;
   diskFloor?: number;
+  amqpPort: number;
 }
 
 export const serveCommands: CommandGroup = {
@@ -45,6 +46,12 @@ export const serveCommands: CommandGroup = {
         sizeFlag,
       )
       .option(
+        '--amqp-port <n>',
+        'AMQP 0-9-1 port; 0 picks one, -1 turns AMQP off',
+        intFlag(-1, 65535),
+        5672,
+      )
+      .option(
         '--disk-floor <size>',
         'refuse publishes below this much free disk (default 100MiB)',
         sizeFlag,
@@ -55,11 +62,13 @@ export const serveCommands: CommandGroup = {
 
 async function serve(flags: ServeFlags): Promise<void> {
   // Loaded here, not at the top: other commands stay quick to start.
-  const [{ pino }, { Broker }, { createHttpServer }] = await Promise.all([
-    import('pino'),
-    import('../broker/broker.js'),
-    import('../http/server.js'),
-  ]);
+  const [{ pino }, { Broker, DEFAULT_MAX_MESSAGE_BYTES }, { createHttpServer }, { createAmqpServer }] =
+    await Promise.all([
+      import('pino'),
+      import('../broker/broker.js'),
+      import('../http/server.js'),
+      import('../amqp/server.js'),
+    ]);
   const logger = pino({ name: 'usher' });
 
   let broker: Awaited<ReturnType<typeof Broker.open>>;
@@ -99,11 +108,26 @@ async function serve(flags: ServeFlags): Promise<void> {
     );
   }
 
-  const url = listeningUrl(app.server.address(), flags.host);
-  logger.info(
-    { url, dataDir: flags.data },
-    `usher listening on ${url} (data ${flags.data})`,
-  );
+  const amqp = flags.amqpPort < 0 ? null : await createAmqpServer({
+    broker,
+    logger,
+    dataDir: resolve(flags.data),
+    maxMessageBytes: flags.maxMessageSize ?? DEFAULT_MAX_MESSAGE_BYTES,
+  });
+  if (amqp !== null) {
+    try {
+      const address = await amqp.listen(flags.amqpPort, flags.host);
+      const amqpUrl = `amqp://${flags.host}:${address.port}`;
+      logger.info({ amqpUrl }, `usher AMQP 0-9-1 on ${amqpUrl}`);
+    } catch (err) {
+      await app.close();
+      await broker.close();
+      throw new CliError(
+        `cannot listen for AMQP on ${flags.host}:${flags.amqpPort}: ${reason(err)}`,
+        { cause: err },
+      );
+    }
+  }
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
@@ -114,6 +138,7 @@ async function serve(flags: ServeFlags): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down');
     try {
+      await amqp?.close();
       await app.close();
       await broker.close();
       logger.info({}, 'usher stopped');
@@ -123,8 +148,16 @@ async function serve(flags: ServeFlags): Promise<void> {
       process.exit(1);
     }
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+
+  // Logged last: whoever waits for this line finds every listener up and
+  // the signal handlers in place.
+  process.on('SIGINT', (signal) => void stop(signal));
+  process.on('SIGTERM', (signal) => void stop(signal));
+  const url = listeningUrl(app.server.address(), flags.host);
+  logger.info(
+    { url, dataDir: flags.data },
+    `usher listening on ${url} (data ${flags.data})`,
+  );
 }
 
 /** The URL clients use; IPv6 hosts get their brackets. */

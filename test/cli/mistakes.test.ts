@@ -104,7 +104,7 @@ describe('broker and network failures exit 1', () => {
   it('port already taken', async () => {
     const port = new URL(server.url).port;
     const result = await runUsher([
-      'serve', '--data', `${server.dataDir}/other`, '--port', port,
+      'serve', '--data', `${server.dataDir}/other`, '--port', port, '--amqp-port', '0',
     ]);
     assert.equal(result.code, 1);
     assert.match(

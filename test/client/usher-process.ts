@@ -35,7 +35,7 @@ export async function startUsher(args: string[] = []): Promise<UsherServer> {
   const child = spawn(
     process.execPath,
     [
-      USHER_BIN, 'serve', '--data', dataDir, '--port', '0',
+      USHER_BIN, 'serve', '--data', dataDir, '--port', '0', '--amqp-port', '0',
       '--host', '127.0.0.1', ...args,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },

@@ -770,7 +770,7 @@ class LoggedServe {
   async start(): Promise<boolean> {
     const port = await freePort();
     this.url = `http://127.0.0.1:${port}`;
-    const child = spawn(process.execPath, [USHER, 'serve', '--data', this.dataDir, '--port', String(port)], {
+    const child = spawn(process.execPath, [USHER, 'serve', '--data', this.dataDir, '--port', String(port), '--amqp-port', '0'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;

@@ -33,7 +33,7 @@ export class ServeProcess {
   async start(): Promise<void> {
     const child = spawn(
       process.execPath,
-      [USHER, 'serve', '--data', this.dataDir, '--port', String(this.port)],
+      [USHER, 'serve', '--data', this.dataDir, '--port', String(this.port), '--amqp-port', '0'],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     child.stderr?.on('data', (chunk: Buffer) => {

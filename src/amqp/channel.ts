@@ -1,0 +1,587 @@
+// One AMQP channel: queues and exchanges declared through it, publishes
+// (with confirms), consumers (with prefetch), acks, nacks and gets, all
+// turned into broker calls. Replies to synchronous methods go out in the
+// order the methods came: they run one after another on `tail`.
+//
+// Publishes read from one socket chunk are handed to the broker together,
+// one batch per queue, and confirmed when the batch is durable.
+
+import { randomBytes } from 'node:crypto';
+
+import { UsherError } from '../errors.js';
+import type { PublishInput, ReceivedMessage, Subscription } from '../broker/types.js';
+import { REPLY } from './constants.js';
+import type { AmqpConnection } from './connection.js';
+import type { BasicProperties, ContentHeader } from './content.js';
+import { AmqpError } from './errors.js';
+import { EMPTY_TABLE, type FieldTable } from './field-table.js';
+import { encodeContent } from './frame-encoder.js';
+import { EXCHANGE_HEADER, ROUTING_KEY_HEADER, deathTable, fromAmqp, settingsFromArguments, toAmqp } from './mapping.js';
+import type { Method, MethodOf } from './methods.js';
+
+/** AMQP has no lease: RabbitMQ's consumer timeout (30 min) stands in. */
+const LEASE_MS = 30 * 60 * 1000;
+/** Deliveries handed to a no-ack consumer per turn while the socket drains. */
+const NO_ACK_CREDIT = 256;
+
+interface Consumer {
+  tag: string;
+  queue: string;
+  noAck: boolean;
+  prefetch: number;
+  unacked: number;
+  subscription: Subscription | null;
+}
+
+interface Unacked {
+  queue: string;
+  receipt: string;
+  consumer: Consumer | null;
+}
+
+interface Incoming {
+  exchange: string;
+  routingKey: string;
+  mandatory: boolean;
+  properties: BasicProperties;
+  size: number;
+  parts: Buffer[];
+  received: number;
+}
+
+interface QueueBatch {
+  inputs: PublishInput[];
+  tags: number[];
+}
+
+export class AmqpChannel {
+  private tail: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private incoming: Incoming | null = null;
+  private readonly batches = new Map<string, QueueBatch>();
+
+  private confirming = false;
+  private publishTag = 0;
+  /** Confirm tags still waiting, each with how many queues it waits on. */
+  private readonly waitingConfirms = new Map<number, number>();
+  /** Tags settled (true acked, false nacked) above confirmedUpTo. */
+  private readonly settledConfirms = new Map<number, boolean>();
+  private confirmedUpTo = 0;
+
+  private deliveryTag = 0;
+  private readonly unacked = new Map<number, Unacked>();
+  private readonly consumers = new Map<string, Consumer>();
+  private consumerPrefetch = 0;
+  private channelPrefetch = 0;
+  private flowActive = true;
+
+  constructor(
+    private readonly connection: AmqpConnection,
+    readonly number: number,
+  ) {}
+
+  private get broker() {
+    return this.connection.broker;
+  }
+
+  private get topology() {
+    return this.connection.context.topology;
+  }
+
+  // --- dispatch -------------------------------------------------------
+
+  onMethod(method: Method): void {
+    switch (method.name) {
+      case 'basic.publish':
+        return this.startPublish(method);
+      case 'basic.ack':
+        return this.settle(method.deliveryTag, method.multiple, 'ack');
+      case 'basic.nack':
+        return this.settle(method.deliveryTag, method.multiple, method.requeue ? 'requeue' : 'reject');
+      case 'basic.reject':
+        return this.settle(method.deliveryTag, false, method.requeue ? 'requeue' : 'reject');
+      case 'channel.close':
+        this.closed = true;
+        this.connection.channelClosedByClient(this.number);
+        return;
+      case 'channel.flow':
+        this.flowActive = method.active;
+        this.send({ name: 'channel.flow-ok', active: method.active });
+        if (method.active) this.wake();
+        return;
+      default:
+        this.inOrder(() => this.onSyncMethod(method));
+    }
+  }
+
+  private inOrder(run: () => Promise<void> | void): void {
+    this.tail = this.tail
+      .then(() => (this.closed ? undefined : run()))
+      .catch((err: unknown) => this.fail(err));
+  }
+
+  private fail(err: unknown): void {
+    if (this.closed) return;
+    if (err instanceof AmqpError) {
+      if (err.scope === 'connection') this.connection.closeWith(err, false);
+      else this.connection.closeChannel(this.number, err);
+      return;
+    }
+    const error = amqpErrorOf(err);
+    if (error.replyCode === REPLY.INTERNAL_ERROR) {
+      this.connection.logger.error({ err }, 'channel method failed');
+    }
+    this.connection.closeChannel(this.number, error);
+  }
+
+  private async onSyncMethod(method: Method): Promise<void> {
+    switch (method.name) {
+      case 'queue.declare': return this.declareQueue(method);
+      case 'queue.bind': return this.bindQueue(method, true);
+      case 'queue.unbind': return this.bindQueue({ ...method, noWait: false }, false);
+      case 'queue.purge': return this.purgeQueue(method);
+      case 'queue.delete': return this.deleteQueue(method);
+      case 'exchange.declare': return this.declareExchange(method);
+      case 'exchange.delete': return this.deleteExchange(method);
+      case 'exchange.bind': return this.bindExchange(method, true);
+      case 'exchange.unbind': return this.bindExchange(method, false);
+      case 'basic.qos': return this.qos(method);
+      case 'basic.consume': return this.consume(method);
+      case 'basic.cancel': return this.cancel(method.consumerTag, !method.noWait);
+      case 'basic.get': return this.get(method);
+      case 'basic.recover':
+      case 'basic.recover-async':
+        this.requeueAll();
+        if (method.name === 'basic.recover') this.send({ name: 'basic.recover-ok' });
+        return;
+      case 'confirm.select':
+        this.confirming = true;
+        if (!method.noWait) this.send({ name: 'confirm.select-ok' });
+        return;
+      default:
+        throw new AmqpError(REPLY.NOT_IMPLEMENTED, `${method.name} is not supported by Usher`);
+    }
+  }
+
+  // --- queues and exchanges -------------------------------------------
+
+  private async declareQueue(method: MethodOf<'queue.declare'>): Promise<void> {
+    const name = method.queue === '' ? `amq.gen-${randomBytes(12).toString('base64url')}` : method.queue;
+    const exists = this.topology.hasQueue(name);
+
+    if (method.passive) {
+      if (!exists) throw notFound(`no queue '${name}' in vhost '/'`);
+    } else {
+      const settings = settingsFromArguments(method.arguments);
+      if (exists) this.topology.checkEquivalent(name, settings);
+      else await this.broker.createQueue(name, settings);
+      if (method.exclusive) this.connection.exclusiveQueues.add(name);
+      if (method.autoDelete) this.topology.markAutoDelete(name);
+    }
+    if (method.noWait) return;
+    const { stats } = this.broker.getQueue(name);
+    this.send({
+      name: 'queue.declare-ok',
+      queue: name,
+      messageCount: stats.ready,
+      consumerCount: this.topology.consumerCount(name),
+    });
+  }
+
+  private async bindQueue(
+    method: MethodOf<'queue.bind'> | (MethodOf<'queue.unbind'> & { noWait: boolean }),
+    bind: boolean,
+  ): Promise<void> {
+    if (!this.topology.hasQueue(method.queue)) throw notFound(`no queue '${method.queue}' in vhost '/'`);
+    const binding = { source: method.exchange, destination: method.queue, destinationKind: 'queue' as const,
+      routingKey: method.routingKey, arguments: method.arguments };
+    if (bind) await this.topology.bind(binding);
+    else await this.topology.unbind(binding);
+    if (!method.noWait) this.send({ name: bind ? 'queue.bind-ok' : 'queue.unbind-ok' });
+  }
+
+  private async purgeQueue(method: MethodOf<'queue.purge'>): Promise<void> {
+    const { purged } = await this.broker.purgeQueue(method.queue);
+    if (!method.noWait) this.send({ name: 'queue.purge-ok', messageCount: purged });
+  }
+
+  private async deleteQueue(method: MethodOf<'queue.delete'>): Promise<void> {
+    if (!this.topology.hasQueue(method.queue)) {
+      // RabbitMQ answers delete-ok for a queue that is not there.
+      if (!method.noWait) this.send({ name: 'queue.delete-ok', messageCount: 0 });
+      return;
+    }
+    const { stats } = this.broker.getQueue(method.queue);
+    if (method.ifUnused && this.topology.consumerCount(method.queue) > 0) {
+      throw preconditionFailed(`queue '${method.queue}' in vhost '/' in use`);
+    }
+    if (method.ifEmpty && stats.total > 0) {
+      throw preconditionFailed(`queue '${method.queue}' in vhost '/' is not empty`);
+    }
+    await this.broker.deleteQueue(method.queue);
+    await this.topology.queueDeleted(method.queue);
+    if (!method.noWait) this.send({ name: 'queue.delete-ok', messageCount: stats.ready });
+  }
+
+  private async declareExchange(method: MethodOf<'exchange.declare'>): Promise<void> {
+    await this.topology.declareExchange({
+      name: method.exchange,
+      type: method.type,
+      passive: method.passive,
+      durable: method.durable,
+      autoDelete: method.autoDelete,
+      internal: method.internal,
+      arguments: method.arguments,
+    });
+    if (!method.noWait) this.send({ name: 'exchange.declare-ok' });
+  }
+
+  private async deleteExchange(method: MethodOf<'exchange.delete'>): Promise<void> {
+    await this.topology.deleteExchange(method.exchange, method.ifUnused);
+    if (!method.noWait) this.send({ name: 'exchange.delete-ok' });
+  }
+
+  private async bindExchange(
+    method: MethodOf<'exchange.bind'> | MethodOf<'exchange.unbind'>,
+    bind: boolean,
+  ): Promise<void> {
+    const binding = { source: method.source, destination: method.destination,
+      destinationKind: 'exchange' as const, routingKey: method.routingKey, arguments: method.arguments };
+    if (bind) await this.topology.bind(binding);
+    else await this.topology.unbind(binding);
+    if (!method.noWait) this.send({ name: bind ? 'exchange.bind-ok' : 'exchange.unbind-ok' });
+  }
+
+  // --- publishing -----------------------------------------------------
+
+  private startPublish(method: MethodOf<'basic.publish'>): void {
+    this.incoming = {
+      exchange: method.exchange,
+      routingKey: method.routingKey,
+      mandatory: method.mandatory,
+      properties: {},
+      size: 0,
+      parts: [],
+      received: 0,
+    };
+  }
+
+  onHeader(header: ContentHeader): void {
+    if (this.incoming === null) return;
+    this.incoming.properties = header.properties;
+    this.incoming.size = header.bodySize;
+    if (header.bodySize === 0) this.finishPublish();
+  }
+
+  onBody(body: Buffer, last: boolean): void {
+    if (this.incoming === null) return;
+    this.incoming.parts.push(body);
+    this.incoming.received += body.length;
+    if (last) this.finishPublish();
+  }
+
+  private finishPublish(): void {
+    const incoming = this.incoming;
+    this.incoming = null;
+    if (incoming === null || this.closed) return;
+
+    const tag = this.confirming ? ++this.publishTag : 0;
+    try {
+      // Copied: a view would keep the whole socket chunk alive.
+      const body = incoming.parts.length === 1
+        ? Buffer.from(incoming.parts[0])
+        : Buffer.concat(incoming.parts, incoming.received);
+      const headersTable = incoming.properties.headers ?? EMPTY_TABLE;
+      const queues = this.topology.route(incoming.exchange, incoming.routingKey, headersTable);
+
+      if (queues.length === 0) {
+        if (incoming.mandatory) this.returnUnroutable(incoming, body);
+        if (tag > 0) this.confirm(tag, true);
+        return;
+      }
+
+      const mapped = fromAmqp(incoming.properties);
+      mapped.headers[EXCHANGE_HEADER] = incoming.exchange;
+      mapped.headers[ROUTING_KEY_HEADER] = incoming.routingKey;
+      const input: PublishInput = { body, headers: mapped.headers, priority: mapped.priority,
+        ttlMs: mapped.ttlMs };
+      if (tag > 0) this.waitingConfirms.set(tag, queues.length);
+      for (const queue of queues) {
+        let batch = this.batches.get(queue);
+        if (batch === undefined) {
+          batch = { inputs: [], tags: [] };
+          this.batches.set(queue, batch);
+        }
+        batch.inputs.push(input);
+        batch.tags.push(tag);
+      }
+    } catch (err) {
+      if (tag > 0) this.confirm(tag, false);
+      this.fail(err);
+    }
+  }
+
+  /** Sends the publishes gathered from one socket chunk to the broker. */
+  flushPublishes(): void {
+    if (this.batches.size === 0) return;
+    const batches = [...this.batches];
+    this.batches.clear();
+
+    for (const [queue, batch] of batches) {
+      this.broker.publish(queue, batch.inputs).then(
+        () => this.confirmBatch(batch.tags, true),
+        (err: unknown) => {
+          this.confirmBatch(batch.tags, false);
+          // Without confirms the publisher would never hear of a failure.
+          if (!this.confirming) this.fail(err);
+        },
+      );
+    }
+  }
+
+  private confirmBatch(tags: number[], ok: boolean): void {
+    for (const tag of tags) if (tag > 0) this.confirm(tag, ok);
+  }
+
+  /**
+   * Settles one confirm tag for one of its queues. A nack goes out at once
+   * on its own; acks go out as one `multiple` ack up to the highest tag
+   * below which every tag is settled.
+   */
+  private confirm(tag: number, ok: boolean): void {
+    if (this.closed) return;
+    const remaining = this.waitingConfirms.get(tag);
+    if (!ok) {
+      if (this.settledConfirms.has(tag) || tag <= this.confirmedUpTo) return;
+      this.waitingConfirms.delete(tag);
+      this.settledConfirms.set(tag, false);
+      this.send({ name: 'basic.nack', deliveryTag: tag, multiple: false, requeue: false });
+    } else if (remaining !== undefined && remaining > 1) {
+      this.waitingConfirms.set(tag, remaining - 1);
+      return;
+    } else {
+      if (this.settledConfirms.has(tag)) return;
+      this.waitingConfirms.delete(tag);
+      this.settledConfirms.set(tag, true);
+    }
+
+    let lastAck = 0;
+    for (let next = this.confirmedUpTo + 1; this.settledConfirms.has(next); next++) {
+      if (this.settledConfirms.get(next) === true) lastAck = next;
+      this.settledConfirms.delete(next);
+      this.confirmedUpTo = next;
+    }
+    if (lastAck > 0) this.send({ name: 'basic.ack', deliveryTag: lastAck, multiple: true });
+  }
+
+  private returnUnroutable(incoming: Incoming, body: Buffer): void {
+    this.connection.write(encodeContent(this.number, {
+      name: 'basic.return',
+      replyCode: REPLY.NO_ROUTE,
+      replyText: 'NO_ROUTE',
+      exchange: incoming.exchange,
+      routingKey: incoming.routingKey,
+    }, incoming.properties, body, this.connection.frameMax));
+  }
+
+  // --- consuming ------------------------------------------------------
+
+  private qos(method: MethodOf<'basic.qos'>): void {
+    // RabbitMQ's reading: global=false applies to consumers started after
+    // it, global=true to the whole channel.
+    if (method.global) this.channelPrefetch = method.prefetchCount;
+    else this.consumerPrefetch = method.prefetchCount;
+    this.send({ name: 'basic.qos-ok' });
+    this.wake();
+  }
+
+  private consume(method: MethodOf<'basic.consume'>): void {
+    if (!this.topology.hasQueue(method.queue)) throw notFound(`no queue '${method.queue}' in vhost '/'`);
+    const tag = method.consumerTag === '' ? `amq.ctag-${randomBytes(12).toString('base64url')}` : method.consumerTag;
+    if (this.consumers.has(tag)) {
+      throw new AmqpError(REPLY.NOT_ALLOWED, `attempt to reuse consumer tag '${tag}'`);
+    }
+
+    const consumer: Consumer = { tag, queue: method.queue, noAck: method.noAck,
+      prefetch: this.consumerPrefetch, unacked: 0, subscription: null };
+    this.consumers.set(tag, consumer);
+    this.topology.consumerAdded(method.queue);
+    // consume-ok must reach the client before the first delivery.
+    if (!method.noWait) this.send({ name: 'basic.consume-ok', consumerTag: tag });
+
+    consumer.subscription = this.broker.subscribe(method.queue, {
+      leaseMs: LEASE_MS,
+      credit: () => this.creditOf(consumer),
+      deliver: (messages) => this.deliver(consumer, messages),
+      cancelled: () => this.cancelledByBroker(consumer),
+    });
+  }
+
+  private creditOf(consumer: Consumer): number {
+    if (this.closed || !this.flowActive || !this.connection.writable) return 0;
+    if (consumer.noAck) return NO_ACK_CREDIT;
+    const own = consumer.prefetch === 0 ? Infinity : consumer.prefetch - consumer.unacked;
+    const shared = this.channelPrefetch === 0 ? Infinity : this.channelPrefetch - this.unacked.size;
+    return Math.min(own, shared);
+  }
+
+  private deliver(consumer: Consumer, messages: ReceivedMessage[]): void {
+    const settleNow: string[] = [];
+    for (const message of messages) {
+      const deliveryTag = ++this.deliveryTag;
+      if (consumer.noAck) settleNow.push(message.receipt);
+      else {
+        this.unacked.set(deliveryTag, { queue: consumer.queue, receipt: message.receipt, consumer });
+        consumer.unacked++;
+      }
+      this.connection.write(encodeContent(this.number, {
+        name: 'basic.deliver',
+        consumerTag: consumer.tag,
+        deliveryTag,
+        redelivered: message.redelivered,
+        exchange: message.headers[EXCHANGE_HEADER] ?? '',
+        routingKey: message.headers[ROUTING_KEY_HEADER] ?? consumer.queue,
+      }, propertiesOf(message), message.body, this.connection.frameMax));
+    }
+    // Acked outside the broker's call into us, which must not call back in.
+    if (settleNow.length > 0) {
+      queueMicrotask(() => void this.broker.ack(consumer.queue, settleNow).catch(() => {}));
+    }
+  }
+
+  private async get(method: MethodOf<'basic.get'>): Promise<void> {
+    if (!this.topology.hasQueue(method.queue)) throw notFound(`no queue '${method.queue}' in vhost '/'`);
+    const [message] = await this.broker.receive(method.queue,
+      { max: 1, waitMs: 0, visibilityTimeoutMs: LEASE_MS });
+    if (message === undefined) {
+      this.send({ name: 'basic.get-empty' });
+      return;
+    }
+    const deliveryTag = ++this.deliveryTag;
+    if (method.noAck) await this.broker.ack(method.queue, [message.receipt]);
+    else this.unacked.set(deliveryTag, { queue: method.queue, receipt: message.receipt, consumer: null });
+
+    this.connection.write(encodeContent(this.number, {
+      name: 'basic.get-ok',
+      deliveryTag,
+      redelivered: message.redelivered,
+      exchange: message.headers[EXCHANGE_HEADER] ?? '',
+      routingKey: message.headers[ROUTING_KEY_HEADER] ?? method.queue,
+      messageCount: this.broker.getQueue(method.queue).stats.ready,
+    }, propertiesOf(message), message.body, this.connection.frameMax));
+  }
+
+  private cancel(tag: string, reply: boolean): void {
+    const consumer = this.consumers.get(tag);
+    if (consumer !== undefined) this.dropConsumer(consumer);
+    if (reply) this.send({ name: 'basic.cancel-ok', consumerTag: tag });
+  }
+
+  /** The queue went away: tell the client (consumer_cancel_notify). */
+  private cancelledByBroker(consumer: Consumer): void {
+    if (!this.consumers.has(consumer.tag)) return;
+    this.consumers.delete(consumer.tag);
+    consumer.subscription = null;
+    this.send({ name: 'basic.cancel', consumerTag: consumer.tag, noWait: true });
+  }
+
+  private dropConsumer(consumer: Consumer): void {
+    consumer.subscription?.cancel();
+    consumer.subscription = null;
+    this.consumers.delete(consumer.tag);
+    void this.topology.consumerRemoved(consumer.queue);
+  }
+
+  /** Lets consumers take more: credit grew or the socket drained. */
+  wake(): void {
+    for (const consumer of this.consumers.values()) consumer.subscription?.wake();
+  }
+
+  // --- settling -------------------------------------------------------
+
+  private settle(deliveryTag: number, multiple: boolean, how: 'ack' | 'requeue' | 'reject'): void {
+    const tags = multiple
+      ? [...this.unacked.keys()].filter((tag) => deliveryTag === 0 || tag <= deliveryTag)
+      : [deliveryTag];
+    if (!multiple && !this.unacked.has(deliveryTag)) {
+      this.fail(preconditionFailed(`unknown delivery tag ${deliveryTag}`));
+      return;
+    }
+
+    const byQueue = new Map<string, string[]>();
+    for (const tag of tags) {
+      const entry = this.unacked.get(tag);
+      if (entry === undefined) continue;
+      this.unacked.delete(tag);
+      if (entry.consumer !== null) entry.consumer.unacked--;
+      const receipts = byQueue.get(entry.queue) ?? [];
+      receipts.push(entry.receipt);
+      byQueue.set(entry.queue, receipts);
+    }
+    for (const [queue, receipts] of byQueue) this.settleReceipts(queue, receipts, how);
+    this.wake();
+  }
+
+  private settleReceipts(queue: string, receipts: string[], how: 'ack' | 'requeue' | 'reject'): void {
+    const done = how === 'ack'
+      ? this.broker.ack(queue, receipts)
+      : Promise.all(receipts.map((receipt) =>
+        this.broker.nack(queue, receipt, how === 'requeue' ? { delayMs: 0 } : { requeue: false })));
+    // A lease that ran out (consumer timeout) or a deleted queue: nothing to do.
+    void done.catch(() => {});
+  }
+
+  /** Everything unacked goes back, redelivered with the attempt raised. */
+  private requeueAll(): void {
+    const byQueue = new Map<string, string[]>();
+    for (const entry of this.unacked.values()) {
+      if (entry.consumer !== null) entry.consumer.unacked--;
+      const receipts = byQueue.get(entry.queue) ?? [];
+      receipts.push(entry.receipt);
+      byQueue.set(entry.queue, receipts);
+    }
+    this.unacked.clear();
+    for (const [queue, receipts] of byQueue) this.settleReceipts(queue, receipts, 'requeue');
+  }
+
+  /** The channel or its connection closed: stop consumers, requeue (C1). */
+  release(): void {
+    this.closed = true;
+    for (const consumer of [...this.consumers.values()]) this.dropConsumer(consumer);
+    this.requeueAll();
+    this.batches.clear();
+  }
+
+  private send(method: Method): void {
+    if (!this.closed) this.connection.send(this.number, method);
+  }
+}
+
+// --- helpers --------------------------------------------------------------
+
+function propertiesOf(message: ReceivedMessage): BasicProperties {
+  return toAmqp(message.headers, message.priority, deathTable(message.headers));
+}
+
+function notFound(message: string): AmqpError {
+  return new AmqpError(REPLY.NOT_FOUND, message);
+}
+
+function preconditionFailed(message: string): AmqpError {
+  return new AmqpError(REPLY.PRECONDITION_FAILED, message);
+}
+
+/** Broker refusals in AMQP terms; the channel closes with them. */
+function amqpErrorOf(err: unknown): AmqpError {
+  if (err instanceof UsherError) {
+    const code = err.status === 404 ? REPLY.NOT_FOUND
+      : err.status === 409 || err.status === 400 || err.status === 413 ? REPLY.PRECONDITION_FAILED
+      : err.status === 507 || err.status === 503 ? REPLY.RESOURCE_ERROR
+      : REPLY.INTERNAL_ERROR;
+    return new AmqpError(code, err.message);
+  }
+  return new AmqpError(REPLY.INTERNAL_ERROR, 'internal error');
+}
+
+export type { FieldTable };

@@ -1,0 +1,418 @@
+// One AMQP 0-9-1 connection: the handshake, channel multiplexing,
+// heartbeats and the close handshakes. What channels do with queues and
+// messages is in channel.ts.
+//
+//   client                          Usher
+//   AMQP 0 0 9 1          ->
+//                         <-   connection.start (PLAIN, AMQPLAIN)
+//   start-ok (guest)      ->
+//                         <-   connection.tune
+//   tune-ok, open         ->
+//                         <-   open-ok
+//   channel.open ...      ->   (channels 1..channel-max)
+//
+// Outgoing frames are gathered per event-loop turn and written at once, so
+// a burst of deliveries or confirms costs one write, not one per frame.
+
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+
+import type { Broker } from '../broker/broker.js';
+import { AmqpChannel } from './channel.js';
+import { REPLY, SERVER_CAPABILITIES } from './constants.js';
+import type { ContentHeader } from './content.js';
+import { AmqpError } from './errors.js';
+import { decodeTable, plainValue, tableFrom, type FieldTable } from './field-table.js';
+import { AmqpFrameDecoder, type Inbound } from './frame-decoder.js';
+import { encodeMethodFrame, heartbeatFrame } from './frame-encoder.js';
+import type { Method } from './methods.js';
+import type { Topology } from './topology.js';
+
+export interface ConnectionContext {
+  broker: Broker;
+  topology: Topology;
+  logger: Logger;
+  frameMax: number;
+  channelMax: number;
+  heartbeatSeconds: number;
+  maxMessageBytes: number;
+}
+
+type Phase = 'header' | 'start-ok' | 'tune-ok' | 'open' | 'open-done' | 'closing' | 'closed';
+
+export class AmqpConnection {
+  readonly id: string;
+  readonly logger: Logger;
+  frameMax = 0;
+
+  private readonly decoder: AmqpFrameDecoder;
+  private readonly channels = new Map<number, AmqpChannel>();
+  /** Channels closed by us, waiting for the client's close-ok. */
+  private readonly closingChannels = new Set<number>();
+  private phase: Phase = 'header';
+  private pending: Buffer[] = [];
+  private flushScheduled = false;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private lastReceived = Date.now();
+  private heartbeatSeconds = 0;
+  /** Queues declared exclusive by this connection: deleted when it ends. */
+  readonly exclusiveQueues = new Set<string>();
+
+  constructor(
+    private readonly socket: Socket,
+    readonly context: ConnectionContext,
+  ) {
+    this.id = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.logger = context.logger.child({ connection: this.id });
+    this.decoder = new AmqpFrameDecoder({ maxBodySize: context.maxMessageBytes });
+
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.logger.debug({ err }, 'socket error'));
+    socket.on('close', () => this.onClosed());
+    socket.on('drain', () => this.forEachChannel((channel) => channel.wake()));
+  }
+
+  get broker(): Broker {
+    return this.context.broker;
+  }
+
+  /** False while the socket's buffer is full: consumers wait for drain. */
+  get writable(): boolean {
+    return this.socket.writableLength < 4 * 1024 * 1024;
+  }
+
+  // --- reading --------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    this.lastReceived = Date.now();
+    let frames: Inbound[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (err) {
+      this.logger.error({ err }, 'frame decoder failed');
+      this.socket.destroy();
+      return;
+    }
+    for (const frame of frames) {
+      if (this.phase === 'closed') return;
+      this.onFrame(frame);
+    }
+    // Publishes read from this chunk go to the broker together.
+    this.forEachChannel((channel) => channel.flushPublishes());
+  }
+
+  private onFrame(frame: Inbound): void {
+    switch (frame.type) {
+      case 'protocol-header':
+        this.sendStart();
+        return;
+      case 'protocol-mismatch':
+        this.socket.end(frame.reply);
+        this.phase = 'closed';
+        return;
+      case 'heartbeat':
+        return;
+      case 'connection-error':
+        this.closeWith(frame.error, frame.fatal);
+        return;
+      case 'channel-error':
+        this.closeChannel(frame.channel, frame.error);
+        return;
+      case 'method':
+        this.onMethod(frame.channel, frame.method);
+        return;
+      case 'header':
+        this.channelFor(frame.channel)?.onHeader(frame.header as ContentHeader);
+        return;
+      case 'body':
+        this.channelFor(frame.channel)?.onBody(frame.body, frame.last);
+        return;
+    }
+  }
+
+  private onMethod(channel: number, method: Method): void {
+    try {
+      if (channel === 0) this.onConnectionMethod(method);
+      else if (method.name === 'channel.open') this.openChannel(channel);
+      else if (method.name === 'channel.close-ok') this.closingChannels.delete(channel);
+      else this.channelFor(channel)?.onMethod(method);
+    } catch (err) {
+      if (!(err instanceof AmqpError)) {
+        this.logger.error({ err, method: method.name }, 'method failed');
+        this.closeWith(new AmqpError(REPLY.INTERNAL_ERROR, 'internal error'), false);
+      } else if (err.scope === 'channel' && channel !== 0) {
+        this.closeChannel(channel, err);
+      } else {
+        this.closeWith(err, false);
+      }
+    }
+  }
+
+  private onConnectionMethod(method: Method): void {
+    switch (method.name) {
+      case 'connection.start-ok':
+        return this.onStartOk(method.mechanism, method.response);
+      case 'connection.tune-ok':
+        return this.onTuneOk(method.channelMax, method.frameMax, method.heartbeat);
+      case 'connection.open':
+        return this.onOpen(method.virtualHost);
+      case 'connection.close':
+        this.send(0, { name: 'connection.close-ok' });
+        this.flush();
+        this.socket.end();
+        this.phase = 'closed';
+        return;
+      case 'connection.close-ok':
+        this.socket.end();
+        this.phase = 'closed';
+        return;
+      default:
+        throw new AmqpError(REPLY.COMMAND_INVALID, `${method.name} is not allowed on channel 0`);
+    }
+  }
+
+  // --- handshake ------------------------------------------------------
+
+  private sendStart(): void {
+    this.phase = 'start-ok';
+    this.send(0, {
+      name: 'connection.start',
+      versionMajor: 0,
+      versionMinor: 9,
+      serverProperties: tableFrom({
+        product: 'Usher',
+        version: '0.1.0',
+        platform: `Node.js ${process.version}`,
+        capabilities: { ...SERVER_CAPABILITIES },
+      }),
+      mechanisms: Buffer.from('PLAIN AMQPLAIN'),
+      locales: Buffer.from('en_US'),
+    });
+  }
+
+  private onStartOk(mechanism: string, response: Buffer): void {
+    this.expect('start-ok', 'connection.start-ok');
+    const credentials = parseCredentials(mechanism, response);
+    // Until Usher has users (#8), as in RabbitMQ: guest/guest, loopback only.
+    const loopback = isLoopback(this.socket.remoteAddress);
+    if (credentials === null || credentials.user !== 'guest' ||
+      credentials.password !== 'guest' || !loopback) {
+      this.logger.warn({ user: credentials?.user, mechanism }, 'AMQP login refused');
+      this.closeWith(new AmqpError(REPLY.ACCESS_REFUSED,
+        `${mechanism} login refused: user '${credentials?.user ?? ''}' ` +
+          '- guest/guest is accepted from loopback only'), false);
+      return;
+    }
+    this.phase = 'tune-ok';
+    this.send(0, {
+      name: 'connection.tune',
+      channelMax: this.context.channelMax,
+      frameMax: this.context.frameMax,
+      heartbeat: this.context.heartbeatSeconds,
+    });
+  }
+
+  private onTuneOk(channelMax: number, frameMax: number, heartbeat: number): void {
+    this.expect('tune-ok', 'connection.tune-ok');
+    if (frameMax !== 0 && frameMax < 4096) {
+      throw new AmqpError(REPLY.SYNTAX_ERROR, `frame_max ${frameMax} is below the minimum 4096`);
+    }
+    this.frameMax = frameMax === 0 ? this.context.frameMax : Math.min(frameMax, this.context.frameMax);
+    this.decoder.frameMax = this.frameMax;
+    this.context.channelMax = channelMax === 0
+      ? this.context.channelMax
+      : Math.min(channelMax, this.context.channelMax);
+    this.heartbeatSeconds = heartbeat;
+    this.phase = 'open';
+    this.startHeartbeats();
+  }
+
+  private onOpen(virtualHost: string): void {
+    this.expect('open', 'connection.open');
+    if (virtualHost !== '/' && virtualHost !== '') {
+      throw new AmqpError(REPLY.NOT_ALLOWED, `vhost '${virtualHost}' does not exist; Usher has only '/'`);
+    }
+    this.phase = 'open-done';
+    this.send(0, { name: 'connection.open-ok' });
+  }
+
+  private expect(phase: Phase, method: string): void {
+    if (this.phase !== phase) {
+      throw new AmqpError(REPLY.COMMAND_INVALID, `${method} is out of order`);
+    }
+  }
+
+  // --- channels -------------------------------------------------------
+
+  private openChannel(number: number): void {
+    if (this.phase !== 'open-done') {
+      throw new AmqpError(REPLY.COMMAND_INVALID, 'channel.open before connection.open');
+    }
+    if (number > this.context.channelMax) {
+      throw new AmqpError(REPLY.CHANNEL_ERROR,
+        `channel ${number} is above channel_max ${this.context.channelMax}`);
+    }
+    if (this.channels.has(number)) {
+      throw new AmqpError(REPLY.CHANNEL_ERROR, `channel ${number} is already open`);
+    }
+    this.channels.set(number, new AmqpChannel(this, number));
+    this.send(number, { name: 'channel.open-ok' });
+  }
+
+  private channelFor(number: number): AmqpChannel | undefined {
+    const channel = this.channels.get(number);
+    if (channel !== undefined) return channel;
+    // Frames still in flight for a channel we closed are dropped.
+    if (this.closingChannels.has(number)) return undefined;
+    this.closeWith(new AmqpError(REPLY.CHANNEL_ERROR, `channel ${number} is not open`), false);
+    return undefined;
+  }
+
+  /** The client closed the channel (channel.close) and waits for close-ok. */
+  channelClosedByClient(number: number): void {
+    this.channels.get(number)?.release();
+    this.channels.delete(number);
+    this.send(number, { name: 'channel.close-ok' });
+  }
+
+  /** Closes one channel with an error; the connection carries on. */
+  closeChannel(number: number, error: AmqpError): void {
+    const channel = this.channels.get(number);
+    if (channel === undefined) return;
+    this.logger.debug({ channel: number, replyCode: error.replyCode, err: error }, 'channel closed');
+    channel.release();
+    this.channels.delete(number);
+    this.closingChannels.add(number);
+    this.send(number, {
+      name: 'channel.close',
+      replyCode: error.replyCode,
+      replyText: error.replyText,
+      classId: error.classId,
+      methodId: error.methodId,
+    });
+  }
+
+  private forEachChannel(visit: (channel: AmqpChannel) => void): void {
+    for (const channel of this.channels.values()) visit(channel);
+  }
+
+  // --- writing --------------------------------------------------------
+
+  send(channel: number, method: Method): void {
+    this.write(encodeMethodFrame(channel, method));
+  }
+
+  write(frame: Buffer): void {
+    if (this.phase === 'closed') return;
+    this.pending.push(frame);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0 || this.socket.destroyed) return;
+    const frames = this.pending;
+    this.pending = [];
+    this.socket.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
+  }
+
+  // --- heartbeats and closing -----------------------------------------
+
+  private startHeartbeats(): void {
+    if (this.heartbeatSeconds === 0) return;
+    const intervalMs = (this.heartbeatSeconds * 1000) / 2;
+    this.heartbeatTimer = setInterval(() => {
+      // Two missed heartbeats: the peer is gone (0-9-1, 4.2.7).
+      if (Date.now() - this.lastReceived > this.heartbeatSeconds * 2000) {
+        this.logger.info({}, 'missed heartbeats; closing');
+        this.socket.destroy();
+        return;
+      }
+      this.write(heartbeatFrame());
+    }, intervalMs);
+    this.heartbeatTimer.unref();
+  }
+
+  /** Closes the connection with an error, RabbitMQ style. */
+  closeWith(error: AmqpError, fatal: boolean): void {
+    if (this.phase === 'closing' || this.phase === 'closed') return;
+    this.logger.info({ replyCode: error.replyCode, reason: error.message }, 'closing connection');
+    this.send(0, {
+      name: 'connection.close',
+      replyCode: error.replyCode,
+      replyText: error.replyText,
+      classId: error.classId,
+      methodId: error.methodId,
+    });
+    this.flush();
+    this.phase = 'closing';
+    this.releaseChannels();
+    // Wait briefly for close-ok, then hang up either way.
+    const linger = fatal ? 0 : 1000;
+    setTimeout(() => this.socket.destroy(), linger).unref();
+  }
+
+  /** Server shutdown: tell the client, as RabbitMQ does (320). */
+  shutdown(): void {
+    this.closeWith(new AmqpError(REPLY.CONNECTION_FORCED, 'broker shutting down'), false);
+  }
+
+  private onClosed(): void {
+    this.phase = 'closed';
+    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    this.releaseChannels();
+    // Exclusive queues go with their connection (RabbitMQ).
+    for (const queue of this.exclusiveQueues) {
+      this.broker.deleteQueue(queue)
+        .then(() => this.context.topology.queueDeleted(queue))
+        .catch((err: unknown) => this.logger.debug({ err, queue }, 'exclusive queue not deleted'));
+    }
+    this.exclusiveQueues.clear();
+  }
+
+  private releaseChannels(): void {
+    for (const channel of this.channels.values()) channel.release();
+    this.channels.clear();
+  }
+}
+
+// --- helpers --------------------------------------------------------------
+
+interface Credentials {
+  user: string;
+  password: string;
+}
+
+function parseCredentials(mechanism: string, response: Buffer): Credentials | null {
+  if (mechanism === 'PLAIN') {
+    // authzid NUL authcid NUL password (RFC 4616)
+    const parts = response.toString('utf8').split('\u0000');
+    if (parts.length !== 3) return null;
+    return { user: parts[1], password: parts[2] };
+  }
+  if (mechanism === 'AMQPLAIN') {
+    // A field table without its length prefix.
+    let table: FieldTable;
+    try {
+      const sized = Buffer.alloc(response.length + 4);
+      sized.writeUInt32BE(response.length, 0);
+      response.copy(sized, 4);
+      table = decodeTable(sized);
+    } catch {
+      return null;
+    }
+    const login = table.get('LOGIN');
+    const password = table.get('PASSWORD');
+    if (login === undefined || password === undefined) return null;
+    return { user: String(plainValue(login)), password: String(plainValue(password)) };
+  }
+  return null;
+}
+
+function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+}

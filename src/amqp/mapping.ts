@@ -1,0 +1,292 @@
+// How AMQP messages and queue arguments map onto Usher's. Usher keeps a
+// message's headers as text, which HTTP consumers read as they are; AMQP
+// content properties and typed header values must still come back to an
+// AMQP consumer unchanged. So:
+//
+//   AMQP property         Usher header          (readable over HTTP too)
+//   content-type          content-type
+//   content-encoding      content-encoding
+//   correlation-id        correlation-id
+//   reply-to              reply-to
+//   message-id            message-id
+//   type / user-id / app-id / cluster-id   type / user-id / app-id / cluster-id
+//   timestamp             timestamp             (seconds, decimal)
+//   delivery-mode         delivery-mode
+//   priority, expiration  the message's priority and TTL
+//   headers               each text value as a header of its own, and the
+//                         whole typed table in x-usher-amqp-headers
+//                         (base64), which wins when read back over AMQP.
+
+import type { QueueSettingsInput } from '../broker/types.js';
+import { MAX_PRIORITY } from '../engine/types.js';
+import type { BasicProperties } from './content.js';
+import { REPLY } from './constants.js';
+import { AmqpError } from './errors.js';
+import {
+  decodeTable,
+  encodeTable,
+  plainValue,
+  type FieldTable,
+  type FieldValue,
+} from './field-table.js';
+
+export const TYPED_HEADERS = 'x-usher-amqp-headers';
+/** Where an AMQP publish was sent, for basic.deliver's fields. */
+export const EXCHANGE_HEADER = 'x-usher-amqp-exchange';
+export const ROUTING_KEY_HEADER = 'x-usher-amqp-routing-key';
+
+const TEXT_PROPERTIES = [
+  ['contentType', 'content-type'],
+  ['contentEncoding', 'content-encoding'],
+  ['correlationId', 'correlation-id'],
+  ['replyTo', 'reply-to'],
+  ['messageId', 'message-id'],
+  ['type', 'type'],
+  ['userId', 'user-id'],
+  ['appId', 'app-id'],
+  ['clusterId', 'cluster-id'],
+] as const;
+
+/** Header names that carry properties, not AMQP headers. */
+const PROPERTY_HEADERS = new Set<string>([
+  ...TEXT_PROPERTIES.map(([, header]) => header),
+  'timestamp',
+  'delivery-mode',
+  TYPED_HEADERS,
+  EXCHANGE_HEADER,
+  ROUTING_KEY_HEADER,
+]);
+
+export interface MappedPublish {
+  headers: Record<string, string>;
+  priority: number;
+  ttlMs: number | undefined;
+}
+
+/** Usher headers, priority and TTL for a message published over AMQP. */
+export function fromAmqp(properties: BasicProperties): MappedPublish {
+  const headers: Record<string, string> = {};
+
+  for (const [property, header] of TEXT_PROPERTIES) {
+    const value = properties[property];
+    if (value !== undefined) headers[header] = value;
+  }
+  if (properties.timestamp !== undefined) {
+    headers.timestamp = properties.timestamp.toString();
+  }
+  if (properties.deliveryMode !== undefined) {
+    headers['delivery-mode'] = String(properties.deliveryMode);
+  }
+  if (properties.headers !== undefined && properties.headers.size > 0) {
+    for (const [name, value] of properties.headers) {
+      if (value.type === 'S' && typeof value.value === 'string') headers[name] = value.value;
+    }
+    headers[TYPED_HEADERS] = encodeTable(properties.headers).toString('base64');
+  }
+
+  return {
+    headers,
+    // AMQP priorities go to 255; Usher's stop at 9, and higher is higher.
+    priority: Math.min(properties.priority ?? 0, MAX_PRIORITY),
+    ttlMs: expirationOf(properties.expiration),
+  };
+}
+
+/** AMQP properties for a message, whichever protocol published it. */
+export function toAmqp(
+  headers: Record<string, string>,
+  priority: number,
+  extra: FieldTable = new Map(),
+): BasicProperties {
+  const properties: BasicProperties = { priority };
+  for (const [property, header] of TEXT_PROPERTIES) {
+    const value = headers[header];
+    if (value !== undefined) properties[property] = value;
+  }
+  if (headers.timestamp !== undefined && /^\d+$/.test(headers.timestamp)) {
+    properties.timestamp = BigInt(headers.timestamp);
+  }
+  const mode = Number(headers['delivery-mode']);
+  properties.deliveryMode = mode === 1 ? 1 : 2;
+
+  const table = new Map<string, FieldValue>(typedHeadersOf(headers));
+  for (const [name, value] of Object.entries(headers)) {
+    if (PROPERTY_HEADERS.has(name) || table.has(name)) continue;
+    table.set(name, { type: 'S', value });
+  }
+  for (const [name, value] of extra) table.set(name, value);
+  if (table.size > 0) properties.headers = table;
+  return properties;
+}
+
+function typedHeadersOf(headers: Record<string, string>): FieldTable {
+  const encoded = headers[TYPED_HEADERS];
+  if (encoded === undefined) return new Map();
+  try {
+    return decodeTable(Buffer.from(encoded, 'base64'));
+  } catch {
+    // Written by a producer over HTTP, not by us: its text headers stand.
+    return new Map();
+  }
+}
+
+/** The `expiration` property: a TTL in ms as decimal text (RabbitMQ). */
+function expirationOf(expiration: string | undefined): number | undefined {
+  if (expiration === undefined) return undefined;
+  if (!/^\d{1,10}$/.test(expiration)) {
+    throw preconditionFailed(`invalid expiration '${expiration}'`);
+  }
+  // Usher's TTLs start at 1 ms; RabbitMQ's 0 means "deliver now or drop".
+  return Math.max(1, Number(expiration));
+}
+
+/**
+ * Usher settings from queue.declare arguments: RabbitMQ's own where Usher
+ * has the feature, `x-usher-*` for Usher's. Arguments Usher does not have
+ * are refused rather than silently ignored, so a user relying on one
+ * learns at declare time.
+ */
+export function settingsFromArguments(args: FieldTable): QueueSettingsInput {
+  const settings: QueueSettingsInput = {};
+  const backoff: NonNullable<QueueSettingsInput['backoff']> = {};
+
+  for (const [name, field] of args) {
+    const value = plainValue(field);
+    switch (name) {
+      case 'x-queue-type':
+        if (value !== 'classic' && value !== 'quorum') refuse(name, value);
+        break;
+      case 'x-max-priority':
+        // Every Usher queue has priorities 0 to 9; nothing to set.
+        integer(name, value, 0, 255);
+        break;
+      case 'x-message-ttl':
+        settings.messageTtlMs = Math.max(1, integer(name, value, 0, 2 ** 32 - 1));
+        break;
+      case 'x-delivery-limit':
+        // RabbitMQ counts redeliveries; Usher counts deliveries.
+        settings.maxAttempts = integer(name, value, 0, 1_000_000) + 1;
+        break;
+      case 'x-dead-letter-routing-key':
+        settings.deadLetter = text(name, value);
+        break;
+      case 'x-dead-letter-exchange':
+        // TODO(#4): dead-letter through a named exchange. Through the
+        // default exchange the routing key names the queue, which Usher does.
+        if (value !== '') refuse(name, value);
+        break;
+      case 'x-usher-fifo':
+        settings.fifo = value === true;
+        break;
+      case 'x-usher-max-attempts':
+        settings.maxAttempts = integer(name, value, 0, 1_000_000);
+        break;
+      case 'x-usher-visibility-timeout':
+        settings.visibilityTimeoutMs = integer(name, value, 1, 24 * 3_600_000);
+        break;
+      case 'x-usher-dedup-window':
+        settings.dedupWindowMs = integer(name, value, 0, 24 * 3_600_000);
+        break;
+      case 'x-usher-backoff-initial':
+        backoff.initialMs = integer(name, value, 0, 24 * 3_600_000);
+        break;
+      case 'x-usher-backoff-max':
+        backoff.maxMs = integer(name, value, 0, 24 * 3_600_000);
+        break;
+      case 'x-usher-backoff-multiplier':
+        backoff.multiplier = number(name, value, 1, 100);
+        break;
+      case 'x-usher-backoff-jitter':
+        backoff.jitter = number(name, value, 0, 1);
+        break;
+      default:
+        // TODO(#6): x-max-length, x-max-length-bytes, x-overflow.
+        // TODO(#4): x-expires, x-single-active-consumer.
+        refuse(name, value);
+    }
+  }
+  if (Object.keys(backoff).length > 0) settings.backoff = backoff;
+  return settings;
+}
+
+function integer(name: string, value: unknown, min: number, max: number): number {
+  const n = typeof value === 'bigint' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw preconditionFailed(`invalid arg '${name}' ` +
+      `for queue: ${String(value)} is not an integer from ${min} to ${max}`);
+  }
+  return n;
+}
+
+function number(name: string, value: unknown, min: number, max: number): number {
+  const n = typeof value === 'bigint' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) {
+    throw preconditionFailed(`invalid arg '${name}' ` +
+      `for queue: ${String(value)} is not a number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+function text(name: string, value: unknown): string {
+  if (typeof value !== 'string') {
+    throw preconditionFailed(`invalid arg '${name}' for queue: not a string`);
+  }
+  return value;
+}
+
+function refuse(name: string, value: unknown): never {
+  throw preconditionFailed(`arg '${name}' ` +
+    `(${String(value)}) is not supported by Usher`);
+}
+
+function preconditionFailed(message: string): AmqpError {
+  return new AmqpError(REPLY.PRECONDITION_FAILED, message);
+}
+
+/** RabbitMQ's names for why a message died. */
+const RABBIT_REASONS: Record<string, string> = {
+  rejected: 'rejected',
+  expired: 'expired',
+  'max-attempts': 'delivery_limit',
+};
+
+/**
+ * The `x-death` header RabbitMQ users read: one table per queue and reason,
+ * newest first, with a count, built from Usher's `x-usher-deaths`.
+ */
+export function deathTable(headers: Record<string, string>): FieldTable {
+  const text = headers['x-usher-deaths'];
+  if (text === undefined) return new Map();
+  let deaths: Array<{ reason: string; queue: string; time: string }>;
+  try {
+    deaths = JSON.parse(text);
+    if (!Array.isArray(deaths)) return new Map();
+  } catch {
+    return new Map();
+  }
+
+  const entries = new Map<string, { reason: string; queue: string; time: string; count: number }>();
+  for (const death of deaths) {
+    const key = `${death.queue}\u0000${death.reason}`;
+    const entry = entries.get(key);
+    if (entry === undefined) entries.set(key, { ...death, count: 1 });
+    else {
+      entry.count++;
+      entry.time = death.time;
+    }
+  }
+  const tables: FieldValue[] = [...entries.values()]
+    .sort((a, b) => b.time.localeCompare(a.time))
+    .map((entry) => ({
+      type: 'F',
+      value: new Map<string, FieldValue>([
+        ['count', { type: 'l', value: BigInt(entry.count) }],
+        ['reason', { type: 'S', value: RABBIT_REASONS[entry.reason] ?? entry.reason }],
+        ['queue', { type: 'S', value: entry.queue }],
+        ['time', { type: 'T', value: BigInt(Math.floor(Date.parse(entry.time) / 1000) || 0) }],
+        ['exchange', { type: 'S', value: '' }],
+        ['routing-keys', { type: 'A', value: [{ type: 'S', value: entry.queue }] }],
+      ]),
+    }));
+  return new Map([['x-death', { type: 'A', value: tables }]]);
+}

@@ -1,0 +1,215 @@
+// The AMQP view of the broker shared by every connection: exchanges and
+// bindings (src/routing), which queues are auto-delete, and how many
+// consumers each queue has. Durable exchanges and bindings are kept in
+// `<data>/exchanges.json`, rewritten whole on each change (write to a
+// temporary file, fsync, rename, fsync the folder): they change rarely,
+// and a whole file is simpler to trust than records in the message log.
+
+import { open, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+
+import type { Broker } from '../broker/broker.js';
+import type { QueueSettingsInput } from '../broker/types.js';
+import { resolveSettings, settingsDifference } from '../broker/settings.js';
+import { ExchangeTable } from '../routing/exchanges.js';
+import { RoutingError } from '../routing/errors.js';
+import { REPLY } from './constants.js';
+import { AmqpError } from './errors.js';
+import { plainTable, type FieldTable } from './field-table.js';
+
+const FILE = 'exchanges.json';
+
+export interface ExchangeDeclaration {
+  name: string;
+  type: string;
+  passive: boolean;
+  durable: boolean;
+  autoDelete: boolean;
+  internal: boolean;
+  arguments: FieldTable;
+}
+
+export interface BindingRequest {
+  source: string;
+  destination: string;
+  destinationKind: 'queue' | 'exchange';
+  routingKey: string;
+  arguments: FieldTable;
+}
+
+export class Topology {
+  private readonly consumers = new Map<string, number>();
+  private readonly autoDelete = new Set<string>();
+  private saving: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly table: ExchangeTable,
+    private readonly broker: Broker,
+    private readonly path: string,
+    private readonly logger: Logger,
+  ) {}
+
+  static async open(dataDir: string, broker: Broker, logger: Logger): Promise<Topology> {
+    const path = join(dataDir, FILE);
+    // Usher's queues are all durable: they survive restarts in the log.
+    const queues = { hasQueue: (name: string) => broker.hasQueue(name), isDurable: () => true };
+    let table: ExchangeTable;
+    try {
+      table = ExchangeTable.fromJSON(JSON.parse(await readFile(path, 'utf8')), queues);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        logger.error({ err, path }, 'exchanges file unreadable; starting with the built-ins');
+      }
+      table = new ExchangeTable(queues);
+    }
+    return new Topology(table, broker, path, logger);
+  }
+
+  // --- queues ---------------------------------------------------------
+
+  hasQueue(name: string): boolean {
+    return this.broker.hasQueue(name);
+  }
+
+  /** RabbitMQ refuses a redeclare with other arguments; so does Usher. */
+  checkEquivalent(name: string, asked: QueueSettingsInput): void {
+    const current = this.broker.settingsOf(name);
+    const merged = resolveSettings(name, {
+      ...current,
+      ...asked,
+      backoff: { ...current.backoff, ...asked.backoff },
+    });
+    const difference = settingsDifference(current, merged);
+    if (difference !== null) {
+      throw new AmqpError(REPLY.PRECONDITION_FAILED,
+        `inequivalent arg for queue '${name}' in vhost '/': ${difference}`);
+    }
+  }
+
+  markAutoDelete(name: string): void {
+    this.autoDelete.add(name);
+  }
+
+  consumerCount(name: string): number {
+    return this.consumers.get(name) ?? 0;
+  }
+
+  consumerAdded(name: string): void {
+    this.consumers.set(name, this.consumerCount(name) + 1);
+  }
+
+  /** An auto-delete queue goes with its last consumer (RabbitMQ). */
+  async consumerRemoved(name: string): Promise<void> {
+    const left = this.consumerCount(name) - 1;
+    if (left > 0) {
+      this.consumers.set(name, left);
+      return;
+    }
+    this.consumers.delete(name);
+    if (!this.autoDelete.has(name) || !this.broker.hasQueue(name)) return;
+    try {
+      await this.broker.deleteQueue(name);
+      await this.queueDeleted(name);
+    } catch (err) {
+      this.logger.warn({ err, queue: name }, 'auto-delete failed');
+    }
+  }
+
+  async queueDeleted(name: string): Promise<void> {
+    this.autoDelete.delete(name);
+    this.consumers.delete(name);
+    this.table.queueDeleted(name);
+    await this.save();
+  }
+
+  // --- exchanges ------------------------------------------------------
+
+  async declareExchange(declaration: ExchangeDeclaration): Promise<void> {
+    if (declaration.passive) {
+      this.run(() => this.table.declarePassive(declaration.name));
+      return;
+    }
+    this.run(() => this.table.declare({
+      name: declaration.name,
+      type: declaration.type,
+      durable: declaration.durable,
+      autoDelete: declaration.autoDelete,
+      internal: declaration.internal,
+      arguments: plainTable(declaration.arguments),
+    }));
+    await this.save();
+  }
+
+  async deleteExchange(name: string, ifUnused: boolean): Promise<void> {
+    this.run(() => this.table.delete(name, { ifUnused }));
+    await this.save();
+  }
+
+  async bind(request: BindingRequest): Promise<void> {
+    this.run(() => this.table.bind(this.bindingOf(request)));
+    await this.save();
+  }
+
+  async unbind(request: BindingRequest): Promise<void> {
+    this.run(() => this.table.unbind(this.bindingOf(request)));
+    await this.save();
+  }
+
+  /** The queues a publish goes to; 404 for an exchange that is not there. */
+  route(exchange: string, routingKey: string, headers: FieldTable): string[] {
+    const plain = headers.size === 0 ? undefined : plainTable(headers);
+    const queues = this.run(() => this.table.route(exchange, routingKey, plain));
+    return [...queues].filter((queue) => this.broker.hasQueue(queue));
+  }
+
+  private bindingOf(request: BindingRequest) {
+    if (request.destinationKind === 'queue' && !this.broker.hasQueue(request.destination)) {
+      throw new AmqpError(REPLY.NOT_FOUND, `no queue '${request.destination}' in vhost '/'`);
+    }
+    return {
+      source: request.source,
+      destination: request.destination,
+      destinationKind: request.destinationKind,
+      routingKey: request.routingKey,
+      arguments: plainTable(request.arguments),
+    };
+  }
+
+  /** Routing refusals become AMQP channel errors with the same code. */
+  private run<T>(operation: () => T): T {
+    try {
+      return operation();
+    } catch (err) {
+      if (err instanceof RoutingError) throw new AmqpError(err.replyCode, err.message);
+      throw err;
+    }
+  }
+
+  /** Writes the durable part, one save at a time, each after the last. */
+  private save(): Promise<void> {
+    const snapshot = JSON.stringify(this.table.toJSON());
+    // A failed save must not fail every later one: each starts afresh.
+    const saved = this.saving.catch(() => {}).then(() => writeAtomically(this.path, snapshot));
+    this.saving = saved;
+    return saved;
+  }
+}
+
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const temporary = `${path}.tmp`;
+  const file = await open(temporary, 'w');
+  try {
+    await file.writeFile(text);
+    await file.datasync();
+  } finally {
+    await file.close();
+  }
+  await rename(temporary, path);
+  const folder = await open(join(path, '..'), 'r');
+  try {
+    await folder.sync();
+  } finally {
+    await folder.close();
+  }
+}

@@ -1,0 +1,91 @@
+// AMQP properties and queue arguments onto Usher's and back.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { fromAmqp, settingsFromArguments, toAmqp, TYPED_HEADERS } from '../../src/amqp/mapping.js';
+import { tableFrom } from '../../src/amqp/field-table.js';
+
+describe('message properties', () => {
+  it('round-trips every property and typed headers', () => {
+    const properties = {
+      contentType: 'application/json',
+      contentEncoding: 'gzip',
+      correlationId: 'c-1',
+      replyTo: 'amq.rabbitmq.reply-to',
+      messageId: 'm-1',
+      type: 'TICKET_PURCHASED',
+      userId: 'guest',
+      appId: 'ticketing',
+      timestamp: 1_700_000_000n,
+      deliveryMode: 2,
+      priority: 7,
+      headers: tableFrom({ tenant: 'eu', retries: 3, vip: true, nested: { a: [1, 'x'] } }),
+    };
+    const mapped = fromAmqp(properties);
+
+    assert.equal(mapped.priority, 7);
+    assert.equal(mapped.ttlMs, undefined);
+    assert.equal(mapped.headers['content-type'], 'application/json');
+    assert.equal(mapped.headers.tenant, 'eu', 'text headers are readable over HTTP');
+    assert.equal(mapped.headers.retries, undefined, 'typed ones travel in the table only');
+    assert.ok(mapped.headers[TYPED_HEADERS]);
+
+    const back = toAmqp(mapped.headers, mapped.priority);
+    assert.deepEqual(back, properties);
+  });
+
+  it('clamps priorities to 9 and reads expiration as a TTL', () => {
+    const mapped = fromAmqp({ priority: 200, expiration: '1500' });
+    assert.equal(mapped.priority, 9);
+    assert.equal(mapped.ttlMs, 1500);
+    assert.throws(() => fromAmqp({ expiration: 'soon' }), { replyCode: 406 });
+  });
+
+  it('gives HTTP-published text headers to AMQP consumers as strings', () => {
+    const properties = toAmqp({ 'content-type': 'text/plain', trace: 't-1' }, 0);
+    assert.equal(properties.contentType, 'text/plain');
+    assert.deepEqual([...(properties.headers ?? [])], [['trace', { type: 'S', value: 't-1' }]]);
+    assert.equal(properties.deliveryMode, 2);
+  });
+
+  it('keeps headers added after publish (dead-lettering) beside the typed ones', () => {
+    const mapped = fromAmqp({ headers: tableFrom({ n: 1 }) });
+    const headers = { ...mapped.headers, 'x-usher-death-reason': 'rejected' };
+    const table = toAmqp(headers, 0).headers;
+    assert.deepEqual(table?.get('n'), { type: 'I', value: 1 });
+    assert.deepEqual(table?.get('x-usher-death-reason'), { type: 'S', value: 'rejected' });
+  });
+});
+
+describe('queue arguments', () => {
+  it('maps what Usher has', () => {
+    const settings = settingsFromArguments(tableFrom({
+      'x-queue-type': 'quorum',
+      'x-max-priority': 10,
+      'x-message-ttl': 60_000,
+      'x-delivery-limit': 4,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': 'orders.dlq',
+      'x-usher-fifo': true,
+      'x-usher-backoff-initial': 500,
+      'x-usher-backoff-jitter': 0.2,
+    }));
+    assert.deepEqual(settings, {
+      messageTtlMs: 60_000,
+      maxAttempts: 5,
+      deadLetter: 'orders.dlq',
+      fifo: true,
+      backoff: { initialMs: 500, jitter: 0.2 },
+    });
+  });
+
+  it('refuses what Usher does not have, naming the argument', () => {
+    assert.throws(() => settingsFromArguments(tableFrom({ 'x-expires': 1000 })),
+      (err: Error & { replyCode: number }) => err.replyCode === 406 && /x-expires/.test(err.message));
+    assert.throws(() => settingsFromArguments(tableFrom({ 'x-dead-letter-exchange': 'dlx' })),
+      { replyCode: 406 });
+    assert.throws(() => settingsFromArguments(tableFrom({ 'x-message-ttl': -5 })),
+      { replyCode: 406 });
+  });
+});
