@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import { AMQP_ERROR_CODES } from '../src/amqp/errors.js';
 import { CLIENT_ERROR_CODES } from '../src/client/errors.js';
+import { ROUTING_ERROR_CODES } from '../src/routing/errors.js';
 
 // Compiled to dist/test/, two levels below the checkout.
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -30,7 +32,11 @@ function sourceFiles(dir: string): string[] {
 }
 
 function codesInSource(): Set<string> {
-  const codes = new Set<string>(Object.values(CLIENT_ERROR_CODES));
+  const codes = new Set<string>([
+    ...Object.values(CLIENT_ERROR_CODES),
+    ...AMQP_ERROR_CODES,
+    ...ROUTING_ERROR_CODES,
+  ]);
   for (const file of sourceFiles(join(root, 'src'))) {
     const text = readFileSync(file, 'utf8');
     for (const pattern of [SERVER_CODE, FIXED_CODE]) {

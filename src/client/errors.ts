@@ -13,6 +13,10 @@ export const CLIENT_ERROR_CODES = {
   ABORTED: 'ABORTED',
   /** Refused before sending: a bad URL, a body that cannot be sent. */
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  /** AMQP: the connection ended before the broker confirmed a publish. */
+  OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
+  /** AMQP: the broker nacked a publish. */
+  PUBLISH_REFUSED: 'PUBLISH_REFUSED',
 } as const;
 
 /**

@@ -14,6 +14,7 @@ export {
   type Handler,
 } from './consumer.js';
 export { CLIENT_ERROR_CODES, UsherClientError } from './errors.js';
+export { connectAmqp, UsherAmqpClient } from './amqp.js';
 export type {
   AckResult,
   BackoffSettings,
