@@ -329,9 +329,15 @@ export class AmqpChannel {
     this.batches.clear();
 
     for (const [queue, batch] of batches) {
+      const count = batch.inputs.length;
+      this.connection.publishesStarted(count);
       this.broker.publish(queue, batch.inputs).then(
-        () => this.confirmBatch(batch.tags, true),
+        () => {
+          this.connection.publishesSettled(count);
+          this.confirmBatch(batch.tags, true);
+        },
         (err: unknown) => {
+          this.connection.publishesSettled(count);
           this.confirmBatch(batch.tags, false);
           // Without confirms the publisher would never hear of a failure.
           if (!this.confirming) this.fail(err);

@@ -38,6 +38,9 @@ export interface ConnectionContext {
   maxMessageBytes: number;
 }
 
+const PUBLISH_HIGH_WATER = 20_000;
+const PUBLISH_LOW_WATER = 5_000;
+
 type Phase = 'header' | 'start-ok' | 'tune-ok' | 'open' | 'open-done' | 'closing' | 'closed';
 
 export class AmqpConnection {
@@ -57,6 +60,8 @@ export class AmqpConnection {
   private heartbeatSeconds = 0;
   /** Queues declared exclusive by this connection: deleted when it ends. */
   readonly exclusiveQueues = new Set<string>();
+  /** Publishes handed to the broker and not yet settled. */
+  private unsettledPublishes = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -75,6 +80,25 @@ export class AmqpConnection {
 
   get broker(): Broker {
     return this.context.broker;
+  }
+
+  /**
+   * Publishes on their way to disk. Past a high-water mark the socket stops
+   * being read, so a publisher faster than the disk (without confirms to
+   * pace it) waits in TCP instead of in the broker's memory.
+   */
+  publishesStarted(count: number): void {
+    this.unsettledPublishes += count;
+    if (this.unsettledPublishes >= PUBLISH_HIGH_WATER && !this.socket.isPaused()) {
+      this.socket.pause();
+    }
+  }
+
+  publishesSettled(count: number): void {
+    this.unsettledPublishes -= count;
+    if (this.unsettledPublishes <= PUBLISH_LOW_WATER && this.socket.isPaused()) {
+      this.socket.resume();
+    }
   }
 
   /** False while the socket's buffer is full: consumers wait for drain. */

@@ -68,7 +68,7 @@ describe('connectAmqp', () => {
     const outcomes = new Map<number, 'stored' | 'unknown'>();
     const settledTwice: number[] = [];
 
-    const promises = Array.from({ length: 3000 }, (_, i) =>
+    const publish = (i: number) =>
       usher.publish(queue, { n: i }, { id: `c15-${i}` }).then(
         () => {
           if (outcomes.has(i)) settledTwice.push(i);
@@ -81,11 +81,16 @@ describe('connectAmqp', () => {
           assert.match(err.message, /may or may not be stored/);
           outcomes.set(i, 'unknown');
         },
-      ));
+      );
+    const promises = Array.from({ length: 2000 }, (_, i) => publish(i));
 
-    // Cut the line at the first confirm: some publishes have landed, some
-    // are on their way, some not yet sent.
-    void promises[0].then(() => proxy.cut());
+    // At the first confirm, 1,000 more go out and the line is cut under
+    // them: some publishes have landed, some are on their way.
+    const cut = promises[0].then(() => {
+      for (let i = 2000; i < 3000; i++) promises.push(publish(i));
+      proxy.cut();
+    });
+    await cut;
     const within = AbortSignal.timeout(5000);
     await Promise.race([
       Promise.all(promises),
