@@ -7,9 +7,13 @@
 //   await usher.publish('emails', { to: 'ada@example.org' });
 //   await usher.close();
 //
-// TODO(#4): consume, and the rest of UsherClient's API over AMQP, so that
-// connect('amqp://...') can return the same client as HTTP.
+// Consumers get messages pushed (basic.consume with a prefetch of their
+// concurrency) and settle them with ack or nack as the HTTP consume() does.
+//
+// TODO(#4): the rest of UsherClient's API over AMQP (receive, admin), so
+// that connect('amqp://...') can return the same client as HTTP.
 
+import { isUtf8 } from 'node:buffer';
 import { connect as connectTcp, type Socket } from 'node:net';
 
 import { encodeContent, encodeMethodFrame } from '../amqp/frame-encoder.js';
@@ -19,7 +23,8 @@ import { PROTOCOL_HEADER } from '../amqp/constants.js';
 import { tableFrom } from '../amqp/field-table.js';
 import type { Method, MethodName } from '../amqp/methods.js';
 import { CLIENT_ERROR_CODES, UsherClientError } from './errors.js';
-import type { MessageBody, PublishOptions } from './types.js';
+import type { MessageBody, PublishOptions, ReceivedBody } from './types.js';
+import { plainValue } from '../amqp/field-table.js';
 
 const CHANNEL = 1;
 const FRAME_MAX = 131_072;
@@ -28,6 +33,30 @@ interface Pending {
   resolve(): void;
   reject(error: UsherClientError): void;
   returned: boolean;
+}
+
+/** A message pushed to an AMQP consumer. */
+export interface AmqpDelivery {
+  body: ReceivedBody;
+  headers: Record<string, string>;
+  priority: number;
+  redelivered: boolean;
+}
+
+export type AmqpHandler = (message: AmqpDelivery) => unknown;
+
+interface Incoming {
+  deliveryTag: number;
+  consumerTag: string;
+  redelivered: boolean;
+  properties: BasicProperties;
+  parts: Buffer[];
+}
+
+interface ConsumerState {
+  handler: AmqpHandler;
+  running: number;
+  idle: (() => void) | null;
 }
 
 interface Waiter {
@@ -44,6 +73,9 @@ export class UsherAmqpClient {
   private frameMax = FRAME_MAX;
   private nextTag = 1;
   private closedWith: UsherClientError | null = null;
+  private readonly consumers = new Map<string, ConsumerState>();
+  private incoming: Incoming | null = null;
+  private nextConsumer = 1;
 
   private constructor(
     private readonly socket: Socket,
@@ -121,6 +153,69 @@ export class UsherAmqpClient {
     return settled;
   }
 
+  /**
+   * Runs `handler` for every message of `queue`, up to `concurrency` at
+   * once: acks when it returns, nacks (requeued) when it throws. Resolves
+   * with a stop function that cancels and waits for running handlers.
+   *
+   * @example
+   *   const stop = await usher.consume('emails', async (m) => send(m.body), { concurrency: 8 });
+   *   await stop();
+   */
+  async consume(
+    queue: string,
+    handler: AmqpHandler,
+    options: { concurrency?: number } = {},
+  ): Promise<() => Promise<void>> {
+    const concurrency = options.concurrency ?? 1;
+    const tag = `usher-${this.nextConsumer++}`;
+    const state: ConsumerState = { handler, running: 0, idle: null };
+    this.consumers.set(tag, state);
+
+    this.send({ name: 'basic.qos', prefetchSize: 0, prefetchCount: concurrency, global: false });
+    await this.expect('basic.qos-ok');
+    this.send({
+      name: 'basic.consume', queue, consumerTag: tag, noLocal: false, noAck: false,
+      exclusive: false, noWait: false, arguments: new Map(),
+    });
+    await this.expect('basic.consume-ok');
+
+    return async () => {
+      if (this.closedWith === null) {
+        this.send({ name: 'basic.cancel', consumerTag: tag, noWait: false });
+        await this.expect('basic.cancel-ok').catch(() => {});
+      }
+      this.consumers.delete(tag);
+      if (state.running > 0) await new Promise<void>((resolve) => (state.idle = resolve));
+    };
+  }
+
+  private delivered(): void {
+    const incoming = this.incoming;
+    this.incoming = null;
+    if (incoming === null) return;
+    const consumer = this.consumers.get(incoming.consumerTag);
+    if (consumer === undefined) return;
+
+    consumer.running++;
+    const message = deliveryOf(incoming);
+    void (async () => {
+      let ok = true;
+      try {
+        await consumer.handler(message);
+      } catch {
+        ok = false;
+      }
+      if (this.closedWith === null) {
+        this.send(ok
+          ? { name: 'basic.ack', deliveryTag: incoming.deliveryTag, multiple: false }
+          : { name: 'basic.nack', deliveryTag: incoming.deliveryTag, multiple: false, requeue: true });
+      }
+      consumer.running--;
+      if (consumer.running === 0) consumer.idle?.();
+    })();
+  }
+
   /** Waits for every publish to settle, then closes the connection. */
   async close(): Promise<void> {
     await Promise.allSettled([...this.pending.keys()].map((tag) => this.settledOf(tag)));
@@ -152,7 +247,13 @@ export class UsherAmqpClient {
     }
     for (const frame of frames) {
       if (frame.type === 'method') this.onMethod(frame.method);
-      else if (frame.type === 'connection-error' || frame.type === 'channel-error') {
+      else if (frame.type === 'header' && this.incoming !== null) {
+        this.incoming.properties = frame.header.properties;
+        if (frame.header.bodySize === 0) this.delivered();
+      } else if (frame.type === 'body' && this.incoming !== null) {
+        this.incoming.parts.push(Buffer.from(frame.body));
+        if (frame.last) this.delivered();
+      } else if (frame.type === 'connection-error' || frame.type === 'channel-error') {
         this.socket.destroy();
       }
     }
@@ -165,6 +266,18 @@ export class UsherAmqpClient {
       case 'basic.nack':
         return this.settle(method.deliveryTag, method.multiple,
           new UsherClientError(CLIENT_ERROR_CODES.PUBLISH_REFUSED, 0, 'the broker refused the message'));
+      case 'basic.deliver':
+        this.incoming = {
+          deliveryTag: method.deliveryTag,
+          consumerTag: method.consumerTag,
+          redelivered: method.redelivered,
+          properties: {},
+          parts: [],
+        };
+        return;
+      case 'basic.cancel':
+        this.consumers.delete(method.consumerTag);
+        return;
       case 'basic.return':
         // The ack that follows settles it; mark it refused first.
         this.markReturned();
@@ -232,6 +345,25 @@ export class UsherAmqpClient {
  */
 export function connectAmqp(url = 'amqp://guest:guest@127.0.0.1:5672'): Promise<UsherAmqpClient> {
   return UsherAmqpClient.open(url);
+}
+
+function deliveryOf(incoming: Incoming): AmqpDelivery {
+  const { properties } = incoming;
+  const bytes = incoming.parts.length === 1 ? incoming.parts[0] : Buffer.concat(incoming.parts);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of properties.headers ?? []) {
+    const plain = plainValue(value);
+    if (typeof plain === 'string') headers[name] = plain;
+  }
+  let body: ReceivedBody = bytes;
+  if (properties.contentType === 'application/json') {
+    try {
+      body = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      body = bytes.toString('utf8');
+    }
+  } else if (isUtf8(bytes)) body = bytes.toString('utf8');
+  return { body, headers, priority: properties.priority ?? 0, redelivered: incoming.redelivered };
 }
 
 function outcomeUnknown(why: string): UsherClientError {

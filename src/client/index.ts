@@ -14,7 +14,12 @@ export {
   type Handler,
 } from './consumer.js';
 export { CLIENT_ERROR_CODES, UsherClientError } from './errors.js';
-export { connectAmqp, UsherAmqpClient } from './amqp.js';
+export {
+  connectAmqp,
+  UsherAmqpClient,
+  type AmqpDelivery,
+  type AmqpHandler,
+} from './amqp.js';
 export type {
   AckResult,
   BackoffSettings,

@@ -54,6 +54,42 @@ describe('connectAmqp', () => {
     assert.equal(messages[0].priority, 9);
   });
 
+  it('consumes with a concurrency, acking on return and requeueing on throw', async () => {
+    const queue = await ensure('amqp-consume');
+    const usher = await connectAmqp(url);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => usher.publish(queue, { n: i })));
+
+    const seen: number[] = [];
+    let running = 0;
+    let most = 0;
+    let failed = false;
+    let redelivered = false;
+    const stop = await usher.consume(queue, async (message) => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      running--;
+      const { n } = message.body as { n: number };
+      if (n === 3 && !failed) {
+        failed = true;
+        throw new Error('once');
+      }
+      if (n === 3) redelivered = message.redelivered;
+      seen.push(n);
+    }, { concurrency: 2 });
+
+    for (let i = 0; i < 200 && broker.getQueue(queue).stats.total > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await stop();
+    await usher.close();
+
+    assert.deepEqual([...seen].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.equal(most, 2, 'never more than the concurrency');
+    assert.equal(redelivered, true);
+    assert.equal(broker.getQueue(queue).stats.total, 0);
+  });
+
   it('rejects a publish to a missing queue with QUEUE_NOT_FOUND', async () => {
     const usher = await connectAmqp(url);
     await assert.rejects(usher.publish('nowhere', 'x'), { code: 'QUEUE_NOT_FOUND' });
