@@ -60,6 +60,8 @@ export class AmqpChannel {
 
   private incoming: Incoming | null = null;
   private readonly batches = new Map<string, QueueBatch>();
+  /** Settles when every publish handed to the broker so far has. */
+  private publishesLanded: Promise<unknown> = Promise.resolve();
 
   private confirming = false;
   private publishTag = 0;
@@ -102,8 +104,16 @@ export class AmqpChannel {
       case 'basic.reject':
         return this.settle(method.deliveryTag, false, method.requeue ? 'requeue' : 'reject');
       case 'channel.close':
+        // Publishes read before the close are kept, as RabbitMQ keeps them.
+        this.flushPublishes();
         this.closed = true;
         this.connection.channelClosedByClient(this.number);
+        return;
+      case 'confirm.select':
+        // At once, not behind slower methods: the publishes that follow
+        // in the same chunk must already count.
+        this.confirming = true;
+        if (!method.noWait) this.send({ name: 'confirm.select-ok' });
         return;
       case 'channel.flow':
         this.flowActive = method.active;
@@ -111,7 +121,13 @@ export class AmqpChannel {
         if (method.active) this.wake();
         return;
       default:
-        this.inOrder(() => this.onSyncMethod(method));
+        // Publishes before this method land first (a purge after a
+        // publish must see it), as RabbitMQ runs a channel in order.
+        this.flushPublishes();
+        this.inOrder(async () => {
+          await this.publishesLanded;
+          await this.onSyncMethod(method);
+        });
     }
   }
 
@@ -152,12 +168,11 @@ export class AmqpChannel {
       case 'basic.get': return this.get(method);
       case 'basic.recover':
       case 'basic.recover-async':
+        if (!method.requeue) {
+          throw new AmqpError(REPLY.NOT_IMPLEMENTED, 'requeue=false', { classId: 60, methodId: 110 });
+        }
         this.requeueAll();
         if (method.name === 'basic.recover') this.send({ name: 'basic.recover-ok' });
-        return;
-      case 'confirm.select':
-        this.confirming = true;
-        if (!method.noWait) this.send({ name: 'confirm.select-ok' });
         return;
       default:
         throw new AmqpError(REPLY.NOT_IMPLEMENTED, `${method.name} is not supported by Usher`);
@@ -167,6 +182,10 @@ export class AmqpChannel {
   // --- queues and exchanges -------------------------------------------
 
   private async declareQueue(method: MethodOf<'queue.declare'>): Promise<void> {
+    if (method.queue.startsWith('amq.') && !method.passive) {
+      throw new AmqpError(REPLY.ACCESS_REFUSED,
+        `queue name '${method.queue}' contains reserved prefix 'amq.*'`);
+    }
     const name = method.queue === '' ? `amq.gen-${randomBytes(12).toString('base64url')}` : method.queue;
     const exists = this.topology.hasQueue(name);
 
@@ -175,7 +194,9 @@ export class AmqpChannel {
     } else {
       const settings = settingsFromArguments(method.arguments);
       if (exists) this.topology.checkEquivalent(name, settings);
-      else await this.broker.createQueue(name, settings);
+      // RabbitMQ requeues without limit unless x-delivery-limit says so;
+      // Usher's HTTP default of 10 attempts would drop such messages.
+      else await this.broker.createQueue(name, { maxAttempts: 0, ...settings });
       if (method.exclusive) this.connection.exclusiveQueues.add(name);
       if (method.autoDelete) this.topology.markAutoDelete(name);
     }
@@ -216,7 +237,7 @@ export class AmqpChannel {
     if (method.ifUnused && this.topology.consumerCount(method.queue) > 0) {
       throw preconditionFailed(`queue '${method.queue}' in vhost '/' in use`);
     }
-    if (method.ifEmpty && stats.total > 0) {
+    if (method.ifEmpty && stats.ready > 0) {
       throw preconditionFailed(`queue '${method.queue}' in vhost '/' is not empty`);
     }
     await this.broker.deleteQueue(method.queue);
@@ -256,6 +277,9 @@ export class AmqpChannel {
   // --- publishing -----------------------------------------------------
 
   private startPublish(method: MethodOf<'basic.publish'>): void {
+    if (method.immediate) {
+      throw new AmqpError(REPLY.NOT_IMPLEMENTED, 'immediate=true', { classId: 60, methodId: 40 });
+    }
     this.incoming = {
       exchange: method.exchange,
       routingKey: method.routingKey,
@@ -328,10 +352,13 @@ export class AmqpChannel {
     const batches = [...this.batches];
     this.batches.clear();
 
+    const landing: Promise<unknown>[] = [this.publishesLanded];
     for (const [queue, batch] of batches) {
       const count = batch.inputs.length;
       this.connection.publishesStarted(count);
-      this.broker.publish(queue, batch.inputs).then(
+      const published = this.broker.publish(queue, batch.inputs);
+      landing.push(published.catch(() => {}));
+      published.then(
         () => {
           this.connection.publishesSettled(count);
           this.confirmBatch(batch.tags, true);
@@ -344,6 +371,7 @@ export class AmqpChannel {
         },
       );
     }
+    this.publishesLanded = Promise.all(landing);
   }
 
   private confirmBatch(tags: number[], ok: boolean): void {
@@ -434,26 +462,46 @@ export class AmqpChannel {
 
   private deliver(consumer: Consumer, messages: ReceivedMessage[]): void {
     const settleNow: string[] = [];
+    const unsendable: string[] = [];
+    let failure: unknown = null;
+
     for (const message of messages) {
+      let frames: Buffer;
+      try {
+        frames = encodeContent(this.number, {
+          name: 'basic.deliver',
+          consumerTag: consumer.tag,
+          deliveryTag: this.deliveryTag + 1,
+          redelivered: message.redelivered,
+          exchange: message.headers[EXCHANGE_HEADER] ?? '',
+          routingKey: message.headers[ROUTING_KEY_HEADER] ?? consumer.queue,
+        }, propertiesOf(message), message.body, this.connection.frameMax);
+      } catch (err) {
+        // Headers too large for this client's frame-max: the message goes
+        // back untouched and this channel closes; nothing else suffers.
+        unsendable.push(message.receipt);
+        failure ??= err;
+        continue;
+      }
       const deliveryTag = ++this.deliveryTag;
       if (consumer.noAck) settleNow.push(message.receipt);
       else {
         this.unacked.set(deliveryTag, { queue: consumer.queue, receipt: message.receipt, consumer });
         consumer.unacked++;
       }
-      this.connection.write(encodeContent(this.number, {
-        name: 'basic.deliver',
-        consumerTag: consumer.tag,
-        deliveryTag,
-        redelivered: message.redelivered,
-        exchange: message.headers[EXCHANGE_HEADER] ?? '',
-        routingKey: message.headers[ROUTING_KEY_HEADER] ?? consumer.queue,
-      }, propertiesOf(message), message.body, this.connection.frameMax));
+      this.connection.write(frames);
     }
-    // Acked outside the broker's call into us, which must not call back in.
-    if (settleNow.length > 0) {
-      queueMicrotask(() => void this.broker.ack(consumer.queue, settleNow).catch(() => {}));
-    }
+
+    // Outside the broker's call into us, which must not call back in.
+    queueMicrotask(() => {
+      if (settleNow.length > 0) void this.broker.ack(consumer.queue, settleNow).catch(() => {});
+      if (unsendable.length > 0) {
+        this.broker.release(consumer.queue, unsendable);
+        this.fail(new AmqpError(REPLY.FRAME_ERROR,
+          `a message on '${consumer.queue}' does not fit frame_max ${this.connection.frameMax}`,
+          { cause: failure }));
+      }
+    });
   }
 
   private async get(method: MethodOf<'basic.get'>): Promise<void> {
@@ -510,7 +558,7 @@ export class AmqpChannel {
     const tags = multiple
       ? [...this.unacked.keys()].filter((tag) => deliveryTag === 0 || tag <= deliveryTag)
       : [deliveryTag];
-    if (!multiple && !this.unacked.has(deliveryTag)) {
+    if ((!multiple || deliveryTag !== 0) && !this.unacked.has(deliveryTag)) {
       this.fail(preconditionFailed(`unknown delivery tag ${deliveryTag}`));
       return;
     }

@@ -38,6 +38,7 @@ export interface ConnectionContext {
   maxMessageBytes: number;
 }
 
+const HANDSHAKE_TIMEOUT_MS = 10_000;
 const PUBLISH_HIGH_WATER = 20_000;
 const PUBLISH_LOW_WATER = 5_000;
 
@@ -54,8 +55,11 @@ export class AmqpConnection {
   private readonly closingChannels = new Set<number>();
   private phase: Phase = 'header';
   private pending: Buffer[] = [];
+  /** Bytes in `pending`, not yet handed to the socket. */
+  private pendingBytes = 0;
   private flushScheduled = false;
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  private readonly handshakeTimer: NodeJS.Timeout;
   private lastReceived = Date.now();
   private heartbeatSeconds = 0;
   /** Queues declared exclusive by this connection: deleted when it ends. */
@@ -72,6 +76,11 @@ export class AmqpConnection {
     this.decoder = new AmqpFrameDecoder({ maxBodySize: context.maxMessageBytes });
 
     socket.setNoDelay(true);
+    // A client that never finishes the handshake is let go (RabbitMQ: 10 s).
+    this.handshakeTimer = setTimeout(() => {
+      if (this.phase !== 'open-done') this.socket.destroy();
+    }, HANDSHAKE_TIMEOUT_MS);
+    this.handshakeTimer.unref();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.logger.debug({ err }, 'socket error'));
     socket.on('close', () => this.onClosed());
@@ -103,7 +112,7 @@ export class AmqpConnection {
 
   /** False while the socket's buffer is full: consumers wait for drain. */
   get writable(): boolean {
-    return this.socket.writableLength < 4 * 1024 * 1024;
+    return this.socket.writableLength + this.pendingBytes < 4 * 1024 * 1024;
   }
 
   // --- reading --------------------------------------------------------
@@ -182,6 +191,7 @@ export class AmqpConnection {
       case 'connection.open':
         return this.onOpen(method.virtualHost);
       case 'connection.close':
+        this.forEachChannel((channel) => channel.flushPublishes());
         this.send(0, { name: 'connection.close-ok' });
         this.flush();
         this.socket.end();
@@ -239,8 +249,9 @@ export class AmqpConnection {
 
   private onTuneOk(channelMax: number, frameMax: number, heartbeat: number): void {
     this.expect('tune-ok', 'connection.tune-ok');
-    if (frameMax !== 0 && frameMax < 4096) {
-      throw new AmqpError(REPLY.SYNTAX_ERROR, `frame_max ${frameMax} is below the minimum 4096`);
+    if (frameMax !== 0 && (frameMax < 4096 || frameMax > this.context.frameMax)) {
+      throw new AmqpError(REPLY.NOT_ALLOWED,
+        `negotiated frame_max = ${frameMax} is outside 4096..${this.context.frameMax}`);
     }
     this.frameMax = frameMax === 0 ? this.context.frameMax : Math.min(frameMax, this.context.frameMax);
     this.decoder.frameMax = this.frameMax;
@@ -258,6 +269,7 @@ export class AmqpConnection {
       throw new AmqpError(REPLY.NOT_ALLOWED, `vhost '${virtualHost}' does not exist; Usher has only '/'`);
     }
     this.phase = 'open-done';
+    clearTimeout(this.handshakeTimer);
     this.send(0, { name: 'connection.open-ok' });
   }
 
@@ -274,7 +286,7 @@ export class AmqpConnection {
       throw new AmqpError(REPLY.COMMAND_INVALID, 'channel.open before connection.open');
     }
     if (number > this.context.channelMax) {
-      throw new AmqpError(REPLY.CHANNEL_ERROR,
+      throw new AmqpError(REPLY.NOT_ALLOWED,
         `channel ${number} is above channel_max ${this.context.channelMax}`);
     }
     if (this.channels.has(number)) {
@@ -330,6 +342,7 @@ export class AmqpConnection {
   write(frame: Buffer): void {
     if (this.phase === 'closed') return;
     this.pending.push(frame);
+    this.pendingBytes += frame.length;
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => this.flush());
@@ -340,6 +353,7 @@ export class AmqpConnection {
     if (this.pending.length === 0 || this.socket.destroyed) return;
     const frames = this.pending;
     this.pending = [];
+    this.pendingBytes = 0;
     this.socket.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
   }
 
@@ -386,6 +400,7 @@ export class AmqpConnection {
 
   private onClosed(): void {
     this.phase = 'closed';
+    clearTimeout(this.handshakeTimer);
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     this.releaseChannels();
     // Exclusive queues go with their connection (RabbitMQ).

@@ -45,6 +45,7 @@ const TEXT_PROPERTIES = [
   ['userId', 'user-id'],
   ['appId', 'app-id'],
   ['clusterId', 'cluster-id'],
+  ['expiration', 'expiration'],
 ] as const;
 
 /** Header names that carry properties, not AMQP headers. */
@@ -98,7 +99,10 @@ export function toAmqp(
   priority: number,
   extra: FieldTable = new Map(),
 ): BasicProperties {
-  const properties: BasicProperties = { priority };
+  const properties: BasicProperties = {};
+  // Only what the publisher gave comes back: a priority above 0, and a
+  // delivery mode it set.
+  if (priority > 0) properties.priority = priority;
   for (const [property, header] of TEXT_PROPERTIES) {
     const value = headers[header];
     if (value !== undefined) properties[property] = value;
@@ -106,12 +110,14 @@ export function toAmqp(
   if (headers.timestamp !== undefined && /^\d+$/.test(headers.timestamp)) {
     properties.timestamp = BigInt(headers.timestamp);
   }
-  const mode = Number(headers['delivery-mode']);
-  properties.deliveryMode = mode === 1 ? 1 : 2;
+  const mode = headers['delivery-mode'];
+  if (mode !== undefined) properties.deliveryMode = mode === '1' ? 1 : 2;
 
   const table = new Map<string, FieldValue>(typedHeadersOf(headers));
   for (const [name, value] of Object.entries(headers)) {
-    if (PROPERTY_HEADERS.has(name) || table.has(name)) continue;
+    // Usher's own x-usher-* headers are for HTTP readers; AMQP consumers
+    // get the same facts as x-death.
+    if (PROPERTY_HEADERS.has(name) || table.has(name) || name.startsWith('x-usher-')) continue;
     table.set(name, { type: 'S', value });
   }
   for (const [name, value] of extra) table.set(name, value);

@@ -46,15 +46,17 @@ describe('message properties', () => {
     const properties = toAmqp({ 'content-type': 'text/plain', trace: 't-1' }, 0);
     assert.equal(properties.contentType, 'text/plain');
     assert.deepEqual([...(properties.headers ?? [])], [['trace', { type: 'S', value: 't-1' }]]);
-    assert.equal(properties.deliveryMode, 2);
+    assert.equal(properties.deliveryMode, undefined, 'only what the publisher gave');
+    assert.equal(properties.priority, undefined);
   });
 
-  it('keeps headers added after publish (dead-lettering) beside the typed ones', () => {
+  it('keeps headers added after publish beside the typed ones, not Usher\'s own', () => {
     const mapped = fromAmqp({ headers: tableFrom({ n: 1 }) });
-    const headers = { ...mapped.headers, 'x-usher-death-reason': 'rejected' };
+    const headers = { ...mapped.headers, added: 'later', 'x-usher-death-reason': 'rejected' };
     const table = toAmqp(headers, 0).headers;
     assert.deepEqual(table?.get('n'), { type: 'I', value: 1 });
-    assert.deepEqual(table?.get('x-usher-death-reason'), { type: 'S', value: 'rejected' });
+    assert.deepEqual(table?.get('added'), { type: 'S', value: 'later' });
+    assert.equal(table?.has('x-usher-death-reason'), false);
   });
 });
 

@@ -230,6 +230,26 @@ describe('consumers, confirms and dead letters', () => {
     assert.equal(overAmqp.properties.headers?.k, 'v');
   });
 
+  it('runs a channel in order: a purge after a publish purges it', async () => {
+    const channel = await (await connect()).createChannel();
+    await channel.assertQueue('in-order');
+    channel.sendToQueue('in-order', Buffer.from('x'));
+    const { messageCount } = await channel.purgeQueue('in-order');
+
+    assert.equal(messageCount, 1);
+    assert.equal(broker.getQueue('in-order').stats.total, 0);
+  });
+
+  it('keeps publishes sent just before the channel closes', async () => {
+    const channel = await (await connect()).createChannel();
+    await channel.assertQueue('closing');
+    for (let i = 0; i < 5; i++) channel.sendToQueue('closing', Buffer.from(String(i)));
+    await channel.close();
+
+    for (let i = 0; i < 50 && broker.getQueue('closing').stats.total < 5; i++) await sleep(10);
+    assert.equal(broker.getQueue('closing').stats.total, 5);
+  });
+
   it('a channel error closes that channel only', async () => {
     const connection = await connect();
     const doomed = await connection.createChannel();

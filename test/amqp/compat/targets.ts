@@ -1,0 +1,176 @@
+// The two brokers the compatibility suite runs against: Usher in this
+// process, on a free loopback port, and a private RabbitMQ node started
+// by bench/rabbitmq.sh in a fresh state folder, on ports picked here so
+// it meets neither a bench run nor a system RabbitMQ.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { createAmqpServer } from '../../../src/amqp/server.js';
+import { openBroker, silentLogger, tempDir } from '../../helpers.js';
+
+export type TargetName = 'usher' | 'rabbitmq';
+
+export interface RunningTarget {
+  readonly name: TargetName;
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export async function startUsher(): Promise<RunningTarget> {
+  const dir = tempDir('usher-compat-');
+  const broker = await openBroker(dir.path);
+  const server = await createAmqpServer({
+    broker, logger: silentLogger, dataDir: dir.path,
+    maxMessageBytes: 16 * 1024 * 1024,
+  });
+  const address = await server.listen(0, '127.0.0.1');
+  return {
+    name: 'usher',
+    url: `amqp://guest:guest@127.0.0.1:${address.port}`,
+    async stop() {
+      await server.close();
+      await broker.close();
+      dir.remove();
+    },
+  };
+}
+
+/** A fresh node starts in about 5 s here; the script itself allows 90. */
+const RABBIT_START_TIMEOUT_MS = 120_000;
+const RABBIT_STOP_TIMEOUT_MS = 60_000;
+
+/** `script` is bench/rabbitmq.sh unless a test of this file says otherwise. */
+export async function startRabbit(script = findScript()): Promise<RunningTarget> {
+  const state = mkdtempSync(join(tmpdir(), 'usher-compat-rabbitmq-'));
+  const ports = await freePortBlock();
+  const env = {
+    ...process.env,
+    USHER_RABBIT_DIR: state,
+    USHER_RABBIT_AMQP_PORT: String(ports.amqp),
+    USHER_RABBIT_DIST_PORT: String(ports.dist),
+  };
+
+  let stopped = false;
+  // Last resort when the test process ends without running after():
+  // the node runs detached (setsid) and would outlive us.
+  const stopSync = () => {
+    if (stopped) return;
+    stopped = true;
+    spawnSync('bash', [script, 'stop'], { env, stdio: 'ignore', timeout: RABBIT_STOP_TIMEOUT_MS });
+    rmSync(state, { recursive: true, force: true });
+  };
+  // Interrupted (Ctrl-C, CI cancel): stop the node, then die as asked.
+  const onSignal = (signal: NodeJS.Signals) => {
+    stopSync();
+    process.kill(process.pid, signal);
+  };
+  const forget = () => {
+    process.off('exit', stopSync);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  process.once('exit', stopSync);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const started = await run(script, ['start'], env, RABBIT_START_TIMEOUT_MS);
+  if (started.code !== 0) {
+    stopSync();
+    forget();
+    throw new Error(
+      `RabbitMQ did not start: ${script} exited ${started.code}` +
+      `${started.signal === null ? '' : ` (${started.signal})`}. It needs Debian` +
+      ' rabbitmq-server (.ci/run installs it). Its stderr:\n' +
+      started.stderr.split('\n').slice(-25).join('\n'));
+  }
+  const url = started.stdout.trim();
+  if (!/^amqp:\/\/guest:guest@127\.0\.0\.1:\d+$/.test(url)) {
+    stopSync();
+    forget();
+    throw new Error(`${script} printed ${JSON.stringify(url)}, not an amqp URL`);
+  }
+
+  return {
+    name: 'rabbitmq',
+    url,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      forget();
+      const result = await run(script, ['stop'], env, RABBIT_STOP_TIMEOUT_MS);
+      rmSync(state, { recursive: true, force: true });
+      if (result.code !== 0) {
+        throw new Error(`${script} stop exited ${result.code}: ${result.stderr}`);
+      }
+    },
+  };
+}
+
+/** bench/rabbitmq.sh, from wherever this file was compiled to. */
+function findScript(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    const candidate = join(dir, 'bench', 'rabbitmq.sh');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error('bench/rabbitmq.sh not found above ' + fileURLToPath(import.meta.url));
+}
+
+interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn('bash', [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    const timer = setTimeout(() => {
+      stderr += `\n(killed after ${timeoutMs} ms)`;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * An AMQP port and a run of six (distribution, four CLI ports, epmd),
+ * all free on 127.0.0.1, below the ephemeral range so nothing takes them
+ * between this check and the node's start.
+ */
+async function freePortBlock(): Promise<{ amqp: number; dist: number }> {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
+    const wanted = [base, ...[1, 2, 3, 4, 5, 6].map((n) => base + 10 + n)];
+    const free = await Promise.all(wanted.map(isFree));
+    if (free.every(Boolean)) return { amqp: base, dist: base + 11 };
+  }
+  throw new Error('found no free block of loopback ports for RabbitMQ in 40 tries');
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
