@@ -28,6 +28,7 @@ interface Consumer {
   tag: string;
   queue: string;
   noAck: boolean;
+  exclusive: boolean;
   prefetch: number;
   unacked: number;
   subscription: Subscription | null;
@@ -188,16 +189,17 @@ export class AmqpChannel {
     }
     const name = method.queue === '' ? `amq.gen-${randomBytes(12).toString('base64url')}` : method.queue;
     const exists = this.topology.hasQueue(name);
+    if (exists) this.topology.checkAccess(name, this.connection);
 
     if (method.passive) {
       if (!exists) throw notFound(`no queue '${name}' in vhost '/'`);
     } else {
       const settings = settingsFromArguments(method.arguments);
       if (exists) this.topology.checkEquivalent(name, settings);
+      if (method.exclusive) this.topology.claim(name, this.connection, !exists);
       // RabbitMQ requeues without limit unless x-delivery-limit says so;
       // Usher's HTTP default of 10 attempts would drop such messages.
-      else await this.broker.createQueue(name, { maxAttempts: 0, ...settings });
-      if (method.exclusive) this.connection.exclusiveQueues.add(name);
+      if (!exists) await this.broker.createQueue(name, { maxAttempts: 0, ...settings });
       if (method.autoDelete) this.topology.markAutoDelete(name);
     }
     if (method.noWait) return;
@@ -214,7 +216,7 @@ export class AmqpChannel {
     method: MethodOf<'queue.bind'> | (MethodOf<'queue.unbind'> & { noWait: boolean }),
     bind: boolean,
   ): Promise<void> {
-    if (!this.topology.hasQueue(method.queue)) throw notFound(`no queue '${method.queue}' in vhost '/'`);
+    this.checkQueue(method.queue);
     const binding = { source: method.exchange, destination: method.queue, destinationKind: 'queue' as const,
       routingKey: method.routingKey, arguments: method.arguments };
     if (bind) await this.topology.bind(binding);
@@ -222,7 +224,14 @@ export class AmqpChannel {
     if (!method.noWait) this.send({ name: bind ? 'queue.bind-ok' : 'queue.unbind-ok' });
   }
 
+  /** 404 for a missing queue, 405 for another connection's exclusive one. */
+  private checkQueue(queue: string): void {
+    if (!this.topology.hasQueue(queue)) throw notFound(`no queue '${queue}' in vhost '/'`);
+    this.topology.checkAccess(queue, this.connection);
+  }
+
   private async purgeQueue(method: MethodOf<'queue.purge'>): Promise<void> {
+    this.checkQueue(method.queue);
     const { purged } = await this.broker.purgeQueue(method.queue);
     if (!method.noWait) this.send({ name: 'queue.purge-ok', messageCount: purged });
   }
@@ -233,6 +242,7 @@ export class AmqpChannel {
       if (!method.noWait) this.send({ name: 'queue.delete-ok', messageCount: 0 });
       return;
     }
+    this.topology.checkAccess(method.queue, this.connection);
     const { stats } = this.broker.getQueue(method.queue);
     if (method.ifUnused && this.topology.consumerCount(method.queue) > 0) {
       throw preconditionFailed(`queue '${method.queue}' in vhost '/' in use`);
@@ -431,16 +441,16 @@ export class AmqpChannel {
   }
 
   private consume(method: MethodOf<'basic.consume'>): void {
-    if (!this.topology.hasQueue(method.queue)) throw notFound(`no queue '${method.queue}' in vhost '/'`);
+    this.checkQueue(method.queue);
     const tag = method.consumerTag === '' ? `amq.ctag-${randomBytes(12).toString('base64url')}` : method.consumerTag;
     if (this.consumers.has(tag)) {
       throw new AmqpError(REPLY.NOT_ALLOWED, `attempt to reuse consumer tag '${tag}'`);
     }
 
+    this.topology.addConsumer(method.queue, method.exclusive);
     const consumer: Consumer = { tag, queue: method.queue, noAck: method.noAck,
-      prefetch: this.consumerPrefetch, unacked: 0, subscription: null };
+      exclusive: method.exclusive, prefetch: this.consumerPrefetch, unacked: 0, subscription: null };
     this.consumers.set(tag, consumer);
-    this.topology.consumerAdded(method.queue);
     // consume-ok must reach the client before the first delivery.
     if (!method.noWait) this.send({ name: 'basic.consume-ok', consumerTag: tag });
 
@@ -505,7 +515,7 @@ export class AmqpChannel {
   }
 
   private async get(method: MethodOf<'basic.get'>): Promise<void> {
-    if (!this.topology.hasQueue(method.queue)) throw notFound(`no queue '${method.queue}' in vhost '/'`);
+    this.checkQueue(method.queue);
     const [message] = await this.broker.receive(method.queue,
       { max: 1, waitMs: 0, visibilityTimeoutMs: LEASE_MS });
     if (message === undefined) {
@@ -544,7 +554,7 @@ export class AmqpChannel {
     consumer.subscription?.cancel();
     consumer.subscription = null;
     this.consumers.delete(consumer.tag);
-    void this.topology.consumerRemoved(consumer.queue);
+    void this.topology.consumerRemoved(consumer.queue, consumer.exclusive);
   }
 
   /** Lets consumers take more: credit grew or the socket drained. */

@@ -62,8 +62,6 @@ export class AmqpConnection {
   private readonly handshakeTimer: NodeJS.Timeout;
   private lastReceived = Date.now();
   private heartbeatSeconds = 0;
-  /** Queues declared exclusive by this connection: deleted when it ends. */
-  readonly exclusiveQueues = new Set<string>();
   /** Publishes handed to the broker and not yet settled. */
   private unsettledPublishes = 0;
 
@@ -404,12 +402,11 @@ export class AmqpConnection {
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     this.releaseChannels();
     // Exclusive queues go with their connection (RabbitMQ).
-    for (const queue of this.exclusiveQueues) {
+    for (const queue of this.context.topology.releaseOwned(this)) {
       this.broker.deleteQueue(queue)
         .then(() => this.context.topology.queueDeleted(queue))
         .catch((err: unknown) => this.logger.debug({ err, queue }, 'exclusive queue not deleted'));
     }
-    this.exclusiveQueues.clear();
   }
 
   private releaseChannels(): void {

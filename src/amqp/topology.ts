@@ -41,6 +41,10 @@ export interface BindingRequest {
 export class Topology {
   private readonly consumers = new Map<string, number>();
   private readonly autoDelete = new Set<string>();
+  /** Exclusive queues and the connection that owns each. */
+  private readonly owners = new Map<string, object>();
+  /** Queues with an exclusive consumer. */
+  private readonly exclusiveConsumers = new Set<string>();
   private saving: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -87,6 +91,43 @@ export class Topology {
     }
   }
 
+  /** 405 when `queue` is exclusive to another connection (RabbitMQ). */
+  checkAccess(queue: string, connection: object): void {
+    const owner = this.owners.get(queue);
+    if (owner !== undefined && owner !== connection) {
+      throw new AmqpError(REPLY.RESOURCE_LOCKED,
+        `cannot obtain exclusive access to locked queue '${queue}' in vhost '/'`);
+    }
+  }
+
+  /** Makes `queue` exclusive to `connection`; 405 if it was not made by it. */
+  claim(queue: string, connection: object, created: boolean): void {
+    if (!created && this.owners.get(queue) !== connection) {
+      throw new AmqpError(REPLY.RESOURCE_LOCKED,
+        `cannot obtain exclusive access to locked queue '${queue}' in vhost '/'`);
+    }
+    this.owners.set(queue, connection);
+  }
+
+  /** The queues `connection` owned; they are forgotten here. */
+  releaseOwned(connection: object): string[] {
+    const owned: string[] = [];
+    for (const [queue, owner] of this.owners) {
+      if (owner === connection) owned.push(queue);
+    }
+    for (const queue of owned) this.owners.delete(queue);
+    return owned;
+  }
+
+  /** 403 when an exclusive consumer is in the way (RabbitMQ). */
+  addConsumer(queue: string, exclusive: boolean): void {
+    if (this.exclusiveConsumers.has(queue) || (exclusive && this.consumerCount(queue) > 0)) {
+      throw new AmqpError(REPLY.ACCESS_REFUSED, `queue '${queue}' in vhost '/' in exclusive use`);
+    }
+    if (exclusive) this.exclusiveConsumers.add(queue);
+    this.consumerAdded(queue);
+  }
+
   markAutoDelete(name: string): void {
     this.autoDelete.add(name);
   }
@@ -100,7 +141,8 @@ export class Topology {
   }
 
   /** An auto-delete queue goes with its last consumer (RabbitMQ). */
-  async consumerRemoved(name: string): Promise<void> {
+  async consumerRemoved(name: string, exclusive = false): Promise<void> {
+    if (exclusive) this.exclusiveConsumers.delete(name);
     const left = this.consumerCount(name) - 1;
     if (left > 0) {
       this.consumers.set(name, left);
@@ -119,6 +161,8 @@ export class Topology {
   async queueDeleted(name: string): Promise<void> {
     this.autoDelete.delete(name);
     this.consumers.delete(name);
+    this.owners.delete(name);
+    this.exclusiveConsumers.delete(name);
     this.table.queueDeleted(name);
     await this.save();
   }

@@ -304,7 +304,6 @@ export const consumeCases: Case[] = [
   },
   {
     name: 'basic.consume exclusive: other consumers are refused with 403',
-    usherTodo: 'Usher ignores basic.consume exclusive (src/amqp/channel.ts consume)',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const queue = ctx.name('excl');

@@ -264,7 +264,6 @@ export const queueCases: Case[] = [
   },
   {
     name: 'queue.declare exclusive: other connections are refused with 405',
-    usherTodo: 'Usher does not lock exclusive queues to their connection (src/amqp/channel.ts)',
     async run(ctx) {
       const owner = await ctx.connect();
       const queue = ctx.name('locked');
