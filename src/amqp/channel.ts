@@ -195,12 +195,17 @@ export class AmqpChannel {
       if (!exists) throw notFound(`no queue '${name}' in vhost '/'`);
     } else {
       const settings = settingsFromArguments(method.arguments);
-      if (exists) this.topology.checkEquivalent(name, settings);
+      if (exists) {
+        this.topology.checkEquivalent(name, settings);
+        this.topology.checkFlags(name, method.durable, method.autoDelete);
+      }
       if (method.exclusive) this.topology.claim(name, this.connection, !exists);
-      // RabbitMQ requeues without limit unless x-delivery-limit says so;
-      // Usher's HTTP default of 10 attempts would drop such messages.
-      if (!exists) await this.broker.createQueue(name, { maxAttempts: 0, ...settings });
-      if (method.autoDelete) this.topology.markAutoDelete(name);
+      if (!exists) {
+        // RabbitMQ requeues without limit unless x-delivery-limit says so;
+        // Usher's HTTP default of 10 attempts would drop such messages.
+        await this.broker.createQueue(name, { maxAttempts: 0, ...settings });
+        this.topology.created(name, method.durable, method.autoDelete);
+      }
     }
     if (method.noWait) return;
     const { stats } = this.broker.getQueue(name);
@@ -584,7 +589,9 @@ export class AmqpChannel {
       byQueue.set(entry.queue, receipts);
     }
     for (const [queue, receipts] of byQueue) this.settleReceipts(queue, receipts, how);
-    this.wake();
+    // The broker serves the acked queue's subscribers itself; only a
+    // channel-wide prefetch frees credit on this channel's other queues.
+    if (this.channelPrefetch > 0) this.wake();
   }
 
   private settleReceipts(queue: string, receipts: string[], how: 'ack' | 'requeue' | 'reject'): void {

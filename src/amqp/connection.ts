@@ -57,6 +57,7 @@ export class AmqpConnection {
   private pending: Buffer[] = [];
   /** Bytes in `pending`, not yet handed to the socket. */
   private pendingBytes = 0;
+  private pausedForDrain = false;
   private flushScheduled = false;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private readonly handshakeTimer: NodeJS.Timeout;
@@ -82,7 +83,13 @@ export class AmqpConnection {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.logger.debug({ err }, 'socket error'));
     socket.on('close', () => this.onClosed());
-    socket.on('drain', () => this.forEachChannel((channel) => channel.wake()));
+    socket.on('drain', () => {
+      if (this.pausedForDrain && this.unsettledPublishes <= PUBLISH_LOW_WATER) {
+        this.pausedForDrain = false;
+        socket.resume();
+      }
+      this.forEachChannel((channel) => channel.wake());
+    });
   }
 
   get broker(): Broker {
@@ -103,7 +110,8 @@ export class AmqpConnection {
 
   publishesSettled(count: number): void {
     this.unsettledPublishes -= count;
-    if (this.unsettledPublishes <= PUBLISH_LOW_WATER && this.socket.isPaused()) {
+    if (this.unsettledPublishes <= PUBLISH_LOW_WATER && this.socket.isPaused() &&
+      !this.pausedForDrain) {
       this.socket.resume();
     }
   }
@@ -341,6 +349,12 @@ export class AmqpConnection {
     if (this.phase === 'closed') return;
     this.pending.push(frame);
     this.pendingBytes += frame.length;
+    // A peer that does not read what we send (returns, confirms) is not
+    // read from either until its socket drains: nothing grows unbounded.
+    if (!this.writable && !this.socket.isPaused()) {
+      this.socket.pause();
+      this.pausedForDrain = true;
+    }
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => this.flush());

@@ -41,6 +41,8 @@ export interface BindingRequest {
 export class Topology {
   private readonly consumers = new Map<string, number>();
   private readonly autoDelete = new Set<string>();
+  /** Queues declared durable=false (Usher still keeps them on disk). */
+  private readonly transient = new Set<string>();
   /** Exclusive queues and the connection that owns each. */
   private readonly owners = new Map<string, object>();
   /** Queues with an exclusive consumer. */
@@ -128,8 +130,27 @@ export class Topology {
     this.consumerAdded(queue);
   }
 
-  markAutoDelete(name: string): void {
-    this.autoDelete.add(name);
+  /**
+   * The durable and auto-delete flags a queue was declared with, checked on
+   * every redeclare as RabbitMQ does. Usher keeps every queue on disk; a
+   * queue made over HTTP, or declared before a restart, counts as durable
+   * and not auto-delete (flags are not logged).
+   */
+  checkFlags(name: string, durable: boolean, autoDelete: boolean): void {
+    const current = { durable: !this.transient.has(name), autoDelete: this.autoDelete.has(name) };
+    for (const [flag, asked] of [['durable', durable], ['auto_delete', autoDelete]] as const) {
+      const now = flag === 'durable' ? current.durable : current.autoDelete;
+      if (asked !== now) {
+        throw new AmqpError(REPLY.PRECONDITION_FAILED, `inequivalent arg '${flag}' for queue ` +
+          `'${name}' in vhost '/': received '${asked}' but current is '${now}'`);
+      }
+    }
+  }
+
+  /** Records the flags of a queue this adapter just created. */
+  created(name: string, durable: boolean, autoDelete: boolean): void {
+    if (!durable) this.transient.add(name);
+    if (autoDelete) this.autoDelete.add(name);
   }
 
   consumerCount(name: string): number {
@@ -160,6 +181,7 @@ export class Topology {
 
   async queueDeleted(name: string): Promise<void> {
     this.autoDelete.delete(name);
+    this.transient.delete(name);
     this.consumers.delete(name);
     this.owners.delete(name);
     this.exclusiveConsumers.delete(name);

@@ -228,7 +228,6 @@ export const queueCases: Case[] = [
   },
   {
     name: 'queue.declare: durable redeclared as transient is 406',
-    usherTodo: 'Usher ignores durable on redeclare (src/amqp/channel.ts declareQueue)',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const queue = ctx.name('durable');
@@ -240,7 +239,6 @@ export const queueCases: Case[] = [
   },
   {
     name: 'queue.declare: auto-delete redeclared differently is 406',
-    usherTodo: 'Usher ignores auto-delete on redeclare (src/amqp/channel.ts declareQueue)',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const queue = ctx.name('autodelete');
