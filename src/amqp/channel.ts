@@ -78,6 +78,7 @@ export class AmqpChannel {
   private consumerPrefetch = 0;
   private channelPrefetch = 0;
   private flowActive = true;
+  private wakeScheduled = false;
 
   constructor(
     private readonly connection: AmqpConnection,
@@ -564,7 +565,19 @@ export class AmqpChannel {
 
   /** Lets consumers take more: credit grew or the socket drained. */
   wake(): void {
-    for (const consumer of this.consumers.values()) consumer.subscription?.wake();
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    // Once per turn, and once per queue: waking one subscription makes the
+    // broker serve all of that queue's subscribers, so waking each of
+    // thousands of consumers would walk them thousands of times.
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      const queues = new Map<string, Subscription>();
+      for (const consumer of this.consumers.values()) {
+        if (consumer.subscription !== null) queues.set(consumer.queue, consumer.subscription);
+      }
+      for (const subscription of queues.values()) subscription.wake();
+    });
   }
 
   // --- settling -------------------------------------------------------

@@ -375,6 +375,9 @@ export class AmqpConnection {
     if (this.heartbeatSeconds === 0) return;
     const intervalMs = (this.heartbeatSeconds * 1000) / 2;
     this.heartbeatTimer = setInterval(() => {
+      // While we are not reading (the peer is slow to read, or the disk is
+      // behind) its heartbeats wait unread in TCP: that is not silence.
+      if (this.socket.isPaused()) this.lastReceived = Date.now();
       // Two missed heartbeats: the peer is gone (0-9-1, 4.2.7).
       if (Date.now() - this.lastReceived > this.heartbeatSeconds * 2000) {
         this.logger.info({}, 'missed heartbeats; closing');
