@@ -216,19 +216,20 @@ export function settingsFromArguments(args: FieldTable): QueueSettingsInput {
 }
 
 function integer(name: string, value: unknown, min: number, max: number): number {
-  const n = typeof value === 'bigint' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw preconditionFailed(`invalid arg '${name}' ` +
-      `for queue: ${String(value)} is not an integer from ${min} to ${max}`);
-  }
-  return n;
+  return numeric(name, value, min, max, true);
 }
 
 function number(name: string, value: unknown, min: number, max: number): number {
+  return numeric(name, value, min, max, false);
+}
+
+/** A numeric argument in range; AMQP longs arrive as bigints. */
+function numeric(name: string, value: unknown, min: number, max: number, whole: boolean): number {
   const n = typeof value === 'bigint' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) {
-    throw preconditionFailed(`invalid arg '${name}' ` +
-      `for queue: ${String(value)} is not a number from ${min} to ${max}`);
+  const fits = typeof n === 'number' && (whole ? Number.isInteger(n) : Number.isFinite(n));
+  if (!fits || n < min || n > max) {
+    throw preconditionFailed(`invalid arg '${name}' for queue: ${String(value)} is not ` +
+      `${whole ? 'an integer' : 'a number'} from ${min} to ${max}`);
   }
   return n;
 }
