@@ -58,6 +58,8 @@ export class AmqpConnection {
   /** Bytes in `pending`, not yet handed to the socket. */
   private pendingBytes = 0;
   private pausedForDrain = false;
+  /** Settles once a closed connection's exclusive queues are gone. */
+  cleanedUp: Promise<void> = Promise.resolve();
   private flushScheduled = false;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private readonly handshakeTimer: NodeJS.Timeout;
@@ -419,11 +421,11 @@ export class AmqpConnection {
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     this.releaseChannels();
     // Exclusive queues go with their connection (RabbitMQ).
-    for (const queue of this.context.topology.releaseOwned(this)) {
+    const deletions = this.context.topology.releaseOwned(this).map((queue) =>
       this.broker.deleteQueue(queue)
         .then(() => this.context.topology.queueDeleted(queue))
-        .catch((err: unknown) => this.logger.debug({ err, queue }, 'exclusive queue not deleted'));
-    }
+        .catch((err: unknown) => this.logger.debug({ err, queue }, 'exclusive queue not deleted')));
+    this.cleanedUp = Promise.all(deletions).then(() => {});
   }
 
   private releaseChannels(): void {

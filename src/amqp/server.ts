@@ -31,6 +31,8 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
   const logger = options.logger.child({ component: 'amqp' });
   const topology = await Topology.open(options.dataDir, options.broker, logger);
   const connections = new Set<AmqpConnection>();
+  /** Closed connections still deleting their exclusive queues. */
+  const closing = new Set<AmqpConnection>();
 
   const server: Server = createServer((socket: Socket) => {
     const connection = new AmqpConnection(socket, {
@@ -43,7 +45,11 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
       maxMessageBytes: options.maxMessageBytes,
     });
     connections.add(connection);
-    socket.once('close', () => connections.delete(connection));
+    socket.once('close', () => {
+      connections.delete(connection);
+      closing.add(connection);
+      void connection.cleanedUp.then(() => closing.delete(connection));
+    });
   });
 
   return {
@@ -59,8 +65,13 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
 
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const connection of connections) connection.shutdown();
+      const all = [...connections, ...closing];
+      for (const connection of all) connection.shutdown();
       await closed;
+      // Exclusive queues of the last connections, and their saves, finish
+      // before the caller closes the broker or removes its folder.
+      await Promise.all(all.map((connection) => connection.cleanedUp));
+      await topology.flush();
     },
   };
 }

@@ -252,6 +252,11 @@ export class Topology {
     }
   }
 
+  /** Settles when every save asked for so far is on disk (or failed). */
+  async flush(): Promise<void> {
+    await this.saving.catch(() => {});
+  }
+
   /** Writes the durable part, one save at a time, each after the last. */
   private save(): Promise<void> {
     const snapshot = JSON.stringify(this.table.toJSON());
