@@ -5,7 +5,6 @@
 // handed to a consumer.
 
 import { randomUUID } from 'node:crypto';
-import { statfs } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 
@@ -13,7 +12,6 @@ import {
   BrokerClosedError,
   DiskFullError,
   InvalidArgumentError,
-  MessageTooLargeError,
   QueueNotFoundError,
   ReceiptNotFoundError,
   QueueExistsError,
@@ -22,21 +20,28 @@ import {
 } from '../errors.js';
 import { QueueEngine, type Outcome } from '../engine/queue.js';
 import {
-  MAX_PRIORITY,
-  MIN_PRIORITY,
-  type Delivery,
   type Message,
   type QueueSettings,
 } from '../engine/types.js';
 import { LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
+import { checkCount, checkPublish, cutText, freeBytesOf } from './checks.js';
 import { DataLock } from './data-lock.js';
 import { deathHeaders } from './dead-letter.js';
-import { ReplayState, type ReplayedMessage } from './recovery.js';
+import {
+  FIRST_ERROR_HEADER,
+  LAST_ERROR_HEADER,
+  declared,
+  messageFrom,
+  moveTo,
+  movedRecord,
+  retriedRecord,
+  view,
+} from './messages.js';
+import { ReplayState } from './recovery.js';
 import {
   DEAD_LETTER_QUEUE_SETTINGS,
-  MAX_DURATION_MS,
   checkDuration,
   checkQueueName,
   resolveSettings,
@@ -87,15 +92,10 @@ const MAX_PUSH_BATCH = 64;
 /** Longest lease a subscriber may hold: RabbitMQ's consumer timeout. */
 const MAX_LEASE_MS = 30 * 60 * 1000;
 const MAX_WAIT_MS = 20_000;
-const MAX_HEADERS = 256;
-const MAX_HEADER_BYTES = 64 * 1024;
-const MAX_ID_LENGTH = 256;
 const MAX_REASON_LENGTH = 1024;
 /** setTimeout cannot wait longer than 2^31 - 1 ms; wake hourly instead. */
 const MAX_TIMER_MS = 60 * 60 * 1000;
 const STORE_FAILURE_MEMORY_MS = 30_000;
-export const FIRST_ERROR_HEADER = 'x-usher-first-error';
-export const LAST_ERROR_HEADER = 'x-usher-last-error';
 
 interface Waiter {
   max: number;
@@ -365,7 +365,7 @@ export class Broker implements BrokerApi {
     // Every message is checked before any id is remembered, so a refused
     // batch leaves no trace and can be sent again whole.
     inputs.forEach((input, index) => {
-      this.checkPublish(input, inputs.length > 1 ? `messages.${index}.` : '');
+      checkPublish(input, inputs.length > 1 ? `messages.${index}.` : '', this.maxMessageBytes);
     });
 
     for (const input of inputs) {
@@ -396,47 +396,6 @@ export class Broker implements BrokerApi {
     engine.totals.published += records.length;
     this.afterChange(engine);
     return results;
-  }
-
-  private checkPublish(input: PublishInput, prefix: string): void {
-    if (!Buffer.isBuffer(input.body)) {
-      throw new InvalidArgumentError(`${prefix}body`, 'body must be bytes');
-    }
-    if (input.body.length > this.maxMessageBytes) {
-      throw new MessageTooLargeError(input.body.length, this.maxMessageBytes);
-    }
-    if (input.id !== undefined && (typeof input.id !== 'string' || input.id.length === 0 ||
-      input.id.length > MAX_ID_LENGTH)) {
-      throw new InvalidArgumentError(
-        `${prefix}id`,
-        `id must be a string of 1 to ${MAX_ID_LENGTH} characters, got ${JSON.stringify(input.id)}`,
-      );
-    }
-    checkWellFormed(input.id, `${prefix}id`);
-    checkWellFormed(input.group, `${prefix}group`);
-    for (const [key, value] of Object.entries(input.headers ?? {})) {
-      checkWellFormed(key, `${prefix}headers`);
-      checkWellFormed(value, `${prefix}headers.${key}`);
-    }
-    const priority = input.priority ?? 0;
-    if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
-      throw new InvalidArgumentError(
-        `${prefix}priority`,
-        `priority must be an integer from ${MIN_PRIORITY} to ${MAX_PRIORITY}, got ${JSON.stringify(priority)}`,
-      );
-    }
-    if (input.group !== undefined && input.group !== null &&
-      (typeof input.group !== 'string' || input.group.length > MAX_ID_LENGTH)) {
-      throw new InvalidArgumentError(
-        `${prefix}group`,
-        `group must be a string of at most ${MAX_ID_LENGTH} characters`,
-      );
-    }
-    if (input.delayMs !== undefined) checkDuration(input.delayMs, `${prefix}delayMs`);
-    if (input.ttlMs !== undefined) {
-      checkDuration(input.ttlMs, `${prefix}ttlMs`, { min: 1, max: 14 * MAX_DURATION_MS });
-    }
-    checkHeaders(input.headers ?? {}, `${prefix}headers`);
   }
 
   private publishedRecord(
@@ -906,151 +865,3 @@ export class Broker implements BrokerApi {
     }
   }
 }
-
-// --- helpers ------------------------------------------------------------
-
-function declared(name: string, settings: QueueSettings): LogRecord {
-  return { type: 'queue-declared', name, settings: { ...settings } };
-}
-
-function messageFrom(source: ReplayedMessage | PublishedRecord | Message): Message {
-  return {
-    seq: source.seq,
-    id: source.id,
-    priority: source.priority,
-    group: source.group,
-    headers: source.headers,
-    body: source.body,
-    publishedAt: source.publishedAt,
-    availableAt: source.availableAt,
-    expiresAt: source.expiresAt,
-    failures: source.failures,
-    state: 'ready',
-    lease: null,
-  };
-}
-
-/** Enqueues a fresh copy of `message` in `destination`, attempts reset. */
-function moveTo(
-  destination: QueueEngine,
-  message: Message,
-  headers: Record<string, string>,
-  now: number,
-): Message {
-  const ttl = destination.settings.messageTtlMs;
-  const moved: Message = {
-    ...message,
-    headers,
-    failures: 0,
-    availableAt: now,
-    expiresAt: ttl === null ? null : now + ttl,
-    state: 'ready',
-    lease: null,
-  };
-  destination.enqueue(moved, now);
-  return moved;
-}
-
-function retriedRecord(
-  engine: QueueEngine,
-  { message }: Outcome,
-  error: string | undefined,
-): LogRecord {
-  if (error === undefined) {
-    return {
-      type: 'retried',
-      seq: message.seq,
-      failures: message.failures,
-      availableAt: message.availableAt,
-    };
-  }
-  // A nack that says why keeps the first reason and the latest (C4); a
-  // `moved` record to the same queue carries the new headers.
-  message.headers = { ...message.headers, [LAST_ERROR_HEADER]: error };
-  message.headers[FIRST_ERROR_HEADER] ??= error;
-  return movedRecord(engine, message);
-}
-
-function movedRecord(destination: QueueEngine, message: Message): LogRecord {
-  return {
-    type: 'moved',
-    seq: message.seq,
-    queue: destination.name,
-    headers: message.headers,
-    failures: message.failures,
-    availableAt: message.availableAt,
-    expiresAt: message.expiresAt,
-  };
-}
-
-function view(engine: QueueEngine, delivery: Delivery): ReceivedMessage {
-  const { message } = delivery;
-  return {
-    id: message.id,
-    queue: engine.name,
-    receipt: delivery.receipt,
-    body: message.body,
-    headers: message.headers,
-    priority: message.priority,
-    group: message.group,
-    attempt: delivery.attempt,
-    redelivered: delivery.attempt > 1,
-    publishedAt: message.publishedAt,
-    leaseDeadline: delivery.leaseDeadline,
-  };
-}
-
-function freeBytesOf(dir: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    statfs(dir, (err, stats) => (err ? reject(err) : resolve(stats.bavail * stats.bsize)));
-  });
-}
-
-function checkCount(value: unknown, field: string, max: number, min = 1): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidArgumentError(
-      field,
-      `${field} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
-
-/** Refuses text with a lone UTF-16 surrogate: it has no UTF-8 form, so
- * the log would store U+FFFD and two different ids would become one. */
-function checkWellFormed(value: unknown, field: string): void {
-  if (typeof value === 'string' && !value.isWellFormed()) {
-    throw new InvalidArgumentError(
-      field,
-      `${field} contains a lone UTF-16 surrogate, which has no UTF-8 form`,
-    );
-  }
-}
-
-/** Cuts `text` to at most `max` UTF-16 units without splitting a pair. */
-function cutText(text: string, max: number): string {
-  const cut = text.slice(0, max);
-  return cut.isWellFormed() ? cut : cut.slice(0, -1);
-}
-
-function checkHeaders(headers: Record<string, string>, field: string): void {
-  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
-    throw new InvalidArgumentError(field, `${field} must be an object of strings`);
-  }
-  const entries = Object.entries(headers);
-  if (entries.length > MAX_HEADERS) {
-    throw new InvalidArgumentError(field, `at most ${MAX_HEADERS} headers, got ${entries.length}`);
-  }
-  let bytes = 0;
-  for (const [key, value] of entries) {
-    if (typeof value !== 'string') {
-      throw new InvalidArgumentError(`${field}.${key}`, `header "${key}" must be a string`);
-    }
-    bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
-  }
-  if (bytes > MAX_HEADER_BYTES) {
-    throw new InvalidArgumentError(field, `headers total ${bytes} bytes, over ${MAX_HEADER_BYTES}`);
-  }
-}
-
-

@@ -3,7 +3,7 @@
 // of the segment. Frames carry no sync marker (see codec.ts), so the only
 // way to find one is to try every byte offset.
 //
-//   ... | frame | XXXXXXXXXXXXXXXX | frame | frame | ...
+//   ... | frame | ################ | frame | frame | ...
 //               ^ bad            ^   ^ first offset where a frame fits,
 //                 try +1, +2, ...      its checksum matches and its
 //                                      payload decodes

@@ -1,0 +1,112 @@
+// Checks of what callers hand the broker: every refusal names the field
+// and quotes the value (docs/errors.md). Also the free-space probe the
+// disk floor reads.
+
+import { statfs } from 'node:fs';
+
+import { InvalidArgumentError, MessageTooLargeError } from '../errors.js';
+import { MAX_PRIORITY, MIN_PRIORITY } from '../engine/types.js';
+import { MAX_DURATION_MS, checkDuration } from './settings.js';
+import type { PublishInput } from './types.js';
+
+const MAX_HEADERS = 256;
+const MAX_HEADER_BYTES = 64 * 1024;
+const MAX_ID_LENGTH = 256;
+
+export function checkPublish(
+input: PublishInput,
+prefix: string,
+maxMessageBytes: number,
+): void {
+  if (!Buffer.isBuffer(input.body)) {
+    throw new InvalidArgumentError(`${prefix}body`, 'body must be bytes');
+  }
+  if (input.body.length > maxMessageBytes) {
+    throw new MessageTooLargeError(input.body.length, maxMessageBytes);
+  }
+  if (input.id !== undefined && (typeof input.id !== 'string' || input.id.length === 0 ||
+    input.id.length > MAX_ID_LENGTH)) {
+    throw new InvalidArgumentError(
+      `${prefix}id`,
+      `id must be a string of 1 to ${MAX_ID_LENGTH} characters, got ${JSON.stringify(input.id)}`,
+    );
+  }
+  checkWellFormed(input.id, `${prefix}id`);
+  checkWellFormed(input.group, `${prefix}group`);
+  for (const [key, value] of Object.entries(input.headers ?? {})) {
+    checkWellFormed(key, `${prefix}headers`);
+    checkWellFormed(value, `${prefix}headers.${key}`);
+  }
+  const priority = input.priority ?? 0;
+  if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
+    throw new InvalidArgumentError(
+      `${prefix}priority`,
+      `priority must be an integer from ${MIN_PRIORITY} to ${MAX_PRIORITY}, got ${JSON.stringify(priority)}`,
+    );
+  }
+  if (input.group !== undefined && input.group !== null &&
+    (typeof input.group !== 'string' || input.group.length > MAX_ID_LENGTH)) {
+    throw new InvalidArgumentError(
+      `${prefix}group`,
+      `group must be a string of at most ${MAX_ID_LENGTH} characters`,
+    );
+  }
+  if (input.delayMs !== undefined) checkDuration(input.delayMs, `${prefix}delayMs`);
+  if (input.ttlMs !== undefined) {
+    checkDuration(input.ttlMs, `${prefix}ttlMs`, { min: 1, max: 14 * MAX_DURATION_MS });
+  }
+  checkHeaders(input.headers ?? {}, `${prefix}headers`);
+}
+
+export function freeBytesOf(dir: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    statfs(dir, (err, stats) => (err ? reject(err) : resolve(stats.bavail * stats.bsize)));
+  });
+}
+
+export function checkCount(value: unknown, field: string, max: number, min = 1): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(
+      field,
+      `${field} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+/** Refuses text with a lone UTF-16 surrogate: it has no UTF-8 form, so
+ * the log would store U+FFFD and two different ids would become one. */
+export function checkWellFormed(value: unknown, field: string): void {
+  if (typeof value === 'string' && !value.isWellFormed()) {
+    throw new InvalidArgumentError(
+      field,
+      `${field} contains a lone UTF-16 surrogate, which has no UTF-8 form`,
+    );
+  }
+}
+
+/** Cuts `text` to at most `max` UTF-16 units without splitting a pair. */
+export function cutText(text: string, max: number): string {
+  const cut = text.slice(0, max);
+  return cut.isWellFormed() ? cut : cut.slice(0, -1);
+}
+
+export function checkHeaders(headers: Record<string, string>, field: string): void {
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
+    throw new InvalidArgumentError(field, `${field} must be an object of strings`);
+  }
+  const entries = Object.entries(headers);
+  if (entries.length > MAX_HEADERS) {
+    throw new InvalidArgumentError(field, `at most ${MAX_HEADERS} headers, got ${entries.length}`);
+  }
+  let bytes = 0;
+  for (const [key, value] of entries) {
+    if (typeof value !== 'string') {
+      throw new InvalidArgumentError(`${field}.${key}`, `header "${key}" must be a string`);
+    }
+    bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
+  }
+  if (bytes > MAX_HEADER_BYTES) {
+    throw new InvalidArgumentError(field, `headers total ${bytes} bytes, over ${MAX_HEADER_BYTES}`);
+  }
+}

@@ -1,0 +1,110 @@
+// Shapes that cross between the engine, the log and callers: a logged
+// message back into the engine, a message moved to another queue, the
+// records of a retry or a move, the view a consumer receives.
+
+import type { QueueEngine, Outcome } from '../engine/queue.js';
+import type { Delivery, Message, QueueSettings } from '../engine/types.js';
+import type { LogRecord, PublishedRecord } from '../storage/records.js';
+import type { ReplayedMessage } from './recovery.js';
+import type { ReceivedMessage } from './types.js';
+
+export const FIRST_ERROR_HEADER = 'x-usher-first-error';
+export const LAST_ERROR_HEADER = 'x-usher-last-error';
+
+export function declared(name: string, settings: QueueSettings): LogRecord {
+  return { type: 'queue-declared', name, settings: { ...settings } };
+}
+
+export function messageFrom(source: ReplayedMessage | PublishedRecord | Message): Message {
+  return {
+    seq: source.seq,
+    id: source.id,
+    priority: source.priority,
+    group: source.group,
+    headers: source.headers,
+    body: source.body,
+    publishedAt: source.publishedAt,
+    availableAt: source.availableAt,
+    expiresAt: source.expiresAt,
+    failures: source.failures,
+    state: 'ready',
+    lease: null,
+  };
+}
+
+/** Enqueues a fresh copy of `message` in `destination`, attempts reset. */
+export function moveTo(
+  destination: QueueEngine,
+  message: Message,
+  headers: Record<string, string>,
+  now: number,
+): Message {
+  const ttl = destination.settings.messageTtlMs;
+  const moved: Message = {
+    ...message,
+    headers,
+    failures: 0,
+    availableAt: now,
+    expiresAt: ttl === null ? null : now + ttl,
+    state: 'ready',
+    lease: null,
+  };
+  destination.enqueue(moved, now);
+  return moved;
+}
+
+export function retriedRecord(
+  engine: QueueEngine,
+  { message }: Outcome,
+  error: string | undefined,
+): LogRecord {
+  if (error === undefined) {
+    return {
+      type: 'retried',
+      seq: message.seq,
+      failures: message.failures,
+      availableAt: message.availableAt,
+    };
+  }
+  // A nack that says why keeps the first reason and the latest (C4); a
+  // `moved` record to the same queue carries the new headers.
+  message.headers = { ...message.headers, [LAST_ERROR_HEADER]: error };
+  message.headers[FIRST_ERROR_HEADER] ??= error;
+  return movedRecord(engine, message);
+}
+
+export function movedRecord(destination: QueueEngine, message: Message): LogRecord {
+  return {
+    type: 'moved',
+    seq: message.seq,
+    queue: destination.name,
+    headers: message.headers,
+    failures: message.failures,
+    availableAt: message.availableAt,
+    expiresAt: message.expiresAt,
+  };
+}
+
+export function view(engine: QueueEngine, delivery: Delivery): ReceivedMessage {
+  const { message } = delivery;
+  return {
+    id: message.id,
+    queue: engine.name,
+    receipt: delivery.receipt,
+    body: message.body,
+    headers: message.headers,
+    priority: message.priority,
+    group: message.group,
+    attempt: delivery.attempt,
+    redelivered: delivery.attempt > 1,
+    publishedAt: message.publishedAt,
+    leaseDeadline: delivery.leaseDeadline,
+  };
+}
+
+
+
+
+
+
+
