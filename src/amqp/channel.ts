@@ -16,7 +16,14 @@ import type { BasicProperties, ContentHeader } from './content.js';
 import { AmqpError } from './errors.js';
 import { EMPTY_TABLE, type FieldTable } from './field-table.js';
 import { encodeContent } from './frame-encoder.js';
-import { EXCHANGE_HEADER, ROUTING_KEY_HEADER, deathTable, fromAmqp, settingsFromArguments, toAmqp } from './mapping.js';
+import {
+  EXCHANGE_HEADER,
+  ROUTING_KEY_HEADER,
+  deathTable,
+  fromAmqp,
+  settingsFromArguments,
+  toAmqp,
+} from './mapping.js';
 import type { Method, MethodOf } from './methods.js';
 
 /** AMQP has no lease: RabbitMQ's consumer timeout (30 min) stands in. */
@@ -102,9 +109,17 @@ export class AmqpChannel {
       case 'basic.ack':
         return this.settle(method.deliveryTag, method.multiple, 'ack');
       case 'basic.nack':
-        return this.settle(method.deliveryTag, method.multiple, method.requeue ? 'requeue' : 'reject');
+        return this.settle(
+          method.deliveryTag,
+          method.multiple,
+          method.requeue ? 'requeue' : 'reject',
+        );
       case 'basic.reject':
-        return this.settle(method.deliveryTag, false, method.requeue ? 'requeue' : 'reject');
+        return this.settle(
+          method.deliveryTag,
+          false,
+          method.requeue ? 'requeue' : 'reject',
+        );
       case 'channel.close':
         // Publishes read before the close are kept, as RabbitMQ keeps them.
         this.flushPublishes();
@@ -155,29 +170,48 @@ export class AmqpChannel {
 
   private async onSyncMethod(method: Method): Promise<void> {
     switch (method.name) {
-      case 'queue.declare': return this.declareQueue(method);
-      case 'queue.bind': return this.bindQueue(method, true);
-      case 'queue.unbind': return this.bindQueue({ ...method, noWait: false }, false);
-      case 'queue.purge': return this.purgeQueue(method);
-      case 'queue.delete': return this.deleteQueue(method);
-      case 'exchange.declare': return this.declareExchange(method);
-      case 'exchange.delete': return this.deleteExchange(method);
-      case 'exchange.bind': return this.bindExchange(method, true);
-      case 'exchange.unbind': return this.bindExchange(method, false);
-      case 'basic.qos': return this.qos(method);
-      case 'basic.consume': return this.consume(method);
-      case 'basic.cancel': return this.cancel(method.consumerTag, !method.noWait);
-      case 'basic.get': return this.get(method);
+      case 'queue.declare':
+        return this.declareQueue(method);
+      case 'queue.bind':
+        return this.bindQueue(method, true);
+      case 'queue.unbind':
+        return this.bindQueue({ ...method, noWait: false }, false);
+      case 'queue.purge':
+        return this.purgeQueue(method);
+      case 'queue.delete':
+        return this.deleteQueue(method);
+      case 'exchange.declare':
+        return this.declareExchange(method);
+      case 'exchange.delete':
+        return this.deleteExchange(method);
+      case 'exchange.bind':
+        return this.bindExchange(method, true);
+      case 'exchange.unbind':
+        return this.bindExchange(method, false);
+      case 'basic.qos':
+        return this.qos(method);
+      case 'basic.consume':
+        return this.consume(method);
+      case 'basic.cancel':
+        return this.cancel(method.consumerTag, !method.noWait);
+      case 'basic.get':
+        return this.get(method);
       case 'basic.recover':
       case 'basic.recover-async':
         if (!method.requeue) {
-          throw new AmqpError(REPLY.NOT_IMPLEMENTED, 'requeue=false', { classId: 60, methodId: 110 });
+          throw new AmqpError(REPLY.NOT_IMPLEMENTED, 'requeue=false', {
+            classId: 60,
+            methodId: 110,
+          });
         }
         this.requeueAll();
         if (method.name === 'basic.recover') this.send({ name: 'basic.recover-ok' });
         return;
       default:
-        throw new AmqpError(REPLY.NOT_IMPLEMENTED, `${method.name} is not supported by Usher`);
+        throw new AmqpError(
+          REPLY.NOT_IMPLEMENTED,
+          `${method.name} is not supported by Usher`,
+        );
     }
   }
 
@@ -185,10 +219,15 @@ export class AmqpChannel {
 
   private async declareQueue(method: MethodOf<'queue.declare'>): Promise<void> {
     if (method.queue.startsWith('amq.') && !method.passive) {
-      throw new AmqpError(REPLY.ACCESS_REFUSED,
-        `queue name '${method.queue}' contains reserved prefix 'amq.*'`);
+      throw new AmqpError(
+        REPLY.ACCESS_REFUSED,
+        `queue name '${method.queue}' contains reserved prefix 'amq.*'`,
+      );
     }
-    const name = method.queue === '' ? `amq.gen-${randomBytes(12).toString('base64url')}` : method.queue;
+    const name =
+      method.queue === ''
+        ? `amq.gen-${randomBytes(12).toString('base64url')}`
+        : method.queue;
     const exists = this.topology.hasQueue(name);
     if (exists) this.topology.checkAccess(name, this.connection);
 
@@ -223,8 +262,13 @@ export class AmqpChannel {
     bind: boolean,
   ): Promise<void> {
     this.checkQueue(method.queue);
-    const binding = { source: method.exchange, destination: method.queue, destinationKind: 'queue' as const,
-      routingKey: method.routingKey, arguments: method.arguments };
+    const binding = {
+      source: method.exchange,
+      destination: method.queue,
+      destinationKind: 'queue' as const,
+      routingKey: method.routingKey,
+      arguments: method.arguments,
+    };
     if (bind) await this.topology.bind(binding);
     else await this.topology.unbind(binding);
     if (!method.noWait) this.send({ name: bind ? 'queue.bind-ok' : 'queue.unbind-ok' });
@@ -232,7 +276,8 @@ export class AmqpChannel {
 
   /** 404 for a missing queue, 405 for another connection's exclusive one. */
   private checkQueue(queue: string): void {
-    if (!this.topology.hasQueue(queue)) throw notFound(`no queue '${queue}' in vhost '/'`);
+    if (!this.topology.hasQueue(queue))
+      throw notFound(`no queue '${queue}' in vhost '/'`);
     this.topology.checkAccess(queue, this.connection);
   }
 
@@ -283,18 +328,27 @@ export class AmqpChannel {
     method: MethodOf<'exchange.bind'> | MethodOf<'exchange.unbind'>,
     bind: boolean,
   ): Promise<void> {
-    const binding = { source: method.source, destination: method.destination,
-      destinationKind: 'exchange' as const, routingKey: method.routingKey, arguments: method.arguments };
+    const binding = {
+      source: method.source,
+      destination: method.destination,
+      destinationKind: 'exchange' as const,
+      routingKey: method.routingKey,
+      arguments: method.arguments,
+    };
     if (bind) await this.topology.bind(binding);
     else await this.topology.unbind(binding);
-    if (!method.noWait) this.send({ name: bind ? 'exchange.bind-ok' : 'exchange.unbind-ok' });
+    if (!method.noWait)
+      this.send({ name: bind ? 'exchange.bind-ok' : 'exchange.unbind-ok' });
   }
 
   // --- publishing -----------------------------------------------------
 
   private startPublish(method: MethodOf<'basic.publish'>): void {
     if (method.immediate) {
-      throw new AmqpError(REPLY.NOT_IMPLEMENTED, 'immediate=true', { classId: 60, methodId: 40 });
+      throw new AmqpError(REPLY.NOT_IMPLEMENTED, 'immediate=true', {
+        classId: 60,
+        methodId: 40,
+      });
     }
     this.incoming = {
       exchange: method.exchange,
@@ -329,11 +383,16 @@ export class AmqpChannel {
     const tag = this.confirming ? ++this.publishTag : 0;
     try {
       // Copied: a view would keep the whole socket chunk alive.
-      const body = incoming.parts.length === 1
-        ? Buffer.from(incoming.parts[0])
-        : Buffer.concat(incoming.parts, incoming.received);
+      const body =
+        incoming.parts.length === 1
+          ? Buffer.from(incoming.parts[0])
+          : Buffer.concat(incoming.parts, incoming.received);
       const headersTable = incoming.properties.headers ?? EMPTY_TABLE;
-      const queues = this.topology.route(incoming.exchange, incoming.routingKey, headersTable);
+      const queues = this.topology.route(
+        incoming.exchange,
+        incoming.routingKey,
+        headersTable,
+      );
 
       if (queues.length === 0) {
         if (incoming.mandatory) this.returnUnroutable(incoming, body);
@@ -344,8 +403,12 @@ export class AmqpChannel {
       const mapped = fromAmqp(incoming.properties);
       mapped.headers[EXCHANGE_HEADER] = incoming.exchange;
       mapped.headers[ROUTING_KEY_HEADER] = incoming.routingKey;
-      const input: PublishInput = { body, headers: mapped.headers, priority: mapped.priority,
-        ttlMs: mapped.ttlMs };
+      const input: PublishInput = {
+        body,
+        headers: mapped.headers,
+        priority: mapped.priority,
+        ttlMs: mapped.ttlMs,
+      };
       if (tag > 0) this.waitingConfirms.set(tag, queues.length);
       for (const queue of queues) {
         let batch = this.batches.get(queue);
@@ -406,7 +469,12 @@ export class AmqpChannel {
       if (this.settledConfirms.has(tag) || tag <= this.confirmedUpTo) return;
       this.waitingConfirms.delete(tag);
       this.settledConfirms.set(tag, false);
-      this.send({ name: 'basic.nack', deliveryTag: tag, multiple: false, requeue: false });
+      this.send({
+        name: 'basic.nack',
+        deliveryTag: tag,
+        multiple: false,
+        requeue: false,
+      });
     } else if (remaining !== undefined && remaining > 1) {
       this.waitingConfirms.set(tag, remaining - 1);
       return;
@@ -422,17 +490,26 @@ export class AmqpChannel {
       this.settledConfirms.delete(next);
       this.confirmedUpTo = next;
     }
-    if (lastAck > 0) this.send({ name: 'basic.ack', deliveryTag: lastAck, multiple: true });
+    if (lastAck > 0)
+      this.send({ name: 'basic.ack', deliveryTag: lastAck, multiple: true });
   }
 
   private returnUnroutable(incoming: Incoming, body: Buffer): void {
-    this.connection.write(encodeContent(this.number, {
-      name: 'basic.return',
-      replyCode: REPLY.NO_ROUTE,
-      replyText: 'NO_ROUTE',
-      exchange: incoming.exchange,
-      routingKey: incoming.routingKey,
-    }, incoming.properties, body, this.connection.frameMax));
+    this.connection.write(
+      encodeContent(
+        this.number,
+        {
+          name: 'basic.return',
+          replyCode: REPLY.NO_ROUTE,
+          replyText: 'NO_ROUTE',
+          exchange: incoming.exchange,
+          routingKey: incoming.routingKey,
+        },
+        incoming.properties,
+        body,
+        this.connection.frameMax,
+      ),
+    );
   }
 
   // --- consuming ------------------------------------------------------
@@ -448,14 +525,24 @@ export class AmqpChannel {
 
   private consume(method: MethodOf<'basic.consume'>): void {
     this.checkQueue(method.queue);
-    const tag = method.consumerTag === '' ? `amq.ctag-${randomBytes(12).toString('base64url')}` : method.consumerTag;
+    const tag =
+      method.consumerTag === ''
+        ? `amq.ctag-${randomBytes(12).toString('base64url')}`
+        : method.consumerTag;
     if (this.consumers.has(tag)) {
       throw new AmqpError(REPLY.NOT_ALLOWED, `attempt to reuse consumer tag '${tag}'`);
     }
 
     this.topology.addConsumer(method.queue, method.exclusive);
-    const consumer: Consumer = { tag, queue: method.queue, noAck: method.noAck,
-      exclusive: method.exclusive, prefetch: this.consumerPrefetch, unacked: 0, subscription: null };
+    const consumer: Consumer = {
+      tag,
+      queue: method.queue,
+      noAck: method.noAck,
+      exclusive: method.exclusive,
+      prefetch: this.consumerPrefetch,
+      unacked: 0,
+      subscription: null,
+    };
     this.consumers.set(tag, consumer);
     // consume-ok must reach the client before the first delivery.
     if (!method.noWait) this.send({ name: 'basic.consume-ok', consumerTag: tag });
@@ -472,7 +559,8 @@ export class AmqpChannel {
     if (this.closed || !this.flowActive || !this.connection.writable) return 0;
     if (consumer.noAck) return NO_ACK_CREDIT;
     const own = consumer.prefetch === 0 ? Infinity : consumer.prefetch - consumer.unacked;
-    const shared = this.channelPrefetch === 0 ? Infinity : this.channelPrefetch - this.unacked.size;
+    const shared =
+      this.channelPrefetch === 0 ? Infinity : this.channelPrefetch - this.unacked.size;
     return Math.min(own, shared);
   }
 
@@ -484,14 +572,20 @@ export class AmqpChannel {
     for (const message of messages) {
       let frames: Buffer;
       try {
-        frames = encodeContent(this.number, {
-          name: 'basic.deliver',
-          consumerTag: consumer.tag,
-          deliveryTag: this.deliveryTag + 1,
-          redelivered: message.redelivered,
-          exchange: message.headers[EXCHANGE_HEADER] ?? '',
-          routingKey: message.headers[ROUTING_KEY_HEADER] ?? consumer.queue,
-        }, propertiesOf(message), message.body, this.connection.frameMax);
+        frames = encodeContent(
+          this.number,
+          {
+            name: 'basic.deliver',
+            consumerTag: consumer.tag,
+            deliveryTag: this.deliveryTag + 1,
+            redelivered: message.redelivered,
+            exchange: message.headers[EXCHANGE_HEADER] ?? '',
+            routingKey: message.headers[ROUTING_KEY_HEADER] ?? consumer.queue,
+          },
+          propertiesOf(message),
+          message.body,
+          this.connection.frameMax,
+        );
       } catch (err) {
         // Headers too large for this client's frame-max: the message goes
         // back untouched and this channel closes; nothing else suffers.
@@ -502,7 +596,11 @@ export class AmqpChannel {
       const deliveryTag = ++this.deliveryTag;
       if (consumer.noAck) settleNow.push(message.receipt);
       else {
-        this.unacked.set(deliveryTag, { queue: consumer.queue, receipt: message.receipt, consumer });
+        this.unacked.set(deliveryTag, {
+          queue: consumer.queue,
+          receipt: message.receipt,
+          consumer,
+        });
         consumer.unacked++;
       }
       this.connection.write(frames);
@@ -510,36 +608,57 @@ export class AmqpChannel {
 
     // Outside the broker's call into us, which must not call back in.
     queueMicrotask(() => {
-      if (settleNow.length > 0) void this.broker.ack(consumer.queue, settleNow).catch(() => {});
+      if (settleNow.length > 0)
+        void this.broker.ack(consumer.queue, settleNow).catch(() => {});
       if (unsendable.length > 0) {
         this.broker.release(consumer.queue, unsendable);
-        this.fail(new AmqpError(REPLY.FRAME_ERROR,
-          `a message on '${consumer.queue}' does not fit frame_max ${this.connection.frameMax}`,
-          { cause: failure }));
+        this.fail(
+          new AmqpError(
+            REPLY.FRAME_ERROR,
+            `a message on '${consumer.queue}' does not fit frame_max ${this.connection.frameMax}`,
+            { cause: failure },
+          ),
+        );
       }
     });
   }
 
   private async get(method: MethodOf<'basic.get'>): Promise<void> {
     this.checkQueue(method.queue);
-    const [message] = await this.broker.receive(method.queue,
-      { max: 1, waitMs: 0, visibilityTimeoutMs: LEASE_MS });
+    const [message] = await this.broker.receive(method.queue, {
+      max: 1,
+      waitMs: 0,
+      visibilityTimeoutMs: LEASE_MS,
+    });
     if (message === undefined) {
       this.send({ name: 'basic.get-empty' });
       return;
     }
     const deliveryTag = ++this.deliveryTag;
     if (method.noAck) await this.broker.ack(method.queue, [message.receipt]);
-    else this.unacked.set(deliveryTag, { queue: method.queue, receipt: message.receipt, consumer: null });
+    else
+      this.unacked.set(deliveryTag, {
+        queue: method.queue,
+        receipt: message.receipt,
+        consumer: null,
+      });
 
-    this.connection.write(encodeContent(this.number, {
-      name: 'basic.get-ok',
-      deliveryTag,
-      redelivered: message.redelivered,
-      exchange: message.headers[EXCHANGE_HEADER] ?? '',
-      routingKey: message.headers[ROUTING_KEY_HEADER] ?? method.queue,
-      messageCount: this.broker.getQueue(method.queue).stats.ready,
-    }, propertiesOf(message), message.body, this.connection.frameMax));
+    this.connection.write(
+      encodeContent(
+        this.number,
+        {
+          name: 'basic.get-ok',
+          deliveryTag,
+          redelivered: message.redelivered,
+          exchange: message.headers[EXCHANGE_HEADER] ?? '',
+          routingKey: message.headers[ROUTING_KEY_HEADER] ?? method.queue,
+          messageCount: this.broker.getQueue(method.queue).stats.ready,
+        },
+        propertiesOf(message),
+        message.body,
+        this.connection.frameMax,
+      ),
+    );
   }
 
   private cancel(tag: string, reply: boolean): void {
@@ -574,7 +693,8 @@ export class AmqpChannel {
       this.wakeScheduled = false;
       const queues = new Map<string, Subscription>();
       for (const consumer of this.consumers.values()) {
-        if (consumer.subscription !== null) queues.set(consumer.queue, consumer.subscription);
+        if (consumer.subscription !== null)
+          queues.set(consumer.queue, consumer.subscription);
       }
       for (const subscription of queues.values()) subscription.wake();
     });
@@ -582,7 +702,11 @@ export class AmqpChannel {
 
   // --- settling -------------------------------------------------------
 
-  private settle(deliveryTag: number, multiple: boolean, how: 'ack' | 'requeue' | 'reject'): void {
+  private settle(
+    deliveryTag: number,
+    multiple: boolean,
+    how: 'ack' | 'requeue' | 'reject',
+  ): void {
     const tags = multiple
       ? [...this.unacked.keys()].filter((tag) => deliveryTag === 0 || tag <= deliveryTag)
       : [deliveryTag];
@@ -607,11 +731,23 @@ export class AmqpChannel {
     if (this.channelPrefetch > 0) this.wake();
   }
 
-  private settleReceipts(queue: string, receipts: string[], how: 'ack' | 'requeue' | 'reject'): void {
-    const done = how === 'ack'
-      ? this.broker.ack(queue, receipts)
-      : Promise.all(receipts.map((receipt) =>
-        this.broker.nack(queue, receipt, how === 'requeue' ? { delayMs: 0 } : { requeue: false })));
+  private settleReceipts(
+    queue: string,
+    receipts: string[],
+    how: 'ack' | 'requeue' | 'reject',
+  ): void {
+    const done =
+      how === 'ack'
+        ? this.broker.ack(queue, receipts)
+        : Promise.all(
+            receipts.map((receipt) =>
+              this.broker.nack(
+                queue,
+                receipt,
+                how === 'requeue' ? { delayMs: 0 } : { requeue: false },
+              ),
+            ),
+          );
     // A lease that ran out (consumer timeout) or a deleted queue: nothing to do.
     void done.catch(() => {});
   }
@@ -626,7 +762,8 @@ export class AmqpChannel {
       byQueue.set(entry.queue, receipts);
     }
     this.unacked.clear();
-    for (const [queue, receipts] of byQueue) this.settleReceipts(queue, receipts, 'requeue');
+    for (const [queue, receipts] of byQueue)
+      this.settleReceipts(queue, receipts, 'requeue');
   }
 
   /** The channel or its connection closed: stop consumers, requeue (C1). */
@@ -659,10 +796,14 @@ function preconditionFailed(message: string): AmqpError {
 /** Broker refusals in AMQP terms; the channel closes with them. */
 function amqpErrorOf(err: unknown): AmqpError {
   if (err instanceof UsherError) {
-    const code = err.status === 404 ? REPLY.NOT_FOUND
-      : err.status === 409 || err.status === 400 || err.status === 413 ? REPLY.PRECONDITION_FAILED
-      : err.status === 507 || err.status === 503 ? REPLY.RESOURCE_ERROR
-      : REPLY.INTERNAL_ERROR;
+    const code =
+      err.status === 404
+        ? REPLY.NOT_FOUND
+        : err.status === 409 || err.status === 400 || err.status === 413
+          ? REPLY.PRECONDITION_FAILED
+          : err.status === 507 || err.status === 503
+            ? REPLY.RESOURCE_ERROR
+            : REPLY.INTERNAL_ERROR;
     return new AmqpError(code, err.message);
   }
   return new AmqpError(REPLY.INTERNAL_ERROR, 'internal error');

@@ -42,7 +42,8 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 const PUBLISH_HIGH_WATER = 20_000;
 const PUBLISH_LOW_WATER = 5_000;
 
-type Phase = 'header' | 'start-ok' | 'tune-ok' | 'open' | 'open-done' | 'closing' | 'closed';
+type Phase =
+  'header' | 'start-ok' | 'tune-ok' | 'open' | 'open-done' | 'closing' | 'closed';
 
 export class AmqpConnection {
   readonly id: string;
@@ -112,8 +113,11 @@ export class AmqpConnection {
 
   publishesSettled(count: number): void {
     this.unsettledPublishes -= count;
-    if (this.unsettledPublishes <= PUBLISH_LOW_WATER && this.socket.isPaused() &&
-      !this.pausedForDrain) {
+    if (
+      this.unsettledPublishes <= PUBLISH_LOW_WATER &&
+      this.socket.isPaused() &&
+      !this.pausedForDrain
+    ) {
       this.socket.resume();
     }
   }
@@ -210,7 +214,10 @@ export class AmqpConnection {
         this.phase = 'closed';
         return;
       default:
-        throw new AmqpError(REPLY.COMMAND_INVALID, `${method.name} is not allowed on channel 0`);
+        throw new AmqpError(
+          REPLY.COMMAND_INVALID,
+          `${method.name} is not allowed on channel 0`,
+        );
     }
   }
 
@@ -238,12 +245,21 @@ export class AmqpConnection {
     const credentials = parseCredentials(mechanism, response);
     // Until Usher has users (#8), as in RabbitMQ: guest/guest, loopback only.
     const loopback = isLoopback(this.socket.remoteAddress);
-    if (credentials === null || credentials.user !== 'guest' ||
-      credentials.password !== 'guest' || !loopback) {
+    if (
+      credentials === null ||
+      credentials.user !== 'guest' ||
+      credentials.password !== 'guest' ||
+      !loopback
+    ) {
       this.logger.warn({ user: credentials?.user, mechanism }, 'AMQP login refused');
-      this.closeWith(new AmqpError(REPLY.ACCESS_REFUSED,
-        `${mechanism} login refused: user '${credentials?.user ?? ''}' ` +
-          '- guest/guest is accepted from loopback only'), false);
+      this.closeWith(
+        new AmqpError(
+          REPLY.ACCESS_REFUSED,
+          `${mechanism} login refused: user '${credentials?.user ?? ''}' ` +
+            '- guest/guest is accepted from loopback only',
+        ),
+        false,
+      );
       return;
     }
     this.phase = 'tune-ok';
@@ -258,14 +274,18 @@ export class AmqpConnection {
   private onTuneOk(channelMax: number, frameMax: number, heartbeat: number): void {
     this.expect('tune-ok', 'connection.tune-ok');
     if (frameMax !== 0 && (frameMax < 4096 || frameMax > this.context.frameMax)) {
-      throw new AmqpError(REPLY.NOT_ALLOWED,
-        `negotiated frame_max = ${frameMax} is outside 4096..${this.context.frameMax}`);
+      throw new AmqpError(
+        REPLY.NOT_ALLOWED,
+        `negotiated frame_max = ${frameMax} is outside 4096..${this.context.frameMax}`,
+      );
     }
-    this.frameMax = frameMax === 0 ? this.context.frameMax : Math.min(frameMax, this.context.frameMax);
+    this.frameMax =
+      frameMax === 0 ? this.context.frameMax : Math.min(frameMax, this.context.frameMax);
     this.decoder.frameMax = this.frameMax;
-    this.context.channelMax = channelMax === 0
-      ? this.context.channelMax
-      : Math.min(channelMax, this.context.channelMax);
+    this.context.channelMax =
+      channelMax === 0
+        ? this.context.channelMax
+        : Math.min(channelMax, this.context.channelMax);
     this.heartbeatSeconds = heartbeat;
     this.phase = 'open';
     this.startHeartbeats();
@@ -274,7 +294,10 @@ export class AmqpConnection {
   private onOpen(virtualHost: string): void {
     this.expect('open', 'connection.open');
     if (virtualHost !== '/' && virtualHost !== '') {
-      throw new AmqpError(REPLY.NOT_ALLOWED, `vhost '${virtualHost}' does not exist; Usher has only '/'`);
+      throw new AmqpError(
+        REPLY.NOT_ALLOWED,
+        `vhost '${virtualHost}' does not exist; Usher has only '/'`,
+      );
     }
     this.phase = 'open-done';
     clearTimeout(this.handshakeTimer);
@@ -294,8 +317,10 @@ export class AmqpConnection {
       throw new AmqpError(REPLY.COMMAND_INVALID, 'channel.open before connection.open');
     }
     if (number > this.context.channelMax) {
-      throw new AmqpError(REPLY.NOT_ALLOWED,
-        `channel ${number} is above channel_max ${this.context.channelMax}`);
+      throw new AmqpError(
+        REPLY.NOT_ALLOWED,
+        `channel ${number} is above channel_max ${this.context.channelMax}`,
+      );
     }
     if (this.channels.has(number)) {
       throw new AmqpError(REPLY.CHANNEL_ERROR, `channel ${number} is already open`);
@@ -309,7 +334,10 @@ export class AmqpConnection {
     if (channel !== undefined) return channel;
     // Frames still in flight for a channel we closed are dropped.
     if (this.closingChannels.has(number)) return undefined;
-    this.closeWith(new AmqpError(REPLY.CHANNEL_ERROR, `channel ${number} is not open`), false);
+    this.closeWith(
+      new AmqpError(REPLY.CHANNEL_ERROR, `channel ${number} is not open`),
+      false,
+    );
     return undefined;
   }
 
@@ -324,7 +352,10 @@ export class AmqpConnection {
   closeChannel(number: number, error: AmqpError): void {
     const channel = this.channels.get(number);
     if (channel === undefined) return;
-    this.logger.debug({ channel: number, replyCode: error.replyCode, err: error }, 'channel closed');
+    this.logger.debug(
+      { channel: number, replyCode: error.replyCode, err: error },
+      'channel closed',
+    );
     channel.release();
     this.channels.delete(number);
     this.closingChannels.add(number);
@@ -394,7 +425,10 @@ export class AmqpConnection {
   /** Closes the connection with an error, RabbitMQ style. */
   closeWith(error: AmqpError, fatal: boolean): void {
     if (this.phase === 'closing' || this.phase === 'closed') return;
-    this.logger.info({ replyCode: error.replyCode, reason: error.message }, 'closing connection');
+    this.logger.info(
+      { replyCode: error.replyCode, reason: error.message },
+      'closing connection',
+    );
     this.send(0, {
       name: 'connection.close',
       replyCode: error.replyCode,
@@ -422,9 +456,13 @@ export class AmqpConnection {
     this.releaseChannels();
     // Exclusive queues go with their connection (RabbitMQ).
     const deletions = this.context.topology.releaseOwned(this).map((queue) =>
-      this.broker.deleteQueue(queue)
+      this.broker
+        .deleteQueue(queue)
         .then(() => this.context.topology.queueDeleted(queue))
-        .catch((err: unknown) => this.logger.debug({ err, queue }, 'exclusive queue not deleted')));
+        .catch((err: unknown) =>
+          this.logger.debug({ err, queue }, 'exclusive queue not deleted'),
+        ),
+    );
     this.cleanedUp = Promise.all(deletions).then(() => {});
   }
 
@@ -469,5 +507,7 @@ function parseCredentials(mechanism: string, response: Buffer): Credentials | nu
 
 function isLoopback(address: string | undefined): boolean {
   if (address === undefined) return false;
-  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+  return (
+    address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.')
+  );
 }

@@ -24,12 +24,7 @@ import {
   writeContentHeader,
 } from './content.js';
 import { AmqpEncodeError } from './errors.js';
-import {
-  type Method,
-  methodInfo,
-  methodPayloadSize,
-  writeMethod,
-} from './methods.js';
+import { type Method, methodInfo, methodPayloadSize, writeMethod } from './methods.js';
 import { checkInteger } from './wire.js';
 
 /** The one heartbeat frame: type 8 on channel 0, empty. */
@@ -77,8 +72,9 @@ export function encodeMethodFrame(channel: number, method: Method): Buffer {
  * basic.publish / deliver / get-ok / return with its properties and body,
  * in one Buffer. Body frames carry at most frameMax - 8 bytes; an empty
  * body has no body frame. The header frame must fit in frameMax, or
- * AmqpEncodeError is thrown: the properties are too large to send. `properties` may be the bytes from
- * encodeProperties, to skip encoding stored headers again.
+ * AmqpEncodeError is thrown: the properties are too large to send.
+ * `properties` may be the bytes from encodeProperties, to skip encoding
+ * stored headers again.
  */
 export function encodeContent(
   channel: number,
@@ -102,15 +98,13 @@ export function encodeContent(
   if (headerSize > frameMax) {
     throw new AmqpEncodeError(
       method.name,
-      `its content header frame is ${headerSize} bytes, ` +
-        `over frame-max ${frameMax}`,
+      `its content header frame is ${headerSize} bytes, ` + `over frame-max ${frameMax}`,
     );
   }
 
   const chunk = frameMax - FRAME_OVERHEAD;
   const bodyFrames = Math.ceil(body.length / chunk);
-  const size =
-    methodSize + headerSize + body.length + bodyFrames * FRAME_OVERHEAD;
+  const size = methodSize + headerSize + body.length + bodyFrames * FRAME_OVERHEAD;
   const buf = Buffer.allocUnsafe(size);
   let at = writeMethodFrame(buf, 0, channel, method);
 

@@ -19,10 +19,7 @@ import {
   UsherError,
 } from '../errors.js';
 import { QueueEngine, type Outcome } from '../engine/queue.js';
-import {
-  type Message,
-  type QueueSettings,
-} from '../engine/types.js';
+import { type Message, type QueueSettings } from '../engine/types.js';
 import { LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
@@ -190,7 +187,10 @@ export class Broker implements BrokerApi {
     for (const replayed of replay.messages.values()) {
       const engine = this.engines.get(replayed.queue);
       if (engine === undefined) {
-        this.logger.warn({ queue: replayed.queue, seq: replayed.seq }, 'message of unknown queue skipped');
+        this.logger.warn(
+          { queue: replayed.queue, seq: replayed.seq },
+          'message of unknown queue skipped',
+        );
         continue;
       }
       engine.enqueue(messageFrom(replayed), now);
@@ -213,9 +213,13 @@ export class Broker implements BrokerApi {
     const check = async () => {
       try {
         const free = await measure(dir);
-        if ((free < this.diskFloorBytes) !== (this.freeDiskBytes < this.diskFloorBytes)) {
-          this.logger.warn({ freeBytes: free, floorBytes: this.diskFloorBytes },
-            free < this.diskFloorBytes ? 'disk below floor; refusing publishes' : 'disk above floor again');
+        if (free < this.diskFloorBytes !== this.freeDiskBytes < this.diskFloorBytes) {
+          this.logger.warn(
+            { freeBytes: free, floorBytes: this.diskFloorBytes },
+            free < this.diskFloorBytes
+              ? 'disk below floor; refusing publishes'
+              : 'disk above floor again',
+          );
         }
         this.freeDiskBytes = free;
       } catch (err) {
@@ -231,7 +235,10 @@ export class Broker implements BrokerApi {
     try {
       return resolveSettings(name, logged as QueueSettingsInput);
     } catch (err) {
-      this.logger.error({ err, queue: name }, 'logged queue settings invalid; using defaults');
+      this.logger.error(
+        { err, queue: name },
+        'logged queue settings invalid; using defaults',
+      );
       return resolveSettings(name, {});
     }
   }
@@ -258,14 +265,23 @@ export class Broker implements BrokerApi {
     this.checkOpen();
     checkQueueName(name, 'name');
     const existing = this.engines.get(name);
-    const settings = resolveSettings(name, existing === undefined
-      ? input
-      : { ...existing.settings, ...input,
-        backoff: { ...existing.settings.backoff, ...input.backoff } });
+    const settings = resolveSettings(
+      name,
+      existing === undefined
+        ? input
+        : {
+            ...existing.settings,
+            ...input,
+            backoff: { ...existing.settings.backoff, ...input.backoff },
+          },
+    );
 
     if (existing !== undefined) {
       if (settings.fifo !== existing.settings.fifo) {
-        throw new QueueExistsError(name, `fifo: ${existing.settings.fifo} now, ${settings.fifo} asked`);
+        throw new QueueExistsError(
+          name,
+          `fifo: ${existing.settings.fifo} now, ${settings.fifo} asked`,
+        );
       }
       if (settingsDifference(existing.settings, settings) === null) {
         return { created: false, updated: false, queue: this.info(existing) };
@@ -275,8 +291,14 @@ export class Broker implements BrokerApi {
     const records: LogRecord[] = [];
     const added: string[] = [];
     if (settings.deadLetter !== null && !this.engines.has(settings.deadLetter)) {
-      const dlqSettings = resolveSettings(settings.deadLetter, DEAD_LETTER_QUEUE_SETTINGS);
-      this.engines.set(settings.deadLetter, this.newEngine(settings.deadLetter, dlqSettings));
+      const dlqSettings = resolveSettings(
+        settings.deadLetter,
+        DEAD_LETTER_QUEUE_SETTINGS,
+      );
+      this.engines.set(
+        settings.deadLetter,
+        this.newEngine(settings.deadLetter, dlqSettings),
+      );
       records.push(declared(settings.deadLetter, dlqSettings));
       added.push(settings.deadLetter);
     }
@@ -296,8 +318,15 @@ export class Broker implements BrokerApi {
       }
       throw this.storeError(err);
     }
-    this.logger.info({ queue: name, settings }, existing ? 'queue updated' : 'queue created');
-    return { created: existing === undefined, updated: existing !== undefined, queue: this.info(engine) };
+    this.logger.info(
+      { queue: name, settings },
+      existing ? 'queue updated' : 'queue created',
+    );
+    return {
+      created: existing === undefined,
+      updated: existing !== undefined,
+      queue: this.info(engine),
+    };
   }
 
   listQueues(): QueueInfo[] {
@@ -365,7 +394,11 @@ export class Broker implements BrokerApi {
     // Every message is checked before any id is remembered, so a refused
     // batch leaves no trace and can be sent again whole.
     inputs.forEach((input, index) => {
-      checkPublish(input, inputs.length > 1 ? `messages.${index}.` : '', this.maxMessageBytes);
+      checkPublish(
+        input,
+        inputs.length > 1 ? `messages.${index}.` : '',
+        this.maxMessageBytes,
+      );
     });
 
     for (const input of inputs) {
@@ -404,8 +437,9 @@ export class Broker implements BrokerApi {
     id: string,
     now: number,
   ): PublishedRecord {
-    const ttls = [input.ttlMs, engine.settings.messageTtlMs ?? undefined]
-      .filter((ttl): ttl is number => ttl !== undefined);
+    const ttls = [input.ttlMs, engine.settings.messageTtlMs ?? undefined].filter(
+      (ttl): ttl is number => ttl !== undefined,
+    );
     return {
       type: 'published',
       seq: this.store.allocateSeq(),
@@ -429,9 +463,10 @@ export class Broker implements BrokerApi {
     const engine = this.engineOf(queue);
     const max = checkCount(options.max, 'max', MAX_RECEIVE);
     const waitMs = checkDuration(options.waitMs, 'waitMs', { max: MAX_WAIT_MS });
-    const leaseMs = options.visibilityTimeoutMs === undefined
-      ? engine.settings.visibilityTimeoutMs
-      : checkDuration(options.visibilityTimeoutMs, 'visibilityTimeoutMs', { min: 1 });
+    const leaseMs =
+      options.visibilityTimeoutMs === undefined
+        ? engine.settings.visibilityTimeoutMs
+        : checkDuration(options.visibilityTimeoutMs, 'visibilityTimeoutMs', { min: 1 });
 
     const now = this.clock();
     const deliveries = engine.receive(now, max, leaseMs);
@@ -505,15 +540,20 @@ export class Broker implements BrokerApi {
   async nack(queue: string, receipt: string, options: NackOptions): Promise<void> {
     this.checkOpen();
     const engine = this.engineOf(queue);
-    const delayMs = options.delayMs === undefined
-      ? undefined
-      : checkDuration(options.delayMs, 'delayMs');
-    const reason = options.reason === undefined
-      ? undefined
-      : cutText(String(options.reason), MAX_REASON_LENGTH);
+    const delayMs =
+      options.delayMs === undefined
+        ? undefined
+        : checkDuration(options.delayMs, 'delayMs');
+    const reason =
+      options.reason === undefined
+        ? undefined
+        : cutText(String(options.reason), MAX_REASON_LENGTH);
 
     const now = this.clock();
-    const nacked = engine.nack(receipt, now, { requeue: options.requeue ?? true, delayMs });
+    const nacked = engine.nack(receipt, now, {
+      requeue: options.requeue ?? true,
+      delayMs,
+    });
     if (!nacked) throw new ReceiptNotFoundError(receipt);
     await this.settleOutcomes(engine, now, reason);
   }
@@ -597,9 +637,10 @@ export class Broker implements BrokerApi {
     if (target === engine) {
       throw new InvalidArgumentError('to', `cannot redrive queue "${queue}" into itself`);
     }
-    const max = options.max === undefined
-      ? Number.MAX_SAFE_INTEGER
-      : checkCount(options.max, 'max', Number.MAX_SAFE_INTEGER);
+    const max =
+      options.max === undefined
+        ? Number.MAX_SAFE_INTEGER
+        : checkCount(options.max, 'max', Number.MAX_SAFE_INTEGER);
 
     const now = this.clock();
     const records: LogRecord[] = [];
@@ -630,7 +671,11 @@ export class Broker implements BrokerApi {
   // --- outcomes, timers, waiters ---------------------------------------
 
   /** Persists what the engine decided and wakes whoever it concerns. */
-  private settleOutcomes(engine: QueueEngine, now: number, error?: string): Promise<void> {
+  private settleOutcomes(
+    engine: QueueEngine,
+    now: number,
+    error?: string,
+  ): Promise<void> {
     const outcomes = engine.takeOutcomes();
     const records: LogRecord[] = [];
     const touched = new Set<QueueEngine>([engine]);
@@ -654,7 +699,10 @@ export class Broker implements BrokerApi {
     const target = engine.settings.deadLetter;
     if (target === null) {
       engine.totals.dropped++;
-      this.logger.debug({ queue: engine.name, id: message.id, reason }, 'message dropped');
+      this.logger.debug(
+        { queue: engine.name, id: message.id, reason },
+        'message dropped',
+      );
       return [{ type: 'settled', seqs: [message.seq] }];
     }
 
@@ -708,7 +756,11 @@ export class Broker implements BrokerApi {
         const credit = Math.min(subscriber.credit(), MAX_PUSH_BATCH);
         if (!(credit >= 1)) continue;
 
-        const deliveries = engine.receive(this.clock(), Math.floor(credit), subscriber.leaseMs);
+        const deliveries = engine.receive(
+          this.clock(),
+          Math.floor(credit),
+          subscriber.leaseMs,
+        );
         if (deliveries.length === 0) return;
         subscriber.deliver(deliveries.map((delivery) => view(engine, delivery)));
         served = true;
@@ -786,13 +838,15 @@ export class Broker implements BrokerApi {
   /** Degraded while the log refuses writes, or did within the last 30 s. */
   health() {
     const store = this.store.stats();
-    const recentFailure = this.storeFailedAt !== null &&
+    const recentFailure =
+      this.storeFailedAt !== null &&
       this.clock() - this.storeFailedAt < STORE_FAILURE_MEMORY_MS;
     const diskLow = this.freeDiskBytes < this.diskFloorBytes;
     return {
-      status: store.stopped === 1 || recentFailure || diskLow
-        ? 'degraded' as const
-        : 'ok' as const,
+      status:
+        store.stopped === 1 || recentFailure || diskLow
+          ? ('degraded' as const)
+          : ('ok' as const),
       uptimeMs: this.clock() - this.startedAt,
       queues: this.engines.size,
       store: {

@@ -14,9 +14,9 @@ const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_ID_LENGTH = 256;
 
 export function checkPublish(
-input: PublishInput,
-prefix: string,
-maxMessageBytes: number,
+  input: PublishInput,
+  prefix: string,
+  maxMessageBytes: number,
 ): void {
   if (!Buffer.isBuffer(input.body)) {
     throw new InvalidArgumentError(`${prefix}body`, 'body must be bytes');
@@ -24,8 +24,12 @@ maxMessageBytes: number,
   if (input.body.length > maxMessageBytes) {
     throw new MessageTooLargeError(input.body.length, maxMessageBytes);
   }
-  if (input.id !== undefined && (typeof input.id !== 'string' || input.id.length === 0 ||
-    input.id.length > MAX_ID_LENGTH)) {
+  if (
+    input.id !== undefined &&
+    (typeof input.id !== 'string' ||
+      input.id.length === 0 ||
+      input.id.length > MAX_ID_LENGTH)
+  ) {
     throw new InvalidArgumentError(
       `${prefix}id`,
       `id must be a string of 1 to ${MAX_ID_LENGTH} characters, got ${JSON.stringify(input.id)}`,
@@ -41,11 +45,15 @@ maxMessageBytes: number,
   if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
     throw new InvalidArgumentError(
       `${prefix}priority`,
-      `priority must be an integer from ${MIN_PRIORITY} to ${MAX_PRIORITY}, got ${JSON.stringify(priority)}`,
+      `priority must be an integer from ${MIN_PRIORITY} to ${MAX_PRIORITY}, ` +
+        `got ${JSON.stringify(priority)}`,
     );
   }
-  if (input.group !== undefined && input.group !== null &&
-    (typeof input.group !== 'string' || input.group.length > MAX_ID_LENGTH)) {
+  if (
+    input.group !== undefined &&
+    input.group !== null &&
+    (typeof input.group !== 'string' || input.group.length > MAX_ID_LENGTH)
+  ) {
     throw new InvalidArgumentError(
       `${prefix}group`,
       `group must be a string of at most ${MAX_ID_LENGTH} characters`,
@@ -60,12 +68,19 @@ maxMessageBytes: number,
 
 export function freeBytesOf(dir: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    statfs(dir, (err, stats) => (err ? reject(err) : resolve(stats.bavail * stats.bsize)));
+    statfs(dir, (err, stats) =>
+      err ? reject(err) : resolve(stats.bavail * stats.bsize),
+    );
   });
 }
 
 export function checkCount(value: unknown, field: string, max: number, min = 1): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+  if (
+    typeof value !== 'number' ||
+    !Number.isInteger(value) ||
+    value < min ||
+    value > max
+  ) {
     throw new InvalidArgumentError(
       field,
       `${field} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
@@ -97,16 +112,25 @@ export function checkHeaders(headers: Record<string, string>, field: string): vo
   }
   const entries = Object.entries(headers);
   if (entries.length > MAX_HEADERS) {
-    throw new InvalidArgumentError(field, `at most ${MAX_HEADERS} headers, got ${entries.length}`);
+    throw new InvalidArgumentError(
+      field,
+      `at most ${MAX_HEADERS} headers, got ${entries.length}`,
+    );
   }
   let bytes = 0;
   for (const [key, value] of entries) {
     if (typeof value !== 'string') {
-      throw new InvalidArgumentError(`${field}.${key}`, `header "${key}" must be a string`);
+      throw new InvalidArgumentError(
+        `${field}.${key}`,
+        `header "${key}" must be a string`,
+      );
     }
     bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
   }
   if (bytes > MAX_HEADER_BYTES) {
-    throw new InvalidArgumentError(field, `headers total ${bytes} bytes, over ${MAX_HEADER_BYTES}`);
+    throw new InvalidArgumentError(
+      field,
+      `headers total ${bytes} bytes, over ${MAX_HEADER_BYTES}`,
+    );
   }
 }

@@ -28,7 +28,12 @@ export function checkDuration(
   field: string,
   { min = 0, max = MAX_DURATION_MS } = {},
 ): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+  if (
+    typeof value !== 'number' ||
+    !Number.isInteger(value) ||
+    value < min ||
+    value > max
+  ) {
     throw new InvalidArgumentError(
       field,
       `${field} must be an integer number of milliseconds from ${min} to ${max}, ` +
@@ -39,7 +44,12 @@ export function checkDuration(
 }
 
 function checkInteger(value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+  if (
+    typeof value !== 'number' ||
+    !Number.isInteger(value) ||
+    value < min ||
+    value > max
+  ) {
     throw new InvalidArgumentError(
       field,
       `${field} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
@@ -49,7 +59,12 @@ function checkInteger(value: unknown, field: string, min: number, max: number): 
 }
 
 function checkNumber(value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    value < min ||
+    value > max
+  ) {
     throw new InvalidArgumentError(
       field,
       `${field} must be a number from ${min} to ${max}, got ${JSON.stringify(value)}`,
@@ -70,14 +85,20 @@ export function resolveSettings(name: string, input: QueueSettingsInput): QueueS
   const backoffInput = input.backoff ?? {};
   for (const key of Object.keys(backoffInput)) {
     if (!(key in DEFAULT_SETTINGS.backoff)) {
-      throw new InvalidArgumentError(`backoff.${key}`, `unknown backoff setting "${key}"`);
+      throw new InvalidArgumentError(
+        `backoff.${key}`,
+        `unknown backoff setting "${key}"`,
+      );
     }
   }
   const backoff = { ...DEFAULT_SETTINGS.backoff, ...backoffInput };
   const settings: QueueSettings = { ...DEFAULT_SETTINGS, ...input, backoff };
 
   if (typeof settings.fifo !== 'boolean') {
-    throw new InvalidArgumentError('fifo', `fifo must be true or false, got ${JSON.stringify(settings.fifo)}`);
+    throw new InvalidArgumentError(
+      'fifo',
+      `fifo must be true or false, got ${JSON.stringify(settings.fifo)}`,
+    );
   }
   checkInteger(settings.maxAttempts, 'maxAttempts', 0, 1_000_000);
   checkDuration(backoff.initialMs, 'backoff.initialMs');
@@ -88,7 +109,10 @@ export function resolveSettings(name: string, input: QueueSettingsInput): QueueS
   if (settings.deadLetter !== null) {
     checkQueueName(settings.deadLetter, 'deadLetter');
     if (settings.deadLetter === name) {
-      throw new InvalidArgumentError('deadLetter', `queue "${name}" cannot be its own dead-letter queue`);
+      throw new InvalidArgumentError(
+        'deadLetter',
+        `queue "${name}" cannot be its own dead-letter queue`,
+      );
     }
   }
   if (settings.messageTtlMs !== null) {

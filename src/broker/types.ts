@@ -44,7 +44,10 @@ export interface QueueInfo {
 }
 
 export interface PublishInput {
-  /** Producer's id; generated when absent. Repeats within the queue's dedup window are stored once. */
+  /**
+   * Producer's id; generated when absent. Repeats within the queue's dedup
+   * window are stored once.
+   */
   id?: string;
   body: Buffer;
   headers?: Record<string, string>;
@@ -168,7 +171,12 @@ export interface BrokerApi {
   peek(queue: string, options: { limit: number; offset: number }): PeekedMessage[];
   redrive(queue: string, options: RedriveOptions): Promise<{ moved: number }>;
 
-  health(): { status: 'ok' | 'degraded'; uptimeMs: number; queues: number; store: Record<string, number> };
+  health(): {
+    status: 'ok' | 'degraded';
+    uptimeMs: number;
+    queues: number;
+    store: Record<string, number>;
+  };
   /** Lets a caller wait for shutdown; rejects new work with BrokerClosedError once closing. */
   close(): Promise<void>;
 }

@@ -9,13 +9,7 @@ import type { Command } from 'commander';
 
 import { UsherError } from '../errors.js';
 
-import {
-  CliError,
-  intFlag,
-  sizeFlag,
-  type Cli,
-  type CommandGroup,
-} from './context.js';
+import { CliError, intFlag, sizeFlag, type Cli, type CommandGroup } from './context.js';
 
 interface ServeFlags {
   data: string;
@@ -40,11 +34,7 @@ export const serveCommands: CommandGroup = {
         'largest message body (default 16MiB)',
         sizeFlag,
       )
-      .option(
-        '--segment-size <size>',
-        'log segment size (default 64MiB)',
-        sizeFlag,
-      )
+      .option('--segment-size <size>', 'log segment size (default 64MiB)', sizeFlag)
       .option(
         '--amqp-port <n>',
         'AMQP 0-9-1 port; 0 picks one, -1 turns AMQP off',
@@ -62,13 +52,17 @@ export const serveCommands: CommandGroup = {
 
 async function serve(flags: ServeFlags): Promise<void> {
   // Loaded here, not at the top: other commands stay quick to start.
-  const [{ pino }, { Broker, DEFAULT_MAX_MESSAGE_BYTES }, { createHttpServer }, { createAmqpServer }] =
-    await Promise.all([
-      import('pino'),
-      import('../broker/broker.js'),
-      import('../http/server.js'),
-      import('../amqp/server.js'),
-    ]);
+  const [
+    { pino },
+    { Broker, DEFAULT_MAX_MESSAGE_BYTES },
+    { createHttpServer },
+    { createAmqpServer },
+  ] = await Promise.all([
+    import('pino'),
+    import('../broker/broker.js'),
+    import('../http/server.js'),
+    import('../amqp/server.js'),
+  ]);
   const logger = pino({ name: 'usher' });
 
   let broker: Awaited<ReturnType<typeof Broker.open>>;
@@ -88,10 +82,9 @@ async function serve(flags: ServeFlags): Promise<void> {
     } else {
       logger.fatal({ err, dataDir: flags.data }, 'cannot open data directory');
     }
-    throw new CliError(
-      `cannot open data directory "${flags.data}": ${reason(err)}`,
-      { cause: err },
-    );
+    throw new CliError(`cannot open data directory "${flags.data}": ${reason(err)}`, {
+      cause: err,
+    });
   }
 
   const app = createHttpServer(broker, {
@@ -102,18 +95,20 @@ async function serve(flags: ServeFlags): Promise<void> {
     await app.listen({ host: flags.host, port: flags.port });
   } catch (err) {
     await broker.close();
-    throw new CliError(
-      `cannot listen on ${flags.host}:${flags.port}: ${reason(err)}`,
-      { cause: err },
-    );
+    throw new CliError(`cannot listen on ${flags.host}:${flags.port}: ${reason(err)}`, {
+      cause: err,
+    });
   }
 
-  const amqp = flags.amqpPort < 0 ? null : await createAmqpServer({
-    broker,
-    logger,
-    dataDir: resolve(flags.data),
-    maxMessageBytes: flags.maxMessageSize ?? DEFAULT_MAX_MESSAGE_BYTES,
-  });
+  const amqp =
+    flags.amqpPort < 0
+      ? null
+      : await createAmqpServer({
+          broker,
+          logger,
+          dataDir: resolve(flags.data),
+          maxMessageBytes: flags.maxMessageSize ?? DEFAULT_MAX_MESSAGE_BYTES,
+        });
   if (amqp !== null) {
     try {
       const address = await amqp.listen(flags.amqpPort, flags.host);

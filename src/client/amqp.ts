@@ -97,8 +97,16 @@ export class UsherAmqpClient {
     const client = new UsherAmqpClient(socket, url);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
-      socket.once('error', (err) => reject(new UsherClientError('CONNECTION_FAILED', 0,
-        `cannot reach Usher at ${url}: ${err.message}`, { cause: err })));
+      socket.once('error', (err) =>
+        reject(
+          new UsherClientError(
+            'CONNECTION_FAILED',
+            0,
+            `cannot reach Usher at ${url}: ${err.message}`,
+            { cause: err },
+          ),
+        ),
+      );
     });
 
     socket.write(PROTOCOL_HEADER);
@@ -107,7 +115,10 @@ export class UsherAmqpClient {
     const password = decodeURIComponent(target.password || 'guest');
     client.send({
       name: 'connection.start-ok',
-      clientProperties: tableFrom({ product: 'usher-client', capabilities: { publisher_confirms: true } }),
+      clientProperties: tableFrom({
+        product: 'usher-client',
+        capabilities: { publisher_confirms: true },
+      }),
       mechanism: 'PLAIN',
       response: Buffer.from(`\u0000${user}\u0000${password}`),
       locale: 'en_US',
@@ -116,8 +127,16 @@ export class UsherAmqpClient {
     if (tune.name !== 'connection.tune') throw new Error('unreachable');
     client.frameMax = Math.min(tune.frameMax || FRAME_MAX, FRAME_MAX);
     client.decoder.frameMax = client.frameMax;
-    client.send({ name: 'connection.tune-ok', channelMax: 1, frameMax: client.frameMax, heartbeat: 0 });
-    client.send({ name: 'connection.open', virtualHost: decodeURIComponent(target.pathname.slice(1)) || '/' });
+    client.send({
+      name: 'connection.tune-ok',
+      channelMax: 1,
+      frameMax: client.frameMax,
+      heartbeat: 0,
+    });
+    client.send({
+      name: 'connection.open',
+      virtualHost: decodeURIComponent(target.pathname.slice(1)) || '/',
+    });
     await client.expect('connection.open-ok');
     client.send({ name: 'channel.open' });
     await client.expect('channel.open-ok');
@@ -147,9 +166,21 @@ export class UsherAmqpClient {
     const settled = new Promise<void>((resolve, reject) => {
       this.pending.set(tag, { resolve, reject, returned: false });
     });
-    this.socket.write(encodeContent(CHANNEL, {
-      name: 'basic.publish', exchange: '', routingKey: queue, mandatory: true, immediate: false,
-    }, properties, bytes, this.frameMax));
+    this.socket.write(
+      encodeContent(
+        CHANNEL,
+        {
+          name: 'basic.publish',
+          exchange: '',
+          routingKey: queue,
+          mandatory: true,
+          immediate: false,
+        },
+        properties,
+        bytes,
+        this.frameMax,
+      ),
+    );
     return settled;
   }
 
@@ -172,11 +203,22 @@ export class UsherAmqpClient {
     const state: ConsumerState = { handler, running: 0, idle: null };
     this.consumers.set(tag, state);
 
-    this.send({ name: 'basic.qos', prefetchSize: 0, prefetchCount: concurrency, global: false });
+    this.send({
+      name: 'basic.qos',
+      prefetchSize: 0,
+      prefetchCount: concurrency,
+      global: false,
+    });
     await this.expect('basic.qos-ok');
     this.send({
-      name: 'basic.consume', queue, consumerTag: tag, noLocal: false, noAck: false,
-      exclusive: false, noWait: false, arguments: new Map(),
+      name: 'basic.consume',
+      queue,
+      consumerTag: tag,
+      noLocal: false,
+      noAck: false,
+      exclusive: false,
+      noWait: false,
+      arguments: new Map(),
     });
     await this.expect('basic.consume-ok');
 
@@ -207,9 +249,16 @@ export class UsherAmqpClient {
         ok = false;
       }
       if (this.closedWith === null) {
-        this.send(ok
-          ? { name: 'basic.ack', deliveryTag: incoming.deliveryTag, multiple: false }
-          : { name: 'basic.nack', deliveryTag: incoming.deliveryTag, multiple: false, requeue: true });
+        this.send(
+          ok
+            ? { name: 'basic.ack', deliveryTag: incoming.deliveryTag, multiple: false }
+            : {
+                name: 'basic.nack',
+                deliveryTag: incoming.deliveryTag,
+                multiple: false,
+                requeue: true,
+              },
+        );
       }
       consumer.running--;
       if (consumer.running === 0) consumer.idle?.();
@@ -220,7 +269,13 @@ export class UsherAmqpClient {
   async close(): Promise<void> {
     await Promise.allSettled([...this.pending.keys()].map((tag) => this.settledOf(tag)));
     if (this.closedWith !== null) return;
-    this.send({ name: 'connection.close', replyCode: 200, replyText: 'bye', classId: 0, methodId: 0 });
+    this.send({
+      name: 'connection.close',
+      replyCode: 200,
+      replyText: 'bye',
+      classId: 0,
+      methodId: 0,
+    });
     await this.expect('connection.close-ok').catch(() => {});
     this.socket.end();
   }
@@ -230,8 +285,14 @@ export class UsherAmqpClient {
       const entry = this.pending.get(tag);
       if (entry === undefined) return resolve();
       const { resolve: done, reject } = entry;
-      entry.resolve = () => { done(); resolve(); };
-      entry.reject = (error) => { reject(error); resolve(); };
+      entry.resolve = () => {
+        done();
+        resolve();
+      };
+      entry.reject = (error) => {
+        reject(error);
+        resolve();
+      };
     });
   }
 
@@ -264,8 +325,15 @@ export class UsherAmqpClient {
       case 'basic.ack':
         return this.settle(method.deliveryTag, method.multiple, null);
       case 'basic.nack':
-        return this.settle(method.deliveryTag, method.multiple,
-          new UsherClientError(CLIENT_ERROR_CODES.PUBLISH_REFUSED, 0, 'the broker refused the message'));
+        return this.settle(
+          method.deliveryTag,
+          method.multiple,
+          new UsherClientError(
+            CLIENT_ERROR_CODES.PUBLISH_REFUSED,
+            0,
+            'the broker refused the message',
+          ),
+        );
       case 'basic.deliver':
         this.incoming = {
           deliveryTag: method.deliveryTag,
@@ -284,7 +352,9 @@ export class UsherAmqpClient {
         return;
       case 'connection.close':
       case 'channel.close':
-        this.closedWith = outcomeUnknown(`the broker closed the connection: ${method.replyText}`);
+        this.closedWith = outcomeUnknown(
+          `the broker closed the connection: ${method.replyText}`,
+        );
         this.socket.destroy();
         return;
       default: {
@@ -312,7 +382,9 @@ export class UsherAmqpClient {
       this.pending.delete(t);
       if (error !== null) entry.reject(error);
       else if (entry.returned) {
-        entry.reject(new UsherClientError('QUEUE_NOT_FOUND', 404, 'no queue took the message'));
+        entry.reject(
+          new UsherClientError('QUEUE_NOT_FOUND', 404, 'no queue took the message'),
+        );
       } else entry.resolve();
     }
   }
@@ -327,7 +399,9 @@ export class UsherAmqpClient {
   // --- writing --------------------------------------------------------
 
   private send(method: Method): void {
-    this.socket.write(encodeMethodFrame(method.name.startsWith('connection.') ? 0 : CHANNEL, method));
+    this.socket.write(
+      encodeMethodFrame(method.name.startsWith('connection.') ? 0 : CHANNEL, method),
+    );
   }
 
   private expect(name: MethodName): Promise<Method> {
@@ -343,13 +417,16 @@ export class UsherAmqpClient {
  *   const usher = await connectAmqp('amqp://guest:guest@127.0.0.1:5672');
  *   await Promise.all(events.map((e) => usher.publish('tickets', e)));
  */
-export function connectAmqp(url = 'amqp://guest:guest@127.0.0.1:5672'): Promise<UsherAmqpClient> {
+export function connectAmqp(
+  url = 'amqp://guest:guest@127.0.0.1:5672',
+): Promise<UsherAmqpClient> {
   return UsherAmqpClient.open(url);
 }
 
 function deliveryOf(incoming: Incoming): AmqpDelivery {
   const { properties } = incoming;
-  const bytes = incoming.parts.length === 1 ? incoming.parts[0] : Buffer.concat(incoming.parts);
+  const bytes =
+    incoming.parts.length === 1 ? incoming.parts[0] : Buffer.concat(incoming.parts);
   const headers: Record<string, string> = {};
   for (const [name, value] of properties.headers ?? []) {
     const plain = plainValue(value);
@@ -363,18 +440,27 @@ function deliveryOf(incoming: Incoming): AmqpDelivery {
       body = bytes.toString('utf8');
     }
   } else if (isUtf8(bytes)) body = bytes.toString('utf8');
-  return { body, headers, priority: properties.priority ?? 0, redelivered: incoming.redelivered };
+  return {
+    body,
+    headers,
+    priority: properties.priority ?? 0,
+    redelivered: incoming.redelivered,
+  };
 }
 
 function outcomeUnknown(why: string): UsherClientError {
-  return new UsherClientError(CLIENT_ERROR_CODES.OUTCOME_UNKNOWN, 0,
-    `${why} before the broker confirmed: the message may or may not be stored`);
+  return new UsherClientError(
+    CLIENT_ERROR_CODES.OUTCOME_UNKNOWN,
+    0,
+    `${why} before the broker confirmed: the message may or may not be stored`,
+  );
 }
 
 /** The body's bytes, by the same rules as the HTTP client's. */
 function bodyBytes(body: MessageBody): { bytes: Buffer; contentType?: string } {
   if (Buffer.isBuffer(body)) return { bytes: body };
-  if (body instanceof Uint8Array) return { bytes: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
+  if (body instanceof Uint8Array)
+    return { bytes: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
   if (typeof body === 'string') return { bytes: Buffer.from(body) };
   return { bytes: Buffer.from(JSON.stringify(body)), contentType: 'application/json' };
 }
