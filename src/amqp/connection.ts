@@ -86,13 +86,7 @@ export class AmqpConnection {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.logger.debug({ err }, 'socket error'));
     socket.on('close', () => this.onClosed());
-    socket.on('drain', () => {
-      if (this.pausedForDrain && this.unsettledPublishes <= PUBLISH_LOW_WATER) {
-        this.pausedForDrain = false;
-        socket.resume();
-      }
-      this.forEachChannel((channel) => channel.wake());
-    });
+    socket.on('drain', () => this.onDrained());
   }
 
   get broker(): Broker {
@@ -399,7 +393,19 @@ export class AmqpConnection {
     const frames = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    this.socket.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
+    const accepted = this.socket.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
+    // When the socket took it all there is no 'drain' to come: resume and
+    // wake here, or a reader paused (or consumers starved) by the bytes
+    // that were pending would wait forever.
+    if (accepted) this.onDrained();
+  }
+
+  private onDrained(): void {
+    if (this.pausedForDrain && this.unsettledPublishes <= PUBLISH_LOW_WATER) {
+      this.pausedForDrain = false;
+      this.socket.resume();
+    }
+    this.forEachChannel((channel) => channel.wake());
   }
 
   // --- heartbeats and closing -----------------------------------------
