@@ -6,7 +6,7 @@ import { statfs } from 'node:fs';
 
 import { InvalidArgumentError, MessageTooLargeError } from '../errors.js';
 import { MAX_PRIORITY, MIN_PRIORITY } from '../engine/types.js';
-import { MAX_DURATION_MS, checkDuration } from './settings.js';
+import { MAX_DURATION_MS, checkDuration, checkInteger } from './settings.js';
 import type { PublishInput } from './types.js';
 
 const MAX_HEADERS = 256;
@@ -74,19 +74,9 @@ export function freeBytesOf(dir: string): Promise<number> {
   });
 }
 
+/** A count from `min` (default 1) to `max`. */
 export function checkCount(value: unknown, field: string, max: number, min = 1): number {
-  if (
-    typeof value !== 'number' ||
-    !Number.isInteger(value) ||
-    value < min ||
-    value > max
-  ) {
-    throw new InvalidArgumentError(
-      field,
-      `${field} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
+  return checkInteger(value, field, min, max);
 }
 
 /** Refuses text with a lone UTF-16 surrogate: it has no UTF-8 form, so

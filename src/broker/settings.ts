@@ -43,7 +43,12 @@ export function checkDuration(
   return value;
 }
 
-function checkInteger(value: unknown, field: string, min: number, max: number): number {
+export function checkInteger(
+  value: unknown,
+  field: string,
+  min: number,
+  max: number,
+): number {
   if (
     typeof value !== 'number' ||
     !Number.isInteger(value) ||
