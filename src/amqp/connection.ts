@@ -27,6 +27,7 @@ import { AmqpFrameDecoder, type Inbound } from './frame-decoder.js';
 import { encodeMethodFrame, heartbeatFrame } from './frame-encoder.js';
 import type { Method } from './methods.js';
 import type { Topology } from './topology.js';
+import { recordAuthFailure } from '../observe/observations.js';
 
 export interface ConnectionContext {
   broker: Broker;
@@ -246,6 +247,7 @@ export class AmqpConnection {
       !loopback
     ) {
       this.logger.warn({ user: credentials?.user, mechanism }, 'AMQP login refused');
+      recordAuthFailure(this.context.broker, 'amqp');
       this.closeWith(
         new AmqpError(
           REPLY.ACCESS_REFUSED,

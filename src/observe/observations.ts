@@ -14,6 +14,7 @@
 import type { Registry } from 'prom-client';
 
 import { LatencyHistogram } from './latency.js';
+import type { Sampler } from './sampler.js';
 
 /** Protocols whose series exist (at 0) before anything happens on them. */
 export const PROTOCOLS = ['http', 'amqp'] as const;
@@ -42,6 +43,9 @@ export class Observations {
   readonly deaths = new Map<string, Map<string, number>>();
   readonly latency = new Map<string, QueueLatency>();
   readonly installers: MetricsInstaller[] = [];
+  /** Set while an HTTP server samples this broker (src/observe/routes.ts). */
+  sampler: Sampler | null = null;
+  lagTargetSeconds = 60;
 
   queueLatency(queue: string): QueueLatency {
     let latency = this.latency.get(queue);
