@@ -41,6 +41,7 @@ const DASHBOARD_FILES: Record<string, string> = {
   'charts.js': 'text/javascript; charset=utf-8',
   'pages.js': 'text/javascript; charset=utf-8',
   'dead-letters.js': 'text/javascript; charset=utf-8',
+  'lib.js': 'text/javascript; charset=utf-8',
   'style.css': 'text/css; charset=utf-8',
 };
 const DASHBOARD_DIR = new URL('../../../dashboard/', import.meta.url);
