@@ -24,7 +24,10 @@ export interface AlertRule {
   forSeconds: number;
   /** Prometheus' expression, the threshold written in. */
   expr: string;
-  /** One line; {{ $labels.x }} and {{ $value }} are filled in. */
+  /**
+   * One line; {{ $labels.x }}, {{ $value }} and {{ printf "%.2f" $value }}
+   * are filled in (the evaluator knows only these three forms).
+   */
   summary: string;
   /** The values the expression's left side has now, one per label set. */
   measure(window: SampleWindow): Measurement[];
@@ -77,7 +80,7 @@ export const ALERT_RULES: readonly AlertRule[] = [
     expr:
       'histogram_quantile(0.95, sum by (queue, le)' +
       ' (rate(usher_publish_to_ack_seconds_bucket[5m]))) > 0.5',
-    summary: 'p95 publish-to-ack latency of {{ $labels.queue }} is {{ $value }}s',
+    summary: 'p95 publish-to-ack latency of {{ $labels.queue }} is {{ printf "%.2f" $value }}s',
     measure: (w) => p95PublishToAck(w),
   },
   {
@@ -87,7 +90,7 @@ export const ALERT_RULES: readonly AlertRule[] = [
     threshold: 0.85,
     forSeconds: FIVE_MINUTES,
     expr: 'usher_memory_used_bytes / usher_memory_budget_bytes > 0.85',
-    summary: 'Usher uses {{ $value }} of its memory budget',
+    summary: 'Usher uses {{ printf "%.2f" $value }} of its memory budget',
     measure: (w) => [
       { labels: {}, value: w.latest.memoryUsedBytes / w.latest.memoryBudgetBytes },
     ],
@@ -101,7 +104,7 @@ export const ALERT_RULES: readonly AlertRule[] = [
     expr:
       '1 - usher_disk_free_bytes / usher_disk_size_bytes > 0.8' +
       ' and usher_disk_free_bytes >= 0',
-    summary: 'The disk of the data folder is {{ $value }} full',
+    summary: 'The disk of the data folder is {{ printf "%.2f" $value }} full',
     measure: (w) => diskUsed(w.latest),
   },
   {
@@ -125,7 +128,7 @@ export const ALERT_RULES: readonly AlertRule[] = [
     expr:
       'sum by (queue) (rate(usher_delivery_failures_total[5m]))' +
       ' / sum by (queue) (rate(usher_messages_delivered_total[5m])) > 0.01',
-    summary: '{{ $value }} of deliveries from {{ $labels.queue }} failed over 5 minutes',
+    summary: '{{ printf "%.2f" $value }} of deliveries from {{ $labels.queue }} failed over 5 minutes',
     measure: (w) => errorRatio(w),
   },
   {

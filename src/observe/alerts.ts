@@ -67,5 +67,6 @@ export class AlertEvaluator {
 function fillIn(template: string, labels: Record<string, string>, value: number): string {
   return template
     .replaceAll(/\{\{ \$labels\.(\w+) \}\}/g, (_all, name: string) => labels[name] ?? '')
+    .replaceAll('{{ printf "%.2f" $value }}', value.toFixed(2))
     .replaceAll('{{ $value }}', String(Number(value.toPrecision(4))));
 }
