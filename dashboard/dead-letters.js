@@ -10,6 +10,7 @@ import { api, html, queuePath, time } from './lib.js';
 const REASON = 'x-usher-death-reason';
 const SOURCE = 'x-usher-death-queue';
 const HISTORY = 'x-usher-deaths';
+const ATTEMPTS = 'x-usher-death-attempts';
 /** The peek API's largest page; bigger DLQs show their first messages. */
 const PEEK_LIMIT = 1000;
 
@@ -115,7 +116,7 @@ function DeadLetterQueue({ dlq }) {
                     <td><input type="checkbox" checked=${selected.has(message.id)}
                       onChange=${() => toggle(message.id)} /></td>
                     <td><a href="#dead-letters" onClick=${() => setPeeked(message)}>${message.id}</a></td>
-                    <td>${message.failures} failures</td>
+                    <td>${message.headers[ATTEMPTS] ?? '?'} attempts</td>
                     <td><button onClick=${() => redrive({ ids: [message.id] }, message.id)}>
                       redrive</button></td>
                   </tr>
@@ -155,7 +156,7 @@ function Peek({ message, close }) {
     <aside class="peek" data-peek=${message.id}>
       <button class="close" onClick=${close}>close</button>
       <h3>${message.id}</h3>
-      <p>published ${time(message.publishedAt)} · ${message.failures} failed deliveries</p>
+      <p>published ${time(message.publishedAt)} · ${message.headers[ATTEMPTS] ?? '?'} attempts</p>
       <h4>Body</h4>
       <pre>${typeof body === 'string' ? body : JSON.stringify(body, null, 2)}</pre>
       <h4>Deaths</h4>
