@@ -66,6 +66,8 @@ function DeadLetterQueue({ dlq }) {
       setNotice(err.message);
     }
   };
+  const redriveGroup = ({ reason, source }) =>
+    redrive({ reason, source }, `${reason} from ${source}`);
   const purge = async () => {
     if (!confirm(`Purge every message of "${dlq.name}"?`)) return;
     await api('POST', `${queuePath(dlq.name)}/purge`).catch((err) => setNotice(err.message));
@@ -103,10 +105,7 @@ function DeadLetterQueue({ dlq }) {
               <button onClick=${() => setOpen(open === group.key ? null : group.key)}>
                 ${open === group.key ? 'hide' : 'show'}
               </button>
-              <button onClick=${() =>
-                redrive({ reason: group.reason, source: group.source }, `${group.reason} from ${group.source}`)}>
-                redrive group
-              </button>
+              <button onClick=${() => redriveGroup(group)}>redrive group</button>
             </td>
           </tr>
           ${open === group.key
@@ -115,7 +114,9 @@ function DeadLetterQueue({ dlq }) {
                   <tr class="message" data-message=${message.id}>
                     <td><input type="checkbox" checked=${selected.has(message.id)}
                       onChange=${() => toggle(message.id)} /></td>
-                    <td><a href="#dead-letters" onClick=${() => setPeeked(message)}>${message.id}</a></td>
+                    <td>
+                      <a href="#dead-letters" onClick=${() => setPeeked(message)}>${message.id}</a>
+                    </td>
                     <td>${message.headers[ATTEMPTS] ?? '?'} attempts</td>
                     <td><button onClick=${() => redrive({ ids: [message.id] }, message.id)}>
                       redrive</button></td>

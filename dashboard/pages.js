@@ -24,7 +24,8 @@ export function Overview({ feed }) {
       <div class="card">
         <h3>Connections</h3>
         ${Object.entries(connections).map(
-          ([protocol, count]) => html`<p>${protocol}: <b data-connections=${protocol}>${count}</b></p>`,
+          ([protocol, count]) =>
+            html`<p>${protocol}: <b data-connections=${protocol}>${count}</b></p>`,
         )}
       </div>
       <div class="card ${alerts.some((a) => a.state === 'firing') ? 'bad' : 'ok'}">

@@ -128,7 +128,9 @@ export const ALERT_RULES: readonly AlertRule[] = [
     expr:
       'sum by (queue) (rate(usher_delivery_failures_total[5m]))' +
       ' / sum by (queue) (rate(usher_messages_delivered_total[5m])) > 0.01',
-    summary: '{{ printf "%.2f" $value }} of deliveries from {{ $labels.queue }} failed over 5 minutes',
+    summary:
+      '{{ printf "%.2f" $value }} of deliveries from {{ $labels.queue }}' +
+      ' failed over 5 minutes',
     measure: (w) => errorRatio(w),
   },
   {

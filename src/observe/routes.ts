@@ -185,12 +185,26 @@ function registerDashboardFiles(app: FastifyInstance): void {
 
   app.get(
     '/dashboard',
-    { schema: documented({ operationId: 'dashboardRoot', summary: 'Redirects to /dashboard/', tags, produces: 'text/html' }) },
+    {
+      schema: documented({
+        operationId: 'dashboardRoot',
+        summary: 'Redirects to /dashboard/',
+        tags,
+        produces: 'text/html',
+      }),
+    },
     async (_request, reply) => reply.redirect('/dashboard/'),
   );
   app.get(
     '/dashboard/',
-    { schema: documented({ operationId: 'dashboard', summary: 'The web dashboard', tags, produces: 'text/html' }) },
+    {
+      schema: documented({
+        operationId: 'dashboard',
+        summary: 'The web dashboard',
+        tags,
+        produces: 'text/html',
+      }),
+    },
     async (_request, reply) =>
       serve(reply, new URL('index.html', DASHBOARD_DIR), DASHBOARD_FILES['index.html']),
   );

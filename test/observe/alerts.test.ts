@@ -122,7 +122,8 @@ describe('alert rules', () => {
   });
 
   for (const rule of ALERT_RULES) {
-    it(`${rule.name}: fires past ${rule.threshold}${rule.forSeconds ? ` held ${rule.forSeconds} s` : ''}`, () => {
+    const held = rule.forSeconds > 0 ? ` held ${rule.forSeconds} s` : '';
+    it(`${rule.name}: fires past ${rule.threshold}${held}`, () => {
       const quiet = evaluateAll(CASES[rule.name](false)).filter((a) => a.name === rule.name);
       const loud = evaluateAll(CASES[rule.name](true)).filter((a) => a.name === rule.name);
 

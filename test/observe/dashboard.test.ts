@@ -62,7 +62,8 @@ async function failSome(): Promise<void> {
   h.broker.runDue();
 }
 
-const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+const shot = (name: string) =>
+  page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
 describe('dashboard in chromium', { skip }, () => {
   before(async () => {
@@ -118,7 +119,9 @@ describe('dashboard in chromium', { skip }, () => {
         return c.width > 0 && c.height > 0;
       }),
     );
-    const legend = await page.locator('figure[data-chart="Messages per second"] .u-legend').innerText();
+    const legend = await page
+      .locator('figure[data-chart="Messages per second"] .u-legend')
+      .innerText();
     await shot('overview');
 
     assert.deepEqual(drawn, [true, true]);
