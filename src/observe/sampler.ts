@@ -104,7 +104,12 @@ export class Sampler {
 
   /** Takes a sample now (the timer does; tests call it directly). */
   sampleNow(): Sample {
-    const sample = takeSample(this.broker, observationsOf(this.broker), this.clock());
+    const sample = takeSample(
+      this.broker,
+      observationsOf(this.broker),
+      this.clock(),
+      this.latest(),
+    );
     this.samples.push(sample);
     const horizon = sample.at - this.options.keepMs;
     while (this.samples.length > 1 && this.samples[0].at < horizon) this.samples.shift();
@@ -113,10 +118,16 @@ export class Sampler {
   }
 }
 
+/**
+ * The figures as of `at`. A latency histogram that did not change since
+ * `previous` is shared with it rather than copied: ten minutes of samples
+ * of many idle queues would otherwise hold thousands of equal arrays.
+ */
 export function takeSample(
   broker: BrokerApi,
   observed: Observations,
   at: number,
+  previous?: Sample,
 ): Sample {
   const health = broker.health();
   const queues: Record<string, QueueSample> = {};
@@ -124,6 +135,7 @@ export function takeSample(
   for (const queue of broker.listQueues()) {
     const { stats } = queue;
     const latency = observed.latency.get(queue.name);
+    const before = previous?.queues[queue.name];
     queues[queue.name] = {
       ready: stats.ready,
       inFlight: stats.inFlight,
@@ -139,8 +151,8 @@ export function takeSample(
       failures: stats.nacked + stats.leaseExpired,
       deadLettered: stats.deadLettered,
       expired: stats.expired,
-      publishToAck: histogramSample(latency?.publishToAck),
-      timeInQueue: histogramSample(latency?.timeInQueue),
+      publishToAck: histogramSample(latency?.publishToAck, before?.publishToAck),
+      timeInQueue: histogramSample(latency?.timeInQueue, before?.timeInQueue),
     };
   }
 
@@ -161,8 +173,20 @@ export function takeSample(
   };
 }
 
-function histogramSample(histogram: LatencyHistogram | undefined): HistogramSample {
+function histogramSample(
+  histogram: LatencyHistogram | undefined,
+  before: HistogramSample | undefined,
+): HistogramSample {
   const source = histogram ?? EMPTY;
+  // Observations only add; the same count and sum mean nothing was added
+  // (a queue deleted and declared again starts from an empty histogram).
+  if (
+    before !== undefined &&
+    before.count === source.count &&
+    before.sumSeconds === source.sumSeconds
+  ) {
+    return before;
+  }
   return {
     cumulative: source.cumulative(),
     count: source.count,
