@@ -60,6 +60,32 @@ const WATCHING = /^\/(metrics|healthz|alerts|events|dashboard|openapi\.json)(\/|
 
 const tags = ['monitoring'];
 
+const Severity = Type.Union([Type.Literal('critical'), Type.Literal('warning')]);
+const Alerts = Type.Object({
+  alerts: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      severity: Severity,
+      state: Type.Union([Type.Literal('pending'), Type.Literal('firing')]),
+      labels: Type.Record(Type.String(), Type.String()),
+      value: Type.Number(),
+      threshold: Type.Number(),
+      since: Type.Integer({ description: 'epoch ms the condition began to hold' }),
+      summary: Type.String(),
+    }),
+  ),
+  rules: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      severity: Severity,
+      op: Type.Union([Type.Literal('>'), Type.Literal('==')]),
+      threshold: Type.Number(),
+      forSeconds: Type.Integer(),
+      expr: Type.String({ description: 'the PromQL expression Prometheus evaluates' }),
+    }),
+  ),
+});
+
 export function registerObserveRoutes(
   app: FastifyInstance,
   broker: BrokerApi,
@@ -108,7 +134,7 @@ export function registerObserveRoutes(
         operationId: 'alerts',
         summary: 'Alerts the broker evaluates itself, and their rules',
         tags,
-        response: { 200: Type.Object({}, { additionalProperties: true }) },
+        response: { 200: Alerts },
       }),
     },
     async () => ({
