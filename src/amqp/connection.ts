@@ -18,6 +18,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 
 import type { Broker } from '../broker/broker.js';
+import { recordAuthFailure } from '../observe/observations.js';
 import { AmqpChannel } from './channel.js';
 import { REPLY, SERVER_CAPABILITIES } from './constants.js';
 import type { ContentHeader } from './content.js';
@@ -27,7 +28,6 @@ import { AmqpFrameDecoder, type Inbound } from './frame-decoder.js';
 import { encodeMethodFrame, heartbeatFrame } from './frame-encoder.js';
 import type { Method } from './methods.js';
 import type { Topology } from './topology.js';
-import { recordAuthFailure } from '../observe/observations.js';
 
 export interface ConnectionContext {
   broker: Broker;

@@ -547,9 +547,6 @@ export class Broker implements BrokerApi {
     });
     this.afterChange(engine);
     if (settled.length === 0) return results;
-    const acked = this.clock();
-    const latency = this.observed.queueLatency(queue).publishToAck;
-    for (const message of settled) latency.observeMs(acked - message.publishedAt);
 
     try {
       await this.append([{ type: 'settled', seqs: settled.map((m) => m.seq) }]);
@@ -562,6 +559,14 @@ export class Broker implements BrokerApi {
         this.afterChange(engine);
       }
       throw err;
+    }
+
+    // Timed once durable, when the ack is confirmed; not for a queue
+    // deleted meanwhile, whose figures went with it.
+    if (this.engines.get(queue) === engine) {
+      const acked = this.clock();
+      const latency = this.observed.queueLatency(queue).publishToAck;
+      for (const message of settled) latency.observeMs(acked - message.publishedAt);
     }
     return results;
   }

@@ -29,12 +29,12 @@ import {
   HeadersTooLargeError,
   RequestTimeoutError,
 } from '../errors.js';
+import { registerObserveRoutes, type ObserveOptions } from '../observe/routes.js';
 import { handleNotFound, makeErrorHandler } from './error-handler.js';
 import { registerJsonBody } from './json-body.js';
 import { registerMessageRoutes } from './message-routes.js';
 import { createMetrics } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
-import { registerObserveRoutes, type ObserveOptions } from '../observe/routes.js';
 import { registerQueueRoutes } from './queue-routes.js';
 import { documented } from './route-schema.js';
 import { ErrorBody, Health } from './schemas.js';
