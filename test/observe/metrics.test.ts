@@ -162,6 +162,9 @@ describe('observed metrics', () => {
     assert.equal(deaths('max-attempts'), 1);
     assert.equal(deaths('expired'), 1);
     assert.equal(sample(text, 'usher_delivery_failures_total{queue="orders"}'), 3);
+    assert.equal(sample(text, 'usher_messages_expired_total{queue="orders"}'), 1);
+    assert.equal(sample(text, 'usher_messages_dead_lettered_total{queue="orders"}'), 3);
+    assert.equal(sample(text, 'usher_messages_nacked_total{queue="orders"}'), 3);
     assert.equal(sample(text, 'usher_dead_letter_queue_messages{queue="orders.dlq"}'), 3);
     assert.equal(sample(text, 'usher_dead_letter_queue_messages{queue="orders"}'), undefined);
   });
@@ -191,6 +194,20 @@ describe('observed metrics', () => {
     assert.equal(series('usher_time_in_queue_seconds_bucket', ',le="+Inf"'), 2);
   });
 
+  it('shows consumer lag in messages and seconds growing while nobody consumes', async () => {
+    h = await startHttp();
+    await call(h.app, 'PUT', '/queues/backlog');
+    await call(h.app, 'POST', '/queues/backlog/messages/batch', {
+      messages: [{ body: 'a' }, { body: 'b' }],
+    });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+
+    const text = await scrape(h);
+
+    assert.equal(sample(text, 'usher_queue_ready_messages{queue="backlog"}'), 2);
+    assert.ok((sample(text, 'usher_queue_oldest_ready_age_seconds{queue="backlog"}') ?? 0) >= 0.03);
+  });
+
   it('shows memory, disk size and zero replication figures', async () => {
     h = await startHttp();
 
@@ -200,6 +217,8 @@ describe('observed metrics', () => {
     assert.ok(used > 10_000_000, `memory used ${used}`);
     assert.ok((sample(text, 'usher_memory_budget_bytes') ?? 0) > used);
     assert.ok((sample(text, 'usher_disk_size_bytes') ?? 0) > 0);
+    assert.ok((sample(text, 'usher_disk_free_bytes') ?? 0) > 0);
+    assert.ok((sample(text, 'usher_store_disk_bytes') ?? -1) >= 0);
     assert.equal(sample(text, 'usher_under_replicated_queues'), 0);
     assert.equal(sample(text, 'usher_leader_elections_total'), 0);
   });
