@@ -186,4 +186,20 @@ describe('dashboard in chromium', { skip }, () => {
     assert.ok(ids('retry').includes('o4') && ids('retry').includes('o5'));
     assert.deepEqual(pageErrors, []);
   });
+
+  it('purges and deletes queues once confirmed', async () => {
+    page.on('dialog', (dialog) => void dialog.accept());
+    await page.click('button:text("purge")');
+    await page.locator('tr[data-group]').first().waitFor({ state: 'detached' });
+    await page.click('a[href="#queues"]');
+    await page.click('tr[data-queue="retry"] button:text("purge")');
+    await page.click('tr[data-queue="from-browser"] button:text("delete")');
+    await page.locator('tr[data-queue="from-browser"]').waitFor({ state: 'detached' });
+    await page.locator('tr[data-queue="retry"] td[data-ready]:text-is("0")').waitFor();
+
+    assert.equal(h.broker.getQueue('dead').stats.total, 0);
+    assert.equal(h.broker.getQueue('retry').stats.total, 0);
+    assert.equal(h.broker.hasQueue('from-browser'), false);
+    assert.deepEqual(pageErrors, []);
+  });
 });
