@@ -15,6 +15,7 @@ import type { Registry } from 'prom-client';
 
 import { LatencyHistogram } from './latency.js';
 import type { Sampler } from './sampler.js';
+import { DEFAULT_LAG_TARGET_SECONDS } from './scaling.js';
 
 /** Protocols whose series exist (at 0) before anything happens on them. */
 export const PROTOCOLS = ['http', 'amqp'] as const;
@@ -45,7 +46,7 @@ export class Observations {
   readonly installers: MetricsInstaller[] = [];
   /** Set while an HTTP server samples this broker (src/observe/routes.ts). */
   sampler: Sampler | null = null;
-  lagTargetSeconds = 60;
+  lagTargetSeconds = DEFAULT_LAG_TARGET_SECONDS;
 
   queueLatency(queue: string): QueueLatency {
     let latency = this.latency.get(queue);
