@@ -18,6 +18,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 
 import type { Broker } from '../broker/broker.js';
+import { recordAuthFailure } from '../observe/observations.js';
 import { AmqpChannel } from './channel.js';
 import { REPLY, SERVER_CAPABILITIES } from './constants.js';
 import type { ContentHeader } from './content.js';
@@ -246,6 +247,7 @@ export class AmqpConnection {
       !loopback
     ) {
       this.logger.warn({ user: credentials?.user, mechanism }, 'AMQP login refused');
+      recordAuthFailure(this.context.broker, 'amqp');
       this.closeWith(
         new AmqpError(
           REPLY.ACCESS_REFUSED,

@@ -6,6 +6,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import type { Logger } from 'pino';
 
 import type { Broker } from '../broker/broker.js';
+import { trackConnection } from '../observe/observations.js';
 import { AmqpConnection } from './connection.js';
 import { Topology } from './topology.js';
 
@@ -45,7 +46,9 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
       maxMessageBytes: options.maxMessageBytes,
     });
     connections.add(connection);
+    const untrack = trackConnection(options.broker, 'amqp');
     socket.once('close', () => {
+      untrack();
       connections.delete(connection);
       closing.add(connection);
       void connection.cleanedUp.then(() => closing.delete(connection));

@@ -19,13 +19,15 @@ import {
   UsherError,
 } from '../errors.js';
 import { QueueEngine, type Outcome } from '../engine/queue.js';
-import { type Message, type QueueSettings } from '../engine/types.js';
+import { type Delivery, type Message, type QueueSettings } from '../engine/types.js';
 import { LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
+import { observationsOf, recordPublishRefused } from '../observe/observations.js';
+import { diskSizeOf } from '../observe/resources.js';
 import { checkCount, checkPublish, cutText, freeBytesOf } from './checks.js';
 import { DataLock } from './data-lock.js';
-import { deathHeaders } from './dead-letter.js';
+import { deathHeaders, redriveFilter } from './dead-letter.js';
 import {
   FIRST_ERROR_HEADER,
   LAST_ERROR_HEADER,
@@ -120,6 +122,9 @@ export class Broker implements BrokerApi {
   private readonly diskFloorBytes: number;
   private freeDiskBytes = Number.POSITIVE_INFINITY;
   private diskTimer: NodeJS.Timeout | null = null;
+  private diskSizeBytes = -1;
+  /** Connections, refusals, latency: see src/observe/observations.ts. */
+  private readonly observed = observationsOf(this);
 
   private constructor(
     private readonly logger: Logger,
@@ -222,6 +227,7 @@ export class Broker implements BrokerApi {
           );
         }
         this.freeDiskBytes = free;
+        this.diskSizeBytes = await diskSizeOf(dir);
       } catch (err) {
         this.logger.warn({ err, dir }, 'cannot measure free disk space');
       }
@@ -363,6 +369,7 @@ export class Broker implements BrokerApi {
     const seqs = [...engine.values()].map((message) => message.seq);
 
     this.engines.delete(name);
+    this.observed.forgetQueue(name);
     // A copy: cleanup() takes each waiter out of the list being walked.
     for (const waiter of [...(this.waiters.get(engine) ?? [])]) {
       waiter.cleanup();
@@ -382,6 +389,15 @@ export class Broker implements BrokerApi {
   // --- publishing -----------------------------------------------------
 
   async publish(queue: string, inputs: PublishInput[]): Promise<PublishResult[]> {
+    try {
+      return await this.publishNow(queue, inputs);
+    } catch (err) {
+      if (err instanceof UsherError) recordPublishRefused(this, err.code);
+      throw err;
+    }
+  }
+
+  private async publishNow(queue: string, inputs: PublishInput[]): Promise<PublishResult[]> {
     this.checkOpen();
     const engine = this.engineOf(queue);
     if (this.freeDiskBytes < this.diskFloorBytes) {
@@ -472,9 +488,19 @@ export class Broker implements BrokerApi {
     const deliveries = engine.receive(now, max, leaseMs);
     this.afterChange(engine);
     if (deliveries.length > 0 || waitMs === 0 || options.signal?.aborted) {
-      return deliveries.map((delivery) => view(engine, delivery));
+      return this.handOut(engine, deliveries);
     }
     return this.wait(engine, max, leaseMs, waitMs, options.signal);
+  }
+
+  /** Deliveries as consumers see them, timing how long each waited. */
+  private handOut(engine: QueueEngine, deliveries: Delivery[]): ReceivedMessage[] {
+    const now = this.clock();
+    const latency = this.observed.queueLatency(engine.name).timeInQueue;
+    return deliveries.map((delivery) => {
+      latency.observeMs(now - delivery.message.availableAt);
+      return view(engine, delivery);
+    });
   }
 
   private wait(
@@ -533,6 +559,14 @@ export class Broker implements BrokerApi {
         this.afterChange(engine);
       }
       throw err;
+    }
+
+    // Timed once durable, when the ack is confirmed; not for a queue
+    // deleted meanwhile, whose figures went with it.
+    if (this.engines.get(queue) === engine) {
+      const acked = this.clock();
+      const latency = this.observed.queueLatency(queue).publishToAck;
+      for (const message of settled) latency.observeMs(acked - message.publishedAt);
     }
     return results;
   }
@@ -645,8 +679,10 @@ export class Broker implements BrokerApi {
     const now = this.clock();
     const records: LogRecord[] = [];
     const touched = new Set<QueueEngine>();
+    const chosen = redriveFilter(options);
     for (const message of [...engine.values()]) {
       if (records.length >= max) break;
+      if (!chosen(message)) continue;
       const destination = target ?? this.sourceOf(message, engine);
       if (destination === undefined || message.state === 'in-flight') continue;
 
@@ -697,6 +733,7 @@ export class Broker implements BrokerApi {
   ): LogRecord[] {
     const { message, reason } = outcome;
     const target = engine.settings.deadLetter;
+    this.observed.died(engine.name, reason);
     if (target === null) {
       engine.totals.dropped++;
       this.logger.debug(
@@ -762,7 +799,7 @@ export class Broker implements BrokerApi {
           subscriber.leaseMs,
         );
         if (deliveries.length === 0) return;
-        subscriber.deliver(deliveries.map((delivery) => view(engine, delivery)));
+        subscriber.deliver(this.handOut(engine, deliveries));
         served = true;
       }
     }
@@ -778,7 +815,7 @@ export class Broker implements BrokerApi {
       const deliveries = engine.receive(this.clock(), waiter.max, waiter.leaseMs);
       if (deliveries.length === 0) break;
       waiter.cleanup();
-      waiter.resolve(deliveries.map((delivery) => view(engine, delivery)));
+      waiter.resolve(this.handOut(engine, deliveries));
     }
     if (queueWaiters.length === 0) this.waiters.delete(engine);
   }
@@ -853,6 +890,7 @@ export class Broker implements BrokerApi {
         ...store,
         freeDiskBytes: Number.isFinite(this.freeDiskBytes) ? this.freeDiskBytes : -1,
         diskFloorBytes: this.diskFloorBytes,
+        diskSizeBytes: this.diskSizeBytes,
       },
     };
   }

@@ -74,3 +74,17 @@ function parseHistory(text: string | undefined): DeathRecord[] {
     return [];
   }
 }
+
+/** Which messages a redrive takes, from its ids, reason and source filters. */
+export function redriveFilter(options: {
+  ids?: string[];
+  reason?: string;
+  source?: string;
+}): (message: Message) => boolean {
+  const ids = options.ids === undefined ? undefined : new Set(options.ids.map(String));
+  const { reason, source } = options;
+  return (message) =>
+    (ids === undefined || ids.has(message.id)) &&
+    (reason === undefined || message.headers[DEATH_HEADERS.reason] === reason) &&
+    (source === undefined || message.headers[DEATH_HEADERS.queue] === source);
+}

@@ -120,6 +120,12 @@ export interface RedriveOptions {
   to?: string;
   /** Move at most this many. */
   max?: number;
+  /** Only these message ids. */
+  ids?: string[];
+  /** Only messages whose last death had this reason (x-usher-death-reason). */
+  reason?: string;
+  /** Only messages that died in this queue (x-usher-death-queue). */
+  source?: string;
 }
 
 /**

@@ -12,6 +12,7 @@ import {
 } from 'prom-client';
 
 import type { BrokerApi, QueueInfo, QueueStats } from '../broker/types.js';
+import { registerObservedMetrics } from '../observe/metrics.js';
 
 export interface Metrics {
   readonly contentType: string;
@@ -177,6 +178,11 @@ const STORE_METRICS: Record<string, StoreMetric> = {
     help: 'Free bytes on the data folder disk (-1 when unknown)',
     kind: 'gauge',
   },
+  diskSizeBytes: {
+    name: 'usher_disk_size_bytes',
+    help: 'Size of the data folder disk (-1 when unknown)',
+    kind: 'gauge',
+  },
   diskFloorBytes: {
     name: 'usher_disk_floor_bytes',
     help: 'Free space below which publishes are refused',
@@ -240,6 +246,7 @@ export function createMetrics(
   });
 
   registerStoreMetrics(registry, () => current().health.store);
+  const installNew = registerObservedMetrics(registry, broker, () => current().queues);
 
   if (options.processMetrics) {
     collectDefaultMetrics({ register: registry, prefix: 'usher_' });
@@ -249,6 +256,7 @@ export function createMetrics(
     contentType: registry.contentType,
     async scrape() {
       snapshot = undefined;
+      installNew();
       return registry.metrics();
     },
   };

@@ -121,6 +121,11 @@ export const RedriveRequest = Type.Object(
   {
     to: Type.Optional(QueueName),
     max: Type.Optional(Type.Integer({ minimum: 1 })),
+    ids: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 1000 }),
+    ),
+    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    source: Type.Optional(QueueName),
   },
   Strict,
 );

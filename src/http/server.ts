@@ -29,6 +29,7 @@ import {
   HeadersTooLargeError,
   RequestTimeoutError,
 } from '../errors.js';
+import { registerObserveRoutes, type ObserveOptions } from '../observe/routes.js';
 import { handleNotFound, makeErrorHandler } from './error-handler.js';
 import { registerJsonBody } from './json-body.js';
 import { registerMessageRoutes } from './message-routes.js';
@@ -44,6 +45,8 @@ export interface HttpServerOptions {
   maxMessageBytes?: number;
   /** Export Node.js process metrics on /metrics too; default true. */
   processMetrics?: boolean;
+  /** Sampling for /alerts, /events and the dashboard (src/observe/routes.ts). */
+  observe?: ObserveOptions;
 }
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -166,6 +169,7 @@ export function createHttpServer(
   registerSystemRoutes(app, broker, routes, options);
   registerQueueRoutes(app, broker);
   registerMessageRoutes(app, broker, maxMessageBytes);
+  registerObserveRoutes(app, broker, options.observe ?? {});
   return app;
 }
 

@@ -7,6 +7,7 @@ import pino from 'pino';
 
 import type { Broker } from '../../src/broker/broker.js';
 import { createHttpServer } from '../../src/http/server.js';
+import type { ObserveOptions } from '../../src/observe/routes.js';
 import { openBroker, tempDir } from '../helpers.js';
 
 export interface LogLine {
@@ -21,6 +22,8 @@ export interface Harness {
   app: FastifyInstance;
   /** Every line the server and broker logged, parsed. */
   logs: LogLine[];
+  /** The broker's data folder. */
+  dir: string;
   close(): Promise<void>;
 }
 
@@ -33,7 +36,11 @@ export interface Answer {
 }
 
 export async function startHttp(
-  options: { maxMessageBytes?: number; processMetrics?: boolean } = {},
+  options: {
+    maxMessageBytes?: number;
+    processMetrics?: boolean;
+    observe?: ObserveOptions;
+  } = {},
 ): Promise<Harness> {
   const dir = tempDir('usher-http-');
   const logs: LogLine[] = [];
@@ -50,6 +57,7 @@ export async function startHttp(
     logger,
     maxMessageBytes: options.maxMessageBytes,
     processMetrics: options.processMetrics ?? false,
+    observe: options.observe,
   });
   await app.ready();
 
@@ -57,6 +65,7 @@ export async function startHttp(
     broker,
     app,
     logs,
+    dir: dir.path,
     async close() {
       await app.close();
       await broker.close();

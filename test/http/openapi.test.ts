@@ -42,6 +42,12 @@ describe('GET /openapi.json', () => {
     assert.equal(doc.openapi, '3.0.3');
     assert.deepEqual(operations.sort(), [
       'DELETE /queues/{name}',
+      'GET /alerts',
+      'GET /dashboard',
+      'GET /dashboard/',
+      'GET /dashboard/vendor/{file}',
+      'GET /dashboard/{file}',
+      'GET /events',
       'GET /healthz',
       'GET /metrics',
       'GET /openapi.json',
