@@ -19,7 +19,7 @@
 // busy. Every phase is bounded in count and time.
 //
 //   npm run bench:amqp -- [--messages N] [--latency-seconds S]
-//     [--quick] [--usher-only] [--usher-node-flags "--cpu-prof ..."]
+//     [--quick] [--usher-only] [--usher-node-flags="--cpu-prof ..."]
 
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -40,7 +40,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     /** Usher alone: no RabbitMQ started, no ratios. */
     'usher-only': { type: 'boolean', default: false },
-    /** Flags for Usher's node process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p". */
+    /** Flags for Usher's node process: --usher-node-flags="--cpu-prof --cpu-prof-dir=/tmp/p". */
     'usher-node-flags': { type: 'string', default: '' },
   },
 });

@@ -51,7 +51,11 @@ export async function startUsher(nodeFlags: string[] = [],
       pending = lines.pop()!;
       for (const line of lines) {
         const entry = parseLogLine(line);
-        if (entry === null) continue;
+        // Not pino's: node's own output (--trace-gc, say) goes to stderr.
+        if (entry === null) {
+          if (line.trim() !== '') process.stderr.write(`${line}\n`);
+          continue;
+        }
         if (typeof entry.amqpUrl === 'string') amqpUrl = entry.amqpUrl;
         if (typeof entry.url === 'string') {
           httpUrl = entry.url;

@@ -409,6 +409,10 @@ export class AmqpChannel {
         priority: mapped.priority,
         ttlMs: mapped.ttlMs,
       };
+      // A non-persistent message on a non-durable queue is not logged and
+      // is confirmed at once, as RabbitMQ does; anything else is confirmed
+      // once durable.
+      const persistent = incoming.properties.deliveryMode === 2;
       if (tag > 0) this.waitingConfirms.set(tag, queues.length);
       for (const queue of queues) {
         let batch = this.batches.get(queue);
@@ -416,7 +420,8 @@ export class AmqpChannel {
           batch = { inputs: [], tags: [] };
           this.batches.set(queue, batch);
         }
-        batch.inputs.push(input);
+        const inMemory = !persistent && !this.topology.isDurable(queue);
+        batch.inputs.push(inMemory ? { ...input, inMemory } : input);
         batch.tags.push(tag);
       }
     } catch (err) {
