@@ -19,7 +19,8 @@
 // busy. Every phase is bounded in count and time.
 //
 //   npm run bench:amqp -- [--messages N] [--latency-seconds S]
-//     [--quick] [--usher-only] [--usher-node-flags="--cpu-prof ..."]
+//     [--quick] [--usher-only] [--only transient|durable|latency]
+//     [--usher-node-flags="--cpu-prof --cpu-prof-dir=DIR"]
 
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -40,6 +41,8 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     /** Usher alone: no RabbitMQ started, no ratios. */
     'usher-only': { type: 'boolean', default: false },
+    /** One part only, for profiling: transient, durable or latency. */
+    only: { type: 'string' },
     /** Flags for Usher's node process: --usher-node-flags="--cpu-prof --cpu-prof-dir=/tmp/p". */
     'usher-node-flags': { type: 'string', default: '' },
   },
@@ -47,6 +50,11 @@ const { values: args } = parseArgs({
 const MESSAGES = positive('messages', args.quick ? 1_000 : 100_000);
 const LATENCY_SECONDS = positive('latency-seconds', args.quick ? 1 : 10);
 const WARM_UP = Math.min(2_000, MESSAGES);
+const PARTS = ['transient', 'durable', 'latency'];
+if (args.only !== undefined && !PARTS.includes(args.only)) {
+  throw new Error(`--only takes one of ${PARTS.join(', ')}, not "${args.only}"`);
+}
+const runs = (part: string) => args.only === undefined || args.only === part;
 
 type Column = 'usher' | 'classic' | 'quorum';
 type Kind = 'transient' | 'durable';
@@ -151,12 +159,16 @@ async function measure(brokers: Broker[]): Promise<Row[]> {
     for (const b of brokers) {
       const what = size.label;
       const [quiet, loud] = [name(b, 'transient'), name(b, 'durable')];
-      transients.figures[b.column] = await attempt(b, 'transient', what,
-        (t, p, c) => transient(t, quiet, size.body, count, p, c));
-      publishes.figures[b.column] = await attempt(b, 'durable', what,
-        (t, p) => durablePublish(t, loud, size.body, count, p));
-      consumes.figures[b.column] = await attempt(b, 'durable', what,
-        (t, p, c) => durableConsume(t, loud, count, c, p));
+      if (runs('transient')) {
+        transients.figures[b.column] = await attempt(b, 'transient', what,
+          (t, p, c) => transient(t, quiet, size.body, count, p, c));
+      }
+      if (runs('durable')) {
+        publishes.figures[b.column] = await attempt(b, 'durable', what,
+          (t, p) => durablePublish(t, loud, size.body, count, p));
+        consumes.figures[b.column] = await attempt(b, 'durable', what,
+          (t, p, c) => durableConsume(t, loud, count, c, p));
+      }
       progress(`${size.label} on ${b.column} done`);
     }
     rows.push(transients, publishes, consumes);
@@ -166,7 +178,7 @@ async function measure(brokers: Broker[]): Promise<Row[]> {
   const workload = `latency at ${LATENCY_RATE} msg/s, durable, confirms`;
   const p50 = row(`${workload}: p50`, '464 B ticket', total, 'p50');
   const p99 = row(`${workload}: p99`, '464 B ticket', total, 'p99');
-  for (const b of brokers) {
+  for (const b of runs('latency') ? brokers : []) {
     const queue = name(b, 'latency');
     p50.figures[b.column] = p99.figures[b.column] = await attempt(b, 'durable', 'latency',
       (t, p, c) => latency(t, queue, LATENCY_SECONDS, p, c));

@@ -425,7 +425,7 @@ export class AmqpChannel {
           this.batches.set(queue, batch);
         }
         const inMemory = !persistent && !this.topology.isDurable(queue);
-        batch.inputs.push(inMemory ? { ...input, body: Buffer.from(body), inMemory } : input);
+        batch.inputs.push(inMemory ? { ...input, body: copyOf(body), inMemory } : input);
         batch.tags.push(tag);
       }
     } catch (err) {
@@ -814,6 +814,13 @@ export class AmqpChannel {
 }
 
 // --- helpers --------------------------------------------------------------
+
+/** A copy of `bytes` (faster than Buffer.from(buffer) on node 20). */
+function copyOf(bytes: Buffer): Buffer {
+  const copy = Buffer.allocUnsafe(bytes.length);
+  bytes.copy(copy);
+  return copy;
+}
 
 function propertiesOf(message: ReceivedMessage): BasicProperties {
   return toAmqp(message.headers, message.priority, deathTable(message.headers));

@@ -42,8 +42,12 @@ export function checkPublish(
   if (typeof headers === 'object' && headers !== null) {
     for (const key in headers) {
       if (!Object.hasOwn(headers, key)) continue;
-      checkWellFormed(key, `${prefix}headers`);
-      checkWellFormed(headers[key], `${prefix}headers.${key}`);
+      // The field names are made only for an error, not for every header.
+      const value = headers[key];
+      if (!key.isWellFormed()) checkWellFormed(key, `${prefix}headers`);
+      if (typeof value === 'string' && !value.isWellFormed()) {
+        checkWellFormed(value, `${prefix}headers.${key}`);
+      }
     }
   }
   const priority = input.priority ?? 0;
