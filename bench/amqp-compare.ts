@@ -272,6 +272,15 @@ noisy: other work kept over ${NOISY_CORES} of a core busy in that run.
 async function main(): Promise<void> {
   const began = performance.now();
   const started: RunningBroker[] = [];
+  // Interrupted: stop what was started (the RabbitMQ node runs detached
+  // and would outlive us), then end as asked.
+  const onSignal = (signal: NodeJS.Signals) => {
+    progress(`${signal}: stopping the brokers`);
+    void Promise.all(started.map((broker) => broker.stop()))
+      .finally(() => process.kill(process.pid, signal));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     const usherFlags = args['usher-node-flags'].split(' ').filter((flag) => flag !== '');
     const usher = await startUsher(usherFlags, (line) => progress(`usher: ${line}`));
@@ -285,6 +294,8 @@ async function main(): Promise<void> {
     const rows = await measure(brokers);
     print(rows, (performance.now() - began) / 1000, !args['usher-only']);
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     for (const broker of started) await broker.stop();
   }
 }

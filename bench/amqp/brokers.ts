@@ -65,7 +65,8 @@ export async function startUsher(nodeFlags: string[] = [],
         if (Number(entry.level) >= 40) onWarning(line);
       }
     });
-    child.once('exit', (code) => reject(new Error(`usher serve exited (${code}) before listening`)));
+    child.once('exit', (code) =>
+      reject(new Error(`usher serve exited (${code}) before listening`)));
   });
   const timer = setTimeout(() => child.kill('SIGKILL'), START_LIMIT_MS);
   try {
