@@ -249,7 +249,8 @@ msg/s unless marked ms; on ms rows lower is better, and so is the ratio.
 client-bound: this process used more CPU than the broker in that run.
 noisy: other work kept over ${NOISY_CORES} of a core busy in that run.
 `);
-  out('CPU seconds (broker / client / rest of the machine) in each run:');
+  out('CPU seconds (broker / client / rest of the machine) in each run, and the broker\'s' +
+    ' CPU per message:');
   const shown = new Set<Figure>();
   for (const row of rows) {
     const parts: string[] = [];
@@ -258,8 +259,11 @@ noisy: other work kept over ${NOISY_CORES} of a core busy in that run.
       if (f === undefined || f === null || shown.has(f)) continue;
       shown.add(f);
       const s = (cpu: number) => Math.max(0, cpu).toFixed(2);
+      // Per message, the broker's CPU is the figure least moved by
+      // other work on the machine (which mostly steals wall time).
+      const perMessage = (1e6 * f.brokerCpu / Math.max(1, f.messages)).toFixed(1);
       parts.push(`${c} ${s(f.brokerCpu)} / ${s(f.clientCpu)} / ${s(f.otherCpu)} ` +
-        `in ${f.seconds.toFixed(2)} s`);
+        `in ${f.seconds.toFixed(2)} s (broker ${perMessage} µs/msg)`);
     }
     if (parts.length > 0) out(`- ${row.workload}, ${row.size}: ${parts.join('; ')}`);
   }

@@ -23,5 +23,6 @@ test('amqp-compare --quick --usher-only runs every workload to a figure', () => 
     const usherCell = row.split('|')[4].trim();
     assert.match(usherCell, /^[\d,.]+( ms)?( client-bound)?( noisy)?$/, row);
   }
-  assert.match(run.stdout, /- latency at 5000 msg\/s.*usher [\d.]+ \/ [\d.]+ \/ -?[\d.]+ in/);
+  assert.match(run.stdout,
+    /- latency at 5000 msg\/s.*usher [\d.]+ \/ [\d.]+ \/ -?[\d.]+ in [\d.]+ s \(broker [\d.]+ µs\/msg\)/);
 });
