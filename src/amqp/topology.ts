@@ -41,7 +41,7 @@ export interface BindingRequest {
 export class Topology {
   private readonly consumers = new Map<string, number>();
   private readonly autoDelete = new Set<string>();
-  /** Queues declared durable=false (Usher still keeps them on disk). */
+  /** Queues declared durable=false: kept on disk, their non-persistent messages in memory. */
   private readonly transient = new Set<string>();
   /** Exclusive queues and the connection that owns each. */
   private readonly owners = new Map<string, object>();
@@ -145,6 +145,11 @@ export class Topology {
           `'${name}' in vhost '/': received '${asked}' but current is '${now}'`);
       }
     }
+  }
+
+  /** False for a queue declared durable=false here, since the last start. */
+  isDurable(name: string): boolean {
+    return !this.transient.has(name);
   }
 
   /** Records the flags of a queue this adapter just created. */

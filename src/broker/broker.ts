@@ -95,6 +95,7 @@ const MAX_REASON_LENGTH = 1024;
 /** setTimeout cannot wait longer than 2^31 - 1 ms; wake hourly instead. */
 const MAX_TIMER_MS = 60 * 60 * 1000;
 const STORE_FAILURE_MEMORY_MS = 30_000;
+const noop = () => {};
 
 interface Waiter {
   max: number;
@@ -108,6 +109,8 @@ export class Broker implements BrokerApi {
   private readonly engines = new Map<string, QueueEngine>();
   private readonly waiters = new Map<QueueEngine, Waiter[]>();
   private readonly subscribers = new Map<QueueEngine, Subscriber[]>();
+  /** Per queue: settles when its publishes logged so far have landed. */
+  private readonly landing = new Map<QueueEngine, Promise<void>>();
   private readonly clock: () => number;
   private readonly random: () => number;
   private readonly maxMessageBytes: number;
@@ -406,6 +409,8 @@ export class Broker implements BrokerApi {
     const now = this.clock();
     const results: PublishResult[] = [];
     const records: PublishedRecord[] = [];
+    const logged: PublishedRecord[] = [];
+    const inMemory = new Set<PublishedRecord>();
 
     // Every message is checked before any id is remembered, so a refused
     // batch leaves no trace and can be sent again whole.
@@ -425,13 +430,16 @@ export class Broker implements BrokerApi {
         continue;
       }
       if (input.id !== undefined) engine.rememberId(id, now);
-      records.push(this.publishedRecord(engine, input, id, now));
+      const record = this.publishedRecord(engine, input, id, now);
+      records.push(record);
+      if (input.inMemory === true) inMemory.add(record);
+      else logged.push(record);
       results.push({ id, duplicate: false });
     }
     if (records.length === 0) return results;
 
     try {
-      await this.store.append(records);
+      await this.land(engine, logged);
     } catch (err) {
       for (const record of records) engine.forgetId(record.id);
       throw this.storeError(err);
@@ -441,10 +449,32 @@ export class Broker implements BrokerApi {
     // its delete record came later in the log, so replay drops them too.
     if (this.engines.get(queue) !== engine) throw new QueueNotFoundError(queue);
     const landed = this.clock();
-    for (const record of records) engine.enqueue(messageFrom(record), landed);
+    for (const record of records) {
+      const message = messageFrom(record);
+      if (inMemory.has(record)) message.inMemory = true;
+      engine.enqueue(message, landed);
+    }
     engine.totals.published += records.length;
     this.afterChange(engine);
     return results;
+  }
+
+  /**
+   * Logs `records` and resolves once they, and every publish to `engine`
+   * logged before them, have landed: a batch with nothing to log (in
+   * memory only) waits for the logged ones ahead of it, so it cannot
+   * overtake them and a channel's order holds.
+   */
+  private land(engine: QueueEngine, records: PublishedRecord[]): Promise<void> {
+    const earlier = this.landing.get(engine);
+    if (records.length === 0) return earlier ?? Promise.resolve();
+
+    const landed = this.store.append(records);
+    const settled: Promise<void> = landed.then(noop, noop).then(() => {
+      if (this.landing.get(engine) === settled) this.landing.delete(engine);
+    });
+    this.landing.set(engine, settled);
+    return landed;
   }
 
   private publishedRecord(
@@ -549,7 +579,10 @@ export class Broker implements BrokerApi {
     if (settled.length === 0) return results;
 
     try {
-      await this.append([{ type: 'settled', seqs: settled.map((m) => m.seq) }]);
+      // In-memory messages were never logged: there is nothing to settle.
+      const seqs: number[] = [];
+      for (const message of settled) if (message.inMemory !== true) seqs.push(message.seq);
+      if (seqs.length > 0) await this.append([{ type: 'settled', seqs }]);
     } catch (err) {
       // Not durable, so not settled: the messages are ready again rather
       // than gone until the next restart brings them back.

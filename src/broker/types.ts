@@ -58,6 +58,11 @@ export interface PublishInput {
   delayMs?: number;
   /** Time to live; the queue's messageTtlMs applies when shorter. */
   ttlMs?: number;
+  /**
+   * Kept in memory only: not logged, so settled at once and lost on a
+   * restart. AMQP's non-persistent messages on non-durable queues.
+   */
+  inMemory?: boolean;
 }
 
 export interface PublishResult {

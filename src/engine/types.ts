@@ -69,6 +69,8 @@ export interface Message {
   lease: Lease | null;
   /** Engine bookkeeping: where the message sits in its heaps. */
   slots?: Slots;
+  /** Never logged (PublishInput.inMemory): its settling is not logged either. */
+  inMemory?: boolean;
 }
 
 /** A message's place in the engine's heaps, so it can leave them at once. */

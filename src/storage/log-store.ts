@@ -287,6 +287,15 @@ export class LogStore {
   // throws here and nothing of its call joins the batch.
   #gather(records: readonly LogRecord[], copies: number): Promise<void> {
     const frames = records.map(encodeRecord);
+    // A published body is the frame's tail. The record takes that copy in
+    // place of the caller's buffer, which may be a view of a whole socket
+    // chunk: what the caller keeps from the record then pins nothing else.
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i];
+      if (record.type === 'published') {
+        record.body = frames[i].subarray(frames[i].length - record.body.length);
+      }
+    }
 
     const batch = this.#gathering;
     for (let i = 0; i < frames.length; i++) {

@@ -1,0 +1,136 @@
+// Non-persistent messages on non-durable queues stay in memory: they are
+// not logged, so they are confirmed without waiting for the disk and are
+// gone after a restart, as in RabbitMQ. Everything else is confirmed only
+// once durable, and comes back.
+
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import amqp from 'amqplib';
+
+import { createAmqpServer } from '../../src/amqp/server.js';
+import type { Broker } from '../../src/broker/broker.js';
+import { nodeIo, type StoreIo } from '../../src/storage/io.js';
+import { openBroker, silentLogger, tempDir } from '../helpers.js';
+
+const dir = tempDir('usher-amqp-in-memory-');
+after(() => dir.remove());
+
+/** nodeIo whose fdatasync waits while held: a disk that is slow to sync. */
+function slowDisk(): { io: StoreIo; hold(): void; release(): void } {
+  let held = false;
+  let waiting: Array<() => void> = [];
+  return {
+    io: {
+      ...nodeIo,
+      async fdatasync(fd) {
+        if (held) await new Promise<void>((resolve) => waiting.push(resolve));
+        return nodeIo.fdatasync(fd);
+      },
+    },
+    hold() {
+      held = true;
+    },
+    release() {
+      held = false;
+      for (const wake of waiting.splice(0)) wake();
+    },
+  };
+}
+
+async function serve(broker: Broker) {
+  const server = await createAmqpServer({
+    broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1 << 20,
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`);
+  return { server, connection };
+}
+
+function publish(channel: amqp.ConfirmChannel, queue: string, persistent: boolean) {
+  let state = 'waiting';
+  const confirm = new Promise<void>((resolve, reject) => {
+    channel.sendToQueue(queue, Buffer.from(`${queue} ${persistent}`), { persistent },
+      (err) => {
+        state = err ? 'nacked' : 'acked';
+        if (err) reject(err);
+        else resolve();
+      });
+  });
+  return { confirm, state: () => state };
+}
+
+test('transient on a non-durable queue: confirmed before the sync, gone after a restart',
+  { timeout: 10_000 }, async () => {
+  const disk = slowDisk();
+  const broker = await openBroker(dir.path, { sync: true, storeIo: disk.io });
+  const { server, connection } = await serve(broker);
+  try {
+    const channel = await connection.createConfirmChannel();
+    await channel.assertQueue('memory', { durable: false });
+    await channel.assertQueue('disk', { durable: true });
+
+    disk.hold();
+    const persistentFirst = publish(channel, 'memory', true);
+    const inMemory = publish(channel, 'memory', false);
+    const onDurableQueue = publish(channel, 'disk', false);
+
+    // Confirms go out as one `multiple` ack up to the highest settled tag,
+    // so the in-memory message's own confirm waits for the one before it:
+    // what it must not wait for is its own sync, checked through the log.
+    await sleep(200);
+    assert.equal(persistentFirst.state(), 'waiting', 'confirmed before durable');
+    assert.equal(onDurableQueue.state(), 'waiting', 'confirmed before durable');
+    assert.equal(inMemory.state(), 'waiting', 'confirmed ahead of an earlier tag');
+
+    disk.release();
+    await Promise.all([persistentFirst.confirm, inMemory.confirm, onDurableQueue.confirm]);
+    assert.equal(broker.getQueue('memory').stats.ready, 2);
+  } finally {
+    disk.release();
+    await connection.close();
+    await server.close();
+    await broker.close();
+  }
+
+  const reopened = await openBroker(dir.path, { sync: true });
+  try {
+    assert.equal(reopened.getQueue('memory').stats.ready, 1, 'only the persistent one is logged');
+    assert.equal(reopened.getQueue('disk').stats.ready, 1);
+  } finally {
+    await reopened.close();
+  }
+});
+
+test('transient on a non-durable queue alone: confirmed while the disk is held',
+  { timeout: 10_000 }, async () => {
+  const disk = slowDisk();
+  const broker = await openBroker(dir.path, { sync: true, storeIo: disk.io });
+  const { server, connection } = await serve(broker);
+  try {
+    const channel = await connection.createConfirmChannel();
+    await channel.assertQueue('memory-only', { durable: false });
+    await channel.prefetch(10);
+    disk.hold();
+
+    await publish(channel, 'memory-only', false).confirm;
+    // Consumed and acked with the disk still held: nothing to log.
+    const consumer = await connection.createChannel();
+    const got = await new Promise<string>((resolve) => {
+      void consumer.consume('memory-only', (message) => {
+        consumer.ack(message!);
+        resolve(message!.content.toString());
+      });
+    });
+    assert.equal(got, 'memory-only false');
+    await sleep(50);
+    assert.equal(broker.getQueue('memory-only').stats.ready, 0);
+    assert.equal(broker.getQueue('memory-only').stats.inFlight, 0);
+  } finally {
+    disk.release();
+    await connection.close();
+    await server.close();
+    await broker.close();
+  }
+});

@@ -1,0 +1,28 @@
+// bench/amqp-compare.ts in its quick mode against Usher alone, so the
+// script cannot rot unnoticed: it must start `usher serve`, run every
+// workload to the end and print a figure (not "failed" or "stalled") in
+// every Usher cell. No figure is judged: speed lives in the bench itself.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+
+const script = new URL('../../bench/amqp-compare.js', import.meta.url).pathname;
+
+test('amqp-compare --quick --usher-only runs every workload to a figure', () => {
+  const run = spawnSync(process.execPath, [script, '--quick', '--usher-only'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(run.status, 0, `exit ${run.status} ${run.signal ?? ''}\n${run.stderr}`);
+
+  const rows = run.stdout.split('\n').filter((line) => line.startsWith('| ') &&
+    !line.startsWith('| workload'));
+  assert.equal(rows.length, 11, run.stdout);
+  for (const row of rows) {
+    const usherCell = row.split('|')[4].trim();
+    assert.match(usherCell, /^[\d,.]+( ms)?( client-bound)?( noisy)?$/, row);
+  }
+  assert.match(run.stdout,
+    /- latency at 5000 msg\/s.*usher [\d.]+ \/ [\d.]+ \/ -?[\d.]+ in [\d.]+ s \(broker [\d.]+ µs\/msg\)/);
+});
