@@ -3,9 +3,9 @@
 // a temporary folder, AMQP on a free loopback port) so its CPU, memory and
 // disk can be read from /proc and the folder:
 //
-//   A  publish 10k x 128 B, nobody consuming  -> CPU, RSS, disk per message
-//   B  publish 10k x 4 KiB, nobody consuming  -> the same; A and B fit lines
-//   C  publish and consume 10k x 1 KiB        -> consume CPU = C - publish
+//   A  publish 20k x 128 B, nobody consuming  -> CPU, RSS, disk per message
+//   B  publish 20k x 4 KiB, nobody consuming  -> the same; A and B fit lines
+//   C  publish and consume 20k x 1 KiB        -> consume CPU = C - publish
 //   D  write 4 KiB + fdatasync for 1 s        -> fdatasync/s of the data disk
 //
 // RSS moves with the garbage collector: the memory line is a rough guide.
@@ -25,7 +25,7 @@ import { runBench, type BenchOptions } from './run.js';
 import { bodyTemplate } from './stamp.js';
 
 const USHER_BIN = fileURLToPath(new URL('../../../bin/usher', import.meta.url));
-const MESSAGES = 10_000;
+const MESSAGES = 20_000;
 const SMALL = 128;
 const LARGE = 4096;
 const START_TIMEOUT_MS = 20_000;
@@ -133,9 +133,13 @@ function options(driver: AmqpDriver, size: number, consumers: number, prefix: st
   };
 }
 
-/** A line through two measured points; the slope may come out negative in noise. */
+/**
+ * A line through two measured points. A cost cannot shrink as bodies
+ * grow: a negative slope is noise, and the mean is kept as a flat cost.
+ */
 function fit(x1: number, y1: number, x2: number, y2: number): Line {
   const perByte = (y2 - y1) / (x2 - x1);
+  if (perByte < 0) return { base: round((y1 + y2) / 2), perByte: 0 };
   return { base: round(Math.max(0, y1 - perByte * x1)), perByte: Math.round(perByte * 1e4) / 1e4 };
 }
 
