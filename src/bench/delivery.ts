@@ -11,7 +11,12 @@ export interface DeliveryCounts {
   lost: number;
   /** Consumed again after their first consumption. */
   duplicated: number;
-  /** Consumed after a later message of the same producer. */
+  /**
+   * Consumed by a consumer after it had consumed a later message of the
+   * same producer. Per consumer: competing consumers interleave, but each
+   * should see a producer's messages in order (barring redeliveries and
+   * priorities, which reorder on purpose).
+   */
   outOfOrder: number;
   /** Consumed without having been confirmed (e.g. confirm still on the way). */
   unconfirmedConsumed: number;
@@ -47,7 +52,8 @@ class BitSet {
 interface ProducerBook {
   confirmed: BitSet;
   consumed: BitSet;
-  highestConsumed: number;
+  /** Highest seq each consumer has consumed, by consumer index. */
+  highestConsumed: number[];
   /** Highest seq sent plus one: the range to look for losses in. */
   sentUpTo: number;
 }
@@ -66,7 +72,7 @@ export class DeliveryTracker {
       this.#books.push({
         confirmed: new BitSet(),
         consumed: new BitSet(),
-        highestConsumed: -1,
+        highestConsumed: [],
         sentUpTo: 0,
       });
     }
@@ -81,8 +87,8 @@ export class DeliveryTracker {
     if (!this.#books[producer].confirmed.set(seq)) this.#confirmed++;
   }
 
-  /** Records one consumption; answers false for a duplicate. */
-  consumed(producer: number, seq: number): boolean {
+  /** Records one consumption by `consumer`; answers false for a duplicate. */
+  consumed(producer: number, seq: number, consumer = 0): boolean {
     const book = this.#books[producer];
     if (book === undefined) {
       this.foreign++;
@@ -93,8 +99,9 @@ export class DeliveryTracker {
       return false;
     }
     this.#consumed++;
-    if (seq < book.highestConsumed) this.#outOfOrder++;
-    else book.highestConsumed = seq;
+    const highest = book.highestConsumed[consumer] ?? -1;
+    if (seq < highest) this.#outOfOrder++;
+    else book.highestConsumed[consumer] = seq;
     return true;
   }
 

@@ -168,8 +168,14 @@ class Run implements BenchSink {
     const settings = { body: options.body, persistent: options.persistent };
     for (let c = 0; c < options.consumers; c++) {
       const queue = this.queues[c % this.queues.length];
+      // Each consumer reports under its own index: order is judged per consumer.
+      const sink: BenchSink = {
+        confirmed: () => undefined,
+        consumed: (body) => this.consumedBy(c, body),
+        failed: (error) => this.failed(error),
+      };
       this.#consumers.push(
-        await options.driver.consumer(queue, { prefetch: options.prefetch, ackMode: options.ackMode }, this),
+        await options.driver.consumer(queue, { prefetch: options.prefetch, ackMode: options.ackMode }, sink),
       );
     }
     for (let p = 0; p < options.producers; p++) {
@@ -210,6 +216,10 @@ class Run implements BenchSink {
   }
 
   consumed(body: Buffer): boolean {
+    return this.consumedBy(0, body);
+  }
+
+  consumedBy(consumer: number, body: Buffer): boolean {
     if (!readStamp(body, this.#stamp)) {
       this.#tracker.foreign++;
       return true;
@@ -220,7 +230,7 @@ class Run implements BenchSink {
       this.#nacked++;
       return false;
     }
-    if (this.#tracker.consumed(this.#stamp.producer, this.#stamp.seq)) {
+    if (this.#tracker.consumed(this.#stamp.producer, this.#stamp.seq, consumer)) {
       this.#latency.recordMs(nowMs() - this.#stamp.intendedMs);
     }
     this.#poke();

@@ -43,6 +43,20 @@ describe('DeliveryTracker', () => {
     assert.equal(t.foreign, 1);
   });
 
+  it('judges order per consumer: competing consumers interleave freely', () => {
+    const t = new DeliveryTracker(1);
+    // Consumer 0 sees 0, 2, 4; consumer 1 sees 1, 3, then 5 after 4 elsewhere.
+    for (const [seq, consumer] of [[0, 0], [2, 0], [1, 1], [4, 0], [3, 1], [5, 1]]) {
+      t.consumed(0, seq, consumer);
+    }
+    assert.equal(t.counts().outOfOrder, 0);
+    // 7 is in order for consumer 1 (after 5); 8 after 9 is not for consumer 0.
+    t.consumed(0, 9, 0);
+    t.consumed(0, 7, 1);
+    t.consumed(0, 8, 0);
+    assert.equal(t.counts().outOfOrder, 1);
+  });
+
   it('does not call an unconfirmed message lost, and counts it consumed unconfirmed', () => {
     const t = new DeliveryTracker(1);
     t.sent(0, 0);
