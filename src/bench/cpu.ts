@@ -1,6 +1,7 @@
 // CPU time of the generator (this process) and of the broker (a PID on
-// this machine, read from /proc), so a result can say which side was the
-// bottleneck. Linux only for the broker; elsewhere its figure is absent.
+// this machine, read from /proc, or Usher's own /metrics figure), so a
+// result can say which side was the bottleneck. Without either the
+// broker's figure is absent.
 
 import { readFileSync } from 'node:fs';
 
@@ -39,22 +40,34 @@ export function processRssBytes(pid: number): number | null {
   }
 }
 
+/** Reads the broker's CPU seconds: from /proc by PID, or the broker's own figure. */
+export type BrokerCpuSource = () => Promise<number | null>;
+
+export function brokerCpuSource(pid: number | undefined, fallback?: BrokerCpuSource): BrokerCpuSource {
+  if (pid !== undefined) return async () => processCpuSeconds(pid);
+  return fallback ?? (async () => null);
+}
+
 export class CpuMeter {
   readonly #startedAt = performance.now();
   readonly #own = process.cpuUsage();
-  readonly #brokerStart: number | null;
 
-  constructor(private readonly brokerPid?: number) {
-    this.#brokerStart = brokerPid === undefined ? null : processCpuSeconds(brokerPid);
+  private constructor(
+    private readonly broker: BrokerCpuSource,
+    private readonly brokerStart: number | null,
+  ) {}
+
+  static async start(broker: BrokerCpuSource): Promise<CpuMeter> {
+    return new CpuMeter(broker, await broker());
   }
 
-  read(): CpuFigures {
+  async read(): Promise<CpuFigures> {
     const wallSeconds = Math.max(1e-3, (performance.now() - this.#startedAt) / 1000);
     const used = process.cpuUsage(this.#own);
     const generatorSeconds = (used.user + used.system) / 1e6;
-    const brokerNow = this.brokerPid === undefined ? null : processCpuSeconds(this.brokerPid);
+    const brokerNow = await this.broker();
     const brokerSeconds =
-      brokerNow === null || this.#brokerStart === null ? null : brokerNow - this.#brokerStart;
+      brokerNow === null || this.brokerStart === null ? null : brokerNow - this.brokerStart;
     return {
       generatorSeconds: round(generatorSeconds),
       generatorCores: round(generatorSeconds / wallSeconds),

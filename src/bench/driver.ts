@@ -42,4 +42,6 @@ export interface Driver {
   consumer(queue: string, settings: ConsumerSettings, sink: BenchSink): Promise<ConsumerDriver>;
   /** Deletes the run's queues. */
   teardown(queues: readonly string[]): Promise<void>;
+  /** The broker's own count of CPU seconds, where it publishes one. */
+  brokerCpuSeconds?(): Promise<number | null>;
 }

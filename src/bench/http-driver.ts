@@ -40,6 +40,18 @@ export class HttpDriver implements Driver {
     for (const queue of queues) await request(this.#base, 'DELETE', `/queues/${queue}`);
   }
 
+  /** Usher's /metrics carries its process CPU (prom-client default metrics). */
+  async brokerCpuSeconds(): Promise<number | null> {
+    try {
+      const response = await fetch(`${this.#base}/metrics`);
+      const text = await response.text();
+      const match = /^usher_process_cpu_seconds_total\s+([\d.e+-]+)$/m.exec(text);
+      return match === null ? null : Number(match[1]);
+    } catch {
+      return null;
+    }
+  }
+
   async producer(index: number, queue: string, settings: PublishSettings, sink: BenchSink) {
     return new HttpProducer(this.#base, index, queue, settings.body, sink);
   }

@@ -5,7 +5,7 @@
 // its count, its duration, and a drain timeout.
 
 import type { CpuFigures } from './cpu.js';
-import { CpuMeter } from './cpu.js';
+import { CpuMeter, brokerCpuSource } from './cpu.js';
 import { DeliveryTracker } from './delivery.js';
 import type { BenchSink, ConsumerDriver, Driver, ProducerDriver } from './driver.js';
 import { type LatencySummary, LatencyRecorder } from './histogram.js';
@@ -183,7 +183,9 @@ class Run implements BenchSink {
       this.#producers.push(await options.driver.producer(p, queue, settings, this));
     }
 
-    const cpu = new CpuMeter(options.brokerPid);
+    const cpu = await CpuMeter.start(
+      brokerCpuSource(options.brokerPid, options.driver.brokerCpuSeconds?.bind(options.driver)),
+    );
     this.#t0 = nowMs();
     this.#lastConfirmAt = performance.now();
     const sampler = this.#startSampler();
@@ -194,7 +196,7 @@ class Run implements BenchSink {
       clearInterval(sampler);
     }
     const endMs = nowMs();
-    const cpuFigures = cpu.read();
+    const cpuFigures = await cpu.read();
     await Promise.allSettled(this.#producers.map((p) => p.close()));
     await Promise.allSettled(this.#consumers.map((c) => c.close()));
     if (this.#failure !== null) throw new BenchRunError(this.#failure.message, { cause: this.#failure });
