@@ -81,18 +81,39 @@ async function main(): Promise<void> {
         const name = workload === 'throughput' ? `${settings.count} msgs` : `${settings.rate}/s`;
         const label = `${workload} ${name}`;
         if (tier === 'fdatasync') {
-          rows.push(await viaCli(tier, label, 'usher', usher.amqpUrl, usher.pid, workload, settings, false));
+          rows.push(
+            await viaCli(tier, label, 'usher', usher.amqpUrl, usher.pid, workload, settings, false),
+          );
         }
         if (rabbit !== null && tier !== 'os') {
           rows.push(
-            await viaCli(tier, label, 'rabbitmq', rabbit.url, rabbit.pid(), workload, settings, tier === 'transient'),
+            await viaCli(
+              tier,
+              label,
+              'rabbitmq',
+              rabbit.url,
+              rabbit.pid(),
+              workload,
+              settings,
+              tier === 'transient',
+            ),
           );
         }
         if (tier !== 'fdatasync') {
           const driver = new NatsDriver(nats.url, tier === 'transient' ? 'memory' : 'file');
           rows.push(await inProcess(tier, label, 'nats', driver, nats.pid, workload, settings));
         }
-        rows.push(await inProcess(tier, label, 'bullmq', new BullmqDriver(redis.port), redis.pid, workload, settings));
+        rows.push(
+          await inProcess(
+            tier,
+            label,
+            'bullmq',
+            new BullmqDriver(redis.port),
+            redis.pid,
+            workload,
+            settings,
+          ),
+        );
       }
       redis.stop();
     }
@@ -123,8 +144,18 @@ async function viaCli(
 ): Promise<Row> {
   const out = join(work, `${system}-${tier}-${kind}.json`);
   const args = [
-    USHER_BIN, '--url', url, 'bench', '--protocol', 'amqp', ...benchArgs(kind, settings),
-    '--json', out, '--quiet', '--drain-timeout', '10s',
+    USHER_BIN,
+    '--url',
+    url,
+    'bench',
+    '--protocol',
+    'amqp',
+    ...benchArgs(kind, settings),
+    '--json',
+    out,
+    '--quiet',
+    '--drain-timeout',
+    '10s',
     ...(pid === null ? [] : ['--broker-pid', String(pid)]),
     ...(transient ? ['--transient'] : []),
   ];
@@ -133,7 +164,8 @@ async function viaCli(
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  if (code !== 0) return { tier, workload, system, result: null, note: `failed: ${stderr.trim().slice(-200)}` };
+  if (code !== 0)
+    return { tier, workload, system, result: null, note: `failed: ${stderr.trim().slice(-200)}` };
   return { tier, workload, system, result: JSON.parse(readFileSync(out, 'utf8')) as BenchResult };
 }
 
@@ -188,7 +220,8 @@ function table(rows: Row[]): string {
       lines.push(`| ${row.tier} | ${row.workload} | ${row.system} | ${row.note ?? 'n/a'} ||||||||`);
       continue;
     }
-    const usher = rows.find((u) => u.system === 'usher' && u.workload === row.workload)?.result ?? null;
+    const usher =
+      rows.find((u) => u.system === 'usher' && u.workload === row.workload)?.result ?? null;
     const mark = row.tier === 'fdatasync' ? '' : '*';
     const ratio = (a: number, b: number) => (b === 0 ? 'n/a' : `${(a / b).toFixed(2)}${mark}`);
     const vs =
@@ -215,9 +248,13 @@ async function startUsher(): Promise<{ amqpUrl: string; pid: number }> {
   const dataDir = join(work, 'usher');
   const child = track(
     'usher',
-    spawn(process.execPath, [USHER_BIN, 'serve', '--data', dataDir, '--port', '0', '--amqp-port', '0'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
+    spawn(
+      process.execPath,
+      [USHER_BIN, 'serve', '--data', dataDir, '--port', '0', '--amqp-port', '0'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    ),
   );
   const out = await waitForOutput(child, /usher listening on/, 20_000);
   const amqp = /amqp:\/\/([\d.]+:\d+)/.exec(out);
@@ -228,7 +265,11 @@ async function startUsher(): Promise<{ amqpUrl: string; pid: number }> {
 function startRabbit(): { url: string; pid: () => number | null } | null {
   const env = { ...process.env, USHER_RABBIT_DIR: join(work, 'rabbitmq') };
   try {
-    const url = execFileSync(RABBIT_SH, ['start'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+    const url = execFileSync(RABBIT_SH, ['start'], {
+      env,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }).trim();
     started.push({
       name: 'rabbitmq',
       stop: () => void execFileSync(RABBIT_SH, ['stop'], { env, stdio: 'inherit' }),
@@ -251,9 +292,13 @@ async function startNats(): Promise<{ url: string; pid: number }> {
   const port = await freePort();
   const child = track(
     'nats-server',
-    spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', join(work, 'nats')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
+    spawn(
+      'nats-server',
+      ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', join(work, 'nats')],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    ),
   );
   await waitForOutput(child, /Server is ready/, 20_000);
   return { url: `127.0.0.1:${port}`, pid: child.pid as number };
@@ -271,7 +316,19 @@ async function startRedis(tier: Tier): Promise<{ port: number; pid: number; stop
     `redis-server (${tier})`,
     spawn(
       'redis-server',
-      ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--save', '', '--daemonize', 'no', ...persistence],
+      [
+        '--bind',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--dir',
+        dir,
+        '--save',
+        '',
+        '--daemonize',
+        'no',
+        ...persistence,
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     ),
   );
@@ -308,7 +365,10 @@ function stopAll(): void {
 function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`no ${pattern} within ${timeoutMs} ms: ${out.slice(-300)}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`no ${pattern} within ${timeoutMs} ms: ${out.slice(-300)}`)),
+      timeoutMs,
+    );
     const onData = (text: Buffer) => {
       out += text.toString();
       if (pattern.test(out)) {
@@ -332,7 +392,9 @@ function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+      server.close(() =>
+        resolve(typeof address === 'object' && address !== null ? address.port : 0),
+      );
     });
   });
 }
@@ -349,8 +411,10 @@ function parseArgs(args: string[]): Settings {
     else throw new Error(`unknown flag ${flag}; known: --count --size --rate --rate-duration`);
   }
   // Bounded: a compare run never exceeds these.
-  if (!(settings.count > 0 && settings.count <= 1_000_000)) throw new Error('--count must be 1 to 1000000');
-  if (!(settings.rate > 0 && settings.rate <= 100_000)) throw new Error('--rate must be 1 to 100000');
+  if (!(settings.count > 0 && settings.count <= 1_000_000))
+    throw new Error('--count must be 1 to 1000000');
+  if (!(settings.rate > 0 && settings.rate <= 100_000))
+    throw new Error('--rate must be 1 to 100000');
   if (settings.rateDurationMs > 120_000) throw new Error('--rate-duration must be at most 2m');
   return settings;
 }

@@ -34,7 +34,12 @@ export class BullmqDriver implements Driver {
     }
   }
 
-  async producer(index: number, name: string, settings: PublishSettings, sink: BenchSink): Promise<ProducerDriver> {
+  async producer(
+    index: number,
+    name: string,
+    settings: PublishSettings,
+    sink: BenchSink,
+  ): Promise<ProducerDriver> {
     const queue = new Queue(name, { connection: this.#connection });
     await queue.waitUntilReady();
     const body = Buffer.from(settings.body);
@@ -42,11 +47,15 @@ export class BullmqDriver implements Driver {
       publish(seq, intendedMs, priority) {
         writeStamp(body, 0, index, seq, intendedMs);
         queue
-          .add('m', { b: body.toString('base64') }, {
-            removeOnComplete: true,
-            removeOnFail: true,
-            ...(priority > 0 ? { priority: 10 - priority } : {}),
-          })
+          .add(
+            'm',
+            { b: body.toString('base64') },
+            {
+              removeOnComplete: true,
+              removeOnFail: true,
+              ...(priority > 0 ? { priority: 10 - priority } : {}),
+            },
+          )
           .then(
             () => sink.confirmed(index, seq, true),
             () => sink.confirmed(index, seq, false),
@@ -56,7 +65,11 @@ export class BullmqDriver implements Driver {
     };
   }
 
-  async consumer(name: string, settings: ConsumerSettings, sink: BenchSink): Promise<ConsumerDriver> {
+  async consumer(
+    name: string,
+    settings: ConsumerSettings,
+    sink: BenchSink,
+  ): Promise<ConsumerDriver> {
     const worker = new Worker(
       name,
       async (job) => {

@@ -47,7 +47,12 @@ export class NatsDriver implements Driver {
     await Promise.allSettled(this.#connections.map((c) => c.close()));
   }
 
-  async producer(index: number, queue: string, settings: PublishSettings, sink: BenchSink): Promise<ProducerDriver> {
+  async producer(
+    index: number,
+    queue: string,
+    settings: PublishSettings,
+    sink: BenchSink,
+  ): Promise<ProducerDriver> {
     const js = (await this.#connect()).jetstream();
     return {
       publish(seq, intendedMs) {
@@ -62,7 +67,11 @@ export class NatsDriver implements Driver {
     };
   }
 
-  async consumer(queue: string, settings: ConsumerSettings, sink: BenchSink): Promise<ConsumerDriver> {
+  async consumer(
+    queue: string,
+    settings: ConsumerSettings,
+    sink: BenchSink,
+  ): Promise<ConsumerDriver> {
     const connection = await this.#connect();
     const jsm = await connection.jetstreamManager();
     const durable = `bench-${Math.random().toString(36).slice(2, 8)}`;

@@ -83,7 +83,11 @@ export class AmqpDriver implements Driver {
     return new AmqpProducer(link, index, queue, settings, sink);
   }
 
-  async consumer(queue: string, settings: ConsumerSettings, sink: BenchSink): Promise<ConsumerDriver> {
+  async consumer(
+    queue: string,
+    settings: ConsumerSettings,
+    sink: BenchSink,
+  ): Promise<ConsumerDriver> {
     const link = await AmqpLink.open(this.url);
     const consumer = new AmqpConsumer(link, settings, sink);
     await link.call(
@@ -184,7 +188,13 @@ class AmqpProducer implements ProducerDriver {
       deliveryMode: this.settings.persistent ? 2 : 1,
       priority,
     };
-    const frames = encodeContent(CHANNEL, method, properties, this.settings.body, this.link.frameMax);
+    const frames = encodeContent(
+      CHANNEL,
+      method,
+      properties,
+      this.settings.body,
+      this.link.frameMax,
+    );
     // method frame, header frame, then the first body frame's payload.
     const stampAt = methodFrameSize(method) + FRAME_OVERHEAD + contentHeaderSize(properties) + 7;
     template = { frames, stampAt };
@@ -250,13 +260,19 @@ class AmqpConsumer implements ConsumerDriver {
     this.#parts = [];
     // Only the stamp is read: the first frame holds it whole unless the
     // frame size is tiny.
-    const body = parts[0].length >= STAMP_BYTES || parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    const body =
+      parts[0].length >= STAMP_BYTES || parts.length === 1 ? parts[0] : Buffer.concat(parts);
     const accept = this.sink.consumed(body);
     if (this.settings.ackMode === 'none') return;
     if (!accept) {
       // Sent now, ahead of the tick's ack: `multiple` then skips it.
       this.link.write(
-        encodeMethodFrame(CHANNEL, { name: 'basic.nack', deliveryTag: this.#tag, multiple: false, requeue: true }),
+        encodeMethodFrame(CHANNEL, {
+          name: 'basic.nack',
+          deliveryTag: this.#tag,
+          multiple: false,
+          requeue: true,
+        }),
       );
       return;
     }

@@ -140,7 +140,13 @@ export class AmqpLink {
     if (this.#closedWith !== null) return;
     this.#closing = true;
     const closing = this.call(
-      { name: 'connection.close', replyCode: 200, replyText: 'bench done', classId: 0, methodId: 0 },
+      {
+        name: 'connection.close',
+        replyCode: 200,
+        replyText: 'bench done',
+        classId: 0,
+        methodId: 0,
+      },
       'connection.close-ok',
     ).catch(() => undefined);
     const timeout = new Promise((resolve) => setTimeout(resolve, 5000).unref());
@@ -178,8 +184,10 @@ export class AmqpLink {
         const { method } = frame;
         if (method.name === 'connection.close' || method.name === 'channel.close') {
           this.#fail(
-            new AmqpLinkError(`broker closed the ${method.name.split('.')[0]}: ` +
-              `${method.replyCode} ${method.replyText}`),
+            new AmqpLinkError(
+              `broker closed the ${method.name.split('.')[0]}: ` +
+                `${method.replyCode} ${method.replyText}`,
+            ),
           );
           this.#socket.destroy();
           return;

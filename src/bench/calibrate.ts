@@ -11,7 +11,15 @@
 // RSS moves with the garbage collector: the memory line is a rough guide.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fdatasyncSync, openSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  openSync,
+  readdirSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +38,10 @@ const SMALL = 128;
 const LARGE = 4096;
 const START_TIMEOUT_MS = 20_000;
 
-export async function runCalibration(outFile: string, note: (line: string) => void): Promise<Calibration> {
+export async function runCalibration(
+  outFile: string,
+  note: (line: string) => void,
+): Promise<Calibration> {
   const dataDir = await mkdtemp(join(tmpdir(), 'usher-calibrate-'));
   const broker = await startBroker(dataDir);
   try {
@@ -45,7 +56,9 @@ export async function runCalibration(outFile: string, note: (line: string) => vo
     const publishCpuUs = fit(SMALL, small.cpuUs, LARGE, large.cpuUs);
     const both = await publishAndConsume(broker, 1024);
     const consumeCpuUs = Math.max(0, both - (publishCpuUs.base + publishCpuUs.perByte * 1024));
-    note(`C 1024 B publish+consume: ${both.toFixed(1)} us/msg -> consume ${consumeCpuUs.toFixed(1)} us`);
+    note(
+      `C 1024 B publish+consume: ${both.toFixed(1)} us/msg -> consume ${consumeCpuUs.toFixed(1)} us`,
+    );
     const fsyncsPerSecond = measureFsyncs(dataDir);
     note(`D fdatasync: ${fsyncsPerSecond.toFixed(0)}/s`);
 
@@ -105,12 +118,21 @@ async function publishOnly(broker: ChildBroker, dataDir: string, size: number): 
 
 async function publishAndConsume(broker: ChildBroker, size: number): Promise<number> {
   const cpuBefore = processCpuSeconds(broker.pid) ?? 0;
-  const result = await runBench(options(new AmqpDriver(broker.amqpUrl), size, 1, 'calibrate-both', false));
-  if (result.lost > 0) throw new CliError(`calibration lost ${result.lost} messages; not writing figures`);
+  const result = await runBench(
+    options(new AmqpDriver(broker.amqpUrl), size, 1, 'calibrate-both', false),
+  );
+  if (result.lost > 0)
+    throw new CliError(`calibration lost ${result.lost} messages; not writing figures`);
   return (((processCpuSeconds(broker.pid) ?? 0) - cpuBefore) * 1e6) / MESSAGES;
 }
 
-function options(driver: AmqpDriver, size: number, consumers: number, prefix: string, keep: boolean): BenchOptions {
+function options(
+  driver: AmqpDriver,
+  size: number,
+  consumers: number,
+  prefix: string,
+  keep: boolean,
+): BenchOptions {
   return {
     driver,
     producers: 1,
@@ -175,7 +197,18 @@ function folderBytes(dir: string): number {
 async function startBroker(dataDir: string): Promise<ChildBroker> {
   const child: ChildProcess = spawn(
     process.execPath,
-    [USHER_BIN, 'serve', '--data', dataDir, '--port', '0', '--amqp-port', '0', '--host', '127.0.0.1'],
+    [
+      USHER_BIN,
+      'serve',
+      '--data',
+      dataDir,
+      '--port',
+      '0',
+      '--amqp-port',
+      '0',
+      '--host',
+      '127.0.0.1',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';

@@ -43,21 +43,49 @@ export const benchCommands: CommandGroup = {
       .option('--protocol <http|amqp>', 'protocol (default: from --url; http)')
       .option('--producers <n>', 'producer connections', intFlag(1, 1000), 1)
       .option('--consumers <n>', 'consumer connections (0: publish only)', intFlag(0, 1000), 1)
-      .option('--queues <n>', 'queues; producers and consumers spread over them', intFlag(1, 1000), 1)
+      .option(
+        '--queues <n>',
+        'queues; producers and consumers spread over them',
+        intFlag(1, 1000),
+        1,
+      )
       .option('--size <bytes>', 'body size, at least 20 (the stamp)', sizeFlag, 1024)
       .option('--body <file>', 'body from a file (e.g. the ticket event), stamp in front')
-      .option('--rate <n>', 'open loop: messages/s over all producers (default: as fast as possible)', intFlag(1))
+      .option(
+        '--rate <n>',
+        'open loop: messages/s over all producers (default: as fast as possible)',
+        intFlag(1),
+      )
       .option('--duration <dur>', 'how long to publish (default 10s)', durationFlag)
       .option('--count <n>', 'messages to publish over all producers', intFlag(1))
-      .option('--confirm-window <n>', 'unconfirmed publishes per producer', intFlag(1, 100_000), 256)
+      .option(
+        '--confirm-window <n>',
+        'unconfirmed publishes per producer',
+        intFlag(1, 100_000),
+        256,
+      )
       .option('--prefetch <n>', 'unacked deliveries per consumer', intFlag(1, 65_535), 256)
-      .option('--ack <manual|none>', 'ack each message (batched), or consume without acks (AMQP)', 'manual')
+      .option(
+        '--ack <manual|none>',
+        'ack each message (batched), or consume without acks (AMQP)',
+        'manual',
+      )
       .option('--priority-mix <p:w,...>', 'priorities and their weights, e.g. 0:90,9:10')
-      .option('--nack-share <x>', 'share of deliveries nacked and requeued, 0 to 1', numberFlag(0, 1), 0)
+      .option(
+        '--nack-share <x>',
+        'share of deliveries nacked and requeued, 0 to 1',
+        numberFlag(0, 1),
+        0,
+      )
       .option('--profile <name|file>', 'spike, steady, or a JSON/YAML stage file')
       .option('--spike-factor <n>', 'peak of the spike profile, times --rate', intFlag(1, 1000), 10)
       .option('--transient', 'non-persistent messages in non-durable queues (AMQP peers)')
-      .option('--drain-timeout <dur>', 'wait this long for stragglers after publishing', durationFlag, 10_000)
+      .option(
+        '--drain-timeout <dur>',
+        'wait this long for stragglers after publishing',
+        durationFlag,
+        10_000,
+      )
       .option('--broker-pid <pid>', "the broker's PID, to report its CPU beside ours", intFlag(1))
       .option('--queue-prefix <name>', 'queue names (default usher-bench-<random>)')
       .option('--keep-queues', "leave the run's queues behind")
@@ -65,7 +93,10 @@ export const benchCommands: CommandGroup = {
       .option('--json <file>', 'write the result as JSON ("-" for stdout)')
       .option('--report <dir>', 'write result.json, report.md and report.html there')
       .option('--quiet', 'no progress lines')
-      .option('--calibrate <file>', 'measure per-message costs for `usher plan`; write them to <file>')
+      .option(
+        '--calibrate <file>',
+        'measure per-message costs for `usher plan`; write them to <file>',
+      )
       .addHelpText(
         'after',
         `\nThe URL is the global --url: http://... for Usher's HTTP API, amqp://... for\n` +
@@ -122,7 +153,8 @@ async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<v
     });
   } catch (err) {
     if (interactive) process.stderr.write('\n');
-    if (err instanceof BenchRunError) throw new CliError(`bench failed: ${err.message}`, { cause: err });
+    if (err instanceof BenchRunError)
+      throw new CliError(`bench failed: ${err.message}`, { cause: err });
     if (err instanceof Error && !(err instanceof UsageError)) {
       throw new CliError(`bench against ${redact(url)} failed: ${err.message}`, { cause: err });
     }
@@ -143,7 +175,8 @@ async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<v
 function urlOf(command: Command, protocol: string | undefined): string {
   const root = command.parent ?? command;
   const url = String(root.opts().url);
-  if (protocol === 'amqp' && root.getOptionValueSource('url') === 'default') return DEFAULT_AMQP_URL;
+  if (protocol === 'amqp' && root.getOptionValueSource('url') === 'default')
+    return DEFAULT_AMQP_URL;
   return url;
 }
 

@@ -43,7 +43,10 @@ export function processRssBytes(pid: number): number | null {
 /** Reads the broker's CPU seconds: from /proc by PID, or the broker's own figure. */
 export type BrokerCpuSource = () => Promise<number | null>;
 
-export function brokerCpuSource(pid: number | undefined, fallback?: BrokerCpuSource): BrokerCpuSource {
+export function brokerCpuSource(
+  pid: number | undefined,
+  fallback?: BrokerCpuSource,
+): BrokerCpuSource {
   if (pid !== undefined) return async () => processCpuSeconds(pid);
   return fallback ?? (async () => null);
 }

@@ -37,8 +37,16 @@ export interface ConsumerSettings {
 
 export interface Driver {
   readonly protocol: string;
-  setup(queues: readonly string[], options: { priorities: boolean; persistent: boolean }): Promise<void>;
-  producer(index: number, queue: string, settings: PublishSettings, sink: BenchSink): Promise<ProducerDriver>;
+  setup(
+    queues: readonly string[],
+    options: { priorities: boolean; persistent: boolean },
+  ): Promise<void>;
+  producer(
+    index: number,
+    queue: string,
+    settings: PublishSettings,
+    sink: BenchSink,
+  ): Promise<ProducerDriver>;
   consumer(queue: string, settings: ConsumerSettings, sink: BenchSink): Promise<ConsumerDriver>;
   /** Deletes the run's queues. */
   teardown(queues: readonly string[]): Promise<void>;

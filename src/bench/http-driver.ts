@@ -195,7 +195,9 @@ async function request(
   });
   const text = await response.text();
   if (!response.ok) {
-    throw new HttpStatusError(`${method} ${path} answered ${response.status}: ${text.slice(0, 200)}`);
+    throw new HttpStatusError(
+      `${method} ${path} answered ${response.status}: ${text.slice(0, 200)}`,
+    );
   }
   return text === '' ? undefined : JSON.parse(text);
 }

@@ -5,7 +5,13 @@
 import { readFileSync } from 'node:fs';
 
 import { UsageError } from '../cli/context.js';
-import { type Profile, ProfileError, parseProfile, spikeProfile, steadyProfile } from './profile.js';
+import {
+  type Profile,
+  ProfileError,
+  parseProfile,
+  spikeProfile,
+  steadyProfile,
+} from './profile.js';
 import { bodyTemplate } from './stamp.js';
 
 export interface BenchFlags {
@@ -58,7 +64,8 @@ export function protocolOf(flag: string | undefined, url: string): 'http' | 'amq
 
 export function resolveFlags(flags: BenchFlags, url: string): ResolvedFlags {
   const protocol = protocolOf(flags.protocol, url);
-  const body = flags.body === undefined ? sizedBody(flags.size) : bodyTemplate(0, readBodyFile(flags.body));
+  const body =
+    flags.body === undefined ? sizedBody(flags.size) : bodyTemplate(0, readBodyFile(flags.body));
   if (flags.ack !== 'manual' && flags.ack !== 'none') {
     throw new UsageError(`--ack must be manual or none, got "${flags.ack}"`);
   }

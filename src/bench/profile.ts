@@ -92,7 +92,8 @@ export class Schedule {
     while (this.#stage < this.#stages.length) {
       const stage = this.#stages[this.#stage];
       const inStage = this.#messagesIn(stage);
-      if (k < this.#before + inStage) return this.#startMs + this.#timeInto(stage, k - this.#before);
+      if (k < this.#before + inStage)
+        return this.#startMs + this.#timeInto(stage, k - this.#before);
       this.#before += inStage;
       this.#startMs += stage.durationMs;
       this.#stage++;
@@ -118,7 +119,9 @@ export class Schedule {
 /** Reads a user profile from JSON or the small YAML form above. */
 export function parseProfile(text: string, name: string): Profile {
   const trimmed = text.trim();
-  const data: unknown = trimmed.startsWith('{') ? parseJson(trimmed, name) : parseYaml(trimmed, name);
+  const data: unknown = trimmed.startsWith('{')
+    ? parseJson(trimmed, name)
+    : parseYaml(trimmed, name);
   const stages = (data as { stages?: unknown })?.stages;
   if (!Array.isArray(stages) || stages.length === 0) {
     throw new ProfileError(`profile ${name}: expected a non-empty "stages" list`);
@@ -127,7 +130,8 @@ export function parseProfile(text: string, name: string): Profile {
 }
 
 function stageOf(raw: unknown, where: string): Stage {
-  if (raw === null || typeof raw !== 'object') throw new ProfileError(`${where}: expected an object`);
+  if (raw === null || typeof raw !== 'object')
+    throw new ProfileError(`${where}: expected an object`);
   const fields = raw as Record<string, unknown>;
   const known = new Set(['duration', 'rate', 'from', 'to']);
   for (const key of Object.keys(fields)) {

@@ -23,8 +23,14 @@ export function markdownReport(result: BenchResult, slo: SloOutcome[] | null): s
   const l = result.latencyMs;
   const c = result.confirmLatencyMs;
   const cpu = result.cpu;
+  const profile = result.profile ? ` (${result.profile})` : '';
+  const delivery = result.deliveryChecked
+    ? `${result.lost} / ${result.duplicated} / ${result.outOfOrder}`
+    : 'not checked (no consumers)';
+  const broker =
+    cpu.brokerCores === null ? 'broker not measured (--broker-pid)' : `broker ${cpu.brokerCores}`;
   const lines = [
-    `# usher bench: ${result.protocol}, ${result.mode}${result.profile ? ` (${result.profile})` : ''}`,
+    `# usher bench: ${result.protocol}, ${result.mode}${profile}`,
     '',
     `${result.startedAt}, ${(result.durationMs / 1000).toFixed(1)} s; ` +
       `${result.producers} producers, ${result.consumers} consumers, ${result.queues} queues, ` +
@@ -34,24 +40,35 @@ export function markdownReport(result: BenchResult, slo: SloOutcome[] | null): s
     '',
     '| | |',
     '|---|---|',
-    `| published (confirmed) | ${result.published} of ${result.sent} sent, ${result.publishErrors} refused, ${result.unsent} unsent |`,
+    `| published (confirmed) | ${result.published} of ${result.sent} sent, ` +
+      `${result.publishErrors} refused, ${result.unsent} unsent |`,
     `| consumed | ${result.consumed} (${result.nacked} nacks) |`,
-    `| lost / duplicated / out of order | ${result.deliveryChecked ? `${result.lost} / ${result.duplicated} / ${result.outOfOrder}` : 'not checked (no consumers)'} |`,
+    `| lost / duplicated / out of order | ${delivery} |`,
     `| publish rate | ${result.publishRate} msg/s |`,
     `| consume rate | ${result.consumeRate} msg/s |`,
-    `| end-to-end latency ms | p50 ${l.p50}, p95 ${l.p95}, p99 ${l.p99}, p99.9 ${l.p999}, max ${l.max} |`,
+    `| end-to-end latency ms | p50 ${l.p50}, p95 ${l.p95}, p99 ${l.p99}, ` +
+      `p99.9 ${l.p999}, max ${l.max} |`,
     `| confirm latency ms | p50 ${c.p50}, p95 ${c.p95}, p99 ${c.p99}, max ${c.max} |`,
-    `| CPU (cores) | generator ${cpu.generatorCores}${cpu.brokerCores === null ? ', broker not measured (--broker-pid)' : `, broker ${cpu.brokerCores}`} |`,
+    `| CPU (cores) | generator ${cpu.generatorCores}, ${broker} |`,
   ];
   if (cpu.clientBound) {
-    lines.push('', '**Client-bound:** the generator used more CPU than the broker; the rates measure the client as much as the broker.');
+    lines.push(
+      '',
+      '**Client-bound:** the generator used more CPU than the broker; ' +
+        'the rates measure the client as much as the broker.',
+    );
   }
   if (result.mode === 'open-loop') {
-    lines.push('', 'Latencies are measured from each message\'s scheduled send time (corrected for coordinated omission).');
+    lines.push(
+      '',
+      "Latencies are measured from each message's scheduled send time " +
+        '(corrected for coordinated omission).',
+    );
   }
   if (slo !== null) {
     lines.push('', '| SLO | actual | |', '|---|---|---|');
-    for (const o of slo) lines.push(`| \`${o.term}\` | ${o.actual} | ${o.pass ? 'pass' : '**FAIL**'} |`);
+    for (const o of slo)
+      lines.push(`| \`${o.term}\` | ${o.actual} | ${o.pass ? 'pass' : '**FAIL**'} |`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -64,7 +81,9 @@ export function htmlReport(result: BenchResult, slo: SloOutcome[] | null): strin
       { name: 'publish', color: '#1f77b4', values: series.map((s) => s.publishRate) },
       { name: 'consume', color: '#2ca02c', values: series.map((s) => s.consumeRate) },
     ]),
-    chart('Backlog (messages)', t, [{ name: 'backlog', color: '#d62728', values: series.map((s) => s.backlog) }]),
+    chart('Backlog (messages)', t, [
+      { name: 'backlog', color: '#d62728', values: series.map((s) => s.backlog) },
+    ]),
     chart('Latency per interval (ms)', t, [
       { name: 'p50', color: '#9467bd', values: series.map((s) => s.p50) },
       { name: 'p99', color: '#ff7f0e', values: series.map((s) => s.p99) },
@@ -103,10 +122,14 @@ function chart(title: string, t: number[], lines: Line[]): string {
     return `<polyline fill="none" stroke="${line.color}" stroke-width="1.5" points="${points}"/>`;
   });
   const legend = lines
-    .map((line, i) => `<text x="${PAD + i * 130}" y="16" fill="${line.color}">${escapeHtml(line.name)}</text>`)
+    .map(
+      (line, i) =>
+        `<text x="${PAD + i * 130}" y="16" fill="${line.color}">${escapeHtml(line.name)}</text>`,
+    )
     .join('');
   return `<h3>${escapeHtml(title)}</h3>
-<svg width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="${escapeHtml(title)}">
+<svg width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}"
+ role="img" aria-label="${escapeHtml(title)}">
 <line x1="${PAD}" y1="${HEIGHT - PAD}" x2="${WIDTH - PAD}" y2="${HEIGHT - PAD}" stroke="#999"/>
 <line x1="${PAD}" y1="${PAD}" x2="${PAD}" y2="${HEIGHT - PAD}" stroke="#999"/>
 <text x="2" y="${PAD}" font-size="11">${formatNumber(maxY)}</text>
@@ -121,5 +144,8 @@ function formatNumber(value: number): string {
 }
 
 function escapeHtml(text: string): string {
-  return text.replace(/[&<>"]/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[ch] as string);
+  return text.replace(
+    /[&<>"]/g,
+    (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[ch] as string,
+  );
 }

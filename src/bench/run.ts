@@ -175,7 +175,11 @@ class Run implements BenchSink {
         failed: (error) => this.failed(error),
       };
       this.#consumers.push(
-        await options.driver.consumer(queue, { prefetch: options.prefetch, ackMode: options.ackMode }, sink),
+        await options.driver.consumer(
+          queue,
+          { prefetch: options.prefetch, ackMode: options.ackMode },
+          sink,
+        ),
       );
     }
     for (let p = 0; p < options.producers; p++) {
@@ -199,7 +203,8 @@ class Run implements BenchSink {
     const cpuFigures = await cpu.read();
     await Promise.allSettled(this.#producers.map((p) => p.close()));
     await Promise.allSettled(this.#consumers.map((c) => c.close()));
-    if (this.#failure !== null) throw new BenchRunError(this.#failure.message, { cause: this.#failure });
+    if (this.#failure !== null)
+      throw new BenchRunError(this.#failure.message, { cause: this.#failure });
     return this.#result(startedAt, endMs - this.#t0, cpuFigures);
   }
 
@@ -249,10 +254,14 @@ class Run implements BenchSink {
   /** Resolves when every producer has sent its share and all are settled. */
   #publishAll(): Promise<void> {
     const { options } = this;
-    const planned = options.profile === null ? options.durationMs : totalDurationMs(options.profile);
+    const planned =
+      options.profile === null ? options.durationMs : totalDurationMs(options.profile);
     // Open loop: a run that falls behind stops at its plan plus the drain
     // time; the rest is reported unsent.
-    const stopAt = planned === null ? Infinity : planned + (options.profile === null ? 0 : options.drainTimeoutMs);
+    const stopAt =
+      planned === null
+        ? Infinity
+        : planned + (options.profile === null ? 0 : options.drainTimeoutMs);
     // A broker that stops confirming must not hold the run forever.
     const stallLimitMs = Math.max(options.drainTimeoutMs, 10_000);
 
@@ -364,7 +373,9 @@ class Run implements BenchSink {
     let lastPublished = 0;
     let lastConsumed = 0;
     const planned =
-      this.options.profile === null ? this.options.durationMs : totalDurationMs(this.options.profile);
+      this.options.profile === null
+        ? this.options.durationMs
+        : totalDurationMs(this.options.profile);
     return setInterval(() => {
       const now = nowMs();
       const seconds = Math.max(1e-3, (now - lastAt) / 1000);

@@ -45,7 +45,10 @@ const COUNTS = new Set(['lost', 'duplicated', 'out-of-order']);
 const RATES = new Set(['publish-rate', 'consume-rate']);
 
 export function parseSlo(spec: string): SloTerm[] {
-  const terms = spec.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  const terms = spec
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
   if (terms.length === 0) throw new SloError('--slo is empty');
   return terms.map(parseTerm);
 }
@@ -53,7 +56,9 @@ export function parseSlo(spec: string): SloTerm[] {
 function parseTerm(text: string): SloTerm {
   const match = /^([a-z0-9-]+)\s*(<=|>=|<|>|=)\s*([0-9.]+)\s*([a-z%]*)$/.exec(text);
   if (match === null) {
-    throw new SloError(`cannot read SLO term "${text}": expected e.g. p99<200ms, lost=0, error<0.1%`);
+    throw new SloError(
+      `cannot read SLO term "${text}": expected e.g. p99<200ms, lost=0, error<0.1%`,
+    );
   }
   const [, metric, op, number, unit] = match;
   const value = Number(number);
@@ -66,7 +71,8 @@ function parseTerm(text: string): SloTerm {
     return { text, metric, op: op as SloTerm['op'], value: unit === 's' ? value * 1000 : value };
   }
   if (metric === 'error') {
-    if (unit !== '%' && unit !== '') throw new SloError(`SLO term "${text}": error takes a percentage`);
+    if (unit !== '%' && unit !== '')
+      throw new SloError(`SLO term "${text}": error takes a percentage`);
     return { text, metric, op: op as SloTerm['op'], value };
   }
   if (COUNTS.has(metric) || RATES.has(metric)) {

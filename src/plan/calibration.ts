@@ -47,7 +47,9 @@ export function loadCalibration(path: string | URL = DEFAULT_CALIBRATION_URL): C
   try {
     data = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new CalibrationError(`cannot read calibration ${String(path)}: ${(err as Error).message}`);
+    throw new CalibrationError(
+      `cannot read calibration ${String(path)}: ${(err as Error).message}`,
+    );
   }
   return checkCalibration(data, String(path));
 }
@@ -56,7 +58,10 @@ export function checkCalibration(data: unknown, where: string): Calibration {
   const c = data as Calibration;
   const isNumber = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
   const isLine = (v: unknown) =>
-    typeof v === 'object' && v !== null && isNumber((v as Line).base) && typeof (v as Line).perByte === 'number';
+    typeof v === 'object' &&
+    v !== null &&
+    isNumber((v as Line).base) &&
+    typeof (v as Line).perByte === 'number';
   const problems: string[] = [];
   if (c?.version !== 1) problems.push('version must be 1');
   if (!isLine(c?.publishCpuUs)) problems.push('publishCpuUs {base, perByte}');
@@ -64,9 +69,12 @@ export function checkCalibration(data: unknown, where: string): Calibration {
   if (!isLine(c?.diskBytesPerMessage)) problems.push('diskBytesPerMessage {base, perByte}');
   if (!isLine(c?.memoryBytesPerMessage)) problems.push('memoryBytesPerMessage {base, perByte}');
   if (!isNumber(c?.idleRssBytes)) problems.push('idleRssBytes');
-  if (!isNumber(c?.fsyncsPerSecond) || c.fsyncsPerSecond === 0) problems.push('fsyncsPerSecond > 0');
+  if (!isNumber(c?.fsyncsPerSecond) || c.fsyncsPerSecond === 0)
+    problems.push('fsyncsPerSecond > 0');
   if (problems.length > 0) {
-    throw new CalibrationError(`calibration ${where} is missing or has bad: ${problems.join(', ')}`);
+    throw new CalibrationError(
+      `calibration ${where} is missing or has bad: ${problems.join(', ')}`,
+    );
   }
   return c;
 }

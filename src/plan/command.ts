@@ -40,11 +40,21 @@ export const planCommands: CommandGroup = {
       .option('--peak-rate <n>', 'peak publish rate, messages/s (default: --rate)', intFlag(1))
       .option('--peak-duration <dur>', 'how long the peak lasts', durationFlag, 600_000)
       .requiredOption('--size <bytes>', 'message body size', sizeFlag)
-      .option('--retention <dur>', 'how long a message may wait unconsumed', durationFlag, 3_600_000)
+      .option(
+        '--retention <dur>',
+        'how long a message may wait unconsumed',
+        durationFlag,
+        3_600_000,
+      )
       .option('--consumers <n>', 'consumers per queue you have (default: plan them)', intFlag(1))
       .option('--consumer-time <dur>', "one consumer's time per message", durationFlag, 10)
       .option('--replicas <n>', 'copies of each message', intFlag(1, 9), 1)
-      .option('--headroom <share>', 'share of each resource kept free, 0 to 0.9', numberFlag(0, 0.9), 0.3)
+      .option(
+        '--headroom <share>',
+        'share of each resource kept free, 0 to 0.9',
+        numberFlag(0, 0.9),
+        0.3,
+      )
       .option('--lag-target <dur>', 'consumer lag to stay under at peak', durationFlag, 1000)
       .option('--calibration <file>', 'from `usher bench --calibrate` (default: 2-core reference)')
       .option('--json', 'print the plan as JSON')
@@ -58,7 +68,8 @@ function run(flags: PlanFlags, cli: Cli): void {
   if (peakRate < flags.rate) throw new UsageError('--peak-rate must be at least --rate');
   let calibration;
   try {
-    calibration = flags.calibration === undefined ? loadCalibration() : loadCalibration(flags.calibration);
+    calibration =
+      flags.calibration === undefined ? loadCalibration() : loadCalibration(flags.calibration);
   } catch (err) {
     if (err instanceof CalibrationError) throw new UsageError(err.message);
     throw err;
@@ -79,14 +90,30 @@ function run(flags: PlanFlags, cli: Cli): void {
     calibration,
   );
   if (flags.json) {
-    cli.out(JSON.stringify({ ...result, drainSeconds: jsonNumber(result.drainSeconds), calibration: calibration.measuredAt }, jsonSafe, 2));
+    cli.out(
+      JSON.stringify(
+        {
+          ...result,
+          drainSeconds: jsonNumber(result.drainSeconds),
+          calibration: calibration.measuredAt,
+        },
+        jsonSafe,
+        2,
+      ),
+    );
     return;
   }
   for (const line of explain(result, calibration.machine, flags.calibration)) cli.out(line);
 }
 
-export function explain(result: Plan, machine: { cpus: number; model: string }, file?: string): string[] {
-  const drain = Number.isFinite(result.drainSeconds) ? formatDuration(result.drainSeconds * 1000) : 'never (capacity <= average rate)';
+export function explain(
+  result: Plan,
+  machine: { cpus: number; model: string },
+  file?: string,
+): string[] {
+  const drain = Number.isFinite(result.drainSeconds)
+    ? formatDuration(result.drainSeconds * 1000)
+    : 'never (capacity <= average rate)';
   return [
     `disk             ${formatSize(result.diskBytes)}`,
     `memory           ${formatSize(result.memoryBytes)}`,

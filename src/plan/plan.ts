@@ -63,19 +63,26 @@ export function plan(input: PlanInput, calibration: Calibration): Plan {
   const serviceRate = 1000 / input.consumerTimeMs;
   // Enough consumers to carry the peak at the target utilisation, and to
   // clear one lag-target's worth of arrivals within the target.
-  const forRate = Math.ceil((input.peakRate / serviceRate) / free);
+  const forRate = Math.ceil(input.peakRate / serviceRate / free);
   const consumersNeeded = step(
     'consumers per queue',
-    `ceil(peak ${input.peakRate}/s / (1000 / ${input.consumerTimeMs} ms per message) / (1 - headroom ${input.headroom}))`,
+    `ceil(peak ${input.peakRate}/s / (1000 / ${input.consumerTimeMs} ms per message)` +
+      ` / (1 - headroom ${input.headroom}))`,
     Math.max(1, forRate),
     'consumers',
   );
   const consumers = input.consumers ?? consumersNeeded;
-  const capacity = step('consume capacity', `${consumers} consumers x ${round(serviceRate)}/s`, consumers * serviceRate, 'msg/s');
+  const capacity = step(
+    'consume capacity',
+    `${consumers} consumers x ${round(serviceRate)}/s`,
+    consumers * serviceRate,
+    'msg/s',
+  );
 
   const peakBacklog = step(
     'backlog when the peak ends',
-    `max(0, peak ${input.peakRate}/s - capacity ${round(capacity)}/s) x ${input.peakDurationMs / 1000} s`,
+    `max(0, peak ${input.peakRate}/s - capacity ${round(capacity)}/s)` +
+      ` x ${input.peakDurationMs / 1000} s`,
     Math.max(0, input.peakRate - capacity) * (input.peakDurationMs / 1000),
     'messages',
   );
@@ -84,7 +91,8 @@ export function plan(input: PlanInput, calibration: Calibration): Plan {
     'time to drain it',
     peakBacklog === 0
       ? 'no backlog'
-      : `backlog ${Math.round(peakBacklog)} / (capacity ${round(capacity)}/s - average ${input.rate}/s)`,
+      : `backlog ${Math.round(peakBacklog)} / ` +
+        `(capacity ${round(capacity)}/s - average ${input.rate}/s)`,
     peakBacklog === 0 ? 0 : drainRate <= 0 ? Infinity : peakBacklog / drainRate,
     's',
   );
@@ -92,7 +100,8 @@ export function plan(input: PlanInput, calibration: Calibration): Plan {
   const retained = input.rate * (input.retentionMs / 1000);
   const waitingMessages = step(
     'messages waiting at most',
-    `max(average ${input.rate}/s x retention ${input.retentionMs / 1000} s, peak backlog ${Math.round(peakBacklog)})`,
+    `max(average ${input.rate}/s x retention ${input.retentionMs / 1000} s,` +
+      ` peak backlog ${Math.round(peakBacklog)})`,
     Math.ceil(Math.max(retained, peakBacklog)),
     'messages',
   );
@@ -100,7 +109,8 @@ export function plan(input: PlanInput, calibration: Calibration): Plan {
   const diskPer = at(calibration.diskBytesPerMessage, size);
   const diskBytes = step(
     'disk',
-    `${waitingMessages} x ${round(diskPer)} B (log bytes per ${size} B message) x ${input.replicas} replicas / (1 - ${input.headroom})`,
+    `${waitingMessages} x ${round(diskPer)} B (log bytes per ${size} B message)` +
+      ` x ${input.replicas} replicas / (1 - ${input.headroom})`,
     Math.ceil((waitingMessages * diskPer * input.replicas) / free),
     'bytes',
   );
@@ -108,7 +118,8 @@ export function plan(input: PlanInput, calibration: Calibration): Plan {
   const memoryPer = at(calibration.memoryBytesPerMessage, size);
   const memoryBytes = step(
     'memory per broker',
-    `(idle ${calibration.idleRssBytes} B + ${waitingMessages} x ${round(memoryPer)} B per waiting message) / (1 - ${input.headroom})`,
+    `(idle ${calibration.idleRssBytes} B + ${waitingMessages} x ${round(memoryPer)} B` +
+      ` per waiting message) / (1 - ${input.headroom})`,
     Math.ceil((calibration.idleRssBytes + waitingMessages * memoryPer) / free),
     'bytes',
   );
@@ -118,7 +129,8 @@ export function plan(input: PlanInput, calibration: Calibration): Plan {
   // A follower stores each message as the leader does: a publish's cost.
   const cores = step(
     'broker CPU cores',
-    `peak ${input.peakRate}/s x (publish ${round(publishUs)} us + consume ${round(calibration.consumeCpuUs)} us` +
+    `peak ${input.peakRate}/s x (publish ${round(publishUs)} us` +
+      ` + consume ${round(calibration.consumeCpuUs)} us` +
       ` + ${input.replicas - 1} replicas x ${round(publishUs)} us) / 1e6 / (1 - ${input.headroom})`,
     (input.peakRate * (cpuUsPerMessage + (input.replicas - 1) * publishUs)) / 1e6 / free,
     'cores',
@@ -135,8 +147,10 @@ export function plan(input: PlanInput, calibration: Calibration): Plan {
   step(
     'lag at peak vs target',
     capacity > input.peakRate
-      ? `capacity ${round(capacity)}/s > peak: lag stays near one service time (${input.consumerTimeMs} ms), target ${input.lagTargetMs} ms`
-      : `capacity ${round(capacity)}/s <= peak: lag grows for the whole peak, target ${input.lagTargetMs} ms missed`,
+      ? `capacity ${round(capacity)}/s > peak: lag stays near one service time` +
+        ` (${input.consumerTimeMs} ms), target ${input.lagTargetMs} ms`
+      : `capacity ${round(capacity)}/s <= peak: lag grows for the whole peak,` +
+        ` target ${input.lagTargetMs} ms missed`,
     lagAtPeak,
     'ms',
   );

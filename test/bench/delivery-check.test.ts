@@ -90,8 +90,21 @@ describe('delivery check against a broker that drops and duplicates', () => {
           const child = spawn(
             process.execPath,
             [
-              USHER_BIN, '--url', broker.url, 'bench', '--count', '200', '--size', '32',
-              '--drain-timeout', '300ms', '--slo', 'lost=0,p99<60s', '--json', '-', '--quiet',
+              USHER_BIN,
+              '--url',
+              broker.url,
+              'bench',
+              '--count',
+              '200',
+              '--size',
+              '32',
+              '--drain-timeout',
+              '300ms',
+              '--slo',
+              'lost=0,p99<60s',
+              '--json',
+              '-',
+              '--quiet',
             ],
             { stdio: ['ignore', 'pipe', 'pipe'] },
           );
@@ -107,7 +120,10 @@ describe('delivery check against a broker that drops and duplicates', () => {
       assert.equal(result.lost, 20);
       assert.deepEqual(
         result.slo.map((o: { term: string; pass: boolean }) => [o.term, o.pass]),
-        [['lost=0', false], ['p99<60s', true]],
+        [
+          ['lost=0', false],
+          ['p99<60s', true],
+        ],
       );
       assert.match(String(run.stderr), /SLO failed: lost=0 \(actual 20\)/);
     } finally {
@@ -116,7 +132,9 @@ describe('delivery check against a broker that drops and duplicates', () => {
   });
 
   it('refuses bad flags with exit status 2', () => {
-    const run = spawnSync(process.execPath, [USHER_BIN, 'bench', '--slo', 'p98<1ms'], { encoding: 'utf8' });
+    const run = spawnSync(process.execPath, [USHER_BIN, 'bench', '--slo', 'p98<1ms'], {
+      encoding: 'utf8',
+    });
     assert.equal(run.status, 2);
     assert.match(run.stderr, /unknown metric "p98"/);
   });
@@ -131,7 +149,12 @@ describe('AMQP driver against Usher', () => {
   before(async () => {
     dir = tempDir('usher-bench-amqp-');
     broker = await openBroker(dir.path, { sync: true });
-    server = await createAmqpServer({ broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1 << 20 });
+    server = await createAmqpServer({
+      broker,
+      logger: silentLogger,
+      dataDir: dir.path,
+      maxMessageBytes: 1 << 20,
+    });
     const { port } = await server.listen(0, '127.0.0.1');
     url = `amqp://guest:guest@127.0.0.1:${port}`;
   });
@@ -164,7 +187,10 @@ describe('AMQP driver against Usher', () => {
     assert.equal(result.latencyMs.count, 3000);
     assert.equal(result.confirmLatencyMs.count, 3000);
     // The run's queues are gone.
-    assert.deepEqual(broker.listQueues().filter((q) => q.name.startsWith('bench-test')), []);
+    assert.deepEqual(
+      broker.listQueues().filter((q) => q.name.startsWith('bench-test')),
+      [],
+    );
   });
 
   it('runs open loop on a schedule, bodies larger than a frame included', async () => {

@@ -46,7 +46,14 @@ describe('DeliveryTracker', () => {
   it('judges order per consumer: competing consumers interleave freely', () => {
     const t = new DeliveryTracker(1);
     // Consumer 0 sees 0, 2, 4; consumer 1 sees 1, 3, then 5 after 4 elsewhere.
-    for (const [seq, consumer] of [[0, 0], [2, 0], [1, 1], [4, 0], [3, 1], [5, 1]]) {
+    for (const [seq, consumer] of [
+      [0, 0],
+      [2, 0],
+      [1, 1],
+      [4, 0],
+      [3, 1],
+      [5, 1],
+    ]) {
       t.consumed(0, seq, consumer);
     }
     assert.equal(t.counts().outOfOrder, 0);
@@ -120,7 +127,12 @@ describe('Schedule', () => {
     assert.equal(totalDurationMs(spike), 10_000);
     assert.deepEqual(
       spike.stages.map((s) => [s.durationMs, s.fromRate, s.toRate]),
-      [[2000, 100, 100], [1000, 100, 1000], [4000, 1000, 1000], [3000, 1000, 100]],
+      [
+        [2000, 100, 100],
+        [1000, 100, 1000],
+        [4000, 1000, 1000],
+        [3000, 1000, 100],
+      ],
     );
     // 200 + 550 + 4000 + 1650
     assert.equal(totalMessages(spike), 6400);
@@ -129,7 +141,10 @@ describe('Schedule', () => {
 
 describe('parseProfile', () => {
   it('reads JSON and the YAML stage list alike', () => {
-    const json = parseProfile('{"stages":[{"duration":"2s","rate":10},{"duration":"1s","from":10,"to":30}]}', 'p.json');
+    const json = parseProfile(
+      '{"stages":[{"duration":"2s","rate":10},{"duration":"1s","from":10,"to":30}]}',
+      'p.json',
+    );
     const yaml = parseProfile(
       'stages:\n  - duration: 2s   # warm\n    rate: 10\n  - duration: 1s\n    from: 10\n    to: 30\n',
       'p.yaml',
@@ -143,9 +158,18 @@ describe('parseProfile', () => {
   });
 
   it('refuses unknown fields, bad rates and other YAML with the place named', () => {
-    assert.throws(() => parseProfile('{"stages":[{"duration":"1s","rat":5}]}', 'x'), /x stage 1: unknown field "rat"/);
-    assert.throws(() => parseProfile('{"stages":[{"duration":"1s","rate":-5}]}', 'x'), /rate must be a rate >= 0/);
-    assert.throws(() => parseProfile('{"stages":[{"duration":"soon","rate":5}]}', 'x'), /x stage 1/);
+    assert.throws(
+      () => parseProfile('{"stages":[{"duration":"1s","rat":5}]}', 'x'),
+      /x stage 1: unknown field "rat"/,
+    );
+    assert.throws(
+      () => parseProfile('{"stages":[{"duration":"1s","rate":-5}]}', 'x'),
+      /rate must be a rate >= 0/,
+    );
+    assert.throws(
+      () => parseProfile('{"stages":[{"duration":"soon","rate":5}]}', 'x'),
+      /x stage 1/,
+    );
     assert.throws(() => parseProfile('{"stages":[]}', 'x'), /non-empty "stages"/);
     assert.throws(() => parseProfile('steps:\n - rate: 1', 'y'), /line 1: expected "stages:"/);
   });
@@ -165,7 +189,9 @@ describe('SLO', () => {
 
   it('passes and fails terms against a result', () => {
     const outcomes = checkSlo(
-      parseSlo('p99<200ms, lost=0, error<0.1%, duplicated=0, confirm-p99<=0.008s, publish-rate>=1000'),
+      parseSlo(
+        'p99<200ms, lost=0, error<0.1%, duplicated=0, confirm-p99<=0.008s, publish-rate>=1000',
+      ),
       input,
     );
     assert.deepEqual(

@@ -102,9 +102,24 @@ describe('usher plan', () => {
       const file = join(dir.path, 'cal.json');
       writeFileSync(file, JSON.stringify(calibration));
       const args = [
-        USHER_BIN, 'plan', '--rate', '1000', '--peak-rate', '10000', '--peak-duration', '1m',
-        '--size', '1000', '--retention', '1h', '--consumer-time', '10ms', '--headroom', '0.5',
-        '--calibration', file,
+        USHER_BIN,
+        'plan',
+        '--rate',
+        '1000',
+        '--peak-rate',
+        '10000',
+        '--peak-duration',
+        '1m',
+        '--size',
+        '1000',
+        '--retention',
+        '1h',
+        '--consumer-time',
+        '10ms',
+        '--headroom',
+        '0.5',
+        '--calibration',
+        file,
       ];
       const json = spawnSync(process.execPath, [...args, '--json'], { encoding: 'utf8' });
       assert.equal(json.status, 0, json.stderr);
@@ -119,7 +134,20 @@ describe('usher plan', () => {
       assert.match(text.stdout, /consumers\/queue\s+200/);
       assert.match(text.stdout, /broker CPU cores: peak 10000\/s x \(publish 50 us/);
 
-      const bad = spawnSync(process.execPath, [USHER_BIN, 'plan', '--rate', '10', '--size', '1', '--calibration', join(dir.path, 'none.json')], { encoding: 'utf8' });
+      const bad = spawnSync(
+        process.execPath,
+        [
+          USHER_BIN,
+          'plan',
+          '--rate',
+          '10',
+          '--size',
+          '1',
+          '--calibration',
+          join(dir.path, 'none.json'),
+        ],
+        { encoding: 'utf8' },
+      );
       assert.equal(bad.status, 2);
       assert.match(bad.stderr, /cannot read calibration/);
     } finally {
