@@ -33,7 +33,9 @@ function options(overrides: Partial<BenchOptions> & Pick<BenchOptions, 'driver'>
     priorities: [0],
     nackShare: 0,
     persistent: true,
-    drainTimeoutMs: 500,
+    // A drain ends as soon as everything arrived; against a lossy broker
+    // it waits this long without progress. Long enough for a loaded machine.
+    drainTimeoutMs: 1500,
     sampleMs: 100,
     queuePrefix: 'bench-test',
     keepQueues: false,
@@ -99,7 +101,7 @@ describe('delivery check against a broker that drops and duplicates', () => {
               '--size',
               '32',
               '--drain-timeout',
-              '300ms',
+              '1500ms',
               '--slo',
               'lost=0,p99<60s',
               '--json',
@@ -199,6 +201,8 @@ describe('AMQP driver against Usher', () => {
         driver: new AmqpDriver(url),
         count: null,
         profile: steadyProfile(400, 500),
+        // Time to catch up if a loaded machine falls behind the schedule.
+        drainTimeoutMs: 10_000,
         body: bodyTemplate(300_000),
         ackMode: 'none',
       }),
