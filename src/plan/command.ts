@@ -118,7 +118,12 @@ export function explain(
     `disk             ${formatSize(result.diskBytes)}`,
     `memory           ${formatSize(result.memoryBytes)}`,
     `broker cores     ${result.cores}`,
-    `consumers/queue  ${result.consumersNeeded}`,
+    `consumers/queue  ${result.consumersNeeded}` +
+      (Number.isFinite(result.consumersForLag)
+        ? ''
+        : ' (the lag target is below one consumer time: no count meets it)'),
+    `lag at peak end  ${formatDuration(result.lagAtPeakEndMs)}` +
+      ` (target ${formatDuration(result.input.lagTargetMs)})`,
     `peak backlog     ${result.peakBacklog} messages, drained in ${drain}`,
     '',
     `How (costs from ${file ?? 'the default calibration'}, measured on ${machine.cpus} x ${machine.model}):`,

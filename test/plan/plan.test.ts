@@ -42,6 +42,9 @@ describe('plan', () => {
     const p = plan(input, calibration);
     // 10000/s / 100/s per consumer / 0.5 utilisation
     assert.equal(p.consumersNeeded, 200);
+    // lag under 1 s: capacity >= 10000 x 60 / (60 + 0.99) = 9837.7/s -> 99
+    assert.equal(p.consumersForLag, 99);
+    assert.equal(p.lagAtPeakEndMs, 10);
     // enough consumers: no backlog at peak
     assert.equal(p.peakBacklog, 0);
     assert.equal(p.drainSeconds, 0);
@@ -63,12 +66,28 @@ describe('plan', () => {
     assert.equal(p.peakBacklog, 300_000);
     // 300000 / (5000 - 1000)
     assert.equal(p.drainSeconds, 75);
+    // 300000 / 5000/s = 60 s behind, plus the last one's 10 ms
+    assert.equal(p.lagAtPeakEndMs, 60_010);
     // the backlog is below the retention's 3.6M: waiting stays 3.6M
     assert.equal(p.waitingMessages, 3_600_000);
     // three copies on disk
     assert.equal(p.diskBytes, 3 * 7_920_000_000);
     // followers pay a publish each: 10000 x (50 + 20 + 2 x 50) / 1e6 / 0.5
     assert.equal(p.cores, 3.4);
+  });
+
+  it('plans more consumers for a tight lag target, none for an unreachable one', () => {
+    // no headroom: 100 carry the peak; lag 100 ms over a 60 s peak needs
+    // 10000 x 60 / 60.09 = 9985.0/s -> 100 consumers as well
+    const tight = plan({ ...input, headroom: 0, lagTargetMs: 110 }, calibration);
+    assert.equal(tight.consumersForLag, 100);
+    // a 1 s peak, target 510 ms: 10000 x 1 / 1.5 = 6666.7/s -> 67, fewer than 100
+    const short = plan({ ...input, headroom: 0, peakDurationMs: 1000, lagTargetMs: 510 }, calibration);
+    assert.equal(short.consumersForLag, 67);
+    assert.equal(short.consumersNeeded, 100);
+    const unreachable = plan({ ...input, lagTargetMs: 10 }, calibration);
+    assert.equal(unreachable.consumersForLag, Infinity);
+    assert.equal(unreachable.consumersNeeded, 200);
   });
 
   it('says never when consumers cannot outrun the average rate', () => {
