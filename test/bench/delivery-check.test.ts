@@ -5,6 +5,8 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
@@ -85,6 +87,7 @@ describe('delivery check against a broker that drops and duplicates', () => {
 
   it('fails `usher bench --slo lost=0` with exit status 1 and says why', async () => {
     const broker = await startFaultyBroker(faults);
+    const reportDir = tempDir('usher-bench-report-');
     try {
       const run = await new Promise<ReturnType<typeof spawnSync>>((resolve) => {
         // spawnSync would block the fake broker's event loop: run async.
@@ -107,6 +110,8 @@ describe('delivery check against a broker that drops and duplicates', () => {
               '--json',
               '-',
               '--quiet',
+              '--report',
+              reportDir.path,
             ],
             { stdio: ['ignore', 'pipe', 'pipe'] },
           );
@@ -128,8 +133,18 @@ describe('delivery check against a broker that drops and duplicates', () => {
         ],
       );
       assert.match(String(run.stderr), /SLO failed: lost=0 \(actual 20\)/);
+
+      // The report folder: the same JSON, markdown with the SLO, HTML plots.
+      const saved = JSON.parse(readFileSync(join(reportDir.path, 'result.json'), 'utf8'));
+      assert.equal(saved.lost, 20);
+      const markdown = readFileSync(join(reportDir.path, 'report.md'), 'utf8');
+      assert.match(markdown, /\| lost \/ duplicated \/ out of order \| 20 \/ \d+ \/ \d+ \|/);
+      assert.match(markdown, /\| `lost=0` \| 20 \| \*\*FAIL\*\* \|/);
+      const html = readFileSync(join(reportDir.path, 'report.html'), 'utf8');
+      assert.equal((html.match(/<svg /g) ?? []).length, 3);
     } finally {
       await broker.close();
+      reportDir.remove();
     }
   });
 
