@@ -119,9 +119,18 @@ async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<v
 
   const interactive = process.stderr.isTTY === true && flags.quiet !== true;
   let lastLine = 0;
+  // Ctrl-C ends publishing; the run drains, reports and deletes its
+  // queues. A second Ctrl-C exits at once (the listener is gone).
+  const interrupt = new AbortController();
+  const onSigint = () => {
+    cli.note('\nusher bench: stopping (Ctrl-C again to quit now)');
+    interrupt.abort();
+  };
+  process.once('SIGINT', onSigint);
   let result: BenchResult;
   try {
     result = await runBench({
+      stop: interrupt.signal,
       driver,
       producers: flags.producers,
       consumers: flags.consumers,
@@ -159,6 +168,8 @@ async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<v
       throw new CliError(`bench against ${redact(url)} failed: ${err.message}`, { cause: err });
     }
     throw err;
+  } finally {
+    process.off('SIGINT', onSigint);
   }
   if (interactive) process.stderr.write('\n');
 

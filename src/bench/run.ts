@@ -39,6 +39,8 @@ export interface BenchOptions {
   queuePrefix: string;
   keepQueues: boolean;
   brokerPid?: number;
+  /** Ends publishing early (Ctrl-C); what was sent is still drained and judged. */
+  stop?: AbortSignal;
   onSample?: (sample: Sample, run: RunState) => void;
 }
 
@@ -269,7 +271,7 @@ class Run implements BenchSink {
       const tick = () => {
         this.#wake = null;
         const nowAbs = nowMs();
-        const timeUp = nowAbs - this.#t0 >= stopAt;
+        const timeUp = nowAbs - this.#t0 >= stopAt || options.stop?.aborted === true;
         let next: Next = 'blocked';
         let done = true;
         for (let p = 0; p < this.#producers.length; p++) {
