@@ -33,7 +33,8 @@ import { runBench, type BenchOptions } from './run.js';
 import { bodyTemplate } from './stamp.js';
 
 const USHER_BIN = fileURLToPath(new URL('../../../bin/usher', import.meta.url));
-const MESSAGES = 20_000;
+/** Messages a phase: enough for CPU figures that settle. */
+export const CALIBRATION_MESSAGES = 20_000;
 const SMALL = 128;
 const LARGE = 4096;
 const START_TIMEOUT_MS = 20_000;
@@ -41,6 +42,7 @@ const START_TIMEOUT_MS = 20_000;
 export async function runCalibration(
   outFile: string,
   note: (line: string) => void,
+  messages = CALIBRATION_MESSAGES,
 ): Promise<Calibration> {
   const dataDir = await mkdtemp(join(tmpdir(), 'usher-calibrate-'));
   const broker = await startBroker(dataDir);
@@ -49,12 +51,12 @@ export async function runCalibration(
     await settle();
     const idleRssBytes = processRssBytes(broker.pid) ?? 0;
 
-    const small = await publishOnly(broker, dataDir, SMALL);
+    const small = await publishOnly(broker, dataDir, SMALL, messages);
     note(`A ${SMALL} B: ${fmt(small)}`);
-    const large = await publishOnly(broker, dataDir, LARGE);
+    const large = await publishOnly(broker, dataDir, LARGE, messages);
     note(`B ${LARGE} B: ${fmt(large)}`);
     const publishCpuUs = fit(SMALL, small.cpuUs, LARGE, large.cpuUs);
-    const both = await publishAndConsume(broker, 1024);
+    const both = await publishAndConsume(broker, 1024, messages);
     const consumeCpuUs = Math.max(0, both - (publishCpuUs.base + publishCpuUs.perByte * 1024));
     note(
       `C 1024 B publish+consume: ${both.toFixed(1)} us/msg -> consume ${consumeCpuUs.toFixed(1)} us`,
@@ -73,7 +75,7 @@ export async function runCalibration(
       idleRssBytes,
       fsyncsPerSecond: round(fsyncsPerSecond),
       notes:
-        `usher bench --calibrate: ${MESSAGES} messages a phase over AMQP, confirm window 256; ` +
+        `usher bench --calibrate: ${messages} messages a phase over AMQP, confirm window 256; ` +
         'CPU from /proc of the broker process; memory is RSS growth and moves with GC.',
     };
     await writeFile(outFile, `${JSON.stringify(calibration, null, 2)}\n`);
@@ -97,33 +99,42 @@ interface ChildBroker {
   stop(): Promise<void>;
 }
 
-async function publishOnly(broker: ChildBroker, dataDir: string, size: number): Promise<Phase> {
+async function publishOnly(
+  broker: ChildBroker,
+  dataDir: string,
+  size: number,
+  messages: number,
+): Promise<Phase> {
   const rssBefore = processRssBytes(broker.pid) ?? 0;
   const diskBefore = folderBytes(dataDir);
   const cpuBefore = processCpuSeconds(broker.pid) ?? 0;
   // Kept until measured: the waiting messages are what is measured.
   const prefix = `calibrate-${size}`;
   const driver = new AmqpDriver(broker.amqpUrl);
-  await runBench(options(driver, size, 0, prefix, true));
-  const cpuUs = (((processCpuSeconds(broker.pid) ?? 0) - cpuBefore) * 1e6) / MESSAGES;
+  await runBench(options(driver, size, 0, prefix, true, messages));
+  const cpuUs = (((processCpuSeconds(broker.pid) ?? 0) - cpuBefore) * 1e6) / messages;
   await settle();
   const phase = {
     cpuUs,
-    rssBytes: Math.max(0, ((processRssBytes(broker.pid) ?? 0) - rssBefore) / MESSAGES),
-    diskBytes: Math.max(0, (folderBytes(dataDir) - diskBefore) / MESSAGES),
+    rssBytes: Math.max(0, ((processRssBytes(broker.pid) ?? 0) - rssBefore) / messages),
+    diskBytes: Math.max(0, (folderBytes(dataDir) - diskBefore) / messages),
   };
   await driver.teardown([`${prefix}-0`]);
   return phase;
 }
 
-async function publishAndConsume(broker: ChildBroker, size: number): Promise<number> {
+async function publishAndConsume(
+  broker: ChildBroker,
+  size: number,
+  messages: number,
+): Promise<number> {
   const cpuBefore = processCpuSeconds(broker.pid) ?? 0;
   const result = await runBench(
-    options(new AmqpDriver(broker.amqpUrl), size, 1, 'calibrate-both', false),
+    options(new AmqpDriver(broker.amqpUrl), size, 1, 'calibrate-both', false, messages),
   );
   if (result.lost > 0)
     throw new CliError(`calibration lost ${result.lost} messages; not writing figures`);
-  return (((processCpuSeconds(broker.pid) ?? 0) - cpuBefore) * 1e6) / MESSAGES;
+  return (((processCpuSeconds(broker.pid) ?? 0) - cpuBefore) * 1e6) / messages;
 }
 
 function options(
@@ -132,6 +143,7 @@ function options(
   consumers: number,
   prefix: string,
   keep: boolean,
+  messages: number,
 ): BenchOptions {
   return {
     driver,
@@ -140,7 +152,7 @@ function options(
     queues: 1,
     body: bodyTemplate(size),
     profile: null,
-    count: MESSAGES,
+    count: messages,
     durationMs: null,
     confirmWindow: 256,
     prefetch: 256,

@@ -101,7 +101,8 @@ export const benchCommands: CommandGroup = {
         'after',
         `\nThe URL is the global --url: http://... for Usher's HTTP API, amqp://... for\n` +
           `AMQP 0-9-1 (Usher or RabbitMQ; default ${DEFAULT_AMQP_URL} with --protocol amqp).\n` +
-          '--calibrate starts its own Usher on a temporary folder and ignores --url.',
+          '--calibrate starts its own Usher on a temporary folder and ignores --url;\n' +
+          '--count sets its messages a phase (default 20000).',
       )
       .action((flags: CommandFlags, command: Command) => bench(flags, command, cli));
   },
@@ -109,7 +110,7 @@ export const benchCommands: CommandGroup = {
 
 async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<void> {
   if (flags.calibrate !== undefined) {
-    await runCalibration(flags.calibrate, cli.note);
+    await runCalibration(flags.calibrate, cli.note, flags.count);
     return;
   }
   const url = urlOf(command, flags.protocol);
