@@ -76,6 +76,14 @@ export function resolveFlags(flags: BenchFlags, url: string): ResolvedFlags {
     throw new UsageError('--ack none is AMQP only: HTTP receives always lease');
   }
 
+  // Queue i gets producer i and consumer i (round robin): a queue with no
+  // consumer would leave its messages behind and call them lost.
+  if (flags.consumers > 0 && flags.consumers < flags.queues) {
+    throw new UsageError(
+      `--consumers ${flags.consumers} < --queues ${flags.queues}: every queue needs a consumer`,
+    );
+  }
+
   const count = flags.count ?? null;
   let durationMs = flags.duration ?? null;
   const profile = profileOf(flags, durationMs);

@@ -154,6 +154,13 @@ describe('delivery check against a broker that drops and duplicates', () => {
     });
     assert.equal(run.status, 2);
     assert.match(run.stderr, /unknown metric "p98"/);
+    const queues = spawnSync(
+      process.execPath,
+      [USHER_BIN, 'bench', '--queues', '3', '--consumers', '2'],
+      { encoding: 'utf8' },
+    );
+    assert.equal(queues.status, 2);
+    assert.match(queues.stderr, /every queue needs a consumer/);
   });
 });
 
