@@ -166,7 +166,10 @@ async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<v
     if (err instanceof BenchRunError)
       throw new CliError(`bench failed: ${err.message}`, { cause: err });
     if (err instanceof Error && !(err instanceof UsageError)) {
-      throw new CliError(`bench against ${redact(url)} failed: ${err.message}`, { cause: err });
+      // fetch says only "fetch failed"; the reason is in its cause.
+      const cause = (err.cause as Error | undefined)?.message;
+      const why = cause === undefined ? err.message : `${err.message}: ${cause}`;
+      throw new CliError(`bench against ${redact(url)} failed: ${why}`, { cause: err });
     }
     throw err;
   } finally {

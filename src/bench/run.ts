@@ -168,25 +168,31 @@ class Run implements BenchSink {
     const { options } = this;
     const startedAt = new Date();
     const settings = { body: options.body, persistent: options.persistent };
-    for (let c = 0; c < options.consumers; c++) {
-      const queue = this.queues[c % this.queues.length];
-      // Each consumer reports under its own index: order is judged per consumer.
-      const sink: BenchSink = {
-        confirmed: () => undefined,
-        consumed: (body) => this.consumedBy(c, body),
-        failed: (error) => this.failed(error),
-      };
-      this.#consumers.push(
-        await options.driver.consumer(
-          queue,
-          { prefetch: options.prefetch, ackMode: options.ackMode },
-          sink,
-        ),
-      );
-    }
-    for (let p = 0; p < options.producers; p++) {
-      const queue = this.queues[p % this.queues.length];
-      this.#producers.push(await options.driver.producer(p, queue, settings, this));
+    try {
+      for (let c = 0; c < options.consumers; c++) {
+        const queue = this.queues[c % this.queues.length];
+        // Each consumer reports under its own index: order is judged per consumer.
+        const sink: BenchSink = {
+          confirmed: () => undefined,
+          consumed: (body) => this.consumedBy(c, body),
+          failed: (error) => this.failed(error),
+        };
+        this.#consumers.push(
+          await options.driver.consumer(
+            queue,
+            { prefetch: options.prefetch, ackMode: options.ackMode },
+            sink,
+          ),
+        );
+      }
+      for (let p = 0; p < options.producers; p++) {
+        const queue = this.queues[p % this.queues.length];
+        this.#producers.push(await options.driver.producer(p, queue, settings, this));
+      }
+    } catch (err) {
+      // Connections already open would keep the process alive.
+      await this.#closeAll();
+      throw err;
     }
 
     const cpu = await CpuMeter.start(
@@ -203,11 +209,15 @@ class Run implements BenchSink {
     }
     const endMs = nowMs();
     const cpuFigures = await cpu.read();
-    await Promise.allSettled(this.#producers.map((p) => p.close()));
-    await Promise.allSettled(this.#consumers.map((c) => c.close()));
+    await this.#closeAll();
     if (this.#failure !== null)
       throw new BenchRunError(this.#failure.message, { cause: this.#failure });
     return this.#result(startedAt, endMs - this.#t0, cpuFigures);
+  }
+
+  async #closeAll(): Promise<void> {
+    await Promise.allSettled(this.#producers.map((p) => p.close()));
+    await Promise.allSettled(this.#consumers.map((c) => c.close()));
   }
 
   // --- BenchSink --------------------------------------------------------
