@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A private RabbitMQ node for bench/amqp-compare.ts: loopback only, on
+# A private RabbitMQ node for bench/compare: loopback only, on
 # ports of its own, with its data, logs, cookie and plugins in one folder,
 # so it neither meets nor disturbs a RabbitMQ the machine may already run.
 #

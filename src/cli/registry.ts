@@ -2,7 +2,9 @@
 // lists them. A new group (demo, bench, ...) is one module exporting a
 // CommandGroup, added to this list.
 
+import { benchCommands } from '../bench/command.js';
 import { demoCommands } from '../demo/command.js';
+import { planCommands } from '../plan/command.js';
 import { consumeCommands } from './consume.js';
 import type { CommandGroup } from './context.js';
 import { dlqCommands } from './dlq.js';
@@ -17,4 +19,6 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
   consumeCommands,
   dlqCommands,
   demoCommands,
+  benchCommands,
+  planCommands,
 ];

@@ -1,0 +1,146 @@
+// `usher plan`: what a load needs (disk, memory, cores, consumers, drain
+// time), computed from a calibration file and explained step by step.
+
+import type { Command } from 'commander';
+
+import {
+  UsageError,
+  durationFlag,
+  intFlag,
+  numberFlag,
+  sizeFlag,
+  type Cli,
+  type CommandGroup,
+} from '../cli/context.js';
+import { formatDuration, formatSize } from '../util/duration.js';
+import { CalibrationError, loadCalibration } from './calibration.js';
+import { type Plan, plan } from './plan.js';
+
+interface PlanFlags {
+  rate: number;
+  peakRate?: number;
+  peakDuration: number;
+  size: number;
+  retention: number;
+  consumers?: number;
+  consumerTime: number;
+  replicas: number;
+  headroom: number;
+  lagTarget: number;
+  calibration?: string;
+  json?: boolean;
+}
+
+export const planCommands: CommandGroup = {
+  register(program: Command, cli: Cli): void {
+    program
+      .command('plan')
+      .description('size a deployment for a load: disk, memory, cores, consumers')
+      .requiredOption('--rate <n>', 'average publish rate, messages/s', intFlag(1))
+      .option('--peak-rate <n>', 'peak publish rate, messages/s (default: --rate)', intFlag(1))
+      .option('--peak-duration <dur>', 'how long the peak lasts', durationFlag, 600_000)
+      .requiredOption('--size <bytes>', 'message body size', sizeFlag)
+      .option(
+        '--retention <dur>',
+        'how long a message may wait unconsumed',
+        durationFlag,
+        3_600_000,
+      )
+      .option('--consumers <n>', 'consumers per queue you have (default: plan them)', intFlag(1))
+      .option('--consumer-time <dur>', "one consumer's time per message", durationFlag, 10)
+      .option('--replicas <n>', 'copies of each message', intFlag(1, 9), 1)
+      .option(
+        '--headroom <share>',
+        'share of each resource kept free, 0 to 0.9',
+        numberFlag(0, 0.9),
+        0.3,
+      )
+      .option('--lag-target <dur>', 'consumer lag to stay under at peak', durationFlag, 1000)
+      .option('--calibration <file>', 'from `usher bench --calibrate` (default: 2-core reference)')
+      .option('--json', 'print the plan as JSON')
+      .action((flags: PlanFlags) => run(flags, cli));
+  },
+};
+
+function run(flags: PlanFlags, cli: Cli): void {
+  if (flags.consumerTime <= 0) throw new UsageError('--consumer-time must be above 0');
+  const peakRate = flags.peakRate ?? flags.rate;
+  if (peakRate < flags.rate) throw new UsageError('--peak-rate must be at least --rate');
+  let calibration;
+  try {
+    calibration =
+      flags.calibration === undefined ? loadCalibration() : loadCalibration(flags.calibration);
+  } catch (err) {
+    if (err instanceof CalibrationError) throw new UsageError(err.message);
+    throw err;
+  }
+  const result = plan(
+    {
+      rate: flags.rate,
+      peakRate,
+      peakDurationMs: flags.peakDuration,
+      sizeBytes: flags.size,
+      retentionMs: flags.retention,
+      consumers: flags.consumers ?? null,
+      consumerTimeMs: flags.consumerTime,
+      replicas: flags.replicas,
+      headroom: flags.headroom,
+      lagTargetMs: flags.lagTarget,
+    },
+    calibration,
+  );
+  if (flags.json) {
+    cli.out(
+      JSON.stringify(
+        {
+          ...result,
+          drainSeconds: jsonNumber(result.drainSeconds),
+          calibration: calibration.measuredAt,
+        },
+        jsonSafe,
+        2,
+      ),
+    );
+    return;
+  }
+  for (const line of explain(result, calibration.machine, flags.calibration)) cli.out(line);
+}
+
+export function explain(
+  result: Plan,
+  machine: { cpus: number; model: string },
+  file?: string,
+): string[] {
+  const drain = Number.isFinite(result.drainSeconds)
+    ? formatDuration(result.drainSeconds * 1000)
+    : 'never (capacity <= average rate)';
+  return [
+    `disk             ${formatSize(result.diskBytes)}`,
+    `memory           ${formatSize(result.memoryBytes)}`,
+    `broker cores     ${result.cores}`,
+    `consumers/queue  ${result.consumersNeeded}` +
+      (Number.isFinite(result.consumersForLag)
+        ? ''
+        : ' (the lag target is below one consumer time: no count meets it)'),
+    `lag at peak end  ${formatDuration(result.lagAtPeakEndMs)}` +
+      ` (target ${formatDuration(result.input.lagTargetMs)})`,
+    `peak backlog     ${result.peakBacklog} messages, drained in ${drain}`,
+    '',
+    `How (costs from ${file ?? 'the default calibration'}, measured on ${machine.cpus} x ${machine.model}):`,
+    ...result.steps.map((s) => `  ${s.what}: ${s.formula} = ${formatValue(s.value)} ${s.unit}`),
+  ];
+}
+
+function formatValue(value: number): string {
+  if (!Number.isFinite(value)) return 'unbounded';
+  return Number.isInteger(value) ? String(value) : value.toFixed(2);
+}
+
+function jsonNumber(value: number): number | null {
+  return Number.isFinite(value) ? value : null;
+}
+
+/** Infinity has no JSON form: null, meaning "never". */
+function jsonSafe(_key: string, value: unknown): unknown {
+  return typeof value === 'number' && !Number.isFinite(value) ? null : value;
+}
