@@ -26,6 +26,8 @@ export class ServeProcess {
   constructor(
     readonly dataDir: string,
     readonly port: number,
+    /** More `usher serve` flags, such as `--segment-size 32KiB`. */
+    readonly flags: readonly string[] = [],
   ) {
     this.url = `http://127.0.0.1:${port}`;
   }
@@ -33,7 +35,7 @@ export class ServeProcess {
   async start(): Promise<void> {
     const child = spawn(
       process.execPath,
-      [USHER, 'serve', '--data', this.dataDir, '--port', String(this.port), '--amqp-port', '0'],
+      [USHER, 'serve', '--data', this.dataDir, '--port', String(this.port), '--amqp-port', '0', ...this.flags],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     child.stderr?.on('data', (chunk: Buffer) => {
