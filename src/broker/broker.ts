@@ -222,6 +222,7 @@ export class Broker implements BrokerApi {
           );
         }
         this.freeDiskBytes = free;
+        this.store.setDiskLow(free < this.diskFloorBytes);
       } catch (err) {
         this.logger.warn({ err, dir }, 'cannot measure free disk space');
       }

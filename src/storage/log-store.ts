@@ -137,6 +137,8 @@ export class LogStore {
   /** Set when a failed batch could not be cut back: nothing is accepted. */
   #failure: StoreUnavailableError | undefined;
   #compacting = false;
+  /** Set while free disk is below the floor: compact at less garbage. */
+  #diskLow = false;
   #stalledSegment: SegmentState | undefined;
 
   #diskBytes = 0;
@@ -264,6 +266,16 @@ export class LogStore {
     } finally {
       await this.#io.close(fd);
     }
+  }
+
+  /**
+   * Tells the store that free disk space is below the broker's floor.
+   * Compaction then starts once garbage exceeds two segments instead of
+   * the live data, so that acks give space back even when a few old
+   * messages pin the oldest segments (CASES.md C17).
+   */
+  setDiskLow(low: boolean): void {
+    this.#diskLow = low;
   }
 
   stats(): LogStoreStats {
@@ -538,7 +550,8 @@ export class LogStore {
   // counts the segment dead and #deleteDeadPrefix removes it.
   #compact(): void {
     if (this.#compacting || this.#closing || this.#segments.length < 2) return;
-    const limit = 2 * this.#ledger.liveBytes + 2 * this.#segmentBytes;
+    const live = this.#ledger.liveBytes;
+    const limit = (this.#diskLow ? live : 2 * live) + 2 * this.#segmentBytes;
     if (this.#diskBytes <= limit) return;
 
     const oldest = this.#segments[0];
