@@ -24,6 +24,7 @@ import { LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { checkCount, checkPublish, cutText, freeBytesOf } from './checks.js';
+import { ClockWatch } from './clock-watch.js';
 import { DataLock } from './data-lock.js';
 import { deathHeaders } from './dead-letter.js';
 import {
@@ -120,6 +121,7 @@ export class Broker implements BrokerApi {
   private readonly diskFloorBytes: number;
   private freeDiskBytes = Number.POSITIVE_INFINITY;
   private diskTimer: NodeJS.Timeout | null = null;
+  private clockWatch: ClockWatch | null = null;
 
   private constructor(
     private readonly logger: Logger,
@@ -150,6 +152,7 @@ export class Broker implements BrokerApi {
       throw err;
     }
     await broker.watchDisk(options.dataDir, options.freeDiskBytes ?? freeBytesOf);
+    broker.clockWatch = new ClockWatch(broker.clock, (jumpMs) => broker.onClockJump(jumpMs));
 
     logger.info(
       {
@@ -796,6 +799,16 @@ export class Broker implements BrokerApi {
     this.timer.unref();
   }
 
+  // The timer was armed by the old clock: run what is due by the new one
+  // and arm again from there.
+  private onClockJump(jumpMs: number): void {
+    this.logger.warn({ jumpMs }, 'wall clock jumped; rescheduling timers');
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = null;
+    this.runDue();
+  }
+
   private onTimer(): void {
     this.timer = null;
     this.timerAt = null;
@@ -863,6 +876,7 @@ export class Broker implements BrokerApi {
     this.closing = true;
     if (this.timer !== null) clearTimeout(this.timer);
     if (this.diskTimer !== null) clearInterval(this.diskTimer);
+    this.clockWatch?.stop();
     for (const queueWaiters of this.waiters.values()) {
       for (const waiter of [...queueWaiters]) {
         waiter.cleanup();
