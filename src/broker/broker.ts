@@ -27,13 +27,13 @@ import { checkCount, checkPublish, cutText, freeBytesOf } from './checks.js';
 import { ClockWatch } from './clock-watch.js';
 import { DataLock } from './data-lock.js';
 import { deathHeaders } from './dead-letter.js';
+import { isLogged, moveRecords, needsSync, publishedRecord } from './durability.js';
 import {
   FIRST_ERROR_HEADER,
   LAST_ERROR_HEADER,
   declared,
   messageFrom,
   moveTo,
-  movedRecord,
   retriedRecord,
   view,
 } from './messages.js';
@@ -281,11 +281,13 @@ export class Broker implements BrokerApi {
     );
 
     if (existing !== undefined) {
-      if (settings.fifo !== existing.settings.fifo) {
-        throw new QueueExistsError(
-          name,
-          `fifo: ${existing.settings.fifo} now, ${settings.fifo} asked`,
-        );
+      for (const fixed of ['fifo', 'durability'] as const) {
+        if (settings[fixed] !== existing.settings[fixed]) {
+          throw new QueueExistsError(
+            name,
+            `${fixed}: ${existing.settings[fixed]} now, ${settings[fixed]} asked`,
+          );
+        }
       }
       if (settingsDifference(existing.settings, settings) === null) {
         return { created: false, updated: false, queue: this.info(existing) };
@@ -310,11 +312,11 @@ export class Broker implements BrokerApi {
     const previous = engine.settings;
     engine.settings = settings;
     this.engines.set(name, engine);
-    records.push(declared(name, settings));
+    if (isLogged(engine)) records.push(declared(name, settings));
     if (existing === undefined) added.push(name);
 
     try {
-      await this.store.append(records);
+      if (records.length > 0) await this.store.append(records);
     } catch (err) {
       engine.settings = previous;
       for (const queue of added) {
@@ -356,7 +358,7 @@ export class Broker implements BrokerApi {
     this.checkOpen();
     const engine = this.engineOf(name);
     const seqs = engine.purge();
-    if (seqs.length > 0) await this.append([{ type: 'settled', seqs }]);
+    if (seqs.length > 0) await this.append(engine, [{ type: 'settled', seqs }]);
     this.logger.info({ queue: name, purged: seqs.length }, 'queue purged');
     return { purged: seqs.length };
   }
@@ -379,7 +381,7 @@ export class Broker implements BrokerApi {
     const records: LogRecord[] = [];
     if (seqs.length > 0) records.push({ type: 'settled', seqs });
     records.push({ type: 'queue-deleted', name });
-    await this.append(records);
+    await this.append(engine, records);
     this.logger.info({ queue: name, messages: seqs.length }, 'queue deleted');
   }
 
@@ -419,7 +421,11 @@ export class Broker implements BrokerApi {
     if (records.length === 0) return results;
 
     try {
-      await this.store.append(records);
+      // A memory queue's messages are never logged: confirmed at once.
+      const durability = engine.settings.durability;
+      if (durability !== 'memory') {
+        await this.store.append(records, { sync: durability === 'fsync' });
+      }
     } catch (err) {
       for (const record of records) engine.forgetId(record.id);
       throw this.storeError(err);
@@ -527,7 +533,7 @@ export class Broker implements BrokerApi {
     if (settled.length === 0) return results;
 
     try {
-      await this.append([{ type: 'settled', seqs: settled.map((m) => m.seq) }]);
+      await this.append(engine, [{ type: 'settled', seqs: settled.map((m) => m.seq) }]);
     } catch (err) {
       // Not durable, so not settled: the messages are ready again rather
       // than gone until the next restart brings them back.
@@ -656,12 +662,12 @@ export class Broker implements BrokerApi {
 
       engine.take(message.seq);
       const moved = moveTo(destination, message, message.headers, now);
-      records.push(movedRecord(destination, moved));
+      records.push(...moveRecords(engine, destination, moved));
       touched.add(destination);
     }
 
     for (const destination of touched) this.afterChange(destination);
-    if (records.length > 0) await this.append(records);
+    if (records.length > 0) await this.appendMoves(engine, touched, records);
     this.logger.info({ queue, to: options.to, moved: records.length }, 'redriven');
     return { moved: records.length };
   }
@@ -685,11 +691,15 @@ export class Broker implements BrokerApi {
     const touched = new Set<QueueEngine>([engine]);
 
     for (const outcome of outcomes) {
-      if (outcome.kind === 'retry') records.push(retriedRecord(engine, outcome, error));
-      else records.push(...this.deadLetter(engine, outcome, now, error, touched));
+      if (outcome.kind === 'dead') {
+        records.push(...this.deadLetter(engine, outcome, now, error, touched));
+      } else {
+        const record = retriedRecord(engine, outcome, error);
+        if (isLogged(engine)) records.push(record);
+      }
     }
     for (const queue of touched) this.afterChange(queue);
-    return records.length > 0 ? this.append(records) : Promise.resolve();
+    return records.length > 0 ? this.appendMoves(engine, touched, records) : Promise.resolve();
   }
 
   private deadLetter(
@@ -707,7 +717,7 @@ export class Broker implements BrokerApi {
         { queue: engine.name, id: message.id, reason },
         'message dropped',
       );
-      return [{ type: 'settled', seqs: [message.seq] }];
+      return isLogged(engine) ? [{ type: 'settled', seqs: [message.seq] }] : [];
     }
 
     const records: LogRecord[] = [];
@@ -727,7 +737,7 @@ export class Broker implements BrokerApi {
     const moved = moveTo(dlq, message, headers, now);
     engine.totals.deadLettered++;
     touched.add(dlq);
-    records.push(movedRecord(dlq, moved));
+    records.push(...moveRecords(engine, dlq, moved));
     return records;
   }
 
@@ -829,20 +839,8 @@ export class Broker implements BrokerApi {
     for (const engine of this.engines.values()) {
       const message = engine.get(seq);
       if (message === undefined) continue;
-      return {
-        type: 'published',
-        seq,
-        queue: engine.name,
-        id: message.id,
-        priority: message.priority,
-        group: message.group,
-        headers: message.headers,
-        body: message.body,
-        publishedAt: message.publishedAt,
-        availableAt: message.availableAt,
-        expiresAt: message.expiresAt,
-        failures: message.failures,
-      };
+      // Moved into a memory queue: its `settled` record is on the way.
+      return isLogged(engine) ? publishedRecord(engine.name, message) : undefined;
     }
     return undefined;
   }
@@ -926,9 +924,21 @@ export class Broker implements BrokerApi {
     return new StoreUnavailableError('the message store could not write to disk', err);
   }
 
-  private async append(records: LogRecord[]): Promise<void> {
+  /** Logs changes to `engine`'s messages, as its durability says. */
+  private append(engine: QueueEngine, records: LogRecord[]): Promise<void> {
+    if (!isLogged(engine)) return Promise.resolve();
+    return this.appendMoves(engine, [engine], records);
+  }
+
+  /** Logs changes touching several queues: synced if any one wants it. */
+  private async appendMoves(
+    engine: QueueEngine,
+    touched: Iterable<QueueEngine>,
+    records: LogRecord[],
+  ): Promise<void> {
+    if (records.length === 0) return;
     try {
-      await this.store.append(records);
+      await this.store.append(records, { sync: needsSync([engine, ...touched]) });
     } catch (err) {
       throw this.storeError(err);
     }
