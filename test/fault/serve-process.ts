@@ -43,7 +43,9 @@ export class ServeProcess {
     });
     this.child = child;
 
-    const deadline = Date.now() + 15_000;
+    // Replaying a soak's backlog of millions takes minutes; a start that
+    // fails ends the wait at once through the exit check below.
+    const deadline = Date.now() + 300_000;
     while (Date.now() < deadline) {
       if (child.exitCode !== null) {
         throw new Error(`usher serve exited with ${child.exitCode}: ${this.stderr}`);
