@@ -1,9 +1,11 @@
 // Damage to the log between two runs of a broker, seen from the queues:
 // a bit flipped at a random place in an older segment, and the last
 // segment cut at a random byte. The store's own tests pin down each frame
-// (test/storage/recovery.test.ts, damage.test.ts); these check what a
-// user sees: the broker starts, loses only the messages the damage
-// touched, keeps every other one whole, and reports it in its health.
+// (test/storage/recovery.test.ts, damage.test.ts) and bad-input.test.ts
+// runs fixed cuts and flips against `usher serve`; these add seeded random
+// places (many more under USHER_SOAK=1) and exact bounds: the broker
+// starts, loses only the message the damage touched, keeps every other
+// one whole, and counts the damage in its health.
 
 import assert from 'node:assert/strict';
 import { readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
