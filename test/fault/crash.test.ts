@@ -225,19 +225,29 @@ describe('attempts and delays survive SIGKILL', () => {
 
   it('a due delay fires at once after restart, a later one at its time (C11)', async () => {
     await usher.request('PUT', '/queues/c11', {});
+    const publishedAt = Date.now();
     await usher.request('POST', '/queues/c11/messages/batch', {
       messages: [{ body: 'A', delayMs: 500 }, { body: 'B', delayMs: 2500 }],
     });
     await usher.kill();
     await new Promise((resolve) => setTimeout(resolve, 800));
-    const restartedAt = Date.now();
     await usher.start();
 
+    // On a loaded machine the restart itself may outlast B's delay: then B
+    // is due and comes at once too. It must never come before its time.
     const first = await usher.request('POST', '/queues/c11/receive', { max: 10, waitMs: 0 });
-    assert.deepEqual(first.json.messages.map((m: { body: string }) => m.body), ['A']);
+    const firstBodies = first.json.messages.map((m: { body: string }) => m.body);
+    if (firstBodies.includes('B')) {
+      assert.deepEqual(firstBodies, ['A', 'B']);
+      assert.ok(Date.now() - publishedAt >= 2500, 'B came before its time');
+      return;
+    }
+    assert.deepEqual(firstBodies, ['A']);
     const second = await usher.request('POST', '/queues/c11/receive', { max: 10, waitMs: 5000 });
     assert.deepEqual(second.json.messages.map((m: { body: string }) => m.body), ['B']);
-    assert.ok(Date.now() - restartedAt < 2500 + 400, 'B was not held past its time');
+    const late = Date.now() - publishedAt - 2500;
+    assert.ok(late >= 0, 'B came before its time');
+    assert.ok(late < 1500, `B was held ${late} ms past its time`);
   });
 
   it('a delayed message arrives within a long poll at its time (C10)', async () => {
