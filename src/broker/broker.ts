@@ -655,21 +655,24 @@ export class Broker implements BrokerApi {
     const now = this.clock();
     const records: LogRecord[] = [];
     const touched = new Set<QueueEngine>();
+    let moved = 0;
     for (const message of [...engine.values()]) {
-      if (records.length >= max) break;
+      if (moved >= max) break;
       const destination = target ?? this.sourceOf(message, engine);
       if (destination === undefined || message.state === 'in-flight') continue;
 
       engine.take(message.seq);
-      const moved = moveTo(destination, message, message.headers, now);
-      records.push(...moveRecords(engine, destination, moved));
+      const copy = moveTo(destination, message, message.headers, now);
+      // Between two memory queues a move leaves no record.
+      records.push(...moveRecords(engine, destination, copy));
       touched.add(destination);
+      moved++;
     }
 
     for (const destination of touched) this.afterChange(destination);
     if (records.length > 0) await this.appendMoves(engine, touched, records);
-    this.logger.info({ queue, to: options.to, moved: records.length }, 'redriven');
-    return { moved: records.length };
+    this.logger.info({ queue, to: options.to, moved }, 'redriven');
+    return { moved };
   }
 
   private sourceOf(message: Message, from: QueueEngine): QueueEngine | undefined {

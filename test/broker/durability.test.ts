@@ -86,6 +86,9 @@ describe('durability modes', () => {
     await broker.nack('mem', b.receipt, {});
     const [again] = await broker.publish('mem', [{ id: 'c', body: text('c') }]);
     assert.equal(again.duplicate, true);
+    await broker.createQueue('mem.other', { durability: 'memory' });
+    assert.deepEqual(await broker.redrive('mem', { to: 'mem.other' }), { moved: 2 });
+    assert.deepEqual(await broker.redrive('mem.other', { to: 'mem' }), { moved: 2 });
     await broker.purgeQueue('mem');
     await broker.publish('mem', [{ id: 'd', body: text('d') }]);
     assert.equal(io.calls.writev, writes, 'nothing of a memory queue reaches the log');
