@@ -245,7 +245,14 @@ export class AmqpChannel {
       if (!exists) {
         // RabbitMQ requeues without limit unless x-delivery-limit says so;
         // Usher's HTTP default of 10 attempts would drop such messages.
-        await this.broker.createQueue(name, { maxAttempts: 0, ...settings });
+        // A queue declared durable=false lives in memory only, as in
+        // RabbitMQ: its messages are never written, and it is gone after
+        // a restart.
+        await this.broker.createQueue(name, {
+          maxAttempts: 0,
+          ...(method.durable ? {} : { durability: 'memory' as const }),
+          ...settings,
+        });
         this.topology.created(name, method.durable, method.autoDelete);
       }
     }

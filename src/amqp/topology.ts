@@ -41,7 +41,7 @@ export interface BindingRequest {
 export class Topology {
   private readonly consumers = new Map<string, number>();
   private readonly autoDelete = new Set<string>();
-  /** Queues declared durable=false: kept on disk, their non-persistent messages in memory. */
+  /** Queues declared durable=false (memory queues in Usher). */
   private readonly transient = new Set<string>();
   /** Exclusive queues and the connection that owns each. */
   private readonly owners = new Map<string, object>();

@@ -26,15 +26,16 @@ import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { observationsOf, recordPublishRefused } from '../observe/observations.js';
 import { diskSizeOf } from '../observe/resources.js';
 import { checkCount, checkPublish, cutText, freeBytesOf } from './checks.js';
+import { ClockWatch } from './clock-watch.js';
 import { DataLock } from './data-lock.js';
 import { deathHeaders, redriveFilter } from './dead-letter.js';
+import { isLogged, moveRecords, needsSync, publishedRecord } from './durability.js';
 import {
   FIRST_ERROR_HEADER,
   LAST_ERROR_HEADER,
   declared,
   messageFrom,
   moveTo,
-  movedRecord,
   retriedRecord,
   view,
 } from './messages.js';
@@ -128,6 +129,7 @@ export class Broker implements BrokerApi {
   private diskSizeBytes = -1;
   /** Connections, refusals, latency: see src/observe/observations.ts. */
   private readonly observed = observationsOf(this);
+  private clockWatch: ClockWatch | null = null;
 
   private constructor(
     private readonly logger: Logger,
@@ -158,6 +160,7 @@ export class Broker implements BrokerApi {
       throw err;
     }
     await broker.watchDisk(options.dataDir, options.freeDiskBytes ?? freeBytesOf);
+    broker.clockWatch = new ClockWatch(broker.clock, (jumpMs) => broker.onClockJump(jumpMs));
 
     logger.info(
       {
@@ -230,6 +233,7 @@ export class Broker implements BrokerApi {
           );
         }
         this.freeDiskBytes = free;
+        this.store.setDiskLow(free < this.diskFloorBytes);
         this.diskSizeBytes = await diskSizeOf(dir);
       } catch (err) {
         this.logger.warn({ err, dir }, 'cannot measure free disk space');
@@ -286,11 +290,13 @@ export class Broker implements BrokerApi {
     );
 
     if (existing !== undefined) {
-      if (settings.fifo !== existing.settings.fifo) {
-        throw new QueueExistsError(
-          name,
-          `fifo: ${existing.settings.fifo} now, ${settings.fifo} asked`,
-        );
+      for (const fixed of ['fifo', 'durability'] as const) {
+        if (settings[fixed] !== existing.settings[fixed]) {
+          throw new QueueExistsError(
+            name,
+            `${fixed}: ${existing.settings[fixed]} now, ${settings[fixed]} asked`,
+          );
+        }
       }
       if (settingsDifference(existing.settings, settings) === null) {
         return { created: false, updated: false, queue: this.info(existing) };
@@ -315,11 +321,11 @@ export class Broker implements BrokerApi {
     const previous = engine.settings;
     engine.settings = settings;
     this.engines.set(name, engine);
-    records.push(declared(name, settings));
+    if (isLogged(engine)) records.push(declared(name, settings));
     if (existing === undefined) added.push(name);
 
     try {
-      await this.store.append(records);
+      if (records.length > 0) await this.store.append(records);
     } catch (err) {
       engine.settings = previous;
       for (const queue of added) {
@@ -361,7 +367,7 @@ export class Broker implements BrokerApi {
     this.checkOpen();
     const engine = this.engineOf(name);
     const seqs = engine.purge();
-    if (seqs.length > 0) await this.append([{ type: 'settled', seqs }]);
+    if (seqs.length > 0) await this.append(engine, [{ type: 'settled', seqs }]);
     this.logger.info({ queue: name, purged: seqs.length }, 'queue purged');
     return { purged: seqs.length };
   }
@@ -385,7 +391,7 @@ export class Broker implements BrokerApi {
     const records: LogRecord[] = [];
     if (seqs.length > 0) records.push({ type: 'settled', seqs });
     records.push({ type: 'queue-deleted', name });
-    await this.append(records);
+    await this.append(engine, records);
     this.logger.info({ queue: name, messages: seqs.length }, 'queue deleted');
   }
 
@@ -432,7 +438,9 @@ export class Broker implements BrokerApi {
       if (input.id !== undefined) engine.rememberId(id, now);
       const record = this.publishedRecord(engine, input, id, now);
       records.push(record);
-      if (input.inMemory === true) inMemory.add(record);
+      // A memory queue's messages, and transient AMQP messages on a
+      // non-durable queue, are never logged: confirmed at once.
+      if (input.inMemory === true || !isLogged(engine)) inMemory.add(record);
       else logged.push(record);
       results.push({ id, duplicate: false });
     }
@@ -469,7 +477,7 @@ export class Broker implements BrokerApi {
     const earlier = this.landing.get(engine);
     if (records.length === 0) return earlier ?? Promise.resolve();
 
-    const landed = this.store.append(records);
+    const landed = this.store.append(records, { sync: needsSync([engine]) });
     const settled: Promise<void> = landed.then(noop, noop).then(() => {
       if (this.landing.get(engine) === settled) this.landing.delete(engine);
     });
@@ -582,7 +590,7 @@ export class Broker implements BrokerApi {
       // In-memory messages were never logged: there is nothing to settle.
       const seqs: number[] = [];
       for (const message of settled) if (message.inMemory !== true) seqs.push(message.seq);
-      if (seqs.length > 0) await this.append([{ type: 'settled', seqs }]);
+      if (seqs.length > 0) await this.append(engine, [{ type: 'settled', seqs }]);
     } catch (err) {
       // Not durable, so not settled: the messages are ready again rather
       // than gone until the next restart brings them back.
@@ -713,22 +721,25 @@ export class Broker implements BrokerApi {
     const records: LogRecord[] = [];
     const touched = new Set<QueueEngine>();
     const chosen = redriveFilter(options);
+    let moved = 0;
     for (const message of [...engine.values()]) {
-      if (records.length >= max) break;
+      if (moved >= max) break;
       if (!chosen(message)) continue;
       const destination = target ?? this.sourceOf(message, engine);
       if (destination === undefined || message.state === 'in-flight') continue;
 
       engine.take(message.seq);
-      const moved = moveTo(destination, message, message.headers, now);
-      records.push(movedRecord(destination, moved));
+      const copy = moveTo(destination, message, message.headers, now);
+      // Between two memory queues a move leaves no record.
+      records.push(...moveRecords(engine, destination, copy));
       touched.add(destination);
+      moved++;
     }
 
     for (const destination of touched) this.afterChange(destination);
-    if (records.length > 0) await this.append(records);
-    this.logger.info({ queue, to: options.to, moved: records.length }, 'redriven');
-    return { moved: records.length };
+    if (records.length > 0) await this.appendMoves(engine, touched, records);
+    this.logger.info({ queue, to: options.to, moved }, 'redriven');
+    return { moved };
   }
 
   private sourceOf(message: Message, from: QueueEngine): QueueEngine | undefined {
@@ -750,11 +761,15 @@ export class Broker implements BrokerApi {
     const touched = new Set<QueueEngine>([engine]);
 
     for (const outcome of outcomes) {
-      if (outcome.kind === 'retry') records.push(retriedRecord(engine, outcome, error));
-      else records.push(...this.deadLetter(engine, outcome, now, error, touched));
+      if (outcome.kind === 'dead') {
+        records.push(...this.deadLetter(engine, outcome, now, error, touched));
+      } else {
+        const record = retriedRecord(engine, outcome, error);
+        if (isLogged(engine)) records.push(record);
+      }
     }
     for (const queue of touched) this.afterChange(queue);
-    return records.length > 0 ? this.append(records) : Promise.resolve();
+    return records.length > 0 ? this.appendMoves(engine, touched, records) : Promise.resolve();
   }
 
   private deadLetter(
@@ -773,7 +788,7 @@ export class Broker implements BrokerApi {
         { queue: engine.name, id: message.id, reason },
         'message dropped',
       );
-      return [{ type: 'settled', seqs: [message.seq] }];
+      return isLogged(engine) ? [{ type: 'settled', seqs: [message.seq] }] : [];
     }
 
     const records: LogRecord[] = [];
@@ -793,7 +808,7 @@ export class Broker implements BrokerApi {
     const moved = moveTo(dlq, message, headers, now);
     engine.totals.deadLettered++;
     touched.add(dlq);
-    records.push(movedRecord(dlq, moved));
+    records.push(...moveRecords(engine, dlq, moved));
     return records;
   }
 
@@ -865,6 +880,16 @@ export class Broker implements BrokerApi {
     this.timer.unref();
   }
 
+  // The timer was armed by the old clock: run what is due by the new one
+  // and arm again from there.
+  private onClockJump(jumpMs: number): void {
+    this.logger.warn({ jumpMs }, 'wall clock jumped; rescheduling timers');
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = null;
+    this.runDue();
+  }
+
   private onTimer(): void {
     this.timer = null;
     this.timerAt = null;
@@ -885,20 +910,8 @@ export class Broker implements BrokerApi {
     for (const engine of this.engines.values()) {
       const message = engine.get(seq);
       if (message === undefined) continue;
-      return {
-        type: 'published',
-        seq,
-        queue: engine.name,
-        id: message.id,
-        priority: message.priority,
-        group: message.group,
-        headers: message.headers,
-        body: message.body,
-        publishedAt: message.publishedAt,
-        availableAt: message.availableAt,
-        expiresAt: message.expiresAt,
-        failures: message.failures,
-      };
+      // Moved into a memory queue: its `settled` record is on the way.
+      return isLogged(engine) ? publishedRecord(engine.name, message) : undefined;
     }
     return undefined;
   }
@@ -933,6 +946,7 @@ export class Broker implements BrokerApi {
     this.closing = true;
     if (this.timer !== null) clearTimeout(this.timer);
     if (this.diskTimer !== null) clearInterval(this.diskTimer);
+    this.clockWatch?.stop();
     for (const queueWaiters of this.waiters.values()) {
       for (const waiter of [...queueWaiters]) {
         waiter.cleanup();
@@ -982,9 +996,21 @@ export class Broker implements BrokerApi {
     return new StoreUnavailableError('the message store could not write to disk', err);
   }
 
-  private async append(records: LogRecord[]): Promise<void> {
+  /** Logs changes to `engine`'s messages, as its durability says. */
+  private append(engine: QueueEngine, records: LogRecord[]): Promise<void> {
+    if (!isLogged(engine)) return Promise.resolve();
+    return this.appendMoves(engine, [engine], records);
+  }
+
+  /** Logs changes touching several queues: synced if any one wants it. */
+  private async appendMoves(
+    engine: QueueEngine,
+    touched: Iterable<QueueEngine>,
+    records: LogRecord[],
+  ): Promise<void> {
+    if (records.length === 0) return;
     try {
-      await this.store.append(records);
+      await this.store.append(records, { sync: needsSync([engine, ...touched]) });
     } catch (err) {
       throw this.storeError(err);
     }

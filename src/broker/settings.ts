@@ -5,6 +5,8 @@ import { InvalidArgumentError } from '../errors.js';
 import { DEFAULT_SETTINGS, type QueueSettings } from '../engine/types.js';
 import type { QueueSettingsInput } from './types.js';
 
+const DURABILITY_MODES: readonly unknown[] = ['fsync', 'os', 'memory'];
+
 const QUEUE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}$/;
 
 /** A day: the longest lease, delay or backoff a caller may ask for. */
@@ -124,6 +126,13 @@ export function resolveSettings(name: string, input: QueueSettingsInput): QueueS
     checkDuration(settings.messageTtlMs, 'messageTtlMs', { min: 1, max: MAX_TTL_MS });
   }
   checkDuration(settings.dedupWindowMs, 'dedupWindowMs');
+  if (!DURABILITY_MODES.includes(settings.durability)) {
+    throw new InvalidArgumentError(
+      'durability',
+      `durability must be one of ${DURABILITY_MODES.join(', ')}, ` +
+        `got ${JSON.stringify(settings.durability)}`,
+    );
+  }
   return settings;
 }
 

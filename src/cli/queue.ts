@@ -1,6 +1,6 @@
 // `usher queue create|list|stats|purge|delete`: queue administration.
 
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 
 import type { QueueInfo, QueueSettingsInput } from '../client/index.js';
 import { formatDuration, formatSize } from '../util/duration.js';
@@ -24,6 +24,7 @@ interface CreateFlags {
   deadLetter?: string;
   ttl?: number;
   dedupWindow?: number;
+  durability?: QueueSettingsInput['durability'];
   json?: boolean;
 }
 
@@ -62,6 +63,13 @@ export const queueCommands: CommandGroup = {
         '--dedup-window <duration>',
         'how long a message id is remembered',
         durationFlag,
+      )
+      .addOption(
+        new Option(
+          '--durability <mode>',
+          'fsync: confirm once on disk (default); os: once written to the ' +
+            'OS; memory: never written, gone at restart',
+        ).choices(['fsync', 'os', 'memory']),
       )
       .option('--json', 'print the queue as JSON')
       .action(async (name: string, flags: CreateFlags) => {
@@ -150,6 +158,7 @@ function settingsFrom(flags: CreateFlags): QueueSettingsInput {
   if (flags.dedupWindow !== undefined) {
     settings.dedupWindowMs = flags.dedupWindow;
   }
+  if (flags.durability !== undefined) settings.durability = flags.durability;
 
   const backoff: NonNullable<QueueSettingsInput['backoff']> = {};
   if (flags.backoff !== undefined) backoff.initialMs = flags.backoff;
@@ -194,6 +203,7 @@ function statsPairs(info: QueueInfo): Array<[string, unknown]> {
     ['deadLetter', settings.deadLetter ?? '-'],
     ['messageTtl', ttl === null ? '-' : formatDuration(ttl)],
     ['dedupWindow', formatDuration(settings.dedupWindowMs)],
+    ['durability', settings.durability],
     ['deadLetterFor', info.deadLetterSources.join(', ') || '-'],
   ];
 }

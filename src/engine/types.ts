@@ -27,7 +27,14 @@ export interface QueueSettings {
   messageTtlMs: number | null;
   /** A message id seen again within this window is stored once. */
   dedupWindowMs: number;
+  /**
+   * When a publish is confirmed: `fsync` once on disk, `os` once written
+   * to the OS, `memory` at once, the queue and its messages never logged.
+   */
+  durability: Durability;
 }
+
+export type Durability = 'fsync' | 'os' | 'memory';
 
 export const DEFAULT_SETTINGS: QueueSettings = {
   fifo: false,
@@ -37,6 +44,7 @@ export const DEFAULT_SETTINGS: QueueSettings = {
   deadLetter: null,
   messageTtlMs: null,
   dedupWindowMs: 5 * 60_000,
+  durability: 'fsync',
 };
 
 export const MIN_PRIORITY = 0;

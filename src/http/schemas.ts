@@ -73,6 +73,14 @@ const settingsProperties = {
   deadLetter: Nullable(QueueName),
   messageTtlMs: Nullable(Ttl('default time to live')),
   dedupWindowMs: Duration('a repeated message id is stored once within this'),
+  durability: Type.Union(
+    [Type.Literal('fsync'), Type.Literal('os'), Type.Literal('memory')],
+    {
+      description:
+        'fsync: confirm once on disk; os: once written to the OS; ' +
+        'memory: never written, gone at restart',
+    },
+  ),
 };
 
 export const QueueSettings = Type.Object(settingsProperties, {

@@ -29,7 +29,8 @@ export interface LogStoreOptions {
   /** Start a new segment once a batch takes the active one past this. */
   segmentBytes?: number;
   /**
-   * true (default): fdatasync before a batch is confirmed. false: confirm
+   * true (default): fdatasync before a batch is confirmed, unless every
+   * append in it asked for `sync: false`. false: never fdatasync; confirm
    * once write() has handed the batch to the OS.
    */
   sync?: boolean;
@@ -91,6 +92,8 @@ class Batch {
   readonly frames: Buffer[] = [];
   readonly records: LogRecord[] = [];
   bytes = 0;
+  /** Some append in the batch wants it on disk, not only in the OS. */
+  sync = false;
   /** Compaction copies in this batch. */
   copies = 0;
   #promise: Promise<void> | undefined;
@@ -137,6 +140,10 @@ export class LogStore {
   /** Set when a failed batch could not be cut back: nothing is accepted. */
   #failure: StoreUnavailableError | undefined;
   #compacting = false;
+  /** The active segment holds batches written without an fdatasync. */
+  #unsynced = false;
+  /** Set while free disk is below the floor: compact at less garbage. */
+  #diskLow = false;
   #stalledSegment: SegmentState | undefined;
 
   #diskBytes = 0;
@@ -230,8 +237,15 @@ export class LogStore {
    * so log order is call order. Every append that joins the same batch
    * gets the same promise; a failed batch rejects with
    * StoreUnavailableError and leaves nothing of itself in the log.
+   *
+   * `sync: false` (a queue in `os` mode) lets the batch be confirmed once
+   * written, if nothing else in it asks for more; it is made durable by
+   * the next batch that syncs, the next roll, or close.
    */
-  append(records: readonly LogRecord[]): Promise<void> {
+  append(
+    records: readonly LogRecord[],
+    { sync = true }: { sync?: boolean } = {},
+  ): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     if (this.#closing) {
       return Promise.reject(
@@ -239,7 +253,7 @@ export class LogStore {
       );
     }
     try {
-      return this.#gather(records, 0);
+      return this.#gather(records, 0, sync);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -258,12 +272,22 @@ export class LogStore {
     const fd = this.#active.fd;
     this.#active.fd = -1;
     try {
-      if (!this.#sync && this.#failure === undefined) {
+      if (this.#unsynced && this.#failure === undefined) {
         await this.#io.fdatasync(fd);
       }
     } finally {
       await this.#io.close(fd);
     }
+  }
+
+  /**
+   * Tells the store that free disk space is below the broker's floor.
+   * Compaction then starts once garbage exceeds two segments instead of
+   * the live data, so that acks give space back even when a few old
+   * messages pin the oldest segments (CASES.md C17).
+   */
+  setDiskLow(low: boolean): void {
+    this.#diskLow = low;
   }
 
   stats(): LogStoreStats {
@@ -285,7 +309,7 @@ export class LogStore {
 
   // Encodes every record first, so one that cannot be encoded (too large)
   // throws here and nothing of its call joins the batch.
-  #gather(records: readonly LogRecord[], copies: number): Promise<void> {
+  #gather(records: readonly LogRecord[], copies: number, sync: boolean): Promise<void> {
     const frames = records.map(encodeRecord);
     // A published body is the frame's tail. The record takes that copy in
     // place of the caller's buffer, which may be a view of a whole socket
@@ -304,6 +328,7 @@ export class LogStore {
       batch.bytes += frames[i].length;
     }
     batch.copies += copies;
+    batch.sync ||= sync;
     this.#kick();
     return batch.promise;
   }
@@ -358,9 +383,12 @@ export class LogStore {
       if (written !== batch.bytes) {
         throw new Error(`short write: ${written} of ${batch.bytes} bytes`);
       }
-      if (this.#sync) {
+      if (this.#sync && batch.sync) {
         await this.#io.fdatasync(segment.fd);
         this.#syncs++;
+        this.#unsynced = false;
+      } else {
+        this.#unsynced = true;
       }
     } catch (err) {
       await this.#rollBack(batch, segment, position, err);
@@ -395,7 +423,7 @@ export class LogStore {
     if (batch.copies > 0) this.#compacting = false;
     try {
       await this.#io.ftruncate(segment.fd, position);
-      if (this.#sync) await this.#io.fdatasync(segment.fd);
+      if (this.#sync && batch.sync) await this.#io.fdatasync(segment.fd);
     } catch (truncateErr) {
       this.#enterFailed(
         new StoreUnavailableError(
@@ -449,6 +477,16 @@ export class LogStore {
     }
 
     const previous = this.#active;
+    // Batches confirmed without a sync must not stay unsynced in a file
+    // no later fdatasync will touch.
+    if (this.#unsynced) {
+      try {
+        await this.#io.fdatasync(previous.fd);
+        this.#unsynced = false;
+      } catch (err) {
+        this.#logger.warn({ err, file: previous.path }, 'syncing segment before roll failed');
+      }
+    }
     this.#startSegment(next);
     try {
       await this.#io.close(previous.fd);
@@ -547,7 +585,8 @@ export class LogStore {
   // counts the segment dead and #deleteDeadPrefix removes it.
   #compact(): void {
     if (this.#compacting || this.#closing || this.#segments.length < 2) return;
-    const limit = 2 * this.#ledger.liveBytes + 2 * this.#segmentBytes;
+    const live = this.#ledger.liveBytes;
+    const limit = (this.#diskLow ? live : 2 * live) + 2 * this.#segmentBytes;
     if (this.#diskBytes <= limit) return;
 
     const oldest = this.#segments[0];
@@ -580,7 +619,7 @@ export class LogStore {
     try {
       // A failed batch is already logged by #rollBack, and the next round
       // tries again, so nobody needs to hear of it here.
-      this.#gather(copies, copies.length).catch(noop);
+      this.#gather(copies, copies.length, true).catch(noop);
       this.#compacting = true;
     } catch (err) {
       this.#logger.error({ err, file: oldest.path }, 'compaction failed');

@@ -41,6 +41,7 @@ describe('usher queue', () => {
       '--dead-letter', 'orders.dlq',
       '--ttl', '1h',
       '--dedup-window', '90s',
+      '--durability', 'os',
     );
     assert.equal(stdout, 'created queue "orders"\n');
 
@@ -49,7 +50,7 @@ describe('usher queue', () => {
       '--backoff', '250', '--backoff-max', '60000',
       '--backoff-multiplier', '3', '--backoff-jitter', '0.25',
       '--visibility-timeout', '45000', '--dead-letter', 'orders.dlq',
-      '--ttl', '3600000', '--dedup-window', '1m30s',
+      '--ttl', '3600000', '--dedup-window', '1m30s', '--durability', 'os',
     );
     assert.equal(again.stdout, 'queue "orders" already exists with these settings\n');
     const updated = await usher('queue', 'create', 'orders', '--max-attempts', '6');
@@ -67,6 +68,7 @@ describe('usher queue', () => {
       deadLetter: 'orders.dlq',
       messageTtlMs: 3_600_000,
       dedupWindowMs: 90_000,
+      durability: 'os',
     });
     assert.equal(info.stats.total, 0);
   });

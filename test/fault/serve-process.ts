@@ -26,6 +26,8 @@ export class ServeProcess {
   constructor(
     readonly dataDir: string,
     readonly port: number,
+    /** More `usher serve` flags, such as `--segment-size 32KiB`. */
+    readonly flags: readonly string[] = [],
   ) {
     this.url = `http://127.0.0.1:${port}`;
   }
@@ -33,7 +35,7 @@ export class ServeProcess {
   async start(): Promise<void> {
     const child = spawn(
       process.execPath,
-      [USHER, 'serve', '--data', this.dataDir, '--port', String(this.port), '--amqp-port', '0'],
+      [USHER, 'serve', '--data', this.dataDir, '--port', String(this.port), '--amqp-port', '0', ...this.flags],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     child.stderr?.on('data', (chunk: Buffer) => {
@@ -41,7 +43,9 @@ export class ServeProcess {
     });
     this.child = child;
 
-    const deadline = Date.now() + 15_000;
+    // Replaying a soak's backlog of millions takes minutes; a start that
+    // fails ends the wait at once through the exit check below.
+    const deadline = Date.now() + 300_000;
     while (Date.now() < deadline) {
       if (child.exitCode !== null) {
         throw new Error(`usher serve exited with ${child.exitCode}: ${this.stderr}`);

@@ -196,3 +196,46 @@ test('compaction skips a message the broker no longer has', () => {
     await store.close();
   });
 });
+
+test('with the disk low, settling half the log frees it around a pinned message', () => {
+  return withTempDir(async (dir) => {
+    const current = new Map<number, PublishedRecord>();
+    const { store } = await openStore(dir, {
+      segmentBytes: SEGMENT_BYTES,
+      snapshotMessage: (seq) => current.get(seq),
+    });
+    const pinned = ticket(store.allocateSeq());
+    current.set(pinned.seq, pinned);
+    await store.append([queues[0], pinned]);
+
+    // About twelve segments of tickets; then the older half is settled.
+    const seqs: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const batch = Array.from({ length: 10 }, () => ticket(store.allocateSeq()));
+      for (const record of batch) current.set(record.seq, record);
+      seqs.push(...batch.map((record) => record.seq));
+      await store.append(batch);
+    }
+    const older = seqs.slice(0, seqs.length / 2);
+    for (const seq of older) current.delete(seq);
+    await store.append([{ type: 'settled', seqs: older }]);
+    const before = store.stats();
+    assert.equal(before.compactedMessages, 0, 'garbage is below the usual trigger');
+
+    // The disk is low: the next batch sets compaction off.
+    store.setDiskLow(true);
+    await store.append([{ type: 'settled', seqs: [] }]);
+    await store.close();
+    const after = store.stats();
+    assert.ok(after.compactedMessages >= 1, 'the pinned message was not copied');
+    assert.ok(
+      after.diskBytes < before.diskBytes * 0.7,
+      `${after.diskBytes} of ${before.diskBytes} bytes left`,
+    );
+
+    const { replayed } = await replayOf(dir);
+    const model = new MessageModel();
+    for (const record of replayed) model.apply(record);
+    assert.deepEqual([...model.messages.keys()].sort((a, b) => a - b), [pinned.seq, ...seqs.slice(seqs.length / 2)]);
+  });
+});

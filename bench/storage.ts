@@ -1,0 +1,251 @@
+// The storage targets of issue #3, measured on one broker in this process
+// (no HTTP: the figures are the log's and the queues', not the wire's),
+// durable with fdatasync before every confirm, ticket events of 460 bytes.
+//
+//   1. baseline, after a warm-up round: publish a small queue (5% of the backlog) and drain it,
+//      giving the empty-queue publish and consume rates;
+//   2. grow a backlog of N messages, sampling RSS, and compare the publish
+//      rate of the last stretch with the empty-queue rate;
+//   3. restart: close and reopen the broker with the backlog in the log;
+//   4. drain the backlog with consumers (receive + ack), compared with the
+//      empty-queue consume rate;
+//   5. bytes the log wrote over the full cycle per body byte published;
+//   6. the yardstick, same run and folder: plain sequential write +
+//      fdatasync of the bytes the log wrote while the backlog grew, in the
+//      batch sizes the log used.
+//
+//   npm run bench:storage -- [--messages 1000000] [--batch 100]
+//     [--concurrency 32] [--dir DIR]
+
+import { spawnSync } from 'node:child_process';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+
+import { Broker } from '../src/broker/broker.js';
+
+const { values: args } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '1000000' },
+    batch: { type: 'string', default: '100' },
+    concurrency: { type: 'string', default: '32' },
+    dir: { type: 'string' },
+    reopen: { type: 'string' },
+  },
+});
+const MESSAGES = Number(args.messages);
+const BATCH = Number(args.batch);
+const CONCURRENCY = Number(args.concurrency);
+const WINDOW = Math.max(10_000, Math.round(MESSAGES * 0.05));
+const EVENT_BYTES = 460;
+const MiB = 1024 * 1024;
+
+const body = Buffer.from(JSON.stringify(JSON.parse(
+  readFileSync(new URL('../../examples/ticket-purchased.json', import.meta.url), 'utf8'),
+)).padEnd(EVENT_BYTES, ' ').slice(0, EVENT_BYTES));
+const logger = pino({ level: 'silent' });
+const root = args.reopen ?? mkdtempSync(join(args.dir ?? tmpdir(), 'usher-bench-storage-'));
+const dataDir = join(root, 'data');
+
+const rss = () => process.memoryUsage().rss;
+const mib = (bytes: number) => `${(bytes / MiB).toFixed(0)} MiB`;
+const rate = (count: number, ms: number) => Math.round(count / (ms / 1000));
+const pct = (part: number, whole: number) => `${((part / whole) * 100).toFixed(0)}%`;
+
+function open(): Promise<Broker> {
+  return Broker.open({ dataDir, logger, sync: true, diskFloorBytes: 0 });
+}
+
+/** Publishes `count` messages to `queue`, CONCURRENCY batches in flight. */
+async function publish(
+  broker: Broker,
+  queue: string,
+  count: number,
+  onProgress?: (done: number) => void,
+): Promise<number> {
+  let next = 0;
+  let done = 0;
+  const began = performance.now();
+  const worker = async () => {
+    while (next < count) {
+      const size = Math.min(BATCH, count - next);
+      next += size;
+      await broker.publish(queue, Array.from({ length: size }, () => ({ body })));
+      done += size;
+      onProgress?.(done);
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return performance.now() - began;
+}
+
+/** Receives and acks until `queue` is empty; returns the time taken. */
+async function drain(broker: Broker, queue: string): Promise<{ ms: number; count: number }> {
+  let count = 0;
+  const began = performance.now();
+  const worker = async () => {
+    for (;;) {
+      const messages = await broker.receive(queue, { max: BATCH, waitMs: 0 });
+      if (messages.length === 0) return;
+      await broker.ack(queue, messages.map((message) => message.receipt));
+      count += messages.length;
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return { ms: performance.now() - began, count };
+}
+
+/** Sequential write + fdatasync of `total` bytes in `batchBytes` pieces. */
+function yardstick(total: number, batchBytes: number): number {
+  const path = join(root, 'yardstick');
+  const chunk = Buffer.alloc(batchBytes, 0x61);
+  const fd = openSync(path, 'w');
+  const began = performance.now();
+  try {
+    for (let written = 0; written < total; written += batchBytes) {
+      writeSync(fd, chunk, 0, Math.min(batchBytes, total - written));
+      fdatasyncSync(fd);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(path, { force: true });
+  }
+  return performance.now() - began;
+}
+
+async function main(): Promise<void> {
+  console.log(`Usher storage bench: ${MESSAGES} ticket events of ${EVENT_BYTES} bytes, ` +
+    `batches of ${BATCH}, ${CONCURRENCY} in flight, fdatasync before confirm, data in ${root}`);
+  const rssAtStart = rss();
+  // Nulled before the second open, so that two copies of the backlog do
+  // not share the heap.
+  let broker: Broker | null = await open();
+  await broker.createQueue('empty', {});
+  await broker.createQueue('backlog', {});
+
+  // Warm-up, so the baseline is not measured on cold code.
+  await publish(broker, 'empty', WINDOW);
+  await drain(broker, 'empty');
+
+  // 1. Baseline on a queue that starts empty.
+  const baselinePublishMs = await publish(broker, 'empty', WINDOW);
+  const baselineDrain = await drain(broker, 'empty');
+  const publishBaseline = rate(WINDOW, baselinePublishMs);
+  const consumeBaseline = rate(baselineDrain.count, baselineDrain.ms);
+
+  // 2. The backlog grows; the last WINDOW messages are timed apart.
+  const samples: string[] = [];
+  let nextSample = MESSAGES / 10;
+  let peakRss = rss();
+  let lastWindowStart = 0;
+  const before = broker.health().store;
+  const growthMs = await publish(broker, 'backlog', MESSAGES, (done) => {
+    if (done >= MESSAGES - WINDOW && lastWindowStart === 0) lastWindowStart = performance.now();
+    if (done >= nextSample) {
+      peakRss = Math.max(peakRss, rss());
+      samples.push(`${Math.round(done / 1000)}k: ${mib(rss())}`);
+      nextSample += MESSAGES / 10;
+    }
+  });
+  const lastWindowMs = performance.now() - lastWindowStart;
+  const grown = broker.health().store;
+  const growthLogBytes = grown.bytesWritten - before.bytesWritten;
+  const growthBatches = grown.batches - before.batches;
+  const rssWithBacklog = rss();
+  const writtenBeforeRestart = grown.bytesWritten;
+
+  // 3. Restart with the backlog, in a fresh process as after a crash.
+  await broker.close();
+  broker = null;
+  const restart = reopenInChild();
+  if (restart.messages !== MESSAGES) {
+    throw new Error(`restart found ${restart.messages} of ${MESSAGES}`);
+  }
+  broker = await open();
+
+  // 4. Drain the backlog.
+  const backlogDrain = await drain(broker, 'backlog');
+  // Let reclamation finish: the last acks' batch triggers it.
+  await broker.publish('empty', [{ body }]);
+  const afterDrain = broker.health().store;
+  await broker.close();
+
+  // 5. Bytes written over the cycle, per body byte published.
+  const bodyBytes = (MESSAGES + 2 * WINDOW + 1) * EVENT_BYTES;
+  const logBytes = writtenBeforeRestart + afterDrain.bytesWritten;
+
+  // 6. The disk's own rate for the same bytes in the same batch sizes.
+  const batchBytes = Math.max(4096, Math.round(growthLogBytes / growthBatches));
+  const yardstickMs = yardstick(growthLogBytes, batchBytes);
+  const logRate = growthLogBytes / (growthMs / 1000);
+  const diskRate = growthLogBytes / (yardstickMs / 1000);
+
+  const lastWindowRate = rate(WINDOW, lastWindowMs);
+  const drainRate = rate(backlogDrain.count, backlogDrain.ms);
+  console.log(`
+Backlog of ${MESSAGES} (targets: RSS < 600 MB at 10M; publish >= 80% of empty-queue rate)
+  RSS at start ${mib(rssAtStart)}, while growing ${samples.join(', ')}
+  RSS with the backlog ${mib(rssWithBacklog)} (peak sampled ${mib(peakRss)}), ` +
+    `${Math.round((rssWithBacklog - rssAtStart) / MESSAGES)} bytes per message
+  publish, empty queue: ${publishBaseline} msg/s; last ${WINDOW} of the backlog: ` +
+    `${lastWindowRate} msg/s = ${pct(lastWindowRate, publishBaseline)}; whole growth ` +
+    `${rate(MESSAGES, growthMs)} msg/s = ${pct(rate(MESSAGES, growthMs), publishBaseline)}
+
+Restart with ${MESSAGES} waiting, new process (target: 10M in < 20 s)
+  ${(restart.ms / 1000).toFixed(2)} s to serving; ${rate(MESSAGES, restart.ms)} msg/s replayed; ` +
+    `RSS after ${mib(restart.rss)}
+
+Drain (target: >= 80% of empty-queue consume rate)
+  empty-queue consume+ack: ${consumeBaseline} msg/s; backlog drain: ${drainRate} msg/s = ` +
+    `${pct(drainRate, consumeBaseline)}
+
+Write amplification (target: <= 1.3 over publish-consume-ack)
+  ${mib(logBytes)} written for ${mib(bodyBytes)} of bodies = ${(logBytes / bodyBytes).toFixed(2)} ` +
+    `bytes per body byte; ${afterDrain.compactedMessages} compaction copies; ` +
+    `${afterDrain.segments} segment(s), ${mib(afterDrain.diskBytes)} left on disk
+
+Throughput against the disk (target: >= 50% of plain write + fdatasync)
+  log while growing: ${(logRate / MiB).toFixed(1)} MiB/s in ${growthBatches} batches of ` +
+    `${(batchBytes / 1024).toFixed(0)} KiB on average
+  yardstick, same bytes and batch size: ${(diskRate / MiB).toFixed(1)} MiB/s ` +
+    `(${(yardstickMs / 1000).toFixed(1)} s); log = ${pct(logRate, diskRate)} of it
+`);
+}
+
+interface Reopened {
+  ms: number;
+  rss: number;
+  messages: number;
+}
+
+function reopenInChild(): Reopened {
+  const script = fileURLToPath(import.meta.url);
+  const child = spawnSync(process.execPath, [script, '--reopen', root], { encoding: 'utf8' });
+  if (child.status !== 0) throw new Error(`reopening failed: ${child.stderr}`);
+  return JSON.parse(child.stdout) as Reopened;
+}
+
+// The child: time Broker.open on the data folder, print it as JSON.
+async function reopen(): Promise<void> {
+  const began = performance.now();
+  const broker = await open();
+  const ms = performance.now() - began;
+  const messages = broker.getQueue('backlog').stats.total;
+  const result: Reopened = { ms, rss: rss(), messages };
+  await broker.close();
+  console.log(JSON.stringify(result));
+}
+
+if (args.reopen !== undefined) {
+  await reopen();
+} else {
+  try {
+    await main();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,173 @@
+// A StoreIo that can lose power. Until `cut()` it is nodeIo, keeping
+// track of how much of every file it wrote and how much of that an
+// fdatasync made durable. After the cut every call hangs forever, as if
+// the machine had died mid-call, and `image()` copies the data folder the
+// way the disk could look at the next boot: each file kept up to its last
+// fdatasync and its unsynced tail dropped, torn at a random byte, or
+// replaced with zeros (blocks allocated but never written).
+
+import { copyFile, mkdir, readdir, stat, truncate, open } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { type StoreIo, nodeIo } from '../../src/storage/io.js';
+
+export type PowerCutMode = 'drop' | 'torn' | 'zeros';
+
+interface FileState {
+  path: string;
+  /** End of the furthest write that returned. */
+  written: number;
+  /** What the last fdatasync covered. */
+  durable: number;
+}
+
+export class PowerCutIo implements StoreIo {
+  readonly #byFd = new Map<number, FileState>();
+  readonly #byPath = new Map<string, FileState>();
+  #cut = false;
+  #pending = new Set<Promise<unknown>>();
+  syncs = 0;
+
+  get isCut(): boolean {
+    return this.#cut;
+  }
+
+  /** The power goes: no call made from now on returns. */
+  cut(): void {
+    this.#cut = true;
+  }
+
+  /** Resolves once every real call begun before the cut has finished. */
+  async settled(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  }
+
+  async open(path: string, flags: string): Promise<number> {
+    const fd = await this.#run(() => nodeIo.open(path, flags));
+    // Segments are created with 'wx': a new, empty file.
+    const state: FileState = { path, written: 0, durable: 0 };
+    this.#byFd.set(fd, state);
+    this.#byPath.set(path, state);
+    return fd;
+  }
+
+  async writev(fd: number, buffers: readonly Buffer[], position: number): Promise<number> {
+    const state = this.#byFd.get(fd);
+    return this.#run(async () => {
+      const written = await nodeIo.writev(fd, buffers, position);
+      if (state) state.written = Math.max(state.written, position + written);
+      return written;
+    });
+  }
+
+  async fdatasync(fd: number): Promise<void> {
+    const state = this.#byFd.get(fd);
+    const covered = state?.written ?? 0;
+    return this.#run(async () => {
+      await nodeIo.fdatasync(fd);
+      this.syncs++;
+      if (state) state.durable = Math.max(state.durable, covered);
+    });
+  }
+
+  async ftruncate(fd: number, length: number): Promise<void> {
+    const state = this.#byFd.get(fd);
+    return this.#run(async () => {
+      await nodeIo.ftruncate(fd, length);
+      if (state) {
+        state.written = length;
+        state.durable = Math.min(state.durable, length);
+      }
+    });
+  }
+
+  close(fd: number): Promise<void> {
+    return this.#run(() => nodeIo.close(fd));
+  }
+
+  /**
+   * Copies `from` to `to` as the disk could hold it after the cut. Files
+   * this io never opened are copied whole (they were written and synced
+   * before, or are not the log's). Returns the bytes lost per file.
+   */
+  async image(
+    from: string,
+    to: string,
+    mode: PowerCutMode,
+    random: () => number,
+    skip: (name: string) => boolean = () => false,
+  ): Promise<Map<string, number>> {
+    const lost = new Map<string, number>();
+    for (const path of await listFiles(from)) {
+      const name = relative(from, path);
+      if (skip(name)) continue;
+      const target = join(to, name);
+      await mkdir(join(target, '..'), { recursive: true });
+      try {
+        await copyFile(path, target);
+      } catch (err) {
+        // Deleted while we looked: a reclaimed segment. Gone or not, both
+        // are states a power cut can leave.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
+
+      const state = this.#byPath.get(path);
+      if (state === undefined) continue;
+      const size = (await stat(target)).size;
+      if (size <= state.durable) continue;
+      const keep = mode === 'drop'
+        ? state.durable
+        : state.durable + Math.floor(random() * (size - state.durable + 1));
+      if (mode === 'zeros') await zeroFrom(target, keep, size);
+      else await truncate(target, keep);
+      lost.set(name, size - keep);
+    }
+    return lost;
+  }
+
+  #run<T>(call: () => Promise<T>): Promise<T> {
+    if (this.#cut) return new Promise<T>(() => {});
+    const promise = call();
+    this.#pending.add(promise);
+    const forget = () => this.#pending.delete(promise);
+    promise.then(forget, forget);
+    // A call that finishes after the cut never reports back.
+    return promise.then(
+      (value) => (this.#cut ? new Promise<T>(() => {}) : value),
+      (err: unknown) => (this.#cut ? new Promise<T>(() => {}) : Promise.reject(err)),
+    );
+  }
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) files.push(...(await listFiles(path)));
+    else files.push(path);
+  }
+  return files;
+}
+
+// Keeps the file's length but zeroes everything from `offset`: the file
+// grew on disk, its new blocks never got their data.
+async function zeroFrom(path: string, offset: number, size: number): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.write(Buffer.alloc(size - offset), 0, size - offset, offset);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A small seeded generator (mulberry32), so a failing run can be repeated. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
