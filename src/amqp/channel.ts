@@ -8,7 +8,7 @@
 
 import { randomBytes } from 'node:crypto';
 
-import { UsherError } from '../errors.js';
+import { LoadRefusalError, UsherError } from '../errors.js';
 import type { PublishInput, ReceivedMessage, Subscription } from '../broker/types.js';
 import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
@@ -435,12 +435,18 @@ export class AmqpChannel {
     for (const [queue, batch] of batches) {
       const count = batch.inputs.length;
       this.connection.publishesStarted(count);
-      const published = this.broker.publish(queue, batch.inputs);
+      // Message by message: one refused under load or by a queue limit is
+      // nacked alone. Unconfirmed, it is dropped (and counted) as RabbitMQ
+      // drops it: such a publisher asked to hear nothing back.
+      const published = this.broker.publishEach(queue, batch.inputs);
       landing.push(published.catch(() => {}));
       published.then(
-        () => {
+        (answers) => {
           this.connection.publishesSettled(count);
-          this.confirmBatch(batch.tags, true);
+          answers.forEach((answer, at) => {
+            const tag = batch.tags[at];
+            if (tag > 0) this.confirm(tag, !(answer instanceof LoadRefusalError));
+          });
         },
         (err: unknown) => {
           this.connection.publishesSettled(count);

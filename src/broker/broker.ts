@@ -12,6 +12,8 @@ import {
   BrokerClosedError,
   DiskFullError,
   InvalidArgumentError,
+  LoadRefusalError,
+  QueueFullError,
   QueueNotFoundError,
   ReceiptNotFoundError,
   QueueExistsError,
@@ -48,6 +50,7 @@ import type {
   BrokerApi,
   NackOptions,
   PeekedMessage,
+  PublishAnswer,
   PublishInput,
   PublishResult,
   QueueInfo,
@@ -381,15 +384,31 @@ export class Broker implements BrokerApi {
 
   // --- publishing -----------------------------------------------------
 
+  /** Publishes a batch whole: one refusal (load, limits) refuses it all. */
   async publish(queue: string, inputs: PublishInput[]): Promise<PublishResult[]> {
+    return (await this.publishBatch(queue, inputs, true)) as PublishResult[];
+  }
+
+  /**
+   * Publishes each message on its own: a message refused under load or by
+   * the queue's limits comes back as its error, the others are stored. For
+   * AMQP, where a batch is only many independent publishes.
+   */
+  publishEach(queue: string, inputs: PublishInput[]): Promise<PublishAnswer[]> {
+    return this.publishBatch(queue, inputs, false);
+  }
+
+  private async publishBatch(
+    queue: string,
+    inputs: PublishInput[],
+    wholeBatch: boolean,
+  ): Promise<PublishAnswer[]> {
     this.checkOpen();
     const engine = this.engineOf(queue);
     if (this.freeDiskBytes < this.diskFloorBytes) {
       throw new DiskFullError(this.freeDiskBytes, this.diskFloorBytes);
     }
     const now = this.clock();
-    const results: PublishResult[] = [];
-    const records: PublishedRecord[] = [];
 
     // Every message is checked before any id is remembered, so a refused
     // batch leaves no trace and can be sent again whole.
@@ -401,24 +420,25 @@ export class Broker implements BrokerApi {
       );
     });
 
-    for (const input of inputs) {
-      const id = input.id ?? randomUUID();
-      if (input.id !== undefined && engine.isDuplicate(id, now)) {
-        engine.totals.duplicates++;
-        results.push({ id, duplicate: true });
-        continue;
-      }
-      if (input.id !== undefined) engine.rememberId(id, now);
-      records.push(this.publishedRecord(engine, input, id, now));
-      results.push({ id, duplicate: false });
-    }
-    if (records.length === 0) return results;
+    const plan = this.planPublish(engine, inputs, now, wholeBatch);
+    const { answers, records, remember } = plan;
+    engine.totals.duplicates += plan.duplicates;
+    for (const id of remember) engine.rememberId(id, now);
 
+    // Messages the limits displaced leave in the same write as the
+    // newcomers that displaced them.
+    const touched = new Set<QueueEngine>([engine]);
+    const displaced = this.outcomeRecords(engine, now, undefined, touched);
+    if (records.length === 0 && displaced.length === 0) return answers;
+
+    const reservedBytes = records.reduce((sum, record) => sum + record.body.length, 0);
     try {
-      await this.store.append(records);
+      await this.store.append([...displaced, ...records]);
     } catch (err) {
-      for (const record of records) engine.forgetId(record.id);
+      for (const id of remember) engine.forgetId(id);
       throw this.storeError(err);
+    } finally {
+      engine.settleReservation(records.length, reservedBytes);
     }
 
     // The queue may have been deleted while the records were being written;
@@ -427,8 +447,58 @@ export class Broker implements BrokerApi {
     const landed = this.clock();
     for (const record of records) engine.enqueue(messageFrom(record), landed);
     engine.totals.published += records.length;
-    this.afterChange(engine);
-    return results;
+    for (const other of touched) this.afterChange(other);
+    return answers;
+  }
+
+  /** Decides each message's fate; changes nothing in a refused whole batch. */
+  private planPublish(
+    engine: QueueEngine,
+    inputs: PublishInput[],
+    now: number,
+    wholeBatch: boolean,
+  ): { answers: PublishAnswer[]; records: PublishedRecord[]; remember: string[]; duplicates: number } {
+    const answers: PublishAnswer[] = new Array<PublishAnswer>(inputs.length);
+    const ids: string[] = new Array<string>(inputs.length);
+    const candidates: number[] = [];
+    const seenInBatch = new Set<string>();
+    let duplicates = 0;
+
+    inputs.forEach((input, at) => {
+      const id = input.id ?? randomUUID();
+      if (input.id !== undefined && (seenInBatch.has(id) || engine.isDuplicate(id, now))) {
+        duplicates++;
+        answers[at] = { id, duplicate: true };
+        return;
+      }
+      if (input.id !== undefined && engine.settings.dedupWindowMs > 0) seenInBatch.add(id);
+      ids[at] = id;
+      candidates.push(at);
+    });
+
+    const newcomers = candidates.map((at) => ({
+      priority: inputs[at].priority ?? 0,
+      bytes: inputs[at].body.length,
+    }));
+    const limits = engine.admit(newcomers, wholeBatch);
+    const records: PublishedRecord[] = [];
+    const remember: string[] = [];
+    candidates.forEach((at, k) => {
+      const limit = limits[k];
+      if (limit !== null) {
+        const { maxLength, maxBytes } = engine.settings;
+        const value = limit === 'max-length' ? maxLength : maxBytes;
+        answers[at] = new QueueFullError(engine.name, limit, value ?? 0);
+        return;
+      }
+      answers[at] = { id: ids[at], duplicate: false };
+      if (inputs[at].id !== undefined) remember.push(ids[at]);
+      records.push(this.publishedRecord(engine, inputs[at], ids[at], now));
+    });
+
+    const refused = answers.find((answer) => answer instanceof LoadRefusalError);
+    if (wholeBatch && refused !== undefined) throw refused;
+    return { answers, records, remember, duplicates };
   }
 
   private publishedRecord(
@@ -676,16 +746,25 @@ export class Broker implements BrokerApi {
     now: number,
     error?: string,
   ): Promise<void> {
-    const outcomes = engine.takeOutcomes();
-    const records: LogRecord[] = [];
     const touched = new Set<QueueEngine>([engine]);
+    const records = this.outcomeRecords(engine, now, error, touched);
+    for (const queue of touched) this.afterChange(queue);
+    return records.length > 0 ? this.append(records) : Promise.resolve();
+  }
 
-    for (const outcome of outcomes) {
+  /** Records of what the engine decided, adding the queues it touched. */
+  private outcomeRecords(
+    engine: QueueEngine,
+    now: number,
+    error: string | undefined,
+    touched: Set<QueueEngine>,
+  ): LogRecord[] {
+    const records: LogRecord[] = [];
+    for (const outcome of engine.takeOutcomes()) {
       if (outcome.kind === 'retry') records.push(retriedRecord(engine, outcome, error));
       else records.push(...this.deadLetter(engine, outcome, now, error, touched));
     }
-    for (const queue of touched) this.afterChange(queue);
-    return records.length > 0 ? this.append(records) : Promise.resolve();
+    return records;
   }
 
   private deadLetter(

@@ -3,6 +3,7 @@
 // from src/errors.ts on bad input.
 
 import type { QueueSettings } from '../engine/types.js';
+import type { LoadRefusalError } from '../errors.js';
 
 /** Queue settings as a caller gives them: anything left out takes the default. */
 export type QueueSettingsInput = Partial<
@@ -31,6 +32,11 @@ export interface QueueStats {
   /** Dead-lettered or expired with no dead-letter queue to take them. */
   dropped: number;
   duplicates: number;
+  /** Waiting messages displaced by the overflow policy (dead-lettered,
+   * reason `overflow`, or dropped when the queue has no dead-letter queue). */
+  overflowed: number;
+  /** Publishes refused by maxLength or maxBytes. */
+  refused: number;
   /** Age in ms of the oldest ready message; 0 when none is ready. */
   oldestReadyAgeMs: number;
 }
@@ -65,6 +71,10 @@ export interface PublishResult {
   /** True when this id was already stored within the dedup window. */
   duplicate: boolean;
 }
+
+/** One message's answer when a batch is published message by message:
+ * stored (or a duplicate), or refused under load or by the queue's limits. */
+export type PublishAnswer = PublishResult | LoadRefusalError;
 
 export interface ReceiveOptions {
   /** At most this many messages (1 to 1000). */

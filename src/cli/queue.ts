@@ -1,13 +1,15 @@
 // `usher queue create|list|stats|purge|delete`: queue administration.
 
-import type { Command } from 'commander';
+import { InvalidArgumentError as FlagError, type Command } from 'commander';
 
 import type { QueueInfo, QueueSettingsInput } from '../client/index.js';
+import { OVERFLOW_POLICIES, type OverflowPolicy } from '../engine/types.js';
 import { formatDuration, formatSize } from '../util/duration.js';
 import {
   durationFlag,
   intFlag,
   numberFlag,
+  sizeFlag,
   type Cli,
   type CommandGroup,
 } from './context.js';
@@ -24,7 +26,19 @@ interface CreateFlags {
   deadLetter?: string;
   ttl?: number;
   dedupWindow?: number;
+  maxLength?: number;
+  maxBytes?: number;
+  overflow?: OverflowPolicy;
+  sheddable?: boolean;
   json?: boolean;
+}
+
+function overflowFlag(text: string): OverflowPolicy {
+  const policy = OVERFLOW_POLICIES.find((known) => known === text);
+  if (policy === undefined) {
+    throw new FlagError(`expected one of ${OVERFLOW_POLICIES.join(', ')}`);
+  }
+  return policy;
 }
 
 export const queueCommands: CommandGroup = {
@@ -63,6 +77,18 @@ export const queueCommands: CommandGroup = {
         'how long a message id is remembered',
         durationFlag,
       )
+      .option(
+        '--max-length <n>',
+        'most waiting messages (ready or delayed)',
+        intFlag(0),
+      )
+      .option('--max-bytes <size>', 'most body bytes waiting, e.g. 64MiB', sizeFlag)
+      .option(
+        '--overflow <policy>',
+        'past a limit: reject-publish (default), drop-oldest, reject-lowest-priority',
+        overflowFlag,
+      )
+      .option('--sheddable', 'refused first when the broker is under pressure')
       .option('--json', 'print the queue as JSON')
       .action(async (name: string, flags: CreateFlags) => {
         const before = await cli.client().getQueue(name).catch(() => null);
@@ -150,6 +176,10 @@ function settingsFrom(flags: CreateFlags): QueueSettingsInput {
   if (flags.dedupWindow !== undefined) {
     settings.dedupWindowMs = flags.dedupWindow;
   }
+  if (flags.maxLength !== undefined) settings.maxLength = flags.maxLength;
+  if (flags.maxBytes !== undefined) settings.maxBytes = flags.maxBytes;
+  if (flags.overflow !== undefined) settings.overflow = flags.overflow;
+  if (flags.sheddable) settings.sheddable = true;
 
   const backoff: NonNullable<QueueSettingsInput['backoff']> = {};
   if (flags.backoff !== undefined) backoff.initialMs = flags.backoff;
@@ -183,6 +213,8 @@ function statsPairs(info: QueueInfo): Array<[string, unknown]> {
     ['expired', stats.expired],
     ['dropped', stats.dropped],
     ['duplicates', stats.duplicates],
+    ['overflowed', stats.overflowed],
+    ['refused', stats.refused],
     ['fifo', settings.fifo],
     ['maxAttempts', settings.maxAttempts || 'unlimited'],
     [
@@ -194,6 +226,10 @@ function statsPairs(info: QueueInfo): Array<[string, unknown]> {
     ['deadLetter', settings.deadLetter ?? '-'],
     ['messageTtl', ttl === null ? '-' : formatDuration(ttl)],
     ['dedupWindow', formatDuration(settings.dedupWindowMs)],
+    ['maxLength', settings.maxLength ?? '-'],
+    ['maxBytes', settings.maxBytes === null ? '-' : formatSize(settings.maxBytes)],
+    ['overflow', settings.overflow],
+    ['sheddable', settings.sheddable],
     ['deadLetterFor', info.deadLetterSources.join(', ') || '-'],
   ];
 }

@@ -27,7 +27,32 @@ export interface QueueSettings {
   messageTtlMs: number | null;
   /** A message id seen again within this window is stored once. */
   dedupWindowMs: number;
+  /** Most messages waiting (ready or delayed; in flight ones do not
+   * count, as in RabbitMQ); null = no limit. */
+  maxLength: number | null;
+  /** Most body bytes waiting; null = no limit. */
+  maxBytes: number | null;
+  /** What a publish past maxLength or maxBytes does. */
+  overflow: OverflowPolicy;
+  /** Refused first when the broker is under pressure (admission control). */
+  sheddable: boolean;
 }
+
+/**
+ * - reject-publish: the newcomer is refused (HTTP 429, AMQP basic.nack).
+ * - drop-oldest: the oldest waiting message leaves to the dead-letter queue
+ *   with reason `overflow`, or is dropped (counted) when there is none.
+ * - reject-lowest-priority: a newcomer of higher priority displaces the
+ *   lowest-priority waiting message (the oldest of them) the same way; one
+ *   of equal or lower priority is refused.
+ */
+export type OverflowPolicy = 'reject-publish' | 'drop-oldest' | 'reject-lowest-priority';
+
+export const OVERFLOW_POLICIES: readonly OverflowPolicy[] = [
+  'reject-publish',
+  'drop-oldest',
+  'reject-lowest-priority',
+];
 
 export const DEFAULT_SETTINGS: QueueSettings = {
   fifo: false,
@@ -37,13 +62,17 @@ export const DEFAULT_SETTINGS: QueueSettings = {
   deadLetter: null,
   messageTtlMs: null,
   dedupWindowMs: 5 * 60_000,
+  maxLength: null,
+  maxBytes: null,
+  overflow: 'reject-publish',
+  sheddable: false,
 };
 
 export const MIN_PRIORITY = 0;
 export const MAX_PRIORITY = 9;
 
 /** Why a message left its queue for the dead-letter queue. */
-export type DeathReason = 'rejected' | 'max-attempts' | 'expired';
+export type DeathReason = 'rejected' | 'max-attempts' | 'expired' | 'overflow';
 
 export type MessageState = 'ready' | 'delayed' | 'in-flight';
 

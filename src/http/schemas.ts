@@ -73,6 +73,25 @@ const settingsProperties = {
   deadLetter: Nullable(QueueName),
   messageTtlMs: Nullable(Ttl('default time to live')),
   dedupWindowMs: Duration('a repeated message id is stored once within this'),
+  maxLength: Nullable(Type.Integer({
+    minimum: 0,
+    maximum: Number.MAX_SAFE_INTEGER,
+    description: 'most waiting (ready or delayed) messages; null = no limit',
+  })),
+  maxBytes: Nullable(Type.Integer({
+    minimum: 0,
+    maximum: Number.MAX_SAFE_INTEGER,
+    description: 'most body bytes of waiting messages; null = no limit',
+  })),
+  overflow: Type.Union(
+    [
+      Type.Literal('reject-publish'),
+      Type.Literal('drop-oldest'),
+      Type.Literal('reject-lowest-priority'),
+    ],
+    { description: 'what a publish past maxLength or maxBytes does' },
+  ),
+  sheddable: Type.Boolean({ description: 'refused first when the broker is under pressure' }),
 };
 
 export const QueueSettings = Type.Object(settingsProperties, {
@@ -103,6 +122,8 @@ export const QueueStats = Type.Object({
   expired: Count('messages whose time to live ran out'),
   dropped: Count('dead messages with no dead-letter queue'),
   duplicates: Count('publishes refused as duplicates'),
+  overflowed: Count('waiting messages displaced by the overflow policy'),
+  refused: Count('publishes refused by maxLength or maxBytes'),
   oldestReadyAgeMs: Count('age of the oldest ready message'),
 });
 
@@ -305,6 +326,8 @@ export const ErrorBody = Type.Object({
     code: Type.String({ description: 'stable code, see docs/errors.md' }),
     message: Type.String(),
     field: Type.Optional(Type.String()),
+    level: Type.Optional(Type.String({ description: 'QUEUE_FULL, OVERLOADED: admission level' })),
+    reason: Type.Optional(Type.String({ description: 'QUEUE_FULL, OVERLOADED: why refused' })),
   }),
 });
 

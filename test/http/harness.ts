@@ -19,6 +19,8 @@ export interface LogLine {
 export interface Harness {
   broker: Broker;
   app: FastifyInstance;
+  /** The broker's data folder, for a test that reopens it. */
+  dir: string;
   /** Every line the server and broker logged, parsed. */
   logs: LogLine[];
   close(): Promise<void>;
@@ -56,6 +58,7 @@ export async function startHttp(
   return {
     broker,
     app,
+    dir: dir.path,
     logs,
     async close() {
       await app.close();
