@@ -26,6 +26,13 @@ import { LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { checkCount, checkPublish, cutText, freeBytesOf } from './checks.js';
+import {
+  AdmissionController,
+  DEFAULT_ADMISSION,
+  processSignals,
+  type AdmissionSettings,
+  type Signals,
+} from './admission.js';
 import { DataLock } from './data-lock.js';
 import { deathHeaders } from './dead-letter.js';
 import {
@@ -79,6 +86,11 @@ export interface BrokerOptions {
   diskFloorBytes?: number;
   /** Free bytes on the data folder's disk; tests pass their own. */
   freeDiskBytes?: (dir: string) => Promise<number>;
+  /** Turns admission control on (`usher serve` always does); thresholds
+   * left out take DEFAULT_ADMISSION. */
+  admission?: Partial<AdmissionSettings>;
+  /** Replaces measured signals, so tests can drive the levels. */
+  signals?: Partial<Signals>;
 }
 
 export const DEFAULT_DISK_FLOOR_BYTES = 100 * 1024 * 1024;
@@ -123,6 +135,9 @@ export class Broker implements BrokerApi {
   private readonly diskFloorBytes: number;
   private freeDiskBytes = Number.POSITIVE_INFINITY;
   private diskTimer: NodeJS.Timeout | null = null;
+  /** Null unless BrokerOptions.admission turned it on. */
+  admission: AdmissionController | null = null;
+  private closeSignals: (() => void) | null = null;
 
   private constructor(
     private readonly logger: Logger,
@@ -153,6 +168,7 @@ export class Broker implements BrokerApi {
       throw err;
     }
     await broker.watchDisk(options.dataDir, options.freeDiskBytes ?? freeBytesOf);
+    if (options.admission !== undefined) broker.startAdmission(options);
 
     logger.info(
       {
@@ -232,6 +248,41 @@ export class Broker implements BrokerApi {
     await check();
     this.diskTimer = setInterval(() => void check(), DISK_CHECK_MS);
     this.diskTimer.unref();
+  }
+
+  private startAdmission(options: BrokerOptions): void {
+    const measured = processSignals({
+      freeDiskBytes: () => this.freeDiskBytes,
+      backlog: () => this.backlog(),
+    });
+    this.closeSignals = measured.close;
+    const settings = {
+      ...DEFAULT_ADMISSION,
+      diskFloorBytes: this.diskFloorBytes,
+      ...options.admission,
+    };
+    this.admission = new AdmissionController(
+      settings,
+      { ...measured, ...options.signals },
+      this.clock,
+    );
+    this.admission.onChange((level, reason) => {
+      this.logger.warn({ level, reason, ...this.admission?.stats().signals }, 'admission level changed');
+    });
+    this.admission.start();
+  }
+
+  /** Waiting messages over every queue, and running publish/ack totals. */
+  backlog(): { waiting: number; published: number; acked: number } {
+    let waiting = 0;
+    let published = 0;
+    let acked = 0;
+    for (const engine of this.engines.values()) {
+      waiting += engine.counts.ready + engine.counts.delayed;
+      published += engine.totals.published;
+      acked += engine.totals.acked;
+    }
+    return { waiting, published, acked };
   }
 
   private loggedSettings(name: string, logged: Record<string, unknown>): QueueSettings {
@@ -465,6 +516,11 @@ export class Broker implements BrokerApi {
     let duplicates = 0;
 
     inputs.forEach((input, at) => {
+      const refusal = this.admission?.refusal(input.priority ?? 0, engine.settings.sheddable);
+      if (refusal) {
+        answers[at] = refusal;
+        return;
+      }
       const id = input.id ?? randomUUID();
       if (input.id !== undefined && (seenInBatch.has(id) || engine.isDuplicate(id, now))) {
         duplicates++;
@@ -933,6 +989,21 @@ export class Broker implements BrokerApi {
         freeDiskBytes: Number.isFinite(this.freeDiskBytes) ? this.freeDiskBytes : -1,
         diskFloorBytes: this.diskFloorBytes,
       },
+      ...(this.admission === null ? {} : { admission: this.admissionHealth() }),
+    };
+  }
+
+  private admissionHealth() {
+    const stats = (this.admission as AdmissionController).stats();
+    return {
+      level: stats.level,
+      reason: stats.reason,
+      since: stats.since,
+      refused: stats.refused.pressure + stats.refused.critical,
+      rssBytes: stats.signals.rssBytes,
+      memoryBudgetBytes: stats.signals.memoryBudgetBytes,
+      backlog: stats.signals.backlog,
+      eventLoopDelayMs: Math.round(stats.signals.eventLoopDelayMs),
     };
   }
 
@@ -941,6 +1012,8 @@ export class Broker implements BrokerApi {
     this.closing = true;
     if (this.timer !== null) clearTimeout(this.timer);
     if (this.diskTimer !== null) clearInterval(this.diskTimer);
+    this.admission?.stop();
+    this.closeSignals?.();
     for (const queueWaiters of this.waiters.values()) {
       for (const waiter of [...queueWaiters]) {
         waiter.cleanup();

@@ -72,6 +72,17 @@ export interface PublishResult {
   duplicate: boolean;
 }
 
+export interface AdmissionHealth {
+  level: 'normal' | 'pressure' | 'critical';
+  reason: string;
+  since: number;
+  refused: number;
+  rssBytes: number;
+  memoryBudgetBytes: number | null;
+  backlog: number;
+  eventLoopDelayMs: number;
+}
+
 /** One message's answer when a batch is published message by message:
  * stored (or a duplicate), or refused under load or by the queue's limits. */
 export type PublishAnswer = PublishResult | LoadRefusalError;
@@ -186,6 +197,8 @@ export interface BrokerApi {
     uptimeMs: number;
     queues: number;
     store: Record<string, number>;
+    /** Present when admission control is on. */
+    admission?: AdmissionHealth;
   };
   /** Lets a caller wait for shutdown; rejects new work with BrokerClosedError once closing. */
   close(): Promise<void>;

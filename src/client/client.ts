@@ -369,7 +369,8 @@ export class UsherClient {
    *   const { status } = await usher.health(); // 'ok'
    */
   async health(): Promise<Health> {
-    const answer = await this.#transport.request<Health>('GET', '/healthz');
+    // 503 is the health of a degraded broker, not an error.
+    const answer = await this.#transport.request<Health>('GET', '/healthz', undefined, undefined, 503);
     return answer.data;
   }
 }

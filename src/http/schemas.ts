@@ -319,6 +319,22 @@ export const Health = Type.Object({
   uptimeMs: Count('since the broker opened'),
   queues: Count('queues'),
   store: Type.Record(Type.String(), Type.Number()),
+  admission: Type.Optional(
+    Type.Object({
+      level: Type.Union([
+        Type.Literal('normal'),
+        Type.Literal('pressure'),
+        Type.Literal('critical'),
+      ]),
+      reason: Type.String({ description: 'signal that set the level; none at normal' }),
+      since: EpochMs('when the level last changed'),
+      refused: Count('publishes refused by admission control'),
+      rssBytes: Count('process RSS at the last sample'),
+      memoryBudgetBytes: Nullable(Count('--memory-budget; null when not set')),
+      backlog: Count('waiting messages over all queues at the last sample'),
+      eventLoopDelayMs: Count('event-loop delay (p99) of the last sample'),
+    }, { description: 'admission control (graceful degradation)' }),
+  ),
 });
 
 export const ErrorBody = Type.Object({
