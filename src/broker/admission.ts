@@ -96,6 +96,8 @@ export interface AdmissionStats {
   refused: { pressure: number; critical: number };
   /** Publishes refused, by message priority (index 0 to 9). */
   refusedByPriority: number[];
+  /** Publishes refused, by level and then priority. */
+  refusedByLevel: { pressure: number[]; critical: number[] };
   /** Times the level changed, by the level entered. */
   transitions: Record<Level, number>;
   /** The last sample of each signal. */
@@ -121,7 +123,10 @@ export class AdmissionController {
   private last = { published: 0, acked: 0 };
   private sampled: AdmissionStats['signals'];
   private readonly refused = { pressure: 0, critical: 0 };
-  private readonly refusedByPriority: number[] = new Array<number>(10).fill(0);
+  private readonly refusedByLevel = {
+    pressure: new Array<number>(10).fill(0),
+    critical: new Array<number>(10).fill(0),
+  };
   private readonly transitions: Record<Level, number> = { normal: 0, pressure: 0, critical: 0 };
 
   constructor(
@@ -208,7 +213,7 @@ export class AdmissionController {
     if (!sheddable && priority >= minimum) return null;
 
     this.refused[this.level]++;
-    this.refusedByPriority[priority]++;
+    this.refusedByLevel[this.level][priority]++;
     const flag = this.level === 'critical' ? '--critical-min-priority' : '--pressure-min-priority';
     return new OverloadedError(
       this.level,
@@ -226,7 +231,13 @@ export class AdmissionController {
       reason: this.reason,
       since: this.since,
       refused: { ...this.refused },
-      refusedByPriority: [...this.refusedByPriority],
+      refusedByPriority: this.refusedByLevel.pressure.map(
+        (count, priority) => count + this.refusedByLevel.critical[priority],
+      ),
+      refusedByLevel: {
+        pressure: [...this.refusedByLevel.pressure],
+        critical: [...this.refusedByLevel.critical],
+      },
       transitions: { ...this.transitions },
       signals: { ...this.sampled },
     };

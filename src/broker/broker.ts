@@ -993,6 +993,10 @@ export class Broker implements BrokerApi {
     };
   }
 
+  admissionStats() {
+    return this.admission?.stats() ?? null;
+  }
+
   private admissionHealth() {
     const stats = (this.admission as AdmissionController).stats();
     return {

@@ -4,6 +4,7 @@
 
 import type { QueueSettings } from '../engine/types.js';
 import type { LoadRefusalError } from '../errors.js';
+import type { AdmissionStats } from './admission.js';
 
 /** Queue settings as a caller gives them: anything left out takes the default. */
 export type QueueSettingsInput = Partial<
@@ -200,6 +201,8 @@ export interface BrokerApi {
     /** Present when admission control is on. */
     admission?: AdmissionHealth;
   };
+  /** Admission control's figures, for metrics; null when it is off. */
+  admissionStats?(): AdmissionStats | null;
   /** Lets a caller wait for shutdown; rejects new work with BrokerClosedError once closing. */
   close(): Promise<void>;
 }

@@ -12,6 +12,7 @@ import {
 } from 'prom-client';
 
 import type { BrokerApi, QueueInfo, QueueStats } from '../broker/types.js';
+import { registerAdmissionMetrics } from './admission-metrics.js';
 
 export interface Metrics {
   readonly contentType: string;
@@ -95,6 +96,16 @@ const QUEUE_METRICS: QueueMetric[] = [
     'usher_messages_dropped_total',
     'Dead or expired messages with no dead-letter queue to take them',
     (s) => s.dropped,
+  ),
+  counter(
+    'usher_messages_overflowed_total',
+    'Waiting messages displaced by the queue overflow policy',
+    (s) => s.overflowed,
+  ),
+  counter(
+    'usher_messages_refused_total',
+    'Publishes refused by the queue maxLength or maxBytes',
+    (s) => s.refused,
   ),
   counter(
     'usher_lease_expired_total',
@@ -240,6 +251,7 @@ export function createMetrics(
   });
 
   registerStoreMetrics(registry, () => current().health.store);
+  registerAdmissionMetrics(registry, () => broker.admissionStats?.() ?? null);
 
   if (options.processMetrics) {
     collectDefaultMetrics({ register: registry, prefix: 'usher_' });

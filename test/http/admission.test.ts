@@ -166,6 +166,12 @@ describe('admission control under load on loopback', () => {
     assert.equal((await publish(r, 'orders', 0, 'after the wave')).status, 201);
     assert.ok(r.broker.admission!.stats().refused.pressure > 0);
     assert.ok(r.broker.admission!.stats().refused.critical > 0);
+
+    const metrics = await (await fetch(`${r.url}/metrics`)).text();
+    assert.match(metrics, /^usher_admission_level 0$/m);
+    assert.match(metrics, /^usher_admission_refused_total\{level="pressure",priority="1"\} [1-9]/m);
+    assert.match(metrics, /^usher_admission_refused_total\{level="critical",priority="5"\} [1-9]/m);
+    assert.match(metrics, /^usher_admission_transitions_total\{level="critical"\} 1$/m);
   });
 
   it('goes critical on the real RSS against a low budget, and back', async () => {
