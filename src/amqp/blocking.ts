@@ -35,9 +35,8 @@ export function watchAdmission(
     const critical = level === 'critical';
     if (critical === blocked) return;
     blocked = critical;
-    send(critical
-      ? { name: 'connection.blocked', reason: `Usher at critical (${reason}): only high priorities accepted` }
-      : { name: 'connection.unblocked' });
+    const text = `Usher at critical (${reason}): only high priorities accepted`;
+    send(critical ? { name: 'connection.blocked', reason: text } : { name: 'connection.unblocked' });
   };
   follow(admission.current.level, admission.current.reason);
   return admission.onChange(follow);

@@ -42,9 +42,10 @@ export interface AdmissionSettings {
   /** Publishes in over acks out, over one sample, that mean pressure
    * while the backlog is past half of pressureBacklog (default 2). */
   growthRatio: number;
-  /** Event-loop delay (p99 of a sample, ms) for pressure / critical. */
-  eventLoopPressureMs: number;
-  eventLoopCriticalMs: number;
+  /** Event-loop delay (p99 of a sample, ms) for pressure / critical;
+   * null = not a signal (the default; see DEFAULT_ADMISSION). */
+  eventLoopPressureMs: number | null;
+  eventLoopCriticalMs: number | null;
   /** At pressure, lower priorities are refused (default 4). */
   pressureMinPriority: number;
   /** At critical, lower priorities are refused (default 7). */
@@ -65,10 +66,11 @@ export const DEFAULT_ADMISSION: AdmissionSettings = {
   pressureBacklog: null,
   criticalBacklog: null,
   growthRatio: 2,
-  // High: a shared test machine stalls for hundreds of ms now and then,
-  // and shedding for that would refuse work the broker could take.
-  eventLoopPressureMs: 1000,
-  eventLoopCriticalMs: 5000,
+  // Off unless asked for: on a busy machine (or one handling a 16 MiB
+  // body) the loop stalls for seconds now and then, and shedding on that
+  // refused work the broker could take; measured, it is still reported.
+  eventLoopPressureMs: null,
+  eventLoopCriticalMs: null,
   pressureMinPriority: 4,
   criticalMinPriority: 7,
   recoverShare: 0.8,
@@ -285,8 +287,12 @@ export class AdmissionController {
       }
     }
 
-    if (v.eventLoopDelayMs >= s.eventLoopCriticalMs * share) raise('critical', 'event-loop');
-    else if (v.eventLoopDelayMs >= s.eventLoopPressureMs * share) raise('pressure', 'event-loop');
+    const loop = v.eventLoopDelayMs;
+    if (s.eventLoopCriticalMs !== null && loop >= s.eventLoopCriticalMs * share) {
+      raise('critical', 'event-loop');
+    } else if (s.eventLoopPressureMs !== null && loop >= s.eventLoopPressureMs * share) {
+      raise('pressure', 'event-loop');
+    }
     return worst;
   }
 }

@@ -109,6 +109,15 @@ const MAX_REASON_LENGTH = 1024;
 const MAX_TIMER_MS = 60 * 60 * 1000;
 const STORE_FAILURE_MEMORY_MS = 30_000;
 
+/** What a publish will do: each message's answer, the records to write,
+ * the ids to remember for deduplication, and how many were duplicates. */
+interface PublishPlan {
+  answers: PublishAnswer[];
+  records: PublishedRecord[];
+  remember: string[];
+  duplicates: number;
+}
+
 interface Waiter {
   max: number;
   leaseMs: number;
@@ -267,7 +276,8 @@ export class Broker implements BrokerApi {
       this.clock,
     );
     this.admission.onChange((level, reason) => {
-      this.logger.warn({ level, reason, ...this.admission?.stats().signals }, 'admission level changed');
+      const signals = this.admission?.stats().signals;
+      this.logger.warn({ level, reason, ...signals }, 'admission level changed');
     });
     this.admission.start();
   }
@@ -508,7 +518,7 @@ export class Broker implements BrokerApi {
     inputs: PublishInput[],
     now: number,
     wholeBatch: boolean,
-  ): { answers: PublishAnswer[]; records: PublishedRecord[]; remember: string[]; duplicates: number } {
+  ): PublishPlan {
     const answers: PublishAnswer[] = new Array<PublishAnswer>(inputs.length);
     const ids: string[] = new Array<string>(inputs.length);
     const candidates: number[] = [];
@@ -531,6 +541,10 @@ export class Broker implements BrokerApi {
       ids[at] = id;
       candidates.push(at);
     });
+
+    // Refused whole before the limits reserve room or displace anything.
+    const shed = answers.find((answer) => answer instanceof LoadRefusalError);
+    if (wholeBatch && shed !== undefined) throw shed;
 
     const newcomers = candidates.map((at) => ({
       priority: inputs[at].priority ?? 0,

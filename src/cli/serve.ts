@@ -11,7 +11,14 @@ import type { Command } from 'commander';
 import type { AdmissionSettings } from '../broker/admission.js';
 import { UsherError } from '../errors.js';
 
-import { CliError, intFlag, sizeFlag, type Cli, type CommandGroup } from './context.js';
+import {
+  CliError,
+  durationFlag,
+  intFlag,
+  sizeFlag,
+  type Cli,
+  type CommandGroup,
+} from './context.js';
 
 interface ServeFlags {
   data: string;
@@ -26,6 +33,8 @@ interface ServeFlags {
   criticalBacklog?: number;
   pressureMinPriority?: number;
   criticalMinPriority?: number;
+  eventLoopPressure?: number;
+  eventLoopCritical?: number;
   config?: string;
 }
 
@@ -70,6 +79,16 @@ export const serveCommands: CommandGroup = {
         '--critical-min-priority <p>',
         'at critical, refuse lower priorities (default 7)',
         intFlag(0, 10),
+      )
+      .option(
+        '--event-loop-pressure <duration>',
+        'event-loop delay (p99) for pressure (default: not a signal)',
+        durationFlag,
+      )
+      .option(
+        '--event-loop-critical <duration>',
+        'event-loop delay (p99) for critical (default: not a signal)',
+        durationFlag,
       )
       .option('--config <file>', 'JSON file with any of the flags above, camelCased; flags win')
       .action(serve);
@@ -196,6 +215,12 @@ function admissionSettings(flags: ServeFlags): Partial<AdmissionSettings> {
   if (flags.criticalMinPriority !== undefined) {
     settings.criticalMinPriority = flags.criticalMinPriority;
   }
+  if (flags.eventLoopPressure !== undefined) {
+    settings.eventLoopPressureMs = flags.eventLoopPressure;
+  }
+  if (flags.eventLoopCritical !== undefined) {
+    settings.eventLoopCriticalMs = flags.eventLoopCritical;
+  }
   return settings;
 }
 
@@ -207,6 +232,8 @@ const CONFIG_KEYS: Record<string, (text: string) => number> = {
   criticalBacklog: intFlag(1),
   pressureMinPriority: intFlag(0, 10),
   criticalMinPriority: intFlag(0, 10),
+  eventLoopPressure: durationFlag,
+  eventLoopCritical: durationFlag,
 };
 
 /** `--config`: the same settings as the flags, parsed the same way. */
@@ -226,7 +253,8 @@ function readConfig(path: string | undefined): Partial<ServeFlags> {
     const parse = CONFIG_KEYS[key];
     if (parse === undefined) {
       throw new CliError(
-        `--config "${path}": unknown setting "${key}"; known: ${Object.keys(CONFIG_KEYS).join(', ')}`,
+        `--config "${path}": unknown setting "${key}"; ` +
+          `known: ${Object.keys(CONFIG_KEYS).join(', ')}`,
       );
     }
     try {

@@ -385,7 +385,9 @@ export class UsherClient {
    */
   async health(): Promise<Health> {
     // 503 is the health of a degraded broker, not an error.
-    const answer = await this.#transport.request<Health>('GET', '/healthz', undefined, undefined, 503);
+    const answer = await this.#transport.request<Health>(
+      'GET', '/healthz', undefined, undefined, 503,
+    );
     return answer.data;
   }
 }

@@ -144,8 +144,14 @@ function fits(settings: QueueSettings, count: number, bytes: number): boolean {
 
 /** Walks each priority's waiting messages once, with take-backs, so a plan
  * reads only as many messages as it displaces. */
+interface Cursor {
+  source: Iterator<Message>;
+  seen: Message[];
+  used: number;
+}
+
 class VictimCursors {
-  private readonly cursors = new Map<number, { source: Iterator<Message>; seen: Message[]; used: number }>();
+  private readonly cursors = new Map<number, Cursor>();
 
   constructor(private readonly index: WaitingIndex) {}
 

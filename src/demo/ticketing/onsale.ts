@@ -307,11 +307,14 @@ function report(
     if (k.accepted + k.shed !== k.sent) problems.push(`${k.kind}: sent != accepted + shed`);
   }
   if (kinds[0].shed > 0) problems.push(`${kinds[0].shed} payments shed`);
-  if (ratio > 2) problems.push(`payment p99 ${spikeP99} ms in the spike is ${ratio.toFixed(2)}x normal`);
+  if (ratio > 2) {
+    problems.push(`payment p99 ${spikeP99} ms in the spike is ${ratio.toFixed(2)}x normal`);
+  }
   if (!['normal', 'off'].includes(levels.at(-1) ?? 'normal')) {
     problems.push(`admission level still ${levels.at(-1)} after the drain`);
   }
-  const rate = (o: { messages: number; ms: number }) => Math.round((o.messages * 1000) / Math.max(o.ms, 1));
+  const rate = (o: { messages: number; ms: number }) =>
+    Math.round((o.messages * 1000) / Math.max(o.ms, 1));
 
   return {
     ok: problems.length === 0,
