@@ -94,8 +94,10 @@ try {
   }
   console.log(`\nbroker RSS: start ${mib(startRss)} MiB, peak ${mib(peakRss)} MiB, ` +
     `budget ${mib(BUDGET)} MiB (peak/budget ${(peakRss / BUDGET).toFixed(2)})`);
-  console.log(`payment p99 publish-to-consume: normal ${report.paymentLatencyMs.normalP99} ms, ` +
-    `spike ${report.paymentLatencyMs.spikeP99} ms (ratio ${report.paymentLatencyRatio}; goal <= 2)`);
+  const latency = report.paymentLatencyMs;
+  console.log(`payment publish-to-consume p99: normal ${latency.normalP99} ms, ` +
+    `spike ${latency.spikeP99} ms (ratio ${report.paymentLatencyRatio}; goal <= 2); ` +
+    `p50: normal ${latency.normalP50} ms, spike ${latency.spikeP50} ms`);
   console.log(`admission levels: ${report.levels.join(' -> ')}`);
   console.log(`broker process: ${exitCode === null ? 'running, no crash' : `exited ${exitCode}`}`);
   console.log(`run: ${(report.totalMs / 1000).toFixed(1)} s; ` +
