@@ -36,7 +36,8 @@ export interface AdmissionSettings {
   memoryCriticalShare: number;
   /** Free disk floor: critical below it, pressure below twice it. */
   diskFloorBytes: number;
-  /** Waiting messages over all queues for pressure / critical; null = off. */
+  /** Waiting messages over all queues for pressure / critical; null = off.
+   * TODO(#6): per-queue thresholds; a queue's own bound is maxLength. */
   pressureBacklog: number | null;
   criticalBacklog: number | null;
   /** Publishes in over acks out, over one sample, that mean pressure
