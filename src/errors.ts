@@ -181,3 +181,51 @@ export class HeadersTooLargeError extends UsherError {
     super('HEADERS_TOO_LARGE', 431, 'the request headers are too large');
   }
 }
+
+// Refusals under load (graceful degradation, issue #6): the publisher
+// should back off and try again after `retryAfterSeconds`; the HTTP layer
+// sends it as Retry-After and adds `level` and `reason` to the body.
+
+export class LoadRefusalError extends UsherError {
+  readonly retryAfterSeconds: number;
+  /** Admission level when refused: normal, pressure or critical. */
+  readonly level: string;
+  /** Short machine-readable why, e.g. `max-length` or `memory`. */
+  readonly reason: string;
+
+  constructor(
+    code: string,
+    status: number,
+    message: string,
+    details: { retryAfterSeconds: number; level: string; reason: string; field?: string },
+  ) {
+    super(code, status, message, { field: details.field });
+    this.retryAfterSeconds = details.retryAfterSeconds;
+    this.level = details.level;
+    this.reason = details.reason;
+  }
+}
+
+export class QueueFullError extends LoadRefusalError {
+  constructor(queue: string, limit: 'max-length' | 'max-bytes', value: number, field = 'queue') {
+    super(
+      'QUEUE_FULL',
+      429,
+      `queue "${queue}" is full: its ${limit === 'max-length' ? 'maxLength' : 'maxBytes'} ` +
+        `of ${value} is reached and its overflow policy refuses new messages`,
+      { retryAfterSeconds: 1, level: 'normal', reason: limit, field },
+    );
+  }
+}
+
+export class OverloadedError extends LoadRefusalError {
+  constructor(level: 'pressure' | 'critical', reason: string, priority: number, detail: string) {
+    super(
+      'OVERLOADED',
+      level === 'critical' ? 503 : 429,
+      `the broker is at ${level} (${reason}) and refuses this message (priority ` +
+        `${priority}): ${detail}`,
+      { retryAfterSeconds: level === 'critical' ? 5 : 1, level, reason },
+    );
+  }
+}

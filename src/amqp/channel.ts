@@ -8,7 +8,7 @@
 
 import { randomBytes } from 'node:crypto';
 
-import { UsherError } from '../errors.js';
+import { LoadRefusalError, UsherError } from '../errors.js';
 import type { PublishInput, ReceivedMessage, Subscription } from '../broker/types.js';
 import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
@@ -420,10 +420,6 @@ export class AmqpChannel {
         priority: mapped.priority,
         ttlMs: mapped.ttlMs,
       };
-      // A non-persistent message on a non-durable queue is not logged and
-      // is confirmed at once, as RabbitMQ does; anything else is confirmed
-      // once durable.
-      const persistent = incoming.properties.deliveryMode === 2;
       if (tag > 0) this.waitingConfirms.set(tag, queues.length);
       for (const queue of queues) {
         let batch = this.batches.get(queue);
@@ -431,8 +427,10 @@ export class AmqpChannel {
           batch = { inputs: [], tags: [] };
           this.batches.set(queue, batch);
         }
-        const inMemory = !persistent && !this.topology.isDurable(queue);
-        batch.inputs.push(inMemory ? { ...input, body: copyOf(body), inMemory } : input);
+        // A non-durable queue is a memory queue: no log frame takes over
+        // the body, so it is copied rather than pinning the socket's chunk.
+        const inMemory = !this.topology.isDurable(queue);
+        batch.inputs.push(inMemory ? { ...input, body: copyOf(body) } : input);
         batch.tags.push(tag);
       }
     } catch (err) {
@@ -457,12 +455,18 @@ export class AmqpChannel {
       // Only the tags wait for the outcome, not the bodies.
       const tags = batch.tags;
       this.connection.publishesStarted(count);
-      const published = this.broker.publish(queue, batch.inputs);
+      // Message by message: one refused under load or by a queue limit is
+      // nacked alone. Unconfirmed, it is dropped (and counted) as RabbitMQ
+      // drops it: such a publisher asked to hear nothing back.
+      const published = this.broker.publishEach(queue, batch.inputs);
       landing.push(published.catch(() => {}));
       published.then(
-        () => {
+        (answers) => {
           this.connection.publishesSettled(count);
-          this.confirmBatch(tags, true);
+          answers.forEach((answer, at) => {
+            const tag = tags[at];
+            if (tag > 0) this.confirm(tag, !(answer instanceof LoadRefusalError));
+          });
         },
         (err: unknown) => {
           this.connection.publishesSettled(count);

@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 
 import type { Broker } from '../broker/broker.js';
 import { recordAuthFailure } from '../observe/observations.js';
+import { supportsBlocked, watchAdmission } from './blocking.js';
 import { AmqpChannel } from './channel.js';
 import { REPLY, SERVER_CAPABILITIES } from './constants.js';
 import type { ContentHeader } from './content.js';
@@ -71,6 +72,9 @@ export class AmqpConnection {
   private heartbeatSeconds = 0;
   /** Publishes handed to the broker and not yet settled. */
   private unsettledPublishes = 0;
+  /** The client takes connection.blocked (src/amqp/blocking.ts). */
+  private blockable = false;
+  private stopWatchingAdmission: () => void = () => {};
 
   constructor(
     private readonly socket: Socket,
@@ -194,6 +198,7 @@ export class AmqpConnection {
   private onConnectionMethod(method: Method): void {
     switch (method.name) {
       case 'connection.start-ok':
+        this.blockable = supportsBlocked(method.clientProperties);
         return this.onStartOk(method.mechanism, method.response);
       case 'connection.tune-ok':
         return this.onTuneOk(method.channelMax, method.frameMax, method.heartbeat);
@@ -300,6 +305,11 @@ export class AmqpConnection {
     this.phase = 'open-done';
     clearTimeout(this.handshakeTimer);
     this.send(0, { name: 'connection.open-ok' });
+    if (this.blockable) {
+      this.stopWatchingAdmission = watchAdmission(this.broker.admission, (method) => {
+        if (this.phase === 'open-done') this.send(0, method);
+      });
+    }
   }
 
   private expect(phase: Phase, method: string): void {
@@ -486,6 +496,7 @@ export class AmqpConnection {
 
   private onClosed(): void {
     this.phase = 'closed';
+    this.stopWatchingAdmission();
     clearTimeout(this.handshakeTimer);
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     this.releaseChannels();

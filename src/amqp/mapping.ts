@@ -18,7 +18,7 @@
 //                         (base64), which wins when read back over AMQP.
 
 import type { QueueSettingsInput } from '../broker/types.js';
-import { MAX_PRIORITY } from '../engine/types.js';
+import { MAX_PRIORITY, type OverflowPolicy } from '../engine/types.js';
 import type { BasicProperties } from './content.js';
 import { REPLY } from './constants.js';
 import { AmqpError } from './errors.js';
@@ -181,6 +181,23 @@ export function settingsFromArguments(args: FieldTable): QueueSettingsInput {
         // default exchange the routing key names the queue, which Usher does.
         if (value !== '') refuse(name, value);
         break;
+      case 'x-max-length':
+        settings.maxLength = integer(name, value, 0, Number.MAX_SAFE_INTEGER);
+        break;
+      case 'x-max-length-bytes':
+        settings.maxBytes = integer(name, value, 0, Number.MAX_SAFE_INTEGER);
+        break;
+      case 'x-overflow':
+        settings.overflow = overflowOf(name, value);
+        break;
+      case 'x-usher-overflow':
+        // Usher's third policy, which RabbitMQ does not have.
+        if (value !== 'reject-lowest-priority') refuse(name, value);
+        settings.overflow = 'reject-lowest-priority';
+        break;
+      case 'x-usher-sheddable':
+        settings.sheddable = value === true;
+        break;
       case 'x-usher-fifo':
         settings.fifo = value === true;
         break;
@@ -206,13 +223,30 @@ export function settingsFromArguments(args: FieldTable): QueueSettingsInput {
         backoff.jitter = number(name, value, 0, 1);
         break;
       default:
-        // TODO(#6): x-max-length, x-max-length-bytes, x-overflow.
         // TODO(#4): x-expires, x-single-active-consumer.
         refuse(name, value);
     }
   }
   if (Object.keys(backoff).length > 0) settings.backoff = backoff;
+  // RabbitMQ's default overflow is drop-head; Usher's (over HTTP) is
+  // reject-publish, which loses nothing silently. An AMQP declare gets
+  // RabbitMQ's default, as its users expect.
+  const limited = settings.maxLength !== undefined || settings.maxBytes !== undefined;
+  if (limited && settings.overflow === undefined) settings.overflow = 'drop-oldest';
   return settings;
+}
+
+/**
+ * RabbitMQ's x-overflow values. reject-publish-dlx also refuses the
+ * newcomer (basic.nack), but RabbitMQ then dead-letters the refused
+ * message; Usher does not store a message it refused, so it is declined
+ * rather than half-honoured.
+ */
+function overflowOf(name: string, value: unknown): OverflowPolicy {
+  if (value === 'reject-publish') return 'reject-publish';
+  if (value === 'drop-head') return 'drop-oldest';
+  // TODO(#6): reject-publish-dlx (dead-letter the refused newcomer).
+  return refuse(name, value);
 }
 
 function integer(name: string, value: unknown, min: number, max: number): number {
@@ -255,6 +289,7 @@ const RABBIT_REASONS: Record<string, string> = {
   rejected: 'rejected',
   expired: 'expired',
   'max-attempts': 'delivery_limit',
+  overflow: 'maxlen',
 };
 
 /**

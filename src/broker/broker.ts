@@ -12,6 +12,8 @@ import {
   BrokerClosedError,
   DiskFullError,
   InvalidArgumentError,
+  LoadRefusalError,
+  QueueFullError,
   QueueNotFoundError,
   ReceiptNotFoundError,
   QueueExistsError,
@@ -26,6 +28,13 @@ import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { observationsOf, recordPublishRefused } from '../observe/observations.js';
 import { diskSizeOf } from '../observe/resources.js';
 import { checkCount, checkPublish, cutText, freeBytesOf } from './checks.js';
+import {
+  AdmissionController,
+  DEFAULT_ADMISSION,
+  processSignals,
+  type AdmissionSettings,
+  type Signals,
+} from './admission.js';
 import { ClockWatch } from './clock-watch.js';
 import { DataLock } from './data-lock.js';
 import { deathHeaders, redriveFilter } from './dead-letter.js';
@@ -51,6 +60,7 @@ import type {
   BrokerApi,
   NackOptions,
   PeekedMessage,
+  PublishAnswer,
   PublishInput,
   PublishResult,
   QueueInfo,
@@ -79,6 +89,11 @@ export interface BrokerOptions {
   diskFloorBytes?: number;
   /** Free bytes on the data folder's disk; tests pass their own. */
   freeDiskBytes?: (dir: string) => Promise<number>;
+  /** Turns admission control on (`usher serve` always does); thresholds
+   * left out take DEFAULT_ADMISSION. */
+  admission?: Partial<AdmissionSettings>;
+  /** Replaces measured signals, so tests can drive the levels. */
+  signals?: Partial<Signals>;
 }
 
 export const DEFAULT_DISK_FLOOR_BYTES = 100 * 1024 * 1024;
@@ -96,7 +111,15 @@ const MAX_REASON_LENGTH = 1024;
 /** setTimeout cannot wait longer than 2^31 - 1 ms; wake hourly instead. */
 const MAX_TIMER_MS = 60 * 60 * 1000;
 const STORE_FAILURE_MEMORY_MS = 30_000;
-const noop = () => {};
+
+/** What a publish will do: each message's answer, the records to write,
+ * the ids to remember for deduplication, and how many were duplicates. */
+interface PublishPlan {
+  answers: PublishAnswer[];
+  records: PublishedRecord[];
+  remember: string[];
+  duplicates: number;
+}
 
 interface Waiter {
   max: number;
@@ -110,8 +133,6 @@ export class Broker implements BrokerApi {
   private readonly engines = new Map<string, QueueEngine>();
   private readonly waiters = new Map<QueueEngine, Waiter[]>();
   private readonly subscribers = new Map<QueueEngine, Subscriber[]>();
-  /** Per queue: settles when its publishes logged so far have landed. */
-  private readonly landing = new Map<QueueEngine, Promise<void>>();
   private readonly clock: () => number;
   private readonly random: () => number;
   private readonly maxMessageBytes: number;
@@ -130,6 +151,9 @@ export class Broker implements BrokerApi {
   /** Connections, refusals, latency: see src/observe/observations.ts. */
   private readonly observed = observationsOf(this);
   private clockWatch: ClockWatch | null = null;
+  /** Null unless BrokerOptions.admission turned it on. */
+  admission: AdmissionController | null = null;
+  private closeSignals: (() => void) | null = null;
 
   private constructor(
     private readonly logger: Logger,
@@ -161,6 +185,7 @@ export class Broker implements BrokerApi {
     }
     await broker.watchDisk(options.dataDir, options.freeDiskBytes ?? freeBytesOf);
     broker.clockWatch = new ClockWatch(broker.clock, (jumpMs) => broker.onClockJump(jumpMs));
+    if (options.admission !== undefined) broker.startAdmission(options);
 
     logger.info(
       {
@@ -242,6 +267,42 @@ export class Broker implements BrokerApi {
     await check();
     this.diskTimer = setInterval(() => void check(), DISK_CHECK_MS);
     this.diskTimer.unref();
+  }
+
+  private startAdmission(options: BrokerOptions): void {
+    const measured = processSignals({
+      freeDiskBytes: () => this.freeDiskBytes,
+      backlog: () => this.backlog(),
+    });
+    this.closeSignals = measured.close;
+    const settings = {
+      ...DEFAULT_ADMISSION,
+      diskFloorBytes: this.diskFloorBytes,
+      ...options.admission,
+    };
+    this.admission = new AdmissionController(
+      settings,
+      { ...measured, ...options.signals },
+      this.clock,
+    );
+    this.admission.onChange((level, reason) => {
+      const signals = this.admission?.stats().signals;
+      this.logger.warn({ level, reason, ...signals }, 'admission level changed');
+    });
+    this.admission.start();
+  }
+
+  /** Waiting messages over every queue, and running publish/ack totals. */
+  backlog(): { waiting: number; published: number; acked: number } {
+    let waiting = 0;
+    let published = 0;
+    let acked = 0;
+    for (const engine of this.engines.values()) {
+      waiting += engine.counts.ready + engine.counts.delayed;
+      published += engine.totals.published;
+      acked += engine.totals.acked;
+    }
+    return { waiting, published, acked };
   }
 
   private loggedSettings(name: string, logged: Record<string, unknown>): QueueSettings {
@@ -397,26 +458,45 @@ export class Broker implements BrokerApi {
 
   // --- publishing -----------------------------------------------------
 
+  /** Publishes a batch whole: one refusal (load, limits) refuses it all. */
   async publish(queue: string, inputs: PublishInput[]): Promise<PublishResult[]> {
     try {
-      return await this.publishNow(queue, inputs);
+      return (await this.publishBatch(queue, inputs, true)) as PublishResult[];
     } catch (err) {
       if (err instanceof UsherError) recordPublishRefused(this, err.code);
       throw err;
     }
   }
 
-  private async publishNow(queue: string, inputs: PublishInput[]): Promise<PublishResult[]> {
+  /**
+   * Publishes each message on its own: a message refused under load or by
+   * the queue's limits comes back as its error, the others are stored. For
+   * AMQP, where a batch is only many independent publishes.
+   */
+  async publishEach(queue: string, inputs: PublishInput[]): Promise<PublishAnswer[]> {
+    try {
+      const answers = await this.publishBatch(queue, inputs, false);
+      for (const answer of answers) {
+        if (answer instanceof UsherError) recordPublishRefused(this, answer.code);
+      }
+      return answers;
+    } catch (err) {
+      if (err instanceof UsherError) recordPublishRefused(this, err.code);
+      throw err;
+    }
+  }
+
+  private async publishBatch(
+    queue: string,
+    inputs: PublishInput[],
+    wholeBatch: boolean,
+  ): Promise<PublishAnswer[]> {
     this.checkOpen();
     const engine = this.engineOf(queue);
     if (this.freeDiskBytes < this.diskFloorBytes) {
       throw new DiskFullError(this.freeDiskBytes, this.diskFloorBytes);
     }
     const now = this.clock();
-    const results: PublishResult[] = [];
-    const records: PublishedRecord[] = [];
-    const logged: PublishedRecord[] = [];
-    const inMemory = new Set<PublishedRecord>();
 
     // Every message is checked before any id is remembered, so a refused
     // batch leaves no trace and can be sent again whole.
@@ -428,29 +508,27 @@ export class Broker implements BrokerApi {
       );
     });
 
-    for (const input of inputs) {
-      const id = input.id ?? randomUUID();
-      if (input.id !== undefined && engine.isDuplicate(id, now)) {
-        engine.totals.duplicates++;
-        results.push({ id, duplicate: true });
-        continue;
-      }
-      if (input.id !== undefined) engine.rememberId(id, now);
-      const record = this.publishedRecord(engine, input, id, now);
-      records.push(record);
-      // A memory queue's messages, and transient AMQP messages on a
-      // non-durable queue, are never logged: confirmed at once.
-      if (input.inMemory === true || !isLogged(engine)) inMemory.add(record);
-      else logged.push(record);
-      results.push({ id, duplicate: false });
-    }
-    if (records.length === 0) return results;
+    const plan = this.planPublish(engine, inputs, now, wholeBatch);
+    const { answers, records, remember } = plan;
+    engine.totals.duplicates += plan.duplicates;
+    for (const id of remember) engine.rememberId(id, now);
 
+    // Messages the limits displaced leave in the same write as the
+    // newcomers that displaced them.
+    const touched = new Set<QueueEngine>([engine]);
+    const displaced = this.outcomeRecords(engine, now, undefined, touched);
+    if (records.length === 0 && displaced.length === 0) return answers;
+
+    const reservedBytes = records.reduce((sum, record) => sum + record.body.length, 0);
     try {
-      await this.land(engine, logged);
+      // A memory queue's messages are never logged: confirmed at once.
+      const toLog = [...displaced, ...(isLogged(engine) ? records : [])];
+      if (toLog.length > 0) await this.store.append(toLog, { sync: needsSync(touched) });
     } catch (err) {
-      for (const record of records) engine.forgetId(record.id);
+      for (const id of remember) engine.forgetId(id);
       throw this.storeError(err);
+    } finally {
+      engine.settleReservation(records.length, reservedBytes);
     }
 
     // The queue may have been deleted while the records were being written;
@@ -459,30 +537,70 @@ export class Broker implements BrokerApi {
     const landed = this.clock();
     for (const record of records) {
       const message = messageFrom(record);
-      if (inMemory.has(record)) message.inMemory = true;
       engine.enqueue(message, landed);
     }
     engine.totals.published += records.length;
-    this.afterChange(engine);
-    return results;
+    for (const other of touched) this.afterChange(other);
+    return answers;
   }
 
-  /**
-   * Logs `records` and resolves once they, and every publish to `engine`
-   * logged before them, have landed: a batch with nothing to log (in
-   * memory only) waits for the logged ones ahead of it, so it cannot
-   * overtake them and a channel's order holds.
-   */
-  private land(engine: QueueEngine, records: PublishedRecord[]): Promise<void> {
-    const earlier = this.landing.get(engine);
-    if (records.length === 0) return earlier ?? Promise.resolve();
+  /** Decides each message's fate; changes nothing in a refused whole batch. */
+  private planPublish(
+    engine: QueueEngine,
+    inputs: PublishInput[],
+    now: number,
+    wholeBatch: boolean,
+  ): PublishPlan {
+    const answers: PublishAnswer[] = new Array<PublishAnswer>(inputs.length);
+    const ids: string[] = new Array<string>(inputs.length);
+    const candidates: number[] = [];
+    const seenInBatch = new Set<string>();
+    let duplicates = 0;
 
-    const landed = this.store.append(records, { sync: needsSync([engine]) });
-    const settled: Promise<void> = landed.then(noop, noop).then(() => {
-      if (this.landing.get(engine) === settled) this.landing.delete(engine);
+    inputs.forEach((input, at) => {
+      const refusal = this.admission?.refusal(input.priority ?? 0, engine.settings.sheddable);
+      if (refusal) {
+        answers[at] = refusal;
+        return;
+      }
+      const id = input.id ?? randomUUID();
+      if (input.id !== undefined && (seenInBatch.has(id) || engine.isDuplicate(id, now))) {
+        duplicates++;
+        answers[at] = { id, duplicate: true };
+        return;
+      }
+      if (input.id !== undefined && engine.settings.dedupWindowMs > 0) seenInBatch.add(id);
+      ids[at] = id;
+      candidates.push(at);
     });
-    this.landing.set(engine, settled);
-    return landed;
+
+    // Refused whole before the limits reserve room or displace anything.
+    const shed = answers.find((answer) => answer instanceof LoadRefusalError);
+    if (wholeBatch && shed !== undefined) throw shed;
+
+    const newcomers = candidates.map((at) => ({
+      priority: inputs[at].priority ?? 0,
+      bytes: inputs[at].body.length,
+    }));
+    const limits = engine.admit(newcomers, wholeBatch);
+    const records: PublishedRecord[] = [];
+    const remember: string[] = [];
+    candidates.forEach((at, k) => {
+      const limit = limits[k];
+      if (limit !== null) {
+        const { maxLength, maxBytes } = engine.settings;
+        const value = limit === 'max-length' ? maxLength : maxBytes;
+        answers[at] = new QueueFullError(engine.name, limit, value ?? 0);
+        return;
+      }
+      answers[at] = { id: ids[at], duplicate: false };
+      if (inputs[at].id !== undefined) remember.push(ids[at]);
+      records.push(this.publishedRecord(engine, inputs[at], ids[at], now));
+    });
+
+    const refused = answers.find((answer) => answer instanceof LoadRefusalError);
+    if (wholeBatch && refused !== undefined) throw refused;
+    return { answers, records, remember, duplicates };
   }
 
   private publishedRecord(
@@ -587,10 +705,7 @@ export class Broker implements BrokerApi {
     if (settled.length === 0) return results;
 
     try {
-      // In-memory messages were never logged: there is nothing to settle.
-      const seqs: number[] = [];
-      for (const message of settled) if (message.inMemory !== true) seqs.push(message.seq);
-      if (seqs.length > 0) await this.append(engine, [{ type: 'settled', seqs }]);
+      await this.append(engine, [{ type: 'settled', seqs: settled.map((m) => m.seq) }]);
     } catch (err) {
       // Not durable, so not settled: the messages are ready again rather
       // than gone until the next restart brings them back.
@@ -756,20 +871,28 @@ export class Broker implements BrokerApi {
     now: number,
     error?: string,
   ): Promise<void> {
-    const outcomes = engine.takeOutcomes();
-    const records: LogRecord[] = [];
     const touched = new Set<QueueEngine>([engine]);
-
-    for (const outcome of outcomes) {
-      if (outcome.kind === 'dead') {
-        records.push(...this.deadLetter(engine, outcome, now, error, touched));
-      } else {
-        const record = retriedRecord(engine, outcome, error);
-        if (isLogged(engine)) records.push(record);
-      }
-    }
+    const records = this.outcomeRecords(engine, now, error, touched);
     for (const queue of touched) this.afterChange(queue);
     return records.length > 0 ? this.appendMoves(engine, touched, records) : Promise.resolve();
+  }
+
+  /** Records of what the engine decided, adding the queues it touched. */
+  private outcomeRecords(
+    engine: QueueEngine,
+    now: number,
+    error: string | undefined,
+    touched: Set<QueueEngine>,
+  ): LogRecord[] {
+    const records: LogRecord[] = [];
+    for (const outcome of engine.takeOutcomes()) {
+      if (outcome.kind === 'dead') {
+        records.push(...this.deadLetter(engine, outcome, now, error, touched));
+      } else if (isLogged(engine)) {
+        records.push(retriedRecord(engine, outcome, error));
+      }
+    }
+    return records;
   }
 
   private deadLetter(
@@ -938,6 +1061,25 @@ export class Broker implements BrokerApi {
         diskFloorBytes: this.diskFloorBytes,
         diskSizeBytes: this.diskSizeBytes,
       },
+      ...(this.admission === null ? {} : { admission: this.admissionHealth() }),
+    };
+  }
+
+  admissionStats() {
+    return this.admission?.stats() ?? null;
+  }
+
+  private admissionHealth() {
+    const stats = (this.admission as AdmissionController).stats();
+    return {
+      level: stats.level,
+      reason: stats.reason,
+      since: stats.since,
+      refused: stats.refused.pressure + stats.refused.critical,
+      rssBytes: stats.signals.rssBytes,
+      memoryBudgetBytes: stats.signals.memoryBudgetBytes,
+      backlog: stats.signals.backlog,
+      eventLoopDelayMs: Math.round(stats.signals.eventLoopDelayMs),
     };
   }
 
@@ -947,6 +1089,8 @@ export class Broker implements BrokerApi {
     if (this.timer !== null) clearTimeout(this.timer);
     if (this.diskTimer !== null) clearInterval(this.diskTimer);
     this.clockWatch?.stop();
+    this.admission?.stop();
+    this.closeSignals?.();
     for (const queueWaiters of this.waiters.values()) {
       for (const waiter of [...queueWaiters]) {
         waiter.cleanup();

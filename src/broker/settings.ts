@@ -2,7 +2,7 @@
 // that an error names the field and the value, then merged over defaults.
 
 import { InvalidArgumentError } from '../errors.js';
-import { DEFAULT_SETTINGS, type QueueSettings } from '../engine/types.js';
+import { DEFAULT_SETTINGS, OVERFLOW_POLICIES, type QueueSettings } from '../engine/types.js';
 import type { QueueSettingsInput } from './types.js';
 
 const DURABILITY_MODES: readonly unknown[] = ['fsync', 'os', 'memory'];
@@ -133,7 +133,29 @@ export function resolveSettings(name: string, input: QueueSettingsInput): QueueS
         `got ${JSON.stringify(settings.durability)}`,
     );
   }
+  checkLimits(settings);
   return settings;
+}
+
+/** Largest maxLength / maxBytes: what a JS number counts exactly. */
+const MAX_LIMIT = Number.MAX_SAFE_INTEGER;
+
+function checkLimits(settings: QueueSettings): void {
+  if (settings.maxLength !== null) checkInteger(settings.maxLength, 'maxLength', 0, MAX_LIMIT);
+  if (settings.maxBytes !== null) checkInteger(settings.maxBytes, 'maxBytes', 0, MAX_LIMIT);
+  if (!OVERFLOW_POLICIES.includes(settings.overflow)) {
+    throw new InvalidArgumentError(
+      'overflow',
+      `overflow must be one of ${OVERFLOW_POLICIES.join(', ')}, ` +
+        `got ${JSON.stringify(settings.overflow)}`,
+    );
+  }
+  if (typeof settings.sheddable !== 'boolean') {
+    throw new InvalidArgumentError(
+      'sheddable',
+      `sheddable must be true or false, got ${JSON.stringify(settings.sheddable)}`,
+    );
+  }
 }
 
 /** Names the first setting where `a` and `b` differ, or null when equal. */

@@ -3,6 +3,8 @@
 // from src/errors.ts on bad input.
 
 import type { QueueSettings } from '../engine/types.js';
+import type { LoadRefusalError } from '../errors.js';
+import type { AdmissionStats } from './admission.js';
 
 /** Queue settings as a caller gives them: anything left out takes the default. */
 export type QueueSettingsInput = Partial<
@@ -31,6 +33,11 @@ export interface QueueStats {
   /** Dead-lettered or expired with no dead-letter queue to take them. */
   dropped: number;
   duplicates: number;
+  /** Waiting messages displaced by the overflow policy (dead-lettered,
+   * reason `overflow`, or dropped when the queue has no dead-letter queue). */
+  overflowed: number;
+  /** Publishes refused by maxLength or maxBytes. */
+  refused: number;
   /** Age in ms of the oldest ready message; 0 when none is ready. */
   oldestReadyAgeMs: number;
 }
@@ -58,11 +65,6 @@ export interface PublishInput {
   delayMs?: number;
   /** Time to live; the queue's messageTtlMs applies when shorter. */
   ttlMs?: number;
-  /**
-   * Kept in memory only: not logged, so settled at once and lost on a
-   * restart. AMQP's non-persistent messages on non-durable queues.
-   */
-  inMemory?: boolean;
 }
 
 export interface PublishResult {
@@ -70,6 +72,21 @@ export interface PublishResult {
   /** True when this id was already stored within the dedup window. */
   duplicate: boolean;
 }
+
+export interface AdmissionHealth {
+  level: 'normal' | 'pressure' | 'critical';
+  reason: string;
+  since: number;
+  refused: number;
+  rssBytes: number;
+  memoryBudgetBytes: number | null;
+  backlog: number;
+  eventLoopDelayMs: number;
+}
+
+/** One message's answer when a batch is published message by message:
+ * stored (or a duplicate), or refused under load or by the queue's limits. */
+export type PublishAnswer = PublishResult | LoadRefusalError;
 
 export interface ReceiveOptions {
   /** At most this many messages (1 to 1000). */
@@ -187,7 +204,11 @@ export interface BrokerApi {
     uptimeMs: number;
     queues: number;
     store: Record<string, number>;
+    /** Present when admission control is on. */
+    admission?: AdmissionHealth;
   };
+  /** Admission control's figures, for metrics; null when it is off. */
+  admissionStats?(): AdmissionStats | null;
   /** Lets a caller wait for shutdown; rejects new work with BrokerClosedError once closing. */
   close(): Promise<void>;
 }

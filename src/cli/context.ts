@@ -53,7 +53,9 @@ export function createCli(program: Command): Cli {
       if (client) return client;
       const url = String(program.opts().url ?? DEFAULT_URL);
       try {
-        client = connect(url);
+        // A refusal under load is shown at once: a person at a prompt
+        // decides whether to try again, rather than wait out retries.
+        client = connect(url, { retry: { retries: 0 } });
       } catch (err) {
         throw new UsageError(
           `invalid --url "${url}": expected e.g. ${DEFAULT_URL}`,

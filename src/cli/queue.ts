@@ -1,13 +1,15 @@
 // `usher queue create|list|stats|purge|delete`: queue administration.
 
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError as FlagError, Option, type Command } from 'commander';
 
 import type { QueueInfo, QueueSettingsInput } from '../client/index.js';
+import { OVERFLOW_POLICIES, type OverflowPolicy } from '../engine/types.js';
 import { formatDuration, formatSize } from '../util/duration.js';
 import {
   durationFlag,
   intFlag,
   numberFlag,
+  sizeFlag,
   type Cli,
   type CommandGroup,
 } from './context.js';
@@ -25,7 +27,19 @@ interface CreateFlags {
   ttl?: number;
   dedupWindow?: number;
   durability?: QueueSettingsInput['durability'];
+  maxLength?: number;
+  maxBytes?: number;
+  overflow?: OverflowPolicy;
+  sheddable?: boolean;
   json?: boolean;
+}
+
+function overflowFlag(text: string): OverflowPolicy {
+  const policy = OVERFLOW_POLICIES.find((known) => known === text);
+  if (policy === undefined) {
+    throw new FlagError(`expected one of ${OVERFLOW_POLICIES.join(', ')}`);
+  }
+  return policy;
 }
 
 export const queueCommands: CommandGroup = {
@@ -71,6 +85,18 @@ export const queueCommands: CommandGroup = {
             'OS; memory: never written, gone at restart',
         ).choices(['fsync', 'os', 'memory']),
       )
+      .option(
+        '--max-length <n>',
+        'most waiting messages (ready or delayed)',
+        intFlag(0),
+      )
+      .option('--max-bytes <size>', 'most body bytes waiting, e.g. 64MiB', sizeFlag)
+      .option(
+        '--overflow <policy>',
+        'past a limit: reject-publish (default), drop-oldest, reject-lowest-priority',
+        overflowFlag,
+      )
+      .option('--sheddable', 'refused first when the broker is under pressure')
       .option('--json', 'print the queue as JSON')
       .action(async (name: string, flags: CreateFlags) => {
         const before = await cli.client().getQueue(name).catch(() => null);
@@ -159,6 +185,10 @@ function settingsFrom(flags: CreateFlags): QueueSettingsInput {
     settings.dedupWindowMs = flags.dedupWindow;
   }
   if (flags.durability !== undefined) settings.durability = flags.durability;
+  if (flags.maxLength !== undefined) settings.maxLength = flags.maxLength;
+  if (flags.maxBytes !== undefined) settings.maxBytes = flags.maxBytes;
+  if (flags.overflow !== undefined) settings.overflow = flags.overflow;
+  if (flags.sheddable) settings.sheddable = true;
 
   const backoff: NonNullable<QueueSettingsInput['backoff']> = {};
   if (flags.backoff !== undefined) backoff.initialMs = flags.backoff;
@@ -192,6 +222,8 @@ function statsPairs(info: QueueInfo): Array<[string, unknown]> {
     ['expired', stats.expired],
     ['dropped', stats.dropped],
     ['duplicates', stats.duplicates],
+    ['overflowed', stats.overflowed],
+    ['refused', stats.refused],
     ['fifo', settings.fifo],
     ['maxAttempts', settings.maxAttempts || 'unlimited'],
     [
@@ -204,6 +236,10 @@ function statsPairs(info: QueueInfo): Array<[string, unknown]> {
     ['messageTtl', ttl === null ? '-' : formatDuration(ttl)],
     ['dedupWindow', formatDuration(settings.dedupWindowMs)],
     ['durability', settings.durability],
+    ['maxLength', settings.maxLength ?? '-'],
+    ['maxBytes', settings.maxBytes === null ? '-' : formatSize(settings.maxBytes)],
+    ['overflow', settings.overflow],
+    ['sheddable', settings.sheddable],
     ['deadLetterFor', info.deadLetterSources.join(', ') || '-'],
   ];
 }

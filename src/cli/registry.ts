@@ -11,9 +11,11 @@ import { dlqCommands } from './dlq.js';
 import { publishCommands } from './publish.js';
 import { queueCommands } from './queue.js';
 import { serveCommands } from './serve.js';
+import { statusCommands } from './status.js';
 
 export const COMMAND_GROUPS: readonly CommandGroup[] = [
   serveCommands,
+  statusCommands,
   queueCommands,
   publishCommands,
   consumeCommands,

@@ -3,13 +3,22 @@
 // closes the broker (flushing the log) and exits 0; a second signal exits
 // at once with 1.
 
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
+import type { AdmissionSettings } from '../broker/admission.js';
 import { UsherError } from '../errors.js';
 
-import { CliError, intFlag, sizeFlag, type Cli, type CommandGroup } from './context.js';
+import {
+  CliError,
+  durationFlag,
+  intFlag,
+  sizeFlag,
+  type Cli,
+  type CommandGroup,
+} from './context.js';
 
 interface ServeFlags {
   data: string;
@@ -19,6 +28,14 @@ interface ServeFlags {
   segmentSize?: number;
   diskFloor?: number;
   amqpPort: number;
+  memoryBudget?: number;
+  pressureBacklog?: number;
+  criticalBacklog?: number;
+  pressureMinPriority?: number;
+  criticalMinPriority?: number;
+  eventLoopPressure?: number;
+  eventLoopCritical?: number;
+  config?: string;
 }
 
 export const serveCommands: CommandGroup = {
@@ -46,11 +63,40 @@ export const serveCommands: CommandGroup = {
         'refuse publishes below this much free disk (default 100MiB)',
         sizeFlag,
       )
+      .option(
+        '--memory-budget <size>',
+        'RSS budget: pressure at 70%, critical at 85% (default: not watched)',
+        sizeFlag,
+      )
+      .option('--pressure-backlog <n>', 'waiting messages (all queues) for pressure', intFlag(1))
+      .option('--critical-backlog <n>', 'waiting messages (all queues) for critical', intFlag(1))
+      .option(
+        '--pressure-min-priority <p>',
+        'at pressure, refuse lower priorities (default 4)',
+        intFlag(0, 10),
+      )
+      .option(
+        '--critical-min-priority <p>',
+        'at critical, refuse lower priorities (default 7)',
+        intFlag(0, 10),
+      )
+      .option(
+        '--event-loop-pressure <duration>',
+        'event-loop delay (p99) for pressure (default: not a signal)',
+        durationFlag,
+      )
+      .option(
+        '--event-loop-critical <duration>',
+        'event-loop delay (p99) for critical (default: not a signal)',
+        durationFlag,
+      )
+      .option('--config <file>', 'JSON file with any of the flags above, camelCased; flags win')
       .action(serve);
   },
 };
 
-async function serve(flags: ServeFlags): Promise<void> {
+async function serve(given: ServeFlags): Promise<void> {
+  let flags = given;
   // Loaded here, not at the top: other commands stay quick to start.
   const [
     { pino },
@@ -65,6 +111,7 @@ async function serve(flags: ServeFlags): Promise<void> {
   ]);
   const logger = pino({ name: 'usher' });
 
+  flags = { ...readConfig(flags.config), ...definedOnly(flags) };
   let broker: Awaited<ReturnType<typeof Broker.open>>;
   try {
     broker = await Broker.open({
@@ -73,6 +120,7 @@ async function serve(flags: ServeFlags): Promise<void> {
       maxMessageBytes: flags.maxMessageSize,
       segmentBytes: flags.segmentSize,
       diskFloorBytes: flags.diskFloor,
+      admission: admissionSettings(flags),
     });
   } catch (err) {
     // A refusal the broker explains (lock held, unreadable log) needs no
@@ -153,6 +201,75 @@ async function serve(flags: ServeFlags): Promise<void> {
     { url, dataDir: flags.data },
     `usher listening on ${url} (data ${flags.data})`,
   );
+}
+
+/** Admission thresholds from the flags; the broker's defaults fill in. */
+function admissionSettings(flags: ServeFlags): Partial<AdmissionSettings> {
+  const settings: Partial<AdmissionSettings> = {};
+  if (flags.memoryBudget !== undefined) settings.memoryBudgetBytes = flags.memoryBudget;
+  if (flags.pressureBacklog !== undefined) settings.pressureBacklog = flags.pressureBacklog;
+  if (flags.criticalBacklog !== undefined) settings.criticalBacklog = flags.criticalBacklog;
+  if (flags.pressureMinPriority !== undefined) {
+    settings.pressureMinPriority = flags.pressureMinPriority;
+  }
+  if (flags.criticalMinPriority !== undefined) {
+    settings.criticalMinPriority = flags.criticalMinPriority;
+  }
+  if (flags.eventLoopPressure !== undefined) {
+    settings.eventLoopPressureMs = flags.eventLoopPressure;
+  }
+  if (flags.eventLoopCritical !== undefined) {
+    settings.eventLoopCriticalMs = flags.eventLoopCritical;
+  }
+  return settings;
+}
+
+const CONFIG_KEYS: Record<string, (text: string) => number> = {
+  memoryBudget: sizeFlag,
+  diskFloor: sizeFlag,
+  maxMessageSize: sizeFlag,
+  pressureBacklog: intFlag(1),
+  criticalBacklog: intFlag(1),
+  pressureMinPriority: intFlag(0, 10),
+  criticalMinPriority: intFlag(0, 10),
+  eventLoopPressure: durationFlag,
+  eventLoopCritical: durationFlag,
+};
+
+/** `--config`: the same settings as the flags, parsed the same way. */
+function readConfig(path: string | undefined): Partial<ServeFlags> {
+  if (path === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new CliError(`cannot read --config "${path}": ${reason(err)}`, { cause: err });
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new CliError(`--config "${path}" must hold a JSON object`);
+  }
+  const config: Record<string, number> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    const parse = CONFIG_KEYS[key];
+    if (parse === undefined) {
+      throw new CliError(
+        `--config "${path}": unknown setting "${key}"; ` +
+          `known: ${Object.keys(CONFIG_KEYS).join(', ')}`,
+      );
+    }
+    try {
+      config[key] = parse(String(value));
+    } catch (err) {
+      throw new CliError(`--config "${path}": ${key} ${JSON.stringify(value)}: ${reason(err)}`);
+    }
+  }
+  return config as Partial<ServeFlags>;
+}
+
+function definedOnly(flags: ServeFlags): ServeFlags {
+  return Object.fromEntries(
+    Object.entries(flags).filter(([, value]) => value !== undefined),
+  ) as unknown as ServeFlags;
 }
 
 /** The URL clients use; IPv6 hosts get their brackets. */

@@ -76,6 +76,8 @@ export class UsherAmqpClient {
   private readonly consumers = new Map<string, ConsumerState>();
   private incoming: Incoming | null = null;
   private nextConsumer = 1;
+  /** Set while the broker says connection.blocked; resolved on unblocked. */
+  private blocked: { until: Promise<void>; release(): void } | null = null;
 
   private constructor(
     private readonly socket: Socket,
@@ -117,7 +119,7 @@ export class UsherAmqpClient {
       name: 'connection.start-ok',
       clientProperties: tableFrom({
         product: 'usher-client',
-        capabilities: { publisher_confirms: true },
+        capabilities: { publisher_confirms: true, 'connection.blocked': true },
       }),
       mechanism: 'PLAIN',
       response: Buffer.from(`\u0000${user}\u0000${password}`),
@@ -153,6 +155,11 @@ export class UsherAmqpClient {
    */
   publish(queue: string, body: MessageBody, options: PublishOptions = {}): Promise<void> {
     if (this.closedWith !== null) return Promise.reject(this.closedWith);
+    // The broker is at critical (issue #6): wait for unblocked rather than
+    // be refused; a close meanwhile rejects as any other publish.
+    if (this.blocked !== null) {
+      return this.blocked.until.then(() => this.publish(queue, body, options));
+    }
     const { bytes, contentType } = bodyBytes(body);
     const properties: BasicProperties = {
       deliveryMode: 2,
@@ -322,6 +329,16 @@ export class UsherAmqpClient {
 
   private onMethod(method: Method): void {
     switch (method.name) {
+      case 'connection.blocked': {
+        if (this.blocked !== null) return;
+        let release = () => {};
+        const until = new Promise<void>((resolve) => (release = resolve));
+        this.blocked = { until, release };
+        return;
+      }
+      case 'connection.unblocked':
+        this.unblock();
+        return;
       case 'basic.ack':
         return this.settle(method.deliveryTag, method.multiple, null);
       case 'basic.nack':
@@ -394,6 +411,18 @@ export class UsherAmqpClient {
     for (const entry of this.pending.values()) entry.reject(this.closedWith);
     this.pending.clear();
     for (const waiter of this.waiters.splice(0)) waiter.reject(this.closedWith);
+    this.unblock();
+  }
+
+  private unblock(): void {
+    const blocked = this.blocked;
+    this.blocked = null;
+    blocked?.release();
+  }
+
+  /** True while the broker has this connection blocked. */
+  get isBlocked(): boolean {
+    return this.blocked !== null;
   }
 
   // --- writing --------------------------------------------------------

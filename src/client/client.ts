@@ -10,6 +10,7 @@ import {
   type WirePeeked,
   type WireReceived,
 } from './body.js';
+import { DEFAULT_RETRY, withBackoff, type RetryPolicy } from './backoff.js';
 import { Consumer, type ConsumeOptions, type Handler } from './consumer.js';
 import { Transport } from './transport.js';
 import type {
@@ -42,8 +43,20 @@ import type {
  *
  * @throws UsherClientError `INVALID_ARGUMENT` when `url` is not http(s).
  */
-export function connect(url = 'http://127.0.0.1:8080'): UsherClient {
-  return new UsherClient(url);
+export function connect(
+  url = 'http://127.0.0.1:8080',
+  options: ClientOptions = {},
+): UsherClient {
+  return new UsherClient(url, options);
+}
+
+export interface ClientOptions {
+  /**
+   * Publishes refused under load (429/503, QUEUE_FULL or OVERLOADED) are
+   * sent again after Retry-After plus jitter, `retries` times (default 4),
+   * then fail with MessagesShedError. `{ retries: 0 }` turns this off.
+   */
+  retry?: Partial<RetryPolicy>;
 }
 
 /** A connection to one broker. Create it with connect(). */
@@ -52,10 +65,12 @@ export class UsherClient {
   readonly url: string;
   readonly #transport: Transport;
   readonly #consumers = new Set<Consumer>();
+  readonly #retry: RetryPolicy;
 
-  constructor(url: string) {
+  constructor(url: string, options: ClientOptions = {}) {
     this.#transport = new Transport(url);
     this.url = this.#transport.baseUrl;
+    this.#retry = { ...DEFAULT_RETRY, ...options.retry };
   }
 
   // --- publishing -------------------------------------------------------
@@ -76,18 +91,16 @@ export class UsherClient {
     options: PublishOptions = {},
   ): Promise<PublishResult> {
     const message = encodeMessage({ ...options, body }, 'body');
-    const answer = await this.#transport.request<PublishResult>(
-      'POST',
-      `${queuePath(queue)}/messages`,
-      message,
-    );
+    const answer = await withBackoff(this.#retry, [{ ...options, body }], () =>
+      this.#transport.request<PublishResult>('POST', `${queuePath(queue)}/messages`, message));
     return answer.data;
   }
 
   /**
    * Publishes 1 to 1000 messages in one request; results come back in
    * order. The broker refuses the whole batch when one message is bad,
-   * naming it in `field` (e.g. `messages.3.priority`).
+   * naming it in `field` (e.g. `messages.3.priority`). Refused under load,
+   * it is retried with backoff, then fails with MessagesShedError.
    *
    * @example
    *   await usher.publishBatch('emails', [
@@ -102,11 +115,13 @@ export class UsherClient {
     const wire: WireMessage[] = messages.map((message, i) =>
       encodeMessage(message, `messages.${i}.body`),
     );
-    const answer = await this.#transport.request<{ results: PublishResult[] }>(
-      'POST',
-      `${queuePath(queue)}/messages/batch`,
-      { messages: wire },
-    );
+    // The broker refuses a batch whole, so a shed batch is shed whole.
+    const answer = await withBackoff(this.#retry, messages, () =>
+      this.#transport.request<{ results: PublishResult[] }>(
+        'POST',
+        `${queuePath(queue)}/messages/batch`,
+        { messages: wire },
+      ));
     return answer.data.results;
   }
 
@@ -369,7 +384,10 @@ export class UsherClient {
    *   const { status } = await usher.health(); // 'ok'
    */
   async health(): Promise<Health> {
-    const answer = await this.#transport.request<Health>('GET', '/healthz');
+    // 503 is the health of a degraded broker, not an error.
+    const answer = await this.#transport.request<Health>(
+      'GET', '/healthz', undefined, undefined, 503,
+    );
     return answer.data;
   }
 }

@@ -38,18 +38,33 @@ export class UsherClientError extends Error {
   readonly status: number;
   /** The request field at fault, e.g. `messages.3.priority`. */
   readonly field: string | undefined;
+  /** The broker's Retry-After on a refusal under load (429, 503), in ms. */
+  readonly retryAfterMs: number | undefined;
+  /** QUEUE_FULL, OVERLOADED: the broker's admission level when refused. */
+  readonly level: string | undefined;
+  /** QUEUE_FULL, OVERLOADED: why, e.g. `max-length` or `memory`. */
+  readonly reason: string | undefined;
 
   constructor(
     code: string,
     status: number,
     message: string,
-    options: { field?: string; cause?: unknown } = {},
+    options: {
+      field?: string;
+      cause?: unknown;
+      retryAfterMs?: number;
+      level?: string;
+      reason?: string;
+    } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = 'UsherClientError';
     this.code = code;
     this.status = status;
     this.field = options.field;
+    this.retryAfterMs = options.retryAfterMs;
+    this.level = options.level;
+    this.reason = options.reason;
   }
 }
 

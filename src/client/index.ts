@@ -6,7 +6,8 @@
 //   await usher.publish('emails', { to: 'ada@example.org' });
 //   usher.consume('emails', async (message) => send(message.body));
 
-export { connect, UsherClient } from './client.js';
+export { connect, UsherClient, type ClientOptions } from './client.js';
+export { MessagesShedError, type RetryPolicy } from './backoff.js';
 export {
   Consumer,
   ConsumerMessage,

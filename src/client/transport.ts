@@ -50,6 +50,8 @@ export class Transport {
     path: string,
     body?: unknown,
     signal?: AbortSignal,
+    /** A non-2xx status whose body is an answer, not an error (healthz). */
+    answerStatus?: number,
   ): Promise<Answer<T>> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -80,7 +82,9 @@ export class Transport {
       return { status: 204, data: undefined as T };
     }
     const data = parseJson(text);
-    if (!response.ok) throw refusal(response.status, data, text, method, path);
+    if (!response.ok && response.status !== answerStatus) {
+      throw refusal(response.status, data, text, method, path, response.headers);
+    }
     if (data === undefined) {
       throw badResponse(response.status, method, path, text);
     }
@@ -95,17 +99,29 @@ function refusal(
   text: string,
   method: string,
   path: string,
+  headers: Headers,
 ): UsherClientError {
   const error = (data as { error?: unknown } | undefined)?.error;
   if (error && typeof error === 'object') {
-    const { code, message, field } = error as Record<string, unknown>;
+    const { code, message, field, level, reason } = error as Record<string, unknown>;
     if (typeof code === 'string' && typeof message === 'string') {
       return new UsherClientError(code, status, message, {
         field: typeof field === 'string' ? field : undefined,
+        retryAfterMs: retryAfterMs(headers.get('retry-after')),
+        level: typeof level === 'string' ? level : undefined,
+        reason: typeof reason === 'string' ? reason : undefined,
       });
     }
   }
   return badResponse(status, method, path, text);
+}
+
+/** Retry-After in seconds or as an HTTP date (RFC 9110 10.2.3). */
+function retryAfterMs(header: string | null): number | undefined {
+  if (header === null) return undefined;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
 function badResponse(

@@ -14,6 +14,7 @@ import {
   type CommandGroup,
 } from '../cli/context.js';
 import { startEmbeddedBroker } from './embedded.js';
+import { registerOnSale } from './onsale-command.js';
 import { printReport, progressDisplay } from './terminal.js';
 import {
   DEFAULT_BUYERS,
@@ -69,6 +70,8 @@ export const demoCommands: CommandGroup = {
           'a well-formed one\nis dead-lettered.',
       )
       .action((flags: TicketingFlags) => ticketing(flags, cli));
+
+    registerOnSale(demo, cli);
   },
 };
 

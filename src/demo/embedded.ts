@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 
+import type { AdmissionSettings } from '../broker/admission.js';
+
 export interface EmbeddedBroker {
   /** Where it listens, e.g. http://127.0.0.1:40123. */
   url: string;
@@ -17,6 +19,8 @@ export interface EmbeddedBroker {
 export interface EmbeddedOptions {
   /** fdatasync before confirming a publish (as `usher serve`); default true. */
   sync?: boolean;
+  /** Admission control thresholds (`usher serve` flags); off when absent. */
+  admission?: Partial<AdmissionSettings>;
 }
 
 export async function startEmbeddedBroker(
@@ -47,7 +51,12 @@ export async function startEmbeddedBroker(
   };
 
   try {
-    broker = await Broker.open({ dataDir, logger, sync: options.sync ?? true });
+    broker = await Broker.open({
+      dataDir,
+      logger,
+      sync: options.sync ?? true,
+      admission: options.admission,
+    });
     app = createHttpServer(broker, { logger, processMetrics: false });
     await app.listen({ host: '127.0.0.1', port: 0 });
   } catch (err) {

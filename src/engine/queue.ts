@@ -11,6 +11,14 @@
 
 import { backoffDelay } from './backoff.js';
 import { Heap } from './heap.js';
+import {
+  WaitingIndex,
+  hasLimits,
+  needsPriorityIndex,
+  planAdmission,
+  type LimitRefusal,
+  type Newcomer,
+} from './overflow.js';
 import type {
   DeathReason,
   Delivery,
@@ -59,7 +67,7 @@ const DEFAULT_GROUP = '';
 
 export class QueueEngine {
   readonly name: string;
-  settings: QueueSettings;
+  private current: QueueSettings;
 
   private readonly messages = new Map<number, Message>();
   private readonly leases = new Map<string, Message>();
@@ -81,6 +89,11 @@ export class QueueEngine {
   private readonly random: () => number;
   private deliveryCounter: number;
 
+  // Ready and delayed messages, for maxLength and maxBytes; `reserved` is
+  // room promised to admitted publishes not yet durable.
+  private readonly waiting = new WaitingIndex();
+  private readonly reserved = { count: 0, bytes: 0 };
+
   /** Current contents. */
   readonly counts = { ready: 0, delayed: 0, inFlight: 0, bytes: 0 };
   /** Counters since start; the broker adds what only it sees. */
@@ -94,15 +107,31 @@ export class QueueEngine {
     expired: 0,
     dropped: 0,
     duplicates: 0,
+    /** Waiting messages displaced by the overflow policy. */
+    overflowed: 0,
+    /** Publishes refused by maxLength or maxBytes. */
+    refused: 0,
   };
 
   private outbox: Outcome[] = [];
 
   constructor(name: string, settings: QueueSettings, options: EngineOptions = {}) {
     this.name = name;
-    this.settings = settings;
+    this.current = settings;
+    this.waiting.track(needsPriorityIndex(settings), []);
     this.random = options.random ?? Math.random;
     this.deliveryCounter = options.receiptBase ?? 0;
+  }
+
+  get settings(): QueueSettings {
+    return this.current;
+  }
+
+  /** New settings; a change of overflow policy rebuilds what it needs. */
+  set settings(next: QueueSettings) {
+    const rebuild = needsPriorityIndex(next) !== needsPriorityIndex(this.current);
+    this.current = next;
+    if (rebuild) this.waiting.track(needsPriorityIndex(next), this.messages.values());
   }
 
   get size(): number {
@@ -155,6 +184,65 @@ export class QueueEngine {
     }
   }
 
+  // --- limits ---------------------------------------------------------
+
+  /**
+   * Decides which newcomers fit under maxLength and maxBytes, displacing
+   * waiting messages (dead, reason `overflow`) as the policy says and
+   * reserving room for the admitted until settleReservation(). With
+   * `wholeBatch`, one refusal refuses the batch and nothing changes.
+   * Returns one entry per newcomer: null when admitted.
+   */
+  admit(newcomers: Newcomer[], wholeBatch: boolean): (LimitRefusal | null)[] {
+    const plan = planAdmission(this.current, this.waiting, this.reserved, newcomers);
+    const refusedCount = plan.refusals.filter((refusal) => refusal !== null).length;
+    this.totals.refused += wholeBatch && refusedCount > 0 ? newcomers.length : refusedCount;
+    const first = plan.refusals.find((refusal) => refusal !== null);
+    if (wholeBatch && first !== undefined) return plan.refusals.map(() => first);
+
+    for (const message of plan.displaced) this.overflow(message);
+    this.reserved.count += plan.admittedCount;
+    this.reserved.bytes += plan.admittedBytes;
+    return plan.refusals;
+  }
+
+  /** Frees room reserved by admit(), once those publishes landed or failed. */
+  settleReservation(count: number, bytes: number): void {
+    this.reserved.count = Math.max(0, this.reserved.count - count);
+    this.reserved.bytes = Math.max(0, this.reserved.bytes - bytes);
+  }
+
+  /**
+   * drop-oldest: the oldest waiting messages leave until the queue fits.
+   * TODO(#6): the broker logs these after the newcomer's record, so a crash
+   * in between replays the queue one over its limit until the next publish.
+   */
+  private trimOldest(): void {
+    const { maxLength, maxBytes } = this.current;
+    while (
+      (maxLength !== null && this.waiting.count > maxLength) ||
+      (maxBytes !== null && this.waiting.bytes > maxBytes)
+    ) {
+      const oldest = this.oldestWaiting();
+      if (oldest === undefined) return;
+      this.overflow(oldest);
+    }
+  }
+
+  /** Map order is arrival order; in-flight messages are skipped, and they
+   * are few (bounded by the consumers' prefetch). */
+  private oldestWaiting(): Message | undefined {
+    for (const message of this.messages.values()) {
+      if (message.state !== 'in-flight') return message;
+    }
+    return undefined;
+  }
+
+  private overflow(message: Message): void {
+    this.totals.overflowed++;
+    this.kill(message, 'overflow');
+  }
+
   // --- adding ---------------------------------------------------------
 
   /** Adds a message that is already durable. It must be a fresh object. */
@@ -169,9 +257,11 @@ export class QueueEngine {
     }
     if (this.settings.fifo) this.groupOf(message).waiting.push(message);
     this.makeWaitingOrReady(message, now);
+    if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
   }
 
   private makeWaitingOrReady(message: Message, now: number): void {
+    this.waiting.add(message);
     if (message.availableAt > now) {
       message.state = 'delayed';
       this.counts.delayed++;
@@ -240,6 +330,7 @@ export class QueueEngine {
     const receipt = `${message.seq.toString(36)}.${(this.deliveryCounter++).toString(36)}`;
     const deadline = now + leaseMs;
 
+    this.waiting.remove(message);
     message.state = 'in-flight';
     message.lease = { receipt, deadline };
     this.counts.ready--;
@@ -449,6 +540,7 @@ export class QueueEngine {
     untime(this.leaseDeadlines, slots.lease);
     slots.delay = slots.expiry = slots.lease = null;
 
+    if (message.state !== 'in-flight') this.waiting.remove(message);
     if (message.state === 'ready') this.counts.ready--;
     else if (message.state === 'delayed') this.counts.delayed--;
     else {

@@ -32,9 +32,34 @@ export interface QueueSettings {
    * to the OS, `memory` at once, the queue and its messages never logged.
    */
   durability: Durability;
+  /** Most messages waiting (ready or delayed; in flight ones do not
+   * count, as in RabbitMQ); null = no limit. */
+  maxLength: number | null;
+  /** Most body bytes waiting; null = no limit. */
+  maxBytes: number | null;
+  /** What a publish past maxLength or maxBytes does. */
+  overflow: OverflowPolicy;
+  /** Refused first when the broker is under pressure (admission control). */
+  sheddable: boolean;
 }
 
 export type Durability = 'fsync' | 'os' | 'memory';
+
+/**
+ * - reject-publish: the newcomer is refused (HTTP 429, AMQP basic.nack).
+ * - drop-oldest: the oldest waiting message leaves to the dead-letter queue
+ *   with reason `overflow`, or is dropped (counted) when there is none.
+ * - reject-lowest-priority: a newcomer of higher priority displaces the
+ *   lowest-priority waiting message (the oldest of them) the same way; one
+ *   of equal or lower priority is refused.
+ */
+export type OverflowPolicy = 'reject-publish' | 'drop-oldest' | 'reject-lowest-priority';
+
+export const OVERFLOW_POLICIES: readonly OverflowPolicy[] = [
+  'reject-publish',
+  'drop-oldest',
+  'reject-lowest-priority',
+];
 
 export const DEFAULT_SETTINGS: QueueSettings = {
   fifo: false,
@@ -45,13 +70,17 @@ export const DEFAULT_SETTINGS: QueueSettings = {
   messageTtlMs: null,
   dedupWindowMs: 5 * 60_000,
   durability: 'fsync',
+  maxLength: null,
+  maxBytes: null,
+  overflow: 'reject-publish',
+  sheddable: false,
 };
 
 export const MIN_PRIORITY = 0;
 export const MAX_PRIORITY = 9;
 
 /** Why a message left its queue for the dead-letter queue. */
-export type DeathReason = 'rejected' | 'max-attempts' | 'expired';
+export type DeathReason = 'rejected' | 'max-attempts' | 'expired' | 'overflow';
 
 export type MessageState = 'ready' | 'delayed' | 'in-flight';
 
@@ -77,8 +106,6 @@ export interface Message {
   lease: Lease | null;
   /** Engine bookkeeping: where the message sits in its heaps. */
   slots?: Slots;
-  /** Never logged (PublishInput.inMemory): its settling is not logged either. */
-  inMemory?: boolean;
 }
 
 /** A message's place in the engine's heaps, so it can leave them at once. */

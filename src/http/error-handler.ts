@@ -15,6 +15,7 @@ import {
   BadRequestError,
   InternalError,
   InvalidArgumentError,
+  LoadRefusalError,
   PayloadTooLargeError,
   RouteNotFoundError,
   UnsupportedMediaTypeError,
@@ -22,7 +23,7 @@ import {
 } from '../errors.js';
 
 export interface ErrorAnswer {
-  error: { code: string; message: string; field?: string };
+  error: { code: string; message: string; field?: string; level?: string; reason?: string };
 }
 
 /** Builds fastify's error handler; `bodyLimit` is quoted in 413 answers. */
@@ -48,6 +49,9 @@ export function makeErrorHandler(bodyLimit: number) {
       );
     }
 
+    if (usherError instanceof LoadRefusalError) {
+      reply.header('retry-after', String(usherError.retryAfterSeconds));
+    }
     return reply.code(usherError.status).send(toAnswer(usherError));
   };
 }
@@ -64,6 +68,12 @@ export function handleNotFound(
 export function toAnswer(err: UsherError): ErrorAnswer {
   const error: ErrorAnswer['error'] = { code: err.code, message: err.message };
   if (err.field !== undefined && err.field !== '') error.field = err.field;
+  // A refusal under load says how loaded and why, so a producer can tell
+  // a full queue from a broker shedding work (docs/errors.md).
+  if (err instanceof LoadRefusalError) {
+    error.level = err.level;
+    error.reason = err.reason;
+  }
   return { error };
 }
 

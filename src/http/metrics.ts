@@ -13,6 +13,7 @@ import {
 
 import type { BrokerApi, QueueInfo, QueueStats } from '../broker/types.js';
 import { registerObservedMetrics } from '../observe/metrics.js';
+import { registerAdmissionMetrics } from './admission-metrics.js';
 
 export interface Metrics {
   readonly contentType: string;
@@ -96,6 +97,16 @@ const QUEUE_METRICS: QueueMetric[] = [
     'usher_messages_dropped_total',
     'Dead or expired messages with no dead-letter queue to take them',
     (s) => s.dropped,
+  ),
+  counter(
+    'usher_messages_overflowed_total',
+    'Waiting messages displaced by the queue overflow policy',
+    (s) => s.overflowed,
+  ),
+  counter(
+    'usher_messages_refused_total',
+    'Publishes refused by the queue maxLength or maxBytes',
+    (s) => s.refused,
   ),
   counter(
     'usher_lease_expired_total',
@@ -247,6 +258,7 @@ export function createMetrics(
 
   registerStoreMetrics(registry, () => current().health.store);
   const installNew = registerObservedMetrics(registry, broker, () => current().queues);
+  registerAdmissionMetrics(registry, () => broker.admissionStats?.() ?? null);
 
   if (options.processMetrics) {
     collectDefaultMetrics({ register: registry, prefix: 'usher_' });

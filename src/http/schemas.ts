@@ -81,6 +81,25 @@ const settingsProperties = {
         'memory: never written, gone at restart',
     },
   ),
+  maxLength: Nullable(Type.Integer({
+    minimum: 0,
+    maximum: Number.MAX_SAFE_INTEGER,
+    description: 'most waiting (ready or delayed) messages; null = no limit',
+  })),
+  maxBytes: Nullable(Type.Integer({
+    minimum: 0,
+    maximum: Number.MAX_SAFE_INTEGER,
+    description: 'most body bytes of waiting messages; null = no limit',
+  })),
+  overflow: Type.Union(
+    [
+      Type.Literal('reject-publish'),
+      Type.Literal('drop-oldest'),
+      Type.Literal('reject-lowest-priority'),
+    ],
+    { description: 'what a publish past maxLength or maxBytes does' },
+  ),
+  sheddable: Type.Boolean({ description: 'refused first when the broker is under pressure' }),
 };
 
 export const QueueSettings = Type.Object(settingsProperties, {
@@ -111,6 +130,8 @@ export const QueueStats = Type.Object({
   expired: Count('messages whose time to live ran out'),
   dropped: Count('dead messages with no dead-letter queue'),
   duplicates: Count('publishes refused as duplicates'),
+  overflowed: Count('waiting messages displaced by the overflow policy'),
+  refused: Count('publishes refused by maxLength or maxBytes'),
   oldestReadyAgeMs: Count('age of the oldest ready message'),
 });
 
@@ -311,6 +332,22 @@ export const Health = Type.Object({
   uptimeMs: Count('since the broker opened'),
   queues: Count('queues'),
   store: Type.Record(Type.String(), Type.Number()),
+  admission: Type.Optional(
+    Type.Object({
+      level: Type.Union([
+        Type.Literal('normal'),
+        Type.Literal('pressure'),
+        Type.Literal('critical'),
+      ]),
+      reason: Type.String({ description: 'signal that set the level; none at normal' }),
+      since: EpochMs('when the level last changed'),
+      refused: Count('publishes refused by admission control'),
+      rssBytes: Count('process RSS at the last sample'),
+      memoryBudgetBytes: Nullable(Count('--memory-budget; null when not set')),
+      backlog: Count('waiting messages over all queues at the last sample'),
+      eventLoopDelayMs: Count('event-loop delay (p99) of the last sample'),
+    }, { description: 'admission control (graceful degradation)' }),
+  ),
 });
 
 export const ErrorBody = Type.Object({
@@ -318,6 +355,8 @@ export const ErrorBody = Type.Object({
     code: Type.String({ description: 'stable code, see docs/errors.md' }),
     message: Type.String(),
     field: Type.Optional(Type.String()),
+    level: Type.Optional(Type.String({ description: 'QUEUE_FULL, OVERLOADED: admission level' })),
+    reason: Type.Optional(Type.String({ description: 'QUEUE_FULL, OVERLOADED: why refused' })),
   }),
 });
 

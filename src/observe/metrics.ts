@@ -42,8 +42,8 @@ export function registerObservedMetrics(
   single(registry, 'gauge', 'usher_memory_used_bytes',
     'Resident memory of the broker process', memoryUsedBytes);
   single(registry, 'gauge', 'usher_memory_budget_bytes',
-    'Memory the broker may use: the cgroup limit, else the machine memory',
-    memoryBudgetBytes);
+    'Memory the broker may use: --memory-budget, else the cgroup limit, else the machine memory',
+    () => memoryBudgetBytes(broker));
   // Zero until Usher replicates queues (clustering); present so that
   // dashboards and alerts need no change then.
   single(registry, 'gauge', 'usher_under_replicated_queues',

@@ -4,6 +4,8 @@
 import { statfs } from 'node:fs';
 import { totalmem } from 'node:os';
 
+import type { BrokerApi } from '../broker/types.js';
+
 /** Total bytes of the disk holding `dir`. */
 export function diskSizeOf(dir: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -17,12 +19,13 @@ export function memoryUsedBytes(): number {
 }
 
 /**
- * The memory the process may use: the container's (cgroup) limit when it
- * has one, else the machine's memory. Usher has no budget setting of its
- * own yet; admission control (#6) may bring one, and then this should
- * answer it.
+ * The memory the process may use: the broker's own budget when admission
+ * control has one (`--memory-budget`), else the container's (cgroup) limit
+ * when it has one, else the machine's memory.
  */
-export function memoryBudgetBytes(): number {
+export function memoryBudgetBytes(broker?: BrokerApi): number {
+  const configured = broker?.admissionStats?.()?.signals.memoryBudgetBytes;
+  if (configured !== undefined && configured !== null && configured > 0) return configured;
   const constrained = process.constrainedMemory?.() ?? 0;
   return constrained > 0 && constrained < Number.MAX_SAFE_INTEGER ? constrained : totalmem();
 }

@@ -164,7 +164,7 @@ export function takeSample(
     authFailures: Object.fromEntries(observed.authFailures),
     unauthorized: Object.fromEntries(observed.unauthorized),
     memoryUsedBytes: memoryUsedBytes(),
-    memoryBudgetBytes: memoryBudgetBytes(),
+    memoryBudgetBytes: memoryBudgetBytes(broker),
     diskFreeBytes: health.store.freeDiskBytes ?? -1,
     diskSizeBytes: health.store.diskSizeBytes ?? -1,
     underReplicatedQueues: 0,

@@ -723,7 +723,7 @@ describe('semantic abuse', () => {
     assert.equal((await setup.assertQueue('abuse-args', { arguments: {} })).queue, 'abuse-args');
     for (const [what, args] of [
       ['other value', { 'x-message-ttl': 2000 }],
-      ['unsupported', { 'x-max-length': 10 }],
+      ['unsupported', { 'x-expires': 10 }],
     ] as [string, Record<string, unknown>][]) {
       const channel = await model.createChannel();
       const closed = closedWith(channel);

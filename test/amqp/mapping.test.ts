@@ -82,6 +82,24 @@ describe('queue arguments', () => {
     });
   });
 
+  it('maps queue limits, drop-head by default as in RabbitMQ', () => {
+    assert.deepEqual(settingsFromArguments(tableFrom({ 'x-max-length': 5 })), {
+      maxLength: 5,
+      overflow: 'drop-oldest',
+    });
+    assert.deepEqual(
+      settingsFromArguments(tableFrom({ 'x-max-length-bytes': 100, 'x-overflow': 'reject-publish' })),
+      { maxBytes: 100, overflow: 'reject-publish' },
+    );
+    assert.deepEqual(
+      settingsFromArguments(tableFrom({ 'x-max-length': 1, 'x-usher-overflow': 'reject-lowest-priority' })),
+      { maxLength: 1, overflow: 'reject-lowest-priority' },
+    );
+    assert.throws(() => settingsFromArguments(tableFrom({ 'x-overflow': 'reject-publish-dlx' })),
+      (err: Error & { replyCode: number }) => err.replyCode === 406 && /reject-publish-dlx/.test(err.message));
+    assert.throws(() => settingsFromArguments(tableFrom({ 'x-max-length': -1 })), { replyCode: 406 });
+  });
+
   it('refuses what Usher does not have, naming the argument', () => {
     assert.throws(() => settingsFromArguments(tableFrom({ 'x-expires': 1000 })),
       (err: Error & { replyCode: number }) => err.replyCode === 406 && /x-expires/.test(err.message));

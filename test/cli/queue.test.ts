@@ -42,6 +42,10 @@ describe('usher queue', () => {
       '--ttl', '1h',
       '--dedup-window', '90s',
       '--durability', 'os',
+      '--max-length', '100',
+      '--max-bytes', '1MiB',
+      '--overflow', 'reject-lowest-priority',
+      '--sheddable',
     );
     assert.equal(stdout, 'created queue "orders"\n');
 
@@ -51,6 +55,7 @@ describe('usher queue', () => {
       '--backoff-multiplier', '3', '--backoff-jitter', '0.25',
       '--visibility-timeout', '45000', '--dead-letter', 'orders.dlq',
       '--ttl', '3600000', '--dedup-window', '1m30s', '--durability', 'os',
+      '--max-length', '100', '--max-bytes', '1048576', '--overflow', 'reject-lowest-priority',
     );
     assert.equal(again.stdout, 'queue "orders" already exists with these settings\n');
     const updated = await usher('queue', 'create', 'orders', '--max-attempts', '6');
@@ -69,6 +74,10 @@ describe('usher queue', () => {
       messageTtlMs: 3_600_000,
       dedupWindowMs: 90_000,
       durability: 'os',
+      maxLength: 100,
+      maxBytes: 1_048_576,
+      overflow: 'reject-lowest-priority',
+      sheddable: true,
     });
     assert.equal(info.stats.total, 0);
   });

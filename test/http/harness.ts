@@ -20,10 +20,10 @@ export interface LogLine {
 export interface Harness {
   broker: Broker;
   app: FastifyInstance;
+  /** The broker's data folder, for a test that reopens it. */
+  dir: string;
   /** Every line the server and broker logged, parsed. */
   logs: LogLine[];
-  /** The broker's data folder. */
-  dir: string;
   close(): Promise<void>;
 }
 
@@ -64,8 +64,8 @@ export async function startHttp(
   return {
     broker,
     app,
-    logs,
     dir: dir.path,
+    logs,
     async close() {
       await app.close();
       await broker.close();

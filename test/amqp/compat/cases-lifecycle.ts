@@ -267,6 +267,66 @@ export const lifecycleCases: Case[] = [
     },
   },
   {
+    name: 'x-max-length with x-overflow reject-publish: a confirmed publish past it is nacked',
+    async run(ctx) {
+      const { ch } = await ctx.open({ confirm: true });
+      const queue = ctx.name('maxlen-reject');
+      await ch.queueDeclare(queue, { args: { 'x-max-length': 2, 'x-overflow': 'reject-publish' } });
+      await ch.publish('', queue, 'a');
+      await ch.publish('', queue, 'b');
+      await assert.rejects(ch.publish('', queue, 'c'), 'the third publish is nacked');
+      const bodies = [(await getSoon(ch, queue)).body, (await getSoon(ch, queue)).body];
+      assert.deepEqual(bodies, ['a', 'b']);
+      assert.equal(await ch.get(queue), null);
+    },
+  },
+  {
+    name: 'x-max-length-bytes refuses by body bytes',
+    async run(ctx) {
+      const { ch } = await ctx.open({ confirm: true });
+      const queue = ctx.name('maxbytes');
+      await ch.queueDeclare(queue, {
+        args: { 'x-max-length-bytes': 10, 'x-overflow': 'reject-publish' },
+      });
+      await ch.publish('', queue, '123456');
+      await assert.rejects(ch.publish('', queue, '12345'), 'over 10 bytes: nacked');
+      await ch.publish('', queue, '1234');
+      assert.equal((await getSoon(ch, queue)).body, '123456');
+      assert.equal((await getSoon(ch, queue)).body, '1234');
+    },
+  },
+  {
+    name: 'x-max-length drop-head (the default) dead-letters the oldest with reason maxlen',
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const queue = ctx.name('maxlen-drop');
+      const dlq = ctx.name('maxlen-drop-dlq');
+      await ch.queueDeclare(dlq);
+      await ch.queueDeclare(queue, { args: dlArgs(dlq, { 'x-max-length': 2 }) });
+      await fill(conn, queue, ['a']);
+      await fill(conn, queue, ['b']);
+      await fill(conn, queue, ['c']);
+      const dead = await getSoon(ch, dlq);
+      assert.equal(dead.body, 'a');
+      assert.equal(deathsOf(dead)[0].reason, 'maxlen');
+      assert.equal((await getSoon(ch, queue)).body, 'b');
+      assert.equal((await getSoon(ch, queue)).body, 'c');
+    },
+  },
+  {
+    name: 'x-max-length counts ready messages only, not unacked ones',
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const queue = ctx.name('maxlen-unacked');
+      await ch.queueDeclare(queue, { args: { 'x-max-length': 1, 'x-overflow': 'reject-publish' } });
+      await fill(conn, queue, ['a']);
+      const leased = await getSoon(ch, queue, { noAck: false });
+      assert.equal(leased.body, 'a');
+      await fill(conn, queue, ['b']);
+      assert.equal((await getSoon(ch, queue)).body, 'b');
+    },
+  },
+  {
     name: 'queue arguments Usher lacks: RabbitMQ takes them',
     onlyTarget: { target: 'rabbitmq', reason: 'Usher refuses them with 406 (README, AMQP section)' },
     async run(ctx) {
@@ -307,9 +367,7 @@ export const lifecycleCases: Case[] = [
 
 const UNSUPPORTED_BY_USHER: Array<Record<string, unknown>> = [
   { 'x-expires': 60000 },
-  { 'x-max-length': 10 },
-  { 'x-max-length-bytes': 1000 },
-  { 'x-overflow': 'reject-publish' },
+  { 'x-overflow': 'reject-publish-dlx' },
   { 'x-single-active-consumer': true },
   { 'x-dead-letter-exchange': 'amq.direct' },
 ];

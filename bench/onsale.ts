@@ -1,0 +1,111 @@
+// The on-sale spike of issue #6 against a real `usher serve` process with
+// admission control on: normal load, then a spike at several times the
+// consume capacity, then the drain. Prints per priority what was sent,
+// accepted, shed and processed, the broker's peak RSS against its
+// --memory-budget (read from /proc), and the p99 publish-to-consume
+// latency of payments in the spike against its value at normal load,
+// measured in the same run.
+//
+//   node dist/bench/onsale.js [--capacity 400] [--spike-factor 5]
+//     [--spike-ms 8000] [--memory-budget-mib 256]
+//
+// Everything listens on 127.0.0.1, on ports the OS picks; the run is
+// bounded by the phases' lengths plus a 60 s drain limit.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+import { runOnSale } from '../src/demo/ticketing/onsale.js';
+
+const { values: args } = parseArgs({
+  options: {
+    capacity: { type: 'string', default: '400' },
+    'spike-factor': { type: 'string', default: '5' },
+    'normal-ms': { type: 'string', default: '4000' },
+    'spike-ms': { type: 'string', default: '8000' },
+    'memory-budget-mib': { type: 'string', default: '256' },
+    'pressure-backlog': { type: 'string', default: '1500' },
+    'critical-backlog': { type: 'string', default: '3000' },
+  },
+});
+const BUDGET = Number(args['memory-budget-mib']) * 1024 * 1024;
+const USHER_BIN = fileURLToPath(new URL('../../bin/usher', import.meta.url));
+
+const dataDir = mkdtempSync(join(tmpdir(), 'usher-onsale-'));
+const server = spawn(process.execPath, [
+  USHER_BIN, 'serve', '--data', dataDir, '--host', '127.0.0.1', '--port', '0',
+  '--amqp-port', '-1',
+  '--memory-budget', String(BUDGET),
+  '--pressure-backlog', args['pressure-backlog'],
+  '--critical-backlog', args['critical-backlog'],
+  '--pressure-min-priority', '4',
+  '--critical-min-priority', '7',
+], { stdio: ['ignore', 'pipe', 'inherit'] });
+
+let serverLog = '';
+let exitCode: number | null = null;
+server.on('exit', (code) => (exitCode = code));
+
+try {
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('usher serve did not start in 15 s')), 15_000);
+    server.stdout.setEncoding('utf8').on('data', (text: string) => {
+      serverLog += text;
+      const match = /usher listening on (http:\/\/[^\s"]+)/.exec(serverLog);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+  });
+
+  let peakRss = 0;
+  const sampleRss = () => {
+    const status = readFileSync(`/proc/${server.pid}/status`, 'utf8');
+    const kib = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+    peakRss = Math.max(peakRss, kib * 1024);
+  };
+  sampleRss();
+  const startRss = peakRss;
+
+  const report = await runOnSale({
+    url,
+    capacityPerSecond: Number(args.capacity),
+    spikeFactor: Number(args['spike-factor']),
+    normalMs: Number(args['normal-ms']),
+    spikeMs: Number(args['spike-ms']),
+    onNote: (text) => console.error(`  ${text}`),
+    onTick: sampleRss,
+  });
+
+  const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+  console.log(`\non-sale spike: capacity ${report.capacityPerSecond} msg/s, offered ` +
+    `${report.offeredPerSecond.normal} msg/s normal, ${report.offeredPerSecond.spike} msg/s spike ` +
+    `(${(report.offeredPerSecond.spike / report.capacityPerSecond).toFixed(1)}x capacity)`);
+  console.log('\nkind            prio     sent  accepted     shed  processed  lost');
+  for (const k of report.kinds) {
+    console.log(`${k.kind.padEnd(15)} ${String(k.priority).padStart(4)} ${String(k.sent).padStart(8)} ` +
+      `${String(k.accepted).padStart(9)} ${String(k.shed).padStart(8)} ` +
+      `${String(k.processed).padStart(10)} ${String(k.lost).padStart(5)}`);
+  }
+  console.log(`\nbroker RSS: start ${mib(startRss)} MiB, peak ${mib(peakRss)} MiB, ` +
+    `budget ${mib(BUDGET)} MiB (peak/budget ${(peakRss / BUDGET).toFixed(2)})`);
+  const latency = report.paymentLatencyMs;
+  console.log(`payment publish-to-consume p99: normal ${latency.normalP99} ms, ` +
+    `spike ${latency.spikeP99} ms (ratio ${report.paymentLatencyRatio}; goal <= 2); ` +
+    `p50: normal ${latency.normalP50} ms, spike ${latency.spikeP50} ms`);
+  console.log(`admission levels: ${report.levels.join(' -> ')}`);
+  console.log(`broker process: ${exitCode === null ? 'running, no crash' : `exited ${exitCode}`}`);
+  console.log(`run: ${(report.totalMs / 1000).toFixed(1)} s; ` +
+    (report.ok && peakRss < BUDGET ? 'OK' : `PROBLEMS: ${[...report.problems,
+      ...(peakRss < BUDGET ? [] : ['RSS over budget'])].join('; ')}`));
+  if (!report.ok || peakRss >= BUDGET || exitCode !== null) process.exitCode = 1;
+} finally {
+  server.kill('SIGTERM');
+  await new Promise((resolve) => server.once('exit', resolve).once('error', resolve));
+  rmSync(dataDir, { recursive: true, force: true });
+}

@@ -1,0 +1,321 @@
+// Admission control (issue #6): under overload the broker sheds the least
+// important publishes first and says so, instead of falling over.
+//
+// Measured signals put the broker at one of three levels:
+//
+//   normal    everything is accepted
+//   pressure  publishes below --pressure-min-priority, and every publish to
+//             a sheddable queue, are refused (HTTP 429, AMQP nack)
+//   critical  only publishes at or above --critical-min-priority to queues
+//             that are not sheddable are accepted (HTTP 503, AMQP nack)
+//
+// Nothing already accepted is ever dropped by shedding: only publishes are
+// judged; consumers, acks and dead-lettering go on at every level.
+//
+// Levels rise at once, on the first sample over a threshold, and fall with
+// hysteresis: only once every signal is below `recoverShare` of its
+// threshold, and not sooner than `holdMs` after the last change, so a
+// broker hovering at a threshold does not flap.
+
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+
+import { OverloadedError } from '../errors.js';
+
+export type Level = 'normal' | 'pressure' | 'critical';
+
+/** Which signal set the level; 'none' at normal. */
+export type Reason = 'none' | 'memory' | 'disk' | 'backlog' | 'backlog-growth' | 'event-loop';
+
+export interface AdmissionSettings {
+  /** Process RSS budget in bytes; null = memory is not watched. */
+  memoryBudgetBytes: number | null;
+  /** Share of the budget at which pressure starts (default 0.7). */
+  memoryPressureShare: number;
+  /** Share of the budget at which critical starts (default 0.85). Below
+   * 1, so that shedding starts before the budget is spent. */
+  memoryCriticalShare: number;
+  /** Free disk floor: critical below it, pressure below twice it. */
+  diskFloorBytes: number;
+  /** Waiting messages over all queues for pressure / critical; null = off.
+   * TODO(#6): per-queue thresholds; a queue's own bound is maxLength. */
+  pressureBacklog: number | null;
+  criticalBacklog: number | null;
+  /** Publishes in over acks out, over one sample, that mean pressure
+   * while the backlog is past half of pressureBacklog (default 2). */
+  growthRatio: number;
+  /** Event-loop delay (p99 of a sample, ms) for pressure / critical;
+   * null = not a signal (the default; see DEFAULT_ADMISSION). */
+  eventLoopPressureMs: number | null;
+  eventLoopCriticalMs: number | null;
+  /** At pressure, lower priorities are refused (default 4). */
+  pressureMinPriority: number;
+  /** At critical, lower priorities are refused (default 7). */
+  criticalMinPriority: number;
+  /** A signal clears below this share of its threshold (default 0.8). */
+  recoverShare: number;
+  /** Least time between a change and a step down (default 2000 ms). */
+  holdMs: number;
+  /** How often the signals are sampled (default 250 ms). */
+  sampleMs: number;
+}
+
+export const DEFAULT_ADMISSION: AdmissionSettings = {
+  memoryBudgetBytes: null,
+  memoryPressureShare: 0.7,
+  memoryCriticalShare: 0.85,
+  diskFloorBytes: 100 * 1024 * 1024,
+  pressureBacklog: null,
+  criticalBacklog: null,
+  growthRatio: 2,
+  // Off unless asked for: on a busy machine (or one handling a 16 MiB
+  // body) the loop stalls for seconds now and then, and shedding on that
+  // refused work the broker could take; measured, it is still reported.
+  eventLoopPressureMs: null,
+  eventLoopCriticalMs: null,
+  pressureMinPriority: 4,
+  criticalMinPriority: 7,
+  recoverShare: 0.8,
+  holdMs: 2000,
+  sampleMs: 250,
+};
+
+/** What the controller reads; tests pass their own to drive the levels. */
+export interface Signals {
+  rssBytes(): number;
+  freeDiskBytes(): number;
+  /** Waiting messages over all queues, and running totals of publishes
+   * and acks, for the growth rate. */
+  backlog(): { waiting: number; published: number; acked: number };
+  /** Event-loop delay since the last call, p99 in ms. */
+  eventLoopDelayMs(): number;
+}
+
+export interface AdmissionStats {
+  level: Level;
+  reason: Reason;
+  /** When the level last changed (epoch ms). */
+  since: number;
+  /** Publishes refused, by level. */
+  refused: { pressure: number; critical: number };
+  /** Publishes refused, by message priority (index 0 to 9). */
+  refusedByPriority: number[];
+  /** Publishes refused, by level and then priority. */
+  refusedByLevel: { pressure: number[]; critical: number[] };
+  /** Times the level changed, by the level entered. */
+  transitions: Record<Level, number>;
+  /** The last sample of each signal. */
+  signals: {
+    rssBytes: number;
+    memoryBudgetBytes: number | null;
+    freeDiskBytes: number;
+    backlog: number;
+    eventLoopDelayMs: number;
+  };
+}
+
+type LevelListener = (level: Level, reason: Reason) => void;
+
+const RANK: Record<Level, number> = { normal: 0, pressure: 1, critical: 2 };
+
+export class AdmissionController {
+  private level: Level = 'normal';
+  private reason: Reason = 'none';
+  private since: number;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly listeners: LevelListener[] = [];
+  private last = { published: 0, acked: 0 };
+  private sampled: AdmissionStats['signals'];
+  private readonly refused = { pressure: 0, critical: 0 };
+  private readonly refusedByLevel = {
+    pressure: new Array<number>(10).fill(0),
+    critical: new Array<number>(10).fill(0),
+  };
+  private readonly transitions: Record<Level, number> = { normal: 0, pressure: 0, critical: 0 };
+
+  constructor(
+    readonly settings: AdmissionSettings,
+    private readonly signals: Signals,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.since = clock();
+    const { published, acked } = signals.backlog();
+    this.last = { published, acked };
+    this.sampled = {
+      rssBytes: 0,
+      memoryBudgetBytes: settings.memoryBudgetBytes,
+      freeDiskBytes: Number.POSITIVE_INFINITY,
+      backlog: 0,
+      eventLoopDelayMs: 0,
+    };
+  }
+
+  /** Samples every `sampleMs` until stop(); the timer keeps no process alive. */
+  start(): void {
+    if (this.timer !== null) return;
+    this.timer = setInterval(() => this.sample(), this.settings.sampleMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  onChange(listener: LevelListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const at = this.listeners.indexOf(listener);
+      if (at >= 0) this.listeners.splice(at, 1);
+    };
+  }
+
+  get current(): { level: Level; reason: Reason } {
+    return { level: this.level, reason: this.reason };
+  }
+
+  /** Reads every signal once and moves the level; tests call it directly. */
+  sample(): Level {
+    const now = this.clock();
+    const backlog = this.signals.backlog();
+    const published = backlog.published - this.last.published;
+    const acked = backlog.acked - this.last.acked;
+    this.last = { published: backlog.published, acked: backlog.acked };
+    this.sampled = {
+      rssBytes: this.signals.rssBytes(),
+      memoryBudgetBytes: this.settings.memoryBudgetBytes,
+      freeDiskBytes: this.signals.freeDiskBytes(),
+      backlog: backlog.waiting,
+      eventLoopDelayMs: this.signals.eventLoopDelayMs(),
+    };
+    const growing = published > this.settings.growthRatio * Math.max(acked, 1);
+
+    const raw = this.judge(1, growing);
+    if (RANK[raw.level] > RANK[this.level]) {
+      this.change(raw.level, raw.reason, now);
+    } else if (RANK[raw.level] === RANK[this.level] && raw.level !== 'normal') {
+      this.reason = raw.reason;
+    } else {
+      // Stepping down asks more: every signal clear of a lowered threshold.
+      const relaxed = this.judge(this.settings.recoverShare, growing);
+      if (RANK[relaxed.level] < RANK[this.level] && now - this.since >= this.settings.holdMs) {
+        this.change(relaxed.level, relaxed.reason, now);
+      }
+    }
+    return this.level;
+  }
+
+  /**
+   * Refuses a publish the current level sheds, or answers null. Counted
+   * here, so metrics see every refusal whatever the protocol.
+   */
+  refusal(priority: number, sheddable: boolean): OverloadedError | null {
+    if (this.level === 'normal') return null;
+    const minimum = this.level === 'critical'
+      ? this.settings.criticalMinPriority
+      : this.settings.pressureMinPriority;
+    if (!sheddable && priority >= minimum) return null;
+
+    this.refused[this.level]++;
+    this.refusedByLevel[this.level][priority]++;
+    const flag = this.level === 'critical' ? '--critical-min-priority' : '--pressure-min-priority';
+    return new OverloadedError(
+      this.level,
+      this.reason,
+      priority,
+      sheddable
+        ? 'its queue is sheddable'
+        : `only priority ${minimum} and above (${flag}) are accepted now`,
+    );
+  }
+
+  stats(): AdmissionStats {
+    return {
+      level: this.level,
+      reason: this.reason,
+      since: this.since,
+      refused: { ...this.refused },
+      refusedByPriority: this.refusedByLevel.pressure.map(
+        (count, priority) => count + this.refusedByLevel.critical[priority],
+      ),
+      refusedByLevel: {
+        pressure: [...this.refusedByLevel.pressure],
+        critical: [...this.refusedByLevel.critical],
+      },
+      transitions: { ...this.transitions },
+      signals: { ...this.sampled },
+    };
+  }
+
+  private change(level: Level, reason: Reason, now: number): void {
+    this.level = level;
+    this.reason = reason;
+    this.since = now;
+    this.transitions[level]++;
+    for (const listener of [...this.listeners]) listener(level, reason);
+  }
+
+  /**
+   * The worst level any signal asks for, with thresholds scaled by
+   * `share`: 1 to go up, recoverShare (lower thresholds, so a signal stays
+   * "high" longer) to decide whether to come down.
+   */
+  private judge(share: number, growing: boolean): { level: Level; reason: Reason } {
+    const s = this.settings;
+    const v = this.sampled;
+    let worst: { level: Level; reason: Reason } = { level: 'normal', reason: 'none' };
+    const raise = (level: Level, reason: Reason) => {
+      if (RANK[level] > RANK[worst.level]) worst = { level, reason };
+    };
+
+    if (s.memoryBudgetBytes !== null) {
+      if (v.rssBytes >= s.memoryBudgetBytes * s.memoryCriticalShare * share) {
+        raise('critical', 'memory');
+      } else if (v.rssBytes >= s.memoryBudgetBytes * s.memoryPressureShare * share) {
+        raise('pressure', 'memory');
+      }
+    }
+    // Free disk is better when higher: the floor rises as the share falls.
+    if (v.freeDiskBytes < s.diskFloorBytes / share) raise('critical', 'disk');
+    else if (v.freeDiskBytes < (2 * s.diskFloorBytes) / share) raise('pressure', 'disk');
+
+    if (s.criticalBacklog !== null && v.backlog >= s.criticalBacklog * share) {
+      raise('critical', 'backlog');
+    }
+    if (s.pressureBacklog !== null) {
+      if (v.backlog >= s.pressureBacklog * share) raise('pressure', 'backlog');
+      else if (growing && v.backlog >= (s.pressureBacklog / 2) * share) {
+        raise('pressure', 'backlog-growth');
+      }
+    }
+
+    const loop = v.eventLoopDelayMs;
+    if (s.eventLoopCriticalMs !== null && loop >= s.eventLoopCriticalMs * share) {
+      raise('critical', 'event-loop');
+    } else if (s.eventLoopPressureMs !== null && loop >= s.eventLoopPressureMs * share) {
+      raise('pressure', 'event-loop');
+    }
+    return worst;
+  }
+}
+
+/**
+ * The process's own signals: RSS from the OS, event-loop delay from
+ * perf_hooks. Disk and backlog come from the broker, which measures them.
+ */
+export function processSignals(
+  broker: { freeDiskBytes(): number; backlog(): ReturnType<Signals['backlog']> },
+): Signals & { close(): void } {
+  const histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
+  histogram.enable();
+  return {
+    rssBytes: () => process.memoryUsage.rss(),
+    freeDiskBytes: () => broker.freeDiskBytes(),
+    backlog: () => broker.backlog(),
+    eventLoopDelayMs: () => {
+      const p99 = histogram.count > 0 ? histogram.percentile(99) / 1e6 : 0;
+      histogram.reset();
+      return p99;
+    },
+    close: () => histogram.disable(),
+  };
+}

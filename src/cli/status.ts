@@ -1,0 +1,33 @@
+// `usher status`: the broker's health, including its admission level
+// (normal, pressure, critical) and why, from GET /healthz.
+
+import type { Command } from 'commander';
+
+import type { Cli, CommandGroup } from './context.js';
+import { keyValues } from './output.js';
+
+export const statusCommands: CommandGroup = {
+  register(program: Command, cli: Cli): void {
+    program
+      .command('status')
+      .description("show the broker's health and admission level")
+      .option('--json', 'print the health as JSON')
+      .action(async (flags: { json?: boolean }) => {
+        const health = await cli.client().health();
+        if (flags.json) return cli.out(JSON.stringify(health));
+
+        const admission = health.admission as Record<string, unknown> | undefined;
+        const pairs: Array<[string, unknown]> = [
+          ['status', health.status],
+          ['uptimeMs', health.uptimeMs],
+          ['queues', health.queues],
+        ];
+        if (admission !== undefined) {
+          for (const [key, value] of Object.entries(admission)) {
+            pairs.push([key === 'level' || key === 'reason' ? key : `admission.${key}`, value]);
+          }
+        }
+        for (const line of keyValues(pairs)) cli.out(line);
+      });
+  },
+};

@@ -1,0 +1,178 @@
+// Per-queue limits (maxLength, maxBytes) and what a publish past them does
+// (README, "Graceful degradation"). Pure logic like the rest of the engine:
+// the queue keeps a WaitingIndex of its waiting messages, and planAdmission
+// decides, for a batch of newcomers, which are refused and which waiting
+// messages they displace, without changing anything.
+//
+// Only waiting messages (ready or delayed) count against the limits, as in
+// RabbitMQ: in-flight ones are bounded by the consumers' prefetch instead,
+// and displacing a message a consumer is working on would waste the work.
+
+import { MAX_PRIORITY, type Message, type QueueSettings } from './types.js';
+
+/** Which limit a refused newcomer would have broken. */
+export type LimitRefusal = 'max-length' | 'max-bytes';
+
+export interface Newcomer {
+  priority: number;
+  bytes: number;
+}
+
+export interface AdmissionPlan {
+  /** One per newcomer: null when admitted. */
+  refusals: (LimitRefusal | null)[];
+  /** Waiting messages that must leave to make room, in order. */
+  displaced: Message[];
+  admittedCount: number;
+  admittedBytes: number;
+}
+
+/** Counts and bytes of waiting messages, per priority too. */
+export class WaitingIndex {
+  count = 0;
+  bytes = 0;
+  readonly countByPriority: number[] = new Array<number>(MAX_PRIORITY + 1).fill(0);
+  readonly bytesByPriority: number[] = new Array<number>(MAX_PRIORITY + 1).fill(0);
+  /** Waiting messages per priority in arrival order; kept only for the
+   * reject-lowest-priority policy, so other queues pay nothing for it. */
+  private byPriority: Set<Message>[] | null = null;
+
+  /** Starts or stops keeping the per-priority sets, rebuilt from `messages`. */
+  track(enabled: boolean, messages: Iterable<Message>): void {
+    if (!enabled) {
+      this.byPriority = null;
+      return;
+    }
+    this.byPriority = Array.from({ length: MAX_PRIORITY + 1 }, () => new Set<Message>());
+    for (const message of messages) {
+      if (message.state !== 'in-flight') this.byPriority[message.priority].add(message);
+    }
+  }
+
+  add(message: Message): void {
+    this.count++;
+    this.bytes += message.body.length;
+    this.countByPriority[message.priority]++;
+    this.bytesByPriority[message.priority] += message.body.length;
+    this.byPriority?.[message.priority].add(message);
+  }
+
+  remove(message: Message): void {
+    this.count--;
+    this.bytes -= message.body.length;
+    this.countByPriority[message.priority]--;
+    this.bytesByPriority[message.priority] -= message.body.length;
+    this.byPriority?.[message.priority].delete(message);
+  }
+
+  /** Waiting messages of one priority, oldest first. */
+  ofPriority(priority: number): IterableIterator<Message> {
+    return (this.byPriority?.[priority] ?? NONE).values();
+  }
+}
+
+const NONE = new Set<Message>();
+
+export function hasLimits(settings: QueueSettings): boolean {
+  return settings.maxLength !== null || settings.maxBytes !== null;
+}
+
+export function needsPriorityIndex(settings: QueueSettings): boolean {
+  return hasLimits(settings) && settings.overflow === 'reject-lowest-priority';
+}
+
+/**
+ * Decides who of `newcomers` fits. `reserved` is room already promised to
+ * publishes still being written. Newcomers of one batch never displace
+ * each other; drop-oldest admits everyone (the queue trims on enqueue).
+ */
+export function planAdmission(
+  settings: QueueSettings,
+  index: WaitingIndex,
+  reserved: { count: number; bytes: number },
+  newcomers: Newcomer[],
+): AdmissionPlan {
+  const plan: AdmissionPlan = {
+    refusals: newcomers.map(() => null),
+    displaced: [],
+    admittedCount: 0,
+    admittedBytes: 0,
+  };
+  const admitAll = !hasLimits(settings) || settings.overflow === 'drop-oldest';
+  let count = index.count + reserved.count;
+  let bytes = index.bytes + reserved.bytes;
+  const victims = new VictimCursors(index);
+
+  newcomers.forEach((newcomer, at) => {
+    let afterCount = count + 1;
+    let afterBytes = bytes + newcomer.bytes;
+    const taken: Message[] = [];
+
+    if (!admitAll && settings.overflow === 'reject-lowest-priority') {
+      // Lowest priorities first, the oldest of each first.
+      for (let priority = 0; priority < newcomer.priority; priority++) {
+        while (!fits(settings, afterCount, afterBytes)) {
+          const victim = victims.next(priority);
+          if (victim === undefined) break;
+          taken.push(victim);
+          afterCount--;
+          afterBytes -= victim.body.length;
+        }
+      }
+    }
+
+    if (!admitAll && !fits(settings, afterCount, afterBytes)) {
+      victims.giveBack(taken);
+      plan.refusals[at] = settings.maxLength !== null && afterCount > settings.maxLength
+        ? 'max-length'
+        : 'max-bytes';
+      return;
+    }
+    plan.displaced.push(...taken);
+    plan.admittedCount++;
+    plan.admittedBytes += newcomer.bytes;
+    count = afterCount;
+    bytes = afterBytes;
+  });
+  return plan;
+}
+
+function fits(settings: QueueSettings, count: number, bytes: number): boolean {
+  return (settings.maxLength === null || count <= settings.maxLength) &&
+    (settings.maxBytes === null || bytes <= settings.maxBytes);
+}
+
+/** Walks each priority's waiting messages once, with take-backs, so a plan
+ * reads only as many messages as it displaces. */
+interface Cursor {
+  source: Iterator<Message>;
+  seen: Message[];
+  used: number;
+}
+
+class VictimCursors {
+  private readonly cursors = new Map<number, Cursor>();
+
+  constructor(private readonly index: WaitingIndex) {}
+
+  next(priority: number): Message | undefined {
+    let cursor = this.cursors.get(priority);
+    if (cursor === undefined) {
+      cursor = { source: this.index.ofPriority(priority), seen: [], used: 0 };
+      this.cursors.set(priority, cursor);
+    }
+    if (cursor.used === cursor.seen.length) {
+      const step = cursor.source.next();
+      if (step.done === true) return undefined;
+      cursor.seen.push(step.value);
+    }
+    return cursor.seen[cursor.used++];
+  }
+
+  giveBack(messages: Message[]): void {
+    for (const message of messages) {
+      const cursor = this.cursors.get(message.priority);
+      if (cursor !== undefined) cursor.used--;
+    }
+  }
+}

@@ -1,0 +1,68 @@
+// Admission control and queue limits together in the broker: a batch shed
+// under load leaves no room reserved and displaces nothing, and message by
+// message (AMQP) only the shed ones are refused.
+
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+
+import type { Broker } from '../../src/broker/broker.js';
+import { LoadRefusalError } from '../../src/errors.js';
+import { openBroker, tempDir, text } from '../helpers.js';
+
+let dir: ReturnType<typeof tempDir>;
+let broker: Broker;
+let waiting = 0;
+
+beforeEach(async () => {
+  dir = tempDir();
+  waiting = 0;
+  broker = await openBroker(dir.path, {
+    admission: { pressureBacklog: 10, holdMs: 0, sampleMs: 60_000, pressureMinPriority: 4 },
+    signals: { backlog: () => ({ waiting, published: 0, acked: 0 }) },
+  });
+});
+
+afterEach(async () => {
+  await broker.close();
+  dir.remove();
+});
+
+describe('shedding with queue limits', () => {
+  it('refuses a mixed batch whole at pressure without taking room or displacing', async () => {
+    await broker.createQueue('q', {
+      maxLength: 2,
+      overflow: 'reject-lowest-priority',
+      deadLetter: 'q.dlq',
+    });
+    await broker.publish('q', [{ body: text('low'), priority: 4 }]);
+    waiting = 10;
+    broker.admission!.sample();
+
+    await assert.rejects(
+      broker.publish('q', [{ body: text('a'), priority: 9 }, { body: text('b'), priority: 1 }]),
+      { code: 'OVERLOADED', status: 429 },
+    );
+    assert.equal(broker.getQueue('q.dlq').stats.total, 0, 'nothing displaced');
+
+    // The room the refused batch would have taken is still there.
+    await broker.publish('q', [{ body: text('c'), priority: 9 }]);
+    assert.equal(broker.getQueue('q').stats.total, 2);
+  });
+
+  it('answers message by message for AMQP', async () => {
+    await broker.createQueue('q', { maxLength: 2 });
+    waiting = 10;
+    broker.admission!.sample();
+    const answers = await broker.publishEach('q', [
+      { body: text('a'), priority: 9 },
+      { body: text('b'), priority: 1 },
+      { body: text('c'), priority: 5 },
+      { body: text('d'), priority: 5 },
+    ]);
+    assert.deepEqual(
+      answers.map((a) => (a instanceof LoadRefusalError ? a.code : 'stored')),
+      ['stored', 'OVERLOADED', 'stored', 'QUEUE_FULL'],
+    );
+    assert.equal(broker.getQueue('q').stats.total, 2);
+  });
+});

@@ -1,0 +1,43 @@
+// The on-sale demo against an embedded broker with admission control and
+// low thresholds, shortened: low priorities are shed, payments never,
+// nothing accepted is lost, and the broker ends back at normal. Latency
+// is printed by the bench (bench/onsale.ts), not asserted here.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { startEmbeddedBroker } from '../../src/demo/embedded.js';
+import { runOnSale } from '../../src/demo/ticketing/onsale.js';
+
+describe('usher demo onsale', () => {
+  it('sheds recommendations first, never payments, and loses nothing accepted', async () => {
+    const broker = await startEmbeddedBroker({
+      sync: false,
+      admission: { pressureBacklog: 100, criticalBacklog: 250, holdMs: 300, sampleMs: 50 },
+    });
+    try {
+      const report = await runOnSale({
+        url: broker.url,
+        capacityPerSecond: 200,
+        spikeFactor: 5,
+        warmupMs: 200,
+        normalMs: 800,
+        spikeMs: 2500,
+        drainTimeoutMs: 30_000,
+      });
+      const [payment, notification, recommendation] = report.kinds;
+      assert.equal(payment.shed, 0);
+      assert.ok(recommendation.shed > 0, 'recommendations shed');
+      assert.ok(recommendation.shed / recommendation.sent >= notification.shed / notification.sent);
+      for (const kind of report.kinds) {
+        assert.equal(kind.lost, 0, `${kind.kind} lost`);
+        assert.equal(kind.accepted + kind.shed, kind.sent);
+        assert.equal(kind.processed, kind.accepted);
+      }
+      assert.ok(report.levels.includes('pressure'), report.levels.join(' -> '));
+      assert.equal(report.levels.at(-1), 'normal');
+    } finally {
+      await broker.close();
+    }
+  });
+});
