@@ -19,12 +19,13 @@ import { encodeContent } from './frame-encoder.js';
 import {
   EXCHANGE_HEADER,
   ROUTING_KEY_HEADER,
-  deathTable,
   fromAmqp,
   settingsFromArguments,
   toAmqp,
 } from './mapping.js';
 import type { Method, MethodOf } from './methods.js';
+import { featuresFromArguments } from './queue-features.js';
+import { deathTable } from './x-death.js';
 
 /** AMQP has no lease: RabbitMQ's consumer timeout (30 min) stands in. */
 const LEASE_MS = 30 * 60 * 1000;
@@ -39,6 +40,8 @@ interface Consumer {
   prefetch: number;
   unacked: number;
   subscription: Subscription | null;
+  /** On an x-single-active-consumer queue: waits its turn. */
+  singleActive: boolean;
 }
 
 interface Unacked {
@@ -235,8 +238,10 @@ export class AmqpChannel {
       if (!exists) throw notFound(`no queue '${name}' in vhost '/'`);
     } else {
       const settings = settingsFromArguments(method.arguments);
+      const features = featuresFromArguments(method.arguments);
       if (exists) {
         this.topology.checkEquivalent(name, settings);
+        this.topology.checkFeatures(name, features);
         this.topology.checkFlags(name, method.durable, method.autoDelete);
       }
       if (method.exclusive) this.topology.claim(name, this.connection, !exists);
@@ -245,8 +250,11 @@ export class AmqpChannel {
         // Usher's HTTP default of 10 attempts would drop such messages.
         await this.broker.createQueue(name, { maxAttempts: 0, ...settings });
         this.topology.created(name, method.durable, method.autoDelete);
+        await this.topology.setFeatures(name, features);
       }
     }
+    // Any declare, passive too, restarts x-expires' clock (RabbitMQ).
+    this.topology.queueUsed(name);
     if (method.noWait) return;
     const { stats } = this.broker.getQueue(name);
     this.send({
@@ -542,8 +550,13 @@ export class AmqpChannel {
       prefetch: this.consumerPrefetch,
       unacked: 0,
       subscription: null,
+      singleActive: this.topology.featuresOf(method.queue).singleActiveConsumer === true,
     };
     this.consumers.set(tag, consumer);
+    if (consumer.singleActive) {
+      this.topology.singleActive.join(consumer.queue, consumer, () =>
+        consumer.subscription?.wake());
+    }
     // consume-ok must reach the client before the first delivery.
     if (!method.noWait) this.send({ name: 'basic.consume-ok', consumerTag: tag });
 
@@ -557,6 +570,9 @@ export class AmqpChannel {
 
   private creditOf(consumer: Consumer): number {
     if (this.closed || !this.flowActive || !this.connection.writable) return 0;
+    if (consumer.singleActive && !this.topology.singleActive.isActive(consumer.queue, consumer)) {
+      return 0;
+    }
     if (consumer.noAck) return NO_ACK_CREDIT;
     const own = consumer.prefetch === 0 ? Infinity : consumer.prefetch - consumer.unacked;
     const shared =
@@ -625,6 +641,7 @@ export class AmqpChannel {
 
   private async get(method: MethodOf<'basic.get'>): Promise<void> {
     this.checkQueue(method.queue);
+    this.topology.queueUsed(method.queue);
     const [message] = await this.broker.receive(method.queue, {
       max: 1,
       waitMs: 0,
@@ -679,6 +696,7 @@ export class AmqpChannel {
     consumer.subscription?.cancel();
     consumer.subscription = null;
     this.consumers.delete(consumer.tag);
+    if (consumer.singleActive) this.topology.singleActive.leave(consumer.queue, consumer);
     void this.topology.consumerRemoved(consumer.queue, consumer.exclusive);
   }
 

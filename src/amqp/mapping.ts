@@ -22,6 +22,7 @@ import { MAX_PRIORITY } from '../engine/types.js';
 import type { BasicProperties } from './content.js';
 import { REPLY } from './constants.js';
 import { AmqpError } from './errors.js';
+import { FEATURE_ARGUMENTS } from './queue-features.js';
 import {
   decodeTable,
   encodeTable,
@@ -173,14 +174,6 @@ export function settingsFromArguments(args: FieldTable): QueueSettingsInput {
         // RabbitMQ counts redeliveries; Usher counts deliveries.
         settings.maxAttempts = integer(name, value, 0, 1_000_000) + 1;
         break;
-      case 'x-dead-letter-routing-key':
-        settings.deadLetter = text(name, value);
-        break;
-      case 'x-dead-letter-exchange':
-        // TODO(#4): dead-letter through a named exchange. Through the
-        // default exchange the routing key names the queue, which Usher does.
-        if (value !== '') refuse(name, value);
-        break;
       case 'x-usher-fifo':
         settings.fifo = value === true;
         break;
@@ -206,8 +199,10 @@ export function settingsFromArguments(args: FieldTable): QueueSettingsInput {
         backoff.jitter = number(name, value, 0, 1);
         break;
       default:
+        // Dead-letter exchanges, x-expires and single active consumers
+        // are the AMQP adapter's own (queue-features.ts).
+        if (FEATURE_ARGUMENTS.has(name)) break;
         // TODO(#6): x-max-length, x-max-length-bytes, x-overflow.
-        // TODO(#4): x-expires, x-single-active-consumer.
         refuse(name, value);
     }
   }
@@ -234,13 +229,6 @@ function numeric(name: string, value: unknown, min: number, max: number, whole: 
   return n;
 }
 
-function text(name: string, value: unknown): string {
-  if (typeof value !== 'string') {
-    throw preconditionFailed(`invalid arg '${name}' for queue: not a string`);
-  }
-  return value;
-}
-
 function refuse(name: string, value: unknown): never {
   throw preconditionFailed(`arg '${name}' ` +
     `(${String(value)}) is not supported by Usher`);
@@ -248,52 +236,4 @@ function refuse(name: string, value: unknown): never {
 
 function preconditionFailed(message: string): AmqpError {
   return new AmqpError(REPLY.PRECONDITION_FAILED, message);
-}
-
-/** RabbitMQ's names for why a message died. */
-const RABBIT_REASONS: Record<string, string> = {
-  rejected: 'rejected',
-  expired: 'expired',
-  'max-attempts': 'delivery_limit',
-};
-
-/**
- * The `x-death` header RabbitMQ users read: one table per queue and reason,
- * newest first, with a count, built from Usher's `x-usher-deaths`.
- */
-export function deathTable(headers: Record<string, string>): FieldTable {
-  const text = headers['x-usher-deaths'];
-  if (text === undefined) return new Map();
-  let deaths: Array<{ reason: string; queue: string; time: string }>;
-  try {
-    deaths = JSON.parse(text);
-    if (!Array.isArray(deaths)) return new Map();
-  } catch {
-    return new Map();
-  }
-
-  const entries = new Map<string, { reason: string; queue: string; time: string; count: number }>();
-  for (const death of deaths) {
-    const key = `${death.queue}\u0000${death.reason}`;
-    const entry = entries.get(key);
-    if (entry === undefined) entries.set(key, { ...death, count: 1 });
-    else {
-      entry.count++;
-      entry.time = death.time;
-    }
-  }
-  const tables: FieldValue[] = [...entries.values()]
-    .sort((a, b) => b.time.localeCompare(a.time))
-    .map((entry) => ({
-      type: 'F',
-      value: new Map<string, FieldValue>([
-        ['count', { type: 'l', value: BigInt(entry.count) }],
-        ['reason', { type: 'S', value: RABBIT_REASONS[entry.reason] ?? entry.reason }],
-        ['queue', { type: 'S', value: entry.queue }],
-        ['time', { type: 'T', value: BigInt(Math.floor(Date.parse(entry.time) / 1000) || 0) }],
-        ['exchange', { type: 'S', value: '' }],
-        ['routing-keys', { type: 'A', value: [{ type: 'S', value: entry.queue }] }],
-      ]),
-    }));
-  return new Map([['x-death', { type: 'A', value: tables }]]);
 }

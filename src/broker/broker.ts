@@ -25,7 +25,7 @@ import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { checkCount, checkPublish, cutText, freeBytesOf } from './checks.js';
 import { DataLock } from './data-lock.js';
-import { deathHeaders } from './dead-letter.js';
+import { type DeadLetterRouter, deathHeaders, deliverDeadLetter } from './dead-letter.js';
 import {
   FIRST_ERROR_HEADER,
   LAST_ERROR_HEADER,
@@ -120,6 +120,7 @@ export class Broker implements BrokerApi {
   private readonly diskFloorBytes: number;
   private freeDiskBytes = Number.POSITIVE_INFINITY;
   private diskTimer: NodeJS.Timeout | null = null;
+  private deadLetterRouter: DeadLetterRouter | null = null;
 
   private constructor(
     private readonly logger: Logger,
@@ -604,6 +605,11 @@ export class Broker implements BrokerApi {
 
   // --- dead letters ---------------------------------------------------
 
+  /** Lets a protocol adapter route its queues' dead letters (AMQP). */
+  routeDeadLetters(router: DeadLetterRouter | null): void {
+    this.deadLetterRouter = router;
+  }
+
   peek(queue: string, options: { limit: number; offset: number }): PeekedMessage[] {
     const engine = this.engineOf(queue);
     const limit = checkCount(options.limit, 'limit', MAX_RECEIVE);
@@ -696,6 +702,26 @@ export class Broker implements BrokerApi {
     touched: Set<QueueEngine>,
   ): LogRecord[] {
     const { message, reason } = outcome;
+    const routed = this.deadLetterRouter?.route(
+      engine.name,
+      reason,
+      deathHeaders(message, engine.name, reason, now, error),
+    );
+    if (routed !== undefined) {
+      const destinations = routed.queues
+        .map((queue) => this.engines.get(queue))
+        .filter((queue): queue is QueueEngine => queue !== undefined);
+      if (destinations.length === 0) {
+        engine.totals.dropped++;
+        return [{ type: 'settled', seqs: [message.seq] }];
+      }
+      engine.totals.deadLettered++;
+      for (const destination of destinations) touched.add(destination);
+      return deliverDeadLetter(message, destinations, routed.headers, now, () =>
+        this.store.allocateSeq(),
+      );
+    }
+
     const target = engine.settings.deadLetter;
     if (target === null) {
       engine.totals.dropped++;

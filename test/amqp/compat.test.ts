@@ -17,6 +17,7 @@
 import { after, before, describe, it } from 'node:test';
 
 import { CLIENTS, type Client } from './compat/clients.js';
+import { featureCases } from './compat/cases-features.js';
 import { lifecycleCases } from './compat/cases-lifecycle.js';
 import { consumeCases, publishCases } from './compat/cases-messages.js';
 import { connectionCases, exchangeCases, queueCases } from './compat/cases-topology.js';
@@ -35,6 +36,7 @@ const CASES: readonly Case[] = [
   ...publishCases,
   ...consumeCases,
   ...lifecycleCases,
+  ...featureCases,
 ];
 
 const TARGETS: ReadonlyArray<{ name: TargetName; start(): Promise<RunningTarget> }> = [

@@ -115,8 +115,6 @@ export const lifecycleCases: Case[] = [
   },
   {
     name: 'dead-lettering: delivered from the DLQ with exchange \'\' and the dead-letter key',
-    usherTodo: 'Usher keeps the original exchange and key ' +
-      '(src/amqp/channel.ts deliver, EXCHANGE_HEADER)',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const [exchange, queue, dlq] = [ctx.name('x'), ctx.name('work'), ctx.name('dlq')];
@@ -133,7 +131,6 @@ export const lifecycleCases: Case[] = [
   },
   {
     name: 'dead-lettering: x-death keeps the exchange and routing key the message came by',
-    usherTodo: 'Usher writes exchange \'\' and the queue name (src/amqp/mapping.ts deathTable)',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const [exchange, queue, dlq] = [ctx.name('x'), ctx.name('work'), ctx.name('dlq')];
@@ -150,7 +147,6 @@ export const lifecycleCases: Case[] = [
   },
   {
     name: 'dead-lettering: x-first-death-queue, -reason and -exchange headers',
-    usherTodo: 'Usher sends x-usher-first-death-* instead (src/amqp/mapping.ts toAmqp)',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const [queue, dlq] = [ctx.name('work'), ctx.name('dlq')];
@@ -181,10 +177,6 @@ export const lifecycleCases: Case[] = [
   },
   {
     name: 'dead-lettering through a named exchange',
-    onlyTarget: {
-      target: 'rabbitmq',
-      reason: 'Usher refuses a named x-dead-letter-exchange with 406 (README)',
-    },
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const [dlx, queue, dlq] = [ctx.name('dlx'), ctx.name('work'), ctx.name('dlq')];
@@ -219,8 +211,6 @@ export const lifecycleCases: Case[] = [
   },
   {
     name: 'dead-lettering in a loop: x-death counts each queue and reason',
-    usherTodo: 'Usher creates the DLQ a queue names, then finds its declare inequivalent: 406 ' +
-      '(src/broker/broker.ts createQueue)',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const [work, wait] = [ctx.name('work'), ctx.name('wait')];
@@ -241,8 +231,6 @@ export const lifecycleCases: Case[] = [
   },
   {
     name: 'dead-letter queue declared after the queue naming it, with arguments of its own',
-    usherTodo: 'Usher auto-creates the DLQ with settings of its own, so this declare is 406 ' +
-      '(src/broker/broker.ts createQueue)',
     async run(ctx) {
       const { ch } = await ctx.open();
       const [queue, dlq] = [ctx.name('work'), ctx.name('dlq')];
@@ -306,11 +294,8 @@ export const lifecycleCases: Case[] = [
 ];
 
 const UNSUPPORTED_BY_USHER: Array<Record<string, unknown>> = [
-  { 'x-expires': 60000 },
   { 'x-max-length': 10 },
   { 'x-max-length-bytes': 1000 },
   { 'x-overflow': 'reject-publish' },
-  { 'x-single-active-consumer': true },
-  { 'x-dead-letter-exchange': 'amq.direct' },
 ];
 
