@@ -25,6 +25,13 @@ import {
 } from './mapping.js';
 import type { Method, MethodOf } from './methods.js';
 import { featuresFromArguments } from './queue-features.js';
+import {
+  type HeldSettlement,
+  Transaction,
+  confirmOnTxChannel,
+  notTransactional,
+  txOnConfirmChannel,
+} from './tx.js';
 import { deathTable } from './x-death.js';
 
 /** AMQP has no lease: RabbitMQ's consumer timeout (30 min) stands in. */
@@ -75,6 +82,8 @@ export class AmqpChannel {
   private publishesLanded: Promise<unknown> = Promise.resolve();
 
   private confirming = false;
+  /** Set by tx.select: publishes and acks wait for tx.commit. */
+  private tx: Transaction<Incoming, Unacked> | null = null;
   private publishTag = 0;
   /** Confirm tags still waiting, each with how many queues it waits on. */
   private readonly waitingConfirms = new Map<number, number>();
@@ -129,7 +138,12 @@ export class AmqpChannel {
         this.closed = true;
         this.connection.channelClosedByClient(this.number);
         return;
+      case 'tx.select':
+      case 'tx.commit':
+      case 'tx.rollback':
+        return this.onTx(method.name);
       case 'confirm.select':
+        if (this.tx !== null) throw confirmOnTxChannel();
         // At once, not behind slower methods: the publishes that follow
         // in the same chunk must already count.
         this.confirming = true;
@@ -387,7 +401,12 @@ export class AmqpChannel {
     const incoming = this.incoming;
     this.incoming = null;
     if (incoming === null || this.closed) return;
+    if (this.tx !== null) this.holdPublish(this.tx, incoming);
+    else this.routePublish(incoming);
+  }
 
+  /** Routes a publish and adds it to this chunk's batches. */
+  private routePublish(incoming: Incoming): void {
     const tag = this.confirming ? ++this.publishTag : 0;
     try {
       // Copied: a view would keep the whole socket chunk alive.
@@ -718,6 +737,52 @@ export class AmqpChannel {
     });
   }
 
+  // --- transactions (tx.ts) -------------------------------------------
+
+  private onTx(name: 'tx.select' | 'tx.commit' | 'tx.rollback'): void {
+    if (name === 'tx.select') {
+      if (this.confirming) throw txOnConfirmChannel();
+      this.tx ??= new Transaction();
+      this.inOrder(() => this.send({ name: 'tx.select-ok' }));
+      return;
+    }
+    if (this.tx === null) throw notTransactional();
+    const held = this.tx.take();
+    if (name === 'tx.rollback') {
+      this.restoreSettlements(held.settlements);
+      this.inOrder(() => this.send({ name: 'tx.rollback-ok' }));
+      return;
+    }
+    this.inOrder(async () => {
+      for (const incoming of held.publishes) this.routePublish(incoming);
+      this.flushPublishes();
+      await this.publishesLanded;
+      for (const { entries, how } of held.settlements) this.settleEntries(entries, how);
+      this.wake();
+      this.send({ name: 'tx.commit-ok' });
+    });
+  }
+
+  private holdPublish(tx: Transaction<Incoming, Unacked>, incoming: Incoming): void {
+    try {
+      // A missing exchange is refused at once; routing waits for commit.
+      this.topology.route(incoming.exchange, incoming.routingKey, EMPTY_TABLE);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    // Held past this chunk: one copy, not views that pin socket chunks.
+    incoming.parts = [Buffer.concat(incoming.parts, incoming.received)];
+    tx.holdPublish(incoming);
+  }
+
+  /** Held acks undone: their deliveries are unacked again, not requeued. */
+  private restoreSettlements(settlements: Array<HeldSettlement<Unacked>>): void {
+    for (const { entries } of settlements) {
+      for (const [tag, entry] of entries) this.unacked.set(tag, entry);
+    }
+  }
+
   // --- settling -------------------------------------------------------
 
   private settle(
@@ -733,20 +798,33 @@ export class AmqpChannel {
       return;
     }
 
-    const byQueue = new Map<string, string[]>();
+    const entries: Array<[number, Unacked]> = [];
     for (const tag of tags) {
       const entry = this.unacked.get(tag);
       if (entry === undefined) continue;
       this.unacked.delete(tag);
+      entries.push([tag, entry]);
+    }
+    // In a transaction the consumer's prefetch frees at commit (RabbitMQ).
+    if (this.tx !== null) {
+      this.tx.holdSettlement({ how, entries });
+      return;
+    }
+    this.settleEntries(entries, how);
+    // The broker serves the acked queue's subscribers itself; only a
+    // channel-wide prefetch frees credit on this channel's other queues.
+    if (this.channelPrefetch > 0) this.wake();
+  }
+
+  private settleEntries(entries: Array<[number, Unacked]>, how: 'ack' | 'requeue' | 'reject'): void {
+    const byQueue = new Map<string, string[]>();
+    for (const [, entry] of entries) {
       if (entry.consumer !== null) entry.consumer.unacked--;
       const receipts = byQueue.get(entry.queue) ?? [];
       receipts.push(entry.receipt);
       byQueue.set(entry.queue, receipts);
     }
     for (const [queue, receipts] of byQueue) this.settleReceipts(queue, receipts, how);
-    // The broker serves the acked queue's subscribers itself; only a
-    // channel-wide prefetch frees credit on this channel's other queues.
-    if (this.channelPrefetch > 0) this.wake();
   }
 
   private settleReceipts(
@@ -787,6 +865,7 @@ export class AmqpChannel {
   /** The channel or its connection closed: stop consumers, requeue (C1). */
   release(): void {
     this.closed = true;
+    if (this.tx !== null) this.restoreSettlements(this.tx.take().settlements);
     for (const consumer of [...this.consumers.values()]) this.dropConsumer(consumer);
     this.requeueAll();
     this.batches.clear();

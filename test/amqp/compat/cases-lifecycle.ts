@@ -264,33 +264,6 @@ export const lifecycleCases: Case[] = [
       }
     },
   },
-  {
-    name: 'tx.select is refused with 540',
-    onlyTarget: {
-      target: 'usher',
-      reason: 'RabbitMQ has transactions; Usher answers tx.* with 540 (README)',
-    },
-    onlyClient: { client: 'amqp-client', reason: 'amqplib has no API for tx.*' },
-    async run(ctx) {
-      const { conn, ch } = await ctx.open();
-      await expectConnectionError(conn, 540, () => ch.tx!.select());
-    },
-  },
-  {
-    name: 'tx.select and tx.commit: a committed publish is delivered',
-    onlyTarget: { target: 'rabbitmq', reason: 'Usher answers tx.* with 540 (README)' },
-    onlyClient: { client: 'amqp-client', reason: 'amqplib has no API for tx.*' },
-    async run(ctx) {
-      const { ch } = await ctx.open();
-      const queue = ctx.name('tx');
-      await ch.queueDeclare(queue);
-      await ch.tx!.select();
-      await ch.publish('', queue, 'x');
-      assert.equal(await ch.get(queue), null);
-      await ch.tx!.commit();
-      assert.equal((await getSoon(ch, queue)).body, 'x');
-    },
-  },
 ];
 
 const UNSUPPORTED_BY_USHER: Array<Record<string, unknown>> = [
