@@ -431,6 +431,7 @@ export class AmqpChannel {
       mapped.headers[EXCHANGE_HEADER] = incoming.exchange;
       mapped.headers[ROUTING_KEY_HEADER] = incoming.routingKey;
       const input: PublishInput = {
+        id: mapped.id,
         body,
         headers: mapped.headers,
         priority: mapped.priority,

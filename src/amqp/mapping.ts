@@ -18,6 +18,7 @@
 //                         (base64), which wins when read back over AMQP.
 
 import type { QueueSettingsInput } from '../broker/types.js';
+import { MAX_ID_LENGTH } from '../broker/checks.js';
 import { MAX_PRIORITY } from '../engine/types.js';
 import type { BasicProperties } from './content.js';
 import { REPLY } from './constants.js';
@@ -32,6 +33,12 @@ import {
 } from './field-table.js';
 
 export const TYPED_HEADERS = 'x-usher-amqp-headers';
+/**
+ * Usher's message id, for its deduplication window. A header of Usher's
+ * own, not `message-id`: RabbitMQ applications reuse message ids freely
+ * and would see their messages dropped as duplicates.
+ */
+export const ID_HEADER = 'x-usher-id';
 /** Where an AMQP publish was sent, for basic.deliver's fields. */
 export const EXCHANGE_HEADER = 'x-usher-amqp-exchange';
 export const ROUTING_KEY_HEADER = 'x-usher-amqp-routing-key';
@@ -60,6 +67,8 @@ const PROPERTY_HEADERS = new Set<string>([
 ]);
 
 export interface MappedPublish {
+  /** The x-usher-id header, when the publisher set one. */
+  id: string | undefined;
   headers: Record<string, string>;
   priority: number;
   ttlMs: number | undefined;
@@ -86,7 +95,11 @@ export function fromAmqp(properties: BasicProperties): MappedPublish {
     headers[TYPED_HEADERS] = encodeTable(properties.headers).toString('base64');
   }
 
+  // An id the broker would refuse is left out rather than failing the
+  // other publishes batched with this one.
+  const id = headers[ID_HEADER];
   return {
+    id: id !== undefined && id.length >= 1 && id.length <= MAX_ID_LENGTH ? id : undefined,
     headers,
     // AMQP priorities go to 255; Usher's stop at 9, and higher is higher.
     priority: Math.min(properties.priority ?? 0, MAX_PRIORITY),

@@ -10,6 +10,7 @@ import {
   type WirePeeked,
   type WireReceived,
 } from './body.js';
+import { AmqpApi, unsupported } from './amqp-api.js';
 import { Consumer, type ConsumeOptions, type Handler } from './consumer.js';
 import { Transport } from './transport.js';
 import type {
@@ -34,6 +35,12 @@ import type {
  * Opens a client for the broker at `url`. Nothing is sent until the first
  * call; connections are kept alive and shared between calls.
  *
+ * `amqp://user:password@host:5672` speaks AMQP 0-9-1 instead: one
+ * connection, publishes pipelined and confirmed once durable. Publishing,
+ * receiving, settling, consume() and createQueue/purgeQueue/deleteQueue
+ * work as over HTTP (differences in src/client/amqp-api.ts); the rest
+ * throws `UNSUPPORTED` naming the method.
+ *
  * @example
  *   import { connect } from 'usher';
  *   const usher = connect('http://127.0.0.1:8080');
@@ -50,12 +57,27 @@ export function connect(url = 'http://127.0.0.1:8080'): UsherClient {
 export class UsherClient {
   /** The broker's base URL, e.g. `http://127.0.0.1:8080`. */
   readonly url: string;
-  readonly #transport: Transport;
+  readonly #http: Transport | null;
+  /** Set instead of #http for an amqp:// URL. */
+  readonly #amqp: AmqpApi | null;
   readonly #consumers = new Set<Consumer>();
 
   constructor(url: string) {
-    this.#transport = new Transport(url);
-    this.url = this.#transport.baseUrl;
+    if (/^amqp:/i.test(url)) {
+      this.#http = null;
+      this.#amqp = new AmqpApi(url);
+      this.url = url;
+    } else {
+      this.#http = new Transport(url);
+      this.#amqp = null;
+      this.url = this.#http.baseUrl;
+    }
+  }
+
+  /** The HTTP transport, or UNSUPPORTED naming `method` over AMQP. */
+  #httpFor(method: string): Transport {
+    if (this.#http !== null) return this.#http;
+    throw unsupported(method, 'it');
   }
 
   // --- publishing -------------------------------------------------------
@@ -75,8 +97,9 @@ export class UsherClient {
     body: MessageBody,
     options: PublishOptions = {},
   ): Promise<PublishResult> {
+    if (this.#amqp) return this.#amqp.publish(queue, body, options);
     const message = encodeMessage({ ...options, body }, 'body');
-    const answer = await this.#transport.request<PublishResult>(
+    const answer = await this.#httpFor('publish').request<PublishResult>(
       'POST',
       `${queuePath(queue)}/messages`,
       message,
@@ -99,10 +122,11 @@ export class UsherClient {
     queue: string,
     messages: readonly OutgoingMessage[],
   ): Promise<PublishResult[]> {
+    if (this.#amqp) return this.#amqp.publishBatch(queue, messages);
     const wire: WireMessage[] = messages.map((message, i) =>
       encodeMessage(message, `messages.${i}.body`),
     );
-    const answer = await this.#transport.request<{ results: PublishResult[] }>(
+    const answer = await this.#httpFor('publishBatch').request<{ results: PublishResult[] }>(
       'POST',
       `${queuePath(queue)}/messages/batch`,
       { messages: wire },
@@ -125,8 +149,9 @@ export class UsherClient {
     queue: string,
     options: ReceiveOptions = {},
   ): Promise<ReceivedMessage[]> {
+    if (this.#amqp) return this.#amqp.receive(queue, options);
     const { signal, ...request } = options;
-    const answer = await this.#transport.request<{ messages: WireReceived[] }>(
+    const answer = await this.#httpFor('receive').request<{ messages: WireReceived[] }>(
       'POST',
       `${queuePath(queue)}/receive`,
       { max: 1, waitMs: 0, ...request },
@@ -147,9 +172,10 @@ export class UsherClient {
     queue: string,
     receipts: string | readonly string[],
   ): Promise<AckResult> {
+    if (this.#amqp) return this.#amqp.ack(queue, receipts);
     const body =
       typeof receipts === 'string' ? { receipt: receipts } : { receipts };
-    const answer = await this.#transport.request<AckResult>(
+    const answer = await this.#httpFor('ack').request<AckResult>(
       'POST',
       `${queuePath(queue)}/ack`,
       body,
@@ -172,7 +198,8 @@ export class UsherClient {
     receipt: string,
     options: NackOptions = {},
   ): Promise<void> {
-    await this.#transport.request(
+    if (this.#amqp) return this.#amqp.nack(queue, receipt, options);
+    await this.#httpFor('nack').request(
       'POST',
       `${queuePath(queue)}/nack`,
       { receipt, ...options },
@@ -190,7 +217,8 @@ export class UsherClient {
     receipt: string,
     timeoutMs: number,
   ): Promise<number> {
-    const answer = await this.#transport.request<{ leaseDeadline: number }>(
+    if (this.#amqp) return this.#amqp.extend();
+    const answer = await this.#httpFor('extend').request<{ leaseDeadline: number }>(
       'POST',
       `${queuePath(queue)}/extend`,
       { receipt, timeoutMs },
@@ -206,7 +234,8 @@ export class UsherClient {
    *   await usher.release('orders', later.map((m) => m.receipt));
    */
   async release(queue: string, receipts: string[]): Promise<number> {
-    const answer = await this.#transport.request<{ released: number }>(
+    if (this.#amqp) return this.#amqp.release(queue, receipts);
+    const answer = await this.#httpFor('release').request<{ released: number }>(
       'POST',
       `${queuePath(queue)}/release`,
       { receipts },
@@ -240,6 +269,7 @@ export class UsherClient {
   /** Stops every consumer started from this client (see Consumer.stop). */
   async close(): Promise<void> {
     await Promise.all([...this.#consumers].map((c) => c.stop()));
+    await this.#amqp?.close();
   }
 
   // --- queues -----------------------------------------------------------
@@ -260,7 +290,8 @@ export class UsherClient {
     name: string,
     settings: QueueSettingsInput = {},
   ): Promise<CreateQueueResult> {
-    const answer = await this.#transport.request<QueueInfo>(
+    if (this.#amqp) return this.#amqp.createQueue(name, settings);
+    const answer = await this.#httpFor('createQueue').request<QueueInfo>(
       'PUT',
       queuePath(name),
       settings,
@@ -277,7 +308,7 @@ export class UsherClient {
    *   }
    */
   async listQueues(): Promise<QueueInfo[]> {
-    const answer = await this.#transport.request<{ queues: QueueInfo[] }>(
+    const answer = await this.#httpFor('listQueues').request<{ queues: QueueInfo[] }>(
       'GET',
       '/queues',
     );
@@ -291,7 +322,7 @@ export class UsherClient {
    *   const { stats } = await usher.getQueue('orders');
    */
   async getQueue(name: string): Promise<QueueInfo> {
-    const answer = await this.#transport.request<QueueInfo>(
+    const answer = await this.#httpFor('getQueue').request<QueueInfo>(
       'GET',
       queuePath(name),
     );
@@ -305,7 +336,8 @@ export class UsherClient {
    *   const dropped = await usher.purgeQueue('orders');
    */
   async purgeQueue(name: string): Promise<number> {
-    const answer = await this.#transport.request<{ purged: number }>(
+    if (this.#amqp) return this.#amqp.purgeQueue(name);
+    const answer = await this.#httpFor('purgeQueue').request<{ purged: number }>(
       'POST',
       `${queuePath(name)}/purge`,
     );
@@ -319,7 +351,8 @@ export class UsherClient {
    *   await usher.deleteQueue('scratch');
    */
   async deleteQueue(name: string): Promise<void> {
-    await this.#transport.request('DELETE', queuePath(name));
+    if (this.#amqp) return this.#amqp.deleteQueue(name);
+    await this.#httpFor('deleteQueue').request('DELETE', queuePath(name));
   }
 
   /**
@@ -339,7 +372,7 @@ export class UsherClient {
     if (offset !== undefined) query.set('offset', String(offset));
     const search = query.toString() ? `?${query}` : '';
 
-    const answer = await this.#transport.request<{ messages: WirePeeked[] }>(
+    const answer = await this.#httpFor('peek').request<{ messages: WirePeeked[] }>(
       'GET',
       `${queuePath(queue)}/messages${search}`,
     );
@@ -354,7 +387,7 @@ export class UsherClient {
    *   const moved = await usher.redrive('orders.dlq', { max: 100 });
    */
   async redrive(queue: string, options: RedriveOptions = {}): Promise<number> {
-    const answer = await this.#transport.request<{ moved: number }>(
+    const answer = await this.#httpFor('redrive').request<{ moved: number }>(
       'POST',
       `${queuePath(queue)}/redrive`,
       options,
@@ -369,7 +402,7 @@ export class UsherClient {
    *   const { status } = await usher.health(); // 'ok'
    */
   async health(): Promise<Health> {
-    const answer = await this.#transport.request<Health>('GET', '/healthz');
+    const answer = await this.#httpFor('health').request<Health>('GET', '/healthz');
     return answer.data;
   }
 }
