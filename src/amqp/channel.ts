@@ -14,7 +14,7 @@ import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
 import type { BasicProperties, ContentHeader } from './content.js';
 import { AmqpError } from './errors.js';
-import { EMPTY_TABLE, type FieldTable } from './field-table.js';
+import { EMPTY_TABLE, type FieldTable, type FieldValue } from './field-table.js';
 import { encodeContent } from './frame-encoder.js';
 import {
   EXCHANGE_HEADER,
@@ -880,7 +880,14 @@ export class AmqpChannel {
 // --- helpers --------------------------------------------------------------
 
 function propertiesOf(message: ReceivedMessage): BasicProperties {
-  return toAmqp(message.headers, message.priority, deathTable(message.headers));
+  const extra = deathTable(message.headers);
+  // Deliveries that ended without an ack so far, as RabbitMQ's quorum
+  // queues count them; absent on a first delivery.
+  if (message.attempt > 1) {
+    (extra as Map<string, FieldValue>).set('x-delivery-count',
+      { type: 'l', value: BigInt(message.attempt - 1) });
+  }
+  return toAmqp(message.headers, message.priority, extra);
 }
 
 function notFound(message: string): AmqpError {

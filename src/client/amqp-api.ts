@@ -17,7 +17,7 @@
 //   - `duplicate` is always false: a confirm does not say;
 //   - a nack's `reason` is not carried; a requeued nack or a release is
 //     ready again at once and counts as an attempt;
-//   - `attempt` is 1, or 2 for any redelivery (AMQP has only a flag);
+//   - `attempt` comes from x-delivery-count (which Usher sends);
 //   - publishBatch is not all-or-nothing: each message is confirmed alone;
 //   - createQueue on an existing queue with other settings is QUEUE_EXISTS
 //     (AMQP's redeclare rule) instead of changing them.
@@ -53,6 +53,8 @@ const POLL_MAX_MS = 200;
 
 export class AmqpApi {
   #link: Promise<UsherAmqpClient> | null = null;
+  /** After close() or abort(): no new connection is opened. */
+  #ended = false;
   /** Receipts handed out and not yet settled, with their queue. */
   readonly #leased = new Map<string, string>();
 
@@ -200,7 +202,7 @@ export class AmqpApi {
       headers,
       priority: delivery.priority,
       group: null,
-      attempt: method.redelivered ? 2 : 1,
+      attempt: delivery.attempt,
       redelivered: method.redelivered,
       publishedAt: reply.properties.timestamp === undefined
         ? now : Number(reply.properties.timestamp) * 1000,
@@ -242,13 +244,26 @@ export class AmqpApi {
       noWait: false }, ['queue.delete-ok']);
   }
 
+  /** Drops the connection: the broker gives unacked messages back at once. */
+  abort(): void {
+    this.#ended = true;
+    const link = this.#link;
+    this.#link = null;
+    void link?.then((open) => open.destroy(), () => {});
+  }
+
   async close(): Promise<void> {
+    this.#ended = true;
     const link = this.#link;
     this.#link = null;
     if (link !== null) await (await link.catch(() => null))?.close();
   }
 
   #connected(): Promise<UsherAmqpClient> {
+    if (this.#ended) {
+      return Promise.reject(new UsherClientError(CLIENT_ERROR_CODES.CONNECTION_FAILED, 0,
+        `the client for ${this.url} was closed`));
+    }
     this.#link ??= UsherAmqpClient.open(this.url).catch((err: unknown) => {
       this.#link = null;
       throw err;

@@ -47,6 +47,8 @@ export interface AmqpDelivery {
   headers: Record<string, string>;
   priority: number;
   redelivered: boolean;
+  /** 1 on first delivery; from x-delivery-count when the broker sends it. */
+  attempt: number;
 }
 
 export type AmqpHandler = (message: AmqpDelivery) => unknown;
@@ -195,6 +197,9 @@ export class UsherAmqpClient {
     const settled = new Promise<void>((resolve, reject) => {
       this.pending.set(tag, { resolve, reject, returned: false });
     });
+    // Publishes made in one turn leave in one write (writev), not one each.
+    this.socket.cork();
+    process.nextTick(() => this.socket.uncork());
     this.socket.write(
       encodeContent(
         CHANNEL,
@@ -378,6 +383,11 @@ export class UsherAmqpClient {
     })();
   }
 
+  /** Drops the connection at once; unsettled publishes are OUTCOME_UNKNOWN. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
   /** Waits for every publish to settle, then closes the connection. */
   async close(): Promise<void> {
     await Promise.allSettled([...this.pending.keys()].map((tag) => this.settledOf(tag)));
@@ -493,7 +503,15 @@ export class UsherAmqpClient {
   }
 
   private settle(tag: number, multiple: boolean, error: UsherClientError | null): void {
-    const tags = multiple ? [...this.pending.keys()].filter((t) => t <= tag) : [tag];
+    // Tags go in ascending: a multiple ack takes them from the front.
+    const tags: number[] = [];
+    if (!multiple) tags.push(tag);
+    else {
+      for (const t of this.pending.keys()) {
+        if (t > tag) break;
+        tags.push(t);
+      }
+    }
     for (const t of tags) {
       const entry = this.pending.get(t);
       if (entry === undefined) continue;
@@ -559,9 +577,11 @@ export function decodeDelivery(
   redelivered: boolean,
 ): AmqpDelivery {
   const headers: Record<string, string> = {};
+  let attempt = redelivered ? 2 : 1;
   for (const [name, value] of properties.headers ?? []) {
     const plain = plainValue(value);
-    if (typeof plain === 'string') headers[name] = plain;
+    if (name === 'x-delivery-count') attempt = Number(plain) + 1 || attempt;
+    else if (typeof plain === 'string') headers[name] = plain;
   }
   if (properties.contentType !== undefined) headers['content-type'] = properties.contentType;
   let body: ReceivedBody = bytes;
@@ -577,6 +597,7 @@ export function decodeDelivery(
     headers,
     priority: properties.priority ?? 0,
     redelivered,
+    attempt,
   };
 }
 

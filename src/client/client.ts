@@ -266,6 +266,20 @@ export class UsherClient {
     return consumer;
   }
 
+  /**
+   * Drops everything at once, as a crashed process would: consumers stop
+   * without waiting for their handlers, nothing more is acked, and the
+   * leases held come back when they run out (over AMQP: at once, as the
+   * connection closes).
+   *
+   * @example
+   *   process.on('uncaughtException', () => usher.abort());
+   */
+  abort(): void {
+    for (const consumer of this.#consumers) void consumer.stop();
+    this.#amqp?.abort();
+  }
+
   /** Stops every consumer started from this client (see Consumer.stop). */
   async close(): Promise<void> {
     await Promise.all([...this.#consumers].map((c) => c.stop()));
