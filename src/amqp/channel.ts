@@ -25,13 +25,7 @@ import {
 } from './mapping.js';
 import type { Method, MethodOf } from './methods.js';
 import { featuresFromArguments } from './queue-features.js';
-import {
-  type HeldSettlement,
-  Transaction,
-  confirmOnTxChannel,
-  notTransactional,
-  txOnConfirmChannel,
-} from './tx.js';
+import { ChannelTransactions, type SettleHow } from './tx.js';
 import { deathTable } from './x-death.js';
 
 /** AMQP has no lease: RabbitMQ's consumer timeout (30 min) stands in. */
@@ -82,8 +76,22 @@ export class AmqpChannel {
   private publishesLanded: Promise<unknown> = Promise.resolve();
 
   private confirming = false;
-  /** Set by tx.select: publishes and acks wait for tx.commit. */
-  private tx: Transaction<Incoming, Unacked> | null = null;
+  /** After tx.select, publishes and acks wait for tx.commit (tx.ts). */
+  private readonly tx = new ChannelTransactions<Incoming, Unacked>({
+    isConfirming: () => this.confirming,
+    inOrder: (run) => this.inOrder(run),
+    send: (method) => this.send(method),
+    publish: (incoming) => this.routePublish(incoming),
+    land: () => {
+      this.flushPublishes();
+      return this.publishesLanded;
+    },
+    settle: (entries, how) => {
+      this.settleEntries(entries, how);
+      this.wake();
+    },
+    unsettle: (tag, entry) => this.unacked.set(tag, entry),
+  });
   private publishTag = 0;
   /** Confirm tags still waiting, each with how many queues it waits on. */
   private readonly waitingConfirms = new Map<number, number>();
@@ -141,9 +149,9 @@ export class AmqpChannel {
       case 'tx.select':
       case 'tx.commit':
       case 'tx.rollback':
-        return this.onTx(method.name);
+        return this.tx.onMethod(method.name);
       case 'confirm.select':
-        if (this.tx !== null) throw confirmOnTxChannel();
+        this.tx.checkConfirmSelect();
         // At once, not behind slower methods: the publishes that follow
         // in the same chunk must already count.
         this.confirming = true;
@@ -401,7 +409,7 @@ export class AmqpChannel {
     const incoming = this.incoming;
     this.incoming = null;
     if (incoming === null || this.closed) return;
-    if (this.tx !== null) this.holdPublish(this.tx, incoming);
+    if (this.tx.active) this.holdPublish(incoming);
     else this.routePublish(incoming);
   }
 
@@ -740,31 +748,7 @@ export class AmqpChannel {
 
   // --- transactions (tx.ts) -------------------------------------------
 
-  private onTx(name: 'tx.select' | 'tx.commit' | 'tx.rollback'): void {
-    if (name === 'tx.select') {
-      if (this.confirming) throw txOnConfirmChannel();
-      this.tx ??= new Transaction();
-      this.inOrder(() => this.send({ name: 'tx.select-ok' }));
-      return;
-    }
-    if (this.tx === null) throw notTransactional();
-    const held = this.tx.take();
-    if (name === 'tx.rollback') {
-      this.restoreSettlements(held.settlements);
-      this.inOrder(() => this.send({ name: 'tx.rollback-ok' }));
-      return;
-    }
-    this.inOrder(async () => {
-      for (const incoming of held.publishes) this.routePublish(incoming);
-      this.flushPublishes();
-      await this.publishesLanded;
-      for (const { entries, how } of held.settlements) this.settleEntries(entries, how);
-      this.wake();
-      this.send({ name: 'tx.commit-ok' });
-    });
-  }
-
-  private holdPublish(tx: Transaction<Incoming, Unacked>, incoming: Incoming): void {
+  private holdPublish(incoming: Incoming): void {
     try {
       // A missing exchange is refused at once; routing waits for commit.
       this.topology.route(incoming.exchange, incoming.routingKey, EMPTY_TABLE);
@@ -774,14 +758,7 @@ export class AmqpChannel {
     }
     // Held past this chunk: one copy, not views that pin socket chunks.
     incoming.parts = [Buffer.concat(incoming.parts, incoming.received)];
-    tx.holdPublish(incoming);
-  }
-
-  /** Held acks undone: their deliveries are unacked again, not requeued. */
-  private restoreSettlements(settlements: Array<HeldSettlement<Unacked>>): void {
-    for (const { entries } of settlements) {
-      for (const [tag, entry] of entries) this.unacked.set(tag, entry);
-    }
+    this.tx.holdPublish(incoming);
   }
 
   // --- settling -------------------------------------------------------
@@ -789,7 +766,7 @@ export class AmqpChannel {
   private settle(
     deliveryTag: number,
     multiple: boolean,
-    how: 'ack' | 'requeue' | 'reject',
+    how: SettleHow,
   ): void {
     const tags = multiple
       ? [...this.unacked.keys()].filter((tag) => deliveryTag === 0 || tag <= deliveryTag)
@@ -807,8 +784,8 @@ export class AmqpChannel {
       entries.push([tag, entry]);
     }
     // In a transaction the consumer's prefetch frees at commit (RabbitMQ).
-    if (this.tx !== null) {
-      this.tx.holdSettlement({ how, entries });
+    if (this.tx.active) {
+      this.tx.holdSettlement(how, entries);
       return;
     }
     this.settleEntries(entries, how);
@@ -817,7 +794,7 @@ export class AmqpChannel {
     if (this.channelPrefetch > 0) this.wake();
   }
 
-  private settleEntries(entries: Array<[number, Unacked]>, how: 'ack' | 'requeue' | 'reject'): void {
+  private settleEntries(entries: Array<[number, Unacked]>, how: SettleHow): void {
     const byQueue = new Map<string, string[]>();
     for (const [, entry] of entries) {
       if (entry.consumer !== null) entry.consumer.unacked--;
@@ -831,7 +808,7 @@ export class AmqpChannel {
   private settleReceipts(
     queue: string,
     receipts: string[],
-    how: 'ack' | 'requeue' | 'reject',
+    how: SettleHow,
   ): void {
     const done =
       how === 'ack'
@@ -866,7 +843,7 @@ export class AmqpChannel {
   /** The channel or its connection closed: stop consumers, requeue (C1). */
   release(): void {
     this.closed = true;
-    if (this.tx !== null) this.restoreSettlements(this.tx.take().settlements);
+    this.tx.release();
     for (const consumer of [...this.consumers.values()]) this.dropConsumer(consumer);
     this.requeueAll();
     this.batches.clear();

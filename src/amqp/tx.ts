@@ -12,52 +12,99 @@
 
 import { REPLY } from './constants.js';
 import { AmqpError } from './errors.js';
+import type { Method } from './methods.js';
 
-/** Acks, nacks or rejects held until commit, with what undoes them. */
-export interface HeldSettlement<Entry> {
-  how: 'ack' | 'requeue' | 'reject';
-  /** The delivery tags and entries taken out of the channel's unacked. */
+export type SettleHow = 'ack' | 'requeue' | 'reject';
+
+/** Acks, nacks or rejects held until commit: the tags taken out of unacked. */
+interface HeldSettlement<Entry> {
+  how: SettleHow;
   entries: Array<[number, Entry]>;
 }
 
-/** What a transaction held when it was committed or rolled back. */
-export interface HeldWork<Publish, Entry> {
-  publishes: Publish[];
-  settlements: Array<HeldSettlement<Entry>>;
+/** What the channel lends a transaction to do its work. */
+export interface TxHost<Publish, Entry> {
+  isConfirming(): boolean;
+  /** Runs after the channel's earlier synchronous methods. */
+  inOrder(run: () => Promise<void> | void): void;
+  send(method: Method): void;
+  /** Routes a publish and batches it, as outside a transaction. */
+  publish(publish: Publish): void;
+  /** Hands the batched publishes to the broker; settles once durable. */
+  land(): Promise<unknown>;
+  settle(entries: Array<[number, Entry]>, how: SettleHow): void;
+  /** Makes a delivery unacked again. */
+  unsettle(tag: number, entry: Entry): void;
 }
 
-export class Transaction<Publish, Entry> {
+export class ChannelTransactions<Publish, Entry> {
+  /** False until tx.select. */
+  private selected = false;
   private publishes: Publish[] = [];
   private settlements: Array<HeldSettlement<Entry>> = [];
+
+  constructor(private readonly host: TxHost<Publish, Entry>) {}
+
+  /** Whether publishes and acks are held (tx.select was sent). */
+  get active(): boolean {
+    return this.selected;
+  }
+
+  onMethod(name: 'tx.select' | 'tx.commit' | 'tx.rollback'): void {
+    if (name === 'tx.select') {
+      if (this.host.isConfirming()) {
+        throw new AmqpError(REPLY.PRECONDITION_FAILED, 'cannot switch from confirm to tx mode');
+      }
+      this.selected = true;
+      this.host.inOrder(() => this.host.send({ name: 'tx.select-ok' }));
+      return;
+    }
+    if (!this.selected) {
+      throw new AmqpError(REPLY.PRECONDITION_FAILED, 'channel is not transactional');
+    }
+
+    const publishes = this.publishes;
+    const settlements = this.settlements;
+    this.publishes = [];
+    this.settlements = [];
+    if (name === 'tx.rollback') {
+      this.restore(settlements);
+      this.host.inOrder(() => this.host.send({ name: 'tx.rollback-ok' }));
+      return;
+    }
+    this.host.inOrder(async () => {
+      for (const publish of publishes) this.host.publish(publish);
+      await this.host.land();
+      for (const { entries, how } of settlements) this.host.settle(entries, how);
+      this.host.send({ name: 'tx.commit-ok' });
+    });
+  }
+
+  /** 406 for confirm.select once the channel is transactional. */
+  checkConfirmSelect(): void {
+    if (this.selected) {
+      throw new AmqpError(REPLY.PRECONDITION_FAILED, 'cannot switch from tx to confirm mode');
+    }
+  }
 
   holdPublish(publish: Publish): void {
     this.publishes.push(publish);
   }
 
-  holdSettlement(settlement: HeldSettlement<Entry>): void {
-    if (settlement.entries.length > 0) this.settlements.push(settlement);
+  holdSettlement(how: SettleHow, entries: Array<[number, Entry]>): void {
+    if (entries.length > 0) this.settlements.push({ how, entries });
   }
 
-  /** Everything held so far; the transaction starts empty again. */
-  take(): HeldWork<Publish, Entry> {
-    const held = { publishes: this.publishes, settlements: this.settlements };
+  /** The channel closes: held publishes go, held acks' deliveries return. */
+  release(): void {
     this.publishes = [];
+    this.restore(this.settlements);
     this.settlements = [];
-    return held;
   }
-}
 
-/** 406 for tx.select on a confirm channel (RabbitMQ's words). */
-export function txOnConfirmChannel(): AmqpError {
-  return new AmqpError(REPLY.PRECONDITION_FAILED, 'cannot switch from confirm to tx mode');
-}
-
-/** 406 for confirm.select on a transactional channel. */
-export function confirmOnTxChannel(): AmqpError {
-  return new AmqpError(REPLY.PRECONDITION_FAILED, 'cannot switch from tx to confirm mode');
-}
-
-/** 406 for tx.commit or tx.rollback before tx.select. */
-export function notTransactional(): AmqpError {
-  return new AmqpError(REPLY.PRECONDITION_FAILED, 'channel is not transactional');
+  private restore(settlements: Array<HeldSettlement<Entry>>): void {
+    for (const { entries } of settlements) {
+      for (const [tag, entry] of entries) this.host.unsettle(tag, entry);
+    }
+  }
 }

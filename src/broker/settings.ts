@@ -8,13 +8,14 @@ import type { QueueSettingsInput } from './types.js';
 /**
  * Queue names follow RabbitMQ's rule, any UTF-8 text of 1 to 255 bytes,
  * so AMQP applications keep their names, with two exceptions: control
- * characters (they garble logs and terminals) and the names "." and ".."
- * (no URL path segment can address them: clients resolve them away).
+ * characters and bidirectional overrides (they garble or disguise logs
+ * and terminals), and the names "." and ".." (no URL path segment can
+ * address them: clients resolve them away).
  * Names only ever sit inside length-prefixed log records and JSON, never
  * in file paths; over HTTP they are percent-encoded path segments.
  */
 export const MAX_QUEUE_NAME_BYTES = 255;
-const CONTROL_OR_LONE_SURROGATE = /[\u0000-\u001f\u007f\p{Cs}]/u;
+const FORBIDDEN_IN_NAMES = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\p{Cs}]/u;
 
 /** A day: the longest lease, delay or backoff a caller may ask for. */
 export const MAX_DURATION_MS = 24 * 60 * 60 * 1000;
@@ -27,7 +28,7 @@ export function checkQueueName(name: unknown, field = 'queue'): string {
     name === '' ||
     name === '.' ||
     name === '..' ||
-    CONTROL_OR_LONE_SURROGATE.test(name) ||
+    FORBIDDEN_IN_NAMES.test(name) ||
     Buffer.byteLength(name) > MAX_QUEUE_NAME_BYTES
   ) {
     throw new InvalidArgumentError(
