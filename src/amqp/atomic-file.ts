@@ -22,3 +22,36 @@ export async function writeAtomically(path: string, text: string): Promise<void>
     await folder.close();
   }
 }
+
+/**
+ * Rewrites one file whole, one write at a time. Saves asked for while a
+ * write is under way share the next write, whose snapshot is taken when
+ * it starts and so holds every change made before they asked: under many
+ * concurrent declares and binds the disk sees two writes, not one each.
+ */
+export class CoalescingFile {
+  private writing: Promise<void> = Promise.resolve();
+  private next: Promise<void> | null = null;
+
+  constructor(
+    private readonly path: string,
+    private readonly snapshot: () => string,
+  ) {}
+
+  save(): Promise<void> {
+    if (this.next !== null) return this.next;
+    // A failed write must not fail every later one: each starts afresh.
+    const next = this.writing.catch(() => {}).then(() => {
+      this.next = null;
+      return writeAtomically(this.path, this.snapshot());
+    });
+    this.next = next;
+    this.writing = next;
+    return next;
+  }
+
+  /** Settles when every save asked for so far is on disk (or failed). */
+  async flush(): Promise<void> {
+    await this.writing.catch(() => {});
+  }
+}

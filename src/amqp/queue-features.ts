@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 
-import { writeAtomically } from './atomic-file.js';
+import { CoalescingFile } from './atomic-file.js';
 import { REPLY } from './constants.js';
 import { AmqpError } from './errors.js';
 import { plainValue, type FieldTable } from './field-table.js';
@@ -87,12 +87,15 @@ export function checkFeaturesEquivalent(
 
 /** Every queue's features, and their file. */
 export class QueueFeatureTable {
-  private saving: Promise<void> = Promise.resolve();
+  private readonly file: CoalescingFile;
 
   private constructor(
     private readonly features: Map<string, QueueFeatures>,
-    private readonly path: string,
-  ) {}
+    path: string,
+  ) {
+    this.file = new CoalescingFile(path, () =>
+      JSON.stringify({ version: 1, queues: Object.fromEntries(this.features) }));
+  }
 
   static async open(
     dataDir: string,
@@ -140,14 +143,11 @@ export class QueueFeatureTable {
   }
 
   async flush(): Promise<void> {
-    await this.saving.catch(() => {});
+    await this.file.flush();
   }
 
   private save(): Promise<void> {
-    const snapshot = JSON.stringify({ version: 1, queues: Object.fromEntries(this.features) });
-    const saved = this.saving.catch(() => {}).then(() => writeAtomically(this.path, snapshot));
-    this.saving = saved;
-    return saved;
+    return this.file.save();
   }
 }
 

@@ -14,7 +14,7 @@ import type { QueueSettingsInput } from '../broker/types.js';
 import { resolveSettings, settingsDifference } from '../broker/settings.js';
 import { ExchangeTable } from '../routing/exchanges.js';
 import { RoutingError } from '../routing/errors.js';
-import { writeAtomically } from './atomic-file.js';
+import { CoalescingFile } from './atomic-file.js';
 import { REPLY } from './constants.js';
 import { deadLetterExchangeRouter } from './dead-letter-exchange.js';
 import { AmqpError } from './errors.js';
@@ -56,17 +56,18 @@ export class Topology {
   private readonly owners = new Map<string, object>();
   /** Queues with an exclusive consumer. */
   private readonly exclusiveConsumers = new Set<string>();
-  private saving: Promise<void> = Promise.resolve();
+  private readonly file: CoalescingFile;
   readonly singleActive = new SingleActiveConsumers();
   private readonly expiry: QueueExpiry;
 
   private constructor(
     private readonly table: ExchangeTable,
     private readonly broker: Broker,
-    private readonly path: string,
+    path: string,
     private readonly logger: Logger,
     private readonly features: QueueFeatureTable,
   ) {
+    this.file = new CoalescingFile(path, () => JSON.stringify(table.toJSON()));
     this.expiry = new QueueExpiry({
       inUse: (queue) => this.consumerCount(queue) > 0,
       expire: (queue) => this.expire(queue),
@@ -318,16 +319,12 @@ export class Topology {
 
   /** Settles when every save asked for so far is on disk (or failed). */
   async flush(): Promise<void> {
-    await this.saving.catch(() => {});
+    await this.file.flush();
     await this.features.flush();
   }
 
-  /** Writes the durable part, one save at a time, each after the last. */
+  /** Writes the durable part; saves asked for together share a write. */
   private save(): Promise<void> {
-    const snapshot = JSON.stringify(this.table.toJSON());
-    // A failed save must not fail every later one: each starts afresh.
-    const saved = this.saving.catch(() => {}).then(() => writeAtomically(this.path, snapshot));
-    this.saving = saved;
-    return saved;
+    return this.file.save();
   }
 }
