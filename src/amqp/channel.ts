@@ -14,17 +14,19 @@ import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
 import type { BasicProperties, ContentHeader } from './content.js';
 import { AmqpError } from './errors.js';
-import { EMPTY_TABLE, type FieldTable } from './field-table.js';
+import { EMPTY_TABLE, type FieldTable, type FieldValue } from './field-table.js';
 import { encodeContent } from './frame-encoder.js';
 import {
   EXCHANGE_HEADER,
   ROUTING_KEY_HEADER,
-  deathTable,
   fromAmqp,
   settingsFromArguments,
   toAmqp,
 } from './mapping.js';
 import type { Method, MethodOf } from './methods.js';
+import { featuresFromArguments } from './queue-features.js';
+import { ChannelTransactions, type SettleHow } from './tx.js';
+import { deathTable } from './x-death.js';
 
 /** AMQP has no lease: RabbitMQ's consumer timeout (30 min) stands in. */
 const LEASE_MS = 30 * 60 * 1000;
@@ -39,6 +41,8 @@ interface Consumer {
   prefetch: number;
   unacked: number;
   subscription: Subscription | null;
+  /** On an x-single-active-consumer queue: waits its turn. */
+  singleActive: boolean;
 }
 
 interface Unacked {
@@ -74,6 +78,22 @@ export class AmqpChannel {
   private publishesLanded: Promise<unknown> = Promise.resolve();
 
   private confirming = false;
+  /** After tx.select, publishes and acks wait for tx.commit (tx.ts). */
+  private readonly tx = new ChannelTransactions<Incoming, Unacked>({
+    isConfirming: () => this.confirming,
+    inOrder: (run) => this.inOrder(run),
+    send: (method) => this.send(method),
+    publish: (incoming) => this.routePublish(incoming),
+    land: () => {
+      this.flushPublishes();
+      return this.publishesLanded;
+    },
+    settle: (entries, how) => {
+      this.settleEntries(entries, how);
+      this.wake();
+    },
+    unsettle: (tag, entry) => this.unacked.set(tag, entry),
+  });
   private publishTag = 0;
   /** Confirm tags still waiting, each with how many queues it waits on. */
   private readonly waitingConfirms = new Map<number, number>();
@@ -128,7 +148,12 @@ export class AmqpChannel {
         this.closed = true;
         this.connection.channelClosedByClient(this.number);
         return;
+      case 'tx.select':
+      case 'tx.commit':
+      case 'tx.rollback':
+        return this.tx.onMethod(method.name);
       case 'confirm.select':
+        this.tx.checkConfirmSelect();
         // At once, not behind slower methods: the publishes that follow
         // in the same chunk must already count.
         this.confirming = true;
@@ -237,8 +262,10 @@ export class AmqpChannel {
       if (!exists) throw notFound(`no queue '${name}' in vhost '/'`);
     } else {
       const settings = settingsFromArguments(method.arguments);
+      const features = featuresFromArguments(method.arguments);
       if (exists) {
         this.topology.checkEquivalent(name, settings);
+        this.topology.checkFeatures(name, features);
         this.topology.checkFlags(name, method.durable, method.autoDelete);
       }
       if (method.exclusive) this.topology.claim(name, this.connection, !exists);
@@ -254,8 +281,11 @@ export class AmqpChannel {
           ...settings,
         });
         this.topology.created(name, method.durable, method.autoDelete);
+        await this.topology.setFeatures(name, features);
       }
     }
+    // Any declare, passive too, restarts x-expires' clock (RabbitMQ).
+    this.topology.queueUsed(name);
     if (method.noWait) return;
     const { stats } = this.broker.getQueue(name);
     this.send({
@@ -388,7 +418,12 @@ export class AmqpChannel {
     const incoming = this.incoming;
     this.incoming = null;
     if (incoming === null || this.closed) return;
+    if (this.tx.active) this.holdPublish(incoming);
+    else this.routePublish(incoming);
+  }
 
+  /** Routes a publish and adds it to this chunk's batches. */
+  private routePublish(incoming: Incoming): void {
     const tag = this.confirming ? ++this.publishTag : 0;
     try {
       // A view of the socket chunk while the publish is in hand: the log
@@ -415,6 +450,7 @@ export class AmqpChannel {
       mapped.headers[EXCHANGE_HEADER] = incoming.exchange;
       mapped.headers[ROUTING_KEY_HEADER] = incoming.routingKey;
       const input: PublishInput = {
+        id: mapped.id,
         body,
         headers: mapped.headers,
         priority: mapped.priority,
@@ -568,8 +604,13 @@ export class AmqpChannel {
       prefetch: this.consumerPrefetch,
       unacked: 0,
       subscription: null,
+      singleActive: this.topology.featuresOf(method.queue).singleActiveConsumer === true,
     };
     this.consumers.set(tag, consumer);
+    if (consumer.singleActive) {
+      this.topology.singleActive.join(consumer.queue, consumer, () =>
+        consumer.subscription?.wake());
+    }
     // consume-ok must reach the client before the first delivery.
     if (!method.noWait) this.send({ name: 'basic.consume-ok', consumerTag: tag });
 
@@ -583,6 +624,9 @@ export class AmqpChannel {
 
   private creditOf(consumer: Consumer): number {
     if (this.closed || !this.flowActive || !this.connection.writable) return 0;
+    if (consumer.singleActive && !this.topology.singleActive.isActive(consumer.queue, consumer)) {
+      return 0;
+    }
     if (consumer.noAck) return NO_ACK_CREDIT;
     const own = consumer.prefetch === 0 ? Infinity : consumer.prefetch - consumer.unacked;
     const shared =
@@ -651,6 +695,7 @@ export class AmqpChannel {
 
   private async get(method: MethodOf<'basic.get'>): Promise<void> {
     this.checkQueue(method.queue);
+    this.topology.queueUsed(method.queue);
     const [message] = await this.broker.receive(method.queue, {
       max: 1,
       waitMs: 0,
@@ -705,6 +750,7 @@ export class AmqpChannel {
     consumer.subscription?.cancel();
     consumer.subscription = null;
     this.consumers.delete(consumer.tag);
+    if (consumer.singleActive) this.topology.singleActive.leave(consumer.queue, consumer);
     void this.topology.consumerRemoved(consumer.queue, consumer.exclusive);
   }
 
@@ -726,20 +772,36 @@ export class AmqpChannel {
     });
   }
 
+  // --- transactions (tx.ts) -------------------------------------------
+
+  private holdPublish(incoming: Incoming): void {
+    try {
+      // A missing exchange is refused at once; routing waits for commit.
+      this.topology.route(incoming.exchange, incoming.routingKey, EMPTY_TABLE);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    // Held past this chunk: one copy, not views that pin socket chunks.
+    incoming.parts = [Buffer.concat(incoming.parts, incoming.received)];
+    this.tx.holdPublish(incoming);
+  }
+
   // --- settling -------------------------------------------------------
 
   private settle(
     deliveryTag: number,
     multiple: boolean,
-    how: 'ack' | 'requeue' | 'reject',
+    how: SettleHow,
   ): void {
     if ((!multiple || deliveryTag !== 0) && !this.unacked.has(deliveryTag)) {
       this.fail(preconditionFailed(`unknown delivery tag ${deliveryTag}`));
       return;
     }
     // The common case, one ack of one message, waits for the end of the
-    // chunk with the others it came with (flushAcks).
-    if (!multiple && how === 'ack') {
+    // chunk with the others it came with (flushAcks); in a transaction it
+    // waits for tx.commit instead, below.
+    if (!multiple && how === 'ack' && !this.tx.active) {
       const entry = this.unacked.get(deliveryTag)!;
       this.unacked.delete(deliveryTag);
       if (entry.consumer !== null) entry.consumer.unacked--;
@@ -752,20 +814,33 @@ export class AmqpChannel {
       ? [...this.unacked.keys()].filter((tag) => deliveryTag === 0 || tag <= deliveryTag)
       : [deliveryTag];
 
-    const byQueue = new Map<string, string[]>();
+    const entries: Array<[number, Unacked]> = [];
     for (const tag of tags) {
       const entry = this.unacked.get(tag);
       if (entry === undefined) continue;
       this.unacked.delete(tag);
+      entries.push([tag, entry]);
+    }
+    // In a transaction the consumer's prefetch frees at commit (RabbitMQ).
+    if (this.tx.active) {
+      this.tx.holdSettlement(how, entries);
+      return;
+    }
+    this.settleEntries(entries, how);
+    // The broker serves the acked queue's subscribers itself; only a
+    // channel-wide prefetch frees credit on this channel's other queues.
+    if (this.channelPrefetch > 0) this.wake();
+  }
+
+  private settleEntries(entries: Array<[number, Unacked]>, how: SettleHow): void {
+    const byQueue = new Map<string, string[]>();
+    for (const [, entry] of entries) {
       if (entry.consumer !== null) entry.consumer.unacked--;
       const receipts = byQueue.get(entry.queue) ?? [];
       receipts.push(entry.receipt);
       byQueue.set(entry.queue, receipts);
     }
     for (const [queue, receipts] of byQueue) this.settleReceipts(queue, receipts, how);
-    // The broker serves the acked queue's subscribers itself; only a
-    // channel-wide prefetch frees credit on this channel's other queues.
-    if (this.channelPrefetch > 0) this.wake();
   }
 
   private flushAcks(): void {
@@ -778,7 +853,7 @@ export class AmqpChannel {
   private settleReceipts(
     queue: string,
     receipts: string[],
-    how: 'ack' | 'requeue' | 'reject',
+    how: SettleHow,
   ): void {
     const done =
       how === 'ack'
@@ -814,6 +889,7 @@ export class AmqpChannel {
   release(): void {
     this.flushAcks();
     this.closed = true;
+    this.tx.release();
     for (const consumer of [...this.consumers.values()]) this.dropConsumer(consumer);
     this.requeueAll();
     this.batches.clear();
@@ -834,7 +910,14 @@ function copyOf(bytes: Buffer): Buffer {
 }
 
 function propertiesOf(message: ReceivedMessage): BasicProperties {
-  return toAmqp(message.headers, message.priority, deathTable(message.headers));
+  const extra = deathTable(message.headers);
+  // Deliveries that ended without an ack so far, as RabbitMQ's quorum
+  // queues count them; absent on a first delivery.
+  if (message.attempt > 1) {
+    (extra as Map<string, FieldValue>).set('x-delivery-count',
+      { type: 'l', value: BigInt(message.attempt - 1) });
+  }
+  return toAmqp(message.headers, message.priority, extra);
 }
 
 function notFound(message: string): AmqpError {

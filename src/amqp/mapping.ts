@@ -18,10 +18,12 @@
 //                         (base64), which wins when read back over AMQP.
 
 import type { QueueSettingsInput } from '../broker/types.js';
+import { MAX_ID_LENGTH } from '../broker/checks.js';
 import { MAX_PRIORITY, type OverflowPolicy } from '../engine/types.js';
 import type { BasicProperties } from './content.js';
 import { REPLY } from './constants.js';
 import { AmqpError } from './errors.js';
+import { FEATURE_ARGUMENTS } from './queue-features.js';
 import {
   decodeTable,
   encodeTable,
@@ -31,6 +33,12 @@ import {
 } from './field-table.js';
 
 export const TYPED_HEADERS = 'x-usher-amqp-headers';
+/**
+ * Usher's message id, for its deduplication window. A header of Usher's
+ * own, not `message-id`: RabbitMQ applications reuse message ids freely
+ * and would see their messages dropped as duplicates.
+ */
+export const ID_HEADER = 'x-usher-id';
 /** Where an AMQP publish was sent, for basic.deliver's fields. */
 export const EXCHANGE_HEADER = 'x-usher-amqp-exchange';
 export const ROUTING_KEY_HEADER = 'x-usher-amqp-routing-key';
@@ -59,6 +67,8 @@ const PROPERTY_HEADERS = new Set<string>([
 ]);
 
 export interface MappedPublish {
+  /** The x-usher-id header, when the publisher set one. */
+  id: string | undefined;
   headers: Record<string, string>;
   priority: number;
   ttlMs: number | undefined;
@@ -85,7 +95,11 @@ export function fromAmqp(properties: BasicProperties): MappedPublish {
     headers[TYPED_HEADERS] = encodeTable(properties.headers).toString('base64');
   }
 
+  // An id the broker would refuse is left out rather than failing the
+  // other publishes batched with this one.
+  const id = headers[ID_HEADER];
   return {
+    id: id !== undefined && id.length >= 1 && id.length <= MAX_ID_LENGTH ? id : undefined,
     headers,
     // AMQP priorities go to 255; Usher's stop at 9, and higher is higher.
     priority: Math.min(properties.priority ?? 0, MAX_PRIORITY),
@@ -173,14 +187,6 @@ export function settingsFromArguments(args: FieldTable): QueueSettingsInput {
         // RabbitMQ counts redeliveries; Usher counts deliveries.
         settings.maxAttempts = integer(name, value, 0, 1_000_000) + 1;
         break;
-      case 'x-dead-letter-routing-key':
-        settings.deadLetter = text(name, value);
-        break;
-      case 'x-dead-letter-exchange':
-        // TODO(#4): dead-letter through a named exchange. Through the
-        // default exchange the routing key names the queue, which Usher does.
-        if (value !== '') refuse(name, value);
-        break;
       case 'x-max-length':
         settings.maxLength = integer(name, value, 0, Number.MAX_SAFE_INTEGER);
         break;
@@ -223,7 +229,9 @@ export function settingsFromArguments(args: FieldTable): QueueSettingsInput {
         backoff.jitter = number(name, value, 0, 1);
         break;
       default:
-        // TODO(#4): x-expires, x-single-active-consumer.
+        // Dead-letter exchanges, x-expires and single active consumers
+        // are the AMQP adapter's own (queue-features.ts).
+        if (FEATURE_ARGUMENTS.has(name)) break;
         refuse(name, value);
     }
   }
@@ -268,13 +276,6 @@ function numeric(name: string, value: unknown, min: number, max: number, whole: 
   return n;
 }
 
-function text(name: string, value: unknown): string {
-  if (typeof value !== 'string') {
-    throw preconditionFailed(`invalid arg '${name}' for queue: not a string`);
-  }
-  return value;
-}
-
 function refuse(name: string, value: unknown): never {
   throw preconditionFailed(`arg '${name}' ` +
     `(${String(value)}) is not supported by Usher`);
@@ -282,53 +283,4 @@ function refuse(name: string, value: unknown): never {
 
 function preconditionFailed(message: string): AmqpError {
   return new AmqpError(REPLY.PRECONDITION_FAILED, message);
-}
-
-/** RabbitMQ's names for why a message died. */
-const RABBIT_REASONS: Record<string, string> = {
-  rejected: 'rejected',
-  expired: 'expired',
-  'max-attempts': 'delivery_limit',
-  overflow: 'maxlen',
-};
-
-/**
- * The `x-death` header RabbitMQ users read: one table per queue and reason,
- * newest first, with a count, built from Usher's `x-usher-deaths`.
- */
-export function deathTable(headers: Record<string, string>): FieldTable {
-  const text = headers['x-usher-deaths'];
-  if (text === undefined) return new Map();
-  let deaths: Array<{ reason: string; queue: string; time: string }>;
-  try {
-    deaths = JSON.parse(text);
-    if (!Array.isArray(deaths)) return new Map();
-  } catch {
-    return new Map();
-  }
-
-  const entries = new Map<string, { reason: string; queue: string; time: string; count: number }>();
-  for (const death of deaths) {
-    const key = `${death.queue}\u0000${death.reason}`;
-    const entry = entries.get(key);
-    if (entry === undefined) entries.set(key, { ...death, count: 1 });
-    else {
-      entry.count++;
-      entry.time = death.time;
-    }
-  }
-  const tables: FieldValue[] = [...entries.values()]
-    .sort((a, b) => b.time.localeCompare(a.time))
-    .map((entry) => ({
-      type: 'F',
-      value: new Map<string, FieldValue>([
-        ['count', { type: 'l', value: BigInt(entry.count) }],
-        ['reason', { type: 'S', value: RABBIT_REASONS[entry.reason] ?? entry.reason }],
-        ['queue', { type: 'S', value: entry.queue }],
-        ['time', { type: 'T', value: BigInt(Math.floor(Date.parse(entry.time) / 1000) || 0) }],
-        ['exchange', { type: 'S', value: '' }],
-        ['routing-keys', { type: 'A', value: [{ type: 'S', value: entry.queue }] }],
-      ]),
-    }));
-  return new Map([['x-death', { type: 'A', value: tables }]]);
 }

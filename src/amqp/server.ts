@@ -74,6 +74,7 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
       // Exclusive queues of the last connections, and their saves, finish
       // before the caller closes the broker or removes its folder.
       await Promise.all(all.map((connection) => connection.cleanedUp));
+      topology.close();
       await topology.flush();
     },
   };

@@ -5,7 +5,7 @@
 // temporary file, fsync, rename, fsync the folder): they change rarely,
 // and a whole file is simpler to trust than records in the message log.
 
-import { open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 
@@ -14,9 +14,18 @@ import type { QueueSettingsInput } from '../broker/types.js';
 import { resolveSettings, settingsDifference } from '../broker/settings.js';
 import { ExchangeTable } from '../routing/exchanges.js';
 import { RoutingError } from '../routing/errors.js';
+import { CoalescingFile } from './atomic-file.js';
 import { REPLY } from './constants.js';
+import { deadLetterExchangeRouter } from './dead-letter-exchange.js';
 import { AmqpError } from './errors.js';
 import { plainTable, type FieldTable } from './field-table.js';
+import { QueueExpiry } from './queue-expiry.js';
+import {
+  QueueFeatureTable,
+  checkFeaturesEquivalent,
+  type QueueFeatures,
+} from './queue-features.js';
+import { SingleActiveConsumers } from './single-active.js';
 
 const FILE = 'exchanges.json';
 
@@ -47,14 +56,29 @@ export class Topology {
   private readonly owners = new Map<string, object>();
   /** Queues with an exclusive consumer. */
   private readonly exclusiveConsumers = new Set<string>();
-  private saving: Promise<void> = Promise.resolve();
+  private readonly file: CoalescingFile;
+  readonly singleActive = new SingleActiveConsumers();
+  private readonly expiry: QueueExpiry;
 
   private constructor(
     private readonly table: ExchangeTable,
     private readonly broker: Broker,
-    private readonly path: string,
+    path: string,
     private readonly logger: Logger,
-  ) {}
+    private readonly features: QueueFeatureTable,
+  ) {
+    this.file = new CoalescingFile(path, () => JSON.stringify(table.toJSON()));
+    this.expiry = new QueueExpiry({
+      inUse: (queue) => this.consumerCount(queue) > 0,
+      expire: (queue) => this.expire(queue),
+    });
+    for (const [queue, { expiresMs }] of features.entries()) this.expiry.touch(queue, expiresMs);
+    broker.routeDeadLetters(deadLetterExchangeRouter({
+      featuresOf: (queue) => this.features.get(queue),
+      route: (exchange, key, headers) => this.route(exchange, key, headers),
+      onDropped: (queue, why) => this.logger.debug({ queue, why }, 'dead letter dropped'),
+    }));
+  }
 
   static async open(dataDir: string, broker: Broker, logger: Logger): Promise<Topology> {
     const path = join(dataDir, FILE);
@@ -69,13 +93,51 @@ export class Topology {
       }
       table = new ExchangeTable(queues);
     }
-    return new Topology(table, broker, path, logger);
+    const features = await QueueFeatureTable.open(dataDir, (name) => broker.hasQueue(name), logger);
+    return new Topology(table, broker, path, logger, features);
+  }
+
+  /** Stops expiry timers and dead-letter routing: the listener is closing. */
+  close(): void {
+    this.expiry.close();
+    this.broker.routeDeadLetters(null);
   }
 
   // --- queues ---------------------------------------------------------
 
   hasQueue(name: string): boolean {
     return this.broker.hasQueue(name);
+  }
+
+  /** Dead-letter exchange, x-expires, single active consumer of `queue`. */
+  featuresOf(queue: string): QueueFeatures {
+    return this.features.get(queue);
+  }
+
+  /** 406 when a redeclare asks for other AMQP-only arguments. */
+  checkFeatures(queue: string, asked: QueueFeatures): void {
+    checkFeaturesEquivalent(queue, this.features.get(queue), asked);
+  }
+
+  /** Keeps the AMQP-only arguments of a queue just created. */
+  async setFeatures(queue: string, features: QueueFeatures): Promise<void> {
+    await this.features.set(queue, features);
+  }
+
+  /** A declare or basic.get: the queue's x-expires clock starts again. */
+  queueUsed(queue: string): void {
+    this.expiry.touch(queue, this.features.get(queue).expiresMs);
+  }
+
+  private async expire(queue: string): Promise<void> {
+    if (!this.broker.hasQueue(queue)) return;
+    try {
+      await this.broker.deleteQueue(queue);
+      await this.queueDeleted(queue);
+      this.logger.info({ queue }, 'queue expired (x-expires)');
+    } catch (err) {
+      this.logger.warn({ err, queue }, 'expired queue not deleted');
+    }
   }
 
   /** RabbitMQ refuses a redeclare with other arguments; so does Usher. */
@@ -175,6 +237,7 @@ export class Topology {
       return;
     }
     this.consumers.delete(name);
+    this.queueUsed(name);
     if (!this.autoDelete.has(name) || !this.broker.hasQueue(name)) return;
     try {
       await this.broker.deleteQueue(name);
@@ -190,8 +253,10 @@ export class Topology {
     this.consumers.delete(name);
     this.owners.delete(name);
     this.exclusiveConsumers.delete(name);
+    this.singleActive.queueDeleted(name);
+    this.expiry.stop(name);
     this.table.queueDeleted(name);
-    await this.save();
+    await Promise.all([this.save(), this.features.forget(name)]);
   }
 
   // --- exchanges ------------------------------------------------------
@@ -259,33 +324,12 @@ export class Topology {
 
   /** Settles when every save asked for so far is on disk (or failed). */
   async flush(): Promise<void> {
-    await this.saving.catch(() => {});
+    await this.file.flush();
+    await this.features.flush();
   }
 
-  /** Writes the durable part, one save at a time, each after the last. */
+  /** Writes the durable part; saves asked for together share a write. */
   private save(): Promise<void> {
-    const snapshot = JSON.stringify(this.table.toJSON());
-    // A failed save must not fail every later one: each starts afresh.
-    const saved = this.saving.catch(() => {}).then(() => writeAtomically(this.path, snapshot));
-    this.saving = saved;
-    return saved;
-  }
-}
-
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const temporary = `${path}.tmp`;
-  const file = await open(temporary, 'w');
-  try {
-    await file.writeFile(text);
-    await file.datasync();
-  } finally {
-    await file.close();
-  }
-  await rename(temporary, path);
-  const folder = await open(join(path, '..'), 'r');
-  try {
-    await folder.sync();
-  } finally {
-    await folder.close();
+    return this.file.save();
   }
 }

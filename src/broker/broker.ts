@@ -37,7 +37,12 @@ import {
 } from './admission.js';
 import { ClockWatch } from './clock-watch.js';
 import { DataLock } from './data-lock.js';
-import { deathHeaders, redriveFilter } from './dead-letter.js';
+import {
+  type DeadLetterRouter,
+  deathHeaders,
+  deliverDeadLetter,
+  redriveFilter,
+} from './dead-letter.js';
 import { isLogged, moveRecords, needsSync, publishedRecord } from './durability.js';
 import {
   FIRST_ERROR_HEADER,
@@ -154,6 +159,7 @@ export class Broker implements BrokerApi {
   /** Null unless BrokerOptions.admission turned it on. */
   admission: AdmissionController | null = null;
   private closeSignals: (() => void) | null = null;
+  private deadLetterRouter: DeadLetterRouter | null = null;
 
   private constructor(
     private readonly logger: Logger,
@@ -794,6 +800,11 @@ export class Broker implements BrokerApi {
 
   // --- dead letters ---------------------------------------------------
 
+  /** Lets a protocol adapter route its queues' dead letters (AMQP). */
+  routeDeadLetters(router: DeadLetterRouter | null): void {
+    this.deadLetterRouter = router;
+  }
+
   peek(queue: string, options: { limit: number; offset: number }): PeekedMessage[] {
     const engine = this.engineOf(queue);
     const limit = checkCount(options.limit, 'limit', MAX_RECEIVE);
@@ -903,8 +914,28 @@ export class Broker implements BrokerApi {
     touched: Set<QueueEngine>,
   ): LogRecord[] {
     const { message, reason } = outcome;
-    const target = engine.settings.deadLetter;
     this.observed.died(engine.name, reason);
+    const routed = this.deadLetterRouter?.route(
+      engine.name,
+      reason,
+      deathHeaders(message, engine.name, reason, now, error),
+    );
+    if (routed !== undefined) {
+      const destinations = routed.queues
+        .map((queue) => this.engines.get(queue))
+        .filter((queue): queue is QueueEngine => queue !== undefined);
+      if (destinations.length === 0) {
+        engine.totals.dropped++;
+        return isLogged(engine) ? [{ type: 'settled', seqs: [message.seq] }] : [];
+      }
+      engine.totals.deadLettered++;
+      for (const destination of destinations) touched.add(destination);
+      return deliverDeadLetter(engine, message, destinations, routed.headers, now, () =>
+        this.store.allocateSeq(),
+      );
+    }
+
+    const target = engine.settings.deadLetter;
     if (target === null) {
       engine.totals.dropped++;
       this.logger.debug(

@@ -11,7 +11,7 @@ import type { PublishInput } from './types.js';
 
 const MAX_HEADERS = 256;
 const MAX_HEADER_BYTES = 64 * 1024;
-const MAX_ID_LENGTH = 256;
+export const MAX_ID_LENGTH = 256;
 
 export function checkPublish(
   input: PublishInput,

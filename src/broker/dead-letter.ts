@@ -3,7 +3,11 @@
 // and never overwritten; `x-usher-deaths` keeps every death as JSON so a
 // message dead-lettered twice (CASES.md C5) shows both.
 
+import type { QueueEngine } from '../engine/queue.js';
 import type { DeathReason, Message } from '../engine/types.js';
+import type { LogRecord, PublishedRecord } from '../storage/records.js';
+import { isLogged, moveRecords } from './durability.js';
+import { messageFrom, moveTo } from './messages.js';
 
 export const DEATH_HEADERS = {
   reason: 'x-usher-death-reason',
@@ -87,4 +91,59 @@ export function redriveFilter(options: {
     (ids === undefined || ids.has(message.id)) &&
     (reason === undefined || message.headers[DEATH_HEADERS.reason] === reason) &&
     (source === undefined || message.headers[DEATH_HEADERS.queue] === source);
+}
+
+/**
+ * A protocol adapter's own dead-lettering: AMQP queues dead-letter through
+ * an exchange (x-dead-letter-exchange), which only the adapter can route.
+ * `route` answers undefined for a queue it does not handle, which then
+ * follows its `deadLetter` setting; else the queues the message goes to
+ * (none: it is dropped) and its headers there.
+ */
+export interface DeadLetterRouter {
+  route(
+    queue: string,
+    reason: DeathReason,
+    headers: Record<string, string>,
+  ): { queues: string[]; headers: Record<string, string> } | undefined;
+}
+
+/**
+ * Puts a dying message in every queue it was routed to: the first takes
+ * the message itself (a `moved` record), each other one a copy with a
+ * sequence number of its own (a `published` record, body included).
+ */
+export function deliverDeadLetter(
+  from: QueueEngine,
+  message: Message,
+  destinations: QueueEngine[],
+  headers: Record<string, string>,
+  now: number,
+  allocateSeq: () => number,
+): LogRecord[] {
+  const records: LogRecord[] = [];
+  destinations.forEach((destination, index) => {
+    if (index === 0) {
+      records.push(...moveRecords(from, destination, moveTo(destination, message, headers, now)));
+      return;
+    }
+    const ttl = destination.settings.messageTtlMs;
+    const copy: PublishedRecord = {
+      type: 'published',
+      seq: allocateSeq(),
+      queue: destination.name,
+      id: message.id,
+      priority: message.priority,
+      group: message.group,
+      headers,
+      body: message.body,
+      publishedAt: message.publishedAt,
+      availableAt: now,
+      expiresAt: ttl === null ? null : now + ttl,
+      failures: 0,
+    };
+    destination.enqueue(messageFrom(copy), now);
+    if (isLogged(destination)) records.push(copy);
+  });
+  return records;
 }

@@ -7,7 +7,17 @@ import type { QueueSettingsInput } from './types.js';
 
 const DURABILITY_MODES: readonly unknown[] = ['fsync', 'os', 'memory'];
 
-const QUEUE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}$/;
+/**
+ * Queue names follow RabbitMQ's rule, any UTF-8 text of 1 to 255 bytes,
+ * so AMQP applications keep their names, with two exceptions: control
+ * characters and bidirectional overrides (they garble or disguise logs
+ * and terminals), and the names "." and ".." (no URL path segment can
+ * address them: clients resolve them away).
+ * Names only ever sit inside length-prefixed log records and JSON, never
+ * in file paths; over HTTP they are percent-encoded path segments.
+ */
+export const MAX_QUEUE_NAME_BYTES = 255;
+const FORBIDDEN_IN_NAMES = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\p{Cs}]/u;
 
 /** A day: the longest lease, delay or backoff a caller may ask for. */
 export const MAX_DURATION_MS = 24 * 60 * 60 * 1000;
@@ -15,11 +25,19 @@ export const MAX_DURATION_MS = 24 * 60 * 60 * 1000;
 const MAX_TTL_MS = 14 * MAX_DURATION_MS;
 
 export function checkQueueName(name: unknown, field = 'queue'): string {
-  if (typeof name !== 'string' || !QUEUE_NAME.test(name)) {
+  if (
+    typeof name !== 'string' ||
+    name === '' ||
+    name === '.' ||
+    name === '..' ||
+    FORBIDDEN_IN_NAMES.test(name) ||
+    Buffer.byteLength(name) > MAX_QUEUE_NAME_BYTES
+  ) {
     throw new InvalidArgumentError(
       field,
-      `queue name ${JSON.stringify(name)} is invalid: use 1 to 200 of ` +
-        'A-Z a-z 0-9 _ . : - (not starting with . : or -)',
+      `queue name ${JSON.stringify(name)} is invalid: use 1 to ` +
+        `${MAX_QUEUE_NAME_BYTES} bytes of UTF-8 without control characters, ` +
+        'other than "." and ".."',
     );
   }
   return name;

@@ -10,8 +10,10 @@
 // Consumers get messages pushed (basic.consume with a prefetch of their
 // concurrency) and settle them with ack or nack as the HTTP consume() does.
 //
-// TODO(#4): the rest of UsherClient's API over AMQP (receive, admin), so
-// that connect('amqp://...') can return the same client as HTTP.
+// Channel 1 carries publishes (confirm mode) and these consumers. Channel 2
+// carries everything that may fail on its own: declares, purges, deletes,
+// basic.get and its acks (amqp-api.ts, behind connect('amqp://...')). A
+// refusal there closes channel 2 only; it is opened again on next use.
 
 import { isUtf8 } from 'node:buffer';
 import { connect as connectTcp, type Socket } from 'node:net';
@@ -25,8 +27,12 @@ import type { Method, MethodName } from '../amqp/methods.js';
 import { CLIENT_ERROR_CODES, UsherClientError } from './errors.js';
 import type { MessageBody, PublishOptions, ReceivedBody } from './types.js';
 import { plainValue } from '../amqp/field-table.js';
+import { ID_HEADER } from '../amqp/mapping.js';
+import { REPLY_NAMES } from '../amqp/constants.js';
 
 const CHANNEL = 1;
+/** Requests that may be refused without ending the connection. */
+const ADMIN = 2;
 const FRAME_MAX = 131_072;
 
 interface Pending {
@@ -41,6 +47,8 @@ export interface AmqpDelivery {
   headers: Record<string, string>;
   priority: number;
   redelivered: boolean;
+  /** 1 on first delivery; from x-delivery-count when the broker sends it. */
+  attempt: number;
 }
 
 export type AmqpHandler = (message: AmqpDelivery) => unknown;
@@ -59,10 +67,25 @@ interface ConsumerState {
   idle: (() => void) | null;
 }
 
+/** A reply on the admin channel, with its content if it has one. */
+export interface AmqpReply {
+  method: Method;
+  properties: BasicProperties;
+  body: Buffer;
+}
+
 interface Waiter {
-  name: MethodName;
-  resolve(method: Method): void;
+  channel: number;
+  names: readonly MethodName[];
+  resolve(reply: AmqpReply): void;
   reject(error: UsherClientError): void;
+}
+
+/** basic.get-ok waiting for its content on the admin channel. */
+interface AdminContent {
+  reply: AmqpReply;
+  waiter: Waiter | undefined;
+  parts: Buffer[];
 }
 
 /** Publishes to Usher over AMQP 0-9-1. Create it with connectAmqp(). */
@@ -78,6 +101,10 @@ export class UsherAmqpClient {
   private nextConsumer = 1;
   /** Set while the broker says connection.blocked; resolved on unblocked. */
   private blocked: { until: Promise<void>; release(): void } | null = null;
+  private adminOpening: Promise<void> | null = null;
+  private adminContent: AdminContent | null = null;
+  /** Grows each time the admin channel closes: its delivery tags go stale. */
+  adminEpoch = 0;
 
   private constructor(
     private readonly socket: Socket,
@@ -131,7 +158,7 @@ export class UsherAmqpClient {
     client.decoder.frameMax = client.frameMax;
     client.send({
       name: 'connection.tune-ok',
-      channelMax: 1,
+      channelMax: ADMIN,
       frameMax: client.frameMax,
       heartbeat: 0,
     });
@@ -161,18 +188,25 @@ export class UsherAmqpClient {
       return this.blocked.until.then(() => this.publish(queue, body, options));
     }
     const { bytes, contentType } = bodyBytes(body);
+    const headers: Record<string, string> = { ...options.headers };
+    // Usher's own id, so its deduplication works over AMQP too.
+    if (options.id !== undefined) headers[ID_HEADER] = options.id;
     const properties: BasicProperties = {
       deliveryMode: 2,
       priority: options.priority ?? 0,
-      headers: tableFrom({ ...options.headers }),
+      headers: tableFrom(headers),
     };
     if (contentType !== undefined) properties.contentType = contentType;
     if (options.id !== undefined) properties.messageId = options.id;
+    if (options.ttlMs !== undefined) properties.expiration = String(options.ttlMs);
 
     const tag = this.nextTag++;
     const settled = new Promise<void>((resolve, reject) => {
       this.pending.set(tag, { resolve, reject, returned: false });
     });
+    // Publishes made in one turn leave in one write (writev), not one each.
+    this.socket.cork();
+    process.nextTick(() => this.socket.uncork());
     this.socket.write(
       encodeContent(
         CHANNEL,
@@ -239,6 +273,86 @@ export class UsherAmqpClient {
     };
   }
 
+  // --- the admin channel (amqp-api.ts) ----------------------------------
+
+  /**
+   * Sends `method` on the admin channel and resolves with the first reply
+   * named in `replies`. A refusal rejects with the broker's reply (see
+   * refusalOf) and closes the admin channel only.
+   */
+  async call(method: Method, replies: readonly MethodName[]): Promise<AmqpReply> {
+    await this.openAdmin();
+    const reply = this.expectOn(ADMIN, replies);
+    this.sendOn(ADMIN, method);
+    return reply;
+  }
+
+  /** Sends `method` on the admin channel with no reply (ack, nack). */
+  async cast(method: Method): Promise<void> {
+    await this.openAdmin();
+    this.sendOn(ADMIN, method);
+  }
+
+  private openAdmin(): Promise<void> {
+    if (this.closedWith !== null) return Promise.reject(this.closedWith);
+    this.adminOpening ??= (async () => {
+      const opened = this.expectOn(ADMIN, ['channel.open-ok']);
+      this.sendOn(ADMIN, { name: 'channel.open' });
+      await opened;
+    })().catch((err: unknown) => {
+      this.adminOpening = null;
+      throw err;
+    });
+    return this.adminOpening;
+  }
+
+  /** The broker closed the admin channel: its waiters fail, it reopens later. */
+  private adminClosed(replyCode: number, replyText: string): void {
+    this.sendOn(ADMIN, { name: 'channel.close-ok' });
+    this.adminOpening = null;
+    this.adminContent = null;
+    this.adminEpoch++;
+    const error = refusalOf(replyCode, replyText);
+    for (const waiter of this.waiters.filter((w) => w.channel === ADMIN)) {
+      this.waiters.splice(this.waiters.indexOf(waiter), 1);
+      waiter.reject(error);
+    }
+  }
+
+  private onAdminFrame(frame: Inbound): void {
+    if (frame.type === 'method') {
+      const { method } = frame;
+      if (method.name === 'channel.close') {
+        this.adminClosed(method.replyCode, method.replyText);
+        return;
+      }
+      const waiter = this.takeWaiter(ADMIN, method.name);
+      if (method.name === 'basic.get-ok') {
+        this.adminContent = { reply: { method, properties: {}, body: Buffer.alloc(0) }, waiter, parts: [] };
+        return;
+      }
+      waiter?.resolve({ method, properties: {}, body: Buffer.alloc(0) });
+      return;
+    }
+    const content = this.adminContent;
+    if (content === null) return;
+    if (frame.type === 'header') {
+      content.reply.properties = frame.header.properties;
+      if (frame.header.bodySize > 0) return;
+    } else if (frame.type === 'body') {
+      content.parts.push(Buffer.from(frame.body));
+      if (!frame.last) return;
+    } else return;
+    this.adminContent = null;
+    content.reply.body = Buffer.concat(content.parts);
+    content.waiter?.resolve(content.reply);
+  }
+
+  private takeWaiter(channel: number, name: MethodName): Waiter | undefined {
+    const index = this.waiters.findIndex((w) => w.channel === channel && w.names.includes(name));
+    return index >= 0 ? this.waiters.splice(index, 1)[0] : undefined;
+  }
+
   private delivered(): void {
     const incoming = this.incoming;
     this.incoming = null;
@@ -247,7 +361,11 @@ export class UsherAmqpClient {
     if (consumer === undefined) return;
 
     consumer.running++;
-    const message = deliveryOf(incoming);
+    const message = decodeDelivery(
+      incoming.properties,
+      incoming.parts.length === 1 ? incoming.parts[0] : Buffer.concat(incoming.parts),
+      incoming.redelivered,
+    );
     void (async () => {
       let ok = true;
       try {
@@ -270,6 +388,11 @@ export class UsherAmqpClient {
       consumer.running--;
       if (consumer.running === 0) consumer.idle?.();
     })();
+  }
+
+  /** Drops the connection at once; unsettled publishes are OUTCOME_UNKNOWN. */
+  destroy(): void {
+    this.socket.destroy();
   }
 
   /** Waits for every publish to settle, then closes the connection. */
@@ -314,7 +437,8 @@ export class UsherAmqpClient {
       return;
     }
     for (const frame of frames) {
-      if (frame.type === 'method') this.onMethod(frame.method);
+      if ('channel' in frame && frame.channel === ADMIN) this.onAdminFrame(frame);
+      else if (frame.type === 'method') this.onMethod(frame.method);
       else if (frame.type === 'header' && this.incoming !== null) {
         this.incoming.properties = frame.header.properties;
         if (frame.header.bodySize === 0) this.delivered();
@@ -375,8 +499,12 @@ export class UsherAmqpClient {
         this.socket.destroy();
         return;
       default: {
-        const index = this.waiters.findIndex((w) => w.name === method.name);
-        if (index >= 0) this.waiters.splice(index, 1)[0].resolve(method);
+        const channel = method.name.startsWith('connection.') ? 0 : CHANNEL;
+        this.takeWaiter(channel, method.name)?.resolve({
+          method,
+          properties: {},
+          body: Buffer.alloc(0),
+        });
       }
     }
   }
@@ -392,7 +520,15 @@ export class UsherAmqpClient {
   }
 
   private settle(tag: number, multiple: boolean, error: UsherClientError | null): void {
-    const tags = multiple ? [...this.pending.keys()].filter((t) => t <= tag) : [tag];
+    // Tags go in ascending: a multiple ack takes them from the front.
+    const tags: number[] = [];
+    if (!multiple) tags.push(tag);
+    else {
+      for (const t of this.pending.keys()) {
+        if (t > tag) break;
+        tags.push(t);
+      }
+    }
     for (const t of tags) {
       const entry = this.pending.get(t);
       if (entry === undefined) continue;
@@ -428,14 +564,22 @@ export class UsherAmqpClient {
   // --- writing --------------------------------------------------------
 
   private send(method: Method): void {
-    this.socket.write(
-      encodeMethodFrame(method.name.startsWith('connection.') ? 0 : CHANNEL, method),
-    );
+    this.sendOn(method.name.startsWith('connection.') ? 0 : CHANNEL, method);
   }
 
-  private expect(name: MethodName): Promise<Method> {
+  private sendOn(channel: number, method: Method): void {
+    if (!this.socket.destroyed) this.socket.write(encodeMethodFrame(channel, method));
+  }
+
+  private async expect(name: MethodName): Promise<Method> {
+    const channel = name.startsWith('connection.') ? 0 : CHANNEL;
+    return (await this.expectOn(channel, [name])).method;
+  }
+
+  private expectOn(channel: number, names: readonly MethodName[]): Promise<AmqpReply> {
     if (this.closedWith !== null) return Promise.reject(this.closedWith);
-    return new Promise((resolve, reject) => this.waiters.push({ name, resolve, reject }));
+    return new Promise((resolve, reject) =>
+      this.waiters.push({ channel, names, resolve, reject }));
   }
 }
 
@@ -452,15 +596,23 @@ export function connectAmqp(
   return UsherAmqpClient.open(url);
 }
 
-function deliveryOf(incoming: Incoming): AmqpDelivery {
-  const { properties } = incoming;
-  const bytes =
-    incoming.parts.length === 1 ? incoming.parts[0] : Buffer.concat(incoming.parts);
+/**
+ * A delivered message in the client's terms: the body decoded by the HTTP
+ * client's rules, text headers, and the content type as `content-type`.
+ */
+export function decodeDelivery(
+  properties: BasicProperties,
+  bytes: Buffer,
+  redelivered: boolean,
+): AmqpDelivery {
   const headers: Record<string, string> = {};
+  let attempt = redelivered ? 2 : 1;
   for (const [name, value] of properties.headers ?? []) {
     const plain = plainValue(value);
-    if (typeof plain === 'string') headers[name] = plain;
+    if (name === 'x-delivery-count') attempt = Number(plain) + 1 || attempt;
+    else if (typeof plain === 'string') headers[name] = plain;
   }
+  if (properties.contentType !== undefined) headers['content-type'] = properties.contentType;
   let body: ReceivedBody = bytes;
   if (properties.contentType === 'application/json') {
     try {
@@ -473,7 +625,8 @@ function deliveryOf(incoming: Incoming): AmqpDelivery {
     body,
     headers,
     priority: properties.priority ?? 0,
-    redelivered: incoming.redelivered,
+    redelivered,
+    attempt,
   };
 }
 
@@ -492,4 +645,18 @@ function bodyBytes(body: MessageBody): { bytes: Buffer; contentType?: string } {
     return { bytes: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
   if (typeof body === 'string') return { bytes: Buffer.from(body) };
   return { bytes: Buffer.from(JSON.stringify(body)), contentType: 'application/json' };
+}
+
+/**
+ * A refusal on the admin channel in the HTTP client's terms where they
+ * match (no queue: QUEUE_NOT_FOUND; a redeclare with other settings:
+ * QUEUE_EXISTS; bad settings: INVALID_ARGUMENT), else AMQP_<reply name>.
+ */
+function refusalOf(replyCode: number, replyText: string): UsherClientError {
+  if (replyCode === 404) return new UsherClientError('QUEUE_NOT_FOUND', 404, replyText);
+  if (replyCode === 406 && /inequivalent arg/.test(replyText)) {
+    return new UsherClientError('QUEUE_EXISTS', 409, replyText);
+  }
+  if (replyCode === 406) return new UsherClientError('INVALID_ARGUMENT', 400, replyText);
+  return new UsherClientError(`AMQP_${REPLY_NAMES.get(replyCode) ?? replyCode}`, 0, replyText);
 }

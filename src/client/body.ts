@@ -66,6 +66,18 @@ export function encodeMessage(
   return wire;
 }
 
+/** Throws INVALID_ARGUMENT, naming `field`, for a body that cannot be sent. */
+export function checkBody(body: unknown, field: string): void {
+  if (body instanceof Uint8Array || isJsonable(body)) return;
+  throw new UsherClientError(
+    CLIENT_ERROR_CODES.INVALID_ARGUMENT,
+    0,
+    `cannot send a body of type ${typeof body}: expected bytes, a ` +
+      'string or a JSON value',
+    { field },
+  );
+}
+
 function isJsonable(body: unknown): boolean {
   const type = typeof body;
   if (type === 'number') return Number.isFinite(body);

@@ -11,6 +11,7 @@ import {
   type WireReceived,
 } from './body.js';
 import { DEFAULT_RETRY, withBackoff, type RetryPolicy } from './backoff.js';
+import { AmqpApi, unsupported } from './amqp-api.js';
 import { Consumer, type ConsumeOptions, type Handler } from './consumer.js';
 import { Transport } from './transport.js';
 import type {
@@ -34,6 +35,12 @@ import type {
 /**
  * Opens a client for the broker at `url`. Nothing is sent until the first
  * call; connections are kept alive and shared between calls.
+ *
+ * `amqp://user:password@host:5672` speaks AMQP 0-9-1 instead: one
+ * connection, publishes pipelined and confirmed once durable. Publishing,
+ * receiving, settling, consume() and createQueue/purgeQueue/deleteQueue
+ * work as over HTTP (differences in src/client/amqp-api.ts); the rest
+ * throws `UNSUPPORTED` naming the method.
  *
  * @example
  *   import { connect } from 'usher';
@@ -63,14 +70,29 @@ export interface ClientOptions {
 export class UsherClient {
   /** The broker's base URL, e.g. `http://127.0.0.1:8080`. */
   readonly url: string;
-  readonly #transport: Transport;
+  readonly #http: Transport | null;
+  /** Set instead of #http for an amqp:// URL. */
+  readonly #amqp: AmqpApi | null;
   readonly #consumers = new Set<Consumer>();
   readonly #retry: RetryPolicy;
 
   constructor(url: string, options: ClientOptions = {}) {
-    this.#transport = new Transport(url);
-    this.url = this.#transport.baseUrl;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
+    if (/^amqp:/i.test(url)) {
+      this.#http = null;
+      this.#amqp = new AmqpApi(url);
+      this.url = url;
+    } else {
+      this.#http = new Transport(url);
+      this.#amqp = null;
+      this.url = this.#http.baseUrl;
+    }
+  }
+
+  /** The HTTP transport, or UNSUPPORTED naming `method` over AMQP. */
+  #httpFor(method: string): Transport {
+    if (this.#http !== null) return this.#http;
+    throw unsupported(method, 'it');
   }
 
   // --- publishing -------------------------------------------------------
@@ -90,9 +112,11 @@ export class UsherClient {
     body: MessageBody,
     options: PublishOptions = {},
   ): Promise<PublishResult> {
+    if (this.#amqp) return this.#amqp.publish(queue, body, options);
     const message = encodeMessage({ ...options, body }, 'body');
+    const http = this.#httpFor('publish');
     const answer = await withBackoff(this.#retry, [{ ...options, body }], () =>
-      this.#transport.request<PublishResult>('POST', `${queuePath(queue)}/messages`, message));
+      http.request<PublishResult>('POST', `${queuePath(queue)}/messages`, message));
     return answer.data;
   }
 
@@ -112,12 +136,14 @@ export class UsherClient {
     queue: string,
     messages: readonly OutgoingMessage[],
   ): Promise<PublishResult[]> {
+    if (this.#amqp) return this.#amqp.publishBatch(queue, messages);
     const wire: WireMessage[] = messages.map((message, i) =>
       encodeMessage(message, `messages.${i}.body`),
     );
     // The broker refuses a batch whole, so a shed batch is shed whole.
+    const http = this.#httpFor('publishBatch');
     const answer = await withBackoff(this.#retry, messages, () =>
-      this.#transport.request<{ results: PublishResult[] }>(
+      http.request<{ results: PublishResult[] }>(
         'POST',
         `${queuePath(queue)}/messages/batch`,
         { messages: wire },
@@ -140,8 +166,9 @@ export class UsherClient {
     queue: string,
     options: ReceiveOptions = {},
   ): Promise<ReceivedMessage[]> {
+    if (this.#amqp) return this.#amqp.receive(queue, options);
     const { signal, ...request } = options;
-    const answer = await this.#transport.request<{ messages: WireReceived[] }>(
+    const answer = await this.#httpFor('receive').request<{ messages: WireReceived[] }>(
       'POST',
       `${queuePath(queue)}/receive`,
       { max: 1, waitMs: 0, ...request },
@@ -162,9 +189,10 @@ export class UsherClient {
     queue: string,
     receipts: string | readonly string[],
   ): Promise<AckResult> {
+    if (this.#amqp) return this.#amqp.ack(queue, receipts);
     const body =
       typeof receipts === 'string' ? { receipt: receipts } : { receipts };
-    const answer = await this.#transport.request<AckResult>(
+    const answer = await this.#httpFor('ack').request<AckResult>(
       'POST',
       `${queuePath(queue)}/ack`,
       body,
@@ -187,7 +215,8 @@ export class UsherClient {
     receipt: string,
     options: NackOptions = {},
   ): Promise<void> {
-    await this.#transport.request(
+    if (this.#amqp) return this.#amqp.nack(queue, receipt, options);
+    await this.#httpFor('nack').request(
       'POST',
       `${queuePath(queue)}/nack`,
       { receipt, ...options },
@@ -205,7 +234,8 @@ export class UsherClient {
     receipt: string,
     timeoutMs: number,
   ): Promise<number> {
-    const answer = await this.#transport.request<{ leaseDeadline: number }>(
+    if (this.#amqp) return this.#amqp.extend();
+    const answer = await this.#httpFor('extend').request<{ leaseDeadline: number }>(
       'POST',
       `${queuePath(queue)}/extend`,
       { receipt, timeoutMs },
@@ -221,7 +251,8 @@ export class UsherClient {
    *   await usher.release('orders', later.map((m) => m.receipt));
    */
   async release(queue: string, receipts: string[]): Promise<number> {
-    const answer = await this.#transport.request<{ released: number }>(
+    if (this.#amqp) return this.#amqp.release(queue, receipts);
+    const answer = await this.#httpFor('release').request<{ released: number }>(
       'POST',
       `${queuePath(queue)}/release`,
       { receipts },
@@ -252,9 +283,24 @@ export class UsherClient {
     return consumer;
   }
 
+  /**
+   * Drops everything at once, as a crashed process would: consumers stop
+   * without waiting for their handlers, nothing more is acked, and the
+   * leases held come back when they run out (over AMQP: at once, as the
+   * connection closes).
+   *
+   * @example
+   *   process.on('uncaughtException', () => usher.abort());
+   */
+  abort(): void {
+    for (const consumer of this.#consumers) void consumer.stop();
+    this.#amqp?.abort();
+  }
+
   /** Stops every consumer started from this client (see Consumer.stop). */
   async close(): Promise<void> {
     await Promise.all([...this.#consumers].map((c) => c.stop()));
+    await this.#amqp?.close();
   }
 
   // --- queues -----------------------------------------------------------
@@ -275,7 +321,8 @@ export class UsherClient {
     name: string,
     settings: QueueSettingsInput = {},
   ): Promise<CreateQueueResult> {
-    const answer = await this.#transport.request<QueueInfo>(
+    if (this.#amqp) return this.#amqp.createQueue(name, settings);
+    const answer = await this.#httpFor('createQueue').request<QueueInfo>(
       'PUT',
       queuePath(name),
       settings,
@@ -292,7 +339,7 @@ export class UsherClient {
    *   }
    */
   async listQueues(): Promise<QueueInfo[]> {
-    const answer = await this.#transport.request<{ queues: QueueInfo[] }>(
+    const answer = await this.#httpFor('listQueues').request<{ queues: QueueInfo[] }>(
       'GET',
       '/queues',
     );
@@ -306,7 +353,7 @@ export class UsherClient {
    *   const { stats } = await usher.getQueue('orders');
    */
   async getQueue(name: string): Promise<QueueInfo> {
-    const answer = await this.#transport.request<QueueInfo>(
+    const answer = await this.#httpFor('getQueue').request<QueueInfo>(
       'GET',
       queuePath(name),
     );
@@ -320,7 +367,8 @@ export class UsherClient {
    *   const dropped = await usher.purgeQueue('orders');
    */
   async purgeQueue(name: string): Promise<number> {
-    const answer = await this.#transport.request<{ purged: number }>(
+    if (this.#amqp) return this.#amqp.purgeQueue(name);
+    const answer = await this.#httpFor('purgeQueue').request<{ purged: number }>(
       'POST',
       `${queuePath(name)}/purge`,
     );
@@ -334,7 +382,8 @@ export class UsherClient {
    *   await usher.deleteQueue('scratch');
    */
   async deleteQueue(name: string): Promise<void> {
-    await this.#transport.request('DELETE', queuePath(name));
+    if (this.#amqp) return this.#amqp.deleteQueue(name);
+    await this.#httpFor('deleteQueue').request('DELETE', queuePath(name));
   }
 
   /**
@@ -354,7 +403,7 @@ export class UsherClient {
     if (offset !== undefined) query.set('offset', String(offset));
     const search = query.toString() ? `?${query}` : '';
 
-    const answer = await this.#transport.request<{ messages: WirePeeked[] }>(
+    const answer = await this.#httpFor('peek').request<{ messages: WirePeeked[] }>(
       'GET',
       `${queuePath(queue)}/messages${search}`,
     );
@@ -369,7 +418,7 @@ export class UsherClient {
    *   const moved = await usher.redrive('orders.dlq', { max: 100 });
    */
   async redrive(queue: string, options: RedriveOptions = {}): Promise<number> {
-    const answer = await this.#transport.request<{ moved: number }>(
+    const answer = await this.#httpFor('redrive').request<{ moved: number }>(
       'POST',
       `${queuePath(queue)}/redrive`,
       options,
@@ -385,7 +434,7 @@ export class UsherClient {
    */
   async health(): Promise<Health> {
     // 503 is the health of a degraded broker, not an error.
-    const answer = await this.#transport.request<Health>(
+    const answer = await this.#httpFor('health').request<Health>(
       'GET', '/healthz', undefined, undefined, 503,
     );
     return answer.data;

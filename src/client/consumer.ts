@@ -244,7 +244,7 @@ export class Consumer {
       this.#poll = new AbortController();
       let messages: ReceivedMessage[];
       try {
-        this.#fifo ??= (await this.client.getQueue(this.queue)).settings.fifo;
+        this.#fifo ??= await isFifo(this.client, this.queue);
         messages = await this.client.receive(this.queue, {
           max: Math.min(free, this.#batch),
           waitMs: this.#waitMs,
@@ -380,6 +380,21 @@ export class Consumer {
     if (this.#drained && this.#active === 0 && this.#settling === 0) {
       this.#drained();
     }
+  }
+}
+
+/**
+ * Whether `queue` is FIFO. Over AMQP its settings cannot be read, and
+ * messages carry no group there either: each runs on its own.
+ */
+async function isFifo(client: UsherClient, queue: string): Promise<boolean> {
+  try {
+    return (await client.getQueue(queue)).settings.fifo;
+  } catch (err) {
+    if (err instanceof UsherClientError && err.code === CLIENT_ERROR_CODES.UNSUPPORTED) {
+      return false;
+    }
+    throw err;
   }
 }
 

@@ -17,6 +17,8 @@ export const CLIENT_ERROR_CODES = {
   OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
   /** AMQP: the broker nacked a publish. */
   PUBLISH_REFUSED: 'PUBLISH_REFUSED',
+  /** AMQP: the method (or an option of it) has no AMQP form; `field` names it. */
+  UNSUPPORTED: 'UNSUPPORTED',
 } as const;
 
 /**

@@ -31,6 +31,7 @@ interface TicketingFlags {
   timeout?: number;
   emailDown?: number;
   deleteQueues?: boolean;
+  amqp?: string | boolean;
 }
 
 export const demoCommands: CommandGroup = {
@@ -63,6 +64,11 @@ export const demoCommands: CommandGroup = {
         durationFlag,
       )
       .option('--delete-queues', "delete the run's queues at the end")
+      .option(
+        '--amqp [url]',
+        'publish and consume over AMQP 0-9-1, the faster path (default: ' +
+          'the embedded listener, or port 5672 on the host of --url)',
+      )
       .addHelpText(
         'after',
         `\nRuns against the broker at --url (default ${DEFAULT_URL}, or ` +
@@ -77,7 +83,9 @@ export const demoCommands: CommandGroup = {
 
 async function ticketing(flags: TicketingFlags, cli: Cli): Promise<void> {
   const display = progressDisplay();
-  const embedded = flags.embedded ? await startEmbeddedBroker() : undefined;
+  const embedded = flags.embedded
+    ? await startEmbeddedBroker({ amqp: flags.amqp !== undefined })
+    : undefined;
 
   try {
     // Without --embedded, the client for --url checks the URL first.
@@ -88,6 +96,7 @@ async function ticketing(flags: TicketingFlags, cli: Cli): Promise<void> {
 
     const report = await runTicketingDemo({
       url,
+      amqpUrl: amqpUrlOf(flags.amqp, embedded?.amqpUrl, url),
       buyers: flags.buyers,
       seed: flags.seed,
       timeoutMs: flags.timeout ?? timeoutFor(flags.buyers),
@@ -112,4 +121,15 @@ async function ticketing(flags: TicketingFlags, cli: Cli): Promise<void> {
   } finally {
     await embedded?.close();
   }
+}
+
+/** The AMQP URL --amqp asks for, if any. */
+function amqpUrlOf(
+  flag: string | boolean | undefined,
+  embedded: string | undefined,
+  httpUrl: string,
+): string | undefined {
+  if (flag === undefined || flag === false) return undefined;
+  if (typeof flag === 'string') return flag;
+  return embedded ?? `amqp://guest:guest@${new URL(httpUrl).hostname}:5672`;
 }

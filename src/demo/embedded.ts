@@ -12,6 +12,8 @@ import type { AdmissionSettings } from '../broker/admission.js';
 export interface EmbeddedBroker {
   /** Where it listens, e.g. http://127.0.0.1:40123. */
   url: string;
+  /** Its AMQP listener, when asked for one. */
+  amqpUrl?: string;
   dataDir: string;
   close(): Promise<void>;
 }
@@ -21,16 +23,19 @@ export interface EmbeddedOptions {
   sync?: boolean;
   /** Admission control thresholds (`usher serve` flags); off when absent. */
   admission?: Partial<AdmissionSettings>;
+  /** Listen for AMQP 0-9-1 too, on a free port. */
+  amqp?: boolean;
 }
 
 export async function startEmbeddedBroker(
   options: EmbeddedOptions = {},
 ): Promise<EmbeddedBroker> {
   // Loaded here: a demo against --url needs none of the server side.
-  const [{ pino }, { Broker }, { createHttpServer }] = await Promise.all([
+  const [{ pino }, { Broker }, { createHttpServer }, { createAmqpServer }] = await Promise.all([
     import('pino'),
     import('../broker/broker.js'),
     import('../http/server.js'),
+    import('../amqp/server.js'),
   ]);
   // Errors only, on stderr: anything chattier would break the status line.
   const logger = pino(
@@ -41,8 +46,11 @@ export async function startEmbeddedBroker(
 
   let broker: Awaited<ReturnType<typeof Broker.open>> | undefined;
   let app: ReturnType<typeof createHttpServer> | undefined;
+  let amqp: Awaited<ReturnType<typeof createAmqpServer>> | undefined;
+  let amqpUrl: string | undefined;
   const close = async () => {
     try {
+      await amqp?.close();
       if (app) await closeServer(app);
       await broker?.close();
     } finally {
@@ -59,6 +67,13 @@ export async function startEmbeddedBroker(
     });
     app = createHttpServer(broker, { logger, processMetrics: false });
     await app.listen({ host: '127.0.0.1', port: 0 });
+    if (options.amqp) {
+      amqp = await createAmqpServer({
+        broker, logger, dataDir, maxMessageBytes: 16 * 1024 * 1024,
+      });
+      const { port } = await amqp.listen(0, '127.0.0.1');
+      amqpUrl = `amqp://guest:guest@127.0.0.1:${port}`;
+    }
   } catch (err) {
     await close();
     throw err;
@@ -66,7 +81,7 @@ export async function startEmbeddedBroker(
 
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
-  return { url: `http://127.0.0.1:${port}`, dataDir, close };
+  return { url: `http://127.0.0.1:${port}`, amqpUrl, dataDir, close };
 }
 
 /**

@@ -102,7 +102,8 @@ export function reportLines(report: TicketingReport): string[] {
     ].map(String);
   });
   const lines = [
-    `ticketing demo: ${report.buyers} buyers against ${report.url}`,
+    `ticketing demo: ${report.buyers} buyers against ${report.url}` +
+      (report.messagingUrl === report.url ? '' : `, messages over ${report.messagingUrl}`),
     `queues: ${report.queueNames}`,
     '',
     ...table(HEADER, rows),
@@ -142,3 +143,4 @@ export function reportLines(report: TicketingReport): string[] {
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
+

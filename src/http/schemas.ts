@@ -42,9 +42,10 @@ const Strict = { additionalProperties: false } as const;
 // The broker checks the characters and says which are allowed.
 export const QueueName = Type.String({
   minLength: 1,
-  maxLength: 200,
+  maxLength: 255,
   description:
-    'queue name: 1 to 200 of A-Z a-z 0-9 _ . : - (not starting with . : -)',
+    'queue name: 1 to 255 bytes of UTF-8 without control characters, other ' +
+    'than "." and ".."; percent-encoded in paths',
 });
 
 export const QueueParams = Type.Object({ name: QueueName }, Strict);

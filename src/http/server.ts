@@ -114,8 +114,8 @@ export function createHttpServer(
     loggerInstance: logger,
     logController: new QuietRequestLog(),
     bodyLimit,
-    // Queue names go up to 200 characters, which percent-encoded can take
-    // three times as many in the path.
+    // Queue names go up to 255 UTF-8 bytes, which percent-encoded take
+    // three times as many characters in the path.
     routerOptions: { maxParamLength: 1024 },
     // Bodies are checked strictly: a string is not coerced into a number
     // and an unknown field is refused rather than silently dropped, so a

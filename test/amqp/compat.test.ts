@@ -17,7 +17,9 @@
 import { after, before, describe, it } from 'node:test';
 
 import { CLIENTS, type Client } from './compat/clients.js';
+import { featureCases } from './compat/cases-features.js';
 import { lifecycleCases } from './compat/cases-lifecycle.js';
+import { txCases } from './compat/cases-tx.js';
 import { consumeCases, publishCases } from './compat/cases-messages.js';
 import { connectionCases, exchangeCases, queueCases } from './compat/cases-topology.js';
 import { CASE_TIMEOUT_MS, type Case, Ctx } from './compat/harness.js';
@@ -35,6 +37,8 @@ const CASES: readonly Case[] = [
   ...publishCases,
   ...consumeCases,
   ...lifecycleCases,
+  ...featureCases,
+  ...txCases,
 ];
 
 const TARGETS: ReadonlyArray<{ name: TargetName; start(): Promise<RunningTarget> }> = [

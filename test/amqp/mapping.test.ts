@@ -73,10 +73,10 @@ describe('queue arguments', () => {
       'x-usher-backoff-initial': 500,
       'x-usher-backoff-jitter': 0.2,
     }));
+    // The dead-letter arguments are queue-features.ts's.
     assert.deepEqual(settings, {
       messageTtlMs: 60_000,
       maxAttempts: 5,
-      deadLetter: 'orders.dlq',
       fifo: true,
       backoff: { initialMs: 500, jitter: 0.2 },
     });
@@ -101,10 +101,9 @@ describe('queue arguments', () => {
   });
 
   it('refuses what Usher does not have, naming the argument', () => {
-    assert.throws(() => settingsFromArguments(tableFrom({ 'x-expires': 1000 })),
-      (err: Error & { replyCode: number }) => err.replyCode === 406 && /x-expires/.test(err.message));
-    assert.throws(() => settingsFromArguments(tableFrom({ 'x-dead-letter-exchange': 'dlx' })),
-      { replyCode: 406 });
+    assert.throws(() => settingsFromArguments(tableFrom({ 'x-overflow': 'reject-publish-dlx' })),
+      (err: Error & { replyCode: number }) =>
+        err.replyCode === 406 && /x-overflow/.test(err.message));
     assert.throws(() => settingsFromArguments(tableFrom({ 'x-message-ttl': -5 })),
       { replyCode: 406 });
   });

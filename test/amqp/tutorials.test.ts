@@ -193,6 +193,8 @@ describe('consumers, confirms and dead letters', () => {
 
   it('dead-letters a rejected message with x-death as RabbitMQ users read it', async () => {
     const channel = await (await connect()).createChannel();
+    // As in RabbitMQ, dead letters to a queue nobody declared are dropped.
+    await channel.assertQueue('work.dead');
     await channel.assertQueue('work', {
       arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': 'work.dead' },
     });

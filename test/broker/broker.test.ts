@@ -67,7 +67,9 @@ describe('publish, receive, ack', () => {
       { code: 'INVALID_ARGUMENT', field: 'messages.1.delayMs' });
     await assert.rejects(broker.publish('nope', [{ body: text('x') }]),
       { code: 'QUEUE_NOT_FOUND', status: 404 });
-    await assert.rejects(broker.createQueue('bad name', {}), { code: 'INVALID_ARGUMENT', field: 'name' });
+    await assert.rejects(broker.createQueue('bad\nname', {}), { code: 'INVALID_ARGUMENT', field: 'name' });
+    await assert.rejects(broker.createQueue('x'.repeat(256), {}), { code: 'INVALID_ARGUMENT', field: 'name' });
+    await assert.rejects(broker.createQueue('..', {}), { code: 'INVALID_ARGUMENT', field: 'name' });
     await assert.rejects(broker.createQueue('q2', { maxAttempts: -1 }),
       { code: 'INVALID_ARGUMENT', field: 'maxAttempts' });
     await assert.rejects(broker.nack('q', 'nope', {}), { code: 'RECEIPT_NOT_FOUND' });

@@ -18,6 +18,8 @@ const STOP_TIMEOUT_MS = 10_000;
 
 export interface UsherServer {
   url: string;
+  /** The AMQP listener, with guest's credentials. */
+  amqpUrl: string;
   dataDir: string;
   pid: number;
   /** Everything the server logged so far. */
@@ -67,8 +69,10 @@ export async function startUsher(args: string[] = []): Promise<UsherServer> {
     child.on('exit', onExit);
   });
 
+  const amqpPort = /usher AMQP 0-9-1 on amqp:\/\/[^\s:"]+:(\d+)/.exec(out)?.[1];
   return {
     url,
+    amqpUrl: `amqp://guest:guest@127.0.0.1:${amqpPort}`,
     dataDir,
     pid: child.pid!,
     log: () => out,

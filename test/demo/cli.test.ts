@@ -61,6 +61,24 @@ describe('usher demo ticketing', () => {
     assert.match(stderr, /email service crashed/);
   });
 
+  it('publishes and consumes over AMQP with --amqp, losing nothing through the crash', async () => {
+    const { code, stdout, stderr } = await usher([
+      'demo', 'ticketing', '--embedded', '--amqp', '--buyers', '300', '--json',
+    ]);
+    assert.equal(code, 0, stderr);
+
+    const report = JSON.parse(stdout) as TicketingReport;
+    assert.equal(report.ok, true, report.problems.join('; '));
+    assert.match(report.messagingUrl, /^amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+$/);
+    assert.equal(report.totals.lost, 0);
+    for (const service of Object.values(report.services)) {
+      assert.equal(service.published, 300);
+      assert.equal(service.processed, 297);
+      assert.equal(service.deadLettered, 3);
+    }
+    assert.match(stderr, /email service crashed/);
+  });
+
   it('refuses a bad buyer count as a usage mistake', async () => {
     const { code, stderr } = await usher(['demo', 'ticketing', '--buyers', '0']);
     assert.equal(code, 2);

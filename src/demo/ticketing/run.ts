@@ -33,6 +33,12 @@ import { auditService, problemsOf, type ServiceReport } from './verify.js';
 export interface TicketingOptions {
   /** The broker, e.g. http://127.0.0.1:8080. */
   url: string;
+  /**
+   * Its AMQP listener, e.g. amqp://guest:guest@127.0.0.1:5672: the
+   * ticketing service publishes and the services consume over AMQP, the
+   * faster path; queues are made and audited over HTTP (url).
+   */
+  amqpUrl?: string;
   buyers: number;
   /** Fixes names, prices, pace and provider failures; default 1. */
   seed?: number;
@@ -74,6 +80,8 @@ export interface TicketingReport {
   problems: string[];
   runId: string;
   url: string;
+  /** Where messages went: the HTTP url, or the AMQP listener. */
+  messagingUrl: string;
   /** How reruns stay clean: queue names carry the run id. */
   queueNames: string;
   buyers: number;
@@ -121,6 +129,11 @@ const POLL_MS = 100;
 /** Graceful consumer stops, and then the audit, get this long each. */
 const WIND_DOWN_MS = 10_000;
 
+/** A URL fit for a report: its password, if any, hidden. */
+function withoutPassword(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
 /** The default bound on a run: 30 s plus 5 ms per buyer. */
 export function timeoutFor(buyers: number): number {
   return 30_000 + buyers * 5;
@@ -139,6 +152,7 @@ export async function runTicketingDemo(
   const purchases = generatePurchases(options.buyers, seed);
   const malformed = purchases.filter((p) => p.defect !== null);
   const client = connect(options.url);
+  const messaging = options.amqpUrl === undefined ? client : connect(options.amqpUrl);
 
   await createQueues(client, queues);
   note(
@@ -152,7 +166,7 @@ export async function runTicketingDemo(
     ({ service, queue }) =>
       new Service({
         name: service,
-        url: client.url,
+        url: messaging.url,
         queue,
         seed,
         pace: options.pace?.[service] ?? DEFAULT_PACE[service],
@@ -167,7 +181,7 @@ export async function runTicketingDemo(
             : undefined,
       }),
   );
-  const ticketing = new TicketingService(client, queues, {
+  const ticketing = new TicketingService(messaging, queues, {
     ...DEFAULT_PUBLISH,
     ...options.publish,
   });
@@ -209,6 +223,7 @@ export async function runTicketingDemo(
       Date.now() + WIND_DOWN_MS,
       () => `the services did not stop within ${WIND_DOWN_MS} ms`,
     ).catch((err: Error) => note(err.message));
+    if (messaging !== client) await messaging.close().catch(() => {});
   }
   options.onProgress?.(progress());
 
@@ -251,6 +266,7 @@ export async function runTicketingDemo(
     problems,
     runId,
     url: client.url,
+    messagingUrl: withoutPassword(messaging.url),
     queueNames: `tickets.${runId}.<service>, fresh for this run`,
     buyers: options.buyers,
     seed,

@@ -11,6 +11,7 @@ import {
   connect,
   type Consumer,
   type ConsumerMessage,
+  type UsherClient,
 } from '../../client/index.js';
 import { checkPurchase } from './purchases.js';
 import { between, chance, hashText } from './random.js';
@@ -69,6 +70,7 @@ export const DEFAULT_PACE: Record<ServiceName, ServicePace> = {
 
 /** One running process of a service: a consumer on its own connection. */
 interface ServiceProcess {
+  client: UsherClient;
   consumer: Consumer;
   /** Shared with the process's handlers, which check it after each step. */
   life: { killed: boolean };
@@ -110,7 +112,8 @@ export class Service {
   start(): void {
     const { url, queue, pace } = this.#options;
     const life = { killed: false };
-    const consumer = connect(url).consume(
+    const client = connect(url);
+    const consumer = client.consume(
       queue,
       (message) => this.#handle(message, life),
       {
@@ -120,7 +123,7 @@ export class Service {
         onError: () => void this.stats.clientErrors++,
       },
     );
-    this.#process = { consumer, life };
+    this.#process = { client, consumer, life };
   }
 
   /** Stops the running process gracefully: finish, ack, leave. */
@@ -128,7 +131,7 @@ export class Service {
     this.#stopped = true;
     clearTimeout(this.#restart);
     const running = this.#process;
-    if (running && !running.life.killed) await running.consumer.stop();
+    if (running && !running.life.killed) await running.client.close();
   }
 
   async #handle(
@@ -189,9 +192,10 @@ export class Service {
 
     running.life.killed = true;
     this.stats.crashes++;
-    // stop() aborts the long poll; it never resolves, as the handlers of a
-    // dead process never return. The process's client is dropped with it.
-    void running.consumer.stop();
+    // The consumer stops without waiting for its handlers, which never
+    // return, and the connection goes: over AMQP the broker hands the
+    // messages back at once, over HTTP when their leases run out.
+    running.client.abort();
     this.#options.note(
       `${this.name} service crashed with ${running.consumer.active - 1} ` +
         `message(s) in hand; back in ${plan.downMs} ms`,

@@ -115,8 +115,6 @@ export const lifecycleCases: Case[] = [
   },
   {
     name: 'dead-lettering: delivered from the DLQ with exchange \'\' and the dead-letter key',
-    usherTodo: 'Usher keeps the original exchange and key ' +
-      '(src/amqp/channel.ts deliver, EXCHANGE_HEADER)',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const [exchange, queue, dlq] = [ctx.name('x'), ctx.name('work'), ctx.name('dlq')];
@@ -133,7 +131,6 @@ export const lifecycleCases: Case[] = [
   },
   {
     name: 'dead-lettering: x-death keeps the exchange and routing key the message came by',
-    usherTodo: 'Usher writes exchange \'\' and the queue name (src/amqp/mapping.ts deathTable)',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const [exchange, queue, dlq] = [ctx.name('x'), ctx.name('work'), ctx.name('dlq')];
@@ -150,7 +147,6 @@ export const lifecycleCases: Case[] = [
   },
   {
     name: 'dead-lettering: x-first-death-queue, -reason and -exchange headers',
-    usherTodo: 'Usher sends x-usher-first-death-* instead (src/amqp/mapping.ts toAmqp)',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const [queue, dlq] = [ctx.name('work'), ctx.name('dlq')];
@@ -181,10 +177,6 @@ export const lifecycleCases: Case[] = [
   },
   {
     name: 'dead-lettering through a named exchange',
-    onlyTarget: {
-      target: 'rabbitmq',
-      reason: 'Usher refuses a named x-dead-letter-exchange with 406 (README)',
-    },
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const [dlx, queue, dlq] = [ctx.name('dlx'), ctx.name('work'), ctx.name('dlq')];
@@ -219,8 +211,6 @@ export const lifecycleCases: Case[] = [
   },
   {
     name: 'dead-lettering in a loop: x-death counts each queue and reason',
-    usherTodo: 'Usher creates the DLQ a queue names, then finds its declare inequivalent: 406 ' +
-      '(src/broker/broker.ts createQueue)',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const [work, wait] = [ctx.name('work'), ctx.name('wait')];
@@ -241,8 +231,6 @@ export const lifecycleCases: Case[] = [
   },
   {
     name: 'dead-letter queue declared after the queue naming it, with arguments of its own',
-    usherTodo: 'Usher auto-creates the DLQ with settings of its own, so this declare is 406 ' +
-      '(src/broker/broker.ts createQueue)',
     async run(ctx) {
       const { ch } = await ctx.open();
       const [queue, dlq] = [ctx.name('work'), ctx.name('dlq')];
@@ -336,39 +324,9 @@ export const lifecycleCases: Case[] = [
       }
     },
   },
-  {
-    name: 'tx.select is refused with 540',
-    onlyTarget: {
-      target: 'usher',
-      reason: 'RabbitMQ has transactions; Usher answers tx.* with 540 (README)',
-    },
-    onlyClient: { client: 'amqp-client', reason: 'amqplib has no API for tx.*' },
-    async run(ctx) {
-      const { conn, ch } = await ctx.open();
-      await expectConnectionError(conn, 540, () => ch.tx!.select());
-    },
-  },
-  {
-    name: 'tx.select and tx.commit: a committed publish is delivered',
-    onlyTarget: { target: 'rabbitmq', reason: 'Usher answers tx.* with 540 (README)' },
-    onlyClient: { client: 'amqp-client', reason: 'amqplib has no API for tx.*' },
-    async run(ctx) {
-      const { ch } = await ctx.open();
-      const queue = ctx.name('tx');
-      await ch.queueDeclare(queue);
-      await ch.tx!.select();
-      await ch.publish('', queue, 'x');
-      assert.equal(await ch.get(queue), null);
-      await ch.tx!.commit();
-      assert.equal((await getSoon(ch, queue)).body, 'x');
-    },
-  },
 ];
 
 const UNSUPPORTED_BY_USHER: Array<Record<string, unknown>> = [
-  { 'x-expires': 60000 },
   { 'x-overflow': 'reject-publish-dlx' },
-  { 'x-single-active-consumer': true },
-  { 'x-dead-letter-exchange': 'amq.direct' },
 ];
 

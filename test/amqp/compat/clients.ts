@@ -104,8 +104,8 @@ export interface Chan {
   recover(requeue: boolean): Promise<void>;
   /** channel.flow, where the client can send it. */
   readonly flow?: (active: boolean) => Promise<boolean>;
-  /** tx.select and tx.commit, where the client can send them. */
-  readonly tx?: { select(): Promise<void>; commit(): Promise<void> };
+  /** tx.select, tx.commit and tx.rollback, where the client can send them. */
+  readonly tx?: { select(): Promise<void>; commit(): Promise<void>; rollback(): Promise<void> };
   close(): Promise<void>;
 }
 
@@ -445,7 +445,11 @@ class CloudChan implements Chan {
     return this.ch.basicRecover(requeue);
   }
   readonly flow = (active: boolean) => this.ch.basicFlow(active);
-  readonly tx = { select: () => this.ch.txSelect(), commit: () => this.ch.txCommit() };
+  readonly tx = {
+    select: () => this.ch.txSelect(),
+    commit: () => this.ch.txCommit(),
+    rollback: () => this.ch.txRollback(),
+  };
   async close() {
     await this.ch.close();
     this.ended({ code: 0, text: 'closed', scope: 'client' });

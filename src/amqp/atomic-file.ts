@@ -1,0 +1,57 @@
+// Small files rewritten whole (exchanges.json, amqp-queues.json): write a
+// temporary file, fsync it, rename it over the old one, fsync the folder,
+// so a crash leaves either the old file or the new one, never half.
+
+import { open, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export async function writeAtomically(path: string, text: string): Promise<void> {
+  const temporary = `${path}.tmp`;
+  const file = await open(temporary, 'w');
+  try {
+    await file.writeFile(text);
+    await file.datasync();
+  } finally {
+    await file.close();
+  }
+  await rename(temporary, path);
+  const folder = await open(join(path, '..'), 'r');
+  try {
+    await folder.sync();
+  } finally {
+    await folder.close();
+  }
+}
+
+/**
+ * Rewrites one file whole, one write at a time. Saves asked for while a
+ * write is under way share the next write, whose snapshot is taken when
+ * it starts and so holds every change made before they asked: under many
+ * concurrent declares and binds the disk sees two writes, not one each.
+ */
+export class CoalescingFile {
+  private writing: Promise<void> = Promise.resolve();
+  private next: Promise<void> | null = null;
+
+  constructor(
+    private readonly path: string,
+    private readonly snapshot: () => string,
+  ) {}
+
+  save(): Promise<void> {
+    if (this.next !== null) return this.next;
+    // A failed write must not fail every later one: each starts afresh.
+    const next = this.writing.catch(() => {}).then(() => {
+      this.next = null;
+      return writeAtomically(this.path, this.snapshot());
+    });
+    this.next = next;
+    this.writing = next;
+    return next;
+  }
+
+  /** Settles when every save asked for so far is on disk (or failed). */
+  async flush(): Promise<void> {
+    await this.writing.catch(() => {});
+  }
+}

@@ -1,0 +1,110 @@
+// AMQP transactions (tx.select, tx.commit, tx.rollback) as RabbitMQ runs
+// them: on a transactional channel, publishes and acks/nacks/rejects are
+// held; tx.commit hands them to the broker (publishes first) and answers
+// commit-ok once the publishes are durable; tx.rollback throws the
+// publishes away and puts the held acks' deliveries back among the
+// channel's unacked ones (they are not requeued). After either, the next
+// transaction starts at once. Deliveries to consumers are not part of it.
+//
+// What a transaction holds is taken when tx.commit or tx.rollback is read,
+// not when its turn comes among the channel's slower methods: a publish
+// read just after tx.commit belongs to the next transaction.
+
+import { REPLY } from './constants.js';
+import { AmqpError } from './errors.js';
+import type { Method } from './methods.js';
+
+export type SettleHow = 'ack' | 'requeue' | 'reject';
+
+/** Acks, nacks or rejects held until commit: the tags taken out of unacked. */
+interface HeldSettlement<Entry> {
+  how: SettleHow;
+  entries: Array<[number, Entry]>;
+}
+
+/** What the channel lends a transaction to do its work. */
+export interface TxHost<Publish, Entry> {
+  isConfirming(): boolean;
+  /** Runs after the channel's earlier synchronous methods. */
+  inOrder(run: () => Promise<void> | void): void;
+  send(method: Method): void;
+  /** Routes a publish and batches it, as outside a transaction. */
+  publish(publish: Publish): void;
+  /** Hands the batched publishes to the broker; settles once durable. */
+  land(): Promise<unknown>;
+  settle(entries: Array<[number, Entry]>, how: SettleHow): void;
+  /** Makes a delivery unacked again. */
+  unsettle(tag: number, entry: Entry): void;
+}
+
+export class ChannelTransactions<Publish, Entry> {
+  /** False until tx.select. */
+  private selected = false;
+  private publishes: Publish[] = [];
+  private settlements: Array<HeldSettlement<Entry>> = [];
+
+  constructor(private readonly host: TxHost<Publish, Entry>) {}
+
+  /** Whether publishes and acks are held (tx.select was sent). */
+  get active(): boolean {
+    return this.selected;
+  }
+
+  onMethod(name: 'tx.select' | 'tx.commit' | 'tx.rollback'): void {
+    if (name === 'tx.select') {
+      if (this.host.isConfirming()) {
+        throw new AmqpError(REPLY.PRECONDITION_FAILED, 'cannot switch from confirm to tx mode');
+      }
+      this.selected = true;
+      this.host.inOrder(() => this.host.send({ name: 'tx.select-ok' }));
+      return;
+    }
+    if (!this.selected) {
+      throw new AmqpError(REPLY.PRECONDITION_FAILED, 'channel is not transactional');
+    }
+
+    const publishes = this.publishes;
+    const settlements = this.settlements;
+    this.publishes = [];
+    this.settlements = [];
+    if (name === 'tx.rollback') {
+      this.restore(settlements);
+      this.host.inOrder(() => this.host.send({ name: 'tx.rollback-ok' }));
+      return;
+    }
+    this.host.inOrder(async () => {
+      for (const publish of publishes) this.host.publish(publish);
+      await this.host.land();
+      for (const { entries, how } of settlements) this.host.settle(entries, how);
+      this.host.send({ name: 'tx.commit-ok' });
+    });
+  }
+
+  /** 406 for confirm.select once the channel is transactional. */
+  checkConfirmSelect(): void {
+    if (this.selected) {
+      throw new AmqpError(REPLY.PRECONDITION_FAILED, 'cannot switch from tx to confirm mode');
+    }
+  }
+
+  holdPublish(publish: Publish): void {
+    this.publishes.push(publish);
+  }
+
+  holdSettlement(how: SettleHow, entries: Array<[number, Entry]>): void {
+    if (entries.length > 0) this.settlements.push({ how, entries });
+  }
+
+  /** The channel closes: held publishes go, held acks' deliveries return. */
+  release(): void {
+    this.publishes = [];
+    this.restore(this.settlements);
+    this.settlements = [];
+  }
+
+  private restore(settlements: Array<HeldSettlement<Entry>>): void {
+    for (const { entries } of settlements) {
+      for (const [tag, entry] of entries) this.host.unsettle(tag, entry);
+    }
+  }
+}

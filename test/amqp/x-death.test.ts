@@ -1,0 +1,67 @@
+// x-death as RabbitMQ 3.10 writes it, built from Usher's death history;
+// and the cycle rule that drops messages expiring round in a loop.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { plainTable } from '../../src/amqp/field-table.js';
+import {
+  annotateDeath,
+  deathEntries,
+  deathTable,
+  isDeadLetterCycle,
+} from '../../src/amqp/x-death.js';
+
+const history = (deaths: object[]) => ({ 'x-usher-deaths': JSON.stringify(deaths) });
+
+describe('x-death', () => {
+  it('groups deaths by queue and reason, latest first, keeping the first one\'s fields', () => {
+    const headers = history([
+      { queue: 'work', reason: 'rejected', time: '2026-01-01T00:00:01Z', exchange: 'x',
+        routingKeys: ['k'] },
+      { queue: 'wait', reason: 'expired', time: '2026-01-01T00:00:02Z' },
+      { queue: 'work', reason: 'rejected', time: '2026-01-01T00:00:03Z', exchange: '',
+        routingKeys: ['work'] },
+    ]);
+    assert.deepEqual(deathEntries(headers).map((e) => [e.queue, e.reason, e.count, e.exchange]),
+      [['work', 'rejected', 2, 'x'], ['wait', 'expired', 1, '']]);
+
+    const table = plainTable(deathTable(headers));
+    assert.equal(table['x-first-death-queue'], 'work');
+    assert.equal(table['x-first-death-reason'], 'rejected');
+    assert.equal(table['x-first-death-exchange'], 'x');
+    const [first] = table['x-death'] as Array<Record<string, unknown>>;
+    assert.deepEqual(first['routing-keys'], ['k']);
+    assert.equal(first.count, 1n + 1n);
+  });
+
+  it('names a delivery limit delivery_limit and has no headers without deaths', () => {
+    const headers = history([{ queue: 'q', reason: 'max-attempts', time: '2026-01-01T00:00:00Z' }]);
+    assert.equal(deathEntries(headers)[0].reason, 'delivery_limit');
+    assert.equal(deathTable({}).size, 0);
+    assert.equal(deathTable({ 'x-usher-deaths': 'not json' }).size, 0);
+  });
+
+  it('annotates the latest death and moves expiration into original-expiration', () => {
+    const headers = { ...history([{ queue: 'q', reason: 'expired', time: 't' }]), expiration: '60' };
+    const annotated = annotateDeath(headers, { exchange: 'x', routingKeys: ['k'] }, 'expiration');
+    assert.equal(annotated.expiration, undefined);
+    const [entry] = deathEntries(annotated);
+    assert.deepEqual([entry.exchange, entry.routingKeys, entry.originalExpiration], ['x', ['k'], '60']);
+    assert.equal(headers.expiration, '60', 'the input is left as it was');
+  });
+
+  it('finds a cycle only when no rejection happened since the queue last saw the message', () => {
+    const expiredLoop = deathEntries(history([
+      { queue: 'a', reason: 'expired', time: '1' },
+      { queue: 'b', reason: 'expired', time: '2' },
+    ]));
+    assert.equal(isDeadLetterCycle(expiredLoop, 'a'), true);
+    assert.equal(isDeadLetterCycle(expiredLoop, 'c'), false);
+    const rejectedOnTheWay = deathEntries(history([
+      { queue: 'a', reason: 'expired', time: '1' },
+      { queue: 'b', reason: 'rejected', time: '2' },
+    ]));
+    assert.equal(isDeadLetterCycle(rejectedOnTheWay, 'a'), false);
+  });
+});
