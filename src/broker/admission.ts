@@ -36,10 +36,14 @@ export interface AdmissionSettings {
   memoryCriticalShare: number;
   /** Free disk floor: critical below it, pressure below twice it. */
   diskFloorBytes: number;
-  /** Waiting messages over all queues for pressure / critical; null = off.
-   * TODO(#6): per-queue thresholds; a queue's own bound is maxLength. */
+  /** Waiting messages over all queues for pressure / critical; null = off. */
   pressureBacklog: number | null;
   criticalBacklog: number | null;
+  /** Waiting messages in one queue past which that queue alone sheds as
+   * at pressure, while the broker and other queues stay as they are: a
+   * queue whose consumers fell behind refuses its least important work
+   * first. null = off. A hard bound per queue is its maxLength. */
+  queuePressureBacklog: number | null;
   /** Publishes in over acks out, over one sample, that mean pressure
    * while the backlog is past half of pressureBacklog (default 2). */
   growthRatio: number;
@@ -66,6 +70,7 @@ export const DEFAULT_ADMISSION: AdmissionSettings = {
   diskFloorBytes: 100 * 1024 * 1024,
   pressureBacklog: null,
   criticalBacklog: null,
+  queuePressureBacklog: null,
   growthRatio: 2,
   // Off unless asked for: on a busy machine (or one handling a 16 MiB
   // body) the loop stalls for seconds now and then, and shedding on that
@@ -208,23 +213,34 @@ export class AdmissionController {
    * Refuses a publish the current level sheds, or answers null. Counted
    * here, so metrics see every refusal whatever the protocol.
    */
-  refusal(priority: number, sheddable: boolean): OverloadedError | null {
-    if (this.level === 'normal') return null;
-    const minimum = this.level === 'critical'
+  /**
+   * Whether a publish of `priority` to a queue (sheddable or not, with
+   * `queueWaiting` messages waiting) is refused now, and why.
+   */
+  refusal(priority: number, sheddable: boolean, queueWaiting = 0): OverloadedError | null {
+    const { queuePressureBacklog } = this.settings;
+    const queueBehind = queuePressureBacklog !== null && queueWaiting >= queuePressureBacklog;
+    const level = this.level === 'normal' && queueBehind ? 'pressure' : this.level;
+    if (level === 'normal') return null;
+    const reason = this.level === 'normal' ? 'queue-backlog' : this.reason;
+    const minimum = level === 'critical'
       ? this.settings.criticalMinPriority
       : this.settings.pressureMinPriority;
     if (!sheddable && priority >= minimum) return null;
 
-    this.refused[this.level]++;
-    this.refusedByLevel[this.level][priority]++;
-    const flag = this.level === 'critical' ? '--critical-min-priority' : '--pressure-min-priority';
+    this.refused[level]++;
+    this.refusedByLevel[level][priority]++;
+    const flag = level === 'critical' ? '--critical-min-priority' : '--pressure-min-priority';
     return new OverloadedError(
-      this.level,
-      this.reason,
+      level,
+      reason,
       priority,
-      sheddable
+      (sheddable
         ? 'its queue is sheddable'
-        : `only priority ${minimum} and above (${flag}) are accepted now`,
+        : `only priority ${minimum} and above (${flag}) are accepted now`) +
+        (reason === 'queue-backlog'
+          ? `; its queue has ${queueWaiting} messages waiting (--queue-pressure-backlog)`
+          : ''),
     );
   }
 

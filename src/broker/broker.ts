@@ -564,7 +564,12 @@ export class Broker implements BrokerApi {
     let duplicates = 0;
 
     inputs.forEach((input, at) => {
-      const refusal = this.admission?.refusal(input.priority ?? 0, engine.settings.sheddable);
+      const waiting = engine.counts.ready + engine.counts.delayed;
+      const refusal = this.admission?.refusal(
+        input.priority ?? 0,
+        engine.settings.sheddable,
+        waiting,
+      );
       if (refusal) {
         answers[at] = refusal;
         return;

@@ -30,6 +30,7 @@ interface ServeFlags {
   amqpPort: number;
   memoryBudget?: number;
   pressureBacklog?: number;
+  queuePressureBacklog?: number;
   criticalBacklog?: number;
   pressureMinPriority?: number;
   criticalMinPriority?: number;
@@ -69,6 +70,11 @@ export const serveCommands: CommandGroup = {
         sizeFlag,
       )
       .option('--pressure-backlog <n>', 'waiting messages (all queues) for pressure', intFlag(1))
+      .option(
+        '--queue-pressure-backlog <n>',
+        'waiting messages in one queue past which it alone sheds as at pressure',
+        intFlag(1),
+      )
       .option('--critical-backlog <n>', 'waiting messages (all queues) for critical', intFlag(1))
       .option(
         '--pressure-min-priority <p>',
@@ -208,6 +214,9 @@ function admissionSettings(flags: ServeFlags): Partial<AdmissionSettings> {
   const settings: Partial<AdmissionSettings> = {};
   if (flags.memoryBudget !== undefined) settings.memoryBudgetBytes = flags.memoryBudget;
   if (flags.pressureBacklog !== undefined) settings.pressureBacklog = flags.pressureBacklog;
+  if (flags.queuePressureBacklog !== undefined) {
+    settings.queuePressureBacklog = flags.queuePressureBacklog;
+  }
   if (flags.criticalBacklog !== undefined) settings.criticalBacklog = flags.criticalBacklog;
   if (flags.pressureMinPriority !== undefined) {
     settings.pressureMinPriority = flags.pressureMinPriority;
@@ -229,6 +238,7 @@ const CONFIG_KEYS: Record<string, (text: string) => number> = {
   diskFloor: sizeFlag,
   maxMessageSize: sizeFlag,
   pressureBacklog: intFlag(1),
+  queuePressureBacklog: intFlag(1),
   criticalBacklog: intFlag(1),
   pressureMinPriority: intFlag(0, 10),
   criticalMinPriority: intFlag(0, 10),

@@ -66,3 +66,41 @@ describe('shedding with queue limits', () => {
     assert.equal(broker.getQueue('q').stats.total, 2);
   });
 });
+
+describe('one queue behind (queuePressureBacklog)', () => {
+  it('sheds that queue\'s low priorities while the broker and other queues stay normal',
+    async () => {
+      const queueDir = tempDir();
+      const behind = await openBroker(queueDir.path, {
+        admission: { queuePressureBacklog: 3, holdMs: 0, sampleMs: 60_000, pressureMinPriority: 4 },
+      });
+      try {
+        await behind.createQueue('emails', {});
+        await behind.createQueue('payments', {});
+        for (let i = 0; i < 3; i++) {
+          await behind.publish('emails', [{ body: text(`e${i}`), priority: 5 }]);
+        }
+
+        await assert.rejects(behind.publish('emails', [{ body: text('low'), priority: 1 }]), {
+          code: 'OVERLOADED',
+          status: 429,
+          reason: 'queue-backlog',
+          message: /its queue has 3 messages waiting/,
+        });
+        // Important work still gets into the queue that is behind...
+        await behind.publish('emails', [{ body: text('high'), priority: 4 }]);
+        // ...and a queue that keeps up takes everything.
+        await behind.publish('payments', [{ body: text('p'), priority: 0 }]);
+        assert.equal(behind.admission!.current.level, 'normal');
+
+        // Once the consumers catch up the queue takes low priorities again.
+        const taken = await behind.receive('emails', { max: 10, waitMs: 0 });
+        await behind.ack('emails', taken.map((message) => message.receipt));
+        await behind.publish('emails', [{ body: text('low again'), priority: 1 }]);
+        assert.equal(behind.getQueue('emails').stats.ready, 1);
+      } finally {
+        await behind.close();
+        queueDir.remove();
+      }
+    });
+});
