@@ -181,3 +181,54 @@ export class HeadersTooLargeError extends UsherError {
     super('HEADERS_TOO_LARGE', 431, 'the request headers are too large');
   }
 }
+
+// Authentication and authorization (src/auth).
+
+export class UnauthenticatedError extends UsherError {
+  constructor(message: string) {
+    super('UNAUTHENTICATED', 401, message);
+  }
+}
+
+export class AccessRefusedError extends UsherError {
+  constructor(message: string, field?: string) {
+    super('ACCESS_REFUSED', 403, message, { field });
+  }
+}
+
+export class LoginLockedError extends UsherError {
+  readonly retryAfterSeconds: number;
+
+  constructor(retryAfterSeconds: number) {
+    super(
+      'LOGIN_LOCKED',
+      429,
+      `too many failed logins from this address; try again in ${retryAfterSeconds} s`,
+    );
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+export class UserExistsError extends UsherError {
+  constructor(name: string) {
+    super('USER_EXISTS', 409, `user "${name}" already exists`, { field: 'name' });
+  }
+}
+
+export class UserNotFoundError extends UsherError {
+  constructor(name: string) {
+    super('USER_NOT_FOUND', 404, `user "${name}" does not exist`, { field: 'name' });
+  }
+}
+
+export class TokenExistsError extends UsherError {
+  constructor(name: string) {
+    super('TOKEN_EXISTS', 409, `token "${name}" already exists`, { field: 'name' });
+  }
+}
+
+export class TokenNotFoundError extends UsherError {
+  constructor(name: string) {
+    super('TOKEN_NOT_FOUND', 404, `token "${name}" does not exist`, { field: 'name' });
+  }
+}

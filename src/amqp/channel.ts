@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 
 import { UsherError } from '../errors.js';
 import type { PublishInput, ReceivedMessage, Subscription } from '../broker/types.js';
+import { METHOD_IDS, checkAccess } from './access.js';
 import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
 import type { BasicProperties, ContentHeader } from './content.js';
@@ -228,6 +229,7 @@ export class AmqpChannel {
       method.queue === ''
         ? `amq.gen-${randomBytes(12).toString('base64url')}`
         : method.queue;
+    this.allow(method.passive ? 'see' : 'manage', 'queue', name, METHOD_IDS.queueDeclare);
     const exists = this.topology.hasQueue(name);
     if (exists) this.topology.checkAccess(name, this.connection);
 
@@ -261,6 +263,8 @@ export class AmqpChannel {
     method: MethodOf<'queue.bind'> | (MethodOf<'queue.unbind'> & { noWait: boolean }),
     bind: boolean,
   ): Promise<void> {
+    const ids = bind ? METHOD_IDS.queueBind : METHOD_IDS.queueUnbind;
+    this.allow('manage', 'queue', method.queue, ids);
     this.checkQueue(method.queue);
     const binding = {
       source: method.exchange,
@@ -274,6 +278,16 @@ export class AmqpChannel {
     if (!method.noWait) this.send({ name: bind ? 'queue.bind-ok' : 'queue.unbind-ok' });
   }
 
+  /** 403 unless the connection's user may do `action` (access.ts). */
+  private allow(
+    action: Parameters<typeof checkAccess>[1],
+    kind: 'queue' | 'exchange',
+    name: string,
+    ids: { classId: number; methodId: number },
+  ): void {
+    checkAccess(this.connection.principal, action, kind, name, ids);
+  }
+
   /** 404 for a missing queue, 405 for another connection's exclusive one. */
   private checkQueue(queue: string): void {
     if (!this.topology.hasQueue(queue))
@@ -282,12 +296,14 @@ export class AmqpChannel {
   }
 
   private async purgeQueue(method: MethodOf<'queue.purge'>): Promise<void> {
+    this.allow('manage', 'queue', method.queue, METHOD_IDS.queuePurge);
     this.checkQueue(method.queue);
     const { purged } = await this.broker.purgeQueue(method.queue);
     if (!method.noWait) this.send({ name: 'queue.purge-ok', messageCount: purged });
   }
 
   private async deleteQueue(method: MethodOf<'queue.delete'>): Promise<void> {
+    this.allow('manage', 'queue', method.queue, METHOD_IDS.queueDelete);
     if (!this.topology.hasQueue(method.queue)) {
       // RabbitMQ answers delete-ok for a queue that is not there.
       if (!method.noWait) this.send({ name: 'queue.delete-ok', messageCount: 0 });
@@ -307,6 +323,8 @@ export class AmqpChannel {
   }
 
   private async declareExchange(method: MethodOf<'exchange.declare'>): Promise<void> {
+    const action = method.passive ? 'see' : 'manage';
+    this.allow(action, 'exchange', method.exchange, METHOD_IDS.exchangeDeclare);
     await this.topology.declareExchange({
       name: method.exchange,
       type: method.type,
@@ -320,6 +338,7 @@ export class AmqpChannel {
   }
 
   private async deleteExchange(method: MethodOf<'exchange.delete'>): Promise<void> {
+    this.allow('manage', 'exchange', method.exchange, METHOD_IDS.exchangeDelete);
     await this.topology.deleteExchange(method.exchange, method.ifUnused);
     if (!method.noWait) this.send({ name: 'exchange.delete-ok' });
   }
@@ -328,6 +347,8 @@ export class AmqpChannel {
     method: MethodOf<'exchange.bind'> | MethodOf<'exchange.unbind'>,
     bind: boolean,
   ): Promise<void> {
+    const ids = bind ? METHOD_IDS.exchangeBind : METHOD_IDS.exchangeUnbind;
+    this.allow('manage', 'exchange', method.destination, ids);
     const binding = {
       source: method.source,
       destination: method.destination,
@@ -393,6 +414,11 @@ export class AmqpChannel {
         incoming.routingKey,
         headersTable,
       );
+
+      // One queue refused refuses the whole message: nothing is stored.
+      for (const queue of queues) {
+        this.allow('publish', 'queue', queue, METHOD_IDS.basicPublish);
+      }
 
       if (queues.length === 0) {
         if (incoming.mandatory) this.returnUnroutable(incoming, body);
@@ -524,6 +550,7 @@ export class AmqpChannel {
   }
 
   private consume(method: MethodOf<'basic.consume'>): void {
+    this.allow('consume', 'queue', method.queue, METHOD_IDS.basicConsume);
     this.checkQueue(method.queue);
     const tag =
       method.consumerTag === ''
@@ -624,6 +651,7 @@ export class AmqpChannel {
   }
 
   private async get(method: MethodOf<'basic.get'>): Promise<void> {
+    this.allow('consume', 'queue', method.queue, METHOD_IDS.basicGet);
     this.checkQueue(method.queue);
     const [message] = await this.broker.receive(method.queue, {
       max: 1,

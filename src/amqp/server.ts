@@ -5,6 +5,8 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 
+import { Authenticator } from '../auth/authenticator.js';
+import { UserStore } from '../auth/user-store.js';
 import type { Broker } from '../broker/broker.js';
 import { AmqpConnection } from './connection.js';
 import { Topology } from './topology.js';
@@ -20,6 +22,8 @@ export interface AmqpServerOptions {
   channelMax?: number;
   /** Heartbeat offered in connection.tune, in seconds (0 = none). */
   heartbeatSeconds?: number;
+  /** Who may log in (src/auth); default: the guest from loopback only. */
+  authenticator?: Authenticator;
 }
 
 export interface AmqpServer {
@@ -30,6 +34,8 @@ export interface AmqpServer {
 export async function createAmqpServer(options: AmqpServerOptions): Promise<AmqpServer> {
   const logger = options.logger.child({ component: 'amqp' });
   const topology = await Topology.open(options.dataDir, options.broker, logger);
+  const authenticator =
+    options.authenticator ?? new Authenticator({ store: UserStore.inMemory(), logger });
   const connections = new Set<AmqpConnection>();
   /** Closed connections still deleting their exclusive queues. */
   const closing = new Set<AmqpConnection>();
@@ -43,6 +49,7 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
       channelMax: options.channelMax ?? 2047,
       heartbeatSeconds: options.heartbeatSeconds ?? 60,
       maxMessageBytes: options.maxMessageBytes,
+      authenticator,
     });
     connections.add(connection);
     socket.once('close', () => {

@@ -19,6 +19,8 @@ interface ServeFlags {
   segmentSize?: number;
   diskFloor?: number;
   amqpPort: number;
+  guest: boolean;
+  protectMetrics?: boolean;
 }
 
 export const serveCommands: CommandGroup = {
@@ -46,6 +48,8 @@ export const serveCommands: CommandGroup = {
         'refuse publishes below this much free disk (default 100MiB)',
         sizeFlag,
       )
+      .option('--no-guest', 'refuse the guest user, even from loopback')
+      .option('--protect-metrics', 'require credentials on /healthz and /metrics too')
       .action(serve);
   },
 };
@@ -57,11 +61,13 @@ async function serve(flags: ServeFlags): Promise<void> {
     { Broker, DEFAULT_MAX_MESSAGE_BYTES },
     { createHttpServer },
     { createAmqpServer },
+    { openAuth },
   ] = await Promise.all([
     import('pino'),
     import('../broker/broker.js'),
     import('../http/server.js'),
     import('../amqp/server.js'),
+    import('../auth/bootstrap.js'),
   ]);
   const logger = pino({ name: 'usher' });
 
@@ -87,9 +93,30 @@ async function serve(flags: ServeFlags): Promise<void> {
     });
   }
 
+  let auth: Awaited<ReturnType<typeof openAuth>>;
+  try {
+    auth = await openAuth({ dataDir: resolve(flags.data), guest: flags.guest, logger });
+  } catch (err) {
+    await broker.close();
+    throw new CliError(`cannot open the user file in "${flags.data}": ${reason(err)}`, {
+      cause: err,
+    });
+  }
+  const { authenticator } = auth;
+  if (auth.generatedPassword !== null) {
+    // The CLI's own output, not the log: the password must not end up in
+    // log storage. It is never shown again.
+    process.stderr.write(
+      `usher: created user "admin" with password ${auth.generatedPassword}\n` +
+        'usher: it is shown only this once; change it with `usher user passwd admin`\n',
+    );
+  }
+
   const app = createHttpServer(broker, {
     logger,
     maxMessageBytes: flags.maxMessageSize,
+    authenticator,
+    protectSystemRoutes: flags.protectMetrics ?? false,
   });
   try {
     await app.listen({ host: flags.host, port: flags.port });
@@ -108,6 +135,7 @@ async function serve(flags: ServeFlags): Promise<void> {
           logger,
           dataDir: resolve(flags.data),
           maxMessageBytes: flags.maxMessageSize ?? DEFAULT_MAX_MESSAGE_BYTES,
+          authenticator,
         });
   if (amqp !== null) {
     try {

@@ -186,7 +186,11 @@ const STORE_METRICS: Record<string, StoreMetric> = {
 
 export function createMetrics(
   broker: BrokerApi,
-  options: { processMetrics: boolean },
+  options: {
+    processMetrics: boolean;
+    /** Failed logins per protocol since start (src/auth/authenticator.ts). */
+    authFailures?: () => Readonly<Record<string, number>>;
+  },
 ): Metrics {
   // A registry of our own: two servers in one process (tests) must not
   // share or collide in prom-client's global one.
@@ -240,6 +244,22 @@ export function createMetrics(
   });
 
   registerStoreMetrics(registry, () => current().health.store);
+
+  const authFailures = options.authFailures;
+  if (authFailures !== undefined) {
+    new Counter({
+      name: 'usher_auth_failures_total',
+      help: 'Failed logins (wrong or unknown credentials, or locked out)',
+      labelNames: ['protocol'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [protocol, count] of Object.entries(authFailures())) {
+          this.inc({ protocol }, count);
+        }
+      },
+    });
+  }
 
   if (options.processMetrics) {
     collectDefaultMetrics({ register: registry, prefix: 'usher_' });

@@ -22,6 +22,8 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { Type } from 'typebox';
 
+import { Authenticator } from '../auth/authenticator.js';
+import { UserStore } from '../auth/user-store.js';
 import type { BrokerApi } from '../broker/types.js';
 import {
   BadRequestError,
@@ -29,6 +31,8 @@ import {
   HeadersTooLargeError,
   RequestTimeoutError,
 } from '../errors.js';
+import { registerAdminRoutes } from './admin-routes.js';
+import { registerAuth } from './auth-hook.js';
 import { handleNotFound, makeErrorHandler } from './error-handler.js';
 import { registerJsonBody } from './json-body.js';
 import { registerMessageRoutes } from './message-routes.js';
@@ -44,6 +48,13 @@ export interface HttpServerOptions {
   maxMessageBytes?: number;
   /** Export Node.js process metrics on /metrics too; default true. */
   processMetrics?: boolean;
+  /**
+   * Who may do what (src/auth). Default: no users, the guest from
+   * loopback only, as for a broker started without a data folder.
+   */
+  authenticator?: Authenticator;
+  /** Require credentials on /healthz and /metrics too; default false. */
+  protectSystemRoutes?: boolean;
 }
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -157,15 +168,25 @@ export function createHttpServer(
     if (closing) throw new BrokerClosedError();
   });
 
+  // Before any route: the auth hooks check each route as it is added.
+  const authenticator =
+    options.authenticator ??
+    new Authenticator({ store: UserStore.inMemory(), logger: options.logger });
+  registerAuth(app, {
+    authenticator,
+    protectSystemRoutes: options.protectSystemRoutes,
+  });
+
   // Every route is recorded as it is added; /openapi.json describes them.
   const routes: RouteOptions[] = [];
   app.addHook('onRoute', (route) => {
     routes.push(route);
   });
 
-  registerSystemRoutes(app, broker, routes, options);
+  registerSystemRoutes(app, broker, routes, options, authenticator);
   registerQueueRoutes(app, broker);
   registerMessageRoutes(app, broker, maxMessageBytes);
+  registerAdminRoutes(app, authenticator);
   return app;
 }
 
@@ -174,6 +195,7 @@ function registerSystemRoutes(
   broker: BrokerApi,
   routes: RouteOptions[],
   options: HttpServerOptions,
+  authenticator: Authenticator,
 ): void {
   app.get(
     '/healthz',
@@ -194,6 +216,7 @@ function registerSystemRoutes(
 
   const metrics = createMetrics(broker, {
     processMetrics: options.processMetrics ?? true,
+    authFailures: () => authenticator.failures(),
   });
   app.get(
     '/metrics',

@@ -41,7 +41,12 @@ describe('GET /openapi.json', () => {
 
     assert.equal(doc.openapi, '3.0.3');
     assert.deepEqual(operations.sort(), [
+      'DELETE /admin/tokens/{token}',
+      'DELETE /admin/users/{user}',
       'DELETE /queues/{name}',
+      'GET /admin/tokens',
+      'GET /admin/users',
+      'GET /admin/whoami',
       'GET /healthz',
       'GET /metrics',
       'GET /openapi.json',
@@ -57,6 +62,9 @@ describe('GET /openapi.json', () => {
       'POST /queues/{name}/receive',
       'POST /queues/{name}/redrive',
       'POST /queues/{name}/release',
+      'PUT /admin/tokens/{token}',
+      'PUT /admin/users/{user}',
+      'PUT /admin/users/{user}/password',
       'PUT /queues/{name}',
     ]);
   });

@@ -1,0 +1,202 @@
+// Logs in HTTP requests and AMQP connections against the user store, the
+// same way for both: guest/guest from loopback while the guest is on, a
+// user's password, or an API token. Every attempt goes through the login
+// limiter first; every failure is counted per protocol (for metrics) and
+// logged with the source address and user name, never the password.
+//
+// scrypt takes tens of milliseconds by design, which HTTP Basic would pay
+// on every request. A password once verified is remembered (as an HMAC
+// under a key that lives only in this process) together with the hash it
+// was checked against, so a changed password or a deleted user is noticed
+// on the next request.
+
+import { createHmac, randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+
+import { LoginLockedError, UnauthenticatedError } from '../errors.js';
+import { LoginLimiter } from './login-limiter.js';
+import { DEFAULT_COST, verifyPassword, type PasswordHash } from './password.js';
+import { ALL_QUEUES, type Principal } from './permissions.js';
+import { GUEST, UserStore, type StoredUser } from './user-store.js';
+
+export type Credentials =
+  | { kind: 'password'; user: string; password: string }
+  | { kind: 'token'; token: string };
+
+export type Protocol = 'http' | 'amqp';
+
+export interface LoginSource {
+  protocol: Protocol;
+  /** The peer's address; undefined counts as not loopback. */
+  address: string | undefined;
+}
+
+export interface AuthenticatorOptions {
+  store: UserStore;
+  /** Accept guest/guest from loopback; default true. */
+  guest?: boolean;
+  logger?: Logger;
+  limiter?: LoginLimiter;
+}
+
+/** The guest: everything on every queue, as RabbitMQ's guest. */
+const GUEST_PRINCIPAL: Principal = {
+  name: GUEST,
+  kind: 'guest',
+  admin: true,
+  permissions: ALL_QUEUES,
+};
+
+const MAX_REMEMBERED = 10_000;
+
+// Checked against when the user does not exist, so that an unknown name
+// takes as long as a wrong password.
+const DUMMY_HASH: PasswordHash = {
+  algorithm: 'scrypt',
+  ...DEFAULT_COST,
+  salt: randomBytes(16).toString('base64'),
+  hash: randomBytes(32).toString('base64'),
+};
+
+export class Authenticator {
+  readonly store: UserStore;
+  readonly guestEnabled: boolean;
+  private readonly limiter: LoginLimiter;
+  private readonly logger: Logger | undefined;
+  private readonly failureCounts: Record<Protocol, number> = { http: 0, amqp: 0 };
+  /** HMAC of user and password -> the user record it was verified against. */
+  private readonly remembered = new Map<string, { user: string; record: StoredUser }>();
+  private readonly rememberKey = randomBytes(32);
+
+  constructor(options: AuthenticatorOptions) {
+    this.store = options.store;
+    this.guestEnabled = options.guest ?? true;
+    this.limiter = options.limiter ?? new LoginLimiter();
+    this.logger = options.logger;
+  }
+
+  /** Failed logins since start, per protocol; read by /metrics. */
+  failures(): Readonly<Record<Protocol, number>> {
+    return this.failureCounts;
+  }
+
+  /**
+   * Answers who `credentials` belong to, or throws UnauthenticatedError
+   * (wrong or unknown) or LoginLockedError (too many failures).
+   */
+  async login(credentials: Credentials, source: LoginSource): Promise<Principal> {
+    const user = credentials.kind === 'password' ? credentials.user : '(token)';
+    const address = source.address ?? 'unknown';
+
+    const verdict = this.limiter.check(address, user);
+    if (verdict.kind === 'locked') {
+      this.countFailure(source, user, 'locked out');
+      throw new LoginLockedError(Math.ceil(verdict.retryAfterMs / 1000));
+    }
+
+    const known = credentials.kind === 'password' ? this.recall(credentials) : null;
+    if (known !== null) return known;
+
+    // Counted before the check and cleared on success, so that attempts
+    // sent in parallel cannot all slip in under the limit.
+    this.limiter.failed(address, user);
+    if (verdict.delayMs > 0) await sleep(verdict.delayMs);
+
+    const principal = await this.verify(credentials, source);
+    if (principal === null) {
+      this.countFailure(source, user, 'wrong credentials');
+      throw new UnauthenticatedError(refusalText(credentials, source, this.guestEnabled));
+    }
+    this.limiter.succeeded(address, user);
+    return principal;
+  }
+
+  private async verify(
+    credentials: Credentials,
+    source: LoginSource,
+  ): Promise<Principal | null> {
+    if (credentials.kind === 'token') {
+      const found = this.store.findToken(credentials.token);
+      if (found === null) return null;
+      return {
+        name: `token:${found.name}`,
+        kind: 'token',
+        admin: false,
+        permissions: found.stored.permissions,
+      };
+    }
+
+    if (credentials.user === GUEST) {
+      const allowed =
+        this.guestEnabled && isLoopback(source.address) && credentials.password === GUEST;
+      return allowed ? GUEST_PRINCIPAL : null;
+    }
+
+    const record = this.store.user(credentials.user);
+    const matches = await verifyPassword(credentials.password, record?.password ?? DUMMY_HASH);
+    // The store may have changed while scrypt ran: use the record as it is now.
+    if (!matches || record === undefined || this.store.user(credentials.user) !== record) {
+      return null;
+    }
+    this.remember(credentials, record);
+    return userPrincipal(credentials.user, record);
+  }
+
+  private recall(credentials: { user: string; password: string }): Principal | null {
+    const key = this.rememberKeyOf(credentials);
+    const known = this.remembered.get(key);
+    if (known === undefined) return null;
+    const record = this.store.user(known.user);
+    if (record !== known.record) {
+      this.remembered.delete(key);
+      return null;
+    }
+    return userPrincipal(known.user, record);
+  }
+
+  private remember(credentials: { user: string; password: string }, record: StoredUser): void {
+    if (this.remembered.size >= MAX_REMEMBERED) this.remembered.clear();
+    this.remembered.set(this.rememberKeyOf(credentials), { user: credentials.user, record });
+  }
+
+  private rememberKeyOf(credentials: { user: string; password: string }): string {
+    return createHmac('sha256', this.rememberKey)
+      .update(credentials.user)
+      .update('\u0000')
+      .update(credentials.password)
+      .digest('base64');
+  }
+
+  private countFailure(source: LoginSource, user: string, reason: string): void {
+    this.failureCounts[source.protocol] += 1;
+    this.logger?.warn(
+      { protocol: source.protocol, address: source.address, user, reason },
+      'login failed',
+    );
+  }
+}
+
+function userPrincipal(name: string, record: StoredUser): Principal {
+  return { name, kind: 'user', admin: record.admin, permissions: record.permissions };
+}
+
+function refusalText(
+  credentials: Credentials,
+  source: LoginSource,
+  guestEnabled: boolean,
+): string {
+  if (credentials.kind === 'token') return 'the token is not valid';
+  if (credentials.user === GUEST) {
+    if (!guestEnabled) return 'the guest user is switched off on this broker';
+    if (!isLoopback(source.address)) return 'guest is accepted from loopback only';
+  }
+  return `wrong user name or password for user "${credentials.user.slice(0, 64)}"`;
+}
+
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  return (
+    address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.')
+  );
+}
