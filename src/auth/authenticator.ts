@@ -49,6 +49,7 @@ const GUEST_PRINCIPAL: Principal = {
 };
 
 const MAX_REMEMBERED = 10_000;
+const MAX_CONCURRENT_PER_ADDRESS = 8;
 
 // Checked against when the user does not exist, so that an unknown name
 // takes as long as a wrong password.
@@ -68,6 +69,10 @@ export class Authenticator {
   /** HMAC of user and password -> the user record it was verified against. */
   private readonly remembered = new Map<string, { user: string; record: StoredUser }>();
   private readonly rememberKey = randomBytes(32);
+  /** Password checks under way, by the same key as `remembered`. */
+  private readonly running = new Map<string, Promise<Principal | null>>();
+  /** Distinct password checks under way per source address. */
+  private readonly inFlight = new Map<string, number>();
 
   constructor(options: AuthenticatorOptions) {
     this.store = options.store;
@@ -97,19 +102,53 @@ export class Authenticator {
 
     const known = credentials.kind === 'password' ? this.recall(credentials) : null;
     if (known !== null) return known;
-
-    // Counted before the check and cleared on success, so that attempts
-    // sent in parallel cannot all slip in under the limit.
-    this.limiter.failed(address, user);
     if (verdict.delayMs > 0) await sleep(verdict.delayMs);
 
-    const principal = await this.verify(credentials, source);
+    const principal = await this.verifyOnce(credentials, source, user);
     if (principal === null) {
+      this.limiter.failed(address, user);
       this.countFailure(source, user, 'wrong credentials');
       throw new UnauthenticatedError(refusalText(credentials, source, this.guestEnabled));
     }
     this.limiter.succeeded(address, user);
     return principal;
+  }
+
+  /**
+   * Identical attempts at the same time (a pool opening many connections)
+   * share one scrypt run. Different attempts from one address at the same
+   * time are capped: they would otherwise all run before the first
+   * failure is counted, slipping past the limiter.
+   */
+  private async verifyOnce(
+    credentials: Credentials,
+    source: LoginSource,
+    user: string,
+  ): Promise<Principal | null> {
+    if (credentials.kind === 'token' || credentials.user === GUEST) {
+      return this.verify(credentials, source);
+    }
+    const key = this.rememberKeyOf(credentials);
+    const running = this.running.get(key);
+    if (running !== undefined) return running;
+
+    const address = source.address ?? 'unknown';
+    const inFlight = this.inFlight.get(address) ?? 0;
+    if (inFlight >= MAX_CONCURRENT_PER_ADDRESS) {
+      this.countFailure(source, user, 'too many logins at once');
+      throw new LoginLockedError(1);
+    }
+    this.inFlight.set(address, inFlight + 1);
+    const verifying = this.verify(credentials, source);
+    this.running.set(key, verifying);
+    try {
+      return await verifying;
+    } finally {
+      this.running.delete(key);
+      const left = (this.inFlight.get(address) ?? 1) - 1;
+      if (left <= 0) this.inFlight.delete(address);
+      else this.inFlight.set(address, left);
+    }
   }
 
   private async verify(

@@ -16,8 +16,13 @@ export const ADMIN_PASSWORD_ENV = 'USHER_ADMIN_PASSWORD';
 
 export interface OpenedAuth {
   authenticator: Authenticator;
-  /** Set only when an admin password was generated: show it, once. */
-  generatedPassword: string | null;
+  /**
+   * Adds the administrator on a first start; answers the password when
+   * it was generated (show it, once), else null. Called once the broker
+   * listens, so a start that fails (a port in use) creates nobody whose
+   * password would be lost.
+   */
+  bootstrap(): Promise<string | null>;
 }
 
 export async function openAuth(options: {
@@ -27,22 +32,27 @@ export async function openAuth(options: {
   env?: NodeJS.ProcessEnv;
 }): Promise<OpenedAuth> {
   const { store, created } = await UserStore.open(options.dataDir);
-  let generatedPassword: string | null = null;
-  if (created) {
-    const given = (options.env ?? process.env)[ADMIN_PASSWORD_ENV];
-    const password = given !== undefined && given !== '' ? given : generatePassword();
-    if (password !== given) generatedPassword = password;
-    await store.addUser(BOOTSTRAP_ADMIN, password, { admin: true, permissions: ALL_QUEUES });
-    options.logger.info(
-      { user: BOOTSTRAP_ADMIN, from: generatedPassword === null ? ADMIN_PASSWORD_ENV : 'generated' },
-      'created the bootstrap administrator',
-    );
-  }
   const authenticator = new Authenticator({
     store,
     guest: options.guest,
     logger: options.logger.child({ component: 'auth' }),
     limiter: new LoginLimiter(),
   });
-  return { authenticator, generatedPassword };
+
+  async function bootstrap(): Promise<string | null> {
+    if (!created || store.userCount > 0) return null;
+    const given = (options.env ?? process.env)[ADMIN_PASSWORD_ENV];
+    const generated = given === undefined || given === '' ? generatePassword() : null;
+    await store.addUser(BOOTSTRAP_ADMIN, generated ?? (given as string), {
+      admin: true,
+      permissions: ALL_QUEUES,
+    });
+    options.logger.info(
+      { user: BOOTSTRAP_ADMIN, from: generated === null ? ADMIN_PASSWORD_ENV : 'generated' },
+      'created the bootstrap administrator',
+    );
+    return generated;
+  }
+
+  return { authenticator, bootstrap };
 }

@@ -9,6 +9,7 @@ import { dlqCommands } from './dlq.js';
 import { publishCommands } from './publish.js';
 import { queueCommands } from './queue.js';
 import { serveCommands } from './serve.js';
+import { userCommands } from './users.js';
 
 export const COMMAND_GROUPS: readonly CommandGroup[] = [
   serveCommands,
@@ -16,5 +17,6 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
   publishCommands,
   consumeCommands,
   dlqCommands,
+  userCommands,
   demoCommands,
 ];

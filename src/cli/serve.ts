@@ -103,14 +103,6 @@ async function serve(flags: ServeFlags): Promise<void> {
     });
   }
   const { authenticator } = auth;
-  if (auth.generatedPassword !== null) {
-    // The CLI's own output, not the log: the password must not end up in
-    // log storage. It is never shown again.
-    process.stderr.write(
-      `usher: created user "admin" with password ${auth.generatedPassword}\n` +
-        'usher: it is shown only this once; change it with `usher user passwd admin`\n',
-    );
-  }
 
   const app = createHttpServer(broker, {
     logger,
@@ -150,6 +142,16 @@ async function serve(flags: ServeFlags): Promise<void> {
         { cause: err },
       );
     }
+  }
+
+  // The CLI's own output, not the log: the password must not end up in
+  // log storage. It is never shown again.
+  const generated = await auth.bootstrap();
+  if (generated !== null) {
+    process.stderr.write(
+      `usher: created user "admin" with password ${generated}\n` +
+        'usher: it is shown only this once; change it with `usher user passwd admin`\n',
+    );
   }
 
   let stopping = false;

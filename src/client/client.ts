@@ -11,7 +11,7 @@ import {
   type WireReceived,
 } from './body.js';
 import { Consumer, type ConsumeOptions, type Handler } from './consumer.js';
-import { Transport } from './transport.js';
+import { Transport, type Credentials } from './transport.js';
 import type {
   AckResult,
   CreateQueueResult,
@@ -31,6 +31,15 @@ import type {
 } from './types.js';
 
 /**
+ * Credentials for a broker that checks them (README, "Running Usher
+ * securely in production"): a user and password sent as HTTP Basic, or an
+ * API token sent as a bearer token. `http://user:password@host` works
+ * too. Without any, the broker treats a request from its own machine as
+ * the guest, while the guest is on.
+ */
+export type ClientOptions = Credentials;
+
+/**
  * Opens a client for the broker at `url`. Nothing is sent until the first
  * call; connections are kept alive and shared between calls.
  *
@@ -39,11 +48,17 @@ import type {
  *   const usher = connect('http://127.0.0.1:8080');
  *   await usher.createQueue('emails', { maxAttempts: 5 });
  *   await usher.publish('emails', { to: 'ada@example.org' });
+ *   const billing = connect('https://usher.internal:8080', {
+ *     token: process.env.USHER_TOKEN,
+ *   });
  *
  * @throws UsherClientError `INVALID_ARGUMENT` when `url` is not http(s).
  */
-export function connect(url = 'http://127.0.0.1:8080'): UsherClient {
-  return new UsherClient(url);
+export function connect(
+  url = 'http://127.0.0.1:8080',
+  options: ClientOptions = {},
+): UsherClient {
+  return new UsherClient(url, options);
 }
 
 /** A connection to one broker. Create it with connect(). */
@@ -53,8 +68,8 @@ export class UsherClient {
   readonly #transport: Transport;
   readonly #consumers = new Set<Consumer>();
 
-  constructor(url: string) {
-    this.#transport = new Transport(url);
+  constructor(url: string, options: ClientOptions = {}) {
+    this.#transport = new Transport(url, options);
     this.url = this.#transport.baseUrl;
   }
 

@@ -6,7 +6,15 @@
 //   await usher.publish('emails', { to: 'ada@example.org' });
 //   usher.consume('emails', async (message) => send(message.body));
 
-export { connect, UsherClient } from './client.js';
+export { connect, UsherClient, type ClientOptions } from './client.js';
+export {
+  connectAdmin,
+  UsherAdmin,
+  type Permissions,
+  type TokenInfo,
+  type UserInfo,
+  type Whoami,
+} from './admin.js';
 export {
   Consumer,
   ConsumerMessage,
