@@ -232,3 +232,13 @@ export class TokenNotFoundError extends UsherError {
     super('TOKEN_NOT_FOUND', 404, `token "${name}" does not exist`, { field: 'name' });
   }
 }
+
+export class TooManyConnectionsError extends UsherError {
+  constructor(address: string, limit: number) {
+    super(
+      'TOO_MANY_CONNECTIONS',
+      429,
+      `too many open connections from ${address} (limit ${limit}); close some or reuse them`,
+    );
+  }
+}

@@ -552,6 +552,10 @@ export class AmqpChannel {
   private consume(method: MethodOf<'basic.consume'>): void {
     this.allow('consume', 'queue', method.queue, METHOD_IDS.basicConsume);
     this.checkQueue(method.queue);
+    const limit = this.connection.context.maxConsumersPerQueue;
+    if (this.topology.consumerCount(method.queue) >= limit) {
+      throw preconditionFailed(`queue '${method.queue}' has ${limit} consumers, the limit`);
+    }
     const tag =
       method.consumerTag === ''
         ? `amq.ctag-${randomBytes(12).toString('base64url')}`

@@ -40,6 +40,9 @@ export interface ConnectionContext {
   heartbeatSeconds: number;
   maxMessageBytes: number;
   authenticator: Authenticator;
+  maxConsumersPerQueue: number;
+  /** Set when the listener refuses this connection (a limit); see onStartOk. */
+  refusal: string | null;
 }
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -242,6 +245,10 @@ export class AmqpConnection {
 
   private onStartOk(mechanism: string, response: Buffer): void {
     this.expect('start-ok', 'connection.start-ok');
+    if (this.context.refusal !== null) {
+      this.closeWith(new AmqpError(REPLY.NOT_ALLOWED, this.context.refusal), false);
+      return;
+    }
     // Nothing else is accepted while the password is checked (scrypt runs
     // on the thread pool); a pipelined method is out of order.
     this.phase = 'authenticating';

@@ -3,11 +3,14 @@
 // going away (connection.close 320), as RabbitMQ does, then stops.
 
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 
 import { Authenticator } from '../auth/authenticator.js';
 import { UserStore } from '../auth/user-store.js';
 import type { Broker } from '../broker/broker.js';
+import { SourceLimit } from '../net/source-limit.js';
+import { serverTlsOptions, type TlsFiles } from '../net/tls.js';
 import { AmqpConnection } from './connection.js';
 import { Topology } from './topology.js';
 
@@ -24,10 +27,18 @@ export interface AmqpServerOptions {
   heartbeatSeconds?: number;
   /** Who may log in (src/auth); default: the guest from loopback only. */
   authenticator?: Authenticator;
+  /** Certificate and key for listenTls (AMQPS). */
+  tls?: TlsFiles;
+  /** Open connections per source address; default 1000. */
+  maxConnectionsPerSource?: number;
+  /** Consumers on one queue, over all connections; default 10,000. */
+  maxConsumersPerQueue?: number;
 }
 
 export interface AmqpServer {
   listen(port: number, host: string): Promise<AddressInfo>;
+  /** Listens for AMQP over TLS; needs `tls` in the options. */
+  listenTls(port: number, host: string): Promise<AddressInfo>;
   close(): Promise<void>;
 }
 
@@ -40,7 +51,12 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
   /** Closed connections still deleting their exclusive queues. */
   const closing = new Set<AmqpConnection>();
 
-  const server: Server = createServer((socket: Socket) => {
+  const perSource = new SourceLimit(options.maxConnectionsPerSource);
+
+  const accept = (socket: Socket) => {
+    // Over the limit: the connection is refused after the protocol header
+    // with connection.close 530, so the client can say why.
+    const admitted = perSource.admit(socket.remoteAddress);
     const connection = new AmqpConnection(socket, {
       broker: options.broker,
       topology,
@@ -50,28 +66,39 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
       heartbeatSeconds: options.heartbeatSeconds ?? 60,
       maxMessageBytes: options.maxMessageBytes,
       authenticator,
+      maxConsumersPerQueue: options.maxConsumersPerQueue ?? 10_000,
+      refusal: admitted
+        ? null
+        : `too many connections from ${socket.remoteAddress} (limit ${perSource.max})`,
     });
     connections.add(connection);
     socket.once('close', () => {
+      if (admitted) perSource.release(socket.remoteAddress);
       connections.delete(connection);
       closing.add(connection);
       void connection.cleanedUp.then(() => closing.delete(connection));
     });
-  });
+  };
+  const server: Server = createServer(accept);
+  const tlsServer =
+    options.tls === undefined ? null : createTlsServer(serverTlsOptions(options.tls), accept);
+  // A failed TLS handshake is the client's problem, not the broker's.
+  tlsServer?.on('tlsClientError', (err) => logger.debug({ err }, 'TLS handshake failed'));
 
   return {
-    listen(port, host) {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve(server.address() as AddressInfo);
-        });
-      });
+    listen: (port, host) => listenOn(server, port, host),
+
+    listenTls(port, host) {
+      if (tlsServer === null) throw new Error('listenTls needs tls in the options');
+      return listenOn(tlsServer, port, host);
     },
 
     async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = Promise.all(
+        [server, tlsServer].map(
+          (s) => new Promise<void>((resolve) => (s?.listening ? s.close(() => resolve()) : resolve())),
+        ),
+      );
       const all = [...connections, ...closing];
       for (const connection of all) connection.shutdown();
       await closed;
@@ -81,4 +108,14 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
       await topology.flush();
     },
   };
+}
+
+function listenOn(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
 }

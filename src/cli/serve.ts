@@ -9,7 +9,16 @@ import type { Command } from 'commander';
 
 import { UsherError } from '../errors.js';
 
-import { CliError, intFlag, sizeFlag, type Cli, type CommandGroup } from './context.js';
+import { readTlsFiles, type TlsFiles } from '../net/tls.js';
+
+import {
+  CliError,
+  UsageError,
+  intFlag,
+  sizeFlag,
+  type Cli,
+  type CommandGroup,
+} from './context.js';
 
 interface ServeFlags {
   data: string;
@@ -21,6 +30,11 @@ interface ServeFlags {
   amqpPort: number;
   guest: boolean;
   protectMetrics?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsOnly?: boolean;
+  amqpsPort: number;
+  maxConnectionsPerSource?: number;
 }
 
 export const serveCommands: CommandGroup = {
@@ -50,11 +64,35 @@ export const serveCommands: CommandGroup = {
       )
       .option('--no-guest', 'refuse the guest user, even from loopback')
       .option('--protect-metrics', 'require credentials on /healthz and /metrics too')
+      .option('--tls-cert <file>', 'PEM certificate: HTTP becomes HTTPS, AMQPS opens')
+      .option('--tls-key <file>', 'PEM private key of --tls-cert')
+      .option('--amqps-port <n>', 'AMQP over TLS port; 0 picks one', intFlag(0, 65535), 5671)
+      .option('--tls-only', 'no plaintext listener at all: plain AMQP stays closed')
+      .option(
+        '--max-connections-per-source <n>',
+        'open connections per client address, per protocol (default 1000)',
+        intFlag(1),
+      )
       .action(serve);
   },
 };
 
 async function serve(flags: ServeFlags): Promise<void> {
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key go together');
+  }
+  if (flags.tlsOnly && flags.tlsCert === undefined) {
+    throw new UsageError('--tls-only needs --tls-cert and --tls-key');
+  }
+  let tls: TlsFiles | undefined;
+  if (flags.tlsCert !== undefined && flags.tlsKey !== undefined) {
+    try {
+      tls = await readTlsFiles(flags.tlsCert, flags.tlsKey);
+    } catch (err) {
+      throw new CliError(`cannot read the TLS certificate or key: ${reason(err)}`, { cause: err });
+    }
+  }
+
   // Loaded here, not at the top: other commands stay quick to start.
   const [
     { pino },
@@ -109,6 +147,8 @@ async function serve(flags: ServeFlags): Promise<void> {
     maxMessageBytes: flags.maxMessageSize,
     authenticator,
     protectSystemRoutes: flags.protectMetrics ?? false,
+    tls,
+    maxConnectionsPerSource: flags.maxConnectionsPerSource,
   });
   try {
     await app.listen({ host: flags.host, port: flags.port });
@@ -128,12 +168,21 @@ async function serve(flags: ServeFlags): Promise<void> {
           dataDir: resolve(flags.data),
           maxMessageBytes: flags.maxMessageSize ?? DEFAULT_MAX_MESSAGE_BYTES,
           authenticator,
+          tls,
+          maxConnectionsPerSource: flags.maxConnectionsPerSource,
         });
   if (amqp !== null) {
     try {
-      const address = await amqp.listen(flags.amqpPort, flags.host);
-      const amqpUrl = `amqp://${flags.host}:${address.port}`;
-      logger.info({ amqpUrl }, `usher AMQP 0-9-1 on ${amqpUrl}`);
+      if (!flags.tlsOnly) {
+        const address = await amqp.listen(flags.amqpPort, flags.host);
+        const amqpUrl = `amqp://${flags.host}:${address.port}`;
+        logger.info({ amqpUrl }, `usher AMQP 0-9-1 on ${amqpUrl}`);
+      }
+      if (tls !== undefined) {
+        const address = await amqp.listenTls(flags.amqpsPort, flags.host);
+        const amqpsUrl = `amqps://${flags.host}:${address.port}`;
+        logger.info({ amqpsUrl }, `usher AMQP 0-9-1 over TLS on ${amqpsUrl}`);
+      }
     } catch (err) {
       await app.close();
       await broker.close();
@@ -178,7 +227,7 @@ async function serve(flags: ServeFlags): Promise<void> {
   // the signal handlers in place.
   process.on('SIGINT', (signal) => void stop(signal));
   process.on('SIGTERM', (signal) => void stop(signal));
-  const url = listeningUrl(app.server.address(), flags.host);
+  const url = listeningUrl(app.server.address(), flags.host, tls !== undefined);
   logger.info(
     { url, dataDir: flags.data },
     `usher listening on ${url} (data ${flags.data})`,
@@ -189,11 +238,13 @@ async function serve(flags: ServeFlags): Promise<void> {
 function listeningUrl(
   address: ReturnType<import('node:net').Server['address']>,
   host: string,
+  tls: boolean,
 ): string {
-  if (address === null || typeof address === 'string') return `http://${host}`;
+  const scheme = tls ? 'https' : 'http';
+  if (address === null || typeof address === 'string') return `${scheme}://${host}`;
   const { family, port } = address;
   const shown = family === 'IPv6' ? `[${address.address}]` : address.address;
-  return `http://${shown}:${port}`;
+  return `${scheme}://${shown}:${port}`;
 }
 
 /** `address already in use` rather than a stack trace. */

@@ -31,8 +31,10 @@ import {
   HeadersTooLargeError,
   RequestTimeoutError,
 } from '../errors.js';
+import { serverTlsOptions, type TlsFiles } from '../net/tls.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerAuth } from './auth-hook.js';
+import { limitConnectionsPerSource } from './connection-limit.js';
 import { handleNotFound, makeErrorHandler } from './error-handler.js';
 import { registerJsonBody } from './json-body.js';
 import { registerMessageRoutes } from './message-routes.js';
@@ -55,6 +57,10 @@ export interface HttpServerOptions {
   authenticator?: Authenticator;
   /** Require credentials on /healthz and /metrics too; default false. */
   protectSystemRoutes?: boolean;
+  /** Serve HTTPS only, with this certificate and key. */
+  tls?: TlsFiles;
+  /** Open connections per source address; default 1000. */
+  maxConnectionsPerSource?: number;
 }
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -148,7 +154,14 @@ export function createHttpServer(
     // Node answers a request without Host itself, with an empty body; the
     // broker does not route by host, so it simply serves such a request.
     http: { requireHostHeader: false },
-  });
+    ...(options.tls === undefined ? {} : { https: serverTlsOptions(options.tls) }),
+  }) as unknown as FastifyInstance;
+  limitConnectionsPerSource(
+    app.server,
+    options.maxConnectionsPerSource,
+    options.tls !== undefined,
+    logger,
+  );
 
   registerJsonBody(app, bodyLimit);
   app.setErrorHandler(handleError);

@@ -1,0 +1,27 @@
+// Open connections per source address, for both listeners: one client
+// host (or one attacker) cannot take every file descriptor the broker has.
+// Loopback is limited like any other address.
+
+export const DEFAULT_MAX_CONNECTIONS_PER_SOURCE = 1000;
+
+export class SourceLimit {
+  private readonly open = new Map<string, number>();
+
+  constructor(readonly max: number = DEFAULT_MAX_CONNECTIONS_PER_SOURCE) {}
+
+  /** Counts a new connection; false (and not counted) when over the limit. */
+  admit(address: string | undefined): boolean {
+    const key = address ?? 'unknown';
+    const count = this.open.get(key) ?? 0;
+    if (count >= this.max) return false;
+    this.open.set(key, count + 1);
+    return true;
+  }
+
+  release(address: string | undefined): void {
+    const key = address ?? 'unknown';
+    const left = (this.open.get(key) ?? 1) - 1;
+    if (left <= 0) this.open.delete(key);
+    else this.open.set(key, left);
+  }
+}
