@@ -8,6 +8,7 @@
 
 import { randomBytes } from 'node:crypto';
 
+import { checkHeaders } from '../broker/checks.js';
 import { UsherError } from '../errors.js';
 import type { PublishInput, ReceivedMessage, Subscription } from '../broker/types.js';
 import { METHOD_IDS, checkAccess } from './access.js';
@@ -429,6 +430,9 @@ export class AmqpChannel {
       const mapped = fromAmqp(incoming.properties);
       mapped.headers[EXCHANGE_HEADER] = incoming.exchange;
       mapped.headers[ROUTING_KEY_HEADER] = incoming.routingKey;
+      // Checked here, not only in the broker: a refusal then closes the
+      // channel with 406 and the reason, instead of a bare nack (C19).
+      checkHeaders(mapped.headers, 'headers');
       const input: PublishInput = {
         body,
         headers: mapped.headers,

@@ -127,7 +127,7 @@ const HTTP_ROUTES: ReadonlyArray<[string, string]> = [
   ['POST', '/queues/fuzz/extend'],
   ['POST', '/queues/fuzz/release'],
   ['POST', '/queues/fuzz.dlq/redrive'],
-  ['GET', '/queues/fuzz/messages?max=5'],
+  ['GET', '/queues/fuzz/messages?limit=5'],
   ['PUT', '/admin/tokens/fuzz'],
 ];
 
