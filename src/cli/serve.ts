@@ -195,7 +195,16 @@ async function serve(flags: ServeFlags): Promise<void> {
 
   // The CLI's own output, not the log: the password must not end up in
   // log storage. It is never shown again.
-  const generated = await auth.bootstrap();
+  let generated: string | null;
+  try {
+    generated = await auth.bootstrap();
+  } catch (err) {
+    // E.g. USHER_ADMIN_PASSWORD too short: nothing may listen without an admin.
+    await amqp?.close();
+    await app.close();
+    await broker.close();
+    throw new CliError(`cannot create the administrator: ${reason(err)}`, { cause: err });
+  }
   if (generated !== null) {
     process.stderr.write(
       `usher: created user "admin" with password ${generated}\n` +

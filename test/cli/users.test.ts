@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { runUsher, startUsher, type UsherServer } from '../client/usher-process.js';
+import { tempDir } from '../helpers.js';
 
 let server: UsherServer;
 let adminPassword: string;
@@ -111,5 +112,35 @@ describe('usher user and token', () => {
     });
     assert.equal(result.code, 1);
     assert.match(result.stderr, /not an administrator/);
+  });
+});
+
+describe('usher serve bootstrap from USHER_ADMIN_PASSWORD', () => {
+  it('creates admin with the given password and prints none', async () => {
+    process.env.USHER_ADMIN_PASSWORD = 'given admin password';
+    let other: UsherServer | undefined;
+    try {
+      other = await startUsher(['--no-guest']);
+      assert.ok(!other.log().includes('created user "admin" with password'));
+      const result = await runUsher(['user', 'list'], {
+        url: other.url,
+        env: { USHER_USER: 'admin', USHER_PASSWORD: 'given admin password' },
+      });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /admin\s+yes/);
+    } finally {
+      delete process.env.USHER_ADMIN_PASSWORD;
+      await other?.stop();
+    }
+  });
+
+  it('refuses to start with a password too short, saying why', async () => {
+    const dir = tempDir('usher-bootstrap-');
+    const result = await runUsher(['serve', '--data', dir.path, '--port', '0', '--amqp-port', '-1'], {
+      env: { USHER_ADMIN_PASSWORD: 'short' },
+    });
+    dir.remove();
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /cannot create the administrator: a password needs at least 8 characters/);
   });
 });
