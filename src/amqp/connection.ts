@@ -5,7 +5,7 @@
 //   client                          Usher
 //   AMQP 0 0 9 1          ->
 //                         <-   connection.start (PLAIN, AMQPLAIN)
-//   start-ok (guest)      ->
+//   start-ok (user)       ->   (checked by src/auth, on the thread pool)
 //                         <-   connection.tune
 //   tune-ok, open         ->
 //                         <-   open-ok
