@@ -58,6 +58,7 @@ export class AmqpConnection {
   frameMax = 0;
   /** Who logged in; set before any channel can open. */
   principal: Principal | null = null;
+  private stopWatchingLogin: () => void = () => {};
 
   private readonly decoder: AmqpFrameDecoder;
   private readonly channels = new Map<number, AmqpChannel>();
@@ -276,6 +277,20 @@ export class AmqpConnection {
     // The peer may have gone while the password was checked.
     if (this.phase !== 'authenticating') return;
     this.principal = principal;
+    // A deleted user, a new password or other rights end the connection,
+    // as in RabbitMQ: it would otherwise keep what it logged in with.
+    const { authenticator } = this.context;
+    this.stopWatchingLogin = authenticator.store.onChange(() => {
+      if (!authenticator.isCurrent(principal)) {
+        this.closeWith(
+          new AmqpError(
+            REPLY.CONNECTION_FORCED,
+            `user '${principal.name}' was deleted or changed; log in again`,
+          ),
+          false,
+        );
+      }
+    });
     this.phase = 'tune-ok';
     this.send(0, {
       name: 'connection.tune',
@@ -477,6 +492,7 @@ export class AmqpConnection {
 
   private onClosed(): void {
     this.phase = 'closed';
+    this.stopWatchingLogin();
     clearTimeout(this.handshakeTimer);
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     this.releaseChannels();

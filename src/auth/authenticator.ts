@@ -66,8 +66,8 @@ export class Authenticator {
   private readonly limiter: LoginLimiter;
   private readonly logger: Logger | undefined;
   private readonly failureCounts: Record<Protocol, number> = { http: 0, amqp: 0 };
-  /** HMAC of user and password -> the user record it was verified against. */
-  private readonly remembered = new Map<string, { user: string; record: StoredUser }>();
+  /** HMAC of user and password -> the user and the hash it was checked against. */
+  private readonly remembered = new Map<string, { user: string; hash: string }>();
   private readonly rememberKey = randomBytes(32);
   /** Password checks under way, by the same key as `remembered`. */
   private readonly running = new Map<string, Promise<Principal | null>>();
@@ -79,6 +79,26 @@ export class Authenticator {
     this.guestEnabled = options.guest ?? true;
     this.limiter = options.limiter ?? new LoginLimiter();
     this.logger = options.logger;
+  }
+
+  /**
+   * Whether a principal logged in earlier still stands: its user has the
+   * same password, rights and admin flag, its token is not revoked. Long
+   * AMQP connections ask on every change of the store (onChange).
+   */
+  isCurrent(principal: Principal): boolean {
+    if (principal.kind === 'guest') return this.guestEnabled;
+    if (principal.kind === 'token') {
+      const stored = this.store.token(principal.name.slice('token:'.length));
+      return stored !== undefined && stored.id === principal.stamp;
+    }
+    const record = this.store.user(principal.name);
+    return (
+      record !== undefined &&
+      record.password.hash === principal.stamp &&
+      record.admin === principal.admin &&
+      JSON.stringify(record.permissions) === JSON.stringify(principal.permissions)
+    );
   }
 
   /** Failed logins since start, per protocol; read by /metrics. */
@@ -175,6 +195,7 @@ export class Authenticator {
         kind: 'token',
         admin: false,
         permissions: found.stored.permissions,
+        stamp: found.stored.id,
       };
     }
 
@@ -187,19 +208,21 @@ export class Authenticator {
     const record = this.store.user(credentials.user);
     const matches = await verifyPassword(credentials.password, record?.password ?? DUMMY_HASH);
     // The store may have changed while scrypt ran: use the record as it is now.
-    if (!matches || record === undefined || this.store.user(credentials.user) !== record) {
+    const now = this.store.user(credentials.user);
+    if (!matches || record === undefined || now?.password.hash !== record.password.hash) {
       return null;
     }
-    this.remember(credentials, record);
-    return userPrincipal(credentials.user, record);
+    this.remember(credentials, now);
+    return userPrincipal(credentials.user, now);
   }
 
   private recall(credentials: { user: string; password: string }): Principal | null {
     const key = this.rememberKeyOf(credentials);
     const known = this.remembered.get(key);
     if (known === undefined) return null;
+    // Another password (or no user) since: check afresh.
     const record = this.store.user(known.user);
-    if (record !== known.record) {
+    if (record === undefined || record.password.hash !== known.hash) {
       this.remembered.delete(key);
       return null;
     }
@@ -208,7 +231,10 @@ export class Authenticator {
 
   private remember(credentials: { user: string; password: string }, record: StoredUser): void {
     if (this.remembered.size >= MAX_REMEMBERED) this.remembered.clear();
-    this.remembered.set(this.rememberKeyOf(credentials), { user: credentials.user, record });
+    this.remembered.set(this.rememberKeyOf(credentials), {
+      user: credentials.user,
+      hash: record.password.hash,
+    });
   }
 
   private rememberKeyOf(credentials: { user: string; password: string }): string {
@@ -229,7 +255,13 @@ export class Authenticator {
 }
 
 function userPrincipal(name: string, record: StoredUser): Principal {
-  return { name, kind: 'user', admin: record.admin, permissions: record.permissions };
+  return {
+    name,
+    kind: 'user',
+    admin: record.admin,
+    permissions: record.permissions,
+    stamp: record.password.hash,
+  };
 }
 
 function refusalText(

@@ -24,6 +24,8 @@ export interface Principal {
   /** May add and delete users and tokens. */
   admin: boolean;
   permissions: Permissions;
+  /** What the login was checked against (password hash, token id). */
+  stamp?: string;
 }
 
 export const ALL_QUEUES: Permissions = {

@@ -70,6 +70,7 @@ export class UserStore {
   private state: State;
   /** Changes wait for the one before them. */
   private tail: Promise<unknown> = Promise.resolve();
+  private readonly listeners = new Set<() => void>();
 
   private constructor(
     /** null keeps everything in memory (tests, embedded brokers). */
@@ -104,6 +105,16 @@ export class UserStore {
 
   user(name: string): StoredUser | undefined {
     return Object.hasOwn(this.state.users, name) ? this.state.users[name] : undefined;
+  }
+
+  token(name: string): StoredToken | undefined {
+    return Object.hasOwn(this.state.tokens, name) ? this.state.tokens[name] : undefined;
+  }
+
+  /** Calls `listener` after every change; answers how to stop. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   get userCount(): number {
@@ -213,6 +224,7 @@ export class UserStore {
       const result = edit(next);
       if (this.file !== null) await writeAtomically(this.file, JSON.stringify(next, null, 2));
       this.state = next;
+      for (const listener of [...this.listeners]) listener();
       return result;
     });
     this.tail = run.catch(() => {});

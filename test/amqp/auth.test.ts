@@ -183,4 +183,17 @@ describe('AMQP permissions', () => {
     assert.equal(broker.getQueue('orders.fan1').stats.total, 0, 'nothing stored anywhere');
     assert.equal(broker.getQueue('secret.q').stats.total, 1);
   });
+
+  it('closes a connection with 320 once its user is deleted', async () => {
+    await authenticator.store.addUser('leaver', 'leaver password', {
+      permissions: { publish: ['orders.*'], consume: [], manage: [] },
+    });
+    const model = await amqp.connect(url('leaver', 'leaver password'));
+    const closed = new Promise<string>((resolve) => {
+      model.on('error', (err: Error) => resolve(err.message));
+      model.on('close', (err?: Error) => resolve(err?.message ?? 'closed'));
+    });
+    await authenticator.store.deleteUser('leaver');
+    assert.match(await closed, /320|CONNECTION_FORCED|deleted or changed/);
+  });
 });

@@ -99,4 +99,20 @@ describe('Authenticator', () => {
     await assert.rejects(auth.login(right, http('10.6.6.6')), { code: 'LOGIN_LOCKED' });
     assert.equal((await auth.login(right, http('10.7.7.7'))).name, 'eve');
   });
+
+  it('tells whether an earlier login still stands', async () => {
+    const { auth, store } = setup();
+    await store.addUser('kim', 'kim password', { permissions: perms });
+    const kim = await auth.login({ kind: 'password', user: 'kim', password: 'kim password' }, http('10.0.0.1'));
+    const { token } = await store.createToken('t1', perms);
+    const t1 = await auth.login({ kind: 'token', token }, http('10.0.0.1'));
+    assert.equal(auth.isCurrent(kim), true);
+    assert.equal(auth.isCurrent(t1), true);
+
+    await store.revokeToken('t1');
+    assert.equal(auth.isCurrent(t1), false);
+    assert.equal(auth.isCurrent(kim), true, 'an unrelated change leaves kim alone');
+    await store.setPassword('kim', 'new kim password');
+    assert.equal(auth.isCurrent(kim), false);
+  });
 });
