@@ -29,7 +29,7 @@ export interface AmqpServerOptions {
   authenticator?: Authenticator;
   /** Certificate and key for listenTls (AMQPS). */
   tls?: TlsFiles;
-  /** Open connections per source address; default 1000. */
+  /** Open connections per source address; default 4096. */
   maxConnectionsPerSource?: number;
   /** Consumers on one queue, over all connections; default 10,000. */
   maxConsumersPerQueue?: number;

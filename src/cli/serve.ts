@@ -70,7 +70,7 @@ export const serveCommands: CommandGroup = {
       .option('--tls-only', 'no plaintext listener at all: plain AMQP stays closed')
       .option(
         '--max-connections-per-source <n>',
-        'open connections per client address, per protocol (default 1000)',
+        'open connections per client address, per protocol (default 4096)',
         intFlag(1),
       )
       .action(serve);

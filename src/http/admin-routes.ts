@@ -69,7 +69,11 @@ export function registerAdminRoutes(app: FastifyInstance, authenticator: Authent
         response: { 200: Whoami },
       }),
     },
-    async (request) => request.principal,
+    // Fields picked by hand: the principal also holds its password hash.
+    async (request) => {
+      const { name, kind, admin, permissions } = request.principal!;
+      return { name, kind, admin, permissions };
+    },
   );
 
   app.get(

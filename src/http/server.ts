@@ -59,7 +59,7 @@ export interface HttpServerOptions {
   protectSystemRoutes?: boolean;
   /** Serve HTTPS only, with this certificate and key. */
   tls?: TlsFiles;
-  /** Open connections per source address; default 1000. */
+  /** Open connections per source address; default 4096. */
   maxConnectionsPerSource?: number;
 }
 

@@ -1,8 +1,10 @@
 // Open connections per source address, for both listeners: one client
 // host (or one attacker) cannot take every file descriptor the broker has.
-// Loopback is limited like any other address.
+// Loopback is limited like any other address. The default is generous: a
+// service with a thousand long polls is normal, and behind a proxy every
+// client shares the proxy's address (raise it there, or limit at the proxy).
 
-export const DEFAULT_MAX_CONNECTIONS_PER_SOURCE = 1000;
+export const DEFAULT_MAX_CONNECTIONS_PER_SOURCE = 4096;
 
 export class SourceLimit {
   private readonly open = new Map<string, number>();

@@ -276,6 +276,7 @@ describe('HTTP permissions', () => {
     const newbie = basic('newbie', 'newbie password');
     const whoami = await send('GET', '/admin/whoami', { authorization: newbie });
     assert.equal(whoami.body.name, 'newbie');
+    assert.deepEqual(Object.keys(whoami.body).sort(), ['admin', 'kind', 'name', 'permissions']);
     assert.deepEqual(whoami.body.permissions, { publish: [], consume: ['orders.*'], manage: [] });
 
     assert.equal((await send('PUT', '/admin/users/newbie', { authorization: root, body: { password: 'newbie password' } })).status, 409);
