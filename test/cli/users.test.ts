@@ -7,7 +7,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { runUsher, startUsher, type UsherServer } from '../client/usher-process.js';
+import {
+  eventually,
+  runUsher,
+  startUsher,
+  type UsherServer,
+} from '../client/usher-process.js';
 import { tempDir } from '../helpers.js';
 
 let server: UsherServer;
@@ -15,9 +20,13 @@ let adminPassword: string;
 
 before(async () => {
   server = await startUsher(['--no-guest']);
-  const match = /created user "admin" with password (\S+)/.exec(server.log());
-  assert.ok(match, `no generated password in:\n${server.log()}`);
-  adminPassword = match[1];
+  // stderr and stdout are separate pipes: the password may come after the
+  // listening line that startUsher waits for.
+  adminPassword = await eventually(() => {
+    const match = /created user "admin" with password (\S+)/.exec(server.log());
+    assert.ok(match, `no generated password in:\n${server.log()}`);
+    return match[1];
+  });
 });
 
 after(async () => {
