@@ -229,3 +229,64 @@ export class OverloadedError extends LoadRefusalError {
     );
   }
 }
+
+// Authentication and authorization (src/auth).
+
+export class UnauthenticatedError extends UsherError {
+  constructor(message: string) {
+    super('UNAUTHENTICATED', 401, message);
+  }
+}
+
+export class AccessRefusedError extends UsherError {
+  constructor(message: string, field?: string) {
+    super('ACCESS_REFUSED', 403, message, { field });
+  }
+}
+
+export class LoginLockedError extends UsherError {
+  readonly retryAfterSeconds: number;
+
+  constructor(retryAfterSeconds: number) {
+    super(
+      'LOGIN_LOCKED',
+      429,
+      `too many failed logins from this address; try again in ${retryAfterSeconds} s`,
+    );
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+export class UserExistsError extends UsherError {
+  constructor(name: string) {
+    super('USER_EXISTS', 409, `user "${name}" already exists`, { field: 'name' });
+  }
+}
+
+export class UserNotFoundError extends UsherError {
+  constructor(name: string) {
+    super('USER_NOT_FOUND', 404, `user "${name}" does not exist`, { field: 'name' });
+  }
+}
+
+export class TokenExistsError extends UsherError {
+  constructor(name: string) {
+    super('TOKEN_EXISTS', 409, `token "${name}" already exists`, { field: 'name' });
+  }
+}
+
+export class TokenNotFoundError extends UsherError {
+  constructor(name: string) {
+    super('TOKEN_NOT_FOUND', 404, `token "${name}" does not exist`, { field: 'name' });
+  }
+}
+
+export class TooManyConnectionsError extends UsherError {
+  constructor(address: string, limit: number) {
+    super(
+      'TOO_MANY_CONNECTIONS',
+      429,
+      `too many open connections from ${address} (limit ${limit}); close some or reuse them`,
+    );
+  }
+}

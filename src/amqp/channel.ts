@@ -8,8 +8,11 @@
 
 import { randomBytes } from 'node:crypto';
 
+import { checkHeaders } from '../broker/checks.js';
 import { LoadRefusalError, UsherError } from '../errors.js';
+import { recordUnauthorized } from '../observe/observations.js';
 import type { PublishInput, ReceivedMessage, Subscription } from '../broker/types.js';
+import { METHOD_IDS, checkAccess } from './access.js';
 import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
 import type { BasicProperties, ContentHeader } from './content.js';
@@ -255,6 +258,7 @@ export class AmqpChannel {
       method.queue === ''
         ? `amq.gen-${randomBytes(12).toString('base64url')}`
         : method.queue;
+    this.allow(method.passive ? 'see' : 'manage', 'queue', name, METHOD_IDS.queueDeclare);
     const exists = this.topology.hasQueue(name);
     if (exists) this.topology.checkAccess(name, this.connection);
 
@@ -300,6 +304,8 @@ export class AmqpChannel {
     method: MethodOf<'queue.bind'> | (MethodOf<'queue.unbind'> & { noWait: boolean }),
     bind: boolean,
   ): Promise<void> {
+    const ids = bind ? METHOD_IDS.queueBind : METHOD_IDS.queueUnbind;
+    this.allow('manage', 'queue', method.queue, ids);
     this.checkQueue(method.queue);
     const binding = {
       source: method.exchange,
@@ -313,6 +319,21 @@ export class AmqpChannel {
     if (!method.noWait) this.send({ name: bind ? 'queue.bind-ok' : 'queue.unbind-ok' });
   }
 
+  /** 403 unless the connection's user may do `action` (access.ts). */
+  private allow(
+    action: Parameters<typeof checkAccess>[1],
+    kind: 'queue' | 'exchange',
+    name: string,
+    ids: { classId: number; methodId: number },
+  ): void {
+    try {
+      checkAccess(this.connection.principal, action, kind, name, ids);
+    } catch (err) {
+      recordUnauthorized(this.broker, 'amqp');
+      throw err;
+    }
+  }
+
   /** 404 for a missing queue, 405 for another connection's exclusive one. */
   private checkQueue(queue: string): void {
     if (!this.topology.hasQueue(queue))
@@ -321,12 +342,14 @@ export class AmqpChannel {
   }
 
   private async purgeQueue(method: MethodOf<'queue.purge'>): Promise<void> {
+    this.allow('manage', 'queue', method.queue, METHOD_IDS.queuePurge);
     this.checkQueue(method.queue);
     const { purged } = await this.broker.purgeQueue(method.queue);
     if (!method.noWait) this.send({ name: 'queue.purge-ok', messageCount: purged });
   }
 
   private async deleteQueue(method: MethodOf<'queue.delete'>): Promise<void> {
+    this.allow('manage', 'queue', method.queue, METHOD_IDS.queueDelete);
     if (!this.topology.hasQueue(method.queue)) {
       // RabbitMQ answers delete-ok for a queue that is not there.
       if (!method.noWait) this.send({ name: 'queue.delete-ok', messageCount: 0 });
@@ -346,6 +369,8 @@ export class AmqpChannel {
   }
 
   private async declareExchange(method: MethodOf<'exchange.declare'>): Promise<void> {
+    const action = method.passive ? 'see' : 'manage';
+    this.allow(action, 'exchange', method.exchange, METHOD_IDS.exchangeDeclare);
     await this.topology.declareExchange({
       name: method.exchange,
       type: method.type,
@@ -359,6 +384,7 @@ export class AmqpChannel {
   }
 
   private async deleteExchange(method: MethodOf<'exchange.delete'>): Promise<void> {
+    this.allow('manage', 'exchange', method.exchange, METHOD_IDS.exchangeDelete);
     await this.topology.deleteExchange(method.exchange, method.ifUnused);
     if (!method.noWait) this.send({ name: 'exchange.delete-ok' });
   }
@@ -367,6 +393,8 @@ export class AmqpChannel {
     method: MethodOf<'exchange.bind'> | MethodOf<'exchange.unbind'>,
     bind: boolean,
   ): Promise<void> {
+    const ids = bind ? METHOD_IDS.exchangeBind : METHOD_IDS.exchangeUnbind;
+    this.allow('manage', 'exchange', method.destination, ids);
     const binding = {
       source: method.source,
       destination: method.destination,
@@ -440,6 +468,11 @@ export class AmqpChannel {
         headersTable,
       );
 
+      // One queue refused refuses the whole message: nothing is stored.
+      for (const queue of queues) {
+        this.allow('publish', 'queue', queue, METHOD_IDS.basicPublish);
+      }
+
       if (queues.length === 0) {
         if (incoming.mandatory) this.returnUnroutable(incoming, body);
         if (tag > 0) this.confirm(tag, true);
@@ -449,6 +482,9 @@ export class AmqpChannel {
       const mapped = fromAmqp(incoming.properties);
       mapped.headers[EXCHANGE_HEADER] = incoming.exchange;
       mapped.headers[ROUTING_KEY_HEADER] = incoming.routingKey;
+      // Checked here, not only in the broker: a refusal then closes the
+      // channel with 406 and the reason, instead of a bare nack (C19).
+      checkHeaders(mapped.headers, 'headers');
       const input: PublishInput = {
         id: mapped.id,
         body,
@@ -586,7 +622,12 @@ export class AmqpChannel {
   }
 
   private consume(method: MethodOf<'basic.consume'>): void {
+    this.allow('consume', 'queue', method.queue, METHOD_IDS.basicConsume);
     this.checkQueue(method.queue);
+    const limit = this.connection.context.maxConsumersPerQueue;
+    if (this.topology.consumerCount(method.queue) >= limit) {
+      throw preconditionFailed(`queue '${method.queue}' has ${limit} consumers, the limit`);
+    }
     const tag =
       method.consumerTag === ''
         ? `amq.ctag-${randomBytes(12).toString('base64url')}`
@@ -694,6 +735,7 @@ export class AmqpChannel {
   }
 
   private async get(method: MethodOf<'basic.get'>): Promise<void> {
+    this.allow('consume', 'queue', method.queue, METHOD_IDS.basicGet);
     this.checkQueue(method.queue);
     this.topology.queueUsed(method.queue);
     const [message] = await this.broker.receive(method.queue, {

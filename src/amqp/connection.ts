@@ -5,7 +5,7 @@
 //   client                          Usher
 //   AMQP 0 0 9 1          ->
 //                         <-   connection.start (PLAIN, AMQPLAIN)
-//   start-ok (guest)      ->
+//   start-ok (user)       ->   (checked by src/auth, on the thread pool)
 //                         <-   connection.tune
 //   tune-ok, open         ->
 //                         <-   open-ok
@@ -17,8 +17,10 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 
+import type { Authenticator } from '../auth/authenticator.js';
+import type { Principal } from '../auth/permissions.js';
 import type { Broker } from '../broker/broker.js';
-import { recordAuthFailure } from '../observe/observations.js';
+import { UsherError } from '../errors.js';
 import { supportsBlocked, watchAdmission } from './blocking.js';
 import { AmqpChannel } from './channel.js';
 import { REPLY, SERVER_CAPABILITIES } from './constants.js';
@@ -38,6 +40,10 @@ export interface ConnectionContext {
   channelMax: number;
   heartbeatSeconds: number;
   maxMessageBytes: number;
+  authenticator: Authenticator;
+  maxConsumersPerQueue: number;
+  /** Set when the listener refuses this connection (a limit); see onStartOk. */
+  refusal: string | null;
 }
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -47,12 +53,15 @@ const PUBLISH_LOW_WATER = 5_000;
 const OWN_WRITE_BYTES = 8 * 1024;
 
 type Phase =
-  'header' | 'start-ok' | 'tune-ok' | 'open' | 'open-done' | 'closing' | 'closed';
+  'header' | 'start-ok' | 'authenticating' | 'tune-ok' | 'open' | 'open-done' | 'closing' | 'closed';
 
 export class AmqpConnection {
   readonly id: string;
   readonly logger: Logger;
   frameMax = 0;
+  /** Who logged in; set before any channel can open. */
+  principal: Principal | null = null;
+  private stopWatchingLogin: () => void = () => {};
 
   private readonly decoder: AmqpFrameDecoder;
   private readonly channels = new Map<number, AmqpChannel>();
@@ -244,27 +253,51 @@ export class AmqpConnection {
 
   private onStartOk(mechanism: string, response: Buffer): void {
     this.expect('start-ok', 'connection.start-ok');
-    const credentials = parseCredentials(mechanism, response);
-    // Until Usher has users (#8), as in RabbitMQ: guest/guest, loopback only.
-    const loopback = isLoopback(this.socket.remoteAddress);
-    if (
-      credentials === null ||
-      credentials.user !== 'guest' ||
-      credentials.password !== 'guest' ||
-      !loopback
-    ) {
-      this.logger.warn({ user: credentials?.user, mechanism }, 'AMQP login refused');
-      recordAuthFailure(this.context.broker, 'amqp');
+    if (this.context.refusal !== null) {
+      this.closeWith(new AmqpError(REPLY.NOT_ALLOWED, this.context.refusal), false);
+      return;
+    }
+    // Nothing else is accepted while the password is checked (scrypt runs
+    // on the thread pool); a pipelined method is out of order.
+    this.phase = 'authenticating';
+    const credentials = parseCredentials(mechanism, response) ?? { user: '', password: '' };
+    void this.authenticate(mechanism, credentials);
+  }
+
+  private async authenticate(mechanism: string, credentials: Credentials): Promise<void> {
+    let principal: Principal;
+    try {
+      principal = await this.context.authenticator.login(
+        { kind: 'password', ...credentials },
+        { protocol: 'amqp', address: this.socket.remoteAddress },
+      );
+    } catch (err) {
+      if (this.phase !== 'authenticating') return;
+      if (!(err instanceof UsherError)) this.logger.error({ err }, 'login failed unexpectedly');
+      const detail = err instanceof UsherError ? err.message : 'internal error';
       this.closeWith(
-        new AmqpError(
-          REPLY.ACCESS_REFUSED,
-          `${mechanism} login refused: user '${credentials?.user ?? ''}' ` +
-            '- guest/guest is accepted from loopback only',
-        ),
+        new AmqpError(REPLY.ACCESS_REFUSED, `${mechanism.slice(0, 20)} login refused: ${detail}`),
         false,
       );
       return;
     }
+    // The peer may have gone while the password was checked.
+    if (this.phase !== 'authenticating') return;
+    this.principal = principal;
+    // A deleted user, a new password or other rights end the connection,
+    // as in RabbitMQ: it would otherwise keep what it logged in with.
+    const { authenticator } = this.context;
+    this.stopWatchingLogin = authenticator.store.onChange(() => {
+      if (!authenticator.isCurrent(principal)) {
+        this.closeWith(
+          new AmqpError(
+            REPLY.CONNECTION_FORCED,
+            `user '${principal.name}' was deleted or changed; log in again`,
+          ),
+          false,
+        );
+      }
+    });
     this.phase = 'tune-ok';
     this.send(0, {
       name: 'connection.tune',
@@ -497,6 +530,7 @@ export class AmqpConnection {
   private onClosed(): void {
     this.phase = 'closed';
     this.stopWatchingAdmission();
+    this.stopWatchingLogin();
     clearTimeout(this.handshakeTimer);
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     this.releaseChannels();
@@ -549,11 +583,4 @@ function parseCredentials(mechanism: string, response: Buffer): Credentials | nu
     return { user: String(plainValue(login)), password: String(plainValue(password)) };
   }
   return null;
-}
-
-function isLoopback(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  return (
-    address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.')
-  );
 }

@@ -3,9 +3,14 @@
 // going away (connection.close 320), as RabbitMQ does, then stops.
 
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 
+import { Authenticator } from '../auth/authenticator.js';
+import { UserStore } from '../auth/user-store.js';
 import type { Broker } from '../broker/broker.js';
+import { SourceLimit } from '../net/source-limit.js';
+import { serverTlsOptions, type TlsFiles } from '../net/tls.js';
 import { trackConnection } from '../observe/observations.js';
 import { AmqpConnection } from './connection.js';
 import { Topology } from './topology.js';
@@ -21,21 +26,39 @@ export interface AmqpServerOptions {
   channelMax?: number;
   /** Heartbeat offered in connection.tune, in seconds (0 = none). */
   heartbeatSeconds?: number;
+  /** Who may log in (src/auth); default: the guest from loopback only. */
+  authenticator?: Authenticator;
+  /** Certificate and key for listenTls (AMQPS). */
+  tls?: TlsFiles;
+  /** Open connections per source address; default 4096. */
+  maxConnectionsPerSource?: number;
+  /** Consumers on one queue, over all connections; default 10,000. */
+  maxConsumersPerQueue?: number;
 }
 
 export interface AmqpServer {
   listen(port: number, host: string): Promise<AddressInfo>;
+  /** Listens for AMQP over TLS; needs `tls` in the options. */
+  listenTls(port: number, host: string): Promise<AddressInfo>;
   close(): Promise<void>;
 }
 
 export async function createAmqpServer(options: AmqpServerOptions): Promise<AmqpServer> {
   const logger = options.logger.child({ component: 'amqp' });
   const topology = await Topology.open(options.dataDir, options.broker, logger);
+  const authenticator =
+    options.authenticator ?? new Authenticator({ store: UserStore.inMemory(), logger });
+  authenticator.reportTo(options.broker);
   const connections = new Set<AmqpConnection>();
   /** Closed connections still deleting their exclusive queues. */
   const closing = new Set<AmqpConnection>();
 
-  const server: Server = createServer((socket: Socket) => {
+  const perSource = new SourceLimit(options.maxConnectionsPerSource);
+
+  const accept = (socket: Socket) => {
+    // Over the limit: the connection is refused after the protocol header
+    // with connection.close 530, so the client can say why.
+    const admitted = perSource.admit(socket.remoteAddress);
     const connection = new AmqpConnection(socket, {
       broker: options.broker,
       topology,
@@ -44,30 +67,42 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
       channelMax: options.channelMax ?? 2047,
       heartbeatSeconds: options.heartbeatSeconds ?? 60,
       maxMessageBytes: options.maxMessageBytes,
+      authenticator,
+      maxConsumersPerQueue: options.maxConsumersPerQueue ?? 10_000,
+      refusal: admitted
+        ? null
+        : `too many connections from ${socket.remoteAddress} (limit ${perSource.max})`,
     });
     connections.add(connection);
     const untrack = trackConnection(options.broker, 'amqp');
     socket.once('close', () => {
       untrack();
+      if (admitted) perSource.release(socket.remoteAddress);
       connections.delete(connection);
       closing.add(connection);
       void connection.cleanedUp.then(() => closing.delete(connection));
     });
-  });
+  };
+  const server: Server = createServer(accept);
+  const tlsServer =
+    options.tls === undefined ? null : createTlsServer(serverTlsOptions(options.tls), accept);
+  // A failed TLS handshake is the client's problem, not the broker's.
+  tlsServer?.on('tlsClientError', (err) => logger.debug({ err }, 'TLS handshake failed'));
 
   return {
-    listen(port, host) {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve(server.address() as AddressInfo);
-        });
-      });
+    listen: (port, host) => listenOn(server, port, host),
+
+    listenTls(port, host) {
+      if (tlsServer === null) throw new Error('listenTls needs tls in the options');
+      return listenOn(tlsServer, port, host);
     },
 
     async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = Promise.all(
+        [server, tlsServer].map(
+          (s) => new Promise<void>((resolve) => (s?.listening ? s.close(() => resolve()) : resolve())),
+        ),
+      );
       const all = [...connections, ...closing];
       for (const connection of all) connection.shutdown();
       await closed;
@@ -78,4 +113,14 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
       await topology.flush();
     },
   };
+}
+
+function listenOn(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
 }

@@ -6,7 +6,13 @@ import {
   type Command,
 } from 'commander';
 
-import { connect, type UsherClient } from '../client/index.js';
+import {
+  connect,
+  connectAdmin,
+  type ClientOptions,
+  type UsherAdmin,
+  type UsherClient,
+} from '../client/index.js';
 import { parseDuration, parseSize } from '../util/duration.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
@@ -35,6 +41,8 @@ export class CliError extends Error {
 export interface Cli {
   /** The client for --url (or USHER_URL); made on first use. */
   client(): UsherClient;
+  /** Users and tokens of the broker at --url, with the same credentials. */
+  admin(): UsherAdmin;
   /** Writes one line of results to stdout. */
   out(line: string): void;
   /** Writes one line of notes (progress, summaries) to stderr. */
@@ -55,7 +63,7 @@ export function createCli(program: Command): Cli {
       try {
         // A refusal under load is shown at once: a person at a prompt
         // decides whether to try again, rather than wait out retries.
-        client = connect(url, { retry: { retries: 0 } });
+        client = connect(url, { ...credentialsOf(program), retry: { retries: 0 } });
       } catch (err) {
         throw new UsageError(
           `invalid --url "${url}": expected e.g. ${DEFAULT_URL}`,
@@ -63,9 +71,33 @@ export function createCli(program: Command): Cli {
       }
       return client;
     },
+    admin() {
+      const url = String(program.opts().url ?? DEFAULT_URL);
+      try {
+        return connectAdmin(url, credentialsOf(program));
+      } catch {
+        throw new UsageError(`invalid --url "${url}": expected e.g. ${DEFAULT_URL}`);
+      }
+    },
     out: (line) => void process.stdout.write(`${line}\n`),
     note: (line) => void process.stderr.write(`${line}\n`),
   };
+}
+
+/**
+ * --user/--password (USHER_USER, USHER_PASSWORD) or USHER_TOKEN; none at
+ * all means the guest, which the broker accepts from its own machine.
+ */
+function credentialsOf(program: Command): ClientOptions {
+  const opts = program.opts() as { user?: string; password?: string; token?: string };
+  if (opts.user !== undefined) {
+    if (opts.password === undefined) {
+      throw new UsageError('--user needs --password (or USHER_PASSWORD)');
+    }
+    return { user: opts.user, password: opts.password };
+  }
+  if (opts.token !== undefined && opts.token !== '') return { token: opts.token };
+  return {};
 }
 
 // --- flag parsers -------------------------------------------------------

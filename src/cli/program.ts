@@ -28,6 +28,15 @@ export function buildProgram(): Command {
         .env('USHER_URL')
         .default(DEFAULT_URL),
     )
+    .addOption(new Option('--user <name>', 'user to log in as').env('USHER_USER'))
+    .addOption(
+      new Option('--password <password>', "the user's password").env('USHER_PASSWORD'),
+    )
+    .addOption(
+      new Option('--token <token>', 'API token instead of a user')
+        .env('USHER_TOKEN')
+        .hideHelp(),
+    )
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({

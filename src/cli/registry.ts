@@ -12,6 +12,7 @@ import { publishCommands } from './publish.js';
 import { queueCommands } from './queue.js';
 import { serveCommands } from './serve.js';
 import { statusCommands } from './status.js';
+import { userCommands } from './users.js';
 
 export const COMMAND_GROUPS: readonly CommandGroup[] = [
   serveCommands,
@@ -20,6 +21,7 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
   publishCommands,
   consumeCommands,
   dlqCommands,
+  userCommands,
   demoCommands,
   benchCommands,
   planCommands,

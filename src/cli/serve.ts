@@ -11,8 +11,11 @@ import type { Command } from 'commander';
 import type { AdmissionSettings } from '../broker/admission.js';
 import { UsherError } from '../errors.js';
 
+import { readTlsFiles, type TlsFiles } from '../net/tls.js';
+
 import {
   CliError,
+  UsageError,
   durationFlag,
   intFlag,
   sizeFlag,
@@ -37,6 +40,13 @@ interface ServeFlags {
   eventLoopPressure?: number;
   eventLoopCritical?: number;
   config?: string;
+  guest: boolean;
+  protectMetrics?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsOnly?: boolean;
+  amqpsPort: number;
+  maxConnectionsPerSource?: number;
 }
 
 export const serveCommands: CommandGroup = {
@@ -97,23 +107,51 @@ export const serveCommands: CommandGroup = {
         durationFlag,
       )
       .option('--config <file>', 'JSON file with any of the flags above, camelCased; flags win')
+      .option('--no-guest', 'refuse the guest user, even from loopback')
+      .option('--protect-metrics', 'require credentials on /healthz and /metrics too')
+      .option('--tls-cert <file>', 'PEM certificate: HTTP becomes HTTPS, AMQPS opens')
+      .option('--tls-key <file>', 'PEM private key of --tls-cert')
+      .option('--amqps-port <n>', 'AMQP over TLS port; 0 picks one', intFlag(0, 65535), 5671)
+      .option('--tls-only', 'no plaintext listener at all: plain AMQP stays closed')
+      .option(
+        '--max-connections-per-source <n>',
+        'open connections per client address, per protocol (default 4096)',
+        intFlag(1),
+      )
       .action(serve);
   },
 };
 
 async function serve(given: ServeFlags): Promise<void> {
   let flags = given;
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key go together');
+  }
+  if (flags.tlsOnly && flags.tlsCert === undefined) {
+    throw new UsageError('--tls-only needs --tls-cert and --tls-key');
+  }
+  let tls: TlsFiles | undefined;
+  if (flags.tlsCert !== undefined && flags.tlsKey !== undefined) {
+    try {
+      tls = await readTlsFiles(flags.tlsCert, flags.tlsKey);
+    } catch (err) {
+      throw new CliError(`cannot read the TLS certificate or key: ${reason(err)}`, { cause: err });
+    }
+  }
+
   // Loaded here, not at the top: other commands stay quick to start.
   const [
     { pino },
     { Broker, DEFAULT_MAX_MESSAGE_BYTES },
     { createHttpServer },
     { createAmqpServer },
+    { openAuth },
   ] = await Promise.all([
     import('pino'),
     import('../broker/broker.js'),
     import('../http/server.js'),
     import('../amqp/server.js'),
+    import('../auth/bootstrap.js'),
   ]);
   const logger = pino({ name: 'usher' });
 
@@ -141,9 +179,24 @@ async function serve(given: ServeFlags): Promise<void> {
     });
   }
 
+  let auth: Awaited<ReturnType<typeof openAuth>>;
+  try {
+    auth = await openAuth({ dataDir: resolve(flags.data), guest: flags.guest, logger });
+  } catch (err) {
+    await broker.close();
+    throw new CliError(`cannot open the user file in "${flags.data}": ${reason(err)}`, {
+      cause: err,
+    });
+  }
+  const { authenticator } = auth;
+
   const app = createHttpServer(broker, {
     logger,
     maxMessageBytes: flags.maxMessageSize,
+    authenticator,
+    protectSystemRoutes: flags.protectMetrics ?? false,
+    tls,
+    maxConnectionsPerSource: flags.maxConnectionsPerSource,
   });
   try {
     await app.listen({ host: flags.host, port: flags.port });
@@ -162,12 +215,22 @@ async function serve(given: ServeFlags): Promise<void> {
           logger,
           dataDir: resolve(flags.data),
           maxMessageBytes: flags.maxMessageSize ?? DEFAULT_MAX_MESSAGE_BYTES,
+          authenticator,
+          tls,
+          maxConnectionsPerSource: flags.maxConnectionsPerSource,
         });
   if (amqp !== null) {
     try {
-      const address = await amqp.listen(flags.amqpPort, flags.host);
-      const amqpUrl = `amqp://${flags.host}:${address.port}`;
-      logger.info({ amqpUrl }, `usher AMQP 0-9-1 on ${amqpUrl}`);
+      if (!flags.tlsOnly) {
+        const address = await amqp.listen(flags.amqpPort, flags.host);
+        const amqpUrl = `amqp://${flags.host}:${address.port}`;
+        logger.info({ amqpUrl }, `usher AMQP 0-9-1 on ${amqpUrl}`);
+      }
+      if (tls !== undefined) {
+        const address = await amqp.listenTls(flags.amqpsPort, flags.host);
+        const amqpsUrl = `amqps://${flags.host}:${address.port}`;
+        logger.info({ amqpsUrl }, `usher AMQP 0-9-1 over TLS on ${amqpsUrl}`);
+      }
     } catch (err) {
       await app.close();
       await broker.close();
@@ -176,6 +239,25 @@ async function serve(given: ServeFlags): Promise<void> {
         { cause: err },
       );
     }
+  }
+
+  // The CLI's own output, not the log: the password must not end up in
+  // log storage. It is never shown again.
+  let generated: string | null;
+  try {
+    generated = await auth.bootstrap();
+  } catch (err) {
+    // E.g. USHER_ADMIN_PASSWORD too short: nothing may listen without an admin.
+    await amqp?.close();
+    await app.close();
+    await broker.close();
+    throw new CliError(`cannot create the administrator: ${reason(err)}`, { cause: err });
+  }
+  if (generated !== null) {
+    process.stderr.write(
+      `usher: created user "admin" with password ${generated}\n` +
+        'usher: it is shown only this once; change it with `usher user passwd admin`\n',
+    );
   }
 
   let stopping = false;
@@ -202,7 +284,7 @@ async function serve(given: ServeFlags): Promise<void> {
   // the signal handlers in place.
   process.on('SIGINT', (signal) => void stop(signal));
   process.on('SIGTERM', (signal) => void stop(signal));
-  const url = listeningUrl(app.server.address(), flags.host);
+  const url = listeningUrl(app.server.address(), flags.host, tls !== undefined);
   logger.info(
     { url, dataDir: flags.data },
     `usher listening on ${url} (data ${flags.data})`,
@@ -286,11 +368,13 @@ function definedOnly(flags: ServeFlags): ServeFlags {
 function listeningUrl(
   address: ReturnType<import('node:net').Server['address']>,
   host: string,
+  tls: boolean,
 ): string {
-  if (address === null || typeof address === 'string') return `http://${host}`;
+  const scheme = tls ? 'https' : 'http';
+  if (address === null || typeof address === 'string') return `${scheme}://${host}`;
   const { family, port } = address;
   const shown = family === 'IPv6' ? `[${address.address}]` : address.address;
-  return `http://${shown}:${port}`;
+  return `${scheme}://${shown}:${port}`;
 }
 
 /** `address already in use` rather than a stack trace. */

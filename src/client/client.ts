@@ -13,7 +13,7 @@ import {
 import { DEFAULT_RETRY, withBackoff, type RetryPolicy } from './backoff.js';
 import { AmqpApi, unsupported } from './amqp-api.js';
 import { Consumer, type ConsumeOptions, type Handler } from './consumer.js';
-import { Transport } from './transport.js';
+import { Transport, type Credentials } from './transport.js';
 import type {
   AckResult,
   CreateQueueResult,
@@ -33,6 +33,22 @@ import type {
 } from './types.js';
 
 /**
+ * Credentials for a broker that checks them (README, "Running Usher
+ * securely in production"): a user and password sent as HTTP Basic, or an
+ * API token sent as a bearer token. `http://user:password@host` works
+ * too. Without any, the broker treats a request from its own machine as
+ * the guest, while the guest is on.
+ */
+export type ClientOptions = Credentials & {
+  /**
+   * Publishes refused under load (429/503, QUEUE_FULL or OVERLOADED) are
+   * sent again after Retry-After plus jitter, `retries` times (default 4),
+   * then fail with MessagesShedError. `{ retries: 0 }` turns this off.
+   */
+  retry?: Partial<RetryPolicy>;
+};
+
+/**
  * Opens a client for the broker at `url`. Nothing is sent until the first
  * call; connections are kept alive and shared between calls.
  *
@@ -47,6 +63,9 @@ import type {
  *   const usher = connect('http://127.0.0.1:8080');
  *   await usher.createQueue('emails', { maxAttempts: 5 });
  *   await usher.publish('emails', { to: 'ada@example.org' });
+ *   const billing = connect('https://usher.internal:8080', {
+ *     token: process.env.USHER_TOKEN,
+ *   });
  *
  * @throws UsherClientError `INVALID_ARGUMENT` when `url` is not http(s).
  */
@@ -55,15 +74,6 @@ export function connect(
   options: ClientOptions = {},
 ): UsherClient {
   return new UsherClient(url, options);
-}
-
-export interface ClientOptions {
-  /**
-   * Publishes refused under load (429/503, QUEUE_FULL or OVERLOADED) are
-   * sent again after Retry-After plus jitter, `retries` times (default 4),
-   * then fail with MessagesShedError. `{ retries: 0 }` turns this off.
-   */
-  retry?: Partial<RetryPolicy>;
 }
 
 /** A connection to one broker. Create it with connect(). */
@@ -83,7 +93,7 @@ export class UsherClient {
       this.#amqp = new AmqpApi(url);
       this.url = url;
     } else {
-      this.#http = new Transport(url);
+      this.#http = new Transport(url, options);
       this.#amqp = null;
       this.url = this.#http.baseUrl;
     }

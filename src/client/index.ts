@@ -9,6 +9,14 @@
 export { connect, UsherClient, type ClientOptions } from './client.js';
 export { MessagesShedError, type RetryPolicy } from './backoff.js';
 export {
+  connectAdmin,
+  UsherAdmin,
+  type Permissions,
+  type TokenInfo,
+  type UserInfo,
+  type Whoami,
+} from './admin.js';
+export {
   Consumer,
   ConsumerMessage,
   type ConsumeOptions,

@@ -13,11 +13,20 @@ export interface Answer<T> {
   data: T;
 }
 
-export class Transport {
-  /** The broker's base URL without a trailing slash. */
-  readonly baseUrl: string;
+/** Who the client speaks as; see ClientOptions in client.ts. */
+export interface Credentials {
+  user?: string;
+  password?: string;
+  token?: string;
+}
 
-  constructor(url: string) {
+export class Transport {
+  /** The broker's base URL without a trailing slash or credentials. */
+  readonly baseUrl: string;
+  /** The Authorization header, or undefined to send none (the guest). */
+  readonly #authorization: string | undefined;
+
+  constructor(url: string, credentials: Credentials = {}) {
     let parsed: URL;
     try {
       parsed = new URL(url);
@@ -37,6 +46,18 @@ export class Transport {
         { field: 'url' },
       );
     }
+    // fetch refuses a URL with user:password in it: they move to a header.
+    const user = credentials.user ?? decodeURIComponent(parsed.username);
+    const password = credentials.password ?? decodeURIComponent(parsed.password);
+    parsed.username = '';
+    parsed.password = '';
+    if (credentials.token !== undefined && credentials.token !== '') {
+      this.#authorization = `Bearer ${credentials.token}`;
+    } else if (user !== '') {
+      const pair = Buffer.from(`${user}:${password}`, 'utf8').toString('base64');
+      this.#authorization = `Basic ${pair}`;
+    }
+
     // Keep a path prefix (a broker behind a proxy) but not the last slash.
     this.baseUrl = parsed.href.replace(/\/+$/, '');
   }
@@ -55,6 +76,7 @@ export class Transport {
   ): Promise<Answer<T>> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.#authorization !== undefined) headers.authorization = this.#authorization;
 
     let response: Response;
     let text: string;

@@ -203,7 +203,9 @@ const STORE_METRICS: Record<string, StoreMetric> = {
 
 export function createMetrics(
   broker: BrokerApi,
-  options: { processMetrics: boolean },
+  options: {
+    processMetrics: boolean;
+  },
 ): Metrics {
   // A registry of our own: two servers in one process (tests) must not
   // share or collide in prom-client's global one.

@@ -3,6 +3,7 @@
 
 import type { FastifyInstance } from 'fastify';
 
+import { maySee } from '../auth/permissions.js';
 import type { BrokerApi } from '../broker/types.js';
 import { documented, emptyBodyAsObject } from './route-schema.js';
 import {
@@ -31,7 +32,12 @@ export function registerQueueRoutes(
         response: { 200: QueueList },
       }),
     },
-    async () => ({ queues: broker.listQueues() }),
+    // Only the queues the caller may do something with.
+    async (request) => ({
+      queues: broker
+        .listQueues()
+        .filter((queue) => request.principal !== null && maySee(request.principal, queue.name)),
+    }),
   );
 
   app.put<{ Params: QueueParams; Body: QueueSettingsInput }>(

@@ -22,6 +22,8 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { Type } from 'typebox';
 
+import { Authenticator } from '../auth/authenticator.js';
+import { UserStore } from '../auth/user-store.js';
 import type { BrokerApi } from '../broker/types.js';
 import {
   BadRequestError,
@@ -29,7 +31,12 @@ import {
   HeadersTooLargeError,
   RequestTimeoutError,
 } from '../errors.js';
+import { recordUnauthorized } from '../observe/observations.js';
 import { registerObserveRoutes, type ObserveOptions } from '../observe/routes.js';
+import { serverTlsOptions, type TlsFiles } from '../net/tls.js';
+import { registerAdminRoutes } from './admin-routes.js';
+import { registerAuth } from './auth-hook.js';
+import { limitConnectionsPerSource } from './connection-limit.js';
 import { handleNotFound, makeErrorHandler } from './error-handler.js';
 import { registerJsonBody } from './json-body.js';
 import { registerMessageRoutes } from './message-routes.js';
@@ -47,6 +54,17 @@ export interface HttpServerOptions {
   processMetrics?: boolean;
   /** Sampling for /alerts, /events and the dashboard (src/observe/routes.ts). */
   observe?: ObserveOptions;
+  /**
+   * Who may do what (src/auth). Default: no users, the guest from
+   * loopback only, as for a broker started without a data folder.
+   */
+  authenticator?: Authenticator;
+  /** Require credentials on /healthz and /metrics too; default false. */
+  protectSystemRoutes?: boolean;
+  /** Serve HTTPS only, with this certificate and key. */
+  tls?: TlsFiles;
+  /** Open connections per source address; default 4096. */
+  maxConnectionsPerSource?: number;
 }
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -140,7 +158,14 @@ export function createHttpServer(
     // Node answers a request without Host itself, with an empty body; the
     // broker does not route by host, so it simply serves such a request.
     http: { requireHostHeader: false },
-  });
+    ...(options.tls === undefined ? {} : { https: serverTlsOptions(options.tls) }),
+  }) as unknown as FastifyInstance;
+  limitConnectionsPerSource(
+    app.server,
+    options.maxConnectionsPerSource,
+    options.tls !== undefined,
+    logger,
+  );
 
   registerJsonBody(app, bodyLimit);
   app.setErrorHandler(handleError);
@@ -160,16 +185,28 @@ export function createHttpServer(
     if (closing) throw new BrokerClosedError();
   });
 
+  // Before any route: the auth hooks check each route as it is added.
+  const authenticator =
+    options.authenticator ??
+    new Authenticator({ store: UserStore.inMemory(), logger: options.logger });
+  authenticator.reportTo(broker);
+  registerAuth(app, {
+    authenticator,
+    protectSystemRoutes: options.protectSystemRoutes,
+    onRefused: () => recordUnauthorized(broker, 'http'),
+  });
+
   // Every route is recorded as it is added; /openapi.json describes them.
   const routes: RouteOptions[] = [];
   app.addHook('onRoute', (route) => {
     routes.push(route);
   });
 
-  registerSystemRoutes(app, broker, routes, options);
+  registerSystemRoutes(app, broker, routes, options, authenticator);
   registerQueueRoutes(app, broker);
   registerMessageRoutes(app, broker, maxMessageBytes);
   registerObserveRoutes(app, broker, options.observe ?? {});
+  registerAdminRoutes(app, authenticator);
   return app;
 }
 
@@ -178,6 +215,7 @@ function registerSystemRoutes(
   broker: BrokerApi,
   routes: RouteOptions[],
   options: HttpServerOptions,
+  authenticator: Authenticator,
 ): void {
   app.get(
     '/healthz',

@@ -14,6 +14,8 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { after, before, it } from 'node:test';
 
+import { Authenticator } from '../../src/auth/authenticator.js';
+import { UserStore } from '../../src/auth/user-store.js';
 import type { Broker } from '../../src/broker/broker.js';
 import { AmqpConnection } from '../../src/amqp/connection.js';
 import { PROTOCOL_HEADER } from '../../src/amqp/constants.js';
@@ -120,6 +122,9 @@ it('a no-ack consumer gets every message when the socket takes each flush whole'
     channelMax: 16,
     heartbeatSeconds: 0,
     maxMessageBytes: 1024 * 1024,
+    authenticator: new Authenticator({ store: UserStore.inMemory() }),
+    maxConsumersPerQueue: 10_000,
+    refusal: null,
   });
 
   socket.emit('data', PROTOCOL_HEADER);
@@ -130,6 +135,10 @@ it('a no-ack consumer gets every message when the socket takes each flush whole'
     response: Buffer.from('\u0000guest\u0000guest'),
     locale: 'en_US',
   });
+  // The login is checked asynchronously: tune-ok waits for connection.tune.
+  for (let tries = 0; tries < 1000 && socket.count('connection.tune') === 0; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
   socket.send(0, { name: 'connection.tune-ok', channelMax: 0, frameMax: 131_072, heartbeat: 0 });
   socket.send(0, { name: 'connection.open', virtualHost: '/' });
   socket.send(1, { name: 'channel.open' });

@@ -41,7 +41,12 @@ describe('GET /openapi.json', () => {
 
     assert.equal(doc.openapi, '3.0.3');
     assert.deepEqual(operations.sort(), [
+      'DELETE /admin/tokens/{token}',
+      'DELETE /admin/users/{user}',
       'DELETE /queues/{name}',
+      'GET /admin/tokens',
+      'GET /admin/users',
+      'GET /admin/whoami',
       'GET /alerts',
       'GET /dashboard',
       'GET /dashboard/',
@@ -63,6 +68,9 @@ describe('GET /openapi.json', () => {
       'POST /queues/{name}/receive',
       'POST /queues/{name}/redrive',
       'POST /queues/{name}/release',
+      'PUT /admin/tokens/{token}',
+      'PUT /admin/users/{user}',
+      'PUT /admin/users/{user}/password',
       'PUT /queues/{name}',
     ]);
   });

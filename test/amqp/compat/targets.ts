@@ -19,6 +19,8 @@ export interface RunningTarget {
   readonly name: TargetName;
   readonly url: string;
   stop(): Promise<void>;
+  /** rabbitmqctl against this node (RabbitMQ only), e.g. add_user. */
+  ctl?(args: string[]): Promise<string>;
 }
 
 export async function startUsher(): Promise<RunningTarget> {
@@ -98,6 +100,11 @@ export async function startRabbit(script = findScript()): Promise<RunningTarget>
   return {
     name: 'rabbitmq',
     url,
+    async ctl(args) {
+      const result = await run(script, ['ctl', ...args], env, RABBIT_STOP_TIMEOUT_MS);
+      if (result.code !== 0) throw new Error(`ctl ${args[0]} exited ${result.code}: ${result.stderr}`);
+      return result.stdout;
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

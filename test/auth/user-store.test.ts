@@ -1,0 +1,90 @@
+// The user file: changes survive a reopen, the file is replaced whole and
+// never holds a password or a token secret, and bad input is refused.
+
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+import { verifyPassword } from '../../src/auth/password.js';
+import { USERS_FILE, UserStore } from '../../src/auth/user-store.js';
+import { tempDir } from '../helpers.js';
+
+const perms = { publish: ['orders.*'], consume: ['orders.*'], manage: [] };
+
+describe('UserStore', () => {
+  it('keeps users and tokens across a reopen, hashed', async () => {
+    const dir = tempDir('usher-users-');
+    try {
+      const { store, created } = await UserStore.open(dir.path);
+      assert.equal(created, true);
+      await store.addUser('billing', 'correct horse', { permissions: perms });
+      const { token } = await store.createToken('ci', perms);
+      assert.match(token, /^usher_[A-Za-z0-9_-]{12}_[A-Za-z0-9_-]{43}$/);
+
+      const file = join(dir.path, USERS_FILE);
+      const text = readFileSync(file, 'utf8');
+      assert.ok(!text.includes('correct horse'), 'the password is not stored');
+      assert.ok(!text.includes(token.slice(20)), 'the token secret is not stored');
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      assert.equal(existsSync(`${file}.tmp`), false);
+
+      const reopened = await UserStore.open(dir.path);
+      assert.equal(reopened.created, false);
+      const user = reopened.store.user('billing');
+      assert.ok(user !== undefined);
+      assert.equal(await verifyPassword('correct horse', user.password), true);
+      assert.equal(await verifyPassword('wrong horse', user.password), false);
+      assert.equal(reopened.store.findToken(token)?.name, 'ci');
+      assert.equal(reopened.store.findToken(`${token.slice(0, -1)}A`), null);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it('changes passwords, deletes users and revokes tokens', async () => {
+    const store = UserStore.inMemory();
+    await store.addUser('ann', 'first password', { permissions: perms });
+    const before = store.user('ann');
+    await store.setPassword('ann', 'second password');
+    const after = store.user('ann');
+    assert.ok(before !== undefined && after !== undefined && before !== after);
+    assert.equal(await verifyPassword('second password', after.password), true);
+
+    await assert.rejects(store.addUser('ann', 'whatever1', { permissions: perms }), {
+      code: 'USER_EXISTS',
+    });
+    await store.deleteUser('ann');
+    assert.equal(store.user('ann'), undefined);
+    await assert.rejects(store.deleteUser('ann'), { code: 'USER_NOT_FOUND' });
+
+    const { token } = await store.createToken('t', perms);
+    await store.revokeToken('t');
+    assert.equal(store.findToken(token), null);
+    await assert.rejects(store.revokeToken('t'), { code: 'TOKEN_NOT_FOUND' });
+  });
+
+  it('refuses bad names, short passwords, bad patterns, and the guest name', async () => {
+    const store = UserStore.inMemory();
+    const refuse = (name: string, password: string, p = perms) =>
+      assert.rejects(store.addUser(name, password, { permissions: p }), {
+        code: 'INVALID_ARGUMENT',
+      });
+    await refuse('guest', 'long enough');
+    await refuse('has space', 'long enough');
+    await refuse('x'.repeat(65), 'long enough');
+    await refuse('ok', 'short');
+    await refuse('ok', 'p'.repeat(1025));
+    await refuse('ok', 'long enough', { publish: ['bad pattern'], consume: [], manage: [] });
+    await refuse('ok', 'long enough', { publish: [''], consume: [], manage: [] });
+    assert.equal(store.userCount, 0);
+  });
+
+  it('treats __proto__ as an ordinary name', async () => {
+    const store = UserStore.inMemory();
+    await store.addUser('__proto__', 'long enough', { permissions: perms });
+    assert.equal(store.listUsers()[0].name, '__proto__');
+    assert.equal(store.user('constructor'), undefined);
+    assert.equal(store.user('toString'), undefined);
+  });
+});
