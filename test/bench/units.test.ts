@@ -157,6 +157,19 @@ describe('parseProfile', () => {
     assert.deepEqual(yaml.stages, expected);
   });
 
+  it("reads the README's flow-style YAML and quoted scalars", () => {
+    const readme = parseProfile(
+      'stages: [{duration: 10s, rate: 500}, {duration: 5s, from: 500, to: 5000}]',
+      'readme.yaml',
+    );
+    assert.deepEqual(readme.stages, [
+      { durationMs: 10_000, fromRate: 500, toRate: 500 },
+      { durationMs: 5000, fromRate: 500, toRate: 5000 },
+    ]);
+    const quoted = parseProfile("stages:\n  - {duration: '2s', \"rate\": \"10\"}\n", 'q.yaml');
+    assert.deepEqual(quoted.stages, [{ durationMs: 2000, fromRate: 10, toRate: 10 }]);
+  });
+
   it('refuses unknown fields, bad rates and other YAML with the place named', () => {
     assert.throws(
       () => parseProfile('{"stages":[{"duration":"1s","rat":5}]}', 'x'),
@@ -171,7 +184,8 @@ describe('parseProfile', () => {
       /x stage 1/,
     );
     assert.throws(() => parseProfile('{"stages":[]}', 'x'), /non-empty "stages"/);
-    assert.throws(() => parseProfile('steps:\n - rate: 1', 'y'), /line 1: expected "stages:"/);
+    assert.throws(() => parseProfile('steps:\n - rate: 1', 'y'), /y: expected a non-empty "stages"/);
+    assert.throws(() => parseProfile('stages: [{rate: 1', 'z'), /profile z: invalid YAML/);
   });
 });
 
