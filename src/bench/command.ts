@@ -3,9 +3,6 @@
 // report, and writes JSON / markdown / HTML when asked. Exits 1 when an
 // --slo term fails, so a run can gate a release.
 
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-
 import type { Command } from 'commander';
 
 import {
@@ -23,6 +20,7 @@ import { runCalibration } from './calibrate.js';
 import type { Driver } from './driver.js';
 import { HttpDriver } from './http-driver.js';
 import { type BenchFlags, DEFAULT_AMQP_URL, resolveFlags } from './options.js';
+import { prepareOutputs, writeOutputFiles } from './outputs.js';
 import { htmlReport, markdownReport, progressLine } from './report.js';
 import { BenchRunError, type BenchResult, runBench } from './run.js';
 import { type SloOutcome, SloError, checkSlo, parseSlo } from './slo.js';
@@ -110,12 +108,14 @@ export const benchCommands: CommandGroup = {
 
 async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<void> {
   if (flags.calibrate !== undefined) {
+    await prepareOutputs({ calibrate: flags.calibrate });
     await runCalibration(flags.calibrate, cli.note, flags.count);
     return;
   }
   const url = urlOf(command, flags.protocol);
   const resolved = resolveFlags(flags, url);
   const slo = parseSloFlag(flags.slo);
+  await prepareOutputs({ json: flags.json, report: flags.report });
   const driver: Driver = resolved.protocol === 'amqp' ? new AmqpDriver(url) : new HttpDriver(url);
 
   const interactive = process.stderr.isTTY === true && flags.quiet !== true;
@@ -214,17 +214,10 @@ async function writeOutputs(
   const json = `${JSON.stringify({ ...result, slo }, null, 2)}\n`;
   const markdown = markdownReport(result, slo);
   if (flags.json === '-') process.stdout.write(json);
-  else {
-    cli.out(markdown.trimEnd());
-    if (flags.json !== undefined) await writeFile(flags.json, json);
-  }
-  if (flags.report !== undefined) {
-    await mkdir(flags.report, { recursive: true });
-    await writeFile(join(flags.report, 'result.json'), json);
-    await writeFile(join(flags.report, 'report.md'), markdown);
-    await writeFile(join(flags.report, 'report.html'), htmlReport(result, slo));
+  else cli.out(markdown.trimEnd());
+  await writeOutputFiles(flags, { json, markdown, html: () => htmlReport(result, slo) });
+  if (flags.report !== undefined)
     cli.note(`report written to ${flags.report}/report.{md,html}, result.json`);
-  }
 }
 
 function redact(url: string): string {

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
@@ -72,5 +72,37 @@ describe('usher bench against usher serve', () => {
     ]);
     assert.equal(plan.status, 0, plan.stderr);
     assert.ok(JSON.parse(plan.stdout).diskBytes > 100 * 3600 * 1024);
+  });
+});
+
+describe('usher bench output paths', () => {
+  const dir = tempDir('usher-bench-out-');
+  after(() => dir.remove());
+
+  it('refuses an unwritable --json, --report or --calibrate before running', async () => {
+    const file = join(dir.path, 'a-file');
+    writeFileSync(file, 'x');
+    // Port 9 on loopback: nothing is contacted, the paths are checked first.
+    const url = 'http://127.0.0.1:9';
+    const cases: [string[], RegExp][] = [
+      [['--json', join(file, 'out.json')], /^usher: --json .*out\.json: cannot create folder .*a-file: a file is in the way\n$/],
+      [['--json', dir.path], /^usher: --json .*: is a folder, not a file\n$/],
+      [['--report', file], /^usher: --report .*a-file: (cannot create folder .*a-file: a file is in the way|.*is not a folder)\n$/],
+      [['--calibrate', join(file, 'c.json')], /^usher: --calibrate .*c\.json: cannot create folder/],
+    ];
+    for (const [flags, expected] of cases) {
+      const run = await usher(['--url', url, 'bench', '--count', '10', '--quiet', ...flags]);
+      assert.equal(run.status, 2, run.stderr);
+      assert.match(run.stderr, expected);
+    }
+  });
+
+  it('creates missing parent folders for --json as for --report', async () => {
+    const { prepareOutputs } = await import('../../src/bench/outputs.js');
+    const json = join(dir.path, 'deep', 'er', 'result.json');
+    const report = join(dir.path, 'reports', 'one');
+    await prepareOutputs({ json, report });
+    assert.ok(statSync(join(dir.path, 'deep', 'er')).isDirectory());
+    assert.ok(statSync(report).isDirectory());
   });
 });
