@@ -16,6 +16,7 @@ import {
   type CommandGroup,
 } from '../cli/context.js';
 import { AmqpDriver } from './amqp-driver.js';
+import { usableBrokerPid } from './cpu.js';
 import { runCalibration } from './calibrate.js';
 import type { Driver } from './driver.js';
 import { HttpDriver } from './http-driver.js';
@@ -150,7 +151,7 @@ async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<v
       sampleMs: interactive ? 250 : 1000,
       queuePrefix: flags.queuePrefix ?? `usher-bench-${Math.random().toString(36).slice(2, 8)}`,
       keepQueues: flags.keepQueues === true,
-      brokerPid: flags.brokerPid,
+      brokerPid: usableBrokerPid(flags.brokerPid, cli.note),
       onSample: (sample, run) => {
         if (flags.quiet) return;
         const line = progressLine(sample, run);

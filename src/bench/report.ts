@@ -28,7 +28,7 @@ export function markdownReport(result: BenchResult, slo: SloOutcome[] | null): s
     ? `${result.lost} / ${result.duplicated} / ${result.outOfOrder}`
     : 'not checked (no consumers)';
   const broker =
-    cpu.brokerCores === null ? 'broker not measured (--broker-pid)' : `broker ${cpu.brokerCores}`;
+    cpu.brokerCores === null ? 'broker not measured (pass --broker-pid PID, or use HTTP to Usher)' : `broker ${cpu.brokerCores}`;
   const lines = [
     `# usher bench: ${result.protocol}, ${result.mode}${profile}`,
     '',

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { usableBrokerPid } from '../../src/bench/cpu.js';
 import { DeliveryTracker } from '../../src/bench/delivery.js';
 import { priorityCycle } from '../../src/bench/options.js';
 import {
@@ -237,5 +238,19 @@ describe('priorityCycle', () => {
     assert.equal(cycle.filter((p) => p === 9).length, 1);
     assert.deepEqual(priorityCycle('5:1'), [5]);
     assert.throws(() => priorityCycle('10:1'), /cannot read "10:1"/);
+  });
+});
+
+describe('usableBrokerPid', () => {
+  it('keeps a live PID and drops a missing one with a warning', () => {
+    const warnings: string[] = [];
+    assert.equal(usableBrokerPid(process.pid, (w) => warnings.push(w)), process.pid);
+    assert.equal(usableBrokerPid(undefined, (w) => warnings.push(w)), undefined);
+    assert.equal(warnings.length, 0);
+
+    // Above Linux's pid_max (4194304 at most): never a process.
+    assert.equal(usableBrokerPid(99_999_999, (w) => warnings.push(w)), undefined);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /no process 99999999 \(--broker-pid\).*\/metrics/);
   });
 });
