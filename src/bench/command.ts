@@ -20,7 +20,7 @@ import { usableBrokerPid } from './cpu.js';
 import { runCalibration } from './calibrate.js';
 import type { Driver } from './driver.js';
 import { HttpDriver } from './http-driver.js';
-import { type BenchFlags, DEFAULT_AMQP_URL, resolveFlags } from './options.js';
+import { type BenchFlags, DEFAULT_AMQP_URL, redactUrl, resolveFlags } from './options.js';
 import { prepareOutputs, writeOutputFiles } from './outputs.js';
 import { htmlReport, markdownReport, progressLine } from './report.js';
 import { BenchRunError, type BenchResult, runBench } from './run.js';
@@ -170,7 +170,7 @@ async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<v
       // fetch says only "fetch failed"; the reason is in its cause.
       const cause = (err.cause as Error | undefined)?.message;
       const why = cause === undefined ? err.message : `${err.message}: ${cause}`;
-      throw new CliError(`bench against ${redact(url)} failed: ${why}`, { cause: err });
+      throw new CliError(`bench against ${redactUrl(url)} failed: ${why}`, { cause: err });
     }
     throw err;
   } finally {
@@ -219,8 +219,4 @@ async function writeOutputs(
   await writeOutputFiles(flags, { json, markdown, html: () => htmlReport(result, slo) });
   if (flags.report !== undefined)
     cli.note(`report written to ${flags.report}/report.{md,html}, result.json`);
-}
-
-function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//');
 }

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 
 import { usableBrokerPid } from '../../src/bench/cpu.js';
 import { DeliveryTracker } from '../../src/bench/delivery.js';
-import { priorityCycle } from '../../src/bench/options.js';
+import { type BenchFlags, priorityCycle, resolveFlags } from '../../src/bench/options.js';
 import {
   Schedule,
   parseProfile,
@@ -252,5 +252,35 @@ describe('usableBrokerPid', () => {
     assert.equal(usableBrokerPid(99_999_999, (w) => warnings.push(w)), undefined);
     assert.equal(warnings.length, 1);
     assert.match(warnings[0], /no process 99999999 \(--broker-pid\).*\/metrics/);
+  });
+});
+
+describe('resolveFlags', () => {
+  const flags: BenchFlags = {
+    producers: 1, consumers: 1, queues: 1, size: 64, confirmWindow: 1, prefetch: 1,
+    ack: 'manual', nackShare: 0, spikeFactor: 10, drainTimeout: 1000, count: 10,
+  };
+
+  it('refuses a URL of the other protocol before connecting', () => {
+    assert.throws(
+      () => resolveFlags({ ...flags, protocol: 'http' }, 'amqp://guest:secret@127.0.0.1:5672'),
+      (err: Error) =>
+        /--url amqp:\/\/127\.0\.0\.1:5672 is not an http\(s\):\/\/ URL/.test(err.message) &&
+        !err.message.includes('secret'),
+    );
+    assert.throws(
+      () => resolveFlags({ ...flags, protocol: 'amqp' }, 'http://127.0.0.1:8080'),
+      /is not an amqp:\/\/ URL/,
+    );
+    assert.equal(resolveFlags(flags, 'https://127.0.0.1:8080').protocol, 'http');
+    assert.equal(resolveFlags(flags, 'amqp://127.0.0.1').protocol, 'amqp');
+  });
+
+  it('refuses --transient over HTTP', () => {
+    assert.throws(
+      () => resolveFlags({ ...flags, transient: true }, 'http://127.0.0.1:8080'),
+      /--transient is AMQP only/,
+    );
+    assert.equal(resolveFlags({ ...flags, transient: true }, 'amqp://127.0.0.1').protocol, 'amqp');
   });
 });
