@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { usableBrokerPid } from '../../src/bench/cpu.js';
+import { fetchFailure } from '../../src/bench/http-driver.js';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { DeliveryTracker } from '../../src/bench/delivery.js';
 import { type BenchFlags, priorityCycle, resolveFlags } from '../../src/bench/options.js';
 import {
@@ -282,5 +285,30 @@ describe('resolveFlags', () => {
       /--transient is AMQP only/,
     );
     assert.equal(resolveFlags({ ...flags, transient: true }, 'amqp://127.0.0.1').protocol, 'amqp');
+  });
+});
+
+describe('fetchFailure', () => {
+  async function failedFetch(port: number): Promise<unknown> {
+    try {
+      // POST: undici retries an idempotent GET on a dropped socket.
+      await fetch(`http://127.0.0.1:${port}/x`, { method: 'POST', body: 'x' });
+    } catch (err) {
+      return err;
+    }
+    throw new Error('fetch did not fail');
+  }
+
+  it('names the socket reason fetch hides in its causes', async () => {
+    // A server that drops every connection, as a broker dying mid-run does.
+    const dropping = createServer((socket) => socket.once('data', () => socket.destroy()));
+    await new Promise<void>((done) => dropping.listen(0, '127.0.0.1', done));
+    const port = (dropping.address() as AddressInfo).port;
+    const reset = fetchFailure(await failedFetch(port));
+    await new Promise((done) => dropping.close(done));
+    assert.match(reset, /^fetch failed: .*(ECONNRESET|other side closed)/);
+
+    const refused = fetchFailure(await failedFetch(port));
+    assert.match(refused, /^fetch failed: .*ECONNREFUSED/);
   });
 });
