@@ -42,7 +42,8 @@ export const planCommands: CommandGroup = {
       .requiredOption('--size <bytes>', 'message body size', sizeFlag)
       .option(
         '--retention <dur>',
-        'how long a message may wait unconsumed',
+        'how long messages may wait unconsumed: disk and memory hold average rate x this' +
+          ' (or the peak backlog if larger)',
         durationFlag,
         3_600_000,
       )
@@ -62,8 +63,19 @@ export const planCommands: CommandGroup = {
   },
 };
 
+/** The broker's default --max-message-size (src/broker DEFAULT_MAX_MESSAGE_BYTES). */
+const BROKER_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
 function run(flags: PlanFlags, cli: Cli): void {
   if (flags.consumerTime <= 0) throw new UsageError('--consumer-time must be above 0');
+  if (flags.size < 1) throw new UsageError('--size must be at least 1 byte');
+  if (flags.size > BROKER_MAX_MESSAGE_BYTES) {
+    cli.note(
+      `usher plan: warning: --size ${formatSize(flags.size)} is above the broker's default ` +
+        `largest message (${formatSize(BROKER_MAX_MESSAGE_BYTES)}); start it with ` +
+        '`usher serve --max-message-size`',
+    );
+  }
   const peakRate = flags.peakRate ?? flags.rate;
   if (peakRate < flags.rate) throw new UsageError('--peak-rate must be at least --rate');
   let calibration;
@@ -117,11 +129,12 @@ export function explain(
   return [
     `disk             ${formatSize(result.diskBytes)}`,
     `memory           ${formatSize(result.memoryBytes)}`,
-    `broker cores     ${result.cores}`,
+    `broker cores     ${result.cores < 0.01 ? '<0.01' : result.cores}`,
     `consumers/queue  ${result.consumersNeeded}` +
       (Number.isFinite(result.consumersForLag)
         ? ''
-        : ' (the lag target is below one consumer time: no count meets it)'),
+        : ' (the lag target is below one consumer time: no count meets it)') +
+      shortHanded(result),
     `lag at peak end  ${formatDuration(result.lagAtPeakEndMs)}` +
       ` (target ${formatDuration(result.input.lagTargetMs)})`,
     `peak backlog     ${result.peakBacklog} messages, drained in ${drain}`,
@@ -129,6 +142,13 @@ export function explain(
     `How (costs from ${file ?? 'the default calibration'}, measured on ${machine.cpus} x ${machine.model}):`,
     ...result.steps.map((s) => `  ${s.what}: ${s.formula} = ${formatValue(s.value)} ${s.unit}`),
   ];
+}
+
+/** Flags a --consumers count that misses the lag target. */
+function shortHanded(result: Plan): string {
+  const given = result.input.consumers;
+  if (given === null || result.lagAtPeakEndMs <= result.input.lagTargetMs) return '';
+  return `; not enough consumers: ${result.consumersNeeded} needed, ${given} given`;
 }
 
 function formatValue(value: number): string {
