@@ -66,6 +66,9 @@ describe('usher bench against usher serve', () => {
     // 500 messages of 128 B and of 4 KiB on disk: at least the bodies.
     assert.ok(calibration.diskBytesPerMessage.perByte > 0.9, JSON.stringify(calibration));
     assert.ok(calibration.fsyncsPerSecond > 0);
+    // 500 messages are a few ticks of broker CPU: the figures are marked rough.
+    assert.match(run.stderr, /warning: a phase used only \d+ CPU ticks .* for 500 messages/);
+    assert.match(calibration.notes ?? '', /Rough: /);
 
     const plan = await usher([
       'plan', '--rate', '100', '--size', '1KiB', '--calibration', file, '--json',
