@@ -24,7 +24,14 @@ import { type BenchFlags, DEFAULT_AMQP_URL, redactUrl, resolveFlags } from './op
 import { prepareOutputs, writeOutputFiles } from './outputs.js';
 import { htmlReport, markdownReport, progressLine } from './report.js';
 import { BenchRunError, type BenchResult, runBench } from './run.js';
-import { type SloOutcome, SloError, checkSlo, parseSlo } from './slo.js';
+import {
+  SLO_TERMS,
+  type SloOutcome,
+  SloError,
+  checkSlo,
+  formatActual,
+  parseSlo,
+} from './slo.js';
 
 interface CommandFlags extends BenchFlags {
   slo?: string;
@@ -101,7 +108,8 @@ export const benchCommands: CommandGroup = {
         `\nThe URL is the global --url: http://... for Usher's HTTP API, amqp://... for\n` +
           `AMQP 0-9-1 (Usher or RabbitMQ; default ${DEFAULT_AMQP_URL} with --protocol amqp).\n` +
           '--calibrate starts its own Usher on a temporary folder and ignores --url;\n' +
-          '--count sets its messages a phase (default 20000).',
+          '--count sets its messages a phase (default 20000).\n' +
+          `--slo terms (names case-insensitive): ${SLO_TERMS}.`,
       )
       .action((flags: CommandFlags, command: Command) => bench(flags, command, cli));
   },
@@ -181,7 +189,7 @@ async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<v
   const outcomes = slo === null ? null : checkSlo(slo, result);
   await writeOutputs(result, outcomes, flags, cli);
   if (outcomes?.some((o) => !o.pass)) {
-    const failed = outcomes.filter((o) => !o.pass).map((o) => `${o.term} (actual ${o.actual})`);
+    const failed = outcomes.filter((o) => !o.pass).map((o) => `${o.term} (actual ${formatActual(o)})`);
     cli.note(`usher bench: SLO failed: ${failed.join(', ')}`);
     process.exitCode = 1;
   }

@@ -3,7 +3,7 @@
 // inline SVG (no scripts, nothing fetched: it opens offline).
 
 import type { BenchResult, RunState, Sample } from './run.js';
-import type { SloOutcome } from './slo.js';
+import { type SloOutcome, formatActual } from './slo.js';
 
 export function progressLine(sample: Sample, run: RunState): string {
   const total = run.plannedMs === null ? '' : ` / ${seconds(run.plannedMs)}`;
@@ -68,7 +68,7 @@ export function markdownReport(result: BenchResult, slo: SloOutcome[] | null): s
   if (slo !== null) {
     lines.push('', '| SLO | actual | |', '|---|---|---|');
     for (const o of slo)
-      lines.push(`| \`${o.term}\` | ${o.actual} | ${o.pass ? 'pass' : '**FAIL**'} |`);
+      lines.push(`| \`${o.term}\` | ${formatActual(o)} | ${o.pass ? 'pass' : '**FAIL**'} |`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -18,7 +18,7 @@ import {
   totalDurationMs,
   totalMessages,
 } from '../../src/bench/profile.js';
-import { checkSlo, parseSlo, type SloInput } from '../../src/bench/slo.js';
+import { checkSlo, formatActual, parseSlo, type SloInput } from '../../src/bench/slo.js';
 import { STAMP_BYTES, bodyTemplate, readStamp, writeStamp } from '../../src/bench/stamp.js';
 
 describe('DeliveryTracker', () => {
@@ -221,6 +221,19 @@ describe('SLO', () => {
         ['duplicated=0', 2, false],
         ['confirm-p99<=0.008s', 8, true],
         ['publish-rate>=1000', 900, false],
+      ],
+    );
+  });
+
+  it('reads p99.9 and any case, and gives the actual figure its unit', () => {
+    const outcomes = checkSlo(parseSlo('P99.9<1s, Lost=0, ERROR<1%, Consume-Rate>1'), input);
+    assert.deepEqual(
+      outcomes.map((o) => [o.term, formatActual(o), o.pass]),
+      [
+        ['P99.9<1s', '300 ms', true],
+        ['Lost=0', '0', true],
+        ['ERROR<1%', '0.05%', true],
+        ['Consume-Rate>1', '890 msg/s', true],
       ],
     );
   });
