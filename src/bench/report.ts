@@ -25,7 +25,8 @@ export function markdownReport(result: BenchResult, slo: SloOutcome[] | null): s
   const cpu = result.cpu;
   const profile = result.profile ? ` (${result.profile})` : '';
   const delivery = result.deliveryChecked
-    ? `${result.lost} / ${result.duplicated} / ${result.outOfOrder}`
+    ? `${result.lost} / ${result.duplicated} / ${result.outOfOrder}` +
+      (result.reorderedByDesign === null ? '' : ` (out of order ${result.reorderedByDesign})`)
     : 'not checked (no consumers)';
   const broker =
     cpu.brokerCores === null ? 'broker not measured (pass --broker-pid PID, or use HTTP to Usher)' : `broker ${cpu.brokerCores}`;

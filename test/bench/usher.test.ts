@@ -51,6 +51,10 @@ describe('usher bench against usher serve', () => {
     assert.equal(result.lost, 0);
     assert.equal(result.duplicated, 0);
     assert.ok(result.nacked > 0);
+    assert.equal(
+      result.reorderedByDesign,
+      'expected: priorities jump the queue, nacked messages come back later',
+    );
     assert.ok(result.cpu.brokerSeconds !== null, 'broker CPU from /metrics');
     for (const key of ['p50', 'p95', 'p99', 'max']) {
       assert.equal(typeof result.latencyMs[key], 'number');
