@@ -15,6 +15,7 @@ import {
   type Cli,
   type CommandGroup,
 } from '../cli/context.js';
+import { durationOption } from '../cli/duration-option.js';
 import { AmqpDriver } from './amqp-driver.js';
 import { usableBrokerPid } from './cpu.js';
 import { runCalibration } from './calibrate.js';
@@ -86,11 +87,12 @@ export const benchCommands: CommandGroup = {
       .option('--profile <name|file>', 'spike, steady, or a JSON/YAML stage file')
       .option('--spike-factor <n>', 'peak of the spike profile, times --rate', intFlag(1, 1000), 10)
       .option('--transient', 'non-persistent messages in non-durable queues (AMQP peers)')
-      .option(
-        '--drain-timeout <dur>',
-        'wait this long for stragglers after publishing',
-        durationFlag,
-        10_000,
+      .addOption(
+        durationOption(
+          '--drain-timeout <dur>',
+          'wait this long for stragglers after publishing',
+          10_000,
+        ),
       )
       .option('--broker-pid <pid>', "the broker's PID, to report its CPU beside ours", intFlag(1))
       .option('--queue-prefix <name>', 'queue names (default usher-bench-<random>)')

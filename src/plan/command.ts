@@ -5,13 +5,13 @@ import type { Command } from 'commander';
 
 import {
   UsageError,
-  durationFlag,
   intFlag,
   numberFlag,
   sizeFlag,
   type Cli,
   type CommandGroup,
 } from '../cli/context.js';
+import { durationOption } from '../cli/duration-option.js';
 import { formatDuration, formatSize } from '../util/duration.js';
 import { CalibrationError, loadCalibration } from './calibration.js';
 import { type Plan, plan } from './plan.js';
@@ -38,17 +38,18 @@ export const planCommands: CommandGroup = {
       .description('size a deployment for a load: disk, memory, cores, consumers')
       .requiredOption('--rate <n>', 'average publish rate, messages/s', intFlag(1))
       .option('--peak-rate <n>', 'peak publish rate, messages/s (default: --rate)', intFlag(1))
-      .option('--peak-duration <dur>', 'how long the peak lasts', durationFlag, 600_000)
+      .addOption(durationOption('--peak-duration <dur>', 'how long the peak lasts', 600_000))
       .requiredOption('--size <bytes>', 'message body size', sizeFlag)
-      .option(
-        '--retention <dur>',
-        'how long messages may wait unconsumed: disk and memory hold average rate x this' +
-          ' (or the peak backlog if larger)',
-        durationFlag,
-        3_600_000,
+      .addOption(
+        durationOption(
+          '--retention <dur>',
+          'how long messages may wait unconsumed: disk and memory hold average rate x this' +
+            ' (or the peak backlog if larger)',
+          3_600_000,
+        ),
       )
       .option('--consumers <n>', 'consumers per queue you have (default: plan them)', intFlag(1))
-      .option('--consumer-time <dur>', "one consumer's time per message", durationFlag, 10)
+      .addOption(durationOption('--consumer-time <dur>', "one consumer's time per message", 10))
       .option('--replicas <n>', 'copies of each message', intFlag(1, 9), 1)
       .option(
         '--headroom <share>',
@@ -56,7 +57,7 @@ export const planCommands: CommandGroup = {
         numberFlag(0, 0.9),
         0.3,
       )
-      .option('--lag-target <dur>', 'consumer lag to stay under at peak', durationFlag, 1000)
+      .addOption(durationOption('--lag-target <dur>', 'consumer lag to stay under at peak', 1000))
       .option('--calibration <file>', 'from `usher bench --calibrate` (default: 2-core reference)')
       .option('--json', 'print the plan as JSON')
       .action((flags: PlanFlags) => run(flags, cli));

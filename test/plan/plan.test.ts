@@ -202,3 +202,14 @@ describe('usher plan', () => {
     }
   });
 });
+
+describe('plan --help', () => {
+  it('shows duration defaults as durations', () => {
+    const help = spawnSync(process.execPath, [USHER_BIN, 'plan', '--help'], { encoding: 'utf8' });
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /--peak-duration <dur>\s+how long the peak lasts \(default: 10m\)/);
+    assert.match(help.stdout, /\(default: 1h\)/);
+    assert.match(help.stdout, /\(default: 10ms\)/);
+    assert.doesNotMatch(help.stdout, /default: 3600000/);
+  });
+});
