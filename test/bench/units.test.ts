@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 
 import { usableBrokerPid } from '../../src/bench/cpu.js';
 import { fetchFailure } from '../../src/bench/http-driver.js';
+import { summaryHtml } from '../../src/bench/summary-html.js';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { DeliveryTracker } from '../../src/bench/delivery.js';
@@ -323,5 +324,22 @@ describe('fetchFailure', () => {
 
     const refused = fetchFailure(await failedFetch(port));
     assert.match(refused, /^fetch failed: .*ECONNREFUSED/);
+  });
+});
+
+describe('summaryHtml', () => {
+  it('renders the report markdown as HTML, escaped', () => {
+    const html = summaryHtml(
+      '# usher bench: http, closed-loop\n\n2026-12-04, 1.0 s; 1 producers.\n\n' +
+        '| | |\n|---|---|\n| lost / duplicated / out of order | 0 / 0 / 0 |\n\n' +
+        '**Client-bound:** the generator <used> more.\n\n' +
+        '| SLO | actual | |\n|---|---|---|\n| `p99<5ms` | 3 ms | **FAIL** |\n',
+    );
+    assert.match(html, /^<h1>usher bench: http, closed-loop<\/h1>\n<p>2026-12-04/);
+    assert.match(html, /<table><tbody><tr><td>lost \/ duplicated \/ out of order<\/td><td>0 \/ 0 \/ 0<\/td><\/tr><\/tbody><\/table>/);
+    assert.match(html, /<p><strong>Client-bound:<\/strong> the generator &lt;used&gt; more\.<\/p>/);
+    assert.match(html, /<thead><tr><th>SLO<\/th><th>actual<\/th><th><\/th><\/tr><\/thead>/);
+    assert.match(html, /<td><code>p99&lt;5ms<\/code><\/td><td>3 ms<\/td><td><strong>FAIL<\/strong><\/td>/);
+    assert.doesNotMatch(html, /\|/);
   });
 });
