@@ -5,7 +5,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 
-import { api, html, queuePath, time } from './lib.js';
+import { api, html, plural, queuePath, time } from './lib.js';
 
 const REASON = 'x-usher-death-reason';
 const SOURCE = 'x-usher-death-queue';
@@ -17,7 +17,12 @@ const PEEK_LIMIT = 1000;
 export function DeadLetters({ feed }) {
   const dlqs = feed.state.queues.filter((queue) => queue.deadLetterQueue);
   const [chosen, setChosen] = useState(null);
-  const dlq = dlqs.find((queue) => queue.name === chosen) ?? dlqs[0];
+  // Until one is picked, the first holding messages: an empty one first
+  // would hide the dead letters the user came for.
+  const dlq =
+    dlqs.find((queue) => queue.name === chosen) ??
+    dlqs.find((queue) => queue.stats.total > 0) ??
+    dlqs[0];
 
   if (dlq === undefined) {
     return html`<p class="quiet">No queue has a dead-letter queue yet.</p>`;
@@ -38,7 +43,7 @@ export function DeadLetters({ feed }) {
 }
 
 function DeadLetterQueue({ dlq }) {
-  const [messages, setMessages] = useState([]);
+  const [messages, setMessages] = useState(null);
   const [open, setOpen] = useState(null);
   const [selected, setSelected] = useState(new Set());
   const [peeked, setPeeked] = useState(null);
@@ -79,6 +84,17 @@ function DeadLetterQueue({ dlq }) {
     setSelected(next);
   };
 
+  if (messages === null) {
+    return notice === null
+      ? html`<p class="quiet">loading ${dlq.name}…</p>`
+      : html`<p class="notice" data-notice>${notice}</p>`;
+  }
+  if (messages.length === 0) {
+    return html`
+      ${notice === null ? null : html`<p class="notice" data-notice>${notice}</p>`}
+      <p class="quiet" data-empty>No dead letters in ${dlq.name}.</p>
+    `;
+  }
   const groups = groupByDeath(messages);
   return html`
     <div class="toolbar">
@@ -117,7 +133,7 @@ function DeadLetterQueue({ dlq }) {
                     <td>
                       <a href="#dead-letters" onClick=${() => setPeeked(message)}>${message.id}</a>
                     </td>
-                    <td>${message.headers[ATTEMPTS] ?? '?'} attempts</td>
+                    <td>${plural(message.headers[ATTEMPTS], 'attempt')}</td>
                     <td><button onClick=${() => redrive({ ids: [message.id] }, message.id)}>
                       redrive</button></td>
                   </tr>
@@ -157,7 +173,7 @@ function Peek({ message, close }) {
     <aside class="peek" data-peek=${message.id}>
       <button class="close" onClick=${close}>close</button>
       <h3>${message.id}</h3>
-      <p>published ${time(message.publishedAt)} · ${message.headers[ATTEMPTS] ?? '?'} attempts</p>
+      <p>published ${time(message.publishedAt)} · ${plural(message.headers[ATTEMPTS], 'attempt')}</p>
       <h4>Body</h4>
       <pre>${typeof body === 'string' ? body : JSON.stringify(body, null, 2)}</pre>
       <h4>Deaths</h4>

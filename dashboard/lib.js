@@ -37,3 +37,28 @@ export function bytes(value) {
 }
 
 export const time = (ms) => new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+/** `1 attempt`, `3 attempts`; a missing count reads `? attempts`. */
+export function plural(count, word) {
+  if (count === undefined || count === null) return `? ${word}s`;
+  return `${count} ${word}${Number(count) === 1 ? '' : 's'}`;
+}
+
+/** An uptime for people: `42s`, `5m 3s`, `2h 5m`, `3d 4h`. */
+export function humanDuration(ms) {
+  const seconds = Math.max(0, Math.floor(ms / 1000));
+  const units = [
+    ['d', 86_400],
+    ['h', 3_600],
+    ['m', 60],
+    ['s', 1],
+  ];
+  const parts = [];
+  let rest = seconds;
+  for (const [name, size] of units) {
+    const count = Math.floor(rest / size);
+    rest -= count * size;
+    if (count > 0 || (parts.length > 0 && parts.length < 2)) parts.push(`${count}${name}`);
+    if (parts.length === 2) break;
+  }
+  return parts.length === 0 ? '0s' : parts.join(' ');
+}

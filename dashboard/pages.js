@@ -4,7 +4,7 @@
 import { useState } from 'preact/hooks';
 
 import { Chart } from './charts.js';
-import { api, bytes, html, num, queuePath } from './lib.js';
+import { api, bytes, html, humanDuration, num, queuePath } from './lib.js';
 
 export function Overview({ feed }) {
   const { state, points } = feed;
@@ -18,7 +18,7 @@ export function Overview({ feed }) {
       <div class="card ${health.status === 'ok' ? 'ok' : 'bad'}" data-health=${health.status}>
         <h3>Health</h3>
         <p class="big">${health.status ?? '?'}</p>
-        <p>up ${num((health.uptimeMs ?? 0) / 1000)} s · ${health.queues} queues</p>
+        <p>up ${humanDuration(health.uptimeMs ?? 0)} · ${health.queues} queues</p>
         ${admission === undefined ? null : html`<p>admission: <b>${String(admission)}</b></p>`}
       </div>
       <div class="card">

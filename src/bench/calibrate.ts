@@ -56,11 +56,13 @@ export async function runCalibration(
     const large = await publishOnly(broker, dataDir, LARGE, messages);
     note(`B ${LARGE} B: ${fmt(large)}`);
     const publishCpuUs = fit(SMALL, small.cpuUs, LARGE, large.cpuUs);
-    const both = await publishAndConsume(broker, 1024, messages);
+    const { cpuUs: both, cpuTicks: bothTicks } = await publishAndConsume(broker, 1024, messages);
     const consumeCpuUs = Math.max(0, both - (publishCpuUs.base + publishCpuUs.perByte * 1024));
     note(
       `C 1024 B publish+consume: ${both.toFixed(1)} us/msg -> consume ${consumeCpuUs.toFixed(1)} us`,
     );
+    const roughCpu = roughCpuWarning([small.cpuTicks, large.cpuTicks, bothTicks], messages);
+    if (roughCpu !== null) note(`usher bench --calibrate: warning: ${roughCpu}`);
     const fsyncsPerSecond = measureFsyncs(dataDir);
     note(`D fdatasync: ${fsyncsPerSecond.toFixed(0)}/s`);
 
@@ -76,7 +78,8 @@ export async function runCalibration(
       fsyncsPerSecond: round(fsyncsPerSecond),
       notes:
         `usher bench --calibrate: ${messages} messages a phase over AMQP, confirm window 256; ` +
-        'CPU from /proc of the broker process; memory is RSS growth and moves with GC.',
+        'CPU from /proc of the broker process; memory is RSS growth and moves with GC.' +
+        (roughCpu === null ? '' : ` Rough: ${roughCpu}`),
     };
     await writeFile(outFile, `${JSON.stringify(calibration, null, 2)}\n`);
     note(`calibration written to ${outFile}`);
@@ -87,8 +90,25 @@ export async function runCalibration(
   }
 }
 
+/**
+ * /proc counts CPU in 10 ms ticks: a phase of a few ticks gives CPU per
+ * message to within tens of percent. Below this many, say so.
+ */
+const MIN_CPU_TICKS = 50;
+
+export function roughCpuWarning(phaseTicks: number[], messages: number): string | null {
+  const fewest = Math.min(...phaseTicks);
+  if (fewest >= MIN_CPU_TICKS) return null;
+  return (
+    `a phase used only ${fewest} CPU ticks (10 ms each) for ${messages} messages, so the CPU ` +
+    `figures are rough; use a larger --count (the default is ${CALIBRATION_MESSAGES})`
+  );
+}
+
 interface Phase {
   cpuUs: number;
+  /** The broker's CPU over the phase, in /proc ticks (10 ms). */
+  cpuTicks: number;
   rssBytes: number;
   diskBytes: number;
 }
@@ -112,10 +132,11 @@ async function publishOnly(
   const prefix = `calibrate-${size}`;
   const driver = new AmqpDriver(broker.amqpUrl);
   await runBench(options(driver, size, 0, prefix, true, messages));
-  const cpuUs = (((processCpuSeconds(broker.pid) ?? 0) - cpuBefore) * 1e6) / messages;
+  const cpuSeconds = (processCpuSeconds(broker.pid) ?? 0) - cpuBefore;
   await settle();
   const phase = {
-    cpuUs,
+    cpuUs: (cpuSeconds * 1e6) / messages,
+    cpuTicks: Math.round(cpuSeconds * 100),
     rssBytes: Math.max(0, ((processRssBytes(broker.pid) ?? 0) - rssBefore) / messages),
     diskBytes: Math.max(0, (folderBytes(dataDir) - diskBefore) / messages),
   };
@@ -127,14 +148,15 @@ async function publishAndConsume(
   broker: ChildBroker,
   size: number,
   messages: number,
-): Promise<number> {
+): Promise<{ cpuUs: number; cpuTicks: number }> {
   const cpuBefore = processCpuSeconds(broker.pid) ?? 0;
   const result = await runBench(
     options(new AmqpDriver(broker.amqpUrl), size, 1, 'calibrate-both', false, messages),
   );
   if (result.lost > 0)
     throw new CliError(`calibration lost ${result.lost} messages; not writing figures`);
-  return (((processCpuSeconds(broker.pid) ?? 0) - cpuBefore) * 1e6) / messages;
+  const cpuSeconds = (processCpuSeconds(broker.pid) ?? 0) - cpuBefore;
+  return { cpuUs: (cpuSeconds * 1e6) / messages, cpuTicks: Math.round(cpuSeconds * 100) };
 }
 
 function options(

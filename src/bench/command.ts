@@ -3,9 +3,6 @@
 // report, and writes JSON / markdown / HTML when asked. Exits 1 when an
 // --slo term fails, so a run can gate a release.
 
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-
 import type { Command } from 'commander';
 
 import {
@@ -18,14 +15,24 @@ import {
   type Cli,
   type CommandGroup,
 } from '../cli/context.js';
+import { durationOption } from '../cli/duration-option.js';
 import { AmqpDriver } from './amqp-driver.js';
+import { usableBrokerPid } from './cpu.js';
 import { runCalibration } from './calibrate.js';
 import type { Driver } from './driver.js';
 import { HttpDriver } from './http-driver.js';
-import { type BenchFlags, DEFAULT_AMQP_URL, resolveFlags } from './options.js';
+import { type BenchFlags, DEFAULT_AMQP_URL, redactUrl, resolveFlags } from './options.js';
+import { prepareOutputs, writeOutputFiles } from './outputs.js';
 import { htmlReport, markdownReport, progressLine } from './report.js';
 import { BenchRunError, type BenchResult, runBench } from './run.js';
-import { type SloOutcome, SloError, checkSlo, parseSlo } from './slo.js';
+import {
+  SLO_TERMS,
+  type SloOutcome,
+  SloError,
+  checkSlo,
+  formatActual,
+  parseSlo,
+} from './slo.js';
 
 interface CommandFlags extends BenchFlags {
   slo?: string;
@@ -80,11 +87,12 @@ export const benchCommands: CommandGroup = {
       .option('--profile <name|file>', 'spike, steady, or a JSON/YAML stage file')
       .option('--spike-factor <n>', 'peak of the spike profile, times --rate', intFlag(1, 1000), 10)
       .option('--transient', 'non-persistent messages in non-durable queues (AMQP peers)')
-      .option(
-        '--drain-timeout <dur>',
-        'wait this long for stragglers after publishing',
-        durationFlag,
-        10_000,
+      .addOption(
+        durationOption(
+          '--drain-timeout <dur>',
+          'wait this long for stragglers after publishing',
+          10_000,
+        ),
       )
       .option('--broker-pid <pid>', "the broker's PID, to report its CPU beside ours", intFlag(1))
       .option('--queue-prefix <name>', 'queue names (default usher-bench-<random>)')
@@ -102,7 +110,8 @@ export const benchCommands: CommandGroup = {
         `\nThe URL is the global --url: http://... for Usher's HTTP API, amqp://... for\n` +
           `AMQP 0-9-1 (Usher or RabbitMQ; default ${DEFAULT_AMQP_URL} with --protocol amqp).\n` +
           '--calibrate starts its own Usher on a temporary folder and ignores --url;\n' +
-          '--count sets its messages a phase (default 20000).',
+          '--count sets its messages a phase (default 20000).\n' +
+          `--slo terms (names case-insensitive): ${SLO_TERMS}.`,
       )
       .action((flags: CommandFlags, command: Command) => bench(flags, command, cli));
   },
@@ -110,12 +119,14 @@ export const benchCommands: CommandGroup = {
 
 async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<void> {
   if (flags.calibrate !== undefined) {
+    await prepareOutputs({ calibrate: flags.calibrate });
     await runCalibration(flags.calibrate, cli.note, flags.count);
     return;
   }
   const url = urlOf(command, flags.protocol);
   const resolved = resolveFlags(flags, url);
   const slo = parseSloFlag(flags.slo);
+  await prepareOutputs({ json: flags.json, report: flags.report });
   const driver: Driver = resolved.protocol === 'amqp' ? new AmqpDriver(url) : new HttpDriver(url);
 
   const interactive = process.stderr.isTTY === true && flags.quiet !== true;
@@ -150,7 +161,7 @@ async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<v
       sampleMs: interactive ? 250 : 1000,
       queuePrefix: flags.queuePrefix ?? `usher-bench-${Math.random().toString(36).slice(2, 8)}`,
       keepQueues: flags.keepQueues === true,
-      brokerPid: flags.brokerPid,
+      brokerPid: usableBrokerPid(flags.brokerPid, cli.note),
       onSample: (sample, run) => {
         if (flags.quiet) return;
         const line = progressLine(sample, run);
@@ -169,7 +180,7 @@ async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<v
       // fetch says only "fetch failed"; the reason is in its cause.
       const cause = (err.cause as Error | undefined)?.message;
       const why = cause === undefined ? err.message : `${err.message}: ${cause}`;
-      throw new CliError(`bench against ${redact(url)} failed: ${why}`, { cause: err });
+      throw new CliError(`bench against ${redactUrl(url)} failed: ${why}`, { cause: err });
     }
     throw err;
   } finally {
@@ -180,7 +191,7 @@ async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<v
   const outcomes = slo === null ? null : checkSlo(slo, result);
   await writeOutputs(result, outcomes, flags, cli);
   if (outcomes?.some((o) => !o.pass)) {
-    const failed = outcomes.filter((o) => !o.pass).map((o) => `${o.term} (actual ${o.actual})`);
+    const failed = outcomes.filter((o) => !o.pass).map((o) => `${o.term} (actual ${formatActual(o)})`);
     cli.note(`usher bench: SLO failed: ${failed.join(', ')}`);
     process.exitCode = 1;
   }
@@ -214,19 +225,8 @@ async function writeOutputs(
   const json = `${JSON.stringify({ ...result, slo }, null, 2)}\n`;
   const markdown = markdownReport(result, slo);
   if (flags.json === '-') process.stdout.write(json);
-  else {
-    cli.out(markdown.trimEnd());
-    if (flags.json !== undefined) await writeFile(flags.json, json);
-  }
-  if (flags.report !== undefined) {
-    await mkdir(flags.report, { recursive: true });
-    await writeFile(join(flags.report, 'result.json'), json);
-    await writeFile(join(flags.report, 'report.md'), markdown);
-    await writeFile(join(flags.report, 'report.html'), htmlReport(result, slo));
+  else cli.out(markdown.trimEnd());
+  await writeOutputFiles(flags, { json, markdown, html: () => htmlReport(result, slo) });
+  if (flags.report !== undefined)
     cli.note(`report written to ${flags.report}/report.{md,html}, result.json`);
-  }
-}
-
-function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//');
 }

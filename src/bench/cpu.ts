@@ -40,6 +40,23 @@ export function processRssBytes(pid: number): number | null {
   }
 }
 
+/**
+ * The --broker-pid to read, or undefined with a warning when no such
+ * process is readable here (a typo, or a broker in another PID
+ * namespace); the run then falls back to the broker's own figure.
+ */
+export function usableBrokerPid(
+  pid: number | undefined,
+  warn: (message: string) => void,
+): number | undefined {
+  if (pid === undefined || processCpuSeconds(pid) !== null) return pid;
+  warn(
+    `usher bench: warning: no process ${pid} (--broker-pid); ` +
+      "the broker's CPU comes from Usher's /metrics over HTTP, or is not measured",
+  );
+  return undefined;
+}
+
 /** Reads the broker's CPU seconds: from /proc by PID, or the broker's own figure. */
 export type BrokerCpuSource = () => Promise<number | null>;
 

@@ -180,6 +180,23 @@ class HttpConsumer implements ConsumerDriver {
 
 export class HttpStatusError extends HttpBenchError {}
 
+/**
+ * fetch says only "fetch failed"; the socket's reason (ECONNRESET when the
+ * broker died mid-run, ECONNREFUSED when it is gone) is down its causes.
+ */
+export function fetchFailure(err: unknown): string {
+  const reasons: string[] = [];
+  for (let e = err as (Error & { code?: string }) | undefined; e !== undefined; ) {
+    const message = e.message ?? '';
+    const part =
+      e.code === undefined || message.includes(e.code) ? message : `${message} (${e.code})`.trim();
+    if (part !== '' && !reasons.includes(part)) reasons.push(part);
+    e = e.cause as (Error & { code?: string }) | undefined;
+    if (reasons.length > 4) break;
+  }
+  return reasons.join(': ');
+}
+
 async function request(
   base: string,
   method: string,
@@ -187,13 +204,21 @@ async function request(
   body?: unknown,
   signal?: AbortSignal,
 ): Promise<unknown> {
-  const response = await fetch(base + path, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    signal,
-  });
-  const text = await response.text();
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(base + path, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body:
+        body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      signal,
+    });
+    text = await response.text();
+  } catch (err) {
+    if (signal?.aborted === true) throw err;
+    throw new HttpBenchError(`${method} ${path}: ${fetchFailure(err)}`, { cause: err });
+  }
   if (!response.ok) {
     throw new HttpStatusError(
       `${method} ${path} answered ${response.status}: ${text.slice(0, 200)}`,

@@ -64,6 +64,12 @@ export function protocolOf(flag: string | undefined, url: string): 'http' | 'amq
 
 export function resolveFlags(flags: BenchFlags, url: string): ResolvedFlags {
   const protocol = protocolOf(flags.protocol, url);
+  checkUrlScheme(protocol, url);
+  if (flags.transient === true && protocol === 'http') {
+    throw new UsageError(
+      '--transient is AMQP only: over HTTP Usher keeps every message durable',
+    );
+  }
   const body =
     flags.body === undefined ? sizedBody(flags.size) : bodyTemplate(0, readBodyFile(flags.body));
   if (flags.ack !== 'manual' && flags.ack !== 'none') {
@@ -97,6 +103,25 @@ export function resolveFlags(flags: BenchFlags, url: string): ResolvedFlags {
     priorities: flags.priorityMix === undefined ? [0] : priorityCycle(flags.priorityMix),
     ackMode: flags.ack,
   };
+}
+
+/** A URL of the other protocol would fail later with a confusing error. */
+function checkUrlScheme(protocol: 'http' | 'amqp', url: string): void {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
+  if (protocol === 'http' && scheme !== 'http' && scheme !== 'https') {
+    throw new UsageError(
+      `--url ${redactUrl(url)} is not an http(s):// URL (for AMQP, give amqp://... or --protocol amqp)`,
+    );
+  }
+  // amqps:// is not spoken: the bench's AMQP link is plain TCP.
+  if (protocol === 'amqp' && scheme !== 'amqp') {
+    throw new UsageError(`--url ${redactUrl(url)} is not an amqp:// URL (--protocol amqp)`);
+  }
+}
+
+/** Hides a password in a URL shown in a message. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//');
 }
 
 function sizedBody(size: number): Buffer {

@@ -7,6 +7,8 @@
 //   {"stages": [{"duration": "10s", "rate": 500},
 //               {"duration": "5s", "from": 500, "to": 5000}]}
 //
+//   stages: [{duration: 10s, rate: 500}, {duration: 5s, from: 500, to: 5000}]
+//
 //   stages:
 //     - duration: 10s
 //       rate: 500
@@ -17,6 +19,8 @@
 // The schedule answers, for message k of a producer, the moment it is due
 // (the inverse of the rate's integral), which open-loop runs send at and
 // measure latency from.
+
+import { parse as parseYaml } from 'yaml';
 
 import { parseDuration } from '../util/duration.js';
 
@@ -116,19 +120,22 @@ export class Schedule {
   }
 }
 
-/** Reads a user profile from JSON or the small YAML form above. */
+/**
+ * Reads a user profile from JSON or YAML (any YAML: block or flow style,
+ * quoted or plain scalars; JSON is YAML too, but its own parser gives
+ * clearer messages for JSON files).
+ */
 export function parseProfile(text: string, name: string): Profile {
   const trimmed = text.trim();
   const data: unknown = trimmed.startsWith('{')
     ? parseJson(trimmed, name)
-    : parseYaml(trimmed, name);
+    : parseYamlText(trimmed, name);
   const stages = (data as { stages?: unknown })?.stages;
   if (!Array.isArray(stages) || stages.length === 0) {
     throw new ProfileError(`profile ${name}: expected a non-empty "stages" list`);
   }
   return { name, stages: stages.map((raw, i) => stageOf(raw, `${name} stage ${i + 1}`)) };
 }
-
 function stageOf(raw: unknown, where: string): Stage {
   if (raw === null || typeof raw !== 'object')
     throw new ProfileError(`${where}: expected an object`);
@@ -174,29 +181,11 @@ function parseJson(text: string, name: string): unknown {
   }
 }
 
-/**
- * The one YAML shape profiles use: `stages:` then `- key: value` items
- * with `key: value` continuation lines. Anything else is refused.
- */
-function parseYaml(text: string, name: string): unknown {
-  const stages: Record<string, string>[] = [];
-  let seenHeader = false;
-  const lines = text.split(/\r?\n/);
-  for (const [index, raw] of lines.entries()) {
-    const line = raw.replace(/\s+#.*$/, '').replace(/^#.*$/, '');
-    if (line.trim() === '') continue;
-    if (!seenHeader) {
-      if (line.trim() !== 'stages:') {
-        throw new ProfileError(`profile ${name} line ${index + 1}: expected "stages:"`);
-      }
-      seenHeader = true;
-      continue;
-    }
-    const item = /^\s*-\s+(\w+):\s*(\S+)\s*$/.exec(line);
-    const more = /^\s+(\w+):\s*(\S+)\s*$/.exec(line);
-    if (item !== null) stages.push({ [item[1]]: item[2] });
-    else if (more !== null && stages.length > 0) stages[stages.length - 1][more[1]] = more[2];
-    else throw new ProfileError(`profile ${name} line ${index + 1}: cannot read "${raw.trim()}"`);
+function parseYamlText(text: string, name: string): unknown {
+  try {
+    return parseYaml(text, { prettyErrors: true });
+  } catch (err) {
+    const firstLine = (err as Error).message.split('\n')[0];
+    throw new ProfileError(`profile ${name}: invalid YAML: ${firstLine}`);
   }
-  return { stages };
 }

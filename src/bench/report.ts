@@ -3,7 +3,8 @@
 // inline SVG (no scripts, nothing fetched: it opens offline).
 
 import type { BenchResult, RunState, Sample } from './run.js';
-import type { SloOutcome } from './slo.js';
+import { type SloOutcome, formatActual } from './slo.js';
+import { escapeHtml, summaryHtml } from './summary-html.js';
 
 export function progressLine(sample: Sample, run: RunState): string {
   const total = run.plannedMs === null ? '' : ` / ${seconds(run.plannedMs)}`;
@@ -25,10 +26,11 @@ export function markdownReport(result: BenchResult, slo: SloOutcome[] | null): s
   const cpu = result.cpu;
   const profile = result.profile ? ` (${result.profile})` : '';
   const delivery = result.deliveryChecked
-    ? `${result.lost} / ${result.duplicated} / ${result.outOfOrder}`
+    ? `${result.lost} / ${result.duplicated} / ${result.outOfOrder}` +
+      (result.reorderedByDesign === null ? '' : ` (out of order ${result.reorderedByDesign})`)
     : 'not checked (no consumers)';
   const broker =
-    cpu.brokerCores === null ? 'broker not measured (--broker-pid)' : `broker ${cpu.brokerCores}`;
+    cpu.brokerCores === null ? 'broker not measured (pass --broker-pid PID, or use HTTP to Usher)' : `broker ${cpu.brokerCores}`;
   const lines = [
     `# usher bench: ${result.protocol}, ${result.mode}${profile}`,
     '',
@@ -68,7 +70,7 @@ export function markdownReport(result: BenchResult, slo: SloOutcome[] | null): s
   if (slo !== null) {
     lines.push('', '| SLO | actual | |', '|---|---|---|');
     for (const o of slo)
-      lines.push(`| \`${o.term}\` | ${o.actual} | ${o.pass ? 'pass' : '**FAIL**'} |`);
+      lines.push(`| \`${o.term}\` | ${formatActual(o)} | ${o.pass ? 'pass' : '**FAIL**'} |`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -90,14 +92,22 @@ export function htmlReport(result: BenchResult, slo: SloOutcome[] | null): strin
       { name: 'confirm p99', color: '#8c564b', values: series.map((s) => s.confirmP99) },
     ]),
   ];
+  // One sample a second (a quarter second on a terminal): a run shorter
+  // than two samples has no line to draw.
+  const plots =
+    series.length < 2
+      ? `<p>No plots: the run took ${(result.durationMs / 1000).toFixed(1)} s, shorter than ` +
+        'two samples (one a second, a quarter second on a terminal). Run longer ' +
+        '(--duration, --count) to see rate, backlog and latency over time.</p>'
+      : charts.join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>usher bench</title>
 <style>body{font:14px system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}
-svg{display:block;margin:1rem 0}pre{background:#f6f6f6;padding:1rem;white-space:pre-wrap}</style>
+svg{display:block;margin:1rem 0}code{background:#f6f6f6;padding:0 .2rem}</style>
 </head><body>
-<pre>${escapeHtml(markdownReport(result, slo))}</pre>
-${charts.join('\n')}
+${summaryHtml(markdownReport(result, slo))}
+${plots}
 </body></html>
 `;
 }
@@ -141,11 +151,4 @@ ${paths.join('\n')}
 
 function formatNumber(value: number): string {
   return value >= 1000 ? value.toFixed(0) : String(Math.round(value * 100) / 100);
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(
-    /[&<>"]/g,
-    (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[ch] as string,
-  );
 }

@@ -89,6 +89,11 @@ export interface BenchResult {
   lost: number;
   duplicated: number;
   outOfOrder: number;
+  /**
+   * Why outOfOrder is expected above 0 (a priority mix, requeued nacks:
+   * both reorder by design), or null when order should hold.
+   */
+  reorderedByDesign: string | null;
   /** Messages without our stamp (left in the queue by someone else). */
   foreign: number;
   /** (publish errors + lost) / sent, in percent. */
@@ -448,6 +453,7 @@ class Run implements BenchSink {
       lost,
       duplicated: counts.duplicated,
       outOfOrder: counts.outOfOrder,
+      reorderedByDesign: reorderReason(options),
       foreign: this.#tracker.foreign,
       errorRatePercent: sent === 0 ? 0 : round((100 * (this.#publishErrors + lost)) / sent),
       publishRate: Math.round(counts.confirmed / seconds),
@@ -494,4 +500,12 @@ function splitCount(count: number | null, producers: number, p: number): number 
 
 function round(value: number): number {
   return Math.round(value * 1000) / 1000;
+}
+
+/** Settings under which consumers see messages out of publish order on purpose. */
+function reorderReason(options: BenchOptions): string | null {
+  const reasons: string[] = [];
+  if (new Set(options.priorities).size > 1) reasons.push('priorities jump the queue');
+  if (options.nackShare > 0) reasons.push('nacked messages come back later');
+  return reasons.length === 0 ? null : `expected: ${reasons.join(', ')}`;
 }

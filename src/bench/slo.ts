@@ -3,6 +3,7 @@
 //   --slo 'p99<200ms,lost=0,error<0.1%'
 //
 // Terms are comma-separated `metric op value`; op is < <= > >= or =.
+// Names are case-insensitive; p99.9 is p999.
 // Latency metrics (p50 p95 p99 p999 max, and confirm-p50 ... confirm-max)
 // take ms or s (bare numbers are ms); error takes a percentage; lost,
 // duplicated, out-of-order take counts; publish-rate and consume-rate
@@ -21,7 +22,21 @@ export interface SloTerm {
 export interface SloOutcome {
   term: string;
   actual: number;
+  /** The actual figure's unit: ms, %, msg/s, or '' for counts. */
+  unit: string;
   pass: boolean;
+}
+
+/** Every term `--slo` accepts, for help texts and errors. */
+export const SLO_TERMS =
+  'p50 p95 p99 p99.9 (or p999) max in ms or s; confirm-p50 ... confirm-max; ' +
+  'error in %; lost, duplicated, out-of-order as counts; publish-rate, consume-rate in msg/s';
+
+/** The actual figure with its unit, e.g. "139.6 ms", "0.02%", "0". */
+export function formatActual(outcome: SloOutcome): string {
+  if (outcome.unit === '') return String(outcome.actual);
+  if (outcome.unit === '%') return `${outcome.actual}%`;
+  return `${outcome.actual} ${outcome.unit}`;
 }
 
 export class SloError extends Error {
@@ -54,13 +69,16 @@ export function parseSlo(spec: string): SloTerm[] {
 }
 
 function parseTerm(text: string): SloTerm {
-  const match = /^([a-z0-9-]+)\s*(<=|>=|<|>|=)\s*([0-9.]+)\s*([a-z%]*)$/.exec(text);
+  const match = /^([a-z0-9.-]+)\s*(<=|>=|<|>|=)\s*([0-9.]+)\s*([a-z%]*)$/.exec(
+    text.toLowerCase(),
+  );
   if (match === null) {
     throw new SloError(
       `cannot read SLO term "${text}": expected e.g. p99<200ms, lost=0, error<0.1%`,
     );
   }
-  const [, metric, op, number, unit] = match;
+  const [, written, op, number, unit] = match;
+  const metric = written.replace(/p99\.9$/, 'p999');
   const value = Number(number);
   if (!Number.isFinite(value)) throw new SloError(`SLO term "${text}": ${number} is not a number`);
   const latency = LATENCY.has(metric.replace(/^confirm-/, ''));
@@ -80,16 +98,19 @@ function parseTerm(text: string): SloTerm {
     return { text, metric, op: op as SloTerm['op'], value };
   }
   throw new SloError(
-    `SLO term "${text}": unknown metric "${metric}"; known: p50 p95 p99 p999 max, ` +
-      'confirm-p99 (and the other confirm-*), lost, duplicated, out-of-order, error, ' +
-      'publish-rate, consume-rate',
+    `SLO term "${text}": unknown metric "${written}"; known: ${SLO_TERMS}`,
   );
 }
 
 export function checkSlo(terms: readonly SloTerm[], input: SloInput): SloOutcome[] {
   return terms.map((term) => {
     const actual = actualOf(term.metric, input);
-    return { term: term.text, actual, pass: compare(actual, term.op, term.value) };
+    return {
+      term: term.text,
+      actual,
+      unit: unitOf(term.metric),
+      pass: compare(actual, term.op, term.value),
+    };
   });
 }
 
@@ -111,6 +132,13 @@ function actualOf(metric: string, input: SloInput): number {
     default:
       return input.consumeRate;
   }
+}
+
+function unitOf(metric: string): string {
+  if (LATENCY.has(metric.replace(/^confirm-/, ''))) return 'ms';
+  if (metric === 'error') return '%';
+  if (RATES.has(metric)) return 'msg/s';
+  return '';
 }
 
 function compare(actual: number, op: SloTerm['op'], limit: number): boolean {

@@ -12,6 +12,7 @@ import {
   type Cli,
   type CommandGroup,
 } from './context.js';
+import { durationOption } from './duration-option.js';
 import { bodyText, headersText, keyValues, messageJson } from './output.js';
 
 interface ConsumeFlags {
@@ -42,7 +43,7 @@ export const consumeCommands: CommandGroup = {
       )
       .argument('<queue>', 'queue name')
       .option('--max <n>', 'receive at most this many', intFlag(1, 1000), 1)
-      .option('--wait <duration>', 'wait for a message', durationFlag, 0)
+      .addOption(durationOption('--wait <duration>', 'wait for a message', 0))
       .option('--visibility-timeout <duration>', 'lease length', durationFlag)
       .addOption(
         new Option('--ack', 'ack what was received').conflicts('nack'),

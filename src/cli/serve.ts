@@ -235,7 +235,8 @@ async function serve(given: ServeFlags): Promise<void> {
       await app.close();
       await broker.close();
       throw new CliError(
-        `cannot listen for AMQP on ${flags.host}:${flags.amqpPort}: ${reason(err)}`,
+        `cannot listen for AMQP on ${flags.host}:${flags.amqpPort}: ${reason(err)}` +
+          ' (--amqp-port N picks another, 0 any free one, -1 turns AMQP off)',
         { cause: err },
       );
     }

@@ -25,8 +25,9 @@ export interface AlertRule {
   /** Prometheus' expression, the threshold written in. */
   expr: string;
   /**
-   * One line; {{ $labels.x }}, {{ $value }} and {{ printf "%.2f" $value }}
-   * are filled in (the evaluator knows only these three forms).
+   * One line; {{ $labels.x }}, {{ $value }}, {{ printf "%.2f" $value }} and
+   * {{ $value | humanizePercentage }} are filled in (the evaluator knows
+   * only these four forms).
    */
   summary: string;
   /** The values the expression's left side has now, one per label set. */
@@ -56,7 +57,8 @@ export const ALERT_RULES: readonly AlertRule[] = [
     threshold: 0,
     forSeconds: FIVE_MINUTES,
     expr: 'sum(usher_connections) == 0',
-    summary: 'No client has been connected to Usher for 5 minutes',
+    // Shown while pending too: no "for 5 minutes" here (the rule's `for`).
+    summary: 'No client is connected to Usher',
     measure: (w) => [{ labels: {}, value: sum(Object.values(w.latest.connections)) }],
   },
   {
@@ -129,8 +131,8 @@ export const ALERT_RULES: readonly AlertRule[] = [
       'sum by (queue) (rate(usher_delivery_failures_total[5m]))' +
       ' / sum by (queue) (rate(usher_messages_delivered_total[5m])) > 0.01',
     summary:
-      '{{ printf "%.2f" $value }} of deliveries from {{ $labels.queue }}' +
-      ' failed over 5 minutes',
+      '{{ $value | humanizePercentage }} of deliveries from {{ $labels.queue }}' +
+      ' failed over the last 5 minutes',
     measure: (w) => errorRatio(w),
   },
   {

@@ -68,5 +68,7 @@ function fillIn(template: string, labels: Record<string, string>, value: number)
   return template
     .replaceAll(/\{\{ \$labels\.(\w+) \}\}/g, (_all, name: string) => labels[name] ?? '')
     .replaceAll('{{ printf "%.2f" $value }}', value.toFixed(2))
+    // Prometheus: %.4g of value x 100, then %.
+    .replaceAll('{{ $value | humanizePercentage }}', `${Number((value * 100).toPrecision(4))}%`)
     .replaceAll('{{ $value }}', String(Number(value.toPrecision(4))));
 }

@@ -5,13 +5,13 @@ import type { Command } from 'commander';
 
 import {
   UsageError,
-  durationFlag,
   intFlag,
   numberFlag,
   sizeFlag,
   type Cli,
   type CommandGroup,
 } from '../cli/context.js';
+import { durationOption } from '../cli/duration-option.js';
 import { formatDuration, formatSize } from '../util/duration.js';
 import { CalibrationError, loadCalibration } from './calibration.js';
 import { type Plan, plan } from './plan.js';
@@ -38,16 +38,18 @@ export const planCommands: CommandGroup = {
       .description('size a deployment for a load: disk, memory, cores, consumers')
       .requiredOption('--rate <n>', 'average publish rate, messages/s', intFlag(1))
       .option('--peak-rate <n>', 'peak publish rate, messages/s (default: --rate)', intFlag(1))
-      .option('--peak-duration <dur>', 'how long the peak lasts', durationFlag, 600_000)
+      .addOption(durationOption('--peak-duration <dur>', 'how long the peak lasts', 600_000))
       .requiredOption('--size <bytes>', 'message body size', sizeFlag)
-      .option(
-        '--retention <dur>',
-        'how long a message may wait unconsumed',
-        durationFlag,
-        3_600_000,
+      .addOption(
+        durationOption(
+          '--retention <dur>',
+          'how long messages may wait unconsumed: disk and memory hold average rate x this' +
+            ' (or the peak backlog if larger)',
+          3_600_000,
+        ),
       )
       .option('--consumers <n>', 'consumers per queue you have (default: plan them)', intFlag(1))
-      .option('--consumer-time <dur>', "one consumer's time per message", durationFlag, 10)
+      .addOption(durationOption('--consumer-time <dur>', "one consumer's time per message", 10))
       .option('--replicas <n>', 'copies of each message', intFlag(1, 9), 1)
       .option(
         '--headroom <share>',
@@ -55,15 +57,26 @@ export const planCommands: CommandGroup = {
         numberFlag(0, 0.9),
         0.3,
       )
-      .option('--lag-target <dur>', 'consumer lag to stay under at peak', durationFlag, 1000)
+      .addOption(durationOption('--lag-target <dur>', 'consumer lag to stay under at peak', 1000))
       .option('--calibration <file>', 'from `usher bench --calibrate` (default: 2-core reference)')
       .option('--json', 'print the plan as JSON')
       .action((flags: PlanFlags) => run(flags, cli));
   },
 };
 
+/** The broker's default --max-message-size (src/broker DEFAULT_MAX_MESSAGE_BYTES). */
+const BROKER_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
 function run(flags: PlanFlags, cli: Cli): void {
   if (flags.consumerTime <= 0) throw new UsageError('--consumer-time must be above 0');
+  if (flags.size < 1) throw new UsageError('--size must be at least 1 byte');
+  if (flags.size > BROKER_MAX_MESSAGE_BYTES) {
+    cli.note(
+      `usher plan: warning: --size ${formatSize(flags.size)} is above the broker's default ` +
+        `largest message (${formatSize(BROKER_MAX_MESSAGE_BYTES)}); start it with ` +
+        '`usher serve --max-message-size`',
+    );
+  }
   const peakRate = flags.peakRate ?? flags.rate;
   if (peakRate < flags.rate) throw new UsageError('--peak-rate must be at least --rate');
   let calibration;
@@ -117,11 +130,12 @@ export function explain(
   return [
     `disk             ${formatSize(result.diskBytes)}`,
     `memory           ${formatSize(result.memoryBytes)}`,
-    `broker cores     ${result.cores}`,
+    `broker cores     ${result.cores < 0.01 ? '<0.01' : result.cores}`,
     `consumers/queue  ${result.consumersNeeded}` +
       (Number.isFinite(result.consumersForLag)
         ? ''
-        : ' (the lag target is below one consumer time: no count meets it)'),
+        : ' (the lag target is below one consumer time: no count meets it)') +
+      shortHanded(result),
     `lag at peak end  ${formatDuration(result.lagAtPeakEndMs)}` +
       ` (target ${formatDuration(result.input.lagTargetMs)})`,
     `peak backlog     ${result.peakBacklog} messages, drained in ${drain}`,
@@ -129,6 +143,13 @@ export function explain(
     `How (costs from ${file ?? 'the default calibration'}, measured on ${machine.cpus} x ${machine.model}):`,
     ...result.steps.map((s) => `  ${s.what}: ${s.formula} = ${formatValue(s.value)} ${s.unit}`),
   ];
+}
+
+/** Flags a --consumers count that misses the lag target. */
+function shortHanded(result: Plan): string {
+  const given = result.input.consumers;
+  if (given === null || result.lagAtPeakEndMs <= result.input.lagTargetMs) return '';
+  return `; not enough consumers: ${result.consumersNeeded} needed, ${given} given`;
 }
 
 function formatValue(value: number): string {

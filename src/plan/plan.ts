@@ -68,15 +68,16 @@ export function plan(input: PlanInput, calibration: Calibration): Plan {
   const peakSeconds = input.peakDurationMs / 1000;
   // Lag when the peak ends = backlog / capacity + one service time, with
   // backlog = (peak - capacity) x duration. Under the target L when
-  // capacity >= peak x D / (D + L - t); never when L <= t.
+  // capacity >= peak x D / (D + L - t); never when L < t (L = t: no backlog).
   const lagRoom = (input.lagTargetMs - input.consumerTimeMs) / 1000;
   const consumersForLag = step(
     'consumers to keep lag under the target',
-    lagRoom <= 0
-      ? `lag target ${input.lagTargetMs} ms <= one service time ${input.consumerTimeMs} ms: unreachable`
+    lagRoom < 0
+      ? `lag target ${input.lagTargetMs} ms < one service time ${input.consumerTimeMs} ms:` +
+          ' unreachable (the lag target must be at least one service time)'
       : `ceil(peak ${input.peakRate}/s x ${peakSeconds} s / (${peakSeconds} s + ${round(lagRoom)} s)` +
           ` / ${round(serviceRate)}/s per consumer)`,
-    lagRoom <= 0
+    lagRoom < 0
       ? Infinity
       : Math.max(1, Math.ceil((input.peakRate * peakSeconds) / (peakSeconds + lagRoom) / serviceRate)),
     'consumers',

@@ -141,7 +141,10 @@ describe('delivery check against a broker that drops and duplicates', () => {
       assert.match(markdown, /\| lost \/ duplicated \/ out of order \| 20 \/ \d+ \/ \d+ \|/);
       assert.match(markdown, /\| `lost=0` \| 20 \| \*\*FAIL\*\* \|/);
       const html = readFileSync(join(reportDir.path, 'report.html'), 'utf8');
-      assert.equal((html.match(/<svg /g) ?? []).length, 3);
+      // Plots need two samples (one a second); a shorter run says so instead.
+      if (saved.series.length >= 2) assert.equal((html.match(/<svg /g) ?? []).length, 3);
+      else assert.match(html, /<p>No plots: the run took [\d.]+ s, shorter than two samples/);
+      assert.match(html, /<td><code>lost=0<\/code><\/td><td>20<\/td><td><strong>FAIL<\/strong><\/td>/);
     } finally {
       await broker.close();
       reportDir.remove();

@@ -4,8 +4,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { usableBrokerPid } from '../../src/bench/cpu.js';
+import { fetchFailure } from '../../src/bench/http-driver.js';
+import { summaryHtml } from '../../src/bench/summary-html.js';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { DeliveryTracker } from '../../src/bench/delivery.js';
-import { priorityCycle } from '../../src/bench/options.js';
+import { type BenchFlags, priorityCycle, resolveFlags } from '../../src/bench/options.js';
 import {
   Schedule,
   parseProfile,
@@ -14,7 +19,7 @@ import {
   totalDurationMs,
   totalMessages,
 } from '../../src/bench/profile.js';
-import { checkSlo, parseSlo, type SloInput } from '../../src/bench/slo.js';
+import { checkSlo, formatActual, parseSlo, type SloInput } from '../../src/bench/slo.js';
 import { STAMP_BYTES, bodyTemplate, readStamp, writeStamp } from '../../src/bench/stamp.js';
 
 describe('DeliveryTracker', () => {
@@ -157,6 +162,19 @@ describe('parseProfile', () => {
     assert.deepEqual(yaml.stages, expected);
   });
 
+  it("reads the README's flow-style YAML and quoted scalars", () => {
+    const readme = parseProfile(
+      'stages: [{duration: 10s, rate: 500}, {duration: 5s, from: 500, to: 5000}]',
+      'readme.yaml',
+    );
+    assert.deepEqual(readme.stages, [
+      { durationMs: 10_000, fromRate: 500, toRate: 500 },
+      { durationMs: 5000, fromRate: 500, toRate: 5000 },
+    ]);
+    const quoted = parseProfile("stages:\n  - {duration: '2s', \"rate\": \"10\"}\n", 'q.yaml');
+    assert.deepEqual(quoted.stages, [{ durationMs: 2000, fromRate: 10, toRate: 10 }]);
+  });
+
   it('refuses unknown fields, bad rates and other YAML with the place named', () => {
     assert.throws(
       () => parseProfile('{"stages":[{"duration":"1s","rat":5}]}', 'x'),
@@ -171,7 +189,8 @@ describe('parseProfile', () => {
       /x stage 1/,
     );
     assert.throws(() => parseProfile('{"stages":[]}', 'x'), /non-empty "stages"/);
-    assert.throws(() => parseProfile('steps:\n - rate: 1', 'y'), /line 1: expected "stages:"/);
+    assert.throws(() => parseProfile('steps:\n - rate: 1', 'y'), /y: expected a non-empty "stages"/);
+    assert.throws(() => parseProfile('stages: [{rate: 1', 'z'), /profile z: invalid YAML/);
   });
 });
 
@@ -207,6 +226,19 @@ describe('SLO', () => {
     );
   });
 
+  it('reads p99.9 and any case, and gives the actual figure its unit', () => {
+    const outcomes = checkSlo(parseSlo('P99.9<1s, Lost=0, ERROR<1%, Consume-Rate>1'), input);
+    assert.deepEqual(
+      outcomes.map((o) => [o.term, formatActual(o), o.pass]),
+      [
+        ['P99.9<1s', '300 ms', true],
+        ['Lost=0', '0', true],
+        ['ERROR<1%', '0.05%', true],
+        ['Consume-Rate>1', '890 msg/s', true],
+      ],
+    );
+  });
+
   it('refuses unknown metrics and wrong units', () => {
     assert.throws(() => parseSlo('p98<1ms'), /unknown metric "p98"/);
     assert.throws(() => parseSlo('p99<1kb'), /latency takes ms or s/);
@@ -223,5 +255,91 @@ describe('priorityCycle', () => {
     assert.equal(cycle.filter((p) => p === 9).length, 1);
     assert.deepEqual(priorityCycle('5:1'), [5]);
     assert.throws(() => priorityCycle('10:1'), /cannot read "10:1"/);
+  });
+});
+
+describe('usableBrokerPid', () => {
+  it('keeps a live PID and drops a missing one with a warning', () => {
+    const warnings: string[] = [];
+    assert.equal(usableBrokerPid(process.pid, (w) => warnings.push(w)), process.pid);
+    assert.equal(usableBrokerPid(undefined, (w) => warnings.push(w)), undefined);
+    assert.equal(warnings.length, 0);
+
+    // Above Linux's pid_max (4194304 at most): never a process.
+    assert.equal(usableBrokerPid(99_999_999, (w) => warnings.push(w)), undefined);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /no process 99999999 \(--broker-pid\).*\/metrics/);
+  });
+});
+
+describe('resolveFlags', () => {
+  const flags: BenchFlags = {
+    producers: 1, consumers: 1, queues: 1, size: 64, confirmWindow: 1, prefetch: 1,
+    ack: 'manual', nackShare: 0, spikeFactor: 10, drainTimeout: 1000, count: 10,
+  };
+
+  it('refuses a URL of the other protocol before connecting', () => {
+    assert.throws(
+      () => resolveFlags({ ...flags, protocol: 'http' }, 'amqp://guest:secret@127.0.0.1:5672'),
+      (err: Error) =>
+        /--url amqp:\/\/127\.0\.0\.1:5672 is not an http\(s\):\/\/ URL/.test(err.message) &&
+        !err.message.includes('secret'),
+    );
+    assert.throws(
+      () => resolveFlags({ ...flags, protocol: 'amqp' }, 'http://127.0.0.1:8080'),
+      /is not an amqp:\/\/ URL/,
+    );
+    assert.equal(resolveFlags(flags, 'https://127.0.0.1:8080').protocol, 'http');
+    assert.equal(resolveFlags(flags, 'amqp://127.0.0.1').protocol, 'amqp');
+  });
+
+  it('refuses --transient over HTTP', () => {
+    assert.throws(
+      () => resolveFlags({ ...flags, transient: true }, 'http://127.0.0.1:8080'),
+      /--transient is AMQP only/,
+    );
+    assert.equal(resolveFlags({ ...flags, transient: true }, 'amqp://127.0.0.1').protocol, 'amqp');
+  });
+});
+
+describe('fetchFailure', () => {
+  async function failedFetch(port: number): Promise<unknown> {
+    try {
+      // POST: undici retries an idempotent GET on a dropped socket.
+      await fetch(`http://127.0.0.1:${port}/x`, { method: 'POST', body: 'x' });
+    } catch (err) {
+      return err;
+    }
+    throw new Error('fetch did not fail');
+  }
+
+  it('names the socket reason fetch hides in its causes', async () => {
+    // A server that drops every connection, as a broker dying mid-run does.
+    const dropping = createServer((socket) => socket.once('data', () => socket.destroy()));
+    await new Promise<void>((done) => dropping.listen(0, '127.0.0.1', done));
+    const port = (dropping.address() as AddressInfo).port;
+    const reset = fetchFailure(await failedFetch(port));
+    await new Promise((done) => dropping.close(done));
+    assert.match(reset, /^fetch failed: .*(ECONNRESET|other side closed)/);
+
+    const refused = fetchFailure(await failedFetch(port));
+    assert.match(refused, /^fetch failed: .*ECONNREFUSED/);
+  });
+});
+
+describe('summaryHtml', () => {
+  it('renders the report markdown as HTML, escaped', () => {
+    const html = summaryHtml(
+      '# usher bench: http, closed-loop\n\n2026-12-04, 1.0 s; 1 producers.\n\n' +
+        '| | |\n|---|---|\n| lost / duplicated / out of order | 0 / 0 / 0 |\n\n' +
+        '**Client-bound:** the generator <used> more.\n\n' +
+        '| SLO | actual | |\n|---|---|---|\n| `p99<5ms` | 3 ms | **FAIL** |\n',
+    );
+    assert.match(html, /^<h1>usher bench: http, closed-loop<\/h1>\n<p>2026-12-04/);
+    assert.match(html, /<table><tbody><tr><td>lost \/ duplicated \/ out of order<\/td><td>0 \/ 0 \/ 0<\/td><\/tr><\/tbody><\/table>/);
+    assert.match(html, /<p><strong>Client-bound:<\/strong> the generator &lt;used&gt; more\.<\/p>/);
+    assert.match(html, /<thead><tr><th>SLO<\/th><th>actual<\/th><th><\/th><\/tr><\/thead>/);
+    assert.match(html, /<td><code>p99&lt;5ms<\/code><\/td><td>3 ms<\/td><td><strong>FAIL<\/strong><\/td>/);
+    assert.doesNotMatch(html, /\|/);
   });
 });

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
@@ -51,6 +51,10 @@ describe('usher bench against usher serve', () => {
     assert.equal(result.lost, 0);
     assert.equal(result.duplicated, 0);
     assert.ok(result.nacked > 0);
+    assert.equal(
+      result.reorderedByDesign,
+      'expected: priorities jump the queue, nacked messages come back later',
+    );
     assert.ok(result.cpu.brokerSeconds !== null, 'broker CPU from /metrics');
     for (const key of ['p50', 'p95', 'p99', 'max']) {
       assert.equal(typeof result.latencyMs[key], 'number');
@@ -66,11 +70,46 @@ describe('usher bench against usher serve', () => {
     // 500 messages of 128 B and of 4 KiB on disk: at least the bodies.
     assert.ok(calibration.diskBytesPerMessage.perByte > 0.9, JSON.stringify(calibration));
     assert.ok(calibration.fsyncsPerSecond > 0);
+    // 500 messages are a few ticks of broker CPU: the figures are marked rough.
+    assert.match(run.stderr, /warning: a phase used only \d+ CPU ticks .* for 500 messages/);
+    assert.match(calibration.notes ?? '', /Rough: /);
 
     const plan = await usher([
       'plan', '--rate', '100', '--size', '1KiB', '--calibration', file, '--json',
     ]);
     assert.equal(plan.status, 0, plan.stderr);
     assert.ok(JSON.parse(plan.stdout).diskBytes > 100 * 3600 * 1024);
+  });
+});
+
+describe('usher bench output paths', () => {
+  const dir = tempDir('usher-bench-out-');
+  after(() => dir.remove());
+
+  it('refuses an unwritable --json, --report or --calibrate before running', async () => {
+    const file = join(dir.path, 'a-file');
+    writeFileSync(file, 'x');
+    // Port 9 on loopback: nothing is contacted, the paths are checked first.
+    const url = 'http://127.0.0.1:9';
+    const cases: [string[], RegExp][] = [
+      [['--json', join(file, 'out.json')], /^usher: --json .*out\.json: cannot create folder .*a-file: a file is in the way\n$/],
+      [['--json', dir.path], /^usher: --json .*: is a folder, not a file\n$/],
+      [['--report', file], /^usher: --report .*a-file: (cannot create folder .*a-file: a file is in the way|.*is not a folder)\n$/],
+      [['--calibrate', join(file, 'c.json')], /^usher: --calibrate .*c\.json: cannot create folder/],
+    ];
+    for (const [flags, expected] of cases) {
+      const run = await usher(['--url', url, 'bench', '--count', '10', '--quiet', ...flags]);
+      assert.equal(run.status, 2, run.stderr);
+      assert.match(run.stderr, expected);
+    }
+  });
+
+  it('creates missing parent folders for --json as for --report', async () => {
+    const { prepareOutputs } = await import('../../src/bench/outputs.js');
+    const json = join(dir.path, 'deep', 'er', 'result.json');
+    const report = join(dir.path, 'reports', 'one');
+    await prepareOutputs({ json, report });
+    assert.ok(statSync(join(dir.path, 'deep', 'er')).isDirectory());
+    assert.ok(statSync(report).isDirectory());
   });
 });

@@ -3,6 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
 import {
@@ -114,6 +116,27 @@ describe('broker and network failures exit 1', () => {
           'address already in use\\n$',
       ),
     );
+  });
+
+  it('AMQP port already taken names --amqp-port', async () => {
+    const taken = createServer();
+    await new Promise<void>((done) => taken.listen(0, '127.0.0.1', done));
+    const amqpPort = String((taken.address() as AddressInfo).port);
+    try {
+      const result = await runUsher([
+        'serve', '--data', `${server.dataDir}/amqp-taken`, '--port', '0', '--amqp-port', amqpPort,
+      ]);
+      assert.equal(result.code, 1);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `cannot listen for AMQP on 127\\.0\\.0\\.1:${amqpPort}: address already in use ` +
+            '\\(--amqp-port N picks another, 0 any free one, -1 turns AMQP off\\)',
+        ),
+      );
+    } finally {
+      taken.close();
+    }
   });
 });
 

@@ -145,6 +145,15 @@ describe('alert rules', () => {
     assert.equal(late[0].summary, 'Queue q has 1001 messages waiting for consumers');
     assert.deepEqual(late[0].labels, { queue: 'q' });
   });
+
+  it('shows the error rate as a percentage and no duration while pending', () => {
+    const errors = evaluateAll(CASES.UsherErrorRate(true)).find((a) => a.name === 'UsherErrorRate');
+    assert.match(errors?.summary ?? '', /^1\.1% of deliveries from q failed over the last 5 minutes$/);
+    const lonely = evaluateAll(CASES.UsherNoConnections(true).slice(0, 2));
+    const pending = lonely.find((a) => a.name === 'UsherNoConnections');
+    assert.equal(pending?.state, 'pending');
+    assert.equal(pending?.summary, 'No client is connected to Usher');
+  });
 });
 
 describe('GET /alerts', () => {

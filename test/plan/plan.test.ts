@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 import { type Calibration, checkCalibration, loadCalibration } from '../../src/plan/calibration.js';
+import { explain } from '../../src/plan/command.js';
 import { type PlanInput, plan } from '../../src/plan/plan.js';
 import { USHER_BIN } from '../client/usher-process.js';
 import { tempDir } from '../helpers.js';
@@ -85,9 +86,36 @@ describe('plan', () => {
     const short = plan({ ...input, headroom: 0, peakDurationMs: 1000, lagTargetMs: 510 }, calibration);
     assert.equal(short.consumersForLag, 67);
     assert.equal(short.consumersNeeded, 100);
-    const unreachable = plan({ ...input, lagTargetMs: 10 }, calibration);
+    const unreachable = plan({ ...input, lagTargetMs: 9 }, calibration);
     assert.equal(unreachable.consumersForLag, Infinity);
     assert.equal(unreachable.consumersNeeded, 200);
+    assert.match(unreachable.steps[0].formula, /lag target must be at least one service time/);
+    // A target of exactly one service time is met by carrying the peak.
+    const equal = plan({ ...input, headroom: 0, lagTargetMs: 10 }, calibration);
+    assert.equal(equal.consumersForLag, 100);
+  });
+
+  it('flags given consumers that miss the lag target, and tiny core counts', () => {
+    const short = plan({ ...input, consumers: 50 }, calibration);
+    const lines = explain(short, { cpus: 2, model: 'x' });
+    assert.match(lines[3], /not enough consumers: 200 needed, 50 given/);
+    const enough = explain(plan({ ...input, consumers: 300 }, calibration), { cpus: 2, model: 'x' });
+    assert.doesNotMatch(enough[3], /not enough/);
+    const idle = explain(plan({ ...input, rate: 1, peakRate: 1 }, calibration), { cpus: 2, model: 'x' });
+    assert.match(idle[2], /^broker cores\s+<0\.01$/);
+  });
+
+  it('refuses --size 0 and warns above the broker default max message size', () => {
+    const zero = spawnSync(process.execPath, [USHER_BIN, 'plan', '--rate', '1', '--size', '0'], {
+      encoding: 'utf8',
+    });
+    assert.equal(zero.status, 2);
+    assert.match(zero.stderr, /--size must be at least 1 byte/);
+    const big = spawnSync(process.execPath, [USHER_BIN, 'plan', '--rate', '1', '--size', '32MiB'], {
+      encoding: 'utf8',
+    });
+    assert.equal(big.status, 0, big.stderr);
+    assert.match(big.stderr, /warning: --size 32MiB is above the broker's default largest message/);
   });
 
   it('says never when consumers cannot outrun the average rate', () => {
@@ -172,5 +200,16 @@ describe('usher plan', () => {
     } finally {
       dir.remove();
     }
+  });
+});
+
+describe('plan --help', () => {
+  it('shows duration defaults as durations', () => {
+    const help = spawnSync(process.execPath, [USHER_BIN, 'plan', '--help'], { encoding: 'utf8' });
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /--peak-duration <dur>\s+how long the peak lasts \(default: 10m\)/);
+    assert.match(help.stdout, /\(default: 1h\)/);
+    assert.match(help.stdout, /\(default: 10ms\)/);
+    assert.doesNotMatch(help.stdout, /default: 3600000/);
   });
 });
