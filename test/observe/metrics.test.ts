@@ -10,8 +10,11 @@ import { afterEach, describe, it } from 'node:test';
 import amqplib from 'amqplib';
 
 import { createAmqpServer } from '../../src/amqp/server.js';
-import { observationsOf, recordUnauthorized } from '../../src/observe/observations.js';
-import { silentLogger } from '../helpers.js';
+import { Authenticator } from '../../src/auth/authenticator.js';
+import { UserStore } from '../../src/auth/user-store.js';
+import { createHttpServer } from '../../src/http/server.js';
+import { observationsOf } from '../../src/observe/observations.js';
+import { openBroker, silentLogger, tempDir } from '../helpers.js';
 import { call, startHttp, type Harness } from '../http/harness.js';
 
 let h: Harness | undefined;
@@ -110,16 +113,49 @@ describe('observed metrics', () => {
     }
   });
 
-  it('counts unauthorized requests recorded by the auth layer', async () => {
-    // TODO(#8): no request can be unauthorized until Usher has users;
-    // security-8 calls recordUnauthorized, so this calls it as they will.
-    h = await startHttp();
-    const before = await scrape(h);
-    recordUnauthorized(h.broker, 'amqp');
-    const after = await scrape(h);
+  it('counts failed logins and refused requests over HTTP, from the auth layer', async () => {
+    const dir = tempDir('usher-metrics-auth-');
+    const broker = await openBroker(dir.path);
+    const store = UserStore.inMemory();
+    await store.addUser('nobody', 'nobody password', {
+      permissions: { publish: [], consume: [], manage: [] },
+    });
+    const app = createHttpServer(broker, {
+      logger: silentLogger,
+      processMetrics: false,
+      authenticator: new Authenticator({ store }),
+    });
+    try {
+      await app.ready();
+      await broker.createQueue('orders', {});
+      const basic = (user: string, password: string) => ({
+        authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
+      });
+      const before = (await app.inject({ method: 'GET', url: '/metrics' })).body;
 
-    assert.equal(sample(before, 'usher_unauthorized_total{protocol="amqp"}'), 0);
-    assert.equal(sample(after, 'usher_unauthorized_total{protocol="amqp"}'), 1);
+      const wrong = await app.inject({
+        method: 'GET', url: '/queues', headers: basic('nobody', 'guess'),
+      });
+      assert.equal(wrong.statusCode, 401);
+      const refused = await app.inject({
+        method: 'POST',
+        url: '/queues/orders/messages',
+        headers: basic('nobody', 'nobody password'),
+        payload: { body: 'x' },
+      });
+      assert.equal(refused.statusCode, 403);
+      const after = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+
+      assert.equal(sample(before, 'usher_auth_failures_total{protocol="http"}'), 0);
+      assert.equal(sample(after, 'usher_auth_failures_total{protocol="http"}'), 1);
+      assert.equal(sample(before, 'usher_unauthorized_total{protocol="http"}'), 0);
+      assert.equal(sample(after, 'usher_unauthorized_total{protocol="http"}'), 1);
+      assert.equal(broker.getQueue('orders').stats.total, 0, 'nothing published');
+    } finally {
+      await app.close();
+      await broker.close();
+      dir.remove();
+    }
   });
 
   it('counts refused publishes by error code', async () => {
