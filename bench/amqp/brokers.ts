@@ -5,10 +5,11 @@
 
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+
+import { freeRabbitPorts } from './rabbitmq-ports.js';
 
 /** A path from the repository's root, from dist/bench/amqp/. */
 export const fromRoot = (path: string) => new URL(`../../../${path}`, import.meta.url).pathname;
@@ -122,7 +123,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 export async function startRabbit(): Promise<RunningBroker> {
   const dir = mkdtempSync(join(tmpdir(), 'usher-amqp-bench-rabbit-'));
-  const ports = await freePortBlock();
+  const ports = await freeRabbitPorts();
   const env = {
     ...process.env,
     USHER_RABBIT_DIR: dir,
@@ -171,29 +172,6 @@ export function rabbitVersion(): string {
   } catch {
     return '(version unknown)';
   }
-}
-
-/**
- * An AMQP port and a run of six (distribution, four CLI ports, epmd),
- * all free on 127.0.0.1, below the ephemeral range so nothing takes them
- * between this check and the node's start.
- */
-async function freePortBlock(): Promise<{ amqp: number; dist: number }> {
-  for (let attempt = 0; attempt < 40; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 12_000);
-    const wanted = [base, ...[1, 2, 3, 4, 5, 6].map((n) => base + 10 + n)];
-    const free = await Promise.all(wanted.map(isFree));
-    if (free.every(Boolean)) return { amqp: base, dist: base + 11 };
-  }
-  throw new Error('found no free block of loopback ports for RabbitMQ in 40 tries');
-}
-
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
 }
 
 // --- CPU -----------------------------------------------------------------

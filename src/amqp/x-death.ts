@@ -17,10 +17,11 @@
 // as the default exchange and the queue's name, which is how such a
 // message was addressed.
 
+import { DEATH_HEADERS, parseHistory } from '../broker/dead-letter.js';
 import type { DeathReason } from '../engine/types.js';
 import type { FieldTable, FieldValue } from './field-table.js';
 
-const HISTORY_HEADER = 'x-usher-deaths';
+const HISTORY_HEADER = DEATH_HEADERS.history;
 
 /** One death as recorded, with what the AMQP adapter adds to it. */
 interface DeathRecord {
@@ -155,15 +156,7 @@ export function isDeadLetterCycle(entries: DeathEntry[], queue: string): boolean
 // --- helpers --------------------------------------------------------------
 
 function historyOf(headers: Record<string, string>): DeathRecord[] {
-  const text = headers[HISTORY_HEADER];
-  if (text === undefined) return [];
-  try {
-    const parsed: unknown = JSON.parse(text);
-    return Array.isArray(parsed) ? (parsed as DeathRecord[]) : [];
-  } catch {
-    // A producer may have set the header to anything: no deaths to show.
-    return [];
-  }
+  return parseHistory<DeathRecord>(headers[HISTORY_HEADER]);
 }
 
 function secondsOf(time: string): bigint {

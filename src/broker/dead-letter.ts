@@ -68,11 +68,16 @@ export function deathHeaders(
   return headers;
 }
 
-function parseHistory(text: string | undefined): DeathRecord[] {
+/**
+ * The death history a message carries (`x-usher-deaths`); empty when it
+ * has none or the header is not a JSON array. A protocol adapter reads
+ * its own fields from the same records (`T`).
+ */
+export function parseHistory<T = DeathRecord>(text: string | undefined): T[] {
   if (text === undefined) return [];
   try {
     const parsed: unknown = JSON.parse(text);
-    return Array.isArray(parsed) ? (parsed as DeathRecord[]) : [];
+    return Array.isArray(parsed) ? (parsed as T[]) : [];
   } catch {
     // A producer may have set the header to anything; start a new history.
     return [];

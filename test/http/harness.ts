@@ -107,3 +107,11 @@ export async function call(
 export function errorsLogged(logs: LogLine[]): LogLine[] {
   return logs.filter((line) => line.level >= 50);
 }
+
+/** The value of one sample line of a scrape, e.g. `usher_up` or `x{queue="q"}`. */
+export function metricSample(text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${series} `)) return Number(line.slice(series.length));
+  }
+  return undefined;
+}

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, it } from 'node:test';
 
-import { call, startHttp, type Harness } from './harness.js';
+import { call, metricSample as sample, startHttp, type Harness } from './harness.js';
 
 let h: Harness | undefined;
 
@@ -14,13 +14,6 @@ afterEach(async () => {
   h = undefined;
 });
 
-/** The value of one sample line, e.g. `usher_up` or `x{queue="q"}`. */
-function sample(text: string, series: string): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${series} `)) return Number(line.slice(series.length));
-  }
-  return undefined;
-}
 
 async function scrape(harness: Harness): Promise<string> {
   const answer = await call(harness.app, 'GET', '/metrics');

@@ -15,7 +15,7 @@ import { UserStore } from '../../src/auth/user-store.js';
 import { createHttpServer } from '../../src/http/server.js';
 import { observationsOf } from '../../src/observe/observations.js';
 import { openBroker, silentLogger, tempDir } from '../helpers.js';
-import { call, startHttp, type Harness } from '../http/harness.js';
+import { call, metricSample as sample, startHttp, type Harness } from '../http/harness.js';
 
 let h: Harness | undefined;
 
@@ -24,12 +24,6 @@ afterEach(async () => {
   h = undefined;
 });
 
-function sample(text: string, series: string): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${series} `)) return Number(line.slice(series.length));
-  }
-  return undefined;
-}
 
 async function scrape(harness: Harness): Promise<string> {
   const answer = await call(harness.app, 'GET', '/metrics');

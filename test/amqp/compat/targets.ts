@@ -5,11 +5,11 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { freeRabbitPorts } from '../../../bench/amqp/rabbitmq-ports.js';
 import { createAmqpServer } from '../../../src/amqp/server.js';
 import { openBroker, silentLogger, tempDir } from '../../helpers.js';
 
@@ -49,7 +49,7 @@ const RABBIT_STOP_TIMEOUT_MS = 60_000;
 /** `script` is bench/rabbitmq.sh unless a test of this file says otherwise. */
 export async function startRabbit(script = findScript()): Promise<RunningTarget> {
   const state = mkdtempSync(join(tmpdir(), 'usher-compat-rabbitmq-'));
-  const ports = await freePortBlock();
+  const ports = await freeRabbitPorts();
   const env = {
     ...process.env,
     USHER_RABBIT_DIR: state,
@@ -156,28 +156,5 @@ function run(
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
-  });
-}
-
-/**
- * An AMQP port and a run of six (distribution, four CLI ports, epmd),
- * all free on 127.0.0.1, below the ephemeral range so nothing takes them
- * between this check and the node's start.
- */
-async function freePortBlock(): Promise<{ amqp: number; dist: number }> {
-  for (let attempt = 0; attempt < 40; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 12_000);
-    const wanted = [base, ...[1, 2, 3, 4, 5, 6].map((n) => base + 10 + n)];
-    const free = await Promise.all(wanted.map(isFree));
-    if (free.every(Boolean)) return { amqp: base, dist: base + 11 };
-  }
-  throw new Error('found no free block of loopback ports for RabbitMQ in 40 tries');
-}
-
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
