@@ -36,7 +36,9 @@ export function watchAdmission(
     if (critical === blocked) return;
     blocked = critical;
     const text = `Usher at critical (${reason}): only high priorities accepted`;
-    send(critical ? { name: 'connection.blocked', reason: text } : { name: 'connection.unblocked' });
+    send(
+      critical ? { name: 'connection.blocked', reason: text } : { name: 'connection.unblocked' },
+    );
   };
   follow(admission.current.level, admission.current.reason);
   return admission.onChange(follow);

@@ -53,7 +53,14 @@ const PUBLISH_LOW_WATER = 5_000;
 const OWN_WRITE_BYTES = 8 * 1024;
 
 type Phase =
-  'header' | 'start-ok' | 'authenticating' | 'tune-ok' | 'open' | 'open-done' | 'closing' | 'closed';
+  | 'header'
+  | 'start-ok'
+  | 'authenticating'
+  | 'tune-ok'
+  | 'open'
+  | 'open-done'
+  | 'closing'
+  | 'closed';
 
 export class AmqpConnection {
   readonly id: string;

@@ -100,7 +100,8 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
     async close() {
       const closed = Promise.all(
         [server, tlsServer].map(
-          (s) => new Promise<void>((resolve) => (s?.listening ? s.close(() => resolve()) : resolve())),
+          (s) =>
+            new Promise<void>((resolve) => (s?.listening ? s.close(() => resolve()) : resolve())),
         ),
       );
       const all = [...connections, ...closing];

@@ -59,7 +59,8 @@ export async function runCalibration(
     const { cpuUs: both, cpuTicks: bothTicks } = await publishAndConsume(broker, 1024, messages);
     const consumeCpuUs = Math.max(0, both - (publishCpuUs.base + publishCpuUs.perByte * 1024));
     note(
-      `C 1024 B publish+consume: ${both.toFixed(1)} us/msg -> consume ${consumeCpuUs.toFixed(1)} us`,
+      `C 1024 B publish+consume: ${both.toFixed(1)} us/msg -> ` +
+        `consume ${consumeCpuUs.toFixed(1)} us`,
     );
     const roughCpu = roughCpuWarning([small.cpuTicks, large.cpuTicks, bothTicks], messages);
     if (roughCpu !== null) note(`usher bench --calibrate: warning: ${roughCpu}`);
@@ -279,7 +280,10 @@ function settle(): Promise<void> {
 }
 
 function fmt(phase: Phase): string {
-  return `${phase.cpuUs.toFixed(1)} us CPU, ${phase.diskBytes.toFixed(0)} B disk, ${phase.rssBytes.toFixed(0)} B RSS per message`;
+  return (
+    `${phase.cpuUs.toFixed(1)} us CPU, ${phase.diskBytes.toFixed(0)} B disk, ` +
+    `${phase.rssBytes.toFixed(0)} B RSS per message`
+  );
 }
 
 function round(value: number): number {

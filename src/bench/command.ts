@@ -191,7 +191,9 @@ async function bench(flags: CommandFlags, command: Command, cli: Cli): Promise<v
   const outcomes = slo === null ? null : checkSlo(slo, result);
   await writeOutputs(result, outcomes, flags, cli);
   if (outcomes?.some((o) => !o.pass)) {
-    const failed = outcomes.filter((o) => !o.pass).map((o) => `${o.term} (actual ${formatActual(o)})`);
+    const failed = outcomes
+      .filter((o) => !o.pass)
+      .map((o) => `${o.term} (actual ${formatActual(o)})`);
     cli.note(`usher bench: SLO failed: ${failed.join(', ')}`);
     process.exitCode = 1;
   }

@@ -110,7 +110,8 @@ function checkUrlScheme(protocol: 'http' | 'amqp', url: string): void {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
   if (protocol === 'http' && scheme !== 'http' && scheme !== 'https') {
     throw new UsageError(
-      `--url ${redactUrl(url)} is not an http(s):// URL (for AMQP, give amqp://... or --protocol amqp)`,
+      `--url ${redactUrl(url)} is not an http(s):// URL ` +
+        '(for AMQP, give amqp://... or --protocol amqp)',
     );
   }
   // amqps:// is not spoken: the bench's AMQP link is plain TCP.
@@ -159,7 +160,8 @@ function profileOf(flags: BenchFlags, durationMs: number | null): Profile | null
     text = readFileSync(flags.profile, 'utf8');
   } catch (err) {
     throw new UsageError(
-      `--profile "${flags.profile}" is neither spike, steady nor a readable file: ${(err as Error).message}`,
+      `--profile "${flags.profile}" is neither spike, steady nor a readable file: ` +
+        (err as Error).message,
     );
   }
   try {

@@ -30,7 +30,9 @@ export function markdownReport(result: BenchResult, slo: SloOutcome[] | null): s
       (result.reorderedByDesign === null ? '' : ` (out of order ${result.reorderedByDesign})`)
     : 'not checked (no consumers)';
   const broker =
-    cpu.brokerCores === null ? 'broker not measured (pass --broker-pid PID, or use HTTP to Usher)' : `broker ${cpu.brokerCores}`;
+    cpu.brokerCores === null
+      ? 'broker not measured (pass --broker-pid PID, or use HTTP to Usher)'
+      : `broker ${cpu.brokerCores}`;
   const lines = [
     `# usher bench: ${result.protocol}, ${result.mode}${profile}`,
     '',

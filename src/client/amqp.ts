@@ -328,7 +328,11 @@ export class UsherAmqpClient {
       }
       const waiter = this.takeWaiter(ADMIN, method.name);
       if (method.name === 'basic.get-ok') {
-        this.adminContent = { reply: { method, properties: {}, body: Buffer.alloc(0) }, waiter, parts: [] };
+        this.adminContent = {
+          reply: { method, properties: {}, body: Buffer.alloc(0) },
+          waiter,
+          parts: [],
+        };
         return;
       }
       waiter?.resolve({ method, properties: {}, body: Buffer.alloc(0) });

@@ -175,7 +175,8 @@ function refusal(
 ): AccessRefusedError {
   const verb = action === 'see' ? 'access' : action === 'manage' ? 'manage' : `${action} to`;
   const shown = queue.length > 200 ? `${queue.slice(0, 200)}...` : queue;
-  const target = action === 'consume' ? `consume from queue "${shown}"` : `${verb} queue "${shown}"`;
+  const target =
+    action === 'consume' ? `consume from queue "${shown}"` : `${verb} queue "${shown}"`;
   return new AccessRefusedError(`${describe(principal)} may not ${target}`, field);
 }
 

@@ -140,7 +140,8 @@ export function explain(
       ` (target ${formatDuration(result.input.lagTargetMs)})`,
     `peak backlog     ${result.peakBacklog} messages, drained in ${drain}`,
     '',
-    `How (costs from ${file ?? 'the default calibration'}, measured on ${machine.cpus} x ${machine.model}):`,
+    `How (costs from ${file ?? 'the default calibration'}, ` +
+      `measured on ${machine.cpus} x ${machine.model}):`,
     ...result.steps.map((s) => `  ${s.what}: ${s.formula} = ${formatValue(s.value)} ${s.unit}`),
   ];
 }

@@ -75,11 +75,15 @@ export function plan(input: PlanInput, calibration: Calibration): Plan {
     lagRoom < 0
       ? `lag target ${input.lagTargetMs} ms < one service time ${input.consumerTimeMs} ms:` +
           ' unreachable (the lag target must be at least one service time)'
-      : `ceil(peak ${input.peakRate}/s x ${peakSeconds} s / (${peakSeconds} s + ${round(lagRoom)} s)` +
+      : `ceil(peak ${input.peakRate}/s x ${peakSeconds} s / ` +
+        `(${peakSeconds} s + ${round(lagRoom)} s)` +
           ` / ${round(serviceRate)}/s per consumer)`,
     lagRoom < 0
       ? Infinity
-      : Math.max(1, Math.ceil((input.peakRate * peakSeconds) / (peakSeconds + lagRoom) / serviceRate)),
+      : Math.max(
+        1,
+        Math.ceil((input.peakRate * peakSeconds) / (peakSeconds + lagRoom) / serviceRate),
+      ),
     'consumers',
   );
   // Enough consumers to carry the peak at the target utilisation (which
@@ -169,7 +173,8 @@ export function plan(input: PlanInput, calibration: Calibration): Plan {
   // Queueing from random arrivals adds to this; the headroom is for that.
   const lagAtPeakEndMs = step(
     'lag when the peak ends',
-    `backlog ${Math.round(peakBacklog)} / capacity ${round(capacity)}/s + ${input.consumerTimeMs} ms` +
+    `backlog ${Math.round(peakBacklog)} / capacity ${round(capacity)}/s + ` +
+    `${input.consumerTimeMs} ms` +
       ` (target ${input.lagTargetMs} ms)`,
     (peakBacklog / capacity) * 1000 + input.consumerTimeMs,
     'ms',
