@@ -68,10 +68,9 @@ describe('RabbitMQ tutorials with amqplib', () => {
   it('2. work queues: fair dispatch with prefetch 1 and acks', async () => {
     const producer = await (await connect()).createChannel();
     await producer.assertQueue('task_queue', { durable: true });
-    for (let i = 0; i < 10; i++) {
-      producer.sendToQueue('task_queue', Buffer.from(`task ${i}`), { persistent: true });
-    }
 
+    // Both workers are up before the tasks come, so the split shows the
+    // dispatch, not which worker finished connecting first.
     const done: string[][] = [[], []];
     for (const worker of [0, 1]) {
       const channel = await (await connect()).createChannel();
@@ -82,6 +81,9 @@ describe('RabbitMQ tutorials with amqplib', () => {
         done[worker].push(message.content.toString());
         channel.ack(message);
       }, { noAck: false });
+    }
+    for (let i = 0; i < 10; i++) {
+      producer.sendToQueue('task_queue', Buffer.from(`task ${i}`), { persistent: true });
     }
     for (let i = 0; i < 100 && done[0].length + done[1].length < 10; i++) await sleep(20);
 
