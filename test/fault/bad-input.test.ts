@@ -20,7 +20,6 @@
 //   - deleting a queue wakes every long poll waiting on it
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import {
   cpSync,
   existsSync,
@@ -34,10 +33,9 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 
 import { tempDir } from '../helpers.js';
-import { ServeProcess, freePort } from './serve-process.js';
+import { ServeProcess } from './serve-process.js';
 
 const MiB = 1024 * 1024;
 const MAX_MESSAGE = 16 * MiB;
@@ -175,7 +173,7 @@ async function assertIntact(): Promise<void> {
 
 before(async () => {
   dir = tempDir('usher-bad-input-');
-  usher = new ServeProcess(dir.path, await freePort());
+  usher = new ServeProcess(dir.path);
   await usher.start();
   assert.equal((await send('PUT', '/queues/keep', {})).status, 201);
   assert.equal((await send('PUT', '/queues/q', {})).status, 201);
@@ -753,91 +751,18 @@ describe('long polls', () => {
 
 // ---------------------------------------------------------------------------
 // Storage: the broker is SIGKILLed, its segments are damaged, and it is
-// started again. ServeProcess drops stdout, where the log goes, so these
-// tests start `usher serve` themselves to read what it says it dropped.
+// started again; the tests read its log for what it says it dropped.
 
-const USHER = fileURLToPath(new URL('../../../bin/usher', import.meta.url));
-
-class LoggedServe {
-  child: ChildProcess | null = null;
-  stdout = '';
-  stderr = '';
-  exitCode: number | null = null;
-  url = '';
-
-  constructor(readonly dataDir: string) {}
-
-  /** Resolves true once healthy, false if the process exited first. */
-  async start(): Promise<boolean> {
-    const port = await freePort();
-    this.url = `http://127.0.0.1:${port}`;
-    const child = spawn(process.execPath, [USHER, 'serve', '--data', this.dataDir, '--port', String(port), '--amqp-port', '0'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child = child;
-    child.stdout?.on('data', (chunk: Buffer) => (this.stdout += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
-    const exited = new Promise<void>((resolve) => child.once('exit', (code) => {
-      this.exitCode = code;
-      resolve();
-    }));
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      if (this.exitCode !== null) {
-        await exited;
-        return false;
-      }
-      try {
-        if ((await fetch(`${this.url}/healthz`)).ok) return true;
-      } catch {
-        // not listening yet
-      }
-      await sleep(30);
-    }
-    await this.kill();
-    throw new Error(`usher serve did not become healthy: ${this.stderr}`);
-  }
-
-  kill(): Promise<void> {
-    const child = this.child;
-    this.child = null;
-    if (child === null || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-    return new Promise((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    });
-  }
-
-  /** Log lines at warn level or above. */
-  warnings(): Array<Record<string, unknown>> {
-    return this.stdout
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .filter((entry) => typeof entry.level === 'number' && entry.level >= 40);
-  }
-
-  async request(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-    const response = await fetch(`${this.url}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, json: text ? JSON.parse(text) : null };
-  }
-
-  async ids(queue: string): Promise<string[]> {
-    const { status, json } = await this.request('GET', `/queues/${queue}/messages?limit=1000`);
-    assert.equal(status, 200);
-    return json.messages.map((m: { id: string }) => m.id);
-  }
+async function storedIds(server: ServeProcess, queue: string): Promise<string[]> {
+  const { status, json } = await server.request('GET', `/queues/${queue}/messages?limit=1000`);
+  assert.equal(status, 200);
+  return json.messages.map((m: { id: string }) => m.id);
 }
 
 describe('corrupted segments', () => {
   let base: ReturnType<typeof tempDir>;
   const dirs: Array<ReturnType<typeof tempDir>> = [];
-  const running: LoggedServe[] = [];
+  const running: ServeProcess[] = [];
   const GROUPS = ['A', 'B', 'C'];
   const idsOf = (group: string, from = 0, to = 10) =>
     Array.from({ length: to - from }, (_, i) => `${group}${from + i}`);
@@ -853,8 +778,8 @@ describe('corrupted segments', () => {
     return copy.path;
   }
 
-  async function serve(data: string): Promise<LoggedServe> {
-    const server = new LoggedServe(data);
+  async function serve(data: string): Promise<ServeProcess> {
+    const server = new ServeProcess(data);
     running.push(server);
     await server.start();
     return server;
@@ -890,7 +815,7 @@ describe('corrupted segments', () => {
     base?.remove();
   });
 
-  let flipped: LoggedServe;
+  let flipped: ServeProcess;
 
   it('after bytes flipped in a middle segment and in the last one\'s tail: serves, keeps the records before the damage, logs the drops', async () => {
     const data = copyOfBase();
@@ -899,7 +824,7 @@ describe('corrupted segments', () => {
     flipByte(segment(data, 3), -5);
 
     flipped = await serve(data);
-    const ids = await flipped.ids('st');
+    const ids = await storedIds(flipped, 'st');
     for (const id of [...idsOf('A'), ...idsOf('B', 0, 5), ...idsOf('C', 0, 9)]) {
       assert.ok(ids.includes(id), `${id} lost; have ${ids.join(',')}`);
     }
@@ -922,16 +847,16 @@ describe('corrupted segments', () => {
   it('keeps the intact records after a damaged frame in an older segment', async () => {
     // B5's frame fails its checksum; B6..B9 are whole frames after it, in a
     // segment that was complete long before the crash.
-    const ids = await flipped.ids('st');
+    const ids = await storedIds(flipped, 'st');
     for (const id of idsOf('B', 6)) assert.ok(ids.includes(id), `${id} lost; have ${ids.join(',')}`);
   });
 
   it('refuses a segment header checksum mismatch, or a data dir that is a file, with one clear line', async () => {
     const data = copyOfBase();
     flipByte(segment(data, 2), 14);
-    const server = new LoggedServe(data);
+    const server = new ServeProcess(data);
     running.push(server);
-    assert.equal(await server.start(), false);
+    assert.equal(await server.startOrExit(), false);
     assert.equal(server.exitCode, 1);
     const lines = server.stderr.trim().split('\n');
     assert.equal(lines.length, 1, server.stderr);
@@ -940,9 +865,9 @@ describe('corrupted segments', () => {
 
     const file = join(copyOfBase(), 'plain-file');
     writeFileSync(file, 'not a folder');
-    const onFile = new LoggedServe(file);
+    const onFile = new ServeProcess(file);
     running.push(onFile);
-    assert.equal(await onFile.start(), false);
+    assert.equal(await onFile.startOrExit(), false);
     assert.equal(onFile.stderr.trim().split('\n').length, 1, onFile.stderr);
     assert.match(onFile.stderr, /plain-file/);
   });
@@ -954,7 +879,7 @@ describe('corrupted segments', () => {
       const data = copyOfBase();
       writeFileSync(segment(data, 3), last.subarray(0, cut));
       const server = await serve(data);
-      const ids = await server.ids('st');
+      const ids = await storedIds(server, 'st');
       for (const id of [...idsOf('A'), ...idsOf('B')]) assert.ok(ids.includes(id), `cut ${cut}: ${id} lost`);
       assert.ok(ids.includes('C0'), `cut ${cut}: C0 lost`);
       assert.ok(server.warnings().some((entry) => JSON.stringify(entry).includes('00000000000000000003.log')));
@@ -964,7 +889,7 @@ describe('corrupted segments', () => {
     const data = copyOfBase();
     writeFileSync(segment(data, 3), Buffer.concat([last, Buffer.from('garbage \x00\x01\xff garbage')]));
     const server = await serve(data);
-    assert.deepEqual((await server.ids('st')).sort(), [...idsOf('A'), ...idsOf('B'), ...idsOf('C')].sort());
+    assert.deepEqual((await storedIds(server, 'st')).sort(), [...idsOf('A'), ...idsOf('B'), ...idsOf('C')].sort());
     await server.kill();
   });
 
@@ -975,13 +900,13 @@ describe('corrupted segments', () => {
     bytes.fill(0, 0, 24);
     writeFileSync(middle, bytes);
 
-    const server = new LoggedServe(data);
+    const server = new ServeProcess(data);
     running.push(server);
-    const started = await server.start();
+    const started = await server.startOrExit();
     // Refusing to start is fine; deleting ten confirmed messages is not.
     assert.ok(existsSync(middle), 'the segment was deleted');
     if (started) {
-      const ids = await server.ids('st');
+      const ids = await storedIds(server, 'st');
       for (const id of idsOf('B')) assert.ok(ids.includes(id), `${id} lost`);
     } else {
       assert.match(server.stderr, /00000000000000000002\.log/);
@@ -993,7 +918,7 @@ describe('corrupted segments', () => {
     const data = copyOfBase();
     rmSync(segment(data, 2));
     const server = await serve(data);
-    const ids = await server.ids('st');
+    const ids = await storedIds(server, 'st');
     for (const id of [...idsOf('A'), ...idsOf('C')]) assert.ok(ids.includes(id), `${id} lost`);
     assert.ok(
       server.warnings().some((entry) => /00000000000000000002|segment 2\b/.test(JSON.stringify(entry))),

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 
 import { tempDir } from '../helpers.js';
-import { ServeProcess, freePort } from './serve-process.js';
+import { ServeProcess } from './serve-process.js';
 
 const ROUNDS = Number(process.env.USHER_CRASH_ROUNDS ?? (process.env.USHER_SOAK === '1' ? 30 : 4));
 
@@ -23,7 +23,7 @@ after(async () => {
 async function startUsher(flags: string[] = []): Promise<ServeProcess> {
   const dir = tempDir('usher-moves-');
   dirs.push(dir);
-  const usher = new ServeProcess(dir.path, await freePort(), flags);
+  const usher = new ServeProcess(dir.path, flags);
   processes.push(usher);
   await usher.start();
   return usher;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { tempDir } from '../helpers.js';
-import { ServeProcess, freePort } from './serve-process.js';
+import { ServeProcess } from './serve-process.js';
 
 const ROUNDS = Number(process.env.USHER_CRASH_ROUNDS ?? 6);
 
@@ -16,7 +16,7 @@ let usher: ServeProcess;
 
 before(async () => {
   dir = tempDir('usher-crash-');
-  usher = new ServeProcess(dir.path, await freePort());
+  usher = new ServeProcess(dir.path);
   await usher.start();
 });
 

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import amqp from 'amqplib';
 
 import { tempDir } from '../helpers.js';
-import { ServeProcess, freePort } from './serve-process.js';
+import { ServeProcess } from './serve-process.js';
 
 const MiB = 1024 * 1024;
 const LIMIT = 16 * MiB;
@@ -21,12 +21,10 @@ const BACKLOG = Number(process.env.USHER_C18_BACKLOG ?? 20_000);
 
 let dir: ReturnType<typeof tempDir>;
 let usher: ServeProcess;
-let amqpPort: number;
 
 before(async () => {
   dir = tempDir('usher-c18-');
-  amqpPort = await freePort();
-  usher = new ServeProcess(dir.path, await freePort(), ['--amqp-port', String(amqpPort)]);
+  usher = new ServeProcess(dir.path);
   await usher.start();
   await usher.request('PUT', '/queues/big', {});
   await usher.request('PUT', '/queues/small', {});
@@ -69,7 +67,7 @@ describe('16 MiB limit (C18)', () => {
   // That the refusal comes from the content header, before any body frame
   // is buffered, is shown frame by frame in test/amqp/frame-bounds.test.ts.
   it('over AMQP stores 16 MiB and closes the channel of 16 MiB + 1 with 406', async () => {
-    const connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${amqpPort}`);
+    const connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${usher.amqpPort}`);
     try {
       const channel = await connection.createConfirmChannel();
       await new Promise<void>((resolve, reject) =>
