@@ -281,6 +281,16 @@ export class TokenNotFoundError extends UsherError {
   }
 }
 
+export class TooManyEventStreamsError extends UsherError {
+  constructor(limit: number) {
+    super(
+      'TOO_MANY_EVENT_STREAMS',
+      503,
+      `${limit} event streams are open already; close a dashboard tab, or use /metrics`,
+    );
+  }
+}
+
 export class TooManyConnectionsError extends UsherError {
   constructor(address: string, limit: number) {
     super(

@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 
 import type { BrokerApi } from '../broker/types.js';
-import { RouteNotFoundError } from '../errors.js';
+import { RouteNotFoundError, TooManyEventStreamsError } from '../errors.js';
 import { documented } from '../http/route-schema.js';
 import { ALERT_RULES } from './alert-rules.js';
 import { AlertEvaluator } from './alerts.js';
@@ -54,6 +54,18 @@ const VENDOR_FILES: Record<string, { specifier: string; type: string }> = {
   'uPlot.esm.js': { specifier: 'uplot/dist/uPlot.esm.js', type: 'text/javascript; charset=utf-8' },
   'uPlot.min.css': { specifier: 'uplot/dist/uPlot.min.css', type: 'text/css; charset=utf-8' },
 };
+
+/**
+ * Each open dashboard holds one event stream. The cap keeps a script that
+ * opens streams in a loop from holding a socket and a buffer each forever.
+ */
+export const MAX_EVENT_STREAMS = 64;
+
+/**
+ * A stream whose reader has fallen this far behind is closed rather than
+ * buffered without end; EventSource reconnects and gets the history again.
+ */
+const MAX_UNREAD_EVENT_BYTES = 1024 * 1024;
 
 /** Requests that watch the broker, which do not make a connection a client. */
 const WATCHING = /^\/(metrics|healthz|alerts|events|dashboard|openapi\.json)(\/|\?|$)/;
@@ -111,7 +123,14 @@ export function registerObserveRoutes(
       point: points.at(-1),
       state: feedState(broker, sampler.samples, evaluator.current()),
     });
-    for (const stream of streams) stream.write(update);
+    for (const stream of streams) {
+      if (stream.writableLength > MAX_UNREAD_EVENT_BYTES) {
+        streams.delete(stream);
+        stream.destroy();
+      } else {
+        stream.write(update);
+      }
+    }
   });
 
   app.addHook('onReady', async () => {
@@ -161,6 +180,7 @@ export function registerObserveRoutes(
       }),
     },
     async (request, reply) => {
+      if (streams.size >= MAX_EVENT_STREAMS) throw new TooManyEventStreamsError(MAX_EVENT_STREAMS);
       reply.hijack();
       const stream = reply.raw;
       stream.writeHead(200, {
