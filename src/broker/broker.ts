@@ -836,7 +836,11 @@ export class Broker implements BrokerApi {
     return listed;
   }
 
-  async redrive(queue: string, options: RedriveOptions): Promise<{ moved: number }> {
+  async redrive(
+    queue: string,
+    options: RedriveOptions,
+    checkDestination?: (queue: string) => void,
+  ): Promise<{ moved: number }> {
     this.checkOpen();
     const engine = this.engineOf(queue);
     const target = options.to === undefined ? undefined : this.engineOf(options.to, 'to');
@@ -848,29 +852,35 @@ export class Broker implements BrokerApi {
         ? Number.MAX_SAFE_INTEGER
         : checkCount(options.max, 'max', Number.MAX_SAFE_INTEGER);
 
+    // Every destination is checked before the first message moves: a
+    // refusal leaves the dead-letter queue as it was.
+    const chosen = redriveFilter(options);
+    const moves: Array<{ message: Message; destination: QueueEngine }> = [];
+    for (const message of engine.values()) {
+      if (moves.length >= max) break;
+      if (!chosen(message) || message.state === 'in-flight') continue;
+      const destination = target ?? this.sourceOf(message, engine);
+      if (destination !== undefined) moves.push({ message, destination });
+    }
+    if (checkDestination !== undefined) {
+      for (const name of new Set(moves.map((move) => move.destination.name))) checkDestination(name);
+    }
+
     const now = this.clock();
     const records: LogRecord[] = [];
     const touched = new Set<QueueEngine>();
-    const chosen = redriveFilter(options);
-    let moved = 0;
-    for (const message of [...engine.values()]) {
-      if (moved >= max) break;
-      if (!chosen(message)) continue;
-      const destination = target ?? this.sourceOf(message, engine);
-      if (destination === undefined || message.state === 'in-flight') continue;
-
+    for (const { message, destination } of moves) {
       engine.take(message.seq);
       const copy = moveTo(destination, message, message.headers, now);
       // Between two memory queues a move leaves no record.
       records.push(...moveRecords(engine, destination, copy));
       touched.add(destination);
-      moved++;
     }
 
     for (const destination of touched) this.afterChange(destination);
     if (records.length > 0) await this.appendMoves(engine, touched, records);
-    this.logger.info({ queue, to: options.to, moved }, 'redriven');
-    return { moved };
+    this.logger.info({ queue, to: options.to, moved: moves.length }, 'redriven');
+    return { moved: moves.length };
   }
 
   private sourceOf(message: Message, from: QueueEngine): QueueEngine | undefined {

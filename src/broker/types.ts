@@ -197,7 +197,15 @@ export interface BrokerApi {
   subscribe(queue: string, subscriber: Subscriber): Subscription;
 
   peek(queue: string, options: { limit: number; offset: number }): PeekedMessage[];
-  redrive(queue: string, options: RedriveOptions): Promise<{ moved: number }>;
+  /**
+   * `checkDestination` throws for a queue the caller may not move messages
+   * to; redrive calls it for every destination before it moves anything.
+   */
+  redrive(
+    queue: string,
+    options: RedriveOptions,
+    checkDestination?: (queue: string) => void,
+  ): Promise<{ moved: number }>;
 
   health(): {
     status: 'ok' | 'degraded';

@@ -167,6 +167,21 @@ function queueInPath(request: FastifyRequest): string {
   return typeof params?.name === 'string' ? params.name : '';
 }
 
+/**
+ * For a handler that learns which queues it touches only as it works
+ * (redrive without `to`): throws the refusal for a queue the caller may
+ * not publish to. Undefined when the broker runs without logins.
+ */
+export function publishCheck(
+  principal: Principal | null,
+  field: string,
+): ((queue: string) => void) | undefined {
+  if (principal === null) return undefined;
+  return (queue) => {
+    if (!may(principal, 'publish', queue)) throw refusal(principal, 'publish', queue, field);
+  };
+}
+
 function refusal(
   principal: Principal,
   action: Action | 'see',

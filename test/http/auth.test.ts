@@ -234,6 +234,36 @@ describe('HTTP permissions', () => {
     assert.equal(answer.body.error.field, 'to');
   });
 
+  it('checks redrive without `to` for publish on each queue the messages died in', async () => {
+    await broker.createQueue('locked.src', { deadLetter: 'locked.dlq' });
+    await broker.publish('locked.src', [{ id: 'died', body: Buffer.from('x'), headers: {} }]);
+    const [leased] = await broker.receive('locked.src', { max: 1, waitMs: 0 });
+    await broker.nack('locked.src', leased.receipt, { requeue: false });
+    await store.addUser('dlqonly', 'dlqonly password', {
+      permissions: { publish: [], consume: [], manage: ['locked.dlq'] },
+    });
+    await store.addUser('dlqandsrc', 'dlqandsrc password', {
+      permissions: { publish: ['locked.src'], consume: [], manage: ['locked.dlq'] },
+    });
+
+    const refused = await send('POST', '/queues/locked.dlq/redrive', {
+      authorization: basic('dlqonly', 'dlqonly password'),
+      body: {},
+    });
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.error.field, 'to');
+    assert.match(refused.body.error.message, /may not publish to queue "locked.src"/);
+    assert.equal(broker.getQueue('locked.dlq').stats.ready, 1, 'a refused redrive moved messages');
+
+    const allowed = await send('POST', '/queues/locked.dlq/redrive', {
+      authorization: basic('dlqandsrc', 'dlqandsrc password'),
+      body: {},
+    });
+    assert.equal(allowed.status, 200);
+    assert.equal(allowed.body.moved, 1);
+    assert.equal(broker.getQueue('locked.src').stats.ready, 1);
+  });
+
   it('accepts bearer tokens created by an admin, shown once', async () => {
     const root = basic('root', 'root password');
     const created = await send('PUT', '/admin/tokens/ci', {
