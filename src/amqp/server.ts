@@ -40,6 +40,8 @@ export interface AmqpServer {
   listen(port: number, host: string): Promise<AddressInfo>;
   /** Listens for AMQP over TLS; needs `tls` in the options. */
   listenTls(port: number, host: string): Promise<AddressInfo>;
+  /** New connections over TLS use these from now on. */
+  setTls(files: TlsFiles): void;
   close(): Promise<void>;
 }
 
@@ -95,6 +97,10 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
     listenTls(port, host) {
       if (tlsServer === null) throw new Error('listenTls needs tls in the options');
       return listenOn(tlsServer, port, host);
+    },
+
+    setTls(files) {
+      tlsServer?.setSecureContext(serverTlsOptions(files));
     },
 
     async close() {

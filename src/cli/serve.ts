@@ -1,17 +1,18 @@
 // `usher serve`: runs a broker over HTTP until SIGINT or SIGTERM, logging
 // JSON lines to stdout with pino. On a signal it stops taking requests,
 // closes the broker (flushing the log) and exits 0; a second signal exits
-// at once with 1.
+// at once with 1. SIGHUP reads the TLS certificate and key again.
 
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { Server as TlsServer } from 'node:tls';
 
 import type { Command } from 'commander';
 
 import type { AdmissionSettings } from '../broker/admission.js';
 import { UsherError } from '../errors.js';
 
-import { readTlsFiles, type TlsFiles } from '../net/tls.js';
+import { readTlsFiles, rereadTlsFiles, serverTlsOptions, type TlsFiles } from '../net/tls.js';
 
 import {
   CliError,
@@ -285,6 +286,20 @@ async function serve(given: ServeFlags): Promise<void> {
   // the signal handlers in place.
   process.on('SIGINT', (signal) => void stop(signal));
   process.on('SIGTERM', (signal) => void stop(signal));
+  if (tls !== undefined && flags.tlsCert !== undefined && flags.tlsKey !== undefined) {
+    const [certPath, keyPath] = [flags.tlsCert, flags.tlsKey];
+    process.on('SIGHUP', () => {
+      rereadTlsFiles(certPath, keyPath).then(
+        (files) => {
+          (app.server as unknown as TlsServer).setSecureContext(serverTlsOptions(files));
+          amqp?.setTls(files);
+          logger.info({ cert: certPath }, 'TLS certificate reloaded');
+        },
+        (err: unknown) =>
+          logger.error({ err, cert: certPath }, 'TLS certificate not reloaded; the old one stays'),
+      );
+    });
+  }
   const url = listeningUrl(app.server.address(), flags.host, tls !== undefined);
   logger.info(
     { url, dataDir: flags.data },

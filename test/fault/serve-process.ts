@@ -97,6 +97,11 @@ export class ServeProcess {
     });
   }
 
+  /** Sends `signal` to the process, as an operator would. */
+  signal(signal: NodeJS.Signals): void {
+    this.child?.kill(signal);
+  }
+
   /** Log lines at warn level or above. */
   warnings(): LogLine[] {
     return this.stdout
