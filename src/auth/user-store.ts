@@ -189,6 +189,29 @@ export class UserStore {
     });
   }
 
+  /**
+   * Replaces a user's permissions, and its admin flag when given. AMQP
+   * connections of the user then close (Authenticator.isCurrent), as a
+   * changed password does.
+   */
+  async setPermissions(
+    name: string,
+    options: { admin?: boolean; permissions: Permissions },
+  ): Promise<UserInfo> {
+    checkPermissions(options.permissions);
+    return this.change((state) => {
+      const user = Object.hasOwn(state.users, name) ? state.users[name] : undefined;
+      if (user === undefined) throw new UserNotFoundError(name);
+      const changed: StoredUser = {
+        ...user,
+        admin: options.admin ?? user.admin,
+        permissions: copyPermissions(options.permissions),
+      };
+      state.users[name] = changed;
+      return { name, admin: changed.admin, permissions: changed.permissions, created: changed.created };
+    });
+  }
+
   /** Creates a token; answers it in full, the only time it is shown. */
   async createToken(name: string, permissions: Permissions): Promise<{ token: string }> {
     checkName(name, 'name');

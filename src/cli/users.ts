@@ -1,4 +1,4 @@
-// `usher user add|delete|passwd|list` and `usher token create|revoke|list`:
+// `usher user add|delete|passwd|set-permissions|list` and `usher token create|revoke|list`:
 // users and API tokens of a running broker, over its /admin routes, so the
 // broker sees each change at once. Needs an administrator's credentials
 // (or the guest, from the broker's own machine while the guest is on).
@@ -59,6 +59,20 @@ export const userCommands: CommandGroup = {
         await cli.admin().setPassword(name, flags.newPassword);
         cli.note(`changed the password of "${name}"`);
       });
+
+    withPermissionFlags(
+      user
+        .command('set-permissions')
+        .description("replace a user's permissions with those given")
+        .argument('<name>', 'user name')
+        .option('--admin', 'may manage users and tokens too')
+        .option('--no-admin', 'no longer an administrator')
+        .option('--none', 'take every permission away'),
+    ).action(async (name: string, flags: PermissionFlags & { admin?: boolean; none?: boolean }) => {
+      const permissions = flags.none ? noPermissions(flags) : permissionsOf(flags);
+      const changed = await cli.admin().setPermissions(name, permissions, { admin: flags.admin });
+      cli.note(`changed the permissions of "${changed.name}"${changed.admin ? ' (admin)' : ''}`);
+    });
 
     user
       .command('list')
@@ -126,6 +140,13 @@ function permissionsOf(flags: PermissionFlags): Permissions {
     throw new UsageError('give at least one of --publish, --consume or --manage');
   }
   return permissions;
+}
+
+function noPermissions(flags: PermissionFlags): Permissions {
+  if ([flags.publish, flags.consume, flags.manage].some((patterns) => patterns.length > 0)) {
+    throw new UsageError('--none takes every permission away: give no --publish, --consume or --manage with it');
+  }
+  return { publish: [], consume: [], manage: [] };
 }
 
 function describe(permissions: Permissions): string[] {

@@ -77,6 +77,20 @@ export class UsherAdmin {
     await this.#transport.request('PUT', `/admin/users/${part(name)}/password`, { password });
   }
 
+  /** Replaces the user's permissions (lists left out become empty), and admin if given. */
+  async setPermissions(
+    name: string,
+    permissions: Partial<Permissions>,
+    options: { admin?: boolean } = {},
+  ): Promise<UserInfo> {
+    const answer = await this.#transport.request<UserInfo>(
+      'PUT',
+      `/admin/users/${part(name)}/permissions`,
+      { permissions, ...options },
+    );
+    return answer.data;
+  }
+
   async listTokens(): Promise<TokenInfo[]> {
     const answer = await this.#transport.request<{ tokens: TokenInfo[] }>('GET', '/admin/tokens');
     return answer.data.tokens;

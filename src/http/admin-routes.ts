@@ -36,6 +36,10 @@ const NewUser = Type.Object(
   Strict,
 );
 const NewPassword = Type.Object({ password: Password }, Strict);
+const NewPermissions = Type.Object(
+  { admin: Type.Optional(Type.Boolean()), permissions: PermissionsInput },
+  Strict,
+);
 const NewToken = Type.Object({ permissions: Type.Optional(PermissionsInput) }, Strict);
 
 const UserInfo = Type.Object({
@@ -141,6 +145,24 @@ export function registerAdminRoutes(app: FastifyInstance, authenticator: Authent
     async (request, reply) => {
       await store.setPassword(request.params.user, request.body.password);
       return reply.code(204).send();
+    },
+  );
+
+  app.put<{ Params: Static<typeof UserParams>; Body: Static<typeof NewPermissions> }>(
+    '/admin/users/:user/permissions',
+    {
+      schema: documented({
+        operationId: 'setPermissions',
+        summary: "Replace a user's permissions (a list left out becomes empty), and admin if given",
+        tags,
+        params: UserParams,
+        body: NewPermissions,
+        response: { 200: UserInfo },
+      }),
+    },
+    async (request) => {
+      const { admin, permissions } = request.body;
+      return store.setPermissions(request.params.user, { admin, permissions: filled(permissions) });
     },
   );
 

@@ -48,6 +48,7 @@ const RULES: Record<string, RouteRule> = {
   'PUT /admin/users/:user': { need: 'admin' },
   'DELETE /admin/users/:user': { need: 'admin' },
   'PUT /admin/users/:user/password': { need: 'admin' },
+  'PUT /admin/users/:user/permissions': { need: 'admin' },
   'GET /admin/tokens': { need: 'admin' },
   'PUT /admin/tokens/:token': { need: 'admin' },
   'DELETE /admin/tokens/:token': { need: 'admin' },

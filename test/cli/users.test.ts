@@ -86,6 +86,46 @@ describe('usher user and token', () => {
     assert.equal(deleted.code, 0, deleted.stderr);
   });
 
+  it('replaces a user\'s permissions with set-permissions, effective at once', async () => {
+    const env = asAdmin();
+    const added = await runUsher(
+      ['user', 'add', 'ops', '--new-password', 'ops password', '--publish', 'ops.*'],
+      { url: server.url, env },
+    );
+    assert.equal(added.code, 0, added.stderr);
+    const ops = ['--user', 'ops', '--password', 'ops password'];
+    const before = await runUsher([...ops, 'queue', 'create', 'ops.q'], { url: server.url });
+    assert.equal(before.code, 1);
+    assert.match(before.stderr, /may not manage queue "ops.q"/);
+
+    const changed = await runUsher(
+      ['user', 'set-permissions', 'ops', '--manage', 'ops.*', '--consume', 'ops.*'],
+      { url: server.url, env },
+    );
+    assert.equal(changed.code, 0, changed.stderr);
+    const created = await runUsher([...ops, 'queue', 'create', 'ops.q'], { url: server.url });
+    assert.equal(created.code, 0, created.stderr);
+    const listed = await runUsher(['user', 'list'], { url: server.url, env });
+    assert.match(listed.stdout, /ops\s+no\s+-\s+ops\.\*\s+ops\.\*/, 'publish was not replaced');
+
+    const none = await runUsher(['user', 'set-permissions', 'ops', '--none'], { url: server.url, env });
+    assert.equal(none.code, 0, none.stderr);
+    const refused = await runUsher([...ops, 'queue', 'delete', 'ops.q'], { url: server.url });
+    assert.equal(refused.code, 1);
+
+    const mixed = await runUsher(
+      ['user', 'set-permissions', 'ops', '--none', '--publish', 'x'],
+      { url: server.url, env },
+    );
+    assert.equal(mixed.code, 2);
+    const missing = await runUsher(
+      ['user', 'set-permissions', 'nobody-here', '--publish', 'x'],
+      { url: server.url, env },
+    );
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /nobody-here/);
+  });
+
   it('creates a token printed once, usable through USHER_TOKEN, then revoked', async () => {
     const env = asAdmin();
     const created = await runUsher(

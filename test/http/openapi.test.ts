@@ -71,6 +71,7 @@ describe('GET /openapi.json', () => {
       'PUT /admin/tokens/{token}',
       'PUT /admin/users/{user}',
       'PUT /admin/users/{user}/password',
+      'PUT /admin/users/{user}/permissions',
       'PUT /queues/{name}',
     ]);
   });
