@@ -96,7 +96,7 @@ export function Queues({ feed }) {
     ${error === null ? null : html`<p class="error">${error}</p>`}
     <table class="queues">
       <tr>
-        <th>queue</th><th>ready</th><th>in flight</th><th>delayed</th><th>lag</th>
+        <th>queue</th><th>status</th><th>ready</th><th>in flight</th><th>delayed</th><th>lag</th>
         <th>size</th><th>in/s</th><th>acks/s</th><th>settings</th><th></th>
       </tr>
       ${feed.state.queues.map((queue) => html`<${QueueRow} queue=${queue} act=${act} />`)}
@@ -116,6 +116,7 @@ function QueueRow({ queue, act }) {
   return html`
     <tr data-queue=${name}>
       <td>${name}${queue.deadLetterQueue ? html` <span class="tag">DLQ</span>` : null}</td>
+      <td data-status class=${`status ${queue.status}`}>${queue.status}</td>
       <td data-ready>${stats.ready}</td>
       <td>${stats.inFlight}</td>
       <td>${stats.delayed}</td>

@@ -5,6 +5,7 @@
 import type { BrokerApi, QueueInfo } from '../broker/types.js';
 import type { ActiveAlert } from './alerts.js';
 import { quantileOf } from './latency.js';
+import { queueStatus, type QueueStatus } from './queue-status.js';
 import type { HistogramSample, Sample } from './sampler.js';
 
 export interface ChartPoint {
@@ -22,6 +23,7 @@ export interface QueueRow extends QueueInfo {
   publishRate: number;
   ackRate: number;
   deadLetterQueue: boolean;
+  status: QueueStatus;
 }
 
 export interface FeedState {
@@ -95,6 +97,7 @@ export function feedState(
       publishRate: rateOf(queue.name, 'published'),
       ackRate: rateOf(queue.name, 'acked'),
       deadLetterQueue: queue.deadLetterSources.length > 0,
+      status: queueStatus(queue, samples),
     })),
   };
 }

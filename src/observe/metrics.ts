@@ -1,6 +1,7 @@
 // The /metrics series that come from src/observe rather than straight from
 // the queue stats: connections, security, refusals, deaths by reason,
-// latency histograms, memory, replication and the consumer-scaling hint.
+// queue status, latency histograms, memory, replication and the
+// consumer-scaling hint.
 // Like the rest of /metrics, every value is read at scrape time.
 // Names and meanings: docs/metrics.md.
 
@@ -10,6 +11,7 @@ import type { BrokerApi, QueueInfo } from '../broker/types.js';
 import { LATENCY_BUCKETS_SECONDS, type LatencyHistogram } from './latency.js';
 import { observationsOf, type Observations, type QueueLatency } from './observations.js';
 import { memoryBudgetBytes, memoryUsedBytes } from './resources.js';
+import { QUEUE_STATUSES, queueStatus } from './queue-status.js';
 import { consumersNeeded } from './scaling.js';
 
 /**
@@ -112,6 +114,22 @@ function registerQueueMetrics(
       const samples = observed.sampler?.samples ?? [];
       for (const [queue, needed] of consumersNeeded(samples, observed.lagTargetSeconds)) {
         this.set({ queue }, needed);
+      }
+    },
+  });
+  new Gauge({
+    name: 'usher_queue_status',
+    help: 'A queue\'s status: 1 on the label that holds (active, idle, stalled, full), 0 on the others',
+    labelNames: ['queue', 'status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const samples = observed.sampler?.samples ?? [];
+      for (const queue of queues()) {
+        const current = queueStatus(queue, samples);
+        for (const status of QUEUE_STATUSES) {
+          this.set({ queue: queue.name, status }, status === current ? 1 : 0);
+        }
       }
     },
   });

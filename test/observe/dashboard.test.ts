@@ -137,6 +137,9 @@ describe('dashboard in chromium', { skip }, () => {
     await page.fill('form.create input[name="name"]', 'from-browser');
     await page.click('form.create button[type="submit"]');
     await page.locator('tr[data-queue="from-browser"]').waitFor();
+    // Empty, and ready messages nobody takes: the status column says so.
+    await page.locator('tr[data-queue="from-browser"] td[data-status]:text-is("idle")').waitFor();
+    await page.locator('tr[data-queue="retry"] td[data-status]:text-is("stalled")').waitFor();
     await shot('queues');
 
     assert.match(await page.locator('tr[data-queue="dead"]').innerText(), /DLQ/);

@@ -276,4 +276,39 @@ describe('observed metrics', () => {
     assert.equal(sample(text, 'usher_queue_consumers_needed{queue="idle"}'), undefined);
     assert.equal(sample(text, 'usher_queue_lag_target_seconds'), 60);
   });
+
+  it('gives each queue one status: idle, active, stalled or full', async () => {
+    h = await startHttp();
+    const { app, broker } = h;
+    const sampler = observationsOf(broker).sampler!;
+    const statusOf = async (queue: string) => {
+      const text = await scrape(h!);
+      const current = ['active', 'idle', 'stalled', 'full'].filter(
+        (status) => sample(text, `usher_queue_status{queue="${queue}",status="${status}"}`) === 1,
+      );
+      assert.equal(current.length, 1, `${queue}: ${current.join(',')}`);
+      return current[0];
+    };
+
+    await call(app, 'PUT', '/queues/work');
+    await call(app, 'PUT', '/queues/capped', { maxLength: 2 });
+    sampler.sampleNow();
+    assert.equal(await statusOf('work'), 'idle');
+
+    await call(app, 'POST', '/queues/work/messages/batch', {
+      messages: [{ body: 'a' }, { body: 'b' }, { body: 'c' }],
+    });
+    assert.equal(await statusOf('work'), 'active', 'ready, but only one sample has seen it');
+    sampler.sampleNow();
+    sampler.sampleNow();
+    assert.equal(await statusOf('work'), 'stalled', 'ready for two samples, nothing delivered');
+
+    const received = await call(app, 'POST', '/queues/work/receive', { max: 1 });
+    await call(app, 'POST', '/queues/work/ack', { receipt: received.body.messages[0].receipt });
+    sampler.sampleNow();
+    assert.equal(await statusOf('work'), 'active');
+
+    await call(app, 'POST', '/queues/capped/messages/batch', { messages: [{ body: 'a' }, { body: 'b' }] });
+    assert.equal(await statusOf('capped'), 'full');
+  });
 });
