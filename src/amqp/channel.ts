@@ -18,7 +18,6 @@ import type { AmqpConnection } from './connection.js';
 import type { BasicProperties, ContentHeader } from './content.js';
 import { AmqpError } from './errors.js';
 import { EMPTY_TABLE, type FieldTable, type FieldValue } from './field-table.js';
-import { encodeContent } from './frame-encoder.js';
 import {
   EXCHANGE_HEADER,
   ROUTING_KEY_HEADER,
@@ -593,20 +592,17 @@ export class AmqpChannel {
   }
 
   private returnUnroutable(incoming: Incoming, body: Buffer): void {
-    this.connection.write(
-      encodeContent(
-        this.number,
-        {
-          name: 'basic.return',
-          replyCode: REPLY.NO_ROUTE,
-          replyText: 'NO_ROUTE',
-          exchange: incoming.exchange,
-          routingKey: incoming.routingKey,
-        },
-        incoming.properties,
-        body,
-        this.connection.frameMax,
-      ),
+    this.connection.sendContent(
+      this.number,
+      {
+        name: 'basic.return',
+        replyCode: REPLY.NO_ROUTE,
+        replyText: 'NO_ROUTE',
+        exchange: incoming.exchange,
+        routingKey: incoming.routingKey,
+      },
+      incoming.properties,
+      body,
     );
   }
 
@@ -681,9 +677,8 @@ export class AmqpChannel {
     let failure: unknown = null;
 
     for (const message of messages) {
-      let frames: Buffer;
       try {
-        frames = encodeContent(
+        this.connection.sendContent(
           this.number,
           {
             name: 'basic.deliver',
@@ -695,7 +690,6 @@ export class AmqpChannel {
           },
           propertiesOf(message),
           message.body,
-          this.connection.frameMax,
         );
       } catch (err) {
         // Headers too large for this client's frame-max: the message goes
@@ -714,7 +708,6 @@ export class AmqpChannel {
         });
         consumer.unacked++;
       }
-      this.connection.write(frames);
     }
 
     // Outside the broker's call into us, which must not call back in.
@@ -756,21 +749,18 @@ export class AmqpChannel {
         consumer: null,
       });
 
-    this.connection.write(
-      encodeContent(
-        this.number,
-        {
-          name: 'basic.get-ok',
-          deliveryTag,
-          redelivered: message.redelivered,
-          exchange: message.headers[EXCHANGE_HEADER] ?? '',
-          routingKey: message.headers[ROUTING_KEY_HEADER] ?? method.queue,
-          messageCount: this.broker.getQueue(method.queue).stats.ready,
-        },
-        propertiesOf(message),
-        message.body,
-        this.connection.frameMax,
-      ),
+    this.connection.sendContent(
+      this.number,
+      {
+        name: 'basic.get-ok',
+        deliveryTag,
+        redelivered: message.redelivered,
+        exchange: message.headers[EXCHANGE_HEADER] ?? '',
+        routingKey: message.headers[ROUTING_KEY_HEADER] ?? method.queue,
+        messageCount: this.broker.getQueue(method.queue).stats.ready,
+      },
+      propertiesOf(message),
+      message.body,
     );
   }
 
