@@ -28,7 +28,7 @@ import {
 import type { Method, MethodOf } from './methods.js';
 import { featuresFromArguments } from './queue-features.js';
 import { ChannelTransactions, type SettleHow } from './tx.js';
-import { deathTable } from './x-death.js';
+import { deathTable, hasDied } from './x-death.js';
 
 /** AMQP has no lease: RabbitMQ's consumer timeout (30 min) stands in. */
 const LEASE_MS = 30 * 60 * 1000;
@@ -501,7 +501,7 @@ export class AmqpChannel {
         // A non-durable queue is a memory queue: no log frame takes over
         // the body, so it is copied rather than pinning the socket's chunk.
         const inMemory = !this.topology.isDurable(queue);
-        batch.inputs.push(inMemory ? { ...input, body: copyOf(body) } : input);
+        batch.inputs.push(inMemory ? withBody(input, copyOf(body)) : input);
         batch.tags.push(tag);
       }
     } catch (err) {
@@ -934,6 +934,17 @@ export class AmqpChannel {
 
 // --- helpers --------------------------------------------------------------
 
+/** `input` with another body; a literal, not a spread, for one object shape. */
+function withBody(input: PublishInput, body: Buffer): PublishInput {
+  return {
+    id: input.id,
+    body,
+    headers: input.headers,
+    priority: input.priority,
+    ttlMs: input.ttlMs,
+  };
+}
+
 /** A copy of `bytes` (faster than Buffer.from(buffer) on node 20). */
 function copyOf(bytes: Buffer): Buffer {
   const copy = Buffer.allocUnsafe(bytes.length);
@@ -942,12 +953,15 @@ function copyOf(bytes: Buffer): Buffer {
 }
 
 function propertiesOf(message: ReceivedMessage): BasicProperties {
-  const extra = deathTable(message.headers);
+  // The common case, a first delivery of a message that never died, needs
+  // no extra headers.
+  let extra: Map<string, FieldValue> | undefined =
+    hasDied(message.headers) ? new Map(deathTable(message.headers)) : undefined;
   // Deliveries that ended without an ack so far, as RabbitMQ's quorum
   // queues count them; absent on a first delivery.
   if (message.attempt > 1) {
-    (extra as Map<string, FieldValue>).set('x-delivery-count',
-      { type: 'l', value: BigInt(message.attempt - 1) });
+    extra ??= new Map<string, FieldValue>();
+    extra.set('x-delivery-count', { type: 'l', value: BigInt(message.attempt - 1) });
   }
   return toAmqp(message.headers, message.priority, extra);
 }

@@ -620,9 +620,13 @@ export class Broker implements BrokerApi {
     id: string,
     now: number,
   ): PublishedRecord {
-    const ttls = [input.ttlMs, engine.settings.messageTtlMs ?? undefined].filter(
-      (ttl): ttl is number => ttl !== undefined,
-    );
+    // The shorter of the message's and the queue's TTL (no arrays: this
+    // runs once per message).
+    const queueTtl = engine.settings.messageTtlMs;
+    const ttl =
+      input.ttlMs === undefined ? queueTtl
+      : queueTtl === null ? input.ttlMs
+      : Math.min(input.ttlMs, queueTtl);
     return {
       type: 'published',
       seq: this.store.allocateSeq(),
@@ -634,7 +638,7 @@ export class Broker implements BrokerApi {
       body: input.body,
       publishedAt: now,
       availableAt: now + (input.delayMs ?? 0),
-      expiresAt: ttls.length > 0 ? now + Math.min(...ttls) : null,
+      expiresAt: ttl === null ? null : now + ttl,
       failures: 0,
     };
   }
