@@ -536,8 +536,9 @@ export class AmqpChannel {
           this.connection.publishesSettled(count);
           answers.forEach((answer, at) => {
             const tag = tags[at];
-            if (tag > 0) this.confirm(tag, !(answer instanceof LoadRefusalError));
+            if (tag > 0) this.settleConfirm(tag, !(answer instanceof LoadRefusalError));
           });
+          this.sendConfirmedAcks();
         },
         (err: unknown) => {
           this.connection.publishesSettled(count);
@@ -551,19 +552,28 @@ export class AmqpChannel {
   }
 
   private confirmBatch(tags: number[], ok: boolean): void {
-    for (const tag of tags) if (tag > 0) this.confirm(tag, ok);
+    for (const tag of tags) if (tag > 0) this.settleConfirm(tag, ok);
+    this.sendConfirmedAcks();
+  }
+
+  /** Settles one confirm tag for one of its queues and answers at once. */
+  private confirm(tag: number, ok: boolean): void {
+    this.settleConfirm(tag, ok);
+    this.sendConfirmedAcks();
   }
 
   /**
    * Settles one confirm tag for one of its queues. A nack goes out at once
-   * on its own; acks go out as one `multiple` ack up to the highest tag
-   * below which every tag is settled.
+   * on its own, after the acks it follows; acks wait for
+   * sendConfirmedAcks(), so a batch of publishes landing together is
+   * answered with one `multiple` ack rather than one per message.
    */
-  private confirm(tag: number, ok: boolean): void {
+  private settleConfirm(tag: number, ok: boolean): void {
     if (this.closed) return;
     const remaining = this.waitingConfirms.get(tag);
     if (!ok) {
       if (this.settledConfirms.has(tag) || tag <= this.confirmedUpTo) return;
+      this.sendConfirmedAcks();
       this.waitingConfirms.delete(tag);
       this.settledConfirms.set(tag, false);
       this.send({
@@ -574,13 +584,15 @@ export class AmqpChannel {
       });
     } else if (remaining !== undefined && remaining > 1) {
       this.waitingConfirms.set(tag, remaining - 1);
-      return;
-    } else {
-      if (this.settledConfirms.has(tag)) return;
+    } else if (!this.settledConfirms.has(tag)) {
       this.waitingConfirms.delete(tag);
       this.settledConfirms.set(tag, true);
     }
+  }
 
+  /** One `multiple` ack up to the highest tag below which every tag is settled. */
+  private sendConfirmedAcks(): void {
+    if (this.closed) return;
     let lastAck = 0;
     for (let next = this.confirmedUpTo + 1; this.settledConfirms.has(next); next++) {
       if (this.settledConfirms.get(next) === true) lastAck = next;
