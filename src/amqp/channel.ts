@@ -499,9 +499,11 @@ export class AmqpChannel {
           this.batches.set(queue, batch);
         }
         // A non-durable queue is a memory queue: no log frame takes over
-        // the body, so it is copied rather than pinning the socket's chunk.
-        const inMemory = !this.topology.isDurable(queue);
-        batch.inputs.push(inMemory ? withBody(input, copyOf(body)) : input);
+        // the body, so it is copied rather than pinning the socket's chunk,
+        // unless it is a view of nothing else (a body that arrived split
+        // across chunks or frames is already a copy of its own).
+        const pinsMore = !this.topology.isDurable(queue) && !ownsItsMemory(body);
+        batch.inputs.push(pinsMore ? withBody(input, copyOf(body)) : input);
         batch.tags.push(tag);
       }
     } catch (err) {
@@ -955,6 +957,11 @@ function withBody(input: PublishInput, body: Buffer): PublishInput {
     priority: input.priority,
     ttlMs: input.ttlMs,
   };
+}
+
+/** True when `bytes` is the whole of its memory, so keeping it keeps nothing more. */
+function ownsItsMemory(bytes: Buffer): boolean {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
 }
 
 /** A copy of `bytes` (faster than Buffer.from(buffer) on node 20). */
