@@ -1,13 +1,14 @@
 // The bytes a connection will write next, gathered without a Buffer per
-// frame. Frames are encoded straight into a shared arena; a run of them
-// (a burst of deliveries, confirms) becomes one slice of it, and the
-// socket gets the slices in one writev. Large bodies are not copied at
-// all: their frame header goes in the arena, the body itself goes out as
-// it is, between two slices.
+// frame. Frames are encoded straight into an arena that every connection
+// shares (as node's own Buffer pool is shared); a run of one connection's
+// frames (a burst of deliveries, confirms) becomes one slice of it, and
+// the socket gets the slices in one writev. Large bodies are not copied
+// at all: their frame header goes in the arena, the body itself goes out
+// as it is, between two slices.
 //
-// A slice handed to the socket is never written again: new frames go
-// after it, and a full arena is replaced, not reused, so bytes the socket
-// still holds stay as they were.
+// A slice handed out is never written again: new frames go after it, and
+// a full arena is replaced, not reused, so bytes a socket still holds
+// stay as they were. An idle connection holds no part of the arena.
 
 const ARENA_BYTES = 64 * 1024;
 
@@ -19,31 +20,53 @@ export interface FrameSink {
   /** Makes room for `bytes` at `sink.buf` from `sink.at`. */
   reserve(bytes: number): void;
   readonly buf: Buffer;
-  /** The next free offset in `buf`. */
+  /** The next free offset in `buf`; set it past what was written. */
   at: number;
   /** Adds `bytes` to the output after what was written, without a copy. */
   attach(bytes: Buffer): void;
 }
 
+/** The arena all connections write into, and its first free byte. */
+const arena = { buf: Buffer.alloc(0), at: 0 };
+
 export class OutboundBytes implements FrameSink {
-  buf: Buffer = Buffer.allocUnsafeSlow(ARENA_BYTES);
-  at = 0;
-  /** Where the arena's unsent slice begins. */
-  private start = 0;
+  /** This connection's open slice: [sliceStart, sliceEnd) of sliceBuf. */
+  private sliceBuf: Buffer | null = null;
+  private sliceStart = 0;
+  private sliceEnd = 0;
   private pieces: Buffer[] = [];
-  /** Bytes in `pieces` and in the open slice. */
+  /** Bytes in `pieces`; the open slice is counted apart. */
   private piecesBytes = 0;
 
+  get buf(): Buffer {
+    return arena.buf;
+  }
+
+  get at(): number {
+    return arena.at;
+  }
+
+  set at(offset: number) {
+    arena.at = offset;
+    this.sliceEnd = offset;
+  }
+
   get length(): number {
-    return this.piecesBytes + this.at - this.start;
+    return this.piecesBytes + this.sliceEnd - this.sliceStart;
   }
 
   reserve(bytes: number): void {
-    if (this.buf.length - this.at >= bytes) return;
-    this.seal();
-    this.buf = Buffer.allocUnsafeSlow(Math.max(ARENA_BYTES, bytes));
-    this.at = 0;
-    this.start = 0;
+    if (arena.buf.length - arena.at < bytes) {
+      arena.buf = Buffer.allocUnsafeSlow(Math.max(ARENA_BYTES, bytes));
+      arena.at = 0;
+    }
+    // Another connection wrote since, or the arena is new: what follows
+    // starts a slice of its own.
+    if (this.sliceBuf !== arena.buf || this.sliceEnd !== arena.at) {
+      this.seal();
+      this.sliceBuf = arena.buf;
+      this.sliceStart = this.sliceEnd = arena.at;
+    }
   }
 
   attach(bytes: Buffer): void {
@@ -59,23 +82,25 @@ export class OutboundBytes implements FrameSink {
       return;
     }
     this.reserve(frame.length);
-    this.at += frame.copy(this.buf, this.at);
+    this.at = arena.at + frame.copy(arena.buf, arena.at);
   }
 
   /** Everything written so far, in order; the output is empty after. */
   take(): Buffer[] {
     this.seal();
+    this.sliceBuf = null;
     const pieces = this.pieces;
     this.pieces = [];
     this.piecesBytes = 0;
     return pieces;
   }
 
-  /** Ends the open slice of the arena: later bytes start a new one. */
+  /** Ends the open slice: later bytes start a new one. */
   private seal(): void {
-    if (this.at === this.start) return;
-    this.pieces.push(this.buf.subarray(this.start, this.at));
-    this.piecesBytes += this.at - this.start;
-    this.start = this.at;
+    if (this.sliceBuf !== null && this.sliceEnd > this.sliceStart) {
+      this.pieces.push(this.sliceBuf.subarray(this.sliceStart, this.sliceEnd));
+      this.piecesBytes += this.sliceEnd - this.sliceStart;
+    }
+    this.sliceStart = this.sliceEnd;
   }
 }

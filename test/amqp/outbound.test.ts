@@ -111,3 +111,22 @@ test('a content header over frame-max is refused before anything is written', ()
   assert.equal(out.length, 0);
   assert.deepEqual(out.take(), []);
 });
+
+test('connections writing in turn into the shared arena each get their own bytes', () => {
+  const outputs = [new OutboundBytes(), new OutboundBytes(), new OutboundBytes()];
+  const expected: Buffer[][] = outputs.map(() => []);
+  for (let i = 0; i < 3_000; i++) {
+    const which = (i * 7) % outputs.length;
+    const method: Method = { name: 'basic.ack', deliveryTag: i + 1, multiple: which === 1 };
+    writeMethodTo(outputs[which], which + 1, method);
+    expected[which].push(encodeMethodFrame(which + 1, method));
+    if (i % 5 === 0) {
+      const body = Buffer.alloc(i % 2 === 0 ? 100 : ATTACH_BYTES + i, i & 0xff);
+      writeContent(outputs[which], which + 1, deliver, {}, body, 131_072);
+      expected[which].push(encodeContent(which + 1, deliver, {}, body, 131_072));
+    }
+  }
+  outputs.forEach((out, which) => {
+    assert.deepEqual(Buffer.concat(out.take()), Buffer.concat(expected[which]));
+  });
+});
