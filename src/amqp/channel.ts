@@ -18,7 +18,6 @@ import type { AmqpConnection } from './connection.js';
 import type { BasicProperties, ContentHeader } from './content.js';
 import { AmqpError } from './errors.js';
 import { EMPTY_TABLE, type FieldTable, type FieldValue } from './field-table.js';
-import { encodeContent } from './frame-encoder.js';
 import {
   EXCHANGE_HEADER,
   ROUTING_KEY_HEADER,
@@ -29,7 +28,7 @@ import {
 import type { Method, MethodOf } from './methods.js';
 import { featuresFromArguments } from './queue-features.js';
 import { ChannelTransactions, type SettleHow } from './tx.js';
-import { deathTable } from './x-death.js';
+import { deathTable, hasDied } from './x-death.js';
 
 /** AMQP has no lease: RabbitMQ's consumer timeout (30 min) stands in. */
 const LEASE_MS = 30 * 60 * 1000;
@@ -500,9 +499,11 @@ export class AmqpChannel {
           this.batches.set(queue, batch);
         }
         // A non-durable queue is a memory queue: no log frame takes over
-        // the body, so it is copied rather than pinning the socket's chunk.
-        const inMemory = !this.topology.isDurable(queue);
-        batch.inputs.push(inMemory ? { ...input, body: copyOf(body) } : input);
+        // the body, so it is copied rather than pinning the socket's chunk,
+        // unless it is a view of nothing else (a body that arrived split
+        // across chunks or frames is already a copy of its own).
+        const pinsMore = !this.topology.isDurable(queue) && !ownsItsMemory(body);
+        batch.inputs.push(pinsMore ? withBody(input, copyOf(body)) : input);
         batch.tags.push(tag);
       }
     } catch (err) {
@@ -537,8 +538,9 @@ export class AmqpChannel {
           this.connection.publishesSettled(count);
           answers.forEach((answer, at) => {
             const tag = tags[at];
-            if (tag > 0) this.confirm(tag, !(answer instanceof LoadRefusalError));
+            if (tag > 0) this.settleConfirm(tag, !(answer instanceof LoadRefusalError));
           });
+          this.sendConfirmedAcks();
         },
         (err: unknown) => {
           this.connection.publishesSettled(count);
@@ -552,19 +554,28 @@ export class AmqpChannel {
   }
 
   private confirmBatch(tags: number[], ok: boolean): void {
-    for (const tag of tags) if (tag > 0) this.confirm(tag, ok);
+    for (const tag of tags) if (tag > 0) this.settleConfirm(tag, ok);
+    this.sendConfirmedAcks();
+  }
+
+  /** Settles one confirm tag for one of its queues and answers at once. */
+  private confirm(tag: number, ok: boolean): void {
+    this.settleConfirm(tag, ok);
+    this.sendConfirmedAcks();
   }
 
   /**
    * Settles one confirm tag for one of its queues. A nack goes out at once
-   * on its own; acks go out as one `multiple` ack up to the highest tag
-   * below which every tag is settled.
+   * on its own, after the acks it follows; acks wait for
+   * sendConfirmedAcks(), so a batch of publishes landing together is
+   * answered with one `multiple` ack rather than one per message.
    */
-  private confirm(tag: number, ok: boolean): void {
+  private settleConfirm(tag: number, ok: boolean): void {
     if (this.closed) return;
     const remaining = this.waitingConfirms.get(tag);
     if (!ok) {
       if (this.settledConfirms.has(tag) || tag <= this.confirmedUpTo) return;
+      this.sendConfirmedAcks();
       this.waitingConfirms.delete(tag);
       this.settledConfirms.set(tag, false);
       this.send({
@@ -575,13 +586,15 @@ export class AmqpChannel {
       });
     } else if (remaining !== undefined && remaining > 1) {
       this.waitingConfirms.set(tag, remaining - 1);
-      return;
-    } else {
-      if (this.settledConfirms.has(tag)) return;
+    } else if (!this.settledConfirms.has(tag)) {
       this.waitingConfirms.delete(tag);
       this.settledConfirms.set(tag, true);
     }
+  }
 
+  /** One `multiple` ack up to the highest tag below which every tag is settled. */
+  private sendConfirmedAcks(): void {
+    if (this.closed) return;
     let lastAck = 0;
     for (let next = this.confirmedUpTo + 1; this.settledConfirms.has(next); next++) {
       if (this.settledConfirms.get(next) === true) lastAck = next;
@@ -593,20 +606,17 @@ export class AmqpChannel {
   }
 
   private returnUnroutable(incoming: Incoming, body: Buffer): void {
-    this.connection.write(
-      encodeContent(
-        this.number,
-        {
-          name: 'basic.return',
-          replyCode: REPLY.NO_ROUTE,
-          replyText: 'NO_ROUTE',
-          exchange: incoming.exchange,
-          routingKey: incoming.routingKey,
-        },
-        incoming.properties,
-        body,
-        this.connection.frameMax,
-      ),
+    this.connection.sendContent(
+      this.number,
+      {
+        name: 'basic.return',
+        replyCode: REPLY.NO_ROUTE,
+        replyText: 'NO_ROUTE',
+        exchange: incoming.exchange,
+        routingKey: incoming.routingKey,
+      },
+      incoming.properties,
+      body,
     );
   }
 
@@ -681,9 +691,8 @@ export class AmqpChannel {
     let failure: unknown = null;
 
     for (const message of messages) {
-      let frames: Buffer;
       try {
-        frames = encodeContent(
+        this.connection.sendContent(
           this.number,
           {
             name: 'basic.deliver',
@@ -695,7 +704,6 @@ export class AmqpChannel {
           },
           propertiesOf(message),
           message.body,
-          this.connection.frameMax,
         );
       } catch (err) {
         // Headers too large for this client's frame-max: the message goes
@@ -714,7 +722,6 @@ export class AmqpChannel {
         });
         consumer.unacked++;
       }
-      this.connection.write(frames);
     }
 
     // Outside the broker's call into us, which must not call back in.
@@ -756,21 +763,18 @@ export class AmqpChannel {
         consumer: null,
       });
 
-    this.connection.write(
-      encodeContent(
-        this.number,
-        {
-          name: 'basic.get-ok',
-          deliveryTag,
-          redelivered: message.redelivered,
-          exchange: message.headers[EXCHANGE_HEADER] ?? '',
-          routingKey: message.headers[ROUTING_KEY_HEADER] ?? method.queue,
-          messageCount: this.broker.getQueue(method.queue).stats.ready,
-        },
-        propertiesOf(message),
-        message.body,
-        this.connection.frameMax,
-      ),
+    this.connection.sendContent(
+      this.number,
+      {
+        name: 'basic.get-ok',
+        deliveryTag,
+        redelivered: message.redelivered,
+        exchange: message.headers[EXCHANGE_HEADER] ?? '',
+        routingKey: message.headers[ROUTING_KEY_HEADER] ?? method.queue,
+        messageCount: this.broker.getQueue(method.queue).stats.ready,
+      },
+      propertiesOf(message),
+      message.body,
     );
   }
 
@@ -944,6 +948,22 @@ export class AmqpChannel {
 
 // --- helpers --------------------------------------------------------------
 
+/** `input` with another body; a literal, not a spread, for one object shape. */
+function withBody(input: PublishInput, body: Buffer): PublishInput {
+  return {
+    id: input.id,
+    body,
+    headers: input.headers,
+    priority: input.priority,
+    ttlMs: input.ttlMs,
+  };
+}
+
+/** True when `bytes` is the whole of its memory, so keeping it keeps nothing more. */
+function ownsItsMemory(bytes: Buffer): boolean {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+}
+
 /** A copy of `bytes` (faster than Buffer.from(buffer) on node 20). */
 function copyOf(bytes: Buffer): Buffer {
   const copy = Buffer.allocUnsafe(bytes.length);
@@ -952,12 +972,15 @@ function copyOf(bytes: Buffer): Buffer {
 }
 
 function propertiesOf(message: ReceivedMessage): BasicProperties {
-  const extra = deathTable(message.headers);
+  // The common case, a first delivery of a message that never died, needs
+  // no extra headers.
+  let extra: Map<string, FieldValue> | undefined =
+    hasDied(message.headers) ? new Map(deathTable(message.headers)) : undefined;
   // Deliveries that ended without an ack so far, as RabbitMQ's quorum
   // queues count them; absent on a first delivery.
   if (message.attempt > 1) {
-    (extra as Map<string, FieldValue>).set('x-delivery-count',
-      { type: 'l', value: BigInt(message.attempt - 1) });
+    extra ??= new Map<string, FieldValue>();
+    extra.set('x-delivery-count', { type: 'l', value: BigInt(message.attempt - 1) });
   }
   return toAmqp(message.headers, message.priority, extra);
 }

@@ -24,12 +24,13 @@ import { UsherError } from '../errors.js';
 import { supportsBlocked, watchAdmission } from './blocking.js';
 import { AmqpChannel } from './channel.js';
 import { REPLY, SERVER_CAPABILITIES } from './constants.js';
-import type { ContentHeader } from './content.js';
+import type { ContentHeader, PropertiesInput } from './content.js';
 import { AmqpError } from './errors.js';
 import { decodeTable, plainValue, tableFrom, type FieldTable } from './field-table.js';
 import { AmqpFrameDecoder, type Inbound } from './frame-decoder.js';
-import { encodeMethodFrame, heartbeatFrame } from './frame-encoder.js';
+import { heartbeatFrame, writeContent, writeMethodTo } from './frame-encoder.js';
 import type { Method } from './methods.js';
+import { OutboundBytes } from './outbound.js';
 import type { Topology } from './topology.js';
 
 export interface ConnectionContext {
@@ -49,8 +50,6 @@ export interface ConnectionContext {
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const PUBLISH_HIGH_WATER = 20_000;
 const PUBLISH_LOW_WATER = 5_000;
-/** Frames this large are written as they are, not copied into one buffer. */
-const OWN_WRITE_BYTES = 8 * 1024;
 
 type Phase =
   | 'header'
@@ -75,9 +74,8 @@ export class AmqpConnection {
   /** Channels closed by us, waiting for the client's close-ok. */
   private readonly closingChannels = new Set<number>();
   private phase: Phase = 'header';
-  private pending: Buffer[] = [];
-  /** Bytes in `pending`, not yet handed to the socket. */
-  private pendingBytes = 0;
+  /** Frames not yet handed to the socket. */
+  private readonly outbound = new OutboundBytes();
   private pausedForDrain = false;
   /** Settles once a closed connection's exclusive queues are gone. */
   cleanedUp: Promise<void> = Promise.resolve();
@@ -141,7 +139,7 @@ export class AmqpConnection {
 
   /** False while the socket's buffer is full: consumers wait for drain. */
   get writable(): boolean {
-    return this.socket.writableLength + this.pendingBytes < 4 * 1024 * 1024;
+    return this.socket.writableLength + this.outbound.length < 4 * 1024 * 1024;
   }
 
   // --- reading --------------------------------------------------------
@@ -423,13 +421,31 @@ export class AmqpConnection {
   // --- writing --------------------------------------------------------
 
   send(channel: number, method: Method): void {
-    this.write(encodeMethodFrame(channel, method));
+    if (this.phase === 'closed') return;
+    writeMethodTo(this.outbound, channel, method);
+    this.written();
+  }
+
+  /** A message with its properties and body (deliver, get-ok, return). */
+  sendContent(
+    channel: number,
+    method: Method,
+    properties: PropertiesInput,
+    body: Buffer,
+  ): void {
+    if (this.phase === 'closed') return;
+    writeContent(this.outbound, channel, method, properties, body, this.frameMax);
+    this.written();
   }
 
   write(frame: Buffer): void {
     if (this.phase === 'closed') return;
-    this.pending.push(frame);
-    this.pendingBytes += frame.length;
+    this.outbound.add(frame);
+    this.written();
+  }
+
+  /** After bytes went into `outbound`: pause a peer that does not read, flush soon. */
+  private written(): void {
     // A peer that does not read what we send (returns, confirms) is not
     // read from either until its socket drains: nothing grows unbounded.
     if (!this.writable && !this.socket.isPaused()) {
@@ -441,42 +457,22 @@ export class AmqpConnection {
     setImmediate(() => this.flush());
   }
 
+  /** One write per turn: the arena's slices and attached bodies in one writev. */
   private flush(): void {
     this.flushScheduled = false;
-    if (this.pending.length === 0 || this.socket.destroyed) return;
-    const frames = this.pending;
-    this.pending = [];
-    this.pendingBytes = 0;
-    const accepted =
-      frames.length === 1
-        ? this.socket.write(frames[0])
-        : frames.some((frame) => frame.length >= OWN_WRITE_BYTES)
-          ? this.writeEach(frames)
-          : this.socket.write(Buffer.concat(frames));
+    if (this.outbound.length === 0 || this.socket.destroyed) return;
+    const pieces = this.outbound.take();
+    let accepted = true;
+    if (pieces.length === 1) accepted = this.socket.write(pieces[0]);
+    else {
+      this.socket.cork();
+      for (const piece of pieces) accepted = this.socket.write(piece);
+      this.socket.uncork();
+    }
     // When the socket took it all there is no 'drain' to come: resume and
     // wake here, or a reader paused (or consumers starved) by the bytes
     // that were pending would wait forever.
     if (accepted) this.onDrained();
-  }
-
-  /**
-   * Frames with large bodies go to the socket as they are, in one writev
-   * with runs of small frames joined between them: a 16 KiB body is not
-   * copied once more only to be joined.
-   */
-  private writeEach(frames: Buffer[]): boolean {
-    this.socket.cork();
-    let accepted = true;
-    let from = 0;
-    for (let i = 0; i <= frames.length; i++) {
-      if (i < frames.length && frames[i].length < OWN_WRITE_BYTES) continue;
-      if (i - from === 1) accepted = this.socket.write(frames[from]);
-      else if (i > from) accepted = this.socket.write(Buffer.concat(frames.slice(from, i)));
-      if (i < frames.length) accepted = this.socket.write(frames[i]);
-      from = i + 1;
-    }
-    this.socket.uncork();
-    return accepted;
   }
 
   private onDrained(): void {

@@ -78,8 +78,9 @@ const PROTOCOL_OK: Inbound = Object.freeze({ type: 'protocol-header' });
 
 /** Where a channel is in method -> header -> body. */
 interface Content {
-  readonly method: MethodInfo;
-  phase: 'header' | 'body';
+  method: MethodInfo;
+  /** 'idle': no content expected (the object stays, for the next one). */
+  phase: 'idle' | 'header' | 'body';
   remaining: number;
   /** Refused (body too large): read the body frames, drop them. */
   discard: boolean;
@@ -96,7 +97,13 @@ export class AmqpFrameDecoder {
   readonly #bytes = new ChunkQueue();
   readonly #scratch = Buffer.alloc(FRAME_HEADER_SIZE);
 
+  /**
+   * Per channel, kept once made: a Map entry added and deleted for every
+   * publish made the Map rehash, the largest allocation in decoding.
+   */
   readonly #content = new Map<number, Content>();
+  /** Channels whose content is under way (phase other than 'idle'). */
+  #contentActive = 0;
   readonly #closingChannels = new Set<number>();
 
   constructor(options: FrameDecoderOptions = {}) {
@@ -290,8 +297,7 @@ export class AmqpFrameDecoder {
   }
 
   #method(channel: number, payload: Buffer, out: Inbound[]): void {
-    const pending =
-      this.#content.size === 0 ? undefined : this.#content.get(channel);
+    const pending = this.#contentActive === 0 ? undefined : this.#pending(channel);
     if (pending !== undefined) {
       throw new UnexpectedFrameError(
         `method frame on channel ${channel} while the content ${pending.phase} ` +
@@ -320,14 +326,7 @@ export class AmqpFrameDecoder {
         info,
       );
     }
-    if (info.content) {
-      this.#content.set(channel, {
-        method: info,
-        phase: 'header',
-        remaining: 0,
-        discard: false,
-      });
-    }
+    if (info.content) this.#startContent(channel, info);
 
     if (this.#emits(channel, info)) {
       out.push({ type: 'method', channel, method });
@@ -336,7 +335,7 @@ export class AmqpFrameDecoder {
   }
 
   #header(channel: number, payload: Buffer, out: Inbound[]): void {
-    const pending = this.#content.get(channel);
+    const pending = this.#pending(channel);
     if (pending === undefined || pending.phase !== 'header') {
       throw new UnexpectedFrameError(
         pending === undefined
@@ -376,7 +375,7 @@ export class AmqpFrameDecoder {
     }
 
     if (header.bodySize === 0) {
-      this.#content.delete(channel);
+      this.#endContent(pending);
     } else {
       pending.phase = 'body';
       pending.remaining = header.bodySize;
@@ -385,7 +384,7 @@ export class AmqpFrameDecoder {
   }
 
   #body(channel: number, payload: Buffer, out: Inbound[]): void {
-    const pending = this.#content.get(channel);
+    const pending = this.#pending(channel);
     if (pending === undefined || pending.phase !== 'body') {
       throw new UnexpectedFrameError(
         pending === undefined
@@ -404,10 +403,34 @@ export class AmqpFrameDecoder {
 
     pending.remaining -= payload.length;
     const last = pending.remaining === 0;
-    if (last) this.#content.delete(channel);
+    if (last) this.#endContent(pending);
     if (!pending.discard && this.#emits(channel)) {
       out.push({ type: 'body', channel, body: payload, last });
     }
+  }
+
+  /** The channel's content under way, if any. */
+  #pending(channel: number): Content | undefined {
+    const content = this.#content.get(channel);
+    return content === undefined || content.phase === 'idle' ? undefined : content;
+  }
+
+  #startContent(channel: number, method: MethodInfo): void {
+    let content = this.#content.get(channel);
+    if (content === undefined) {
+      content = { method, phase: 'idle', remaining: 0, discard: false };
+      this.#content.set(channel, content);
+    }
+    content.method = method;
+    content.phase = 'header';
+    content.remaining = 0;
+    content.discard = false;
+    this.#contentActive++;
+  }
+
+  #endContent(content: Content): void {
+    content.phase = 'idle';
+    this.#contentActive--;
   }
 
   // Whether a frame reaches the broker, given what we are closing.
@@ -440,5 +463,6 @@ export class AmqpFrameDecoder {
     this.#state = 'done';
     this.#bytes.clear();
     this.#content.clear();
+    this.#contentActive = 0;
   }
 }

@@ -25,6 +25,7 @@ import {
 } from './content.js';
 import { AmqpEncodeError } from './errors.js';
 import { type Method, methodInfo, methodPayloadSize, writeMethod } from './methods.js';
+import { ATTACH_BYTES, type FrameSink } from './outbound.js';
 import { checkInteger } from './wire.js';
 
 /** The one heartbeat frame: type 8 on channel 0, empty. */
@@ -57,12 +58,7 @@ export function writeMethodFrame(
 
 /** A method without content as a frame of its own. */
 export function encodeMethodFrame(channel: number, method: Method): Buffer {
-  if (methodInfo(method.name).content) {
-    throw new AmqpEncodeError(
-      method.name,
-      'this method carries content; encode it with encodeContent',
-    );
-  }
+  checkNoContent(method);
   const buf = Buffer.allocUnsafe(methodFrameSize(method));
   writeMethodFrame(buf, 0, channel, method);
   return buf;
@@ -83,6 +79,84 @@ export function encodeContent(
   body: Buffer,
   frameMax: number,
 ): Buffer {
+  const layout = contentLayout(method, properties, body, frameMax);
+  const buf = Buffer.allocUnsafe(layout.size);
+  let at = writeContentHead(buf, 0, channel, method, properties, body.length);
+  for (let from = 0; from < body.length; from += layout.chunk) {
+    const size = Math.min(layout.chunk, body.length - from);
+    writeFrameHeader(buf, at, FRAME_BODY, channel, size);
+    body.copy(buf, at + 7, from, from + size);
+    buf[at + 7 + size] = FRAME_END;
+    at += size + FRAME_OVERHEAD;
+  }
+  return buf;
+}
+
+/**
+ * The frames of encodeContent, written into `sink` instead of a Buffer of
+ * their own. A body of ATTACH_BYTES or more is not copied: each body
+ * frame's header goes into the sink and the body's bytes are attached
+ * after it as they are. Throws as encodeContent does, before writing.
+ */
+export function writeContent(
+  sink: FrameSink,
+  channel: number,
+  method: Method,
+  properties: PropertiesInput,
+  body: Buffer,
+  frameMax: number,
+): void {
+  const layout = contentLayout(method, properties, body, frameMax);
+  if (body.length < ATTACH_BYTES && layout.bodyFrames <= 1) {
+    sink.reserve(layout.size);
+    let at = writeContentHead(sink.buf, sink.at, channel, method, properties, body.length);
+    if (body.length > 0) {
+      writeFrameHeader(sink.buf, at, FRAME_BODY, channel, body.length);
+      at += 7 + body.copy(sink.buf, at + 7);
+      sink.buf[at++] = FRAME_END;
+    }
+    sink.at = at;
+    return;
+  }
+
+  sink.reserve(layout.size - body.length - layout.bodyFrames * FRAME_OVERHEAD);
+  sink.at = writeContentHead(sink.buf, sink.at, channel, method, properties, body.length);
+  for (let from = 0; from < body.length; from += layout.chunk) {
+    const size = Math.min(layout.chunk, body.length - from);
+    // The previous body frame's end byte, then this one's header.
+    const endBefore = from > 0 ? 1 : 0;
+    sink.reserve(endBefore + 7);
+    if (endBefore === 1) sink.buf[sink.at++] = FRAME_END;
+    writeFrameHeader(sink.buf, sink.at, FRAME_BODY, channel, size);
+    sink.at += 7;
+    sink.attach(body.subarray(from, from + size));
+  }
+  sink.reserve(1);
+  sink.buf[sink.at++] = FRAME_END;
+}
+
+/** A method without content, written into `sink`. */
+export function writeMethodTo(sink: FrameSink, channel: number, method: Method): void {
+  checkNoContent(method);
+  sink.reserve(methodFrameSize(method));
+  sink.at = writeMethodFrame(sink.buf, sink.at, channel, method);
+}
+
+interface ContentLayout {
+  /** Bytes of all the frames. */
+  size: number;
+  /** Body bytes per body frame. */
+  chunk: number;
+  bodyFrames: number;
+}
+
+/** Checks a content method and sizes its frames. */
+function contentLayout(
+  method: Method,
+  properties: PropertiesInput,
+  body: Buffer,
+  frameMax: number,
+): ContentLayout {
   checkFrameMax(frameMax);
   if (!methodInfo(method.name).content) {
     throw new AmqpEncodeError(method.name, 'this method carries no content');
@@ -105,22 +179,23 @@ export function encodeContent(
   const chunk = frameMax - FRAME_OVERHEAD;
   const bodyFrames = Math.ceil(body.length / chunk);
   const size = methodSize + headerSize + body.length + bodyFrames * FRAME_OVERHEAD;
-  const buf = Buffer.allocUnsafe(size);
-  let at = writeMethodFrame(buf, 0, channel, method);
+  return { size, chunk, bodyFrames };
+}
 
-  const headerEnd = writeContentHeader(buf, at + 7, body.length, properties);
+/** The method frame and the content header frame; returns the next offset. */
+function writeContentHead(
+  buf: Buffer,
+  offset: number,
+  channel: number,
+  method: Method,
+  properties: PropertiesInput,
+  bodySize: number,
+): number {
+  const at = writeMethodFrame(buf, offset, channel, method);
+  const headerEnd = writeContentHeader(buf, at + 7, bodySize, properties);
   writeFrameHeader(buf, at, FRAME_HEADER, channel, headerEnd - at - 7);
   buf[headerEnd] = FRAME_END;
-  at = headerEnd + 1;
-
-  for (let from = 0; from < body.length; from += chunk) {
-    const size = Math.min(chunk, body.length - from);
-    writeFrameHeader(buf, at, FRAME_BODY, channel, size);
-    body.copy(buf, at + 7, from, from + size);
-    buf[at + 7 + size] = FRAME_END;
-    at += size + FRAME_OVERHEAD;
-  }
-  return buf;
+  return headerEnd + 1;
 }
 
 function writeFrameHeader(
@@ -133,6 +208,15 @@ function writeFrameHeader(
   buf[offset] = type;
   buf.writeUInt16BE(channel, offset + 1);
   buf.writeUInt32BE(size, offset + 3);
+}
+
+function checkNoContent(method: Method): void {
+  if (methodInfo(method.name).content) {
+    throw new AmqpEncodeError(
+      method.name,
+      'this method carries content; encode it with encodeContent',
+    );
+  }
 }
 
 function checkChannel(channel: number): void {

@@ -107,11 +107,14 @@ export function fromAmqp(properties: BasicProperties): MappedPublish {
   };
 }
 
-/** AMQP properties for a message, whichever protocol published it. */
+/**
+ * AMQP properties for a message, whichever protocol published it. Runs
+ * once per delivery: no table is made for a message without headers.
+ */
 export function toAmqp(
   headers: Record<string, string>,
   priority: number,
-  extra: FieldTable = new Map(),
+  extra?: FieldTable,
 ): BasicProperties {
   const properties: BasicProperties = {};
   // Only what the publisher gave comes back: a priority above 0, and a
@@ -127,26 +130,29 @@ export function toAmqp(
   const mode = headers['delivery-mode'];
   if (mode !== undefined) properties.deliveryMode = mode === '1' ? 1 : 2;
 
-  const table = new Map<string, FieldValue>(typedHeadersOf(headers));
-  for (const [name, value] of Object.entries(headers)) {
+  let table = typedHeadersOf(headers);
+  for (const name in headers) {
     // Usher's own x-usher-* headers are for HTTP readers; AMQP consumers
     // get the same facts as x-death.
-    if (PROPERTY_HEADERS.has(name) || table.has(name) || name.startsWith('x-usher-')) continue;
-    table.set(name, { type: 'S', value });
+    if (PROPERTY_HEADERS.has(name) || name.startsWith('x-usher-') || table?.has(name)) continue;
+    (table ??= new Map()).set(name, { type: 'S', value: headers[name] });
   }
-  for (const [name, value] of extra) table.set(name, value);
-  if (table.size > 0) properties.headers = table;
+  if (extra !== undefined) {
+    for (const [name, value] of extra) (table ??= new Map()).set(name, value);
+  }
+  if (table !== undefined && table.size > 0) properties.headers = table;
   return properties;
 }
 
-function typedHeadersOf(headers: Record<string, string>): FieldTable {
+/** The typed table an AMQP publisher sent, if any (a fresh Map). */
+function typedHeadersOf(headers: Record<string, string>): Map<string, FieldValue> | undefined {
   const encoded = headers[TYPED_HEADERS];
-  if (encoded === undefined) return new Map();
+  if (encoded === undefined) return undefined;
   try {
-    return decodeTable(Buffer.from(encoded, 'base64'));
+    return new Map(decodeTable(Buffer.from(encoded, 'base64')));
   } catch {
     // Written by a producer over HTTP, not by us: its text headers stand.
-    return new Map();
+    return undefined;
   }
 }
 

@@ -84,6 +84,11 @@ export function deathEntries(headers: Record<string, string>): DeathEntry[] {
   return [...byKey.values()].sort((a, b) => b.last - a.last).map(({ entry }) => entry);
 }
 
+/** Whether a message carries a death history (deathTable has something to say). */
+export function hasDied(headers: Record<string, string>): boolean {
+  return headers[HISTORY_HEADER] !== undefined;
+}
+
 /** x-death and x-first-death-* as typed AMQP headers. */
 export function deathTable(headers: Record<string, string>): FieldTable {
   const history = historyOf(headers);

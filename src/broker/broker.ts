@@ -4,7 +4,6 @@
 // disk, and only then becomes deliverable, so nothing unconfirmed is ever
 // handed to a consumer.
 
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 
@@ -27,6 +26,7 @@ import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { observationsOf, recordPublishRefused } from '../observe/observations.js';
 import { diskSizeOf } from '../observe/resources.js';
+import { randomId } from '../util/random-id.js';
 import { checkCount, checkPublish, cutText, freeBytesOf } from './checks.js';
 import {
   AdmissionController,
@@ -574,7 +574,7 @@ export class Broker implements BrokerApi {
         answers[at] = refusal;
         return;
       }
-      const id = input.id ?? randomUUID();
+      const id = input.id ?? randomId();
       if (input.id !== undefined && (seenInBatch.has(id) || engine.isDuplicate(id, now))) {
         duplicates++;
         answers[at] = { id, duplicate: true };
@@ -620,9 +620,13 @@ export class Broker implements BrokerApi {
     id: string,
     now: number,
   ): PublishedRecord {
-    const ttls = [input.ttlMs, engine.settings.messageTtlMs ?? undefined].filter(
-      (ttl): ttl is number => ttl !== undefined,
-    );
+    // The shorter of the message's and the queue's TTL (no arrays: this
+    // runs once per message).
+    const queueTtl = engine.settings.messageTtlMs;
+    const ttl =
+      input.ttlMs === undefined ? queueTtl
+      : queueTtl === null ? input.ttlMs
+      : Math.min(input.ttlMs, queueTtl);
     return {
       type: 'published',
       seq: this.store.allocateSeq(),
@@ -634,7 +638,7 @@ export class Broker implements BrokerApi {
       body: input.body,
       publishedAt: now,
       availableAt: now + (input.delayMs ?? 0),
-      expiresAt: ttls.length > 0 ? now + Math.min(...ttls) : null,
+      expiresAt: ttl === null ? null : now + ttl,
       failures: 0,
     };
   }

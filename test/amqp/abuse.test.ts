@@ -892,6 +892,28 @@ describe('semantic abuse', () => {
     assert.deepEqual([...acked].sort(), [1, 2]);
   });
 
+  it('answers publishes that land together with one multiple ack, not one each', async () => {
+    const raw = await ready();
+    await raw.declare(1, 'abuse-confirm-batch');
+    raw.method(1, { name: 'confirm.select', noWait: false });
+    await raw.expectMethod('confirm.select-ok');
+    // One write: the broker reads them as one chunk and stores them together.
+    const count = 50;
+    raw.send(Buffer.concat(Array.from({ length: count },
+      (_, i) => publishBytes(1, 'abuse-confirm-batch', Buffer.from(`m${i}`)))));
+    let acks = 0;
+    let confirmedUpTo = 0;
+    while (confirmedUpTo < count) {
+      const ack = await raw.expectMethod('basic.ack', 2_000) as { deliveryTag: number; multiple: boolean };
+      assert.equal(ack.multiple, true);
+      confirmedUpTo = ack.deliveryTag;
+      acks++;
+    }
+    assert.equal(confirmedUpTo, count);
+    // One per chunk the publishes came in: 50 before this was batched.
+    assert.ok(acks <= 3, `${acks} acks for ${count} publishes`);
+  });
+
   it('never nacks a stored publish, or closes its channel, for a consumer with a small frame-max', async () => {
     const consumer = await ready({ frameMax: 4096 });
     await consumer.declare(1, 'abuse-small-frames');
