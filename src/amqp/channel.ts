@@ -268,7 +268,7 @@ export class AmqpChannel {
       const settings = settingsFromArguments(method.arguments);
       const features = featuresFromArguments(method.arguments);
       if (exists) {
-        this.topology.checkEquivalent(name, settings);
+        this.topology.checkEquivalent(name, settings, method.arguments);
         this.topology.checkFeatures(name, features);
         this.topology.checkFlags(name, method.durable, method.autoDelete);
       }
