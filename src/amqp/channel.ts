@@ -29,6 +29,7 @@ import {
 import type { Method, MethodOf } from './methods.js';
 import { featuresFromArguments } from './queue-features.js';
 import { ChannelTransactions, type SettleHow } from './tx.js';
+import { checkUserId } from './user-id.js';
 import { deathTable } from './x-death.js';
 
 /** AMQP has no lease: RabbitMQ's consumer timeout (30 min) stands in. */
@@ -446,6 +447,12 @@ export class AmqpChannel {
     const incoming = this.incoming;
     this.incoming = null;
     if (incoming === null || this.closed) return;
+    try {
+      checkUserId(incoming.properties.userId, this.connection.principal);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
     if (this.tx.active) this.holdPublish(incoming);
     else this.routePublish(incoming);
   }
