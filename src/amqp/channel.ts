@@ -28,6 +28,7 @@ import {
 import type { Method, MethodOf } from './methods.js';
 import { featuresFromArguments } from './queue-features.js';
 import { ChannelTransactions, type SettleHow } from './tx.js';
+import { checkUserId } from './user-id.js';
 import { deathTable, hasDied } from './x-death.js';
 
 /** AMQP has no lease: RabbitMQ's consumer timeout (30 min) stands in. */
@@ -267,7 +268,7 @@ export class AmqpChannel {
       const settings = settingsFromArguments(method.arguments);
       const features = featuresFromArguments(method.arguments);
       if (exists) {
-        this.topology.checkEquivalent(name, settings);
+        this.topology.checkEquivalent(name, settings, method.arguments);
         this.topology.checkFeatures(name, features);
         this.topology.checkFlags(name, method.durable, method.autoDelete);
       }
@@ -445,6 +446,12 @@ export class AmqpChannel {
     const incoming = this.incoming;
     this.incoming = null;
     if (incoming === null || this.closed) return;
+    try {
+      checkUserId(incoming.properties.userId, this.connection.principal);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
     if (this.tx.active) this.holdPublish(incoming);
     else this.routePublish(incoming);
   }

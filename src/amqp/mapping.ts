@@ -251,15 +251,14 @@ export function settingsFromArguments(args: FieldTable): QueueSettingsInput {
 }
 
 /**
- * RabbitMQ's x-overflow values. reject-publish-dlx also refuses the
- * newcomer (basic.nack), but RabbitMQ then dead-letters the refused
- * message; Usher does not store a message it refused, so it is declined
- * rather than half-honoured.
+ * RabbitMQ's x-overflow values. reject-publish-dlx refuses the newcomer
+ * (basic.nack) and the broker dead-letters it through the queue's
+ * x-dead-letter-exchange (dead-letter-exchange.ts), reason `maxlen`.
  */
 function overflowOf(name: string, value: unknown): OverflowPolicy {
   if (value === 'reject-publish') return 'reject-publish';
+  if (value === 'reject-publish-dlx') return 'reject-publish-dlx';
   if (value === 'drop-head') return 'drop-oldest';
-  // TODO(#6): reject-publish-dlx (dead-letter the refused newcomer).
   return refuse(name, value);
 }
 

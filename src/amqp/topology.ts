@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 
 import type { Broker } from '../broker/broker.js';
 import type { QueueSettingsInput } from '../broker/types.js';
-import { resolveSettings, settingsDifference } from '../broker/settings.js';
+import { resolveSettings } from '../broker/settings.js';
 import { ExchangeTable } from '../routing/exchanges.js';
 import { RoutingError } from '../routing/errors.js';
 import { CoalescingFile } from './atomic-file.js';
@@ -20,6 +20,7 @@ import { deadLetterExchangeRouter } from './dead-letter-exchange.js';
 import { AmqpError } from './errors.js';
 import { plainTable, type FieldTable } from './field-table.js';
 import { QueueExpiry } from './queue-expiry.js';
+import { checkQueueEquivalent } from './queue-equivalence.js';
 import {
   QueueFeatureTable,
   checkFeaturesEquivalent,
@@ -140,19 +141,18 @@ export class Topology {
     }
   }
 
-  /** RabbitMQ refuses a redeclare with other arguments; so does Usher. */
-  checkEquivalent(name: string, asked: QueueSettingsInput): void {
+  /**
+   * RabbitMQ refuses a redeclare with other arguments; so does Usher,
+   * naming the argument (`sent` are the declare's own).
+   */
+  checkEquivalent(name: string, asked: QueueSettingsInput, sent: FieldTable): void {
     const current = this.broker.settingsOf(name);
     const merged = resolveSettings(name, {
       ...current,
       ...asked,
       backoff: { ...current.backoff, ...asked.backoff },
     });
-    const difference = settingsDifference(current, merged);
-    if (difference !== null) {
-      throw new AmqpError(REPLY.PRECONDITION_FAILED,
-        `inequivalent arg for queue '${name}' in vhost '/': ${difference}`);
-    }
+    checkQueueEquivalent(name, current, merged, sent);
   }
 
   /** 405 when `queue` is exclusive to another connection (RabbitMQ). */

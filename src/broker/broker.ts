@@ -20,7 +20,12 @@ import {
   UsherError,
 } from '../errors.js';
 import { QueueEngine, type Outcome } from '../engine/queue.js';
-import { type Delivery, type Message, type QueueSettings } from '../engine/types.js';
+import {
+  type DeathReason,
+  type Delivery,
+  type Message,
+  type QueueSettings,
+} from '../engine/types.js';
 import { LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
@@ -39,9 +44,11 @@ import { ClockWatch } from './clock-watch.js';
 import { DataLock } from './data-lock.js';
 import {
   type DeadLetterRouter,
+  copyDeadLetter,
   deathHeaders,
   deliverDeadLetter,
   redriveFilter,
+  refusedMessage,
 } from './dead-letter.js';
 import { isLogged, moveRecords, needsSync, publishedRecord } from './durability.js';
 import {
@@ -124,6 +131,10 @@ interface PublishPlan {
   records: PublishedRecord[];
   remember: string[];
   duplicates: number;
+  /** Newcomers refused under reject-publish-dlx, to dead-letter. */
+  refused: Message[];
+  /** With `wholeBatch`: the refusal to throw once those are written. */
+  batchRefusal?: LoadRefusalError;
 }
 
 interface Waiter {
@@ -515,15 +526,22 @@ export class Broker implements BrokerApi {
     });
 
     const plan = this.planPublish(engine, inputs, now, wholeBatch);
-    const { answers, records, remember } = plan;
+    const { answers, records, remember, batchRefusal } = plan;
+    if (batchRefusal !== undefined && plan.refused.length === 0) throw batchRefusal;
     engine.totals.duplicates += plan.duplicates;
     for (const id of remember) engine.rememberId(id, now);
 
-    // Messages the limits displaced leave in the same write as the
-    // newcomers that displaced them.
+    // Messages the limits displaced, or refused under reject-publish-dlx,
+    // leave in the same write as the newcomers.
     const touched = new Set<QueueEngine>([engine]);
-    const displaced = this.outcomeRecords(engine, now, undefined, touched);
-    if (records.length === 0 && displaced.length === 0) return answers;
+    const displaced = [
+      ...this.outcomeRecords(engine, now, undefined, touched),
+      ...this.deadLetterRefused(engine, plan.refused, now, touched),
+    ];
+    if (records.length === 0 && displaced.length === 0) {
+      if (batchRefusal !== undefined) throw batchRefusal;
+      return answers;
+    }
 
     const reservedBytes = records.reduce((sum, record) => sum + record.body.length, 0);
     try {
@@ -547,6 +565,7 @@ export class Broker implements BrokerApi {
     }
     engine.totals.published += records.length;
     for (const other of touched) this.afterChange(other);
+    if (batchRefusal !== undefined) throw batchRefusal;
     return answers;
   }
 
@@ -596,12 +615,16 @@ export class Broker implements BrokerApi {
     const limits = engine.admit(newcomers, wholeBatch);
     const records: PublishedRecord[] = [];
     const remember: string[] = [];
+    const refused: Message[] = [];
+    const { maxLength, maxBytes, overflow, messageTtlMs } = engine.settings;
     candidates.forEach((at, k) => {
       const limit = limits[k];
       if (limit !== null) {
-        const { maxLength, maxBytes } = engine.settings;
         const value = limit === 'max-length' ? maxLength : maxBytes;
         answers[at] = new QueueFullError(engine.name, limit, value ?? 0);
+        if (overflow === 'reject-publish-dlx') {
+          refused.push(refusedMessage(inputs[at], ids[at], now, messageTtlMs));
+        }
         return;
       }
       answers[at] = { id: ids[at], duplicate: false };
@@ -609,9 +632,9 @@ export class Broker implements BrokerApi {
       records.push(this.publishedRecord(engine, inputs[at], ids[at], now));
     });
 
-    const refused = answers.find((answer) => answer instanceof LoadRefusalError);
-    if (wholeBatch && refused !== undefined) throw refused;
-    return { answers, records, remember, duplicates };
+    const refusal = answers.find((answer) => answer instanceof LoadRefusalError);
+    const batchRefusal = wholeBatch ? refusal : undefined;
+    return { answers, records, remember, duplicates, refused, batchRefusal };
   }
 
   private publishedRecord(
@@ -934,6 +957,63 @@ export class Broker implements BrokerApi {
   ): LogRecord[] {
     const { message, reason } = outcome;
     this.observed.died(engine.name, reason);
+    const way = this.deadLetterWay(engine, message, reason, now, error);
+    if (way === null) {
+      engine.totals.dropped++;
+      this.logger.debug({ queue: engine.name, id: message.id, reason }, 'message dropped');
+      return isLogged(engine) ? [{ type: 'settled', seqs: [message.seq] }] : [];
+    }
+    engine.totals.deadLettered++;
+    for (const destination of way.destinations) touched.add(destination);
+    return [
+      ...way.records,
+      ...deliverDeadLetter(engine, message, way.destinations, way.headers, now, () =>
+        this.store.allocateSeq(),
+      ),
+    ];
+  }
+
+  /**
+   * reject-publish-dlx: newcomers the limits refused die at once (reason
+   * overflow) into the queue's dead-letter destinations, as copies, in
+   * the same write as the batch. With nowhere to go they are only
+   * refused, as under reject-publish: never accepted, so not `dropped`.
+   */
+  private deadLetterRefused(
+    engine: QueueEngine,
+    refused: Message[],
+    now: number,
+    touched: Set<QueueEngine>,
+  ): LogRecord[] {
+    const records: LogRecord[] = [];
+    for (const message of refused) {
+      const way = this.deadLetterWay(engine, message, 'overflow', now, undefined);
+      if (way === null) continue;
+      this.observed.died(engine.name, 'overflow');
+      engine.totals.deadLettered++;
+      records.push(...way.records);
+      for (const destination of way.destinations) {
+        touched.add(destination);
+        records.push(...copyDeadLetter(message, destination, way.headers, now, () =>
+          this.store.allocateSeq(),
+        ));
+      }
+    }
+    return records;
+  }
+
+  /**
+   * Where a message dying in `engine` goes, and its headers there: the
+   * protocol adapter's router, else the queue's `deadLetter` queue (made
+   * on demand; `records` declares it). Null: nowhere, it is dropped.
+   */
+  private deadLetterWay(
+    engine: QueueEngine,
+    message: Message,
+    reason: DeathReason,
+    now: number,
+    error: string | undefined,
+  ): { destinations: QueueEngine[]; headers: Record<string, string>; records: LogRecord[] } | null {
     const routed = this.deadLetterRouter?.route(
       engine.name,
       reason,
@@ -943,26 +1023,12 @@ export class Broker implements BrokerApi {
       const destinations = routed.queues
         .map((queue) => this.engines.get(queue))
         .filter((queue): queue is QueueEngine => queue !== undefined);
-      if (destinations.length === 0) {
-        engine.totals.dropped++;
-        return isLogged(engine) ? [{ type: 'settled', seqs: [message.seq] }] : [];
-      }
-      engine.totals.deadLettered++;
-      for (const destination of destinations) touched.add(destination);
-      return deliverDeadLetter(engine, message, destinations, routed.headers, now, () =>
-        this.store.allocateSeq(),
-      );
+      if (destinations.length === 0) return null;
+      return { destinations, headers: routed.headers, records: [] };
     }
 
     const target = engine.settings.deadLetter;
-    if (target === null) {
-      engine.totals.dropped++;
-      this.logger.debug(
-        { queue: engine.name, id: message.id, reason },
-        'message dropped',
-      );
-      return isLogged(engine) ? [{ type: 'settled', seqs: [message.seq] }] : [];
-    }
+    if (target === null) return null;
 
     const records: LogRecord[] = [];
     let dlq = this.engines.get(target);
@@ -978,11 +1044,7 @@ export class Broker implements BrokerApi {
       headers[LAST_ERROR_HEADER] = error;
       headers[FIRST_ERROR_HEADER] ??= error;
     }
-    const moved = moveTo(dlq, message, headers, now);
-    engine.totals.deadLettered++;
-    touched.add(dlq);
-    records.push(...moveRecords(engine, dlq, moved));
-    return records;
+    return { destinations: [dlq], headers, records };
   }
 
   /** Serves long polls, logs pending outcomes and re-arms the timer. */

@@ -8,6 +8,7 @@ import type { DeathReason, Message } from '../engine/types.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { isLogged, moveRecords } from './durability.js';
 import { messageFrom, moveTo } from './messages.js';
+import type { PublishInput } from './types.js';
 
 export const DEATH_HEADERS = {
   reason: 'x-usher-death-reason',
@@ -132,23 +133,69 @@ export function deliverDeadLetter(
       records.push(...moveRecords(from, destination, moveTo(destination, message, headers, now)));
       return;
     }
-    const ttl = destination.settings.messageTtlMs;
-    const copy: PublishedRecord = {
-      type: 'published',
-      seq: allocateSeq(),
-      queue: destination.name,
-      id: message.id,
-      priority: message.priority,
-      group: message.group,
-      headers,
-      body: message.body,
-      publishedAt: message.publishedAt,
-      availableAt: now,
-      expiresAt: ttl === null ? null : now + ttl,
-      failures: 0,
-    };
-    destination.enqueue(messageFrom(copy), now);
-    if (isLogged(destination)) records.push(copy);
+    records.push(...copyDeadLetter(message, destination, headers, now, allocateSeq));
   });
   return records;
+}
+
+/**
+ * Enqueues a copy of a dying message in `destination`, with a sequence
+ * number of its own; its `published` record when that queue is logged.
+ * Also for a publish refused under reject-publish-dlx, which has no
+ * place in its own queue to move from.
+ */
+export function copyDeadLetter(
+  message: Message,
+  destination: QueueEngine,
+  headers: Record<string, string>,
+  now: number,
+  allocateSeq: () => number,
+): LogRecord[] {
+  const ttl = destination.settings.messageTtlMs;
+  const copy: PublishedRecord = {
+    type: 'published',
+    seq: allocateSeq(),
+    queue: destination.name,
+    id: message.id,
+    priority: message.priority,
+    group: message.group,
+    headers,
+    body: message.body,
+    publishedAt: message.publishedAt,
+    availableAt: now,
+    expiresAt: ttl === null ? null : now + ttl,
+    failures: 0,
+  };
+  destination.enqueue(messageFrom(copy), now);
+  return isLogged(destination) ? [copy] : [];
+}
+
+/**
+ * A publish its queue refused under reject-publish-dlx, as the message
+ * that dies: it never entered its queue nor the log, so it has no
+ * sequence number (-1); only copies of it are stored (copyDeadLetter).
+ */
+export function refusedMessage(
+  input: PublishInput,
+  id: string,
+  now: number,
+  queueTtlMs: number | null,
+): Message {
+  const ttls = [input.ttlMs, queueTtlMs ?? undefined].filter(
+    (ttl): ttl is number => ttl !== undefined,
+  );
+  return messageFrom({
+    type: 'published',
+    seq: -1,
+    queue: '',
+    id,
+    priority: input.priority ?? 0,
+    group: input.group ?? null,
+    headers: input.headers ?? {},
+    body: input.body,
+    publishedAt: now,
+    availableAt: now,
+    expiresAt: ttls.length > 0 ? now + Math.min(...ttls) : null,
+    failures: 0,
+  });
 }

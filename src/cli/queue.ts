@@ -93,7 +93,8 @@ export const queueCommands: CommandGroup = {
       .option('--max-bytes <size>', 'most body bytes waiting, e.g. 64MiB', sizeFlag)
       .option(
         '--overflow <policy>',
-        'past a limit: reject-publish (default), drop-oldest, reject-lowest-priority',
+        'past a limit: reject-publish (default), reject-publish-dlx, drop-oldest, ' +
+          'reject-lowest-priority',
         overflowFlag,
       )
       .option('--sheddable', 'refused first when the broker is under pressure')

@@ -47,16 +47,24 @@ export type Durability = 'fsync' | 'os' | 'memory';
 
 /**
  * - reject-publish: the newcomer is refused (HTTP 429, AMQP basic.nack).
+ * - reject-publish-dlx: refused the same way, and the broker dead-letters
+ *   the refused newcomer (reason `overflow`), as RabbitMQ's policy of that
+ *   name does. To the engine it is reject-publish.
  * - drop-oldest: the oldest waiting message leaves to the dead-letter queue
  *   with reason `overflow`, or is dropped (counted) when there is none.
  * - reject-lowest-priority: a newcomer of higher priority displaces the
  *   lowest-priority waiting message (the oldest of them) the same way; one
  *   of equal or lower priority is refused.
  */
-export type OverflowPolicy = 'reject-publish' | 'drop-oldest' | 'reject-lowest-priority';
+export type OverflowPolicy =
+  | 'reject-publish'
+  | 'reject-publish-dlx'
+  | 'drop-oldest'
+  | 'reject-lowest-priority';
 
 export const OVERFLOW_POLICIES: readonly OverflowPolicy[] = [
   'reject-publish',
+  'reject-publish-dlx',
   'drop-oldest',
   'reject-lowest-priority',
 ];

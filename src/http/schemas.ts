@@ -95,6 +95,7 @@ const settingsProperties = {
   overflow: Type.Union(
     [
       Type.Literal('reject-publish'),
+      Type.Literal('reject-publish-dlx'),
       Type.Literal('drop-oldest'),
       Type.Literal('reject-lowest-priority'),
     ],

@@ -184,6 +184,30 @@ describe('AMQP permissions', () => {
     assert.equal(broker.getQueue('secret.q').stats.total, 1);
   });
 
+  it('takes a user-id naming the login and refuses another with 406, storing nothing', {
+    timeout: 10_000,
+  }, async () => {
+    const model = await connectAs('orders', 'orders password');
+    const channel = await model.createConfirmChannel();
+    await channel.assertQueue('orders.signed');
+    channel.sendToQueue('orders.signed', Buffer.from('mine'), { userId: 'orders' });
+    await channel.waitForConfirms();
+    const got = await channel.get('orders.signed', { noAck: true });
+    assert.ok(got !== false);
+    assert.equal(got.properties.userId, 'orders');
+
+    channel.on('error', () => {});
+    const closed = new Promise<{ code: number; message: string }>((resolve) =>
+      channel.once('error', resolve));
+    channel.sendToQueue('orders.signed', Buffer.from('forged'), { userId: 'reader' });
+    await refusal(channel.waitForConfirms());
+    const error = await closed;
+    assert.equal(error.code, 406);
+    assert.match(error.message,
+      /user_id property set to 'reader' but authenticated user was 'orders'/);
+    assert.equal(broker.getQueue('orders.signed').stats.total, 0, 'the forged one is not stored');
+  });
+
   it('closes a connection with 320 once its user is deleted', async () => {
     await authenticator.store.addUser('leaver', 'leaver password', {
       permissions: { publish: ['orders.*'], consume: [], manage: [] },

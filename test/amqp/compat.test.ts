@@ -19,6 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import { CLIENTS, type Client } from './compat/clients.js';
 import { featureCases } from './compat/cases-features.js';
 import { lifecycleCases } from './compat/cases-lifecycle.js';
+import { overflowCases } from './compat/cases-overflow.js';
 import { txCases } from './compat/cases-tx.js';
 import { consumeCases, publishCases } from './compat/cases-messages.js';
 import { connectionCases, exchangeCases, queueCases } from './compat/cases-topology.js';
@@ -37,6 +38,7 @@ const CASES: readonly Case[] = [
   ...publishCases,
   ...consumeCases,
   ...lifecycleCases,
+  ...overflowCases,
   ...featureCases,
   ...txCases,
 ];

@@ -95,15 +95,19 @@ describe('queue arguments', () => {
       settingsFromArguments(tableFrom({ 'x-max-length': 1, 'x-usher-overflow': 'reject-lowest-priority' })),
       { maxLength: 1, overflow: 'reject-lowest-priority' },
     );
-    assert.throws(() => settingsFromArguments(tableFrom({ 'x-overflow': 'reject-publish-dlx' })),
-      (err: Error & { replyCode: number }) => err.replyCode === 406 && /reject-publish-dlx/.test(err.message));
+    assert.deepEqual(
+      settingsFromArguments(tableFrom({ 'x-max-length': 1, 'x-overflow': 'reject-publish-dlx' })),
+      { maxLength: 1, overflow: 'reject-publish-dlx' },
+    );
+    assert.throws(() => settingsFromArguments(tableFrom({ 'x-overflow': 'drop-tail' })),
+      (err: Error & { replyCode: number }) => err.replyCode === 406 && /drop-tail/.test(err.message));
     assert.throws(() => settingsFromArguments(tableFrom({ 'x-max-length': -1 })), { replyCode: 406 });
   });
 
   it('refuses what Usher does not have, naming the argument', () => {
-    assert.throws(() => settingsFromArguments(tableFrom({ 'x-overflow': 'reject-publish-dlx' })),
+    assert.throws(() => settingsFromArguments(tableFrom({ 'x-queue-mode': 'lazy' })),
       (err: Error & { replyCode: number }) =>
-        err.replyCode === 406 && /x-overflow/.test(err.message));
+        err.replyCode === 406 && /x-queue-mode/.test(err.message));
     assert.throws(() => settingsFromArguments(tableFrom({ 'x-message-ttl': -5 })),
       { replyCode: 406 });
   });

@@ -88,6 +88,45 @@ describe('queue limits over HTTP', () => {
     assert.equal(info.body.stats.overflowed, 1);
   });
 
+  it('refuses and dead-letters the newcomer (reject-publish-dlx)', async () => {
+    await call(h.app, 'PUT', '/queues/q', {
+      maxLength: 1,
+      overflow: 'reject-publish-dlx',
+      deadLetter: 'q.dlq',
+    });
+    assert.equal((await publish('q', 'a')).status, 201);
+    const refused = await publish('q', 'b');
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.error.code, 'QUEUE_FULL');
+
+    // A batch is refused whole, and each of its messages dead-lettered.
+    const batch = await call(h.app, 'POST', '/queues/q/messages/batch', {
+      messages: [{ body: 'c' }, { body: 'd' }],
+    });
+    assert.equal(batch.status, 429);
+
+    const dead = await call(h.app, 'GET', '/queues/q.dlq/messages?limit=10');
+    assert.deepEqual(dead.body.messages.map((m: { body: string }) => m.body), ['b', 'c', 'd']);
+    assert.equal(dead.body.messages[0].headers['x-usher-death-reason'], 'overflow');
+    assert.equal(dead.body.messages[0].headers['x-usher-death-queue'], 'q');
+    const info = await call(h.app, 'GET', '/queues/q');
+    assert.equal(info.body.stats.total, 1);
+    assert.equal(info.body.stats.refused, 3);
+    assert.equal(info.body.stats.deadLettered, 3);
+    assert.equal(info.body.stats.dropped, 0);
+  });
+
+  it('only refuses under reject-publish-dlx without a dead-letter queue', async () => {
+    await call(h.app, 'PUT', '/queues/q', { maxLength: 1, overflow: 'reject-publish-dlx' });
+    await publish('q', 'a');
+    assert.equal((await publish('q', 'b')).status, 429);
+    const info = await call(h.app, 'GET', '/queues/q');
+    assert.equal(info.body.stats.total, 1);
+    assert.equal(info.body.stats.refused, 1);
+    assert.equal(info.body.stats.dropped, 0, 'refused, never accepted: not dropped');
+    assert.equal(info.body.stats.deadLettered, 0);
+  });
+
   it('displaces the lowest priority for a higher newcomer (reject-lowest-priority)', async () => {
     await call(h.app, 'PUT', '/queues/q', {
       maxLength: 2,
@@ -107,6 +146,29 @@ describe('queue limits over HTTP', () => {
 });
 
 describe('queue limits across a restart', () => {
+  it('keeps the publishes reject-publish-dlx dead-lettered', async () => {
+    await call(h.app, 'PUT', '/queues/q', {
+      maxLength: 1,
+      overflow: 'reject-publish-dlx',
+      deadLetter: 'q.dlq',
+    });
+    await publish('q', 'a');
+    assert.equal((await publish('q', 'b')).status, 429);
+    const dir = h.dir;
+    await h.broker.close();
+
+    const broker = await openBroker(dir);
+    try {
+      assert.equal(broker.getQueue('q').settings.overflow, 'reject-publish-dlx');
+      assert.equal(broker.getQueue('q').stats.total, 1);
+      const [dead] = broker.peek('q.dlq', { limit: 10, offset: 0 });
+      assert.equal(dead.body.toString(), 'b');
+      assert.equal(dead.headers['x-usher-death-reason'], 'overflow');
+    } finally {
+      await broker.close();
+    }
+  });
+
   it('keeps the settings and the displaced messages where they went', async () => {
     await call(h.app, 'PUT', '/queues/q', {
       maxLength: 1,

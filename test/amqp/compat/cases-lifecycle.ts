@@ -9,7 +9,7 @@ import { fill } from './cases-topology.js';
 import { type Case, expectChannelError, expectConnectionError, until } from './harness.js';
 
 /** Polls basic.get until a message comes, for at most `ms`. */
-async function getSoon(
+export async function getSoon(
   ch: Chan,
   queue: string,
   { noAck = true, ms = 3000 }: { noAck?: boolean; ms?: number } = {},
@@ -22,7 +22,7 @@ async function getSoon(
   return message!;
 }
 
-interface Death {
+export interface Death {
   count: number;
   reason: string;
   queue: string;
@@ -31,7 +31,7 @@ interface Death {
   time: { timestamp: number };
 }
 
-function deathsOf(message: Msg): Death[] {
+export function deathsOf(message: Msg): Death[] {
   const deaths = message.properties.headers?.['x-death'];
   assert.ok(Array.isArray(deaths), `no x-death in ${JSON.stringify(message.properties.headers)}`);
   return deaths as Death[];
@@ -43,7 +43,7 @@ function assertRecent(time: { timestamp: number }): void {
 }
 
 /** A queue that dead-letters through the default exchange to `dlq`. */
-const dlArgs = (dlq: string, extra: Record<string, unknown> = {}) =>
+export const dlArgs = (dlq: string, extra: Record<string, unknown> = {}) =>
   ({ 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dlq, ...extra });
 
 export const lifecycleCases: Case[] = [
@@ -327,6 +327,6 @@ export const lifecycleCases: Case[] = [
 ];
 
 const UNSUPPORTED_BY_USHER: Array<Record<string, unknown>> = [
-  { 'x-overflow': 'reject-publish-dlx' },
+  { 'x-queue-mode': 'lazy' },
 ];
 

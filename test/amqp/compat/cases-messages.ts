@@ -92,10 +92,35 @@ export const publishCases: Case[] = [
   },
   {
     name: 'basic.publish: a user-id other than the connection\'s user is 406',
-    usherTodo: 'Usher does not check user-id against the login (src/amqp/channel.ts finishPublish)',
     async run(ctx) {
       const { ch } = await ctx.open();
       await ch.publish('', ctx.name('q'), 'x', { userId: 'mallory' });
+      const closed = await expectAsyncChannelClose(ch, 406);
+      assert.match(closed.text, new RegExp("PRECONDITION_FAILED - user_id property set to " +
+        "'mallory' but authenticated user was 'guest'"));
+    },
+  },
+  {
+    name: 'basic.publish: the connection\'s own user-id is accepted and delivered',
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const queue = ctx.name('q');
+      await ch.queueDeclare(queue);
+      const pub = await conn.channel({ confirm: true });
+      await pub.publish('', queue, 'x', { userId: 'guest' });
+      const message = await ch.get(queue, { noAck: true });
+      assert.equal(message?.properties.userId, 'guest');
+    },
+  },
+  {
+    name: 'basic.publish: a wrong user-id in a transaction is 406 at once, not at commit',
+    onlyClient: { client: 'amqp-client', reason: 'amqplib has no tx methods' },
+    async run(ctx) {
+      const { ch } = await ctx.open();
+      const queue = ctx.name('q');
+      await ch.queueDeclare(queue);
+      await ch.tx!.select();
+      await ch.publish('', queue, 'x', { userId: 'mallory' });
       const closed = await expectAsyncChannelClose(ch, 406);
       assert.match(closed.text, /user_id property set to 'mallory'/);
     },

@@ -214,8 +214,6 @@ export const queueCases: Case[] = [
   },
   {
     name: 'queue.declare: the 406 reply text names the argument as RabbitMQ does',
-    usherTodo: 'Usher names its own setting: "messageTtlMs: 60000 now, 30000 asked" ' +
-      '(src/amqp/topology.ts checkEquivalent)',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const queue = ctx.name('args');
