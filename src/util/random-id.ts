@@ -12,13 +12,6 @@ const IDS_PER_BATCH = 256;
 const random = Buffer.allocUnsafe(16 * IDS_PER_BATCH);
 let used = IDS_PER_BATCH;
 const text = Buffer.allocUnsafe(36);
-/**
- * Buffer's own latin1 decoder, which node has on every Buffer but does not
- * declare: toString('latin1', ...) reaches the same code through a switch
- * that costs more than the rest of this function.
- */
-const latin1 = (from: number, to: number): string =>
-  (text as unknown as { latin1Slice(from: number, to: number): string }).latin1Slice(from, to);
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
 /** Where each of the 16 bytes goes in xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx. */
 const PLACES = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
@@ -38,5 +31,7 @@ export function randomId(): string {
     text[PLACES[i]] = HEX[byte >> 4];
     text[PLACES[i] + 1] = HEX[byte & 0x0f];
   }
-  return latin1(0, 36);
+  // toString('latin1') rather than Buffer's undeclared latin1Slice, which
+  // is a little faster but not part of node's API.
+  return text.toString('latin1', 0, 36);
 }
