@@ -26,7 +26,9 @@
 //   - `attempt` comes from x-delivery-count (which Usher sends);
 //   - publishBatch is not all-or-nothing: each message is confirmed alone;
 //   - createQueue on an existing queue with other settings is QUEUE_EXISTS
-//     (AMQP's redeclare rule) instead of changing them.
+//     (AMQP's redeclare rule) instead of changing them;
+//   - a lost connection fails what was in flight on it (publishes with
+//     OUTCOME_UNKNOWN); the next call opens a new one.
 
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -75,6 +77,8 @@ interface Lease {
 
 export class AmqpApi {
   #link: Promise<UsherAmqpClient> | null = null;
+  /** The connection #link resolved to, once open. */
+  #open: UsherAmqpClient | null = null;
   /** After close() or abort(): no new connection is opened. */
   #ended = false;
   /** Receipts handed out and not yet settled. */
@@ -305,10 +309,23 @@ export class AmqpApi {
       return Promise.reject(new UsherClientError(CLIENT_ERROR_CODES.CONNECTION_FAILED, 0,
         `the client for ${this.url} was closed`));
     }
-    this.#link ??= UsherAmqpClient.open(this.url).catch((err: unknown) => {
+    // A connection the broker or the network ended is replaced on next
+    // use, as HTTP would open a new one. Its publishes in flight were
+    // OUTCOME_UNKNOWN, its receipts are stale: the broker gave those back.
+    if (this.#open?.isClosed === true) {
       this.#link = null;
-      throw err;
-    });
+      this.#open = null;
+    }
+    this.#link ??= UsherAmqpClient.open(this.url).then(
+      (link) => {
+        this.#open = link;
+        return link;
+      },
+      (err: unknown) => {
+        this.#link = null;
+        throw err;
+      },
+    );
     return this.#link;
   }
 }

@@ -33,10 +33,12 @@ before(async () => {
   const { port } = await server.listen(0, '127.0.0.1');
   url = `amqp://guest:guest@127.0.0.1:${port}`;
   observer = await amqplib.connect(url);
+  // The last case restarts the listener, which drops this connection too.
+  observer.on('error', () => {});
 });
 
 after(async () => {
-  await observer.close();
+  await observer.close().catch(() => {});
   for (const client of clients) await client.close().catch(() => {});
   await server.close();
   await broker.close();
@@ -182,4 +184,32 @@ it('refuses visibilityTimeoutMs over AMQP at once', () => {
   const usher = client();
   assert.throws(() => usher.consume('push.any', () => {}, { visibilityTimeoutMs: 1000 }),
     (err: unknown) => err instanceof UsherClientError && err.code === 'UNSUPPORTED');
+});
+
+// Last: it restarts the AMQP listener, dropping every connection.
+it('consumes again on a new connection after the old one was lost', {
+  timeout: 30_000,
+}, async () => {
+  const usher = client();
+  await usher.createQueue('push.reconnect');
+  const errors: unknown[] = [];
+  const got: unknown[] = [];
+  const consumer = usher.consume('push.reconnect', (message) => {
+    got.push(message.body);
+  }, { onError: (error) => errors.push(error) });
+  await usher.publish('push.reconnect', 'before');
+  await until('the first message', () => got.length === 1);
+
+  const port = Number(new URL(url).port);
+  await server.close();
+  server = await createAmqpServer({
+    broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1024 * 1024,
+  });
+  await server.listen(port, '127.0.0.1');
+  await until('the loss reported', () => errors.length > 0);
+
+  await usher.publish('push.reconnect', 'after');
+  await until('the second message, on the new connection', () => got.length === 2, 15_000);
+  assert.deepEqual(got, ['before', 'after']);
+  await consumer.stop();
 });
