@@ -34,11 +34,14 @@ export type Handler = (message: ConsumerMessage) => unknown;
 export interface ConsumeOptions {
   /** Handlers running at once; default 1. */
   concurrency?: number;
-  /** Most messages per receive (1 to 1000); default: concurrency. */
+  /** Most messages per receive (1 to 1000); default: concurrency. Over
+   * AMQP the prefetch (concurrency) bounds deliveries instead. */
   batch?: number;
-  /** Long-poll wait per receive, at most 20000; default 20000. */
+  /** Long-poll wait per receive, at most 20000; default 20000. Not used
+   * over AMQP, where messages are pushed. */
   waitMs?: number;
-  /** Lease length per delivery; the queue's visibilityTimeoutMs by default. */
+  /** Lease length per delivery; the queue's visibilityTimeoutMs by default.
+   * Over AMQP it cannot be set (UNSUPPORTED): leases last 30 minutes. */
   visibilityTimeoutMs?: number;
   /**
    * Told about failures the loop absorbs: a receive, ack or nack that did
