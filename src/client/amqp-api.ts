@@ -3,7 +3,13 @@
 //
 //   publish, publishBatch   basic.publish, confirmed once durable; `id` goes
 //                           in x-usher-id so deduplication still works
-//   receive                 basic.get, polled until `waitMs` runs out
+//   receive                 basic.get, polled until `waitMs` runs out: a
+//                           one-shot receive of up to `max` is what get
+//                           says; basic.consume would push more than asked
+//   consume()               basic.consume on a channel of its own with a
+//                           prefetch of its concurrency; acks by delivery
+//                           tag there; basic.cancel on stop (see
+//                           amqp-subscription.ts)
 //   ack, nack, release      basic.ack / basic.nack on the same channel
 //   createQueue             queue.declare with Usher's x-usher-* arguments
 //   purgeQueue, deleteQueue queue.purge, queue.delete
@@ -20,7 +26,9 @@
 //   - `attempt` comes from x-delivery-count (which Usher sends);
 //   - publishBatch is not all-or-nothing: each message is confirmed alone;
 //   - createQueue on an existing queue with other settings is QUEUE_EXISTS
-//     (AMQP's redeclare rule) instead of changing them.
+//     (AMQP's redeclare rule) instead of changing them;
+//   - a lost connection fails what was in flight on it (publishes with
+//     OUTCOME_UNKNOWN); the next call opens a new one.
 
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,6 +37,12 @@ import { tableFrom, type PlainValue } from '../amqp/field-table.js';
 import type { Method, MethodOf } from '../amqp/methods.js';
 import { ID_HEADER } from '../amqp/mapping.js';
 import { type AmqpReply, UsherAmqpClient, decodeDelivery } from './amqp.js';
+import {
+  type AmqpSubscription,
+  type PushedDelivery,
+  type PushSource,
+  PushedMessages,
+} from './amqp-subscription.js';
 import { checkBody } from './body.js';
 import { CLIENT_ERROR_CODES, UsherClientError } from './errors.js';
 import type {
@@ -51,12 +65,25 @@ const MAX_WAIT_MS = 20_000;
 const POLL_FIRST_MS = 10;
 const POLL_MAX_MS = 200;
 
+/** A delivery handed out as a receipt, until it is settled. */
+interface Lease {
+  queue: string;
+  deliveryTag: number;
+  /** Whether the channel that delivered it still holds it. */
+  isCurrent(): boolean;
+  /** Sends basic.ack or basic.nack on that channel. */
+  settle(method: Method): void;
+}
+
 export class AmqpApi {
   #link: Promise<UsherAmqpClient> | null = null;
+  /** The connection #link resolved to, once open. */
+  #open: UsherAmqpClient | null = null;
   /** After close() or abort(): no new connection is opened. */
   #ended = false;
-  /** Receipts handed out and not yet settled, with their queue. */
-  readonly #leased = new Map<string, string>();
+  /** Receipts handed out and not yet settled. */
+  readonly #leased = new Map<string, Lease>();
+  #receipts = 0;
 
   constructor(readonly url: string) {}
 
@@ -111,7 +138,15 @@ export class AmqpApi {
           ['basic.get-ok', 'basic.get-empty'],
         );
         if (reply.method.name !== 'basic.get-ok') break;
-        received.push(this.#leaseOf(queue, reply, link.adminEpoch));
+        const method = reply.method as MethodOf<'basic.get-ok'>;
+        const epoch = link.adminEpoch;
+        received.push(this.#leaseOf(queue, reply.properties, reply.body, method.redelivered, {
+          queue,
+          deliveryTag: method.deliveryTag,
+          // A closed admin channel gave its deliveries back.
+          isCurrent: () => !link.isClosed && link.adminEpoch === epoch,
+          settle: (settle) => void link.cast(settle).catch(() => {}),
+        }));
       }
       const left = deadline - Date.now();
       if (received.length > 0 || left <= 0) return received;
@@ -119,9 +154,25 @@ export class AmqpApi {
     }
   }
 
+  /**
+   * The messages of `queue` pushed by basic.consume with a prefetch of
+   * `prefetch`, as consume() pulls them (consumer.ts); their receipts
+   * settle on the subscription's own channel.
+   */
+  pushSource(queue: string, prefetch: number): PushSource<ReceivedMessage> {
+    return new PushedMessages(() => this.#connected(), queue, prefetch,
+      (delivery: PushedDelivery, from: AmqpSubscription) =>
+        this.#leaseOf(queue, delivery.properties, delivery.body, delivery.redelivered, {
+          queue,
+          deliveryTag: delivery.deliveryTag,
+          isCurrent: () => from.isOpen,
+          settle: (settle) => from.settle(settle),
+        }));
+  }
+
   async ack(queue: string, receipts: string | readonly string[]): Promise<AckResult> {
-    const link = await this.#connected();
-    const results = this.#settle(link, 'ack', queue, receipts, (deliveryTag) => ({
+    await this.#connected();
+    const results = this.#settle('ack', queue, receipts, (deliveryTag) => ({
       name: 'basic.ack', deliveryTag, multiple: false,
     }));
     return { acked: results.filter(Boolean).length, results };
@@ -129,16 +180,16 @@ export class AmqpApi {
 
   async nack(queue: string, receipt: string, options: NackOptions = {}): Promise<void> {
     if (options.delayMs !== undefined) throw unsupported('nack', 'delayMs');
-    const link = await this.#connected();
-    this.#settle(link, 'nack', queue, receipt, (deliveryTag) => ({
+    await this.#connected();
+    this.#settle('nack', queue, receipt, (deliveryTag) => ({
       name: 'basic.nack', deliveryTag, multiple: false, requeue: options.requeue ?? true,
     }));
   }
 
   /** As a requeued nack: ready at once, but the attempt counts (AMQP). */
   async release(queue: string, receipts: string[]): Promise<number> {
-    const link = await this.#connected();
-    const results = this.#settle(link, 'release', queue, receipts, (deliveryTag) => ({
+    await this.#connected();
+    const results = this.#settle('release', queue, receipts, (deliveryTag) => ({
       name: 'basic.nack', deliveryTag, multiple: false, requeue: true,
     }));
     return results.filter(Boolean).length;
@@ -153,7 +204,6 @@ export class AmqpApi {
    * RECEIPT_NOT_FOUND, in a list it answers false (as over HTTP).
    */
   #settle(
-    link: UsherAmqpClient,
     method: string,
     queue: string,
     receipts: string | readonly string[],
@@ -161,10 +211,12 @@ export class AmqpApi {
   ): boolean[] {
     const list = typeof receipts === 'string' ? [receipts] : receipts;
     const results = list.map((receipt) => {
-      const tag = this.#currentTag(link, queue, receipt);
-      if (tag === null) return false;
+      const lease = this.#leased.get(receipt);
+      if (lease === undefined || lease.queue !== queue) return false;
       this.#leased.delete(receipt);
-      void link.cast(settle(tag)).catch(() => {});
+      // The channel closed since: the broker gave the message back.
+      if (!lease.isCurrent()) return false;
+      lease.settle(settle(lease.deliveryTag));
       return true;
     });
     if (typeof receipts === 'string' && !results[0]) {
@@ -175,27 +227,20 @@ export class AmqpApi {
     return results;
   }
 
-  /** The delivery tag of a receipt still good on this channel, else null. */
-  #currentTag(link: UsherAmqpClient, queue: string, receipt: string): number | null {
-    if (this.#leased.get(receipt) !== queue) return null;
-    const [epoch, tag] = receipt.split('.').map(Number);
-    if (epoch !== link.adminEpoch) {
-      // The channel closed since: the broker gave the message back.
-      this.#leased.delete(receipt);
-      return null;
-    }
-    return tag;
-  }
-
-  #leaseOf(queue: string, reply: AmqpReply, epoch: number): ReceivedMessage {
-    const method = reply.method as MethodOf<'basic.get-ok'>;
-    const receipt = `${epoch}.${method.deliveryTag}`;
-    this.#leased.set(receipt, queue);
-    const delivery = decodeDelivery(reply.properties, reply.body, method.redelivered);
+  #leaseOf(
+    queue: string,
+    properties: AmqpReply['properties'],
+    body: Buffer,
+    redelivered: boolean,
+    lease: Lease,
+  ): ReceivedMessage {
+    const receipt = `amqp.${++this.#receipts}`;
+    this.#leased.set(receipt, lease);
+    const delivery = decodeDelivery(properties, body, redelivered);
     const { [ID_HEADER]: id, ...headers } = delivery.headers;
     const now = Date.now();
     return {
-      id: id ?? reply.properties.messageId ?? receipt,
+      id: id ?? properties.messageId ?? receipt,
       queue,
       receipt,
       body: delivery.body,
@@ -203,9 +248,9 @@ export class AmqpApi {
       priority: delivery.priority,
       group: null,
       attempt: delivery.attempt,
-      redelivered: method.redelivered,
-      publishedAt: reply.properties.timestamp === undefined
-        ? now : Number(reply.properties.timestamp) * 1000,
+      redelivered,
+      publishedAt: properties.timestamp === undefined
+        ? now : Number(properties.timestamp) * 1000,
       leaseDeadline: now + LEASE_MS,
     };
   }
@@ -264,10 +309,23 @@ export class AmqpApi {
       return Promise.reject(new UsherClientError(CLIENT_ERROR_CODES.CONNECTION_FAILED, 0,
         `the client for ${this.url} was closed`));
     }
-    this.#link ??= UsherAmqpClient.open(this.url).catch((err: unknown) => {
+    // A connection the broker or the network ended is replaced on next
+    // use, as HTTP would open a new one. Its publishes in flight were
+    // OUTCOME_UNKNOWN, its receipts are stale: the broker gave those back.
+    if (this.#open?.isClosed === true) {
       this.#link = null;
-      throw err;
-    });
+      this.#open = null;
+    }
+    this.#link ??= UsherAmqpClient.open(this.url).then(
+      (link) => {
+        this.#open = link;
+        return link;
+      },
+      (err: unknown) => {
+        this.#link = null;
+        throw err;
+      },
+    );
     return this.#link;
   }
 }

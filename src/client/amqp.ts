@@ -14,6 +14,9 @@
 // carries everything that may fail on its own: declares, purges, deletes,
 // basic.get and its acks (amqp-api.ts, behind connect('amqp://...')). A
 // refusal there closes channel 2 only; it is opened again on next use.
+// Channels 3 and up belong to callers of openChannel(): each consume() of
+// connect('amqp://...') has one (amqp-subscription.ts), so its prefetch,
+// delivery tags and cancel are its own.
 
 import { isUtf8 } from 'node:buffer';
 import { connect as connectTcp, type Socket } from 'node:net';
@@ -34,6 +37,8 @@ const CHANNEL = 1;
 /** Requests that may be refused without ending the connection. */
 const ADMIN = 2;
 const FRAME_MAX = 131_072;
+/** Most channels this client opens: publishes, admin, and consumers. */
+const OWN_CHANNEL_MAX = 2047;
 
 interface Pending {
   resolve(): void;
@@ -81,6 +86,14 @@ interface Waiter {
   reject(error: UsherClientError): void;
 }
 
+/** Who holds a channel opened with openChannel(). */
+export interface ChannelOwner {
+  /** A frame on the channel that no call() awaits: deliveries, cancels. */
+  onFrame(frame: Inbound): void;
+  /** The broker closed the channel, or the connection ended. */
+  onClosed(error: UsherClientError): void;
+}
+
 /** basic.get-ok waiting for its content on the admin channel. */
 interface AdminContent {
   reply: AmqpReply;
@@ -105,6 +118,9 @@ export class UsherAmqpClient {
   private adminContent: AdminContent | null = null;
   /** Grows each time the admin channel closes: its delivery tags go stale. */
   adminEpoch = 0;
+  /** Channels opened with openChannel(), by number. */
+  private readonly owned = new Map<number, ChannelOwner>();
+  private channelMax = ADMIN;
 
   private constructor(
     private readonly socket: Socket,
@@ -156,9 +172,12 @@ export class UsherAmqpClient {
     if (tune.name !== 'connection.tune') throw new Error('unreachable');
     client.frameMax = Math.min(tune.frameMax || FRAME_MAX, FRAME_MAX);
     client.decoder.frameMax = client.frameMax;
+    // The broker's limit, else ours: channels past the admin one are few
+    // (one per consume()), but a client may run many consumers.
+    client.channelMax = Math.min(tune.channelMax || OWN_CHANNEL_MAX, OWN_CHANNEL_MAX);
     client.send({
       name: 'connection.tune-ok',
-      channelMax: ADMIN,
+      channelMax: client.channelMax,
       frameMax: client.frameMax,
       heartbeat: 0,
     });
@@ -352,6 +371,75 @@ export class UsherAmqpClient {
     content.waiter?.resolve(content.reply);
   }
 
+  // --- channels of their own (amqp-subscription.ts) -------------------
+
+  /** Opens a channel for `owner`; frames no callOn() awaits go to it. */
+  async openChannel(owner: ChannelOwner): Promise<number> {
+    if (this.closedWith !== null) throw this.closedWith;
+    let channel = ADMIN + 1;
+    while (this.owned.has(channel)) channel++;
+    if (channel > this.channelMax) {
+      throw new UsherClientError(CLIENT_ERROR_CODES.INVALID_ARGUMENT, 0,
+        `no channel left on this connection (channel-max ${this.channelMax})`);
+    }
+    this.owned.set(channel, owner);
+    try {
+      await this.callOn(channel, { name: 'channel.open' }, ['channel.open-ok']);
+    } catch (err) {
+      this.owned.delete(channel);
+      throw err;
+    }
+    return channel;
+  }
+
+  /** Sends `method` on an owned channel and resolves with its reply. */
+  callOn(channel: number, method: Method, replies: readonly MethodName[]): Promise<AmqpReply> {
+    const reply = this.expectOn(channel, replies);
+    this.sendOn(channel, method);
+    return reply;
+  }
+
+  /** Sends `method` on an owned channel with no reply (ack, nack). */
+  castOn(channel: number, method: Method): void {
+    if (this.owned.has(channel)) this.sendOn(channel, method);
+  }
+
+  /** Closes an owned channel; the broker gives back what it left unacked. */
+  async closeChannel(channel: number): Promise<void> {
+    if (!this.owned.has(channel)) return;
+    await this.callOn(channel, {
+      name: 'channel.close', replyCode: 200, replyText: 'bye', classId: 0, methodId: 0,
+    }, ['channel.close-ok']).catch(() => {});
+    this.owned.delete(channel);
+  }
+
+  private onOwnedFrame(channel: number, owner: ChannelOwner, frame: Inbound): void {
+    if (frame.type === 'channel-error') {
+      // The broker sent what does not decode: framing cannot be trusted.
+      this.socket.destroy();
+      return;
+    }
+    if (frame.type !== 'method') {
+      owner.onFrame(frame);
+      return;
+    }
+    const { method } = frame;
+    if (method.name === 'channel.close') {
+      this.sendOn(channel, { name: 'channel.close-ok' });
+      this.owned.delete(channel);
+      const error = refusalOf(method.replyCode, method.replyText);
+      for (const waiter of this.waiters.filter((w) => w.channel === channel)) {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        waiter.reject(error);
+      }
+      owner.onClosed(error);
+      return;
+    }
+    const waiter = this.takeWaiter(channel, method.name);
+    if (waiter !== undefined) waiter.resolve({ method, properties: {}, body: Buffer.alloc(0) });
+    else owner.onFrame(frame);
+  }
+
   private takeWaiter(channel: number, name: MethodName): Waiter | undefined {
     const index = this.waiters.findIndex((w) => w.channel === channel && w.names.includes(name));
     return index >= 0 ? this.waiters.splice(index, 1)[0] : undefined;
@@ -441,7 +529,10 @@ export class UsherAmqpClient {
       return;
     }
     for (const frame of frames) {
-      if ('channel' in frame && frame.channel === ADMIN) this.onAdminFrame(frame);
+      const channel = 'channel' in frame ? frame.channel : 0;
+      const owner = this.owned.get(channel);
+      if (owner !== undefined) this.onOwnedFrame(channel, owner, frame);
+      else if ('channel' in frame && frame.channel === ADMIN) this.onAdminFrame(frame);
       else if (frame.type === 'method') this.onMethod(frame.method);
       else if (frame.type === 'header' && this.incoming !== null) {
         this.incoming.properties = frame.header.properties;
@@ -551,7 +642,15 @@ export class UsherAmqpClient {
     for (const entry of this.pending.values()) entry.reject(this.closedWith);
     this.pending.clear();
     for (const waiter of this.waiters.splice(0)) waiter.reject(this.closedWith);
+    const owners = [...this.owned.values()];
+    this.owned.clear();
+    for (const owner of owners) owner.onClosed(this.closedWith);
     this.unblock();
+  }
+
+  /** True once the connection has ended; nothing more can be sent on it. */
+  get isClosed(): boolean {
+    return this.closedWith !== null || this.socket.destroyed;
   }
 
   private unblock(): void {

@@ -12,6 +12,7 @@ import {
 } from './body.js';
 import { DEFAULT_RETRY, withBackoff, type RetryPolicy } from './backoff.js';
 import { AmqpApi, unsupported } from './amqp-api.js';
+import type { PushSource } from './amqp-subscription.js';
 import { Consumer, type ConsumeOptions, type Handler } from './consumer.js';
 import { Transport, type Credentials } from './transport.js';
 import type {
@@ -291,6 +292,14 @@ export class UsherClient {
     );
     this.#consumers.add(consumer);
     return consumer;
+  }
+
+  /**
+   * @internal Over AMQP, consume() takes pushed deliveries (basic.consume
+   * with this prefetch) instead of receiving; null over HTTP.
+   */
+  pushSource(queue: string, prefetch: number): PushSource<ReceivedMessage> | null {
+    return this.#amqp?.pushSource(queue, prefetch) ?? null;
   }
 
   /**

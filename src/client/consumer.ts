@@ -8,12 +8,19 @@
 // The loop only asks for as many messages as it has free handler slots, so
 // no lease sits on the client waiting for a handler while its time runs out.
 //
+// Over AMQP the messages are pushed instead (basic.consume with a prefetch
+// of `concurrency`, amqp-subscription.ts): the loop takes what arrived in
+// place of a receive, and stop() cancels the AMQP consumer first and closes
+// its channel once the handlers' acks are sent. `batch` and `waitMs` do
+// not apply there: the prefetch bounds what is delivered.
+//
 // On a FIFO queue one receive may hand out several messages of a group, in
 // order. They run one after another, never side by side, and when one
 // fails the rest of its group is released unprocessed, so that nothing of
 // the group runs before the failed message is retried.
 
 import { CLIENT_ERROR_CODES, UsherClientError } from './errors.js';
+import { type PushSource, unsupportedLease } from './amqp-subscription.js';
 import type { UsherClient } from './client.js';
 import type {
   NackOptions,
@@ -27,11 +34,14 @@ export type Handler = (message: ConsumerMessage) => unknown;
 export interface ConsumeOptions {
   /** Handlers running at once; default 1. */
   concurrency?: number;
-  /** Most messages per receive (1 to 1000); default: concurrency. */
+  /** Most messages per receive (1 to 1000); default: concurrency. Over
+   * AMQP the prefetch (concurrency) bounds deliveries instead. */
   batch?: number;
-  /** Long-poll wait per receive, at most 20000; default 20000. */
+  /** Long-poll wait per receive, at most 20000; default 20000. Not used
+   * over AMQP, where messages are pushed. */
   waitMs?: number;
-  /** Lease length per delivery; the queue's visibilityTimeoutMs by default. */
+  /** Lease length per delivery; the queue's visibilityTimeoutMs by default.
+   * Over AMQP it cannot be set (UNSUPPORTED): leases last 30 minutes. */
   visibilityTimeoutMs?: number;
   /**
    * Told about failures the loop absorbs: a receive, ack or nack that did
@@ -148,6 +158,8 @@ export class Consumer {
   readonly #visibilityTimeoutMs: number | undefined;
   readonly #onError: (error: unknown) => void;
   readonly #onStopped: () => void;
+  /** Over AMQP: the pushed deliveries taken instead of receive(). */
+  readonly #pushed: PushSource<ReceivedMessage> | null;
 
   /** Handlers running now. */
   #active = 0;
@@ -187,6 +199,12 @@ export class Consumer {
     this.#visibilityTimeoutMs = options.visibilityTimeoutMs;
     this.#onError = options.onError ?? (() => {});
     this.#onStopped = onStopped;
+    this.#pushed = client.pushSource(queue, this.#concurrency);
+    if (this.#pushed !== null) {
+      if (options.visibilityTimeoutMs !== undefined) throw unsupportedLease();
+      // Over AMQP messages carry no group: each runs on its own.
+      this.#fifo = false;
+    }
     this.#loop = this.#run();
   }
 
@@ -225,10 +243,13 @@ export class Consumer {
     this.#poll?.abort();
     this.#wake?.();
     await this.#loop;
+    // No more deliveries; the running handlers still settle theirs.
+    await this.#pushed?.cancel().catch((err: unknown) => this.#report(err));
 
     const drained = new Promise<void>((resolve) => (this.#drained = resolve));
     this.#checkDrained();
     await drained;
+    await this.#pushed?.close().catch((err: unknown) => this.#report(err));
     this.#onStopped();
   }
 
@@ -245,12 +266,14 @@ export class Consumer {
       let messages: ReceivedMessage[];
       try {
         this.#fifo ??= await isFifo(this.client, this.queue);
-        messages = await this.client.receive(this.queue, {
-          max: Math.min(free, this.#batch),
-          waitMs: this.#waitMs,
-          visibilityTimeoutMs: this.#visibilityTimeoutMs,
-          signal: this.#poll.signal,
-        });
+        messages = this.#pushed !== null
+          ? await this.#pushed.next(free, this.#poll.signal)
+          : await this.client.receive(this.queue, {
+            max: Math.min(free, this.#batch),
+            waitMs: this.#waitMs,
+            visibilityTimeoutMs: this.#visibilityTimeoutMs,
+            signal: this.#poll.signal,
+          });
         failures = 0;
       } catch (err) {
         if (this.#stopping) break;

@@ -14,7 +14,8 @@ import { resolveSettings } from '../../src/broker/settings.js';
 type Args = Record<string, PlainValue>;
 
 function refusal(made: Args, asked: Args): string | null {
-  const current = resolveSettings('q', { maxAttempts: 0, ...settingsFromArguments(tableFrom(made)) });
+  const madeWith = settingsFromArguments(tableFrom(made));
+  const current = resolveSettings('q', { maxAttempts: 0, ...madeWith });
   const sent = tableFrom(asked);
   const input = settingsFromArguments(sent);
   const merged = resolveSettings('q', {
