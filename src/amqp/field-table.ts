@@ -78,6 +78,9 @@ const UINT64_MAX = 2n ** 64n - 1n;
 export function readTable(r: Reader, what: string, depth = 0): FieldTable {
   const size = r.u32(what);
   r.need(size, what);
+  // amqplib sends an empty headers table with every publish: one shared
+  // empty table, not a Map per message.
+  if (size === 0) return EMPTY_TABLE;
   const end = r.pos + size;
   const outerEnd = r.end;
   r.end = end;

@@ -296,7 +296,10 @@ export class Topology {
   route(exchange: string, routingKey: string, headers: FieldTable): string[] {
     const plain = headers.size === 0 ? undefined : plainTable(headers);
     const queues = this.run(() => this.table.route(exchange, routingKey, plain));
-    return [...queues].filter((queue) => this.broker.hasQueue(queue));
+    // One array, not a spread and a filter: this runs for every publish.
+    const routed: string[] = [];
+    for (const queue of queues) if (this.broker.hasQueue(queue)) routed.push(queue);
+    return routed;
   }
 
   private bindingOf(request: BindingRequest) {
