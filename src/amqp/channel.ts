@@ -92,8 +92,9 @@ export class AmqpChannel {
       return this.publishesLanded;
     },
     settle: (entries, how) => {
-      this.settleEntries(entries, how);
+      const landed = this.settleEntries(entries, how);
       this.wake();
+      return landed;
     },
     unsettle: (tag, entry) => this.unacked.set(tag, entry),
   });
@@ -879,13 +880,14 @@ export class AmqpChannel {
       this.tx.holdSettlement(how, entries);
       return;
     }
-    this.settleEntries(entries, how);
+    void this.settleEntries(entries, how);
     // The broker serves the acked queue's subscribers itself; only a
     // channel-wide prefetch frees credit on this channel's other queues.
     if (this.channelPrefetch > 0) this.wake();
   }
 
-  private settleEntries(entries: Array<[number, Unacked]>, how: SettleHow): void {
+  /** Settles once every settlement is durable (or came to nothing). */
+  private settleEntries(entries: Array<[number, Unacked]>, how: SettleHow): Promise<unknown> {
     const byQueue = new Map<string, string[]>();
     for (const [, entry] of entries) {
       if (entry.consumer !== null) entry.consumer.unacked--;
@@ -893,12 +895,14 @@ export class AmqpChannel {
       receipts.push(entry.receipt);
       byQueue.set(entry.queue, receipts);
     }
-    for (const [queue, receipts] of byQueue) this.settleReceipts(queue, receipts, how);
+    return Promise.all(
+      [...byQueue].map(([queue, receipts]) => this.settleReceipts(queue, receipts, how)),
+    );
   }
 
   private flushAcks(): void {
     if (this.pendingAcks.size === 0) return;
-    for (const [queue, receipts] of this.pendingAcks) this.settleReceipts(queue, receipts, 'ack');
+    for (const [queue, receipts] of this.pendingAcks) void this.settleReceipts(queue, receipts, 'ack');
     this.pendingAcks.clear();
     if (this.channelPrefetch > 0) this.wake();
   }
@@ -907,7 +911,7 @@ export class AmqpChannel {
     queue: string,
     receipts: string[],
     how: SettleHow,
-  ): void {
+  ): Promise<unknown> {
     const done =
       how === 'ack'
         ? this.broker.ack(queue, receipts)
@@ -921,7 +925,7 @@ export class AmqpChannel {
             ),
           );
     // A lease that ran out (consumer timeout) or a deleted queue: nothing to do.
-    void done.catch(() => {});
+    return done.catch(() => {});
   }
 
   /** Everything unacked goes back, redelivered with the attempt raised. */
@@ -935,7 +939,7 @@ export class AmqpChannel {
     }
     this.unacked.clear();
     for (const [queue, receipts] of byQueue)
-      this.settleReceipts(queue, receipts, 'requeue');
+      void this.settleReceipts(queue, receipts, 'requeue');
   }
 
   /** The channel or its connection closed: stop consumers, requeue (C1). */

@@ -1,9 +1,9 @@
 // AMQP transactions (tx.select, tx.commit, tx.rollback) as RabbitMQ runs
 // them: on a transactional channel, publishes and acks/nacks/rejects are
 // held; tx.commit hands them to the broker (publishes first) and answers
-// commit-ok once the publishes are durable; tx.rollback throws the
-// publishes away and puts the held acks' deliveries back among the
-// channel's unacked ones (they are not requeued). After either, the next
+// commit-ok once the publishes and then the acks are durable; tx.rollback
+// throws the publishes away and puts the held acks' deliveries back among
+// the channel's unacked ones (they are not requeued). After either, the next
 // transaction starts at once. Deliveries to consumers are not part of it.
 //
 // What a transaction holds is taken when tx.commit or tx.rollback is read,
@@ -32,7 +32,8 @@ export interface TxHost<Publish, Entry> {
   publish(publish: Publish): void;
   /** Hands the batched publishes to the broker; settles once durable. */
   land(): Promise<unknown>;
-  settle(entries: Array<[number, Entry]>, how: SettleHow): void;
+  /** Settles once the acks, nacks or rejects are durable. */
+  settle(entries: Array<[number, Entry]>, how: SettleHow): Promise<unknown>;
   /** Makes a delivery unacked again. */
   unsettle(tag: number, entry: Entry): void;
 }
@@ -75,7 +76,9 @@ export class ChannelTransactions<Publish, Entry> {
     this.host.inOrder(async () => {
       for (const publish of publishes) this.host.publish(publish);
       await this.host.land();
-      for (const { entries, how } of settlements) this.host.settle(entries, how);
+      // commit-ok promises the acks too: a crash after it must not bring
+      // a committed ack's message back.
+      await Promise.all(settlements.map(({ entries, how }) => this.host.settle(entries, how)));
       this.host.send({ name: 'tx.commit-ok' });
     });
   }

@@ -299,6 +299,10 @@ async function serve(given: ServeFlags): Promise<void> {
           logger.error({ err, cert: certPath }, 'TLS certificate not reloaded; the old one stays'),
       );
     });
+  } else {
+    // Node's default for SIGHUP ends the process; operators and log
+    // rotators send it expecting a reload, so a broker without TLS stays up.
+    process.on('SIGHUP', () => logger.info({}, 'SIGHUP: no TLS certificate to reload'));
   }
   const url = listeningUrl(app.server.address(), flags.host, tls !== undefined);
   logger.info(

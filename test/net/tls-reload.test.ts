@@ -100,3 +100,28 @@ describe('TLS certificate reload on SIGHUP', { skip: hasOpenssl ? false : 'opens
     assert.equal(await fingerprintAt(usher.port), current);
   });
 });
+
+// Log rotators and operators send SIGHUP expecting a reload; Node's default
+// for it would end a broker that has no certificate to reload.
+describe('SIGHUP without TLS', () => {
+  let plainDir: ReturnType<typeof tempDir>;
+  let plain: ServeProcess;
+
+  before(async () => {
+    plainDir = tempDir('usher-hup-plain-');
+    plain = new ServeProcess(join(plainDir.path, 'data'));
+    await plain.start();
+  });
+
+  after(async () => {
+    await plain?.kill();
+    plainDir.remove();
+  });
+
+  it('keeps the broker running and serving', async () => {
+    plain.signal('SIGHUP');
+    await until(async () => /no TLS certificate to reload/.test(plain.stdout), 'the log line');
+    const health = await plain.request('GET', '/healthz');
+    assert.equal(health.status, 200);
+  });
+});
