@@ -11,11 +11,12 @@
 //                       secret: 43 base64url chars (256 bits)
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { open, readFile, rename } from 'node:fs/promises';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import {
   InvalidArgumentError,
+  StoreUnavailableError,
   TokenExistsError,
   TokenNotFoundError,
   UserExistsError,
@@ -295,14 +296,21 @@ function parseState(text: string, file: string): State {
   };
 }
 
+// A failed write (disk full, I/O error) answers 503 STORE_UNAVAILABLE
+// naming the file, not a 500; the half-written temp file is removed.
 async function writeAtomically(file: string, text: string): Promise<void> {
   const temp = `${file}.tmp`;
-  const handle = await open(temp, 'w', 0o600);
   try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await open(temp, 'w', 0o600);
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    await unlink(temp).catch(() => {});
+    throw new StoreUnavailableError(`cannot write ${file}: ${(err as Error).message}`, err);
   }
   await rename(temp, file);
   // The rename itself is durable only once the folder is synced.
