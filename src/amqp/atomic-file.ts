@@ -67,3 +67,19 @@ export class CoalescingFile {
     await this.writing.catch(() => {});
   }
 }
+
+/**
+ * Moves a file that could not be read aside (`<file>.unreadable-<ms>`), so
+ * the next save, which starts from the built-ins, does not overwrite what
+ * an operator may still restore by hand. Answers the new path, or null
+ * when it could not be moved either.
+ */
+export async function setAside(path: string): Promise<string | null> {
+  const aside = `${path}.unreadable-${Date.now()}`;
+  try {
+    await rename(path, aside);
+    return aside;
+  } catch {
+    return null;
+  }
+}
