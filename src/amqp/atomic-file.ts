@@ -2,17 +2,29 @@
 // temporary file, fsync it, rename it over the old one, fsync the folder,
 // so a crash leaves either the old file or the new one, never half.
 
-import { open, rename } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { StoreUnavailableError } from '../errors.js';
+
+/**
+ * A failed write (disk full, I/O error) is a StoreUnavailableError, so the
+ * client hears 506 RESOURCE_ERROR naming the file rather than an internal
+ * error; the half-written temporary file is removed, giving its space back.
+ */
 export async function writeAtomically(path: string, text: string): Promise<void> {
   const temporary = `${path}.tmp`;
-  const file = await open(temporary, 'w');
   try {
-    await file.writeFile(text);
-    await file.datasync();
-  } finally {
-    await file.close();
+    const file = await open(temporary, 'w');
+    try {
+      await file.writeFile(text);
+      await file.datasync();
+    } finally {
+      await file.close();
+    }
+  } catch (err) {
+    await unlink(temporary).catch(() => {});
+    throw new StoreUnavailableError(`cannot write ${path}: ${(err as Error).message}`, err);
   }
   await rename(temporary, path);
   const folder = await open(join(path, '..'), 'r');
@@ -53,5 +65,21 @@ export class CoalescingFile {
   /** Settles when every save asked for so far is on disk (or failed). */
   async flush(): Promise<void> {
     await this.writing.catch(() => {});
+  }
+}
+
+/**
+ * Moves a file that could not be read aside (`<file>.unreadable-<ms>`), so
+ * the next save, which starts from the built-ins, does not overwrite what
+ * an operator may still restore by hand. Answers the new path, or null
+ * when it could not be moved either.
+ */
+export async function setAside(path: string): Promise<string | null> {
+  const aside = `${path}.unreadable-${Date.now()}`;
+  try {
+    await rename(path, aside);
+    return aside;
+  } catch {
+    return null;
   }
 }

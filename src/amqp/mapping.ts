@@ -120,21 +120,33 @@ export function toAmqp(
   // Only what the publisher gave comes back: a priority above 0, and a
   // delivery mode it set.
   if (priority > 0) properties.priority = priority;
+  // A producer over HTTP may set these headers to anything. One that does
+  // not fit its AMQP property (a short string of 255 bytes, a u64) travels
+  // as a text header of the same name instead: unencodable, it would close
+  // the consumer's channel on every redelivery.
+  let table = typedHeadersOf(headers);
   for (const [property, header] of TEXT_PROPERTIES) {
     const value = headers[header];
-    if (value !== undefined) properties[property] = value;
+    if (value === undefined) continue;
+    if (fitsShortString(value)) properties[property] = value;
+    else (table ??= new Map()).set(header, { type: 'S', value });
   }
-  if (headers.timestamp !== undefined && /^\d+$/.test(headers.timestamp)) {
-    properties.timestamp = BigInt(headers.timestamp);
+  const timestamp = headers.timestamp;
+  if (timestamp !== undefined && /^\d{1,20}$/.test(timestamp) && BigInt(timestamp) <= MAX_U64) {
+    properties.timestamp = BigInt(timestamp);
+  } else if (timestamp !== undefined) {
+    (table ??= new Map()).set('timestamp', { type: 'S', value: timestamp });
   }
   const mode = headers['delivery-mode'];
   if (mode !== undefined) properties.deliveryMode = mode === '1' ? 1 : 2;
 
-  let table = typedHeadersOf(headers);
   for (const name in headers) {
     // Usher's own x-usher-* headers are for HTTP readers; AMQP consumers
     // get the same facts as x-death.
     if (PROPERTY_HEADERS.has(name) || name.startsWith('x-usher-') || table?.has(name)) continue;
+    // An AMQP field name is a short string: a longer header name from an
+    // HTTP producer cannot be carried, and is left out for AMQP consumers.
+    if (!fitsShortString(name)) continue;
     (table ??= new Map()).set(name, { type: 'S', value: headers[name] });
   }
   if (extra !== undefined) {
@@ -142,6 +154,13 @@ export function toAmqp(
   }
   if (table !== undefined && table.size > 0) properties.headers = table;
   return properties;
+}
+
+const MAX_U64 = 2n ** 64n - 1n;
+
+/** A UTF-16 code unit is at most 3 bytes of UTF-8: short text needs no count. */
+function fitsShortString(text: string): boolean {
+  return text.length <= 85 || (text.length <= 255 && Buffer.byteLength(text) <= 255);
 }
 
 /** The typed table an AMQP publisher sent, if any (a fresh Map). */

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 
-import { CoalescingFile } from './atomic-file.js';
+import { CoalescingFile, setAside } from './atomic-file.js';
 import { REPLY } from './constants.js';
 import { AmqpError } from './errors.js';
 import { plainValue, type FieldTable } from './field-table.js';
@@ -114,7 +114,8 @@ export class QueueFeatureTable {
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        logger.error({ err, path }, 'AMQP queue arguments unreadable; starting without them');
+        const aside = await setAside(path);
+        logger.error({ err, path, aside }, 'AMQP queue arguments unreadable, set aside; starting without them');
       }
     }
     return new QueueFeatureTable(features, path);

@@ -14,7 +14,7 @@ import type { QueueSettingsInput } from '../broker/types.js';
 import { resolveSettings } from '../broker/settings.js';
 import { ExchangeTable } from '../routing/exchanges.js';
 import { RoutingError } from '../routing/errors.js';
-import { CoalescingFile } from './atomic-file.js';
+import { CoalescingFile, setAside } from './atomic-file.js';
 import { REPLY } from './constants.js';
 import { deadLetterExchangeRouter } from './dead-letter-exchange.js';
 import { AmqpError } from './errors.js';
@@ -90,7 +90,8 @@ export class Topology {
       table = ExchangeTable.fromJSON(JSON.parse(await readFile(path, 'utf8')), queues);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        logger.error({ err, path }, 'exchanges file unreadable; starting with the built-ins');
+        const aside = await setAside(path);
+        logger.error({ err, path, aside }, 'exchanges file unreadable, set aside; starting with the built-ins');
       }
       table = new ExchangeTable(queues);
     }

@@ -11,11 +11,12 @@
 //                       secret: 43 base64url chars (256 bits)
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { open, readFile, rename } from 'node:fs/promises';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import {
   InvalidArgumentError,
+  StoreUnavailableError,
   TokenExistsError,
   TokenNotFoundError,
   UserExistsError,
@@ -288,6 +289,14 @@ function parseState(text: string, file: string): State {
   ) {
     throw new Error(`${file} is not a version 1 Usher user file`);
   }
+  // A hand-edited entry would otherwise fail each request that reads it
+  // with a 500; refused here, as a file that is not JSON is.
+  for (const [name, user] of Object.entries(state.users)) {
+    if (!isStoredUser(user)) throw new Error(`${file}: user "${name}" is malformed; restore it from a backup`);
+  }
+  for (const [name, token] of Object.entries(state.tokens)) {
+    if (!isStoredToken(token)) throw new Error(`${file}: token "${name}" is malformed; restore it from a backup`);
+  }
   return {
     version: 1,
     users: Object.assign(Object.create(null), state.users),
@@ -295,14 +304,52 @@ function parseState(text: string, file: string): State {
   };
 }
 
+// A failed write (disk full, I/O error) answers 503 STORE_UNAVAILABLE
+// naming the file, not a 500; the half-written temp file is removed.
+function isStoredUser(user: unknown): user is StoredUser {
+  const candidate = user as Partial<StoredUser> | null;
+  return (
+    typeof candidate === 'object' && candidate !== null &&
+    typeof candidate.admin === 'boolean' &&
+    typeof candidate.password === 'object' && candidate.password !== null &&
+    typeof candidate.password.salt === 'string' && typeof candidate.password.hash === 'string' &&
+    isPermissions(candidate.permissions)
+  );
+}
+
+function isStoredToken(token: unknown): token is StoredToken {
+  const candidate = token as Partial<StoredToken> | null;
+  return (
+    typeof candidate === 'object' && candidate !== null &&
+    typeof candidate.id === 'string' && typeof candidate.secretHash === 'string' &&
+    isPermissions(candidate.permissions)
+  );
+}
+
+function isPermissions(permissions: unknown): boolean {
+  const candidate = permissions as Partial<Permissions> | null;
+  return (
+    typeof candidate === 'object' && candidate !== null &&
+    (['publish', 'consume', 'manage'] as const).every(
+      (action) => Array.isArray(candidate[action]) &&
+        candidate[action].every((pattern) => typeof pattern === 'string'),
+    )
+  );
+}
+
 async function writeAtomically(file: string, text: string): Promise<void> {
   const temp = `${file}.tmp`;
-  const handle = await open(temp, 'w', 0o600);
   try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await open(temp, 'w', 0o600);
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    await unlink(temp).catch(() => {});
+    throw new StoreUnavailableError(`cannot write ${file}: ${(err as Error).message}`, err);
   }
   await rename(temp, file);
   // The rename itself is durable only once the folder is synced.

@@ -5,8 +5,38 @@ import { describe, it } from 'node:test';
 
 import { fromAmqp, settingsFromArguments, toAmqp, TYPED_HEADERS } from '../../src/amqp/mapping.js';
 import { tableFrom } from '../../src/amqp/field-table.js';
+import { encodeProperties } from '../../src/amqp/content.js';
 
 describe('message properties', () => {
+  // Found publishing these over HTTP and consuming over AMQP: the delivery
+  // could not be encoded, the consumer's channel closed with 541, and the
+  // message came back to close the next one (a poison message).
+  it('delivers headers from an HTTP producer that no AMQP property can hold', () => {
+    const longName = 'k'.repeat(300);
+    const headers = {
+      'message-id': 'é'.repeat(200),
+      'content-type': 'a'.repeat(256),
+      timestamp: '99999999999999999999999',
+      [longName]: 'v',
+      tenant: 'eu',
+    };
+    const properties = toAmqp(headers, 0);
+    assert.doesNotThrow(() => encodeProperties(properties));
+
+    assert.equal(properties.messageId, undefined);
+    assert.equal(properties.timestamp, undefined);
+    const table = properties.headers!;
+    assert.deepEqual(table.get('message-id'), { type: 'S', value: 'é'.repeat(200) });
+    assert.deepEqual(table.get('content-type'), { type: 'S', value: 'a'.repeat(256) });
+    assert.deepEqual(table.get('timestamp'), { type: 'S', value: '99999999999999999999999' });
+    assert.equal(table.has(longName), false, 'a field name over 255 bytes cannot be sent');
+    assert.deepEqual(table.get('tenant'), { type: 'S', value: 'eu' });
+
+    const fitting = toAmqp({ 'message-id': 'm'.repeat(255), timestamp: '18446744073709551615' }, 0);
+    assert.equal(fitting.messageId, 'm'.repeat(255));
+    assert.equal(fitting.timestamp, 2n ** 64n - 1n);
+  });
+
   it('round-trips every property and typed headers', () => {
     const properties = {
       contentType: 'application/json',

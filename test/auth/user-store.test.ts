@@ -2,7 +2,7 @@
 // never holds a password or a token secret, and bad input is refused.
 
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -80,6 +80,28 @@ describe('UserStore', () => {
     await refuse('ok', 'long enough', { publish: ['bad pattern'], consume: [], manage: [] });
     await refuse('ok', 'long enough', { publish: [''], consume: [], manage: [] });
     assert.equal(store.userCount, 0);
+  });
+
+  // Found editing users.json by hand: a null user made GET /admin/users a
+  // 500 INTERNAL on every call instead of one clear refusal at start.
+  it('refuses to open a file with a malformed user or token, naming it', async () => {
+    const dir = tempDir('usher-users-malformed-');
+    try {
+      const { store } = await UserStore.open(dir.path);
+      await store.addUser('billing', 'correct horse', { permissions: perms });
+      const file = join(dir.path, USERS_FILE);
+      const good = JSON.parse(readFileSync(file, 'utf8'));
+
+      writeFileSync(file, JSON.stringify({ ...good, users: { ...good.users, x: null } }));
+      await assert.rejects(UserStore.open(dir.path), /user "x" is malformed/);
+      const noArrays = { ...good.users.billing, permissions: { publish: 'orders.*' } };
+      writeFileSync(file, JSON.stringify({ ...good, users: { billing: noArrays } }));
+      await assert.rejects(UserStore.open(dir.path), /user "billing" is malformed/);
+      writeFileSync(file, JSON.stringify({ ...good, tokens: { ci: { id: 3 } } }));
+      await assert.rejects(UserStore.open(dir.path), /token "ci" is malformed/);
+    } finally {
+      dir.remove();
+    }
   });
 
   it('treats __proto__ as an ordinary name', async () => {
