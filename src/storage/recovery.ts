@@ -87,8 +87,8 @@ export async function recover(
       live: 0,
       liveBytes: 0,
     };
-    const scan = await readSegment(file.path, (record, frameBytes) => {
-      ledger.apply(record, segment, frameBytes);
+    const scan = await readSegment(file.path, (record, frameBytes, offset) => {
+      ledger.apply(record, segment, frameBytes, offset);
       replay(record);
     });
 

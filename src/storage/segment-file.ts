@@ -38,6 +38,9 @@ const MAGIC = Buffer.from('USHERLOG', 'latin1');
 const NAME_PATTERN = /^(\d{20})\.log$/;
 const READ_CHUNK_BYTES = 1024 * 1024;
 
+/** Called for each whole frame read: its record, size and file offset. */
+export type OnRecord = (record: LogRecord, frameBytes: number, offset: number) => void;
+
 export interface SegmentFile {
   id: number;
   path: string;
@@ -103,7 +106,7 @@ export interface SegmentScan {
  */
 export async function readSegment(
   path: string,
-  onRecord: (record: LogRecord, frameBytes: number) => void,
+  onRecord: OnRecord,
 ): Promise<SegmentScan> {
   const file = await open(path, 'r');
   try {
@@ -172,7 +175,7 @@ export async function isBlankSegment(path: string): Promise<boolean> {
 async function readFrames(
   file: FileHandle,
   fileBytes: number,
-  onRecord: (record: LogRecord, frameBytes: number) => void,
+  onRecord: OnRecord,
 ): Promise<{ end: number; reason: string | undefined }> {
   const decoder = new FrameDecoder({ copyBodies: true });
   let position = SEGMENT_HEADER_BYTES;
@@ -185,7 +188,7 @@ async function readFrames(
     if (n === 0) break;
     position += n;
     decoder.push(chunk.subarray(0, n));
-    reason = drain(decoder, onRecord);
+    reason = drain(decoder, SEGMENT_HEADER_BYTES, onRecord);
     if (reason !== undefined) break;
   }
 
@@ -207,7 +210,7 @@ async function resync(
   bad: number,
   from: number,
   reason: string,
-  onRecord: (record: LogRecord, frameBytes: number) => void,
+  onRecord: OnRecord,
 ): Promise<void> {
   const rest = await readAll(file, bad, scan.fileBytes - bad);
   const search = new Resync(rest);
@@ -228,7 +231,7 @@ async function resync(
 
     const decoder = new FrameDecoder({ copyBodies: true });
     decoder.push(rest.subarray(found.offset));
-    const stopped = drain(decoder, onRecord);
+    const stopped = drain(decoder, bad + found.offset, onRecord);
     start = found.offset + decoder.consumed;
     scan.validBytes = bad + start;
     if (stopped === undefined && decoder.buffered === 0) return;
@@ -239,15 +242,18 @@ async function resync(
 
 // Hands out every whole frame the decoder holds. Returns why it stopped
 // if a frame was bad, undefined if it only needs more bytes.
+// `base` is the file offset of the decoder's first byte.
 function drain(
   decoder: FrameDecoder,
-  onRecord: (record: LogRecord, frameBytes: number) => void,
+  base: number,
+  onRecord: OnRecord,
 ): string | undefined {
   for (;;) {
     const result = decoder.next();
     if (result.kind === 'need-more') return undefined;
     if (result.kind === 'corrupt') return result.reason;
-    onRecord(result.record, result.frameBytes);
+    const offset = base + decoder.consumed - result.frameBytes;
+    onRecord(result.record, result.frameBytes, offset);
   }
 }
 
