@@ -50,10 +50,12 @@ import {
   declared,
   messageFrom,
   moveTo,
+  readBack,
   retriedRecord,
   view,
 } from './messages.js';
 import { ReplayState } from './recovery.js';
+import { rebuildMessages } from './rebuild.js';
 import {
   DEAD_LETTER_QUEUE_SETTINGS,
   checkDuration,
@@ -99,6 +101,9 @@ export interface BrokerOptions {
   admission?: Partial<AdmissionSettings>;
   /** Replaces measured signals, so tests can drive the levels. */
   signals?: Partial<Signals>;
+  /** Ready messages a queue keeps in memory before the rest stay on disk
+   * (default HOT_READY_LIMIT); tests make it small. */
+  hotReadyLimit?: number;
 }
 
 export const DEFAULT_DISK_FLOOR_BYTES = 100 * 1024 * 1024;
@@ -143,6 +148,7 @@ export class Broker implements BrokerApi {
   private readonly maxMessageBytes: number;
   private readonly startedAt: number;
   private readonly receiptBase: number;
+  private readonly hotReadyLimit: number | undefined;
   private store!: LogStore;
   private lock: DataLock | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -173,6 +179,7 @@ export class Broker implements BrokerApi {
     // receipt handed out before a restart never names a lease after it.
     this.receiptBase = this.startedAt * 1000;
     this.diskFloorBytes = options.diskFloorBytes ?? DEFAULT_DISK_FLOOR_BYTES;
+    this.hotReadyLimit = options.hotReadyLimit;
   }
 
   /** Opens the log in `dataDir`, replays it and rebuilds every queue. */
@@ -196,7 +203,7 @@ export class Broker implements BrokerApi {
     logger.info(
       {
         queues: broker.engines.size,
-        messages: replay.messages.size,
+        messages: replay.messages,
         records: replay.records,
         ms: Date.now() - began,
       },
@@ -226,17 +233,7 @@ export class Broker implements BrokerApi {
     for (const [name, logged] of replay.queues) {
       this.engines.set(name, this.newEngine(name, this.loggedSettings(name, logged)));
     }
-    for (const replayed of replay.messages.values()) {
-      const engine = this.engines.get(replayed.queue);
-      if (engine === undefined) {
-        this.logger.warn(
-          { queue: replayed.queue, seq: replayed.seq },
-          'message of unknown queue skipped',
-        );
-        continue;
-      }
-      engine.enqueue(messageFrom(replayed), now);
-    }
+    rebuildMessages(replay, this.engines, this.store, now, this.logger);
     for (const { queue, id, publishedAt } of replay.recentIds) {
       this.engines.get(queue)?.rememberId(id, publishedAt);
     }
@@ -327,6 +324,9 @@ export class Broker implements BrokerApi {
     return new QueueEngine(name, settings, {
       random: this.random,
       receiptBase: this.receiptBase,
+      // Bodies of a durable queue's backlog stay on disk (issue #3).
+      pageIn: (seqs) => readBack(this.store, seqs),
+      hotReadyLimit: this.hotReadyLimit,
     });
   }
 
@@ -442,7 +442,7 @@ export class Broker implements BrokerApi {
   async deleteQueue(name: string): Promise<void> {
     this.checkOpen();
     const engine = this.engineOf(name);
-    const seqs = [...engine.values()].map((message) => message.seq);
+    const seqs = engine.allSeqs();
 
     this.engines.delete(name);
     this.observed.forgetQueue(name);
@@ -543,7 +543,7 @@ export class Broker implements BrokerApi {
     const landed = this.clock();
     for (const record of records) {
       const message = messageFrom(record);
-      engine.enqueue(message, landed);
+      engine.enqueue(message, landed, true);
     }
     engine.totals.published += records.length;
     for (const other of touched) this.afterChange(other);
@@ -816,10 +816,7 @@ export class Broker implements BrokerApi {
     const offset = checkCount(options.offset, 'offset', Number.MAX_SAFE_INTEGER, 0);
     const listed: PeekedMessage[] = [];
 
-    let skipped = 0;
-    for (const message of engine.values()) {
-      if (skipped++ < offset) continue;
-      if (listed.length >= limit) break;
+    for (const message of engine.list(offset, limit)) {
       listed.push({
         id: message.id,
         body: message.body,
@@ -1067,7 +1064,7 @@ export class Broker implements BrokerApi {
 
   private snapshot(seq: number): PublishedRecord | undefined {
     for (const engine of this.engines.values()) {
-      const message = engine.get(seq);
+      const message = engine.find(seq);
       if (message === undefined) continue;
       // Moved into a memory queue: its `settled` record is on the way.
       return isLogged(engine) ? publishedRecord(engine.name, message) : undefined;

@@ -10,6 +10,7 @@
 // ready groups take turns (README, "Semantics in brief").
 
 import { backoffDelay } from './backoff.js';
+import { ColdBacklog, type ColdEntry } from './cold-backlog.js';
 import { Heap } from './heap.js';
 import {
   WaitingIndex,
@@ -19,13 +20,14 @@ import {
   type LimitRefusal,
   type Newcomer,
 } from './overflow.js';
-import type {
-  DeathReason,
-  Delivery,
-  Message,
-  QueueSettings,
-  Slots,
-  TimedEntry,
+import {
+  MAX_PRIORITY,
+  type DeathReason,
+  type Delivery,
+  type Message,
+  type QueueSettings,
+  type Slots,
+  type TimedEntry,
 } from './types.js';
 
 /** What became of a message that left the in-flight or waiting state. */
@@ -44,7 +46,30 @@ export interface EngineOptions {
   /** First delivery number for receipts; the broker passes its boot time so
    * a receipt from before a restart never matches a lease after it. */
   receiptBase?: number;
+  /**
+   * Reads messages back from the log by seq (undefined for one that cannot
+   * be read). Given, a durable best-effort queue keeps only a window of
+   * its ready messages in memory and the rest as a cold backlog (see
+   * cold-backlog.ts); without it every message stays in memory.
+   */
+  pageIn?: PageIn;
+  /** Ready messages kept in memory before new ones go cold (HOT_READY_LIMIT). */
+  hotReadyLimit?: number;
 }
+
+export type PageIn = (seqs: number[]) => (Message | undefined)[];
+
+/** Ready messages kept in memory before new ones stay on disk only. */
+export const HOT_READY_LIMIT = 4096;
+// Cold messages were ready when they went cold, and stay ready whatever
+// the time: page-ins that have no `now` at hand pass this.
+const READY_ANYWAY = Number.POSITIVE_INFINITY;
+
+/** Producer ids remembered for deduplication, per queue. */
+export const DEDUP_MAX_IDS = 100_000;
+
+/** Messages read back from disk at a time. */
+export const PAGE_IN_BATCH = 256;
 
 interface Group {
   readonly key: string;
@@ -115,12 +140,36 @@ export class QueueEngine {
 
   private outbox: Outcome[] = [];
 
+  // Ready messages whose bodies stay on disk; null while this queue keeps
+  // everything in memory (coldAllowed says when).
+  private cold: ColdBacklog | null = null;
+  private readonly pageInFn: PageIn | undefined;
+  private readonly hotReadyLimit: number;
+  /** Cold messages that could not be read back; they return at restart. */
+  unreadable = 0;
+  private oldestColdSeen = { seq: -1, publishedAt: 0 };
+
   constructor(name: string, settings: QueueSettings, options: EngineOptions = {}) {
     this.name = name;
     this.current = settings;
     this.waiting.track(needsPriorityIndex(settings), []);
     this.random = options.random ?? Math.random;
     this.deliveryCounter = options.receiptBase ?? 0;
+    this.pageInFn = options.pageIn;
+    this.hotReadyLimit = options.hotReadyLimit ?? HOT_READY_LIMIT;
+    if (this.coldAllowed(settings)) this.cold = new ColdBacklog();
+  }
+
+  /**
+   * Which queues may keep messages cold. FIFO queues deliver by group and
+   * memory queues have no log to read back from; the reject-lowest-priority
+   * policy walks its victims as objects (overflow.ts). These stay wholly in
+   * memory, bounded by their limits and the admission memory budget.
+   * TODO(#3): cold FIFO groups, cold reject-lowest-priority victims.
+   */
+  private coldAllowed(settings: QueueSettings): boolean {
+    return this.pageInFn !== undefined && !settings.fifo &&
+      settings.durability !== 'memory' && !needsPriorityIndex(settings);
   }
 
   get settings(): QueueSettings {
@@ -130,25 +179,81 @@ export class QueueEngine {
   /** New settings; a change of overflow policy rebuilds what it needs. */
   set settings(next: QueueSettings) {
     const rebuild = needsPriorityIndex(next) !== needsPriorityIndex(this.current);
+    // A queue that may no longer keep messages cold takes them all in
+    // first: one read per PAGE_IN_BATCH messages, however many there are.
+    if (this.cold !== null && !this.coldAllowed(next)) {
+      for (let p = this.cold.highest(); p >= 0; p = this.cold.highest()) {
+        this.pageIn(p, PAGE_IN_BATCH, READY_ANYWAY);
+      }
+      this.cold = null;
+    }
     this.current = next;
+    if (this.cold === null && this.coldAllowed(next)) this.cold = new ColdBacklog();
     if (rebuild) this.waiting.track(needsPriorityIndex(next), this.messages.values());
   }
 
+  /** Messages in the queue, cold ones included. */
   get size(): number {
-    return this.messages.size;
+    return this.messages.size + (this.cold?.count ?? 0);
+  }
+
+  /** Ready messages kept on disk only. */
+  get coldCount(): number {
+    return this.cold?.count ?? 0;
   }
 
   has(seq: number): boolean {
-    return this.messages.has(seq);
+    return this.messages.has(seq) || (this.cold?.has(seq) ?? false);
   }
 
+  /** A message in memory; cold ones are not (see find). */
   get(seq: number): Message | undefined {
     return this.messages.get(seq);
   }
 
-  /** Messages in arrival order, for listing without leasing. */
-  values(): IterableIterator<Message> {
-    return this.messages.values();
+  /** A message in memory, or a cold one read back as a copy that stays cold. */
+  find(seq: number): Message | undefined {
+    const hot = this.messages.get(seq);
+    if (hot !== undefined || this.cold === null || !this.cold.has(seq)) return hot;
+    return this.readBack([seq])[0];
+  }
+
+  /**
+   * Every message: those in memory in arrival order, then cold ones by
+   * seq, read back as copies a page at a time. For listing and redrive.
+   */
+  *values(): Generator<Message> {
+    yield* this.messages.values();
+    const seqs = this.cold?.entries().map((entry) => entry.seq) ?? [];
+    for (let at = 0; at < seqs.length; at += PAGE_IN_BATCH) {
+      for (const message of this.readBack(seqs.slice(at, at + PAGE_IN_BATCH))) {
+        if (message !== undefined) yield message;
+      }
+    }
+  }
+
+  /** `limit` messages from `offset` in the order of values(), reading only those. */
+  list(offset: number, limit: number): Message[] {
+    const listed: Message[] = [];
+    let skipped = 0;
+    for (const message of this.messages.values()) {
+      if (listed.length >= limit) return listed;
+      if (skipped++ < offset) continue;
+      listed.push(message);
+    }
+    if (this.cold === null || listed.length >= limit) return listed;
+    const entries = this.cold.slice(Math.max(0, offset - this.messages.size), limit - listed.length);
+    for (const message of this.readBack(entries.map((entry) => entry.seq))) {
+      if (message !== undefined) listed.push(message);
+    }
+    return listed;
+  }
+
+  /** Seqs of every message, cold ones included. */
+  allSeqs(): number[] {
+    const seqs = [...this.messages.keys()];
+    this.cold?.entries().forEach((entry) => seqs.push(entry.seq));
+    return seqs;
   }
 
   // --- deduplication --------------------------------------------------
@@ -159,10 +264,19 @@ export class QueueEngine {
     return this.seenIds.has(id);
   }
 
+  /**
+   * Remembers a producer's id for the dedup window, at most
+   * DEDUP_MAX_IDS of them: past that the oldest are forgotten early, so a
+   * producer that sends ids at 50,000/s does not hold 15 million of them.
+   */
   rememberId(id: string, publishedAt: number): void {
     if (this.settings.dedupWindowMs <= 0) return;
     this.seenIds.set(id, publishedAt);
     this.seenOrder.push({ at: publishedAt, id });
+    while (this.seenIds.size > DEDUP_MAX_IDS && this.seenHead < this.seenOrder.length) {
+      const oldest = this.seenOrder[this.seenHead++];
+      if (this.seenIds.get(oldest.id) === oldest.at) this.seenIds.delete(oldest.id);
+    }
   }
 
   /** Undoes rememberId for a publish that failed to reach the disk. */
@@ -232,10 +346,26 @@ export class QueueEngine {
   /** Map order is arrival order; in-flight messages are skipped, and they
    * are few (bounded by the consumers' prefetch). */
   private oldestWaiting(): Message | undefined {
+    let hot: Message | undefined;
     for (const message of this.messages.values()) {
-      if (message.state !== 'in-flight') return message;
+      if (message.state !== 'in-flight') {
+        hot = message;
+        break;
+      }
     }
-    return undefined;
+    const cold = this.cold?.oldest();
+    if (cold === undefined || (hot !== undefined && hot.seq < cold.seq)) return hot;
+
+    // The oldest is cold: take it in, then let it go as a hot one would.
+    const removed = this.cold?.remove(cold.seq) as ColdEntry;
+    this.forgetCold(removed.priority, removed.bytes);
+    const [message] = this.pageInFn?.([cold.seq]) ?? [];
+    if (message === undefined) {
+      this.unreadable++;
+      return this.oldestWaiting();
+    }
+    this.enqueueHot(message, READY_ANYWAY);
+    return message;
   }
 
   private overflow(message: Message): void {
@@ -245,8 +375,48 @@ export class QueueEngine {
 
   // --- adding ---------------------------------------------------------
 
-  /** Adds a message that is already durable. It must be a fresh object. */
-  enqueue(message: Message, now: number): void {
+  /**
+   * Adds a message that is already durable. It must be a fresh object.
+   * `published` marks a message as its `published` record has it on disk
+   * (a new publish): only such a one may be kept cold, since reading it
+   * back gives that record.
+   */
+  enqueue(message: Message, now: number, published = false): void {
+    const cold = this.cold;
+    if (published && cold !== null && message.availableAt <= now &&
+      cold.accepts(message.priority, message.seq) &&
+      (cold.countOf(message.priority) > 0 ||
+        this.counts.ready - cold.count >= this.hotReadyLimit)) {
+      this.addCold(message.priority, message.seq, message.body.length);
+      if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
+      return;
+    }
+    this.enqueueHot(message, now);
+    if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
+  }
+
+  /** Adds a replayed message straight to the cold backlog; false if it may not go there. */
+  enqueueCold(priority: number, seq: number, bytes: number): boolean {
+    if (this.cold === null || !this.cold.accepts(priority, seq)) return false;
+    this.addCold(priority, seq, bytes);
+    return true;
+  }
+
+  private addCold(priority: number, seq: number, bytes: number): void {
+    (this.cold as ColdBacklog).push(priority, seq, bytes);
+    this.counts.ready++;
+    this.counts.bytes += bytes;
+    this.waiting.addCold(priority, bytes);
+  }
+
+  /** Counts a message that left the cold backlog as gone. */
+  private forgetCold(priority: number, bytes: number): void {
+    this.counts.ready--;
+    this.counts.bytes -= bytes;
+    this.waiting.removeCold(priority, bytes);
+  }
+
+  private enqueueHot(message: Message, now: number): void {
     message.lease = null;
     message.slots = { heap: -1, delay: null, expiry: null, lease: null };
     this.messages.set(message.seq, message);
@@ -257,7 +427,41 @@ export class QueueEngine {
     }
     if (this.settings.fifo) this.groupOf(message).waiting.push(message);
     this.makeWaitingOrReady(message, now);
-    if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
+  }
+
+  /**
+   * Moves up to `max` of the oldest cold messages of `priority` into
+   * memory as ready ones. One that cannot be read back is dropped from
+   * the queue (counted in `unreadable`); its log record stays, so it
+   * returns at the next restart.
+   */
+  private pageIn(priority: number, max: number, now: number): void {
+    const cold = this.cold as ColdBacklog;
+    const { seqs, sizes } = cold.take(priority, max);
+    for (const size of sizes) this.forgetCold(priority, size);
+    const messages = (this.pageInFn as PageIn)(seqs);
+    for (const message of messages) {
+      if (message === undefined) this.unreadable++;
+      else this.enqueueHot(message, now);
+    }
+  }
+
+  /** Pages cold messages in until the hot heap's top is the next to deliver. */
+  private pageInAhead(now: number): void {
+    const cold = this.cold;
+    if (cold === null || cold.count === 0) return;
+    for (;;) {
+      const top = this.ready.peek();
+      const priority = cold.ahead(top?.priority ?? -1, top?.seq ?? Number.POSITIVE_INFINITY);
+      if (priority < 0) return;
+      this.pageIn(priority, PAGE_IN_BATCH, now);
+    }
+  }
+
+  /** Cold messages read back as copies; they stay cold. */
+  private readBack(seqs: number[]): (Message | undefined)[] {
+    if (seqs.length === 0 || this.pageInFn === undefined) return [];
+    return this.pageInFn(seqs);
   }
 
   private makeWaitingOrReady(message: Message, now: number): void {
@@ -293,6 +497,7 @@ export class QueueEngine {
     out: Delivery[],
   ): void {
     while (out.length < max) {
+      this.pageInAhead(now);
       const message = this.ready.pop();
       if (message === undefined) return;
       if (!this.isCurrent(message, 'ready')) continue;
@@ -509,6 +714,15 @@ export class QueueEngine {
   /** Removes every message not in flight; returns their seqs. */
   purge(): number[] {
     const removed: number[] = [];
+    if (this.cold !== null) {
+      for (let p = 0; p <= MAX_PRIORITY; p++) {
+        const count = this.cold.countOf(p);
+        if (count === 0) continue;
+        const { seqs, sizes } = this.cold.take(p, count);
+        for (const size of sizes) this.forgetCold(p, size);
+        removed.push(...seqs);
+      }
+    }
     for (const message of this.messages.values()) {
       if (message.state === 'in-flight') continue;
       removed.push(message.seq);
@@ -519,6 +733,13 @@ export class QueueEngine {
 
   /** Takes a message out (for a move to another queue); undefined if in flight. */
   take(seq: number): Message | undefined {
+    const cold = this.cold?.remove(seq);
+    if (cold !== undefined) {
+      this.forgetCold(cold.priority, cold.bytes);
+      const [copy] = this.readBack([seq]);
+      if (copy === undefined) this.unreadable++;
+      return copy;
+    }
     const message = this.messages.get(seq);
     if (message === undefined || message.state === 'in-flight') return undefined;
     this.detach(message);
@@ -614,12 +835,25 @@ export class QueueEngine {
   /** Age of the oldest ready message (by publish time), 0 when none. */
   oldestReadyAgeMs(now: number): number {
     let scanned = 0;
+    let hot: Message | undefined;
     for (const message of this.messages.values()) {
-      if (message.state === 'ready') return Math.max(0, now - message.publishedAt);
+      if (message.state === 'ready') {
+        hot = message;
+        break;
+      }
       // TODO(#3): keep the oldest ready message indexed instead of scanning.
       if (++scanned > 10_000) break;
     }
-    return 0;
+    const cold = this.cold?.oldest();
+    if (cold !== undefined && (hot === undefined || cold.seq < hot.seq)) {
+      // One read per new oldest cold message, not one per call.
+      if (this.oldestColdSeen.seq !== cold.seq) {
+        const [message] = this.readBack([cold.seq]);
+        this.oldestColdSeen = { seq: cold.seq, publishedAt: message?.publishedAt ?? now };
+      }
+      return Math.max(0, now - this.oldestColdSeen.publishedAt);
+    }
+    return hot === undefined ? 0 : Math.max(0, now - hot.publishedAt);
   }
 }
 

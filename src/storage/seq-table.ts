@@ -200,6 +200,24 @@ export class SeqTable {
     }
   }
 
+  /**
+   * Visits every live row in seq order like forEach, letting go of each
+   * chunk once visited: the table ends empty, and never holds its rows and
+   * what the caller builds from them at the same time.
+   */
+  consume(visit: (seq: number, row: RowRef) => void): void {
+    const row: RowRef = { chunk: undefined as unknown as Chunk, index: 0 };
+    for (let chunk = this.#chunks.shift(); chunk !== undefined; chunk = this.#chunks.shift()) {
+      row.chunk = chunk;
+      for (let i = 0; i < chunk.length; i++) {
+        if (chunk.alive[i] === 0) continue;
+        row.index = i;
+        visit(chunk.seqs[i], row);
+      }
+      this.#size -= chunk.live;
+    }
+  }
+
   /** Drops every row. */
   clear(): void {
     this.#chunks.length = 0;
