@@ -221,6 +221,8 @@ export class Broker implements BrokerApi {
         logger: this.logger,
         snapshotMessage: (seq) => this.snapshot(seq),
         io: options.storeIo,
+        // Replay keeps no bodies (recovery.ts), only their sizes.
+        copyReplayedBodies: false,
       },
       (record) => replay.apply(record),
     );

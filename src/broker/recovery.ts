@@ -9,7 +9,7 @@
 // back from the log only the few that must be in memory (delayed, changed
 // since published, or in a queue that keeps everything in memory).
 
-import { DEDUP_MAX_IDS } from '../engine/queue.js';
+import { DEDUP_MAX_IDS } from '../engine/dedup.js';
 import { DEFAULT_SETTINGS } from '../engine/types.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { type RowRef, SeqTable } from '../storage/seq-table.js';
@@ -40,7 +40,7 @@ export interface ReplayedRow {
 }
 
 // At most DEDUP_MAX_IDS ids per queue are kept for deduplication across a
-// restart, the newest, as at run time (QueueEngine.rememberId). The log
+// restart, the newest, as at run time (engine/dedup.ts). The log
 // does not tell a producer's id from a generated one, and ten million
 // remembered UUIDs would cost more than the backlog itself.
 

@@ -11,6 +11,7 @@
 
 import { backoffDelay } from './backoff.js';
 import { ColdBacklog, type ColdEntry } from './cold-backlog.js';
+import { DedupWindow } from './dedup.js';
 import { Heap } from './heap.js';
 import {
   WaitingIndex,
@@ -61,12 +62,10 @@ export type PageIn = (seqs: number[]) => (Message | undefined)[];
 
 /** Ready messages kept in memory before new ones stay on disk only. */
 export const HOT_READY_LIMIT = 4096;
-// Cold messages were ready when they went cold, and stay ready whatever
-// the time: page-ins that have no `now` at hand pass this.
+// Cold messages were ready when they went cold and stay ready, as hot ready
+// ones do, even if the clock has jumped back since: page-ins pass this as
+// the time.
 const READY_ANYWAY = Number.POSITIVE_INFINITY;
-
-/** Producer ids remembered for deduplication, per queue. */
-export const DEDUP_MAX_IDS = 100_000;
 
 /** Messages read back from disk at a time. */
 export const PAGE_IN_BATCH = 256;
@@ -107,9 +106,7 @@ export class QueueEngine {
   private readonly leaseDeadlines = new Heap<TimedEntry>(byTime, placeEntry);
   private readonly expiries = new Heap<TimedEntry>(byTime, placeEntry);
 
-  private readonly seenIds = new Map<string, number>();
-  private readonly seenOrder: { at: number; id: string }[] = [];
-  private seenHead = 0;
+  private readonly dedup = new DedupWindow();
 
   private readonly random: () => number;
   private deliveryCounter: number;
@@ -183,7 +180,7 @@ export class QueueEngine {
     // first: one read per PAGE_IN_BATCH messages, however many there are.
     if (this.cold !== null && !this.coldAllowed(next)) {
       for (let p = this.cold.highest(); p >= 0; p = this.cold.highest()) {
-        this.pageIn(p, PAGE_IN_BATCH, READY_ANYWAY);
+        this.pageIn(p, PAGE_IN_BATCH);
       }
       this.cold = null;
     }
@@ -260,42 +257,17 @@ export class QueueEngine {
 
   /** True when `id` was published within the dedup window before `now`. */
   isDuplicate(id: string, now: number): boolean {
-    this.forgetOldIds(now);
-    return this.seenIds.has(id);
+    return this.dedup.has(id, now, this.settings.dedupWindowMs);
   }
 
-  /**
-   * Remembers a producer's id for the dedup window, at most
-   * DEDUP_MAX_IDS of them: past that the oldest are forgotten early, so a
-   * producer that sends ids at 50,000/s does not hold 15 million of them.
-   */
+  /** Remembers a producer's id, at most DEDUP_MAX_IDS of them (dedup.ts). */
   rememberId(id: string, publishedAt: number): void {
-    if (this.settings.dedupWindowMs <= 0) return;
-    this.seenIds.set(id, publishedAt);
-    this.seenOrder.push({ at: publishedAt, id });
-    while (this.seenIds.size > DEDUP_MAX_IDS && this.seenHead < this.seenOrder.length) {
-      const oldest = this.seenOrder[this.seenHead++];
-      if (this.seenIds.get(oldest.id) === oldest.at) this.seenIds.delete(oldest.id);
-    }
+    if (this.settings.dedupWindowMs > 0) this.dedup.remember(id, publishedAt);
   }
 
   /** Undoes rememberId for a publish that failed to reach the disk. */
   forgetId(id: string): void {
-    this.seenIds.delete(id);
-  }
-
-  private forgetOldIds(now: number): void {
-    const horizon = now - this.settings.dedupWindowMs;
-    const order = this.seenOrder;
-    while (this.seenHead < order.length && order[this.seenHead].at <= horizon) {
-      const { id } = order[this.seenHead];
-      if (this.seenIds.get(id) === order[this.seenHead].at) this.seenIds.delete(id);
-      this.seenHead++;
-    }
-    if (this.seenHead > 1024 && this.seenHead * 2 > order.length) {
-      order.splice(0, this.seenHead);
-      this.seenHead = 0;
-    }
+    this.dedup.forget(id);
   }
 
   // --- limits ---------------------------------------------------------
@@ -435,26 +407,26 @@ export class QueueEngine {
    * the queue (counted in `unreadable`); its log record stays, so it
    * returns at the next restart.
    */
-  private pageIn(priority: number, max: number, now: number): void {
+  private pageIn(priority: number, max: number): void {
     const cold = this.cold as ColdBacklog;
     const { seqs, sizes } = cold.take(priority, max);
     for (const size of sizes) this.forgetCold(priority, size);
     const messages = (this.pageInFn as PageIn)(seqs);
     for (const message of messages) {
       if (message === undefined) this.unreadable++;
-      else this.enqueueHot(message, now);
+      else this.enqueueHot(message, READY_ANYWAY);
     }
   }
 
   /** Pages cold messages in until the hot heap's top is the next to deliver. */
-  private pageInAhead(now: number): void {
+  private pageInAhead(): void {
     const cold = this.cold;
     if (cold === null || cold.count === 0) return;
     for (;;) {
       const top = this.ready.peek();
       const priority = cold.ahead(top?.priority ?? -1, top?.seq ?? Number.POSITIVE_INFINITY);
       if (priority < 0) return;
-      this.pageIn(priority, PAGE_IN_BATCH, now);
+      this.pageIn(priority, PAGE_IN_BATCH);
     }
   }
 
@@ -497,7 +469,7 @@ export class QueueEngine {
     out: Delivery[],
   ): void {
     while (out.length < max) {
-      this.pageInAhead(now);
+      this.pageInAhead();
       const message = this.ready.pop();
       if (message === undefined) return;
       if (!this.isCurrent(message, 'ready')) continue;

@@ -47,6 +47,12 @@ export interface LogStoreOptions {
   snapshotMessage(seq: number): PublishedRecord | undefined;
   /** File operations of the write path; tests inject faults here. */
   io?: StoreIo;
+  /**
+   * false: the body of a `published` record passed to `replay` is a view
+   * into a read buffer, valid only during the call. For a caller that
+   * keeps only its size; saves a copy of every body at open. Default true.
+   */
+  copyReplayedBodies?: boolean;
 }
 
 export type LogStoreStats = {
@@ -181,6 +187,7 @@ export class LogStore {
             throw err;
           }
         },
+        options.copyReplayedBodies ?? true,
       );
 
       const store = new LogStore(options, ledger, recovered);

@@ -53,6 +53,7 @@ export async function recover(
   ledger: Ledger,
   logger: StoreLogger,
   replay: (record: LogRecord) => void,
+  copyBodies = true,
 ): Promise<Recovered> {
   const files = await listSegments(dir);
   const missingSegments = reportGaps(dir, files, logger);
@@ -90,7 +91,7 @@ export async function recover(
     const scan = await readSegment(file.path, (record, frameBytes, offset) => {
       ledger.apply(record, segment, frameBytes, offset);
       replay(record);
-    });
+    }, { copyBodies });
 
     segment.size = scan.fileBytes;
     const isLast = i === files.length - 1;
