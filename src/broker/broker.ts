@@ -43,7 +43,13 @@ import {
   deliverDeadLetter,
   redriveFilter,
 } from './dead-letter.js';
-import { isLogged, moveRecords, needsSync, publishedRecord } from './durability.js';
+import {
+  isLogged,
+  moveRecords,
+  needsSync,
+  publishedRecord,
+  settledRecords,
+} from './durability.js';
 import {
   FIRST_ERROR_HEADER,
   LAST_ERROR_HEADER,
@@ -436,7 +442,7 @@ export class Broker implements BrokerApi {
     this.checkOpen();
     const engine = this.engineOf(name);
     const seqs = engine.purge();
-    if (seqs.length > 0) await this.append(engine, [{ type: 'settled', seqs }]);
+    if (seqs.length > 0) await this.append(engine, settledRecords(seqs));
     this.logger.info({ queue: name, purged: seqs.length }, 'queue purged');
     return { purged: seqs.length };
   }
@@ -458,7 +464,7 @@ export class Broker implements BrokerApi {
     this.subscribers.delete(engine);
 
     const records: LogRecord[] = [];
-    if (seqs.length > 0) records.push({ type: 'settled', seqs });
+    records.push(...settledRecords(seqs));
     records.push({ type: 'queue-deleted', name });
     await this.append(engine, records);
     this.logger.info({ queue: name, messages: seqs.length }, 'queue deleted');

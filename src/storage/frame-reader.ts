@@ -31,7 +31,9 @@ export class FrameReader {
   /**
    * The `published` records at `locations`, in the same order; undefined
    * for a location that cannot be read or does not hold a whole, valid
-   * `published` frame. Throws nothing. Bodies are copies of their own.
+   * `published` frame. Throws nothing. Bodies are copies of their own:
+   * a view into the read buffer would let one message that is retried
+   * for a minute keep the whole page's buffer alive.
    */
   read(
     locations: readonly (FrameLocation | undefined)[],

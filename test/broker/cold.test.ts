@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import type { Broker } from '../../src/broker/broker.js';
+import { settledRecords } from '../../src/broker/durability.js';
+import { MAX_RECORD_BYTES, encodeRecord } from '../../src/storage/codec.js';
 import { ManualClock, openBroker, tempDir, text } from '../helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
@@ -135,5 +137,19 @@ describe('cold backlog in the broker', () => {
 
     await reopen();
     assert.deepEqual(await drainAll('kept'), expected);
+  });
+});
+
+describe('settled records of a long backlog', () => {
+  it('are cut so that no record passes the size limit', () => {
+    const seqs = Array.from({ length: 150_000 }, (_, i) => i + 1);
+    const records = settledRecords(seqs);
+    assert.equal(records.length, 3);
+    for (const record of records) {
+      assert.equal(record.type, 'settled');
+      assert.ok(encodeRecord(record).length < MAX_RECORD_BYTES / 100);
+    }
+    assert.deepEqual(records.flatMap((record) => (record.type === 'settled' ? record.seqs : [])), seqs);
+    assert.deepEqual(settledRecords([]), []);
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -219,5 +219,26 @@ test('readPublished reads live messages back by position, after copies and a res
     const again = await openStore(dir);
     assert.deepEqual(again.store.readPublished([kept.seq, live[0].seq]), [kept, live[0]]);
     await again.store.close();
+  });
+});
+
+test('readPublished gives undefined and logs for a frame damaged after open', () => {
+  return withTempDir(async (dir) => {
+    const { store, logger } = await openStore(dir);
+    const records = [ticket(store.allocateSeq()), ticket(store.allocateSeq())];
+    await store.append([declared, ...records]);
+
+    // Flip one bit in the first message's body, behind the store's back.
+    const [file] = (await readdir(dir)).filter((name) => name.endsWith('.log'));
+    const path = join(dir, file);
+    const bytes = await readFile(path);
+    const at = bytes.indexOf(records[0].body) + 10;
+    bytes[at] ^= 0x04;
+    await writeFile(path, bytes);
+
+    assert.deepEqual(store.readPublished([records[0].seq, records[1].seq]), [undefined, records[1]]);
+    assert.equal(logger.errors.length, 1);
+    assert.match(String((logger.errors[0].obj.err as Error).message), /checksum/);
+    await store.close();
   });
 });
