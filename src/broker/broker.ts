@@ -858,7 +858,9 @@ export class Broker implements BrokerApi {
     const touched = new Set<QueueEngine>();
     const chosen = redriveFilter(options);
     let moved = 0;
-    for (const message of [...engine.values()]) {
+    // values() reads cold messages a page at a time; take() below is safe
+    // while it runs.
+    for (const message of engine.values()) {
       if (moved >= max) break;
       if (!chosen(message)) continue;
       const destination = target ?? this.sourceOf(message, engine);

@@ -232,16 +232,11 @@ export class ColdBacklog {
     return this.#deques.some((deque) => deque.has(seq));
   }
 
-  /**
-   * Every entry in seq order over all priorities (a merge of the deques).
-   * The backlog must not change while this runs.
-   */
-  entries(): ColdEntry[] {
-    const all: ColdEntry[] = [];
-    this.#deques.forEach((deque, priority) => {
-      deque.forEach((seq, bytes) => void all.push({ seq, priority, bytes }));
-    });
-    return all.sort((a, b) => a.seq - b.seq);
+  /** Every seq, in seq order over all priorities (8 bytes each, no objects). */
+  seqs(): number[] {
+    const seqs: number[] = [];
+    for (const deque of this.#deques) deque.forEach((seq) => void seqs.push(seq));
+    return seqs.sort((a, b) => a - b);
   }
 
   /** Seqs from `offset` on in seq order, at most `limit`, without a full copy. */

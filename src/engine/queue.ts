@@ -221,7 +221,7 @@ export class QueueEngine {
    */
   *values(): Generator<Message> {
     yield* this.messages.values();
-    const seqs = this.cold?.entries().map((entry) => entry.seq) ?? [];
+    const seqs = this.cold?.seqs() ?? [];
     for (let at = 0; at < seqs.length; at += PAGE_IN_BATCH) {
       for (const message of this.readBack(seqs.slice(at, at + PAGE_IN_BATCH))) {
         if (message !== undefined) yield message;
@@ -249,7 +249,7 @@ export class QueueEngine {
   /** Seqs of every message, cold ones included. */
   allSeqs(): number[] {
     const seqs = [...this.messages.keys()];
-    this.cold?.entries().forEach((entry) => seqs.push(entry.seq));
+    for (const seq of this.cold?.seqs() ?? []) seqs.push(seq);
     return seqs;
   }
 
