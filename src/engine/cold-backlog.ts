@@ -55,10 +55,16 @@ export class ColdDeque {
     return chunk === undefined ? undefined : chunk.seqs[chunk.head];
   }
 
-  /** Takes up to `max` entries from the front into `seqs` and `sizes`. */
-  shift(max: number, seqs: number[], sizes: number[]): void {
+  /**
+   * Takes up to `max` entries from the front into `seqs` and `sizes`,
+   * stopping before their bodies pass `maxBytes` (but taking one at least).
+   */
+  shift(max: number, maxBytes: number, seqs: number[], sizes: number[]): void {
+    let bytes = 0;
     for (let chunk = this.#front(); chunk !== undefined && max > 0; chunk = this.#front()) {
       const size = chunk.bytes[chunk.head];
+      if (seqs.length > 0 && bytes + size > maxBytes) return;
+      bytes += size;
       seqs.push(chunk.seqs[chunk.head]);
       sizes.push(size);
       chunk.head++;
@@ -187,12 +193,16 @@ export class ColdBacklog {
     return -1;
   }
 
-  /** Takes up to `max` of the oldest entries of `priority`. */
-  take(priority: number, max: number): { seqs: number[]; sizes: number[] } {
+  /** Takes up to `max` of the oldest entries of `priority`, up to `maxBytes` of bodies. */
+  take(
+    priority: number,
+    max: number,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): { seqs: number[]; sizes: number[] } {
     const seqs: number[] = [];
     const sizes: number[] = [];
     const deque = this.#deques[priority];
-    deque.shift(max, seqs, sizes);
+    deque.shift(max, maxBytes, seqs, sizes);
     this.count -= seqs.length;
     for (const size of sizes) this.bytes -= size;
     return { seqs, sizes };

@@ -56,12 +56,19 @@ export interface EngineOptions {
   pageIn?: PageIn;
   /** Ready messages kept in memory before new ones go cold (HOT_READY_LIMIT). */
   hotReadyLimit?: number;
+  /** Body bytes of waiting messages kept in memory before new ones go
+   * cold (HOT_WAITING_BYTES). */
+  hotWaitingBytes?: number;
 }
 
 export type PageIn = (seqs: number[]) => (Message | undefined)[];
 
 /** Ready messages kept in memory before new ones stay on disk only. */
 export const HOT_READY_LIMIT = 4096;
+/** The same for their bodies: with 16 MiB bodies, 4096 of them would be 64 GiB. */
+export const HOT_WAITING_BYTES = 16 * 1024 * 1024;
+/** Bodies read back at a time, at most (one message at least). */
+const PAGE_IN_BYTES = 4 * 1024 * 1024;
 // Cold messages were ready when they went cold and stay ready, as hot ready
 // ones do, even if the clock has jumped back since: page-ins pass this as
 // the time.
@@ -142,6 +149,7 @@ export class QueueEngine {
   private cold: ColdBacklog | null = null;
   private readonly pageInFn: PageIn | undefined;
   private readonly hotReadyLimit: number;
+  private readonly hotWaitingBytes: number;
   /** Cold messages that could not be read back; they return at restart. */
   unreadable = 0;
   private oldestColdSeen = { seq: -1, publishedAt: 0 };
@@ -154,6 +162,7 @@ export class QueueEngine {
     this.deliveryCounter = options.receiptBase ?? 0;
     this.pageInFn = options.pageIn;
     this.hotReadyLimit = options.hotReadyLimit ?? HOT_READY_LIMIT;
+    this.hotWaitingBytes = options.hotWaitingBytes ?? HOT_WAITING_BYTES;
     if (this.coldAllowed(settings)) this.cold = new ColdBacklog();
   }
 
@@ -358,7 +367,8 @@ export class QueueEngine {
     if (published && cold !== null && message.availableAt <= now &&
       cold.accepts(message.priority, message.seq) &&
       (cold.countOf(message.priority) > 0 ||
-        this.counts.ready - cold.count >= this.hotReadyLimit)) {
+        this.counts.ready - cold.count >= this.hotReadyLimit ||
+        this.waiting.bytes - cold.bytes >= this.hotWaitingBytes)) {
       this.addCold(message.priority, message.seq, message.body.length);
       if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
       return;
@@ -409,7 +419,7 @@ export class QueueEngine {
    */
   private pageIn(priority: number, max: number): void {
     const cold = this.cold as ColdBacklog;
-    const { seqs, sizes } = cold.take(priority, max);
+    const { seqs, sizes } = cold.take(priority, max, PAGE_IN_BYTES);
     for (const size of sizes) this.forgetCold(priority, size);
     const messages = (this.pageInFn as PageIn)(seqs);
     for (const message of messages) {

@@ -124,6 +124,19 @@ describe('cold backlog', () => {
     assert.equal(q.counts.delayed, 1);
   });
 
+  it('keeps new publishes cold past a byte budget too', () => {
+    const log = new FakeLog();
+    const q = new QueueEngine('q', DEFAULT_SETTINGS, {
+      pageIn: log.pageIn,
+      hotReadyLimit: 1000,
+      hotWaitingBytes: 20,
+    });
+    for (let i = 0; i < 10; i++) q.enqueue(log.publish(), 0, true);
+    // "body 1" .. "body 4" reach 24 bytes; the rest stay on disk.
+    assert.equal(q.coldCount, 6);
+    assert.deepEqual(ids(q.receive(0, 10, 1000)).length, 10);
+  });
+
   it('lists hot then cold messages, reading only the page asked for', () => {
     const log = new FakeLog();
     const q = coldEngine(log);
