@@ -10,7 +10,7 @@
 // ready groups take turns (README, "Semantics in brief").
 
 import { backoffDelay } from './backoff.js';
-import { ColdBacklog, type ColdEntry } from './cold-backlog.js';
+import { ColdTier, type PageIn } from './cold-tier.js';
 import { DedupWindow } from './dedup.js';
 import { Heap } from './heap.js';
 import {
@@ -61,21 +61,12 @@ export interface EngineOptions {
   hotWaitingBytes?: number;
 }
 
-export type PageIn = (seqs: number[]) => (Message | undefined)[];
+export { HOT_READY_LIMIT, HOT_WAITING_BYTES, PAGE_IN_BATCH, type PageIn } from './cold-tier.js';
 
-/** Ready messages kept in memory before new ones stay on disk only. */
-export const HOT_READY_LIMIT = 4096;
-/** The same for their bodies: with 16 MiB bodies, 4096 of them would be 64 GiB. */
-export const HOT_WAITING_BYTES = 16 * 1024 * 1024;
-/** Bodies read back at a time, at most (one message at least). */
-const PAGE_IN_BYTES = 4 * 1024 * 1024;
 // Cold messages were ready when they went cold and stay ready, as hot ready
 // ones do, even if the clock has jumped back since: page-ins pass this as
 // the time.
 const READY_ANYWAY = Number.POSITIVE_INFINITY;
-
-/** Messages read back from disk at a time. */
-export const PAGE_IN_BATCH = 256;
 
 interface Group {
   readonly key: string;
@@ -146,13 +137,8 @@ export class QueueEngine {
 
   // Ready messages whose bodies stay on disk; null while this queue keeps
   // everything in memory (coldAllowed says when).
-  private cold: ColdBacklog | null = null;
-  private readonly pageInFn: PageIn | undefined;
-  private readonly hotReadyLimit: number;
-  private readonly hotWaitingBytes: number;
-  /** Cold messages that could not be read back; they return at restart. */
-  unreadable = 0;
-  private oldestColdSeen = { seq: -1, publishedAt: 0 };
+  private cold: ColdTier | null = null;
+  private readonly options: EngineOptions;
 
   constructor(name: string, settings: QueueSettings, options: EngineOptions = {}) {
     this.name = name;
@@ -160,10 +146,14 @@ export class QueueEngine {
     this.waiting.track(needsPriorityIndex(settings), []);
     this.random = options.random ?? Math.random;
     this.deliveryCounter = options.receiptBase ?? 0;
-    this.pageInFn = options.pageIn;
-    this.hotReadyLimit = options.hotReadyLimit ?? HOT_READY_LIMIT;
-    this.hotWaitingBytes = options.hotWaitingBytes ?? HOT_WAITING_BYTES;
-    if (this.coldAllowed(settings)) this.cold = new ColdBacklog();
+    this.options = options;
+    this.cold = this.newColdTier(settings);
+  }
+
+  private newColdTier(settings: QueueSettings): ColdTier | null {
+    const { pageIn, hotReadyLimit, hotWaitingBytes } = this.options;
+    if (pageIn === undefined || !this.coldAllowed(settings)) return null;
+    return new ColdTier(pageIn, hotReadyLimit, hotWaitingBytes);
   }
 
   /**
@@ -174,8 +164,8 @@ export class QueueEngine {
    * TODO(#3): cold FIFO groups, cold reject-lowest-priority victims.
    */
   private coldAllowed(settings: QueueSettings): boolean {
-    return this.pageInFn !== undefined && !settings.fifo &&
-      settings.durability !== 'memory' && !needsPriorityIndex(settings);
+    return !settings.fifo && settings.durability !== 'memory' &&
+      !needsPriorityIndex(settings);
   }
 
   get settings(): QueueSettings {
@@ -188,28 +178,33 @@ export class QueueEngine {
     // A queue that may no longer keep messages cold takes them all in
     // first: one read per PAGE_IN_BATCH messages, however many there are.
     if (this.cold !== null && !this.coldAllowed(next)) {
-      for (let p = this.cold.highest(); p >= 0; p = this.cold.highest()) {
-        this.pageIn(p, PAGE_IN_BATCH);
+      for (let p = this.cold.backlog.highest(); p >= 0; p = this.cold.backlog.highest()) {
+        this.pageIn(p);
       }
       this.cold = null;
     }
     this.current = next;
-    if (this.cold === null && this.coldAllowed(next)) this.cold = new ColdBacklog();
+    this.cold ??= this.newColdTier(next);
     if (rebuild) this.waiting.track(needsPriorityIndex(next), this.messages.values());
   }
 
   /** Messages in the queue, cold ones included. */
   get size(): number {
-    return this.messages.size + (this.cold?.count ?? 0);
+    return this.messages.size + this.coldCount;
   }
 
   /** Ready messages kept on disk only. */
   get coldCount(): number {
-    return this.cold?.count ?? 0;
+    return this.cold?.backlog.count ?? 0;
+  }
+
+  /** Cold messages that could not be read back; they return at restart. */
+  get unreadable(): number {
+    return this.cold?.unreadable ?? 0;
   }
 
   has(seq: number): boolean {
-    return this.messages.has(seq) || (this.cold?.has(seq) ?? false);
+    return this.messages.has(seq) || (this.cold?.backlog.has(seq) ?? false);
   }
 
   /** A message in memory; cold ones are not (see find). */
@@ -219,9 +214,7 @@ export class QueueEngine {
 
   /** A message in memory, or a cold one read back as a copy that stays cold. */
   find(seq: number): Message | undefined {
-    const hot = this.messages.get(seq);
-    if (hot !== undefined || this.cold === null || !this.cold.has(seq)) return hot;
-    return this.readBack([seq])[0];
+    return this.messages.get(seq) ?? this.cold?.find(seq);
   }
 
   /**
@@ -230,12 +223,7 @@ export class QueueEngine {
    */
   *values(): Generator<Message> {
     yield* this.messages.values();
-    const seqs = this.cold?.seqs() ?? [];
-    for (let at = 0; at < seqs.length; at += PAGE_IN_BATCH) {
-      for (const message of this.readBack(seqs.slice(at, at + PAGE_IN_BATCH))) {
-        if (message !== undefined) yield message;
-      }
-    }
+    if (this.cold !== null) yield* this.cold.values();
   }
 
   /** `limit` messages from `offset` in the order of values(), reading only those. */
@@ -248,17 +236,14 @@ export class QueueEngine {
       listed.push(message);
     }
     if (this.cold === null || listed.length >= limit) return listed;
-    const entries = this.cold.slice(Math.max(0, offset - this.messages.size), limit - listed.length);
-    for (const message of this.readBack(entries.map((entry) => entry.seq))) {
-      if (message !== undefined) listed.push(message);
-    }
-    return listed;
+    const from = Math.max(0, offset - this.messages.size);
+    return listed.concat(this.cold.list(from, limit - listed.length));
   }
 
   /** Seqs of every message, cold ones included. */
   allSeqs(): number[] {
     const seqs = [...this.messages.keys()];
-    for (const seq of this.cold?.seqs() ?? []) seqs.push(seq);
+    for (const seq of this.cold?.backlog.seqs() ?? []) seqs.push(seq);
     return seqs;
   }
 
@@ -334,19 +319,14 @@ export class QueueEngine {
         break;
       }
     }
-    const cold = this.cold?.oldest();
+    const cold = this.cold?.backlog.oldest();
     if (cold === undefined || (hot !== undefined && hot.seq < cold.seq)) return hot;
 
     // The oldest is cold: take it in, then let it go as a hot one would.
-    const removed = this.cold?.remove(cold.seq) as ColdEntry;
-    this.forgetCold(removed.priority, removed.bytes);
-    const [message] = this.pageInFn?.([cold.seq]) ?? [];
-    if (message === undefined) {
-      this.unreadable++;
-      return this.oldestWaiting();
-    }
-    this.enqueueHot(message, READY_ANYWAY);
-    return message;
+    const taken = this.takeCold(cold.seq);
+    if (taken === undefined) return this.oldestWaiting();
+    this.enqueueHot(taken, READY_ANYWAY);
+    return taken;
   }
 
   private overflow(message: Message): void {
@@ -364,11 +344,12 @@ export class QueueEngine {
    */
   enqueue(message: Message, now: number, published = false): void {
     const cold = this.cold;
-    if (published && cold !== null && message.availableAt <= now &&
-      cold.accepts(message.priority, message.seq) &&
-      (cold.countOf(message.priority) > 0 ||
-        this.counts.ready - cold.count >= this.hotReadyLimit ||
-        this.waiting.bytes - cold.bytes >= this.hotWaitingBytes)) {
+    if (published && cold !== null && cold.keeps(
+      message,
+      now,
+      this.counts.ready - cold.backlog.count,
+      this.waiting.bytes - cold.backlog.bytes,
+    )) {
       this.addCold(message.priority, message.seq, message.body.length);
       if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
       return;
@@ -379,13 +360,13 @@ export class QueueEngine {
 
   /** Adds a replayed message straight to the cold backlog; false if it may not go there. */
   enqueueCold(priority: number, seq: number, bytes: number): boolean {
-    if (this.cold === null || !this.cold.accepts(priority, seq)) return false;
+    if (this.cold === null || !this.cold.backlog.accepts(priority, seq)) return false;
     this.addCold(priority, seq, bytes);
     return true;
   }
 
   private addCold(priority: number, seq: number, bytes: number): void {
-    (this.cold as ColdBacklog).push(priority, seq, bytes);
+    (this.cold as ColdTier).backlog.push(priority, seq, bytes);
     this.counts.ready++;
     this.counts.bytes += bytes;
     this.waiting.addCold(priority, bytes);
@@ -411,39 +392,31 @@ export class QueueEngine {
     this.makeWaitingOrReady(message, now);
   }
 
-  /**
-   * Moves up to `max` of the oldest cold messages of `priority` into
-   * memory as ready ones. One that cannot be read back is dropped from
-   * the queue (counted in `unreadable`); its log record stays, so it
-   * returns at the next restart.
-   */
-  private pageIn(priority: number, max: number): void {
-    const cold = this.cold as ColdBacklog;
-    const { seqs, sizes } = cold.take(priority, max, PAGE_IN_BYTES);
+  /** Moves a page of the oldest cold messages of `priority` into memory. */
+  private pageIn(priority: number): void {
+    const { messages, sizes } = (this.cold as ColdTier).takePage(priority);
     for (const size of sizes) this.forgetCold(priority, size);
-    const messages = (this.pageInFn as PageIn)(seqs);
-    for (const message of messages) {
-      if (message === undefined) this.unreadable++;
-      else this.enqueueHot(message, READY_ANYWAY);
-    }
+    for (const message of messages) this.enqueueHot(message, READY_ANYWAY);
   }
 
   /** Pages cold messages in until the hot heap's top is the next to deliver. */
   private pageInAhead(): void {
-    const cold = this.cold;
-    if (cold === null || cold.count === 0) return;
+    const backlog = this.cold?.backlog;
+    if (backlog === undefined || backlog.count === 0) return;
     for (;;) {
       const top = this.ready.peek();
-      const priority = cold.ahead(top?.priority ?? -1, top?.seq ?? Number.POSITIVE_INFINITY);
+      const priority = backlog.ahead(top?.priority ?? -1, top?.seq ?? Number.POSITIVE_INFINITY);
       if (priority < 0) return;
-      this.pageIn(priority, PAGE_IN_BATCH);
+      this.pageIn(priority);
     }
   }
 
-  /** Cold messages read back as copies; they stay cold. */
-  private readBack(seqs: number[]): (Message | undefined)[] {
-    if (seqs.length === 0 || this.pageInFn === undefined) return [];
-    return this.pageInFn(seqs);
+  /** Takes a cold message out of the queue, read back (undefined if unreadable). */
+  private takeCold(seq: number): Message | undefined {
+    const taken = this.cold?.takeOne(seq);
+    if (taken === undefined) return undefined;
+    this.forgetCold(taken.entry.priority, taken.entry.bytes);
+    return taken.message;
   }
 
   private makeWaitingOrReady(message: Message, now: number): void {
@@ -696,11 +669,12 @@ export class QueueEngine {
   /** Removes every message not in flight; returns their seqs. */
   purge(): number[] {
     const removed: number[] = [];
-    if (this.cold !== null) {
+    const backlog = this.cold?.backlog;
+    if (backlog !== undefined) {
       for (let p = 0; p <= MAX_PRIORITY; p++) {
-        const count = this.cold.countOf(p);
+        const count = backlog.countOf(p);
         if (count === 0) continue;
-        const { seqs, sizes } = this.cold.take(p, count);
+        const { seqs, sizes } = backlog.take(p, count);
         for (const size of sizes) this.forgetCold(p, size);
         removed.push(...seqs);
       }
@@ -715,13 +689,7 @@ export class QueueEngine {
 
   /** Takes a message out (for a move to another queue); undefined if in flight. */
   take(seq: number): Message | undefined {
-    const cold = this.cold?.remove(seq);
-    if (cold !== undefined) {
-      this.forgetCold(cold.priority, cold.bytes);
-      const [copy] = this.readBack([seq]);
-      if (copy === undefined) this.unreadable++;
-      return copy;
-    }
+    if (this.cold?.backlog.has(seq)) return this.takeCold(seq);
     const message = this.messages.get(seq);
     if (message === undefined || message.state === 'in-flight') return undefined;
     this.detach(message);
@@ -826,14 +794,9 @@ export class QueueEngine {
       // TODO(#3): keep the oldest ready message indexed instead of scanning.
       if (++scanned > 10_000) break;
     }
-    const cold = this.cold?.oldest();
+    const cold = this.cold?.oldest(now);
     if (cold !== undefined && (hot === undefined || cold.seq < hot.seq)) {
-      // One read per new oldest cold message, not one per call.
-      if (this.oldestColdSeen.seq !== cold.seq) {
-        const [message] = this.readBack([cold.seq]);
-        this.oldestColdSeen = { seq: cold.seq, publishedAt: message?.publishedAt ?? now };
-      }
-      return Math.max(0, now - this.oldestColdSeen.publishedAt);
+      return Math.max(0, now - cold.publishedAt);
     }
     return hot === undefined ? 0 : Math.max(0, now - hot.publishedAt);
   }
