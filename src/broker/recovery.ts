@@ -53,7 +53,7 @@ export class ReplayState {
   /** Declared queues and their settings as logged. */
   readonly queues = new Map<string, Record<string, unknown>>();
   /** Ids published recently enough to matter, newest DEDUP_MAX_IDS a queue. */
-  readonly #recent = new Map<string, RecentId[]>();
+  readonly #recent = new Map<string, RecentRing>();
   readonly #rows = new SeqTable(3);
   readonly #changes = new Map<number, ReplayedChange>();
   readonly #queueNames: string[] = [];
@@ -69,7 +69,7 @@ export class ReplayState {
   }
 
   get recentIds(): RecentId[] {
-    return [...this.#recent.values()].flatMap((list) => list.slice(-DEDUP_MAX_IDS));
+    return [...this.#recent].flatMap(([queue, ring]) => ring.list(queue));
   }
 
   apply(record: LogRecord): void {
@@ -138,7 +138,12 @@ export class ReplayState {
 
     const window = this.dedupWindowOf(record.queue);
     if (!isCopy && record.publishedAt > this.now - window) {
-      this.remember({ queue: record.queue, id: record.id, publishedAt: record.publishedAt });
+      let ring = this.#recent.get(record.queue);
+      if (ring === undefined) {
+        ring = new RecentRing();
+        this.#recent.set(record.queue, ring);
+      }
+      ring.add(record.id, record.publishedAt);
     }
   }
 
@@ -164,18 +169,32 @@ export class ReplayState {
     return change;
   }
 
-  private remember(recent: RecentId): void {
-    let list = this.#recent.get(recent.queue);
-    if (list === undefined) {
-      list = [];
-      this.#recent.set(recent.queue, list);
-    }
-    list.push(recent);
-    if (list.length >= 2 * DEDUP_MAX_IDS) list.splice(0, list.length - DEDUP_MAX_IDS);
-  }
-
   private dedupWindowOf(queue: string): number {
     const window = this.queues.get(queue)?.dedupWindowMs;
     return typeof window === 'number' ? window : DEFAULT_SETTINGS.dedupWindowMs;
+  }
+}
+
+// The newest DEDUP_MAX_IDS ids of one queue, overwritten in place: replay
+// may pass ten million of them, and an object each would be garbage.
+class RecentRing {
+  readonly #ids: string[] = [];
+  readonly #times: number[] = [];
+  #next = 0;
+
+  add(id: string, publishedAt: number): void {
+    this.#ids[this.#next] = id;
+    this.#times[this.#next] = publishedAt;
+    this.#next = (this.#next + 1) % DEDUP_MAX_IDS;
+  }
+
+  /** Oldest first. */
+  list(queue: string): RecentId[] {
+    const count = this.#ids.length;
+    const start = count < DEDUP_MAX_IDS ? 0 : this.#next;
+    return Array.from({ length: count }, (_, k) => {
+      const at = (start + k) % count;
+      return { queue, id: this.#ids[at], publishedAt: this.#times[at] };
+    });
   }
 }
