@@ -102,7 +102,9 @@ export class FrameReader {
     let filled = 0;
     while (filled < length) {
       const n = readSync(fd, span, filled, length - filled, first.offset + filled);
-      if (n === 0) throw new Error(`segment "${segment.path}" ends before ${first.offset + length}`);
+      if (n === 0) {
+        throw new Error(`segment "${segment.path}" ends before ${first.offset + length}`);
+      }
       filled += n;
     }
     return span;

@@ -52,7 +52,8 @@ describe('replay state', () => {
 
     assert.equal(replay.messages, 5);
     const seen = rows(replay);
-    assert.deepEqual(seen.map((row) => [row.seq, row.queue, row.priority, row.bodyBytes, row.delayed]), [
+    const fields = seen.map((r) => [r.seq, r.queue, r.priority, r.bodyBytes, r.delayed]);
+    assert.deepEqual(fields, [
       [1, 'q', 1, 1, false],
       [3, 'q', 3, 3, false],
       [4, 'q', 4, 4, false],

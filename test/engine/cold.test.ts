@@ -71,7 +71,8 @@ describe('cold backlog', () => {
         fc.integer({ min: 1, max: 8 }),
         (steps, hot) => {
           const log = new FakeLog();
-          const q = coldEngine(log, { backoff: { ...DEFAULT_SETTINGS.backoff, initialMs: 0 } }, hot);
+          const backoff = { ...DEFAULT_SETTINGS.backoff, initialMs: 0 };
+          const q = coldEngine(log, { backoff }, hot);
           const model = new Map<number, number>();
           for (const step of steps) {
             if ('publish' in step) {

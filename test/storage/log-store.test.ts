@@ -236,7 +236,8 @@ test('readPublished gives undefined and logs for a frame damaged after open', ()
     bytes[at] ^= 0x04;
     await writeFile(path, bytes);
 
-    assert.deepEqual(store.readPublished([records[0].seq, records[1].seq]), [undefined, records[1]]);
+    const read = store.readPublished([records[0].seq, records[1].seq]);
+    assert.deepEqual(read, [undefined, records[1]]);
     assert.equal(logger.errors.length, 1);
     assert.match(String((logger.errors[0].obj.err as Error).message), /checksum/);
     await store.close();

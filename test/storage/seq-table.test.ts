@@ -30,7 +30,8 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 // that empty and squeeze whole chunks.
 test('the table agrees with a Map through any mix of puts and deletes', () => {
   fc.assert(
-    fc.property(fc.array(op, { maxLength: 400 }), fc.integer({ min: 1, max: 3000 }), (ops, burst) => {
+    fc.property(fc.array(op, { maxLength: 400 }), fc.integer({ min: 1, max: 3000 }), (ops, n) => {
+      const burst = n;
       const table = new SeqTable(2);
       const model = new Map<number, [number, number]>();
       let next = 1;
