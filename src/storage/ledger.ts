@@ -76,7 +76,8 @@ export class Ledger {
   ): void {
     switch (record.type) {
       case 'published': {
-        this.#forget(record.seq);
+        // A seq above every one seen is new: no lookup for it (the hot path).
+        if (record.seq <= this.#highestSeq) this.#forget(record.seq);
         this.#segments.set(segment.id, segment);
         this.#row[SEGMENT] = segment.id;
         this.#row[OFFSET] = offset;
