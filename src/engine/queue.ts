@@ -309,8 +309,9 @@ export class QueueEngine {
     }
   }
 
-  /** Map order is arrival order; in-flight messages are skipped, and they
-   * are few (bounded by the consumers' prefetch). */
+  /** The first waiting message in memory (map order is arrival order;
+   * in-flight messages are skipped, and they are few, bounded by the
+   * consumers' prefetch), or the oldest cold one if older, taken in. */
   private oldestWaiting(): Message | undefined {
     let hot: Message | undefined;
     for (const message of this.messages.values()) {
@@ -351,10 +352,9 @@ export class QueueEngine {
       this.waiting.bytes - cold.backlog.bytes,
     )) {
       this.addCold(message.priority, message.seq, message.body.length);
-      if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
-      return;
+    } else {
+      this.enqueueHot(message, now);
     }
-    this.enqueueHot(message, now);
     if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
   }
 
