@@ -50,17 +50,25 @@ import {
   redriveFilter,
   refusedMessage,
 } from './dead-letter.js';
-import { isLogged, moveRecords, needsSync, publishedRecord } from './durability.js';
+import {
+  isLogged,
+  moveRecords,
+  needsSync,
+  publishedRecord,
+  settledRecords,
+} from './durability.js';
 import {
   FIRST_ERROR_HEADER,
   LAST_ERROR_HEADER,
   declared,
   messageFrom,
   moveTo,
+  readBack,
   retriedRecord,
   view,
 } from './messages.js';
 import { ReplayState } from './recovery.js';
+import { rebuildMessages } from './rebuild.js';
 import {
   DEAD_LETTER_QUEUE_SETTINGS,
   checkDuration,
@@ -106,6 +114,9 @@ export interface BrokerOptions {
   admission?: Partial<AdmissionSettings>;
   /** Replaces measured signals, so tests can drive the levels. */
   signals?: Partial<Signals>;
+  /** Ready messages a queue keeps in memory before the rest stay on disk
+   * (default HOT_READY_LIMIT); tests make it small. */
+  hotReadyLimit?: number;
 }
 
 export const DEFAULT_DISK_FLOOR_BYTES = 100 * 1024 * 1024;
@@ -154,6 +165,7 @@ export class Broker implements BrokerApi {
   private readonly maxMessageBytes: number;
   private readonly startedAt: number;
   private readonly receiptBase: number;
+  private readonly hotReadyLimit: number | undefined;
   private store!: LogStore;
   private lock: DataLock | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -184,6 +196,7 @@ export class Broker implements BrokerApi {
     // receipt handed out before a restart never names a lease after it.
     this.receiptBase = this.startedAt * 1000;
     this.diskFloorBytes = options.diskFloorBytes ?? DEFAULT_DISK_FLOOR_BYTES;
+    this.hotReadyLimit = options.hotReadyLimit;
   }
 
   /** Opens the log in `dataDir`, replays it and rebuilds every queue. */
@@ -207,7 +220,7 @@ export class Broker implements BrokerApi {
     logger.info(
       {
         queues: broker.engines.size,
-        messages: replay.messages.size,
+        messages: replay.messages,
         records: replay.records,
         ms: Date.now() - began,
       },
@@ -225,6 +238,8 @@ export class Broker implements BrokerApi {
         logger: this.logger,
         snapshotMessage: (seq) => this.snapshot(seq),
         io: options.storeIo,
+        // Replay keeps no bodies (recovery.ts), only their sizes.
+        copyReplayedBodies: false,
       },
       (record) => replay.apply(record),
     );
@@ -237,17 +252,7 @@ export class Broker implements BrokerApi {
     for (const [name, logged] of replay.queues) {
       this.engines.set(name, this.newEngine(name, this.loggedSettings(name, logged)));
     }
-    for (const replayed of replay.messages.values()) {
-      const engine = this.engines.get(replayed.queue);
-      if (engine === undefined) {
-        this.logger.warn(
-          { queue: replayed.queue, seq: replayed.seq },
-          'message of unknown queue skipped',
-        );
-        continue;
-      }
-      engine.enqueue(messageFrom(replayed), now);
-    }
+    rebuildMessages(replay, this.engines, this.store, now, this.logger);
     for (const { queue, id, publishedAt } of replay.recentIds) {
       this.engines.get(queue)?.rememberId(id, publishedAt);
     }
@@ -338,6 +343,9 @@ export class Broker implements BrokerApi {
     return new QueueEngine(name, settings, {
       random: this.random,
       receiptBase: this.receiptBase,
+      // Bodies of a durable queue's backlog stay on disk (issue #3).
+      pageIn: (seqs) => readBack(this.store, seqs),
+      hotReadyLimit: this.hotReadyLimit,
     });
   }
 
@@ -445,7 +453,7 @@ export class Broker implements BrokerApi {
     this.checkOpen();
     const engine = this.engineOf(name);
     const seqs = engine.purge();
-    if (seqs.length > 0) await this.append(engine, [{ type: 'settled', seqs }]);
+    if (seqs.length > 0) await this.append(engine, settledRecords(seqs));
     this.logger.info({ queue: name, purged: seqs.length }, 'queue purged');
     return { purged: seqs.length };
   }
@@ -453,7 +461,7 @@ export class Broker implements BrokerApi {
   async deleteQueue(name: string): Promise<void> {
     this.checkOpen();
     const engine = this.engineOf(name);
-    const seqs = [...engine.values()].map((message) => message.seq);
+    const seqs = engine.allSeqs();
 
     this.engines.delete(name);
     this.observed.forgetQueue(name);
@@ -467,7 +475,7 @@ export class Broker implements BrokerApi {
     this.subscribers.delete(engine);
 
     const records: LogRecord[] = [];
-    if (seqs.length > 0) records.push({ type: 'settled', seqs });
+    records.push(...settledRecords(seqs));
     records.push({ type: 'queue-deleted', name });
     await this.append(engine, records);
     this.logger.info({ queue: name, messages: seqs.length }, 'queue deleted');
@@ -561,7 +569,7 @@ export class Broker implements BrokerApi {
     const landed = this.clock();
     for (const record of records) {
       const message = messageFrom(record);
-      engine.enqueue(message, landed);
+      engine.enqueue(message, landed, true);
     }
     engine.totals.published += records.length;
     for (const other of touched) this.afterChange(other);
@@ -843,10 +851,7 @@ export class Broker implements BrokerApi {
     const offset = checkCount(options.offset, 'offset', Number.MAX_SAFE_INTEGER, 0);
     const listed: PeekedMessage[] = [];
 
-    let skipped = 0;
-    for (const message of engine.values()) {
-      if (skipped++ < offset) continue;
-      if (listed.length >= limit) break;
+    for (const message of engine.list(offset, limit)) {
       listed.push({
         id: message.id,
         body: message.body,
@@ -879,35 +884,52 @@ export class Broker implements BrokerApi {
         ? Number.MAX_SAFE_INTEGER
         : checkCount(options.max, 'max', Number.MAX_SAFE_INTEGER);
 
-    // Every destination is checked before the first message moves: a
-    // refusal leaves the dead-letter queue as it was.
     const chosen = redriveFilter(options);
-    const moves: Array<{ message: Message; destination: QueueEngine }> = [];
-    for (const message of engine.values()) {
-      if (moves.length >= max) break;
-      if (!chosen(message) || message.state === 'in-flight') continue;
-      const destination = target ?? this.sourceOf(message, engine);
-      if (destination !== undefined) moves.push({ message, destination });
-    }
+    const movable = (message: Message) => {
+      if (!chosen(message) || message.state === 'in-flight') return undefined;
+      return target ?? this.sourceOf(message, engine);
+    };
+
+    // Every destination is checked before the first message moves, so a
+    // refusal leaves the dead-letter queue as it was. A pass of its own
+    // rather than a list of the moves: a cold backlog is read a page at a
+    // time, never held whole.
     if (checkDestination !== undefined) {
-      for (const name of new Set(moves.map((move) => move.destination.name))) checkDestination(name);
+      const destinations = new Set<string>();
+      let counted = 0;
+      for (const message of engine.values()) {
+        if (counted >= max) break;
+        const destination = movable(message);
+        if (destination === undefined) continue;
+        destinations.add(destination.name);
+        counted++;
+      }
+      for (const name of destinations) checkDestination(name);
     }
 
     const now = this.clock();
     const records: LogRecord[] = [];
     const touched = new Set<QueueEngine>();
-    for (const { message, destination } of moves) {
+    let moved = 0;
+    // values() reads cold messages a page at a time; take() below is safe
+    // while it runs.
+    for (const message of engine.values()) {
+      if (moved >= max) break;
+      const destination = movable(message);
+      if (destination === undefined) continue;
+
       engine.take(message.seq);
       const copy = moveTo(destination, message, message.headers, now);
       // Between two memory queues a move leaves no record.
       records.push(...moveRecords(engine, destination, copy));
       touched.add(destination);
+      moved++;
     }
 
     for (const destination of touched) this.afterChange(destination);
     if (records.length > 0) await this.appendMoves(engine, touched, records);
-    this.logger.info({ queue, to: options.to, moved: moves.length }, 'redriven');
-    return { moved: moves.length };
+    this.logger.info({ queue, to: options.to, moved }, 'redriven');
+    return { moved };
   }
 
   private sourceOf(message: Message, from: QueueEngine): QueueEngine | undefined {
@@ -1143,7 +1165,7 @@ export class Broker implements BrokerApi {
 
   private snapshot(seq: number): PublishedRecord | undefined {
     for (const engine of this.engines.values()) {
-      const message = engine.get(seq);
+      const message = engine.find(seq);
       if (message === undefined) continue;
       // Moved into a memory queue: its `settled` record is on the way.
       return isLogged(engine) ? publishedRecord(engine.name, message) : undefined;

@@ -21,6 +21,20 @@ export function needsSync(engines: Iterable<QueueEngine>): boolean {
   return false;
 }
 
+// A `settled` record of a purge or a queue delete names every message of
+// a backlog that may be millions long (issue #3): one record would pass
+// MAX_RECORD_BYTES (8 bytes a seq), so it is cut into records of this many.
+const SEQS_PER_SETTLED_RECORD = 64 * 1024;
+
+/** `settled` records for `seqs`, none when there are none. */
+export function settledRecords(seqs: number[]): LogRecord[] {
+  const records: LogRecord[] = [];
+  for (let at = 0; at < seqs.length; at += SEQS_PER_SETTLED_RECORD) {
+    records.push({ type: 'settled', seqs: seqs.slice(at, at + SEQS_PER_SETTLED_RECORD) });
+  }
+  return records;
+}
+
 /** The records of `moved` (already in `to`) having left `from`. */
 export function moveRecords(
   from: QueueEngine,

@@ -4,12 +4,19 @@
 
 import type { QueueEngine, Outcome } from '../engine/queue.js';
 import type { Delivery, Message, QueueSettings } from '../engine/types.js';
+import type { LogStore } from '../storage/log-store.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import type { ReplayedMessage } from './recovery.js';
 import type { ReceivedMessage } from './types.js';
 
 export const FIRST_ERROR_HEADER = 'x-usher-first-error';
 export const LAST_ERROR_HEADER = 'x-usher-last-error';
+
+/** Messages read back from the log, as first published (the cold backlog). */
+export function readBack(store: LogStore, seqs: number[]): (Message | undefined)[] {
+  return store.readPublished(seqs).map((record) =>
+    record === undefined ? undefined : messageFrom(record));
+}
 
 export function declared(name: string, settings: QueueSettings): LogRecord {
   return { type: 'queue-declared', name, settings: { ...settings } };
@@ -101,10 +108,3 @@ export function view(engine: QueueEngine, delivery: Delivery): ReceivedMessage {
     leaseDeadline: delivery.leaseDeadline,
   };
 }
-
-
-
-
-
-
-

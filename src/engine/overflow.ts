@@ -65,6 +65,21 @@ export class WaitingIndex {
     this.byPriority?.[message.priority].delete(message);
   }
 
+  /** Counts a cold message (cold-backlog.ts), which has no object. */
+  addCold(priority: number, bytes: number): void {
+    this.count++;
+    this.bytes += bytes;
+    this.countByPriority[priority]++;
+    this.bytesByPriority[priority] += bytes;
+  }
+
+  removeCold(priority: number, bytes: number): void {
+    this.count--;
+    this.bytes -= bytes;
+    this.countByPriority[priority]--;
+    this.bytesByPriority[priority] -= bytes;
+  }
+
   /** Waiting messages of one priority, oldest first. */
   ofPriority(priority: number): IterableIterator<Message> {
     return (this.byPriority?.[priority] ?? NONE).values();

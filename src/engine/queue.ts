@@ -10,6 +10,8 @@
 // ready groups take turns (README, "Semantics in brief").
 
 import { backoffDelay } from './backoff.js';
+import { ColdTier, type PageIn } from './cold-tier.js';
+import { DedupWindow } from './dedup.js';
 import { Heap } from './heap.js';
 import {
   WaitingIndex,
@@ -19,13 +21,14 @@ import {
   type LimitRefusal,
   type Newcomer,
 } from './overflow.js';
-import type {
-  DeathReason,
-  Delivery,
-  Message,
-  QueueSettings,
-  Slots,
-  TimedEntry,
+import {
+  MAX_PRIORITY,
+  type DeathReason,
+  type Delivery,
+  type Message,
+  type QueueSettings,
+  type Slots,
+  type TimedEntry,
 } from './types.js';
 
 /** What became of a message that left the in-flight or waiting state. */
@@ -44,7 +47,26 @@ export interface EngineOptions {
   /** First delivery number for receipts; the broker passes its boot time so
    * a receipt from before a restart never matches a lease after it. */
   receiptBase?: number;
+  /**
+   * Reads messages back from the log by seq (undefined for one that cannot
+   * be read). Given, a durable best-effort queue keeps only a window of
+   * its ready messages in memory and the rest as a cold backlog (see
+   * cold-backlog.ts); without it every message stays in memory.
+   */
+  pageIn?: PageIn;
+  /** Ready messages kept in memory before new ones go cold (HOT_READY_LIMIT). */
+  hotReadyLimit?: number;
+  /** Body bytes of waiting messages kept in memory before new ones go
+   * cold (HOT_WAITING_BYTES). */
+  hotWaitingBytes?: number;
 }
+
+export { HOT_READY_LIMIT, HOT_WAITING_BYTES, PAGE_IN_BATCH, type PageIn } from './cold-tier.js';
+
+// Cold messages were ready when they went cold and stay ready, as hot ready
+// ones do, even if the clock has jumped back since: page-ins pass this as
+// the time.
+const READY_ANYWAY = Number.POSITIVE_INFINITY;
 
 interface Group {
   readonly key: string;
@@ -82,9 +104,7 @@ export class QueueEngine {
   private readonly leaseDeadlines = new Heap<TimedEntry>(byTime, placeEntry);
   private readonly expiries = new Heap<TimedEntry>(byTime, placeEntry);
 
-  private readonly seenIds = new Map<string, number>();
-  private readonly seenOrder: { at: number; id: string }[] = [];
-  private seenHead = 0;
+  private readonly dedup = new DedupWindow();
 
   private readonly random: () => number;
   private deliveryCounter: number;
@@ -115,12 +135,37 @@ export class QueueEngine {
 
   private outbox: Outcome[] = [];
 
+  // Ready messages whose bodies stay on disk; null while this queue keeps
+  // everything in memory (coldAllowed says when).
+  private cold: ColdTier | null = null;
+  private readonly options: EngineOptions;
+
   constructor(name: string, settings: QueueSettings, options: EngineOptions = {}) {
     this.name = name;
     this.current = settings;
     this.waiting.track(needsPriorityIndex(settings), []);
     this.random = options.random ?? Math.random;
     this.deliveryCounter = options.receiptBase ?? 0;
+    this.options = options;
+    this.cold = this.newColdTier(settings);
+  }
+
+  private newColdTier(settings: QueueSettings): ColdTier | null {
+    const { pageIn, hotReadyLimit, hotWaitingBytes } = this.options;
+    if (pageIn === undefined || !this.coldAllowed(settings)) return null;
+    return new ColdTier(pageIn, hotReadyLimit, hotWaitingBytes);
+  }
+
+  /**
+   * Which queues may keep messages cold. FIFO queues deliver by group and
+   * memory queues have no log to read back from; the reject-lowest-priority
+   * policy walks its victims as objects (overflow.ts). These stay wholly in
+   * memory, bounded by their limits and the admission memory budget.
+   * TODO(#3): cold FIFO groups, cold reject-lowest-priority victims.
+   */
+  private coldAllowed(settings: QueueSettings): boolean {
+    return !settings.fifo && settings.durability !== 'memory' &&
+      !needsPriorityIndex(settings);
   }
 
   get settings(): QueueSettings {
@@ -130,58 +175,93 @@ export class QueueEngine {
   /** New settings; a change of overflow policy rebuilds what it needs. */
   set settings(next: QueueSettings) {
     const rebuild = needsPriorityIndex(next) !== needsPriorityIndex(this.current);
+    // A queue that may no longer keep messages cold takes them all in
+    // first: one read per PAGE_IN_BATCH messages, however many there are.
+    if (this.cold !== null && !this.coldAllowed(next)) {
+      for (let p = this.cold.backlog.highest(); p >= 0; p = this.cold.backlog.highest()) {
+        this.pageIn(p);
+      }
+      this.cold = null;
+    }
     this.current = next;
+    this.cold ??= this.newColdTier(next);
     if (rebuild) this.waiting.track(needsPriorityIndex(next), this.messages.values());
   }
 
+  /** Messages in the queue, cold ones included. */
   get size(): number {
-    return this.messages.size;
+    return this.messages.size + this.coldCount;
+  }
+
+  /** Ready messages kept on disk only. */
+  get coldCount(): number {
+    return this.cold?.backlog.count ?? 0;
+  }
+
+  /** Cold messages that could not be read back; they return at restart. */
+  get unreadable(): number {
+    return this.cold?.unreadable ?? 0;
   }
 
   has(seq: number): boolean {
-    return this.messages.has(seq);
+    return this.messages.has(seq) || (this.cold?.backlog.has(seq) ?? false);
   }
 
+  /** A message in memory; cold ones are not (see find). */
   get(seq: number): Message | undefined {
     return this.messages.get(seq);
   }
 
-  /** Messages in arrival order, for listing without leasing. */
-  values(): IterableIterator<Message> {
-    return this.messages.values();
+  /** A message in memory, or a cold one read back as a copy that stays cold. */
+  find(seq: number): Message | undefined {
+    return this.messages.get(seq) ?? this.cold?.find(seq);
+  }
+
+  /**
+   * Every message: those in memory in arrival order, then cold ones by
+   * seq, read back as copies a page at a time. For listing and redrive.
+   */
+  *values(): Generator<Message> {
+    yield* this.messages.values();
+    if (this.cold !== null) yield* this.cold.values();
+  }
+
+  /** `limit` messages from `offset` in the order of values(), reading only those. */
+  list(offset: number, limit: number): Message[] {
+    const listed: Message[] = [];
+    let skipped = 0;
+    for (const message of this.messages.values()) {
+      if (listed.length >= limit) return listed;
+      if (skipped++ < offset) continue;
+      listed.push(message);
+    }
+    if (this.cold === null || listed.length >= limit) return listed;
+    const from = Math.max(0, offset - this.messages.size);
+    return listed.concat(this.cold.list(from, limit - listed.length));
+  }
+
+  /** Seqs of every message, cold ones included. */
+  allSeqs(): number[] {
+    const seqs = [...this.messages.keys()];
+    for (const seq of this.cold?.backlog.seqs() ?? []) seqs.push(seq);
+    return seqs;
   }
 
   // --- deduplication --------------------------------------------------
 
   /** True when `id` was published within the dedup window before `now`. */
   isDuplicate(id: string, now: number): boolean {
-    this.forgetOldIds(now);
-    return this.seenIds.has(id);
+    return this.dedup.has(id, now, this.settings.dedupWindowMs);
   }
 
+  /** Remembers a producer's id, at most DEDUP_MAX_IDS of them (dedup.ts). */
   rememberId(id: string, publishedAt: number): void {
-    if (this.settings.dedupWindowMs <= 0) return;
-    this.seenIds.set(id, publishedAt);
-    this.seenOrder.push({ at: publishedAt, id });
+    if (this.settings.dedupWindowMs > 0) this.dedup.remember(id, publishedAt);
   }
 
   /** Undoes rememberId for a publish that failed to reach the disk. */
   forgetId(id: string): void {
-    this.seenIds.delete(id);
-  }
-
-  private forgetOldIds(now: number): void {
-    const horizon = now - this.settings.dedupWindowMs;
-    const order = this.seenOrder;
-    while (this.seenHead < order.length && order[this.seenHead].at <= horizon) {
-      const { id } = order[this.seenHead];
-      if (this.seenIds.get(id) === order[this.seenHead].at) this.seenIds.delete(id);
-      this.seenHead++;
-    }
-    if (this.seenHead > 1024 && this.seenHead * 2 > order.length) {
-      order.splice(0, this.seenHead);
-      this.seenHead = 0;
-    }
+    this.dedup.forget(id);
   }
 
   // --- limits ---------------------------------------------------------
@@ -229,13 +309,25 @@ export class QueueEngine {
     }
   }
 
-  /** Map order is arrival order; in-flight messages are skipped, and they
-   * are few (bounded by the consumers' prefetch). */
+  /** The first waiting message in memory (map order is arrival order;
+   * in-flight messages are skipped, and they are few, bounded by the
+   * consumers' prefetch), or the oldest cold one if older, taken in. */
   private oldestWaiting(): Message | undefined {
+    let hot: Message | undefined;
     for (const message of this.messages.values()) {
-      if (message.state !== 'in-flight') return message;
+      if (message.state !== 'in-flight') {
+        hot = message;
+        break;
+      }
     }
-    return undefined;
+    const cold = this.cold?.backlog.oldest();
+    if (cold === undefined || (hot !== undefined && hot.seq < cold.seq)) return hot;
+
+    // The oldest is cold: take it in, then let it go as a hot one would.
+    const taken = this.takeCold(cold.seq);
+    if (taken === undefined) return this.oldestWaiting();
+    this.enqueueHot(taken, READY_ANYWAY);
+    return taken;
   }
 
   private overflow(message: Message): void {
@@ -245,8 +337,49 @@ export class QueueEngine {
 
   // --- adding ---------------------------------------------------------
 
-  /** Adds a message that is already durable. It must be a fresh object. */
-  enqueue(message: Message, now: number): void {
+  /**
+   * Adds a message that is already durable. It must be a fresh object.
+   * `published` marks a message as its `published` record has it on disk
+   * (a new publish): only such a one may be kept cold, since reading it
+   * back gives that record.
+   */
+  enqueue(message: Message, now: number, published = false): void {
+    const cold = this.cold;
+    if (published && cold !== null && cold.keeps(
+      message,
+      now,
+      this.counts.ready - cold.backlog.count,
+      this.waiting.bytes - cold.backlog.bytes,
+    )) {
+      this.addCold(message.priority, message.seq, message.body.length);
+    } else {
+      this.enqueueHot(message, now);
+    }
+    if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
+  }
+
+  /** Adds a replayed message straight to the cold backlog; false if it may not go there. */
+  enqueueCold(priority: number, seq: number, bytes: number): boolean {
+    if (this.cold === null || !this.cold.backlog.accepts(priority, seq)) return false;
+    this.addCold(priority, seq, bytes);
+    return true;
+  }
+
+  private addCold(priority: number, seq: number, bytes: number): void {
+    (this.cold as ColdTier).backlog.push(priority, seq, bytes);
+    this.counts.ready++;
+    this.counts.bytes += bytes;
+    this.waiting.addCold(priority, bytes);
+  }
+
+  /** Counts a message that left the cold backlog as gone. */
+  private forgetCold(priority: number, bytes: number): void {
+    this.counts.ready--;
+    this.counts.bytes -= bytes;
+    this.waiting.removeCold(priority, bytes);
+  }
+
+  private enqueueHot(message: Message, now: number): void {
     message.lease = null;
     message.slots = { heap: -1, delay: null, expiry: null, lease: null };
     this.messages.set(message.seq, message);
@@ -257,7 +390,33 @@ export class QueueEngine {
     }
     if (this.settings.fifo) this.groupOf(message).waiting.push(message);
     this.makeWaitingOrReady(message, now);
-    if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
+  }
+
+  /** Moves a page of the oldest cold messages of `priority` into memory. */
+  private pageIn(priority: number): void {
+    const { messages, sizes } = (this.cold as ColdTier).takePage(priority);
+    for (const size of sizes) this.forgetCold(priority, size);
+    for (const message of messages) this.enqueueHot(message, READY_ANYWAY);
+  }
+
+  /** Pages cold messages in until the hot heap's top is the next to deliver. */
+  private pageInAhead(): void {
+    const backlog = this.cold?.backlog;
+    if (backlog === undefined || backlog.count === 0) return;
+    for (;;) {
+      const top = this.ready.peek();
+      const priority = backlog.ahead(top?.priority ?? -1, top?.seq ?? Number.POSITIVE_INFINITY);
+      if (priority < 0) return;
+      this.pageIn(priority);
+    }
+  }
+
+  /** Takes a cold message out of the queue, read back (undefined if unreadable). */
+  private takeCold(seq: number): Message | undefined {
+    const taken = this.cold?.takeOne(seq);
+    if (taken === undefined) return undefined;
+    this.forgetCold(taken.entry.priority, taken.entry.bytes);
+    return taken.message;
   }
 
   private makeWaitingOrReady(message: Message, now: number): void {
@@ -293,6 +452,7 @@ export class QueueEngine {
     out: Delivery[],
   ): void {
     while (out.length < max) {
+      this.pageInAhead();
       const message = this.ready.pop();
       if (message === undefined) return;
       if (!this.isCurrent(message, 'ready')) continue;
@@ -509,6 +669,16 @@ export class QueueEngine {
   /** Removes every message not in flight; returns their seqs. */
   purge(): number[] {
     const removed: number[] = [];
+    const backlog = this.cold?.backlog;
+    if (backlog !== undefined) {
+      for (let p = 0; p <= MAX_PRIORITY; p++) {
+        const count = backlog.countOf(p);
+        if (count === 0) continue;
+        const { seqs, sizes } = backlog.take(p, count);
+        for (const size of sizes) this.forgetCold(p, size);
+        removed.push(...seqs);
+      }
+    }
     for (const message of this.messages.values()) {
       if (message.state === 'in-flight') continue;
       removed.push(message.seq);
@@ -519,6 +689,7 @@ export class QueueEngine {
 
   /** Takes a message out (for a move to another queue); undefined if in flight. */
   take(seq: number): Message | undefined {
+    if (this.cold?.backlog.has(seq)) return this.takeCold(seq);
     const message = this.messages.get(seq);
     if (message === undefined || message.state === 'in-flight') return undefined;
     this.detach(message);
@@ -614,12 +785,20 @@ export class QueueEngine {
   /** Age of the oldest ready message (by publish time), 0 when none. */
   oldestReadyAgeMs(now: number): number {
     let scanned = 0;
+    let hot: Message | undefined;
     for (const message of this.messages.values()) {
-      if (message.state === 'ready') return Math.max(0, now - message.publishedAt);
+      if (message.state === 'ready') {
+        hot = message;
+        break;
+      }
       // TODO(#3): keep the oldest ready message indexed instead of scanning.
       if (++scanned > 10_000) break;
     }
-    return 0;
+    const cold = this.cold?.oldest(now);
+    if (cold !== undefined && (hot === undefined || cold.seq < hot.seq)) {
+      return Math.max(0, now - cold.publishedAt);
+    }
+    return hot === undefined ? 0 : Math.max(0, now - hot.publishedAt);
   }
 }
 

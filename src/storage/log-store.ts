@@ -6,6 +6,7 @@
 import { mkdir, unlink } from 'node:fs/promises';
 import { StoreUnavailableError, UsherError } from '../errors.js';
 import { encodeRecord } from './codec.js';
+import { FrameReader } from './frame-reader.js';
 import { type StoreIo, nodeIo } from './io.js';
 import { Ledger, type SegmentState } from './ledger.js';
 import type { LogRecord, PublishedRecord } from './records.js';
@@ -46,6 +47,12 @@ export interface LogStoreOptions {
   snapshotMessage(seq: number): PublishedRecord | undefined;
   /** File operations of the write path; tests inject faults here. */
   io?: StoreIo;
+  /**
+   * false: the body of a `published` record passed to `replay` is a view
+   * into a read buffer, valid only during the call. For a caller that
+   * keeps only its size; saves a copy of every body at open. Default true.
+   */
+  copyReplayedBodies?: boolean;
 }
 
 export type LogStoreStats = {
@@ -125,6 +132,7 @@ export class LogStore {
   readonly #snapshotMessage: (seq: number) => PublishedRecord | undefined;
   readonly #io: StoreIo;
   readonly #ledger: Ledger;
+  readonly #reader = new FrameReader();
 
   /** Oldest first; the active segment is always last. */
   readonly #segments: SegmentState[];
@@ -179,6 +187,7 @@ export class LogStore {
             throw err;
           }
         },
+        options.copyReplayedBodies ?? true,
       );
 
       const store = new LogStore(options, ledger, recovered);
@@ -259,6 +268,23 @@ export class LogStore {
     }
   }
 
+  /**
+   * The latest `published` records of live messages `seqs`, read back
+   * from their segments (synchronously: see frame-reader.ts), in the same
+   * order; undefined for a seq that is not live or cannot be read. The
+   * record's state is as first published or last copied by compaction:
+   * later `retried` and `moved` records are not applied.
+   */
+  readPublished(seqs: readonly number[]): (PublishedRecord | undefined)[] {
+    const locations = seqs.map((seq) => this.#ledger.locate(seq));
+    return this.#reader.read(locations, (err, location) => {
+      this.#logger.error(
+        { err, file: location.segment.path, offset: location.offset },
+        'could not read a message back from the log',
+      );
+    });
+  }
+
   /** Waits for every gathered batch to land, then closes the segment. */
   close(): Promise<void> {
     this.#closed ??= this.#close();
@@ -276,6 +302,7 @@ export class LogStore {
         await this.#io.fdatasync(fd);
       }
     } finally {
+      this.#reader.closeAll();
       await this.#io.close(fd);
     }
   }
@@ -399,8 +426,10 @@ export class LogStore {
     this.#diskBytes += batch.bytes;
     this.#bytesWritten += batch.bytes;
     this.#batches++;
+    let offset = position;
     for (let i = 0; i < batch.records.length; i++) {
-      this.#ledger.apply(batch.records[i], segment, batch.frames[i].length);
+      this.#ledger.apply(batch.records[i], segment, batch.frames[i].length, offset);
+      offset += batch.frames[i].length;
     }
     if (batch.copies > 0) {
       this.#compactedMessages += batch.copies;
@@ -558,6 +587,7 @@ export class LogStore {
       const oldest = this.#segments[0];
       if (oldest.live > 0) break;
       try {
+        this.#reader.forget(oldest.id);
         await unlink(oldest.path);
       } catch (err) {
         const file = oldest.path;
@@ -565,6 +595,7 @@ export class LogStore {
         break;
       }
       this.#segments.shift();
+      this.#ledger.dropSegment(oldest);
       this.#diskBytes -= oldest.size;
       deleted++;
     }
@@ -591,10 +622,8 @@ export class LogStore {
 
     const oldest = this.#segments[0];
     const copies: PublishedRecord[] = [];
-    let visited = 0;
     let bytes = 0;
-    for (const [seq, frameBytes] of this.#ledger.oldestIn(oldest)) {
-      if (++visited > COMPACTION_MAX_MESSAGES) break;
+    for (const [seq, frameBytes] of this.#ledger.oldestIn(oldest, COMPACTION_MAX_MESSAGES)) {
       if (bytes >= COMPACTION_MAX_BYTES) break;
       // undefined: the broker has let go of the message (its `settled`
       // record is on the way) or not taken it up yet (its append has not

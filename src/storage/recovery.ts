@@ -53,6 +53,7 @@ export async function recover(
   ledger: Ledger,
   logger: StoreLogger,
   replay: (record: LogRecord) => void,
+  copyBodies = true,
 ): Promise<Recovered> {
   const files = await listSegments(dir);
   const missingSegments = reportGaps(dir, files, logger);
@@ -87,10 +88,10 @@ export async function recover(
       live: 0,
       liveBytes: 0,
     };
-    const scan = await readSegment(file.path, (record, frameBytes) => {
-      ledger.apply(record, segment, frameBytes);
+    const scan = await readSegment(file.path, (record, frameBytes, offset) => {
+      ledger.apply(record, segment, frameBytes, offset);
       replay(record);
-    });
+    }, { copyBodies });
 
     segment.size = scan.fileBytes;
     const isLast = i === files.length - 1;

@@ -38,6 +38,18 @@ const MAGIC = Buffer.from('USHERLOG', 'latin1');
 const NAME_PATTERN = /^(\d{20})\.log$/;
 const READ_CHUNK_BYTES = 1024 * 1024;
 
+export interface ReadOptions {
+  /**
+   * false: a `published` body handed to onRecord is a view into the read
+   * buffer, valid only during the call (for a caller that keeps only its
+   * size). Default true: a copy of its own.
+   */
+  copyBodies?: boolean;
+}
+
+/** Called for each whole frame read: its record, size and file offset. */
+export type OnRecord = (record: LogRecord, frameBytes: number, offset: number) => void;
+
 export interface SegmentFile {
   id: number;
   path: string;
@@ -103,7 +115,8 @@ export interface SegmentScan {
  */
 export async function readSegment(
   path: string,
-  onRecord: (record: LogRecord, frameBytes: number) => void,
+  onRecord: OnRecord,
+  { copyBodies = true }: ReadOptions = {},
 ): Promise<SegmentScan> {
   const file = await open(path, 'r');
   try {
@@ -124,15 +137,15 @@ export async function readSegment(
     }
     if (isZero(header)) {
       const reason = 'segment header is zeroed';
-      await resync(file, scan, 0, SEGMENT_HEADER_BYTES, reason, onRecord);
+      await resync(file, scan, 0, SEGMENT_HEADER_BYTES, reason, onRecord, copyBodies);
       return scan;
     }
 
     scan.seqFloor = checkHeader(path, header);
-    const stop = await readFrames(file, fileBytes, onRecord);
+    const stop = await readFrames(file, fileBytes, onRecord, copyBodies);
     scan.validBytes = stop.end;
     if (stop.reason !== undefined) {
-      await resync(file, scan, stop.end, stop.end + 1, stop.reason, onRecord);
+      await resync(file, scan, stop.end, stop.end + 1, stop.reason, onRecord, copyBodies);
     }
     return scan;
   } finally {
@@ -169,25 +182,33 @@ export async function isBlankSegment(path: string): Promise<boolean> {
 
 // The fast path: frames streamed from just after the header through one
 // incremental decoder, a chunk at a time, up to the first bad or torn one.
+// The next chunk is read while the current one is decoded.
 async function readFrames(
   file: FileHandle,
   fileBytes: number,
-  onRecord: (record: LogRecord, frameBytes: number) => void,
+  onRecord: OnRecord,
+  copyBodies: boolean,
 ): Promise<{ end: number; reason: string | undefined }> {
-  const decoder = new FrameDecoder({ copyBodies: true });
+  const decoder = new FrameDecoder({ copyBodies });
+  const readAt = (at: number) => {
+    const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, fileBytes - at));
+    return file.read(chunk, 0, chunk.length, at);
+  };
   let position = SEGMENT_HEADER_BYTES;
   let reason: string | undefined;
-  while (position < fileBytes) {
-    const chunk = Buffer.allocUnsafe(
-      Math.min(READ_CHUNK_BYTES, fileBytes - position),
-    );
-    const n = (await file.read(chunk, 0, chunk.length, position)).bytesRead;
-    if (n === 0) break;
-    position += n;
-    decoder.push(chunk.subarray(0, n));
-    reason = drain(decoder, onRecord);
+  let next = position < fileBytes ? readAt(position) : undefined;
+  while (next !== undefined) {
+    const { buffer, bytesRead } = await next;
+    next = undefined;
+    if (bytesRead === 0) break;
+    position += bytesRead;
+    if (position < fileBytes) next = readAt(position);
+    decoder.push(buffer.subarray(0, bytesRead));
+    reason = drain(decoder, SEGMENT_HEADER_BYTES, onRecord);
     if (reason !== undefined) break;
   }
+  // The file is closed after this returns: no read may still be running.
+  if (next !== undefined) await next;
 
   const end = SEGMENT_HEADER_BYTES + decoder.consumed;
   if (reason === undefined && end < fileBytes) {
@@ -207,7 +228,8 @@ async function resync(
   bad: number,
   from: number,
   reason: string,
-  onRecord: (record: LogRecord, frameBytes: number) => void,
+  onRecord: OnRecord,
+  copyBodies: boolean,
 ): Promise<void> {
   const rest = await readAll(file, bad, scan.fileBytes - bad);
   const search = new Resync(rest);
@@ -226,9 +248,9 @@ async function resync(
     const bytes = found.offset - start;
     scan.damage.push({ offset: bad + start, bytes, reason });
 
-    const decoder = new FrameDecoder({ copyBodies: true });
+    const decoder = new FrameDecoder({ copyBodies });
     decoder.push(rest.subarray(found.offset));
-    const stopped = drain(decoder, onRecord);
+    const stopped = drain(decoder, bad + found.offset, onRecord);
     start = found.offset + decoder.consumed;
     scan.validBytes = bad + start;
     if (stopped === undefined && decoder.buffered === 0) return;
@@ -239,15 +261,18 @@ async function resync(
 
 // Hands out every whole frame the decoder holds. Returns why it stopped
 // if a frame was bad, undefined if it only needs more bytes.
+// `base` is the file offset of the decoder's first byte.
 function drain(
   decoder: FrameDecoder,
-  onRecord: (record: LogRecord, frameBytes: number) => void,
+  base: number,
+  onRecord: OnRecord,
 ): string | undefined {
   for (;;) {
     const result = decoder.next();
     if (result.kind === 'need-more') return undefined;
     if (result.kind === 'corrupt') return result.reason;
-    onRecord(result.record, result.frameBytes);
+    const offset = base + decoder.consumed - result.frameBytes;
+    onRecord(result.record, result.frameBytes, offset);
   }
 }
 

@@ -1,0 +1,66 @@
+// Puts replayed messages back into their queues after a restart. Most go
+// straight to their queue's cold backlog as (seq, priority, size), with no
+// read of their bodies: restart time and memory then depend on the number
+// of live messages, not on their bytes. The rest are read back from the
+// log a batch at a time and enqueued whole: delayed ones, ones changed by
+// `retried` or `moved` records since their `published` one (their record
+// on disk is not their state), and those of queues that keep everything
+// in memory (FIFO, see QueueEngine.coldAllowed).
+
+import type { Logger } from 'pino';
+import type { QueueEngine } from '../engine/queue.js';
+import type { LogStore } from '../storage/log-store.js';
+import { messageFrom } from './messages.js';
+import type { ReplayState, ReplayedChange } from './recovery.js';
+
+const READ_BATCH = 256;
+
+interface Pending {
+  engine: QueueEngine;
+  seq: number;
+  change: ReplayedChange | undefined;
+}
+
+export function rebuildMessages(
+  replay: ReplayState,
+  engines: Map<string, QueueEngine>,
+  store: LogStore,
+  now: number,
+  logger: Logger,
+): void {
+  let pending: Pending[] = [];
+  let unreadable = 0;
+  const flush = () => {
+    const records = store.readPublished(pending.map((entry) => entry.seq));
+    pending.forEach(({ engine, change }, at) => {
+      const record = records[at];
+      if (record === undefined) {
+        unreadable++;
+        return;
+      }
+      engine.enqueue(messageFrom({ ...record, ...change }), now);
+    });
+    pending = [];
+  };
+
+  replay.drain((row) => {
+    const queue = row.change?.queue ?? row.queue;
+    const engine = engines.get(queue);
+    if (engine === undefined) {
+      logger.warn({ queue, seq: row.seq }, 'message of unknown queue skipped');
+      return;
+    }
+    if (row.change === undefined && !row.delayed &&
+      engine.enqueueCold(row.priority, row.seq, row.bodyBytes)) {
+      return;
+    }
+    pending.push({ engine, seq: row.seq, change: row.change });
+    if (pending.length >= READ_BATCH) flush();
+  });
+  flush();
+
+  if (unreadable > 0) {
+    // The store logged each one; they stay in the log for the next start.
+    logger.error({ unreadable }, 'replayed messages could not be read back');
+  }
+}

@@ -1,0 +1,295 @@
+// The cold part of a queue's ready backlog: messages whose bodies stay on
+// disk, known here only by seq and body size, one deque per priority, in
+// typed arrays (12 bytes a message, no JS object). The queue engine keeps
+// a bounded window of ready messages hot (objects with bodies) and pages
+// cold ones in, highest priority and lowest seq first, as the window
+// drains (queue.ts). Reading bodies back is the broker's business (it
+// passes the engine a PageIn function); this file only keeps order.
+//
+// Within a priority, the deque is sorted by seq: a message may join only
+// behind every cold message of its priority. Removal from the middle (a
+// purge, a redrive, a drop-oldest) marks the entry dead; dead entries are
+// skipped at the head and chunks are freed as the head passes them.
+
+import { MAX_PRIORITY } from './types.js';
+
+const CHUNK_ENTRIES = 8 * 1024;
+/** Marks a removed entry; no body is this large (MAX_RECORD_BYTES is 64 MiB). */
+const DEAD = 0xffffffff;
+
+class Chunk {
+  readonly seqs = new Float64Array(CHUNK_ENTRIES);
+  readonly bytes = new Uint32Array(CHUNK_ENTRIES);
+  head = 0;
+  tail = 0;
+}
+
+/** One priority's cold messages, oldest (lowest seq) first. */
+export class ColdDeque {
+  readonly #chunks: Chunk[] = [];
+  count = 0;
+  bytes = 0;
+
+  /** The seq a new entry must exceed; -1 when empty. */
+  get lastSeq(): number {
+    if (this.count === 0) return -1;
+    const tail = this.#chunks[this.#chunks.length - 1];
+    return tail.seqs[tail.tail - 1];
+  }
+
+  push(seq: number, bytes: number): void {
+    let tail = this.#chunks.at(-1);
+    if (tail === undefined || tail.tail === CHUNK_ENTRIES) {
+      tail = new Chunk();
+      this.#chunks.push(tail);
+    }
+    tail.seqs[tail.tail] = seq;
+    tail.bytes[tail.tail++] = bytes;
+    this.count++;
+    this.bytes += bytes;
+  }
+
+  /** Seq of the first live entry, or undefined. */
+  peek(): number | undefined {
+    const chunk = this.#front();
+    return chunk === undefined ? undefined : chunk.seqs[chunk.head];
+  }
+
+  /**
+   * Takes up to `max` entries from the front into `seqs` and `sizes`,
+   * stopping before their bodies pass `maxBytes` (but taking one at least).
+   */
+  shift(max: number, maxBytes: number, seqs: number[], sizes: number[]): void {
+    let bytes = 0;
+    for (let chunk = this.#front(); chunk !== undefined && max > 0; chunk = this.#front()) {
+      const size = chunk.bytes[chunk.head];
+      if (seqs.length > 0 && bytes + size > maxBytes) return;
+      bytes += size;
+      seqs.push(chunk.seqs[chunk.head]);
+      sizes.push(size);
+      chunk.head++;
+      this.count--;
+      this.bytes -= size;
+      max--;
+    }
+  }
+
+  /** Removes `seq`; its body size, or -1 when it is not here. */
+  remove(seq: number): number {
+    const chunk = this.#chunkFor(seq);
+    if (chunk === undefined) return -1;
+    let lo = chunk.head;
+    let hi = chunk.tail;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (chunk.seqs[mid] < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo === chunk.tail || chunk.seqs[lo] !== seq || chunk.bytes[lo] === DEAD) return -1;
+    const size = chunk.bytes[lo];
+    chunk.bytes[lo] = DEAD;
+    this.count--;
+    this.bytes -= size;
+    return size;
+  }
+
+  has(seq: number): boolean {
+    const chunk = this.#chunkFor(seq);
+    if (chunk === undefined) return false;
+    for (let lo = chunk.head, hi = chunk.tail; lo < hi; ) {
+      const mid = (lo + hi) >>> 1;
+      if (chunk.seqs[mid] < seq) lo = mid + 1;
+      else if (chunk.seqs[mid] > seq) hi = mid;
+      else return chunk.bytes[mid] !== DEAD;
+    }
+    return false;
+  }
+
+  /** Live entries in order; stops when `visit` returns false. */
+  forEach(visit: (seq: number, bytes: number) => boolean | void): void {
+    for (const chunk of this.#chunks) {
+      for (let i = chunk.head; i < chunk.tail; i++) {
+        if (chunk.bytes[i] === DEAD) continue;
+        if (visit(chunk.seqs[i], chunk.bytes[i]) === false) return;
+      }
+    }
+  }
+
+  clear(): void {
+    this.#chunks.length = 0;
+    this.count = 0;
+    this.bytes = 0;
+  }
+
+  // The first chunk with a live entry at its head, freeing spent ones.
+  #front(): Chunk | undefined {
+    while (this.#chunks.length > 0) {
+      const chunk = this.#chunks[0];
+      while (chunk.head < chunk.tail && chunk.bytes[chunk.head] === DEAD) chunk.head++;
+      if (chunk.head < chunk.tail) return chunk;
+      if (chunk.tail < CHUNK_ENTRIES && this.#chunks.length === 1) {
+        // The only chunk, still filling: keep it rather than reallocate.
+        return undefined;
+      }
+      this.#chunks.shift();
+    }
+    return undefined;
+  }
+
+  #chunkFor(seq: number): Chunk | undefined {
+    const chunks = this.#chunks;
+    let lo = 0;
+    let hi = chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const chunk = chunks[mid];
+      if (chunk.tail === chunk.head || chunk.seqs[chunk.tail - 1] < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return chunks[lo];
+  }
+}
+
+/** Where a cold entry was and how big its body is. */
+export interface ColdEntry {
+  seq: number;
+  priority: number;
+  bytes: number;
+}
+
+/** A queue's cold messages, by priority. */
+export class ColdBacklog {
+  readonly #deques = Array.from({ length: MAX_PRIORITY + 1 }, () => new ColdDeque());
+  count = 0;
+  bytes = 0;
+
+  countOf(priority: number): number {
+    return this.#deques[priority].count;
+  }
+
+  /** Whether a message may join: behind every cold one of its priority. */
+  accepts(priority: number, seq: number): boolean {
+    return seq > this.#deques[priority].lastSeq;
+  }
+
+  push(priority: number, seq: number, bytes: number): void {
+    this.#deques[priority].push(seq, bytes);
+    this.count++;
+    this.bytes += bytes;
+  }
+
+  /**
+   * The priority whose oldest cold message comes before the hot message
+   * (`priority`, `seq`) in delivery order (higher priority, then lower
+   * seq), or -1 when none does. Pass priority -1 when nothing is hot.
+   */
+  ahead(priority: number, seq: number): number {
+    if (this.count === 0) return -1;
+    for (let p = MAX_PRIORITY; p >= Math.max(priority, 0); p--) {
+      const head = this.#deques[p].peek();
+      if (head === undefined) continue;
+      if (p > priority || head < seq) return p;
+    }
+    return -1;
+  }
+
+  /** Takes up to `max` of the oldest entries of `priority`, up to `maxBytes` of bodies. */
+  take(
+    priority: number,
+    max: number,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): { seqs: number[]; sizes: number[] } {
+    const seqs: number[] = [];
+    const sizes: number[] = [];
+    const deque = this.#deques[priority];
+    deque.shift(max, maxBytes, seqs, sizes);
+    this.count -= seqs.length;
+    for (const size of sizes) this.bytes -= size;
+    return { seqs, sizes };
+  }
+
+  /** The highest priority holding cold messages, or -1. */
+  highest(): number {
+    for (let p = MAX_PRIORITY; p >= 0; p--) if (this.#deques[p].count > 0) return p;
+    return -1;
+  }
+
+  /** The entry with the lowest seq over all priorities. */
+  oldest(): ColdEntry | undefined {
+    let found: ColdEntry | undefined;
+    for (let p = 0; p <= MAX_PRIORITY; p++) {
+      const head = this.#deques[p].peek();
+      if (head !== undefined && (found === undefined || head < found.seq)) {
+        found = { seq: head, priority: p, bytes: 0 };
+      }
+    }
+    return found;
+  }
+
+  /** Removes `seq`; what it was, or undefined when it is not cold. */
+  remove(seq: number): ColdEntry | undefined {
+    for (let p = 0; p <= MAX_PRIORITY; p++) {
+      const bytes = this.#deques[p].remove(seq);
+      if (bytes < 0) continue;
+      this.count--;
+      this.bytes -= bytes;
+      return { seq, priority: p, bytes };
+    }
+    return undefined;
+  }
+
+  has(seq: number): boolean {
+    return this.#deques.some((deque) => deque.has(seq));
+  }
+
+  /** Every seq, in seq order over all priorities (8 bytes each, no objects). */
+  seqs(): number[] {
+    const seqs: number[] = [];
+    for (const deque of this.#deques) deque.forEach((seq) => void seqs.push(seq));
+    return seqs.sort((a, b) => a - b);
+  }
+
+  /** Seqs from `offset` on in seq order, at most `limit`, without a full copy. */
+  slice(offset: number, limit: number): ColdEntry[] {
+    // Each deque is sorted, so the merged order is found by walking the
+    // deques' fronts together; only offset + limit entries are visited.
+    const cursors = this.#deques.map((deque) => {
+      const seqs: number[] = [];
+      const sizes: number[] = [];
+      deque.forEach((seq, bytes) => {
+        seqs.push(seq);
+        sizes.push(bytes);
+        return seqs.length < offset + limit;
+      });
+      return { seqs, sizes, at: 0 };
+    });
+    const out: ColdEntry[] = [];
+    for (let skipped = 0; out.length < limit; skipped++) {
+      let best = -1;
+      for (let p = 0; p <= MAX_PRIORITY; p++) {
+        const cursor = cursors[p];
+        if (cursor.at === cursor.seqs.length) continue;
+        if (best < 0 || cursor.seqs[cursor.at] < cursors[best].seqs[cursors[best].at]) best = p;
+      }
+      if (best < 0) break;
+      const cursor = cursors[best];
+      if (skipped >= offset) {
+        out.push({ seq: cursor.seqs[cursor.at], priority: best, bytes: cursor.sizes[cursor.at] });
+      }
+      cursor.at++;
+    }
+    return out;
+  }
+
+  /** Empties the backlog; returns every seq it held. */
+  clear(): number[] {
+    const seqs: number[] = [];
+    for (const deque of this.#deques) {
+      deque.forEach((seq) => void seqs.push(seq));
+      deque.clear();
+    }
+    this.count = 0;
+    this.bytes = 0;
+    return seqs;
+  }
+}

@@ -1,0 +1,276 @@
+// A table of rows keyed by message seq, kept in typed arrays instead of one
+// JS object per row: a seq (f64) and a few u32 columns, about 9 + 4n bytes
+// a row. The ledger keeps where every live message lies in it, and replay
+// keeps what the queues need to rebuild a cold backlog.
+//
+// Seqs are handed out in increasing order and nearly always arrive that
+// way, so rows are appended at the end and the table stays sorted; a
+// lookup is a binary search. The rows live in chunks of CHUNK_ROWS, so the
+// table grows without copying itself, and a rare seq that arrives late (a
+// message moved in from a memory queue keeps its old seq) is inserted into
+// its chunk, splitting the chunk when full.
+//
+//   chunks:  [ seqs f64 x CHUNK | cols u32 x CHUNK*n | alive u8 x CHUNK ]
+//            [ ... ]   sorted by seq across and within chunks
+//
+// Deleting a row only clears its alive flag. A chunk rewrites itself in
+// place once half its rows are dead, and leaves the table once empty, so
+// settled messages cost nothing for long.
+
+const CHUNK_ROWS = 16 * 1024;
+
+class Chunk {
+  readonly seqs: Float64Array;
+  readonly cols: Uint32Array;
+  readonly alive: Uint8Array;
+  length = 0;
+  live = 0;
+
+  constructor(readonly width: number, capacity = CHUNK_ROWS) {
+    this.seqs = new Float64Array(capacity);
+    this.cols = new Uint32Array(capacity * width);
+    this.alive = new Uint8Array(capacity);
+  }
+
+  get first(): number {
+    return this.seqs[0];
+  }
+
+  get last(): number {
+    return this.seqs[this.length - 1];
+  }
+
+  /** Index of the first row whose seq is >= `seq`. */
+  lowerBound(seq: number): number {
+    let lo = 0;
+    let hi = this.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.seqs[mid] < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Opens a row at `index`, moving the later rows up by one. */
+  openAt(index: number, seq: number): void {
+    const width = this.width;
+    this.seqs.copyWithin(index + 1, index, this.length);
+    this.cols.copyWithin((index + 1) * width, index * width, this.length * width);
+    this.alive.copyWithin(index + 1, index, this.length);
+    this.seqs[index] = seq;
+    this.alive[index] = 0;
+    this.length++;
+  }
+
+  /** Drops dead rows, keeping the order of the live ones. */
+  squeeze(): void {
+    const width = this.width;
+    let to = 0;
+    for (let from = 0; from < this.length; from++) {
+      if (this.alive[from] === 0) continue;
+      if (to !== from) {
+        this.seqs[to] = this.seqs[from];
+        this.alive[to] = 1;
+        for (let c = 0; c < width; c++) this.cols[to * width + c] = this.cols[from * width + c];
+      }
+      to++;
+    }
+    this.length = to;
+  }
+
+  /** Moves the upper half of the rows into a new chunk and returns it. */
+  splitOff(): Chunk {
+    const half = this.length >>> 1;
+    const upper = new Chunk(this.width);
+    const width = this.width;
+    upper.seqs.set(this.seqs.subarray(half, this.length));
+    upper.cols.set(this.cols.subarray(half * width, this.length * width));
+    upper.alive.set(this.alive.subarray(half, this.length));
+    upper.length = this.length - half;
+    for (let i = 0; i < upper.length; i++) upper.live += upper.alive[i];
+    this.length = half;
+    this.live -= upper.live;
+    return upper;
+  }
+}
+
+/** Where a row is: valid until the next change to the table. */
+export interface RowRef {
+  chunk: Chunk;
+  index: number;
+}
+
+export class SeqTable {
+  readonly #width: number;
+  readonly #chunks: Chunk[] = [];
+  #size = 0;
+
+  /** `width` u32 columns per row. */
+  constructor(width: number) {
+    this.#width = width;
+  }
+
+  /** Live rows. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Chunks in use, for tests of the memory bound. */
+  get chunkCount(): number {
+    return this.#chunks.length;
+  }
+
+  has(seq: number): boolean {
+    return this.find(seq) !== undefined;
+  }
+
+  /** The live row of `seq`, or undefined. */
+  find(seq: number): RowRef | undefined {
+    const chunk = this.#chunkFor(seq);
+    if (chunk === undefined) return undefined;
+    const index = chunk.lowerBound(seq);
+    if (index === chunk.length || chunk.seqs[index] !== seq) return undefined;
+    if (chunk.alive[index] === 0) return undefined;
+    return { chunk, index };
+  }
+
+  /** Column `column` of a live row found by find(). */
+  col(row: RowRef, column: number): number {
+    return row.chunk.cols[row.index * this.#width + column];
+  }
+
+  setCol(row: RowRef, column: number, value: number): void {
+    row.chunk.cols[row.index * this.#width + column] = value;
+  }
+
+  /**
+   * Sets the row of `seq` to `values`, adding it if it is not live. Returns
+   * true when the row was added, false when it replaced a live one.
+   */
+  put(seq: number, values: ArrayLike<number>): boolean {
+    const { chunk, index, added } = this.#slotFor(seq);
+    const base = index * this.#width;
+    for (let c = 0; c < this.#width; c++) chunk.cols[base + c] = values[c];
+    if (added) {
+      chunk.alive[index] = 1;
+      chunk.live++;
+      this.#size++;
+    }
+    return added;
+  }
+
+  /** Marks the row of `seq` dead; false when it was not live. */
+  delete(seq: number): boolean {
+    const row = this.find(seq);
+    if (row === undefined) return false;
+    this.deleteRow(row);
+    return true;
+  }
+
+  /** Marks a row found by find() dead; `row` is stale afterwards. */
+  deleteRow(row: RowRef): void {
+    const { chunk, index } = row;
+    chunk.alive[index] = 0;
+    chunk.live--;
+    this.#size--;
+    if (chunk.live === 0) {
+      this.#chunks.splice(this.#chunks.indexOf(chunk), 1);
+    } else if (chunk.live * 2 < chunk.length && chunk !== this.#chunks.at(-1)) {
+      // The last chunk is still being appended to: rewriting it at every
+      // other delete would cost more than the dead rows do.
+      chunk.squeeze();
+    }
+  }
+
+  /**
+   * Live rows in seq order, from the first. The callback gets the seq and
+   * the row; it must not change the table. Returns early when the
+   * callback returns false.
+   */
+  forEach(visit: (seq: number, row: RowRef) => boolean | void): void {
+    const row: RowRef = { chunk: undefined as unknown as Chunk, index: 0 };
+    for (const chunk of this.#chunks) {
+      row.chunk = chunk;
+      for (let i = 0; i < chunk.length; i++) {
+        if (chunk.alive[i] === 0) continue;
+        row.index = i;
+        if (visit(chunk.seqs[i], row) === false) return;
+      }
+    }
+  }
+
+  /**
+   * Visits every live row in seq order like forEach, letting go of each
+   * chunk once visited: the table ends empty, and never holds its rows and
+   * what the caller builds from them at the same time.
+   */
+  consume(visit: (seq: number, row: RowRef) => void): void {
+    const row: RowRef = { chunk: undefined as unknown as Chunk, index: 0 };
+    for (let chunk = this.#chunks.shift(); chunk !== undefined; chunk = this.#chunks.shift()) {
+      row.chunk = chunk;
+      for (let i = 0; i < chunk.length; i++) {
+        if (chunk.alive[i] === 0) continue;
+        row.index = i;
+        visit(chunk.seqs[i], row);
+      }
+      this.#size -= chunk.live;
+    }
+  }
+
+  /** Drops every row. */
+  clear(): void {
+    this.#chunks.length = 0;
+    this.#size = 0;
+  }
+
+  // The chunk whose range holds `seq`: the first whose last seq is >= it.
+  #chunkFor(seq: number): Chunk | undefined {
+    const chunks = this.#chunks;
+    let lo = 0;
+    let hi = chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (chunks[mid].last < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return chunks[lo];
+  }
+
+  #slotFor(seq: number): { chunk: Chunk; index: number; added: boolean } {
+    const chunks = this.#chunks;
+    const tail = chunks.at(-1);
+
+    // The common case: a new highest seq.
+    if (tail === undefined || seq > tail.last) {
+      let chunk = tail;
+      if (chunk === undefined || chunk.length === chunk.seqs.length) {
+        if (chunk !== undefined && chunk.live * 2 < chunk.length) chunk.squeeze();
+        if (chunk === undefined || chunk.length === chunk.seqs.length) {
+          chunk = new Chunk(this.#width);
+          chunks.push(chunk);
+        }
+      }
+      chunk.seqs[chunk.length] = seq;
+      chunk.alive[chunk.length] = 0;
+      return { chunk, index: chunk.length++, added: true };
+    }
+
+    let chunk = this.#chunkFor(seq) as Chunk;
+    let index = chunk.lowerBound(seq);
+    if (index < chunk.length && chunk.seqs[index] === seq) {
+      return { chunk, index, added: chunk.alive[index] === 0 };
+    }
+
+    // A late seq: insert it in order, making room first.
+    if (chunk.length === chunk.seqs.length) chunk.squeeze();
+    if (chunk.length === chunk.seqs.length) {
+      const upper = chunk.splitOff();
+      chunks.splice(chunks.indexOf(chunk) + 1, 0, upper);
+      if (seq > chunk.last) chunk = upper;
+    }
+    index = chunk.lowerBound(seq);
+    chunk.openAt(index, seq);
+    return { chunk, index, added: true };
+  }
+}

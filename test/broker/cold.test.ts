@@ -1,0 +1,164 @@
+// The broker with a cold backlog (issue #3): durable queues keep a small
+// window of ready messages in memory (4 here) and read the rest back from
+// the log. Everything a user sees must be as if all were in memory, before
+// and after a restart.
+
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+
+import type { Broker } from '../../src/broker/broker.js';
+import { settledRecords } from '../../src/broker/durability.js';
+import { MAX_RECORD_BYTES, encodeRecord } from '../../src/storage/codec.js';
+import { ManualClock, openBroker, tempDir, text } from '../helpers.js';
+
+let dir: ReturnType<typeof tempDir>;
+let clock: ManualClock;
+let broker: Broker;
+
+const options = () => ({
+  clock: clock.read,
+  random: () => 0,
+  hotReadyLimit: 4,
+  segmentBytes: 8192,
+});
+
+beforeEach(async () => {
+  dir = tempDir();
+  clock = new ManualClock();
+  broker = await openBroker(dir.path, options());
+});
+
+afterEach(async () => {
+  await broker.close();
+  dir.remove();
+});
+
+async function reopen(): Promise<void> {
+  await broker.close();
+  broker = await openBroker(dir.path, options());
+}
+
+const bodies = (messages: { body: Buffer }[]) => messages.map((m) => m.body.toString());
+
+/** Publishes `count` messages one at a time, priorities cycling 0, 3, 7. */
+async function fill(queue: string, count: number, from = 0): Promise<string[]> {
+  const published: Array<[string, number, number]> = [];
+  for (let i = from; i < from + count; i++) {
+    const priority = [0, 3, 7][i % 3];
+    await broker.publish(queue, [{ body: text(`m${i}`), priority, headers: { n: String(i) } }]);
+    published.push([`m${i}`, priority, i]);
+  }
+  return published.sort((a, b) => b[1] - a[1] || a[2] - b[2]).map(([body]) => body);
+}
+
+async function drainAll(queue: string): Promise<string[]> {
+  const seen: string[] = [];
+  for (;;) {
+    const batch = await broker.receive(queue, { max: 7, waitMs: 0 });
+    if (batch.length === 0) return seen;
+    for (const message of batch) {
+      if (message.headers.n === undefined) continue;
+      assert.equal(message.headers.n, message.body.toString().slice(1));
+    }
+    seen.push(...bodies(batch));
+    await broker.ack(queue, batch.map((m) => m.receipt));
+  }
+}
+
+describe('cold backlog in the broker', () => {
+  it('delivers by priority then arrival, counts and lists cold messages', async () => {
+    await broker.createQueue('q', {});
+    const expected = await fill('q', 40);
+
+    const stats = broker.getQueue('q').stats;
+    assert.equal(stats.ready, 40);
+    assert.equal(stats.total, 40);
+    assert.equal(stats.bytes, expected.reduce((n, body) => n + body.length, 0));
+
+    const listed = broker.peek('q', { offset: 2, limit: 5 });
+    assert.deepEqual(bodies(listed), ['m2', 'm3', 'm4', 'm5', 'm6']);
+    assert.deepEqual(bodies(broker.peek('q', { offset: 38, limit: 5 })), ['m38', 'm39']);
+
+    assert.deepEqual(await drainAll('q'), expected);
+    assert.equal(broker.getQueue('q').stats.total, 0);
+  });
+
+  it('comes back whole after a restart, retried and delayed ones included', async () => {
+    const backoff = { initialMs: 1000, multiplier: 1, maxMs: 1000, jitter: 0 };
+    await broker.createQueue('q', { backoff });
+    const expected = await fill('q', 30);
+    const [first] = await broker.receive('q', { max: 1, waitMs: 0 });
+    await broker.nack('q', first.receipt, { requeue: true, delayMs: 0, reason: 'busy' });
+    await broker.publish('q', [{ body: text('later'), delayMs: 60_000 }]);
+
+    await reopen();
+    assert.equal(broker.getQueue('q').stats.total, 31);
+    assert.equal(broker.getQueue('q').stats.delayed, 1);
+    const again = await broker.receive('q', { max: 1, waitMs: 0 });
+    assert.equal(again[0].body.toString(), first.body.toString());
+    assert.equal(again[0].attempt, 2);
+    assert.equal(again[0].headers['x-usher-last-error'], 'busy');
+    await broker.ack('q', [again[0].receipt]);
+
+    assert.deepEqual(await drainAll('q'), expected.slice(1));
+    clock.advance(61_000);
+    broker.runDue();
+    assert.deepEqual(bodies(await broker.receive('q', { max: 5, waitMs: 0 })), ['later']);
+  });
+
+  it('purges and deletes cold messages for good', async () => {
+    await broker.createQueue('a', {});
+    await broker.createQueue('b', {});
+    await fill('a', 20);
+    await fill('b', 20);
+    assert.deepEqual(await broker.purgeQueue('a'), { purged: 20 });
+    await broker.deleteQueue('b');
+    await reopen();
+    assert.equal(broker.getQueue('a').stats.total, 0);
+    assert.equal(broker.hasQueue('b'), false);
+    assert.deepEqual(await drainAll('a'), []);
+  });
+
+  it('dead-letters the oldest cold messages past maxLength with their bodies', async () => {
+    await broker.createQueue('q', { maxLength: 5, overflow: 'drop-oldest', deadLetter: 'q.dlq' });
+    for (let i = 0; i < 12; i++) await broker.publish('q', [{ body: text(`m${i}`) }]);
+    assert.equal(broker.getQueue('q').stats.total, 5);
+    assert.deepEqual(await drainAll('q.dlq'), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6']);
+    await reopen();
+    assert.deepEqual(await drainAll('q'), ['m7', 'm8', 'm9', 'm10', 'm11']);
+  });
+
+  it('lets compaction copy cold messages forward and reads them from the copies', async () => {
+    await broker.createQueue('kept', {});
+    await broker.createQueue('churn', {});
+    const expected = await fill('kept', 12);
+    // Enough churn to fill several segments and make compaction copy the
+    // kept messages out of the oldest ones.
+    for (let round = 0; round < 60; round++) {
+      const batch = Array.from({ length: 5 }, () => ({ body: Buffer.alloc(200, 1) }));
+      await broker.publish('churn', batch);
+      await drainAll('churn');
+    }
+    assert.ok(broker.health().store.compactedMessages >= 12, 'nothing was compacted');
+    assert.ok(broker.health().store.segments <= 6, `${broker.health().store.segments} segments`);
+    assert.deepEqual(bodies(broker.peek('kept', { offset: 0, limit: 20 })).length, 12);
+
+    await reopen();
+    assert.deepEqual(await drainAll('kept'), expected);
+  });
+});
+
+describe('settled records of a long backlog', () => {
+  it('are cut so that no record passes the size limit', () => {
+    const seqs = Array.from({ length: 150_000 }, (_, i) => i + 1);
+    const records = settledRecords(seqs);
+    assert.equal(records.length, 3);
+    for (const record of records) {
+      assert.equal(record.type, 'settled');
+      assert.ok(encodeRecord(record).length < MAX_RECORD_BYTES / 100);
+    }
+    const joined = records.flatMap((record) => (record.type === 'settled' ? record.seqs : []));
+    assert.deepEqual(joined, seqs);
+    assert.deepEqual(settledRecords([]), []);
+  });
+});

@@ -1,0 +1,231 @@
+// The cold backlog in the engine: a queue that keeps only a window of its
+// ready messages in memory must deliver, count, list, purge and overflow
+// exactly as one that keeps them all. The "disk" is a Map the page-in
+// reads copies from, as the broker reads them from the log.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+
+import { QueueEngine, type Outcome } from '../../src/engine/queue.js';
+import { DEFAULT_SETTINGS, type Message, type QueueSettings } from '../../src/engine/types.js';
+
+class FakeLog {
+  readonly records = new Map<number, Message>();
+  reads = 0;
+  readonly unreadable = new Set<number>();
+  #seq = 0;
+
+  publish(fields: Partial<Message> = {}): Message {
+    const seq = ++this.#seq;
+    const message: Message = {
+      seq,
+      id: `m${seq}`,
+      priority: 0,
+      group: null,
+      headers: {},
+      body: Buffer.from(`body ${seq}`),
+      publishedAt: seq,
+      availableAt: 0,
+      expiresAt: null,
+      failures: 0,
+      state: 'ready',
+      lease: null,
+      ...fields,
+    };
+    this.records.set(seq, { ...message });
+    return message;
+  }
+
+  pageIn = (seqs: number[]): (Message | undefined)[] => {
+    this.reads++;
+    return seqs.map((seq) => {
+      const record = this.records.get(seq);
+      if (record === undefined || this.unreadable.has(seq)) return undefined;
+      return { ...record, state: 'ready', lease: null };
+    });
+  };
+}
+
+function coldEngine(log: FakeLog, settings: Partial<QueueSettings> = {}, hot = 4): QueueEngine {
+  return new QueueEngine('q', { ...DEFAULT_SETTINGS, ...settings }, {
+    random: () => 0,
+    pageIn: log.pageIn,
+    hotReadyLimit: hot,
+  });
+}
+
+const ids = (messages: { message: Message }[]) => messages.map((d) => d.message.id);
+
+describe('cold backlog', () => {
+  it('keeps priority order, and arrival order within a priority, across hot and cold', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ publish: fc.array(fc.integer({ min: 0, max: 9 }), { maxLength: 30 }) }),
+            fc.record({ receive: fc.integer({ min: 1, max: 12 }), nack: fc.boolean() }),
+          ),
+          { maxLength: 60 },
+        ),
+        fc.integer({ min: 1, max: 8 }),
+        (steps, hot) => {
+          const log = new FakeLog();
+          const backoff = { ...DEFAULT_SETTINGS.backoff, initialMs: 0 };
+          const q = coldEngine(log, { backoff }, hot);
+          const model = new Map<number, number>();
+          for (const step of steps) {
+            if ('publish' in step) {
+              for (const priority of step.publish) {
+                const message = log.publish({ priority });
+                q.enqueue(message, 10, true);
+                model.set(message.seq, priority);
+              }
+              continue;
+            }
+            const expected = [...model]
+              .sort((a, b) => b[1] - a[1] || a[0] - b[0])
+              .slice(0, step.receive)
+              .map(([seq]) => `m${seq}`);
+            const got = q.receive(10, step.receive, 1000);
+            assert.deepEqual(ids(got), expected);
+            for (const delivery of got) {
+              if (step.nack) {
+                // Back at once (backoff 0): hot again, with its old seq.
+                q.nack(delivery.receipt, 10, { requeue: true, delayMs: 0 });
+                q.takeOutcomes();
+              } else {
+                q.ack(delivery.receipt);
+                model.delete(delivery.message.seq);
+              }
+            }
+            assert.equal(q.counts.ready, model.size);
+          }
+          assert.equal(q.size, model.size);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('keeps new publishes cold past the window and counts them', () => {
+    const log = new FakeLog();
+    const q = coldEngine(log);
+    for (let i = 0; i < 10; i++) q.enqueue(log.publish(), 0, true);
+    assert.equal(q.coldCount, 6);
+    assert.equal(q.counts.ready, 10);
+    assert.equal(q.size, 10);
+    assert.equal(q.counts.bytes, [...log.records.values()].reduce((n, m) => n + m.body.length, 0));
+    assert.equal(log.reads, 0);
+
+    // A delayed publish and a moved-in message stay hot.
+    q.enqueue(log.publish({ availableAt: 50 }), 0, true);
+    q.enqueue(log.publish(), 0);
+    assert.equal(q.coldCount, 6);
+    assert.equal(q.counts.delayed, 1);
+  });
+
+  it('keeps new publishes cold past a byte budget too', () => {
+    const log = new FakeLog();
+    const q = new QueueEngine('q', DEFAULT_SETTINGS, {
+      pageIn: log.pageIn,
+      hotReadyLimit: 1000,
+      hotWaitingBytes: 20,
+    });
+    for (let i = 0; i < 10; i++) q.enqueue(log.publish(), 0, true);
+    // "body 1" .. "body 4" reach 24 bytes; the rest stay on disk.
+    assert.equal(q.coldCount, 6);
+    assert.deepEqual(ids(q.receive(0, 10, 1000)).length, 10);
+  });
+
+  it('lists hot then cold messages, reading only the page asked for', () => {
+    const log = new FakeLog();
+    const q = coldEngine(log);
+    for (let i = 0; i < 10; i++) q.enqueue(log.publish({ priority: i % 2 }), 0, true);
+    assert.deepEqual(q.list(0, 3).map((m) => m.id), ['m1', 'm2', 'm3']);
+    assert.deepEqual(q.list(3, 4).map((m) => m.id), ['m4', 'm5', 'm6', 'm7']);
+    assert.deepEqual(q.list(8, 10).map((m) => m.id), ['m9', 'm10']);
+    assert.deepEqual([...q.values()].map((m) => m.id), log.records.size === 10
+      ? ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9', 'm10'] : []);
+    assert.deepEqual(q.allSeqs().sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.equal(q.find(9)?.id, 'm9');
+    assert.equal(q.coldCount, 6, 'listing left the cold ones cold');
+  });
+
+  it('purges and takes cold messages', () => {
+    const log = new FakeLog();
+    const q = coldEngine(log);
+    for (let i = 0; i < 10; i++) q.enqueue(log.publish(), 0, true);
+    assert.equal(q.take(8)?.id, 'm8');
+    assert.equal(q.has(8), false);
+    assert.equal(q.counts.ready, 9);
+    assert.deepEqual(q.purge().sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 9, 10]);
+    assert.deepEqual(q.counts, { ready: 0, delayed: 0, inFlight: 0, bytes: 0 });
+    assert.equal(q.size, 0);
+    assert.deepEqual(q.receive(0, 10, 1000), []);
+  });
+
+  it('drops the oldest, cold or hot, past maxLength', () => {
+    const log = new FakeLog();
+    const q = coldEngine(log, { maxLength: 5, overflow: 'drop-oldest' }, 2);
+    for (let i = 0; i < 12; i++) {
+      const admitted = q.admit([{ priority: 0, bytes: 6 }], true);
+      assert.deepEqual(admitted, [null]);
+      q.enqueue(log.publish(), 0, true);
+      q.settleReservation(1, 6);
+    }
+    const dropped = q.takeOutcomes().map((o: Outcome) => o.message.id);
+    assert.deepEqual(dropped, ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
+    assert.deepEqual(ids(q.receive(0, 10, 1000)), ['m8', 'm9', 'm10', 'm11', 'm12']);
+  });
+
+  it('refuses past maxBytes counting cold bodies', () => {
+    const log = new FakeLog();
+    const q = coldEngine(log, { maxBytes: 30 }, 1);
+    for (let i = 0; i < 5; i++) q.enqueue(log.publish(), 0, true);
+    assert.equal(q.counts.bytes, 30);
+    assert.deepEqual(q.admit([{ priority: 0, bytes: 1 }], true), ['max-bytes']);
+  });
+
+  it('expires a cold message when it is paged in', () => {
+    const log = new FakeLog();
+    const q = coldEngine(log, {}, 1);
+    q.enqueue(log.publish(), 0, true);
+    q.enqueue(log.publish({ expiresAt: 100 }), 0, true);
+    q.enqueue(log.publish(), 0, true);
+    assert.equal(q.nextWakeAt(), null, 'no timer for a cold message');
+    assert.deepEqual(ids(q.receive(200, 10, 1000)), ['m1', 'm3']);
+    const outcomes = q.takeOutcomes();
+    assert.deepEqual(outcomes.map((o) => [o.kind, o.message.id]), [['dead', 'm2']]);
+  });
+
+  it('skips and counts a cold message that cannot be read back', () => {
+    const log = new FakeLog();
+    const q = coldEngine(log, {}, 1);
+    for (let i = 0; i < 3; i++) q.enqueue(log.publish(), 0, true);
+    log.unreadable.add(2);
+    assert.deepEqual(ids(q.receive(0, 10, 1000)), ['m1', 'm3']);
+    assert.equal(q.unreadable, 1);
+    assert.deepEqual(q.counts, { ready: 0, delayed: 0, inFlight: 2, bytes: 12 });
+  });
+
+  it('takes every cold message in when a setting rules the cold backlog out', () => {
+    const log = new FakeLog();
+    const q = coldEngine(log, {}, 2);
+    for (let i = 0; i < 6; i++) q.enqueue(log.publish({ priority: i % 3 }), 0, true);
+    assert.equal(q.coldCount, 4);
+    q.settings = { ...q.settings, maxLength: 100, overflow: 'reject-lowest-priority' };
+    assert.equal(q.coldCount, 0);
+    assert.equal(q.counts.ready, 6);
+    assert.deepEqual(ids(q.receive(0, 10, 1000)), ['m3', 'm6', 'm2', 'm5', 'm1', 'm4']);
+  });
+
+  it('keeps FIFO and memory queues wholly in memory', () => {
+    for (const settings of [{ fifo: true }, { durability: 'memory' as const }]) {
+      const log = new FakeLog();
+      const q = coldEngine(log, settings, 1);
+      for (let i = 0; i < 5; i++) q.enqueue(log.publish(), 0, true);
+      assert.equal(q.coldCount, 0);
+    }
+  });
+});

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { SeqTable } from '../../src/storage/seq-table.js';
+
+type Op =
+  | { kind: 'append' }
+  | { kind: 'late'; back: number }
+  | { kind: 'update'; pick: number }
+  | { kind: 'delete'; pick: number }
+  | { kind: 'deleteRun'; pick: number; count: number };
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 6, arbitrary: fc.constant({ kind: 'append' as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('late' as const), back: fc.nat(5000) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('update' as const), pick: fc.nat() }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('delete' as const), pick: fc.nat() }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('deleteRun' as const),
+      pick: fc.nat(),
+      count: fc.integer({ min: 1, max: 20_000 }),
+    }),
+  },
+);
+
+// The table against a Map through random appends, late inserts, copies
+// (a second put for a live seq), single deletes and long runs of deletes
+// that empty and squeeze whole chunks.
+test('the table agrees with a Map through any mix of puts and deletes', () => {
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 400 }), fc.integer({ min: 1, max: 3000 }), (ops, n) => {
+      const burst = n;
+      const table = new SeqTable(2);
+      const model = new Map<number, [number, number]>();
+      let next = 1;
+      let version = 0;
+      const sorted = () => [...model.keys()].sort((a, b) => a - b);
+
+      for (const step of ops) {
+        if (step.kind === 'append') {
+          for (let i = 0; i < burst; i++) {
+            const row: [number, number] = [next % 7, ++version];
+            assert.equal(table.put(next, row), true);
+            model.set(next++, row);
+          }
+        } else if (step.kind === 'late') {
+          const seq = next - 1 - step.back - 0.5;
+          if (seq <= 0) continue;
+          const row: [number, number] = [9, ++version];
+          assert.equal(table.put(seq, row), !model.has(seq));
+          model.set(seq, row);
+        } else if (model.size > 0) {
+          const keys = sorted();
+          const at = step.pick % keys.length;
+          if (step.kind === 'update') {
+            const row: [number, number] = [3, ++version];
+            assert.equal(table.put(keys[at], row), false);
+            model.set(keys[at], row);
+          } else {
+            const count = step.kind === 'delete' ? 1 : step.count;
+            for (const seq of keys.slice(at, at + count)) {
+              assert.equal(table.delete(seq), true);
+              model.delete(seq);
+              assert.equal(table.delete(seq), false);
+            }
+          }
+        }
+      }
+
+      assert.equal(table.size, model.size);
+      const seen: Array<[number, number, number]> = [];
+      table.forEach((seq, row) => void seen.push([seq, table.col(row, 0), table.col(row, 1)]));
+      assert.deepEqual(seen, sorted().map((seq) => [seq, ...model.get(seq)!]));
+      for (const [seq, [a, b]] of model) {
+        const row = table.find(seq);
+        assert.ok(row !== undefined, `seq ${seq} missing`);
+        assert.deepEqual([table.col(row, 0), table.col(row, 1)], [a, b]);
+      }
+      assert.equal(table.find(next), undefined);
+      assert.equal(table.find(0.25), undefined);
+    }),
+    { numRuns: 60 },
+  );
+});
+
+test('settled rows give their chunks back', () => {
+  const table = new SeqTable(3);
+  for (let seq = 1; seq <= 200_000; seq++) table.put(seq, [1, 2, 3]);
+  const full = table.chunkCount;
+  assert.ok(full >= 12, `${full} chunks`);
+
+  for (let seq = 1; seq <= 190_000; seq++) table.delete(seq);
+  assert.equal(table.size, 10_000);
+  assert.ok(table.chunkCount <= 2, `${table.chunkCount} chunks left`);
+  assert.ok(table.has(190_001) && table.has(200_000) && !table.has(190_000));
+});
