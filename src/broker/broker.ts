@@ -41,6 +41,7 @@ import {
   type DeadLetterRouter,
   deathHeaders,
   deliverDeadLetter,
+  isExpiryCycle,
   redriveFilter,
 } from './dead-letter.js';
 import { isLogged, moveRecords, needsSync, publishedRecord } from './durability.js';
@@ -960,6 +961,13 @@ export class Broker implements BrokerApi {
       return isLogged(engine) ? [{ type: 'settled', seqs: [message.seq] }] : [];
     }
 
+    const headers = deathHeaders(message, engine.name, reason, now, error);
+    if (reason === 'expired' && isExpiryCycle(headers, target)) {
+      engine.totals.dropped++;
+      this.logger.debug({ queue: engine.name, id: message.id, target }, 'dead-letter cycle; dropped');
+      return isLogged(engine) ? [{ type: 'settled', seqs: [message.seq] }] : [];
+    }
+
     const records: LogRecord[] = [];
     let dlq = this.engines.get(target);
     if (dlq === undefined) {
@@ -969,7 +977,6 @@ export class Broker implements BrokerApi {
       records.push(declared(target, settings));
     }
 
-    const headers = deathHeaders(message, engine.name, reason, now, error);
     if (error !== undefined) {
       headers[LAST_ERROR_HEADER] = error;
       headers[FIRST_ERROR_HEADER] ??= error;
