@@ -47,6 +47,7 @@ import {
   copyDeadLetter,
   deathHeaders,
   deliverDeadLetter,
+  isExpiryCycle,
   redriveFilter,
   refusedMessage,
 } from './dead-letter.js';
@@ -1052,6 +1053,13 @@ export class Broker implements BrokerApi {
     const target = engine.settings.deadLetter;
     if (target === null) return null;
 
+    const headers = deathHeaders(message, engine.name, reason, now, error);
+    if (reason === 'expired' && isExpiryCycle(headers, target)) {
+      engine.totals.dropped++;
+      this.logger.debug({ queue: engine.name, id: message.id, target }, 'dead-letter cycle; dropped');
+      return isLogged(engine) ? [{ type: 'settled', seqs: [message.seq] }] : [];
+    }
+
     const records: LogRecord[] = [];
     let dlq = this.engines.get(target);
     if (dlq === undefined) {
@@ -1061,7 +1069,6 @@ export class Broker implements BrokerApi {
       records.push(declared(target, settings));
     }
 
-    const headers = deathHeaders(message, engine.name, reason, now, error);
     if (error !== undefined) {
       headers[LAST_ERROR_HEADER] = error;
       headers[FIRST_ERROR_HEADER] ??= error;

@@ -85,6 +85,23 @@ export function parseHistory<T = DeathRecord>(text: string | undefined): T[] {
   }
 }
 
+/**
+ * True when a message that expired would go back to `target` having only
+ * expired since it last died there: with TTLs on both sides of a
+ * dead-letter loop it would otherwise spin for ever, its `x-usher-deaths`
+ * growing by one entry a lap (RabbitMQ drops it the same way). A consumer
+ * rejection on the way, or a limit of attempts, breaks the cycle.
+ */
+export function isExpiryCycle(headers: Record<string, string>, target: string): boolean {
+  const history = parseHistory(headers[DEATH_HEADERS.history]);
+  let at = history.length - 1;
+  while (at >= 0 && history[at].reason === 'expired') {
+    if (history[at].queue === target) return true;
+    at--;
+  }
+  return false;
+}
+
 /** Which messages a redrive takes, from its ids, reason and source filters. */
 export function redriveFilter(options: {
   ids?: string[];

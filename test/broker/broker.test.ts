@@ -298,6 +298,36 @@ describe('retries and dead letters', () => {
     assert.equal(broker.getQueue('q').stats.expired, 1);
   });
 
+  // Found with two queues whose TTLs expire into each other over HTTP: the
+  // message went round for ever, each lap adding to x-usher-deaths, and
+  // the log was written at tens of MB/s by one message.
+  it('drops a message that expires its way round a dead-letter loop back to a queue', async () => {
+    await broker.createQueue('ping', { messageTtlMs: 1000, deadLetter: 'pong' });
+    await broker.createQueue('pong', { messageTtlMs: 1000, deadLetter: 'ping' });
+    await broker.publish('ping', [{ id: 'loop', body: text('x') }]);
+    for (let lap = 0; lap < 4; lap++) {
+      clock.advance(1000);
+      broker.runDue();
+    }
+
+    assert.equal(broker.getQueue('ping').stats.total + broker.getQueue('pong').stats.total, 0);
+    assert.equal(broker.getQueue('ping').stats.deadLettered, 1, 'ping -> pong once');
+    assert.equal(broker.getQueue('pong').stats.dropped, 1, 'pong -> ping would close the loop');
+  });
+
+  it('lets a rejected message go round a dead-letter loop: a consumer chose it', async () => {
+    await broker.createQueue('ping', { messageTtlMs: 1000, deadLetter: 'pong' });
+    await broker.createQueue('pong', { deadLetter: 'ping' });
+    await broker.publish('ping', [{ id: 'round', body: text('x') }]);
+    clock.advance(1000);
+    broker.runDue();
+    const [inPong] = await broker.receive('pong', { max: 1, waitMs: 0 });
+    await broker.nack('pong', inPong.receipt, { requeue: false });
+
+    const [back] = broker.peek('ping', { limit: 1, offset: 0 });
+    assert.equal(back?.id, 'round');
+  });
+
   it('redrives to a named queue keeping id, body and headers', async () => {
     await broker.createQueue('a', { deadLetter: 'a.dlq' });
     await broker.createQueue('b', {});
