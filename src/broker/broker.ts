@@ -1054,10 +1054,11 @@ export class Broker implements BrokerApi {
     if (target === null) return null;
 
     const headers = deathHeaders(message, engine.name, reason, now, error);
+    // Expired its way round a dead-letter loop back here: dropped (the
+    // caller counts it), as RabbitMQ does, rather than circling forever.
     if (reason === 'expired' && isExpiryCycle(headers, target)) {
-      engine.totals.dropped++;
-      this.logger.debug({ queue: engine.name, id: message.id, target }, 'dead-letter cycle; dropped');
-      return isLogged(engine) ? [{ type: 'settled', seqs: [message.seq] }] : [];
+      this.logger.debug({ queue: engine.name, id: message.id, target }, 'dead-letter cycle');
+      return null;
     }
 
     const records: LogRecord[] = [];
