@@ -80,6 +80,7 @@ import {
 import type {
   BrokerApi,
   NackOptions,
+  NackResult,
   PeekedMessage,
   PublishAnswer,
   PublishInput,
@@ -774,7 +775,7 @@ export class Broker implements BrokerApi {
     return results;
   }
 
-  async nack(queue: string, receipt: string, options: NackOptions): Promise<void> {
+  async nack(queue: string, receipt: string, options: NackOptions): Promise<NackResult> {
     this.checkOpen();
     const engine = this.engineOf(queue);
     const delayMs =
@@ -787,12 +788,21 @@ export class Broker implements BrokerApi {
         : cutText(String(options.reason), MAX_REASON_LENGTH);
 
     const now = this.clock();
-    const nacked = engine.nack(receipt, now, {
+    const fate = engine.nack(receipt, now, {
       requeue: options.requeue ?? true,
       delayMs,
     });
-    if (!nacked) throw new ReceiptNotFoundError(receipt);
-    await this.settleOutcomes(engine, now, reason);
+    if (fate === undefined) throw new ReceiptNotFoundError(receipt);
+
+    // Dead-lettering happens as the outcomes are settled, synchronously at
+    // the start of settleOutcomes; the queue's drop count tells whether
+    // this message found nowhere to go.
+    const droppedBefore = engine.totals.dropped;
+    const settled = this.settleOutcomes(engine, now, reason);
+    const dropped = engine.totals.dropped > droppedBefore;
+    await settled;
+    if (fate === 'retry') return { outcome: 'retried' };
+    return { outcome: dropped ? 'dropped' : 'dead-lettered', reason: fate };
   }
 
   release(queue: string, receipts: string[]): number {

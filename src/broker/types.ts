@@ -2,7 +2,7 @@
 // call names a queue, validates its input and throws UsherError subclasses
 // from src/errors.ts on bad input.
 
-import type { QueueSettings } from '../engine/types.js';
+import type { DeathReason, QueueSettings } from '../engine/types.js';
 import type { LoadRefusalError } from '../errors.js';
 import type { AdmissionStats } from './admission.js';
 
@@ -123,6 +123,15 @@ export interface NackOptions {
   reason?: string;
 }
 
+/**
+ * What a nack did with the message: retried later, or dead (on its last
+ * attempt, expired, or nacked without requeue) and then dead-lettered, or
+ * dropped for want of a dead-letter queue.
+ */
+export type NackResult =
+  | { outcome: 'retried' }
+  | { outcome: 'dead-lettered' | 'dropped'; reason: DeathReason };
+
 /** A message as listed without leasing it (DLQ inspection). */
 export interface PeekedMessage {
   id: string;
@@ -187,7 +196,7 @@ export interface BrokerApi {
   receive(queue: string, options: ReceiveOptions): Promise<ReceivedMessage[]>;
   /** Settles leases; each receipt answers true (acked) or false (not a current lease). */
   ack(queue: string, receipts: string[]): Promise<boolean[]>;
-  nack(queue: string, receipt: string, options: NackOptions): Promise<void>;
+  nack(queue: string, receipt: string, options: NackOptions): Promise<NackResult>;
   /** Hands leases back unprocessed: ready at once, no attempt counted.
    * Answers how many were current leases; others are ignored. */
   release(queue: string, receipts: string[]): number;

@@ -4,7 +4,7 @@
 
 import { Option, type Command } from 'commander';
 
-import type { NackOptions, ReceivedMessage } from '../client/index.js';
+import type { NackOptions, NackResult, ReceivedMessage } from '../client/index.js';
 import {
   UsageError,
   durationFlag,
@@ -80,11 +80,10 @@ export const consumeCommands: CommandGroup = {
           cli.note(`acked ${acked} of ${messages.length}`);
         } else if (flags.nack) {
           const options = nackOptions(flags);
-          await Promise.all(
+          const results = await Promise.all(
             messages.map((m) => client.nack(queue, m.receipt, options)),
           );
-          const dead = options.requeue ? '' : ' (dead-lettered)';
-          cli.note(`nacked ${messages.length}${dead}`);
+          cli.note(`nacked ${messages.length}: ${nackSummary(results)}`);
         }
       });
 
@@ -113,11 +112,25 @@ export const consumeCommands: CommandGroup = {
       .option('--delay <duration>', 'retry after this delay', durationFlag)
       .action(async (queue: string, receipt: string, flags: NackFlags) => {
         const options = nackOptions(flags);
-        await cli.client().nack(queue, receipt, options);
-        cli.out(options.requeue ? 'nacked' : 'nacked (dead-lettered)');
+        const result = await cli.client().nack(queue, receipt, options);
+        cli.out(`nacked: ${nackSummary([result])}`);
       });
   },
 };
+
+/** "2 retried, 1 dead-lettered (max-attempts)": what became of nacked messages. */
+function nackSummary(results: Array<NackResult | null>): string {
+  const counts = new Map<string, number>();
+  for (const result of results) {
+    const said =
+      result === null ? 'sent'
+      : result.outcome === 'retried' ? 'retried'
+      : result.outcome === 'dropped' ? `dropped (${result.reason}; no dead-letter queue)`
+      : `dead-lettered (${result.reason})`;
+    counts.set(said, (counts.get(said) ?? 0) + 1);
+  }
+  return [...counts].map(([said, count]) => `${count} ${said}`).join(', ');
+}
 
 function nackOptions(flags: NackFlags): NackOptions {
   return { requeue: flags.requeue, delayMs: flags.delay, reason: flags.reason };

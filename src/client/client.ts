@@ -21,6 +21,7 @@ import type {
   Health,
   MessageBody,
   NackOptions,
+  NackResult,
   OutgoingMessage,
   PeekOptions,
   PeekedMessage,
@@ -213,7 +214,8 @@ export class UsherClient {
 
   /**
    * Gives a message back: retried after the queue's backoff (or `delayMs`),
-   * or dead-lettered now with `requeue: false`.
+   * or dead-lettered now with `requeue: false`. Answers what became of it
+   * (a last attempt dies too); null over AMQP, whose nack says nothing.
    *
    * @example
    *   await usher.nack('orders', message.receipt, {
@@ -225,13 +227,18 @@ export class UsherClient {
     queue: string,
     receipt: string,
     options: NackOptions = {},
-  ): Promise<void> {
-    if (this.#amqp) return this.#amqp.nack(queue, receipt, options);
-    await this.#httpFor('nack').request(
+  ): Promise<NackResult | null> {
+    if (this.#amqp) {
+      await this.#amqp.nack(queue, receipt, options);
+      return null;
+    }
+    const answer = await this.#httpFor('nack').request<NackResult & { ok: true }>(
       'POST',
       `${queuePath(queue)}/nack`,
       { receipt, ...options },
     );
+    const { ok: _ok, ...result } = answer.data;
+    return result;
   }
 
   /**

@@ -120,10 +120,10 @@ export class ConsumerMessage implements ReceivedMessage {
    *     if (!ready()) return m.nack({ delayMs: 30_000, reason: 'not ready' });
    *   });
    */
-  nack(options: NackOptions = {}): Promise<void> {
+  async nack(options: NackOptions = {}): Promise<void> {
     this.settled = true;
     this.failed = true;
-    return this.#consumer.track(
+    await this.#consumer.track(
       this.#consumer.client.nack(this.queue, this.receipt, options),
     );
   }

@@ -37,6 +37,7 @@ export type {
   JsonValue,
   MessageBody,
   NackOptions,
+  NackResult,
   OutgoingMessage,
   PeekOptions,
   PeekedMessage,

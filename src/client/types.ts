@@ -4,6 +4,7 @@
 
 import type {
   NackOptions,
+  NackResult,
   PeekedMessage as BrokerPeekedMessage,
   QueueInfo,
   QueueSettingsInput,
@@ -15,6 +16,7 @@ import type { BackoffSettings, QueueSettings } from '../engine/types.js';
 export type {
   BackoffSettings,
   NackOptions,
+  NackResult,
   QueueInfo,
   QueueSettings,
   QueueSettingsInput,

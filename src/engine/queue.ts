@@ -516,13 +516,13 @@ export class QueueEngine {
   }
 
   /** Ends a delivery as failed; false when the receipt is not a current lease. */
-  nack(receipt: string, now: number, request: NackRequest): boolean {
+  /** Answers what became of the message; undefined for a receipt not current. */
+  nack(receipt: string, now: number, request: NackRequest): 'retry' | DeathReason | undefined {
     const message = this.leases.get(receipt);
-    if (message === undefined) return false;
+    if (message === undefined) return undefined;
 
     this.totals.nacked++;
-    this.fail(message, now, request.requeue, request.delayMs);
-    return true;
+    return this.fail(message, now, request.requeue, request.delayMs);
   }
 
   /** Moves a lease's deadline to `now + timeoutMs`; undefined if not current. */
@@ -558,15 +558,17 @@ export class QueueEngine {
     now: number,
     requeue: boolean,
     delayMs: number | undefined,
-  ): void {
+  ): 'retry' | DeathReason {
     message.failures++;
     const { maxAttempts } = this.settings;
 
-    if (!requeue) this.kill(message, 'rejected');
-    else if (maxAttempts > 0 && message.failures >= maxAttempts) {
-      this.kill(message, 'max-attempts');
-    } else if (message.expiresAt !== null && message.expiresAt <= now) {
-      this.kill(message, 'expired');
+    let fate: 'retry' | DeathReason = 'retry';
+    if (!requeue) fate = 'rejected';
+    else if (maxAttempts > 0 && message.failures >= maxAttempts) fate = 'max-attempts';
+    else if (message.expiresAt !== null && message.expiresAt <= now) fate = 'expired';
+
+    if (fate !== 'retry') {
+      this.kill(message, fate);
     } else {
       this.releaseLease(message);
       const delay =
@@ -577,6 +579,7 @@ export class QueueEngine {
       this.outbox.push({ kind: 'retry', message });
     }
     this.reopenGroupOf(message);
+    return fate;
   }
 
   /** Ends a lease whose message stays in the queue. */

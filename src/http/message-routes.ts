@@ -29,7 +29,7 @@ import {
   ReleaseRequest,
   Released,
   NackRequest,
-  Ok,
+  Nacked,
   Peeked,
   PeekQuery,
   PublishBatch,
@@ -227,13 +227,13 @@ export function registerMessageRoutes(
         tags,
         params: QueueParams,
         body: NackRequest,
-        response: { 200: Ok },
+        response: { 200: Nacked },
       }),
     },
     async (request) => {
       const { receipt, ...options } = request.body;
-      await broker.nack(request.params.name, receipt, options);
-      return { ok: true };
+      const result = await broker.nack(request.params.name, receipt, options);
+      return { ok: true, ...result };
     },
   );
 

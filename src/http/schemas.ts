@@ -306,6 +306,17 @@ export const NackRequest = Type.Object(
 
 export const Ok = Type.Object({ ok: Type.Literal(true) });
 
+export const Nacked = Type.Object({
+  ok: Type.Literal(true),
+  outcome: Type.Union(
+    [Type.Literal('retried'), Type.Literal('dead-lettered'), Type.Literal('dropped')],
+    { description: 'retried later, or dead and then dead-lettered or dropped (no dead-letter queue)' },
+  ),
+  reason: Type.Optional(
+    Type.String({ description: 'why it died: rejected, max-attempts or expired' }),
+  ),
+});
+
 export const ExtendRequest = Type.Object(
   {
     receipt: Receipt,

@@ -41,7 +41,7 @@ describe('usher dlq', () => {
       'consume', 'payments', '--nack', '--no-requeue',
       '--reason', 'card declined', '--json',
     );
-    assert.equal(nacked.stderr, 'nacked 1 (dead-lettered)\n');
+    assert.equal(nacked.stderr, 'nacked 1: 1 dead-lettered (rejected)\n');
     assert.equal((await stats('payments')).total, 0);
     assert.equal((await stats('payments.dlq')).ready, 1);
 

@@ -181,7 +181,7 @@ describe('usher publish and consume', () => {
       'consume', 'retried', '--json', '--nack', '--delay', '2s', '--reason', 'later',
     ]);
     assert.equal(parseLines(first.stdout)[0].attempt, 1);
-    assert.equal(first.stderr, 'nacked 1\n');
+    assert.equal(first.stderr, 'nacked 1: 1 retried\n');
     assert.equal((await stats('retried')).delayed, 1);
 
     const second = await usher(
@@ -201,7 +201,24 @@ describe('usher publish and consume', () => {
     const { stdout } = await usher(
       ['nack', 'by-receipt', message.receipt, '--delay', '0'],
     );
-    assert.equal(stdout, 'nacked\n');
+    assert.equal(stdout, 'nacked: 1 retried\n');
     assert.equal((await stats('by-receipt')).inFlight, 0);
+  });
+
+  it('says when a nack on the last attempt dead-letters the message, or drops it', async () => {
+    await usher(['queue', 'create', 'last-try', '--max-attempts', '1', '--dead-letter', 'last-try.dlq']);
+    await usher(['queue', 'create', 'no-dlq', '--max-attempts', '1']);
+    for (const queue of ['last-try', 'no-dlq']) {
+      await usher(['publish', queue, 'x']);
+      const [message] = parseLines((await usher(['consume', queue, '--json'])).stdout);
+      const { stdout } = await usher(['nack', queue, message.receipt]);
+      assert.equal(
+        stdout,
+        queue === 'last-try'
+          ? 'nacked: 1 dead-lettered (max-attempts)\n'
+          : 'nacked: 1 dropped (max-attempts; no dead-letter queue)\n',
+      );
+    }
+    assert.equal((await stats('last-try.dlq')).ready, 1);
   });
 });

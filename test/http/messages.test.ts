@@ -301,7 +301,7 @@ describe('receive, ack, nack, extend', () => {
       waitMs: 2_000,
     });
 
-    assert.deepEqual(nacked.body, { ok: true });
+    assert.deepEqual(nacked.body, { ok: true, outcome: 'retried' });
     assert.equal(peeked.state, 'delayed');
     assert.equal(peeked.failures, 1);
     assert.equal(retried.body.messages[0].attempt, 2);

@@ -156,11 +156,12 @@ describe('POST /queues/{name}/redrive', () => {
     await call(h.app, 'POST', '/queues/orders/messages', { body: 'x' });
     const received = await call(h.app, 'POST', '/queues/orders/receive', {});
     const { receipt } = received.body.messages[0];
-    await call(h.app, 'POST', '/queues/orders/nack', {
+    const nacked = await call(h.app, 'POST', '/queues/orders/nack', {
       receipt,
       requeue: false,
       reason: 'bad input',
     });
+    assert.deepEqual(nacked.body, { ok: true, outcome: 'dead-lettered', reason: 'rejected' });
 
     const dead = await call(h.app, 'GET', '/queues/dlq/messages');
     const redriven = await call(h.app, 'POST', '/queues/dlq/redrive');
