@@ -14,12 +14,13 @@
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 import { runOnSale } from '../src/demo/ticketing/onsale.js';
+import { SEGMENTS } from '../src/demo/ticketing/onsale-timing.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -94,10 +95,23 @@ try {
   }
   console.log(`\nbroker RSS: start ${mib(startRss)} MiB, peak ${mib(peakRss)} MiB, ` +
     `budget ${mib(BUDGET)} MiB (peak/budget ${(peakRss / BUDGET).toFixed(2)})`);
-  const latency = report.paymentLatencyMs;
-  console.log(`payment publish-to-consume p99: normal ${latency.normalP99} ms, ` +
-    `spike ${latency.spikeP99} ms (ratio ${report.paymentLatencyRatio}; goal <= 2); ` +
-    `p50: normal ${latency.normalP50} ms, spike ${latency.spikeP50} ms`);
+  const { normal, spike } = report.paymentTimings;
+  console.log(`payment publish-to-consume p99: normal ${normal.p99} ms (n=${normal.samples}), ` +
+    `spike ${spike.p99} ms (n=${spike.samples}) (ratio ${report.paymentLatencyRatio}; goal <= 2); ` +
+    `p50: normal ${normal.p50} ms, spike ${spike.p50} ms`);
+  console.log('\nwhere payment time goes, ms   normal p50/p99/slowest-1%   spike p50/p99/slowest-1%');
+  for (const segment of SEGMENTS) {
+    const cell = (s: typeof normal.segments[typeof segment]) =>
+      `${s.p50} / ${s.p99} / ${s.slowestMean}`.padEnd(25);
+    console.log(`  ${segment.padEnd(27)} ${cell(normal.segments[segment])} ` +
+      `${cell(spike.segments[segment])}`);
+  }
+  const loop = report.eventLoopDelayMs;
+  console.log(`event-loop delay p99, worst 100 ms window: demo ${loop.demo.normal} ms normal, ` +
+    `${loop.demo.spike} ms spike; broker (admission samples) ${loop.broker.normal} ms normal, ` +
+    `${loop.broker.spike} ms spike`);
+  console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')} ` +
+    `(${cpus().length} cores)`);
   console.log(`admission levels: ${report.levels.join(' -> ')}`);
   console.log(`broker process: ${exitCode === null ? 'running, no crash' : `exited ${exitCode}`}`);
   console.log(`run: ${(report.totalMs / 1000).toFixed(1)} s; ` +

@@ -16,6 +16,9 @@
 
 import { connect, type UsherClient } from '../../client/index.js';
 import { UsherClientError } from '../../client/errors.js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+import { PaymentTimings, type PhaseLatency } from './onsale-timing.js';
 
 export interface OnSaleOptions {
   url: string;
@@ -59,11 +62,17 @@ export interface OnSaleReport {
   paymentLatencyMs: { normalP50: number; normalP99: number; spikeP50: number; spikeP99: number };
   /** spikeP99 / normalP99; the issue asks for at most 2. */
   paymentLatencyRatio: number;
+  /** Where payments' time went, by the phase they were sent in. */
+  paymentTimings: { normal: PhaseLatency; spike: PhaseLatency };
+  /** Event-loop delay p99 by phase: this process (publisher and workers)
+   * and the broker's largest admission sample (0 when it reports none). */
+  eventLoopDelayMs: { demo: PhaseDelays; broker: PhaseDelays };
   /** Admission levels the broker reported during the run, in order. */
   levels: string[];
   totalMs: number;
 }
 
+type PhaseDelays = { normal: number; spike: number };
 type Kind = 'payment' | 'notification' | 'recommendation';
 type Phase = 'warmup' | 'normal' | 'spike' | 'drain';
 
@@ -93,10 +102,19 @@ export async function runOnSale(options: OnSaleOptions): Promise<OnSaleReport> {
 
   const state = newState();
   const levels: string[] = [];
+  const demoLoop = monitorEventLoopDelay({ resolution: 10 });
+  demoLoop.enable();
   const watch = setInterval(() => {
     options.onTick?.();
+    const { phase, loopDelay } = state;
+    if (demoLoop.count > 0) {
+      loopDelay.demo[phase] = Math.max(loopDelay.demo[phase], demoLoop.percentile(99) / 1e6);
+      demoLoop.reset();
+    }
     void client.health().then((health) => {
-      const level = (health.admission as { level?: string } | undefined)?.level ?? 'off';
+      const admission = health.admission as { level?: string; eventLoopDelayMs?: number } | undefined;
+      loopDelay.broker[phase] = Math.max(loopDelay.broker[phase], admission?.eventLoopDelayMs ?? 0);
+      const level = admission?.level ?? 'off';
       if (levels.at(-1) !== level) {
         levels.push(level);
         note(`admission level: ${level}`);
@@ -119,6 +137,7 @@ export async function runOnSale(options: OnSaleOptions): Promise<OnSaleReport> {
   } finally {
     await workers.stop();
     clearInterval(watch);
+    demoLoop.disable();
   }
   return report(state, runId, capacity, levels, Date.now() - started);
 }
@@ -129,7 +148,9 @@ interface State {
   shed: Record<Kind, number>;
   accepted: Map<string, Kind>;
   processed: Map<string, number>;
-  latency: Record<Phase, number[]>;
+  timings: PaymentTimings;
+  /** Event-loop delay p99 by phase (see eventLoopDelayMs in the report). */
+  loopDelay: { demo: Record<Phase, number>; broker: Record<Phase, number> };
   inFlight: number;
   offered: Record<'normal' | 'spike', { messages: number; ms: number }>;
 }
@@ -142,7 +163,11 @@ function newState(): State {
     shed: zero(),
     accepted: new Map(),
     processed: new Map(),
-    latency: { warmup: [], normal: [], spike: [], drain: [] },
+    timings: new PaymentTimings(),
+    loopDelay: {
+      demo: { warmup: 0, normal: 0, spike: 0, drain: 0 },
+      broker: { warmup: 0, normal: 0, spike: 0, drain: 0 },
+    },
     inFlight: 0,
     offered: { normal: { messages: 0, ms: 0 }, spike: { messages: 0, ms: 0 } },
   };
@@ -200,7 +225,9 @@ async function publishBatch(
   }));
   try {
     const results = await client.publishBatch(queue, messages);
+    const confirmedAt = Date.now();
     for (const { id } of results) state.accepted.set(id, kind);
+    if (kind === 'payment') for (const { id } of results) state.timings.confirmed(id, confirmedAt);
   } catch (err) {
     // A refused batch was stored whole or not at all: here, not at all.
     if (!(err instanceof UsherClientError) || err.status === 0) throw err;
@@ -241,14 +268,18 @@ class Workers {
       let worked = false;
       for (const { kind } of KINDS) {
         const queue = this.queueOf(kind);
+        const askedAt = Date.now();
         const messages = await this.client.receive(queue, { max: WORKER_BATCH });
         if (messages.length === 0) continue;
 
-        const now = Date.now();
+        const takenAt = Date.now();
         for (const message of messages) {
-          const body = message.body as { sentAt: number; phase: Phase };
+          const { sentAt, phase } = message.body as { sentAt: number; phase: Phase };
           // Counted in the phase it was sent in.
-          if (kind === 'payment') this.state.latency[body.phase].push(now - body.sentAt);
+          if (kind === 'payment') {
+            const { id, publishedAt } = message;
+            this.state.timings.took(phase, { id, sentAt, publishedAt, askedAt, takenAt });
+          }
           this.state.processed.set(message.id, (this.state.processed.get(message.id) ?? 0) + 1);
         }
         // The work itself: a fixed time per message sets the capacity.
@@ -297,8 +328,10 @@ function report(
       lost: ids.length - processed,
     };
   });
-  const normalP99 = quantile(state.latency.normal, 0.99);
-  const spikeP99 = quantile(state.latency.spike, 0.99);
+  const normal = state.timings.summary('normal');
+  const spike = state.timings.summary('spike');
+  const normalP99 = normal.p99;
+  const spikeP99 = spike.p99;
   const ratio = normalP99 > 0 ? spikeP99 / normalP99 : Number.POSITIVE_INFINITY;
 
   const problems: string[] = [];
@@ -324,12 +357,17 @@ function report(
     offeredPerSecond: { normal: rate(state.offered.normal), spike: rate(state.offered.spike) },
     kinds,
     paymentLatencyMs: {
-      normalP50: quantile(state.latency.normal, 0.5),
+      normalP50: normal.p50,
       normalP99,
-      spikeP50: quantile(state.latency.spike, 0.5),
+      spikeP50: spike.p50,
       spikeP99,
     },
     paymentLatencyRatio: Number(ratio.toFixed(2)),
+    paymentTimings: { normal, spike },
+    eventLoopDelayMs: {
+      demo: pick(state.loopDelay.demo),
+      broker: pick(state.loopDelay.broker),
+    },
     levels,
     totalMs,
   };
@@ -339,10 +377,8 @@ function sentTotal(state: State): number {
   return state.sent.payment + state.sent.notification + state.sent.recommendation;
 }
 
-function quantile(values: number[], q: number): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
+function pick(delays: Record<Phase, number>): PhaseDelays {
+  return { normal: Math.round(delays.normal), spike: Math.round(delays.spike) };
 }
 
 function sleep(ms: number): Promise<void> {
