@@ -7,7 +7,7 @@
 // measured in the same run.
 //
 //   node dist/bench/onsale.js [--capacity 400] [--spike-factor 5]
-//     [--spike-ms 8000] [--memory-budget-mib 256]
+//     [--normal-ms N] [--spike-ms 8000] [--memory-budget-mib 256]
 //
 // Everything listens on 127.0.0.1, on ports the OS picks; the run is
 // bounded by the phases' lengths plus a 60 s drain limit.
@@ -26,7 +26,8 @@ const { values: args } = parseArgs({
   options: {
     capacity: { type: 'string', default: '400' },
     'spike-factor': { type: 'string', default: '5' },
-    'normal-ms': { type: 'string', default: '4000' },
+    // Default: long enough for about 400 payments (20 s at capacity 400).
+    'normal-ms': { type: 'string' },
     'spike-ms': { type: 'string', default: '8000' },
     'memory-budget-mib': { type: 'string', default: '256' },
     'pressure-backlog': { type: 'string', default: '1500' },
@@ -77,7 +78,7 @@ try {
     url,
     capacityPerSecond: Number(args.capacity),
     spikeFactor: Number(args['spike-factor']),
-    normalMs: Number(args['normal-ms']),
+    normalMs: args['normal-ms'] === undefined ? undefined : Number(args['normal-ms']),
     spikeMs: Number(args['spike-ms']),
     onNote: (text) => console.error(`  ${text}`),
     onTick: sampleRss,
@@ -86,7 +87,8 @@ try {
   const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
   console.log(`\non-sale spike: capacity ${report.capacityPerSecond} msg/s, offered ` +
     `${report.offeredPerSecond.normal} msg/s normal, ${report.offeredPerSecond.spike} msg/s spike ` +
-    `(${(report.offeredPerSecond.spike / report.capacityPerSecond).toFixed(1)}x capacity)`);
+    `(${(report.offeredPerSecond.spike / report.capacityPerSecond).toFixed(1)}x capacity); workers took ` +
+    `${report.takenPerSecond.normal} msg/s normal, ${report.takenPerSecond.spike} msg/s in the spike`);
   console.log('\nkind            prio     sent  accepted     shed  processed  lost');
   for (const k of report.kinds) {
     console.log(`${k.kind.padEnd(15)} ${String(k.priority).padStart(4)} ${String(k.sent).padStart(8)} ` +

@@ -1,7 +1,8 @@
 // `usher demo onsale`: the on-sale spike of issue #6. Buyers arrive far
 // faster than the services can take: payment events at high priority,
 // notifications at normal, recommendations at low (in a sheddable queue).
-// A shared pool of workers with a fixed capacity serves payments first.
+// A shared pool of workers with a fixed capacity serves payments first,
+// one message at a time (onsale-workers.ts).
 // The broker's admission control refuses the least important events first;
 // the run reports per kind what was sent, accepted, shed and processed,
 // and the latency of payments at normal load and during the spike.
@@ -14,11 +15,12 @@
 // Latency is publish-to-consume: from just before the publish request to
 // the worker taking the message, both on this process's clock.
 
-import { connect, type UsherClient } from '../../client/index.js';
+import { connect, type ReceivedMessage, type UsherClient } from '../../client/index.js';
 import { UsherClientError } from '../../client/errors.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 import { PaymentTimings, type PhaseLatency } from './onsale-timing.js';
+import { WorkerPool } from './onsale-workers.js';
 
 export interface OnSaleOptions {
   url: string;
@@ -30,6 +32,8 @@ export interface OnSaleOptions {
   spikeFactor?: number;
   /** Normal load whose latencies are not counted: connections, JIT. */
   warmupMs?: number;
+  /** Default: long enough for NORMAL_PAYMENTS payments (at least 3 s, at
+   * most 60 s), so that the normal p99 is not the noise of a few samples. */
   normalMs?: number;
   spikeMs?: number;
   /** The backlog must drain within this after the spike. */
@@ -56,6 +60,8 @@ export interface OnSaleReport {
   runId: string;
   capacityPerSecond: number;
   offeredPerSecond: { normal: number; spike: number };
+  /** What the workers took while the phase lasted, all kinds together. */
+  takenPerSecond: { normal: number; spike: number };
   kinds: KindReport[];
   /** By the phase a payment was sent in; spike includes those consumed
    * after the spike ended. */
@@ -81,9 +87,15 @@ const KINDS: ReadonlyArray<{ kind: Kind; priority: number; share: number; shedda
   { kind: 'notification', priority: 5, share: 0.3, sheddable: false },
   { kind: 'recommendation', priority: 1, share: 0.6, sheddable: true },
 ];
-const TICK_MS = 50;
+/** Buyers arrive one by one: the publisher sends what is owed every tick,
+ * by the time that really passed, so even in the spike a kind comes in
+ * small batches (2 payments a tick at 2,000 msg/s). A 50 ms tick sent
+ * payments in bursts of 10 that four workers take in three rounds. */
+const TICK_MS = 10;
 const WORKERS = 4;
-const WORKER_BATCH = 5;
+/** Payments the normal phase should see by default: its p99 is then the
+ * 4th slowest of about 400, not the slowest of 60. */
+const NORMAL_PAYMENTS = 400;
 /** Publish requests in flight at most; past it the publisher falls behind. */
 const MAX_IN_FLIGHT = 32;
 
@@ -122,12 +134,16 @@ export async function runOnSale(options: OnSaleOptions): Promise<OnSaleReport> {
     }, () => {});
   }, 100);
 
-  const workers = new Workers(client, queueOf, state, capacity);
+  const workers = new WorkerPool(client, KINDS.map(({ kind }) => ({
+    name: queueOf(kind),
+    onTaken: (message, askedAt, takenAt) => taken(state, kind, message, askedAt, takenAt),
+  })), WORKERS, capacity);
   workers.start();
   try {
     note(`normal load: ${capacity / 2} msg/s against a capacity of ${capacity} msg/s`);
     await offer(client, queueOf, state, 'warmup', capacity / 2, options.warmupMs ?? 1000);
-    await offer(client, queueOf, state, 'normal', capacity / 2, options.normalMs ?? 3000);
+    const normalMs = options.normalMs ?? defaultNormalMs(capacity);
+    await offer(client, queueOf, state, 'normal', capacity / 2, normalMs);
     note(`spike: ${capacity * spikeFactor} msg/s`);
     await offer(client, queueOf, state, 'spike', capacity * spikeFactor, options.spikeMs ?? 8000);
     note('spike over: draining');
@@ -142,6 +158,12 @@ export async function runOnSale(options: OnSaleOptions): Promise<OnSaleReport> {
   return report(state, runId, capacity, levels, Date.now() - started);
 }
 
+function defaultNormalMs(capacity: number): number {
+  const paymentsPerSecond = (capacity / 2) * KINDS[0].share;
+  const ms = (NORMAL_PAYMENTS / paymentsPerSecond) * 1000;
+  return Math.round(Math.min(60_000, Math.max(3000, ms)));
+}
+
 interface State {
   phase: Phase;
   sent: Record<Kind, number>;
@@ -153,6 +175,8 @@ interface State {
   loopDelay: { demo: Record<Phase, number>; broker: Record<Phase, number> };
   inFlight: number;
   offered: Record<'normal' | 'spike', { messages: number; ms: number }>;
+  /** Messages the workers took while each phase lasted, all kinds. */
+  takenIn: Record<Phase, number>;
 }
 
 function newState(): State {
@@ -170,6 +194,7 @@ function newState(): State {
     },
     inFlight: 0,
     offered: { normal: { messages: 0, ms: 0 }, spike: { messages: 0, ms: 0 } },
+    takenIn: { warmup: 0, normal: 0, spike: 0, drain: 0 },
   };
 }
 
@@ -189,9 +214,13 @@ async function offer(
   const requests: Promise<void>[] = [];
   let failure: unknown = null;
 
+  let last = began;
   while (Date.now() - began < ms) {
+    const now = Date.now();
+    const elapsedMs = now - last;
+    last = now;
     for (const { kind, priority, share } of KINDS) {
-      owed[kind] += (rate * share * TICK_MS) / 1000;
+      owed[kind] += (rate * share * elapsedMs) / 1000;
       const count = Math.floor(owed[kind]);
       if (count === 0 || state.inFlight >= MAX_IN_FLIGHT) continue;
       owed[kind] -= count;
@@ -237,60 +266,21 @@ async function publishBatch(
   }
 }
 
-/** A pool with a fixed capacity that always serves payments first. */
-class Workers {
-  private running = false;
-  private loops: Promise<void>[] = [];
-  /** Work time per message, so that the pool takes `capacity` a second. */
-  private readonly workMs: number;
-
-  constructor(
-    private readonly client: UsherClient,
-    private readonly queueOf: (kind: Kind) => string,
-    private readonly state: State,
-    capacity: number,
-  ) {
-    this.workMs = (WORKERS * 1000) / capacity;
+function taken(
+  state: State,
+  kind: Kind,
+  message: ReceivedMessage,
+  askedAt: number,
+  takenAt: number,
+): void {
+  const { sentAt, phase } = message.body as { sentAt: number; phase: Phase };
+  // Counted in the phase it was sent in.
+  if (kind === 'payment') {
+    const { id, publishedAt } = message;
+    state.timings.took(phase, { id, sentAt, publishedAt, askedAt, takenAt });
   }
-
-  start(): void {
-    this.running = true;
-    this.loops = Array.from({ length: WORKERS }, () => this.loop());
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    await Promise.all(this.loops);
-  }
-
-  private async loop(): Promise<void> {
-    while (this.running) {
-      let worked = false;
-      for (const { kind } of KINDS) {
-        const queue = this.queueOf(kind);
-        const askedAt = Date.now();
-        const messages = await this.client.receive(queue, { max: WORKER_BATCH });
-        if (messages.length === 0) continue;
-
-        const takenAt = Date.now();
-        for (const message of messages) {
-          const { sentAt, phase } = message.body as { sentAt: number; phase: Phase };
-          // Counted in the phase it was sent in.
-          if (kind === 'payment') {
-            const { id, publishedAt } = message;
-            this.state.timings.took(phase, { id, sentAt, publishedAt, askedAt, takenAt });
-          }
-          this.state.processed.set(message.id, (this.state.processed.get(message.id) ?? 0) + 1);
-        }
-        // The work itself: a fixed time per message sets the capacity.
-        await sleep(this.workMs * messages.length);
-        await this.client.ack(queue, messages.map((m) => m.receipt));
-        worked = true;
-        break;
-      }
-      if (!worked) await sleep(5);
-    }
-  }
+  state.processed.set(message.id, (state.processed.get(message.id) ?? 0) + 1);
+  state.takenIn[state.phase]++;
 }
 
 async function waitForDrain(state: State, ms: number): Promise<void> {
@@ -355,6 +345,10 @@ function report(
     runId,
     capacityPerSecond: capacity,
     offeredPerSecond: { normal: rate(state.offered.normal), spike: rate(state.offered.spike) },
+    takenPerSecond: {
+      normal: rate({ messages: state.takenIn.normal, ms: state.offered.normal.ms }),
+      spike: rate({ messages: state.takenIn.spike, ms: state.offered.spike.ms }),
+    },
     kinds,
     paymentLatencyMs: {
       normalP50: normal.p50,
