@@ -101,6 +101,8 @@ try {
   console.log(`payment publish-to-consume p99: normal ${normal.p99} ms (n=${normal.samples}), ` +
     `spike ${spike.p99} ms (n=${spike.samples}) (ratio ${report.paymentLatencyRatio}; goal <= 2); ` +
     `p50: normal ${normal.p50} ms, spike ${spike.p50} ms`);
+  console.log(`  the same p99 over each half of a phase: normal ${normal.halvesP99.join(' / ')} ms, ` +
+    `spike ${spike.halvesP99.join(' / ')} ms (how much it moves with the load unchanged)`);
   console.log('\nwhere payment time goes, ms   normal p50/p99/slowest-1%   spike p50/p99/slowest-1%');
   for (const segment of SEGMENTS) {
     const cell = (s: typeof normal.segments[typeof segment]) =>

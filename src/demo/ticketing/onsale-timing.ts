@@ -37,6 +37,10 @@ export interface PhaseLatency {
    * slowest 1% (the payments at or above the p99), which is what the p99
    * is made of. */
   segments: Record<Segment, { p50: number; p99: number; slowestMean: number }>;
+  /** p99 of the first and of the second half of the samples by send
+   * time: how far the p99 moves with no change of load at all, the noise
+   * floor of a ratio between two phases (large on a shared machine). */
+  halvesP99: [number, number];
 }
 
 export class PaymentTimings {
@@ -68,7 +72,16 @@ export class PaymentTimings {
         slowestMean: mean(slowest.map((s) => s[segment])),
       };
     }
-    return { samples: samples.length, p50: quantile(totals, 0.5), p99, segments };
+    const bySendTime = (this.taken.get(phase) ?? [])
+      .map((p) => ({ sentAt: p.sentAt, total: p.takenAt - p.sentAt }))
+      .sort((a, b) => a.sentAt - b.sentAt)
+      .map((p) => p.total);
+    const half = Math.floor(bySendTime.length / 2);
+    const halvesP99: [number, number] = [
+      quantile(bySendTime.slice(0, half), 0.99),
+      quantile(bySendTime.slice(half), 0.99),
+    ];
+    return { samples: samples.length, p50: quantile(totals, 0.5), p99, segments, halvesP99 };
   }
 
   private split(p: TakenPayment): Record<Segment | 'total', number> {

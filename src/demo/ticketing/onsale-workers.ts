@@ -24,6 +24,15 @@ export interface PoolQueue {
   onTaken: (message: ReceivedMessage, askedAt: number, takenAt: number) => void;
 }
 
+export interface PoolOptions {
+  workers: number;
+  /** Messages a second the pool takes, all queues together. */
+  capacityPerSecond: number;
+  /** The work on one message; default: the time per message that makes
+   * the pool take `capacityPerSecond` (tests pass their own). */
+  work?: (message: ReceivedMessage) => Promise<void>;
+}
+
 const IDLE_WAIT_MS = 20;
 
 export class WorkerPool {
@@ -31,16 +40,18 @@ export class WorkerPool {
   private loops: Promise<void>[] = [];
   private readonly acks = new Set<Promise<unknown>>();
   private ackFailure: unknown = null;
-  /** Work time per message, so that the pool takes `capacity` a second. */
-  private readonly workMs: number;
+  private readonly workers: number;
+  private readonly workOn: (message: ReceivedMessage) => Promise<void>;
 
   constructor(
     private readonly client: UsherClient,
     private readonly queues: readonly PoolQueue[],
-    private readonly workers: number,
-    capacityPerSecond: number,
+    options: PoolOptions,
   ) {
-    this.workMs = (workers * 1000) / capacityPerSecond;
+    this.workers = options.workers;
+    // A fixed time per message sets the capacity.
+    const workMs = (options.workers * 1000) / options.capacityPerSecond;
+    this.workOn = options.work ?? (() => sleep(workMs));
   }
 
   start(): void {
@@ -85,8 +96,7 @@ export class WorkerPool {
   private async work(queue: PoolQueue, message: ReceivedMessage, askedAt: number): Promise<void> {
     queue.onTaken(message, askedAt, Date.now());
 
-    // The work itself: a fixed time per message sets the capacity.
-    await sleep(this.workMs);
+    await this.workOn(message);
 
     const ack = this.client.ack(queue.name, message.receipt).catch((err: unknown) => {
       this.ackFailure ??= err;

@@ -137,7 +137,7 @@ export async function runOnSale(options: OnSaleOptions): Promise<OnSaleReport> {
   const workers = new WorkerPool(client, KINDS.map(({ kind }) => ({
     name: queueOf(kind),
     onTaken: (message, askedAt, takenAt) => taken(state, kind, message, askedAt, takenAt),
-  })), WORKERS, capacity);
+  })), { workers: WORKERS, capacityPerSecond: capacity });
   workers.start();
   try {
     note(`normal load: ${capacity / 2} msg/s against a capacity of ${capacity} msg/s`);

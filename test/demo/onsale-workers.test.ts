@@ -1,0 +1,64 @@
+// The on-sale demo's worker pool (src/demo/ticketing/onsale-workers.ts)
+// takes one message at a time in the order of its queues: a payment that
+// lands while a worker is busy with a notification is the next message
+// taken, not one after the rest of a batch of notifications. The work hook
+// publishes the payment during the first notification's work, so the test
+// does not depend on timing.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { connect } from '../../src/client/index.js';
+import { startEmbeddedBroker } from '../../src/demo/embedded.js';
+import { WorkerPool } from '../../src/demo/ticketing/onsale-workers.js';
+
+describe('on-sale worker pool', () => {
+  it('takes a payment that lands mid-work before the notifications already waiting', async () => {
+    const broker = await startEmbeddedBroker({ sync: false });
+    const client = connect(broker.url, { retry: { retries: 0 } });
+    try {
+      await client.createQueue('payments');
+      await client.createQueue('notifications');
+      await client.publishBatch(
+        'notifications',
+        Array.from({ length: 8 }, (_, i) => ({ body: `notification ${i}` })),
+      );
+
+      const taken: string[] = [];
+      let allTaken: () => void = () => {};
+      const done = new Promise<void>((resolve) => (allTaken = resolve));
+      const onTaken = (message: { body: unknown }) => {
+        taken.push(String(message.body));
+        if (taken.length === 9) allTaken();
+      };
+      const pool = new WorkerPool(
+        client,
+        [
+          { name: 'payments', onTaken },
+          { name: 'notifications', onTaken },
+        ],
+        {
+          workers: 1,
+          capacityPerSecond: 1000,
+          work: async () => {
+            if (taken.length === 1) await client.publish('payments', 'payment');
+          },
+        },
+      );
+      pool.start();
+      await done;
+      await pool.stop();
+
+      assert.equal(taken[0], 'notification 0');
+      assert.equal(taken[1], 'payment', taken.join(', '));
+      assert.deepEqual(
+        taken.slice(2),
+        Array.from({ length: 7 }, (_, i) => `notification ${i + 1}`),
+      );
+      const left = await client.receive('notifications', { max: 10 });
+      assert.equal(left.length, 0, 'every message acked');
+    } finally {
+      await broker.close();
+    }
+  });
+});
