@@ -1,9 +1,9 @@
 // The on-sale demo's worker pool (src/demo/ticketing/onsale-workers.ts)
 // takes one message at a time in the order of its queues: a payment that
 // lands while a worker is busy with a notification is the next message
-// taken, not one after the rest of a batch of notifications. The work hook
-// publishes the payment during the first notification's work, so the test
-// does not depend on timing.
+// taken, not one after the rest of the notifications it holds. The work
+// hook publishes the payment during the first notification's work and
+// waits until the pool holds it, so the test does not depend on timing.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -11,6 +11,8 @@ import { describe, it } from 'node:test';
 import { connect } from '../../src/client/index.js';
 import { startEmbeddedBroker } from '../../src/demo/embedded.js';
 import { WorkerPool } from '../../src/demo/ticketing/onsale-workers.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('on-sale worker pool', () => {
   it('takes a payment that lands mid-work before the notifications already waiting', async () => {
@@ -31,7 +33,7 @@ describe('on-sale worker pool', () => {
         taken.push(String(message.body));
         if (taken.length === 9) allTaken();
       };
-      const pool = new WorkerPool(
+      const pool: WorkerPool = new WorkerPool(
         client,
         [
           { name: 'payments', onTaken },
@@ -41,7 +43,9 @@ describe('on-sale worker pool', () => {
           workers: 1,
           capacityPerSecond: 1000,
           work: async () => {
-            if (taken.length === 1) await client.publish('payments', 'payment');
+            if (taken.length !== 1) return;
+            await client.publish('payments', 'payment');
+            while (pool.heldOf('payments') === 0) await sleep(5);
           },
         },
       );

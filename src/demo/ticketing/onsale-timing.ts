@@ -4,27 +4,37 @@
 //   sentAt       the demo is about to send the publish request
 //   publishedAt  the broker took the publish (ReceivedMessage.publishedAt)
 //   confirmedAt  the publish answer reached the demo (stored durably)
-//   askedAt      a payment worker sent the receive that got the message
-//   takenAt      that receive answered: the worker has the message
+//   askedAt      the pool sent the receive that got the message
+//   fetchedAt    that receive answered: the message is leased to the pool
+//   takenAt      a worker starts on it
 //
-// and split into four segments that add up to the whole latency:
+// and split into five segments that add up to the whole latency:
 //
 //   toBroker   sentAt -> publishedAt: request, parsing, broker event loop
 //   durable    publishedAt -> confirmedAt: log write, fsync, the answer
-//   waiting    confirmedAt -> askedAt: stored, but no worker asked yet
-//   delivery   the rest: the receive request and its answer
+//   waiting    confirmedAt -> askedAt: stored, but the pool did not ask
+//   delivery   -> fetchedAt: the receive request and its answer
+//   buffered   fetchedAt -> takenAt: held by the pool until a worker is free
 //
-// A worker may ask before the publisher has read its answer (both run in
-// this process); then `waiting` is 0 and `delivery` starts at the ask.
+// The pool's long poll is usually asking before the publisher has read its
+// answer (both run in this process); then `waiting` is 0 and `delivery`
+// starts at the confirmation.
 
-export type Segment = 'toBroker' | 'durable' | 'waiting' | 'delivery';
-export const SEGMENTS: readonly Segment[] = ['toBroker', 'durable', 'waiting', 'delivery'];
+export type Segment = 'toBroker' | 'durable' | 'waiting' | 'delivery' | 'buffered';
+export const SEGMENTS: readonly Segment[] = [
+  'toBroker',
+  'durable',
+  'waiting',
+  'delivery',
+  'buffered',
+];
 
 export interface TakenPayment {
   id: string;
   sentAt: number;
   publishedAt: number;
   askedAt: number;
+  fetchedAt: number;
   takenAt: number;
 }
 
@@ -85,17 +95,19 @@ export class PaymentTimings {
   }
 
   private split(p: TakenPayment): Record<Segment | 'total', number> {
-    // A payment taken before its answer was read counts as confirmed then.
-    const confirmedAt = Math.min(this.confirmedAt.get(p.id) ?? p.takenAt, p.takenAt);
+    // A payment fetched before its answer was read counts as confirmed then.
+    const confirmedAt = Math.min(this.confirmedAt.get(p.id) ?? p.fetchedAt, p.fetchedAt);
     const toBroker = Math.max(0, p.publishedAt - p.sentAt);
     const durable = Math.max(0, confirmedAt - p.sentAt - toBroker);
     const waiting = Math.max(0, p.askedAt - confirmedAt);
+    const delivery = Math.max(0, p.fetchedAt - Math.max(p.askedAt, confirmedAt));
     const total = p.takenAt - p.sentAt;
     return {
       toBroker,
       durable,
       waiting,
-      delivery: Math.max(0, total - toBroker - durable - waiting),
+      delivery,
+      buffered: Math.max(0, total - toBroker - durable - waiting - delivery),
       total,
     };
   }

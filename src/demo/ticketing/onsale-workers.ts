@@ -1,27 +1,39 @@
 // The on-sale demo's consumers: one shared pool of workers with a fixed
-// capacity that serves its queues in strict priority order, one message at
-// a time, the way job runners with strictly ordered queues work. A worker
-// holds at most the one message in its hands, so a payment waits for the
-// first worker to finish one message, never for a batch of notifications
-// or recommendations it took earlier. (Taking a batch of five cost
-// payments up to five messages' work in the spike: bench/onsale.ts shows
-// the `waiting` segment.)
+// capacity that serves its queues in strict priority order, built like a
+// consumer with a prefetch window (an AMQP basic.consume with basic.qos):
 //
-// Idle workers long-poll the most important queue, so a payment that lands
-// while the pool has nothing to do is taken at once; other kinds then wait
-// at most IDLE_WAIT_MS, which does not matter for them.
+// - one fetcher per queue keeps a few leased messages in this process,
+//   asking while the workers work, so a fetch's round trip does not come
+//   out of the pool's capacity; the most important queue is long-polled,
+//   so a payment comes over as soon as it lands;
+// - a worker that is free takes the most important message held, one at
+//   a time. A payment therefore waits for the first worker to finish the
+//   one message in its hands, never for a batch of notifications: those
+//   held in the window are passed over;
+// - acks go in batches, one request per queue in flight.
 //
-// A worker acks without waiting for the answer before it asks for the next
-// message, as an AMQP consumer's basic.ack has no answer: the pool's
-// capacity is the work time alone, not work time plus an ack round trip.
+// Taking one message per receive request instead cost the pool up to half
+// its capacity on a loaded machine (a round trip per message, and two when
+// the payment queue was empty), and a batch of five worked in a row made a
+// payment wait for up to five messages' work (bench/onsale.ts measures
+// both as the `waiting` and `buffered` segments).
 
 import type { ReceivedMessage, UsherClient } from '../../client/index.js';
 
 export interface PoolQueue {
-  /** The queue's name; the pool asks them in the order given. */
+  /** The queue's name; the pool serves queues in the order given. */
   name: string;
-  /** Called when a worker has the message, before it works on it. */
-  onTaken: (message: ReceivedMessage, askedAt: number, takenAt: number) => void;
+  /** Called when a worker starts on the message. */
+  onTaken: (message: ReceivedMessage, times: TakenTimes) => void;
+}
+
+export interface TakenTimes {
+  /** The fetch that brought the message was sent. */
+  askedAt: number;
+  /** That fetch answered: the message is leased, held in this process. */
+  fetchedAt: number;
+  /** A worker starts on it. */
+  takenAt: number;
 }
 
 export interface PoolOptions {
@@ -33,13 +45,27 @@ export interface PoolOptions {
   work?: (message: ReceivedMessage) => Promise<void>;
 }
 
-const IDLE_WAIT_MS = 20;
+interface Held {
+  message: ReceivedMessage;
+  askedAt: number;
+  fetchedAt: number;
+}
+
+/** Messages held per queue at most; a fetcher asks again below half. */
+const WINDOW = 8;
+/** How long a fetch waits for a message when the queue is empty. */
+const LONG_POLL_MS = 1000;
 
 export class WorkerPool {
   private running = false;
   private loops: Promise<void>[] = [];
-  private readonly acks = new Set<Promise<unknown>>();
-  private ackFailure: unknown = null;
+  private readonly held: Held[][];
+  private readonly acks: Acks[];
+  /** Resolves the workers waiting for a message and the fetchers waiting
+   * for room in their window. */
+  private wakeUps: Array<() => void> = [];
+  private readonly stopping = new AbortController();
+  private failure: unknown = null;
   private readonly workers: number;
   private readonly workOn: (message: ReceivedMessage) => Promise<void>;
 
@@ -52,57 +78,126 @@ export class WorkerPool {
     // A fixed time per message sets the capacity.
     const workMs = (options.workers * 1000) / options.capacityPerSecond;
     this.workOn = options.work ?? (() => sleep(workMs));
+    this.held = queues.map(() => []);
+    this.acks = queues.map((queue) => new Acks(client, queue.name));
   }
 
   start(): void {
     this.running = true;
-    this.loops = Array.from({ length: this.workers }, () => this.loop());
+    this.loops = [
+      ...this.queues.map((_, index) => this.fetch(index)),
+      ...Array.from({ length: this.workers }, () => this.work()),
+    ];
   }
 
-  /** Stops taking messages; resolves once every ack is answered. */
+  /** How many messages of `queue` the pool holds that no worker took yet. */
+  heldOf(queue: string): number {
+    return this.held[this.queues.findIndex((q) => q.name === queue)]?.length ?? 0;
+  }
+
+  /** Stops; hands back what is held unworked; resolves once acks are in. */
   async stop(): Promise<void> {
     this.running = false;
+    this.stopping.abort();
+    this.wakeAll();
     await Promise.all(this.loops);
-    await Promise.all(this.acks);
-    if (this.ackFailure !== null) throw this.ackFailure;
+    await Promise.all(this.acks.map((acks) => acks.drain()));
+    await Promise.all(this.queues.map(async (queue, index) => {
+      const receipts = this.held[index].map((h) => h.message.receipt);
+      if (receipts.length > 0) await this.client.release(queue.name, receipts);
+    }));
+    if (this.failure !== null) throw this.failure;
   }
 
-  private async loop(): Promise<void> {
+  private async fetch(index: number): Promise<void> {
+    const { name } = this.queues[index];
+    const held = this.held[index];
     while (this.running) {
-      if (await this.takeOne()) continue;
-      await this.waitForMostImportant();
-    }
-  }
-
-  /** Asks the queues in order for one message; works on the first found. */
-  private async takeOne(): Promise<boolean> {
-    for (const queue of this.queues) {
+      if (held.length > WINDOW / 2) {
+        await this.nextWakeUp();
+        continue;
+      }
       const askedAt = Date.now();
-      const [message] = await this.client.receive(queue.name, { max: 1 });
-      if (message === undefined) continue;
-      await this.work(queue, message, askedAt);
-      return true;
+      let messages: ReceivedMessage[];
+      try {
+        messages = await this.client.receive(name, {
+          max: WINDOW - held.length,
+          waitMs: LONG_POLL_MS,
+          signal: this.stopping.signal,
+        });
+      } catch (err) {
+        // Reported by stop(); the pool takes nothing more meanwhile.
+        if (this.running) this.failure ??= err;
+        this.running = false;
+        this.wakeAll();
+        return;
+      }
+      const fetchedAt = Date.now();
+      for (const message of messages) held.push({ message, askedAt, fetchedAt });
+      if (messages.length > 0) this.wakeAll();
     }
-    return false;
   }
 
-  private async waitForMostImportant(): Promise<void> {
-    const queue = this.queues[0];
-    const askedAt = Date.now();
-    const [message] = await this.client.receive(queue.name, { max: 1, waitMs: IDLE_WAIT_MS });
-    if (message !== undefined) await this.work(queue, message, askedAt);
+  private async work(): Promise<void> {
+    while (this.running) {
+      const index = this.held.findIndex((held) => held.length > 0);
+      if (index < 0) {
+        await this.nextWakeUp();
+        continue;
+      }
+      const { message, askedAt, fetchedAt } = this.held[index].shift() as Held;
+      // Room in the window: the fetcher may ask again.
+      this.wakeAll();
+      this.queues[index].onTaken(message, { askedAt, fetchedAt, takenAt: Date.now() });
+      await this.workOn(message);
+      this.acks[index].add(message.receipt);
+    }
   }
 
-  private async work(queue: PoolQueue, message: ReceivedMessage, askedAt: number): Promise<void> {
-    queue.onTaken(message, askedAt, Date.now());
+  private nextWakeUp(): Promise<void> {
+    return new Promise((resolve) => this.wakeUps.push(resolve));
+  }
 
-    await this.workOn(message);
+  private wakeAll(): void {
+    const waiting = this.wakeUps;
+    this.wakeUps = [];
+    for (const resolve of waiting) resolve();
+  }
+}
 
-    const ack = this.client.ack(queue.name, message.receipt).catch((err: unknown) => {
-      this.ackFailure ??= err;
-    });
-    this.acks.add(ack);
-    void ack.finally(() => this.acks.delete(ack));
+/** Acks of one queue: gathered while one ack request is on its way. */
+class Acks {
+  private pending: string[] = [];
+  private inFlight: Promise<void> | null = null;
+  private failure: unknown = null;
+
+  constructor(
+    private readonly client: UsherClient,
+    private readonly queue: string,
+  ) {}
+
+  add(receipt: string): void {
+    this.pending.push(receipt);
+    this.inFlight ??= this.send();
+  }
+
+  /** Resolves once every receipt added is acked; throws a failed ack. */
+  async drain(): Promise<void> {
+    while (this.inFlight !== null) await this.inFlight;
+    if (this.failure !== null) throw this.failure;
+  }
+
+  private async send(): Promise<void> {
+    while (this.pending.length > 0) {
+      const receipts = this.pending;
+      this.pending = [];
+      try {
+        await this.client.ack(this.queue, receipts);
+      } catch (err) {
+        this.failure ??= err;
+      }
+    }
+    this.inFlight = null;
   }
 }
 

@@ -13,14 +13,14 @@
 //   drain    none                    backlog drains, level back to normal
 //
 // Latency is publish-to-consume: from just before the publish request to
-// the worker taking the message, both on this process's clock.
+// a worker starting on the message, both on this process's clock.
 
 import { connect, type ReceivedMessage, type UsherClient } from '../../client/index.js';
 import { UsherClientError } from '../../client/errors.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 import { PaymentTimings, type PhaseLatency } from './onsale-timing.js';
-import { WorkerPool } from './onsale-workers.js';
+import { WorkerPool, type TakenTimes } from './onsale-workers.js';
 
 export interface OnSaleOptions {
   url: string;
@@ -136,7 +136,7 @@ export async function runOnSale(options: OnSaleOptions): Promise<OnSaleReport> {
 
   const workers = new WorkerPool(client, KINDS.map(({ kind }) => ({
     name: queueOf(kind),
-    onTaken: (message, askedAt, takenAt) => taken(state, kind, message, askedAt, takenAt),
+    onTaken: (message, times) => taken(state, kind, message, times),
   })), { workers: WORKERS, capacityPerSecond: capacity });
   workers.start();
   try {
@@ -270,14 +270,13 @@ function taken(
   state: State,
   kind: Kind,
   message: ReceivedMessage,
-  askedAt: number,
-  takenAt: number,
+  times: TakenTimes,
 ): void {
   const { sentAt, phase } = message.body as { sentAt: number; phase: Phase };
   // Counted in the phase it was sent in.
   if (kind === 'payment') {
     const { id, publishedAt } = message;
-    state.timings.took(phase, { id, sentAt, publishedAt, askedAt, takenAt });
+    state.timings.took(phase, { id, sentAt, publishedAt, ...times });
   }
   state.processed.set(message.id, (state.processed.get(message.id) ?? 0) + 1);
   state.takenIn[state.phase]++;
