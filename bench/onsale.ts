@@ -7,7 +7,7 @@
 // measured in the same run.
 //
 //   node dist/bench/onsale.js [--capacity 400] [--spike-factor 5]
-//     [--normal-ms N] [--spike-ms 8000] [--memory-budget-mib 256]
+//     [--normal-ms N] [--spike-ms 8000] [--tick-ms 10] [--memory-budget-mib 256]
 //
 // Everything listens on 127.0.0.1, on ports the OS picks; the run is
 // bounded by the phases' lengths plus a 60 s drain limit.
@@ -29,6 +29,8 @@ const { values: args } = parseArgs({
     // Default: long enough for about 400 payments (20 s at capacity 400).
     'normal-ms': { type: 'string' },
     'spike-ms': { type: 'string', default: '8000' },
+    // How often the publisher sends; 50 sends payments in bursts of 10.
+    'tick-ms': { type: 'string', default: '10' },
     'memory-budget-mib': { type: 'string', default: '256' },
     'pressure-backlog': { type: 'string', default: '1500' },
     'critical-backlog': { type: 'string', default: '3000' },
@@ -80,6 +82,7 @@ try {
     spikeFactor: Number(args['spike-factor']),
     normalMs: args['normal-ms'] === undefined ? undefined : Number(args['normal-ms']),
     spikeMs: Number(args['spike-ms']),
+    publishTickMs: Number(args['tick-ms']),
     onNote: (text) => console.error(`  ${text}`),
     onTick: sampleRss,
   });

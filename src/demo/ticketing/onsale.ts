@@ -41,6 +41,8 @@ export interface OnSaleOptions {
   onNote?: (text: string) => void;
   /** Called every 100 ms while the run lasts (the bench samples RSS). */
   onTick?: () => void;
+  /** How often the publisher sends what is owed (default 10 ms). */
+  publishTickMs?: number;
 }
 
 export interface KindReport {
@@ -91,7 +93,7 @@ const KINDS: ReadonlyArray<{ kind: Kind; priority: number; share: number; shedda
  * by the time that really passed, so even in the spike a kind comes in
  * small batches (2 payments a tick at 2,000 msg/s). A 50 ms tick sent
  * payments in bursts of 10 that four workers take in three rounds. */
-const TICK_MS = 10;
+const DEFAULT_TICK_MS = 10;
 const WORKERS = 4;
 /** Payments the normal phase should see by default: its p99 is then the
  * 4th slowest of about 400, not the slowest of 60. */
@@ -112,7 +114,7 @@ export async function runOnSale(options: OnSaleOptions): Promise<OnSaleReport> {
     await client.createQueue(queueOf(kind), { sheddable, maxAttempts: 0 });
   }
 
-  const state = newState();
+  const state = newState(options.publishTickMs ?? DEFAULT_TICK_MS);
   const levels: string[] = [];
   const demoLoop = monitorEventLoopDelay({ resolution: 10 });
   demoLoop.enable();
@@ -166,6 +168,8 @@ function defaultNormalMs(capacity: number): number {
 
 interface State {
   phase: Phase;
+  /** How often the publisher sends what is owed. */
+  tickMs: number;
   sent: Record<Kind, number>;
   shed: Record<Kind, number>;
   accepted: Map<string, Kind>;
@@ -179,10 +183,11 @@ interface State {
   takenIn: Record<Phase, number>;
 }
 
-function newState(): State {
+function newState(tickMs: number): State {
   const zero = () => ({ payment: 0, notification: 0, recommendation: 0 });
   return {
     phase: 'normal',
+    tickMs,
     sent: zero(),
     shed: zero(),
     accepted: new Map(),
@@ -228,7 +233,7 @@ async function offer(
         .catch((err: unknown) => void (failure ??= err)));
     }
     if (failure !== null) break;
-    await sleep(TICK_MS);
+    await sleep(state.tickMs);
   }
   await Promise.all(requests);
   if (failure !== null) throw failure;
