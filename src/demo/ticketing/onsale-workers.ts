@@ -40,9 +40,9 @@ export interface PoolOptions {
   workers: number;
   /** Messages a second the pool takes, all queues together. */
   capacityPerSecond: number;
-  /** The work on one message; default: the time per message that makes
-   * the pool take `capacityPerSecond` (tests pass their own). */
-  work?: (message: ReceivedMessage) => Promise<void>;
+  /** The work on one message, to be done by `doneAt` (epoch ms); default:
+   * wait until then. Tests pass their own. */
+  work?: (message: ReceivedMessage, doneAt: number) => Promise<void>;
 }
 
 interface Held {
@@ -67,7 +67,9 @@ export class WorkerPool {
   private readonly stopping = new AbortController();
   private failure: unknown = null;
   private readonly workers: number;
-  private readonly workOn: (message: ReceivedMessage) => Promise<void>;
+  private readonly workOn: (message: ReceivedMessage, doneAt: number) => Promise<void>;
+  /** Work time per message that makes the pool take its capacity. */
+  private readonly workMs: number;
 
   constructor(
     private readonly client: UsherClient,
@@ -76,8 +78,8 @@ export class WorkerPool {
   ) {
     this.workers = options.workers;
     // A fixed time per message sets the capacity.
-    const workMs = (options.workers * 1000) / options.capacityPerSecond;
-    this.workOn = options.work ?? (() => sleep(workMs));
+    this.workMs = (options.workers * 1000) / options.capacityPerSecond;
+    this.workOn = options.work ?? ((_, doneAt) => sleep(doneAt - Date.now()));
     this.held = queues.map(() => []);
     this.acks = queues.map((queue) => new Acks(client, queue.name));
   }
@@ -139,9 +141,14 @@ export class WorkerPool {
   }
 
   private async work(): Promise<void> {
+    // When this worker's last message was due to be done. A timer that
+    // fires late (a busy machine) shortens the next message's work, by at
+    // most one message's time: the pool keeps its capacity, without bursts.
+    let doneAt = 0;
     while (this.running) {
       const index = this.held.findIndex((held) => held.length > 0);
       if (index < 0) {
+        doneAt = 0;
         await this.nextWakeUp();
         continue;
       }
@@ -149,7 +156,8 @@ export class WorkerPool {
       // Room in the window: the fetcher may ask again.
       this.wakeAll();
       this.queues[index].onTaken(message, { askedAt, fetchedAt, takenAt: Date.now() });
-      await this.workOn(message);
+      doneAt = Math.max(Date.now() - this.workMs, doneAt) + this.workMs;
+      await this.workOn(message, doneAt);
       this.acks[index].add(message.receipt);
     }
   }
