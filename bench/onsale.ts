@@ -88,25 +88,30 @@ try {
   });
 
   const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
-  console.log(`\non-sale spike: capacity ${report.capacityPerSecond} msg/s, offered ` +
-    `${report.offeredPerSecond.normal} msg/s normal, ${report.offeredPerSecond.spike} msg/s spike ` +
-    `(${(report.offeredPerSecond.spike / report.capacityPerSecond).toFixed(1)}x capacity); workers took ` +
-    `${report.takenPerSecond.normal} msg/s normal, ${report.takenPerSecond.spike} msg/s in the spike`);
+  const { offeredPerSecond: offered, takenPerSecond: taken, capacityPerSecond } = report;
+  console.log(`\non-sale spike: capacity ${capacityPerSecond} msg/s, offered ` +
+    `${offered.normal} msg/s normal, ${offered.spike} msg/s spike ` +
+    `(${(offered.spike / capacityPerSecond).toFixed(1)}x capacity); workers took ` +
+    `${taken.normal} msg/s normal, ${taken.spike} msg/s in the spike`);
   console.log('\nkind            prio     sent  accepted     shed  processed  lost');
   for (const k of report.kinds) {
-    console.log(`${k.kind.padEnd(15)} ${String(k.priority).padStart(4)} ${String(k.sent).padStart(8)} ` +
-      `${String(k.accepted).padStart(9)} ${String(k.shed).padStart(8)} ` +
-      `${String(k.processed).padStart(10)} ${String(k.lost).padStart(5)}`);
+    console.log(`${k.kind.padEnd(15)} ${String(k.priority).padStart(4)} ` +
+      `${String(k.sent).padStart(8)} ${String(k.accepted).padStart(9)} ` +
+      `${String(k.shed).padStart(8)} ${String(k.processed).padStart(10)} ` +
+      `${String(k.lost).padStart(5)}`);
   }
   console.log(`\nbroker RSS: start ${mib(startRss)} MiB, peak ${mib(peakRss)} MiB, ` +
     `budget ${mib(BUDGET)} MiB (peak/budget ${(peakRss / BUDGET).toFixed(2)})`);
   const { normal, spike } = report.paymentTimings;
   console.log(`payment publish-to-consume p99: normal ${normal.p99} ms (n=${normal.samples}), ` +
-    `spike ${spike.p99} ms (n=${spike.samples}) (ratio ${report.paymentLatencyRatio}; goal <= 2); ` +
+    `spike ${spike.p99} ms (n=${spike.samples}) ` +
+    `(ratio ${report.paymentLatencyRatio}; goal <= 2); ` +
     `p50: normal ${normal.p50} ms, spike ${spike.p50} ms`);
-  console.log(`  the same p99 over each half of a phase: normal ${normal.halvesP99.join(' / ')} ms, ` +
-    `spike ${spike.halvesP99.join(' / ')} ms (how much it moves with the load unchanged)`);
-  console.log('\nwhere payment time goes, ms   normal p50/p99/slowest-1%   spike p50/p99/slowest-1%');
+  console.log('  the same p99 over each half of a phase: ' +
+    `normal ${normal.halvesP99.join(' / ')} ms, spike ${spike.halvesP99.join(' / ')} ms ` +
+    '(how much it moves with the load unchanged)');
+  console.log('\nwhere payment time goes, ms   ' +
+    'normal p50/p99/slowest-1%   spike p50/p99/slowest-1%');
   for (const segment of SEGMENTS) {
     const cell = (s: typeof normal.segments[typeof segment]) =>
       `${s.p50} / ${s.p99} / ${s.slowestMean}`.padEnd(25);

@@ -126,7 +126,9 @@ export async function runOnSale(options: OnSaleOptions): Promise<OnSaleReport> {
       demoLoop.reset();
     }
     void client.health().then((health) => {
-      const admission = health.admission as { level?: string; eventLoopDelayMs?: number } | undefined;
+      const admission = health.admission as
+        | { level?: string; eventLoopDelayMs?: number }
+        | undefined;
       loopDelay.broker[phase] = Math.max(loopDelay.broker[phase], admission?.eventLoopDelayMs ?? 0);
       const level = admission?.level ?? 'off';
       if (levels.at(-1) !== level) {
