@@ -65,4 +65,44 @@ describe('on-sale worker pool', () => {
       await broker.close();
     }
   });
+
+  it('schedules each message a full work time after the last, from the start', async () => {
+    // Made-up time is only for a worker kept busy; one that was idle owes
+    // nothing (a bug once let every worker back from idle work 10 messages
+    // for free, and the pool took the whole spike).
+    const broker = await startEmbeddedBroker({ sync: false });
+    const client = connect(broker.url, { retry: { retries: 0 } });
+    try {
+      await client.createQueue('jobs');
+      await client.publishBatch('jobs', Array.from({ length: 5 }, (_, i) => ({ body: i })));
+
+      const takenAt: number[] = [];
+      const doneAt: number[] = [];
+      let allDone: () => void = () => {};
+      const done = new Promise<void>((resolve) => (allDone = resolve));
+      const pool = new WorkerPool(
+        client,
+        [{ name: 'jobs', onTaken: (_, times) => takenAt.push(times.takenAt) }],
+        {
+          workers: 1,
+          capacityPerSecond: 100,
+          work: async (_, due) => {
+            doneAt.push(due);
+            await sleep(Math.max(0, due - Date.now()));
+            if (doneAt.length === 5) allDone();
+          },
+        },
+      );
+      pool.start();
+      await done;
+      await pool.stop();
+
+      assert.ok(doneAt[0] >= takenAt[0] + 10, `first due ${doneAt[0] - takenAt[0]} ms after taken`);
+      for (let i = 1; i < 5; i++) {
+        assert.ok(doneAt[i] >= doneAt[i - 1] + 10, `message ${i} due too soon`);
+      }
+    } finally {
+      await broker.close();
+    }
+  });
 });

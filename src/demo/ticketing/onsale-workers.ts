@@ -164,7 +164,9 @@ export class WorkerPool {
       // Room in the window: the fetcher may ask again.
       this.wakeAll();
       this.queues[index].onTaken(message, { askedAt, fetchedAt, takenAt: Date.now() });
-      doneAt = Math.max(Date.now() - CATCH_UP_MS, doneAt) + this.workMs;
+      // After an idle spell there is nothing to make up: start now.
+      const now = Date.now();
+      doneAt = (doneAt === 0 ? now : Math.max(now - CATCH_UP_MS, doneAt)) + this.workMs;
       await this.workOn(message, doneAt);
       this.acks[index].add(message.receipt);
     }
