@@ -7,26 +7,30 @@
 // measured in the same run.
 //
 //   node dist/bench/onsale.js [--capacity 400] [--spike-factor 5]
-//     [--spike-ms 8000] [--memory-budget-mib 256]
+//     [--normal-ms N] [--spike-ms 8000] [--tick-ms 10] [--memory-budget-mib 256]
 //
 // Everything listens on 127.0.0.1, on ports the OS picks; the run is
 // bounded by the phases' lengths plus a 60 s drain limit.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 import { runOnSale } from '../src/demo/ticketing/onsale.js';
+import { SEGMENTS } from '../src/demo/ticketing/onsale-timing.js';
 
 const { values: args } = parseArgs({
   options: {
     capacity: { type: 'string', default: '400' },
     'spike-factor': { type: 'string', default: '5' },
-    'normal-ms': { type: 'string', default: '4000' },
+    // Default: long enough for about 400 payments (20 s at capacity 400).
+    'normal-ms': { type: 'string' },
     'spike-ms': { type: 'string', default: '8000' },
+    // How often the publisher sends; 50 sends payments in bursts of 10.
+    'tick-ms': { type: 'string', default: '10' },
     'memory-budget-mib': { type: 'string', default: '256' },
     'pressure-backlog': { type: 'string', default: '1500' },
     'critical-backlog': { type: 'string', default: '3000' },
@@ -76,28 +80,50 @@ try {
     url,
     capacityPerSecond: Number(args.capacity),
     spikeFactor: Number(args['spike-factor']),
-    normalMs: Number(args['normal-ms']),
+    normalMs: args['normal-ms'] === undefined ? undefined : Number(args['normal-ms']),
     spikeMs: Number(args['spike-ms']),
+    publishTickMs: Number(args['tick-ms']),
     onNote: (text) => console.error(`  ${text}`),
     onTick: sampleRss,
   });
 
   const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
-  console.log(`\non-sale spike: capacity ${report.capacityPerSecond} msg/s, offered ` +
-    `${report.offeredPerSecond.normal} msg/s normal, ${report.offeredPerSecond.spike} msg/s spike ` +
-    `(${(report.offeredPerSecond.spike / report.capacityPerSecond).toFixed(1)}x capacity)`);
+  const { offeredPerSecond: offered, takenPerSecond: taken, capacityPerSecond } = report;
+  console.log(`\non-sale spike: capacity ${capacityPerSecond} msg/s, offered ` +
+    `${offered.normal} msg/s normal, ${offered.spike} msg/s spike ` +
+    `(${(offered.spike / capacityPerSecond).toFixed(1)}x capacity); workers took ` +
+    `${taken.normal} msg/s normal, ${taken.spike} msg/s in the spike`);
   console.log('\nkind            prio     sent  accepted     shed  processed  lost');
   for (const k of report.kinds) {
-    console.log(`${k.kind.padEnd(15)} ${String(k.priority).padStart(4)} ${String(k.sent).padStart(8)} ` +
-      `${String(k.accepted).padStart(9)} ${String(k.shed).padStart(8)} ` +
-      `${String(k.processed).padStart(10)} ${String(k.lost).padStart(5)}`);
+    console.log(`${k.kind.padEnd(15)} ${String(k.priority).padStart(4)} ` +
+      `${String(k.sent).padStart(8)} ${String(k.accepted).padStart(9)} ` +
+      `${String(k.shed).padStart(8)} ${String(k.processed).padStart(10)} ` +
+      `${String(k.lost).padStart(5)}`);
   }
   console.log(`\nbroker RSS: start ${mib(startRss)} MiB, peak ${mib(peakRss)} MiB, ` +
     `budget ${mib(BUDGET)} MiB (peak/budget ${(peakRss / BUDGET).toFixed(2)})`);
-  const latency = report.paymentLatencyMs;
-  console.log(`payment publish-to-consume p99: normal ${latency.normalP99} ms, ` +
-    `spike ${latency.spikeP99} ms (ratio ${report.paymentLatencyRatio}; goal <= 2); ` +
-    `p50: normal ${latency.normalP50} ms, spike ${latency.spikeP50} ms`);
+  const { normal, spike } = report.paymentTimings;
+  console.log(`payment publish-to-consume p99: normal ${normal.p99} ms (n=${normal.samples}), ` +
+    `spike ${spike.p99} ms (n=${spike.samples}) ` +
+    `(ratio ${report.paymentLatencyRatio}; goal <= 2); ` +
+    `p50: normal ${normal.p50} ms, spike ${spike.p50} ms`);
+  console.log('  the same p99 over each half of a phase: ' +
+    `normal ${normal.halvesP99.join(' / ')} ms, spike ${spike.halvesP99.join(' / ')} ms ` +
+    '(how much it moves with the load unchanged)');
+  console.log('\nwhere payment time goes, ms   ' +
+    'normal p50/p99/slowest-1%   spike p50/p99/slowest-1%');
+  for (const segment of SEGMENTS) {
+    const cell = (s: typeof normal.segments[typeof segment]) =>
+      `${s.p50} / ${s.p99} / ${s.slowestMean}`.padEnd(25);
+    console.log(`  ${segment.padEnd(27)} ${cell(normal.segments[segment])} ` +
+      `${cell(spike.segments[segment])}`);
+  }
+  const loop = report.eventLoopDelayMs;
+  console.log(`event-loop delay p99, worst 100 ms window: demo ${loop.demo.normal} ms normal, ` +
+    `${loop.demo.spike} ms spike; broker (admission samples) ${loop.broker.normal} ms normal, ` +
+    `${loop.broker.spike} ms spike`);
+  console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')} ` +
+    `(${cpus().length} cores)`);
   console.log(`admission levels: ${report.levels.join(' -> ')}`);
   console.log(`broker process: ${exitCode === null ? 'running, no crash' : `exited ${exitCode}`}`);
   console.log(`run: ${(report.totalMs / 1000).toFixed(1)} s; ` +

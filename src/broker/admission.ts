@@ -13,9 +13,12 @@
 // judged; consumers, acks and dead-lettering go on at every level.
 //
 // Levels rise at once, on the first sample over a threshold, and fall with
-// hysteresis: only once every signal is below `recoverShare` of its
-// threshold, and not sooner than `holdMs` after the last change, so a
-// broker hovering at a threshold does not flap.
+// hysteresis: each signal holds the level it reached until it is below
+// `recoverShare` of that level's threshold, and the broker steps down not
+// sooner than `holdMs` after the last change, so a broker hovering at a
+// threshold does not flap. A signal that never reached a threshold holds
+// nothing: an RSS left at 75% of its pressure threshold after a spike that
+// the backlog alone raised must not keep the broker shedding for good.
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 
@@ -121,6 +124,14 @@ export interface AdmissionStats {
 type LevelListener = (level: Level, reason: Reason) => void;
 
 const RANK: Record<Level, number> = { normal: 0, pressure: 1, critical: 2 };
+/** In the order a tie between signals at one level names the reason. */
+const SIGNALS: readonly Exclude<Reason, 'none'>[] = [
+  'memory',
+  'disk',
+  'backlog',
+  'backlog-growth',
+  'event-loop',
+];
 
 export class AdmissionController {
   private level: Level = 'normal';
@@ -136,6 +147,8 @@ export class AdmissionController {
     critical: new Array<number>(10).fill(0),
   };
   private readonly transitions: Record<Level, number> = { normal: 0, pressure: 0, critical: 0 };
+  /** The level each signal holds, with its own hysteresis. */
+  private readonly held = new Map<Reason, Level>();
 
   constructor(
     readonly settings: AdmissionSettings,
@@ -194,17 +207,26 @@ export class AdmissionController {
     };
     const growing = published > this.settings.growthRatio * Math.max(acked, 1);
 
+    // A signal rises to what its thresholds say at once; it comes down
+    // only to what the thresholds lowered by recoverShare say.
     const raw = this.judge(1, growing);
-    if (RANK[raw.level] > RANK[this.level]) {
-      this.change(raw.level, raw.reason, now);
-    } else if (RANK[raw.level] === RANK[this.level] && raw.level !== 'normal') {
-      this.reason = raw.reason;
-    } else {
-      // Stepping down asks more: every signal clear of a lowered threshold.
-      const relaxed = this.judge(this.settings.recoverShare, growing);
-      if (RANK[relaxed.level] < RANK[this.level] && now - this.since >= this.settings.holdMs) {
-        this.change(relaxed.level, relaxed.reason, now);
-      }
+    const relaxed = this.judge(this.settings.recoverShare, growing);
+    let worst: { level: Level; reason: Reason } = { level: 'normal', reason: 'none' };
+    for (const signal of SIGNALS) {
+      const before = this.held.get(signal) ?? 'normal';
+      const up = raw.get(signal) ?? 'normal';
+      const down = relaxed.get(signal) ?? 'normal';
+      const level = RANK[up] > RANK[before] ? up : RANK[down] < RANK[before] ? down : before;
+      this.held.set(signal, level);
+      if (RANK[level] > RANK[worst.level]) worst = { level, reason: signal };
+    }
+
+    if (RANK[worst.level] > RANK[this.level]) {
+      this.change(worst.level, worst.reason, now);
+    } else if (RANK[worst.level] === RANK[this.level] && worst.level !== 'normal') {
+      this.reason = worst.reason;
+    } else if (RANK[worst.level] < RANK[this.level] && now - this.since >= this.settings.holdMs) {
+      this.change(worst.level, worst.reason, now);
     }
     return this.level;
   }
@@ -271,16 +293,16 @@ export class AdmissionController {
   }
 
   /**
-   * The worst level any signal asks for, with thresholds scaled by
-   * `share`: 1 to go up, recoverShare (lower thresholds, so a signal stays
-   * "high" longer) to decide whether to come down.
+   * The level each signal asks for, with thresholds scaled by `share`: 1
+   * to go up, recoverShare (lower thresholds, so a signal stays "high"
+   * longer) to decide whether it comes down. Signals at normal are absent.
    */
-  private judge(share: number, growing: boolean): { level: Level; reason: Reason } {
+  private judge(share: number, growing: boolean): Map<Reason, Level> {
     const s = this.settings;
     const v = this.sampled;
-    let worst: { level: Level; reason: Reason } = { level: 'normal', reason: 'none' };
+    const levels = new Map<Reason, Level>();
     const raise = (level: Level, reason: Reason) => {
-      if (RANK[level] > RANK[worst.level]) worst = { level, reason };
+      if (RANK[level] > RANK[levels.get(reason) ?? 'normal']) levels.set(reason, level);
     };
 
     if (s.memoryBudgetBytes !== null) {
@@ -310,7 +332,7 @@ export class AdmissionController {
     } else if (s.eventLoopPressureMs !== null && loop >= s.eventLoopPressureMs * share) {
       raise('pressure', 'event-loop');
     }
-    return worst;
+    return levels;
   }
 }
 

@@ -80,8 +80,10 @@ function reportLines(report: OnSaleReport): string[] {
   return [
     `capacity ${report.capacityPerSecond} msg/s; offered ${normal} msg/s, then ${spike} msg/s`,
     ...table(['KIND', 'PRIORITY', 'SENT', 'ACCEPTED', 'SHED', 'PROCESSED', 'LOST'], rows),
-    `payment p99: ${report.paymentLatencyMs.normalP99} ms normal, ` +
-      `${report.paymentLatencyMs.spikeP99} ms in the spike (x${report.paymentLatencyRatio})`,
+    `payment p99: ${report.paymentLatencyMs.normalP99} ms normal ` +
+      `(${report.paymentTimings.normal.samples} payments), ` +
+      `${report.paymentLatencyMs.spikeP99} ms in the spike ` +
+      `(${report.paymentTimings.spike.samples} payments) (x${report.paymentLatencyRatio})`,
     `levels: ${report.levels.join(' -> ')}`,
     report.ok ? 'ok: nothing accepted was lost' : `PROBLEMS: ${report.problems.join('; ')}`,
   ];

@@ -1,6 +1,7 @@
 // Admission control on injected signals and a manual clock: each signal
-// raises the level at once, levels fall only past the hysteresis and the
-// hold time, and who is refused at each level.
+// raises the level at once, levels fall only past the hysteresis (of the
+// signals that crossed a threshold) and the hold time, and who is refused
+// at each level.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -63,6 +64,34 @@ describe('levels from signals', () => {
     clock.advance(1);
     assert.equal(admission.sample(), 'normal');
     assert.deepEqual(seen, ['pressure', 'critical', 'pressure', 'normal']);
+  });
+
+  it('comes down when the backlog clears, though RSS stays just under its own threshold', () => {
+    // After an on-sale spike, RSS stays where the spike left it: above
+    // 0.8 x its pressure threshold, but it never crossed that threshold.
+    const { fake, clock, admission } = controller({
+      memoryBudgetBytes: 1000,
+      pressureBacklog: 100,
+      criticalBacklog: 200,
+    });
+    fake.rss = 600;
+    fake.waiting = 250;
+    assert.equal(admission.sample(), 'critical');
+    assert.equal(admission.current.reason, 'backlog');
+
+    fake.waiting = 0;
+    clock.advance(1000);
+    assert.equal(admission.sample(), 'normal', 'RSS at 600 of a 700 threshold holds no level');
+    assert.equal(admission.current.reason, 'none');
+
+    // A signal that did cross its threshold still holds with hysteresis.
+    fake.rss = 700;
+    assert.equal(admission.sample(), 'pressure');
+    fake.rss = 600;
+    clock.advance(5000);
+    assert.equal(admission.sample(), 'pressure', 'memory reached pressure: 600 >= 0.8 x 700');
+    fake.rss = 500;
+    assert.equal(admission.sample(), 'normal');
   });
 
   it('does not flap at a threshold', () => {
