@@ -86,6 +86,7 @@ describe('on-sale worker pool', () => {
         {
           workers: 1,
           capacityPerSecond: 100,
+          workJitter: 0,
           work: async (_, due) => {
             doneAt.push(due);
             await sleep(Math.max(0, due - Date.now()));
@@ -101,6 +102,47 @@ describe('on-sale worker pool', () => {
       for (let i = 1; i < 5; i++) {
         assert.ok(doneAt[i] >= doneAt[i - 1] + 10, `message ${i} due too soon`);
       }
+    } finally {
+      await broker.close();
+    }
+  });
+  it('varies each message\'s work time within its band, the mean unchanged', async () => {
+    // Draws 0, 0.5 and 0.999 in turn: 5, 10 and 14.99 ms of work, so
+    // workers that start together drift apart, at 10 ms on average.
+    const broker = await startEmbeddedBroker({ sync: false });
+    const client = connect(broker.url, { retry: { retries: 0 } });
+    try {
+      await client.createQueue('jobs');
+      await client.publishBatch('jobs', Array.from({ length: 5 }, (_, i) => ({ body: i })));
+
+      let draws = 0;
+      const takenAt: number[] = [];
+      const doneAt: number[] = [];
+      let allDone: () => void = () => {};
+      const done = new Promise<void>((resolve) => (allDone = resolve));
+      const pool = new WorkerPool(
+        client,
+        [{ name: 'jobs', onTaken: (_, times) => takenAt.push(times.takenAt) }],
+        {
+          workers: 1,
+          capacityPerSecond: 100,
+          workJitter: 0.5,
+          random: () => [0, 0.5, 0.999][draws++ % 3],
+          work: async (_, due) => {
+            doneAt.push(due);
+            await sleep(Math.max(0, due - Date.now()));
+            if (doneAt.length === 5) allDone();
+          },
+        },
+      );
+      pool.start();
+      await done;
+      await pool.stop();
+
+      const gaps = doneAt.slice(1).map((due, i) => due - doneAt[i]);
+      // A gap is at least the work drawn; a late timer can only add to it.
+      assert.ok(doneAt[0] >= takenAt[0] + 5, `first due ${doneAt[0] - takenAt[0]} ms after taken`);
+      [10, 14.9, 5, 10].forEach((least, i) => assert.ok(gaps[i] >= least, `gap ${i}: ${gaps[i]} ms`));
     } finally {
       await broker.close();
     }

@@ -43,6 +43,16 @@ export interface PoolOptions {
   /** The work on one message, to be done by `doneAt` (epoch ms); default:
    * wait until then. Tests pass their own. */
   work?: (message: ReceivedMessage, doneAt: number) => Promise<void>;
+  /**
+   * How much one message's work varies around the mean, as a fraction:
+   * 0.5 draws each between 0.5x and 1.5x of it. Default 0.5. Real work
+   * varies; with a fixed time, workers that started together stayed in
+   * lockstep for the whole spike, so a payment landing just after they
+   * all began waited a full message's work.
+   */
+  workJitter?: number;
+  /** Uniform in [0, 1); injectable for tests. */
+  random?: () => number;
 }
 
 interface Held {
@@ -73,8 +83,10 @@ export class WorkerPool {
   private failure: unknown = null;
   private readonly workers: number;
   private readonly workOn: (message: ReceivedMessage, doneAt: number) => Promise<void>;
-  /** Work time per message that makes the pool take its capacity. */
+  /** Mean work time per message that makes the pool take its capacity. */
   private readonly workMs: number;
+  private readonly workJitter: number;
+  private readonly random: () => number;
 
   constructor(
     private readonly client: UsherClient,
@@ -82,8 +94,10 @@ export class WorkerPool {
     options: PoolOptions,
   ) {
     this.workers = options.workers;
-    // A fixed time per message sets the capacity.
+    // The mean time per message sets the capacity.
     this.workMs = (options.workers * 1000) / options.capacityPerSecond;
+    this.workJitter = options.workJitter ?? 0.5;
+    this.random = options.random ?? Math.random;
     this.workOn = options.work ?? ((_, doneAt) => sleep(doneAt - Date.now()));
     this.held = queues.map(() => []);
     this.acks = queues.map((queue) => new Acks(client, queue.name));
@@ -166,7 +180,8 @@ export class WorkerPool {
       this.queues[index].onTaken(message, { askedAt, fetchedAt, takenAt: Date.now() });
       // After an idle spell there is nothing to make up: start now.
       const now = Date.now();
-      doneAt = (doneAt === 0 ? now : Math.max(now - CATCH_UP_MS, doneAt)) + this.workMs;
+      const workMs = this.workMs * (1 - this.workJitter + 2 * this.workJitter * this.random());
+      doneAt = (doneAt === 0 ? now : Math.max(now - CATCH_UP_MS, doneAt)) + workMs;
       await this.workOn(message, doneAt);
       this.acks[index].add(message.receipt);
     }
