@@ -902,7 +902,9 @@ export class AmqpChannel {
 
   private flushAcks(): void {
     if (this.pendingAcks.size === 0) return;
-    for (const [queue, receipts] of this.pendingAcks) void this.settleReceipts(queue, receipts, 'ack');
+    for (const [queue, receipts] of this.pendingAcks) {
+      void this.settleReceipts(queue, receipts, 'ack');
+    }
     this.pendingAcks.clear();
     if (this.channelPrefetch > 0) this.wake();
   }

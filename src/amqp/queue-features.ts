@@ -115,7 +115,10 @@ export class QueueFeatureTable {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
         const aside = await setAside(path);
-        logger.error({ err, path, aside }, 'AMQP queue arguments unreadable, set aside; starting without them');
+        logger.error(
+          { err, path, aside },
+          'AMQP queue arguments unreadable, set aside; starting without them',
+        );
       }
     }
     return new QueueFeatureTable(features, path);

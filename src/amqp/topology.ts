@@ -91,7 +91,10 @@ export class Topology {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
         const aside = await setAside(path);
-        logger.error({ err, path, aside }, 'exchanges file unreadable, set aside; starting with the built-ins');
+        logger.error(
+          { err, path, aside },
+          'exchanges file unreadable, set aside; starting with the built-ins',
+        );
       }
       table = new ExchangeTable(queues);
     }

@@ -209,7 +209,8 @@ export class UserStore {
         permissions: copyPermissions(options.permissions),
       };
       state.users[name] = changed;
-      return { name, admin: changed.admin, permissions: changed.permissions, created: changed.created };
+      const { admin, permissions, created } = changed;
+      return { name, admin, permissions, created };
     });
   }
 
@@ -292,10 +293,14 @@ function parseState(text: string, file: string): State {
   // A hand-edited entry would otherwise fail each request that reads it
   // with a 500; refused here, as a file that is not JSON is.
   for (const [name, user] of Object.entries(state.users)) {
-    if (!isStoredUser(user)) throw new Error(`${file}: user "${name}" is malformed; restore it from a backup`);
+    if (!isStoredUser(user)) {
+      throw new Error(`${file}: user "${name}" is malformed; restore it from a backup`);
+    }
   }
   for (const [name, token] of Object.entries(state.tokens)) {
-    if (!isStoredToken(token)) throw new Error(`${file}: token "${name}" is malformed; restore it from a backup`);
+    if (!isStoredToken(token)) {
+      throw new Error(`${file}: token "${name}" is malformed; restore it from a backup`);
+    }
   }
   return {
     version: 1,

@@ -144,7 +144,9 @@ function permissionsOf(flags: PermissionFlags): Permissions {
 
 function noPermissions(flags: PermissionFlags): Permissions {
   if ([flags.publish, flags.consume, flags.manage].some((patterns) => patterns.length > 0)) {
-    throw new UsageError('--none takes every permission away: give no --publish, --consume or --manage with it');
+    throw new UsageError(
+      '--none takes every permission away: give no --publish, --consume or --manage with it',
+    );
   }
   return { publish: [], consume: [], manage: [] };
 }

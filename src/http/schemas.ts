@@ -310,7 +310,10 @@ export const Nacked = Type.Object({
   ok: Type.Literal(true),
   outcome: Type.Union(
     [Type.Literal('retried'), Type.Literal('dead-lettered'), Type.Literal('dropped')],
-    { description: 'retried later, or dead and then dead-lettered or dropped (no dead-letter queue)' },
+    {
+      description:
+        'retried later, or dead and then dead-lettered or dropped (no dead-letter queue)',
+    },
   ),
   reason: Type.Optional(
     Type.String({ description: 'why it died: rejected, max-attempts or expired' }),

@@ -119,7 +119,8 @@ function registerQueueMetrics(
   });
   new Gauge({
     name: 'usher_queue_status',
-    help: 'A queue\'s status: 1 on the label that holds (active, idle, stalled, full), 0 on the others',
+    help:
+      'A queue\'s status: 1 on the label that holds (active, idle, stalled, full), 0 on the others',
     labelNames: ['queue', 'status'],
     registers: [registry],
     collect() {
