@@ -269,6 +269,17 @@ export class UserNotFoundError extends UsherError {
   }
 }
 
+export class LastAdminError extends UsherError {
+  constructor(name: string) {
+    super(
+      'LAST_ADMIN',
+      409,
+      `user "${name}" is the last administrator; make another one first`,
+      { field: 'name' },
+    );
+  }
+}
+
 export class TokenExistsError extends UsherError {
   constructor(name: string) {
     super('TOKEN_EXISTS', 409, `token "${name}" already exists`, { field: 'name' });

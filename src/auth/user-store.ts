@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 
 import {
   InvalidArgumentError,
+  LastAdminError,
   StoreUnavailableError,
   TokenExistsError,
   TokenNotFoundError,
@@ -176,6 +177,7 @@ export class UserStore {
   async deleteUser(name: string): Promise<void> {
     await this.change((state) => {
       if (!Object.hasOwn(state.users, name)) throw new UserNotFoundError(name);
+      refuseToRemoveLastAdmin(state, name);
       delete state.users[name];
     });
   }
@@ -203,6 +205,7 @@ export class UserStore {
     return this.change((state) => {
       const user = Object.hasOwn(state.users, name) ? state.users[name] : undefined;
       if (user === undefined) throw new UserNotFoundError(name);
+      if (options.admin === false) refuseToRemoveLastAdmin(state, name);
       const changed: StoredUser = {
         ...user,
         admin: options.admin ?? user.admin,
@@ -258,6 +261,12 @@ export class UserStore {
 }
 
 // --- helpers --------------------------------------------------------------
+
+/** Refuses to take away the only administrator: no one could add another. */
+function refuseToRemoveLastAdmin(state: State, name: string): void {
+  const admins = Object.entries(state.users).filter(([, user]) => user.admin);
+  if (admins.length === 1 && admins[0][0] === name) throw new LastAdminError(name);
+}
 
 function emptyState(): State {
   return { version: 1, users: Object.create(null), tokens: Object.create(null) };

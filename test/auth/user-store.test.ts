@@ -44,6 +44,25 @@ describe('UserStore', () => {
     }
   });
 
+  it('keeps at least one administrator: the last one can be neither deleted nor demoted', async () => {
+    const store = UserStore.inMemory();
+    await store.addUser('root', 'root password', { admin: true, permissions: perms });
+    await store.addUser('ann', 'ann password', { permissions: perms });
+
+    await assert.rejects(store.deleteUser('root'), { code: 'LAST_ADMIN' });
+    await assert.rejects(store.setPermissions('root', { admin: false, permissions: perms }), {
+      code: 'LAST_ADMIN',
+    });
+    assert.equal(store.user('root')?.admin, true);
+
+    await store.setPermissions('ann', { admin: true, permissions: perms });
+    await store.setPermissions('root', { admin: false, permissions: perms });
+    await assert.rejects(store.deleteUser('ann'), { code: 'LAST_ADMIN' });
+    await store.deleteUser('root');
+    await store.deleteUser('ann').catch(() => undefined);
+    assert.equal(store.user('ann')?.admin, true, 'the last administrator is still there');
+  });
+
   it('changes passwords, deletes users and revokes tokens', async () => {
     const store = UserStore.inMemory();
     await store.addUser('ann', 'first password', { permissions: perms });
