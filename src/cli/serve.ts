@@ -157,6 +157,11 @@ async function serve(given: ServeFlags): Promise<void> {
   const logger = pino({ name: 'usher' });
 
   flags = { ...readConfig(flags.config), ...definedOnly(flags) };
+  // Node's default for SIGHUP ends the process. Replaying a large log
+  // takes seconds, and a log rotator's HUP then must not kill the start.
+  const hupWhileStarting = () => logger.info({}, 'SIGHUP while starting: ignored');
+  process.on('SIGHUP', hupWhileStarting);
+  logger.info({ dataDir: flags.data }, 'usher starting');
   let broker: Awaited<ReturnType<typeof Broker.open>>;
   try {
     broker = await Broker.open({
@@ -286,6 +291,7 @@ async function serve(given: ServeFlags): Promise<void> {
   // the signal handlers in place.
   process.on('SIGINT', (signal) => void stop(signal));
   process.on('SIGTERM', (signal) => void stop(signal));
+  process.off('SIGHUP', hupWhileStarting);
   if (tls !== undefined && flags.tlsCert !== undefined && flags.tlsKey !== undefined) {
     const [certPath, keyPath] = [flags.tlsCert, flags.tlsKey];
     process.on('SIGHUP', () => {

@@ -36,11 +36,11 @@ function fingerprintAt(port: number): Promise<string> {
   });
 }
 
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+async function until(check: () => Promise<boolean>, what: string, everyMs = 50): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }
 
@@ -123,5 +123,38 @@ describe('SIGHUP without TLS', () => {
     await until(async () => /no TLS certificate to reload/.test(plain.stdout), 'the log line');
     const health = await plain.request('GET', '/healthz');
     assert.equal(health.status, 200);
+  });
+});
+
+describe('SIGHUP while the broker starts', () => {
+  it('is ignored, not fatal, while the log is replayed', async () => {
+    const startDir = tempDir('usher-hup-start-');
+    const data = join(startDir.path, 'data');
+    const first = new ServeProcess(data);
+    try {
+      // A log of 20,000 messages makes the replay take a while.
+      await first.start();
+      await first.request('PUT', '/queues/backlog', {});
+      for (let batch = 0; batch < 20; batch++) {
+        const messages = Array.from({ length: 1000 }, (_, i) => ({ body: `m${batch}-${i}-${'x'.repeat(200)}` }));
+        assert.equal((await first.request('POST', '/queues/backlog/messages/batch', { messages })).status, 201);
+      }
+      await first.kill();
+
+      const again = new ServeProcess(data);
+      const started = again.startOrExit();
+      await until(async () => /usher starting/.test(again.stdout), 'the starting line', 1);
+      again.signal('SIGHUP');
+      try {
+        assert.equal(await started, true, `the broker died: exit ${again.exitCode}`);
+        assert.match(again.stdout, /SIGHUP while starting: ignored/);
+        assert.equal((await again.request('GET', '/queues/backlog')).json.stats.ready, 20_000);
+      } finally {
+        await again.kill();
+      }
+    } finally {
+      await first.kill();
+      startDir.remove();
+    }
   });
 });
