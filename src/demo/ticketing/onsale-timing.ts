@@ -1,7 +1,8 @@
 // Where a payment's time goes in the on-sale demo, from timestamps taken
 // along its way, all on this machine's clock (the broker runs here too):
 //
-//   sentAt       the demo is about to send the publish request
+//   sentAt       the publisher's tick that sent the message, or the first
+//                tick that held it back for want of room in its window
 //   publishedAt  the broker took the publish (ReceivedMessage.publishedAt)
 //   confirmedAt  the publish answer reached the demo (stored durably)
 //   askedAt      the pool sent the receive that got the message
@@ -10,7 +11,8 @@
 //
 // and split into five segments that add up to the whole latency:
 //
-//   toBroker   sentAt -> publishedAt: request, parsing, broker event loop
+//   toBroker   sentAt -> publishedAt: any wait for room in the window,
+//              the request, parsing, the broker's event loop
 //   durable    publishedAt -> confirmedAt: log write, fsync, the answer
 //   waiting    confirmedAt -> askedAt: stored, but the pool did not ask
 //   delivery   -> fetchedAt: the receive request and its answer

@@ -218,6 +218,12 @@ async function offer(
   const began = Date.now();
   const sentBefore = sentTotal(state);
   const owed = { payment: 0, notification: 0, recommendation: 0 };
+  // The tick at which messages still owed were first held back by a full
+  // window of requests: their latency runs from then, not from when the
+  // window let them go, so a publisher that falls behind cannot hide the
+  // delay. (Messages falling due between two ticks are stamped at the
+  // tick that sends them: the publisher's own batching, at most a tick.)
+  const owedSince: Record<Kind, number | null> = { payment: null, notification: null, recommendation: null };
   const requests: Promise<void>[] = [];
   let failure: unknown = null;
 
@@ -229,9 +235,13 @@ async function offer(
     for (const { kind, priority, share } of KINDS) {
       owed[kind] += (rate * share * elapsedMs) / 1000;
       const count = Math.floor(owed[kind]);
-      if (count === 0 || state.inFlight >= MAX_IN_FLIGHT) continue;
+      if (count === 0) continue;
+      owedSince[kind] ??= now;
+      if (state.inFlight >= MAX_IN_FLIGHT) continue;
       owed[kind] -= count;
-      requests.push(publishBatch(client, queueOf(kind), kind, priority, count, state)
+      const dueAt = owedSince[kind] as number;
+      owedSince[kind] = null;
+      requests.push(publishBatch(client, queueOf(kind), kind, priority, count, dueAt, state)
         .catch((err: unknown) => void (failure ??= err)));
     }
     if (failure !== null) break;
@@ -250,11 +260,13 @@ async function publishBatch(
   kind: Kind,
   priority: number,
   count: number,
+  dueAt: number,
   state: State,
 ): Promise<void> {
   state.inFlight++;
   state.sent[kind] += count;
-  const sentAt = Date.now();
+  // The earliest time any of these fell due (see offer()).
+  const sentAt = dueAt;
   const messages = Array.from({ length: count }, () => ({
     body: { kind, sentAt, phase: state.phase, seat: Math.floor(Math.random() * 50_000) },
     priority,
