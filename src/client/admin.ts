@@ -9,26 +9,12 @@
 //     permissions: { publish: ['billing.*'], consume: ['billing.*'] },
 //   });
 
+import type { Permissions } from '../auth/permissions.js';
+import type { TokenInfo, UserInfo } from '../auth/user-store.js';
 import { Transport, type Credentials } from './transport.js';
 
-export interface Permissions {
-  publish: string[];
-  consume: string[];
-  manage: string[];
-}
-
-export interface UserInfo {
-  name: string;
-  admin: boolean;
-  permissions: Permissions;
-  created: string;
-}
-
-export interface TokenInfo {
-  name: string;
-  permissions: Permissions;
-  created: string;
-}
+// The broker's own shapes, as the /admin routes answer them.
+export type { Permissions, TokenInfo, UserInfo };
 
 export interface Whoami {
   name: string;

@@ -223,7 +223,11 @@ async function offer(
   // window let them go, so a publisher that falls behind cannot hide the
   // delay. (Messages falling due between two ticks are stamped at the
   // tick that sends them: the publisher's own batching, at most a tick.)
-  const owedSince: Record<Kind, number | null> = { payment: null, notification: null, recommendation: null };
+  const owedSince: Record<Kind, number | null> = {
+    payment: null,
+    notification: null,
+    recommendation: null,
+  };
   const requests: Promise<void>[] = [];
   let failure: unknown = null;
 
