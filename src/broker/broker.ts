@@ -66,6 +66,7 @@ import {
   moveTo,
   readBack,
   retriedRecord,
+  shorterTtl,
   view,
 } from './messages.js';
 import { ReplayState } from './recovery.js';
@@ -653,13 +654,7 @@ export class Broker implements BrokerApi {
     id: string,
     now: number,
   ): PublishedRecord {
-    // The shorter of the message's and the queue's TTL (no arrays: this
-    // runs once per message).
-    const queueTtl = engine.settings.messageTtlMs;
-    const ttl =
-      input.ttlMs === undefined ? queueTtl
-      : queueTtl === null ? input.ttlMs
-      : Math.min(input.ttlMs, queueTtl);
+    const ttl = shorterTtl(input.ttlMs, engine.settings.messageTtlMs);
     return {
       type: 'published',
       seq: this.store.allocateSeq(),
@@ -902,10 +897,12 @@ export class Broker implements BrokerApi {
     };
 
     // Every destination is checked before the first message moves, so a
-    // refusal leaves the dead-letter queue as it was. A pass of its own
-    // rather than a list of the moves: a cold backlog is read a page at a
-    // time, never held whole.
-    if (checkDestination !== undefined) {
+    // refusal leaves the dead-letter queue as it was. With `to` there is
+    // one; without, a pass of its own finds them rather than a list of
+    // the moves: a cold backlog is read a page at a time, never held whole.
+    if (checkDestination !== undefined && target !== undefined) {
+      checkDestination(target.name);
+    } else if (checkDestination !== undefined) {
       const destinations = new Set<string>();
       let counted = 0;
       for (const message of engine.values()) {

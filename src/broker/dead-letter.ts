@@ -7,7 +7,7 @@ import type { QueueEngine } from '../engine/queue.js';
 import type { DeathReason, Message } from '../engine/types.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { isLogged, moveRecords } from './durability.js';
-import { messageFrom, moveTo } from './messages.js';
+import { messageFrom, moveTo, shorterTtl } from './messages.js';
 import type { PublishInput } from './types.js';
 
 export const DEATH_HEADERS = {
@@ -198,9 +198,7 @@ export function refusedMessage(
   now: number,
   queueTtlMs: number | null,
 ): Message {
-  const ttls = [input.ttlMs, queueTtlMs ?? undefined].filter(
-    (ttl): ttl is number => ttl !== undefined,
-  );
+  const ttl = shorterTtl(input.ttlMs, queueTtlMs);
   return messageFrom({
     type: 'published',
     seq: -1,
@@ -212,7 +210,7 @@ export function refusedMessage(
     body: input.body,
     publishedAt: now,
     availableAt: now,
-    expiresAt: ttls.length > 0 ? now + Math.min(...ttls) : null,
+    expiresAt: ttl === null ? null : now + ttl,
     failures: 0,
   });
 }

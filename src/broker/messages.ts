@@ -18,6 +18,18 @@ export function readBack(store: LogStore, seqs: number[]): (Message | undefined)
     record === undefined ? undefined : messageFrom(record));
 }
 
+/**
+ * A new message's time to live: the shorter of its own and its queue's;
+ * null for neither. No arrays: this runs once per published message.
+ */
+export function shorterTtl(
+  messageTtlMs: number | undefined,
+  queueTtlMs: number | null,
+): number | null {
+  if (messageTtlMs === undefined) return queueTtlMs;
+  return queueTtlMs === null ? messageTtlMs : Math.min(messageTtlMs, queueTtlMs);
+}
+
 export function declared(name: string, settings: QueueSettings): LogRecord {
   return { type: 'queue-declared', name, settings: { ...settings } };
 }
