@@ -14,6 +14,46 @@ import { WorkerPool } from '../../src/demo/ticketing/onsale-workers.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Runs a one-worker pool of capacity 100 msg/s (10 ms a message) over five
+ * messages; answers when each was taken and when its work was due.
+ */
+async function schedule(
+  jitter: { workJitter: number; random?: () => number },
+): Promise<{ takenAt: number[]; doneAt: number[] }> {
+  const broker = await startEmbeddedBroker({ sync: false });
+  const client = connect(broker.url, { retry: { retries: 0 } });
+  try {
+    await client.createQueue('jobs');
+    await client.publishBatch('jobs', Array.from({ length: 5 }, (_, i) => ({ body: i })));
+
+    const takenAt: number[] = [];
+    const doneAt: number[] = [];
+    let allDone: () => void = () => {};
+    const done = new Promise<void>((resolve) => (allDone = resolve));
+    const pool = new WorkerPool(
+      client,
+      [{ name: 'jobs', onTaken: (_, times) => takenAt.push(times.takenAt) }],
+      {
+        workers: 1,
+        capacityPerSecond: 100,
+        ...jitter,
+        work: async (_, due) => {
+          doneAt.push(due);
+          await sleep(Math.max(0, due - Date.now()));
+          if (doneAt.length === 5) allDone();
+        },
+      },
+    );
+    pool.start();
+    await done;
+    await pool.stop();
+    return { takenAt, doneAt };
+  } finally {
+    await broker.close();
+  }
+}
+
 describe('on-sale worker pool', () => {
   it('takes a payment that lands mid-work before the notifications already waiting', async () => {
     const broker = await startEmbeddedBroker({ sync: false });
@@ -70,81 +110,26 @@ describe('on-sale worker pool', () => {
     // Made-up time is only for a worker kept busy; one that was idle owes
     // nothing (a bug once let every worker back from idle work 10 messages
     // for free, and the pool took the whole spike).
-    const broker = await startEmbeddedBroker({ sync: false });
-    const client = connect(broker.url, { retry: { retries: 0 } });
-    try {
-      await client.createQueue('jobs');
-      await client.publishBatch('jobs', Array.from({ length: 5 }, (_, i) => ({ body: i })));
+    const { takenAt, doneAt } = await schedule({ workJitter: 0 });
 
-      const takenAt: number[] = [];
-      const doneAt: number[] = [];
-      let allDone: () => void = () => {};
-      const done = new Promise<void>((resolve) => (allDone = resolve));
-      const pool = new WorkerPool(
-        client,
-        [{ name: 'jobs', onTaken: (_, times) => takenAt.push(times.takenAt) }],
-        {
-          workers: 1,
-          capacityPerSecond: 100,
-          workJitter: 0,
-          work: async (_, due) => {
-            doneAt.push(due);
-            await sleep(Math.max(0, due - Date.now()));
-            if (doneAt.length === 5) allDone();
-          },
-        },
-      );
-      pool.start();
-      await done;
-      await pool.stop();
-
-      assert.ok(doneAt[0] >= takenAt[0] + 10, `first due ${doneAt[0] - takenAt[0]} ms after taken`);
-      for (let i = 1; i < 5; i++) {
-        assert.ok(doneAt[i] >= doneAt[i - 1] + 10, `message ${i} due too soon`);
-      }
-    } finally {
-      await broker.close();
+    assert.ok(doneAt[0] >= takenAt[0] + 10, `first due ${doneAt[0] - takenAt[0]} ms after taken`);
+    for (let i = 1; i < 5; i++) {
+      assert.ok(doneAt[i] >= doneAt[i - 1] + 10, `message ${i} due too soon`);
     }
   });
+
   it('varies each message\'s work time within its band, the mean unchanged', async () => {
     // Draws 0, 0.5 and 0.999 in turn: 5, 10 and 14.99 ms of work, so
     // workers that start together drift apart, at 10 ms on average.
-    const broker = await startEmbeddedBroker({ sync: false });
-    const client = connect(broker.url, { retry: { retries: 0 } });
-    try {
-      await client.createQueue('jobs');
-      await client.publishBatch('jobs', Array.from({ length: 5 }, (_, i) => ({ body: i })));
+    let draws = 0;
+    const { takenAt, doneAt } = await schedule({
+      workJitter: 0.5,
+      random: () => [0, 0.5, 0.999][draws++ % 3],
+    });
 
-      let draws = 0;
-      const takenAt: number[] = [];
-      const doneAt: number[] = [];
-      let allDone: () => void = () => {};
-      const done = new Promise<void>((resolve) => (allDone = resolve));
-      const pool = new WorkerPool(
-        client,
-        [{ name: 'jobs', onTaken: (_, times) => takenAt.push(times.takenAt) }],
-        {
-          workers: 1,
-          capacityPerSecond: 100,
-          workJitter: 0.5,
-          random: () => [0, 0.5, 0.999][draws++ % 3],
-          work: async (_, due) => {
-            doneAt.push(due);
-            await sleep(Math.max(0, due - Date.now()));
-            if (doneAt.length === 5) allDone();
-          },
-        },
-      );
-      pool.start();
-      await done;
-      await pool.stop();
-
-      const gaps = doneAt.slice(1).map((due, i) => due - doneAt[i]);
-      // A gap is at least the work drawn; a late timer can only add to it.
-      assert.ok(doneAt[0] >= takenAt[0] + 5, `first due ${doneAt[0] - takenAt[0]} ms after taken`);
-      [10, 14.9, 5, 10].forEach((least, i) => assert.ok(gaps[i] >= least, `gap ${i}: ${gaps[i]} ms`));
-    } finally {
-      await broker.close();
-    }
+    const gaps = doneAt.slice(1).map((due, i) => due - doneAt[i]);
+    // A gap is at least the work drawn; a late timer can only add to it.
+    assert.ok(doneAt[0] >= takenAt[0] + 5, `first due ${doneAt[0] - takenAt[0]} ms after taken`);
+    [10, 14.9, 5, 10].forEach((least, i) => assert.ok(gaps[i] >= least, `gap ${i}: ${gaps[i]} ms`));
   });
 });
