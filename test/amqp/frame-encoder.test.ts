@@ -15,16 +15,7 @@ import {
 } from '../../src/amqp/frame-encoder.js';
 import type { Method } from '../../src/amqp/methods.js';
 import { methodOf, properties } from './arbitraries.js';
-import { decodeChunks, splitFrames, wire } from './helpers.js';
-
-const deliver: Method = {
-  name: 'basic.deliver',
-  consumerTag: 'ctag-1',
-  deliveryTag: 42,
-  redelivered: false,
-  exchange: 'orders',
-  routingKey: 'eu',
-};
+import { decodeChunks, deliver, splitFrames, wire } from './helpers.js';
 
 function encodeError(fn: () => unknown, pattern: RegExp): void {
   assert.throws(fn, (err: unknown) => {

@@ -106,6 +106,16 @@ export function connectionError(
 
 export const closeOk: Method = { name: 'connection.close-ok' };
 
+/** A basic.deliver as the broker sends one, for encoder tests. */
+export const deliver: Method = {
+  name: 'basic.deliver',
+  consumerTag: 'ctag-1',
+  deliveryTag: 42,
+  redelivered: false,
+  exchange: 'orders',
+  routingKey: 'eu',
+};
+
 const publish: Method = {
   name: 'basic.publish',
   exchange: '',

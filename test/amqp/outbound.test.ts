@@ -14,15 +14,7 @@ import {
 import type { Method } from '../../src/amqp/methods.js';
 import { ATTACH_BYTES, OutboundBytes } from '../../src/amqp/outbound.js';
 import { methodOf, properties } from './arbitraries.js';
-
-const deliver: Method = {
-  name: 'basic.deliver',
-  consumerTag: 'ctag-1',
-  deliveryTag: 42,
-  redelivered: false,
-  exchange: 'orders',
-  routingKey: 'eu',
-};
+import { deliver } from './helpers.js';
 
 test('frames written into the arena are the bytes encodeContent gives', () => {
   const contentMethods = fc.constantFrom(
