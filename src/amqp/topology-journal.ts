@@ -114,12 +114,17 @@ export class TopologyJournal {
     }
 
     let bytes: Buffer | null = null;
+    let next: Next = 'new-journal';
     try {
       bytes = await readFile(journalPath);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        const aside = await setAside(journalPath);
+        logger.error({ err, path: journalPath, aside },
+          'exchanges journal unreadable, set aside; starting from the snapshot');
+        next = 'compact';
+      }
     }
-    let next: Next = 'new-journal';
     let journalBytes = 0;
     if (bytes !== null && snapshotLost) {
       // Changes to a state no longer known: keep them for the operator.
@@ -146,7 +151,7 @@ export class TopologyJournal {
     journal.journalBytes = journalBytes;
     // Damage found: write the state kept now, so a second restart does
     // not depend on files set aside. A full disk only delays it.
-    if (next === 'compact' && !snapshotLost) {
+    if (next === 'compact' && !snapshotLost && bytes !== null) {
       await journal.sync().catch((err: unknown) =>
         logger.error({ err }, 'exchanges snapshot not written after a damaged journal; next change retries'));
     }
