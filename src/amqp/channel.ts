@@ -268,6 +268,8 @@ export class AmqpChannel {
     } else {
       const settings = settingsFromArguments(method.arguments);
       const features = featuresFromArguments(method.arguments);
+      // Kept on disk so the next start deletes it: its connection is gone.
+      if (method.exclusive && method.durable) features.exclusive = true;
       if (exists) {
         this.topology.checkEquivalent(name, settings, method.arguments);
         this.topology.checkFeatures(name, features);

@@ -85,7 +85,29 @@ export class Topology {
     const queues = { hasQueue: (name: string) => broker.hasQueue(name), isDurable: () => true };
     const { table, journal } = await TopologyJournal.open(dataDir, queues, logger, options);
     const features = await QueueFeatureTable.open(dataDir, (name) => broker.hasQueue(name), logger);
-    return new Topology(table, journal, broker, logger, features);
+    const topology = new Topology(table, journal, broker, logger, features);
+    await topology.deleteOrphanedExclusive();
+    return topology;
+  }
+
+  /**
+   * Exclusive queues left by a previous run (a crash, or a stop before
+   * their connections' cleanup ended) belong to connections that are
+   * gone: they are deleted before anyone can connect, as RabbitMQ does.
+   */
+  private async deleteOrphanedExclusive(): Promise<void> {
+    const orphans = [...this.features.entries()]
+      .filter(([, features]) => features.exclusive === true)
+      .map(([queue]) => queue);
+    for (const queue of orphans) {
+      try {
+        await this.broker.deleteQueue(queue);
+        await this.queueDeleted(queue);
+        this.logger.info({ queue }, 'exclusive queue of a previous run deleted');
+      } catch (err) {
+        this.logger.warn({ err, queue }, 'exclusive queue of a previous run not deleted');
+      }
+    }
   }
 
   /**

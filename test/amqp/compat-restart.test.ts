@@ -6,6 +6,8 @@
 // - x-expires: RabbitMQ starts the clock again when the queue recovers,
 //   so a queue survives a restart that comes just before it would have
 //   expired, and expires x-expires after the restart if nobody uses it.
+// - exclusive queues belong to their connection, which a restart ends:
+//   they are gone afterwards, durable or not.
 // - x-single-active-consumer: which consumer was active is not kept;
 //   after a restart the first to subscribe is active, gets the messages
 //   the old active one left unacked (redelivered), and the others wait.
@@ -57,6 +59,28 @@ function collect(): { got: ConsumeMessage[]; onMessage(m: ConsumeMessage | null)
   return { got, onMessage: (m) => { if (m !== null) got.push(m); } };
 }
 
+/**
+ * Restarts `target` and waits until it has recovered its queues:
+ * RabbitMQ answers before it has, and a queue not yet recovered looks
+ * deleted. A plain durable queue showing up marks the point.
+ */
+async function restart(target: RunningTarget): Promise<void> {
+  const sentinel = 'restart.sentinel';
+  const connection = await connect(target.url);
+  await (await connection.createChannel()).assertQueue(sentinel, { durable: true });
+  await connection.close();
+  await target.restart();
+  await waitForAsync('the queues to be recovered', () => exists(target.url, sentinel).catch(() => false), 60_000);
+}
+
+async function waitForAsync(what: string, ok: () => Promise<boolean>, limitMs: number): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
 async function waitFor(what: string, ok: () => boolean, limitMs = 10_000): Promise<void> {
   const deadline = Date.now() + limitMs;
   while (!ok()) {
@@ -67,7 +91,8 @@ async function waitFor(what: string, ok: () => boolean, limitMs = 10_000): Promi
 
 describe('AMQP state across a restart', { concurrency: true }, () => {
   for (const { name, start } of TARGETS) {
-    describe(name, () => {
+    // One at a time: each restarts the broker under the others' feet.
+    describe(name, { concurrency: 1 }, () => {
       let target: RunningTarget | undefined;
       before(async () => { target = await start(); }, { timeout: 150_000 });
       after(async () => { await target?.stop(); }, { timeout: 90_000 });
@@ -83,7 +108,7 @@ describe('AMQP state across a restart', { concurrency: true }, () => {
 
         // Restart when most of the time is gone (RabbitMQ takes seconds).
         await sleep(EXPIRES_MS - 2_000);
-        await target!.restart();
+        await restart(target!);
         const restarted = Date.now();
 
         // Past x-expires since the declare, well within it since the restart.
@@ -104,6 +129,18 @@ describe('AMQP state across a restart', { concurrency: true }, () => {
         assert.ok(gone >= EXPIRES_MS - 500, `expired ${gone} ms after the restart`);
       });
 
+      it('exclusive queues, durable ones too, are gone after a restart', { timeout: 180_000 }, async () => {
+        const url = target!.url;
+        const owner = await connect(url);
+        const channel = await owner.createChannel();
+        const named = await channel.assertQueue('restart.exclusive', { durable: true, exclusive: true });
+        const generated = await channel.assertQueue('', { durable: true, exclusive: true });
+        await restart(target!);
+        await owner.close().catch(() => {});
+        assert.equal(await exists(url, named.queue), false, 'the named exclusive queue is still there');
+        assert.equal(await exists(url, generated.queue), false, 'the server-named one is still there');
+      });
+
       it('x-single-active-consumer: the first to subscribe after a restart is active', { timeout: 180_000 }, async () => {
         const url = target!.url;
         const queue = 'restart.sac';
@@ -119,7 +156,7 @@ describe('AMQP state across a restart', { concurrency: true }, () => {
         await waitFor('a delivery before the restart', () => earlier.got.length === 1);
         // Left unacked: the restart gives it back.
 
-        await target!.restart();
+        await restart(target!);
 
         const later = await connect(url);
         try {

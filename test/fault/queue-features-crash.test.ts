@@ -96,3 +96,27 @@ it(`keeps each queue's AMQP arguments with it across ${ROUNDS} SIGKILLs during d
     }
   }
 });
+
+it('deletes the exclusive queues of a killed broker at the next start', async () => {
+  const owner = await connect();
+  const channel = await owner.createChannel();
+  const named = await channel.assertQueue('features.exclusive', { durable: true, exclusive: true });
+  const generated = await channel.assertQueue('', { durable: true, exclusive: true });
+  const shared = await channel.assertQueue('features.shared', { durable: true });
+  await usher.kill();
+  await usher.start();
+
+  const probe = await connect();
+  try {
+    const confirm = await probe.createConfirmChannel();
+    const returned: string[] = [];
+    confirm.on('return', (message) => returned.push(message.fields.routingKey));
+    for (const queue of [named.queue, generated.queue, shared.queue]) {
+      confirm.publish('', queue, Buffer.from('probe'), { mandatory: true });
+    }
+    await confirm.waitForConfirms();
+    assert.deepEqual(returned.sort(), [named.queue, generated.queue].sort());
+  } finally {
+    await probe.close();
+  }
+});
