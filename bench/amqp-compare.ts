@@ -20,6 +20,7 @@
 //
 //   npm run bench:amqp -- [--messages N] [--latency-seconds S]
 //     [--quick] [--usher-only] [--only transient|durable|latency]
+//     [--sizes tiny,ticket,large]
 //     [--usher-node-flags="--cpu-prof --cpu-prof-dir=DIR"]
 
 import { performance } from 'node:perf_hooks';
@@ -43,6 +44,8 @@ const { values: args } = parseArgs({
     'usher-only': { type: 'boolean', default: false },
     /** One part only, for profiling: transient, durable or latency. */
     only: { type: 'string' },
+    /** Some body sizes only: tiny (16 B), ticket (464 B), large (16 KiB). */
+    sizes: { type: 'string' },
     /** Flags for Usher's node process: --usher-node-flags="--cpu-prof --cpu-prof-dir=/tmp/p". */
     'usher-node-flags': { type: 'string', default: '' },
   },
@@ -78,11 +81,18 @@ interface Size {
   share: number;
 }
 
-const SIZES: Size[] = [
-  { label: '16 B', body: BODIES.tiny, share: 1 },
-  { label: '464 B ticket', body: BODIES.ticket, share: 1 },
-  { label: '16 KiB', body: BODIES.large, share: 0.25 },
+const ALL_SIZES: Array<Size & { key: string }> = [
+  { key: 'tiny', label: '16 B', body: BODIES.tiny, share: 1 },
+  { key: 'ticket', label: '464 B ticket', body: BODIES.ticket, share: 1 },
+  { key: 'large', label: '16 KiB', body: BODIES.large, share: 0.25 },
 ];
+const SIZE_KEYS = args.sizes?.split(',') ?? ALL_SIZES.map((size) => size.key);
+for (const key of SIZE_KEYS) {
+  if (!ALL_SIZES.some((size) => size.key === key)) {
+    throw new Error(`--sizes takes tiny, ticket and large, not "${key}"`);
+  }
+}
+const SIZES: Size[] = ALL_SIZES.filter((size) => SIZE_KEYS.includes(size.key));
 
 // --- the run -------------------------------------------------------------
 

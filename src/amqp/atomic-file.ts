@@ -12,7 +12,7 @@ import { StoreUnavailableError } from '../errors.js';
  * client hears 506 RESOURCE_ERROR naming the file rather than an internal
  * error; the half-written temporary file is removed, giving its space back.
  */
-export async function writeAtomically(path: string, text: string): Promise<void> {
+export async function writeAtomically(path: string, text: string | Uint8Array): Promise<void> {
   const temporary = `${path}.tmp`;
   try {
     const file = await open(temporary, 'w');

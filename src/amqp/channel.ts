@@ -268,6 +268,8 @@ export class AmqpChannel {
     } else {
       const settings = settingsFromArguments(method.arguments);
       const features = featuresFromArguments(method.arguments);
+      // Kept on disk so the next start deletes it: its connection is gone.
+      if (method.exclusive && method.durable) features.exclusive = true;
       if (exists) {
         this.topology.checkEquivalent(name, settings, method.arguments);
         this.topology.checkFeatures(name, features);
@@ -279,14 +281,22 @@ export class AmqpChannel {
         // Usher's HTTP default of 10 attempts would drop such messages.
         // A queue declared durable=false lives in memory only, as in
         // RabbitMQ: its messages are never written, and it is gone after
-        // a restart.
-        await this.broker.createQueue(name, {
-          maxAttempts: 0,
-          ...(method.durable ? {} : { durability: 'memory' as const }),
-          ...settings,
-        });
-        this.topology.created(name, method.durable, method.autoDelete);
+        // a restart. Its AMQP-only arguments are on disk first: a crash
+        // in between must not leave a queue without them, which its own
+        // redeclare would find inequivalent (406) and which would never
+        // expire. Arguments of a queue never made are dropped at start.
         await this.topology.setFeatures(name, features);
+        try {
+          await this.broker.createQueue(name, {
+            maxAttempts: 0,
+            ...(method.durable ? {} : { durability: 'memory' as const }),
+            ...settings,
+          });
+        } catch (err) {
+          if (!this.topology.hasQueue(name)) await this.topology.setFeatures(name, {}).catch(() => {});
+          throw err;
+        }
+        this.topology.created(name, method.durable, method.autoDelete);
       }
     }
     // Any declare, passive too, restarts x-expires' clock (RabbitMQ).

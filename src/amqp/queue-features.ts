@@ -1,6 +1,7 @@
 // Queue arguments only AMQP has words for, which Usher's queue settings do
 // not hold: x-dead-letter-exchange (with its routing key), x-expires and
-// x-single-active-consumer. They are kept per queue in
+// x-single-active-consumer, and whether a durable queue is exclusive
+// (its connection's, so it goes at restart). They are kept per queue in
 // `<data>/amqp-queues.json`, rewritten whole on each change as
 // exchanges.json is: queues with such arguments are declared rarely.
 
@@ -24,6 +25,12 @@ export interface QueueFeatures {
   expiresMs?: number;
   /** One consumer at a time gets deliveries; the next takes over. */
   singleActiveConsumer?: boolean;
+  /**
+   * Declared exclusive (and durable, so it outlives the process): it
+   * belongs to a connection no restart keeps, and goes at the next start
+   * (RabbitMQ). Not an argument: a redeclare does not compare it.
+   */
+  exclusive?: boolean;
 }
 
 /** Arguments read here; mapping.ts leaves them alone. */

@@ -34,6 +34,8 @@ export interface AmqpServerOptions {
   maxConnectionsPerSource?: number;
   /** Consumers on one queue, over all connections; default 10,000. */
   maxConsumersPerQueue?: number;
+  /** exchanges.journal size that may trigger a new snapshot; default 4 MiB. */
+  topologyJournalCompactBytes?: number;
 }
 
 export interface AmqpServer {
@@ -47,7 +49,9 @@ export interface AmqpServer {
 
 export async function createAmqpServer(options: AmqpServerOptions): Promise<AmqpServer> {
   const logger = options.logger.child({ component: 'amqp' });
-  const topology = await Topology.open(options.dataDir, options.broker, logger);
+  const topology = await Topology.open(options.dataDir, options.broker, logger, {
+    compactFloorBytes: options.topologyJournalCompactBytes,
+  });
   const authenticator =
     options.authenticator ?? new Authenticator({ store: UserStore.inMemory(), logger });
   authenticator.reportTo(options.broker);

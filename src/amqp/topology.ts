@@ -1,20 +1,17 @@
 // The AMQP view of the broker shared by every connection: exchanges and
 // bindings (src/routing), which queues are auto-delete, and how many
 // consumers each queue has. Durable exchanges and bindings are kept in
-// `<data>/exchanges.json`, rewritten whole on each change (write to a
-// temporary file, fsync, rename, fsync the folder): they change rarely,
-// and a whole file is simpler to trust than records in the message log.
+// `<data>/exchanges.json` and the journal of changes since,
+// `<data>/exchanges.journal` (topology-journal.ts): a bind-ok or
+// declare-ok goes out once its change is on disk.
 
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 
 import type { Broker } from '../broker/broker.js';
 import type { QueueSettingsInput } from '../broker/types.js';
 import { resolveSettings } from '../broker/settings.js';
-import { ExchangeTable } from '../routing/exchanges.js';
+import type { ExchangeTable } from '../routing/exchanges.js';
 import { RoutingError } from '../routing/errors.js';
-import { CoalescingFile, setAside } from './atomic-file.js';
 import { REPLY } from './constants.js';
 import { deadLetterExchangeRouter } from './dead-letter-exchange.js';
 import { AmqpError } from './errors.js';
@@ -27,8 +24,7 @@ import {
   type QueueFeatures,
 } from './queue-features.js';
 import { SingleActiveConsumers } from './single-active.js';
-
-const FILE = 'exchanges.json';
+import { type JournalOptions, TopologyJournal } from './topology-journal.js';
 
 export interface ExchangeDeclaration {
   name: string;
@@ -57,18 +53,16 @@ export class Topology {
   private readonly owners = new Map<string, object>();
   /** Queues with an exclusive consumer. */
   private readonly exclusiveConsumers = new Set<string>();
-  private readonly file: CoalescingFile;
   readonly singleActive = new SingleActiveConsumers();
   private readonly expiry: QueueExpiry;
 
   private constructor(
     private readonly table: ExchangeTable,
+    private readonly journal: TopologyJournal,
     private readonly broker: Broker,
-    path: string,
     private readonly logger: Logger,
     private readonly features: QueueFeatureTable,
   ) {
-    this.file = new CoalescingFile(path, () => JSON.stringify(table.toJSON()));
     this.expiry = new QueueExpiry({
       inUse: (queue) => this.consumerCount(queue) > 0,
       expire: (queue) => this.expire(queue),
@@ -81,31 +75,49 @@ export class Topology {
     }));
   }
 
-  static async open(dataDir: string, broker: Broker, logger: Logger): Promise<Topology> {
-    const path = join(dataDir, FILE);
+  static async open(
+    dataDir: string,
+    broker: Broker,
+    logger: Logger,
+    options: JournalOptions = {},
+  ): Promise<Topology> {
     // Usher's queues are all durable: they survive restarts in the log.
     const queues = { hasQueue: (name: string) => broker.hasQueue(name), isDurable: () => true };
-    let table: ExchangeTable;
-    try {
-      table = ExchangeTable.fromJSON(JSON.parse(await readFile(path, 'utf8')), queues);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        const aside = await setAside(path);
-        logger.error(
-          { err, path, aside },
-          'exchanges file unreadable, set aside; starting with the built-ins',
-        );
-      }
-      table = new ExchangeTable(queues);
-    }
+    const { table, journal } = await TopologyJournal.open(dataDir, queues, logger, options);
     const features = await QueueFeatureTable.open(dataDir, (name) => broker.hasQueue(name), logger);
-    return new Topology(table, broker, path, logger, features);
+    const topology = new Topology(table, journal, broker, logger, features);
+    await topology.deleteOrphanedExclusive();
+    return topology;
   }
 
-  /** Stops expiry timers and dead-letter routing: the listener is closing. */
+  /**
+   * Exclusive queues left by a previous run (a crash, or a stop before
+   * their connections' cleanup ended) belong to connections that are
+   * gone: they are deleted before anyone can connect, as RabbitMQ does.
+   */
+  private async deleteOrphanedExclusive(): Promise<void> {
+    const orphans = [...this.features.entries()]
+      .filter(([, features]) => features.exclusive === true)
+      .map(([queue]) => queue);
+    for (const queue of orphans) {
+      try {
+        await this.broker.deleteQueue(queue);
+        await this.queueDeleted(queue);
+        this.logger.info({ queue }, 'exclusive queue of a previous run deleted');
+      } catch (err) {
+        this.logger.warn({ err, queue }, 'exclusive queue of a previous run not deleted');
+      }
+    }
+  }
+
+  /**
+   * Stops expiry timers and dead-letter routing: the listener is closing.
+   * The journal closes once the saves under way end (see flush()).
+   */
   close(): void {
     this.expiry.close();
     this.broker.routeDeadLetters(null);
+    void this.journal.close();
   }
 
   // --- queues ---------------------------------------------------------
@@ -331,12 +343,12 @@ export class Topology {
 
   /** Settles when every save asked for so far is on disk (or failed). */
   async flush(): Promise<void> {
-    await this.file.flush();
+    await this.journal.flush();
     await this.features.flush();
   }
 
-  /** Writes the durable part; saves asked for together share a write. */
+  /** Keeps every change made so far; changes made together share a write. */
   private save(): Promise<void> {
-    return this.file.save();
+    return this.journal.sync();
   }
 }

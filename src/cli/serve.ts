@@ -48,6 +48,7 @@ interface ServeFlags {
   tlsOnly?: boolean;
   amqpsPort: number;
   maxConnectionsPerSource?: number;
+  amqpJournalCompact?: number;
 }
 
 export const serveCommands: CommandGroup = {
@@ -118,6 +119,11 @@ export const serveCommands: CommandGroup = {
         '--max-connections-per-source <n>',
         'open connections per client address, per protocol (default 4096)',
         intFlag(1),
+      )
+      .option(
+        '--amqp-journal-compact <size>',
+        'rewrite exchanges.json once exchanges.journal passes this and its size (default 4MiB)',
+        sizeFlag,
       )
       .action(serve);
   },
@@ -224,6 +230,7 @@ async function serve(given: ServeFlags): Promise<void> {
           authenticator,
           tls,
           maxConnectionsPerSource: flags.maxConnectionsPerSource,
+          topologyJournalCompactBytes: flags.amqpJournalCompact,
         });
   if (amqp !== null) {
     try {

@@ -31,19 +31,22 @@ import {
 } from './graph.js';
 import {
   type ExchangeSnapshot,
+  type ParsedBinding,
+  parseChange,
   parseSnapshot,
   writeSnapshot,
 } from './snapshot.js';
 import type {
   Binding,
   DestinationKind,
+  DurableChange,
   Exchange,
   ExchangeType,
   Removal,
 } from './types.js';
 import { EMPTY_TABLE, type TableInput, importTable } from './values.js';
 
-export type { Binding, DestinationKind, Exchange, ExchangeType, Removal };
+export type { Binding, DestinationKind, DurableChange, Exchange, ExchangeType, Removal };
 export type { ExchangeSnapshot } from './snapshot.js';
 export type { TableInput } from './values.js';
 
@@ -114,6 +117,14 @@ export class ExchangeTable {
   /** Grows whenever toJSON() may have changed: when to keep it again. */
   get revision(): number {
     return this.graph.durableChanges;
+  }
+
+  /**
+   * Tells `listener` each change to the durable part as it is made
+   * (null: no one), so a journal can keep them between snapshots.
+   */
+  watchDurableChanges(listener: ((change: DurableChange) => void) | null): void {
+    this.graph.onDurableChange = listener;
   }
 
   get(name: string): Exchange | undefined {
@@ -304,6 +315,12 @@ export class ExchangeTable {
 
   /** Durable exchanges and bindings, for the broker to keep. */
   toJSON(): ExchangeSnapshot {
+    // Not one method with a default: JSON.stringify passes toJSON a key.
+    return this.snapshot(0);
+  }
+
+  /** toJSON() naming the journal that follows it (topology-journal.ts). */
+  snapshot(generation: number): ExchangeSnapshot {
     const exchanges: Exchange[] = [];
     const bindings: Binding[] = [];
     for (const { exchange, outgoing } of this.graph.states.values()) {
@@ -312,7 +329,7 @@ export class ExchangeTable {
       }
       for (const b of outgoing.values()) if (b.durable) bindings.push(b);
     }
-    return writeSnapshot(this.vhost, exchanges, bindings);
+    return writeSnapshot(this.vhost, exchanges, bindings, generation);
   }
 
   /**
@@ -321,6 +338,14 @@ export class ExchangeTable {
    * snapshot is malformed or names exchanges it does not hold.
    */
   static fromJSON(snapshot: unknown, queues: QueueLookup): ExchangeTable {
+    return ExchangeTable.restore(snapshot, queues).table;
+  }
+
+  /** fromJSON, also answering the snapshot's journal generation. */
+  static restore(
+    snapshot: unknown,
+    queues: QueueLookup,
+  ): { table: ExchangeTable; generation: number } {
     const parsed = parseSnapshot(snapshot);
     const table = new ExchangeTable(queues, { vhost: parsed.vhost });
     const { graph } = table;
@@ -353,7 +378,66 @@ export class ExchangeTable {
     });
 
     graph.durableChanges = 0;
-    return table;
+    return { table, generation: parsed.generation };
+  }
+
+  /**
+   * Replays one journal record (what encodeChange made of a
+   * DurableChange) on a table restored from the snapshot before it. No
+   * RabbitMQ checks run: the change was checked when it was made. A
+   * record that does not fit the state (a source that is not there, a
+   * binding added twice) is a SnapshotError at `path`: the journal does
+   * not follow this snapshot.
+   */
+  applyChange(input: unknown, path: string): void {
+    const change = parseChange(input, path);
+    const { graph } = this;
+    switch (change.op) {
+      case 'exchange+': {
+        const { name, type, autoDelete, internal, arguments: args } = change.exchange;
+        if (graph.states.has(name)) throw new SnapshotError(`${path}.exchange.name`, `'${name}' is taken`);
+        graph.create(name, type, true, autoDelete, internal, args);
+        return;
+      }
+      case 'exchange-': {
+        const state = graph.states.get(change.name);
+        if (state === undefined || BUILT_IN_EXCHANGES.has(change.name) || state.outgoing.size > 0) {
+          throw new SnapshotError(`${path}.name`, `'${change.name}' is not a durable exchange without bindings`);
+        }
+        graph.states.delete(change.name);
+        return;
+      }
+      case 'binding+':
+      case 'binding-': {
+        const b = change.binding;
+        const source = this.journalSource(b, path);
+        const id = bindingId(b.destinationKind, b.destination, b.routingKey, b.arguments);
+        const existing = source.outgoing.get(id);
+        if (change.op === 'binding-') {
+          if (existing === undefined) throw new SnapshotError(`${path}.binding`, 'is not bound');
+          graph.detach(source, existing, { exchanges: [], bindings: [] });
+          return;
+        }
+        if (existing !== undefined) throw new SnapshotError(`${path}.binding`, 'is bound already');
+        if (b.destinationKind === 'exchange' && !graph.states.has(b.destination)) {
+          throw new SnapshotError(`${path}.binding.destination`, 'is not an exchange');
+        }
+        try {
+          graph.attach(source, { ...b, id, durable: true }, path);
+        } catch (err) {
+          if (!(err instanceof RoutingError)) throw err;
+          throw new SnapshotError(path, err.message);
+        }
+      }
+    }
+  }
+
+  private journalSource(b: ParsedBinding, path: string): ExchangeState {
+    const source = this.graph.states.get(b.source);
+    if (source === undefined || b.source === '') {
+      throw new SnapshotError(`${path}.binding.source`, 'is not a durable exchange');
+    }
+    return source;
   }
 
   // ---- helpers -----------------------------------------------------------

@@ -10,6 +10,7 @@ import { type BindingIndex, indexFor } from './binding-index.js';
 import type {
   Binding,
   DestinationKind,
+  DurableChange,
   Exchange,
   ExchangeType,
 } from './types.js';
@@ -42,6 +43,8 @@ export class ExchangeGraph {
   private readonly incoming = new Map<string, Set<StoredBinding>>();
   /** Counts changes to durable exchanges and bindings. */
   durableChanges = 0;
+  /** Told each change to the durable part, for a journal to keep. */
+  onDurableChange: ((change: DurableChange) => void) | null = null;
 
   create(
     name: string,
@@ -67,7 +70,7 @@ export class ExchangeGraph {
       alternate: typeof alternate === 'string' ? alternate : undefined,
     };
     this.states.set(name, state);
-    if (durable) this.durableChanges++;
+    if (durable) this.changed({ kind: 'exchange-created', exchange });
     return state;
   }
 
@@ -82,7 +85,7 @@ export class ExchangeGraph {
     let set = this.incoming.get(key);
     if (set === undefined) this.incoming.set(key, (set = new Set()));
     set.add(binding);
-    if (binding.durable) this.durableChanges++;
+    if (binding.durable) this.changed({ kind: 'binding-added', binding: publicBinding(binding) });
   }
 
   detach(source: ExchangeState, b: StoredBinding, log: RemovalLog): void {
@@ -92,7 +95,7 @@ export class ExchangeGraph {
     const set = this.incoming.get(key);
     set?.delete(b);
     if (set?.size === 0) this.incoming.delete(key);
-    if (b.durable) this.durableChanges++;
+    if (b.durable) this.changed({ kind: 'binding-removed', binding: publicBinding(b) });
     log.bindings.push(publicBinding(b));
   }
 
@@ -111,15 +114,24 @@ export class ExchangeGraph {
     this.autoDelete(sources, log);
   }
 
-  /** Removes an exchange and its bindings both ways, then cascades. */
+  /**
+   * Removes an exchange and its bindings both ways, then cascades. Its
+   * own bindings go before it, so a journal replaying the changes never
+   * meets a binding whose source is gone.
+   */
   remove(state: ExchangeState, log: RemovalLog): void {
     const { name, durable } = state.exchange;
+    for (const b of [...state.outgoing.values()]) this.detach(state, b, log);
     this.states.delete(name);
-    if (durable) this.durableChanges++;
+    if (durable) this.changed({ kind: 'exchange-removed', name });
     log.exchanges.push(state.exchange);
 
-    for (const b of [...state.outgoing.values()]) this.detach(state, b, log);
     this.destinationGone('exchange', name, log);
+  }
+
+  private changed(change: DurableChange): void {
+    this.durableChanges++;
+    this.onDurableChange?.(change);
   }
 
   /**

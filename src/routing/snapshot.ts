@@ -4,8 +4,11 @@
 // in it: durable exchanges other than the built-ins, and bindings whose
 // source and destination are both durable. Argument values use the
 // tagged encoding of values.ts, so bigints and bytes survive JSON.
+// `generation` names the journal of changes made since (see
+// src/amqp/topology-journal.ts); a snapshot without one is generation 0.
+// The journal's records (encodeChange, parseChange) use the same shapes.
 //
-//   { "version": 1, "vhost": "/",
+//   { "version": 1, "vhost": "/", "generation": 3,
 //     "exchanges": [{ "name": "logs", "type": "topic",
 //                     "autoDelete": false, "internal": false,
 //                     "arguments": { "alternate-exchange": "unrouted" } }],
@@ -17,6 +20,7 @@ import { SnapshotError } from './errors.js';
 import {
   type Binding,
   type DestinationKind,
+  type DurableChange,
   EXCHANGE_TYPES,
   type Exchange,
   type ExchangeType,
@@ -33,6 +37,7 @@ export const SNAPSHOT_VERSION = 1;
 export interface ExchangeSnapshot {
   readonly version: typeof SNAPSHOT_VERSION;
   readonly vhost: string;
+  readonly generation?: number;
   readonly exchanges: readonly SnapshotExchange[];
   readonly bindings: readonly SnapshotBinding[];
 }
@@ -54,48 +59,105 @@ export interface SnapshotBinding {
   readonly arguments: EncodedTable;
 }
 
+export interface ParsedExchange {
+  readonly name: string;
+  readonly type: ExchangeType;
+  readonly autoDelete: boolean;
+  readonly internal: boolean;
+  readonly arguments: Table;
+}
+
+export interface ParsedBinding {
+  readonly source: string;
+  readonly destination: string;
+  readonly destinationKind: DestinationKind;
+  readonly routingKey: string;
+  readonly arguments: Table;
+}
+
 /** A snapshot checked and decoded, ready to rebuild a table from. */
 export interface ParsedSnapshot {
   readonly vhost: string;
-  readonly exchanges: readonly {
-    readonly name: string;
-    readonly type: ExchangeType;
-    readonly autoDelete: boolean;
-    readonly internal: boolean;
-    readonly arguments: Table;
-  }[];
-  readonly bindings: readonly {
-    readonly source: string;
-    readonly destination: string;
-    readonly destinationKind: DestinationKind;
-    readonly routingKey: string;
-    readonly arguments: Table;
-  }[];
+  readonly generation: number;
+  readonly exchanges: readonly ParsedExchange[];
+  readonly bindings: readonly ParsedBinding[];
 }
+
+/** A journal record: one DurableChange in JSON. */
+export type ChangeRecord =
+  | { readonly op: 'exchange+'; readonly exchange: SnapshotExchange }
+  | { readonly op: 'exchange-'; readonly name: string }
+  | { readonly op: 'binding+'; readonly binding: SnapshotBinding }
+  | { readonly op: 'binding-'; readonly binding: SnapshotBinding };
+
+/** A journal record checked and decoded. */
+export type ParsedChange =
+  | { readonly op: 'exchange+'; readonly exchange: ParsedExchange }
+  | { readonly op: 'exchange-'; readonly name: string }
+  | { readonly op: 'binding+' | 'binding-'; readonly binding: ParsedBinding };
 
 /** The snapshot of exchanges and bindings already known to be durable. */
 export function writeSnapshot(
   vhost: string,
   exchanges: readonly Exchange[],
   bindings: readonly Binding[],
+  generation = 0,
 ): ExchangeSnapshot {
   return {
     version: SNAPSHOT_VERSION,
     vhost,
-    exchanges: exchanges.map((x) => ({
-      name: x.name,
-      type: x.type,
-      autoDelete: x.autoDelete,
-      internal: x.internal,
-      arguments: encodeTable(x.arguments),
-    })),
-    bindings: bindings.map((b) => ({
-      source: b.source,
-      destination: b.destination,
-      destinationKind: b.destinationKind,
-      routingKey: b.routingKey,
-      arguments: encodeTable(b.arguments),
-    })),
+    generation,
+    exchanges: exchanges.map(encodeExchange),
+    bindings: bindings.map(encodeBinding),
+  };
+}
+
+export function encodeChange(change: DurableChange): ChangeRecord {
+  switch (change.kind) {
+    case 'exchange-created':
+      return { op: 'exchange+', exchange: encodeExchange(change.exchange) };
+    case 'exchange-removed':
+      return { op: 'exchange-', name: change.name };
+    case 'binding-added':
+      return { op: 'binding+', binding: encodeBinding(change.binding) };
+    case 'binding-removed':
+      return { op: 'binding-', binding: encodeBinding(change.binding) };
+  }
+}
+
+/** Checks the shape of a journal record; SnapshotError names the bad part. */
+export function parseChange(input: unknown, path: string): ParsedChange {
+  const root = record(input, path);
+  switch (root.op) {
+    case 'exchange+':
+      return { op: 'exchange+', exchange: parseExchange(root.exchange, `${path}.exchange`) };
+    case 'exchange-':
+      return { op: 'exchange-', name: text(root.name, `${path}.name`) };
+    case 'binding+':
+    case 'binding-':
+      return { op: root.op, binding: parseBinding(root.binding, `${path}.binding`) };
+    default:
+      throw new SnapshotError(`${path}.op`, `${JSON.stringify(root.op)} is not a change`);
+  }
+}
+
+function encodeExchange(x: Exchange): SnapshotExchange {
+  return {
+    name: x.name,
+    type: x.type,
+    autoDelete: x.autoDelete,
+    internal: x.internal,
+    arguments: encodeTable(x.arguments),
+  };
+}
+
+function encodeBinding(b: Binding): SnapshotBinding {
+  return {
+    source: b.source,
+    destination: b.destination,
+    destinationKind: b.destinationKind,
+    routingKey: b.routingKey,
+    arguments: encodeTable(b.arguments),
   };
 }
 
@@ -110,45 +172,51 @@ export function parseSnapshot(input: unknown): ParsedSnapshot {
     );
   }
 
-  const exchanges = list(root.exchanges, 'exchanges').map((item, i) => {
-    const path = `exchanges.${i}`;
-    const x = record(item, path);
-    const type = text(x.type, `${path}.type`);
-    if (!(EXCHANGE_TYPES as readonly string[]).includes(type)) {
-      throw new SnapshotError(
-        `${path}.type`,
-        `'${type}' is not an exchange type`,
-      );
-    }
-    return {
-      name: text(x.name, `${path}.name`),
-      type: type as ExchangeType,
-      autoDelete: flag(x.autoDelete, `${path}.autoDelete`),
-      internal: flag(x.internal, `${path}.internal`),
-      arguments: decodeTable(x.arguments, `${path}.arguments`),
-    };
-  });
+  const generation = root.generation ?? 0;
+  if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 0) {
+    throw new SnapshotError('generation', 'is not a whole number from 0');
+  }
+  const exchanges = list(root.exchanges, 'exchanges')
+    .map((item, i) => parseExchange(item, `exchanges.${i}`));
+  const bindings = list(root.bindings, 'bindings')
+    .map((item, i) => parseBinding(item, `bindings.${i}`));
+  return { vhost: text(root.vhost, 'vhost'), generation, exchanges, bindings };
+}
 
-  const bindings = list(root.bindings, 'bindings').map((item, i) => {
-    const path = `bindings.${i}`;
-    const b = record(item, path);
-    const kind = b.destinationKind;
-    if (kind !== 'queue' && kind !== 'exchange') {
-      throw new SnapshotError(
-        `${path}.destinationKind`,
-        "is neither 'queue' nor 'exchange'",
-      );
-    }
-    return {
-      source: text(b.source, `${path}.source`),
-      destination: text(b.destination, `${path}.destination`),
-      destinationKind: kind as DestinationKind,
-      routingKey: text(b.routingKey, `${path}.routingKey`),
-      arguments: decodeTable(b.arguments, `${path}.arguments`),
-    };
-  });
+function parseExchange(item: unknown, path: string): ParsedExchange {
+  const x = record(item, path);
+  const type = text(x.type, `${path}.type`);
+  if (!(EXCHANGE_TYPES as readonly string[]).includes(type)) {
+    throw new SnapshotError(
+      `${path}.type`,
+      `'${type}' is not an exchange type`,
+    );
+  }
+  return {
+    name: text(x.name, `${path}.name`),
+    type: type as ExchangeType,
+    autoDelete: flag(x.autoDelete, `${path}.autoDelete`),
+    internal: flag(x.internal, `${path}.internal`),
+    arguments: decodeTable(x.arguments, `${path}.arguments`),
+  };
+}
 
-  return { vhost: text(root.vhost, 'vhost'), exchanges, bindings };
+function parseBinding(item: unknown, path: string): ParsedBinding {
+  const b = record(item, path);
+  const kind = b.destinationKind;
+  if (kind !== 'queue' && kind !== 'exchange') {
+    throw new SnapshotError(
+      `${path}.destinationKind`,
+      "is neither 'queue' nor 'exchange'",
+    );
+  }
+  return {
+    source: text(b.source, `${path}.source`),
+    destination: text(b.destination, `${path}.destination`),
+    destinationKind: kind as DestinationKind,
+    routingKey: text(b.routingKey, `${path}.routingKey`),
+    arguments: decodeTable(b.arguments, `${path}.arguments`),
+  };
 }
 
 function record(v: unknown, path: string): { [key: string]: unknown } {

@@ -41,3 +41,16 @@ export interface Removal {
   readonly exchanges: readonly Exchange[];
   readonly bindings: readonly Binding[];
 }
+
+/**
+ * One change to the durable part of a table, in the order it happened:
+ * what a journal keeps between snapshots. Removing an exchange gives its
+ * outgoing bindings' removals first, then the exchange's, then those of
+ * the bindings to it, so each change applies to the state the ones
+ * before it left.
+ */
+export type DurableChange =
+  | { readonly kind: 'exchange-created'; readonly exchange: Exchange }
+  | { readonly kind: 'exchange-removed'; readonly name: string }
+  | { readonly kind: 'binding-added'; readonly binding: Binding }
+  | { readonly kind: 'binding-removed'; readonly binding: Binding };

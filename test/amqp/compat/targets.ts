@@ -19,24 +19,40 @@ export interface RunningTarget {
   readonly name: TargetName;
   readonly url: string;
   stop(): Promise<void>;
+  /**
+   * Stops the broker and starts it again over the same data, on the same
+   * URL: what survives a restart (test/amqp/compat-restart.test.ts).
+   */
+  restart(): Promise<void>;
   /** rabbitmqctl against this node (RabbitMQ only), e.g. add_user. */
   ctl?(args: string[]): Promise<string>;
 }
 
 export async function startUsher(): Promise<RunningTarget> {
   const dir = tempDir('usher-compat-');
-  const broker = await openBroker(dir.path);
-  const server = await createAmqpServer({
-    broker, logger: silentLogger, dataDir: dir.path,
-    maxMessageBytes: 16 * 1024 * 1024,
-  });
-  const address = await server.listen(0, '127.0.0.1');
+  const open = async (port: number) => {
+    const broker = await openBroker(dir.path);
+    const server = await createAmqpServer({
+      broker, logger: silentLogger, dataDir: dir.path,
+      maxMessageBytes: 16 * 1024 * 1024,
+    });
+    const address = await server.listen(port, '127.0.0.1');
+    return { broker, server, port: address.port };
+  };
+  let running = await open(0);
+  const close = async () => {
+    await running.server.close();
+    await running.broker.close();
+  };
   return {
     name: 'usher',
-    url: `amqp://guest:guest@127.0.0.1:${address.port}`,
+    url: `amqp://guest:guest@127.0.0.1:${running.port}`,
+    async restart() {
+      await close();
+      running = await open(running.port);
+    },
     async stop() {
-      await server.close();
-      await broker.close();
+      await close();
       dir.remove();
     },
   };
@@ -104,6 +120,12 @@ export async function startRabbit(script = findScript()): Promise<RunningTarget>
       const result = await run(script, ['ctl', ...args], env, RABBIT_STOP_TIMEOUT_MS);
       if (result.code !== 0) throw new Error(`ctl ${args[0]} exited ${result.code}: ${result.stderr}`);
       return result.stdout;
+    },
+    async restart() {
+      for (const step of ['stop', 'start']) {
+        const result = await run(script, [step], env, RABBIT_START_TIMEOUT_MS);
+        if (result.code !== 0) throw new Error(`${script} ${step} exited ${result.code}: ${result.stderr}`);
+      }
     },
     async stop() {
       if (stopped) return;

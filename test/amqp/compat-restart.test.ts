@@ -1,0 +1,199 @@
+// What AMQP queue state survives a broker restart, checked on Usher and
+// on a real RabbitMQ (restarted through bench/rabbitmq.sh over the same
+// state folder), with amqplib. Apart from test/amqp/compat.test.ts
+// because a restart would cut every other case's connections.
+//
+// - x-expires: RabbitMQ starts the clock again when the queue recovers,
+//   so a queue survives a restart that comes just before it would have
+//   expired, and expires x-expires after the restart if nobody uses it.
+// - exclusive queues belong to their connection, which a restart ends:
+//   they are gone afterwards, durable or not.
+// - x-single-active-consumer: which consumer was active is not kept;
+//   after a restart the first to subscribe is active, gets the messages
+//   the old active one left unacked (redelivered), and the others wait.
+
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+
+import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
+
+import { type RunningTarget, startRabbit, startUsher } from './compat/targets.js';
+
+const EXPIRES_MS = 8_000;
+
+const TARGETS = [
+  { name: 'Usher', start: startUsher },
+  { name: 'RabbitMQ', start: startRabbit },
+];
+
+async function connect(url: string): Promise<ChannelModel> {
+  const connection = await amqp.connect(url);
+  // A restart closes it (320); that is expected here.
+  connection.on('error', () => {});
+  return connection;
+}
+
+/**
+ * Whether `queue` exists, asked without using it: a passive declare or a
+ * basic.get would start its x-expires clock again, a publish does not.
+ * A mandatory publish to the default exchange comes back when it does not.
+ */
+async function exists(url: string, queue: string): Promise<boolean> {
+  const connection = await connect(url);
+  try {
+    const channel = await connection.createConfirmChannel();
+    let returned = false;
+    channel.on('return', () => { returned = true; });
+    channel.publish('', queue, Buffer.from('probe'), { mandatory: true });
+    await channel.waitForConfirms();
+    return !returned;
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Messages a consumer got, and a way to wait for more. */
+function collect(): { got: ConsumeMessage[]; onMessage(m: ConsumeMessage | null): void } {
+  const got: ConsumeMessage[] = [];
+  return { got, onMessage: (m) => { if (m !== null) got.push(m); } };
+}
+
+/**
+ * Restarts `target` and waits until it has recovered its queues:
+ * RabbitMQ answers before it has, and a queue not yet recovered looks
+ * deleted. A plain durable queue showing up marks the point.
+ */
+async function restart(target: RunningTarget): Promise<void> {
+  const sentinel = 'restart.sentinel';
+  const connection = await connect(target.url);
+  await (await connection.createChannel()).assertQueue(sentinel, { durable: true });
+  await connection.close();
+  await target.restart();
+  await waitForAsync('the queues to be recovered', () => exists(target.url, sentinel).catch(() => false), 60_000);
+}
+
+async function waitForAsync(what: string, ok: () => Promise<boolean>, limitMs: number): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+async function waitFor(what: string, ok: () => boolean, limitMs = 10_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+describe('AMQP state across a restart', { concurrency: true }, () => {
+  for (const { name, start } of TARGETS) {
+    // One at a time: each restarts the broker under the others' feet.
+    describe(name, { concurrency: 1 }, () => {
+      let target: RunningTarget | undefined;
+      before(async () => { target = await start(); }, { timeout: 150_000 });
+      after(async () => { await target?.stop(); }, { timeout: 90_000 });
+
+      it('x-expires: the clock starts again at the restart', { timeout: 180_000 }, async () => {
+        const url = target!.url;
+        const queue = 'restart.expires';
+        const setup = await connect(url);
+        const channel = await setup.createChannel();
+        await channel.assertQueue(queue, { durable: true, arguments: { 'x-expires': EXPIRES_MS } });
+        const declared = Date.now();
+        await setup.close();
+
+        // Restart when most of the time is gone (RabbitMQ takes seconds).
+        await sleep(EXPIRES_MS - 2_000);
+        await restart(target!);
+        const restarted = Date.now();
+
+        // Past x-expires since the declare, well within it since the restart.
+        await sleep(Math.max(0, declared + EXPIRES_MS + 1_000 - Date.now()));
+        const elapsed = Date.now() - restarted;
+        if (elapsed < EXPIRES_MS - 4_000) {
+          // RabbitMQ recovers its queues one by one, this one maybe a
+          // moment after the sentinel: allow it 3 s to show.
+          await waitForAsync('the queue after the restart', () => exists(url, queue), 3_000)
+            .catch(() => assert.fail(`gone ${Date.now() - declared} ms after the declare, ` +
+              `${elapsed} ms after the restart`));
+        }
+
+        // And it does expire, x-expires after the restart.
+        const deadline = restarted + EXPIRES_MS + 15_000;
+        while (await exists(url, queue)) {
+          assert.ok(Date.now() < deadline, 'still there 15 s after it should have expired');
+          await sleep(250);
+        }
+        const gone = Date.now() - restarted;
+        assert.ok(gone >= EXPIRES_MS - 500, `expired ${gone} ms after the restart`);
+      });
+
+      it('exclusive queues, durable ones too, are gone after a restart', { timeout: 180_000 }, async () => {
+        const url = target!.url;
+        const owner = await connect(url);
+        const channel = await owner.createChannel();
+        const named = await channel.assertQueue('restart.exclusive', { durable: true, exclusive: true });
+        const generated = await channel.assertQueue('', { durable: true, exclusive: true });
+        await restart(target!);
+        await owner.close().catch(() => {});
+        assert.equal(await exists(url, named.queue), false, 'the named exclusive queue is still there');
+        assert.equal(await exists(url, generated.queue), false, 'the server-named one is still there');
+      });
+
+      it('x-single-active-consumer: the first to subscribe after a restart is active', { timeout: 180_000 }, async () => {
+        const url = target!.url;
+        const queue = 'restart.sac';
+        const first = await connect(url);
+        const channel = await first.createChannel();
+        await channel.assertQueue(queue, { durable: true, arguments: { 'x-single-active-consumer': true } });
+        for (const body of ['a', 'b', 'c']) {
+          channel.sendToQueue(queue, Buffer.from(body), { persistent: true });
+        }
+        await channel.prefetch(1);
+        const earlier = collect();
+        await channel.consume(queue, earlier.onMessage);
+        await waitFor('a delivery before the restart', () => earlier.got.length === 1);
+        // Left unacked: the restart gives it back.
+
+        await restart(target!);
+
+        const later = await connect(url);
+        try {
+          const laterChannel = await later.createChannel();
+          // The same arguments are still equivalent after the restart.
+          await laterChannel.assertQueue(queue, {
+            durable: true, arguments: { 'x-single-active-consumer': true },
+          });
+          const waitingChannel = await later.createChannel();
+          const active = collect();
+          const waiting = collect();
+          await laterChannel.consume(queue, active.onMessage, { noAck: true });
+          await waitingChannel.consume(queue, waiting.onMessage, { noAck: true });
+          await waitFor('three deliveries after the restart', () => active.got.length === 3);
+          assert.deepEqual(active.got.map((m) => m.content.toString()).sort(), ['a', 'b', 'c']);
+          const redelivered = active.got.filter((m) => m.fields.redelivered).map((m) => m.content.toString());
+          assert.deepEqual(redelivered, [earlier.got[0].content.toString()]);
+
+          laterChannel.sendToQueue(queue, Buffer.from('d'));
+          await waitFor('the next delivery', () => active.got.length === 4);
+          await sleep(300);
+          assert.equal(waiting.got.length, 0, "the waiting consumer got a delivery");
+
+          // The active one goes: the waiting one takes over.
+          await laterChannel.close();
+          waitingChannel.sendToQueue(queue, Buffer.from('e'));
+          await waitFor('a delivery to the next in line', () => waiting.got.length === 1);
+          assert.equal(waiting.got[0].content.toString(), 'e');
+          await waitingChannel.deleteQueue(queue);
+        } finally {
+          await later.close();
+          await first.close().catch(() => {});
+        }
+      });
+    });
+  }
+});
