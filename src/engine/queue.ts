@@ -286,6 +286,20 @@ export class QueueEngine {
     return plan.refusals;
   }
 
+  /**
+   * Whether admit() would admit any newcomers and displace nobody: the
+   * queue has no limits, or trims its oldest (drop-oldest) on enqueue.
+   */
+  admitsAll(): boolean {
+    return !hasLimits(this.current) || this.current.overflow === 'drop-oldest';
+  }
+
+  /** admit() for a queue that admitsAll(): reserves room for them all. */
+  reserve(count: number, bytes: number): void {
+    this.reserved.count += count;
+    this.reserved.bytes += bytes;
+  }
+
   /** Frees room reserved by admit(), once those publishes landed or failed. */
   settleReservation(count: number, bytes: number): void {
     this.reserved.count = Math.max(0, this.reserved.count - count);
