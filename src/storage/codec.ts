@@ -187,13 +187,33 @@ function allocFrame(payloadBytes: number): Buffer {
 
 // Fills in the checksum once the payload is written.
 function sealFrame(buf: Buffer): Buffer {
-  const payload = buf.subarray(FRAME_HEADER_BYTES);
+  // A plain Uint8Array view: cheaper to make than Buffer's subarray.
+  const payload = new Uint8Array(
+    buf.buffer,
+    buf.byteOffset + FRAME_HEADER_BYTES,
+    buf.length - FRAME_HEADER_BYTES,
+  );
   buf.writeUInt32LE(crc32c(payload), 4);
   return buf;
 }
 
 function stringBytes(value: string): number {
-  return U32 + Buffer.byteLength(value, 'utf8');
+  return U32 + (isShortAscii(value) ? value.length : Buffer.byteLength(value, 'utf8'));
+}
+
+// Most strings in a record are short and ASCII: queue names, ids, header
+// names and values. Copied a char at a time in JS they skip Buffer's
+// native write and byteLength, which cost more than the copy at this size
+// (each crosses into C++ and checks its arguments there).
+const SHORT_STRING = 64;
+
+function isShortAscii(value: string): boolean {
+  const length = value.length;
+  if (length > SHORT_STRING) return false;
+  for (let i = 0; i < length; i++) {
+    if (value.charCodeAt(i) >= 0x80) return false;
+  }
+  return true;
 }
 
 function headersBytes(headers: Record<string, string>): number {
@@ -207,6 +227,12 @@ function headersBytes(headers: Record<string, string>): number {
 // Writes the UTF-8 bytes first and the length prefix after, so each string
 // is measured once for sizing and once here, never converted twice.
 function putString(buf: Buffer, off: number, value: string): number {
+  if (isShortAscii(value)) {
+    const at = off + U32;
+    for (let i = 0; i < value.length; i++) buf[at + i] = value.charCodeAt(i);
+    buf.writeUInt32LE(value.length, off);
+    return at + value.length;
+  }
   const written = buf.write(value, off + U32, 'utf8');
   buf.writeUInt32LE(written, off);
   return off + U32 + written;
