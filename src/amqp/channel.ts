@@ -458,9 +458,10 @@ export class AmqpChannel {
   private routePublish(incoming: Incoming): void {
     const tag = this.confirming ? this.confirms.open() : 0;
     try {
-      // A view of the socket chunk while the publish is in hand: the log
-      // store swaps it for the copy in its record, and an in-memory
-      // message gets a copy of its own below, so no chunk stays pinned.
+      // A view of the socket chunk while the publish is in hand: the
+      // broker copies it for a message it keeps in memory (a logged one
+      // kept on disk only needs none), and a memory queue's message gets
+      // a copy of its own below, so no chunk stays pinned.
       const body =
         incoming.parts.length === 1
           ? incoming.parts[0]

@@ -67,6 +67,7 @@ import {
   moveTo,
   readBack,
   retriedRecord,
+  ownsItsMemory,
   shorterTtl,
   view,
 } from './messages.js';
@@ -578,7 +579,17 @@ export class Broker implements BrokerApi {
     // its delete record came later in the log, so replay drops them too.
     if (this.engines.get(queue) !== engine) throw new QueueNotFoundError(queue);
     const landed = this.clock();
-    for (let i = 0; i < records.length; i++) engine.enqueue(messageFrom(records[i]), landed, true);
+    const logged = isLogged(engine);
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i];
+      // The body may be a view of more (an AMQP socket chunk): one kept in
+      // memory gets bytes of its own, so it pins nothing else. A logged
+      // message kept on disk only is let go, so it needs no copy.
+      if (logged && !ownsItsMemory(record.body) && !engine.keepsCold(record, landed)) {
+        record.body = Buffer.from(record.body);
+      }
+      engine.enqueue(messageFrom(record), landed, true);
+    }
     engine.totals.published += records.length;
     for (const other of touched) this.afterChange(other);
     if (batchRefusal !== undefined) throw batchRefusal;
