@@ -608,8 +608,8 @@ export class Broker implements BrokerApi {
     wholeBatch: boolean,
   ): PublishPlan {
     const answers: PublishAnswer[] = new Array<PublishAnswer>(inputs.length);
-    // Messages still in the running get their id in `answers` for now, as
-    // a string; the limits then decide which of them are stored.
+    // Messages still in the running have no answer yet, only an id; the
+    // queue's limits then decide which of them are stored.
     let candidates = 0;
     let seenInBatch: Set<string> | null = null;
     let duplicates = 0;
