@@ -137,11 +137,15 @@ async function main(): Promise<void> {
   const publishBaseline = rate(WINDOW, baselinePublishMs);
   const consumeBaseline = rate(baselineDrain.count, baselineDrain.ms);
 
-  // 2. The backlog grows; the last WINDOW messages are timed apart.
+  // 2. The backlog grows; the last WINDOW messages are timed apart. Each
+  // tenth's rate and this process's CPU per message (user + system) say
+  // whether a slowdown is work (CPU per message grows) or waiting.
   const samples: string[] = [];
+  const tenths: string[] = [];
   let nextSample = MESSAGES / 10;
   let peakRss = rss();
   let lastWindowStart = 0;
+  let tenthStart = { at: performance.now(), done: 0, cpu: process.cpuUsage() };
   const before = broker.health().store;
   const growthMs = await publish(broker, 'backlog', MESSAGES, (done) => {
     if (done >= MESSAGES - WINDOW && lastWindowStart === 0) lastWindowStart = performance.now();
@@ -149,6 +153,12 @@ async function main(): Promise<void> {
       peakRss = Math.max(peakRss, rss());
       samples.push(`${Math.round(done / 1000)}k: ${mib(rss())}`);
       nextSample += MESSAGES / 10;
+      const now = performance.now();
+      const cpu = process.cpuUsage(tenthStart.cpu);
+      const count = done - tenthStart.done;
+      tenths.push(`${rate(count, now - tenthStart.at)} msg/s at ` +
+        `${(cpu.user / count).toFixed(1)} + ${(cpu.system / count).toFixed(1)} µs`);
+      tenthStart = { at: now, done, cpu: process.cpuUsage() };
     }
   });
   const lastWindowMs = performance.now() - lastWindowStart;
@@ -189,6 +199,7 @@ async function main(): Promise<void> {
   console.log(`
 Backlog of ${MESSAGES} (targets: RSS < 600 MB at 10M; publish >= 80% of empty-queue rate)
   RSS at start ${mib(rssAtStart)}, while growing ${samples.join(', ')}
+  each tenth: ${tenths.join(', ')} (CPU per message, user + system)
   RSS with the backlog ${mib(rssWithBacklog)} (peak sampled ${mib(peakRss)}), ` +
     `${Math.round((rssWithBacklog - rssAtStart) / MESSAGES)} bytes per message
   publish, empty queue: ${publishBaseline} msg/s; last ${WINDOW} of the backlog: ` +

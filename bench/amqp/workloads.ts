@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { createHistogram, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import type { Channel, ChannelModel, Options } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, Options } from 'amqplib';
 
 import { cpuSeconds, fromRoot, machineCpuSeconds } from './brokers.js';
 
@@ -212,40 +212,54 @@ export async function transient(t: Target, queue: string, body: Buffer, count: n
   return figure;
 }
 
-/** Publishes persistent messages, at most CONFIRM_WINDOW unconfirmed. */
+/**
+ * Publishes persistent messages, at most CONFIRM_WINDOW unconfirmed on
+ * each connection in `publishers`, which share `count` between them and
+ * publish to the same queue at once.
+ */
 export async function durablePublish(t: Target, queue: string, body: Buffer,
-  count: number, publisher: ChannelModel): Promise<Figure> {
-  const pub = await quick(publisher.createConfirmChannel());
-  await quick(pub.assertQueue(queue, t.queue));
+  count: number, publishers: ChannelModel[]): Promise<Figure> {
+  const channels = await Promise.all(
+    publishers.map((publisher) => quick(publisher.createConfirmChannel())));
+  await quick(channels[0].assertQueue(queue, t.queue));
   const all = signal();
-  let room = signal();
-  let sent = 0;
   let confirmed = 0;
   let refused = 0;
-  // One callback for all publishes: no closure per message.
-  const onConfirm = (err: unknown) => {
-    if (err) refused++;
-    else confirmed++;
-    if (confirmed + refused === count) all.fire();
-    if (sent - confirmed - refused === CONFIRM_WINDOW - 1) room.fire();
-  };
+  let sent = 0;
 
-  const phase = new Phase(t, queue, [pub], () => sent + confirmed + refused);
-  while (sent < count && phase.open) {
-    if (sent - confirmed - refused >= CONFIRM_WINDOW) {
-      room = signal();
-      await phase.wait(room.done);
-      continue;
+  const phase = new Phase(t, queue, channels, () => sent + confirmed + refused);
+  const publishOn = async (pub: ConfirmChannel, share: number) => {
+    let room = signal();
+    let mine = 0;
+    let answered = 0;
+    // One callback for all of this channel's publishes: no closure per message.
+    const onConfirm = (err: unknown) => {
+      if (err) refused++;
+      else confirmed++;
+      answered++;
+      if (confirmed + refused === count) all.fire();
+      if (mine - answered === CONFIRM_WINDOW - 1) room.fire();
+    };
+    while (mine < share && phase.open) {
+      if (mine - answered >= CONFIRM_WINDOW) {
+        room = signal();
+        await phase.wait(room.done);
+        continue;
+      }
+      mine++;
+      sent++;
+      const ok = pub.sendToQueue(queue, body, { persistent: true }, onConfirm);
+      await phase.written(ok, pub);
     }
-    sent++;
-    const ok = pub.sendToQueue(queue, body, { persistent: true }, onConfirm);
-    await phase.written(ok, pub);
-  }
+  };
+  const shares = channels.map((_, i) =>
+    Math.floor(count / channels.length) + (i < count % channels.length ? 1 : 0));
+  await Promise.all(channels.map((pub, i) => publishOn(pub, shares[i])));
   await phase.wait(all.done);
   const figure = await phase.finish(confirmed, count);
 
   if (refused > 0) t.log(`${queue}: ${refused} publishes nacked`);
-  await tidy(t, () => pub.close());
+  await tidy(t, ...channels.map((pub) => () => pub.close()));
   return figure;
 }
 

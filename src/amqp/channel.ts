@@ -15,6 +15,7 @@ import type { PublishInput, ReceivedMessage, Subscription } from '../broker/type
 import { METHOD_IDS, checkAccess } from './access.js';
 import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
+import { ConfirmTracker } from './confirms.js';
 import type { BasicProperties, ContentHeader } from './content.js';
 import { AmqpError } from './errors.js';
 import { EMPTY_TABLE, type FieldTable, type FieldValue } from './field-table.js';
@@ -98,12 +99,8 @@ export class AmqpChannel {
     },
     unsettle: (tag, entry) => this.unacked.set(tag, entry),
   });
-  private publishTag = 0;
-  /** Confirm tags still waiting, each with how many queues it waits on. */
-  private readonly waitingConfirms = new Map<number, number>();
-  /** Tags settled (true acked, false nacked) above confirmedUpTo. */
-  private readonly settledConfirms = new Map<number, boolean>();
-  private confirmedUpTo = 0;
+  /** Publisher confirms, once confirm.select turned them on. */
+  private readonly confirms = new ConfirmTracker((method) => this.send(method));
 
   private deliveryTag = 0;
   private readonly unacked = new Map<number, Unacked>();
@@ -469,11 +466,12 @@ export class AmqpChannel {
 
   /** Routes a publish and adds it to this chunk's batches. */
   private routePublish(incoming: Incoming): void {
-    const tag = this.confirming ? ++this.publishTag : 0;
+    const tag = this.confirming ? this.confirms.open() : 0;
     try {
-      // A view of the socket chunk while the publish is in hand: the log
-      // store swaps it for the copy in its record, and an in-memory
-      // message gets a copy of its own below, so no chunk stays pinned.
+      // A view of the socket chunk while the publish is in hand: the
+      // broker copies it for a message it keeps in memory (a logged one
+      // kept on disk only needs none), and a memory queue's message gets
+      // a copy of its own below, so no chunk stays pinned.
       const body =
         incoming.parts.length === 1
           ? incoming.parts[0]
@@ -509,7 +507,7 @@ export class AmqpChannel {
         priority: mapped.priority,
         ttlMs: mapped.ttlMs,
       };
-      if (tag > 0) this.waitingConfirms.set(tag, queues.length);
+      if (tag > 0) this.confirms.waitFor(tag, queues.length);
       for (const queue of queues) {
         let batch = this.batches.get(queue);
         if (batch === undefined) {
@@ -554,10 +552,10 @@ export class AmqpChannel {
       published.then(
         (answers) => {
           this.connection.publishesSettled(count);
-          answers.forEach((answer, at) => {
+          for (let at = 0; at < answers.length; at++) {
             const tag = tags[at];
-            if (tag > 0) this.settleConfirm(tag, !(answer instanceof LoadRefusalError));
-          });
+            if (tag > 0) this.settleConfirm(tag, !(answers[at] instanceof LoadRefusalError));
+          }
           this.sendConfirmedAcks();
         },
         (err: unknown) => {
@@ -582,45 +580,14 @@ export class AmqpChannel {
     this.sendConfirmedAcks();
   }
 
-  /**
-   * Settles one confirm tag for one of its queues. A nack goes out at once
-   * on its own, after the acks it follows; acks wait for
-   * sendConfirmedAcks(), so a batch of publishes landing together is
-   * answered with one `multiple` ack rather than one per message.
-   */
+  /** Settles one confirm tag for one of its queues (confirms.ts). */
   private settleConfirm(tag: number, ok: boolean): void {
-    if (this.closed) return;
-    const remaining = this.waitingConfirms.get(tag);
-    if (!ok) {
-      if (this.settledConfirms.has(tag) || tag <= this.confirmedUpTo) return;
-      this.sendConfirmedAcks();
-      this.waitingConfirms.delete(tag);
-      this.settledConfirms.set(tag, false);
-      this.send({
-        name: 'basic.nack',
-        deliveryTag: tag,
-        multiple: false,
-        requeue: false,
-      });
-    } else if (remaining !== undefined && remaining > 1) {
-      this.waitingConfirms.set(tag, remaining - 1);
-    } else if (!this.settledConfirms.has(tag)) {
-      this.waitingConfirms.delete(tag);
-      this.settledConfirms.set(tag, true);
-    }
+    if (!this.closed) this.confirms.settle(tag, ok);
   }
 
-  /** One `multiple` ack up to the highest tag below which every tag is settled. */
+  /** One `multiple` ack for the tags answered since the last one. */
   private sendConfirmedAcks(): void {
-    if (this.closed) return;
-    let lastAck = 0;
-    for (let next = this.confirmedUpTo + 1; this.settledConfirms.has(next); next++) {
-      if (this.settledConfirms.get(next) === true) lastAck = next;
-      this.settledConfirms.delete(next);
-      this.confirmedUpTo = next;
-    }
-    if (lastAck > 0)
-      this.send({ name: 'basic.ack', deliveryTag: lastAck, multiple: true });
+    if (!this.closed) this.confirms.sendAcks();
   }
 
   private returnUnroutable(incoming: Incoming, body: Buffer): void {

@@ -99,12 +99,13 @@ export interface ContentHeaderOptions {
 export function decodeContentHeader(
   payload: Buffer,
   options: ContentHeaderOptions = {},
+  start = 0,
+  end = payload.length,
 ): ContentHeader {
-  const at = { classId: options.classId, methodId: options.methodId };
-  const r = new Reader(payload);
+  const r = new Reader(payload, start, end);
   r.context = 'content header';
-  r.classId = at.classId ?? 0;
-  r.methodId = at.methodId ?? 0;
+  r.classId = options.classId ?? 0;
+  r.methodId = options.methodId ?? 0;
   const classId = r.u16('class-id');
   r.u16('weight'); // unused, 0 by the spec; RabbitMQ ignores it too
   r.need(8, 'body-size');
@@ -116,13 +117,13 @@ export function decodeContentHeader(
     throw new FrameError(
       `content header body-size ${payload.readBigUInt64BE(r.pos - 8)} ` +
         `exceeds ${Number.MAX_SAFE_INTEGER}`,
-      at,
+      methodOf(options),
     );
   }
   const limit = options.maxBodySize ?? Number.MAX_SAFE_INTEGER;
-  if (bodySize > limit) throw new BodyTooLargeError(bodySize, limit, at);
+  if (bodySize > limit) throw new BodyTooLargeError(bodySize, limit, methodOf(options));
   if (classId !== CLASS.basic) {
-    throw new NotImplementedError(`content header for class ${classId}`, at);
+    throw new NotImplementedError(`content header for class ${classId}`, methodOf(options));
   }
 
   const properties = readProperties(r);
@@ -130,6 +131,11 @@ export function decodeContentHeader(
     throw r.error(`${r.left} bytes left over after the properties`);
   }
   return { classId, bodySize, properties };
+}
+
+/** The method named in an error; made only when one is thrown. */
+function methodOf(options: ContentHeaderOptions) {
+  return { classId: options.classId, methodId: options.methodId };
 }
 
 /** Reads the flags words and the properties they announce. */

@@ -22,7 +22,11 @@ import {
   PROTOCOL_HEADER_0_9,
 } from './constants.js';
 import { ChunkQueue } from './chunk-queue.js';
-import { type ContentHeader, decodeContentHeader } from './content.js';
+import {
+  type ContentHeader,
+  type ContentHeaderOptions,
+  decodeContentHeader,
+} from './content.js';
 import {
   AmqpError,
   BodyTooLargeError,
@@ -105,6 +109,8 @@ export class AmqpFrameDecoder {
   /** Channels whose content is under way (phase other than 'idle'). */
   #contentActive = 0;
   readonly #closingChannels = new Set<number>();
+  /** decodeContentHeader's options, one object for every header. */
+  readonly #headerOptions: ContentHeaderOptions;
 
   constructor(options: FrameDecoderOptions = {}) {
     this.#from = options.from ?? 'client';
@@ -114,6 +120,7 @@ export class AmqpFrameDecoder {
         `maxBodySize must be a safe integer >= 0, got ${options.maxBodySize}`,
       );
     }
+    this.#headerOptions = { maxBodySize: this.#maxBodySize, classId: 0, methodId: 0 };
     this.#frameMax = INITIAL_FRAME_MAX;
     if (options.frameMax !== undefined) this.frameMax = options.frameMax;
     // A server speaks first only to refuse a header; we don't expect one.
@@ -246,11 +253,21 @@ export class AmqpFrameDecoder {
       );
     }
     this.#bytes.skip(FRAME_HEADER_SIZE);
-    const payload = this.#bytes.take(size);
+    // The payload is read where it lies, as buf[start, start + size): no
+    // view is made of a method or header frame, which is decoded at once.
+    let buf: Buffer;
+    let start = 0;
+    if (this.#bytes.contiguous(size)) {
+      buf = this.#bytes.first;
+      start = this.#bytes.head;
+      this.#bytes.skip(size);
+    } else {
+      buf = this.#bytes.take(size);
+    }
     this.#bytes.skip(1);
 
     try {
-      this.#dispatch(type, channel, payload, out);
+      this.#dispatch(type, channel, buf, start, start + size, out);
     } catch (err) {
       if (!(err instanceof AmqpError)) throw err;
       // Once closing, further faults are moot: the first one is reported.
@@ -265,25 +282,27 @@ export class AmqpFrameDecoder {
   #dispatch(
     type: number,
     channel: number,
-    payload: Buffer,
+    buf: Buffer,
+    start: number,
+    end: number,
     out: Inbound[],
   ): void {
     switch (type) {
       case FRAME_METHOD:
-        return this.#method(channel, payload, out);
+        return this.#method(channel, buf, start, end, out);
       case FRAME_HEADER:
-        return this.#header(channel, payload, out);
+        return this.#header(channel, buf, start, end, out);
       case FRAME_BODY:
-        return this.#body(channel, payload, out);
+        return this.#body(channel, viewOf(buf, start, end), out);
       case FRAME_HEARTBEAT:
         if (channel !== 0) {
           throw new UnexpectedFrameError(
             `heartbeat frame on channel ${channel}; heartbeats use channel 0`,
           );
         }
-        if (payload.length !== 0) {
+        if (end !== start) {
           throw new FrameError(
-            `heartbeat frame with a ${payload.length}-byte payload; ` +
+            `heartbeat frame with a ${end - start}-byte payload; ` +
               'heartbeats are empty',
           );
         }
@@ -296,7 +315,7 @@ export class AmqpFrameDecoder {
     }
   }
 
-  #method(channel: number, payload: Buffer, out: Inbound[]): void {
+  #method(channel: number, buf: Buffer, start: number, end: number, out: Inbound[]): void {
     const pending = this.#contentActive === 0 ? undefined : this.#pending(channel);
     if (pending !== undefined) {
       throw new UnexpectedFrameError(
@@ -306,7 +325,7 @@ export class AmqpFrameDecoder {
       );
     }
 
-    const method = decodeMethod(payload);
+    const method = decodeMethod(buf, start, end);
     const info = methodInfo(method.name);
     if (info.sender !== 'both' && info.sender !== this.#from) {
       throw new CommandInvalidError(
@@ -334,7 +353,7 @@ export class AmqpFrameDecoder {
     if (info.name === 'channel.close-ok') this.#closingChannels.delete(channel);
   }
 
-  #header(channel: number, payload: Buffer, out: Inbound[]): void {
+  #header(channel: number, buf: Buffer, start: number, end: number, out: Inbound[]): void {
     const pending = this.#pending(channel);
     if (pending === undefined || pending.phase !== 'header') {
       throw new UnexpectedFrameError(
@@ -346,7 +365,7 @@ export class AmqpFrameDecoder {
     }
     const { method } = pending;
     // A payload too short for a class id is decodeContentHeader's to refuse.
-    const classId = payload.length >= 2 ? payload.readUInt16BE(0) : undefined;
+    const classId = end - start >= 2 ? buf.readUInt16BE(start) : undefined;
     if (classId !== undefined && classId !== method.classId) {
       throw new UnexpectedFrameError(
         `content header for class ${classId} on channel ${channel}; ` +
@@ -357,11 +376,10 @@ export class AmqpFrameDecoder {
 
     let header: ContentHeader;
     try {
-      header = decodeContentHeader(payload, {
-        maxBodySize: this.#maxBodySize,
-        classId: method.classId,
-        methodId: method.methodId,
-      });
+      const options = this.#headerOptions;
+      options.classId = method.classId;
+      options.methodId = method.methodId;
+      header = decodeContentHeader(buf, options, start, end);
     } catch (err) {
       if (!(err instanceof BodyTooLargeError)) throw err;
       // A channel error: skip the body without keeping it.
@@ -465,4 +483,12 @@ export class AmqpFrameDecoder {
     this.#content.clear();
     this.#contentActive = 0;
   }
+}
+
+const NO_BYTES = Buffer.alloc(0);
+
+/** buf[start, end) as a Buffer: itself when that is all of it. */
+function viewOf(buf: Buffer, start: number, end: number): Buffer {
+  if (start === end) return NO_BYTES;
+  return start === 0 && end === buf.length ? buf : buf.subarray(start, end);
 }

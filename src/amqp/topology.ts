@@ -310,6 +310,9 @@ export class Topology {
 
   /** The queues a publish goes to; 404 for an exchange that is not there. */
   route(exchange: string, routingKey: string, headers: FieldTable): string[] {
+    // The default exchange, which always exists and is never internal,
+    // routes to the queue named by the key: no sets made for every publish.
+    if (exchange === '') return this.broker.hasQueue(routingKey) ? [routingKey] : [];
     const plain = headers.size === 0 ? undefined : plainTable(headers);
     const queues = this.run(() => this.table.route(exchange, routingKey, plain));
     // One array, not a spread and a filter: this runs for every publish.

@@ -17,6 +17,8 @@ export class Reader {
   readonly buf: Buffer;
   pos: number;
   end: number;
+  /** Where reading began: errors give offsets from here. */
+  readonly start: number;
   /** Prefix for error messages, e.g. "basic.publish". */
   context = '';
   classId = 0;
@@ -26,6 +28,7 @@ export class Reader {
     this.buf = buf;
     this.pos = pos;
     this.end = end;
+    this.start = pos;
   }
 
   get left(): number {
@@ -36,7 +39,7 @@ export class Reader {
   need(n: number, what: string): void {
     if (this.end - this.pos < n) {
       throw this.error(
-        `${what} needs ${n} bytes at offset ${this.pos}, ` +
+        `${what} needs ${n} bytes at offset ${this.pos - this.start}, ` +
           `${this.end - this.pos} left`,
       );
     }

@@ -20,6 +20,7 @@ import {
   UsherError,
 } from '../errors.js';
 import { QueueEngine, type Outcome } from '../engine/queue.js';
+import type { Newcomer } from '../engine/overflow.js';
 import {
   type DeathReason,
   type Delivery,
@@ -66,6 +67,7 @@ import {
   moveTo,
   readBack,
   retriedRecord,
+  ownsItsMemory,
   shorterTtl,
   view,
 } from './messages.js';
@@ -527,14 +529,19 @@ export class Broker implements BrokerApi {
     const now = this.clock();
 
     // Every message is checked before any id is remembered, so a refused
-    // batch leaves no trace and can be sent again whole.
-    inputs.forEach((input, index) => {
-      checkPublish(
-        input,
-        inputs.length > 1 ? `messages.${index}.` : '',
-        this.maxMessageBytes,
-      );
-    });
+    // batch leaves no trace and can be sent again whole. The field prefix
+    // of a batch ("messages.3.") is made only for a message that fails.
+    for (let index = 0; index < inputs.length; index++) {
+      try {
+        checkPublish(inputs[index], '', this.maxMessageBytes);
+      } catch (err) {
+        // The same check again, now naming the message: it throws alike.
+        if (inputs.length > 1) {
+          checkPublish(inputs[index], `messages.${index}.`, this.maxMessageBytes);
+        }
+        throw err;
+      }
+    }
 
     const plan = this.planPublish(engine, inputs, now, wholeBatch);
     const { answers, records, remember, batchRefusal } = plan;
@@ -554,10 +561,12 @@ export class Broker implements BrokerApi {
       return answers;
     }
 
-    const reservedBytes = records.reduce((sum, record) => sum + record.body.length, 0);
+    let reservedBytes = 0;
+    for (let i = 0; i < records.length; i++) reservedBytes += records[i].body.length;
     try {
       // A memory queue's messages are never logged: confirmed at once.
-      const toLog = [...displaced, ...(isLogged(engine) ? records : [])];
+      const newcomers = isLogged(engine) ? records : [];
+      const toLog = displaced.length === 0 ? newcomers : [...displaced, ...newcomers];
       if (toLog.length > 0) await this.store.append(toLog, { sync: needsSync(touched) });
     } catch (err) {
       for (const id of remember) engine.forgetId(id);
@@ -570,9 +579,16 @@ export class Broker implements BrokerApi {
     // its delete record came later in the log, so replay drops them too.
     if (this.engines.get(queue) !== engine) throw new QueueNotFoundError(queue);
     const landed = this.clock();
-    for (const record of records) {
-      const message = messageFrom(record);
-      engine.enqueue(message, landed, true);
+    const logged = isLogged(engine);
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i];
+      // The body may be a view of more (an AMQP socket chunk): one kept in
+      // memory gets bytes of its own, so it pins nothing else. A logged
+      // message kept on disk only is let go, so it needs no copy.
+      if (logged && !ownsItsMemory(record.body) && !engine.keepsCold(record, landed)) {
+        record.body = Buffer.from(record.body);
+      }
+      engine.enqueue(messageFrom(record), landed, true);
     }
     engine.totals.published += records.length;
     for (const other of touched) this.afterChange(other);
@@ -580,7 +596,11 @@ export class Broker implements BrokerApi {
     return answers;
   }
 
-  /** Decides each message's fate; changes nothing in a refused whole batch. */
+  /**
+   * Decides each message's fate; changes nothing in a refused whole batch.
+   * Plain loops and no per-message arrays beyond the answers and records:
+   * this runs for every message published.
+   */
   private planPublish(
     engine: QueueEngine,
     inputs: PublishInput[],
@@ -588,13 +608,17 @@ export class Broker implements BrokerApi {
     wholeBatch: boolean,
   ): PublishPlan {
     const answers: PublishAnswer[] = new Array<PublishAnswer>(inputs.length);
-    const ids: string[] = new Array<string>(inputs.length);
-    const candidates: number[] = [];
-    const seenInBatch = new Set<string>();
+    // Messages still in the running have no answer yet, only an id; the
+    // queue's limits then decide which of them are stored.
+    let candidates = 0;
+    let seenInBatch: Set<string> | null = null;
     let duplicates = 0;
+    let shed: LoadRefusalError | undefined;
+    const waiting = engine.counts.ready + engine.counts.delayed;
+    const ids = new Array<string>(inputs.length);
 
-    inputs.forEach((input, at) => {
-      const waiting = engine.counts.ready + engine.counts.delayed;
+    for (let at = 0; at < inputs.length; at++) {
+      const input = inputs[at];
       const refusal = this.admission?.refusal(
         input.priority ?? 0,
         engine.settings.sheddable,
@@ -602,50 +626,78 @@ export class Broker implements BrokerApi {
       );
       if (refusal) {
         answers[at] = refusal;
-        return;
+        shed ??= refusal;
+        continue;
       }
-      const id = input.id ?? randomId();
-      if (input.id !== undefined && (seenInBatch.has(id) || engine.isDuplicate(id, now))) {
-        duplicates++;
-        answers[at] = { id, duplicate: true };
-        return;
+      const given = input.id;
+      if (given !== undefined) {
+        if (seenInBatch?.has(given) || engine.isDuplicate(given, now)) {
+          duplicates++;
+          answers[at] = { id: given, duplicate: true };
+          continue;
+        }
+        if (engine.settings.dedupWindowMs > 0) (seenInBatch ??= new Set()).add(given);
       }
-      if (input.id !== undefined && engine.settings.dedupWindowMs > 0) seenInBatch.add(id);
-      ids[at] = id;
-      candidates.push(at);
-    });
+      ids[at] = given ?? randomId();
+      candidates++;
+    }
 
     // Refused whole before the limits reserve room or displace anything.
-    const shed = answers.find((answer) => answer instanceof LoadRefusalError);
     if (wholeBatch && shed !== undefined) throw shed;
 
-    const newcomers = candidates.map((at) => ({
-      priority: inputs[at].priority ?? 0,
-      bytes: inputs[at].body.length,
-    }));
-    const limits = engine.admit(newcomers, wholeBatch);
+    const limits = this.admitNewcomers(engine, inputs, answers, candidates, wholeBatch);
     const records: PublishedRecord[] = [];
     const remember: string[] = [];
     const refused: Message[] = [];
     const { maxLength, maxBytes, overflow, messageTtlMs } = engine.settings;
-    candidates.forEach((at, k) => {
-      const limit = limits[k];
+    for (let at = 0, k = 0; at < inputs.length; at++) {
+      if (answers[at] !== undefined) continue;
+      const limit = limits === null ? null : limits[k++];
       if (limit !== null) {
         const value = limit === 'max-length' ? maxLength : maxBytes;
         answers[at] = new QueueFullError(engine.name, limit, value ?? 0);
         if (overflow === 'reject-publish-dlx') {
           refused.push(refusedMessage(inputs[at], ids[at], now, messageTtlMs));
         }
-        return;
+        continue;
       }
       answers[at] = { id: ids[at], duplicate: false };
       if (inputs[at].id !== undefined) remember.push(ids[at]);
       records.push(this.publishedRecord(engine, inputs[at], ids[at], now));
-    });
+    }
 
-    const refusal = answers.find((answer) => answer instanceof LoadRefusalError);
-    const batchRefusal = wholeBatch ? refusal : undefined;
+    const batchRefusal = wholeBatch
+      ? answers.find((answer) => answer instanceof LoadRefusalError)
+      : undefined;
     return { answers, records, remember, duplicates, refused, batchRefusal };
+  }
+
+  /**
+   * The queue's limits for the messages still without an answer, in
+   * order: null for each admitted, or null for all when the queue admits
+   * everyone (no limits, or drop-oldest), without a newcomer list.
+   */
+  private admitNewcomers(
+    engine: QueueEngine,
+    inputs: PublishInput[],
+    answers: PublishAnswer[],
+    candidates: number,
+    wholeBatch: boolean,
+  ): ReturnType<QueueEngine['admit']> | null {
+    if (engine.admitsAll()) {
+      let bytes = 0;
+      for (let at = 0; at < inputs.length; at++) {
+        if (answers[at] === undefined) bytes += inputs[at].body.length;
+      }
+      engine.reserve(candidates, bytes);
+      return null;
+    }
+    const newcomers: Newcomer[] = [];
+    for (let at = 0; at < inputs.length; at++) {
+      if (answers[at] !== undefined) continue;
+      newcomers.push({ priority: inputs[at].priority ?? 0, bytes: inputs[at].body.length });
+    }
+    return engine.admit(newcomers, wholeBatch);
   }
 
   private publishedRecord(

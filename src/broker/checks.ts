@@ -115,7 +115,9 @@ export function checkHeaders(headers: Record<string, string>, field: string): vo
   if (count > MAX_HEADERS) {
     throw new InvalidArgumentError(field, `at most ${MAX_HEADERS} headers, got ${count}`);
   }
-  let bytes = 0;
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: under that bound the
+  // exact size is not needed, which spares two native calls per header.
+  let mostBytes = 0;
   for (const key in headers) {
     if (!Object.hasOwn(headers, key)) continue;
     const value = headers[key];
@@ -125,7 +127,13 @@ export function checkHeaders(headers: Record<string, string>, field: string): vo
         `header "${key}" must be a string`,
       );
     }
-    bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
+    mostBytes += 3 * (key.length + value.length);
+  }
+  if (mostBytes <= MAX_HEADER_BYTES) return;
+  let bytes = 0;
+  for (const key in headers) {
+    if (!Object.hasOwn(headers, key)) continue;
+    bytes += Buffer.byteLength(key) + Buffer.byteLength(headers[key]);
   }
   if (bytes > MAX_HEADER_BYTES) {
     throw new InvalidArgumentError(

@@ -30,6 +30,11 @@ export function shorterTtl(
   return queueTtlMs === null ? messageTtlMs : Math.min(messageTtlMs, queueTtlMs);
 }
 
+/** True when `bytes` is the whole of its memory, so keeping it keeps nothing more. */
+export function ownsItsMemory(bytes: Buffer): boolean {
+  return bytes.byteOffset === 0 && bytes.length === bytes.buffer.byteLength;
+}
+
 export function declared(name: string, settings: QueueSettings): LogRecord {
   return { type: 'queue-declared', name, settings: { ...settings } };
 }

@@ -35,7 +35,12 @@ export class ColdTier {
    * the cold messages of its priority, and either some wait there already
    * (order within a priority) or the hot window is full.
    */
-  keeps(message: Message, now: number, hotReady: number, hotWaitingBytes: number): boolean {
+  keeps(
+    message: Pick<Message, 'availableAt' | 'priority' | 'seq'>,
+    now: number,
+    hotReady: number,
+    hotWaitingBytes: number,
+  ): boolean {
     const backlog = this.backlog;
     return message.availableAt <= now &&
       backlog.accepts(message.priority, message.seq) &&

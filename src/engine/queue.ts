@@ -286,6 +286,20 @@ export class QueueEngine {
     return plan.refusals;
   }
 
+  /**
+   * Whether admit() would admit any newcomers and displace nobody: the
+   * queue has no limits, or trims its oldest (drop-oldest) on enqueue.
+   */
+  admitsAll(): boolean {
+    return !hasLimits(this.current) || this.current.overflow === 'drop-oldest';
+  }
+
+  /** admit() for a queue that admitsAll(): reserves room for them all. */
+  reserve(count: number, bytes: number): void {
+    this.reserved.count += count;
+    this.reserved.bytes += bytes;
+  }
+
   /** Frees room reserved by admit(), once those publishes landed or failed. */
   settleReservation(count: number, bytes: number): void {
     this.reserved.count = Math.max(0, this.reserved.count - count);
@@ -344,18 +358,27 @@ export class QueueEngine {
    * back gives that record.
    */
   enqueue(message: Message, now: number, published = false): void {
-    const cold = this.cold;
-    if (published && cold !== null && cold.keeps(
-      message,
-      now,
-      this.counts.ready - cold.backlog.count,
-      this.waiting.bytes - cold.backlog.bytes,
-    )) {
+    if (published && this.keepsCold(message, now)) {
       this.addCold(message.priority, message.seq, message.body.length);
     } else {
       this.enqueueHot(message, now);
     }
     if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
+  }
+
+  /**
+   * Whether enqueue(message, now, true) would keep a new publish on disk
+   * only, its body let go: the broker copies the body of one kept in
+   * memory, and only then.
+   */
+  keepsCold(message: Pick<Message, 'availableAt' | 'priority' | 'seq'>, now: number): boolean {
+    const cold = this.cold;
+    return cold !== null && cold.keeps(
+      message,
+      now,
+      this.counts.ready - cold.backlog.count,
+      this.waiting.bytes - cold.backlog.bytes,
+    );
   }
 
   /** Adds a replayed message straight to the cold backlog; false if it may not go there. */

@@ -67,55 +67,100 @@ const U8 = 1;
  * MessageTooLargeError if the payload would exceed MAX_RECORD_BYTES.
  */
 export function encodeRecord(record: LogRecord): Buffer {
+  const size = frameBytes(record);
+  const buf = Buffer.allocUnsafe(size);
+  writeFrame(record, buf, 0, size);
+  return buf;
+}
+
+/**
+ * Bytes of `record`'s frame, header included. Throws MessageTooLargeError
+ * if the payload would exceed MAX_RECORD_BYTES. With writeFrame, lets the
+ * log store put many frames into one buffer of its own.
+ */
+export function frameBytes(record: LogRecord): number {
+  const payloadBytes = payloadBytesOf(record);
+  if (payloadBytes > MAX_RECORD_BYTES) {
+    throw new MessageTooLargeError(payloadBytes, MAX_RECORD_BYTES);
+  }
+  return FRAME_HEADER_BYTES + payloadBytes;
+}
+
+/**
+ * Writes `record`'s frame into buf[start, start + size), where `size` is
+ * what frameBytes(record) returned.
+ */
+export function writeFrame(record: LogRecord, buf: Buffer, start: number, size: number): void {
+  writePayload(record, buf, start + FRAME_HEADER_BYTES);
+  sealFrame(buf, start, size);
+}
+
+function payloadBytesOf(record: LogRecord): number {
   switch (record.type) {
     case 'published':
-      return encodePublished(record);
+      return publishedBytes(record);
     case 'moved':
-      return encodeMoved(record);
+      return (
+        U8 +
+        F64 +
+        stringBytes(record.queue) +
+        headersBytes(record.headers) +
+        2 * F64 +
+        U8 +
+        (record.expiresAt === null ? 0 : F64)
+      );
+    case 'settled':
+      return U8 + U32 + record.seqs.length * F64;
+    case 'retried':
+      return U8 + 3 * F64;
+    case 'queue-declared':
+      return U8 + stringBytes(record.name) + stringBytes(JSON.stringify(record.settings));
+    case 'queue-deleted':
+      return U8 + stringBytes(record.name);
+  }
+}
+
+function writePayload(record: LogRecord, buf: Buffer, start: number): void {
+  switch (record.type) {
+    case 'published':
+      writePublished(record, buf, start);
+      return;
+    case 'moved':
+      writeMoved(record, buf, start);
+      return;
     case 'settled': {
       const seqs = record.seqs;
-      const buf = allocFrame(U8 + U32 + seqs.length * F64);
-      let off = buf.writeUInt8(RecordType.Settled, FRAME_HEADER_BYTES);
+      let off = buf.writeUInt8(RecordType.Settled, start);
       off = buf.writeUInt32LE(seqs.length, off);
       for (let i = 0; i < seqs.length; i++) {
         off = buf.writeDoubleLE(seqs[i], off);
       }
-      return sealFrame(buf);
+      return;
     }
     case 'retried': {
-      const buf = allocFrame(U8 + 3 * F64);
-      let off = buf.writeUInt8(RecordType.Retried, FRAME_HEADER_BYTES);
+      let off = buf.writeUInt8(RecordType.Retried, start);
       off = buf.writeDoubleLE(record.seq, off);
       off = buf.writeDoubleLE(record.failures, off);
       buf.writeDoubleLE(record.availableAt, off);
-      return sealFrame(buf);
+      return;
     }
     case 'queue-declared': {
-      const settings = JSON.stringify(record.settings);
-      const buf = allocFrame(
-        U8 + stringBytes(record.name) + stringBytes(settings),
-      );
-      let off = buf.writeUInt8(RecordType.QueueDeclared, FRAME_HEADER_BYTES);
-      off = putString(buf, off, record.name);
-      putString(buf, off, settings);
-      return sealFrame(buf);
+      const off = buf.writeUInt8(RecordType.QueueDeclared, start);
+      putString(buf, putString(buf, off, record.name), JSON.stringify(record.settings));
+      return;
     }
-    case 'queue-deleted': {
-      const buf = allocFrame(U8 + stringBytes(record.name));
-      const off = buf.writeUInt8(RecordType.QueueDeleted, FRAME_HEADER_BYTES);
-      putString(buf, off, record.name);
-      return sealFrame(buf);
-    }
+    case 'queue-deleted':
+      putString(buf, buf.writeUInt8(RecordType.QueueDeleted, start), record.name);
+      return;
   }
 }
 
 // The hot path: ticket events are ~460-byte `published` records. Sizes are
-// measured first so the whole frame is one allocation, then written in
-// place; the body is the only copy of message data we make.
-function encodePublished(record: PublishedRecord): Buffer {
+// measured first so the frame is written in place in one pass; the body
+// is the only copy of message data we make.
+function publishedBytes(record: PublishedRecord): number {
   const group = record.group;
-  const expiresAt = record.expiresAt;
-  const payloadBytes =
+  return (
     U8 +
     F64 +
     stringBytes(record.queue) +
@@ -126,13 +171,16 @@ function encodePublished(record: PublishedRecord): Buffer {
     headersBytes(record.headers) +
     2 * F64 +
     U8 +
-    (expiresAt === null ? 0 : F64) +
+    (record.expiresAt === null ? 0 : F64) +
     F64 +
     U32 +
-    record.body.length;
-  const buf = allocFrame(payloadBytes);
+    record.body.length
+  );
+}
 
-  let off = buf.writeUInt8(RecordType.Published, FRAME_HEADER_BYTES);
+function writePublished(record: PublishedRecord, buf: Buffer, start: number): void {
+  const group = record.group;
+  let off = buf.writeUInt8(RecordType.Published, start);
   off = buf.writeDoubleLE(record.seq, off);
   off = putString(buf, off, record.queue);
   off = putString(buf, off, record.id);
@@ -146,54 +194,49 @@ function encodePublished(record: PublishedRecord): Buffer {
   off = putHeaders(buf, off, record.headers);
   off = buf.writeDoubleLE(record.publishedAt, off);
   off = buf.writeDoubleLE(record.availableAt, off);
-  off = putNullableNumber(buf, off, expiresAt);
+  off = putNullableNumber(buf, off, record.expiresAt);
   off = buf.writeDoubleLE(record.failures, off);
   off = buf.writeUInt32LE(record.body.length, off);
   record.body.copy(buf, off);
-
-  return sealFrame(buf);
 }
 
-function encodeMoved(record: MovedRecord): Buffer {
-  const payloadBytes =
-    U8 +
-    F64 +
-    stringBytes(record.queue) +
-    headersBytes(record.headers) +
-    2 * F64 +
-    U8 +
-    (record.expiresAt === null ? 0 : F64);
-  const buf = allocFrame(payloadBytes);
-
-  let off = buf.writeUInt8(RecordType.Moved, FRAME_HEADER_BYTES);
+function writeMoved(record: MovedRecord, buf: Buffer, start: number): void {
+  let off = buf.writeUInt8(RecordType.Moved, start);
   off = buf.writeDoubleLE(record.seq, off);
   off = putString(buf, off, record.queue);
   off = putHeaders(buf, off, record.headers);
   off = buf.writeDoubleLE(record.failures, off);
   off = buf.writeDoubleLE(record.availableAt, off);
   putNullableNumber(buf, off, record.expiresAt);
-
-  return sealFrame(buf);
 }
 
-function allocFrame(payloadBytes: number): Buffer {
-  if (payloadBytes > MAX_RECORD_BYTES) {
-    throw new MessageTooLargeError(payloadBytes, MAX_RECORD_BYTES);
-  }
-  const buf = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payloadBytes);
-  buf.writeUInt32LE(payloadBytes, 0);
-  return buf;
-}
-
-// Fills in the checksum once the payload is written.
-function sealFrame(buf: Buffer): Buffer {
-  const payload = buf.subarray(FRAME_HEADER_BYTES);
-  buf.writeUInt32LE(crc32c(payload), 4);
-  return buf;
+// The length, then the checksum once the payload is written.
+function sealFrame(buf: Buffer, start: number, size: number): void {
+  const payloadBytes = size - FRAME_HEADER_BYTES;
+  buf.writeUInt32LE(payloadBytes, start);
+  // A plain Uint8Array view: cheaper to make than Buffer's subarray.
+  const from = buf.byteOffset + start + FRAME_HEADER_BYTES;
+  const payload = new Uint8Array(buf.buffer, from, payloadBytes);
+  buf.writeUInt32LE(crc32c(payload), start + 4);
 }
 
 function stringBytes(value: string): number {
-  return U32 + Buffer.byteLength(value, 'utf8');
+  return U32 + (isShortAscii(value) ? value.length : Buffer.byteLength(value, 'utf8'));
+}
+
+// Most strings in a record are short and ASCII: queue names, ids, header
+// names and values. Copied a char at a time in JS they skip Buffer's
+// native write and byteLength, which cost more than the copy at this size
+// (each crosses into C++ and checks its arguments there).
+const SHORT_STRING = 64;
+
+function isShortAscii(value: string): boolean {
+  const length = value.length;
+  if (length > SHORT_STRING) return false;
+  for (let i = 0; i < length; i++) {
+    if (value.charCodeAt(i) >= 0x80) return false;
+  }
+  return true;
 }
 
 function headersBytes(headers: Record<string, string>): number {
@@ -207,6 +250,12 @@ function headersBytes(headers: Record<string, string>): number {
 // Writes the UTF-8 bytes first and the length prefix after, so each string
 // is measured once for sizing and once here, never converted twice.
 function putString(buf: Buffer, off: number, value: string): number {
+  if (isShortAscii(value)) {
+    const at = off + U32;
+    for (let i = 0; i < value.length; i++) buf[at + i] = value.charCodeAt(i);
+    buf.writeUInt32LE(value.length, off);
+    return at + value.length;
+  }
   const written = buf.write(value, off + U32, 'utf8');
   buf.writeUInt32LE(written, off);
   return off + U32 + written;

@@ -5,6 +5,7 @@
 
 import { mkdir, unlink } from 'node:fs/promises';
 import { StoreUnavailableError, UsherError } from '../errors.js';
+import { Batch } from './batch.js';
 import { encodeRecord } from './codec.js';
 import { FrameReader } from './frame-reader.js';
 import { type StoreIo, nodeIo } from './io.js';
@@ -91,37 +92,6 @@ const COMPACTION_MAX_BYTES = 8 * 1024 * 1024;
 
 interface ActiveSegment extends SegmentState {
   fd: number;
-}
-
-// Records gathered while the previous batch is being written. Every append
-// that joins shares one promise, made when the first one joins.
-class Batch {
-  readonly frames: Buffer[] = [];
-  readonly records: LogRecord[] = [];
-  bytes = 0;
-  /** Some append in the batch wants it on disk, not only in the OS. */
-  sync = false;
-  /** Compaction copies in this batch. */
-  copies = 0;
-  #promise: Promise<void> | undefined;
-  #resolve: () => void = noop;
-  #reject: (err: Error) => void = noop;
-
-  get promise(): Promise<void> {
-    this.#promise ??= new Promise<void>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
-    return this.#promise;
-  }
-
-  resolve(): void {
-    this.#resolve();
-  }
-
-  reject(err: Error): void {
-    this.#reject(err);
-  }
 }
 
 export class LogStore {
@@ -334,26 +304,11 @@ export class LogStore {
     };
   }
 
-  // Encodes every record first, so one that cannot be encoded (too large)
-  // throws here and nothing of its call joins the batch.
+  // Encodes every record first (Batch.add), so one that cannot be encoded
+  // (too large) throws here and nothing of its call joins the batch.
   #gather(records: readonly LogRecord[], copies: number, sync: boolean): Promise<void> {
-    const frames = records.map(encodeRecord);
-    // A published body is the frame's tail. The record takes that copy in
-    // place of the caller's buffer, which may be a view of a whole socket
-    // chunk: what the caller keeps from the record then pins nothing else.
-    for (let i = 0; i < records.length; i++) {
-      const record = records[i];
-      if (record.type === 'published') {
-        record.body = frames[i].subarray(frames[i].length - record.body.length);
-      }
-    }
-
     const batch = this.#gathering;
-    for (let i = 0; i < frames.length; i++) {
-      batch.frames.push(frames[i]);
-      batch.records.push(records[i]);
-      batch.bytes += frames[i].length;
-    }
+    batch.add(records);
     batch.copies += copies;
     batch.sync ||= sync;
     this.#kick();
@@ -374,7 +329,7 @@ export class LogStore {
   async #writeLoop(): Promise<void> {
     try {
       while (
-        this.#gathering.frames.length > 0 &&
+        !this.#gathering.isEmpty &&
         this.#failure === undefined
       ) {
         const batch = this.#gathering;
@@ -391,7 +346,7 @@ export class LogStore {
       );
     }
 
-    if (this.#failure !== undefined && this.#gathering.frames.length > 0) {
+    if (this.#failure !== undefined && !this.#gathering.isEmpty) {
       const batch = this.#gathering;
       this.#gathering = new Batch();
       batch.reject(this.#failure);
@@ -406,7 +361,7 @@ export class LogStore {
     const segment = this.#active;
     const position = segment.size;
     try {
-      const written = await this.#io.writev(segment.fd, batch.frames, position);
+      const written = await this.#io.writev(segment.fd, batch.buffers(), position);
       if (written !== batch.bytes) {
         throw new Error(`short write: ${written} of ${batch.bytes} bytes`);
       }
@@ -428,8 +383,8 @@ export class LogStore {
     this.#batches++;
     let offset = position;
     for (let i = 0; i < batch.records.length; i++) {
-      this.#ledger.apply(batch.records[i], segment, batch.frames[i].length, offset);
-      offset += batch.frames[i].length;
+      this.#ledger.apply(batch.records[i], segment, batch.frameBytes[i], offset);
+      offset += batch.frameBytes[i];
     }
     if (batch.copies > 0) {
       this.#compactedMessages += batch.copies;

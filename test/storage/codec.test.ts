@@ -358,3 +358,33 @@ test('payloadFits refuses a payload whose fields do not end at its end', () => {
   settled.writeUInt32LE(3, 1);
   assert.equal(payloadFits(settled, work), false);
 });
+
+test('strings round-trip on both sides of the short-ASCII fast path', () => {
+  // Strings of up to 64 ASCII chars are copied in JS, others by Buffer:
+  // lengths around that bound, with a non-ASCII char first, last or nowhere.
+  for (const length of [0, 1, 2, 63, 64, 65, 200]) {
+    for (const odd of ['', 'é', '€', '😀']) {
+      for (const place of ['start', 'end']) {
+        const ascii = 'q'.repeat(Math.max(0, length - odd.length));
+        const value = place === 'start' ? odd + ascii : ascii + odd;
+        const original: LogRecord = {
+          type: 'published',
+          seq: length,
+          queue: value,
+          id: value,
+          priority: 0,
+          group: value,
+          headers: { [value]: value, plain: value },
+          publishedAt: 1,
+          availableAt: 2,
+          expiresAt: null,
+          failures: 0,
+          body: Buffer.from(value),
+        };
+        const result = decodeFrame(encodeRecord(original));
+        assert.equal(result.kind, 'record', `${length} ${JSON.stringify(odd)} ${place}`);
+        assert.deepEqual(result.kind === 'record' && result.record, original);
+      }
+    }
+  }
+});

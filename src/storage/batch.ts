@@ -1,0 +1,106 @@
+// One group commit of the log store (log-store.ts): the records gathered
+// while the previous batch is being written, and the promise every append
+// that joins shares.
+//
+// Records are encoded straight into buffers of the batch's own, CHUNK_BYTES
+// each (or one record's size, when larger): the write gets a few large
+// pieces instead of a buffer per record, and no frame is allocated on its
+// own. Nothing outside keeps a view of these buffers: a body kept in memory
+// is the caller's, or a copy of its own (broker.ts), so a batch's memory
+// goes once it has been written.
+
+import { frameBytes, writeFrame } from './codec.js';
+import type { LogRecord } from './records.js';
+
+// Under glibc's mmap threshold (128 KiB): a chunk comes from the heap and
+// reuses its pages, rather than being mapped and zero-filled afresh.
+const CHUNK_BYTES = 64 * 1024;
+
+export class Batch {
+  readonly records: LogRecord[] = [];
+  /** Frame bytes of each record, in order. */
+  readonly frameBytes: number[] = [];
+  /** Bytes of all the frames. */
+  bytes = 0;
+  /** Some append in the batch wants it on disk, not only in the OS. */
+  sync = false;
+  /** Compaction copies in this batch. */
+  copies = 0;
+
+  /** Filled parts of chunks, in log order. */
+  readonly #pieces: Buffer[] = [];
+  #chunk: Buffer | null = null;
+  /** Where the unsealed piece of #chunk starts, and its first free byte. */
+  #pieceStart = 0;
+  #at = 0;
+
+  #promise: Promise<void> | undefined;
+  #resolve: () => void = noop;
+  #reject: (err: Error) => void = noop;
+
+  get isEmpty(): boolean {
+    return this.records.length === 0;
+  }
+
+  get promise(): Promise<void> {
+    this.#promise ??= new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    return this.#promise;
+  }
+
+  /**
+   * Encodes `records` into the batch, in order. Every record is measured
+   * first, so one that cannot be encoded (too large) throws here and
+   * nothing of the call joins the batch.
+   */
+  add(records: readonly LogRecord[]): void {
+    const sizes = new Array<number>(records.length);
+    for (let i = 0; i < records.length; i++) sizes[i] = frameBytes(records[i]);
+
+    for (let i = 0; i < records.length; i++) {
+      const size = sizes[i];
+      const chunk = this.#room(size);
+      writeFrame(records[i], chunk, this.#at, size);
+      this.#at += size;
+      this.records.push(records[i]);
+      this.frameBytes.push(size);
+      this.bytes += size;
+    }
+  }
+
+  /** The frames as a few buffers, for one writev; call once, when full. */
+  buffers(): Buffer[] {
+    this.#seal();
+    this.#chunk = null;
+    return this.#pieces;
+  }
+
+  resolve(): void {
+    this.#resolve();
+  }
+
+  reject(err: Error): void {
+    this.#reject(err);
+  }
+
+  /** A chunk with `size` bytes free at #at. */
+  #room(size: number): Buffer {
+    if (this.#chunk !== null && this.#chunk.length - this.#at >= size) return this.#chunk;
+    this.#seal();
+    this.#chunk = Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, size));
+    this.#pieceStart = 0;
+    this.#at = 0;
+    return this.#chunk;
+  }
+
+  #seal(): void {
+    if (this.#chunk !== null && this.#at > this.#pieceStart) {
+      this.#pieces.push(this.#chunk.subarray(this.#pieceStart, this.#at));
+    }
+    this.#pieceStart = this.#at;
+  }
+}
+
+function noop(): void {}
