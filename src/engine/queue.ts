@@ -10,8 +10,11 @@
 // ready groups take turns (README, "Semantics in brief").
 
 import { backoffDelay } from './backoff.js';
-import { ColdTier, type PageIn } from './cold-tier.js';
+import type { ColdDeque } from './cold-backlog.js';
+import type { ColdRow } from './cold-rows.js';
+import { ColdTier, type ColdLeft, type PageIn } from './cold-tier.js';
 import { DedupWindow } from './dedup.js';
+import { FifoGroups, type Group } from './fifo-groups.js';
 import { Heap } from './heap.js';
 import {
   WaitingIndex,
@@ -49,12 +52,12 @@ export interface EngineOptions {
   receiptBase?: number;
   /**
    * Reads messages back from the log by seq (undefined for one that cannot
-   * be read). Given, a durable best-effort queue keeps only a window of
-   * its ready messages in memory and the rest as a cold backlog (see
-   * cold-backlog.ts); without it every message stays in memory.
+   * be read). Given, a durable queue keeps only a window of its waiting
+   * messages in memory and the rest cold (see cold-tier.ts); without it
+   * every message stays in memory.
    */
   pageIn?: PageIn;
-  /** Ready messages kept in memory before new ones go cold (HOT_READY_LIMIT). */
+  /** Waiting messages kept in memory before more go cold (HOT_READY_LIMIT). */
   hotReadyLimit?: number;
   /** Body bytes of waiting messages kept in memory before new ones go
    * cold (HOT_WAITING_BYTES). */
@@ -63,29 +66,18 @@ export interface EngineOptions {
 
 export { HOT_READY_LIMIT, HOT_WAITING_BYTES, PAGE_IN_BATCH, type PageIn } from './cold-tier.js';
 
-// Cold messages were ready when they went cold and stay ready, as hot ready
-// ones do, even if the clock has jumped back since: page-ins pass this as
-// the time.
-const READY_ANYWAY = Number.POSITIVE_INFINITY;
-
-interface Group {
-  readonly key: string;
-  readonly waiting: Heap<Message>;
-  inFlight: number;
-  inRing: boolean;
-}
-
-const bySeq = (a: Message, b: Message) => a.seq < b.seq;
 const byPriorityThenSeq = (a: Message, b: Message) =>
   a.priority !== b.priority ? a.priority > b.priority : a.seq < b.seq;
-const byTime = (a: TimedEntry, b: TimedEntry) => a.at < b.at;
+// Equal times go by seq, so that delays ending together release in the
+// same order whether their messages are in memory or cold.
+const byTime = (a: TimedEntry, b: TimedEntry) =>
+  a.at !== b.at ? a.at < b.at : a.message.seq < b.message.seq;
 const placeMessage = (message: Message, index: number) => {
   (message.slots as Slots).heap = index;
 };
 const placeEntry = (entry: TimedEntry, index: number) => {
   entry.index = index;
 };
-const DEFAULT_GROUP = '';
 
 export class QueueEngine {
   readonly name: string;
@@ -94,11 +86,9 @@ export class QueueEngine {
   private readonly messages = new Map<number, Message>();
   private readonly leases = new Map<string, Message>();
 
-  // Best-effort ready messages; FIFO queues use `groups` and `ring`.
+  // Best-effort ready messages; FIFO queues use `groups` (fifo-groups.ts).
   private readonly ready = new Heap<Message>(byPriorityThenSeq, placeMessage);
-  private readonly groups = new Map<string, Group>();
-  private readonly ring: Group[] = [];
-  private ringHead = 0;
+  private readonly groups = new FifoGroups();
 
   private readonly delayed = new Heap<TimedEntry>(byTime, placeEntry);
   private readonly leaseDeadlines = new Heap<TimedEntry>(byTime, placeEntry);
@@ -135,8 +125,8 @@ export class QueueEngine {
 
   private outbox: Outcome[] = [];
 
-  // Ready messages whose bodies stay on disk; null while this queue keeps
-  // everything in memory (coldAllowed says when).
+  // Waiting messages whose bodies stay on disk; null while this queue
+  // keeps everything in memory (coldAllowed says when).
   private cold: ColdTier | null = null;
   private readonly options: EngineOptions;
 
@@ -157,15 +147,17 @@ export class QueueEngine {
   }
 
   /**
-   * Which queues may keep messages cold. FIFO queues deliver by group and
-   * memory queues have no log to read back from; the reject-lowest-priority
-   * policy walks its victims as objects (overflow.ts). These stay wholly in
-   * memory, bounded by their limits and the admission memory budget.
-   * TODO(#3): cold FIFO groups, cold reject-lowest-priority victims.
+   * Which queues may keep messages cold: those with a log to read them
+   * back from. A memory queue's bodies exist nowhere else, and they are
+   * most of its memory: a compact index beside them would save little.
+   * The reject-lowest-priority policy walks its victims as objects
+   * (overflow.ts), so it stays in memory too, bounded by its maxLength or
+   * maxBytes (which it needs) and the admission memory budget.
+   * TODO(#3): cold reject-lowest-priority victims (by priority, oldest
+   * first: the per-priority deques already hold that order).
    */
   private coldAllowed(settings: QueueSettings): boolean {
-    return !settings.fifo && settings.durability !== 'memory' &&
-      !needsPriorityIndex(settings);
+    return settings.durability !== 'memory' && !needsPriorityIndex(settings);
   }
 
   get settings(): QueueSettings {
@@ -176,10 +168,12 @@ export class QueueEngine {
   set settings(next: QueueSettings) {
     const rebuild = needsPriorityIndex(next) !== needsPriorityIndex(this.current);
     // A queue that may no longer keep messages cold takes them all in
-    // first: one read per PAGE_IN_BATCH messages, however many there are.
+    // first (one read each: only a change to reject-lowest-priority does
+    // this, and that policy bounds the queue).
     if (this.cold !== null && !this.coldAllowed(next)) {
-      for (let p = this.cold.backlog.highest(); p >= 0; p = this.cold.backlog.highest()) {
-        this.pageIn(p);
+      for (const seq of this.cold.seqs(this.current.fifo)) {
+        const message = this.takeCold(seq);
+        if (message !== undefined) this.enqueueHot(message, message.state === 'delayed');
       }
       this.cold = null;
     }
@@ -193,9 +187,9 @@ export class QueueEngine {
     return this.messages.size + this.coldCount;
   }
 
-  /** Ready messages kept on disk only. */
+  /** Waiting messages kept on disk only. */
   get coldCount(): number {
-    return this.cold?.backlog.count ?? 0;
+    return this.cold?.count ?? 0;
   }
 
   /** Cold messages that could not be read back; they return at restart. */
@@ -204,7 +198,7 @@ export class QueueEngine {
   }
 
   has(seq: number): boolean {
-    return this.messages.has(seq) || (this.cold?.backlog.has(seq) ?? false);
+    return this.messages.has(seq) || (this.cold?.has(seq) ?? false);
   }
 
   /** A message in memory; cold ones are not (see find). */
@@ -223,7 +217,7 @@ export class QueueEngine {
    */
   *values(): Generator<Message> {
     yield* this.messages.values();
-    if (this.cold !== null) yield* this.cold.values();
+    if (this.cold !== null) yield* this.cold.values(this.current.fifo);
   }
 
   /** `limit` messages from `offset` in the order of values(), reading only those. */
@@ -237,13 +231,13 @@ export class QueueEngine {
     }
     if (this.cold === null || listed.length >= limit) return listed;
     const from = Math.max(0, offset - this.messages.size);
-    return listed.concat(this.cold.list(from, limit - listed.length));
+    return listed.concat(this.cold.list(from, limit - listed.length, this.current.fifo));
   }
 
   /** Seqs of every message, cold ones included. */
   allSeqs(): number[] {
     const seqs = [...this.messages.keys()];
-    for (const seq of this.cold?.backlog.seqs() ?? []) seqs.push(seq);
+    for (const seq of this.cold?.seqs(this.current.fifo) ?? []) seqs.push(seq);
     return seqs;
   }
 
@@ -320,13 +314,13 @@ export class QueueEngine {
         break;
       }
     }
-    const cold = this.cold?.backlog.oldest();
-    if (cold === undefined || (hot !== undefined && hot.seq < cold.seq)) return hot;
+    const cold = this.cold?.oldestSeq();
+    if (cold === undefined || (hot !== undefined && hot.seq < cold)) return hot;
 
     // The oldest is cold: take it in, then let it go as a hot one would.
-    const taken = this.takeCold(cold.seq);
+    const taken = this.takeCold(cold);
     if (taken === undefined) return this.oldestWaiting();
-    this.enqueueHot(taken, READY_ANYWAY);
+    this.enqueueHot(taken, taken.state === 'delayed', false);
     return taken;
   }
 
@@ -339,47 +333,100 @@ export class QueueEngine {
 
   /**
    * Adds a message that is already durable. It must be a fresh object.
-   * `published` marks a message as its `published` record has it on disk
-   * (a new publish): only such a one may be kept cold, since reading it
-   * back gives that record.
+   * `onDisk` says its latest `published` record has its state but for
+   * attempts and due time (a new publish, a replayed one): only such a
+   * message may go cold, since reading it back gives that record.
    */
-  enqueue(message: Message, now: number, published = false): void {
-    const cold = this.cold;
-    if (published && cold !== null && cold.keeps(
-      message,
-      now,
-      this.counts.ready - cold.backlog.count,
-      this.waiting.bytes - cold.backlog.bytes,
-    )) {
-      this.addCold(message.priority, message.seq, message.body.length);
-    } else {
-      this.enqueueHot(message, now);
-    }
+  enqueue(message: Message, now: number, onDisk = false): void {
+    message.loggedHeaders = onDisk ? message.headers : undefined;
+    const delayed = message.availableAt > now;
+    if (onDisk && this.goesCold(message, delayed)) this.addCold(message, delayed);
+    else this.enqueueHot(message, delayed);
     if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
+  }
+
+  /**
+   * The record that makes `seq`'s state durable has landed: a `published`
+   * copy with `headers` (a move, a nack that set headers), or with none a
+   * `retried` record. A waiting message whose disk state is now its own
+   * goes cold if the window is over full, so that a dead-letter queue
+   * filled by moves or a retry storm stays bounded as publishes do.
+   */
+  landed(seq: number, headers?: Record<string, string>): void {
+    const message = this.messages.get(seq);
+    const cold = this.cold;
+    if (message === undefined || message.state === 'in-flight' || cold === null) return;
+    if (headers !== undefined) {
+      if (message.headers !== headers) return;
+      message.loggedHeaders = headers;
+    } else if (message.loggedHeaders !== message.headers) {
+      return;
+    }
+    const hotWaiting = this.messages.size - this.counts.inFlight - 1;
+    const hotBytes = this.waiting.bytes - cold.bytes - message.body.length;
+    if (!cold.full(hotWaiting, hotBytes)) return;
+
+    // Its group was offered when it became ready; offering it again would
+    // move the group in the ring.
+    const delayed = message.state === 'delayed';
+    this.detach(message);
+    this.addCold(message, delayed, false);
   }
 
   /** Adds a replayed message straight to the cold backlog; false if it may not go there. */
   enqueueCold(priority: number, seq: number, bytes: number): boolean {
-    if (this.cold === null || !this.cold.backlog.accepts(priority, seq)) return false;
-    this.addCold(priority, seq, bytes);
-    return true;
-  }
-
-  private addCold(priority: number, seq: number, bytes: number): void {
-    (this.cold as ColdTier).backlog.push(priority, seq, bytes);
+    if (this.cold === null || this.current.fifo) return false;
+    if (!this.cold.addPlain(priority, seq, bytes)) return false;
     this.counts.ready++;
     this.counts.bytes += bytes;
     this.waiting.addCold(priority, bytes);
+    return true;
   }
 
-  /** Counts a message that left the cold backlog as gone. */
-  private forgetCold(priority: number, bytes: number): void {
-    this.counts.ready--;
-    this.counts.bytes -= bytes;
-    this.waiting.removeCold(priority, bytes);
+  /** Whether a message whose disk state is its own stays cold. */
+  private goesCold(message: Message, delayed: boolean): boolean {
+    const cold = this.cold;
+    if (cold === null) return false;
+    const hotWaiting = this.messages.size - this.counts.inFlight;
+    const hotBytes = this.waiting.bytes - cold.bytes;
+    if (cold.full(hotWaiting, hotBytes)) return true;
+    if (this.current.fifo) {
+      // Once a group has a cold tail, newer messages join it, so the
+      // window holds the heads of groups rather than their tails.
+      const tail = this.groups.of(message.group).cold.peekLast();
+      return tail !== undefined && message.seq > tail;
+    }
+    return !delayed && cold.keepsPlain(message, hotWaiting, hotBytes);
   }
 
-  private enqueueHot(message: Message, now: number): void {
+  private addCold(message: Message, delayed: boolean, offer = true): void {
+    const cold = this.cold as ColdTier;
+    let group: Group | undefined;
+    if (this.current.fifo) {
+      group = this.groups.of(message.group);
+      cold.add(message, delayed, group.cold, group.id);
+    } else {
+      cold.add(message, delayed);
+    }
+    this.counts.bytes += message.body.length;
+    this.waiting.addCold(message.priority, message.body.length);
+    if (delayed) {
+      this.counts.delayed++;
+      return;
+    }
+    this.counts.ready++;
+    if (group !== undefined && offer) this.groups.offer(group);
+  }
+
+  /** Counts a message that left the cold tier as gone. */
+  private forgetCold(left: ColdLeft): void {
+    if (left.delayed) this.counts.delayed--;
+    else this.counts.ready--;
+    this.counts.bytes -= left.bytes;
+    this.waiting.removeCold(left.priority, left.bytes);
+  }
+
+  private enqueueHot(message: Message, delayed: boolean, offer = true): void {
     message.lease = null;
     message.slots = { heap: -1, delay: null, expiry: null, lease: null };
     this.messages.set(message.seq, message);
@@ -388,15 +435,15 @@ export class QueueEngine {
     if (message.expiresAt !== null) {
       message.slots.expiry = timed(this.expiries, message.expiresAt, message);
     }
-    if (this.settings.fifo) this.groupOf(message).waiting.push(message);
-    this.makeWaitingOrReady(message, now);
+    if (this.settings.fifo) this.groups.of(message.group).waiting.push(message);
+    this.makeWaitingOrReady(message, delayed, offer);
   }
 
   /** Moves a page of the oldest cold messages of `priority` into memory. */
   private pageIn(priority: number): void {
-    const { messages, sizes } = (this.cold as ColdTier).takePage(priority);
-    for (const size of sizes) this.forgetCold(priority, size);
-    for (const message of messages) this.enqueueHot(message, READY_ANYWAY);
+    const { messages, left } = (this.cold as ColdTier).takePage(priority);
+    for (const entry of left) this.forgetCold(entry);
+    for (const message of messages) this.enqueueHot(message, false);
   }
 
   /** Pages cold messages in until the hot heap's top is the next to deliver. */
@@ -411,17 +458,31 @@ export class QueueEngine {
     }
   }
 
+  /**
+   * Moves up to `max` of a group's oldest cold messages into memory,
+   * ready or delayed as they were. The group is being served or reopened
+   * by the caller, so this offers it nowhere.
+   */
+  private pageInGroup(group: Group, max: number): void {
+    const { messages, left } = (this.cold as ColdTier).takeGroupPage(group.cold, max);
+    for (const entry of left) this.forgetCold(entry);
+    for (const message of messages) this.enqueueHot(message, message.state === 'delayed', false);
+  }
+
   /** Takes a cold message out of the queue, read back (undefined if unreadable). */
   private takeCold(seq: number): Message | undefined {
-    const taken = this.cold?.takeOne(seq);
+    const taken = this.cold?.takeOne(seq, this.current.fifo ? this.dequeOf : undefined);
     if (taken === undefined) return undefined;
-    this.forgetCold(taken.entry.priority, taken.entry.bytes);
+    this.forgetCold(taken.left);
     return taken.message;
   }
 
-  private makeWaitingOrReady(message: Message, now: number): void {
+  private readonly dequeOf = (group: number): ColdDeque | undefined =>
+    this.groups.byId(group)?.cold;
+
+  private makeWaitingOrReady(message: Message, delayed: boolean, offer = true): void {
     this.waiting.add(message);
-    if (message.availableAt > now) {
+    if (delayed) {
       message.state = 'delayed';
       this.counts.delayed++;
       slotsOf(message).delay = timed(this.delayed, message.availableAt, message);
@@ -429,8 +490,8 @@ export class QueueEngine {
     }
     message.state = 'ready';
     this.counts.ready++;
-    if (this.settings.fifo) this.offerGroup(this.groupOf(message));
-    else this.ready.push(message);
+    if (!this.settings.fifo) this.ready.push(message);
+    else if (offer) this.groups.offer(this.groups.of(message.group));
   }
 
   // --- delivering -----------------------------------------------------
@@ -467,15 +528,15 @@ export class QueueEngine {
     leaseMs: number,
     out: Delivery[],
   ): void {
-    while (out.length < max && this.ringHead < this.ring.length) {
-      const group = this.ring[this.ringHead++];
-      group.inRing = false;
+    while (out.length < max) {
+      const group = this.groups.next();
+      if (group === undefined) break;
       if (group.inFlight > 0) continue;
 
       // A group hands out consecutive heads in order within one receive,
       // then stays blocked until all of them settle.
       while (out.length < max) {
-        const head = this.headOf(group);
+        const head = this.headOf(group, max - out.length);
         if (head === undefined || head.state !== 'ready') break;
         group.waiting.pop();
         if (this.expireIfDue(head, now)) continue;
@@ -483,7 +544,7 @@ export class QueueEngine {
         out.push(this.lease(head, now, leaseMs));
       }
     }
-    this.compactRing();
+    this.groups.compact();
   }
 
   private lease(message: Message, now: number, leaseMs: number): Delivery {
@@ -547,8 +608,8 @@ export class QueueEngine {
 
     this.releaseLease(message);
     message.availableAt = Math.min(message.availableAt, now);
-    if (this.settings.fifo) this.groupOf(message).waiting.push(message);
-    this.makeWaitingOrReady(message, now);
+    if (this.settings.fifo) this.groups.of(message.group).waiting.push(message);
+    this.makeWaitingOrReady(message, message.availableAt > now);
     this.reopenGroupOf(message);
     return true;
   }
@@ -574,8 +635,8 @@ export class QueueEngine {
       const delay =
         delayMs ?? backoffDelay(this.settings.backoff, message.failures, this.random);
       message.availableAt = now + delay;
-      if (this.settings.fifo) this.groupOf(message).waiting.push(message);
-      this.makeWaitingOrReady(message, now);
+      if (this.settings.fifo) this.groups.of(message.group).waiting.push(message);
+      this.makeWaitingOrReady(message, message.availableAt > now);
       this.outbox.push({ kind: 'retry', message });
     }
     this.reopenGroupOf(message);
@@ -590,7 +651,7 @@ export class QueueEngine {
     untime(this.leaseDeadlines, slots.lease);
     slots.lease = null;
     this.counts.inFlight--;
-    if (this.settings.fifo) this.groupOf(message).inFlight--;
+    if (this.settings.fifo) this.groups.of(message.group).inFlight--;
   }
 
   private kill(message: Message, reason: DeathReason): void {
@@ -629,25 +690,49 @@ export class QueueEngine {
     }
   }
 
+  /**
+   * Makes delayed messages due by `now` ready, in memory and cold, in one
+   * order by (due time, seq): FIFO groups join the ring in that order
+   * wherever their messages are.
+   */
   private tickDelayed(now: number): void {
+    const due: Message[] = [];
     for (let entry = this.delayed.peek(); entry !== undefined && entry.at <= now;
       entry = this.delayed.peek()) {
       this.delayed.pop();
       const { message } = entry;
       slotsOf(message).delay = null;
       if (!this.isCurrent(message, 'delayed') || message.availableAt !== entry.at) continue;
+      due.push(message);
+    }
+    const coldDue = this.cold?.releaseDue(now, this.current.fifo) ?? NO_ROWS;
 
-      message.state = 'ready';
-      this.counts.delayed--;
-      this.counts.ready++;
-      if (this.settings.fifo) this.offerGroup(this.groupOf(message));
-      else this.ready.push(message);
+    let hot = 0;
+    let cold = 0;
+    while (hot < due.length || cold < coldDue.length) {
+      const row = coldDue[cold];
+      const message = due[hot];
+      if (message !== undefined && (row === undefined || message.availableAt < row.availableAt ||
+        (message.availableAt === row.availableAt && message.seq < row.seq))) {
+        hot++;
+        message.state = 'ready';
+        this.counts.delayed--;
+        this.counts.ready++;
+        if (this.settings.fifo) this.groups.offer(this.groups.of(message.group));
+        else this.ready.push(message);
+      } else {
+        cold++;
+        this.counts.delayed--;
+        this.counts.ready++;
+        const group = this.current.fifo ? this.groups.byId(row.group) : undefined;
+        if (group !== undefined) this.groups.offer(group);
+      }
     }
   }
 
   /** The earliest time at which tick() has work, or null. */
   nextWakeAt(): number | null {
-    let earliest: number | null = null;
+    let earliest = this.cold?.rows.nextDue() ?? null;
     for (const heap of [this.delayed, this.leaseDeadlines, this.expiries]) {
       const top = heap.peek();
       if (top !== undefined && (earliest === null || top.at < earliest)) earliest = top.at;
@@ -672,15 +757,18 @@ export class QueueEngine {
   /** Removes every message not in flight; returns their seqs. */
   purge(): number[] {
     const removed: number[] = [];
-    const backlog = this.cold?.backlog;
-    if (backlog !== undefined) {
-      for (let p = 0; p <= MAX_PRIORITY; p++) {
-        const count = backlog.countOf(p);
-        if (count === 0) continue;
-        const { seqs, sizes } = backlog.take(p, count);
-        for (const size of sizes) this.forgetCold(p, size);
-        removed.push(...seqs);
+    const cold = this.cold;
+    if (cold !== null) {
+      const dequeOf = this.current.fifo ? this.dequeOf : undefined;
+      for (const seq of cold.seqs(this.current.fifo)) {
+        const left = cold.remove(seq, dequeOf);
+        if (left === undefined) continue;
+        this.forgetCold(left);
+        removed.push(seq);
       }
+      // Removed entries are only marked dead: let go of their arrays.
+      cold.backlog.clear();
+      for (const group of this.groups.values()) group.cold.clear();
     }
     for (const message of this.messages.values()) {
       if (message.state === 'in-flight') continue;
@@ -692,7 +780,7 @@ export class QueueEngine {
 
   /** Takes a message out (for a move to another queue); undefined if in flight. */
   take(seq: number): Message | undefined {
-    if (this.cold?.backlog.has(seq)) return this.takeCold(seq);
+    if (this.cold?.has(seq)) return this.takeCold(seq);
     const message = this.messages.get(seq);
     if (message === undefined || message.state === 'in-flight') return undefined;
     this.detach(message);
@@ -706,7 +794,7 @@ export class QueueEngine {
     // Out of every heap now, so nothing keeps the body alive.
     const slots = slotsOf(message);
     if (slots.heap >= 0) {
-      const heap = this.settings.fifo ? this.groupOf(message).waiting : this.ready;
+      const heap = this.settings.fifo ? this.groups.of(message.group).waiting : this.ready;
       heap.remove(message, slots.heap);
     }
     untime(this.delayed, slots.delay);
@@ -719,7 +807,7 @@ export class QueueEngine {
     else if (message.state === 'delayed') this.counts.delayed--;
     else {
       this.counts.inFlight--;
-      if (this.settings.fifo) this.groupOf(message).inFlight--;
+      if (this.settings.fifo) this.groups.of(message.group).inFlight--;
       if (message.lease !== null) this.leases.delete(message.lease.receipt);
       message.lease = null;
     }
@@ -737,50 +825,34 @@ export class QueueEngine {
 
   // --- FIFO groups ----------------------------------------------------
 
-  private groupOf(message: Message): Group {
-    const key = message.group ?? DEFAULT_GROUP;
-    let group = this.groups.get(key);
-    if (group === undefined) {
-      group = {
-        key,
-        waiting: new Heap<Message>(bySeq, placeMessage),
-        inFlight: 0,
-        inRing: false,
-      };
-      this.groups.set(key, group);
+  /**
+   * The group's first live waiting message, dropping stale entries and
+   * paging in up to `want` cold ones when they come first.
+   */
+  private headOf(group: Group, want = 1): Message | undefined {
+    for (;;) {
+      let head = group.waiting.peek();
+      while (head !== undefined &&
+        (this.messages.get(head.seq) !== head || head.state === 'in-flight')) {
+        group.waiting.pop();
+        head = group.waiting.peek();
+      }
+      const coldHead = group.cold.peek();
+      if (coldHead !== undefined && (head === undefined || coldHead < head.seq)) {
+        this.pageInGroup(group, want);
+        continue;
+      }
+      if (head === undefined) this.groups.dropIfIdle(group);
+      return head;
     }
-    return group;
-  }
-
-  /** The group's first live waiting message, dropping stale entries. */
-  private headOf(group: Group): Message | undefined {
-    for (let head = group.waiting.peek(); head !== undefined; head = group.waiting.peek()) {
-      if (this.messages.get(head.seq) === head && head.state !== 'in-flight') return head;
-      group.waiting.pop();
-    }
-    if (group.inFlight === 0) this.groups.delete(group.key);
-    return undefined;
-  }
-
-  private offerGroup(group: Group): void {
-    if (group.inRing || group.inFlight > 0) return;
-    group.inRing = true;
-    this.ring.push(group);
   }
 
   /** After a group's message settles, lets the group deliver again. */
   private reopenGroupOf(message: Message): void {
     if (!this.settings.fifo) return;
-    const group = this.groupOf(message);
+    const group = this.groups.of(message.group);
     if (group.inFlight > 0) return;
-    if (this.headOf(group)?.state === 'ready') this.offerGroup(group);
-  }
-
-  private compactRing(): void {
-    if (this.ringHead > 0 && this.ringHead * 2 >= this.ring.length) {
-      this.ring.splice(0, this.ringHead);
-      this.ringHead = 0;
-    }
+    if (this.headOf(group)?.state === 'ready') this.groups.offer(group);
   }
 
   // --- reading --------------------------------------------------------
@@ -806,6 +878,7 @@ export class QueueEngine {
 }
 
 const NO_OUTCOMES: Outcome[] = [];
+const NO_ROWS: ColdRow[] = [];
 
 function slotsOf(message: Message): Slots {
   return message.slots as Slots;

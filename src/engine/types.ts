@@ -114,6 +114,14 @@ export interface Message {
   lease: Lease | null;
   /** Engine bookkeeping: where the message sits in its heaps. */
   slots?: Slots;
+  /**
+   * Engine bookkeeping: the headers of this message's latest `published`
+   * record on disk, when that record is its state but for attempts and
+   * due time (cold-tier.ts). Then the message may be let go of in memory
+   * and read back; a move, or a nack that changed headers, clears it
+   * until its new record has landed (QueueEngine.landed).
+   */
+  loggedHeaders?: Record<string, string>;
 }
 
 /** A message's place in the engine's heaps, so it can leave them at once. */
