@@ -55,6 +55,7 @@ import {
   isLogged,
   moveRecords,
   needsSync,
+  noteLanded,
   publishedRecord,
   settledRecords,
 } from './durability.js';
@@ -559,6 +560,7 @@ export class Broker implements BrokerApi {
       // A memory queue's messages are never logged: confirmed at once.
       const toLog = [...displaced, ...(isLogged(engine) ? records : [])];
       if (toLog.length > 0) await this.store.append(toLog, { sync: needsSync(touched) });
+      noteLanded(this.engines, engine, displaced);
     } catch (err) {
       for (const id of remember) engine.forgetId(id);
       throw this.storeError(err);
@@ -1307,5 +1309,6 @@ export class Broker implements BrokerApi {
     } catch (err) {
       throw this.storeError(err);
     }
+    noteLanded(this.engines, engine, records);
   }
 }
