@@ -248,9 +248,10 @@ export class QueueEngine {
     return this.dedup.has(id, now, this.settings.dedupWindowMs);
   }
 
-  /** Remembers a producer's id, at most DEDUP_MAX_IDS of them (dedup.ts). */
+  /** Remembers a producer's id, the newest `dedupMaxIds` of them (dedup.ts). */
   rememberId(id: string, publishedAt: number): void {
-    if (this.settings.dedupWindowMs > 0) this.dedup.remember(id, publishedAt);
+    const { dedupWindowMs, dedupMaxIds } = this.settings;
+    if (dedupWindowMs > 0) this.dedup.remember(id, publishedAt, dedupMaxIds);
   }
 
   /** Undoes rememberId for a publish that failed to reach the disk. */
