@@ -49,6 +49,8 @@ export function messageFrom(source: ReplayedMessage | PublishedRecord | Message)
     failures: source.failures,
     state: 'ready',
     lease: null,
+    // Set by the engine; present from the start so every message has one shape.
+    loggedHeaders: undefined,
   };
 }
 

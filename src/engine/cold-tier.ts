@@ -107,6 +107,9 @@ export class ColdTier {
 
   /** Delayed rows due by `now`, now ready; best-effort ones join the backlog. */
   releaseDue(now: number, fifo: boolean): ColdRow[] {
+    // This runs at every receive: nothing allocated when nothing is due.
+    const next = this.rows.nextDue();
+    if (next === null || next > now) return NONE_DUE;
     const due = this.rows.due(now);
     if (!fifo) for (const row of due) this.backlog.insert(row.priority, row.seq, row.bytes);
     return due;
@@ -270,6 +273,8 @@ export class ColdTier {
     return messages;
   }
 }
+
+const NONE_DUE: ColdRow[] = [];
 
 function overlay(message: Message, row: ColdRow): void {
   message.failures = row.failures;

@@ -124,6 +124,8 @@ export class QueueEngine {
   };
 
   private outbox: Outcome[] = [];
+  // Reused by tickDelayed, which runs at every receive.
+  private readonly dueScratch: Message[] = [];
 
   // Waiting messages whose bodies stay on disk; null while this queue
   // keeps everything in memory (coldAllowed says when).
@@ -697,7 +699,7 @@ export class QueueEngine {
    * wherever their messages are.
    */
   private tickDelayed(now: number): void {
-    const due: Message[] = [];
+    const due = this.dueScratch;
     for (let entry = this.delayed.peek(); entry !== undefined && entry.at <= now;
       entry = this.delayed.peek()) {
       this.delayed.pop();
@@ -729,6 +731,7 @@ export class QueueEngine {
         if (group !== undefined) this.groups.offer(group);
       }
     }
+    due.length = 0;
   }
 
   /** The earliest time at which tick() has work, or null. */
