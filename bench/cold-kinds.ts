@@ -5,7 +5,9 @@
 // of 460 bytes; the figure is (RSS with the backlog - RSS of the same
 // broker empty) / messages, after a full GC, beside the same figure for a
 // plain best-effort backlog measured in the same run (the peer: new
-// publishes were already cold before this work).
+// publishes were already cold before this work). Then the broker is
+// closed and opened again on the same log: the time to serving, and the
+// RSS growth over the process's RSS before the reopen.
 //
 //   npm run build && node --expose-gc dist/bench/cold-kinds.js \
 //     [--messages 1000000] [--groups 10000] [--dir DIR]
@@ -49,6 +51,8 @@ interface Result {
   heapBytesPerMessage: number;
   rssMiB: number;
   fillSeconds: number;
+  restartSeconds: number;
+  restartRssGrowthMiB: number;
 }
 
 function settle(): { rss: number; heap: number } {
@@ -94,12 +98,13 @@ async function deadLetterAll(broker: Broker, queue: string): Promise<void> {
 }
 
 async function measure(kind: Kind, dir: string): Promise<Result> {
-  const broker = await Broker.open({
+  const open = () => Broker.open({
     dataDir: join(dir, 'data'),
     logger: pino({ level: 'silent' }),
     sync: true,
     diskFloorBytes: 0,
   });
+  const broker = await open();
   await broker.createQueue('dlq', {});
   await broker.createQueue('q', { deadLetter: 'dlq', maxAttempts: 1 });
   await broker.createQueue('f', { fifo: true });
@@ -129,6 +134,15 @@ async function measure(kind: Kind, dir: string): Promise<Result> {
   const waiting = stats.ready + stats.delayed;
   if (waiting !== MESSAGES) throw new Error(`${kind}: ${waiting} waiting, expected ${MESSAGES}`);
   await broker.close();
+
+  const closed = settle();
+  const reopening = performance.now();
+  const reopened = await open();
+  const restartSeconds = (performance.now() - reopening) / 1000;
+  const again = reopened.getQueue(queue).stats;
+  if (again.ready + again.delayed !== MESSAGES) throw new Error(`${kind}: lost at restart`);
+  const restarted = settle();
+  await reopened.close();
   return {
     kind,
     messages: MESSAGES,
@@ -136,6 +150,8 @@ async function measure(kind: Kind, dir: string): Promise<Result> {
     heapBytesPerMessage: Math.round((full.heap - empty.heap) / MESSAGES),
     rssMiB: Math.round(full.rss / 2 ** 20),
     fillSeconds: Math.round(fillSeconds),
+    restartSeconds: Number(restartSeconds.toFixed(1)),
+    restartRssGrowthMiB: Math.round((restarted.rss - closed.rss) / 2 ** 20),
   };
 }
 
@@ -169,7 +185,9 @@ async function main(): Promise<void> {
   for (const r of results) {
     console.log(`  ${r.kind.padEnd(8)} ${String(r.bytesPerMessage).padStart(5)} bytes/message RSS ` +
       `(${r.heapBytesPerMessage} heap), ${(r.bytesPerMessage / plain.bytesPerMessage).toFixed(2)}x ` +
-      `plain; RSS ${r.rssMiB} MiB; filled in ${r.fillSeconds} s`);
+      `plain; RSS ${r.rssMiB} MiB; filled in ${r.fillSeconds} s; restart ${r.restartSeconds} s ` +
+      `(${(r.restartSeconds / plain.restartSeconds).toFixed(1)}x plain), ` +
+      `RSS +${r.restartRssGrowthMiB} MiB`);
   }
 }
 
