@@ -244,9 +244,13 @@ export class ColdTier {
     return row === undefined || plain < row ? plain : row;
   }
 
-  /** The oldest cold message's seq and publish time; one read per new oldest. */
-  oldest(now: number): { seq: number; publishedAt: number } | undefined {
-    const seq = this.oldestSeq();
+  /**
+   * The oldest ready cold message's seq and publish time; one read per new
+   * oldest. A FIFO queue's rows do not tell ready from delayed in order,
+   * so there it is the oldest waiting one.
+   */
+  oldest(now: number, fifo: boolean): { seq: number; publishedAt: number } | undefined {
+    const seq = fifo ? this.rows.first() : this.backlog.oldest()?.seq;
     if (seq === undefined) return undefined;
     if (this.#oldestSeen.seq !== seq) {
       const [message] = this.copies([seq]);

@@ -488,7 +488,7 @@ export abstract class QueueContents {
       // TODO(#3): keep the oldest ready message indexed instead of scanning.
       if (++scanned > 10_000) break;
     }
-    const cold = this.cold?.oldest(now);
+    const cold = this.cold?.oldest(now, this.current.fifo);
     if (cold !== undefined && (hot === undefined || cold.seq < hot.seq)) {
       return Math.max(0, now - cold.publishedAt);
     }
