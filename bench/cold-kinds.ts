@@ -7,7 +7,10 @@
 // plain best-effort backlog measured in the same run (the peer: new
 // publishes were already cold before this work). Then the broker is
 // closed and opened again on the same log: the time to serving, and the
-// RSS growth over the process's RSS before the reopen.
+// RSS growth over the process's RSS before the reopen. Last, consumers
+// drain up to 200k of it (receive 100 + ack, 8 at a time) while the event
+// loop's delay is sampled: cold bodies are read back synchronously on the
+// loop (frame-reader.ts), and this shows what that costs a page-cache hit.
 //
 //   npm run build && node --expose-gc dist/bench/cold-kinds.js \
 //     [--messages 1000000] [--groups 10000] [--dir DIR]
@@ -17,7 +20,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 
@@ -53,6 +56,34 @@ interface Result {
   fillSeconds: number;
   restartSeconds: number;
   restartRssGrowthMiB: number;
+  drainPerSecond: number;
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+}
+
+/** Drains up to 200k messages of `queue`, sampling the event loop's delay. */
+async function drainSampled(broker: Broker, queue: string) {
+  const limit = Math.min(MESSAGES, 200_000);
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  let drained = 0;
+  const worker = async () => {
+    while (drained < limit) {
+      const messages = await broker.receive(queue, { max: BATCH, waitMs: 0 });
+      if (messages.length === 0) return;
+      drained += messages.length;
+      await broker.ack(queue, messages.map((message) => message.receipt));
+    }
+  };
+  delay.enable();
+  const began = performance.now();
+  await Promise.all(Array.from({ length: 8 }, worker));
+  const seconds = (performance.now() - began) / 1000;
+  delay.disable();
+  return {
+    drainPerSecond: Math.round(drained / seconds),
+    loopDelayP99Ms: Number((delay.percentile(99) / 1e6).toFixed(1)),
+    loopDelayMaxMs: Number((delay.max / 1e6).toFixed(1)),
+  };
 }
 
 function settle(): { rss: number; heap: number } {
@@ -142,6 +173,10 @@ async function measure(kind: Kind, dir: string): Promise<Result> {
   const again = reopened.getQueue(queue).stats;
   if (again.ready + again.delayed !== MESSAGES) throw new Error(`${kind}: lost at restart`);
   const restarted = settle();
+  // A delayed backlog has nothing ready to drain.
+  const drain = kind === 'delayed'
+    ? { drainPerSecond: 0, loopDelayP99Ms: 0, loopDelayMaxMs: 0 }
+    : await drainSampled(reopened, queue);
   await reopened.close();
   return {
     kind,
@@ -152,6 +187,7 @@ async function measure(kind: Kind, dir: string): Promise<Result> {
     fillSeconds: Math.round(fillSeconds),
     restartSeconds: Number(restartSeconds.toFixed(1)),
     restartRssGrowthMiB: Math.round((restarted.rss - closed.rss) / 2 ** 20),
+    ...drain,
   };
 }
 
@@ -187,7 +223,8 @@ async function main(): Promise<void> {
       `(${r.heapBytesPerMessage} heap), ${(r.bytesPerMessage / plain.bytesPerMessage).toFixed(2)}x ` +
       `plain; RSS ${r.rssMiB} MiB; filled in ${r.fillSeconds} s; restart ${r.restartSeconds} s ` +
       `(${(r.restartSeconds / plain.restartSeconds).toFixed(1)}x plain), ` +
-      `RSS +${r.restartRssGrowthMiB} MiB`);
+      `RSS +${r.restartRssGrowthMiB} MiB; drain ${r.drainPerSecond}/s, loop delay ` +
+      `p99 ${r.loopDelayP99Ms} ms, max ${r.loopDelayMaxMs} ms`);
   }
 }
 
