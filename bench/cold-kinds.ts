@@ -12,8 +12,7 @@
 // loop's delay is sampled: cold bodies are read back synchronously on the
 // loop (frame-reader.ts), and this shows what that costs a page-cache hit.
 //
-//   npm run build && node --expose-gc dist/bench/cold-kinds.js \
-//     [--messages 1000000] [--groups 10000] [--dir DIR]
+//   npm run bench:cold -- [--messages 1000000] [--groups 10000] [--dir DIR]
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
