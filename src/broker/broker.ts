@@ -56,6 +56,7 @@ import {
   isLogged,
   moveRecords,
   needsSync,
+  noteLanded,
   publishedRecord,
   settledRecords,
 } from './durability.js';
@@ -568,6 +569,7 @@ export class Broker implements BrokerApi {
       const newcomers = isLogged(engine) ? records : [];
       const toLog = displaced.length === 0 ? newcomers : [...displaced, ...newcomers];
       if (toLog.length > 0) await this.store.append(toLog, { sync: needsSync(touched) });
+      noteLanded(this.engines, engine, displaced);
     } catch (err) {
       for (const id of remember) engine.forgetId(id);
       throw this.storeError(err);
@@ -1359,5 +1361,6 @@ export class Broker implements BrokerApi {
     } catch (err) {
       throw this.storeError(err);
     }
+    noteLanded(this.engines, engine, records);
   }
 }

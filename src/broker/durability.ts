@@ -7,7 +7,6 @@
 import type { QueueEngine } from '../engine/queue.js';
 import type { Message } from '../engine/types.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
-import { movedRecord } from './messages.js';
 
 export function isLogged(engine: QueueEngine): boolean {
   return engine.settings.durability !== 'memory';
@@ -35,7 +34,14 @@ export function settledRecords(seqs: number[]): LogRecord[] {
   return records;
 }
 
-/** The records of `moved` (already in `to`) having left `from`. */
+/**
+ * The records of `moved` (already in `to`) having left `from`. Into a
+ * logged queue that is a whole `published` record, body included, rather
+ * than a `moved` record of the changes: the destination may then keep the
+ * message cold and read it back by seq as it is now (issue #3), and the
+ * old record is garbage at once instead of pinning its segment until
+ * compaction copies it (a dead-letter queue nobody drains did that).
+ */
 export function moveRecords(
   from: QueueEngine,
   to: QueueEngine,
@@ -44,8 +50,23 @@ export function moveRecords(
   if (!isLogged(to)) {
     return isLogged(from) ? [{ type: 'settled', seqs: [moved.seq] }] : [];
   }
-  if (!isLogged(from)) return [publishedRecord(to.name, moved)];
-  return [movedRecord(to, moved)];
+  return [publishedRecord(to.name, moved)];
+}
+
+/**
+ * Tells the queues that records about their messages landed, so that a
+ * message whose record is now its state may go cold (QueueEngine.landed):
+ * a `published` copy names its queue, a `retried` record is `source`'s.
+ */
+export function noteLanded(
+  engines: ReadonlyMap<string, QueueEngine>,
+  source: QueueEngine,
+  records: readonly LogRecord[],
+): void {
+  for (const record of records) {
+    if (record.type === 'published') engines.get(record.queue)?.landed(record.seq, record.headers);
+    else if (record.type === 'retried') source.landed(record.seq);
+  }
 }
 
 /** A message as a whole `published` record: for a log that lacks it. */

@@ -6,6 +6,7 @@ import type { QueueEngine, Outcome } from '../engine/queue.js';
 import type { Delivery, Message, QueueSettings } from '../engine/types.js';
 import type { LogStore } from '../storage/log-store.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
+import { publishedRecord } from './durability.js';
 import type { ReplayedMessage } from './recovery.js';
 import type { ReceivedMessage } from './types.js';
 
@@ -53,6 +54,8 @@ export function messageFrom(source: ReplayedMessage | PublishedRecord | Message)
     failures: source.failures,
     state: 'ready',
     lease: null,
+    // Set by the engine; present from the start so every message has one shape.
+    loggedHeaders: undefined,
   };
 }
 
@@ -91,22 +94,11 @@ export function retriedRecord(
     };
   }
   // A nack that says why keeps the first reason and the latest (C4); a
-  // `moved` record to the same queue carries the new headers.
+  // `published` record of the message as it now is carries the new
+  // headers (see moveRecords for why not a `moved` record).
   message.headers = { ...message.headers, [LAST_ERROR_HEADER]: error };
   message.headers[FIRST_ERROR_HEADER] ??= error;
-  return movedRecord(engine, message);
-}
-
-export function movedRecord(destination: QueueEngine, message: Message): LogRecord {
-  return {
-    type: 'moved',
-    seq: message.seq,
-    queue: destination.name,
-    headers: message.headers,
-    failures: message.failures,
-    availableAt: message.availableAt,
-    expiresAt: message.expiresAt,
-  };
+  return publishedRecord(engine.name, message);
 }
 
 export function view(engine: QueueEngine, delivery: Delivery): ReceivedMessage {

@@ -2,10 +2,13 @@
 // straight to their queue's cold backlog as (seq, priority, size), with no
 // read of their bodies: restart time and memory then depend on the number
 // of live messages, not on their bytes. The rest are read back from the
-// log a batch at a time and enqueued whole: delayed ones, ones changed by
-// `retried` or `moved` records since their `published` one (their record
-// on disk is not their state), and those of queues that keep everything
-// in memory (FIFO, see QueueEngine.coldAllowed).
+// log a batch at a time: delayed ones (their due time), ones changed by
+// `retried` records since their `published` one (attempts and due time),
+// and those of FIFO queues (their group). The queue then keeps what
+// scheduling needs of them and lets the body go past its window, as it
+// does at run time; only a message changed by a `moved` record (logs from
+// before moves were written as `published` copies) is not its record on
+// disk, and stays in memory.
 
 import type { Logger } from 'pino';
 import type { QueueEngine } from '../engine/queue.js';
@@ -38,7 +41,7 @@ export function rebuildMessages(
         unreadable++;
         return;
       }
-      engine.enqueue(messageFrom({ ...record, ...change }), now);
+      engine.enqueue(messageFrom({ ...record, ...change }), now, isOnDisk(change));
     });
     pending = [];
   };
@@ -63,4 +66,10 @@ export function rebuildMessages(
     // The store logged each one; they stay in the log for the next start.
     logger.error({ unreadable }, 'replayed messages could not be read back');
   }
+}
+
+/** Whether a message's `published` record is its state but for attempts and due time. */
+function isOnDisk(change: ReplayedChange | undefined): boolean {
+  return change === undefined ||
+    (change.headers === undefined && change.queue === undefined && change.expiresAt === undefined);
 }

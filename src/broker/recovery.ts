@@ -9,7 +9,7 @@
 // back from the log only the few that must be in memory (delayed, changed
 // since published, or in a queue that keeps everything in memory).
 
-import { DEDUP_MAX_IDS } from '../engine/dedup.js';
+import { DEDUP_MAX_IDS, MAX_DEDUP_IDS } from '../engine/dedup.js';
 import { DEFAULT_SETTINGS } from '../engine/types.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { type RowRef, SeqTable } from '../storage/seq-table.js';
@@ -39,7 +39,7 @@ export interface ReplayedRow {
   change: ReplayedChange | undefined;
 }
 
-// At most DEDUP_MAX_IDS ids per queue are kept for deduplication across a
+// At most dedupMaxIds ids per queue (DEDUP_MAX_IDS by default) are kept for deduplication across a
 // restart, the newest, as at run time (engine/dedup.ts). The log
 // does not tell a producer's id from a generated one, and ten million
 // remembered UUIDs would cost more than the backlog itself.
@@ -140,7 +140,7 @@ export class ReplayState {
     if (!isCopy && record.publishedAt > this.now - window) {
       let ring = this.#recent.get(record.queue);
       if (ring === undefined) {
-        ring = new RecentRing();
+        ring = new RecentRing(this.dedupMaxIdsOf(record.queue));
         this.#recent.set(record.queue, ring);
       }
       ring.add(record.id, record.publishedAt);
@@ -169,29 +169,38 @@ export class ReplayState {
     return change;
   }
 
+  private dedupMaxIdsOf(queue: string): number {
+    const max = this.queues.get(queue)?.dedupMaxIds;
+    return typeof max === 'number' && Number.isInteger(max) && max >= 1 && max <= MAX_DEDUP_IDS
+      ? max
+      : DEDUP_MAX_IDS;
+  }
+
   private dedupWindowOf(queue: string): number {
     const window = this.queues.get(queue)?.dedupWindowMs;
     return typeof window === 'number' ? window : DEFAULT_SETTINGS.dedupWindowMs;
   }
 }
 
-// The newest DEDUP_MAX_IDS ids of one queue, overwritten in place: replay
+// The newest dedupMaxIds ids of one queue, overwritten in place: replay
 // may pass ten million of them, and an object each would be garbage.
 class RecentRing {
   readonly #ids: string[] = [];
   readonly #times: number[] = [];
   #next = 0;
 
+  constructor(private readonly capacity: number) {}
+
   add(id: string, publishedAt: number): void {
     this.#ids[this.#next] = id;
     this.#times[this.#next] = publishedAt;
-    this.#next = (this.#next + 1) % DEDUP_MAX_IDS;
+    this.#next = (this.#next + 1) % this.capacity;
   }
 
   /** Oldest first. */
   list(queue: string): RecentId[] {
     const count = this.#ids.length;
-    const start = count < DEDUP_MAX_IDS ? 0 : this.#next;
+    const start = count < this.capacity ? 0 : this.#next;
     return Array.from({ length: count }, (_, k) => {
       const at = (start + k) % count;
       return { queue, id: this.#ids[at], publishedAt: this.#times[at] };

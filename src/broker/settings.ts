@@ -2,6 +2,7 @@
 // that an error names the field and the value, then merged over defaults.
 
 import { InvalidArgumentError } from '../errors.js';
+import { MAX_DEDUP_IDS } from '../engine/dedup.js';
 import { DEFAULT_SETTINGS, OVERFLOW_POLICIES, type QueueSettings } from '../engine/types.js';
 import type { QueueSettingsInput } from './types.js';
 
@@ -144,6 +145,7 @@ export function resolveSettings(name: string, input: QueueSettingsInput): QueueS
     checkDuration(settings.messageTtlMs, 'messageTtlMs', { min: 1, max: MAX_TTL_MS });
   }
   checkDuration(settings.dedupWindowMs, 'dedupWindowMs');
+  checkInteger(settings.dedupMaxIds, 'dedupMaxIds', 1, MAX_DEDUP_IDS);
   if (!DURABILITY_MODES.includes(settings.durability)) {
     throw new InvalidArgumentError(
       'durability',

@@ -26,6 +26,7 @@ interface CreateFlags {
   deadLetter?: string;
   ttl?: number;
   dedupWindow?: number;
+  dedupMaxIds?: number;
   durability?: QueueSettingsInput['durability'];
   maxLength?: number;
   maxBytes?: number;
@@ -77,6 +78,11 @@ export const queueCommands: CommandGroup = {
         '--dedup-window <duration>',
         'how long a message id is remembered',
         durationFlag,
+      )
+      .option(
+        '--dedup-max-ids <n>',
+        'most message ids remembered, the newest (default 100000)',
+        intFlag(1),
       )
       .addOption(
         new Option(
@@ -185,6 +191,7 @@ function settingsFrom(flags: CreateFlags): QueueSettingsInput {
   if (flags.dedupWindow !== undefined) {
     settings.dedupWindowMs = flags.dedupWindow;
   }
+  if (flags.dedupMaxIds !== undefined) settings.dedupMaxIds = flags.dedupMaxIds;
   if (flags.durability !== undefined) settings.durability = flags.durability;
   if (flags.maxLength !== undefined) settings.maxLength = flags.maxLength;
   if (flags.maxBytes !== undefined) settings.maxBytes = flags.maxBytes;
@@ -236,6 +243,7 @@ function statsPairs(info: QueueInfo): Array<[string, unknown]> {
     ['deadLetter', settings.deadLetter ?? '-'],
     ['messageTtl', ttl === null ? '-' : formatDuration(ttl)],
     ['dedupWindow', formatDuration(settings.dedupWindowMs)],
+    ['dedupMaxIds', settings.dedupMaxIds],
     ['durability', settings.durability],
     ['maxLength', settings.maxLength ?? '-'],
     ['maxBytes', settings.maxBytes === null ? '-' : formatSize(settings.maxBytes)],

@@ -6,22 +6,59 @@
 // drains (queue.ts). Reading bodies back is the broker's business (it
 // passes the engine a PageIn function); this file only keeps order.
 //
-// Within a priority, the deque is sorted by seq: a message may join only
-// behind every cold message of its priority. Removal from the middle (a
-// purge, a redrive, a drop-oldest) marks the entry dead; dead entries are
-// skipped at the head and chunks are freed as the head passes them.
+// Within a priority, the deque is sorted by seq. A new publish joins at
+// the tail; a message coming back (a retry, a delay that ended, a move in
+// from another queue keeps its old seq) is inserted in order. Removal from
+// the middle (a purge, a redrive, a drop-oldest) marks the entry dead;
+// dead entries are skipped at the head and chunks are freed as the head
+// passes them. A FIFO queue keeps one deque per message group
+// (fifo-groups.ts), so a deque starts small and grows by doubling: ten
+// thousand groups of a few messages must not cost ten thousand full chunks.
 
 import { MAX_PRIORITY } from './types.js';
 
 const CHUNK_ENTRIES = 8 * 1024;
+const FIRST_CHUNK_ENTRIES = 16;
 /** Marks a removed entry; no body is this large (MAX_RECORD_BYTES is 64 MiB). */
 const DEAD = 0xffffffff;
 
 class Chunk {
-  readonly seqs = new Float64Array(CHUNK_ENTRIES);
-  readonly bytes = new Uint32Array(CHUNK_ENTRIES);
+  seqs: Float64Array;
+  bytes: Uint32Array;
   head = 0;
   tail = 0;
+
+  constructor(capacity: number) {
+    this.seqs = new Float64Array(capacity);
+    this.bytes = new Uint32Array(capacity);
+  }
+
+  get capacity(): number {
+    return this.seqs.length;
+  }
+
+  /** Doubles a small chunk in place of a second one. */
+  grow(): void {
+    const seqs = new Float64Array(Math.min(CHUNK_ENTRIES, this.capacity * 2));
+    const bytes = new Uint32Array(seqs.length);
+    seqs.set(this.seqs.subarray(this.head, this.tail));
+    bytes.set(this.bytes.subarray(this.head, this.tail));
+    this.tail -= this.head;
+    this.head = 0;
+    this.seqs = seqs;
+    this.bytes = bytes;
+  }
+
+  /** Moves the upper half of the entries into a new chunk and returns it. */
+  splitOff(): Chunk {
+    const half = (this.head + this.tail) >>> 1;
+    const upper = new Chunk(CHUNK_ENTRIES);
+    upper.seqs.set(this.seqs.subarray(half, this.tail));
+    upper.bytes.set(this.bytes.subarray(half, this.tail));
+    upper.tail = this.tail - half;
+    this.tail = half;
+    return upper;
+  }
 }
 
 /** One priority's cold messages, oldest (lowest seq) first. */
@@ -39,14 +76,63 @@ export class ColdDeque {
 
   push(seq: number, bytes: number): void {
     let tail = this.#chunks.at(-1);
-    if (tail === undefined || tail.tail === CHUNK_ENTRIES) {
-      tail = new Chunk();
+    if (tail !== undefined && tail.tail === tail.capacity && tail.capacity < CHUNK_ENTRIES &&
+      this.#chunks.length === 1) {
+      tail.grow();
+    }
+    if (tail === undefined || tail.tail === tail.capacity) {
+      tail = new Chunk(tail === undefined ? FIRST_CHUNK_ENTRIES : CHUNK_ENTRIES);
       this.#chunks.push(tail);
     }
     tail.seqs[tail.tail] = seq;
     tail.bytes[tail.tail++] = bytes;
     this.count++;
     this.bytes += bytes;
+  }
+
+  /** Adds an entry in seq order wherever it falls; `seq` must not be here. */
+  insert(seq: number, bytes: number): void {
+    if (this.#chunks.length === 0 || seq > this.lastSeq) {
+      this.push(seq, bytes);
+      return;
+    }
+    let chunk = this.#chunkFor(seq) ?? (this.#chunks.at(-1) as Chunk);
+    if (chunk.tail === chunk.capacity && chunk.head === 0) {
+      if (chunk.capacity < CHUNK_ENTRIES) {
+        chunk.grow();
+      } else {
+        const upper = chunk.splitOff();
+        this.#chunks.splice(this.#chunks.indexOf(chunk) + 1, 0, upper);
+        if (seq > chunk.seqs[chunk.tail - 1]) chunk = upper;
+      }
+    }
+    let at = chunk.head;
+    for (let hi = chunk.tail; at < hi; ) {
+      const mid = (at + hi) >>> 1;
+      if (chunk.seqs[mid] < seq) at = mid + 1;
+      else hi = mid;
+    }
+    if (chunk.tail < chunk.capacity) {
+      chunk.seqs.copyWithin(at + 1, at, chunk.tail);
+      chunk.bytes.copyWithin(at + 1, at, chunk.tail);
+      chunk.tail++;
+    } else {
+      // Full at the back but not at the front: the entries before `at`
+      // move down one instead.
+      chunk.seqs.copyWithin(chunk.head - 1, chunk.head, at);
+      chunk.bytes.copyWithin(chunk.head - 1, chunk.head, at);
+      chunk.head--;
+      at--;
+    }
+    chunk.seqs[at] = seq;
+    chunk.bytes[at] = bytes;
+    this.count++;
+    this.bytes += bytes;
+  }
+
+  /** Seq of the last entry, or undefined. */
+  peekLast(): number | undefined {
+    return this.count === 0 ? undefined : this.lastSeq;
   }
 
   /** Seq of the first live entry, or undefined. */
@@ -76,33 +162,35 @@ export class ColdDeque {
 
   /** Removes `seq`; its body size, or -1 when it is not here. */
   remove(seq: number): number {
-    const chunk = this.#chunkFor(seq);
-    if (chunk === undefined) return -1;
-    let lo = chunk.head;
-    let hi = chunk.tail;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (chunk.seqs[mid] < seq) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo === chunk.tail || chunk.seqs[lo] !== seq || chunk.bytes[lo] === DEAD) return -1;
-    const size = chunk.bytes[lo];
-    chunk.bytes[lo] = DEAD;
+    const found = this.#find(seq);
+    if (found === undefined) return -1;
+    const [chunk, at] = found;
+    const size = chunk.bytes[at];
+    chunk.bytes[at] = DEAD;
     this.count--;
     this.bytes -= size;
     return size;
   }
 
   has(seq: number): boolean {
+    return this.#find(seq) !== undefined;
+  }
+
+  // The live entry of `seq`. A seq taken out and put back (a message that
+  // left and came back) may sit beside its own dead entry.
+  #find(seq: number): [Chunk, number] | undefined {
     const chunk = this.#chunkFor(seq);
-    if (chunk === undefined) return false;
-    for (let lo = chunk.head, hi = chunk.tail; lo < hi; ) {
-      const mid = (lo + hi) >>> 1;
-      if (chunk.seqs[mid] < seq) lo = mid + 1;
-      else if (chunk.seqs[mid] > seq) hi = mid;
-      else return chunk.bytes[mid] !== DEAD;
+    if (chunk === undefined) return undefined;
+    let at = chunk.head;
+    for (let hi = chunk.tail; at < hi; ) {
+      const mid = (at + hi) >>> 1;
+      if (chunk.seqs[mid] < seq) at = mid + 1;
+      else hi = mid;
     }
-    return false;
+    for (; at < chunk.tail && chunk.seqs[at] === seq; at++) {
+      if (chunk.bytes[at] !== DEAD) return [chunk, at];
+    }
+    return undefined;
   }
 
   /** Live entries in order; stops when `visit` returns false. */
@@ -127,7 +215,7 @@ export class ColdDeque {
       const chunk = this.#chunks[0];
       while (chunk.head < chunk.tail && chunk.bytes[chunk.head] === DEAD) chunk.head++;
       if (chunk.head < chunk.tail) return chunk;
-      if (chunk.tail < CHUNK_ENTRIES && this.#chunks.length === 1) {
+      if (chunk.tail < chunk.capacity && this.#chunks.length === 1) {
         // The only chunk, still filling: keep it rather than reallocate.
         return undefined;
       }
@@ -174,6 +262,13 @@ export class ColdBacklog {
 
   push(priority: number, seq: number, bytes: number): void {
     this.#deques[priority].push(seq, bytes);
+    this.count++;
+    this.bytes += bytes;
+  }
+
+  /** Adds an entry in seq order, anywhere in its priority (a message coming back). */
+  insert(priority: number, seq: number, bytes: number): void {
+    this.#deques[priority].insert(seq, bytes);
     this.count++;
     this.bytes += bytes;
   }

@@ -1,15 +1,27 @@
-// The queue engine's side of the cold backlog (cold-backlog.ts, issue #3):
-// when a new message stays on disk, and reading cold messages back, either
-// as copies that stay cold (listing, compaction) or for good (page-in).
-// Reading is the broker's PageIn; the engine keeps the counts.
+// The queue engine's side of the cold tier (issue #3): which waiting
+// messages stay on disk, and reading them back, either as copies that
+// stay cold (listing, compaction) or for good (page-in). Reading is the
+// broker's PageIn; the engine keeps the counts.
+//
+// A cold message is known by its seq and body size in a deque
+// (cold-backlog.ts): by priority for a best-effort queue's ready messages,
+// by group for a FIFO queue's (fifo-groups.ts). What scheduling needs
+// beyond that (due time, attempts, group, delayed or not) is a row in
+// ColdRows (cold-rows.ts); a plain new publish needs none. Everything else
+// (body, id, headers, publish time, expiry) is the message's latest
+// `published` record, read back by seq. So a message may go cold only
+// once that record is its state but for the row's fields: a new publish
+// once durable, a moved or retried one once the record of the move has
+// landed (QueueEngine.landed).
 
-import { ColdBacklog, type ColdEntry } from './cold-backlog.js';
+import { ColdBacklog, type ColdDeque } from './cold-backlog.js';
+import { ColdRows, type ColdRow } from './cold-rows.js';
 import type { Message } from './types.js';
 
 /** Reads messages back from the log by seq; undefined for one that cannot be. */
 export type PageIn = (seqs: number[]) => (Message | undefined)[];
 
-/** Ready messages kept in memory before new ones stay on disk only. */
+/** Waiting messages kept in memory before new ones stay on disk only. */
 export const HOT_READY_LIMIT = 4096;
 /** The same for their bodies: with 16 MiB bodies, 4096 of them would be 64 GiB. */
 export const HOT_WAITING_BYTES = 16 * 1024 * 1024;
@@ -18,97 +30,260 @@ export const PAGE_IN_BATCH = 256;
 /** Bodies read back at a time, at most (one message at least). */
 const PAGE_IN_BYTES = 4 * 1024 * 1024;
 
+/** What left the cold tier, for the engine's counts. */
+export interface ColdLeft {
+  priority: number;
+  bytes: number;
+  delayed: boolean;
+}
+
+/** What deciding whether a message goes cold reads of it. */
+export type ColdCandidate = Pick<Message, 'seq' | 'priority' | 'group' | 'failures'>;
+
 export class ColdTier {
+  /** A best-effort queue's ready cold messages, by priority. */
   readonly backlog = new ColdBacklog();
+  readonly rows = new ColdRows();
+  /** Cold messages, ready or delayed, and their body bytes. */
+  count = 0;
+  bytes = 0;
   /** Cold messages that could not be read back; they return at restart. */
   unreadable = 0;
   #oldestSeen = { seq: -1, publishedAt: 0 };
 
   constructor(
     private readonly read: PageIn,
-    private readonly hotReadyLimit = HOT_READY_LIMIT,
+    private readonly hotWaitingLimit = HOT_READY_LIMIT,
     private readonly hotWaitingBytes = HOT_WAITING_BYTES,
   ) {}
 
+  /** Whether the in-memory window is full. */
+  full(hotWaiting: number, hotWaitingBytes: number): boolean {
+    return hotWaiting >= this.hotWaitingLimit || hotWaitingBytes >= this.hotWaitingBytes;
+  }
+
   /**
-   * Whether a new publish stays on disk: it is ready, it may join behind
-   * the cold messages of its priority, and either some wait there already
-   * (order within a priority) or the hot window is full.
+   * Whether a plain ready message of a best-effort queue stays on disk: it
+   * may join behind the cold messages of its priority, and
+   * either some wait there already (order within a priority) or the
+   * window is full.
    */
-  keeps(
-    message: Pick<Message, 'availableAt' | 'priority' | 'seq'>,
-    now: number,
-    hotReady: number,
-    hotWaitingBytes: number,
-  ): boolean {
+  keepsPlain(message: ColdCandidate, hotWaiting: number, hotBytes: number): boolean {
     const backlog = this.backlog;
-    return message.availableAt <= now &&
+    return message.failures === 0 &&
       backlog.accepts(message.priority, message.seq) &&
-      (backlog.countOf(message.priority) > 0 ||
-        hotReady >= this.hotReadyLimit ||
-        hotWaitingBytes >= this.hotWaitingBytes);
+      (backlog.countOf(message.priority) > 0 || this.full(hotWaiting, hotBytes));
+  }
+
+  /**
+   * Adds a message: to `deque` (its FIFO group's, with `group` its id) or
+   * to the best-effort backlog. Only what the row needs is kept.
+   */
+  add(message: Message, delayed: boolean, deque?: ColdDeque, group = 0): void {
+    const bytes = message.body.length;
+    const plain = deque === undefined && !delayed && message.failures === 0;
+    if (!plain) {
+      this.rows.put({
+        seq: message.seq,
+        priority: message.priority,
+        bytes,
+        failures: message.failures,
+        group,
+        availableAt: message.availableAt,
+        delayed,
+      });
+    }
+    if (deque !== undefined) deque.insert(message.seq, bytes);
+    else if (!delayed) this.backlog.insert(message.priority, message.seq, bytes);
+    this.count++;
+    this.bytes += bytes;
+  }
+
+  /** Adds a replayed plain message without its body; false if it may not. */
+  addPlain(priority: number, seq: number, bytes: number): boolean {
+    if (!this.backlog.accepts(priority, seq)) return false;
+    this.backlog.push(priority, seq, bytes);
+    this.count++;
+    this.bytes += bytes;
+    return true;
+  }
+
+  /** Delayed rows due by `now`, now ready; best-effort ones join the backlog. */
+  releaseDue(now: number, fifo: boolean): ColdRow[] {
+    // This runs at every receive: nothing allocated when nothing is due.
+    const next = this.rows.nextDue();
+    if (next === null || next > now) return NONE_DUE;
+    const due = this.rows.due(now);
+    if (!fifo) for (const row of due) this.backlog.insert(row.priority, row.seq, row.bytes);
+    return due;
+  }
+
+  /**
+   * Takes `seq` out; what it was, or undefined when it is not cold.
+   * `dequeOf` finds a FIFO group's deque by group id.
+   */
+  remove(seq: number, dequeOf?: (group: number) => ColdDeque | undefined): ColdLeft | undefined {
+    const row = this.rows.remove(seq);
+    let left: ColdLeft | undefined;
+    if (row !== undefined) {
+      if (dequeOf !== undefined) dequeOf(row.group)?.remove(seq);
+      else if (!row.delayed) this.backlog.remove(seq);
+      left = { priority: row.priority, bytes: row.bytes, delayed: row.delayed };
+    } else if (dequeOf === undefined) {
+      const entry = this.backlog.remove(seq);
+      if (entry !== undefined) left = { priority: entry.priority, bytes: entry.bytes, delayed: false };
+    }
+    if (left === undefined) return undefined;
+    this.count--;
+    this.bytes -= left.bytes;
+    return left;
+  }
+
+  has(seq: number): boolean {
+    return this.rows.has(seq) || this.backlog.has(seq);
   }
 
   /**
    * Takes a page of the oldest cold messages of `priority` out of the
-   * backlog and reads them back. `sizes` has every entry taken, read or
-   * not; one that cannot be read is counted in `unreadable` and left out
-   * of `messages` (its log record stays, so it returns at restart).
+   * best-effort backlog and reads them back (ready). `left` has every
+   * entry taken, read or not; one that cannot be read is counted in
+   * `unreadable` and left out of `messages` (its log record stays, so it
+   * returns at restart).
    */
-  takePage(priority: number, max = PAGE_IN_BATCH): { messages: Message[]; sizes: number[] } {
+  takePage(priority: number, max = PAGE_IN_BATCH): { messages: Message[]; left: ColdLeft[] } {
     const { seqs, sizes } = this.backlog.take(priority, max, PAGE_IN_BYTES);
-    return { messages: this.#readOrCount(seqs), sizes };
+    const left: ColdLeft[] = sizes.map((bytes) => ({ priority, bytes, delayed: false }));
+    // Retried ones have a row; new publishes have none (no lookup cost).
+    const rows = new Map<number, ColdRow>();
+    if (this.rows.count > 0) {
+      for (const seq of seqs) {
+        const row = this.rows.remove(seq);
+        if (row !== undefined) rows.set(seq, row);
+      }
+    }
+    this.count -= seqs.length;
+    for (const bytes of sizes) this.bytes -= bytes;
+    return { messages: this.#readOrCount(seqs, true, rows), left };
   }
 
-  /** Takes `seq` out of the backlog; what it was and the message read back. */
-  takeOne(seq: number): { entry: ColdEntry; message: Message | undefined } | undefined {
-    const entry = this.backlog.remove(seq);
-    if (entry === undefined) return undefined;
-    return { entry, message: this.#readOrCount([seq])[0] };
+  /** The same from a FIFO group's deque; messages say if they are delayed. */
+  takeGroupPage(deque: ColdDeque, max: number): { messages: Message[]; left: ColdLeft[] } {
+    const seqs: number[] = [];
+    const sizes: number[] = [];
+    deque.shift(Math.min(max, PAGE_IN_BATCH), PAGE_IN_BYTES, seqs, sizes);
+    const left: ColdLeft[] = [];
+    const rows = new Map<number, ColdRow>();
+    for (const seq of seqs) {
+      const row = this.rows.remove(seq) as ColdRow;
+      rows.set(seq, row);
+      left.push({ priority: row.priority, bytes: row.bytes, delayed: row.delayed });
+      this.count--;
+      this.bytes -= row.bytes;
+    }
+    return { messages: this.#readOrCount(seqs, false, rows), left };
+  }
+
+  /** Takes `seq` out and reads it back; undefined if not cold. */
+  takeOne(
+    seq: number,
+    dequeOf?: (group: number) => ColdDeque | undefined,
+  ): { left: ColdLeft; message: Message | undefined } | undefined {
+    const row = this.rows.get(seq);
+    const left = this.remove(seq, dequeOf);
+    if (left === undefined) return undefined;
+    const rows = row === undefined ? undefined : new Map([[seq, row]]);
+    return { left, message: this.#readOrCount([seq], false, rows)[0] };
   }
 
   /** A cold message read back as a copy that stays cold. */
   find(seq: number): Message | undefined {
-    return this.backlog.has(seq) ? this.copies([seq])[0] : undefined;
+    return this.has(seq) ? this.copies([seq])[0] : undefined;
   }
 
-  /** Cold messages read back as copies; unreadable ones are left out. */
+  /** Cold messages read back as copies, rows applied; unreadable ones left out. */
   copies(seqs: number[]): Message[] {
     if (seqs.length === 0) return [];
-    return this.read(seqs).filter((message): message is Message => message !== undefined);
+    const messages: Message[] = [];
+    this.read(seqs).forEach((message, at) => {
+      if (message === undefined) return;
+      const row = this.rows.get(seqs[at]);
+      if (row !== undefined) overlay(message, row);
+      messages.push(message);
+    });
+    return messages;
+  }
+
+  /** Every cold seq, in seq order. */
+  seqs(fifo: boolean): number[] {
+    if (fifo) return this.rows.seqs();
+    const seqs = this.backlog.seqs();
+    if (this.rows.delayed === 0) return seqs;
+    return seqs.concat(this.rows.seqs(true)).sort((a, b) => a - b);
   }
 
   /** Every cold message in seq order, read back a page at a time. */
-  *values(): Generator<Message> {
-    const seqs = this.backlog.seqs();
+  *values(fifo: boolean): Generator<Message> {
+    const seqs = this.seqs(fifo);
     for (let at = 0; at < seqs.length; at += PAGE_IN_BATCH) {
       yield* this.copies(seqs.slice(at, at + PAGE_IN_BATCH));
     }
   }
 
   /** `limit` cold messages from `offset` in seq order, reading only those. */
-  list(offset: number, limit: number): Message[] {
-    return this.copies(this.backlog.slice(offset, limit).map((entry) => entry.seq));
+  list(offset: number, limit: number, fifo: boolean): Message[] {
+    if (!fifo && this.rows.delayed === 0) {
+      return this.copies(this.backlog.slice(offset, limit).map((entry) => entry.seq));
+    }
+    // Delayed or grouped messages are not in the per-priority deques the
+    // cheap slice walks: this copies every cold seq (8 bytes each) once.
+    return this.copies(this.seqs(fifo).slice(offset, offset + limit));
   }
 
-  /** The oldest cold message's seq and publish time; one read per new oldest. */
-  oldest(now: number): { seq: number; publishedAt: number } | undefined {
-    const oldest = this.backlog.oldest();
-    if (oldest === undefined) return undefined;
-    if (this.#oldestSeen.seq !== oldest.seq) {
-      const [message] = this.copies([oldest.seq]);
-      this.#oldestSeen = { seq: oldest.seq, publishedAt: message?.publishedAt ?? now };
+  /** The lowest cold seq, waiting in any state. */
+  oldestSeq(): number | undefined {
+    const plain = this.backlog.oldest()?.seq;
+    const row = this.rows.first();
+    if (plain === undefined) return row;
+    return row === undefined || plain < row ? plain : row;
+  }
+
+  /**
+   * The oldest ready cold message's seq and publish time; one read per new
+   * oldest. A FIFO queue's rows do not tell ready from delayed in order,
+   * so there it is the oldest waiting one.
+   */
+  oldest(now: number, fifo: boolean): { seq: number; publishedAt: number } | undefined {
+    const seq = fifo ? this.rows.first() : this.backlog.oldest()?.seq;
+    if (seq === undefined) return undefined;
+    if (this.#oldestSeen.seq !== seq) {
+      const [message] = this.copies([seq]);
+      this.#oldestSeen = { seq, publishedAt: message?.publishedAt ?? now };
     }
     return this.#oldestSeen;
   }
 
-  #readOrCount(seqs: number[]): Message[] {
+  // Reads `seqs` back, applying their rows (`rows` when already taken out),
+  // and marks each ready or delayed as its row says (`ready` for all).
+  #readOrCount(seqs: number[], ready: boolean, rows?: Map<number, ColdRow>): Message[] {
     if (seqs.length === 0) return [];
     const messages: Message[] = [];
-    for (const message of this.read(seqs)) {
-      if (message === undefined) this.unreadable++;
-      else messages.push(message);
-    }
+    this.read(seqs).forEach((message, at) => {
+      if (message === undefined) {
+        this.unreadable++;
+        return;
+      }
+      const row = rows?.get(seqs[at]);
+      if (row !== undefined) overlay(message, row);
+      message.state = !ready && row?.delayed === true ? 'delayed' : 'ready';
+      messages.push(message);
+    });
     return messages;
   }
+}
+
+const NONE_DUE: ColdRow[] = [];
+
+function overlay(message: Message, row: ColdRow): void {
+  message.failures = row.failures;
+  message.availableAt = row.availableAt;
 }

@@ -3,12 +3,15 @@
 // and a list in arrival order, so the expired ones leave from the front.
 
 /**
- * Ids remembered per queue, at most: past that the oldest are forgotten
- * before their window ends, so a producer that sends ids at 50,000/s does
- * not make the queue hold 15 million of them (issue #3). Replay keeps the
- * newest this many too (broker/recovery.ts).
+ * Ids remembered per queue by default (the `dedupMaxIds` setting): past
+ * that the oldest are forgotten before their window ends, so a producer
+ * that sends ids at 50,000/s does not make the queue hold 15 million of
+ * them (issue #3). Replay keeps the newest that many too
+ * (broker/recovery.ts).
  */
 export const DEDUP_MAX_IDS = 100_000;
+/** The most a queue may remember: about 100 bytes an id, a gigabyte. */
+export const MAX_DEDUP_IDS = 10_000_000;
 
 export class DedupWindow {
   private readonly seen = new Map<string, number>();
@@ -21,10 +24,11 @@ export class DedupWindow {
     return this.seen.has(id);
   }
 
-  remember(id: string, at: number): void {
+  /** Remembers `id`, forgetting the oldest past `maxIds`. */
+  remember(id: string, at: number, maxIds = DEDUP_MAX_IDS): void {
     this.seen.set(id, at);
     this.order.push({ at, id });
-    while (this.seen.size > DEDUP_MAX_IDS && this.head < this.order.length) {
+    while (this.seen.size > maxIds && this.head < this.order.length) {
       this.dropOldest();
     }
   }

@@ -10,243 +10,22 @@
 // ready groups take turns (README, "Semantics in brief").
 
 import { backoffDelay } from './backoff.js';
-import { ColdTier, type PageIn } from './cold-tier.js';
-import { DedupWindow } from './dedup.js';
-import { Heap } from './heap.js';
+import type { ColdRow } from './cold-rows.js';
 import {
-  WaitingIndex,
-  hasLimits,
-  needsPriorityIndex,
-  planAdmission,
-  type LimitRefusal,
-  type Newcomer,
-} from './overflow.js';
-import {
-  MAX_PRIORITY,
-  type DeathReason,
-  type Delivery,
-  type Message,
-  type QueueSettings,
-  type Slots,
-  type TimedEntry,
-} from './types.js';
-
-/** What became of a message that left the in-flight or waiting state. */
-export type Outcome =
-  | { kind: 'retry'; message: Message }
-  | { kind: 'dead'; message: Message; reason: DeathReason };
-
-export interface NackRequest {
-  requeue: boolean;
-  delayMs?: number;
-}
-
-export interface EngineOptions {
-  /** Uniform random in [0, 1), for backoff jitter; injectable for tests. */
-  random?: () => number;
-  /** First delivery number for receipts; the broker passes its boot time so
-   * a receipt from before a restart never matches a lease after it. */
-  receiptBase?: number;
-  /**
-   * Reads messages back from the log by seq (undefined for one that cannot
-   * be read). Given, a durable best-effort queue keeps only a window of
-   * its ready messages in memory and the rest as a cold backlog (see
-   * cold-backlog.ts); without it every message stays in memory.
-   */
-  pageIn?: PageIn;
-  /** Ready messages kept in memory before new ones go cold (HOT_READY_LIMIT). */
-  hotReadyLimit?: number;
-  /** Body bytes of waiting messages kept in memory before new ones go
-   * cold (HOT_WAITING_BYTES). */
-  hotWaitingBytes?: number;
-}
+  QueueContents,
+  slotsOf,
+  timed,
+  untime,
+  type NackRequest,
+  type Outcome,
+} from './queue-contents.js';
+import { hasLimits, planAdmission, type LimitRefusal, type Newcomer } from './overflow.js';
+import type { DeathReason, Delivery, Message } from './types.js';
 
 export { HOT_READY_LIMIT, HOT_WAITING_BYTES, PAGE_IN_BATCH, type PageIn } from './cold-tier.js';
+export type { EngineOptions, NackRequest, Outcome } from './queue-contents.js';
 
-// Cold messages were ready when they went cold and stay ready, as hot ready
-// ones do, even if the clock has jumped back since: page-ins pass this as
-// the time.
-const READY_ANYWAY = Number.POSITIVE_INFINITY;
-
-interface Group {
-  readonly key: string;
-  readonly waiting: Heap<Message>;
-  inFlight: number;
-  inRing: boolean;
-}
-
-const bySeq = (a: Message, b: Message) => a.seq < b.seq;
-const byPriorityThenSeq = (a: Message, b: Message) =>
-  a.priority !== b.priority ? a.priority > b.priority : a.seq < b.seq;
-const byTime = (a: TimedEntry, b: TimedEntry) => a.at < b.at;
-const placeMessage = (message: Message, index: number) => {
-  (message.slots as Slots).heap = index;
-};
-const placeEntry = (entry: TimedEntry, index: number) => {
-  entry.index = index;
-};
-const DEFAULT_GROUP = '';
-
-export class QueueEngine {
-  readonly name: string;
-  private current: QueueSettings;
-
-  private readonly messages = new Map<number, Message>();
-  private readonly leases = new Map<string, Message>();
-
-  // Best-effort ready messages; FIFO queues use `groups` and `ring`.
-  private readonly ready = new Heap<Message>(byPriorityThenSeq, placeMessage);
-  private readonly groups = new Map<string, Group>();
-  private readonly ring: Group[] = [];
-  private ringHead = 0;
-
-  private readonly delayed = new Heap<TimedEntry>(byTime, placeEntry);
-  private readonly leaseDeadlines = new Heap<TimedEntry>(byTime, placeEntry);
-  private readonly expiries = new Heap<TimedEntry>(byTime, placeEntry);
-
-  private readonly dedup = new DedupWindow();
-
-  private readonly random: () => number;
-  private deliveryCounter: number;
-
-  // Ready and delayed messages, for maxLength and maxBytes; `reserved` is
-  // room promised to admitted publishes not yet durable.
-  private readonly waiting = new WaitingIndex();
-  private readonly reserved = { count: 0, bytes: 0 };
-
-  /** Current contents. */
-  readonly counts = { ready: 0, delayed: 0, inFlight: 0, bytes: 0 };
-  /** Counters since start; the broker adds what only it sees. */
-  readonly totals = {
-    published: 0,
-    delivered: 0,
-    acked: 0,
-    nacked: 0,
-    leaseExpired: 0,
-    deadLettered: 0,
-    expired: 0,
-    dropped: 0,
-    duplicates: 0,
-    /** Waiting messages displaced by the overflow policy. */
-    overflowed: 0,
-    /** Publishes refused by maxLength or maxBytes. */
-    refused: 0,
-  };
-
-  private outbox: Outcome[] = [];
-
-  // Ready messages whose bodies stay on disk; null while this queue keeps
-  // everything in memory (coldAllowed says when).
-  private cold: ColdTier | null = null;
-  private readonly options: EngineOptions;
-
-  constructor(name: string, settings: QueueSettings, options: EngineOptions = {}) {
-    this.name = name;
-    this.current = settings;
-    this.waiting.track(needsPriorityIndex(settings), []);
-    this.random = options.random ?? Math.random;
-    this.deliveryCounter = options.receiptBase ?? 0;
-    this.options = options;
-    this.cold = this.newColdTier(settings);
-  }
-
-  private newColdTier(settings: QueueSettings): ColdTier | null {
-    const { pageIn, hotReadyLimit, hotWaitingBytes } = this.options;
-    if (pageIn === undefined || !this.coldAllowed(settings)) return null;
-    return new ColdTier(pageIn, hotReadyLimit, hotWaitingBytes);
-  }
-
-  /**
-   * Which queues may keep messages cold. FIFO queues deliver by group and
-   * memory queues have no log to read back from; the reject-lowest-priority
-   * policy walks its victims as objects (overflow.ts). These stay wholly in
-   * memory, bounded by their limits and the admission memory budget.
-   * TODO(#3): cold FIFO groups, cold reject-lowest-priority victims.
-   */
-  private coldAllowed(settings: QueueSettings): boolean {
-    return !settings.fifo && settings.durability !== 'memory' &&
-      !needsPriorityIndex(settings);
-  }
-
-  get settings(): QueueSettings {
-    return this.current;
-  }
-
-  /** New settings; a change of overflow policy rebuilds what it needs. */
-  set settings(next: QueueSettings) {
-    const rebuild = needsPriorityIndex(next) !== needsPriorityIndex(this.current);
-    // A queue that may no longer keep messages cold takes them all in
-    // first: one read per PAGE_IN_BATCH messages, however many there are.
-    if (this.cold !== null && !this.coldAllowed(next)) {
-      for (let p = this.cold.backlog.highest(); p >= 0; p = this.cold.backlog.highest()) {
-        this.pageIn(p);
-      }
-      this.cold = null;
-    }
-    this.current = next;
-    this.cold ??= this.newColdTier(next);
-    if (rebuild) this.waiting.track(needsPriorityIndex(next), this.messages.values());
-  }
-
-  /** Messages in the queue, cold ones included. */
-  get size(): number {
-    return this.messages.size + this.coldCount;
-  }
-
-  /** Ready messages kept on disk only. */
-  get coldCount(): number {
-    return this.cold?.backlog.count ?? 0;
-  }
-
-  /** Cold messages that could not be read back; they return at restart. */
-  get unreadable(): number {
-    return this.cold?.unreadable ?? 0;
-  }
-
-  has(seq: number): boolean {
-    return this.messages.has(seq) || (this.cold?.backlog.has(seq) ?? false);
-  }
-
-  /** A message in memory; cold ones are not (see find). */
-  get(seq: number): Message | undefined {
-    return this.messages.get(seq);
-  }
-
-  /** A message in memory, or a cold one read back as a copy that stays cold. */
-  find(seq: number): Message | undefined {
-    return this.messages.get(seq) ?? this.cold?.find(seq);
-  }
-
-  /**
-   * Every message: those in memory in arrival order, then cold ones by
-   * seq, read back as copies a page at a time. For listing and redrive.
-   */
-  *values(): Generator<Message> {
-    yield* this.messages.values();
-    if (this.cold !== null) yield* this.cold.values();
-  }
-
-  /** `limit` messages from `offset` in the order of values(), reading only those. */
-  list(offset: number, limit: number): Message[] {
-    const listed: Message[] = [];
-    let skipped = 0;
-    for (const message of this.messages.values()) {
-      if (listed.length >= limit) return listed;
-      if (skipped++ < offset) continue;
-      listed.push(message);
-    }
-    if (this.cold === null || listed.length >= limit) return listed;
-    const from = Math.max(0, offset - this.messages.size);
-    return listed.concat(this.cold.list(from, limit - listed.length));
-  }
-
-  /** Seqs of every message, cold ones included. */
-  allSeqs(): number[] {
-    const seqs = [...this.messages.keys()];
-    for (const seq of this.cold?.backlog.seqs() ?? []) seqs.push(seq);
-    return seqs;
-  }
-
+export class QueueEngine extends QueueContents {
   // --- deduplication --------------------------------------------------
 
   /** True when `id` was published within the dedup window before `now`. */
@@ -254,9 +33,10 @@ export class QueueEngine {
     return this.dedup.has(id, now, this.settings.dedupWindowMs);
   }
 
-  /** Remembers a producer's id, at most DEDUP_MAX_IDS of them (dedup.ts). */
+  /** Remembers a producer's id, the newest `dedupMaxIds` of them (dedup.ts). */
   rememberId(id: string, publishedAt: number): void {
-    if (this.settings.dedupWindowMs > 0) this.dedup.remember(id, publishedAt);
+    const { dedupWindowMs, dedupMaxIds } = this.settings;
+    if (dedupWindowMs > 0) this.dedup.remember(id, publishedAt, dedupMaxIds);
   }
 
   /** Undoes rememberId for a publish that failed to reach the disk. */
@@ -311,7 +91,7 @@ export class QueueEngine {
    * TODO(#6): the broker logs these after the newcomer's record, so a crash
    * in between replays the queue one over its limit until the next publish.
    */
-  private trimOldest(): void {
+  protected trimOldest(): void {
     const { maxLength, maxBytes } = this.current;
     while (
       (maxLength !== null && this.waiting.count > maxLength) ||
@@ -334,126 +114,19 @@ export class QueueEngine {
         break;
       }
     }
-    const cold = this.cold?.backlog.oldest();
-    if (cold === undefined || (hot !== undefined && hot.seq < cold.seq)) return hot;
+    const cold = this.cold?.oldestSeq();
+    if (cold === undefined || (hot !== undefined && hot.seq < cold)) return hot;
 
     // The oldest is cold: take it in, then let it go as a hot one would.
-    const taken = this.takeCold(cold.seq);
+    const taken = this.takeCold(cold);
     if (taken === undefined) return this.oldestWaiting();
-    this.enqueueHot(taken, READY_ANYWAY);
+    this.enqueueHot(taken, taken.state === 'delayed', false);
     return taken;
   }
 
   private overflow(message: Message): void {
     this.totals.overflowed++;
     this.kill(message, 'overflow');
-  }
-
-  // --- adding ---------------------------------------------------------
-
-  /**
-   * Adds a message that is already durable. It must be a fresh object.
-   * `published` marks a message as its `published` record has it on disk
-   * (a new publish): only such a one may be kept cold, since reading it
-   * back gives that record.
-   */
-  enqueue(message: Message, now: number, published = false): void {
-    if (published && this.keepsCold(message, now)) {
-      this.addCold(message.priority, message.seq, message.body.length);
-    } else {
-      this.enqueueHot(message, now);
-    }
-    if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
-  }
-
-  /**
-   * Whether enqueue(message, now, true) would keep a new publish on disk
-   * only, its body let go: the broker copies the body of one kept in
-   * memory, and only then.
-   */
-  keepsCold(message: Pick<Message, 'availableAt' | 'priority' | 'seq'>, now: number): boolean {
-    const cold = this.cold;
-    return cold !== null && cold.keeps(
-      message,
-      now,
-      this.counts.ready - cold.backlog.count,
-      this.waiting.bytes - cold.backlog.bytes,
-    );
-  }
-
-  /** Adds a replayed message straight to the cold backlog; false if it may not go there. */
-  enqueueCold(priority: number, seq: number, bytes: number): boolean {
-    if (this.cold === null || !this.cold.backlog.accepts(priority, seq)) return false;
-    this.addCold(priority, seq, bytes);
-    return true;
-  }
-
-  private addCold(priority: number, seq: number, bytes: number): void {
-    (this.cold as ColdTier).backlog.push(priority, seq, bytes);
-    this.counts.ready++;
-    this.counts.bytes += bytes;
-    this.waiting.addCold(priority, bytes);
-  }
-
-  /** Counts a message that left the cold backlog as gone. */
-  private forgetCold(priority: number, bytes: number): void {
-    this.counts.ready--;
-    this.counts.bytes -= bytes;
-    this.waiting.removeCold(priority, bytes);
-  }
-
-  private enqueueHot(message: Message, now: number): void {
-    message.lease = null;
-    message.slots = { heap: -1, delay: null, expiry: null, lease: null };
-    this.messages.set(message.seq, message);
-    this.counts.bytes += message.body.length;
-
-    if (message.expiresAt !== null) {
-      message.slots.expiry = timed(this.expiries, message.expiresAt, message);
-    }
-    if (this.settings.fifo) this.groupOf(message).waiting.push(message);
-    this.makeWaitingOrReady(message, now);
-  }
-
-  /** Moves a page of the oldest cold messages of `priority` into memory. */
-  private pageIn(priority: number): void {
-    const { messages, sizes } = (this.cold as ColdTier).takePage(priority);
-    for (const size of sizes) this.forgetCold(priority, size);
-    for (const message of messages) this.enqueueHot(message, READY_ANYWAY);
-  }
-
-  /** Pages cold messages in until the hot heap's top is the next to deliver. */
-  private pageInAhead(): void {
-    const backlog = this.cold?.backlog;
-    if (backlog === undefined || backlog.count === 0) return;
-    for (;;) {
-      const top = this.ready.peek();
-      const priority = backlog.ahead(top?.priority ?? -1, top?.seq ?? Number.POSITIVE_INFINITY);
-      if (priority < 0) return;
-      this.pageIn(priority);
-    }
-  }
-
-  /** Takes a cold message out of the queue, read back (undefined if unreadable). */
-  private takeCold(seq: number): Message | undefined {
-    const taken = this.cold?.takeOne(seq);
-    if (taken === undefined) return undefined;
-    this.forgetCold(taken.entry.priority, taken.entry.bytes);
-    return taken.message;
-  }
-
-  private makeWaitingOrReady(message: Message, now: number): void {
-    this.waiting.add(message);
-    if (message.availableAt > now) {
-      message.state = 'delayed';
-      this.counts.delayed++;
-      slotsOf(message).delay = timed(this.delayed, message.availableAt, message);
-      return;
-    }
-    message.state = 'ready';
-    this.counts.ready++;
-    if (this.settings.fifo) this.offerGroup(this.groupOf(message));
-    else this.ready.push(message);
   }
 
   // --- delivering -----------------------------------------------------
@@ -490,15 +163,15 @@ export class QueueEngine {
     leaseMs: number,
     out: Delivery[],
   ): void {
-    while (out.length < max && this.ringHead < this.ring.length) {
-      const group = this.ring[this.ringHead++];
-      group.inRing = false;
+    while (out.length < max) {
+      const group = this.groups.next();
+      if (group === undefined) break;
       if (group.inFlight > 0) continue;
 
       // A group hands out consecutive heads in order within one receive,
       // then stays blocked until all of them settle.
       while (out.length < max) {
-        const head = this.headOf(group);
+        const head = this.headOf(group, max - out.length);
         if (head === undefined || head.state !== 'ready') break;
         group.waiting.pop();
         if (this.expireIfDue(head, now)) continue;
@@ -506,7 +179,7 @@ export class QueueEngine {
         out.push(this.lease(head, now, leaseMs));
       }
     }
-    this.compactRing();
+    this.groups.compact();
   }
 
   private lease(message: Message, now: number, leaseMs: number): Delivery {
@@ -570,8 +243,8 @@ export class QueueEngine {
 
     this.releaseLease(message);
     message.availableAt = Math.min(message.availableAt, now);
-    if (this.settings.fifo) this.groupOf(message).waiting.push(message);
-    this.makeWaitingOrReady(message, now);
+    if (this.settings.fifo) this.groups.of(message.group).waiting.push(message);
+    this.makeWaitingOrReady(message, message.availableAt > now);
     this.reopenGroupOf(message);
     return true;
   }
@@ -597,8 +270,8 @@ export class QueueEngine {
       const delay =
         delayMs ?? backoffDelay(this.settings.backoff, message.failures, this.random);
       message.availableAt = now + delay;
-      if (this.settings.fifo) this.groupOf(message).waiting.push(message);
-      this.makeWaitingOrReady(message, now);
+      if (this.settings.fifo) this.groups.of(message.group).waiting.push(message);
+      this.makeWaitingOrReady(message, message.availableAt > now);
       this.outbox.push({ kind: 'retry', message });
     }
     this.reopenGroupOf(message);
@@ -613,7 +286,7 @@ export class QueueEngine {
     untime(this.leaseDeadlines, slots.lease);
     slots.lease = null;
     this.counts.inFlight--;
-    if (this.settings.fifo) this.groupOf(message).inFlight--;
+    if (this.settings.fifo) this.groups.of(message.group).inFlight--;
   }
 
   private kill(message: Message, reason: DeathReason): void {
@@ -652,25 +325,50 @@ export class QueueEngine {
     }
   }
 
+  /**
+   * Makes delayed messages due by `now` ready, in memory and cold, in one
+   * order by (due time, seq): FIFO groups join the ring in that order
+   * wherever their messages are.
+   */
   private tickDelayed(now: number): void {
+    const due = this.dueScratch;
     for (let entry = this.delayed.peek(); entry !== undefined && entry.at <= now;
       entry = this.delayed.peek()) {
       this.delayed.pop();
       const { message } = entry;
       slotsOf(message).delay = null;
       if (!this.isCurrent(message, 'delayed') || message.availableAt !== entry.at) continue;
-
-      message.state = 'ready';
-      this.counts.delayed--;
-      this.counts.ready++;
-      if (this.settings.fifo) this.offerGroup(this.groupOf(message));
-      else this.ready.push(message);
+      due.push(message);
     }
+    const coldDue = this.cold?.releaseDue(now, this.current.fifo) ?? NO_ROWS;
+
+    let hot = 0;
+    let cold = 0;
+    while (hot < due.length || cold < coldDue.length) {
+      const row = coldDue[cold];
+      const message = due[hot];
+      if (message !== undefined && (row === undefined || message.availableAt < row.availableAt ||
+        (message.availableAt === row.availableAt && message.seq < row.seq))) {
+        hot++;
+        message.state = 'ready';
+        this.counts.delayed--;
+        this.counts.ready++;
+        if (this.settings.fifo) this.groups.offer(this.groups.of(message.group));
+        else this.ready.push(message);
+      } else {
+        cold++;
+        this.counts.delayed--;
+        this.counts.ready++;
+        const group = this.current.fifo ? this.groups.byId(row.group) : undefined;
+        if (group !== undefined) this.groups.offer(group);
+      }
+    }
+    due.length = 0;
   }
 
   /** The earliest time at which tick() has work, or null. */
   nextWakeAt(): number | null {
-    let earliest: number | null = null;
+    let earliest = this.cold?.rows.nextDue() ?? null;
     for (const heap of [this.delayed, this.leaseDeadlines, this.expiries]) {
       const top = heap.peek();
       if (top !== undefined && (earliest === null || top.at < earliest)) earliest = top.at;
@@ -690,156 +388,20 @@ export class QueueEngine {
     return outcomes;
   }
 
-  // --- removing -------------------------------------------------------
-
-  /** Removes every message not in flight; returns their seqs. */
-  purge(): number[] {
-    const removed: number[] = [];
-    const backlog = this.cold?.backlog;
-    if (backlog !== undefined) {
-      for (let p = 0; p <= MAX_PRIORITY; p++) {
-        const count = backlog.countOf(p);
-        if (count === 0) continue;
-        const { seqs, sizes } = backlog.take(p, count);
-        for (const size of sizes) this.forgetCold(p, size);
-        removed.push(...seqs);
-      }
-    }
-    for (const message of this.messages.values()) {
-      if (message.state === 'in-flight') continue;
-      removed.push(message.seq);
-      this.detach(message);
-    }
-    return removed;
-  }
-
-  /** Takes a message out (for a move to another queue); undefined if in flight. */
-  take(seq: number): Message | undefined {
-    if (this.cold?.backlog.has(seq)) return this.takeCold(seq);
-    const message = this.messages.get(seq);
-    if (message === undefined || message.state === 'in-flight') return undefined;
-    this.detach(message);
-    return message;
-  }
-
-  private detach(message: Message): void {
-    this.messages.delete(message.seq);
-    this.counts.bytes -= message.body.length;
-
-    // Out of every heap now, so nothing keeps the body alive.
-    const slots = slotsOf(message);
-    if (slots.heap >= 0) {
-      const heap = this.settings.fifo ? this.groupOf(message).waiting : this.ready;
-      heap.remove(message, slots.heap);
-    }
-    untime(this.delayed, slots.delay);
-    untime(this.expiries, slots.expiry);
-    untime(this.leaseDeadlines, slots.lease);
-    slots.delay = slots.expiry = slots.lease = null;
-
-    if (message.state !== 'in-flight') this.waiting.remove(message);
-    if (message.state === 'ready') this.counts.ready--;
-    else if (message.state === 'delayed') this.counts.delayed--;
-    else {
-      this.counts.inFlight--;
-      if (this.settings.fifo) this.groupOf(message).inFlight--;
-      if (message.lease !== null) this.leases.delete(message.lease.receipt);
-      message.lease = null;
-    }
-  }
-
   private expireIfDue(message: Message, now: number): boolean {
     if (message.expiresAt === null || message.expiresAt > now) return false;
     this.kill(message, 'expired');
     return true;
   }
 
-  private isCurrent(message: Message, state: Message['state']): boolean {
-    return message.state === state && this.messages.get(message.seq) === message;
-  }
-
-  // --- FIFO groups ----------------------------------------------------
-
-  private groupOf(message: Message): Group {
-    const key = message.group ?? DEFAULT_GROUP;
-    let group = this.groups.get(key);
-    if (group === undefined) {
-      group = {
-        key,
-        waiting: new Heap<Message>(bySeq, placeMessage),
-        inFlight: 0,
-        inRing: false,
-      };
-      this.groups.set(key, group);
-    }
-    return group;
-  }
-
-  /** The group's first live waiting message, dropping stale entries. */
-  private headOf(group: Group): Message | undefined {
-    for (let head = group.waiting.peek(); head !== undefined; head = group.waiting.peek()) {
-      if (this.messages.get(head.seq) === head && head.state !== 'in-flight') return head;
-      group.waiting.pop();
-    }
-    if (group.inFlight === 0) this.groups.delete(group.key);
-    return undefined;
-  }
-
-  private offerGroup(group: Group): void {
-    if (group.inRing || group.inFlight > 0) return;
-    group.inRing = true;
-    this.ring.push(group);
-  }
-
   /** After a group's message settles, lets the group deliver again. */
   private reopenGroupOf(message: Message): void {
     if (!this.settings.fifo) return;
-    const group = this.groupOf(message);
+    const group = this.groups.of(message.group);
     if (group.inFlight > 0) return;
-    if (this.headOf(group)?.state === 'ready') this.offerGroup(group);
-  }
-
-  private compactRing(): void {
-    if (this.ringHead > 0 && this.ringHead * 2 >= this.ring.length) {
-      this.ring.splice(0, this.ringHead);
-      this.ringHead = 0;
-    }
-  }
-
-  // --- reading --------------------------------------------------------
-
-  /** Age of the oldest ready message (by publish time), 0 when none. */
-  oldestReadyAgeMs(now: number): number {
-    let scanned = 0;
-    let hot: Message | undefined;
-    for (const message of this.messages.values()) {
-      if (message.state === 'ready') {
-        hot = message;
-        break;
-      }
-      // TODO(#3): keep the oldest ready message indexed instead of scanning.
-      if (++scanned > 10_000) break;
-    }
-    const cold = this.cold?.oldest(now);
-    if (cold !== undefined && (hot === undefined || cold.seq < hot.seq)) {
-      return Math.max(0, now - cold.publishedAt);
-    }
-    return hot === undefined ? 0 : Math.max(0, now - hot.publishedAt);
+    if (this.headOf(group)?.state === 'ready') this.groups.offer(group);
   }
 }
 
 const NO_OUTCOMES: Outcome[] = [];
-
-function slotsOf(message: Message): Slots {
-  return message.slots as Slots;
-}
-
-function timed(heap: Heap<TimedEntry>, at: number, message: Message): TimedEntry {
-  const entry = { at, message, index: -1 };
-  heap.push(entry);
-  return entry;
-}
-
-function untime(heap: Heap<TimedEntry>, entry: TimedEntry | null): void {
-  if (entry !== null) heap.remove(entry, entry.index);
-}
+const NO_ROWS: ColdRow[] = [];

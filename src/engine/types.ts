@@ -28,6 +28,13 @@ export interface QueueSettings {
   /** A message id seen again within this window is stored once. */
   dedupWindowMs: number;
   /**
+   * Most ids the dedup window remembers (the newest), so that memory stays
+   * bounded whatever the publish rate: past it an id is forgotten before
+   * its window ends, and a producer that reuses an id more than this many
+   * messages later is not deduplicated. From 1 to MAX_DEDUP_IDS.
+   */
+  dedupMaxIds: number;
+  /**
    * When a publish is confirmed: `fsync` once on disk, `os` once written
    * to the OS, `memory` at once, the queue and its messages never logged.
    */
@@ -77,6 +84,7 @@ export const DEFAULT_SETTINGS: QueueSettings = {
   deadLetter: null,
   messageTtlMs: null,
   dedupWindowMs: 5 * 60_000,
+  dedupMaxIds: 100_000,
   durability: 'fsync',
   maxLength: null,
   maxBytes: null,
@@ -114,6 +122,14 @@ export interface Message {
   lease: Lease | null;
   /** Engine bookkeeping: where the message sits in its heaps. */
   slots?: Slots;
+  /**
+   * Engine bookkeeping: the headers of this message's latest `published`
+   * record on disk, when that record is its state but for attempts and
+   * due time (cold-tier.ts). Then the message may be let go of in memory
+   * and read back; a move, or a nack that changed headers, clears it
+   * until its new record has landed (QueueEngine.landed).
+   */
+  loggedHeaders?: Record<string, string>;
 }
 
 /** A message's place in the engine's heaps, so it can leave them at once. */

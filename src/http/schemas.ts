@@ -74,6 +74,11 @@ const settingsProperties = {
   deadLetter: Nullable(QueueName),
   messageTtlMs: Nullable(Ttl('default time to live')),
   dedupWindowMs: Duration('a repeated message id is stored once within this'),
+  dedupMaxIds: Type.Integer({
+    minimum: 1,
+    maximum: 10_000_000,
+    description: 'most ids the dedup window remembers, the newest',
+  }),
   durability: Type.Union(
     [Type.Literal('fsync'), Type.Literal('os'), Type.Literal('memory')],
     {

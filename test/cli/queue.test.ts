@@ -41,6 +41,7 @@ describe('usher queue', () => {
       '--dead-letter', 'orders.dlq',
       '--ttl', '1h',
       '--dedup-window', '90s',
+      '--dedup-max-ids', '5000',
       '--durability', 'os',
       '--max-length', '100',
       '--max-bytes', '1MiB',
@@ -54,7 +55,8 @@ describe('usher queue', () => {
       '--backoff', '250', '--backoff-max', '60000',
       '--backoff-multiplier', '3', '--backoff-jitter', '0.25',
       '--visibility-timeout', '45000', '--dead-letter', 'orders.dlq',
-      '--ttl', '3600000', '--dedup-window', '1m30s', '--durability', 'os',
+      '--ttl', '3600000', '--dedup-window', '1m30s', '--dedup-max-ids', '5000',
+      '--durability', 'os',
       '--max-length', '100', '--max-bytes', '1048576', '--overflow', 'reject-lowest-priority',
     );
     assert.equal(again.stdout, 'queue "orders" already exists with these settings\n');
@@ -73,6 +75,7 @@ describe('usher queue', () => {
       deadLetter: 'orders.dlq',
       messageTtlMs: 3_600_000,
       dedupWindowMs: 90_000,
+      dedupMaxIds: 5000,
       durability: 'os',
       maxLength: 100,
       maxBytes: 1_048_576,

@@ -118,11 +118,20 @@ describe('cold backlog', () => {
     assert.equal(q.counts.bytes, [...log.records.values()].reduce((n, m) => n + m.body.length, 0));
     assert.equal(log.reads, 0);
 
-    // A delayed publish and a moved-in message stay hot.
+    // A delayed publish goes cold too, with its due time; a moved-in
+    // message stays hot until its record lands.
     q.enqueue(log.publish({ availableAt: 50 }), 0, true);
     q.enqueue(log.publish(), 0);
-    assert.equal(q.coldCount, 6);
+    assert.equal(q.coldCount, 7);
     assert.equal(q.counts.delayed, 1);
+    assert.equal(q.nextWakeAt(), 50);
+    q.landed(12);
+    assert.equal(q.coldCount, 7, 'a retry record alone: never on disk as it is');
+    q.landed(12, { other: 'headers' });
+    assert.equal(q.coldCount, 7, 'a record of other headers: not its state');
+    q.landed(12, q.get(12)?.headers);
+    assert.equal(q.coldCount, 8, 'its own record landed: cold');
+    assert.equal(q.counts.ready, 11);
   });
 
   it('keeps new publishes cold past a byte budget too', () => {
@@ -220,12 +229,13 @@ describe('cold backlog', () => {
     assert.deepEqual(ids(q.receive(0, 10, 1000)), ['m3', 'm6', 'm2', 'm5', 'm1', 'm4']);
   });
 
-  it('keeps FIFO and memory queues wholly in memory', () => {
-    for (const settings of [{ fifo: true }, { durability: 'memory' as const }]) {
+  it('keeps memory queues wholly in memory, and FIFO ones cold past the window', () => {
+    for (const [settings, cold] of [[{ fifo: true }, 4], [{ durability: 'memory' as const }, 0]] as const) {
       const log = new FakeLog();
       const q = coldEngine(log, settings, 1);
       for (let i = 0; i < 5; i++) q.enqueue(log.publish(), 0, true);
-      assert.equal(q.coldCount, 0);
+      assert.equal(q.coldCount, cold);
+      assert.deepEqual(ids(q.receive(0, 10, 1000)), ['m1', 'm2', 'm3', 'm4', 'm5']);
     }
   });
 });

@@ -1,0 +1,522 @@
+// What one queue holds and where: its messages in memory (objects in heaps
+// by state) and cold (on disk, known by rows of typed arrays, cold-tier.ts),
+// with the counts, limits index and FIFO groups that go with them. Adding,
+// taking and finding messages, and moving them between memory and disk,
+// are here; the scheduling rules (delivering, settling, retries, time) are
+// QueueEngine's, which extends this (queue.ts). Pure logic, no I/O.
+
+import type { ColdDeque } from './cold-backlog.js';
+import { type ColdCandidate, ColdTier, type ColdLeft, type PageIn } from './cold-tier.js';
+import { DedupWindow } from './dedup.js';
+import { FifoGroups, type Group } from './fifo-groups.js';
+import { Heap } from './heap.js';
+import { WaitingIndex, hasLimits, needsPriorityIndex } from './overflow.js';
+import type { DeathReason, Message, QueueSettings, Slots, TimedEntry } from './types.js';
+
+/** What became of a message that left the in-flight or waiting state. */
+export type Outcome =
+  | { kind: 'retry'; message: Message }
+  | { kind: 'dead'; message: Message; reason: DeathReason };
+
+export interface NackRequest {
+  requeue: boolean;
+  delayMs?: number;
+}
+
+export interface EngineOptions {
+  /** Uniform random in [0, 1), for backoff jitter; injectable for tests. */
+  random?: () => number;
+  /** First delivery number for receipts; the broker passes its boot time so
+   * a receipt from before a restart never matches a lease after it. */
+  receiptBase?: number;
+  /**
+   * Reads messages back from the log by seq (undefined for one that cannot
+   * be read). Given, a durable queue keeps only a window of its waiting
+   * messages in memory and the rest cold (see cold-tier.ts); without it
+   * every message stays in memory.
+   */
+  pageIn?: PageIn;
+  /** Waiting messages kept in memory before more go cold (HOT_READY_LIMIT). */
+  hotReadyLimit?: number;
+  /** Body bytes of waiting messages kept in memory before new ones go
+   * cold (HOT_WAITING_BYTES). */
+  hotWaitingBytes?: number;
+}
+
+const byPriorityThenSeq = (a: Message, b: Message) =>
+  a.priority !== b.priority ? a.priority > b.priority : a.seq < b.seq;
+// Equal times go by seq, so that delays ending together release in the
+// same order whether their messages are in memory or cold.
+const byTime = (a: TimedEntry, b: TimedEntry) =>
+  a.at !== b.at ? a.at < b.at : a.message.seq < b.message.seq;
+const placeMessage = (message: Message, index: number) => {
+  (message.slots as Slots).heap = index;
+};
+const placeEntry = (entry: TimedEntry, index: number) => {
+  entry.index = index;
+};
+
+export abstract class QueueContents {
+  readonly name: string;
+  protected current: QueueSettings;
+
+  protected readonly messages = new Map<number, Message>();
+  protected readonly leases = new Map<string, Message>();
+
+  // Best-effort ready messages; FIFO queues use `groups` (fifo-groups.ts).
+  protected readonly ready = new Heap<Message>(byPriorityThenSeq, placeMessage);
+  protected readonly groups = new FifoGroups();
+
+  protected readonly delayed = new Heap<TimedEntry>(byTime, placeEntry);
+  protected readonly leaseDeadlines = new Heap<TimedEntry>(byTime, placeEntry);
+  protected readonly expiries = new Heap<TimedEntry>(byTime, placeEntry);
+
+  protected readonly dedup = new DedupWindow();
+
+  protected readonly random: () => number;
+  protected deliveryCounter: number;
+
+  // Ready and delayed messages, for maxLength and maxBytes; `reserved` is
+  // room promised to admitted publishes not yet durable.
+  protected readonly waiting = new WaitingIndex();
+  protected readonly reserved = { count: 0, bytes: 0 };
+
+  /** Current contents. */
+  readonly counts = { ready: 0, delayed: 0, inFlight: 0, bytes: 0 };
+  /** Counters since start; the broker adds what only it sees. */
+  readonly totals = {
+    published: 0,
+    delivered: 0,
+    acked: 0,
+    nacked: 0,
+    leaseExpired: 0,
+    deadLettered: 0,
+    expired: 0,
+    dropped: 0,
+    duplicates: 0,
+    /** Waiting messages displaced by the overflow policy. */
+    overflowed: 0,
+    /** Publishes refused by maxLength or maxBytes. */
+    refused: 0,
+  };
+
+  protected outbox: Outcome[] = [];
+  // Reused by tickDelayed, which runs at every receive.
+  protected readonly dueScratch: Message[] = [];
+
+  // Waiting messages whose bodies stay on disk; null while this queue
+  // keeps everything in memory (coldAllowed says when).
+  protected cold: ColdTier | null = null;
+  protected readonly options: EngineOptions;
+
+  constructor(name: string, settings: QueueSettings, options: EngineOptions = {}) {
+    this.name = name;
+    this.current = settings;
+    this.waiting.track(needsPriorityIndex(settings), []);
+    this.random = options.random ?? Math.random;
+    this.deliveryCounter = options.receiptBase ?? 0;
+    this.options = options;
+    this.cold = this.newColdTier(settings);
+  }
+
+  protected newColdTier(settings: QueueSettings): ColdTier | null {
+    const { pageIn, hotReadyLimit, hotWaitingBytes } = this.options;
+    if (pageIn === undefined || !this.coldAllowed(settings)) return null;
+    return new ColdTier(pageIn, hotReadyLimit, hotWaitingBytes);
+  }
+
+  /**
+   * Which queues may keep messages cold: those with a log to read them
+   * back from. A memory queue's bodies exist nowhere else, and they are
+   * most of its memory: a compact index beside them would save little.
+   * The reject-lowest-priority policy walks its victims as objects
+   * (overflow.ts), so it stays in memory too, bounded by its maxLength or
+   * maxBytes (which it needs) and the admission memory budget.
+   * TODO(#3): cold reject-lowest-priority victims (by priority, oldest
+   * first: the per-priority deques already hold that order).
+   */
+  protected coldAllowed(settings: QueueSettings): boolean {
+    return settings.durability !== 'memory' && !needsPriorityIndex(settings);
+  }
+
+  get settings(): QueueSettings {
+    return this.current;
+  }
+
+  /** New settings; a change of overflow policy rebuilds what it needs. */
+  set settings(next: QueueSettings) {
+    const rebuild = needsPriorityIndex(next) !== needsPriorityIndex(this.current);
+    // A queue that may no longer keep messages cold takes them all in
+    // first (one read each: only a change to reject-lowest-priority does
+    // this, and that policy bounds the queue).
+    if (this.cold !== null && !this.coldAllowed(next)) {
+      for (const seq of this.cold.seqs(this.current.fifo)) {
+        const message = this.takeCold(seq);
+        if (message !== undefined) this.enqueueHot(message, message.state === 'delayed');
+      }
+      this.cold = null;
+    }
+    this.current = next;
+    this.cold ??= this.newColdTier(next);
+    if (rebuild) this.waiting.track(needsPriorityIndex(next), this.messages.values());
+  }
+
+  /** Messages in the queue, cold ones included. */
+  get size(): number {
+    return this.messages.size + this.coldCount;
+  }
+
+  /** Waiting messages kept on disk only. */
+  get coldCount(): number {
+    return this.cold?.count ?? 0;
+  }
+
+  /** Cold messages that could not be read back; they return at restart. */
+  get unreadable(): number {
+    return this.cold?.unreadable ?? 0;
+  }
+
+  has(seq: number): boolean {
+    return this.messages.has(seq) || (this.cold?.has(seq) ?? false);
+  }
+
+  /** A message in memory; cold ones are not (see find). */
+  get(seq: number): Message | undefined {
+    return this.messages.get(seq);
+  }
+
+  /** A message in memory, or a cold one read back as a copy that stays cold. */
+  find(seq: number): Message | undefined {
+    return this.messages.get(seq) ?? this.cold?.find(seq);
+  }
+
+  /**
+   * Every message: those in memory in arrival order, then cold ones by
+   * seq, read back as copies a page at a time. For listing and redrive.
+   */
+  *values(): Generator<Message> {
+    yield* this.messages.values();
+    if (this.cold !== null) yield* this.cold.values(this.current.fifo);
+  }
+
+  /** `limit` messages from `offset` in the order of values(), reading only those. */
+  list(offset: number, limit: number): Message[] {
+    const listed: Message[] = [];
+    let skipped = 0;
+    for (const message of this.messages.values()) {
+      if (listed.length >= limit) return listed;
+      if (skipped++ < offset) continue;
+      listed.push(message);
+    }
+    if (this.cold === null || listed.length >= limit) return listed;
+    const from = Math.max(0, offset - this.messages.size);
+    return listed.concat(this.cold.list(from, limit - listed.length, this.current.fifo));
+  }
+
+  /** Seqs of every message, cold ones included. */
+  allSeqs(): number[] {
+    const seqs = [...this.messages.keys()];
+    for (const seq of this.cold?.seqs(this.current.fifo) ?? []) seqs.push(seq);
+    return seqs;
+  }
+
+  // --- adding ---------------------------------------------------------
+
+  /**
+   * Adds a message that is already durable. It must be a fresh object.
+   * `onDisk` says its latest `published` record has its state but for
+   * attempts and due time (a new publish, a replayed one): only such a
+   * message may go cold, since reading it back gives that record.
+   */
+  enqueue(message: Message, now: number, onDisk = false): void {
+    message.loggedHeaders = onDisk ? message.headers : undefined;
+    const delayed = message.availableAt > now;
+    if (onDisk && this.goesCold(message, delayed)) this.addCold(message, delayed);
+    else this.enqueueHot(message, delayed);
+    if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
+  }
+
+  /**
+   * Whether enqueue(message, now, true) would keep a new publish on disk
+   * only, its body let go: the broker copies the body of one kept in
+   * memory, and only then.
+   */
+  keepsCold(message: ColdCandidate & Pick<Message, 'availableAt'>, now: number): boolean {
+    return this.goesCold(message, message.availableAt > now);
+  }
+
+  /**
+   * The record that makes `seq`'s state durable has landed: a `published`
+   * copy with `headers` (a move, a nack that set headers), or with none a
+   * `retried` record. A waiting message whose disk state is now its own
+   * goes cold if the window is over full, so that a dead-letter queue
+   * filled by moves or a retry storm stays bounded as publishes do.
+   */
+  landed(seq: number, headers?: Record<string, string>): void {
+    const message = this.messages.get(seq);
+    const cold = this.cold;
+    if (message === undefined || message.state === 'in-flight' || cold === null) return;
+    if (headers !== undefined) {
+      if (message.headers !== headers) return;
+      message.loggedHeaders = headers;
+    } else if (message.loggedHeaders !== message.headers) {
+      return;
+    }
+    const hotWaiting = this.messages.size - this.counts.inFlight - 1;
+    const hotBytes = this.waiting.bytes - cold.bytes - message.body.length;
+    if (!cold.full(hotWaiting, hotBytes)) return;
+
+    // Its group was offered when it became ready; offering it again would
+    // move the group in the ring.
+    const delayed = message.state === 'delayed';
+    this.detach(message);
+    this.addCold(message, delayed, false);
+  }
+
+  /** Adds a replayed message straight to the cold backlog; false if it may not go there. */
+  enqueueCold(priority: number, seq: number, bytes: number): boolean {
+    if (this.cold === null || this.current.fifo) return false;
+    if (!this.cold.addPlain(priority, seq, bytes)) return false;
+    this.counts.ready++;
+    this.counts.bytes += bytes;
+    this.waiting.addCold(priority, bytes);
+    return true;
+  }
+
+  /** Whether a message whose disk state is its own stays cold. */
+  protected goesCold(message: ColdCandidate, delayed: boolean): boolean {
+    const cold = this.cold;
+    if (cold === null) return false;
+    const hotWaiting = this.messages.size - this.counts.inFlight;
+    const hotBytes = this.waiting.bytes - cold.bytes;
+    if (cold.full(hotWaiting, hotBytes)) return true;
+    if (this.current.fifo) {
+      // Once a group has a cold tail, newer messages join it, so the
+      // window holds the heads of groups rather than their tails.
+      const tail = this.groups.of(message.group).cold.peekLast();
+      return tail !== undefined && message.seq > tail;
+    }
+    return !delayed && cold.keepsPlain(message, hotWaiting, hotBytes);
+  }
+
+  protected addCold(message: Message, delayed: boolean, offer = true): void {
+    const cold = this.cold as ColdTier;
+    let group: Group | undefined;
+    if (this.current.fifo) {
+      group = this.groups.of(message.group);
+      cold.add(message, delayed, group.cold, group.id);
+    } else {
+      cold.add(message, delayed);
+    }
+    this.counts.bytes += message.body.length;
+    this.waiting.addCold(message.priority, message.body.length);
+    if (delayed) {
+      this.counts.delayed++;
+      return;
+    }
+    this.counts.ready++;
+    if (group !== undefined && offer) this.groups.offer(group);
+  }
+
+  /** Counts a message that left the cold tier as gone. */
+  protected forgetCold(left: ColdLeft): void {
+    if (left.delayed) this.counts.delayed--;
+    else this.counts.ready--;
+    this.counts.bytes -= left.bytes;
+    this.waiting.removeCold(left.priority, left.bytes);
+  }
+
+  protected enqueueHot(message: Message, delayed: boolean, offer = true): void {
+    message.lease = null;
+    message.slots = { heap: -1, delay: null, expiry: null, lease: null };
+    this.messages.set(message.seq, message);
+    this.counts.bytes += message.body.length;
+
+    if (message.expiresAt !== null) {
+      message.slots.expiry = timed(this.expiries, message.expiresAt, message);
+    }
+    if (this.settings.fifo) this.groups.of(message.group).waiting.push(message);
+    this.makeWaitingOrReady(message, delayed, offer);
+  }
+
+  /** Moves a page of the oldest cold messages of `priority` into memory. */
+  protected pageIn(priority: number): void {
+    const { messages, left } = (this.cold as ColdTier).takePage(priority);
+    for (const entry of left) this.forgetCold(entry);
+    for (const message of messages) this.enqueueHot(message, false);
+  }
+
+  /** Pages cold messages in until the hot heap's top is the next to deliver. */
+  protected pageInAhead(): void {
+    const backlog = this.cold?.backlog;
+    if (backlog === undefined || backlog.count === 0) return;
+    for (;;) {
+      const top = this.ready.peek();
+      const priority = backlog.ahead(top?.priority ?? -1, top?.seq ?? Number.POSITIVE_INFINITY);
+      if (priority < 0) return;
+      this.pageIn(priority);
+    }
+  }
+
+  /**
+   * Moves up to `max` of a group's oldest cold messages into memory,
+   * ready or delayed as they were. The group is being served or reopened
+   * by the caller, so this offers it nowhere.
+   */
+  protected pageInGroup(group: Group, max: number): void {
+    const { messages, left } = (this.cold as ColdTier).takeGroupPage(group.cold, max);
+    for (const entry of left) this.forgetCold(entry);
+    for (const message of messages) this.enqueueHot(message, message.state === 'delayed', false);
+  }
+
+  /** Takes a cold message out of the queue, read back (undefined if unreadable). */
+  protected takeCold(seq: number): Message | undefined {
+    const taken = this.cold?.takeOne(seq, this.current.fifo ? this.dequeOf : undefined);
+    if (taken === undefined) return undefined;
+    this.forgetCold(taken.left);
+    return taken.message;
+  }
+
+  protected readonly dequeOf = (group: number): ColdDeque | undefined =>
+    this.groups.byId(group)?.cold;
+
+  protected makeWaitingOrReady(message: Message, delayed: boolean, offer = true): void {
+    this.waiting.add(message);
+    if (delayed) {
+      message.state = 'delayed';
+      this.counts.delayed++;
+      slotsOf(message).delay = timed(this.delayed, message.availableAt, message);
+      return;
+    }
+    message.state = 'ready';
+    this.counts.ready++;
+    if (!this.settings.fifo) this.ready.push(message);
+    else if (offer) this.groups.offer(this.groups.of(message.group));
+  }
+
+  // --- removing -------------------------------------------------------
+
+  /** Removes every message not in flight; returns their seqs. */
+  purge(): number[] {
+    const removed: number[] = [];
+    const cold = this.cold;
+    if (cold !== null) {
+      const dequeOf = this.current.fifo ? this.dequeOf : undefined;
+      for (const seq of cold.seqs(this.current.fifo)) {
+        const left = cold.remove(seq, dequeOf);
+        if (left === undefined) continue;
+        this.forgetCold(left);
+        removed.push(seq);
+      }
+      // Removed entries are only marked dead: let go of their arrays.
+      cold.backlog.clear();
+      for (const group of this.groups.values()) group.cold.clear();
+    }
+    for (const message of this.messages.values()) {
+      if (message.state === 'in-flight') continue;
+      removed.push(message.seq);
+      this.detach(message);
+    }
+    return removed;
+  }
+
+  /** Takes a message out (for a move to another queue); undefined if in flight. */
+  take(seq: number): Message | undefined {
+    if (this.cold?.has(seq)) return this.takeCold(seq);
+    const message = this.messages.get(seq);
+    if (message === undefined || message.state === 'in-flight') return undefined;
+    this.detach(message);
+    return message;
+  }
+
+  protected detach(message: Message): void {
+    this.messages.delete(message.seq);
+    this.counts.bytes -= message.body.length;
+
+    // Out of every heap now, so nothing keeps the body alive.
+    const slots = slotsOf(message);
+    if (slots.heap >= 0) {
+      const heap = this.settings.fifo ? this.groups.of(message.group).waiting : this.ready;
+      heap.remove(message, slots.heap);
+    }
+    untime(this.delayed, slots.delay);
+    untime(this.expiries, slots.expiry);
+    untime(this.leaseDeadlines, slots.lease);
+    slots.delay = slots.expiry = slots.lease = null;
+
+    if (message.state !== 'in-flight') this.waiting.remove(message);
+    if (message.state === 'ready') this.counts.ready--;
+    else if (message.state === 'delayed') this.counts.delayed--;
+    else {
+      this.counts.inFlight--;
+      if (this.settings.fifo) this.groups.of(message.group).inFlight--;
+      if (message.lease !== null) this.leases.delete(message.lease.receipt);
+      message.lease = null;
+    }
+  }
+
+  protected isCurrent(message: Message, state: Message['state']): boolean {
+    return message.state === state && this.messages.get(message.seq) === message;
+  }
+
+  // --- FIFO groups ----------------------------------------------------
+
+  /**
+   * The group's first live waiting message, dropping stale entries and
+   * paging in up to `want` cold ones when they come first.
+   */
+  protected headOf(group: Group, want = 1): Message | undefined {
+    for (;;) {
+      let head = group.waiting.peek();
+      while (head !== undefined &&
+        (this.messages.get(head.seq) !== head || head.state === 'in-flight')) {
+        group.waiting.pop();
+        head = group.waiting.peek();
+      }
+      const coldHead = group.cold.peek();
+      if (coldHead !== undefined && (head === undefined || coldHead < head.seq)) {
+        this.pageInGroup(group, want);
+        continue;
+      }
+      if (head === undefined) this.groups.dropIfIdle(group);
+      return head;
+    }
+  }
+
+  // --- reading --------------------------------------------------------
+
+  /** Age of the oldest ready message (by publish time), 0 when none. */
+  oldestReadyAgeMs(now: number): number {
+    let scanned = 0;
+    let hot: Message | undefined;
+    for (const message of this.messages.values()) {
+      if (message.state === 'ready') {
+        hot = message;
+        break;
+      }
+      // TODO(#3): keep the oldest ready message indexed instead of scanning.
+      if (++scanned > 10_000) break;
+    }
+    const cold = this.cold?.oldest(now, this.current.fifo);
+    if (cold !== undefined && (hot === undefined || cold.seq < hot.seq)) {
+      return Math.max(0, now - cold.publishedAt);
+    }
+    return hot === undefined ? 0 : Math.max(0, now - hot.publishedAt);
+  }
+  /** drop-oldest: trims the queue after an enqueue (QueueEngine). */
+  protected abstract trimOldest(): void;
+}
+
+export function slotsOf(message: Message): Slots {
+  return message.slots as Slots;
+}
+
+export function timed(heap: Heap<TimedEntry>, at: number, message: Message): TimedEntry {
+  const entry = { at, message, index: -1 };
+  heap.push(entry);
+  return entry;
+}
+
+export function untime(heap: Heap<TimedEntry>, entry: TimedEntry | null): void {
+  if (entry !== null) heap.remove(entry, entry.index);
+}
