@@ -430,7 +430,8 @@ export class LogStore {
   // A full segment is rolled once nothing is in flight; until then no new
   // batch starts in it (unless the roll failed: then writing goes on).
   #rollDue(): boolean {
-    return this.#writeEnd >= this.#segmentBytes && !this.#rollFailed && this.#failure === undefined;
+    const full = this.#writeEnd >= this.#segmentBytes;
+    return full && !this.#rollFailed && this.#failure === undefined;
   }
 
   #startBatches(): void {

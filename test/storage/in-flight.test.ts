@@ -69,7 +69,7 @@ async function settledYet(promise: Promise<unknown>): Promise<boolean> {
   return settled;
 }
 
-test('an append made during a batch\'s fdatasync is written and synced before that batch lands', () => {
+test('an append made during a batch\'s sync is written and synced before it lands', () => {
   return withTempDir(async (dir) => {
     const io = new GatedIo();
     const { store } = await openStore(dir, { io });
@@ -176,7 +176,7 @@ test('a failed sync rejects its batch alone; the batch behind it is written agai
   });
 });
 
-test('small batches are written on the spot; one behind a pooled write waits its turn', async () => {
+test('small batches are written on the spot; one behind a pooled write waits', async () => {
   const order: string[] = [];
   let releasePooled = () => {};
   const io: StoreIo = {
