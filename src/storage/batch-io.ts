@@ -65,44 +65,19 @@ export interface BatchTarget {
   sync: boolean;
 }
 
-/**
- * A batch this small, with no earlier write still out, is written on the
- * event loop's own thread (into the page cache: microseconds) rather than
- * through the thread pool. Each trip to the pool and back is two thread
- * wake-ups, and on a busy machine each wake-up can wait for a core: the
- * fdatasync's trip is needed, the write's is not. Larger batches (a
- * throughput run's, or compaction's) still go through the pool, so the
- * event loop never copies megabytes.
- */
-export const INLINE_WRITE_MAX_BYTES = 64 * 1024;
-
 /** Starts each batch's write once the previous one's has returned. */
 export class WriteChain {
-  /** Settles once the last write started through the thread pool has returned. */
-  #last: Promise<void> = Promise.resolve();
-  /** Writes through the thread pool that have not returned yet. */
-  #pending = 0;
-  /** A write failed since the last reset: later batches are skipped. */
-  #broken = false;
+  /** Whether the last write started so far succeeded (once it returns). */
+  #last: Promise<boolean> = Promise.resolve(true);
 
   constructor(private readonly io: StoreIo) {}
 
   /** Writes `batch` (after the writes before it), then syncs it; never rejects. */
   land(batch: Batch, target: BatchTarget): Promise<Outcome> {
-    let written: Promise<Outcome>;
-    if (
-      this.#pending === 0 &&
-      this.io.writevSync !== undefined &&
-      batch.bytes <= INLINE_WRITE_MAX_BYTES
-    ) {
-      written = Promise.resolve(this.#broken ? SKIPPED : this.#writeInline(batch, target));
-    } else {
-      this.#pending++;
-      written = this.#last.then(() => (this.#broken ? SKIPPED : this.#write(batch, target)));
-      this.#last = written.then(() => {
-        this.#pending--;
-      });
-    }
+    const written = this.#last.then((previousOk) =>
+      previousOk ? this.#write(batch, target) : SKIPPED,
+    );
+    this.#last = written.then((outcome) => outcome.ok);
     return written.then((outcome) =>
       outcome.ok && target.sync ? this.#sync(target.syncFd) : outcome,
     );
@@ -110,35 +85,19 @@ export class WriteChain {
 
   /** After a cut-back: the next write starts afresh. */
   reset(): void {
-    this.#broken = false;
-  }
-
-  #writeInline(batch: Batch, target: BatchTarget): Outcome {
-    try {
-      const written = this.io.writevSync!(target.writeFd, batch.frames, target.position);
-      return this.#checked(batch, written);
-    } catch (error) {
-      return this.#failed(error);
-    }
+    this.#last = Promise.resolve(true);
   }
 
   async #write(batch: Batch, target: BatchTarget): Promise<Outcome> {
     try {
       const written = await this.io.writev(target.writeFd, batch.frames, target.position);
-      return this.#checked(batch, written);
+      if (written !== batch.bytes) {
+        throw new Error(`short write: ${written} of ${batch.bytes} bytes`);
+      }
+      return { ok: true, synced: false };
     } catch (error) {
-      return this.#failed(error);
+      return { ok: false, error };
     }
-  }
-
-  #checked(batch: Batch, written: number): Outcome {
-    if (written === batch.bytes) return { ok: true, synced: false };
-    return this.#failed(new Error(`short write: ${written} of ${batch.bytes} bytes`));
-  }
-
-  #failed(error: unknown): Outcome {
-    this.#broken = true;
-    return { ok: false, error };
   }
 
   async #sync(fd: number): Promise<Outcome> {

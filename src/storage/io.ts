@@ -13,12 +13,6 @@ export interface StoreIo {
     buffers: readonly Buffer[],
     position: number,
   ): Promise<number>;
-  /**
-   * The same write, done on the calling thread. Optional: without it
-   * every write goes through writev. See INLINE_WRITE_MAX_BYTES in
-   * batch-io.ts for when the store uses it.
-   */
-  writevSync?(fd: number, buffers: readonly Buffer[], position: number): number;
   fdatasync(fd: number): Promise<void>;
   ftruncate(fd: number, length: number): Promise<void>;
   close(fd: number): Promise<void>;
@@ -40,10 +34,6 @@ export const nodeIo: StoreIo = {
         err ? reject(err) : resolve(written),
       );
     });
-  },
-
-  writevSync(fd, buffers, position) {
-    return fs.writevSync(fd, buffers as Buffer[], position);
   },
 
   fdatasync(fd) {

@@ -198,19 +198,6 @@ export class FaultyIo implements StoreIo {
     throw errno(fault.code, 'write');
   }
 
-  // The store writes small batches this way (batch-io.ts): the same
-  // faults, thrown at once.
-  writevSync(fd: number, buffers: readonly Buffer[], position: number): number {
-    this.calls.writev++;
-    const fault = this.#take('writev');
-    if (fault === undefined) return nodeIo.writevSync!(fd, buffers, position);
-    if (fault.partial) {
-      const half = Buffer.concat(buffers);
-      nodeIo.writevSync!(fd, [half.subarray(0, half.length >> 1)], position);
-    }
-    throw errno(fault.code, 'write');
-  }
-
   async fdatasync(fd: number): Promise<void> {
     this.calls.fdatasync++;
     this.#maybeFail('fdatasync');

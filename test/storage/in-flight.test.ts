@@ -8,7 +8,6 @@ import { stat } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { test } from 'node:test';
 import { StoreUnavailableError } from '../../src/errors.js';
-import { Batch, INLINE_WRITE_MAX_BYTES, WriteChain } from '../../src/storage/batch-io.js';
 import { type StoreIo, nodeIo } from '../../src/storage/io.js';
 import { segmentPath } from '../../src/storage/segment-file.js';
 import { openStore, replayOf, ticket, withTempDir } from './helpers.js';
@@ -174,48 +173,4 @@ test('a failed sync rejects its batch alone; the batch behind it is written agai
     assert.deepEqual(replayed, [ticket(1), ticket(3)]);
     assert.equal(reopened.stats().corruptTails, 0);
   });
-});
-
-test('small batches are written on the spot; one behind a pooled write waits', async () => {
-  const order: string[] = [];
-  let releasePooled = () => {};
-  const io: StoreIo = {
-    ...nodeIo,
-    writevSync(_fd, buffers) {
-      order.push(`inline ${buffers.length}`);
-      return buffers.reduce((sum, b) => sum + b.length, 0);
-    },
-    async writev(_fd, buffers) {
-      order.push(`pooled ${buffers.length}`);
-      await new Promise<void>((resolve) => (releasePooled = resolve));
-      return buffers.reduce((sum, b) => sum + b.length, 0);
-    },
-    fdatasync: async () => {},
-  };
-  const chain = new WriteChain(io);
-  const batchOf = (count: number, bytes: number) => {
-    const batch = new Batch();
-    for (let i = 0; i < count; i++) {
-      batch.frames.push(Buffer.alloc(bytes));
-      batch.bytes += bytes;
-    }
-    return batch;
-  };
-  const target = { writeFd: 1, syncFd: 2, position: 0, sync: true };
-
-  const small = chain.land(batchOf(1, 100), target);
-  assert.deepEqual(order, ['inline 1'], 'written before land() returned');
-  const large = chain.land(batchOf(2, INLINE_WRITE_MAX_BYTES), target);
-  const behind = chain.land(batchOf(3, 100), target);
-  await nextTurn();
-  assert.deepEqual(order, ['inline 1', 'pooled 2'], 'the small one waits for the pooled write');
-  releasePooled();
-  await nextTurn();
-  releasePooled();
-  assert.deepEqual(await Promise.all([small, large, behind]), [
-    { ok: true, synced: true },
-    { ok: true, synced: true },
-    { ok: true, synced: true },
-  ]);
-  assert.deepEqual(order, ['inline 1', 'pooled 2', 'pooled 3']);
 });

@@ -62,16 +62,6 @@ export class PowerCutIo implements StoreIo {
     });
   }
 
-  // A synchronous call cannot hang, so after the cut it throws: the store
-  // then tries to cut the batch back, and that call hangs instead.
-  writevSync(fd: number, buffers: readonly Buffer[], position: number): number {
-    if (this.#cut) throw Object.assign(new Error('EIO: the power is off'), { code: 'EIO' });
-    const written = nodeIo.writevSync!(fd, buffers, position);
-    const state = this.#byFd.get(fd);
-    if (state) state.written = Math.max(state.written, position + written);
-    return written;
-  }
-
   async fdatasync(fd: number): Promise<void> {
     const state = this.#byFd.get(fd);
     const covered = state?.written ?? 0;
