@@ -297,8 +297,28 @@ noisy: other work kept over ${NOISY_CORES} of a core busy in that run.
     }
     if (parts.length > 0) out(`- ${row.workload}, ${row.size}: ${parts.join('; ')}`);
   }
+  printLatencyParts(rows);
   out();
   out(`Total time ${seconds.toFixed(0)} s.`);
+}
+
+/** Where each broker's latency went: the client's lag, delivery, confirm. */
+function printLatencyParts(rows: Row[]): void {
+  const row = rows.find((r) => r.measure === 'p99');
+  if (row === undefined) return;
+  const lines: string[] = [];
+  for (const c of COLUMNS) {
+    const parts = row.figures[c]?.parts;
+    if (parts === undefined) continue;
+    const pair = ([p50, p99]: [number, number]) => `${p50.toFixed(2)} / ${p99.toFixed(2)}`;
+    lines.push(`- ${c}: lag ${pair(parts.lag)}, deliver ${pair(parts.deliver)}, ` +
+      `confirm ${pair(parts.confirm)}`);
+  }
+  if (lines.length === 0) return;
+  console.log();
+  console.log('Latency parts, p50 / p99 ms: lag from due time to publish (this client), ' +
+    'publish to delivery, publish to confirm:');
+  for (const line of lines) console.log(line);
 }
 
 // --- main ----------------------------------------------------------------

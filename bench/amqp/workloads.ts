@@ -43,6 +43,21 @@ export interface Figure {
   ended?: 'stalled' | 'out of time';
   p50Ms?: number;
   p99Ms?: number;
+  /** Latency runs: where the time went, p50/p99 of each part (ms). */
+  parts?: LatencyParts;
+}
+
+/**
+ * A latency run's parts, each as [p50, p99] in ms: `lag` from a message's
+ * due time to its publish (this client's timer and loop), `deliver` from
+ * the publish to its delivery here, `confirm` from the publish to its
+ * confirm here. The broker's share is mostly `deliver`; the client's,
+ * `lag` (the same for every broker, as it is the same code).
+ */
+export interface LatencyParts {
+  lag: [number, number];
+  deliver: [number, number];
+  confirm: [number, number];
 }
 
 // --- bodies --------------------------------------------------------------
@@ -303,26 +318,40 @@ export async function latency(t: Target, queue: string, seconds: number,
   const histogram = createHistogram();
   const all = signal();
   let received = 0;
+  // Per message, by its place in the run: when it went out, was
+  // delivered here and was confirmed here.
+  const sentAt = new Float64Array(total);
+  const deliveredAt = new Float64Array(total);
+  const confirmedAt = new Float64Array(total);
+  let began = 0;
   await quick(sub.consume(queue, (message) => {
     if (message === null) return;
-    const ms = performance.now() - stampOf(message.content);
-    histogram.record(Math.max(1, Math.round(ms * 1e6)));
+    const now = performance.now();
+    const due = stampOf(message.content);
+    histogram.record(Math.max(1, Math.round((now - due) * 1e6)));
+    const index = Math.round((due - began) * LATENCY_RATE / 1000);
+    if (index >= 0 && index < total) deliveredAt[index] = now;
     sub.ack(message);
     if (++received === total) all.fire();
   }, { noAck: false }));
 
   let sent = 0;
   let confirmed = 0;
-  const onConfirm = () => { confirmed++; };
+  // amqplib calls back in publish order, a `multiple` ack included.
+  const onConfirm = () => {
+    if (confirmed < total) confirmedAt[confirmed] = performance.now();
+    confirmed++;
+  };
   const limit = seconds * 1000 + PHASE_LIMIT_MS;
   const phase = new Phase(t, queue, [pub, sub], () => sent + received, limit);
-  const began = performance.now();
+  began = performance.now();
   while (sent < total && phase.open) {
     const elapsed = performance.now() - began;
     const due = Math.min(total, Math.floor(elapsed * LATENCY_RATE / 1000) + 1);
     while (sent < due && sent - confirmed < CONFIRM_WINDOW) {
       const body = stamped(began + sent * 1000 / LATENCY_RATE);
       pub.sendToQueue(queue, body, { persistent: true }, onConfirm);
+      sentAt[sent] = performance.now();
       sent++;
     }
     await sleep(1);
@@ -331,7 +360,30 @@ export async function latency(t: Target, queue: string, seconds: number,
   const figure = await phase.finish(received, total);
   figure.p50Ms = histogram.percentile(50) / 1e6;
   figure.p99Ms = histogram.percentile(99) / 1e6;
+  figure.parts = latencyParts(began, sentAt, deliveredAt, confirmedAt);
 
   await tidy(t, () => sub.close(), () => pub.deleteQueue(queue));
   return figure;
+}
+
+/** p50 and p99 of each part, over the messages that were delivered and confirmed. */
+function latencyParts(began: number, sentAt: Float64Array, deliveredAt: Float64Array,
+  confirmedAt: Float64Array): LatencyParts {
+  const lag: number[] = [];
+  const deliver: number[] = [];
+  const confirm: number[] = [];
+  for (let i = 0; i < sentAt.length; i++) {
+    if (sentAt[i] === 0 || deliveredAt[i] === 0 || confirmedAt[i] === 0) continue;
+    lag.push(sentAt[i] - (began + i * 1000 / LATENCY_RATE));
+    deliver.push(deliveredAt[i] - sentAt[i]);
+    confirm.push(confirmedAt[i] - sentAt[i]);
+  }
+  return { lag: p50p99(lag), deliver: p50p99(deliver), confirm: p50p99(confirm) };
+}
+
+function p50p99(values: number[]): [number, number] {
+  if (values.length === 0) return [0, 0];
+  values.sort((a, b) => a - b);
+  const at = (q: number) => values[Math.min(values.length - 1, Math.floor(values.length * q))];
+  return [at(0.5), at(0.99)];
 }

@@ -11,7 +11,12 @@ import { randomBytes } from 'node:crypto';
 import { checkHeaders } from '../broker/checks.js';
 import { LoadRefusalError, UsherError } from '../errors.js';
 import { recordUnauthorized } from '../observe/observations.js';
-import type { PublishInput, ReceivedMessage, Subscription } from '../broker/types.js';
+import type {
+  AckOptions,
+  PublishInput,
+  ReceivedMessage,
+  Subscription,
+} from '../broker/types.js';
 import { METHOD_IDS, checkAccess } from './access.js';
 import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
@@ -69,6 +74,16 @@ interface QueueBatch {
   inputs: PublishInput[];
   tags: number[];
 }
+
+/**
+ * A basic.ack outside a transaction has no answer, so nobody waits for it
+ * to be durable: its `settled` record is written at once and reaches the
+ * disk with the next batch that syncs (a publish's, usually). It then
+ * never holds up a publish's fdatasync, and a crash in between delivers
+ * the message again, at-least-once, as RabbitMQ's classic queues do.
+ * Acks in a transaction are durable before tx.commit-ok (tx.ts).
+ */
+const UNANSWERED_ACK: AckOptions = { synced: false };
 
 export class AmqpChannel {
   private tail: Promise<void> = Promise.resolve();
@@ -712,7 +727,7 @@ export class AmqpChannel {
     // Outside the broker's call into us, which must not call back in.
     queueMicrotask(() => {
       if (settleNow.length > 0)
-        void this.broker.ack(consumer.queue, settleNow).catch(() => {});
+        void this.broker.ack(consumer.queue, settleNow, UNANSWERED_ACK).catch(() => {});
       if (unsendable.length > 0) {
         this.broker.release(consumer.queue, unsendable);
         this.fail(
@@ -857,14 +872,18 @@ export class AmqpChannel {
       this.tx.holdSettlement(how, entries);
       return;
     }
-    void this.settleEntries(entries, how);
+    void this.settleEntries(entries, how, UNANSWERED_ACK);
     // The broker serves the acked queue's subscribers itself; only a
     // channel-wide prefetch frees credit on this channel's other queues.
     if (this.channelPrefetch > 0) this.wake();
   }
 
   /** Settles once every settlement is durable (or came to nothing). */
-  private settleEntries(entries: Array<[number, Unacked]>, how: SettleHow): Promise<unknown> {
+  private settleEntries(
+    entries: Array<[number, Unacked]>,
+    how: SettleHow,
+    ackOptions?: AckOptions,
+  ): Promise<unknown> {
     const byQueue = new Map<string, string[]>();
     for (const [, entry] of entries) {
       if (entry.consumer !== null) entry.consumer.unacked--;
@@ -873,14 +892,15 @@ export class AmqpChannel {
       byQueue.set(entry.queue, receipts);
     }
     return Promise.all(
-      [...byQueue].map(([queue, receipts]) => this.settleReceipts(queue, receipts, how)),
+      [...byQueue].map(([queue, receipts]) =>
+        this.settleReceipts(queue, receipts, how, ackOptions)),
     );
   }
 
   private flushAcks(): void {
     if (this.pendingAcks.size === 0) return;
     for (const [queue, receipts] of this.pendingAcks) {
-      void this.settleReceipts(queue, receipts, 'ack');
+      void this.settleReceipts(queue, receipts, 'ack', UNANSWERED_ACK);
     }
     this.pendingAcks.clear();
     if (this.channelPrefetch > 0) this.wake();
@@ -890,10 +910,11 @@ export class AmqpChannel {
     queue: string,
     receipts: string[],
     how: SettleHow,
+    ackOptions?: AckOptions,
   ): Promise<unknown> {
     const done =
       how === 'ack'
-        ? this.broker.ack(queue, receipts)
+        ? this.broker.ack(queue, receipts, ackOptions)
         : Promise.all(
             receipts.map((receipt) =>
               this.broker.nack(

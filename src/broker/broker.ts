@@ -82,6 +82,7 @@ import {
   settingsDifference,
 } from './settings.js';
 import type {
+  AckOptions,
   BrokerApi,
   NackOptions,
   NackResult,
@@ -788,7 +789,7 @@ export class Broker implements BrokerApi {
     });
   }
 
-  async ack(queue: string, receipts: string[]): Promise<boolean[]> {
+  async ack(queue: string, receipts: string[], options: AckOptions = {}): Promise<boolean[]> {
     this.checkOpen();
     const engine = this.engineOf(queue);
     const settled: Message[] = [];
@@ -802,7 +803,8 @@ export class Broker implements BrokerApi {
     if (settled.length === 0) return results;
 
     try {
-      await this.append(engine, [{ type: 'settled', seqs: settled.map((m) => m.seq) }]);
+      const records: LogRecord[] = [{ type: 'settled', seqs: settled.map((m) => m.seq) }];
+      await this.append(engine, records, options.synced ?? true);
     } catch (err) {
       // Not durable, so not settled: the messages are ready again rather
       // than gone until the next restart brings them back.
@@ -1343,10 +1345,10 @@ export class Broker implements BrokerApi {
     return new StoreUnavailableError('the message store could not write to disk', err);
   }
 
-  /** Logs changes to `engine`'s messages, as its durability says. */
-  private append(engine: QueueEngine, records: LogRecord[]): Promise<void> {
+  /** Logs changes to `engine`'s messages, as its durability says (synced: AckOptions). */
+  private append(engine: QueueEngine, records: LogRecord[], synced = true): Promise<void> {
     if (!isLogged(engine)) return Promise.resolve();
-    return this.appendMoves(engine, [engine], records);
+    return this.appendMoves(engine, [engine], records, synced);
   }
 
   /** Logs changes touching several queues: synced if any one wants it. */
@@ -1354,10 +1356,11 @@ export class Broker implements BrokerApi {
     engine: QueueEngine,
     touched: Iterable<QueueEngine>,
     records: LogRecord[],
+    synced = true,
   ): Promise<void> {
     if (records.length === 0) return;
     try {
-      await this.store.append(records, { sync: needsSync([engine, ...touched]) });
+      await this.store.append(records, { sync: synced && needsSync([engine, ...touched]) });
     } catch (err) {
       throw this.storeError(err);
     }

@@ -182,6 +182,16 @@ export interface Subscription {
   wake(): void;
 }
 
+export interface AckOptions {
+  /**
+   * false: resolve once the ack is written, without waiting for its
+   * fdatasync; it reaches the disk with the next batch that syncs. A crash
+   * before then delivers the message again (at-least-once). For acks
+   * nobody hears an answer to (AMQP basic.ack). Default true.
+   */
+  synced?: boolean;
+}
+
 export interface BrokerApi {
   createQueue(
     name: string,
@@ -195,7 +205,7 @@ export interface BrokerApi {
   publish(queue: string, messages: PublishInput[]): Promise<PublishResult[]>;
   receive(queue: string, options: ReceiveOptions): Promise<ReceivedMessage[]>;
   /** Settles leases; each receipt answers true (acked) or false (not a current lease). */
-  ack(queue: string, receipts: string[]): Promise<boolean[]>;
+  ack(queue: string, receipts: string[], options?: AckOptions): Promise<boolean[]>;
   nack(queue: string, receipt: string, options: NackOptions): Promise<NackResult>;
   /** Hands leases back unprocessed: ready at once, no attempt counted.
    * Answers how many were current leases; others are ignored. */

@@ -43,8 +43,11 @@ export class PowerCutIo implements StoreIo {
 
   async open(path: string, flags: string): Promise<number> {
     const fd = await this.#run(() => nodeIo.open(path, flags));
-    // Segments are created with 'wx': a new, empty file.
-    const state: FileState = { path, written: 0, durable: 0 };
+    // Segments are created with 'wx': a new, empty file. A second
+    // descriptor of the same file (the store syncs through two) shares
+    // its state: a sync through either covers what either wrote.
+    const opened = flags === 'wx' ? undefined : this.#byPath.get(path);
+    const state: FileState = opened ?? { path, written: 0, durable: 0 };
     this.#byFd.set(fd, state);
     this.#byPath.set(path, state);
     return fd;

@@ -1,0 +1,82 @@
+// The batches of the log store's group commit and the I/O that lands them.
+// Up to two batches are in flight at once (log-store.ts): while one waits
+// for its fdatasync, the next is written and synced at once rather than
+// waiting for the first to land. Their writes still go out one after the
+// other, each starting once the one before it has returned, so the file
+// never holds a later batch beside a hole where an earlier one failed.
+
+import type { Batch } from './batch.js';
+import type { StoreIo } from './io.js';
+
+/**
+ * How a batch's I/O ended. `skipped`: an earlier batch's write failed, so
+ * this one was not written at all (it is written again after the cut-back).
+ */
+export type Outcome =
+  | { ok: true; synced: boolean }
+  | { ok: false; error: unknown }
+  | { ok: false; skipped: true };
+
+/** The descriptors a batch's I/O goes through. */
+export interface BatchTarget {
+  /** Writes go through this one. */
+  writeFd: number;
+  /**
+   * The fdatasync goes through this one. Two batches in flight together
+   * sync through two descriptors of the file: Linux reports a writeback
+   * error once per open file description, so on one shared descriptor
+   * the later sync could take the error that belongs to the earlier
+   * batch, and the earlier one would be confirmed though its data is lost.
+   */
+  syncFd: number;
+  position: number;
+  /** fdatasync after the write; false: written to the OS only. */
+  sync: boolean;
+}
+
+/** Starts each batch's write once the previous one's has returned. */
+export class WriteChain {
+  /** Whether the last write started so far succeeded (once it returns). */
+  #last: Promise<boolean> = Promise.resolve(true);
+
+  constructor(private readonly io: StoreIo) {}
+
+  /** Writes `batch` (after the writes before it), then syncs it; never rejects. */
+  land(batch: Batch, target: BatchTarget): Promise<Outcome> {
+    const written = this.#last.then((previousOk) =>
+      previousOk ? this.#write(batch, target) : SKIPPED,
+    );
+    this.#last = written.then((outcome) => outcome.ok);
+    return written.then((outcome) =>
+      outcome.ok && target.sync ? this.#sync(target.syncFd) : outcome,
+    );
+  }
+
+  /** After a cut-back: the next write starts afresh. */
+  reset(): void {
+    this.#last = Promise.resolve(true);
+  }
+
+  async #write(batch: Batch, target: BatchTarget): Promise<Outcome> {
+    try {
+      const written = await this.io.writev(target.writeFd, batch.buffers(), target.position);
+      if (written !== batch.bytes) {
+        throw new Error(`short write: ${written} of ${batch.bytes} bytes`);
+      }
+      return { ok: true, synced: false };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  }
+
+  async #sync(fd: number): Promise<Outcome> {
+    try {
+      await this.io.fdatasync(fd);
+      return { ok: true, synced: true };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  }
+}
+
+const SKIPPED: Outcome = { ok: false, skipped: true };

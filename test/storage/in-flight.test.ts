@@ -1,0 +1,176 @@
+// Two batches in flight at once (log-store.ts, batch-io.ts): an append
+// that arrives while a batch waits for its fdatasync is written and synced
+// at once, yet appends still resolve in call order, and a failure of the
+// earlier batch costs the later one nothing but a second write.
+
+import assert from 'node:assert/strict';
+import { stat } from 'node:fs/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { test } from 'node:test';
+import { StoreUnavailableError } from '../../src/errors.js';
+import { type StoreIo, nodeIo } from '../../src/storage/io.js';
+import { segmentPath } from '../../src/storage/segment-file.js';
+import { openStore, replayOf, ticket, withTempDir } from './helpers.js';
+
+interface HeldSync {
+  fd: number;
+  /** Lets the sync run (or fail with `code`). */
+  release(code?: string): void;
+}
+
+/** nodeIo whose fdatasyncs wait, once `hold()` is called, until released one by one. */
+class GatedIo implements StoreIo {
+  readonly held: HeldSync[] = [];
+  readonly writes: number[] = [];
+  #holding = false;
+  #onHeld: (() => void) | undefined;
+
+  hold(): void {
+    this.#holding = true;
+  }
+
+  /** Resolves once `count` syncs are waiting. */
+  async syncsHeld(count: number): Promise<void> {
+    while (this.held.length < count) {
+      await new Promise<void>((resolve) => (this.#onHeld = resolve));
+    }
+  }
+
+  open = nodeIo.open;
+  ftruncate = nodeIo.ftruncate;
+  close = nodeIo.close;
+
+  writev(fd: number, buffers: readonly Buffer[], position: number): Promise<number> {
+    this.writes.push(position);
+    return nodeIo.writev(fd, buffers, position);
+  }
+
+  async fdatasync(fd: number): Promise<void> {
+    if (this.#holding) {
+      const code = await new Promise<string | undefined>((resolve) => {
+        this.held.push({ fd, release: resolve });
+        this.#onHeld?.();
+      });
+      if (code !== undefined) {
+        throw Object.assign(new Error(`${code}: fdatasync`), { code });
+      }
+    }
+    return nodeIo.fdatasync(fd);
+  }
+}
+
+/** The promise's state after the I/O callbacks of this turn. */
+async function settledYet(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  promise.then(() => (settled = true), () => (settled = true));
+  await nextTurn();
+  await nextTurn();
+  return settled;
+}
+
+test('an append made during a batch\'s sync is written and synced before it lands', () => {
+  return withTempDir(async (dir) => {
+    const io = new GatedIo();
+    const { store } = await openStore(dir, { io });
+    io.hold();
+
+    const first = store.append([ticket(1)]);
+    await io.syncsHeld(1);
+    const second = store.append([ticket(2)]);
+    // Serially, the second batch would not be written before the first
+    // landed; in flight together, its sync starts while the first waits.
+    await io.syncsHeld(2);
+    assert.equal(io.writes.length, 3, 'segment header, batch 1, batch 2');
+    assert.notEqual(io.held[0].fd, io.held[1].fd, 'two descriptors, one per sync');
+
+    // The second batch's sync ends first, but it lands second.
+    io.held[1].release();
+    assert.equal(await settledYet(second), false);
+    const order: number[] = [];
+    const landed = [first.then(() => order.push(1)), second.then(() => order.push(2))];
+    io.held[0].release();
+    await Promise.all(landed);
+    assert.deepEqual(order, [1, 2]);
+    assert.equal(store.stats().batches, 2);
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(replayed, [ticket(1), ticket(2)]);
+  });
+});
+
+test('no third batch starts while two are in flight', () => {
+  return withTempDir(async (dir) => {
+    const io = new GatedIo();
+    const { store } = await openStore(dir, { io });
+    io.hold();
+
+    const first = store.append([ticket(1)]);
+    await io.syncsHeld(1);
+    const second = store.append([ticket(2)]);
+    await io.syncsHeld(2);
+    const third = store.append([ticket(3)]);
+    const fourth = store.append([ticket(4)]);
+    await nextTurn();
+    await nextTurn();
+    assert.equal(io.writes.length, 3, 'the third batch waits for room');
+
+    io.held[0].release();
+    await first;
+    // Room for one: the third and fourth appends went out as one batch.
+    await io.syncsHeld(3);
+    assert.equal(io.writes.length, 4);
+    io.held[1].release();
+    io.held[2].release();
+    await Promise.all([second, third, fourth]);
+    assert.equal(store.stats().batches, 3);
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(replayed, [ticket(1), ticket(2), ticket(3), ticket(4)]);
+  });
+});
+
+test('a failed sync rejects its batch alone; the batch behind it is written again', () => {
+  return withTempDir(async (dir) => {
+    const io = new GatedIo();
+    const { store, logger } = await openStore(dir, { io });
+    await store.append([ticket(1)]);
+    const path = segmentPath(dir, 1);
+    const before = (await stat(path)).size;
+    io.hold();
+
+    // Caught at once: it fails while the test is still releasing syncs.
+    const failing = store.append([ticket(2)]).then(() => undefined, (err: unknown) => err);
+    await io.syncsHeld(1);
+    const behind = store.append([ticket(3)]);
+    await io.syncsHeld(2);
+    // The later sync succeeds first, as it may on a real disk; it must
+    // not make the failed batch count as durable, nor itself count
+    // before it is written again past the cut-back.
+    io.held[1].release();
+    io.held[0].release('EIO');
+
+    // The cut-back's two syncs (one per descriptor), then the rewrite's.
+    for (let released = 2; released < 5; released++) {
+      await io.syncsHeld(released + 1);
+      io.held[released].release();
+    }
+    const err = await failing;
+    assert.ok(err instanceof StoreUnavailableError, String(err));
+    assert.equal((err.cause as NodeJS.ErrnoException).code, 'EIO');
+    assert.equal(logger.errors[0]?.obj.offset, before);
+    await behind;
+    assert.equal(io.writes.at(-1), before, 'batch 3 rewritten where batch 2 began');
+
+    const stats = store.stats();
+    assert.equal(stats.liveMessages, 2);
+    assert.equal(stats.batches, 2);
+    assert.equal((await stat(path)).size, stats.diskBytes);
+    await store.close();
+
+    const { replayed, store: reopened } = await replayOf(dir);
+    assert.deepEqual(replayed, [ticket(1), ticket(3)]);
+    assert.equal(reopened.stats().corruptTails, 0);
+  });
+});
