@@ -10,12 +10,20 @@
 // `published` record for the same seq (a compaction copy) moves the message
 // to the copy's segment and offset.
 //
-// The live messages are rows of a SeqTable (about 21 bytes each), not one
+// The live messages are rows of a SeqTable (about 29 bytes each), not one
 // object each: at ten million waiting messages that is the difference
-// between 200 MB and a gigabyte of heap.
+// between 300 MB and a gigabyte of heap.
+//
+// Each row also keeps what a restart needs to put the message back in its
+// queue without reading it (queue, priority, whether it was published
+// delayed, body size), and the ledger keeps the changes `retried` and
+// `moved` records made and the recent ids of each queue: everything replay
+// rebuilds except bodies. So the ledger is what a checkpoint writes
+// (checkpoint.ts), and a restart either replays the log into it or loads a
+// checkpoint and replays only what came after.
 
-import type { LogRecord, QueueSettingsRecord } from './records.js';
-import { SeqTable } from './seq-table.js';
+import type { LogRecord, PublishedRecord, QueueSettingsRecord } from './records.js';
+import { type RowRef, SeqTable } from './seq-table.js';
 
 /** Accounting for one segment file. */
 export interface SegmentState {
@@ -36,19 +44,65 @@ export interface FrameLocation {
   frameBytes: number;
 }
 
+/** What `retried` and `moved` records changed since the `published` one. */
+export type MessageChange = Partial<
+  Pick<PublishedRecord, 'queue' | 'headers' | 'failures' | 'availableAt' | 'expiresAt'>
+>;
+
+/** A live message as the log describes it, without its body. */
+export interface LiveMessage {
+  seq: number;
+  /** The queue it was published to; `change.queue` if it moved since. */
+  queue: string;
+  priority: number;
+  bodyBytes: number;
+  /** Published with a delay: its record must be read to know when it is due. */
+  delayed: boolean;
+  change: MessageChange | undefined;
+}
+
+export interface RecentId {
+  queue: string;
+  id: string;
+  publishedAt: number;
+}
+
+/** How many recent ids a queue keeps, and for how long (engine/dedup.ts). */
+export interface RecentIdLimits {
+  maxIds: number;
+  /** Used when a queue's settings name no `dedupWindowMs`. */
+  defaultWindowMs: number;
+}
+
+// Row columns. META packs priority (bits 0-7), the delayed flag (bit 8)
+// and the queue's index in #queueNames (bits 9-31).
+export const LEDGER_COLUMNS = 5;
 const SEGMENT = 0;
 const OFFSET = 1;
 const FRAME_BYTES = 2;
+const META = 3;
+const BODY_BYTES = 4;
+const DELAYED_FLAG = 0x100;
+const QUEUE_SHIFT = 9;
 
 export class Ledger {
   /** Declared queues and their settings, in declaration order. */
   readonly queues = new Map<string, QueueSettingsRecord>();
 
-  readonly #live = new SeqTable(3);
+  readonly #live = new SeqTable(LEDGER_COLUMNS);
   readonly #segments = new Map<number, SegmentState>();
-  readonly #row = [0, 0, 0];
+  readonly #row = [0, 0, 0, 0, 0];
+  readonly #changes = new Map<number, MessageChange>();
+  readonly #queueNames: string[] = [];
+  readonly #queueIndex = new Map<string, number>();
+  readonly #recent = new Map<string, RecentIds>();
+  readonly #recentLimits: RecentIdLimits;
   #liveBytes = 0;
   #highestSeq = 0;
+
+  constructor(recentLimits: RecentIdLimits = { maxIds: 0, defaultWindowMs: 0 }) {
+    this.#recentLimits = recentLimits;
+  }
 
   get liveMessages(): number {
     return this.#live.size;
@@ -77,16 +131,21 @@ export class Ledger {
     switch (record.type) {
       case 'published': {
         // A seq above every one seen is new: no lookup for it (the hot path).
-        if (record.seq <= this.#highestSeq) this.#forget(record.seq);
+        // A second `published` record is a compaction copy: it carries
+        // every change made before it.
+        const isCopy = record.seq <= this.#highestSeq && this.#forget(record.seq);
         this.#segments.set(segment.id, segment);
         this.#row[SEGMENT] = segment.id;
         this.#row[OFFSET] = offset;
         this.#row[FRAME_BYTES] = frameBytes;
+        this.#row[META] = this.#metaOf(record);
+        this.#row[BODY_BYTES] = record.body.length;
         this.#live.put(record.seq, this.#row);
         segment.live++;
         segment.liveBytes += frameBytes;
         this.#liveBytes += frameBytes;
         this.#saw(record.seq);
+        if (!isCopy) this.#remember(record);
         break;
       }
       case 'settled':
@@ -96,8 +155,23 @@ export class Ledger {
         }
         break;
       case 'retried':
+        this.#saw(record.seq);
+        if (this.#live.has(record.seq)) {
+          const change = this.#changeOf(record.seq);
+          change.failures = record.failures;
+          change.availableAt = record.availableAt;
+        }
+        break;
       case 'moved':
         this.#saw(record.seq);
+        if (this.#live.has(record.seq)) {
+          const change = this.#changeOf(record.seq);
+          change.queue = record.queue;
+          change.headers = record.headers;
+          change.failures = record.failures;
+          change.availableAt = record.availableAt;
+          change.expiresAt = record.expiresAt;
+        }
         break;
       case 'queue-declared':
         this.queues.set(record.name, record.settings);
@@ -143,20 +217,188 @@ export class Ledger {
     this.#segments.delete(segment.id);
   }
 
-  #forget(seq: number): void {
+  /**
+   * Every live message in seq order, without its body. `visit` gets the
+   * same object each time, changed in place: copy what it keeps.
+   */
+  forEachLive(visit: (message: LiveMessage) => void): void {
+    const message: LiveMessage = {
+      seq: 0, queue: '', priority: 0, bodyBytes: 0, delayed: false, change: undefined,
+    };
+    this.#live.forEach((seq, row) => {
+      const meta = this.#live.col(row, META);
+      message.seq = seq;
+      message.queue = this.#queueNames[meta >>> QUEUE_SHIFT];
+      message.priority = meta & 0xff;
+      message.delayed = (meta & DELAYED_FLAG) !== 0;
+      message.bodyBytes = this.#live.col(row, BODY_BYTES);
+      message.change = this.#changes.get(seq);
+      visit(message);
+    });
+  }
+
+  /** The ids each queue published most recently, oldest first. */
+  recentIds(): RecentId[] {
+    return [...this.#recent].flatMap(([queue, ids]) => ids.list(queue));
+  }
+
+  // What the checkpoint writer and loader need (checkpoint.ts). The rows
+  // go out as raw columns, the queue index included, so the names go with
+  // them.
+
+  get queueNames(): readonly string[] {
+    return this.#queueNames;
+  }
+
+  get changes(): ReadonlyMap<number, MessageChange> {
+    return this.#changes;
+  }
+
+  /** Live rows with seq above `after`, until `visit` returns false. */
+  forEachRowAfter(
+    after: number,
+    visit: (seq: number, columns: (column: number) => number) => boolean,
+  ): void {
+    let current: RowRef | undefined;
+    const column = (c: number) => this.#live.col(current as RowRef, c);
+    this.#live.forEachAfter(after, (seq, row) => {
+      current = row;
+      return visit(seq, column);
+    });
+  }
+
+  /**
+   * Puts back a live row read from a checkpoint, in `segment` (the one its
+   * SEGMENT column names). Fastest in seq order.
+   */
+  restoreRow(seq: number, columns: ArrayLike<number>, segment: SegmentState): void {
+    this.#segments.set(segment.id, segment);
+    this.#live.put(seq, columns);
+    const frameBytes = columns[FRAME_BYTES];
+    segment.live++;
+    segment.liveBytes += frameBytes;
+    this.#liveBytes += frameBytes;
+    this.#saw(seq);
+  }
+
+  restoreQueueName(name: string): void {
+    this.#queueIndex.set(name, this.#queueNames.push(name) - 1);
+  }
+
+  restoreChange(seq: number, change: MessageChange): void {
+    if (this.#live.has(seq)) this.#changes.set(seq, change);
+  }
+
+  restoreRecentId(queue: string, id: string, publishedAt: number): void {
+    this.#recentOf(queue).add(id, publishedAt, this.#recentLimits.maxIds, Infinity);
+  }
+
+  restoreHighestSeq(seq: number): void {
+    this.#saw(seq);
+  }
+
+  /**
+   * Drops the live rows in the segments `segmentIds`: after a checkpoint
+   * load, those of segments deleted since it was written. Returns how many.
+   */
+  dropRowsIn(segmentIds: ReadonlySet<number>): number {
+    const seqs: number[] = [];
+    this.#live.forEach((seq, row) => {
+      if (segmentIds.has(this.#live.col(row, SEGMENT))) seqs.push(seq);
+    });
+    for (const seq of seqs) this.#forget(seq);
+    for (const id of segmentIds) this.#segments.delete(id);
+    return seqs.length;
+  }
+
+  // false when `seq` was not live.
+  #forget(seq: number): boolean {
     const row = this.#live.find(seq);
-    if (row === undefined) return;
+    if (row === undefined) return false;
     const segment = this.#segments.get(this.#live.col(row, SEGMENT));
     const bytes = this.#live.col(row, FRAME_BYTES);
     this.#live.deleteRow(row);
+    this.#changes.delete(seq);
     if (segment !== undefined) {
       segment.live--;
       segment.liveBytes -= bytes;
     }
     this.#liveBytes -= bytes;
+    return true;
+  }
+
+  #metaOf(record: PublishedRecord): number {
+    let index = this.#queueIndex.get(record.queue);
+    if (index === undefined) {
+      index = this.#queueNames.push(record.queue) - 1;
+      this.#queueIndex.set(record.queue, index);
+    }
+    const delayed = record.availableAt > record.publishedAt ? DELAYED_FLAG : 0;
+    return ((index << QUEUE_SHIFT) | delayed | (record.priority & 0xff)) >>> 0;
+  }
+
+  #changeOf(seq: number): MessageChange {
+    let change = this.#changes.get(seq);
+    if (change === undefined) {
+      change = {};
+      this.#changes.set(seq, change);
+    }
+    return change;
+  }
+
+  #remember(record: PublishedRecord): void {
+    const { maxIds, defaultWindowMs } = this.#recentLimits;
+    if (maxIds === 0) return;
+    const window = this.queues.get(record.queue)?.dedupWindowMs;
+    const windowMs = typeof window === 'number' ? window : defaultWindowMs;
+    this.#recentOf(record.queue).add(record.id, record.publishedAt, maxIds, windowMs);
+  }
+
+  #recentOf(queue: string): RecentIds {
+    let ids = this.#recent.get(queue);
+    if (ids === undefined) {
+      ids = new RecentIds();
+      this.#recent.set(queue, ids);
+    }
+    return ids;
   }
 
   #saw(seq: number): void {
     if (seq > this.#highestSeq) this.#highestSeq = seq;
+  }
+}
+
+// The newest ids of one queue, at most maxIds and none older than the
+// queue's dedup window before the newest. Two arrays with a moving head,
+// not an object an id: replay may pass ten million of them.
+class RecentIds {
+  #ids: string[] = [];
+  #times: number[] = [];
+  #head = 0;
+
+  add(id: string, publishedAt: number, maxIds: number, windowMs: number): void {
+    this.#ids.push(id);
+    this.#times.push(publishedAt);
+    const oldest = publishedAt - windowMs;
+    while (
+      this.#ids.length - this.#head > maxIds ||
+      this.#times[this.#head] < oldest
+    ) {
+      this.#head++;
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#ids.length) {
+      this.#ids = this.#ids.slice(this.#head);
+      this.#times = this.#times.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Oldest first. */
+  list(queue: string): RecentId[] {
+    const list: RecentId[] = [];
+    for (let i = this.#head; i < this.#ids.length; i++) {
+      list.push({ queue, id: this.#ids[i], publishedAt: this.#times[i] });
+    }
+    return list;
   }
 }

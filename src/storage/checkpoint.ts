@@ -1,0 +1,483 @@
+// Checkpoints: the ledger written to a file (format in checkpoint-file.ts)
+// so that a restart loads it and replays only the log after the position
+// it covers, instead of every record of every live segment. Restart time
+// then follows the live messages, not the log's history.
+//
+// Writing. The store begins a checkpoint between two batches, once enough
+// log has been written since the last one (Checkpointer.wrote). At that
+// moment the ledger holds exactly the records up to the end of the active
+// segment: that is the position P the checkpoint covers. The rows are then
+// written a chunk at a time, yielding to the event loop between chunks, so
+// batches keep landing and changing the ledger while the file is written.
+// The file is therefore fuzzy: a row may show a record after P. That is
+// safe because replaying the records after P over it ends in the same
+// state: each record sets what it changes (a row, a change's fields, a
+// queue) or deletes it; none adds to what is there. Before the file is
+// renamed into place everything the ledger held is made durable, so the
+// checkpoint never names a record the log could lose.
+//
+// Loading. The newest checkpoint whose every frame checks out is used; a
+// damaged, cut-short or unknown-version one is skipped with a warning and
+// the next older one tried, then a full replay. The log stays complete on
+// its own (checkpoints only save reading it), so falling back loses
+// nothing. A checkpoint may name segments deleted since (they held no
+// live message by then, or they would not have been deleted); their rows
+// are dropped after the replay from P, which carried the records that
+// freed them.
+
+import { mkdir, readdir, rename, unlink, open } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import {
+  BadCheckpoint,
+  type CheckpointFile,
+  type CheckpointMeta,
+  CheckpointReader,
+  FrameKind,
+  type LogPosition,
+  ROW_BYTES,
+  checkpointPath,
+  encodeHeader,
+  endFrame,
+  isCheckpointTemp,
+  jsonFrame,
+  listCheckpoints,
+  parseJson,
+  sealFrame,
+} from './checkpoint-file.js';
+import { LEDGER_COLUMNS, Ledger, type MessageChange, type RecentIdLimits, type SegmentState } from './ledger.js';
+import type { StoreLogger } from './log-store.js';
+import type { QueueSettingsRecord } from './records.js';
+import { type SegmentFile, fsyncDir, segmentPath } from './segment-file.js';
+
+export interface CheckpointOptions {
+  /** false: write none and ignore those on disk (full replay). Default true. */
+  enabled?: boolean;
+  /** Log bytes written before the next checkpoint begins, at least. Default 64 MiB. */
+  minBytes?: number;
+  /**
+   * ...and at least this many times the size of the last checkpoint, so
+   * that checkpoints add at most about 1/ratio to the bytes written.
+   * Default 4.
+   */
+  ratio?: number;
+}
+
+/** What the writer needs from the store. */
+export interface CheckpointSource {
+  readonly ledger: Ledger;
+  /** The end of the log as the ledger knows it; asked between batches. */
+  position(): LogPosition;
+  lastSeq(): number;
+  /** Resolves once every record the ledger holds is durable. */
+  whenDurable(): Promise<void>;
+}
+
+export interface CheckpointStats {
+  checkpointsWritten: number;
+  checkpointsFailed: number;
+  /** Size and time of the last one written. */
+  checkpointBytes: number;
+  checkpointMs: number;
+  /** Longest stretch the writer held the event loop, over all checkpoints. */
+  checkpointMaxStallMs: number;
+}
+
+const DEFAULT_MIN_BYTES = 64 * 1024 * 1024;
+const DEFAULT_RATIO = 4;
+/** Rows per frame: about 460 KiB, a millisecond or two of copying. */
+const ROWS_PER_FRAME = 16 * 1024;
+/** Changes and recent ids per JSON frame. */
+const ENTRIES_PER_FRAME = 4096;
+/** The newest checkpoints kept: the last and one to fall back to. */
+const KEEP = 2;
+
+export class Checkpointer {
+  readonly #dir: string;
+  readonly #minBytes: number;
+  readonly #ratio: number;
+  readonly #logger: StoreLogger;
+  readonly #source: CheckpointSource;
+  #bytesSince = 0;
+  #lastBytes = 0;
+  #running: Promise<void> | undefined;
+  readonly #stats: CheckpointStats = {
+    checkpointsWritten: 0,
+    checkpointsFailed: 0,
+    checkpointBytes: 0,
+    checkpointMs: 0,
+    checkpointMaxStallMs: 0,
+  };
+
+  constructor(dir: string, options: CheckpointOptions, logger: StoreLogger, source: CheckpointSource) {
+    this.#dir = dir;
+    this.#minBytes = options.minBytes ?? DEFAULT_MIN_BYTES;
+    this.#ratio = options.ratio ?? DEFAULT_RATIO;
+    this.#logger = logger;
+    this.#source = source;
+  }
+
+  /** `bytes` more of log landed; call between batches. May begin a checkpoint. */
+  wrote(bytes: number): void {
+    this.#bytesSince += bytes;
+    if (this.#running !== undefined) return;
+    if (this.#bytesSince < Math.max(this.#minBytes, this.#ratio * this.#lastBytes)) return;
+    this.#begin();
+  }
+
+  /**
+   * At close, with the log synced and idle: waits for a checkpoint being
+   * written, then writes one covering the end of the log if anything was
+   * written since.
+   */
+  async finish(): Promise<void> {
+    if (this.#running !== undefined) await this.#running;
+    if (this.#bytesSince > 0) {
+      this.#begin();
+      await this.#running;
+    }
+  }
+
+  stats(): CheckpointStats {
+    return { ...this.#stats };
+  }
+
+  #begin(): void {
+    this.#bytesSince = 0;
+    this.#running = this.#write().finally(() => {
+      this.#running = undefined;
+    });
+  }
+
+  // Never rejects: a checkpoint that cannot be written is logged and the
+  // next one tried later; the log alone is always enough to start.
+  async #write(): Promise<void> {
+    const began = performance.now();
+    const source = this.#source;
+    const position = source.position();
+    const final = checkpointPath(this.#dir, position);
+    const temp = `${final}.tmp`;
+    const meta: CheckpointMeta = { ...position, lastSeq: source.lastSeq(), createdAt: Date.now() };
+    const writer = new StallMeter();
+    let file: Awaited<ReturnType<typeof open>> | undefined;
+    try {
+      file = await open(temp, 'w');
+      let at = 0;
+      let frames = 0;
+      const put = async (buf: Buffer) => {
+        let done = 0;
+        while (done < buf.length) {
+          const { bytesWritten } = await file!.write(buf, done, buf.length - done, at + done);
+          done += bytesWritten;
+        }
+        at += buf.length;
+      };
+      const putFrame = async (frame: Buffer) => {
+        await put(frame);
+        frames++;
+      };
+
+      await put(encodeHeader());
+      // Captured together, at P: the queues as declared there.
+      writer.start();
+      const ledger = source.ledger;
+      const queues = jsonFrame(FrameKind.Queues, [...ledger.queues]);
+      writer.stop();
+      await putFrame(jsonFrame(FrameKind.Meta, meta));
+      await putFrame(queues);
+
+      const rows = await this.#writeRows(ledger, writer, putFrame);
+
+      // After the rows, so every queue index they name is in the list.
+      writer.start();
+      const names = jsonFrame(FrameKind.Names, ledger.queueNames);
+      writer.stop();
+      await putFrame(names);
+      for await (const frame of changeFrames(ledger.changes, writer)) await putFrame(frame);
+      for await (const frame of recentFrames(ledger, writer)) await putFrame(frame);
+      await putFrame(endFrame(rows, frames));
+      await file.sync();
+      await file.close();
+      file = undefined;
+
+      // Rows may show records of batches that landed while the file was
+      // written; in `os` mode those may not be on disk yet.
+      await source.whenDurable();
+      await rename(temp, final);
+      await fsyncDir(this.#dir);
+
+      this.#lastBytes = at;
+      const ms = performance.now() - began;
+      this.#stats.checkpointsWritten++;
+      this.#stats.checkpointBytes = at;
+      this.#stats.checkpointMs = ms;
+      this.#stats.checkpointMaxStallMs = Math.max(this.#stats.checkpointMaxStallMs, writer.max);
+      this.#logger.info(
+        { file: final, rows, bytes: at, ms: Math.round(ms), maxStallMs: round2(writer.max) },
+        'checkpoint written',
+      );
+      await this.#deleteOld();
+    } catch (err) {
+      this.#stats.checkpointsFailed++;
+      this.#logger.warn({ err, file: temp }, 'writing a checkpoint failed; the log is still whole');
+      await file?.close().catch(noop);
+      await unlink(temp).catch(noop);
+    }
+  }
+
+  // Rows go out ROWS_PER_FRAME at a time, each chunk copied from the
+  // ledger in one synchronous step; the write in between lets the event
+  // loop run. The chunk resumes after the last seq written, so rows added
+  // or removed meanwhile do not shift it.
+  async #writeRows(
+    ledger: Ledger,
+    writer: StallMeter,
+    putFrame: (frame: Buffer) => Promise<void>,
+  ): Promise<number> {
+    let after = -1;
+    let total = 0;
+    for (;;) {
+      writer.start();
+      const payload = Buffer.allocUnsafe(1 + 4 + ROWS_PER_FRAME * ROW_BYTES);
+      payload[0] = FrameKind.Rows;
+      let count = 0;
+      let off = 5;
+      ledger.forEachRowAfter(after, (seq, column) => {
+        payload.writeDoubleLE(seq, off);
+        off += 8;
+        for (let c = 0; c < LEDGER_COLUMNS; c++) off = payload.writeUInt32LE(column(c), off);
+        after = seq;
+        return ++count < ROWS_PER_FRAME;
+      });
+      payload.writeUInt32LE(count, 1);
+      const frame = count > 0 ? sealFrame(payload.subarray(0, off)) : undefined;
+      writer.stop();
+      if (frame === undefined) return total;
+      await putFrame(frame);
+      total += count;
+      if (count < ROWS_PER_FRAME) return total;
+    }
+  }
+
+  async #deleteOld(): Promise<void> {
+    const old = listCheckpoints(await readdir(this.#dir), this.#dir).slice(KEEP);
+    for (const file of old) {
+      await unlink(file.path).catch((err) => {
+        this.#logger.warn({ err, file: file.path }, 'deleting an old checkpoint failed');
+      });
+    }
+  }
+}
+
+// Changes and recent ids are JSON, a frame per ENTRIES_PER_FRAME. A Map
+// iterator stays valid across the awaits in between: entries deleted
+// meanwhile are skipped, ones added are visited.
+async function* changeFrames(
+  changes: ReadonlyMap<number, MessageChange>,
+  writer: StallMeter,
+): AsyncGenerator<Buffer> {
+  const entries = changes.entries();
+  for (;;) {
+    writer.start();
+    const batch: Array<[number, MessageChange]> = [];
+    for (let next = entries.next(); !next.done; next = entries.next()) {
+      batch.push(next.value);
+      if (batch.length === ENTRIES_PER_FRAME) break;
+    }
+    const frame = batch.length > 0 ? jsonFrame(FrameKind.Changes, batch) : undefined;
+    writer.stop();
+    if (frame === undefined) return;
+    yield frame;
+    if (batch.length < ENTRIES_PER_FRAME) return;
+  }
+}
+
+async function* recentFrames(ledger: Ledger, writer: StallMeter): AsyncGenerator<Buffer> {
+  writer.start();
+  const recent = ledger.recentIds().map(({ queue, id, publishedAt }) => [queue, id, publishedAt]);
+  writer.stop();
+  for (let at = 0; at < recent.length; at += ENTRIES_PER_FRAME) {
+    writer.start();
+    const frame = jsonFrame(FrameKind.Recent, recent.slice(at, at + ENTRIES_PER_FRAME));
+    writer.stop();
+    yield frame;
+  }
+}
+
+/** The longest synchronous stretch between start() and stop(). */
+class StallMeter {
+  max = 0;
+  #began = 0;
+
+  start(): void {
+    this.#began = performance.now();
+  }
+
+  stop(): void {
+    this.max = Math.max(this.max, performance.now() - this.#began);
+  }
+}
+
+/** A checkpoint loaded into a fresh ledger, ready for the replay after it. */
+export interface LoadedCheckpoint {
+  ledger: Ledger;
+  position: LogPosition;
+  lastSeq: number;
+  /** A state for every segment file on disk, live counts filled in. */
+  segments: Map<number, SegmentState>;
+  /** Segments rows name that are no longer on disk. */
+  missing: Set<number>;
+  path: string;
+}
+
+/**
+ * Loads the newest usable checkpoint in `dir` for the segment files
+ * `files`, or undefined if there is none (then replay everything). Removes
+ * temporary files a crash left behind. Never throws for a bad checkpoint:
+ * each one skipped is logged.
+ */
+export async function loadCheckpoint(
+  dir: string,
+  files: readonly SegmentFile[],
+  sizes: ReadonlyMap<number, number>,
+  limits: RecentIdLimits | undefined,
+  logger: StoreLogger,
+): Promise<LoadedCheckpoint | undefined> {
+  await mkdir(dir, { recursive: true });
+  const names = await readdir(dir);
+  for (const name of names.filter(isCheckpointTemp)) {
+    logger.warn({ file: `${dir}/${name}` }, 'removing a checkpoint a crash left unfinished');
+    await unlink(`${dir}/${name}`).catch(noop);
+  }
+
+  for (const candidate of listCheckpoints(names, dir)) {
+    try {
+      const began = performance.now();
+      const loaded = await loadOne(dir, candidate, files, sizes, limits);
+      logger.info(
+        {
+          file: candidate.path,
+          rows: loaded.ledger.liveMessages,
+          ms: Math.round(performance.now() - began),
+        },
+        'checkpoint loaded',
+      );
+      return loaded;
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      logger.warn(
+        { file: candidate.path, reason },
+        'checkpoint ignored; falling back to an older one or a full replay',
+      );
+    }
+  }
+  return undefined;
+}
+
+async function loadOne(
+  dir: string,
+  candidate: CheckpointFile,
+  files: readonly SegmentFile[],
+  sizes: ReadonlyMap<number, number>,
+  limits: RecentIdLimits | undefined,
+): Promise<LoadedCheckpoint> {
+  checkPosition(candidate, files, sizes);
+  const ledger = new Ledger(limits);
+  const segments = new Map<number, SegmentState>();
+  for (const file of files) {
+    segments.set(file.id, { id: file.id, path: file.path, size: 0, live: 0, liveBytes: 0 });
+  }
+  const missing = new Set<number>();
+  const segmentOf = (id: number): SegmentState => {
+    let segment = segments.get(id);
+    if (segment === undefined) {
+      missing.add(id);
+      segment = { id, path: segmentPath(dir, id), size: 0, live: 0, liveBytes: 0 };
+      segments.set(id, segment);
+    }
+    return segment;
+  };
+
+  const reader = await CheckpointReader.open(candidate.path);
+  try {
+    const meta = parseJson(await expect(reader, FrameKind.Meta)) as CheckpointMeta;
+    if (meta.segmentId !== candidate.segmentId || meta.offset !== candidate.offset) {
+      throw new BadCheckpoint('its position does not match its file name');
+    }
+    const queues = parseJson(await expect(reader, FrameKind.Queues)) as Array<[string, QueueSettingsRecord]>;
+    for (const [name, settings] of queues) ledger.queues.set(name, settings);
+
+    let rows = 0;
+    const columns = new Array<number>(LEDGER_COLUMNS).fill(0);
+    for (;;) {
+      const payload = await reader.next();
+      const kind = payload[0];
+      if (kind === FrameKind.Rows) {
+        const count = payload.readUInt32LE(1);
+        if (payload.length !== 5 + count * ROW_BYTES) throw new BadCheckpoint('rows frame size');
+        let off = 5;
+        for (let i = 0; i < count; i++) {
+          const seq = payload.readDoubleLE(off);
+          off += 8;
+          for (let c = 0; c < LEDGER_COLUMNS; c++, off += 4) columns[c] = payload.readUInt32LE(off);
+          ledger.restoreRow(seq, columns, segmentOf(columns[0]));
+        }
+        rows += count;
+      } else if (kind === FrameKind.Names) {
+        for (const name of parseJson(payload) as string[]) ledger.restoreQueueName(name);
+      } else if (kind === FrameKind.Changes) {
+        for (const [seq, change] of parseJson(payload) as Array<[number, MessageChange]>) {
+          ledger.restoreChange(seq, change);
+        }
+      } else if (kind === FrameKind.Recent) {
+        for (const [queue, id, at] of parseJson(payload) as Array<[string, string, number]>) {
+          ledger.restoreRecentId(queue, id, at);
+        }
+      } else if (kind === FrameKind.End) {
+        if (payload.readUInt32LE(1) !== rows || payload.readUInt32LE(5) !== reader.frames - 1) {
+          throw new BadCheckpoint('its end frame does not match what came before it');
+        }
+        break;
+      } else {
+        throw new BadCheckpoint(`unknown frame kind ${kind}`);
+      }
+    }
+    ledger.restoreHighestSeq(meta.lastSeq);
+    return { ledger, position: candidate, lastSeq: meta.lastSeq, segments, missing, path: candidate.path };
+  } finally {
+    await reader.close();
+  }
+}
+
+async function expect(reader: CheckpointReader, kind: FrameKind): Promise<Buffer> {
+  const payload = await reader.next();
+  if (payload[0] !== kind) throw new BadCheckpoint(`expected frame kind ${kind}, found ${payload[0]}`);
+  return payload;
+}
+
+// The log must still hold what came after the position: its segment at
+// least that long, or, if that segment was deleted since, a later one.
+function checkPosition(
+  candidate: CheckpointFile,
+  files: readonly SegmentFile[],
+  sizes: ReadonlyMap<number, number>,
+): void {
+  const size = sizes.get(candidate.segmentId);
+  if (size !== undefined) {
+    if (size < candidate.offset) {
+      throw new BadCheckpoint(
+        `segment ${candidate.segmentId} holds ${size} bytes, less than the ${candidate.offset} it covers`,
+      );
+    }
+    return;
+  }
+  const newest = files.at(-1);
+  if (newest === undefined || newest.id < candidate.segmentId) {
+    throw new BadCheckpoint(`the log has no segment at or after ${candidate.segmentId}`);
+  }
+}
+
+function round2(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+function noop(): void {}
