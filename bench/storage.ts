@@ -6,7 +6,9 @@
 //      giving the empty-queue publish and consume rates;
 //   2. grow a backlog of N messages, sampling RSS, and compare the publish
 //      rate of the last stretch with the empty-queue rate;
-//   3. restart: close and reopen the broker with the backlog in the log;
+//   3. restart: close and reopen the broker with the backlog in the log,
+//      in a new process, first ignoring the checkpoint the close wrote
+//      (full replay), then from it;
 //   4. drain the backlog with consumers (receive + ack), compared with the
 //      empty-queue consume rate;
 //   5. bytes the log wrote over the full cycle per body byte published;
@@ -35,6 +37,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     dir: { type: 'string' },
     reopen: { type: 'string' },
+    'no-checkpoint': { type: 'boolean', default: false },
   },
 });
 const MESSAGES = Number(args.messages);
@@ -56,8 +59,10 @@ const mib = (bytes: number) => `${(bytes / MiB).toFixed(0)} MiB`;
 const rate = (count: number, ms: number) => Math.round(count / (ms / 1000));
 const pct = (part: number, whole: number) => `${((part / whole) * 100).toFixed(0)}%`;
 
-function open(): Promise<Broker> {
-  return Broker.open({ dataDir, logger, sync: true, diskFloorBytes: 0 });
+function open(checkpoints = true): Promise<Broker> {
+  return Broker.open({
+    dataDir, logger, sync: true, diskFloorBytes: 0, checkpoints: { enabled: checkpoints },
+  });
 }
 
 /** Publishes `count` messages to `queue`, CONCURRENCY batches in flight. */
@@ -161,9 +166,12 @@ async function main(): Promise<void> {
   // 3. Restart with the backlog, in a fresh process as after a crash.
   await broker.close();
   broker = null;
-  const restart = reopenInChild();
-  if (restart.messages !== MESSAGES) {
-    throw new Error(`restart found ${restart.messages} of ${MESSAGES}`);
+  const fullReplay = reopenInChild(false);
+  const restart = reopenInChild(true);
+  for (const reopened of [fullReplay, restart]) {
+    if (reopened.messages !== MESSAGES) {
+      throw new Error(`restart found ${reopened.messages} of ${MESSAGES}`);
+    }
   }
   broker = await open();
 
@@ -195,9 +203,16 @@ Backlog of ${MESSAGES} (targets: RSS < 600 MB at 10M; publish >= 80% of empty-qu
     `${lastWindowRate} msg/s = ${pct(lastWindowRate, publishBaseline)}; whole growth ` +
     `${rate(MESSAGES, growthMs)} msg/s = ${pct(rate(MESSAGES, growthMs), publishBaseline)}
 
-Restart with ${MESSAGES} waiting, new process (target: 10M in < 20 s)
-  ${(restart.ms / 1000).toFixed(2)} s to serving; ${rate(MESSAGES, restart.ms)} msg/s replayed; ` +
+Restart with ${MESSAGES} waiting, new process (target: 10M in < 20 s, RSS after < 600 MB at 10M)
+  without a checkpoint (full replay): ${(fullReplay.ms / 1000).toFixed(2)} s to serving; ` +
+    `${rate(MESSAGES, fullReplay.ms)} msg/s; ${fullReplay.replayedRecords} records replayed; ` +
+    `RSS after ${mib(fullReplay.rss)}
+  from the checkpoint of the close: ${(restart.ms / 1000).toFixed(2)} s to serving ` +
+    `= ${pct(restart.ms, fullReplay.ms)} of the full replay; ${restart.replayedRecords} records replayed; ` +
     `RSS after ${mib(restart.rss)}
+  checkpoints while growing: ${grown.checkpointsWritten}, the last ${mib(grown.checkpointBytes)} ` +
+    `in ${(grown.checkpointMs / 1000).toFixed(2)} s; longest event-loop stall writing them ` +
+    `${grown.checkpointMaxStallMs.toFixed(1)} ms
 
 Drain (target: >= 80% of empty-queue consume rate)
   empty-queue consume+ack: ${consumeBaseline} msg/s; backlog drain: ${drainRate} msg/s = ` +
@@ -220,11 +235,13 @@ interface Reopened {
   ms: number;
   rss: number;
   messages: number;
+  replayedRecords: number;
 }
 
-function reopenInChild(): Reopened {
+function reopenInChild(checkpoints: boolean): Reopened {
   const script = fileURLToPath(import.meta.url);
-  const child = spawnSync(process.execPath, [script, '--reopen', root], { encoding: 'utf8' });
+  const flags = checkpoints ? [] : ['--no-checkpoint'];
+  const child = spawnSync(process.execPath, [script, '--reopen', root, ...flags], { encoding: 'utf8' });
   if (child.status !== 0) throw new Error(`reopening failed: ${child.stderr}`);
   return JSON.parse(child.stdout) as Reopened;
 }
@@ -232,10 +249,11 @@ function reopenInChild(): Reopened {
 // The child: time Broker.open on the data folder, print it as JSON.
 async function reopen(): Promise<void> {
   const began = performance.now();
-  const broker = await open();
+  const broker = await open(!args['no-checkpoint']);
   const ms = performance.now() - began;
   const messages = broker.getQueue('backlog').stats.total;
-  const result: Reopened = { ms, rss: rss(), messages };
+  const { replayedRecords } = broker.health().store;
+  const result: Reopened = { ms, rss: rss(), messages, replayedRecords };
   await broker.close();
   console.log(JSON.stringify(result));
 }

@@ -15,12 +15,15 @@
 //     1 meta     JSON {segmentId, offset, lastSeq, createdAt}: the log
 //                position the checkpoint covers
 //     2 queues   JSON [[name, settings], ...] declared queues
-//     3 rows     u32le count, then count x (f64le seq, 5 x u32le columns
-//                of the ledger row: segment, offset, frame bytes, meta,
-//                body bytes)
+//     3 rows     3 zero bytes, u32le count, count x f64le seq, then
+//                count x 5 u32le columns of the ledger row (segment,
+//                offset, frame bytes, meta, body bytes); columns, not
+//                rows, so both are copied as typed arrays
+//                (little-endian hosts only: see checkpoint.ts)
 //     4 names    JSON [queue name, ...]: the queue index in a row's meta
 //     5 changes  JSON [[seq, change], ...]
-//     6 recent   JSON [[queue, id, publishedAt], ...]
+//     6 recent   JSON {queue, lastSeq, ids: [...], times: [...]}: a piece
+//                of one queue's recent ids, oldest first
 //     9 end      u32le rows, u32le frames before this one
 //
 // A file without its end frame, with a frame whose checksum fails, or of
@@ -36,9 +39,11 @@ export const CHECKPOINT_VERSION = 1;
 export const CHECKPOINT_HEADER_BYTES = 16;
 /** One row in a rows frame: f64 seq and the u32 columns. */
 export const ROW_BYTES = 8 + 4 * LEDGER_COLUMNS;
+/** Kind, padding and count before a rows frame's seqs (8-aligned). */
+export const ROWS_HEADER_BYTES = 8;
+export const FRAME_HEADER_BYTES = 8;
 
 const MAGIC = Buffer.from('USHERCKP', 'latin1');
-const FRAME_HEADER_BYTES = 8;
 /** No frame we write comes near this; a larger length is damage. */
 const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 const NAME_PATTERN = /^checkpoint-(\d{20})-(\d{20})\.ckp$/;
@@ -95,6 +100,17 @@ export function encodeHeader(): Buffer {
   header.writeUInt32LE(CHECKPOINT_VERSION, 8);
   header.writeUInt32LE(crc32c(header.subarray(0, 12)), 12);
   return header;
+}
+
+/**
+ * Seals a frame built in place: `frame` holds FRAME_HEADER_BYTES of room,
+ * then the payload. Returns `frame`.
+ */
+export function sealInPlace(frame: Buffer): Buffer {
+  const payload = frame.subarray(FRAME_HEADER_BYTES);
+  frame.writeUInt32LE(payload.length, 0);
+  frame.writeUInt32LE(crc32c(payload), 4);
+  return frame;
 }
 
 /** A frame around `payload`, whose first byte is its kind. */
@@ -179,7 +195,8 @@ export class CheckpointReader {
     if (length === 0 || length > MAX_FRAME_BYTES || at + FRAME_HEADER_BYTES + length > this.size) {
       throw new BadCheckpoint(`frame at ${at} has a bad length ${length} (file is cut short?)`);
     }
-    const payload = Buffer.allocUnsafe(length);
+    // Its own memory, 8-aligned, so rows can be viewed as typed arrays.
+    const payload = Buffer.allocUnsafeSlow(length);
     await this.#readFully(payload, at + FRAME_HEADER_BYTES);
     if (crc32c(payload) !== head.readUInt32LE(4)) {
       throw new BadCheckpoint(`frame at ${at} has a checksum mismatch`);

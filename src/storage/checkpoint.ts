@@ -26,6 +26,7 @@
 // freed them.
 
 import { mkdir, readdir, rename, unlink, open } from 'node:fs/promises';
+import { endianness } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
   BadCheckpoint,
@@ -33,7 +34,9 @@ import {
   type CheckpointMeta,
   CheckpointReader,
   FrameKind,
+  FRAME_HEADER_BYTES,
   type LogPosition,
+  ROWS_HEADER_BYTES,
   ROW_BYTES,
   checkpointPath,
   encodeHeader,
@@ -42,9 +45,16 @@ import {
   jsonFrame,
   listCheckpoints,
   parseJson,
-  sealFrame,
+  sealInPlace,
 } from './checkpoint-file.js';
-import { LEDGER_COLUMNS, Ledger, type MessageChange, type RecentIdLimits, type SegmentState } from './ledger.js';
+import {
+  LEDGER_COLUMNS,
+  Ledger,
+  type MessageChange,
+  type RecentIdLimits,
+  type RecentSnapshot,
+  type SegmentState,
+} from './ledger.js';
 import type { StoreLogger } from './log-store.js';
 import type { QueueSettingsRecord } from './records.js';
 import { type SegmentFile, fsyncDir, segmentPath } from './segment-file.js';
@@ -90,6 +100,13 @@ const ROWS_PER_FRAME = 16 * 1024;
 const ENTRIES_PER_FRAME = 4096;
 /** The newest checkpoints kept: the last and one to fall back to. */
 const KEEP = 2;
+
+/**
+ * Rows go to and from the file as typed arrays, which use the host's byte
+ * order; the format says little-endian, so a big-endian host neither
+ * writes nor loads checkpoints (it replays the whole log).
+ */
+export const CHECKPOINTS_SUPPORTED = endianness() === 'LE';
 
 export class Checkpointer {
   readonly #dir: string;
@@ -158,6 +175,14 @@ export class Checkpointer {
     const temp = `${final}.tmp`;
     const meta: CheckpointMeta = { ...position, lastSeq: source.lastSeq(), createdAt: Date.now() };
     const writer = new StallMeter();
+    // Taken with the position, before anything awaits: the queues as
+    // declared at P, and the recent ids (a replay after P adds its own,
+    // so any later ones would count twice).
+    writer.start();
+    const ledger = source.ledger;
+    const queues = jsonFrame(FrameKind.Queues, [...ledger.queues]);
+    const recent = ledger.recentSnapshot();
+    writer.stop();
     let file: Awaited<ReturnType<typeof open>> | undefined;
     try {
       file = await open(temp, 'w');
@@ -177,11 +202,6 @@ export class Checkpointer {
       };
 
       await put(encodeHeader());
-      // Captured together, at P: the queues as declared there.
-      writer.start();
-      const ledger = source.ledger;
-      const queues = jsonFrame(FrameKind.Queues, [...ledger.queues]);
-      writer.stop();
       await putFrame(jsonFrame(FrameKind.Meta, meta));
       await putFrame(queues);
 
@@ -193,7 +213,7 @@ export class Checkpointer {
       writer.stop();
       await putFrame(names);
       for await (const frame of changeFrames(ledger.changes, writer)) await putFrame(frame);
-      for await (const frame of recentFrames(ledger, writer)) await putFrame(frame);
+      for await (const frame of recentFrames(recent, writer)) await putFrame(frame);
       await putFrame(endFrame(rows, frames));
       await file.sync();
       await file.close();
@@ -225,31 +245,42 @@ export class Checkpointer {
   }
 
   // Rows go out ROWS_PER_FRAME at a time, each chunk copied from the
-  // ledger in one synchronous step; the write in between lets the event
-  // loop run. The chunk resumes after the last seq written, so rows added
-  // or removed meanwhile do not shift it.
+  // ledger in one synchronous step into one reused buffer; the write in
+  // between lets the event loop run. The chunk resumes after the last seq
+  // written, so rows added or removed meanwhile do not shift it.
   async #writeRows(
     ledger: Ledger,
     writer: StallMeter,
     putFrame: (frame: Buffer) => Promise<void>,
   ): Promise<number> {
+    const seqsAt = FRAME_HEADER_BYTES + ROWS_HEADER_BYTES;
+    const colsAt = seqsAt + 8 * ROWS_PER_FRAME;
+    const buffer = Buffer.allocUnsafeSlow(colsAt + 4 * LEDGER_COLUMNS * ROWS_PER_FRAME);
+    const seqs = new Float64Array(buffer.buffer, buffer.byteOffset + seqsAt, ROWS_PER_FRAME);
+    const cols = new Uint32Array(buffer.buffer, buffer.byteOffset + colsAt, LEDGER_COLUMNS * ROWS_PER_FRAME);
     let after = -1;
     let total = 0;
     for (;;) {
       writer.start();
-      const payload = Buffer.allocUnsafe(1 + 4 + ROWS_PER_FRAME * ROW_BYTES);
-      payload[0] = FrameKind.Rows;
       let count = 0;
-      let off = 5;
       ledger.forEachRowAfter(after, (seq, column) => {
-        payload.writeDoubleLE(seq, off);
-        off += 8;
-        for (let c = 0; c < LEDGER_COLUMNS; c++) off = payload.writeUInt32LE(column(c), off);
+        seqs[count] = seq;
+        const base = count * LEDGER_COLUMNS;
+        for (let c = 0; c < LEDGER_COLUMNS; c++) cols[base + c] = column(c);
         after = seq;
         return ++count < ROWS_PER_FRAME;
       });
-      payload.writeUInt32LE(count, 1);
-      const frame = count > 0 ? sealFrame(payload.subarray(0, off)) : undefined;
+      let frame: Buffer | undefined;
+      if (count > 0) {
+        buffer.fill(0, FRAME_HEADER_BYTES, seqsAt);
+        buffer[FRAME_HEADER_BYTES] = FrameKind.Rows;
+        buffer.writeUInt32LE(count, FRAME_HEADER_BYTES + 4);
+        // Seqs then columns, back to back: a short last chunk moves its
+        // columns down to just after its seqs.
+        const seqsEnd = seqsAt + 8 * count;
+        buffer.copy(buffer, seqsEnd, colsAt, colsAt + 4 * LEDGER_COLUMNS * count);
+        frame = sealInPlace(buffer.subarray(0, seqsEnd + 4 * LEDGER_COLUMNS * count));
+      }
       writer.stop();
       if (frame === undefined) return total;
       await putFrame(frame);
@@ -291,15 +322,24 @@ async function* changeFrames(
   }
 }
 
-async function* recentFrames(ledger: Ledger, writer: StallMeter): AsyncGenerator<Buffer> {
-  writer.start();
-  const recent = ledger.recentIds().map(({ queue, id, publishedAt }) => [queue, id, publishedAt]);
-  writer.stop();
-  for (let at = 0; at < recent.length; at += ENTRIES_PER_FRAME) {
-    writer.start();
-    const frame = jsonFrame(FrameKind.Recent, recent.slice(at, at + ENTRIES_PER_FRAME));
-    writer.stop();
-    yield frame;
+async function* recentFrames(
+  recent: RecentSnapshot[],
+  writer: StallMeter,
+): AsyncGenerator<Buffer> {
+  for (const { queue, lastSeq, ids, times } of recent) {
+    // One frame at least: it carries lastSeq even with no ids.
+    for (let at = 0; at === 0 || at < ids.length; at += ENTRIES_PER_FRAME) {
+      writer.start();
+      const piece: RecentSnapshot = {
+        queue,
+        lastSeq,
+        ids: ids.slice(at, at + ENTRIES_PER_FRAME),
+        times: times.slice(at, at + ENTRIES_PER_FRAME),
+      };
+      const frame = jsonFrame(FrameKind.Recent, piece);
+      writer.stop();
+      yield frame;
+    }
   }
 }
 
@@ -412,14 +452,16 @@ async function loadOne(
       const payload = await reader.next();
       const kind = payload[0];
       if (kind === FrameKind.Rows) {
-        const count = payload.readUInt32LE(1);
-        if (payload.length !== 5 + count * ROW_BYTES) throw new BadCheckpoint('rows frame size');
-        let off = 5;
+        const count = payload.readUInt32LE(4);
+        if (payload.length !== ROWS_HEADER_BYTES + count * ROW_BYTES) {
+          throw new BadCheckpoint('a rows frame has the wrong size for its count');
+        }
+        const at = payload.byteOffset + ROWS_HEADER_BYTES;
+        const seqs = new Float64Array(payload.buffer, at, count);
+        const cols = new Uint32Array(payload.buffer, at + 8 * count, LEDGER_COLUMNS * count);
         for (let i = 0; i < count; i++) {
-          const seq = payload.readDoubleLE(off);
-          off += 8;
-          for (let c = 0; c < LEDGER_COLUMNS; c++, off += 4) columns[c] = payload.readUInt32LE(off);
-          ledger.restoreRow(seq, columns, segmentOf(columns[0]));
+          for (let c = 0; c < LEDGER_COLUMNS; c++) columns[c] = cols[i * LEDGER_COLUMNS + c];
+          ledger.restoreRow(seqs[i], columns, segmentOf(columns[0]));
         }
         rows += count;
       } else if (kind === FrameKind.Names) {
@@ -429,9 +471,11 @@ async function loadOne(
           ledger.restoreChange(seq, change);
         }
       } else if (kind === FrameKind.Recent) {
-        for (const [queue, id, at] of parseJson(payload) as Array<[string, string, number]>) {
-          ledger.restoreRecentId(queue, id, at);
+        const piece = parseJson(payload) as RecentSnapshot;
+        if (!Array.isArray(piece.ids) || !Array.isArray(piece.times)) {
+          throw new BadCheckpoint('a recent-ids frame is malformed');
         }
+        ledger.restoreRecent(piece);
       } else if (kind === FrameKind.End) {
         if (payload.readUInt32LE(1) !== rows || payload.readUInt32LE(5) !== reader.frames - 1) {
           throw new BadCheckpoint('its end frame does not match what came before it');

@@ -133,7 +133,7 @@ export class Ledger {
         // A seq above every one seen is new: no lookup for it (the hot path).
         // A second `published` record is a compaction copy: it carries
         // every change made before it.
-        const isCopy = record.seq <= this.#highestSeq && this.#forget(record.seq);
+        if (record.seq <= this.#highestSeq) this.#forget(record.seq);
         this.#segments.set(segment.id, segment);
         this.#row[SEGMENT] = segment.id;
         this.#row[OFFSET] = offset;
@@ -145,7 +145,7 @@ export class Ledger {
         segment.liveBytes += frameBytes;
         this.#liveBytes += frameBytes;
         this.#saw(record.seq);
-        if (!isCopy) this.#remember(record);
+        this.#remember(record);
         break;
       }
       case 'settled':
@@ -242,6 +242,14 @@ export class Ledger {
     return [...this.#recent].flatMap(([queue, ids]) => ids.list(queue));
   }
 
+  /**
+   * A copy of every queue's recent ids as they are now: two array copies
+   * a queue, cheap enough to take at the checkpoint's position.
+   */
+  recentSnapshot(): RecentSnapshot[] {
+    return [...this.#recent].map(([queue, ids]) => ({ queue, ...ids.snapshot() }));
+  }
+
   // What the checkpoint writer and loader need (checkpoint.ts). The rows
   // go out as raw columns, the queue index included, so the names go with
   // them.
@@ -289,8 +297,8 @@ export class Ledger {
     if (this.#live.has(seq)) this.#changes.set(seq, change);
   }
 
-  restoreRecentId(queue: string, id: string, publishedAt: number): void {
-    this.#recentOf(queue).add(id, publishedAt, this.#recentLimits.maxIds, Infinity);
+  restoreRecent({ queue, lastSeq, ids, times }: RecentSnapshot): void {
+    this.#recentOf(queue).restore(lastSeq, ids, times);
   }
 
   restoreHighestSeq(seq: number): void {
@@ -351,7 +359,7 @@ export class Ledger {
     if (maxIds === 0) return;
     const window = this.queues.get(record.queue)?.dedupWindowMs;
     const windowMs = typeof window === 'number' ? window : defaultWindowMs;
-    this.#recentOf(record.queue).add(record.id, record.publishedAt, maxIds, windowMs);
+    this.#recentOf(record.queue).add(record.id, record.publishedAt, record.seq, maxIds, windowMs);
   }
 
   #recentOf(queue: string): RecentIds {
@@ -368,15 +376,34 @@ export class Ledger {
   }
 }
 
+/** A queue's recent ids as a checkpoint holds them. */
+export interface RecentSnapshot {
+  queue: string;
+  /** Highest seq whose id was taken: a record at or below it adds none. */
+  lastSeq: number;
+  ids: string[];
+  times: number[];
+}
+
 // The newest ids of one queue, at most maxIds and none older than the
 // queue's dedup window before the newest. Two arrays with a moving head,
 // not an object an id: replay may pass ten million of them.
+//
+// Only a seq above every one taken adds its id. That leaves out
+// compaction copies (a `published` record again, with the same id), and
+// the records after a checkpoint that it already counted. It also leaves
+// out a message moved in from a `memory` queue, which keeps its older seq:
+// its id is not remembered across a restart.
 class RecentIds {
   #ids: string[] = [];
   #times: number[] = [];
   #head = 0;
+  #lastSeq = 0;
 
-  add(id: string, publishedAt: number, maxIds: number, windowMs: number): void {
+  add(id: string, publishedAt: number, seq: number, maxIds: number, windowMs: number): void {
+    if (seq <= this.#lastSeq) return;
+    this.#lastSeq = seq;
+    if (maxIds === 0) return;
     this.#ids.push(id);
     this.#times.push(publishedAt);
     const oldest = publishedAt - windowMs;
@@ -391,6 +418,22 @@ class RecentIds {
       this.#times = this.#times.slice(this.#head);
       this.#head = 0;
     }
+  }
+
+  /** Appends ids from a checkpoint, which may come in several pieces. */
+  restore(lastSeq: number, ids: readonly string[], times: readonly number[]): void {
+    this.#ids.push(...ids);
+    this.#times.push(...times);
+    this.#lastSeq = Math.max(this.#lastSeq, lastSeq);
+  }
+
+  /** Ids and times, oldest first, as copies. */
+  snapshot(): Omit<RecentSnapshot, 'queue'> {
+    return {
+      lastSeq: this.#lastSeq,
+      ids: this.#ids.slice(this.#head),
+      times: this.#times.slice(this.#head),
+    };
   }
 
   /** Oldest first. */

@@ -5,7 +5,12 @@
 
 import { mkdir, unlink } from 'node:fs/promises';
 import { StoreUnavailableError, UsherError } from '../errors.js';
-import { type CheckpointOptions, type CheckpointStats, Checkpointer } from './checkpoint.js';
+import {
+  CHECKPOINTS_SUPPORTED,
+  type CheckpointOptions,
+  type CheckpointStats,
+  Checkpointer,
+} from './checkpoint.js';
 import { encodeRecord } from './codec.js';
 import { FrameReader } from './frame-reader.js';
 import { type StoreIo, nodeIo } from './io.js';
@@ -203,7 +208,7 @@ export class LogStore {
         },
         {
           copyBodies: options.copyReplayedBodies ?? true,
-          checkpoints: options.checkpoints ?? { enabled: false },
+          checkpoints: CHECKPOINTS_SUPPORTED ? options.checkpoints ?? { enabled: false } : { enabled: false },
           recentIds: options.recentIds,
         },
       );
@@ -256,7 +261,7 @@ export class LogStore {
     for (const segment of this.#segments) this.#diskBytes += segment.size;
     this.#replayedRecords = recovered.records;
     this.#openedFromCheckpoint = recovered.checkpoint !== undefined;
-    if (options.checkpoints !== undefined && options.checkpoints.enabled !== false) {
+    if (CHECKPOINTS_SUPPORTED && options.checkpoints !== undefined && options.checkpoints.enabled !== false) {
       this.#checkpointer = new Checkpointer(this.#dir, options.checkpoints ?? {}, this.#logger, {
         ledger,
         position: () => ({ segmentId: this.#active.id, offset: this.#active.size }),
