@@ -133,6 +133,11 @@ export class Checkpointer {
     this.#source = source;
   }
 
+  /** Counts `bytes` of log read at open as not yet covered by a checkpoint. */
+  replayed(bytes: number): void {
+    this.#bytesSince += bytes;
+  }
+
   /** `bytes` more of log landed; call between batches. May begin a checkpoint. */
   wrote(bytes: number): void {
     this.#bytesSince += bytes;

@@ -268,6 +268,9 @@ export class LogStore {
         lastSeq: () => this.#lastSeq,
         whenDurable: () => this.#whenDurable(),
       });
+      // What was replayed counts as written since the last checkpoint: a
+      // start that read much of the log writes a new one soon.
+      this.#checkpointer.replayed(recovered.replayedBytes);
     }
   }
 

@@ -45,6 +45,8 @@ export interface Recovered {
   checkpoint: string | undefined;
   /** Records replayed (after the checkpoint, if one was used). */
   records: number;
+  /** Bytes of log read for them. */
+  replayedBytes: number;
   /** Surviving segments, oldest first. */
   segments: SegmentState[];
   /** The next segment takes the id after this one. */
@@ -108,6 +110,7 @@ export async function recover(
   const segments: SegmentState[] = [];
   let lastSeq = loaded?.lastSeq ?? 0;
   let records = 0;
+  let replayedBytes = 0;
   for (let i = 0; i < files.length; i++) {
     const file = files[i];
     const segment: SegmentState = loaded?.segments.get(file.id) ?? {
@@ -131,6 +134,7 @@ export async function recover(
     }, { copyBodies, from });
 
     segment.size = scan.fileBytes;
+    replayedBytes += scan.fileBytes - (from ?? 0);
     const isLast = i === files.length - 1;
     for (const damage of scan.damage) {
       const entry = {
@@ -176,6 +180,7 @@ export async function recover(
     ledger,
     checkpoint: loaded?.path,
     records,
+    replayedBytes,
     segments,
     lastSegmentId,
     lastSeq: Math.max(lastSeq, ledger.highestSeq),
