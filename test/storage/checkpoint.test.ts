@@ -156,9 +156,12 @@ describe('checkpoints', () => {
         assert.ok(logger.infos.some((i) => i.msg === 'checkpoint loaded' && i.obj.file === previous));
         await reopened.store.close();
 
-        // Both damaged: a full replay, still the same state.
-        assert.deepEqual(await checkpointNames(dir), [newest, previous]);
-        await harm(previous, damage);
+        // The start above wrote one of its own at close (it replayed the
+        // log after `previous`). All damaged: a full replay, still the
+        // same state.
+        for (const path of await checkpointNames(dir)) {
+          if (path !== newest) await harm(path, damage);
+        }
         const last = await open(dir);
         assert.equal(last.store.stats().openedFromCheckpoint, 0);
         assert.deepEqual(stateOf(last.store), expected);
