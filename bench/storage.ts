@@ -165,6 +165,8 @@ async function main(): Promise<void> {
 
   // 3. Restart with the backlog, in a fresh process as after a crash.
   await broker.close();
+  // With the checkpoint the close wrote.
+  const growthCheckpointBytes = broker.health().store.checkpointBytesWritten;
   broker = null;
   const fullReplay = reopenInChild(false);
   const restart = reopenInChild(true);
@@ -181,10 +183,12 @@ async function main(): Promise<void> {
   await broker.publish('empty', [{ body }]);
   const afterDrain = broker.health().store;
   await broker.close();
+  const drainCheckpointBytes = broker.health().store.checkpointBytesWritten;
 
   // 5. Bytes written over the cycle, per body byte published.
   const bodyBytes = (MESSAGES + 2 * WINDOW + 1) * EVENT_BYTES;
   const logBytes = writtenBeforeRestart + afterDrain.bytesWritten;
+  const checkpointBytes = growthCheckpointBytes + drainCheckpointBytes;
 
   // 6. The disk's own rate for the same bytes in the same batch sizes.
   const batchBytes = Math.max(4096, Math.round(growthLogBytes / growthBatches));
@@ -220,7 +224,8 @@ Drain (target: >= 80% of empty-queue consume rate)
 
 Write amplification (target: <= 1.3 over publish-consume-ack)
   ${mib(logBytes)} written for ${mib(bodyBytes)} of bodies = ${(logBytes / bodyBytes).toFixed(2)} ` +
-    `bytes per body byte; ${afterDrain.compactedMessages} compaction copies; ` +
+    `bytes per body byte; checkpoints wrote ${mib(checkpointBytes)} more = ` +
+    `${((logBytes + checkpointBytes) / bodyBytes).toFixed(2)} with them; ${afterDrain.compactedMessages} compaction copies; ` +
     `${afterDrain.segments} segment(s), ${mib(afterDrain.diskBytes)} left on disk
 
 Throughput against the disk (target: >= 50% of plain write + fdatasync)

@@ -204,6 +204,11 @@ const STORE_METRICS: Record<string, StoreMetric> = {
     help: 'Size of the last checkpoint written',
     kind: 'gauge',
   },
+  checkpointBytesWritten: {
+    name: 'usher_store_checkpoint_written_bytes_total',
+    help: 'Bytes of all checkpoints written, on top of the log',
+    kind: 'counter',
+  },
   stopped: {
     name: 'usher_store_stopped',
     help: '1 once the log refuses every write after a failed cut-back',

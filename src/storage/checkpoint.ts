@@ -87,6 +87,8 @@ export interface CheckpointStats {
   checkpointsFailed: number;
   /** Size and time of the last one written. */
   checkpointBytes: number;
+  /** Bytes of every checkpoint written, on top of the log's own. */
+  checkpointBytesWritten: number;
   checkpointMs: number;
   /** Longest stretch the writer held the event loop, over all checkpoints. */
   checkpointMaxStallMs: number;
@@ -121,6 +123,7 @@ export class Checkpointer {
     checkpointsWritten: 0,
     checkpointsFailed: 0,
     checkpointBytes: 0,
+    checkpointBytesWritten: 0,
     checkpointMs: 0,
     checkpointMaxStallMs: 0,
   };
@@ -234,6 +237,7 @@ export class Checkpointer {
       const ms = performance.now() - began;
       this.#stats.checkpointsWritten++;
       this.#stats.checkpointBytes = at;
+      this.#stats.checkpointBytesWritten += at;
       this.#stats.checkpointMs = ms;
       this.#stats.checkpointMaxStallMs = Math.max(this.#stats.checkpointMaxStallMs, writer.max);
       this.#logger.info(

@@ -756,6 +756,7 @@ const NO_CHECKPOINTS: CheckpointStats = {
   checkpointsWritten: 0,
   checkpointsFailed: 0,
   checkpointBytes: 0,
+  checkpointBytesWritten: 0,
   checkpointMs: 0,
   checkpointMaxStallMs: 0,
 };
