@@ -7,8 +7,10 @@
 //   2. grow a backlog of N messages, sampling RSS, and compare the publish
 //      rate of the last stretch with the empty-queue rate;
 //   3. restart: close and reopen the broker with the backlog in the log,
-//      in a new process, first ignoring the checkpoint the close wrote
-//      (full replay), then from it;
+//      in a new process: first ignoring checkpoints (full replay); then as
+//      after a crash, from the last checkpoint written while the backlog
+//      grew (the one of the close deleted) and the log after it; then from
+//      the checkpoint of a clean close;
 //   4. drain the backlog with consumers (receive + ack), compared with the
 //      empty-queue consume rate;
 //   5. bytes the log wrote over the full cycle per body byte published;
@@ -20,7 +22,9 @@
 //     [--concurrency 32] [--dir DIR]
 
 import { spawnSync } from 'node:child_process';
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +33,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 
 import { Broker } from '../src/broker/broker.js';
+import { listCheckpoints } from '../src/storage/checkpoint-file.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -38,6 +43,7 @@ const { values: args } = parseArgs({
     dir: { type: 'string' },
     reopen: { type: 'string' },
     'no-checkpoint': { type: 'boolean', default: false },
+    'drop-newest-checkpoint': { type: 'boolean', default: false },
   },
 });
 const MESSAGES = Number(args.messages);
@@ -168,9 +174,11 @@ async function main(): Promise<void> {
   // With the checkpoint the close wrote.
   const growthCheckpointBytes = broker.health().store.checkpointBytesWritten;
   broker = null;
-  const fullReplay = reopenInChild(false);
-  const restart = reopenInChild(true);
-  for (const reopened of [fullReplay, restart]) {
+  const fullReplay = reopenInChild(['--no-checkpoint']);
+  // This one's close writes a checkpoint of the end of the log again.
+  const afterCrash = reopenInChild(['--drop-newest-checkpoint']);
+  const restart = reopenInChild([]);
+  for (const reopened of [fullReplay, afterCrash, restart]) {
     if (reopened.messages !== MESSAGES) {
       throw new Error(`restart found ${reopened.messages} of ${MESSAGES}`);
     }
@@ -211,6 +219,10 @@ Restart with ${MESSAGES} waiting, new process (target: 10M in < 20 s, RSS after 
   without a checkpoint (full replay): ${(fullReplay.ms / 1000).toFixed(2)} s to serving; ` +
     `${rate(MESSAGES, fullReplay.ms)} msg/s; ${fullReplay.replayedRecords} records replayed; ` +
     `RSS after ${mib(fullReplay.rss)}
+  as after a crash, from the last checkpoint while growing ` +
+    `(${afterCrash.fromCheckpoint ? 'loaded' : 'none: full replay'}): ` +
+    `${(afterCrash.ms / 1000).toFixed(2)} s = ${pct(afterCrash.ms, fullReplay.ms)} of the full replay; ` +
+    `${afterCrash.replayedRecords} records replayed; RSS after ${mib(afterCrash.rss)}
   from the checkpoint of the close: ${(restart.ms / 1000).toFixed(2)} s to serving ` +
     `= ${pct(restart.ms, fullReplay.ms)} of the full replay; ${restart.replayedRecords} records replayed; ` +
     `RSS after ${mib(restart.rss)}
@@ -241,11 +253,11 @@ interface Reopened {
   rss: number;
   messages: number;
   replayedRecords: number;
+  fromCheckpoint: boolean;
 }
 
-function reopenInChild(checkpoints: boolean): Reopened {
+function reopenInChild(flags: string[]): Reopened {
   const script = fileURLToPath(import.meta.url);
-  const flags = checkpoints ? [] : ['--no-checkpoint'];
   const child = spawnSync(process.execPath, [script, '--reopen', root, ...flags], { encoding: 'utf8' });
   if (child.status !== 0) throw new Error(`reopening failed: ${child.stderr}`);
   return JSON.parse(child.stdout) as Reopened;
@@ -253,12 +265,19 @@ function reopenInChild(checkpoints: boolean): Reopened {
 
 // The child: time Broker.open on the data folder, print it as JSON.
 async function reopen(): Promise<void> {
+  if (args['drop-newest-checkpoint']) {
+    const log = join(dataDir, 'log');
+    const [newest] = listCheckpoints(readdirSync(log), log);
+    if (newest !== undefined) rmSync(newest.path);
+  }
   const began = performance.now();
   const broker = await open(!args['no-checkpoint']);
   const ms = performance.now() - began;
   const messages = broker.getQueue('backlog').stats.total;
-  const { replayedRecords } = broker.health().store;
-  const result: Reopened = { ms, rss: rss(), messages, replayedRecords };
+  const { replayedRecords, openedFromCheckpoint } = broker.health().store;
+  const result: Reopened = {
+    ms, rss: rss(), messages, replayedRecords, fromCheckpoint: openedFromCheckpoint === 1,
+  };
   await broker.close();
   console.log(JSON.stringify(result));
 }

@@ -66,8 +66,9 @@ export interface CheckpointOptions {
   minBytes?: number;
   /**
    * ...and at least this many times the size of the last checkpoint, so
-   * that checkpoints add at most about 1/ratio to the bytes written.
-   * Default 4.
+   * that checkpoints add at most about 1/ratio to the bytes written, and
+   * a start after a crash replays at most ratio x 28 bytes of log a live
+   * message (about 0.4 records at 8). Default 8.
    */
   ratio?: number;
 }
@@ -95,7 +96,7 @@ export interface CheckpointStats {
 }
 
 const DEFAULT_MIN_BYTES = 64 * 1024 * 1024;
-const DEFAULT_RATIO = 4;
+const DEFAULT_RATIO = 8;
 /** Rows per frame: about 460 KiB, a millisecond or two of copying. */
 const ROWS_PER_FRAME = 16 * 1024;
 /** Changes and recent ids per JSON frame. */
