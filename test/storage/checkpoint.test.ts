@@ -170,6 +170,28 @@ describe('checkpoints', () => {
     });
   }
 
+  it('in `os` mode one is put in place only once a synced batch made its rows durable', async () => {
+    await withTempDir(async (dir) => {
+      const { store } = await open(dir);
+      await declare(store);
+      // One unsynced batch past the threshold: a checkpoint begins after
+      // it, and must wait, since the rows it holds are only in the OS.
+      const batch = Array.from({ length: 400 }, (_, i) => ticket(i + 1));
+      await store.append(batch, { sync: false });
+      const syncs = store.stats().syncs;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(store.stats().checkpointsWritten, 0, 'a checkpoint named unsynced records');
+      assert.deepEqual(await checkpointNames(dir), []);
+
+      // The next batch, unsynced as it asks, is synced for the checkpoint.
+      await store.append([ticket(401)], { sync: false });
+      await until(() => store.stats().checkpointsWritten === 1);
+      assert.equal(store.stats().syncs, syncs + 1);
+      assert.equal((await checkpointNames(dir)).length, 1);
+      await store.close();
+    });
+  });
+
   it('one whose segments were compacted and deleted since still opens right', async () => {
     await withTempDir(async (dir) => {
       // Compaction copies the messages that pin the oldest segment.
