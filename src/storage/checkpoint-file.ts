@@ -16,12 +16,14 @@
 //                position the checkpoint covers
 //     2 queues   JSON [[name, settings], ...] declared queues
 //     3 rows     3 zero bytes, u32le count, count x f64le seq, then
-//                count x 5 u32le columns of the ledger row (segment,
-//                offset, frame bytes, meta, body bytes); columns, not
-//                rows, so both are copied as typed arrays
+//                count x 4 u32le columns of the ledger row (segment,
+//                offset, frame, queue: packed as in ledger.ts); columns,
+//                not rows, so both are copied as typed arrays
 //                (little-endian hosts only: see checkpoint.ts)
 //     4 names    JSON [queue name, ...]: the queue index in a row's meta
 //     5 changes  JSON [[seq, change], ...]
+//     7 wide     JSON [[seq, [queue index, body bytes]], ...]: rows whose
+//                queue column could not hold them
 //     6 recent   JSON {queue, lastSeq, ids: [...], times: [...]}: a piece
 //                of one queue's recent ids, oldest first
 //     9 end      u32le rows, u32le frames before this one
@@ -55,6 +57,7 @@ export const enum FrameKind {
   Names = 4,
   Changes = 5,
   Recent = 6,
+  Wide = 7,
   End = 9,
 }
 

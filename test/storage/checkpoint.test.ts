@@ -58,7 +58,10 @@ async function until(check: () => boolean): Promise<void> {
 async function workload(store: LogStore, from: number, count: number): Promise<void> {
   const pending: Promise<void>[] = [];
   for (let seq = from; seq < from + count; seq++) {
-    const records: LogRecord[] = [ticket(seq, seq % 3 === 0 ? 'other' : 'tickets')];
+    const published = ticket(seq, seq % 3 === 0 ? 'other' : 'tickets');
+    // Now and then headers too large for the packed row (ledger.ts, WIDE).
+    if (seq % 397 === 0) published.headers = { big: 'h'.repeat(70_000) };
+    const records: LogRecord[] = [published];
     if (seq % 5 === 0) records.push({ type: 'settled', seqs: [seq - 3] });
     if (seq % 7 === 0) records.push({ type: 'retried', seq: seq - 2, failures: 1, availableAt: seq });
     if (seq % 11 === 0) {

@@ -94,6 +94,22 @@ describe('ledger', () => {
     assert.deepEqual(ids.at(-1), { queue: 'q', id: `id-${count}`, publishedAt: NOW });
   });
 
+  it('keeps a row whose frame is mostly headers apart, body size exact', () => {
+    const ledger = new Ledger();
+    const segment: SegmentState = { id: 1, path: 'x', size: 0, live: 0, liveBytes: 0 };
+    ledger.apply(published(1, { body: Buffer.alloc(10) }), segment, 70_100, 24);
+    ledger.apply(published(2, { body: Buffer.alloc(10) }), segment, 200, 70_124);
+    assert.deepEqual(live(ledger).map((m) => [m.seq, m.queue, m.bodyBytes, m.priority]), [
+      [1, 'q', 10, 1],
+      [2, 'q', 10, 2],
+    ]);
+    assert.equal(ledger.wide.size, 1);
+    assert.deepEqual(ledger.locate(1)?.frameBytes, 70_100);
+    ledger.apply({ type: 'settled', seqs: [1] }, segment, 20, 70_324);
+    assert.equal(ledger.wide.size, 0);
+    assert.equal(ledger.liveBytes, 200);
+  });
+
   it('forgets ids older than the queue\'s dedup window', () => {
     const ledger = new Ledger({ maxIds: 100, defaultWindowMs: 1000 });
     const apply = applier(ledger);
