@@ -22,7 +22,8 @@
 // read at all, only measured.
 
 import { stat, unlink } from 'node:fs/promises';
-import { type CheckpointOptions, loadCheckpoint } from './checkpoint.js';
+import type { CheckpointOptions } from './checkpoint.js';
+import { loadCheckpoint } from './checkpoint-load.js';
 import { Ledger, type RecentIdLimits, type SegmentState } from './ledger.js';
 import type { StoreLogger } from './log-store.js';
 import type { LogRecord } from './records.js';
