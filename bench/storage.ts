@@ -6,7 +6,11 @@
 //      giving the empty-queue publish and consume rates;
 //   2. grow a backlog of N messages, sampling RSS, and compare the publish
 //      rate of the last stretch with the empty-queue rate;
-//   3. restart: close and reopen the broker with the backlog in the log;
+//   3. restart: close and reopen the broker with the backlog in the log,
+//      in a new process: first ignoring checkpoints (full replay); then as
+//      after a crash, from the last checkpoint written while the backlog
+//      grew (the one of the close deleted) and the log after it; then from
+//      the checkpoint of a clean close;
 //   4. drain the backlog with consumers (receive + ack), compared with the
 //      empty-queue consume rate;
 //   5. bytes the log wrote over the full cycle per body byte published;
@@ -18,7 +22,9 @@
 //     [--concurrency 32] [--dir DIR]
 
 import { spawnSync } from 'node:child_process';
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +33,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 
 import { Broker } from '../src/broker/broker.js';
+import { listCheckpoints } from '../src/storage/checkpoint-file.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,6 +42,8 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     dir: { type: 'string' },
     reopen: { type: 'string' },
+    'no-checkpoint': { type: 'boolean', default: false },
+    'drop-newest-checkpoint': { type: 'boolean', default: false },
   },
 });
 const MESSAGES = Number(args.messages);
@@ -56,8 +65,10 @@ const mib = (bytes: number) => `${(bytes / MiB).toFixed(0)} MiB`;
 const rate = (count: number, ms: number) => Math.round(count / (ms / 1000));
 const pct = (part: number, whole: number) => `${((part / whole) * 100).toFixed(0)}%`;
 
-function open(): Promise<Broker> {
-  return Broker.open({ dataDir, logger, sync: true, diskFloorBytes: 0 });
+function open(checkpoints = true): Promise<Broker> {
+  return Broker.open({
+    dataDir, logger, sync: true, diskFloorBytes: 0, checkpoints: { enabled: checkpoints },
+  });
 }
 
 /** Publishes `count` messages to `queue`, CONCURRENCY batches in flight. */
@@ -170,10 +181,17 @@ async function main(): Promise<void> {
 
   // 3. Restart with the backlog, in a fresh process as after a crash.
   await broker.close();
+  // With the checkpoint the close wrote.
+  const growthCheckpointBytes = broker.health().store.checkpointBytesWritten;
   broker = null;
-  const restart = reopenInChild();
-  if (restart.messages !== MESSAGES) {
-    throw new Error(`restart found ${restart.messages} of ${MESSAGES}`);
+  const fullReplay = reopenInChild(['--no-checkpoint']);
+  // This one's close writes a checkpoint of the end of the log again.
+  const afterCrash = reopenInChild(['--drop-newest-checkpoint']);
+  const restart = reopenInChild([]);
+  for (const reopened of [fullReplay, afterCrash, restart]) {
+    if (reopened.messages !== MESSAGES) {
+      throw new Error(`restart found ${reopened.messages} of ${MESSAGES}`);
+    }
   }
   broker = await open();
 
@@ -183,10 +201,12 @@ async function main(): Promise<void> {
   await broker.publish('empty', [{ body }]);
   const afterDrain = broker.health().store;
   await broker.close();
+  const drainCheckpointBytes = broker.health().store.checkpointBytesWritten;
 
   // 5. Bytes written over the cycle, per body byte published.
   const bodyBytes = (MESSAGES + 2 * WINDOW + 1) * EVENT_BYTES;
   const logBytes = writtenBeforeRestart + afterDrain.bytesWritten;
+  const checkpointBytes = growthCheckpointBytes + drainCheckpointBytes;
 
   // 6. The disk's own rate for the same bytes in the same batch sizes.
   const batchBytes = Math.max(4096, Math.round(growthLogBytes / growthBatches));
@@ -206,9 +226,20 @@ Backlog of ${MESSAGES} (targets: RSS < 600 MB at 10M; publish >= 80% of empty-qu
     `${lastWindowRate} msg/s = ${pct(lastWindowRate, publishBaseline)}; whole growth ` +
     `${rate(MESSAGES, growthMs)} msg/s = ${pct(rate(MESSAGES, growthMs), publishBaseline)}
 
-Restart with ${MESSAGES} waiting, new process (target: 10M in < 20 s)
-  ${(restart.ms / 1000).toFixed(2)} s to serving; ${rate(MESSAGES, restart.ms)} msg/s replayed; ` +
+Restart with ${MESSAGES} waiting, new process (target: 10M in < 20 s, RSS after < 600 MB at 10M)
+  without a checkpoint (full replay): ${(fullReplay.ms / 1000).toFixed(2)} s to serving; ` +
+    `${rate(MESSAGES, fullReplay.ms)} msg/s; ${fullReplay.replayedRecords} records replayed; ` +
+    `RSS after ${mib(fullReplay.rss)}
+  as after a crash, from the last checkpoint while growing ` +
+    `(${afterCrash.fromCheckpoint ? 'loaded' : 'none: full replay'}): ` +
+    `${(afterCrash.ms / 1000).toFixed(2)} s = ${pct(afterCrash.ms, fullReplay.ms)} of the full replay; ` +
+    `${afterCrash.replayedRecords} records replayed; RSS after ${mib(afterCrash.rss)}
+  from the checkpoint of the close: ${(restart.ms / 1000).toFixed(2)} s to serving ` +
+    `= ${pct(restart.ms, fullReplay.ms)} of the full replay; ${restart.replayedRecords} records replayed; ` +
     `RSS after ${mib(restart.rss)}
+  checkpoints while growing: ${grown.checkpointsWritten}, the last ${mib(grown.checkpointBytes)} ` +
+    `in ${(grown.checkpointMs / 1000).toFixed(2)} s; longest event-loop stall writing them ` +
+    `${grown.checkpointMaxStallMs.toFixed(1)} ms
 
 Drain (target: >= 80% of empty-queue consume rate)
   empty-queue consume+ack: ${consumeBaseline} msg/s; backlog drain: ${drainRate} msg/s = ` +
@@ -216,7 +247,8 @@ Drain (target: >= 80% of empty-queue consume rate)
 
 Write amplification (target: <= 1.3 over publish-consume-ack)
   ${mib(logBytes)} written for ${mib(bodyBytes)} of bodies = ${(logBytes / bodyBytes).toFixed(2)} ` +
-    `bytes per body byte; ${afterDrain.compactedMessages} compaction copies; ` +
+    `bytes per body byte; checkpoints wrote ${mib(checkpointBytes)} more = ` +
+    `${((logBytes + checkpointBytes) / bodyBytes).toFixed(2)} with them; ${afterDrain.compactedMessages} compaction copies; ` +
     `${afterDrain.segments} segment(s), ${mib(afterDrain.diskBytes)} left on disk
 
 Throughput against the disk (target: >= 50% of plain write + fdatasync)
@@ -231,22 +263,32 @@ interface Reopened {
   ms: number;
   rss: number;
   messages: number;
+  replayedRecords: number;
+  fromCheckpoint: boolean;
 }
 
-function reopenInChild(): Reopened {
+function reopenInChild(flags: string[]): Reopened {
   const script = fileURLToPath(import.meta.url);
-  const child = spawnSync(process.execPath, [script, '--reopen', root], { encoding: 'utf8' });
+  const child = spawnSync(process.execPath, [script, '--reopen', root, ...flags], { encoding: 'utf8' });
   if (child.status !== 0) throw new Error(`reopening failed: ${child.stderr}`);
   return JSON.parse(child.stdout) as Reopened;
 }
 
 // The child: time Broker.open on the data folder, print it as JSON.
 async function reopen(): Promise<void> {
+  if (args['drop-newest-checkpoint']) {
+    const log = join(dataDir, 'log');
+    const [newest] = listCheckpoints(readdirSync(log), log);
+    if (newest !== undefined) rmSync(newest.path);
+  }
   const began = performance.now();
-  const broker = await open();
+  const broker = await open(!args['no-checkpoint']);
   const ms = performance.now() - began;
   const messages = broker.getQueue('backlog').stats.total;
-  const result: Reopened = { ms, rss: rss(), messages };
+  const { replayedRecords, openedFromCheckpoint } = broker.health().store;
+  const result: Reopened = {
+    ms, rss: rss(), messages, replayedRecords, fromCheckpoint: openedFromCheckpoint === 1,
+  };
   await broker.close();
   console.log(JSON.stringify(result));
 }

@@ -27,6 +27,7 @@ import {
   type Message,
   type QueueSettings,
 } from '../engine/types.js';
+import type { CheckpointOptions } from '../storage/checkpoint.js';
 import { LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
@@ -72,7 +73,7 @@ import {
   shorterTtl,
   view,
 } from './messages.js';
-import { ReplayState } from './recovery.js';
+import { RECENT_ID_LIMITS, ReplayState, recentIdsToKeep } from './recovery.js';
 import { rebuildMessages } from './rebuild.js';
 import {
   DEAD_LETTER_QUEUE_SETTINGS,
@@ -112,6 +113,8 @@ export interface BrokerOptions {
   random?: () => number;
   /** The log's file operations; tests inject disk faults here. */
   storeIo?: StoreIo;
+  /** When the log writes checkpoints (storage/checkpoint.ts); default on. */
+  checkpoints?: CheckpointOptions;
   /** Below this much free disk, publishes are refused (default 100 MiB). */
   diskFloorBytes?: number;
   /** Free bytes on the data folder's disk; tests pass their own. */
@@ -210,7 +213,7 @@ export class Broker implements BrokerApi {
   static async open(options: BrokerOptions): Promise<Broker> {
     const logger = options.logger;
     const broker = new Broker(logger, options);
-    const replay = new ReplayState(broker.clock());
+    const replay = new ReplayState();
     const began = Date.now();
 
     broker.lock = DataLock.acquire(options.dataDir);
@@ -247,6 +250,8 @@ export class Broker implements BrokerApi {
         io: options.storeIo,
         // Replay keeps no bodies (recovery.ts), only their sizes.
         copyReplayedBodies: false,
+        checkpoints: options.checkpoints ?? {},
+        recentIds: RECENT_ID_LIMITS,
       },
       (record) => replay.apply(record),
     );
@@ -256,11 +261,11 @@ export class Broker implements BrokerApi {
   private rebuild(replay: ReplayState): void {
     const now = this.clock();
 
-    for (const [name, logged] of replay.queues) {
-      this.engines.set(name, this.newEngine(name, this.loggedSettings(name, logged)));
+    for (const [name, logged] of this.store.queues) {
+      this.engines.set(name, this.newEngine(name, this.loggedSettings(name, { ...logged })));
     }
-    rebuildMessages(replay, this.engines, this.store, now, this.logger);
-    for (const { queue, id, publishedAt } of replay.recentIds) {
+    replay.messages = rebuildMessages(this.store, this.engines, now, this.logger);
+    for (const { queue, id, publishedAt } of recentIdsToKeep(this.store, now)) {
       this.engines.get(queue)?.rememberId(id, publishedAt);
     }
     for (const engine of this.engines.values()) this.afterChange(engine);

@@ -30,6 +30,7 @@ interface ServeFlags {
   host: string;
   maxMessageSize?: number;
   segmentSize?: number;
+  checkpointEvery?: number;
   diskFloor?: number;
   amqpPort: number;
   memoryBudget?: number;
@@ -65,6 +66,11 @@ export const serveCommands: CommandGroup = {
         sizeFlag,
       )
       .option('--segment-size <size>', 'log segment size (default 64MiB)', sizeFlag)
+      .option(
+        '--checkpoint-every <size>',
+        'log written between checkpoints, at least (default 64MiB; 0 writes none)',
+        sizeFlag,
+      )
       .option(
         '--amqp-port <n>',
         'AMQP 0-9-1 port; 0 picks one, -1 turns AMQP off',
@@ -175,6 +181,9 @@ async function serve(given: ServeFlags): Promise<void> {
       logger,
       maxMessageBytes: flags.maxMessageSize,
       segmentBytes: flags.segmentSize,
+      checkpoints: flags.checkpointEvery === 0
+        ? { enabled: false }
+        : { minBytes: flags.checkpointEvery },
       diskFloorBytes: flags.diskFloor,
       admission: admissionSettings(flags),
     });

@@ -179,6 +179,36 @@ const STORE_METRICS: Record<string, StoreMetric> = {
     help: 'Messages copied forward by compaction',
     kind: 'counter',
   },
+  replayedRecords: {
+    name: 'usher_store_replayed_records',
+    help: 'Log records replayed at the last start (after its checkpoint, if any)',
+    kind: 'gauge',
+  },
+  openedFromCheckpoint: {
+    name: 'usher_store_opened_from_checkpoint',
+    help: '1 if the last start loaded a checkpoint, 0 if it replayed the whole log',
+    kind: 'gauge',
+  },
+  checkpointsWritten: {
+    name: 'usher_store_checkpoints_written_total',
+    help: 'Checkpoints of the log index written',
+    kind: 'counter',
+  },
+  checkpointsFailed: {
+    name: 'usher_store_checkpoints_failed_total',
+    help: 'Checkpoints that could not be written (the log alone still suffices)',
+    kind: 'counter',
+  },
+  checkpointBytes: {
+    name: 'usher_store_checkpoint_bytes',
+    help: 'Size of the last checkpoint written',
+    kind: 'gauge',
+  },
+  checkpointBytesWritten: {
+    name: 'usher_store_checkpoint_written_bytes_total',
+    help: 'Bytes of all checkpoints written, on top of the log',
+    kind: 'counter',
+  },
   stopped: {
     name: 'usher_store_stopped',
     help: '1 once the log refuses every write after a failed cut-back',

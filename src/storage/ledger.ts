@@ -10,12 +10,20 @@
 // `published` record for the same seq (a compaction copy) moves the message
 // to the copy's segment and offset.
 //
-// The live messages are rows of a SeqTable (about 21 bytes each), not one
+// The live messages are rows of a SeqTable (about 25 bytes each), not one
 // object each: at ten million waiting messages that is the difference
-// between 200 MB and a gigabyte of heap.
+// between 250 MB and a gigabyte of heap.
+//
+// Each row also keeps what a restart needs to put the message back in its
+// queue without reading it (queue, priority, whether it was published
+// delayed, body size), and the ledger keeps the changes `retried` and
+// `moved` records made and the recent ids of each queue: everything replay
+// rebuilds except bodies. So the ledger is what a checkpoint writes
+// (checkpoint.ts), and a restart either replays the log into it or loads a
+// checkpoint and replays only what came after.
 
-import type { LogRecord, QueueSettingsRecord } from './records.js';
-import { SeqTable } from './seq-table.js';
+import type { LogRecord, PublishedRecord, QueueSettingsRecord } from './records.js';
+import { type RowRef, SeqTable } from './seq-table.js';
 
 /** Accounting for one segment file. */
 export interface SegmentState {
@@ -36,19 +44,76 @@ export interface FrameLocation {
   frameBytes: number;
 }
 
+/** What `retried` and `moved` records changed since the `published` one. */
+export type MessageChange = Partial<
+  Pick<PublishedRecord, 'queue' | 'headers' | 'failures' | 'availableAt' | 'expiresAt'>
+>;
+
+/** A live message as the log describes it, without its body. */
+export interface LiveMessage {
+  seq: number;
+  /** The queue it was published to; `change.queue` if it moved since. */
+  queue: string;
+  priority: number;
+  bodyBytes: number;
+  /** Published with a delay: its record must be read to know when it is due. */
+  delayed: boolean;
+  change: MessageChange | undefined;
+}
+
+export interface RecentId {
+  queue: string;
+  id: string;
+  publishedAt: number;
+}
+
+/** How many recent ids a queue keeps, and for how long (engine/dedup.ts). */
+export interface RecentIdLimits {
+  maxIds: number;
+  /** Used when a queue's settings name no `dedupWindowMs`. */
+  defaultWindowMs: number;
+}
+
+// Row columns, four u32. FRAME packs the frame's length (bits 0-26: a
+// frame is at most MAX_RECORD_BYTES + 8 < 2^27), the priority (bits 27-30,
+// 0-15; the engine's are 0-9) and the delayed flag (bit 31). QUEUE packs
+// the queue's index in #queueNames (bits 0-15) and the frame bytes that
+// are not body (bits 16-31), from which the body size follows. A row
+// whose index or overhead does not fit in 16 bits (a broker that has seen
+// 65,535 queue names, headers of 64 KiB) holds WIDE there and keeps both
+// in #wide instead: one more column for every message would cost 40 MB at
+// ten million.
+export const LEDGER_COLUMNS = 4;
 const SEGMENT = 0;
 const OFFSET = 1;
-const FRAME_BYTES = 2;
+const FRAME = 2;
+const QUEUE = 3;
+const FRAME_MASK = 0x07ff_ffff;
+const PRIORITY_SHIFT = 27;
+const DELAYED_FLAG = 0x8000_0000;
+const NARROW_MAX = 0xffff;
+const WIDE = 0xffff_ffff;
 
 export class Ledger {
   /** Declared queues and their settings, in declaration order. */
   readonly queues = new Map<string, QueueSettingsRecord>();
 
-  readonly #live = new SeqTable(3);
+  readonly #live = new SeqTable(LEDGER_COLUMNS);
   readonly #segments = new Map<number, SegmentState>();
-  readonly #row = [0, 0, 0];
+  readonly #row = [0, 0, 0, 0];
+  readonly #changes = new Map<number, MessageChange>();
+  /** Queue index and body bytes of rows too wide for QUEUE, by seq. */
+  readonly #wide = new Map<number, [queueIndex: number, bodyBytes: number]>();
+  readonly #queueNames: string[] = [];
+  readonly #queueIndex = new Map<string, number>();
+  readonly #recent = new Map<string, RecentIds>();
+  readonly #recentLimits: RecentIdLimits;
   #liveBytes = 0;
   #highestSeq = 0;
+
+  constructor(recentLimits: RecentIdLimits = { maxIds: 0, defaultWindowMs: 0 }) {
+    this.#recentLimits = recentLimits;
+  }
 
   get liveMessages(): number {
     return this.#live.size;
@@ -77,16 +142,19 @@ export class Ledger {
     switch (record.type) {
       case 'published': {
         // A seq above every one seen is new: no lookup for it (the hot path).
+        // A second `published` record is a compaction copy: it carries
+        // every change made before it.
         if (record.seq <= this.#highestSeq) this.#forget(record.seq);
         this.#segments.set(segment.id, segment);
         this.#row[SEGMENT] = segment.id;
         this.#row[OFFSET] = offset;
-        this.#row[FRAME_BYTES] = frameBytes;
+        this.#packInto(this.#row, record, frameBytes);
         this.#live.put(record.seq, this.#row);
         segment.live++;
         segment.liveBytes += frameBytes;
         this.#liveBytes += frameBytes;
         this.#saw(record.seq);
+        this.#remember(record);
         break;
       }
       case 'settled':
@@ -96,8 +164,23 @@ export class Ledger {
         }
         break;
       case 'retried':
+        this.#saw(record.seq);
+        if (this.#live.has(record.seq)) {
+          const change = this.#changeOf(record.seq);
+          change.failures = record.failures;
+          change.availableAt = record.availableAt;
+        }
+        break;
       case 'moved':
         this.#saw(record.seq);
+        if (this.#live.has(record.seq)) {
+          const change = this.#changeOf(record.seq);
+          change.queue = record.queue;
+          change.headers = record.headers;
+          change.failures = record.failures;
+          change.availableAt = record.availableAt;
+          change.expiresAt = record.expiresAt;
+        }
         break;
       case 'queue-declared':
         this.queues.set(record.name, record.settings);
@@ -117,7 +200,7 @@ export class Ledger {
     return {
       segment,
       offset: this.#live.col(row, OFFSET),
-      frameBytes: this.#live.col(row, FRAME_BYTES),
+      frameBytes: this.#live.col(row, FRAME) & FRAME_MASK,
     };
   }
 
@@ -132,7 +215,7 @@ export class Ledger {
     if (segment.live === 0) return found;
     this.#live.forEach((seq, row) => {
       if (this.#live.col(row, SEGMENT) !== segment.id) return true;
-      found.push([seq, this.#live.col(row, FRAME_BYTES)]);
+      found.push([seq, this.#live.col(row, FRAME) & FRAME_MASK]);
       return found.length < max && found.length < segment.live;
     });
     return found;
@@ -143,20 +226,259 @@ export class Ledger {
     this.#segments.delete(segment.id);
   }
 
-  #forget(seq: number): void {
+  /**
+   * Every live message in seq order, without its body. `visit` gets the
+   * same object each time, changed in place: copy what it keeps.
+   */
+  forEachLive(visit: (message: LiveMessage) => void): void {
+    const message: LiveMessage = {
+      seq: 0, queue: '', priority: 0, bodyBytes: 0, delayed: false, change: undefined,
+    };
+    this.#live.forEach((seq, row) => {
+      const frame = this.#live.col(row, FRAME);
+      const queue = this.#live.col(row, QUEUE);
+      message.seq = seq;
+      message.priority = (frame >>> PRIORITY_SHIFT) & 0xf;
+      message.delayed = (frame & DELAYED_FLAG) !== 0;
+      if (queue === WIDE) {
+        const [index, bodyBytes] = this.#wide.get(seq) ?? [0, 0];
+        message.queue = this.#queueNames[index];
+        message.bodyBytes = bodyBytes;
+      } else {
+        message.queue = this.#queueNames[queue & NARROW_MAX];
+        message.bodyBytes = (frame & FRAME_MASK) - (queue >>> 16);
+      }
+      message.change = this.#changes.get(seq);
+      visit(message);
+    });
+  }
+
+  /** The ids each queue published most recently, oldest first. */
+  recentIds(): RecentId[] {
+    return [...this.#recent].flatMap(([queue, ids]) => ids.list(queue));
+  }
+
+  /**
+   * A copy of every queue's recent ids as they are now: two array copies
+   * a queue, cheap enough to take at the checkpoint's position.
+   */
+  recentSnapshot(): RecentSnapshot[] {
+    return [...this.#recent].map(([queue, ids]) => ({ queue, ...ids.snapshot() }));
+  }
+
+  // What the checkpoint writer and loader need (checkpoint.ts). The rows
+  // go out as raw columns, the queue index included, so the names go with
+  // them.
+
+  get queueNames(): readonly string[] {
+    return this.#queueNames;
+  }
+
+  get changes(): ReadonlyMap<number, MessageChange> {
+    return this.#changes;
+  }
+
+  get wide(): ReadonlyMap<number, readonly [number, number]> {
+    return this.#wide;
+  }
+
+  /** Live rows with seq above `after`, until `visit` returns false. */
+  forEachRowAfter(
+    after: number,
+    visit: (seq: number, columns: (column: number) => number) => boolean,
+  ): void {
+    let current: RowRef | undefined;
+    const column = (c: number) => this.#live.col(current as RowRef, c);
+    this.#live.forEachAfter(after, (seq, row) => {
+      current = row;
+      return visit(seq, column);
+    });
+  }
+
+  /**
+   * Puts back a live row read from a checkpoint, in `segment` (the one its
+   * SEGMENT column names). Fastest in seq order.
+   */
+  restoreRow(seq: number, columns: ArrayLike<number>, segment: SegmentState): void {
+    this.#segments.set(segment.id, segment);
+    this.#live.put(seq, columns);
+    const frameBytes = columns[FRAME] & FRAME_MASK;
+    segment.live++;
+    segment.liveBytes += frameBytes;
+    this.#liveBytes += frameBytes;
+    this.#saw(seq);
+  }
+
+  restoreQueueName(name: string): void {
+    this.#queueIndex.set(name, this.#queueNames.push(name) - 1);
+  }
+
+  restoreWide(seq: number, queueIndex: number, bodyBytes: number): void {
+    if (this.#live.has(seq)) this.#wide.set(seq, [queueIndex, bodyBytes]);
+  }
+
+  restoreChange(seq: number, change: MessageChange): void {
+    if (this.#live.has(seq)) this.#changes.set(seq, change);
+  }
+
+  restoreRecent({ queue, lastSeq, ids, times }: RecentSnapshot): void {
+    this.#recentOf(queue).restore(lastSeq, ids, times);
+  }
+
+  restoreHighestSeq(seq: number): void {
+    this.#saw(seq);
+  }
+
+  /**
+   * Drops the live rows in the segments `segmentIds`: after a checkpoint
+   * load, those of segments deleted since it was written. Returns how many.
+   */
+  dropRowsIn(segmentIds: ReadonlySet<number>): number {
+    const seqs: number[] = [];
+    this.#live.forEach((seq, row) => {
+      if (segmentIds.has(this.#live.col(row, SEGMENT))) seqs.push(seq);
+    });
+    for (const seq of seqs) this.#forget(seq);
+    for (const id of segmentIds) this.#segments.delete(id);
+    return seqs.length;
+  }
+
+  // false when `seq` was not live.
+  #forget(seq: number): boolean {
     const row = this.#live.find(seq);
-    if (row === undefined) return;
+    if (row === undefined) return false;
     const segment = this.#segments.get(this.#live.col(row, SEGMENT));
-    const bytes = this.#live.col(row, FRAME_BYTES);
+    const bytes = this.#live.col(row, FRAME) & FRAME_MASK;
     this.#live.deleteRow(row);
+    this.#changes.delete(seq);
+    if (this.#wide.size > 0) this.#wide.delete(seq);
     if (segment !== undefined) {
       segment.live--;
       segment.liveBytes -= bytes;
     }
     this.#liveBytes -= bytes;
+    return true;
+  }
+
+  #packInto(row: number[], record: PublishedRecord, frameBytes: number): void {
+    let index = this.#queueIndex.get(record.queue);
+    if (index === undefined) {
+      index = this.#queueNames.push(record.queue) - 1;
+      this.#queueIndex.set(record.queue, index);
+    }
+    const delayed = record.availableAt > record.publishedAt ? DELAYED_FLAG : 0;
+    const priority = Math.min(Math.max(record.priority | 0, 0), 15);
+    row[FRAME] = (frameBytes | (priority << PRIORITY_SHIFT) | delayed) >>> 0;
+    const overhead = frameBytes - record.body.length;
+    if (index < NARROW_MAX && overhead < NARROW_MAX) {
+      row[QUEUE] = (index | (overhead << 16)) >>> 0;
+    } else {
+      row[QUEUE] = WIDE;
+      this.#wide.set(record.seq, [index, record.body.length]);
+    }
+  }
+
+  #changeOf(seq: number): MessageChange {
+    let change = this.#changes.get(seq);
+    if (change === undefined) {
+      change = {};
+      this.#changes.set(seq, change);
+    }
+    return change;
+  }
+
+  #remember(record: PublishedRecord): void {
+    const { maxIds: defaultMaxIds, defaultWindowMs } = this.#recentLimits;
+    if (defaultMaxIds === 0) return;
+    const settings = this.queues.get(record.queue);
+    const window = settings?.dedupWindowMs;
+    const windowMs = typeof window === 'number' ? window : defaultWindowMs;
+    // A queue's own bound (dedupMaxIds), as its engine keeps at run time.
+    const max = settings?.dedupMaxIds;
+    const maxIds = typeof max === 'number' && Number.isInteger(max) && max >= 1 ? max : defaultMaxIds;
+    this.#recentOf(record.queue).add(record.id, record.publishedAt, record.seq, maxIds, windowMs);
+  }
+
+  #recentOf(queue: string): RecentIds {
+    let ids = this.#recent.get(queue);
+    if (ids === undefined) {
+      ids = new RecentIds();
+      this.#recent.set(queue, ids);
+    }
+    return ids;
   }
 
   #saw(seq: number): void {
     if (seq > this.#highestSeq) this.#highestSeq = seq;
+  }
+}
+
+/** A queue's recent ids as a checkpoint holds them. */
+export interface RecentSnapshot {
+  queue: string;
+  /** Highest seq whose id was taken: a record at or below it adds none. */
+  lastSeq: number;
+  ids: string[];
+  times: number[];
+}
+
+// The newest ids of one queue, at most maxIds and none older than the
+// queue's dedup window before the newest. Two arrays with a moving head,
+// not an object an id: replay may pass ten million of them.
+//
+// Only a seq above every one taken adds its id. That leaves out
+// compaction copies (a `published` record again, with the same id), and
+// the records after a checkpoint that it already counted. It also leaves
+// out a message moved in from a `memory` queue, which keeps its older seq:
+// its id is not remembered across a restart.
+class RecentIds {
+  #ids: string[] = [];
+  #times: number[] = [];
+  #head = 0;
+  #lastSeq = 0;
+
+  add(id: string, publishedAt: number, seq: number, maxIds: number, windowMs: number): void {
+    if (seq <= this.#lastSeq) return;
+    this.#lastSeq = seq;
+    if (maxIds === 0) return;
+    this.#ids.push(id);
+    this.#times.push(publishedAt);
+    const oldest = publishedAt - windowMs;
+    while (
+      this.#ids.length - this.#head > maxIds ||
+      this.#times[this.#head] < oldest
+    ) {
+      this.#head++;
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#ids.length) {
+      this.#ids = this.#ids.slice(this.#head);
+      this.#times = this.#times.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Appends ids from a checkpoint, which may come in several pieces. */
+  restore(lastSeq: number, ids: readonly string[], times: readonly number[]): void {
+    this.#ids.push(...ids);
+    this.#times.push(...times);
+    this.#lastSeq = Math.max(this.#lastSeq, lastSeq);
+  }
+
+  /** Ids and times, oldest first, as copies. */
+  snapshot(): Omit<RecentSnapshot, 'queue'> {
+    return {
+      lastSeq: this.#lastSeq,
+      ids: this.#ids.slice(this.#head),
+      times: this.#times.slice(this.#head),
+    };
+  }
+
+  /** Oldest first. */
+  list(queue: string): RecentId[] {
+    const list: RecentId[] = [];
+    for (let i = this.#head; i < this.#ids.length; i++) {
+      list.push({ queue, id: this.#ids[i], publishedAt: this.#times[i] });
+    }
+    return list;
   }
 }

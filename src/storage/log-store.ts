@@ -7,10 +7,16 @@ import { mkdir, unlink } from 'node:fs/promises';
 import { StoreUnavailableError, UsherError } from '../errors.js';
 import { Batch } from './batch.js';
 import { type Outcome, WriteChain } from './batch-io.js';
+import {
+  CHECKPOINTS_SUPPORTED,
+  type CheckpointOptions,
+  type CheckpointStats,
+  Checkpointer,
+} from './checkpoint.js';
 import { encodeRecord } from './codec.js';
 import { FrameReader } from './frame-reader.js';
 import { type StoreIo, nodeIo } from './io.js';
-import { Ledger, type SegmentState } from './ledger.js';
+import { Ledger, type LiveMessage, type RecentId, type RecentIdLimits, type SegmentState } from './ledger.js';
 import type { LogRecord, PublishedRecord } from './records.js';
 import { recover } from './recovery.js';
 import {
@@ -55,6 +61,13 @@ export interface LogStoreOptions {
    * keeps only its size; saves a copy of every body at open. Default true.
    */
   copyReplayedBodies?: boolean;
+  /**
+   * When to write checkpoints and whether to load them (checkpoint.ts).
+   * Unset: none written, none loaded; every open replays the whole log.
+   */
+  checkpoints?: CheckpointOptions;
+  /** Recent ids the ledger keeps a queue for dedup across restarts; none if unset. */
+  recentIds?: RecentIdLimits;
 }
 
 export type LogStoreStats = {
@@ -82,7 +95,11 @@ export type LogStoreStats = {
   compactedMessages: number;
   /** 1 once a failed batch could not be cut back; every append rejects. */
   stopped: number;
-};
+  /** Records replayed at open: after the checkpoint, if one was loaded. */
+  replayedRecords: number;
+  /** 1 if open started from a checkpoint. */
+  openedFromCheckpoint: number;
+} & CheckpointStats;
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 
@@ -165,6 +182,10 @@ export class LogStore {
   #batches = 0;
   #syncs = 0;
   #compactedMessages = 0;
+  readonly #replayedRecords: number;
+  readonly #openedFromCheckpoint: boolean;
+  readonly #checkpointer: Checkpointer | undefined;
+  #durableWaiters: Array<() => void> = [];
 
   /**
    * Opens the log in `options.dir`, replaying every valid record in log
@@ -174,13 +195,11 @@ export class LogStore {
     options: LogStoreOptions,
     replay: (record: LogRecord) => void,
   ): Promise<LogStore> {
-    const ledger = new Ledger();
     let replayFailed = false;
     try {
       await mkdir(options.dir, { recursive: true });
       const recovered = await recover(
         options.dir,
-        ledger,
         options.logger,
         (record) => {
           try {
@@ -190,8 +209,13 @@ export class LogStore {
             throw err;
           }
         },
-        options.copyReplayedBodies ?? true,
+        {
+          copyBodies: options.copyReplayedBodies ?? true,
+          checkpoints: CHECKPOINTS_SUPPORTED ? options.checkpoints ?? { enabled: false } : { enabled: false },
+          recentIds: options.recentIds,
+        },
       );
+      const ledger = recovered.ledger;
 
       const store = new LogStore(options, ledger, recovered);
       store.#startSegment(await store.#createSegment());
@@ -204,6 +228,8 @@ export class LogStore {
           corruptTails: recovered.corruptTails,
           corruptRegions: recovered.corruptRegions,
           missingSegments: recovered.missingSegments,
+          checkpoint: recovered.checkpoint ?? null,
+          replayedRecords: recovered.records,
         },
         'log store opened',
       );
@@ -237,6 +263,37 @@ export class LogStore {
     this.#corruptRegions = recovered.corruptRegions;
     this.#missingSegments = recovered.missingSegments;
     for (const segment of this.#segments) this.#diskBytes += segment.size;
+    this.#replayedRecords = recovered.records;
+    this.#openedFromCheckpoint = recovered.checkpoint !== undefined;
+    if (CHECKPOINTS_SUPPORTED && options.checkpoints !== undefined && options.checkpoints.enabled !== false) {
+      this.#checkpointer = new Checkpointer(this.#dir, options.checkpoints ?? {}, this.#logger, {
+        ledger,
+        position: () => ({ segmentId: this.#active.id, offset: this.#active.size }),
+        lastSeq: () => this.#lastSeq,
+        whenDurable: () => this.#whenDurable(),
+      });
+      // What was replayed counts as written since the last checkpoint: a
+      // start that read much of the log writes a new one soon.
+      this.#checkpointer.replayed(recovered.replayedBytes);
+    }
+  }
+
+  /**
+   * Every live message, without its body, in seq order: what a restart
+   * puts back in the queues. `visit` gets one object, changed in place.
+   */
+  forEachLive(visit: (message: LiveMessage) => void): void {
+    this.#ledger.forEachLive(visit);
+  }
+
+  /** The newest ids each queue published (RecentIdLimits), oldest first. */
+  recentIds(): RecentId[] {
+    return this.#ledger.recentIds();
+  }
+
+  /** Declared queues and their settings as logged. */
+  get queues(): ReadonlyMap<string, Record<string, unknown>> {
+    return this.#ledger.queues;
   }
 
   /** The next message seq: above every seq the log has ever named. */
@@ -305,7 +362,12 @@ export class LogStore {
     try {
       if (this.#unsynced && this.#failure === undefined) {
         await this.#io.fdatasync(fd);
+        this.#unsynced = false;
       }
+      if (!this.#unsynced) this.#wakeDurable();
+      // A clean stop leaves a checkpoint of the end of the log, so the
+      // next start replays nothing.
+      if (this.#failure === undefined) await this.#checkpointer?.finish();
     } finally {
       this.#reader.closeAll();
       await this.#io.close(syncFd).catch(noop);
@@ -337,6 +399,9 @@ export class LogStore {
       syncs: this.#syncs,
       compactedMessages: this.#compactedMessages,
       stopped: this.#failure === undefined ? 0 : 1,
+      replayedRecords: this.#replayedRecords,
+      openedFromCheckpoint: this.#openedFromCheckpoint ? 1 : 0,
+      ...(this.#checkpointer?.stats() ?? NO_CHECKPOINTS),
     };
   }
 
@@ -394,6 +459,7 @@ export class LogStore {
           this.#land(oldest, outcome.synced);
           await this.#deleteDeadPrefix();
           this.#compact();
+          this.#afterCommitCheckpoint(oldest.batch.bytes);
         } else {
           await this.#recover(oldest, 'error' in outcome ? outcome.error : undefined);
         }
@@ -549,6 +615,26 @@ export class LogStore {
   #enterFailed(failure: StoreUnavailableError): void {
     this.#failure = failure;
     this.#logger.error({ err: failure }, 'log store stopped');
+  }
+
+  // Once a batch has landed the ledger holds exactly the log up to the
+  // landed end of the active segment (a batch still in flight is not in
+  // it yet): a checkpoint may begin here (checkpoint.ts).
+  #afterCommitCheckpoint(bytes: number): void {
+    if (!this.#unsynced || !this.#sync) this.#wakeDurable();
+    this.#checkpointer?.wrote(bytes);
+  }
+
+  // Resolves once every record the ledger holds is on disk. In `os` mode
+  // that waits for the next synced batch, which it asks for.
+  #whenDurable(): Promise<void> {
+    if (!this.#unsynced || !this.#sync) return Promise.resolve();
+    this.#gathering.sync = true;
+    return new Promise((resolve) => this.#durableWaiters.push(resolve));
+  }
+
+  #wakeDurable(): void {
+    for (const wake of this.#durableWaiters.splice(0)) wake();
   }
 
   // If the new segment cannot be made (a full disk, say), writing goes on
@@ -735,3 +821,12 @@ function describe(err: unknown): string {
 }
 
 function noop(): void {}
+
+const NO_CHECKPOINTS: CheckpointStats = {
+  checkpointsWritten: 0,
+  checkpointsFailed: 0,
+  checkpointBytes: 0,
+  checkpointBytesWritten: 0,
+  checkpointMs: 0,
+  checkpointMaxStallMs: 0,
+};

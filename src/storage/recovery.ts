@@ -16,9 +16,15 @@
 // older segment: replaying a record that was never confirmed makes a
 // duplicate at worst, while cutting there would destroy confirmed ones.
 // Only what follows the last whole frame is cut.
+//
+// With a checkpoint (checkpoint.ts) the ledger starts as the checkpoint
+// left it and reading starts at its position: segments before it are not
+// read at all, only measured.
 
 import { stat, unlink } from 'node:fs/promises';
-import type { Ledger, SegmentState } from './ledger.js';
+import type { CheckpointOptions } from './checkpoint.js';
+import { loadCheckpoint } from './checkpoint-load.js';
+import { Ledger, type RecentIdLimits, type SegmentState } from './ledger.js';
 import type { StoreLogger } from './log-store.js';
 import type { LogRecord } from './records.js';
 import {
@@ -34,6 +40,14 @@ import {
 } from './segment-file.js';
 
 export interface Recovered {
+  /** The ledger as the log (and checkpoint) left it. */
+  ledger: Ledger;
+  /** The checkpoint replay started from, if one was used. */
+  checkpoint: string | undefined;
+  /** Records replayed (after the checkpoint, if one was used). */
+  records: number;
+  /** Bytes of log read for them. */
+  replayedBytes: number;
   /** Surviving segments, oldest first. */
   segments: SegmentState[];
   /** The next segment takes the id after this one. */
@@ -48,12 +62,17 @@ export interface Recovered {
   missingSegments: number;
 }
 
+export interface RecoverOptions {
+  copyBodies: boolean;
+  checkpoints: CheckpointOptions;
+  recentIds: RecentIdLimits | undefined;
+}
+
 export async function recover(
   dir: string,
-  ledger: Ledger,
   logger: StoreLogger,
   replay: (record: LogRecord) => void,
-  copyBodies = true,
+  { copyBodies, checkpoints, recentIds }: RecoverOptions,
 ): Promise<Recovered> {
   const files = await listSegments(dir);
   const missingSegments = reportGaps(dir, files, logger);
@@ -77,23 +96,46 @@ export async function recover(
     lastSegmentId = newest.id - 1;
   }
 
+  const sizes = new Map<number, number>();
+  for (const file of files) sizes.set(file.id, (await stat(file.path)).size);
+  const loaded = checkpoints.enabled === false
+    ? undefined
+    : await loadCheckpoint(dir, files, sizes, recentIds, logger);
+  const ledger = loaded?.ledger ?? new Ledger(recentIds);
+  const start = loaded?.position;
+  // Every segment starts by declaring every live queue: if the one the
+  // checkpoint ends in is gone, its queue deletions are too, and the
+  // declarations at the start of the next one are the truth.
+  if (start !== undefined && !sizes.has(start.segmentId)) ledger.queues.clear();
+
   const segments: SegmentState[] = [];
-  let lastSeq = 0;
+  let lastSeq = loaded?.lastSeq ?? 0;
+  let records = 0;
+  let replayedBytes = 0;
   for (let i = 0; i < files.length; i++) {
     const file = files[i];
-    const segment: SegmentState = {
+    const segment: SegmentState = loaded?.segments.get(file.id) ?? {
       id: file.id,
       path: file.path,
       size: 0,
       live: 0,
       liveBytes: 0,
     };
+    if (start !== undefined && file.id < start.segmentId) {
+      // Wholly covered by the checkpoint: not read.
+      segment.size = sizes.get(file.id) ?? 0;
+      segments.push(segment);
+      continue;
+    }
+    const from = start !== undefined && file.id === start.segmentId ? start.offset : undefined;
     const scan = await readSegment(file.path, (record, frameBytes, offset) => {
       ledger.apply(record, segment, frameBytes, offset);
       replay(record);
-    }, { copyBodies });
+      records++;
+    }, { copyBodies, from });
 
     segment.size = scan.fileBytes;
+    replayedBytes += scan.fileBytes - (from ?? 0);
     const isLast = i === files.length - 1;
     for (const damage of scan.damage) {
       const entry = {
@@ -122,7 +164,24 @@ export async function recover(
     segments.push(segment);
   }
 
+  if (loaded !== undefined && loaded.missing.size > 0) {
+    // Rows of segments deleted after the checkpoint was written. A segment
+    // is deleted only once none of its messages is live, so these were
+    // settled or copied on; the records saying so were replayed above
+    // unless they lay in deleted segments too. A file lost between others
+    // is reported as a gap above.
+    const dropped = ledger.dropRowsIn(loaded.missing);
+    logger.warn(
+      { dropped, segments: [...loaded.missing] },
+      'checkpoint named segments deleted since; their rows are dropped',
+    );
+  }
+
   return {
+    ledger,
+    checkpoint: loaded?.path,
+    records,
+    replayedBytes,
     segments,
     lastSegmentId,
     lastSeq: Math.max(lastSeq, ledger.highestSeq),

@@ -45,6 +45,12 @@ export interface ReadOptions {
    * size). Default true: a copy of its own.
    */
   copyBodies?: boolean;
+  /**
+   * Read frames from this offset on, a frame boundary past the header
+   * (a checkpoint's position); the header is still checked. Default: just
+   * after the header.
+   */
+  from?: number;
 }
 
 /** Called for each whole frame read: its record, size and file offset. */
@@ -116,7 +122,7 @@ export interface SegmentScan {
 export async function readSegment(
   path: string,
   onRecord: OnRecord,
-  { copyBodies = true }: ReadOptions = {},
+  { copyBodies = true, from = SEGMENT_HEADER_BYTES }: ReadOptions = {},
 ): Promise<SegmentScan> {
   const file = await open(path, 'r');
   try {
@@ -142,7 +148,8 @@ export async function readSegment(
     }
 
     scan.seqFloor = checkHeader(path, header);
-    const stop = await readFrames(file, fileBytes, onRecord, copyBodies);
+    const start = Math.max(SEGMENT_HEADER_BYTES, from);
+    const stop = await readFrames(file, fileBytes, start, onRecord, copyBodies);
     scan.validBytes = stop.end;
     if (stop.reason !== undefined) {
       await resync(file, scan, stop.end, stop.end + 1, stop.reason, onRecord, copyBodies);
@@ -186,6 +193,7 @@ export async function isBlankSegment(path: string): Promise<boolean> {
 async function readFrames(
   file: FileHandle,
   fileBytes: number,
+  start: number,
   onRecord: OnRecord,
   copyBodies: boolean,
 ): Promise<{ end: number; reason: string | undefined }> {
@@ -194,7 +202,7 @@ async function readFrames(
     const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, fileBytes - at));
     return file.read(chunk, 0, chunk.length, at);
   };
-  let position = SEGMENT_HEADER_BYTES;
+  let position = start;
   let reason: string | undefined;
   let next = position < fileBytes ? readAt(position) : undefined;
   while (next !== undefined) {
@@ -204,13 +212,13 @@ async function readFrames(
     position += bytesRead;
     if (position < fileBytes) next = readAt(position);
     decoder.push(buffer.subarray(0, bytesRead));
-    reason = drain(decoder, SEGMENT_HEADER_BYTES, onRecord);
+    reason = drain(decoder, start, onRecord);
     if (reason !== undefined) break;
   }
   // The file is closed after this returns: no read may still be running.
   if (next !== undefined) await next;
 
-  const end = SEGMENT_HEADER_BYTES + decoder.consumed;
+  const end = start + decoder.consumed;
   if (reason === undefined && end < fileBytes) {
     reason = tornReason(fileBytes - end);
   }

@@ -201,6 +201,28 @@ export class SeqTable {
   }
 
   /**
+   * Live rows with seq above `after`, in seq order, until `visit` returns
+   * false. Unlike forEach it finds its start by seq, not by position, so
+   * a caller may stop, let the table change, and go on from the last seq
+   * it saw (the checkpoint writer does, between chunks).
+   */
+  forEachAfter(after: number, visit: (seq: number, row: RowRef) => boolean | void): void {
+    const chunks = this.#chunks;
+    const first = this.#chunkFor(after);
+    if (first === undefined) return;
+    const row: RowRef = { chunk: first, index: 0 };
+    for (let c = chunks.indexOf(first); c < chunks.length; c++) {
+      const chunk = chunks[c];
+      row.chunk = chunk;
+      for (let i = chunk === first ? chunk.lowerBound(after) : 0; i < chunk.length; i++) {
+        if (chunk.alive[i] === 0 || chunk.seqs[i] <= after) continue;
+        row.index = i;
+        if (visit(chunk.seqs[i], row) === false) return;
+      }
+    }
+  }
+
+  /**
    * Visits every live row in seq order like forEach, letting go of each
    * chunk once visited: the table ends empty, and never holds its rows and
    * what the caller builds from them at the same time.

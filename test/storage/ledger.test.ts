@@ -1,0 +1,123 @@
+// The ledger keeps, for every live message, what a restart needs without
+// its body (issue #3): what the broker rebuilds from, and what a
+// checkpoint writes.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { DEDUP_MAX_IDS } from '../../src/engine/dedup.js';
+import { Ledger, type LiveMessage, type SegmentState } from '../../src/storage/ledger.js';
+import type { LogRecord, PublishedRecord } from '../../src/storage/records.js';
+
+const NOW = 1_700_000_000_000;
+
+function published(seq: number, fields: Partial<PublishedRecord> = {}): PublishedRecord {
+  return {
+    type: 'published',
+    seq,
+    queue: 'q',
+    id: `id-${seq}`,
+    priority: seq % 10,
+    group: null,
+    headers: {},
+    body: Buffer.alloc(seq % 7),
+    publishedAt: NOW - 1000,
+    availableAt: NOW - 1000,
+    expiresAt: null,
+    failures: 0,
+    ...fields,
+  };
+}
+
+function live(ledger: Ledger): LiveMessage[] {
+  const seen: LiveMessage[] = [];
+  ledger.forEachLive((message) => void seen.push({ ...message }));
+  return seen;
+}
+
+function applier(ledger: Ledger) {
+  const segment: SegmentState = { id: 1, path: 'x', size: 0, live: 0, liveBytes: 0 };
+  let offset = 24;
+  return (record: LogRecord) => {
+    ledger.apply(record, segment, 100, offset);
+    offset += 100;
+  };
+}
+
+describe('ledger', () => {
+  it('keeps one row per live message, in seq order, with what changed since', () => {
+    const ledger = new Ledger();
+    const apply = applier(ledger);
+    apply({ type: 'queue-declared', name: 'q', settings: {} });
+    for (let seq = 1; seq <= 6; seq++) apply(published(seq));
+    apply(published(7, { availableAt: NOW + 5000 }));
+    apply({ type: 'settled', seqs: [2, 5] });
+    apply({ type: 'retried', seq: 3, failures: 1, availableAt: NOW + 10 });
+    apply({
+      type: 'moved', seq: 4, queue: 'dlq', headers: { why: 'x' },
+      failures: 2, availableAt: NOW, expiresAt: null,
+    });
+    // A compaction copy carries every change before it: 6's retry is void.
+    apply({ type: 'retried', seq: 6, failures: 3, availableAt: NOW });
+    apply(published(6, { queue: 'other', failures: 3 }));
+    apply({ type: 'retried', seq: 99, failures: 1, availableAt: 0 });
+
+    assert.equal(ledger.liveMessages, 5);
+    const seen = live(ledger);
+    const fields = seen.map((r) => [r.seq, r.queue, r.priority, r.bodyBytes, r.delayed]);
+    assert.deepEqual(fields, [
+      [1, 'q', 1, 1, false],
+      [3, 'q', 3, 3, false],
+      [4, 'q', 4, 4, false],
+      [6, 'other', 6, 6, false],
+      [7, 'q', 7, 0, true],
+    ]);
+    assert.deepEqual(seen[1].change, { failures: 1, availableAt: NOW + 10 });
+    assert.deepEqual(seen[2].change, {
+      queue: 'dlq', headers: { why: 'x' }, failures: 2, availableAt: NOW, expiresAt: null,
+    });
+    assert.equal(seen[3].change, undefined);
+    assert.equal(ledger.changes.size, 2, 'settled and copied messages leave no change behind');
+  });
+
+  it('keeps the newest maxIds ids of a queue, oldest first, not a copy again', () => {
+    const ledger = new Ledger({ maxIds: DEDUP_MAX_IDS, defaultWindowMs: Infinity });
+    const apply = applier(ledger);
+    const count = DEDUP_MAX_IDS + 5;
+    for (let seq = 1; seq <= count; seq++) {
+      apply(published(seq, { publishedAt: NOW - count + seq }));
+    }
+    apply(published(count, { publishedAt: NOW })); // a copy: not an id again
+    const ids = ledger.recentIds();
+    assert.equal(ids.length, DEDUP_MAX_IDS);
+    assert.deepEqual(ids[0], { queue: 'q', id: 'id-6', publishedAt: NOW - count + 6 });
+    assert.deepEqual(ids.at(-1), { queue: 'q', id: `id-${count}`, publishedAt: NOW });
+  });
+
+  it('keeps a row whose frame is mostly headers apart, body size exact', () => {
+    const ledger = new Ledger();
+    const segment: SegmentState = { id: 1, path: 'x', size: 0, live: 0, liveBytes: 0 };
+    ledger.apply(published(1, { body: Buffer.alloc(10) }), segment, 70_100, 24);
+    ledger.apply(published(2, { body: Buffer.alloc(10) }), segment, 200, 70_124);
+    assert.deepEqual(live(ledger).map((m) => [m.seq, m.queue, m.bodyBytes, m.priority]), [
+      [1, 'q', 10, 1],
+      [2, 'q', 10, 2],
+    ]);
+    assert.equal(ledger.wide.size, 1);
+    assert.deepEqual(ledger.locate(1)?.frameBytes, 70_100);
+    ledger.apply({ type: 'settled', seqs: [1] }, segment, 20, 70_324);
+    assert.equal(ledger.wide.size, 0);
+    assert.equal(ledger.liveBytes, 200);
+  });
+
+  it('forgets ids older than the queue\'s dedup window', () => {
+    const ledger = new Ledger({ maxIds: 100, defaultWindowMs: 1000 });
+    const apply = applier(ledger);
+    apply({ type: 'queue-declared', name: 'short', settings: { dedupWindowMs: 10 } });
+    apply(published(1, { publishedAt: NOW }));
+    apply(published(2, { publishedAt: NOW + 999 }));
+    apply(published(3, { queue: 'short', publishedAt: NOW }));
+    apply(published(4, { queue: 'short', publishedAt: NOW + 11 }));
+    assert.deepEqual(ledger.recentIds().map((r) => r.id), ['id-1', 'id-2', 'id-4']);
+  });
+});
