@@ -700,8 +700,17 @@ describe('long polls', () => {
     return { answer, destroy: () => destroy() };
   }
 
+  /** Open HTTP client connections, as the broker counts them. */
+  async function httpConnections(): Promise<number> {
+    const { text } = await send('GET', '/metrics');
+    const found = /^usher_connections\{protocol="http"\} (\d+)/m.exec(text);
+    assert.ok(found, 'no usher_connections{protocol="http"} in /metrics');
+    return Number(found[1]);
+  }
+
   it('1000 long polls at waitMs 20000 that hang up lease nothing and stall no one', async () => {
     await send('PUT', '/queues/lp', {});
+    const before = await httpConnections();
     const polls = Array.from({ length: 1000 }, () => poll('lp', 20_000));
     await sleep(500);
     const started = Date.now();
@@ -709,7 +718,12 @@ describe('long polls', () => {
     assert.ok(Date.now() - started < 1000, `healthz took ${Date.now() - started} ms`);
     for (const p of polls) p.destroy();
     assert.deepEqual(new Set(await Promise.all(polls.map((p) => p.answer))), new Set([null]));
-    await sleep(200);
+    // Until the broker has read the hang-ups, a publish could still go to
+    // a poll whose client is gone (and wait out its lease, as in SQS): a
+    // loaded machine may take longer than any fixed sleep, so wait for
+    // the broker's own count of open connections instead.
+    const deadline = Date.now() + 10_000;
+    while ((await httpConnections()) > before + 1 && Date.now() < deadline) await sleep(50);
 
     for (let i = 0; i < 3; i++) await send('POST', '/queues/lp/messages', { body: `lp-${i}` });
     const stats = (await send('GET', '/queues/lp')).json.stats;
