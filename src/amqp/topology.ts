@@ -73,6 +73,13 @@ export class Topology {
       route: (exchange, key, headers) => this.route(exchange, key, headers),
       onDropped: (queue, why) => this.logger.debug({ queue, why }, 'dead letter dropped'),
     }));
+    // A queue deleted over HTTP or the CLI takes its AMQP state too; an
+    // AMQP queue.delete also awaits queueDeleted itself, which is harmless
+    // twice.
+    broker.onQueueDeleted((queue) => {
+      this.queueDeleted(queue).catch((err: unknown) =>
+        this.logger.error({ err, queue }, 'AMQP state of a deleted queue not saved'));
+    });
   }
 
   static async open(
@@ -117,6 +124,7 @@ export class Topology {
   close(): void {
     this.expiry.close();
     this.broker.routeDeadLetters(null);
+    this.broker.onQueueDeleted(null);
     void this.journal.close();
   }
 

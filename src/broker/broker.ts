@@ -189,6 +189,7 @@ export class Broker implements BrokerApi {
   admission: AdmissionController | null = null;
   private closeSignals: (() => void) | null = null;
   private deadLetterRouter: DeadLetterRouter | null = null;
+  private queueDeletedListener: ((name: string) => void) | null = null;
 
   private constructor(
     private readonly logger: Logger,
@@ -471,6 +472,7 @@ export class Broker implements BrokerApi {
 
     this.engines.delete(name);
     this.observed.forgetQueue(name);
+    this.queueDeletedListener?.(name);
     // A copy: cleanup() takes each waiter out of the list being walked.
     for (const waiter of [...(this.waiters.get(engine) ?? [])]) {
       waiter.cleanup();
@@ -903,6 +905,15 @@ export class Broker implements BrokerApi {
   /** Lets a protocol adapter route its queues' dead letters (AMQP). */
   routeDeadLetters(router: DeadLetterRouter | null): void {
     this.deadLetterRouter = router;
+  }
+
+  /**
+   * Told of every queue deleted, whoever asked: AMQP keeps bindings and
+   * queue arguments (x-expires, exclusive) by queue name, and a queue
+   * deleted over HTTP must not leave them to a new queue of that name.
+   */
+  onQueueDeleted(listener: ((name: string) => void) | null): void {
+    this.queueDeletedListener = listener;
   }
 
   peek(queue: string, options: { limit: number; offset: number }): PeekedMessage[] {
