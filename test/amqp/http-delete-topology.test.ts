@@ -82,3 +82,31 @@ it("the old queue's exclusive owner does not delete a queue made again outside A
   assert.ok(broker.hasQueue('q'), 'the owner\'s close deleted the new queue');
   assert.equal(broker.getQueue('q').stats.ready, 1);
 });
+
+it('a restart drops bindings to queues the log no longer has (a crash between the two files)', async () => {
+  const connection = await amqp.connect(url);
+  const channel = await connection.createConfirmChannel();
+  await channel.assertExchange('events', 'direct');
+  await channel.assertQueue('q');
+  await channel.bindQueue('q', 'events', 'k');
+  await connection.close();
+  await server.close();
+
+  // The queue's delete reaches the log but not exchanges.journal, as a
+  // SIGKILL between the two writes leaves it (no AMQP listener here).
+  await broker.deleteQueue('q');
+  await broker.close();
+
+  broker = await openBroker(dir.path);
+  server = await createAmqpServer({
+    broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1024 * 1024,
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  await broker.createQueue('q', {});
+  const again = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`);
+  const confirming = await again.createConfirmChannel();
+  confirming.publish('events', 'k', Buffer.from('stray'));
+  await confirming.waitForConfirms();
+  await again.close();
+  assert.equal(broker.getQueue('q').stats.ready, 0, 'a binding of the deleted queue came back');
+});
