@@ -75,11 +75,21 @@ export class ReplayState {
   apply(record: LogRecord): void {
     this.records++;
     switch (record.type) {
-      case 'queue-declared':
+      case 'queue-declared': {
         this.queues.set(record.name, { ...record.settings });
+        // A changed dedupMaxIds applies to the ids before it too, as at
+        // run time, where the engine trims or keeps its list.
+        const ring = this.#recent.get(record.name);
+        const capacity = this.dedupMaxIdsOf(record.name);
+        if (ring !== undefined && ring.capacity !== capacity) {
+          this.#recent.set(record.name, ring.resized(capacity));
+        }
         return;
+      }
       case 'queue-deleted':
         this.queues.delete(record.name);
+        // A queue made again under this name starts with no ids.
+        this.#recent.delete(record.name);
         return;
       case 'published':
         this.applyPublished(record);
@@ -189,7 +199,14 @@ class RecentRing {
   readonly #times: number[] = [];
   #next = 0;
 
-  constructor(private readonly capacity: number) {}
+  constructor(readonly capacity: number) {}
+
+  /** The newest `capacity` of these ids, in a ring of that size. */
+  resized(capacity: number): RecentRing {
+    const ring = new RecentRing(capacity);
+    for (const { id, publishedAt } of this.list('')) ring.add(id, publishedAt);
+    return ring;
+  }
 
   add(id: string, publishedAt: number): void {
     this.#ids[this.#next] = id;
