@@ -472,7 +472,6 @@ export class Broker implements BrokerApi {
 
     this.engines.delete(name);
     this.observed.forgetQueue(name);
-    this.queueDeletedListener?.(name);
     // A copy: cleanup() takes each waiter out of the list being walked.
     for (const waiter of [...(this.waiters.get(engine) ?? [])]) {
       waiter.cleanup();
@@ -481,6 +480,8 @@ export class Broker implements BrokerApi {
     this.waiters.delete(engine);
     for (const subscriber of this.subscribers.get(engine) ?? []) subscriber.cancelled?.();
     this.subscribers.delete(engine);
+    // After the consumers were told, so that what they undo comes first.
+    this.queueDeletedListener?.(name);
 
     const records: LogRecord[] = [];
     records.push(...settledRecords(seqs));

@@ -110,3 +110,17 @@ it('a restart drops bindings to queues the log no longer has (a crash between th
   await again.close();
   assert.equal(broker.getQueue('q').stats.ready, 0, 'a binding of the deleted queue came back');
 });
+
+it('a consumer cancelled by a delete outside AMQP does not re-arm the old x-expires', async () => {
+  const connection = await amqp.connect(url);
+  const channel = await connection.createChannel();
+  await channel.assertQueue('q', { arguments: { 'x-expires': 300 } });
+  await channel.consume('q', () => {});
+
+  await broker.deleteQueue('q');
+  await broker.createQueue('q', {});
+  await broker.publish('q', [{ body: text('kept') }]);
+  await sleep(900);
+  await connection.close();
+  assert.ok(broker.hasQueue('q'), 'the new queue was expired by the old one\'s x-expires');
+});
