@@ -73,6 +73,13 @@ export class Topology {
       route: (exchange, key, headers) => this.route(exchange, key, headers),
       onDropped: (queue, why) => this.logger.debug({ queue, why }, 'dead letter dropped'),
     }));
+    // A queue deleted over HTTP or the CLI takes its AMQP state too; an
+    // AMQP queue.delete also awaits queueDeleted itself, which is harmless
+    // twice.
+    broker.onQueueDeleted((queue) => {
+      this.queueDeleted(queue).catch((err: unknown) =>
+        this.logger.error({ err, queue }, 'AMQP state of a deleted queue not saved'));
+    });
   }
 
   static async open(
@@ -86,8 +93,28 @@ export class Topology {
     const { table, journal } = await TopologyJournal.open(dataDir, queues, logger, options);
     const features = await QueueFeatureTable.open(dataDir, (name) => broker.hasQueue(name), logger);
     const topology = new Topology(table, journal, broker, logger, features);
+    await topology.dropBindingsOfMissingQueues();
     await topology.deleteOrphanedExclusive();
     return topology;
+  }
+
+  /**
+   * A queue's delete is written to the log before its bindings leave
+   * exchanges.journal: a crash in between leaves bindings to a queue that
+   * is gone, which a new queue of that name would otherwise inherit.
+   */
+  private async dropBindingsOfMissingQueues(): Promise<void> {
+    const missing = new Set<string>();
+    for (const binding of this.table.bindings()) {
+      if (binding.destinationKind === 'queue' && !this.broker.hasQueue(binding.destination)) {
+        missing.add(binding.destination);
+      }
+    }
+    if (missing.size === 0) return;
+    for (const queue of missing) this.table.queueDeleted(queue);
+    this.logger.warn({ queues: [...missing] }, 'bindings of queues deleted before a crash dropped');
+    await this.save().catch((err: unknown) =>
+      this.logger.error({ err }, 'dropped bindings not saved; the next change retries'));
   }
 
   /**
@@ -117,6 +144,7 @@ export class Topology {
   close(): void {
     this.expiry.close();
     this.broker.routeDeadLetters(null);
+    this.broker.onQueueDeleted(null);
     void this.journal.close();
   }
 

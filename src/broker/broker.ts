@@ -193,6 +193,7 @@ export class Broker implements BrokerApi {
   admission: AdmissionController | null = null;
   private closeSignals: (() => void) | null = null;
   private deadLetterRouter: DeadLetterRouter | null = null;
+  private queueDeletedListener: ((name: string) => void) | null = null;
 
   private constructor(
     private readonly logger: Logger,
@@ -485,6 +486,8 @@ export class Broker implements BrokerApi {
     this.waiters.delete(engine);
     for (const subscriber of this.subscribers.get(engine) ?? []) subscriber.cancelled?.();
     this.subscribers.delete(engine);
+    // After the consumers were told, so that what they undo comes first.
+    this.queueDeletedListener?.(name);
 
     const records: LogRecord[] = [];
     records.push(...settledRecords(seqs));
@@ -910,6 +913,15 @@ export class Broker implements BrokerApi {
   /** Lets a protocol adapter route its queues' dead letters (AMQP). */
   routeDeadLetters(router: DeadLetterRouter | null): void {
     this.deadLetterRouter = router;
+  }
+
+  /**
+   * Told of every queue deleted, whoever asked: AMQP keeps bindings and
+   * queue arguments (x-expires, exclusive) by queue name, and a queue
+   * deleted over HTTP must not leave them to a new queue of that name.
+   */
+  onQueueDeleted(listener: ((name: string) => void) | null): void {
+    this.queueDeletedListener = listener;
   }
 
   peek(queue: string, options: { limit: number; offset: number }): PeekedMessage[] {

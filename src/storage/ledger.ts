@@ -187,6 +187,9 @@ export class Ledger {
         break;
       case 'queue-deleted':
         this.queues.delete(record.name);
+        // A queue made again under the name must not take the old one's
+        // ids for duplicates.
+        this.#recent.delete(record.name);
         break;
     }
   }

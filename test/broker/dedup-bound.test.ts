@@ -43,6 +43,30 @@ describe('dedupMaxIds', () => {
     assert.deepEqual(await duplicates(['b']), [false]);
   });
 
+  it('after a restart, a raised dedupMaxIds remembers as many ids as it did before', async () => {
+    await broker.createQueue('q', { dedupMaxIds: 2 });
+    await duplicates(['a']);
+    await broker.createQueue('q', { dedupMaxIds: 10 });
+    for (const id of ['b', 'c', 'd']) await duplicates([id]);
+    assert.deepEqual(await duplicates(['a']), [true], 'ten ids remembered at run time');
+
+    await broker.close();
+    broker = await openBroker(dir.path, { clock: clock.read });
+    assert.deepEqual(await duplicates(['b']), [true], 'and after a restart');
+  });
+
+  it('a queue deleted and made again does not inherit its ids, at run time or after a restart', async () => {
+    await broker.createQueue('q', {});
+    await duplicates(['a', 'b']);
+    await broker.deleteQueue('q');
+    await broker.createQueue('q', {});
+    assert.deepEqual(await duplicates(['a']), [false], 'a new queue');
+
+    await broker.close();
+    broker = await openBroker(dir.path, { clock: clock.read });
+    assert.deepEqual(await duplicates(['b']), [false], 'b went with the deleted queue');
+  });
+
   it('is refused out of range, naming the field', async () => {
     for (const bad of [0, -1, 1.5, 10_000_001, '5']) {
       await assert.rejects(
