@@ -398,7 +398,8 @@ export class Ledger {
     const windowMs = typeof window === 'number' ? window : defaultWindowMs;
     // A queue's own bound (dedupMaxIds), as its engine keeps at run time.
     const max = settings?.dedupMaxIds;
-    const maxIds = typeof max === 'number' && Number.isInteger(max) && max >= 1 ? max : defaultMaxIds;
+    const valid = typeof max === 'number' && Number.isInteger(max) && max >= 1;
+    const maxIds = valid ? max : defaultMaxIds;
     this.#recentOf(record.queue).add(record.id, record.publishedAt, record.seq, maxIds, windowMs);
   }
 
