@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach, beforeEach } from 'node:test';
 import pino from 'pino';
 
 import { Broker, type BrokerOptions } from '../src/broker/broker.js';
@@ -32,3 +33,35 @@ export function openBroker(
 }
 
 export const text = (value: string) => Buffer.from(value);
+
+/**
+ * A broker on a fresh data folder with a manual clock, opened before each
+ * test of the file and closed (folder removed) after it. `reopen()` is a
+ * restart over the same folder.
+ */
+export function brokerPerTest(options: Partial<BrokerOptions> = {}) {
+  let dir: ReturnType<typeof tempDir>;
+  const fixture = {
+    broker: undefined as unknown as Broker,
+    clock: new ManualClock(),
+    async reopen(): Promise<void> {
+      await fixture.broker.close();
+      fixture.broker = await openBroker(dir.path, fixture.options());
+    },
+    options: (): Partial<BrokerOptions> => ({
+      clock: fixture.clock.read,
+      random: () => 0,
+      ...options,
+    }),
+  };
+  beforeEach(async () => {
+    dir = tempDir();
+    fixture.clock = new ManualClock();
+    fixture.broker = await openBroker(dir.path, fixture.options());
+  });
+  afterEach(async () => {
+    await fixture.broker.close();
+    dir.remove();
+  });
+  return fixture;
+}

@@ -4,37 +4,16 @@
 // headers included, at run time and after a restart.
 
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import type { Broker } from '../../src/broker/broker.js';
 import type { QueueEngine } from '../../src/engine/queue.js';
-import { ManualClock, openBroker, tempDir, text } from '../helpers.js';
+import { brokerPerTest, text } from '../helpers.js';
 
-let dir: ReturnType<typeof tempDir>;
-let clock: ManualClock;
-let broker: Broker;
-
-const options = () => ({ clock: clock.read, random: () => 0, hotReadyLimit: 4 });
-
-beforeEach(async () => {
-  dir = tempDir();
-  clock = new ManualClock();
-  broker = await openBroker(dir.path, options());
-});
-
-afterEach(async () => {
-  await broker.close();
-  dir.remove();
-});
-
-async function reopen(): Promise<void> {
-  await broker.close();
-  broker = await openBroker(dir.path, options());
-}
+const usher = brokerPerTest({ hotReadyLimit: 4 });
 
 /** Messages of `queue` kept on disk only; the engine is private to the broker. */
 function coldCount(queue: string): number {
-  const engines = (broker as unknown as { engines: Map<string, QueueEngine> }).engines;
+  const engines = (usher.broker as unknown as { engines: Map<string, QueueEngine> }).engines;
   return (engines.get(queue) as QueueEngine).coldCount;
 }
 
@@ -42,25 +21,25 @@ async function drain(queue: string): Promise<{ body: string; headers: Record<str
   group: string | null; attempt: number }[]> {
   const seen = [];
   for (;;) {
-    const batch = await broker.receive(queue, { max: 7, waitMs: 0 });
+    const batch = await usher.broker.receive(queue, { max: 7, waitMs: 0 });
     if (batch.length === 0) return seen;
     for (const m of batch) {
       seen.push({ body: m.body.toString(), headers: m.headers, group: m.group, attempt: m.attempt });
     }
-    await broker.ack(queue, batch.map((m) => m.receipt));
+    await usher.broker.ack(queue, batch.map((m) => m.receipt));
   }
 }
 
 describe('cold dead-letter, FIFO and delayed messages in the broker', () => {
   it('keeps a dead-letter queue filled by nacks cold and reads it back as it is', async () => {
-    await broker.createQueue('dlq', {});
-    await broker.createQueue('q', { deadLetter: 'dlq', maxAttempts: 1 });
-    for (let i = 0; i < 20; i++) await broker.publish('q', [{ body: text(`d${i}`) }]);
-    const received = await broker.receive('q', { max: 20, waitMs: 0 });
+    await usher.broker.createQueue('dlq', {});
+    await usher.broker.createQueue('q', { deadLetter: 'dlq', maxAttempts: 1 });
+    for (let i = 0; i < 20; i++) await usher.broker.publish('q', [{ body: text(`d${i}`) }]);
+    const received = await usher.broker.receive('q', { max: 20, waitMs: 0 });
     for (const m of received) {
-      await broker.nack('q', m.receipt, { requeue: true, reason: `bad ${m.body.toString()}` });
+      await usher.broker.nack('q', m.receipt, { requeue: true, reason: `bad ${m.body.toString()}` });
     }
-    assert.equal(broker.getQueue('dlq').stats.ready, 20);
+    assert.equal(usher.broker.getQueue('dlq').stats.ready, 20);
     assert.equal(coldCount('dlq'), 16, 'all but the window are cold');
 
     const check = (messages: Awaited<ReturnType<typeof drain>>) => {
@@ -70,21 +49,21 @@ describe('cold dead-letter, FIFO and delayed messages in the broker', () => {
         assert.equal(m.headers['x-usher-last-error'], `bad ${m.body}`);
       }
     };
-    await reopen();
+    await usher.reopen();
     assert.equal(coldCount('dlq'), 20, 'replayed straight to the cold backlog');
     check(await drain('dlq'));
   });
 
   it('keeps FIFO groups cold, in order, across a restart', async () => {
-    await broker.createQueue('f', { fifo: true });
+    await usher.broker.createQueue('f', { fifo: true });
     for (let i = 0; i < 24; i++) {
-      await broker.publish('f', [{ body: text(`f${i}`), group: `g${i % 3}` }]);
+      await usher.broker.publish('f', [{ body: text(`f${i}`), group: `g${i % 3}` }]);
     }
     assert.equal(coldCount('f'), 20);
-    const [first] = await broker.receive('f', { max: 1, waitMs: 0 });
-    await broker.nack('f', first.receipt, { requeue: true, delayMs: 0 });
+    const [first] = await usher.broker.receive('f', { max: 1, waitMs: 0 });
+    await usher.broker.nack('f', first.receipt, { requeue: true, delayMs: 0 });
 
-    await reopen();
+    await usher.reopen();
     assert.ok(coldCount('f') >= 20);
     const drained = await drain('f');
     assert.equal(drained.length, 24);
@@ -97,23 +76,23 @@ describe('cold dead-letter, FIFO and delayed messages in the broker', () => {
   });
 
   it('keeps delayed messages cold and releases them on time, before and after a restart', async () => {
-    await broker.createQueue('d', {});
+    await usher.broker.createQueue('d', {});
     for (let i = 0; i < 12; i++) {
-      await broker.publish('d', [{ body: text(`late${i}`), delayMs: 60_000 + (11 - i) * 1000 }]);
+      await usher.broker.publish('d', [{ body: text(`late${i}`), delayMs: 60_000 + (11 - i) * 1000 }]);
     }
-    assert.equal(broker.getQueue('d').stats.delayed, 12);
+    assert.equal(usher.broker.getQueue('d').stats.delayed, 12);
     assert.equal(coldCount('d'), 8);
     assert.deepEqual(await drain('d'), []);
 
-    await reopen();
-    assert.equal(broker.getQueue('d').stats.delayed, 12);
-    clock.advance(66_500);
-    broker.runDue();
-    assert.equal(broker.getQueue('d').stats.ready, 7);
+    await usher.reopen();
+    assert.equal(usher.broker.getQueue('d').stats.delayed, 12);
+    usher.clock.advance(66_500);
+    usher.broker.runDue();
+    assert.equal(usher.broker.getQueue('d').stats.ready, 7);
     assert.deepEqual((await drain('d')).map((m) => m.body),
       ['late5', 'late6', 'late7', 'late8', 'late9', 'late10', 'late11']);
-    clock.advance(10_000);
-    broker.runDue();
+    usher.clock.advance(10_000);
+    usher.broker.runDue();
     assert.equal((await drain('d')).length, 5);
   });
 });

@@ -4,39 +4,13 @@
 // and after a restart.
 
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import type { Broker } from '../../src/broker/broker.js';
 import { settledRecords } from '../../src/broker/durability.js';
 import { MAX_RECORD_BYTES, encodeRecord } from '../../src/storage/codec.js';
-import { ManualClock, openBroker, tempDir, text } from '../helpers.js';
+import { brokerPerTest, text } from '../helpers.js';
 
-let dir: ReturnType<typeof tempDir>;
-let clock: ManualClock;
-let broker: Broker;
-
-const options = () => ({
-  clock: clock.read,
-  random: () => 0,
-  hotReadyLimit: 4,
-  segmentBytes: 8192,
-});
-
-beforeEach(async () => {
-  dir = tempDir();
-  clock = new ManualClock();
-  broker = await openBroker(dir.path, options());
-});
-
-afterEach(async () => {
-  await broker.close();
-  dir.remove();
-});
-
-async function reopen(): Promise<void> {
-  await broker.close();
-  broker = await openBroker(dir.path, options());
-}
+const usher = brokerPerTest({ hotReadyLimit: 4, segmentBytes: 8192 });
 
 const bodies = (messages: { body: Buffer }[]) => messages.map((m) => m.body.toString());
 
@@ -45,7 +19,7 @@ async function fill(queue: string, count: number, from = 0): Promise<string[]> {
   const published: Array<[string, number, number]> = [];
   for (let i = from; i < from + count; i++) {
     const priority = [0, 3, 7][i % 3];
-    await broker.publish(queue, [{ body: text(`m${i}`), priority, headers: { n: String(i) } }]);
+    await usher.broker.publish(queue, [{ body: text(`m${i}`), priority, headers: { n: String(i) } }]);
     published.push([`m${i}`, priority, i]);
   }
   return published.sort((a, b) => b[1] - a[1] || a[2] - b[2]).map(([body]) => body);
@@ -54,96 +28,96 @@ async function fill(queue: string, count: number, from = 0): Promise<string[]> {
 async function drainAll(queue: string): Promise<string[]> {
   const seen: string[] = [];
   for (;;) {
-    const batch = await broker.receive(queue, { max: 7, waitMs: 0 });
+    const batch = await usher.broker.receive(queue, { max: 7, waitMs: 0 });
     if (batch.length === 0) return seen;
     for (const message of batch) {
       if (message.headers.n === undefined) continue;
       assert.equal(message.headers.n, message.body.toString().slice(1));
     }
     seen.push(...bodies(batch));
-    await broker.ack(queue, batch.map((m) => m.receipt));
+    await usher.broker.ack(queue, batch.map((m) => m.receipt));
   }
 }
 
 describe('cold backlog in the broker', () => {
   it('delivers by priority then arrival, counts and lists cold messages', async () => {
-    await broker.createQueue('q', {});
+    await usher.broker.createQueue('q', {});
     const expected = await fill('q', 40);
 
-    const stats = broker.getQueue('q').stats;
+    const stats = usher.broker.getQueue('q').stats;
     assert.equal(stats.ready, 40);
     assert.equal(stats.total, 40);
     assert.equal(stats.bytes, expected.reduce((n, body) => n + body.length, 0));
 
-    const listed = broker.peek('q', { offset: 2, limit: 5 });
+    const listed = usher.broker.peek('q', { offset: 2, limit: 5 });
     assert.deepEqual(bodies(listed), ['m2', 'm3', 'm4', 'm5', 'm6']);
-    assert.deepEqual(bodies(broker.peek('q', { offset: 38, limit: 5 })), ['m38', 'm39']);
+    assert.deepEqual(bodies(usher.broker.peek('q', { offset: 38, limit: 5 })), ['m38', 'm39']);
 
     assert.deepEqual(await drainAll('q'), expected);
-    assert.equal(broker.getQueue('q').stats.total, 0);
+    assert.equal(usher.broker.getQueue('q').stats.total, 0);
   });
 
   it('comes back whole after a restart, retried and delayed ones included', async () => {
     const backoff = { initialMs: 1000, multiplier: 1, maxMs: 1000, jitter: 0 };
-    await broker.createQueue('q', { backoff });
+    await usher.broker.createQueue('q', { backoff });
     const expected = await fill('q', 30);
-    const [first] = await broker.receive('q', { max: 1, waitMs: 0 });
-    await broker.nack('q', first.receipt, { requeue: true, delayMs: 0, reason: 'busy' });
-    await broker.publish('q', [{ body: text('later'), delayMs: 60_000 }]);
+    const [first] = await usher.broker.receive('q', { max: 1, waitMs: 0 });
+    await usher.broker.nack('q', first.receipt, { requeue: true, delayMs: 0, reason: 'busy' });
+    await usher.broker.publish('q', [{ body: text('later'), delayMs: 60_000 }]);
 
-    await reopen();
-    assert.equal(broker.getQueue('q').stats.total, 31);
-    assert.equal(broker.getQueue('q').stats.delayed, 1);
-    const again = await broker.receive('q', { max: 1, waitMs: 0 });
+    await usher.reopen();
+    assert.equal(usher.broker.getQueue('q').stats.total, 31);
+    assert.equal(usher.broker.getQueue('q').stats.delayed, 1);
+    const again = await usher.broker.receive('q', { max: 1, waitMs: 0 });
     assert.equal(again[0].body.toString(), first.body.toString());
     assert.equal(again[0].attempt, 2);
     assert.equal(again[0].headers['x-usher-last-error'], 'busy');
-    await broker.ack('q', [again[0].receipt]);
+    await usher.broker.ack('q', [again[0].receipt]);
 
     assert.deepEqual(await drainAll('q'), expected.slice(1));
-    clock.advance(61_000);
-    broker.runDue();
-    assert.deepEqual(bodies(await broker.receive('q', { max: 5, waitMs: 0 })), ['later']);
+    usher.clock.advance(61_000);
+    usher.broker.runDue();
+    assert.deepEqual(bodies(await usher.broker.receive('q', { max: 5, waitMs: 0 })), ['later']);
   });
 
   it('purges and deletes cold messages for good', async () => {
-    await broker.createQueue('a', {});
-    await broker.createQueue('b', {});
+    await usher.broker.createQueue('a', {});
+    await usher.broker.createQueue('b', {});
     await fill('a', 20);
     await fill('b', 20);
-    assert.deepEqual(await broker.purgeQueue('a'), { purged: 20 });
-    await broker.deleteQueue('b');
-    await reopen();
-    assert.equal(broker.getQueue('a').stats.total, 0);
-    assert.equal(broker.hasQueue('b'), false);
+    assert.deepEqual(await usher.broker.purgeQueue('a'), { purged: 20 });
+    await usher.broker.deleteQueue('b');
+    await usher.reopen();
+    assert.equal(usher.broker.getQueue('a').stats.total, 0);
+    assert.equal(usher.broker.hasQueue('b'), false);
     assert.deepEqual(await drainAll('a'), []);
   });
 
   it('dead-letters the oldest cold messages past maxLength with their bodies', async () => {
-    await broker.createQueue('q', { maxLength: 5, overflow: 'drop-oldest', deadLetter: 'q.dlq' });
-    for (let i = 0; i < 12; i++) await broker.publish('q', [{ body: text(`m${i}`) }]);
-    assert.equal(broker.getQueue('q').stats.total, 5);
+    await usher.broker.createQueue('q', { maxLength: 5, overflow: 'drop-oldest', deadLetter: 'q.dlq' });
+    for (let i = 0; i < 12; i++) await usher.broker.publish('q', [{ body: text(`m${i}`) }]);
+    assert.equal(usher.broker.getQueue('q').stats.total, 5);
     assert.deepEqual(await drainAll('q.dlq'), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6']);
-    await reopen();
+    await usher.reopen();
     assert.deepEqual(await drainAll('q'), ['m7', 'm8', 'm9', 'm10', 'm11']);
   });
 
   it('lets compaction copy cold messages forward and reads them from the copies', async () => {
-    await broker.createQueue('kept', {});
-    await broker.createQueue('churn', {});
+    await usher.broker.createQueue('kept', {});
+    await usher.broker.createQueue('churn', {});
     const expected = await fill('kept', 12);
     // Enough churn to fill several segments and make compaction copy the
     // kept messages out of the oldest ones.
     for (let round = 0; round < 60; round++) {
       const batch = Array.from({ length: 5 }, () => ({ body: Buffer.alloc(200, 1) }));
-      await broker.publish('churn', batch);
+      await usher.broker.publish('churn', batch);
       await drainAll('churn');
     }
-    assert.ok(broker.health().store.compactedMessages >= 12, 'nothing was compacted');
-    assert.ok(broker.health().store.segments <= 6, `${broker.health().store.segments} segments`);
-    assert.deepEqual(bodies(broker.peek('kept', { offset: 0, limit: 20 })).length, 12);
+    assert.ok(usher.broker.health().store.compactedMessages >= 12, 'nothing was compacted');
+    assert.ok(usher.broker.health().store.segments <= 6, `${usher.broker.health().store.segments} segments`);
+    assert.deepEqual(bodies(usher.broker.peek('kept', { offset: 0, limit: 20 })).length, 12);
 
-    await reopen();
+    await usher.reopen();
     assert.deepEqual(await drainAll('kept'), expected);
   });
 });
