@@ -6,30 +6,16 @@
 // tmpfs under `usher serve`: both answered "internal error".
 
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, unlinkSync } from 'node:fs';
+import { existsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 
 import amqp from 'amqplib';
 
 import { ServeProcess } from './serve-process.js';
-import { withTmpfs } from './tmpfs.js';
+import { fillUp, withTmpfs } from './tmpfs.js';
 
 const MiB = 1024 * 1024;
-
-/** Writes to `file` until the filesystem has not one byte left. */
-function fillUp(file: string): void {
-  for (const chunk of [Buffer.alloc(64 * 1024), Buffer.alloc(512), Buffer.alloc(1)]) {
-    for (;;) {
-      try {
-        appendFileSync(file, chunk);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-        break;
-      }
-    }
-  }
-}
 
 it('refuses a user add and an exchange declare on a full disk as store failures', async (t) => {
   const result = await withTmpfs(16 * MiB, async (mount) => {

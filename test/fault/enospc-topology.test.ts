@@ -6,29 +6,16 @@
 // records before the disk refuses one.)
 
 import assert from 'node:assert/strict';
-import { appendFileSync, unlinkSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 
 import amqp, { type ChannelModel } from 'amqplib';
 
 import { ServeProcess } from './serve-process.js';
-import { withTmpfs } from './tmpfs.js';
+import { fillUp, withTmpfs } from './tmpfs.js';
 
 const MiB = 1024 * 1024;
-
-function fillUp(file: string): void {
-  for (const chunk of [Buffer.alloc(64 * 1024), Buffer.alloc(512), Buffer.alloc(1)]) {
-    for (;;) {
-      try {
-        appendFileSync(file, chunk);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-        break;
-      }
-    }
-  }
-}
 
 /** Keys of `keys` that a mandatory publish to `exchange` finds no binding for. */
 async function unroutable(connection: ChannelModel, exchange: string, keys: string[]): Promise<string[]> {

@@ -3,7 +3,7 @@
 // CAP_SYS_ADMIN); without it the caller skips with the reason given.
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -37,4 +37,18 @@ export async function withTmpfs(
     rmSync(dir, { recursive: true, force: true });
   }
   return { skipped: null };
+}
+
+/** Writes to `file` until the filesystem has not one byte left. */
+export function fillUp(file: string): void {
+  for (const chunk of [Buffer.alloc(64 * 1024), Buffer.alloc(512), Buffer.alloc(1)]) {
+    for (;;) {
+      try {
+        appendFileSync(file, chunk);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+        break;
+      }
+    }
+  }
 }
