@@ -22,7 +22,7 @@ it('refuses a user add and an exchange declare on a full disk as store failures'
     const usher = new ServeProcess(join(mount, 'data'), ['--disk-floor', '0']);
     await usher.start();
     const filler = join(mount, 'filler');
-    const connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${usher.amqpPort}`);
+    const connection = await amqp.connect(usher.amqpUrl);
     connection.on('error', () => {});
     try {
       fillUp(filler);

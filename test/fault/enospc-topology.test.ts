@@ -32,7 +32,7 @@ it('refuses a bind on a full disk with 506 and keeps every bind-ok\'d binding', 
   const result = await withTmpfs(16 * MiB, async (mount) => {
     const usher = new ServeProcess(join(mount, 'data'), ['--disk-floor', '0']);
     await usher.start();
-    const url = () => `amqp://guest:guest@127.0.0.1:${usher.amqpPort}`;
+    const url = () => usher.amqpUrl;
     let connection = await amqp.connect(url());
     connection.on('error', () => {});
     try {

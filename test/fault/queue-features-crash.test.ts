@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, it } from 'node:test';
 
-import amqp, { type ChannelModel } from 'amqplib';
 
 import { tempDir } from '../helpers.js';
 import { ServeProcess } from './serve-process.js';
@@ -34,12 +33,6 @@ after(async () => {
   dir.remove();
 });
 
-async function connect(): Promise<ChannelModel> {
-  const connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${usher.amqpPort}`);
-  connection.on('error', () => {});
-  return connection;
-}
-
 it(`keeps each queue's AMQP arguments with it across ${ROUNDS} SIGKILLs during declares`, async () => {
   /** Every queue a declare was sent for, answered or not. */
   const asked: string[] = [];
@@ -47,7 +40,7 @@ it(`keeps each queue's AMQP arguments with it across ${ROUNDS} SIGKILLs during d
   let counter = 0;
 
   for (let round = 0; round < ROUNDS; round++) {
-    const connection = await connect();
+    const connection = await usher.amqpConnection();
     let stop = false;
     const declarer = async () => {
       const channel = await connection.createChannel();
@@ -69,7 +62,7 @@ it(`keeps each queue's AMQP arguments with it across ${ROUNDS} SIGKILLs during d
     await Promise.all(workers);
 
     await usher.start();
-    const again = await connect();
+    const again = await usher.amqpConnection();
     try {
       const refused: string[] = [];
       for (const queue of asked) {
@@ -98,7 +91,7 @@ it(`keeps each queue's AMQP arguments with it across ${ROUNDS} SIGKILLs during d
 });
 
 it('deletes the exclusive queues of a killed broker at the next start', async () => {
-  const owner = await connect();
+  const owner = await usher.amqpConnection();
   const channel = await owner.createChannel();
   const named = await channel.assertQueue('features.exclusive', { durable: true, exclusive: true });
   const generated = await channel.assertQueue('', { durable: true, exclusive: true });
@@ -106,7 +99,7 @@ it('deletes the exclusive queues of a killed broker at the next start', async ()
   await usher.kill();
   await usher.start();
 
-  const probe = await connect();
+  const probe = await usher.amqpConnection();
   try {
     const confirm = await probe.createConfirmChannel();
     const returned: string[] = [];

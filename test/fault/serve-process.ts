@@ -8,6 +8,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import amqp, { type ChannelModel } from 'amqplib';
 
 const USHER = fileURLToPath(new URL('../../../bin/usher', import.meta.url));
 
@@ -33,6 +34,21 @@ export class ServeProcess {
     /** More `usher serve` flags, such as `--segment-size 32KiB`. */
     readonly flags: readonly string[] = [],
   ) {}
+
+  /** The AMQP URL of the running broker, as the built-in guest. */
+  get amqpUrl(): string {
+    return `amqp://guest:guest@127.0.0.1:${this.amqpPort}`;
+  }
+
+  /**
+   * An amqplib connection to the running broker. Its `error` events are
+   * ignored: these tests kill the broker under it on purpose.
+   */
+  async amqpConnection(): Promise<ChannelModel> {
+    const connection = await amqp.connect(this.amqpUrl);
+    connection.on('error', () => {});
+    return connection;
+  }
 
   /** Resolves once every listener is up; throws if the process exits first. */
   async start(): Promise<void> {

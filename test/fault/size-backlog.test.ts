@@ -67,7 +67,7 @@ describe('16 MiB limit (C18)', () => {
   // That the refusal comes from the content header, before any body frame
   // is buffered, is shown frame by frame in test/amqp/frame-bounds.test.ts.
   it('over AMQP stores 16 MiB and closes the channel of 16 MiB + 1 with 406', async () => {
-    const connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${usher.amqpPort}`);
+    const connection = await amqp.connect(usher.amqpUrl);
     try {
       const channel = await connection.createConfirmChannel();
       await new Promise<void>((resolve, reject) =>

@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, it } from 'node:test';
 
-import amqp, { type ChannelModel } from 'amqplib';
 
 import { tempDir } from '../helpers.js';
 import { ServeProcess } from './serve-process.js';
@@ -34,16 +33,9 @@ after(async () => {
   dir.remove();
 });
 
-async function connect(): Promise<ChannelModel> {
-  const connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${usher.amqpPort}`);
-  // The SIGKILL ends it; that is expected here.
-  connection.on('error', () => {});
-  return connection;
-}
-
 /** The keys among `keys` that route nowhere: each mandatory publish that came back. */
 async function unroutable(keys: readonly string[]): Promise<Set<string>> {
-  const connection = await connect();
+  const connection = await usher.amqpConnection();
   try {
     const channel = await connection.createConfirmChannel();
     const returned = new Set<string>();
@@ -59,7 +51,7 @@ async function unroutable(keys: readonly string[]): Promise<Set<string>> {
 }
 
 it(`keeps every bind-ok'd binding and no unbind-ok'd one across ${ROUNDS} SIGKILLs`, async () => {
-  const setup = await connect();
+  const setup = await usher.amqpConnection();
   const channel = await setup.createChannel();
   await channel.assertExchange(EXCHANGE, 'direct', { durable: true });
   await channel.assertQueue(QUEUE, { durable: true });
@@ -72,7 +64,7 @@ it(`keeps every bind-ok'd binding and no unbind-ok'd one across ${ROUNDS} SIGKIL
   let counter = 0;
 
   for (let round = 0; round < ROUNDS; round++) {
-    const connection = await connect();
+    const connection = await usher.amqpConnection();
     let stop = false;
 
     const binder = async () => {
