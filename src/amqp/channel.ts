@@ -305,7 +305,9 @@ export class AmqpChannel {
             ...settings,
           });
         } catch (err) {
-          if (!this.topology.hasQueue(name)) await this.topology.setFeatures(name, {}).catch(() => {});
+          if (!this.topology.hasQueue(name)) {
+            await this.topology.setFeatures(name, {}).catch(() => {});
+          }
           throw err;
         }
         this.topology.created(name, method.durable, method.autoDelete);

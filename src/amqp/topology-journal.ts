@@ -153,7 +153,10 @@ export class TopologyJournal {
     // not depend on files set aside. A full disk only delays it.
     if (next === 'compact' && !snapshotLost && bytes !== null) {
       await journal.sync().catch((err: unknown) =>
-        logger.error({ err }, 'exchanges snapshot not written after a damaged journal; next change retries'));
+        logger.error(
+          { err },
+          'exchanges snapshot not written after a damaged journal; next change retries',
+        ));
     }
     return { table, journal };
   }
@@ -185,7 +188,8 @@ export class TopologyJournal {
   }
 
   private async save(): Promise<void> {
-    if (this.next === 'compact' || this.journalBytes > Math.max(this.compactFloorBytes, this.snapshotBytes)) {
+    const compactAt = Math.max(this.compactFloorBytes, this.snapshotBytes);
+    if (this.next === 'compact' || this.journalBytes > compactAt) {
       await this.compact();
       return;
     }
@@ -201,7 +205,8 @@ export class TopologyJournal {
     } catch (err) {
       // Part of the batch may be on disk: never append after it.
       this.next = 'compact';
-      throw new StoreUnavailableError(`cannot write ${this.journalPath}: ${(err as Error).message}`, err);
+      const why = (err as Error).message;
+      throw new StoreUnavailableError(`cannot write ${this.journalPath}: ${why}`, err);
     }
   }
 
@@ -272,9 +277,13 @@ export function replayJournal(bytes: Buffer, table: ExchangeTable, generation: n
       // A journal with no header was cut short while it was made.
       return index === 0 ? result('new-journal', null, true) : result('append', null, true);
     }
-    if (bytes.length - at < FRAME_HEADER_BYTES) return result('compact', `frame ${index} cut short`, true);
+    if (bytes.length - at < FRAME_HEADER_BYTES) {
+      return result('compact', `frame ${index} cut short`, true);
+    }
     const length = bytes.readUInt32BE(at);
-    if (length > MAX_PAYLOAD_BYTES) return result('compact', `frame ${index} claims ${length} bytes`, false);
+    if (length > MAX_PAYLOAD_BYTES) {
+      return result('compact', `frame ${index} claims ${length} bytes`, false);
+    }
     const end = at + FRAME_HEADER_BYTES + length;
     if (end > bytes.length) return result('compact', `frame ${index} cut short`, true);
     const payload = bytes.subarray(at + FRAME_HEADER_BYTES, end);

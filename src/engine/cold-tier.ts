@@ -131,7 +131,9 @@ export class ColdTier {
       left = { priority: row.priority, bytes: row.bytes, delayed: row.delayed };
     } else if (dequeOf === undefined) {
       const entry = this.backlog.remove(seq);
-      if (entry !== undefined) left = { priority: entry.priority, bytes: entry.bytes, delayed: false };
+      if (entry !== undefined) {
+        left = { priority: entry.priority, bytes: entry.bytes, delayed: false };
+      }
     }
     if (left === undefined) return undefined;
     this.count--;

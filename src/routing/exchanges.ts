@@ -395,14 +395,19 @@ export class ExchangeTable {
     switch (change.op) {
       case 'exchange+': {
         const { name, type, autoDelete, internal, arguments: args } = change.exchange;
-        if (graph.states.has(name)) throw new SnapshotError(`${path}.exchange.name`, `'${name}' is taken`);
+        if (graph.states.has(name)) {
+          throw new SnapshotError(`${path}.exchange.name`, `'${name}' is taken`);
+        }
         graph.create(name, type, true, autoDelete, internal, args);
         return;
       }
       case 'exchange-': {
         const state = graph.states.get(change.name);
         if (state === undefined || BUILT_IN_EXCHANGES.has(change.name) || state.outgoing.size > 0) {
-          throw new SnapshotError(`${path}.name`, `'${change.name}' is not a durable exchange without bindings`);
+          throw new SnapshotError(
+            `${path}.name`,
+            `'${change.name}' is not a durable exchange without bindings`,
+          );
         }
         graph.states.delete(change.name);
         return;

@@ -216,7 +216,8 @@ export class CheckpointReader {
   async #readFully(buf: Buffer, position: number): Promise<void> {
     let filled = 0;
     while (filled < buf.length) {
-      const { bytesRead } = await this.file.read(buf, filled, buf.length - filled, position + filled);
+      const wanted = buf.length - filled;
+      const { bytesRead } = await this.file.read(buf, filled, wanted, position + filled);
       if (bytesRead === 0) throw new BadCheckpoint(`ends inside the frame at ${position}`);
       filled += bytesRead;
     }

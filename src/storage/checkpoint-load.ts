@@ -122,7 +122,8 @@ async function loadOne(
     if (meta.segmentId !== candidate.segmentId || meta.offset !== candidate.offset) {
       throw new BadCheckpoint('its position does not match its file name');
     }
-    const queues = parseJson(await expect(reader, FrameKind.Queues)) as Array<[string, QueueSettingsRecord]>;
+    const queuesFrame = await expect(reader, FrameKind.Queues);
+    const queues = parseJson(queuesFrame) as Array<[string, QueueSettingsRecord]>;
     for (const [name, settings] of queues) ledger.queues.set(name, settings);
 
     let rows = 0;
@@ -146,7 +147,8 @@ async function loadOne(
       } else if (kind === FrameKind.Names) {
         for (const name of parseJson(payload) as string[]) ledger.restoreQueueName(name);
       } else if (kind === FrameKind.Wide) {
-        for (const [seq, [queueIndex, bodyBytes]] of parseJson(payload) as Array<[number, [number, number]]>) {
+        const wide = parseJson(payload) as Array<[number, [number, number]]>;
+        for (const [seq, [queueIndex, bodyBytes]] of wide) {
           ledger.restoreWide(seq, queueIndex, bodyBytes);
         }
       } else if (kind === FrameKind.Changes) {
@@ -169,7 +171,14 @@ async function loadOne(
       }
     }
     ledger.restoreHighestSeq(meta.lastSeq);
-    return { ledger, position: candidate, lastSeq: meta.lastSeq, segments, missing, path: candidate.path };
+    return {
+      ledger,
+      position: candidate,
+      lastSeq: meta.lastSeq,
+      segments,
+      missing,
+      path: candidate.path,
+    };
   } finally {
     await reader.close();
   }
@@ -177,7 +186,9 @@ async function loadOne(
 
 async function expect(reader: CheckpointReader, kind: FrameKind): Promise<Buffer> {
   const payload = await reader.next();
-  if (payload[0] !== kind) throw new BadCheckpoint(`expected frame kind ${kind}, found ${payload[0]}`);
+  if (payload[0] !== kind) {
+    throw new BadCheckpoint(`expected frame kind ${kind}, found ${payload[0]}`);
+  }
   return payload;
 }
 
@@ -192,7 +203,8 @@ function checkPosition(
   if (size !== undefined) {
     if (size < candidate.offset) {
       throw new BadCheckpoint(
-        `segment ${candidate.segmentId} holds ${size} bytes, less than the ${candidate.offset} it covers`,
+        `segment ${candidate.segmentId} holds ${size} bytes, ` +
+          `less than the ${candidate.offset} it covers`,
       );
     }
     return;

@@ -108,7 +108,12 @@ export class Checkpointer {
     checkpointMaxStallMs: 0,
   };
 
-  constructor(dir: string, options: CheckpointOptions, logger: StoreLogger, source: CheckpointSource) {
+  constructor(
+    dir: string,
+    options: CheckpointOptions,
+    logger: StoreLogger,
+    source: CheckpointSource,
+  ) {
     this.#dir = dir;
     this.#minBytes = options.minBytes ?? DEFAULT_MIN_BYTES;
     this.#ratio = options.ratio ?? DEFAULT_RATIO;
@@ -200,8 +205,10 @@ export class Checkpointer {
       const names = jsonFrame(FrameKind.Names, ledger.queueNames);
       writer.stop();
       await putFrame(names);
-      for await (const frame of mapFrames(FrameKind.Wide, ledger.wide, writer)) await putFrame(frame);
-      for await (const frame of mapFrames(FrameKind.Changes, ledger.changes, writer)) await putFrame(frame);
+      const wide = mapFrames(FrameKind.Wide, ledger.wide, writer);
+      for await (const frame of wide) await putFrame(frame);
+      const changes = mapFrames(FrameKind.Changes, ledger.changes, writer);
+      for await (const frame of changes) await putFrame(frame);
       for await (const frame of recentFrames(recent, writer)) await putFrame(frame);
       await putFrame(endFrame(rows, frames));
       await file.sync();
@@ -247,7 +254,8 @@ export class Checkpointer {
     const colsAt = seqsAt + 8 * ROWS_PER_FRAME;
     const buffer = Buffer.allocUnsafeSlow(colsAt + 4 * LEDGER_COLUMNS * ROWS_PER_FRAME);
     const seqs = new Float64Array(buffer.buffer, buffer.byteOffset + seqsAt, ROWS_PER_FRAME);
-    const cols = new Uint32Array(buffer.buffer, buffer.byteOffset + colsAt, LEDGER_COLUMNS * ROWS_PER_FRAME);
+    const colsLength = LEDGER_COLUMNS * ROWS_PER_FRAME;
+    const cols = new Uint32Array(buffer.buffer, buffer.byteOffset + colsAt, colsLength);
     let after = -1;
     let total = 0;
     for (;;) {

@@ -118,7 +118,10 @@ export class FrameReader {
 
     // Small frames and gaps go, in order, to one scratch buffer; large
     // frames to their own. readv fills them all in one call.
-    const ownBytes = group.reduce((n, l) => n + (l.frameBytes >= OWN_BUFFER_BYTES ? l.frameBytes : 0), 0);
+    const ownBytes = group.reduce(
+      (n, l) => n + (l.frameBytes >= OWN_BUFFER_BYTES ? l.frameBytes : 0),
+      0,
+    );
     const scratch = Buffer.allocUnsafe(length - ownBytes);
     const buffers: Buffer[] = [];
     const frames: Array<{ frame: Buffer; own: boolean }> = [];
@@ -137,7 +140,8 @@ export class FrameReader {
         buffers.push(frame);
         frames.push({ frame, own: true });
       } else {
-        frames.push({ frame: scratch.subarray(scratchAt, scratchAt + location.frameBytes), own: false });
+        const frame = scratch.subarray(scratchAt, scratchAt + location.frameBytes);
+        frames.push({ frame, own: false });
         scratchAt += location.frameBytes;
       }
       at = location.offset + location.frameBytes;

@@ -16,7 +16,13 @@ import {
 import { encodeRecord } from './codec.js';
 import { FrameReader } from './frame-reader.js';
 import { type StoreIo, nodeIo } from './io.js';
-import { Ledger, type LiveMessage, type RecentId, type RecentIdLimits, type SegmentState } from './ledger.js';
+import {
+  Ledger,
+  type LiveMessage,
+  type RecentId,
+  type RecentIdLimits,
+  type SegmentState,
+} from './ledger.js';
 import type { LogRecord, PublishedRecord } from './records.js';
 import { recover } from './recovery.js';
 import {
@@ -211,7 +217,9 @@ export class LogStore {
         },
         {
           copyBodies: options.copyReplayedBodies ?? true,
-          checkpoints: CHECKPOINTS_SUPPORTED ? options.checkpoints ?? { enabled: false } : { enabled: false },
+          checkpoints: CHECKPOINTS_SUPPORTED
+            ? options.checkpoints ?? { enabled: false }
+            : { enabled: false },
           recentIds: options.recentIds,
         },
       );
@@ -265,7 +273,8 @@ export class LogStore {
     for (const segment of this.#segments) this.#diskBytes += segment.size;
     this.#replayedRecords = recovered.records;
     this.#openedFromCheckpoint = recovered.checkpoint !== undefined;
-    if (CHECKPOINTS_SUPPORTED && options.checkpoints !== undefined && options.checkpoints.enabled !== false) {
+    const checkpoints = options.checkpoints;
+    if (CHECKPOINTS_SUPPORTED && checkpoints !== undefined && checkpoints.enabled !== false) {
       this.#checkpointer = new Checkpointer(this.#dir, options.checkpoints ?? {}, this.#logger, {
         ledger,
         position: () => ({ segmentId: this.#active.id, offset: this.#active.size }),
