@@ -969,6 +969,10 @@ export class Broker implements BrokerApi {
       return target ?? this.sourceOf(message, engine);
     };
 
+    // With `max`, the messages moved are those the queue would deliver
+    // first (inDeliveryOrder), whether they are in memory or cold.
+    const now = this.clock();
+
     // Every destination is checked before the first message moves, so a
     // refusal leaves the dead-letter queue as it was. With `to` there is
     // one; without, a pass of its own finds them rather than a list of
@@ -978,7 +982,7 @@ export class Broker implements BrokerApi {
     } else if (checkDestination !== undefined) {
       const destinations = new Set<string>();
       let counted = 0;
-      for (const message of engine.values()) {
+      for (const message of engine.inDeliveryOrder(now)) {
         if (counted >= max) break;
         const destination = movable(message);
         if (destination === undefined) continue;
@@ -988,13 +992,12 @@ export class Broker implements BrokerApi {
       for (const name of destinations) checkDestination(name);
     }
 
-    const now = this.clock();
     const records: LogRecord[] = [];
     const touched = new Set<QueueEngine>();
     let moved = 0;
-    // values() reads cold messages a page at a time; take() below is safe
-    // while it runs.
-    for (const message of engine.values()) {
+    // inDeliveryOrder() reads cold messages a page at a time; take() below
+    // is safe while it runs.
+    for (const message of engine.inDeliveryOrder(now)) {
       if (moved >= max) break;
       const destination = movable(message);
       if (destination === undefined) continue;
@@ -1007,6 +1010,8 @@ export class Broker implements BrokerApi {
       moved++;
     }
 
+    // The source too: inDeliveryOrder may have made delayed messages ready.
+    this.afterChange(engine);
     for (const destination of touched) this.afterChange(destination);
     if (records.length > 0) await this.appendMoves(engine, touched, records);
     this.logger.info({ queue, to: options.to, moved }, 'redriven');

@@ -337,6 +337,13 @@ export class ColdBacklog {
     return this.#deques.some((deque) => deque.has(seq));
   }
 
+  /** The seqs of one priority, oldest first. */
+  seqsOf(priority: number): number[] {
+    const seqs: number[] = [];
+    this.#deques[priority].forEach((seq) => void seqs.push(seq));
+    return seqs;
+  }
+
   /** Every seq, in seq order over all priorities (8 bytes each, no objects). */
   seqs(): number[] {
     const seqs: number[] = [];

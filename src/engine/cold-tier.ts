@@ -223,6 +223,13 @@ export class ColdTier {
     return seqs.concat(this.rows.seqs(true)).sort((a, b) => a - b);
   }
 
+  /** Delayed cold messages by due time, then seq: their seqs and due times. */
+  delayedByDue(): { seqs: number[]; dues: number[] } {
+    const rows = this.rows.seqs(true).map((seq) => this.rows.get(seq) as ColdRow);
+    rows.sort((a, b) => a.availableAt - b.availableAt || a.seq - b.seq);
+    return { seqs: rows.map((row) => row.seq), dues: rows.map((row) => row.availableAt) };
+  }
+
   /** Every cold message in seq order, read back a page at a time. */
   *values(fifo: boolean): Generator<Message> {
     const seqs = this.seqs(fifo);

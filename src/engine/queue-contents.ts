@@ -6,12 +6,25 @@
 // QueueEngine's, which extends this (queue.ts). Pure logic, no I/O.
 
 import type { ColdDeque } from './cold-backlog.js';
-import { type ColdCandidate, ColdTier, type ColdLeft, type PageIn } from './cold-tier.js';
+import {
+  type ColdCandidate,
+  ColdTier,
+  type ColdLeft,
+  PAGE_IN_BATCH,
+  type PageIn,
+} from './cold-tier.js';
 import { DedupWindow } from './dedup.js';
 import { FifoGroups, type Group } from './fifo-groups.js';
 import { Heap } from './heap.js';
 import { WaitingIndex, hasLimits, needsPriorityIndex } from './overflow.js';
-import type { DeathReason, Message, QueueSettings, Slots, TimedEntry } from './types.js';
+import {
+  MAX_PRIORITY,
+  type DeathReason,
+  type Message,
+  type QueueSettings,
+  type Slots,
+  type TimedEntry,
+} from './types.js';
 
 /** What became of a message that left the in-flight or waiting state. */
 export type Outcome =
@@ -197,6 +210,74 @@ export abstract class QueueContents {
   *values(): Generator<Message> {
     yield* this.messages.values();
     if (this.cold !== null) yield* this.cold.values(this.current.fifo);
+  }
+
+  /**
+   * Waiting messages in the order a consumer would get them, the same
+   * wherever they are (cold ones read back as copies a page at a time): for
+   * a redrive that moves only some. A best-effort queue's ready messages by
+   * priority, highest first, then seq; then its delayed ones by due time,
+   * then seq. A FIFO queue's by seq, which keeps each group's order. The
+   * caller releases due delays first (QueueEngine.inDeliveryOrder).
+   * Costs a number or two per cold message while it runs, as seqs() does.
+   */
+  protected *waitingInOrder(): Generator<Message> {
+    const cold = this.cold;
+    const hot = [...this.messages.values()].filter((message) => message.state !== 'in-flight');
+    const bySeq = (message: Message, at: number, seqs: number[]) => message.seq < seqs[at];
+    if (this.current.fifo) {
+      hot.sort((a, b) => a.seq - b.seq);
+      yield* this.mergeWithCold(hot, cold?.rows.seqs() ?? [], bySeq);
+      return;
+    }
+
+    const readyByPriority = Array.from({ length: MAX_PRIORITY + 1 }, (): Message[] => []);
+    const delayed: Message[] = [];
+    for (const message of hot) {
+      if (message.state === 'delayed') delayed.push(message);
+      else readyByPriority[message.priority].push(message);
+    }
+    for (let priority = MAX_PRIORITY; priority >= 0; priority--) {
+      const ready = readyByPriority[priority].sort((a, b) => a.seq - b.seq);
+      yield* this.mergeWithCold(ready, cold?.backlog.seqsOf(priority) ?? [], bySeq);
+    }
+
+    delayed.sort((a, b) => a.availableAt - b.availableAt || a.seq - b.seq);
+    const { seqs, dues } = cold?.delayedByDue() ?? { seqs: [], dues: [] };
+    yield* this.mergeWithCold(delayed, seqs, (message, at) =>
+      message.availableAt < dues[at] ||
+      (message.availableAt === dues[at] && message.seq < seqs[at]));
+  }
+
+  /**
+   * Hot messages and cold seqs, each list in order, merged into one:
+   * `hotFirst` says whether a hot message comes before the cold seq at
+   * `at`. Cold ones are read back a page at a time; unreadable ones are
+   * left out.
+   */
+  private *mergeWithCold(
+    hot: Message[],
+    coldSeqs: number[],
+    hotFirst: (message: Message, at: number, seqs: number[]) => boolean,
+  ): Generator<Message> {
+    let hotAt = 0;
+    let coldAt = 0;
+    while (hotAt < hot.length || coldAt < coldSeqs.length) {
+      // The next page: hot messages as they are, cold seqs to read at once.
+      const page: (Message | number)[] = [];
+      while (page.length < PAGE_IN_BATCH && (hotAt < hot.length || coldAt < coldSeqs.length)) {
+        const takeHot = hotAt < hot.length &&
+          (coldAt === coldSeqs.length || hotFirst(hot[hotAt], coldAt, coldSeqs));
+        page.push(takeHot ? hot[hotAt++] : coldSeqs[coldAt++]);
+      }
+      const wanted = page.filter((entry): entry is number => typeof entry === 'number');
+      const read = new Map<number, Message>();
+      for (const message of this.cold?.copies(wanted) ?? []) read.set(message.seq, message);
+      for (const entry of page) {
+        const message = typeof entry === 'number' ? read.get(entry) : entry;
+        if (message !== undefined) yield message;
+      }
+    }
   }
 
   /** `limit` messages from `offset` in the order of values(), reading only those. */

@@ -366,6 +366,15 @@ export class QueueEngine extends QueueContents {
     due.length = 0;
   }
 
+  /**
+   * Waiting messages in delivery order (see waitingInOrder), delays due by
+   * `now` released first so that they count as ready wherever they are.
+   */
+  inDeliveryOrder(now: number): Generator<Message> {
+    this.tickDelayed(now);
+    return this.waitingInOrder();
+  }
+
   /** The earliest time at which tick() has work, or null. */
   nextWakeAt(): number | null {
     let earliest = this.cold?.rows.nextDue() ?? null;

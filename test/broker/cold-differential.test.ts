@@ -65,9 +65,7 @@ async function step(side: Side, op: Op): Promise<unknown> {
       b.runDue();
       return null;
     case 'redrive':
-      // Without `max`: which messages a bounded redrive picks first differs
-      // (memory order, then cold ones by seq), see the report.
-      return b.redrive('dlq', {});
+      return b.redrive('dlq', { max: op.max });
     case 'purge':
       return b.purgeQueue(op.queue);
     case 'restart':
@@ -83,7 +81,7 @@ type Op =
   | { kind: 'receive'; queue: string; max: number }
   | { kind: 'settle'; queue: string; pick: number; how: 'ack' | 'nack' | 'delay' | 'reject'; delayMs: number }
   | { kind: 'time'; ms: number }
-  | { kind: 'redrive' }
+  | { kind: 'redrive'; max?: number }
   | { kind: 'purge'; queue: string }
   | { kind: 'restart' };
 
@@ -110,7 +108,7 @@ function randomOp(next: () => number, n: number): Op {
     return { kind: 'settle', queue: QUEUES[pick(3)], pick: pick(100), how, delayMs: pick(3000) };
   }
   if (roll < 0.93) return { kind: 'time', ms: pick(2000) };
-  if (roll < 0.96) return { kind: 'redrive' };
+  if (roll < 0.96) return { kind: 'redrive', max: pick(2) === 0 ? 1 + pick(4) : undefined };
   if (roll < 0.975) return { kind: 'purge', queue: QUEUES[pick(3)] };
   return { kind: 'restart' };
 }
