@@ -14,6 +14,7 @@ import { recordUnauthorized } from '../observe/observations.js';
 import type {
   AckOptions,
   PublishInput,
+  QueueSettingsInput,
   ReceivedMessage,
   Subscription,
 } from '../broker/types.js';
@@ -32,7 +33,7 @@ import {
   toAmqp,
 } from './mapping.js';
 import type { Method, MethodOf } from './methods.js';
-import { featuresFromArguments } from './queue-features.js';
+import { featuresFromArguments, type QueueFeatures } from './queue-features.js';
 import { ChannelTransactions, type SettleHow } from './tx.js';
 import { checkUserId } from './user-id.js';
 import { deathTable, hasDied } from './x-death.js';
@@ -272,46 +273,12 @@ export class AmqpChannel {
         ? `amq.gen-${randomBytes(12).toString('base64url')}`
         : method.queue;
     this.allow(method.passive ? 'see' : 'manage', 'queue', name, METHOD_IDS.queueDeclare);
-    const exists = this.topology.hasQueue(name);
-    if (exists) this.topology.checkAccess(name, this.connection);
 
     if (method.passive) {
-      if (!exists) throw notFound(`no queue '${name}' in vhost '/'`);
+      if (!this.topology.hasQueue(name)) throw notFound(`no queue '${name}' in vhost '/'`);
+      this.topology.checkAccess(name, this.connection);
     } else {
-      const settings = settingsFromArguments(method.arguments);
-      const features = featuresFromArguments(method.arguments);
-      // Kept on disk so the next start deletes it: its connection is gone.
-      if (method.exclusive && method.durable) features.exclusive = true;
-      if (exists) {
-        this.topology.checkEquivalent(name, settings, method.arguments);
-        this.topology.checkFeatures(name, features);
-        this.topology.checkFlags(name, method.durable, method.autoDelete);
-      }
-      if (method.exclusive) this.topology.claim(name, this.connection, !exists);
-      if (!exists) {
-        // RabbitMQ requeues without limit unless x-delivery-limit says so;
-        // Usher's HTTP default of 10 attempts would drop such messages.
-        // A queue declared durable=false lives in memory only, as in
-        // RabbitMQ: its messages are never written, and it is gone after
-        // a restart. Its AMQP-only arguments are on disk first: a crash
-        // in between must not leave a queue without them, which its own
-        // redeclare would find inequivalent (406) and which would never
-        // expire. Arguments of a queue never made are dropped at start.
-        await this.topology.setFeatures(name, features);
-        try {
-          await this.broker.createQueue(name, {
-            maxAttempts: 0,
-            ...(method.durable ? {} : { durability: 'memory' as const }),
-            ...settings,
-          });
-        } catch (err) {
-          if (!this.topology.hasQueue(name)) {
-            await this.topology.setFeatures(name, {}).catch(() => {});
-          }
-          throw err;
-        }
-        this.topology.created(name, method.durable, method.autoDelete);
-      }
+      await this.topology.oneDeclareAtATime(name, () => this.declareActive(name, method));
     }
     // Any declare, passive too, restarts x-expires' clock (RabbitMQ).
     this.topology.queueUsed(name);
@@ -323,6 +290,69 @@ export class AmqpChannel {
       messageCount: stats.ready,
       consumerCount: this.topology.consumerCount(name),
     });
+  }
+
+  /**
+   * A declare that is not passive: creates the queue, or checks that the
+   * existing one is what it asks (406 naming the first difference). It
+   * never changes an existing queue, even one made over HTTP while its own
+   * writes were in flight.
+   */
+  private async declareActive(name: string, method: MethodOf<'queue.declare'>): Promise<void> {
+    const settings = settingsFromArguments(method.arguments);
+    const features = featuresFromArguments(method.arguments);
+    // Kept on disk so the next start deletes it: its connection is gone.
+    if (method.exclusive && method.durable) features.exclusive = true;
+
+    const created = !this.topology.hasQueue(name) &&
+      (await this.createDeclared(name, method, settings, features));
+    if (!created) {
+      this.topology.checkAccess(name, this.connection);
+      this.topology.checkEquivalent(name, settings, method.arguments);
+      this.topology.checkFeatures(name, features);
+      this.topology.checkFlags(name, method.durable, method.autoDelete);
+      if (method.exclusive) this.topology.claim(name, this.connection, false);
+    }
+  }
+
+  /**
+   * Creates a declared queue; false when one of its name appeared
+   * meanwhile (over HTTP), which is then left exactly as it is.
+   */
+  private async createDeclared(
+    name: string,
+    method: MethodOf<'queue.declare'>,
+    settings: QueueSettingsInput,
+    features: QueueFeatures,
+  ): Promise<boolean> {
+    // Claimed first, so no other connection uses it while it is written.
+    if (method.exclusive) this.topology.claim(name, this.connection, true);
+    // RabbitMQ requeues without limit unless x-delivery-limit says so;
+    // Usher's HTTP default of 10 attempts would drop such messages.
+    // A queue declared durable=false lives in memory only, as in
+    // RabbitMQ: its messages are never written, and it is gone after
+    // a restart. Its AMQP-only arguments are on disk first: a crash
+    // in between must not leave a queue without them, which its own
+    // redeclare would find inequivalent (406) and which would never
+    // expire. Arguments of a queue never made are dropped at start.
+    let created = false;
+    try {
+      await this.topology.setFeatures(name, features);
+      ({ created } = await this.broker.createQueue(name, {
+        maxAttempts: 0,
+        ...(method.durable ? {} : { durability: 'memory' as const }),
+        ...settings,
+      }, { onlyNew: true }));
+    } finally {
+      if (!created) {
+        this.topology.unclaim(name, this.connection);
+        // Nothing else sets a queue's AMQP arguments while this declare
+        // runs (oneDeclareAtATime), and an HTTP queue has none.
+        await this.topology.setFeatures(name, {}).catch(() => {});
+      }
+    }
+    if (created) this.topology.created(name, method.durable, method.autoDelete);
+    return created;
   }
 
   private async bindQueue(

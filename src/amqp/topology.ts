@@ -53,6 +53,8 @@ export class Topology {
   private readonly owners = new Map<string, object>();
   /** Queues with an exclusive consumer. */
   private readonly exclusiveConsumers = new Set<string>();
+  /** The last declare under way of each queue name (oneDeclareAtATime). */
+  private readonly declaring = new Map<string, Promise<void>>();
   readonly singleActive = new SingleActiveConsumers();
   private readonly expiry: QueueExpiry;
 
@@ -164,6 +166,28 @@ export class Topology {
     checkFeaturesEquivalent(queue, this.features.get(queue), asked);
   }
 
+  /**
+   * Runs `declare` once every declare of `queue` begun before it has
+   * ended. A new queue's declare awaits two writes (its arguments, then
+   * the queue); a second declare of the name in between must find the
+   * first one's queue and be compared with it, not create it again.
+   */
+  async oneDeclareAtATime(queue: string, declare: () => Promise<void>): Promise<void> {
+    const previous = this.declaring.get(queue);
+    let release!: () => void;
+    const turn = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    this.declaring.set(queue, turn);
+    try {
+      await previous;
+      await declare();
+    } finally {
+      release();
+      if (this.declaring.get(queue) === turn) this.declaring.delete(queue);
+    }
+  }
+
   /** Keeps the AMQP-only arguments of a queue just created. */
   async setFeatures(queue: string, features: QueueFeatures): Promise<void> {
     await this.features.set(queue, features);
@@ -206,6 +230,11 @@ export class Topology {
       throw new AmqpError(REPLY.RESOURCE_LOCKED,
         `cannot obtain exclusive access to locked queue '${queue}' in vhost '/'`);
     }
+  }
+
+  /** Undoes claim() by `connection` of a queue it then did not make. */
+  unclaim(queue: string, connection: object): void {
+    if (this.owners.get(queue) === connection) this.owners.delete(queue);
   }
 
   /** Makes `queue` exclusive to `connection`; 405 if it was not made by it. */

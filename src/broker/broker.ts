@@ -368,15 +368,21 @@ export class Broker implements BrokerApi {
    * Declares a queue. A new queue takes the defaults for settings left out;
    * an existing one keeps its current value for them and changes only the
    * settings named, so declaring `{}` never undoes an operator's tuning.
-   * `fifo` cannot change once the queue exists.
+   * `fifo` cannot change once the queue exists. With `onlyNew` (an AMQP
+   * queue.declare, which may not change a queue it did not make) an
+   * existing queue is left as it is and the answer is created false.
    */
   async createQueue(
     name: string,
     input: QueueSettingsInput,
+    { onlyNew = false }: { onlyNew?: boolean } = {},
   ): Promise<{ created: boolean; updated: boolean; queue: QueueInfo }> {
     this.checkOpen();
     checkQueueName(name, 'name');
     const existing = this.engines.get(name);
+    if (existing !== undefined && onlyNew) {
+      return { created: false, updated: false, queue: this.info(existing) };
+    }
     const settings = resolveSettings(
       name,
       existing === undefined
