@@ -292,7 +292,7 @@ describe('receive, ack, nack, extend', () => {
 
     const nacked = await call(h.app, 'POST', '/queues/q/nack', {
       receipt,
-      delayMs: 30,
+      delayMs: 500,
       reason: 'downstream timeout',
     });
     const peeked = (await call(h.app, 'GET', '/queues/q/messages')).body
