@@ -853,21 +853,22 @@ export class Broker implements BrokerApi {
         : cutText(String(options.reason), MAX_REASON_LENGTH);
 
     const now = this.clock();
-    const fate = engine.nack(receipt, now, {
+    const outcome = engine.nack(receipt, now, {
       requeue: options.requeue ?? true,
       delayMs,
     });
-    if (fate === undefined) throw new ReceiptNotFoundError(receipt);
+    if (outcome === undefined) throw new ReceiptNotFoundError(receipt);
 
-    // Dead-lettering happens as the outcomes are settled, synchronously at
-    // the start of settleOutcomes; the queue's drop count tells whether
-    // this message found nowhere to go.
-    const droppedBefore = engine.totals.dropped;
-    const settled = this.settleOutcomes(engine, now, reason);
-    const dropped = engine.totals.dropped > droppedBefore;
-    await settled;
-    if (fate === 'retry') return { outcome: 'retried' };
-    return { outcome: dropped ? 'dropped' : 'dead-lettered', reason: fate };
+    // Whether this message found a dead-letter queue is known as its
+    // outcome is settled; other messages of the queue may die meanwhile
+    // (expired ones met while serving its consumers).
+    const dropped = new Set<Outcome>();
+    await this.settleOutcomes(engine, now, reason, dropped);
+    if (outcome.kind === 'retry') return { outcome: 'retried' };
+    return {
+      outcome: dropped.has(outcome) ? 'dropped' : 'dead-lettered',
+      reason: outcome.reason,
+    };
   }
 
   release(queue: string, receipts: string[]): number {
@@ -1032,14 +1033,18 @@ export class Broker implements BrokerApi {
 
   // --- outcomes, timers, waiters ---------------------------------------
 
-  /** Persists what the engine decided and wakes whoever it concerns. */
+  /**
+   * Persists what the engine decided and wakes whoever it concerns. Dead
+   * outcomes that found nowhere to go are added to `dropped`.
+   */
   private settleOutcomes(
     engine: QueueEngine,
     now: number,
     error?: string,
+    dropped?: Set<Outcome>,
   ): Promise<void> {
     const touched = new Set<QueueEngine>([engine]);
-    const records = this.outcomeRecords(engine, now, error, touched);
+    const records = this.outcomeRecords(engine, now, error, touched, dropped);
     for (const queue of touched) this.afterChange(queue);
     return records.length > 0 ? this.appendMoves(engine, touched, records) : Promise.resolve();
   }
@@ -1050,11 +1055,12 @@ export class Broker implements BrokerApi {
     now: number,
     error: string | undefined,
     touched: Set<QueueEngine>,
+    dropped?: Set<Outcome>,
   ): LogRecord[] {
     const records: LogRecord[] = [];
     for (const outcome of engine.takeOutcomes()) {
       if (outcome.kind === 'dead') {
-        records.push(...this.deadLetter(engine, outcome, now, error, touched));
+        records.push(...this.deadLetter(engine, outcome, now, error, touched, dropped));
       } else if (isLogged(engine)) {
         records.push(retriedRecord(engine, outcome, error));
       }
@@ -1068,12 +1074,14 @@ export class Broker implements BrokerApi {
     now: number,
     error: string | undefined,
     touched: Set<QueueEngine>,
+    dropped?: Set<Outcome>,
   ): LogRecord[] {
     const { message, reason } = outcome;
     this.observed.died(engine.name, reason);
     const way = this.deadLetterWay(engine, message, reason, now, error);
     if (way === null) {
       engine.totals.dropped++;
+      dropped?.add(outcome);
       this.logger.debug({ queue: engine.name, id: message.id, reason }, 'message dropped');
       return isLogged(engine) ? [{ type: 'settled', seqs: [message.seq] }] : [];
     }

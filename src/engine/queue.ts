@@ -211,9 +211,12 @@ export class QueueEngine extends QueueContents {
     return message;
   }
 
-  /** Ends a delivery as failed; false when the receipt is not a current lease. */
-  /** Answers what became of the message; undefined for a receipt not current. */
-  nack(receipt: string, now: number, request: NackRequest): 'retry' | DeathReason | undefined {
+  /**
+   * Ends a delivery as failed. Answers what became of the message, the
+   * outcome takeOutcomes() then hands over for the broker to settle;
+   * undefined for a receipt that is not a current lease.
+   */
+  nack(receipt: string, now: number, request: NackRequest): Outcome | undefined {
     const message = this.leases.get(receipt);
     if (message === undefined) return undefined;
 
@@ -254,7 +257,7 @@ export class QueueEngine extends QueueContents {
     now: number,
     requeue: boolean,
     delayMs: number | undefined,
-  ): 'retry' | DeathReason {
+  ): Outcome {
     message.failures++;
     const { maxAttempts } = this.settings;
 
@@ -263,8 +266,9 @@ export class QueueEngine extends QueueContents {
     else if (maxAttempts > 0 && message.failures >= maxAttempts) fate = 'max-attempts';
     else if (message.expiresAt !== null && message.expiresAt <= now) fate = 'expired';
 
+    let outcome: Outcome;
     if (fate !== 'retry') {
-      this.kill(message, fate);
+      outcome = this.kill(message, fate);
     } else {
       this.releaseLease(message);
       const delay =
@@ -272,10 +276,11 @@ export class QueueEngine extends QueueContents {
       message.availableAt = now + delay;
       if (this.settings.fifo) this.groups.of(message.group).waiting.push(message);
       this.makeWaitingOrReady(message, message.availableAt > now);
-      this.outbox.push({ kind: 'retry', message });
+      outcome = { kind: 'retry', message };
+      this.outbox.push(outcome);
     }
     this.reopenGroupOf(message);
-    return fate;
+    return outcome;
   }
 
   /** Ends a lease whose message stays in the queue. */
@@ -289,10 +294,12 @@ export class QueueEngine extends QueueContents {
     if (this.settings.fifo) this.groups.of(message.group).inFlight--;
   }
 
-  private kill(message: Message, reason: DeathReason): void {
+  private kill(message: Message, reason: DeathReason): Outcome {
     this.detach(message);
     if (reason === 'expired') this.totals.expired++;
-    this.outbox.push({ kind: 'dead', message, reason });
+    const outcome: Outcome = { kind: 'dead', message, reason };
+    this.outbox.push(outcome);
+    return outcome;
   }
 
   // --- time -----------------------------------------------------------

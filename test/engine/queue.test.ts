@@ -61,7 +61,7 @@ describe('best-effort ordering', () => {
 
     const [first] = q.receive(now, 1, 30_000);
     assert.equal(first.message.id, 'high');
-    assert.equal(q.nack(first.receipt, now, { requeue: true }), 'retry');
+    assert.equal(q.nack(first.receipt, now, { requeue: true })?.kind, 'retry');
     q.enqueue(message({ id: 'mid', priority: 5 }), now);
 
     const order = ids(q.receive(now, 10, 30_000));
