@@ -181,7 +181,8 @@ function Peek({ message, close }) {
         <tr><th>time</th><th>queue</th><th>reason</th><th>attempts</th><th>error</th></tr>
         ${history.map(
           (death) => html`<tr>
-            <td>${death.time}</td><td>${death.queue}</td><td>${death.reason}</td>
+            <td>${death.time}</td><td>${death.queue}</td>
+            <td>${death.reason}${death.count > 1 ? ` (${death.count} times)` : ''}</td>
             <td>${death.attempts}</td><td>${death.error ?? ''}</td>
           </tr>`,
         )}

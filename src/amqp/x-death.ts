@@ -17,7 +17,7 @@
 // as the default exchange and the queue's name, which is how such a
 // message was addressed.
 
-import { DEATH_HEADERS, parseHistory } from '../broker/dead-letter.js';
+import { DEATH_HEADERS, countOf, parseHistory } from '../broker/dead-letter.js';
 import type { DeathReason } from '../engine/types.js';
 import type { FieldTable, FieldValue } from './field-table.js';
 
@@ -31,6 +31,8 @@ interface DeathRecord {
   exchange?: string;
   routingKeys?: string[];
   originalExpiration?: string;
+  /** Deaths it stands for (dead-letter.ts folds repeats); absent: 1. */
+  count?: number;
 }
 
 /** One x-death entry. */
@@ -64,14 +66,14 @@ export function deathEntries(headers: Record<string, string>): DeathEntry[] {
     const key = `${death.queue}\u0000${death.reason}`;
     const seen = byKey.get(key);
     if (seen !== undefined) {
-      seen.entry.count++;
+      seen.entry.count += countOf(death);
       seen.last = index;
       return;
     }
     const entry: DeathEntry = {
       queue: death.queue,
       reason: rabbitReason(death.reason),
-      count: 1,
+      count: countOf(death),
       time: death.time,
       exchange: death.exchange ?? '',
       routingKeys: death.routingKeys ?? [death.queue],

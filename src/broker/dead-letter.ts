@@ -1,7 +1,11 @@
 // Headers a message gains when it is dead-lettered. The latest death is in
 // flat headers that are easy to filter on; the first death is written once
-// and never overwritten; `x-usher-deaths` keeps every death as JSON so a
-// message dead-lettered twice (CASES.md C5) shows both.
+// and never overwritten; `x-usher-deaths` keeps the deaths as JSON so a
+// message dead-lettered twice (CASES.md C5) shows both. A message in a
+// retry loop dies again every lap, for as long as its consumer rejects it:
+// of each queue and reason only the first and the latest death are kept,
+// the first counting those folded into it, so the history stays as small
+// as RabbitMQ's x-death (one entry per queue and reason, with a count).
 
 import type { QueueEngine } from '../engine/queue.js';
 import type { DeathReason, Message } from '../engine/types.js';
@@ -32,6 +36,12 @@ export interface DeathRecord {
   expiresAt?: string;
   /** The consumer's last nack reason, when it gave one. */
   error?: string;
+  /**
+   * Deaths of this queue and reason this record stands for, itself
+   * included (later ones but the latest are folded into the first);
+   * absent: 1.
+   */
+  count?: number;
 }
 
 /** The headers of `message` after it dies in `queue` for `reason`. */
@@ -54,14 +64,15 @@ export function deathHeaders(
   if (error !== undefined) record.error = error;
 
   const headers = { ...message.headers };
-  const history = parseHistory(headers[DEATH_HEADERS.history]);
-  history.push(record);
+  const history = foldRepeats([...parseHistory(headers[DEATH_HEADERS.history]), record]);
+  let deaths = 0;
+  for (const death of history) deaths += countOf(death);
 
   headers[DEATH_HEADERS.reason] = reason;
   headers[DEATH_HEADERS.queue] = queue;
   headers[DEATH_HEADERS.attempts] = String(message.failures);
   headers[DEATH_HEADERS.time] = time;
-  headers[DEATH_HEADERS.count] = String(history.length);
+  headers[DEATH_HEADERS.count] = String(deaths);
   headers[DEATH_HEADERS.firstReason] ??= reason;
   headers[DEATH_HEADERS.firstQueue] ??= queue;
   headers[DEATH_HEADERS.firstTime] ??= time;
@@ -78,11 +89,44 @@ export function parseHistory<T = DeathRecord>(text: string | undefined): T[] {
   if (text === undefined) return [];
   try {
     const parsed: unknown = JSON.parse(text);
-    return Array.isArray(parsed) ? (parsed as T[]) : [];
+    if (!Array.isArray(parsed)) return [];
+    // Its records too: only objects are read as deaths.
+    return parsed.filter((death) => typeof death === 'object' && death !== null) as T[];
   } catch {
     // A producer may have set the header to anything; start a new history.
     return [];
   }
+}
+
+/** How many deaths a history record stands for (a producer may have set anything). */
+export function countOf(death: { count?: unknown }): number {
+  const { count } = death;
+  return typeof count === 'number' && Number.isSafeInteger(count) && count > 1 ? count : 1;
+}
+
+/**
+ * Drops every death that has one of the same queue and reason before it
+ * and another after it, adding its count to the first. What readers take
+ * from a history is unchanged: per queue and reason the first death's
+ * fields, the total count and the place of the latest (x-death), and the
+ * run of expiries at the end (isExpiryCycle).
+ */
+function foldRepeats(history: DeathRecord[]): DeathRecord[] {
+  const key = (death: DeathRecord) => `${String(death.queue)}\u0000${String(death.reason)}`;
+  const latest = new Map<string, number>();
+  history.forEach((death, at) => latest.set(key(death), at));
+  const first = new Map<string, DeathRecord>();
+  const kept: DeathRecord[] = [];
+  history.forEach((death, at) => {
+    const earlier = first.get(key(death));
+    if (earlier === undefined) first.set(key(death), death);
+    else if (latest.get(key(death)) !== at) {
+      earlier.count = countOf(earlier) + countOf(death);
+      return;
+    }
+    kept.push(death);
+  });
+  return kept;
 }
 
 /**
