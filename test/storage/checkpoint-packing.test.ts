@@ -256,7 +256,7 @@ describe('checkpoint spacing by live data', () => {
     const written: number[] = [];
     for (const liveShare of [0, 0.5]) {
       await withTempDir(async (dir) => {
-        const checkpoints = { minBytes: 64 * 1024, ratio: 0, liveShare };
+        const checkpoints = { minBytes: 32 * 1024, ratio: 0, liveShare };
         const store = await LogStore.open(options(dir, { checkpoints }), () => {});
         await fill(store, 3000);
         // Let a checkpoint begun by the last batch finish.
@@ -267,11 +267,12 @@ describe('checkpoint spacing by live data', () => {
         await store.close();
       });
     }
-    // About 1.7 MB of log, nearly all live: one every 64 KiB is ~26; one
+    // About 1.2 MB of log, nearly all live: one every 32 KiB is ~38 (fewer
+    // on a busy machine: none begins while one is being written); one
     // each time the log grew by half the live data, which then doubled,
-    // about log2(1.7 MB / 64 KiB) + 1.
+    // about log2(1.2 MB / 32 KiB) + 1.
     const [everyMin, byLive] = written;
-    assert.ok(everyMin >= 10, `${everyMin} checkpoints at a fixed interval`);
-    assert.ok(byLive >= 3 && byLive <= 8, `${byLive} checkpoints spaced by live data`);
+    assert.ok(byLive >= 3 && byLive <= 9, `${byLive} checkpoints spaced by live data`);
+    assert.ok(everyMin > byLive + 2, `${everyMin} at a fixed interval, ${byLive} by live data`);
   });
 });
