@@ -1,7 +1,8 @@
 // A table of rows keyed by message seq, kept in typed arrays instead of one
 // JS object per row: a seq (u32 below 2^32, else f64) and a few u32
-// columns, about 5 + 4n bytes a row. The ledger keeps where every live message lies in it, and replay
-// keeps what the queues need to rebuild a cold backlog.
+// columns, about 5 + 4n bytes a row. The ledger keeps where every live
+// message lies in it, and replay keeps what the queues need to rebuild a
+// cold backlog.
 //
 // Seqs are handed out in increasing order and nearly always arrive that
 // way, so rows are appended at the end and the table stays sorted; a
