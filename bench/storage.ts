@@ -177,6 +177,10 @@ async function main(): Promise<void> {
   const growthLogBytes = grown.bytesWritten - before.bytesWritten;
   const growthBatches = grown.batches - before.batches;
   const rssWithBacklog = rss();
+  // What the RSS is made of: V8's heap (JS objects, committed pages
+  // included) and memory outside it (the typed arrays of the ledger and
+  // the cold deques, buffers); the rest is code, stacks and allocator slack.
+  const memory = process.memoryUsage();
   const writtenBeforeRestart = grown.bytesWritten;
 
   // 3. Restart with the backlog, in a fresh process as after a crash.
@@ -222,6 +226,10 @@ Backlog of ${MESSAGES} (targets: RSS < 600 MB at 10M; publish >= 80% of empty-qu
   each tenth: ${tenths.join(', ')} (CPU per message, user + system)
   RSS with the backlog ${mib(rssWithBacklog)} (peak sampled ${mib(peakRss)}), ` +
     `${Math.round((rssWithBacklog - rssAtStart) / MESSAGES)} bytes per message
+  of it: V8 heap ${mib(memory.heapUsed)} used of ${mib(memory.heapTotal)}, ` +
+    `array buffers ${mib(memory.arrayBuffers)} ` +
+    `(${Math.round(memory.arrayBuffers / MESSAGES)} bytes per message), ` +
+    `other external ${mib(memory.external - memory.arrayBuffers)}
   publish, empty queue: ${publishBaseline} msg/s; last ${WINDOW} of the backlog: ` +
     `${lastWindowRate} msg/s = ${pct(lastWindowRate, publishBaseline)}; whole growth ` +
     `${rate(MESSAGES, growthMs)} msg/s = ${pct(rate(MESSAGES, growthMs), publishBaseline)}

@@ -1,6 +1,7 @@
 // The cold part of a queue's ready backlog: messages whose bodies stay on
 // disk, known here only by seq and body size, one deque per priority, in
-// typed arrays (12 bytes a message, no JS object). The queue engine keeps
+// typed arrays (8 bytes a message while seqs are below 2^32, no JS
+// object: seq-column.ts). The queue engine keeps
 // a bounded window of ready messages hot (objects with bodies) and pages
 // cold ones in, highest priority and lowest seq first, as the window
 // drains (queue.ts). Reading bodies back is the broker's business (it
@@ -15,6 +16,7 @@
 // (fifo-groups.ts), so a deque starts small and grows by doubling: ten
 // thousand groups of a few messages must not cost ten thousand full chunks.
 
+import { SeqColumn } from '../storage/seq-column.js';
 import { MAX_PRIORITY } from './types.js';
 
 const CHUNK_ENTRIES = 8 * 1024;
@@ -23,13 +25,13 @@ const FIRST_CHUNK_ENTRIES = 16;
 const DEAD = 0xffffffff;
 
 class Chunk {
-  seqs: Float64Array;
+  seqs: SeqColumn;
   bytes: Uint32Array;
   head = 0;
   tail = 0;
 
   constructor(capacity: number) {
-    this.seqs = new Float64Array(capacity);
+    this.seqs = new SeqColumn(capacity);
     this.bytes = new Uint32Array(capacity);
   }
 
@@ -39,9 +41,9 @@ class Chunk {
 
   /** Doubles a small chunk in place of a second one. */
   grow(): void {
-    const seqs = new Float64Array(Math.min(CHUNK_ENTRIES, this.capacity * 2));
+    const seqs = new SeqColumn(Math.min(CHUNK_ENTRIES, this.capacity * 2));
     const bytes = new Uint32Array(seqs.length);
-    seqs.set(this.seqs.subarray(this.head, this.tail));
+    seqs.copyFrom(this.seqs, this.head, this.tail);
     bytes.set(this.bytes.subarray(this.head, this.tail));
     this.tail -= this.head;
     this.head = 0;
@@ -53,7 +55,7 @@ class Chunk {
   splitOff(): Chunk {
     const half = (this.head + this.tail) >>> 1;
     const upper = new Chunk(CHUNK_ENTRIES);
-    upper.seqs.set(this.seqs.subarray(half, this.tail));
+    upper.seqs.copyFrom(this.seqs, half, this.tail);
     upper.bytes.set(this.bytes.subarray(half, this.tail));
     upper.tail = this.tail - half;
     this.tail = half;
@@ -71,7 +73,7 @@ export class ColdDeque {
   get lastSeq(): number {
     if (this.count === 0) return -1;
     const tail = this.#chunks[this.#chunks.length - 1];
-    return tail.seqs[tail.tail - 1];
+    return tail.seqs.at(tail.tail - 1);
   }
 
   push(seq: number, bytes: number): void {
@@ -84,7 +86,7 @@ export class ColdDeque {
       tail = new Chunk(tail === undefined ? FIRST_CHUNK_ENTRIES : CHUNK_ENTRIES);
       this.#chunks.push(tail);
     }
-    tail.seqs[tail.tail] = seq;
+    tail.seqs.set(tail.tail, seq);
     tail.bytes[tail.tail++] = bytes;
     this.count++;
     this.bytes += bytes;
@@ -103,13 +105,13 @@ export class ColdDeque {
       } else {
         const upper = chunk.splitOff();
         this.#chunks.splice(this.#chunks.indexOf(chunk) + 1, 0, upper);
-        if (seq > chunk.seqs[chunk.tail - 1]) chunk = upper;
+        if (seq > chunk.seqs.at(chunk.tail - 1)) chunk = upper;
       }
     }
     let at = chunk.head;
     for (let hi = chunk.tail; at < hi; ) {
       const mid = (at + hi) >>> 1;
-      if (chunk.seqs[mid] < seq) at = mid + 1;
+      if (chunk.seqs.at(mid) < seq) at = mid + 1;
       else hi = mid;
     }
     if (chunk.tail < chunk.capacity) {
@@ -124,7 +126,7 @@ export class ColdDeque {
       chunk.head--;
       at--;
     }
-    chunk.seqs[at] = seq;
+    chunk.seqs.set(at, seq);
     chunk.bytes[at] = bytes;
     this.count++;
     this.bytes += bytes;
@@ -138,7 +140,7 @@ export class ColdDeque {
   /** Seq of the first live entry, or undefined. */
   peek(): number | undefined {
     const chunk = this.#front();
-    return chunk === undefined ? undefined : chunk.seqs[chunk.head];
+    return chunk === undefined ? undefined : chunk.seqs.at(chunk.head);
   }
 
   /**
@@ -151,7 +153,7 @@ export class ColdDeque {
       const size = chunk.bytes[chunk.head];
       if (seqs.length > 0 && bytes + size > maxBytes) return;
       bytes += size;
-      seqs.push(chunk.seqs[chunk.head]);
+      seqs.push(chunk.seqs.at(chunk.head));
       sizes.push(size);
       chunk.head++;
       this.count--;
@@ -184,10 +186,10 @@ export class ColdDeque {
     let at = chunk.head;
     for (let hi = chunk.tail; at < hi; ) {
       const mid = (at + hi) >>> 1;
-      if (chunk.seqs[mid] < seq) at = mid + 1;
+      if (chunk.seqs.at(mid) < seq) at = mid + 1;
       else hi = mid;
     }
-    for (; at < chunk.tail && chunk.seqs[at] === seq; at++) {
+    for (; at < chunk.tail && chunk.seqs.at(at) === seq; at++) {
       if (chunk.bytes[at] !== DEAD) return [chunk, at];
     }
     return undefined;
@@ -198,7 +200,7 @@ export class ColdDeque {
     for (const chunk of this.#chunks) {
       for (let i = chunk.head; i < chunk.tail; i++) {
         if (chunk.bytes[i] === DEAD) continue;
-        if (visit(chunk.seqs[i], chunk.bytes[i]) === false) return;
+        if (visit(chunk.seqs.at(i), chunk.bytes[i]) === false) return;
       }
     }
   }
@@ -231,7 +233,7 @@ export class ColdDeque {
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       const chunk = chunks[mid];
-      if (chunk.tail === chunk.head || chunk.seqs[chunk.tail - 1] < seq) lo = mid + 1;
+      if (chunk.tail === chunk.head || chunk.seqs.at(chunk.tail - 1) < seq) lo = mid + 1;
       else hi = mid;
     }
     return chunks[lo];

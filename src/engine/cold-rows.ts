@@ -5,7 +5,7 @@
 // (its group) have a row here; a plain new publish of a best-effort queue
 // has none and costs only its deque entry.
 //
-// Rows live in a SeqTable (typed arrays, about 33 bytes a row, no JS
+// Rows live in a SeqTable (typed arrays, about 29 bytes a row, no JS
 // object per message), keyed by seq. Delayed rows are also in a min-heap
 // of (due time, seq) pairs in one Float64Array. Removing a row leaves its
 // heap entry behind; entries are checked against the row when they come

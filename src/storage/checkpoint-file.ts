@@ -15,11 +15,15 @@
 //     1 meta     JSON {segmentId, offset, lastSeq, createdAt}: the log
 //                position the checkpoint covers
 //     2 queues   JSON [[name, settings], ...] declared queues
-//     3 rows     3 zero bytes, u32le count, count x f64le seq, then
-//                count x 4 u32le columns of the ledger row (segment,
-//                offset, frame, queue: packed as in ledger.ts); columns,
-//                not rows, so both are copied as typed arrays
-//                (little-endian hosts only: see checkpoint.ts)
+//     3 rows     (version 1 only) 3 zero bytes, u32le count, count x
+//                f64le seq, then count x 4 u32le columns of the ledger
+//                row (segment, offset, frame, queue: packed as in
+//                ledger.ts); columns, not rows, so both are copied as
+//                typed arrays (little-endian hosts only: see checkpoint.ts)
+//     8 packed   (version 2) the same rows, each packed against the one
+//                before it: checkpoint-rows.ts
+//    10 recent   (version 2) kind 6 packed: UUIDs as 16 bytes, times as
+//                differences: checkpoint-recent.ts
 //     4 names    JSON [queue name, ...]: the queue index in a row's meta
 //     5 changes  JSON [[seq, change], ...]
 //     7 wide     JSON [[seq, [queue index, body bytes]], ...]: rows whose
@@ -28,8 +32,11 @@
 //                of one queue's recent ids, oldest first
 //     9 end      u32le rows, u32le frames before this one
 //
-// A file without its end frame, with a frame whose checksum fails, or of
-// another version is not used: the loader falls back to an older
+// Version 2 (this build writes it) differs from version 1 only in the
+// rows (kind 8 instead of 3) and the recent ids (kind 10, or 6 for ids
+// with times that are not integers). Both are read. A file without its end
+// frame, with a frame whose checksum fails, or of another version is not
+// used: the loader falls back to an older
 // checkpoint or to a full replay.
 
 import { type FileHandle, open } from 'node:fs/promises';
@@ -37,7 +44,9 @@ import { join } from 'node:path';
 import { crc32c } from './crc32c.js';
 import { LEDGER_COLUMNS } from './ledger.js';
 
-export const CHECKPOINT_VERSION = 1;
+/** The version written; READABLE_VERSIONS are loaded. */
+export const CHECKPOINT_VERSION = 2;
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 export const CHECKPOINT_HEADER_BYTES = 16;
 /** One row in a rows frame: f64 seq and the u32 columns. */
 export const ROW_BYTES = 8 + 4 * LEDGER_COLUMNS;
@@ -58,7 +67,9 @@ export const enum FrameKind {
   Changes = 5,
   Recent = 6,
   Wide = 7,
+  PackedRows = 8,
   End = 9,
+  PackedRecent = 10,
 }
 
 /** Where in the log a checkpoint's state ends: replay resumes here. */
@@ -97,10 +108,11 @@ export function isCheckpointTemp(name: string): boolean {
   return name.startsWith('checkpoint-') && name.endsWith('.ckp.tmp');
 }
 
-export function encodeHeader(): Buffer {
+/** A file header; a version other than the current one is for tests. */
+export function encodeHeader(version = CHECKPOINT_VERSION): Buffer {
   const header = Buffer.alloc(CHECKPOINT_HEADER_BYTES);
   MAGIC.copy(header, 0);
-  header.writeUInt32LE(CHECKPOINT_VERSION, 8);
+  header.writeUInt32LE(version, 8);
   header.writeUInt32LE(crc32c(header.subarray(0, 12)), 12);
   return header;
 }
@@ -155,6 +167,8 @@ export class CheckpointReader {
   private constructor(
     private readonly file: FileHandle,
     private readonly size: number,
+    /** The format version in the header: one of READABLE_VERSIONS. */
+    readonly version: number,
   ) {}
 
   static async open(path: string): Promise<CheckpointReader> {
@@ -169,12 +183,12 @@ export class CheckpointReader {
         throw new BadCheckpoint('header checksum mismatch');
       }
       const version = header.readUInt32LE(8);
-      if (version !== CHECKPOINT_VERSION) {
+      if (!READABLE_VERSIONS.includes(version)) {
         throw new BadCheckpoint(
-          `format version ${version}; this build reads version ${CHECKPOINT_VERSION}`,
+          `format version ${version}; this build reads versions ${READABLE_VERSIONS.join(', ')}`,
         );
       }
-      return new CheckpointReader(file, size);
+      return new CheckpointReader(file, size, version);
     } catch (err) {
       await file.close();
       throw err;

@@ -24,6 +24,8 @@ import {
   listCheckpoints,
   parseJson,
 } from './checkpoint-file.js';
+import { unpackRecent } from './checkpoint-recent.js';
+import { unpackRows } from './checkpoint-rows.js';
 import {
   LEDGER_COLUMNS,
   Ledger,
@@ -131,7 +133,11 @@ async function loadOne(
     for (;;) {
       const payload = await reader.next();
       const kind = payload[0];
-      if (kind === FrameKind.Rows) {
+      if (kind === FrameKind.PackedRows && reader.version >= 2) {
+        rows += unpackRows(payload, (seq, columns) => {
+          ledger.restoreRow(seq, columns, segmentOf(columns[0]));
+        });
+      } else if (kind === FrameKind.Rows) {
         const count = payload.readUInt32LE(4);
         if (payload.length !== ROWS_HEADER_BYTES + count * ROW_BYTES) {
           throw new BadCheckpoint('a rows frame has the wrong size for its count');
@@ -161,6 +167,8 @@ async function loadOne(
           throw new BadCheckpoint('a recent-ids frame is malformed');
         }
         ledger.restoreRecent(piece);
+      } else if (kind === FrameKind.PackedRecent && reader.version >= 2) {
+        ledger.restoreRecent(unpackRecent(payload));
       } else if (kind === FrameKind.End) {
         if (payload.readUInt32LE(1) !== rows || payload.readUInt32LE(5) !== reader.frames - 1) {
           throw new BadCheckpoint('its end frame does not match what came before it');

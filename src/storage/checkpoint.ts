@@ -23,10 +23,8 @@ import { endianness } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
   type CheckpointMeta,
-  FRAME_HEADER_BYTES,
   FrameKind,
   type LogPosition,
-  ROWS_HEADER_BYTES,
   checkpointPath,
   encodeHeader,
   endFrame,
@@ -34,7 +32,9 @@ import {
   listCheckpoints,
   sealInPlace,
 } from './checkpoint-file.js';
-import { LEDGER_COLUMNS, type Ledger, type RecentSnapshot } from './ledger.js';
+import { canPackRecent, packRecent } from './checkpoint-recent.js';
+import { RowPacker } from './checkpoint-rows.js';
+import type { Ledger, RecentSnapshot } from './ledger.js';
 import type { StoreLogger } from './log-store.js';
 import { fsyncDir } from './segment-file.js';
 
@@ -45,11 +45,19 @@ export interface CheckpointOptions {
   minBytes?: number;
   /**
    * ...and at least this many times the size of the last checkpoint, so
-   * that checkpoints add at most about 1/ratio to the bytes written, and
-   * a start after a crash replays at most ratio x 24 bytes of log a live
-   * message (about 0.35 ticket events at 8). Default 8.
+   * that checkpoints add at most about 1/ratio to the bytes written
+   * whatever their rows pack to. Default 8.
    */
   ratio?: number;
+  /**
+   * ...and at least this share of the log bytes of the live messages
+   * (their `published` frames), so that checkpoints come further apart as
+   * the backlog grows: a start after a crash replays at most this share
+   * of the live data (or minBytes), and while a backlog grows each
+   * checkpoint comes when it is 1 / (1 - share) times the last, so all of
+   * them add up to about 1 / share times the last one. Default 0.25.
+   */
+  liveShare?: number;
 }
 
 /** What the writer needs from the store. */
@@ -76,7 +84,8 @@ export interface CheckpointStats {
 
 const DEFAULT_MIN_BYTES = 64 * 1024 * 1024;
 const DEFAULT_RATIO = 8;
-/** Rows per frame: about 390 KiB, a millisecond or two of copying. */
+const DEFAULT_LIVE_SHARE = 0.25;
+/** Rows per frame: at most 464 KiB packed, a millisecond or two of work. */
 const ROWS_PER_FRAME = 16 * 1024;
 /** Changes and recent ids per JSON frame. */
 const ENTRIES_PER_FRAME = 4096;
@@ -94,6 +103,7 @@ export class Checkpointer {
   readonly #dir: string;
   readonly #minBytes: number;
   readonly #ratio: number;
+  readonly #liveShare: number;
   readonly #logger: StoreLogger;
   readonly #source: CheckpointSource;
   #bytesSince = 0;
@@ -117,6 +127,7 @@ export class Checkpointer {
     this.#dir = dir;
     this.#minBytes = options.minBytes ?? DEFAULT_MIN_BYTES;
     this.#ratio = options.ratio ?? DEFAULT_RATIO;
+    this.#liveShare = options.liveShare ?? DEFAULT_LIVE_SHARE;
     this.#logger = logger;
     this.#source = source;
   }
@@ -130,7 +141,12 @@ export class Checkpointer {
   wrote(bytes: number): void {
     this.#bytesSince += bytes;
     if (this.#running !== undefined) return;
-    if (this.#bytesSince < Math.max(this.#minBytes, this.#ratio * this.#lastBytes)) return;
+    const due = Math.max(
+      this.#minBytes,
+      this.#ratio * this.#lastBytes,
+      this.#liveShare * this.#source.ledger.liveBytes,
+    );
+    if (this.#bytesSince < due) return;
     this.#begin();
   }
 
@@ -241,44 +257,28 @@ export class Checkpointer {
     }
   }
 
-  // Rows go out ROWS_PER_FRAME at a time, each chunk copied from the
-  // ledger in one synchronous step into one reused buffer; the write in
-  // between lets the event loop run. The chunk resumes after the last seq
-  // written, so rows added or removed meanwhile do not shift it.
+  // Rows go out ROWS_PER_FRAME at a time, each chunk packed from the
+  // ledger in one synchronous step into one reused buffer
+  // (checkpoint-rows.ts); the write in between lets the event loop run.
+  // The chunk resumes after the last seq written, so rows added or removed
+  // meanwhile do not shift it.
   async #writeRows(
     ledger: Ledger,
     writer: StallMeter,
     putFrame: (frame: Buffer) => Promise<void>,
   ): Promise<number> {
-    const seqsAt = FRAME_HEADER_BYTES + ROWS_HEADER_BYTES;
-    const colsAt = seqsAt + 8 * ROWS_PER_FRAME;
-    const buffer = Buffer.allocUnsafeSlow(colsAt + 4 * LEDGER_COLUMNS * ROWS_PER_FRAME);
-    const seqs = new Float64Array(buffer.buffer, buffer.byteOffset + seqsAt, ROWS_PER_FRAME);
-    const colsLength = LEDGER_COLUMNS * ROWS_PER_FRAME;
-    const cols = new Uint32Array(buffer.buffer, buffer.byteOffset + colsAt, colsLength);
+    const packer = new RowPacker(ROWS_PER_FRAME);
     let after = -1;
     let total = 0;
     for (;;) {
       writer.start();
-      let count = 0;
       ledger.forEachRowAfter(after, (seq, column) => {
-        seqs[count] = seq;
-        const base = count * LEDGER_COLUMNS;
-        for (let c = 0; c < LEDGER_COLUMNS; c++) cols[base + c] = column(c);
+        packer.add(seq, column);
         after = seq;
-        return ++count < ROWS_PER_FRAME;
+        return packer.count < ROWS_PER_FRAME;
       });
-      let frame: Buffer | undefined;
-      if (count > 0) {
-        buffer.fill(0, FRAME_HEADER_BYTES, seqsAt);
-        buffer[FRAME_HEADER_BYTES] = FrameKind.Rows;
-        buffer.writeUInt32LE(count, FRAME_HEADER_BYTES + 4);
-        // Seqs then columns, back to back: a short last chunk moves its
-        // columns down to just after its seqs.
-        const seqsEnd = seqsAt + 8 * count;
-        buffer.copy(buffer, seqsEnd, colsAt, colsAt + 4 * LEDGER_COLUMNS * count);
-        frame = sealInPlace(buffer.subarray(0, seqsEnd + 4 * LEDGER_COLUMNS * count));
-      }
+      const count = packer.count;
+      const frame = count > 0 ? sealInPlace(packer.take(FrameKind.PackedRows)) : undefined;
       writer.stop();
       if (frame === undefined) return total;
       await putFrame(frame);
@@ -335,7 +335,9 @@ async function* recentFrames(
         ids: ids.slice(at, at + ENTRIES_PER_FRAME),
         times: times.slice(at, at + ENTRIES_PER_FRAME),
       };
-      const frame = jsonFrame(FrameKind.Recent, piece);
+      const frame = canPackRecent(piece)
+        ? packRecent(piece)
+        : jsonFrame(FrameKind.Recent, piece);
       writer.stop();
       yield frame;
     }

@@ -10,7 +10,7 @@
 // `published` record for the same seq (a compaction copy) moves the message
 // to the copy's segment and offset.
 //
-// The live messages are rows of a SeqTable (about 25 bytes each), not one
+// The live messages are rows of a SeqTable (about 21 bytes each), not one
 // object each: at ten million waiting messages that is the difference
 // between 250 MB and a gigabyte of heap.
 //

@@ -16,8 +16,14 @@
 //   0          8          12              20          24
 //   +----------+----------+---------------+-----------+
 //   | magic    | version  | seq floor     | crc32c    |
-//   | USHERLOG | u32le 1  | f64le         | of 0..20  |
+//   | USHERLOG | u32le 2  | f64le         | of 0..20  |
 //   +----------+----------+---------------+-----------+
+//
+// Version 2 segments may hold compact `published` records (type 7,
+// codec.ts); version 1 ones hold only type 3. This build reads both and
+// writes 2; a start always begins a new segment, so a version 1 file is
+// never appended to. An older build refuses a version 2 segment rather
+// than misread it.
 //
 // The seq floor is the highest seq allocated when the segment was created.
 // It keeps seqs increasing across restarts even after every segment that
@@ -32,7 +38,8 @@ import type { LogRecord } from './records.js';
 import { Resync } from './resync.js';
 
 export const SEGMENT_HEADER_BYTES = 24;
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 
 const MAGIC = Buffer.from('USHERLOG', 'latin1');
 const NAME_PATTERN = /^(\d{20})\.log$/;
@@ -325,10 +332,10 @@ function checkHeader(path: string, header: Buffer): number {
     );
   }
   const version = header.readUInt32LE(8);
-  if (version !== FORMAT_VERSION) {
+  if (!READABLE_VERSIONS.includes(version)) {
     throw new StoreUnavailableError(
       `segment "${path}" has format version ${version}; ` +
-        `this build reads version ${FORMAT_VERSION}`,
+        `this build reads versions ${READABLE_VERSIONS.join(', ')}`,
     );
   }
   return header.readDoubleLE(12);

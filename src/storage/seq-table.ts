@@ -1,7 +1,8 @@
 // A table of rows keyed by message seq, kept in typed arrays instead of one
-// JS object per row: a seq (f64) and a few u32 columns, about 9 + 4n bytes
-// a row. The ledger keeps where every live message lies in it, and replay
-// keeps what the queues need to rebuild a cold backlog.
+// JS object per row: a seq (u32 below 2^32, else f64) and a few u32
+// columns, about 5 + 4n bytes a row. The ledger keeps where every live
+// message lies in it, and replay keeps what the queues need to rebuild a
+// cold backlog.
 //
 // Seqs are handed out in increasing order and nearly always arrive that
 // way, so rows are appended at the end and the table stays sorted; a
@@ -10,34 +11,37 @@
 // message moved in from a memory queue keeps its old seq) is inserted into
 // its chunk, splitting the chunk when full.
 //
-//   chunks:  [ seqs f64 x CHUNK | cols u32 x CHUNK*n | alive u8 x CHUNK ]
+//   chunks:  [ seqs u32 x CHUNK | cols u32 x CHUNK*n | alive u8 x CHUNK ]
+//            (seqs f64 in a chunk that met one of 2^32 or more: seq-column.ts)
 //            [ ... ]   sorted by seq across and within chunks
 //
 // Deleting a row only clears its alive flag. A chunk rewrites itself in
 // place once half its rows are dead, and leaves the table once empty, so
 // settled messages cost nothing for long.
 
+import { SeqColumn } from './seq-column.js';
+
 const CHUNK_ROWS = 16 * 1024;
 
 class Chunk {
-  readonly seqs: Float64Array;
+  readonly seqs: SeqColumn;
   readonly cols: Uint32Array;
   readonly alive: Uint8Array;
   length = 0;
   live = 0;
 
   constructor(readonly width: number, capacity = CHUNK_ROWS) {
-    this.seqs = new Float64Array(capacity);
+    this.seqs = new SeqColumn(capacity);
     this.cols = new Uint32Array(capacity * width);
     this.alive = new Uint8Array(capacity);
   }
 
   get first(): number {
-    return this.seqs[0];
+    return this.seqs.at(0);
   }
 
   get last(): number {
-    return this.seqs[this.length - 1];
+    return this.seqs.at(this.length - 1);
   }
 
   /** Index of the first row whose seq is >= `seq`. */
@@ -46,7 +50,7 @@ class Chunk {
     let hi = this.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.seqs[mid] < seq) lo = mid + 1;
+      if (this.seqs.at(mid) < seq) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -58,7 +62,7 @@ class Chunk {
     this.seqs.copyWithin(index + 1, index, this.length);
     this.cols.copyWithin((index + 1) * width, index * width, this.length * width);
     this.alive.copyWithin(index + 1, index, this.length);
-    this.seqs[index] = seq;
+    this.seqs.set(index, seq);
     this.alive[index] = 0;
     this.length++;
   }
@@ -70,7 +74,7 @@ class Chunk {
     for (let from = 0; from < this.length; from++) {
       if (this.alive[from] === 0) continue;
       if (to !== from) {
-        this.seqs[to] = this.seqs[from];
+        this.seqs.set(to, this.seqs.at(from));
         this.alive[to] = 1;
         for (let c = 0; c < width; c++) this.cols[to * width + c] = this.cols[from * width + c];
       }
@@ -84,7 +88,7 @@ class Chunk {
     const half = this.length >>> 1;
     const upper = new Chunk(this.width);
     const width = this.width;
-    upper.seqs.set(this.seqs.subarray(half, this.length));
+    upper.seqs.copyFrom(this.seqs, half, this.length);
     upper.cols.set(this.cols.subarray(half * width, this.length * width));
     upper.alive.set(this.alive.subarray(half, this.length));
     upper.length = this.length - half;
@@ -130,7 +134,7 @@ export class SeqTable {
     const chunk = this.#chunkFor(seq);
     if (chunk === undefined) return undefined;
     const index = chunk.lowerBound(seq);
-    if (index === chunk.length || chunk.seqs[index] !== seq) return undefined;
+    if (index === chunk.length || chunk.seqs.at(index) !== seq) return undefined;
     if (chunk.alive[index] === 0) return undefined;
     return { chunk, index };
   }
@@ -195,7 +199,7 @@ export class SeqTable {
       for (let i = 0; i < chunk.length; i++) {
         if (chunk.alive[i] === 0) continue;
         row.index = i;
-        if (visit(chunk.seqs[i], row) === false) return;
+        if (visit(chunk.seqs.at(i), row) === false) return;
       }
     }
   }
@@ -215,9 +219,9 @@ export class SeqTable {
       const chunk = chunks[c];
       row.chunk = chunk;
       for (let i = chunk === first ? chunk.lowerBound(after) : 0; i < chunk.length; i++) {
-        if (chunk.alive[i] === 0 || chunk.seqs[i] <= after) continue;
+        if (chunk.alive[i] === 0 || chunk.seqs.at(i) <= after) continue;
         row.index = i;
-        if (visit(chunk.seqs[i], row) === false) return;
+        if (visit(chunk.seqs.at(i), row) === false) return;
       }
     }
   }
@@ -234,7 +238,7 @@ export class SeqTable {
       for (let i = 0; i < chunk.length; i++) {
         if (chunk.alive[i] === 0) continue;
         row.index = i;
-        visit(chunk.seqs[i], row);
+        visit(chunk.seqs.at(i), row);
       }
       this.#size -= chunk.live;
     }
@@ -273,14 +277,14 @@ export class SeqTable {
           chunks.push(chunk);
         }
       }
-      chunk.seqs[chunk.length] = seq;
+      chunk.seqs.set(chunk.length, seq);
       chunk.alive[chunk.length] = 0;
       return { chunk, index: chunk.length++, added: true };
     }
 
     let chunk = this.#chunkFor(seq) as Chunk;
     let index = chunk.lowerBound(seq);
-    if (index < chunk.length && chunk.seqs[index] === seq) {
+    if (index < chunk.length && chunk.seqs.at(index) === seq) {
       return { chunk, index, added: chunk.alive[index] === 0 };
     }
 

@@ -180,13 +180,12 @@ async function untilCheckpoints(usher: ServeProcess, count: number): Promise<voi
   assert.fail(`fewer than ${count} checkpoints written in 30 s`);
 }
 
-/** Where the first rows frame's columns start in a checkpoint, and its row count. */
-function firstRowsFrame(bytes: Buffer): { cols: number; count: number } {
+/** Where the packed rows of the first rows frame in a checkpoint lie. */
+function firstRowsFrame(bytes: Buffer): { start: number; end: number } {
   for (let at = 16; at + 8 < bytes.length; at += 8 + bytes.readUInt32LE(at)) {
     const payload = at + 8;
-    if (bytes[payload] !== 3) continue;
-    const count = bytes.readUInt32LE(payload + 4);
-    return { cols: payload + 8 + 8 * count, count };
+    if (bytes[payload] !== 8) continue;
+    return { start: payload + 8, end: payload + bytes.readUInt32LE(at) };
   }
   throw new Error('no rows frame in the checkpoint');
 }
@@ -269,11 +268,11 @@ describe('checkpoints survive crashes and damage', () => {
       const [newest] = checkpoints(usher);
       const bytes = readFileSync(newest.path);
       if (damage === 'flipped bit') {
-        // In the segment offset of a row, so that a loader that did not
-        // check the CRC would read the message from the wrong place.
-        const row = firstRowsFrame(bytes);
-        const i = Math.floor(Math.random() * row.count);
-        bytes[row.cols + 20 * i + 4] ^= 1 << (3 + Math.floor(Math.random() * 5));
+        // In the packed rows, so that a loader that did not check the CRC
+        // would read messages from the wrong place, or a wrong seq.
+        const rows = firstRowsFrame(bytes);
+        const i = rows.start + Math.floor(Math.random() * (rows.end - rows.start));
+        bytes[i] ^= 1 << Math.floor(Math.random() * 8);
         writeFileSync(newest.path, bytes);
       } else {
         truncateSync(newest.path, Math.floor(bytes.length * Math.random()));

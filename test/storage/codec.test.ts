@@ -15,7 +15,15 @@ import {
   type FrameResult,
 } from '../../src/storage/frame-decoder.js';
 import type { LogRecord } from '../../src/storage/records.js';
+import { randomId } from '../../src/util/random-id.js';
 import { ticket } from './helpers.js';
+
+/** `record` encoded and decoded again. */
+function roundTrip(record: LogRecord): LogRecord {
+  const decoded = decodePayload(encodeRecord(record).subarray(FRAME_HEADER_BYTES), true);
+  assert.ok(decoded.ok, decoded.ok ? '' : decoded.reason);
+  return decoded.record;
+}
 
 // 'binary' strings cover the whole Unicode range but never a lone
 // surrogate, which UTF-8 cannot carry (see codec.ts).
@@ -51,15 +59,18 @@ const record: fc.Arbitrary<LogRecord> = fc.oneof(
     type: fc.constant('published' as const),
     seq: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
     queue: text,
-    id: text,
-    priority: number,
+    // Generated ids (type 7 keeps them in 16 bytes) and any other text.
+    id: fc.oneof(text, fc.uuid().map((id) => id.toLowerCase())),
+    // Type 7 for a priority of 0-255 and a whole failure count, type 3
+    // for the rest.
+    priority: fc.oneof(number, fc.integer({ min: 0, max: 255 })),
     group: fc.option(text, { nil: null }),
     headers,
     body,
-    publishedAt: number,
-    availableAt: number,
+    publishedAt: fc.oneof(number, fc.constantFrom(0, -0, 1_764_900_000_000)),
+    availableAt: fc.oneof(number, fc.constantFrom(0, -0, 1_764_900_000_000)),
     expiresAt: fc.option(number, { nil: null }),
-    failures: number,
+    failures: fc.oneof(number, fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER)),
   }),
   plain({
     type: fc.constant('settled' as const),
@@ -181,9 +192,40 @@ test('bodies are views of the input only when asked', () => {
   assert.deepEqual(copy.record.body, ticket(7).body);
 });
 
-test('a ticket event encodes to about 460 bytes', () => {
+test('a ticket event encodes to about 400 bytes', () => {
   const bytes = encodeRecord(ticket(123456)).length;
-  assert.ok(bytes > 400 && bytes < 520, `${bytes} bytes`);
+  assert.ok(bytes > 380 && bytes < 420, `${bytes} bytes`);
+});
+
+test('a published record with a generated id costs 55 bytes beside its body (type 7)', () => {
+  const published: LogRecord = {
+    type: 'published', seq: 2 ** 40 + 3, queue: 'backlog', id: randomId(), priority: 0,
+    group: null, headers: {}, body: Buffer.alloc(460, 0x61), publishedAt: 1_764_900_000_000,
+    availableAt: 1_764_900_000_000, expiresAt: null, failures: 0,
+  };
+  const frame = encodeRecord(published);
+  assert.equal(frame.length, 460 + 55);
+  assert.equal(frame[FRAME_HEADER_BYTES], 7);
+  assert.deepEqual(roundTrip(published), published);
+});
+
+test('a priority or failure count type 7 cannot hold goes out as type 3, intact', () => {
+  const base = { ...ticket(5), id: randomId() };
+  for (const odd of [{ priority: 1.5 }, { priority: 256 }, { priority: -0 }, { failures: -1 },
+    { failures: 0.25 }, { failures: 2 ** 60 }]) {
+    const record: LogRecord = { ...base, ...odd };
+    assert.equal(encodeRecord(record)[FRAME_HEADER_BYTES], 3, JSON.stringify(odd));
+    assert.deepEqual(roundTrip(record), record);
+  }
+  // And the compact fields each way: delayed, expiring, an id that is
+  // almost a UUID (upper case), headers past a one-byte count.
+  const headers = Object.fromEntries(Array.from({ length: 130 }, (_, i) => [`h${i}`, 'v']));
+  for (const odd of [{ availableAt: base.publishedAt + 5 }, { expiresAt: 9 }, { group: null },
+    { id: randomId().toUpperCase() }, { headers }, { failures: 300, priority: 255 }]) {
+    const record: LogRecord = { ...base, ...odd };
+    assert.equal(encodeRecord(record)[FRAME_HEADER_BYTES], 7, Object.keys(odd)[0]);
+    assert.deepEqual(roundTrip(record), record);
+  }
 });
 
 test('a __proto__ header stays an own header', () => {

@@ -115,7 +115,7 @@ test('a failed cut-back stops the store: every later append rejects', () => {
 test('a segment that cannot be created leaves writing in the old one', () => {
   return withTempDir(async (dir) => {
     const io = new FaultyIo();
-    const { store, logger } = await openStore(dir, { io, segmentBytes: 900 });
+    const { store, logger } = await openStore(dir, { io, segmentBytes: 780 });
 
     io.failNext('open', 'ENOSPC');
     await store.append([declared, ticket(1), ticket(2)]);

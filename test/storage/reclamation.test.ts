@@ -45,8 +45,8 @@ test('steady publish and settle traffic keeps segments bounded', () => {
     // Closing waits for the housekeeping after the last batch.
     await store.close();
     const stats = store.stats();
-    // About 1.4 MB went through 16 KiB segments: ~90 without deletion.
-    assert.ok(stats.bytesWritten > 80 * SEGMENT_BYTES);
+    // About 1.2 MB went through 16 KiB segments: ~75 without deletion.
+    assert.ok(stats.bytesWritten > 70 * SEGMENT_BYTES);
     assert.ok(mostSegments <= 3, `${mostSegments} segments at most`);
     assert.ok(stats.diskBytes <= 3 * SEGMENT_BYTES, `${stats.diskBytes}`);
     assert.equal(stats.liveMessages, 10);
@@ -154,7 +154,7 @@ test('compaction keeps disk bounded around a message never settled', () => {
 
     await store.close();
     const stats = store.stats();
-    assert.ok(stats.bytesWritten > 80 * SEGMENT_BYTES);
+    assert.ok(stats.bytesWritten > 70 * SEGMENT_BYTES);
     assert.ok(stats.compactedMessages >= 1, `${stats.compactedMessages}`);
     // The trigger is 2 x live + 2 segments; allow one more segment for
     // the batch in flight when it trips.

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { encodeRecord } from '../../src/storage/codec.js';
+import { crc32c } from '../../src/storage/crc32c.js';
 import { LogStore } from '../../src/storage/log-store.js';
 import type { LogRecord } from '../../src/storage/records.js';
 import {
@@ -209,7 +210,7 @@ test('a header that is not ours stops the open instead of truncating', () => {
     const bytes = await readFile(path);
 
     const newer = Buffer.from(bytes);
-    newer.writeUInt32LE(2, 8);
+    newer.writeUInt32LE(3, 8);
     await writeFile(path, newer);
     await assert.rejects(openStore(dir), (err: unknown) => {
       assert.ok(err instanceof StoreUnavailableError);
@@ -242,5 +243,23 @@ test('an error thrown by the replay callback comes out of open as is', () => {
       ),
       (err: unknown) => err === boom,
     );
+  });
+});
+
+test('a segment of format version 1 (type 3 `published` records) still replays', () => {
+  return withTempDir(async (dir) => {
+    // A fractional priority is one type 7 cannot hold: these go out as
+    // type 3, as every `published` record did in format 1.
+    const records: LogRecord[] = [declared, { ...ticket(1, 'orders'), priority: 2.5 }, last];
+    const bytes = await writeLog(dir, records);
+    assert.equal(bytes[SEGMENT_HEADER_BYTES + encodeRecord(declared).length + 8], 3);
+    const old = Buffer.from(bytes);
+    old.writeUInt32LE(1, 8);
+    old.writeUInt32LE(crc32c(old.subarray(0, 20)), 20);
+    await writeFile(segmentPath(dir, 1), old);
+
+    const { replayed, store } = await replayOf(dir);
+    assert.deepEqual(replayed, records);
+    assert.equal(store.stats().corruptTails, 0);
   });
 });

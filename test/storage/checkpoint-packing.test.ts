@@ -1,0 +1,278 @@
+// Checkpoint format version 2 (issue #3): ledger rows and recent ids
+// packed against their neighbours. Round trips of random input, a
+// decoder that refuses every cut or trailing byte instead of reading past
+// its frame, version 1 files that still load, and the live-data policy
+// that spaces checkpoints as a backlog grows.
+
+import assert from 'node:assert/strict';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+
+import {
+  BadCheckpoint,
+  CHECKPOINT_HEADER_BYTES,
+  FRAME_HEADER_BYTES,
+  FrameKind,
+  encodeHeader,
+  jsonFrame,
+  listCheckpoints,
+  sealFrame,
+  sealInPlace,
+} from '../../src/storage/checkpoint-file.js';
+import { canPackRecent, packRecent, unpackRecent } from '../../src/storage/checkpoint-recent.js';
+import { RowPacker, unpackRows } from '../../src/storage/checkpoint-rows.js';
+import { LogStore, type LogStoreOptions } from '../../src/storage/log-store.js';
+import type { LogRecord } from '../../src/storage/records.js';
+import { recordingLogger, ticket, withTempDir } from './helpers.js';
+
+interface Row {
+  seq: number;
+  columns: number[];
+}
+
+const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
+const rowsArbitrary = fc
+  .array(
+    fc.record({
+      gap: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 2 ** 40 })),
+      // Runs of the same segment with frames back to back, as in a log.
+      columns: fc.oneof(
+        fc.constant(undefined),
+        fc.tuple(u32, u32, u32, u32),
+      ),
+    }),
+    { maxLength: 300 },
+  )
+  .map((steps) => {
+    const rows: Row[] = [];
+    let seq = 0;
+    let previous = [3, 16, 500 | (5 << 27), 7 | (60 << 16)];
+    for (const step of steps) {
+      seq += step.gap;
+      if (seq > Number.MAX_SAFE_INTEGER) break;
+      const columns = step.columns ??
+        [previous[0], previous[1] + (previous[2] & 0x07ff_ffff), previous[2], previous[3]];
+      if (columns[1] > 0xffff_ffff) columns[1] = 0;
+      rows.push({ seq, columns });
+      previous = columns;
+    }
+    return rows;
+  });
+
+function pack(rows: readonly Row[]): Buffer {
+  const packer = new RowPacker(Math.max(1, rows.length));
+  for (const row of rows) packer.add(row.seq, (c) => row.columns[c]);
+  return sealInPlace(packer.take(FrameKind.PackedRows)).subarray(FRAME_HEADER_BYTES);
+}
+
+function unpack(payload: Buffer): Row[] {
+  const rows: Row[] = [];
+  const count = unpackRows(payload, (seq, columns) => rows.push({ seq, columns: [...columns] }));
+  assert.equal(count, rows.length);
+  return rows;
+}
+
+const recentArbitrary = fc
+  .array(
+    fc.tuple(
+      fc.oneof(fc.uuid(), fc.string({ unit: 'grapheme', maxLength: 40 })),
+      fc.integer({ min: -(2 ** 50), max: 2 ** 50 }),
+    ),
+    { maxLength: 200 },
+  )
+  .map((entries) => ({
+    queue: 'tickets',
+    lastSeq: entries.length * 3,
+    ids: entries.map(([id]) => id),
+    times: entries.map(([, time]) => time),
+  }));
+
+describe('packed checkpoint rows', () => {
+  it('come back as they went in, for any increasing seqs and any u32 columns', () => {
+    fc.assert(fc.property(rowsArbitrary, (rows) => {
+      assert.deepEqual(unpack(pack(rows)), rows);
+    }));
+  });
+
+  it('take one byte a row for a backlog of one queue written back to back', () => {
+    const rows: Row[] = [];
+    for (let i = 0; i < 1000; i++) {
+      rows.push({ seq: 1000 + i, columns: [9, 16 + 578 * i, 578 | (3 << 27), 2 | (118 << 16)] });
+    }
+    const payload = pack(rows);
+    assert.ok(payload.length < 8 + 1000 + 20, `${payload.length} bytes`);
+    assert.deepEqual(unpack(payload), rows);
+  });
+
+  it('refuse a frame cut anywhere, with a byte too many, or with unknown flags', () => {
+    fc.assert(fc.property(rowsArbitrary.filter((rows) => rows.length > 0), (rows) => {
+      const payload = pack(rows);
+      for (let end = 0; end < payload.length; end++) {
+        assert.throws(() => unpack(payload.subarray(0, end)), BadCheckpoint);
+      }
+      assert.throws(() => unpack(Buffer.concat([payload, Buffer.from([0])])), BadCheckpoint);
+      const flagged = Buffer.from(payload);
+      flagged[8] |= 0x80;
+      assert.throws(() => unpack(flagged), BadCheckpoint);
+    }), { numRuns: 30 });
+  });
+});
+
+describe('packed recent ids', () => {
+  it('come back as they went in: UUIDs, other ids, times up and down', () => {
+    fc.assert(fc.property(recentArbitrary, (piece) => {
+      assert.ok(canPackRecent(piece));
+      const payload = packRecent(piece).subarray(FRAME_HEADER_BYTES);
+      assert.deepEqual(unpackRecent(payload), piece);
+    }));
+  });
+
+  it('keep a UUID in 17 bytes and an upper-case one as it was written', () => {
+    const ids = ['0f8fad5b-d9cb-469f-a165-70867728950e', '0F8FAD5B-D9CB-469F-A165-70867728950E'];
+    const piece = { queue: 'q', lastSeq: 2, ids, times: [1_700_000_000_000, 1_700_000_000_001] };
+    const payload = packRecent(piece).subarray(FRAME_HEADER_BYTES);
+    assert.deepEqual(unpackRecent(payload), piece);
+    // Head 16, queue 2, ids 17 + 38, times 6 + 1.
+    assert.equal(payload.length, 16 + 2 + 17 + 38 + 6 + 1);
+  });
+
+  it('leave times that are not integers to JSON', () => {
+    assert.equal(canPackRecent({ queue: 'q', lastSeq: 1, ids: ['a'], times: [1.5] }), false);
+  });
+
+  it('refuse a frame cut anywhere or with a byte too many', () => {
+    fc.assert(fc.property(recentArbitrary, (piece) => {
+      const payload = packRecent(piece).subarray(FRAME_HEADER_BYTES);
+      for (let end = 0; end < payload.length; end++) {
+        assert.throws(() => unpackRecent(payload.subarray(0, end)), BadCheckpoint);
+      }
+      assert.throws(() => unpackRecent(Buffer.concat([payload, Buffer.from([0])])), BadCheckpoint);
+    }), { numRuns: 20 });
+  });
+});
+
+const LIMITS = { maxIds: 1000, defaultWindowMs: Number.MAX_SAFE_INTEGER };
+
+function options(dir: string, extra: Partial<LogStoreOptions> = {}): LogStoreOptions {
+  return {
+    dir,
+    logger: recordingLogger(),
+    snapshotMessage: () => undefined,
+    recentIds: LIMITS,
+    checkpoints: { minBytes: 64 * 1024, ratio: 1, liveShare: 0 },
+    ...extra,
+  };
+}
+
+function stateOf(store: LogStore) {
+  const live: unknown[] = [];
+  store.forEachLive((message) => void live.push({ ...message }));
+  return { live, recent: store.recentIds(), queues: [...store.queues] };
+}
+
+async function fill(store: LogStore, count: number): Promise<void> {
+  await store.append([{ type: 'queue-declared', name: 'tickets', settings: {} }]);
+  for (let seq = 1; seq <= count; seq += 50) {
+    const records: LogRecord[] = [];
+    for (let i = seq; i < seq + 50; i++) records.push(ticket(i));
+    if (seq > 100) records.push({ type: 'settled', seqs: [seq - 99, seq - 42] });
+    await store.append(records);
+  }
+}
+
+/** Rewrites the newest checkpoint in `dir` as format version 1 would have it. */
+async function downgradeNewest(dir: string, keepPacked = false): Promise<string> {
+  const [newest] = listCheckpoints(await readdir(dir), dir);
+  const bytes = await readFile(newest.path);
+  const out: Buffer[] = [encodeHeader(1)];
+  for (let at = CHECKPOINT_HEADER_BYTES; at < bytes.length;) {
+    const length = bytes.readUInt32LE(at);
+    const payload = bytes.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
+    at += FRAME_HEADER_BYTES + length;
+    if (payload[0] === FrameKind.PackedRows && !keepPacked) {
+      out.push(sealFrame(version1Rows(unpack(payload))));
+    } else if (payload[0] === FrameKind.PackedRecent) {
+      out.push(jsonFrame(FrameKind.Recent, unpackRecent(payload)));
+    } else {
+      out.push(sealFrame(payload));
+    }
+  }
+  await writeFile(newest.path, Buffer.concat(out));
+  return newest.path;
+}
+
+// Kind 3: kind, 3 zero bytes, u32 count, the seqs, then the columns.
+function version1Rows(rows: readonly Row[]): Buffer {
+  const payload = Buffer.alloc(8 + rows.length * 24);
+  payload[0] = FrameKind.Rows;
+  payload.writeUInt32LE(rows.length, 4);
+  rows.forEach((row, i) => {
+    payload.writeDoubleLE(row.seq, 8 + 8 * i);
+    row.columns.forEach((value, c) => {
+      payload.writeUInt32LE(value, 8 + 8 * rows.length + 16 * i + 4 * c);
+    });
+  });
+  return payload;
+}
+
+describe('checkpoint format versions', () => {
+  it('a version 1 checkpoint still loads, to the state a full replay reaches', async () => {
+    await withTempDir(async (dir) => {
+      const store = await LogStore.open(options(dir), () => {});
+      await fill(store, 2000);
+      await store.close();
+      const full = await LogStore.open(options(dir, { checkpoints: { enabled: false } }), () => {});
+      const expected = stateOf(full);
+      await full.close();
+
+      await downgradeNewest(dir);
+      const logger = recordingLogger();
+      const reopened = await LogStore.open(options(dir, { logger }), () => {});
+      assert.equal(reopened.stats().openedFromCheckpoint, 1, JSON.stringify(logger.warnings));
+      assert.deepEqual(stateOf(reopened), expected);
+      await reopened.close();
+    });
+  });
+
+  it('a version 1 file holding packed rows is ignored, not misread', async () => {
+    await withTempDir(async (dir) => {
+      const store = await LogStore.open(options(dir), () => {});
+      await fill(store, 500);
+      await store.close();
+      const path = await downgradeNewest(dir, true);
+      const logger = recordingLogger();
+      const reopened = await LogStore.open(options(dir, { logger }), () => {});
+      assert.ok(logger.warnings.some((w) => w.msg.startsWith('checkpoint ignored') &&
+        w.obj.file === path && String(w.obj.reason).includes('kind 8')));
+      assert.equal(reopened.stats().liveMessages, 500 - 2 * 8);
+      await reopened.close();
+    });
+  });
+});
+
+describe('checkpoint spacing by live data', () => {
+  it('a growing backlog gets checkpoints further apart with liveShare', async () => {
+    const written: number[] = [];
+    for (const liveShare of [0, 0.5]) {
+      await withTempDir(async (dir) => {
+        const checkpoints = { minBytes: 32 * 1024, ratio: 0, liveShare };
+        const store = await LogStore.open(options(dir, { checkpoints }), () => {});
+        await fill(store, 3000);
+        // Let a checkpoint begun by the last batch finish.
+        for (let i = 0; i < 100 && store.stats().checkpointsWritten === 0; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        written.push(store.stats().checkpointsWritten);
+        await store.close();
+      });
+    }
+    // About 1.2 MB of log, nearly all live: one every 32 KiB is ~38 (fewer
+    // on a busy machine: none begins while one is being written); one
+    // each time the log grew by half the live data, which then doubled,
+    // about log2(1.2 MB / 32 KiB) + 1.
+    const [everyMin, byLive] = written;
+    assert.ok(byLive >= 3 && byLive <= 9, `${byLive} checkpoints spaced by live data`);
+    assert.ok(everyMin > byLive + 2, `${everyMin} at a fixed interval, ${byLive} by live data`);
+  });
+});
