@@ -219,6 +219,9 @@ export class QueueFullError extends LoadRefusalError {
 }
 
 export class OverloadedError extends LoadRefusalError {
+  /** The refused message's priority. */
+  readonly priority: number;
+
   constructor(level: 'pressure' | 'critical', reason: string, priority: number, detail: string) {
     super(
       'OVERLOADED',
@@ -227,6 +230,7 @@ export class OverloadedError extends LoadRefusalError {
         `${priority}): ${detail}`,
       { retryAfterSeconds: level === 'critical' ? 5 : 1, level, reason },
     );
+    this.priority = priority;
   }
 }
 

@@ -12,6 +12,7 @@ import {
   DiskFullError,
   InvalidArgumentError,
   LoadRefusalError,
+  OverloadedError,
   QueueFullError,
   QueueNotFoundError,
   ReceiptNotFoundError,
@@ -631,19 +632,24 @@ export class Broker implements BrokerApi {
     let seenInBatch: Set<string> | null = null;
     let duplicates = 0;
     let shed: LoadRefusalError | undefined;
+    // The last refusal, handed back to the controller: messages of one
+    // priority share one error (see AdmissionController.refusal).
+    let lastRefusal: OverloadedError | null = null;
     const waiting = engine.counts.ready + engine.counts.delayed;
     const ids = new Array<string>(inputs.length);
 
     for (let at = 0; at < inputs.length; at++) {
       const input = inputs[at];
-      const refusal = this.admission?.refusal(
+      const refusal: OverloadedError | null | undefined = this.admission?.refusal(
         input.priority ?? 0,
         engine.settings.sheddable,
         waiting,
+        lastRefusal,
       );
       if (refusal) {
         answers[at] = refusal;
         shed ??= refusal;
+        lastRefusal = refusal;
         continue;
       }
       const given = input.id;

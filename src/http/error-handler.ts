@@ -37,10 +37,13 @@ export function makeErrorHandler(bodyLimit: number) {
 
     // A 500 is a bug and gets the stack. Other 5xx (store trouble, a
     // shutdown) are conditions the broker logs where they arise; 4xx are
-    // the client's and routine.
+    // the client's and routine. So is a 503 OVERLOADED: shedding at
+    // critical refuses hundreds of publishes a second, the level change is
+    // logged once (broker.ts), and a line per refusal was a synchronous
+    // write to stdout each, paid while the broker is busiest.
     if (usherError.status === 500) {
       request.log.error({ err }, 'request failed');
-    } else if (usherError.status > 500) {
+    } else if (usherError.status > 500 && !(usherError instanceof LoadRefusalError)) {
       request.log.warn({ code: usherError.code }, 'request not served');
     } else {
       request.log.debug(

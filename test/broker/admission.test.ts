@@ -176,4 +176,30 @@ describe('who is refused', () => {
     assert.equal(stats.refusedByPriority[6], 1);
     assert.equal(stats.refusedByPriority[9], 1);
   });
+
+  it('hands back the earlier refusal of the same priority, counting each message', () => {
+    const { fake, admission } = controller({ pressureBacklog: 10, criticalBacklog: 20 });
+    fake.waiting = 10;
+    admission.sample();
+
+    const first = admission.refusal(1, false);
+    assert.ok(first !== null);
+    assert.equal(admission.refusal(1, false, 0, first), first, 'one error for one priority');
+    const other = admission.refusal(2, false, 0, first);
+    assert.ok(other !== null && other !== first, 'another priority gets its own');
+    assert.match(other.message, /priority 2/);
+    assert.equal(admission.refusal(5, false, 0, other), null, 'an accepted one stays accepted');
+
+    // The level moved: an error that names the old one is not reused.
+    fake.waiting = 20;
+    admission.sample();
+    const critical = admission.refusal(2, false, 0, other);
+    assert.equal(critical?.level, 'critical');
+    assert.notEqual(critical, other);
+
+    const stats = admission.stats();
+    assert.deepEqual(stats.refused, { pressure: 3, critical: 1 });
+    assert.equal(stats.refusedByPriority[1], 2);
+    assert.equal(stats.refusedByPriority[2], 2);
+  });
 });

@@ -65,6 +65,27 @@ describe('shedding with queue limits', () => {
     );
     assert.equal(broker.getQueue('q').stats.total, 2);
   });
+
+  it('builds one error per priority for a shed batch, and counts every message', async () => {
+    await broker.createQueue('q', {});
+    waiting = 10;
+    broker.admission!.sample();
+    const inputs = [1, 1, 1, 2, 2, 9].map((priority) => ({ body: text('x'), priority }));
+
+    const answers = await broker.publishEach('q', inputs);
+    const [a, b, c, d, e, stored] = answers;
+    assert.ok(a instanceof LoadRefusalError && d instanceof LoadRefusalError);
+    assert.ok(b === a && c === a, 'priority 1 shares one error');
+    assert.ok(e === d && d !== a, 'priority 2 has its own');
+    assert.match(d.message, /priority 2/);
+    assert.ok(!(stored instanceof LoadRefusalError), 'priority 9 is stored');
+
+    await assert.rejects(broker.publish('q', inputs), { code: 'OVERLOADED' });
+    const { refusedByPriority } = broker.admission!.stats();
+    assert.equal(refusedByPriority[1], 6, 'three refused messages in each call');
+    assert.equal(refusedByPriority[2], 4);
+    assert.equal(broker.getQueue('q').stats.total, 1, 'the whole batch left nothing');
+  });
 });
 
 describe('one queue behind (queuePressureBacklog)', () => {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, it } from 'node:test';
+import pino, { type Logger } from 'pino';
 
 import type { Broker } from '../../src/broker/broker.js';
 import type { AdmissionSettings } from '../../src/broker/admission.js';
@@ -27,12 +28,15 @@ afterEach(async () => {
   running = null;
 });
 
-async function start(admission: Partial<AdmissionSettings>): Promise<Running> {
+async function start(
+  admission: Partial<AdmissionSettings>,
+  logger: Logger = silentLogger,
+): Promise<Running> {
   const dir = tempDir('usher-admission-');
   const broker = await openBroker(dir.path, {
     admission: { sampleMs: 10, holdMs: 200, ...admission },
   });
-  const app = createHttpServer(broker, { logger: silentLogger, processMetrics: false });
+  const app = createHttpServer(broker, { logger, processMetrics: false });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
   return {
@@ -176,7 +180,12 @@ describe('admission control under load on loopback', () => {
 
   it('goes critical on the real RSS against a low budget, and back', async () => {
     const rss = process.memoryUsage.rss();
-    running = await start({ memoryBudgetBytes: rss });
+    // The production log level: a 503 refusal is routine there, no line.
+    const logged: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'info' }, {
+      write: (line: string) => logged.push(JSON.parse(line)),
+    });
+    running = await start({ memoryBudgetBytes: rss }, logger);
     const r = running;
     await fetch(`${r.url}/queues/orders`, { method: 'PUT' });
 
@@ -185,6 +194,7 @@ describe('admission control under load on loopback', () => {
     assert.equal(refused.status, 503);
     assert.equal(refused.error?.reason, 'memory');
     assert.equal((await publish(r, 'orders', 9, 'payment')).status, 201);
+    assert.deepEqual(logged.filter((line) => line.level >= 40), [], 'no line per refusal');
 
     // The wave passes: here, the budget grows far past the RSS.
     r.broker.admission!.settings.memoryBudgetBytes = rss * 100;
