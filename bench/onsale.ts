@@ -55,15 +55,24 @@ let exitCode: number | null = null;
 server.on('exit', (code) => (exitCode = code));
 
 try {
+  let found = false;
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('usher serve did not start in 15 s')), 15_000);
+    // Scans only the unfinished line and what arrives, and stops at the
+    // URL: searching all output so far on every chunk was quadratic, and
+    // a flood of log lines cost this process (the publishers' and
+    // workers') seconds. Later output is read and dropped.
     server.stdout.setEncoding('utf8').on('data', (text: string) => {
+      if (found) return;
       serverLog += text;
       const match = /usher listening on (http:\/\/[^\s"]+)/.exec(serverLog);
       if (match) {
+        found = true;
         clearTimeout(timer);
         resolve(match[1]);
+        return;
       }
+      serverLog = serverLog.slice(serverLog.lastIndexOf('\n') + 1);
     });
   });
 
