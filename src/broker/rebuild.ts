@@ -1,23 +1,31 @@
 // Puts live messages back into their queues after a restart, from the log
-// store's ledger (broker/recovery.ts). Most go straight to their queue's
-// cold backlog as (seq, priority, size), with no read of their bodies:
-// restart time and memory then depend on the number of live messages, not
-// on their bytes. The rest are read back from the log a batch at a time:
-// ones published with a delay (their due time), ones changed by `retried`
-// records since their `published` one (attempts and due time), and those
-// of FIFO queues (their group). The queue then keeps what scheduling needs
-// of them and lets the body go past its window, as it does at run time;
-// only a message changed by a `moved` record (logs from before moves were
-// written as `published` copies) is not its record on disk, and stays in
-// memory.
+// store's ledger (broker/recovery.ts), with no read of a body: restart
+// time and memory then depend on the number of live messages, not on
+// their bytes. Bodies are read when a message is paged in (cold-tier.ts).
 //
-// A message published with a delay is read back even when it is due by
-// now: the ledger keeps only that it was delayed, not until when (a
-// column more for every live message).
+// What a queue's cold tier needs of a message (cold-rows.ts) comes from:
+// - the ledger alone for a plain message (seq, priority, size) and for
+//   one changed by `retried` records only (attempts and due time too);
+// - the head of its `published` record (store.readPublishedHeads: the
+//   frame is read and checked, but neither its headers nor its body are
+//   decoded or copied) for a message of a FIFO queue (its group) and for
+//   one whose record was written with a due time after its publish time
+//   and not retried since (a delayed publish, a dead-lettered or redriven
+//   copy, a copy made by a nack that set headers): the ledger keeps only
+//   that flag, not the time.
+// Only a message changed by a `moved` record (logs from before moves were
+// written as `published` copies) is read back whole and kept in memory:
+// its record on disk is not its state.
+//
+// Why the due time and group are read rather than kept in the ledger: a
+// due-time column (f64) would cost every live message 8 bytes, 80 MB at
+// ten million, of a 600 MB budget, and a group column 4 more, to save a
+// restart a sequential read of the log's live bytes, which the page cache
+// usually holds (figures in docs/storage.md, bench:cold).
 
 import type { Logger } from 'pino';
 import type { QueueEngine } from '../engine/queue.js';
-import type { MessageChange } from '../storage/ledger.js';
+import type { LiveMessage, MessageChange } from '../storage/ledger.js';
 import type { LogStore } from '../storage/log-store.js';
 import { messageFrom } from './messages.js';
 
@@ -27,6 +35,8 @@ interface Pending {
   engine: QueueEngine;
   seq: number;
   change: MessageChange | undefined;
+  /** Read back whole and kept in memory, not put back cold from its head. */
+  whole: boolean;
 }
 
 /** Returns how many messages were put back. */
@@ -36,20 +46,45 @@ export function rebuildMessages(
   now: number,
   logger: Logger,
 ): number {
-  let pending: Pending[] = [];
   let unreadable = 0;
   let rebuilt = 0;
+  let pending: Pending[] = [];
+
+  // Enqueued in seq order, as a restart always did: a FIFO queue offers
+  // its groups, and a queue that keeps all in memory orders its waiting
+  // messages, by the order they come.
   const flush = () => {
-    const records = store.readPublished(pending.map((entry) => entry.seq));
-    pending.forEach(({ engine, change }, at) => {
-      const record = records[at];
-      if (record === undefined) {
-        unreadable++;
-        return;
+    const wholes = pending.filter((entry) => entry.whole);
+    const records = store.readPublished(wholes.map((entry) => entry.seq));
+    const heads = store.readPublishedHeads(
+      pending.filter((entry) => !entry.whole).map((entry) => entry.seq));
+    let wholeAt = 0;
+    let headAt = 0;
+    for (const { engine, seq, change, whole } of pending) {
+      if (whole) {
+        const record = records[wholeAt++];
+        if (record === undefined) {
+          unreadable++;
+          continue;
+        }
+        engine.enqueue(messageFrom({ ...record, ...change }), now, isOnDisk(change));
+        rebuilt++;
+        continue;
       }
-      engine.enqueue(messageFrom({ ...record, ...change }), now, isOnDisk(change));
+      const head = heads[headAt++];
+      if (head === undefined) {
+        unreadable++;
+        continue;
+      }
+      engine.enqueueColdEntry({
+        seq,
+        priority: head.priority,
+        bytes: head.bodyBytes,
+        failures: change?.failures ?? head.failures,
+        availableAt: change?.availableAt ?? head.availableAt,
+      }, head.group, now);
       rebuilt++;
-    });
+    }
     pending = [];
   };
 
@@ -60,12 +95,12 @@ export function rebuildMessages(
       logger.warn({ queue, seq: message.seq }, 'message of unknown queue skipped');
       return;
     }
-    if (message.change === undefined && !message.delayed &&
-      engine.enqueueCold(message.priority, message.seq, message.bodyBytes)) {
+    if (putBackFromLedger(engine, message, now)) {
       rebuilt++;
       return;
     }
-    pending.push({ engine, seq: message.seq, change: message.change });
+    const whole = !engine.keepsAnyCold || !isOnDisk(message.change);
+    pending.push({ engine, seq: message.seq, change: message.change, whole });
     if (pending.length >= READ_BATCH) flush();
   });
   flush();
@@ -75,6 +110,29 @@ export function rebuildMessages(
     logger.error({ unreadable }, 'live messages could not be read back');
   }
   return rebuilt;
+}
+
+/**
+ * Puts a message back from what the ledger holds, when that is all its
+ * queue needs: false when its record must be read (FIFO group, due time of
+ * a record written delayed, a moved message) or its queue keeps nothing cold.
+ */
+function putBackFromLedger(engine: QueueEngine, message: LiveMessage, now: number): boolean {
+  const { change } = message;
+  if (engine.settings.fifo || !isOnDisk(change)) return false;
+  if (change === undefined) {
+    return !message.delayed &&
+      engine.enqueueCold(message.priority, message.seq, message.bodyBytes);
+  }
+  // Changed by `retried` records only: the last one has attempts and due time.
+  if (change.failures === undefined || change.availableAt === undefined) return false;
+  return engine.enqueueColdEntry({
+    seq: message.seq,
+    priority: message.priority,
+    bytes: message.bodyBytes,
+    failures: change.failures,
+    availableAt: change.availableAt,
+  }, null, now);
 }
 
 /** Whether a message's `published` record is its state but for attempts and due time. */

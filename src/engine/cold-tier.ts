@@ -37,6 +37,9 @@ export interface ColdLeft {
   delayed: boolean;
 }
 
+/** What the cold tier keeps of a message: a row's fields but its group. */
+export type ColdEntry = Omit<ColdRow, 'group' | 'delayed'>;
+
 /** What deciding whether a message goes cold reads of it. */
 export type ColdCandidate = Pick<Message, 'seq' | 'priority' | 'group' | 'failures'>;
 
@@ -80,21 +83,32 @@ export class ColdTier {
    * to the best-effort backlog. Only what the row needs is kept.
    */
   add(message: Message, delayed: boolean, deque?: ColdDeque, group = 0): void {
-    const bytes = message.body.length;
-    const plain = deque === undefined && !delayed && message.failures === 0;
+    this.addEntry({
+      seq: message.seq,
+      priority: message.priority,
+      bytes: message.body.length,
+      failures: message.failures,
+      availableAt: message.availableAt,
+    }, delayed, deque, group);
+  }
+
+  /** add() for a message known by its scheduling fields alone (a restart). */
+  addEntry(entry: ColdEntry, delayed: boolean, deque?: ColdDeque, group = 0): void {
+    const { seq, priority, bytes } = entry;
+    const plain = deque === undefined && !delayed && entry.failures === 0;
     if (!plain) {
       this.rows.put({
-        seq: message.seq,
-        priority: message.priority,
+        seq,
+        priority,
         bytes,
-        failures: message.failures,
+        failures: entry.failures,
         group,
-        availableAt: message.availableAt,
+        availableAt: entry.availableAt,
         delayed,
       });
     }
-    if (deque !== undefined) deque.insert(message.seq, bytes);
-    else if (!delayed) this.backlog.insert(message.priority, message.seq, bytes);
+    if (deque !== undefined) deque.insert(seq, bytes);
+    else if (!delayed) this.backlog.insert(priority, seq, bytes);
     this.count++;
     this.bytes += bytes;
   }
@@ -210,6 +224,8 @@ export class ColdTier {
       if (message === undefined) return;
       const row = this.rows.get(seqs[at]);
       if (row !== undefined) overlay(message, row);
+      // Listed as it waits: a delayed one is not ready.
+      if (row?.delayed === true) message.state = 'delayed';
       messages.push(message);
     });
     return messages;

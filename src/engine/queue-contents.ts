@@ -6,7 +6,13 @@
 // QueueEngine's, which extends this (queue.ts). Pure logic, no I/O.
 
 import type { ColdDeque } from './cold-backlog.js';
-import { type ColdCandidate, ColdTier, type ColdLeft, type PageIn } from './cold-tier.js';
+import {
+  type ColdCandidate,
+  type ColdEntry,
+  ColdTier,
+  type ColdLeft,
+  type PageIn,
+} from './cold-tier.js';
 import { DedupWindow } from './dedup.js';
 import { FifoGroups, type Group } from './fifo-groups.js';
 import { Heap } from './heap.js';
@@ -166,6 +172,11 @@ export abstract class QueueContents {
     return this.messages.size + this.coldCount;
   }
 
+  /** Whether this queue may keep waiting messages on disk only. */
+  get keepsAnyCold(): boolean {
+    return this.cold !== null;
+  }
+
   /** Waiting messages kept on disk only. */
   get coldCount(): number {
     return this.cold?.count ?? 0;
@@ -283,6 +294,30 @@ export abstract class QueueContents {
     return true;
   }
 
+  /**
+   * Adds a replayed message cold by its scheduling fields alone, its
+   * `published` record its state but for them (broker/rebuild.ts): a
+   * delayed, retried or FIFO one. Ready or delayed at `now` as its due
+   * time says; its FIFO group is offered as enqueue() would, so groups
+   * take turns in the order they would have without the restart. False
+   * when this queue keeps nothing cold.
+   */
+  enqueueColdEntry(entry: ColdEntry, group: string | null, now: number): boolean {
+    const cold = this.cold;
+    if (cold === null) return false;
+    const delayed = entry.availableAt > now;
+    let fifoGroup: Group | undefined;
+    if (this.current.fifo) {
+      fifoGroup = this.groups.of(group);
+      cold.addEntry(entry, delayed, fifoGroup.cold, fifoGroup.id);
+    } else {
+      cold.addEntry(entry, delayed);
+    }
+    this.countCold(entry.priority, entry.bytes, delayed, fifoGroup, true);
+    if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
+    return true;
+  }
+
   /** Whether a message whose disk state is its own stays cold. */
   protected goesCold(message: ColdCandidate, delayed: boolean): boolean {
     const cold = this.cold;
@@ -308,8 +343,18 @@ export abstract class QueueContents {
     } else {
       cold.add(message, delayed);
     }
-    this.counts.bytes += message.body.length;
-    this.waiting.addCold(message.priority, message.body.length);
+    this.countCold(message.priority, message.body.length, delayed, group, offer);
+  }
+
+  private countCold(
+    priority: number,
+    bytes: number,
+    delayed: boolean,
+    group: Group | undefined,
+    offer: boolean,
+  ): void {
+    this.counts.bytes += bytes;
+    this.waiting.addCold(priority, bytes);
     if (delayed) {
       this.counts.delayed++;
       return;
