@@ -25,18 +25,23 @@
 
 import type { Logger } from 'pino';
 import type { QueueEngine } from '../engine/queue.js';
+import type { PublishedHead } from '../storage/codec.js';
 import type { LiveMessage, MessageChange } from '../storage/ledger.js';
 import type { LogStore } from '../storage/log-store.js';
 import { messageFrom } from './messages.js';
 
 const READ_BATCH = 256;
 
+/**
+ * Where a message's scheduling fields come from: the ledger alone, the
+ * head of its record, or (a legacy moved message) its whole record.
+ */
+type Source = 'ledger' | 'head' | 'whole';
+
 interface Pending {
   engine: QueueEngine;
-  seq: number;
-  change: MessageChange | undefined;
-  /** Read back whole and kept in memory, not put back cold from its head. */
-  whole: boolean;
+  message: LiveMessage;
+  source: Source;
 }
 
 /** Returns how many messages were put back. */
@@ -50,57 +55,69 @@ export function rebuildMessages(
   let rebuilt = 0;
   let pending: Pending[] = [];
 
-  // Enqueued in seq order, as a restart always did: a FIFO queue offers
-  // its groups, and a queue that keeps all in memory orders its waiting
-  // messages, by the order they come.
+  const putBackFromHead = (engine: QueueEngine, message: LiveMessage, head?: PublishedHead) => {
+    if (head === undefined) {
+      unreadable++;
+      return;
+    }
+    const { change } = message;
+    engine.enqueueColdEntry({
+      seq: message.seq,
+      priority: head.priority,
+      bytes: head.bodyBytes,
+      failures: change?.failures ?? head.failures,
+      availableAt: change?.availableAt ?? head.availableAt,
+    }, head.group, now);
+    rebuilt++;
+  };
+
+  // Messages go back in seq order, as a restart always put them: a FIFO
+  // queue offers its groups, and a reject-lowest-priority queue numbers
+  // its waiting messages (waiting-order.ts), in the order they come.
   const flush = () => {
-    const wholes = pending.filter((entry) => entry.whole);
-    const records = store.readPublished(wholes.map((entry) => entry.seq));
-    const heads = store.readPublishedHeads(
-      pending.filter((entry) => !entry.whole).map((entry) => entry.seq));
+    const seqsFrom = (source: Source) =>
+      pending.filter((entry) => entry.source === source).map((entry) => entry.message.seq);
+    const records = store.readPublished(seqsFrom('whole'));
+    const heads = store.readPublishedHeads(seqsFrom('head'));
     let wholeAt = 0;
     let headAt = 0;
-    for (const { engine, seq, change, whole } of pending) {
-      if (whole) {
+    for (const { engine, message, source } of pending) {
+      if (source === 'ledger') {
+        if (putBackFromLedger(engine, message, now)) rebuilt++;
+        else putBackFromHead(engine, message, store.readPublishedHeads([message.seq])[0]);
+      } else if (source === 'head') {
+        putBackFromHead(engine, message, heads[headAt++]);
+      } else {
         const record = records[wholeAt++];
         if (record === undefined) {
           unreadable++;
           continue;
         }
-        engine.enqueue(messageFrom({ ...record, ...change }), now, isOnDisk(change));
+        engine.enqueue(messageFrom({ ...record, ...message.change }), now, isOnDisk(message.change));
         rebuilt++;
-        continue;
       }
-      const head = heads[headAt++];
-      if (head === undefined) {
-        unreadable++;
-        continue;
-      }
-      engine.enqueueColdEntry({
-        seq,
-        priority: head.priority,
-        bytes: head.bodyBytes,
-        failures: change?.failures ?? head.failures,
-        availableAt: change?.availableAt ?? head.availableAt,
-      }, head.group, now);
-      rebuilt++;
     }
     pending = [];
   };
 
-  store.forEachLive((message) => {
-    const queue = message.change?.queue ?? message.queue;
+  store.forEachLive((live) => {
+    const queue = live.change?.queue ?? live.queue;
     const engine = engines.get(queue);
     if (engine === undefined) {
-      logger.warn({ queue, seq: message.seq }, 'message of unknown queue skipped');
+      logger.warn({ queue, seq: live.seq }, 'message of unknown queue skipped');
       return;
     }
-    if (putBackFromLedger(engine, message, now)) {
-      rebuilt++;
-      return;
+    let source = sourceOf(engine, live);
+    // The common case, a plain publish with nothing pending before it,
+    // costs no copy of the visitor's object.
+    if (source === 'ledger' && pending.length === 0) {
+      if (putBackFromLedger(engine, live, now)) {
+        rebuilt++;
+        return;
+      }
+      source = 'head';
     }
-    const whole = !engine.keepsAnyCold || !isOnDisk(message.change);
-    pending.push({ engine, seq: message.seq, change: message.change, whole });
+    pending.push({ engine, message: { ...live }, source });
     if (pending.length >= READ_BATCH) flush();
   });
   flush();
@@ -112,26 +129,30 @@ export function rebuildMessages(
   return rebuilt;
 }
 
+function sourceOf(engine: QueueEngine, message: LiveMessage): Source {
+  const { change } = message;
+  if (!isOnDisk(change) || !engine.keepsAnyCold) return 'whole';
+  if (engine.settings.fifo) return 'head';
+  if (change === undefined) return message.delayed ? 'head' : 'ledger';
+  // Changed by `retried` records only: the last one has attempts and due time.
+  return change.failures !== undefined && change.availableAt !== undefined ? 'ledger' : 'head';
+}
+
 /**
- * Puts a message back from what the ledger holds, when that is all its
- * queue needs: false when its record must be read (FIFO group, due time of
- * a record written delayed, a moved message) or its queue keeps nothing cold.
+ * Puts back a message whose source is the ledger; false when its queue
+ * takes it no other way than sorted in (then its head is read).
  */
 function putBackFromLedger(engine: QueueEngine, message: LiveMessage, now: number): boolean {
   const { change } = message;
-  if (engine.settings.fifo || !isOnDisk(change)) return false;
   if (change === undefined) {
-    return !message.delayed &&
-      engine.enqueueCold(message.priority, message.seq, message.bodyBytes);
+    return engine.enqueueCold(message.priority, message.seq, message.bodyBytes);
   }
-  // Changed by `retried` records only: the last one has attempts and due time.
-  if (change.failures === undefined || change.availableAt === undefined) return false;
   return engine.enqueueColdEntry({
     seq: message.seq,
     priority: message.priority,
     bytes: message.bodyBytes,
-    failures: change.failures,
-    availableAt: change.availableAt,
+    failures: change.failures as number,
+    availableAt: change.availableAt as number,
   }, null, now);
 }
 

@@ -37,8 +37,8 @@ export interface ColdLeft {
   delayed: boolean;
 }
 
-/** What the cold tier keeps of a message: a row's fields but its group. */
-export type ColdEntry = Omit<ColdRow, 'group' | 'delayed'>;
+/** What the cold tier keeps of a message: a row's fields but its group and flags. */
+export type ColdEntry = Omit<ColdRow, 'group' | 'delayed' | 'orderOnly'>;
 
 /** What deciding whether a message goes cold reads of it. */
 export type ColdCandidate = Pick<Message, 'seq' | 'priority' | 'group' | 'failures'>;
@@ -82,13 +82,14 @@ export class ColdTier {
    * Adds a message: to `deque` (its FIFO group's, with `group` its id) or
    * to the best-effort backlog. Only what the row needs is kept.
    */
-  add(message: Message, delayed: boolean, deque?: ColdDeque, group = 0): void {
+  add(message: Message, delayed: boolean, deque?: ColdDeque, group = 0, order = 0): void {
     this.addEntry({
       seq: message.seq,
       priority: message.priority,
       bytes: message.body.length,
       failures: message.failures,
       availableAt: message.availableAt,
+      order,
     }, delayed, deque, group);
   }
 
@@ -96,7 +97,7 @@ export class ColdTier {
   addEntry(entry: ColdEntry, delayed: boolean, deque?: ColdDeque, group = 0): void {
     const { seq, priority, bytes } = entry;
     const plain = deque === undefined && !delayed && entry.failures === 0;
-    if (!plain) {
+    if (!plain || entry.order !== 0) {
       this.rows.put({
         seq,
         priority,
@@ -105,6 +106,8 @@ export class ColdTier {
         group,
         availableAt: entry.availableAt,
         delayed,
+        order: entry.order,
+        orderOnly: plain,
       });
     }
     if (deque !== undefined) deque.insert(seq, bytes);
@@ -113,10 +116,19 @@ export class ColdTier {
     this.bytes += bytes;
   }
 
-  /** Adds a replayed plain message without its body; false if it may not. */
-  addPlain(priority: number, seq: number, bytes: number): boolean {
+  /**
+   * Adds a replayed plain message without its body; false if it may not.
+   * `order`: its wait number in a reject-lowest-priority queue, else 0.
+   */
+  addPlain(priority: number, seq: number, bytes: number, order = 0): boolean {
     if (!this.backlog.accepts(priority, seq)) return false;
     this.backlog.push(priority, seq, bytes);
+    if (order !== 0) {
+      this.rows.put({
+        seq, priority, bytes, failures: 0, group: 0, availableAt: 0, delayed: false, order,
+        orderOnly: true,
+      });
+    }
     this.count++;
     this.bytes += bytes;
     return true;
@@ -301,7 +313,14 @@ export class ColdTier {
 
 const NONE_DUE: ColdRow[] = [];
 
+// A row's fields onto a message read back; its wait number goes in fresh
+// slots, which the queue keeps when it takes the message in (enqueueHot).
 function overlay(message: Message, row: ColdRow): void {
-  message.failures = row.failures;
-  message.availableAt = row.availableAt;
+  if (!row.orderOnly) {
+    message.failures = row.failures;
+    message.availableAt = row.availableAt;
+  }
+  if (row.order !== 0) {
+    message.slots = { heap: -1, delay: null, expiry: null, lease: null, order: row.order };
+  }
 }
