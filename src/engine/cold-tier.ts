@@ -305,6 +305,9 @@ export class ColdTier {
       const row = rows?.get(seqs[at]);
       if (row !== undefined) overlay(message, row);
       message.state = !ready && row?.delayed === true ? 'delayed' : 'ready';
+      // Read from its record, so its headers are on disk: a retry of it
+      // needs no `published` copy to go cold again (QueueEngine.landed).
+      message.loggedHeaders = message.headers;
       messages.push(message);
     });
     return messages;
