@@ -93,7 +93,8 @@ export function rebuildMessages(
           unreadable++;
           continue;
         }
-        engine.enqueue(messageFrom({ ...record, ...message.change }), now, isOnDisk(message.change));
+        const { change } = message;
+        engine.enqueue(messageFrom({ ...record, ...change }), now, isOnDisk(change));
         rebuilt++;
       }
     }

@@ -132,7 +132,8 @@ export class ColdRows {
       const { seq } = this.#timers.pop() as { seq: number };
       const row = this.get(seq) as ColdRow;
       const ref = this.#table.find(seq);
-      if (ref !== undefined) this.#table.setCol(ref, META, row.priority | (row.orderOnly ? ORDER_ONLY : 0));
+      const meta = row.priority | (row.orderOnly ? ORDER_ONLY : 0);
+      if (ref !== undefined) this.#table.setCol(ref, META, meta);
       this.delayed--;
       row.delayed = false;
       ready.push(row);

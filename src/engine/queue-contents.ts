@@ -187,8 +187,8 @@ export abstract class QueueContents {
     if (!rebuild) return;
     this.waitingOrder = ordering ? this.newWaitingOrder() : null;
     for (const message of this.messages.values()) {
-      const slots = slotsOf(message);
-      slots.order = message.state === 'in-flight' ? 0 : this.nextWaitNumber(message.priority, message.seq);
+      const waits = message.state !== 'in-flight';
+      slotsOf(message).order = waits ? this.nextWaitNumber(message.priority, message.seq) : 0;
     }
   }
 

@@ -176,7 +176,8 @@ describe('a restart against none', () => {
           assert.deepEqual(stats(restarted), stats(steady), `counts after ${where}`);
           if (op.kind !== 'restart') continue;
           for (const queue of QUEUES) {
-            assert.deepEqual(waiting(restarted, queue), waiting(steady, queue), `${queue} ${where}`);
+            const message = `${queue} ${where}`;
+            assert.deepEqual(waiting(restarted, queue), waiting(steady, queue), message);
           }
         }
         assert.ok(restarts >= 10, `${restarts} restarts`);
@@ -194,7 +195,9 @@ describe('a restart against none', () => {
       await side.broker.createQueue('f', { fifo: true, maxAttempts: 10 });
       for (let i = 0; i < 200; i++) {
         await side.broker.publish('f', [{
-          body: text(`m${i}`), group: `g${i % 23}`, delayMs: i % 5 === 0 ? 100 * (i % 7) : undefined,
+          body: text(`m${i}`),
+          group: `g${i % 23}`,
+          delayMs: i % 5 === 0 ? 100 * (i % 7) : undefined,
         }]);
       }
       // Every group's head fails once, so heads are retried with a delay.

@@ -136,7 +136,8 @@ describe('cold backlog', () => {
 
   it('lets retried messages that were paged in go cold again once their retry lands', () => {
     const log = new FakeLog();
-    const q = coldEngine(log, { backoff: { initialMs: 100, multiplier: 1, maxMs: 100, jitter: 0 } });
+    const backoff = { initialMs: 100, multiplier: 1, maxMs: 100, jitter: 0 };
+    const q = coldEngine(log, { backoff });
     for (let i = 0; i < 20; i++) q.enqueue(log.publish(), 0, true);
     const deliveries = q.receive(0, 20, 1000);
     assert.equal(deliveries.length, 20);

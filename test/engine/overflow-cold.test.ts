@@ -216,7 +216,8 @@ function run(settings: QueueSettings, steps: Step[], hot: number, reference: boo
     }
     if (cold.engine.coldCount > 0) seen.coldSteps++;
     assert.deepEqual(cold.engine.counts, memory.engine.counts, `${where}: counts`);
-    if (reference) assert.equal(model.count, memory.engine.counts.ready + memory.engine.counts.delayed);
+    const { ready, delayed } = memory.engine.counts;
+    if (reference) assert.equal(model.count, ready + delayed, `${where}: the model's count`);
   });
 }
 
