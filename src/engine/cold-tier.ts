@@ -46,7 +46,7 @@ export type ColdCandidate = Pick<Message, 'seq' | 'priority' | 'group' | 'failur
 export class ColdTier {
   /** A best-effort queue's ready cold messages, by priority. */
   readonly backlog = new ColdBacklog();
-  readonly rows = new ColdRows();
+  readonly rows: ColdRows;
   /** Cold messages, ready or delayed, and their body bytes. */
   count = 0;
   bytes = 0;
@@ -54,11 +54,15 @@ export class ColdTier {
   unreadable = 0;
   #oldestSeen = { seq: -1, publishedAt: 0 };
 
+  /** `ordered`: a reject-lowest-priority queue's, whose rows keep wait numbers. */
   constructor(
     private readonly read: PageIn,
     private readonly hotWaitingLimit = HOT_READY_LIMIT,
     private readonly hotWaitingBytes = HOT_WAITING_BYTES,
-  ) {}
+    ordered = false,
+  ) {
+    this.rows = new ColdRows(ordered);
+  }
 
   /** Whether the in-memory window is full. */
   full(hotWaiting: number, hotWaitingBytes: number): boolean {

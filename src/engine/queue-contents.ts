@@ -132,7 +132,7 @@ export abstract class QueueContents {
   protected newColdTier(settings: QueueSettings): ColdTier | null {
     const { pageIn, hotReadyLimit, hotWaitingBytes } = this.options;
     if (pageIn === undefined || !this.coldAllowed(settings)) return null;
-    return new ColdTier(pageIn, hotReadyLimit, hotWaitingBytes);
+    return new ColdTier(pageIn, hotReadyLimit, hotWaitingBytes, needsPriorityIndex(settings));
   }
 
   /**
@@ -180,7 +180,10 @@ export abstract class QueueContents {
         const message = this.takeCold(seq);
         if (message !== undefined) this.enqueueHot(message, message.state === 'delayed');
       }
-      if (!this.coldAllowed(next)) this.cold = null;
+      // Made anew: its rows keep wait numbers or not, as the policy needs.
+      const unreadable = this.cold.unreadable;
+      this.cold = this.coldAllowed(next) ? this.newColdTier(next) : null;
+      if (this.cold !== null) this.cold.unreadable = unreadable;
     }
     this.current = next;
     this.cold ??= this.newColdTier(next);
