@@ -1,6 +1,8 @@
 // Memory per waiting message for the backlogs issue #3 names beside plain
 // publishes: a dead-letter queue filled by dead-lettering, a FIFO queue
-// with many groups, and delayed messages. Each kind runs in a child
+// with many groups, delayed messages, retried messages (each nacked once,
+// back in an hour) and a reject-lowest-priority queue (priorities 0-9,
+// maxLength the backlog). Each kind runs in a child
 // process of its own (a fresh heap), durable with fdatasync, ticket events
 // of 460 bytes; the figure is (RSS with the backlog - RSS of the same
 // broker empty) / messages, after a full GC, beside the same figure for a
@@ -25,7 +27,7 @@ import pino from 'pino';
 
 import { Broker } from '../src/broker/broker.js';
 
-const KINDS = ['plain', 'dlq', 'fifo', 'delayed'] as const;
+const KINDS = ['plain', 'dlq', 'fifo', 'delayed', 'retried', 'rlp'] as const;
 type Kind = (typeof KINDS)[number];
 
 const { values: args } = parseArgs({
@@ -97,7 +99,7 @@ function settle(): { rss: number; heap: number } {
 async function publishAll(
   broker: Broker,
   queue: string,
-  input: (index: number) => { group?: string; delayMs?: number },
+  input: (index: number) => { group?: string; delayMs?: number; priority?: number },
 ): Promise<void> {
   let next = 0;
   const worker = async () => {
@@ -127,6 +129,22 @@ async function deadLetterAll(broker: Broker, queue: string): Promise<void> {
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
 }
 
+/** Receives every message of `queue` and nacks it for a retry an hour or two later. */
+async function retryAll(broker: Broker, queue: string): Promise<void> {
+  let retried = 0;
+  const worker = async () => {
+    while (retried < MESSAGES) {
+      const messages = await broker.receive(queue, { max: BATCH, waitMs: 0 });
+      if (messages.length === 0) return;
+      retried += messages.length;
+      await Promise.all(messages.map((message, k) => broker.nack(queue, message.receipt, {
+        delayMs: 3_600_000 + (((retried + k) * 7919) % 3_600_000),
+      })));
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+}
+
 async function measure(kind: Kind, dir: string): Promise<Result> {
   const open = () => Broker.open({
     dataDir: join(dir, 'data'),
@@ -138,6 +156,8 @@ async function measure(kind: Kind, dir: string): Promise<Result> {
   await broker.createQueue('dlq', {});
   await broker.createQueue('q', { deadLetter: 'dlq', maxAttempts: 1 });
   await broker.createQueue('f', { fifo: true });
+  await broker.createQueue('t', { maxAttempts: 10 });
+  await broker.createQueue('r', { maxLength: MESSAGES, overflow: 'reject-lowest-priority' });
   // A warm-up round, so the empty figure includes code and buffers.
   await broker.publish('q', [{ body }]);
   await broker.ack('q', (await broker.receive('q', { max: 1, waitMs: 0 })).map((m) => m.receipt));
@@ -154,6 +174,13 @@ async function measure(kind: Kind, dir: string): Promise<Result> {
   } else if (kind === 'fifo') {
     await publishAll(broker, 'f', (i) => ({ group: `customer-${i % GROUPS}` }));
     queue = 'f';
+  } else if (kind === 'retried') {
+    await publishAll(broker, 't', () => ({}));
+    await retryAll(broker, 't');
+    queue = 't';
+  } else if (kind === 'rlp') {
+    await publishAll(broker, 'r', (i) => ({ priority: (i * 7) % 10 }));
+    queue = 'r';
   } else {
     // Due in one to two hours, spread out: nothing is released meanwhile.
     await publishAll(broker, 'q', (i) => ({ delayMs: 3_600_000 + ((i * 7919) % 3_600_000) }));
@@ -172,8 +199,8 @@ async function measure(kind: Kind, dir: string): Promise<Result> {
   const again = reopened.getQueue(queue).stats;
   if (again.ready + again.delayed !== MESSAGES) throw new Error(`${kind}: lost at restart`);
   const restarted = settle();
-  // A delayed backlog has nothing ready to drain.
-  const drain = kind === 'delayed'
+  // A delayed or retried backlog has nothing ready to drain.
+  const drain = kind === 'delayed' || kind === 'retried'
     ? { drainPerSecond: 0, loopDelayP99Ms: 0, loopDelayMaxMs: 0 }
     : await drainSampled(reopened, queue);
   await reopened.close();

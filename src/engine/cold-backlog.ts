@@ -69,10 +69,15 @@ export class ColdDeque {
   count = 0;
   bytes = 0;
 
-  /** The seq a new entry must exceed; -1 when empty. */
+  /**
+   * The seq a new entry must exceed to be pushed; -1 when there is no
+   * entry. Removed entries count: they stay in place, marked dead, and
+   * the entries must stay in seq order for the searches (a deque whose
+   * entries were all removed used to take any seq at its end).
+   */
   get lastSeq(): number {
-    if (this.count === 0) return -1;
-    const tail = this.#chunks[this.#chunks.length - 1];
+    const tail = this.#chunks.at(-1);
+    if (tail === undefined || tail.head === tail.tail) return -1;
     return tail.seqs.at(tail.tail - 1);
   }
 

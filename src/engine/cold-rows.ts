@@ -11,9 +11,13 @@
 // heap entry behind; entries are checked against the row when they come
 // up, and the heap is rebuilt once stale entries outnumber live ones.
 //
+// A reject-lowest-priority queue gives every cold message a row, for the
+// number of when it became waiting (ORDER, waiting-order.ts); a plain one
+// is marked ORDER_ONLY, its record holding its attempts and due time.
+//
 // For a checkpoint (issue #3) these columns are the whole cold state of a
 // queue beside its deques: seq, priority, delayed flag, body bytes,
-// failures, group and due time.
+// failures, group, due time and wait number.
 
 import { SeqTable } from '../storage/seq-table.js';
 
@@ -23,10 +27,15 @@ const FAILURES = 2;
 const GROUP = 3;
 const DUE_HIGH = 4;
 const DUE_LOW = 5;
+// Only a reject-lowest-priority queue's rows have ORDER: 4 bytes a row
+// (8 B/message of heap in bench:cold) that other queues do not pay.
+const ORDER = 6;
 const WIDTH = 6;
+const ORDERED_WIDTH = 7;
 
 const PRIORITY_MASK = 0x0f;
 const DELAYED = 0x10;
+const ORDER_ONLY = 0x20;
 const TWO_TO_32 = 2 ** 32;
 
 /** One cold row, as handed in and out (never stored as an object). */
@@ -40,14 +49,27 @@ export interface ColdRow {
   /** availableAt: due time of a delayed one, past for a ready one. */
   availableAt: number;
   delayed: boolean;
+  /** When it became waiting, in a reject-lowest-priority queue; else 0. */
+  order: number;
+  /** Kept only for `order`: failures and availableAt are its record's. */
+  orderOnly: boolean;
 }
 
 export class ColdRows {
-  readonly #table = new SeqTable(WIDTH);
-  readonly #values = new Array<number>(WIDTH).fill(0);
+  readonly #table: SeqTable;
+  readonly #values: number[];
+  readonly #ordered: boolean;
   readonly #timers = new TimerHeap();
   /** Rows whose message waits for its due time. */
   delayed = 0;
+
+  /** `ordered`: rows keep their wait number (a reject-lowest-priority queue). */
+  constructor(ordered = false) {
+    const width = ordered ? ORDERED_WIDTH : WIDTH;
+    this.#ordered = ordered;
+    this.#table = new SeqTable(width);
+    this.#values = new Array<number>(width).fill(0);
+  }
 
   get count(): number {
     return this.#table.size;
@@ -59,14 +81,17 @@ export class ColdRows {
 
   put(row: ColdRow): void {
     const values = this.#values;
-    values[META] = row.priority | (row.delayed ? DELAYED : 0);
+    values[META] = row.priority | (row.delayed ? DELAYED : 0) | (row.orderOnly ? ORDER_ONLY : 0);
     values[BYTES] = row.bytes;
     values[FAILURES] = row.failures;
     values[GROUP] = row.group;
     values[DUE_HIGH] = Math.floor(row.availableAt / TWO_TO_32);
     values[DUE_LOW] = row.availableAt % TWO_TO_32;
-    const replaced = this.get(row.seq);
-    if (replaced?.delayed === true) this.delayed--;
+    if (this.#ordered) values[ORDER] = row.order;
+    // No get(): a restart puts millions of new rows, and its object each
+    // was a fifth of the time.
+    const replaced = this.#table.find(row.seq);
+    if (replaced !== undefined && (this.#table.col(replaced, META) & DELAYED) !== 0) this.delayed--;
     this.#table.put(row.seq, values);
     if (row.delayed) {
       this.delayed++;
@@ -87,6 +112,8 @@ export class ColdRows {
       group: table.col(ref, GROUP),
       availableAt: table.col(ref, DUE_HIGH) * TWO_TO_32 + table.col(ref, DUE_LOW),
       delayed: (meta & DELAYED) !== 0,
+      order: this.#ordered ? table.col(ref, ORDER) : 0,
+      orderOnly: (meta & ORDER_ONLY) !== 0,
     };
   }
 
@@ -117,7 +144,8 @@ export class ColdRows {
       const { seq } = this.#timers.pop() as { seq: number };
       const row = this.get(seq) as ColdRow;
       const ref = this.#table.find(seq);
-      if (ref !== undefined) this.#table.setCol(ref, META, row.priority);
+      const meta = row.priority | (row.orderOnly ? ORDER_ONLY : 0);
+      if (ref !== undefined) this.#table.setCol(ref, META, meta);
       this.delayed--;
       row.delayed = false;
       ready.push(row);

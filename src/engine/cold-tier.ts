@@ -37,13 +37,16 @@ export interface ColdLeft {
   delayed: boolean;
 }
 
+/** What the cold tier keeps of a message: a row's fields but its group and flags. */
+export type ColdEntry = Omit<ColdRow, 'group' | 'delayed' | 'orderOnly'>;
+
 /** What deciding whether a message goes cold reads of it. */
 export type ColdCandidate = Pick<Message, 'seq' | 'priority' | 'group' | 'failures'>;
 
 export class ColdTier {
   /** A best-effort queue's ready cold messages, by priority. */
   readonly backlog = new ColdBacklog();
-  readonly rows = new ColdRows();
+  readonly rows: ColdRows;
   /** Cold messages, ready or delayed, and their body bytes. */
   count = 0;
   bytes = 0;
@@ -51,11 +54,15 @@ export class ColdTier {
   unreadable = 0;
   #oldestSeen = { seq: -1, publishedAt: 0 };
 
+  /** `ordered`: a reject-lowest-priority queue's, whose rows keep wait numbers. */
   constructor(
     private readonly read: PageIn,
     private readonly hotWaitingLimit = HOT_READY_LIMIT,
     private readonly hotWaitingBytes = HOT_WAITING_BYTES,
-  ) {}
+    ordered = false,
+  ) {
+    this.rows = new ColdRows(ordered);
+  }
 
   /** Whether the in-memory window is full. */
   full(hotWaiting: number, hotWaitingBytes: number): boolean {
@@ -79,30 +86,53 @@ export class ColdTier {
    * Adds a message: to `deque` (its FIFO group's, with `group` its id) or
    * to the best-effort backlog. Only what the row needs is kept.
    */
-  add(message: Message, delayed: boolean, deque?: ColdDeque, group = 0): void {
-    const bytes = message.body.length;
-    const plain = deque === undefined && !delayed && message.failures === 0;
-    if (!plain) {
+  add(message: Message, delayed: boolean, deque?: ColdDeque, group = 0, order = 0): void {
+    this.addEntry({
+      seq: message.seq,
+      priority: message.priority,
+      bytes: message.body.length,
+      failures: message.failures,
+      availableAt: message.availableAt,
+      order,
+    }, delayed, deque, group);
+  }
+
+  /** add() for a message known by its scheduling fields alone (a restart). */
+  addEntry(entry: ColdEntry, delayed: boolean, deque?: ColdDeque, group = 0): void {
+    const { seq, priority, bytes } = entry;
+    const plain = deque === undefined && !delayed && entry.failures === 0;
+    if (!plain || entry.order !== 0) {
       this.rows.put({
-        seq: message.seq,
-        priority: message.priority,
+        seq,
+        priority,
         bytes,
-        failures: message.failures,
+        failures: entry.failures,
         group,
-        availableAt: message.availableAt,
+        availableAt: entry.availableAt,
         delayed,
+        order: entry.order,
+        orderOnly: plain,
       });
     }
-    if (deque !== undefined) deque.insert(message.seq, bytes);
-    else if (!delayed) this.backlog.insert(message.priority, message.seq, bytes);
+    if (deque !== undefined) deque.insert(seq, bytes);
+    else if (!delayed) this.backlog.insert(priority, seq, bytes);
     this.count++;
     this.bytes += bytes;
   }
 
-  /** Adds a replayed plain message without its body; false if it may not. */
-  addPlain(priority: number, seq: number, bytes: number): boolean {
+  /**
+   * Adds a replayed plain message without its body; false if it may not.
+   * `order`: its wait number in a reject-lowest-priority queue, else 0.
+   */
+  addPlain(priority: number, seq: number, bytes: number, order = 0): boolean {
     if (!this.backlog.accepts(priority, seq)) return false;
     this.backlog.push(priority, seq, bytes);
+    if (order !== 0) {
+      this.rows.put({
+        seq, priority, bytes, failures: 0, group: 0, availableAt: 0, delayed: false, order,
+        orderOnly: true,
+      });
+    }
     this.count++;
     this.bytes += bytes;
     return true;
@@ -210,6 +240,8 @@ export class ColdTier {
       if (message === undefined) return;
       const row = this.rows.get(seqs[at]);
       if (row !== undefined) overlay(message, row);
+      // Listed as it waits: a delayed one is not ready.
+      if (row?.delayed === true) message.state = 'delayed';
       messages.push(message);
     });
     return messages;
@@ -284,6 +316,9 @@ export class ColdTier {
       const row = rows?.get(seqs[at]);
       if (row !== undefined) overlay(message, row);
       message.state = !ready && row?.delayed === true ? 'delayed' : 'ready';
+      // Read from its record, so its headers are on disk: a retry of it
+      // needs no `published` copy to go cold again (QueueEngine.landed).
+      message.loggedHeaders = message.headers;
       messages.push(message);
     });
     return messages;
@@ -292,7 +327,14 @@ export class ColdTier {
 
 const NONE_DUE: ColdRow[] = [];
 
+// A row's fields onto a message read back; its wait number goes in fresh
+// slots, which the queue keeps when it takes the message in (enqueueHot).
 function overlay(message: Message, row: ColdRow): void {
-  message.failures = row.failures;
-  message.availableAt = row.availableAt;
+  if (!row.orderOnly) {
+    message.failures = row.failures;
+    message.availableAt = row.availableAt;
+  }
+  if (row.order !== 0) {
+    message.slots = { heap: -1, delay: null, expiry: null, lease: null, order: row.order };
+  }
 }

@@ -9,6 +9,7 @@
 // and displacing a message a consumer is working on would waste the work.
 
 import { MAX_PRIORITY, type Message, type QueueSettings } from './types.js';
+import type { Victim } from './waiting-order.js';
 
 /** Which limit a refused newcomer would have broken. */
 export type LimitRefusal = 'max-length' | 'max-bytes';
@@ -22,7 +23,7 @@ export interface AdmissionPlan {
   /** One per newcomer: null when admitted. */
   refusals: (LimitRefusal | null)[];
   /** Waiting messages that must leave to make room, in order. */
-  displaced: Message[];
+  displaced: Victim[];
   admittedCount: number;
   admittedBytes: number;
 }
@@ -33,36 +34,13 @@ export class WaitingIndex {
   bytes = 0;
   readonly countByPriority: number[] = new Array<number>(MAX_PRIORITY + 1).fill(0);
   readonly bytesByPriority: number[] = new Array<number>(MAX_PRIORITY + 1).fill(0);
-  /** Waiting messages per priority in arrival order; kept only for the
-   * reject-lowest-priority policy, so other queues pay nothing for it. */
-  private byPriority: Set<Message>[] | null = null;
-
-  /** Starts or stops keeping the per-priority sets, rebuilt from `messages`. */
-  track(enabled: boolean, messages: Iterable<Message>): void {
-    if (!enabled) {
-      this.byPriority = null;
-      return;
-    }
-    this.byPriority = Array.from({ length: MAX_PRIORITY + 1 }, () => new Set<Message>());
-    for (const message of messages) {
-      if (message.state !== 'in-flight') this.byPriority[message.priority].add(message);
-    }
-  }
 
   add(message: Message): void {
-    this.count++;
-    this.bytes += message.body.length;
-    this.countByPriority[message.priority]++;
-    this.bytesByPriority[message.priority] += message.body.length;
-    this.byPriority?.[message.priority].add(message);
+    this.addCold(message.priority, message.body.length);
   }
 
   remove(message: Message): void {
-    this.count--;
-    this.bytes -= message.body.length;
-    this.countByPriority[message.priority]--;
-    this.bytesByPriority[message.priority] -= message.body.length;
-    this.byPriority?.[message.priority].delete(message);
+    this.removeCold(message.priority, message.body.length);
   }
 
   /** Counts a cold message (cold-backlog.ts), which has no object. */
@@ -79,14 +57,15 @@ export class WaitingIndex {
     this.countByPriority[priority]--;
     this.bytesByPriority[priority] -= bytes;
   }
-
-  /** Waiting messages of one priority, oldest first. */
-  ofPriority(priority: number): IterableIterator<Message> {
-    return (this.byPriority?.[priority] ?? NONE).values();
-  }
 }
 
-const NONE = new Set<Message>();
+/** Where victims come from: a reject-lowest-priority queue's WaitingOrder. */
+export interface VictimSource {
+  /** Waiting messages of one priority, in the order they became waiting. */
+  ofPriority(priority: number): Iterator<Victim>;
+}
+
+const NO_VICTIMS: VictimSource = { ofPriority: () => [][Symbol.iterator]() };
 
 export function hasLimits(settings: QueueSettings): boolean {
   return settings.maxLength !== null || settings.maxBytes !== null;
@@ -106,6 +85,7 @@ export function planAdmission(
   index: WaitingIndex,
   reserved: { count: number; bytes: number },
   newcomers: Newcomer[],
+  source: VictimSource = NO_VICTIMS,
 ): AdmissionPlan {
   const plan: AdmissionPlan = {
     refusals: newcomers.map(() => null),
@@ -116,12 +96,12 @@ export function planAdmission(
   const admitAll = !hasLimits(settings) || settings.overflow === 'drop-oldest';
   let count = index.count + reserved.count;
   let bytes = index.bytes + reserved.bytes;
-  const victims = new VictimCursors(index);
+  const victims = new VictimCursors(source);
 
   newcomers.forEach((newcomer, at) => {
     let afterCount = count + 1;
     let afterBytes = bytes + newcomer.bytes;
-    const taken: Message[] = [];
+    const taken: Victim[] = [];
 
     if (!admitAll && settings.overflow === 'reject-lowest-priority') {
       // Lowest priorities first, the oldest of each first.
@@ -131,7 +111,7 @@ export function planAdmission(
           if (victim === undefined) break;
           taken.push(victim);
           afterCount--;
-          afterBytes -= victim.body.length;
+          afterBytes -= victim.bytes;
         }
       }
     }
@@ -160,20 +140,20 @@ function fits(settings: QueueSettings, count: number, bytes: number): boolean {
 /** Walks each priority's waiting messages once, with take-backs, so a plan
  * reads only as many messages as it displaces. */
 interface Cursor {
-  source: Iterator<Message>;
-  seen: Message[];
+  source: Iterator<Victim>;
+  seen: Victim[];
   used: number;
 }
 
 class VictimCursors {
   private readonly cursors = new Map<number, Cursor>();
 
-  constructor(private readonly index: WaitingIndex) {}
+  constructor(private readonly source: VictimSource) {}
 
-  next(priority: number): Message | undefined {
+  next(priority: number): Victim | undefined {
     let cursor = this.cursors.get(priority);
     if (cursor === undefined) {
-      cursor = { source: this.index.ofPriority(priority), seen: [], used: 0 };
+      cursor = { source: this.source.ofPriority(priority), seen: [], used: 0 };
       this.cursors.set(priority, cursor);
     }
     if (cursor.used === cursor.seen.length) {
@@ -184,9 +164,9 @@ class VictimCursors {
     return cursor.seen[cursor.used++];
   }
 
-  giveBack(messages: Message[]): void {
-    for (const message of messages) {
-      const cursor = this.cursors.get(message.priority);
+  giveBack(victims: Victim[]): void {
+    for (const victim of victims) {
+      const cursor = this.cursors.get(victim.priority);
       if (cursor !== undefined) cursor.used--;
     }
   }

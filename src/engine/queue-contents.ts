@@ -8,6 +8,7 @@
 import type { ColdDeque } from './cold-backlog.js';
 import {
   type ColdCandidate,
+  type ColdEntry,
   ColdTier,
   type ColdLeft,
   PAGE_IN_BATCH,
@@ -17,6 +18,7 @@ import { DedupWindow } from './dedup.js';
 import { FifoGroups, type Group } from './fifo-groups.js';
 import { Heap } from './heap.js';
 import { WaitingIndex, hasLimits, needsPriorityIndex } from './overflow.js';
+import { WaitingOrder } from './waiting-order.js';
 import {
   MAX_PRIORITY,
   type DeathReason,
@@ -93,6 +95,9 @@ export abstract class QueueContents {
   // room promised to admitted publishes not yet durable.
   protected readonly waiting = new WaitingIndex();
   protected readonly reserved = { count: 0, bytes: 0 };
+  // When each waiting message became waiting, per priority: kept only for
+  // the reject-lowest-priority policy, so other queues pay nothing for it.
+  protected waitingOrder: WaitingOrder | null = null;
 
   /** Current contents. */
   readonly counts = { ready: 0, delayed: 0, inFlight: 0, bytes: 0 };
@@ -125,7 +130,7 @@ export abstract class QueueContents {
   constructor(name: string, settings: QueueSettings, options: EngineOptions = {}) {
     this.name = name;
     this.current = settings;
-    this.waiting.track(needsPriorityIndex(settings), []);
+    if (needsPriorityIndex(settings)) this.waitingOrder = this.newWaitingOrder();
     this.random = options.random ?? Math.random;
     this.deliveryCounter = options.receiptBase ?? 0;
     this.options = options;
@@ -135,21 +140,34 @@ export abstract class QueueContents {
   protected newColdTier(settings: QueueSettings): ColdTier | null {
     const { pageIn, hotReadyLimit, hotWaitingBytes } = this.options;
     if (pageIn === undefined || !this.coldAllowed(settings)) return null;
-    return new ColdTier(pageIn, hotReadyLimit, hotWaitingBytes);
+    return new ColdTier(pageIn, hotReadyLimit, hotWaitingBytes, needsPriorityIndex(settings));
   }
 
   /**
    * Which queues may keep messages cold: those with a log to read them
    * back from. A memory queue's bodies exist nowhere else, and they are
    * most of its memory: a compact index beside them would save little.
-   * The reject-lowest-priority policy walks its victims as objects
-   * (overflow.ts), so it stays in memory too, bounded by its maxLength or
-   * maxBytes (which it needs) and the admission memory budget.
-   * TODO(#3): cold reject-lowest-priority victims (by priority, oldest
-   * first: the per-priority deques already hold that order).
    */
   protected coldAllowed(settings: QueueSettings): boolean {
-    return settings.durability !== 'memory' && !needsPriorityIndex(settings);
+    return settings.durability !== 'memory';
+  }
+
+  private newWaitingOrder(): WaitingOrder {
+    return new WaitingOrder((seq, order) => {
+      const message = this.messages.get(seq);
+      if (message !== undefined) {
+        const waits = message.state !== 'in-flight' && slotsOf(message).order === order;
+        return waits ? message.body.length : -1;
+      }
+      const row = this.cold?.rows.get(seq);
+      return row !== undefined && row.order === order ? row.bytes : -1;
+    });
+  }
+
+  /** A wait number for a message that just became waiting; 0 when none is kept. */
+  protected nextWaitNumber(priority: number, seq: number): number {
+    const order = this.waitingOrder;
+    return order === null ? 0 : order.push(priority, seq, this.waiting.countByPriority[priority]);
   }
 
   get settings(): QueueSettings {
@@ -158,25 +176,41 @@ export abstract class QueueContents {
 
   /** New settings; a change of overflow policy rebuilds what it needs. */
   set settings(next: QueueSettings) {
-    const rebuild = needsPriorityIndex(next) !== needsPriorityIndex(this.current);
-    // A queue that may no longer keep messages cold takes them all in
-    // first (one read each: only a change to reject-lowest-priority does
-    // this, and that policy bounds the queue).
-    if (this.cold !== null && !this.coldAllowed(next)) {
-      for (const seq of this.cold.seqs(this.current.fifo)) {
+    const ordering = needsPriorityIndex(next);
+    const rebuild = ordering !== needsPriorityIndex(this.current);
+    // A queue that may no longer keep messages cold, or that starts to
+    // order its waiting messages for reject-lowest-priority, takes them
+    // all in first (one read each), then numbers them in memory order.
+    // TODO(#3): number cold messages in place instead of taking them in.
+    if (this.cold !== null && (!this.coldAllowed(next) || (rebuild && ordering))) {
+      const seqs = this.cold.seqs(this.current.fifo);
+      for (const seq of seqs) {
         const message = this.takeCold(seq);
         if (message !== undefined) this.enqueueHot(message, message.state === 'delayed');
       }
-      this.cold = null;
+      // Made anew: its rows keep wait numbers or not, as the policy needs.
+      const unreadable = this.cold.unreadable;
+      this.cold = this.coldAllowed(next) ? this.newColdTier(next) : null;
+      if (this.cold !== null) this.cold.unreadable = unreadable;
     }
     this.current = next;
     this.cold ??= this.newColdTier(next);
-    if (rebuild) this.waiting.track(needsPriorityIndex(next), this.messages.values());
+    if (!rebuild) return;
+    this.waitingOrder = ordering ? this.newWaitingOrder() : null;
+    for (const message of this.messages.values()) {
+      const waits = message.state !== 'in-flight';
+      slotsOf(message).order = waits ? this.nextWaitNumber(message.priority, message.seq) : 0;
+    }
   }
 
   /** Messages in the queue, cold ones included. */
   get size(): number {
     return this.messages.size + this.coldCount;
+  }
+
+  /** Whether this queue may keep waiting messages on disk only. */
+  get keepsAnyCold(): boolean {
+    return this.cold !== null;
   }
 
   /** Waiting messages kept on disk only. */
@@ -311,6 +345,8 @@ export abstract class QueueContents {
    */
   enqueue(message: Message, now: number, onDisk = false): void {
     message.loggedHeaders = onDisk ? message.headers : undefined;
+    // Whatever queue it came from, it becomes waiting here anew.
+    message.slots = undefined;
     const delayed = message.availableAt > now;
     if (onDisk && this.goesCold(message, delayed)) this.addCold(message, delayed);
     else this.enqueueHot(message, delayed);
@@ -357,10 +393,43 @@ export abstract class QueueContents {
   /** Adds a replayed message straight to the cold backlog; false if it may not go there. */
   enqueueCold(priority: number, seq: number, bytes: number): boolean {
     if (this.cold === null || this.current.fifo) return false;
-    if (!this.cold.addPlain(priority, seq, bytes)) return false;
+    if (!this.cold.backlog.accepts(priority, seq)) return false;
+    this.cold.addPlain(priority, seq, bytes, this.nextWaitNumber(priority, seq));
     this.counts.ready++;
     this.counts.bytes += bytes;
     this.waiting.addCold(priority, bytes);
+    return true;
+  }
+
+  /**
+   * Adds a replayed message cold by its scheduling fields alone, its
+   * `published` record its state but for them (broker/rebuild.ts): a
+   * delayed, retried or FIFO one. Ready or delayed at `now` as its due
+   * time says; its FIFO group is offered as enqueue() would, so groups
+   * take turns in the order they would have without the restart. False
+   * when this queue keeps nothing cold.
+   */
+  enqueueColdEntry(fields: Omit<ColdEntry, 'order'>, group: string | null, now: number): boolean {
+    const cold = this.cold;
+    if (cold === null) return false;
+    const delayed = fields.availableAt > now;
+    const entry: ColdEntry = {
+      seq: fields.seq,
+      priority: fields.priority,
+      bytes: fields.bytes,
+      failures: fields.failures,
+      availableAt: fields.availableAt,
+      order: this.nextWaitNumber(fields.priority, fields.seq),
+    };
+    let fifoGroup: Group | undefined;
+    if (this.current.fifo) {
+      fifoGroup = this.groups.of(group);
+      cold.addEntry(entry, delayed, fifoGroup.cold, fifoGroup.id);
+    } else {
+      cold.addEntry(entry, delayed);
+    }
+    this.countCold(entry.priority, entry.bytes, delayed, fifoGroup, true);
+    if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
     return true;
   }
 
@@ -382,15 +451,28 @@ export abstract class QueueContents {
 
   protected addCold(message: Message, delayed: boolean, offer = true): void {
     const cold = this.cold as ColdTier;
+    // A message that waited in memory keeps its number (landed()).
+    let order = message.slots?.order ?? 0;
+    if (order === 0) order = this.nextWaitNumber(message.priority, message.seq);
     let group: Group | undefined;
     if (this.current.fifo) {
       group = this.groups.of(message.group);
-      cold.add(message, delayed, group.cold, group.id);
+      cold.add(message, delayed, group.cold, group.id, order);
     } else {
-      cold.add(message, delayed);
+      cold.add(message, delayed, undefined, 0, order);
     }
-    this.counts.bytes += message.body.length;
-    this.waiting.addCold(message.priority, message.body.length);
+    this.countCold(message.priority, message.body.length, delayed, group, offer);
+  }
+
+  private countCold(
+    priority: number,
+    bytes: number,
+    delayed: boolean,
+    group: Group | undefined,
+    offer: boolean,
+  ): void {
+    this.counts.bytes += bytes;
+    this.waiting.addCold(priority, bytes);
     if (delayed) {
       this.counts.delayed++;
       return;
@@ -409,7 +491,9 @@ export abstract class QueueContents {
 
   protected enqueueHot(message: Message, delayed: boolean, offer = true): void {
     message.lease = null;
-    message.slots = { heap: -1, delay: null, expiry: null, lease: null };
+    // A cold message read back keeps the number it waits with (cold-tier.ts).
+    const order = message.slots?.order ?? 0;
+    message.slots = { heap: -1, delay: null, expiry: null, lease: null, order };
     this.messages.set(message.seq, message);
     this.counts.bytes += message.body.length;
 
@@ -463,6 +547,8 @@ export abstract class QueueContents {
 
   protected makeWaitingOrReady(message: Message, delayed: boolean, offer = true): void {
     this.waiting.add(message);
+    const slots = slotsOf(message);
+    if (slots.order === 0) slots.order = this.nextWaitNumber(message.priority, message.seq);
     if (delayed) {
       message.state = 'delayed';
       this.counts.delayed++;

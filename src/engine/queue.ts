@@ -54,13 +54,17 @@ export class QueueEngine extends QueueContents {
    * Returns one entry per newcomer: null when admitted.
    */
   admit(newcomers: Newcomer[], wholeBatch: boolean): (LimitRefusal | null)[] {
-    const plan = planAdmission(this.current, this.waiting, this.reserved, newcomers);
+    const plan = planAdmission(
+      this.current, this.waiting, this.reserved, newcomers, this.waitingOrder ?? undefined);
     const refusedCount = plan.refusals.filter((refusal) => refusal !== null).length;
     this.totals.refused += wholeBatch && refusedCount > 0 ? newcomers.length : refusedCount;
     const first = plan.refusals.find((refusal) => refusal !== null);
     if (wholeBatch && first !== undefined) return plan.refusals.map(() => first);
 
-    for (const message of plan.displaced) this.overflow(message);
+    for (const { seq } of plan.displaced) {
+      const message = this.messages.get(seq) ?? this.takeColdIn(seq);
+      if (message !== undefined) this.overflow(message);
+    }
     this.reserved.count += plan.admittedCount;
     this.reserved.bytes += plan.admittedBytes;
     return plan.refusals;
@@ -118,8 +122,13 @@ export class QueueEngine extends QueueContents {
     if (cold === undefined || (hot !== undefined && hot.seq < cold)) return hot;
 
     // The oldest is cold: take it in, then let it go as a hot one would.
-    const taken = this.takeCold(cold);
-    if (taken === undefined) return this.oldestWaiting();
+    return this.takeColdIn(cold) ?? this.oldestWaiting();
+  }
+
+  /** Takes a cold message into memory to let it go; undefined if unreadable. */
+  private takeColdIn(seq: number): Message | undefined {
+    const taken = this.takeCold(seq);
+    if (taken === undefined) return undefined;
     this.enqueueHot(taken, taken.state === 'delayed', false);
     return taken;
   }
@@ -187,6 +196,7 @@ export class QueueEngine extends QueueContents {
     const deadline = now + leaseMs;
 
     this.waiting.remove(message);
+    slotsOf(message).order = 0;
     message.state = 'in-flight';
     message.lease = { receipt, deadline };
     this.counts.ready--;

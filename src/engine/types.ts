@@ -139,6 +139,9 @@ export interface Slots {
   delay: TimedEntry | null;
   expiry: TimedEntry | null;
   lease: TimedEntry | null;
+  /** When it became waiting, in a reject-lowest-priority queue
+   * (waiting-order.ts); 0 when none or not waiting. */
+  order: number;
 }
 
 export interface TimedEntry {

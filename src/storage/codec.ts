@@ -500,6 +500,51 @@ export function decodePayload(
   }
 }
 
+/**
+ * What a restart needs of a `published` record to put its message back
+ * cold (broker/rebuild.ts): the scheduling fields, not the id, headers or
+ * body, which stay on disk until the message is paged in.
+ */
+export interface PublishedHead {
+  seq: number;
+  priority: number;
+  group: string | null;
+  availableAt: number;
+  failures: number;
+  bodyBytes: number;
+}
+
+/**
+ * Decodes the scheduling fields of a `published` payload, checking its
+ * shape as decodePayload does (every length in bounds, nothing left
+ * over) but making no string but the group and no copy of the body.
+ * Never throws: anything else comes back as the reason it is not one.
+ */
+export function decodePublishedHead(payload: Buffer): PublishedHead | string {
+  const cursor = new Cursor(payload);
+  try {
+    const type = cursor.u8();
+    if (type !== RecordType.Published) return `expected a published record, found type ${type}`;
+    const seq = cursor.f64();
+    cursor.skipString();
+    cursor.skipString();
+    const priority = cursor.f64();
+    const group = cursor.present() ? cursor.string() : null;
+    cursor.skipHeaders();
+    cursor.f64();
+    const availableAt = cursor.f64();
+    if (cursor.present()) cursor.f64();
+    const failures = cursor.f64();
+    const bodyBytes = cursor.count(1);
+    const left = cursor.remaining() - bodyBytes;
+    if (left !== 0) return `${left} bytes left after a published record`;
+    return { seq, priority, group, availableAt, failures, bodyBytes };
+  } catch (err) {
+    if (!(err instanceof CorruptPayload)) throw err;
+    return err.message;
+  }
+}
+
 /** Work done by payloadFits, for a caller that bounds its total. */
 export interface FitWork {
   /** Header entries walked: the only cost that grows with the input. */
@@ -700,6 +745,18 @@ class Cursor {
     const start = this.#off;
     this.#off += length;
     return this.#buf.toString('utf8', start, this.#off);
+  }
+
+  skipString(): void {
+    // Not `this.#off += this.count(1)`: that reads the offset before
+    // count() moves it past the length.
+    const length = this.count(1);
+    this.#off += length;
+  }
+
+  skipHeaders(): void {
+    const count = this.count(2 * U32);
+    for (let i = 0; i < 2 * count; i++) this.skipString();
   }
 
   headers(): Record<string, string> {

@@ -23,7 +23,12 @@
 // holds its own bytes and not a whole page's.
 
 import { closeSync, openSync, readSync, readvSync } from 'node:fs';
-import { FRAME_HEADER_BYTES, decodePayload } from './codec.js';
+import {
+  FRAME_HEADER_BYTES,
+  type PublishedHead,
+  decodePayload,
+  decodePublishedHead,
+} from './codec.js';
 import { crc32c } from './crc32c.js';
 import type { FrameLocation } from './ledger.js';
 import type { PublishedRecord } from './records.js';
@@ -54,7 +59,27 @@ export class FrameReader {
     locations: readonly (FrameLocation | undefined)[],
     onError: (err: Error, location: FrameLocation) => void,
   ): (PublishedRecord | undefined)[] {
-    const records = new Array<PublishedRecord | undefined>(locations.length).fill(undefined);
+    return this.#readEach(locations, onError, decodeFrame);
+  }
+
+  /**
+   * The scheduling fields of the `published` records at `locations`
+   * (codec.ts, PublishedHead), each frame checked whole as read() checks
+   * it. For a restart, which puts messages back cold: no body is copied.
+   */
+  readHeads(
+    locations: readonly (FrameLocation | undefined)[],
+    onError: (err: Error, location: FrameLocation) => void,
+  ): (PublishedHead | undefined)[] {
+    return this.#readEach(locations, onError, decodeHead);
+  }
+
+  #readEach<T>(
+    locations: readonly (FrameLocation | undefined)[],
+    onError: (err: Error, location: FrameLocation) => void,
+    decode: (frame: Buffer, copyBody: boolean) => T | string,
+  ): (T | undefined)[] {
+    const records = new Array<T | undefined>(locations.length).fill(undefined);
     const order = [...locations.keys()].filter((i) => locations[i] !== undefined);
     order.sort((a, b) => compare(locations[a]!, locations[b]!));
 
@@ -78,7 +103,7 @@ export class FrameReader {
         for (let k = start; k < end; k++) {
           const location = locations[order[k]]!;
           const { frame, own } = frames[k - start];
-          const record = decodeFrame(frame, !own);
+          const record = decode(frame, !own);
           if (typeof record === 'string') onError(new Error(record), location);
           else records[order[k]] = record;
         }
@@ -197,6 +222,23 @@ function compare(a: FrameLocation, b: FrameLocation): number {
 // that decodes whole. A bit flipped since the log was replayed shows here.
 // With `copyBody` false the body stays a view into `frame`.
 function decodeFrame(frame: Buffer, copyBody: boolean): PublishedRecord | string {
+  const payload = checkedPayload(frame);
+  if (typeof payload === 'string') return payload;
+  const decoded = decodePayload(payload, copyBody);
+  if (!decoded.ok) return decoded.reason;
+  if (decoded.record.type !== 'published') {
+    return `expected a published record, found ${decoded.record.type}`;
+  }
+  return decoded.record;
+}
+
+function decodeHead(frame: Buffer): PublishedHead | string {
+  const payload = checkedPayload(frame);
+  return typeof payload === 'string' ? payload : decodePublishedHead(payload);
+}
+
+// The payload of a whole frame whose length and checksum hold; else why not.
+function checkedPayload(frame: Buffer): Buffer | string {
   if (frame.length < FRAME_HEADER_BYTES) return 'frame is cut short';
   const length = frame.readUInt32LE(0);
   if (length !== frame.length - FRAME_HEADER_BYTES) {
@@ -204,10 +246,5 @@ function decodeFrame(frame: Buffer, copyBody: boolean): PublishedRecord | string
   }
   const payload = frame.subarray(FRAME_HEADER_BYTES);
   if (crc32c(payload) !== frame.readUInt32LE(4)) return 'frame checksum mismatch';
-  const decoded = decodePayload(payload, copyBody);
-  if (!decoded.ok) return decoded.reason;
-  if (decoded.record.type !== 'published') {
-    return `expected a published record, found ${decoded.record.type}`;
-  }
-  return decoded.record;
+  return payload;
 }

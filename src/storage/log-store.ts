@@ -13,10 +13,11 @@ import {
   type CheckpointStats,
   Checkpointer,
 } from './checkpoint.js';
-import { encodeRecord } from './codec.js';
+import { type PublishedHead, encodeRecord } from './codec.js';
 import { FrameReader } from './frame-reader.js';
 import { type StoreIo, nodeIo } from './io.js';
 import {
+  type FrameLocation,
   Ledger,
   type LiveMessage,
   type RecentId,
@@ -347,13 +348,24 @@ export class LogStore {
    */
   readPublished(seqs: readonly number[]): (PublishedRecord | undefined)[] {
     const locations = seqs.map((seq) => this.#ledger.locate(seq));
-    return this.#reader.read(locations, (err, location) => {
-      this.#logger.error(
-        { err, file: location.segment.path, offset: location.offset },
-        'could not read a message back from the log',
-      );
-    });
+    return this.#reader.read(locations, this.#readFailed);
   }
+
+  /**
+   * The same, but only the scheduling fields of each record (frames read
+   * and checked whole, bodies not copied): for a restart (broker/rebuild.ts).
+   */
+  readPublishedHeads(seqs: readonly number[]): (PublishedHead | undefined)[] {
+    const locations = seqs.map((seq) => this.#ledger.locate(seq));
+    return this.#reader.readHeads(locations, this.#readFailed);
+  }
+
+  readonly #readFailed = (err: Error, location: FrameLocation): void => {
+    this.#logger.error(
+      { err, file: location.segment.path, offset: location.offset },
+      'could not read a message back from the log',
+    );
+  };
 
   /** Waits for every gathered batch to land, then closes the segment. */
   close(): Promise<void> {

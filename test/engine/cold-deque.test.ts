@@ -81,4 +81,22 @@ describe('ColdDeque', () => {
     assert.equal(deque.remove(2), 20);
     assert.equal(deque.has(2), false);
   });
+
+  it('keeps seq order once every entry was removed (a lower seq comes back)', () => {
+    const deque = new ColdDeque();
+    for (const seq of [5, 6]) deque.push(seq, 10);
+    deque.remove(5);
+    deque.remove(6);
+    assert.equal(deque.count, 0);
+    // A retried message with a lower seq: it must be found, and come first.
+    deque.insert(1, 30);
+    assert.ok(deque.has(1));
+    assert.equal(deque.peek(), 1);
+    deque.push(7, 40);
+    const seqs: number[] = [];
+    const sizes: number[] = [];
+    deque.shift(10, Infinity, seqs, sizes);
+    assert.deepEqual(seqs, [1, 7]);
+    assert.deepEqual(sizes, [30, 40]);
+  });
 });

@@ -134,6 +134,23 @@ describe('cold backlog', () => {
     assert.equal(q.counts.ready, 11);
   });
 
+  it('lets retried messages that were paged in go cold again once their retry lands', () => {
+    const log = new FakeLog();
+    const backoff = { initialMs: 100, multiplier: 1, maxMs: 100, jitter: 0 };
+    const q = coldEngine(log, { backoff });
+    for (let i = 0; i < 20; i++) q.enqueue(log.publish(), 0, true);
+    const deliveries = q.receive(0, 20, 1000);
+    assert.equal(deliveries.length, 20);
+    for (const d of deliveries) q.nack(d.receipt, 0, { requeue: true });
+    // The broker logs a `retried` record for each, then tells the engine.
+    for (const outcome of q.takeOutcomes()) q.landed(outcome.message.seq);
+    assert.equal(q.counts.delayed, 20);
+    assert.equal(q.coldCount, 16, 'all but the window of 4 wait cold for their retry');
+    const again = q.receive(200, 20, 1000);
+    assert.deepEqual(again.map((d) => [d.message.id, d.attempt]),
+      deliveries.map((d) => [d.message.id, 2]));
+  });
+
   it('keeps new publishes cold past a byte budget too', () => {
     const log = new FakeLog();
     const q = new QueueEngine('q', DEFAULT_SETTINGS, {

@@ -6,6 +6,7 @@ import {
   FRAME_HEADER_BYTES,
   MAX_RECORD_BYTES,
   decodePayload,
+  decodePublishedHead,
   encodeRecord,
   payloadFits,
 } from '../../src/storage/codec.js';
@@ -399,6 +400,38 @@ test('payloadFits refuses a payload whose fields do not end at its end', () => {
   assert.equal(payloadFits(settled, work), true);
   settled.writeUInt32LE(3, 1);
   assert.equal(payloadFits(settled, work), false);
+});
+
+test('a published head decodes as the whole record does, and damage as decodePayload sees it', () => {
+  const byte = fc.integer({ min: 0, max: 255 });
+  const damage = fc.array(fc.tuple(fc.nat(), byte), { maxLength: 3 });
+  fc.assert(
+    fc.property(record, damage, fc.nat(), (r, writes, cut) => {
+      const payload = Buffer.from(encodeRecord(r).subarray(FRAME_HEADER_BYTES));
+      const head = decodePublishedHead(payload);
+      if (r.type !== 'published') {
+        assert.equal(typeof head, 'string');
+        return;
+      }
+      assert.deepEqual(head, {
+        seq: r.seq,
+        priority: r.priority,
+        group: r.group,
+        availableAt: r.availableAt,
+        failures: r.failures,
+        bodyBytes: r.body.length,
+      });
+
+      // Damage: a head decodes exactly when the whole payload does.
+      for (const [at, value] of writes) payload[at % payload.length] = value;
+      const damaged = payload.subarray(0, payload.length - (cut % 4));
+      const whole = decodePayload(damaged, false);
+      const damagedHead = decodePublishedHead(damaged);
+      const published = whole.ok && whole.record.type === 'published';
+      assert.equal(typeof damagedHead !== 'string', published);
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 test('strings round-trip on both sides of the short-ASCII fast path', () => {
