@@ -524,6 +524,7 @@ export function decodePublishedHead(payload: Buffer): PublishedHead | string {
   const cursor = new Cursor(payload);
   try {
     const type = cursor.u8();
+    if (type === RecordType.PublishedCompact) return compactHead(cursor);
     if (type !== RecordType.Published) return `expected a published record, found type ${type}`;
     const seq = cursor.f64();
     cursor.skipString();
@@ -543,6 +544,29 @@ export function decodePublishedHead(payload: Buffer): PublishedHead | string {
     if (!(err instanceof CorruptPayload)) throw err;
     return err.message;
   }
+}
+
+// decodePublishedHead of a type 7 payload, past its type byte. Throws
+// CorruptPayload as readRecord does on the same bytes.
+function compactHead(cursor: Cursor): PublishedHead | string {
+  const flags = cursor.u8();
+  if ((flags & ~KNOWN_FLAGS) !== 0) throw new CorruptPayload(`published flags ${flags}`);
+  const seq = cursor.f64();
+  cursor.skipVstring();
+  if ((flags & UUID_ID) !== 0) cursor.skipUuid();
+  else cursor.skipVstring();
+  const priority = cursor.u8();
+  const group = (flags & HAS_GROUP) !== 0 ? cursor.vstring() : null;
+  cursor.skipVheaders();
+  const publishedAt = cursor.f64();
+  const availableAt = (flags & HAS_AVAILABLE_AT) !== 0 ? cursor.f64() : publishedAt;
+  if ((flags & HAS_EXPIRY) !== 0) cursor.f64();
+  const failures = cursor.varint();
+  const bodyBytes = cursor.varint();
+  const left = cursor.remaining() - bodyBytes;
+  if (left < 0) throw new CorruptPayload(`a body of ${bodyBytes} bytes needs ${-left} more`);
+  if (left !== 0) return `${left} bytes left after a published record`;
+  return { seq, priority, group, availableAt, failures, bodyBytes };
 }
 
 /** Work done by payloadFits, for a caller that bounds its total. */
@@ -808,6 +832,23 @@ class Cursor {
     // Each header is at least two empty strings: 2 x a one-byte length.
     this.#need(count * 2, `${count} headers`);
     return this.#headers(count, () => this.vstring());
+  }
+
+  skipVstring(): void {
+    const length = this.varint();
+    this.#need(length, `a string of ${length} bytes`);
+    this.#off += length;
+  }
+
+  skipUuid(): void {
+    this.#need(UUID_BYTES, 'uuid');
+    this.#off += UUID_BYTES;
+  }
+
+  skipVheaders(): void {
+    const count = this.varint();
+    this.#need(count * 2, `${count} headers`);
+    for (let i = 0; i < 2 * count; i++) this.skipVstring();
   }
 
   /** A type 7 body: a varint length, then the bytes. */
