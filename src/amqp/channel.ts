@@ -28,6 +28,7 @@ import { EMPTY_TABLE, type FieldTable, type FieldValue } from './field-table.js'
 import {
   EXCHANGE_HEADER,
   ROUTING_KEY_HEADER,
+  checkTableLimits,
   fromAmqp,
   settingsFromArguments,
   toAmqp,
@@ -544,13 +545,17 @@ export class AmqpChannel {
       const mapped = fromAmqp(incoming.properties);
       mapped.headers[EXCHANGE_HEADER] = incoming.exchange;
       mapped.headers[ROUTING_KEY_HEADER] = incoming.routingKey;
+      mapped.ownHeaders.push(EXCHANGE_HEADER, ROUTING_KEY_HEADER);
       // Checked here, not only in the broker: a refusal then closes the
       // channel with 406 and the reason, instead of a bare nack (C19).
-      checkHeaders(mapped.headers, 'headers');
+      // The user's limits count the table as sent; the rest is Usher's.
+      checkTableLimits(headersTable);
+      checkHeaders(mapped.headers, 'headers', mapped.ownHeaders);
       const input: PublishInput = {
         id: mapped.id,
         body,
         headers: mapped.headers,
+        ownHeaders: mapped.ownHeaders,
         priority: mapped.priority,
         ttlMs: mapped.ttlMs,
       };
@@ -997,6 +1002,7 @@ function withBody(input: PublishInput, body: Buffer): PublishInput {
     id: input.id,
     body,
     headers: input.headers,
+    ownHeaders: input.ownHeaders,
     priority: input.priority,
     ttlMs: input.ttlMs,
   };

@@ -218,7 +218,8 @@ export function tableSize(table: FieldTable, field: string, depth = 0): number {
   return size;
 }
 
-function valueSize(v: FieldValue, field: string, depth: number): number {
+/** Encoded size of one value, type tag included; validates as it goes. */
+export function valueSize(v: FieldValue, field: string, depth = 0): number {
   switch (v.type) {
     case 't':
       if (typeof v.value !== 'boolean') {

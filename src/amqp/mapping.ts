@@ -16,9 +16,14 @@
 //   headers               each text value as a header of its own, and the
 //                         whole typed table in x-usher-amqp-headers
 //                         (base64), which wins when read back over AMQP.
+//
+// The header limits (256, 64 KiB) are the publisher's: over AMQP they
+// count the headers table, every entry whatever its type. What the adapter
+// writes beside it (properties, exchange, routing key, the typed copy) is
+// listed in ownHeaders and bounded apart (broker/checks.ts).
 
 import type { QueueSettingsInput } from '../broker/types.js';
-import { MAX_ID_LENGTH } from '../broker/checks.js';
+import { MAX_ID_LENGTH, checkHeaderBytes, checkHeaderCount } from '../broker/checks.js';
 import { MAX_PRIORITY, type OverflowPolicy } from '../engine/types.js';
 import type { BasicProperties } from './content.js';
 import { REPLY } from './constants.js';
@@ -30,6 +35,7 @@ import {
   plainValue,
   type FieldTable,
   type FieldValue,
+  valueSize,
 } from './field-table.js';
 
 export const TYPED_HEADERS = 'x-usher-amqp-headers';
@@ -70,6 +76,8 @@ export interface MappedPublish {
   /** The x-usher-id header, when the publisher set one. */
   id: string | undefined;
   headers: Record<string, string>;
+  /** Names in `headers` written from the properties and the typed copy. */
+  ownHeaders: string[];
   priority: number;
   ttlMs: number | undefined;
 }
@@ -77,22 +85,34 @@ export interface MappedPublish {
 /** Usher headers, priority and TTL for a message published over AMQP. */
 export function fromAmqp(properties: BasicProperties): MappedPublish {
   const headers: Record<string, string> = {};
+  const ownHeaders: string[] = [];
 
   for (const [property, header] of TEXT_PROPERTIES) {
     const value = properties[property];
-    if (value !== undefined) headers[header] = value;
+    if (value !== undefined) {
+      headers[header] = value;
+      ownHeaders.push(header);
+    }
   }
   if (properties.timestamp !== undefined) {
     headers.timestamp = properties.timestamp.toString();
+    ownHeaders.push('timestamp');
   }
   if (properties.deliveryMode !== undefined) {
     headers['delivery-mode'] = String(properties.deliveryMode);
+    ownHeaders.push('delivery-mode');
   }
   if (properties.headers !== undefined && properties.headers.size > 0) {
     for (const [name, value] of properties.headers) {
-      if (value.type === 'S' && typeof value.value === 'string') headers[name] = value.value;
+      if (value.type !== 'S' || typeof value.value !== 'string') continue;
+      // A table entry that takes a property's name is the publisher's,
+      // counted with the table.
+      const property = ownHeaders.indexOf(name);
+      if (property >= 0) ownHeaders.splice(property, 1);
+      headers[name] = value.value;
     }
     headers[TYPED_HEADERS] = encodeTable(properties.headers).toString('base64');
+    ownHeaders.push(TYPED_HEADERS);
   }
 
   // An id the broker would refuse is left out rather than failing the
@@ -101,10 +121,31 @@ export function fromAmqp(properties: BasicProperties): MappedPublish {
   return {
     id: id !== undefined && id.length >= 1 && id.length <= MAX_ID_LENGTH ? id : undefined,
     headers,
+    ownHeaders,
     // AMQP priorities go to 255; Usher's stop at 9, and higher is higher.
     priority: Math.min(properties.priority ?? 0, MAX_PRIORITY),
     ttlMs: expirationOf(properties.expiration),
   };
+}
+
+/**
+ * Refuses a headers table over the publisher's limits: 256 entries, and
+ * 64 KiB of names and values, a text or byte value counted by its bytes
+ * and any other value by its encoded size.
+ */
+export function checkTableLimits(table: FieldTable): void {
+  checkHeaderCount(table.size, 'headers');
+  let bytes = 0;
+  for (const [name, value] of table) {
+    bytes += Buffer.byteLength(name);
+    if (value.type === 'S' || value.type === 'x') {
+      const raw = value.value;
+      bytes += typeof raw === 'string' ? Buffer.byteLength(raw) : raw.length;
+    } else {
+      bytes += valueSize(value, `headers.${name}`);
+    }
+  }
+  checkHeaderBytes(bytes, 'headers');
 }
 
 /**

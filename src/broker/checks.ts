@@ -9,8 +9,21 @@ import { MAX_PRIORITY, MIN_PRIORITY } from '../engine/types.js';
 import { MAX_DURATION_MS, checkDuration, checkInteger } from './settings.js';
 import type { PublishInput } from './types.js';
 
-const MAX_HEADERS = 256;
-const MAX_HEADER_BYTES = 64 * 1024;
+/** What a publisher may put in a message's headers (README, "Keep the limits"). */
+export const MAX_HEADERS = 256;
+export const MAX_HEADER_BYTES = 64 * 1024;
+/**
+ * Headers a protocol adapter writes beside the user's (PublishInput's
+ * ownHeaders) are bounded apart, so they take nothing from the user's
+ * limits. Over AMQP they are the properties (at most 12, each a short
+ * string of 255 bytes or less), the exchange and routing key (short
+ * strings) and the base64 copy of the typed header table: a table within
+ * the user's limits encodes in at most 4 + 64 KiB + 6 bytes per entry,
+ * 67,076 bytes, 89,436 in base64. 96 KiB holds all of it with room.
+ */
+const MAX_OWN_HEADERS = 16;
+const MAX_OWN_HEADER_BYTES = 96 * 1024;
+const NO_OWN_HEADERS: readonly string[] = [];
 export const MAX_ID_LENGTH = 256;
 
 export function checkPublish(
@@ -72,7 +85,7 @@ export function checkPublish(
   if (input.ttlMs !== undefined) {
     checkDuration(input.ttlMs, `${prefix}ttlMs`, { min: 1, max: 14 * MAX_DURATION_MS });
   }
-  checkHeaders(input.headers ?? {}, `${prefix}headers`);
+  checkHeaders(input.headers ?? {}, `${prefix}headers`, input.ownHeaders);
 }
 
 export function freeBytesOf(dir: string): Promise<number> {
@@ -105,16 +118,32 @@ export function cutText(text: string, max: number): string {
   return cut.isWellFormed() ? cut : cut.slice(0, -1);
 }
 
-export function checkHeaders(headers: Record<string, string>, field: string): void {
+/**
+ * Checks a message's headers: every value text, and the user's within
+ * MAX_HEADERS and MAX_HEADER_BYTES. `ownHeaders` (distinct names) are
+ * those the protocol adapter wrote itself, bounded apart (MAX_OWN_*).
+ */
+export function checkHeaders(
+  headers: Record<string, string>,
+  field: string,
+  ownHeaders: readonly string[] = NO_OWN_HEADERS,
+): void {
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
     throw new InvalidArgumentError(field, `${field} must be an object of strings`);
   }
   // for-in, not Object.entries: no arrays made for every message.
   let count = 0;
   for (const key in headers) if (Object.hasOwn(headers, key)) count++;
-  if (count > MAX_HEADERS) {
-    throw new InvalidArgumentError(field, `at most ${MAX_HEADERS} headers, got ${count}`);
+  let ownCount = 0;
+  for (const name of ownHeaders) if (Object.hasOwn(headers, name)) ownCount++;
+  checkHeaderCount(count - ownCount, field);
+  if (ownCount > MAX_OWN_HEADERS) {
+    throw new InvalidArgumentError(
+      field,
+      `at most ${MAX_OWN_HEADERS} headers of the protocol's own, got ${ownCount}`,
+    );
   }
+
   // UTF-8 takes at most 3 bytes per UTF-16 unit: under that bound the
   // exact size is not needed, which spares two native calls per header.
   let mostBytes = 0;
@@ -129,12 +158,43 @@ export function checkHeaders(headers: Record<string, string>, field: string): vo
     }
     mostBytes += 3 * (key.length + value.length);
   }
-  if (mostBytes <= MAX_HEADER_BYTES) return;
-  let bytes = 0;
-  for (const key in headers) {
-    if (!Object.hasOwn(headers, key)) continue;
-    bytes += Buffer.byteLength(key) + Buffer.byteLength(headers[key]);
+  let mostOwnBytes = 0;
+  for (const name of ownHeaders) {
+    if (Object.hasOwn(headers, name)) mostOwnBytes += 3 * (name.length + headers[name].length);
   }
+
+  if (mostBytes - mostOwnBytes > MAX_HEADER_BYTES) {
+    let bytes = 0;
+    for (const key in headers) {
+      if (!Object.hasOwn(headers, key) || ownHeaders.includes(key)) continue;
+      bytes += Buffer.byteLength(key) + Buffer.byteLength(headers[key]);
+    }
+    checkHeaderBytes(bytes, field);
+  }
+  if (mostOwnBytes > MAX_OWN_HEADER_BYTES) {
+    let ownBytes = 0;
+    for (const name of ownHeaders) {
+      if (!Object.hasOwn(headers, name)) continue;
+      ownBytes += Buffer.byteLength(name) + Buffer.byteLength(headers[name]);
+    }
+    if (ownBytes > MAX_OWN_HEADER_BYTES) {
+      throw new InvalidArgumentError(
+        field,
+        `headers of the protocol's own total ${ownBytes} bytes, over ${MAX_OWN_HEADER_BYTES}`,
+      );
+    }
+  }
+}
+
+/** The user's header count within MAX_HEADERS, whichever protocol counted it. */
+export function checkHeaderCount(count: number, field: string): void {
+  if (count > MAX_HEADERS) {
+    throw new InvalidArgumentError(field, `at most ${MAX_HEADERS} headers, got ${count}`);
+  }
+}
+
+/** The user's header bytes (names and values) within MAX_HEADER_BYTES. */
+export function checkHeaderBytes(bytes: number, field: string): void {
   if (bytes > MAX_HEADER_BYTES) {
     throw new InvalidArgumentError(
       field,

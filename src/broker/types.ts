@@ -58,6 +58,13 @@ export interface PublishInput {
   id?: string;
   body: Buffer;
   headers?: Record<string, string>;
+  /**
+   * Names in `headers` that the protocol adapter wrote, not the publisher
+   * (an AMQP message's properties and routing; the content type Usher adds
+   * to a JSON body): bounded apart, so the user keeps the whole of the
+   * documented header limits. Never taken from a request.
+   */
+  ownHeaders?: readonly string[];
   /** 0 (lowest) to 9 (highest); default 0. */
   priority?: number;
   /** FIFO message group. */

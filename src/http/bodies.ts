@@ -52,7 +52,7 @@ const LONE_SURROGATE = /\p{Surrogate}/u;
 export function bodyFromWire(
   input: WireBodyInput,
   field = '',
-): { body: Buffer; headers: Record<string, string> | undefined } {
+): { body: Buffer; headers: Record<string, string> | undefined; ownHeaders?: string[] } {
   const prefix = field === '' ? '' : `${field}.`;
   const hasBody = input.body !== undefined;
   const hasBase64 = input.bodyBase64 !== undefined;
@@ -92,8 +92,12 @@ export function bodyFromWire(
   }
 
   const headers = { ...input.headers };
+  // The content type Usher adds is its own: it takes nothing from the
+  // publisher's 256 headers (PublishInput's ownHeaders).
+  let ownHeaders: string[] | undefined;
   if (findHeader(headers, 'content-type') === undefined) {
     headers['content-type'] = JSON_CONTENT_TYPE;
+    ownHeaders = ['content-type'];
   }
   let text: string;
   try {
@@ -106,7 +110,7 @@ export function bodyFromWire(
         'text in a JSON string or as "bodyBase64"',
     );
   }
-  return { body: Buffer.from(text, 'utf8'), headers };
+  return { body: Buffer.from(text, 'utf8'), headers, ownHeaders };
 }
 
 /**

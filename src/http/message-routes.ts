@@ -288,7 +288,7 @@ function toPublishInput(
   field: string,
   maxMessageBytes: number,
 ): PublishInput {
-  const { body, headers } = bodyFromWire(message, field);
+  const { body, headers, ownHeaders } = bodyFromWire(message, field);
 
   // The broker checks the size too, but only here is the message's place
   // in a batch known, to name it in the error.
@@ -299,6 +299,7 @@ function toPublishInput(
 
   const input: PublishInput = { body };
   if (headers !== undefined) input.headers = headers;
+  if (ownHeaders !== undefined) input.ownHeaders = ownHeaders;
   if (message.id !== undefined) input.id = message.id;
   if (message.priority !== undefined) input.priority = message.priority;
   if (message.group !== undefined) input.group = message.group;

@@ -708,11 +708,27 @@ describe('long polls', () => {
     return Number(found[1]);
   }
 
+  /** Waits up to 60 s for the broker's HTTP connection count to pass `check`. */
+  async function waitForConnections(check: (count: number) => boolean, what: string) {
+    const deadline = Date.now() + 60_000;
+    let count = await httpConnections();
+    while (!check(count) && Date.now() < deadline) {
+      await sleep(50);
+      count = await httpConnections();
+    }
+    assert.ok(check(count), `${what}: usher_connections{protocol="http"} is ${count}`);
+  }
+
   it('1000 long polls at waitMs 20000 that hang up lease nothing and stall no one', async () => {
     await send('PUT', '/queues/lp', {});
     const before = await httpConnections();
     const polls = Array.from({ length: 1000 }, () => poll('lp', 20_000));
-    await sleep(500);
+    // Every poll must have reached the broker before its client hangs up.
+    // A request the broker reads only after the hang-up is served as from
+    // a client that half-closed (HTTP allows it), and if the publishes
+    // below were in by then, it leased a message that waits out its lease.
+    // A fixed sleep was not enough at load 14 on 2 cores.
+    await waitForConnections((count) => count >= before + 1000, 'all 1000 polls counted');
     const started = Date.now();
     assert.equal((await send('GET', '/healthz')).status, 200);
     assert.ok(Date.now() - started < 1000, `healthz took ${Date.now() - started} ms`);
@@ -722,8 +738,7 @@ describe('long polls', () => {
     // a poll whose client is gone (and wait out its lease, as in SQS): a
     // loaded machine may take longer than any fixed sleep, so wait for
     // the broker's own count of open connections instead.
-    const deadline = Date.now() + 10_000;
-    while ((await httpConnections()) > before + 1 && Date.now() < deadline) await sleep(50);
+    await waitForConnections((count) => count <= before + 1, 'the hang-ups seen');
 
     for (let i = 0; i < 3; i++) await send('POST', '/queues/lp/messages', { body: `lp-${i}` });
     const stats = (await send('GET', '/queues/lp')).json.stats;

@@ -6,25 +6,20 @@
 // and dead-letterable; a bystander client carries on throughout.
 
 import assert from 'node:assert/strict';
-import { connect as tcpConnect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
 import amqp, { type ChannelModel } from 'amqplib';
 import pino from 'pino';
 
-import { PROTOCOL_HEADER } from '../../src/amqp/constants.js';
 import { tableFrom, type FieldTable, type FieldValue } from '../../src/amqp/field-table.js';
-import { AmqpFrameDecoder, type Inbound } from '../../src/amqp/frame-decoder.js';
-import { encodeContent, encodeMethodFrame } from '../../src/amqp/frame-encoder.js';
-import type { Method } from '../../src/amqp/methods.js';
 import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
 import type { Broker } from '../../src/broker/broker.js';
 import { createHttpServer } from '../../src/http/server.js';
+import { FRAME_MAX, Raw, bodyFrame, publishFrame } from '../amqp/raw-client.js';
 import { openBroker, tempDir } from '../helpers.js';
 
 import type { FastifyInstance } from 'fastify';
 
-const FRAME_MAX = 131_072;
 const silent = pino({ level: 'silent' });
 
 let dir: ReturnType<typeof tempDir>;
@@ -33,106 +28,6 @@ let server: AmqpServer;
 let http: FastifyInstance;
 let port: number;
 let bystander: ChannelModel;
-
-/** A hand-driven AMQP client: sends what it is given, keeps what comes. */
-class Raw {
-  readonly socket: Socket;
-  private readonly decoder = new AmqpFrameDecoder({ from: 'server', frameMax: FRAME_MAX });
-  private readonly frames: Inbound[] = [];
-  private wake: () => void = () => {};
-
-  constructor() {
-    this.socket = tcpConnect(port, '127.0.0.1');
-    this.socket.on('data', (chunk: Buffer) => {
-      this.frames.push(...this.decoder.push(chunk));
-      this.wake();
-    });
-    this.socket.on('error', () => {});
-    this.socket.on('close', () => this.wake());
-  }
-
-  send(bytes: Buffer): void {
-    this.socket.write(bytes);
-  }
-
-  method(channel: number, method: Method): void {
-    this.send(encodeMethodFrame(channel, method));
-  }
-
-  /** The next method named one of `names`, or null when the socket closes. */
-  async expect(...names: string[]): Promise<Method | null> {
-    for (;;) {
-      const at = this.frames.findIndex((f) => f.type === 'method' && names.includes(f.method.name));
-      if (at >= 0) {
-        const [found] = this.frames.splice(at, 1);
-        return found.type === 'method' ? found.method : null;
-      }
-      if (this.socket.destroyed) return null;
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        setTimeout(resolve, 200).unref();
-      });
-    }
-  }
-
-  async open(): Promise<void> {
-    this.send(PROTOCOL_HEADER);
-    await this.expect('connection.start');
-    this.method(0, {
-      name: 'connection.start-ok',
-      clientProperties: new Map(),
-      mechanism: 'PLAIN',
-      response: Buffer.from('\u0000guest\u0000guest'),
-      locale: 'en_US',
-    });
-    await this.expect('connection.tune');
-    this.method(0, { name: 'connection.tune-ok', channelMax: 0, frameMax: FRAME_MAX, heartbeat: 0 });
-    this.method(0, { name: 'connection.open', virtualHost: '/' });
-    assert.ok(await this.expect('connection.open-ok'));
-    this.method(1, { name: 'channel.open' });
-    assert.ok(await this.expect('channel.open-ok'));
-    this.method(1, { name: 'confirm.select', noWait: false });
-    assert.ok(await this.expect('confirm.select-ok'));
-  }
-
-  /** Publishes to the default exchange; headers given as bytes or a table. */
-  publish(queue: string, headers: FieldTable | Buffer, body = 'odd'): void {
-    const method: Method = {
-      name: 'basic.publish',
-      exchange: '',
-      routingKey: queue,
-      mandatory: false,
-      immediate: false,
-    };
-    if (Buffer.isBuffer(headers)) {
-      this.send(Buffer.concat([publishFrame(queue), headers, bodyFrame(body)]));
-    } else {
-      this.send(encodeContent(1, method, { headers, deliveryMode: 2 }, Buffer.from(body), FRAME_MAX));
-    }
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
-
-/** The basic.publish method frame alone, without its content. */
-function publishFrame(queue: string): Buffer {
-  const method: Method = { name: 'basic.publish', exchange: '', routingKey: queue, mandatory: false, immediate: false };
-  const both = encodeContent(1, method, {}, Buffer.alloc(0), FRAME_MAX);
-  return both.subarray(0, both.readUInt32BE(3) + 8);
-}
-
-function bodyFrame(body: string): Buffer {
-  const payload = Buffer.from(body);
-  const out = Buffer.alloc(payload.length + 8);
-  out[0] = 3;
-  out.writeUInt16BE(1, 1);
-  out.writeUInt32BE(payload.length, 3);
-  payload.copy(out, 7);
-  out[out.length - 1] = 0xce;
-  return out;
-}
 
 /**
  * A content header frame whose headers table has `name` as its only key,
@@ -202,7 +97,7 @@ async function bystanderCarriesOn(): Promise<void> {
 
 describe('C19 over AMQP: odd headers', () => {
   it('stores NaN, Infinity, -0, invalid UTF-8 values and nesting; delivers, lists and dead-letters them', async () => {
-    const raw = new Raw();
+    const raw = new Raw(port);
     await raw.open();
     const odd: FieldTable = new Map<string, FieldValue>([
       ['nan', d(Number.NaN)],
@@ -248,7 +143,7 @@ describe('C19 over AMQP: odd headers', () => {
 
   it('keeps a header name that is not UTF-8 deliverable over AMQP and listable over HTTP', async () => {
     await broker.createQueue('c19.names', {});
-    const raw = new Raw();
+    const raw = new Raw(port);
     await raw.open();
     raw.send(Buffer.concat([publishFrame('c19.names'), headerFrameWithRawName(Buffer.from([0x61, 0xff, 0xfe]), 3)]));
     raw.send(bodyFrame('bad'));
@@ -268,7 +163,7 @@ describe('C19 over AMQP: odd headers', () => {
 
   it('refuses 10,000 headers on one message with a coded error, storing nothing', async () => {
     const before = broker.getQueue('c19').stats.total;
-    const raw = new Raw();
+    const raw = new Raw(port);
     await raw.open();
     const many = new Map<string, FieldValue>();
     for (let i = 0; i < 10_000; i++) many.set(`h${i}`, { type: 'S', value: '' });
@@ -286,7 +181,7 @@ describe('C19 over AMQP: odd headers', () => {
   });
 
   it('answers a header frame that lies about its table length with a coded close', async () => {
-    const raw = new Raw();
+    const raw = new Raw(port);
     await raw.open();
     const frame = headerFrameWithRawName(Buffer.from('ok'), 3);
     // The table length (after 4+8+2 bytes of header fields) says 1 GiB.
