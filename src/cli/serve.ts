@@ -13,7 +13,6 @@ import type { AdmissionSettings } from '../broker/admission.js';
 import { UsherError } from '../errors.js';
 
 import { readTlsFiles, rereadTlsFiles, serverTlsOptions, type TlsFiles } from '../net/tls.js';
-import { scavengeOnMainThread } from '../util/young-gc.js';
 
 import {
   CliError,
@@ -168,8 +167,6 @@ async function serve(given: ServeFlags): Promise<void> {
     import('../auth/bootstrap.js'),
   ]);
   const logger = pino({ name: 'usher' });
-  // Delivery latency on a busy machine: see young-gc.ts.
-  scavengeOnMainThread();
 
   flags = { ...readConfig(flags.config), ...definedOnly(flags) };
   // Node's default for SIGHUP ends the process. Replaying a large log
