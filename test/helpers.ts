@@ -1,4 +1,5 @@
-// Shared test fixtures: temp data folders, a silent logger, a manual clock.
+// Shared test fixtures: temp data folders, a silent logger, a manual clock,
+// a seeded random generator.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,4 +65,16 @@ export function brokerPerTest(options: Partial<BrokerOptions> = {}) {
     dir.remove();
   });
   return fixture;
+}
+
+/** A small seeded generator (mulberry32), so a failing run can be repeated. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }

@@ -12,8 +12,8 @@ import amqp from 'amqplib';
 
 import { createAmqpServer } from '../../src/amqp/server.js';
 import type { StoreIo } from '../../src/storage/io.js';
-import { openBroker, silentLogger, tempDir } from '../helpers.js';
-import { PowerCutIo, seededRandom } from '../storage/power-cut.js';
+import { openBroker, seededRandom, silentLogger, tempDir } from '../helpers.js';
+import { PowerCutIo } from '../storage/power-cut.js';
 
 const dirs: Array<{ path: string; remove(): void }> = [];
 after(() => dirs.forEach((dir) => dir.remove()));

@@ -8,19 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import type { Broker } from '../../src/broker/broker.js';
-import { ManualClock, openBroker, tempDir, text } from '../helpers.js';
-
-/** A small seeded generator, so a failure names its seed. */
-function rng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { ManualClock, openBroker, seededRandom, tempDir, text } from '../helpers.js';
 
 class Side {
   broker!: Broker;
@@ -131,7 +119,7 @@ describe('cold tier against memory, through the broker', () => {
         await side.broker.createQueue('q', { deadLetter: 'dlq', maxAttempts: 3 });
         await side.broker.createQueue('f', { fifo: true, deadLetter: 'dlq', maxAttempts: 2 });
       }
-      const next = rng(seed);
+      const next = seededRandom(seed);
       const ops: Op[] = [];
       try {
         for (let n = 0; n < 400; n++) {

@@ -18,19 +18,7 @@ import { describe, it } from 'node:test';
 
 import type { Broker } from '../../src/broker/broker.js';
 import type { PeekedMessage } from '../../src/broker/types.js';
-import { ManualClock, openBroker, tempDir, text } from '../helpers.js';
-
-/** A small seeded generator, so a failure names its seed. */
-function rng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { ManualClock, openBroker, seededRandom, tempDir, text } from '../helpers.js';
 
 class Side {
   broker!: Broker;
@@ -163,7 +151,7 @@ describe('a restart against none', () => {
         await side.broker.createQueue('f', { fifo: true, deadLetter: 'dlq', maxAttempts: 3 });
       }
       const [restarted, steady] = sides;
-      const next = rng(seed);
+      const next = seededRandom(seed);
       let restarts = 0;
       try {
         for (let n = 0; n < 500; n++) {

@@ -14,8 +14,7 @@ import { it } from 'node:test';
 
 import type { Broker } from '../../src/broker/broker.js';
 import { listSegments } from '../../src/storage/segment-file.js';
-import { openBroker, tempDir, text } from '../helpers.js';
-import { seededRandom } from '../storage/power-cut.js';
+import { openBroker, seededRandom, tempDir, text } from '../helpers.js';
 
 const SEED = Number(process.env.USHER_FAULT_SEED ?? Date.now() % 1_000_000);
 const ROUNDS = process.env.USHER_SOAK === '1' ? 50 : 5;

@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import { after, it } from 'node:test';
 
 import type { Broker } from '../../src/broker/broker.js';
-import { openBroker, text } from '../helpers.js';
-import { PowerCutIo, type PowerCutMode, seededRandom } from '../storage/power-cut.js';
+import { openBroker, seededRandom, text } from '../helpers.js';
+import { PowerCutIo, type PowerCutMode } from '../storage/power-cut.js';
 
 const SOAK = process.env.USHER_SOAK === '1';
 const ROUNDS = Number(process.env.USHER_POWER_ROUNDS ?? (SOAK ? 60 : 6));

@@ -13,6 +13,7 @@ import {
   readSegment,
   segmentPath,
 } from '../../src/storage/segment-file.js';
+import { seededRandom } from '../helpers.js';
 import { openStore, replayOf, ticket, withTempDir } from './helpers.js';
 
 const declared: LogRecord = {
@@ -164,17 +165,6 @@ test('missing middle segments are logged as errors and counted', () => {
 });
 
 // Stand-in for randomness that repeats from run to run.
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 test('damage in an older segment loses exactly the records it touches', () => {
   return withTempDir(async (root) => {
     const source = join(root, 'source');
@@ -190,7 +180,7 @@ test('damage in an older segment loses exactly the records it touches', () => {
       offset += length;
     }
 
-    const random = prng(7);
+    const random = seededRandom(7);
     for (let round = 0; round < 60; round++) {
       const kind = ['flip', 'zero', 'garbage'][round % 3];
       const from =
