@@ -41,6 +41,7 @@ import { bodyTemplate } from '../src/bench/stamp.js';
 import { parseDuration } from '../src/util/duration.js';
 import { BullmqDriver } from './peers/bullmq-driver.js';
 import { NatsDriver } from './peers/nats-driver.js';
+import { usherNodeFlags } from './usher-flags.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const USHER_BIN = join(ROOT, 'bin/usher');
@@ -250,7 +251,7 @@ async function startUsher(): Promise<{ amqpUrl: string; pid: number }> {
     'usher',
     spawn(
       process.execPath,
-      [USHER_BIN, 'serve', '--data', dataDir, '--port', '0', '--amqp-port', '0'],
+      [...usherNodeFlags(), USHER_BIN, 'serve', '--data', dataDir, '--port', '0', '--amqp-port', '0'],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },

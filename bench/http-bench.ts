@@ -19,6 +19,8 @@ import { join } from 'node:path';
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
+import { usherNodeFlags } from './usher-flags.js';
+
 const { values: args } = parseArgs({
   options: {
     messages: { type: 'string', default: '20000' },
@@ -160,7 +162,7 @@ function diskYardstick(dir: string, batchBytes: number, batches: number): number
 
 async function startBroker(dataDir: string): Promise<ChildProcess> {
   const usher = new URL('../../bin/usher', import.meta.url).pathname;
-  const child = spawn(process.execPath, [usher, 'serve', '--data', dataDir, '--port', String(PORT), '--amqp-port', '-1'], {
+  const child = spawn(process.execPath, [...usherNodeFlags(), usher, 'serve', '--data', dataDir, '--port', String(PORT), '--amqp-port', '-1'], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   for (let i = 0; i < 100; i++) {

@@ -17,10 +17,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 
 import { runOnSale } from '../src/demo/ticketing/onsale.js';
 import { SEGMENTS } from '../src/demo/ticketing/onsale-timing.js';
+import { USHER_BIN, usherNodeFlags } from './usher-flags.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -37,11 +37,10 @@ const { values: args } = parseArgs({
   },
 });
 const BUDGET = Number(args['memory-budget-mib']) * 1024 * 1024;
-const USHER_BIN = fileURLToPath(new URL('../../bin/usher', import.meta.url));
 
 const dataDir = mkdtempSync(join(tmpdir(), 'usher-onsale-'));
 const server = spawn(process.execPath, [
-  USHER_BIN, 'serve', '--data', dataDir, '--host', '127.0.0.1', '--port', '0',
+  ...usherNodeFlags(), USHER_BIN, 'serve', '--data', dataDir, '--host', '127.0.0.1', '--port', '0',
   '--amqp-port', '-1',
   '--memory-budget', String(BUDGET),
   '--pressure-backlog', args['pressure-backlog'],

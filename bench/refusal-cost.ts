@@ -15,7 +15,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
+
+import { USHER_BIN, usherNodeFlags } from './usher-flags.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,7 +28,6 @@ const REQUESTS = Number(args.requests);
 const ROUNDS = Number(args.rounds);
 const IN_FLIGHT = 8;
 const BATCH = 12;
-const USHER_BIN = fileURLToPath(new URL('../../bin/usher', import.meta.url));
 // Clock ticks per second of /proc/<pid>/stat; 100 on Linux.
 const TICK_MS = 10;
 
@@ -35,7 +35,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'usher-refusal-cost-'));
 // Backlog thresholds of a few messages: the broker is at critical as
 // soon as the first batches wait, and stays there (no consumer).
 const server = spawn(process.execPath, [
-  USHER_BIN, 'serve', '--data', dataDir, '--host', '127.0.0.1', '--port', '0',
+  ...usherNodeFlags(), USHER_BIN, 'serve', '--data', dataDir, '--host', '127.0.0.1', '--port', '0',
   '--amqp-port', '-1', '--pressure-backlog', '5', '--critical-backlog', '10',
   '--pressure-min-priority', '4', '--critical-min-priority', '7',
 ], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { freeRabbitPorts } from './rabbitmq-ports.js';
+import { usherNodeFlags } from '../usher-flags.js';
 
 /** A path from the repository's root, from dist/bench/amqp/. */
 export const fromRoot = (path: string) => new URL(`../../../${path}`, import.meta.url).pathname;
@@ -37,7 +38,7 @@ export interface RunningBroker {
 export async function startUsher(nodeFlags: string[] = [],
   onWarning: (line: string) => void = () => {}): Promise<RunningBroker> {
   const dir = mkdtempSync(join(tmpdir(), 'usher-amqp-bench-'));
-  const child = spawn(process.execPath, [...nodeFlags, fromRoot('bin/usher'), 'serve',
+  const child = spawn(process.execPath, [...usherNodeFlags(), ...nodeFlags, fromRoot('bin/usher'), 'serve',
     '--data', dir, '--host', '127.0.0.1', '--port', '0', '--amqp-port', '0'], {
     stdio: ['ignore', 'pipe', 'inherit'],
     cwd: dir,
