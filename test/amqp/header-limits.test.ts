@@ -90,17 +90,10 @@ const PROPERTIES = {
   persistent: true,
 };
 
-/** The same properties, as Usher's encoder takes them. */
-const RAW_PROPERTIES = {
-  contentType: 'text/plain',
-  contentEncoding: 'identity',
-  correlationId: 'corr-1',
-  replyTo: 'replies',
-  messageId: 'm-1',
-  type: 'order',
-  appId: 'shop',
-  timestamp: 1_700_000_000n,
-};
+/** The same properties, as Usher's encoder takes them: no amqplib-only
+ * `persistent`, and the timestamp as a bigint. */
+const { persistent: _amqplibOnly, ...textProperties } = PROPERTIES;
+const RAW_PROPERTIES = { ...textProperties, timestamp: BigInt(PROPERTIES.timestamp) };
 
 /** Publishes with confirms; resolves true on ack, false on a nack or close. */
 async function publishOver(

@@ -18,25 +18,7 @@ import fc from 'fast-check';
 import { QueueEngine, type Outcome } from '../../src/engine/queue.js';
 import { DEFAULT_SETTINGS, type Message, type QueueSettings } from '../../src/engine/types.js';
 
-/** The log: each seq's latest `published` record, as the broker's store keeps it. */
-class FakeLog {
-  readonly records = new Map<number, Message>();
-  #seq = 0;
-
-  next(): number {
-    return ++this.#seq;
-  }
-
-  write(message: Message): void {
-    this.records.set(message.seq, { ...message, slots: undefined, lease: null });
-  }
-
-  pageIn = (seqs: number[]): (Message | undefined)[] =>
-    seqs.map((seq) => {
-      const record = this.records.get(seq);
-      return record === undefined ? undefined : { ...record, state: 'ready', lease: null };
-    });
-}
+import { RecordLog } from './record-log.js';
 
 /** A queue and its dead-letter queue, hot or cold. */
 class Pair {
@@ -44,7 +26,7 @@ class Pair {
   readonly dlq: QueueEngine;
   readonly receipts: string[] = [];
 
-  constructor(settings: QueueSettings, readonly log: FakeLog | null, hot: number) {
+  constructor(settings: QueueSettings, readonly log: RecordLog | null, hot: number) {
     const options = log === null ? {} : { pageIn: log.pageIn, hotReadyLimit: hot };
     this.queue = new QueueEngine('q', settings, { random: () => 0.5, ...options });
     this.dlq = new QueueEngine('dlq', { ...settings, deadLetter: null, maxAttempts: 0 }, {
@@ -127,7 +109,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 const seen = { coldSteps: 0, coldDelayedSteps: 0, coldDlqSteps: 0 };
 
 function run(settings: QueueSettings, steps: Step[], hot: number): void {
-  const log = new FakeLog();
+  const log = new RecordLog();
   const model = new Pair(settings, null, 0);
   const cold = new Pair(settings, log, hot);
   let now = 1_000;
@@ -244,7 +226,7 @@ describe('cold tier against the in-memory model', () => {
   }
 
   it('keeps a dead-letter queue filled by moves cold past its window', () => {
-    const log = new FakeLog();
+    const log = new RecordLog();
     const pair = new Pair(settingsFor(false), log, 4);
     const now = 1_000;
     for (let i = 0; i < 50; i++) {

@@ -21,20 +21,7 @@ import fc from 'fast-check';
 import { QueueEngine } from '../../src/engine/queue.js';
 import { DEFAULT_SETTINGS, type Message, type QueueSettings } from '../../src/engine/types.js';
 
-/** Each seq's `published` record, as the broker's store keeps it. */
-class FakeLog {
-  readonly records = new Map<number, Message>();
-
-  write(message: Message): void {
-    this.records.set(message.seq, { ...message, slots: undefined, lease: null });
-  }
-
-  pageIn = (seqs: number[]): (Message | undefined)[] =>
-    seqs.map((seq) => {
-      const record = this.records.get(seq);
-      return record === undefined ? undefined : { ...record, state: 'ready', lease: null };
-    });
-}
+import { RecordLog } from './record-log.js';
 
 /** Ids per priority in the order they became waiting. */
 class ReferenceOrder {
@@ -112,7 +99,7 @@ class Side {
   /** Leases as `receipt id`. */
   readonly receipts: string[] = [];
 
-  constructor(settings: QueueSettings, readonly log: FakeLog | null, hot: number) {
+  constructor(settings: QueueSettings, readonly log: RecordLog | null, hot: number) {
     const cold = log === null ? {} : { pageIn: log.pageIn, hotReadyLimit: hot };
     this.engine = new QueueEngine('q', settings, { random: () => 0.5, ...cold });
   }
@@ -131,7 +118,7 @@ class Side {
 const seen = { coldSteps: 0, displaced: 0, checkedVictims: 0 };
 
 function run(settings: QueueSettings, steps: Step[], hot: number, reference: boolean): void {
-  const log = new FakeLog();
+  const log = new RecordLog();
   const cold = new Side(settings, log, hot);
   const memory = new Side(settings, null, 0);
   const model = new ReferenceOrder();
