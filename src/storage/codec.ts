@@ -50,6 +50,7 @@
 
 import { MessageTooLargeError } from '../errors.js';
 import { crc32c } from './crc32c.js';
+import { UUID_BYTES, UUID_CHARS, isUuid, putUuid } from './uuid-bytes.js';
 import type {
   LogRecord,
   MovedRecord,
@@ -82,8 +83,6 @@ const HAS_EXPIRY = 2;
 const HAS_AVAILABLE_AT = 4;
 const UUID_ID = 8;
 const KNOWN_FLAGS = HAS_GROUP | HAS_EXPIRY | HAS_AVAILABLE_AT | UUID_ID;
-const UUID_BYTES = 16;
-const UUID_CHARS = 36;
 const MAX_VARINT_BYTES = 8;
 
 const F64 = 8;
@@ -264,17 +263,19 @@ function compactBytes(record: PublishedRecord): number {
 function writeCompact(record: PublishedRecord, buf: Buffer, start: number): void {
   const { group, expiresAt } = record;
   const sameTime = Object.is(record.availableAt, record.publishedAt);
-  const uuid = isUuid(record.id);
-  const flags =
+  buf[start] = RecordType.PublishedCompact;
+  let off = buf.writeDoubleLE(record.seq, start + 2);
+  off = putVstring(buf, off, record.queue);
+  // Tried as a UUID first: putUuid checks the id as it writes, and one
+  // that is not a UUID is written over as a vstring, at least as long.
+  const afterUuid = putUuid(buf, off, record.id);
+  const uuid = afterUuid >= 0;
+  off = uuid ? afterUuid : putVstring(buf, off, record.id);
+  buf[start + 1] =
     (group === null ? 0 : HAS_GROUP) |
     (expiresAt === null ? 0 : HAS_EXPIRY) |
     (sameTime ? 0 : HAS_AVAILABLE_AT) |
     (uuid ? UUID_ID : 0);
-  buf[start] = RecordType.PublishedCompact;
-  buf[start + 1] = flags;
-  let off = buf.writeDoubleLE(record.seq, start + 2);
-  off = putVstring(buf, off, record.queue);
-  off = uuid ? putUuid(buf, off, record.id) : putVstring(buf, off, record.id);
   buf[off++] = record.priority;
   if (group !== null) off = putVstring(buf, off, group);
   off = putVheaders(buf, off, record.headers);
@@ -284,34 +285,6 @@ function writeCompact(record: PublishedRecord, buf: Buffer, start: number): void
   off = putVarint(buf, off, record.failures);
   off = putVarint(buf, off, record.body.length);
   record.body.copy(buf, off);
-}
-
-// A lower-case 8-4-4-4-12 hex id, as randomId() makes them: checked a
-// char at a time, which costs less than a regex on the publish path.
-function isUuid(id: string): boolean {
-  if (id.length !== UUID_CHARS) return false;
-  for (let i = 0; i < UUID_CHARS; i++) {
-    const c = id.charCodeAt(i);
-    if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (c !== 0x2d) return false;
-    } else if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-function putUuid(buf: Buffer, off: number, id: string): number {
-  for (let i = 0; i < UUID_CHARS; i++) {
-    if (i === 8 || i === 13 || i === 18 || i === 23) continue;
-    const high = hexValue(id.charCodeAt(i));
-    buf[off++] = (high << 4) | hexValue(id.charCodeAt(++i));
-  }
-  return off;
-}
-
-function hexValue(c: number): number {
-  return c <= 0x39 ? c - 0x30 : c - 0x61 + 10;
 }
 
 // A UUID read back is spelled into one scratch buffer and made a string
