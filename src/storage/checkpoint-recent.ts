@@ -22,24 +22,31 @@
 
 import { BadCheckpoint, FRAME_HEADER_BYTES, FrameKind, sealInPlace } from './checkpoint-file.js';
 import { putVarint, readVarint, readZigzag, zigzag } from './checkpoint-rows.js';
-import type { RecentSnapshot } from './ledger.js';
+import type { RecentCopy, RecentSnapshot } from './ledger.js';
 import { UUID_BYTES, putUuid } from './uuid-bytes.js';
 
+/**
+ * What packRecent takes: a piece as a checkpoint holds it, or a slice of
+ * the ledger's copy, whose UUIDs are already bytes.
+ */
+export type RecentPiece = RecentSnapshot | RecentCopy;
+
 const HEAD_BYTES = 16;
+const NO_UUIDS = new Uint8Array(0);
 
 /** Whether packRecent can take `piece`: every time a safe integer. */
-export function canPackRecent(piece: RecentSnapshot): boolean {
+export function canPackRecent(piece: RecentPiece): boolean {
   return piece.times.every((time) => Number.isSafeInteger(time));
 }
 
 /** A sealed kind-10 frame of `piece` (see canPackRecent). */
-export function packRecent(piece: RecentSnapshot): Buffer {
+export function packRecent(piece: RecentPiece): Buffer {
   const { ids, times } = piece;
   const queue = Buffer.from(piece.queue, 'utf8');
   // A UTF-16 code unit takes at most 3 bytes of UTF-8: a bound without
   // measuring each of the 100,000 ids.
   let bound = FRAME_HEADER_BYTES + HEAD_BYTES + 5 + queue.length + ids.length * 10;
-  for (let i = 0; i < ids.length; i++) bound += 1 + 5 + 3 * ids[i].length;
+  for (let i = 0; i < ids.length; i++) bound += 1 + 5 + 3 * (ids[i]?.length ?? UUID_BYTES);
   const buf = Buffer.allocUnsafe(bound);
 
   buf.fill(0, FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + 4);
@@ -48,7 +55,15 @@ export function packRecent(piece: RecentSnapshot): Buffer {
   buf.writeDoubleLE(piece.lastSeq, FRAME_HEADER_BYTES + 8);
   let at = putVarint(buf, FRAME_HEADER_BYTES + HEAD_BYTES, queue.length);
   at += queue.copy(buf, at);
-  for (const id of ids) {
+  const uuids = 'uuids' in piece ? piece.uuids : NO_UUIDS;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (id === undefined) {
+      // A UUID the ledger keeps as bytes (RecentCopy).
+      buf[at++] = 0;
+      for (let k = 0, from = UUID_BYTES * i; k < UUID_BYTES; k++) buf[at++] = uuids[from + k];
+      continue;
+    }
     // Tried as a UUID first; one that is not is written over (putUuid).
     const afterUuid = putUuid(buf, at + 1, id);
     if (afterUuid >= 0) {

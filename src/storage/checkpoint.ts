@@ -34,7 +34,8 @@ import {
 } from './checkpoint-file.js';
 import { canPackRecent, packRecent } from './checkpoint-recent.js';
 import { RowPacker } from './checkpoint-rows.js';
-import type { Ledger, RecentSnapshot } from './ledger.js';
+import { type Ledger, type RecentCopy, type RecentSnapshot, recentIdAt } from './ledger.js';
+import { UUID_BYTES } from './uuid-bytes.js';
 import type { StoreLogger } from './log-store.js';
 import { fsyncDir } from './segment-file.js';
 
@@ -322,26 +323,35 @@ async function* mapFrames<V>(
 }
 
 async function* recentFrames(
-  recent: RecentSnapshot[],
+  recent: RecentCopy[],
   writer: StallMeter,
 ): AsyncGenerator<Buffer> {
-  for (const { queue, lastSeq, ids, times } of recent) {
+  for (const copy of recent) {
+    const { queue, lastSeq, ids, uuids, times } = copy;
     // One frame at least: it carries lastSeq even with no ids.
     for (let at = 0; at === 0 || at < ids.length; at += ENTRIES_PER_FRAME) {
       writer.start();
-      const piece: RecentSnapshot = {
+      const end = Math.min(at + ENTRIES_PER_FRAME, ids.length);
+      const piece: RecentCopy = {
         queue,
         lastSeq,
-        ids: ids.slice(at, at + ENTRIES_PER_FRAME),
-        times: times.slice(at, at + ENTRIES_PER_FRAME),
+        ids: ids.slice(at, end),
+        uuids: uuids.subarray(UUID_BYTES * at, UUID_BYTES * end),
+        times: times.slice(at, end),
       };
       const frame = canPackRecent(piece)
         ? packRecent(piece)
-        : jsonFrame(FrameKind.Recent, piece);
+        : jsonFrame(FrameKind.Recent, spelledOut(piece));
       writer.stop();
       yield frame;
     }
   }
+}
+
+/** A piece of a RecentCopy with every id a string, for a JSON frame. */
+function spelledOut(piece: RecentCopy): RecentSnapshot {
+  const ids = piece.ids.map((_, index) => recentIdAt(piece, index));
+  return { queue: piece.queue, lastSeq: piece.lastSeq, ids, times: piece.times };
 }
 
 /** The longest synchronous stretch between start() and stop(). */

@@ -24,6 +24,7 @@
 
 import type { LogRecord, PublishedRecord, QueueSettingsRecord } from './records.js';
 import { type RowRef, SeqTable } from './seq-table.js';
+import { UUID_BYTES, putUuid, uuidText } from './uuid-bytes.js';
 
 /** Accounting for one segment file. */
 export interface SegmentState {
@@ -262,10 +263,10 @@ export class Ledger {
   }
 
   /**
-   * A copy of every queue's recent ids as they are now: two array copies
+   * A copy of every queue's recent ids as they are now: three array copies
    * a queue, cheap enough to take at the checkpoint's position.
    */
-  recentSnapshot(): RecentSnapshot[] {
+  recentSnapshot(): RecentCopy[] {
     return [...this.#recent].map(([queue, ids]) => ({ queue, ...ids.snapshot() }));
   }
 
@@ -426,9 +427,37 @@ export interface RecentSnapshot {
   times: number[];
 }
 
+/**
+ * A queue's recent ids as the ledger keeps them, copied for a checkpoint
+ * (checkpoint-recent.ts packs them without spelling the UUIDs out).
+ */
+export interface RecentCopy {
+  queue: string;
+  lastSeq: number;
+  /** Oldest first; undefined for a UUID, whose 16 bytes are in `uuids` at 16 x its index. */
+  ids: (string | undefined)[];
+  uuids: Uint8Array;
+  times: number[];
+}
+
+/** The id at `index` of a RecentCopy (or a slice of one). */
+export function recentIdAt(
+  copy: Pick<RecentCopy, 'ids' | 'uuids'>,
+  index: number,
+): string {
+  return copy.ids[index] ?? uuidText(copy.uuids, UUID_BYTES * index);
+}
+
 // The newest ids of one queue, at most maxIds and none older than the
-// queue's dedup window before the newest. Two arrays with a moving head,
-// not an object an id: replay may pass ten million of them.
+// queue's dedup window before the newest. Arrays with a moving head, not
+// an object an id: replay may pass ten million of them.
+//
+// A UUID (what the broker makes for a message without an id) is kept as
+// its 16 bytes in one typed array, and its place in #ids left undefined:
+// kept as strings, every published id outlived the young generation and
+// was copied into the old one, and the scavenges that copied them cost
+// more CPU than encoding the record (issue #3: about 0.8 us a message of
+// the 3.2 in bench:storage's growth).
 //
 // Only a seq above every one taken adds its id. That leaves out
 // compaction copies (a `published` record again, with the same id), and
@@ -436,7 +465,8 @@ export interface RecentSnapshot {
 // out a message moved in from a `memory` queue, which keeps its older seq:
 // its id is not remembered across a restart.
 class RecentIds {
-  #ids: string[] = [];
+  #ids: (string | undefined)[] = [];
+  #uuids = new Uint8Array(UUID_BYTES * 1024);
   #times: number[] = [];
   #head = 0;
   #lastSeq = 0;
@@ -445,8 +475,7 @@ class RecentIds {
     if (seq <= this.#lastSeq) return;
     this.#lastSeq = seq;
     if (maxIds === 0) return;
-    this.#ids.push(id);
-    this.#times.push(publishedAt);
+    this.#push(id, publishedAt);
     const oldest = publishedAt - windowMs;
     while (
       this.#ids.length - this.#head > maxIds ||
@@ -455,6 +484,8 @@ class RecentIds {
       this.#head++;
     }
     if (this.#head > 1024 && this.#head * 2 > this.#ids.length) {
+      const end = this.#ids.length;
+      this.#uuids.copyWithin(0, UUID_BYTES * this.#head, UUID_BYTES * end);
       this.#ids = this.#ids.slice(this.#head);
       this.#times = this.#times.slice(this.#head);
       this.#head = 0;
@@ -463,16 +494,16 @@ class RecentIds {
 
   /** Appends ids from a checkpoint, which may come in several pieces. */
   restore(lastSeq: number, ids: readonly string[], times: readonly number[]): void {
-    this.#ids.push(...ids);
-    this.#times.push(...times);
+    for (let i = 0; i < ids.length; i++) this.#push(ids[i], times[i]);
     this.#lastSeq = Math.max(this.#lastSeq, lastSeq);
   }
 
   /** Ids and times, oldest first, as copies. */
-  snapshot(): Omit<RecentSnapshot, 'queue'> {
+  snapshot(): Omit<RecentCopy, 'queue'> {
     return {
       lastSeq: this.#lastSeq,
       ids: this.#ids.slice(this.#head),
+      uuids: this.#uuids.slice(UUID_BYTES * this.#head, UUID_BYTES * this.#ids.length),
       times: this.#times.slice(this.#head),
     };
   }
@@ -481,8 +512,22 @@ class RecentIds {
   list(queue: string): RecentId[] {
     const list: RecentId[] = [];
     for (let i = this.#head; i < this.#ids.length; i++) {
-      list.push({ queue, id: this.#ids[i], publishedAt: this.#times[i] });
+      const id = this.#ids[i] ?? uuidText(this.#uuids, UUID_BYTES * i);
+      list.push({ queue, id, publishedAt: this.#times[i] });
     }
     return list;
+  }
+
+  #push(id: string, publishedAt: number): void {
+    const at = this.#ids.length;
+    if (UUID_BYTES * (at + 1) > this.#uuids.length) {
+      const grown = new Uint8Array(2 * this.#uuids.length);
+      grown.set(this.#uuids.subarray(0, UUID_BYTES * at));
+      this.#uuids = grown;
+    }
+    // putUuid writes only into this entry's 16 bytes, even for another id.
+    const uuid = putUuid(this.#uuids, UUID_BYTES * at, id) >= 0;
+    this.#ids.push(uuid ? undefined : id);
+    this.#times.push(publishedAt);
   }
 }

@@ -57,3 +57,17 @@ function hasUuidShape(id: string): boolean {
     id.charCodeAt(23) === DASH
   );
 }
+
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+/** Spelled into in place, then made one string (see codec.ts on replay). */
+const UUID_TEXT = Buffer.from('00000000-0000-0000-0000-000000000000', 'latin1');
+
+/** The UUID whose 16 bytes are at `off` in `bytes`, spelled lower-case 8-4-4-4-12. */
+export function uuidText(bytes: Uint8Array, off: number): string {
+  for (let k = 0; k < UUID_BYTES; k++) {
+    const byte = bytes[off + k];
+    UUID_TEXT[DIGIT_PLACES[2 * k]] = HEX_DIGITS[byte >> 4];
+    UUID_TEXT[DIGIT_PLACES[2 * k + 1]] = HEX_DIGITS[byte & 0x0f];
+  }
+  return UUID_TEXT.toString('latin1', 0, UUID_CHARS);
+}

@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { DEDUP_MAX_IDS } from '../../src/engine/dedup.js';
+import { unpackRecent, packRecent } from '../../src/storage/checkpoint-recent.js';
+import { FRAME_HEADER_BYTES } from '../../src/storage/codec.js';
 import { Ledger, type LiveMessage, type SegmentState } from '../../src/storage/ledger.js';
+import { randomId } from '../../src/util/random-id.js';
 import type { LogRecord, PublishedRecord } from '../../src/storage/records.js';
 
 const NOW = 1_700_000_000_000;
@@ -92,6 +95,38 @@ describe('ledger', () => {
     assert.equal(ids.length, DEDUP_MAX_IDS);
     assert.deepEqual(ids[0], { queue: 'q', id: 'id-6', publishedAt: NOW - count + 6 });
     assert.deepEqual(ids.at(-1), { queue: 'q', id: `id-${count}`, publishedAt: NOW });
+  });
+
+  it('keeps UUIDs as bytes and other ids as given, through growth and trimming', () => {
+    // More ids than the first 1,024 places of bytes, trimmed past the
+    // 1,024 a move to the front waits for: every kind of id, in order.
+    const maxIds = 1500;
+    const ledger = new Ledger({ maxIds, defaultWindowMs: Infinity });
+    const apply = applier(ledger);
+    const kinds = [
+      () => randomId(),
+      () => randomId().toUpperCase(),
+      (seq: number) => `order-${seq}`,
+      () => `${randomId().slice(0, 35)}g`,
+      (seq: number) => `${seq}`.padEnd(36, 'é'),
+    ];
+    const given: string[] = [];
+    for (let seq = 1; seq <= 5000; seq++) {
+      const id = kinds[seq % kinds.length](seq);
+      given.push(id);
+      apply(published(seq, { id, publishedAt: NOW + seq }));
+    }
+
+    const expected = given.slice(-maxIds);
+    assert.deepEqual(ledger.recentIds().map((r) => r.id), expected);
+    assert.deepEqual(ledger.recentIds().map((r) => r.publishedAt).slice(0, 2), [
+      NOW + 3501, NOW + 3502,
+    ]);
+    // The checkpoint's copy packs to the same ids.
+    const [copy] = ledger.recentSnapshot();
+    const unpacked = unpackRecent(packRecent(copy).subarray(FRAME_HEADER_BYTES));
+    assert.deepEqual(unpacked.ids, expected);
+    assert.equal(unpacked.lastSeq, 5000);
   });
 
   it('keeps a row whose frame is mostly headers apart, body size exact', () => {
