@@ -466,7 +466,9 @@ export function recentIdAt(
 // its id is not remembered across a restart.
 class RecentIds {
   #ids: (string | undefined)[] = [];
-  #uuids = new Uint8Array(UUID_BYTES * 1024);
+  // Small at first, doubled as ids come: a broker may have many queues
+  // that each publish little.
+  #uuids = new Uint8Array(UUID_BYTES * 16);
   #times: number[] = [];
   #head = 0;
   #lastSeq = 0;

@@ -98,8 +98,9 @@ describe('ledger', () => {
   });
 
   it('keeps UUIDs as bytes and other ids as given, through growth and trimming', () => {
-    // More ids than the first 1,024 places of bytes, trimmed past the
-    // 1,024 a move to the front waits for: every kind of id, in order.
+    // Ids through several doublings of the bytes (16 places at first) and
+    // trimmed past the 1,024 a move to the front waits for: every kind of
+    // id comes back, in order.
     const maxIds = 1500;
     const ledger = new Ledger({ maxIds, defaultWindowMs: Infinity });
     const apply = applier(ledger);
