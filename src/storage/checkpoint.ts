@@ -35,9 +35,9 @@ import {
 import { canPackRecent, packRecent } from './checkpoint-recent.js';
 import { RowPacker } from './checkpoint-rows.js';
 import { type Ledger, type RecentCopy, type RecentSnapshot, recentIdAt } from './ledger.js';
-import { UUID_BYTES } from './uuid-bytes.js';
 import type { StoreLogger } from './log-store.js';
 import { fsyncDir } from './segment-file.js';
+import { UUID_BYTES } from './uuid-bytes.js';
 
 export interface CheckpointOptions {
   /** false: write none and ignore those on disk (full replay). Default true. */
@@ -326,8 +326,7 @@ async function* recentFrames(
   recent: RecentCopy[],
   writer: StallMeter,
 ): AsyncGenerator<Buffer> {
-  for (const copy of recent) {
-    const { queue, lastSeq, ids, uuids, times } = copy;
+  for (const { queue, lastSeq, ids, uuids, times } of recent) {
     // One frame at least: it carries lastSeq even with no ids.
     for (let at = 0; at === 0 || at < ids.length; at += ENTRIES_PER_FRAME) {
       writer.start();

@@ -454,10 +454,11 @@ export function recentIdAt(
 //
 // A UUID (what the broker makes for a message without an id) is kept as
 // its 16 bytes in one typed array, and its place in #ids left undefined:
-// kept as strings, every published id outlived the young generation and
-// was copied into the old one, and the scavenges that copied them cost
-// more CPU than encoding the record (issue #3: about 0.8 us a message of
-// the 3.2 in bench:storage's growth).
+// kept as strings, every published id outlived the young generation, was
+// copied into the old one and died there 100,000 messages later: work for
+// both collectors on every message. Kept as bytes, bench:storage's growth
+// took 2.41 us of CPU a message instead of 3.24 (issue #3; best of four
+// interleaved runs of 1M at load 6-7).
 //
 // Only a seq above every one taken adds its id. That leaves out
 // compaction copies (a `published` record again, with the same id), and
