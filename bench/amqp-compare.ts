@@ -2,7 +2,9 @@
 //
 // Starts `usher serve` on a fresh data folder (fsync on, the default) and,
 // through bench/rabbitmq.sh, a private RabbitMQ node in a fresh folder of
-// its own, both on loopback on free ports. Then amqplib, the same code for
+// its own, both on loopback on free ports (RabbitMQ's folder and ports are
+// USHER_RABBIT_DIR, _AMQP_PORT and _DIST_PORT where set, as for the
+// script: bench/amqp/brokers.ts). Then amqplib, the same code for
 // both (bench/amqp/workloads.ts), runs:
 //   1. transient: non-persistent messages, no confirms, an auto-ack
 //      consumer running alongside (non-durable queues on both)
