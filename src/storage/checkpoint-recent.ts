@@ -24,7 +24,6 @@ import { BadCheckpoint, FRAME_HEADER_BYTES, FrameKind, sealInPlace } from './che
 import { putVarint, readVarint, readZigzag, zigzag } from './checkpoint-rows.js';
 import type { RecentSnapshot } from './ledger.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const UUID_BYTES = 16;
 const HEAD_BYTES = 16;
 
@@ -38,7 +37,8 @@ export function packRecent(piece: RecentSnapshot): Buffer {
   const { ids, times } = piece;
   const queue = Buffer.from(piece.queue, 'utf8');
   let bound = FRAME_HEADER_BYTES + HEAD_BYTES + 5 + queue.length + ids.length * 10;
-  for (const id of ids) bound += 1 + 5 + Buffer.byteLength(id, 'utf8');
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: no native call per id.
+  for (const id of ids) bound += 1 + 5 + 3 * id.length;
   const buf = Buffer.allocUnsafe(bound);
 
   buf.fill(0, FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + 4);
@@ -48,9 +48,10 @@ export function packRecent(piece: RecentSnapshot): Buffer {
   let at = putVarint(buf, FRAME_HEADER_BYTES + HEAD_BYTES, queue.length);
   at += queue.copy(buf, at);
   for (const id of ids) {
-    if (UUID.test(id)) {
-      buf[at++] = 0;
-      at += buf.write(id.replaceAll('-', ''), at, UUID_BYTES, 'hex');
+    const uuidEnd = putUuid(buf, at + 1, id);
+    if (uuidEnd >= 0) {
+      buf[at] = 0;
+      at = uuidEnd;
     } else {
       buf[at++] = 1;
       const length = Buffer.byteLength(id, 'utf8');
@@ -64,6 +65,40 @@ export function packRecent(piece: RecentSnapshot): Buffer {
     previous = time;
   }
   return sealInPlace(buf.subarray(0, at));
+}
+
+/**
+ * Writes `id` at `at` as its 16 bytes if it is a UUID in lowercase
+ * 8-4-4-4-12 hex, and returns the offset after them; -1 if it is not (the
+ * bytes already written are then to be written over). One pass over the
+ * text: a regular expression, then a copy without dashes and a hex write,
+ * cost about a tenth of the broker's CPU in a durable publish, as every
+ * checkpoint packs up to 100,000 ids of each queue.
+ */
+function putUuid(buf: Buffer, at: number, id: string): number {
+  if (id.length !== 36) return -1;
+  let out = at;
+  for (let i = 0; i < 36; ) {
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (id.charCodeAt(i) !== 0x2d) return -1;
+      i++;
+      continue;
+    }
+    // Runs of hex digits have even lengths: a pair never spans a dash.
+    const high = lowerHexValue(id.charCodeAt(i));
+    const low = lowerHexValue(id.charCodeAt(i + 1));
+    if (high < 0 || low < 0) return -1;
+    buf[out++] = (high << 4) | low;
+    i += 2;
+  }
+  return out;
+}
+
+/** 0-15 for '0'-'9' and 'a'-'f'; -1 for anything else, upper case included. */
+function lowerHexValue(code: number): number {
+  if (code >= 0x30 && code <= 0x39) return code - 0x30;
+  if (code >= 0x61 && code <= 0x66) return code - 0x57;
+  return -1;
 }
 
 /** The piece in a kind-10 payload (kind byte first); BadCheckpoint if malformed. */
