@@ -23,8 +23,14 @@
 // With --publishers N, the durable publish runs N publisher connections
 // at once (each with its own window of 256) on both brokers alike, to see
 // whether one connection's window or client, rather than the broker, is
-// the limit. (Measured so far: it is not. One amqplib publisher spends
-// about 5 µs a durable publish, Usher's broker about twice that.)
+// the limit. The default stays one, the workload issue #4 names; it does
+// not flatter Usher by the client: one amqplib publisher spends 5-6 µs a
+// durable publish, Usher's broker 11-14, so the client is not the limit
+// on either side. It does flatter Usher by the queue: four publishers on
+// the same 464 B run (at load 8, 2 cores) left Usher where it was (30.6k
+// msg/s against 32.4k with one; its broker is one thread, busy) and took
+// the quorum queue from 19.2k to 31.3k (RabbitMQ spreads over both cores).
+// Read a ratio from one publisher with that in mind.
 //
 //   npm run bench:amqp -- [--messages N] [--latency-seconds S]
 //     [--quick] [--usher-only] [--only transient|durable|latency]
