@@ -287,8 +287,9 @@ msg/s unless marked ms; on ms rows lower is better, and so is the ratio.
 client-bound: this process used more CPU than the broker in that run.
 noisy: other work kept over ${NOISY_CORES} of a core busy in that run.
 `);
-  out('CPU seconds (broker / client / rest of the machine) in each run, and the broker\'s' +
-    ' CPU per message:');
+  out('CPU seconds (broker / client / rest of the machine) in each run; per message, µs of' +
+    ' the broker and of the client; and the share of one core each kept busy (a broker near' +
+    ' 100% is the limit; one well below it waits, on the disk or on the client):');
   const shown = new Set<Figure>();
   for (const row of rows) {
     const parts: string[] = [];
@@ -299,9 +300,11 @@ noisy: other work kept over ${NOISY_CORES} of a core busy in that run.
       const s = (cpu: number) => Math.max(0, cpu).toFixed(2);
       // Per message, the broker's CPU is the figure least moved by
       // other work on the machine (which mostly steals wall time).
-      const perMessage = (1e6 * f.brokerCpu / Math.max(1, f.messages)).toFixed(1);
+      const perMessage = (cpu: number) => (1e6 * cpu / Math.max(1, f.messages)).toFixed(1);
+      const busy = (cpu: number) => `${Math.round(100 * cpu / f.seconds)}%`;
       parts.push(`${c} ${s(f.brokerCpu)} / ${s(f.clientCpu)} / ${s(f.otherCpu)} ` +
-        `in ${f.seconds.toFixed(2)} s (broker ${perMessage} µs/msg)`);
+        `in ${f.seconds.toFixed(2)} s (broker ${perMessage(f.brokerCpu)} µs/msg, ` +
+        `${busy(f.brokerCpu)}; client ${perMessage(f.clientCpu)} µs/msg, ${busy(f.clientCpu)})`);
     }
     if (parts.length > 0) out(`- ${row.workload}, ${row.size}: ${parts.join('; ')}`);
   }
