@@ -26,11 +26,12 @@
 // the limit. The default stays one, the workload issue #4 names; it does
 // not flatter Usher by the client: one amqplib publisher spends 5-6 µs a
 // durable publish, Usher's broker 11-14, so the client is not the limit
-// on either side. It does flatter Usher by the queue: four publishers on
-// the same 464 B run (at load 8, 2 cores) left Usher where it was (30.6k
-// msg/s against 32.4k with one; its broker is one thread, busy) and took
-// the quorum queue from 19.2k to 31.3k (RabbitMQ spreads over both cores).
-// Read a ratio from one publisher with that in mind.
+// on either side. Whether four publishers change the ratio is not
+// settled: two tries of the 464 B run on a loaded machine (load 7-8, 2
+// cores) disagreed. Quorum went from 19.2k to 31.3k msg/s in one and
+// from 23.0k to 21.7k in the other; Usher from 32.4k to 30.6k and from
+// 22.2k to 27.4k. Measure it on a quiet machine before reading much into
+// a one-publisher ratio.
 //
 //   npm run bench:amqp -- [--messages N] [--latency-seconds S]
 //     [--quick] [--usher-only] [--only transient|durable|latency]
