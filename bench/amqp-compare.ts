@@ -28,6 +28,10 @@
 //     [--quick] [--usher-only] [--only transient|durable|latency]
 //     [--sizes tiny,ticket,large] [--publishers N]
 //     [--usher-node-flags="--cpu-prof --cpu-prof-dir=DIR"]
+//
+// RabbitMQ's state folder and ports are USHER_RABBIT_DIR,
+// USHER_RABBIT_AMQP_PORT and USHER_RABBIT_DIST_PORT when set, as for
+// bench/rabbitmq.sh (whose `stop` then finds the node); else fresh ones.
 
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';

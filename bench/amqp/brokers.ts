@@ -122,9 +122,18 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 // --- RabbitMQ ------------------------------------------------------------
 
+/**
+ * A RabbitMQ node in the state folder and on the ports that
+ * USHER_RABBIT_DIR, USHER_RABBIT_AMQP_PORT and USHER_RABBIT_DIST_PORT name,
+ * as bench/rabbitmq.sh reads them, so that several people on one machine
+ * can keep their nodes apart and `bench/rabbitmq.sh stop` with the same
+ * environment stops the node of a run that died. A folder named so is
+ * kept; without these a fresh folder (removed after) and free ports.
+ */
 export async function startRabbit(): Promise<RunningBroker> {
-  const dir = mkdtempSync(join(tmpdir(), 'usher-amqp-bench-rabbit-'));
-  const ports = await freeRabbitPorts();
+  const given = process.env.USHER_RABBIT_DIR;
+  const dir = given ?? mkdtempSync(join(tmpdir(), 'usher-amqp-bench-rabbit-'));
+  const ports = await rabbitPorts();
   const env = {
     ...process.env,
     USHER_RABBIT_DIR: dir,
@@ -135,7 +144,7 @@ export async function startRabbit(): Promise<RunningBroker> {
   const stop = async () => {
     await script('stop').catch((err: Error) =>
       process.stderr.write(`rabbitmq.sh stop failed: ${err.message}\n`));
-    rmSync(dir, { recursive: true, force: true });
+    if (given === undefined) rmSync(dir, { recursive: true, force: true });
   };
 
   try {
@@ -157,6 +166,21 @@ export async function startRabbit(): Promise<RunningBroker> {
     await stop();
     throw err;
   }
+}
+
+/** The ports the environment names (both or neither), else free ones. */
+async function rabbitPorts(): Promise<{ amqp: number; dist: number }> {
+  const amqp = process.env.USHER_RABBIT_AMQP_PORT;
+  const dist = process.env.USHER_RABBIT_DIST_PORT;
+  if (amqp === undefined && dist === undefined) return freeRabbitPorts();
+  const ports = { amqp: Number(amqp), dist: Number(dist) };
+  for (const [name, port] of [['AMQP', ports.amqp], ['DIST', ports.dist]] as const) {
+    if (!Number.isInteger(port) || port < 1024 || port > 65_000) {
+      throw new Error(`USHER_RABBIT_${name}_PORT must be a port from 1024 to 65000 ` +
+        `(set both or neither), not "${name === 'AMQP' ? amqp : dist}"`);
+    }
+  }
+  return ports;
 }
 
 /** bench/rabbitmq.sh with `command`: its stdout; its stderr passes through. */
