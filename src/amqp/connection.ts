@@ -11,8 +11,10 @@
 //                         <-   open-ok
 //   channel.open ...      ->   (channels 1..channel-max)
 //
-// Outgoing frames are gathered per event-loop turn and written at once, so
-// a burst of deliveries or confirms costs one write, not one per frame.
+// Outgoing frames are gathered until the task that wrote them (a socket
+// read, a batch landing on disk) and its promise callbacks are done, then
+// written at once: a burst of deliveries or confirms costs one write, not
+// one per frame, and waits for nothing else the event loop has to do.
 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -468,10 +470,16 @@ export class AmqpConnection {
     }
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    // A microtask, not setImmediate: deliveries written as a batch lands
+    // used to wait for the rest of the poll phase (other sockets' reads,
+    // other batches' appends and their thread-pool wakeups) before going
+    // out: p99 1 ms, p99.9 4-5 ms at load 7 in bench:amqp --only latency.
+    queueMicrotask(this.flushNow);
   }
 
-  /** One write per turn: the arena's slices and attached bodies in one writev. */
+  private readonly flushNow = () => this.flush();
+
+  /** One write per task: the arena's slices and attached bodies in one writev. */
   private flush(): void {
     this.flushScheduled = false;
     if (this.outbound.length === 0 || this.socket.destroyed) return;
