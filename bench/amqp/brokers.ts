@@ -122,9 +122,17 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 // --- RabbitMQ ------------------------------------------------------------
 
+/**
+ * A RabbitMQ node through bench/rabbitmq.sh. Its state folder and ports
+ * are the caller's when USHER_RABBIT_DIR and USHER_RABBIT_AMQP_PORT with
+ * USHER_RABBIT_DIST_PORT are set (as for the script itself), so helpers
+ * sharing a machine can keep apart; otherwise a fresh folder, removed
+ * at the end, and free ports picked here. A folder given is left in place.
+ */
 export async function startRabbit(): Promise<RunningBroker> {
-  const dir = mkdtempSync(join(tmpdir(), 'usher-amqp-bench-rabbit-'));
-  const ports = await freeRabbitPorts();
+  const givenDir = process.env.USHER_RABBIT_DIR;
+  const dir = givenDir || mkdtempSync(join(tmpdir(), 'usher-amqp-bench-rabbit-'));
+  const ports = givenRabbitPorts() ?? await freeRabbitPorts();
   const env = {
     ...process.env,
     USHER_RABBIT_DIR: dir,
@@ -135,7 +143,7 @@ export async function startRabbit(): Promise<RunningBroker> {
   const stop = async () => {
     await script('stop').catch((err: Error) =>
       process.stderr.write(`rabbitmq.sh stop failed: ${err.message}\n`));
-    rmSync(dir, { recursive: true, force: true });
+    if (!givenDir) rmSync(dir, { recursive: true, force: true });
   };
 
   try {
@@ -157,6 +165,21 @@ export async function startRabbit(): Promise<RunningBroker> {
     await stop();
     throw err;
   }
+}
+
+/** The ports in USHER_RABBIT_AMQP_PORT and _DIST_PORT; null if neither is set. */
+function givenRabbitPorts(): { amqp: number; dist: number } | null {
+  const { USHER_RABBIT_AMQP_PORT: amqp, USHER_RABBIT_DIST_PORT: dist } = process.env;
+  if (!amqp && !dist) return null;
+  const ports = { amqp: Number(amqp), dist: Number(dist) };
+  for (const [name, given] of [['AMQP', amqp], ['DIST', dist]]) {
+    const port = Number(given);
+    if (!Number.isInteger(port) || port < 1024 || port > 65_000) {
+      throw new Error(`USHER_RABBIT_${name}_PORT must be a port from 1024 to 65000 ` +
+        `(set both or neither), not "${given ?? ''}"`);
+    }
+  }
+  return ports;
 }
 
 /** bench/rabbitmq.sh with `command`: its stdout; its stderr passes through. */

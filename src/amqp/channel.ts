@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 
 import { checkHeaders } from '../broker/checks.js';
+import { pinsLittle } from '../broker/messages.js';
 import { LoadRefusalError, UsherError } from '../errors.js';
 import { recordUnauthorized } from '../observe/observations.js';
 import type {
@@ -568,9 +569,9 @@ export class AmqpChannel {
         }
         // A non-durable queue is a memory queue: no log frame takes over
         // the body, so it is copied rather than pinning the socket's chunk,
-        // unless it is a view of nothing else (a body that arrived split
-        // across chunks or frames is already a copy of its own).
-        const pinsMore = !this.topology.isDurable(queue) && !ownsItsMemory(body);
+        // unless it pins little else (a body that arrived split across
+        // chunks or frames is a copy of its own; see pinsLittle).
+        const pinsMore = !this.topology.isDurable(queue) && !pinsLittle(body);
         batch.inputs.push(pinsMore ? withBody(input, copyOf(body)) : input);
         batch.tags.push(tag);
       }
@@ -637,8 +638,18 @@ export class AmqpChannel {
     if (!this.closed) this.confirms.settle(tag, ok);
   }
 
-  /** One `multiple` ack for the tags answered since the last one. */
+  /**
+   * Asks for one `multiple` ack for the tags answered so far, sent when
+   * the connection next writes: publishes from several socket chunks land
+   * with one fsync, and each landing answering at once sent an ack frame
+   * apiece, for the client to read one by one.
+   */
   private sendConfirmedAcks(): void {
+    if (!this.closed) this.connection.confirmsAnswered(this);
+  }
+
+  /** The ack for every tag answered so far; the connection calls it. */
+  sendAnsweredConfirms(): void {
     if (!this.closed) this.confirms.sendAcks();
   }
 
@@ -1006,11 +1017,6 @@ function withBody(input: PublishInput, body: Buffer): PublishInput {
     priority: input.priority,
     ttlMs: input.ttlMs,
   };
-}
-
-/** True when `bytes` is the whole of its memory, so keeping it keeps nothing more. */
-function ownsItsMemory(bytes: Buffer): boolean {
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
 }
 
 /** A copy of `bytes` (faster than Buffer.from(buffer) on node 20). */

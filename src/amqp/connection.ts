@@ -76,6 +76,8 @@ export class AmqpConnection {
   private phase: Phase = 'header';
   /** Frames not yet handed to the socket. */
   private readonly outbound = new OutboundBytes();
+  /** Channels with confirms answered, to ack before the next write. */
+  private readonly confirmsDue = new Set<AmqpChannel>();
   private pausedForDrain = false;
   /** Settles once a closed connection's exclusive queues are gone. */
   cleanedUp: Promise<void> = Promise.resolve();
@@ -389,6 +391,7 @@ export class AmqpConnection {
 
   /** The client closed the channel (channel.close) and waits for close-ok. */
   channelClosedByClient(number: number): void {
+    this.sendDueConfirms();
     this.channels.get(number)?.release();
     this.channels.delete(number);
     this.send(number, { name: 'channel.close-ok' });
@@ -402,6 +405,7 @@ export class AmqpConnection {
       { channel: number, replyCode: error.replyCode, err: error },
       'channel closed',
     );
+    this.sendDueConfirms();
     channel.release();
     this.channels.delete(number);
     this.closingChannels.add(number);
@@ -444,6 +448,20 @@ export class AmqpConnection {
     this.written();
   }
 
+  /** `channel` answered confirms: one ack for all of them goes out with the next write. */
+  confirmsAnswered(channel: AmqpChannel): void {
+    if (this.phase === 'closed') return;
+    this.confirmsDue.add(channel);
+    this.scheduleFlush();
+  }
+
+  /** Acks for the confirms answered since the last write, before any frame after them. */
+  private sendDueConfirms(): void {
+    if (this.confirmsDue.size === 0) return;
+    for (const channel of this.confirmsDue) channel.sendAnsweredConfirms();
+    this.confirmsDue.clear();
+  }
+
   /** After bytes went into `outbound`: pause a peer that does not read, flush soon. */
   private written(): void {
     // A peer that does not read what we send (returns, confirms) is not
@@ -452,6 +470,10 @@ export class AmqpConnection {
       this.socket.pause();
       this.pausedForDrain = true;
     }
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => this.flush());
@@ -459,6 +481,8 @@ export class AmqpConnection {
 
   /** One write per turn: the arena's slices and attached bodies in one writev. */
   private flush(): void {
+    // While still scheduled, so that the acks written here schedule nothing.
+    this.sendDueConfirms();
     this.flushScheduled = false;
     if (this.outbound.length === 0 || this.socket.destroyed) return;
     const pieces = this.outbound.take();
@@ -510,6 +534,7 @@ export class AmqpConnection {
       { replyCode: error.replyCode, reason: error.message },
       'closing connection',
     );
+    this.sendDueConfirms();
     this.send(0, {
       name: 'connection.close',
       replyCode: error.replyCode,

@@ -62,6 +62,28 @@ const TEXT_PROPERTIES = [
   ['expiration', 'expiration'],
 ] as const;
 
+/** Index in TEXT_PROPERTIES of each property name, and of each header name. */
+const BY_PROPERTY = new Map<string, number>(TEXT_PROPERTIES.map(([property], i) => [property, i]));
+const BY_HEADER = new Map<string, number>(TEXT_PROPERTIES.map(([, header], i) => [header, i]));
+
+/**
+ * Bit i set when `values` has a key that `index` maps to i. A message has
+ * few of the ten text properties: looking each of the ten up, most of
+ * them absent, in objects of many shapes was the costliest line of the
+ * mapping; walking the keys present is not.
+ */
+function presentText(values: object, index: Map<string, number>): number {
+  let present = 0;
+  for (const key in values) {
+    const i = index.get(key);
+    if (i !== undefined) present |= 1 << i;
+  }
+  return present;
+}
+
+/** The lowest bit set in `bits` as an index (bits must not be 0). */
+const lowestBit = (bits: number) => 31 - Math.clz32(bits & -bits);
+
 /** Header names that carry properties, not AMQP headers. */
 const PROPERTY_HEADERS = new Set<string>([
   ...TEXT_PROPERTIES.map(([, header]) => header),
@@ -87,7 +109,9 @@ export function fromAmqp(properties: BasicProperties): MappedPublish {
   const headers: Record<string, string> = {};
   const ownHeaders: string[] = [];
 
-  for (const [property, header] of TEXT_PROPERTIES) {
+  // In TEXT_PROPERTIES order, whatever order the properties came in.
+  for (let bits = presentText(properties, BY_PROPERTY); bits !== 0; bits &= bits - 1) {
+    const [property, header] = TEXT_PROPERTIES[lowestBit(bits)];
     const value = properties[property];
     if (value !== undefined) {
       headers[header] = value;
@@ -166,7 +190,8 @@ export function toAmqp(
   // as a text header of the same name instead: unencodable, it would close
   // the consumer's channel on every redelivery.
   let table = typedHeadersOf(headers);
-  for (const [property, header] of TEXT_PROPERTIES) {
+  for (let bits = presentText(headers, BY_HEADER); bits !== 0; bits &= bits - 1) {
+    const [property, header] = TEXT_PROPERTIES[lowestBit(bits)];
     const value = headers[header];
     if (value === undefined) continue;
     if (fitsShortString(value)) properties[property] = value;

@@ -24,6 +24,7 @@ import {
 } from './method-table.js';
 import {
   Reader,
+  ShortstrCache,
   checkInteger,
   longstrSize,
   shortstrSize,
@@ -155,6 +156,9 @@ export function decodeMethod(payload: Buffer, start = 0, end = payload.length): 
 }
 
 const PUBLISH = BY_NAME.get('basic.publish');
+/** One for every connection: the broker reads one frame at a time. */
+const PUBLISH_EXCHANGE = new ShortstrCache();
+const PUBLISH_ROUTING_KEY = new ShortstrCache();
 
 /**
  * basic.publish, the method of every message published, read as readArgs
@@ -163,8 +167,8 @@ const PUBLISH = BY_NAME.get('basic.publish');
  */
 function readPublish(r: Reader): MethodOf<'basic.publish'> {
   r.u16('_ticket');
-  const exchange = r.shortstr('exchange');
-  const routingKey = r.shortstr('routingKey');
+  const exchange = r.repeatedShortstr(PUBLISH_EXCHANGE, 'exchange');
+  const routingKey = r.repeatedShortstr(PUBLISH_ROUTING_KEY, 'routingKey');
   const bits = r.u8('mandatory');
   return {
     name: 'basic.publish',

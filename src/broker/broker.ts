@@ -70,7 +70,7 @@ import {
   moveTo,
   readBack,
   retriedRecord,
-  ownsItsMemory,
+  pinsLittle,
   shorterTtl,
   view,
 } from './messages.js';
@@ -601,9 +601,10 @@ export class Broker implements BrokerApi {
     for (let i = 0; i < records.length; i++) {
       const record = records[i];
       // The body may be a view of more (an AMQP socket chunk): one kept in
-      // memory gets bytes of its own, so it pins nothing else. A logged
-      // message kept on disk only is let go, so it needs no copy.
-      if (logged && !ownsItsMemory(record.body) && !engine.keepsCold(record, landed)) {
+      // memory gets bytes of its own unless it is most of that chunk, so
+      // it pins little else. A logged message kept on disk only is let
+      // go, so it needs no copy.
+      if (logged && !pinsLittle(record.body) && !engine.keepsCold(record, landed)) {
         record.body = Buffer.from(record.body);
       }
       engine.enqueue(messageFrom(record), landed, true);

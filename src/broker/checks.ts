@@ -131,11 +131,29 @@ export function checkHeaders(
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
     throw new InvalidArgumentError(field, `${field} must be an object of strings`);
   }
-  // for-in, not Object.entries: no arrays made for every message.
+  // One for-in and one pass over ownHeaders, not Object.entries: this
+  // runs for every message published (twice over AMQP), and each pass
+  // looks keys up in objects of many shapes. UTF-8 takes at most 3 bytes
+  // per UTF-16 unit: under that bound the exact size is not needed, which
+  // spares two native calls per header.
   let count = 0;
-  for (const key in headers) if (Object.hasOwn(headers, key)) count++;
+  let mostBytes = 0;
+  let notText: string | undefined;
+  for (const key in headers) {
+    if (!Object.hasOwn(headers, key)) continue;
+    count++;
+    const value = headers[key];
+    if (typeof value !== 'string') notText ??= key;
+    else mostBytes += 3 * (key.length + value.length);
+  }
   let ownCount = 0;
-  for (const name of ownHeaders) if (Object.hasOwn(headers, name)) ownCount++;
+  let mostOwnBytes = 0;
+  for (const name of ownHeaders) {
+    if (!Object.hasOwn(headers, name)) continue;
+    ownCount++;
+    const value = headers[name];
+    if (typeof value === 'string') mostOwnBytes += 3 * (name.length + value.length);
+  }
   checkHeaderCount(count - ownCount, field);
   if (ownCount > MAX_OWN_HEADERS) {
     throw new InvalidArgumentError(
@@ -143,24 +161,11 @@ export function checkHeaders(
       `at most ${MAX_OWN_HEADERS} headers of the protocol's own, got ${ownCount}`,
     );
   }
-
-  // UTF-8 takes at most 3 bytes per UTF-16 unit: under that bound the
-  // exact size is not needed, which spares two native calls per header.
-  let mostBytes = 0;
-  for (const key in headers) {
-    if (!Object.hasOwn(headers, key)) continue;
-    const value = headers[key];
-    if (typeof value !== 'string') {
-      throw new InvalidArgumentError(
-        `${field}.${key}`,
-        `header "${key}" must be a string`,
-      );
-    }
-    mostBytes += 3 * (key.length + value.length);
-  }
-  let mostOwnBytes = 0;
-  for (const name of ownHeaders) {
-    if (Object.hasOwn(headers, name)) mostOwnBytes += 3 * (name.length + headers[name].length);
+  if (notText !== undefined) {
+    throw new InvalidArgumentError(
+      `${field}.${notText}`,
+      `header "${notText}" must be a string`,
+    );
   }
 
   if (mostBytes - mostOwnBytes > MAX_HEADER_BYTES) {

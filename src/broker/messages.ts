@@ -31,10 +31,22 @@ export function shorterTtl(
   return queueTtlMs === null ? messageTtlMs : Math.min(messageTtlMs, queueTtlMs);
 }
 
-/** True when `bytes` is the whole of its memory, so keeping it keeps nothing more. */
-export function ownsItsMemory(bytes: Buffer): boolean {
-  return bytes.byteOffset === 0 && bytes.length === bytes.buffer.byteLength;
+/**
+ * True when keeping `bytes` keeps little else: it is the whole of its
+ * memory, or a view of at least a quarter of it. A body that arrived as
+ * a view of a socket chunk is copied before it is kept unless so: a
+ * 464 B body must not hold a 64 KiB chunk, but a 16 KiB body held in a
+ * 64 KiB chunk beside three others costs at most 4x its size, and
+ * copying it cost about a tenth of the broker's CPU in a 16 KiB publish
+ * (a copy of 16 KiB, its allocation, and the GC that external memory
+ * drives).
+ */
+export function pinsLittle(bytes: Buffer): boolean {
+  return bytes.length * PIN_RATIO >= bytes.buffer.byteLength;
 }
+
+/** A view kept as it is may hold at most this many times its size. */
+const PIN_RATIO = 4;
 
 export function declared(name: string, settings: QueueSettings): LogRecord {
   return { type: 'queue-declared', name, settings: { ...settings } };

@@ -55,6 +55,24 @@ export class Raw {
     }
   }
 
+  /** The basic.ack frames the broker sends until one covers `tag`. */
+  async acksUpTo(tag: number): Promise<Array<{ deliveryTag: number; multiple: boolean }>> {
+    const acks: Array<{ deliveryTag: number; multiple: boolean }> = [];
+    for (;;) {
+      const ack = await this.expect('basic.ack');
+      assert.ok(ack !== null && ack.name === 'basic.ack', 'the socket closed before the ack');
+      acks.push({ deliveryTag: ack.deliveryTag, multiple: ack.multiple });
+      if (ack.deliveryTag >= tag) return acks;
+    }
+  }
+
+  /** What `write` sends goes out in one TCP write, for the broker to read at once. */
+  cork(write: () => void): void {
+    this.socket.cork();
+    write();
+    this.socket.uncork();
+  }
+
   async open(): Promise<void> {
     this.send(PROTOCOL_HEADER);
     await this.expect('connection.start');

@@ -138,6 +138,26 @@ describe('packed recent ids', () => {
     assert.equal(payload.length, 16 + 2 + 17 + 38 + 6 + 1);
   });
 
+  it('keep ids that only look like UUIDs as they were written', () => {
+    const uuid = '0f8fad5b-d9cb-469f-a165-70867728950e';
+    const nearMisses = [
+      `${uuid.slice(0, 35)}g`, // not hex, last
+      `g${uuid.slice(1)}`, // not hex, first
+      `${uuid.slice(0, 8)}x${uuid.slice(9)}`, // a dash missing
+      `${uuid.slice(0, 7)}-${uuid.slice(7, 8)}${uuid.slice(9)}`, // a dash moved
+      `${uuid}0`, // too long
+      uuid.slice(0, 35), // too short
+      `${uuid.slice(0, 35)}E`, // upper case, last
+    ];
+    const times = nearMisses.map((_, i) => 1_700_000_000_000 + i);
+    const piece = { queue: 'q', lastSeq: 9, ids: nearMisses, times };
+    const payload = packRecent(piece).subarray(FRAME_HEADER_BYTES);
+    assert.deepEqual(unpackRecent(payload), piece);
+    // Head 16, queue 2; each id as text: kind 1, length 1, its bytes.
+    const idBytes = nearMisses.reduce((sum, id) => sum + 2 + id.length, 0);
+    assert.equal(payload.length, 16 + 2 + idBytes + 6 + nearMisses.length - 1);
+  });
+
   it('leave times that are not integers to JSON', () => {
     assert.equal(canPackRecent({ queue: 'q', lastSeq: 1, ids: ['a'], times: [1.5] }), false);
   });
