@@ -722,7 +722,7 @@ export class AmqpChannel {
   }
 
   private creditOf(consumer: Consumer): number {
-    if (this.closed || !this.flowActive || !this.connection.writable) return 0;
+    if (this.closed || !this.flowActive || !this.connection.roomForDeliveries()) return 0;
     if (consumer.singleActive && !this.topology.singleActive.isActive(consumer.queue, consumer)) {
       return 0;
     }
@@ -734,8 +734,10 @@ export class AmqpChannel {
   }
 
   private deliver(consumer: Consumer, messages: ReceivedMessage[]): void {
-    const settleNow: string[] = [];
-    const unsendable: string[] = [];
+    // Made only when needed: with manual acks and messages that fit, the
+    // common case, a delivery leaves nothing for afterwards.
+    let settleNow: string[] | null = null;
+    let unsendable: string[] | null = null;
     let failure: unknown = null;
 
     for (const message of messages) {
@@ -756,12 +758,12 @@ export class AmqpChannel {
       } catch (err) {
         // Headers too large for this client's frame-max: the message goes
         // back untouched and this channel closes; nothing else suffers.
-        unsendable.push(message.receipt);
+        (unsendable ??= []).push(message.receipt);
         failure ??= err;
         continue;
       }
       const deliveryTag = ++this.deliveryTag;
-      if (consumer.noAck) settleNow.push(message.receipt);
+      if (consumer.noAck) (settleNow ??= []).push(message.receipt);
       else {
         this.unacked.set(deliveryTag, {
           queue: consumer.queue,
@@ -772,12 +774,15 @@ export class AmqpChannel {
       }
     }
 
+    if (settleNow === null && unsendable === null) return;
+    const acked = settleNow;
+    const refused = unsendable;
     // Outside the broker's call into us, which must not call back in.
     queueMicrotask(() => {
-      if (settleNow.length > 0)
-        void this.broker.ack(consumer.queue, settleNow, UNANSWERED_ACK).catch(() => {});
-      if (unsendable.length > 0) {
-        this.broker.release(consumer.queue, unsendable);
+      if (acked !== null)
+        void this.broker.ack(consumer.queue, acked, UNANSWERED_ACK).catch(() => {});
+      if (refused !== null) {
+        this.broker.release(consumer.queue, refused);
         this.fail(
           new AmqpError(
             REPLY.FRAME_ERROR,

@@ -11,8 +11,10 @@
 //                         <-   open-ok
 //   channel.open ...      ->   (channels 1..channel-max)
 //
-// Outgoing frames are gathered per event-loop turn and written at once, so
-// a burst of deliveries or confirms costs one write, not one per frame.
+// Outgoing frames are gathered until the task that wrote them (a socket
+// read, a batch landing on disk) and its promise callbacks are done, then
+// written at once: a burst of deliveries or confirms costs one write, not
+// one per frame, and waits for nothing else the event loop has to do.
 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -50,6 +52,8 @@ export interface ConnectionContext {
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const PUBLISH_HIGH_WATER = 20_000;
 const PUBLISH_LOW_WATER = 5_000;
+/** Bytes queued for the socket past which consumers get no more. */
+const OUTBOUND_LIMIT = 4 * 1024 * 1024;
 
 type Phase =
   | 'header'
@@ -79,6 +83,8 @@ export class AmqpConnection {
   /** Channels with confirms answered, to ack before the next write. */
   private readonly confirmsDue = new Set<AmqpChannel>();
   private pausedForDrain = false;
+  /** A consumer was refused deliveries for want of room (roomForDeliveries). */
+  private deliveriesWaitForRoom = false;
   /** Settles once a closed connection's exclusive queues are gone. */
   cleanedUp: Promise<void> = Promise.resolve();
   private flushScheduled = false;
@@ -141,7 +147,17 @@ export class AmqpConnection {
 
   /** False while the socket's buffer is full: consumers wait for drain. */
   get writable(): boolean {
-    return this.socket.writableLength + this.outbound.length < 4 * 1024 * 1024;
+    return this.socket.writableLength + this.outbound.length < OUTBOUND_LIMIT;
+  }
+
+  /**
+   * Whether a consumer may be handed more now: false while the socket's
+   * buffer is full, and then its channels are woken once it drains.
+   */
+  roomForDeliveries(): boolean {
+    if (this.writable) return true;
+    this.deliveriesWaitForRoom = true;
+    return false;
   }
 
   // --- reading --------------------------------------------------------
@@ -476,10 +492,16 @@ export class AmqpConnection {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    // A microtask, not setImmediate: deliveries written as a batch lands
+    // used to wait for the rest of the poll phase (other sockets' reads,
+    // other batches' appends and their thread-pool wakeups) before going
+    // out: p99 1 ms, p99.9 4-5 ms at load 7 in bench:amqp --only latency.
+    queueMicrotask(this.flushNow);
   }
 
-  /** One write per turn: the arena's slices and attached bodies in one writev. */
+  private readonly flushNow = () => this.flush();
+
+  /** One write per task: the arena's slices and attached bodies in one writev. */
   private flush(): void {
     // While still scheduled, so that the acks written here schedule nothing.
     this.sendDueConfirms();
@@ -504,6 +526,12 @@ export class AmqpConnection {
       this.pausedForDrain = false;
       this.socket.resume();
     }
+    // Only consumers refused for want of room wait for this. Waking every
+    // channel after every write cost a timer, a Map and a pass over the
+    // queue's subscribers per write, several times a millisecond at 5,000
+    // deliveries a second.
+    if (!this.deliveriesWaitForRoom || !this.writable) return;
+    this.deliveriesWaitForRoom = false;
     this.forEachChannel((channel) => channel.wake());
   }
 
