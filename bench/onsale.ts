@@ -4,9 +4,12 @@
 // accepted, shed and processed, the broker's peak RSS against its
 // --memory-budget (read from /proc), and the p99 publish-to-consume
 // latency of payments in the spike against its value at normal load,
-// measured in the same run.
+// measured in the same run. The phases run in turn three times (--rounds)
+// and payments are pooled by phase, so that normal load is measured
+// across the same minutes of a shared machine as the spike; each round's
+// own ratio is printed too.
 //
-//   node dist/bench/onsale.js [--capacity 400] [--spike-factor 5]
+//   node dist/bench/onsale.js [--capacity 400] [--spike-factor 5] [--rounds 3]
 //     [--normal-ms N] [--spike-ms 8000] [--tick-ms 10] [--memory-budget-mib 256]
 //
 // Everything listens on 127.0.0.1, on ports the OS picks; the run is
@@ -18,7 +21,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { runOnSale } from '../src/demo/ticketing/onsale.js';
+import { runOnSale, type Phase } from '../src/demo/ticketing/onsale.js';
 import { SEGMENTS } from '../src/demo/ticketing/onsale-timing.js';
 import { USHER_BIN, usherNodeFlags } from './usher-flags.js';
 
@@ -26,7 +29,9 @@ const { values: args } = parseArgs({
   options: {
     capacity: { type: 'string', default: '400' },
     'spike-factor': { type: 'string', default: '5' },
-    // Default: long enough for about 400 payments (20 s at capacity 400).
+    rounds: { type: 'string', default: '3' },
+    // Per round. Default: long enough for about 400 payments (20 s at
+    // capacity 400).
     'normal-ms': { type: 'string' },
     'spike-ms': { type: 'string', default: '8000' },
     // How often the publisher sends; 50 sends payments in bursts of 10.
@@ -83,6 +88,7 @@ try {
   };
   sampleRss();
   const startRss = peakRss;
+  const cpu = cpuByPhase(server.pid as number);
   // Printed with the results: whether the machine was quiet is part of
   // what a run's figures mean.
   const loadAtStart = loadavg().map((l) => l.toFixed(2)).join(' ');
@@ -93,9 +99,13 @@ try {
     spikeFactor: Number(args['spike-factor']),
     normalMs: args['normal-ms'] === undefined ? undefined : Number(args['normal-ms']),
     spikeMs: Number(args['spike-ms']),
+    rounds: Number(args.rounds),
     publishTickMs: Number(args['tick-ms']),
     onNote: (text) => console.error(`  ${text}`),
-    onTick: sampleRss,
+    onTick: (phase) => {
+      sampleRss();
+      cpu.sample(phase);
+    },
   });
 
   const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
@@ -118,6 +128,8 @@ try {
     `spike ${spike.p99} ms (n=${spike.samples}) ` +
     `(ratio ${report.paymentLatencyRatio}; goal <= 2); ` +
     `p50: normal ${normal.p50} ms, spike ${spike.p50} ms`);
+  console.log('  by round, p99 normal / spike (ratio): ' + report.roundLatencyMs
+    .map((r) => `${r.normalP99} / ${r.spikeP99} (${r.ratio})`).join(', '));
   console.log('  the same p99 over each half of a phase: ' +
     `normal ${normal.halvesP99.join(' / ')} ms, spike ${spike.halvesP99.join(' / ')} ms ` +
     '(how much it moves with the load unchanged)');
@@ -129,6 +141,11 @@ try {
     console.log(`  ${segment.padEnd(27)} ${cell(normal.segments[segment])} ` +
       `${cell(spike.segments[segment])}`);
   }
+  const share = (phase: 'normal' | 'spike') => {
+    const c = cpu.shareOfOneCore(phase);
+    return `${phase} broker ${c.broker}%, demo ${c.demo}%, all else ${c.others}%`;
+  };
+  console.log(`CPU used, % of one core: ${share('normal')}; ${share('spike')}`);
   const loop = report.eventLoopDelayMs;
   console.log(`event-loop delay p99, worst 100 ms window: demo ${loop.demo.normal} ms normal, ` +
     `${loop.demo.spike} ms spike; broker (admission samples) ${loop.broker.normal} ms normal, ` +
@@ -149,4 +166,58 @@ try {
   server.kill('SIGTERM');
   await new Promise((resolve) => server.once('exit', resolve).once('error', resolve));
   rmSync(dataDir, { recursive: true, force: true });
+}
+
+/**
+ * CPU time by phase, from /proc: the broker's (utime + stime of its
+ * process), this process's (publishers and workers) and everything else
+ * the machine ran, so that a run on a busy machine shows how much of the
+ * two cores the bench itself had. Sampled every 100 ms; a sample's time
+ * goes to the phase under way when it is taken.
+ */
+function cpuByPhase(brokerPid: number) {
+  type Sum = { broker: number; demo: number; all: number; ms: number };
+  const used = new Map<Phase, Sum>();
+  let last = readCpuMs(brokerPid);
+  return {
+    sample(phase: Phase): void {
+      const now = readCpuMs(brokerPid);
+      const sum = used.get(phase) ?? { broker: 0, demo: 0, all: 0, ms: 0 };
+      sum.broker += now.broker - last.broker;
+      sum.demo += now.demo - last.demo;
+      sum.all += now.all - last.all;
+      sum.ms += now.at - last.at;
+      used.set(phase, sum);
+      last = now;
+    },
+    /** Percent of one core over the phase's time, rounded. */
+    shareOfOneCore(phase: Phase): { broker: number; demo: number; others: number } {
+      const sum = used.get(phase);
+      if (sum === undefined || sum.ms === 0) return { broker: 0, demo: 0, others: 0 };
+      const percent = (ms: number) => Math.round((ms * 100) / sum.ms);
+      return {
+        broker: percent(sum.broker),
+        demo: percent(sum.demo),
+        others: percent(Math.max(0, sum.all - sum.broker - sum.demo)),
+      };
+    },
+  };
+}
+
+/** CPU ms so far: the broker, this process, the whole machine; and when. */
+function readCpuMs(brokerPid: number): { broker: number; demo: number; all: number; at: number } {
+  // /proc's counters are in clock ticks of USER_HZ, 100 a second on Linux.
+  const tickMs = 10;
+  // /proc/PID/stat: the command may hold spaces, so fields count from
+  // after its closing parenthesis; utime and stime are fields 14 and 15.
+  const stat = readFileSync(`/proc/${brokerPid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const broker = (Number(fields[11]) + Number(fields[12])) * tickMs;
+  const { user, system } = process.cpuUsage();
+  // /proc/stat's first line: the machine's time per state; all but idle
+  // and iowait is busy.
+  const machine = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  const [userTicks, nice, sys, , , irq, softirq, steal] = machine.slice(1).map(Number);
+  const all = (userTicks + nice + sys + irq + softirq + steal) * tickMs;
+  return { broker, demo: (user + system) / 1000, all, at: Date.now() };
 }

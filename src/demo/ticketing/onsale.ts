@@ -12,6 +12,11 @@
 //   spike    `spikeFactor` x capacity   recommendations, then notifications shed
 //   drain    none                    backlog drains, level back to normal
 //
+// With `rounds` above 1 the three phases run in turn that many times and
+// payment latency is pooled by phase: normal load is then measured across
+// the same stretch of the machine's time as the spike, not only before
+// it (on a shared machine the background load drifts within a minute).
+//
 // Latency is publish-to-consume: from just before the publish request to
 // a worker starting on the message, both on this process's clock.
 
@@ -36,11 +41,14 @@ export interface OnSaleOptions {
    * most 60 s), so that the normal p99 is not the noise of a few samples. */
   normalMs?: number;
   spikeMs?: number;
+  /** Times normal load, spike and drain run in turn (default 1). */
+  rounds?: number;
   /** The backlog must drain within this after the spike. */
   drainTimeoutMs?: number;
   onNote?: (text: string) => void;
-  /** Called every 100 ms while the run lasts (the bench samples RSS). */
-  onTick?: () => void;
+  /** Called every 100 ms while the run lasts, with the phase under way
+   * (the bench samples RSS and CPU time). */
+  onTick?: (phase: Phase) => void;
   /** How often the publisher sends what is owed (default 10 ms). */
   publishTickMs?: number;
 }
@@ -70,6 +78,9 @@ export interface OnSaleReport {
   paymentLatencyMs: { normalP50: number; normalP99: number; spikeP50: number; spikeP99: number };
   /** spikeP99 / normalP99; the issue asks for at most 2. */
   paymentLatencyRatio: number;
+  /** The same p99s and ratio within each round, in order, with the
+   * payments behind each. */
+  roundLatencyMs: RoundLatency[];
   /** Where payments' time went, by the phase they were sent in. */
   paymentTimings: { normal: PhaseLatency; spike: PhaseLatency };
   /** Event-loop delay p99 by phase: this process (publisher and workers)
@@ -81,8 +92,14 @@ export interface OnSaleReport {
 }
 
 type PhaseDelays = { normal: number; spike: number };
+type RoundLatency = {
+  normalP99: number;
+  spikeP99: number;
+  ratio: number;
+  samples: { normal: number; spike: number };
+};
 type Kind = 'payment' | 'notification' | 'recommendation';
-type Phase = 'warmup' | 'normal' | 'spike' | 'drain';
+export type Phase = 'warmup' | 'normal' | 'spike' | 'drain';
 
 const KINDS: ReadonlyArray<{ kind: Kind; priority: number; share: number; sheddable: boolean }> = [
   { kind: 'payment', priority: 8, share: 0.1, sheddable: false },
@@ -114,12 +131,13 @@ export async function runOnSale(options: OnSaleOptions): Promise<OnSaleReport> {
     await client.createQueue(queueOf(kind), { sheddable, maxAttempts: 0 });
   }
 
+  const rounds = options.rounds ?? 1;
   const state = newState(options.publishTickMs ?? DEFAULT_TICK_MS);
   const levels: string[] = [];
   const demoLoop = monitorEventLoopDelay({ resolution: 10 });
   demoLoop.enable();
   const watch = setInterval(() => {
-    options.onTick?.();
+    options.onTick?.(state.phase);
     const { phase, loopDelay } = state;
     if (demoLoop.count > 0) {
       loopDelay.demo[phase] = Math.max(loopDelay.demo[phase], demoLoop.percentile(99) / 1e6);
@@ -147,19 +165,25 @@ export async function runOnSale(options: OnSaleOptions): Promise<OnSaleReport> {
     note(`normal load: ${capacity / 2} msg/s against a capacity of ${capacity} msg/s`);
     await offer(client, queueOf, state, 'warmup', capacity / 2, options.warmupMs ?? 1000);
     const normalMs = options.normalMs ?? defaultNormalMs(capacity);
-    await offer(client, queueOf, state, 'normal', capacity / 2, normalMs);
-    note(`spike: ${capacity * spikeFactor} msg/s`);
-    await offer(client, queueOf, state, 'spike', capacity * spikeFactor, options.spikeMs ?? 8000);
-    note('spike over: draining');
-    state.phase = 'drain';
-    await waitForDrain(state, options.drainTimeoutMs ?? 60_000);
-    await waitForNormal(levels, 10_000);
+    for (let round = 1; round <= rounds; round++) {
+      state.round = round;
+      if (round > 1) note(`round ${round} of ${rounds}: normal load`);
+      await offer(client, queueOf, state, 'normal', capacity / 2, normalMs);
+      note(`spike: ${capacity * spikeFactor} msg/s`);
+      await offer(client, queueOf, state, 'spike', capacity * spikeFactor, options.spikeMs ?? 8000);
+      note('spike over: draining');
+      state.phase = 'drain';
+      // The next round's normal load starts from an empty backlog at the
+      // normal level, as the first one did.
+      await waitForDrain(state, options.drainTimeoutMs ?? 60_000);
+      await waitForNormal(levels, 10_000);
+    }
   } finally {
     await workers.stop();
     clearInterval(watch);
     demoLoop.disable();
   }
-  return report(state, runId, capacity, levels, Date.now() - started);
+  return report(state, runId, capacity, rounds, levels, Date.now() - started);
 }
 
 function defaultNormalMs(capacity: number): number {
@@ -170,6 +194,8 @@ function defaultNormalMs(capacity: number): number {
 
 interface State {
   phase: Phase;
+  /** 1-based; payments are timed under their phase and their round. */
+  round: number;
   /** How often the publisher sends what is owed. */
   tickMs: number;
   sent: Record<Kind, number>;
@@ -189,6 +215,7 @@ function newState(tickMs: number): State {
   const zero = () => ({ payment: 0, notification: 0, recommendation: 0 });
   return {
     phase: 'normal',
+    round: 1,
     tickMs,
     sent: zero(),
     shed: zero(),
@@ -254,7 +281,8 @@ async function offer(
   await Promise.all(requests);
   if (failure !== null) throw failure;
   if (phase !== 'warmup') {
-    state.offered[phase] = { messages: sentTotal(state) - sentBefore, ms: Date.now() - began };
+    state.offered[phase].messages += sentTotal(state) - sentBefore;
+    state.offered[phase].ms += Date.now() - began;
   }
 }
 
@@ -271,8 +299,9 @@ async function publishBatch(
   state.sent[kind] += count;
   // The earliest time any of these fell due (see offer()).
   const sentAt = dueAt;
+  const { phase, round } = state;
   const messages = Array.from({ length: count }, () => ({
-    body: { kind, sentAt, phase: state.phase, seat: Math.floor(Math.random() * 50_000) },
+    body: { kind, sentAt, phase, round, seat: Math.floor(Math.random() * 50_000) },
     priority,
   }));
   try {
@@ -295,11 +324,13 @@ function taken(
   message: ReceivedMessage,
   times: TakenTimes,
 ): void {
-  const { sentAt, phase } = message.body as { sentAt: number; phase: Phase };
-  // Counted in the phase it was sent in.
+  const { sentAt, phase, round } = message.body as { sentAt: number; phase: Phase; round: number };
+  // Counted in the phase it was sent in, over all rounds and in its own.
   if (kind === 'payment') {
     const { id, publishedAt } = message;
-    state.timings.took(phase, { id, sentAt, publishedAt, ...times });
+    const payment = { id, sentAt, publishedAt, ...times };
+    state.timings.took(phase, payment);
+    state.timings.took(`${phase} ${round}`, payment);
   }
   state.processed.set(message.id, (state.processed.get(message.id) ?? 0) + 1);
   state.takenIn[state.phase]++;
@@ -308,7 +339,10 @@ function taken(
 async function waitForDrain(state: State, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    if ([...state.accepted.keys()].every((id) => state.processed.has(id))) return;
+    // Fewer processed than accepted: one accepted is surely unprocessed,
+    // known without a walk over every id of every round.
+    const surelyBehind = state.processed.size < state.accepted.size;
+    if (!surelyBehind && [...state.accepted.keys()].every((id) => state.processed.has(id))) return;
     await sleep(100);
   }
 }
@@ -324,6 +358,7 @@ function report(
   state: State,
   runId: string,
   capacity: number,
+  rounds: number,
   levels: string[],
   totalMs: number,
 ): OnSaleReport {
@@ -344,7 +379,17 @@ function report(
   const spike = state.timings.summary('spike');
   const normalP99 = normal.p99;
   const spikeP99 = spike.p99;
-  const ratio = normalP99 > 0 ? spikeP99 / normalP99 : Number.POSITIVE_INFINITY;
+  const ratio = latencyRatio(normalP99, spikeP99);
+  const roundLatencyMs = Array.from({ length: rounds }, (_, i): RoundLatency => {
+    const inNormal = state.timings.summary(`normal ${i + 1}`);
+    const inSpike = state.timings.summary(`spike ${i + 1}`);
+    return {
+      normalP99: inNormal.p99,
+      spikeP99: inSpike.p99,
+      ratio: latencyRatio(inNormal.p99, inSpike.p99),
+      samples: { normal: inNormal.samples, spike: inSpike.samples },
+    };
+  });
 
   const problems: string[] = [];
   for (const k of kinds) {
@@ -352,7 +397,7 @@ function report(
     if (k.accepted + k.shed !== k.sent) problems.push(`${k.kind}: sent != accepted + shed`);
   }
   if (kinds[0].shed > 0) problems.push(`${kinds[0].shed} payments shed`);
-  if (ratio > 2) {
+  if (spikeP99 > 2 * normalP99) {
     problems.push(`payment p99 ${spikeP99} ms in the spike is ${ratio.toFixed(2)}x normal`);
   }
   if (!['normal', 'off'].includes(levels.at(-1) ?? 'normal')) {
@@ -378,7 +423,8 @@ function report(
       spikeP50: spike.p50,
       spikeP99,
     },
-    paymentLatencyRatio: Number(ratio.toFixed(2)),
+    paymentLatencyRatio: ratio,
+    roundLatencyMs,
     paymentTimings: { normal, spike },
     eventLoopDelayMs: {
       demo: pick(state.loopDelay.demo),
@@ -387,6 +433,11 @@ function report(
     levels,
     totalMs,
   };
+}
+
+/** spike / normal, to two decimals. */
+function latencyRatio(normalP99: number, spikeP99: number): number {
+  return normalP99 > 0 ? Number((spikeP99 / normalP99).toFixed(2)) : Number.POSITIVE_INFINITY;
 }
 
 function sentTotal(state: State): number {
