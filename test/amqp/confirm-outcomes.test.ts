@@ -117,7 +117,8 @@ it('answers each of a burst once: refused ones nacked, the rest acked', async ()
 it('acks a publish to a durable and a transient queue only once it is on disk', async () => {
   const channel = await connection.createConfirmChannel();
   await channel.assertExchange('co-pair', 'fanout', { durable: true });
-  for (const [queue, durable] of [['co-pair-durable', true], ['co-pair-transient', false]] as const) {
+  const pair = [['co-pair-durable', true], ['co-pair-transient', false]] as const;
+  for (const [queue, durable] of pair) {
     await channel.assertQueue(queue, { durable });
     await channel.bindQueue(queue, 'co-pair', '');
   }

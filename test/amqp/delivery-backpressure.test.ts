@@ -92,7 +92,7 @@ const QUEUES = 8;
 const PER_QUEUE = 40;
 const PREFETCH = 8;
 
-it('many channels past the socket room: every body intact, prefetch kept, none stranded', async () => {
+it('many channels past the socket room: bodies intact, prefetch kept, none stranded', async () => {
   const publisher = await connect();
   const out = await publisher.createConfirmChannel();
   const random = seededRandom(5);
@@ -219,7 +219,8 @@ it('a connection closed mid-flush leaves its messages for the next consumer', as
       if (got.size === digests.size) resolve();
     });
   });
-  const finished = await Promise.race([all.then(() => 'done'), sleep(30_000, null, { ref: false }).then(() => 'timeout')]);
+  const timeout = sleep(30_000, null, { ref: false }).then(() => 'timeout');
+  const finished = await Promise.race([all.then(() => 'done'), timeout]);
   assert.equal(finished, 'done', `got ${got.size} of ${digests.size} (first took ${firstGot})`);
   assert.deepEqual(got, digests);
 });
