@@ -175,4 +175,34 @@ describe('dedup with mixed ids', () => {
     assert.deepEqual(await duplicates('kept', usable), usable.map(() => true), 'restart');
     assert.deepEqual(await duplicates('gone', usable), usable.map(() => true), 'republished');
   });
+
+  it('many quiet queues each remember their few ids, not one another\'s', async () => {
+    const queues = Array.from({ length: 300 }, (_, q) => `quiet-${q}`);
+    const ids = new Map<string, string[]>();
+    for (const [q, queue] of queues.entries()) {
+      await broker.createQueue(queue, {});
+      // One to three ids; 17 for some, one past the first size of the byte ring.
+      const count = q % 50 === 0 ? 17 : 1 + (q % 3);
+      const own = Array.from({ length: count }, (_, k) =>
+        k % 2 === 0 ? randomUUID() : `id-${q}-${k}`);
+      await duplicates(queue, own);
+      ids.set(queue, own);
+    }
+
+    await reopen();
+    const remembered = new Map<string, string[]>();
+    for (const [q, queue] of queues.entries()) {
+      const own = ids.get(queue) ?? [];
+      assert.deepEqual(await duplicates(queue, own), own.map(() => true), queue);
+      // The next queue's ids are new here, and remembered from now on.
+      const other = ids.get(queues[(q + 1) % queues.length]) ?? [];
+      assert.deepEqual(await duplicates(queue, other), other.map(() => false), queue);
+      remembered.set(queue, [...own, ...other]);
+    }
+
+    await reopen({ checkpoints: { enabled: false } });
+    for (const [queue, own] of remembered) {
+      assert.deepEqual(await duplicates(queue, own), own.map(() => true), queue);
+    }
+  });
 });
