@@ -54,3 +54,37 @@ describe('usher demo onsale', () => {
     }
   });
 });
+
+// With several rounds, a round whose backlog had not drained would start
+// the next normal phase behind it: its payments wait longer, the normal
+// p99 rises and the spike's ratio looks better than it is. Such a run must
+// say so rather than report a clean ratio.
+describe('usher demo onsale, a round that does not drain', () => {
+  it('is named among the problems', async () => {
+    const broker = await startEmbeddedBroker({
+      sync: false,
+      admission: { pressureBacklog: 100, criticalBacklog: 250, holdMs: 300, sampleMs: 50 },
+    });
+    try {
+      const report = await runOnSale({
+        url: broker.url,
+        capacityPerSecond: 200,
+        spikeFactor: 5,
+        warmupMs: 100,
+        normalMs: 300,
+        spikeMs: 1000,
+        rounds: 2,
+        // Far too short for the spike's backlog.
+        drainTimeoutMs: 1,
+      });
+      assert.equal(report.ok, false);
+      assert.ok(
+        report.problems.some((problem) =>
+          problem.startsWith('round 1: the backlog was not drained')),
+        report.problems.join('; '),
+      );
+    } finally {
+      await broker.close();
+    }
+  });
+});

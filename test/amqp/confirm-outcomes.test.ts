@@ -1,0 +1,139 @@
+// Publisher confirms with mixed outcomes, over amqplib's ConfirmChannel:
+// since amqp-inbound, acks wait for the connection's next write and go out
+// as one `multiple` ack. Every publish must still be answered exactly
+// once, nacked when a queue refused it, and acked only once every queue
+// it went to (a durable one among them) has it.
+
+import assert from 'node:assert/strict';
+import { after, before, it } from 'node:test';
+
+import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+
+import type { Broker } from '../../src/broker/broker.js';
+import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
+import { openBroker, silentLogger, tempDir } from '../helpers.js';
+
+let dir: ReturnType<typeof tempDir>;
+let broker: Broker;
+let server: AmqpServer;
+let url: string;
+let connection: ChannelModel;
+
+before(async () => {
+  dir = tempDir('usher-confirm-outcomes-');
+  broker = await openBroker(dir.path);
+  server = await createAmqpServer({
+    broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1 << 20,
+  });
+  const address = await server.listen(0, '127.0.0.1');
+  url = `amqp://guest:guest@127.0.0.1:${address.port}`;
+  connection = await amqp.connect(url);
+  connection.on('error', () => {});
+});
+
+after(async () => {
+  await connection.close().catch(() => {});
+  await server.close();
+  await broker.close();
+  dir.remove();
+});
+
+type Outcome = 'ack' | 'nack';
+
+/** Publishes with `publish` and resolves with each one's answer, failing on any answered twice. */
+function answers(
+  channel: ConfirmChannel,
+  count: number,
+  publish: (index: number, answered: (err: unknown) => void) => void,
+): Promise<Outcome[]> {
+  const outcomes: (Outcome | undefined)[] = new Array(count);
+  let left = count;
+  return new Promise((resolve, reject) => {
+    channel.on('error', reject);
+    for (let index = 0; index < count; index++) {
+      publish(index, (err) => {
+        if (outcomes[index] !== undefined) reject(new Error(`publish ${index} answered twice`));
+        outcomes[index] = err === null || err === undefined ? 'ack' : 'nack';
+        if (--left === 0) resolve(outcomes as Outcome[]);
+      });
+    }
+  });
+}
+
+it('answers each of a burst once: refused ones nacked, the rest acked', async () => {
+  const channel = await connection.createConfirmChannel();
+  await channel.assertQueue('co-durable', { durable: true });
+  await channel.assertQueue('co-transient', { durable: false });
+  await channel.assertQueue('co-full', {
+    durable: true,
+    arguments: { 'x-max-length': 3, 'x-overflow': 'reject-publish' },
+  });
+  await channel.assertExchange('co-fan', 'fanout', { durable: true });
+  await channel.bindQueue('co-durable', 'co-fan', '');
+  await channel.bindQueue('co-transient', 'co-fan', '');
+  let returned = 0;
+  channel.on('return', () => returned++);
+
+  // Written in one go, so they arrive in few socket chunks and land together.
+  const kinds = ['fan', 'full', 'unroutable', 'transient', 'durable'] as const;
+  const count = 100;
+  const outcomes = await answers(channel, count, (index, answered) => {
+    const body = Buffer.from(`message ${index}`);
+    switch (kinds[index % kinds.length]) {
+      case 'fan':
+        channel.publish('co-fan', '', body, { persistent: true }, answered);
+        break;
+      case 'full':
+        channel.sendToQueue('co-full', body, { persistent: true }, answered);
+        break;
+      case 'unroutable':
+        channel.publish('', 'co-nowhere', body, { mandatory: true }, answered);
+        break;
+      case 'transient':
+        channel.sendToQueue('co-transient', body, {}, answered);
+        break;
+      default:
+        channel.sendToQueue('co-durable', body, { persistent: true }, answered);
+    }
+  });
+
+  const expected = outcomes.map((_, index) => {
+    const toFull = index % kinds.length === 1;
+    return toFull && index >= 3 * kinds.length ? 'nack' : 'ack';
+  });
+  assert.deepEqual(outcomes, expected);
+  assert.equal(returned, count / kinds.length, 'every unroutable one returned');
+
+  const durable = await channel.checkQueue('co-durable');
+  const transient = await channel.checkQueue('co-transient');
+  const full = await channel.checkQueue('co-full');
+  assert.deepEqual(
+    [durable.messageCount, transient.messageCount, full.messageCount],
+    [2 * (count / kinds.length), 2 * (count / kinds.length), 3],
+  );
+  await channel.close();
+});
+
+it('acks a publish to a durable and a transient queue only once it is on disk', async () => {
+  const channel = await connection.createConfirmChannel();
+  await channel.assertExchange('co-pair', 'fanout', { durable: true });
+  const pair = [['co-pair-durable', true], ['co-pair-transient', false]] as const;
+  for (const [queue, durable] of pair) {
+    await channel.assertQueue(queue, { durable });
+    await channel.bindQueue(queue, 'co-pair', '');
+  }
+
+  // A broker that sees the ack before the durable queue holds it would
+  // lose the message in a crash; here, the queue must hold it when acked.
+  const count = 40;
+  const held: number[] = [];
+  await answers(channel, count, (index, answered) => {
+    channel.publish('co-pair', '', Buffer.from(`pair ${index}`), { persistent: true }, (err) => {
+      held.push(broker.getQueue('co-pair-durable').stats.published);
+      answered(err);
+    });
+  });
+  held.forEach((messages, order) =>
+    assert.ok(messages >= order + 1, `ack ${order} came when the durable queue held ${messages}`));
+  await channel.close();
+});
