@@ -121,6 +121,14 @@ const COMPACTION_MAX_BYTES = 8 * 1024 * 1024;
 // a durable publish is about one fdatasync rather than two.
 const MAX_IN_FLIGHT = 2;
 
+// A batch that has gathered this much starts at once, while the rest of
+// the turn's appends gather behind it, so the disk writes and syncs one
+// batch while the event loop encodes the next instead of each waiting
+// for the other. (Under heavy load every publisher is answered in the
+// same turn and publishes again in the same turn: without this, a turn
+// encoded a whole 1.6 MiB batch with the disk idle.)
+export const EARLY_START_BYTES = 512 * 1024;
+
 interface ActiveSegment extends SegmentState {
   fd: number;
   /** A second descriptor of the same file, for syncs (see batch-io.ts). */
@@ -433,8 +441,20 @@ export class LogStore {
     batch.add(records);
     batch.copies += copies;
     batch.sync ||= sync;
-    this.#kick();
+    if (batch.bytes >= EARLY_START_BYTES) this.#startEarly();
+    else this.#kick();
     return batch.promise;
+  }
+
+  // Starts the gathering batch now if two are not in flight already
+  // (then it keeps gathering until one lands).
+  #startEarly(): void {
+    if (this.#writing) {
+      this.#startBatches();
+      return;
+    }
+    this.#writing = true;
+    void this.#writeLoop();
   }
 
   // Starts the write loop unless it runs. Waiting one turn of the event

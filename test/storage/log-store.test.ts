@@ -6,8 +6,9 @@ import {
   MessageTooLargeError,
   StoreUnavailableError,
 } from '../../src/errors.js';
-import { MAX_RECORD_BYTES, encodeRecord } from '../../src/storage/codec.js';
+import { MAX_RECORD_BYTES, encodeRecord, frameBytes } from '../../src/storage/codec.js';
 import type { LogRecord } from '../../src/storage/records.js';
+import { EARLY_START_BYTES } from '../../src/storage/log-store.js';
 import { SEGMENT_HEADER_BYTES } from '../../src/storage/segment-file.js';
 import { openStore, replayOf, ticket, withTempDir } from './helpers.js';
 
@@ -128,17 +129,42 @@ test('concurrent appends share batches and replay in call order', () => {
   });
 });
 
-test('5,000 appends in one tick land with a single sync', () => {
+test('appends of one tick share one batch and one sync below EARLY_START_BYTES', () => {
   return withTempDir(async (dir) => {
     const { store } = await openStore(dir);
     const pending: Promise<void>[] = [];
-    for (let i = 0; i < 5000; i++) {
-      pending.push(store.append([ticket(store.allocateSeq())]));
+    for (let bytes = 0; ;) {
+      const record = ticket(store.allocateSeq());
+      bytes += frameBytes(record);
+      if (bytes >= EARLY_START_BYTES) break;
+      pending.push(store.append([record]));
     }
     assert.equal(new Set(pending).size, 1, 'one shared promise');
     await Promise.all(pending);
     assert.equal(store.stats().syncs, 1);
     await store.close();
+  });
+});
+
+test('a batch that reaches EARLY_START_BYTES starts within the tick; the rest gather behind it', () => {
+  return withTempDir(async (dir) => {
+    const { store } = await openStore(dir);
+    const perBatch = Math.ceil(EARLY_START_BYTES / frameBytes(ticket(1)));
+    const pending: Promise<void>[] = [];
+    const order: number[] = [];
+    for (let i = 0; i < perBatch * 3; i++) {
+      const seq = store.allocateSeq();
+      pending.push(store.append([ticket(seq)]).then(() => void order.push(seq)));
+    }
+    await Promise.all(pending);
+    // Two start as they fill up; the third gathers while they are in
+    // flight and goes when one lands.
+    assert.equal(store.stats().batches, 3);
+    assert.deepEqual(order, [...order].sort((a, b) => a - b), 'confirmed in append order');
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.equal(replayed.length, perBatch * 3);
   });
 });
 
