@@ -7,76 +7,27 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import {
-  connect as connectTcp, createServer, type AddressInfo, type Server, type Socket,
-} from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, it } from 'node:test';
 
-import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
+import type { Channel, ConsumeMessage } from 'amqplib';
 
 import type { Broker } from '../../src/broker/broker.js';
-import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
-import { openBroker, seededRandom, silentLogger, tempDir } from '../helpers.js';
+import { seededRandom } from '../helpers.js';
+import { type AmqpFixture, openAmqpFixture } from './stallable-fixture.js';
 
-let dir: ReturnType<typeof tempDir>;
+let fixture: AmqpFixture;
 let broker: Broker;
-let server: AmqpServer;
-let url: string;
-const opened: ChannelModel[] = [];
-const relays: Server[] = [];
 
 before(async () => {
-  dir = tempDir('usher-delivery-backpressure-');
-  broker = await openBroker(dir.path);
-  server = await createAmqpServer({
-    broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1 << 20,
-  });
-  const address = await server.listen(0, '127.0.0.1');
-  url = `amqp://guest:guest@127.0.0.1:${address.port}`;
+  fixture = await openAmqpFixture('usher-delivery-backpressure-');
+  broker = fixture.broker;
 });
 
-after(async () => {
-  for (const connection of opened) await connection.close().catch(() => {});
-  for (const relay of relays) relay.close();
-  await server.close();
-  await broker.close();
-  dir.remove();
-});
+after(() => fixture.close());
 
-async function connect(): Promise<ChannelModel> {
-  const connection = await amqp.connect(url);
-  connection.on('error', () => {});
-  opened.push(connection);
-  return connection;
-}
-
-/**
- * A client connection through a loopback relay whose broker side can stop
- * reading, so the broker's socket fills as a slow consumer's would.
- */
-async function connectStallable(): Promise<{ connection: ChannelModel; stall(on: boolean): void }> {
-  const brokerPort = Number(new URL(url).port);
-  let upstream: Socket | null = null;
-  const relay: Server = createServer((client) => {
-    const toBroker = connectTcp(brokerPort, '127.0.0.1');
-    upstream = toBroker;
-    client.pipe(toBroker);
-    toBroker.pipe(client);
-    client.on('error', () => toBroker.destroy());
-    toBroker.on('error', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
-  relays.push(relay);
-  const { port } = relay.address() as AddressInfo;
-  const connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`);
-  connection.on('error', () => {});
-  opened.push(connection);
-  return {
-    connection,
-    stall: (on) => (on ? upstream?.pause() : upstream?.resume()),
-  };
-}
+const connect = () => fixture.connect();
+const connectStallable = () => fixture.connectStallable();
 
 /** A body of `size` bytes that names itself: its index, then seeded noise. */
 function bodyOf(index: number, size: number, random: () => number): Buffer {

@@ -1,0 +1,74 @@
+// An AMQP listener over a broker in a temp folder, for consumer-side
+// tests: amqplib connections that are all closed at the end and, for slow
+// consumers, connections through a loopback relay whose broker side can
+// stop reading, so the broker's socket fills as a stuck consumer's would.
+
+import {
+  connect as connectTcp, createServer, type AddressInfo, type Server, type Socket,
+} from 'node:net';
+
+import amqp, { type ChannelModel } from 'amqplib';
+
+import type { Broker } from '../../src/broker/broker.js';
+import { createAmqpServer } from '../../src/amqp/server.js';
+import { openBroker, silentLogger, tempDir } from '../helpers.js';
+
+export interface StallableConnection {
+  connection: ChannelModel;
+  /** Stops (true) or resumes (false) reading what the broker sends. */
+  stall(on: boolean): void;
+}
+
+export interface AmqpFixture {
+  broker: Broker;
+  connect(): Promise<ChannelModel>;
+  connectStallable(): Promise<StallableConnection>;
+  close(): Promise<void>;
+}
+
+export async function openAmqpFixture(dirPrefix: string): Promise<AmqpFixture> {
+  const dir = tempDir(dirPrefix);
+  const broker = await openBroker(dir.path);
+  const server = await createAmqpServer({
+    broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1024 * 1024,
+  });
+  const { port: brokerPort } = await server.listen(0, '127.0.0.1');
+  const opened: ChannelModel[] = [];
+  const relays: Server[] = [];
+
+  const connectTo = async (port: number) => {
+    const connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`);
+    connection.on('error', () => {});
+    opened.push(connection);
+    return connection;
+  };
+
+  const connectStallable = async (): Promise<StallableConnection> => {
+    let upstream: Socket | null = null;
+    const relay = createServer((client) => {
+      const toBroker = connectTcp(brokerPort, '127.0.0.1');
+      upstream = toBroker;
+      client.pipe(toBroker);
+      toBroker.pipe(client);
+      client.on('error', () => toBroker.destroy());
+      toBroker.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    relays.push(relay);
+    const connection = await connectTo((relay.address() as AddressInfo).port);
+    return {
+      connection,
+      stall: (on) => (on ? upstream?.pause() : upstream?.resume()),
+    };
+  };
+
+  const close = async () => {
+    for (const connection of opened) await connection.close().catch(() => {});
+    for (const relay of relays) relay.close();
+    await server.close();
+    await broker.close();
+    dir.remove();
+  };
+
+  return { broker, connect: () => connectTo(brokerPort), connectStallable, close };
+}
