@@ -174,6 +174,8 @@ export class LogStore {
   readonly #chain: WriteChain;
   /** Wakes the write loop when an append joins while it waits on a batch. */
   #wakeOnArrival: (() => void) | undefined;
+  /** While true, no batch may start from #startEarly (see there). */
+  #recovering = false;
   /** The last roll failed; writing goes on in the full segment until a batch lands. */
   #rollFailed = false;
   #writing = false;
@@ -447,14 +449,19 @@ export class LogStore {
   }
 
   // Starts the gathering batch now if two are not in flight already
-  // (then it keeps gathering until one lands).
+  // (then it keeps gathering until one lands). Not while the loop
+  // recovers from a failed write: it cuts the file back and queues the
+  // batches behind to be written again, and a batch started meanwhile
+  // could be written where the cut-back removes it, and still be
+  // confirmed. (A segment being rolled is safe: #startBatches starts
+  // nothing in a full segment.)
   #startEarly(): void {
-    if (this.#writing) {
+    if (!this.#writing) {
+      this.#writing = true;
+      void this.#writeLoop();
+    } else if (!this.#recovering) {
       this.#startBatches();
-      return;
     }
-    this.#writing = true;
-    void this.#writeLoop();
   }
 
   // Starts the write loop unless it runs. Waiting one turn of the event
@@ -583,17 +590,22 @@ export class LogStore {
   // where the failed batch began, it alone is rejected, and the others
   // are written again from there.
   async #recover(failed: InFlight, cause: unknown): Promise<void> {
-    const behind = this.#inFlight.splice(0);
-    await Promise.all(behind.map((entry) => entry.outcome));
-    this.#chain.reset();
-    this.#writeEnd = failed.position;
-    this.#redo.unshift(...behind.map((entry) => entry.batch));
-    await this.#rollBack(
-      failed.batch,
-      failed.segment,
-      failed.position,
-      cause ?? new Error('an earlier write failed'),
-    );
+    this.#recovering = true;
+    try {
+      const behind = this.#inFlight.splice(0);
+      await Promise.all(behind.map((entry) => entry.outcome));
+      this.#chain.reset();
+      this.#writeEnd = failed.position;
+      this.#redo.unshift(...behind.map((entry) => entry.batch));
+      await this.#rollBack(
+        failed.batch,
+        failed.segment,
+        failed.position,
+        cause ?? new Error('an earlier write failed'),
+      );
+    } finally {
+      this.#recovering = false;
+    }
   }
 
   // Once the store has stopped, nothing waiting will ever be written.

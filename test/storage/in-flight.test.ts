@@ -8,7 +8,9 @@ import { stat } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { test } from 'node:test';
 import { StoreUnavailableError } from '../../src/errors.js';
+import { frameBytes } from '../../src/storage/codec.js';
 import { type StoreIo, nodeIo } from '../../src/storage/io.js';
+import { EARLY_START_BYTES } from '../../src/storage/log-store.js';
 import { segmentPath } from '../../src/storage/segment-file.js';
 import { openStore, replayOf, ticket, withTempDir } from './helpers.js';
 
@@ -36,9 +38,45 @@ class GatedIo implements StoreIo {
     }
   }
 
+  #heldTruncate: (() => void) | undefined;
+  #holdingTruncate = false;
+  #onTruncateHeld: (() => void) | undefined;
+
+  /** From now on ftruncate waits for releaseTruncate(). */
+  holdTruncate(): void {
+    this.#holdingTruncate = true;
+  }
+
+  /** Resolves once an ftruncate is waiting. */
+  async truncateHeld(): Promise<void> {
+    while (this.#heldTruncate === undefined) {
+      await new Promise<void>((resolve) => (this.#onTruncateHeld = resolve));
+    }
+  }
+
+  releaseTruncate(): void {
+    this.#holdingTruncate = false;
+    this.#heldTruncate?.();
+  }
+
+  /** Stops holding syncs and lets every held one run. */
+  letGo(): void {
+    this.#holding = false;
+    for (const sync of this.held) sync.release();
+  }
+
   open = nodeIo.open;
-  ftruncate = nodeIo.ftruncate;
   close = nodeIo.close;
+
+  async ftruncate(fd: number, length: number): Promise<void> {
+    if (this.#holdingTruncate) {
+      await new Promise<void>((resolve) => {
+        this.#heldTruncate = resolve;
+        this.#onTruncateHeld?.();
+      });
+    }
+    return nodeIo.ftruncate(fd, length);
+  }
 
   writev(fd: number, buffers: readonly Buffer[], position: number): Promise<number> {
     this.writes.push(position);
@@ -172,5 +210,42 @@ test('a failed sync rejects its batch alone; the batch behind it is written agai
     const { replayed, store: reopened } = await replayOf(dir);
     assert.deepEqual(replayed, [ticket(1), ticket(3)]);
     assert.equal(reopened.stats().corruptTails, 0);
+  });
+});
+
+test('a batch that fills up while a failed write is cut back waits for the cut-back', () => {
+  return withTempDir(async (dir) => {
+    const io = new GatedIo();
+    const { store } = await openStore(dir, { io });
+    await store.append([ticket(1)]);
+    io.hold();
+    io.holdTruncate();
+
+    const failing = store.append([ticket(2)]).then(() => undefined, (err: unknown) => err);
+    await io.syncsHeld(1);
+    io.held[0].release('EIO');
+    await io.truncateHeld();
+
+    // Past EARLY_START_BYTES in one tick, while the file is being cut
+    // back to where ticket 2 began: started now, it would be written
+    // where the cut-back removes it.
+    const writesBefore = io.writes.length;
+    const filling: Promise<void>[] = [];
+    for (let seq = 3, bytes = 0; bytes < EARLY_START_BYTES * 1.5; seq++) {
+      const record = ticket(seq);
+      bytes += frameBytes(record);
+      filling.push(store.append([record]));
+    }
+    assert.equal(io.writes.length, writesBefore, 'nothing written during the cut-back');
+
+    io.releaseTruncate();
+    io.letGo();
+    assert.ok((await failing) instanceof StoreUnavailableError);
+    await Promise.all(filling);
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    const seqs = replayed.map((record) => record.type === 'published' && record.seq);
+    assert.deepEqual(seqs, [1, ...filling.map((_, i) => i + 3)]);
   });
 });
