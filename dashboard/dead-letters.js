@@ -78,11 +78,14 @@ function DeadLetterQueue({ dlq }) {
     await api('POST', `${queuePath(dlq.name)}/purge`).catch((err) => setNotice(err.message));
     await reload();
   };
-  const toggle = (id) => {
-    const next = new Set(selected);
-    if (!next.delete(id)) next.add(id);
-    setSelected(next);
-  };
+  // From the latest state, not this render's: two checks before the next
+  // render (a quick user, a slow machine) must both count.
+  const toggle = (id) =>
+    setSelected((current) => {
+      const next = new Set(current);
+      if (!next.delete(id)) next.add(id);
+      return next;
+    });
 
   if (messages === null) {
     return notice === null

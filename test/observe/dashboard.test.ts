@@ -172,8 +172,14 @@ describe('dashboard in chromium', { skip }, () => {
     await page.click('tr[data-message="o3"] button:text("redrive")');
     await page.locator('[data-notice]:text("1 of o3 moved")').waitFor();
     // The group stays open after a redrive.
-    await page.check('tr[data-message="o4"] input[type="checkbox"]');
-    await page.check('tr[data-message="o5"] input[type="checkbox"]');
+    // Both boxes in one task, before the page renders again: each check
+    // must count, not only the last (it did on a loaded machine).
+    await page.evaluate(() => {
+      for (const id of ['o4', 'o5']) {
+        document.querySelector<HTMLInputElement>(`tr[data-message="${id}"] input[type="checkbox"]`)
+          ?.click();
+      }
+    });
     await page.fill('input[name="target"]', 'retry');
     await page.click('button:text("redrive selected (2)")');
     await page.locator('[data-notice]:text("2 of 2 selected moved to retry")').waitFor();
