@@ -7,36 +7,22 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 
-import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
 
 import type { Broker } from '../../src/broker/broker.js';
-import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
-import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { type AmqpFixture, openAmqpFixture } from './amqp-fixture.js';
 
-let dir: ReturnType<typeof tempDir>;
+let fixture: AmqpFixture;
 let broker: Broker;
-let server: AmqpServer;
-let url: string;
 let connection: ChannelModel;
 
 before(async () => {
-  dir = tempDir('usher-confirm-outcomes-');
-  broker = await openBroker(dir.path);
-  server = await createAmqpServer({
-    broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1 << 20,
-  });
-  const address = await server.listen(0, '127.0.0.1');
-  url = `amqp://guest:guest@127.0.0.1:${address.port}`;
-  connection = await amqp.connect(url);
-  connection.on('error', () => {});
+  fixture = await openAmqpFixture('usher-confirm-outcomes-');
+  broker = fixture.broker;
+  connection = await fixture.connect();
 });
 
-after(async () => {
-  await connection.close().catch(() => {});
-  await server.close();
-  await broker.close();
-  dir.remove();
-});
+after(() => fixture.close());
 
 type Outcome = 'ack' | 'nack';
 

@@ -14,7 +14,7 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 
 import type { Broker } from '../../src/broker/broker.js';
 import { seededRandom } from '../helpers.js';
-import { type AmqpFixture, openAmqpFixture } from './stallable-fixture.js';
+import { type AmqpFixture, openAmqpFixture } from './amqp-fixture.js';
 
 let fixture: AmqpFixture;
 let broker: Broker;

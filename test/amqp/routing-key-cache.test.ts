@@ -7,34 +7,22 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 
-import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
+import type { ChannelModel, ConsumeMessage } from 'amqplib';
 
 import type { Broker } from '../../src/broker/broker.js';
-import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
-import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { type AmqpFixture, openAmqpFixture } from './amqp-fixture.js';
 
-let dir: ReturnType<typeof tempDir>;
+let fixture: AmqpFixture;
 let broker: Broker;
-let server: AmqpServer;
 let connection: ChannelModel;
 
 before(async () => {
-  dir = tempDir('usher-routing-key-cache-');
-  broker = await openBroker(dir.path);
-  server = await createAmqpServer({
-    broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1 << 20,
-  });
-  const address = await server.listen(0, '127.0.0.1');
-  connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${address.port}`);
-  connection.on('error', () => {});
+  fixture = await openAmqpFixture('usher-routing-key-cache-');
+  broker = fixture.broker;
+  connection = await fixture.connect();
 });
 
-after(async () => {
-  await connection.close().catch(() => {});
-  await server.close();
-  await broker.close();
-  dir.remove();
-});
+after(() => fixture.close());
 
 // 'é' is c3 a9 and 'ê' c3 aa in UTF-8: the same length, one byte apart.
 const KEYS = ['key-1', 'key-2', 'kéy', 'kêy', 'k\u00e9y-long-'.repeat(20)];

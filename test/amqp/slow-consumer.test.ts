@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 
 import type { Broker } from '../../src/broker/broker.js';
-import { type AmqpFixture, openAmqpFixture } from './stallable-fixture.js';
+import { type AmqpFixture, openAmqpFixture } from './amqp-fixture.js';
 
 let fixture: AmqpFixture;
 let broker: Broker;

@@ -1,7 +1,8 @@
-// An AMQP listener over a broker in a temp folder, for consumer-side
-// tests: amqplib connections that are all closed at the end and, for slow
-// consumers, connections through a loopback relay whose broker side can
-// stop reading, so the broker's socket fills as a stuck consumer's would.
+// An AMQP listener over a broker in a temp folder, for tests that drive
+// it with amqplib: connections that are all closed at the end and, for
+// slow consumers, connections through a loopback relay whose broker side
+// can stop reading, so the broker's socket fills as a stuck consumer's
+// would.
 
 import {
   connect as connectTcp, createServer, type AddressInfo, type Server, type Socket,
