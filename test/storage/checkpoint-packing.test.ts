@@ -25,7 +25,7 @@ import { RowPacker, unpackRows } from '../../src/storage/checkpoint-rows.js';
 import { LogStore, type LogStoreOptions } from '../../src/storage/log-store.js';
 import type { LogRecord } from '../../src/storage/records.js';
 import { randomId } from '../../src/util/random-id.js';
-import { recordingLogger, ticket, withTempDir } from './helpers.js';
+import { checkpointingOptions, recordingLogger, ticket, withTempDir } from './helpers.js';
 
 interface Row {
   seq: number;
@@ -173,18 +173,12 @@ describe('packed recent ids', () => {
   });
 });
 
-const LIMITS = { maxIds: 1000, defaultWindowMs: Number.MAX_SAFE_INTEGER };
-
-function options(dir: string, extra: Partial<LogStoreOptions> = {}): LogStoreOptions {
-  return {
-    dir,
-    logger: recordingLogger(),
-    snapshotMessage: () => undefined,
-    recentIds: LIMITS,
-    checkpoints: { minBytes: 64 * 1024, ratio: 1, liveShare: 0 },
-    ...extra,
-  };
-}
+// Checkpoints without waiting for the log to grow by a share of the live
+// bytes, so these small logs write them.
+const options = (dir: string, extra: Partial<LogStoreOptions> = {}) => checkpointingOptions(dir, {
+  checkpoints: { minBytes: 64 * 1024, ratio: 1, liveShare: 0 },
+  ...extra,
+});
 
 function stateOf(store: LogStore) {
   const live: unknown[] = [];

@@ -12,20 +12,9 @@ import { listCheckpoints } from '../../src/storage/checkpoint-file.js';
 import { crc32c } from '../../src/storage/crc32c.js';
 import { LogStore, type LogStoreOptions } from '../../src/storage/log-store.js';
 import type { LogRecord } from '../../src/storage/records.js';
-import { recordingLogger, ticket, withTempDir } from './helpers.js';
+import { checkpointingOptions, recordingLogger, ticket, withTempDir } from './helpers.js';
 
-const LIMITS = { maxIds: 1000, defaultWindowMs: Number.MAX_SAFE_INTEGER };
-
-function options(dir: string, extra: Partial<LogStoreOptions> = {}): LogStoreOptions {
-  return {
-    dir,
-    logger: recordingLogger(),
-    snapshotMessage: () => undefined,
-    recentIds: LIMITS,
-    checkpoints: { minBytes: 64 * 1024, ratio: 1 },
-    ...extra,
-  };
-}
+const options = checkpointingOptions;
 
 /** Everything a restart rebuilds from, in a form deepEqual can compare. */
 function stateOf(store: LogStore) {

@@ -234,3 +234,23 @@ function errno(code: string, syscall: string): NodeJS.ErrnoException {
   err.syscall = syscall;
   return err;
 }
+
+const RECENT_IDS = { maxIds: 1000, defaultWindowMs: Number.MAX_SAFE_INTEGER };
+
+/**
+ * Options for a store that checkpoints after 64 KiB of log (the checkpoint
+ * tests); `extra` replaces any of them, `checkpoints` as a whole.
+ */
+export function checkpointingOptions(
+  dir: string,
+  extra: Partial<LogStoreOptions> = {},
+): LogStoreOptions {
+  return {
+    dir,
+    logger: recordingLogger(),
+    snapshotMessage: () => undefined,
+    recentIds: RECENT_IDS,
+    checkpoints: { minBytes: 64 * 1024, ratio: 1 },
+    ...extra,
+  };
+}
