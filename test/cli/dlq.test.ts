@@ -3,30 +3,12 @@
 // lease, and is moved back.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import {
-  runUsher,
-  startUsher,
-  type RunResult,
-  type UsherServer,
-} from '../client/usher-process.js';
+import { useUsherServer } from '../client/usher-process.js';
 
-let server: UsherServer;
-
-before(async () => {
-  server = await startUsher();
-});
-
-after(async () => {
-  await server?.stop();
-});
-
-async function usher(...args: string[]): Promise<RunResult> {
-  const result = await runUsher(args, { url: server.url });
-  assert.equal(result.code, 0, `usher ${args.join(' ')}: ${result.stderr}`);
-  return result;
-}
+const cli = useUsherServer();
+const usher = (...args: string[]) => cli.run(args);
 
 async function stats(queue: string): Promise<Record<string, number>> {
   return JSON.parse((await usher('queue', 'stats', queue, '--json')).stdout).stats;

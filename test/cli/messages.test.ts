@@ -3,30 +3,12 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import {
-  runUsher,
-  startUsher,
-  type RunResult,
-  type UsherServer,
-} from '../client/usher-process.js';
+import { useUsherServer } from '../client/usher-process.js';
 
-let server: UsherServer;
-
-before(async () => {
-  server = await startUsher();
-});
-
-after(async () => {
-  await server?.stop();
-});
-
-async function usher(args: string[], input?: string | Buffer): Promise<RunResult> {
-  const result = await runUsher(args, { url: server.url, input });
-  assert.equal(result.code, 0, `usher ${args.join(' ')}: ${result.stderr}`);
-  return result;
-}
+const cli = useUsherServer();
+const usher = cli.run;
 
 /** `consume --json` output, one object per line. */
 function parseLines(stdout: string): Array<Record<string, any>> {
@@ -82,8 +64,8 @@ describe('usher publish and consume', () => {
 
   it('publishes files: JSON parsed, other bytes as they are', async () => {
     await usher(['queue', 'create', 'files']);
-    const json = join(server.dataDir, 'order.json');
-    const binary = join(server.dataDir, 'blob.bin');
+    const json = join(cli.server().dataDir, 'order.json');
+    const binary = join(cli.server().dataDir, 'blob.bin');
     await writeFile(json, '{\n  "order": 8\n}\n');
     await writeFile(binary, Buffer.from([0xde, 0xad, 0xbe, 0xef]));
 

@@ -1,31 +1,12 @@
 // `usher queue ...` against a real `usher serve`.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import {
-  runUsher,
-  startUsher,
-  type RunResult,
-  type UsherServer,
-} from '../client/usher-process.js';
+import { useUsherServer } from '../client/usher-process.js';
 
-let server: UsherServer;
-
-before(async () => {
-  server = await startUsher();
-});
-
-after(async () => {
-  await server?.stop();
-});
-
-/** Runs usher against the test server and expects exit 0. */
-async function usher(...args: string[]): Promise<RunResult> {
-  const result = await runUsher(args, { url: server.url });
-  assert.equal(result.code, 0, `usher ${args.join(' ')}: ${result.stderr}`);
-  return result;
-}
+const cli = useUsherServer();
+const usher = (...args: string[]) => cli.run(args);
 
 describe('usher queue', () => {
   it('creates a queue with every setting flag', async () => {

@@ -2,11 +2,13 @@
 // a fresh data directory, and runs `usher` commands against it. Shared by
 // the client and CLI tests.
 
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 
 /** dist/test/client/ -> bin/usher at the checkout's root. */
 export const USHER_BIN = fileURLToPath(
@@ -163,4 +165,39 @@ export async function eventually<T>(
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
   }
+}
+
+/** One `usher serve` shared by a test file, and a runner aimed at it. */
+export interface SharedUsher {
+  /** The server, once the file's `before` hook has started it. */
+  server(): UsherServer;
+  /** Runs `usher <args>` against the server and expects exit 0. */
+  run(args: string[], input?: string | Buffer): Promise<RunResult>;
+}
+
+/**
+ * Starts `usher serve` before the calling file's tests and stops it after
+ * them; call at the top level of a test file.
+ */
+export function useUsherServer(): SharedUsher {
+  let server: UsherServer | undefined;
+  before(async () => {
+    server = await startUsher();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  const started = (): UsherServer => {
+    if (server === undefined) throw new Error('usher serve is not started yet');
+    return server;
+  };
+  return {
+    server: started,
+    async run(args, input) {
+      const result = await runUsher(args, { url: started().url, input });
+      assert.equal(result.code, 0, `usher ${args.join(' ')}: ${result.stderr}`);
+      return result;
+    },
+  };
 }
