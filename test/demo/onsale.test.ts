@@ -11,21 +11,31 @@ import { describe, it } from 'node:test';
 import { startEmbeddedBroker } from '../../src/demo/embedded.js';
 import { runOnSale } from '../../src/demo/ticketing/onsale.js';
 
+// Both runs: a small capacity and a 5x spike over two rounds.
+const SHORT_RUN = { capacityPerSecond: 200, spikeFactor: 5, rounds: 2 };
+
+/** Runs `body` against an embedded broker whose admission reacts to a small backlog. */
+async function withLowThresholds(body: (url: string) => Promise<void>): Promise<void> {
+  const broker = await startEmbeddedBroker({
+    sync: false,
+    admission: { pressureBacklog: 100, criticalBacklog: 250, holdMs: 300, sampleMs: 50 },
+  });
+  try {
+    await body(broker.url);
+  } finally {
+    await broker.close();
+  }
+}
+
 describe('usher demo onsale', () => {
   it('sheds recommendations first, never payments, and loses nothing accepted', async () => {
-    const broker = await startEmbeddedBroker({
-      sync: false,
-      admission: { pressureBacklog: 100, criticalBacklog: 250, holdMs: 300, sampleMs: 50 },
-    });
-    try {
+    await withLowThresholds(async (url) => {
       const report = await runOnSale({
-        url: broker.url,
-        capacityPerSecond: 200,
-        spikeFactor: 5,
+        ...SHORT_RUN,
+        url,
         warmupMs: 200,
         normalMs: 800,
         spikeMs: 2500,
-        rounds: 2,
         drainTimeoutMs: 30_000,
       });
       const [payment, notification, recommendation] = report.kinds;
@@ -49,9 +59,7 @@ describe('usher demo onsale', () => {
         assert.ok(perRound.every((samples) => samples > 0), `${phase}: ${perRound}`);
         assert.equal(perRound[0] + perRound[1], report.paymentTimings[phase].samples);
       }
-    } finally {
-      await broker.close();
-    }
+    });
   });
 });
 
@@ -61,19 +69,13 @@ describe('usher demo onsale', () => {
 // say so rather than report a clean ratio.
 describe('usher demo onsale, a round that does not drain', () => {
   it('is named among the problems', async () => {
-    const broker = await startEmbeddedBroker({
-      sync: false,
-      admission: { pressureBacklog: 100, criticalBacklog: 250, holdMs: 300, sampleMs: 50 },
-    });
-    try {
+    await withLowThresholds(async (url) => {
       const report = await runOnSale({
-        url: broker.url,
-        capacityPerSecond: 200,
-        spikeFactor: 5,
+        ...SHORT_RUN,
+        url,
         warmupMs: 100,
         normalMs: 300,
         spikeMs: 1000,
-        rounds: 2,
         // Far too short for the spike's backlog.
         drainTimeoutMs: 1,
       });
@@ -83,8 +85,6 @@ describe('usher demo onsale, a round that does not drain', () => {
           problem.startsWith('round 1: the backlog was not drained')),
         report.problems.join('; '),
       );
-    } finally {
-      await broker.close();
-    }
+    });
   });
 });
