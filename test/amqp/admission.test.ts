@@ -8,23 +8,19 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
 
 import type { Broker } from '../../src/broker/broker.js';
-import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
-import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { openAmqpFixture, type AmqpFixture } from './amqp-fixture.js';
 
-let dir: ReturnType<typeof tempDir>;
+let fixture: AmqpFixture;
 let broker: Broker;
-let server: AmqpServer;
-let url: string;
 let connection: ChannelModel;
 /** The backlog the admission controller reads. */
 let waiting = 0;
 
 before(async () => {
-  dir = tempDir('usher-amqp-admission-');
-  broker = await openBroker(dir.path, {
+  fixture = await openAmqpFixture('usher-amqp-admission-', {
     admission: {
       pressureBacklog: 100,
       criticalBacklog: 200,
@@ -35,20 +31,12 @@ before(async () => {
     },
     signals: { backlog: () => ({ waiting, published: 0, acked: 0 }) },
   });
-  server = await createAmqpServer({
-    broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1024 * 1024,
-  });
-  const address = await server.listen(0, '127.0.0.1');
-  url = `amqp://guest:guest@127.0.0.1:${address.port}`;
-  connection = await amqp.connect(url);
-  connection.on('error', () => {});
+  broker = fixture.broker;
+  connection = await fixture.connect();
 });
 
 after(async () => {
-  await connection.close().catch(() => {});
-  await server.close();
-  await broker.close();
-  dir.remove();
+  await fixture.close();
 });
 
 function setLevel(backlog: number): void {

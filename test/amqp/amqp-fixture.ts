@@ -10,7 +10,7 @@ import {
 
 import amqp, { type ChannelModel } from 'amqplib';
 
-import type { Broker } from '../../src/broker/broker.js';
+import type { Broker, BrokerOptions } from '../../src/broker/broker.js';
 import { createAmqpServer } from '../../src/amqp/server.js';
 import { openBroker, silentLogger, tempDir } from '../helpers.js';
 
@@ -27,9 +27,12 @@ export interface AmqpFixture {
   close(): Promise<void>;
 }
 
-export async function openAmqpFixture(dirPrefix: string): Promise<AmqpFixture> {
+export async function openAmqpFixture(
+  dirPrefix: string,
+  brokerOptions: Partial<BrokerOptions> = {},
+): Promise<AmqpFixture> {
   const dir = tempDir(dirPrefix);
-  const broker = await openBroker(dir.path);
+  const broker = await openBroker(dir.path, brokerOptions);
   const server = await createAmqpServer({
     broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1024 * 1024,
   });
