@@ -337,7 +337,8 @@ function printLatency(report: LatencyReport): void {
   const ms = (values: Float64Array, q: number) => quantile(values, q).toFixed(2);
   out();
   out(`Latency rounds of ${report.roundSeconds.toFixed(1)} s, brokers taking turns; ` +
-    'p99 ms of each round in the order run, with the 1-minute load average as it began:');
+    'p99 ms of each round in the order run, with the 1-minute load average as it began, ' +
+    'and the median of those p99s (one bad round moves it least):');
   for (const rounds of report.rounds) {
     const loads = report.load.get(rounds.column) ?? [];
     const cells = rounds.figures.map((f, i) => {
@@ -346,7 +347,10 @@ function printLatency(report: LatencyReport): void {
         : ms(Float64Array.from(f.samples.total).sort(), 0.99);
       return `${p99} (load ${loads[i]?.toFixed(1) ?? '?'})`;
     });
-    out(`- ${rounds.column}: ${cells.join(', ')}`);
+    const p99s = rounds.figures.flatMap((f) =>
+      f?.samples === undefined ? [] : [quantile(Float64Array.from(f.samples.total).sort(), 0.99)]);
+    const middle = Float64Array.from(p99s).sort();
+    out(`- ${rounds.column}: ${cells.join(', ')}; median ${quantile(middle, 0.5).toFixed(2)}`);
   }
 
   out();
