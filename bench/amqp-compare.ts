@@ -12,7 +12,9 @@
 //      consumer, prefetch 500, acking each message (RabbitMQ: a classic
 //      durable queue and a quorum queue)
 //   3. latency: 5,000 msg/s open loop, durable with confirms, consumer
-//      running; publish-to-consume p50/p99 from each message's due time
+//      running; publish-to-consume latency from each message's due time,
+//      in --latency-rounds short rounds a broker, brokers taking turns,
+//      pooled (bench/amqp/latency-rounds.ts)
 // with 16 B, 464 B (the ticket event) and 16 KiB bodies; latency with the
 // ticket only. CPU: the broker's from /proc/PID/stat (RabbitMQ: beam.smp),
 // the client's (this process) from process.cpuUsage(), the rest of the
@@ -33,7 +35,7 @@
 // 22.2k to 27.4k. Measure it on a quiet machine before reading much into
 // a one-publisher ratio.
 //
-//   npm run bench:amqp -- [--messages N] [--latency-seconds S]
+//   npm run bench:amqp -- [--messages N] [--latency-seconds S] [--latency-rounds R]
 //     [--quick] [--usher-only] [--only transient|durable|latency]
 //     [--sizes tiny,ticket,large] [--publishers N]
 //     [--usher-node-flags="--cpu-prof --cpu-prof-dir=DIR"]
@@ -44,6 +46,7 @@ import { parseArgs } from 'node:util';
 import amqp, { type ChannelModel, type Options } from 'amqplib';
 
 import { rabbitVersion, startRabbit, startUsher, type RunningBroker } from './amqp/brokers.js';
+import { quantile, runRounds, type LatencyReport } from './amqp/latency-rounds.js';
 import {
   ANSWER_LIMIT_MS, BODIES, CONFIRM_WINDOW, LATENCY_RATE, PREFETCH, durableConsume,
   durablePublish, latency, quick, transient, type Figure, type Target,
@@ -52,7 +55,9 @@ import {
 const { values: args } = parseArgs({
   options: {
     messages: { type: 'string' },
+    /** Latency: seconds a broker in all, split evenly between its rounds. */
     'latency-seconds': { type: 'string' },
+    'latency-rounds': { type: 'string' },
     /** Small counts, for a smoke test: every path runs, no figure means much. */
     quick: { type: 'boolean', default: false },
     /** Usher alone: no RabbitMQ started, no ratios. */
@@ -68,7 +73,11 @@ const { values: args } = parseArgs({
   },
 });
 const MESSAGES = positive('messages', args.quick ? 1_000 : 100_000);
-const LATENCY_SECONDS = positive('latency-seconds', args.quick ? 1 : 10);
+const LATENCY_SECONDS = positive('latency-seconds', args.quick ? 1 : 20);
+const LATENCY_ROUNDS = positive('latency-rounds', args.quick ? 2 : 5);
+if (!Number.isInteger(LATENCY_ROUNDS) || LATENCY_ROUNDS > 50) {
+  throw new Error(`--latency-rounds takes a whole number from 1 to 50, not ${LATENCY_ROUNDS}`);
+}
 const WARM_UP = Math.min(2_000, MESSAGES);
 const PUBLISHERS = Number(args.publishers);
 if (!Number.isInteger(PUBLISHERS) || PUBLISHERS < 1 || PUBLISHERS > 16) {
@@ -117,7 +126,10 @@ const SIZES: Size[] = ALL_SIZES.filter((size) => SIZE_KEYS.includes(size.key));
 
 // --- the run -------------------------------------------------------------
 
-type Measure = 'rate' | 'p50' | 'p99';
+type Measure = 'rate' | 'p50' | 'p95' | 'p99' | 'p99.9';
+const QUANTILES: Record<Exclude<Measure, 'rate'>, number> = {
+  p50: 0.5, p95: 0.95, p99: 0.99, 'p99.9': 0.999,
+};
 
 interface Row {
   workload: string;
@@ -169,7 +181,7 @@ async function connect(t: Target): Promise<ChannelModel> {
   return model;
 }
 
-async function measure(brokers: Broker[]): Promise<Row[]> {
+async function measure(brokers: Broker[]): Promise<{ rows: Row[]; latency?: LatencyReport }> {
   let serial = 0;
   const name = (b: Broker, what: string) => `bench-${what}-${b.column}-${serial++}`;
   const row = (workload: string, size: string, messages: number,
@@ -213,18 +225,22 @@ async function measure(brokers: Broker[]): Promise<Row[]> {
     rows.push(transients, publishes, consumes);
   }
 
+  if (!runs('latency')) return { rows };
+  const report = await runRounds(brokers, LATENCY_ROUNDS, LATENCY_SECONDS / LATENCY_ROUNDS,
+    (b, seconds) => attempt(b as Broker, 'durable', 'latency',
+      (t, p, c) => latency(t, name(b as Broker, 'latency'), seconds, p, c)),
+    progress);
   const total = Math.round(LATENCY_RATE * LATENCY_SECONDS);
-  const workload = `latency at ${LATENCY_RATE} msg/s, durable, confirms`;
-  const p50 = row(`${workload}: p50`, '464 B ticket', total, 'p50');
-  const p99 = row(`${workload}: p99`, '464 B ticket', total, 'p99');
-  for (const b of runs('latency') ? brokers : []) {
-    const queue = name(b, 'latency');
-    p50.figures[b.column] = p99.figures[b.column] = await attempt(b, 'durable', 'latency',
-      (t, p, c) => latency(t, queue, LATENCY_SECONDS, p, c));
-    progress(`latency on ${b.column} done`);
+  const workload = `latency at ${LATENCY_RATE} msg/s, durable, confirms, ` +
+    `${LATENCY_ROUNDS} rounds pooled`;
+  for (const measure of ['p50', 'p95', 'p99', 'p99.9'] as const) {
+    const quantileRow = row(`${workload}: ${measure}`, '464 B ticket', total, measure);
+    for (const rounds of report.rounds) {
+      quantileRow.figures[rounds.column as Column] = rounds.pooled;
+    }
+    rows.push(quantileRow);
   }
-  rows.push(p50, p99);
-  return rows;
+  return { rows, latency: report };
 }
 
 // --- the table -----------------------------------------------------------
@@ -238,9 +254,8 @@ const complete = (f: Figure | null | undefined): f is Figure =>
   f !== null && f !== undefined && f.ended === undefined;
 
 function value(f: Figure, measure: Measure): number {
-  if (measure === 'p50') return f.p50Ms!;
-  if (measure === 'p99') return f.p99Ms!;
-  return f.messages / f.seconds;
+  if (measure === 'rate') return f.messages / f.seconds;
+  return quantile(f.samples!.total, QUANTILES[measure]);
 }
 
 function cell(f: Figure | null | undefined, measure: Measure): string {
@@ -265,7 +280,8 @@ function ratio(row: Row): string {
   return `${(value(usher, row.measure) / best).toFixed(2)}x`;
 }
 
-function print(rows: Row[], seconds: number, withRabbit: boolean): void {
+function print(rows: Row[], latencyReport: LatencyReport | undefined, seconds: number,
+  withRabbit: boolean): void {
   const out = (line = '') => console.log(line);
   out();
   out(withRabbit
@@ -273,6 +289,7 @@ function print(rows: Row[], seconds: number, withRabbit: boolean): void {
       'brokers and client on one machine (loopback)'
     : 'Usher alone over AMQP 0-9-1 (--usher-only), amqplib');
   out(`--messages ${MESSAGES} --latency-seconds ${LATENCY_SECONDS}` +
+    ` --latency-rounds ${LATENCY_ROUNDS}` +
     `${args.quick ? ' --quick' : ''}${PUBLISHERS === 1 ? '' : ` --publishers ${PUBLISHERS}`}`);
   out();
   out('| workload | size | messages | Usher | RabbitMQ classic | ' +
@@ -309,28 +326,54 @@ noisy: other work kept over ${NOISY_CORES} of a core busy in that run.
     }
     if (parts.length > 0) out(`- ${row.workload}, ${row.size}: ${parts.join('; ')}`);
   }
-  printLatencyParts(rows);
+  if (latencyReport !== undefined) printLatency(latencyReport);
   out();
   out(`Total time ${seconds.toFixed(0)} s.`);
 }
 
-/** Where each broker's latency went: the client's lag, delivery, confirm. */
-function printLatencyParts(rows: Row[]): void {
-  const row = rows.find((r) => r.measure === 'p99');
-  if (row === undefined) return;
-  const lines: string[] = [];
-  for (const c of COLUMNS) {
-    const parts = row.figures[c]?.parts;
-    if (parts === undefined) continue;
-    const pair = ([p50, p99]: [number, number]) => `${p50.toFixed(2)} / ${p99.toFixed(2)}`;
-    lines.push(`- ${c}: lag ${pair(parts.lag)}, deliver ${pair(parts.deliver)}, ` +
-      `confirm ${pair(parts.confirm)}`);
+/** Each round's p99 and load, where each broker's latency went, and Usher's log. */
+function printLatency(report: LatencyReport): void {
+  const out = (line = '') => console.log(line);
+  const ms = (values: Float64Array, q: number) => quantile(values, q).toFixed(2);
+  out();
+  out(`Latency rounds of ${report.roundSeconds.toFixed(1)} s, brokers taking turns; ` +
+    'p99 ms of each round in the order run, with the 1-minute load average as it began, ' +
+    'and the median of those p99s (one bad round moves it least):');
+  for (const rounds of report.rounds) {
+    const loads = report.load.get(rounds.column) ?? [];
+    const cells = rounds.figures.map((f, i) => {
+      const p99 = f?.samples === undefined
+        ? 'failed'
+        : ms(Float64Array.from(f.samples.total).sort(), 0.99);
+      return `${p99} (load ${loads[i]?.toFixed(1) ?? '?'})`;
+    });
+    const p99s = rounds.figures.flatMap((f) =>
+      f?.samples === undefined ? [] : [quantile(Float64Array.from(f.samples.total).sort(), 0.99)]);
+    const middle = Float64Array.from(p99s).sort();
+    out(`- ${rounds.column}: ${cells.join(', ')}; median ${quantile(middle, 0.5).toFixed(2)}`);
   }
-  if (lines.length === 0) return;
-  console.log();
-  console.log('Latency parts, p50 / p99 ms: lag from due time to publish (this client), ' +
-    'publish to delivery, publish to confirm:');
-  for (const line of lines) console.log(line);
+
+  out();
+  out('Latency parts, pooled, p50 / p99 / p99.9 ms: lag from due time to publish ' +
+    '(this client), publish to delivery, publish to confirm:');
+  for (const { column, pooled } of report.rounds) {
+    const parts = pooled?.samples;
+    if (parts === undefined) continue;
+    const triple = (values: Float64Array) =>
+      `${ms(values, 0.5)} / ${ms(values, 0.99)} / ${ms(values, 0.999)}`;
+    out(`- ${column}: lag ${triple(parts.lag)}, deliver ${triple(parts.deliver)}, ` +
+      `confirm ${triple(parts.confirm)}`);
+  }
+
+  const log = report.log;
+  if (log === null) return;
+  const probe = log.probeSyncMs;
+  out();
+  out(`Usher's log in its rounds: ${log.batchesPerSecond.toFixed(0)} batches/s, ` +
+    `${log.syncsPerSecond.toFixed(0)} fdatasyncs/s, ${log.bytesPerBatch.toFixed(0)} B a batch. ` +
+    'This disk at that pace (a side probe after each round, nothing else of the bench ' +
+    `running): fdatasync p50 ${ms(probe, 0.5)}, p99 ${ms(probe, 0.99)}, ` +
+    `p99.9 ${ms(probe, 0.999)}, max ${ms(probe, 1)} ms (${probe.length} syncs).`);
 }
 
 // --- main ----------------------------------------------------------------
@@ -357,8 +400,8 @@ async function main(): Promise<void> {
       started.push(rabbit);
       brokers.push({ column: 'classic', running: rabbit }, { column: 'quorum', running: rabbit });
     }
-    const rows = await measure(brokers);
-    print(rows, (performance.now() - began) / 1000, !args['usher-only']);
+    const { rows, latency: latencyReport } = await measure(brokers);
+    print(rows, latencyReport, (performance.now() - began) / 1000, !args['usher-only']);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -370,7 +413,8 @@ function progress(text: string): void {
   process.stderr.write(`amqp-compare: ${text}\n`);
 }
 
-function positive(name: 'messages' | 'latency-seconds', fallback: number): number {
+function positive(name: 'messages' | 'latency-seconds' | 'latency-rounds',
+  fallback: number): number {
   const given = args[name];
   if (given === undefined) return fallback;
   const n = Number(given);

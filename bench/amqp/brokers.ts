@@ -25,7 +25,16 @@ export interface RunningBroker {
   pid: number;
   /** The broker's own count of a queue's messages, for a stalled run. */
   depth(queue: string): Promise<string>;
+  /** Usher only: its log's counters so far, from GET /metrics. */
+  storeCounters?(): Promise<StoreCounters>;
   stop(): Promise<void>;
+}
+
+/** Totals since the broker started. */
+export interface StoreCounters {
+  batches: number;
+  syncs: number;
+  bytes: number;
 }
 
 // --- Usher ---------------------------------------------------------------
@@ -94,6 +103,17 @@ export async function startUsher(nodeFlags: string[] = [],
         { signal: AbortSignal.timeout(5_000) });
       const { stats } = await answer.json() as { stats: Record<string, number> };
       return `ready ${stats.ready}, in flight ${stats.inFlight}`;
+    },
+    async storeCounters() {
+      const answer = await fetch(`${httpUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
+      const text = await answer.text();
+      const counter = (name: string) =>
+        Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+      return {
+        batches: counter('usher_store_batches_total'),
+        syncs: counter('usher_store_syncs_total'),
+        bytes: counter('usher_store_written_bytes_total'),
+      };
     },
     async stop() {
       await stopChild(child);

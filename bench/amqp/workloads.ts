@@ -3,7 +3,7 @@
 // its clock and CPU meters, and ends when done, stalled or out of time.
 
 import { readFileSync } from 'node:fs';
-import { createHistogram, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Channel, ChannelModel, ConfirmChannel, Options } from 'amqplib';
@@ -41,23 +41,24 @@ export interface Figure {
   otherCpu: number;
   /** Set when the phase ended before every message had moved. */
   ended?: 'stalled' | 'out of time';
-  p50Ms?: number;
-  p99Ms?: number;
-  /** Latency runs: where the time went, p50/p99 of each part (ms). */
-  parts?: LatencyParts;
+  /** Latency runs: every sample, for pooling over rounds (latency-rounds.ts). */
+  samples?: LatencySamples;
 }
 
 /**
- * A latency run's parts, each as [p50, p99] in ms: `lag` from a message's
- * due time to its publish (this client's timer and loop), `deliver` from
- * the publish to its delivery here, `confirm` from the publish to its
- * confirm here. The broker's share is mostly `deliver`; the client's,
- * `lag` (the same for every broker, as it is the same code).
+ * A latency run's samples in ms, one a message. `total` from a message's
+ * due time to its delivery here (every delivered message); its parts,
+ * over the messages both delivered and confirmed: `lag` from the due
+ * time to the publish (this client's timer and loop, the same code for
+ * every broker), `deliver` from the publish to its delivery here and
+ * `confirm` from the publish to its confirm here. The broker's share is
+ * mostly `deliver`.
  */
-export interface LatencyParts {
-  lag: [number, number];
-  deliver: [number, number];
-  confirm: [number, number];
+export interface LatencySamples {
+  total: Float64Array;
+  lag: Float64Array;
+  deliver: Float64Array;
+  confirm: Float64Array;
 }
 
 // --- bodies --------------------------------------------------------------
@@ -315,7 +316,7 @@ export async function latency(t: Target, queue: string, seconds: number,
   await quick(pub.assertQueue(queue, t.queue));
   await quick(sub.prefetch(PREFETCH));
   const total = Math.round(LATENCY_RATE * seconds);
-  const histogram = createHistogram();
+  const latencies = new Float64Array(total);
   const all = signal();
   let received = 0;
   // Per message, by its place in the run: when it went out, was
@@ -328,7 +329,7 @@ export async function latency(t: Target, queue: string, seconds: number,
     if (message === null) return;
     const now = performance.now();
     const due = stampOf(message.content);
-    histogram.record(Math.max(1, Math.round((now - due) * 1e6)));
+    if (received < total) latencies[received] = now - due;
     const index = Math.round((due - began) * LATENCY_RATE / 1000);
     if (index >= 0 && index < total) deliveredAt[index] = now;
     sub.ack(message);
@@ -358,17 +359,18 @@ export async function latency(t: Target, queue: string, seconds: number,
   }
   await phase.wait(all.done);
   const figure = await phase.finish(received, total);
-  figure.p50Ms = histogram.percentile(50) / 1e6;
-  figure.p99Ms = histogram.percentile(99) / 1e6;
-  figure.parts = latencyParts(began, sentAt, deliveredAt, confirmedAt);
+  figure.samples = {
+    total: latencies.subarray(0, Math.min(received, total)),
+    ...latencyParts(began, sentAt, deliveredAt, confirmedAt),
+  };
 
   await tidy(t, () => sub.close(), () => pub.deleteQueue(queue));
   return figure;
 }
 
-/** p50 and p99 of each part, over the messages that were delivered and confirmed. */
+/** Each part's samples, over the messages that were delivered and confirmed. */
 function latencyParts(began: number, sentAt: Float64Array, deliveredAt: Float64Array,
-  confirmedAt: Float64Array): LatencyParts {
+  confirmedAt: Float64Array): Omit<LatencySamples, 'total'> {
   const lag: number[] = [];
   const deliver: number[] = [];
   const confirm: number[] = [];
@@ -378,12 +380,9 @@ function latencyParts(began: number, sentAt: Float64Array, deliveredAt: Float64A
     deliver.push(deliveredAt[i] - sentAt[i]);
     confirm.push(confirmedAt[i] - sentAt[i]);
   }
-  return { lag: p50p99(lag), deliver: p50p99(deliver), confirm: p50p99(confirm) };
-}
-
-function p50p99(values: number[]): [number, number] {
-  if (values.length === 0) return [0, 0];
-  values.sort((a, b) => a - b);
-  const at = (q: number) => values[Math.min(values.length - 1, Math.floor(values.length * q))];
-  return [at(0.5), at(0.99)];
+  return {
+    lag: Float64Array.from(lag),
+    deliver: Float64Array.from(deliver),
+    confirm: Float64Array.from(confirm),
+  };
 }

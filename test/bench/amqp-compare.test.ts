@@ -18,7 +18,8 @@ test('amqp-compare --quick --usher-only runs every workload to a figure', () => 
 
   const rows = run.stdout.split('\n').filter((line) => line.startsWith('| ') &&
     !line.startsWith('| workload'));
-  assert.equal(rows.length, 11, run.stdout);
+  // Nine throughput rows, then the pooled latency's p50, p95, p99 and p99.9.
+  assert.equal(rows.length, 13, run.stdout);
   for (const row of rows) {
     const usherCell = row.split('|')[4].trim();
     assert.match(usherCell, /^[\d,.]+( ms)?( client-bound)?( noisy)?$/, row);
@@ -27,4 +28,8 @@ test('amqp-compare --quick --usher-only runs every workload to a figure', () => 
     .exec(run.stdout);
   assert.ok(cpu, run.stdout);
   assert.match(cpu[1], /^\(broker [\d.]+ µs\/msg, \d+%; client [\d.]+ µs\/msg, \d+%\)/);
+  // --quick runs two latency rounds; each has its own p99.
+  assert.match(run.stdout,
+    /^- usher: [\d.]+ \(load [\d.]+\), [\d.]+ \(load [\d.]+\); median [\d.]+$/m);
+  assert.match(run.stdout, /^Usher's log in its rounds: \d+ batches\/s, .* fdatasync p50 [\d.]+,/m);
 });

@@ -1,0 +1,151 @@
+// The latency part of bench/amqp-compare.ts in rounds: a single window a
+// broker, run once, moved by as much between runs as the brokers differ
+// (a p99 of 6.7 ms in one run, 7.4 in the next). So each broker runs
+// several short rounds, taking turns (the first broker of a round moves
+// along by one each round), and the samples are pooled per broker; each
+// round's p99 is kept, to show how far one window strays. After each of
+// Usher's rounds its log's batches are read from /metrics and the disk's
+// fdatasync is timed at that pace (disk-probe.ts).
+
+import { loadavg } from 'node:os';
+
+import type { RunningBroker, StoreCounters } from './brokers.js';
+import { probeSyncs } from './disk-probe.js';
+import type { Figure, LatencySamples } from './workloads.js';
+
+/** Seconds of the disk probe after each of Usher's rounds. */
+const PROBE_SECONDS = 1;
+
+export interface RoundBroker {
+  column: string;
+  running: RunningBroker;
+}
+
+/** One broker's rounds, in the order run, and their samples pooled. */
+export interface Rounds {
+  column: string;
+  /** null: that round failed. */
+  figures: Array<Figure | null>;
+  /** Every round's samples and counters together; null if every round failed. */
+  pooled: Figure | null;
+}
+
+/** What Usher's log did in the rounds, and how long this disk took to sync at that pace. */
+export interface LogPace {
+  batchesPerSecond: number;
+  syncsPerSecond: number;
+  bytesPerBatch: number;
+  /** The probe's fdatasync times (ms), sorted. */
+  probeSyncMs: Float64Array;
+}
+
+export interface LatencyReport {
+  rounds: Rounds[];
+  roundSeconds: number;
+  /** The machine's 1-minute load average as each round began, per broker. */
+  load: Map<string, number[]>;
+  log: LogPace | null;
+}
+
+/**
+ * `rounds` rounds of `run` on each broker, brokers taking turns. `run`
+ * makes one round's figure (null: it failed).
+ */
+export async function runRounds(brokers: RoundBroker[], rounds: number, roundSeconds: number,
+  run: (b: RoundBroker, seconds: number) => Promise<Figure | null | undefined>,
+  progress: (text: string) => void): Promise<LatencyReport> {
+  const figures = new Map<string, Array<Figure | null>>();
+  const load = new Map<string, number[]>();
+  const probes: Float64Array[] = [];
+  const logTotals = { seconds: 0, batches: 0, syncs: 0, bytes: 0 };
+
+  for (let round = 0; round < rounds; round++) {
+    for (let turn = 0; turn < brokers.length; turn++) {
+      const b = brokers[(round + turn) % brokers.length];
+      if (!load.has(b.column)) load.set(b.column, []);
+      load.get(b.column)!.push(loadavg()[0]);
+      const before = await counters(b.running);
+      const figure = await run(b, roundSeconds);
+      if (figure === undefined) continue;
+      if (!figures.has(b.column)) figures.set(b.column, []);
+      figures.get(b.column)!.push(figure);
+      const after = await counters(b.running);
+
+      if (figure !== null && before !== null && after !== null) {
+        const batches = after.batches - before.batches;
+        logTotals.seconds += figure.seconds;
+        logTotals.batches += batches;
+        logTotals.syncs += after.syncs - before.syncs;
+        logTotals.bytes += after.bytes - before.bytes;
+        if (batches > 0) {
+          probes.push(await probeSyncs((after.bytes - before.bytes) / batches,
+            batches / figure.seconds, PROBE_SECONDS));
+        }
+      }
+      const p99 = figure?.samples === undefined
+        ? 'failed'
+        : `${quantile(sorted(figure.samples.total), 0.99).toFixed(2)} ms`;
+      progress(`latency round ${round + 1} of ${rounds} on ${b.column}: p99 ${p99}`);
+    }
+  }
+
+  const log = logTotals.batches === 0 ? null : {
+    batchesPerSecond: logTotals.batches / logTotals.seconds,
+    syncsPerSecond: logTotals.syncs / logTotals.seconds,
+    bytesPerBatch: logTotals.bytes / logTotals.batches,
+    probeSyncMs: sorted(concat(probes)),
+  };
+  const byBroker = [...figures].map(([column, list]) =>
+    ({ column, figures: list, pooled: pool(list) }));
+  return { rounds: byBroker, roundSeconds, load, log };
+}
+
+async function counters(running: RunningBroker): Promise<StoreCounters | null> {
+  if (running.storeCounters === undefined) return null;
+  return running.storeCounters().catch(() => null);
+}
+
+/**
+ * The rounds as one figure: counts, seconds and CPU summed, samples
+ * joined and sorted. Ended if any round ended early; null if none ran.
+ */
+export function pool(figures: Array<Figure | null>): Figure | null {
+  const ran = figures.filter((f): f is Figure => f !== null);
+  if (ran.length === 0) return null;
+  const sum = (of: (f: Figure) => number) => ran.reduce((total, f) => total + of(f), 0);
+  const joined = (part: keyof LatencySamples) =>
+    sorted(concat(ran.map((f) => f.samples?.[part] ?? new Float64Array(0))));
+  return {
+    messages: sum((f) => f.messages),
+    wanted: sum((f) => f.wanted),
+    seconds: sum((f) => f.seconds),
+    brokerCpu: sum((f) => f.brokerCpu),
+    clientCpu: sum((f) => f.clientCpu),
+    otherCpu: sum((f) => f.otherCpu),
+    ended: ran.find((f) => f.ended !== undefined)?.ended,
+    samples: {
+      total: joined('total'), lag: joined('lag'), deliver: joined('deliver'),
+      confirm: joined('confirm'),
+    },
+  };
+}
+
+/** The q-quantile of ascending `values` (nearest rank); 0 if empty. */
+export function quantile(values: Float64Array, q: number): number {
+  if (values.length === 0) return 0;
+  return values[Math.min(values.length - 1, Math.ceil(values.length * q) - 1)];
+}
+
+export function sorted(values: Float64Array): Float64Array {
+  return Float64Array.from(values).sort();
+}
+
+function concat(parts: Float64Array[]): Float64Array {
+  const all = new Float64Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.length;
+  }
+  return all;
+}
