@@ -29,7 +29,7 @@ import {
   type QueueSettings,
 } from '../engine/types.js';
 import type { CheckpointOptions } from '../storage/checkpoint.js';
-import { LogStore } from '../storage/log-store.js';
+import { type DamagedMessage, LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { observationsOf, recordPublishRefused } from '../observe/observations.js';
@@ -254,6 +254,7 @@ export class Broker implements BrokerApi {
         copyReplayedBodies: false,
         checkpoints: options.checkpoints ?? {},
         recentIds: RECENT_ID_LIMITS,
+        onDamagedMessages: (messages) => this.dropDamaged(messages),
       },
       (record) => replay.apply(record),
     );
@@ -271,6 +272,32 @@ export class Broker implements BrokerApi {
       this.engines.get(queue)?.rememberId(id, publishedAt);
     }
     for (const engine of this.engines.values()) this.afterChange(engine);
+  }
+
+  /**
+   * Live messages whose frames a scrub found damaged (storage/scrub.ts):
+   * their bodies are gone, and the broker never delivers a body whose
+   * checksum fails. They are taken out of their queues and settled, as a
+   * full replay would have skipped their records, so they neither come
+   * back at every start nor pin their segment (compaction cannot copy a
+   * message it cannot read). The store has logged which and where; the
+   * queue counts them as dropped.
+   */
+  private dropDamaged(messages: DamagedMessage[]): void {
+    const touched = new Set<QueueEngine>();
+    for (const { seq, queue } of messages) {
+      const engine = this.engines.get(queue);
+      if (engine?.dropDamaged(seq) === true) touched.add(engine);
+    }
+    for (const engine of touched) this.afterChange(engine);
+
+    // Settled even if no queue held it (a read had already failed and
+    // let go of it): the ledger still counted it live.
+    const seqs = messages.map((message) => message.seq);
+    this.store.append(settledRecords(seqs)).catch((err: unknown) => {
+      // The next start's scrub finds them again.
+      this.logger.error({ err, messages: seqs.length }, 'could not settle damaged messages');
+    });
   }
 
   /**
