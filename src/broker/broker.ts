@@ -1340,6 +1340,12 @@ export class Broker implements BrokerApi {
     };
   }
 
+  /** Starts a scrub of every sealed log segment (storage/scrub.ts); false if one runs. */
+  scrub(): boolean {
+    this.checkOpen();
+    return this.store.scrub();
+  }
+
   admissionStats() {
     return this.admission?.stats() ?? null;
   }
