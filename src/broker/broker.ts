@@ -275,28 +275,45 @@ export class Broker implements BrokerApi {
   }
 
   /**
-   * Live messages whose frames a scrub found damaged (storage/scrub.ts):
-   * their bodies are gone, and the broker never delivers a body whose
-   * checksum fails. They are taken out of their queues and settled, as a
-   * full replay would have skipped their records, so they neither come
-   * back at every start nor pin their segment (compaction cannot copy a
-   * message it cannot read). The store has logged which and where; the
-   * queue counts them as dropped.
+   * Live messages whose frames a scrub found damaged (storage/scrub.ts).
+   * One held in memory (read before the damage came, or never cold) is
+   * repaired: its state is logged again as a new `published` record, as
+   * compaction copies one, and the damaged frame is no longer its record.
+   * A cold one's body is gone, and the broker never delivers a body whose
+   * checksum fails: it is taken out of its queue (counted as dropped) and
+   * settled, as a full replay would have skipped its record, so it
+   * neither comes back at every start nor pins its segment (compaction
+   * cannot copy a message it cannot read). The store has logged which
+   * and where.
    */
   private dropDamaged(messages: DamagedMessage[]): void {
     const touched = new Set<QueueEngine>();
+    const settled: number[] = [];
+    const repaired: LogRecord[] = [];
     for (const { seq, queue } of messages) {
       const engine = this.engines.get(queue);
-      if (engine?.dropDamaged(seq) === true) touched.add(engine);
+      if (engine?.dropDamaged(seq) === true) {
+        touched.add(engine);
+        settled.push(seq);
+        continue;
+      }
+      const held = engine?.get(seq);
+      // Settled even if no queue holds it (a read had already failed and
+      // let go of it): the ledger still counted it live.
+      if (held === undefined || !isLogged(engine!)) settled.push(seq);
+      else repaired.push(publishedRecord(engine!.name, held));
     }
     for (const engine of touched) this.afterChange(engine);
 
-    // Settled even if no queue held it (a read had already failed and
-    // let go of it): the ledger still counted it live.
-    const seqs = messages.map((message) => message.seq);
-    this.store.append(settledRecords(seqs)).catch((err: unknown) => {
-      // The next start's scrub finds them again.
-      this.logger.error({ err, messages: seqs.length }, 'could not settle damaged messages');
+    const records: LogRecord[] = [...repaired];
+    if (settled.length > 0) records.push(...settledRecords(settled));
+    this.logger.warn(
+      { dropped: settled.length, repaired: repaired.length },
+      'messages with damaged log frames dropped, or logged again from memory',
+    );
+    this.store.append(records).catch((err: unknown) => {
+      // The next scrub finds them again.
+      this.logger.error({ err, messages: messages.length }, 'could not log damaged messages');
     });
   }
 

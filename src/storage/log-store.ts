@@ -451,6 +451,8 @@ export class LogStore {
   // file is left as it is, as replay leaves a damaged older segment; it
   // goes once none of its messages is live.
   #scrubFound(target: ScrubTarget, found: Damage[]): void {
+    // Deleted while it was read: none of its messages was live any more.
+    if (!this.#segments.some((segment) => segment.id === target.id)) return;
     const damage = found.filter((stretch) => {
       const key = `${target.id}:${stretch.offset}`;
       if (this.#knownRegions.has(key)) return false;

@@ -27,11 +27,26 @@ async function filled(dataDir: string): Promise<void> {
   await broker.close();
 }
 
-async function scrubbed(broker: Broker): Promise<void> {
-  for (let i = 0; i < 500 && broker.health().store.scrubsCompleted === 0; i++) {
+async function scrubbed(broker: Broker, scrubs = 1): Promise<void> {
+  for (let i = 0; i < 500 && broker.health().store.scrubsCompleted < scrubs; i++) {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-  assert.equal(broker.health().store.scrubsCompleted, 1, 'the scrub did not end');
+  assert.equal(broker.health().store.scrubsCompleted, scrubs, 'the scrub did not end');
+}
+
+/** The file offset of the `published` frame of message `id` in segment `path`. */
+async function frameOf(path: string, id: string): Promise<number | undefined> {
+  let found: number | undefined;
+  await readSegment(path, (record, _frameBytes, offset) => {
+    if (record.type === 'published' && record.id === id) found = offset;
+  });
+  return found;
+}
+
+function flip(path: string, at: number): void {
+  const bytes = readFileSync(path);
+  bytes[at] ^= 0x04;
+  writeFileSync(path, bytes);
 }
 
 // Every message delivered, then released again.
@@ -90,6 +105,46 @@ it('a flipped bit under the checkpoint costs its message, reported and never del
       assert.equal(broker.health().store.scrubDamagedMessages, 0);
       assert.equal(broker.health().store.corruptRegions, 1, 'the file is still damaged');
       assert.equal(broker.getQueue('q').stats.total, 299);
+    } finally {
+      await broker.close();
+    }
+  } finally {
+    dir.remove();
+  }
+});
+
+it('a message held in memory when its frame is damaged is logged again, not lost', async () => {
+  const dir = tempDir('usher-scrub-');
+  try {
+    await filled(dir.path);
+    let broker = await openBroker(dir.path);
+    try {
+      await scrubbed(broker);
+      // Read into memory (a page of the cold backlog), then its frame rots.
+      const [first] = await broker.receive('q', { max: 1, waitMs: 0 });
+      assert.equal(first.id, 'm-0');
+      const oldest = (await listSegments(join(dir.path, 'log')))[0].path;
+      const offset = await frameOf(oldest, 'm-0');
+      assert.ok(offset !== undefined);
+      flip(oldest, offset + 60);
+
+      assert.equal(broker.scrub(), true);
+      await scrubbed(broker, 2);
+      assert.equal(broker.health().store.scrubDamagedMessages, 1);
+      assert.equal(broker.health().store.corruptRegions, 1);
+      assert.equal(broker.getQueue('q').stats.dropped, 0);
+      broker.release('q', [first.receipt]);
+    } finally {
+      await broker.close();
+    }
+
+    broker = await openBroker(dir.path);
+    try {
+      await scrubbed(broker);
+      assert.equal(broker.health().store.scrubDamagedMessages, 0);
+      const bodies = await receiveAll(broker);
+      assert.equal(bodies.size, 300);
+      assert.equal(bodies.get('m-0'), bodyOf(0));
     } finally {
       await broker.close();
     }
