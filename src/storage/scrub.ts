@@ -8,8 +8,9 @@
 //
 // It stays off the critical path: it starts a turn after open, reads one
 // chunk at a time with async reads (the event loop runs between them;
-// the work done in a turn is one native CRC over at most CHUNK_BYTES),
-// and stop() makes it end at the next chunk. Reads go through the page
+// the work done in a turn is the CRCs of the frames in one chunk, about
+// 1 ms for 1 MiB of ticket events), and stop() makes it end at the next
+// chunk. Reads go through the page
 // cache: a segment the log wrote recently costs no disk read.
 //
 // After a bad frame the next whole one is searched for as replay does
@@ -34,7 +35,7 @@ import {
 } from './segment-file.js';
 
 /** Bytes read and checked per turn of the event loop. */
-export const SCRUB_CHUNK_BYTES = 1024 * 1024;
+const CHUNK_BYTES = 1024 * 1024;
 /**
  * Bytes after a bad frame searched for the next whole one (resync.ts).
  * A longer damaged stretch, or a frame larger than this just after one,
@@ -62,22 +63,19 @@ export interface ScrubOptions {
   logger: StoreLogger;
   /** Damage found in one segment: stretches below its target's end. */
   onDamage(target: ScrubTarget, damage: Damage[]): void;
-  chunkBytes?: number;
 }
 
 export class Scrubber {
   readonly #logger: StoreLogger;
   readonly #onDamage: ScrubOptions['onDamage'];
-  readonly #chunkBytes: number;
   #running: Promise<void> | undefined;
   #stopping = false;
   #completed = 0;
   #bytes = 0;
 
-  constructor({ logger, onDamage, chunkBytes = SCRUB_CHUNK_BYTES }: ScrubOptions) {
+  constructor({ logger, onDamage }: ScrubOptions) {
     this.#logger = logger;
     this.#onDamage = onDamage;
-    this.#chunkBytes = chunkBytes;
   }
 
   /**
@@ -183,7 +181,7 @@ export class Scrubber {
     if (read.bytesRead < header.length || !isSoundHeader(header)) return 'unsure';
 
     const damage: Damage[] = [];
-    let buffer = Buffer.allocUnsafe(this.#chunkBytes);
+    let buffer = Buffer.allocUnsafe(CHUNK_BYTES);
     let position = SEGMENT_HEADER_BYTES;
     while (position < target.end) {
       if (this.#stopping) return undefined;
@@ -205,7 +203,7 @@ export class Scrubber {
         }
         reason = `torn frame: ${target.end - position} bytes at the end`;
       }
-      if (buffer.length > this.#chunkBytes) buffer = Buffer.allocUnsafe(this.#chunkBytes);
+      if (buffer.length > CHUNK_BYTES) buffer = Buffer.allocUnsafe(CHUNK_BYTES);
 
       if (reason !== undefined) {
         const next = await this.#resync(file, position, target.end);

@@ -65,7 +65,7 @@ async function receiveAll(broker: Broker): Promise<Map<string, string>> {
   return bodies;
 }
 
-it('a flipped bit under the checkpoint costs its message, reported and never delivered', async () => {
+it('a flipped bit under the checkpoint costs its message, reported, never delivered', async () => {
   const dir = tempDir('usher-scrub-');
   try {
     await filled(dir.path);

@@ -25,17 +25,23 @@ import {
 
 const SEGMENT_BYTES = 128 * 1024;
 const MESSAGES = 3000;
+const REGION_FOUND = 'scrub found a corrupt region of segment';
 const SEED = Number(process.env.USHER_FAULT_SEED ?? Date.now() % 1_000_000);
 const random = seededRandom(SEED);
 
 /** A log of about a dozen segments, closed cleanly: a checkpoint covers all of it. */
-async function filled(dir: string, messages = MESSAGES, segmentBytes = SEGMENT_BYTES): Promise<void> {
+async function filled(
+  dir: string,
+  messages = MESSAGES,
+  segmentBytes = SEGMENT_BYTES,
+): Promise<void> {
   const store = await LogStore.open(checkpointingOptions(dir, { segmentBytes }), () => {});
   for (let seq = 1; seq <= messages; seq += 100) {
     const records: LogRecord[] = [];
     for (let i = seq; i < seq + 100; i++) records.push(ticket(i));
     // Every tenth message settled: frames in the log that no message needs.
-    records.push({ type: 'settled', seqs: records.map((_, i) => seq + i).filter((s) => s % 10 === 0) });
+    const settled = records.map((_, i) => seq + i).filter((s) => s % 10 === 0);
+    records.push({ type: 'settled', seqs: settled });
     await store.append(records);
   }
   await store.close();
@@ -161,12 +167,14 @@ describe('scrub after a start from a checkpoint', () => {
         assert.equal(stats.scrubDamagedMessages, 1);
         assert.deepEqual(damaged, [{ seq: victim.seq, queue: 'tickets' }]);
 
-        const region = logger.errors.find((e) => e.msg === 'scrub found a corrupt region of segment');
+        const region = logger.errors.find((e) => e.msg === REGION_FOUND);
         assert.equal(region?.obj.file, target);
         assert.equal(region?.obj.offset, victim.offset);
         assert.equal(region?.obj.reason, 'frame checksum mismatch');
         const lost = logger.errors.find((e) => e.msg === 'live messages lost to damage in the log');
-        assert.deepEqual(lost?.obj, { file: target, queue: 'tickets', messages: 1, seqs: [victim.seq] });
+        assert.deepEqual(lost?.obj, {
+          file: target, queue: 'tickets', messages: 1, seqs: [victim.seq],
+        });
 
         // Never handed out with a wrong body; its neighbours are whole.
         const [read, next] = store.readPublished([victim.seq!, victim.seq! + 1]);
@@ -348,7 +356,7 @@ describe('scrub after a start from a checkpoint', () => {
         assert.equal(stats.scrubsCompleted, 2);
         assert.equal(stats.corruptRegions, 2);
         assert.equal(stats.scrubCorruptRegions, 1);
-        const regions = logger.errors.filter((e) => e.msg === 'scrub found a corrupt region of segment');
+        const regions = logger.errors.filter((e) => e.msg === REGION_FOUND);
         assert.deepEqual(regions.map((e) => e.obj.file), [paths[3]]);
       } finally {
         await store.close();
