@@ -7,10 +7,15 @@
 // of time in both. The segments were just written: they are read from
 // the page cache, as after a restart of the process but not of the host.
 //
+// --damage flips a bit early in the first (64 MiB) segment, so that each
+// scrub also searches for the next whole frame after a bad one.
+//
 //   npm run build && node dist/bench/scrub.js [--messages 1000000]
-//     [--rounds 3] [--dir DIR]
+//     [--rounds 3] [--damage] [--dir DIR]
 
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -25,6 +30,7 @@ const { values: args } = parseArgs({
     messages: { type: 'string', default: '1000000' },
     rounds: { type: 'string', default: '3' },
     dir: { type: 'string' },
+    damage: { type: 'boolean', default: false },
   },
 });
 const MESSAGES = Number(args.messages);
@@ -75,6 +81,7 @@ interface Round {
   openMs: number;
   scrubMs: number;
   scrubbedBytes: number;
+  corruptRegions: number;
   delayP50: number;
   delayP99: number;
   delayMax: number;
@@ -100,6 +107,7 @@ async function round(scrub: boolean, windowMs: number): Promise<Round> {
     openMs: Math.round(opened - began),
     scrubMs: Math.round(ended - opened),
     scrubbedBytes: stats.scrubbedBytes,
+    corruptRegions: stats.corruptRegions,
     delayP50: ms(delay.percentile(50)),
     delayP99: ms(delay.percentile(99)),
     delayMax: ms(delay.max),
@@ -116,6 +124,13 @@ try {
     `log of ${MESSAGES} messages: ${(logBytes / 2 ** 20).toFixed(0)} MiB, ` +
       `written in ${Math.round(performance.now() - filling)} ms`,
   );
+
+  if (args.damage) {
+    const first = join(dir, readdirSync(dir).filter((name) => name.endsWith('.log')).sort()[0]);
+    const bytes = readFileSync(first);
+    bytes[5000] ^= 1;
+    writeFileSync(first, bytes);
+  }
 
   let windowMs = 1000;
   for (let r = 0; r < ROUNDS; r++) {

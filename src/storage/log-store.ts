@@ -83,9 +83,9 @@ export interface LogStoreOptions {
    */
   scrubAfterOpen?: boolean;
   /**
-   * Live messages whose frames a scrub found damaged: their bodies are
-   * gone. The owner of the queues takes them out and settles them
-   * (broker.ts). Unset: they are only reported.
+   * Live messages whose frames a scrub found damaged: their bodies on disk
+   * are gone. The owner of the queues settles them, or logs them again
+   * from the copy it holds in memory (broker.ts). Unset: only reported.
    */
   onDamagedMessages?(messages: DamagedMessage[]): void;
 }
