@@ -29,7 +29,7 @@ import {
   type QueueSettings,
 } from '../engine/types.js';
 import type { CheckpointOptions } from '../storage/checkpoint.js';
-import { LogStore } from '../storage/log-store.js';
+import { type DamagedMessage, LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { observationsOf, recordPublishRefused } from '../observe/observations.js';
@@ -254,6 +254,7 @@ export class Broker implements BrokerApi {
         copyReplayedBodies: false,
         checkpoints: options.checkpoints ?? {},
         recentIds: RECENT_ID_LIMITS,
+        onDamagedMessages: (messages) => this.dropDamaged(messages),
       },
       (record) => replay.apply(record),
     );
@@ -271,6 +272,49 @@ export class Broker implements BrokerApi {
       this.engines.get(queue)?.rememberId(id, publishedAt);
     }
     for (const engine of this.engines.values()) this.afterChange(engine);
+  }
+
+  /**
+   * Live messages whose frames a scrub found damaged (storage/scrub.ts).
+   * One held in memory (read before the damage came, or never cold) is
+   * repaired: its state is logged again as a new `published` record, as
+   * compaction copies one, and the damaged frame is no longer its record.
+   * A cold one's body is gone, and the broker never delivers a body whose
+   * checksum fails: it is taken out of its queue (counted as dropped) and
+   * settled, as a full replay would have skipped its record, so it
+   * neither comes back at every start nor pins its segment (compaction
+   * cannot copy a message it cannot read). The store has logged which
+   * and where.
+   */
+  private dropDamaged(messages: DamagedMessage[]): void {
+    const touched = new Set<QueueEngine>();
+    const settled: number[] = [];
+    const repaired: LogRecord[] = [];
+    for (const { seq, queue } of messages) {
+      const engine = this.engines.get(queue);
+      if (engine?.dropDamaged(seq) === true) {
+        touched.add(engine);
+        settled.push(seq);
+        continue;
+      }
+      const held = engine?.get(seq);
+      // Settled even if no queue holds it (a read had already failed and
+      // let go of it): the ledger still counted it live.
+      if (held === undefined || !isLogged(engine!)) settled.push(seq);
+      else repaired.push(publishedRecord(engine!.name, held));
+    }
+    for (const engine of touched) this.afterChange(engine);
+
+    const records: LogRecord[] = [...repaired];
+    if (settled.length > 0) records.push(...settledRecords(settled));
+    this.logger.warn(
+      { dropped: settled.length, repaired: repaired.length },
+      'messages with damaged log frames dropped, or logged again from memory',
+    );
+    this.store.append(records).catch((err: unknown) => {
+      // The next scrub finds them again.
+      this.logger.error({ err, messages: messages.length }, 'could not log damaged messages');
+    });
   }
 
   /**
@@ -1311,6 +1355,12 @@ export class Broker implements BrokerApi {
       },
       ...(this.admission === null ? {} : { admission: this.admissionHealth() }),
     };
+  }
+
+  /** Starts a scrub of every sealed log segment (storage/scrub.ts); false if one runs. */
+  scrub(): boolean {
+    this.checkOpen();
+    return this.store.scrub();
   }
 
   admissionStats() {

@@ -241,6 +241,11 @@ export interface BrokerApi {
     /** Present when admission control is on. */
     admission?: AdmissionHealth;
   };
+  /**
+   * Starts a scrub of every sealed log segment in the background
+   * (storage/scrub.ts); false if one runs already.
+   */
+  scrub?(): boolean;
   /** Admission control's figures, for metrics; null when it is off. */
   admissionStats?(): AdmissionStats | null;
   /** Lets a caller wait for shutdown; rejects new work with BrokerClosedError once closing. */

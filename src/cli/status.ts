@@ -29,5 +29,15 @@ export const statusCommands: CommandGroup = {
         }
         for (const line of keyValues(pairs)) cli.out(line);
       });
+
+    program
+      .command('scrub')
+      .description("check the broker's log segments for damage, in the background")
+      .action(async () => {
+        const started = await cli.admin().scrub();
+        cli.out(started
+          ? 'scrub started; `usher status --json` shows store.corruptRegions when it ends'
+          : 'a scrub is already running');
+      });
   },
 };

@@ -34,6 +34,15 @@ export class UsherAdmin {
     this.#transport = transport;
   }
 
+  /**
+   * Starts a check of every sealed log segment for damage, in the
+   * background; false if one runs already. Results: health().store.
+   */
+  async scrub(): Promise<boolean> {
+    const answer = await this.#transport.request<{ started: boolean }>('POST', '/admin/scrub');
+    return answer.data.started;
+  }
+
   async whoami(): Promise<Whoami> {
     return (await this.#transport.request<Whoami>('GET', '/admin/whoami')).data;
   }

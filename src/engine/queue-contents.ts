@@ -587,6 +587,19 @@ export abstract class QueueContents {
     return removed;
   }
 
+  /**
+   * Takes a cold message out without reading it back: its frame in the
+   * log is damaged (storage/scrub.ts), so its body is gone. Counted as
+   * dropped. false if it is not cold here (settled or read back already).
+   */
+  dropDamaged(seq: number): boolean {
+    const left = this.cold?.remove(seq, this.current.fifo ? this.dequeOf : undefined);
+    if (left === undefined) return false;
+    this.forgetCold(left);
+    this.totals.dropped++;
+    return true;
+  }
+
   /** Takes a message out (for a move to another queue); undefined if in flight. */
   take(seq: number): Message | undefined {
     if (this.cold?.has(seq)) return this.takeCold(seq);

@@ -151,7 +151,32 @@ const STORE_METRICS: Record<string, StoreMetric> = {
   },
   corruptRegions: {
     name: 'usher_store_corrupt_regions',
-    help: 'Damaged stretches skipped inside segments at recovery',
+    help: 'Damaged stretches inside segments, found at recovery or by a scrub',
+    kind: 'gauge',
+  },
+  scrubDamagedMessages: {
+    name: 'usher_store_scrub_damaged_messages',
+    help: 'Live messages a scrub found with damaged frames, taken out of their queues',
+    kind: 'gauge',
+  },
+  scrubRunning: {
+    name: 'usher_store_scrub_running',
+    help: '1 while a scrub checks the log segments in the background',
+    kind: 'gauge',
+  },
+  scrubsCompleted: {
+    name: 'usher_store_scrubs_completed_total',
+    help: 'Scrubs that checked every segment they were given',
+    kind: 'counter',
+  },
+  scrubbedBytes: {
+    name: 'usher_store_scrubbed_bytes_total',
+    help: 'Bytes of log segments checked by scrubs',
+    kind: 'counter',
+  },
+  scrubCorruptRegions: {
+    name: 'usher_store_scrub_corrupt_regions',
+    help: 'Damaged stretches found by scrubs (counted in corrupt_regions too)',
     kind: 'gauge',
   },
   missingSegments: {

@@ -53,6 +53,7 @@ const RULES: Record<string, RouteRule> = {
   'PUT /admin/tokens/:token': { need: 'admin' },
   'DELETE /admin/tokens/:token': { need: 'admin' },
   'GET /admin/whoami': { need: 'login' },
+  'POST /admin/scrub': { need: 'admin' },
 
   // Monitoring (src/observe): the alerts any logged-in service may read;
   // the dashboard's live feed, like the dashboard, is an administrator's.

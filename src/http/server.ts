@@ -35,6 +35,7 @@ import { recordUnauthorized } from '../observe/observations.js';
 import { registerObserveRoutes, type ObserveOptions } from '../observe/routes.js';
 import { serverTlsOptions, type TlsFiles } from '../net/tls.js';
 import { registerAdminRoutes } from './admin-routes.js';
+import { registerScrubRoute } from './scrub-route.js';
 import { registerAuth } from './auth-hook.js';
 import { limitConnectionsPerSource } from './connection-limit.js';
 import { handleNotFound, makeErrorHandler } from './error-handler.js';
@@ -207,6 +208,7 @@ export function createHttpServer(
   registerMessageRoutes(app, broker, maxMessageBytes);
   registerObserveRoutes(app, broker, options.observe ?? {});
   registerAdminRoutes(app, authenticator);
+  registerScrubRoute(app, broker);
   return app;
 }
 

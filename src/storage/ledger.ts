@@ -225,6 +225,30 @@ export class Ledger {
     return found;
   }
 
+  /**
+   * Live messages whose latest `published` frame overlaps one of
+   * `stretches` of segment `segmentId`, with their queues: what damage
+   * found there costs (scrub.ts). One pass over the table; rare.
+   */
+  liveIn(
+    segmentId: number,
+    stretches: ReadonlyArray<{ offset: number; bytes: number }>,
+  ): Array<{ seq: number; queue: string }> {
+    const found: Array<{ seq: number; queue: string }> = [];
+    this.#live.forEach((seq, row) => {
+      if (this.#live.col(row, SEGMENT) !== segmentId) return;
+      const start = this.#live.col(row, OFFSET);
+      const end = start + (this.#live.col(row, FRAME) & FRAME_MASK);
+      const hit = stretches.some((s) => start < s.offset + s.bytes && s.offset < end);
+      if (!hit) return;
+      const column = this.#live.col(row, QUEUE);
+      const index = column === WIDE ? (this.#wide.get(seq)?.[0] ?? 0) : column & NARROW_MAX;
+      const queue = this.#changes.get(seq)?.queue ?? this.#queueNames[index];
+      found.push({ seq, queue });
+    });
+    return found;
+  }
+
   /** Lets go of a deleted segment, which no live message names. */
   dropSegment(segment: SegmentState): void {
     this.#segments.delete(segment.id);

@@ -26,7 +26,9 @@ import {
 } from './ledger.js';
 import type { LogRecord, PublishedRecord } from './records.js';
 import { recover } from './recovery.js';
+import { type ScrubStats, type ScrubTarget, Scrubber } from './scrub.js';
 import {
+  type Damage,
   encodeSegmentHeader,
   fsyncDir,
   segmentPath,
@@ -75,6 +77,23 @@ export interface LogStoreOptions {
   checkpoints?: CheckpointOptions;
   /** Recent ids the ledger keeps a queue for dedup across restarts; none if unset. */
   recentIds?: RecentIdLimits;
+  /**
+   * After a start from a checkpoint, check the segments it covers in the
+   * background (scrub.ts). Default true.
+   */
+  scrubAfterOpen?: boolean;
+  /**
+   * Live messages whose frames a scrub found damaged: their bodies on disk
+   * are gone. The owner of the queues settles them, or logs them again
+   * from the copy it holds in memory (broker.ts). Unset: only reported.
+   */
+  onDamagedMessages?(messages: DamagedMessage[]): void;
+}
+
+/** A live message whose latest `published` frame lies in a damaged stretch. */
+export interface DamagedMessage {
+  seq: number;
+  queue: string;
 }
 
 export type LogStoreStats = {
@@ -106,7 +125,11 @@ export type LogStoreStats = {
   replayedRecords: number;
   /** 1 if open started from a checkpoint. */
   openedFromCheckpoint: number;
-} & CheckpointStats;
+  /** Damaged stretches scrubs found that open had not (also in corruptRegions). */
+  scrubCorruptRegions: number;
+  /** Live messages whose frames a scrub found damaged. Should be 0. */
+  scrubDamagedMessages: number;
+} & CheckpointStats & ScrubStats;
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 
@@ -202,6 +225,12 @@ export class LogStore {
   readonly #replayedRecords: number;
   readonly #openedFromCheckpoint: boolean;
   readonly #checkpointer: Checkpointer | undefined;
+  readonly #scrubber: Scrubber;
+  readonly #onDamagedMessages: ((messages: DamagedMessage[]) => void) | undefined;
+  /** `<segment id>:<offset>` of every damaged stretch counted so far. */
+  readonly #knownRegions = new Set<string>();
+  #scrubCorruptRegions = 0;
+  #scrubDamagedMessages = 0;
   #durableWaiters: Array<() => void> = [];
 
   /**
@@ -239,6 +268,10 @@ export class LogStore {
       const store = new LogStore(options, ledger, recovered);
       store.#startSegment(await store.#createSegment());
       await store.#deleteDeadPrefix();
+      const position = recovered.checkpointPosition;
+      if (position !== undefined && options.scrubAfterOpen !== false) {
+        store.#scrubber.start(store.#coveredBy(position.segmentId, position.offset));
+      }
       options.logger.info(
         {
           dir: options.dir,
@@ -284,6 +317,14 @@ export class LogStore {
     for (const segment of this.#segments) this.#diskBytes += segment.size;
     this.#replayedRecords = recovered.records;
     this.#openedFromCheckpoint = recovered.checkpoint !== undefined;
+    this.#onDamagedMessages = options.onDamagedMessages;
+    for (const { segmentId, offset } of recovered.regionStarts) {
+      this.#knownRegions.add(`${segmentId}:${offset}`);
+    }
+    this.#scrubber = new Scrubber({
+      logger: this.#logger,
+      onDamage: (target, damage) => this.#scrubFound(target, damage),
+    });
     const checkpoints = options.checkpoints;
     if (CHECKPOINTS_SUPPORTED && checkpoints !== undefined && checkpoints.enabled !== false) {
       this.#checkpointer = new Checkpointer(this.#dir, options.checkpoints ?? {}, this.#logger, {
@@ -377,6 +418,80 @@ export class LogStore {
     );
   };
 
+  /**
+   * Starts a scrub of every segment but the active one, in the background
+   * (scrub.ts); false if one runs already or the store is closing. For an
+   * operator who wants the whole log checked (`usher scrub`, the admin
+   * API), say after a disk reported errors.
+   */
+  scrub(): boolean {
+    if (this.#closing) return false;
+    return this.#scrubber.start(this.#coveredBy(this.#active.id, 0));
+  }
+
+  /** Resolves once the running scrub, if any, is over. */
+  whenScrubbed(): Promise<void> {
+    return this.#scrubber.whenIdle();
+  }
+
+  // The segments before `segmentId`, whole, and that one up to `offset`:
+  // what a checkpoint at that position covers.
+  #coveredBy(segmentId: number, offset: number): ScrubTarget[] {
+    const targets: ScrubTarget[] = [];
+    for (const { id, path, size } of this.#segments) {
+      if (id < segmentId) targets.push({ id, path, end: size });
+      else if (id === segmentId && offset > 0) targets.push({ id, path, end: offset });
+    }
+    return targets;
+  }
+
+  // Damage a scrub found in a sealed segment: counted as replay counts it
+  // (once, however often it is scrubbed), logged where it lies, and the
+  // live messages it hit reported by queue and handed to their owner. The
+  // file is left as it is, as replay leaves a damaged older segment; it
+  // goes once none of its messages is live.
+  #scrubFound(target: ScrubTarget, found: Damage[]): void {
+    // Deleted while it was read: none of its messages was live any more.
+    if (!this.#segments.some((segment) => segment.id === target.id)) return;
+    const damage = found.filter((stretch) => {
+      const key = `${target.id}:${stretch.offset}`;
+      if (this.#knownRegions.has(key)) return false;
+      this.#knownRegions.add(key);
+      return true;
+    });
+    if (damage.length === 0) return;
+    this.#corruptRegions += damage.length;
+    this.#scrubCorruptRegions += damage.length;
+    for (const stretch of damage) {
+      this.#logger.error(
+        {
+          file: target.path,
+          offset: stretch.offset,
+          droppedBytes: stretch.bytes,
+          reason: stretch.reason,
+        },
+        'scrub found a corrupt region of segment',
+      );
+    }
+
+    const damaged = this.#ledger.liveIn(target.id, damage);
+    if (damaged.length === 0) return;
+    this.#scrubDamagedMessages += damaged.length;
+    const byQueue = new Map<string, number[]>();
+    for (const { seq, queue } of damaged) {
+      const seqs = byQueue.get(queue) ?? [];
+      seqs.push(seq);
+      byQueue.set(queue, seqs);
+    }
+    for (const [queue, seqs] of byQueue) {
+      this.#logger.error(
+        { file: target.path, queue, messages: seqs.length, seqs: seqs.slice(0, 20) },
+        'live messages lost to damage in the log',
+      );
+    }
+    this.#onDamagedMessages?.(damaged);
+  }
+
   /** Waits for every gathered batch to land, then closes the segment. */
   close(): Promise<void> {
     this.#closed ??= this.#close();
@@ -385,6 +500,7 @@ export class LogStore {
 
   async #close(): Promise<void> {
     this.#closing = true;
+    await this.#scrubber.stop();
     await this.#idle();
 
     const { fd, syncFd } = this.#active;
@@ -432,7 +548,10 @@ export class LogStore {
       stopped: this.#failure === undefined ? 0 : 1,
       replayedRecords: this.#replayedRecords,
       openedFromCheckpoint: this.#openedFromCheckpoint ? 1 : 0,
+      scrubCorruptRegions: this.#scrubCorruptRegions,
+      scrubDamagedMessages: this.#scrubDamagedMessages,
       ...(this.#checkpointer?.stats() ?? NO_CHECKPOINTS),
+      ...this.#scrubber.stats(),
     };
   }
 

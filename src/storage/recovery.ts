@@ -23,6 +23,7 @@
 
 import { stat, unlink } from 'node:fs/promises';
 import type { CheckpointOptions } from './checkpoint.js';
+import type { LogPosition } from './checkpoint-file.js';
 import { loadCheckpoint } from './checkpoint-load.js';
 import { Ledger, type RecentIdLimits, type SegmentState } from './ledger.js';
 import type { StoreLogger } from './log-store.js';
@@ -44,6 +45,8 @@ export interface Recovered {
   ledger: Ledger;
   /** The checkpoint replay started from, if one was used. */
   checkpoint: string | undefined;
+  /** Its position: the log before it was not read (scrub.ts checks it later). */
+  checkpointPosition: LogPosition | undefined;
   /** Records replayed (after the checkpoint, if one was used). */
   records: number;
   /** Bytes of log read for them. */
@@ -58,8 +61,15 @@ export interface Recovered {
   corruptTails: number;
   /** Damaged stretches skipped and left as they are on disk. */
   corruptRegions: number;
+  /** Where each of them starts, so that a scrub does not count it again. */
+  regionStarts: RegionStart[];
   /** Ids missing between the oldest segment file and the newest. */
   missingSegments: number;
+}
+
+export interface RegionStart {
+  segmentId: number;
+  offset: number;
 }
 
 export interface RecoverOptions {
@@ -79,6 +89,7 @@ export async function recover(
   let lastSegmentId = files.length > 0 ? files[files.length - 1].id : 0;
   let corruptTails = 0;
   let corruptRegions = 0;
+  const regionStarts: RegionStart[] = [];
 
   const newest = files.at(-1);
   if (newest !== undefined && (await isBlankSegment(newest.path))) {
@@ -152,6 +163,7 @@ export async function recover(
       } else {
         logger.error(entry, 'skipping corrupt region of segment');
         corruptRegions++;
+        regionStarts.push({ segmentId: file.id, offset: damage.offset });
       }
     }
 
@@ -180,6 +192,7 @@ export async function recover(
   return {
     ledger,
     checkpoint: loaded?.path,
+    checkpointPosition: loaded?.position,
     records,
     replayedBytes,
     segments,
@@ -187,6 +200,7 @@ export async function recover(
     lastSeq: Math.max(lastSeq, ledger.highestSeq),
     corruptTails,
     corruptRegions,
+    regionStarts,
     missingSegments,
   };
 }

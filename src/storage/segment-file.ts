@@ -320,6 +320,14 @@ function isZero(buf: Buffer): boolean {
   return true;
 }
 
+/** Whether a segment header is ours, of a version this build reads, and intact. */
+export function isSoundHeader(header: Buffer): boolean {
+  return header.length >= SEGMENT_HEADER_BYTES &&
+    header.subarray(0, MAGIC.length).equals(MAGIC) &&
+    crc32c(header.subarray(0, 20)) === header.readUInt32LE(20) &&
+    READABLE_VERSIONS.includes(header.readUInt32LE(8));
+}
+
 function checkHeader(path: string, header: Buffer): number {
   if (!header.subarray(0, MAGIC.length).equals(MAGIC)) {
     throw new StoreUnavailableError(

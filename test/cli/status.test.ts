@@ -52,6 +52,16 @@ describe('usher status', () => {
     assert.match(text.stdout, /level\s+critical/);
   });
 
+  it('starts a scrub of the log with `usher scrub`', async () => {
+    const result = await runUsher(['scrub'], { url: server.url });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^scrub started/);
+    await eventually(async () => {
+      const { store } = (await status()) as unknown as { store: Record<string, number> };
+      assert.equal(store.scrubsCompleted, 1);
+    });
+  });
+
   it('refuses an unknown config setting with a clear error', async () => {
     const config = join(dir.path, 'bad.json');
     writeFileSync(config, JSON.stringify({ pressureBacklogs: 3 }));

@@ -59,6 +59,7 @@ describe('GET /openapi.json', () => {
       'GET /queues',
       'GET /queues/{name}',
       'GET /queues/{name}/messages',
+      'POST /admin/scrub',
       'POST /queues/{name}/ack',
       'POST /queues/{name}/extend',
       'POST /queues/{name}/messages',
