@@ -164,11 +164,31 @@ export function shortstrSize(value: string, field: string): number {
   return 1 + length;
 }
 
+/**
+ * Shortstrs up to this many characters are written by a loop while they
+ * are ASCII: for a consumer tag or a routing key, a call into Buffer.write
+ * cost more than the bytes it copied.
+ */
+const LOOP_WRITE_LIMIT = 32;
+
 export function writeShortstr(
   buf: Buffer,
   offset: number,
   value: string,
 ): number {
+  if (value.length <= LOOP_WRITE_LIMIT) {
+    let i = 0;
+    for (; i < value.length; i++) {
+      const code = value.charCodeAt(i);
+      if (code > 0x7f) break;
+      buf[offset + 1 + i] = code;
+    }
+    // All ASCII: one byte a character. Otherwise Buffer.write starts over.
+    if (i === value.length) {
+      buf[offset] = i;
+      return offset + 1 + i;
+    }
+  }
   const length = value.length === 0 ? 0 : buf.write(value, offset + 1);
   buf[offset] = length;
   return offset + 1 + length;

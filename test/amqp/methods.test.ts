@@ -203,6 +203,15 @@ test('a delivery tag beyond 2^53 - 1 is refused, not rounded', () => {
   });
 });
 
+const DELIVER: MethodOf<'basic.deliver'> = {
+  name: 'basic.deliver',
+  consumerTag: 'c',
+  deliveryTag: 1,
+  redelivered: false,
+  exchange: '',
+  routingKey: 'k',
+};
+
 test('values that do not fit are refused on encode with their path', () => {
   const cases: [Method, RegExp][] = [
     [
@@ -261,6 +270,28 @@ test('values that do not fit are refused on encode with their path', () => {
     [
       { name: 'basic.frobnicate' } as unknown as Method,
       /unknown method "basic\.frobnicate"/,
+    ],
+    // basic.deliver has an encoder of its own (methods.ts); it refuses
+    // what the table-driven one does, in the same words.
+    [
+      { ...DELIVER, consumerTag: 'c'.repeat(256) },
+      /basic\.deliver\.consumerTag: shortstr is 256 bytes, the limit is 255/,
+    ],
+    [
+      { ...DELIVER, deliveryTag: 1.5 },
+      /basic\.deliver\.deliveryTag: expected an integer in \[0, 9007199254740991\], got 1\.5/,
+    ],
+    [
+      { ...DELIVER, redelivered: 1 } as unknown as Method,
+      /basic\.deliver\.redelivered: expected a boolean/,
+    ],
+    [
+      { ...DELIVER, exchange: undefined } as unknown as Method,
+      /basic\.deliver\.exchange: expected a string, got undefined/,
+    ],
+    [
+      { ...DELIVER, routingKey: 'é'.repeat(128) },
+      /basic\.deliver\.routingKey: shortstr is 256 bytes, the limit is 255/,
     ],
   ];
   for (const [method, pattern] of cases) {
