@@ -899,13 +899,12 @@ export class AmqpChannel {
     try {
       // A missing exchange is refused at once; routing waits for commit.
       this.topology.route(incoming.exchange, incoming.routingKey, EMPTY_TABLE);
+      // Held past this chunk: one copy, not views that pin socket chunks.
+      incoming.parts = [Buffer.concat(incoming.parts, incoming.received)];
+      this.tx.holdPublish(incoming, incoming.received);
     } catch (err) {
       this.fail(err);
-      return;
     }
-    // Held past this chunk: one copy, not views that pin socket chunks.
-    incoming.parts = [Buffer.concat(incoming.parts, incoming.received)];
-    this.tx.holdPublish(incoming);
   }
 
   // --- settling -------------------------------------------------------
