@@ -44,6 +44,9 @@ export interface TxHost<Publish, Entry> {
  * nothing else bounds (the broker keeps reading a blocked connection, see
  * blocking.ts), so one channel that never committed grew the process past
  * its memory budget. A first publish is held whatever its size.
+ * TODO(#6): the bound is per channel, so a connection's channels (2047)
+ * multiply it; a share of the connection's, or of the memory budget,
+ * would bound the process.
  */
 export const MAX_HELD_BYTES = 64 * 1024 * 1024;
 /** About what a held publish costs besides its body (route, properties). */
