@@ -575,6 +575,9 @@ export class AmqpChannel {
         batch.inputs.push(pinsMore ? withBody(input, copyOf(body)) : input);
         batch.tags.push(tag);
       }
+      // Kept as a view somewhere: memory queues copy the others above,
+      // and the broker copies the others it keeps in memory.
+      if (pinsLittle(body)) this.connection.keepsBody(body);
     } catch (err) {
       if (tag > 0) this.confirm(tag, false);
       this.fail(err);
@@ -590,6 +593,7 @@ export class AmqpChannel {
     if (this.batches.size === 0) return;
     const batches = [...this.batches];
     this.batches.clear();
+    this.copyBodiesOfUnkeptChunk(batches);
 
     const landing: Promise<unknown>[] = [this.publishesLanded];
     for (const [queue, batch] of batches) {
@@ -620,6 +624,24 @@ export class AmqpChannel {
       );
     }
     this.publishesLanded = Promise.all(landing);
+  }
+
+  // A body the chunk's other publishes mostly did not keep would hold the
+  // rest of the chunk for as long as it waits (connection.pinsMostlyUnkept):
+  // copied, once for all its queues.
+  private copyBodiesOfUnkeptChunk(batches: [string, QueueBatch][]): void {
+    let copies: Map<Buffer, Buffer> | undefined;
+    for (const [, batch] of batches) {
+      const inputs = batch.inputs;
+      for (let i = 0; i < inputs.length; i++) {
+        const body = inputs[i].body;
+        if (!this.connection.pinsMostlyUnkept(body)) continue;
+        copies ??= new Map();
+        let copy = copies.get(body);
+        if (copy === undefined) copies.set(body, (copy = copyOf(body)));
+        inputs[i] = withBody(inputs[i], copy);
+      }
+    }
   }
 
   private confirmBatch(tags: number[], ok: boolean): void {
@@ -877,13 +899,12 @@ export class AmqpChannel {
     try {
       // A missing exchange is refused at once; routing waits for commit.
       this.topology.route(incoming.exchange, incoming.routingKey, EMPTY_TABLE);
+      // Held past this chunk: one copy, not views that pin socket chunks.
+      incoming.parts = [Buffer.concat(incoming.parts, incoming.received)];
+      this.tx.holdPublish(incoming, incoming.received);
     } catch (err) {
       this.fail(err);
-      return;
     }
-    // Held past this chunk: one copy, not views that pin socket chunks.
-    incoming.parts = [Buffer.concat(incoming.parts, incoming.received)];
-    this.tx.holdPublish(incoming);
   }
 
   // --- settling -------------------------------------------------------

@@ -38,10 +38,26 @@ export interface TxHost<Publish, Entry> {
   unsettle(tag: number, entry: Entry): void;
 }
 
+/**
+ * What one transaction may hold before tx.commit: the bytes of its bodies
+ * and HELD_PUBLISH_BYTES for each publish. Held publishes are memory
+ * nothing else bounds (the broker keeps reading a blocked connection, see
+ * blocking.ts), so one channel that never committed grew the process past
+ * its memory budget. A first publish is held whatever its size.
+ * TODO(#6): the bound is per channel, so a connection's channels (2047)
+ * multiply it; a share of the connection's, or of the memory budget,
+ * would bound the process.
+ */
+export const MAX_HELD_BYTES = 64 * 1024 * 1024;
+/** About what a held publish costs besides its body (route, properties). */
+export const HELD_PUBLISH_BYTES = 512;
+
 export class ChannelTransactions<Publish, Entry> {
   /** False until tx.select. */
   private selected = false;
   private publishes: Publish[] = [];
+  /** What `publishes` hold, as MAX_HELD_BYTES counts it. */
+  private heldBytes = 0;
   private settlements: Array<HeldSettlement<Entry>> = [];
 
   constructor(private readonly host: TxHost<Publish, Entry>) {}
@@ -67,6 +83,7 @@ export class ChannelTransactions<Publish, Entry> {
     const publishes = this.publishes;
     const settlements = this.settlements;
     this.publishes = [];
+    this.heldBytes = 0;
     this.settlements = [];
     if (name === 'tx.rollback') {
       this.restore(settlements);
@@ -90,7 +107,17 @@ export class ChannelTransactions<Publish, Entry> {
     }
   }
 
-  holdPublish(publish: Publish): void {
+  /** Holds a publish of `bodyBytes`; 406 if the transaction would hold too much. */
+  holdPublish(publish: Publish, bodyBytes: number): void {
+    const held = this.heldBytes + bodyBytes + HELD_PUBLISH_BYTES;
+    if (held > MAX_HELD_BYTES && this.publishes.length > 0) {
+      throw new AmqpError(
+        REPLY.PRECONDITION_FAILED,
+        `a transaction may hold ${MAX_HELD_BYTES} bytes of publishes before tx.commit; ` +
+          `this one holds ${this.publishes.length} publishes, ${this.heldBytes} bytes`,
+      );
+    }
+    this.heldBytes = held;
     this.publishes.push(publish);
   }
 
@@ -101,6 +128,7 @@ export class ChannelTransactions<Publish, Entry> {
   /** The channel closes: held publishes go, held acks' deliveries return. */
   release(): void {
     this.publishes = [];
+    this.heldBytes = 0;
     this.restore(this.settlements);
     this.settlements = [];
   }

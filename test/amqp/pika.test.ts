@@ -93,11 +93,22 @@ interface Program {
 
 /** Starts `python3 -B test/amqp/pika/<file> URL --timeout N <args...>`. */
 function start(file: string, ...args: string[]): Program {
+  return startWaiting(0, file, ...args);
+}
+
+/**
+ * The same, for a program that waits while `programs` others run one
+ * after another (a receiver, for each emit): its deadline is one program's
+ * for itself and one for each of them. Under load a python start and pika
+ * import take a second or more, and the topics receivers, with one 5 s
+ * deadline, gave up during the seventh emit (3 of 3 runs at load 10-13).
+ */
+function startWaiting(programs: number, file: string, ...args: string[]): Program {
   if (python instanceof Error) throw python;
   const command = [file, ...args].join(' ');
-  const child = spawn(python, ['-B', PROGRAMS + file, url, '--timeout', String(PROGRAM_TIMEOUT_S), ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const timeoutS = PROGRAM_TIMEOUT_S * (1 + programs);
+  const argv = ['-B', PROGRAMS + file, url, '--timeout', String(timeoutS), ...args];
+  const child = spawn(python, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   let stdout = '';
   let stderr = '';
@@ -107,7 +118,8 @@ function start(file: string, ...args: string[]): Program {
     for (const wake of waiters) wake();
   });
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
-  const killer = setTimeout(() => child.kill('SIGKILL'), KILL_AFTER_MS);
+  const killAfterMs = KILL_AFTER_MS + (timeoutS - PROGRAM_TIMEOUT_S) * 1000;
+  const killer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
 
   let exited: Finished | null = null;
   const finished = new Promise<Finished>((resolve) => {
@@ -161,7 +173,7 @@ describe('RabbitMQ tutorials with pika', () => {
   });
 
   it('2. work queues: two workers share persistent tasks, one at a time, with acks', async () => {
-    const workers = [start('work_queues.py', 'worker'), start('work_queues.py', 'worker')];
+    const workers = [0, 1].map(() => startWaiting(1, 'work_queues.py', 'worker'));
     await Promise.all(workers.map((worker) => worker.waitFor('[*] Waiting')));
 
     const tasks = ['First.', 'Second..', 'Third...', 'Fourth....', 'Fifth.....', 'Sixth.'];
@@ -179,7 +191,8 @@ describe('RabbitMQ tutorials with pika', () => {
   });
 
   it('3. publish/subscribe: every receiver of the fanout exchange gets every line', async () => {
-    const receivers = [0, 1].map(() => start('publish_subscribe.py', 'receive', '--count', '2'));
+    const receivers = [0, 1].map(() =>
+      startWaiting(2, 'publish_subscribe.py', 'receive', '--count', '2'));
     await Promise.all(receivers.map((receiver) => receiver.waitFor('[*] Waiting for messages on amq.gen-')));
 
     await run('publish_subscribe.py', 'emit', 'info: Hello World!');
@@ -191,8 +204,9 @@ describe('RabbitMQ tutorials with pika', () => {
   });
 
   it('4. routing: a direct exchange delivers by severity', async () => {
-    const problems = start('routing.py', 'receive', '--count', '2', 'warning', 'error');
-    const everything = start('routing.py', 'receive', '--count', '3', 'info', 'warning', 'error');
+    const problems = startWaiting(4, 'routing.py', 'receive', '--count', '2', 'warning', 'error');
+    const everything =
+      startWaiting(4, 'routing.py', 'receive', '--count', '3', 'info', 'warning', 'error');
     await Promise.all([problems, everything].map((receiver) => receiver.waitFor('[*] Waiting')));
 
     for (const [severity, line] of [['info', 'started'], ['debug', 'nobody listens'], ['warning', 'slow'], ['error', 'down']]) {
@@ -204,8 +218,9 @@ describe('RabbitMQ tutorials with pika', () => {
   });
 
   it('5. topics: * matches one word, # zero or more', async () => {
-    const orange = start('topics.py', 'receive', '--count', '3', '*.orange.*');
-    const lazyRabbits = start('topics.py', 'receive', '--count', '4', '*.*.rabbit', 'lazy.#');
+    const orange = startWaiting(7, 'topics.py', 'receive', '--count', '3', '*.orange.*');
+    const lazyRabbits =
+      startWaiting(7, 'topics.py', 'receive', '--count', '4', '*.*.rabbit', 'lazy.#');
     await Promise.all([orange, lazyRabbits].map((receiver) => receiver.waitFor('[*] Waiting')));
 
     // The first two match no binding: had they been routed, they would be

@@ -46,11 +46,24 @@ async function stored(usher: ServeProcess, queue: string): Promise<Stored[]> {
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Runs `workers` for a random while, then kills the broker under them. */
-async function killDuring(usher: ServeProcess, workers: ((stop: () => boolean) => Promise<void>)[]) {
+/** Longest a round waits for its work before the kill comes anyway. */
+const MAX_ROUND_MS = 60_000;
+
+/**
+ * Runs `workers` for a random while and until `done()` says they did the
+ * round's work, then kills the broker under them. A fixed 200-600 ms did
+ * too little on a loaded machine: 80 publishes in four rounds, and no
+ * compaction, in a full `npm test` at load 12.
+ */
+async function killDuring(
+  usher: ServeProcess,
+  workers: ((stop: () => boolean) => Promise<void>)[],
+  done: () => boolean,
+) {
   let stopped = false;
   const running = workers.map((worker) => worker(() => stopped).catch(() => undefined));
   await pause(200 + Math.random() * 400);
+  for (const began = Date.now(); !done() && Date.now() - began < MAX_ROUND_MS;) await pause(20);
   await usher.kill();
   stopped = true;
   await Promise.all(running);
@@ -94,7 +107,11 @@ describe('SIGKILL during moves', () => {
     };
 
     for (let round = 0; round < ROUNDS; round++) {
-      await killDuring(usher, [publisher, nacker, nacker, redriver]);
+      // Enough publishes each round for the total below, and a redrive by the last.
+      const target = confirmed.size + 30 + Math.floor(Math.random() * 60);
+      const last = round === ROUNDS - 1;
+      await killDuring(usher, [publisher, nacker, nacker, redriver],
+        () => confirmed.size >= target && (!last || redriven > 0));
 
       const everywhere = [...(await stored(usher, 'work')), ...(await stored(usher, 'work.dlq'))];
       const ids = everywhere.map((message) => message.id);
@@ -150,6 +167,10 @@ describe('SIGKILL during moves', () => {
 
     let compacted = 0;
     for (let round = 0; round < ROUNDS; round++) {
+      // Some churn each round, and a compaction seen by the last.
+      const target = confirmed.size + 40 + Math.floor(Math.random() * 120);
+      const last = round === ROUNDS - 1;
+      const done = () => confirmed.size >= target && (!last || compacted > 0);
       await killDuring(usher, [
         async (stop) => {
           while (!stop()) {
@@ -159,7 +180,7 @@ describe('SIGKILL during moves', () => {
         },
         publisher,
         acker,
-      ]);
+      ], done);
 
       const kept = (await stored(usher, 'pinned'))
         .map(({ id, body }) => ({ id, body }))

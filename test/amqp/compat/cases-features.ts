@@ -59,11 +59,15 @@ export const featureCases: Case[] = [
     async run(ctx) {
       const { conn, ch } = await ctx.open();
       const queue = ctx.name('expires');
-      await ch.queueDeclare(queue, { args: { 'x-expires': 500 } });
+      // Gaps of 0.4x the expiry: a loaded machine may stall one by 900 ms
+      // (at 500 ms expiry and 200 ms gaps, one 300 ms stall at load 8.7
+      // deleted the queue). The uses together span 1.6x the expiry.
+      const expiresMs = 1500;
+      await ch.queueDeclare(queue, { args: { 'x-expires': expiresMs } });
       for (let i = 0; i < 4; i++) {
-        await sleep(200);
+        await sleep(expiresMs * 0.4);
         if (i === 0) await ch.get(queue);
-        else if (i === 1) await ch.queueDeclare(queue, { args: { 'x-expires': 500 } });
+        else if (i === 1) await ch.queueDeclare(queue, { args: { 'x-expires': expiresMs } });
         else await ch.queueDeclare(queue, { passive: true });
       }
       assert.equal(await queueExists(conn, queue), true);
