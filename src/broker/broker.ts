@@ -600,13 +600,12 @@ export class Broker implements BrokerApi {
     const logged = isLogged(engine);
     for (let i = 0; i < records.length; i++) {
       const record = records[i];
+      // A message kept on disk only is let go of: its body needs no copy.
+      if (engine.enqueueColdPublish(record, landed)) continue;
       // The body may be a view of more (an AMQP socket chunk): one kept in
       // memory gets bytes of its own unless it is most of that chunk, so
-      // it pins little else. A logged message kept on disk only is let
-      // go, so it needs no copy.
-      if (logged && !pinsLittle(record.body) && !engine.keepsCold(record, landed)) {
-        record.body = Buffer.from(record.body);
-      }
+      // it pins little else.
+      if (logged && !pinsLittle(record.body)) record.body = Buffer.from(record.body);
       engine.enqueue(messageFrom(record), landed, true);
     }
     engine.totals.published += records.length;
