@@ -273,8 +273,8 @@ export class Checkpointer {
     let total = 0;
     for (;;) {
       writer.start();
-      ledger.forEachRowAfter(after, (seq, column) => {
-        packer.add(seq, column);
+      ledger.forEachRowAfter(after, (seq, columns, at) => {
+        packer.add(seq, columns, at);
         after = seq;
         return packer.count < ROWS_PER_FRAME;
       });
