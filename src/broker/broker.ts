@@ -67,6 +67,8 @@ import {
   LAST_ERROR_HEADER,
   declared,
   messageFrom,
+  NO_HEADERS,
+  ownHeaders,
   moveTo,
   readBack,
   retriedRecord,
@@ -606,7 +608,7 @@ export class Broker implements BrokerApi {
       // memory gets bytes of its own unless it is most of that chunk, so
       // it pins little else.
       if (logged && !pinsLittle(record.body)) record.body = Buffer.from(record.body);
-      engine.enqueue(messageFrom(record), landed, true);
+      engine.enqueue(ownHeaders(messageFrom(record)), landed, true);
     }
     engine.totals.published += records.length;
     for (const other of touched) this.afterChange(other);
@@ -737,7 +739,7 @@ export class Broker implements BrokerApi {
       id,
       priority: input.priority ?? 0,
       group: input.group ?? null,
-      headers: input.headers ?? {},
+      headers: input.headers ?? NO_HEADERS,
       body: input.body,
       publishedAt: now,
       availableAt: now + (input.delayMs ?? 0),
