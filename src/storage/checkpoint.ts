@@ -350,7 +350,7 @@ async function* recentFrames(
 /** A piece of a RecentCopy with every id a string, for a JSON frame. */
 function spelledOut(piece: RecentCopy): RecentSnapshot {
   const ids = piece.ids.map((_, index) => recentIdAt(piece, index));
-  return { queue: piece.queue, lastSeq: piece.lastSeq, ids, times: piece.times };
+  return { queue: piece.queue, lastSeq: piece.lastSeq, ids, times: Array.from(piece.times) };
 }
 
 /** The longest synchronous stretch between start() and stop(). */

@@ -438,7 +438,7 @@ export interface RecentCopy {
   /** Oldest first; undefined for a UUID, whose 16 bytes are in `uuids` at 16 x its index. */
   ids: (string | undefined)[];
   uuids: Uint8Array;
-  times: number[];
+  times: Float64Array;
 }
 
 /** The id at `index` of a RecentCopy (or a slice of one). */
@@ -450,16 +450,22 @@ export function recentIdAt(
 }
 
 // The newest ids of one queue, at most maxIds and none older than the
-// queue's dedup window before the newest. Arrays with a moving head, not
-// an object an id: replay may pass ten million of them.
+// queue's dedup window before the newest. Typed arrays with a moving
+// head, not an object an id: replay may pass ten million of them.
 //
 // A UUID (what the broker makes for a message without an id) is kept as
-// its 16 bytes in one typed array, and its place in #ids left undefined:
-// kept as strings, every published id outlived the young generation, was
-// copied into the old one and died there 100,000 messages later: work for
-// both collectors on every message. Kept as bytes, bench:storage's growth
-// took 2.41 us of CPU a message instead of 3.24 (issue #3; best of four
-// interleaved runs of 1M at load 6-7).
+// its 16 bytes in one typed array, and any other id in a map by its
+// position: kept as strings, every published id outlived the young
+// generation, was copied into the old one and died there 100,000
+// messages later: work for both collectors on every message. Kept as
+// bytes, bench:storage's growth took 2.41 us of CPU a message instead of
+// 3.24 (issue #3; best of four interleaved runs of 1M at load 6-7). The
+// times are a Float64Array for the same reason: as arrays, ids and times
+// grew, and were sliced to drop the oldest, by ~55 bytes a message.
+//
+// Positions count every id ever added (#dropped of them since let go of),
+// so an id's key in #texts stays the same when the arrays drop their
+// oldest.
 //
 // Only a seq above every one taken adds its id. That leaves out
 // compaction copies (a `published` record again, with the same id), and
@@ -467,12 +473,17 @@ export function recentIdAt(
 // out a message moved in from a `memory` queue, which keeps its older seq:
 // its id is not remembered across a restart.
 class RecentIds {
-  #ids: (string | undefined)[] = [];
   // Small at first, doubled as ids come: a broker may have many queues
   // that each publish little.
   #uuids = new Uint8Array(UUID_BYTES * 16);
-  #times: number[] = [];
+  #times = new Float64Array(16);
+  /** Ids that are not UUIDs, by position. */
+  readonly #texts = new Map<number, string>();
+  /** Ids let go of and dropped from the front of the arrays. */
+  #dropped = 0;
+  /** Index of the oldest id kept, and one past the newest. */
   #head = 0;
+  #end = 0;
   #lastSeq = 0;
 
   add(id: string, publishedAt: number, seq: number, maxIds: number, windowMs: number): void {
@@ -481,18 +492,9 @@ class RecentIds {
     if (maxIds === 0) return;
     this.#push(id, publishedAt);
     const oldest = publishedAt - windowMs;
-    while (
-      this.#ids.length - this.#head > maxIds ||
-      this.#times[this.#head] < oldest
-    ) {
+    while (this.#end - this.#head > maxIds || this.#times[this.#head] < oldest) {
+      if (this.#texts.size > 0) this.#texts.delete(this.#dropped + this.#head);
       this.#head++;
-    }
-    if (this.#head > 1024 && this.#head * 2 > this.#ids.length) {
-      const end = this.#ids.length;
-      this.#uuids.copyWithin(0, UUID_BYTES * this.#head, UUID_BYTES * end);
-      this.#ids = this.#ids.slice(this.#head);
-      this.#times = this.#times.slice(this.#head);
-      this.#head = 0;
     }
   }
 
@@ -504,34 +506,53 @@ class RecentIds {
 
   /** Ids and times, oldest first, as copies. */
   snapshot(): Omit<RecentCopy, 'queue'> {
+    // Filled, not holey: map() and forEach() skip holes.
+    const ids = new Array<string | undefined>(this.#end - this.#head).fill(undefined);
+    for (const [position, id] of this.#texts) ids[position - this.#dropped - this.#head] = id;
     return {
       lastSeq: this.#lastSeq,
-      ids: this.#ids.slice(this.#head),
-      uuids: this.#uuids.slice(UUID_BYTES * this.#head, UUID_BYTES * this.#ids.length),
-      times: this.#times.slice(this.#head),
+      ids,
+      uuids: this.#uuids.slice(UUID_BYTES * this.#head, UUID_BYTES * this.#end),
+      times: this.#times.slice(this.#head, this.#end),
     };
   }
 
   /** Oldest first. */
   list(queue: string): RecentId[] {
     const list: RecentId[] = [];
-    for (let i = this.#head; i < this.#ids.length; i++) {
-      const id = this.#ids[i] ?? uuidText(this.#uuids, UUID_BYTES * i);
+    for (let i = this.#head; i < this.#end; i++) {
+      const id = this.#texts.get(this.#dropped + i) ?? uuidText(this.#uuids, UUID_BYTES * i);
       list.push({ queue, id, publishedAt: this.#times[i] });
     }
     return list;
   }
 
   #push(id: string, publishedAt: number): void {
-    const at = this.#ids.length;
-    if (UUID_BYTES * (at + 1) > this.#uuids.length) {
-      const grown = new Uint8Array(2 * this.#uuids.length);
-      grown.set(this.#uuids.subarray(0, UUID_BYTES * at));
-      this.#uuids = grown;
-    }
+    if (this.#end === this.#times.length) this.#makeRoom();
+    const at = this.#end++;
     // putUuid writes only into this entry's 16 bytes, even for another id.
-    const uuid = putUuid(this.#uuids, UUID_BYTES * at, id) >= 0;
-    this.#ids.push(uuid ? undefined : id);
-    this.#times.push(publishedAt);
+    if (putUuid(this.#uuids, UUID_BYTES * at, id) < 0) this.#texts.set(this.#dropped + at, id);
+    this.#times[at] = publishedAt;
+  }
+
+  // Full: drops the ids let go of from the front if they are half or
+  // more, else doubles the arrays. A queue at its bound then moves its
+  // ids down once every maxIds new ones, and allocates nothing.
+  #makeRoom(): void {
+    const head = this.#head;
+    if (head * 2 >= this.#end) {
+      this.#uuids.copyWithin(0, UUID_BYTES * head, UUID_BYTES * this.#end);
+      this.#times.copyWithin(0, head, this.#end);
+      this.#dropped += head;
+      this.#end -= head;
+      this.#head = 0;
+      return;
+    }
+    const uuids = new Uint8Array(2 * this.#uuids.length);
+    uuids.set(this.#uuids.subarray(0, UUID_BYTES * this.#end));
+    this.#uuids = uuids;
+    const times = new Float64Array(2 * this.#times.length);
+    times.set(this.#times.subarray(0, this.#end));
+    this.#times = times;
   }
 }
