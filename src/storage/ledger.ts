@@ -111,6 +111,12 @@ export class Ledger {
   readonly #recentLimits: RecentIdLimits;
   #liveBytes = 0;
   #highestSeq = 0;
+  // What the last `published` record applied looked up, kept for the next:
+  // a batch lands hundreds of records of one queue in one segment, and the
+  // lookups were a tenth of the ledger's work a message. Forgotten when a
+  // queue is declared or deleted, or a segment dropped.
+  #lastSegment: SegmentState | undefined;
+  #lastQueue: QueueLookups | undefined;
 
   constructor(recentLimits: RecentIdLimits = { maxIds: 0, defaultWindowMs: 0 }) {
     this.#recentLimits = recentLimits;
@@ -146,7 +152,10 @@ export class Ledger {
         // A second `published` record is a compaction copy: it carries
         // every change made before it.
         if (record.seq <= this.#highestSeq) this.#forget(record.seq);
-        this.#segments.set(segment.id, segment);
+        if (segment !== this.#lastSegment) {
+          this.#segments.set(segment.id, segment);
+          this.#lastSegment = segment;
+        }
         this.#row[SEGMENT] = segment.id;
         this.#row[OFFSET] = offset;
         this.#packInto(this.#row, record, frameBytes);
@@ -185,9 +194,11 @@ export class Ledger {
         break;
       case 'queue-declared':
         this.queues.set(record.name, record.settings);
+        this.#lastQueue = undefined;
         break;
       case 'queue-deleted':
         this.queues.delete(record.name);
+        this.#lastQueue = undefined;
         // A queue made again under the name must not take the old one's
         // ids for duplicates.
         this.#recent.delete(record.name);
@@ -228,6 +239,7 @@ export class Ledger {
   /** Lets go of a deleted segment, which no live message names. */
   dropSegment(segment: SegmentState): void {
     this.#segments.delete(segment.id);
+    this.#lastSegment = undefined;
   }
 
   /**
@@ -315,6 +327,7 @@ export class Ledger {
   }
 
   restoreQueueName(name: string): void {
+    this.#lastQueue = undefined;
     this.#queueIndex.set(name, this.#queueNames.push(name) - 1);
   }
 
@@ -345,6 +358,7 @@ export class Ledger {
     });
     for (const seq of seqs) this.#forget(seq);
     for (const id of segmentIds) this.#segments.delete(id);
+    this.#lastSegment = undefined;
     return seqs.length;
   }
 
@@ -366,11 +380,7 @@ export class Ledger {
   }
 
   #packInto(row: number[], record: PublishedRecord, frameBytes: number): void {
-    let index = this.#queueIndex.get(record.queue);
-    if (index === undefined) {
-      index = this.#queueNames.push(record.queue) - 1;
-      this.#queueIndex.set(record.queue, index);
-    }
+    const index = this.#lookups(record.queue).index;
     const delayed = record.availableAt > record.publishedAt ? DELAYED_FLAG : 0;
     const priority = Math.min(Math.max(record.priority | 0, 0), 15);
     row[FRAME] = (frameBytes | (priority << PRIORITY_SHIFT) | delayed) >>> 0;
@@ -393,16 +403,40 @@ export class Ledger {
   }
 
   #remember(record: PublishedRecord): void {
+    if (this.#recentLimits.maxIds === 0) return;
+    const { recent, maxIds, windowMs } = this.#lookups(record.queue);
+    (recent ?? this.#recentOf(record.queue)).add(
+      record.id, record.publishedAt, record.seq, maxIds, windowMs);
+  }
+
+  // The queue's index in #queueNames (given one if new) and its recent-id
+  // bounds, from the last record's lookups if of the same queue.
+  #lookups(queue: string): QueueLookups {
+    const last = this.#lastQueue;
+    if (last !== undefined && last.queue === queue) return last;
+
+    let index = this.#queueIndex.get(queue);
+    if (index === undefined) {
+      index = this.#queueNames.push(queue) - 1;
+      this.#queueIndex.set(queue, index);
+    }
     const { maxIds: defaultMaxIds, defaultWindowMs } = this.#recentLimits;
-    if (defaultMaxIds === 0) return;
-    const settings = this.queues.get(record.queue);
+    const settings = this.queues.get(queue);
     const window = settings?.dedupWindowMs;
-    const windowMs = typeof window === 'number' ? window : defaultWindowMs;
     // A queue's own bound (dedupMaxIds), as its engine keeps at run time.
     const max = settings?.dedupMaxIds;
     const valid = typeof max === 'number' && Number.isInteger(max) && max >= 1;
-    const maxIds = valid ? max : defaultMaxIds;
-    this.#recentOf(record.queue).add(record.id, record.publishedAt, record.seq, maxIds, windowMs);
+    const lookups: QueueLookups = {
+      queue,
+      index,
+      // Made by #remember on the queue's first id, so none for a queue
+      // the ledger keeps no ids of.
+      recent: this.#recent.get(queue),
+      maxIds: valid ? max : defaultMaxIds,
+      windowMs: typeof window === 'number' ? window : defaultWindowMs,
+    };
+    this.#lastQueue = lookups;
+    return lookups;
   }
 
   #recentOf(queue: string): RecentIds {
@@ -410,6 +444,7 @@ export class Ledger {
     if (ids === undefined) {
       ids = new RecentIds();
       this.#recent.set(queue, ids);
+      if (this.#lastQueue?.queue === queue) this.#lastQueue.recent = ids;
     }
     return ids;
   }
@@ -417,6 +452,15 @@ export class Ledger {
   #saw(seq: number): void {
     if (seq > this.#highestSeq) this.#highestSeq = seq;
   }
+}
+
+/** What the ledger looks up for a queue's `published` record (Ledger.#lookups). */
+interface QueueLookups {
+  readonly queue: string;
+  readonly index: number;
+  recent: RecentIds | undefined;
+  readonly maxIds: number;
+  readonly windowMs: number;
 }
 
 /** A queue's recent ids as a checkpoint holds them. */
