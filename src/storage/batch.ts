@@ -63,18 +63,28 @@ export class Batch {
    * nothing of the call joins the batch.
    */
   add(records: readonly LogRecord[]): void {
-    const sizes = new Array<number>(records.length);
+    // The sizes go straight into frameBytes, taken out again if one throws:
+    // no array of sizes a call.
+    const first = this.frameBytes.length;
     let left = 0;
-    for (let i = 0; i < records.length; i++) left += sizes[i] = frameBytes(records[i]);
+    try {
+      for (let i = 0; i < records.length; i++) {
+        const size = frameBytes(records[i]);
+        this.frameBytes.push(size);
+        left += size;
+      }
+    } catch (err) {
+      this.frameBytes.length = first;
+      throw err;
+    }
 
     for (let i = 0; i < records.length; i++) {
-      const size = sizes[i];
+      const size = this.frameBytes[first + i];
       const chunk = this.#room(size, left);
       left -= size;
       writeFrame(records[i], chunk, this.#at, size);
       this.#at += size;
       this.records.push(records[i]);
-      this.frameBytes.push(size);
       this.bytes += size;
     }
   }

@@ -143,7 +143,12 @@ const SCRATCH_SIZES = 256;
 const scratchMemory = Buffer.allocUnsafeSlow(SCRATCH_PAYLOAD_BYTES);
 const scratchBySize = new Map<number, Buffer>();
 
+// The last one handed out, checked before the map: runs of one size are
+// the common case.
+let lastScratch: Buffer = scratchMemory.subarray(0, 0);
+
 function scratchOf(payloadBytes: number): Buffer | undefined {
+  if (payloadBytes === lastScratch.length) return lastScratch;
   if (payloadBytes > SCRATCH_PAYLOAD_BYTES) return undefined;
   let scratch = scratchBySize.get(payloadBytes);
   if (scratch === undefined) {
@@ -151,6 +156,7 @@ function scratchOf(payloadBytes: number): Buffer | undefined {
     scratch = scratchMemory.subarray(0, payloadBytes);
     scratchBySize.set(payloadBytes, scratch);
   }
+  lastScratch = scratch;
   return scratch;
 }
 
