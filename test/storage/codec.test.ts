@@ -465,7 +465,7 @@ test('strings round-trip on both sides of the short-ASCII fast path', () => {
   }
 });
 
-test('frames of many sizes, in and past the scratch views, carry their own bytes and checksum', () => {
+test('frames of many sizes, in and past the scratch views, keep their bytes and checksum', () => {
   // writeFrame reuses a view a payload size for 256 sizes up to 4 KiB,
   // then empties its map: every size here, twice and interleaved, must
   // still come out as its own frame in its own place in the batch.
