@@ -67,6 +67,8 @@ import {
   LAST_ERROR_HEADER,
   declared,
   messageFrom,
+  NO_HEADERS,
+  ownHeaders,
   moveTo,
   readBack,
   retriedRecord,
@@ -644,14 +646,13 @@ export class Broker implements BrokerApi {
     const logged = isLogged(engine);
     for (let i = 0; i < records.length; i++) {
       const record = records[i];
+      // A message kept on disk only is let go of: its body needs no copy.
+      if (engine.enqueueColdPublish(record, landed)) continue;
       // The body may be a view of more (an AMQP socket chunk): one kept in
       // memory gets bytes of its own unless it is most of that chunk, so
-      // it pins little else. A logged message kept on disk only is let
-      // go, so it needs no copy.
-      if (logged && !pinsLittle(record.body) && !engine.keepsCold(record, landed)) {
-        record.body = Buffer.from(record.body);
-      }
-      engine.enqueue(messageFrom(record), landed, true);
+      // it pins little else.
+      if (logged && !pinsLittle(record.body)) record.body = Buffer.from(record.body);
+      engine.enqueue(ownHeaders(messageFrom(record)), landed, true);
     }
     engine.totals.published += records.length;
     for (const other of touched) this.afterChange(other);
@@ -782,7 +783,7 @@ export class Broker implements BrokerApi {
       id,
       priority: input.priority ?? 0,
       group: input.group ?? null,
-      headers: input.headers ?? {},
+      headers: input.headers ?? NO_HEADERS,
       body: input.body,
       publishedAt: now,
       availableAt: now + (input.delayMs ?? 0),

@@ -24,6 +24,8 @@ export const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_OWN_HEADERS = 16;
 const MAX_OWN_HEADER_BYTES = 96 * 1024;
 const NO_OWN_HEADERS: readonly string[] = [];
+/** Read only: a message without headers is checked as one with none. */
+const NO_HEADERS: Record<string, string> = Object.freeze({});
 export const MAX_ID_LENGTH = 256;
 
 export function checkPublish(
@@ -85,7 +87,7 @@ export function checkPublish(
   if (input.ttlMs !== undefined) {
     checkDuration(input.ttlMs, `${prefix}ttlMs`, { min: 1, max: 14 * MAX_DURATION_MS });
   }
-  checkHeaders(input.headers ?? {}, `${prefix}headers`, input.ownHeaders);
+  checkHeaders(input.headers ?? NO_HEADERS, `${prefix}headers`, input.ownHeaders);
 }
 
 export function freeBytesOf(dir: string): Promise<number> {

@@ -86,7 +86,13 @@ export class ColdTier {
    * Adds a message: to `deque` (its FIFO group's, with `group` its id) or
    * to the best-effort backlog. Only what the row needs is kept.
    */
-  add(message: Message, delayed: boolean, deque?: ColdDeque, group = 0, order = 0): void {
+  add(
+    message: Pick<Message, 'seq' | 'priority' | 'body' | 'failures' | 'availableAt'>,
+    delayed: boolean,
+    deque?: ColdDeque,
+    group = 0,
+    order = 0,
+  ): void {
     this.addEntry({
       seq: message.seq,
       priority: message.priority,

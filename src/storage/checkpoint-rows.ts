@@ -74,35 +74,35 @@ export class RowPacker {
     return this.#count;
   }
 
-  /** Adds a row: `column(c)` is column c of LEDGER_COLUMNS. */
-  add(seq: number, column: (c: number) => number): void {
+  /** Adds a row: `columns[at + c]` is column c of LEDGER_COLUMNS. */
+  add(seq: number, columns: ArrayLike<number>, at = 0): void {
     if (!(seq > this.#seq) || this.#count === this.maxRows) {
       throw new Error(`row ${seq} after ${this.#seq}, ${this.#count} of ${this.maxRows} rows`);
     }
     const buf = this.#buffer;
-    const segment = column(0);
-    const offset = column(1);
-    const frame = column(2);
-    const queue = column(3);
+    const segment = columns[at];
+    const offset = columns[at + 1];
+    const frame = columns[at + 2];
+    const queue = columns[at + 3];
     const sameSegment = segment === this.#segment;
     const guess = sameSegment ? this.#offset + (this.#frame & FRAME_LENGTH_MASK) : 0;
     const sameAt = this.#at;
-    let at = sameAt + 1;
+    let end = sameAt + 1;
     let same = 0;
 
     if (seq === this.#seq + 1) same |= SEQ;
-    else at = putVarint(buf, at, seq - this.#seq - 1);
+    else end = putVarint(buf, end, seq - this.#seq - 1);
     if (sameSegment) same |= SEGMENT;
-    else at = putVarint(buf, at, zigzag(segment - this.#segment));
+    else end = putVarint(buf, end, zigzag(segment - this.#segment));
     if (offset === guess) same |= OFFSET;
-    else at = putVarint(buf, at, zigzag(offset - guess));
+    else end = putVarint(buf, end, zigzag(offset - guess));
     if (frame === this.#frame) same |= FRAME;
-    else at = putVarint(buf, at, zigzag(frame - this.#frame));
+    else end = putVarint(buf, end, zigzag(frame - this.#frame));
     if (queue === this.#queue) same |= QUEUE;
-    else at = putVarint(buf, at, zigzag(queue - this.#queue));
+    else end = putVarint(buf, end, zigzag(queue - this.#queue));
     buf[sameAt] = same;
 
-    this.#at = at;
+    this.#at = end;
     this.#count++;
     this.#seq = seq;
     this.#segment = segment;

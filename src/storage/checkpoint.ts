@@ -273,8 +273,8 @@ export class Checkpointer {
     let total = 0;
     for (;;) {
       writer.start();
-      ledger.forEachRowAfter(after, (seq, column) => {
-        packer.add(seq, column);
+      ledger.forEachRowAfter(after, (seq, columns, at) => {
+        packer.add(seq, columns, at);
         after = seq;
         return packer.count < ROWS_PER_FRAME;
       });
@@ -350,7 +350,7 @@ async function* recentFrames(
 /** A piece of a RecentCopy with every id a string, for a JSON frame. */
 function spelledOut(piece: RecentCopy): RecentSnapshot {
   const ids = piece.ids.map((_, index) => recentIdAt(piece, index));
-  return { queue: piece.queue, lastSeq: piece.lastSeq, ids, times: piece.times };
+  return { queue: piece.queue, lastSeq: piece.lastSeq, ids, times: Array.from(piece.times) };
 }
 
 /** The longest synchronous stretch between start() and stop(). */

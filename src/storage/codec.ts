@@ -118,8 +118,46 @@ export function frameBytes(record: LogRecord): number {
  * what frameBytes(record) returned.
  */
 export function writeFrame(record: LogRecord, buf: Buffer, start: number, size: number): void {
-  writePayload(record, buf, start + FRAME_HEADER_BYTES);
-  sealFrame(buf, start, size);
+  const payloadBytes = size - FRAME_HEADER_BYTES;
+  const scratch = scratchOf(payloadBytes);
+  if (scratch === undefined) {
+    writePayload(record, buf, start + FRAME_HEADER_BYTES);
+    sealFrame(buf, start, size);
+    return;
+  }
+  writePayload(record, scratch, 0);
+  buf.writeUInt32LE(payloadBytes, start);
+  buf.writeUInt32LE(crc32c(scratch), start + 4);
+  buf.set(scratch, start + FRAME_HEADER_BYTES);
+}
+
+// The checksum binding takes a whole typed array, so a payload written in
+// place needs a view of its own: an object of ~100 bytes a record, a tenth
+// of what a publish allocated. A payload of a size seen lately is instead
+// written into a reused view of that exact size over one scratch buffer,
+// checksummed there and copied into place; the copy costs less than the
+// view and the garbage it leaves (bench:storage, issue #3). Sizes repeat:
+// the records of one producer differ little. Bounded, and emptied when full.
+const SCRATCH_PAYLOAD_BYTES = 4096;
+const SCRATCH_SIZES = 256;
+const scratchMemory = Buffer.allocUnsafeSlow(SCRATCH_PAYLOAD_BYTES);
+const scratchBySize = new Map<number, Buffer>();
+
+// The last one handed out, checked before the map: runs of one size are
+// the common case.
+let lastScratch: Buffer = scratchMemory.subarray(0, 0);
+
+function scratchOf(payloadBytes: number): Buffer | undefined {
+  if (payloadBytes === lastScratch.length) return lastScratch;
+  if (payloadBytes > SCRATCH_PAYLOAD_BYTES) return undefined;
+  let scratch = scratchBySize.get(payloadBytes);
+  if (scratch === undefined) {
+    if (scratchBySize.size === SCRATCH_SIZES) scratchBySize.clear();
+    scratch = scratchMemory.subarray(0, payloadBytes);
+    scratchBySize.set(payloadBytes, scratch);
+  }
+  lastScratch = scratch;
+  return scratch;
 }
 
 function payloadBytesOf(record: LogRecord): number {
@@ -284,7 +322,9 @@ function writeCompact(record: PublishedRecord, buf: Buffer, start: number): void
   if (expiresAt !== null) off = buf.writeDoubleLE(expiresAt, off);
   off = putVarint(buf, off, record.failures);
   off = putVarint(buf, off, record.body.length);
-  record.body.copy(buf, off);
+  // set, not copy: Buffer's copy checks its arguments and goes through
+  // two more calls to the same set.
+  buf.set(record.body, off);
 }
 
 // A UUID read back is spelled into one scratch buffer and made a string

@@ -23,7 +23,7 @@
 // checkpoint and replays only what came after.
 
 import type { LogRecord, PublishedRecord, QueueSettingsRecord } from './records.js';
-import { type RowRef, SeqTable } from './seq-table.js';
+import { SeqTable } from './seq-table.js';
 import { UUID_BYTES, putUuid, uuidText } from './uuid-bytes.js';
 
 /** Accounting for one segment file. */
@@ -111,6 +111,12 @@ export class Ledger {
   readonly #recentLimits: RecentIdLimits;
   #liveBytes = 0;
   #highestSeq = 0;
+  // What the last `published` record applied looked up, kept for the next:
+  // a batch lands hundreds of records of one queue in one segment, and the
+  // lookups were a tenth of the ledger's work a message. Forgotten when a
+  // queue is declared or deleted, or a segment dropped.
+  #lastSegment: SegmentState | undefined;
+  #lastQueue: QueueLookups | undefined;
 
   constructor(recentLimits: RecentIdLimits = { maxIds: 0, defaultWindowMs: 0 }) {
     this.#recentLimits = recentLimits;
@@ -146,7 +152,10 @@ export class Ledger {
         // A second `published` record is a compaction copy: it carries
         // every change made before it.
         if (record.seq <= this.#highestSeq) this.#forget(record.seq);
-        this.#segments.set(segment.id, segment);
+        if (segment !== this.#lastSegment) {
+          this.#segments.set(segment.id, segment);
+          this.#lastSegment = segment;
+        }
         this.#row[SEGMENT] = segment.id;
         this.#row[OFFSET] = offset;
         this.#packInto(this.#row, record, frameBytes);
@@ -185,9 +194,11 @@ export class Ledger {
         break;
       case 'queue-declared':
         this.queues.set(record.name, record.settings);
+        this.#lastQueue = undefined;
         break;
       case 'queue-deleted':
         this.queues.delete(record.name);
+        this.#lastQueue = undefined;
         // A queue made again under the name must not take the old one's
         // ids for duplicates.
         this.#recent.delete(record.name);
@@ -252,6 +263,7 @@ export class Ledger {
   /** Lets go of a deleted segment, which no live message names. */
   dropSegment(segment: SegmentState): void {
     this.#segments.delete(segment.id);
+    this.#lastSegment = undefined;
   }
 
   /**
@@ -310,17 +322,18 @@ export class Ledger {
     return this.#wide;
   }
 
-  /** Live rows with seq above `after`, until `visit` returns false. */
+  /**
+   * Live rows with seq above `after`, until `visit` returns false. Column
+   * c of a row is `columns[at + c]`, valid during the call only: a view
+   * of the table's own array, so a checkpoint of ten million rows makes
+   * no object, and calls nothing, for each (checkpoint-rows.ts).
+   */
   forEachRowAfter(
     after: number,
-    visit: (seq: number, columns: (column: number) => number) => boolean,
+    visit: (seq: number, columns: Uint32Array, at: number) => boolean,
   ): void {
-    let current: RowRef | undefined;
-    const column = (c: number) => this.#live.col(current as RowRef, c);
-    this.#live.forEachAfter(after, (seq, row) => {
-      current = row;
-      return visit(seq, column);
-    });
+    this.#live.forEachAfter(after, (seq, row) =>
+      visit(seq, row.chunk.cols, row.index * LEDGER_COLUMNS));
   }
 
   /**
@@ -338,6 +351,7 @@ export class Ledger {
   }
 
   restoreQueueName(name: string): void {
+    this.#lastQueue = undefined;
     this.#queueIndex.set(name, this.#queueNames.push(name) - 1);
   }
 
@@ -368,6 +382,7 @@ export class Ledger {
     });
     for (const seq of seqs) this.#forget(seq);
     for (const id of segmentIds) this.#segments.delete(id);
+    this.#lastSegment = undefined;
     return seqs.length;
   }
 
@@ -389,11 +404,7 @@ export class Ledger {
   }
 
   #packInto(row: number[], record: PublishedRecord, frameBytes: number): void {
-    let index = this.#queueIndex.get(record.queue);
-    if (index === undefined) {
-      index = this.#queueNames.push(record.queue) - 1;
-      this.#queueIndex.set(record.queue, index);
-    }
+    const index = this.#lookups(record.queue).index;
     const delayed = record.availableAt > record.publishedAt ? DELAYED_FLAG : 0;
     const priority = Math.min(Math.max(record.priority | 0, 0), 15);
     row[FRAME] = (frameBytes | (priority << PRIORITY_SHIFT) | delayed) >>> 0;
@@ -416,16 +427,40 @@ export class Ledger {
   }
 
   #remember(record: PublishedRecord): void {
+    if (this.#recentLimits.maxIds === 0) return;
+    const { recent, maxIds, windowMs } = this.#lookups(record.queue);
+    (recent ?? this.#recentOf(record.queue)).add(
+      record.id, record.publishedAt, record.seq, maxIds, windowMs);
+  }
+
+  // The queue's index in #queueNames (given one if new) and its recent-id
+  // bounds, from the last record's lookups if of the same queue.
+  #lookups(queue: string): QueueLookups {
+    const last = this.#lastQueue;
+    if (last !== undefined && last.queue === queue) return last;
+
+    let index = this.#queueIndex.get(queue);
+    if (index === undefined) {
+      index = this.#queueNames.push(queue) - 1;
+      this.#queueIndex.set(queue, index);
+    }
     const { maxIds: defaultMaxIds, defaultWindowMs } = this.#recentLimits;
-    if (defaultMaxIds === 0) return;
-    const settings = this.queues.get(record.queue);
+    const settings = this.queues.get(queue);
     const window = settings?.dedupWindowMs;
-    const windowMs = typeof window === 'number' ? window : defaultWindowMs;
     // A queue's own bound (dedupMaxIds), as its engine keeps at run time.
     const max = settings?.dedupMaxIds;
     const valid = typeof max === 'number' && Number.isInteger(max) && max >= 1;
-    const maxIds = valid ? max : defaultMaxIds;
-    this.#recentOf(record.queue).add(record.id, record.publishedAt, record.seq, maxIds, windowMs);
+    const lookups: QueueLookups = {
+      queue,
+      index,
+      // Made by #remember on the queue's first id, so none for a queue
+      // the ledger keeps no ids of.
+      recent: this.#recent.get(queue),
+      maxIds: valid ? max : defaultMaxIds,
+      windowMs: typeof window === 'number' ? window : defaultWindowMs,
+    };
+    this.#lastQueue = lookups;
+    return lookups;
   }
 
   #recentOf(queue: string): RecentIds {
@@ -433,6 +468,7 @@ export class Ledger {
     if (ids === undefined) {
       ids = new RecentIds();
       this.#recent.set(queue, ids);
+      if (this.#lastQueue?.queue === queue) this.#lastQueue.recent = ids;
     }
     return ids;
   }
@@ -440,6 +476,15 @@ export class Ledger {
   #saw(seq: number): void {
     if (seq > this.#highestSeq) this.#highestSeq = seq;
   }
+}
+
+/** What the ledger looks up for a queue's `published` record (Ledger.#lookups). */
+interface QueueLookups {
+  readonly queue: string;
+  readonly index: number;
+  recent: RecentIds | undefined;
+  readonly maxIds: number;
+  readonly windowMs: number;
 }
 
 /** A queue's recent ids as a checkpoint holds them. */
@@ -461,7 +506,7 @@ export interface RecentCopy {
   /** Oldest first; undefined for a UUID, whose 16 bytes are in `uuids` at 16 x its index. */
   ids: (string | undefined)[];
   uuids: Uint8Array;
-  times: number[];
+  times: Float64Array;
 }
 
 /** The id at `index` of a RecentCopy (or a slice of one). */
@@ -473,16 +518,22 @@ export function recentIdAt(
 }
 
 // The newest ids of one queue, at most maxIds and none older than the
-// queue's dedup window before the newest. Arrays with a moving head, not
-// an object an id: replay may pass ten million of them.
+// queue's dedup window before the newest. Typed arrays with a moving
+// head, not an object an id: replay may pass ten million of them.
 //
 // A UUID (what the broker makes for a message without an id) is kept as
-// its 16 bytes in one typed array, and its place in #ids left undefined:
-// kept as strings, every published id outlived the young generation, was
-// copied into the old one and died there 100,000 messages later: work for
-// both collectors on every message. Kept as bytes, bench:storage's growth
-// took 2.41 us of CPU a message instead of 3.24 (issue #3; best of four
-// interleaved runs of 1M at load 6-7).
+// its 16 bytes in one typed array, and any other id in a map by its
+// position: kept as strings, every published id outlived the young
+// generation, was copied into the old one and died there 100,000
+// messages later: work for both collectors on every message. Kept as
+// bytes, bench:storage's growth took 2.41 us of CPU a message instead of
+// 3.24 (issue #3; best of four interleaved runs of 1M at load 6-7). The
+// times are a Float64Array for the same reason: as arrays, ids and times
+// grew, and were sliced to drop the oldest, by ~55 bytes a message.
+//
+// Positions count every id ever added (#dropped of them since let go of),
+// so an id's key in #texts stays the same when the arrays drop their
+// oldest.
 //
 // Only a seq above every one taken adds its id. That leaves out
 // compaction copies (a `published` record again, with the same id), and
@@ -490,12 +541,17 @@ export function recentIdAt(
 // out a message moved in from a `memory` queue, which keeps its older seq:
 // its id is not remembered across a restart.
 class RecentIds {
-  #ids: (string | undefined)[] = [];
   // Small at first, doubled as ids come: a broker may have many queues
   // that each publish little.
   #uuids = new Uint8Array(UUID_BYTES * 16);
-  #times: number[] = [];
+  #times = new Float64Array(16);
+  /** Ids that are not UUIDs, by position. */
+  readonly #texts = new Map<number, string>();
+  /** Ids let go of and dropped from the front of the arrays. */
+  #dropped = 0;
+  /** Index of the oldest id kept, and one past the newest. */
   #head = 0;
+  #end = 0;
   #lastSeq = 0;
 
   add(id: string, publishedAt: number, seq: number, maxIds: number, windowMs: number): void {
@@ -504,18 +560,9 @@ class RecentIds {
     if (maxIds === 0) return;
     this.#push(id, publishedAt);
     const oldest = publishedAt - windowMs;
-    while (
-      this.#ids.length - this.#head > maxIds ||
-      this.#times[this.#head] < oldest
-    ) {
+    while (this.#end - this.#head > maxIds || this.#times[this.#head] < oldest) {
+      if (this.#texts.size > 0) this.#texts.delete(this.#dropped + this.#head);
       this.#head++;
-    }
-    if (this.#head > 1024 && this.#head * 2 > this.#ids.length) {
-      const end = this.#ids.length;
-      this.#uuids.copyWithin(0, UUID_BYTES * this.#head, UUID_BYTES * end);
-      this.#ids = this.#ids.slice(this.#head);
-      this.#times = this.#times.slice(this.#head);
-      this.#head = 0;
     }
   }
 
@@ -527,34 +574,53 @@ class RecentIds {
 
   /** Ids and times, oldest first, as copies. */
   snapshot(): Omit<RecentCopy, 'queue'> {
+    // Filled, not holey: map() and forEach() skip holes.
+    const ids = new Array<string | undefined>(this.#end - this.#head).fill(undefined);
+    for (const [position, id] of this.#texts) ids[position - this.#dropped - this.#head] = id;
     return {
       lastSeq: this.#lastSeq,
-      ids: this.#ids.slice(this.#head),
-      uuids: this.#uuids.slice(UUID_BYTES * this.#head, UUID_BYTES * this.#ids.length),
-      times: this.#times.slice(this.#head),
+      ids,
+      uuids: this.#uuids.slice(UUID_BYTES * this.#head, UUID_BYTES * this.#end),
+      times: this.#times.slice(this.#head, this.#end),
     };
   }
 
   /** Oldest first. */
   list(queue: string): RecentId[] {
     const list: RecentId[] = [];
-    for (let i = this.#head; i < this.#ids.length; i++) {
-      const id = this.#ids[i] ?? uuidText(this.#uuids, UUID_BYTES * i);
+    for (let i = this.#head; i < this.#end; i++) {
+      const id = this.#texts.get(this.#dropped + i) ?? uuidText(this.#uuids, UUID_BYTES * i);
       list.push({ queue, id, publishedAt: this.#times[i] });
     }
     return list;
   }
 
   #push(id: string, publishedAt: number): void {
-    const at = this.#ids.length;
-    if (UUID_BYTES * (at + 1) > this.#uuids.length) {
-      const grown = new Uint8Array(2 * this.#uuids.length);
-      grown.set(this.#uuids.subarray(0, UUID_BYTES * at));
-      this.#uuids = grown;
-    }
+    if (this.#end === this.#times.length) this.#makeRoom();
+    const at = this.#end++;
     // putUuid writes only into this entry's 16 bytes, even for another id.
-    const uuid = putUuid(this.#uuids, UUID_BYTES * at, id) >= 0;
-    this.#ids.push(uuid ? undefined : id);
-    this.#times.push(publishedAt);
+    if (putUuid(this.#uuids, UUID_BYTES * at, id) < 0) this.#texts.set(this.#dropped + at, id);
+    this.#times[at] = publishedAt;
+  }
+
+  // Full: drops the ids let go of from the front if they are half or
+  // more, else doubles the arrays. A queue at its bound then moves its
+  // ids down once every maxIds new ones, and allocates nothing.
+  #makeRoom(): void {
+    const head = this.#head;
+    if (head * 2 >= this.#end) {
+      this.#uuids.copyWithin(0, UUID_BYTES * head, UUID_BYTES * this.#end);
+      this.#times.copyWithin(0, head, this.#end);
+      this.#dropped += head;
+      this.#end -= head;
+      this.#head = 0;
+      return;
+    }
+    const uuids = new Uint8Array(2 * this.#uuids.length);
+    uuids.set(this.#uuids.subarray(0, UUID_BYTES * this.#end));
+    this.#uuids = uuids;
+    const times = new Float64Array(2 * this.#times.length);
+    times.set(this.#times.subarray(0, this.#end));
+    this.#times = times;
   }
 }

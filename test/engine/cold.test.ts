@@ -255,4 +255,42 @@ describe('cold backlog', () => {
       assert.deepEqual(ids(q.receive(0, 10, 1000)), ['m1', 'm2', 'm3', 'm4', 'm5']);
     }
   });
+
+  it('takes a new publish cold from its record alone exactly when enqueue would', () => {
+    // Delayed, FIFO, expiring and ordered queues alike: a publish the
+    // window has no room for goes cold without a Message being made, and
+    // the queue then behaves as if it had been enqueued whole.
+    const kinds: Partial<QueueSettings>[] = [
+      {}, { fifo: true }, { maxLength: 100, overflow: 'reject-lowest-priority' },
+      { maxLength: 3, overflow: 'drop-oldest' }, { durability: 'memory' },
+    ];
+    for (const settings of kinds) {
+      const whole = new FakeLog();
+      const fromRecord = new FakeLog();
+      const a = coldEngine(whole, settings, 2);
+      const b = coldEngine(fromRecord, settings, 2);
+      for (let i = 0; i < 8; i++) {
+        const fields = { priority: i % 3, availableAt: i % 4 === 3 ? 50 : 0, group: `g${i % 2}` };
+        a.enqueue(whole.publish(fields), 0, true);
+        const message = fromRecord.publish(fields);
+        const { state: _state, lease: _lease, ...record } = message;
+        if (!b.enqueueColdPublish(record, 0)) b.enqueue(message, 0, true);
+      }
+      const label = JSON.stringify(settings);
+      assert.equal(b.coldCount, a.coldCount, label);
+      assert.deepEqual(b.counts, a.counts, label);
+      assert.deepEqual(ids(b.receive(100, 20, 1000)), ids(a.receive(100, 20, 1000)), label);
+      const died = (q: QueueEngine) => q.takeOutcomes().map((o) => o.message.id);
+      assert.deepEqual(died(b), died(a), label);
+    }
+  });
+
+  it('keeps a publish in memory, changing nothing, while the window has room', () => {
+    const log = new FakeLog();
+    const q = coldEngine(log, {}, 2);
+    const { state: _state, lease: _lease, ...record } = log.publish();
+    assert.equal(q.enqueueColdPublish(record, 0), false);
+    assert.deepEqual(q.counts, { ready: 0, delayed: 0, inFlight: 0, bytes: 0 });
+    assert.equal(q.coldCount, 0);
+  });
 });

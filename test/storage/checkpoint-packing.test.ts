@@ -63,7 +63,7 @@ const rowsArbitrary = fc
 
 function pack(rows: readonly Row[]): Buffer {
   const packer = new RowPacker(Math.max(1, rows.length));
-  for (const row of rows) packer.add(row.seq, (c) => row.columns[c]);
+  for (const row of rows) packer.add(row.seq, row.columns);
   return sealInPlace(packer.take(FrameKind.PackedRows)).subarray(FRAME_HEADER_BYTES);
 }
 

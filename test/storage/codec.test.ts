@@ -10,7 +10,8 @@ import {
   encodeRecord,
   payloadFits,
 } from '../../src/storage/codec.js';
-import { crc32c } from '../../src/storage/crc32c.js';
+import { Batch } from '../../src/storage/batch.js';
+import { crc32c, crc32cReference } from '../../src/storage/crc32c.js';
 import {
   FrameDecoder,
   type FrameResult,
@@ -462,4 +463,29 @@ test('strings round-trip on both sides of the short-ASCII fast path', () => {
       }
     }
   }
+});
+
+test('frames of many sizes, in and past the scratch views, keep their bytes and checksum', () => {
+  // writeFrame reuses a view a payload size for 256 sizes up to 4 KiB,
+  // then empties its map: every size here, twice and interleaved, must
+  // still come out as its own frame in its own place in the batch.
+  const sizes = Array.from({ length: 600 }, (_, i) => (i * 13) % 6000);
+  const records = [...sizes, ...sizes.reverse()].map((size, i) => ({
+    ...ticket(i + 1, 'q'),
+    body: Buffer.alloc(size, i % 251),
+  }));
+  const batch = new Batch();
+  batch.add(records);
+  const stream = Buffer.concat(batch.buffers());
+  let at = 0;
+  for (const record of records) {
+    const length = stream.readUInt32LE(at);
+    const payload = stream.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
+    assert.equal(stream.readUInt32LE(at + 4), crc32cReference(payload));
+    const decoded = decodePayload(payload, true);
+    assert.ok(decoded.ok);
+    assert.deepEqual(decoded.record, record);
+    at += FRAME_HEADER_BYTES + length;
+  }
+  assert.equal(at, stream.length);
 });

@@ -156,4 +156,21 @@ describe('ledger', () => {
     apply(published(4, { queue: 'short', publishedAt: NOW + 11 }));
     assert.deepEqual(ledger.recentIds().map((r) => r.id), ['id-1', 'id-2', 'id-4']);
   });
+
+  it('takes a queue declared again, or deleted and made anew, at its next record', () => {
+    // The ledger keeps the last record's queue lookups for the next one;
+    // a declaration or a delete in between must not leave them stale.
+    const ledger = new Ledger({ maxIds: 100, defaultWindowMs: Infinity });
+    const apply = applier(ledger);
+    apply({ type: 'queue-declared', name: 'q', settings: {} });
+    for (let seq = 1; seq <= 3; seq++) apply(published(seq, { publishedAt: NOW + seq }));
+    apply({ type: 'queue-declared', name: 'q', settings: { dedupMaxIds: 2 } });
+    for (let seq = 4; seq <= 6; seq++) apply(published(seq, { publishedAt: NOW + seq }));
+    assert.deepEqual(ledger.recentIds().map((r) => r.id), ['id-5', 'id-6']);
+
+    apply({ type: 'queue-deleted', name: 'q' });
+    apply({ type: 'queue-declared', name: 'q', settings: {} });
+    apply(published(7, { publishedAt: NOW + 7 }));
+    assert.deepEqual(ledger.recentIds().map((r) => r.id), ['id-7']);
+  });
 });

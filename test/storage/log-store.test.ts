@@ -187,12 +187,18 @@ test('a record over the size limit rejects only its own append', () => {
     const { store } = await openStore(dir);
     const huge = { ...ticket(2), body: Buffer.allocUnsafe(MAX_RECORD_BYTES) };
     const ok = store.append([ticket(1)]);
-    await assert.rejects(store.append([ticket(3), huge]), MessageTooLargeError);
+    const small = { ...ticket(3), body: Buffer.from('short') };
+    await assert.rejects(store.append([small, huge]), MessageTooLargeError);
+    // The refused call leaves no frame size behind in the batch it would
+    // have joined: the next record there is found where it was written.
+    const next = store.append([ticket(4)]);
     await ok;
+    await next;
+    assert.deepEqual(store.readPublished([1, 4]), [ticket(1), ticket(4)]);
     await store.close();
 
     const { replayed } = await replayOf(dir);
-    assert.deepEqual(replayed, [ticket(1)]);
+    assert.deepEqual(replayed, [ticket(1), ticket(4)]);
   });
 });
 
