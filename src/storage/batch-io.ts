@@ -1,9 +1,10 @@
 // The batches of the log store's group commit and the I/O that lands them.
-// Up to two batches are in flight at once (log-store.ts): while one waits
-// for its fdatasync, the next is written and synced at once rather than
-// waiting for the first to land. Their writes still go out one after the
-// other, each starting once the one before it has returned, so the file
-// never holds a later batch beside a hole where an earlier one failed.
+// Up to two synced batches are in flight at once (log-store.ts), and a
+// few that need no sync beside them: while one waits for its fdatasync,
+// the next is written and synced at once rather than waiting for the
+// first to land. Their writes still go out one after the other, each
+// starting once the one before it has returned, so the file never holds
+// a later batch beside a hole where an earlier one failed.
 
 import type { Batch } from './batch.js';
 import type { StoreIo } from './io.js';

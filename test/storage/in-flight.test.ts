@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { frameBytes } from '../../src/storage/codec.js';
@@ -166,6 +166,48 @@ test('no third batch starts while two are in flight', () => {
 
     const { replayed } = await replayOf(dir);
     assert.deepEqual(replayed, [ticket(1), ticket(2), ticket(3), ticket(4)]);
+  });
+});
+
+/** Waits, a few ms at a time and 5 s at most, until `ready()` holds; then says whether it did. */
+async function eventually(ready: () => boolean): Promise<boolean> {
+  for (let tries = 0; tries < 1_000 && !ready(); tries++) await sleep(5);
+  return ready();
+}
+
+test('a batch that needs no sync takes no sync slot from one that does', () => {
+  return withTempDir(async (dir) => {
+    const io = new GatedIo();
+    const { store } = await openStore(dir, { io });
+    io.hold();
+
+    const first = store.append([ticket(1)]);
+    await io.syncsHeld(1);
+    // An AMQP ack: written, never synced, landing only behind the first.
+    const ack = store.append([{ type: 'settled', seqs: [1] }], { sync: false });
+    assert.ok(await eventually(() => io.writes.length === 3), 'header, batch 1, the ack');
+    // Had the ack taken the second slot, this batch would wait for the
+    // first sync to land, and then for its own.
+    const second = store.append([ticket(2)]);
+    assert.ok(await eventually(() => io.held.length === 2), 'the second sync started at once');
+    assert.equal(io.writes.length, 4);
+    assert.notEqual(io.held[0].fd, io.held[1].fd, 'two descriptors, one per sync');
+    assert.equal(await settledYet(ack), false, 'the ack lands behind the first batch');
+
+    // The first lands and its descriptor is free again: the next sync
+    // goes through it, not through the one the second still holds.
+    io.held[0].release();
+    await Promise.all([first, ack]);
+    const third = store.append([ticket(3)]);
+    await io.syncsHeld(3);
+    assert.notEqual(io.held[2].fd, io.held[1].fd);
+    io.letGo();
+    await Promise.all([second, third]);
+    assert.equal(store.stats().syncs, 3);
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(replayed, [ticket(1), { type: 'settled', seqs: [1] }, ticket(2), ticket(3)]);
   });
 });
 
