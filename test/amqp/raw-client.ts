@@ -73,7 +73,8 @@ export class Raw {
     this.socket.uncork();
   }
 
-  async open(): Promise<void> {
+  /** Opens the connection and channel 1, in confirm mode or a transaction. */
+  async open(mode: 'confirm' | 'tx' = 'confirm'): Promise<void> {
     this.send(PROTOCOL_HEADER);
     await this.expect('connection.start');
     this.method(0, {
@@ -89,8 +90,13 @@ export class Raw {
     assert.ok(await this.expect('connection.open-ok'));
     this.method(1, { name: 'channel.open' });
     assert.ok(await this.expect('channel.open-ok'));
-    this.method(1, { name: 'confirm.select', noWait: false });
-    assert.ok(await this.expect('confirm.select-ok'));
+    if (mode === 'confirm') {
+      this.method(1, { name: 'confirm.select', noWait: false });
+      assert.ok(await this.expect('confirm.select-ok'));
+    } else {
+      this.method(1, { name: 'tx.select' });
+      assert.ok(await this.expect('tx.select-ok'));
+    }
   }
 
   /** Publishes to the default exchange; headers given as bytes or a table. */

@@ -9,7 +9,6 @@ import { after, before, it } from 'node:test';
 
 import type { Broker } from '../../src/broker/broker.js';
 import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
-import { PROTOCOL_HEADER } from '../../src/amqp/constants.js';
 import { encodeContent } from '../../src/amqp/frame-encoder.js';
 import type { Method } from '../../src/amqp/methods.js';
 import { HELD_PUBLISH_BYTES, MAX_HELD_BYTES } from '../../src/amqp/tx.js';
@@ -43,23 +42,7 @@ after(async () => {
 /** A connection with channel 1 in tx mode. */
 async function transactional(): Promise<Raw> {
   const raw = new Raw(port);
-  raw.send(PROTOCOL_HEADER);
-  await raw.expect('connection.start');
-  raw.method(0, {
-    name: 'connection.start-ok',
-    clientProperties: new Map(),
-    mechanism: 'PLAIN',
-    response: Buffer.from('\u0000guest\u0000guest'),
-    locale: 'en_US',
-  });
-  await raw.expect('connection.tune');
-  raw.method(0, { name: 'connection.tune-ok', channelMax: 0, frameMax: FRAME_MAX, heartbeat: 0 });
-  raw.method(0, { name: 'connection.open', virtualHost: '/' });
-  assert.ok(await raw.expect('connection.open-ok'));
-  raw.method(1, { name: 'channel.open' });
-  assert.ok(await raw.expect('channel.open-ok'));
-  raw.method(1, { name: 'tx.select' });
-  assert.ok(await raw.expect('tx.select-ok'));
+  await raw.open('tx');
   return raw;
 }
 

@@ -14,25 +14,13 @@ import { it } from 'node:test';
 
 import type { Broker } from '../../src/broker/broker.js';
 import { listSegments } from '../../src/storage/segment-file.js';
-import { openBroker, seededRandom, tempDir, text } from '../helpers.js';
+import { openBroker, seededRandom, tempDir } from '../helpers.js';
+import { bodyOf, fillSmallSegments } from './small-segments.js';
 
 const SEED = Number(process.env.USHER_FAULT_SEED ?? Date.now() % 1_000_000);
 const ROUNDS = process.env.USHER_SOAK === '1' ? 50 : 5;
 const random = seededRandom(SEED);
 
-const bodyOf = (i: number) => `message ${i} ${'z'.repeat(200 + (i % 50))}`;
-
-async function filled(dataDir: string): Promise<void> {
-  const broker = await openBroker(dataDir, { segmentBytes: 16 * 1024 });
-  await broker.createQueue('q', {});
-  for (let i = 0; i < 300; i += 10) {
-    await broker.publish('q', Array.from({ length: 10 }, (_, j) => ({
-      id: `m-${i + j}`,
-      body: text(bodyOf(i + j)),
-    })));
-  }
-  await broker.close();
-}
 
 function kept(broker: Broker): Map<string, string> {
   const messages = new Map<string, string>();
@@ -46,7 +34,7 @@ it(`a flipped bit in an older segment costs the message it hits only (seed ${SEE
   for (let round = 0; round < ROUNDS; round++) {
     const dir = tempDir('usher-damage-');
     try {
-      await filled(dir.path);
+      await fillSmallSegments(dir.path);
       const segments = await listSegments(join(dir.path, 'log'));
       // Past the 24-byte header, in any segment but the last. A flip in a
       // segment's queue declaration costs no message: later segments
@@ -80,7 +68,7 @@ it(`a last segment cut at a random byte loses only its tail (seed ${SEED})`, asy
   for (let round = 0; round < ROUNDS; round++) {
     const dir = tempDir('usher-damage-');
     try {
-      await filled(dir.path);
+      await fillSmallSegments(dir.path);
       const segments = await listSegments(join(dir.path, 'log'));
       const { path } = segments.at(-1)!;
       const size = statSync(path).size;

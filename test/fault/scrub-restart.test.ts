@@ -11,21 +11,9 @@ import { it } from 'node:test';
 
 import type { Broker } from '../../src/broker/broker.js';
 import { listSegments, readSegment } from '../../src/storage/segment-file.js';
-import { openBroker, tempDir, text } from '../helpers.js';
+import { openBroker, tempDir } from '../helpers.js';
+import { bodyOf, fillSmallSegments } from './small-segments.js';
 
-const bodyOf = (i: number) => `message ${i} ${'z'.repeat(200 + (i % 50))}`;
-
-async function filled(dataDir: string): Promise<void> {
-  const broker = await openBroker(dataDir, { segmentBytes: 16 * 1024 });
-  await broker.createQueue('q', {});
-  for (let i = 0; i < 300; i += 10) {
-    await broker.publish('q', Array.from({ length: 10 }, (_, j) => ({
-      id: `m-${i + j}`,
-      body: text(bodyOf(i + j)),
-    })));
-  }
-  await broker.close();
-}
 
 async function scrubbed(broker: Broker, scrubs = 1): Promise<void> {
   for (let i = 0; i < 500 && broker.health().store.scrubsCompleted < scrubs; i++) {
@@ -68,7 +56,7 @@ async function receiveAll(broker: Broker): Promise<Map<string, string>> {
 it('a flipped bit under the checkpoint costs its message, reported, never delivered', async () => {
   const dir = tempDir('usher-scrub-');
   try {
-    await filled(dir.path);
+    await fillSmallSegments(dir.path);
     const segments = await listSegments(join(dir.path, 'log'));
     const target = segments[2].path;
     let victim: { seq: number; offset: number } | undefined;
@@ -116,7 +104,7 @@ it('a flipped bit under the checkpoint costs its message, reported, never delive
 it('a message held in memory when its frame is damaged is logged again, not lost', async () => {
   const dir = tempDir('usher-scrub-');
   try {
-    await filled(dir.path);
+    await fillSmallSegments(dir.path);
     let broker = await openBroker(dir.path);
     try {
       await scrubbed(broker);
