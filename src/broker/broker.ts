@@ -291,28 +291,39 @@ export class Broker implements BrokerApi {
   private dropDamaged(messages: DamagedMessage[]): void {
     const touched = new Set<QueueEngine>();
     const settled: number[] = [];
+    const lost = new Map<string, number[]>();
     const repaired: LogRecord[] = [];
     for (const { seq, queue } of messages) {
       const engine = this.engines.get(queue);
-      if (engine?.dropDamaged(seq) === true) {
-        touched.add(engine);
-        settled.push(seq);
+      const dropped = engine?.dropDamaged(seq) === true;
+      if (dropped) touched.add(engine!);
+      const held = dropped ? undefined : engine?.get(seq);
+      if (held !== undefined && isLogged(engine!)) {
+        repaired.push(publishedRecord(engine!.name, held));
         continue;
       }
-      const held = engine?.get(seq);
       // Settled even if no queue holds it (a read had already failed and
       // let go of it): the ledger still counted it live.
-      if (held === undefined || !isLogged(engine!)) settled.push(seq);
-      else repaired.push(publishedRecord(engine!.name, held));
+      settled.push(seq);
+      lost.set(queue, [...(lost.get(queue) ?? []), seq]);
     }
     for (const engine of touched) this.afterChange(engine);
 
+    // An operator tells producers about the lost ones: name only those.
+    for (const [queue, seqs] of lost) {
+      this.logger.error(
+        { queue, messages: seqs.length, seqs: seqs.slice(0, 20) },
+        'live messages lost to damage in the log',
+      );
+    }
+    if (repaired.length > 0) {
+      this.logger.warn(
+        { repaired: repaired.length },
+        'messages with damaged log frames logged again from memory: not lost',
+      );
+    }
     const records: LogRecord[] = [...repaired];
     if (settled.length > 0) records.push(...settledRecords(settled));
-    this.logger.warn(
-      { dropped: settled.length, repaired: repaired.length },
-      'messages with damaged log frames dropped, or logged again from memory',
-    );
     this.store.append(records).catch((err: unknown) => {
       // The next scrub finds them again.
       this.logger.error({ err, messages: messages.length }, 'could not log damaged messages');

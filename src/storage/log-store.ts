@@ -494,10 +494,12 @@ export class LogStore {
       seqs.push(seq);
       byQueue.set(queue, seqs);
     }
+    // Whether each is lost or still held in memory is the broker's to
+    // say (onDamagedMessages), so this names them without calling them lost.
     for (const [queue, seqs] of byQueue) {
       this.#logger.error(
         { file: target.path, queue, messages: seqs.length, seqs: seqs.slice(0, 20) },
-        'live messages lost to damage in the log',
+        'live messages hit by damage in the log',
       );
     }
     this.#onDamagedMessages?.(damaged);

@@ -9,6 +9,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 
+import pino from 'pino';
+
 import type { Broker } from '../../src/broker/broker.js';
 import { listSegments, readSegment } from '../../src/storage/segment-file.js';
 import { openBroker, tempDir } from '../helpers.js';
@@ -53,6 +55,13 @@ async function receiveAll(broker: Broker): Promise<Map<string, string>> {
   return bodies;
 }
 
+/** A logger whose entries the test reads back, parsed. */
+function capturedLogger() {
+  const entries: Array<{ level: number; msg: string; [key: string]: unknown }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => entries.push(JSON.parse(line)) });
+  return { logger, entries };
+}
+
 it('a flipped bit under the checkpoint costs its message, reported, never delivered', async () => {
   const dir = tempDir('usher-scrub-');
   try {
@@ -68,10 +77,14 @@ it('a flipped bit under the checkpoint costs its message, reported, never delive
     bytes[victim.offset + 60] ^= 0x04;
     writeFileSync(target, bytes);
 
-    let broker = await openBroker(dir.path);
+    const { logger, entries } = capturedLogger();
+    let broker = await openBroker(dir.path, { logger });
     try {
       assert.equal(broker.health().store.openedFromCheckpoint, 1);
       await scrubbed(broker);
+      const lost = entries.find((e) => e.msg === 'live messages lost to damage in the log');
+      assert.deepEqual(lost?.seqs, [victim.seq]);
+      assert.equal(lost?.queue, 'q');
       const { store } = broker.health();
       assert.equal(store.corruptRegions, 1);
       assert.equal(store.scrubDamagedMessages, 1);
@@ -105,7 +118,8 @@ it('a message held in memory when its frame is damaged is logged again, not lost
   const dir = tempDir('usher-scrub-');
   try {
     await fillSmallSegments(dir.path);
-    let broker = await openBroker(dir.path);
+    const { logger, entries } = capturedLogger();
+    let broker = await openBroker(dir.path, { logger });
     try {
       await scrubbed(broker);
       // Read into memory (a page of the cold backlog), then its frame rots.
@@ -121,6 +135,10 @@ it('a message held in memory when its frame is damaged is logged again, not lost
       assert.equal(broker.health().store.scrubDamagedMessages, 1);
       assert.equal(broker.health().store.corruptRegions, 1);
       assert.equal(broker.getQueue('q').stats.dropped, 0);
+      // Not reported lost: an operator would tell its producer it was.
+      const said = entries.map((e) => e.msg);
+      assert.ok(!said.includes('live messages lost to damage in the log'), said.join('; '));
+      assert.ok(said.includes('messages with damaged log frames logged again from memory: not lost'));
       broker.release('q', [first.receipt]);
     } finally {
       await broker.close();

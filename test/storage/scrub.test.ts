@@ -171,8 +171,8 @@ describe('scrub after a start from a checkpoint', () => {
         assert.equal(region?.obj.file, target);
         assert.equal(region?.obj.offset, victim.offset);
         assert.equal(region?.obj.reason, 'frame checksum mismatch');
-        const lost = logger.errors.find((e) => e.msg === 'live messages lost to damage in the log');
-        assert.deepEqual(lost?.obj, {
+        const hit = logger.errors.find((e) => e.msg === 'live messages hit by damage in the log');
+        assert.deepEqual(hit?.obj, {
           file: target, queue: 'tickets', messages: 1, seqs: [victim.seq],
         });
 
