@@ -114,7 +114,11 @@ export const serveCommands: CommandGroup = {
         'event-loop delay (p99) for critical (default: not a signal)',
         durationFlag,
       )
-      .option('--config <file>', 'JSON file with any of the flags above, camelCased; flags win')
+      .option(
+        '--config <file>',
+        'JSON file of the limit and admission flags above (memory budget to ' +
+          'event-loop critical), camelCased; flags win',
+      )
       .option('--no-guest', 'refuse the guest user, even from loopback')
       .option('--protect-metrics', 'require credentials on /healthz and /metrics too')
       .option('--tls-cert <file>', 'PEM certificate: HTTP becomes HTTPS, AMQPS opens')
@@ -370,7 +374,7 @@ const CONFIG_KEYS: Record<string, (text: string) => number> = {
   eventLoopCritical: durationFlag,
 };
 
-/** `--config`: the same settings as the flags, parsed the same way. */
+/** `--config`: the limit and admission flags, parsed the same way. */
 function readConfig(path: string | undefined): Partial<ServeFlags> {
   if (path === undefined) return {};
   let parsed: unknown;
