@@ -163,6 +163,18 @@ export const ALERT_RULES: readonly AlertRule[] = [
       })),
   },
   {
+    // A start or a scrub found damage in the log: the messages it hit are
+    // named in the log, and the disk may be failing (docs/storage.md).
+    name: 'UsherLogDamaged',
+    severity: 'critical',
+    op: '>',
+    threshold: 0,
+    forSeconds: 0,
+    expr: 'usher_store_corrupt_regions > 0',
+    summary: '{{ $value }} damaged stretches found in the log; see the broker log for the messages hit',
+    measure: (w) => [{ labels: {}, value: w.latest.corruptRegions }],
+  },
+  {
     name: 'UsherUnderReplicated',
     severity: 'critical',
     op: '>',

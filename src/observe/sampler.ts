@@ -51,6 +51,8 @@ export interface Sample {
   memoryBudgetBytes: number;
   diskFreeBytes: number;
   diskSizeBytes: number;
+  /** Damaged stretches of the log found since the start (replay and scrubs). */
+  corruptRegions: number;
   /** Zero until Usher replicates (clustering); see docs/metrics.md. */
   underReplicatedQueues: number;
   leaderElections: number;
@@ -167,6 +169,7 @@ export function takeSample(
     memoryBudgetBytes: memoryBudgetBytes(broker),
     diskFreeBytes: health.store.freeDiskBytes ?? -1,
     diskSizeBytes: health.store.diskSizeBytes ?? -1,
+    corruptRegions: health.store.corruptRegions,
     underReplicatedQueues: 0,
     leaderElections: 0,
     queues,

@@ -49,6 +49,7 @@ export function sampleAt(seconds: number, changes: Partial<Sample> = {}): Sample
     memoryBudgetBytes: 1000,
     diskFreeBytes: 900,
     diskSizeBytes: 1000,
+    corruptRegions: 0,
     underReplicatedQueues: 0,
     leaderElections: 0,
     queues: {},
