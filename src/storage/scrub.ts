@@ -138,7 +138,11 @@ export class Scrubber {
     this.#completed++;
     const summary = { segments: targets.length, bytes, regions, ms: Date.now() - began };
     if (regions > 0) this.#logger.error(summary, 'scrub found damaged log segments');
-    else this.#logger.info(summary, 'scrub found no damage');
+    else if (targets.length === 0) {
+      // Not "no damage": nothing was read. The active segment is not a
+      // scrub's to check; a start replays it, checking every frame.
+      this.#logger.info(summary, 'scrub had nothing to check: no sealed segment yet');
+    } else this.#logger.info(summary, 'scrub found no damage');
   }
 
   // Checks one segment's frames up to target.end. Undefined if stopped

@@ -329,6 +329,24 @@ describe('scrub after a start from a checkpoint', () => {
     });
   });
 
+  it('says it had nothing to check when the log has no sealed segment', async () => {
+    await withTempDir(async (dir) => {
+      // A fresh log: its one segment is the active one, which no scrub reads.
+      const { store, logger } = await reopen(dir);
+      try {
+        await store.append([ticket(1)]);
+        assert.equal(store.scrub(), true);
+        await store.whenScrubbed();
+        assert.equal(store.stats().scrubbedBytes, 0);
+        const said = logger.infos.map((e) => e.msg);
+        assert.ok(said.includes('scrub had nothing to check: no sealed segment yet'), said.join('; '));
+        assert.ok(!said.includes('scrub found no damage'));
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   it('scrubs every sealed segment on demand, counting each stretch once', async () => {
     await withTempDir(async (dir) => {
       await filled(dir);
