@@ -1,5 +1,6 @@
 // `usher status`: the broker's health, including its admission level
-// (normal, pressure, critical) and why, from GET /healthz.
+// (normal, pressure, critical) and why, and damage found in its log, from
+// GET /healthz.
 
 import type { Command } from 'commander';
 
@@ -27,6 +28,11 @@ export const statusCommands: CommandGroup = {
             pairs.push([key === 'level' || key === 'reason' ? key : `admission.${key}`, value]);
           }
         }
+        // Damage in the log is what an operator must not miss (docs/storage.md).
+        const store = health.store as Record<string, unknown> | undefined;
+        for (const key of ['corruptRegions', 'scrubDamagedMessages', 'scrubsCompleted']) {
+          if (store?.[key] !== undefined) pairs.push([`store.${key}`, store[key]]);
+        }
         for (const line of keyValues(pairs)) cli.out(line);
       });
 
@@ -36,7 +42,7 @@ export const statusCommands: CommandGroup = {
       .action(async () => {
         const started = await cli.admin().scrub();
         cli.out(started
-          ? 'scrub started; `usher status --json` shows store.corruptRegions when it ends'
+          ? 'scrub started; `usher status` shows store.corruptRegions when it ends'
           : 'a scrub is already running');
       });
   },

@@ -60,6 +60,9 @@ describe('usher status', () => {
       const { store } = (await status()) as unknown as { store: Record<string, number> };
       assert.equal(store.scrubsCompleted, 1);
     });
+    const text = await runUsher(['status'], { url: server.url });
+    assert.match(text.stdout, /store\.corruptRegions\s+0/);
+    assert.match(text.stdout, /store\.scrubsCompleted\s+1/);
   });
 
   it('refuses an unknown config setting with a clear error', async () => {
