@@ -383,6 +383,9 @@ export class LogStore {
    * `sync: false` (a queue in `os` mode) lets the batch be confirmed once
    * written, if nothing else in it asks for more; it is made durable by
    * the next batch that syncs, the next roll, or close.
+   *
+   * No records: nothing to make durable, so it resolves at once (an empty
+   * batch would never start, and its promise never settle).
    */
   append(
     records: readonly LogRecord[],
@@ -394,6 +397,7 @@ export class LogStore {
         new StoreUnavailableError('the log store is closed'),
       );
     }
+    if (records.length === 0) return Promise.resolve();
     try {
       return this.#gather(records, 0, sync);
     } catch (err) {

@@ -91,6 +91,20 @@ test('each open starts a new segment named by an increasing number', () => {
   });
 });
 
+test('an append of no records resolves at once and writes nothing', () => {
+  return withTempDir(async (dir) => {
+    const { store } = await openStore(dir);
+    const before = store.stats();
+    const settled = await Promise.race([
+      store.append([]).then(() => 'resolved'),
+      new Promise((resolve) => setTimeout(resolve, 2000, 'still pending')),
+    ]);
+    assert.equal(settled, 'resolved');
+    assert.equal(store.stats().batches, before.batches);
+    await store.close();
+  });
+});
+
 test('concurrent appends share batches and replay in call order', () => {
   return withTempDir(async (dir) => {
     const { store } = await openStore(dir);
