@@ -305,7 +305,9 @@ export class Broker implements BrokerApi {
       // Settled even if no queue holds it (a read had already failed and
       // let go of it): the ledger still counted it live.
       settled.push(seq);
-      lost.set(queue, [...(lost.get(queue) ?? []), seq]);
+      const seqs = lost.get(queue);
+      if (seqs === undefined) lost.set(queue, [seq]);
+      else seqs.push(seq);
     }
     for (const engine of touched) this.afterChange(engine);
 

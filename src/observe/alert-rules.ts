@@ -171,7 +171,8 @@ export const ALERT_RULES: readonly AlertRule[] = [
     threshold: 0,
     forSeconds: 0,
     expr: 'usher_store_corrupt_regions > 0',
-    summary: '{{ $value }} damaged stretches found in the log; see the broker log for the messages hit',
+    summary:
+      '{{ $value }} damaged stretches found in the log; see the broker log for the messages hit',
     measure: (w) => [{ labels: {}, value: w.latest.corruptRegions }],
   },
   {
