@@ -256,7 +256,7 @@ export class Broker implements BrokerApi {
         copyReplayedBodies: false,
         checkpoints: options.checkpoints ?? {},
         recentIds: RECENT_ID_LIMITS,
-        onDamagedMessages: (messages) => this.dropDamaged(messages),
+        onDamagedMessages: (messages) => this.repairOrDropDamaged(messages),
       },
       (record) => replay.apply(record),
     );
@@ -288,7 +288,7 @@ export class Broker implements BrokerApi {
    * cannot copy a message it cannot read). The store has logged which
    * and where.
    */
-  private dropDamaged(messages: DamagedMessage[]): void {
+  private repairOrDropDamaged(messages: DamagedMessage[]): void {
     const touched = new Set<QueueEngine>();
     const settled: number[] = [];
     const lost = new Map<string, number[]>();
