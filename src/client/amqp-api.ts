@@ -36,7 +36,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { tableFrom, type PlainValue } from '../amqp/field-table.js';
 import type { Method, MethodOf } from '../amqp/methods.js';
 import { ID_HEADER } from '../amqp/mapping.js';
-import { type AmqpReply, UsherAmqpClient, decodeDelivery } from './amqp.js';
+import { type AmqpReply, UsherAmqpClient } from './amqp.js';
+import { decodeDelivery } from './amqp-terms.js';
 import {
   type AmqpSubscription,
   type PushedDelivery,

@@ -23,12 +23,8 @@ export {
   type Handler,
 } from './consumer.js';
 export { CLIENT_ERROR_CODES, UsherClientError } from './errors.js';
-export {
-  connectAmqp,
-  UsherAmqpClient,
-  type AmqpDelivery,
-  type AmqpHandler,
-} from './amqp.js';
+export { connectAmqp, UsherAmqpClient, type AmqpHandler } from './amqp.js';
+export type { AmqpDelivery } from './amqp-terms.js';
 export type {
   AckResult,
   BackoffSettings,
