@@ -63,7 +63,7 @@ export class Reader {
    * Points the reader at another payload, as a new one would be. For a
    * decoder that reads one payload at a time: a reader made for each was
    * three a message (its method, its content header and the consumer's
-   * ack), a tenth of what decoding allocated.
+   * ack), nearly half of what decoding them allocated.
    */
   reset(buf: Buffer, pos: number, end: number): this {
     this.buf = buf;
