@@ -91,6 +91,13 @@ export interface ContentHeaderOptions {
 }
 
 /**
+ * The one reader decodeContentHeader reads with, as decodeMethod's
+ * (methods.ts): headers are decoded one at a time, and a headers table
+ * gets a reader of its own.
+ */
+const HEADER_READER = new Reader(Buffer.alloc(0));
+
+/**
  * Decodes a content header frame's payload. Refuses a body size above
  * Number.MAX_SAFE_INTEGER with FRAME_ERROR (RabbitMQ, too, treats an
  * impossible size as a framing fault) and above `maxBodySize` with
@@ -102,7 +109,7 @@ export function decodeContentHeader(
   start = 0,
   end = payload.length,
 ): ContentHeader {
-  const r = new Reader(payload, start, end);
+  const r = HEADER_READER.reset(payload, start, end);
   r.context = 'content header';
   r.classId = options.classId ?? 0;
   r.methodId = options.methodId ?? 0;

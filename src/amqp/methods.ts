@@ -133,7 +133,7 @@ export const METHOD_NAMES: readonly MethodName[] = [
  * past the payload, or leave bytes over.
  */
 export function decodeMethod(payload: Buffer, start = 0, end = payload.length): Method {
-  const r = new Reader(payload, start, end);
+  const r = METHOD_READER.reset(payload, start, end);
   r.context = 'method frame';
   const classId = r.u16('class-id');
   const methodId = r.u16('method-id');
@@ -155,6 +155,14 @@ export function decodeMethod(payload: Buffer, start = 0, end = payload.length): 
   }
   return method;
 }
+
+/**
+ * The one reader decodeMethod reads with: decoding is synchronous and
+ * never nested (a field table gets a reader of its own), so no two
+ * methods are read at once. It keeps the last payload referenced until
+ * the next method: one socket chunk for the whole process.
+ */
+const METHOD_READER = new Reader(Buffer.alloc(0));
 
 const PUBLISH = BY_NAME.get('basic.publish');
 /** One for every connection: the broker reads one frame at a time. */

@@ -342,3 +342,43 @@ test('method types follow the table', () => {
   assert.equal(decodeMethod(encodeMethod(declare)).name, 'exchange.declare');
   assert.equal(ticket.name, 'basic.get');
 });
+
+// decodeMethod and decodeContentHeader each read with one reader, reset
+// for every payload: nothing of a payload read before, or of a read that
+// failed half way, may show in the next.
+describe('one reader for every payload', () => {
+  const publish = (routingKey: string) =>
+    encodeMethod({
+      name: 'basic.publish',
+      exchange: 'orders',
+      routingKey,
+      mandatory: true,
+      immediate: false,
+    });
+
+  test('a method read after one cut short is read whole', () => {
+    const whole = publish('eu.paid');
+    amqpError(() => decodeMethod(whole.subarray(0, 9)), 502, /^basic\.publish: /);
+
+    assert.deepEqual(decodeMethod(whole), {
+      name: 'basic.publish',
+      exchange: 'orders',
+      routingKey: 'eu.paid',
+      mandatory: true,
+      immediate: false,
+    });
+  });
+
+  test('offsets and context in errors are the failing payload’s own', () => {
+    // Read at an offset first, then a shorter payload from 0 that is cut.
+    const padded = Buffer.concat([Buffer.alloc(20, 0xff), publish('eu.paid')]);
+    assert.equal(decodeMethod(padded, 20).name, 'basic.publish');
+
+    const ack = encodeMethod({ name: 'basic.ack', deliveryTag: 7, multiple: false });
+    amqpError(
+      () => decodeMethod(ack.subarray(0, 8)),
+      502,
+      /^basic\.ack: deliveryTag needs 8 bytes at offset 4, 4 left/,
+    );
+  });
+});
