@@ -628,14 +628,18 @@ export class AmqpChannel {
 
   // A body the chunk's other publishes mostly did not keep would hold the
   // rest of the chunk for as long as it waits (connection.pinsMostlyUnkept):
-  // copied, once for all its queues.
+  // copied, once for all its queues. Only one that pinsLittle: any other
+  // is never kept as a view (a memory queue's was copied in routePublish,
+  // the broker copies a durable one it keeps in memory, and one kept on
+  // disk only is let go of once written), and copying it here too cost
+  // every small durable publish an allocation and a copy.
   private copyBodiesOfUnkeptChunk(batches: [string, QueueBatch][]): void {
     let copies: Map<Buffer, Buffer> | undefined;
     for (const [, batch] of batches) {
       const inputs = batch.inputs;
       for (let i = 0; i < inputs.length; i++) {
         const body = inputs[i].body;
-        if (!this.connection.pinsMostlyUnkept(body)) continue;
+        if (!pinsLittle(body) || !this.connection.pinsMostlyUnkept(body)) continue;
         copies ??= new Map();
         let copy = copies.get(body);
         if (copy === undefined) copies.set(body, (copy = copyOf(body)));
