@@ -631,13 +631,18 @@ export class AmqpChannel {
 
   // A body the chunk's other publishes mostly did not keep would hold the
   // rest of the chunk for as long as it waits (connection.pinsMostlyUnkept):
-  // copied, once for all its queues.
+  // copied, once for all its queues. For a logged queue only one that
+  // pinsLittle: the broker copies any other it keeps in memory and lets
+  // it go once written if kept on disk only, and copying it here too cost
+  // every small durable publish an allocation and a copy.
   private copyBodiesOfUnkeptChunk(batches: [string, QueueBatch][]): void {
     let copies: Map<Buffer, Buffer> | undefined;
-    for (const [, batch] of batches) {
+    for (const [queue, batch] of batches) {
       const inputs = batch.inputs;
+      const brokerCopies = this.isLogged(queue);
       for (let i = 0; i < inputs.length; i++) {
         const body = inputs[i].body;
+        if (brokerCopies && !pinsLittle(body)) continue;
         if (!this.connection.pinsMostlyUnkept(body)) continue;
         copies ??= new Map();
         let copy = copies.get(body);
@@ -645,6 +650,11 @@ export class AmqpChannel {
         inputs[i] = withBody(inputs[i], copy);
       }
     }
+  }
+
+  /** Whether the broker logs `queue`'s messages (false for one gone). */
+  private isLogged(queue: string): boolean {
+    return this.broker.hasQueue(queue) && this.broker.settingsOf(queue).durability !== 'memory';
   }
 
   private confirmBatch(tags: number[], ok: boolean): void {

@@ -11,7 +11,7 @@ import type { QueueEngine } from '../engine/queue.js';
 import type { DeathReason, Message } from '../engine/types.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { isLogged, moveRecords } from './durability.js';
-import { messageFrom, moveTo, shorterTtl } from './messages.js';
+import { messageFrom, moveTo, pinsLittle, shorterTtl } from './messages.js';
 import type { PublishInput } from './types.js';
 
 export const DEATH_HEADERS = {
@@ -235,6 +235,9 @@ export function copyDeadLetter(
  * A publish its queue refused under reject-publish-dlx, as the message
  * that dies: it never entered its queue nor the log, so it has no
  * sequence number (-1); only copies of it are stored (copyDeadLetter).
+ * Its body may be a view of more (an AMQP socket chunk): the copies keep
+ * it in memory, so it gets bytes of its own unless it pins little, as a
+ * publish kept in memory does (publishBatch).
  */
 export function refusedMessage(
   input: PublishInput,
@@ -251,7 +254,7 @@ export function refusedMessage(
     priority: input.priority ?? 0,
     group: input.group ?? null,
     headers: input.headers ?? {},
-    body: input.body,
+    body: pinsLittle(input.body) ? input.body : Buffer.from(input.body),
     publishedAt: now,
     availableAt: now,
     expiresAt: ttl === null ? null : now + ttl,

@@ -539,16 +539,16 @@ export function decodePublishedHead(payload: Buffer): PublishedHead | string {
     const type = cursor.u8();
     if (type === RecordType.PublishedCompact) return compactHead(cursor);
     if (type !== RecordType.Published) return `expected a published record, found type ${type}`;
-    const seq = cursor.f64();
+    const seq = cursor.integer();
     cursor.skipString();
     cursor.skipString();
-    const priority = cursor.f64();
+    const priority = cursor.integer();
     const group = cursor.present() ? cursor.string() : null;
     cursor.skipHeaders();
     cursor.f64();
     const availableAt = cursor.f64();
     if (cursor.present()) cursor.f64();
-    const failures = cursor.f64();
+    const failures = cursor.integer();
     const bodyBytes = cursor.count(1);
     const left = cursor.remaining() - bodyBytes;
     if (left !== 0) return `${left} bytes left after a published record`;
@@ -564,7 +564,7 @@ export function decodePublishedHead(payload: Buffer): PublishedHead | string {
 function compactHead(cursor: Cursor): PublishedHead | string {
   const flags = cursor.u8();
   if ((flags & ~KNOWN_FLAGS) !== 0) throw new CorruptPayload(`published flags ${flags}`);
-  const seq = cursor.f64();
+  const seq = cursor.integer();
   cursor.skipVstring();
   if ((flags & UUID_ID) !== 0) cursor.skipUuid();
   else cursor.skipVstring();
@@ -647,22 +647,22 @@ function readRecord(cursor: Cursor, copyBody: boolean): LogRecord {
     case RecordType.Published:
       return {
         type: 'published',
-        seq: cursor.f64(),
+        seq: cursor.integer(),
         queue: cursor.string(),
         id: cursor.string(),
-        priority: cursor.f64(),
+        priority: cursor.integer(),
         group: cursor.present() ? cursor.string() : null,
         headers: cursor.headers(),
         publishedAt: cursor.f64(),
         availableAt: cursor.f64(),
         expiresAt: cursor.present() ? cursor.f64() : null,
-        failures: cursor.f64(),
+        failures: cursor.integer(),
         body: cursor.bytes(copyBody),
       };
     case RecordType.PublishedCompact: {
       const flags = cursor.u8();
       if ((flags & ~KNOWN_FLAGS) !== 0) throw new CorruptPayload(`published flags ${flags}`);
-      const seq = cursor.f64();
+      const seq = cursor.integer();
       const queue = cursor.vstring();
       const id = (flags & UUID_ID) !== 0 ? cursor.uuid() : cursor.vstring();
       const priority = cursor.u8();
@@ -690,23 +690,23 @@ function readRecord(cursor: Cursor, copyBody: boolean): LogRecord {
     case RecordType.Settled: {
       const count = cursor.count(F64);
       const seqs = new Array<number>(count);
-      for (let i = 0; i < count; i++) seqs[i] = cursor.f64();
+      for (let i = 0; i < count; i++) seqs[i] = cursor.integer();
       return { type: 'settled', seqs };
     }
     case RecordType.Retried:
       return {
         type: 'retried',
-        seq: cursor.f64(),
-        failures: cursor.f64(),
+        seq: cursor.integer(),
+        failures: cursor.integer(),
         availableAt: cursor.f64(),
       };
     case RecordType.Moved:
       return {
         type: 'moved',
-        seq: cursor.f64(),
+        seq: cursor.integer(),
         queue: cursor.string(),
         headers: cursor.headers(),
-        failures: cursor.f64(),
+        failures: cursor.integer(),
         availableAt: cursor.f64(),
         expiresAt: cursor.present() ? cursor.f64() : null,
       };
@@ -737,6 +737,20 @@ class CorruptPayload extends Error {}
 
 // Reads fields front to back, checking every length against the bytes
 // that remain before slicing or allocating.
+/**
+ * `value` as V8 holds a small integer, when it is a 32-bit one; anything
+ * else (-0, a fraction a test wrote) as it is. Unoptimized, readDoubleLE
+ * boxes even 5126 as a heap number, and optimized arithmetic may box 0.
+ * Stored into a record made like the broker's own (the same keys in the
+ * same order), a boxed seq turned the shared `seq` field into a double
+ * field. That deprecated the map the broker's records are born with, so
+ * each new one was migrated on its first read, and the feedback changes
+ * that caused kept publishBatch from being optimized at all.
+ */
+function smallInteger(value: number): number {
+  return Object.is(value | 0, value) ? value | 0 : value;
+}
+
 class Cursor {
   #buf: Buffer;
   #off = 0;
@@ -766,6 +780,11 @@ class Cursor {
     const value = this.#buf.readDoubleLE(this.#off);
     this.#off += F64;
     return value;
+  }
+
+  /** An f64 that holds a whole number: a seq, a priority, a count of failures. */
+  integer(): number {
+    return smallInteger(this.f64());
   }
 
   /** A u32 element count, checked so `count * minBytes` bytes remain. */
@@ -810,7 +829,8 @@ class Cursor {
       value += (byte & 0x7f) * scale;
       if (byte < 0x80) {
         if (value > Number.MAX_SAFE_INTEGER) throw new CorruptPayload(`varint ${value}`);
-        return value;
+        // Optimized, the sum above is a double, even for 0.
+        return smallInteger(value);
       }
       scale *= 0x80;
     }

@@ -25,6 +25,8 @@ const KEPT_BYTES = 16 * 1024;
 // quarter of it, as much as pinsLittle lets one body hold.
 const UNROUTABLE_BYTES = 48_000;
 const PAIRS = 300;
+/** The ticket event: a body never kept as a view of its chunk (pinsLittle). */
+const SMALL_BYTES = 464;
 
 /** Bytes of memory the bodies hold: each distinct ArrayBuffer once. */
 function heldBytes(bodies: readonly Buffer[]): number {
@@ -68,4 +70,81 @@ describe('bodies kept from socket chunks that were mostly not kept', () => {
       assert.ok(held <= 2 * bodyBytes, `${bodyBytes} body bytes hold ${held} bytes`);
     });
   }
+
+  // Durable to AMQP, but made over HTTP with durability "memory": nothing
+  // is logged, so the broker copies none of the bodies it keeps.
+  it('hold at most twice their bytes (AMQP-durable queue kept in memory)', async () => {
+    await broker.createQueue('pinning-memory', { durability: 'memory' });
+    const connection = await fixture.connect();
+    const channel = await connection.createConfirmChannel();
+    const small = Buffer.alloc(SMALL_BYTES, 0x6b);
+    const unroutable = Buffer.alloc(UNROUTABLE_BYTES, 0x75);
+    for (let i = 0; i < PAIRS; i++) {
+      channel.publish('', 'pinning-memory', small);
+      channel.publish('', 'no-such-queue', unroutable);
+    }
+    await channel.waitForConfirms();
+    const received = await broker.receive('pinning-memory', { max: 1000, waitMs: 0 });
+    await connection.close();
+
+    assert.equal(received.length, PAIRS);
+    const bodies = received.map((message) => message.body);
+    assert.ok(bodies.every((body) => body.equals(small)), 'bodies intact');
+    const bodyBytes = PAIRS * SMALL_BYTES;
+    const held = heldBytes(bodies);
+    assert.ok(held <= 2 * bodyBytes, `${bodyBytes} body bytes hold ${held} bytes`);
+  });
+});
+
+// Small bodies are never kept as views of their chunk: the broker copies
+// one it keeps in memory. A publish refused under reject-publish-dlx is
+// kept only as its dead-lettered copies, which must not view the chunk
+// either, here one mostly of unroutable publishes.
+describe('small bodies refused into a dead-letter queue', () => {
+  const REFUSED = 300;
+
+  it('hold at most twice their bytes', async () => {
+    const connection = await fixture.connect();
+    const channel = await connection.createConfirmChannel();
+    await channel.assertQueue('pinning-dead', { durable: true });
+    await channel.assertQueue('pinning-full', {
+      durable: true,
+      arguments: {
+        'x-max-length': 0,
+        'x-overflow': 'reject-publish-dlx',
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': 'pinning-dead',
+      },
+    });
+    const small = Buffer.alloc(SMALL_BYTES, 0x73);
+    const unroutable = Buffer.alloc(UNROUTABLE_BYTES, 0x75);
+    // Every publish answered, the refused ones with a nack (waitForConfirms
+    // would reject at the first).
+    let nacked = 0;
+    await new Promise<void>((resolve) => {
+      let answered = 0;
+      const onAnswer = (err: unknown) => {
+        if (err) nacked++;
+        if (++answered === 2 * REFUSED) resolve();
+      };
+      for (let i = 0; i < REFUSED; i++) {
+        channel.publish('', 'pinning-full', small, {}, onAnswer);
+        channel.publish('', 'no-such-queue', unroutable, {}, onAnswer);
+      }
+    });
+    assert.equal(nacked, REFUSED);
+
+    const bodies: Buffer[] = [];
+    while (bodies.length < REFUSED) {
+      const received = await broker.receive('pinning-dead', { max: 1000, waitMs: 0 });
+      assert.ok(received.length > 0, `only ${bodies.length} of ${REFUSED} dead-lettered`);
+      for (const message of received) bodies.push(message.body);
+    }
+    await connection.close();
+
+    assert.ok(bodies.every((body) => body.equals(small)), 'bodies intact');
+    const bodyBytes = REFUSED * SMALL_BYTES;
+    const held = heldBytes(bodies);
+    assert.ok(held <= 2 * bodyBytes, `${bodyBytes} body bytes hold ${held} bytes`);
+  });
 });
