@@ -489,3 +489,45 @@ test('frames of many sizes, in and past the scratch views, keep their bytes and 
   }
   assert.equal(at, stream.length);
 });
+
+test('headers equal to the last measured come out as their own, whatever came between', () => {
+  // The encoder keeps the last headers it measured as bytes, and a batch
+  // measures all its records before it writes any: near misses (same
+  // keys, another value; same entries, another order; one more or one
+  // fewer) must never take the kept bytes of another record.
+  const pool: Record<string, string>[] = [
+    { 'delivery-mode': '2', 'x-usher-amqp-exchange': '', 'x-usher-amqp-routing-key': 'tickets' },
+    { 'delivery-mode': '2', 'x-usher-amqp-exchange': '', 'x-usher-amqp-routing-key': 'ticket' },
+    { 'x-usher-amqp-exchange': '', 'delivery-mode': '2', 'x-usher-amqp-routing-key': 'tickets' },
+    { 'delivery-mode': '2', 'x-usher-amqp-exchange': '' },
+    { 'delivery-mode': '2', 'x-usher-amqp-exchange': '', 'x-usher-amqp-routing-key': 'tickets', a: '' },
+    { 'delivery-mode': '1', 'x-usher-amqp-exchange': 'é', 'x-usher-amqp-routing-key': 'tickets' },
+    { long: 'x'.repeat(300) },
+    {},
+  ];
+  const pick = fc.nat(pool.length - 1);
+  fc.assert(
+    fc.property(fc.array(fc.array(pick, { minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 6 }), (calls) => {
+      const batch = new Batch();
+      const records: LogRecord[] = [];
+      for (const picks of calls) {
+        const added = picks.map((p) => ({ ...ticket(records.length + 1, 'q'), headers: { ...pool[p] } }));
+        batch.add(added);
+        records.push(...added);
+      }
+      const stream = Buffer.concat(batch.buffers());
+      let at = 0;
+      for (const record of records) {
+        const length = stream.readUInt32LE(at);
+        const payload = stream.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
+        const decoded = decodePayload(payload, true);
+        assert.ok(decoded.ok, decoded.ok ? '' : decoded.reason);
+        assert.deepEqual(decoded.record, record);
+        const headers = (decoded.record as typeof record & { headers: object }).headers;
+        assert.deepEqual(Object.keys(headers), Object.keys((record as typeof record & { headers: object }).headers));
+        at += FRAME_HEADER_BYTES + length;
+      }
+      assert.equal(at, stream.length);
+    }),
+  );
+});
