@@ -50,7 +50,7 @@
 
 import { MessageTooLargeError } from '../errors.js';
 import { crc32c } from './crc32c.js';
-import { UUID_BYTES, UUID_CHARS, isUuid, putUuid } from './uuid-bytes.js';
+import { UUID_BYTES, UUID_CHARS, type UuidTable, isUuid, putUuid } from './uuid-bytes.js';
 import type {
   LogRecord,
   MovedRecord,
@@ -103,10 +103,12 @@ export function encodeRecord(record: LogRecord): Buffer {
 /**
  * Bytes of `record`'s frame, header included. Throws MessageTooLargeError
  * if the payload would exceed MAX_RECORD_BYTES. With writeFrame, lets the
- * log store put many frames into one buffer of its own.
+ * log store put many frames into one buffer of its own. `ids`: for a
+ * `published` record, a table holding its id as entry `index`, read
+ * there instead of from the string.
  */
-export function frameBytes(record: LogRecord): number {
-  const payloadBytes = payloadBytesOf(record);
+export function frameBytes(record: LogRecord, ids?: UuidTable, index = 0): number {
+  const payloadBytes = payloadBytesOf(record, ids, index);
   if (payloadBytes > MAX_RECORD_BYTES) {
     throw new MessageTooLargeError(payloadBytes, MAX_RECORD_BYTES);
   }
@@ -115,17 +117,24 @@ export function frameBytes(record: LogRecord): number {
 
 /**
  * Writes `record`'s frame into buf[start, start + size), where `size` is
- * what frameBytes(record) returned.
+ * what frameBytes(record, ids, index) returned.
  */
-export function writeFrame(record: LogRecord, buf: Buffer, start: number, size: number): void {
+export function writeFrame(
+  record: LogRecord,
+  buf: Buffer,
+  start: number,
+  size: number,
+  ids?: UuidTable,
+  index = 0,
+): void {
   const payloadBytes = size - FRAME_HEADER_BYTES;
   const scratch = scratchOf(payloadBytes);
   if (scratch === undefined) {
-    writePayload(record, buf, start + FRAME_HEADER_BYTES);
+    writePayload(record, buf, start + FRAME_HEADER_BYTES, ids, index);
     sealFrame(buf, start, size);
     return;
   }
-  writePayload(record, scratch, 0);
+  writePayload(record, scratch, 0, ids, index);
   buf.writeUInt32LE(payloadBytes, start);
   buf.writeUInt32LE(crc32c(scratch), start + 4);
   buf.set(scratch, start + FRAME_HEADER_BYTES);
@@ -160,10 +169,10 @@ function scratchOf(payloadBytes: number): Buffer | undefined {
   return scratch;
 }
 
-function payloadBytesOf(record: LogRecord): number {
+function payloadBytesOf(record: LogRecord, ids: UuidTable | undefined, index: number): number {
   switch (record.type) {
     case 'published':
-      return isCompact(record) ? compactBytes(record) : publishedBytes(record);
+      return isCompact(record) ? compactBytes(record, ids, index) : publishedBytes(record);
     case 'moved':
       return (
         U8 +
@@ -185,10 +194,16 @@ function payloadBytesOf(record: LogRecord): number {
   }
 }
 
-function writePayload(record: LogRecord, buf: Buffer, start: number): void {
+function writePayload(
+  record: LogRecord,
+  buf: Buffer,
+  start: number,
+  ids: UuidTable | undefined,
+  index: number,
+): void {
   switch (record.type) {
     case 'published':
-      if (isCompact(record)) writeCompact(record, buf, start);
+      if (isCompact(record)) writeCompact(record, buf, start, ids, index);
       else writePublished(record, buf, start);
       return;
     case 'moved':
@@ -278,14 +293,15 @@ function isCompact(record: PublishedRecord): boolean {
   );
 }
 
-function compactBytes(record: PublishedRecord): number {
+function compactBytes(record: PublishedRecord, ids: UuidTable | undefined, index: number): number {
   const group = record.group;
+  const uuid = ids === undefined ? isUuid(record.id) : ids.isUuid(index);
   return (
     U8 +
     U8 +
     F64 +
     vstringBytes(record.queue) +
-    (isUuid(record.id) ? UUID_BYTES : vstringBytes(record.id)) +
+    (uuid ? UUID_BYTES : vstringBytes(record.id)) +
     U8 +
     (group === null ? 0 : vstringBytes(group)) +
     vheadersBytes(record.headers) +
@@ -298,17 +314,29 @@ function compactBytes(record: PublishedRecord): number {
   );
 }
 
-function writeCompact(record: PublishedRecord, buf: Buffer, start: number): void {
+function writeCompact(
+  record: PublishedRecord,
+  buf: Buffer,
+  start: number,
+  ids: UuidTable | undefined,
+  index: number,
+): void {
   const { group, expiresAt } = record;
   const sameTime = Object.is(record.availableAt, record.publishedAt);
   buf[start] = RecordType.PublishedCompact;
   let off = buf.writeDoubleLE(record.seq, start + 2);
   off = putVstring(buf, off, record.queue);
-  // Tried as a UUID first: putUuid checks the id as it writes, and one
-  // that is not a UUID is written over as a vstring, at least as long.
-  const afterUuid = putUuid(buf, off, record.id);
-  const uuid = afterUuid >= 0;
-  off = uuid ? afterUuid : putVstring(buf, off, record.id);
+  let uuid: boolean;
+  if (ids === undefined) {
+    // Tried as a UUID first: putUuid checks the id as it writes, and one
+    // that is not a UUID is written over as a vstring, at least as long.
+    const afterUuid = putUuid(buf, off, record.id);
+    uuid = afterUuid >= 0;
+    off = uuid ? afterUuid : putVstring(buf, off, record.id);
+  } else {
+    uuid = ids.isUuid(index);
+    off = uuid ? ids.copyTo(index, buf, off) : putVstring(buf, off, record.id);
+  }
   buf[start + 1] =
     (group === null ? 0 : HAS_GROUP) |
     (expiresAt === null ? 0 : HAS_EXPIRY) |
