@@ -23,7 +23,7 @@
 // checkpoint and replays only what came after.
 
 import type { LogRecord, PublishedRecord, QueueSettingsRecord } from './records.js';
-import { SeqTable } from './seq-table.js';
+import { type RowRun, SeqTable } from './seq-table.js';
 import { UUID_BYTES, type UuidTable, putUuid, uuidText } from './uuid-bytes.js';
 
 /** Accounting for one segment file. */
@@ -326,17 +326,14 @@ export class Ledger {
   }
 
   /**
-   * Live rows with seq above `after`, until `visit` returns false. Column
-   * c of a row is `columns[at + c]`, valid during the call only: a view
-   * of the table's own array, so a checkpoint of ten million rows makes
-   * no object, and calls nothing, for each (checkpoint-rows.ts).
+   * The rows with seq above `after`, a run of the table at a time (rows
+   * LEDGER_COLUMNS wide), until `visit` returns false. The run views the
+   * table's own arrays, valid during the call only, so a checkpoint of
+   * ten million rows makes no object, and calls nothing, for each
+   * (checkpoint-rows.ts).
    */
-  forEachRowAfter(
-    after: number,
-    visit: (seq: number, columns: Uint32Array, at: number) => boolean,
-  ): void {
-    this.#live.forEachAfter(after, (seq, row) =>
-      visit(seq, row.chunk.cols, row.index * LEDGER_COLUMNS));
+  forEachRunAfter(after: number, visit: (run: RowRun) => boolean): void {
+    this.#live.forEachRunAfter(after, visit);
   }
 
   /**
