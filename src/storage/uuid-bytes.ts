@@ -6,6 +6,8 @@
 // and the regex with a hex write ~460 ns, against ~55 ns here
 // (issue #3: the log was CPU-bound).
 
+import { copyMadeId } from '../util/random-id.js';
+
 export const UUID_BYTES = 16;
 export const UUID_CHARS = 36;
 
@@ -79,7 +81,8 @@ export class UuidTable {
   put(index: number, id: string): boolean {
     const at = ENTRY_BYTES * index;
     if (at + ENTRY_BYTES > this.#entries.length) this.#grow(at + ENTRY_BYTES);
-    const uuid = putUuid(this.#entries, at + 1, id) >= 0;
+    // An id the broker made comes with its bytes (util/random-id.ts).
+    const uuid = copyMadeId(id, this.#entries, at + 1) || putUuid(this.#entries, at + 1, id) >= 0;
     this.#entries[at] = uuid ? 1 : 0;
     return uuid;
   }
