@@ -39,7 +39,9 @@
 //                     vbody
 //                     flags: 1 group, 2 expiresAt, 4 availableAt (else it
 //                     equals publishedAt), 8 id is a UUID (16 bytes, for
-//                     a lower-case 8-4-4-4-12 hex id; else a vstring)
+//                     a lower-case 8-4-4-4-12 hex id; else a vstring),
+//                     16 the broker made the id (with 8 only; segment
+//                     format 3)
 //   4 settled         u32le count, count x seq
 //   5 retried         seq, failures, availableAt
 //   6 moved           seq, queue, headers, failures, availableAt,
@@ -82,7 +84,8 @@ const HAS_GROUP = 1;
 const HAS_EXPIRY = 2;
 const HAS_AVAILABLE_AT = 4;
 const UUID_ID = 8;
-const KNOWN_FLAGS = HAS_GROUP | HAS_EXPIRY | HAS_AVAILABLE_AT | UUID_ID;
+const MADE_ID = 16;
+const KNOWN_FLAGS = HAS_GROUP | HAS_EXPIRY | HAS_AVAILABLE_AT | UUID_ID | MADE_ID;
 const MAX_VARINT_BYTES = 8;
 
 const F64 = 8;
@@ -341,7 +344,8 @@ function writeCompact(
     (group === null ? 0 : HAS_GROUP) |
     (expiresAt === null ? 0 : HAS_EXPIRY) |
     (sameTime ? 0 : HAS_AVAILABLE_AT) |
-    (uuid ? UUID_ID : 0);
+    (uuid ? UUID_ID : 0) |
+    (uuid && record.madeId === true ? MADE_ID : 0);
   buf[off++] = record.priority;
   if (group !== null) off = putVstring(buf, off, group);
   off = putVheaders(buf, off, record.headers);
@@ -700,7 +704,7 @@ function readRecord(cursor: Cursor, copyBody: boolean): LogRecord {
       const availableAt = (flags & HAS_AVAILABLE_AT) !== 0 ? cursor.f64() : publishedAt;
       const expiresAt = (flags & HAS_EXPIRY) !== 0 ? cursor.f64() : null;
       const failures = cursor.varint();
-      return {
+      const record: PublishedRecord = {
         type: 'published',
         seq,
         queue,
@@ -714,6 +718,8 @@ function readRecord(cursor: Cursor, copyBody: boolean): LogRecord {
         failures,
         body: cursor.vbytes(copyBody),
       };
+      if ((flags & MADE_ID) !== 0) record.madeId = true;
+      return record;
     }
     case RecordType.Settled: {
       const count = cursor.count(F64);

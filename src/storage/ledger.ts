@@ -167,7 +167,10 @@ export class Ledger {
         segment.liveBytes += frameBytes;
         this.#liveBytes += frameBytes;
         this.#saw(record.seq);
-        this.#remember(record, ids, index);
+        // A made id is never a dedup id: the engine keeps none of them
+        // either (broker.ts), and they were most of the ledger's work a
+        // message and of every checkpoint's recent ids.
+        if (record.madeId !== true) this.#remember(record, ids, index);
         break;
       }
       case 'settled':
