@@ -1,7 +1,8 @@
 // A batch reads each record's id once into its UuidTable (uuid-bytes.ts);
-// the frames and the ledger copy the bytes from there. They must come out
-// as if each had read the id itself, whatever the ids, and a table a
-// landed batch gave back must not leak its ids into the next batch.
+// the frames and the ledger copy the bytes from there, and the encoder
+// keeps the last queue name it measured (codec.ts). They must come out as
+// if each record were encoded alone, whatever the ids and queues, and a
+// table a landed batch gave back must not leak its ids into the next.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -27,14 +28,25 @@ const ids = fc.oneof(
   fc.string({ maxLength: 40 }),
 );
 
-// A priority of 0.5 makes a type 3 record, which has no UUID form.
-const published = fc.record({ id: ids, priority: fc.constantFrom(0, 3, 0.5) });
+// A priority of 0.5 makes a type 3 record, which has no UUID form. Queue
+// names longer than the encoder keeps, and not ASCII, interleaved.
+const published = fc.record({
+  id: ids,
+  priority: fc.constantFrom(0, 3, 0.5),
+  queue: fc.constantFrom('q', 'orders', 'é-queue', 'x'.repeat(200)),
+});
 
-function records(specs: Array<{ id: string; priority: number }>, fromSeq: number): LogRecord[] {
-  return specs.map(({ id, priority }, i): PublishedRecord => ({
+interface Spec {
+  id: string;
+  priority: number;
+  queue?: string;
+}
+
+function records(specs: Spec[], fromSeq: number): LogRecord[] {
+  return specs.map(({ id, priority, queue = 'q' }, i): PublishedRecord => ({
     type: 'published',
     seq: fromSeq + i,
-    queue: 'q',
+    queue,
     id,
     priority,
     group: null,
