@@ -31,8 +31,8 @@ const FIRST_CHUNK_BYTES = 1024;
 // the log is idle.
 const MAX_SPARE_CHUNKS = 64;
 const spareChunks: Buffer[] = [];
-// Id tables of landed batches, likewise: the gathering batch and the two
-// in flight need three.
+// Id tables of landed batches, likewise: a few batches live at once, the
+// one gathering and those in flight.
 const MAX_SPARE_TABLES = 4;
 const spareTables: UuidTable[] = [];
 
