@@ -802,6 +802,7 @@ export class Broker implements BrokerApi {
       availableAt: now + (input.delayMs ?? 0),
       expiresAt: ttl === null ? null : now + ttl,
       failures: 0,
+      madeId: input.id === undefined,
     };
   }
 

@@ -40,8 +40,9 @@ export class ReplayState {
  * The ids to remember for deduplication across the restart: those the
  * store kept that are still inside their queue's dedup window at `now`.
  * At most the queue's dedupMaxIds (DEDUP_MAX_IDS by default,
- * engine/dedup.ts): the log does not tell a producer's id from a generated
- * one, and ten million remembered UUIDs would cost more than the backlog.
+ * engine/dedup.ts): a log written before segment format 3 does not tell
+ * a producer's id from a generated one (storage/records.ts, madeId), and
+ * ten million remembered UUIDs would cost more than the backlog.
  */
 export function recentIdsToKeep(store: LogStore, now: number): RecentId[] {
   return store.recentIds().filter(({ queue, publishedAt }) => {

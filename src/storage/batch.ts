@@ -11,6 +11,7 @@
 
 import { frameBytes, writeFrame } from './codec.js';
 import type { LogRecord } from './records.js';
+import { UuidTable } from './uuid-bytes.js';
 
 // Under glibc's mmap threshold (128 KiB): a chunk comes from the heap and
 // reuses its pages, rather than being mapped and zero-filled afresh.
@@ -30,6 +31,10 @@ const FIRST_CHUNK_BYTES = 1024;
 // the log is idle.
 const MAX_SPARE_CHUNKS = 64;
 const spareChunks: Buffer[] = [];
+// Id tables of landed batches, likewise: a few batches live at once, the
+// one gathering and those in flight.
+const MAX_SPARE_TABLES = 4;
+const spareTables: UuidTable[] = [];
 
 export class Batch {
   readonly records: LogRecord[] = [];
@@ -41,6 +46,12 @@ export class Batch {
   sync = false;
   /** Compaction copies in this batch. */
   copies = 0;
+  /**
+   * The id of each `published` record, by its index in `records`: read
+   * once as the record is measured, copied into its frame and, once the
+   * batch lands, into the ledger's recent ids.
+   */
+  readonly ids = spareTables.pop() ?? new UuidTable();
 
   /** Filled parts of chunks, in log order. */
   readonly #pieces: Buffer[] = [];
@@ -80,7 +91,9 @@ export class Batch {
     let left = 0;
     try {
       for (let i = 0; i < records.length; i++) {
-        const size = frameBytes(records[i]);
+        const record = records[i];
+        if (record.type === 'published') this.ids.put(first + i, record.id);
+        const size = frameBytes(record, this.ids, first + i);
         this.frameBytes.push(size);
         left += size;
       }
@@ -93,7 +106,7 @@ export class Batch {
       const size = this.frameBytes[first + i];
       const chunk = this.#room(size, left);
       left -= size;
-      writeFrame(records[i], chunk, this.#at, size);
+      writeFrame(records[i], chunk, this.#at, size, this.ids, first + i);
       this.#at += size;
       this.records.push(records[i]);
       this.bytes += size;
@@ -113,6 +126,7 @@ export class Batch {
       if (spareChunks.length < MAX_SPARE_CHUNKS) spareChunks.push(chunk);
     }
     this.#fullChunks.length = 0;
+    if (spareTables.length < MAX_SPARE_TABLES) spareTables.push(this.ids);
     this.#resolve();
   }
 

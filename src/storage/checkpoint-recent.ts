@@ -1,6 +1,6 @@
 // A queue's recent ids in a checkpoint of format version 2, packed (issue
-// #3). Each queue keeps up to 100,000 ids (the log does not tell a
-// producer's id from a generated UUID, recovery.ts), and as JSON with
+// #3). Each queue keeps up to 100,000 ids (before segment format 3 the
+// log did not tell a producer's id from a generated UUID), and as JSON with
 // their times they took 5.5 MB a queue in every checkpoint: with rows
 // packed (checkpoint-rows.ts) more than the rows of a million messages.
 // Packed, a generated id is its 16 bytes and a time the difference from

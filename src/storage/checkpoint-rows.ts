@@ -35,6 +35,7 @@
 
 import { BadCheckpoint, FRAME_HEADER_BYTES, ROWS_HEADER_BYTES } from './checkpoint-file.js';
 import { LEDGER_COLUMNS } from './ledger.js';
+import type { RowRun } from './seq-table.js';
 
 const SEQ = 1;
 const SEGMENT = 2;
@@ -74,41 +75,70 @@ export class RowPacker {
     return this.#count;
   }
 
-  /** Adds a row: `columns[at + c]` is column c of LEDGER_COLUMNS. */
-  add(seq: number, columns: ArrayLike<number>, at = 0): void {
-    if (!(seq > this.#seq) || this.#count === this.maxRows) {
-      throw new Error(`row ${seq} after ${this.#seq}, ${this.#count} of ${this.maxRows} rows`);
-    }
+  /** Seq of the last row added since the last take(), -1 if none. */
+  get lastSeq(): number {
+    return this.#seq;
+  }
+
+  /**
+   * Adds the live rows of `run` (a ledger's, LEDGER_COLUMNS wide) in
+   * order until maxRows are in; false once they are. What add() does a
+   * row, with the packer's state in locals for the run: a call a row
+   * cost ~15 ns, and a checkpoint packs every live row.
+   */
+  addRun(run: RowRun): boolean {
+    const { seqs, cols, alive, to } = run;
     const buf = this.#buffer;
-    const segment = columns[at];
-    const offset = columns[at + 1];
-    const frame = columns[at + 2];
-    const queue = columns[at + 3];
-    const sameSegment = segment === this.#segment;
-    const guess = sameSegment ? this.#offset + (this.#frame & FRAME_LENGTH_MASK) : 0;
-    const sameAt = this.#at;
-    let end = sameAt + 1;
-    let same = 0;
+    const room = this.maxRows - this.#count;
+    let added = 0;
+    let at = this.#at;
+    let last = this.#seq;
+    let lastSegment = this.#segment;
+    let lastOffset = this.#offset;
+    let lastFrame = this.#frame;
+    let lastQueue = this.#queue;
+    for (let i = run.from; i < to && added < room; i++) {
+      if (alive[i] === 0) continue;
+      const seq = seqs.at(i);
+      if (!(seq > last)) throw new Error(`row ${seq} after ${last}`);
+      const base = i * LEDGER_COLUMNS;
+      const segment = cols[base];
+      const offset = cols[base + 1];
+      const frame = cols[base + 2];
+      const queue = cols[base + 3];
+      const sameSegment = segment === lastSegment;
+      const guess = sameSegment ? lastOffset + (lastFrame & FRAME_LENGTH_MASK) : 0;
+      const sameAt = at;
+      let same = 0;
+      at++;
 
-    if (seq === this.#seq + 1) same |= SEQ;
-    else end = putVarint(buf, end, seq - this.#seq - 1);
-    if (sameSegment) same |= SEGMENT;
-    else end = putVarint(buf, end, zigzag(segment - this.#segment));
-    if (offset === guess) same |= OFFSET;
-    else end = putVarint(buf, end, zigzag(offset - guess));
-    if (frame === this.#frame) same |= FRAME;
-    else end = putVarint(buf, end, zigzag(frame - this.#frame));
-    if (queue === this.#queue) same |= QUEUE;
-    else end = putVarint(buf, end, zigzag(queue - this.#queue));
-    buf[sameAt] = same;
+      if (seq === last + 1) same |= SEQ;
+      else at = putVarint(buf, at, seq - last - 1);
+      if (sameSegment) same |= SEGMENT;
+      else at = putVarint(buf, at, zigzag(segment - lastSegment));
+      if (offset === guess) same |= OFFSET;
+      else at = putVarint(buf, at, zigzag(offset - guess));
+      if (frame === lastFrame) same |= FRAME;
+      else at = putVarint(buf, at, zigzag(frame - lastFrame));
+      if (queue === lastQueue) same |= QUEUE;
+      else at = putVarint(buf, at, zigzag(queue - lastQueue));
+      buf[sameAt] = same;
 
-    this.#at = end;
-    this.#count++;
-    this.#seq = seq;
-    this.#segment = segment;
-    this.#offset = offset;
-    this.#frame = frame;
-    this.#queue = queue;
+      added++;
+      last = seq;
+      lastSegment = segment;
+      lastOffset = offset;
+      lastFrame = frame;
+      lastQueue = queue;
+    }
+    this.#at = at;
+    this.#count += added;
+    this.#seq = last;
+    this.#segment = lastSegment;
+    this.#offset = lastOffset;
+    this.#frame = lastFrame;
+    this.#queue = lastQueue;
+    return this.#count < this.maxRows;
   }
 
   /**

@@ -273,12 +273,9 @@ export class Checkpointer {
     let total = 0;
     for (;;) {
       writer.start();
-      ledger.forEachRowAfter(after, (seq, columns, at) => {
-        packer.add(seq, columns, at);
-        after = seq;
-        return packer.count < ROWS_PER_FRAME;
-      });
+      ledger.forEachRunAfter(after, (run) => packer.addRun(run));
       const count = packer.count;
+      if (count > 0) after = packer.lastSeq;
       const frame = count > 0 ? sealInPlace(packer.take(FrameKind.PackedRows)) : undefined;
       writer.stop();
       if (frame === undefined) return total;

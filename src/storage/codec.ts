@@ -39,7 +39,9 @@
 //                     vbody
 //                     flags: 1 group, 2 expiresAt, 4 availableAt (else it
 //                     equals publishedAt), 8 id is a UUID (16 bytes, for
-//                     a lower-case 8-4-4-4-12 hex id; else a vstring)
+//                     a lower-case 8-4-4-4-12 hex id; else a vstring),
+//                     16 the broker made the id (with 8 only; segment
+//                     format 3)
 //   4 settled         u32le count, count x seq
 //   5 retried         seq, failures, availableAt
 //   6 moved           seq, queue, headers, failures, availableAt,
@@ -50,7 +52,7 @@
 
 import { MessageTooLargeError } from '../errors.js';
 import { crc32c } from './crc32c.js';
-import { UUID_BYTES, UUID_CHARS, isUuid, putUuid } from './uuid-bytes.js';
+import { UUID_BYTES, UUID_CHARS, type UuidTable, isUuid, putUuid } from './uuid-bytes.js';
 import type {
   LogRecord,
   MovedRecord,
@@ -82,7 +84,8 @@ const HAS_GROUP = 1;
 const HAS_EXPIRY = 2;
 const HAS_AVAILABLE_AT = 4;
 const UUID_ID = 8;
-const KNOWN_FLAGS = HAS_GROUP | HAS_EXPIRY | HAS_AVAILABLE_AT | UUID_ID;
+const MADE_ID = 16;
+const KNOWN_FLAGS = HAS_GROUP | HAS_EXPIRY | HAS_AVAILABLE_AT | UUID_ID | MADE_ID;
 const MAX_VARINT_BYTES = 8;
 
 const F64 = 8;
@@ -103,10 +106,12 @@ export function encodeRecord(record: LogRecord): Buffer {
 /**
  * Bytes of `record`'s frame, header included. Throws MessageTooLargeError
  * if the payload would exceed MAX_RECORD_BYTES. With writeFrame, lets the
- * log store put many frames into one buffer of its own.
+ * log store put many frames into one buffer of its own. `ids`: for a
+ * `published` record, a table holding its id as entry `index`, read
+ * there instead of from the string.
  */
-export function frameBytes(record: LogRecord): number {
-  const payloadBytes = payloadBytesOf(record);
+export function frameBytes(record: LogRecord, ids?: UuidTable, index = 0): number {
+  const payloadBytes = payloadBytesOf(record, ids, index);
   if (payloadBytes > MAX_RECORD_BYTES) {
     throw new MessageTooLargeError(payloadBytes, MAX_RECORD_BYTES);
   }
@@ -115,17 +120,24 @@ export function frameBytes(record: LogRecord): number {
 
 /**
  * Writes `record`'s frame into buf[start, start + size), where `size` is
- * what frameBytes(record) returned.
+ * what frameBytes(record, ids, index) returned.
  */
-export function writeFrame(record: LogRecord, buf: Buffer, start: number, size: number): void {
+export function writeFrame(
+  record: LogRecord,
+  buf: Buffer,
+  start: number,
+  size: number,
+  ids?: UuidTable,
+  index = 0,
+): void {
   const payloadBytes = size - FRAME_HEADER_BYTES;
   const scratch = scratchOf(payloadBytes);
   if (scratch === undefined) {
-    writePayload(record, buf, start + FRAME_HEADER_BYTES);
+    writePayload(record, buf, start + FRAME_HEADER_BYTES, ids, index);
     sealFrame(buf, start, size);
     return;
   }
-  writePayload(record, scratch, 0);
+  writePayload(record, scratch, 0, ids, index);
   buf.writeUInt32LE(payloadBytes, start);
   buf.writeUInt32LE(crc32c(scratch), start + 4);
   buf.set(scratch, start + FRAME_HEADER_BYTES);
@@ -160,10 +172,10 @@ function scratchOf(payloadBytes: number): Buffer | undefined {
   return scratch;
 }
 
-function payloadBytesOf(record: LogRecord): number {
+function payloadBytesOf(record: LogRecord, ids: UuidTable | undefined, index: number): number {
   switch (record.type) {
     case 'published':
-      return isCompact(record) ? compactBytes(record) : publishedBytes(record);
+      return isCompact(record) ? compactBytes(record, ids, index) : publishedBytes(record);
     case 'moved':
       return (
         U8 +
@@ -185,10 +197,16 @@ function payloadBytesOf(record: LogRecord): number {
   }
 }
 
-function writePayload(record: LogRecord, buf: Buffer, start: number): void {
+function writePayload(
+  record: LogRecord,
+  buf: Buffer,
+  start: number,
+  ids: UuidTable | undefined,
+  index: number,
+): void {
   switch (record.type) {
     case 'published':
-      if (isCompact(record)) writeCompact(record, buf, start);
+      if (isCompact(record)) writeCompact(record, buf, start, ids, index);
       else writePublished(record, buf, start);
       return;
     case 'moved':
@@ -278,14 +296,15 @@ function isCompact(record: PublishedRecord): boolean {
   );
 }
 
-function compactBytes(record: PublishedRecord): number {
+function compactBytes(record: PublishedRecord, ids: UuidTable | undefined, index: number): number {
   const group = record.group;
+  const uuid = ids === undefined ? isUuid(record.id) : ids.isUuid(index);
   return (
     U8 +
     U8 +
     F64 +
-    vstringBytes(record.queue) +
-    (isUuid(record.id) ? UUID_BYTES : vstringBytes(record.id)) +
+    queueBytes(record.queue) +
+    (uuid ? UUID_BYTES : vstringBytes(record.id)) +
     U8 +
     (group === null ? 0 : vstringBytes(group)) +
     vheadersBytes(record.headers) +
@@ -298,22 +317,35 @@ function compactBytes(record: PublishedRecord): number {
   );
 }
 
-function writeCompact(record: PublishedRecord, buf: Buffer, start: number): void {
+function writeCompact(
+  record: PublishedRecord,
+  buf: Buffer,
+  start: number,
+  ids: UuidTable | undefined,
+  index: number,
+): void {
   const { group, expiresAt } = record;
   const sameTime = Object.is(record.availableAt, record.publishedAt);
   buf[start] = RecordType.PublishedCompact;
   let off = buf.writeDoubleLE(record.seq, start + 2);
-  off = putVstring(buf, off, record.queue);
-  // Tried as a UUID first: putUuid checks the id as it writes, and one
-  // that is not a UUID is written over as a vstring, at least as long.
-  const afterUuid = putUuid(buf, off, record.id);
-  const uuid = afterUuid >= 0;
-  off = uuid ? afterUuid : putVstring(buf, off, record.id);
+  off = putQueue(buf, off, record.queue);
+  let uuid: boolean;
+  if (ids === undefined) {
+    // Tried as a UUID first: putUuid checks the id as it writes, and one
+    // that is not a UUID is written over as a vstring, at least as long.
+    const afterUuid = putUuid(buf, off, record.id);
+    uuid = afterUuid >= 0;
+    off = uuid ? afterUuid : putVstring(buf, off, record.id);
+  } else {
+    uuid = ids.isUuid(index);
+    off = uuid ? ids.copyTo(index, buf, off) : putVstring(buf, off, record.id);
+  }
   buf[start + 1] =
     (group === null ? 0 : HAS_GROUP) |
     (expiresAt === null ? 0 : HAS_EXPIRY) |
     (sameTime ? 0 : HAS_AVAILABLE_AT) |
-    (uuid ? UUID_ID : 0);
+    (uuid ? UUID_ID : 0) |
+    (uuid && record.madeId === true ? MADE_ID : 0);
   buf[off++] = record.priority;
   if (group !== null) off = putVstring(buf, off, group);
   off = putVheaders(buf, off, record.headers);
@@ -332,6 +364,32 @@ function writeCompact(record: PublishedRecord, buf: Buffer, start: number): void
 // records about 1.5 s slower.
 const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
 const UUID_TEXT = Buffer.from('00000000-0000-0000-0000-000000000000', 'latin1');
+
+// The queue of the last compact record measured, as its vstring: a batch
+// holds hundreds of records of one queue, and its name measured and
+// written a char at a time was ~3% of the publish path (issue #3). Names
+// longer than the scratch are not kept.
+const QUEUE_SCRATCH_BYTES = 128;
+const queueScratch = Buffer.allocUnsafeSlow(QUEUE_SCRATCH_BYTES);
+let keptQueue: string | undefined;
+let keptQueueBytes = 0;
+
+function queueBytes(queue: string): number {
+  if (queue === keptQueue) return keptQueueBytes;
+  const bytes = vstringBytes(queue);
+  if (bytes <= QUEUE_SCRATCH_BYTES) {
+    putVstring(queueScratch, 0, queue);
+    keptQueue = queue;
+    keptQueueBytes = bytes;
+  }
+  return bytes;
+}
+
+function putQueue(buf: Buffer, off: number, queue: string): number {
+  if (queue !== keptQueue) return putVstring(buf, off, queue);
+  for (let i = 0; i < keptQueueBytes; i++) buf[off + i] = queueScratch[i];
+  return off + keptQueueBytes;
+}
 
 function varintBytes(value: number): number {
   let bytes = 1;
@@ -713,7 +771,7 @@ function readRecord(cursor: Cursor, copyBody: boolean): LogRecord {
       const availableAt = (flags & HAS_AVAILABLE_AT) !== 0 ? cursor.f64() : publishedAt;
       const expiresAt = (flags & HAS_EXPIRY) !== 0 ? cursor.f64() : null;
       const failures = cursor.varint();
-      return {
+      const record: PublishedRecord = {
         type: 'published',
         seq,
         queue,
@@ -727,6 +785,8 @@ function readRecord(cursor: Cursor, copyBody: boolean): LogRecord {
         failures,
         body: cursor.vbytes(copyBody),
       };
+      if ((flags & MADE_ID) !== 0) record.madeId = true;
+      return record;
     }
     case RecordType.Settled: {
       const count = cursor.count(F64);

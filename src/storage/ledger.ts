@@ -23,8 +23,8 @@
 // checkpoint and replays only what came after.
 
 import type { LogRecord, PublishedRecord, QueueSettingsRecord } from './records.js';
-import { SeqTable } from './seq-table.js';
-import { UUID_BYTES, putUuid, uuidText } from './uuid-bytes.js';
+import { type RowRun, SeqTable } from './seq-table.js';
+import { UUID_BYTES, type UuidTable, putUuid, uuidText } from './uuid-bytes.js';
 
 /** Accounting for one segment file. */
 export interface SegmentState {
@@ -138,13 +138,16 @@ export class Ledger {
   /**
    * Applies a record that is durable in `segment` as a frame of
    * `frameBytes` at `offset`. Call in log order: at replay, and when a
-   * batch lands.
+   * batch lands. `ids`: a table holding a `published` record's id as
+   * entry `index` (a batch's), read there instead of from the string.
    */
   apply(
     record: LogRecord,
     segment: SegmentState,
     frameBytes: number,
     offset: number,
+    ids?: UuidTable,
+    index = 0,
   ): void {
     switch (record.type) {
       case 'published': {
@@ -164,7 +167,10 @@ export class Ledger {
         segment.liveBytes += frameBytes;
         this.#liveBytes += frameBytes;
         this.#saw(record.seq);
-        this.#remember(record);
+        // A made id is never a dedup id: the engine keeps none of them
+        // either (broker.ts), and they were most of the ledger's work a
+        // message and of every checkpoint's recent ids.
+        if (record.madeId !== true) this.#remember(record, ids, index);
         break;
       }
       case 'settled':
@@ -323,17 +329,14 @@ export class Ledger {
   }
 
   /**
-   * Live rows with seq above `after`, until `visit` returns false. Column
-   * c of a row is `columns[at + c]`, valid during the call only: a view
-   * of the table's own array, so a checkpoint of ten million rows makes
-   * no object, and calls nothing, for each (checkpoint-rows.ts).
+   * The rows with seq above `after`, a run of the table at a time (rows
+   * LEDGER_COLUMNS wide), until `visit` returns false. The run views the
+   * table's own arrays, valid during the call only, so a checkpoint of
+   * ten million rows makes no object, and calls nothing, for each
+   * (checkpoint-rows.ts).
    */
-  forEachRowAfter(
-    after: number,
-    visit: (seq: number, columns: Uint32Array, at: number) => boolean,
-  ): void {
-    this.#live.forEachAfter(after, (seq, row) =>
-      visit(seq, row.chunk.cols, row.index * LEDGER_COLUMNS));
+  forEachRunAfter(after: number, visit: (run: RowRun) => boolean): void {
+    this.#live.forEachRunAfter(after, visit);
   }
 
   /**
@@ -426,11 +429,11 @@ export class Ledger {
     return change;
   }
 
-  #remember(record: PublishedRecord): void {
+  #remember(record: PublishedRecord, ids: UuidTable | undefined, index: number): void {
     if (this.#recentLimits.maxIds === 0) return;
     const { recent, maxIds, windowMs } = this.#lookups(record.queue);
     (recent ?? this.#recentOf(record.queue)).add(
-      record.id, record.publishedAt, record.seq, maxIds, windowMs);
+      record.id, record.publishedAt, record.seq, maxIds, windowMs, ids, index);
   }
 
   // The queue's index in #queueNames (given one if new) and its recent-id
@@ -554,11 +557,20 @@ class RecentIds {
   #end = 0;
   #lastSeq = 0;
 
-  add(id: string, publishedAt: number, seq: number, maxIds: number, windowMs: number): void {
+  /** `ids`: a table holding `id` as entry `index`, or none (Ledger.apply). */
+  add(
+    id: string,
+    publishedAt: number,
+    seq: number,
+    maxIds: number,
+    windowMs: number,
+    ids?: UuidTable,
+    index = 0,
+  ): void {
     if (seq <= this.#lastSeq) return;
     this.#lastSeq = seq;
     if (maxIds === 0) return;
-    this.#push(id, publishedAt);
+    this.#push(id, publishedAt, ids, index);
     const oldest = publishedAt - windowMs;
     while (this.#end - this.#head > maxIds || this.#times[this.#head] < oldest) {
       if (this.#texts.size > 0) this.#texts.delete(this.#dropped + this.#head);
@@ -595,11 +607,17 @@ class RecentIds {
     return list;
   }
 
-  #push(id: string, publishedAt: number): void {
+  #push(id: string, publishedAt: number, ids?: UuidTable, index = 0): void {
     if (this.#end === this.#times.length) this.#makeRoom();
     const at = this.#end++;
-    // putUuid writes only into this entry's 16 bytes, even for another id.
-    if (putUuid(this.#uuids, UUID_BYTES * at, id) < 0) this.#texts.set(this.#dropped + at, id);
+    if (ids === undefined) {
+      // putUuid writes only into this entry's 16 bytes, even for another id.
+      if (putUuid(this.#uuids, UUID_BYTES * at, id) < 0) this.#texts.set(this.#dropped + at, id);
+    } else if (ids.isUuid(index)) {
+      ids.copyTo(index, this.#uuids, UUID_BYTES * at);
+    } else {
+      this.#texts.set(this.#dropped + at, id);
+    }
     this.#times[at] = publishedAt;
   }
 

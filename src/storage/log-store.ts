@@ -725,7 +725,7 @@ export class LogStore {
     this.#batches++;
     let offset = position;
     for (let i = 0; i < batch.records.length; i++) {
-      this.#ledger.apply(batch.records[i], segment, batch.frameBytes[i], offset);
+      this.#ledger.apply(batch.records[i], segment, batch.frameBytes[i], offset, batch.ids, i);
       offset += batch.frameBytes[i];
     }
     if (batch.copies > 0) {

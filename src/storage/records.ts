@@ -38,6 +38,13 @@ export interface PublishedRecord {
   expiresAt: number | null;
   /** Deliveries that ended without an ack, as far as the log knows. */
   failures: number;
+  /**
+   * The broker made the id (a UUID; no producer gave one), so it is never
+   * a dedup id and the ledger keeps none (ledger.ts). Kept in the log from
+   * segment format 3 (codec.ts); a record without it counts as a
+   * producer's.
+   */
+  madeId?: boolean;
 }
 
 /** Settled messages: acked, purged, deleted with their queue, or dropped. */

@@ -16,14 +16,15 @@
 //   0          8          12              20          24
 //   +----------+----------+---------------+-----------+
 //   | magic    | version  | seq floor     | crc32c    |
-//   | USHERLOG | u32le 2  | f64le         | of 0..20  |
+//   | USHERLOG | u32le 3  | f64le         | of 0..20  |
 //   +----------+----------+---------------+-----------+
 //
 // Version 2 segments may hold compact `published` records (type 7,
-// codec.ts); version 1 ones hold only type 3. This build reads both and
-// writes 2; a start always begins a new segment, so a version 1 file is
-// never appended to. An older build refuses a version 2 segment rather
-// than misread it.
+// codec.ts); version 1 ones hold only type 3. Version 3 adds a flag to
+// type 7: the broker made the id. This build reads all three and writes
+// 3; a start always begins a new segment, so an older file is never
+// appended to. An older build refuses a newer segment rather than
+// misread it.
 //
 // The seq floor is the highest seq allocated when the segment was created.
 // It keeps seqs increasing across restarts even after every segment that
@@ -38,8 +39,8 @@ import type { LogRecord } from './records.js';
 import { Resync } from './resync.js';
 
 export const SEGMENT_HEADER_BYTES = 24;
-export const FORMAT_VERSION = 2;
-const READABLE_VERSIONS: readonly number[] = [1, 2];
+export const FORMAT_VERSION = 3;
+const READABLE_VERSIONS: readonly number[] = [1, 2, 3];
 
 const MAGIC = Buffer.from('USHERLOG', 'latin1');
 const NAME_PATTERN = /^(\d{20})\.log$/;

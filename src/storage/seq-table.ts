@@ -105,6 +105,19 @@ export interface RowRef {
   index: number;
 }
 
+/**
+ * Rows [from, to) of one chunk, as forEachRunAfter hands them out: row i
+ * has seq `seqs.at(i)` and column c at `cols[i * width + c]`, and is dead
+ * (skip it) where `alive[i]` is 0.
+ */
+export interface RowRun {
+  seqs: SeqColumn;
+  cols: Uint32Array;
+  alive: Uint8Array;
+  from: number;
+  to: number;
+}
+
 export class SeqTable {
   readonly #width: number;
   readonly #chunks: Chunk[] = [];
@@ -213,24 +226,31 @@ export class SeqTable {
   }
 
   /**
-   * Live rows with seq above `after`, in seq order, until `visit` returns
-   * false. Unlike forEach it finds its start by seq, not by position, so
-   * a caller may stop, let the table change, and go on from the last seq
-   * it saw (the checkpoint writer does, between chunks).
+   * The rows with seq above `after`, in seq order, a chunk's run at a
+   * time until `visit` returns false; `run` is reused. Unlike forEach it
+   * finds its start by seq, not by position, so a caller may stop, let
+   * the table change, and go on from the last seq it took (the checkpoint
+   * writer does, between frames). By runs, not a call a row: the
+   * checkpoint writer packs every live row, millions, each time.
    */
-  forEachAfter(after: number, visit: (seq: number, row: RowRef) => boolean | void): void {
+  forEachRunAfter(after: number, visit: (run: RowRun) => boolean): void {
     const chunks = this.#chunks;
     const first = this.#chunkFor(after);
     if (first === undefined) return;
-    const row: RowRef = { chunk: first, index: 0 };
+    const run: RowRun = { seqs: first.seqs, cols: first.cols, alive: first.alive, from: 0, to: 0 };
     for (let c = chunks.indexOf(first); c < chunks.length; c++) {
       const chunk = chunks[c];
-      row.chunk = chunk;
-      for (let i = chunk === first ? chunk.lowerBound(after) : 0; i < chunk.length; i++) {
-        if (chunk.alive[i] === 0 || chunk.seqs.at(i) <= after) continue;
-        row.index = i;
-        if (visit(chunk.seqs.at(i), row) === false) return;
+      let from = 0;
+      if (chunk === first) {
+        from = chunk.lowerBound(after);
+        if (from < chunk.length && chunk.seqs.at(from) === after) from++;
       }
+      run.seqs = chunk.seqs;
+      run.cols = chunk.cols;
+      run.alive = chunk.alive;
+      run.from = from;
+      run.to = chunk.length;
+      if (!visit(run)) return;
     }
   }
 

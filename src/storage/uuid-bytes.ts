@@ -6,6 +6,8 @@
 // and the regex with a hex write ~460 ns, against ~55 ns here
 // (issue #3: the log was CPU-bound).
 
+import { copyMadeId } from '../util/random-id.js';
+
 export const UUID_BYTES = 16;
 export const UUID_CHARS = 36;
 
@@ -56,6 +58,53 @@ function hasUuidShape(id: string): boolean {
     id.charCodeAt(18) === DASH &&
     id.charCodeAt(23) === DASH
   );
+}
+
+const ENTRY_BYTES = 1 + UUID_BYTES;
+
+/**
+ * The ids of a run of records, each read once: whether it is a UUID and,
+ * if so, its 16 bytes. The log fills one for each batch (batch.ts) and
+ * both the frames and, once the batch lands, the ledger's recent ids copy
+ * the bytes from it: each had read the 36 chars again (~70 ns an id each
+ * on the bench machine; issue #3, the log was CPU-bound).
+ */
+export class UuidTable {
+  /** Entry i: ENTRY_BYTES at ENTRY_BYTES * i, a flag byte (1 for a UUID), then the bytes. */
+  #entries: Uint8Array;
+
+  constructor(capacity = 64) {
+    this.#entries = new Uint8Array(ENTRY_BYTES * capacity);
+  }
+
+  /** Reads `id` into entry `index`, and says whether it is a UUID. */
+  put(index: number, id: string): boolean {
+    const at = ENTRY_BYTES * index;
+    if (at + ENTRY_BYTES > this.#entries.length) this.#grow(at + ENTRY_BYTES);
+    // An id the broker made comes with its bytes (util/random-id.ts).
+    const uuid = copyMadeId(id, this.#entries, at + 1) || putUuid(this.#entries, at + 1, id) >= 0;
+    this.#entries[at] = uuid ? 1 : 0;
+    return uuid;
+  }
+
+  /** Whether the id put as entry `index` is a UUID. */
+  isUuid(index: number): boolean {
+    return this.#entries[ENTRY_BYTES * index] === 1;
+  }
+
+  /** Copies the 16 bytes of entry `index`, a UUID, to `off`; returns the offset after them. */
+  copyTo(index: number, buf: Uint8Array, off: number): number {
+    const entries = this.#entries;
+    const from = ENTRY_BYTES * index + 1;
+    for (let k = 0; k < UUID_BYTES; k++) buf[off + k] = entries[from + k];
+    return off + UUID_BYTES;
+  }
+
+  #grow(bytes: number): void {
+    const entries = new Uint8Array(Math.max(bytes, 2 * this.#entries.length));
+    entries.set(this.#entries);
+    this.#entries = entries;
+  }
 }
 
 const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');

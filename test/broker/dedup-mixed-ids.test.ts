@@ -151,6 +151,25 @@ describe('dedup with mixed ids', () => {
     await assertRemembers('crash', sent.get('crash') ?? [], kept, 'after a crash');
   });
 
+  it('made ids do not push a producer\'s out, at run time or after a restart', async () => {
+    // Only a producer's id is a dedup id. Before log format 3 a restart
+    // kept the newest dedupMaxIds ids of any kind, so made ones after it
+    // pushed 'order-1' out, which the running broker still remembered.
+    await broker.createQueue('made', { dedupMaxIds: 10 });
+    assert.deepEqual(await duplicates('made', ['order-1']), [false]);
+    const inputs = Array.from({ length: 30 }, () => ({ body: text('x') }));
+    const made = await broker.publish('made', inputs);
+    const madeIds = made.map((answer) => answer.id);
+    assert.deepEqual(await duplicates('made', ['order-1']), [true], 'live');
+
+    await reopen();
+    assert.deepEqual(await duplicates('made', ['order-1']), [true], 'after a checkpoint');
+    await reopen({ checkpoints: { enabled: false } });
+    assert.deepEqual(await duplicates('made', ['order-1']), [true], 'after a full replay');
+    // Nor is a made id one: given again by a producer, it is stored again.
+    assert.deepEqual(await duplicates('made', madeIds.slice(-2)), [false, false]);
+  });
+
   it('a queue purged keeps its ids; one deleted and made again does not', async () => {
     await broker.createQueue('kept', {});
     await broker.createQueue('gone', {});

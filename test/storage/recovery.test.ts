@@ -6,8 +6,9 @@ import { StoreUnavailableError } from '../../src/errors.js';
 import { encodeRecord } from '../../src/storage/codec.js';
 import { crc32c } from '../../src/storage/crc32c.js';
 import { LogStore } from '../../src/storage/log-store.js';
-import type { LogRecord } from '../../src/storage/records.js';
+import type { LogRecord, PublishedRecord } from '../../src/storage/records.js';
 import {
+  FORMAT_VERSION,
   SEGMENT_HEADER_BYTES,
   encodeSegmentHeader,
   segmentPath,
@@ -210,7 +211,7 @@ test('a header that is not ours stops the open instead of truncating', () => {
     const bytes = await readFile(path);
 
     const newer = Buffer.from(bytes);
-    newer.writeUInt32LE(3, 8);
+    newer.writeUInt32LE(FORMAT_VERSION + 1, 8);
     await writeFile(path, newer);
     await assert.rejects(openStore(dir), (err: unknown) => {
       assert.ok(err instanceof StoreUnavailableError);
@@ -243,6 +244,40 @@ test('an error thrown by the replay callback comes out of open as is', () => {
       ),
       (err: unknown) => err === boom,
     );
+  });
+});
+
+test('ids the broker made are not kept as dedup ids; in a version 2 segment every id is', () => {
+  return withTempDir(async (root) => {
+    const recentIds = { maxIds: 100, defaultWindowMs: 1e12 };
+    const made: PublishedRecord = {
+      ...ticket(1, 'orders'),
+      id: '0f8fad5b-d9cb-469f-a165-70867728950e',
+      madeId: true,
+    };
+    const given: PublishedRecord = {
+      ...ticket(2, 'orders'),
+      id: '7c9e6679-7425-40de-944b-e07fc1f90ae7',
+    };
+    const records: LogRecord[] = [declared, made, given];
+
+    const current = join(root, 'current');
+    await writeLog(current, records);
+    const fresh = await openStore(current, { recentIds });
+    await fresh.store.close();
+    assert.deepEqual(fresh.replayed, records);
+    assert.deepEqual(fresh.store.recentIds().map((recent) => recent.id), [given.id]);
+
+    // Format 2 had no flag for a made id: its records replay as producers'.
+    const older = join(root, 'older');
+    const bytes = await writeLog(older, [declared, { ...made, madeId: undefined }, given]);
+    bytes.writeUInt32LE(2, 8);
+    bytes.writeUInt32LE(crc32c(bytes.subarray(0, 20)), 20);
+    await writeFile(segmentPath(older, 1), bytes);
+    const replayed = await openStore(older, { recentIds });
+    await replayed.store.close();
+    assert.equal(replayed.store.stats().corruptTails, 0);
+    assert.deepEqual(replayed.store.recentIds().map((recent) => recent.id), [made.id, given.id]);
   });
 });
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { randomId } from '../../src/util/random-id.js';
+import { putUuid } from '../../src/storage/uuid-bytes.js';
+import { copyMadeId, randomId } from '../../src/util/random-id.js';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -27,4 +28,31 @@ test('every hex digit turns up in every free position', () => {
     else if (at === 19) assert.deepEqual([...seen].sort(), ['8', '9', 'a', 'b']);
     else assert.equal(seen.size, 16, `position ${at}`);
   }
+});
+
+test('a made id read once gives the bytes its text spells; read again, or not made, none', () => {
+  let copied = 0;
+  for (let publish = 0; publish < 200; publish++) {
+    const ids = Array.from({ length: 100 }, () => randomId());
+    for (const id of ids) {
+      const spelled = new Uint8Array(16);
+      assert.equal(putUuid(spelled, 0, id), 16);
+      const bytes = new Uint8Array(18).fill(0xee);
+      if (!copyMadeId(id, bytes, 1)) {
+        assert.deepEqual(bytes, new Uint8Array(18).fill(0xee), 'a miss writes nothing');
+        continue;
+      }
+      copied++;
+      assert.deepEqual(bytes.subarray(1, 17), spelled, id);
+      assert.deepEqual([bytes[0], bytes[17]], [0xee, 0xee]);
+      assert.equal(copyMadeId(id, bytes, 1), false, 'a second read');
+    }
+  }
+  // Another id made in the slot in between lets the first go: about 1%.
+  assert.ok(copied > 19_000, `${copied} of 20,000 read from their slot`);
+
+  const other = new Uint8Array(16);
+  assert.equal(copyMadeId('0f8fad5b-d9cb-469f-a165-70867728950e', other, 0), false);
+  assert.equal(copyMadeId('short', other, 0), false);
+  assert.deepEqual(other, new Uint8Array(16));
 });
