@@ -543,10 +543,7 @@ export class AmqpChannel {
         return;
       }
 
-      const mapped = fromAmqp(incoming.properties);
-      mapped.headers[EXCHANGE_HEADER] = incoming.exchange;
-      mapped.headers[ROUTING_KEY_HEADER] = incoming.routingKey;
-      mapped.ownHeaders.push(EXCHANGE_HEADER, ROUTING_KEY_HEADER);
+      const mapped = fromAmqp(incoming.properties, incoming.exchange, incoming.routingKey);
       // Checked here, not only in the broker: a refusal then closes the
       // channel with 406 and the reason, instead of a bare nack (C19).
       // The user's limits count the table as sent; the rest is Usher's.
