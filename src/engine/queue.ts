@@ -200,11 +200,10 @@ export class QueueEngine extends QueueContents {
     this.counts.ready--;
     this.counts.inFlight++;
     this.totals.delivered++;
-    const lease: Lease = { at: deadline, message, index: -1, receipt };
+    const lease = new LeaseEntry(message, receipt, message.failures + 1, deadline);
     message.lease = lease;
     this.leaseDeadlines.push(lease);
-
-    return { message, receipt, attempt: message.failures + 1, leaseDeadline: deadline };
+    return lease;
   }
 
   /**
@@ -436,6 +435,25 @@ export class QueueEngine extends QueueContents {
 
 const NO_OUTCOMES: Outcome[] = [];
 const NO_ROWS: ColdRow[] = [];
+
+/**
+ * A lease, its entry in the lease-deadline heap, and the delivery
+ * receive() hands out for it: one object a delivery, not three.
+ */
+class LeaseEntry implements Lease, Delivery {
+  index = -1;
+
+  constructor(
+    readonly message: Message,
+    readonly receipt: string,
+    readonly attempt: number,
+    public at: number,
+  ) {}
+
+  get leaseDeadline(): number {
+    return this.at;
+  }
+}
 
 /**
  * The seq a receipt (`<seq>.<delivery>`, both base 36) starts with, read

@@ -157,11 +157,12 @@ export interface Lease extends TimedEntry {
   readonly receipt: string;
 }
 
-/** One message handed to a consumer. */
+/** One message handed to a consumer (the engine hands out its lease). */
 export interface Delivery {
   readonly message: Message;
   readonly receipt: string;
   /** 1 on the first delivery. */
   readonly attempt: number;
+  /** The lease's deadline now: an extend moves it. */
   readonly leaseDeadline: number;
 }

@@ -165,8 +165,10 @@ describe('acks, nacks and leases', () => {
     const q = engine();
     q.enqueue(message({ id: 'a' }), 0);
     const [delivery] = q.receive(0, 1, 1000);
+    assert.equal(delivery.leaseDeadline, 1000);
 
     assert.equal(q.extend(delivery.receipt, 900, 5000), 5900);
+    assert.equal(delivery.leaseDeadline, 5900, 'a delivery tells its lease as it is now');
     q.tick(1000);
     assert.equal(q.counts.inFlight, 1);
     q.tick(5900);
