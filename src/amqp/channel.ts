@@ -24,6 +24,7 @@ import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
 import { ConfirmTracker } from './confirms.js';
 import type { BasicProperties, ContentHeader } from './content.js';
+import { DeliveryTags } from './delivery-tags.js';
 import { AmqpError } from './errors.js';
 import { EMPTY_TABLE, type FieldTable, type FieldValue } from './field-table.js';
 import {
@@ -121,7 +122,7 @@ export class AmqpChannel {
   private readonly confirms = new ConfirmTracker((method) => this.send(method));
 
   private deliveryTag = 0;
-  private readonly unacked = new Map<number, Unacked>();
+  private readonly unacked = new DeliveryTags<Unacked>();
   private readonly consumers = new Map<string, Consumer>();
   private consumerPrefetch = 0;
   private channelPrefetch = 0;
