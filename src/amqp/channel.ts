@@ -24,6 +24,7 @@ import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
 import { ConfirmTracker } from './confirms.js';
 import type { BasicProperties, ContentHeader } from './content.js';
+import { DeliveryTags } from './delivery-tags.js';
 import { AmqpError } from './errors.js';
 import { EMPTY_TABLE, type FieldTable, type FieldValue } from './field-table.js';
 import {
@@ -121,7 +122,7 @@ export class AmqpChannel {
   private readonly confirms = new ConfirmTracker((method) => this.send(method));
 
   private deliveryTag = 0;
-  private readonly unacked = new Map<number, Unacked>();
+  private readonly unacked = new DeliveryTags<Unacked>();
   private readonly consumers = new Map<string, Consumer>();
   private consumerPrefetch = 0;
   private channelPrefetch = 0;
@@ -543,10 +544,7 @@ export class AmqpChannel {
         return;
       }
 
-      const mapped = fromAmqp(incoming.properties);
-      mapped.headers[EXCHANGE_HEADER] = incoming.exchange;
-      mapped.headers[ROUTING_KEY_HEADER] = incoming.routingKey;
-      mapped.ownHeaders.push(EXCHANGE_HEADER, ROUTING_KEY_HEADER);
+      const mapped = fromAmqp(incoming.properties, incoming.exchange, incoming.routingKey);
       // Checked here, not only in the broker: a refusal then closes the
       // channel with 406 and the reason, instead of a bare nack (C19).
       // The user's limits count the table as sent; the rest is Usher's.

@@ -98,46 +98,62 @@ export interface MappedPublish {
   /** The x-usher-id header, when the publisher set one. */
   id: string | undefined;
   headers: Record<string, string>;
-  /** Names in `headers` written from the properties and the typed copy. */
-  ownHeaders: string[];
+  /** Names in `headers` written from the properties, the route and the
+   * typed copy; shared between messages, so never changed. */
+  ownHeaders: readonly string[];
   priority: number;
   ttlMs: number | undefined;
 }
 
-/** Usher headers, priority and TTL for a message published over AMQP. */
-export function fromAmqp(properties: BasicProperties): MappedPublish {
+/** Bits of a publish's own headers past the ten text properties. */
+const TIMESTAMP_BIT = 1 << TEXT_PROPERTIES.length;
+const DELIVERY_MODE_BIT = TIMESTAMP_BIT << 1;
+
+/**
+ * ownHeaders of a message without a headers table, by the bits of the
+ * properties it has: the same few lists serve every message, where a new
+ * array grown a name at a time cost about 90 bytes a publish.
+ */
+const ownHeadersByBits = new Map<number, readonly string[]>();
+
+/**
+ * Usher headers, priority and TTL for a message published over AMQP to
+ * `exchange` with `routingKey`, which it keeps as headers of its own.
+ */
+export function fromAmqp(
+  properties: BasicProperties,
+  exchange: string,
+  routingKey: string,
+): MappedPublish {
   const headers: Record<string, string> = {};
-  const ownHeaders: string[] = [];
+  let own = 0;
 
   // In TEXT_PROPERTIES order, whatever order the properties came in.
   for (let bits = presentText(properties, BY_PROPERTY); bits !== 0; bits &= bits - 1) {
-    const [property, header] = TEXT_PROPERTIES[lowestBit(bits)];
+    const bit = lowestBit(bits);
+    const [property, header] = TEXT_PROPERTIES[bit];
     const value = properties[property];
     if (value !== undefined) {
       headers[header] = value;
-      ownHeaders.push(header);
+      own |= 1 << bit;
     }
   }
   if (properties.timestamp !== undefined) {
     headers.timestamp = properties.timestamp.toString();
-    ownHeaders.push('timestamp');
+    own |= TIMESTAMP_BIT;
   }
   if (properties.deliveryMode !== undefined) {
     headers['delivery-mode'] = String(properties.deliveryMode);
-    ownHeaders.push('delivery-mode');
+    own |= DELIVERY_MODE_BIT;
   }
+  let ownHeaders: readonly string[];
   if (properties.headers !== undefined && properties.headers.size > 0) {
-    for (const [name, value] of properties.headers) {
-      if (value.type !== 'S' || typeof value.value !== 'string') continue;
-      // A table entry that takes a property's name is the publisher's,
-      // counted with the table.
-      const property = ownHeaders.indexOf(name);
-      if (property >= 0) ownHeaders.splice(property, 1);
-      headers[name] = value.value;
-    }
-    headers[TYPED_HEADERS] = encodeTable(properties.headers).toString('base64');
-    ownHeaders.push(TYPED_HEADERS);
+    ownHeaders = withTable(headers, own, properties.headers);
+  } else {
+    ownHeaders = ownHeadersByBits.get(own) ?? rememberOwnHeaders(own);
   }
+  headers[EXCHANGE_HEADER] = exchange;
+  headers[ROUTING_KEY_HEADER] = routingKey;
 
   // An id the broker would refuse is left out rather than failing the
   // other publishes batched with this one.
@@ -150,6 +166,46 @@ export function fromAmqp(properties: BasicProperties): MappedPublish {
     priority: Math.min(properties.priority ?? 0, MAX_PRIORITY),
     ttlMs: expirationOf(properties.expiration),
   };
+}
+
+/** The header names `own` stands for, in the order fromAmqp writes them. */
+function ownHeaderNames(own: number): string[] {
+  const names: string[] = [];
+  for (let bits = own & (TIMESTAMP_BIT - 1); bits !== 0; bits &= bits - 1) {
+    names.push(TEXT_PROPERTIES[lowestBit(bits)][1]);
+  }
+  if ((own & TIMESTAMP_BIT) !== 0) names.push('timestamp');
+  if ((own & DELIVERY_MODE_BIT) !== 0) names.push('delivery-mode');
+  return names;
+}
+
+function rememberOwnHeaders(own: number): readonly string[] {
+  const names = Object.freeze([...ownHeaderNames(own), EXCHANGE_HEADER, ROUTING_KEY_HEADER]);
+  ownHeadersByBits.set(own, names);
+  return names;
+}
+
+/**
+ * Writes the text values of a headers table, and the whole table typed,
+ * into `headers`; answers the own headers, less those the table took.
+ */
+function withTable(
+  headers: Record<string, string>,
+  own: number,
+  table: FieldTable,
+): string[] {
+  const ownHeaders = ownHeaderNames(own);
+  for (const [name, value] of table) {
+    if (value.type !== 'S' || typeof value.value !== 'string') continue;
+    // A table entry that takes a property's name is the publisher's,
+    // counted with the table.
+    const property = ownHeaders.indexOf(name);
+    if (property >= 0) ownHeaders.splice(property, 1);
+    headers[name] = value.value;
+  }
+  headers[TYPED_HEADERS] = encodeTable(table).toString('base64');
+  ownHeaders.push(TYPED_HEADERS, EXCHANGE_HEADER, ROUTING_KEY_HEADER);
+  return ownHeaders;
 }
 
 /**

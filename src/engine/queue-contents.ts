@@ -79,8 +79,9 @@ export abstract class QueueContents {
   readonly name: string;
   protected current: QueueSettings;
 
+  // In flight ones too: a receipt names its message's seq (leaseOf), so
+  // no map from receipts is filled and emptied for every delivery.
   protected readonly messages = new Map<number, Message>();
-  protected readonly leases = new Map<string, Message>();
 
   // Best-effort ready messages; FIFO queues use `groups` (fifo-groups.ts).
   protected readonly ready = new Heap<Message>(byPriorityThenSeq, placeMessage);
@@ -503,7 +504,7 @@ export abstract class QueueContents {
     message.lease = null;
     // A cold message read back keeps the number it waits with (cold-tier.ts).
     const order = message.slots?.order ?? 0;
-    message.slots = { heap: -1, delay: null, expiry: null, lease: null, order };
+    message.slots = { heap: -1, delay: null, expiry: null, order };
     this.messages.set(message.seq, message);
     this.counts.bytes += message.body.length;
 
@@ -631,8 +632,8 @@ export abstract class QueueContents {
     }
     untime(this.delayed, slots.delay);
     untime(this.expiries, slots.expiry);
-    untime(this.leaseDeadlines, slots.lease);
-    slots.delay = slots.expiry = slots.lease = null;
+    untime(this.leaseDeadlines, message.lease);
+    slots.delay = slots.expiry = null;
 
     if (message.state !== 'in-flight') this.waiting.remove(message);
     if (message.state === 'ready') this.counts.ready--;
@@ -640,9 +641,8 @@ export abstract class QueueContents {
     else {
       this.counts.inFlight--;
       if (this.settings.fifo) this.groups.of(message.group).inFlight--;
-      if (message.lease !== null) this.leases.delete(message.lease.receipt);
-      message.lease = null;
     }
+    message.lease = null;
   }
 
   protected isCurrent(message: Message, state: Message['state']): boolean {

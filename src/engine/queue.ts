@@ -14,13 +14,12 @@ import type { ColdRow } from './cold-rows.js';
 import {
   QueueContents,
   slotsOf,
-  timed,
   untime,
   type NackRequest,
   type Outcome,
 } from './queue-contents.js';
 import { hasLimits, planAdmission, type LimitRefusal, type Newcomer } from './overflow.js';
-import type { DeathReason, Delivery, Message } from './types.js';
+import type { DeathReason, Delivery, Lease, Message } from './types.js';
 
 export { HOT_READY_LIMIT, HOT_WAITING_BYTES, PAGE_IN_BATCH, type PageIn } from './cold-tier.js';
 export type { EngineOptions, NackRequest, Outcome } from './queue-contents.js';
@@ -198,21 +197,33 @@ export class QueueEngine extends QueueContents {
     this.waiting.remove(message);
     slotsOf(message).order = 0;
     message.state = 'in-flight';
-    message.lease = { receipt, deadline };
     this.counts.ready--;
     this.counts.inFlight++;
     this.totals.delivered++;
-    this.leases.set(receipt, message);
-    slotsOf(message).lease = timed(this.leaseDeadlines, deadline, message);
+    const lease = new LeaseEntry(message, receipt, message.failures + 1, deadline);
+    message.lease = lease;
+    this.leaseDeadlines.push(lease);
+    return lease;
+  }
 
-    return { message, receipt, attempt: message.failures + 1, leaseDeadline: deadline };
+  /**
+   * The message a receipt currently leases, found by the seq the receipt
+   * starts with; undefined for a receipt that is malformed, settled, or
+   * from an earlier delivery of the message (its delivery number differs).
+   */
+  private leaseOf(receipt: string): Message | undefined {
+    const seq = seqOfReceipt(receipt);
+    if (seq < 0) return undefined;
+    const message = this.messages.get(seq);
+    if (message === undefined || message.lease?.receipt !== receipt) return undefined;
+    return message;
   }
 
   // --- settling -------------------------------------------------------
 
   /** Settles a lease; undefined when the receipt is not a current lease. */
   ack(receipt: string): Message | undefined {
-    const message = this.leases.get(receipt);
+    const message = this.leaseOf(receipt);
     if (message === undefined) return undefined;
 
     this.detach(message);
@@ -227,7 +238,7 @@ export class QueueEngine extends QueueContents {
    * undefined for a receipt that is not a current lease.
    */
   nack(receipt: string, now: number, request: NackRequest): Outcome | undefined {
-    const message = this.leases.get(receipt);
+    const message = this.leaseOf(receipt);
     if (message === undefined) return undefined;
 
     this.totals.nacked++;
@@ -236,14 +247,13 @@ export class QueueEngine extends QueueContents {
 
   /** Moves a lease's deadline to `now + timeoutMs`; undefined if not current. */
   extend(receipt: string, now: number, timeoutMs: number): number | undefined {
-    const message = this.leases.get(receipt);
-    if (message === undefined || message.lease === null) return undefined;
+    const lease = this.leaseOf(receipt)?.lease;
+    if (lease == null) return undefined;
 
-    message.lease.deadline = now + timeoutMs;
-    const slots = slotsOf(message);
-    untime(this.leaseDeadlines, slots.lease);
-    slots.lease = timed(this.leaseDeadlines, message.lease.deadline, message);
-    return message.lease.deadline;
+    untime(this.leaseDeadlines, lease);
+    lease.at = now + timeoutMs;
+    this.leaseDeadlines.push(lease);
+    return lease.at;
   }
 
   /**
@@ -251,7 +261,7 @@ export class QueueEngine extends QueueContents {
    * For deliveries that never reached the consumer (it hung up first).
    */
   release(receipt: string, now: number): boolean {
-    const message = this.leases.get(receipt);
+    const message = this.leaseOf(receipt);
     if (message === undefined) return false;
 
     this.releaseLease(message);
@@ -295,11 +305,8 @@ export class QueueEngine extends QueueContents {
 
   /** Ends a lease whose message stays in the queue. */
   private releaseLease(message: Message): void {
-    if (message.lease !== null) this.leases.delete(message.lease.receipt);
+    untime(this.leaseDeadlines, message.lease);
     message.lease = null;
-    const slots = slotsOf(message);
-    untime(this.leaseDeadlines, slots.lease);
-    slots.lease = null;
     this.counts.inFlight--;
     if (this.settings.fifo) this.groups.of(message.group).inFlight--;
   }
@@ -322,10 +329,7 @@ export class QueueEngine extends QueueContents {
       entry = this.leaseDeadlines.peek()) {
       this.leaseDeadlines.pop();
       const { message } = entry;
-      slotsOf(message).lease = null;
-      if (!this.isCurrent(message, 'in-flight') || message.lease?.deadline !== entry.at) {
-        continue;
-      }
+      if (!this.isCurrent(message, 'in-flight') || message.lease !== entry) continue;
       this.totals.leaseExpired++;
       this.fail(message, now, true, 0);
     }
@@ -431,3 +435,47 @@ export class QueueEngine extends QueueContents {
 
 const NO_OUTCOMES: Outcome[] = [];
 const NO_ROWS: ColdRow[] = [];
+
+/**
+ * A lease, its entry in the lease-deadline heap, and the delivery
+ * receive() hands out for it: one object a delivery, not three.
+ */
+class LeaseEntry implements Lease, Delivery {
+  index = -1;
+
+  constructor(
+    readonly message: Message,
+    readonly receipt: string,
+    readonly attempt: number,
+    public at: number,
+  ) {}
+
+  get leaseDeadline(): number {
+    return this.at;
+  }
+}
+
+/**
+ * The seq a receipt (`<seq>.<delivery>`, both base 36) starts with, read
+ * without making a string (acks come once a message): -1 when it has
+ * none. Only a guess: leaseOf compares the whole receipt with the lease's.
+ */
+function seqOfReceipt(receipt: string): number {
+  let seq = 0;
+  for (let i = 0; i < receipt.length; i++) {
+    const code = receipt.charCodeAt(i);
+    if (code === DOT) return i > 0 ? seq : -1;
+    const digit = base36Digit(code);
+    if (digit < 0) return -1;
+    seq = seq * 36 + digit;
+  }
+  return -1;
+}
+
+const DOT = 0x2e;
+
+function base36Digit(code: number): number {
+  if (code >= 0x30 && code <= 0x39) return code - 0x30;
+  if (code >= 0x61 && code <= 0x7a) return code - 0x61 + 10;
+  return -1;
+}

@@ -118,7 +118,7 @@ export interface Message {
   /** Deliveries that ended without an ack. */
   failures: number;
   state: MessageState;
-  /** Set while in flight. */
+  /** Set while in flight; also its entry in the lease-deadline heap. */
   lease: Lease | null;
   /** Engine bookkeeping: where the message sits in its heaps. */
   slots?: Slots;
@@ -138,7 +138,6 @@ export interface Slots {
   heap: number;
   delay: TimedEntry | null;
   expiry: TimedEntry | null;
-  lease: TimedEntry | null;
   /** When it became waiting, in a reject-lowest-priority queue
    * (waiting-order.ts); 0 when none or not waiting. */
   order: number;
@@ -150,16 +149,20 @@ export interface TimedEntry {
   index: number;
 }
 
-export interface Lease {
+/**
+ * A delivery in flight: its entry in the lease-deadline heap (`at` is
+ * the deadline) is the lease itself, one object a delivery rather than two.
+ */
+export interface Lease extends TimedEntry {
   readonly receipt: string;
-  deadline: number;
 }
 
-/** One message handed to a consumer. */
+/** One message handed to a consumer (the engine hands out its lease). */
 export interface Delivery {
   readonly message: Message;
   readonly receipt: string;
   /** 1 on the first delivery. */
   readonly attempt: number;
+  /** The lease's deadline now: an extend moves it. */
   readonly leaseDeadline: number;
 }

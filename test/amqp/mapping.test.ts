@@ -3,9 +3,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { fromAmqp, settingsFromArguments, toAmqp, TYPED_HEADERS } from '../../src/amqp/mapping.js';
+import {
+  EXCHANGE_HEADER,
+  fromAmqp,
+  ROUTING_KEY_HEADER,
+  settingsFromArguments,
+  toAmqp,
+  TYPED_HEADERS,
+} from '../../src/amqp/mapping.js';
 import { tableFrom } from '../../src/amqp/field-table.js';
-import { encodeProperties } from '../../src/amqp/content.js';
+import { encodeProperties, type BasicProperties } from '../../src/amqp/content.js';
 
 describe('message properties', () => {
   // Found publishing these over HTTP and consuming over AMQP: the delivery
@@ -52,7 +59,7 @@ describe('message properties', () => {
       priority: 7,
       headers: tableFrom({ tenant: 'eu', retries: 3, vip: true, nested: { a: [1, 'x'] } }),
     };
-    const mapped = fromAmqp(properties);
+    const mapped = fromAmqp(properties, 'tickets', 'eu.sold');
 
     assert.equal(mapped.priority, 7);
     assert.equal(mapped.ttlMs, undefined);
@@ -65,11 +72,43 @@ describe('message properties', () => {
     assert.deepEqual(back, properties);
   });
 
+  it('lists as its own exactly the headers it wrote, the publisher\'s table apart', () => {
+    // The properties, the own headers written from them, and the
+    // publisher's text headers from its table.
+    const cases: Array<[BasicProperties, string[], string[]]> = [
+      [{}, [], []],
+      [{ deliveryMode: 2 }, ['delivery-mode'], []],
+      [{ deliveryMode: 2, contentType: 'text/plain' }, ['content-type', 'delivery-mode'], []],
+      [{ timestamp: 5n, appId: 'a', messageId: undefined }, ['app-id', 'timestamp'], []],
+      [{ type: 't', headers: tableFrom({}) }, ['type'], []],
+      [
+        { type: 't', userId: 'u', headers: tableFrom({ type: 'mine', n: 1 }) },
+        ['user-id', TYPED_HEADERS],
+        ['type'],
+      ],
+    ];
+    for (const [properties, written, publishers] of cases) {
+      const own = [...written, EXCHANGE_HEADER, ROUTING_KEY_HEADER];
+      const mapped = fromAmqp(properties, 'ex', 'rk');
+      assert.deepEqual(mapped.ownHeaders, own, JSON.stringify(written));
+      assert.equal(mapped.headers[EXCHANGE_HEADER], 'ex');
+      assert.equal(mapped.headers[ROUTING_KEY_HEADER], 'rk');
+      assert.deepEqual(Object.keys(mapped.headers).sort(), [...own, ...publishers].sort());
+
+      // Lists shared between messages cannot be changed through one.
+      const again = fromAmqp(properties, 'other', 'key');
+      assert.deepEqual(again.ownHeaders, own);
+      if (properties.headers === undefined) {
+        assert.throws(() => (again.ownHeaders as string[]).push('x'), TypeError);
+      }
+    }
+  });
+
   it('clamps priorities to 9 and reads expiration as a TTL', () => {
-    const mapped = fromAmqp({ priority: 200, expiration: '1500' });
+    const mapped = fromAmqp({ priority: 200, expiration: '1500' }, '', 'q');
     assert.equal(mapped.priority, 9);
     assert.equal(mapped.ttlMs, 1500);
-    assert.throws(() => fromAmqp({ expiration: 'soon' }), { replyCode: 406 });
+    assert.throws(() => fromAmqp({ expiration: 'soon' }, '', 'q'), { replyCode: 406 });
   });
 
   it('gives HTTP-published text headers to AMQP consumers as strings', () => {
@@ -81,7 +120,7 @@ describe('message properties', () => {
   });
 
   it('keeps headers added after publish beside the typed ones, not Usher\'s own', () => {
-    const mapped = fromAmqp({ headers: tableFrom({ n: 1 }) });
+    const mapped = fromAmqp({ headers: tableFrom({ n: 1 }) }, '', 'q');
     const headers = { ...mapped.headers, added: 'later', 'x-usher-death-reason': 'rejected' };
     const table = toAmqp(headers, 0).headers;
     assert.deepEqual(table?.get('n'), { type: 'I', value: 1 });

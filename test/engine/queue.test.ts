@@ -165,12 +165,60 @@ describe('acks, nacks and leases', () => {
     const q = engine();
     q.enqueue(message({ id: 'a' }), 0);
     const [delivery] = q.receive(0, 1, 1000);
+    assert.equal(delivery.leaseDeadline, 1000);
 
     assert.equal(q.extend(delivery.receipt, 900, 5000), 5900);
+    assert.equal(delivery.leaseDeadline, 5900, 'a delivery tells its lease as it is now');
     q.tick(1000);
     assert.equal(q.counts.inFlight, 1);
     q.tick(5900);
     assert.equal(q.counts.inFlight, 0);
+  });
+
+  it('a lease extended to an earlier deadline expires then, once', () => {
+    const q = engine();
+    q.enqueue(message({ id: 'a' }), 0);
+    q.enqueue(message({ id: 'b' }), 0);
+    const [a, b] = q.receive(0, 2, 1000);
+
+    assert.equal(q.extend(a.receipt, 100, 400), 500);
+    assert.equal(q.nextWakeAt(), 500);
+    q.tick(500);
+    assert.equal(q.totals.leaseExpired, 1);
+    assert.equal(q.ack(a.receipt), undefined);
+    assert.equal(q.ack(b.receipt)?.id, 'b');
+  });
+
+  it('only a current receipt settles: forged, malformed and stale ones find nothing', () => {
+    const q = engine();
+    q.enqueue(message({ id: 'leased' }), 0);
+    q.enqueue(message({ id: 'waiting' }), 0);
+    const [delivery] = q.receive(0, 1, 1000);
+    const [seq, number] = delivery.receipt.split('.');
+    const waitingSeq = (Number.parseInt(seq, 36) + 1).toString(36);
+
+    // Each names the leased message's seq, or the waiting one's, or none.
+    const wrong = [
+      `${seq}.${(Number.parseInt(number, 36) + 1).toString(36)}`,
+      `${seq}.`,
+      `0${delivery.receipt}`,
+      `${delivery.receipt}0`,
+      `${waitingSeq}.${number}`,
+      seq,
+      `.${number}`,
+      '',
+      delivery.receipt.toUpperCase(),
+    ];
+    for (const receipt of wrong) {
+      assert.equal(q.ack(receipt), undefined, receipt);
+      assert.equal(q.nack(receipt, 0, { requeue: true }), undefined, receipt);
+      assert.equal(q.extend(receipt, 0, 5000), undefined, receipt);
+      assert.equal(q.release(receipt, 0), false, receipt);
+    }
+    assert.deepEqual(q.counts, { ready: 1, delayed: 0, inFlight: 1, bytes: q.counts.bytes });
+
+    // A receipt built anew, not the same string, still settles.
+    assert.equal(q.ack([seq, number].join('.'))?.id, 'leased');
   });
 
   it('dead-letters after the retry limit with reason max-attempts', () => {
