@@ -4,7 +4,8 @@
 // producers' ids shaped like them, in two brokers of one process sharing
 // that table and the codec's kept headers and queue name. Messages
 // dead-lettered and redriven keep their ids too, and only producers' ids
-// are deduplicated after the restart.
+// are deduplicated after the restart, a made id nacked with a reason
+// (logged again without the flag) included.
 
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -195,5 +196,24 @@ describe('ids made by the broker across a restart', () => {
     assert.equal(dead.size, 150);
     for (const [id, message] of [...work, ...dead]) assert.equal(message.body, bodyOf.get(id), id);
     for (const id of back) assert.ok(work.has(id), `redriven ${id}`);
+  });
+
+  // The nack's record of the message with its new headers carries no
+  // flag: the ledger must not take it for a producer's publish.
+  it('does not deduplicate a made id after a nack that gave a reason', async () => {
+    const path = tempDir();
+    dirs.push(path);
+    let broker = await open(path.path);
+    await broker.createQueue('work', {});
+    const inputs = [1, 2, 3].map((n) => ({ body: text(`m-${n}`) }));
+    const answers = await broker.publish('work', inputs);
+    const [first] = await broker.receive('work', { max: 1, waitMs: 0 });
+    await broker.nack('work', first.receipt, { requeue: true, reason: 'boom' });
+
+    await broker.close();
+    brokers.splice(0);
+    broker = await open(path.path);
+    const again = await broker.publish('work', answers.map(({ id }) => ({ id, body: text(id) })));
+    assert.deepEqual(again.map((answer) => answer.duplicate), [false, false, false]);
   });
 });
