@@ -171,6 +171,7 @@ export class Ledger {
         // either (broker.ts), and they were most of the ledger's work a
         // message and of every checkpoint's recent ids.
         if (record.madeId !== true) this.#remember(record, ids, index);
+        else this.#passOver(record);
         break;
       }
       case 'settled':
@@ -436,6 +437,16 @@ export class Ledger {
       record.id, record.publishedAt, record.seq, maxIds, windowMs, ids, index);
   }
 
+  // A made id is not kept, but its seq is taken (RecentIds): a later
+  // record of the message without the flag (a nack's new headers, a scrub
+  // repair, a compaction copy of either) then adds no id, as none of the
+  // message's records did before the flag.
+  #passOver(record: PublishedRecord): void {
+    if (this.#recentLimits.maxIds === 0) return;
+    const { recent } = this.#lookups(record.queue);
+    (recent ?? this.#recentOf(record.queue)).passOver(record.seq);
+  }
+
   // The queue's index in #queueNames (given one if new) and its recent-id
   // bounds, from the last record's lookups if of the same queue.
   #lookups(queue: string): QueueLookups {
@@ -579,6 +590,11 @@ class RecentIds {
   }
 
   /** Appends ids from a checkpoint, which may come in several pieces. */
+  /** Takes `seq` as add does, keeping no id for it. */
+  passOver(seq: number): void {
+    if (seq > this.#lastSeq) this.#lastSeq = seq;
+  }
+
   restore(lastSeq: number, ids: readonly string[], times: readonly number[]): void {
     for (let i = 0; i < ids.length; i++) this.#push(ids[i], times[i]);
     this.#lastSeq = Math.max(this.#lastSeq, lastSeq);
