@@ -16,7 +16,7 @@
 //   5. bytes the log wrote over the full cycle per body byte published;
 //   6. the yardstick, same run and folder: plain sequential write +
 //      fdatasync of the bytes the log wrote while the backlog grew, in the
-//      batch sizes the log used.
+//      batch sizes the log used; run twice, the faster counts.
 //
 //   npm run bench:storage -- [--messages 1000000] [--batch 100]
 //     [--concurrency 32] [--dir DIR]
@@ -219,8 +219,12 @@ async function main(): Promise<void> {
   const checkpointBytes = growthCheckpointBytes + drainCheckpointBytes;
 
   // 6. The disk's own rate for the same bytes in the same batch sizes.
+  // Twice, and the log is held to the faster: one run alone swung from
+  // 357 to 687 MiB/s on this disk within an hour (1 GB in 545 KiB
+  // batches), and the first, right after the drain, is often the slower.
   const batchBytes = Math.max(4096, Math.round(growthLogBytes / growthBatches));
-  const yardstickMs = yardstick(growthLogBytes, batchBytes);
+  const yardstickRuns = [yardstick(growthLogBytes, batchBytes), yardstick(growthLogBytes, batchBytes)];
+  const yardstickMs = Math.min(...yardstickRuns);
   const logRate = growthLogBytes / (growthMs / 1000);
   const diskRate = growthLogBytes / (yardstickMs / 1000);
 
@@ -270,8 +274,10 @@ Throughput against the disk (target: >= 50% of plain write + fdatasync)
     `${(batchBytes / 1024).toFixed(0)} KiB on average, ` +
     `${((growthUser + growthSystem) / MESSAGES).toFixed(2)} µs of CPU a message ` +
     `(${(growthUser / MESSAGES).toFixed(2)} user + ${(growthSystem / MESSAGES).toFixed(2)} system)
-  yardstick, same bytes and batch size: ${(diskRate / MiB).toFixed(1)} MiB/s ` +
-    `(${(yardstickMs / 1000).toFixed(1)} s); log = ${pct(logRate, diskRate)} of it
+  yardstick, same bytes and batch size, the faster of two runs: ` +
+    `${(diskRate / MiB).toFixed(1)} MiB/s (runs of ` +
+    `${yardstickRuns.map((ms) => (ms / 1000).toFixed(1)).join(' and ')} s); ` +
+    `log = ${pct(logRate, diskRate)} of it
 `);
 }
 
