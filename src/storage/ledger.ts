@@ -589,12 +589,12 @@ class RecentIds {
     }
   }
 
-  /** Appends ids from a checkpoint, which may come in several pieces. */
   /** Takes `seq` as add does, keeping no id for it. */
   passOver(seq: number): void {
     if (seq > this.#lastSeq) this.#lastSeq = seq;
   }
 
+  /** Appends ids from a checkpoint, which may come in several pieces. */
   restore(lastSeq: number, ids: readonly string[], times: readonly number[]): void {
     for (let i = 0; i < ids.length; i++) this.#push(ids[i], times[i]);
     this.#lastSeq = Math.max(this.#lastSeq, lastSeq);
