@@ -25,7 +25,7 @@
 
 import type { Logger } from 'pino';
 import type { QueueEngine } from '../engine/queue.js';
-import type { PublishedHead } from '../storage/codec.js';
+import type { PublishedHead } from '../storage/codec-decode.js';
 import type { LiveMessage, MessageChange } from '../storage/ledger.js';
 import type { LogStore } from '../storage/log-store.js';
 import { messageFrom } from './messages.js';

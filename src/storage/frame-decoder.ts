@@ -3,11 +3,8 @@
 // for the frame layout.
 
 import { crc32c } from './crc32c.js';
-import {
-  FRAME_HEADER_BYTES,
-  MAX_RECORD_BYTES,
-  decodePayload,
-} from './codec.js';
+import { FRAME_HEADER_BYTES, MAX_RECORD_BYTES } from './codec.js';
+import { decodePayload } from './codec-decode.js';
 import type { LogRecord } from './records.js';
 
 export type FrameResult =

@@ -23,12 +23,8 @@
 // holds its own bytes and not a whole page's.
 
 import { closeSync, openSync, readSync, readvSync } from 'node:fs';
-import {
-  FRAME_HEADER_BYTES,
-  type PublishedHead,
-  decodePayload,
-  decodePublishedHead,
-} from './codec.js';
+import { FRAME_HEADER_BYTES } from './codec.js';
+import { type PublishedHead, decodePayload, decodePublishedHead } from './codec-decode.js';
 import { crc32c } from './crc32c.js';
 import type { FrameLocation } from './ledger.js';
 import type { PublishedRecord } from './records.js';

@@ -13,7 +13,8 @@ import {
   type CheckpointStats,
   Checkpointer,
 } from './checkpoint.js';
-import { type PublishedHead, encodeRecord } from './codec.js';
+import { encodeRecord } from './codec.js';
+import { type PublishedHead } from './codec-decode.js';
 import { FrameReader } from './frame-reader.js';
 import { type StoreIo, nodeIo } from './io.js';
 import {

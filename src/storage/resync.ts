@@ -12,13 +12,8 @@
 // about one chance in 2^32 per candidate that passes the layout check.
 
 import { crc32c } from './crc32c.js';
-import {
-  FRAME_HEADER_BYTES,
-  MAX_RECORD_BYTES,
-  type FitWork,
-  decodePayload,
-  payloadFits,
-} from './codec.js';
+import { FRAME_HEADER_BYTES, MAX_RECORD_BYTES } from './codec.js';
+import { type FitWork, decodePayload, payloadFits } from './codec-decode.js';
 
 export type ResyncResult =
   | { kind: 'found'; offset: number }

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 
 import { PROTOCOL_HEADER } from '../../src/amqp/constants.js';
 import { AmqpFrameDecoder } from '../../src/amqp/frame-decoder.js';
-import { decodePayload, payloadFits } from '../../src/storage/codec.js';
+import { decodePayload, payloadFits } from '../../src/storage/codec-decode.js';
 import { fuzz, type FuzzReport } from './engine.js';
 import { amqpTarget, httpTarget, logTarget, readCorpus } from './targets.js';
 

@@ -24,7 +24,8 @@ import { AmqpError } from '../../src/amqp/errors.js';
 import { AmqpFrameDecoder } from '../../src/amqp/frame-decoder.js';
 import type { Broker } from '../../src/broker/broker.js';
 import { createHttpServer } from '../../src/http/server.js';
-import { FRAME_HEADER_BYTES, decodePayload, encodeRecord, payloadFits } from '../../src/storage/codec.js';
+import { FRAME_HEADER_BYTES, encodeRecord } from '../../src/storage/codec.js';
+import { decodePayload, payloadFits } from '../../src/storage/codec-decode.js';
 import { openBroker, silentLogger, tempDir } from '../helpers.js';
 import type { Rng } from './mutate.js';
 

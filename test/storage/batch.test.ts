@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { Batch } from '../../src/storage/batch.js';
-import { FRAME_HEADER_BYTES, decodePayload } from '../../src/storage/codec.js';
+import { FRAME_HEADER_BYTES } from '../../src/storage/codec.js';
+import { decodePayload } from '../../src/storage/codec-decode.js';
 import type { PublishedRecord } from '../../src/storage/records.js';
 import { ticket } from './helpers.js';
 

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import v8 from 'node:v8';
 
-import { FRAME_HEADER_BYTES, decodePayload, encodeRecord } from '../../src/storage/codec.js';
+import { FRAME_HEADER_BYTES, encodeRecord } from '../../src/storage/codec.js';
+import { decodePayload } from '../../src/storage/codec-decode.js';
 import type { LogRecord } from '../../src/storage/records.js';
 import { ticket } from './helpers.js';
 

@@ -2,14 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { MessageTooLargeError } from '../../src/errors.js';
-import {
-  FRAME_HEADER_BYTES,
-  MAX_RECORD_BYTES,
-  decodePayload,
-  decodePublishedHead,
-  encodeRecord,
-  payloadFits,
-} from '../../src/storage/codec.js';
+import { FRAME_HEADER_BYTES, MAX_RECORD_BYTES, encodeRecord } from '../../src/storage/codec.js';
+import { decodePayload, decodePublishedHead, payloadFits } from '../../src/storage/codec-decode.js';
 import { Batch } from '../../src/storage/batch.js';
 import { crc32c, crc32cReference } from '../../src/storage/crc32c.js';
 import {
