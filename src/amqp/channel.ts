@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 
 import { checkHeaders } from '../broker/checks.js';
+import { logsMessages } from '../broker/durability.js';
 import { pinsLittle } from '../broker/messages.js';
 import { LoadRefusalError, UsherError } from '../errors.js';
 import { recordUnauthorized } from '../observe/observations.js';
@@ -652,7 +653,7 @@ export class AmqpChannel {
 
   /** Whether the broker logs `queue`'s messages (false for one gone). */
   private isLogged(queue: string): boolean {
-    return this.broker.hasQueue(queue) && this.broker.settingsOf(queue).durability !== 'memory';
+    return this.broker.hasQueue(queue) && logsMessages(this.broker.settingsOf(queue));
   }
 
   private confirmBatch(tags: number[], ok: boolean): void {

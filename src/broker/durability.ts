@@ -5,11 +5,16 @@
 // queue and a memory queue is logged as arriving or leaving.
 
 import type { QueueEngine } from '../engine/queue.js';
-import type { Message } from '../engine/types.js';
+import type { Message, QueueSettings } from '../engine/types.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 
 export function isLogged(engine: QueueEngine): boolean {
-  return engine.settings.durability !== 'memory';
+  return logsMessages(engine.settings);
+}
+
+/** Whether a queue with these settings logs its messages. */
+export function logsMessages(settings: QueueSettings): boolean {
+  return settings.durability !== 'memory';
 }
 
 /** Whether records about these queues must be on disk before answering. */
