@@ -22,18 +22,12 @@ import {
 } from '../errors.js';
 import { QueueEngine, type Outcome } from '../engine/queue.js';
 import type { Newcomer } from '../engine/overflow.js';
-import {
-  type DeathReason,
-  type Delivery,
-  type Message,
-  type QueueSettings,
-} from '../engine/types.js';
+import type { Delivery, Message, QueueSettings } from '../engine/types.js';
 import type { CheckpointOptions } from '../storage/checkpoint.js';
 import { type DamagedMessage, LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { observationsOf, recordPublishRefused } from '../observe/observations.js';
-import { diskSizeOf } from '../observe/resources.js';
 import { randomId } from '../util/random-id.js';
 import { checkCount, checkPublish, cutText, freeBytesOf } from './checks.js';
 import {
@@ -44,16 +38,11 @@ import {
   type Signals,
 } from './admission.js';
 import { ClockWatch } from './clock-watch.js';
+import { repairOrDrop } from './damage.js';
 import { DataLock } from './data-lock.js';
-import {
-  type DeadLetterRouter,
-  copyDeadLetter,
-  deathHeaders,
-  deliverDeadLetter,
-  isExpiryCycle,
-  redriveFilter,
-  refusedMessage,
-} from './dead-letter.js';
+import { type DeadLetterRouter, redriveFilter, refusedMessage } from './dead-letter.js';
+import { DeadLettering } from './dead-lettering.js';
+import { DiskWatch } from './disk-watch.js';
 import {
   isLogged,
   moveRecords,
@@ -63,15 +52,12 @@ import {
   settledRecords,
 } from './durability.js';
 import {
-  FIRST_ERROR_HEADER,
-  LAST_ERROR_HEADER,
   declared,
   messageFrom,
   NO_HEADERS,
   ownHeaders,
   moveTo,
   readBack,
-  retriedRecord,
   pinsLittle,
   shorterTtl,
   view,
@@ -134,7 +120,6 @@ export interface BrokerOptions {
 
 export const DEFAULT_DISK_FLOOR_BYTES = 100 * 1024 * 1024;
 /** How often free disk space is measured. */
-const DISK_CHECK_MS = 1000;
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 const MAX_RECEIVE = 1000;
@@ -186,9 +171,7 @@ export class Broker implements BrokerApi {
   private closing = false;
   private storeFailedAt: number | null = null;
   private readonly diskFloorBytes: number;
-  private freeDiskBytes = Number.POSITIVE_INFINITY;
-  private diskTimer: NodeJS.Timeout | null = null;
-  private diskSizeBytes = -1;
+  private disk!: DiskWatch;
   /** Connections, refusals, latency: see src/observe/observations.ts. */
   private readonly observed = observationsOf(this);
   private clockWatch: ClockWatch | null = null;
@@ -197,6 +180,7 @@ export class Broker implements BrokerApi {
   private closeSignals: (() => void) | null = null;
   private deadLetterRouter: DeadLetterRouter | null = null;
   private queueDeletedListener: ((name: string) => void) | null = null;
+  private readonly deadLettering: DeadLettering;
 
   private constructor(
     private readonly logger: Logger,
@@ -211,6 +195,14 @@ export class Broker implements BrokerApi {
     this.receiptBase = this.startedAt * 1000;
     this.diskFloorBytes = options.diskFloorBytes ?? DEFAULT_DISK_FLOOR_BYTES;
     this.hotReadyLimit = options.hotReadyLimit;
+    this.deadLettering = new DeadLettering({
+      engines: this.engines,
+      newEngine: (name, settings) => this.newEngine(name, settings),
+      allocateSeq: () => this.store.allocateSeq(),
+      router: () => this.deadLetterRouter,
+      observed: this.observed,
+      logger,
+    });
   }
 
   /** Opens the log in `dataDir`, replays it and rebuilds every queue. */
@@ -227,7 +219,8 @@ export class Broker implements BrokerApi {
       broker.lock.release();
       throw err;
     }
-    await broker.watchDisk(options.dataDir, options.freeDiskBytes ?? freeBytesOf);
+    broker.disk = await DiskWatch.start(options.dataDir, broker.diskFloorBytes,
+      options.freeDiskBytes ?? freeBytesOf, (low) => broker.store.setDiskLow(low), logger);
     broker.clockWatch = new ClockWatch(broker.clock, (jumpMs) => broker.onClockJump(jumpMs));
     if (options.admission !== undefined) broker.startAdmission(options);
 
@@ -276,97 +269,19 @@ export class Broker implements BrokerApi {
     for (const engine of this.engines.values()) this.afterChange(engine);
   }
 
-  /**
-   * Live messages whose frames a scrub found damaged (storage/scrub.ts).
-   * One held in memory (read before the damage came, or never cold) is
-   * repaired: its state is logged again as a new `published` record, as
-   * compaction copies one, and the damaged frame is no longer its record.
-   * A cold one's body is gone, and the broker never delivers a body whose
-   * checksum fails: it is taken out of its queue (counted as dropped) and
-   * settled, as a full replay would have skipped its record, so it
-   * neither comes back at every start nor pins its segment (compaction
-   * cannot copy a message it cannot read). The store has logged which
-   * and where.
-   */
+  /** Live messages a scrub found damaged: repaired or dropped (damage.ts). */
   private repairOrDropDamaged(messages: DamagedMessage[]): void {
-    const touched = new Set<QueueEngine>();
-    const settled: number[] = [];
-    const lost = new Map<string, number[]>();
-    const repaired: LogRecord[] = [];
-    for (const { seq, queue } of messages) {
-      const engine = this.engines.get(queue);
-      const dropped = engine?.dropDamaged(seq) === true;
-      if (dropped) touched.add(engine!);
-      const held = dropped ? undefined : engine?.get(seq);
-      if (held !== undefined && isLogged(engine!)) {
-        repaired.push(publishedRecord(engine!.name, held));
-        continue;
-      }
-      // Settled even if no queue holds it (a read had already failed and
-      // let go of it): the ledger still counted it live.
-      settled.push(seq);
-      const seqs = lost.get(queue);
-      if (seqs === undefined) lost.set(queue, [seq]);
-      else seqs.push(seq);
-    }
+    const { touched, records } = repairOrDrop(messages, this.engines, this.logger);
     for (const engine of touched) this.afterChange(engine);
-
-    // An operator tells producers about the lost ones: name only those.
-    for (const [queue, seqs] of lost) {
-      this.logger.error(
-        { queue, messages: seqs.length, seqs: seqs.slice(0, 20) },
-        'live messages lost to damage in the log',
-      );
-    }
-    if (repaired.length > 0) {
-      this.logger.warn(
-        { repaired: repaired.length },
-        'messages with damaged log frames logged again from memory: not lost',
-      );
-    }
-    const records: LogRecord[] = [...repaired];
-    if (settled.length > 0) records.push(...settledRecords(settled));
     this.store.append(records).catch((err: unknown) => {
       // The next scrub finds them again.
       this.logger.error({ err, messages: messages.length }, 'could not log damaged messages');
     });
   }
 
-  /**
-   * Measures free space now and every second after. Publishing is what
-   * grows the log, so only publishes are refused below the floor; acks and
-   * compaction are what free space again (CASES.md C17).
-   */
-  private async watchDisk(
-    dir: string,
-    measure: (dir: string) => Promise<number>,
-  ): Promise<void> {
-    const check = async () => {
-      try {
-        const free = await measure(dir);
-        if (free < this.diskFloorBytes !== this.freeDiskBytes < this.diskFloorBytes) {
-          this.logger.warn(
-            { freeBytes: free, floorBytes: this.diskFloorBytes },
-            free < this.diskFloorBytes
-              ? 'disk below floor; refusing publishes'
-              : 'disk above floor again',
-          );
-        }
-        this.freeDiskBytes = free;
-        this.store.setDiskLow(free < this.diskFloorBytes);
-        this.diskSizeBytes = await diskSizeOf(dir);
-      } catch (err) {
-        this.logger.warn({ err, dir }, 'cannot measure free disk space');
-      }
-    };
-    await check();
-    this.diskTimer = setInterval(() => void check(), DISK_CHECK_MS);
-    this.diskTimer.unref();
-  }
-
   private startAdmission(options: BrokerOptions): void {
     const measured = processSignals({
-      freeDiskBytes: () => this.freeDiskBytes,
+      freeDiskBytes: () => this.disk.freeBytes,
       backlog: () => this.backlog(),
     });
     this.closeSignals = measured.close;
@@ -599,9 +514,7 @@ export class Broker implements BrokerApi {
   ): Promise<PublishAnswer[]> {
     this.checkOpen();
     const engine = this.engineOf(queue);
-    if (this.freeDiskBytes < this.diskFloorBytes) {
-      throw new DiskFullError(this.freeDiskBytes, this.diskFloorBytes);
-    }
+    if (this.disk.low) throw new DiskFullError(this.disk.freeBytes, this.disk.floorBytes);
     const now = this.clock();
 
     // Every message is checked before any id is remembered, so a refused
@@ -629,8 +542,8 @@ export class Broker implements BrokerApi {
     // leave in the same write as the newcomers.
     const touched = new Set<QueueEngine>([engine]);
     const displaced = [
-      ...this.outcomeRecords(engine, now, undefined, touched),
-      ...this.deadLetterRefused(engine, plan.refused, now, touched),
+      ...this.deadLettering.records(engine, now, undefined, touched),
+      ...this.deadLettering.refused(engine, plan.refused, now, touched),
     ];
     if (records.length === 0 && displaced.length === 0) {
       if (batchRefusal !== undefined) throw batchRefusal;
@@ -1110,136 +1023,9 @@ export class Broker implements BrokerApi {
     dropped?: Set<Outcome>,
   ): Promise<void> {
     const touched = new Set<QueueEngine>([engine]);
-    const records = this.outcomeRecords(engine, now, error, touched, dropped);
+    const records = this.deadLettering.records(engine, now, error, touched, dropped);
     for (const queue of touched) this.afterChange(queue);
     return records.length > 0 ? this.appendMoves(engine, touched, records) : Promise.resolve();
-  }
-
-  /** Records of what the engine decided, adding the queues it touched. */
-  private outcomeRecords(
-    engine: QueueEngine,
-    now: number,
-    error: string | undefined,
-    touched: Set<QueueEngine>,
-    dropped?: Set<Outcome>,
-  ): LogRecord[] {
-    const records: LogRecord[] = [];
-    for (const outcome of engine.takeOutcomes()) {
-      if (outcome.kind === 'dead') {
-        records.push(...this.deadLetter(engine, outcome, now, error, touched, dropped));
-      } else if (isLogged(engine)) {
-        records.push(retriedRecord(engine, outcome, error));
-      }
-    }
-    return records;
-  }
-
-  private deadLetter(
-    engine: QueueEngine,
-    outcome: Extract<Outcome, { kind: 'dead' }>,
-    now: number,
-    error: string | undefined,
-    touched: Set<QueueEngine>,
-    dropped?: Set<Outcome>,
-  ): LogRecord[] {
-    const { message, reason } = outcome;
-    this.observed.died(engine.name, reason);
-    const way = this.deadLetterWay(engine, message, reason, now, error);
-    if (way === null) {
-      engine.totals.dropped++;
-      dropped?.add(outcome);
-      this.logger.debug({ queue: engine.name, id: message.id, reason }, 'message dropped');
-      return isLogged(engine) ? [{ type: 'settled', seqs: [message.seq] }] : [];
-    }
-    engine.totals.deadLettered++;
-    for (const destination of way.destinations) touched.add(destination);
-    return [
-      ...way.records,
-      ...deliverDeadLetter(engine, message, way.destinations, way.headers, now, () =>
-        this.store.allocateSeq(),
-      ),
-    ];
-  }
-
-  /**
-   * reject-publish-dlx: newcomers the limits refused die at once (reason
-   * overflow) into the queue's dead-letter destinations, as copies, in
-   * the same write as the batch. With nowhere to go they are only
-   * refused, as under reject-publish: never accepted, so not `dropped`.
-   */
-  private deadLetterRefused(
-    engine: QueueEngine,
-    refused: Message[],
-    now: number,
-    touched: Set<QueueEngine>,
-  ): LogRecord[] {
-    const records: LogRecord[] = [];
-    for (const message of refused) {
-      const way = this.deadLetterWay(engine, message, 'overflow', now, undefined);
-      if (way === null) continue;
-      this.observed.died(engine.name, 'overflow');
-      engine.totals.deadLettered++;
-      records.push(...way.records);
-      for (const destination of way.destinations) {
-        touched.add(destination);
-        records.push(...copyDeadLetter(message, destination, way.headers, now, () =>
-          this.store.allocateSeq(),
-        ));
-      }
-    }
-    return records;
-  }
-
-  /**
-   * Where a message dying in `engine` goes, and its headers there: the
-   * protocol adapter's router, else the queue's `deadLetter` queue (made
-   * on demand; `records` declares it). Null: nowhere, it is dropped.
-   */
-  private deadLetterWay(
-    engine: QueueEngine,
-    message: Message,
-    reason: DeathReason,
-    now: number,
-    error: string | undefined,
-  ): { destinations: QueueEngine[]; headers: Record<string, string>; records: LogRecord[] } | null {
-    const routed = this.deadLetterRouter?.route(
-      engine.name,
-      reason,
-      deathHeaders(message, engine.name, reason, now, error),
-    );
-    if (routed !== undefined) {
-      const destinations = routed.queues
-        .map((queue) => this.engines.get(queue))
-        .filter((queue): queue is QueueEngine => queue !== undefined);
-      if (destinations.length === 0) return null;
-      return { destinations, headers: routed.headers, records: [] };
-    }
-
-    const target = engine.settings.deadLetter;
-    if (target === null) return null;
-
-    const headers = deathHeaders(message, engine.name, reason, now, error);
-    // Expired its way round a dead-letter loop back here: dropped (the
-    // caller counts it), as RabbitMQ does, rather than circling forever.
-    if (reason === 'expired' && isExpiryCycle(headers, target)) {
-      this.logger.debug({ queue: engine.name, id: message.id, target }, 'dead-letter cycle');
-      return null;
-    }
-
-    const records: LogRecord[] = [];
-    let dlq = this.engines.get(target);
-    if (dlq === undefined) {
-      const settings = resolveSettings(target, DEAD_LETTER_QUEUE_SETTINGS);
-      dlq = this.newEngine(target, settings);
-      this.engines.set(target, dlq);
-      records.push(declared(target, settings));
-    }
-
-    if (error !== undefined) {
-      headers[LAST_ERROR_HEADER] = error;
-      headers[FIRST_ERROR_HEADER] ??= error;
-    }
-    return { destinations: [dlq], headers, records };
   }
 
   /** Serves long polls, logs pending outcomes and re-arms the timer. */
@@ -1354,19 +1140,18 @@ export class Broker implements BrokerApi {
     const recentFailure =
       this.storeFailedAt !== null &&
       this.clock() - this.storeFailedAt < STORE_FAILURE_MEMORY_MS;
-    const diskLow = this.freeDiskBytes < this.diskFloorBytes;
     return {
       status:
-        store.stopped === 1 || recentFailure || diskLow
+        store.stopped === 1 || recentFailure || this.disk.low
           ? ('degraded' as const)
           : ('ok' as const),
       uptimeMs: this.clock() - this.startedAt,
       queues: this.engines.size,
       store: {
         ...store,
-        freeDiskBytes: Number.isFinite(this.freeDiskBytes) ? this.freeDiskBytes : -1,
-        diskFloorBytes: this.diskFloorBytes,
-        diskSizeBytes: this.diskSizeBytes,
+        freeDiskBytes: Number.isFinite(this.disk.freeBytes) ? this.disk.freeBytes : -1,
+        diskFloorBytes: this.disk.floorBytes,
+        diskSizeBytes: this.disk.sizeBytes,
       },
       ...(this.admission === null ? {} : { admission: this.admissionHealth() }),
     };
@@ -1400,7 +1185,7 @@ export class Broker implements BrokerApi {
     if (this.closing) return;
     this.closing = true;
     if (this.timer !== null) clearTimeout(this.timer);
-    if (this.diskTimer !== null) clearInterval(this.diskTimer);
+    this.disk.stop();
     this.clockWatch?.stop();
     this.admission?.stop();
     this.closeSignals?.();
