@@ -1,6 +1,7 @@
-// One AMQP channel: queues and exchanges declared through it, publishes
-// (with confirms), consumers (with prefetch), acks, nacks and gets, all
-// turned into broker calls. Replies to synchronous methods go out in the
+// One AMQP channel: queues and exchanges declared through it (their
+// methods are in channel-topology.ts), publishes (with confirms),
+// consumers (with prefetch), acks, nacks and gets, all turned into
+// broker calls. Replies to synchronous methods go out in the
 // order the methods came: they run one after another on `tail`.
 //
 // Publishes read from one socket chunk are handed to the broker together,
@@ -12,15 +13,14 @@ import { checkHeaders } from '../broker/checks.js';
 import { logsMessages } from '../broker/durability.js';
 import { pinsLittle } from '../broker/messages.js';
 import { LoadRefusalError, UsherError } from '../errors.js';
-import { recordUnauthorized } from '../observe/observations.js';
 import type {
   AckOptions,
   PublishInput,
-  QueueSettingsInput,
   ReceivedMessage,
   Subscription,
 } from '../broker/types.js';
-import { METHOD_IDS, checkAccess } from './access.js';
+import { METHOD_IDS } from './access.js';
+import { ChannelTopology, allow, checkQueue, preconditionFailed } from './channel-topology.js';
 import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
 import { ConfirmTracker } from './confirms.js';
@@ -33,11 +33,9 @@ import {
   ROUTING_KEY_HEADER,
   checkTableLimits,
   fromAmqp,
-  settingsFromArguments,
   toAmqp,
 } from './mapping.js';
 import type { Method, MethodOf } from './methods.js';
-import { featuresFromArguments, type QueueFeatures } from './queue-features.js';
 import { ChannelTransactions, type SettleHow } from './tx.js';
 import { checkUserId } from './user-id.js';
 import { deathTable, hasDied } from './x-death.js';
@@ -121,6 +119,7 @@ export class AmqpChannel {
   });
   /** Publisher confirms, once confirm.select turned them on. */
   private readonly confirms = new ConfirmTracker((method) => this.send(method));
+  private readonly queuesAndExchanges: ChannelTopology;
 
   private deliveryTag = 0;
   private readonly unacked = new DeliveryTags<Unacked>();
@@ -133,7 +132,9 @@ export class AmqpChannel {
   constructor(
     private readonly connection: AmqpConnection,
     readonly number: number,
-  ) {}
+  ) {
+    this.queuesAndExchanges = new ChannelTopology(connection, (method) => this.send(method));
+  }
 
   private get broker() {
     return this.connection.broker;
@@ -219,23 +220,15 @@ export class AmqpChannel {
   private async onSyncMethod(method: Method): Promise<void> {
     switch (method.name) {
       case 'queue.declare':
-        return this.declareQueue(method);
       case 'queue.bind':
-        return this.bindQueue(method, true);
       case 'queue.unbind':
-        return this.bindQueue({ ...method, noWait: false }, false);
       case 'queue.purge':
-        return this.purgeQueue(method);
       case 'queue.delete':
-        return this.deleteQueue(method);
       case 'exchange.declare':
-        return this.declareExchange(method);
       case 'exchange.delete':
-        return this.deleteExchange(method);
       case 'exchange.bind':
-        return this.bindExchange(method, true);
       case 'exchange.unbind':
-        return this.bindExchange(method, false);
+        return this.queuesAndExchanges.run(method);
       case 'basic.qos':
         return this.qos(method);
       case 'basic.consume':
@@ -261,210 +254,6 @@ export class AmqpChannel {
           `${method.name} is not supported by Usher`,
         );
     }
-  }
-
-  // --- queues and exchanges -------------------------------------------
-
-  private async declareQueue(method: MethodOf<'queue.declare'>): Promise<void> {
-    if (method.queue.startsWith('amq.') && !method.passive) {
-      throw new AmqpError(
-        REPLY.ACCESS_REFUSED,
-        `queue name '${method.queue}' contains reserved prefix 'amq.*'`,
-      );
-    }
-    const name =
-      method.queue === ''
-        ? `amq.gen-${randomBytes(12).toString('base64url')}`
-        : method.queue;
-    this.allow(method.passive ? 'see' : 'manage', 'queue', name, METHOD_IDS.queueDeclare);
-
-    if (method.passive) {
-      if (!this.topology.hasQueue(name)) throw notFound(`no queue '${name}' in vhost '/'`);
-      this.topology.checkAccess(name, this.connection);
-    } else {
-      await this.topology.oneDeclareAtATime(name, () => this.declareActive(name, method));
-    }
-    // Any declare, passive too, restarts x-expires' clock (RabbitMQ).
-    this.topology.queueUsed(name);
-    if (method.noWait) return;
-    const { stats } = this.broker.getQueue(name);
-    this.send({
-      name: 'queue.declare-ok',
-      queue: name,
-      messageCount: stats.ready,
-      consumerCount: this.topology.consumerCount(name),
-    });
-  }
-
-  /**
-   * A declare that is not passive: creates the queue, or checks that the
-   * existing one is what it asks (406 naming the first difference). It
-   * never changes an existing queue, even one made over HTTP while its own
-   * writes were in flight.
-   */
-  private async declareActive(name: string, method: MethodOf<'queue.declare'>): Promise<void> {
-    const settings = settingsFromArguments(method.arguments);
-    const features = featuresFromArguments(method.arguments);
-    // Kept on disk so the next start deletes it: its connection is gone.
-    if (method.exclusive && method.durable) features.exclusive = true;
-
-    const created = !this.topology.hasQueue(name) &&
-      (await this.createDeclared(name, method, settings, features));
-    if (!created) {
-      this.topology.checkAccess(name, this.connection);
-      this.topology.checkEquivalent(name, settings, method.arguments);
-      this.topology.checkFeatures(name, features);
-      this.topology.checkFlags(name, method.durable, method.autoDelete);
-      if (method.exclusive) this.topology.claim(name, this.connection, false);
-    }
-  }
-
-  /**
-   * Creates a declared queue; false when one of its name appeared
-   * meanwhile (over HTTP), which is then left exactly as it is.
-   */
-  private async createDeclared(
-    name: string,
-    method: MethodOf<'queue.declare'>,
-    settings: QueueSettingsInput,
-    features: QueueFeatures,
-  ): Promise<boolean> {
-    // Claimed first, so no other connection uses it while it is written.
-    if (method.exclusive) this.topology.claim(name, this.connection, true);
-    // RabbitMQ requeues without limit unless x-delivery-limit says so;
-    // Usher's HTTP default of 10 attempts would drop such messages.
-    // A queue declared durable=false lives in memory only, as in
-    // RabbitMQ: its messages are never written, and it is gone after
-    // a restart. Its AMQP-only arguments are on disk first: a crash
-    // in between must not leave a queue without them, which its own
-    // redeclare would find inequivalent (406) and which would never
-    // expire. Arguments of a queue never made are dropped at start.
-    let created = false;
-    try {
-      await this.topology.setFeatures(name, features);
-      ({ created } = await this.broker.createQueue(name, {
-        maxAttempts: 0,
-        ...(method.durable ? {} : { durability: 'memory' as const }),
-        ...settings,
-      }, { onlyNew: true }));
-    } finally {
-      if (!created) {
-        this.topology.unclaim(name, this.connection);
-        // Nothing else sets a queue's AMQP arguments while this declare
-        // runs (oneDeclareAtATime), and an HTTP queue has none.
-        await this.topology.setFeatures(name, {}).catch(() => {});
-      }
-    }
-    if (created) this.topology.created(name, method.durable, method.autoDelete);
-    return created;
-  }
-
-  private async bindQueue(
-    method: MethodOf<'queue.bind'> | (MethodOf<'queue.unbind'> & { noWait: boolean }),
-    bind: boolean,
-  ): Promise<void> {
-    const ids = bind ? METHOD_IDS.queueBind : METHOD_IDS.queueUnbind;
-    this.allow('manage', 'queue', method.queue, ids);
-    this.checkQueue(method.queue);
-    const binding = {
-      source: method.exchange,
-      destination: method.queue,
-      destinationKind: 'queue' as const,
-      routingKey: method.routingKey,
-      arguments: method.arguments,
-    };
-    if (bind) await this.topology.bind(binding);
-    else await this.topology.unbind(binding);
-    if (!method.noWait) this.send({ name: bind ? 'queue.bind-ok' : 'queue.unbind-ok' });
-  }
-
-  /** 403 unless the connection's user may do `action` (access.ts). */
-  private allow(
-    action: Parameters<typeof checkAccess>[1],
-    kind: 'queue' | 'exchange',
-    name: string,
-    ids: { classId: number; methodId: number },
-  ): void {
-    try {
-      checkAccess(this.connection.principal, action, kind, name, ids);
-    } catch (err) {
-      recordUnauthorized(this.broker, 'amqp');
-      throw err;
-    }
-  }
-
-  /** 404 for a missing queue, 405 for another connection's exclusive one. */
-  private checkQueue(queue: string): void {
-    if (!this.topology.hasQueue(queue))
-      throw notFound(`no queue '${queue}' in vhost '/'`);
-    this.topology.checkAccess(queue, this.connection);
-  }
-
-  private async purgeQueue(method: MethodOf<'queue.purge'>): Promise<void> {
-    this.allow('manage', 'queue', method.queue, METHOD_IDS.queuePurge);
-    this.checkQueue(method.queue);
-    const { purged } = await this.broker.purgeQueue(method.queue);
-    if (!method.noWait) this.send({ name: 'queue.purge-ok', messageCount: purged });
-  }
-
-  private async deleteQueue(method: MethodOf<'queue.delete'>): Promise<void> {
-    this.allow('manage', 'queue', method.queue, METHOD_IDS.queueDelete);
-    if (!this.topology.hasQueue(method.queue)) {
-      // RabbitMQ answers delete-ok for a queue that is not there.
-      if (!method.noWait) this.send({ name: 'queue.delete-ok', messageCount: 0 });
-      return;
-    }
-    this.topology.checkAccess(method.queue, this.connection);
-    const { stats } = this.broker.getQueue(method.queue);
-    if (method.ifUnused && this.topology.consumerCount(method.queue) > 0) {
-      throw preconditionFailed(`queue '${method.queue}' in vhost '/' in use`);
-    }
-    if (method.ifEmpty && stats.ready > 0) {
-      throw preconditionFailed(`queue '${method.queue}' in vhost '/' is not empty`);
-    }
-    await this.broker.deleteQueue(method.queue);
-    await this.topology.queueDeleted(method.queue);
-    if (!method.noWait) this.send({ name: 'queue.delete-ok', messageCount: stats.ready });
-  }
-
-  private async declareExchange(method: MethodOf<'exchange.declare'>): Promise<void> {
-    const action = method.passive ? 'see' : 'manage';
-    this.allow(action, 'exchange', method.exchange, METHOD_IDS.exchangeDeclare);
-    await this.topology.declareExchange({
-      name: method.exchange,
-      type: method.type,
-      passive: method.passive,
-      durable: method.durable,
-      autoDelete: method.autoDelete,
-      internal: method.internal,
-      arguments: method.arguments,
-    });
-    if (!method.noWait) this.send({ name: 'exchange.declare-ok' });
-  }
-
-  private async deleteExchange(method: MethodOf<'exchange.delete'>): Promise<void> {
-    this.allow('manage', 'exchange', method.exchange, METHOD_IDS.exchangeDelete);
-    await this.topology.deleteExchange(method.exchange, method.ifUnused);
-    if (!method.noWait) this.send({ name: 'exchange.delete-ok' });
-  }
-
-  private async bindExchange(
-    method: MethodOf<'exchange.bind'> | MethodOf<'exchange.unbind'>,
-    bind: boolean,
-  ): Promise<void> {
-    const ids = bind ? METHOD_IDS.exchangeBind : METHOD_IDS.exchangeUnbind;
-    this.allow('manage', 'exchange', method.destination, ids);
-    const binding = {
-      source: method.source,
-      destination: method.destination,
-      destinationKind: 'exchange' as const,
-      routingKey: method.routingKey,
-      arguments: method.arguments,
-    };
-    if (bind) await this.topology.bind(binding);
-    else await this.topology.unbind(binding);
-    if (!method.noWait)
-      this.send({ name: bind ? 'exchange.bind-ok' : 'exchange.unbind-ok' });
   }
 
   // --- publishing -----------------------------------------------------
@@ -536,7 +325,7 @@ export class AmqpChannel {
 
       // One queue refused refuses the whole message: nothing is stored.
       for (const queue of queues) {
-        this.allow('publish', 'queue', queue, METHOD_IDS.basicPublish);
+        allow(this.connection, 'publish', 'queue', queue, METHOD_IDS.basicPublish);
       }
 
       if (queues.length === 0) {
@@ -714,8 +503,8 @@ export class AmqpChannel {
   }
 
   private consume(method: MethodOf<'basic.consume'>): void {
-    this.allow('consume', 'queue', method.queue, METHOD_IDS.basicConsume);
-    this.checkQueue(method.queue);
+    allow(this.connection, 'consume', 'queue', method.queue, METHOD_IDS.basicConsume);
+    checkQueue(this.connection, method.queue);
     const limit = this.connection.context.maxConsumersPerQueue;
     if (this.topology.consumerCount(method.queue) >= limit) {
       throw preconditionFailed(`queue '${method.queue}' has ${limit} consumers, the limit`);
@@ -829,8 +618,8 @@ export class AmqpChannel {
   }
 
   private async get(method: MethodOf<'basic.get'>): Promise<void> {
-    this.allow('consume', 'queue', method.queue, METHOD_IDS.basicGet);
-    this.checkQueue(method.queue);
+    allow(this.connection, 'consume', 'queue', method.queue, METHOD_IDS.basicGet);
+    checkQueue(this.connection, method.queue);
     this.topology.queueUsed(method.queue);
     const [message] = await this.broker.receive(method.queue, {
       max: 1,
@@ -1079,14 +868,6 @@ function propertiesOf(message: ReceivedMessage): BasicProperties {
     extra.set('x-delivery-count', { type: 'l', value: BigInt(message.attempt - 1) });
   }
   return toAmqp(message.headers, message.priority, extra);
-}
-
-function notFound(message: string): AmqpError {
-  return new AmqpError(REPLY.NOT_FOUND, message);
-}
-
-function preconditionFailed(message: string): AmqpError {
-  return new AmqpError(REPLY.PRECONDITION_FAILED, message);
 }
 
 /** Broker refusals in AMQP terms; the channel closes with them. */
