@@ -40,12 +40,11 @@ import {
 import { ClockWatch } from './clock-watch.js';
 import { repairOrDrop } from './damage.js';
 import { DataLock } from './data-lock.js';
-import { type DeadLetterRouter, redriveFilter, refusedMessage } from './dead-letter.js';
+import { type DeadLetterRouter, refusedMessage } from './dead-letter.js';
 import { DeadLettering } from './dead-lettering.js';
 import { DiskWatch } from './disk-watch.js';
 import {
   isLogged,
-  moveRecords,
   needsSync,
   noteLanded,
   publishedRecord,
@@ -56,7 +55,6 @@ import {
   messageFrom,
   NO_HEADERS,
   ownHeaders,
-  moveTo,
   readBack,
   pinsLittle,
   shorterTtl,
@@ -64,6 +62,7 @@ import {
 } from './messages.js';
 import { RECENT_ID_LIMITS, ReplayState, recentIdsToKeep } from './recovery.js';
 import { rebuildMessages } from './rebuild.js';
+import { moveOut } from './redrive.js';
 import {
   DEAD_LETTER_QUEUE_SETTINGS,
   checkDuration,
@@ -949,52 +948,11 @@ export class Broker implements BrokerApi {
         ? Number.MAX_SAFE_INTEGER
         : checkCount(options.max, 'max', Number.MAX_SAFE_INTEGER);
 
-    const chosen = redriveFilter(options);
-    const movable = (message: Message) => {
-      if (!chosen(message) || message.state === 'in-flight') return undefined;
-      return target ?? this.sourceOf(message, engine);
-    };
-
-    // With `max`, the messages moved are those the queue would deliver
-    // first (inDeliveryOrder), whether they are in memory or cold.
-    const now = this.clock();
-
-    // Every destination is checked before the first message moves, so a
-    // refusal leaves the dead-letter queue as it was. With `to` there is
-    // one; without, a pass of its own finds them rather than a list of
-    // the moves: a cold backlog is read a page at a time, never held whole.
-    if (checkDestination !== undefined && target !== undefined) {
-      checkDestination(target.name);
-    } else if (checkDestination !== undefined) {
-      const destinations = new Set<string>();
-      let counted = 0;
-      for (const message of engine.inDeliveryOrder(now)) {
-        if (counted >= max) break;
-        const destination = movable(message);
-        if (destination === undefined) continue;
-        destinations.add(destination.name);
-        counted++;
-      }
-      for (const name of destinations) checkDestination(name);
-    }
-
-    const records: LogRecord[] = [];
-    const touched = new Set<QueueEngine>();
-    let moved = 0;
-    // inDeliveryOrder() reads cold messages a page at a time; take() below
-    // is safe while it runs.
-    for (const message of engine.inDeliveryOrder(now)) {
-      if (moved >= max) break;
-      const destination = movable(message);
-      if (destination === undefined) continue;
-
-      engine.take(message.seq);
-      const copy = moveTo(destination, message, message.headers, now);
-      // Between two memory queues a move leaves no record.
-      records.push(...moveRecords(engine, destination, copy));
-      touched.add(destination);
-      moved++;
-    }
+    const { records, touched, moved } = moveOut(engine, target, options, max, {
+      engines: this.engines,
+      now: this.clock(),
+      checkDestination,
+    });
 
     // The source too: inDeliveryOrder may have made delayed messages ready.
     this.afterChange(engine);
@@ -1002,12 +960,6 @@ export class Broker implements BrokerApi {
     if (records.length > 0) await this.appendMoves(engine, touched, records);
     this.logger.info({ queue, to: options.to, moved }, 'redriven');
     return { moved };
-  }
-
-  private sourceOf(message: Message, from: QueueEngine): QueueEngine | undefined {
-    const name = message.headers['x-usher-death-queue'];
-    const source = name === undefined ? undefined : this.engines.get(name);
-    return source === from ? undefined : source;
   }
 
   // --- outcomes, timers, waiters ---------------------------------------
