@@ -11,9 +11,6 @@ import {
   BrokerClosedError,
   DiskFullError,
   InvalidArgumentError,
-  LoadRefusalError,
-  OverloadedError,
-  QueueFullError,
   QueueNotFoundError,
   ReceiptNotFoundError,
   QueueExistsError,
@@ -21,14 +18,12 @@ import {
   UsherError,
 } from '../errors.js';
 import { QueueEngine, type Outcome } from '../engine/queue.js';
-import type { Newcomer } from '../engine/overflow.js';
 import type { Delivery, Message, QueueSettings } from '../engine/types.js';
 import type { CheckpointOptions } from '../storage/checkpoint.js';
 import { type DamagedMessage, LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { observationsOf, recordPublishRefused } from '../observe/observations.js';
-import { randomId } from '../util/random-id.js';
 import { checkCount, checkPublish, cutText, freeBytesOf } from './checks.js';
 import {
   AdmissionController,
@@ -40,7 +35,7 @@ import {
 import { ClockWatch } from './clock-watch.js';
 import { repairOrDrop } from './damage.js';
 import { DataLock } from './data-lock.js';
-import { type DeadLetterRouter, refusedMessage } from './dead-letter.js';
+import type { DeadLetterRouter } from './dead-letter.js';
 import { DeadLettering } from './dead-lettering.js';
 import { DiskWatch } from './disk-watch.js';
 import {
@@ -53,15 +48,14 @@ import {
 import {
   declared,
   messageFrom,
-  NO_HEADERS,
   ownHeaders,
   readBack,
   pinsLittle,
-  shorterTtl,
   view,
 } from './messages.js';
 import { RECENT_ID_LIMITS, ReplayState, recentIdsToKeep } from './recovery.js';
 import { rebuildMessages } from './rebuild.js';
+import { planPublish } from './publish-plan.js';
 import { moveOut } from './redrive.js';
 import {
   DEAD_LETTER_QUEUE_SETTINGS,
@@ -131,19 +125,6 @@ const MAX_REASON_LENGTH = 1024;
 /** setTimeout cannot wait longer than 2^31 - 1 ms; wake hourly instead. */
 const MAX_TIMER_MS = 60 * 60 * 1000;
 const STORE_FAILURE_MEMORY_MS = 30_000;
-
-/** What a publish will do: each message's answer, the records to write,
- * the ids to remember for deduplication, and how many were duplicates. */
-interface PublishPlan {
-  answers: PublishAnswer[];
-  records: PublishedRecord[];
-  remember: string[];
-  duplicates: number;
-  /** Newcomers refused under reject-publish-dlx, to dead-letter. */
-  refused: Message[];
-  /** With `wholeBatch`: the refusal to throw once those are written. */
-  batchRefusal?: LoadRefusalError;
-}
 
 interface Waiter {
   max: number;
@@ -531,7 +512,8 @@ export class Broker implements BrokerApi {
       }
     }
 
-    const plan = this.planPublish(engine, inputs, now, wholeBatch);
+    const plan = planPublish(engine, inputs, now, wholeBatch, this.admission,
+      () => this.store.allocateSeq());
     const { answers, records, remember, batchRefusal } = plan;
     if (batchRefusal !== undefined && plan.refused.length === 0) throw batchRefusal;
     engine.totals.duplicates += plan.duplicates;
@@ -583,139 +565,6 @@ export class Broker implements BrokerApi {
     for (const other of touched) this.afterChange(other);
     if (batchRefusal !== undefined) throw batchRefusal;
     return answers;
-  }
-
-  /**
-   * Decides each message's fate; changes nothing in a refused whole batch.
-   * Plain loops and no per-message arrays beyond the answers and records:
-   * this runs for every message published.
-   */
-  private planPublish(
-    engine: QueueEngine,
-    inputs: PublishInput[],
-    now: number,
-    wholeBatch: boolean,
-  ): PublishPlan {
-    const answers: PublishAnswer[] = new Array<PublishAnswer>(inputs.length);
-    // Messages still in the running have no answer yet, only an id; the
-    // queue's limits then decide which of them are stored.
-    let candidates = 0;
-    let seenInBatch: Set<string> | null = null;
-    let duplicates = 0;
-    let shed: LoadRefusalError | undefined;
-    // The last refusal, handed back to the controller: messages of one
-    // priority share one error (see AdmissionController.refusal).
-    let lastRefusal: OverloadedError | null = null;
-    const waiting = engine.counts.ready + engine.counts.delayed;
-    const ids = new Array<string>(inputs.length);
-
-    for (let at = 0; at < inputs.length; at++) {
-      const input = inputs[at];
-      const refusal: OverloadedError | null | undefined = this.admission?.refusal(
-        input.priority ?? 0,
-        engine.settings.sheddable,
-        waiting,
-        lastRefusal,
-      );
-      if (refusal) {
-        answers[at] = refusal;
-        shed ??= refusal;
-        lastRefusal = refusal;
-        continue;
-      }
-      const given = input.id;
-      if (given !== undefined) {
-        if (seenInBatch?.has(given) || engine.isDuplicate(given, now)) {
-          duplicates++;
-          answers[at] = { id: given, duplicate: true };
-          continue;
-        }
-        if (engine.settings.dedupWindowMs > 0) (seenInBatch ??= new Set()).add(given);
-      }
-      ids[at] = given ?? randomId();
-      candidates++;
-    }
-
-    // Refused whole before the limits reserve room or displace anything.
-    if (wholeBatch && shed !== undefined) throw shed;
-
-    const limits = this.admitNewcomers(engine, inputs, answers, candidates, wholeBatch);
-    const records: PublishedRecord[] = [];
-    const remember: string[] = [];
-    const refused: Message[] = [];
-    const { maxLength, maxBytes, overflow, messageTtlMs } = engine.settings;
-    for (let at = 0, k = 0; at < inputs.length; at++) {
-      if (answers[at] !== undefined) continue;
-      const limit = limits === null ? null : limits[k++];
-      if (limit !== null) {
-        const value = limit === 'max-length' ? maxLength : maxBytes;
-        answers[at] = new QueueFullError(engine.name, limit, value ?? 0);
-        if (overflow === 'reject-publish-dlx') {
-          refused.push(refusedMessage(inputs[at], ids[at], now, messageTtlMs));
-        }
-        continue;
-      }
-      answers[at] = { id: ids[at], duplicate: false };
-      if (inputs[at].id !== undefined) remember.push(ids[at]);
-      records.push(this.publishedRecord(engine, inputs[at], ids[at], now));
-    }
-
-    const batchRefusal = wholeBatch
-      ? answers.find((answer) => answer instanceof LoadRefusalError)
-      : undefined;
-    return { answers, records, remember, duplicates, refused, batchRefusal };
-  }
-
-  /**
-   * The queue's limits for the messages still without an answer, in
-   * order: null for each admitted, or null for all when the queue admits
-   * everyone (no limits, or drop-oldest), without a newcomer list.
-   */
-  private admitNewcomers(
-    engine: QueueEngine,
-    inputs: PublishInput[],
-    answers: PublishAnswer[],
-    candidates: number,
-    wholeBatch: boolean,
-  ): ReturnType<QueueEngine['admit']> | null {
-    if (engine.admitsAll()) {
-      let bytes = 0;
-      for (let at = 0; at < inputs.length; at++) {
-        if (answers[at] === undefined) bytes += inputs[at].body.length;
-      }
-      engine.reserve(candidates, bytes);
-      return null;
-    }
-    const newcomers: Newcomer[] = [];
-    for (let at = 0; at < inputs.length; at++) {
-      if (answers[at] !== undefined) continue;
-      newcomers.push({ priority: inputs[at].priority ?? 0, bytes: inputs[at].body.length });
-    }
-    return engine.admit(newcomers, wholeBatch);
-  }
-
-  private publishedRecord(
-    engine: QueueEngine,
-    input: PublishInput,
-    id: string,
-    now: number,
-  ): PublishedRecord {
-    const ttl = shorterTtl(input.ttlMs, engine.settings.messageTtlMs);
-    return {
-      type: 'published',
-      seq: this.store.allocateSeq(),
-      queue: engine.name,
-      id,
-      priority: input.priority ?? 0,
-      group: input.group ?? null,
-      headers: input.headers ?? NO_HEADERS,
-      body: input.body,
-      publishedAt: now,
-      availableAt: now + (input.delayMs ?? 0),
-      expiresAt: ttl === null ? null : now + ttl,
-      failures: 0,
-      madeId: input.id === undefined,
-    };
   }
 
   // --- consuming ------------------------------------------------------
