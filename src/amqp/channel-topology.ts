@@ -79,7 +79,8 @@ export class ChannelTopology {
       method.queue === ''
         ? `amq.gen-${randomBytes(12).toString('base64url')}`
         : method.queue;
-    allow(this.connection, method.passive ? 'see' : 'manage', 'queue', name, METHOD_IDS.queueDeclare);
+    const action = method.passive ? 'see' : 'manage';
+    allow(this.connection, action, 'queue', name, METHOD_IDS.queueDeclare);
 
     if (method.passive) {
       if (!this.topology.hasQueue(name)) throw notFound(`no queue '${name}' in vhost '/'`);
