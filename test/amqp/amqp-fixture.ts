@@ -7,6 +7,7 @@
 import {
   connect as connectTcp, createServer, type AddressInfo, type Server, type Socket,
 } from 'node:net';
+import { after, before } from 'node:test';
 
 import amqp, { type ChannelModel } from 'amqplib';
 
@@ -75,4 +76,32 @@ export async function openAmqpFixture(
   };
 
   return { broker, connect: () => connectTo(brokerPort), connectStallable, close };
+}
+
+/**
+ * A fixture opened before this file's tests and closed after them. Its
+ * members reach the opened one, so they are used inside tests only.
+ */
+export function useAmqpFixture(
+  dirPrefix: string,
+  brokerOptions: Partial<BrokerOptions> = {},
+): AmqpFixture {
+  let opened: AmqpFixture | undefined;
+  const fixture = (): AmqpFixture => {
+    if (opened === undefined) throw new Error('the AMQP fixture opens in before()');
+    return opened;
+  };
+  before(async () => {
+    opened = await openAmqpFixture(dirPrefix, brokerOptions);
+  });
+  after(() => opened?.close());
+
+  return {
+    get broker() {
+      return fixture().broker;
+    },
+    connect: () => fixture().connect(),
+    connectStallable: () => fixture().connectStallable(),
+    close: () => fixture().close(),
+  };
 }

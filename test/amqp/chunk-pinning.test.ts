@@ -5,20 +5,11 @@
 // hot-body budget count 16 KiB, and it held 64 KiB (3.2x, measured).
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import type { Broker } from '../../src/broker/broker.js';
-import { type AmqpFixture, openAmqpFixture } from './amqp-fixture.js';
+import { useAmqpFixture } from './amqp-fixture.js';
 
-let fixture: AmqpFixture;
-let broker: Broker;
-
-before(async () => {
-  fixture = await openAmqpFixture('usher-chunk-pinning-');
-  broker = fixture.broker;
-});
-
-after(() => fixture.close());
+const fixture = useAmqpFixture('usher-chunk-pinning-');
 
 const KEPT_BYTES = 16 * 1024;
 // With a kept body, about one 64 KiB socket read: the kept body is a
@@ -50,7 +41,7 @@ async function publishAmongUnroutable(queue: string, durable: boolean): Promise<
 
   const bodies: Buffer[] = [];
   while (bodies.length < PAIRS) {
-    const received = await broker.receive(queue, { max: 1000, waitMs: 0 });
+    const received = await fixture.broker.receive(queue, { max: 1000, waitMs: 0 });
     assert.ok(received.length > 0, `only ${bodies.length} of ${PAIRS} messages stored`);
     for (const message of received) bodies.push(message.body);
   }
@@ -74,7 +65,7 @@ describe('bodies kept from socket chunks that were mostly not kept', () => {
   // Durable to AMQP, but made over HTTP with durability "memory": nothing
   // is logged, so the broker copies none of the bodies it keeps.
   it('hold at most twice their bytes (AMQP-durable queue kept in memory)', async () => {
-    await broker.createQueue('pinning-memory', { durability: 'memory' });
+    await fixture.broker.createQueue('pinning-memory', { durability: 'memory' });
     const connection = await fixture.connect();
     const channel = await connection.createConfirmChannel();
     const small = Buffer.alloc(SMALL_BYTES, 0x6b);
@@ -84,7 +75,7 @@ describe('bodies kept from socket chunks that were mostly not kept', () => {
       channel.publish('', 'no-such-queue', unroutable);
     }
     await channel.waitForConfirms();
-    const received = await broker.receive('pinning-memory', { max: 1000, waitMs: 0 });
+    const received = await fixture.broker.receive('pinning-memory', { max: 1000, waitMs: 0 });
     await connection.close();
 
     assert.equal(received.length, PAIRS);
@@ -136,7 +127,7 @@ describe('small bodies refused into a dead-letter queue', () => {
 
     const bodies: Buffer[] = [];
     while (bodies.length < REFUSED) {
-      const received = await broker.receive('pinning-dead', { max: 1000, waitMs: 0 });
+      const received = await fixture.broker.receive('pinning-dead', { max: 1000, waitMs: 0 });
       assert.ok(received.length > 0, `only ${bodies.length} of ${REFUSED} dead-lettered`);
       for (const message of received) bodies.push(message.body);
     }

@@ -8,23 +8,14 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, it } from 'node:test';
+import { it } from 'node:test';
 
 import type { Channel, ConsumeMessage } from 'amqplib';
 
-import type { Broker } from '../../src/broker/broker.js';
 import { seededRandom } from '../helpers.js';
-import { type AmqpFixture, openAmqpFixture } from './amqp-fixture.js';
+import { useAmqpFixture } from './amqp-fixture.js';
 
-let fixture: AmqpFixture;
-let broker: Broker;
-
-before(async () => {
-  fixture = await openAmqpFixture('usher-delivery-backpressure-');
-  broker = fixture.broker;
-});
-
-after(() => fixture.close());
+const fixture = useAmqpFixture('usher-delivery-backpressure-');
 
 const connect = () => fixture.connect();
 const connectStallable = () => fixture.connectStallable();

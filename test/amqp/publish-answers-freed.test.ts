@@ -9,23 +9,14 @@
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import type { Broker } from '../../src/broker/broker.js';
-import { type AmqpFixture, openAmqpFixture } from './amqp-fixture.js';
+import { useAmqpFixture } from './amqp-fixture.js';
 
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
 
-let fixture: AmqpFixture;
-let broker: Broker;
-
-before(async () => {
-  fixture = await openAmqpFixture('usher-publish-answers-');
-  broker = fixture.broker;
-});
-
-after(() => fixture.close());
+const fixture = useAmqpFixture('usher-publish-answers-');
 
 const BATCHES = 50;
 
@@ -33,6 +24,7 @@ describe('answers to publishes on an open channel', () => {
   it('are let go of once confirmed', async () => {
     // Each batch's answers, watched without being kept.
     const answers: WeakRef<object>[] = [];
+    const broker = fixture.broker;
     const publishEach = broker.publishEach.bind(broker);
     broker.publishEach = async (queue, inputs) => {
       const answered = await publishEach(queue, inputs);

@@ -5,31 +5,22 @@
 
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import type { Broker } from '../../src/broker/broker.js';
-import { type AmqpFixture, openAmqpFixture } from './amqp-fixture.js';
+import { useAmqpFixture } from './amqp-fixture.js';
 
-let fixture: AmqpFixture;
-let broker: Broker;
-
-before(async () => {
-  fixture = await openAmqpFixture('usher-slow-consumer-');
-  broker = fixture.broker;
-});
-
-after(() => fixture.close());
+const fixture = useAmqpFixture('usher-slow-consumer-');
 
 const connect = () => fixture.connect();
 const connectStallable = () => fixture.connectStallable();
 
 async function fill(queue: string, count: number, bytes: number): Promise<void> {
-  await broker.createQueue(queue, {});
+  await fixture.broker.createQueue(queue, {});
   for (let sent = 0; sent < count; sent += 100) {
     const batch = Array.from({ length: Math.min(100, count - sent) }, () => ({
       body: Buffer.alloc(bytes, 0x61),
     }));
-    await broker.publish(queue, batch);
+    await fixture.broker.publish(queue, batch);
   }
 }
 
@@ -52,7 +43,7 @@ describe('consumer-side protection', () => {
     await until('5 deliveries', () => received === 5);
     await sleep(200);
     assert.equal(received, 5);
-    const { stats } = broker.getQueue('prefetched');
+    const { stats } = fixture.broker.getQueue('prefetched');
     assert.equal(stats.inFlight, 5);
     assert.equal(stats.ready, 495);
   });
@@ -70,21 +61,21 @@ describe('consumer-side protection', () => {
     // Let the broker push as far as it will.
     let delivered = -1;
     await until('the broker to stop pushing', () => {
-      const now = broker.getQueue('unread').stats.delivered;
+      const now = fixture.broker.getQueue('unread').stats.delivered;
       const settled = now === delivered;
       delivered = now;
       return settled && now > 0;
     });
     await sleep(300);
-    delivered = broker.getQueue('unread').stats.delivered;
+    delivered = fixture.broker.getQueue('unread').stats.delivered;
     // 4 MiB of socket buffer in the broker, one push batch past it, and
     // what the kernel holds on both ends of the loopback connection.
     assert.ok(delivered * size < 12 * 1024 * 1024, `${delivered} messages pushed`);
-    assert.ok(broker.getQueue('unread').stats.ready > 0, 'the rest waits in the queue');
+    assert.ok(fixture.broker.getQueue('unread').stats.ready > 0, 'the rest waits in the queue');
 
     stall(false);
     await until('every message', () => received === count, 30_000);
-    assert.equal(broker.getQueue('unread').stats.total, 0);
+    assert.equal(fixture.broker.getQueue('unread').stats.total, 0);
   });
 
   it('keeps serving one queue while the consumer of another is stuck', async () => {
@@ -108,7 +99,7 @@ describe('consumer-side protection', () => {
       acked++;
     });
     await until('all of the flowing queue', () => acked === 300);
-    assert.ok(broker.getQueue('stuck').stats.ready > 0);
+    assert.ok(fixture.broker.getQueue('stuck').stats.ready > 0);
     stuck.stall(false);
   });
 });
