@@ -1,23 +1,39 @@
-// Random (version 4) UUIDs for message ids, made with one string each.
-// The log writes a UUID as its 16 bytes (storage/uuid-bytes.ts), so the
-// bytes of each id made are kept until read once (copyMadeId).
+// Random (version 4) UUIDs for message ids. The log writes a UUID as its
+// 16 bytes (storage/uuid-bytes.ts), so the bytes of each id made are kept
+// until read once (copyMadeId).
 //
 // node's crypto.randomUUID builds its text from many small strings, about
 // half a kilobyte of garbage per id; at one id per message that was the
-// largest single allocation on the publish path. This writes the 36
-// characters into a scratch buffer and makes one string of them. The
-// random bytes come from the same CSPRNG, drawn in batches.
+// largest single allocation on the publish path. Here the random bytes
+// come from the same CSPRNG, drawn for RANDOM_IDS ids at once (a call
+// costs ~2 µs whatever its size: 35 ns an id at 64 ids, 4 at 1,024), and
+// IDS_PER_DRAW ids at a time are spelled back to back into one string.
+// Each id is a slice of it, which V8 makes a view of its parent (~10 ns,
+// for 13 chars or more) where a string of its own, made from a Buffer,
+// crossed into C++ (~65 ns; issue #3, the log is CPU-bound).
+//
+// A view keeps its parent alive: an id kept long after the others of its
+// draw (a dead letter, say) holds the draw's text, 36 bytes an id. Hence
+// few ids a draw: 64 make 2.3 KB, and one string a draw costs ~2 ns an id.
 
 import { randomFillSync } from 'node:crypto';
 
-const IDS_PER_BATCH = 256;
-const random = Buffer.allocUnsafe(16 * IDS_PER_BATCH);
-let used = IDS_PER_BATCH;
-const text = Buffer.allocUnsafe(36);
+const RANDOM_IDS = 1024;
+const IDS_PER_DRAW = 64;
+const ID_CHARS = 36;
+const random = Buffer.allocUnsafe(16 * RANDOM_IDS);
+/** Where in `random` the bytes of the last draw start. */
+let drawFrom = random.length;
+const text = Buffer.allocUnsafe(ID_CHARS * IDS_PER_DRAW);
+/** The ids of the last draw, spelled back to back. */
+let drawn = '';
+let used = IDS_PER_DRAW;
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
 /** Where each of the 16 bytes goes in xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx. */
 const PLACES = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-for (const dash of [8, 13, 18, 23]) text[dash] = 0x2d;
+for (let id = 0; id < IDS_PER_DRAW; id++) {
+  for (const dash of [8, 13, 18, 23]) text[ID_CHARS * id + dash] = 0x2d;
+}
 
 // The ids made and not yet read by copyMadeId, with their bytes, in slots
 // by their first three chars. Most are read within the publish that made
@@ -30,26 +46,37 @@ const madeIds = new Array<string | undefined>(MADE_SLOTS).fill(undefined);
 const madeBytes = new Uint8Array(16 * MADE_SLOTS);
 
 export function randomId(): string {
-  if (used === IDS_PER_BATCH) {
-    randomFillSync(random);
-    used = 0;
-  }
-  const from = 16 * used++;
-  // RFC 9562: version 4 in the high nibble of byte 6, variant 10 in byte 8.
-  random[from + 6] = (random[from + 6] & 0x0f) | 0x40;
-  random[from + 8] = (random[from + 8] & 0x3f) | 0x80;
-  for (let i = 0; i < 16; i++) {
-    const byte = random[from + i];
-    text[PLACES[i]] = HEX[byte >> 4];
-    text[PLACES[i] + 1] = HEX[byte & 0x0f];
-  }
-  // toString('latin1') rather than Buffer's undeclared latin1Slice, which
-  // is a little faster but not part of node's API.
-  const id = text.toString('latin1', 0, 36);
-  const slot = slotOf(text[0], text[1], text[2]);
+  if (used === IDS_PER_DRAW) draw();
+  const from = drawFrom + 16 * used;
+  const at = ID_CHARS * used++;
+  const id = drawn.slice(at, at + ID_CHARS);
+  // The slot of its first three hex digits: the high 12 bits of its bytes.
+  const slot = (random[from] << 4) | (random[from + 1] >> 4);
   madeIds[slot] = id;
   for (let i = 0; i < 16; i++) madeBytes[16 * slot + i] = random[from + i];
   return id;
+}
+
+function draw(): void {
+  drawFrom += 16 * IDS_PER_DRAW;
+  if (drawFrom >= random.length) {
+    randomFillSync(random);
+    drawFrom = 0;
+  }
+  for (let id = 0; id < IDS_PER_DRAW; id++) {
+    const from = drawFrom + 16 * id;
+    const to = ID_CHARS * id;
+    // RFC 9562: version 4 in the high nibble of byte 6, variant 10 in byte 8.
+    random[from + 6] = (random[from + 6] & 0x0f) | 0x40;
+    random[from + 8] = (random[from + 8] & 0x3f) | 0x80;
+    for (let i = 0; i < 16; i++) {
+      const byte = random[from + i];
+      text[to + PLACES[i]] = HEX[byte >> 4];
+      text[to + PLACES[i] + 1] = HEX[byte & 0x0f];
+    }
+  }
+  drawn = text.toString('latin1');
+  used = 0;
 }
 
 /**
