@@ -85,13 +85,24 @@ async function publish(
     while (next < count) {
       const size = Math.min(BATCH, count - next);
       next += size;
-      await broker.publish(queue, Array.from({ length: size }, () => ({ body })));
+      await broker.publish(queue, inputs(size));
       done += size;
       onProgress?.(done);
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   return performance.now() - began;
+}
+
+/**
+ * `size` messages of the event. A loop, not Array.from with a mapping
+ * function over { length }, which cost ~45 ns a message: 3-4% of the
+ * growth's main thread, counted as the log's though the producer's.
+ */
+function inputs(size: number): { body: Buffer }[] {
+  const batch = new Array<{ body: Buffer }>(size);
+  for (let i = 0; i < size; i++) batch[i] = { body };
+  return batch;
 }
 
 /** Receives and acks until `queue` is empty; returns the time taken. */
