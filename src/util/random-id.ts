@@ -28,9 +28,13 @@ const text = Buffer.allocUnsafe(ID_CHARS * IDS_PER_DRAW);
 /** The ids of the last draw, spelled back to back. */
 let drawn = '';
 let used = IDS_PER_DRAW;
-const HEX = Buffer.from('0123456789abcdef', 'latin1');
-/** Where each of the 16 bytes goes in xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx. */
-const PLACES = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+const textView = new DataView(text.buffer, text.byteOffset, text.length);
+/** The two hex digits of each byte value, as a u16le: one store a byte. */
+const HEX_PAIRS = new Uint16Array(256);
+for (let byte = 0; byte < 256; byte++) {
+  const hex = byte.toString(16).padStart(2, '0');
+  HEX_PAIRS[byte] = hex.charCodeAt(0) | (hex.charCodeAt(1) << 8);
+}
 for (let id = 0; id < IDS_PER_DRAW; id++) {
   for (const dash of [8, 13, 18, 23]) text[ID_CHARS * id + dash] = 0x2d;
 }
@@ -69,14 +73,33 @@ function draw(): void {
     // RFC 9562: version 4 in the high nibble of byte 6, variant 10 in byte 8.
     random[from + 6] = (random[from + 6] & 0x0f) | 0x40;
     random[from + 8] = (random[from + 8] & 0x3f) | 0x80;
-    for (let i = 0; i < 16; i++) {
-      const byte = random[from + i];
-      text[to + PLACES[i]] = HEX[byte >> 4];
-      text[to + PLACES[i] + 1] = HEX[byte & 0x0f];
-    }
+    spell(from, to);
   }
   drawn = text.toString('latin1');
   used = 0;
+}
+
+// The 16 bytes at `from` in `random` as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx
+// at `to` in `text` (the dashes are there already). Written out: the same
+// as a loop over the byte places took ~55 ns an id, this ~9.
+function spell(from: number, to: number): void {
+  const view = textView;
+  view.setUint16(to, HEX_PAIRS[random[from]], true);
+  view.setUint16(to + 2, HEX_PAIRS[random[from + 1]], true);
+  view.setUint16(to + 4, HEX_PAIRS[random[from + 2]], true);
+  view.setUint16(to + 6, HEX_PAIRS[random[from + 3]], true);
+  view.setUint16(to + 9, HEX_PAIRS[random[from + 4]], true);
+  view.setUint16(to + 11, HEX_PAIRS[random[from + 5]], true);
+  view.setUint16(to + 14, HEX_PAIRS[random[from + 6]], true);
+  view.setUint16(to + 16, HEX_PAIRS[random[from + 7]], true);
+  view.setUint16(to + 19, HEX_PAIRS[random[from + 8]], true);
+  view.setUint16(to + 21, HEX_PAIRS[random[from + 9]], true);
+  view.setUint16(to + 24, HEX_PAIRS[random[from + 10]], true);
+  view.setUint16(to + 26, HEX_PAIRS[random[from + 11]], true);
+  view.setUint16(to + 28, HEX_PAIRS[random[from + 12]], true);
+  view.setUint16(to + 30, HEX_PAIRS[random[from + 13]], true);
+  view.setUint16(to + 32, HEX_PAIRS[random[from + 14]], true);
+  view.setUint16(to + 34, HEX_PAIRS[random[from + 15]], true);
 }
 
 /**
