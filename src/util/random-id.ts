@@ -121,7 +121,25 @@ export function copyMadeId(id: string, buf: Uint8Array, off: number): boolean {
   const slot = slotOf(id.charCodeAt(0), id.charCodeAt(1), id.charCodeAt(2));
   if (madeIds[slot] !== id) return false;
   madeIds[slot] = undefined;
-  for (let i = 0; i < 16; i++) buf[off + i] = madeBytes[16 * slot + i];
+  // Written out, as in spell(): a loop took ~15-30 ns, this ~10.
+  const b = madeBytes;
+  const from = 16 * slot;
+  buf[off] = b[from];
+  buf[off + 1] = b[from + 1];
+  buf[off + 2] = b[from + 2];
+  buf[off + 3] = b[from + 3];
+  buf[off + 4] = b[from + 4];
+  buf[off + 5] = b[from + 5];
+  buf[off + 6] = b[from + 6];
+  buf[off + 7] = b[from + 7];
+  buf[off + 8] = b[from + 8];
+  buf[off + 9] = b[from + 9];
+  buf[off + 10] = b[from + 10];
+  buf[off + 11] = b[from + 11];
+  buf[off + 12] = b[from + 12];
+  buf[off + 13] = b[from + 13];
+  buf[off + 14] = b[from + 14];
+  buf[off + 15] = b[from + 15];
   return true;
 }
 
