@@ -368,6 +368,8 @@ const QUEUE_SCRATCH_BYTES = 128;
 const queueScratch = Buffer.allocUnsafeSlow(QUEUE_SCRATCH_BYTES);
 let keptQueue: string | undefined;
 let keptQueueBytes = 0;
+/** The kept vstring, for one set() where a loop would cost more. */
+let keptQueueView = queueScratch.subarray(0, 0);
 
 function queueBytes(queue: string): number {
   if (queue === keptQueue) return keptQueueBytes;
@@ -376,14 +378,14 @@ function queueBytes(queue: string): number {
     putVstring(queueScratch, 0, queue);
     keptQueue = queue;
     keptQueueBytes = bytes;
+    keptQueueView = queueScratch.subarray(0, bytes);
   }
   return bytes;
 }
 
 function putQueue(buf: Buffer, off: number, queue: string): number {
   if (queue !== keptQueue) return putVstring(buf, off, queue);
-  for (let i = 0; i < keptQueueBytes; i++) buf[off + i] = queueScratch[i];
-  return off + keptQueueBytes;
+  return putKept(buf, off, keptQueueView);
 }
 
 function varintBytes(value: number): number {
@@ -436,6 +438,7 @@ const headersScratch = Buffer.allocUnsafeSlow(HEADERS_SCRATCH_BYTES);
 /** Key, value, key, value... of the kept headers. */
 const keptHeaders: string[] = [];
 let keptHeadersBytes = 0;
+let keptHeadersView = headersScratch.subarray(0, 0);
 
 function vheadersBytes(headers: Record<string, string>): number {
   if (equalsKept(headers)) return keptHeadersBytes;
@@ -467,12 +470,27 @@ function keepHeaders(headers: Record<string, string>, bytes: number): void {
   for (const key in headers) keptHeaders.push(key, headers[key]);
   writeVheaders(headersScratch, 0, headers);
   keptHeadersBytes = bytes;
+  keptHeadersView = headersScratch.subarray(0, bytes);
 }
 
 function putVheaders(buf: Buffer, off: number, headers: Record<string, string>): number {
   if (!equalsKept(headers)) return writeVheaders(buf, off, headers);
-  for (let i = 0; i < keptHeadersBytes; i++) buf[off + i] = headersScratch[i];
-  return off + keptHeadersBytes;
+  return putKept(buf, off, keptHeadersView);
+}
+
+// Kept bytes into a frame. A loop in V8 copies ~2.4 ns a byte, set() is
+// one memcpy after ~18 ns of call: the loop for a short queue name, set()
+// from 9 bytes on (64 bytes of AMQP headers: ~155 ns against ~19).
+const LOOP_COPY_BYTES = 8;
+
+function putKept(buf: Buffer, off: number, kept: Buffer): number {
+  const bytes = kept.length;
+  if (bytes > LOOP_COPY_BYTES) {
+    buf.set(kept, off);
+  } else {
+    for (let i = 0; i < bytes; i++) buf[off + i] = kept[i];
+  }
+  return off + bytes;
 }
 
 function writeVheaders(buf: Buffer, off: number, headers: Record<string, string>): number {
