@@ -25,12 +25,12 @@
 // out of the scratch buffer as before, so that a message kept for long
 // holds its own bytes and not a whole page's.
 
-import { closeSync, openSync, readSync, readv, readvSync } from 'node:fs';
+import { closeSync, openSync, read, readSync, readvSync } from 'node:fs';
 import { FRAME_HEADER_BYTES } from './codec.js';
 import { type PublishedHead, decodePayload, decodePublishedHead } from './codec-decode.js';
 import { crc32c } from './crc32c.js';
 import type { FrameLocation } from './ledger.js';
-import { type AheadFrame, FramesAhead } from './read-ahead.js';
+import { type AheadFrame, type Chunk, FramesAhead } from './read-ahead.js';
 import type { PublishedRecord } from './records.js';
 
 /** One read covers at most this much, gaps between frames included. */
@@ -46,7 +46,7 @@ const OWN_BUFFER_BYTES = 4 * 1024;
 /**
  * Read buffers held for frames read ahead, at most: four pages of a queue
  * (engine/cold-tier.ts, PAGE_IN_BYTES), so a few queues draining at once
- * each find their next page read.
+ * each find their next pages read. In chunks of MAX_SPAN_BYTES.
  */
 export const READ_AHEAD_BYTES = 16 * 1024 * 1024;
 
@@ -71,7 +71,8 @@ export class FrameReader {
   framesReadInLine = 0;
 
   constructor(readAheadBytes = READ_AHEAD_BYTES) {
-    this.#ahead = new FramesAhead(readAheadBytes);
+    const chunks = Math.max(1, Math.floor(readAheadBytes / MAX_SPAN_BYTES));
+    this.#ahead = new FramesAhead(MAX_SPAN_BYTES, chunks);
   }
 
   /**
@@ -117,10 +118,11 @@ export class FrameReader {
 
     const reads: Promise<void>[] = [];
     for (const [from, to, length] of spans(unique)) {
-      const group = unique.slice(from, to);
-      const entries = this.#reserve(group);
-      if (entries === undefined) break;
-      reads.push(this.#readAheadSpan(group, length, entries));
+      // A frame larger than a chunk is left to read().
+      if (length > this.#ahead.chunkBytes) continue;
+      const chunk = this.#ahead.chunk();
+      if (chunk === undefined) break;
+      reads.push(this.#readAheadSpan(unique.slice(from, to), length, chunk));
     }
     return Promise.all(reads).then(() => undefined);
   }
@@ -148,10 +150,13 @@ export class FrameReader {
         order.push(i);
         continue;
       }
+      // A view into a chunk that is used again: the body is copied out.
       try {
-        place(i, ahead.frame!, ahead.own);
+        place(i, ahead.chunk.buffer.subarray(ahead.at, ahead.at + ahead.frameBytes), false);
       } catch (err) {
         onError(err as Error, location);
+      } finally {
+        this.#ahead.release(ahead.chunk);
       }
     }
     this.framesReadAhead += locations.length - order.length;
@@ -172,7 +177,7 @@ export class FrameReader {
 
   // Counted where it is taken: a frame not found is read in line.
   #takeAhead(location: FrameLocation): AheadFrame | undefined {
-    if (this.#ahead.bytes === 0) return undefined;
+    if (this.#ahead.size === 0) return undefined;
     return this.#ahead.take(location.segment.id, location.offset, location.frameBytes);
   }
 
@@ -191,44 +196,32 @@ export class FrameReader {
     for (const id of [...this.#fds.keys()]) this.forget(id);
   }
 
-  /** Entries for a span's frames, or undefined (none kept) if they do not fit. */
-  #reserve(group: FrameLocation[]): AheadFrame[] | undefined {
-    const entries: AheadFrame[] = [];
-    let at = group[0].offset;
-    for (const location of group) {
-      const bytes = location.offset + location.frameBytes - at;
-      const entry = this.#ahead.reserve(location.segment.id, location.offset,
-        location.frameBytes, bytes);
-      if (entry === undefined) {
-        for (const taken of entries) this.#ahead.drop(taken);
-        return undefined;
-      }
-      entries.push(entry);
-      at = location.offset + location.frameBytes;
-    }
-    return entries;
-  }
-
-  #readAheadSpan(group: FrameLocation[], length: number, entries: AheadFrame[]): Promise<void> {
-    const id = group[0].segment.id;
+  // One read of `length` bytes into `chunk`, the frames of `group` views
+  // into it once it lands.
+  #readAheadSpan(group: FrameLocation[], length: number, chunk: Chunk): Promise<void> {
+    const ahead = this.#ahead;
+    const first = group[0];
+    const entries = group.map((l) => ahead.reserve(l.segment.id, l.offset, l.frameBytes, chunk));
     let fd: number;
     try {
-      fd = this.#fdOf(group[0]);
+      fd = this.#fdOf(first);
     } catch {
-      for (const entry of entries) this.#ahead.drop(entry);
+      for (const entry of entries) ahead.drop(entry);
+      ahead.finish(chunk);
       return Promise.resolve();
     }
-    const span = this.#plan(group, length);
+    const id = first.segment.id;
     this.#reading.set(id, (this.#reading.get(id) ?? 0) + 1);
     return new Promise((resolve) => {
-      readv(fd, span.buffers, span.position, (err, read) => {
+      read(fd, chunk.buffer, 0, length, first.offset, (err, bytes) => {
         this.#endReading(id);
         // Short or failed: read() reads these itself, and says why not.
-        const landed = err === null && read === length;
-        entries.forEach((entry, k) => {
-          if (landed) this.#ahead.land(entry, span.frames[k].frame, span.frames[k].own);
-          else this.#ahead.drop(entry);
-        });
+        const landed = err === null && bytes === length;
+        for (const entry of entries) {
+          if (landed) ahead.land(entry, entry.offset - first.offset);
+          else ahead.drop(entry);
+        }
+        ahead.finish(chunk);
         resolve();
       });
     });

@@ -44,6 +44,26 @@ test('a read after a read ahead returns the same records and reads nothing in li
   });
 });
 
+test('an append of more large bodies than a writev takes pieces lands whole', () => {
+  return withTempDir(async (dir) => {
+    const { store } = await openStore(dir);
+    // Each body is a piece of the write, and so is what lies between:
+    // well over IOV_MAX (1024) pieces in one batch.
+    const records = Array.from({ length: 1100 }, (_, i) => ({
+      ...ticket(i + 1),
+      body: Buffer.alloc(5000, `body ${i + 1};`),
+    }));
+    await store.append(records);
+    const seqs = records.map((record) => record.seq);
+    assert.deepEqual(store.readPublished(seqs), records);
+    await store.close();
+
+    const { store: again, replayed } = await openStore(dir);
+    assert.deepEqual(replayed.filter((record) => record.type === 'published'), records);
+    await again.close();
+  });
+});
+
 test('a read ahead of some seqs leaves the others to be read in line, in the order asked', () => {
   return withTempDir(async (dir) => {
     const { store } = await openStore(dir);
@@ -126,40 +146,67 @@ test('a store closed while reading ahead closes cleanly; the read ahead resolves
 });
 
 test('FramesAhead: a frame taken while being read is dropped when it lands', () => {
-  const ahead = new FramesAhead(100);
-  const entry = ahead.reserve(1, 0, 40, 40)!;
+  const ahead = new FramesAhead(64, 1);
+  const chunk = ahead.chunk()!;
+  const entry = ahead.reserve(1, 0, 40, chunk);
   assert.equal(ahead.take(1, 0, 40), undefined);
-  ahead.land(entry, Buffer.alloc(40), true);
+  ahead.land(entry, 0);
   assert.equal(ahead.has(1, 0), false);
-  assert.equal(ahead.bytes, 0);
+  assert.equal(ahead.chunksInUse, 1, 'the read still runs');
+  ahead.finish(chunk);
+  assert.equal(ahead.chunksInUse, 0);
+  assert.equal(ahead.chunk(), chunk, 'the chunk is used again');
+});
+
+test('FramesAhead: a frame taken holds its chunk until released', () => {
+  const ahead = new FramesAhead(64, 1);
+  const chunk = ahead.chunk()!;
+  const entry = ahead.reserve(1, 0, 40, chunk);
+  ahead.land(entry, 0);
+  ahead.finish(chunk);
+  const taken = ahead.take(1, 0, 40)!;
+  assert.equal(taken.at, 0);
+  assert.equal(ahead.chunk(), undefined, 'its frame is still being decoded');
+  ahead.release(taken.chunk);
+  assert.equal(ahead.chunk(), chunk);
 });
 
 test('FramesAhead: room is made from the oldest landed frames, never from reads running', () => {
-  const ahead = new FramesAhead(100);
-  const landed = ahead.reserve(1, 0, 40, 40)!;
-  ahead.land(landed, Buffer.alloc(40), true);
-  ahead.reserve(1, 40, 40, 40);
-  // 40 + 40 + 40 > 100: the landed one goes, the running one stays.
-  assert.ok(ahead.reserve(1, 80, 40, 40) !== undefined);
+  const ahead = new FramesAhead(64, 2);
+  const first = ahead.chunk()!;
+  ahead.land(ahead.reserve(1, 0, 40, first), 0);
+  ahead.finish(first);
+  const second = ahead.chunk()!;
+  ahead.reserve(1, 40, 40, second);
+  // Both chunks used: the landed frame goes, the one being read stays.
+  assert.equal(ahead.chunk(), first);
   assert.equal(ahead.has(1, 0), false);
   assert.equal(ahead.has(1, 40), true);
-  assert.equal(ahead.bytes, 80);
   // Nothing landed left to drop: no room.
-  assert.equal(ahead.reserve(1, 120, 40, 40), undefined);
-  // A length other than the one read is not this frame.
-  const other = ahead.reserve(2, 0, 10, 10)!;
-  ahead.land(other, Buffer.alloc(10), false);
+  assert.equal(ahead.chunk(), undefined);
+});
+
+test('FramesAhead: a frame of another length than asked is not taken, and is dropped', () => {
+  const ahead = new FramesAhead(64, 1);
+  const chunk = ahead.chunk()!;
+  ahead.land(ahead.reserve(2, 0, 10, chunk), 0);
+  ahead.finish(chunk);
   assert.equal(ahead.take(2, 0, 12), undefined);
   assert.equal(ahead.has(2, 0), false);
+  assert.equal(ahead.chunksInUse, 0);
 });
 
 test('FramesAhead: forgetting a segment drops its frames', () => {
-  const ahead = new FramesAhead(100);
-  ahead.land(ahead.reserve(3, 0, 10, 10)!, Buffer.alloc(10), false);
-  ahead.reserve(3, 10, 10, 10);
-  ahead.land(ahead.reserve(4, 0, 10, 10)!, Buffer.alloc(10), false);
+  const ahead = new FramesAhead(64, 2);
+  const chunk = ahead.chunk()!;
+  ahead.land(ahead.reserve(3, 0, 10, chunk), 0);
+  ahead.reserve(3, 10, 10, chunk);
+  ahead.finish(chunk);
+  const other = ahead.chunk()!;
+  ahead.land(ahead.reserve(4, 0, 10, other), 0);
+  ahead.finish(other);
   ahead.forgetSegment(3);
-  assert.equal(ahead.bytes, 10);
-  assert.equal(ahead.has(3, 0) || ahead.has(3, 10), false);
-  assert.equal(ahead.take(4, 0, 10)?.frame?.length, 10);
+  assert.equal(ahead.size, 1);
+  assert.equal(ahead.chunksInUse, 1);
+  assert.equal(ahead.take(4, 0, 10)?.at, 0);
 });
