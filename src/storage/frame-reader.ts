@@ -7,7 +7,8 @@
 // that lets other receives and publishes reorder the queue. So the page
 // that comes next is read ahead (readAhead), off the event loop, into
 // FramesAhead (read-ahead.ts): the page-in then finds its frames in memory
-// and checks and decodes them as it would have after reading them itself.
+// and checks and decodes them as it would have after reading them itself
+// (copying bodies out of the read buffers, which are used again).
 // Only a frame not read ahead in time (the first page of a backlog, one
 // whose read failed or ran late) is read synchronously.
 //

@@ -3,18 +3,21 @@
 // when a read asks for it; one never asked for (its message purged, say)
 // waits until newer frames need its room.
 //
-// Frames are read into chunks of CHUNK_BYTES that are used again and
+// Frames are read into chunks (of MAX_SPAN_BYTES) that are used again and
 // again, never left to the collector: one run of neighbouring frames a
-// chunk, the frames views into it. A page-in copies each body out as it
-// decodes the frame (into a buffer that, like one read in line, lives
-// only as long as its message), then gives the frame's share of the
-// chunk back. Buffers of their own for frames read ahead lived a page or
-// two longer than buffers read in line, long enough for V8 to promote
-// them and collect them in full collections: reading a 16 KiB backlog
-// ahead that way cost 7-8 µs of broker CPU a message more than reading
-// it in line (bench/amqp-compare.ts, 2 loaded cores).
+// chunk. A page-in copies each body out as it decodes the frame (into a
+// buffer that, like one read in line, lives only as long as its message),
+// then gives the frame's share of the chunk back. Buffers of their own
+// for frames read ahead lived a page or two longer than buffers read in
+// line, long enough to be promoted and left to full collections: reading
+// a 16 KiB backlog ahead that way cost 7-8 µs of broker CPU a message
+// more than reading it in line, in three interleaved pairs of runs
+// (bench/amqp-compare.ts --only durable, load 8-12 on 2 cores); with
+// chunks, 4-5 µs more (three pairs, load 8-9), of 42-48.
+// TODO(#4): the rest of that gap (the copy out, the hand-off to the
+// thread pool) is not yet measured apart.
 //
-// In memory at most maxChunks * CHUNK_BYTES, outside the queues'
+// In memory at most maxChunks * chunkBytes, outside the queues'
 // hot-body budgets (engine/cold-tier.ts).
 
 /** A read buffer, and how many frames (and reads running) still use it. */
