@@ -13,9 +13,13 @@
 // a 16 KiB backlog ahead that way cost 7-8 µs of broker CPU a message
 // more than reading it in line, in three interleaved pairs of runs
 // (bench/amqp-compare.ts --only durable, load 8-12 on 2 cores); with
-// chunks, 4-5 µs more (three pairs, load 8-9), of 42-48.
-// TODO(#4): the rest of that gap (the copy out, the hand-off to the
-// thread pool) is not yet measured apart.
+// chunks, 3-8 µs more (four sets of 2-3 pairs, load 5-13), of 41-52.
+// TODO(#4): the rest of that gap is not yet measured apart. Reading one
+// page ahead instead of two costs more (a third of the frames are still
+// being read when taken, and are read twice); one read a page instead of
+// four changed nothing measurable. Outside the broker (a store alone,
+// 16 KiB frames) reading ahead took ~5 µs more of the main thread a
+// frame (the copy out among it) and ~5 µs of V8's helper threads.
 //
 // In memory at most maxChunks * chunkBytes, outside the queues'
 // hot-body budgets (engine/cold-tier.ts).
