@@ -287,7 +287,12 @@ function publishedBytes(record: PublishedRecord): number {
   );
 }
 
-function writePublished(record: PublishedRecord, buf: Buffer, start: number, withBody: boolean): void {
+function writePublished(
+  record: PublishedRecord,
+  buf: Buffer,
+  start: number,
+  withBody: boolean,
+): void {
   const group = record.group;
   let off = buf.writeUInt8(RecordType.Published, start);
   off = buf.writeDoubleLE(record.seq, off);

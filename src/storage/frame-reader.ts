@@ -168,7 +168,10 @@ export class FrameReader {
     for (const [start, end, length] of spans(sorted)) {
       try {
         const frames = this.#readFrames(sorted.slice(start, end), length);
-        for (let k = start; k < end; k++) place(order[k], frames[k - start].frame, frames[k - start].own);
+        for (let k = start; k < end; k++) {
+          const { frame, own } = frames[k - start];
+          place(order[k], frame, own);
+        }
       } catch (err) {
         for (let k = start; k < end; k++) onError(err as Error, sorted[k]);
       }
@@ -267,7 +270,8 @@ export class FrameReader {
       l.offset < group[i - 1].offset + group[i - 1].frameBytes);
     if (ownCount === 0 || overlapping) {
       const whole = Buffer.allocUnsafe(length);
-      return { position: first.offset, length, buffers: [whole], frames: this.#fromSpan(group, whole) };
+      const frames = this.#fromSpan(group, whole);
+      return { position: first.offset, length, buffers: [whole], frames };
     }
 
     const ownBytes = group.reduce(

@@ -103,7 +103,8 @@ test('a frame damaged on disk is unreadable when read ahead, as when read in lin
     assert.equal(read[10], undefined);
     assert.deepEqual(read.filter((_, i) => i !== 9 && i !== 10),
       records.filter((_, i) => i !== 9 && i !== 10));
-    const failures = logger.errors.filter((e) => e.msg === 'could not read a message back from the log');
+    const failures = logger.errors
+      .filter((e) => e.msg === 'could not read a message back from the log');
     assert.equal(failures.length, 2);
     assert.match(String(failures[0].obj.err), /checksum/);
     await store.close();
