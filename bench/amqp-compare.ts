@@ -45,7 +45,9 @@ import { parseArgs } from 'node:util';
 
 import amqp, { type ChannelModel, type Options } from 'amqplib';
 
-import { rabbitVersion, startRabbit, startUsher, type RunningBroker } from './amqp/brokers.js';
+import {
+  rabbitVersion, startRabbit, startUsher, type RunningBroker, type StoreCounters,
+} from './amqp/brokers.js';
 import { quantile, runRounds, type LatencyReport } from './amqp/latency-rounds.js';
 import { describeWarmed, warmMemory } from './warm-memory.js';
 import {
@@ -178,6 +180,24 @@ async function attempt(b: Broker, kind: Kind, what: string,
   }
 }
 
+/** Usher's log counters over a durable run, by the run's figure. */
+const logDuring = new Map<Figure, StoreCounters>();
+
+/** `run`, with Usher's log counters over it kept in logDuring. */
+async function withLog(b: Broker,
+  run: () => Promise<Figure | null | undefined>): Promise<Figure | null | undefined> {
+  const read = () => b.running.storeCounters?.().catch(() => undefined);
+  const before = await read();
+  const figure = await run();
+  const after = before === undefined ? undefined : await read();
+  if (figure && before !== undefined && after !== undefined) {
+    const delta = { ...after };
+    for (const key of Object.keys(delta) as Array<keyof StoreCounters>) delta[key] -= before[key];
+    logDuring.set(figure, delta);
+  }
+  return figure;
+}
+
 async function connect(t: Target): Promise<ChannelModel> {
   const model = await quick(amqp.connect(t.url), `connect ${t.url}`);
   model.on('error', (err: Error) => t.log(err.message));
@@ -224,10 +244,10 @@ async function measure(brokers: Broker[]): Promise<{ rows: Row[]; latency?: Late
           (t, p, c) => transient(t, quiet, size.body, count, p, c));
       }
       if (runs('durable')) {
-        publishes.figures[b.column] = await attempt(b, 'durable', what,
-          (t, _p, _c, ps) => durablePublish(t, loud, size.body, count, ps));
-        consumes.figures[b.column] = await attempt(b, 'durable', what,
-          (t, p, c) => durableConsume(t, loud, count, c, p));
+        publishes.figures[b.column] = await withLog(b, () => attempt(b, 'durable', what,
+          (t, _p, _c, ps) => durablePublish(t, loud, size.body, count, ps)));
+        consumes.figures[b.column] = await withLog(b, () => attempt(b, 'durable', what,
+          (t, p, c) => durableConsume(t, loud, count, c, p)));
       }
       progress(`${size.label} on ${b.column} done`);
     }
@@ -334,10 +354,33 @@ noisy: other work kept over ${NOISY_CORES} of a core busy in that run.
         `${busy(f.brokerCpu)}; client ${perMessage(f.clientCpu)} µs/msg, ${busy(f.clientCpu)})`);
     }
     if (parts.length > 0) out(`- ${row.workload}, ${row.size}: ${parts.join('; ')}`);
+    const log = complete(row.figures.usher) ? logDuring.get(row.figures.usher) : undefined;
+    if (log !== undefined) out(`  - Usher's log: ${logLine(log, row.figures.usher!)}`);
   }
   if (latencyReport !== undefined) printLatency(latencyReport);
   out();
   out(`Total time ${seconds.toFixed(0)} s.`);
+}
+
+/**
+ * What Usher's log did in a run: the batches it wrote and synced (their
+ * size says which line of a plain write + fdatasync yardstick applies:
+ * bench/storage.ts), and how cold messages came back, read ahead off the
+ * event loop or in line on it (storage/frame-reader.ts).
+ */
+function logLine(log: StoreCounters, f: Figure): string {
+  const parts: string[] = [];
+  if (log.batches > 0) {
+    const mib = log.bytes / (1024 * 1024);
+    parts.push(`${log.batches} batches of ${(log.bytes / log.batches / 1024).toFixed(0)} KiB ` +
+      `on average, ${log.syncs} fdatasyncs, ${(mib / f.seconds).toFixed(0)} MiB/s`);
+  }
+  const cold = log.framesReadAhead + log.framesReadInLine;
+  if (cold > 0) {
+    parts.push(`${cold} cold messages read back, ${log.framesReadAhead} of them read ahead, ` +
+      `${log.framesReadInLine} read in line on the event loop`);
+  }
+  return parts.length === 0 ? 'nothing written or read back' : parts.join('; ');
 }
 
 /** Each round's p99 and load, where each broker's latency went, and Usher's log. */

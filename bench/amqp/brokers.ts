@@ -35,6 +35,9 @@ export interface StoreCounters {
   batches: number;
   syncs: number;
   bytes: number;
+  /** Cold messages read back from frames read ahead, and read in line. */
+  framesReadAhead: number;
+  framesReadInLine: number;
 }
 
 // --- Usher ---------------------------------------------------------------
@@ -113,6 +116,8 @@ export async function startUsher(nodeFlags: string[] = [],
         batches: counter('usher_store_batches_total'),
         syncs: counter('usher_store_syncs_total'),
         bytes: counter('usher_store_written_bytes_total'),
+        framesReadAhead: counter('usher_store_frames_read_ahead_total'),
+        framesReadInLine: counter('usher_store_frames_read_in_line_total'),
       };
     },
     async stop() {

@@ -313,6 +313,7 @@ export class Broker implements BrokerApi {
       receiptBase: this.receiptBase,
       // Bodies of a durable queue's backlog stay on disk (issue #3).
       pageIn: (seqs) => readBack(this.store, seqs),
+      readAhead: (seqs) => void this.store.readAhead(seqs),
       hotReadyLimit: this.hotReadyLimit,
     });
   }

@@ -167,6 +167,18 @@ export class ColdDeque {
     }
   }
 
+  /** The seqs shift() would take now, left in place (for a read ahead). */
+  peekPage(max: number, maxBytes: number): number[] {
+    const seqs: number[] = [];
+    let bytes = 0;
+    this.forEach((seq, size) => {
+      if (seqs.length >= max || (seqs.length > 0 && bytes + size > maxBytes)) return false;
+      bytes += size;
+      seqs.push(seq);
+    });
+    return seqs;
+  }
+
   /** Removes `seq`; its body size, or -1 when it is not here. */
   remove(seq: number): number {
     const found = this.#find(seq);
@@ -308,6 +320,11 @@ export class ColdBacklog {
     this.count -= seqs.length;
     for (const size of sizes) this.bytes -= size;
     return { seqs, sizes };
+  }
+
+  /** The seqs take() would take now, left in place. */
+  peekPage(priority: number, max: number, maxBytes = Number.POSITIVE_INFINITY): number[] {
+    return this.#deques[priority].peekPage(max, maxBytes);
   }
 
   /** The highest priority holding cold messages, or -1. */

@@ -7,12 +7,8 @@
 
 import type { ColdDeque } from './cold-backlog.js';
 import {
-  type ColdCandidate,
-  type ColdEntry,
-  ColdTier,
-  type ColdLeft,
-  PAGE_IN_BATCH,
-  type PageIn,
+  type ColdCandidate, type ColdEntry, ColdTier, type ColdLeft, PAGE_IN_BATCH, type PageIn,
+  type ReadAhead,
 } from './cold-tier.js';
 import { DedupWindow } from './dedup.js';
 import { FifoGroups, type Group } from './fifo-groups.js';
@@ -55,6 +51,8 @@ export interface EngineOptions {
    * every message stays in memory.
    */
   pageIn?: PageIn;
+  /** Starts reading the next page of a cold backlog off the event loop. */
+  readAhead?: ReadAhead;
   /** Waiting messages kept in memory before more go cold (HOT_READY_LIMIT). */
   hotReadyLimit?: number;
   /** Body bytes of waiting messages kept in memory before new ones go
@@ -143,9 +141,10 @@ export abstract class QueueContents {
   }
 
   protected newColdTier(settings: QueueSettings): ColdTier | null {
-    const { pageIn, hotReadyLimit, hotWaitingBytes } = this.options;
+    const { pageIn, hotReadyLimit, hotWaitingBytes, readAhead } = this.options;
     if (pageIn === undefined || !this.coldAllowed(settings)) return null;
-    return new ColdTier(pageIn, hotReadyLimit, hotWaitingBytes, needsPriorityIndex(settings));
+    return new ColdTier(pageIn, hotReadyLimit, hotWaitingBytes, needsPriorityIndex(settings),
+      readAhead);
   }
 
   /**

@@ -204,6 +204,16 @@ const STORE_METRICS: Record<string, StoreMetric> = {
     help: 'Messages copied forward by compaction',
     kind: 'counter',
   },
+  framesReadAhead: {
+    name: 'usher_store_frames_read_ahead_total',
+    help: 'Cold messages read back from frames read ahead off the event loop',
+    kind: 'counter',
+  },
+  framesReadInLine: {
+    name: 'usher_store_frames_read_in_line_total',
+    help: 'Cold messages read back synchronously, on the event loop',
+    kind: 'counter',
+  },
   replayedRecords: {
     name: 'usher_store_replayed_records',
     help: 'Log records replayed at the last start (after its checkpoint, if any)',

@@ -52,7 +52,7 @@
 // into U+FFFD: such a string does not survive a round trip unchanged.
 
 import { MessageTooLargeError } from '../errors.js';
-import { crc32c } from './crc32c.js';
+import { crc32c, crc32cAppend } from './crc32c.js';
 import { UUID_BYTES, UUID_CHARS, type UuidTable, isUuid, putUuid } from './uuid-bytes.js';
 import type {
   LogRecord,
@@ -144,6 +144,29 @@ export function writeFrame(
   buf.set(scratch, start + FRAME_HEADER_BYTES);
 }
 
+/**
+ * writeFrame for a `published` record whose body goes to the file from
+ * its own buffer (batch.ts): writes the frame but for the body, the first
+ * size - body.length bytes, the checksum taken over the body where it
+ * is. Followed by the body, the bytes are writeFrame's.
+ */
+export function writeFrameHead(
+  record: PublishedRecord,
+  buf: Buffer,
+  start: number,
+  size: number,
+  ids?: UuidTable,
+  index = 0,
+): void {
+  const payloadBytes = size - FRAME_HEADER_BYTES;
+  const headBytes = payloadBytes - record.body.length;
+  writePayload(record, buf, start + FRAME_HEADER_BYTES, ids, index, false);
+  buf.writeUInt32LE(payloadBytes, start);
+  const from = buf.byteOffset + start + FRAME_HEADER_BYTES;
+  const head = crc32c(new Uint8Array(buf.buffer, from, headBytes));
+  buf.writeUInt32LE(crc32cAppend(record.body, head), start + 4);
+}
+
 // The checksum binding takes a whole typed array, so a payload written in
 // place needs a view of its own: an object of ~100 bytes a record, a tenth
 // of what a publish allocated. A payload of a size seen lately is instead
@@ -204,11 +227,12 @@ function writePayload(
   start: number,
   ids: UuidTable | undefined,
   index: number,
+  withBody = true,
 ): void {
   switch (record.type) {
     case 'published':
-      if (isCompact(record)) writeCompact(record, buf, start, ids, index);
-      else writePublished(record, buf, start);
+      if (isCompact(record)) writeCompact(record, buf, start, ids, index, withBody);
+      else writePublished(record, buf, start, withBody);
       return;
     case 'moved':
       writeMoved(record, buf, start);
@@ -263,7 +287,12 @@ function publishedBytes(record: PublishedRecord): number {
   );
 }
 
-function writePublished(record: PublishedRecord, buf: Buffer, start: number): void {
+function writePublished(
+  record: PublishedRecord,
+  buf: Buffer,
+  start: number,
+  withBody: boolean,
+): void {
   const group = record.group;
   let off = buf.writeUInt8(RecordType.Published, start);
   off = buf.writeDoubleLE(record.seq, off);
@@ -282,7 +311,7 @@ function writePublished(record: PublishedRecord, buf: Buffer, start: number): vo
   off = putNullableNumber(buf, off, record.expiresAt);
   off = buf.writeDoubleLE(record.failures, off);
   off = buf.writeUInt32LE(record.body.length, off);
-  record.body.copy(buf, off);
+  if (withBody) record.body.copy(buf, off);
 }
 
 // Type 7 holds a priority of 0-255 and a failure count that is a whole
@@ -324,6 +353,7 @@ function writeCompact(
   start: number,
   ids: UuidTable | undefined,
   index: number,
+  withBody: boolean,
 ): void {
   const { group, expiresAt } = record;
   const sameTime = Object.is(record.availableAt, record.publishedAt);
@@ -357,7 +387,7 @@ function writeCompact(
   off = putVarint(buf, off, record.body.length);
   // set, not copy: Buffer's copy checks its arguments and goes through
   // two more calls to the same set.
-  buf.set(record.body, off);
+  if (withBody) buf.set(record.body, off);
 }
 
 // The queue of the last compact record measured, as its vstring: a batch

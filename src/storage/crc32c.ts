@@ -9,6 +9,11 @@ export function crc32c(buf: Uint8Array): number {
   return nativeCrc32c(buf) >>> 0;
 }
 
+/** CRC-32C of the bytes `crc` was taken over followed by `buf`. */
+export function crc32cAppend(buf: Uint8Array, crc: number): number {
+  return nativeCrc32c(buf, crc) >>> 0;
+}
+
 // The reflected form of the Castagnoli polynomial 0x1EDC6F41 (RFC 3720,
 // appendix B.4), so bits are processed least significant first.
 const POLYNOMIAL = 0x82f63b78;

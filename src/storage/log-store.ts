@@ -120,6 +120,10 @@ export type LogStoreStats = {
   syncs: number;
   /** Messages copied forward by compaction. */
   compactedMessages: number;
+  /** Frames read back that a read ahead had brought in off the event loop. */
+  framesReadAhead: number;
+  /** Frames read back synchronously, on the event loop. */
+  framesReadInLine: number;
   /** 1 once a failed batch could not be cut back; every append rejects. */
   stopped: number;
   /** Records replayed at open: after the checkpoint, if one was loaded. */
@@ -408,7 +412,8 @@ export class LogStore {
 
   /**
    * The latest `published` records of live messages `seqs`, read back
-   * from their segments (synchronously: see frame-reader.ts), in the same
+   * from their segments (synchronously, unless read ahead: see
+   * frame-reader.ts), in the same
    * order; undefined for a seq that is not live or cannot be read. The
    * record's state is as first published or last copied by compaction:
    * later `retried` and `moved` records are not applied.
@@ -416,6 +421,17 @@ export class LogStore {
   readPublished(seqs: readonly number[]): (PublishedRecord | undefined)[] {
     const locations = seqs.map((seq) => this.#ledger.locate(seq));
     return this.#reader.read(locations, this.#readFailed);
+  }
+
+  /**
+   * Starts reading the latest `published` records of `seqs` into memory
+   * off the event loop, for a readPublished() of them soon (the next page
+   * of a cold backlog: frame-reader.ts). Resolves when the reads end,
+   * whatever came of them; a record not read ahead is read in line.
+   */
+  readAhead(seqs: readonly number[]): Promise<void> {
+    if (this.#closing) return Promise.resolve();
+    return this.#reader.readAhead(seqs.map((seq) => this.#ledger.locate(seq)));
   }
 
   /**
@@ -563,6 +579,8 @@ export class LogStore {
       batches: this.#batches,
       syncs: this.#syncs,
       compactedMessages: this.#compactedMessages,
+      framesReadAhead: this.#reader.framesReadAhead,
+      framesReadInLine: this.#reader.framesReadInLine,
       stopped: this.#failure === undefined ? 0 : 1,
       replayedRecords: this.#replayedRecords,
       openedFromCheckpoint: this.#openedFromCheckpoint ? 1 : 0,

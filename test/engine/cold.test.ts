@@ -108,6 +108,62 @@ describe('cold backlog', () => {
     );
   });
 
+  it('reads the pages after each page-in ahead, and takes them as read ahead', () => {
+    const log = new FakeLog();
+    const pages: number[][] = [];
+    const aheads: number[][] = [];
+    const q = new QueueEngine('q', DEFAULT_SETTINGS, {
+      random: () => 0,
+      hotReadyLimit: 4,
+      pageIn: (seqs) => {
+        pages.push([...seqs]);
+        return log.pageIn(seqs);
+      },
+      readAhead: (seqs) => void aheads.push([...seqs]),
+    });
+    for (let i = 0; i < 1000; i++) q.enqueue(log.publish(), 0, true);
+
+    const got: string[] = [];
+    for (let d = q.receive(0, 100, 1000); d.length > 0; d = q.receive(0, 100, 1000)) {
+      got.push(...ids(d));
+      for (const delivery of d) q.ack(delivery.receipt);
+    }
+    assert.deepEqual(got, Array.from({ length: 1000 }, (_, i) => `m${i + 1}`));
+
+    // Pages of 256 from seq 5 (1-4 stayed hot); after each, the two
+    // pages that follow it (what is left of them) are asked ahead.
+    assert.deepEqual(pages.map((page) => page[0]), [5, 261, 517, 773]);
+    assert.deepEqual(aheads.map((seqs) => [seqs[0], seqs.at(-1)]),
+      [[261, 772], [517, 1000], [773, 1000]]);
+    // Every page but the first was asked ahead before it was taken.
+    const asked = new Set(aheads.flat());
+    assert.ok(pages.slice(1).every((page) => page.every((seq) => asked.has(seq))));
+  });
+
+  it('delivers by priority when a higher one arrives after lower ones were read ahead', () => {
+    const log = new FakeLog();
+    const aheads: number[][] = [];
+    const q = new QueueEngine('q', DEFAULT_SETTINGS, {
+      random: () => 0,
+      hotReadyLimit: 4,
+      pageIn: log.pageIn,
+      readAhead: (seqs) => void aheads.push([...seqs]),
+    });
+    for (let i = 0; i < 600; i++) q.enqueue(log.publish({ priority: 1 }), 0, true);
+    const first = q.receive(0, 10, 1000);
+    assert.deepEqual(ids(first), Array.from({ length: 10 }, (_, i) => `m${i + 1}`));
+    assert.equal(aheads.length, 1, 'the page after the first read ahead');
+
+    // Past the window, so cold too, but ahead of everything read ahead.
+    for (let i = 0; i < 300; i++) q.enqueue(log.publish({ priority: 5 }), 0, true);
+    const rest = ids(q.receive(0, 1000, 1000));
+    const expected = [
+      ...Array.from({ length: 300 }, (_, i) => `m${601 + i}`),
+      ...Array.from({ length: 590 }, (_, i) => `m${11 + i}`),
+    ];
+    assert.deepEqual(rest, expected);
+  });
+
   it('keeps new publishes cold past the window and counts them', () => {
     const log = new FakeLog();
     const q = coldEngine(log);

@@ -1,12 +1,16 @@
 // The log store's batches (src/storage/batch.ts): the 64 KiB chunks of a
-// batch that landed are reused by later batches, and only those.
+// batch that landed are reused by later batches, and only those; large
+// bodies go to the write as they are, the bytes unchanged.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { randomBytes } from 'node:crypto';
+
 import { Batch } from '../../src/storage/batch.js';
 import { FRAME_HEADER_BYTES } from '../../src/storage/codec.js';
 import { decodePayload } from '../../src/storage/codec-decode.js';
+import { crc32c } from '../../src/storage/crc32c.js';
 import type { PublishedRecord } from '../../src/storage/records.js';
 import { ticket } from './helpers.js';
 
@@ -53,4 +57,32 @@ test('a landed batch gives its chunks to the next; a failed one does not', () =>
   assert.equal([...nextChunks].some((chunk) => failedChunks.has(chunk)), false);
   assert.deepEqual(decoded(next), records);
   assert.deepEqual(decoded(failed), tickets(1), 'a failed batch keeps its bytes for a rewrite');
+});
+
+test('a large body is a piece of the write itself, not a copy; every frame checks', () => {
+  const records: PublishedRecord[] = [
+    ticket(1),
+    { ...ticket(2), body: Buffer.alloc(16 * 1024, 'sixteen KiB ') },
+    ticket(3),
+    { ...ticket(4), body: randomBytes(5000), priority: 300 },
+    { ...ticket(5), body: Buffer.alloc(4095, 'just under ') },
+    { ...ticket(6), body: Buffer.alloc(4096, 'at the mark ') },
+  ];
+  const batch = new Batch();
+  batch.add(records);
+  const pieces = batch.buffers();
+  for (const seq of [2, 4, 6]) {
+    assert.ok(pieces.includes(records[seq - 1].body), `body of ${seq} is a piece`);
+  }
+  assert.ok(!pieces.includes(records[4].body), 'a smaller one is copied');
+  assert.equal(pieces.reduce((n, piece) => n + piece.length, 0), batch.bytes);
+
+  const stream = Buffer.concat(pieces);
+  for (let at = 0; at < stream.length;) {
+    const end = at + FRAME_HEADER_BYTES + stream.readUInt32LE(at);
+    const payload = stream.subarray(at + FRAME_HEADER_BYTES, end);
+    assert.equal(crc32c(payload), stream.readUInt32LE(at + 4));
+    at = end;
+  }
+  assert.deepEqual(decoded(batch), records);
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { crc32c, crc32cReference } from '../../src/storage/crc32c.js';
+import { crc32c, crc32cAppend, crc32cReference } from '../../src/storage/crc32c.js';
 
 test('crc32c matches the RFC 3720 check value', () => {
   const input = Buffer.from('123456789', 'ascii');
@@ -30,4 +30,13 @@ test('native crc32c agrees on views with a byteOffset', () => {
     const view = pool.subarray(start, end);
     assert.equal(crc32c(view), crc32cReference(view));
   }
+});
+
+test('crc32cAppend continues a checksum: that of the bytes before, then these', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 2048 }), fc.uint8Array({ maxLength: 2048 }), (a, b) => {
+      assert.equal(crc32cAppend(b, crc32c(a)), crc32cReference(Buffer.concat([a, b])));
+    }),
+    { numRuns: 300 },
+  );
 });
