@@ -132,6 +132,21 @@ function spell(from: number, to: number): void {
 }
 
 /**
+ * `id` as a string of its own, for a message that outlives its publish on
+ * its own (a dead letter, a redriven one): a made id is a view of its
+ * publish's text, up to 2.3 KB, which it would keep alive. An id of other
+ * chars than ASCII (never one made here) is returned as it is.
+ */
+const ownText = Buffer.allocUnsafe(ID_CHARS);
+
+export function unshared(id: string): string {
+  if (id.length !== ID_CHARS) return id;
+  for (let i = 0; i < ID_CHARS; i++) if (id.charCodeAt(i) > 0x7f) return id;
+  // Not `text`: its dashes are written once, at start.
+  return ownText.toString('latin1', 0, ownText.write(id, 0, ID_CHARS, 'latin1'));
+}
+
+/**
  * If `id` is one randomId made and nobody read here yet, copies its 16
  * bytes (as storage/uuid-bytes.ts putUuid would write them) to `buf` at
  * `off` and returns true; else false, having written nothing.

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { putUuid } from '../../src/storage/uuid-bytes.js';
-import { copyMadeId, randomId, randomIds } from '../../src/util/random-id.js';
+import { copyMadeId, randomId, randomIds, unshared } from '../../src/util/random-id.js';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -75,4 +75,17 @@ test("a publish's ids, in and past a draw of 64: as many UUIDs, all different, r
     made += count;
   }
   assert.equal(seen.size, made);
+});
+
+test('an id unshared is equal to itself, whatever its chars, and ids made after are UUIDs', () => {
+  const ids = [
+    ...randomIds(3),
+    'x'.repeat(36),
+    'é'.repeat(36),
+    '😀'.repeat(18),
+    'short',
+    'A0F8FAD5-D9CB-469F-A165-70867728950E',
+  ];
+  for (const id of ids) assert.equal(unshared(id), id);
+  for (const id of randomIds(70)) assert.match(id, UUID_V4);
 });
