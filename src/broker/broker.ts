@@ -112,7 +112,6 @@ export interface BrokerOptions {
 }
 
 export const DEFAULT_DISK_FLOOR_BYTES = 100 * 1024 * 1024;
-/** How often free disk space is measured. */
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 const MAX_RECEIVE = 1000;

@@ -10,6 +10,7 @@
 import type { QueueEngine } from '../engine/queue.js';
 import type { DeathReason, Message } from '../engine/types.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
+import { unshared } from '../util/random-id.js';
 import { isLogged, moveRecords } from './durability.js';
 import { messageFrom, moveTo, pinsLittle, shorterTtl } from './messages.js';
 import type { PublishInput } from './types.js';
@@ -217,7 +218,8 @@ export function copyDeadLetter(
     type: 'published',
     seq: allocateSeq(),
     queue: destination.name,
-    id: message.id,
+    // It may outlive the others of its publish here (util/random-id.ts).
+    id: unshared(message.id),
     priority: message.priority,
     group: message.group,
     headers,

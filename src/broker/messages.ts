@@ -6,6 +6,7 @@ import type { QueueEngine, Outcome } from '../engine/queue.js';
 import type { Delivery, Message, QueueSettings } from '../engine/types.js';
 import type { LogStore } from '../storage/log-store.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
+import { unshared } from '../util/random-id.js';
 import { publishedRecord } from './durability.js';
 import type { ReplayedMessage } from './recovery.js';
 import type { ReceivedMessage } from './types.js';
@@ -96,6 +97,8 @@ export function moveTo(
   const ttl = destination.settings.messageTtlMs;
   const moved: Message = {
     ...message,
+    // It may outlive the others of its publish here (util/random-id.ts).
+    id: unshared(message.id),
     headers,
     failures: 0,
     availableAt: now,

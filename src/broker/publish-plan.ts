@@ -8,7 +8,7 @@ import type { QueueEngine } from '../engine/queue.js';
 import type { Newcomer } from '../engine/overflow.js';
 import type { Message } from '../engine/types.js';
 import type { PublishedRecord } from '../storage/records.js';
-import { randomId } from '../util/random-id.js';
+import { randomIds } from '../util/random-id.js';
 import type { AdmissionController } from './admission.js';
 import { refusedMessage } from './dead-letter.js';
 import { NO_HEADERS, shorterTtl } from './messages.js';
@@ -52,6 +52,9 @@ export function planPublish(
   let lastRefusal: OverloadedError | null = null;
   const waiting = engine.counts.ready + engine.counts.delayed;
   const ids = new Array<string>(inputs.length);
+  // Messages in the running without an id of their own: they get theirs
+  // together (randomIds), sharing text with no other publish's ids.
+  let unnamed = 0;
 
   for (let at = 0; at < inputs.length; at++) {
     const input = inputs[at];
@@ -76,12 +79,14 @@ export function planPublish(
       }
       if (engine.settings.dedupWindowMs > 0) (seenInBatch ??= new Set()).add(given);
     }
-    ids[at] = given ?? randomId();
+    if (given === undefined) unnamed++;
+    else ids[at] = given;
     candidates++;
   }
 
   // Refused whole before the limits reserve room or displace anything.
   if (wholeBatch && shed !== undefined) throw shed;
+  if (unnamed > 0) nameTheUnnamed(inputs, answers, ids, unnamed);
 
   const limits = admitNewcomers(engine, inputs, answers, candidates, wholeBatch);
   const records: PublishedRecord[] = [];
@@ -108,6 +113,19 @@ export function planPublish(
     ? answers.find((answer) => answer instanceof LoadRefusalError)
     : undefined;
   return { answers, records, remember, duplicates, refused, batchRefusal };
+}
+
+/** Gives each message in the running without an id one made for it. */
+function nameTheUnnamed(
+  inputs: PublishInput[],
+  answers: PublishAnswer[],
+  ids: string[],
+  unnamed: number,
+): void {
+  const made = randomIds(unnamed);
+  for (let at = 0, k = 0; k < unnamed; at++) {
+    if (answers[at] === undefined && inputs[at].id === undefined) ids[at] = made[k++];
+  }
 }
 
 /**

@@ -6,15 +6,21 @@
 // half a kilobyte of garbage per id; at one id per message that was the
 // largest single allocation on the publish path. Here the random bytes
 // come from the same CSPRNG, drawn for RANDOM_IDS ids at once (a call
-// costs ~2 µs whatever its size: 35 ns an id at 64 ids, 4 at 1,024), and
-// IDS_PER_DRAW ids at a time are spelled back to back into one string.
-// Each id is a slice of it, which V8 makes a view of its parent (~10 ns,
-// for 13 chars or more) where a string of its own, made from a Buffer,
-// crossed into C++ (~65 ns; issue #3, the log is CPU-bound).
+// costs ~2 µs whatever its size: 35 ns an id at 64, 4 at 1,024), and the
+// ids one publish needs (randomIds), up to IDS_PER_DRAW at a time, are
+// spelled back to back into one string. Each id is a slice of it, which
+// V8 makes a view of its parent (~10 ns, for 13 chars or more) where a
+// string of its own, made from a Buffer, crossed into C++ (~65 ns; issue
+// #3, the log is CPU-bound).
 //
 // A view keeps its parent alive: an id kept long after the others of its
 // draw (a dead letter, say) holds the draw's text, 36 bytes an id. Hence
-// few ids a draw: 64 make 2.3 KB, and one string a draw costs ~2 ns an id.
+// few ids a draw (64 make 2.3 KB), and never the ids of two publishes in
+// one draw: a queue whose publishes come between those of busier queues
+// would otherwise keep a whole draw for each message waiting in it (~2.7
+// KB a message against ~450, test/broker/made-ids-memory.test.ts). A
+// publish of one message pays for a string of its own (made and read
+// once: ~125 ns an id against ~65 in a publish of 8 or more).
 
 import { randomFillSync } from 'node:crypto';
 
@@ -22,15 +28,12 @@ const RANDOM_IDS = 1024;
 const IDS_PER_DRAW = 64;
 const ID_CHARS = 36;
 // Its own memory (allocUnsafeSlow), so that it starts on a word: an id's
-// bytes are kept as four u32s (randomId).
+// bytes are kept as four u32s (keep).
 const random = Buffer.allocUnsafeSlow(16 * RANDOM_IDS);
 const randomWords = new Uint32Array(random.buffer, random.byteOffset, random.length / 4);
-/** Where in `random` the bytes of the last draw start. */
-let drawFrom = random.length;
+/** Where in `random` the bytes of the next id made start. */
+let randomAt = random.length;
 const text = Buffer.allocUnsafe(ID_CHARS * IDS_PER_DRAW);
-/** The ids of the last draw, spelled back to back. */
-let drawn = '';
-let used = IDS_PER_DRAW;
 const textView = new DataView(text.buffer, text.byteOffset, text.length);
 /** The two hex digits of each byte value, as a u16le: one store a byte. */
 const HEX_PAIRS = new Uint16Array(256);
@@ -53,11 +56,46 @@ const madeIds = new Array<string | undefined>(MADE_SLOTS).fill(undefined);
 const madeWords = new Uint32Array(4 * MADE_SLOTS);
 const madeBytes = new Uint8Array(madeWords.buffer);
 
+/** One id, a string of its own (a draw of one). */
 export function randomId(): string {
-  if (used === IDS_PER_DRAW) draw();
-  const from = drawFrom + 16 * used;
-  const at = ID_CHARS * used++;
-  const id = drawn.slice(at, at + ID_CHARS);
+  return randomIds(1)[0];
+}
+
+/**
+ * `count` ids for one publish. They share strings of up to IDS_PER_DRAW
+ * ids with each other only, never with another call's.
+ */
+export function randomIds(count: number): string[] {
+  const ids = new Array<string>(count);
+  for (let done = 0; done < count; done += IDS_PER_DRAW) {
+    draw(ids, done, Math.min(IDS_PER_DRAW, count - done));
+  }
+  return ids;
+}
+
+// Makes `count` ids into `ids` from `first` on, from one string.
+function draw(ids: string[], first: number, count: number): void {
+  if (randomAt + 16 * count > random.length) {
+    randomFillSync(random);
+    randomAt = 0;
+  }
+  for (let id = 0; id < count; id++) {
+    const from = randomAt + 16 * id;
+    // RFC 9562: version 4 in the high nibble of byte 6, variant 10 in byte 8.
+    random[from + 6] = (random[from + 6] & 0x0f) | 0x40;
+    random[from + 8] = (random[from + 8] & 0x3f) | 0x80;
+    spell(from, ID_CHARS * id);
+  }
+  const drawn = text.toString('latin1', 0, ID_CHARS * count);
+  for (let id = 0; id < count; id++) {
+    const at = ID_CHARS * id;
+    ids[first + id] = keep(drawn.slice(at, at + ID_CHARS), randomAt + 16 * id);
+  }
+  randomAt += 16 * count;
+}
+
+// Puts a made id and its bytes (at `from` in `random`) in its slot.
+function keep(id: string, from: number): string {
   // The slot of its first three hex digits: the high 12 bits of its bytes.
   const slot = (random[from] << 4) | (random[from + 1] >> 4);
   madeIds[slot] = id;
@@ -68,24 +106,6 @@ export function randomId(): string {
   madeWords[4 * slot + 2] = randomWords[word + 2];
   madeWords[4 * slot + 3] = randomWords[word + 3];
   return id;
-}
-
-function draw(): void {
-  drawFrom += 16 * IDS_PER_DRAW;
-  if (drawFrom >= random.length) {
-    randomFillSync(random);
-    drawFrom = 0;
-  }
-  for (let id = 0; id < IDS_PER_DRAW; id++) {
-    const from = drawFrom + 16 * id;
-    const to = ID_CHARS * id;
-    // RFC 9562: version 4 in the high nibble of byte 6, variant 10 in byte 8.
-    random[from + 6] = (random[from + 6] & 0x0f) | 0x40;
-    random[from + 8] = (random[from + 8] & 0x3f) | 0x80;
-    spell(from, to);
-  }
-  drawn = text.toString('latin1');
-  used = 0;
 }
 
 // The 16 bytes at `from` in `random` as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx
@@ -109,6 +129,21 @@ function spell(from: number, to: number): void {
   view.setUint16(to + 30, HEX_PAIRS[random[from + 13]], true);
   view.setUint16(to + 32, HEX_PAIRS[random[from + 14]], true);
   view.setUint16(to + 34, HEX_PAIRS[random[from + 15]], true);
+}
+
+/**
+ * `id` as a string of its own, for a message that outlives its publish on
+ * its own (a dead letter, a redriven one): a made id is a view of its
+ * publish's text, up to 2.3 KB, which it would keep alive. An id of other
+ * chars than ASCII (never one made here) is returned as it is.
+ */
+const ownText = Buffer.allocUnsafe(ID_CHARS);
+
+export function unshared(id: string): string {
+  if (id.length !== ID_CHARS) return id;
+  for (let i = 0; i < ID_CHARS; i++) if (id.charCodeAt(i) > 0x7f) return id;
+  // Not `text`: its dashes are written once, at start.
+  return ownText.toString('latin1', 0, ownText.write(id, 0, ID_CHARS, 'latin1'));
 }
 
 /**

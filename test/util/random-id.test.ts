@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { putUuid } from '../../src/storage/uuid-bytes.js';
-import { copyMadeId, randomId } from '../../src/util/random-id.js';
+import { copyMadeId, randomId, randomIds, unshared } from '../../src/util/random-id.js';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -55,4 +55,37 @@ test('a made id read once gives the bytes its text spells; read again, or not ma
   assert.equal(copyMadeId('0f8fad5b-d9cb-469f-a165-70867728950e', other, 0), false);
   assert.equal(copyMadeId('short', other, 0), false);
   assert.deepEqual(other, new Uint8Array(16));
+});
+
+test("a publish's ids, in and past a draw of 64: as many UUIDs, all different, read once", () => {
+  const seen = new Set<string>();
+  let made = 0;
+  // 1,200 ids and more cross a refill of the random bytes (1,024 ids).
+  for (const count of [0, 1, 2, 63, 64, 65, 128, 129, 1_000]) {
+    const ids = randomIds(count);
+    assert.equal(ids.length, count);
+    for (const id of ids) {
+      assert.match(id, UUID_V4);
+      seen.add(id);
+      const spelled = new Uint8Array(16);
+      putUuid(spelled, 0, id);
+      const bytes = new Uint8Array(16);
+      if (copyMadeId(id, bytes, 0)) assert.deepEqual(bytes, spelled, id);
+    }
+    made += count;
+  }
+  assert.equal(seen.size, made);
+});
+
+test('an id unshared is equal to itself, whatever its chars, and ids made after are UUIDs', () => {
+  const ids = [
+    ...randomIds(3),
+    'x'.repeat(36),
+    'é'.repeat(36),
+    '😀'.repeat(18),
+    'short',
+    'A0F8FAD5-D9CB-469F-A165-70867728950E',
+  ];
+  for (const id of ids) assert.equal(unshared(id), id);
+  for (const id of randomIds(70)) assert.match(id, UUID_V4);
 });
