@@ -11,6 +11,7 @@ import type { PublishedRecord } from '../storage/records.js';
 import { randomIds } from '../util/random-id.js';
 import type { AdmissionController } from './admission.js';
 import { refusedMessage } from './dead-letter.js';
+import { isLogged } from './durability.js';
 import { NO_HEADERS, shorterTtl } from './messages.js';
 import type { PublishAnswer, PublishInput } from './types.js';
 
@@ -86,7 +87,7 @@ export function planPublish(
 
   // Refused whole before the limits reserve room or displace anything.
   if (wholeBatch && shed !== undefined) throw shed;
-  if (unnamed > 0) nameTheUnnamed(inputs, answers, ids, unnamed);
+  if (unnamed > 0) nameTheUnnamed(inputs, answers, ids, unnamed, isLogged(engine));
 
   const limits = admitNewcomers(engine, inputs, answers, candidates, wholeBatch);
   const records: PublishedRecord[] = [];
@@ -121,8 +122,9 @@ function nameTheUnnamed(
   answers: PublishAnswer[],
   ids: string[],
   unnamed: number,
+  forTheLog: boolean,
 ): void {
-  const made = randomIds(unnamed);
+  const made = randomIds(unnamed, forTheLog);
   for (let at = 0, k = 0; k < unnamed; at++) {
     if (answers[at] === undefined && inputs[at].id === undefined) ids[at] = made[k++];
   }

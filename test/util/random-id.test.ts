@@ -89,3 +89,14 @@ test('an id unshared is equal to itself, whatever its chars, and ids made after 
   for (const id of ids) assert.equal(unshared(id), id);
   for (const id of randomIds(70)) assert.match(id, UUID_V4);
 });
+
+test('ids made for a memory queue (never logged) keep no bytes to be read', () => {
+  const ids = randomIds(200, false);
+  for (const id of ids) {
+    assert.match(id, UUID_V4);
+    assert.equal(copyMadeId(id, new Uint8Array(16), 0), false, id);
+  }
+  // Ids for the log made after them are kept as before.
+  const logged = randomIds(10);
+  assert.ok(logged.filter((id) => copyMadeId(id, new Uint8Array(16), 0)).length >= 9);
+});
