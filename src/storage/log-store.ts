@@ -168,6 +168,12 @@ interface ActiveSegment extends SegmentState {
   fd: number;
   /** A second descriptor of the same file, for syncs (see batch-io.ts). */
   syncFd: number;
+  /**
+   * Two more, opened with StoreIo.openDataSync, for batches written and
+   * synced in one call (two, for the same reason as above); empty if the
+   * io cannot open them.
+   */
+  dataSyncFds: number[];
 }
 
 /** A batch whose I/O has started, at `position` in `segment`. */
@@ -222,6 +228,12 @@ export class LogStore {
   #compacting = false;
   /** The active segment holds batches written without an fdatasync. */
   #unsynced = false;
+  /**
+   * A batch was written without a sync since the last whole-file
+   * fdatasync started: the next synced batch must fdatasync, as a
+   * data-sync write covers its own bytes only.
+   */
+  #plainWrites = false;
   /** Set while free disk is below the floor: compact at less garbage. */
   #diskLow = false;
   #stalledSegment: SegmentState | undefined;
@@ -521,9 +533,10 @@ export class LogStore {
     await this.#scrubber.stop();
     await this.#idle();
 
-    const { fd, syncFd } = this.#active;
+    const { fd, syncFd, dataSyncFds } = this.#active;
     this.#active.fd = -1;
     this.#active.syncFd = -1;
+    this.#active.dataSyncFds = [];
     try {
       if (this.#unsynced && this.#failure === undefined) {
         await this.#io.fdatasync(fd);
@@ -535,6 +548,7 @@ export class LogStore {
       if (this.#failure === undefined) await this.#checkpointer?.finish();
     } finally {
       this.#reader.closeAll();
+      for (const dataSyncFd of dataSyncFds) await this.#io.close(dataSyncFd).catch(noop);
       await this.#io.close(syncFd).catch(noop);
       await this.#io.close(fd);
     }
@@ -684,12 +698,21 @@ export class LogStore {
       const segment = this.#active;
       const position = this.#writeEnd;
       this.#writeEnd += batch.bytes;
-      const syncFd = this.#sync && batch.sync ? this.#freeSyncFd(segment) : null;
+      const synced = this.#sync && batch.sync;
+      // One call instead of a write and an fdatasync (two trips to the
+      // thread pool, two wake-ups of the loop) when the batch's own bytes
+      // are all a sync must cover: every byte before it is synced, or
+      // is in a synced batch in flight, which lands first.
+      const dataSync = synced && !this.#plainWrites && segment.dataSyncFds.length > 0;
+      if (synced && !dataSync) this.#plainWrites = false;
+      if (!synced) this.#plainWrites = true;
+      const syncFd = synced ? this.#freeSyncFd(segment, dataSync) : null;
       const outcome = this.#chain.land(batch, {
         writeFd: segment.fd,
         syncFd: syncFd ?? segment.fd,
         position,
         sync: syncFd !== null,
+        dataSync,
       });
       this.#inFlight.push({ batch, segment, position, syncFd, outcome });
     }
@@ -706,9 +729,10 @@ export class LogStore {
   // The descriptor no sync in flight goes through: two syncs at once
   // never share one (batch-io.ts). Every batch in flight is in `segment`,
   // the active one: a roll waits until none is.
-  #freeSyncFd(segment: ActiveSegment): number {
-    const taken = this.#inFlight.some((entry) => entry.syncFd === segment.fd);
-    return taken ? segment.syncFd : segment.fd;
+  #freeSyncFd(segment: ActiveSegment, dataSync: boolean): number {
+    const [first, second] = dataSync ? segment.dataSyncFds : [segment.fd, segment.syncFd];
+    const taken = this.#inFlight.some((entry) => entry.syncFd === first);
+    return taken ? second : first;
   }
 
   // The batch is written (and synced if asked): account for it and answer.
@@ -746,6 +770,9 @@ export class LogStore {
       const behind = this.#inFlight.splice(0);
       await Promise.all(behind.map((entry) => entry.outcome));
       this.#chain.reset();
+      // What the failed batch's cut-back leaves unsynced is not known
+      // here: the next synced batch fdatasyncs the whole file.
+      this.#plainWrites = true;
       this.#writeEnd = failed.position;
       this.#redo.unshift(...behind.map((entry) => entry.batch));
       await this.#rollBack(
@@ -787,8 +814,10 @@ export class LogStore {
         // The other descriptor may still hold the failed batch's error for
         // its next sync, which would fail a batch that did nothing wrong.
         // Nothing was written since the sync just above succeeded, so an
-        // error here can only be that old one: taken and dropped.
+        // error here can only be that old one: taken and dropped. The
+        // data-sync descriptors likewise.
         await this.#io.fdatasync(segment.syncFd).catch(noop);
+        for (const fd of segment.dataSyncFds) await this.#io.fdatasync(fd).catch(noop);
       }
     } catch (truncateErr) {
       this.#enterFailed(
@@ -869,6 +898,7 @@ export class LogStore {
     }
     this.#startSegment(next);
     try {
+      for (const fd of previous.dataSyncFds) await this.#io.close(fd);
       await this.#io.close(previous.syncFd);
       await this.#io.close(previous.fd);
     } catch (err) {
@@ -876,6 +906,7 @@ export class LogStore {
     }
     previous.fd = -1;
     previous.syncFd = -1;
+    previous.dataSyncFds = [];
     await this.#deleteDeadPrefix();
     return true;
   }
@@ -905,6 +936,7 @@ export class LogStore {
     }
     this.#nextSegmentId = id + 1;
     let syncFd = -1;
+    const dataSyncFds: number[] = [];
     try {
       const written = await this.#io.writev(fd, frames, 0);
       if (written !== size) {
@@ -913,10 +945,15 @@ export class LogStore {
       await this.#io.fdatasync(fd);
       await fsyncDir(this.#dir);
       syncFd = await this.#io.open(path, 'r+');
+      if (this.#io.openDataSync !== undefined) {
+        dataSyncFds.push(await this.#io.openDataSync(path));
+        dataSyncFds.push(await this.#io.openDataSync(path));
+      }
     } catch (err) {
       // Best effort: a leftover file holds no records. It is removed at
       // the next open if it is the newest and blank; otherwise it is read
       // as a damaged or empty segment, and deleted once it is the oldest.
+      for (const dataSyncFd of dataSyncFds) await this.#io.close(dataSyncFd).catch(noop);
       if (syncFd >= 0) await this.#io.close(syncFd).catch(noop);
       await this.#io.close(fd).catch(noop);
       await unlink(path).then(() => {
@@ -924,11 +961,13 @@ export class LogStore {
       }, noop);
       throw err;
     }
-    return { id, path, size, live: 0, liveBytes: 0, fd, syncFd };
+    return { id, path, size, live: 0, liveBytes: 0, fd, syncFd, dataSyncFds };
   }
 
   #startSegment(segment: ActiveSegment): void {
     this.#active = segment;
+    // Its header was synced as it was made, and nothing else is in it.
+    this.#plainWrites = false;
     this.#writeEnd = segment.size;
     this.#segments.push(segment);
     this.#diskBytes += segment.size;
