@@ -147,9 +147,10 @@ const COMPACTION_MAX_BYTES = 8 * 1024 * 1024;
 const MAX_SYNCING = 2;
 
 // Batches in flight at once, syncing or not. A batch that asks for no
-// sync (AMQP acks only: their `settled` records need none) is written
-// and lands right behind the batches before it, so it takes no sync
-// slot. When it took one, a publish arriving while one batch synced and
+// sync (AMQP acks only: their `settled` records need none) takes no sync
+// slot, and starts only while no synced batch is in flight (#hasRoom):
+// a publish arriving behind it starts its own batch at once. When an ack
+// batch took a sync slot, a publish arriving while one batch synced and
 // an ack batch was in flight waited for the sync to land before its own
 // could start: two fdatasyncs in its latency. At 5,000 msg/s durable
 // with a consumer acking each message, an ack batch held the slot in a
@@ -719,10 +720,15 @@ export class LogStore {
   }
 
   // A slot in flight, and one of the MAX_SYNCING if `batch` is synced.
+  // A batch that needs no sync (AMQP acks only) waits while a synced one
+  // is in flight, gathering on: nobody waits for it, and the next synced
+  // batch usually takes it along. Started alone, it would cost a write of
+  // its own, and the synced batch after it an fdatasync instead of a
+  // data-sync write (#startBatches).
   #hasRoom(batch: Batch): boolean {
     if (this.#inFlight.length >= MAX_IN_FLIGHT) return false;
-    if (!(this.#sync && batch.sync)) return true;
     const syncing = this.#inFlight.filter((entry) => entry.syncFd !== null).length;
+    if (!(this.#sync && batch.sync)) return syncing === 0;
     return syncing < MAX_SYNCING;
   }
 
