@@ -727,7 +727,8 @@ export class LogStore {
   // data-sync write (#startBatches).
   #hasRoom(batch: Batch): boolean {
     if (this.#inFlight.length >= MAX_IN_FLIGHT) return false;
-    const syncing = this.#inFlight.filter((entry) => entry.syncFd !== null).length;
+    let syncing = 0;
+    for (const entry of this.#inFlight) if (entry.syncFd !== null) syncing++;
     if (!(this.#sync && batch.sync)) return syncing === 0;
     return syncing < MAX_SYNCING;
   }
