@@ -44,6 +44,8 @@ export class Batch {
   bytes = 0;
   /** Some append in the batch wants it on disk, not only in the OS. */
   sync = false;
+  /** Some append in the batch has a caller waiting for its answer. */
+  awaited = false;
   /** Compaction copies in this batch. */
   copies = 0;
   /**

@@ -398,12 +398,16 @@ export class LogStore {
    * written, if nothing else in it asks for more; it is made durable by
    * the next batch that syncs, the next roll, or close.
    *
+   * `unanswered: true` (with `sync: false`): nobody waits for the answer
+   * (an AMQP ack), so the batch may wait to ride with the next synced one
+   * rather than be written alone (#hasRoom).
+   *
    * No records: nothing to make durable, so it resolves at once (an empty
    * batch would never start, and its promise never settle).
    */
   append(
     records: readonly LogRecord[],
-    { sync = true }: { sync?: boolean } = {},
+    { sync = true, unanswered = false }: { sync?: boolean; unanswered?: boolean } = {},
   ): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     if (this.#closing) {
@@ -413,7 +417,7 @@ export class LogStore {
     }
     if (records.length === 0) return Promise.resolve();
     try {
-      return this.#gather(records, 0, sync);
+      return this.#gather(records, 0, sync, unanswered);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -590,11 +594,17 @@ export class LogStore {
 
   // Encodes every record first (Batch.add), so one that cannot be encoded
   // (too large) throws here and nothing of its call joins the batch.
-  #gather(records: readonly LogRecord[], copies: number, sync: boolean): Promise<void> {
+  #gather(
+    records: readonly LogRecord[],
+    copies: number,
+    sync: boolean,
+    unanswered = false,
+  ): Promise<void> {
     const batch = this.#gathering;
     batch.add(records);
     batch.copies += copies;
     batch.sync ||= sync;
+    batch.awaited ||= !unanswered;
     if (batch.bytes >= EARLY_START_BYTES) this.#startEarly();
     else this.#kick();
     return batch.promise;
@@ -720,8 +730,8 @@ export class LogStore {
   }
 
   // A slot in flight, and one of the MAX_SYNCING if `batch` is synced.
-  // A batch that needs no sync (AMQP acks only) waits while a synced one
-  // is in flight, gathering on: nobody waits for it, and the next synced
+  // A batch that needs no sync and that nobody awaits (AMQP acks only)
+  // waits while a synced one is in flight, gathering on: the next synced
   // batch usually takes it along. Started alone, it would cost a write of
   // its own, and the synced batch after it an fdatasync instead of a
   // data-sync write (#startBatches).
@@ -729,7 +739,7 @@ export class LogStore {
     if (this.#inFlight.length >= MAX_IN_FLIGHT) return false;
     let syncing = 0;
     for (const entry of this.#inFlight) if (entry.syncFd !== null) syncing++;
-    if (!(this.#sync && batch.sync)) return syncing === 0;
+    if (!(this.#sync && batch.sync)) return batch.awaited || syncing === 0;
     return syncing < MAX_SYNCING;
   }
 

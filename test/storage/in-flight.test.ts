@@ -175,7 +175,7 @@ async function eventually(ready: () => boolean): Promise<boolean> {
   return ready();
 }
 
-test('a batch that needs no sync waits while a synced one is in flight, and rides with the next', () => {
+test('an ack batch (no sync, nobody waiting) waits while a synced one is in flight, and rides with the next', () => {
   return withTempDir(async (dir) => {
     const io = new GatedIo();
     const { store } = await openStore(dir, { io });
@@ -185,7 +185,7 @@ test('a batch that needs no sync waits while a synced one is in flight, and ride
     await io.syncsHeld(1);
     // An AMQP ack: nobody waits for it, so it gathers on rather than
     // cost a write of its own.
-    const ack = store.append([{ type: 'settled', seqs: [1] }], { sync: false });
+    const ack = store.append([{ type: 'settled', seqs: [1] }], { sync: false, unanswered: true });
     await nextTurn();
     await nextTurn();
     assert.equal(io.writes.length, 2, 'header and batch 1; the ack waits');
@@ -203,7 +203,7 @@ test('a batch that needs no sync waits while a synced one is in flight, and ride
     // With nothing else coming, it goes alone once the synced one landed.
     const third = store.append([ticket(3)]);
     await io.syncsHeld(3);
-    const lastAck = store.append([{ type: 'settled', seqs: [2] }], { sync: false });
+    const lastAck = store.append([{ type: 'settled', seqs: [2] }], { sync: false, unanswered: true });
     assert.equal(await settledYet(lastAck), false);
     assert.equal(io.writes.length, 4);
     io.held[2].release();
@@ -217,6 +217,26 @@ test('a batch that needs no sync waits while a synced one is in flight, and ride
     assert.deepEqual(replayed, [
       ticket(1), { type: 'settled', seqs: [1] }, ticket(2), ticket(3), { type: 'settled', seqs: [2] },
     ]);
+  });
+});
+
+test('an os-mode batch someone awaits is written at once behind a synced one', () => {
+  return withTempDir(async (dir) => {
+    const io = new GatedIo();
+    const { store } = await openStore(dir, { io });
+    io.hold();
+
+    const first = store.append([ticket(1)]);
+    await io.syncsHeld(1);
+    const osMode = store.append([ticket(2)], { sync: false });
+    assert.ok(await eventually(() => io.writes.length === 3), 'header, batch 1, batch 2');
+    assert.equal(await settledYet(osMode), false, 'it lands behind the first');
+    io.letGo();
+    await Promise.all([first, osMode]);
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(replayed, [ticket(1), ticket(2)]);
   });
 });
 
