@@ -117,6 +117,7 @@ export type LogStoreStats = {
   bytesWritten: number;
   /** Batches that landed. */
   batches: number;
+  /** Synced batches that landed: an fdatasync or an O_DSYNC write each. */
   syncs: number;
   /** Messages copied forward by compaction. */
   compactedMessages: number;
