@@ -37,7 +37,9 @@ export const nodeIo: StoreIo = {
     });
   },
 
-  openDataSync(path) {
+  // Where the platform has no O_DSYNC (Windows), none: a descriptor
+  // opened without it would write without syncing.
+  openDataSync: fs.constants.O_DSYNC === undefined ? undefined : (path) => {
     const flags = fs.constants.O_RDWR | fs.constants.O_DSYNC;
     return new Promise((resolve, reject) => {
       fs.open(path, flags, (err, fd) => (err ? reject(err) : resolve(fd)));
