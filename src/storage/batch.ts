@@ -46,6 +46,9 @@ export class Batch {
   sync = false;
   /** Some append in the batch has a caller waiting for its answer. */
   awaited = false;
+  /** Nobody awaits it, and it has waited its while to ride with a synced batch (log-store.ts). */
+  waited = false;
+  waitTimer: NodeJS.Timeout | undefined;
   /** Compaction copies in this batch. */
   copies = 0;
   /**
@@ -124,6 +127,7 @@ export class Batch {
 
   /** The batch landed: its chunks are written and nothing reads them again. */
   resolve(): void {
+    clearTimeout(this.waitTimer);
     for (const chunk of this.#fullChunks) {
       if (spareChunks.length < MAX_SPARE_CHUNKS) spareChunks.push(chunk);
     }
@@ -133,6 +137,7 @@ export class Batch {
   }
 
   reject(err: Error): void {
+    clearTimeout(this.waitTimer);
     this.#reject(err);
   }
 

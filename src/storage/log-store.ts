@@ -166,6 +166,12 @@ const MAX_IN_FLIGHT = 4;
 // encoded a whole 1.6 MiB batch with the disk idle.)
 export const EARLY_START_BYTES = 512 * 1024;
 
+// How long a batch nobody awaits (AMQP acks only) waits to ride with a
+// synced batch before it is written alone. Acks arrive just after their
+// deliveries, that is just after a synced batch landed, when nothing is
+// in flight to wait for; at a steady rate a publish comes within this.
+export const UNANSWERED_WAIT_MS = 5;
+
 interface ActiveSegment extends SegmentState {
   fd: number;
   /** A second descriptor of the same file, for syncs (see batch-io.ts). */
@@ -536,6 +542,8 @@ export class LogStore {
 
   async #close(): Promise<void> {
     this.#closing = true;
+    // Acks waiting to ride with a later batch go now (#hasRoom).
+    if (!this.#gathering.isEmpty) this.#kick();
     await this.#scrubber.stop();
     await this.#idle();
 
@@ -606,6 +614,7 @@ export class LogStore {
     batch.copies += copies;
     batch.sync ||= sync;
     batch.awaited ||= !unanswered;
+    if (!batch.awaited && !batch.sync) this.#waitUnanswered(batch);
     if (batch.bytes >= EARLY_START_BYTES) this.#startEarly();
     else this.#kick();
     return batch.promise;
@@ -732,16 +741,30 @@ export class LogStore {
 
   // A slot in flight, and one of the MAX_SYNCING if `batch` is synced.
   // A batch that needs no sync and that nobody awaits (AMQP acks only)
-  // waits while a synced one is in flight, gathering on: the next synced
-  // batch usually takes it along. Started alone, it would cost a write of
-  // its own, and the synced batch after it an fdatasync instead of a
-  // data-sync write (#startBatches).
+  // gathers on for UNANSWERED_WAIT_MS, and while a synced one is in
+  // flight: a synced batch usually takes it along. Started alone, it
+  // would cost a write of its own, and the synced batch after it an
+  // fdatasync instead of a data-sync write (#startBatches).
   #hasRoom(batch: Batch): boolean {
     if (this.#inFlight.length >= MAX_IN_FLIGHT) return false;
     let syncing = 0;
     for (const entry of this.#inFlight) if (entry.syncFd !== null) syncing++;
-    if (!(this.#sync && batch.sync)) return batch.awaited || syncing === 0;
+    if (!(this.#sync && batch.sync)) {
+      if (batch.awaited || !this.#sync) return true;
+      return syncing === 0 && (batch.waited || this.#closing);
+    }
     return syncing < MAX_SYNCING;
+  }
+
+  // Once per batch: when its wait is over, it may start.
+  #waitUnanswered(batch: Batch): void {
+    if (batch.waitTimer !== undefined || !this.#sync) return;
+    // Not unref'd: close() starts a waiting batch itself, and until
+    // then the timer is what starts it.
+    batch.waitTimer = setTimeout(() => {
+      batch.waited = true;
+      if (this.#gathering === batch) this.#kick();
+    }, UNANSWERED_WAIT_MS);
   }
 
   // The descriptor no sync in flight goes through: two syncs at once
@@ -792,6 +815,7 @@ export class LogStore {
       // here: the next synced batch fdatasyncs the whole file.
       this.#plainWrites = true;
       this.#writeEnd = failed.position;
+      for (const entry of behind) entry.batch.waited = true;
       this.#redo.unshift(...behind.map((entry) => entry.batch));
       await this.#rollBack(
         failed.batch,

@@ -9,8 +9,9 @@ import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promi
 import { test } from 'node:test';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { frameBytes } from '../../src/storage/codec.js';
+import type { LogRecord } from '../../src/storage/records.js';
 import { type StoreIo, nodeIo } from '../../src/storage/io.js';
-import { EARLY_START_BYTES } from '../../src/storage/log-store.js';
+import { EARLY_START_BYTES, UNANSWERED_WAIT_MS } from '../../src/storage/log-store.js';
 import { segmentPath } from '../../src/storage/segment-file.js';
 import { openStore, replayOf, ticket, withTempDir } from './helpers.js';
 
@@ -217,6 +218,32 @@ test('an ack batch (no sync, nobody waiting) waits while a synced one is in flig
     assert.deepEqual(replayed, [
       ticket(1), { type: 'settled', seqs: [1] }, ticket(2), ticket(3), { type: 'settled', seqs: [2] },
     ]);
+  });
+});
+
+test('an ack batch waits a few ms for a publish to ride with, then goes alone', () => {
+  return withTempDir(async (dir) => {
+    const { store } = await openStore(dir);
+    const ack: LogRecord = { type: 'settled', seqs: [1] };
+    await store.append([ticket(1)]);
+
+    // Nothing in flight: a write of its own would be free to start at
+    // once, but the publish a turn later takes it along.
+    const acked = store.append([ack], { sync: false, unanswered: true });
+    await nextTurn();
+    await nextTurn();
+    await Promise.all([acked, store.append([ticket(2)])]);
+    assert.deepEqual([store.stats().batches, store.stats().syncs], [2, 2]);
+
+    // With nothing coming, it is written alone after its wait.
+    const began = performance.now();
+    await store.append([{ type: 'settled', seqs: [2] }], { sync: false, unanswered: true });
+    assert.ok(performance.now() - began >= UNANSWERED_WAIT_MS - 1);
+    assert.deepEqual([store.stats().batches, store.stats().syncs], [3, 2]);
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(replayed, [ticket(1), ack, ticket(2), { type: 'settled', seqs: [2] }]);
   });
 });
 
