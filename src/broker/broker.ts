@@ -1054,7 +1054,11 @@ export class Broker implements BrokerApi {
   ): Promise<void> {
     if (records.length === 0) return;
     try {
-      await this.store.append(records, { sync: synced && needsSync([engine, ...touched]) });
+      // Not synced (AckOptions): nobody hears an answer to it either.
+      await this.store.append(records, {
+        sync: synced && needsSync([engine, ...touched]),
+        unanswered: !synced,
+      });
     } catch (err) {
       throw this.storeError(err);
     }

@@ -196,7 +196,7 @@ const STORE_METRICS: Record<string, StoreMetric> = {
   },
   syncs: {
     name: 'usher_store_syncs_total',
-    help: 'fdatasync calls on the log',
+    help: 'Synced batches of the log (an fdatasync or an O_DSYNC write each)',
     kind: 'counter',
   },
   compactedMessages: {

@@ -52,6 +52,11 @@ export class Batch {
   bytes = 0;
   /** Some append in the batch wants it on disk, not only in the OS. */
   sync = false;
+  /** Some append in the batch has a caller waiting for its answer. */
+  awaited = false;
+  /** Nobody awaits it, and it has waited its while to ride with a synced batch (log-store.ts). */
+  waited = false;
+  waitTimer: NodeJS.Timeout | undefined;
   /** Compaction copies in this batch. */
   copies = 0;
   /**
@@ -142,6 +147,7 @@ export class Batch {
 
   /** The batch landed: its chunks are written and nothing reads them again. */
   resolve(): void {
+    clearTimeout(this.waitTimer);
     for (const chunk of this.#fullChunks) {
       if (spareChunks.length < MAX_SPARE_CHUNKS) spareChunks.push(chunk);
     }
@@ -151,6 +157,7 @@ export class Batch {
   }
 
   reject(err: Error): void {
+    clearTimeout(this.waitTimer);
     this.#reject(err);
   }
 

@@ -117,6 +117,7 @@ export type LogStoreStats = {
   bytesWritten: number;
   /** Batches that landed. */
   batches: number;
+  /** Synced batches that landed: an fdatasync or an O_DSYNC write each. */
   syncs: number;
   /** Messages copied forward by compaction. */
   compactedMessages: number;
@@ -151,9 +152,10 @@ const COMPACTION_MAX_BYTES = 8 * 1024 * 1024;
 const MAX_SYNCING = 2;
 
 // Batches in flight at once, syncing or not. A batch that asks for no
-// sync (AMQP acks only: their `settled` records need none) is written
-// and lands right behind the batches before it, so it takes no sync
-// slot. When it took one, a publish arriving while one batch synced and
+// sync (AMQP acks only: their `settled` records need none) takes no sync
+// slot, and starts only while no synced batch is in flight (#hasRoom):
+// a publish arriving behind it starts its own batch at once. When an ack
+// batch took a sync slot, a publish arriving while one batch synced and
 // an ack batch was in flight waited for the sync to land before its own
 // could start: two fdatasyncs in its latency. At 5,000 msg/s durable
 // with a consumer acking each message, an ack batch held the slot in a
@@ -168,10 +170,22 @@ const MAX_IN_FLIGHT = 4;
 // encoded a whole 1.6 MiB batch with the disk idle.)
 export const EARLY_START_BYTES = 512 * 1024;
 
+// How long a batch nobody awaits (AMQP acks only) waits to ride with a
+// synced batch before it is written alone. Acks arrive just after their
+// deliveries, that is just after a synced batch landed, when nothing is
+// in flight to wait for; at a steady rate a publish comes within this.
+export const UNANSWERED_WAIT_MS = 5;
+
 interface ActiveSegment extends SegmentState {
   fd: number;
   /** A second descriptor of the same file, for syncs (see batch-io.ts). */
   syncFd: number;
+  /**
+   * Two more, opened with StoreIo.openDataSync, for batches written and
+   * synced in one call (two, for the same reason as above); empty if the
+   * io cannot open them.
+   */
+  dataSyncFds: number[];
 }
 
 /** A batch whose I/O has started, at `position` in `segment`. */
@@ -226,6 +240,12 @@ export class LogStore {
   #compacting = false;
   /** The active segment holds batches written without an fdatasync. */
   #unsynced = false;
+  /**
+   * A batch was written without a sync since the last whole-file
+   * fdatasync started: the next synced batch must fdatasync, as a
+   * data-sync write covers its own bytes only.
+   */
+  #plainWrites = false;
   /** Set while free disk is below the floor: compact at less garbage. */
   #diskLow = false;
   #stalledSegment: SegmentState | undefined;
@@ -389,12 +409,16 @@ export class LogStore {
    * written, if nothing else in it asks for more; it is made durable by
    * the next batch that syncs, the next roll, or close.
    *
+   * `unanswered: true` (with `sync: false`): nobody waits for the answer
+   * (an AMQP ack), so the batch may wait to ride with the next synced one
+   * rather than be written alone (#hasRoom).
+   *
    * No records: nothing to make durable, so it resolves at once (an empty
    * batch would never start, and its promise never settle).
    */
   append(
     records: readonly LogRecord[],
-    { sync = true }: { sync?: boolean } = {},
+    { sync = true, unanswered = false }: { sync?: boolean; unanswered?: boolean } = {},
   ): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     if (this.#closing) {
@@ -404,7 +428,7 @@ export class LogStore {
     }
     if (records.length === 0) return Promise.resolve();
     try {
-      return this.#gather(records, 0, sync);
+      return this.#gather(records, 0, sync, unanswered);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -534,12 +558,15 @@ export class LogStore {
 
   async #close(): Promise<void> {
     this.#closing = true;
+    // Acks waiting to ride with a later batch go now (#hasRoom).
+    if (!this.#gathering.isEmpty) this.#kick();
     await this.#scrubber.stop();
     await this.#idle();
 
-    const { fd, syncFd } = this.#active;
+    const { fd, syncFd, dataSyncFds } = this.#active;
     this.#active.fd = -1;
     this.#active.syncFd = -1;
+    this.#active.dataSyncFds = [];
     try {
       if (this.#unsynced && this.#failure === undefined) {
         await this.#io.fdatasync(fd);
@@ -551,6 +578,7 @@ export class LogStore {
       if (this.#failure === undefined) await this.#checkpointer?.finish();
     } finally {
       this.#reader.closeAll();
+      for (const dataSyncFd of dataSyncFds) await this.#io.close(dataSyncFd).catch(noop);
       await this.#io.close(syncFd).catch(noop);
       await this.#io.close(fd);
     }
@@ -593,11 +621,18 @@ export class LogStore {
 
   // Encodes every record first (Batch.add), so one that cannot be encoded
   // (too large) throws here and nothing of its call joins the batch.
-  #gather(records: readonly LogRecord[], copies: number, sync: boolean): Promise<void> {
+  #gather(
+    records: readonly LogRecord[],
+    copies: number,
+    sync: boolean,
+    unanswered = false,
+  ): Promise<void> {
     const batch = this.#gathering;
     batch.add(records);
     batch.copies += copies;
     batch.sync ||= sync;
+    batch.awaited ||= !unanswered;
+    if (!batch.awaited && !batch.sync) this.#waitUnanswered(batch);
     if (batch.bytes >= EARLY_START_BYTES) this.#startEarly();
     else this.#kick();
     return batch.promise;
@@ -702,31 +737,61 @@ export class LogStore {
       const segment = this.#active;
       const position = this.#writeEnd;
       this.#writeEnd += batch.bytes;
-      const syncFd = this.#sync && batch.sync ? this.#freeSyncFd(segment) : null;
+      const synced = this.#sync && batch.sync;
+      // One call instead of a write and an fdatasync (two trips to the
+      // thread pool, two wake-ups of the loop) when the batch's own bytes
+      // are all a sync must cover: every byte before it is synced, or
+      // is in a synced batch in flight, which lands first.
+      const dataSync = synced && !this.#plainWrites && segment.dataSyncFds.length > 0;
+      if (synced && !dataSync) this.#plainWrites = false;
+      if (!synced) this.#plainWrites = true;
+      const syncFd = synced ? this.#freeSyncFd(segment, dataSync) : null;
       const outcome = this.#chain.land(batch, {
         writeFd: segment.fd,
         syncFd: syncFd ?? segment.fd,
         position,
         sync: syncFd !== null,
+        dataSync,
       });
       this.#inFlight.push({ batch, segment, position, syncFd, outcome });
     }
   }
 
   // A slot in flight, and one of the MAX_SYNCING if `batch` is synced.
+  // A batch that needs no sync and that nobody awaits (AMQP acks only)
+  // gathers on for UNANSWERED_WAIT_MS, and while a synced one is in
+  // flight: a synced batch usually takes it along. Started alone, it
+  // would cost a write of its own, and the synced batch after it an
+  // fdatasync instead of a data-sync write (#startBatches).
   #hasRoom(batch: Batch): boolean {
     if (this.#inFlight.length >= MAX_IN_FLIGHT) return false;
-    if (!(this.#sync && batch.sync)) return true;
-    const syncing = this.#inFlight.filter((entry) => entry.syncFd !== null).length;
+    let syncing = 0;
+    for (const entry of this.#inFlight) if (entry.syncFd !== null) syncing++;
+    if (!(this.#sync && batch.sync)) {
+      if (batch.awaited || !this.#sync) return true;
+      return syncing === 0 && (batch.waited || this.#closing);
+    }
     return syncing < MAX_SYNCING;
+  }
+
+  // Once per batch: when its wait is over, it may start.
+  #waitUnanswered(batch: Batch): void {
+    if (batch.waitTimer !== undefined || !this.#sync) return;
+    // Not unref'd: close() starts a waiting batch itself, and until
+    // then the timer is what starts it.
+    batch.waitTimer = setTimeout(() => {
+      batch.waited = true;
+      if (this.#gathering === batch) this.#kick();
+    }, UNANSWERED_WAIT_MS);
   }
 
   // The descriptor no sync in flight goes through: two syncs at once
   // never share one (batch-io.ts). Every batch in flight is in `segment`,
   // the active one: a roll waits until none is.
-  #freeSyncFd(segment: ActiveSegment): number {
-    const taken = this.#inFlight.some((entry) => entry.syncFd === segment.fd);
-    return taken ? segment.syncFd : segment.fd;
+  #freeSyncFd(segment: ActiveSegment, dataSync: boolean): number {
+    const [first, second] = dataSync ? segment.dataSyncFds : [segment.fd, segment.syncFd];
+    const taken = this.#inFlight.some((entry) => entry.syncFd === first);
+    return taken ? second : first;
   }
 
   // The batch is written (and synced if asked): account for it and answer.
@@ -764,7 +829,11 @@ export class LogStore {
       const behind = this.#inFlight.splice(0);
       await Promise.all(behind.map((entry) => entry.outcome));
       this.#chain.reset();
+      // What the failed batch's cut-back leaves unsynced is not known
+      // here: the next synced batch fdatasyncs the whole file.
+      this.#plainWrites = true;
       this.#writeEnd = failed.position;
+      for (const entry of behind) entry.batch.waited = true;
       this.#redo.unshift(...behind.map((entry) => entry.batch));
       await this.#rollBack(
         failed.batch,
@@ -805,8 +874,10 @@ export class LogStore {
         // The other descriptor may still hold the failed batch's error for
         // its next sync, which would fail a batch that did nothing wrong.
         // Nothing was written since the sync just above succeeded, so an
-        // error here can only be that old one: taken and dropped.
+        // error here can only be that old one: taken and dropped. The
+        // data-sync descriptors likewise.
         await this.#io.fdatasync(segment.syncFd).catch(noop);
+        for (const fd of segment.dataSyncFds) await this.#io.fdatasync(fd).catch(noop);
       }
     } catch (truncateErr) {
       this.#enterFailed(
@@ -887,6 +958,7 @@ export class LogStore {
     }
     this.#startSegment(next);
     try {
+      for (const fd of previous.dataSyncFds) await this.#io.close(fd);
       await this.#io.close(previous.syncFd);
       await this.#io.close(previous.fd);
     } catch (err) {
@@ -894,6 +966,7 @@ export class LogStore {
     }
     previous.fd = -1;
     previous.syncFd = -1;
+    previous.dataSyncFds = [];
     await this.#deleteDeadPrefix();
     return true;
   }
@@ -923,6 +996,7 @@ export class LogStore {
     }
     this.#nextSegmentId = id + 1;
     let syncFd = -1;
+    const dataSyncFds: number[] = [];
     try {
       const written = await this.#io.writev(fd, frames, 0);
       if (written !== size) {
@@ -931,10 +1005,15 @@ export class LogStore {
       await this.#io.fdatasync(fd);
       await fsyncDir(this.#dir);
       syncFd = await this.#io.open(path, 'r+');
+      if (this.#io.openDataSync !== undefined) {
+        dataSyncFds.push(await this.#io.openDataSync(path));
+        dataSyncFds.push(await this.#io.openDataSync(path));
+      }
     } catch (err) {
       // Best effort: a leftover file holds no records. It is removed at
       // the next open if it is the newest and blank; otherwise it is read
       // as a damaged or empty segment, and deleted once it is the oldest.
+      for (const dataSyncFd of dataSyncFds) await this.#io.close(dataSyncFd).catch(noop);
       if (syncFd >= 0) await this.#io.close(syncFd).catch(noop);
       await this.#io.close(fd).catch(noop);
       await unlink(path).then(() => {
@@ -942,11 +1021,13 @@ export class LogStore {
       }, noop);
       throw err;
     }
-    return { id, path, size, live: 0, liveBytes: 0, fd, syncFd };
+    return { id, path, size, live: 0, liveBytes: 0, fd, syncFd, dataSyncFds };
   }
 
   #startSegment(segment: ActiveSegment): void {
     this.#active = segment;
+    // Its header was synced as it was made, and nothing else is in it.
+    this.#plainWrites = false;
     this.#writeEnd = segment.size;
     this.#segments.push(segment);
     this.#diskBytes += segment.size;

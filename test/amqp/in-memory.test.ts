@@ -17,16 +17,34 @@ import { openBroker, silentLogger, tempDir } from '../helpers.js';
 const dir = tempDir('usher-amqp-in-memory-');
 after(() => dir.remove());
 
-/** nodeIo whose fdatasync waits while held: a disk that is slow to sync. */
+/**
+ * nodeIo whose syncs wait while held: a disk that is slow to sync. A
+ * sync is an fdatasync or a write through a data-sync descriptor.
+ */
 function slowDisk(): { io: StoreIo; hold(): void; release(): void } {
   let held = false;
   let waiting: Array<() => void> = [];
+  const dataSyncFds = new Set<number>();
+  const sync = () => (held ? new Promise<void>((resolve) => waiting.push(resolve)) : undefined);
   return {
     io: {
       ...nodeIo,
+      async openDataSync(path) {
+        const fd = await nodeIo.openDataSync!(path);
+        dataSyncFds.add(fd);
+        return fd;
+      },
+      async writev(fd, buffers, position) {
+        if (dataSyncFds.has(fd)) await sync();
+        return nodeIo.writev(fd, buffers, position);
+      },
       async fdatasync(fd) {
-        if (held) await new Promise<void>((resolve) => waiting.push(resolve));
+        await sync();
         return nodeIo.fdatasync(fd);
+      },
+      async close(fd) {
+        dataSyncFds.delete(fd);
+        return nodeIo.close(fd);
       },
     },
     hold() {

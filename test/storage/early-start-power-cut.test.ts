@@ -5,6 +5,9 @@
 // zeroes the rest (power-cut.ts). The next open must read a prefix of
 // what was appended, in call order, holding every append confirmed in
 // `fsync` mode, and every `os` append confirmed before one of those.
+// Run twice: synced batches written then fdatasynced, and written and
+// synced in one call where no write without a sync lies before them
+// (StoreIo.openDataSync).
 
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,13 +23,19 @@ const ROUNDS = 6;
 const MAX_TURNS = 40;
 const MODES: PowerCutMode[] = ['drop', 'torn', 'zeros'];
 
-test('a power cut under early-started batches keeps every fsync-confirmed append', async () => {
+test('a power cut under early-started batches keeps every fsync-confirmed append', () =>
+  cutsUnderEarlyStarts({ dataSync: false }));
+
+test('the same with batches written and synced in one call', () =>
+  cutsUnderEarlyStarts({ dataSync: true }));
+
+async function cutsUnderEarlyStarts({ dataSync }: { dataSync: boolean }): Promise<void> {
   let syncedConfirmed = 0;
   for (let round = 0; round < ROUNDS; round++) {
     const random = seededRandom(100 + round);
     const mode = MODES[round % MODES.length];
     await withTempDir(async (dir) => {
-      const io = new PowerCutIo();
+      const io = new PowerCutIo({ dataSync });
       const { store } = await openStore(dir, { io, segmentBytes: EARLY_START_BYTES * 2 });
       let seq = 0;
       // The highest seq whose append was confirmed in `fsync` mode.
@@ -68,4 +77,4 @@ test('a power cut under early-started batches keeps every fsync-confirmed append
     });
   }
   assert.ok(syncedConfirmed > 0, 'some fsync appends were confirmed before a cut');
-});
+}

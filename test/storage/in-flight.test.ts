@@ -9,8 +9,9 @@ import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promi
 import { test } from 'node:test';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { frameBytes } from '../../src/storage/codec.js';
+import type { LogRecord } from '../../src/storage/records.js';
 import { type StoreIo, nodeIo } from '../../src/storage/io.js';
-import { EARLY_START_BYTES } from '../../src/storage/log-store.js';
+import { EARLY_START_BYTES, UNANSWERED_WAIT_MS } from '../../src/storage/log-store.js';
 import { segmentPath } from '../../src/storage/segment-file.js';
 import { openStore, replayOf, ticket, withTempDir } from './helpers.js';
 
@@ -175,7 +176,7 @@ async function eventually(ready: () => boolean): Promise<boolean> {
   return ready();
 }
 
-test('a batch that needs no sync takes no sync slot from one that does', () => {
+test('an ack batch (no sync, nobody waiting) waits while a synced one is in flight, and rides with the next', () => {
   return withTempDir(async (dir) => {
     const io = new GatedIo();
     const { store } = await openStore(dir, { io });
@@ -183,31 +184,86 @@ test('a batch that needs no sync takes no sync slot from one that does', () => {
 
     const first = store.append([ticket(1)]);
     await io.syncsHeld(1);
-    // An AMQP ack: written, never synced, landing only behind the first.
-    const ack = store.append([{ type: 'settled', seqs: [1] }], { sync: false });
-    assert.ok(await eventually(() => io.writes.length === 3), 'header, batch 1, the ack');
-    // Had the ack taken the second slot, this batch would wait for the
-    // first sync to land, and then for its own.
+    // An AMQP ack: nobody waits for it, so it gathers on rather than
+    // cost a write of its own.
+    const ack = store.append([{ type: 'settled', seqs: [1] }], { sync: false, unanswered: true });
+    await nextTurn();
+    await nextTurn();
+    assert.equal(io.writes.length, 2, 'header and batch 1; the ack waits');
+    // A publish joins it, and the two start at once in the free sync slot.
     const second = store.append([ticket(2)]);
-    assert.ok(await eventually(() => io.held.length === 2), 'the second sync started at once');
-    assert.equal(io.writes.length, 4);
+    await io.syncsHeld(2);
+    assert.equal(io.writes.length, 3);
     assert.notEqual(io.held[0].fd, io.held[1].fd, 'two descriptors, one per sync');
-    assert.equal(await settledYet(ack), false, 'the ack lands behind the first batch');
-
-    // The first lands and its descriptor is free again: the next sync
-    // goes through it, not through the one the second still holds.
     io.held[0].release();
-    await Promise.all([first, ack]);
+    await first;
+    assert.equal(await settledYet(ack), false, 'the ack lands with the second batch');
+    io.held[1].release();
+    await Promise.all([second, ack]);
+
+    // With nothing else coming, it goes alone once the synced one landed.
     const third = store.append([ticket(3)]);
     await io.syncsHeld(3);
-    assert.notEqual(io.held[2].fd, io.held[1].fd);
-    io.letGo();
-    await Promise.all([second, third]);
+    const lastAck = store.append([{ type: 'settled', seqs: [2] }], { sync: false, unanswered: true });
+    assert.equal(await settledYet(lastAck), false);
+    assert.equal(io.writes.length, 4);
+    io.held[2].release();
+    await Promise.all([third, lastAck]);
+    assert.equal(io.writes.length, 5);
     assert.equal(store.stats().syncs, 3);
+    io.letGo(); // the close syncs the last ack
     await store.close();
 
     const { replayed } = await replayOf(dir);
-    assert.deepEqual(replayed, [ticket(1), { type: 'settled', seqs: [1] }, ticket(2), ticket(3)]);
+    assert.deepEqual(replayed, [
+      ticket(1), { type: 'settled', seqs: [1] }, ticket(2), ticket(3), { type: 'settled', seqs: [2] },
+    ]);
+  });
+});
+
+test('an ack batch waits a few ms for a publish to ride with, then goes alone', () => {
+  return withTempDir(async (dir) => {
+    const { store } = await openStore(dir);
+    const ack: LogRecord = { type: 'settled', seqs: [1] };
+    await store.append([ticket(1)]);
+
+    // Nothing in flight: a write of its own would be free to start at
+    // once, but the publish a turn later takes it along.
+    const acked = store.append([ack], { sync: false, unanswered: true });
+    await nextTurn();
+    await nextTurn();
+    await Promise.all([acked, store.append([ticket(2)])]);
+    assert.deepEqual([store.stats().batches, store.stats().syncs], [2, 2]);
+
+    // With nothing coming, it is written alone after its wait.
+    const began = performance.now();
+    await store.append([{ type: 'settled', seqs: [2] }], { sync: false, unanswered: true });
+    assert.ok(performance.now() - began >= UNANSWERED_WAIT_MS - 1);
+    assert.deepEqual([store.stats().batches, store.stats().syncs], [3, 2]);
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(replayed, [ticket(1), ack, ticket(2), { type: 'settled', seqs: [2] }]);
+  });
+});
+
+test('an os-mode batch someone awaits is written at once behind a synced one', () => {
+  return withTempDir(async (dir) => {
+    const io = new GatedIo();
+    const { store } = await openStore(dir, { io });
+    io.hold();
+
+    const first = store.append([ticket(1)]);
+    await io.syncsHeld(1);
+    const osMode = store.append([ticket(2)], { sync: false });
+    assert.ok(await eventually(() => io.writes.length === 3), 'header, batch 1, batch 2');
+    assert.equal(await settledYet(osMode), false, 'it lands behind the first');
+    io.letGo();
+    await Promise.all([first, osMode]);
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(replayed, [ticket(1), ticket(2)]);
   });
 });
 

@@ -5,6 +5,12 @@
 // way the disk could look at the next boot: each file kept up to its last
 // fdatasync and its unsynced tail dropped, torn at a random byte, or
 // replaced with zeros (blocks allocated but never written).
+//
+// With `{ dataSync: true }` it opens data-sync descriptors too
+// (StoreIo.openDataSync): a write through one makes its own bytes
+// durable, not what lies before them. A file is still kept only up to
+// the end of its durable prefix: durable bytes past a stretch that is
+// not count only once the stretch before them is.
 
 import { copyFile, mkdir, readdir, stat, truncate, open } from 'node:fs/promises';
 import { join, relative } from 'node:path';
@@ -18,14 +24,22 @@ interface FileState {
   written: number;
   /** What the last fdatasync covered. */
   durable: number;
+  /** Ranges data-sync writes made durable past `durable`, [start, end). */
+  durableAhead: Array<[number, number]>;
 }
 
 export class PowerCutIo implements StoreIo {
   readonly #byFd = new Map<number, FileState>();
+  readonly #dataSyncFds = new Set<number>();
+  readonly openDataSync: StoreIo['openDataSync'];
   readonly #byPath = new Map<string, FileState>();
   #cut = false;
   #pending = new Set<Promise<unknown>>();
   syncs = 0;
+
+  constructor({ dataSync = false }: { dataSync?: boolean } = {}) {
+    this.openDataSync = dataSync ? (path) => this.#openDataSync(path) : undefined;
+  }
 
   get isCut(): boolean {
     return this.#cut;
@@ -47,17 +61,33 @@ export class PowerCutIo implements StoreIo {
     // descriptor of the same file (the store syncs through two) shares
     // its state: a sync through either covers what either wrote.
     const opened = flags === 'wx' ? undefined : this.#byPath.get(path);
-    const state: FileState = opened ?? { path, written: 0, durable: 0 };
+    const state: FileState = opened ?? { path, written: 0, durable: 0, durableAhead: [] };
     this.#byFd.set(fd, state);
     this.#byPath.set(path, state);
     return fd;
   }
 
+  async #openDataSync(path: string): Promise<number> {
+    const fd = await this.#run(() => nodeIo.openDataSync!(path));
+    const state = this.#byPath.get(path);
+    if (state !== undefined) this.#byFd.set(fd, state);
+    this.#dataSyncFds.add(fd);
+    return fd;
+  }
+
   async writev(fd: number, buffers: readonly Buffer[], position: number): Promise<number> {
     const state = this.#byFd.get(fd);
+    const dataSync = this.#dataSyncFds.has(fd);
     return this.#run(async () => {
       const written = await nodeIo.writev(fd, buffers, position);
-      if (state) state.written = Math.max(state.written, position + written);
+      if (state) {
+        state.written = Math.max(state.written, position + written);
+        if (dataSync) {
+          this.syncs++;
+          state.durableAhead.push([position, position + written]);
+          extendDurable(state);
+        }
+      }
       return written;
     });
   }
@@ -68,7 +98,10 @@ export class PowerCutIo implements StoreIo {
     return this.#run(async () => {
       await nodeIo.fdatasync(fd);
       this.syncs++;
-      if (state) state.durable = Math.max(state.durable, covered);
+      if (state) {
+        state.durable = Math.max(state.durable, covered);
+        extendDurable(state);
+      }
     });
   }
 
@@ -79,11 +112,15 @@ export class PowerCutIo implements StoreIo {
       if (state) {
         state.written = length;
         state.durable = Math.min(state.durable, length);
+        state.durableAhead = state.durableAhead
+          .filter(([start]) => start < length)
+          .map(([start, end]) => [start, Math.min(end, length)]);
       }
     });
   }
 
   close(fd: number): Promise<void> {
+    this.#dataSyncFds.delete(fd);
     return this.#run(() => nodeIo.close(fd));
   }
 
@@ -140,6 +177,20 @@ export class PowerCutIo implements StoreIo {
       (err: unknown) => (this.#cut ? new Promise<T>(() => {}) : Promise.reject(err)),
     );
   }
+}
+
+// Durable ranges that now touch the durable prefix join it.
+function extendDurable(state: FileState): void {
+  for (let joined = true; joined;) {
+    joined = false;
+    for (const [start, end] of state.durableAhead) {
+      if (start <= state.durable && end > state.durable) {
+        state.durable = end;
+        joined = true;
+      }
+    }
+  }
+  state.durableAhead = state.durableAhead.filter(([, end]) => end > state.durable);
 }
 
 async function listFiles(dir: string): Promise<string[]> {

@@ -1,0 +1,92 @@
+// An ack nobody hears an answer to (AckOptions synced: false, AMQP's
+// basic.ack) is appended as unanswered: while a synced batch is in flight
+// it is not written alone but waits to ride with the next batch
+// (log-store.ts #hasRoom). An ack someone awaits is written at once.
+
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+
+import { nodeIo, type StoreIo } from '../../src/storage/io.js';
+import { openBroker, tempDir, text } from '../helpers.js';
+
+/** nodeIo counting writes, whose syncs wait while held. */
+function heldDisk() {
+  let held = false;
+  let waiting: Array<() => void> = [];
+  const dataSyncFds = new Set<number>();
+  const sync = () => (held ? new Promise<void>((resolve) => waiting.push(resolve)) : undefined);
+  const disk = {
+    writes: 0,
+    get syncsWaiting() {
+      return waiting.length;
+    },
+    hold() {
+      held = true;
+    },
+    release() {
+      held = false;
+      for (const wake of waiting.splice(0)) wake();
+    },
+    io: {
+      ...nodeIo,
+      async openDataSync(path) {
+        const fd = await nodeIo.openDataSync!(path);
+        dataSyncFds.add(fd);
+        return fd;
+      },
+      async writev(fd, buffers, position) {
+        disk.writes++;
+        const written = await nodeIo.writev(fd, buffers, position);
+        if (dataSyncFds.has(fd)) await sync();
+        return written;
+      },
+      async fdatasync(fd) {
+        await sync();
+        return nodeIo.fdatasync(fd);
+      },
+      async close(fd) {
+        dataSyncFds.delete(fd);
+        return nodeIo.close(fd);
+      },
+    } satisfies StoreIo,
+  };
+  return disk;
+}
+
+async function until(done: () => boolean): Promise<void> {
+  for (let waited = 0; !done(); waited += 5) {
+    if (waited > 5_000) throw new Error('waited 5 s');
+    await sleep(5);
+  }
+}
+
+for (const synced of [false, true]) {
+  test(`an ack with synced: ${synced} ${synced ? 'is written at once' : 'waits'} ` +
+    'while a publish syncs', async () => {
+    const dir = tempDir('usher-ack-batch-');
+    const disk = heldDisk();
+    const broker = await openBroker(dir.path, { sync: true, storeIo: disk.io });
+    try {
+      await broker.createQueue('q', {});
+      await broker.publish('q', [{ id: 'a', body: text('a') }]);
+      const [a] = await broker.receive('q', { max: 1, waitMs: 0 });
+
+      disk.hold();
+      const publishing = broker.publish('q', [{ id: 'b', body: text('b') }]);
+      await until(() => disk.syncsWaiting === 1);
+      const writes = disk.writes;
+      const acking = broker.ack('q', [a.receipt], { synced });
+      await sleep(50);
+      assert.equal(disk.writes, synced ? writes + 1 : writes);
+
+      disk.release();
+      await publishing;
+      assert.deepEqual(await acking, [true]);
+    } finally {
+      disk.release();
+      await broker.close();
+      dir.remove();
+    }
+  });
+}
