@@ -38,7 +38,7 @@
 //   npm run bench:amqp -- [--messages N] [--latency-seconds S] [--latency-rounds R]
 //     [--quick] [--usher-only] [--only transient|durable|latency]
 //     [--sizes tiny,ticket,large] [--publishers N]
-//     [--usher-node-flags="--cpu-prof --cpu-prof-dir=DIR"] [--cold-memory]
+//     [--usher-node-flags="--cpu-prof --cpu-prof-dir=DIR"]
 
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -49,7 +49,6 @@ import {
   rabbitVersion, startRabbit, startUsher, type RunningBroker, type StoreCounters,
 } from './amqp/brokers.js';
 import { quantile, runRounds, type LatencyReport } from './amqp/latency-rounds.js';
-import { describeWarmed, warmMemory } from './warm-memory.js';
 import {
   ANSWER_LIMIT_MS, BODIES, CONFIRM_WINDOW, LATENCY_RATE, PREFETCH, durableConsume,
   durablePublish, latency, quick, transient, type Figure, type Target,
@@ -73,8 +72,6 @@ const { values: args } = parseArgs({
     publishers: { type: 'string', default: '1' },
     /** Flags for Usher's node process: --usher-node-flags="--cpu-prof --cpu-prof-dir=/tmp/p". */
     'usher-node-flags': { type: 'string', default: '' },
-    /** Skip touching free memory first (warm-memory.ts). */
-    'cold-memory': { type: 'boolean', default: false },
   },
 });
 const MESSAGES = positive('messages', args.quick ? 1_000 : 100_000);
@@ -443,10 +440,6 @@ async function main(): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    // Before the brokers start: each then grows the page cache into
-    // memory already backed by the host, whichever runs first
-    // (warm-memory.ts). Not for --quick, a smoke run whose figures mean little.
-    if (!args['cold-memory'] && !args.quick) console.log(describeWarmed(warmMemory()));
     const usherFlags = args['usher-node-flags'].split(' ').filter((flag) => flag !== '');
     const usher = await startUsher(usherFlags, (line) => progress(`usher: ${line}`));
     started.push(usher);

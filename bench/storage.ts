@@ -19,7 +19,7 @@
 //      batch sizes the log used; run twice, the faster counts.
 //
 //   npm run bench:storage -- [--messages 1000000] [--batch 100]
-//     [--concurrency 32] [--dir DIR] [--cold-memory: skip warm-memory.ts]
+//     [--concurrency 32] [--dir DIR]
 
 import { spawnSync } from 'node:child_process';
 import {
@@ -34,7 +34,6 @@ import pino from 'pino';
 
 import { Broker } from '../src/broker/broker.js';
 import { listCheckpoints } from '../src/storage/checkpoint-file.js';
-import { describeWarmed, warmMemory } from './warm-memory.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -45,7 +44,6 @@ const { values: args } = parseArgs({
     reopen: { type: 'string' },
     'no-checkpoint': { type: 'boolean', default: false },
     'drop-newest-checkpoint': { type: 'boolean', default: false },
-    'cold-memory': { type: 'boolean', default: false },
   },
 });
 const MESSAGES = Number(args.messages);
@@ -144,9 +142,6 @@ function yardstick(total: number, batchBytes: number): number {
 async function main(): Promise<void> {
   console.log(`Usher storage bench: ${MESSAGES} ticket events of ${EVENT_BYTES} bytes, ` +
     `batches of ${BATCH}, ${CONCURRENCY} in flight, fdatasync before confirm, data in ${root}`);
-  // Before the broker opens: every phase then grows the page cache into
-  // memory already backed by the host (warm-memory.ts).
-  if (!args['cold-memory']) console.log(describeWarmed(warmMemory()));
   const rssAtStart = rss();
   // Nulled before the second open, so that two copies of the backlog do
   // not share the heap.
