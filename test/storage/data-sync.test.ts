@@ -8,12 +8,12 @@
 
 import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { test } from 'node:test';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { type StoreIo, nodeIo } from '../../src/storage/io.js';
 import { segmentPath } from '../../src/storage/segment-file.js';
-import { openStore, replayOf, ticket, withTempDir } from './helpers.js';
+import { eventually, openStore, replayOf, settledYet, ticket, withTempDir } from './helpers.js';
 import { PowerCutIo } from './power-cut.js';
 
 interface HeldWrite {
@@ -81,21 +81,6 @@ class DataSyncIo implements StoreIo {
     this.fdatasyncs++;
     return nodeIo.fdatasync(fd);
   }
-}
-
-/** The promise's state after the I/O callbacks of this turn. */
-async function settledYet(promise: Promise<unknown>): Promise<boolean> {
-  let settled = false;
-  promise.then(() => (settled = true), () => (settled = true));
-  await nextTurn();
-  await nextTurn();
-  return settled;
-}
-
-/** Waits, a few ms at a time and 5 s at most, until `ready()` holds; then says whether it did. */
-async function eventually(ready: () => boolean): Promise<boolean> {
-  for (let tries = 0; tries < 1_000 && !ready(); tries++) await sleep(5);
-  return ready();
 }
 
 test('a synced batch is written and synced in one call, without an fdatasync', () => {

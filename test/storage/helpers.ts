@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { type StoreIo, nodeIo } from '../../src/storage/io.js';
 import {
   LogStore,
@@ -253,4 +254,19 @@ export function checkpointingOptions(
     checkpoints: { minBytes: 64 * 1024, ratio: 1 },
     ...extra,
   };
+}
+
+/** The promise's state after the I/O callbacks of this turn. */
+export async function settledYet(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  promise.then(() => (settled = true), () => (settled = true));
+  await nextTurn();
+  await nextTurn();
+  return settled;
+}
+
+/** Waits, a few ms at a time and 5 s at most, until `ready()` holds; then says whether it did. */
+export async function eventually(ready: () => boolean): Promise<boolean> {
+  for (let tries = 0; tries < 1_000 && !ready(); tries++) await sleep(5);
+  return ready();
 }

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { test } from 'node:test';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { frameBytes } from '../../src/storage/codec.js';
@@ -13,7 +13,7 @@ import type { LogRecord } from '../../src/storage/records.js';
 import { type StoreIo, nodeIo } from '../../src/storage/io.js';
 import { EARLY_START_BYTES, UNANSWERED_WAIT_MS } from '../../src/storage/log-store.js';
 import { segmentPath } from '../../src/storage/segment-file.js';
-import { openStore, replayOf, ticket, withTempDir } from './helpers.js';
+import { eventually, openStore, replayOf, settledYet, ticket, withTempDir } from './helpers.js';
 
 interface HeldSync {
   fd: number;
@@ -98,15 +98,6 @@ class GatedIo implements StoreIo {
   }
 }
 
-/** The promise's state after the I/O callbacks of this turn. */
-async function settledYet(promise: Promise<unknown>): Promise<boolean> {
-  let settled = false;
-  promise.then(() => (settled = true), () => (settled = true));
-  await nextTurn();
-  await nextTurn();
-  return settled;
-}
-
 test('an append made during a batch\'s sync is written and synced before it lands', () => {
   return withTempDir(async (dir) => {
     const io = new GatedIo();
@@ -169,12 +160,6 @@ test('no third batch starts while two are in flight', () => {
     assert.deepEqual(replayed, [ticket(1), ticket(2), ticket(3), ticket(4)]);
   });
 });
-
-/** Waits, a few ms at a time and 5 s at most, until `ready()` holds; then says whether it did. */
-async function eventually(ready: () => boolean): Promise<boolean> {
-  for (let tries = 0; tries < 1_000 && !ready(); tries++) await sleep(5);
-  return ready();
-}
 
 test('an ack batch (no sync, nobody waiting) waits while a synced one is in flight, and rides with the next', () => {
   return withTempDir(async (dir) => {
