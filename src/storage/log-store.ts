@@ -836,9 +836,7 @@ export class LogStore {
       for (const entry of behind) entry.batch.waited = true;
       this.#redo.unshift(...behind.map((entry) => entry.batch));
       await this.#rollBack(
-        failed.batch,
-        failed.segment,
-        failed.position,
+        failed,
         cause ?? new Error('an earlier write failed'),
       );
     } finally {
@@ -860,24 +858,26 @@ export class LogStore {
   // the file back to where the batch began keeps the log free of gaps and
   // garbage, so the next batch can go in the same place. If even that
   // fails we no longer know what the file holds, and stop accepting.
-  async #rollBack(
-    batch: Batch,
-    segment: ActiveSegment,
-    position: number,
-    cause: unknown,
-  ): Promise<void> {
+  async #rollBack(failed: InFlight, cause: unknown): Promise<void> {
+    const { batch, segment, position, syncFd } = failed;
     if (batch.copies > 0) this.#compacting = false;
     try {
       await this.#io.ftruncate(segment.fd, position);
-      if (this.#sync && batch.sync) {
-        await this.#io.fdatasync(segment.fd);
-        // The other descriptor may still hold the failed batch's error for
-        // its next sync, which would fail a batch that did nothing wrong.
-        // Nothing was written since the sync just above succeeded, so an
-        // error here can only be that old one: taken and dropped. The
-        // data-sync descriptors likewise.
-        await this.#io.fdatasync(segment.syncFd).catch(noop);
-        for (const fd of segment.dataSyncFds) await this.#io.fdatasync(fd).catch(noop);
+      if (syncFd !== null) {
+        // Through the descriptor the batch synced through: a writeback
+        // error is reported once to each open descriptor of the file,
+        // and this one has taken it, so this sync fails only on a new
+        // error. (Through another, it would report the old one and stop
+        // the store: always so after a failed data-sync write.)
+        await this.#io.fdatasync(syncFd);
+        // The other descriptors may still hold the failed batch's error
+        // for their next sync, which would fail a batch that did nothing
+        // wrong. Nothing was written since the sync just above
+        // succeeded, so an error here can only be that old one: taken
+        // and dropped.
+        for (const fd of [segment.fd, segment.syncFd, ...segment.dataSyncFds]) {
+          if (fd !== syncFd) await this.#io.fdatasync(fd).catch(noop);
+        }
       }
     } catch (truncateErr) {
       this.#enterFailed(

@@ -209,3 +209,76 @@ test('a failed data-sync write rejects its batch alone; the one written past it 
     assert.equal(reopened.stats().corruptTails, 0);
   });
 });
+
+/**
+ * DataSyncIo whose failed writes fail as Linux reports a writeback
+ * error: once to every open file description of the file, each at its
+ * next sync. The descriptor whose write failed has seen it; every other
+ * one reports it at its next fdatasync (or data-sync write).
+ */
+class WritebackErrorIo extends DataSyncIo {
+  readonly #fds = new Set<number>();
+  readonly #unseen = new Set<number>();
+
+  override open = async (path: string, flags: string): Promise<number> => {
+    const fd = await nodeIo.open(path, flags);
+    this.#fds.add(fd);
+    return fd;
+  };
+
+  override async openDataSync(path: string): Promise<number> {
+    const fd = await super.openDataSync(path);
+    this.#fds.add(fd);
+    return fd;
+  }
+
+  override close(fd: number): Promise<void> {
+    this.#fds.delete(fd);
+    this.#unseen.delete(fd);
+    return super.close(fd);
+  }
+
+  override async writev(fd: number, buffers: readonly Buffer[], position: number): Promise<number> {
+    try {
+      return await super.writev(fd, buffers, position);
+    } catch (err) {
+      for (const other of this.#fds) if (other !== fd) this.#unseen.add(other);
+      throw err;
+    }
+  }
+
+  override fdatasync(fd: number): Promise<void> {
+    if (this.#unseen.delete(fd)) {
+      return Promise.reject(Object.assign(new Error('EIO: fdatasync'), { code: 'EIO' }));
+    }
+    return super.fdatasync(fd);
+  }
+}
+
+test('a data-sync write failing in writeback is cut back; the store goes on', () => {
+  return withTempDir(async (dir) => {
+    const io = new WritebackErrorIo();
+    const { store } = await openStore(dir, { io });
+    await store.append([ticket(1)]);
+    io.hold();
+
+    const failing = store.append([ticket(2)]).then(() => undefined, (err: unknown) => err);
+    await io.writesHeld(1);
+    io.held[0].release('EIO');
+    assert.ok((await failing) instanceof StoreUnavailableError);
+
+    // The other descriptors report that error once each. The cut-back
+    // must take them, not stop the store, nor fail a later batch.
+    let settled = false;
+    const later = store.append([ticket(3)]).finally(() => (settled = true));
+    // Written through a data-sync descriptor, it would be held.
+    await eventually(() => settled || io.held.length > 1);
+    for (const write of io.held.slice(1)) write.release();
+    await later;
+    assert.equal(store.stats().stopped, 0);
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(replayed, [ticket(1), ticket(3)]);
+  });
+});
