@@ -164,6 +164,11 @@ export class Checkpointer {
     }
   }
 
+  /** Resolves once the checkpoint being written, if any, is done (never rejects). */
+  async whenIdle(): Promise<void> {
+    while (this.#running !== undefined) await this.#running;
+  }
+
   stats(): CheckpointStats {
     return { ...this.#stats };
   }

@@ -490,6 +490,11 @@ export class LogStore {
     return this.#scrubber.whenIdle();
   }
 
+  /** Resolves once the checkpoint being written, if any, is done. */
+  whenCheckpointed(): Promise<void> {
+    return this.#checkpointer?.whenIdle() ?? Promise.resolve();
+  }
+
   // The segments before `segmentId`, whole, and that one up to `offset`:
   // what a checkpoint at that position covers.
   #coveredBy(segmentId: number, offset: number): ScrubTarget[] {

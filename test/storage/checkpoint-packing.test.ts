@@ -221,13 +221,19 @@ function stateOf(store: LogStore) {
   return { live, recent: store.recentIds(), queues: [...store.queues] };
 }
 
-async function fill(store: LogStore, count: number): Promise<void> {
+/**
+ * Appends `count` tickets, 50 a batch. `settle`: each batch waits for a
+ * checkpoint it began, so how many are written depends on the log alone,
+ * not on how fast this machine writes them.
+ */
+async function fill(store: LogStore, count: number, settle = false): Promise<void> {
   await store.append([{ type: 'queue-declared', name: 'tickets', settings: {} }]);
   for (let seq = 1; seq <= count; seq += 50) {
     const records: LogRecord[] = [];
     for (let i = seq; i < seq + 50; i++) records.push(ticket(i));
     if (seq > 100) records.push({ type: 'settled', seqs: [seq - 99, seq - 42] });
     await store.append(records);
+    if (settle) await store.whenCheckpointed();
   }
 }
 
@@ -344,17 +350,12 @@ describe('checkpoint spacing by live data', () => {
       await withTempDir(async (dir) => {
         const checkpoints = { minBytes: 32 * 1024, ratio: 0, liveShare };
         const store = await LogStore.open(options(dir, { checkpoints }), () => {});
-        await fill(store, 3000);
-        // Let a checkpoint begun by the last batch finish.
-        for (let i = 0; i < 100 && store.stats().checkpointsWritten === 0; i++) {
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
+        await fill(store, 3000, true);
         written.push(store.stats().checkpointsWritten);
         await store.close();
       });
     }
-    // About 1.2 MB of log, nearly all live: one every 32 KiB is ~38 (fewer
-    // on a busy machine: none begins while one is being written); one
+    // About 1.2 MB of log, nearly all live: one every 32 KiB is ~38; one
     // each time the log grew by half the live data, which then doubled,
     // about log2(1.2 MB / 32 KiB) + 1.
     const [everyMin, byLive] = written;
