@@ -3,7 +3,7 @@
 // group-committed, dead segments are deleted oldest first, and compaction
 // copies the few long-lived messages forward so old segments can go.
 
-import { mkdir, unlink } from 'node:fs/promises';
+import { link, mkdir, unlink } from 'node:fs/promises';
 import { StoreUnavailableError, UsherError } from '../errors.js';
 import { Batch } from './batch.js';
 import { type Outcome, WriteChain } from './batch-io.js';
@@ -30,6 +30,7 @@ import { recover } from './recovery.js';
 import { type ScrubStats, type ScrubTarget, Scrubber } from './scrub.js';
 import {
   type Damage,
+  NEW_SEGMENT_SUFFIX,
   encodeSegmentHeader,
   fsyncDir,
   segmentPath,
@@ -987,27 +988,50 @@ export class LogStore {
     }
     const size = frames.reduce((sum, frame) => sum + frame.length, 0);
 
+    // Made whole under a temporary name, then linked to its own: a power
+    // cut before the header and the queue declarations are durable can
+    // only leave the temporary file (removed at the next open), never a
+    // segment whose header is torn, which would stop the next start. A
+    // link, unlike a rename, never replaces a file of that name.
+    const temp = `${path}${NEW_SEGMENT_SUFFIX}`;
+    const made = await this.#io.open(temp, 'wx');
+    try {
+      const written = await this.#io.writev(made, frames, 0);
+      if (written !== size) {
+        throw new Error(`short write: ${written} of ${size} bytes`);
+      }
+      await this.#io.fdatasync(made);
+    } catch (err) {
+      await this.#io.close(made).catch(noop);
+      await unlink(temp).catch(noop);
+      throw err;
+    }
+    await this.#io.close(made);
+
     // Ids must stay consecutive: recovery reads a gap as a lost file. So
     // an id is used up only once its file exists, and given back below
     // if the file is removed again.
-    let fd: number;
     try {
-      fd = await this.#io.open(path, 'wx');
+      await link(temp, path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
         this.#nextSegmentId = id + 1;
       }
+      await unlink(temp).catch(noop);
+      throw err;
+    }
+    await unlink(temp);
+    let fd: number;
+    try {
+      fd = await this.#io.open(path, 'r+');
+    } catch (err) {
+      await unlink(path).catch(noop);
       throw err;
     }
     this.#nextSegmentId = id + 1;
     let syncFd = -1;
     const dataSyncFds: number[] = [];
     try {
-      const written = await this.#io.writev(fd, frames, 0);
-      if (written !== size) {
-        throw new Error(`short write: ${written} of ${size} bytes`);
-      }
-      await this.#io.fdatasync(fd);
       await fsyncDir(this.#dir);
       syncFd = await this.#io.open(path, 'r+');
       if (this.#io.openDataSync !== undefined) {

@@ -35,6 +35,7 @@ import {
   fsyncDir,
   isBlankSegment,
   listSegments,
+  listUnfinishedSegments,
   readSegment,
   segmentPath,
   truncateFile,
@@ -84,6 +85,10 @@ export async function recover(
   replay: (record: LogRecord) => void,
   { copyBodies, checkpoints, recentIds }: RecoverOptions,
 ): Promise<Recovered> {
+  for (const unfinished of await listUnfinishedSegments(dir)) {
+    logger.warn({ file: unfinished }, 'removing a segment a crash left half made');
+    await unlink(unfinished);
+  }
   const files = await listSegments(dir);
   const missingSegments = reportGaps(dir, files, logger);
   let lastSegmentId = files.length > 0 ? files[files.length - 1].id : 0;

@@ -44,6 +44,9 @@ const READABLE_VERSIONS: readonly number[] = [1, 2, 3];
 
 const MAGIC = Buffer.from('USHERLOG', 'latin1');
 const NAME_PATTERN = /^(\d{20})\.log$/;
+/** A segment being made (log-store.ts #createSegment) is written under its name plus this. */
+export const NEW_SEGMENT_SUFFIX = '.new';
+const NEW_NAME_PATTERN = /^\d{20}\.log\.new$/;
 const READ_CHUNK_BYTES = 1024 * 1024;
 
 export interface ReadOptions {
@@ -81,6 +84,15 @@ export async function listSegments(dir: string): Promise<SegmentFile[]> {
     if (match) segments.push({ id: Number(match[1]), path: join(dir, name) });
   }
   return segments.sort((a, b) => a.id - b.id);
+}
+
+/**
+ * Segments a crash left half made (under NEW_SEGMENT_SUFFIX): they hold
+ * nothing a batch wrote, since a segment is used only once it is whole.
+ */
+export async function listUnfinishedSegments(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((name) => NEW_NAME_PATTERN.test(name))
+    .map((name) => join(dir, name));
 }
 
 export function encodeSegmentHeader(seqFloor: number): Buffer {

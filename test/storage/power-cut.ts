@@ -61,7 +61,10 @@ export class PowerCutIo implements StoreIo {
     // descriptor of the same file (the store syncs through two) shares
     // its state: a sync through either covers what either wrote.
     const opened = flags === 'wx' ? undefined : this.#byPath.get(path);
-    const state: FileState = opened ?? { path, written: 0, durable: 0, durableAhead: [] };
+    // A file this io did not make (a segment made under another name and
+    // linked to this one once synced, log-store.ts) is durable as it is.
+    const found = opened !== undefined || flags === 'wx' ? 0 : (await stat(path)).size;
+    const state: FileState = opened ?? { path, written: found, durable: found, durableAhead: [] };
     this.#byFd.set(fd, state);
     this.#byPath.set(path, state);
     return fd;
