@@ -8,6 +8,7 @@ import { afterEach, beforeEach } from 'node:test';
 import pino from 'pino';
 
 import { Broker, type BrokerOptions } from '../src/broker/broker.js';
+import { nodeIo, type StoreIo } from '../src/storage/io.js';
 
 export const silentLogger = pino({ level: 'silent' });
 
@@ -77,4 +78,52 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * nodeIo counting writes, whose syncs wait while held: a disk slow to
+ * sync. A sync is an fdatasync or a write through a data-sync descriptor
+ * (which writes, then waits).
+ */
+export function heldDisk() {
+  let held = false;
+  let waiting: Array<() => void> = [];
+  const dataSyncFds = new Set<number>();
+  const sync = () => (held ? new Promise<void>((resolve) => waiting.push(resolve)) : undefined);
+  const disk = {
+    writes: 0,
+    get syncsWaiting() {
+      return waiting.length;
+    },
+    hold() {
+      held = true;
+    },
+    release() {
+      held = false;
+      for (const wake of waiting.splice(0)) wake();
+    },
+    io: {
+      ...nodeIo,
+      async openDataSync(path) {
+        const fd = await nodeIo.openDataSync!(path);
+        dataSyncFds.add(fd);
+        return fd;
+      },
+      async writev(fd, buffers, position) {
+        disk.writes++;
+        const written = await nodeIo.writev(fd, buffers, position);
+        if (dataSyncFds.has(fd)) await sync();
+        return written;
+      },
+      async fdatasync(fd) {
+        await sync();
+        return nodeIo.fdatasync(fd);
+      },
+      async close(fd) {
+        dataSyncFds.delete(fd);
+        return nodeIo.close(fd);
+      },
+    } satisfies StoreIo,
+  };
+  return disk;
 }

@@ -11,51 +11,10 @@ import amqp from 'amqplib';
 
 import { createAmqpServer } from '../../src/amqp/server.js';
 import type { Broker } from '../../src/broker/broker.js';
-import { nodeIo, type StoreIo } from '../../src/storage/io.js';
-import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { heldDisk, openBroker, silentLogger, tempDir } from '../helpers.js';
 
 const dir = tempDir('usher-amqp-in-memory-');
 after(() => dir.remove());
-
-/**
- * nodeIo whose syncs wait while held: a disk that is slow to sync. A
- * sync is an fdatasync or a write through a data-sync descriptor.
- */
-function slowDisk(): { io: StoreIo; hold(): void; release(): void } {
-  let held = false;
-  let waiting: Array<() => void> = [];
-  const dataSyncFds = new Set<number>();
-  const sync = () => (held ? new Promise<void>((resolve) => waiting.push(resolve)) : undefined);
-  return {
-    io: {
-      ...nodeIo,
-      async openDataSync(path) {
-        const fd = await nodeIo.openDataSync!(path);
-        dataSyncFds.add(fd);
-        return fd;
-      },
-      async writev(fd, buffers, position) {
-        if (dataSyncFds.has(fd)) await sync();
-        return nodeIo.writev(fd, buffers, position);
-      },
-      async fdatasync(fd) {
-        await sync();
-        return nodeIo.fdatasync(fd);
-      },
-      async close(fd) {
-        dataSyncFds.delete(fd);
-        return nodeIo.close(fd);
-      },
-    },
-    hold() {
-      held = true;
-    },
-    release() {
-      held = false;
-      for (const wake of waiting.splice(0)) wake();
-    },
-  };
-}
 
 async function serve(broker: Broker) {
   const server = await createAmqpServer({
@@ -81,7 +40,7 @@ function publish(channel: amqp.ConfirmChannel, queue: string, persistent: boolea
 
 test('a non-durable queue is a memory queue: confirmed before the sync, gone after a restart',
   { timeout: 10_000 }, async () => {
-  const disk = slowDisk();
+  const disk = heldDisk();
   const broker = await openBroker(dir.path, { sync: true, storeIo: disk.io });
   const { server, connection } = await serve(broker);
   try {
@@ -120,7 +79,7 @@ test('a non-durable queue is a memory queue: confirmed before the sync, gone aft
 
 test('transient on a non-durable queue alone: confirmed while the disk is held',
   { timeout: 10_000 }, async () => {
-  const disk = slowDisk();
+  const disk = heldDisk();
   const broker = await openBroker(dir.path, { sync: true, storeIo: disk.io });
   const { server, connection } = await serve(broker);
   try {

@@ -7,52 +7,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 
-import { nodeIo, type StoreIo } from '../../src/storage/io.js';
-import { openBroker, tempDir, text } from '../helpers.js';
-
-/** nodeIo counting writes, whose syncs wait while held. */
-function heldDisk() {
-  let held = false;
-  let waiting: Array<() => void> = [];
-  const dataSyncFds = new Set<number>();
-  const sync = () => (held ? new Promise<void>((resolve) => waiting.push(resolve)) : undefined);
-  const disk = {
-    writes: 0,
-    get syncsWaiting() {
-      return waiting.length;
-    },
-    hold() {
-      held = true;
-    },
-    release() {
-      held = false;
-      for (const wake of waiting.splice(0)) wake();
-    },
-    io: {
-      ...nodeIo,
-      async openDataSync(path) {
-        const fd = await nodeIo.openDataSync!(path);
-        dataSyncFds.add(fd);
-        return fd;
-      },
-      async writev(fd, buffers, position) {
-        disk.writes++;
-        const written = await nodeIo.writev(fd, buffers, position);
-        if (dataSyncFds.has(fd)) await sync();
-        return written;
-      },
-      async fdatasync(fd) {
-        await sync();
-        return nodeIo.fdatasync(fd);
-      },
-      async close(fd) {
-        dataSyncFds.delete(fd);
-        return nodeIo.close(fd);
-      },
-    } satisfies StoreIo,
-  };
-  return disk;
-}
+import { heldDisk, openBroker, tempDir, text } from '../helpers.js';
 
 async function until(done: () => boolean): Promise<void> {
   for (let waited = 0; !done(); waited += 5) {
