@@ -127,3 +127,12 @@ export function heldDisk() {
   };
   return disk;
 }
+
+/** Polls `check` every 10 ms until it holds; fails naming `what` after `limitMs`. */
+export async function until(what: string, check: () => boolean, limitMs = 10_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 
+import { until } from '../helpers.js';
 import { useAmqpFixture } from './amqp-fixture.js';
 
 const fixture = useAmqpFixture('usher-slow-consumer-');
@@ -21,14 +22,6 @@ async function fill(queue: string, count: number, bytes: number): Promise<void> 
       body: Buffer.alloc(bytes, 0x61),
     }));
     await fixture.broker.publish(queue, batch);
-  }
-}
-
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(20);
   }
 }
 

@@ -12,7 +12,7 @@ import amqp from 'amqplib';
 
 import { createAmqpServer } from '../../src/amqp/server.js';
 import type { StoreIo } from '../../src/storage/io.js';
-import { openBroker, seededRandom, silentLogger, tempDir } from '../helpers.js';
+import { openBroker, seededRandom, silentLogger, tempDir, until } from '../helpers.js';
 import { PowerCutIo } from '../storage/power-cut.js';
 
 const dirs: Array<{ path: string; remove(): void }> = [];
@@ -38,13 +38,6 @@ class CountingIo implements StoreIo {
   fdatasync(fd: number): Promise<void> {
     this.syncs++;
     return this.power.fdatasync(fd);
-  }
-}
-
-async function until(what: string, done: () => boolean): Promise<void> {
-  for (let waited = 0; !done(); waited += 10) {
-    if (waited > 5_000) throw new Error(`waited 5 s for ${what}`);
-    await sleep(10);
   }
 }
 

@@ -7,14 +7,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 
-import { heldDisk, openBroker, tempDir, text } from '../helpers.js';
-
-async function until(done: () => boolean): Promise<void> {
-  for (let waited = 0; !done(); waited += 5) {
-    if (waited > 5_000) throw new Error('waited 5 s');
-    await sleep(5);
-  }
-}
+import { heldDisk, openBroker, tempDir, text, until } from '../helpers.js';
 
 for (const synced of [false, true]) {
   test(`an ack with synced: ${synced} ${synced ? 'is written at once' : 'waits'} ` +
@@ -29,7 +22,7 @@ for (const synced of [false, true]) {
 
       disk.hold();
       const publishing = broker.publish('q', [{ id: 'b', body: text('b') }]);
-      await until(() => disk.syncsWaiting === 1);
+      await until('a sync to wait', () => disk.syncsWaiting === 1);
       const writes = disk.writes;
       const acking = broker.ack('q', [a.receipt], { synced });
       await sleep(50);
