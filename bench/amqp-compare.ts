@@ -395,15 +395,19 @@ function printLatency(report: LatencyReport): void {
   const ms = (values: Float64Array, q: number) => quantile(values, q).toFixed(2);
   out();
   out(`Latency rounds of ${report.roundSeconds.toFixed(1)} s, brokers taking turns; ` +
-    'p99 ms of each round in the order run, with the 1-minute load average as it began, ' +
-    'and the median of those p99s (one bad round moves it least):');
+    'p99 ms of each round in the order run, with the 1-minute load average as it began ' +
+    'and how long the machine took to go quiet before it, and the median of those p99s ' +
+    '(one bad round moves it least):');
   for (const rounds of report.rounds) {
     const loads = report.load.get(rounds.column) ?? [];
+    const waits = report.settled.get(rounds.column) ?? [];
+    const quiet = (wait: number | null | undefined) => wait === undefined ? '?'
+      : wait === null ? 'never quiet' : `quiet after ${wait.toFixed(1)} s`;
     const cells = rounds.figures.map((f, i) => {
       const p99 = f?.samples === undefined
         ? 'failed'
         : ms(Float64Array.from(f.samples.total).sort(), 0.99);
-      return `${p99} (load ${loads[i]?.toFixed(1) ?? '?'})`;
+      return `${p99} (load ${loads[i]?.toFixed(1) ?? '?'}, ${quiet(waits[i])})`;
     });
     const p99s = rounds.figures.flatMap((f) =>
       f?.samples === undefined ? [] : [quantile(Float64Array.from(f.samples.total).sort(), 0.99)]);

@@ -9,12 +9,24 @@
 
 import { loadavg } from 'node:os';
 
-import type { RunningBroker, StoreCounters } from './brokers.js';
+import { machineCpuSeconds, type RunningBroker, type StoreCounters } from './brokers.js';
 import { probeSyncs } from './disk-probe.js';
 import type { Figure, LatencySamples } from './workloads.js';
 
 /** Seconds of the disk probe after each of Usher's rounds. */
 const PROBE_SECONDS = 1;
+
+// Before each round the bench waits for the machine to go quiet: the
+// broker before it (or Usher's disk probe) leaves work behind, RabbitMQ's
+// Erlang schedulers spin on for a while and a deleted quorum queue's log
+// is cleaned up, and the broker whose round came next paid for it (Usher's
+// first round, right after the warm-up, had twice the p99 of its later
+// ones). Quiet: the whole machine busy less than QUIET_CORES over one
+// QUIET_WINDOW_MS window; the wait gives up after SETTLE_LIMIT_MS, as on a
+// machine that other work keeps busy.
+const QUIET_CORES = 0.1;
+const QUIET_WINDOW_MS = 250;
+const SETTLE_LIMIT_MS = 5_000;
 
 export interface RoundBroker {
   column: string;
@@ -44,6 +56,8 @@ export interface LatencyReport {
   roundSeconds: number;
   /** The machine's 1-minute load average as each round began, per broker. */
   load: Map<string, number[]>;
+  /** Seconds each round waited for a quiet machine (see settle), per broker; null: it never was. */
+  settled: Map<string, Array<number | null>>;
   log: LogPace | null;
 }
 
@@ -56,6 +70,7 @@ export async function runRounds(brokers: RoundBroker[], rounds: number, roundSec
   progress: (text: string) => void): Promise<LatencyReport> {
   const figures = new Map<string, Array<Figure | null>>();
   const load = new Map<string, number[]>();
+  const settled = new Map<string, Array<number | null>>();
   const probes: Float64Array[] = [];
   const logTotals = { seconds: 0, batches: 0, syncs: 0, bytes: 0 };
 
@@ -63,6 +78,8 @@ export async function runRounds(brokers: RoundBroker[], rounds: number, roundSec
     for (let turn = 0; turn < brokers.length; turn++) {
       const b = brokers[(round + turn) % brokers.length];
       if (!load.has(b.column)) load.set(b.column, []);
+      if (!settled.has(b.column)) settled.set(b.column, []);
+      settled.get(b.column)!.push(await settle());
       load.get(b.column)!.push(loadavg()[0]);
       const before = await counters(b.running);
       const figure = await run(b, roundSeconds);
@@ -97,7 +114,19 @@ export async function runRounds(brokers: RoundBroker[], rounds: number, roundSec
   };
   const byBroker = [...figures].map(([column, list]) =>
     ({ column, figures: list, pooled: pool(list) }));
-  return { rounds: byBroker, roundSeconds, load, log };
+  return { rounds: byBroker, roundSeconds, load, settled, log };
+}
+
+/** Waits until the machine is quiet; the seconds that took, or null if it never was. */
+async function settle(): Promise<number | null> {
+  const began = performance.now();
+  while (performance.now() - began < SETTLE_LIMIT_MS) {
+    const before = machineCpuSeconds();
+    await new Promise((resolve) => setTimeout(resolve, QUIET_WINDOW_MS));
+    const busyCores = (machineCpuSeconds() - before) / (QUIET_WINDOW_MS / 1000);
+    if (busyCores < QUIET_CORES) return (performance.now() - began) / 1000;
+  }
+  return null;
 }
 
 async function counters(running: RunningBroker): Promise<StoreCounters | null> {
