@@ -401,13 +401,19 @@ function printLatency(report: LatencyReport): void {
   for (const rounds of report.rounds) {
     const loads = report.load.get(rounds.column) ?? [];
     const waits = report.settled.get(rounds.column) ?? [];
+    const slow = report.slowBatches.get(rounds.column);
+    const batches = (i: number) => {
+      if (slow === undefined) return '';
+      const counts = slow[i];
+      return counts == null ? ', log batches ?' : `, log batches over 5/50 ms: ${counts[0]}/${counts[1]}`;
+    };
     const quiet = (wait: number | null | undefined) => wait === undefined ? '?'
       : wait === null ? 'never quiet' : `quiet after ${wait.toFixed(1)} s`;
     const cells = rounds.figures.map((f, i) => {
       const p99 = f?.samples === undefined
         ? 'failed'
         : ms(Float64Array.from(f.samples.total).sort(), 0.99);
-      return `${p99} (load ${loads[i]?.toFixed(1) ?? '?'}, ${quiet(waits[i])})`;
+      return `${p99} (load ${loads[i]?.toFixed(1) ?? '?'}, ${quiet(waits[i])}${batches(i)})`;
     });
     const p99s = rounds.figures.flatMap((f) =>
       f?.samples === undefined ? [] : [quantile(Float64Array.from(f.samples.total).sort(), 0.99)]);

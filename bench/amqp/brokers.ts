@@ -38,6 +38,9 @@ export interface StoreCounters {
   /** Cold messages read back from frames read ahead, and read in line. */
   framesReadAhead: number;
   framesReadInLine: number;
+  /** Batches whose write and sync took over 5 ms, and over 50 ms (usher_store_batch_seconds). */
+  batchesOver5ms: number;
+  batchesOver50ms: number;
 }
 
 // --- Usher ---------------------------------------------------------------
@@ -112,7 +115,11 @@ export async function startUsher(nodeFlags: string[] = [],
       const text = await answer.text();
       const counter = (name: string) =>
         Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+      const timed = counter('usher_store_batch_seconds_count');
+      const within = (le: string) => counter(`usher_store_batch_seconds_bucket\\{le="${le}"\\}`);
       return {
+        batchesOver5ms: timed - within('0.005'),
+        batchesOver50ms: timed - within('0.05'),
         batches: counter('usher_store_batches_total'),
         syncs: counter('usher_store_syncs_total'),
         bytes: counter('usher_store_written_bytes_total'),

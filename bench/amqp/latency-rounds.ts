@@ -58,6 +58,8 @@ export interface LatencyReport {
   load: Map<string, number[]>;
   /** Seconds each round waited for a quiet machine (see settle), per broker; null: it never was. */
   settled: Map<string, Array<number | null>>;
+  /** Usher's log batches over 5 ms and over 50 ms in each round; absent for other brokers. */
+  slowBatches: Map<string, Array<[number, number] | null>>;
   log: LogPace | null;
 }
 
@@ -71,6 +73,7 @@ export async function runRounds(brokers: RoundBroker[], rounds: number, roundSec
   const figures = new Map<string, Array<Figure | null>>();
   const load = new Map<string, number[]>();
   const settled = new Map<string, Array<number | null>>();
+  const slowBatches = new Map<string, Array<[number, number] | null>>();
   const probes: Float64Array[] = [];
   const logTotals = { seconds: 0, batches: 0, syncs: 0, bytes: 0 };
 
@@ -87,6 +90,13 @@ export async function runRounds(brokers: RoundBroker[], rounds: number, roundSec
       if (!figures.has(b.column)) figures.set(b.column, []);
       figures.get(b.column)!.push(figure);
       const after = await counters(b.running);
+      if (before !== null) {
+        if (!slowBatches.has(b.column)) slowBatches.set(b.column, []);
+        slowBatches.get(b.column)!.push(after === null ? null : [
+          after.batchesOver5ms - before.batchesOver5ms,
+          after.batchesOver50ms - before.batchesOver50ms,
+        ]);
+      }
 
       if (figure !== null && before !== null && after !== null) {
         const batches = after.batches - before.batches;
@@ -114,7 +124,7 @@ export async function runRounds(brokers: RoundBroker[], rounds: number, roundSec
   };
   const byBroker = [...figures].map(([column, list]) =>
     ({ column, figures: list, pooled: pool(list) }));
-  return { rounds: byBroker, roundSeconds, load, settled, log };
+  return { rounds: byBroker, roundSeconds, load, settled, slowBatches, log };
 }
 
 /** Waits until the machine is quiet; the seconds that took, or null if it never was. */

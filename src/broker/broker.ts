@@ -968,6 +968,10 @@ export class Broker implements BrokerApi {
     return this.admission?.stats() ?? null;
   }
 
+  storeBatchTimes() {
+    return this.store.batchTimes;
+  }
+
   private admissionHealth() {
     const stats = (this.admission as AdmissionController).stats();
     return {

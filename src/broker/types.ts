@@ -4,6 +4,7 @@
 
 import type { DeathReason, QueueSettings } from '../engine/types.js';
 import type { LoadRefusalError } from '../errors.js';
+import type { LatencyHistogram } from '../observe/latency.js';
 import type { AdmissionStats } from './admission.js';
 
 /** Queue settings as a caller gives them: anything left out takes the default. */
@@ -248,6 +249,8 @@ export interface BrokerApi {
   scrub?(): boolean;
   /** Admission control's figures, for metrics; null when it is off. */
   admissionStats?(): AdmissionStats | null;
+  /** How long the log's write batches took, from write to landing (for metrics). */
+  storeBatchTimes?(): LatencyHistogram;
   /** Lets a caller wait for shutdown; rejects new work with BrokerClosedError once closing. */
   close(): Promise<void>;
 }

@@ -12,7 +12,11 @@ import {
 } from 'prom-client';
 
 import type { BrokerApi, QueueInfo, QueueStats } from '../broker/types.js';
-import { registerObservedMetrics } from '../observe/metrics.js';
+import {
+  histogramValues,
+  registerObservedMetrics,
+  registerReadHistogram,
+} from '../observe/metrics.js';
 import { registerAdmissionMetrics } from './admission-metrics.js';
 
 export interface Metrics {
@@ -324,6 +328,13 @@ export function createMetrics(
   });
 
   registerStoreMetrics(registry, () => current().health.store);
+  const batchTimes = broker.storeBatchTimes?.bind(broker);
+  if (batchTimes !== undefined) {
+    const name = 'usher_store_batch_seconds';
+    registerReadHistogram(registry, name,
+      'Time from a log batch\'s write starting to its landing (written, and synced if asked)',
+      () => histogramValues(name, {}, batchTimes()));
+  }
   const installNew = registerObservedMetrics(registry, broker, () => current().queues);
   registerAdmissionMetrics(registry, () => broker.admissionStats?.() ?? null);
 

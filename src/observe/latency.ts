@@ -10,19 +10,20 @@ export const LATENCY_BUCKETS_SECONDS = [
 
 export class LatencyHistogram {
   /** Observations per bucket; the last slot holds those above every bound. */
-  readonly counts = new Float64Array(LATENCY_BUCKETS_SECONDS.length + 1);
+  readonly counts: Float64Array;
   count = 0;
   sumSeconds = 0;
 
+  /** `bounds`: upper bounds in seconds, rising. */
+  constructor(readonly bounds: readonly number[] = LATENCY_BUCKETS_SECONDS) {
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+
   observeMs(ms: number): void {
     const seconds = Math.max(0, ms) / 1000;
+    const bounds = this.bounds;
     let index = 0;
-    while (
-      index < LATENCY_BUCKETS_SECONDS.length &&
-      seconds > LATENCY_BUCKETS_SECONDS[index]
-    ) {
-      index++;
-    }
+    while (index < bounds.length && seconds > bounds[index]) index++;
     this.counts[index]++;
     this.count++;
     this.sumSeconds += seconds;
@@ -32,7 +33,7 @@ export class LatencyHistogram {
   cumulative(): number[] {
     const out: number[] = [];
     let running = 0;
-    for (let i = 0; i < LATENCY_BUCKETS_SECONDS.length; i++) {
+    for (let i = 0; i < this.bounds.length; i++) {
       running += this.counts[i];
       out.push(running);
     }

@@ -8,7 +8,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 import type { BrokerApi, QueueInfo } from '../broker/types.js';
-import { LATENCY_BUCKETS_SECONDS, type LatencyHistogram } from './latency.js';
+import type { LatencyHistogram } from './latency.js';
 import { observationsOf, type Observations, type QueueLatency } from './observations.js';
 import { memoryBudgetBytes, memoryUsedBytes } from './resources.js';
 import { QUEUE_STATUSES, queueStatus } from './queue-status.js';
@@ -144,11 +144,7 @@ function registerQueueMetrics(
   });
 }
 
-/**
- * A histogram per queue exported from the broker's own LatencyHistograms.
- * prom-client's Histogram can only be observed into, so this registers
- * an object of the shape its Registry formats (name, help, type, get).
- */
+/** A histogram per queue exported from the broker's own LatencyHistograms. */
 function registerHistogram(
   registry: Registry,
   name: string,
@@ -156,35 +152,44 @@ function registerHistogram(
   observed: Observations,
   which: keyof QueueLatency,
 ): void {
+  registerReadHistogram(registry, name, help, () => [...observed.latency].flatMap(
+    ([queue, latency]) => histogramValues(name, { queue }, latency[which])));
+}
+
+/**
+ * A histogram whose samples (histogramValues) are read at scrape time.
+ * prom-client's Histogram can only be observed into, so this registers
+ * an object of the shape its Registry formats (name, help, type, get).
+ */
+export function registerReadHistogram(
+  registry: Registry,
+  name: string,
+  help: string,
+  values: () => ReturnType<typeof histogramValues>,
+): void {
   registry.registerMetric({
     name,
     help,
     type: 'histogram',
     aggregator: 'sum',
-    get: async () => ({
-      name,
-      help,
-      type: 'histogram',
-      aggregator: 'sum',
-      values: [...observed.latency].flatMap(([queue, latency]) =>
-        histogramValues(name, queue, latency[which]),
-      ),
-    }),
+    get: async () => ({ name, help, type: 'histogram', aggregator: 'sum', values: values() }),
   } as unknown as Parameters<Registry['registerMetric']>[0]);
 }
 
-function histogramValues(name: string, queue: string, histogram: LatencyHistogram) {
+/** A histogram's samples as prom-client's Registry formats them. */
+export function histogramValues(name: string, labels: Record<string, string>,
+  histogram: LatencyHistogram) {
   const cumulative = histogram.cumulative();
-  const buckets = LATENCY_BUCKETS_SECONDS.map((le, i) => ({
+  const buckets = histogram.bounds.map((le, i) => ({
     metricName: `${name}_bucket`,
-    labels: { queue, le },
+    labels: { ...labels, le },
     value: cumulative[i],
   }));
   return [
     ...buckets,
-    { metricName: `${name}_bucket`, labels: { queue, le: '+Inf' }, value: histogram.count },
-    { metricName: `${name}_sum`, labels: { queue }, value: histogram.sumSeconds },
-    { metricName: `${name}_count`, labels: { queue }, value: histogram.count },
+    { metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: histogram.count },
+    { metricName: `${name}_sum`, labels, value: histogram.sumSeconds },
+    { metricName: `${name}_count`, labels, value: histogram.count },
   ];
 }
 

@@ -5,6 +5,7 @@
 
 import { link, mkdir, unlink } from 'node:fs/promises';
 import { StoreUnavailableError, UsherError } from '../errors.js';
+import { LatencyHistogram } from '../observe/latency.js';
 import { Batch } from './batch.js';
 import { type Outcome, WriteChain } from './batch-io.js';
 import {
@@ -177,6 +178,11 @@ export const EARLY_START_BYTES = 512 * 1024;
 // in flight to wait for; at a steady rate a publish comes within this.
 export const UNANSWERED_WAIT_MS = 5;
 
+/** Bounds of batchTimes: a synced batch here takes 0.1-0.4 ms; a stall, hundreds. */
+export const STORE_BATCH_BUCKETS_SECONDS = [
+  0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+] as const;
+
 interface ActiveSegment extends SegmentState {
   fd: number;
   /** A second descriptor of the same file, for syncs (see batch-io.ts). */
@@ -197,6 +203,8 @@ interface InFlight {
   /** The descriptor its fdatasync goes through; null: it is not synced. */
   syncFd: number | null;
   outcome: Promise<Outcome>;
+  /** performance.now() as its write began, for batchTimes. */
+  startedAt: number;
 }
 
 /** What the write loop's wait for the oldest batch may end with instead. */
@@ -223,6 +231,13 @@ export class LogStore {
   #redo: Batch[] = [];
   /** Oldest first; they land in this order. */
   #inFlight: InFlight[] = [];
+
+  /**
+   * Each batch's time from its write starting to its landing (written,
+   * and synced if it asked to be): the disk's part of a durable publish's
+   * latency, and where a stall of the disk shows (STORE_BATCH_BUCKETS).
+   */
+  readonly batchTimes = new LatencyHistogram(STORE_BATCH_BUCKETS_SECONDS);
   /** Where the next batch goes in the active segment: past those in flight. */
   #writeEnd = 0;
   readonly #chain: WriteChain;
@@ -759,7 +774,7 @@ export class LogStore {
         sync: syncFd !== null,
         dataSync,
       });
-      this.#inFlight.push({ batch, segment, position, syncFd, outcome });
+      this.#inFlight.push({ batch, segment, position, syncFd, outcome, startedAt: performance.now() });
     }
   }
 
@@ -806,6 +821,7 @@ export class LogStore {
     // A sync covers every write before it: the ones of earlier batches
     // returned before this batch's write started.
     if (synced) this.#syncs++;
+    this.batchTimes.observeMs(performance.now() - landed.startedAt);
     this.#unsynced = !synced;
     this.#rollFailed = false;
 

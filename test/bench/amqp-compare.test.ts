@@ -30,6 +30,6 @@ test('amqp-compare --quick --usher-only runs every workload to a figure', () => 
   assert.match(cpu[1], /^\(broker [\d.]+ µs\/msg, \d+%; client [\d.]+ µs\/msg, \d+%\)/);
   // --quick runs two latency rounds; each has its own p99.
   assert.match(run.stdout,
-    /^- usher: [\d.]+ \(load [\d.]+, (quiet after [\d.]+ s|never quiet)\), [\d.]+ \(load [\d.]+, (quiet after [\d.]+ s|never quiet)\); median [\d.]+$/m);
+    /^- usher: ([\d.]+ \(load [\d.]+, (quiet after [\d.]+ s|never quiet), log batches over 5\/50 ms: \d+\/\d+\)(, |; )){2}median [\d.]+$/m);
   assert.match(run.stdout, /^Usher's log in its rounds: \d+ batches\/s, .* fdatasync p50 [\d.]+,/m);
 });

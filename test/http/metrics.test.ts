@@ -72,6 +72,11 @@ describe('GET /metrics', () => {
     assert.equal(sample(text, 'usher_queues'), 2);
     assert.equal(sample(text, 'usher_store_segments'), 1);
     assert.ok((sample(text, 'usher_store_written_bytes_total') ?? 0) > 0);
+    const batches = sample(text, 'usher_store_batches_total') ?? 0;
+    assert.ok(batches > 0);
+    assert.equal(sample(text, 'usher_store_batch_seconds_count'), batches);
+    assert.equal(sample(text, 'usher_store_batch_seconds_bucket{le="+Inf"}'), batches);
+    assert.match(text, /# TYPE usher_store_batch_seconds histogram/);
     assert.match(text, /# TYPE usher_messages_acked_total counter/);
     assert.match(text, /# TYPE usher_queue_ready_messages gauge/);
   });
