@@ -3,9 +3,10 @@
 // group-committed, dead segments are deleted oldest first, and compaction
 // copies the few long-lived messages forward so old segments can go.
 
-import { link, mkdir, unlink } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import { StoreUnavailableError, UsherError } from '../errors.js';
 import { LatencyHistogram } from '../observe/latency.js';
+import { type ActiveSegment, createSegment } from './active-segment.js';
 import { Batch } from './batch.js';
 import { type Outcome, WriteChain } from './batch-io.js';
 import {
@@ -29,13 +30,7 @@ import {
 import type { LogRecord, PublishedRecord } from './records.js';
 import { recover } from './recovery.js';
 import { type ScrubStats, type ScrubTarget, Scrubber } from './scrub.js';
-import {
-  type Damage,
-  NEW_SEGMENT_SUFFIX,
-  encodeSegmentHeader,
-  fsyncDir,
-  segmentPath,
-} from './segment-file.js';
+import { type Damage, encodeSegmentHeader, fsyncDir } from './segment-file.js';
 
 /** The part of a pino logger the store uses; tests pass a silent one. */
 export interface StoreLogger {
@@ -182,18 +177,6 @@ export const UNANSWERED_WAIT_MS = 5;
 export const STORE_BATCH_BUCKETS_SECONDS = [
   0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 ] as const;
-
-interface ActiveSegment extends SegmentState {
-  fd: number;
-  /** A second descriptor of the same file, for syncs (see batch-io.ts). */
-  syncFd: number;
-  /**
-   * Two more, opened with StoreIo.openDataSync, for batches written and
-   * synced in one call (two, for the same reason as above); empty if the
-   * io cannot open them.
-   */
-  dataSyncFds: number[];
-}
 
 /** A batch whose I/O has started, at `position` in `segment`. */
 interface InFlight {
@@ -995,78 +978,14 @@ export class LogStore {
 
   // A new segment starts with a declaration of every live queue, so the
   // queues outlive the deletion of the segments that declared them.
-  async #createSegment(): Promise<ActiveSegment> {
-    const id = this.#nextSegmentId;
-    const path = segmentPath(this.#dir, id);
+  #createSegment(): Promise<ActiveSegment> {
     const frames = [encodeSegmentHeader(this.#lastSeq)];
     for (const [name, settings] of this.#ledger.queues) {
       frames.push(encodeRecord({ type: 'queue-declared', name, settings }));
     }
-    const size = frames.reduce((sum, frame) => sum + frame.length, 0);
-
-    // Made whole under a temporary name, then linked to its own: a power
-    // cut before the header and the queue declarations are durable can
-    // only leave the temporary file (removed at the next open), never a
-    // segment whose header is torn, which would stop the next start. A
-    // link, unlike a rename, never replaces a file of that name.
-    const temp = `${path}${NEW_SEGMENT_SUFFIX}`;
-    const made = await this.#io.open(temp, 'wx');
-    try {
-      const written = await this.#io.writev(made, frames, 0);
-      if (written !== size) {
-        throw new Error(`short write: ${written} of ${size} bytes`);
-      }
-      await this.#io.fdatasync(made);
-    } catch (err) {
-      await this.#io.close(made).catch(noop);
-      await unlink(temp).catch(noop);
-      throw err;
-    }
-    await this.#io.close(made);
-
-    // Ids must stay consecutive: recovery reads a gap as a lost file. So
-    // an id is used up only once its file exists, and given back below
-    // if the file is removed again.
-    try {
-      await link(temp, path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-        this.#nextSegmentId = id + 1;
-      }
-      await unlink(temp).catch(noop);
-      throw err;
-    }
-    await unlink(temp);
-    let fd: number;
-    try {
-      fd = await this.#io.open(path, 'r+');
-    } catch (err) {
-      await unlink(path).catch(noop);
-      throw err;
-    }
-    this.#nextSegmentId = id + 1;
-    let syncFd = -1;
-    const dataSyncFds: number[] = [];
-    try {
-      await fsyncDir(this.#dir);
-      syncFd = await this.#io.open(path, 'r+');
-      if (this.#io.openDataSync !== undefined) {
-        dataSyncFds.push(await this.#io.openDataSync(path));
-        dataSyncFds.push(await this.#io.openDataSync(path));
-      }
-    } catch (err) {
-      // Best effort: a leftover file holds no records. It is removed at
-      // the next open if it is the newest and blank; otherwise it is read
-      // as a damaged or empty segment, and deleted once it is the oldest.
-      for (const dataSyncFd of dataSyncFds) await this.#io.close(dataSyncFd).catch(noop);
-      if (syncFd >= 0) await this.#io.close(syncFd).catch(noop);
-      await this.#io.close(fd).catch(noop);
-      await unlink(path).then(() => {
-        this.#nextSegmentId = id;
-      }, noop);
-      throw err;
-    }
-    return { id, path, size, live: 0, liveBytes: 0, fd, syncFd, dataSyncFds };
+    return createSegment(this.#io, this.#dir, this.#nextSegmentId, frames, (next) => {
+      this.#nextSegmentId = next;
+    });
   }
 
   #startSegment(segment: ActiveSegment): void {
