@@ -8,7 +8,8 @@ import { StoreUnavailableError, UsherError } from '../errors.js';
 import { LatencyHistogram } from '../observe/latency.js';
 import { type ActiveSegment, createSegment } from './active-segment.js';
 import { Batch } from './batch.js';
-import { type Outcome, WriteChain } from './batch-io.js';
+import { WriteChain } from './batch-io.js';
+import { type InFlight, InFlightBatches } from './in-flight.js';
 import {
   CHECKPOINTS_SUPPORTED,
   type CheckpointOptions,
@@ -141,24 +142,6 @@ const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 const COMPACTION_MAX_MESSAGES = 1024;
 const COMPACTION_MAX_BYTES = 8 * 1024 * 1024;
 
-// Batches written and syncing at once. A publish that arrives while one
-// batch waits for its fdatasync then starts its own at once, instead of
-// waiting for that one to land and then for its own: the latency tail of
-// a durable publish is about one fdatasync rather than two. Two, because
-// the segment has two descriptors to sync through (see batch-io.ts).
-const MAX_SYNCING = 2;
-
-// Batches in flight at once, syncing or not. A batch that asks for no
-// sync (AMQP acks only: their `settled` records need none) takes no sync
-// slot, and starts only while no synced batch is in flight (#hasRoom):
-// a publish arriving behind it starts its own batch at once. When an ack
-// batch took a sync slot, a publish arriving while one batch synced and
-// an ack batch was in flight waited for the sync to land before its own
-// could start: two fdatasyncs in its latency. At 5,000 msg/s durable
-// with a consumer acking each message, an ack batch held the slot in a
-// third to two thirds of the moments a publish found both slots full.
-const MAX_IN_FLIGHT = 4;
-
 // A batch that has gathered this much starts at once, while the rest of
 // the turn's appends gather behind it, so the disk writes and syncs one
 // batch while the event loop encodes the next instead of each waiting
@@ -177,18 +160,6 @@ export const UNANSWERED_WAIT_MS = 5;
 export const STORE_BATCH_BUCKETS_SECONDS = [
   0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 ] as const;
-
-/** A batch whose I/O has started, at `position` in `segment`. */
-interface InFlight {
-  batch: Batch;
-  segment: ActiveSegment;
-  position: number;
-  /** The descriptor its fdatasync goes through; null: it is not synced. */
-  syncFd: number | null;
-  outcome: Promise<Outcome>;
-  /** performance.now() as its write began, for batchTimes. */
-  startedAt: number;
-}
 
 /** What the write loop's wait for the oldest batch may end with instead. */
 const ARRIVED = Symbol('arrived');
@@ -213,7 +184,7 @@ export class LogStore {
   /** Batches to write again, oldest first: they were in flight behind one that failed. */
   #redo: Batch[] = [];
   /** Oldest first; they land in this order. */
-  #inFlight: InFlight[] = [];
+  readonly #inFlight = new InFlightBatches();
 
   /**
    * Each batch's time from its write starting to its landing (written,
@@ -682,7 +653,7 @@ export class LogStore {
     try {
       for (;;) {
         this.#startBatches();
-        const oldest = this.#inFlight[0];
+        const oldest = this.#inFlight.oldest;
         if (oldest === undefined) {
           if (!this.#rollDue()) break;
           this.#rollFailed = !(await this.#roll());
@@ -749,7 +720,7 @@ export class LogStore {
       const dataSync = synced && !this.#plainWrites && segment.dataSyncFds.length > 0;
       if (synced && !dataSync) this.#plainWrites = false;
       if (!synced) this.#plainWrites = true;
-      const syncFd = synced ? this.#freeSyncFd(segment, dataSync) : null;
+      const syncFd = synced ? this.#inFlight.freeSyncFd(segment, dataSync) : null;
       const outcome = this.#chain.land(batch, {
         writeFd: segment.fd,
         syncFd: syncFd ?? segment.fd,
@@ -757,25 +728,13 @@ export class LogStore {
         sync: syncFd !== null,
         dataSync,
       });
-      this.#inFlight.push({ batch, segment, position, syncFd, outcome, startedAt: performance.now() });
+      const startedAt = performance.now();
+      this.#inFlight.add({ batch, segment, position, syncFd, outcome, startedAt });
     }
   }
 
-  // A slot in flight, and one of the MAX_SYNCING if `batch` is synced.
-  // A batch that needs no sync and that nobody awaits (AMQP acks only)
-  // gathers on for UNANSWERED_WAIT_MS, and while a synced one is in
-  // flight: a synced batch usually takes it along. Started alone, it
-  // would cost a write of its own, and the synced batch after it an
-  // fdatasync instead of a data-sync write (#startBatches).
   #hasRoom(batch: Batch): boolean {
-    if (this.#inFlight.length >= MAX_IN_FLIGHT) return false;
-    let syncing = 0;
-    for (const entry of this.#inFlight) if (entry.syncFd !== null) syncing++;
-    if (!(this.#sync && batch.sync)) {
-      if (batch.awaited || !this.#sync) return true;
-      return syncing === 0 && (batch.waited || this.#closing);
-    }
-    return syncing < MAX_SYNCING;
+    return this.#inFlight.hasRoom(batch, this.#sync, this.#closing);
   }
 
   // Once per batch: when its wait is over, it may start.
@@ -787,15 +746,6 @@ export class LogStore {
       batch.waited = true;
       if (this.#gathering === batch) this.#kick();
     }, UNANSWERED_WAIT_MS);
-  }
-
-  // The descriptor no sync in flight goes through: two syncs at once
-  // never share one (batch-io.ts). Every batch in flight is in `segment`,
-  // the active one: a roll waits until none is.
-  #freeSyncFd(segment: ActiveSegment, dataSync: boolean): number {
-    const [first, second] = dataSync ? segment.dataSyncFds : [segment.fd, segment.syncFd];
-    const taken = this.#inFlight.some((entry) => entry.syncFd === first);
-    return taken ? second : first;
   }
 
   // The batch is written (and synced if asked): account for it and answer.
@@ -831,7 +781,7 @@ export class LogStore {
   async #recover(failed: InFlight, cause: unknown): Promise<void> {
     this.#recovering = true;
     try {
-      const behind = this.#inFlight.splice(0);
+      const behind = this.#inFlight.takeAll();
       await Promise.all(behind.map((entry) => entry.outcome));
       this.#chain.reset();
       // What the failed batch's cut-back leaves unsynced is not known
@@ -851,7 +801,7 @@ export class LogStore {
 
   // Once the store has stopped, nothing waiting will ever be written.
   #rejectWaiting(failure: StoreUnavailableError): void {
-    const waiting = [...this.#redo.splice(0), ...this.#inFlight.splice(0).map((e) => e.batch)];
+    const waiting = [...this.#redo.splice(0), ...this.#inFlight.takeAll().map((e) => e.batch)];
     if (!this.#gathering.isEmpty) {
       waiting.push(this.#gathering);
       this.#gathering = new Batch();
