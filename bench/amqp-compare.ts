@@ -40,6 +40,7 @@
 //     [--sizes tiny,ticket,large] [--publishers N]
 //     [--usher-node-flags="--cpu-prof --cpu-prof-dir=DIR"]
 
+import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
@@ -360,12 +361,40 @@ noisy: other work kept over ${NOISY_CORES} of a core busy in that run.
         `${busy(f.brokerCpu)}; client ${perMessage(f.clientCpu)} µs/msg, ${busy(f.clientCpu)})`);
     }
     if (parts.length > 0) out(`- ${row.workload}, ${row.size}: ${parts.join('; ')}`);
+    const reach = row.measure === 'rate' ? ceilings(row) : undefined;
+    if (reach !== undefined) out(`  - ${reach}`);
     const log = complete(row.figures.usher) ? logDuring.get(row.figures.usher) : undefined;
     if (log !== undefined) out(`  - Usher's log: ${logLine(log, row.figures.usher!)}`);
   }
   if (latencyReport !== undefined) printLatency(latencyReport);
   out();
   out(`Total time ${seconds.toFixed(0)} s.`);
+}
+
+/**
+ * What Usher's rate could be at the CPU a message its run cost: the broker
+ * alone on a core, amqplib alone on a core, and both sharing the machine's
+ * cores; beside 2x RabbitMQ's best, the target. When amqplib's ceiling is
+ * below the target, no broker reaches it with this client on this machine.
+ */
+function ceilings(row: Row): string | undefined {
+  const usher = row.figures.usher;
+  const rabbits = [row.figures.classic, row.figures.quorum].filter(complete);
+  if (!complete(usher) || usher.messages === 0) return undefined;
+  const brokerUs = 1e6 * usher.brokerCpu / usher.messages;
+  const clientUs = 1e6 * usher.clientCpu / usher.messages;
+  if (brokerUs <= 0 || clientUs <= 0) return undefined;
+  const rate = (n: number) => Math.round(n).toLocaleString('en-US');
+  const cores = availableParallelism();
+  let text = `at these costs Usher's run could reach: broker on one core ${rate(1e6 / brokerUs)} ` +
+    `msg/s, amqplib on one core ${rate(1e6 / clientUs)}, both on ${cores} cores ` +
+    `${rate(cores * 1e6 / (brokerUs + clientUs))}`;
+  if (rabbits.length > 0) {
+    const target = 2 * Math.max(...rabbits.map((f) => value(f, 'rate')));
+    text += `; 2x RabbitMQ's best is ${rate(target)}`;
+    if (1e6 / clientUs < target) text += ' (above what amqplib alone can do here)';
+  }
+  return text;
 }
 
 /**
