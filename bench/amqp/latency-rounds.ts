@@ -7,6 +7,7 @@
 // Usher's rounds its log's batches are read from /metrics and the disk's
 // fdatasync is timed at that pace (disk-probe.ts).
 
+import { execFileSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 
 import { machineCpuSeconds, type RunningBroker, type StoreCounters } from './brokers.js';
@@ -21,7 +22,11 @@ const PROBE_SECONDS = 1;
 // Erlang schedulers spin on for a while and a deleted quorum queue's log
 // is cleaned up, and the broker whose round came next paid for it (Usher's
 // first round, right after the warm-up, had twice the p99 of its later
-// ones). Quiet: the whole machine busy less than QUIET_CORES over one
+// ones). First the page cache's dirty data goes to disk (sync(1)): the
+// throughput runs and the warm-up leave hundreds of MB of it, and its
+// writeback would fall into whichever round came along, slowing that
+// broker's syncs (Usher's deliveries wait for theirs; a classic queue's do
+// not). Then quiet: the whole machine busy less than QUIET_CORES over one
 // QUIET_WINDOW_MS window; the wait gives up after SETTLE_LIMIT_MS, as on a
 // machine that other work keeps busy.
 const QUIET_CORES = 0.1;
@@ -130,6 +135,7 @@ export async function runRounds(brokers: RoundBroker[], rounds: number, roundSec
 /** Waits until the machine is quiet; the seconds that took, or null if it never was. */
 async function settle(): Promise<number | null> {
   const began = performance.now();
+  execFileSync('sync', { timeout: 30_000 });
   while (performance.now() - began < SETTLE_LIMIT_MS) {
     const before = machineCpuSeconds();
     await new Promise((resolve) => setTimeout(resolve, QUIET_WINDOW_MS));
