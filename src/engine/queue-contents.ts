@@ -13,6 +13,7 @@ import {
 import { DedupWindow } from './dedup.js';
 import { FifoGroups, type Group } from './fifo-groups.js';
 import { Heap } from './heap.js';
+import type { HotMemory } from './hot-memory.js';
 import { WaitingIndex, hasLimits, needsPriorityIndex } from './overflow.js';
 import { WaitingOrder } from './waiting-order.js';
 import {
@@ -53,8 +54,12 @@ export interface EngineOptions {
   pageIn?: PageIn;
   /** Starts reading the next page of a cold backlog off the event loop. */
   readAhead?: ReadAhead;
-  /** Waiting messages kept in memory before more go cold (HOT_READY_LIMIT). */
+  /** Waiting messages kept in memory before more go cold (HOT_READY_LIMIT)
+   * unless `hotMemory` has room. */
   hotReadyLimit?: number;
+  /** The broker's budget for waiting messages in memory, shared by its
+   * queues; without it a queue keeps only its own window. */
+  hotMemory?: HotMemory;
   /** Body bytes of waiting messages kept in memory before new ones go
    * cold (HOT_WAITING_BYTES). */
   hotWaitingBytes?: number;
@@ -96,7 +101,7 @@ export abstract class QueueContents {
 
   // Ready and delayed messages, for maxLength and maxBytes; `reserved` is
   // room promised to admitted publishes not yet durable.
-  protected readonly waiting = new WaitingIndex();
+  protected readonly waiting: WaitingIndex;
   protected readonly reserved = { count: 0, bytes: 0 };
   // When each waiting message became waiting, per priority: kept only for
   // the reject-lowest-priority policy, so other queues pay nothing for it.
@@ -131,6 +136,7 @@ export abstract class QueueContents {
   protected readonly options: EngineOptions;
 
   constructor(name: string, settings: QueueSettings, options: EngineOptions = {}) {
+    this.waiting = new WaitingIndex(options.hotMemory);
     this.name = name;
     this.current = settings;
     if (needsPriorityIndex(settings)) this.waitingOrder = this.newWaitingOrder();
@@ -141,10 +147,10 @@ export abstract class QueueContents {
   }
 
   protected newColdTier(settings: QueueSettings): ColdTier | null {
-    const { pageIn, hotReadyLimit, hotWaitingBytes, readAhead } = this.options;
+    const { pageIn, hotReadyLimit, hotWaitingBytes, readAhead, hotMemory } = this.options;
     if (pageIn === undefined || !this.coldAllowed(settings)) return null;
     return new ColdTier(pageIn, hotReadyLimit, hotWaitingBytes, needsPriorityIndex(settings),
-      readAhead);
+      readAhead, hotMemory);
   }
 
   /**
@@ -595,6 +601,11 @@ export abstract class QueueContents {
       this.detach(message);
     }
     return removed;
+  }
+
+  /** The queue was deleted: what its messages held leaves the broker's budget. */
+  releaseHotMemory(): void {
+    this.waiting.release();
   }
 
   /**
