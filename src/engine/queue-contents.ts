@@ -14,6 +14,7 @@ import { DedupWindow } from './dedup.js';
 import { FifoGroups, type Group } from './fifo-groups.js';
 import { Heap } from './heap.js';
 import type { HotMemory } from './hot-memory.js';
+import { ReadyMessages } from './ready-messages.js';
 import { WaitingIndex, hasLimits, needsPriorityIndex } from './overflow.js';
 import { WaitingOrder } from './waiting-order.js';
 import {
@@ -65,15 +66,10 @@ export interface EngineOptions {
   hotWaitingBytes?: number;
 }
 
-const byPriorityThenSeq = (a: Message, b: Message) =>
-  a.priority !== b.priority ? a.priority > b.priority : a.seq < b.seq;
 // Equal times go by seq, so that delays ending together release in the
 // same order whether their messages are in memory or cold.
 const byTime = (a: TimedEntry, b: TimedEntry) =>
   a.at !== b.at ? a.at < b.at : a.message.seq < b.message.seq;
-const placeMessage = (message: Message, index: number) => {
-  (message.slots as Slots).heap = index;
-};
 const placeEntry = (entry: TimedEntry, index: number) => {
   entry.index = index;
 };
@@ -87,7 +83,7 @@ export abstract class QueueContents {
   protected readonly messages = new Map<number, Message>();
 
   // Best-effort ready messages; FIFO queues use `groups` (fifo-groups.ts).
-  protected readonly ready = new Heap<Message>(byPriorityThenSeq, placeMessage);
+  protected readonly ready = new ReadyMessages();
   protected readonly groups = new FifoGroups();
 
   protected readonly delayed = new Heap<TimedEntry>(byTime, placeEntry);
@@ -636,9 +632,10 @@ export abstract class QueueContents {
 
     // Out of every heap now, so nothing keeps the body alive.
     const slots = slotsOf(message);
-    if (slots.heap >= 0) {
-      const heap = this.settings.fifo ? this.groups.of(message.group).waiting : this.ready;
-      heap.remove(message, slots.heap);
+    if (this.settings.fifo) {
+      if (slots.heap >= 0) this.groups.of(message.group).waiting.remove(message, slots.heap);
+    } else {
+      this.ready.remove(message, slots.heap);
     }
     untime(this.delayed, slots.delay);
     untime(this.expiries, slots.expiry);
