@@ -381,6 +381,6 @@ function overlay(message: Message, row: ColdRow): void {
     message.availableAt = row.availableAt;
   }
   if (row.order !== 0) {
-    message.slots = { heap: -1, delay: null, expiry: null, order: row.order };
+    message.slots = { heap: -1, delay: null, expiry: null, order: row.order, charge: 0 };
   }
 }

@@ -9,7 +9,7 @@
 // and displacing a message a consumer is working on would waste the work.
 
 import { HotMemory, hotCharge } from './hot-memory.js';
-import { MAX_PRIORITY, type Message, type QueueSettings } from './types.js';
+import { MAX_PRIORITY, type Message, type QueueSettings, type Slots } from './types.js';
 import type { Victim } from './waiting-order.js';
 
 /** Which limit a refused newcomer would have broken. */
@@ -43,18 +43,21 @@ export class WaitingIndex {
 
   constructor(private hot = new HotMemory(0)) {}
 
+  /** A message in memory, its slots set: charged, and what it was charged kept there. */
   add(message: Message): void {
-    const bytes = message.body.length;
-    this.addCold(message.priority, bytes);
-    this.hotCharged += hotCharge(bytes);
-    this.hot.used += hotCharge(bytes);
+    this.addCold(message.priority, message.body.length);
+    const charge = hotCharge(message);
+    (message.slots as Slots).charge = charge;
+    this.hotCharged += charge;
+    this.hot.used += charge;
   }
 
   remove(message: Message): void {
-    const bytes = message.body.length;
-    this.removeCold(message.priority, bytes);
-    this.hotCharged -= hotCharge(bytes);
-    this.hot.used -= hotCharge(bytes);
+    this.removeCold(message.priority, message.body.length);
+    const slots = message.slots as Slots;
+    this.hotCharged -= slots.charge;
+    this.hot.used -= slots.charge;
+    slots.charge = 0;
   }
 
   /** The queue is gone: its charge leaves the budget, and nothing more is charged. */

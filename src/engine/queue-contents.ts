@@ -505,7 +505,7 @@ export abstract class QueueContents {
     message.lease = null;
     // A cold message read back keeps the number it waits with (cold-tier.ts).
     const order = message.slots?.order ?? 0;
-    message.slots = { heap: -1, delay: null, expiry: null, order };
+    message.slots = { heap: -1, delay: null, expiry: null, order, charge: 0 };
     this.messages.set(message.seq, message);
     this.counts.bytes += message.body.length;
 

@@ -13,7 +13,7 @@ function message(seq: number, priority: number): Message {
   return {
     seq, id: `m${seq}`, priority, group: null, headers: {}, body: Buffer.alloc(0),
     publishedAt: 0, availableAt: 0, expiresAt: null, failures: 0, state: 'ready', lease: null,
-    slots: { heap: -1, delay: null, expiry: null, order: 0 },
+    slots: { heap: -1, delay: null, expiry: null, order: 0, charge: 0 },
   };
 }
 
