@@ -12,9 +12,9 @@ import {
 } from './cold-tier.js';
 import { DedupWindow } from './dedup.js';
 import { FifoGroups, type Group } from './fifo-groups.js';
-import { Heap } from './heap.js';
 import type { HotMemory } from './hot-memory.js';
 import { ReadyMessages } from './ready-messages.js';
+import { TimedEntries } from './timed-entries.js';
 import { WaitingIndex, hasLimits, needsPriorityIndex } from './overflow.js';
 import { WaitingOrder } from './waiting-order.js';
 import {
@@ -66,13 +66,6 @@ export interface EngineOptions {
   hotWaitingBytes?: number;
 }
 
-// Equal times go by seq, so that delays ending together release in the
-// same order whether their messages are in memory or cold.
-const byTime = (a: TimedEntry, b: TimedEntry) =>
-  a.at !== b.at ? a.at < b.at : a.message.seq < b.message.seq;
-const placeEntry = (entry: TimedEntry, index: number) => {
-  entry.index = index;
-};
 
 export abstract class QueueContents {
   readonly name: string;
@@ -86,9 +79,9 @@ export abstract class QueueContents {
   protected readonly ready = new ReadyMessages();
   protected readonly groups = new FifoGroups();
 
-  protected readonly delayed = new Heap<TimedEntry>(byTime, placeEntry);
-  protected readonly leaseDeadlines = new Heap<TimedEntry>(byTime, placeEntry);
-  protected readonly expiries = new Heap<TimedEntry>(byTime, placeEntry);
+  protected readonly delayed = new TimedEntries();
+  protected readonly leaseDeadlines = new TimedEntries();
+  protected readonly expiries = new TimedEntries();
 
   protected readonly dedup = new DedupWindow();
 
@@ -708,12 +701,12 @@ export function slotsOf(message: Message): Slots {
   return message.slots as Slots;
 }
 
-export function timed(heap: Heap<TimedEntry>, at: number, message: Message): TimedEntry {
+export function timed(entries: TimedEntries, at: number, message: Message): TimedEntry {
   const entry = { at, message, index: -1 };
-  heap.push(entry);
+  entries.push(entry);
   return entry;
 }
 
-export function untime(heap: Heap<TimedEntry>, entry: TimedEntry | null): void {
-  if (entry !== null) heap.remove(entry, entry.index);
+export function untime(entries: TimedEntries, entry: TimedEntry | null): void {
+  if (entry !== null) entries.remove(entry);
 }
