@@ -17,6 +17,7 @@ import {
   StoreUnavailableError,
   UsherError,
 } from '../errors.js';
+import { HOT_MEMORY_BYTES, HotMemory } from '../engine/hot-memory.js';
 import { QueueEngine, type Outcome } from '../engine/queue.js';
 import type { Delivery, Message, QueueSettings } from '../engine/types.js';
 import type { CheckpointOptions } from '../storage/checkpoint.js';
@@ -107,8 +108,13 @@ export interface BrokerOptions {
   /** Replaces measured signals, so tests can drive the levels. */
   signals?: Partial<Signals>;
   /** Ready messages a queue keeps in memory before the rest stay on disk
-   * (default HOT_READY_LIMIT); tests make it small. */
+   * (default HOT_READY_LIMIT) unless hotMemoryBytes has room; tests make
+   * it small. */
   hotReadyLimit?: number;
+  /** What waiting messages of all queues may hold in memory before a
+   * queue past its own window keeps new ones on disk only (default
+   * HOT_MEMORY_BYTES; 0: no queue holds more than its window). */
+  hotMemoryBytes?: number;
 }
 
 export const DEFAULT_DISK_FLOOR_BYTES = 100 * 1024 * 1024;
@@ -143,6 +149,7 @@ export class Broker implements BrokerApi {
   private readonly startedAt: number;
   private readonly receiptBase: number;
   private readonly hotReadyLimit: number | undefined;
+  private readonly hotMemory: HotMemory;
   private store!: LogStore;
   private lock: DataLock | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -174,6 +181,7 @@ export class Broker implements BrokerApi {
     this.receiptBase = this.startedAt * 1000;
     this.diskFloorBytes = options.diskFloorBytes ?? DEFAULT_DISK_FLOOR_BYTES;
     this.hotReadyLimit = options.hotReadyLimit;
+    this.hotMemory = new HotMemory(options.hotMemoryBytes ?? HOT_MEMORY_BYTES);
     this.deadLettering = new DeadLettering({
       engines: this.engines,
       newEngine: (name, settings) => this.newEngine(name, settings),
@@ -314,6 +322,7 @@ export class Broker implements BrokerApi {
       pageIn: (seqs) => readBack(this.store, seqs),
       readAhead: (seqs) => void this.store.readAhead(seqs),
       hotReadyLimit: this.hotReadyLimit,
+      hotMemory: this.hotMemory,
     });
   }
 
@@ -438,6 +447,7 @@ export class Broker implements BrokerApi {
     const seqs = engine.allSeqs();
 
     this.engines.delete(name);
+    engine.releaseHotMemory();
     this.observed.forgetQueue(name);
     // A copy: cleanup() takes each waiter out of the list being walked.
     for (const waiter of [...(this.waiters.get(engine) ?? [])]) {

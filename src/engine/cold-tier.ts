@@ -16,6 +16,7 @@
 
 import { ColdBacklog, type ColdDeque } from './cold-backlog.js';
 import { ColdRows, type ColdRow } from './cold-rows.js';
+import { HotMemory } from './hot-memory.js';
 import type { Message } from './types.js';
 
 /** Reads messages back from the log by seq; undefined for one that cannot be. */
@@ -26,7 +27,10 @@ export type PageIn = (seqs: number[]) => (Message | undefined)[];
  */
 export type ReadAhead = (seqs: number[]) => void;
 
-/** Waiting messages kept in memory before new ones stay on disk only. */
+/**
+ * Waiting messages a queue keeps in memory before new ones stay on disk
+ * only, unless the broker's budget (hot-memory.ts) has room for more.
+ */
 export const HOT_READY_LIMIT = 4096;
 /** The same for their bodies: with 16 MiB bodies, 4096 of them would be 64 GiB. */
 export const HOT_WAITING_BYTES = 16 * 1024 * 1024;
@@ -71,7 +75,9 @@ export class ColdTier {
   /**
    * `ordered`: a reject-lowest-priority queue's, whose rows keep wait
    * numbers. `readAhead` is told the page that comes next each time one
-   * is taken, so that it is in memory when taken in turn.
+   * is taken, so that it is in memory when taken in turn. `hot` is the
+   * broker's budget, which lets the window hold more than
+   * `hotWaitingLimit` messages while it has room.
    */
   constructor(
     private readonly read: PageIn,
@@ -79,13 +85,15 @@ export class ColdTier {
     private readonly hotWaitingBytes = HOT_WAITING_BYTES,
     ordered = false,
     private readonly readAhead: ReadAhead = () => {},
+    private readonly hot = new HotMemory(0),
   ) {
     this.rows = new ColdRows(ordered);
   }
 
   /** Whether the in-memory window is full. */
   full(hotWaiting: number, hotWaitingBytes: number): boolean {
-    return hotWaiting >= this.hotWaitingLimit || hotWaitingBytes >= this.hotWaitingBytes;
+    return hotWaitingBytes >= this.hotWaitingBytes ||
+      (hotWaiting >= this.hotWaitingLimit && this.hot.spent);
   }
 
   /**
@@ -373,6 +381,6 @@ function overlay(message: Message, row: ColdRow): void {
     message.availableAt = row.availableAt;
   }
   if (row.order !== 0) {
-    message.slots = { heap: -1, delay: null, expiry: null, order: row.order };
+    message.slots = { heap: -1, delay: null, expiry: null, order: row.order, charge: 0 };
   }
 }

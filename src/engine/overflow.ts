@@ -8,7 +8,8 @@
 // RabbitMQ: in-flight ones are bounded by the consumers' prefetch instead,
 // and displacing a message a consumer is working on would waste the work.
 
-import { MAX_PRIORITY, type Message, type QueueSettings } from './types.js';
+import { HotMemory, hotCharge } from './hot-memory.js';
+import { MAX_PRIORITY, type Message, type QueueSettings, type Slots } from './types.js';
 import type { Victim } from './waiting-order.js';
 
 /** Which limit a refused newcomer would have broken. */
@@ -28,19 +29,42 @@ export interface AdmissionPlan {
   admittedBytes: number;
 }
 
-/** Counts and bytes of waiting messages, per priority too. */
+/**
+ * Counts and bytes of waiting messages, per priority too. Those in memory
+ * (add, remove) are charged to `hot` as well, the broker's budget.
+ */
 export class WaitingIndex {
   count = 0;
   bytes = 0;
   readonly countByPriority: number[] = new Array<number>(MAX_PRIORITY + 1).fill(0);
   readonly bytesByPriority: number[] = new Array<number>(MAX_PRIORITY + 1).fill(0);
+  /** What this queue's waiting messages in memory are charged to `hot`. */
+  private hotCharged = 0;
 
+  constructor(private hot = new HotMemory(0)) {}
+
+  /** A message in memory, its slots set: charged, and what it was charged kept there. */
   add(message: Message): void {
     this.addCold(message.priority, message.body.length);
+    const charge = hotCharge(message);
+    (message.slots as Slots).charge = charge;
+    this.hotCharged += charge;
+    this.hot.used += charge;
   }
 
   remove(message: Message): void {
     this.removeCold(message.priority, message.body.length);
+    const slots = message.slots as Slots;
+    this.hotCharged -= slots.charge;
+    this.hot.used -= slots.charge;
+    slots.charge = 0;
+  }
+
+  /** The queue is gone: its charge leaves the budget, and nothing more is charged. */
+  release(): void {
+    this.hot.used -= this.hotCharged;
+    this.hotCharged = 0;
+    this.hot = new HotMemory(0);
   }
 
   /** Counts a cold message (cold-backlog.ts), which has no object. */

@@ -12,7 +12,9 @@ import {
 } from './cold-tier.js';
 import { DedupWindow } from './dedup.js';
 import { FifoGroups, type Group } from './fifo-groups.js';
-import { Heap } from './heap.js';
+import type { HotMemory } from './hot-memory.js';
+import { ReadyMessages } from './ready-messages.js';
+import { TimedEntries } from './timed-entries.js';
 import { WaitingIndex, hasLimits, needsPriorityIndex } from './overflow.js';
 import { WaitingOrder } from './waiting-order.js';
 import {
@@ -53,25 +55,17 @@ export interface EngineOptions {
   pageIn?: PageIn;
   /** Starts reading the next page of a cold backlog off the event loop. */
   readAhead?: ReadAhead;
-  /** Waiting messages kept in memory before more go cold (HOT_READY_LIMIT). */
+  /** Waiting messages kept in memory before more go cold (HOT_READY_LIMIT)
+   * unless `hotMemory` has room. */
   hotReadyLimit?: number;
+  /** The broker's budget for waiting messages in memory, shared by its
+   * queues; without it a queue keeps only its own window. */
+  hotMemory?: HotMemory;
   /** Body bytes of waiting messages kept in memory before new ones go
    * cold (HOT_WAITING_BYTES). */
   hotWaitingBytes?: number;
 }
 
-const byPriorityThenSeq = (a: Message, b: Message) =>
-  a.priority !== b.priority ? a.priority > b.priority : a.seq < b.seq;
-// Equal times go by seq, so that delays ending together release in the
-// same order whether their messages are in memory or cold.
-const byTime = (a: TimedEntry, b: TimedEntry) =>
-  a.at !== b.at ? a.at < b.at : a.message.seq < b.message.seq;
-const placeMessage = (message: Message, index: number) => {
-  (message.slots as Slots).heap = index;
-};
-const placeEntry = (entry: TimedEntry, index: number) => {
-  entry.index = index;
-};
 
 export abstract class QueueContents {
   readonly name: string;
@@ -82,12 +76,12 @@ export abstract class QueueContents {
   protected readonly messages = new Map<number, Message>();
 
   // Best-effort ready messages; FIFO queues use `groups` (fifo-groups.ts).
-  protected readonly ready = new Heap<Message>(byPriorityThenSeq, placeMessage);
+  protected readonly ready = new ReadyMessages();
   protected readonly groups = new FifoGroups();
 
-  protected readonly delayed = new Heap<TimedEntry>(byTime, placeEntry);
-  protected readonly leaseDeadlines = new Heap<TimedEntry>(byTime, placeEntry);
-  protected readonly expiries = new Heap<TimedEntry>(byTime, placeEntry);
+  protected readonly delayed = new TimedEntries();
+  protected readonly leaseDeadlines = new TimedEntries();
+  protected readonly expiries = new TimedEntries();
 
   protected readonly dedup = new DedupWindow();
 
@@ -96,7 +90,7 @@ export abstract class QueueContents {
 
   // Ready and delayed messages, for maxLength and maxBytes; `reserved` is
   // room promised to admitted publishes not yet durable.
-  protected readonly waiting = new WaitingIndex();
+  protected readonly waiting: WaitingIndex;
   protected readonly reserved = { count: 0, bytes: 0 };
   // When each waiting message became waiting, per priority: kept only for
   // the reject-lowest-priority policy, so other queues pay nothing for it.
@@ -131,6 +125,7 @@ export abstract class QueueContents {
   protected readonly options: EngineOptions;
 
   constructor(name: string, settings: QueueSettings, options: EngineOptions = {}) {
+    this.waiting = new WaitingIndex(options.hotMemory);
     this.name = name;
     this.current = settings;
     if (needsPriorityIndex(settings)) this.waitingOrder = this.newWaitingOrder();
@@ -141,10 +136,10 @@ export abstract class QueueContents {
   }
 
   protected newColdTier(settings: QueueSettings): ColdTier | null {
-    const { pageIn, hotReadyLimit, hotWaitingBytes, readAhead } = this.options;
+    const { pageIn, hotReadyLimit, hotWaitingBytes, readAhead, hotMemory } = this.options;
     if (pageIn === undefined || !this.coldAllowed(settings)) return null;
     return new ColdTier(pageIn, hotReadyLimit, hotWaitingBytes, needsPriorityIndex(settings),
-      readAhead);
+      readAhead, hotMemory);
   }
 
   /**
@@ -503,7 +498,7 @@ export abstract class QueueContents {
     message.lease = null;
     // A cold message read back keeps the number it waits with (cold-tier.ts).
     const order = message.slots?.order ?? 0;
-    message.slots = { heap: -1, delay: null, expiry: null, order };
+    message.slots = { heap: -1, delay: null, expiry: null, order, charge: 0 };
     this.messages.set(message.seq, message);
     this.counts.bytes += message.body.length;
 
@@ -597,6 +592,11 @@ export abstract class QueueContents {
     return removed;
   }
 
+  /** The queue was deleted: what its messages held leaves the broker's budget. */
+  releaseHotMemory(): void {
+    this.waiting.release();
+  }
+
   /**
    * Takes a cold message out without reading it back: its frame in the
    * log is damaged (storage/scrub.ts), so its body is gone. Counted as
@@ -625,9 +625,10 @@ export abstract class QueueContents {
 
     // Out of every heap now, so nothing keeps the body alive.
     const slots = slotsOf(message);
-    if (slots.heap >= 0) {
-      const heap = this.settings.fifo ? this.groups.of(message.group).waiting : this.ready;
-      heap.remove(message, slots.heap);
+    if (this.settings.fifo) {
+      if (slots.heap >= 0) this.groups.of(message.group).waiting.remove(message, slots.heap);
+    } else {
+      this.ready.remove(message, slots.heap);
     }
     untime(this.delayed, slots.delay);
     untime(this.expiries, slots.expiry);
@@ -700,12 +701,12 @@ export function slotsOf(message: Message): Slots {
   return message.slots as Slots;
 }
 
-export function timed(heap: Heap<TimedEntry>, at: number, message: Message): TimedEntry {
+export function timed(entries: TimedEntries, at: number, message: Message): TimedEntry {
   const entry = { at, message, index: -1 };
-  heap.push(entry);
+  entries.push(entry);
   return entry;
 }
 
-export function untime(heap: Heap<TimedEntry>, entry: TimedEntry | null): void {
-  if (entry !== null) heap.remove(entry, entry.index);
+export function untime(entries: TimedEntries, entry: TimedEntry | null): void {
+  if (entry !== null) entries.remove(entry);
 }

@@ -141,6 +141,9 @@ export interface Slots {
   /** When it became waiting, in a reject-lowest-priority queue
    * (waiting-order.ts); 0 when none or not waiting. */
   order: number;
+  /** What the broker's budget for messages in memory was charged for it
+   * while it waits (hot-memory.ts); 0 when not waiting. */
+  charge: number;
 }
 
 export interface TimedEntry {

@@ -15,7 +15,9 @@ let dir: ReturnType<typeof tempDir>;
 let clock: ManualClock;
 let broker: Broker;
 
-const options = () => ({ clock: clock.read, random: () => 0, hotReadyLimit: 3, segmentBytes: 64 * 1024 });
+const options = () => ({
+  clock: clock.read, random: () => 0, hotReadyLimit: 3, hotMemoryBytes: 0, segmentBytes: 64 * 1024,
+});
 
 beforeEach(async () => {
   dir = tempDir();

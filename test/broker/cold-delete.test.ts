@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 
 import { brokerPerTest, text } from '../helpers.js';
 
-const usher = brokerPerTest({ hotReadyLimit: 3 });
+const usher = brokerPerTest({ hotReadyLimit: 3, hotMemoryBytes: 0 });
 
 async function fill(queue: string, fifo: boolean): Promise<void> {
   await usher.broker.createQueue(queue, { fifo, maxAttempts: 0 });

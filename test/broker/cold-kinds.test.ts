@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import type { QueueEngine } from '../../src/engine/queue.js';
 import { brokerPerTest, text } from '../helpers.js';
 
-const usher = brokerPerTest({ hotReadyLimit: 4 });
+const usher = brokerPerTest({ hotReadyLimit: 4, hotMemoryBytes: 0 });
 
 /** Messages of `queue` kept on disk only; the engine is private to the broker. */
 function coldCount(queue: string): number {

@@ -51,7 +51,7 @@ describe('redrive with max, cold against memory', () => {
         for (const hot of [1_000_000, 3]) {
           const dir = tempDir();
           const clock = new ManualClock();
-          const options = { clock: clock.read, hotReadyLimit: hot };
+          const options = { clock: clock.read, hotReadyLimit: hot, hotMemoryBytes: 0 };
           let broker = await openBroker(dir.path, options);
           try {
             await fill(broker);

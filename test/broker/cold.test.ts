@@ -10,7 +10,7 @@ import { settledRecords } from '../../src/broker/durability.js';
 import { MAX_RECORD_BYTES, encodeRecord } from '../../src/storage/codec.js';
 import { brokerPerTest, text } from '../helpers.js';
 
-const usher = brokerPerTest({ hotReadyLimit: 4, segmentBytes: 8192 });
+const usher = brokerPerTest({ hotReadyLimit: 4, hotMemoryBytes: 0, segmentBytes: 8192 });
 
 const bodies = (messages: { body: Buffer }[]) => messages.map((m) => m.body.toString());
 

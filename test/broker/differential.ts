@@ -31,7 +31,8 @@ export class Side {
 
   async open(): Promise<void> {
     this.broker = await openBroker(this.dir.path, {
-      clock: this.clock.read, random: () => 0.5, hotReadyLimit: this.options.hotReadyLimit,
+      clock: this.clock.read, random: () => 0.5,
+      hotReadyLimit: this.options.hotReadyLimit, hotMemoryBytes: 0,
     });
     this.receipts.clear();
   }

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { brokerPerTest, text } from '../helpers.js';
 
 describe('messages published without headers', () => {
-  const fixture = brokerPerTest({ hotReadyLimit: 2 });
+  const fixture = brokerPerTest({ hotReadyLimit: 2, hotMemoryBytes: 0 });
 
   it('each come with headers of their own, in memory and read back', async () => {
     const { broker } = fixture;
