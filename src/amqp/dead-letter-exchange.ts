@@ -14,7 +14,7 @@ import type { FieldTable } from './field-table.js';
 export interface DeadLetterContext {
   featuresOf(queue: string): QueueFeatures;
   /** The queues a publish to `exchange` reaches; throws if it is missing. */
-  route(exchange: string, routingKey: string, headers: FieldTable): string[];
+  route(exchange: string, routingKey: string, headers: FieldTable): readonly string[];
   onDropped(queue: string, why: string): void;
 }
 

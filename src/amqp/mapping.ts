@@ -22,7 +22,7 @@
 // writes beside it (properties, exchange, routing key, the typed copy) is
 // listed in ownHeaders and bounded apart (broker/checks.ts).
 
-import type { QueueSettingsInput } from '../broker/types.js';
+import type { PublishInput, QueueSettingsInput } from '../broker/types.js';
 import { MAX_ID_LENGTH, checkHeaderBytes, checkHeaderCount } from '../broker/checks.js';
 import { MAX_PRIORITY, type OverflowPolicy } from '../engine/types.js';
 import type { BasicProperties } from './content.js';
@@ -94,9 +94,11 @@ const PROPERTY_HEADERS = new Set<string>([
   ROUTING_KEY_HEADER,
 ]);
 
-export interface MappedPublish {
+/** A publish as the broker takes it, with the fields fromAmqp always sets. */
+export interface MappedPublish extends PublishInput {
   /** The x-usher-id header, when the publisher set one. */
   id: string | undefined;
+  body: Buffer;
   headers: Record<string, string>;
   /** Names in `headers` written from the properties, the route and the
    * typed copy; shared between messages, so never changed. */
@@ -117,13 +119,15 @@ const DELIVERY_MODE_BIT = TIMESTAMP_BIT << 1;
 const ownHeadersByBits = new Map<number, readonly string[]>();
 
 /**
- * Usher headers, priority and TTL for a message published over AMQP to
- * `exchange` with `routingKey`, which it keeps as headers of its own.
+ * The publish of `body` with Usher headers, priority and TTL, for a
+ * message published over AMQP to `exchange` with `routingKey`, which it
+ * keeps as headers of its own. One object, handed to the broker as it is.
  */
 export function fromAmqp(
   properties: BasicProperties,
   exchange: string,
   routingKey: string,
+  body: Buffer,
 ): MappedPublish {
   const headers: Record<string, string> = {};
   let own = 0;
@@ -160,6 +164,7 @@ export function fromAmqp(
   const id = headers[ID_HEADER];
   return {
     id: id !== undefined && id.length >= 1 && id.length <= MAX_ID_LENGTH ? id : undefined,
+    body,
     headers,
     ownHeaders,
     // AMQP priorities go to 255; Usher's stop at 9, and higher is higher.

@@ -44,6 +44,9 @@ export interface BindingRequest {
   arguments: FieldTable;
 }
 
+/** No queue: read only, shared by every publish that routes nowhere. */
+const NOWHERE: readonly string[] = [];
+
 export class Topology {
   private readonly consumers = new Map<string, number>();
   private readonly autoDelete = new Set<string>();
@@ -57,6 +60,8 @@ export class Topology {
   private readonly declaring = new Map<string, Promise<void>>();
   readonly singleActive = new SingleActiveConsumers();
   private readonly expiry: QueueExpiry;
+  /** route's last answer for the default exchange (read only). */
+  private lastDirect: readonly string[] = NOWHERE;
 
   private constructor(
     private readonly table: ExchangeTable,
@@ -366,10 +371,16 @@ export class Topology {
   }
 
   /** The queues a publish goes to; 404 for an exchange that is not there. */
-  route(exchange: string, routingKey: string, headers: FieldTable): string[] {
+  route(exchange: string, routingKey: string, headers: FieldTable): readonly string[] {
     // The default exchange, which always exists and is never internal,
-    // routes to the queue named by the key: no sets made for every publish.
-    if (exchange === '') return this.broker.hasQueue(routingKey) ? [routingKey] : [];
+    // routes to the queue named by the key: no sets made for every publish,
+    // and the same answer for a run of publishes to one queue.
+    if (exchange === '') {
+      if (!this.broker.hasQueue(routingKey)) return NOWHERE;
+      // Not frozen: for-of over a frozen array makes an object a step.
+      if (this.lastDirect[0] !== routingKey) this.lastDirect = [routingKey];
+      return this.lastDirect;
+    }
     const plain = headers.size === 0 ? undefined : plainTable(headers);
     const queues = this.run(() => this.table.route(exchange, routingKey, plain));
     // One array, not a spread and a filter: this runs for every publish.

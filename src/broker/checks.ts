@@ -150,7 +150,10 @@ export function checkHeaders(
   }
   let ownCount = 0;
   let mostOwnBytes = 0;
-  for (const name of ownHeaders) {
+  // Indexed, not for-of: here V8 made an iterator and a result object a
+  // name, about 300 bytes a message over the two checks.
+  for (let i = 0; i < ownHeaders.length; i++) {
+    const name = ownHeaders[i];
     if (!Object.hasOwn(headers, name)) continue;
     ownCount++;
     const value = headers[name];

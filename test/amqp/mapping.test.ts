@@ -14,6 +14,8 @@ import {
 import { tableFrom } from '../../src/amqp/field-table.js';
 import { encodeProperties, type BasicProperties } from '../../src/amqp/content.js';
 
+const BODY = Buffer.from('body');
+
 describe('message properties', () => {
   // Found publishing these over HTTP and consuming over AMQP: the delivery
   // could not be encoded, the consumer's channel closed with 541, and the
@@ -59,8 +61,9 @@ describe('message properties', () => {
       priority: 7,
       headers: tableFrom({ tenant: 'eu', retries: 3, vip: true, nested: { a: [1, 'x'] } }),
     };
-    const mapped = fromAmqp(properties, 'tickets', 'eu.sold');
+    const mapped = fromAmqp(properties, 'tickets', 'eu.sold', BODY);
 
+    assert.equal(mapped.body, BODY, 'the body as it came, not a copy');
     assert.equal(mapped.priority, 7);
     assert.equal(mapped.ttlMs, undefined);
     assert.equal(mapped.headers['content-type'], 'application/json');
@@ -89,14 +92,14 @@ describe('message properties', () => {
     ];
     for (const [properties, written, publishers] of cases) {
       const own = [...written, EXCHANGE_HEADER, ROUTING_KEY_HEADER];
-      const mapped = fromAmqp(properties, 'ex', 'rk');
+      const mapped = fromAmqp(properties, 'ex', 'rk', BODY);
       assert.deepEqual(mapped.ownHeaders, own, JSON.stringify(written));
       assert.equal(mapped.headers[EXCHANGE_HEADER], 'ex');
       assert.equal(mapped.headers[ROUTING_KEY_HEADER], 'rk');
       assert.deepEqual(Object.keys(mapped.headers).sort(), [...own, ...publishers].sort());
 
       // Lists shared between messages cannot be changed through one.
-      const again = fromAmqp(properties, 'other', 'key');
+      const again = fromAmqp(properties, 'other', 'key', BODY);
       assert.deepEqual(again.ownHeaders, own);
       if (properties.headers === undefined) {
         assert.throws(() => (again.ownHeaders as string[]).push('x'), TypeError);
@@ -105,10 +108,10 @@ describe('message properties', () => {
   });
 
   it('clamps priorities to 9 and reads expiration as a TTL', () => {
-    const mapped = fromAmqp({ priority: 200, expiration: '1500' }, '', 'q');
+    const mapped = fromAmqp({ priority: 200, expiration: '1500' }, '', 'q', BODY);
     assert.equal(mapped.priority, 9);
     assert.equal(mapped.ttlMs, 1500);
-    assert.throws(() => fromAmqp({ expiration: 'soon' }, '', 'q'), { replyCode: 406 });
+    assert.throws(() => fromAmqp({ expiration: 'soon' }, '', 'q', BODY), { replyCode: 406 });
   });
 
   it('gives HTTP-published text headers to AMQP consumers as strings', () => {
@@ -120,7 +123,7 @@ describe('message properties', () => {
   });
 
   it('keeps headers added after publish beside the typed ones, not Usher\'s own', () => {
-    const mapped = fromAmqp({ headers: tableFrom({ n: 1 }) }, '', 'q');
+    const mapped = fromAmqp({ headers: tableFrom({ n: 1 }) }, '', 'q', BODY);
     const headers = { ...mapped.headers, added: 'later', 'x-usher-death-reason': 'rejected' };
     const table = toAmqp(headers, 0).headers;
     assert.deepEqual(table?.get('n'), { type: 'I', value: 1 });
