@@ -64,6 +64,34 @@ export function pinsLittle(bytes: Buffer): boolean {
 /** A view kept as it is may hold at most this many times its size. */
 const PIN_RATIO = 4;
 
+/**
+ * Bodies up to this size are let go of while a publish that goes to disk
+ * only is written: the log copies them into chunks of its own
+ * (broker.ts, publishBatch).
+ */
+export const LET_GO_BYTES = 64 * 1024;
+
+/** The zeros every stand-in is a view of, allocated once. */
+let zeros = Buffer.alloc(0);
+
+/**
+ * What a record keeps of a body let go of: `length` zeros, a view of one
+ * buffer all stand-ins share. The ledger and the queue's byte counts read
+ * its length; nothing reads its bytes (the message is read back from the
+ * log when delivered).
+ */
+export function standIn(length: number): Buffer {
+  if (zeros.length < length) zeros = Buffer.alloc(Math.max(length, LET_GO_BYTES));
+  return zeros.subarray(0, length);
+}
+
+/** Each body of LET_GO_BYTES or less, which the log copied, becomes its stand-in. */
+export function letGoOfBodies(records: readonly PublishedRecord[]): void {
+  for (const record of records) {
+    if (record.body.length <= LET_GO_BYTES) record.body = standIn(record.body.length);
+  }
+}
+
 export function declared(name: string, settings: QueueSettings): LogRecord {
   return { type: 'queue-declared', name, settings: { ...settings } };
 }

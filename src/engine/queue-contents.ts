@@ -358,13 +358,22 @@ export abstract class QueueContents {
    * be kept in memory (the caller then enqueues it as a Message). Under a
    * growing backlog nearly every publish goes cold, and a Message made
    * only to be dropped was a tenth of the bytes allocated a publish.
+   * With `windowWasFull` (windowFull() before it was written) it goes cold
+   * as if it had landed then: the newest message, behind all that wait.
    */
-  enqueueColdPublish(fields: ColdPublish, now: number): boolean {
+  enqueueColdPublish(fields: ColdPublish, now: number, windowWasFull = false): boolean {
     const delayed = fields.availableAt > now;
-    if (!this.goesCold(fields, delayed)) return false;
+    if (!windowWasFull && !this.goesCold(fields, delayed)) return false;
     this.addCold(fields, delayed);
     if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
     return true;
+  }
+
+  /** Whether a publish now goes cold whatever it is (see enqueueColdPublish). */
+  windowFull(): boolean {
+    const cold = this.cold;
+    if (cold === null) return false;
+    return cold.full(this.messages.size - this.counts.inFlight, this.waiting.bytes - cold.bytes);
   }
 
   /**
