@@ -841,7 +841,6 @@ export class AmqpChannel {
 
 // --- helpers --------------------------------------------------------------
 
-/** `input` with another body; a literal, not a spread, for one object shape. */
 /**
  * Drops the bodies of inputs the broker has taken (publishEach reads them
  * only before it returns). An input that outlived two young-generation
@@ -856,6 +855,7 @@ function letGoOfBodies(inputs: PublishInput[]): void {
 
 const EMPTY_BODY = Buffer.alloc(0);
 
+/** `input` with another body; a literal, not a spread, for one object shape. */
 function withBody(input: PublishInput, body: Buffer): PublishInput {
   return {
     id: input.id,
