@@ -34,8 +34,13 @@ export const HOT_MEMORY_BYTES = 64 * 1024 * 1024;
 export function hotCharge(message: Pick<Message, 'body' | 'headers'>): number {
   let bytes = HOT_MESSAGE_BYTES + message.body.length;
   const headers = message.headers;
-  // for-in, not Object.entries: this runs for every message kept.
-  for (const key in headers) bytes += key.length + headers[key].length;
+  // for-in, not Object.entries: this runs for every message kept. A
+  // value that is not text (the broker checks that none is) counts
+  // nothing rather than making the budget NaN, which nothing would reach.
+  for (const key in headers) {
+    const value: unknown = headers[key];
+    bytes += key.length + (typeof value === 'string' ? value.length : 0);
+  }
   return bytes;
 }
 

@@ -64,6 +64,15 @@ describe('the broker-wide budget for messages in memory', () => {
     assert.equal(hot.used, 3 * hotCharge({ body: BODY, headers: large }));
   });
 
+  it('stays a number when a header is not text', () => {
+    const hot = new HotMemory(10 * CHARGE);
+    const q = engine('q', hot);
+    publish(q, 3, { odd: 5 as unknown as string });
+    assert.equal(hot.used, 3 * (CHARGE + 'odd'.length));
+    publish(q, 20);
+    assert.ok(q.coldCount > 0);
+  });
+
   it('is shared: one queue\'s backlog leaves another only its own window', () => {
     const hot = new HotMemory(10 * CHARGE);
     const busy = engine('busy', hot);
