@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { HotMemory, hotCharge } from '../../src/engine/hot-memory.js';
+import { HOT_HEADER_BYTES, HotMemory, hotCharge } from '../../src/engine/hot-memory.js';
 import { QueueEngine } from '../../src/engine/queue.js';
 import { DEFAULT_SETTINGS, type Message } from '../../src/engine/types.js';
 
@@ -62,6 +62,15 @@ describe('the broker-wide budget for messages in memory', () => {
     // Two for its own window, one more while the budget had room.
     assert.equal(q.coldCount, 1);
     assert.equal(hot.used, 3 * hotCharge({ body: BODY, headers: large }));
+  });
+
+  it('stays a number when a header is not text', () => {
+    const hot = new HotMemory(10 * CHARGE);
+    const q = engine('q', hot);
+    publish(q, 3, { odd: 5 as unknown as string });
+    assert.equal(hot.used, 3 * (CHARGE + HOT_HEADER_BYTES + 'odd'.length));
+    publish(q, 20);
+    assert.ok(q.coldCount > 0);
   });
 
   it('is shared: one queue\'s backlog leaves another only its own window', () => {
