@@ -26,6 +26,7 @@ import type { AmqpConnection } from './connection.js';
 import { ConfirmTracker } from './confirms.js';
 import type { BasicProperties, ContentHeader } from './content.js';
 import { DeliveryTags } from './delivery-tags.js';
+import { Landings } from './landings.js';
 import { AmqpError } from './errors.js';
 import { EMPTY_TABLE, type FieldTable, type FieldValue } from './field-table.js';
 import {
@@ -108,8 +109,8 @@ export class AmqpChannel {
   private spareBatches = new Map<string, QueueBatch>();
   /** Receipts acked in one socket chunk, per queue: settled together. */
   private readonly pendingAcks = new Map<string, string[]>();
-  /** Settles when every publish handed to the broker so far has. */
-  private publishesLanded: Promise<unknown> = Promise.resolve();
+  /** Publishes handed to the broker, until they land (or fail). */
+  private readonly landings = new Landings();
 
   private confirming = false;
   /** After tx.select, publishes and acks wait for tx.commit (tx.ts). */
@@ -120,7 +121,7 @@ export class AmqpChannel {
     publish: (incoming) => this.routePublish(incoming),
     land: () => {
       this.flushPublishes();
-      return this.publishesLanded;
+      return this.landings.all();
     },
     settle: (entries, how) => {
       const landed = this.settleEntries(entries, how);
@@ -211,7 +212,7 @@ export class AmqpChannel {
         // publish must see it), as RabbitMQ runs a channel in order.
         this.flushPublishes();
         this.inOrder(async () => {
-          await this.publishesLanded;
+          await this.landings.all();
           await this.onSyncMethod(method);
         });
     }
@@ -418,7 +419,6 @@ export class AmqpChannel {
     this.batches = this.spareBatches;
     this.copyBodiesOfUnkeptChunk(batches);
 
-    const landing: Promise<unknown>[] = [this.publishesLanded];
     for (const [queue, batch] of batches) {
       const count = batch.inputs.length;
       // Only the tags wait for the outcome, not the bodies.
@@ -427,29 +427,32 @@ export class AmqpChannel {
       // Message by message: one refused under load or by a queue limit is
       // nacked alone. Unconfirmed, it is dropped (and counted) as RabbitMQ
       // drops it: such a publisher asked to hear nothing back.
-      const published = this.broker.publishEach(queue, batch.inputs);
-      landing.push(published.catch(() => {}));
-      published.then(
+      const landing = this.landings.start();
+      this.broker.publishEach(queue, batch.inputs).then(
         (answers) => {
-          this.connection.publishesSettled(count);
-          for (let at = 0; at < answers.length; at++) {
-            const tag = tags[at];
-            if (tag > 0) this.settleConfirm(tag, !(answers[at] instanceof LoadRefusalError));
+          try {
+            this.connection.publishesSettled(count);
+            for (let at = 0; at < answers.length; at++) {
+              const tag = tags[at];
+              if (tag > 0) this.settleConfirm(tag, !(answers[at] instanceof LoadRefusalError));
+            }
+            this.sendConfirmedAcks();
+          } finally {
+            this.landings.landed(landing);
           }
-          this.sendConfirmedAcks();
         },
         (err: unknown) => {
-          this.connection.publishesSettled(count);
-          this.confirmBatch(tags, false);
-          // Without confirms the publisher would never hear of a failure.
-          if (!this.confirming) this.fail(err);
+          try {
+            this.connection.publishesSettled(count);
+            this.confirmBatch(tags, false);
+            // Without confirms the publisher would never hear of a failure.
+            if (!this.confirming) this.fail(err);
+          } finally {
+            this.landings.landed(landing);
+          }
         },
       );
     }
-    // Settled with nothing: Promise.all's value holds the one before it,
-    // so a chain of values would keep every answer this channel was ever
-    // given (about 100 B a message, for as long as the channel is open).
-    this.publishesLanded = Promise.all(landing).then(settledWithNothing);
     batches.clear();
     this.spareBatches = batches;
   }
@@ -879,9 +882,6 @@ function withBody(input: PublishInput, body: Buffer): PublishInput {
     ttlMs: input.ttlMs,
   };
 }
-
-/** Drops a settled value (see flushPublishes). */
-function settledWithNothing(): void {}
 
 /** A publish's whole body: its one frame as it is, else the frames joined. */
 function bodyOf(incoming: Incoming): Buffer {
