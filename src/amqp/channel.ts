@@ -26,9 +26,10 @@ import type { AmqpConnection } from './connection.js';
 import { ConfirmTracker } from './confirms.js';
 import type { BasicProperties, ContentHeader } from './content.js';
 import { DeliveryTags } from './delivery-tags.js';
-import { Landings } from './landings.js';
 import { AmqpError } from './errors.js';
 import { EMPTY_TABLE, type FieldTable, type FieldValue } from './field-table.js';
+import { type Incoming, addBodyFrame, bodyOf, clearIncoming, startIncoming } from './incoming.js';
+import { Landings } from './landings.js';
 import {
   EXCHANGE_HEADER,
   ROUTING_KEY_HEADER,
@@ -64,21 +65,6 @@ interface Unacked {
   consumer: Consumer | null;
 }
 
-interface Incoming {
-  exchange: string;
-  routingKey: string;
-  mandatory: boolean;
-  properties: BasicProperties;
-  /** The first body frame: most bodies come in one. */
-  body: Buffer | null;
-  /** Every body frame, once more than one came. */
-  parts: Buffer[] | null;
-  received: number;
-}
-
-/** Read only: a publish's properties until its header frame comes. */
-const NO_PROPERTIES: BasicProperties = Object.freeze({});
-
 interface QueueBatch {
   inputs: PublishInput[];
   tags: number[];
@@ -99,11 +85,7 @@ export class AmqpChannel {
   private closed = false;
 
   private incoming: Incoming | null = null;
-  /**
-   * The last publish routed, whose object the next one takes: one for
-   * each publish cost ~80 bytes. A publish held by a transaction is kept,
-   * so it is not recycled.
-   */
+  /** The last publish routed, for the next one (not one a transaction holds). */
   private spareIncoming: Incoming | null = null;
   private batches = new Map<string, QueueBatch>();
   private spareBatches = new Map<string, QueueBatch>();
@@ -286,33 +268,8 @@ export class AmqpChannel {
         methodId: 40,
       });
     }
-    const incoming = this.spareIncoming;
-    if (incoming === null) {
-      this.incoming = {
-        exchange: method.exchange,
-        routingKey: method.routingKey,
-        mandatory: method.mandatory,
-        properties: NO_PROPERTIES,
-        body: null,
-        parts: null,
-        received: 0,
-      };
-      return;
-    }
+    this.incoming = startIncoming(this.spareIncoming, method);
     this.spareIncoming = null;
-    incoming.exchange = method.exchange;
-    incoming.routingKey = method.routingKey;
-    incoming.mandatory = method.mandatory;
-    this.incoming = incoming;
-  }
-
-  /** Keeps a routed publish's object for the next, holding nothing of it. */
-  private recycle(incoming: Incoming): void {
-    incoming.properties = NO_PROPERTIES;
-    incoming.body = null;
-    incoming.parts = null;
-    incoming.received = 0;
-    this.spareIncoming = incoming;
   }
 
   onHeader(header: ContentHeader): void {
@@ -322,12 +279,8 @@ export class AmqpChannel {
   }
 
   onBody(body: Buffer, last: boolean): void {
-    const incoming = this.incoming;
-    if (incoming === null) return;
-    // No array for a body in one frame: it cost each publish ~150 bytes.
-    if (incoming.body === null) incoming.body = body;
-    else (incoming.parts ??= [incoming.body]).push(body);
-    incoming.received += body.length;
+    if (this.incoming === null) return;
+    addBodyFrame(this.incoming, body);
     if (last) this.finishPublish();
   }
 
@@ -345,7 +298,8 @@ export class AmqpChannel {
       this.holdPublish(incoming);
     } else {
       this.routePublish(incoming);
-      this.recycle(incoming);
+      clearIncoming(incoming);
+      this.spareIncoming = incoming;
     }
   }
 
@@ -881,12 +835,6 @@ function withBody(input: PublishInput, body: Buffer): PublishInput {
     priority: input.priority,
     ttlMs: input.ttlMs,
   };
-}
-
-/** A publish's whole body: its one frame as it is, else the frames joined. */
-function bodyOf(incoming: Incoming): Buffer {
-  if (incoming.parts !== null) return Buffer.concat(incoming.parts, incoming.received);
-  return incoming.body ?? Buffer.alloc(0);
 }
 
 /** A copy of `bytes` (faster than Buffer.from(buffer) on node 20). */
