@@ -28,6 +28,8 @@ import type { BasicProperties, ContentHeader } from './content.js';
 import { DeliveryTags } from './delivery-tags.js';
 import { AmqpError } from './errors.js';
 import { EMPTY_TABLE, type FieldTable, type FieldValue } from './field-table.js';
+import { type Incoming, addBodyFrame, bodyOf, clearIncoming, startIncoming } from './incoming.js';
+import { Landings } from './landings.js';
 import {
   EXCHANGE_HEADER,
   ROUTING_KEY_HEADER,
@@ -63,21 +65,6 @@ interface Unacked {
   consumer: Consumer | null;
 }
 
-interface Incoming {
-  exchange: string;
-  routingKey: string;
-  mandatory: boolean;
-  properties: BasicProperties;
-  /** The first body frame: most bodies come in one. */
-  body: Buffer | null;
-  /** Every body frame, once more than one came. */
-  parts: Buffer[] | null;
-  received: number;
-}
-
-/** Read only: a publish's properties until its header frame comes. */
-const NO_PROPERTIES: BasicProperties = Object.freeze({});
-
 interface QueueBatch {
   inputs: PublishInput[];
   tags: number[];
@@ -98,18 +85,14 @@ export class AmqpChannel {
   private closed = false;
 
   private incoming: Incoming | null = null;
-  /**
-   * The last publish routed, whose object the next one takes: one for
-   * each publish cost ~80 bytes. A publish held by a transaction is kept,
-   * so it is not recycled.
-   */
+  /** The last publish routed, for the next one (not one a transaction holds). */
   private spareIncoming: Incoming | null = null;
   private batches = new Map<string, QueueBatch>();
   private spareBatches = new Map<string, QueueBatch>();
   /** Receipts acked in one socket chunk, per queue: settled together. */
   private readonly pendingAcks = new Map<string, string[]>();
-  /** Settles when every publish handed to the broker so far has. */
-  private publishesLanded: Promise<unknown> = Promise.resolve();
+  /** Publishes handed to the broker, until they land (or fail). */
+  private readonly landings = new Landings();
 
   private confirming = false;
   /** After tx.select, publishes and acks wait for tx.commit (tx.ts). */
@@ -120,7 +103,7 @@ export class AmqpChannel {
     publish: (incoming) => this.routePublish(incoming),
     land: () => {
       this.flushPublishes();
-      return this.publishesLanded;
+      return this.landings.all();
     },
     settle: (entries, how) => {
       const landed = this.settleEntries(entries, how);
@@ -211,7 +194,7 @@ export class AmqpChannel {
         // publish must see it), as RabbitMQ runs a channel in order.
         this.flushPublishes();
         this.inOrder(async () => {
-          await this.publishesLanded;
+          await this.landings.all();
           await this.onSyncMethod(method);
         });
     }
@@ -285,33 +268,8 @@ export class AmqpChannel {
         methodId: 40,
       });
     }
-    const incoming = this.spareIncoming;
-    if (incoming === null) {
-      this.incoming = {
-        exchange: method.exchange,
-        routingKey: method.routingKey,
-        mandatory: method.mandatory,
-        properties: NO_PROPERTIES,
-        body: null,
-        parts: null,
-        received: 0,
-      };
-      return;
-    }
+    this.incoming = startIncoming(this.spareIncoming, method);
     this.spareIncoming = null;
-    incoming.exchange = method.exchange;
-    incoming.routingKey = method.routingKey;
-    incoming.mandatory = method.mandatory;
-    this.incoming = incoming;
-  }
-
-  /** Keeps a routed publish's object for the next, holding nothing of it. */
-  private recycle(incoming: Incoming): void {
-    incoming.properties = NO_PROPERTIES;
-    incoming.body = null;
-    incoming.parts = null;
-    incoming.received = 0;
-    this.spareIncoming = incoming;
   }
 
   onHeader(header: ContentHeader): void {
@@ -321,12 +279,8 @@ export class AmqpChannel {
   }
 
   onBody(body: Buffer, last: boolean): void {
-    const incoming = this.incoming;
-    if (incoming === null) return;
-    // No array for a body in one frame: it cost each publish ~150 bytes.
-    if (incoming.body === null) incoming.body = body;
-    else (incoming.parts ??= [incoming.body]).push(body);
-    incoming.received += body.length;
+    if (this.incoming === null) return;
+    addBodyFrame(this.incoming, body);
     if (last) this.finishPublish();
   }
 
@@ -345,7 +299,8 @@ export class AmqpChannel {
     } else {
       this.routePublish(incoming);
       // Holds nothing of it from here: see letGoOfBodies in flushPublishes.
-      this.recycle(incoming);
+      clearIncoming(incoming);
+      this.spareIncoming = incoming;
     }
   }
 
@@ -419,7 +374,6 @@ export class AmqpChannel {
     this.batches = this.spareBatches;
     this.copyBodiesOfUnkeptChunk(batches);
 
-    const landing: Promise<unknown>[] = [this.publishesLanded];
     for (const [queue, batch] of batches) {
       const count = batch.inputs.length;
       // Only the tags wait for the outcome, not the bodies.
@@ -428,31 +382,34 @@ export class AmqpChannel {
       // Message by message: one refused under load or by a queue limit is
       // nacked alone. Unconfirmed, it is dropped (and counted) as RabbitMQ
       // drops it: such a publisher asked to hear nothing back.
-      const published = this.broker.publishEach(queue, batch.inputs);
-      landing.push(published.catch(() => {}));
-      published.then(
+      const landing = this.landings.start();
+      this.broker.publishEach(queue, batch.inputs).then(
         (answers) => {
-          this.connection.publishesSettled(count);
-          for (let at = 0; at < answers.length; at++) {
-            const tag = tags[at];
-            if (tag > 0) this.settleConfirm(tag, !(answers[at] instanceof LoadRefusalError));
+          try {
+            this.connection.publishesSettled(count);
+            for (let at = 0; at < answers.length; at++) {
+              const tag = tags[at];
+              if (tag > 0) this.settleConfirm(tag, !(answers[at] instanceof LoadRefusalError));
+            }
+            this.sendConfirmedAcks();
+          } finally {
+            this.landings.landed(landing);
           }
-          this.sendConfirmedAcks();
         },
         (err: unknown) => {
-          this.connection.publishesSettled(count);
-          this.confirmBatch(tags, false);
-          // Without confirms the publisher would never hear of a failure.
-          if (!this.confirming) this.fail(err);
+          try {
+            this.connection.publishesSettled(count);
+            this.confirmBatch(tags, false);
+            // Without confirms the publisher would never hear of a failure.
+            if (!this.confirming) this.fail(err);
+          } finally {
+            this.landings.landed(landing);
+          }
         },
       );
     }
     // Only now: a message routed to several queues is one input in each.
-    for (const [, batch] of batches) letGoOfBodies(batch.inputs);
-    // Settled with nothing: Promise.all's value holds the one before it,
-    // so a chain of values would keep every answer this channel was ever
-    // given (about 100 B a message, for as long as the channel is open).
-    this.publishesLanded = Promise.all(landing).then(settledWithNothing);
+    for (const batch of batches.values()) letGoOfBodies(batch.inputs);
     batches.clear();
     this.spareBatches = batches;
   }
@@ -895,15 +852,6 @@ function withBody(input: PublishInput, body: Buffer): PublishInput {
     priority: input.priority,
     ttlMs: input.ttlMs,
   };
-}
-
-/** Drops a settled value (see flushPublishes). */
-function settledWithNothing(): void {}
-
-/** A publish's whole body: its one frame as it is, else the frames joined. */
-function bodyOf(incoming: Incoming): Buffer {
-  if (incoming.parts !== null) return Buffer.concat(incoming.parts, incoming.received);
-  return incoming.body ?? Buffer.alloc(0);
 }
 
 /** A copy of `bytes` (faster than Buffer.from(buffer) on node 20). */

@@ -90,7 +90,10 @@ export function planPublish(
   if (unnamed > 0) nameTheUnnamed(inputs, answers, ids, unnamed, isLogged(engine));
 
   const limits = admitNewcomers(engine, inputs, answers, candidates, wholeBatch);
-  const records: PublishedRecord[] = [];
+  // At most one a candidate, made at its size: grown from empty, it was
+  // reallocated as it grew, each time larger than the batch needed.
+  const records = new Array<PublishedRecord>(candidates);
+  let stored = 0;
   const remember: string[] = [];
   const refused: Message[] = [];
   const { maxLength, maxBytes, overflow, messageTtlMs } = engine.settings;
@@ -107,8 +110,9 @@ export function planPublish(
     }
     answers[at] = { id: ids[at], duplicate: false };
     if (inputs[at].id !== undefined) remember.push(ids[at]);
-    records.push(publishedRecord(allocateSeq, engine, inputs[at], ids[at], now));
+    records[stored++] = publishedRecord(allocateSeq, engine, inputs[at], ids[at], now);
   }
+  records.length = stored;
 
   const batchRefusal = wholeBatch
     ? answers.find((answer) => answer instanceof LoadRefusalError)
