@@ -177,9 +177,10 @@ export class AmqpConnection {
     }
     this.readingChunk = chunk.buffer;
     this.keptOfChunk = 0;
-    for (const frame of frames) {
+    // Indexed, as every loop a message passes: no iterator results.
+    for (let i = 0; i < frames.length; i++) {
       if (this.phase === 'closed') break;
-      this.onFrame(frame);
+      this.onFrame(frames[i]);
     }
     // Publishes read from this chunk go to the broker together.
     if (this.phase !== 'closed') this.forEachChannel((channel) => channel.flushPublishes());
