@@ -33,7 +33,7 @@ import { encodeContent, encodeMethodFrame } from '../../src/amqp/frame-encoder.j
 import type { BasicProperties } from '../../src/amqp/content.js';
 import type { Method } from '../../src/amqp/methods.js';
 import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
-import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { openBroker, silentLogger, tempDir, until } from '../helpers.js';
 
 const MAX_MESSAGE = 1024 * 1024;
 const FRAME_MAX = 131_072;
@@ -856,8 +856,9 @@ describe('semantic abuse', () => {
     await channel.assertQueue('abuse-publish-then-close-channel');
     for (let i = 0; i < 100; i++) channel.sendToQueue('abuse-publish-then-close-channel', Buffer.from(`c${i}`));
     await channel.close();
-    await sleep(100);
-    assert.equal(stats('abuse-publish-then-close-channel').ready, 100);
+    // Waited for, not slept on: under load a write may take longer than a
+    // fixed pause (a publish lost would still fail it).
+    await until('100 ready', () => stats('abuse-publish-then-close-channel').ready === 100, 5_000);
   });
 
   it('keeps every publish sent before connection.close', async () => {
@@ -870,8 +871,7 @@ describe('semantic abuse', () => {
     bytes.push(encodeMethodFrame(0, { name: 'connection.close', replyCode: 200, replyText: 'bye', classId: 0, methodId: 0 }));
     raw.send(Buffer.concat(bytes));
     await raw.expectMethod('connection.close-ok');
-    await sleep(100);
-    assert.equal(stats('abuse-publish-then-close-connection').ready, 100);
+    await until('100 ready', () => stats('abuse-publish-then-close-connection').ready === 100, 5_000);
   });
 
   it('confirms publishes pipelined right behind confirm.select', async () => {
