@@ -178,8 +178,9 @@ export class Broker implements BrokerApi {
     this.random = options.random ?? Math.random;
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.startedAt = this.clock();
-    // Receipts count deliveries from the boot time in microseconds, so a
-    // receipt handed out before a restart never names a lease after it.
+    // Receipts name the boot time in microseconds before their delivery
+    // count, so a receipt handed out before a restart never names a lease
+    // after it.
     this.receiptBase = this.startedAt * 1000;
     this.diskFloorBytes = options.diskFloorBytes ?? DEFAULT_DISK_FLOOR_BYTES;
     this.hotReadyLimit = options.hotReadyLimit;

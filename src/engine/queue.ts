@@ -191,7 +191,8 @@ export class QueueEngine extends QueueContents {
   }
 
   private lease(message: Message, now: number, leaseMs: number): Delivery {
-    const receipt = `${message.seq.toString(36)}.${(this.deliveryCounter++).toString(36)}`;
+    const delivery = (this.deliveryCounter++).toString(36);
+    const receipt = `${message.seq.toString(36)}.${this.receiptPrefix}${delivery}`;
     const deadline = now + leaseMs;
 
     this.waiting.remove(message);
