@@ -27,6 +27,11 @@ export class Run<T> {
 
   constructor(private readonly place: (item: T, slot: number) => void) {}
 
+  /** Places held, those of items taken out from the middle included: what the run costs in memory. */
+  get places(): number {
+    return this.items.length;
+  }
+
   /** The first item, or undefined when none. */
   peek(): T | undefined {
     return this.count === 0 ? undefined : (this.items[this.head] as T);

@@ -29,6 +29,11 @@ export class TimedEntries {
     return this.run.count + this.heap.size;
   }
 
+  /** Places the run holds (Run.places) beside the heap's entries. */
+  get runPlaces(): number {
+    return this.run.places;
+  }
+
   /** The earliest entry, left in place. */
   peek(): TimedEntry | undefined {
     const head = this.run.peek();

@@ -23,7 +23,7 @@ const newRun = () => new Run<Item>((item, slot) => {
 });
 
 /** The places a run keeps, read from its private array. */
-const placesOf = (run: Run<Item>) => (run as unknown as { items: unknown[] }).items.length;
+const placesOf = (run: Run<Item>) => run.places;
 
 describe('a run', () => {
   it('lets go of the places of items that left from the middle', () => {
@@ -99,8 +99,7 @@ describe('leases held while others are acked', () => {
     }
 
     assert.equal(leases.size, 1);
-    const run = (leases as unknown as { run: Run<Item> }).run;
-    assert.ok(placesOf(run) < 4096, `${placesOf(run)} places kept for one lease`);
+    assert.ok(leases.runPlaces < 4096, `${leases.runPlaces} places kept for one lease`);
     assert.equal(leases.pop(), held);
   });
 });
