@@ -298,7 +298,7 @@ export class AmqpChannel {
       this.holdPublish(incoming);
     } else {
       this.routePublish(incoming);
-      // Holds nothing of it from here: see letGoOfBodies in flushPublishes.
+      // Holds nothing of it from here: see dropInputBodies in flushPublishes.
       clearIncoming(incoming);
       this.spareIncoming = incoming;
     }
@@ -411,7 +411,7 @@ export class AmqpChannel {
       );
     }
     // Only now: a message routed to several queues is one input in each.
-    for (const batch of batches.values()) letGoOfBodies(batch.inputs);
+    for (const batch of batches.values()) dropInputBodies(batch.inputs);
     batches.clear();
     this.spareBatches = batches;
   }
@@ -838,7 +838,7 @@ export class AmqpChannel {
  * young: with 16 KiB bodies that made most chunks old garbage, and a full
  * collection every few thousand publishes (issue #4).
  */
-function letGoOfBodies(inputs: PublishInput[]): void {
+function dropInputBodies(inputs: PublishInput[]): void {
   for (const input of inputs) input.body = EMPTY_BODY;
 }
 

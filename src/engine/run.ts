@@ -27,7 +27,7 @@ export class Run<T> {
 
   constructor(private readonly place: (item: T, slot: number) => void) {}
 
-  /** Places held, those of items taken out from the middle included: what the run costs in memory. */
+  /** Places held, emptied ones included: what the run costs in memory. */
   get places(): number {
     return this.items.length;
   }
