@@ -99,7 +99,7 @@ export class Ledger {
   /** Declared queues and their settings, in declaration order. */
   readonly queues = new Map<string, QueueSettingsRecord>();
 
-  readonly #live = new SeqTable(LEDGER_COLUMNS);
+  readonly #live = new SeqTable(LEDGER_COLUMNS, { keepSpare: true });
   readonly #segments = new Map<number, SegmentState>();
   readonly #row = [0, 0, 0, 0];
   readonly #changes = new Map<number, MessageChange>();
