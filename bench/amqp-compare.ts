@@ -203,9 +203,10 @@ async function withLog(b: Broker,
 }
 
 // amqplib leaves Nagle's algorithm on unless told; --client-no-delay sets
-// TCP_NODELAY on the client's sockets, as most AMQP clients do. With it,
-// after some seconds at 5,000 msg/s Usher runs a full collection every
-// 0.15 s and its p99 is 17-20 ms (README, issue #4): this reproduces it.
+// TCP_NODELAY on the client's sockets, as most AMQP clients do. It found
+// a fault: each frame then came in a read of its own, the log's ledger
+// emptied between them and made a 340 KB table chunk each time, and the
+// broker ran a full collection every 0.15 s (p99 17-20 ms; seq-table.ts).
 const CLIENT_SOCKET = { noDelay: args['client-no-delay'] };
 
 async function connect(t: Target): Promise<ChannelModel> {
