@@ -25,6 +25,8 @@ export interface StoreIo {
   fdatasync(fd: number): Promise<void>;
   ftruncate(fd: number, length: number): Promise<void>;
   close(fd: number): Promise<void>;
+  /** Removes a dead segment's file. Optional: without it, node:fs's unlink. */
+  unlink?(path: string): Promise<void>;
 }
 
 /** StoreIo on node:fs's callback API: one promise per call, no more. */
@@ -63,6 +65,12 @@ export const nodeIo: StoreIo = {
   ftruncate(fd, length) {
     return new Promise((resolve, reject) => {
       fs.ftruncate(fd, length, (err) => (err ? reject(err) : resolve()));
+    });
+  },
+
+  unlink(path) {
+    return new Promise((resolve, reject) => {
+      fs.unlink(path, (err) => (err ? reject(err) : resolve()));
     });
   },
 

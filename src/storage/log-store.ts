@@ -203,6 +203,9 @@ export class LogStore {
   #rollFailed = false;
   #writing = false;
   #idleWaiters: Array<() => void> = [];
+  /** Dead segments being deleted beside the write loop (#deleteDeadSoon). */
+  #deleting: Promise<void> | undefined;
+  #deleteAgain = false;
   #closing = false;
   #closed: Promise<void> | undefined;
   /** Set when a failed batch could not be cut back: nothing is accepted. */
@@ -466,6 +469,11 @@ export class LogStore {
     return this.#scrubber.whenIdle();
   }
 
+  /** Resolves once dead segments found so far are deleted. */
+  async whenDeleted(): Promise<void> {
+    while (this.#deleting !== undefined) await this.#deleting;
+  }
+
   /** Resolves once the checkpoint being written, if any, is done. */
   whenCheckpointed(): Promise<void> {
     return this.#checkpointer?.whenIdle() ?? Promise.resolve();
@@ -543,6 +551,7 @@ export class LogStore {
     if (!this.#gathering.isEmpty) this.#kick();
     await this.#scrubber.stop();
     await this.#idle();
+    await this.whenDeleted();
 
     const { fd, syncFd, dataSyncFds } = this.#active;
     this.#active.fd = -1;
@@ -677,7 +686,7 @@ export class LogStore {
         this.#inFlight.shift();
         if (outcome.ok) {
           this.#land(oldest, outcome.synced);
-          await this.#deleteDeadPrefix();
+          this.#deleteDeadSoon();
           this.#compact();
           this.#afterCommitCheckpoint(oldest.batch.bytes);
         } else {
@@ -929,7 +938,7 @@ export class LogStore {
     previous.fd = -1;
     previous.syncFd = -1;
     previous.dataSyncFds = [];
-    await this.#deleteDeadPrefix();
+    this.#deleteDeadSoon();
     return true;
   }
 
@@ -960,6 +969,26 @@ export class LogStore {
   // segment: deleting it while the older one stays would make those
   // messages live again at the next replay. Once every older segment is
   // gone, its settled records refer to nothing and it can go too.
+  // Deletes dead segments beside the write loop rather than in it:
+  // unlinking a full 64 MB segment takes 17-23 ms on this machine's ext4
+  // and the directory's fsync up to 8 more, and every batch waited for
+  // them (issue #4: the p99.9 at 5,000 msg/s). One deletion runs at a
+  // time; a call meanwhile has it look again when done.
+  #deleteDeadSoon(): void {
+    if (this.#segments.length < 2 || this.#segments[0].live > 0) return;
+    if (this.#deleting !== undefined) {
+      this.#deleteAgain = true;
+      return;
+    }
+    this.#deleting = (async () => {
+      do {
+        this.#deleteAgain = false;
+        await this.#deleteDeadPrefix();
+      } while (this.#deleteAgain);
+      this.#deleting = undefined;
+    })();
+  }
+
   async #deleteDeadPrefix(): Promise<void> {
     let deleted = 0;
     while (this.#segments.length > 1) {
@@ -967,7 +996,7 @@ export class LogStore {
       if (oldest.live > 0) break;
       try {
         this.#reader.forget(oldest.id);
-        await unlink(oldest.path);
+        await (this.#io.unlink ?? unlink)(oldest.path);
       } catch (err) {
         const file = oldest.path;
         this.#logger.warn({ err, file }, 'deleting segment failed');
@@ -995,6 +1024,9 @@ export class LogStore {
   // counts the segment dead and #deleteDeadPrefix removes it.
   #compact(): void {
     if (this.#compacting || this.#closing || this.#segments.length < 2) return;
+    // Dead segments being deleted still count in #diskBytes and may be
+    // the oldest: the next landing after their deletion looks again.
+    if (this.#deleting !== undefined) return;
     const live = this.#ledger.liveBytes;
     const limit = (this.#diskLow ? live : 2 * live) + 2 * this.#segmentBytes;
     if (this.#diskBytes <= limit) return;

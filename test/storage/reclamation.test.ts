@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { test } from 'node:test';
+import { nodeIo } from '../../src/storage/io.js';
 import type { LogStore } from '../../src/storage/log-store.js';
 import type { LogRecord, PublishedRecord } from '../../src/storage/records.js';
 import {
@@ -71,6 +72,43 @@ test('steady publish and settle traffic keeps segments bounded', () => {
     assert.deepEqual([...live.keys()], ['tickets', 'tickets.dlq']);
     assert.deepEqual(live.get('tickets'), { maxAttempts: 3 });
     assert.deepEqual([...model.messages.keys()], previous);
+  });
+});
+
+// Unlinking a full 64 MB segment took 17-23 ms here, and the directory's
+// fsync up to 8 more; every batch used to wait for that (log-store.ts).
+test('batches land while a dead segment is still being deleted', { timeout: 20_000 }, () => {
+  return withTempDir(async (dir) => {
+    let release = () => {};
+    const unlinks: string[] = [];
+    const io = {
+      ...nodeIo,
+      unlink: async (path: string) => {
+        unlinks.push(path);
+        if (unlinks.length === 1) await new Promise<void>((resolve) => (release = resolve));
+        await nodeIo.unlink!(path);
+      },
+    };
+    const { store } = await openStore(dir, { segmentBytes: SEGMENT_BYTES, io });
+    await store.append(queues);
+
+    let previous: number[] = [];
+    for (let i = 0; i < 300 && unlinks.length === 0; i++) previous = await round(store, previous);
+    assert.equal(unlinks.length, 1, 'no segment became dead');
+    const held = store.stats().segments;
+
+    // The deletion waits; ten more rounds land meanwhile.
+    for (let i = 0; i < 10; i++) previous = await round(store, previous);
+    assert.equal(unlinks.length, 1);
+    assert.ok(store.stats().segments > held, `${store.stats().segments} segments`);
+    assert.ok((await readdir(dir)).includes(unlinks[0].split('/').at(-1)!));
+
+    release();
+    await store.whenDeleted();
+    assert.ok(!(await readdir(dir)).includes(unlinks[0].split('/').at(-1)!));
+    assert.ok(store.stats().segments <= 3, `${store.stats().segments} segments`);
+    await store.close();
+    assert.equal((await readdir(dir)).length, store.stats().segments);
   });
 });
 
