@@ -83,6 +83,13 @@ if (!Number.isInteger(LATENCY_ROUNDS) || LATENCY_ROUNDS > 50) {
   throw new Error(`--latency-rounds takes a whole number from 1 to 50, not ${LATENCY_ROUNDS}`);
 }
 const WARM_UP = Math.min(2_000, MESSAGES);
+// Untimed, before the latency rounds: each broker's paced path (small
+// batches, acks beside publishes) warmed as the throughput runs do not.
+// Usher's first 4 s round at 5,000 msg/s had TurboFan optimize 478
+// functions and deoptimize 19, its second 134 and 21, its third 18 and 3
+// (--trace-opt --trace-deopt), and the first rounds' p99 ran 1.5-2x the
+// later ones'. Eight seconds cover the first two.
+const LATENCY_WARM_UP_SECONDS = args.quick ? 0.5 : 8;
 const PUBLISHERS = Number(args.publishers);
 if (!Number.isInteger(PUBLISHERS) || PUBLISHERS < 1 || PUBLISHERS > 16) {
   throw new Error(`--publishers takes a whole number from 1 to 16, not "${args.publishers}"`);
@@ -270,6 +277,11 @@ async function measure(brokers: Broker[]): Promise<{ rows: Row[]; latency?: Late
   }
 
   if (!runs('latency')) return { rows };
+  for (const b of brokers) {
+    await attempt(b, 'durable', 'latency warm-up',
+      (t, p, c) => latency(t, name(b, 'warm'), LATENCY_WARM_UP_SECONDS, p, c));
+  }
+  progress('latency warm-up done');
   const report = await runRounds(brokers, LATENCY_ROUNDS, LATENCY_SECONDS / LATENCY_ROUNDS,
     (b, seconds) => attempt(b as Broker, 'durable', 'latency',
       (t, p, c) => latency(t, name(b as Broker, 'latency'), seconds, p, c)),
