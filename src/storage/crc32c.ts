@@ -1,6 +1,11 @@
 // CRC-32C (Castagnoli) checksums for log frames. The native @node-rs/crc32
 // binding does the real work; the small table-driven version below exists
 // so tests can check the binding against an implementation we can read.
+//
+// TODO(#4): the binding takes 4.7 µs for 16 KiB (3.5 GB/s, AMD EPYC VM,
+// 2026-12-05), about a fifth of a durable 16 KiB publish's main thread;
+// a CRC-32C instruction on three streams at once runs several times
+// faster, and nothing we ship uses one yet.
 
 import { crc32c as nativeCrc32c } from '@node-rs/crc32';
 
