@@ -66,8 +66,9 @@ const PIN_RATIO = 4;
 
 /**
  * Bodies up to this size are let go of while a publish that goes to disk
- * only is written: the log copies them into chunks of its own
- * (broker.ts, publishBatch).
+ * only is written: the log holds what it writes, a copy or the buffer
+ * itself (storage/batch.ts; broker.ts, publishBatch). A larger one is
+ * kept, for its stand-in would keep as many zeros for good.
  */
 export const LET_GO_BYTES = 64 * 1024;
 
@@ -85,7 +86,7 @@ export function standIn(length: number): Buffer {
   return zeros.subarray(0, length);
 }
 
-/** Each body of LET_GO_BYTES or less, which the log copied, becomes its stand-in. */
+/** Each body of LET_GO_BYTES or less, which the log now holds, becomes its stand-in. */
 export function letGoOfBodies(records: readonly PublishedRecord[]): void {
   for (const record of records) {
     if (record.body.length <= LET_GO_BYTES) record.body = standIn(record.body.length);

@@ -9,11 +9,9 @@
 // is the caller's, or a copy of its own (broker.ts), so a batch's memory
 // goes once it has been written. A large body is not copied in: the
 // caller's buffer is a piece of the write itself (BODY_APART_BYTES), so
-// it must not change until the batch lands; bodies never do. Unless the
-// caller asks for copies (add's copyUpTo): then it may let go of its
-// bodies as soon as add() returns, and their bytes wait for the disk in
-// chunks that are used again instead of in buffers the collector must
-// find dead (broker.ts, publishBatch).
+// it must not change until the batch lands; bodies never do. The batch
+// keeps what it writes, copy or buffer, so the caller's records may let
+// go of their bodies once add() returns (broker.ts, publishBatch).
 
 import { frameBytes, writeFrame, writeFrameHead } from './codec.js';
 import type { LogRecord, PublishedRecord } from './records.js';
@@ -99,10 +97,9 @@ export class Batch {
   /**
    * Encodes `records` into the batch, in order. Every record is measured
    * first, so one that cannot be encoded (too large) throws here and
-   * nothing of the call joins the batch. A body of up to `copyUpTo` bytes
-   * is copied in, never written from the caller's buffer.
+   * nothing of the call joins the batch.
    */
-  add(records: readonly LogRecord[], copyUpTo = 0): void {
+  add(records: readonly LogRecord[]): void {
     // The sizes go straight into frameBytes, taken out again if one throws:
     // no array of sizes a call.
     const first = this.frameBytes.length;
@@ -123,8 +120,7 @@ export class Batch {
     for (let i = 0; i < records.length; i++) {
       const record = records[i];
       const size = this.frameBytes[first + i];
-      const body = record.type === 'published' && record.body.length >= BODY_APART_BYTES &&
-        record.body.length > copyUpTo
+      const body = record.type === 'published' && record.body.length >= BODY_APART_BYTES
         ? record.body
         : null;
       const inChunk = body === null ? size : size - body.length;

@@ -1,6 +1,12 @@
 // CRC-32C (Castagnoli) checksums for log frames. The native @node-rs/crc32
 // binding does the real work; the small table-driven version below exists
 // so tests can check the binding against an implementation we can read.
+//
+// TODO(#4): the binding takes 4.7 µs for 16 KiB (3.5 GB/s, AMD EPYC VM,
+// 2026-12-05), about a fifth of a durable 16 KiB publish's main thread.
+// That rate looks like a table-driven loop rather than the CPU's CRC-32C
+// instruction (SSE 4.2), which should run several times faster; not
+// checked in the binding's source.
 
 import { crc32c as nativeCrc32c } from '@node-rs/crc32';
 

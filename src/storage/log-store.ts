@@ -386,18 +386,12 @@ export class LogStore {
    * (an AMQP ack), so the batch may wait to ride with the next synced one
    * rather than be written alone (#hasRoom).
    *
-   * `copyBodiesUpTo`: bodies of `published` records up to this many
-   * bytes are copied into the batch, so the caller may let go of them
-   * once append() returns (batch.ts); larger ones must stay unchanged
-   * until it resolves.
-   *
    * No records: nothing to make durable, so it resolves at once (an empty
    * batch would never start, and its promise never settle).
    */
   append(
     records: readonly LogRecord[],
-    { sync = true, unanswered = false, copyBodiesUpTo = 0 }:
-      { sync?: boolean; unanswered?: boolean; copyBodiesUpTo?: number } = {},
+    { sync = true, unanswered = false }: { sync?: boolean; unanswered?: boolean } = {},
   ): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     if (this.#closing) {
@@ -407,7 +401,7 @@ export class LogStore {
     }
     if (records.length === 0) return Promise.resolve();
     try {
-      return this.#gather(records, 0, sync, unanswered, copyBodiesUpTo);
+      return this.#gather(records, 0, sync, unanswered);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -616,10 +610,9 @@ export class LogStore {
     copies: number,
     sync: boolean,
     unanswered = false,
-    copyBodiesUpTo = 0,
   ): Promise<void> {
     const batch = this.#gathering;
-    batch.add(records, copyBodiesUpTo);
+    batch.add(records);
     batch.copies += copies;
     batch.sync ||= sync;
     batch.awaited ||= !unanswered;

@@ -37,5 +37,5 @@ test('./bin/usher serve runs through its shebang with the V8 flags', async (t) =
 
   // /proc/PID/cmdline: the arguments, each ended by a NUL.
   const args = readFileSync(`/proc/${server.pid}/cmdline`, 'utf8').split('\0');
-  assert.ok(args.includes('--initial-old-space-size=64'), `node ran as: ${args.join(' ')}`);
+  assert.ok(args.includes('--initial-old-space-size=128'), `node ran as: ${args.join(' ')}`);
 });
