@@ -241,6 +241,32 @@ test('a __proto__ header stays an own header', () => {
   assert.deepEqual(result.record, original);
 });
 
+test('records with the same headers and queue each get headers of their own', () => {
+  // The decoder reuses what it decoded last from the same bytes
+  // (LastDecoded): a change to one message's headers must not reach the
+  // next, and different bytes must not find the last value.
+  const base = { ...ticket(1), id: randomId() };
+  const first = roundTrip(base);
+  assert.ok(first.type === 'published');
+  first.headers['x-source'] = 'changed';
+  delete first.headers['content-type'];
+  const second = roundTrip({ ...base, seq: 2 });
+  assert.ok(second.type === 'published');
+  assert.notEqual(second.headers, first.headers);
+  assert.deepEqual(second.headers, base.headers);
+
+  const other = { ...base, seq: 3, queue: 'ticketz', headers: { ...base.headers, 'x-source': 'helpdesq' } };
+  assert.deepEqual(roundTrip(other), other);
+  const proto = { ...base, seq: 4, headers: JSON.parse('{"__proto__":"x","a":"b"}') };
+  for (let i = 0; i < 2; i++) {
+    const again = roundTrip(proto);
+    assert.ok(again.type === 'published');
+    assert.equal(Object.getPrototypeOf(again.headers), Object.prototype);
+    assert.deepEqual(Object.keys(again.headers), ['__proto__', 'a']);
+  }
+  assert.deepEqual(roundTrip(base), base);
+});
+
 test('encoding a record over the limit throws MessageTooLargeError', () => {
   const huge = { ...ticket(1), body: Buffer.allocUnsafe(MAX_RECORD_BYTES) };
   assert.throws(() => encodeRecord(huge), MessageTooLargeError);
