@@ -17,7 +17,7 @@
 import { ColdBacklog, type ColdDeque } from './cold-backlog.js';
 import { ColdRows, type ColdRow } from './cold-rows.js';
 import { HotMemory } from './hot-memory.js';
-import type { Message } from './types.js';
+import { MAX_PRIORITY, type Message } from './types.js';
 
 /** Reads messages back from the log by seq; undefined for one that cannot be. */
 export type PageIn = (seqs: number[]) => (Message | undefined)[];
@@ -78,6 +78,8 @@ export class ColdTier {
   /** Cold messages that could not be read back; they return at restart. */
   unreadable = 0;
   #oldestSeen = { seq: -1, publishedAt: 0 };
+  /** By priority, the highest backlog seq read ahead so far (#notAskedYet). */
+  readonly #askedUntil = new Array<number>(MAX_PRIORITY + 1).fill(-1);
 
   /**
    * `ordered`: a reject-lowest-priority queue's, whose rows keep wait
@@ -236,7 +238,8 @@ export class ColdTier {
     this.count -= seqs.length;
     for (const bytes of sizes) this.bytes -= bytes;
     const messages = this.#readOrCount(seqs, true, rows);
-    this.#readNextAhead(this.backlog.peekPage(priority, AHEAD_COUNT, AHEAD_BYTES));
+    const ahead = this.backlog.peekPage(priority, AHEAD_COUNT, AHEAD_BYTES);
+    this.#readNextAhead(this.#notAskedYet(priority, ahead));
     return { messages, left };
   }
 
@@ -266,6 +269,19 @@ export class ColdTier {
   // ahead of it), is read in line.
   #readNextAhead(seqs: number[]): void {
     if (seqs.length > 0) this.readAhead(seqs);
+  }
+
+  // Of the pages after one taken from the backlog, the seqs not asked for
+  // when an earlier page was taken: with two pages read ahead, every page
+  // was asked for twice, and finding it read already cost a ledger lookup
+  // and a map lookup a message. A retry that goes cold below the last
+  // seq asked for is read in line when its turn comes.
+  #notAskedYet(priority: number, seqs: number[]): number[] {
+    const until = this.#askedUntil[priority];
+    let from = 0;
+    while (from < seqs.length && seqs[from] <= until) from++;
+    if (from < seqs.length) this.#askedUntil[priority] = seqs[seqs.length - 1];
+    return from === 0 ? seqs : seqs.slice(from);
   }
 
   /** Takes `seq` out and reads it back; undefined if not cold. */
