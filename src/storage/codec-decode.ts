@@ -306,7 +306,7 @@ class LastDecoded<T> {
   }
 }
 
-const LAST_HEADERS = new LastDecoded<Record<string, string>>({});
+const LAST_HEADERS = new LastDecoded<Record<string, string> | null>(null);
 const LAST_QUEUE = new LastDecoded('');
 
 // Reads fields front to back, checking every length against the bytes
@@ -438,15 +438,19 @@ class Cursor {
     const start = this.#off;
     this.skipVheaders();
     const end = this.#off;
-    if (LAST_HEADERS.matches(this.#buf, start, end)) return { ...LAST_HEADERS.value };
+    const seen = LAST_HEADERS.matches(this.#buf, start, end);
+    const last = LAST_HEADERS.value;
+    if (seen && last !== null) return { ...last };
 
     this.#off = start;
     const count = this.varint();
     // Each header is at least two empty strings: 2 x a one-byte length.
     this.#need(count * 2, `${count} headers`);
     const headers = this.#headers(count, () => this.vstring());
-    // A copy: the caller may change its own.
-    LAST_HEADERS.remember(this.#buf, start, end, { ...headers });
+    // Kept once the same bytes come twice in a row, as a copy (the caller
+    // may change its own): headers unlike the last record's cost a copy
+    // of their bytes, not of the object too.
+    LAST_HEADERS.remember(this.#buf, start, end, seen ? { ...headers } : null);
     return headers;
   }
 

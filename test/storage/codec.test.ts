@@ -246,19 +246,24 @@ test('records with the same headers and queue each get headers of their own', ()
   // (LastDecoded): a change to one message's headers must not reach the
   // next, and different bytes must not find the last value.
   const base = { ...ticket(1), id: randomId() };
-  const first = roundTrip(base);
-  assert.ok(first.type === 'published');
-  first.headers['x-source'] = 'changed';
-  delete first.headers['content-type'];
-  const second = roundTrip({ ...base, seq: 2 });
-  assert.ok(second.type === 'published');
-  assert.notEqual(second.headers, first.headers);
-  assert.deepEqual(second.headers, base.headers);
+  const headers = { ...base.headers, 'x-source': 'helpdesq' };
+  const other = { ...base, seq: 9, queue: 'ticketz', headers };
+  // Something else first, so that base's bytes are new to the decoder.
+  assert.deepEqual(roundTrip(other), other);
+  const seen = new Set<Record<string, string>>();
+  for (let seq = 1; seq <= 4; seq++) {
+    const decoded = roundTrip({ ...base, seq });
+    assert.ok(decoded.type === 'published');
+    assert.deepEqual(decoded.headers, base.headers);
+    assert.ok(!seen.has(decoded.headers));
+    seen.add(decoded.headers);
+    decoded.headers['x-source'] = 'changed';
+    delete decoded.headers['content-type'];
+  }
 
-  const other = { ...base, seq: 3, queue: 'ticketz', headers: { ...base.headers, 'x-source': 'helpdesq' } };
   assert.deepEqual(roundTrip(other), other);
   const proto = { ...base, seq: 4, headers: JSON.parse('{"__proto__":"x","a":"b"}') };
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < 3; i++) {
     const again = roundTrip(proto);
     assert.ok(again.type === 'published');
     assert.equal(Object.getPrototypeOf(again.headers), Object.prototype);
