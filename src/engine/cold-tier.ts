@@ -283,10 +283,10 @@ export class ColdTier {
   // was asked for twice, and finding it read already cost a ledger lookup
   // and a map lookup a message. A retry that goes cold below the last
   // seq asked for is read in line when its turn comes, and so is a page
-  // the reader found no room for (storage/read-ahead.ts: 16 chunks, two
-  // or three a draining queue), where asking again a page later might
-  // have found some. TODO(#4): with more than ~6 queues draining at once
-  // that trade is not measured.
+  // the reader found no room for (storage/read-ahead.ts: 16 chunks of
+  // 1 MiB, a page of small bodies takes one, of 16 KiB bodies four),
+  // where asking again a page later might have found some. TODO(#4):
+  // that trade is not measured with several queues draining at once.
   #notAskedYet(priority: number, seqs: number[]): number[] {
     const until = this.#askedUntil[priority];
     let from = 0;
