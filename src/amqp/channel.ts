@@ -24,10 +24,11 @@ import { ChannelTopology, allow, checkQueue, preconditionFailed } from './channe
 import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
 import { ConfirmTracker } from './confirms.js';
-import type { BasicProperties, ContentHeader } from './content.js';
+import type { ContentHeader } from './content.js';
+import { LastProperties, propertiesOf } from './delivery-properties.js';
 import { DeliveryTags } from './delivery-tags.js';
 import { AmqpError } from './errors.js';
-import { EMPTY_TABLE, type FieldTable, type FieldValue } from './field-table.js';
+import { EMPTY_TABLE, type FieldTable } from './field-table.js';
 import { type Incoming, addBodyFrame, bodyOf, clearIncoming, startIncoming } from './incoming.js';
 import { Landings } from './landings.js';
 import {
@@ -35,12 +36,10 @@ import {
   ROUTING_KEY_HEADER,
   checkTableLimits,
   fromAmqp,
-  toAmqp,
 } from './mapping.js';
 import type { Method, MethodOf } from './methods.js';
 import { ChannelTransactions, type SettleHow } from './tx.js';
 import { checkUserId } from './user-id.js';
-import { deathTable, hasDied } from './x-death.js';
 
 /** AMQP has no lease: RabbitMQ's consumer timeout (30 min) stands in. */
 const LEASE_MS = 30 * 60 * 1000;
@@ -125,6 +124,7 @@ export class AmqpChannel {
     exchange: '',
     routingKey: '',
   };
+  private readonly lastProperties = new LastProperties();
   private readonly unacked = new DeliveryTags<Unacked>();
   private readonly consumers = new Map<string, Consumer>();
   private consumerPrefetch = 0;
@@ -571,7 +571,8 @@ export class AmqpChannel {
       method.exchange = message.headers[EXCHANGE_HEADER] ?? '';
       method.routingKey = message.headers[ROUTING_KEY_HEADER] ?? consumer.queue;
       try {
-        this.connection.sendContent(this.number, method, propertiesOf(message), message.body);
+        const properties = this.lastProperties.of(message);
+        this.connection.sendContent(this.number, method, properties, message.body);
       } catch (err) {
         // Headers too large for this client's frame-max: the message goes
         // back untouched and this channel closes; nothing else suffers.
@@ -861,20 +862,6 @@ function copyOf(bytes: Buffer): Buffer {
   const copy = Buffer.allocUnsafe(bytes.length);
   bytes.copy(copy);
   return copy;
-}
-
-function propertiesOf(message: ReceivedMessage): BasicProperties {
-  // The common case, a first delivery of a message that never died, needs
-  // no extra headers.
-  let extra: Map<string, FieldValue> | undefined =
-    hasDied(message.headers) ? new Map(deathTable(message.headers)) : undefined;
-  // Deliveries that ended without an ack so far, as RabbitMQ's quorum
-  // queues count them; absent on a first delivery.
-  if (message.attempt > 1) {
-    extra ??= new Map<string, FieldValue>();
-    extra.set('x-delivery-count', { type: 'l', value: BigInt(message.attempt - 1) });
-  }
-  return toAmqp(message.headers, message.priority, extra);
 }
 
 /** Broker refusals in AMQP terms; the channel closes with them. */

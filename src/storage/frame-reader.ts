@@ -114,8 +114,8 @@ export class FrameReader {
       if (this.#ahead.has(location.segment.id, location.offset)) continue;
       wanted.push(location);
     }
-    wanted.sort(compare);
-    const unique = wanted.filter((l, i) => i === 0 || compare(l, wanted[i - 1]) !== 0);
+    // A page asked for in seq order is nearly always in log order already.
+    const unique = inOrder(wanted) ? wanted : sortedUnique(wanted);
 
     const reads: Promise<void>[] = [];
     for (const [from, to, length] of spans(unique)) {
@@ -369,6 +369,20 @@ function spans(locations: readonly FrameLocation[]): Array<[number, number, numb
 
 function compare(a: FrameLocation, b: FrameLocation): number {
   return a.segment.id - b.segment.id || a.offset - b.offset;
+}
+
+/** Whether `locations` are in log order, each after the one before. */
+function inOrder(locations: readonly FrameLocation[]): boolean {
+  for (let i = 1; i < locations.length; i++) {
+    if (compare(locations[i - 1], locations[i]) >= 0) return false;
+  }
+  return true;
+}
+
+/** `locations` sorted into log order, each location once. */
+function sortedUnique(locations: FrameLocation[]): FrameLocation[] {
+  locations.sort(compare);
+  return locations.filter((l, i) => i === 0 || compare(l, locations[i - 1]) !== 0);
 }
 
 // A frame is checked as recovery checks it: length, checksum, a payload

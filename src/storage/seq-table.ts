@@ -74,18 +74,31 @@ class Chunk {
     this.length++;
   }
 
-  /** Drops dead rows, keeping the order of the live ones. */
+  /**
+   * Drops dead rows, keeping the order of the live ones. A run of live
+   * rows moves in one copyWithin per column: acks in publish order leave
+   * one run, half a chunk, and moving it a row at a time was 3% of the
+   * broker's CPU draining a queue (bench:amqp --only durable, 464 B).
+   */
   squeeze(): void {
     const width = this.width;
+    const alive = this.alive;
     let to = 0;
-    for (let from = 0; from < this.length; from++) {
-      if (this.alive[from] === 0) continue;
-      if (to !== from) {
-        this.seqs.set(to, this.seqs.at(from));
-        this.alive[to] = 1;
-        for (let c = 0; c < width; c++) this.cols[to * width + c] = this.cols[from * width + c];
+    let from = 0;
+    while (from < this.length) {
+      if (alive[from] === 0) {
+        from++;
+        continue;
       }
-      to++;
+      let end = from + 1;
+      while (end < this.length && alive[end] !== 0) end++;
+      if (to !== from) {
+        this.seqs.copyWithin(to, from, end);
+        this.cols.copyWithin(to * width, from * width, end * width);
+        alive.copyWithin(to, from, end);
+      }
+      to += end - from;
+      from = end;
     }
     this.length = to;
   }

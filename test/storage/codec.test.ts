@@ -241,6 +241,37 @@ test('a __proto__ header stays an own header', () => {
   assert.deepEqual(result.record, original);
 });
 
+test('records with the same headers and queue each get headers of their own', () => {
+  // The decoder reuses what it decoded last from the same bytes
+  // (LastDecoded): a change to one message's headers must not reach the
+  // next, and different bytes must not find the last value.
+  const base = { ...ticket(1), id: randomId() };
+  const headers = { ...base.headers, 'x-source': 'helpdesq' };
+  const other = { ...base, seq: 9, queue: 'ticketz', headers };
+  // Something else first, so that base's bytes are new to the decoder.
+  assert.deepEqual(roundTrip(other), other);
+  const seen = new Set<Record<string, string>>();
+  for (let seq = 1; seq <= 4; seq++) {
+    const decoded = roundTrip({ ...base, seq });
+    assert.ok(decoded.type === 'published');
+    assert.deepEqual(decoded.headers, base.headers);
+    assert.ok(!seen.has(decoded.headers));
+    seen.add(decoded.headers);
+    decoded.headers['x-source'] = 'changed';
+    delete decoded.headers['content-type'];
+  }
+
+  assert.deepEqual(roundTrip(other), other);
+  const proto = { ...base, seq: 4, headers: JSON.parse('{"__proto__":"x","a":"b"}') };
+  for (let i = 0; i < 3; i++) {
+    const again = roundTrip(proto);
+    assert.ok(again.type === 'published');
+    assert.equal(Object.getPrototypeOf(again.headers), Object.prototype);
+    assert.deepEqual(Object.keys(again.headers), ['__proto__', 'a']);
+  }
+  assert.deepEqual(roundTrip(base), base);
+});
+
 test('encoding a record over the limit throws MessageTooLargeError', () => {
   const huge = { ...ticket(1), body: Buffer.allocUnsafe(MAX_RECORD_BYTES) };
   assert.throws(() => encodeRecord(huge), MessageTooLargeError);

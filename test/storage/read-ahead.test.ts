@@ -44,6 +44,22 @@ test('a read after a read ahead returns the same records and reads nothing in li
   });
 });
 
+test('a read ahead of seqs out of log order, some twice, reads each frame once', () => {
+  return withTempDir(async (dir) => {
+    const { store } = await openStore(dir);
+    const records = mixed(40);
+    await store.append(records);
+
+    const asked = [30, 3, 17, 3, 40, 1, 30, 2];
+    await store.readAhead(asked);
+    const once = [...new Set(asked)];
+    assert.deepEqual(store.readPublished(once), once.map((seq) => records[seq - 1]));
+    assert.equal(store.stats().framesReadAhead, once.length);
+    assert.equal(store.stats().framesReadInLine, 0);
+    await store.close();
+  });
+});
+
 test('an append of more large bodies than a writev takes pieces lands whole', () => {
   return withTempDir(async (dir) => {
     const { store } = await openStore(dir);
