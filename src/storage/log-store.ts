@@ -999,8 +999,14 @@ export class LogStore {
         await (this.#io.unlink ?? unlink)(oldest.path);
       } catch (err) {
         const file = oldest.path;
-        this.#logger.warn({ err, file }, 'deleting segment failed');
-        break;
+        // Already gone (removed by hand, or an unlink retried by a network
+        // file system after the first went through): counted present, it
+        // would keep every later dead segment on disk for good.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+          this.#logger.warn({ err, file }, 'deleting segment failed');
+          break;
+        }
+        this.#logger.warn({ file }, 'segment to delete was already gone');
       }
       this.#segments.shift();
       this.#ledger.dropSegment(oldest);
