@@ -3,7 +3,7 @@
 // group-committed, dead segments are deleted oldest first, and compaction
 // copies the few long-lived messages forward so old segments can go.
 
-import { mkdir, unlink } from 'node:fs/promises';
+import { lstat, mkdir, unlink } from 'node:fs/promises';
 import { StoreUnavailableError, UsherError } from '../errors.js';
 import { LatencyHistogram } from '../observe/latency.js';
 import { type ActiveSegment, createSegment } from './active-segment.js';
@@ -1001,8 +1001,10 @@ export class LogStore {
         const file = oldest.path;
         // Already gone (removed by hand, or an unlink retried by a network
         // file system after the first went through): counted present, it
-        // would keep every later dead segment on disk for good.
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        // would keep every later dead segment on disk for good. Only if
+        // it really is: a file left behind and forgotten would come back
+        // at the next start, and the messages it holds with it.
+        if (!(await isGone(err, file))) {
           this.#logger.warn({ err, file }, 'deleting segment failed');
           break;
         }
@@ -1075,6 +1077,17 @@ export class LogStore {
   #idle(): Promise<void> {
     if (!this.#writing) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+}
+
+// An unlink said ENOENT, and the file is indeed not there.
+async function isGone(err: unknown, path: string): Promise<boolean> {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+  try {
+    await lstat(path);
+    return false;
+  } catch (statErr) {
+    return (statErr as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }
 
