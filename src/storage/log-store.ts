@@ -3,7 +3,7 @@
 // group-committed, dead segments are deleted oldest first, and compaction
 // copies the few long-lived messages forward so old segments can go.
 
-import { lstat, mkdir, unlink } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import { StoreUnavailableError, UsherError } from '../errors.js';
 import { LatencyHistogram } from '../observe/latency.js';
 import { type ActiveSegment, createSegment } from './active-segment.js';
@@ -31,7 +31,7 @@ import {
 import type { LogRecord, PublishedRecord } from './records.js';
 import { recover } from './recovery.js';
 import { type ScrubStats, type ScrubTarget, Scrubber } from './scrub.js';
-import { type Damage, encodeSegmentHeader, fsyncDir } from './segment-file.js';
+import { type Damage, encodeSegmentHeader, fsyncDir, isGone } from './segment-file.js';
 
 /** The part of a pino logger the store uses; tests pass a silent one. */
 export interface StoreLogger {
@@ -1077,17 +1077,6 @@ export class LogStore {
   #idle(): Promise<void> {
     if (!this.#writing) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
-  }
-}
-
-// An unlink said ENOENT, and the file is indeed not there.
-async function isGone(err: unknown, path: string): Promise<boolean> {
-  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
-  try {
-    await lstat(path);
-    return false;
-  } catch (statErr) {
-    return (statErr as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }
 

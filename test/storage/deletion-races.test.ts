@@ -139,10 +139,9 @@ for (let seed = 1; seed <= SEEDS; seed++) {
 
       // From the checkpoint, then by replaying the whole log.
       for (const checkpoints of [true, false]) {
-        const reopened = await LogStore.open(
-          checkpoints ? checkpointingOptions(dir) : { ...checkpointingOptions(dir), checkpoints: undefined },
-          () => {},
-        );
+        const reopenOptions = checkpointingOptions(dir);
+        if (!checkpoints) reopenOptions.checkpoints = undefined;
+        const reopened = await LogStore.open(reopenOptions, () => {});
         const live = new Set<number>();
         reopened.forEachLive((message) => live.add(message.seq));
         await reopened.close();
