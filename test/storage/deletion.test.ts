@@ -6,8 +6,15 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { nodeIo, type StoreIo } from '../../src/storage/io.js';
 import type { LogStore } from '../../src/storage/log-store.js';
-import type { LogRecord } from '../../src/storage/records.js';
-import { openStore, replayOf, settledYet, ticket, withTempDir } from './helpers.js';
+import type { LogRecord, PublishedRecord } from '../../src/storage/records.js';
+import {
+  MessageModel,
+  openStore,
+  replayOf,
+  settledYet,
+  ticket,
+  withTempDir,
+} from './helpers.js';
 
 const SEGMENT_BYTES = 16 * 1024;
 
@@ -143,5 +150,53 @@ test('close waits for a held deletion and leaves the files it counts', () => {
     const reopened = await replayOf(dir);
     assert.equal(reopened.store.stats().liveMessages, 10);
     assert.equal(reopened.store.stats().missingSegments, 0);
+  });
+});
+
+// Compaction waits while a deletion runs. It went on by itself before:
+// the copies land, the oldest segment dies and goes, the next is
+// compacted, until the garbage is under the trigger. Waiting must not end
+// that chain at the first deletion, leaving the disk full of dead space
+// until some unrelated batch lands (with the disk low and publishes
+// refused, maybe never).
+test('compaction goes on by itself after a deletion it waited for', () => {
+  return withTempDir(async (dir) => {
+    const current = new Map<number, PublishedRecord>();
+    const { store } = await openStore(dir, {
+      segmentBytes: SEGMENT_BYTES,
+      snapshotMessage: (seq) => current.get(seq),
+    });
+    await store.append([{ type: 'queue-declared', name: 'tickets', settings: {} }]);
+
+    // About twelve segments, each with a message or two never settled.
+    const pinned: number[] = [];
+    const others: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      const batch = Array.from({ length: 10 }, () => ticket(store.allocateSeq()));
+      for (const record of batch) current.set(record.seq, record);
+      if (i % 3 === 0) pinned.push(batch[0].seq);
+      others.push(...batch.map((record) => record.seq).filter((seq) => !pinned.includes(seq)));
+      await store.append(batch);
+    }
+    for (const seq of others) current.delete(seq);
+    const before = store.stats();
+    assert.ok(before.segments >= 10, `${before.segments} segments`);
+    await store.append([{ type: 'settled', seqs: others }]);
+
+    // Nothing else is appended: compaction and deletion run on alone.
+    for (let i = 0; i < 40; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      await store.whenDeleted();
+    }
+    const after = store.stats();
+    const bound = 2 * after.liveBytes + 3 * SEGMENT_BYTES;
+    await store.close();
+    const left = `${after.diskBytes} > ${bound} bytes, ${after.segments} segments`;
+    assert.ok(after.diskBytes <= bound, left);
+
+    const { replayed } = await replayOf(dir);
+    const model = new MessageModel();
+    for (const record of replayed) model.apply(record);
+    assert.deepEqual([...model.messages.keys()].sort((a, b) => a - b), pinned);
   });
 });
