@@ -31,7 +31,7 @@ import {
 import type { LogRecord, PublishedRecord } from './records.js';
 import { recover } from './recovery.js';
 import { type ScrubStats, type ScrubTarget, Scrubber } from './scrub.js';
-import { type Damage, encodeSegmentHeader, fsyncDir } from './segment-file.js';
+import { type Damage, encodeSegmentHeader, fsyncDir, isGone } from './segment-file.js';
 
 /** The part of a pino logger the store uses; tests pass a silent one. */
 export interface StoreLogger {
@@ -992,8 +992,16 @@ export class LogStore {
         await (this.#io.unlink ?? unlink)(oldest.path);
       } catch (err) {
         const file = oldest.path;
-        this.#logger.warn({ err, file }, 'deleting segment failed');
-        break;
+        // Already gone (removed by hand, or an unlink retried by a network
+        // file system after the first went through): counted present, it
+        // would keep every later dead segment on disk for good. Only if
+        // it really is: a file left behind and forgotten would come back
+        // at the next start, and the messages it holds with it.
+        if (!(await isGone(err, file))) {
+          this.#logger.warn({ err, file }, 'deleting segment failed');
+          break;
+        }
+        this.#logger.warn({ file }, 'segment to delete was already gone');
       }
       this.#segments.shift();
       this.#ledger.dropSegment(oldest);
@@ -1016,15 +1024,25 @@ export class LogStore {
   // messages to the end of the log; once the copies are durable the ledger
   // counts the segment dead and #deleteDeadPrefix removes it.
   #compact(): void {
-    if (this.#compacting || this.#closing || this.#segments.length < 2) return;
-    // Dead segments being deleted still count in #diskBytes and may be
-    // the oldest: the next landing after their deletion looks again.
-    if (this.#deleting !== undefined) return;
+    if (this.#compacting || this.#closing) return;
+    // Dead segments still being deleted (#deleteDeadSoon) are neither
+    // garbage to count nor the oldest to copy from. Waiting for their
+    // deletion instead ended the chain of copy, delete, copy at the first
+    // deletion, until some other batch landed (none may, with the disk
+    // low and publishes refused).
+    const segments = this.#segments;
+    let first = 0;
+    let dying = 0;
+    while (first < segments.length - 1 && segments[first].live === 0) {
+      dying += segments[first].size;
+      first++;
+    }
+    if (segments.length - first < 2) return;
     const live = this.#ledger.liveBytes;
     const limit = (this.#diskLow ? live : 2 * live) + 2 * this.#segmentBytes;
-    if (this.#diskBytes <= limit) return;
+    if (this.#diskBytes - dying <= limit) return;
 
-    const oldest = this.#segments[0];
+    const oldest = segments[first];
     const copies: PublishedRecord[] = [];
     let bytes = 0;
     for (const [seq, frameBytes] of this.#ledger.oldestIn(oldest, COMPACTION_MAX_MESSAGES)) {

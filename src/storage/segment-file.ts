@@ -30,7 +30,7 @@
 // It keeps seqs increasing across restarts even after every segment that
 // named the highest seqs has been deleted.
 
-import { type FileHandle, open, readdir } from 'node:fs/promises';
+import { type FileHandle, lstat, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreUnavailableError } from '../errors.js';
 import { crc32c } from './crc32c.js';
@@ -386,5 +386,16 @@ export async function fsyncDir(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+// An unlink said ENOENT, and the file is indeed not there.
+export async function isGone(err: unknown, path: string): Promise<boolean> {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+  try {
+    await lstat(path);
+    return false;
+  } catch (statErr) {
+    return (statErr as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }
