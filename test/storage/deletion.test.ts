@@ -5,26 +5,18 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { nodeIo, type StoreIo } from '../../src/storage/io.js';
-import type { LogStore } from '../../src/storage/log-store.js';
-import type { LogRecord, PublishedRecord } from '../../src/storage/records.js';
+import type { PublishedRecord } from '../../src/storage/records.js';
 import {
   MessageModel,
   openStore,
   replayOf,
+  settleRound,
   settledYet,
   ticket,
   withTempDir,
 } from './helpers.js';
 
 const SEGMENT_BYTES = 16 * 1024;
-
-async function round(store: LogStore, previous: number[]): Promise<number[]> {
-  const seqs = Array.from({ length: 10 }, () => store.allocateSeq());
-  const records: LogRecord[] = seqs.map((seq) => ticket(seq));
-  if (previous.length > 0) records.push({ type: 'settled', seqs: previous });
-  await store.append(records);
-  return seqs;
-}
 
 async function bytesOnDisk(dir: string): Promise<{ files: number; bytes: number }> {
   const names = await readdir(dir);
@@ -61,7 +53,7 @@ test('a dead segment whose file is already gone counts as deleted', () => {
     let previous: number[] = [];
     let mostSegments = 0;
     for (let i = 0; i < 200; i++) {
-      previous = await round(store, previous);
+      previous = await settleRound(store, previous);
       await store.whenDeleted();
       mostSegments = Math.max(mostSegments, store.stats().segments);
     }
@@ -97,14 +89,14 @@ test('a segment that could not be deleted goes once unlink works again', () => {
     await store.append([{ type: 'queue-declared', name: 'tickets', settings: {} }]);
 
     let previous: number[] = [];
-    for (let i = 0; i < 60; i++) previous = await round(store, previous);
+    for (let i = 0; i < 60; i++) previous = await settleRound(store, previous);
     await store.whenDeleted();
     const stuck = store.stats().segments;
     assert.ok(failures >= 2 && stuck >= 5, `${failures} failures, ${stuck} segments`);
     assert.ok(logger.warnings.some((e) => e.msg === 'deleting segment failed'));
 
     failing = false;
-    for (let i = 0; i < 3; i++) previous = await round(store, previous);
+    for (let i = 0; i < 3; i++) previous = await settleRound(store, previous);
     await store.whenDeleted();
     assert.ok(store.stats().segments <= 3, `${store.stats().segments} segments`);
     await store.close();
@@ -133,9 +125,9 @@ test('close waits for a held deletion and leaves the files it counts', () => {
     await store.append([{ type: 'queue-declared', name: 'tickets', settings: {} }]);
 
     let previous: number[] = [];
-    for (let i = 0; i < 20; i++) previous = await round(store, previous);
+    for (let i = 0; i < 20; i++) previous = await settleRound(store, previous);
     holding = true;
-    for (let i = 0; i < 100 && held.length === 0; i++) previous = await round(store, previous);
+    for (let i = 0; i < 100 && held.length === 0; i++) previous = await settleRound(store, previous);
     assert.equal(held.length, 1, 'no deletion was held');
 
     const closed = store.close();

@@ -80,6 +80,19 @@ export function ticket(seq: number, queue = 'tickets'): PublishedRecord {
   };
 }
 
+/**
+ * One round of steady traffic: ten tickets published and the previous
+ * round's ten settled, in one append as a busy broker would batch them.
+ * Returns this round's seqs, for the next round to settle.
+ */
+export async function settleRound(store: LogStore, previous: number[]): Promise<number[]> {
+  const seqs = Array.from({ length: 10 }, () => store.allocateSeq());
+  const records: LogRecord[] = seqs.map((seq) => ticket(seq));
+  if (previous.length > 0) records.push({ type: 'settled', seqs: previous });
+  await store.append(records);
+  return seqs;
+}
+
 export interface OpenedStore {
   store: LogStore;
   replayed: LogRecord[];

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { test } from 'node:test';
 import { nodeIo } from '../../src/storage/io.js';
-import type { LogStore } from '../../src/storage/log-store.js';
 import type { LogRecord, PublishedRecord } from '../../src/storage/records.js';
 import {
   MessageModel,
   openStore,
   replayOf,
+  settleRound,
   ticket,
   withTempDir,
 } from './helpers.js';
@@ -20,16 +20,6 @@ const queues: LogRecord[] = [
   { type: 'queue-declared', name: 'scratch', settings: {} },
 ];
 
-// One round of steady traffic: ten tickets published, the previous
-// round's ten settled, in one append as a busy broker would batch them.
-async function round(store: LogStore, previous: number[]): Promise<number[]> {
-  const seqs = Array.from({ length: 10 }, () => store.allocateSeq());
-  const records: LogRecord[] = seqs.map((seq) => ticket(seq));
-  if (previous.length > 0) records.push({ type: 'settled', seqs: previous });
-  await store.append(records);
-  return seqs;
-}
-
 test('steady publish and settle traffic keeps segments bounded', () => {
   return withTempDir(async (dir) => {
     const { store } = await openStore(dir, { segmentBytes: SEGMENT_BYTES });
@@ -39,7 +29,7 @@ test('steady publish and settle traffic keeps segments bounded', () => {
     let previous: number[] = [];
     let mostSegments = 0;
     for (let i = 0; i < 300; i++) {
-      previous = await round(store, previous);
+      previous = await settleRound(store, previous);
       mostSegments = Math.max(mostSegments, store.stats().segments);
     }
 
@@ -93,12 +83,12 @@ test('batches land while a dead segment is still being deleted', { timeout: 20_0
     await store.append(queues);
 
     let previous: number[] = [];
-    for (let i = 0; i < 300 && unlinks.length === 0; i++) previous = await round(store, previous);
+    for (let i = 0; i < 300 && unlinks.length === 0; i++) previous = await settleRound(store, previous);
     assert.equal(unlinks.length, 1, 'no segment became dead');
     const held = store.stats().segments;
 
     // The deletion waits; ten more rounds land meanwhile.
-    for (let i = 0; i < 10; i++) previous = await round(store, previous);
+    for (let i = 0; i < 10; i++) previous = await settleRound(store, previous);
     assert.equal(unlinks.length, 1);
     assert.ok(store.stats().segments > held, `${store.stats().segments} segments`);
     assert.ok((await readdir(dir)).includes(unlinks[0].split('/').at(-1)!));
@@ -185,7 +175,7 @@ test('compaction keeps disk bounded around a message never settled', () => {
         ]);
       }
       for (const seq of previous) current.delete(seq);
-      previous = await round(store, previous);
+      previous = await settleRound(store, previous);
       for (const seq of previous) current.set(seq, ticket(seq));
       // Dead segments are deleted beside the write loop, and under load
       // that may lag a round or two: the bound is compaction's, not theirs.
@@ -225,7 +215,7 @@ test('compaction skips a message the broker no longer has', () => {
     });
     await store.append([ticket(store.allocateSeq())]);
     let previous: number[] = [];
-    for (let i = 0; i < 20; i++) previous = await round(store, previous);
+    for (let i = 0; i < 20; i++) previous = await settleRound(store, previous);
 
     const stats = store.stats();
     assert.equal(stats.compactedMessages, 0);
