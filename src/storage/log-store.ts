@@ -956,12 +956,6 @@ export class LogStore {
     this.#diskBytes += segment.size;
   }
 
-  // Segments are deleted only as a prefix, oldest first, up to the first
-  // one that still holds a live message. A segment with no live messages
-  // may still hold `settled` records for messages published in an older
-  // segment: deleting it while the older one stays would make those
-  // messages live again at the next replay. Once every older segment is
-  // gone, its settled records refer to nothing and it can go too.
   // Deletes dead segments beside the write loop rather than in it:
   // unlinking a full 64 MB segment takes 17-23 ms on this machine's ext4
   // and the directory's fsync up to 8 more, and every batch waited for
@@ -974,14 +968,27 @@ export class LogStore {
       return;
     }
     this.#deleting = (async () => {
-      do {
-        this.#deleteAgain = false;
-        await this.#deleteDeadPrefix();
-      } while (this.#deleteAgain);
-      this.#deleting = undefined;
+      try {
+        do {
+          this.#deleteAgain = false;
+          await this.#deleteDeadPrefix();
+        } while (this.#deleteAgain);
+      } catch (err) {
+        // Only a bug gets here (failed unlinks are logged and retried):
+        // nobody awaits this, and a rejection would end the process.
+        this.#logger.error({ err }, 'deleting dead segments failed');
+      } finally {
+        this.#deleting = undefined;
+      }
     })();
   }
 
+  // Segments are deleted only as a prefix, oldest first, up to the first
+  // one that still holds a live message. A segment with no live messages
+  // may still hold `settled` records for messages published in an older
+  // segment: deleting it while the older one stays would make those
+  // messages live again at the next replay. Once every older segment is
+  // gone, its settled records refer to nothing and it can go too.
   async #deleteDeadPrefix(): Promise<void> {
     let deleted = 0;
     while (this.#segments.length > 1) {
