@@ -3,12 +3,13 @@
 // group-committed, dead segments are deleted oldest first, and compaction
 // copies the few long-lived messages forward so old segments can go.
 
-import { mkdir, unlink } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { StoreUnavailableError, UsherError } from '../errors.js';
 import { LatencyHistogram } from '../observe/latency.js';
 import { type ActiveSegment, createSegment } from './active-segment.js';
 import { Batch } from './batch.js';
 import { WriteChain } from './batch-io.js';
+import { DeadSegments } from './dead-segments.js';
 import { type InFlight, InFlightBatches } from './in-flight.js';
 import {
   CHECKPOINTS_SUPPORTED,
@@ -31,7 +32,7 @@ import {
 import type { LogRecord, PublishedRecord } from './records.js';
 import { recover } from './recovery.js';
 import { type ScrubStats, type ScrubTarget, Scrubber } from './scrub.js';
-import { type Damage, encodeSegmentHeader, fsyncDir, isGone } from './segment-file.js';
+import { type Damage, encodeSegmentHeader } from './segment-file.js';
 
 /** The part of a pino logger the store uses; tests pass a silent one. */
 export interface StoreLogger {
@@ -203,9 +204,8 @@ export class LogStore {
   #rollFailed = false;
   #writing = false;
   #idleWaiters: Array<() => void> = [];
-  /** Dead segments being deleted beside the write loop (#deleteDeadSoon). */
-  #deleting: Promise<void> | undefined;
-  #deleteAgain = false;
+  /** Deletes dead segments beside the write loop (dead-segments.ts). */
+  readonly #deadSegments: DeadSegments;
   #closing = false;
   #closed: Promise<void> | undefined;
   /** Set when a failed batch could not be cut back: nothing is accepted. */
@@ -276,7 +276,7 @@ export class LogStore {
 
       const store = new LogStore(options, ledger, recovered);
       store.#startSegment(await store.#createSegment());
-      await store.#deleteDeadPrefix();
+      await store.#deadSegments.deleteNow();
       const position = recovered.checkpointPosition;
       if (position !== undefined && options.scrubAfterOpen !== false) {
         store.#scrubber.start(store.#coveredBy(position.segmentId, position.offset));
@@ -330,6 +330,17 @@ export class LogStore {
     for (const { segmentId, offset } of recovered.regionStarts) {
       this.#knownRegions.add(`${segmentId}:${offset}`);
     }
+    this.#deadSegments = new DeadSegments({
+      dir: this.#dir,
+      io: this.#io,
+      logger: this.#logger,
+      segments: this.#segments,
+      forget: (segment) => this.#reader.forget(segment.id),
+      dropped: (segment) => {
+        this.#ledger.dropSegment(segment);
+        this.#diskBytes -= segment.size;
+      },
+    });
     this.#scrubber = new Scrubber({
       logger: this.#logger,
       onDamage: (target, damage) => this.#scrubFound(target, damage),
@@ -464,8 +475,8 @@ export class LogStore {
   }
 
   /** Resolves once dead segments found so far are deleted. */
-  async whenDeleted(): Promise<void> {
-    while (this.#deleting !== undefined) await this.#deleting;
+  whenDeleted(): Promise<void> {
+    return this.#deadSegments.whenDone();
   }
 
   /** Resolves once the checkpoint being written, if any, is done. */
@@ -679,7 +690,7 @@ export class LogStore {
         this.#inFlight.shift();
         if (outcome.ok) {
           this.#land(oldest, outcome.synced);
-          this.#deleteDeadSoon();
+          this.#deadSegments.deleteSoon();
           this.#compact();
           this.#afterCommitCheckpoint(oldest.batch.bytes);
         } else {
@@ -931,7 +942,7 @@ export class LogStore {
     previous.fd = -1;
     previous.syncFd = -1;
     previous.dataSyncFds = [];
-    this.#deleteDeadSoon();
+    this.#deadSegments.deleteSoon();
     return true;
   }
 
@@ -956,83 +967,14 @@ export class LogStore {
     this.#diskBytes += segment.size;
   }
 
-  // Deletes dead segments beside the write loop rather than in it:
-  // unlinking a full 64 MB segment takes 17-23 ms on this machine's ext4
-  // and the directory's fsync up to 8 more, and every batch waited for
-  // them (issue #4: the p99.9 at 5,000 msg/s). One deletion runs at a
-  // time; a call meanwhile has it look again when done.
-  #deleteDeadSoon(): void {
-    if (this.#segments.length < 2 || this.#segments[0].live > 0) return;
-    if (this.#deleting !== undefined) {
-      this.#deleteAgain = true;
-      return;
-    }
-    this.#deleting = (async () => {
-      try {
-        do {
-          this.#deleteAgain = false;
-          await this.#deleteDeadPrefix();
-        } while (this.#deleteAgain);
-      } catch (err) {
-        // Only a bug gets here (failed unlinks are logged and retried):
-        // nobody awaits this, and a rejection would end the process.
-        this.#logger.error({ err }, 'deleting dead segments failed');
-      } finally {
-        this.#deleting = undefined;
-      }
-    })();
-  }
-
-  // Segments are deleted only as a prefix, oldest first, up to the first
-  // one that still holds a live message. A segment with no live messages
-  // may still hold `settled` records for messages published in an older
-  // segment: deleting it while the older one stays would make those
-  // messages live again at the next replay. Once every older segment is
-  // gone, its settled records refer to nothing and it can go too.
-  async #deleteDeadPrefix(): Promise<void> {
-    let deleted = 0;
-    while (this.#segments.length > 1) {
-      const oldest = this.#segments[0];
-      if (oldest.live > 0) break;
-      try {
-        this.#reader.forget(oldest.id);
-        await (this.#io.unlink ?? unlink)(oldest.path);
-      } catch (err) {
-        const file = oldest.path;
-        // Already gone (removed by hand, or an unlink retried by a network
-        // file system after the first went through): counted present, it
-        // would keep every later dead segment on disk for good. Only if
-        // it really is: a file left behind and forgotten would come back
-        // at the next start, and the messages it holds with it.
-        if (!(await isGone(err, file))) {
-          this.#logger.warn({ err, file }, 'deleting segment failed');
-          break;
-        }
-        this.#logger.warn({ file }, 'segment to delete was already gone');
-      }
-      this.#segments.shift();
-      this.#ledger.dropSegment(oldest);
-      this.#diskBytes -= oldest.size;
-      deleted++;
-    }
-    if (deleted === 0) return;
-
-    try {
-      await fsyncDir(this.#dir);
-    } catch (err) {
-      const dir = this.#dir;
-      this.#logger.warn({ err, dir }, 'syncing log directory failed');
-    }
-  }
-
   // A few messages that are never settled (a dead-letter queue nobody
   // drains) would pin the oldest segment, and with it every later one.
   // When garbage outweighs live data, copy the oldest segment's live
   // messages to the end of the log; once the copies are durable the ledger
-  // counts the segment dead and #deleteDeadPrefix removes it.
+  // counts the segment dead and DeadSegments removes it.
   #compact(): void {
     if (this.#compacting || this.#closing) return;
-    // Dead segments still being deleted (#deleteDeadSoon) are neither
+    // Dead segments still being deleted (dead-segments.ts) are neither
     // garbage to count nor the oldest to copy from. Waiting for their
     // deletion instead ended the chain of copy, delete, copy at the first
     // deletion, until some other batch landed (none may, with the disk
