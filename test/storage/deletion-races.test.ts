@@ -1,5 +1,5 @@
-// Dead segments are deleted beside the write loop (log-store.ts,
-// #deleteDeadSoon) while batches land, segments roll, compaction copies
+// Dead segments are deleted beside the write loop (src/storage/
+// dead-segments.ts) while batches land, segments roll, compaction copies
 // pinned messages forward, checkpoints are written and scrubs read. Seeded
 // random schedules of that, with unlinks that hang, fail or find the file
 // gone, then a close (often while one hangs) and two reopens: nothing

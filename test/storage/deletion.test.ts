@@ -1,5 +1,5 @@
-// Dead segments are deleted beside the write loop (log-store.ts,
-// #deleteDeadSoon): what a failed, slow or surprising unlink leaves.
+// Dead segments are deleted beside the write loop (src/storage/
+// dead-segments.ts): what a failed, slow or surprising unlink leaves.
 import assert from 'node:assert/strict';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
