@@ -10,13 +10,34 @@
 // it while the older one stays would make those messages live again at
 // the next replay. Once every older segment is gone, its settled records
 // refer to nothing and it can go too.
+//
+// A segment bigger than SHRINK_STEP_BYTES is not unlinked whole. On this
+// machine's ext4, mounted with `discard`, the blocks a deletion frees
+// are discarded at the next journal commit, and the log's next fdatasync
+// that commits waits for all of them: unlinking a full 64 MB segment
+// made one batch take 25-50 ms, and the AMQP latency bench's round that
+// held it had a p99 of 5.7-6.5 ms against 2.7-2.8 for the others (issue
+// #4). So such a segment is first renamed out of the log (RETIRED_SUFFIX)
+// and the rename made durable; then it is cut from its end a step at a
+// time, with a pause between steps so that each step's discards ride on
+// a commit of their own, and the empty file is unlinked (the same round:
+// p99 3.2 ms). The rename comes first because a segment cut short under
+// its own name would, after a crash, replay the publishes at its start
+// without the settles cut from its end: those messages would come back.
+// Recovery removes a retired file a crash left behind, unread.
 
-import { unlink } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { StoreIo } from './io.js';
 import type { SegmentState } from './ledger.js';
 import type { StoreLogger } from './log-store.js';
-import { fsyncDir, isGone } from './segment-file.js';
+import { RETIRED_SUFFIX, fsyncDir, isGone } from './segment-file.js';
+
+/** Segments bigger than this are cut in steps of this size before the unlink. */
+export const SHRINK_STEP_BYTES = 4 * 1024 * 1024;
+/** Between steps, so that the next commit carries one step's discards, not all. */
+const SHRINK_PAUSE_MS = 5;
 
 export interface DeadSegmentsOptions {
   dir: string;
@@ -82,7 +103,8 @@ export class DeadSegments {
       if (oldest.live > 0) break;
       try {
         this.options.forget(oldest);
-        await (io.unlink ?? unlink)(oldest.path);
+        if (oldest.size > SHRINK_STEP_BYTES) await this.#retire(oldest.path);
+        else await (io.unlink ?? unlink)(oldest.path);
       } catch (err) {
         const file = oldest.path;
         // Already gone (removed by hand, or an unlink retried by a network
@@ -106,6 +128,49 @@ export class DeadSegments {
       await fsyncDir(dir);
     } catch (err) {
       logger.warn({ err, dir }, 'syncing log directory failed');
+    }
+  }
+
+  // Renames `path` out of the log durably, then shrinks and unlinks it.
+  // Throws only if the rename failed: the segment is then still in place.
+  async #retire(path: string): Promise<void> {
+    const { dir, logger } = this.options;
+    const retired = `${path}${RETIRED_SUFFIX}`;
+    await rename(path, retired);
+    try {
+      await fsyncDir(dir);
+    } catch (err) {
+      // Not known to be durable: cutting it short could bring its
+      // messages back after a crash. Unlinked whole instead.
+      logger.warn({ err, dir }, 'syncing log directory failed');
+      await this.#unlinkRetired(retired);
+      return;
+    }
+
+    try {
+      const file = await open(retired, 'r+');
+      try {
+        const { size } = await file.stat();
+        for (let end = size - SHRINK_STEP_BYTES; end > 0; end -= SHRINK_STEP_BYTES) {
+          await file.truncate(end);
+          await sleep(SHRINK_PAUSE_MS);
+        }
+      } finally {
+        await file.close();
+      }
+    } catch (err) {
+      logger.warn({ err, file: retired }, 'shrinking a deleted segment failed; unlinking it whole');
+    }
+    await this.#unlinkRetired(retired);
+  }
+
+  async #unlinkRetired(retired: string): Promise<void> {
+    const { io, logger } = this.options;
+    try {
+      await (io.unlink ?? unlink)(retired);
+    } catch (err) {
+      // Out of the log already; the next open removes it.
+      logger.warn({ err, file: retired }, 'removing a deleted segment failed');
     }
   }
 }

@@ -35,6 +35,7 @@ import {
   fsyncDir,
   isBlankSegment,
   listSegments,
+  listRetiredSegments,
   listUnfinishedSegments,
   readSegment,
   segmentPath,
@@ -88,6 +89,10 @@ export async function recover(
   for (const unfinished of await listUnfinishedSegments(dir)) {
     logger.warn({ file: unfinished }, 'removing a segment a crash left half made');
     await unlink(unfinished);
+  }
+  for (const retired of await listRetiredSegments(dir)) {
+    logger.warn({ file: retired }, 'removing a dead segment a crash left half deleted');
+    await unlink(retired);
   }
   const files = await listSegments(dir);
   const missingSegments = reportGaps(dir, files, logger);

@@ -47,6 +47,9 @@ const NAME_PATTERN = /^(\d{20})\.log$/;
 /** A segment being made (log-store.ts #createSegment) is written under its name plus this. */
 export const NEW_SEGMENT_SUFFIX = '.new';
 const NEW_NAME_PATTERN = /^\d{20}\.log\.new$/;
+/** A dead segment renamed out of the log before it is cut and unlinked (dead-segments.ts). */
+export const RETIRED_SUFFIX = '.dead';
+const RETIRED_NAME_PATTERN = /^\d{20}\.log\.dead$/;
 const READ_CHUNK_BYTES = 1024 * 1024;
 
 export interface ReadOptions {
@@ -92,6 +95,15 @@ export async function listSegments(dir: string): Promise<SegmentFile[]> {
  */
 export async function listUnfinishedSegments(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((name) => NEW_NAME_PATTERN.test(name))
+    .map((name) => join(dir, name));
+}
+
+/**
+ * Dead segments a crash left while they were being deleted (under
+ * RETIRED_SUFFIX): out of the log, and possibly cut short, so never read.
+ */
+export async function listRetiredSegments(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((name) => RETIRED_NAME_PATTERN.test(name))
     .map((name) => join(dir, name));
 }
 
