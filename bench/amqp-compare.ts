@@ -49,7 +49,7 @@ import amqp, { type ChannelModel, type Options } from 'amqplib';
 import {
   rabbitVersion, startRabbit, startUsher, type RunningBroker, type StoreCounters,
 } from './amqp/brokers.js';
-import { quantile, runRounds, type LatencyReport } from './amqp/latency-rounds.js';
+import { quantile, runRounds, type LatencyReport, type RoundBroker } from './amqp/latency-rounds.js';
 import {
   ANSWER_LIMIT_MS, BODIES, CONFIRM_WINDOW, LATENCY_RATE, PREFETCH, durableConsume,
   durablePublish, latency, quick, transient, type Figure, type Target,
@@ -88,7 +88,15 @@ const WARM_UP = Math.min(2_000, MESSAGES);
 // Usher's first 4 s round at 5,000 msg/s had TurboFan optimize 478
 // functions and deoptimize 19, its second 134 and 21, its third 18 and 3
 // (--trace-opt --trace-deopt), and the first rounds' p99 ran 1.5-2x the
-// later ones'. Eight seconds cover the first two.
+// later ones'. The warm-up is rounds run exactly as the measured ones
+// (runRounds), not one long round: with a single 8 s round, Usher's
+// first measured round still deoptimized 25 functions, node's socket
+// stream code among them, when the bench's first read of its /metrics
+// (an HTTP socket beside the AMQP ones) came right before it, and ran
+// 6-7.5 ms against 3-3.7 for the rest. Without those reads it had 1
+// deoptimization and ran 3.3 ms. Each warm-up round also declares and
+// deletes a queue of its own, as every measured round does.
+const LATENCY_WARM_UP_ROUNDS = 2;
 const LATENCY_WARM_UP_SECONDS = args.quick ? 0.5 : 8;
 const PUBLISHERS = Number(args.publishers);
 if (!Number.isInteger(PUBLISHERS) || PUBLISHERS < 1 || PUBLISHERS > 16) {
@@ -277,15 +285,14 @@ async function measure(brokers: Broker[]): Promise<{ rows: Row[]; latency?: Late
   }
 
   if (!runs('latency')) return { rows };
-  for (const b of brokers) {
-    await attempt(b, 'durable', 'latency warm-up',
-      (t, p, c) => latency(t, name(b, 'warm'), LATENCY_WARM_UP_SECONDS, p, c));
-  }
+  const round = (what: string, queue: string) => (b: RoundBroker, seconds: number) =>
+    attempt(b as Broker, 'durable', what,
+      (t, p, c) => latency(t, name(b as Broker, queue), seconds, p, c));
+  await runRounds(brokers, LATENCY_WARM_UP_ROUNDS,
+    LATENCY_WARM_UP_SECONDS / LATENCY_WARM_UP_ROUNDS, round('latency warm-up', 'warm'), () => {});
   progress('latency warm-up done');
   const report = await runRounds(brokers, LATENCY_ROUNDS, LATENCY_SECONDS / LATENCY_ROUNDS,
-    (b, seconds) => attempt(b as Broker, 'durable', 'latency',
-      (t, p, c) => latency(t, name(b as Broker, 'latency'), seconds, p, c)),
-    progress);
+    round('latency', 'latency'), progress);
   const total = Math.round(LATENCY_RATE * LATENCY_SECONDS);
   const workload = `latency at ${LATENCY_RATE} msg/s, durable, confirms, ` +
     `${LATENCY_ROUNDS} rounds pooled`;
