@@ -34,7 +34,7 @@ import type { SegmentState } from './ledger.js';
 import type { StoreLogger } from './log-store.js';
 import { RETIRED_SUFFIX, fsyncDir, isGone } from './segment-file.js';
 
-/** Segments bigger than this are cut in steps of this size before the unlink. */
+/** Segments bigger than this are cut in steps of this size before the unlink (by default). */
 export const SHRINK_STEP_BYTES = 4 * 1024 * 1024;
 /** Between steps, so that the next commit carries one step's discards, not all. */
 const SHRINK_PAUSE_MS = 5;
@@ -43,6 +43,8 @@ export interface DeadSegmentsOptions {
   dir: string;
   io: StoreIo;
   logger: StoreLogger;
+  /** Segments bigger than this are renamed and cut in steps of it (SHRINK_STEP_BYTES). */
+  shrinkStepBytes: number;
   /** The store's segments, oldest first, the active one last: shared, not copied. */
   segments: SegmentState[];
   /** Called before a segment's file is removed (its reads are forgotten). */
@@ -103,7 +105,7 @@ export class DeadSegments {
       if (oldest.live > 0) break;
       try {
         this.options.forget(oldest);
-        if (oldest.size > SHRINK_STEP_BYTES) await this.#retire(oldest.path);
+        if (oldest.size > this.options.shrinkStepBytes) await this.#retire(oldest.path);
         else await (io.unlink ?? unlink)(oldest.path);
       } catch (err) {
         const file = oldest.path;
@@ -134,7 +136,7 @@ export class DeadSegments {
   // Renames `path` out of the log durably, then shrinks and unlinks it.
   // Throws only if the rename failed: the segment is then still in place.
   async #retire(path: string): Promise<void> {
-    const { dir, logger } = this.options;
+    const { dir, logger, shrinkStepBytes: step } = this.options;
     const retired = `${path}${RETIRED_SUFFIX}`;
     await rename(path, retired);
     try {
@@ -151,7 +153,7 @@ export class DeadSegments {
       const file = await open(retired, 'r+');
       try {
         const { size } = await file.stat();
-        for (let end = size - SHRINK_STEP_BYTES; end > 0; end -= SHRINK_STEP_BYTES) {
+        for (let end = size - step; end > 0; end -= step) {
           await file.truncate(end);
           await sleep(SHRINK_PAUSE_MS);
         }

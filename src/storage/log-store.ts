@@ -9,7 +9,7 @@ import { LatencyHistogram } from '../observe/latency.js';
 import { type ActiveSegment, createSegment } from './active-segment.js';
 import { Batch } from './batch.js';
 import { WriteChain } from './batch-io.js';
-import { DeadSegments } from './dead-segments.js';
+import { DeadSegments, SHRINK_STEP_BYTES } from './dead-segments.js';
 import { type InFlight, InFlightBatches } from './in-flight.js';
 import {
   CHECKPOINTS_SUPPORTED,
@@ -46,6 +46,12 @@ export interface LogStoreOptions {
   dir: string;
   /** Start a new segment once a batch takes the active one past this. */
   segmentBytes?: number;
+  /**
+   * Dead segments bigger than this are cut in steps of this size before
+   * their unlink (dead-segments.ts); default SHRINK_STEP_BYTES. Tests set
+   * it small to run that path with small segments.
+   */
+  shrinkStepBytes?: number;
   /**
    * true (default): fdatasync before a batch is confirmed, unless every
    * append in it asked for `sync: false`. false: never fdatasync; confirm
@@ -334,6 +340,7 @@ export class LogStore {
       dir: this.#dir,
       io: this.#io,
       logger: this.#logger,
+      shrinkStepBytes: options.shrinkStepBytes ?? SHRINK_STEP_BYTES,
       segments: this.#segments,
       forget: (segment) => this.#reader.forget(segment.id),
       dropped: (segment) => {
