@@ -31,8 +31,9 @@ import {
 } from './ledger.js';
 import type { LogRecord, PublishedRecord } from './records.js';
 import { recover } from './recovery.js';
+import { ScrubDamage } from './scrub-damage.js';
 import { type ScrubStats, type ScrubTarget, Scrubber } from './scrub.js';
-import { type Damage, encodeSegmentHeader } from './segment-file.js';
+import { encodeSegmentHeader } from './segment-file.js';
 
 /** The part of a pino logger the store uses; tests pass a silent one. */
 export interface StoreLogger {
@@ -241,11 +242,7 @@ export class LogStore {
   readonly #openedFromCheckpoint: boolean;
   readonly #checkpointer: Checkpointer | undefined;
   readonly #scrubber: Scrubber;
-  readonly #onDamagedMessages: ((messages: DamagedMessage[]) => void) | undefined;
-  /** `<segment id>:<offset>` of every damaged stretch counted so far. */
-  readonly #knownRegions = new Set<string>();
-  #scrubCorruptRegions = 0;
-  #scrubDamagedMessages = 0;
+  readonly #scrubDamage: ScrubDamage;
   #durableWaiters: Array<() => void> = [];
 
   /**
@@ -332,10 +329,13 @@ export class LogStore {
     for (const segment of this.#segments) this.#diskBytes += segment.size;
     this.#replayedRecords = recovered.records;
     this.#openedFromCheckpoint = recovered.checkpoint !== undefined;
-    this.#onDamagedMessages = options.onDamagedMessages;
-    for (const { segmentId, offset } of recovered.regionStarts) {
-      this.#knownRegions.add(`${segmentId}:${offset}`);
-    }
+    this.#scrubDamage = new ScrubDamage({
+      logger: this.#logger,
+      ledger,
+      segments: this.#segments,
+      known: recovered.regionStarts,
+      onDamagedMessages: options.onDamagedMessages,
+    });
     this.#deadSegments = new DeadSegments({
       dir: this.#dir,
       io: this.#io,
@@ -350,7 +350,9 @@ export class LogStore {
     });
     this.#scrubber = new Scrubber({
       logger: this.#logger,
-      onDamage: (target, damage) => this.#scrubFound(target, damage),
+      onDamage: (target, damage) => {
+        this.#corruptRegions += this.#scrubDamage.found(target, damage);
+      },
     });
     const checkpoints = options.checkpoints;
     if (CHECKPOINTS_SUPPORTED && checkpoints !== undefined && checkpoints.enabled !== false) {
@@ -502,55 +504,6 @@ export class LogStore {
     return targets;
   }
 
-  // Damage a scrub found in a sealed segment: counted as replay counts it
-  // (once, however often it is scrubbed), logged where it lies, and the
-  // live messages it hit reported by queue and handed to their owner. The
-  // file is left as it is, as replay leaves a damaged older segment; it
-  // goes once none of its messages is live.
-  #scrubFound(target: ScrubTarget, found: Damage[]): void {
-    // Deleted while it was read: none of its messages was live any more.
-    if (!this.#segments.some((segment) => segment.id === target.id)) return;
-    const damage = found.filter((stretch) => {
-      const key = `${target.id}:${stretch.offset}`;
-      if (this.#knownRegions.has(key)) return false;
-      this.#knownRegions.add(key);
-      return true;
-    });
-    if (damage.length === 0) return;
-    this.#corruptRegions += damage.length;
-    this.#scrubCorruptRegions += damage.length;
-    for (const stretch of damage) {
-      this.#logger.error(
-        {
-          file: target.path,
-          offset: stretch.offset,
-          droppedBytes: stretch.bytes,
-          reason: stretch.reason,
-        },
-        'scrub found a corrupt region of segment',
-      );
-    }
-
-    const damaged = this.#ledger.liveIn(target.id, damage);
-    if (damaged.length === 0) return;
-    this.#scrubDamagedMessages += damaged.length;
-    const byQueue = new Map<string, number[]>();
-    for (const { seq, queue } of damaged) {
-      const seqs = byQueue.get(queue) ?? [];
-      seqs.push(seq);
-      byQueue.set(queue, seqs);
-    }
-    // Whether each is lost or still held in memory is the broker's to
-    // say (onDamagedMessages), so this names them without calling them lost.
-    for (const [queue, seqs] of byQueue) {
-      this.#logger.error(
-        { file: target.path, queue, messages: seqs.length, seqs: seqs.slice(0, 20) },
-        'live messages hit by damage in the log',
-      );
-    }
-    this.#onDamagedMessages?.(damaged);
-  }
-
   /** Waits for every gathered batch to land, then closes the segment. */
   close(): Promise<void> {
     this.#closed ??= this.#close();
@@ -614,8 +567,8 @@ export class LogStore {
       stopped: this.#failure === undefined ? 0 : 1,
       replayedRecords: this.#replayedRecords,
       openedFromCheckpoint: this.#openedFromCheckpoint ? 1 : 0,
-      scrubCorruptRegions: this.#scrubCorruptRegions,
-      scrubDamagedMessages: this.#scrubDamagedMessages,
+      scrubCorruptRegions: this.#scrubDamage.corruptRegions,
+      scrubDamagedMessages: this.#scrubDamage.damagedMessages,
       ...(this.#checkpointer?.stats() ?? NO_CHECKPOINTS),
       ...this.#scrubber.stats(),
     };
