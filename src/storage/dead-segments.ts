@@ -26,7 +26,7 @@
 // without the settles cut from its end: those messages would come back.
 // Recovery removes a retired file a crash left behind, unread.
 
-import { open, rename, unlink } from 'node:fs/promises';
+import { rename, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { StoreIo } from './io.js';
@@ -58,11 +58,6 @@ export class DeadSegments {
   #again = false;
 
   constructor(private readonly options: DeadSegmentsOptions) {}
-
-  /** Whether a deletion is under way. */
-  get busy(): boolean {
-    return this.#running !== undefined;
-  }
 
   /**
    * Starts deleting the dead prefix, if there is one, without waiting.
@@ -105,7 +100,7 @@ export class DeadSegments {
       if (oldest.live > 0) break;
       try {
         this.options.forget(oldest);
-        if (oldest.size > this.options.shrinkStepBytes) await this.#retire(oldest.path);
+        if (oldest.size > this.options.shrinkStepBytes) await this.#retire(oldest);
         else await (io.unlink ?? unlink)(oldest.path);
       } catch (err) {
         const file = oldest.path;
@@ -133,12 +128,12 @@ export class DeadSegments {
     }
   }
 
-  // Renames `path` out of the log durably, then shrinks and unlinks it.
-  // Throws only if the rename failed: the segment is then still in place.
-  async #retire(path: string): Promise<void> {
-    const { dir, logger, shrinkStepBytes: step } = this.options;
-    const retired = `${path}${RETIRED_SUFFIX}`;
-    await rename(path, retired);
+  // Renames the segment out of the log durably, then shrinks and unlinks
+  // it. Throws only if the rename failed: the segment is then in place.
+  async #retire(segment: SegmentState): Promise<void> {
+    const { dir, io, logger, shrinkStepBytes: step } = this.options;
+    const retired = `${segment.path}${RETIRED_SUFFIX}`;
+    await rename(segment.path, retired);
     try {
       await fsyncDir(dir);
     } catch (err) {
@@ -150,15 +145,14 @@ export class DeadSegments {
     }
 
     try {
-      const file = await open(retired, 'r+');
+      const fd = await io.open(retired, 'r+');
       try {
-        const { size } = await file.stat();
-        for (let end = size - step; end > 0; end -= step) {
-          await file.truncate(end);
+        for (let end = segment.size - step; end > 0; end -= step) {
+          await io.ftruncate(fd, end);
           await sleep(SHRINK_PAUSE_MS);
         }
       } finally {
-        await file.close();
+        await io.close(fd);
       }
     } catch (err) {
       logger.warn({ err, file: retired }, 'shrinking a deleted segment failed; unlinking it whole');

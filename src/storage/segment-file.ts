@@ -93,18 +93,20 @@ export async function listSegments(dir: string): Promise<SegmentFile[]> {
  * Segments a crash left half made (under NEW_SEGMENT_SUFFIX): they hold
  * nothing a batch wrote, since a segment is used only once it is whole.
  */
-export async function listUnfinishedSegments(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((name) => NEW_NAME_PATTERN.test(name))
-    .map((name) => join(dir, name));
+export function listUnfinishedSegments(dir: string): Promise<string[]> {
+  return pathsMatching(dir, NEW_NAME_PATTERN);
 }
 
 /**
  * Dead segments a crash left while they were being deleted (under
  * RETIRED_SUFFIX): out of the log, and possibly cut short, so never read.
  */
-export async function listRetiredSegments(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((name) => RETIRED_NAME_PATTERN.test(name))
-    .map((name) => join(dir, name));
+export function listRetiredSegments(dir: string): Promise<string[]> {
+  return pathsMatching(dir, RETIRED_NAME_PATTERN);
+}
+
+async function pathsMatching(dir: string, pattern: RegExp): Promise<string[]> {
+  return (await readdir(dir)).filter((name) => pattern.test(name)).map((name) => join(dir, name));
 }
 
 export function encodeSegmentHeader(seqFloor: number): Buffer {

@@ -62,9 +62,8 @@ test(`settled messages stay settled across ${KILLS} kills during stepped deletio
     for (let kill = 1; kill <= KILLS; kill++) {
       await runAndKill(dir, 150 + Math.floor(Math.random() * 150), books);
 
-      const model = new MessageModel();
       const { store, replayed } = await openStore(dir, { segmentBytes: SEGMENT_BYTES });
-      for (const record of replayed) model.apply(record);
+      const model = MessageModel.of(replayed);
       const stats = store.stats();
       await store.close();
 

@@ -187,8 +187,7 @@ test('compaction goes on by itself after a deletion it waited for', () => {
     assert.ok(after.diskBytes <= bound, left);
 
     const { replayed } = await replayOf(dir);
-    const model = new MessageModel();
-    for (const record of replayed) model.apply(record);
+    const model = MessageModel.of(replayed);
     assert.deepEqual([...model.messages.keys()].sort((a, b) => a - b), pinned);
   });
 });

@@ -131,6 +131,13 @@ export async function replayOf(dir: string): Promise<OpenedStore> {
 export class MessageModel {
   readonly messages = new Map<number, PublishedRecord>();
 
+  /** The model after `records`, applied in order (a replay). */
+  static of(records: readonly LogRecord[]): MessageModel {
+    const model = new MessageModel();
+    for (const record of records) model.apply(record);
+    return model;
+  }
+
   apply(record: LogRecord): void {
     switch (record.type) {
       case 'published':

@@ -125,8 +125,7 @@ test('a settled record is never orphaned from the message it settles', () => {
     await store.close();
 
     const { replayed } = await replayOf(dir);
-    const model = new MessageModel();
-    for (const record of replayed) model.apply(record);
+    const model = MessageModel.of(replayed);
     assert.deepEqual([...model.messages.keys()], [pinned.seq]);
   });
 });
@@ -197,8 +196,7 @@ test('compaction keeps disk bounded around a message never settled', () => {
     assert.ok(!(await readdir(dir)).includes('00000000000000000001.log'));
 
     const { replayed } = await replayOf(dir);
-    const model = new MessageModel();
-    for (const record of replayed) model.apply(record);
+    const model = MessageModel.of(replayed);
     assert.deepEqual(model.messages.get(stuck.seq), current.get(stuck.seq));
     assert.deepEqual(
       [...model.messages.keys()].sort((a, b) => a - b),
@@ -265,8 +263,7 @@ test('with the disk low, settling half the log frees it around a pinned message'
     );
 
     const { replayed } = await replayOf(dir);
-    const model = new MessageModel();
-    for (const record of replayed) model.apply(record);
+    const model = MessageModel.of(replayed);
     assert.deepEqual([...model.messages.keys()].sort((a, b) => a - b), [pinned.seq, ...seqs.slice(seqs.length / 2)]);
   });
 });
