@@ -29,12 +29,15 @@ describe('timed entries', () => {
         const entries = new TimedEntries();
         let model: TimedEntry[] = [];
         let at = 1000;
-        let seq = 0;
+        let pushed = 0;
         for (const step of steps) {
           if ('after' in step) {
             at += step.after;
-            // Seqs mostly rise; every fifth goes back.
-            seq += seq % 5 === 4 ? -3 : 1;
+            // Seqs mostly rise; every fifth goes back below the last two.
+            // No two are equal, as no message is timed twice at once: a
+            // tie of time and seq has no order to check against.
+            pushed += 1;
+            const seq = pushed % 5 === 0 ? pushed * 10 - 25 : pushed * 10;
             const e = entry(at, seq);
             entries.push(e);
             model.push(e);
@@ -58,6 +61,18 @@ describe('timed entries', () => {
         assert.equal(entries.pop(), undefined);
       },
     ), { numRuns: 300 });
+  });
+
+  it('equal times come out by seq, the lower first, after a removal', () => {
+    const entries = new TimedEntries();
+    const pushed = [entry(1000, 10), entry(999, 20), entry(996, 30), entry(995, 40)];
+    for (const e of pushed) entries.push(e);
+    assert.equal(entries.remove(pushed[0]), true);
+    const late = [entry(995, 25), entry(999, 60)];
+    for (const e of late) entries.push(e);
+    const order = [late[0], pushed[3], pushed[2], pushed[1], late[1]];
+    for (const expected of order) assert.equal(entries.pop(), expected);
+    assert.equal(entries.pop(), undefined);
   });
 
   it('keeps leases of one length in a run: acked in order, nothing moves', () => {
