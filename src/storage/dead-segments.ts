@@ -101,7 +101,7 @@ export class DeadSegments {
       try {
         this.options.forget(oldest);
         if (oldest.size > this.options.shrinkStepBytes) await this.#retire(oldest);
-        else await (io.unlink ?? unlink)(oldest.path);
+        else await unlinkThrough(io, oldest.path);
       } catch (err) {
         const file = oldest.path;
         // Already gone (removed by hand, or an unlink retried by a network
@@ -122,7 +122,7 @@ export class DeadSegments {
     if (deleted === 0) return;
 
     try {
-      await fsyncDir(dir);
+      await fsyncDirThrough(io, dir);
     } catch (err) {
       logger.warn({ err, dir }, 'syncing log directory failed');
     }
@@ -133,9 +133,11 @@ export class DeadSegments {
   async #retire(segment: SegmentState): Promise<void> {
     const { dir, io, logger, shrinkStepBytes: step } = this.options;
     const retired = `${segment.path}${RETIRED_SUFFIX}`;
-    await rename(segment.path, retired);
+    await (io.rename !== undefined
+      ? io.rename(segment.path, retired)
+      : rename(segment.path, retired));
     try {
-      await fsyncDir(dir);
+      await fsyncDirThrough(io, dir);
     } catch (err) {
       // Not known to be durable: cutting it short could bring its
       // messages back after a crash. Unlinked whole instead.
@@ -163,10 +165,20 @@ export class DeadSegments {
   async #unlinkRetired(retired: string): Promise<void> {
     const { io, logger } = this.options;
     try {
-      await (io.unlink ?? unlink)(retired);
+      await unlinkThrough(io, retired);
     } catch (err) {
       // Out of the log already; the next open removes it.
       logger.warn({ err, file: retired }, 'removing a deleted segment failed');
     }
   }
+}
+
+// The optional StoreIo calls, made as methods: an io may be a class
+// whose methods need their `this`.
+function unlinkThrough(io: StoreIo, path: string): Promise<void> {
+  return io.unlink !== undefined ? io.unlink(path) : unlink(path);
+}
+
+function fsyncDirThrough(io: StoreIo, dir: string): Promise<void> {
+  return io.fsyncDir !== undefined ? io.fsyncDir(dir) : fsyncDir(dir);
 }

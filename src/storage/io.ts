@@ -27,6 +27,14 @@ export interface StoreIo {
   close(fd: number): Promise<void>;
   /** Removes a dead segment's file. Optional: without it, node:fs's unlink. */
   unlink?(path: string): Promise<void>;
+  /**
+   * Renames a dead segment out of the log (dead-segments.ts). Optional:
+   * without it, node:fs's rename. Here so that a test can model what a
+   * power cut leaves of a rename the directory's sync did not cover.
+   */
+  rename?(from: string, to: string): Promise<void>;
+  /** Syncs a folder's entries (fsync of the folder). Optional: without it, segment-file.ts fsyncDir. */
+  fsyncDir?(dir: string): Promise<void>;
 }
 
 /** StoreIo on node:fs's callback API: one promise per call, no more. */
