@@ -81,6 +81,8 @@ const UNANSWERED_ACK: AckOptions = { synced: false };
 
 export class AmqpChannel {
   private tail: Promise<void> = Promise.resolve();
+  /** Methods inOrder() holds that have not run to their end yet. */
+  private queuedMethods = 0;
   private closed = false;
 
   private incoming: Incoming | null = null;
@@ -179,10 +181,14 @@ export class AmqpChannel {
         return this.tx.onMethod(method.name);
       case 'confirm.select':
         this.tx.checkConfirmSelect();
-        // At once, not behind slower methods: the publishes that follow
-        // in the same chunk must already count.
-        this.confirming = true;
-        if (!method.noWait) this.send({ name: 'confirm.select-ok' });
+        if (this.queuedMethods === 0) {
+          // At once: the publishes that follow in the same chunk count.
+          this.selectConfirms(method.noWait);
+        } else {
+          // Behind the methods before it, as the publishes after it are
+          // (finishPublish): those before it, routed later, must not count.
+          this.inOrder(() => this.selectConfirms(method.noWait));
+        }
         return;
       case 'channel.flow':
         this.flowActive = method.active;
@@ -201,9 +207,18 @@ export class AmqpChannel {
   }
 
   private inOrder(run: () => Promise<void> | void): void {
+    this.queuedMethods++;
     this.tail = this.tail
       .then(() => (this.closed ? undefined : run()))
-      .catch((err: unknown) => this.fail(err));
+      .catch((err: unknown) => this.fail(err))
+      .finally(() => {
+        this.queuedMethods--;
+      });
+  }
+
+  private selectConfirms(noWait: boolean): void {
+    this.confirming = true;
+    if (!noWait) this.send({ name: 'confirm.select-ok' });
   }
 
   private fail(err: unknown): void {
@@ -296,6 +311,8 @@ export class AmqpChannel {
     }
     if (this.tx.active) {
       this.holdPublish(incoming);
+    } else if (this.queuedMethods > 0) {
+      this.queuePublish(incoming);
     } else {
       this.routePublish(incoming);
       // Holds nothing of it from here: see dropInputBodies in flushPublishes.
@@ -690,6 +707,26 @@ export class AmqpChannel {
   }
 
   // --- transactions (tx.ts) -------------------------------------------
+
+  /**
+   * A publish read while methods before it still run (a declare waiting
+   * for the topology journal's write) is routed after them, as a channel
+   * runs its methods in order: routed at once, it met the topology from
+   * before that declare or bind, and was confirmed and dropped, or
+   * routed past an unbind. Held as one copy meanwhile, like a held
+   * transaction's publish. Not counted against the connection's
+   * unanswered publishes until routed: a client that sends many behind a
+   * slow method holds them here.
+   */
+  private queuePublish(incoming: Incoming): void {
+    const body = bodyOf(incoming);
+    incoming.body = incoming.parts === null ? copyOf(body) : body;
+    incoming.parts = null;
+    this.inOrder(() => {
+      this.routePublish(incoming);
+      this.flushPublishes();
+    });
+  }
 
   private holdPublish(incoming: Incoming): void {
     try {

@@ -19,12 +19,17 @@ export class Raw {
   readonly socket: Socket;
   private readonly decoder = new AmqpFrameDecoder({ from: 'server', frameMax: FRAME_MAX });
   private readonly frames: Inbound[] = [];
+  /** The name of every method the server sent, in the order it came. */
+  readonly methodsSeen: string[] = [];
   private wake: () => void = () => {};
 
   constructor(port: number) {
     this.socket = tcpConnect(port, '127.0.0.1');
     this.socket.on('data', (chunk: Buffer) => {
-      this.frames.push(...this.decoder.push(chunk));
+      for (const frame of this.decoder.push(chunk)) {
+        this.frames.push(frame);
+        if (frame.type === 'method') this.methodsSeen.push(frame.method.name);
+      }
       this.wake();
     });
     this.socket.on('error', () => {});
@@ -73,8 +78,8 @@ export class Raw {
     this.socket.uncork();
   }
 
-  /** Opens the connection and channel 1, in confirm mode or a transaction. */
-  async open(mode: 'confirm' | 'tx' = 'confirm'): Promise<void> {
+  /** Opens the connection and channel 1, in confirm mode, a transaction, or neither. */
+  async open(mode: 'confirm' | 'tx' | 'none' = 'confirm'): Promise<void> {
     this.send(PROTOCOL_HEADER);
     await this.expect('connection.start');
     this.method(0, {
@@ -93,7 +98,7 @@ export class Raw {
     if (mode === 'confirm') {
       this.method(1, { name: 'confirm.select', noWait: false });
       assert.ok(await this.expect('confirm.select-ok'));
-    } else {
+    } else if (mode === 'tx') {
       this.method(1, { name: 'tx.select' });
       assert.ok(await this.expect('tx.select-ok'));
     }

@@ -1,0 +1,167 @@
+// A channel runs its methods in the order they came, as RabbitMQ does,
+// also when a client sends them without waiting for each answer (the
+// protocol allows it; amqplib waits, other clients need not). A publish
+// read while a declare before it still waited for the topology journal's
+// write was routed at once, against the topology from before that
+// declare: confirmed, then dropped as unroutable; or routed past an
+// unbind sent before it. And confirm.select-ok came back ahead of the
+// answers to methods sent before it. Found by a breaker session's
+// raw-socket probe. Each case sends its methods in one TCP write.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { encodeContent } from '../../src/amqp/frame-encoder.js';
+import type { Method } from '../../src/amqp/methods.js';
+import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
+import type { Broker } from '../../src/broker/broker.js';
+import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { FRAME_MAX, Raw } from './raw-client.js';
+
+let dir: ReturnType<typeof tempDir>;
+let broker: Broker;
+let server: AmqpServer;
+let port: number;
+
+before(async () => {
+  dir = tempDir('usher-channel-order-');
+  broker = await openBroker(dir.path);
+  server = await createAmqpServer({
+    broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1 << 20,
+  });
+  port = (await server.listen(0, '127.0.0.1')).port;
+});
+
+after(async () => {
+  await server.close();
+  await broker.close();
+  dir.remove();
+});
+
+function declareQueue(queue: string): Method {
+  return {
+    name: 'queue.declare', queue, passive: false, durable: true, exclusive: false,
+    autoDelete: false, noWait: false, arguments: new Map(),
+  };
+}
+
+function publishTo(exchange: string, routingKey: string, body: string): Buffer {
+  const method: Method = {
+    name: 'basic.publish', exchange, routingKey, mandatory: false, immediate: false,
+  };
+  return encodeContent(1, method, { deliveryMode: 2 }, Buffer.from(body), FRAME_MAX);
+}
+
+// A case the old code fails can wait forever for an answer (raw-client.ts).
+const LIMIT = { timeout: 10_000 };
+
+const get = (queue: string): Method => ({ name: 'basic.get', queue, noAck: true });
+
+/** The methods seen since `from`, without the content frames of a get-ok. */
+const since = (raw: Raw, from: number) => raw.methodsSeen.slice(from);
+
+test('a publish after two declares sent with it reaches the queue they declare',
+  LIMIT, async () => {
+  const raw = new Raw(port);
+  try {
+    await raw.open('confirm');
+    const from = raw.methodsSeen.length;
+    raw.cork(() => {
+      raw.method(1, declareQueue('order-other'));
+      raw.method(1, declareQueue('order-target'));
+      raw.send(publishTo('', 'order-target', 'ticket 1'));
+      raw.method(1, get('order-target'));
+    });
+    const got = await raw.expect('basic.get-ok', 'basic.get-empty');
+    assert.equal(got?.name, 'basic.get-ok', 'the confirmed publish is in the queue');
+    assert.deepEqual(since(raw, from).slice(0, 3),
+      ['queue.declare-ok', 'queue.declare-ok', 'basic.ack']);
+  } finally {
+    raw.close();
+  }
+});
+
+test('a publish after a declare and a bind sent with it is routed through the binding',
+  LIMIT, async () => {
+  const raw = new Raw(port);
+  try {
+    await raw.open('confirm');
+    const from = raw.methodsSeen.length;
+    raw.cork(() => {
+      raw.method(1, {
+        name: 'exchange.declare', exchange: 'order-x', type: 'direct', passive: false,
+        durable: true, autoDelete: false, internal: false, noWait: false, arguments: new Map(),
+      });
+      raw.method(1, declareQueue('order-bound'));
+      raw.method(1, {
+        name: 'queue.bind', queue: 'order-bound', exchange: 'order-x', routingKey: 'k',
+        noWait: false, arguments: new Map(),
+      });
+      raw.send(publishTo('order-x', 'k', 'ticket 2'));
+      raw.method(1, get('order-bound'));
+    });
+    const got = await raw.expect('basic.get-ok', 'basic.get-empty');
+    assert.equal(got?.name, 'basic.get-ok', 'the confirmed publish is in the bound queue');
+    assert.deepEqual(since(raw, from).slice(0, 4),
+      ['exchange.declare-ok', 'queue.declare-ok', 'queue.bind-ok', 'basic.ack']);
+  } finally {
+    raw.close();
+  }
+});
+
+test('a publish after an unbind sent with it is not routed through the old binding',
+  LIMIT, async () => {
+  const raw = new Raw(port);
+  try {
+    await raw.open('confirm');
+    raw.method(1, {
+      name: 'exchange.declare', exchange: 'order-y', type: 'direct', passive: false,
+      durable: true, autoDelete: false, internal: false, noWait: false, arguments: new Map(),
+    });
+    assert.ok(await raw.expect('exchange.declare-ok'));
+    raw.method(1, declareQueue('order-unbound'));
+    assert.ok(await raw.expect('queue.declare-ok'));
+    raw.method(1, {
+      name: 'queue.bind', queue: 'order-unbound', exchange: 'order-y', routingKey: 'k',
+      noWait: false, arguments: new Map(),
+    });
+    assert.ok(await raw.expect('queue.bind-ok'));
+
+    raw.cork(() => {
+      // A declare of a new queue first: its journal write holds the
+      // channel while the unbind and the publish are read.
+      raw.method(1, declareQueue('order-slow'));
+      raw.method(1, {
+        name: 'queue.unbind', queue: 'order-unbound', exchange: 'order-y', routingKey: 'k',
+        arguments: new Map(),
+      });
+      raw.send(publishTo('order-y', 'k', 'ticket 3'));
+      raw.method(1, get('order-unbound'));
+    });
+    const got = await raw.expect('basic.get-ok', 'basic.get-empty');
+    assert.equal(got?.name, 'basic.get-empty', 'nothing routed through the removed binding');
+  } finally {
+    raw.close();
+  }
+});
+
+test('confirm.select-ok comes after the answers to the methods sent before it', LIMIT, async () => {
+  const raw = new Raw(port);
+  try {
+    await raw.open('none');
+    const from = raw.methodsSeen.length;
+    raw.cork(() => {
+      raw.method(1, declareQueue('order-confirmed'));
+      // Before confirm.select: not counted, so the publish after it is tag 1.
+      raw.send(publishTo('', 'order-confirmed', 'unconfirmed'));
+      raw.method(1, { name: 'confirm.select', noWait: false });
+      raw.send(publishTo('', 'order-confirmed', 'confirmed'));
+    });
+    const acks = await raw.acksUpTo(1);
+    assert.deepEqual(acks, [{ deliveryTag: 1, multiple: true }]);
+    assert.deepEqual(since(raw, from).slice(0, 3),
+      ['queue.declare-ok', 'confirm.select-ok', 'basic.ack']);
+  } finally {
+    raw.close();
+  }
+});
