@@ -37,7 +37,7 @@
 //
 //   npm run bench:amqp -- [--messages N] [--latency-seconds S] [--latency-rounds R]
 //     [--quick] [--usher-only] [--only transient|durable|latency]
-//     [--sizes tiny,ticket,large] [--publishers N] [--client-no-delay]
+//     [--sizes tiny,ticket,large] [--publishers N] [--repeats N] [--client-no-delay]
 //     [--usher-node-flags="--cpu-prof --cpu-prof-dir=DIR"]
 
 import { availableParallelism } from 'node:os';
@@ -72,6 +72,8 @@ const { values: args } = parseArgs({
     sizes: { type: 'string' },
     /** Publisher connections in the durable publish, for both brokers alike. */
     publishers: { type: 'string', default: '1' },
+    /** Throughput runs each, brokers taking turns; the median run is shown. */
+    repeats: { type: 'string', default: '1' },
     /** Flags for Usher's node process: --usher-node-flags="--cpu-prof --cpu-prof-dir=/tmp/p". */
     'usher-node-flags': { type: 'string', default: '' },
   },
@@ -101,6 +103,14 @@ const LATENCY_WARM_UP_SECONDS = args.quick ? 0.5 : 8;
 const PUBLISHERS = Number(args.publishers);
 if (!Number.isInteger(PUBLISHERS) || PUBLISHERS < 1 || PUBLISHERS > 16) {
   throw new Error(`--publishers takes a whole number from 1 to 16, not "${args.publishers}"`);
+}
+// One throughput run a broker moved by as much from one bench to the
+// next (durable 464 B publish: 1.76x in one, 2.03x in the next) as the
+// brokers differ; with --repeats each run is made N times, the brokers
+// taking turns, and the median run by rate is the one shown.
+const REPEATS = Number(args.repeats);
+if (!Number.isInteger(REPEATS) || REPEATS < 1 || REPEATS > 9) {
+  throw new Error(`--repeats takes a whole number from 1 to 9, not "${args.repeats}"`);
 }
 const PARTS = ['transient', 'durable', 'latency'];
 if (args.only !== undefined && !PARTS.includes(args.only)) {
@@ -259,27 +269,42 @@ async function measure(brokers: Broker[]): Promise<{ rows: Row[]; latency?: Late
   progress('warm-up done');
 
   const rows: Row[] = [];
+  const ofRepeats = REPEATS === 1 ? '' : `, median of ${REPEATS}`;
   for (const size of SIZES) {
     const count = Math.max(1, Math.round(MESSAGES * size.share));
-    const transients = row('transient, publish + auto-ack consume', size.label, count);
+    const transients = row(`transient, publish + auto-ack consume${ofRepeats}`, size.label, count);
     const over = PUBLISHERS === 1 ? '' : ` on each of ${PUBLISHERS} connections`;
-    const publishes = row(`durable publish, confirms (${CONFIRM_WINDOW} in flight${over})`,
+    const publishes = row(
+      `durable publish, confirms (${CONFIRM_WINDOW} in flight${over})${ofRepeats}`,
       size.label, count);
-    const consumes = row(`durable consume, prefetch ${PREFETCH}, acks`, size.label, count);
-    for (const b of brokers) {
-      const what = size.label;
-      const [quiet, loud] = [name(b, 'transient'), name(b, 'durable')];
-      if (runs('transient')) {
-        transients.figures[b.column] = await attempt(b, 'transient', what,
-          (t, p, c) => transient(t, quiet, size.body, count, p, c));
+    const consumes = row(`durable consume, prefetch ${PREFETCH}, acks${ofRepeats}`,
+      size.label, count);
+    const tries = new Map<Row, Map<Column, Array<Figure | null | undefined>>>(
+      [transients, publishes, consumes].map((r) => [r, new Map()]));
+    const keep = (r: Row, column: Column, figure: Figure | null | undefined) => {
+      const byColumn = tries.get(r)!;
+      byColumn.set(column, [...(byColumn.get(column) ?? []), figure]);
+    };
+    for (let repeat = 0; repeat < REPEATS; repeat++) {
+      for (const b of brokers) {
+        const what = size.label;
+        const [quiet, loud] = [name(b, 'transient'), name(b, 'durable')];
+        if (runs('transient')) {
+          keep(transients, b.column, await attempt(b, 'transient', what,
+            (t, p, c) => transient(t, quiet, size.body, count, p, c)));
+        }
+        if (runs('durable')) {
+          keep(publishes, b.column, await withLog(b, () => attempt(b, 'durable', what,
+            (t, _p, _c, ps) => durablePublish(t, loud, size.body, count, ps))));
+          keep(consumes, b.column, await withLog(b, () => attempt(b, 'durable', what,
+            (t, p, c) => durableConsume(t, loud, count, c, p))));
+        }
+        progress(`${size.label} on ${b.column} done` +
+          (REPEATS === 1 ? '' : ` (run ${repeat + 1} of ${REPEATS})`));
       }
-      if (runs('durable')) {
-        publishes.figures[b.column] = await withLog(b, () => attempt(b, 'durable', what,
-          (t, _p, _c, ps) => durablePublish(t, loud, size.body, count, ps)));
-        consumes.figures[b.column] = await withLog(b, () => attempt(b, 'durable', what,
-          (t, p, c) => durableConsume(t, loud, count, c, p)));
-      }
-      progress(`${size.label} on ${b.column} done`);
+    }
+    for (const [r, byColumn] of tries) {
+      for (const [column, figures] of byColumn) r.figures[column] = median(figures);
     }
     rows.push(transients, publishes, consumes);
   }
@@ -304,6 +329,15 @@ async function measure(brokers: Broker[]): Promise<{ rows: Row[]; latency?: Late
     rows.push(quantileRow);
   }
   return { rows, latency: report };
+}
+
+/**
+ * The run of median rate among those that completed; if none did, the
+ * first (failed, ended early, or no such queue), as a single run shows it.
+ */
+function median(figures: Array<Figure | null | undefined>): Figure | null | undefined {
+  const ran = figures.filter(complete).sort((a, b) => value(a, 'rate') - value(b, 'rate'));
+  return ran.length === 0 ? figures[0] : ran[Math.floor((ran.length - 1) / 2)];
 }
 
 // --- the table -----------------------------------------------------------
@@ -353,7 +387,8 @@ function print(rows: Row[], latencyReport: LatencyReport | undefined, seconds: n
     : 'Usher alone over AMQP 0-9-1 (--usher-only), amqplib');
   out(`--messages ${MESSAGES} --latency-seconds ${LATENCY_SECONDS}` +
     ` --latency-rounds ${LATENCY_ROUNDS}` +
-    `${args.quick ? ' --quick' : ''}${PUBLISHERS === 1 ? '' : ` --publishers ${PUBLISHERS}`}`);
+    `${args.quick ? ' --quick' : ''}${PUBLISHERS === 1 ? '' : ` --publishers ${PUBLISHERS}`}` +
+    `${REPEATS === 1 ? '' : ` --repeats ${REPEATS}`}`);
   out();
   out('| workload | size | messages | Usher | RabbitMQ classic | ' +
     'RabbitMQ quorum | Usher / best RabbitMQ |');

@@ -33,3 +33,18 @@ test('amqp-compare --quick --usher-only runs every workload to a figure', () => 
     /^- usher: ([\d.]+ \(load [\d.]+, (quiet after [\d.]+ s|never quiet), log batches over 5\/50 ms: \d+\/\d+\)(, |; )){2}median [\d.]+$/m);
   assert.match(run.stdout, /^Usher's log in its rounds: \d+ batches\/s, .* fdatasync p50 [\d.]+,/m);
 });
+
+test('amqp-compare --repeats runs each throughput run that many times and shows the median', () => {
+  const run = spawnSync(process.execPath,
+    [script, '--quick', '--usher-only', '--only', 'durable', '--sizes', 'tiny', '--repeats', '3'],
+    { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(run.status, 0, `exit ${run.status} ${run.signal ?? ''}\n${run.stderr}`);
+
+  assert.equal(run.stderr.match(/16 B on usher done \(run \d of 3\)/g)?.length, 3, run.stderr);
+  const rows = run.stdout.split('\n').filter((line) => line.startsWith('| durable'));
+  assert.equal(rows.length, 2, run.stdout);
+  for (const row of rows) {
+    assert.match(row, /median of 3/);
+    assert.match(row.split('|')[4].trim(), /^[\d,.]+( client-bound)?( noisy)?$/, row);
+  }
+});
