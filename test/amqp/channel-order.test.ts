@@ -45,6 +45,17 @@ function declareQueue(queue: string): Method {
   };
 }
 
+function declareExchange(exchange: string): Method {
+  return {
+    name: 'exchange.declare', exchange, type: 'direct', passive: false, durable: true,
+    autoDelete: false, internal: false, noWait: false, arguments: new Map(),
+  };
+}
+
+function bind(queue: string, exchange: string, routingKey: string): Method {
+  return { name: 'queue.bind', queue, exchange, routingKey, noWait: false, arguments: new Map() };
+}
+
 function publishTo(exchange: string, routingKey: string, body: string): Buffer {
   const method: Method = {
     name: 'basic.publish', exchange, routingKey, mandatory: false, immediate: false,
@@ -57,111 +68,87 @@ const LIMIT = { timeout: 10_000 };
 
 const get = (queue: string): Method => ({ name: 'basic.get', queue, noAck: true });
 
-/** The methods seen since `from`, without the content frames of a get-ok. */
+/** A raw client, its channel 1 opened in `mode`, for `use`; closed after. */
+async function withRaw(mode: 'confirm' | 'none', use: (raw: Raw) => Promise<void>): Promise<void> {
+  const raw = new Raw(port);
+  try {
+    await raw.open(mode);
+    await use(raw);
+  } finally {
+    raw.close();
+  }
+}
+
+/** The names of the methods the server sent since `from`. */
 const since = (raw: Raw, from: number) => raw.methodsSeen.slice(from);
 
 test('a publish after two declares sent with it reaches the queue they declare',
-  LIMIT, async () => {
-  const raw = new Raw(port);
-  try {
-    await raw.open('confirm');
-    const from = raw.methodsSeen.length;
-    raw.cork(() => {
-      raw.method(1, declareQueue('order-other'));
-      raw.method(1, declareQueue('order-target'));
-      raw.send(publishTo('', 'order-target', 'ticket 1'));
-      raw.method(1, get('order-target'));
-    });
-    const got = await raw.expect('basic.get-ok', 'basic.get-empty');
-    assert.equal(got?.name, 'basic.get-ok', 'the confirmed publish is in the queue');
-    assert.deepEqual(since(raw, from).slice(0, 3),
-      ['queue.declare-ok', 'queue.declare-ok', 'basic.ack']);
-  } finally {
-    raw.close();
-  }
-});
+  LIMIT, () => withRaw('confirm', async (raw) => {
+  const from = raw.methodsSeen.length;
+  raw.cork(() => {
+    raw.method(1, declareQueue('order-other'));
+    raw.method(1, declareQueue('order-target'));
+    raw.send(publishTo('', 'order-target', 'ticket 1'));
+    raw.method(1, get('order-target'));
+  });
+  const got = await raw.expect('basic.get-ok', 'basic.get-empty');
+  assert.equal(got?.name, 'basic.get-ok', 'the confirmed publish is in the queue');
+  assert.deepEqual(since(raw, from).slice(0, 3),
+    ['queue.declare-ok', 'queue.declare-ok', 'basic.ack']);
+}));
 
 test('a publish after a declare and a bind sent with it is routed through the binding',
-  LIMIT, async () => {
-  const raw = new Raw(port);
-  try {
-    await raw.open('confirm');
-    const from = raw.methodsSeen.length;
-    raw.cork(() => {
-      raw.method(1, {
-        name: 'exchange.declare', exchange: 'order-x', type: 'direct', passive: false,
-        durable: true, autoDelete: false, internal: false, noWait: false, arguments: new Map(),
-      });
-      raw.method(1, declareQueue('order-bound'));
-      raw.method(1, {
-        name: 'queue.bind', queue: 'order-bound', exchange: 'order-x', routingKey: 'k',
-        noWait: false, arguments: new Map(),
-      });
-      raw.send(publishTo('order-x', 'k', 'ticket 2'));
-      raw.method(1, get('order-bound'));
-    });
-    const got = await raw.expect('basic.get-ok', 'basic.get-empty');
-    assert.equal(got?.name, 'basic.get-ok', 'the confirmed publish is in the bound queue');
-    assert.deepEqual(since(raw, from).slice(0, 4),
-      ['exchange.declare-ok', 'queue.declare-ok', 'queue.bind-ok', 'basic.ack']);
-  } finally {
-    raw.close();
-  }
-});
+  LIMIT, () => withRaw('confirm', async (raw) => {
+  const from = raw.methodsSeen.length;
+  raw.cork(() => {
+    raw.method(1, declareExchange('order-x'));
+    raw.method(1, declareQueue('order-bound'));
+    raw.method(1, bind('order-bound', 'order-x', 'k'));
+    raw.send(publishTo('order-x', 'k', 'ticket 2'));
+    raw.method(1, get('order-bound'));
+  });
+  const got = await raw.expect('basic.get-ok', 'basic.get-empty');
+  assert.equal(got?.name, 'basic.get-ok', 'the confirmed publish is in the bound queue');
+  assert.deepEqual(since(raw, from).slice(0, 4),
+    ['exchange.declare-ok', 'queue.declare-ok', 'queue.bind-ok', 'basic.ack']);
+}));
 
 test('a publish after an unbind sent with it is not routed through the old binding',
-  LIMIT, async () => {
-  const raw = new Raw(port);
-  try {
-    await raw.open('confirm');
-    raw.method(1, {
-      name: 'exchange.declare', exchange: 'order-y', type: 'direct', passive: false,
-      durable: true, autoDelete: false, internal: false, noWait: false, arguments: new Map(),
-    });
-    assert.ok(await raw.expect('exchange.declare-ok'));
-    raw.method(1, declareQueue('order-unbound'));
-    assert.ok(await raw.expect('queue.declare-ok'));
-    raw.method(1, {
-      name: 'queue.bind', queue: 'order-unbound', exchange: 'order-y', routingKey: 'k',
-      noWait: false, arguments: new Map(),
-    });
-    assert.ok(await raw.expect('queue.bind-ok'));
+  LIMIT, () => withRaw('confirm', async (raw) => {
+  raw.method(1, declareExchange('order-y'));
+  assert.ok(await raw.expect('exchange.declare-ok'));
+  raw.method(1, declareQueue('order-unbound'));
+  assert.ok(await raw.expect('queue.declare-ok'));
+  raw.method(1, bind('order-unbound', 'order-y', 'k'));
+  assert.ok(await raw.expect('queue.bind-ok'));
 
-    raw.cork(() => {
-      // A declare of a new queue first: its journal write holds the
-      // channel while the unbind and the publish are read.
-      raw.method(1, declareQueue('order-slow'));
-      raw.method(1, {
-        name: 'queue.unbind', queue: 'order-unbound', exchange: 'order-y', routingKey: 'k',
-        arguments: new Map(),
-      });
-      raw.send(publishTo('order-y', 'k', 'ticket 3'));
-      raw.method(1, get('order-unbound'));
+  raw.cork(() => {
+    // A declare of a new queue first: its journal write holds the
+    // channel while the unbind and the publish are read.
+    raw.method(1, declareQueue('order-slow'));
+    raw.method(1, {
+      name: 'queue.unbind', queue: 'order-unbound', exchange: 'order-y', routingKey: 'k',
+      arguments: new Map(),
     });
-    const got = await raw.expect('basic.get-ok', 'basic.get-empty');
-    assert.equal(got?.name, 'basic.get-empty', 'nothing routed through the removed binding');
-  } finally {
-    raw.close();
-  }
-});
+    raw.send(publishTo('order-y', 'k', 'ticket 3'));
+    raw.method(1, get('order-unbound'));
+  });
+  const got = await raw.expect('basic.get-ok', 'basic.get-empty');
+  assert.equal(got?.name, 'basic.get-empty', 'nothing routed through the removed binding');
+}));
 
-test('confirm.select-ok comes after the answers to the methods sent before it', LIMIT, async () => {
-  const raw = new Raw(port);
-  try {
-    await raw.open('none');
-    const from = raw.methodsSeen.length;
-    raw.cork(() => {
-      raw.method(1, declareQueue('order-confirmed'));
-      // Before confirm.select: not counted, so the publish after it is tag 1.
-      raw.send(publishTo('', 'order-confirmed', 'unconfirmed'));
-      raw.method(1, { name: 'confirm.select', noWait: false });
-      raw.send(publishTo('', 'order-confirmed', 'confirmed'));
-    });
-    const acks = await raw.acksUpTo(1);
-    assert.deepEqual(acks, [{ deliveryTag: 1, multiple: true }]);
-    assert.deepEqual(since(raw, from).slice(0, 3),
-      ['queue.declare-ok', 'confirm.select-ok', 'basic.ack']);
-  } finally {
-    raw.close();
-  }
-});
+test('confirm.select-ok comes after the answers to the methods sent before it',
+  LIMIT, () => withRaw('none', async (raw) => {
+  const from = raw.methodsSeen.length;
+  raw.cork(() => {
+    raw.method(1, declareQueue('order-confirmed'));
+    // Before confirm.select: not counted, so the publish after it is tag 1.
+    raw.send(publishTo('', 'order-confirmed', 'unconfirmed'));
+    raw.method(1, { name: 'confirm.select', noWait: false });
+    raw.send(publishTo('', 'order-confirmed', 'confirmed'));
+  });
+  const acks = await raw.acksUpTo(1);
+  assert.deepEqual(acks, [{ deliveryTag: 1, multiple: true }]);
+  assert.deepEqual(since(raw, from).slice(0, 3),
+    ['queue.declare-ok', 'confirm.select-ok', 'basic.ack']);
+}));
