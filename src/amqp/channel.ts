@@ -170,10 +170,10 @@ export class AmqpChannel {
           method.requeue ? 'requeue' : 'reject',
         );
       case 'channel.close':
-        // Publishes read before the close are kept, as RabbitMQ keeps them.
-        this.flushPublishes();
-        this.closed = true;
-        this.connection.channelClosedByClient(this.number);
+        // Behind the methods before it, so that publishes queued behind
+        // them (finishPublish) are routed, not dropped.
+        if (this.queuedMethods > 0) this.inOrder(() => this.closeByClient());
+        else this.closeByClient();
         return;
       case 'tx.select':
       case 'tx.commit':
@@ -204,6 +204,13 @@ export class AmqpChannel {
           await this.onSyncMethod(method);
         });
     }
+  }
+
+  // Publishes read before the close are kept, as RabbitMQ keeps them.
+  private closeByClient(): void {
+    this.flushPublishes();
+    this.closed = true;
+    this.connection.channelClosedByClient(this.number);
   }
 
   private inOrder(run: () => Promise<void> | void): void {

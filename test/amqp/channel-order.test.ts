@@ -152,3 +152,18 @@ test('confirm.select-ok comes after the answers to the methods sent before it',
   assert.deepEqual(since(raw, from).slice(0, 3),
     ['queue.declare-ok', 'confirm.select-ok', 'basic.ack']);
 }));
+
+test('a publish sent between a declare and channel.close is kept',
+  LIMIT, () => withRaw('none', async (raw) => {
+  raw.cork(() => {
+    raw.method(1, declareQueue('order-closed'));
+    raw.send(publishTo('', 'order-closed', 'kept'));
+    raw.method(1, { name: 'channel.close', replyCode: 200, replyText: '', classId: 0, methodId: 0 });
+  });
+  assert.ok(await raw.expect('channel.close-ok'));
+  raw.method(2, { name: 'channel.open' });
+  assert.ok(await raw.expect('channel.open-ok'));
+  raw.method(2, get('order-closed'));
+  const got = await raw.expect('basic.get-ok', 'basic.get-empty');
+  assert.equal(got?.name, 'basic.get-ok', 'the publish before the close is in the queue');
+}));
