@@ -37,7 +37,7 @@ import {
   checkTableLimits,
   fromAmqp,
 } from './mapping.js';
-import type { Method, MethodOf } from './methods.js';
+import { type Method, type MethodName, type MethodOf, methodInfo } from './methods.js';
 import { ChannelTransactions, type SettleHow } from './tx.js';
 import { checkUserId } from './user-id.js';
 
@@ -202,7 +202,7 @@ export class AmqpChannel {
         this.inOrder(async () => {
           await this.landings.all();
           await this.onSyncMethod(method);
-        });
+        }, method.name);
     }
   }
 
@@ -213,11 +213,12 @@ export class AmqpChannel {
     this.connection.channelClosedByClient(this.number);
   }
 
-  private inOrder(run: () => Promise<void> | void): void {
+  /** Runs `run` once the methods before it are done; a failure names `at`. */
+  private inOrder(run: () => Promise<void> | void, at?: MethodName): void {
     this.queuedMethods++;
     this.tail = this.tail
       .then(() => (this.closed ? undefined : run()))
-      .catch((err: unknown) => this.fail(err))
+      .catch((err: unknown) => this.fail(err, at))
       .finally(() => {
         this.queuedMethods--;
       });
@@ -228,14 +229,20 @@ export class AmqpChannel {
     if (!noWait) this.send({ name: 'confirm.select-ok' });
   }
 
-  private fail(err: unknown): void {
+  /**
+   * Closes the channel (or the connection) with `err`, naming method `at`
+   * in the close's class-id and method-id when `err` names none, as
+   * RabbitMQ names the method at fault (clients show it).
+   */
+  private fail(err: unknown, at?: MethodName): void {
     if (this.closed) return;
     if (err instanceof AmqpError) {
-      if (err.scope === 'connection') this.connection.closeWith(err, false);
-      else this.connection.closeChannel(this.number, err);
+      const error = at === undefined ? err : naming(err, at);
+      if (error.scope === 'connection') this.connection.closeWith(error, false);
+      else this.connection.closeChannel(this.number, error);
       return;
     }
-    const error = amqpErrorOf(err);
+    const error = naming(amqpErrorOf(err), at);
     if (error.replyCode === REPLY.INTERNAL_ERROR) {
       this.connection.logger.error({ err }, 'channel method failed');
     }
@@ -383,7 +390,7 @@ export class AmqpChannel {
       if (pinsLittle(body)) this.connection.keepsBody(body);
     } catch (err) {
       if (tag > 0) this.confirm(tag, false);
-      this.fail(err);
+      this.fail(err, 'basic.publish');
     }
   }
 
@@ -909,6 +916,13 @@ function copyOf(bytes: Buffer): Buffer {
 }
 
 /** Broker refusals in AMQP terms; the channel closes with them. */
+/** `error`, naming method `at` if it names none. */
+function naming(error: AmqpError, at: MethodName | undefined): AmqpError {
+  if (at === undefined || error.classId !== 0 || error.methodId !== 0) return error;
+  const { classId, methodId } = methodInfo(at);
+  return new AmqpError(error.replyCode, error.message, { classId, methodId, cause: error.cause });
+}
+
 function amqpErrorOf(err: unknown): AmqpError {
   if (err instanceof UsherError) {
     const code =

@@ -1,0 +1,82 @@
+// A channel closed for an error names the method at fault in its
+// class-id and method-id, as RabbitMQ does and clients show (amqplib puts
+// them on the error). They came as 0 and 0 for every method a channel
+// runs in order (declares, binds, consumes) and for publishes; found by a
+// session trying the README as a new user.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import amqp from 'amqplib';
+
+import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
+import type { Broker } from '../../src/broker/broker.js';
+import { openBroker, silentLogger, tempDir } from '../helpers.js';
+
+let dir: ReturnType<typeof tempDir>;
+let broker: Broker;
+let server: AmqpServer;
+let url: string;
+
+before(async () => {
+  dir = tempDir('usher-close-ids-');
+  broker = await openBroker(dir.path);
+  server = await createAmqpServer({
+    broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1 << 20,
+  });
+  url = `amqp://guest:guest@127.0.0.1:${(await server.listen(0, '127.0.0.1')).port}`;
+});
+
+after(async () => {
+  await server.close();
+  await broker.close();
+  dir.remove();
+});
+
+interface ChannelClose {
+  code: number;
+  classId: number;
+  methodId: number;
+}
+
+/** The close `use` brings on a fresh channel. */
+async function closeOf(
+  use: (channel: amqp.ConfirmChannel) => Promise<unknown>,
+): Promise<ChannelClose> {
+  const connection = await amqp.connect(url);
+  try {
+    const channel = await connection.createConfirmChannel();
+    const closed = new Promise<ChannelClose>((resolve) => {
+      channel.on('error', (err: ChannelClose) => resolve(err));
+    });
+    await use(channel).catch(() => {});
+    const { code, classId, methodId } = await closed;
+    return { code, classId, methodId };
+  } finally {
+    await connection.close();
+  }
+}
+
+test('a passive declare of a missing queue names queue.declare (50, 10)', async () => {
+  assert.deepEqual(await closeOf((ch) => ch.checkQueue('ids-missing')),
+    { code: 404, classId: 50, methodId: 10 });
+});
+
+test('a bind to a missing exchange names queue.bind (50, 20)', async () => {
+  assert.deepEqual(await closeOf(async (ch) => {
+    await ch.assertQueue('ids-bound');
+    await ch.bindQueue('ids-bound', 'ids-no-exchange', 'k');
+  }), { code: 404, classId: 50, methodId: 20 });
+});
+
+test('a consume of a missing queue names basic.consume (60, 20)', async () => {
+  assert.deepEqual(await closeOf((ch) => ch.consume('ids-missing', () => {})),
+    { code: 404, classId: 60, methodId: 20 });
+});
+
+test('a publish to a missing exchange names basic.publish (60, 40)', async () => {
+  assert.deepEqual(await closeOf(async (ch) => {
+    ch.publish('ids-no-exchange', 'k', Buffer.from('x'));
+    await ch.waitForConfirms();
+  }), { code: 404, classId: 60, methodId: 40 });
+});
