@@ -124,6 +124,10 @@ function fromValidation(
   const path = issue.instancePath.split('/').slice(1).map(unescapePointer);
   const params = issue.params as Record<string, unknown>;
 
+  // A refused password is not echoed into terminals and CI logs.
+  const last = path.at(-1) ?? '';
+  const got = SECRET_FIELDS.test(last) ? '' : `, got ${describeValue(issue.data)}`;
+
   let problem: string;
   switch (issue.keyword) {
     case 'required':
@@ -135,14 +139,10 @@ function fromValidation(
       problem = 'is not a known field';
       break;
     case 'anyOf':
-      problem =
-        `${describeAlternatives(issues, issue.instancePath)}, ` +
-        `got ${describeValue(issue.data)}`;
+      problem = `${describeAlternatives(issues, issue.instancePath)}${got}`;
       break;
     default:
-      problem =
-        `${issue.message ?? 'is invalid'}, ` +
-        `got ${describeValue(issue.data)}`;
+      problem = `${describeIssue(issue)}${got}`;
   }
 
   const field = path.join('.');
@@ -159,10 +159,29 @@ function pickIssue(issues: ValidationIssue[]): ValidationIssue {
 
 function describeAlternatives(issues: ValidationIssue[], at: string): string {
   const branches = issues
-    .filter((issue) => issue.instancePath === at && issue.keyword !== 'anyOf')
-    .map((issue) => issue.message ?? 'must be valid');
-  return branches.length === 0 ? 'must be valid' : branches.join(' or ');
+    .filter((issue) => issue.instancePath === at && issue.keyword !== 'anyOf');
+  if (branches.length === 0) return 'must be valid';
+  // A choice of fixed values ({ const } branches): name them, not "must be
+  // equal to constant" once a branch.
+  if (branches.every((issue) => issue.keyword === 'const')) {
+    return `must be one of ${listed(branches.map((issue) => issue.params.allowedValue))}`;
+  }
+  return branches.map(describeIssue).join(' or ');
 }
+
+// Ajv's sentence, with the allowed values where it leaves them out.
+function describeIssue(issue: ValidationIssue): string {
+  const params = issue.params as { allowedValue?: unknown; allowedValues?: unknown[] };
+  if (issue.keyword === 'const') return `must be ${JSON.stringify(params.allowedValue)}`;
+  if (issue.keyword === 'enum' && params.allowedValues !== undefined) {
+    return `must be one of ${listed(params.allowedValues)}`;
+  }
+  return issue.message ?? 'is invalid';
+}
+
+const listed = (values: unknown[]) => values.map((value) => JSON.stringify(value)).join(', ');
+
+const SECRET_FIELDS = /password|secret|token/i;
 
 function describeValue(value: unknown): string {
   if (typeof value === 'string') {

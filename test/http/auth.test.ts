@@ -314,6 +314,17 @@ describe('HTTP permissions', () => {
     assert.equal((await send('GET', '/admin/whoami', { authorization: newbie })).status, 401);
   });
 
+  it('refuses a short password without echoing it', async () => {
+    const refused = await send('PUT', '/admin/users/short', {
+      authorization: basic('root', 'root password'),
+      body: { password: 'hunter2', permissions: { publish: ['*'] } },
+    });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error.field, 'password');
+    assert.match(refused.body.error.message, /^password must NOT have fewer than 8 characters$/);
+    assert.ok(!JSON.stringify(refused.body).includes('hunter2'));
+  });
+
   it('serves the guest from loopback without credentials, and nobody else', async () => {
     const local = await send('GET', '/queues', { from: '127.0.0.1' });
     assert.equal(local.status, 200);

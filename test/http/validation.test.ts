@@ -246,6 +246,12 @@ describe('other routes', () => {
       field: 'messageTtlMs',
       message: /^messageTtlMs must be >= 1 or must be null, got -5$/,
     });
+    // A choice of values names them, not "must be equal to constant" thrice.
+    assertRefused(await put({ durability: 'disk' }), {
+      code: 'INVALID_ARGUMENT',
+      field: 'durability',
+      message: /^durability must be one of "fsync", "os", "memory", got "disk"$/,
+    });
     assertRefused(await put({ deadLetter: 'other' }), {
       code: 'INVALID_ARGUMENT',
       field: 'deadLetter',
