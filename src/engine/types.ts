@@ -96,7 +96,8 @@ export const MIN_PRIORITY = 0;
 export const MAX_PRIORITY = 9;
 
 /** Why a message left its queue for the dead-letter queue. */
-export type DeathReason = 'rejected' | 'max-attempts' | 'expired' | 'overflow';
+export const DEATH_REASONS = ['rejected', 'max-attempts', 'expired', 'overflow'] as const;
+export type DeathReason = (typeof DEATH_REASONS)[number];
 
 export type MessageState = 'ready' | 'delayed' | 'in-flight';
 

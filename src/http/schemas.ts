@@ -10,7 +10,7 @@
 import { Type, type Static, type TSchema } from 'typebox';
 
 import { MAX_DURATION_MS } from '../broker/settings.js';
-import { MAX_PRIORITY, MIN_PRIORITY } from '../engine/types.js';
+import { DEATH_REASONS, MAX_PRIORITY, MIN_PRIORITY } from '../engine/types.js';
 
 /** The longest time to live, as the broker allows: fourteen days. */
 export const MAX_TTL_MS = 14 * MAX_DURATION_MS;
@@ -160,7 +160,9 @@ export const RedriveRequest = Type.Object(
     ids: Type.Optional(
       Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 1000 }),
     ),
-    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    // One of the reasons a message dies for (DeathReason): a misspelt
+    // one matched nothing and moved nothing, with a 200.
+    reason: Type.Optional(Type.Union(DEATH_REASONS.map((reason) => Type.Literal(reason)))),
     source: Type.Optional(QueueName),
   },
   Strict,

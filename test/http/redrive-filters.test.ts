@@ -64,5 +64,11 @@ describe('redrive filters', () => {
 
     assert.equal(answer.status, 400);
     assert.equal(answer.body.error.field, 'ids');
+
+    const misspelt = await call(h.app, 'POST', '/queues/dlq/redrive', { reason: 'rejectd' });
+    assert.equal(misspelt.status, 400);
+    assert.equal(misspelt.body.error.field, 'reason');
+    assert.match(misspelt.body.error.message,
+      /^reason must be one of "rejected", "max-attempts", "expired", "overflow", got "rejectd"$/);
   });
 });
