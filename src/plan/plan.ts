@@ -4,7 +4,17 @@
 // carries the formula and numbers it came from, so the answer can be
 // checked by hand.
 
+import { HOT_READY_LIMIT, HOT_WAITING_BYTES } from '../engine/cold-tier.js';
+import { HOT_MEMORY_BYTES, HOT_MESSAGE_BYTES } from '../engine/hot-memory.js';
 import { type Calibration, at } from './calibration.js';
+
+/**
+ * RSS a waiting message costs once its body waits on disk only (its
+ * rows in the log's ledger and the queue's cold backlog): the storage
+ * bench held 10M 460-byte messages in 400 MiB (36 B a message) and 2M in
+ * 214 MiB (80 B, README "Backlog on disk"); the larger is used.
+ */
+export const COLD_BYTES_PER_MESSAGE = 80;
 
 export interface PlanInput {
   /** Average publish rate, messages/s. */
@@ -142,12 +152,30 @@ export function plan(input: PlanInput, calibration: Calibration): Plan {
     'bytes',
   );
 
+  // A durable queue keeps a backlog's bodies in memory only up to its own
+  // window or the broker's budget for waiting messages, whichever holds
+  // more (engine/cold-tier.ts, hot-memory.ts); the rest wait on disk with
+  // a row in memory. The calibration measured messages all in memory.
   const memoryPer = at(calibration.memoryBytesPerMessage, size);
+  const hotMessages = step(
+    'waiting messages with their bodies in memory',
+    `min(${waitingMessages}, max(queue window min(${HOT_READY_LIMIT}, ` +
+      `${HOT_WAITING_BYTES} B / ${size} B), broker budget ${HOT_MEMORY_BYTES} B / ` +
+      `(${HOT_MESSAGE_BYTES} + ${size}) B))`,
+    Math.min(waitingMessages, Math.max(
+      Math.min(HOT_READY_LIMIT, Math.floor(HOT_WAITING_BYTES / size)),
+      Math.floor(HOT_MEMORY_BYTES / (HOT_MESSAGE_BYTES + size)),
+    )),
+    'messages',
+  );
+  const coldMessages = waitingMessages - hotMessages;
   const memoryBytes = step(
     'memory per broker',
-    `(idle ${calibration.idleRssBytes} B + ${waitingMessages} x ${round(memoryPer)} B` +
-      ` per waiting message) / (1 - ${input.headroom})`,
-    Math.ceil((calibration.idleRssBytes + waitingMessages * memoryPer) / free),
+    `(idle ${calibration.idleRssBytes} B + ${hotMessages} x ${round(memoryPer)} B` +
+      ` per waiting message in memory + ${coldMessages} x ${COLD_BYTES_PER_MESSAGE} B` +
+      ` per one on disk) / (1 - ${input.headroom})`,
+    Math.ceil((calibration.idleRssBytes + hotMessages * memoryPer +
+      coldMessages * COLD_BYTES_PER_MESSAGE) / free),
     'bytes',
   );
 

@@ -53,8 +53,12 @@ describe('plan', () => {
     assert.equal(p.waitingMessages, 3_600_000);
     // 3.6M x (100 + 1000) B / 0.5
     assert.equal(p.diskBytes, 7_920_000_000);
-    // (100 MB + 3.6M x 200 B) / 0.5
-    assert.equal(p.memoryBytes, 1_640_000_000);
+    // In memory: max(the queue's min(4096, 16 MiB / 1000 B), the budget
+    // 64 MiB / (512 + 1000) B) = 44384 messages; the other 3555616 on
+    // disk at 80 B. (100 MB + 44384 x 200 B + 3555616 x 80 B) / 0.5
+    assert.equal(p.memoryBytes, 786_652_160);
+    assert.ok(p.steps.some((s) => s.what === 'waiting messages with their bodies in memory' &&
+      s.value === 44_384));
     // 10000/s x (40 + 10 + 20) us / 1e6 / 0.5
     assert.equal(p.cores, 1.4);
     assert.equal(p.messagesPerFsync, 20);
@@ -172,7 +176,7 @@ describe('usher plan', () => {
       assert.equal(json.status, 0, json.stderr);
       const p = JSON.parse(json.stdout);
       assert.equal(p.diskBytes, 7_920_000_000);
-      assert.equal(p.memoryBytes, 1_640_000_000);
+      assert.equal(p.memoryBytes, 786_652_160);
       assert.equal(p.cores, 1.4);
       assert.equal(p.consumersNeeded, 200);
 
