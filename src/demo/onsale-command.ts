@@ -7,7 +7,8 @@
 
 import type { Command } from 'commander';
 
-import { durationFlag, intFlag, type Cli } from '../cli/context.js';
+import { intFlag, type Cli } from '../cli/context.js';
+import { durationOption } from '../cli/duration-option.js';
 import { table } from '../cli/output.js';
 import { startEmbeddedBroker } from './embedded.js';
 import { runOnSale, type OnSaleReport } from './ticketing/onsale.js';
@@ -30,7 +31,7 @@ export function registerOnSale(demo: Command, cli: Cli): void {
     .option('--embedded', 'run a broker in this process, with admission control on')
     .option('--capacity <n>', 'messages per second the workers take', intFlag(10, 100_000), 400)
     .option('--spike-factor <x>', 'spike load as a multiple of capacity', intFlag(1, 100), 5)
-    .option('--spike <duration>', 'how long the spike lasts', durationFlag, 8000)
+    .addOption(durationOption('--spike <duration>', 'how long the spike lasts', 8000))
     .option('--json', 'print the report as one JSON object')
     .addHelpText(
       'after',
