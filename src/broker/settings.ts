@@ -23,7 +23,7 @@ const FORBIDDEN_IN_NAMES = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u206
 /** A day: the longest lease, delay or backoff a caller may ask for. */
 export const MAX_DURATION_MS = 24 * 60 * 60 * 1000;
 /** Fourteen days, as SQS allows for retention. */
-const MAX_TTL_MS = 14 * MAX_DURATION_MS;
+export const MAX_TTL_MS = 14 * MAX_DURATION_MS;
 
 export function checkQueueName(name: unknown, field = 'queue'): string {
   if (

@@ -7,7 +7,7 @@ import { Option, type Command } from 'commander';
 import type { NackOptions, NackResult, ReceivedMessage } from '../client/index.js';
 import {
   UsageError,
-  durationFlag,
+  dayFlag,
   intFlag,
   type Cli,
   type CommandGroup,
@@ -44,14 +44,14 @@ export const consumeCommands: CommandGroup = {
       .argument('<queue>', 'queue name')
       .option('--max <n>', 'receive at most this many', intFlag(1, 1000), 1)
       .addOption(durationOption('--wait <duration>', 'wait for a message', 0))
-      .option('--visibility-timeout <duration>', 'lease length', durationFlag)
+      .option('--visibility-timeout <duration>', 'lease length', dayFlag)
       .addOption(
         new Option('--ack', 'ack what was received').conflicts('nack'),
       )
       .option('--nack', 'nack what was received')
       .option('--reason <text>', 'with --nack: why processing failed')
       .option('--no-requeue', 'with --nack: dead-letter now, no retry')
-      .option('--delay <duration>', 'with --nack: retry after', durationFlag)
+      .option('--delay <duration>', 'with --nack: retry after', dayFlag)
       .option('--json', 'print one JSON object per message')
       .action(async (queue: string, flags: ConsumeFlags) => {
         const nackOnly = flags.reason !== undefined || !flags.requeue ||
@@ -109,7 +109,7 @@ export const consumeCommands: CommandGroup = {
       .argument('<receipt>', 'receipt printed by consume')
       .option('--reason <text>', 'why processing failed')
       .option('--no-requeue', 'dead-letter now instead of retrying')
-      .option('--delay <duration>', 'retry after this delay', durationFlag)
+      .option('--delay <duration>', 'retry after this delay', dayFlag)
       .action(async (queue: string, receipt: string, flags: NackFlags) => {
         const options = nackOptions(flags);
         const result = await cli.client().nack(queue, receipt, options);

@@ -6,6 +6,7 @@ import {
   type Command,
 } from 'commander';
 
+import { MAX_DURATION_MS, MAX_TTL_MS } from '../broker/settings.js';
 import {
   connect,
   connectAdmin,
@@ -13,7 +14,7 @@ import {
   type UsherAdmin,
   type UsherClient,
 } from '../client/index.js';
-import { parseDuration, parseSize } from '../util/duration.js';
+import { formatDuration, parseDuration, parseSize } from '../util/duration.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 
@@ -114,6 +115,25 @@ export function durationFlag(text: string): number {
     );
   }
 }
+
+/**
+ * durationFlag for a message's or queue's time, which the broker takes up
+ * to `maxMs`: refused here in the flag's own words ("at most 1d"), not by
+ * the broker in its field's ("visibilityTimeoutMs must be <= 86400000").
+ */
+export function durationUpTo(maxMs: number): (text: string) => number {
+  return (text) => {
+    const ms = durationFlag(text);
+    if (ms > maxMs) throw new FlagError(`at most ${formatDuration(maxMs)}`);
+    return ms;
+  };
+}
+
+/** A delay, lease or backoff: up to a day, as the broker takes them. */
+export const dayFlag = durationUpTo(MAX_DURATION_MS);
+
+/** A time to live: up to 14 days. */
+export const ttlFlag = durationUpTo(MAX_TTL_MS);
 
 /** `512KiB`, `16MiB` or bare bytes. */
 export function sizeFlag(text: string): number {

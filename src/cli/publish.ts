@@ -16,7 +16,8 @@ import {
 } from '../client/index.js';
 import {
   UsageError,
-  durationFlag,
+  dayFlag,
+  ttlFlag,
   headerFlag,
   intFlag,
   type Cli,
@@ -51,9 +52,9 @@ export const publishCommands: CommandGroup = {
       .argument('[body]', 'message body')
       .option('--priority <p>', 'priority, 0 (lowest) to 9', intFlag(0, 9))
       .option('--group <key>', 'FIFO message group')
-      .option('--delay <duration>', 'deliver no sooner than this', durationFlag)
+      .option('--delay <duration>', 'deliver no sooner than this', dayFlag)
       .option('--id <id>', 'message id, for deduplication')
-      .option('--ttl <duration>', 'expire after this long', durationFlag)
+      .option('--ttl <duration>', 'expire after this long', ttlFlag)
       .option('--header <key=value>', 'a header; repeat for more', headerFlag)
       .option('--file <path>', 'publish the bytes of a file ("-" for stdin)')
       .option('--lines', 'publish each non-empty line of stdin as a message')

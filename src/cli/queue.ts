@@ -6,7 +6,8 @@ import type { QueueInfo, QueueSettingsInput } from '../client/index.js';
 import { OVERFLOW_POLICIES, type OverflowPolicy } from '../engine/types.js';
 import { formatDuration, formatSize } from '../util/duration.js';
 import {
-  durationFlag,
+  dayFlag,
+  ttlFlag,
   intFlag,
   numberFlag,
   sizeFlag,
@@ -59,8 +60,8 @@ export const queueCommands: CommandGroup = {
         'deliveries before dead-lettering; 0 = unlimited',
         intFlag(0),
       )
-      .option('--backoff <duration>', 'first retry delay', durationFlag)
-      .option('--backoff-max <duration>', 'longest retry delay', durationFlag)
+      .option('--backoff <duration>', 'first retry delay', dayFlag)
+      .option('--backoff-max <duration>', 'longest retry delay', dayFlag)
       .option(
         '--backoff-multiplier <x>',
         'each retry waits this many times longer (default 2)',
@@ -71,13 +72,13 @@ export const queueCommands: CommandGroup = {
         'share of a delay randomised away, 0 to 1 (default 0.1)',
         numberFlag(0, 1),
       )
-      .option('--visibility-timeout <duration>', 'lease length', durationFlag)
+      .option('--visibility-timeout <duration>', 'lease length', dayFlag)
       .option('--dead-letter <queue>', 'where failed and expired messages go')
-      .option('--ttl <duration>', 'time to live of a message', durationFlag)
+      .option('--ttl <duration>', 'time to live of a message', ttlFlag)
       .option(
         '--dedup-window <duration>',
         'how long a message id is remembered',
-        durationFlag,
+        dayFlag,
       )
       .option(
         '--dedup-max-ids <n>',

@@ -9,11 +9,10 @@
 
 import { Type, type Static, type TSchema } from 'typebox';
 
-import { MAX_DURATION_MS } from '../broker/settings.js';
+import { MAX_DURATION_MS, MAX_TTL_MS } from '../broker/settings.js';
 import { DEATH_REASONS, MAX_PRIORITY, MIN_PRIORITY } from '../engine/types.js';
 
 /** The longest time to live, as the broker allows: fourteen days. */
-export const MAX_TTL_MS = 14 * MAX_DURATION_MS;
 export const MAX_BATCH = 1000;
 export const MAX_RECEIVE = 1000;
 export const MAX_WAIT_MS = 20_000;

@@ -47,6 +47,19 @@ describe('usage mistakes exit 2', () => {
         'expected a duration like 250ms, 5s, 1m or milliseconds',
     ));
 
+  it('a duration past what the broker takes, in the flag\'s own words', async () => {
+    await mistake(
+      ['queue', 'create', 'durq', '--visibility-timeout', '2d'],
+      2,
+      "option '--visibility-timeout <duration>' argument '2d' is invalid. at most 1d",
+    );
+    await mistake(
+      ['publish', 'q', 'x', '--ttl', '20d'],
+      2,
+      "option '--ttl <duration>' argument '20d' is invalid. at most 14d",
+    );
+  });
+
   it('bad number', () =>
     mistake(['publish', 'q', 'x', '--priority', '12'], 2, /'12' is invalid.*0 to 9/));
 
