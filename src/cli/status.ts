@@ -25,7 +25,11 @@ export const statusCommands: CommandGroup = {
         ];
         if (admission !== undefined) {
           for (const [key, value] of Object.entries(admission)) {
-            pairs.push([key === 'level' || key === 'reason' ? key : `admission.${key}`, value]);
+            // Times as the broker sends them are epoch ms; shown as dates.
+            const shown = key === 'since' && typeof value === 'number'
+              ? new Date(value).toISOString()
+              : value;
+            pairs.push([key === 'level' || key === 'reason' ? key : `admission.${key}`, shown]);
           }
         }
         // Damage in the log is what an operator must not miss (docs/storage.md).

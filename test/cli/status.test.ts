@@ -50,6 +50,8 @@ describe('usher status', () => {
 
     const text = await runUsher(['status'], { url: server.url });
     assert.match(text.stdout, /level\s+critical/);
+    // When the level last changed, as a date, not epoch ms.
+    assert.match(text.stdout, /admission\.since\s+\d{4}-\d\d-\d\dT[\d:.]+Z/);
   });
 
   it('starts a scrub of the log with `usher scrub`', async () => {
