@@ -115,9 +115,14 @@ export function reportLines(report: TicketingReport): string[] {
   for (const name of SERVICE_NAMES) {
     const s = services[name];
     if (s.crashes === 0) continue;
+    // Over HTTP the leases run out, those of messages fetched but not yet
+    // handled too; over AMQP the closed connection hands them back at once.
+    const back = s.leasesExpired > 0
+      ? `${s.leasesExpired} lease(s) it held (fetched ones not yet handled too) ran out unacked`
+      : 'its connection closed and the broker took back what it held';
     lines.push(
-      `${name} crashed ${s.crashes}x: ${s.leasesExpired} lease(s) it held ` +
-        'ran out unacked, and the broker redelivered those messages',
+      `${name} crashed ${s.crashes}x with ${s.inHandAtCrash} message(s) in hand: ${back}, ` +
+        'and the broker redelivered those messages',
     );
   }
 

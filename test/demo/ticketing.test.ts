@@ -187,6 +187,7 @@ describe('audit verdicts', () => {
     duplicates: 0,
     crashes: 0,
     leasesExpired: 0,
+    inHandAtCrash: 0,
     deadLettered: 1,
     deadLetters: [{ ticketId: 'TCKT-1', reason: 'bad' }],
     unexpectedDeadLetters: [],

@@ -57,6 +57,8 @@ export interface ServiceStats {
   /** Deliveries of a ticket whose side effect had already happened. */
   duplicates: number;
   crashes: number;
+  /** Messages its handlers held when it crashed (the last crash). */
+  inHandAtCrash: number;
   /** Receives, acks or nacks that failed and were absorbed by the consumer. */
   clientErrors: number;
 }
@@ -88,6 +90,7 @@ export class Service {
     rejected: 0,
     duplicates: 0,
     crashes: 0,
+    inHandAtCrash: 0,
     clientErrors: 0,
   };
   /** Ticket ids handled to the end and acked. */
@@ -192,12 +195,13 @@ export class Service {
 
     running.life.killed = true;
     this.stats.crashes++;
+    this.stats.inHandAtCrash = running.consumer.active - 1;
     // The consumer stops without waiting for its handlers, which never
     // return, and the connection goes: over AMQP the broker hands the
     // messages back at once, over HTTP when their leases run out.
     running.client.abort();
     this.#options.note(
-      `${this.name} service crashed with ${running.consumer.active - 1} ` +
+      `${this.name} service crashed with ${this.stats.inHandAtCrash} ` +
         `message(s) in hand; back in ${plan.downMs} ms`,
     );
 

@@ -27,6 +27,8 @@ export interface ServiceReport {
    * process held, or had been answered with as it died; all redelivered.
    */
   leasesExpired: number;
+  /** Messages its handlers held when it crashed. */
+  inHandAtCrash: number;
   /** Distinct ticket ids listed in the dead-letter queue. */
   deadLettered: number;
   deadLetters: DeadLetter[];
@@ -80,6 +82,7 @@ export async function auditService(
     duplicates: stats.duplicates,
     crashes: stats.crashes,
     leasesExpired: queueStats.leaseExpired,
+    inHandAtCrash: stats.inHandAtCrash,
     deadLettered: dead.size,
     deadLetters,
     unexpectedDeadLetters: [...dead].filter((id) => !malformed.has(id)),
