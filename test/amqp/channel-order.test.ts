@@ -6,7 +6,10 @@
 // declare: confirmed, then dropped as unroutable; or routed past an
 // unbind sent before it. And confirm.select-ok came back ahead of the
 // answers to methods sent before it. Found by a breaker session's
-// raw-socket probe. Each case sends its methods in one TCP write.
+// raw-socket probe; a second one found what the first fix broke or left
+// (a close, a tx.select, a transaction's publish, a refused method
+// overtaking what was queued before it, and publishes read before a
+// refusal dropped). Each case sends its methods in one TCP write.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -69,7 +72,10 @@ const LIMIT = { timeout: 10_000 };
 const get = (queue: string): Method => ({ name: 'basic.get', queue, noAck: true });
 
 /** A raw client, its channel 1 opened in `mode`, for `use`; closed after. */
-async function withRaw(mode: 'confirm' | 'none', use: (raw: Raw) => Promise<void>): Promise<void> {
+async function withRaw(
+  mode: 'confirm' | 'tx' | 'none',
+  use: (raw: Raw) => Promise<void>,
+): Promise<void> {
   const raw = new Raw(port);
   try {
     await raw.open(mode);
@@ -158,7 +164,9 @@ test('a publish sent between a declare and channel.close is kept',
   raw.cork(() => {
     raw.method(1, declareQueue('order-closed'));
     raw.send(publishTo('', 'order-closed', 'kept'));
-    raw.method(1, { name: 'channel.close', replyCode: 200, replyText: '', classId: 0, methodId: 0 });
+    raw.method(1, {
+      name: 'channel.close', replyCode: 200, replyText: '', classId: 0, methodId: 0,
+    });
   });
   assert.ok(await raw.expect('channel.close-ok'));
   raw.method(2, { name: 'channel.open' });
@@ -173,3 +181,61 @@ test('a publish sent between a declare and channel.close is kept',
   }
   assert.equal(got?.name, 'basic.get-ok', 'the publish before the close is in the queue');
 }));
+
+test('tx.select behind a pending confirm.select is refused in its turn, after the declare',
+  LIMIT, () => withRaw('none', async (raw) => {
+  const from = raw.methodsSeen.length;
+  raw.cork(() => {
+    raw.method(1, declareQueue('order-modes'));
+    raw.method(1, { name: 'confirm.select', noWait: false });
+    raw.method(1, { name: 'tx.select' });
+  });
+  const closed = await raw.expect('channel.close');
+  assert.equal(closed?.name === 'channel.close' && closed.replyCode, 406);
+  assert.deepEqual(since(raw, from).slice(0, 2), ['queue.declare-ok', 'confirm.select-ok']);
+}));
+
+test('a transaction publishes to an exchange declared in the same write',
+  LIMIT, () => withRaw('tx', async (raw) => {
+  raw.cork(() => {
+    raw.method(1, declareExchange('order-tx-x'));
+    raw.method(1, declareQueue('order-tx-q'));
+    raw.method(1, bind('order-tx-q', 'order-tx-x', 'k'));
+    raw.send(publishTo('order-tx-x', 'k', 'in the transaction'));
+    raw.method(1, { name: 'tx.commit' });
+    raw.method(1, get('order-tx-q'));
+  });
+  assert.ok(await raw.expect('tx.commit-ok'));
+  const got = await raw.expect('basic.get-ok', 'basic.get-empty');
+  assert.equal(got?.name, 'basic.get-ok', 'the committed publish is in the bound queue');
+}));
+
+test('publishes read before a method refused at once, or in its turn, are kept',
+  LIMIT, async () => {
+  for (const [queue, pending] of [['order-kept-now', false], ['order-kept-later', true]] as const) {
+    await withRaw('none', async (raw) => {
+      raw.method(1, declareQueue(queue));
+      assert.ok(await raw.expect('queue.declare-ok'));
+      raw.cork(() => {
+        // basic.qos: a method still pending while the rest is read.
+        if (pending) {
+          raw.method(1, { name: 'basic.qos', prefetchSize: 0, prefetchCount: 10, global: false });
+        }
+        for (let i = 0; i < 3; i++) raw.send(publishTo('', queue, `kept ${i}`));
+        raw.method(1, { name: 'basic.ack', deliveryTag: 99, multiple: false });
+      });
+      const closed = await raw.expect('channel.close');
+      assert.equal(closed?.name === 'channel.close' && closed.replyCode, 406);
+    });
+    await eventuallyCount(queue, 3);
+  }
+});
+
+/** Waits (up to 2 s) for `queue` to hold `count` messages: publishes land after close-ok. */
+async function eventuallyCount(queue: string, count: number): Promise<void> {
+  for (let tries = 0; tries < 40; tries++) {
+    if (broker.getQueue(queue).stats.total === count) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(broker.getQueue(queue).stats.total, count, `${queue} holds the publishes`);
+}
