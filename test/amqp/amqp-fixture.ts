@@ -23,6 +23,8 @@ export interface StallableConnection {
 
 export interface AmqpFixture {
   broker: Broker;
+  /** The listener's port, for a hand-driven client (raw-client.ts). */
+  port: number;
   connect(): Promise<ChannelModel>;
   connectStallable(): Promise<StallableConnection>;
   close(): Promise<void>;
@@ -75,7 +77,9 @@ export async function openAmqpFixture(
     dir.remove();
   };
 
-  return { broker, connect: () => connectTo(brokerPort), connectStallable, close };
+  return {
+    broker, port: brokerPort, connect: () => connectTo(brokerPort), connectStallable, close,
+  };
 }
 
 /**
@@ -99,6 +103,9 @@ export function useAmqpFixture(
   return {
     get broker() {
       return fixture().broker;
+    },
+    get port() {
+      return fixture().port;
     },
     connect: () => fixture().connect(),
     connectStallable: () => fixture().connectStallable(),

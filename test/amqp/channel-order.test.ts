@@ -12,34 +12,14 @@
 // refusal dropped). Each case sends its methods in one TCP write.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { encodeContent } from '../../src/amqp/frame-encoder.js';
 import type { Method } from '../../src/amqp/methods.js';
-import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
-import type { Broker } from '../../src/broker/broker.js';
-import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { useAmqpFixture } from './amqp-fixture.js';
 import { FRAME_MAX, Raw } from './raw-client.js';
 
-let dir: ReturnType<typeof tempDir>;
-let broker: Broker;
-let server: AmqpServer;
-let port: number;
-
-before(async () => {
-  dir = tempDir('usher-channel-order-');
-  broker = await openBroker(dir.path);
-  server = await createAmqpServer({
-    broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1 << 20,
-  });
-  port = (await server.listen(0, '127.0.0.1')).port;
-});
-
-after(async () => {
-  await server.close();
-  await broker.close();
-  dir.remove();
-});
+const fixture = useAmqpFixture('usher-channel-order-');
 
 function declareQueue(queue: string): Method {
   return {
@@ -76,7 +56,7 @@ async function withRaw(
   mode: 'confirm' | 'tx' | 'none',
   use: (raw: Raw) => Promise<void>,
 ): Promise<void> {
-  const raw = new Raw(port);
+  const raw = new Raw(fixture.port);
   try {
     await raw.open(mode);
     await use(raw);
@@ -234,8 +214,8 @@ test('publishes read before a method refused at once, or in its turn, are kept',
 /** Waits (up to 2 s) for `queue` to hold `count` messages: publishes land after close-ok. */
 async function eventuallyCount(queue: string, count: number): Promise<void> {
   for (let tries = 0; tries < 40; tries++) {
-    if (broker.getQueue(queue).stats.total === count) return;
+    if (fixture.broker.getQueue(queue).stats.total === count) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  assert.equal(broker.getQueue(queue).stats.total, count, `${queue} holds the publishes`);
+  assert.equal(fixture.broker.getQueue(queue).stats.total, count, `${queue} holds the publishes`);
 }

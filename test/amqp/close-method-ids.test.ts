@@ -5,33 +5,13 @@
 // session trying the README as a new user.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import amqp from 'amqplib';
+import type amqp from 'amqplib';
 
-import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
-import type { Broker } from '../../src/broker/broker.js';
-import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { useAmqpFixture } from './amqp-fixture.js';
 
-let dir: ReturnType<typeof tempDir>;
-let broker: Broker;
-let server: AmqpServer;
-let url: string;
-
-before(async () => {
-  dir = tempDir('usher-close-ids-');
-  broker = await openBroker(dir.path);
-  server = await createAmqpServer({
-    broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1 << 20,
-  });
-  url = `amqp://guest:guest@127.0.0.1:${(await server.listen(0, '127.0.0.1')).port}`;
-});
-
-after(async () => {
-  await server.close();
-  await broker.close();
-  dir.remove();
-});
+const fixture = useAmqpFixture('usher-close-ids-');
 
 interface ChannelClose {
   code: number;
@@ -43,18 +23,14 @@ interface ChannelClose {
 async function closeOf(
   use: (channel: amqp.ConfirmChannel) => Promise<unknown>,
 ): Promise<ChannelClose> {
-  const connection = await amqp.connect(url);
-  try {
-    const channel = await connection.createConfirmChannel();
-    const closed = new Promise<ChannelClose>((resolve) => {
-      channel.on('error', (err: ChannelClose) => resolve(err));
-    });
-    await use(channel).catch(() => {});
-    const { code, classId, methodId } = await closed;
-    return { code, classId, methodId };
-  } finally {
-    await connection.close();
-  }
+  const connection = await fixture.connect();
+  const channel = await connection.createConfirmChannel();
+  const closed = new Promise<ChannelClose>((resolve) => {
+    channel.on('error', (err: ChannelClose) => resolve(err));
+  });
+  await use(channel).catch(() => {});
+  const { code, classId, methodId } = await closed;
+  return { code, classId, methodId };
 }
 
 test('a passive declare of a missing queue names queue.declare (50, 10)', async () => {
