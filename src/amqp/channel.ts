@@ -748,9 +748,7 @@ export class AmqpChannel {
    * runs its methods in order: routed at once, it met the topology from
    * before that declare or bind, and was confirmed and dropped, or
    * routed past an unbind. Held as one copy meanwhile, like a held
-   * transaction's publish. Not counted against the connection's
-   * unanswered publishes until routed: a client that sends many behind a
-   * slow method holds them here.
+   * transaction's publish.
    */
   private queuePublish(incoming: Incoming): void {
     this.copyBody(incoming);

@@ -33,7 +33,7 @@ export interface StoreIo {
    * power cut leaves of a rename the directory's sync did not cover.
    */
   rename?(from: string, to: string): Promise<void>;
-  /** Syncs a folder's entries (fsync of the folder). Optional: without it, segment-file.ts fsyncDir. */
+  /** Syncs a folder's entries. Optional: without it, segment-file.ts fsyncDir. */
   fsyncDir?(dir: string): Promise<void>;
 }
 
