@@ -66,6 +66,25 @@ export function encodeMessage(
   return wire;
 }
 
+const MESSAGE_FIELDS = new Set(['body', 'id', 'headers', 'priority', 'group', 'delayMs', 'ttlMs']);
+
+/**
+ * Throws INVALID_ARGUMENT for a publish option the client does not know:
+ * TypeScript catches `priorty` at compile time, plain JavaScript dropped
+ * it without a word. `prefix` names where (`options.`, `messages.3.`).
+ */
+export function checkMessageFields(message: object, prefix: string): void {
+  for (const key of Object.keys(message)) {
+    if (MESSAGE_FIELDS.has(key)) continue;
+    throw new UsherClientError(
+      CLIENT_ERROR_CODES.INVALID_ARGUMENT,
+      0,
+      `${prefix}${key} is not a known publish option (${[...MESSAGE_FIELDS].join(', ')})`,
+      { field: `${prefix}${key}` },
+    );
+  }
+}
+
 /** Throws INVALID_ARGUMENT, naming `field`, for a body that cannot be sent. */
 export function checkBody(body: unknown, field: string): void {
   if (body instanceof Uint8Array || isJsonable(body)) return;

@@ -3,6 +3,7 @@
 // consumer loop (consumer.ts).
 
 import {
+  checkMessageFields,
   decodePeeked,
   decodeReceived,
   encodeMessage,
@@ -124,6 +125,7 @@ export class UsherClient {
     body: MessageBody,
     options: PublishOptions = {},
   ): Promise<PublishResult> {
+    checkMessageFields(options, 'options.');
     if (this.#amqp) return this.#amqp.publish(queue, body, options);
     const message = encodeMessage({ ...options, body }, 'body');
     const http = this.#httpFor('publish');
@@ -148,6 +150,7 @@ export class UsherClient {
     queue: string,
     messages: readonly OutgoingMessage[],
   ): Promise<PublishResult[]> {
+    messages.forEach((message, i) => checkMessageFields(message, `messages.${i}.`));
     if (this.#amqp) return this.#amqp.publishBatch(queue, messages);
     const wire: WireMessage[] = messages.map((message, i) =>
       encodeMessage(message, `messages.${i}.body`),

@@ -75,6 +75,17 @@ describe('bodies', () => {
     assert.equal(err.status, 0);
     assert.equal(err.field, 'body');
   });
+
+  it('refuses a misspelt publish option, as plain JavaScript would pass it', async () => {
+    const err = await refusal(usher.publish('bodies', 'x', { priorty: 5 } as never));
+    assert.equal(err.code, 'INVALID_ARGUMENT');
+    assert.equal(err.field, 'options.priorty');
+    assert.match(err.message, /options\.priorty is not a known publish option/);
+    const inBatch = await refusal(usher.publishBatch('bodies', [
+      { body: 'a' }, { body: 'b', ttl: 5 } as never,
+    ]));
+    assert.equal(inBatch.field, 'messages.1.ttl');
+  });
 });
 
 describe('publishing and receiving', () => {
