@@ -26,13 +26,12 @@
 // without the settles cut from its end: those messages would come back.
 // Recovery removes a retired file a crash left behind, unread.
 
-import { rename, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { StoreIo } from './io.js';
 import type { SegmentState } from './ledger.js';
 import type { StoreLogger } from './log-store.js';
-import { RETIRED_SUFFIX, fsyncDir, isGone } from './segment-file.js';
+import { RETIRED_SUFFIX, isGone } from './segment-file.js';
 
 /** Segments bigger than this are cut in steps of this size before the unlink (by default). */
 export const SHRINK_STEP_BYTES = 4 * 1024 * 1024;
@@ -101,7 +100,7 @@ export class DeadSegments {
       try {
         this.options.forget(oldest);
         if (oldest.size > this.options.shrinkStepBytes) await this.#retire(oldest);
-        else await unlinkThrough(io, oldest.path);
+        else await io.unlink(oldest.path);
       } catch (err) {
         const file = oldest.path;
         // Already gone (removed by hand, or an unlink retried by a network
@@ -122,7 +121,7 @@ export class DeadSegments {
     if (deleted === 0) return;
 
     try {
-      await fsyncDirThrough(io, dir);
+      await io.fsyncDir(dir);
     } catch (err) {
       logger.warn({ err, dir }, 'syncing log directory failed');
     }
@@ -133,11 +132,9 @@ export class DeadSegments {
   async #retire(segment: SegmentState): Promise<void> {
     const { dir, io, logger, shrinkStepBytes: step } = this.options;
     const retired = `${segment.path}${RETIRED_SUFFIX}`;
-    await (io.rename !== undefined
-      ? io.rename(segment.path, retired)
-      : rename(segment.path, retired));
+    await io.rename(segment.path, retired);
     try {
-      await fsyncDirThrough(io, dir);
+      await io.fsyncDir(dir);
     } catch (err) {
       // Not known to be durable: cutting it short could bring its
       // messages back after a crash. Unlinked whole instead.
@@ -165,7 +162,7 @@ export class DeadSegments {
   async #unlinkRetired(retired: string): Promise<void> {
     const { io, logger } = this.options;
     try {
-      await unlinkThrough(io, retired);
+      await io.unlink(retired);
     } catch (err) {
       // Out of the log already; the next open removes it.
       logger.warn({ err, file: retired }, 'removing a deleted segment failed');
@@ -173,12 +170,3 @@ export class DeadSegments {
   }
 }
 
-// The optional StoreIo calls, made as methods: an io may be a class
-// whose methods need their `this`.
-function unlinkThrough(io: StoreIo, path: string): Promise<void> {
-  return io.unlink !== undefined ? io.unlink(path) : unlink(path);
-}
-
-function fsyncDirThrough(io: StoreIo, dir: string): Promise<void> {
-  return io.fsyncDir !== undefined ? io.fsyncDir(dir) : fsyncDir(dir);
-}

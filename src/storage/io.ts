@@ -1,8 +1,10 @@
-// The file operations the log store's write path goes through. They are
+// The file operations the log store's writes and deletions go through. They are
 // gathered behind one interface so tests can make a write or a sync fail
 // with ENOSPC or EIO without filling a real disk; production uses nodeIo.
 
 import fs from 'node:fs';
+
+import { fsyncDir } from './segment-file.js';
 
 export interface StoreIo {
   /** Opens a file and returns its descriptor (fs.open flags). */
@@ -25,16 +27,16 @@ export interface StoreIo {
   fdatasync(fd: number): Promise<void>;
   ftruncate(fd: number, length: number): Promise<void>;
   close(fd: number): Promise<void>;
-  /** Removes a dead segment's file. Optional: without it, node:fs's unlink. */
-  unlink?(path: string): Promise<void>;
+  /** Removes a dead segment's file. */
+  unlink(path: string): Promise<void>;
   /**
-   * Renames a dead segment out of the log (dead-segments.ts). Optional:
-   * without it, node:fs's rename. Here so that a test can model what a
-   * power cut leaves of a rename the directory's sync did not cover.
+   * Renames a dead segment out of the log (dead-segments.ts). Through the
+   * io, as is the folder's sync, so that a test can model what a power
+   * cut leaves of a rename that sync did not cover (power-cut.ts).
    */
-  rename?(from: string, to: string): Promise<void>;
-  /** Syncs a folder's entries. Optional: without it, segment-file.ts fsyncDir. */
-  fsyncDir?(dir: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  /** Syncs a folder's entries. */
+  fsyncDir(dir: string): Promise<void>;
 }
 
 /** StoreIo on node:fs's callback API: one promise per call, no more. */
@@ -81,6 +83,14 @@ export const nodeIo: StoreIo = {
       fs.unlink(path, (err) => (err ? reject(err) : resolve()));
     });
   },
+
+  rename(from, to) {
+    return new Promise((resolve, reject) => {
+      fs.rename(from, to, (err) => (err ? reject(err) : resolve()));
+    });
+  },
+
+  fsyncDir,
 
   close(fd) {
     return new Promise((resolve, reject) => {

@@ -31,6 +31,9 @@ class CountingIo implements StoreIo {
   open = (path: string, flags: string) => this.power.open(path, flags);
   ftruncate = (fd: number, length: number) => this.power.ftruncate(fd, length);
   close = (fd: number) => this.power.close(fd);
+  unlink = (path: string) => this.power.unlink(path);
+  rename = (from: string, to: string) => this.power.rename(from, to);
+  fsyncDir = (dir: string) => this.power.fsyncDir(dir);
   writev(fd: number, buffers: readonly Buffer[], position: number): Promise<number> {
     this.writes++;
     return this.power.writev(fd, buffers, position);

@@ -50,6 +50,9 @@ class DataSyncIo implements StoreIo {
 
   open = nodeIo.open;
   ftruncate = nodeIo.ftruncate;
+  unlink = nodeIo.unlink;
+  rename = nodeIo.rename;
+  fsyncDir = nodeIo.fsyncDir;
 
   async openDataSync(path: string): Promise<number> {
     const fd = await nodeIo.openDataSync!(path);

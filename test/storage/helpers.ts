@@ -276,6 +276,10 @@ export class FaultyIo implements StoreIo {
     return nodeIo.close(fd);
   }
 
+  unlink = nodeIo.unlink;
+  rename = nodeIo.rename;
+  fsyncDir = nodeIo.fsyncDir;
+
   #maybeFail(op: FaultyOp): void {
     const fault = this.#take(op);
     if (fault !== undefined) throw errno(fault.code, op);

@@ -67,6 +67,9 @@ class GatedIo implements StoreIo {
   }
 
   open = nodeIo.open;
+  unlink = nodeIo.unlink;
+  rename = nodeIo.rename;
+  fsyncDir = nodeIo.fsyncDir;
   close = nodeIo.close;
 
   async ftruncate(fd: number, length: number): Promise<void> {
