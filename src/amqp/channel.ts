@@ -171,19 +171,22 @@ export class AmqpChannel {
       case 'basic.publish':
         return this.startPublish(method);
       case 'basic.ack':
-        return this.settle(method.deliveryTag, method.multiple, 'ack');
+        return this.settleInTurn(method.name, () =>
+          this.settle(method.deliveryTag, method.multiple, 'ack'));
       case 'basic.nack':
-        return this.settle(
-          method.deliveryTag,
-          method.multiple,
-          method.requeue ? 'requeue' : 'reject',
-        );
+        return this.settleInTurn(method.name, () =>
+          this.settle(
+            method.deliveryTag,
+            method.multiple,
+            method.requeue ? 'requeue' : 'reject',
+          ));
       case 'basic.reject':
-        return this.settle(
-          method.deliveryTag,
-          false,
-          method.requeue ? 'requeue' : 'reject',
-        );
+        return this.settleInTurn(method.name, () =>
+          this.settle(
+            method.deliveryTag,
+            false,
+            method.requeue ? 'requeue' : 'reject',
+          ));
       case 'channel.close':
         // Behind the methods before it, so that publishes queued behind
         // them (finishPublish) are routed, not dropped.
@@ -239,6 +242,24 @@ export class AmqpChannel {
       .finally(() => {
         this.queuedMethods--;
       });
+  }
+
+  /**
+   * An ack, nack or reject acts at once, the common case; behind methods
+   * still pending, in its turn, as RabbitMQ runs a channel: an ack sent
+   * with the basic.get before it settles what the get hands out, and one
+   * sent after a basic.recover finds its delivery taken back.
+   */
+  private settleInTurn(at: MethodName, settle: () => void): void {
+    if (this.queuedMethods === 0) {
+      settle();
+      return;
+    }
+    this.inOrder(() => {
+      settle();
+      // Past the end of the chunk that flushed the others.
+      this.flushAcks();
+    }, at);
   }
 
   private selectConfirms(noWait: boolean): void {

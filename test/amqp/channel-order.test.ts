@@ -211,6 +211,43 @@ test('publishes read before a method refused at once, or in its turn, are kept',
   }
 });
 
+test('an ack sent with the basic.get before it settles what the get hands out',
+  LIMIT, () => withRaw('confirm', async (raw) => {
+  raw.method(1, declareQueue('order-get-ack'));
+  assert.ok(await raw.expect('queue.declare-ok'));
+  raw.send(publishTo('', 'order-get-ack', 'ticket'));
+  await raw.acksUpTo(1);
+
+  raw.cork(() => {
+    raw.method(1, { name: 'basic.get', queue: 'order-get-ack', noAck: false });
+    raw.method(1, { name: 'basic.ack', deliveryTag: 1, multiple: false });
+    raw.method(1, get('order-get-ack'));
+  });
+  assert.equal((await raw.expect('basic.get-ok'))?.name, 'basic.get-ok');
+  const after = await raw.expect('basic.get-ok', 'basic.get-empty', 'channel.close');
+  assert.equal(after?.name, 'basic.get-empty', 'the ack found its delivery and settled it');
+}));
+
+test('an ack sent after basic.recover finds its delivery taken back',
+  LIMIT, () => withRaw('confirm', async (raw) => {
+  raw.method(1, declareQueue('order-recover-ack'));
+  assert.ok(await raw.expect('queue.declare-ok'));
+  raw.send(publishTo('', 'order-recover-ack', 'ticket'));
+  await raw.acksUpTo(1);
+  raw.method(1, { name: 'basic.get', queue: 'order-recover-ack', noAck: false });
+  assert.equal((await raw.expect('basic.get-ok'))?.name, 'basic.get-ok');
+
+  const from = raw.methodsSeen.length;
+  raw.cork(() => {
+    raw.method(1, { name: 'basic.recover', requeue: true });
+    raw.method(1, { name: 'basic.ack', deliveryTag: 1, multiple: false });
+  });
+  const closed = await raw.expect('channel.close');
+  assert.equal(closed?.name === 'channel.close' && closed.replyCode, 406);
+  assert.deepEqual(since(raw, from).slice(0, 2), ['basic.recover-ok', 'channel.close']);
+  await eventuallyCount('order-recover-ack', 1);
+}));
+
 /** Waits (up to 2 s) for `queue` to hold `count` messages: publishes land after close-ok. */
 async function eventuallyCount(queue: string, count: number): Promise<void> {
   for (let tries = 0; tries < 40; tries++) {
