@@ -1,8 +1,8 @@
 // One AMQP channel: queues and exchanges declared through it (their
 // methods are in channel-topology.ts), publishes (with confirms),
 // consumers (with prefetch), acks, nacks and gets, all turned into
-// broker calls. Replies to synchronous methods go out in the
-// order the methods came: they run one after another on `tail`.
+// broker calls. Methods run, and are answered, in the order they came
+// (method-order.ts).
 //
 // Publishes read from one socket chunk are handed to the broker together,
 // one batch per queue, and confirmed when the batch is durable.
@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { checkHeaders } from '../broker/checks.js';
 import { logsMessages } from '../broker/durability.js';
 import { pinsLittle } from '../broker/messages.js';
-import { LoadRefusalError, UsherError } from '../errors.js';
+import { LoadRefusalError } from '../errors.js';
 import type {
   AckOptions,
   PublishInput,
@@ -37,7 +37,8 @@ import {
   checkTableLimits,
   fromAmqp,
 } from './mapping.js';
-import { type Method, type MethodName, type MethodOf, methodInfo } from './methods.js';
+import { MethodOrder, channelErrorOf, seesMessages } from './method-order.js';
+import type { Method, MethodName, MethodOf } from './methods.js';
 import { ChannelTransactions, type SettleHow } from './tx.js';
 import { checkUserId } from './user-id.js';
 
@@ -80,9 +81,11 @@ interface QueueBatch {
 const UNANSWERED_ACK: AckOptions = { synced: false };
 
 export class AmqpChannel {
-  private tail: Promise<void> = Promise.resolve();
-  /** Methods inOrder() holds that have not run to their end yet. */
-  private queuedMethods = 0;
+  /** Methods sent without waiting run one after another here. */
+  private readonly order = new MethodOrder(
+    () => this.closed,
+    (err, at) => this.fail(err, at),
+  );
   private closed = false;
 
   private incoming: Incoming | null = null;
@@ -161,7 +164,7 @@ export class AmqpChannel {
       // Refused as read: at once, or, behind methods still pending, in
       // its turn, so that they (and the publishes queued behind them)
       // run first, as RabbitMQ runs a channel in order.
-      if (this.queuedMethods === 0) this.fail(err, method.name);
+      if (!this.order.pending) this.fail(err, method.name);
       else this.inOrder(() => Promise.reject(err), method.name);
     }
   }
@@ -190,7 +193,7 @@ export class AmqpChannel {
       case 'channel.close':
         // Behind the methods before it, so that publishes queued behind
         // them (finishPublish) are routed, not dropped.
-        if (this.queuedMethods > 0) this.inOrder(() => this.closeByClient());
+        if (this.order.pending) this.inOrder(() => this.closeByClient());
         else this.closeByClient();
         return;
       case 'tx.select':
@@ -200,7 +203,7 @@ export class AmqpChannel {
       case 'confirm.select':
         this.tx.checkConfirmSelect();
         this.confirmSelected = true;
-        if (this.queuedMethods === 0) {
+        if (!this.order.pending) {
           // At once: the publishes that follow in the same chunk count.
           this.selectConfirms(method.noWait);
         } else {
@@ -235,13 +238,7 @@ export class AmqpChannel {
 
   /** Runs `run` once the methods before it are done; a failure names `at`. */
   private inOrder(run: () => Promise<void> | void, at?: MethodName): void {
-    this.queuedMethods++;
-    this.tail = this.tail
-      .then(() => (this.closed ? undefined : run()))
-      .catch((err: unknown) => this.fail(err, at))
-      .finally(() => {
-        this.queuedMethods--;
-      });
+    this.order.run(run, at);
   }
 
   /**
@@ -251,7 +248,7 @@ export class AmqpChannel {
    * sent after a basic.recover finds its delivery taken back.
    */
   private settleInTurn(at: MethodName, settle: () => void): void {
-    if (this.queuedMethods === 0) {
+    if (!this.order.pending) {
       settle();
       return;
     }
@@ -267,27 +264,18 @@ export class AmqpChannel {
     if (!noWait) this.send({ name: 'confirm.select-ok' });
   }
 
-  /**
-   * Closes the channel (or the connection) with `err`, naming method `at`
-   * in the close's class-id and method-id when `err` names none, as
-   * RabbitMQ names the method at fault (clients show it).
-   */
+  /** Closes the channel (or the connection) with `err`, at method `at`. */
   private fail(err: unknown, at?: MethodName): void {
     if (this.closed) return;
     // Publishes read before the fault are the broker's, as in RabbitMQ;
     // closing dropped the ones not yet handed over with this chunk.
     this.flushPublishes();
-    if (err instanceof AmqpError) {
-      const error = at === undefined ? err : naming(err, at);
-      if (error.scope === 'connection') this.connection.closeWith(error, false);
-      else this.connection.closeChannel(this.number, error);
-      return;
-    }
-    const error = naming(amqpErrorOf(err), at);
-    if (error.replyCode === REPLY.INTERNAL_ERROR) {
+    const error = channelErrorOf(err, at);
+    if (!(err instanceof AmqpError) && error.replyCode === REPLY.INTERNAL_ERROR) {
       this.connection.logger.error({ err }, 'channel method failed');
     }
-    this.connection.closeChannel(this.number, error);
+    if (error.scope === 'connection') this.connection.closeWith(error, false);
+    else this.connection.closeChannel(this.number, error);
   }
 
   private async onSyncMethod(method: Method): Promise<void> {
@@ -366,7 +354,7 @@ export class AmqpChannel {
     }
     if (this.tx.active) {
       this.holdPublish(incoming);
-    } else if (this.queuedMethods > 0) {
+    } else if (this.order.pending) {
       this.queuePublish(incoming);
     } else {
       this.routePublish(incoming);
@@ -795,7 +783,7 @@ export class AmqpChannel {
       // A missing exchange is refused at once, unless a method still
       // pending may declare it; routing waits for commit (which runs in
       // order, and refuses it then).
-      if (this.queuedMethods === 0) {
+      if (!this.order.pending) {
         this.topology.route(incoming.exchange, incoming.routingKey, EMPTY_TABLE);
       }
       this.copyBody(incoming);
@@ -963,54 +951,6 @@ function copyOf(bytes: Buffer): Buffer {
   const copy = Buffer.allocUnsafe(bytes.length);
   bytes.copy(copy);
   return copy;
-}
-
-/** Broker refusals in AMQP terms; the channel closes with them. */
-/**
- * Whether `method` answers with or acts on a queue's messages, so that
- * the publishes before it must have landed. Not the others (declares of
- * exchanges, binds, qos): with them waiting too, a client streaming
- * nowait declares between its publishes had each publish written and
- * synced alone, 20-30 times slower. A queue.declare that is not passive
- * answers a message count that may not hold publishes still being
- * written.
- */
-function seesMessages(method: Method): boolean {
-  switch (method.name) {
-    case 'queue.declare':
-      return method.passive;
-    case 'queue.purge':
-    case 'queue.delete':
-    case 'basic.get':
-    case 'basic.consume':
-    case 'basic.recover':
-    case 'basic.recover-async':
-      return true;
-    default:
-      return false;
-  }
-}
-
-/** `error`, naming method `at` if it names none. */
-function naming(error: AmqpError, at: MethodName | undefined): AmqpError {
-  if (at === undefined || error.classId !== 0 || error.methodId !== 0) return error;
-  const { classId, methodId } = methodInfo(at);
-  return new AmqpError(error.replyCode, error.message, { classId, methodId, cause: error.cause });
-}
-
-function amqpErrorOf(err: unknown): AmqpError {
-  if (err instanceof UsherError) {
-    const code =
-      err.status === 404
-        ? REPLY.NOT_FOUND
-        : err.status === 409 || err.status === 400 || err.status === 413
-          ? REPLY.PRECONDITION_FAILED
-          : err.status === 507 || err.status === 503
-            ? REPLY.RESOURCE_ERROR
-            : REPLY.INTERNAL_ERROR;
-    return new AmqpError(code, err.message);
-  }
-  return new AmqpError(REPLY.INTERNAL_ERROR, 'internal error');
 }
 
 export type { FieldTable };
