@@ -42,7 +42,6 @@
 
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 
 import amqp, { type ChannelModel, type Options } from 'amqplib';
 
@@ -54,29 +53,28 @@ import {
   ANSWER_LIMIT_MS, BODIES, CONFIRM_WINDOW, LATENCY_RATE, PREFETCH, durableConsume,
   durablePublish, latency, quick, transient, type Figure, type Target,
 } from './amqp/workloads.js';
+import { benchArgs } from './bench-args.js';
 
-const { values: args } = parseArgs({
-  options: {
-    messages: { type: 'string' },
-    /** Latency: seconds a broker in all, split evenly between its rounds. */
-    'latency-seconds': { type: 'string' },
-    'latency-rounds': { type: 'string' },
-    'client-no-delay': { type: 'boolean', default: false },
-    /** Small counts, for a smoke test: every path runs, no figure means much. */
-    quick: { type: 'boolean', default: false },
-    /** Usher alone: no RabbitMQ started, no ratios. */
-    'usher-only': { type: 'boolean', default: false },
-    /** One part only, for profiling: transient, durable or latency. */
-    only: { type: 'string' },
-    /** Some body sizes only: tiny (16 B), ticket (464 B), large (16 KiB). */
-    sizes: { type: 'string' },
-    /** Publisher connections in the durable publish, for both brokers alike. */
-    publishers: { type: 'string', default: '1' },
-    /** Throughput runs each, brokers taking turns; the median run is shown. */
-    repeats: { type: 'string', default: '1' },
-    /** Flags for Usher's node process: --usher-node-flags="--cpu-prof --cpu-prof-dir=/tmp/p". */
-    'usher-node-flags': { type: 'string', default: '' },
-  },
+const args = benchArgs('npm run bench:amqp --', {
+  messages: { type: 'string' },
+  /** Latency: seconds a broker in all, split evenly between its rounds. */
+  'latency-seconds': { type: 'string' },
+  'latency-rounds': { type: 'string' },
+  'client-no-delay': { type: 'boolean', default: false },
+  /** Small counts, for a smoke test: every path runs, no figure means much. */
+  quick: { type: 'boolean', default: false },
+  /** Usher alone: no RabbitMQ started, no ratios. */
+  'usher-only': { type: 'boolean', default: false },
+  /** One part only, for profiling: transient, durable or latency. */
+  only: { type: 'string' },
+  /** Some body sizes only: tiny (16 B), ticket (464 B), large (16 KiB). */
+  sizes: { type: 'string' },
+  /** Publisher connections in the durable publish, for both brokers alike. */
+  publishers: { type: 'string', default: '1' },
+  /** Throughput runs each, brokers taking turns; the median run is shown. */
+  repeats: { type: 'string', default: '1' },
+  /** Flags for Usher's node process: --usher-node-flags="--cpu-prof --cpu-prof-dir=/tmp/p". */
+  'usher-node-flags': { type: 'string', default: '' },
 });
 const MESSAGES = positive('messages', args.quick ? 1_000 : 100_000);
 const LATENCY_SECONDS = positive('latency-seconds', args.quick ? 1 : 20);

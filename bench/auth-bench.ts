@@ -10,7 +10,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 
 import pino from 'pino';
 
@@ -19,8 +18,9 @@ import { hashPassword, verifyPassword } from '../src/auth/password.js';
 import { UserStore } from '../src/auth/user-store.js';
 import { Broker } from '../src/broker/broker.js';
 import { createHttpServer } from '../src/http/server.js';
+import { benchArgs } from './bench-args.js';
 
-const { values } = parseArgs({ options: { requests: { type: 'string', default: '3000' } } });
+const values = benchArgs('node dist/bench/auth-bench.js', { requests: { type: 'string', default: '3000' } });
 const perRound = Math.max(100, Math.floor(Number(values.requests) / 5));
 const logger = pino({ level: 'silent' });
 

@@ -22,21 +22,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import pino from 'pino';
 
 import { Broker } from '../src/broker/broker.js';
+import { benchArgs } from './bench-args.js';
 
 const KINDS = ['plain', 'dlq', 'fifo', 'delayed', 'retried', 'rlp'] as const;
 type Kind = (typeof KINDS)[number];
 
-const { values: args } = parseArgs({
-  options: {
-    messages: { type: 'string', default: '1000000' },
-    groups: { type: 'string', default: '10000' },
-    dir: { type: 'string' },
-    kind: { type: 'string' },
-  },
+const args = benchArgs('npm run bench:cold --', {
+  messages: { type: 'string', default: '1000000' },
+  groups: { type: 'string', default: '10000' },
+  dir: { type: 'string' },
+  kind: { type: 'string' },
 });
 const MESSAGES = Number(args.messages);
 const GROUPS = Number(args.groups);

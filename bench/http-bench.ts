@@ -17,16 +17,14 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 
 import { usherNodeFlags } from './usher-flags.js';
+import { benchArgs } from './bench-args.js';
 
-const { values: args } = parseArgs({
-  options: {
-    messages: { type: 'string', default: '20000' },
-    concurrency: { type: 'string', default: '64' },
-    port: { type: 'string', default: '18080' },
-  },
+const args = benchArgs('npm run bench --', {
+  messages: { type: 'string', default: '20000' },
+  concurrency: { type: 'string', default: '64' },
+  port: { type: 'string', default: '18080' },
 });
 const MESSAGES = Number(args.messages);
 const CONCURRENCY = Number(args.concurrency);

@@ -10,18 +10,16 @@
 //   node dist/bench/onsale-pool-model.js [--capacity 400] [--workers 4]
 //     [--tick-ms 10] [--seconds 200]
 
-import { parseArgs } from 'node:util';
 
 import { chance } from '../src/demo/ticketing/random.js';
 import { quantile } from '../src/demo/ticketing/onsale-timing.js';
+import { benchArgs } from './bench-args.js';
 
-const { values: args } = parseArgs({
-  options: {
-    capacity: { type: 'string', default: '400' },
-    workers: { type: 'string', default: '4' },
-    'tick-ms': { type: 'string', default: '10' },
-    seconds: { type: 'string', default: '200' },
-  },
+const args = benchArgs('node dist/bench/onsale-pool-model.js', {
+  capacity: { type: 'string', default: '400' },
+  workers: { type: 'string', default: '4' },
+  'tick-ms': { type: 'string', default: '10' },
+  seconds: { type: 'string', default: '200' },
 });
 const CAPACITY = Number(args.capacity);
 const WORKERS = Number(args.workers);

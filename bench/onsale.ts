@@ -19,27 +19,25 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 
 import { runOnSale, type Phase } from '../src/demo/ticketing/onsale.js';
 import { SEGMENTS } from '../src/demo/ticketing/onsale-timing.js';
 import { USHER_BIN, usherNodeFlags } from './usher-flags.js';
+import { benchArgs } from './bench-args.js';
 
-const { values: args } = parseArgs({
-  options: {
-    capacity: { type: 'string', default: '400' },
-    'spike-factor': { type: 'string', default: '5' },
-    rounds: { type: 'string', default: '3' },
-    // Per round. Default: long enough for about 400 payments (20 s at
-    // capacity 400).
-    'normal-ms': { type: 'string' },
-    'spike-ms': { type: 'string', default: '8000' },
-    // How often the publisher sends; 50 sends payments in bursts of 10.
-    'tick-ms': { type: 'string', default: '10' },
-    'memory-budget-mib': { type: 'string', default: '256' },
-    'pressure-backlog': { type: 'string', default: '1500' },
-    'critical-backlog': { type: 'string', default: '3000' },
-  },
+const args = benchArgs('npm run bench:onsale --', {
+  capacity: { type: 'string', default: '400' },
+  'spike-factor': { type: 'string', default: '5' },
+  rounds: { type: 'string', default: '3' },
+  // Per round. Default: long enough for about 400 payments (20 s at
+  // capacity 400).
+  'normal-ms': { type: 'string' },
+  'spike-ms': { type: 'string', default: '8000' },
+  // How often the publisher sends; 50 sends payments in bursts of 10.
+  'tick-ms': { type: 'string', default: '10' },
+  'memory-budget-mib': { type: 'string', default: '256' },
+  'pressure-backlog': { type: 'string', default: '1500' },
+  'critical-backlog': { type: 'string', default: '3000' },
 });
 const BUDGET = Number(args['memory-budget-mib']) * 1024 * 1024;
 

@@ -14,15 +14,13 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 
 import { USHER_BIN, usherNodeFlags } from './usher-flags.js';
+import { benchArgs } from './bench-args.js';
 
-const { values: args } = parseArgs({
-  options: {
-    requests: { type: 'string', default: '3000' },
-    rounds: { type: 'string', default: '4' },
-  },
+const args = benchArgs('node dist/bench/refusal-cost.js', {
+  requests: { type: 'string', default: '3000' },
+  rounds: { type: 'string', default: '4' },
 });
 const REQUESTS = Number(args.requests);
 const ROUNDS = Number(args.rounds);

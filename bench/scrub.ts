@@ -20,18 +20,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 
 import { LogStore } from '../src/storage/log-store.js';
 import type { PublishedRecord } from '../src/storage/records.js';
+import { benchArgs } from './bench-args.js';
 
-const { values: args } = parseArgs({
-  options: {
-    messages: { type: 'string', default: '1000000' },
-    rounds: { type: 'string', default: '3' },
-    dir: { type: 'string' },
-    damage: { type: 'boolean', default: false },
-  },
+const args = benchArgs('node dist/bench/scrub.js', {
+  messages: { type: 'string', default: '1000000' },
+  rounds: { type: 'string', default: '3' },
+  dir: { type: 'string' },
+  damage: { type: 'boolean', default: false },
 });
 const MESSAGES = Number(args.messages);
 const ROUNDS = Number(args.rounds);

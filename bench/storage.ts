@@ -29,22 +29,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import pino from 'pino';
 
 import { Broker } from '../src/broker/broker.js';
 import { listCheckpoints } from '../src/storage/checkpoint-file.js';
+import { benchArgs } from './bench-args.js';
 
-const { values: args } = parseArgs({
-  options: {
-    messages: { type: 'string', default: '1000000' },
-    batch: { type: 'string', default: '100' },
-    concurrency: { type: 'string', default: '32' },
-    dir: { type: 'string' },
-    reopen: { type: 'string' },
-    'no-checkpoint': { type: 'boolean', default: false },
-    'drop-newest-checkpoint': { type: 'boolean', default: false },
-  },
+const args = benchArgs('npm run bench:storage --', {
+  messages: { type: 'string', default: '1000000' },
+  batch: { type: 'string', default: '100' },
+  concurrency: { type: 'string', default: '32' },
+  dir: { type: 'string' },
+  reopen: { type: 'string' },
+  'no-checkpoint': { type: 'boolean', default: false },
+  'drop-newest-checkpoint': { type: 'boolean', default: false },
 });
 const MESSAGES = Number(args.messages);
 const BATCH = Number(args.batch);

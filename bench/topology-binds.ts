@@ -7,17 +7,15 @@
 //   npm run build && node dist/bench/topology-binds.js [--binds 10000] [--rabbitmq]
 
 import { loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
 
 import amqp from 'amqplib';
 
 import { type RunningBroker, startRabbit, startUsher } from './amqp/brokers.js';
+import { benchArgs } from './bench-args.js';
 
-const { values } = parseArgs({
-  options: {
-    binds: { type: 'string', default: '10000' },
-    rabbitmq: { type: 'boolean', default: false },
-  },
+const values = benchArgs('node dist/bench/topology-binds.js', {
+  binds: { type: 'string', default: '10000' },
+  rabbitmq: { type: 'boolean', default: false },
 });
 const binds = Number(values.binds);
 if (!Number.isInteger(binds) || binds < 1 || binds > 1_000_000) {
