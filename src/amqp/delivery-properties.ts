@@ -12,7 +12,7 @@
 import type { ReceivedMessage } from '../broker/types.js';
 import { type BasicProperties, type PropertiesInput, encodeProperties } from './content.js';
 import type { FieldValue } from './field-table.js';
-import { toAmqp } from './mapping.js';
+import { toAmqp, typedHeadersOf } from './mapping.js';
 import { deathTable, hasDied } from './x-death.js';
 
 /** The properties of a delivery of `message`, mapped from its headers. */
@@ -20,7 +20,9 @@ export function propertiesOf(message: ReceivedMessage): BasicProperties {
   // The common case, a first delivery of a message that never died, needs
   // no extra headers.
   let extra: Map<string, FieldValue> | undefined =
-    hasDied(message.headers) ? new Map(deathTable(message.headers)) : undefined;
+    hasDied(message.headers)
+      ? new Map(deathTable(message.headers, typedHeadersOf(message.headers)))
+      : undefined;
   // Deliveries that ended without an ack so far, as RabbitMQ's quorum
   // queues count them; absent on a first delivery.
   if (message.attempt > 1) {

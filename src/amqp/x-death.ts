@@ -91,36 +91,93 @@ export function hasDied(headers: Record<string, string>): boolean {
   return headers[HISTORY_HEADER] !== undefined;
 }
 
-/** x-death and x-first-death-* as typed AMQP headers. */
-export function deathTable(headers: Record<string, string>): FieldTable {
+/**
+ * x-death and x-first-death-* as typed AMQP headers. `published` is the
+ * table the message was published with, if any: a client that republishes
+ * a message it received (a retry through a delay queue) sends its x-death
+ * along, and RabbitMQ 3.10 counts on from it. A later death in the same
+ * queue for the same reason adds to that entry's count and moves it first;
+ * the others are kept as sent, and x-first-death-* too. Without this an
+ * application counting its retries in x-death saw 1 every time, and
+ * retried for ever.
+ */
+export function deathTable(
+  headers: Record<string, string>,
+  published?: FieldTable,
+): FieldTable {
   const history = historyOf(headers);
   if (history.length === 0) return new Map();
 
-  const tables: FieldValue[] = deathEntries(headers).map((entry) => {
-    const table = new Map<string, FieldValue>([
-      ['count', { type: 'l', value: BigInt(entry.count) }],
-      ['exchange', { type: 'S', value: entry.exchange }],
-      ['queue', { type: 'S', value: entry.queue }],
-      ['reason', { type: 'S', value: entry.reason }],
-      [
-        'routing-keys',
-        { type: 'A', value: entry.routingKeys.map((key) => ({ type: 'S', value: key })) },
-      ],
-      ['time', { type: 'T', value: secondsOf(entry.time) }],
-    ]);
-    if (entry.originalExpiration !== undefined) {
-      table.set('original-expiration', { type: 'S', value: entry.originalExpiration });
-    }
-    return { type: 'F', value: table };
-  });
+  const ours = deathEntries(headers).map(entryTable);
+  const sent = published?.get('x-death');
+  const tables = sent?.type === 'A' ? countOn(sent.value, ours) : ours;
 
   const [first] = history;
-  return new Map<string, FieldValue>([
-    ['x-death', { type: 'A', value: tables }],
-    ['x-first-death-exchange', { type: 'S', value: first.exchange ?? '' }],
-    ['x-first-death-queue', { type: 'S', value: first.queue }],
-    ['x-first-death-reason', { type: 'S', value: rabbitReason(first.reason) }],
+  const table = new Map<string, FieldValue>([['x-death', { type: 'A', value: tables }]]);
+  if (published?.has('x-first-death-queue') !== true) {
+    table.set('x-first-death-exchange', { type: 'S', value: first.exchange ?? '' });
+    table.set('x-first-death-queue', { type: 'S', value: first.queue });
+    table.set('x-first-death-reason', { type: 'S', value: rabbitReason(first.reason) });
+  }
+  return table;
+}
+
+/**
+ * `sent` (x-death as published, latest first) with `ours` (Usher's own
+ * deaths, latest first) counted on: each of ours, oldest first, adds its
+ * count to the sent entry of its queue and reason and moves it first, or
+ * goes first as it is.
+ */
+function countOn(sent: readonly FieldValue[], ours: FieldValue[]): FieldValue[] {
+  const tables = [...sent];
+  for (const own of [...ours].reverse()) {
+    const ownTable = (own as { value: FieldTable }).value;
+    const at = tables.findIndex((value) =>
+      value.type === 'F' &&
+      textOf(value.value.get('queue')) === textOf(ownTable.get('queue')) &&
+      textOf(value.value.get('reason')) === textOf(ownTable.get('reason')));
+    if (at < 0) {
+      tables.unshift(own);
+      continue;
+    }
+    const [match] = tables.splice(at, 1);
+    const matchTable = new Map((match as { value: FieldTable }).value);
+    const count = numberOf(matchTable.get('count')) + numberOf(ownTable.get('count'));
+    matchTable.set('count', { type: 'l', value: BigInt(count) });
+    tables.unshift({ type: 'F', value: matchTable });
+  }
+  return tables;
+}
+
+function entryTable(entry: DeathEntry): FieldValue {
+  const table = new Map<string, FieldValue>([
+    ['count', { type: 'l', value: BigInt(entry.count) }],
+    ['exchange', { type: 'S', value: entry.exchange }],
+    ['queue', { type: 'S', value: entry.queue }],
+    ['reason', { type: 'S', value: entry.reason }],
+    [
+      'routing-keys',
+      { type: 'A', value: entry.routingKeys.map((key) => ({ type: 'S', value: key })) },
+    ],
+    ['time', { type: 'T', value: secondsOf(entry.time) }],
   ]);
+  if (entry.originalExpiration !== undefined) {
+    table.set('original-expiration', { type: 'S', value: entry.originalExpiration });
+  }
+  return { type: 'F', value: table };
+}
+
+function textOf(value: FieldValue | undefined): string | undefined {
+  if (value?.type !== 'S') return undefined;
+  return typeof value.value === 'string' ? value.value : value.value.toString('utf8');
+}
+
+/** A published count: any integer type a client may have used; else 0. */
+function numberOf(value: FieldValue | undefined): number {
+  if (value === undefined) return 0;
+  if (value.type === 'l' || value.type === 'T') return Number(value.value);
+  if (value.type !== 'D' && typeof value.value === 'number' && Number.isSafeInteger(value.value)) return value.value;
+  return 0;
 }
 
 /**

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { plainTable } from '../../src/amqp/field-table.js';
+import { type FieldValue, plainTable } from '../../src/amqp/field-table.js';
 import {
   annotateDeath,
   deathEntries,
@@ -33,6 +33,33 @@ describe('x-death', () => {
     const [first] = table['x-death'] as Array<Record<string, unknown>>;
     assert.deepEqual(first['routing-keys'], ['k']);
     assert.equal(first.count, 1n + 1n);
+  });
+
+  it('counts on from an x-death the message was published with, keeping the rest as sent', () => {
+    const headers = history([
+      { queue: 'wait', reason: 'expired', time: '2026-01-01T00:00:01Z' },
+      { queue: 'new', reason: 'rejected', time: '2026-01-01T00:00:02Z' },
+    ]);
+    const sentDeath = (queue: string, reason: string, count: FieldValue): FieldValue => ({
+      type: 'F',
+      value: new Map<string, FieldValue>([
+        ['count', count], ['queue', { type: 'S', value: queue }],
+        ['reason', { type: 'S', value: reason }], ['extra', { type: 'S', value: 'kept' }],
+      ]),
+    });
+    const published = new Map<string, FieldValue>([
+      ['x-death', { type: 'A', value: [
+        sentDeath('other', 'rejected', { type: 'I', value: 2 }),
+        sentDeath('wait', 'expired', { type: 'l', value: 5n }),
+      ] }],
+      ['x-first-death-queue', { type: 'S', value: 'other' }],
+    ]);
+    const table = plainTable(deathTable(headers, published));
+    const deaths = table['x-death'] as Array<Record<string, unknown>>;
+    assert.deepEqual(deaths.map((d) => [d.queue, d.reason, d.count]),
+      [['new', 'rejected', 1n], ['wait', 'expired', 6n], ['other', 'rejected', 2]]);
+    assert.equal(deaths[1].extra, 'kept');
+    assert.equal(table['x-first-death-queue'], undefined, 'the published one stands');
   });
 
   it('names a delivery limit delivery_limit and has no headers without deaths', () => {

@@ -236,4 +236,31 @@ export const featureCases: Case[] = [
         'queue', 'reason', 'routing-keys', 'time']);
     },
   },
+  {
+    // A worker that retries through a delay queue republishes what it got,
+    // x-death and all, and stops after N by its count (new-user session:
+    // Usher counted 1 every time, and the worker retried for ever).
+    name: 'dead-lettering: x-death a message was published with counts on',
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const [wait, work] = [ctx.name('wait'), ctx.name('work')];
+      await ch.queueDeclare(work);
+      await ch.queueDeclare(wait, { args: {
+        'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': work, 'x-message-ttl': 50,
+      } });
+      const pub = await conn.channel({ confirm: true });
+      await pub.publish('', wait, 'retry', { headers: {
+        'x-death': [
+          { count: 5, reason: 'expired', queue: wait, exchange: '', 'routing-keys': [wait] },
+          { count: 2, reason: 'rejected', queue: 'elsewhere', exchange: '',
+            'routing-keys': ['elsewhere'] },
+        ],
+        'x-first-death-queue': 'elsewhere',
+      } });
+      const dead = await getSoon(ch, work);
+      assert.deepEqual(deathsOf(dead).map((d) => [d.queue, d.reason, Number(d.count)]),
+        [[wait, 'expired', 6], ['elsewhere', 'rejected', 2]]);
+      assert.equal(dead.properties.headers?.['x-first-death-queue'], 'elsewhere');
+    },
+  },
 ];
