@@ -328,6 +328,16 @@ export function settingsFromArguments(args: FieldTable): QueueSettingsInput {
       case 'x-queue-type':
         if (value !== 'classic' && value !== 'quorum') refuse(name, value);
         break;
+      case 'x-queue-mode':
+      case 'x-queue-version':
+      case 'x-queue-master-locator':
+      case 'x-queue-leader-locator':
+      case 'x-quorum-initial-group-size':
+      case 'x-max-in-memory-length':
+      case 'x-max-in-memory-bytes':
+      case 'x-dead-letter-strategy':
+        checkHint(name, value);
+        break;
       case 'x-max-priority':
         // Every Usher queue has priorities 0 to 9; nothing to set.
         integer(name, value, 0, 255);
@@ -408,6 +418,36 @@ function overflowOf(name: string, value: unknown): OverflowPolicy {
   return refuse(name, value);
 }
 
+/**
+ * RabbitMQ's arguments about where and how a queue keeps its messages,
+ * which change nothing a client sees: lazy or not, the index version,
+ * where the leader goes, how many in memory, a quorum queue's size. Usher
+ * has one way to keep a queue (hot in memory, the rest read back from the
+ * log), so these are checked as RabbitMQ checks them and then have
+ * nothing to set; refusing them kept applications written for RabbitMQ
+ * from starting. `x-dead-letter-strategy` at-least-once is what Usher
+ * does anyway; at-most-once promises less.
+ */
+function checkHint(name: string, value: unknown): void {
+  const allowed: Record<string, readonly unknown[]> = {
+    'x-queue-mode': ['default', 'lazy'],
+    'x-queue-master-locator': ['client-local', 'min-masters', 'random'],
+    'x-queue-leader-locator': ['client-local', 'balanced'],
+    'x-dead-letter-strategy': ['at-most-once', 'at-least-once'],
+  };
+  if (name === 'x-queue-version') {
+    const version = integer(name, value, 1, 2);
+    if (version !== 1 && version !== 2) refuse(name, value);
+  } else if (name === 'x-quorum-initial-group-size') {
+    integer(name, value, 1, 1_000);
+  } else if (name === 'x-max-in-memory-length' || name === 'x-max-in-memory-bytes') {
+    integer(name, value, 0, Number.MAX_SAFE_INTEGER);
+  } else if (!allowed[name].includes(value)) {
+    throw preconditionFailed(`invalid arg '${name}' for queue: ${String(value)} is not one of ` +
+      allowed[name].map((choice) => `'${String(choice)}'`).join(', '));
+  }
+}
+
 function integer(name: string, value: unknown, min: number, max: number): number {
   return numeric(name, value, min, max, true);
 }
@@ -429,7 +469,8 @@ function numeric(name: string, value: unknown, min: number, max: number, whole: 
 
 function refuse(name: string, value: unknown): never {
   throw preconditionFailed(`arg '${name}' ` +
-    `(${String(value)}) is not supported by Usher`);
+    `(${String(value)}) is not supported by Usher, which refuses what it cannot honour ` +
+    '(the README lists the arguments it takes)');
 }
 
 function preconditionFailed(message: string): AmqpError {

@@ -177,10 +177,29 @@ describe('queue arguments', () => {
   });
 
   it('refuses what Usher does not have, naming the argument', () => {
-    assert.throws(() => settingsFromArguments(tableFrom({ 'x-queue-mode': 'lazy' })),
+    assert.throws(() => settingsFromArguments(tableFrom({ 'x-queue-type': 'stream' })),
       (err: Error & { replyCode: number }) =>
-        err.replyCode === 406 && /x-queue-mode/.test(err.message));
+        err.replyCode === 406 && /x-queue-type/.test(err.message));
+    assert.throws(() => settingsFromArguments(tableFrom({ 'x-consistent-hash': 1 })),
+      (err: Error & { replyCode: number }) =>
+        err.replyCode === 406 && /x-consistent-hash.*README/.test(err.message));
     assert.throws(() => settingsFromArguments(tableFrom({ 'x-message-ttl': -5 })),
       { replyCode: 406 });
+  });
+
+  it('takes RabbitMQ\'s storage and placement hints, checked, with nothing to set', () => {
+    assert.deepEqual(settingsFromArguments(tableFrom({
+      'x-queue-mode': 'lazy', 'x-queue-version': 2, 'x-queue-leader-locator': 'balanced',
+      'x-queue-master-locator': 'min-masters', 'x-quorum-initial-group-size': 3,
+      'x-max-in-memory-length': 100, 'x-max-in-memory-bytes': 0,
+      'x-dead-letter-strategy': 'at-least-once',
+    })), {});
+    for (const wrong of [{ 'x-queue-mode': 'eager' }, { 'x-queue-version': 3 },
+      { 'x-queue-leader-locator': 'far' }, { 'x-quorum-initial-group-size': 0 }]) {
+      assert.throws(() => settingsFromArguments(tableFrom(wrong)),
+        (err: Error & { replyCode: number }) =>
+          err.replyCode === 406 && err.message.includes(Object.keys(wrong)[0]),
+        JSON.stringify(wrong));
+    }
   });
 });

@@ -213,6 +213,18 @@ export const queueCases: Case[] = [
     },
   },
   {
+    // Applications written for RabbitMQ declare these; refusing them kept
+    // such an application from starting (new-user session).
+    name: 'queue.declare: x-queue-mode and x-queue-version are taken; a wrong mode is 406',
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      await ch.queueDeclare(ctx.name('lazy'),
+        { durable: true, args: { 'x-queue-mode': 'lazy', 'x-queue-version': 2 } });
+      await expectChannelError(conn, ch, 406, () => ch.queueDeclare(ctx.name('eager'),
+        { durable: true, args: { 'x-queue-mode': 'eager' } }));
+    },
+  },
+  {
     name: 'queue.declare: the 406 reply text names the argument as RabbitMQ does',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
