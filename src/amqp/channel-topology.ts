@@ -31,6 +31,8 @@ type TopologyMethodName =
 /** The methods ChannelTopology.run takes. */
 export type TopologyMethod = Extract<Method, { name: TopologyMethodName }>;
 
+/** A queue declared over AMQP without x-usher-backoff-*: none, as in RabbitMQ. */
+const NO_BACKOFF = { initialMs: 0, multiplier: 1, maxMs: 0, jitter: 0 };
 export class ChannelTopology {
   constructor(
     private readonly connection: AmqpConnection,
@@ -136,7 +138,9 @@ export class ChannelTopology {
     // Claimed first, so no other connection uses it while it is written.
     if (method.exclusive) this.topology.claim(name, this.connection, true);
     // RabbitMQ requeues without limit unless x-delivery-limit says so;
-    // Usher's HTTP default of 10 attempts would drop such messages.
+    // Usher's HTTP default of 10 attempts would drop such messages. And
+    // a nacked message is ready again at once, unless x-usher-backoff-*
+    // asks for a backoff (Usher's HTTP default waits 1 s, doubling).
     // A queue declared durable=false lives in memory only, as in
     // RabbitMQ: its messages are never written, and it is gone after
     // a restart. Its AMQP-only arguments are on disk first: a crash
@@ -148,6 +152,7 @@ export class ChannelTopology {
       await this.topology.setFeatures(name, features);
       ({ created } = await this.broker.createQueue(name, {
         maxAttempts: 0,
+        backoff: NO_BACKOFF,
         ...(method.durable ? {} : { durability: 'memory' as const }),
         ...settings,
       }, { onlyNew: true }));

@@ -15,6 +15,7 @@ import { pinsLittle } from '../broker/messages.js';
 import { LoadRefusalError } from '../errors.js';
 import type {
   AckOptions,
+  NackOptions,
   PublishInput,
   ReceivedMessage,
   Subscription,
@@ -79,6 +80,13 @@ interface QueueBatch {
  * Acks in a transaction are durable before tx.commit-ok (tx.ts).
  */
 const UNANSWERED_ACK: AckOptions = { synced: false };
+
+/** How the broker takes each kind of nack (SettleHow, tx.ts). */
+const NACK_OPTIONS: Record<Exclude<SettleHow, 'ack'>, NackOptions> = {
+  retry: {},
+  requeue: { delayMs: 0 },
+  reject: { requeue: false },
+};
 
 export class AmqpChannel {
   /** Methods sent without waiting run one after another here. */
@@ -181,7 +189,7 @@ export class AmqpChannel {
           this.settle(
             method.deliveryTag,
             method.multiple,
-            method.requeue ? 'requeue' : 'reject',
+            method.requeue ? 'retry' : 'reject',
           ));
       case 'basic.reject':
         return this.settleInTurn(method.name, () =>
@@ -875,13 +883,7 @@ export class AmqpChannel {
       how === 'ack'
         ? this.broker.ack(queue, receipts, ackOptions)
         : Promise.all(
-            receipts.map((receipt) =>
-              this.broker.nack(
-                queue,
-                receipt,
-                how === 'requeue' ? { delayMs: 0 } : { requeue: false },
-              ),
-            ),
+            receipts.map((receipt) => this.broker.nack(queue, receipt, NACK_OPTIONS[how])),
           );
     // A lease that ran out (consumer timeout) or a deleted queue: nothing to do.
     return done.catch(() => {});

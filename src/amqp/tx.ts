@@ -14,7 +14,13 @@ import { REPLY } from './constants.js';
 import { AmqpError } from './errors.js';
 import type { Method } from './methods.js';
 
-export type SettleHow = 'ack' | 'requeue' | 'reject';
+/**
+ * `retry`: basic.nack with requeue, ready again after the queue's backoff
+ * (none unless x-usher-backoff-* or Usher's settings give one);
+ * `requeue`: ready again at once (basic.reject with requeue, recover, a
+ * closed channel); `reject`: dead-lettered or dropped.
+ */
+export type SettleHow = 'ack' | 'retry' | 'requeue' | 'reject';
 
 /** Acks, nacks or rejects held until commit: the tags taken out of unacked. */
 interface HeldSettlement<Entry> {

@@ -10,7 +10,8 @@
 //                           prefetch of its concurrency; acks by delivery
 //                           tag there; basic.cancel on stop (see
 //                           amqp-subscription.ts)
-//   ack, nack, release      basic.ack / basic.nack on the same channel
+//   ack, nack, release      basic.ack / basic.nack / basic.reject on the
+//                           same channel
 //   createQueue             queue.declare with Usher's x-usher-* arguments
 //   purgeQueue, deleteQueue queue.purge, queue.delete
 //
@@ -21,8 +22,9 @@
 //   - a receipt is good on this connection only, while its AMQP channel
 //     lives, and holds a 30-minute lease (RabbitMQ's consumer timeout);
 //   - `duplicate` is always false: a confirm does not say;
-//   - a nack's `reason` is not carried; a requeued nack or a release is
-//     ready again at once and counts as an attempt;
+//   - a nack's `reason` is not carried; a requeued nack waits the queue's
+//     backoff, and a release is ready again at once, both counting as an
+//     attempt;
 //   - `attempt` comes from x-delivery-count (which Usher sends);
 //   - publishBatch is not all-or-nothing: each message is confirmed alone;
 //   - createQueue on an existing queue with other settings is QUEUE_EXISTS
@@ -187,11 +189,11 @@ export class AmqpApi {
     }));
   }
 
-  /** As a requeued nack: ready at once, but the attempt counts (AMQP). */
+  /** basic.reject with requeue: ready at once, but the attempt counts (AMQP). */
   async release(queue: string, receipts: string[]): Promise<number> {
     await this.#connected();
     const results = this.#settle('release', queue, receipts, (deliveryTag) => ({
-      name: 'basic.nack', deliveryTag, multiple: false, requeue: true,
+      name: 'basic.reject', deliveryTag, requeue: true,
     }));
     return results.filter(Boolean).length;
   }
@@ -361,6 +363,9 @@ function aborted(queue: string): UsherClientError {
 }
 
 /** Usher's settings as the queue.declare arguments the broker reads. */
+/** Usher's default backoff (src/engine/types.ts), which HTTP queues get. */
+const HTTP_BACKOFF = { initialMs: 1_000, multiplier: 2, maxMs: 60_000, jitter: 0.1 };
+
 function argumentsOf(settings: QueueSettingsInput): Record<string, PlainValue> {
   const args: Record<string, PlainValue> = {
     // Over HTTP a queue retries 10 times unless told otherwise.
@@ -378,11 +383,13 @@ function argumentsOf(settings: QueueSettingsInput): Record<string, PlainValue> {
     args['x-dead-letter-exchange'] = '';
     args['x-dead-letter-routing-key'] = settings.deadLetter;
   }
-  const backoff = settings.backoff ?? {};
-  if (backoff.initialMs !== undefined) args['x-usher-backoff-initial'] = backoff.initialMs;
-  if (backoff.maxMs !== undefined) args['x-usher-backoff-max'] = backoff.maxMs;
-  if (backoff.multiplier !== undefined) args['x-usher-backoff-multiplier'] = backoff.multiplier;
-  if (backoff.jitter !== undefined) args['x-usher-backoff-jitter'] = backoff.jitter;
+  // Over HTTP a failed message waits 1 s before its retry, doubling; over
+  // AMQP a queue has no backoff unless told, so it is told here.
+  const backoff = { ...HTTP_BACKOFF, ...settings.backoff };
+  args['x-usher-backoff-initial'] = backoff.initialMs;
+  args['x-usher-backoff-max'] = backoff.maxMs;
+  args['x-usher-backoff-multiplier'] = backoff.multiplier;
+  args['x-usher-backoff-jitter'] = backoff.jitter;
   return args;
 }
 

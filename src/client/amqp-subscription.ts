@@ -193,9 +193,7 @@ export class PushedMessages<T> implements PushSource<T> {
     await subscription.cancel();
     // Arrived but never handed to a handler: back to the queue now.
     for (const { delivery, from } of this.buffer.splice(0)) {
-      from.settle({
-        name: 'basic.nack', deliveryTag: delivery.deliveryTag, multiple: false, requeue: true,
-      });
+      from.settle({ name: 'basic.reject', deliveryTag: delivery.deliveryTag, requeue: true });
     }
   }
 

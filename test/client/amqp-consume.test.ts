@@ -117,6 +117,26 @@ it('consumes with basic.consume: one consumer, prefetch = concurrency, acked by 
   assert.ok(work.done.every((m) => m.attempt === 1 && !m.redelivered));
 });
 
+it('retries a message whose handler threw after the queue\'s backoff, as over HTTP', {
+  timeout: 20_000,
+}, async () => {
+  const usher = client();
+  await usher.createQueue('push.backoff', { backoff: { initialMs: 300, jitter: 0 } });
+  await usher.publish('push.backoff', 'ticket');
+
+  const tries: number[] = [];
+  const consumer = usher.consume('push.backoff', async () => {
+    tries.push(performance.now());
+    if (tries.length === 1) throw new Error('payment service down');
+  });
+  await until('a retry', () => tries.length === 2);
+  await consumer.stop();
+
+  // It used to come back at once: a handler failing on every try used
+  // up its 10 attempts in 2 s (new-user session).
+  assert.ok(tries[1] - tries[0] >= 270, `retried after ${tries[1] - tries[0]} ms`);
+});
+
 it('stop() cancels the consumer: what was not handed out stays ready, unleased', {
   timeout: 20_000,
 }, async () => {
