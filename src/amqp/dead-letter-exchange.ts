@@ -10,12 +10,15 @@ import { EXCHANGE_HEADER, ROUTING_KEY_HEADER, toAmqp } from './mapping.js';
 import type { QueueFeatures } from './queue-features.js';
 import { annotateDeath, deathEntries, isDeadLetterCycle } from './x-death.js';
 import type { FieldTable } from './field-table.js';
+import type { Binding } from '../routing/types.js';
 
 export interface DeadLetterContext {
   featuresOf(queue: string): QueueFeatures;
   /** The queues a publish to `exchange` reaches; throws if it is missing. */
   route(exchange: string, routingKey: string, headers: FieldTable): readonly string[];
   onDropped(queue: string, why: string): void;
+  /** Which queues dead-letter into each queue (deadLetterRoutes), for sourcesOf. */
+  routes(): ReadonlyMap<string, readonly string[]>;
 }
 
 export function deadLetterExchangeRouter(context: DeadLetterContext): DeadLetterRouter {
@@ -54,5 +57,73 @@ export function deadLetterExchangeRouter(context: DeadLetterContext): DeadLetter
       if (queues.length < targets.size) context.onDropped(queue, 'dead-letter cycle');
       return { queues, headers: dead };
     },
+
+    sourcesOf(queue) {
+      return context.routes().get(queue) ?? NONE;
+    },
   };
+}
+
+const NONE: readonly string[] = [];
+
+/**
+ * Which queues dead-letter into each queue through their
+ * x-dead-letter-exchange, as the bindings stand: with it, Usher's dead-
+ * letter tools (the CLI, the dead-letter metric and alert, the dashboard)
+ * count such a queue as a dead-letter queue, as they count one named by
+ * Usher's own `deadLetter` setting. With x-dead-letter-routing-key the
+ * route is that key's; without it, each message's own key decides, which
+ * is not known here: then any path of bindings from the exchange into a
+ * queue counts (none from the default exchange, which sends a message back
+ * by the name it came by). A queue does not count as its own.
+ */
+export function deadLetterRoutes(
+  features: Iterable<[string, QueueFeatures]>,
+  bindings: readonly Binding[],
+  route: (exchange: string, routingKey: string) => readonly string[],
+): Map<string, string[]> {
+  const into = new Map<string, string[]>();
+  for (const [source, { deadLetterExchange, deadLetterRoutingKey }] of features) {
+    if (deadLetterExchange === undefined) continue;
+    const targets = deadLetterRoutingKey === undefined
+      ? reachable(deadLetterExchange, bindings)
+      : routedOrNone(() => route(deadLetterExchange, deadLetterRoutingKey));
+    for (const target of targets) {
+      if (target === source) continue;
+      const sources = into.get(target);
+      if (sources === undefined) into.set(target, [source]);
+      else sources.push(source);
+    }
+  }
+  return into;
+}
+
+/** The queues some path of bindings leads to from `exchange`. */
+function reachable(exchange: string, bindings: readonly Binding[]): Set<string> {
+  const queues = new Set<string>();
+  if (exchange === '') return queues;
+  const seen = new Set([exchange]);
+  const pending = [exchange];
+  while (pending.length > 0) {
+    const from = pending.pop()!;
+    for (const binding of bindings) {
+      if (binding.source !== from) continue;
+      if (binding.destinationKind === 'queue') {
+        queues.add(binding.destination);
+      } else if (!seen.has(binding.destination)) {
+        seen.add(binding.destination);
+        pending.push(binding.destination);
+      }
+    }
+  }
+  return queues;
+}
+
+/** A missing dead-letter exchange leads nowhere. */
+function routedOrNone(route: () => readonly string[]): readonly string[] {
+  try {
+    return route();
+  } catch {
+    return NONE;
+  }
 }

@@ -13,9 +13,9 @@ import { resolveSettings } from '../broker/settings.js';
 import type { ExchangeTable } from '../routing/exchanges.js';
 import { RoutingError } from '../routing/errors.js';
 import { REPLY } from './constants.js';
-import { deadLetterExchangeRouter } from './dead-letter-exchange.js';
+import { deadLetterExchangeRouter, deadLetterRoutes } from './dead-letter-exchange.js';
 import { AmqpError } from './errors.js';
-import { plainTable, type FieldTable } from './field-table.js';
+import { EMPTY_TABLE, plainTable, type FieldTable } from './field-table.js';
 import { QueueExpiry } from './queue-expiry.js';
 import { checkQueueEquivalent } from './queue-equivalence.js';
 import {
@@ -60,6 +60,8 @@ export class Topology {
   private readonly declaring = new Map<string, Promise<void>>();
   readonly singleActive = new SingleActiveConsumers();
   private readonly expiry: QueueExpiry;
+  /** deadLetterRoutes as the topology stands; null after any change. */
+  private deadLetterInto: Map<string, string[]> | null = null;
   /** route's last answer for the default exchange (read only). */
   private lastDirect: readonly string[] = NOWHERE;
 
@@ -79,6 +81,8 @@ export class Topology {
       featuresOf: (queue) => this.features.get(queue),
       route: (exchange, key, headers) => this.route(exchange, key, headers),
       onDropped: (queue, why) => this.logger.debug({ queue, why }, 'dead letter dropped'),
+      routes: () => (this.deadLetterInto ??= deadLetterRoutes(this.features.entries(),
+        this.table.bindings(), (exchange, key) => this.route(exchange, key, EMPTY_TABLE))),
     }));
     // A queue deleted over HTTP or the CLI takes its AMQP state too; an
     // AMQP queue.delete also awaits queueDeleted itself, which is harmless
@@ -195,6 +199,7 @@ export class Topology {
 
   /** Keeps the AMQP-only arguments of a queue just created. */
   async setFeatures(queue: string, features: QueueFeatures): Promise<void> {
+    this.deadLetterInto = null;
     await this.features.set(queue, features);
   }
 
@@ -420,6 +425,8 @@ export class Topology {
 
   /** Keeps every change made so far; changes made together share a write. */
   private save(): Promise<void> {
+    // Every change of exchanges and bindings saves.
+    this.deadLetterInto = null;
     return this.journal.sync();
   }
 }

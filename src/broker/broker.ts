@@ -1065,10 +1065,19 @@ export class Broker implements BrokerApi {
         ...totals,
         oldestReadyAgeMs: engine.oldestReadyAgeMs(this.clock()),
       },
-      deadLetterSources: [...this.engines.values()]
-        .filter((other) => other.settings.deadLetter === engine.name)
-        .map((other) => other.name),
+      deadLetterSources: this.deadLetterSourcesOf(engine.name),
     };
+  }
+
+  /** Queues whose `deadLetter` setting, or dead-letter router (AMQP), leads into `name`. */
+  private deadLetterSourcesOf(name: string): string[] {
+    const sources = [...this.engines.values()]
+      .filter((other) => other.settings.deadLetter === name)
+      .map((other) => other.name);
+    for (const source of this.deadLetterRouter?.sourcesOf(name) ?? []) {
+      if (this.engines.has(source) && !sources.includes(source)) sources.push(source);
+    }
+    return sources;
   }
 
   private engineOf(name: string, field = 'queue'): QueueEngine {

@@ -174,6 +174,8 @@ export interface DeadLetterRouter {
     reason: DeathReason,
     headers: Record<string, string>,
   ): { queues: string[]; headers: Record<string, string> } | undefined;
+  /** The queues that dead-letter into `queue` by this router, as it stands. */
+  sourcesOf(queue: string): readonly string[];
 }
 
 /**

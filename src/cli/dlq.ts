@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 
 import { DEATH_HEADERS } from '../broker/dead-letter.js';
 import type { PeekedMessage, UsherClient } from '../client/index.js';
-import { intFlag, type Cli, type CommandGroup } from './context.js';
+import { CliError, intFlag, type Cli, type CommandGroup } from './context.js';
 import { bodyText, headersText, keyValues, messageJson } from './output.js';
 
 interface ListFlags {
@@ -59,9 +59,10 @@ export const dlqCommands: CommandGroup = {
       .argument('<queue>', 'dead-letter queue, or a queue that has one')
       .option('--to <queue>', 'move them here instead')
       .option('--max <n>', 'move at most this many', intFlag(1))
-      .action(async (queue: string, flags: { to?: string; max?: number }) => {
+      .option('--any-queue', 'move the messages of a queue that is no dead-letter queue')
+      .action(async (queue: string, flags: { to?: string; max?: number; anyQueue?: boolean }) => {
         const client = cli.client();
-        const name = await resolveDeadLetterQueue(client, cli, queue);
+        const name = await resolveDeadLetterQueue(client, cli, queue, flags.anyQueue !== true);
         const { to, max } = flags;
         const moved = await client.redrive(name, { to, max });
         const target = to ? `"${to}"` : 'their source queues';
@@ -73,17 +74,26 @@ export const dlqCommands: CommandGroup = {
 
 /**
  * The dead-letter queue meant by `name`: itself when some queue
- * dead-letters into it (or none does and it has no dead-letter queue of its
- * own), otherwise the queue it dead-letters into. Throws QUEUE_NOT_FOUND.
+ * dead-letters into it, by Usher's setting or an AMQP dead-letter exchange;
+ * else the queue it dead-letters into by Usher's setting. A queue that is
+ * neither is itself, unless `strict`: a redrive would move live messages
+ * (a new-user session moved a work queue's that way). Throws
+ * QUEUE_NOT_FOUND.
  */
 async function resolveDeadLetterQueue(
   client: UsherClient,
   cli: Cli,
   name: string,
+  strict = false,
 ): Promise<string> {
   const info = await client.getQueue(name);
   const target = info.settings.deadLetter;
-  if (info.deadLetterSources.length > 0 || target === null) return name;
+  if (info.deadLetterSources.length > 0) return name;
+  if (target === null) {
+    if (!strict) return name;
+    throw new CliError(`"${name}" is not a dead-letter queue: no queue dead-letters into it ` +
+      'and it has none of its own, so its messages may be live; --any-queue moves them anyway');
+  }
 
   cli.note(`using "${target}", the dead-letter queue of "${name}"`);
   return target;

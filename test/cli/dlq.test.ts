@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { useUsherServer } from '../client/usher-process.js';
+import amqp from 'amqplib';
+
+import { runUsher, useUsherServer } from '../client/usher-process.js';
 
 const cli = useUsherServer();
 const usher = (...args: string[]) => cli.run(args);
@@ -69,6 +71,49 @@ describe('usher dlq', () => {
     );
     assert.equal(moved.stdout, 'moved 1 message from "mail.dlq" to "mail.archive"\n');
     assert.equal((await stats('mail.archive')).ready, 1);
+  });
+
+  it('refuses to redrive a queue that is no dead-letter queue, unless --any-queue', async () => {
+    await usher('queue', 'create', 'live.work');
+    await usher('queue', 'create', 'live.other');
+    await usher('publish', 'live.work', 'not dead');
+
+    const refused = await runUsher(['dlq', 'redrive', 'live.work', '--to', 'live.other'],
+      { url: cli.server().url });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /"live\.work" is not a dead-letter queue.*--any-queue/);
+    assert.equal((await stats('live.work')).ready, 1, 'nothing moved');
+
+    await usher('dlq', 'redrive', 'live.work', '--to', 'live.other', '--any-queue');
+    assert.equal((await stats('live.other')).ready, 1);
+  });
+
+  it('counts a queue fed by an AMQP dead-letter exchange as a dead-letter queue', async () => {
+    const connection = await amqp.connect(cli.server().amqpUrl);
+    const channel = await connection.createConfirmChannel();
+    await channel.assertExchange('tickets.dlx', 'direct');
+    await channel.assertQueue('sms.dlq');
+    // No x-dead-letter-routing-key: the message's own key, sms.work, routes it.
+    await channel.bindQueue('sms.dlq', 'tickets.dlx', 'sms.work');
+    await channel.assertQueue('sms.work', { arguments: { 'x-dead-letter-exchange': 'tickets.dlx' } });
+    channel.sendToQueue('sms.work', Buffer.from('undeliverable'));
+    await channel.waitForConfirms();
+    const message = await channel.get('sms.work');
+    assert.ok(message !== false);
+    channel.reject(message, false);
+    // Its channel's close follows the reject; amqplib may send the
+    // connection's close ahead of both.
+    await channel.close();
+    await connection.close();
+
+    const info = JSON.parse((await usher('queue', 'stats', 'sms.dlq', '--json')).stdout);
+    assert.deepEqual(info.deadLetterSources, ['sms.work']);
+    const metrics = await (await fetch(`${cli.server().url}/metrics`)).text();
+    assert.match(metrics, /^usher_dead_letter_queue_messages\{queue="sms\.dlq"\} 1$/m);
+
+    const moved = await usher('dlq', 'redrive', 'sms.dlq');
+    assert.equal(moved.stdout, 'moved 1 message from "sms.dlq" to their source queues\n');
+    assert.equal((await stats('sms.work')).ready, 1);
   });
 
   it('honours --limit and says when nothing is there', async () => {
