@@ -61,6 +61,10 @@ export function deadLetterExchangeRouter(context: DeadLetterContext): DeadLetter
     sourcesOf(queue) {
       return context.routes().get(queue) ?? NONE;
     },
+
+    decidesFor(queue) {
+      return context.featuresOf(queue).deadLetterExchange !== undefined;
+    },
   };
 }
 

@@ -361,6 +361,11 @@ export class Broker implements BrokerApi {
     );
 
     if (existing !== undefined) {
+      // Taken and then never used, it read as set (new-user session).
+      if (input.deadLetter && this.deadLetterRouter?.decidesFor(name) === true) {
+        throw new QueueExistsError(name, 'deadLetter: its AMQP x-dead-letter-exchange ' +
+          'decides where its dead letters go; redeclare it over AMQP to change that');
+      }
       for (const fixed of ['fifo', 'durability'] as const) {
         if (settings[fixed] !== existing.settings[fixed]) {
           throw new QueueExistsError(

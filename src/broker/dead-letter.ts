@@ -176,6 +176,8 @@ export interface DeadLetterRouter {
   ): { queues: string[]; headers: Record<string, string> } | undefined;
   /** The queues that dead-letter into `queue` by this router, as it stands. */
   sourcesOf(queue: string): readonly string[];
+  /** Whether this router, not the queue's `deadLetter` setting, decides for `queue`. */
+  decidesFor(queue: string): boolean;
 }
 
 /**

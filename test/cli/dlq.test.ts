@@ -114,6 +114,15 @@ describe('usher dlq', () => {
     const moved = await usher('dlq', 'redrive', 'sms.dlq');
     assert.equal(moved.stdout, 'moved 1 message from "sms.dlq" to their source queues\n');
     assert.equal((await stats('sms.work')).ready, 1);
+
+    // Usher's own deadLetter setting would never be used on it: refused.
+    const refused = await runUsher(['queue', 'create', 'sms.work', '--dead-letter', 'sms.parking'],
+      { url: cli.server().url });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /already exists .*deadLetter: its AMQP x-dead-letter-exchange decides/);
+    const queues = JSON.parse((await usher('queue', 'list', '--json')).stdout) as
+      Array<{ name: string }>;
+    assert.ok(!queues.some((queue) => queue.name === 'sms.parking'), 'no parking queue made');
   });
 
   it('honours --limit and says when nothing is there', async () => {
