@@ -28,7 +28,7 @@ import {
 
 /** What the cold tier takes of a message: a new publish's record has it all. */
 export type ColdPublish = ColdCandidate &
-  Pick<Message, 'availableAt' | 'body' | 'slots'>;
+  Pick<Message, 'availableAt' | 'body' | 'slots' | 'expiresAt'>;
 
 /** What became of a message that left the in-flight or waiting state. */
 export type Outcome =
@@ -121,6 +121,12 @@ export abstract class QueueContents {
   protected outbox: Outcome[] = [];
   // Reused by tickDelayed, which runs at every receive.
   protected readonly dueScratch: Message[] = [];
+  /**
+   * Whether a cold message may have a TTL of its own: one went cold with
+   * one, or came back at a restart, when its record is not read. A queue's
+   * own messageTtlMs counts too (QueueEngine.coldHeadWaits).
+   */
+  protected coldMayExpire = false;
 
   // Waiting messages whose bodies stay on disk; null while this queue
   // keeps everything in memory (coldAllowed says when).
@@ -415,6 +421,8 @@ export abstract class QueueContents {
   enqueueCold(priority: number, seq: number, bytes: number): boolean {
     if (this.cold === null || this.current.fifo) return false;
     if (!this.cold.backlog.accepts(priority, seq)) return false;
+    // Its TTL, if any, is in its record, not read at a restart.
+    this.coldMayExpire = true;
     this.cold.addPlain(priority, seq, bytes, this.nextWaitNumber(priority, seq));
     this.counts.ready++;
     this.counts.bytes += bytes;
@@ -433,6 +441,7 @@ export abstract class QueueContents {
   enqueueColdEntry(fields: Omit<ColdEntry, 'order'>, group: string | null, now: number): boolean {
     const cold = this.cold;
     if (cold === null) return false;
+    this.coldMayExpire = true;
     const delayed = fields.availableAt > now;
     const entry: ColdEntry = {
       seq: fields.seq,
@@ -472,6 +481,7 @@ export abstract class QueueContents {
 
   protected addCold(message: ColdPublish, delayed: boolean, offer = true): void {
     const cold = this.cold as ColdTier;
+    if (message.expiresAt !== null) this.coldMayExpire = true;
     // A message that waited in memory keeps its number (landed()).
     let order = message.slots?.order ?? 0;
     if (order === 0) order = this.nextWaitNumber(message.priority, message.seq);

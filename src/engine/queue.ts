@@ -25,6 +25,9 @@ export { HOT_READY_LIMIT, HOT_WAITING_BYTES, PAGE_IN_BATCH, type PageIn } from '
 export type { EngineOptions, NackRequest, Outcome } from './queue-contents.js';
 
 export class QueueEngine extends QueueContents {
+  /** When bringColdHeadIn may run next; 0: as soon as a timer asks. */
+  private coldHeadCheckAt = 0;
+
   // --- deduplication --------------------------------------------------
 
   /** True when `id` was published within the dedup window before `now`. */
@@ -335,6 +338,11 @@ export class QueueEngine extends QueueContents {
       this.fail(message, now, true, 0);
     }
 
+    this.expireDue(now);
+    if (now >= this.coldHeadCheckAt && this.coldHeadWaits()) this.bringColdHeadIn(now);
+  }
+
+  private expireDue(now: number): void {
     for (let entry = this.expiries.peek(); entry !== undefined && entry.at <= now;
       entry = this.expiries.peek()) {
       this.expiries.pop();
@@ -345,6 +353,40 @@ export class QueueEngine extends QueueContents {
       if (message.state === 'in-flight') continue;
       this.kill(message, 'expired');
     }
+  }
+
+  /**
+   * A message's TTL is timed once it is in memory (enqueueHot): the cold
+   * tier keeps no expiry times. So that the head of a queue expires in
+   * time with nobody reading it, as RabbitMQ's classic queues time their
+   * head, the head is brought into memory at most every
+   * COLD_HEAD_CHECK_MS, and while whole pages of it turn out expired the
+   * next follows, up to COLD_HEAD_PAGES at once. Without it, messages
+   * recovered at a restart (all cold) never expired until a consumer came
+   * (breaker session): a retry queue of TTL and dead-lettering stalled.
+   * FIFO queues keep their cold messages by group, and are not covered.
+   */
+  private bringColdHeadIn(now: number): void {
+    // The first check waits a period too: a restart's replay is not paged
+    // back in while the broker starts.
+    const first = this.coldHeadCheckAt === 0;
+    this.coldHeadCheckAt = now + COLD_HEAD_CHECK_MS;
+    if (first) return;
+    for (let pages = 0; pages < COLD_HEAD_PAGES && this.coldHeadWaits(); pages++) {
+      const expiredBefore = this.totals.expired;
+      this.pageInAhead();
+      this.expireDue(now);
+      if (this.totals.expired === expiredBefore) return;
+    }
+  }
+
+  /** Whether the next message to deliver is cold (a best-effort queue's). */
+  private coldHeadWaits(): boolean {
+    const backlog = this.cold?.backlog;
+    if (backlog === undefined || backlog.count === 0 || this.settings.fifo) return false;
+    if (!this.coldMayExpire && this.settings.messageTtlMs === null) return false;
+    const top = this.ready.peek();
+    return backlog.ahead(top?.priority ?? -1, top?.seq ?? Number.POSITIVE_INFINITY) >= 0;
   }
 
   /**
@@ -400,6 +442,9 @@ export class QueueEngine extends QueueContents {
   /** The earliest time at which tick() has work, or null. */
   nextWakeAt(): number | null {
     let earliest = this.cold?.rows.nextDue() ?? null;
+    if (this.coldHeadWaits() && (earliest === null || this.coldHeadCheckAt < earliest)) {
+      earliest = this.coldHeadCheckAt;
+    }
     for (const heap of [this.delayed, this.leaseDeadlines, this.expiries]) {
       const top = heap.peek();
       if (top !== undefined && (earliest === null || top.at < earliest)) earliest = top.at;
@@ -433,6 +478,11 @@ export class QueueEngine extends QueueContents {
     if (this.headOf(group)?.state === 'ready') this.groups.offer(group);
   }
 }
+
+/** How often a cold head is brought in to meet its TTL (bringColdHeadIn). */
+const COLD_HEAD_CHECK_MS = 1_000;
+/** Pages of expired messages brought in and expired at one check. */
+const COLD_HEAD_PAGES = 64;
 
 const NO_OUTCOMES: Outcome[] = [];
 const NO_ROWS: ColdRow[] = [];

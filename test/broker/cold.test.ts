@@ -25,6 +25,26 @@ async function fill(queue: string, count: number, from = 0): Promise<string[]> {
   return published.sort((a, b) => b[1] - a[1] || a[2] - b[2]).map(([body]) => body);
 }
 
+/**
+ * Moves the clock by `ms` and runs what is due, then once more a second
+ * later: a cold head is first looked at one check period (1 s) after the
+ * restart's first timer.
+ */
+async function advanceAndRun(ms: number): Promise<void> {
+  usher.clock.advance(ms);
+  usher.broker.runDue();
+  usher.clock.advance(1_000);
+  usher.broker.runDue();
+}
+
+/** Waits (up to 2 s) for `check`: moves are logged before they show. */
+async function eventually(check: () => boolean): Promise<void> {
+  for (let tries = 0; tries < 100 && !check(); tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.ok(check(), 'in time');
+}
+
 async function drainAll(queue: string): Promise<string[]> {
   const seen: string[] = [];
   for (;;) {
@@ -78,6 +98,34 @@ describe('cold backlog in the broker', () => {
     usher.clock.advance(61_000);
     usher.broker.runDue();
     assert.deepEqual(bodies(await usher.broker.receive('q', { max: 5, waitMs: 0 })), ['later']);
+  });
+
+  // A cold message's TTL was only looked at when a receive read it back:
+  // after a restart (everything cold) a TTL-and-dead-letter retry queue
+  // with no consumer never expired anything (breaker session).
+  it('expires cold messages nobody reads, after a restart too, head first', async () => {
+    await usher.broker.createQueue('wait', { messageTtlMs: 2_000, deadLetter: 'work' });
+    await fill('wait', 30);
+    await usher.reopen();
+    assert.equal(usher.broker.getQueue('wait').stats.total, 30);
+
+    await advanceAndRun(2_001);
+    await eventually(() => usher.broker.getQueue('work').stats.total === 30);
+    assert.equal(usher.broker.getQueue('wait').stats.total, 0);
+    assert.equal(usher.broker.getQueue('wait').stats.expired, 30);
+  });
+
+  it('expires cold messages of their own TTL once they are the head', async () => {
+    await usher.broker.createQueue('own', {});
+    for (let i = 0; i < 20; i++) {
+      await usher.broker.publish('own', [{ body: text(`short ${i}`), ttlMs: 500 }]);
+    }
+    await usher.broker.publish('own', [{ body: text('long'), ttlMs: 60_000 }]);
+    await usher.reopen();
+
+    await advanceAndRun(501);
+    await eventually(() => usher.broker.getQueue('own').stats.total === 1);
+    assert.equal(usher.broker.getQueue('own').stats.expired, 20);
   });
 
   it('purges and deletes cold messages for good', async () => {
