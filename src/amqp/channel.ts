@@ -882,9 +882,7 @@ export class AmqpChannel {
     const done =
       how === 'ack'
         ? this.broker.ack(queue, receipts, ackOptions)
-        : Promise.all(
-            receipts.map((receipt) => this.broker.nack(queue, receipt, NACK_OPTIONS[how])),
-          );
+        : this.broker.nackMany(queue, receipts, NACK_OPTIONS[how]);
     // A lease that ran out (consumer timeout) or a deleted queue: nothing to do.
     return done.catch(() => {});
   }
@@ -910,8 +908,17 @@ export class AmqpChannel {
     this.flushAcks();
     this.closed = true;
     this.tx.release();
-    for (const consumer of [...this.consumers.values()]) this.dropConsumer(consumer);
+    // Its consumers stop taking first, and the next single active consumer
+    // is woken only once their messages are back at the head, as RabbitMQ
+    // requeues before it hands over: woken first, it took the messages
+    // behind them (breaker session).
+    const consumers = [...this.consumers.values()];
+    for (const consumer of consumers) {
+      consumer.subscription?.cancel();
+      consumer.subscription = null;
+    }
     this.requeueAll();
+    for (const consumer of consumers) this.dropConsumer(consumer);
     this.batches.clear();
   }
 

@@ -717,6 +717,29 @@ export class Broker implements BrokerApi {
     return results;
   }
 
+  /**
+   * nack() of several receipts of one queue as one change: every message
+   * is back (or dead) before any is served again, so requeued messages go
+   * out in their own order, not the first of them ahead of newer ones and
+   * the rest after (AMQP's nack with multiple, basic.recover, a closed
+   * channel; RabbitMQ requeues such a batch at once). Receipts no longer
+   * leased are passed over.
+   */
+  async nackMany(queue: string, receipts: readonly string[], options: NackOptions): Promise<void> {
+    this.checkOpen();
+    const engine = this.engineOf(queue);
+    const delayMs =
+      options.delayMs === undefined ? undefined : checkDuration(options.delayMs, 'delayMs');
+    const reason =
+      options.reason === undefined ? undefined : cutText(String(options.reason), MAX_REASON_LENGTH);
+
+    const now = this.clock();
+    for (const receipt of receipts) {
+      engine.nack(receipt, now, { requeue: options.requeue ?? true, delayMs });
+    }
+    await this.settleOutcomes(engine, now, reason);
+  }
+
   async nack(queue: string, receipt: string, options: NackOptions): Promise<NackResult> {
     this.checkOpen();
     const engine = this.engineOf(queue);

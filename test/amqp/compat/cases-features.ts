@@ -127,6 +127,32 @@ export const featureCases: Case[] = [
     },
   },
   {
+    // Woken before its messages were back, the next consumer took the ones
+    // behind them first (breaker session).
+    name: 'x-single-active-consumer: the next consumer gets the unacked ones first, in order',
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const queue = ctx.name('sac-order');
+      await ch.queueDeclare(queue, { args: { 'x-single-active-consumer': true } });
+      const bodies = Array.from({ length: 12 }, (_, i) => `m${i}`);
+      await fill(conn, queue, bodies);
+
+      const activeCh = await conn.channel();
+      await activeCh.qos(3);
+      const active = await consumeInto(activeCh, queue);
+      await active.take(3);
+      const waitingCh = await conn.channel();
+      await waitingCh.qos(6);
+      const waiting = await consumeInto(waitingCh, queue);
+      await quiet();
+      await activeCh.close();
+
+      const got = await waiting.take(6);
+      assert.deepEqual(got.map((m) => m.body), bodies.slice(0, 6));
+      assert.deepEqual(got.map((m) => m.redelivered), [true, true, true, false, false, false]);
+    },
+  },
+  {
     name: 'x-single-active-consumer: a non-boolean value is 406',
     async run(ctx) {
       const { conn, ch } = await ctx.open();

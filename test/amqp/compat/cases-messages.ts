@@ -440,6 +440,25 @@ export const consumeCases: Case[] = [
     },
   },
   {
+    // Requeued one by one, the first went out again ahead of newer ones
+    // and the rest after them (breaker session).
+    name: 'basic.nack multiple requeue: they come back in order, ahead of newer messages',
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const queue = ctx.name('nackorder');
+      await ch.queueDeclare(queue);
+      const bodies = Array.from({ length: 8 }, (_, i) => `m${i}`);
+      await fill(conn, queue, bodies);
+      await ch.qos(4);
+      const inbox = await consumeInto(ch, queue);
+      const got = await inbox.take(4);
+      ch.nack(got[3].deliveryTag, true, true);
+      const again = (await inbox.take(8)).slice(4);
+      assert.deepEqual(again.map((m) => m.body), bodies.slice(0, 4));
+      ch.ack(0, true);
+    },
+  },
+  {
     name: 'basic.reject and basic.nack with requeue=false drop the message',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
