@@ -29,14 +29,14 @@ before(async () => {
   broker = await openBroker(dir.path);
   const gate = new Promise<void>((resolve) => (openGate = resolve));
   const ack = broker.ack.bind(broker);
-  const nack = broker.nack.bind(broker);
+  const nack = broker.nackMany.bind(broker);
   broker.ack = async (...args: Parameters<Broker['ack']>) => {
     await gate;
     const done = await ack(...args);
     landed.push('ack');
     return done;
   };
-  broker.nack = async (...args: Parameters<Broker['nack']>) => {
+  broker.nackMany = async (...args: Parameters<Broker['nackMany']>) => {
     await gate;
     const done = await nack(...args);
     landed.push('nack');
