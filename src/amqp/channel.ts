@@ -345,9 +345,17 @@ export class AmqpChannel {
   }
 
   onBody(body: Buffer, last: boolean): void {
-    if (this.incoming === null) return;
-    addBodyFrame(this.incoming, body);
-    if (last) this.finishPublish();
+    const incoming = this.incoming;
+    if (incoming === null) return;
+    addBodyFrame(incoming, body);
+    if (!last) {
+      this.connection.unfinishedBodies(body.length);
+      return;
+    }
+    if (incoming.received > body.length) {
+      this.connection.unfinishedBodies(body.length - incoming.received);
+    }
+    this.finishPublish();
   }
 
   private finishPublish(): void {
@@ -907,6 +915,11 @@ export class AmqpChannel {
     if (!this.closed) this.flushPublishes();
     this.flushAcks();
     this.closed = true;
+    // A publish cut short holds its body frames no more.
+    if (this.incoming !== null && this.incoming.received > 0) {
+      this.connection.unfinishedBodies(-this.incoming.received);
+    }
+    this.incoming = null;
     this.tx.release();
     // Its consumers stop taking first, and the next single active consumer
     // is woken only once their messages are back at the head, as RabbitMQ

@@ -47,6 +47,8 @@ export interface ConnectionContext {
   maxConsumersPerQueue: number;
   /** Set when the listener refuses this connection (a limit); see onStartOk. */
   refusal: string | null;
+  /** Body bytes of publishes begun and not finished, on every connection. */
+  unfinishedBodies: { bytes: number };
 }
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -54,6 +56,15 @@ const PUBLISH_HIGH_WATER = 20_000;
 const PUBLISH_LOW_WATER = 5_000;
 /** Bytes queued for the socket past which consumers get no more. */
 const OUTBOUND_LIMIT = 4 * 1024 * 1024;
+/**
+ * Body bytes of unfinished publishes a connection, and all connections,
+ * may hold (at least two, and eight, of the largest message). A publish's
+ * body is held until its last frame; a client that starts one on each of
+ * 150 channels and finishes none took 2.5 GB, past --memory-budget, for
+ * nothing a queue would count (breaker session).
+ */
+const UNFINISHED_PER_CONNECTION = 64 * 1024 * 1024;
+const UNFINISHED_IN_ALL = 256 * 1024 * 1024;
 
 type Phase =
   | 'header'
@@ -100,6 +111,8 @@ export class AmqpConnection {
   private readingChunk: ArrayBufferLike | null = null;
   private keptOfChunk = 0;
   private stopWatchingAdmission: () => void = () => {};
+  /** Body bytes this connection's channels hold for unfinished publishes. */
+  private unfinishedBodyBytes = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -145,6 +158,27 @@ export class AmqpConnection {
       !this.pausedForDrain
     ) {
       this.socket.resume();
+    }
+  }
+
+  /**
+   * A channel holds `delta` more (or, negative, fewer) body bytes of a
+   * publish not finished yet. Past the limits the connection is closed
+   * (506): it cannot be paused instead, as a client may be sending the
+   * frames of several publishes in turn, and none would ever finish.
+   */
+  unfinishedBodies(delta: number): void {
+    this.unfinishedBodyBytes += delta;
+    const all = (this.context.unfinishedBodies.bytes += delta);
+    if (delta <= 0 || this.phase === 'closed' || this.phase === 'closing') return;
+
+    const mine = Math.max(UNFINISHED_PER_CONNECTION, 2 * this.context.maxMessageBytes);
+    const everyone = Math.max(UNFINISHED_IN_ALL, 8 * this.context.maxMessageBytes);
+    if (this.unfinishedBodyBytes > mine || all > everyone) {
+      const whose = this.unfinishedBodyBytes > mine ? 'this connection' : 'all connections';
+      this.closeWith(new AmqpError(REPLY.RESOURCE_ERROR,
+        `${whose} hold more than ${this.unfinishedBodyBytes > mine ? mine : everyone} ` +
+        'bytes of message bodies not finished: finish a publish before starting more'), false);
     }
   }
 

@@ -60,6 +60,7 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
   const closing = new Set<AmqpConnection>();
 
   const perSource = new SourceLimit(options.maxConnectionsPerSource);
+  const unfinishedBodies = { bytes: 0 };
 
   const accept = (socket: Socket) => {
     // Over the limit: the connection is refused after the protocol header
@@ -75,6 +76,7 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
       maxMessageBytes: options.maxMessageBytes,
       authenticator,
       maxConsumersPerQueue: options.maxConsumersPerQueue ?? 10_000,
+      unfinishedBodies,
       refusal: admitted
         ? null
         : `too many connections from ${socket.remoteAddress} (limit ${perSource.max})`,

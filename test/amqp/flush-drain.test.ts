@@ -125,6 +125,7 @@ async function openConnection(socket: RoomySocket): Promise<AmqpConnection> {
     authenticator: new Authenticator({ store: UserStore.inMemory() }),
     maxConsumersPerQueue: 10_000,
     refusal: null,
+    unfinishedBodies: { bytes: 0 },
   });
 
   socket.emit('data', PROTOCOL_HEADER);
