@@ -43,8 +43,15 @@ import type { Method, MethodName, MethodOf } from './methods.js';
 import { ChannelTransactions, type SettleHow } from './tx.js';
 import { checkUserId } from './user-id.js';
 
-/** AMQP has no lease: RabbitMQ's consumer timeout (30 min) stands in. */
-const LEASE_MS = 30 * 60 * 1000;
+/**
+ * AMQP has no lease. A channel holding a delivery unacked for the consumer
+ * timeout is closed (checkAckTimeout), as RabbitMQ closes it, and the
+ * message goes back then; the broker's lease runs a minute longer, so that
+ * it never redelivers a message the channel still holds. It did, when the
+ * lease was the timeout: the holder's channel stayed open, its later ack
+ * was swallowed, and the message was processed twice (breaker session).
+ */
+const LEASE_MARGIN_MS = 60_000;
 /** Deliveries handed to a no-ack consumer per turn while the socket drains. */
 const NO_ACK_CREDIT = 256;
 
@@ -64,6 +71,8 @@ interface Unacked {
   queue: string;
   receipt: string;
   consumer: Consumer | null;
+  /** Date.now() as it was delivered, for the consumer timeout. */
+  deliveredAt: number;
 }
 
 interface QueueBatch {
@@ -144,6 +153,8 @@ export class AmqpChannel {
   private readonly unacked = new DeliveryTags<Unacked>();
   private readonly consumers = new Map<string, Consumer>();
   private consumerPrefetch = 0;
+  /** The next consumer-timeout check (armAckTimeout); null while none is due. */
+  private ackTimer: NodeJS.Timeout | null = null;
   private channelPrefetch = 0;
   private flowActive = true;
   private wakeScheduled = false;
@@ -612,7 +623,7 @@ export class AmqpChannel {
     if (!method.noWait) this.send({ name: 'basic.consume-ok', consumerTag: tag });
 
     consumer.subscription = this.broker.subscribe(method.queue, {
-      leaseMs: LEASE_MS,
+      leaseMs: this.leaseMs,
       credit: () => this.creditOf(consumer),
       deliver: (messages) => this.deliver(consumer, messages),
       cancelled: () => this.cancelledByBroker(consumer),
@@ -641,6 +652,7 @@ export class AmqpChannel {
     // One method object for every delivery: sendContent encodes it at once.
     const method = this.deliverMethod;
     method.consumerTag = consumer.tag;
+    const deliveredAt = Date.now();
     for (const message of messages) {
       method.deliveryTag = this.deliveryTag + 1;
       method.redelivered = message.redelivered;
@@ -663,10 +675,12 @@ export class AmqpChannel {
           queue: consumer.queue,
           receipt: message.receipt,
           consumer,
+          deliveredAt,
         });
         consumer.unacked++;
       }
     }
+    this.armAckTimeout();
 
     if (settleNow === null && unsendable === null) return;
     const acked = settleNow;
@@ -688,6 +702,43 @@ export class AmqpChannel {
     });
   }
 
+  /** The broker's lease of a delivery: see LEASE_MARGIN_MS. */
+  private get leaseMs(): number {
+    return this.connection.context.consumerTimeoutMs + LEASE_MARGIN_MS;
+  }
+
+  /** Checks for a delivery held too long once the oldest could be. */
+  private armAckTimeout(): void {
+    if (this.ackTimer !== null || this.unacked.size === 0 || this.closed) return;
+    this.ackTimer = setTimeout(() => this.checkAckTimeout(),
+      this.connection.context.consumerTimeoutMs);
+    this.ackTimer.unref();
+  }
+
+  /**
+   * Closes the channel with 406 if it has held a delivery unacked for the
+   * consumer timeout, in RabbitMQ's words; its deliveries then go back.
+   * Otherwise it looks again when the oldest it holds would be due.
+   */
+  private checkAckTimeout(): void {
+    this.ackTimer = null;
+    if (this.closed) return;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const entry of this.unacked.values()) oldest = Math.min(oldest, entry.deliveredAt);
+    if (oldest === Number.POSITIVE_INFINITY) return;
+
+    const timeoutMs = this.connection.context.consumerTimeoutMs;
+    const waitMs = oldest + timeoutMs - Date.now();
+    if (waitMs > 0) {
+      this.ackTimer = setTimeout(() => this.checkAckTimeout(), waitMs);
+      this.ackTimer.unref();
+      return;
+    }
+    this.fail(new AmqpError(REPLY.PRECONDITION_FAILED,
+      `delivery acknowledgement on channel ${this.number} timed out. Timeout value used: ` +
+      `${timeoutMs} ms (usher serve --amqp-consumer-timeout)`));
+  }
+
   private async get(method: MethodOf<'basic.get'>): Promise<void> {
     allow(this.connection, 'consume', 'queue', method.queue, METHOD_IDS.basicGet);
     checkQueue(this.connection, method.queue);
@@ -695,7 +746,7 @@ export class AmqpChannel {
     const [message] = await this.broker.receive(method.queue, {
       max: 1,
       waitMs: 0,
-      visibilityTimeoutMs: LEASE_MS,
+      visibilityTimeoutMs: this.leaseMs,
     });
     if (message === undefined) {
       this.send({ name: 'basic.get-empty' });
@@ -703,12 +754,15 @@ export class AmqpChannel {
     }
     const deliveryTag = ++this.deliveryTag;
     if (method.noAck) await this.broker.ack(method.queue, [message.receipt]);
-    else
+    else {
       this.unacked.set(deliveryTag, {
         queue: method.queue,
         receipt: message.receipt,
         consumer: null,
+        deliveredAt: Date.now(),
       });
+      this.armAckTimeout();
+    }
 
     this.connection.sendContent(
       this.number,
@@ -915,6 +969,7 @@ export class AmqpChannel {
     if (!this.closed) this.flushPublishes();
     this.flushAcks();
     this.closed = true;
+    if (this.ackTimer !== null) clearTimeout(this.ackTimer);
     // A publish cut short holds its body frames no more.
     if (this.incoming !== null && this.incoming.received > 0) {
       this.connection.unfinishedBodies(-this.incoming.received);

@@ -49,6 +49,8 @@ export interface ConnectionContext {
   refusal: string | null;
   /** Body bytes of publishes begun and not finished, on every connection. */
   unfinishedBodies: { bytes: number };
+  /** How long a channel may hold a delivery unacked (channel.ts). */
+  consumerTimeoutMs: number;
 }
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;

@@ -138,3 +138,6 @@ export const SERVER_CAPABILITIES: Readonly<Record<string, boolean>> = {
   per_consumer_qos: true,
   direct_reply_to: false,
 };
+
+/** Longest --amqp-consumer-timeout: under a day, the longest lease (channel.ts). */
+export const MAX_CONSUMER_TIMEOUT_MS = 23 * 60 * 60 * 1000;

@@ -36,6 +36,11 @@ export interface AmqpServerOptions {
   maxConsumersPerQueue?: number;
   /** exchanges.journal size that may trigger a new snapshot; default 4 MiB. */
   topologyJournalCompactBytes?: number;
+  /**
+   * How long a channel may hold a delivery unacked before it is closed
+   * with 406 (RabbitMQ's consumer_timeout); default 30 minutes.
+   */
+  consumerTimeoutMs?: number;
 }
 
 export interface AmqpServer {
@@ -77,6 +82,7 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
       authenticator,
       maxConsumersPerQueue: options.maxConsumersPerQueue ?? 10_000,
       unfinishedBodies,
+      consumerTimeoutMs: options.consumerTimeoutMs ?? 30 * 60 * 1000,
       refusal: admitted
         ? null
         : `too many connections from ${socket.remoteAddress} (limit ${perSource.max})`,

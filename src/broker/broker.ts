@@ -61,6 +61,7 @@ import { type PublishPlan, planPublish } from './publish-plan.js';
 import { moveOut } from './redrive.js';
 import {
   DEAD_LETTER_QUEUE_SETTINGS,
+  MAX_DURATION_MS,
   checkDuration,
   checkQueueName,
   resolveSettings,
@@ -124,8 +125,8 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 const MAX_RECEIVE = 1000;
 /** Most messages handed to one subscriber in one turn. */
 const MAX_PUSH_BATCH = 64;
-/** Longest lease a subscriber may hold: RabbitMQ's consumer timeout. */
-const MAX_LEASE_MS = 30 * 60 * 1000;
+/** Longest lease a subscriber may hold (an AMQP channel's: its consumer timeout and a minute). */
+const MAX_LEASE_MS = MAX_DURATION_MS;
 const MAX_WAIT_MS = 20_000;
 const MAX_REASON_LENGTH = 1024;
 /** setTimeout cannot wait longer than 2^31 - 1 ms; wake hourly instead. */

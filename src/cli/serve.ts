@@ -9,6 +9,7 @@ import type { Server as TlsServer } from 'node:tls';
 
 import type { Command } from 'commander';
 
+import { MAX_CONSUMER_TIMEOUT_MS } from '../amqp/constants.js';
 import type { AdmissionSettings } from '../broker/admission.js';
 import { UsherError } from '../errors.js';
 
@@ -18,6 +19,7 @@ import {
   CliError,
   UsageError,
   durationFlag,
+  durationUpTo,
   intFlag,
   sizeFlag,
   type Cli,
@@ -50,6 +52,7 @@ interface ServeFlags {
   amqpsPort: number;
   maxConnectionsPerSource?: number;
   amqpJournalCompact?: number;
+  amqpConsumerTimeout?: number;
 }
 
 export const serveCommands: CommandGroup = {
@@ -134,6 +137,11 @@ export const serveCommands: CommandGroup = {
         '--amqp-journal-compact <size>',
         'rewrite exchanges.json once exchanges.journal passes this and its size (default 4MiB)',
         sizeFlag,
+      )
+      .option(
+        '--amqp-consumer-timeout <duration>',
+        'close an AMQP channel (406) holding a delivery unacked this long (default 30m)',
+        durationUpTo(MAX_CONSUMER_TIMEOUT_MS),
       )
       .action(serve);
   },
@@ -227,7 +235,8 @@ async function serve(given: ServeFlags): Promise<void> {
     await app.listen({ host: flags.host, port: flags.port });
   } catch (err) {
     await broker.close();
-    throw new CliError(`cannot listen on ${flags.host}:${flags.port}: ${reason(err)}`, {
+    throw new CliError(`cannot listen on ${flags.host}:${flags.port}: ${reason(err)}` +
+      ' (--port N picks another, 0 any free one)', {
       cause: err,
     });
   }
@@ -244,6 +253,7 @@ async function serve(given: ServeFlags): Promise<void> {
           tls,
           maxConnectionsPerSource: flags.maxConnectionsPerSource,
           topologyJournalCompactBytes: flags.amqpJournalCompact,
+          consumerTimeoutMs: flags.amqpConsumerTimeout,
         });
   if (amqp !== null) {
     try {

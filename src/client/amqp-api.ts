@@ -20,7 +20,8 @@
 // extend, health, FIFO groups, delays, lease lengths and nack delays.
 // Where the two differ even so, the HTTP answer is the reference:
 //   - a receipt is good on this connection only, while its AMQP channel
-//     lives, and holds a 30-minute lease (RabbitMQ's consumer timeout);
+//     lives; held unacked past the broker's consumer timeout (30 minutes
+//     by default), it closes that channel and goes back;
 //   - `duplicate` is always false: a confirm does not say;
 //   - a nack's `reason` is not carried; a requeued nack waits the queue's
 //     backoff, and a release is ready again at once, both counting as an

@@ -126,6 +126,7 @@ async function openConnection(socket: RoomySocket): Promise<AmqpConnection> {
     maxConsumersPerQueue: 10_000,
     refusal: null,
     unfinishedBodies: { bytes: 0 },
+    consumerTimeoutMs: 30 * 60 * 1000,
   });
 
   socket.emit('data', PROTOCOL_HEADER);

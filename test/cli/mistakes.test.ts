@@ -116,7 +116,7 @@ describe('broker and network failures exit 1', () => {
       `cannot reach Usher at ${url}: connection refused`);
   });
 
-  it('port already taken', async () => {
+  it('port already taken names --port', async () => {
     const port = new URL(server.url).port;
     const result = await runUsher([
       'serve', '--data', `${server.dataDir}/other`, '--port', port, '--amqp-port', '0',
@@ -126,7 +126,7 @@ describe('broker and network failures exit 1', () => {
       result.stderr,
       new RegExp(
         `^usher: cannot listen on 127\\.0\\.0\\.1:${port}: ` +
-          'address already in use\\n$',
+          'address already in use \\(--port N picks another, 0 any free one\\)\\n$',
       ),
     );
   });
