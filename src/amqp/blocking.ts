@@ -15,10 +15,15 @@ import type { Method } from './methods.js';
 
 /** True when the client's capabilities table says connection.blocked. */
 export function supportsBlocked(clientProperties: FieldTable): boolean {
+  return hasCapability(clientProperties, 'connection.blocked');
+}
+
+/** True when the client's capabilities table (in client-properties) says `name`. */
+export function hasCapability(clientProperties: FieldTable, name: string): boolean {
   const capabilities = clientProperties.get('capabilities');
   if (capabilities === undefined) return false;
   const table = plainValue(capabilities) as Record<string, unknown> | null;
-  return table !== null && typeof table === 'object' && table['connection.blocked'] === true;
+  return table !== null && typeof table === 'object' && table[name] === true;
 }
 
 /**

@@ -580,6 +580,11 @@ export class AmqpChannel {
   // --- consuming ------------------------------------------------------
 
   private qos(method: MethodOf<'basic.qos'>): void {
+    // A limit in bytes is not kept (nor by RabbitMQ, which refuses it
+    // alike); taken and ignored, it let a consumer think it had one.
+    if (method.prefetchSize !== 0) {
+      throw new AmqpError(REPLY.NOT_IMPLEMENTED, `prefetch_size!=0 (${method.prefetchSize})`);
+    }
     // RabbitMQ's reading: global=false applies to consumers started after
     // it, global=true to the whole channel.
     if (method.global) this.channelPrefetch = method.prefetchCount;
@@ -790,7 +795,9 @@ export class AmqpChannel {
     if (!this.consumers.has(consumer.tag)) return;
     this.consumers.delete(consumer.tag);
     consumer.subscription = null;
-    this.send({ name: 'basic.cancel', consumerTag: consumer.tag, noWait: true });
+    if (this.connection.cancelNotify) {
+      this.send({ name: 'basic.cancel', consumerTag: consumer.tag, noWait: true });
+    }
   }
 
   private dropConsumer(consumer: Consumer): void {

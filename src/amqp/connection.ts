@@ -23,7 +23,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import type { Principal } from '../auth/permissions.js';
 import type { Broker } from '../broker/broker.js';
 import { UsherError } from '../errors.js';
-import { supportsBlocked, watchAdmission } from './blocking.js';
+import { hasCapability, supportsBlocked, watchAdmission } from './blocking.js';
 import { AmqpChannel } from './channel.js';
 import { REPLY, SERVER_CAPABILITIES } from './constants.js';
 import type { ContentHeader, PropertiesInput } from './content.js';
@@ -109,6 +109,11 @@ export class AmqpConnection {
   private unsettledPublishes = 0;
   /** The client takes connection.blocked (src/amqp/blocking.ts). */
   private blockable = false;
+  /**
+   * The client takes basic.cancel from the server (its capability
+   * consumer_cancel_notify); RabbitMQ sends none to one that does not say so.
+   */
+  cancelNotify = false;
   /** The memory of the socket chunk being read, and bytes of it publishes keep. */
   private readingChunk: ArrayBufferLike | null = null;
   private keptOfChunk = 0;
@@ -291,6 +296,7 @@ export class AmqpConnection {
     switch (method.name) {
       case 'connection.start-ok':
         this.blockable = supportsBlocked(method.clientProperties);
+        this.cancelNotify = hasCapability(method.clientProperties, 'consumer_cancel_notify');
         return this.onStartOk(method.mechanism, method.response);
       case 'connection.tune-ok':
         return this.onTuneOk(method.channelMax, method.frameMax, method.heartbeat);

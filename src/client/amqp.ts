@@ -152,7 +152,9 @@ export class UsherAmqpClient {
       name: 'connection.start-ok',
       clientProperties: tableFrom({
         product: 'usher-client',
-        capabilities: { publisher_confirms: true, 'connection.blocked': true },
+        capabilities: {
+          publisher_confirms: true, 'connection.blocked': true, consumer_cancel_notify: true,
+        },
       }),
       mechanism: 'PLAIN',
       response: Buffer.from(`\u0000${user}\u0000${password}`),

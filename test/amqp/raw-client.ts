@@ -79,12 +79,15 @@ export class Raw {
   }
 
   /** Opens the connection and channel 1, in confirm mode, a transaction, or neither. */
-  async open(mode: 'confirm' | 'tx' | 'none' = 'confirm'): Promise<void> {
+  async open(
+    mode: 'confirm' | 'tx' | 'none' = 'confirm',
+    clientProperties: FieldTable = new Map(),
+  ): Promise<void> {
     this.send(PROTOCOL_HEADER);
     await this.expect('connection.start');
     this.method(0, {
       name: 'connection.start-ok',
-      clientProperties: new Map(),
+      clientProperties,
       mechanism: 'PLAIN',
       response: Buffer.from('\u0000guest\u0000guest'),
       locale: 'en_US',

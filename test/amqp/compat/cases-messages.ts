@@ -539,6 +539,14 @@ export const consumeCases: Case[] = [
     },
   },
   {
+    name: 'basic.qos with a prefetch-size is refused with 540',
+    onlyClient: { client: 'amqp-client', reason: 'amqplib always sends prefetch-size 0' },
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      await expectConnectionError(conn, 540, () => ch.qos(10, false, 65536));
+    },
+  },
+  {
     name: 'basic.cancel: deliveries stop; an unknown tag is answered too',
     async run(ctx) {
       const { conn, ch } = await ctx.open();

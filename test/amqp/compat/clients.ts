@@ -91,7 +91,8 @@ export interface Chan {
   publish(exchange: string, key: string, body: string, props?: Props,
     mandatory?: boolean): Promise<void>;
   onReturn(listener: (message: Msg) => void): void;
-  qos(count: number, global?: boolean): Promise<void>;
+  /** `size`: prefetch-size in bytes; amqplib always sends 0. */
+  qos(count: number, global?: boolean, size?: number): Promise<void>;
   /** `onCancel` runs when the server cancels the consumer. */
   consume(queue: string, options: ConsumeOptions, onMessage: (message: Msg) => void,
     onCancel?: () => void): Promise<string>;
@@ -413,8 +414,8 @@ class CloudChan implements Chan {
   onReturn(listener: (message: Msg) => void) {
     this.ch.onReturn = (m) => listener(fromCloud(m));
   }
-  qos(count: number, global = false) {
-    return this.ch.basicQos(count, 0, global);
+  qos(count: number, global = false, size = 0) {
+    return this.ch.basicQos(count, size, global);
   }
   async consume(queue: string, o: ConsumeOptions, onMessage: (m: Msg) => void, onCancel?: () => void) {
     const consumer = await this.ch.basicConsume(queue,
