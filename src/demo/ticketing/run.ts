@@ -203,6 +203,7 @@ export async function runTicketingDemo(
 
   let publishMs: number;
   let settledAt: number;
+  let finished = false;
   try {
     for (const service of services) service.start();
     const publishStart = Date.now();
@@ -213,6 +214,7 @@ export async function runTicketingDemo(
 
     await untilSettled(client, queues.map((q) => q.queue), deadline, progress);
     settledAt = Date.now();
+    finished = true;
   } finally {
     clearInterval(ticker);
     ticketing.stop();
@@ -224,6 +226,9 @@ export async function runTicketingDemo(
       () => `the services did not stop within ${WIND_DOWN_MS} ms`,
     ).catch((err: Error) => note(err.message));
     if (messaging !== client) await messaging.close().catch(() => {});
+    // A run that failed (an AMQP URL nobody answers) leaves no queues
+    // behind either.
+    if (!finished && options.deleteQueues) await deleteQueues(client, queues).catch(() => {});
   }
   options.onProgress?.(progress());
 
