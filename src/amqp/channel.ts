@@ -134,7 +134,10 @@ export class AmqpChannel {
       this.wake();
       return landed;
     },
-    unsettle: (tag, entry) => this.unacked.set(tag, entry),
+    unsettle: (tag, entry) => {
+      this.unacked.set(tag, entry);
+      this.armAckTimeout();
+    },
   });
   /** Publisher confirms, once confirm.select turned them on. */
   private readonly confirms = new ConfirmTracker((method) => this.send(method));
