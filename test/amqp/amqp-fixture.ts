@@ -12,7 +12,7 @@ import { after, before } from 'node:test';
 import amqp, { type ChannelModel } from 'amqplib';
 
 import type { Broker, BrokerOptions } from '../../src/broker/broker.js';
-import { createAmqpServer } from '../../src/amqp/server.js';
+import { type AmqpServerOptions, createAmqpServer } from '../../src/amqp/server.js';
 import { openBroker, silentLogger, tempDir } from '../helpers.js';
 
 export interface StallableConnection {
@@ -30,14 +30,19 @@ export interface AmqpFixture {
   close(): Promise<void>;
 }
 
+/** Listener options a test may set, beyond the broker and its folder. */
+export type ListenerOptions = Partial<Omit<AmqpServerOptions, 'broker' | 'logger' | 'dataDir'>>;
+
 export async function openAmqpFixture(
   dirPrefix: string,
   brokerOptions: Partial<BrokerOptions> = {},
+  listenerOptions: ListenerOptions = {},
 ): Promise<AmqpFixture> {
   const dir = tempDir(dirPrefix);
   const broker = await openBroker(dir.path, brokerOptions);
   const server = await createAmqpServer({
     broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1024 * 1024,
+    ...listenerOptions,
   });
   const { port: brokerPort } = await server.listen(0, '127.0.0.1');
   const opened: ChannelModel[] = [];
@@ -89,6 +94,7 @@ export async function openAmqpFixture(
 export function useAmqpFixture(
   dirPrefix: string,
   brokerOptions: Partial<BrokerOptions> = {},
+  listenerOptions: ListenerOptions = {},
 ): AmqpFixture {
   let opened: AmqpFixture | undefined;
   const fixture = (): AmqpFixture => {
@@ -96,7 +102,7 @@ export function useAmqpFixture(
     return opened;
   };
   before(async () => {
-    opened = await openAmqpFixture(dirPrefix, brokerOptions);
+    opened = await openAmqpFixture(dirPrefix, brokerOptions, listenerOptions);
   });
   after(() => opened?.close());
 

@@ -213,10 +213,7 @@ test('publishes read before a method refused at once, or in its turn, are kept',
 
 test('an ack sent with the basic.get before it settles what the get hands out',
   LIMIT, () => withRaw('confirm', async (raw) => {
-  raw.method(1, declareQueue('order-get-ack'));
-  assert.ok(await raw.expect('queue.declare-ok'));
-  raw.send(publishTo('', 'order-get-ack', 'ticket'));
-  await raw.acksUpTo(1);
+  await declareWithOne(raw, 'order-get-ack');
 
   raw.cork(() => {
     raw.method(1, { name: 'basic.get', queue: 'order-get-ack', noAck: false });
@@ -230,10 +227,7 @@ test('an ack sent with the basic.get before it settles what the get hands out',
 
 test('an ack sent after basic.recover finds its delivery taken back',
   LIMIT, () => withRaw('confirm', async (raw) => {
-  raw.method(1, declareQueue('order-recover-ack'));
-  assert.ok(await raw.expect('queue.declare-ok'));
-  raw.send(publishTo('', 'order-recover-ack', 'ticket'));
-  await raw.acksUpTo(1);
+  await declareWithOne(raw, 'order-recover-ack');
   raw.method(1, { name: 'basic.get', queue: 'order-recover-ack', noAck: false });
   assert.equal((await raw.expect('basic.get-ok'))?.name, 'basic.get-ok');
 
@@ -247,6 +241,14 @@ test('an ack sent after basic.recover finds its delivery taken back',
   assert.deepEqual(since(raw, from).slice(0, 2), ['basic.recover-ok', 'channel.close']);
   await eventuallyCount('order-recover-ack', 1);
 }));
+
+/** Declares `queue` and puts one confirmed message in it (channel 1 confirms). */
+async function declareWithOne(raw: Raw, queue: string): Promise<void> {
+  raw.method(1, declareQueue(queue));
+  assert.ok(await raw.expect('queue.declare-ok'));
+  raw.send(publishTo('', queue, 'ticket'));
+  await raw.acksUpTo(1);
+}
 
 /** Waits (up to 2 s) for `queue` to hold `count` messages: publishes land after close-ok. */
 async function eventuallyCount(queue: string, count: number): Promise<void> {

@@ -5,41 +5,19 @@
 // swallowed, so the message was processed twice (breaker session).
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import amqp from 'amqplib';
+import type amqp from 'amqplib';
 
-import type { Broker } from '../../src/broker/broker.js';
-import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
-import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { useAmqpFixture } from './amqp-fixture.js';
 
 const TIMEOUT_MS = 300;
 
-let dir: ReturnType<typeof tempDir>;
-let broker: Broker;
-let server: AmqpServer;
-let url: string;
-
-before(async () => {
-  dir = tempDir('usher-consumer-timeout-');
-  broker = await openBroker(dir.path);
-  server = await createAmqpServer({
-    broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1024 * 1024,
-    consumerTimeoutMs: TIMEOUT_MS,
-  });
-  url = `amqp://guest:guest@127.0.0.1:${(await server.listen(0, '127.0.0.1')).port}`;
-});
-
-after(async () => {
-  await server.close();
-  await broker.close();
-  dir.remove();
-});
+const fixture = useAmqpFixture('usher-consumer-timeout-', {}, { consumerTimeoutMs: TIMEOUT_MS });
 
 test('a delivery held past the consumer timeout closes its channel with 406; it goes back once',
   { timeout: 10_000 }, async () => {
-  const connection = await amqp.connect(url);
-  connection.on('error', () => {});
+  const connection = await fixture.connect();
   const slow = await connection.createChannel();
   await slow.assertQueue('timeout');
   slow.sendToQueue('timeout', Buffer.from('ticket'));
@@ -66,7 +44,7 @@ test('a delivery held past the consumer timeout closes its channel with 406; it 
 });
 
 test('a channel that acks in time is left open', { timeout: 10_000 }, async () => {
-  const connection = await amqp.connect(url);
+  const connection = await fixture.connect();
   const channel = await connection.createChannel();
   let failed = false;
   channel.on('error', () => {
