@@ -28,6 +28,7 @@ import { ConfirmTracker } from './confirms.js';
 import type { ContentHeader } from './content.js';
 import { LastProperties, propertiesOf } from './delivery-properties.js';
 import { DeliveryTags } from './delivery-tags.js';
+import { AckTimeout } from './ack-timeout.js';
 import { AmqpError } from './errors.js';
 import { EMPTY_TABLE, type FieldTable } from './field-table.js';
 import { type Incoming, addBodyFrame, bodyOf, clearIncoming, startIncoming } from './incoming.js';
@@ -45,7 +46,7 @@ import { checkUserId } from './user-id.js';
 
 /**
  * AMQP has no lease. A channel holding a delivery unacked for the consumer
- * timeout is closed (checkAckTimeout), as RabbitMQ closes it, and the
+ * timeout is closed (ack-timeout.ts), as RabbitMQ closes it, and the
  * message goes back then; the broker's lease runs a minute longer, so that
  * it never redelivers a message the channel still holds. It did, when the
  * lease was the timeout: the holder's channel stayed open, its later ack
@@ -136,7 +137,7 @@ export class AmqpChannel {
     },
     unsettle: (tag, entry) => {
       this.unacked.set(tag, entry);
-      this.armAckTimeout();
+      this.ackTimeout.arm();
     },
   });
   /** Publisher confirms, once confirm.select turned them on. */
@@ -156,8 +157,8 @@ export class AmqpChannel {
   private readonly unacked = new DeliveryTags<Unacked>();
   private readonly consumers = new Map<string, Consumer>();
   private consumerPrefetch = 0;
-  /** The next consumer-timeout check (armAckTimeout); null while none is due. */
-  private ackTimer: NodeJS.Timeout | null = null;
+  /** Closes the channel when it holds a delivery too long (ack-timeout.ts). */
+  private readonly ackTimeout: AckTimeout;
   private channelPrefetch = 0;
   private flowActive = true;
   private wakeScheduled = false;
@@ -167,6 +168,11 @@ export class AmqpChannel {
     readonly number: number,
   ) {
     this.queuesAndExchanges = new ChannelTopology(connection, (method) => this.send(method));
+    this.ackTimeout = new AckTimeout({
+      number,
+      deliveryTimes: () => this.unacked.values().map((entry) => entry.deliveredAt),
+      fail: (error) => this.fail(error),
+    }, connection.context.consumerTimeoutMs);
   }
 
   private get broker() {
@@ -688,7 +694,7 @@ export class AmqpChannel {
         consumer.unacked++;
       }
     }
-    this.armAckTimeout();
+    this.ackTimeout.arm();
 
     if (settleNow === null && unsendable === null) return;
     const acked = settleNow;
@@ -715,38 +721,6 @@ export class AmqpChannel {
     return this.connection.context.consumerTimeoutMs + LEASE_MARGIN_MS;
   }
 
-  /** Checks for a delivery held too long once the oldest could be. */
-  private armAckTimeout(): void {
-    if (this.ackTimer !== null || this.unacked.size === 0 || this.closed) return;
-    this.ackTimer = setTimeout(() => this.checkAckTimeout(),
-      this.connection.context.consumerTimeoutMs);
-    this.ackTimer.unref();
-  }
-
-  /**
-   * Closes the channel with 406 if it has held a delivery unacked for the
-   * consumer timeout, in RabbitMQ's words; its deliveries then go back.
-   * Otherwise it looks again when the oldest it holds would be due.
-   */
-  private checkAckTimeout(): void {
-    this.ackTimer = null;
-    if (this.closed) return;
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const entry of this.unacked.values()) oldest = Math.min(oldest, entry.deliveredAt);
-    if (oldest === Number.POSITIVE_INFINITY) return;
-
-    const timeoutMs = this.connection.context.consumerTimeoutMs;
-    const waitMs = oldest + timeoutMs - Date.now();
-    if (waitMs > 0) {
-      this.ackTimer = setTimeout(() => this.checkAckTimeout(), waitMs);
-      this.ackTimer.unref();
-      return;
-    }
-    this.fail(new AmqpError(REPLY.PRECONDITION_FAILED,
-      `delivery acknowledgement on channel ${this.number} timed out. Timeout value used: ` +
-      `${timeoutMs} ms (usher serve --amqp-consumer-timeout)`));
-  }
-
   private async get(method: MethodOf<'basic.get'>): Promise<void> {
     allow(this.connection, 'consume', 'queue', method.queue, METHOD_IDS.basicGet);
     checkQueue(this.connection, method.queue);
@@ -769,7 +743,7 @@ export class AmqpChannel {
         consumer: null,
         deliveredAt: Date.now(),
       });
-      this.armAckTimeout();
+      this.ackTimeout.arm();
     }
 
     this.connection.sendContent(
@@ -979,7 +953,7 @@ export class AmqpChannel {
     if (!this.closed) this.flushPublishes();
     this.flushAcks();
     this.closed = true;
-    if (this.ackTimer !== null) clearTimeout(this.ackTimer);
+    this.ackTimeout.stop();
     // A publish cut short holds its body frames no more.
     if (this.incoming !== null && this.incoming.received > 0) {
       this.connection.unfinishedBodies(-this.incoming.received);
