@@ -97,7 +97,7 @@ export function hasDied(headers: Record<string, string>): boolean {
  * a message it received (a retry through a delay queue) sends its x-death
  * along, and RabbitMQ 3.10 counts on from it. A later death in the same
  * queue for the same reason adds to that entry's count and moves it first;
- * the others are kept as sent, and x-first-death-* too. Without this an
+ * the others are kept as sent, and x-first-death-* (if any). Without this an
  * application counting its retries in x-death saw 1 every time, and
  * retried for ever.
  */
@@ -114,7 +114,9 @@ export function deathTable(
 
   const [first] = history;
   const table = new Map<string, FieldValue>([['x-death', { type: 'A', value: tables }]]);
-  if (published?.has('x-first-death-queue') !== true) {
+  // RabbitMQ writes them only at a message's first death: not when it
+  // came with an x-death.
+  if (published?.has('x-death') !== true) {
     table.set('x-first-death-exchange', { type: 'S', value: first.exchange ?? '' });
     table.set('x-first-death-queue', { type: 'S', value: first.queue });
     table.set('x-first-death-reason', { type: 'S', value: rabbitReason(first.reason) });
@@ -142,8 +144,9 @@ function countOn(sent: readonly FieldValue[], ours: FieldValue[]): FieldValue[] 
     }
     const [match] = tables.splice(at, 1);
     const matchTable = new Map((match as { value: FieldTable }).value);
-    const count = numberOf(matchTable.get('count')) + numberOf(ownTable.get('count'));
-    matchTable.set('count', { type: 'l', value: BigInt(count) });
+    const count = countValue(matchTable.get('count')) + countValue(ownTable.get('count'));
+    // A signed long, as x-death's count is: a sum past it stays at it.
+    matchTable.set('count', { type: 'l', value: count > MAX_LONG ? MAX_LONG : count });
     tables.unshift({ type: 'F', value: matchTable });
   }
   return tables;
@@ -151,7 +154,7 @@ function countOn(sent: readonly FieldValue[], ours: FieldValue[]): FieldValue[] 
 
 function entryTable(entry: DeathEntry): FieldValue {
   const table = new Map<string, FieldValue>([
-    ['count', { type: 'l', value: BigInt(entry.count) }],
+    ['count', { type: 'l', value: BigInt(Math.min(entry.count, Number.MAX_SAFE_INTEGER)) }],
     ['exchange', { type: 'S', value: entry.exchange }],
     ['queue', { type: 'S', value: entry.queue }],
     ['reason', { type: 'S', value: entry.reason }],
@@ -172,12 +175,16 @@ function textOf(value: FieldValue | undefined): string | undefined {
   return typeof value.value === 'string' ? value.value : value.value.toString('utf8');
 }
 
+const MAX_LONG = 2n ** 63n - 1n;
+
 /** A published count: any integer type a client may have used; else 0. */
-function numberOf(value: FieldValue | undefined): number {
-  if (value === undefined) return 0;
-  if (value.type === 'l' || value.type === 'T') return Number(value.value);
-  if (value.type !== 'D' && typeof value.value === 'number' && Number.isSafeInteger(value.value)) return value.value;
-  return 0;
+function countValue(value: FieldValue | undefined): bigint {
+  if (value === undefined) return 0n;
+  if (value.type === 'l' || value.type === 'T') return value.value > 0n ? value.value : 0n;
+  if (value.type !== 'D' && typeof value.value === 'number' && Number.isSafeInteger(value.value)) {
+    return BigInt(Math.max(0, value.value));
+  }
+  return 0n;
 }
 
 /**
@@ -219,10 +226,37 @@ export function isDeadLetterCycle(entries: DeathEntry[], queue: string): boolean
 
 // --- helpers --------------------------------------------------------------
 
+/**
+ * The death history as typed records. A producer may set the header to
+ * anything (over HTTP, or an AMQP text header): fields of the wrong type
+ * are read as absent or empty, never passed on to the encoder, which threw
+ * on them at every delivery and closed each consumer's connection.
+ */
 function historyOf(headers: Record<string, string>): DeathRecord[] {
-  return parseHistory<DeathRecord>(headers[HISTORY_HEADER]);
+  return parseHistory<Record<string, unknown>>(headers[HISTORY_HEADER]).map((death) => {
+    const record: DeathRecord = {
+      reason: textField(death.reason),
+      queue: textField(death.queue),
+      time: textField(death.time),
+    };
+    if (typeof death.exchange === 'string') record.exchange = death.exchange;
+    if (Array.isArray(death.routingKeys)) {
+      record.routingKeys = death.routingKeys.filter((key): key is string => typeof key === 'string');
+    }
+    if (typeof death.originalExpiration === 'string') {
+      record.originalExpiration = death.originalExpiration;
+    }
+    if (typeof death.count === 'number') record.count = death.count;
+    return record;
+  });
 }
 
+function textField(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+/** Seconds since 1970 for an AMQP timestamp (unsigned): 0 for none or before. */
 function secondsOf(time: string): bigint {
-  return BigInt(Math.floor(Date.parse(time) / 1000) || 0);
+  const seconds = Math.floor(Date.parse(time) / 1000);
+  return BigInt(Number.isSafeInteger(seconds) && seconds > 0 ? seconds : 0);
 }

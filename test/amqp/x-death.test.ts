@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { encodeProperties } from '../../src/amqp/content.js';
 import { type FieldValue, plainTable } from '../../src/amqp/field-table.js';
+import { toAmqp } from '../../src/amqp/mapping.js';
 import {
   annotateDeath,
   deathEntries,
@@ -60,6 +62,28 @@ describe('x-death', () => {
       [['new', 'rejected', 1n], ['wait', 'expired', 6n], ['other', 'rejected', 2]]);
     assert.equal(deaths[1].extra, 'kept');
     assert.equal(table['x-first-death-queue'], undefined, 'the published one stands');
+  });
+
+  it('encodes whatever a producer put in x-death or x-usher-deaths', () => {
+    // Each of these closed every consumer's connection at delivery, and the
+    // message went back for the next one (breaker session).
+    const forged = history([
+      { queue: 5, reason: 'rejected', time: '-100000-01-01T00:00:00Z', routingKeys: 'k' },
+      { queue: 'q', reason: ['x'], time: 7, exchange: 3, count: 1e300 },
+    ]);
+    const huge = new Map<string, FieldValue>([['x-death', { type: 'A', value: [{
+      type: 'F', value: new Map<string, FieldValue>([
+        ['count', { type: 'l', value: 2n ** 63n - 1n }], ['queue', { type: 'S', value: 'q' }],
+        ['reason', { type: 'S', value: 'rejected' }],
+      ]),
+    }] }]]);
+    const own = history([{ queue: 'q', reason: 'rejected', time: '2026-01-01T00:00:00Z' }]);
+    for (const table of [deathTable(forged), deathTable(own, huge)]) {
+      const properties = toAmqp({}, 0, new Map(table));
+      assert.doesNotThrow(() => encodeProperties(properties));
+    }
+    const [counted] = plainTable(deathTable(own, huge))['x-death'] as Array<Record<string, unknown>>;
+    assert.equal(counted.count, 2n ** 63n - 1n, 'a sum past a long stays at its largest');
   });
 
   it('names a delivery limit delivery_limit and has no headers without deaths', () => {
