@@ -79,21 +79,48 @@ const NONE: readonly string[] = [];
  * route is that key's; without it, each message's own key decides, which
  * is not known here: then any path of bindings from the exchange into a
  * queue counts (none from the default exchange, which sends a message back
- * by the name it came by). A queue does not count as its own.
+ * by the name it came by). A queue does not count as its own, nor does a
+ * queue that dead-letters on itself: in the usual retry loop (work queue,
+ * delay queue with a TTL, back) both are live queues, not dead ends.
+ *
+ * Bindings are indexed by source once, and each exchange's reach found
+ * once: recomputed after every change of the topology, this ran for each
+ * declare-ok and took a second with 2,000 queues and 500 bindings
+ * (breaker session).
  */
 export function deadLetterRoutes(
   features: Iterable<[string, QueueFeatures]>,
   bindings: readonly Binding[],
   route: (exchange: string, routingKey: string) => readonly string[],
 ): Map<string, string[]> {
+  const routed: Array<[string, QueueFeatures]> = [];
+  for (const entry of features) if (entry[1].deadLetterExchange !== undefined) routed.push(entry);
+  const dying = new Set(routed.map(([queue]) => queue));
+
+  const bySource = new Map<string, Binding[]>();
+  for (const binding of bindings) {
+    const list = bySource.get(binding.source);
+    if (list === undefined) bySource.set(binding.source, [binding]);
+    else list.push(binding);
+  }
+  const reach = new Map<string, Set<string>>();
+
   const into = new Map<string, string[]>();
-  for (const [source, { deadLetterExchange, deadLetterRoutingKey }] of features) {
-    if (deadLetterExchange === undefined) continue;
-    const targets = deadLetterRoutingKey === undefined
-      ? reachable(deadLetterExchange, bindings)
-      : routedOrNone(() => route(deadLetterExchange, deadLetterRoutingKey));
+  for (const [source, { deadLetterExchange, deadLetterRoutingKey }] of routed) {
+    const exchange = deadLetterExchange as string;
+    let targets: Iterable<string>;
+    if (deadLetterRoutingKey !== undefined) {
+      targets = routedOrNone(() => route(exchange, deadLetterRoutingKey));
+    } else {
+      let reached = reach.get(exchange);
+      if (reached === undefined) {
+        reached = reachable(exchange, bySource);
+        reach.set(exchange, reached);
+      }
+      targets = reached;
+    }
     for (const target of targets) {
-      if (target === source) continue;
+      if (target === source || dying.has(target)) continue;
       const sources = into.get(target);
       if (sources === undefined) into.set(target, [source]);
       else sources.push(source);
@@ -103,15 +130,13 @@ export function deadLetterRoutes(
 }
 
 /** The queues some path of bindings leads to from `exchange`. */
-function reachable(exchange: string, bindings: readonly Binding[]): Set<string> {
+function reachable(exchange: string, bySource: ReadonlyMap<string, Binding[]>): Set<string> {
   const queues = new Set<string>();
   if (exchange === '') return queues;
   const seen = new Set([exchange]);
   const pending = [exchange];
   while (pending.length > 0) {
-    const from = pending.pop()!;
-    for (const binding of bindings) {
-      if (binding.source !== from) continue;
+    for (const binding of bySource.get(pending.pop() as string) ?? []) {
       if (binding.destinationKind === 'queue') {
         queues.add(binding.destination);
       } else if (!seen.has(binding.destination)) {

@@ -75,7 +75,7 @@ export const dlqCommands: CommandGroup = {
 /**
  * The dead-letter queue meant by `name`: itself when some queue
  * dead-letters into it, by Usher's setting or an AMQP dead-letter exchange;
- * else the queue it dead-letters into by Usher's setting. A queue that is
+ * else the queue it dead-letters into, by either. A queue that is
  * neither is itself, unless `strict`: a redrive would move live messages
  * (a new-user session moved a work queue's that way). Throws
  * QUEUE_NOT_FOUND.
@@ -87,8 +87,19 @@ async function resolveDeadLetterQueue(
   strict = false,
 ): Promise<string> {
   const info = await client.getQueue(name);
-  const target = info.settings.deadLetter;
   if (info.deadLetterSources.length > 0) return name;
+  let target = info.settings.deadLetter;
+  if (target === null) {
+    // Its AMQP dead-letter exchange may lead to one.
+    const fed = (await client.listQueues())
+      .filter((queue) => queue.deadLetterSources.includes(name))
+      .map((queue) => queue.name);
+    if (fed.length > 1) {
+      throw new CliError(`"${name}" dead-letters into ${fed.map((q) => `"${q}"`).join(', ')}: ` +
+        'name one of them');
+    }
+    target = fed[0] ?? null;
+  }
   if (target === null) {
     if (!strict) return name;
     throw new CliError(`"${name}" is not a dead-letter queue: no queue dead-letters into it ` +

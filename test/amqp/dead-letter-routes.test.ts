@@ -22,6 +22,10 @@ test('maps dead-letter queues to the queues that feed them', () => {
     ['plain', { deadLetterExchange: '' }],
     ['none', {}],
     ['gone', { deadLetterExchange: 'missing', deadLetterRoutingKey: 'k' }],
+    // A retry loop: the work queue dies into a delay queue, which expires
+    // back into it. Both dead-letter on, so neither is a dead end.
+    ['retry.work', { deadLetterExchange: '', deadLetterRoutingKey: 'retry.wait' }],
+    ['retry.wait', { deadLetterExchange: '', deadLetterRoutingKey: 'retry.work' }],
   ];
   const bindings = [bind('dlx', 'dlq'), bind('dlx', 'more', 'exchange'), bind('more', 'archive')];
   const route = (exchange: string, key: string) => {

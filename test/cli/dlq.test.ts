@@ -111,6 +111,9 @@ describe('usher dlq', () => {
     const metrics = await (await fetch(`${cli.server().url}/metrics`)).text();
     assert.match(metrics, /^usher_dead_letter_queue_messages\{queue="sms\.dlq"\} 1$/m);
 
+    const named = await usher('dlq', 'list', 'sms.work', '--json');
+    assert.equal(named.stderr, 'using "sms.dlq", the dead-letter queue of "sms.work"\n');
+
     const moved = await usher('dlq', 'redrive', 'sms.dlq');
     assert.equal(moved.stdout, 'moved 1 message from "sms.dlq" to their source queues\n');
     assert.equal((await stats('sms.work')).ready, 1);
