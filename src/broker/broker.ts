@@ -128,6 +128,8 @@ const MAX_PUSH_BATCH = 64;
 /** Longest lease a subscriber may hold (an AMQP channel's: its consumer timeout and a minute). */
 const MAX_LEASE_MS = MAX_DURATION_MS;
 const MAX_WAIT_MS = 20_000;
+/** Cold pages (up to 256 messages each) all queues bring in at one run of runDue. */
+const COLD_PAGES_PER_RUN = 8;
 const MAX_REASON_LENGTH = 1024;
 /** setTimeout cannot wait longer than 2^31 - 1 ms; wake hourly instead. */
 const MAX_TIMER_MS = 60 * 60 * 1000;
@@ -991,8 +993,12 @@ export class Broker implements BrokerApi {
    * a manual clock call this after moving the clock. */
   runDue(): void {
     const now = this.clock();
+    // Shared by all queues: 20 queues expiring 20,000 cold messages each
+    // at once, 64 pages a queue, held the event loop for 2.7 s (breaker
+    // session). Past it, a queue's next pages come at the next timer.
+    const coldPages = { left: COLD_PAGES_PER_RUN };
     for (const engine of this.engines.values()) {
-      engine.tick(now);
+      engine.tick(now, coldPages);
       this.afterChange(engine);
     }
   }

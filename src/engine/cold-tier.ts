@@ -231,7 +231,11 @@ export class ColdTier {
    * `unreadable` and left out of `messages` (its log record stays, so it
    * returns at restart).
    */
-  takePage(priority: number, max = PAGE_IN_BATCH): { messages: Message[]; left: ColdLeft[] } {
+  takePage(
+    priority: number,
+    max = PAGE_IN_BATCH,
+    readAhead = true,
+  ): { messages: Message[]; left: ColdLeft[] } {
     const { seqs, sizes } = this.backlog.take(priority, max, PAGE_IN_BYTES);
     const left: ColdLeft[] = sizes.map((bytes) => ({ priority, bytes, delayed: false }));
     // Retried ones have a row; new publishes have none (no lookup cost).
@@ -245,8 +249,10 @@ export class ColdTier {
     this.count -= seqs.length;
     for (const bytes of sizes) this.bytes -= bytes;
     const messages = this.#readOrCount(seqs, true, rows);
-    const ahead = this.backlog.peekPage(priority, AHEAD_COUNT, AHEAD_BYTES);
-    this.#readNextAhead(this.#notAskedYet(priority, ahead));
+    if (readAhead) {
+      const ahead = this.backlog.peekPage(priority, AHEAD_COUNT, AHEAD_BYTES);
+      this.#readNextAhead(this.#notAskedYet(priority, ahead));
+    }
     return { messages, left };
   }
 

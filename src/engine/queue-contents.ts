@@ -536,21 +536,25 @@ export abstract class QueueContents {
   }
 
   /** Moves a page of the oldest cold messages of `priority` into memory. */
-  protected pageIn(priority: number): void {
-    const { messages, left } = (this.cold as ColdTier).takePage(priority);
+  protected pageIn(priority: number, max?: number, readAhead?: boolean): void {
+    const { messages, left } = (this.cold as ColdTier).takePage(priority, max, readAhead);
     for (const entry of left) this.forgetCold(entry);
     for (const message of messages) this.enqueueHot(message, false);
   }
 
-  /** Pages cold messages in until the hot heap's top is the next to deliver. */
-  protected pageInAhead(): void {
+  /**
+   * Pages cold messages in until the hot heap's top is the next to
+   * deliver, `max` a page (PAGE_IN_BATCH), reading the next ones ahead
+   * unless told not to.
+   */
+  protected pageInAhead(max?: number, readAhead?: boolean): void {
     const backlog = this.cold?.backlog;
     if (backlog === undefined || backlog.count === 0) return;
     for (;;) {
       const top = this.ready.peek();
       const priority = backlog.ahead(top?.priority ?? -1, top?.seq ?? Number.POSITIVE_INFINITY);
       if (priority < 0) return;
-      this.pageIn(priority);
+      this.pageIn(priority, max, readAhead);
     }
   }
 
