@@ -135,6 +135,7 @@ export class AmqpChannel {
       this.wake();
       return landed;
     },
+    held: (bytes) => this.connection.heldBodies(bytes),
     unsettle: (tag, entry) => {
       this.unacked.set(tag, entry);
       this.ackTimeout.arm();
@@ -369,11 +370,11 @@ export class AmqpChannel {
     if (incoming === null) return;
     addBodyFrame(incoming, body);
     if (!last) {
-      this.connection.unfinishedBodies(body.length);
+      this.connection.heldBodies(body.length);
       return;
     }
     if (incoming.received > body.length) {
-      this.connection.unfinishedBodies(body.length - incoming.received);
+      this.connection.heldBodies(body.length - incoming.received);
     }
     this.finishPublish();
   }
@@ -956,7 +957,7 @@ export class AmqpChannel {
     this.ackTimeout.stop();
     // A publish cut short holds its body frames no more.
     if (this.incoming !== null && this.incoming.received > 0) {
-      this.connection.unfinishedBodies(-this.incoming.received);
+      this.connection.heldBodies(-this.incoming.received);
     }
     this.incoming = null;
     this.tx.release();

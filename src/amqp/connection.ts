@@ -47,8 +47,10 @@ export interface ConnectionContext {
   maxConsumersPerQueue: number;
   /** Set when the listener refuses this connection (a limit); see onStartOk. */
   refusal: string | null;
-  /** Body bytes of publishes begun and not finished, on every connection. */
-  unfinishedBodies: { bytes: number };
+  /** Body bytes of publishes not handed to the broker yet, on every connection. */
+  heldBodies: { bytes: number };
+  /** What a connection, and all, may hold of them; default heldBodyLimits(). */
+  heldBodyLimits: { connection: number; all: number };
   /** How long a channel may hold a delivery unacked (channel.ts). */
   consumerTimeoutMs: number;
 }
@@ -59,14 +61,25 @@ const PUBLISH_LOW_WATER = 5_000;
 /** Bytes queued for the socket past which consumers get no more. */
 const OUTBOUND_LIMIT = 4 * 1024 * 1024;
 /**
- * Body bytes of unfinished publishes a connection, and all connections,
- * may hold (at least two, and eight, of the largest message). A publish's
- * body is held until its last frame; a client that starts one on each of
- * 150 channels and finishes none took 2.5 GB, past --memory-budget, for
- * nothing a queue would count (breaker session).
+ * Body bytes of publishes not handed to the broker yet, unfinished (a
+ * body is held until its last frame) or held by a transaction until
+ * tx.commit, that a connection, and all connections, may hold: at least 8,
+ * and 64, of the largest message. A client that started a publish on each
+ * of 150 channels and finished none took 2.5 GB, past --memory-budget, for
+ * nothing a queue would count, and one holding 60 MiB in each of 30
+ * transactions 2 GB (breaker sessions). Clients interleaving the frames of
+ * several 16 MiB messages, or 40 connections each sending one, must pass.
  */
-const UNFINISHED_PER_CONNECTION = 64 * 1024 * 1024;
-const UNFINISHED_IN_ALL = 256 * 1024 * 1024;
+const HELD_PER_CONNECTION = 128 * 1024 * 1024;
+const HELD_IN_ALL = 1024 * 1024 * 1024;
+
+/** The bounds of held bodies for messages of up to `maxMessageBytes`. */
+export function heldBodyLimits(maxMessageBytes: number): { connection: number; all: number } {
+  return {
+    connection: Math.max(HELD_PER_CONNECTION, 8 * maxMessageBytes),
+    all: Math.max(HELD_IN_ALL, 64 * maxMessageBytes),
+  };
+}
 
 type Phase =
   | 'header'
@@ -118,8 +131,8 @@ export class AmqpConnection {
   private readingChunk: ArrayBufferLike | null = null;
   private keptOfChunk = 0;
   private stopWatchingAdmission: () => void = () => {};
-  /** Body bytes this connection's channels hold for unfinished publishes. */
-  private unfinishedBodyBytes = 0;
+  /** Body bytes this connection's channels hold for publishes (heldBodies). */
+  private heldBodyBytes = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -169,23 +182,25 @@ export class AmqpConnection {
   }
 
   /**
-   * A channel holds `delta` more (or, negative, fewer) body bytes of a
-   * publish not finished yet. Past the limits the connection is closed
-   * (506): it cannot be paused instead, as a client may be sending the
-   * frames of several publishes in turn, and none would ever finish.
+   * A channel holds `delta` more (or, negative, fewer) body bytes of
+   * publishes not handed to the broker yet (HELD_PER_CONNECTION). Past the
+   * limits the connection is closed (506): it cannot be paused instead, as
+   * a client may be sending the frames of several publishes in turn, and
+   * none would ever finish.
    */
-  unfinishedBodies(delta: number): void {
-    this.unfinishedBodyBytes += delta;
-    const all = (this.context.unfinishedBodies.bytes += delta);
+  heldBodies(delta: number): void {
+    this.heldBodyBytes += delta;
+    const all = (this.context.heldBodies.bytes += delta);
     if (delta <= 0 || this.phase === 'closed' || this.phase === 'closing') return;
 
-    const mine = Math.max(UNFINISHED_PER_CONNECTION, 2 * this.context.maxMessageBytes);
-    const everyone = Math.max(UNFINISHED_IN_ALL, 8 * this.context.maxMessageBytes);
-    if (this.unfinishedBodyBytes > mine || all > everyone) {
-      const whose = this.unfinishedBodyBytes > mine ? 'this connection' : 'all connections';
+    const { connection: mine, all: everyone } = this.context.heldBodyLimits;
+    if (this.heldBodyBytes > mine || all > everyone) {
+      const [whose, limit] = this.heldBodyBytes > mine
+        ? ['this connection holds', mine]
+        : ['all connections hold', everyone];
       this.closeWith(new AmqpError(REPLY.RESOURCE_ERROR,
-        `${whose} hold more than ${this.unfinishedBodyBytes > mine ? mine : everyone} ` +
-        'bytes of message bodies not finished: finish a publish before starting more'), false);
+        `${whose} more than ${limit} bytes of message bodies not published yet ` +
+        '(unfinished, or in a transaction not committed)'), false);
     }
   }
 

@@ -12,7 +12,7 @@ import type { Broker } from '../broker/broker.js';
 import { SourceLimit } from '../net/source-limit.js';
 import { serverTlsOptions, type TlsFiles } from '../net/tls.js';
 import { trackConnection } from '../observe/observations.js';
-import { AmqpConnection } from './connection.js';
+import { AmqpConnection, heldBodyLimits } from './connection.js';
 import { Topology } from './topology.js';
 
 export interface AmqpServerOptions {
@@ -41,6 +41,8 @@ export interface AmqpServerOptions {
    * with 406 (RabbitMQ's consumer_timeout); default 30 minutes.
    */
   consumerTimeoutMs?: number;
+  /** Bounds of bodies held before they are published (connection.ts); tests set smaller ones. */
+  heldBodyLimits?: { connection: number; all: number };
 }
 
 export interface AmqpServer {
@@ -65,7 +67,7 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
   const closing = new Set<AmqpConnection>();
 
   const perSource = new SourceLimit(options.maxConnectionsPerSource);
-  const unfinishedBodies = { bytes: 0 };
+  const heldBodies = { bytes: 0 };
 
   const accept = (socket: Socket) => {
     // Over the limit: the connection is refused after the protocol header
@@ -81,7 +83,8 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
       maxMessageBytes: options.maxMessageBytes,
       authenticator,
       maxConsumersPerQueue: options.maxConsumersPerQueue ?? 10_000,
-      unfinishedBodies,
+      heldBodies,
+      heldBodyLimits: options.heldBodyLimits ?? heldBodyLimits(options.maxMessageBytes),
       consumerTimeoutMs: options.consumerTimeoutMs ?? 30 * 60 * 1000,
       refusal: admitted
         ? null

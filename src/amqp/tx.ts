@@ -42,6 +42,8 @@ export interface TxHost<Publish, Entry> {
   settle(entries: Array<[number, Entry]>, how: SettleHow): Promise<unknown>;
   /** Makes a delivery unacked again. */
   unsettle(tag: number, entry: Entry): void;
+  /** Held publishes grew (or, negative, shrank) by `bytes` (the connection's bound). */
+  held(bytes: number): void;
 }
 
 /**
@@ -49,10 +51,9 @@ export interface TxHost<Publish, Entry> {
  * and HELD_PUBLISH_BYTES for each publish. Held publishes are memory
  * nothing else bounds (the broker keeps reading a blocked connection, see
  * blocking.ts), so one channel that never committed grew the process past
- * its memory budget. A first publish is held whatever its size.
- * TODO(#6): the bound is per channel, so a connection's channels (2047)
- * multiply it; a share of the connection's, or of the memory budget,
- * would bound the process.
+ * its memory budget. A first publish is held whatever its size. The
+ * connection bounds what all its channels hold, and all connections
+ * together (AmqpConnection.heldBodies).
  */
 export const MAX_HELD_BYTES = 64 * 1024 * 1024;
 /** About what a held publish costs besides its body (route, properties). */
@@ -89,7 +90,7 @@ export class ChannelTransactions<Publish, Entry> {
     const publishes = this.publishes;
     const settlements = this.settlements;
     this.publishes = [];
-    this.heldBytes = 0;
+    this.letGo();
     this.settlements = [];
     if (name === 'tx.rollback') {
       this.restore(settlements);
@@ -125,6 +126,15 @@ export class ChannelTransactions<Publish, Entry> {
     }
     this.heldBytes = held;
     this.publishes.push(publish);
+    // Last: past the connection's bound it closes, and release() counts
+    // this one out too.
+    this.host.held(bodyBytes + HELD_PUBLISH_BYTES);
+  }
+
+  /** Held publishes are let go of (committed, rolled back, dropped). */
+  private letGo(): void {
+    if (this.heldBytes > 0) this.host.held(-this.heldBytes);
+    this.heldBytes = 0;
   }
 
   holdSettlement(how: SettleHow, entries: Array<[number, Entry]>): void {
@@ -134,7 +144,7 @@ export class ChannelTransactions<Publish, Entry> {
   /** The channel closes: held publishes go, held acks' deliveries return. */
   release(): void {
     this.publishes = [];
-    this.heldBytes = 0;
+    this.letGo();
     this.restore(this.settlements);
     this.settlements = [];
   }

@@ -125,7 +125,8 @@ async function openConnection(socket: RoomySocket): Promise<AmqpConnection> {
     authenticator: new Authenticator({ store: UserStore.inMemory() }),
     maxConsumersPerQueue: 10_000,
     refusal: null,
-    unfinishedBodies: { bytes: 0 },
+    heldBodies: { bytes: 0 },
+    heldBodyLimits: { connection: 64 * 1024 * 1024, all: 256 * 1024 * 1024 },
     consumerTimeoutMs: 30 * 60 * 1000,
   });
 
