@@ -432,7 +432,8 @@ function checkHint(name: string, value: unknown): void {
   const allowed: Record<string, readonly unknown[]> = {
     'x-queue-mode': ['default', 'lazy'],
     'x-queue-master-locator': ['client-local', 'min-masters', 'random'],
-    'x-queue-leader-locator': ['client-local', 'balanced'],
+    // 3.10 and 3.11 take random and least-leaders; 3.12 adds balanced.
+    'x-queue-leader-locator': ['client-local', 'random', 'least-leaders', 'balanced'],
     'x-dead-letter-strategy': ['at-most-once', 'at-least-once'],
   };
   if (name === 'x-queue-version') {

@@ -189,7 +189,7 @@ describe('queue arguments', () => {
 
   it('takes RabbitMQ\'s storage and placement hints, checked, with nothing to set', () => {
     assert.deepEqual(settingsFromArguments(tableFrom({
-      'x-queue-mode': 'lazy', 'x-queue-version': 2, 'x-queue-leader-locator': 'balanced',
+      'x-queue-mode': 'lazy', 'x-queue-version': 2, 'x-queue-leader-locator': 'least-leaders',
       'x-queue-master-locator': 'min-masters', 'x-quorum-initial-group-size': 3,
       'x-max-in-memory-length': 100, 'x-max-in-memory-bytes': 0,
       'x-dead-letter-strategy': 'at-least-once',
