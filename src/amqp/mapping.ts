@@ -291,7 +291,9 @@ function fitsShortString(text: string): boolean {
 }
 
 /** The typed table an AMQP publisher sent, if any (a fresh Map). */
-export function typedHeadersOf(headers: Record<string, string>): Map<string, FieldValue> | undefined {
+export function typedHeadersOf(
+  headers: Record<string, string>,
+): Map<string, FieldValue> | undefined {
   const encoded = headers[TYPED_HEADERS];
   if (encoded === undefined) return undefined;
   try {

@@ -241,7 +241,8 @@ function historyOf(headers: Record<string, string>): DeathRecord[] {
     };
     if (typeof death.exchange === 'string') record.exchange = death.exchange;
     if (Array.isArray(death.routingKeys)) {
-      record.routingKeys = death.routingKeys.filter((key): key is string => typeof key === 'string');
+      record.routingKeys = death.routingKeys.filter(
+        (key): key is string => typeof key === 'string');
     }
     if (typeof death.originalExpiration === 'string') {
       record.originalExpiration = death.originalExpiration;
