@@ -203,22 +203,21 @@ export class AmqpChannel {
       case 'basic.publish':
         return this.startPublish(method);
       case 'basic.ack':
-        return this.settleInTurn(method.name, () =>
-          this.settle(method.deliveryTag, method.multiple, 'ack'));
+        return this.settleInTurn(method.name, method.deliveryTag, method.multiple, 'ack');
       case 'basic.nack':
-        return this.settleInTurn(method.name, () =>
-          this.settle(
-            method.deliveryTag,
-            method.multiple,
-            method.requeue ? 'retry' : 'reject',
-          ));
+        return this.settleInTurn(
+          method.name,
+          method.deliveryTag,
+          method.multiple,
+          method.requeue ? 'retry' : 'reject',
+        );
       case 'basic.reject':
-        return this.settleInTurn(method.name, () =>
-          this.settle(
-            method.deliveryTag,
-            false,
-            method.requeue ? 'requeue' : 'reject',
-          ));
+        return this.settleInTurn(
+          method.name,
+          method.deliveryTag,
+          false,
+          method.requeue ? 'requeue' : 'reject',
+        );
       case 'channel.close':
         // Behind the methods before it, so that publishes queued behind
         // them (finishPublish) are routed, not dropped.
@@ -276,13 +275,18 @@ export class AmqpChannel {
    * with the basic.get before it settles what the get hands out, and one
    * sent after a basic.recover finds its delivery taken back.
    */
-  private settleInTurn(at: MethodName, settle: () => void): void {
+  private settleInTurn(
+    at: MethodName,
+    deliveryTag: number,
+    multiple: boolean,
+    how: SettleHow,
+  ): void {
     if (!this.order.pending) {
-      settle();
+      this.settle(deliveryTag, multiple, how);
       return;
     }
     this.inOrder(() => {
-      settle();
+      this.settle(deliveryTag, multiple, how);
       // Past the end of the chunk that flushed the others.
       this.flushAcks();
     }, at);
