@@ -361,7 +361,7 @@ export class QueueEngine extends QueueContents {
    * time with nobody reading it, as RabbitMQ's classic queues time their
    * head, the head is brought into memory at most every
    * COLD_HEAD_CHECK_MS, and while whole pages of it turn out expired the
-   * next follows, up to COLD_HEAD_PAGES at once. Without it, messages
+   * next follows, as many as the run's share allows. Without it, messages
    * recovered at a restart (all cold) never expired until a consumer came
    * (breaker session): a retry queue of TTL and dead-lettering stalled.
    * FIFO queues keep their cold messages by group, and are not covered.
