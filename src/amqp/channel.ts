@@ -304,11 +304,16 @@ export class AmqpChannel {
     // closing dropped the ones not yet handed over with this chunk.
     this.flushPublishes();
     const error = channelErrorOf(err, at);
+    if (err instanceof AmqpError && error.scope === 'connection') {
+      this.connection.closeWith(error, false);
+      return;
+    }
+    // A broker refusal closes this channel only, whatever its code's scope
+    // in the spec (a full disk's 506 among them), as RabbitMQ does.
     if (!(err instanceof AmqpError) && error.replyCode === REPLY.INTERNAL_ERROR) {
       this.connection.logger.error({ err }, 'channel method failed');
     }
-    if (error.scope === 'connection') this.connection.closeWith(error, false);
-    else this.connection.closeChannel(this.number, error);
+    this.connection.closeChannel(this.number, error);
   }
 
   private async onSyncMethod(method: Method): Promise<void> {
