@@ -731,35 +731,20 @@ export class Broker implements BrokerApi {
   async nackMany(queue: string, receipts: readonly string[], options: NackOptions): Promise<void> {
     this.checkOpen();
     const engine = this.engineOf(queue);
-    const delayMs =
-      options.delayMs === undefined ? undefined : checkDuration(options.delayMs, 'delayMs');
-    const reason =
-      options.reason === undefined ? undefined : cutText(String(options.reason), MAX_REASON_LENGTH);
+    const { request, reason } = nackRequestOf(options);
 
     const now = this.clock();
-    for (const receipt of receipts) {
-      engine.nack(receipt, now, { requeue: options.requeue ?? true, delayMs });
-    }
+    for (const receipt of receipts) engine.nack(receipt, now, request);
     await this.settleOutcomes(engine, now, reason);
   }
 
   async nack(queue: string, receipt: string, options: NackOptions): Promise<NackResult> {
     this.checkOpen();
     const engine = this.engineOf(queue);
-    const delayMs =
-      options.delayMs === undefined
-        ? undefined
-        : checkDuration(options.delayMs, 'delayMs');
-    const reason =
-      options.reason === undefined
-        ? undefined
-        : cutText(String(options.reason), MAX_REASON_LENGTH);
+    const { request, reason } = nackRequestOf(options);
 
     const now = this.clock();
-    const outcome = engine.nack(receipt, now, {
-      requeue: options.requeue ?? true,
-      delayMs,
-    });
+    const outcome = engine.nack(receipt, now, request);
     if (outcome === undefined) throw new ReceiptNotFoundError(receipt);
 
     // Whether this message found a dead-letter queue is known as its
@@ -1157,4 +1142,16 @@ export class Broker implements BrokerApi {
     }
     noteLanded(this.engines, engine, records);
   }
+}
+
+/** A nack's options checked: what the engine is asked, and the reason to record. */
+function nackRequestOf(options: NackOptions): {
+  request: { requeue: boolean; delayMs: number | undefined };
+  reason: string | undefined;
+} {
+  const delayMs =
+    options.delayMs === undefined ? undefined : checkDuration(options.delayMs, 'delayMs');
+  const reason =
+    options.reason === undefined ? undefined : cutText(String(options.reason), MAX_REASON_LENGTH);
+  return { request: { requeue: options.requeue ?? true, delayMs }, reason };
 }
