@@ -158,6 +158,8 @@ export class AmqpChannel {
   private readonly unacked = new DeliveryTags<Unacked>();
   private readonly consumers = new Map<string, Consumer>();
   private consumerPrefetch = 0;
+  /** Publishes waiting behind pending methods (queuePublish), and their body bytes. */
+  private readonly queued = { publishes: 0, bytes: 0 };
   /** Closes the channel when it holds a delivery too long (ack-timeout.ts). */
   private readonly ackTimeout: AckTimeout;
   private channelPrefetch = 0;
@@ -825,11 +827,20 @@ export class AmqpChannel {
    */
   private queuePublish(incoming: Incoming): void {
     this.copyBody(incoming);
+    const bytes = incoming.received;
+    this.queued.publishes++;
+    this.queued.bytes += bytes;
     // Counted as unanswered while queued, so that a client streaming
-    // publishes behind a slow method is paused, not held in memory.
+    // publishes behind a slow method is paused, and its bodies as held
+    // (heldBodies), which bounds their bytes. Last: past that bound the
+    // connection closes, and release() counts this one out too.
     this.connection.publishesStarted(1);
+    this.connection.heldBodies(bytes);
     this.inOrder(() => {
+      this.queued.publishes--;
+      this.queued.bytes -= bytes;
       this.connection.publishesSettled(1);
+      this.connection.heldBodies(-bytes);
       this.routePublish(incoming);
       this.flushPublishes();
     });
@@ -964,6 +975,13 @@ export class AmqpChannel {
     this.flushAcks();
     this.closed = true;
     this.ackTimeout.stop();
+    // Publishes still queued behind methods will not run now (MethodOrder).
+    if (this.queued.publishes > 0) {
+      this.connection.publishesSettled(this.queued.publishes);
+      this.connection.heldBodies(-this.queued.bytes);
+      this.queued.publishes = 0;
+      this.queued.bytes = 0;
+    }
     // A publish cut short holds its body frames no more.
     if (this.incoming !== null && this.incoming.received > 0) {
       this.connection.heldBodies(-this.incoming.received);

@@ -200,7 +200,7 @@ export class AmqpConnection {
         : ['all connections hold', everyone];
       this.closeWith(new AmqpError(REPLY.RESOURCE_ERROR,
         `${whose} more than ${limit} bytes of message bodies not published yet ` +
-        '(unfinished, or in a transaction not committed)'), false);
+        '(unfinished, queued behind a method, or in a transaction not committed)'), false);
     }
   }
 
