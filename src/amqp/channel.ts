@@ -25,7 +25,7 @@ import { ChannelTopology, allow, checkQueue, preconditionFailed } from './channe
 import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
 import { ConfirmTracker } from './confirms.js';
-import type { ContentHeader } from './content.js';
+import type { BasicProperties, ContentHeader } from './content.js';
 import { LastProperties, propertiesOf } from './delivery-properties.js';
 import { DeliveryTags } from './delivery-tags.js';
 import { AckTimeout } from './ack-timeout.js';
@@ -41,6 +41,7 @@ import {
 } from './mapping.js';
 import { MethodOrder, channelErrorOf, seesMessages } from './method-order.js';
 import type { Method, MethodName, MethodOf } from './methods.js';
+import { addedRoutingKeys, routingKeysWith, withoutBcc } from './sender-selected.js';
 import { ChannelTransactions, type SettleHow } from './tx.js';
 import { checkUserId } from './user-id.js';
 
@@ -421,12 +422,18 @@ export class AmqpChannel {
       // kept on disk only needs none), and a memory queue's message gets
       // a copy of its own below, so no chunk stays pinned.
       const body = bodyOf(incoming);
-      const headersTable = incoming.properties.headers ?? EMPTY_TABLE;
-      const queues = this.topology.route(
-        incoming.exchange,
-        incoming.routingKey,
-        headersTable,
-      );
+      const sent = incoming.properties.headers ?? EMPTY_TABLE;
+      // CC and BCC add routing keys; BCC is taken out before anything is
+      // stored, routed on or returned (sender-selected.ts).
+      const added = addedRoutingKeys(sent);
+      const headersTable = withoutBcc(sent);
+      const properties = headersTable === sent
+        ? incoming.properties
+        : { ...incoming.properties, headers: headersTable };
+      const queues = added === undefined
+        ? this.topology.route(incoming.exchange, incoming.routingKey, headersTable)
+        : this.topology.routeEach(incoming.exchange,
+          routingKeysWith(incoming.routingKey, added), headersTable);
 
       // One queue refused refuses the whole message: nothing is stored.
       // Indexed: for-of left an iterator result a queue in the profile.
@@ -435,12 +442,12 @@ export class AmqpChannel {
       }
 
       if (queues.length === 0) {
-        if (incoming.mandatory) this.returnUnroutable(incoming, body);
+        if (incoming.mandatory) this.returnUnroutable(incoming, properties, body);
         if (tag > 0) this.confirm(tag, true);
         return;
       }
 
-      const input = fromAmqp(incoming.properties, incoming.exchange, incoming.routingKey, body);
+      const input = fromAmqp(properties, incoming.exchange, incoming.routingKey, body);
       // Checked here, not only in the broker: a refusal then closes the
       // channel with 406 and the reason, instead of a bare nack (C19).
       // The user's limits count the table as sent; the rest is Usher's.
@@ -583,7 +590,7 @@ export class AmqpChannel {
     if (!this.closed) this.confirms.sendAcks();
   }
 
-  private returnUnroutable(incoming: Incoming, body: Buffer): void {
+  private returnUnroutable(incoming: Incoming, properties: BasicProperties, body: Buffer): void {
     this.connection.sendContent(
       this.number,
       {
@@ -593,7 +600,7 @@ export class AmqpChannel {
         exchange: incoming.exchange,
         routingKey: incoming.routingKey,
       },
-      incoming.properties,
+      properties,
       body,
     );
   }

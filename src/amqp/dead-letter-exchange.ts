@@ -6,8 +6,11 @@
 // every queue that dies a message (Broker.routeDeadLetters).
 
 import type { DeadLetterRouter } from '../broker/dead-letter.js';
-import { EXCHANGE_HEADER, ROUTING_KEY_HEADER, toAmqp } from './mapping.js';
+import {
+  EXCHANGE_HEADER, ROUTING_KEY_HEADER, toAmqp, typedHeadersOf, withTypedHeaders,
+} from './mapping.js';
 import type { QueueFeatures } from './queue-features.js';
+import { ccKeysOf } from './sender-selected.js';
 import { annotateDeath, deathEntries, isDeadLetterCycle } from './x-death.js';
 import type { FieldTable } from './field-table.js';
 import type { Binding } from '../routing/types.js';
@@ -27,13 +30,19 @@ export function deadLetterExchangeRouter(context: DeadLetterContext): DeadLetter
       const { deadLetterExchange, deadLetterRoutingKey } = context.featuresOf(queue);
       if (deadLetterExchange === undefined) return undefined;
 
+      const typed = typedHeadersOf(headers);
+      const cc = ccKeysOf(typed);
       const came = {
         exchange: headers[EXCHANGE_HEADER] ?? '',
         // A message published over HTTP was addressed by its queue's name.
-        routingKeys: [headers[ROUTING_KEY_HEADER] ?? queue],
+        // Its CC keys follow (sender-selected.ts), as in RabbitMQ's x-death;
+        // BCC's were taken out at the publish, and do not route it here.
+        routingKeys: [headers[ROUTING_KEY_HEADER] ?? queue, ...cc],
       };
-      const dead = annotateDeath(headers, came, 'expiration');
+      let dead = annotateDeath(headers, came, 'expiration');
       const keys = deadLetterRoutingKey === undefined ? came.routingKeys : [deadLetterRoutingKey];
+      // Sent on by a key of the queue's, it no longer goes to the CC'd keys.
+      if (deadLetterRoutingKey !== undefined && cc.length > 0) dead = withTypedHeaders(dead, typed, 'CC');
       dead[EXCHANGE_HEADER] = deadLetterExchange;
       dead[ROUTING_KEY_HEADER] = keys[0];
 

@@ -304,6 +304,21 @@ export function typedHeadersOf(
   }
 }
 
+/** `headers` with `table` (typedHeadersOf's, changed) less `without` as its typed table. */
+export function withTypedHeaders(
+  headers: Record<string, string>,
+  table: Map<string, FieldValue> | undefined,
+  without: string,
+): Record<string, string> {
+  if (table === undefined || !table.has(without)) return headers;
+  const rest = new Map(table);
+  rest.delete(without);
+  const changed = { ...headers };
+  if (rest.size > 0) changed[TYPED_HEADERS] = encodeTable(rest).toString('base64');
+  else delete changed[TYPED_HEADERS];
+  return changed;
+}
+
 /** The `expiration` property: a TTL in ms as decimal text (RabbitMQ). */
 function expirationOf(expiration: string | undefined): number | undefined {
   if (expiration === undefined) return undefined;

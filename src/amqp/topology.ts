@@ -394,6 +394,13 @@ export class Topology {
     return routed;
   }
 
+  /** route() for each of `keys` (CC and BCC, sender-selected.ts): every queue reached, once. */
+  routeEach(exchange: string, keys: readonly string[], headers: FieldTable): readonly string[] {
+    const queues = new Set<string>();
+    for (const key of keys) for (const queue of this.route(exchange, key, headers)) queues.add(queue);
+    return [...queues];
+  }
+
   private bindingOf(request: BindingRequest) {
     if (request.destinationKind === 'queue' && !this.broker.hasQueue(request.destination)) {
       throw new AmqpError(REPLY.NOT_FOUND, `no queue '${request.destination}' in vhost '/'`);

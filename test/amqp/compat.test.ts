@@ -20,6 +20,7 @@ import { CLIENTS, type Client } from './compat/clients.js';
 import { featureCases } from './compat/cases-features.js';
 import { lifecycleCases } from './compat/cases-lifecycle.js';
 import { overflowCases } from './compat/cases-overflow.js';
+import { senderSelectedCases } from './compat/cases-sender-selected.js';
 import { txCases } from './compat/cases-tx.js';
 import { consumeCases, publishCases } from './compat/cases-messages.js';
 import { connectionCases, exchangeCases, queueCases } from './compat/cases-topology.js';
@@ -40,6 +41,7 @@ const CASES: readonly Case[] = [
   ...lifecycleCases,
   ...overflowCases,
   ...featureCases,
+  ...senderSelectedCases,
   ...txCases,
 ];
 

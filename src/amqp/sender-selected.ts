@@ -1,0 +1,66 @@
+// Sender-selected distribution, RabbitMQ's extension: a publish whose
+// headers hold `CC` or `BCC` (arrays of long strings, names as written)
+// is routed with each of their keys as well as its routing key, to the
+// union of what each reaches. `BCC` is taken out of the message before it
+// is stored, so no consumer learns who else got it; `CC` stays.
+//
+// As in RabbitMQ 3.10: entries of another type in the arrays are skipped,
+// a `CC` or `BCC` that is not an array refuses the publish (406), and a
+// message dead-lettered without x-dead-letter-routing-key is routed by its
+// `CC` keys again (dead-letter-exchange.ts).
+
+import { REPLY } from './constants.js';
+import { AmqpError } from './errors.js';
+import type { FieldTable, FieldValue } from './field-table.js';
+
+const CC = 'CC';
+const BCC = 'BCC';
+
+/**
+ * The routing keys `headers` adds to a publish's own, CC's then BCC's,
+ * or undefined when it names none (nearly every publish: two lookups).
+ */
+export function addedRoutingKeys(headers: FieldTable): string[] | undefined {
+  if (headers.size === 0) return undefined;
+  const cc = headers.get(CC);
+  const bcc = headers.get(BCC);
+  if (cc === undefined && bcc === undefined) return undefined;
+  const keys: string[] = [];
+  if (cc !== undefined) keysOf(CC, cc, keys);
+  if (bcc !== undefined) keysOf(BCC, bcc, keys);
+  return keys;
+}
+
+/** `headers` without BCC: the same table when it has none. */
+export function withoutBcc(headers: FieldTable): FieldTable {
+  if (!headers.has(BCC)) return headers;
+  const kept = new Map(headers);
+  kept.delete(BCC);
+  return kept;
+}
+
+/** The CC keys a stored message's typed headers still carry. */
+export function ccKeysOf(headers: FieldTable | undefined): string[] {
+  const cc = headers?.get(CC);
+  if (cc === undefined || cc.type !== 'A') return [];
+  return keysOf(CC, cc, []);
+}
+
+/** `first` and then `more`, each key once, in order: what a publish is routed by. */
+export function routingKeysWith(first: string, more: readonly string[]): string[] {
+  return [...new Set([first, ...more])];
+}
+
+function keysOf(name: string, value: FieldValue, into: string[]): string[] {
+  if (value.type !== 'A') {
+    throw new AmqpError(REPLY.PRECONDITION_FAILED, `invalid message: the ${name} header ` +
+      `must be an array of long strings, not of type '${value.type}'`);
+  }
+  for (const entry of value.value) {
+    if (entry.type !== 'S') continue;
+    // Bytes that are not UTF-8 read as a routing key on the wire does,
+    // with U+FFFD in place of the bad ones.
+    into.push(typeof entry.value === 'string' ? entry.value : entry.value.toString('utf8'));
+  }
+  return into;
+}
