@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import { MAX_CONSUMER_TIMEOUT_MS } from '../amqp/constants.js';
 import type { AdmissionSettings } from '../broker/admission.js';
 import { UsherError } from '../errors.js';
+import type { Listeners } from '../http/server.js';
 
 import { readTlsFiles, rereadTlsFiles, serverTlsOptions, type TlsFiles } from '../net/tls.js';
 
@@ -223,8 +224,10 @@ async function serve(given: ServeFlags): Promise<void> {
   }
   const { authenticator } = auth;
 
+  const listeners: Listeners = {};
   const app = createHttpServer(broker, {
     logger,
+    listeners,
     maxMessageBytes: flags.maxMessageSize,
     authenticator,
     protectSystemRoutes: flags.protectMetrics ?? false,
@@ -259,11 +262,13 @@ async function serve(given: ServeFlags): Promise<void> {
     try {
       if (!flags.tlsOnly) {
         const address = await amqp.listen(flags.amqpPort, flags.host);
+        listeners.amqp = address.port;
         const amqpUrl = `amqp://${flags.host}:${address.port}`;
         logger.info({ amqpUrl }, `usher AMQP 0-9-1 on ${amqpUrl}`);
       }
       if (tls !== undefined) {
         const address = await amqp.listenTls(flags.amqpsPort, flags.host);
+        listeners.amqps = address.port;
         const amqpsUrl = `amqps://${flags.host}:${address.port}`;
         logger.info({ amqpsUrl }, `usher AMQP 0-9-1 over TLS on ${amqpsUrl}`);
       }

@@ -130,5 +130,7 @@ export interface Health {
   status: 'ok' | 'degraded';
   uptimeMs?: number;
   queues?: number;
+  /** The ports the broker's other protocols listen on, when it has them. */
+  listeners?: { amqp?: number; amqps?: number };
   [key: string]: unknown;
 }

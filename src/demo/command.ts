@@ -67,7 +67,7 @@ export const demoCommands: CommandGroup = {
       .option(
         '--amqp [url]',
         'publish and consume over AMQP 0-9-1, the faster path (default: ' +
-          'the embedded listener, or port 5672 on the host of --url)',
+          'the embedded listener, or the AMQP port the broker at --url reports)',
       )
       .addHelpText(
         'after',
@@ -96,7 +96,7 @@ async function ticketing(flags: TicketingFlags, cli: Cli): Promise<void> {
 
     const report = await runTicketingDemo({
       url,
-      amqpUrl: amqpUrlOf(flags.amqp, embedded?.amqpUrl, url),
+      amqpUrl: await amqpUrlOf(flags.amqp, embedded?.amqpUrl, cli, url),
       buyers: flags.buyers,
       seed: flags.seed,
       timeoutMs: flags.timeout ?? timeoutFor(flags.buyers),
@@ -123,13 +123,24 @@ async function ticketing(flags: TicketingFlags, cli: Cli): Promise<void> {
   }
 }
 
-/** The AMQP URL --amqp asks for, if any. */
-function amqpUrlOf(
+/**
+ * The AMQP URL --amqp asks for, if any. Given no URL, the broker's: the
+ * embedded one's, or the port --url's broker reports in /healthz on its
+ * host (a guess of 5672 met a broker started with another --amqp-port).
+ */
+async function amqpUrlOf(
   flag: string | boolean | undefined,
   embedded: string | undefined,
+  cli: Cli,
   httpUrl: string,
-): string | undefined {
+): Promise<string | undefined> {
   if (flag === undefined || flag === false) return undefined;
   if (typeof flag === 'string') return flag;
-  return embedded ?? `amqp://guest:guest@${new URL(httpUrl).hostname}:5672`;
+  if (embedded !== undefined) return embedded;
+  const { listeners } = await cli.client().health();
+  if (listeners?.amqp === undefined) {
+    throw new CliError(`the broker at ${httpUrl} has no plain AMQP listener ` +
+      '(started with --amqp-port -1 or --tls-only?); give its URL: --amqp amqp://HOST:PORT');
+  }
+  return `amqp://guest:guest@${new URL(httpUrl).hostname}:${listeners.amqp}`;
 }

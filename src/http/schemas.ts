@@ -370,6 +370,10 @@ export const Health = Type.Object({
       eventLoopDelayMs: Count('event-loop delay (p99) of the last sample'),
     }, { description: 'admission control (graceful degradation)' }),
   ),
+  listeners: Type.Optional(Type.Object({
+    amqp: Type.Optional(Type.Integer({ description: 'AMQP 0-9-1 port' })),
+    amqps: Type.Optional(Type.Integer({ description: 'AMQP 0-9-1 over TLS port' })),
+  }, { description: 'the ports the other protocols listen on, on the same host' })),
 });
 
 export const ErrorBody = Type.Object({

@@ -66,6 +66,17 @@ export interface HttpServerOptions {
   tls?: TlsFiles;
   /** Open connections per source address; default 4096. */
   maxConnectionsPerSource?: number;
+  /**
+   * The other protocols' ports, shown in /healthz so that a client given
+   * the HTTP URL finds them (`usher demo ticketing --amqp`). Read at each
+   * request: `usher serve` fills it in once AMQP listens, after HTTP.
+   */
+  listeners?: Listeners;
+}
+
+export interface Listeners {
+  amqp?: number;
+  amqps?: number;
 }
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -232,7 +243,11 @@ function registerSystemRoutes(
     },
     async (_request, reply) => {
       const health = broker.health();
-      return reply.code(health.status === 'ok' ? 200 : 503).send(health);
+      const { listeners } = options;
+      const body = listeners === undefined || Object.keys(listeners).length === 0
+        ? health
+        : { ...health, listeners };
+      return reply.code(health.status === 'ok' ? 200 : 503).send(body);
     },
   );
 

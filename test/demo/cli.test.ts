@@ -8,6 +8,8 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import type { TicketingReport } from '../../src/demo/ticketing/run.js';
+import { ServeProcess } from '../fault/serve-process.js';
+import { tempDir } from '../helpers.js';
 
 // dist/test/demo/ -> the checkout's bin/usher.
 const USHER = fileURLToPath(new URL('../../../bin/usher', import.meta.url));
@@ -77,6 +79,42 @@ describe('usher demo ticketing', () => {
       assert.equal(service.deadLettered, 3);
     }
     assert.match(stderr, /email service crashed/);
+  });
+
+  it('with --url and --amqp, finds the AMQP port the broker reports', async () => {
+    const dir = tempDir('usher-demo-amqp-');
+    const serve = new ServeProcess(dir.path);
+    try {
+      await serve.start();
+      const { code, stdout, stderr } = await usher([
+        'demo', 'ticketing', '--url', serve.url, '--amqp', '--buyers', '50', '--json',
+        '--delete-queues',
+      ]);
+      assert.equal(code, 0, stderr);
+      const report = JSON.parse(stdout) as TicketingReport;
+      assert.equal(report.ok, true, report.problems.join('; '));
+      assert.equal(new URL(report.messagingUrl).port, String(serve.amqpPort));
+    } finally {
+      await serve.kill();
+      dir.remove();
+    }
+  });
+
+  it('with --amqp, says so when the broker at --url has no AMQP listener', async () => {
+    const dir = tempDir('usher-demo-no-amqp-');
+    const serve = new ServeProcess(dir.path, ['--amqp-port', '-1']);
+    try {
+      await serve.start();
+      const { code, stdout, stderr } = await usher([
+        'demo', 'ticketing', '--url', serve.url, '--amqp', '--buyers', '5',
+      ]);
+      assert.equal(code, 1);
+      assert.equal(stdout, '');
+      assert.match(stderr, /has no plain AMQP listener.*--amqp amqp:\/\/HOST:PORT/);
+    } finally {
+      await serve.kill();
+      dir.remove();
+    }
   });
 
   it('refuses a bad buyer count as a usage mistake', async () => {
