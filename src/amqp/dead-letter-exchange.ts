@@ -11,7 +11,7 @@ import {
 } from './mapping.js';
 import type { QueueFeatures } from './queue-features.js';
 import { ccKeysOf } from './sender-selected.js';
-import { annotateDeath, deathEntries, isDeadLetterCycle } from './x-death.js';
+import { annotateDeath, deathKeys, isDeadLetterCycle } from './x-death.js';
 import type { FieldTable } from './field-table.js';
 import type { Binding } from '../routing/types.js';
 
@@ -61,7 +61,8 @@ export function deadLetterExchangeRouter(context: DeadLetterContext): DeadLetter
 
       // A message that expired (or hit its limit) its way round back to a
       // queue, with no consumer rejecting it on the way, stops there.
-      const entries = reason === 'rejected' ? [] : deathEntries(dead);
+      // Read with the x-death it was published with, as RabbitMQ reads it.
+      const entries = reason === 'rejected' ? [] : deathKeys(dead, typed);
       const queues = [...targets].filter((target) => !isDeadLetterCycle(entries, target));
       if (queues.length < targets.size) context.onDropped(queue, 'dead-letter cycle');
       return { queues, headers: dead };

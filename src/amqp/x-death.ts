@@ -108,9 +108,7 @@ export function deathTable(
   const history = historyOf(headers);
   if (history.length === 0) return new Map();
 
-  const ours = deathEntries(headers).map(entryTable);
-  const sent = published?.get('x-death');
-  const tables = sent?.type === 'A' ? countOn(sent.value, ours) : ours;
+  const tables = mergedDeaths(headers, published);
 
   const [first] = history;
   const table = new Map<string, FieldValue>([['x-death', { type: 'A', value: tables }]]);
@@ -125,13 +123,41 @@ export function deathTable(
 }
 
 /**
+ * The queue and reason of each x-death entry a message would be delivered
+ * with, latest first: for RabbitMQ's cycle check (isDeadLetterCycle),
+ * which reads the x-death a message was published with too. A message
+ * published claiming it had expired from a queue it is now dead-lettered
+ * into is dropped, as RabbitMQ 3.10 drops it.
+ */
+export function deathKeys(
+  headers: Record<string, string>,
+  published?: FieldTable,
+): Array<{ queue: string; reason: string }> {
+  return mergedDeaths(headers, published).flatMap((value) => {
+    if (value.type !== 'F') return [];
+    const queue = textOf(value.value.get('queue'));
+    const reason = textOf(value.value.get('reason'));
+    return queue === undefined || reason === undefined ? [] : [{ queue, reason }];
+  });
+}
+
+/** The x-death tables: Usher's deaths counted on the published ones (countOn). */
+function mergedDeaths(headers: Record<string, string>, published?: FieldTable): FieldValue[] {
+  const ours = deathEntries(headers).map(entryTable);
+  const sent = published?.get('x-death');
+  return sent?.type === 'A' ? countOn(sent.value, ours) : ours;
+}
+
+/**
  * `sent` (x-death as published, latest first) with `ours` (Usher's own
  * deaths, latest first) counted on: each of ours, oldest first, adds its
  * count to the sent entry of its queue and reason and moves it first, or
- * goes first as it is.
+ * goes first as it is. A queue and reason the publisher listed twice is
+ * kept once, as first listed, the later ones dropped with their counts
+ * (what RabbitMQ 3.10 does at the next death).
  */
 function countOn(sent: readonly FieldValue[], ours: FieldValue[]): FieldValue[] {
-  const tables = [...sent];
+  const tables = firstOfEachDeath(sent);
   for (const own of [...ours].reverse()) {
     const ownTable = (own as { value: FieldTable }).value;
     const at = tables.findIndex((value) =>
@@ -150,6 +176,18 @@ function countOn(sent: readonly FieldValue[], ours: FieldValue[]): FieldValue[] 
     tables.unshift({ type: 'F', value: matchTable });
   }
   return tables;
+}
+
+/** `sent` without a table whose queue and reason an earlier one had. */
+function firstOfEachDeath(sent: readonly FieldValue[]): FieldValue[] {
+  const seen = new Set<string>();
+  return sent.filter((value) => {
+    if (value.type !== 'F') return true;
+    const key = `${textOf(value.value.get('queue'))}\u0000${textOf(value.value.get('reason'))}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 function entryTable(entry: DeathEntry): FieldValue {
@@ -218,7 +256,10 @@ export function annotateDeath(
  * no rejection since it last died there is dropped instead, so a queue
  * whose messages expire into itself does not spin forever.
  */
-export function isDeadLetterCycle(entries: DeathEntry[], queue: string): boolean {
+export function isDeadLetterCycle(
+  entries: ReadonlyArray<{ queue: string; reason: string }>,
+  queue: string,
+): boolean {
   const at = entries.findIndex((entry) => entry.queue === queue);
   if (at < 0) return false;
   return entries.slice(0, at + 1).every((entry) => entry.reason !== 'rejected');

@@ -289,4 +289,49 @@ export const featureCases: Case[] = [
       assert.equal(dead.properties.headers?.['x-first-death-queue'], 'elsewhere');
     },
   },
+  {
+    name: 'dead-lettering: a queue and reason published twice in x-death is kept once, as first listed',
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const [wait, work] = [ctx.name('wait'), ctx.name('work')];
+      await ch.queueDeclare(work);
+      await ch.queueDeclare(wait, { args: {
+        'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': work, 'x-message-ttl': 50,
+      } });
+      const pub = await conn.channel({ confirm: true });
+      await pub.publish('', wait, 'retry', { headers: {
+        'x-death': [
+          { count: 2, reason: 'rejected', queue: 'elsewhere', exchange: 'e1', 'routing-keys': ['a'] },
+          { count: 3, reason: 'rejected', queue: 'elsewhere', exchange: 'e2', 'routing-keys': ['b'] },
+        ],
+      } });
+      const dead = await getSoon(ch, work);
+      assert.deepEqual(
+        deathsOf(dead).map((d) => [d.queue, d.reason, Number(d.count), d.exchange]),
+        [[wait, 'expired', 1, ''], ['elsewhere', 'rejected', 2, 'e1']]);
+    },
+  },
+  {
+    name: 'dead-lettering: the cycle check reads the x-death a message was published with',
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const [wait, work] = [ctx.name('wait'), ctx.name('work')];
+      await ch.queueDeclare(work);
+      await ch.queueDeclare(wait, { args: {
+        'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': work, 'x-message-ttl': 50,
+      } });
+      const pub = await conn.channel({ confirm: true });
+      // It claims to have expired from `work` before: back there, with no
+      // rejection since, is a cycle, and it is dropped.
+      await pub.publish('', wait, 'cycle', { headers: {
+        'x-death': [{ count: 1, reason: 'expired', queue: work, exchange: '', 'routing-keys': [work] }],
+      } });
+      // Expires after it, into the same queue: once it is there, the
+      // first has been dealt with.
+      await pub.publish('', wait, 'control');
+      const arrived = await getSoon(ch, work);
+      assert.equal(arrived.body, 'control');
+      assert.equal(await ch.get(work, { noAck: true }), null);
+    },
+  },
 ];
