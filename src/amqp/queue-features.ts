@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 
-import { CoalescingFile, setAside } from './atomic-file.js';
+import { CoalescingFile, setAside } from '../util/atomic-file.js';
 import { REPLY } from './constants.js';
 import { AmqpError } from './errors.js';
 import { plainValue, type FieldTable } from './field-table.js';

@@ -40,7 +40,7 @@ import { StoreUnavailableError } from '../errors.js';
 import { ExchangeTable, type QueueLookup } from '../routing/exchanges.js';
 import { encodeChange } from '../routing/snapshot.js';
 import { crc32c } from '../storage/crc32c.js';
-import { setAside, writeAtomically } from './atomic-file.js';
+import { setAside, writeAtomically } from '../util/atomic-file.js';
 
 export const SNAPSHOT_FILE = 'exchanges.json';
 export const JOURNAL_FILE = 'exchanges.journal';

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 
-import { CoalescingFile } from '../../src/amqp/atomic-file.js';
+import { CoalescingFile } from '../../src/util/atomic-file.js';
 import { tempDir } from '../helpers.js';
 
 const dir = tempDir('usher-atomic-file-');

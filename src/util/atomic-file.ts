@@ -1,4 +1,5 @@
-// Small files rewritten whole (exchanges.json, amqp-queues.json): write a
+// Small files rewritten whole (exchanges.json, amqp-queues.json,
+// maybe-delivered): write a
 // temporary file, fsync it, rename it over the old one, fsync the folder,
 // so a crash leaves either the old file or the new one, never half.
 
