@@ -1,7 +1,7 @@
 // Small files rewritten whole (exchanges.json, amqp-queues.json,
-// maybe-delivered): write a
-// temporary file, fsync it, rename it over the old one, fsync the folder,
-// so a crash leaves either the old file or the new one, never half.
+// maybe-delivered): write a temporary file, fsync it, rename it over the
+// old one, fsync the folder, so a crash leaves either the old file or the
+// new one, never half.
 
 import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
