@@ -35,6 +35,7 @@ import {
 } from './admission.js';
 import { ClockWatch } from './clock-watch.js';
 import { repairOrDrop } from './damage.js';
+import { maybeDeliveredUpTo } from './crash-marks.js';
 import { DataLock } from './data-lock.js';
 import type { DeadLetterRouter } from './dead-letter.js';
 import { DeadLettering } from './dead-lettering.js';
@@ -156,6 +157,8 @@ export class Broker implements BrokerApi {
   private readonly hotMemory: HotMemory;
   private store!: LogStore;
   private lock: DataLock | null = null;
+  /** Messages up to this seq may have been delivered before a crash (crash-marks.ts). */
+  private maybeDeliveredUpTo = 0;
   private timer: NodeJS.Timeout | null = null;
   private timerAt: number | null = null;
   private closing = false;
@@ -208,6 +211,14 @@ export class Broker implements BrokerApi {
     try {
       await broker.openStore(options, replay);
     } catch (err) {
+      broker.lock.release();
+      throw err;
+    }
+    try {
+      broker.maybeDeliveredUpTo = await maybeDeliveredUpTo(
+        options.dataDir, broker.lock.tookOverStale, broker.store.lastSeq);
+    } catch (err) {
+      await broker.store.close();
       broker.lock.release();
       throw err;
     }
@@ -647,7 +658,7 @@ export class Broker implements BrokerApi {
     const latency = this.observed.queueLatency(engine.name).timeInQueue;
     return deliveries.map((delivery) => {
       latency.observeMs(now - delivery.message.availableAt);
-      return view(engine, delivery);
+      return view(engine, delivery, this.maybeDeliveredUpTo);
     });
   }
 

@@ -6,9 +6,14 @@
 // both win.
 //
 // Node has no flock(); a lock left by a broker that died (SIGKILL, power
-// loss) is taken over once its PID no longer runs.
+// loss) is taken over once its PID no longer runs. Taking one over is how
+// the broker learns its last run did not close cleanly (crash-marks.ts),
+// so the new lock's entry in the folder is synced: a power cut must not
+// take it away with the crash it is there to tell of.
 
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync, fsyncSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 import { DataDirInUseError } from '../errors.js';
@@ -16,7 +21,11 @@ import { DataDirInUseError } from '../errors.js';
 const LOCK_FILE = 'usher.lock';
 
 export class DataLock {
-  private constructor(private readonly path: string) {}
+  private constructor(
+    private readonly path: string,
+    /** A lock its broker never released was found and taken over: it crashed. */
+    readonly tookOverStale: boolean,
+  ) {}
 
   /** Takes the lock of `dataDir`, or throws DataDirInUseError. */
   static acquire(dataDir: string): DataLock {
@@ -27,8 +36,10 @@ export class DataLock {
       try {
         const fd = openSync(path, 'wx');
         writeSync(fd, `${process.pid}\n`);
+        fsyncSync(fd);
         closeSync(fd);
-        return new DataLock(path);
+        syncFolder(dataDir);
+        return new DataLock(path, attempt > 0);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
@@ -68,5 +79,14 @@ function isRunning(pid: number): boolean {
   } catch (err) {
     // EPERM: it runs, under another user.
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function syncFolder(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -160,7 +160,16 @@ export function retriedRecord(
   return publishedRecord(engine.name, message);
 }
 
-export function view(engine: QueueEngine, delivery: Delivery): ReceivedMessage {
+/**
+ * A delivery as consumers see it. Redelivered: after an attempt that
+ * failed, or when it may have been delivered before a crash (seq up to
+ * `maybeDeliveredUpTo`, crash-marks.ts).
+ */
+export function view(
+  engine: QueueEngine,
+  delivery: Delivery,
+  maybeDeliveredUpTo: number,
+): ReceivedMessage {
   const { message } = delivery;
   return {
     id: message.id,
@@ -171,7 +180,7 @@ export function view(engine: QueueEngine, delivery: Delivery): ReceivedMessage {
     priority: message.priority,
     group: message.group,
     attempt: delivery.attempt,
-    redelivered: delivery.attempt > 1,
+    redelivered: delivery.attempt > 1 || message.seq <= maybeDeliveredUpTo,
     publishedAt: message.publishedAt,
     leaseDeadline: delivery.leaseDeadline,
   };

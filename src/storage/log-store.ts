@@ -386,6 +386,11 @@ export class LogStore {
     return this.#ledger.queues;
   }
 
+  /** The highest seq the log has named so far. */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
   /** The next message seq: above every seq the log has ever named. */
   allocateSeq(): number {
     return ++this.#lastSeq;
