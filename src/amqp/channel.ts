@@ -37,6 +37,7 @@ import {
   EXCHANGE_HEADER,
   ROUTING_KEY_HEADER,
   checkTableLimits,
+  checkTableRead,
   fromAmqp,
 } from './mapping.js';
 import { MethodOrder, channelErrorOf, seesMessages } from './method-order.js';
@@ -423,6 +424,7 @@ export class AmqpChannel {
       // a copy of its own below, so no chunk stays pinned.
       const body = bodyOf(incoming);
       const sent = incoming.properties.headers ?? EMPTY_TABLE;
+      checkTableRead(sent);
       // CC and BCC add routing keys; BCC is taken out before anything is
       // stored, routed on or returned (sender-selected.ts).
       const added = addedRoutingKeys(sent);

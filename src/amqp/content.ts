@@ -10,6 +10,7 @@
 // basic has no properties beyond the first word, so any further word must
 // be empty.
 
+import { MAX_HEADERS } from '../broker/checks.js';
 import { CLASS } from './constants.js';
 import {
   AmqpEncodeError,
@@ -19,6 +20,8 @@ import {
 } from './errors.js';
 import {
   type FieldTable,
+  MAX_TABLE_VALUES,
+  type TableBudget,
   readTable,
   tableSize,
   writeTable,
@@ -79,6 +82,29 @@ const PROPERTIES: readonly (readonly [keyof BasicProperties, PropertyKind])[] =
     ['clusterId', 'shortstr'],
   ];
 
+/**
+ * A publisher's headers are read up to its limit of entries
+ * (broker/checks.ts) and no further: past it the publish is refused
+ * (mapping.ts checkTableRead), so the rest is skipped unread, and what a
+ * publish costs to decode is bounded by the limit, not by what was sent.
+ */
+export const HEADERS_BUDGET: TableBudget = {
+  entries: MAX_HEADERS,
+  values: MAX_TABLE_VALUES,
+  over: 'skip',
+};
+
+/**
+ * A delivery's headers, read by a client: all of them, as frame-max
+ * bounds them. The broker adds its own (x-death, x-delivery-count) to a
+ * publisher's, so they may pass the publisher's limits.
+ */
+export const DELIVERY_HEADERS_BUDGET: TableBudget = {
+  entries: Infinity,
+  values: Infinity,
+  over: 'throw',
+};
+
 /** Flag bits basic does not define: bit 1 (bit 0 is continuation). */
 const UNKNOWN_FLAGS = 0x0002;
 
@@ -88,6 +114,8 @@ export interface ContentHeaderOptions {
   /** The method the content belongs to, named in errors. */
   classId?: number;
   methodId?: number;
+  /** How much of the headers table to read; HEADERS_BUDGET by default. */
+  headersBudget?: TableBudget;
 }
 
 /**
@@ -133,7 +161,7 @@ export function decodeContentHeader(
     throw new NotImplementedError(`content header for class ${classId}`, methodOf(options));
   }
 
-  const properties = readProperties(r);
+  const properties = readProperties(r, options.headersBudget ?? HEADERS_BUDGET);
   if (r.left !== 0) {
     throw r.error(`${r.left} bytes left over after the properties`);
   }
@@ -146,7 +174,10 @@ function methodOf(options: ContentHeaderOptions) {
 }
 
 /** Reads the flags words and the properties they announce. */
-export function readProperties(r: Reader): BasicProperties {
+export function readProperties(
+  r: Reader,
+  headersBudget: TableBudget = HEADERS_BUDGET,
+): BasicProperties {
   const flags = r.u16('property flags');
   let more = flags & 1;
   while (more !== 0) {
@@ -174,7 +205,7 @@ export function readProperties(r: Reader): BasicProperties {
         out[key] = r.u8(key);
         break;
       case 'table':
-        out[key] = readTable(r, key);
+        out[key] = readTable(r, key, headersBudget);
         break;
       case 'timestamp':
         r.need(8, key);

@@ -25,6 +25,8 @@ import { ChunkQueue } from './chunk-queue.js';
 import {
   type ContentHeader,
   type ContentHeaderOptions,
+  DELIVERY_HEADERS_BUDGET,
+  HEADERS_BUDGET,
   decodeContentHeader,
 } from './content.js';
 import {
@@ -120,7 +122,13 @@ export class AmqpFrameDecoder {
         `maxBodySize must be a safe integer >= 0, got ${options.maxBodySize}`,
       );
     }
-    this.#headerOptions = { maxBodySize: this.#maxBodySize, classId: 0, methodId: 0 };
+    this.#headerOptions = {
+      maxBodySize: this.#maxBodySize,
+      classId: 0,
+      methodId: 0,
+      // A publisher's headers past its limits are skipped unread.
+      headersBudget: this.#from === 'client' ? HEADERS_BUDGET : DELIVERY_HEADERS_BUDGET,
+    };
     this.#frameMax = INITIAL_FRAME_MAX;
     if (options.frameMax !== undefined) this.frameMax = options.frameMax;
     // A server speaks first only to refuse a header; we don't expect one.

@@ -23,13 +23,22 @@
 // listed in ownHeaders and bounded apart (broker/checks.ts).
 
 import type { PublishInput, QueueSettingsInput } from '../broker/types.js';
-import { MAX_ID_LENGTH, checkHeaderBytes, checkHeaderCount } from '../broker/checks.js';
+import {
+  MAX_HEADERS,
+  MAX_ID_LENGTH,
+  checkHeaderBytes,
+  checkHeaderCount,
+} from '../broker/checks.js';
+import { InvalidArgumentError } from '../errors.js';
 import { MAX_PRIORITY, type OverflowPolicy } from '../engine/types.js';
-import type { BasicProperties } from './content.js';
+import { type BasicProperties, HEADERS_BUDGET } from './content.js';
 import { REPLY } from './constants.js';
 import { AmqpError } from './errors.js';
 import { FEATURE_ARGUMENTS } from './queue-features.js';
 import {
+  MAX_TABLE_VALUES,
+  TOO_MANY_ENTRIES,
+  TOO_MANY_VALUES,
   decodeTable,
   encodeTable,
   plainValue,
@@ -214,6 +223,24 @@ function withTable(
 }
 
 /**
+ * Refuses a headers table the decoder stopped reading (content.ts
+ * HEADERS_BUDGET): past 256 entries, as checkTableLimits would, or past
+ * MAX_TABLE_VALUES values with those nested in arrays and tables. Nothing
+ * of such a table is kept, so it can be neither routed on nor returned:
+ * this comes before routing.
+ */
+export function checkTableRead(table: FieldTable): void {
+  if (table === TOO_MANY_ENTRIES) checkHeaderCount(MAX_HEADERS + 1, 'headers', true);
+  if (table === TOO_MANY_VALUES) {
+    throw new InvalidArgumentError(
+      'headers',
+      `headers hold more than ${MAX_TABLE_VALUES} values, counting those ` +
+        'nested in arrays and tables',
+    );
+  }
+}
+
+/**
  * Refuses a headers table over the publisher's limits: 256 entries, and
  * 64 KiB of names and values, a text or byte value counted by its bytes
  * and any other value by its encoded size.
@@ -297,7 +324,10 @@ export function typedHeadersOf(
   const encoded = headers[TYPED_HEADERS];
   if (encoded === undefined) return undefined;
   try {
-    return new Map(decodeTable(Buffer.from(encoded, 'base64')));
+    // Within the budget a publish's table was read with: a producer over
+    // HTTP could otherwise make every delivery decode 48 KiB of values.
+    const table = decodeTable(Buffer.from(encoded, 'base64'), HEADERS_BUDGET);
+    return table === TOO_MANY_ENTRIES || table === TOO_MANY_VALUES ? undefined : new Map(table);
   } catch {
     // Written by a producer over HTTP, not by us: its text headers stand.
     return undefined;

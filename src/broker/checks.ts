@@ -196,10 +196,17 @@ export function checkHeaders(
   }
 }
 
-/** The user's header count within MAX_HEADERS, whichever protocol counted it. */
-export function checkHeaderCount(count: number, field: string): void {
+/**
+ * The user's header count within MAX_HEADERS, whichever protocol counted
+ * it. `atLeast`: the count is where the protocol stopped counting (the
+ * AMQP decoder reads no header past the limit), and there may be more.
+ */
+export function checkHeaderCount(count: number, field: string, atLeast = false): void {
   if (count > MAX_HEADERS) {
-    throw new InvalidArgumentError(field, `at most ${MAX_HEADERS} headers, got ${count}`);
+    throw new InvalidArgumentError(
+      field,
+      `at most ${MAX_HEADERS} headers, got ${count}${atLeast ? ' or more' : ''}`,
+    );
   }
 }
 

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 
 import {
   type BasicProperties,
+  DELIVERY_HEADERS_BUDGET,
   decodeContentHeader,
   encodeContentHeader,
   encodeProperties,
@@ -13,7 +14,7 @@ import {
   AmqpError,
   BodyTooLargeError,
 } from '../../src/amqp/errors.js';
-import { tableFrom } from '../../src/amqp/field-table.js';
+import { TOO_MANY_ENTRIES, tableFrom } from '../../src/amqp/field-table.js';
 import { properties } from './arbitraries.js';
 
 function hex(text: string): Buffer {
@@ -148,6 +149,22 @@ test('a body over maxBodySize is a 406 on the channel, before the properties are
     }).bodySize,
     1024,
   );
+});
+
+test("a publisher's headers past 256 entries are skipped; the properties after are read", () => {
+  const headers = new Map(
+    Array.from({ length: 300 }, (_, i) => [`h${i}`, { type: 'I' as const, value: i }]),
+  );
+  const wire = encodeContentHeader(5, { headers, deliveryMode: 2, messageId: 'm-1' });
+
+  const published = decodeContentHeader(wire).properties;
+  assert.equal(published.headers, TOO_MANY_ENTRIES);
+  assert.equal(published.deliveryMode, 2);
+  assert.equal(published.messageId, 'm-1');
+
+  // A client reads a delivery's headers whole: the broker adds its own.
+  const delivered = decodeContentHeader(wire, { headersBudget: DELIVERY_HEADERS_BUDGET });
+  assert.deepEqual(delivered.properties, { headers, deliveryMode: 2, messageId: 'm-1' });
 });
 
 test('continuation flag words are read; properties they would announce are refused', () => {

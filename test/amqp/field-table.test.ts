@@ -7,11 +7,17 @@ import {
   type FieldTable,
   type FieldValue,
   MAX_FIELD_DEPTH,
+  MAX_TABLE_VALUES,
+  TOO_MANY_ENTRIES,
+  TOO_MANY_VALUES,
+  type TableBudget,
   decodeTable,
   encodeTable,
   plainTable,
+  readTable,
   tableFrom,
 } from '../../src/amqp/field-table.js';
+import { Reader } from '../../src/amqp/wire.js';
 import { fieldTable } from './arbitraries.js';
 
 /** A table's bytes, size prefix first, from hex with spaces and comments. */
@@ -234,6 +240,110 @@ test('unknown field types are refused by name', () => {
   syntaxError(
     () => decodeTable(hex('00000003 01 61 00')),
     /unknown field type 0x0/,
+  );
+});
+
+// ---- budgets: how much of a table is read ------------------------------
+
+/** A publisher's headers: 256 entries, 1024 values in all, then skipped. */
+const SKIP_PAST_256: TableBudget = {
+  entries: 256,
+  values: MAX_TABLE_VALUES,
+  over: 'skip',
+};
+
+/** `count` int32 entries "e0", "e1", ..., without a size prefix. */
+function intEntries(count: number): Buffer {
+  return Buffer.concat(
+    Array.from({ length: count }, (_, i) => {
+      const name = Buffer.from(`e${i}`);
+      const value = Buffer.alloc(5);
+      value[0] = 0x49;
+      value.writeInt32BE(i, 1);
+      return Buffer.concat([Buffer.from([name.length]), name, value]);
+    }),
+  );
+}
+
+/** `count` array items, each a void 'V'. */
+const voidItems = (count: number) => Buffer.alloc(count, 0x56);
+
+/**
+ * Bytes no decoder can read: a table entry or array item of the unknown
+ * type 'U'. Put where the budget ends, they prove it was not read past:
+ * reading them is a SYNTAX_ERROR.
+ */
+const UNREADABLE_ENTRY = hex('01 7a 55');
+const UNREADABLE_ITEM = hex('55');
+
+/** `parts` with a u32 size prefix, as a table or an array is sent. */
+function sized(...parts: Buffer[]): Buffer {
+  const body = Buffer.concat(parts);
+  const size = Buffer.alloc(4);
+  size.writeUInt32BE(body.length);
+  return Buffer.concat([size, body]);
+}
+
+/** An entry named `name` holding an array of `items` bytes. */
+const arrayEntry = (name: string, ...items: Buffer[]) =>
+  Buffer.concat([Buffer.from([name.length]), Buffer.from(name), hex('41'), sized(...items)]);
+
+/** Reads one table from `wire` followed by the byte 0x2a, within `budget`. */
+function readBefore42(wire: Buffer, budget: TableBudget): FieldTable {
+  const r = new Reader(Buffer.concat([wire, hex('2a')]));
+  const table = readTable(r, 'headers', budget);
+  assert.equal(r.u8('after'), 0x2a, 'the reader stands right after the table');
+  assert.equal(r.left, 0);
+  return table;
+}
+
+test('a table past its entries is read no further than the limit', () => {
+  const poisoned = sized(intEntries(256), ...Array(5000).fill(UNREADABLE_ENTRY));
+  // Read past the limit, the 257th entry is refused: nothing reads it here.
+  syntaxError(() => decodeTable(poisoned), /unknown field type 0x55/);
+
+  assert.equal(readBefore42(poisoned, SKIP_PAST_256), TOO_MANY_ENTRIES);
+  const whole = readBefore42(sized(intEntries(256)), SKIP_PAST_256);
+  assert.equal(whole.size, 256);
+  assert.deepEqual(whole.get('e255'), { type: 'I', value: 255 });
+});
+
+test('a name sent twice counts twice toward the entries', () => {
+  const twice = Buffer.concat(Array(257).fill(hex('01 61 56')));
+  assert.equal(readBefore42(sized(twice), SKIP_PAST_256), TOO_MANY_ENTRIES);
+});
+
+test('values nested in arrays and tables count toward the values, and no more are read', () => {
+  // One entry and 1023 items: 1024 values, the most a table may hold.
+  const full = readBefore42(sized(arrayEntry('a', voidItems(1023))), SKIP_PAST_256);
+  const array = full.get('a');
+  assert.ok(array?.type === 'A' && array.value.length === 1023);
+
+  const inArray = sized(arrayEntry('a', voidItems(1023), UNREADABLE_ITEM));
+  syntaxError(() => decodeTable(inArray, { ...SKIP_PAST_256, values: Infinity }), /0x55/);
+  assert.equal(readBefore42(inArray, SKIP_PAST_256), TOO_MANY_VALUES);
+
+  // x-death's shape: an array of tables. 1 entry, then 255 tables of 4
+  // values (the item and its 3 entries): 1021. The 256th table reaches
+  // 1024 at its second entry, and its third is not read.
+  const death = Buffer.concat([hex('46'), sized(hex('01 63 56  01 71 56  01 72 56'))]);
+  const cutInside = Buffer.concat([hex('46'), sized(hex('01 63 56  01 71 56'), UNREADABLE_ENTRY)]);
+  const deaths = sized(
+    arrayEntry('x-death', ...Array(255).fill(death), cutInside, ...Array(84).fill(death)),
+  );
+  syntaxError(() => decodeTable(deaths, { ...SKIP_PAST_256, values: Infinity }), /0x55/);
+  assert.equal(readBefore42(deaths, SKIP_PAST_256), TOO_MANY_VALUES);
+});
+
+test('method tables past 1024 entries or values are a SYNTAX_ERROR, read no further', () => {
+  assert.equal(decodeTable(sized(intEntries(MAX_TABLE_VALUES))).size, MAX_TABLE_VALUES);
+  syntaxError(
+    () => decodeTable(sized(intEntries(MAX_TABLE_VALUES), UNREADABLE_ENTRY)),
+    /^table has more than 1024 entries$/,
+  );
+  syntaxError(
+    () => decodeTable(sized(arrayEntry('a', voidItems(1023), UNREADABLE_ITEM))),
+    /^table holds more than 1024 values, nested ones included$/,
   );
 });
 

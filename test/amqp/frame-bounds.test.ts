@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { BodyTooLargeError } from '../../src/amqp/errors.js';
-import { AmqpFrameDecoder } from '../../src/amqp/frame-decoder.js';
+import { TOO_MANY_ENTRIES } from '../../src/amqp/field-table.js';
+import { AmqpFrameDecoder, type Inbound } from '../../src/amqp/frame-decoder.js';
 import {
   encodeContent,
   encodeMethodFrame,
@@ -74,6 +75,47 @@ describe('frame size', () => {
       () => new AmqpFrameDecoder({ maxBodySize: -1 }),
       /maxBodySize must be a safe integer >= 0, got -1/,
     );
+  });
+});
+
+describe('headers tables', () => {
+  const headers = new Map(
+    Array.from({ length: 300 }, (_, i) => [`h${i}`, { type: 'S' as const, value: `${i}` }]),
+  );
+  const headerOf = (events: Inbound[]) => {
+    const found = events.find((event) => event.type === 'header');
+    assert.ok(found?.type === 'header', JSON.stringify(types(events)));
+    return found.header.properties.headers;
+  };
+
+  test("the broker's decoder reads a publisher's no further than 256 entries", () => {
+    const publish = encodeContent(
+      1,
+      { name: 'basic.publish', exchange: '', routingKey: 'q', mandatory: false, immediate: false },
+      { headers },
+      Buffer.from('x'),
+      8192,
+    );
+    assert.equal(headerOf(opened().push(publish)), TOO_MANY_ENTRIES);
+  });
+
+  test("a client's decoder reads a delivery's whole", () => {
+    const deliver = encodeContent(
+      1,
+      {
+        name: 'basic.deliver',
+        consumerTag: 'c',
+        deliveryTag: 1,
+        redelivered: false,
+        exchange: '',
+        routingKey: 'q',
+      },
+      { headers },
+      Buffer.from('x'),
+      8192,
+    );
+    const decoder = new AmqpFrameDecoder({ from: 'server' });
+    assert.deepEqual(headerOf(decoder.push(deliver)), headers);
   });
 });
 

@@ -4,6 +4,8 @@
 // routing key, the typed table copy, a JSON body's content type) take
 // nothing from them. Refusals close only the channel (AMQP) or answer 400
 // naming the field (HTTP), and headers cross between the two intact.
+// Over AMQP a table past the limits is refused without being read past
+// them, and a method's table past 1024 values closes its connection.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -11,11 +13,12 @@ import { after, before, describe, it } from 'node:test';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import type { FastifyInstance } from 'fastify';
 
-import { tableFrom } from '../../src/amqp/field-table.js';
+import { MAX_TABLE_VALUES, tableFrom } from '../../src/amqp/field-table.js';
 import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
 import type { Broker } from '../../src/broker/broker.js';
 import { createHttpServer } from '../../src/http/server.js';
 import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { frame } from './helpers.js';
 import { Raw } from './raw-client.js';
 
 const LIMIT_BYTES = 64 * 1024;
@@ -240,6 +243,105 @@ describe('AMQP header limits', () => {
     });
     assert.equal(refusal.code, 406);
     assert.match(refusal.message, /at most 256 headers, got 257/);
+  });
+});
+
+/**
+ * A content header frame on channel 1 for a body of `bodySize` bytes,
+ * whose headers table is `entries` (without its size prefix).
+ */
+function headerFrame(entries: Buffer, bodySize: number): Buffer {
+  const payload = Buffer.alloc(14 + 4);
+  payload.writeUInt16BE(60, 0); // class basic, weight 0
+  payload.writeUInt32BE(bodySize, 8);
+  payload.writeUInt16BE(0x2000, 12); // headers only
+  payload.writeUInt32BE(entries.length, 14);
+  return frame(2, 1, Buffer.concat([payload, entries]));
+}
+
+/** The channel.close a refused publish brings, after its basic.nack. */
+async function nackAndClose(raw: Raw): Promise<{ replyCode: number; replyText: string }> {
+  const answer = await raw.expect('basic.ack', 'basic.nack', 'channel.close', 'connection.close');
+  assert.equal(answer?.name, 'basic.nack', JSON.stringify(answer));
+  const closed = await raw.expect('channel.close', 'connection.close');
+  assert.ok(closed !== null && closed.name === 'channel.close', JSON.stringify(closed));
+  return closed;
+}
+
+/** The connection of `raw` still works: its channel 2 opens. */
+async function connectionCarriesOn(raw: Raw): Promise<void> {
+  raw.method(2, { name: 'channel.open' });
+  assert.ok(await raw.expect('channel.open-ok'));
+}
+
+describe('AMQP tables past their limits are not read', () => {
+  it('refuses a headers table past 256 entries unread: 406 on that channel alone', async () => {
+    // 256 entries, then 30,000 of a type no decoder knows: read, they
+    // would close the connection with 502. The broker must stop before.
+    const readable = Buffer.concat(
+      Array.from({ length: 256 }, (_, i) => {
+        const name = Buffer.from(`h${String(i).padStart(3, '0')}`);
+        return Buffer.concat([Buffer.from([name.length]), name, Buffer.from('V')]);
+      }),
+    );
+    const unreadable = Buffer.alloc(30_000 * 3);
+    for (let at = 0; at < unreadable.length; at += 3) unreadable.set([1, 0x7a, 0x55], at);
+    const before = broker.getQueue('limits').stats.total;
+
+    const raw = new Raw(port);
+    await raw.open();
+    raw.publish('limits', headerFrame(Buffer.concat([readable, unreadable]), 1), 'b');
+    const closed = await nackAndClose(raw);
+    assert.equal(closed.replyCode, 406);
+    assert.match(closed.replyText, /at most 256 headers, got 257 or more/);
+    await connectionCarriesOn(raw);
+    raw.close();
+
+    assert.equal(broker.getQueue('limits').stats.total, before);
+    await bystanderCarriesOn();
+  });
+
+  it(`refuses headers of more than ${MAX_TABLE_VALUES} values, nested ones counted`, async () => {
+    // 5,000 voids in one array: 5 KB, within 256 headers and 64 KiB.
+    const before = broker.getQueue('limits').stats.total;
+    const raw = new Raw(port);
+    await raw.open();
+    raw.publish('limits', tableFrom({ ids: Array(5000).fill(null) }), 'b');
+    const closed = await nackAndClose(raw);
+    assert.equal(closed.replyCode, 406);
+    assert.match(closed.replyText, /headers hold more than 1024 values/);
+    await connectionCarriesOn(raw);
+    raw.close();
+
+    assert.equal(broker.getQueue('limits').stats.total, before);
+    await bystanderCarriesOn();
+  });
+
+  it('closes a connection whose queue.declare has more than 1024 arguments with 502', async () => {
+    const raw = new Raw(port);
+    await raw.open('none');
+    const args = new Map(
+      Array.from({ length: 1025 }, (_, i) => [`x-${i}`, { type: 'V' as const, value: null }]),
+    );
+    raw.method(1, {
+      name: 'queue.declare',
+      queue: 'limits.args',
+      passive: false,
+      durable: true,
+      exclusive: false,
+      autoDelete: false,
+      noWait: false,
+      arguments: args,
+    });
+    const closed = await raw.expect('queue.declare-ok', 'channel.close', 'connection.close');
+    assert.ok(closed !== null && closed.name === 'connection.close', JSON.stringify(closed));
+    assert.equal(closed.replyCode, 502);
+    assert.match(closed.replyText, /queue\.declare: arguments has more than 1024 entries/);
+    assert.deepEqual([closed.classId, closed.methodId], [50, 10]);
+    raw.close();
+
+    assert.equal(broker.hasQueue('limits.args'), false);
+    await bystanderCarriesOn();
   });
 });
 
