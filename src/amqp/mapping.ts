@@ -471,9 +471,10 @@ function overflowOf(name: string, value: unknown): OverflowPolicy {
  * where the leader goes, how many in memory, a quorum queue's size. Usher
  * has one way to keep a queue (hot in memory, the rest read back from the
  * log), so these are checked as RabbitMQ checks them and then have
- * nothing to set; refusing them kept applications written for RabbitMQ
- * from starting. `x-dead-letter-strategy` at-least-once is what Usher
- * does anyway; at-most-once promises less.
+ * nothing to set, beyond what a redeclare must repeat (queue-hints.ts);
+ * refusing them kept applications written for RabbitMQ from starting.
+ * `x-dead-letter-strategy` at-least-once is what Usher does anyway;
+ * at-most-once promises less.
  */
 function checkHint(name: string, value: unknown): void {
   const allowed: Record<string, readonly unknown[]> = {

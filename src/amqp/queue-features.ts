@@ -1,9 +1,14 @@
 // Queue arguments only AMQP has words for, which Usher's queue settings do
 // not hold: x-dead-letter-exchange (with its routing key), x-expires and
-// x-single-active-consumer, and whether a durable queue is exclusive
+// x-single-active-consumer, the storage and placement hints a redeclare
+// must repeat (queue-hints.ts), and whether a durable queue is exclusive
 // (its connection's, so it goes at restart). They are kept per queue in
 // `<data>/amqp-queues.json`, rewritten whole on each change as
 // exchanges.json is: queues with such arguments are declared rarely.
+//
+// Version 1 of the file had no hints: the queues there at the first start
+// with version 2 were declared with hints nobody kept, and their
+// redeclares are not compared on them (hints 'unknown').
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,8 +18,11 @@ import { CoalescingFile, setAside } from '../util/atomic-file.js';
 import { REPLY } from './constants.js';
 import { AmqpError } from './errors.js';
 import { plainValue, type FieldTable } from './field-table.js';
+import { type QueueHints, checkHintsEquivalent, hintsFromArguments } from './queue-hints.js';
 
 const FILE = 'amqp-queues.json';
+/** The file's version since it keeps hints. */
+const VERSION = 2;
 
 export interface QueueFeatures {
   /** Where dying messages are published; '' is the default exchange. */
@@ -31,6 +39,11 @@ export interface QueueFeatures {
    * (RabbitMQ). Not an argument: a redeclare does not compare it.
    */
   exclusive?: boolean;
+  /**
+   * x-queue-type and RabbitMQ's storage and placement hints as declared;
+   * 'unknown' for a queue declared before Usher kept them.
+   */
+  hints?: QueueHints | 'unknown';
 }
 
 /** Arguments read here; mapping.ts leaves them alone. */
@@ -68,6 +81,8 @@ export function featuresFromArguments(args: FieldTable): QueueFeatures {
       'specified together with x-dead-letter-exchange');
   }
   if (features.singleActiveConsumer === false) delete features.singleActiveConsumer;
+  const hints = hintsFromArguments(args);
+  if (hints !== undefined) features.hints = hints;
   return features;
 }
 
@@ -90,6 +105,9 @@ export function checkFeaturesEquivalent(
         `${describe(current[key])}`);
     }
   }
+  if (current.hints !== 'unknown' && asked.hints !== 'unknown') {
+    checkHintsEquivalent(queue, current.hints, asked.hints);
+  }
 }
 
 /** Every queue's features, and their file. */
@@ -101,23 +119,27 @@ export class QueueFeatureTable {
     path: string,
   ) {
     this.file = new CoalescingFile(path, () =>
-      JSON.stringify({ version: 1, queues: Object.fromEntries(this.features) }));
+      JSON.stringify({ version: VERSION, queues: Object.fromEntries(this.features) }));
   }
 
+  /** `queues`: the broker's; the features of others are not kept. */
   static async open(
     dataDir: string,
-    hasQueue: (name: string) => boolean,
+    queues: { has(name: string): boolean; names(): Iterable<string> },
     logger: Logger,
   ): Promise<QueueFeatureTable> {
     const path = join(dataDir, FILE);
     const features = new Map<string, QueueFeatures>();
+    let version = 0;
     try {
       const saved = JSON.parse(await readFile(path, 'utf8')) as {
+        version?: number;
         queues?: Record<string, QueueFeatures>;
       };
+      version = saved.version ?? 1;
       for (const [name, entry] of Object.entries(saved.queues ?? {})) {
         // A queue deleted over HTTP takes its features with it.
-        if (hasQueue(name)) features.set(name, entry);
+        if (queues.has(name)) features.set(name, entry);
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
@@ -128,7 +150,9 @@ export class QueueFeatureTable {
         );
       }
     }
-    return new QueueFeatureTable(features, path);
+    const table = new QueueFeatureTable(features, path);
+    if (version < VERSION) await table.forgetHintsOfOlderQueues(queues.names(), logger);
+    return table;
   }
 
   get(queue: string): QueueFeatures {
@@ -155,6 +179,19 @@ export class QueueFeatureTable {
 
   async flush(): Promise<void> {
     await this.file.flush();
+  }
+
+  /**
+   * Marks the hints of the queues there before this file kept them (or
+   * while it could not be read) as unknown, and writes it at once: the
+   * queues made from now on without an entry were declared with none.
+   */
+  private async forgetHintsOfOlderQueues(names: Iterable<string>, logger: Logger): Promise<void> {
+    for (const name of names) {
+      this.features.set(name, { ...this.features.get(name), hints: 'unknown' });
+    }
+    await this.save().catch((err: unknown) =>
+      logger.error({ err }, 'AMQP queue arguments not saved; the next change retries'));
   }
 
   private save(): Promise<void> {

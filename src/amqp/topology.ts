@@ -102,7 +102,10 @@ export class Topology {
     // Usher's queues are all durable: they survive restarts in the log.
     const queues = { hasQueue: (name: string) => broker.hasQueue(name), isDurable: () => true };
     const { table, journal } = await TopologyJournal.open(dataDir, queues, logger, options);
-    const features = await QueueFeatureTable.open(dataDir, (name) => broker.hasQueue(name), logger);
+    const features = await QueueFeatureTable.open(dataDir, {
+      has: (name) => broker.hasQueue(name),
+      names: () => broker.listQueues().map((queue) => queue.name),
+    }, logger);
     const topology = new Topology(table, journal, broker, logger, features);
     await topology.dropBindingsOfMissingQueues();
     await topology.deleteOrphanedExclusive();

@@ -11,6 +11,8 @@
 // - x-single-active-consumer: which consumer was active is not kept;
 //   after a restart the first to subscribe is active, gets the messages
 //   the old active one left unacked (redelivered), and the others wait.
+// - storage hints (x-queue-mode, x-queue-leader-locator and the like):
+//   a redeclare after a restart is compared with the declare before it.
 
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -83,6 +85,25 @@ async function waitForAsync(what: string, ok: () => Promise<boolean>, limitMs: n
   }
 }
 
+/** What a redeclare of `queue` with `args` gets: 'ok', or the refusal's text. */
+async function redeclare(
+  url: string,
+  queue: string,
+  args: Record<string, unknown>,
+): Promise<string> {
+  const connection = await connect(url);
+  try {
+    const channel = await connection.createChannel();
+    channel.on('error', () => {});
+    await channel.assertQueue(queue, { durable: true, arguments: args });
+    return 'ok';
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    await connection.close().catch(() => {});
+  }
+}
+
 async function waitFor(what: string, ok: () => boolean, limitMs = 10_000): Promise<void> {
   const deadline = Date.now() + limitMs;
   while (!ok()) {
@@ -150,6 +171,27 @@ describe('AMQP state across a restart', { concurrency: true }, () => {
         assert.equal(await exists(url, named.queue), false, 'the named exclusive queue is still there');
         assert.equal(await exists(url, generated.queue), false, 'the server-named one is still there');
       });
+
+      it('storage hints: a redeclare after a restart is compared with the declare before it',
+        { timeout: 180_000 }, async () => {
+          const url = target!.url;
+          const classic = { 'x-queue-mode': 'lazy', 'x-queue-version': 2 };
+          const quorum = { 'x-queue-type': 'quorum', 'x-queue-leader-locator': 'random' };
+          assert.equal(await redeclare(url, 'restart.hints.classic', classic), 'ok');
+          assert.equal(await redeclare(url, 'restart.hints.quorum', quorum), 'ok');
+
+          await restart(target!);
+
+          assert.equal(await redeclare(url, 'restart.hints.classic', classic), 'ok');
+          const lazyNoMore = { ...classic, 'x-queue-mode': 'default' };
+          assert.match(await redeclare(url, 'restart.hints.classic', lazyNoMore),
+            /406.*'x-queue-mode' .* received 'default' but current is 'lazy'/);
+          assert.match(await redeclare(url, 'restart.hints.classic', { 'x-queue-mode': 'lazy' }),
+            /406.*'x-queue-version' .* received none but current is the value '2'/);
+          assert.equal(await redeclare(url, 'restart.hints.quorum', quorum), 'ok');
+          assert.match(await redeclare(url, 'restart.hints.quorum', { 'x-queue-type': 'quorum' }),
+            /406.*'x-queue-leader-locator' .* received none but current is the value 'random'/);
+        });
 
       it('x-single-active-consumer: the first to subscribe after a restart is active', { timeout: 180_000 }, async () => {
         const url = target!.url;

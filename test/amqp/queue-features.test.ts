@@ -1,9 +1,10 @@
 // AMQP-only queue arguments (dead-letter exchange, x-expires, single active
-// consumer) are kept in <data>/amqp-queues.json and come back after a
-// restart; deleting the queue forgets them.
+// consumer, storage hints) are kept in <data>/amqp-queues.json and come
+// back after a restart; deleting the queue forgets them. The hints of a
+// queue made before the file kept them are unknown, and not compared.
 
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -87,4 +88,68 @@ it('keeps dead-letter exchanges and x-expires across a restart, and forgets dele
   assert.equal(running!.broker.hasQueue('fleeting'), false);
   await connection.close();
   assert.ok(existsSync(join(dir.path, 'amqp-queues.json')));
+});
+
+/** What a redeclare of `queue` with `args` gets: 'ok', or the refusal's text. */
+async function redeclare(
+  url: string,
+  queue: string,
+  args: Record<string, unknown>,
+): Promise<string> {
+  const connection = await amqp.connect(url);
+  try {
+    const channel = await connection.createChannel();
+    channel.on('error', () => {});
+    await channel.assertQueue(queue, { arguments: args });
+    return 'ok';
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    await connection.close().catch(() => {});
+  }
+}
+
+it('does not compare the hints of queues made before it kept them', async () => {
+  await stop();
+  let url = await start();
+  assert.equal(await redeclare(url, 'hinted.before', { 'x-queue-mode': 'lazy' }), 'ok');
+  assert.equal(await redeclare(url, 'hinted.before.dlx', {
+    'x-queue-mode': 'lazy', 'x-dead-letter-exchange': 'dlx',
+  }), 'ok');
+  await stop();
+  // As the version before kept them: no hints, and no entry without features.
+  const path = join(dir.path, 'amqp-queues.json');
+  const saved = JSON.parse(readFileSync(path, 'utf8'));
+  assert.equal(saved.version, 2);
+  assert.deepEqual(saved.queues['hinted.before'],
+    { hints: { 'x-queue-mode': { type: 'S', value: 'lazy' } } });
+  const olderQueues = { ...saved.queues };
+  delete olderQueues['hinted.before'];
+  olderQueues['hinted.before.dlx'] = { deadLetterExchange: 'dlx' };
+  writeFileSync(path, JSON.stringify({ version: 1, queues: olderQueues }));
+
+  for (let run = 0; run < 2; run++) {
+    url = await start();
+    assert.equal(await redeclare(url, 'hinted.before', { 'x-queue-mode': 'default' }), 'ok');
+    assert.equal(await redeclare(url, 'hinted.before', {}), 'ok');
+    const dlx = { 'x-dead-letter-exchange': 'dlx' };
+    assert.equal(await redeclare(url, 'hinted.before.dlx', dlx), 'ok');
+    // Its other arguments are compared as before.
+    assert.match(await redeclare(url, 'hinted.before.dlx', {}),
+      /inequivalent arg 'x-dead-letter-exchange'/);
+    if (run === 0) {
+      assert.equal(await redeclare(url, 'hinted.after', {}), 'ok');
+    } else {
+      // Made after: no entry means declared without hints, also after a restart.
+      assert.match(await redeclare(url, 'hinted.after', { 'x-queue-mode': 'lazy' }),
+        /406 .*'x-queue-mode' .* received the value 'lazy' of type 'longstr' but current is none/);
+    }
+    await stop();
+  }
+  const upgraded = JSON.parse(readFileSync(path, 'utf8'));
+  assert.equal(upgraded.version, 2);
+  assert.equal(upgraded.queues['hinted.before'].hints, 'unknown');
+  assert.deepEqual(upgraded.queues['hinted.before.dlx'],
+    { deadLetterExchange: 'dlx', hints: 'unknown' });
+  assert.equal(upgraded.queues['hinted.after'], undefined);
 });
