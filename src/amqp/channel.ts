@@ -39,6 +39,7 @@ import {
   checkTableLimits,
   checkTableRead,
   fromAmqp,
+  type MappedPublish,
 } from './mapping.js';
 import { MethodOrder, channelErrorOf, seesMessages } from './method-order.js';
 import type { Method, MethodName, MethodOf } from './methods.js';
@@ -76,6 +77,13 @@ interface Unacked {
   consumer: Consumer | null;
   /** Date.now() as it was delivered, for the consumer timeout. */
   deliveredAt: number;
+}
+
+/** planPublish's answer. */
+interface PublishPlan {
+  queues: readonly string[];
+  properties: BasicProperties;
+  input: MappedPublish | null;
 }
 
 interface QueueBatch {
@@ -128,6 +136,9 @@ export class AmqpChannel {
     inOrder: (run) => this.inOrder(run),
     send: (method) => this.send(method),
     publish: (incoming) => this.routePublish(incoming),
+    check: (incoming) => {
+      this.planPublish(incoming, bodyOf(incoming));
+    },
     land: () => {
       this.flushPublishes();
       return this.landings.all();
@@ -157,6 +168,7 @@ export class AmqpChannel {
     routingKey: '',
   };
   private readonly lastProperties = new LastProperties();
+  private readonly plan: PublishPlan = { queues: [], properties: {}, input: null };
   private readonly unacked = new DeliveryTags<Unacked>();
   private readonly consumers = new Map<string, Consumer>();
   private consumerPrefetch = 0;
@@ -423,38 +435,13 @@ export class AmqpChannel {
       // kept on disk only needs none), and a memory queue's message gets
       // a copy of its own below, so no chunk stays pinned.
       const body = bodyOf(incoming);
-      const sent = incoming.properties.headers ?? EMPTY_TABLE;
-      checkTableRead(sent);
-      // CC and BCC add routing keys; BCC is taken out before anything is
-      // stored, routed on or returned (sender-selected.ts).
-      const added = addedRoutingKeys(sent);
-      const headersTable = withoutBcc(sent);
-      const properties = headersTable === sent
-        ? incoming.properties
-        : { ...incoming.properties, headers: headersTable };
-      const queues = added === undefined
-        ? this.topology.route(incoming.exchange, incoming.routingKey, headersTable)
-        : this.topology.routeEach(incoming.exchange,
-          routingKeysWith(incoming.routingKey, added), headersTable);
-
-      // One queue refused refuses the whole message: nothing is stored.
-      // Indexed: for-of left an iterator result a queue in the profile.
-      for (let i = 0; i < queues.length; i++) {
-        allow(this.connection, 'publish', 'queue', queues[i], METHOD_IDS.basicPublish);
-      }
-
-      if (queues.length === 0) {
+      const { queues, properties, input } = this.planPublish(incoming, body);
+      if (input === null) {
         if (incoming.mandatory) this.returnUnroutable(incoming, properties, body);
         if (tag > 0) this.confirm(tag, true);
         return;
       }
 
-      const input = fromAmqp(properties, incoming.exchange, incoming.routingKey, body);
-      // Checked here, not only in the broker: a refusal then closes the
-      // channel with 406 and the reason, instead of a bare nack (C19).
-      // The user's limits count the table as sent; the rest is Usher's.
-      checkTableLimits(headersTable);
-      checkHeaders(input.headers, 'headers', input.ownHeaders);
       if (tag > 0) this.confirms.waitFor(tag, queues.length);
       for (let i = 0; i < queues.length; i++) {
         const queue = queues[i];
@@ -478,6 +465,51 @@ export class AmqpChannel {
       if (tag > 0) this.confirm(tag, false);
       this.fail(err, 'basic.publish');
     }
+  }
+
+  /**
+   * Where a publish goes and what is stored, or the refusal it gets
+   * (thrown), changing nothing: the queues it reaches, each allowed to
+   * the user; its properties with BCC taken out; the broker's input,
+   * null when it reaches no queue. A transaction checks each of its
+   * publishes with it at tx.commit before handing any over (checkPublish).
+   * One object, used again: this runs for every publish.
+   */
+  private planPublish(incoming: Incoming, body: Buffer): PublishPlan {
+    const plan = this.plan;
+    const sent = incoming.properties.headers ?? EMPTY_TABLE;
+    checkTableRead(sent);
+    // CC and BCC add routing keys; BCC is taken out before anything is
+    // stored, routed on or returned (sender-selected.ts).
+    const added = addedRoutingKeys(sent);
+    const headersTable = withoutBcc(sent);
+    plan.properties = headersTable === sent
+      ? incoming.properties
+      : { ...incoming.properties, headers: headersTable };
+    const queues = added === undefined
+      ? this.topology.route(incoming.exchange, incoming.routingKey, headersTable)
+      : this.topology.routeEach(incoming.exchange,
+        routingKeysWith(incoming.routingKey, added), headersTable);
+    plan.queues = queues;
+
+    // One queue refused refuses the whole message: nothing is stored.
+    // Indexed: for-of left an iterator result a queue in the profile.
+    for (let i = 0; i < queues.length; i++) {
+      allow(this.connection, 'publish', 'queue', queues[i], METHOD_IDS.basicPublish);
+    }
+    if (queues.length === 0) {
+      plan.input = null;
+      return plan;
+    }
+
+    const input = fromAmqp(plan.properties, incoming.exchange, incoming.routingKey, body);
+    // Checked here, not only in the broker: a refusal then closes the
+    // channel with 406 and the reason, instead of a bare nack (C19).
+    // The user's limits count the table as sent; the rest is Usher's.
+    checkTableLimits(headersTable);
+    checkHeaders(input.headers, 'headers', input.ownHeaders);
+    plan.input = input;
+    return plan;
   }
 
   /**
@@ -864,12 +896,12 @@ export class AmqpChannel {
 
   private holdPublish(incoming: Incoming): void {
     try {
-      // A missing exchange is refused at once, unless a method still
-      // pending may declare it; routing waits for commit (which runs in
-      // order, and refuses it then).
-      if (!this.order.pending) {
-        this.topology.route(incoming.exchange, incoming.routingKey, EMPTY_TABLE);
-      }
+      // Refused at once as RabbitMQ refuses it (a missing exchange, a
+      // queue the user may not publish to, a CC that is no array, bad
+      // headers), unless a method still pending may change that (a
+      // declare, a bind): then at tx.commit, which checks every publish
+      // before it hands any over (checkPublish) and runs in order.
+      if (!this.order.pending) this.planPublish(incoming, bodyOf(incoming));
       this.copyBody(incoming);
       this.tx.holdPublish(incoming, incoming.received);
     } catch (err) {

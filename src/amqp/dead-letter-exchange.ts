@@ -31,18 +31,22 @@ export function deadLetterExchangeRouter(context: DeadLetterContext): DeadLetter
       if (deadLetterExchange === undefined) return undefined;
 
       const typed = typedHeadersOf(headers);
-      const cc = ccKeysOf(typed);
+      // A message published over HTTP was addressed by its queue's name.
+      const key = headers[ROUTING_KEY_HEADER] ?? queue;
+      // Its CC keys are listed in x-death, as RabbitMQ lists them, but do
+      // not route it again (RabbitMQ's do): Usher checks a publisher's
+      // right to each queue a publish reaches, and a CC naming a key bound
+      // to a queue it may not publish to, on a message bound to die into
+      // that exchange, reached that queue (breaker session). BCC's were
+      // taken out at the publish.
       const came = {
         exchange: headers[EXCHANGE_HEADER] ?? '',
-        // A message published over HTTP was addressed by its queue's name.
-        // Its CC keys follow (sender-selected.ts), as in RabbitMQ's x-death;
-        // BCC's were taken out at the publish, and do not route it here.
-        routingKeys: [headers[ROUTING_KEY_HEADER] ?? queue, ...cc],
+        routingKeys: [key, ...ccKeysOf(typed)],
       };
       let dead = annotateDeath(headers, came, 'expiration');
-      const keys = deadLetterRoutingKey === undefined ? came.routingKeys : [deadLetterRoutingKey];
-      // Sent on by a key of the queue's, it no longer goes to the CC'd keys.
-      if (deadLetterRoutingKey !== undefined && cc.length > 0) dead = withTypedHeaders(dead, typed, 'CC');
+      const keys = deadLetterRoutingKey === undefined ? [key] : [deadLetterRoutingKey];
+      // Sent on by a key of the queue's, it keeps no CC, as in RabbitMQ.
+      if (deadLetterRoutingKey !== undefined) dead = withTypedHeaders(dead, typed, 'CC');
       dead[EXCHANGE_HEADER] = deadLetterExchange;
       dead[ROUTING_KEY_HEADER] = keys[0];
 

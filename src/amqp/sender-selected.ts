@@ -1,13 +1,14 @@
 // Sender-selected distribution, RabbitMQ's extension: a publish whose
 // headers hold `CC` or `BCC` (arrays of long strings, names as written)
-// is routed with each of their keys as well as its routing key, to the
-// union of what each reaches. `BCC` is taken out of the message before it
+// is routed with each of their keys as well as its routing key, all at
+// once (ExchangeTable.route). `BCC` is taken out of the message before it
 // is stored, so no consumer learns who else got it; `CC` stays.
 //
 // As in RabbitMQ 3.10: entries of another type in the arrays are skipped,
-// a `CC` or `BCC` that is not an array refuses the publish (406), and a
-// message dead-lettered without x-dead-letter-routing-key is routed by its
-// `CC` keys again (dead-letter-exchange.ts).
+// and a `CC` or `BCC` that is not an array refuses the publish (406), in
+// a transaction too at once. Unlike RabbitMQ, a dead-lettered message is
+// not routed by its `CC` keys again, only listed with them in x-death
+// (dead-letter-exchange.ts says why).
 
 import { REPLY } from './constants.js';
 import { AmqpError } from './errors.js';

@@ -397,11 +397,18 @@ export class Topology {
     return routed;
   }
 
-  /** route() for each of `keys` (CC and BCC, sender-selected.ts): every queue reached, once. */
+  /**
+   * route() by several keys at once (CC and BCC, sender-selected.ts), as
+   * RabbitMQ routes them (ExchangeTable.route): one walk of the exchanges,
+   * the headers converted once. Per key, a CC list of thousands cost the
+   * square of its length and froze the broker for every connection.
+   */
   routeEach(exchange: string, keys: readonly string[], headers: FieldTable): readonly string[] {
-    const queues = new Set<string>();
-    for (const key of keys) for (const queue of this.route(exchange, key, headers)) queues.add(queue);
-    return [...queues];
+    const plain = headers.size === 0 ? undefined : plainTable(headers);
+    const queues = this.run(() => this.table.route(exchange, keys, plain));
+    const routed: string[] = [];
+    for (const queue of queues) if (this.broker.hasQueue(queue)) routed.push(queue);
+    return routed;
   }
 
   private bindingOf(request: BindingRequest) {

@@ -36,6 +36,8 @@ export interface TxHost<Publish, Entry> {
   send(method: Method): void;
   /** Routes a publish and batches it, as outside a transaction. */
   publish(publish: Publish): void;
+  /** Throws the refusal publish() would meet, changing nothing. */
+  check(publish: Publish): void;
   /** Hands the batched publishes to the broker; settles once durable. */
   land(): Promise<unknown>;
   /** Settles once the acks, nacks or rejects are durable. */
@@ -98,6 +100,10 @@ export class ChannelTransactions<Publish, Entry> {
       return;
     }
     this.host.inOrder(async () => {
+      // All or nothing: one publish refused (a queue the user may not
+      // publish to, say) closes the channel before any is handed over.
+      // Publishing them in turn stored those before it, half a commit.
+      for (const publish of publishes) this.host.check(publish);
       for (const publish of publishes) this.host.publish(publish);
       await this.host.land();
       // commit-ok promises the acks too: a crash after it must not bring

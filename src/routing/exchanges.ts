@@ -278,10 +278,14 @@ export class ExchangeTable {
    * when its own bindings match nothing. 404 if `exchange` does not
    * exist, 403 if it is internal. The default exchange gives the queue
    * named by the key, if it exists.
+   *
+   * Several keys (CC and BCC, amqp/sender-selected.ts) route as RabbitMQ
+   * routes them: each exchange on the way matches all of them, and its
+   * alternate is taken only when none matched.
    */
   route(
     exchange: string,
-    routingKey: string,
+    routingKeys: string | readonly string[],
     headers: TableInput = EMPTY_TABLE,
   ): Set<string> {
     const first = this.mustGet(exchange);
@@ -290,9 +294,10 @@ export class ExchangeTable {
         `cannot publish to internal ${this.rs('exchange', exchange)}`,
       );
     }
+    const keys = typeof routingKeys === 'string' ? [routingKeys] : routingKeys;
     const queues = new Set<string>();
     if (exchange === '') {
-      if (this.queues.hasQueue(routingKey)) queues.add(routingKey);
+      for (const key of keys) if (this.queues.hasQueue(key)) queues.add(key);
       return queues;
     }
 
@@ -301,7 +306,7 @@ export class ExchangeTable {
     const matched: Binding[] = [];
     for (let x = pending.pop(); x !== undefined; x = pending.pop()) {
       matched.length = 0;
-      x.index.match(routingKey, headers, matched);
+      for (const key of keys) x.index.match(key, headers, matched);
       if (matched.length === 0 && x.alternate !== undefined) {
         this.follow(x.alternate, seen, pending);
       }

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
+import { AMQPClient } from '@cloudamqp/amqp-client';
 import amqp, { type ChannelModel } from 'amqplib';
 import pino from 'pino';
 
@@ -182,6 +183,56 @@ describe('AMQP permissions', () => {
     assert.equal(await closed, 403);
     assert.equal(broker.getQueue('orders.fan1').stats.total, 0, 'nothing stored anywhere');
     assert.equal(broker.getQueue('secret.q').stats.total, 1);
+  });
+
+  it('refuses a publish in a transaction to a forbidden queue at once, storing none of it', async () => {
+    const setup = await (await connectAs('orders', 'orders password')).createChannel();
+    await setup.assertQueue('orders.tx');
+    await setup.bindQueue('orders.tx', 'amq.direct', 'orders.tx');
+    const guest = await (await connectAs('guest', 'guest')).createChannel();
+    await guest.bindQueue('secret.q', 'amq.direct', 'secret.tx');
+    const client = new AMQPClient(url('orders', 'orders password'));
+    await client.connect();
+    try {
+      const channel = await client.channel();
+      await channel.txSelect();
+      await channel.basicPublish('amq.direct', 'orders.tx', 'allowed');
+      await channel.basicPublish('amq.direct', 'secret.tx', 'forbidden');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      // Refused at the publish, as RabbitMQ refuses one; a commit sent
+      // after it finds the channel closed, and nothing stored. It used to
+      // be refused at the commit, the allowed publish stored by then.
+      const code = await refusal(channel.txCommit());
+      // Time for anything handed over to land.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.ok(channel.closed, 'the channel is closed');
+      assert.notEqual(code, 0, 'the commit failed');
+      assert.equal(broker.getQueue('orders.tx').stats.total, 0, 'half a transaction stored');
+      assert.equal(broker.getQueue('secret.q').stats.total, 1);
+    } finally {
+      await client.close().catch(() => {});
+    }
+  });
+
+  it('routes no dead letter by its CC keys into a queue its publisher may not publish to', async () => {
+    const guest = await (await connectAs('guest', 'guest')).createChannel();
+    await guest.bindQueue('secret.q', 'amq.direct', 'secret');
+    const model = await connectAs('orders', 'orders password');
+    const setup = await model.createChannel();
+    await setup.assertQueue('orders.dying', {
+      arguments: { 'x-dead-letter-exchange': 'amq.direct', 'x-message-ttl': 50 },
+    });
+    await setup.assertQueue('orders.dead');
+    await setup.bindQueue('orders.dead', 'amq.direct', 'orders.dying');
+    const channel = await model.createConfirmChannel();
+    channel.publish('', 'orders.dying', Buffer.from('x'), { headers: { CC: ['secret'] } });
+    await channel.waitForConfirms();
+
+    for (let waited = 0; broker.getQueue('orders.dead').stats.total === 0 && waited < 3000; waited += 20) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(broker.getQueue('orders.dead').stats.total, 1, 'dead-lettered by its own key');
+    assert.equal(broker.getQueue('secret.q').stats.total, 1, 'the CC key routed it to secret.q');
   });
 
   it('takes a user-id naming the login and refuses another with 406, storing nothing', {

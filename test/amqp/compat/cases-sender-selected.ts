@@ -4,8 +4,8 @@
 
 import assert from 'node:assert/strict';
 
-import type { Chan, Msg } from './clients.js';
-import { type Case, expectChannelError, until } from './harness.js';
+import type { Chan, Conn, Msg } from './clients.js';
+import { type Case, type Ctx, expectChannelError, until } from './harness.js';
 
 /** The messages in `queue` now, taken with no-ack. */
 async function drain(ch: Chan, queue: string): Promise<Msg[]> {
@@ -23,6 +23,28 @@ async function boundByName(ch: Chan, exchange: string, names: string[]): Promise
     await ch.queueDeclare(name);
     await ch.queueBind(name, exchange, name);
   }
+}
+
+/**
+ * A queue dead-lettering into a direct exchange where `dead` is bound by
+ * the queue's name and `deadCopy` by 'copy-key', and a message published
+ * to it with CC 'copy-key', rejected: dead-lettered once this returns.
+ */
+async function dyingWithCc(ctx: Ctx, conn: Conn, ch: Chan) {
+  const exchange = ctx.name('cc-dlx');
+  const [work, dead, deadCopy] = [ctx.name('work'), ctx.name('dead'), ctx.name('dead-copy')];
+  await ch.exchangeDeclare(exchange, 'direct');
+  await ch.queueDeclare(dead);
+  await ch.queueBind(dead, exchange, work);
+  await ch.queueDeclare(deadCopy);
+  await ch.queueBind(deadCopy, exchange, 'copy-key');
+  await ch.queueDeclare(work, { args: { 'x-dead-letter-exchange': exchange } });
+  const pub = await conn.channel({ confirm: true });
+  await pub.publish('', work, 'x', { headers: { CC: ['copy-key'] } });
+  const got = await ch.get(work);
+  assert.ok(got !== null);
+  ch.reject(got.deliveryTag, false);
+  return { work, dead, deadCopy };
 }
 
 export const senderSelectedCases: Case[] = [
@@ -110,6 +132,41 @@ export const senderSelectedCases: Case[] = [
     },
   },
   {
+    name: 'CC: an exchange takes its alternate only when none of the keys matched',
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const [main, alternate] = [ctx.name('cc-main'), ctx.name('cc-alt')];
+      const [bound, caught] = [ctx.name('bound'), ctx.name('caught')];
+      await ch.exchangeDeclare(alternate, 'fanout');
+      await ch.queueDeclare(caught);
+      await ch.queueBind(caught, alternate, '');
+      await ch.exchangeDeclare(main, 'direct', { args: { 'alternate-exchange': alternate } });
+      await ch.queueDeclare(bound);
+      await ch.queueBind(bound, main, 'a');
+      const pub = await conn.channel({ confirm: true });
+      await pub.publish(main, 'a', 'matched', { headers: { CC: ['b'] } });
+      await pub.publish(main, 'c', 'unmatched', { headers: { CC: ['d'] } });
+
+      assert.deepEqual((await drain(ch, bound)).map((m) => m.body), ['matched']);
+      assert.deepEqual((await drain(ch, caught)).map((m) => m.body), ['unmatched']);
+    },
+  },
+  {
+    name: 'CC: an exchange bound to an exchange passes every key on',
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const [front, back, queue] = [ctx.name('cc-front'), ctx.name('cc-back'), ctx.name('q')];
+      await ch.exchangeDeclare(front, 'direct');
+      await ch.exchangeDeclare(back, 'direct');
+      await ch.exchangeBind(back, front, 'k1');
+      await ch.queueDeclare(queue);
+      await ch.queueBind(queue, back, 'k2');
+      const pub = await conn.channel({ confirm: true });
+      await pub.publish(front, 'k1', 'x', { headers: { CC: ['k2'] } });
+      assert.deepEqual((await drain(ch, queue)).map((m) => m.body), ['x']);
+    },
+  },
+  {
     name: 'CC that is not an array refuses the publish (406); the connection goes on',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
@@ -125,33 +182,28 @@ export const senderSelectedCases: Case[] = [
     },
   },
   {
-    name: 'CC: a dead-lettered message is routed by its CC keys again, listed in x-death',
+    name: 'CC: a dead-lettered message lists its CC keys in x-death and keeps CC',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
-      const exchange = ctx.name('cc-dlx');
-      const [work, dead, deadCopy] = [ctx.name('work'), ctx.name('dead'), ctx.name('dead-copy')];
-      await ch.exchangeDeclare(exchange, 'direct');
-      await ch.queueDeclare(dead);
-      await ch.queueBind(dead, exchange, work);
-      await ch.queueDeclare(deadCopy);
-      await ch.queueBind(deadCopy, exchange, 'copy-key');
-      await ch.queueDeclare(work, { args: { 'x-dead-letter-exchange': exchange } });
-      const pub = await conn.channel({ confirm: true });
-      await pub.publish('', work, 'x', { headers: { CC: ['copy-key'] } });
-
-      const got = await ch.get(work);
-      assert.ok(got !== null);
-      ch.reject(got.deliveryTag, false);
-      let copies: Msg[] = [];
-      await until('the dead-letter copy', async () => {
-        copies = copies.concat(await drain(ch, deadCopy));
-        return copies.length > 0;
+      const { work, dead } = await dyingWithCc(ctx, conn, ch);
+      let deadOnes: Msg[] = [];
+      await until('the dead letter', async () => {
+        deadOnes = deadOnes.concat(await drain(ch, dead));
+        return deadOnes.length > 0;
       }, 3000);
-      const [deadOne] = await drain(ch, dead);
-      assert.equal(deadOne?.body, 'x');
-      const deaths = copies[0].properties.headers?.['x-death'] as Array<Record<string, unknown>>;
+      const deaths = deadOnes[0].properties.headers?.['x-death'] as Array<Record<string, unknown>>;
       assert.deepEqual(deaths[0]['routing-keys'], [work, 'copy-key']);
-      assert.deepEqual(copies[0].properties.headers?.CC, ['copy-key']);
+      assert.deepEqual(deadOnes[0].properties.headers?.CC, ['copy-key']);
+    },
+  },
+  {
+    name: 'CC: a dead-lettered message is routed by its CC keys again',
+    usherTodo: 'on purpose: CC keys do not route a dead letter, which would reach queues ' +
+      'its publisher may not publish to (README, sender-selected distribution)',
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const { deadCopy } = await dyingWithCc(ctx, conn, ch);
+      await until('the dead-letter copy', async () => (await drain(ch, deadCopy)).length > 0, 3000);
     },
   },
   {
@@ -166,6 +218,8 @@ export const senderSelectedCases: Case[] = [
       } });
       const pub = await conn.channel({ confirm: true });
       await pub.publish('', work, 'y', { headers: { CC: [copy], tenant: 'acme' } });
+      // A CC with no key in it goes too.
+      await pub.publish('', work, 'z', { headers: { CC: [], tenant: 'acme' } });
 
       const toReject = await ch.get(work);
       assert.ok(toReject !== null);
@@ -178,6 +232,14 @@ export const senderSelectedCases: Case[] = [
       assert.equal(deadOnes[0].body, 'y');
       assert.equal(deadOnes[0].properties.headers?.CC, undefined);
       assert.equal(deadOnes[0].properties.headers?.tenant, 'acme');
+      const toRejectToo = await ch.get(work);
+      assert.equal(toRejectToo?.body, 'z');
+      ch.reject(toRejectToo.deliveryTag, false);
+      await until('the second dead letter', async () => {
+        deadOnes = deadOnes.concat(await drain(ch, dead));
+        return deadOnes.length > 1;
+      }, 3000);
+      assert.equal(deadOnes[1].properties.headers?.CC, undefined);
       assert.deepEqual(await drain(ch, copy).then((m) => m.map((one) => one.body)), ['y'],
         'the publish copied to the CC queue, not the dead letter');
     },

@@ -137,4 +137,20 @@ export const txCases: Case[] = [
       await expectAsyncChannelClose(ch, 404);
     },
   },
+  {
+    name: 'tx: a CC that is no array is refused at its publish (406), and nothing is stored',
+    onlyClient: onlyCloud,
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const [queue, copy] = [ctx.name('tx-cc'), ctx.name('tx-cc-copy')];
+      await ch.queueDeclare(queue);
+      await ch.queueDeclare(copy);
+      await ch.tx!.select();
+      await ch.publish('', queue, 'good', { headers: { CC: [copy] } });
+      await ch.publish('', queue, 'bad', { headers: { CC: 'not-an-array' } });
+      await expectAsyncChannelClose(ch, 406);
+      assert.equal(await count(conn, queue), 0);
+      assert.equal(await count(conn, copy), 0);
+    },
+  },
 ];
