@@ -35,7 +35,7 @@ import {
 } from './admission.js';
 import { ClockWatch } from './clock-watch.js';
 import { repairOrDrop } from './damage.js';
-import { maybeDeliveredUpTo } from './crash-marks.js';
+import { maybeDeliveredUpTo, raiseMark } from './crash-marks.js';
 import { DataLock } from './data-lock.js';
 import type { DeadLetterRouter } from './dead-letter.js';
 import { DeadLettering } from './dead-lettering.js';
@@ -159,6 +159,8 @@ export class Broker implements BrokerApi {
   private lock: DataLock | null = null;
   /** Messages up to this seq may have been delivered before a crash (crash-marks.ts). */
   private maybeDeliveredUpTo = 0;
+  /** The log's folder, where that mark is kept. */
+  private logDir = '';
   private timer: NodeJS.Timeout | null = null;
   private timerAt: number | null = null;
   private closing = false;
@@ -208,18 +210,19 @@ export class Broker implements BrokerApi {
     const began = Date.now();
 
     broker.lock = DataLock.acquire(options.dataDir);
+    broker.logDir = join(options.dataDir, 'log');
     try {
       await broker.openStore(options, replay);
     } catch (err) {
-      broker.lock.release();
+      broker.lock.releaseAfterFailedStart();
       throw err;
     }
     try {
-      broker.maybeDeliveredUpTo = await maybeDeliveredUpTo(
-        options.dataDir, broker.lock.tookOverStale, broker.store.lastSeq);
+      broker.maybeDeliveredUpTo = await maybeDeliveredUpTo(broker.logDir,
+        broker.lock.tookOverStale, broker.store.lastSeq, logger);
     } catch (err) {
       await broker.store.close();
-      broker.lock.release();
+      broker.lock.releaseAfterFailedStart();
       throw err;
     }
     broker.disk = await DiskWatch.start(options.dataDir, broker.diskFloorBytes,
@@ -242,7 +245,7 @@ export class Broker implements BrokerApi {
   private async openStore(options: BrokerOptions, replay: ReplayState): Promise<void> {
     this.store = await LogStore.open(
       {
-        dir: join(options.dataDir, 'log'),
+        dir: this.logDir,
         segmentBytes: options.segmentBytes,
         sync: options.sync ?? true,
         logger: this.logger,
@@ -1077,9 +1080,28 @@ export class Broker implements BrokerApi {
       }
     }
     this.waiters.clear();
+    await this.markLeasedAsDelivered();
     await this.store.close();
     this.lock?.release();
     this.logger.info({}, 'broker closed');
+  }
+
+  /**
+   * Messages consumers hold at a clean stop come back redelivered after
+   * it (crash-marks.ts): leases are not logged, and without this one held
+   * over HTTP came back as never delivered. Not saved: logged and
+   * forgotten, as a crash would have left them.
+   */
+  private async markLeasedAsDelivered(): Promise<void> {
+    let leased = 0;
+    for (const engine of this.engines.values()) leased = Math.max(leased, engine.highestLeasedSeq());
+    if (leased <= this.maybeDeliveredUpTo) return;
+    try {
+      await raiseMark(this.logDir, leased);
+      this.maybeDeliveredUpTo = leased;
+    } catch (err) {
+      this.logger.warn({ err }, 'messages held at the stop will not come back as redelivered');
+    }
   }
 
   private info(engine: QueueEngine): QueueInfo {

@@ -9,13 +9,18 @@
 // AMQP sets `redelivered` on a message that *may* have been delivered
 // before. So after a crash (DataLock found a lock never released) every
 // message then in the log is marked so, for as long as it lives: one
-// number, the highest seq the crashed run had made, saved in the data
-// folder before the broker serves, so that later restarts keep it. A
-// message never delivered before the crash is marked too; an idempotent
-// consumer only checks it once more.
+// number, the highest seq the crashed run had made, saved before the
+// broker serves, so that later restarts keep it. A clean stop raises it
+// to the highest seq a consumer still held (raiseMark): an HTTP lease is
+// not handed back as an AMQP channel's deliveries are when it closes. It is saved in the log's
+// folder: seqs count from the log, and a log removed, or put back from a
+// backup, takes its mark along. A message never delivered before the
+// crash is marked too; an idempotent consumer only checks it once more.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+import type { Logger } from 'pino';
 
 import { writeAtomically } from '../util/atomic-file.js';
 
@@ -24,21 +29,31 @@ export const MAYBE_DELIVERED_FILE = 'maybe-delivered';
 /**
  * The highest seq of a message that may have been delivered before a
  * crash (0: none). After one (`crashed`), that is every seq up to
- * `lastSeq`, the highest the log holds, saved before it is answered.
+ * `lastSeq`, the highest the log holds, saved before it is answered. A
+ * mark that cannot be read counts as every seq: too many marked is safe.
  */
 export async function maybeDeliveredUpTo(
-  dataDir: string,
+  logDir: string,
   crashed: boolean,
   lastSeq: number,
+  logger: Logger,
 ): Promise<number> {
-  const path = join(dataDir, MAYBE_DELIVERED_FILE);
-  const kept = readMark(path);
+  const path = join(logDir, MAYBE_DELIVERED_FILE);
+  let kept = readMark(path);
+  if (kept === UNREADABLE) {
+    logger.warn({ path }, 'the crash mark is unreadable: every message now held counts as ' +
+      'possibly delivered');
+    crashed = true;
+    kept = 0;
+  }
   if (!crashed || lastSeq <= kept) return kept;
   await writeAtomically(path, `${lastSeq}\n`);
   return lastSeq;
 }
 
-/** The saved mark; 0 without one. Written whole (atomic-file.ts), it parses. */
+const UNREADABLE = -1;
+
+/** The saved mark; 0 without one; UNREADABLE for a file that is no number. */
 function readMark(path: string): number {
   let text: string;
   try {
@@ -47,6 +62,12 @@ function readMark(path: string): number {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
     throw err;
   }
-  const seq = Number.parseInt(text, 10);
-  return Number.isSafeInteger(seq) && seq > 0 ? seq : 0;
+  if (!/^\d{1,16}\n?$/.test(text)) return UNREADABLE;
+  const seq = Number(text.trim());
+  return Number.isSafeInteger(seq) ? seq : UNREADABLE;
+}
+
+/** Saves `seq` as the mark (above the one kept; the caller knows it). */
+export async function raiseMark(logDir: string, seq: number): Promise<void> {
+  await writeAtomically(join(logDir, MAYBE_DELIVERED_FILE), `${seq}\n`);
 }

@@ -20,6 +20,13 @@ import { DataDirInUseError } from '../errors.js';
 
 const LOCK_FILE = 'usher.lock';
 
+/**
+ * Lock files this process holds. One naming this process's PID that is
+ * not among them was left by an earlier process that had the same PID (a
+ * container's broker is often PID 1 every time): stale, not in use.
+ */
+const held = new Set<string>();
+
 export class DataLock {
   private constructor(
     private readonly path: string,
@@ -39,13 +46,15 @@ export class DataLock {
         fsyncSync(fd);
         closeSync(fd);
         syncFolder(dataDir);
+        held.add(path);
         return new DataLock(path, attempt > 0);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
 
       const owner = ownerOf(path);
-      if (owner !== null && isRunning(owner)) {
+      const ours = owner === process.pid && !held.has(path);
+      if (owner !== null && !ours && isRunning(owner)) {
         throw new DataDirInUseError(dataDir, owner);
       }
       // Stale: its broker is gone. Remove it and try once more.
@@ -55,11 +64,28 @@ export class DataLock {
   }
 
   release(): void {
+    held.delete(this.path);
     try {
       if (ownerOf(this.path) === process.pid) unlinkSync(this.path);
     } catch {
       // Already gone; nothing to release.
     }
+  }
+
+  /**
+   * Lets go without removing the file, as a crash leaves it: for a start
+   * that fails after taking over a stale lock, before it saved what the
+   * crash means (crash-marks.ts). Removed, the next start would not know
+   * the broker had crashed.
+   */
+  abandon(): void {
+    held.delete(this.path);
+  }
+
+  /** release(), or abandon() when this start took the place of a crashed one. */
+  releaseAfterFailedStart(): void {
+    if (this.tookOverStale) this.abandon();
+    else this.release();
   }
 }
 

@@ -622,6 +622,15 @@ export abstract class QueueContents {
     return removed;
   }
 
+  /** The highest seq of a message a consumer holds (0: none); one pass over the messages. */
+  highestLeasedSeq(): number {
+    let highest = 0;
+    for (const message of this.messages.values()) {
+      if (message.lease !== null && message.seq > highest) highest = message.seq;
+    }
+    return highest;
+  }
+
   /** The queue was deleted: what its messages held leaves the broker's budget. */
   releaseHotMemory(): void {
     this.waiting.release();

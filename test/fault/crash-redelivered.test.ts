@@ -104,6 +104,16 @@ describe('redelivered after a crash', () => {
     assert.deepEqual(byBody, { e: [true, 1], f: [false, 1] });
   });
 
+  it('marks what an HTTP consumer held at a clean stop', async () => {
+    await publish('leased', ['h']);
+    const { json } = await usher.request('POST', '/queues/leased/receive', { max: 1 });
+    assert.equal(json.messages[0].redelivered, false);
+    await stopCleanly();
+    await usher.start();
+    const { json: again } = await usher.request('POST', '/queues/leased/receive', { max: 1 });
+    assert.deepEqual([again.messages[0].redelivered, again.messages[0].attempt], [true, 1]);
+  });
+
   it('marks nothing after a clean stop of a run that never crashed', async () => {
     // The mark so far covers every message above: a queue of new ones.
     await publish('clean', ['g']);
