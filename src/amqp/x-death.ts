@@ -153,8 +153,11 @@ function mergedDeaths(headers: Record<string, string>, published?: FieldTable): 
  * deaths, latest first) counted on: each of ours, oldest first, adds its
  * count to the sent entry of its queue and reason and moves it first, or
  * goes first as it is. A queue and reason the publisher listed twice is
- * kept once, as first listed, the later ones dropped with their counts
- * (what RabbitMQ 3.10 does at the next death).
+ * kept once, as first listed, the later ones dropped with their counts,
+ * as RabbitMQ 3.10 keeps them at the next death. Not copied from it: its
+ * regrouping also reverses the order of the other entries, adds a count
+ * of 1 to one that has none, and counts an entry without a reason in its
+ * cycle check (breaker session); here they keep their order and fields.
  */
 function countOn(sent: readonly FieldValue[], ours: FieldValue[]): FieldValue[] {
   const tables = firstOfEachDeath(sent);
