@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Chan, Msg } from './clients.js';
 import { fill, queueExists } from './cases-topology.js';
-import { type Case, consumeInto, expectChannelError, quiet, until } from './harness.js';
+import { type Case, type Ctx, consumeInto, expectChannelError, quiet, until } from './harness.js';
 
 async function getSoon(ch: Chan, queue: string, ms = 3000): Promise<Msg> {
   let message: Msg | null = null;
@@ -24,6 +24,19 @@ function deathsOf(message: Msg): Death[] {
   const deaths = message.properties.headers?.['x-death'];
   assert.ok(Array.isArray(deaths), `no x-death in ${JSON.stringify(message.properties.headers)}`);
   return deaths as Death[];
+}
+
+/**
+ * A retry loop's queues: `work`, and `wait`, whose messages expire after
+ * 50 ms and are dead-lettered into `work`. Both names, `wait` first.
+ */
+async function delayQueue(ctx: Ctx, ch: Chan): Promise<[string, string]> {
+  const [wait, work] = [ctx.name('wait'), ctx.name('work')];
+  await ch.queueDeclare(work);
+  await ch.queueDeclare(wait, { args: {
+    'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': work, 'x-message-ttl': 50,
+  } });
+  return [wait, work];
 }
 
 export const featureCases: Case[] = [
@@ -269,11 +282,7 @@ export const featureCases: Case[] = [
     name: 'dead-lettering: x-death a message was published with counts on',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
-      const [wait, work] = [ctx.name('wait'), ctx.name('work')];
-      await ch.queueDeclare(work);
-      await ch.queueDeclare(wait, { args: {
-        'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': work, 'x-message-ttl': 50,
-      } });
+      const [wait, work] = await delayQueue(ctx, ch);
       const pub = await conn.channel({ confirm: true });
       await pub.publish('', wait, 'retry', { headers: {
         'x-death': [
@@ -293,11 +302,7 @@ export const featureCases: Case[] = [
     name: 'dead-lettering: a queue and reason published twice in x-death is kept once, as first listed',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
-      const [wait, work] = [ctx.name('wait'), ctx.name('work')];
-      await ch.queueDeclare(work);
-      await ch.queueDeclare(wait, { args: {
-        'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': work, 'x-message-ttl': 50,
-      } });
+      const [wait, work] = await delayQueue(ctx, ch);
       const pub = await conn.channel({ confirm: true });
       await pub.publish('', wait, 'retry', { headers: {
         'x-death': [
@@ -315,11 +320,7 @@ export const featureCases: Case[] = [
     name: 'dead-lettering: the cycle check reads the x-death a message was published with',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
-      const [wait, work] = [ctx.name('wait'), ctx.name('work')];
-      await ch.queueDeclare(work);
-      await ch.queueDeclare(wait, { args: {
-        'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': work, 'x-message-ttl': 50,
-      } });
+      const [wait, work] = await delayQueue(ctx, ch);
       const pub = await conn.channel({ confirm: true });
       // It claims to have expired from `work` before: back there, with no
       // rejection since, is a cycle, and it is dropped.
