@@ -42,7 +42,9 @@ export class DataLock {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(path, 'wx');
-        writeSync(fd, `${process.pid}\n`);
+        // The start time tells this process from a later one given its PID.
+        const started = statOf(process.pid)?.startTime;
+        writeSync(fd, started === undefined ? `${process.pid}\n` : `${process.pid} ${started}\n`);
         fsyncSync(fd);
         closeSync(fd);
         syncFolder(dataDir);
@@ -54,7 +56,7 @@ export class DataLock {
 
       const owner = ownerOf(path);
       const ours = owner === process.pid && !held.has(path);
-      if (owner !== null && !ours && isRunning(owner)) {
+      if (owner !== null && !ours && isRunning(owner, startTimeIn(path))) {
         throw new DataDirInUseError(dataDir, owner);
       }
       // Stale: its broker is gone. Remove it and try once more.
@@ -98,14 +100,47 @@ function ownerOf(path: string): number | null {
   }
 }
 
-function isRunning(pid: number): boolean {
+/** The start time the lock file records after its PID, if it does. */
+function startTimeIn(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8').trim().split(' ')[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether the broker that wrote a lock still runs. A PID that answers may
+ * be a zombie, or another process given the PID since (after a reboot, or
+ * in a fresh container): where /proc says so, by its state or by a start
+ * time unlike the one the lock recorded, the lock is stale.
+ */
+function isRunning(pid: number, recordedStart: string | null): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM: it runs, under another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const stat = statOf(pid);
+  if (stat === null) return true;
+  if (stat.state === 'Z') return false;
+  return recordedStart === null || stat.startTime === recordedStart;
+}
+
+/** A process's state and start time from /proc (Linux); null elsewhere. */
+function statOf(pid: number): { state: string; startTime: string } | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // After the command's name, which may hold spaces and parentheses:
+  // field 3 (state) onwards; the start time is field 22.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const [state, startTime] = [fields[0], fields[19]];
+  return state === undefined || startTime === undefined ? null : { state, startTime };
 }
 
 function syncFolder(dir: string): void {

@@ -7,7 +7,7 @@
 // leaves it (test/fault/crash-redelivered.test.ts kills a real one).
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
@@ -54,6 +54,24 @@ describe('crash marks', () => {
     writeFileSync(lockPath(), `${process.pid}\n`);
     broker = await openBroker(dir.path);
     assert.deepEqual(await redeliveredByBody(), { a: true, b: true });
+  });
+
+  it('take a lock whose PID another process has since been given for one a crash left', async () => {
+    await queueHolding(['a']);
+    // The parent runs, but not since the start time the lock records.
+    writeFileSync(lockPath(), `${process.ppid} 1\n`);
+    broker = await openBroker(dir.path);
+    assert.deepEqual(await redeliveredByBody(), { a: true });
+  });
+
+  it('refuse a lock whose PID runs, with the start time recorded or none', async () => {
+    const parentStart = readFileSync(`/proc/${process.ppid}/stat`, 'utf8')
+      .split(') ')[1].split(' ')[19];
+    for (const content of [`${process.ppid} ${parentStart}\n`, `${process.ppid}\n`]) {
+      writeFileSync(lockPath(), content);
+      await assert.rejects(openBroker(dir.path), { code: 'DATA_DIR_IN_USE' }, content);
+    }
+    rmSync(lockPath());
   });
 
   it('still refuse a second broker of this process on a folder it holds', async () => {
