@@ -1094,7 +1094,9 @@ export class Broker implements BrokerApi {
    */
   private async markLeasedAsDelivered(): Promise<void> {
     let leased = 0;
-    for (const engine of this.engines.values()) leased = Math.max(leased, engine.highestLeasedSeq());
+    for (const engine of this.engines.values()) {
+      leased = Math.max(leased, engine.highestLeasedSeq());
+    }
     if (leased <= this.maybeDeliveredUpTo) return;
     try {
       await raiseMark(this.logDir, leased);
