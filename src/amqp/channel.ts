@@ -43,7 +43,7 @@ import {
 } from './mapping.js';
 import { MethodOrder, channelErrorOf, seesMessages } from './method-order.js';
 import type { Method, MethodName, MethodOf } from './methods.js';
-import { addedRoutingKeys, routingKeysWith, withoutBcc } from './sender-selected.js';
+import { routingKeysOf, withoutBcc } from './sender-selected.js';
 import { ChannelTransactions, type SettleHow } from './tx.js';
 import { checkUserId } from './user-id.js';
 
@@ -481,15 +481,12 @@ export class AmqpChannel {
     checkTableRead(sent);
     // CC and BCC add routing keys; BCC is taken out before anything is
     // stored, routed on or returned (sender-selected.ts).
-    const added = addedRoutingKeys(sent);
+    const keys = routingKeysOf(incoming.routingKey, sent);
     const headersTable = withoutBcc(sent);
     plan.properties = headersTable === sent
       ? incoming.properties
       : { ...incoming.properties, headers: headersTable };
-    const queues = added === undefined
-      ? this.topology.route(incoming.exchange, incoming.routingKey, headersTable)
-      : this.topology.routeEach(incoming.exchange,
-        routingKeysWith(incoming.routingKey, added), headersTable);
+    const queues = this.topology.route(incoming.exchange, keys, headersTable);
     plan.queues = queues;
 
     // One queue refused refuses the whole message: nothing is stored.

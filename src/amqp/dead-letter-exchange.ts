@@ -44,20 +44,15 @@ export function deadLetterExchangeRouter(context: DeadLetterContext): DeadLetter
         routingKeys: [key, ...ccKeysOf(typed)],
       };
       let dead = annotateDeath(headers, came, 'expiration');
-      const keys = deadLetterRoutingKey === undefined ? [key] : [deadLetterRoutingKey];
       // Sent on by a key of the queue's, it keeps no CC, as in RabbitMQ.
       if (deadLetterRoutingKey !== undefined) dead = withTypedHeaders(dead, typed, 'CC');
       dead[EXCHANGE_HEADER] = deadLetterExchange;
-      dead[ROUTING_KEY_HEADER] = keys[0];
+      dead[ROUTING_KEY_HEADER] = deadLetterRoutingKey ?? key;
 
       const typedHeaders = toAmqp(dead, 0).headers ?? new Map();
-      const targets = new Set<string>();
+      let targets: readonly string[];
       try {
-        for (const key of keys) {
-          for (const target of context.route(deadLetterExchange, key, typedHeaders)) {
-            targets.add(target);
-          }
-        }
+        targets = context.route(deadLetterExchange, deadLetterRoutingKey ?? key, typedHeaders);
       } catch {
         context.onDropped(queue, `dead-letter exchange '${deadLetterExchange}' does not exist`);
         return { queues: [], headers: dead };
@@ -67,8 +62,8 @@ export function deadLetterExchangeRouter(context: DeadLetterContext): DeadLetter
       // queue, with no consumer rejecting it on the way, stops there.
       // Read with the x-death it was published with, as RabbitMQ reads it.
       const entries = reason === 'rejected' ? [] : deathKeys(dead, typed);
-      const queues = [...targets].filter((target) => !isDeadLetterCycle(entries, target));
-      if (queues.length < targets.size) context.onDropped(queue, 'dead-letter cycle');
+      const queues = targets.filter((target) => !isDeadLetterCycle(entries, target));
+      if (queues.length < targets.length) context.onDropped(queue, 'dead-letter cycle');
       return { queues, headers: dead };
     },
 

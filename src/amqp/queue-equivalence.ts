@@ -124,7 +124,21 @@ function compare(
 }
 
 function fail(queue: string, argument: string, received: string, current: string): never {
-  throw new AmqpError(REPLY.PRECONDITION_FAILED, `inequivalent arg '${argument}' for queue ` +
+  throw inequivalentArg(queue, argument, received, current);
+}
+
+/**
+ * RabbitMQ's 406 for a redeclare that asks for other arguments or flags,
+ * in its words; `received` and `current` as it describes them (quoted,
+ * `none`, or with their types).
+ */
+export function inequivalentArg(
+  queue: string,
+  argument: string,
+  received: string,
+  current: string,
+): AmqpError {
+  return new AmqpError(REPLY.PRECONDITION_FAILED, `inequivalent arg '${argument}' for queue ` +
     `'${queue}' in vhost '/': received ${received} but current is ${current}`);
 }
 

@@ -18,6 +18,7 @@ import { CoalescingFile, setAside } from '../util/atomic-file.js';
 import { REPLY } from './constants.js';
 import { AmqpError } from './errors.js';
 import { plainValue, type FieldTable } from './field-table.js';
+import { inequivalentArg } from './queue-equivalence.js';
 import { type QueueHints, checkHintsEquivalent, hintsFromArguments } from './queue-hints.js';
 
 const FILE = 'amqp-queues.json';
@@ -100,9 +101,7 @@ export function checkFeaturesEquivalent(
   ];
   for (const [key, argument] of names) {
     if (current[key] !== asked[key]) {
-      throw new AmqpError(REPLY.PRECONDITION_FAILED, `inequivalent arg '${argument}' for ` +
-        `queue '${queue}' in vhost '/': received ${describe(asked[key])} but current is ` +
-        `${describe(current[key])}`);
+      throw inequivalentArg(queue, argument, describe(asked[key]), describe(current[key]));
     }
   }
   if (current.hints !== 'unknown' && asked.hints !== 'unknown') {

@@ -15,9 +15,8 @@
 // at all: a classic queue's redeclare may name x-queue-leader-locator.
 // test/amqp/compat checks both brokers agree.
 
-import { REPLY } from './constants.js';
-import { AmqpError } from './errors.js';
 import { type FieldTable, type FieldType, plainValue } from './field-table.js';
+import { inequivalentArg } from './queue-equivalence.js';
 
 /** A hint as it was sent: its wire type and value, as JSON keeps them. */
 export interface Hint {
@@ -79,11 +78,11 @@ export function checkHintsEquivalent(
     const now = asked?.[name];
     if (was !== undefined && now !== undefined) {
       if (classOf(was.type) === classOf(now.type) && was.value === now.value) continue;
-      inequivalent(queue, name, `'${now.value}'`, `'${was.value}'`);
+      throw inequivalentArg(queue, name, `'${now.value}'`, `'${was.value}'`);
     }
     const given = was ?? now;
     if (given === undefined || isClassicType(name, given)) continue;
-    inequivalent(queue, name, describe(now), describe(was));
+    throw inequivalentArg(queue, name, describe(now), describe(was));
   }
 }
 
@@ -115,7 +114,3 @@ function describe(hint: Hint | undefined): string {
     : `the value '${hint.value}' of type '${TYPE_NAMES[hint.type]}'`;
 }
 
-function inequivalent(queue: string, name: string, received: string, current: string): never {
-  throw new AmqpError(REPLY.PRECONDITION_FAILED, `inequivalent arg '${name}' for queue ` +
-    `'${queue}' in vhost '/': received ${received} but current is ${current}`);
-}

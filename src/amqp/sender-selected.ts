@@ -18,15 +18,16 @@ const CC = 'CC';
 const BCC = 'BCC';
 
 /**
- * The routing keys `headers` adds to a publish's own, CC's then BCC's,
- * or undefined when it names none (nearly every publish: two lookups).
+ * The keys a publish is routed by: its routing key alone (nearly every
+ * publish: two lookups), or with those of CC and then BCC after it. A key
+ * named twice is matched twice; the queues it reaches count once.
  */
-export function addedRoutingKeys(headers: FieldTable): string[] | undefined {
-  if (headers.size === 0) return undefined;
+export function routingKeysOf(routingKey: string, headers: FieldTable): string | string[] {
+  if (headers.size === 0) return routingKey;
   const cc = headers.get(CC);
   const bcc = headers.get(BCC);
-  if (cc === undefined && bcc === undefined) return undefined;
-  const keys: string[] = [];
+  if (cc === undefined && bcc === undefined) return routingKey;
+  const keys = [routingKey];
   if (cc !== undefined) keysOf(CC, cc, keys);
   if (bcc !== undefined) keysOf(BCC, bcc, keys);
   return keys;
@@ -45,11 +46,6 @@ export function ccKeysOf(headers: FieldTable | undefined): string[] {
   const cc = headers?.get(CC);
   if (cc === undefined || cc.type !== 'A') return [];
   return keysOf(CC, cc, []);
-}
-
-/** `first` and then `more`, each key once, in order: what a publish is routed by. */
-export function routingKeysWith(first: string, more: readonly string[]): string[] {
-  return [...new Set([first, ...more])];
 }
 
 function keysOf(name: string, value: FieldValue, into: string[]): string[] {

@@ -17,7 +17,7 @@ import { deadLetterExchangeRouter, deadLetterRoutes } from './dead-letter-exchan
 import { AmqpError } from './errors.js';
 import { EMPTY_TABLE, plainTable, type FieldTable } from './field-table.js';
 import { QueueExpiry } from './queue-expiry.js';
-import { checkQueueEquivalent } from './queue-equivalence.js';
+import { checkQueueEquivalent, inequivalentArg } from './queue-equivalence.js';
 import {
   QueueFeatureTable,
   checkFeaturesEquivalent,
@@ -289,8 +289,7 @@ export class Topology {
     for (const [flag, asked] of [['durable', durable], ['auto_delete', autoDelete]] as const) {
       const now = flag === 'durable' ? current.durable : current.autoDelete;
       if (asked !== now) {
-        throw new AmqpError(REPLY.PRECONDITION_FAILED, `inequivalent arg '${flag}' for queue ` +
-          `'${name}' in vhost '/': received '${asked}' but current is '${now}'`);
+        throw inequivalentArg(name, flag, `'${asked}'`, `'${now}'`);
       }
     }
   }
@@ -378,34 +377,29 @@ export class Topology {
     await this.save();
   }
 
-  /** The queues a publish goes to; 404 for an exchange that is not there. */
-  route(exchange: string, routingKey: string, headers: FieldTable): readonly string[] {
+  /**
+   * The queues a publish goes to; 404 for an exchange that is not there.
+   * Several keys (CC and BCC, sender-selected.ts) route in one walk of
+   * the exchanges, as RabbitMQ routes them (ExchangeTable.route): per key,
+   * a CC list of thousands cost the square of its length.
+   */
+  route(
+    exchange: string,
+    routingKeys: string | readonly string[],
+    headers: FieldTable,
+  ): readonly string[] {
     // The default exchange, which always exists and is never internal,
     // routes to the queue named by the key: no sets made for every publish,
     // and the same answer for a run of publishes to one queue.
-    if (exchange === '') {
-      if (!this.broker.hasQueue(routingKey)) return NOWHERE;
+    if (exchange === '' && typeof routingKeys === 'string') {
+      if (!this.broker.hasQueue(routingKeys)) return NOWHERE;
       // Not frozen: for-of over a frozen array makes an object a step.
-      if (this.lastDirect[0] !== routingKey) this.lastDirect = [routingKey];
+      if (this.lastDirect[0] !== routingKeys) this.lastDirect = [routingKeys];
       return this.lastDirect;
     }
     const plain = headers.size === 0 ? undefined : plainTable(headers);
-    const queues = this.run(() => this.table.route(exchange, routingKey, plain));
+    const queues = this.run(() => this.table.route(exchange, routingKeys, plain));
     // One array, not a spread and a filter: this runs for every publish.
-    const routed: string[] = [];
-    for (const queue of queues) if (this.broker.hasQueue(queue)) routed.push(queue);
-    return routed;
-  }
-
-  /**
-   * route() by several keys at once (CC and BCC, sender-selected.ts), as
-   * RabbitMQ routes them (ExchangeTable.route): one walk of the exchanges,
-   * the headers converted once. Per key, a CC list of thousands cost the
-   * square of its length and froze the broker for every connection.
-   */
-  routeEach(exchange: string, keys: readonly string[], headers: FieldTable): readonly string[] {
-    const plain = headers.size === 0 ? undefined : plainTable(headers);
-    const queues = this.run(() => this.table.route(exchange, keys, plain));
     const routed: string[] = [];
     for (const queue of queues) if (this.broker.hasQueue(queue)) routed.push(queue);
     return routed;

@@ -54,21 +54,21 @@ export class DataLock {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
 
-      const owner = ownerOf(path);
+      const { pid: owner, startTime } = lockOf(path);
       const ours = owner === process.pid && !held.has(path);
-      if (owner !== null && !ours && isRunning(owner, startTimeIn(path))) {
+      if (owner !== null && !ours && isRunning(owner, startTime)) {
         throw new DataDirInUseError(dataDir, owner);
       }
       // Stale: its broker is gone. Remove it and try once more.
       unlinkSync(path);
     }
-    throw new DataDirInUseError(dataDir, ownerOf(path) ?? 0);
+    throw new DataDirInUseError(dataDir, lockOf(path).pid ?? 0);
   }
 
   release(): void {
     held.delete(this.path);
     try {
-      if (ownerOf(this.path) === process.pid) unlinkSync(this.path);
+      if (lockOf(this.path).pid === process.pid) unlinkSync(this.path);
     } catch {
       // Already gone; nothing to release.
     }
@@ -91,22 +91,19 @@ export class DataLock {
   }
 }
 
-function ownerOf(path: string): number | null {
+/** The PID a lock file names, and the start time it records after it, if it does. */
+function lockOf(path: string): { pid: number | null; startTime: string | null } {
+  let fields: string[];
   try {
-    const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : null;
+    fields = readFileSync(path, 'utf8').trim().split(' ');
   } catch {
-    return null;
+    return { pid: null, startTime: null };
   }
-}
-
-/** The start time the lock file records after its PID, if it does. */
-function startTimeIn(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8').trim().split(' ')[1] ?? null;
-  } catch {
-    return null;
-  }
+  const pid = Number.parseInt(fields[0], 10);
+  return {
+    pid: Number.isInteger(pid) && pid > 0 ? pid : null,
+    startTime: fields[1] ?? null,
+  };
 }
 
 /**
