@@ -644,10 +644,21 @@ export class AmqpChannel {
     if (method.prefetchSize !== 0) {
       throw new AmqpError(REPLY.NOT_IMPLEMENTED, `prefetch_size!=0 (${method.prefetchSize})`);
     }
-    // RabbitMQ's reading: global=false applies to consumers started after
-    // it, global=true to the whole channel.
-    if (method.global) this.channelPrefetch = method.prefetchCount;
-    else this.consumerPrefetch = method.prefetchCount;
+    // RabbitMQ's reading: global=true is one limit for the whole channel,
+    // global=false one for each consumer. Unlike RabbitMQ, global=false
+    // also changes the limit of the channel's consumers already running,
+    // not only of those started after it (as LavinMQ does). Clients that
+    // take the spec's reading of global=false, one limit for the channel,
+    // raise it as they hold messages: kombu does so for any broker not
+    // named RabbitMQ, and a Celery worker holding a delayed (eta,
+    // countdown, retry) task stopped taking others while RabbitMQ's
+    // reading left its consumer at the old limit.
+    if (method.global) {
+      this.channelPrefetch = method.prefetchCount;
+    } else {
+      this.consumerPrefetch = method.prefetchCount;
+      for (const consumer of this.consumers.values()) consumer.prefetch = method.prefetchCount;
+    }
     this.send({ name: 'basic.qos-ok' });
     this.wake();
   }

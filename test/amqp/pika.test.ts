@@ -8,13 +8,14 @@
 // and says so. CI (.ci/run) installs python3-pika.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
 import type { Broker } from '../../src/broker/broker.js';
 import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
 import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { findPython } from './python.js';
 
 // dist/test/amqp/ -> the checkout's test/amqp/pika/ (tsc does not copy .py).
 const PROGRAMS = fileURLToPath(new URL('../../../test/amqp/pika/', import.meta.url));
@@ -31,36 +32,8 @@ let url: string;
 let python: string | Error;
 const running = new Set<ChildProcess>();
 
-/**
- * The interpreter that can import pika: $USHER_PYTHON if set, else the
- * first of `python3` on PATH and Debian's /usr/bin/python3. python3-pika
- * installs for the latter, which a pyenv or virtualenv `python3` earlier on
- * PATH does not see.
- */
-function findPython(): string {
-  const candidates = process.env.USHER_PYTHON ? [process.env.USHER_PYTHON] : ['python3', '/usr/bin/python3'];
-  const tried: string[] = [];
-  for (const candidate of candidates) {
-    const probe = spawnSync(candidate, ['-c', 'import pika; print(pika.__version__)'], {
-      encoding: 'utf8', timeout: 10_000,
-    });
-    if (probe.status === 0) return candidate;
-    const why = probe.error?.message ?? (probe.stderr.trim().split('\n').at(-1) || `exit ${probe.status}`);
-    tried.push(`${candidate}: ${why}`);
-  }
-  throw new Error(
-    'the pika tutorial tests need python3 with pika, and none was found '
-    + '(on Debian: apt-get install python3-pika, as .ci/run does; '
-    + `or set USHER_PYTHON to a python that has pika). Tried: ${tried.join('; ')}`,
-  );
-}
-
 before(async () => {
-  try {
-    python = findPython();
-  } catch (err) {
-    python = err as Error;
-  }
+  python = findPython('pika', 'python3-pika');
   dir = tempDir('usher-pika-');
   broker = await openBroker(dir.path);
   server = await createAmqpServer({

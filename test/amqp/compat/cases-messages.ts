@@ -363,6 +363,49 @@ export const consumeCases: Case[] = [
     },
   },
   {
+    name: 'basic.qos global=false after basic.consume: the running consumer keeps its prefetch',
+    usherTodo: 'on purpose: Usher changes the running consumers\' prefetch too, as LavinMQ ' +
+      'does, for clients that raise it while holding messages (kombu, so Celery; README)',
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const queue = ctx.name('raise');
+      await ch.queueDeclare(queue);
+      await fill(conn, queue, ['1', '2', '3', '4']);
+      await ch.qos(1);
+      const inbox = await consumeInto(ch, queue);
+      await inbox.take(1);
+      await ch.qos(3);
+      await quiet();
+      assert.equal(inbox.messages.length, 1);
+    },
+  },
+  {
+    // kombu takes global=false as one limit for the channel and raises it
+    // for each delayed task a Celery worker holds (README).
+    name: 'basic.qos global=false after basic.consume: raised and lowered for the running consumer',
+    onlyTarget: { target: 'usher', reason: 'RabbitMQ applies it to later consumers only' },
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const queue = ctx.name('raise');
+      await ch.queueDeclare(queue);
+      await fill(conn, queue, ['1', '2', '3', '4', '5', '6']);
+      await ch.qos(1);
+      const inbox = await consumeInto(ch, queue);
+      await inbox.take(1);
+      await ch.qos(3);
+      await inbox.take(3);
+      await ch.qos(1);
+      ch.ack(inbox.messages[0].deliveryTag);
+      ch.ack(inbox.messages[1].deliveryTag);
+      await quiet();
+      assert.equal(inbox.messages.length, 3, 'one unacked of a limit of 1: nothing more');
+      ch.ack(inbox.messages[2].deliveryTag);
+      await inbox.take(4);
+      await quiet();
+      assert.equal(inbox.messages.length, 4);
+    },
+  },
+  {
     name: 'basic.qos global=true: the channel\'s consumers share one prefetch',
     async run(ctx) {
       const { conn, ch } = await ctx.open();
