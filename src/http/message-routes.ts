@@ -3,6 +3,7 @@
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
 
+import type { Principal } from '../auth/permissions.js';
 import type {
   BrokerApi,
   PeekedMessage,
@@ -10,6 +11,7 @@ import type {
   ReceivedMessage,
 } from '../broker/types.js';
 import {
+  AccessRefusedError,
   InvalidArgumentError,
   MessageTooLargeError,
   ReceiptNotFoundError,
@@ -48,8 +50,8 @@ export function registerMessageRoutes(
   broker: BrokerApi,
   maxMessageBytes: number,
 ): void {
-  const toInput = (message: PublishMessage, field: string) =>
-    toPublishInput(message, field, maxMessageBytes);
+  const toInput = (message: PublishMessage, field: string, principal: Principal | null) =>
+    toPublishInput(message, field, maxMessageBytes, principal);
   // The queue may be gone by now; then so are the leases.
   const releaseQuietly = (queue: string, receipts: string[]) => {
     try {
@@ -82,7 +84,7 @@ export function registerMessageRoutes(
       }),
     },
     async (request, reply) => {
-      const input = toInput(request.body, '');
+      const input = toInput(request.body, '', request.principal);
       const [result] = await broker.publish(request.params.name, [input]);
       return reply.code(201).send(result);
     },
@@ -102,7 +104,7 @@ export function registerMessageRoutes(
     },
     async (request, reply) => {
       const inputs = request.body.messages.map((message, i) =>
-        toInput(message, `messages.${i}`),
+        toInput(message, `messages.${i}`, request.principal),
       );
       const results = await broker.publish(request.params.name, inputs);
       return reply.code(201).send({ results });
@@ -287,8 +289,10 @@ function toPublishInput(
   message: PublishMessage,
   field: string,
   maxMessageBytes: number,
+  principal: Principal | null,
 ): PublishInput {
   const { body, headers, ownHeaders } = bodyFromWire(message, field);
+  checkUserIdHeader(headers, field, principal);
 
   // The broker checks the size too, but only here is the message's place
   // in a batch known, to name it in the error.
@@ -306,6 +310,28 @@ function toPublishInput(
   if (message.delayMs !== undefined) input.delayMs = message.delayMs;
   if (message.ttlMs !== undefined) input.ttlMs = message.ttlMs;
   return input;
+}
+
+/**
+ * A `user-id` header is an AMQP consumer's user-id property, which says
+ * who published the message: as over AMQP (amqp/user-id.ts, RabbitMQ's
+ * rule), it must name the publisher's own login. Without logins (a broker
+ * serving HTTP with no authenticator) nothing vouches for anyone, and it
+ * is taken as it is.
+ */
+function checkUserIdHeader(
+  headers: Record<string, string> | undefined,
+  field: string,
+  principal: Principal | null,
+): void {
+  const userId = headers?.['user-id'];
+  if (userId === undefined || principal === null || userId === principal.name) return;
+  const at = field === '' ? 'headers.user-id' : `${field}.headers.user-id`;
+  throw new AccessRefusedError(
+    `${at} is '${userId}' but the request is authenticated as '${principal.name}'; ` +
+      'a message may name only its own publisher',
+    at,
+  );
 }
 
 // Node's `close` on the response fires when the answer has been written or

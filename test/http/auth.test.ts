@@ -211,6 +211,37 @@ describe('HTTP permissions', () => {
     assert.match(refused.body.error.message, /user "orders" may not consume from queue "secret.q"/);
   });
 
+  // An AMQP consumer reads the user-id header as the user-id property,
+  // which RabbitMQ (and Usher over AMQP) lets name only the publisher.
+  it('takes a user-id header naming the login and refuses another with 403, storing nothing', async () => {
+    await broker.createQueue('orders.signed', {});
+    const own = await send('POST', '/queues/orders.signed/messages', {
+      authorization: orders,
+      body: { body: 'mine', headers: { 'user-id': 'orders' } },
+    });
+    assert.equal(own.status, 201, JSON.stringify(own.body));
+
+    const forged = await send('POST', '/queues/orders.signed/messages/batch', {
+      authorization: orders,
+      body: { messages: [{ body: 'fine' }, { body: 'forged', headers: { 'user-id': 'root' } }] },
+    });
+    assert.equal(forged.status, 403, JSON.stringify(forged.body));
+    assert.equal(forged.body.error.code, 'ACCESS_REFUSED');
+    assert.equal(forged.body.error.field, 'messages.1.headers.user-id');
+    assert.match(forged.body.error.message, /'root' but the request is authenticated as 'orders'/);
+
+    const guest = await send('POST', '/queues/orders.signed/messages', {
+      from: '127.0.0.1',
+      body: { body: 'guest', headers: { 'user-id': 'orders' } },
+    });
+    assert.equal(guest.status, 403, JSON.stringify(guest.body));
+    assert.equal(guest.body.error.field, 'headers.user-id');
+
+    const stored = broker.peek('orders.signed', { limit: 10, offset: 0 }).map((m) => m.body.toString());
+    assert.deepEqual(stored, ['mine']);
+    await broker.deleteQueue('orders.signed');
+  });
+
   it('lists only the queues a user may see', async () => {
     const listed = await send('GET', '/queues', { authorization: orders });
     assert.deepEqual(
