@@ -155,7 +155,7 @@ export class ChannelTopology {
         backoff: NO_BACKOFF,
         ...(method.durable ? {} : { durability: 'memory' as const }),
         ...settings,
-      }, { onlyNew: true }));
+      }, { onlyNew: true, shortLived: method.exclusive || method.autoDelete }));
     } finally {
       if (!created) {
         this.topology.unclaim(name, this.connection);

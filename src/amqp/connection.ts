@@ -686,7 +686,7 @@ export class AmqpConnection {
     // Exclusive queues go with their connection (RabbitMQ).
     const deletions = this.context.topology.releaseOwned(this).map((queue) =>
       this.broker
-        .deleteQueue(queue)
+        .deleteQueue(queue, { shortLived: true })
         .then(() => this.context.topology.queueDeleted(queue))
         .catch((err: unknown) =>
           this.logger.debug({ err, queue }, 'exclusive queue not deleted'),

@@ -214,9 +214,11 @@ export class Topology {
   private async expire(queue: string): Promise<void> {
     if (!this.broker.hasQueue(queue)) return;
     try {
-      await this.broker.deleteQueue(queue);
+      const shortLived =
+        this.autoDelete.has(queue) || this.features.get(queue).exclusive === true;
+      await this.broker.deleteQueue(queue, { shortLived });
       await this.queueDeleted(queue);
-      this.logger.info({ queue }, 'queue expired (x-expires)');
+      this.logger[shortLived ? 'debug' : 'info']({ queue }, 'queue expired (x-expires)');
     } catch (err) {
       this.logger.warn({ err, queue }, 'expired queue not deleted');
     }
@@ -325,7 +327,7 @@ export class Topology {
     this.queueUsed(name);
     if (!this.autoDelete.has(name) || !this.broker.hasQueue(name)) return;
     try {
-      await this.broker.deleteQueue(name);
+      await this.broker.deleteQueue(name, { shortLived: true });
       await this.queueDeleted(name);
     } catch (err) {
       this.logger.warn({ err, queue: name }, 'auto-delete failed');

@@ -358,7 +358,7 @@ export class Broker implements BrokerApi {
   async createQueue(
     name: string,
     input: QueueSettingsInput,
-    { onlyNew = false }: { onlyNew?: boolean } = {},
+    { onlyNew = false, shortLived = false }: { onlyNew?: boolean; shortLived?: boolean } = {},
   ): Promise<{ created: boolean; updated: boolean; queue: QueueInfo }> {
     this.checkOpen();
     checkQueueName(name, 'name');
@@ -426,7 +426,7 @@ export class Broker implements BrokerApi {
       }
       throw this.storeError(err);
     }
-    this.logger.info(
+    this.logger[shortLived ? 'debug' : 'info'](
       { queue: name, settings },
       existing ? 'queue updated' : 'queue created',
     );
@@ -465,7 +465,15 @@ export class Broker implements BrokerApi {
     return { purged: seqs.length };
   }
 
-  async deleteQueue(name: string): Promise<void> {
+  /**
+   * `shortLived`: a queue that comes and goes with its clients (AMQP
+   * exclusive and auto-delete ones: Celery makes and drops hundreds an
+   * hour) is logged at debug, not info.
+   */
+  async deleteQueue(
+    name: string,
+    { shortLived = false }: { shortLived?: boolean } = {},
+  ): Promise<void> {
     this.checkOpen();
     const engine = this.engineOf(name);
     const seqs = engine.allSeqs();
@@ -488,7 +496,8 @@ export class Broker implements BrokerApi {
     records.push(...settledRecords(seqs));
     records.push({ type: 'queue-deleted', name });
     await this.append(engine, records);
-    this.logger.info({ queue: name, messages: seqs.length }, 'queue deleted');
+    const level = shortLived ? 'debug' : 'info';
+    this.logger[level]({ queue: name, messages: seqs.length }, 'queue deleted');
   }
 
   // --- publishing -----------------------------------------------------

@@ -1,0 +1,52 @@
+// Queues that come and go with their clients (exclusive, auto-delete) are
+// logged at debug: a Celery deployment makes and drops hundreds of reply
+// and event queues an hour, about 1,500 info lines in the new user's hour.
+// Other queues stay at info, where an operator sees them.
+
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import amqp from 'amqplib';
+import pino from 'pino';
+
+import { createAmqpServer } from '../../src/amqp/server.js';
+import { openBroker, tempDir } from '../helpers.js';
+
+const dir = tempDir('usher-amqp-log-levels-');
+after(() => dir.remove());
+
+const DEBUG = 20;
+const INFO = 30;
+
+test('exclusive and auto-delete queues are logged at debug, others at info', { timeout: 10_000 }, async () => {
+  const lines: Array<{ level: number; msg: string; queue?: string }> = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  const broker = await openBroker(dir.path, { logger });
+  const server = await createAmqpServer({ broker, logger, dataDir: dir.path, maxMessageBytes: 1 << 20 });
+  const { port } = await server.listen(0, '127.0.0.1');
+  try {
+    const connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`);
+    const channel = await connection.createChannel();
+    await channel.assertQueue('kept', { durable: true });
+    const { queue: exclusive } = await channel.assertQueue('', { exclusive: true });
+    await channel.assertQueue('auto', { autoDelete: true });
+    const { consumerTag } = await channel.consume('auto', () => {});
+    await channel.cancel(consumerTag);
+    await channel.deleteQueue('kept');
+    await connection.close();
+    await sleep(100);
+
+    const levelOf = (msg: string, queue: string) =>
+      lines.filter((line) => line.msg === msg && line.queue === queue).map((line) => line.level);
+    assert.deepEqual(levelOf('queue created', 'kept'), [INFO]);
+    assert.deepEqual(levelOf('queue deleted', 'kept'), [INFO]);
+    assert.deepEqual(levelOf('queue created', exclusive), [DEBUG]);
+    assert.deepEqual(levelOf('queue deleted', exclusive), [DEBUG], 'deleted with its connection');
+    assert.deepEqual(levelOf('queue created', 'auto'), [DEBUG]);
+    assert.deepEqual(levelOf('queue deleted', 'auto'), [DEBUG], 'deleted with its last consumer');
+  } finally {
+    await server.close();
+    await broker.close();
+  }
+});
