@@ -55,6 +55,8 @@ export interface ConnectionContext {
   consumerTimeoutMs: number;
 }
 
+/** How long a client that sent connection.close has to hang up after close-ok. */
+const CLOSE_OK_LINGER_MS = 5_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const PUBLISH_HIGH_WATER = 20_000;
 const PUBLISH_LOW_WATER = 5_000;
@@ -321,8 +323,15 @@ export class AmqpConnection {
         this.forEachChannel((channel) => channel.flushPublishes());
         this.send(0, { name: 'connection.close-ok' });
         this.flush();
-        this.socket.end();
         this.phase = 'closed';
+        if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+        // The client hangs up once it has read close-ok, as with RabbitMQ,
+        // which leaves the socket to it. Hanging up first, the client's
+        // reader could meet the end of the stream before its own close was
+        // done: amqp091-go reported a clean Close() as error 501 "EOF" to
+        // NotifyClose on 210 of 300 connections (new user's run of its
+        // integration suite). A client that never hangs up is cut off.
+        setTimeout(() => this.socket.destroy(), CLOSE_OK_LINGER_MS).unref();
         return;
       case 'connection.close-ok':
         this.socket.end();
