@@ -211,10 +211,12 @@ function withTable(
   const ownHeaders = ownHeaderNames(own);
   for (const [name, value] of table) {
     if (value.type !== 'S' || typeof value.value !== 'string') continue;
-    // A table entry that takes a property's name is the publisher's,
-    // counted with the table.
-    const property = ownHeaders.indexOf(name);
-    if (property >= 0) ownHeaders.splice(property, 1);
+    // An entry named as a property's header (user-id, content-type...)
+    // stays in the typed table only, a header to AMQP consumers as in
+    // RabbitMQ. As a text header it came back as that property: a
+    // publisher logged in as guest showed consumers user-id 'root'
+    // (breaker), past the check of the property itself (user-id.ts).
+    if (PROPERTY_HEADERS.has(name)) continue;
     headers[name] = value.value;
   }
   headers[TYPED_HEADERS] = encodeTable(table).toString('base64');

@@ -259,6 +259,34 @@ describe('AMQP permissions', () => {
     assert.equal(broker.getQueue('orders.signed').stats.total, 0, 'the forged one is not stored');
   });
 
+  // A header entry named user-id was stored as the text header that
+  // carries the property, and came back as the property (breaker).
+  it('delivers a user-id header as a header, never as the user-id property', {
+    timeout: 10_000,
+  }, async () => {
+    const model = await connectAs('orders', 'orders password');
+    const channel = await model.createConfirmChannel();
+    await channel.assertQueue('orders.headed');
+    channel.sendToQueue('orders.headed', Buffer.from('header only'), { headers: { 'user-id': 'root' } });
+    channel.sendToQueue('orders.headed', Buffer.from('both'),
+      { userId: 'orders', headers: { 'user-id': 'root' } });
+    await channel.waitForConfirms();
+
+    // HTTP readers see the property's header, the publisher's own.
+    const stored = broker.peek('orders.headed', { limit: 2, offset: 0 });
+    assert.deepEqual(stored.map((m) => m.headers['user-id']), [undefined, 'orders']);
+
+    const headerOnly = await channel.get('orders.headed', { noAck: true });
+    assert.ok(headerOnly !== false);
+    assert.equal(headerOnly.properties.userId, undefined);
+    assert.equal(headerOnly.properties.headers?.['user-id'], 'root');
+    const both = await channel.get('orders.headed', { noAck: true });
+    assert.ok(both !== false);
+    assert.equal(both.properties.userId, 'orders');
+    assert.equal(both.properties.headers?.['user-id'], 'root');
+    await channel.deleteQueue('orders.headed');
+  });
+
   it('closes a connection with 320 once its user is deleted', async () => {
     await authenticator.store.addUser('leaver', 'leaver password', {
       permissions: { publish: ['orders.*'], consume: [], manage: [] },
