@@ -209,7 +209,8 @@ export class ChannelTopology {
     if (method.ifEmpty && stats.ready > 0) {
       throw preconditionFailed(`queue '${method.queue}' in vhost '/' is not empty`);
     }
-    await this.broker.deleteQueue(method.queue);
+    const shortLived = this.topology.isShortLived(method.queue);
+    await this.broker.deleteQueue(method.queue, { shortLived });
     await this.topology.queueDeleted(method.queue);
     if (!method.noWait) this.send({ name: 'queue.delete-ok', messageCount: stats.ready });
   }

@@ -142,7 +142,7 @@ export class Topology {
       .map(([queue]) => queue);
     for (const queue of orphans) {
       try {
-        await this.broker.deleteQueue(queue);
+        await this.broker.deleteQueue(queue, { shortLived: true });
         await this.queueDeleted(queue);
         this.logger.info({ queue }, 'exclusive queue of a previous run deleted');
       } catch (err) {
@@ -214,8 +214,7 @@ export class Topology {
   private async expire(queue: string): Promise<void> {
     if (!this.broker.hasQueue(queue)) return;
     try {
-      const shortLived =
-        this.autoDelete.has(queue) || this.features.get(queue).exclusive === true;
+      const shortLived = this.isShortLived(queue);
       await this.broker.deleteQueue(queue, { shortLived });
       await this.queueDeleted(queue);
       this.logger[shortLived ? 'debug' : 'info']({ queue }, 'queue expired (x-expires)');
@@ -262,6 +261,15 @@ export class Topology {
   }
 
   /** The queues `connection` owned; they are forgotten here. */
+  /**
+   * An exclusive or auto-delete queue: it comes and goes with its
+   * clients, and is logged at debug (Broker.createQueue).
+   */
+  isShortLived(queue: string): boolean {
+    return this.owners.has(queue) || this.autoDelete.has(queue) ||
+      this.features.get(queue).exclusive === true;
+  }
+
   releaseOwned(connection: object): string[] {
     const owned: string[] = [];
     for (const [queue, owner] of this.owners) {

@@ -34,6 +34,12 @@ test('exclusive and auto-delete queues are logged at debug, others at info', { t
     const { consumerTag } = await channel.consume('auto', () => {});
     await channel.cancel(consumerTag);
     await channel.deleteQueue('kept');
+    // Deleted by the client, and by x-expires (breaker: both logged at info).
+    const { queue: deletedByClient } = await channel.assertQueue('', { exclusive: true });
+    await channel.deleteQueue(deletedByClient);
+    const { queue: expiring } = await channel.assertQueue('', { exclusive: true, durable: false, expires: 200 });
+    const deadline = Date.now() + 3000;
+    while (broker.hasQueue(expiring) && Date.now() < deadline) await sleep(20);
     await connection.close();
     await sleep(100);
 
@@ -45,6 +51,9 @@ test('exclusive and auto-delete queues are logged at debug, others at info', { t
     assert.deepEqual(levelOf('queue deleted', exclusive), [DEBUG], 'deleted with its connection');
     assert.deepEqual(levelOf('queue created', 'auto'), [DEBUG]);
     assert.deepEqual(levelOf('queue deleted', 'auto'), [DEBUG], 'deleted with its last consumer');
+    assert.deepEqual(levelOf('queue deleted', deletedByClient), [DEBUG], 'queue.delete');
+    assert.deepEqual(levelOf('queue deleted', expiring), [DEBUG], 'x-expires');
+    assert.deepEqual(levelOf('queue expired (x-expires)', expiring), [DEBUG]);
   } finally {
     await server.close();
     await broker.close();
