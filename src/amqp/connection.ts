@@ -639,13 +639,21 @@ export class AmqpConnection {
     let ticks = 0;
     let silentChecks = 0;
     let checkedAt = Date.now();
+    let sentAtCheck = this.bytesSent();
     this.heartbeatTimer = setInterval(() => {
       if (++ticks % 2 === 0) {
-        // While we are not reading (the peer is slow to read, or the disk
-        // is behind) its heartbeats wait unread in TCP: that is not silence.
-        const heard = this.socket.isPaused() || this.lastReceived >= checkedAt;
+        // While we are not reading, the peer's heartbeats wait unread in
+        // TCP: that is not silence when the disk is behind, nor when the
+        // peer is slow to read what we send, as long as it reads some. A
+        // peer that reads nothing either (hung, stopped) is silent: it had
+        // kept its connection and deliveries for good (breaker).
+        const sent = this.bytesSent();
+        const paused = this.socket.isPaused();
+        const heard = this.lastReceived >= checkedAt ||
+          (paused && (!this.pausedForDrain || sent > sentAtCheck));
         silentChecks = heard ? 0 : silentChecks + 1;
         checkedAt = Date.now();
+        sentAtCheck = sent;
         if (silentChecks >= 2) {
           this.logger.info({}, 'missed heartbeats; closing');
           this.socket.destroy();
@@ -678,6 +686,11 @@ export class AmqpConnection {
     // Wait briefly for close-ok, then hang up either way.
     const linger = fatal ? 0 : 1000;
     setTimeout(() => this.socket.destroy(), linger).unref();
+  }
+
+  /** Bytes the kernel took from us so far: more only as the peer reads. */
+  private bytesSent(): number {
+    return this.socket.bytesWritten - this.socket.writableLength;
   }
 
   /** Server shutdown: tell the client, as RabbitMQ does (320). */

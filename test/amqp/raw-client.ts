@@ -82,6 +82,7 @@ export class Raw {
   async open(
     mode: 'confirm' | 'tx' | 'none' = 'confirm',
     clientProperties: FieldTable = new Map(),
+    heartbeat = 0,
   ): Promise<void> {
     this.send(PROTOCOL_HEADER);
     await this.expect('connection.start');
@@ -93,7 +94,7 @@ export class Raw {
       locale: 'en_US',
     });
     await this.expect('connection.tune');
-    this.method(0, { name: 'connection.tune-ok', channelMax: 0, frameMax: FRAME_MAX, heartbeat: 0 });
+    this.method(0, { name: 'connection.tune-ok', channelMax: 0, frameMax: FRAME_MAX, heartbeat });
     this.method(0, { name: 'connection.open', virtualHost: '/' });
     assert.ok(await this.expect('connection.open-ok'));
     this.method(1, { name: 'channel.open' });

@@ -1,0 +1,77 @@
+// A consumer whose process hangs (neither reads nor sends; its kernel
+// keeps the TCP connection open with a zero window) while a backlog is
+// delivered to it. The broker stops reading a peer that does not read what
+// it sends; the heartbeat check took that pause for a sign of life, so the
+// peer kept its connection and its deliveries for good (breaker). Now a
+// paused peer is alive only while it reads some of what was sent.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import amqp from 'amqplib';
+
+import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
+import type { Broker } from '../../src/broker/broker.js';
+import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { Raw } from './raw-client.js';
+
+const dir = tempDir('usher-amqp-hung-peer-');
+let broker: Broker;
+let server: AmqpServer;
+let port: number;
+
+before(async () => {
+  broker = await openBroker(dir.path);
+  server = await createAmqpServer({ broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1 << 20 });
+  port = (await server.listen(0, '127.0.0.1')).port;
+});
+
+after(async () => {
+  await server.close();
+  await broker.close();
+  dir.remove();
+});
+
+async function until(what: string, done: () => boolean, ms: number): Promise<number> {
+  const started = Date.now();
+  while (!done()) {
+    if (Date.now() - started > ms) assert.fail(`no ${what} after ${ms} ms`);
+    await sleep(20);
+  }
+  return Date.now() - started;
+}
+
+test('a consumer that stops reading and sending is dropped after missed heartbeats', {
+  timeout: 30_000,
+}, async () => {
+  // More than the kernel's buffers on both sides and the broker's own 4 MiB.
+  const loader = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`);
+  const channel = await loader.createConfirmChannel();
+  await channel.assertQueue('hung-backlog', { durable: false });
+  const body = Buffer.alloc(900 * 1024, 7);
+  for (let i = 0; i < 40; i++) channel.sendToQueue('hung-backlog', body);
+  await channel.waitForConfirms();
+  await loader.close();
+
+  const hung = new Raw(port);
+  try {
+    await hung.open('none', new Map(), 1);
+    hung.method(1, {
+      name: 'basic.consume', queue: 'hung-backlog', consumerTag: 'hung', noLocal: false,
+      noAck: false, exclusive: false, noWait: false, arguments: new Map(),
+    });
+    assert.ok(await hung.expect('basic.consume-ok'));
+    // From here its process is hung.
+    hung.socket.pause();
+    const stats = () => broker.getQueue('hung-backlog').stats;
+    await until('deliveries', () => stats().inFlight > 0, 5000);
+
+    // Handed back once the connection is dropped: 1 s heartbeats, 2 to 3
+    // intervals of silence, after the broker's buffers filled.
+    await until('drop of the hung peer', () => stats().inFlight === 0, 10_000);
+    assert.equal(stats().ready, 40);
+  } finally {
+    hung.close();
+  }
+});
