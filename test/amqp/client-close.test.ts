@@ -5,30 +5,13 @@
 // What the connection held (exclusive queues) goes once the client hangs up.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
-import type { Broker } from '../../src/broker/broker.js';
-import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { useAmqpFixture } from './amqp-fixture.js';
 import { Raw } from './raw-client.js';
 
-const dir = tempDir('usher-amqp-client-close-');
-let broker: Broker;
-let server: AmqpServer;
-let port: number;
-
-before(async () => {
-  broker = await openBroker(dir.path);
-  server = await createAmqpServer({ broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1 << 20 });
-  port = (await server.listen(0, '127.0.0.1')).port;
-});
-
-after(async () => {
-  await server.close();
-  await broker.close();
-  dir.remove();
-});
+const usher = useAmqpFixture('usher-amqp-client-close-');
 
 /** Resolves true once the server hangs up on `raw`, false after `ms`. */
 function hungUp(raw: Raw, ms: number): Promise<boolean> {
@@ -45,7 +28,7 @@ function hungUp(raw: Raw, ms: number): Promise<boolean> {
 test('after close-ok the socket stays open until the client hangs up; then its exclusive queue goes', {
   timeout: 10_000,
 }, async () => {
-  const raw = new Raw(port);
+  const raw = new Raw(usher.port);
   await raw.open('none');
   raw.method(1, {
     name: 'queue.declare', queue: 'client-close-exclusive', passive: false, durable: false,
@@ -59,6 +42,6 @@ test('after close-ok the socket stays open until the client hangs up; then its e
 
   raw.close();
   const deadline = Date.now() + 3000;
-  while (broker.hasQueue('client-close-exclusive') && Date.now() < deadline) await sleep(20);
-  assert.equal(broker.hasQueue('client-close-exclusive'), false, 'the exclusive queue outlived its connection');
+  while (usher.broker.hasQueue('client-close-exclusive') && Date.now() < deadline) await sleep(20);
+  assert.equal(usher.broker.hasQueue('client-close-exclusive'), false, 'the exclusive queue outlived its connection');
 });

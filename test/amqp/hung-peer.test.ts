@@ -6,32 +6,13 @@
 // paused peer is alive only while it reads some of what was sent.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import amqp from 'amqplib';
-
-import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
-import type { Broker } from '../../src/broker/broker.js';
-import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { useAmqpFixture } from './amqp-fixture.js';
 import { Raw } from './raw-client.js';
 
-const dir = tempDir('usher-amqp-hung-peer-');
-let broker: Broker;
-let server: AmqpServer;
-let port: number;
-
-before(async () => {
-  broker = await openBroker(dir.path);
-  server = await createAmqpServer({ broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1 << 20 });
-  port = (await server.listen(0, '127.0.0.1')).port;
-});
-
-after(async () => {
-  await server.close();
-  await broker.close();
-  dir.remove();
-});
+const usher = useAmqpFixture('usher-amqp-hung-peer-');
 
 async function until(what: string, done: () => boolean, ms: number): Promise<number> {
   const started = Date.now();
@@ -46,15 +27,14 @@ test('a consumer that stops reading and sending is dropped after missed heartbea
   timeout: 30_000,
 }, async () => {
   // More than the kernel's buffers on both sides and the broker's own 4 MiB.
-  const loader = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`);
+  const loader = await usher.connect();
   const channel = await loader.createConfirmChannel();
   await channel.assertQueue('hung-backlog', { durable: false });
   const body = Buffer.alloc(900 * 1024, 7);
   for (let i = 0; i < 40; i++) channel.sendToQueue('hung-backlog', body);
   await channel.waitForConfirms();
-  await loader.close();
 
-  const hung = new Raw(port);
+  const hung = new Raw(usher.port);
   try {
     await hung.open('none', new Map(), 1);
     hung.method(1, {
@@ -64,7 +44,7 @@ test('a consumer that stops reading and sending is dropped after missed heartbea
     assert.ok(await hung.expect('basic.consume-ok'));
     // From here its process is hung.
     hung.socket.pause();
-    const stats = () => broker.getQueue('hung-backlog').stats;
+    const stats = () => usher.broker.getQueue('hung-backlog').stats;
     await until('deliveries', () => stats().inFlight > 0, 5000);
 
     // Handed back once the connection is dropped: 1 s heartbeats, 2 to 3
