@@ -198,8 +198,16 @@ export class UsherAmqpClient {
     if (this.blocked !== null) {
       return this.blocked.until.then(() => this.publish(queue, body, options));
     }
-    const { bytes, contentType } = bodyBytes(body);
+    const { bytes, contentType: bodyType } = bodyBytes(body);
     const headers: Record<string, string> = { ...options.headers };
+    // A content-type header declares the body's type, as over HTTP: it is
+    // the AMQP property, which the broker keeps apart from the headers.
+    let contentType = bodyType;
+    for (const name of Object.keys(headers)) {
+      if (name.toLowerCase() !== 'content-type') continue;
+      contentType = headers[name];
+      delete headers[name];
+    }
     // Usher's own id, so its deduplication works over AMQP too.
     if (options.id !== undefined) headers[ID_HEADER] = options.id;
     const properties: BasicProperties = {

@@ -54,6 +54,21 @@ describe('connectAmqp', () => {
     assert.equal(messages[0].priority, 9);
   });
 
+  // As over HTTP, a content-type header declares the body's type; the
+  // broker keeps AMQP headers apart from properties, so the client sends
+  // it as the property (the demo's JSON text went to its dead-letter
+  // queues when it travelled as a header).
+  it('sends a content-type header as the content type', async () => {
+    await broker.createQueue('amqp-typed', {});
+    const usher = await connectAmqp(url);
+    await usher.publish('amqp-typed', '{"ticket":"T-2"}', { headers: { 'Content-Type': 'application/json' } });
+    await usher.close();
+
+    const [message] = await broker.receive('amqp-typed', { max: 1, waitMs: 0 });
+    assert.equal(message.headers['content-type'], 'application/json');
+    assert.equal(message.headers['Content-Type'], undefined);
+  });
+
   it('consumes with a concurrency, acking on return and requeueing on throw', async () => {
     const queue = await ensure('amqp-consume');
     const usher = await connectAmqp(url);
