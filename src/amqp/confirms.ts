@@ -67,18 +67,28 @@ export class ConfirmTracker {
     }
   }
 
-  /** One `multiple` ack up to the highest tag below which every tag is answered. */
+  /**
+   * One ack up to the highest tag below which every tag is answered:
+   * `multiple` when it answers more than one. A single one goes out with
+   * multiple=false, as RabbitMQ sends it: Bunny 2.19 adds its tag offset
+   * twice to a `multiple` ack after a reconnection, and its publisher
+   * waited for confirms for ever (new user).
+   */
   sendAcks(): void {
     let lastAck = 0;
+    let acked = 0;
     const states = this.#states;
     while (this.#answeredUpTo < this.#lastTag) {
       const state = states[this.#head];
       if (state > 0) break;
       this.#answeredUpTo++;
-      if (state === ACKED) lastAck = this.#answeredUpTo;
+      if (state === ACKED) {
+        lastAck = this.#answeredUpTo;
+        acked++;
+      }
       this.#head = (this.#head + 1) % states.length;
     }
-    if (lastAck > 0) this.send({ name: 'basic.ack', deliveryTag: lastAck, multiple: true });
+    if (lastAck > 0) this.send({ name: 'basic.ack', deliveryTag: lastAck, multiple: acked > 1 });
   }
 
   /** Index in #states of a tag that is out and not yet answered; -1 if none. */

@@ -134,7 +134,7 @@ test('confirm.select-ok comes after the answers to the methods sent before it',
     raw.send(publishTo('', 'order-confirmed', 'confirmed'));
   });
   const acks = await raw.acksUpTo(1);
-  assert.deepEqual(acks, [{ deliveryTag: 1, multiple: true }]);
+  assert.deepEqual(acks, [{ deliveryTag: 1, multiple: false }]);
   assert.deepEqual(since(raw, from).slice(0, 3),
     ['queue.declare-ok', 'confirm.select-ok', 'basic.ack']);
 }));
