@@ -260,7 +260,6 @@ export class Topology {
     this.owners.set(queue, connection);
   }
 
-  /** The queues `connection` owned; they are forgotten here. */
   /**
    * An exclusive or auto-delete queue: it comes and goes with its
    * clients, and is logged at debug (Broker.createQueue).
@@ -270,6 +269,7 @@ export class Topology {
       this.features.get(queue).exclusive === true;
   }
 
+  /** The queues `connection` owned; they are forgotten here. */
   releaseOwned(connection: object): string[] {
     const owned: string[] = [];
     for (const [queue, owner] of this.owners) {

@@ -12,9 +12,9 @@
 // number, the highest seq the crashed run had made, saved before the
 // broker serves, so that later restarts keep it. A clean stop raises it
 // to the highest seq a consumer still held (raiseMark): an HTTP lease is
-// not handed back as an AMQP channel's deliveries are when it closes. It is saved in the log's
-// folder: seqs count from the log, and a log removed, or put back from a
-// backup, takes its mark along. A message never delivered before the
+// not handed back as an AMQP channel's deliveries are when it closes. It
+// is saved in the log's folder: seqs count from the log, and a log
+// removed, or put back from a backup, takes its mark along. A message never delivered before the
 // crash is marked too; an idempotent consumer only checks it once more.
 
 import { readFileSync } from 'node:fs';
@@ -47,7 +47,7 @@ export async function maybeDeliveredUpTo(
     kept = 0;
   }
   if (!crashed || lastSeq <= kept) return kept;
-  await writeAtomically(path, `${lastSeq}\n`);
+  await raiseMark(logDir, lastSeq);
   return lastSeq;
 }
 

@@ -75,18 +75,13 @@ export class DataLock {
   }
 
   /**
-   * Lets go without removing the file, as a crash leaves it: for a start
-   * that fails after taking over a stale lock, before it saved what the
-   * crash means (crash-marks.ts). Removed, the next start would not know
-   * the broker had crashed.
+   * release(), except for a start that took over a stale lock: then the
+   * file stays, as the crash left it, for the start may have failed
+   * before it saved what the crash means (crash-marks.ts). Removed, the
+   * next start would not know the broker had crashed.
    */
-  abandon(): void {
-    held.delete(this.path);
-  }
-
-  /** release(), or abandon() when this start took the place of a crashed one. */
   releaseAfterFailedStart(): void {
-    if (this.tookOverStale) this.abandon();
+    if (this.tookOverStale) held.delete(this.path);
     else this.release();
   }
 }

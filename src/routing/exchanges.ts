@@ -294,10 +294,13 @@ export class ExchangeTable {
         `cannot publish to internal ${this.rs('exchange', exchange)}`,
       );
     }
-    const keys = typeof routingKeys === 'string' ? [routingKeys] : routingKeys;
     const queues = new Set<string>();
     if (exchange === '') {
-      for (const key of keys) if (this.queues.hasQueue(key)) queues.add(key);
+      if (typeof routingKeys === 'string') {
+        if (this.queues.hasQueue(routingKeys)) queues.add(routingKeys);
+      } else {
+        for (const key of routingKeys) if (this.queues.hasQueue(key)) queues.add(key);
+      }
       return queues;
     }
 
@@ -306,7 +309,9 @@ export class ExchangeTable {
     const matched: Binding[] = [];
     for (let x = pending.pop(); x !== undefined; x = pending.pop()) {
       matched.length = 0;
-      for (const key of keys) x.index.match(key, headers, matched);
+      // One key (nearly every publish) makes no array to walk.
+      if (typeof routingKeys === 'string') x.index.match(routingKeys, headers, matched);
+      else for (const key of routingKeys) x.index.match(key, headers, matched);
       if (matched.length === 0 && x.alternate !== undefined) {
         this.follow(x.alternate, seen, pending);
       }
