@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
+import type { BasicProperties } from '../../src/amqp/content.js';
 import { BodyTooLargeError } from '../../src/amqp/errors.js';
 import { TOO_MANY_ENTRIES } from '../../src/amqp/field-table.js';
 import { AmqpFrameDecoder, type Inbound } from '../../src/amqp/frame-decoder.js';
+import type { Method } from '../../src/amqp/methods.js';
 import {
   encodeContent,
   encodeMethodFrame,
@@ -100,20 +102,7 @@ describe('headers tables', () => {
   });
 
   test("a client's decoder reads a delivery's whole", () => {
-    const deliver = encodeContent(
-      1,
-      {
-        name: 'basic.deliver',
-        consumerTag: 'c',
-        deliveryTag: 1,
-        redelivered: false,
-        exchange: '',
-        routingKey: 'q',
-      },
-      { headers },
-      Buffer.from('x'),
-      8192,
-    );
+    const deliver = deliverFrames({ headers }, 8192);
     const decoder = new AmqpFrameDecoder({ from: 'server' });
     assert.deepEqual(headerOf(decoder.push(deliver)), headers);
   });
@@ -231,20 +220,7 @@ describe('methods', () => {
   });
 
   test('a method the client may not send is COMMAND_INVALID', () => {
-    const deliver = encodeContent(
-      1,
-      {
-        name: 'basic.deliver',
-        consumerTag: 'c',
-        deliveryTag: 1,
-        redelivered: false,
-        exchange: '',
-        routingKey: 'q',
-      },
-      {},
-      Buffer.from('x'),
-      4096,
-    );
+    const deliver = deliverFrames({}, 4096);
     connectionError(
       opened().push(deliver),
       503,
@@ -418,3 +394,16 @@ describe('content sequence', () => {
     );
   });
 });
+
+/** A basic.deliver of body 'x' on channel 1, with `properties`, as a server sends it. */
+function deliverFrames(properties: BasicProperties, frameMax: number): Buffer {
+  const method: Method = {
+    name: 'basic.deliver',
+    consumerTag: 'c',
+    deliveryTag: 1,
+    redelivered: false,
+    exchange: '',
+    routingKey: 'q',
+  };
+  return encodeContent(1, method, properties, Buffer.from('x'), frameMax);
+}
