@@ -11,7 +11,7 @@ import amqp from 'amqplib';
 
 import { createAmqpServer } from '../../src/amqp/server.js';
 import type { Broker } from '../../src/broker/broker.js';
-import { heldDisk, openBroker, silentLogger, tempDir } from '../helpers.js';
+import { heldDisk, openBroker, silentLogger, tempDir, until } from '../helpers.js';
 
 const dir = tempDir('usher-amqp-in-memory-');
 after(() => dir.remove());
@@ -98,9 +98,11 @@ test('transient on a non-durable queue alone: confirmed while the disk is held',
       });
     });
     assert.equal(got, 'memory-only false');
-    await sleep(50);
+    // The ack is sent without an answer: waited for, not slept on (50 ms
+    // was too short once, with the machine busy).
+    await until('the ack, with the disk held', () =>
+      broker.getQueue('memory-only').stats.inFlight === 0, 3000);
     assert.equal(broker.getQueue('memory-only').stats.ready, 0);
-    assert.equal(broker.getQueue('memory-only').stats.inFlight, 0);
   } finally {
     disk.release();
     await connection.close();
