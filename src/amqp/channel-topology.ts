@@ -12,6 +12,7 @@ import { recordUnauthorized } from '../observe/observations.js';
 import { METHOD_IDS, checkAccess } from './access.js';
 import type { AmqpConnection } from './connection.js';
 import { REPLY } from './constants.js';
+import { REPLY_QUEUE } from './direct-reply.js';
 import { AmqpError } from './errors.js';
 import { settingsFromArguments } from './mapping.js';
 import type { Method, MethodOf } from './methods.js';
@@ -71,6 +72,15 @@ export class ChannelTopology {
   }
 
   private async declareQueue(method: MethodOf<'queue.declare'>): Promise<void> {
+    if (method.queue === REPLY_QUEUE) {
+      // The direct reply-to pseudo-queue (direct-reply.ts) is always there;
+      // RabbitMQ 3.10 answers so, one consumer and all, as clients that
+      // probe for the feature with a passive declare expect.
+      if (!method.noWait) {
+        this.send({ name: 'queue.declare-ok', queue: REPLY_QUEUE, messageCount: 0, consumerCount: 1 });
+      }
+      return;
+    }
     if (method.queue.startsWith('amq.') && !method.passive) {
       throw new AmqpError(
         REPLY.ACCESS_REFUSED,

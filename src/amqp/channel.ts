@@ -28,6 +28,7 @@ import { ConfirmTracker } from './confirms.js';
 import type { BasicProperties, ContentHeader } from './content.js';
 import { LastProperties, propertiesOf } from './delivery-properties.js';
 import { DeliveryTags } from './delivery-tags.js';
+import { REPLY_QUEUE } from './direct-reply.js';
 import { AckTimeout } from './ack-timeout.js';
 import { AmqpError } from './errors.js';
 import { EMPTY_TABLE, type FieldTable } from './field-table.js';
@@ -171,6 +172,8 @@ export class AmqpChannel {
   private readonly plan: PublishPlan = { queues: [], properties: {}, input: null };
   private readonly unacked = new DeliveryTags<Unacked>();
   private readonly consumers = new Map<string, Consumer>();
+  /** The direct reply-to consumer, if any: its tag and the reply name it gave out. */
+  private replies: { tag: string; name: string } | null = null;
   private consumerPrefetch = 0;
   /** Publishes waiting behind pending methods (queuePublish), and their body bytes. */
   private readonly queued = { publishes: 0, bytes: 0 };
@@ -437,7 +440,9 @@ export class AmqpChannel {
       const body = bodyOf(incoming);
       const { queues, properties, input } = this.planPublish(incoming, body);
       if (input === null) {
-        if (incoming.mandatory) this.returnUnroutable(incoming, properties, body);
+        const replied = incoming.exchange === '' &&
+          this.connection.context.directReplies.deliver(incoming.routingKey, properties, body);
+        if (!replied && incoming.mandatory) this.returnUnroutable(incoming, properties, body);
         if (tag > 0) this.confirm(tag, true);
         return;
       }
@@ -486,6 +491,9 @@ export class AmqpChannel {
     plan.properties = headersTable === sent
       ? incoming.properties
       : { ...incoming.properties, headers: headersTable };
+    if (plan.properties.replyTo === REPLY_QUEUE) {
+      plan.properties = { ...plan.properties, replyTo: this.replyName() };
+    }
     const queues = this.topology.route(incoming.exchange, keys, headersTable);
     plan.queues = queues;
 
@@ -664,19 +672,17 @@ export class AmqpChannel {
   }
 
   private consume(method: MethodOf<'basic.consume'>): void {
+    if (method.queue === REPLY_QUEUE) {
+      this.consumeReplies(method);
+      return;
+    }
     allow(this.connection, 'consume', 'queue', method.queue, METHOD_IDS.basicConsume);
     checkQueue(this.connection, method.queue);
     const limit = this.connection.context.maxConsumersPerQueue;
     if (this.topology.consumerCount(method.queue) >= limit) {
       throw preconditionFailed(`queue '${method.queue}' has ${limit} consumers, the limit`);
     }
-    const tag =
-      method.consumerTag === ''
-        ? `amq.ctag-${randomBytes(12).toString('base64url')}`
-        : method.consumerTag;
-    if (this.consumers.has(tag)) {
-      throw new AmqpError(REPLY.NOT_ALLOWED, `attempt to reuse consumer tag '${tag}'`);
-    }
+    const tag = this.newConsumerTag(method.consumerTag);
 
     this.topology.addConsumer(method.queue, method.exclusive);
     const consumer: Consumer = {
@@ -703,6 +709,72 @@ export class AmqpChannel {
       deliver: (messages) => this.deliver(consumer, messages),
       cancelled: () => this.cancelledByBroker(consumer),
     });
+  }
+
+  /** The tag the client asked for, or one made up; never one in use on this channel. */
+  private newConsumerTag(asked: string): string {
+    const tag = asked === '' ? `amq.ctag-${randomBytes(12).toString('base64url')}` : asked;
+    if (this.consumers.has(tag) || this.replies?.tag === tag) {
+      throw new AmqpError(REPLY.NOT_ALLOWED, `attempt to reuse consumer tag '${tag}'`);
+    }
+    return tag;
+  }
+
+  /**
+   * basic.consume from amq.rabbitmq.reply-to (direct-reply.ts): no queue
+   * and no acks; replies are sent as they are published. One a channel,
+   * as in RabbitMQ, whose texts these are.
+   */
+  private consumeReplies(method: MethodOf<'basic.consume'>): void {
+    if (!method.noAck) throw preconditionFailed('reply consumer cannot acknowledge');
+    if (this.replies !== null) throw preconditionFailed('reply consumer already set');
+    const tag = this.newConsumerTag(method.consumerTag);
+    const name = this.connection.context.directReplies.open(
+      (routingKey, properties, body) => this.takeReply(tag, routingKey, properties, body));
+    this.replies = { tag, name };
+    if (!method.noWait) this.send({ name: 'basic.consume-ok', consumerTag: tag });
+  }
+
+  /** The reply-to name a publish asking for amq.rabbitmq.reply-to is sent with. */
+  private replyName(): string {
+    if (this.replies === null) throw preconditionFailed('fast reply consumer does not exist');
+    return this.replies.name;
+  }
+
+  /** A reply to this channel's reply name, published on any connection. */
+  private takeReply(tag: string, routingKey: string, properties: BasicProperties,
+    body: Buffer): boolean {
+    // A client that does not read its replies gets no more of them once
+    // 4 MiB wait for its socket, as a consumer gets no more deliveries: a
+    // reply is never queued, so it is unroutable then (returned if
+    // mandatory) rather than held without bound.
+    if (this.closed || !this.connection.roomForDeliveries()) return false;
+    const method: MethodOf<'basic.deliver'> = {
+      name: 'basic.deliver',
+      consumerTag: tag,
+      deliveryTag: this.deliveryTag + 1,
+      redelivered: false,
+      exchange: '',
+      routingKey,
+    };
+    try {
+      // A view of the publisher's socket chunk would stay pinned until
+      // this client reads it; one that is most of its chunk may.
+      this.connection.sendContent(this.number, method, properties,
+        pinsLittle(body) ? body : copyOf(body));
+    } catch {
+      // Properties too large for this client's frame_max: as if gone.
+      return false;
+    }
+    // The tag is the next one, but not taken: nothing acks a reply, and
+    // RabbitMQ 3.10 gives the delivery after it the same tag.
+    return true;
+  }
+
+  private stopReplies(): void {
+    if (this.replies === null) return;
+    this.connection.context.directReplies.forget(this.replies.name);
+    this.replies = null;
   }
 
   private creditOf(consumer: Consumer): number {
@@ -825,6 +897,7 @@ export class AmqpChannel {
   private cancel(tag: string, reply: boolean): void {
     const consumer = this.consumers.get(tag);
     if (consumer !== undefined) this.dropConsumer(consumer);
+    if (this.replies?.tag === tag) this.stopReplies();
     if (reply) this.send({ name: 'basic.cancel-ok', consumerTag: tag });
   }
 
@@ -1037,6 +1110,7 @@ export class AmqpChannel {
     }
     this.incoming = null;
     this.tx.release();
+    this.stopReplies();
     // Its consumers stop taking first, and the next single active consumer
     // is woken only once their messages are back at the head, as RabbitMQ
     // requeues before it hands over: woken first, it took the messages

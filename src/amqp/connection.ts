@@ -27,6 +27,7 @@ import { hasCapability, supportsBlocked, watchAdmission } from './blocking.js';
 import { AmqpChannel } from './channel.js';
 import { REPLY, SERVER_CAPABILITIES } from './constants.js';
 import type { ContentHeader, PropertiesInput } from './content.js';
+import type { DirectReplies } from './direct-reply.js';
 import { AmqpError } from './errors.js';
 import { decodeTable, plainValue, tableFrom, type FieldTable } from './field-table.js';
 import { AmqpFrameDecoder, type Inbound } from './frame-decoder.js';
@@ -53,6 +54,8 @@ export interface ConnectionContext {
   heldBodyLimits: { connection: number; all: number };
   /** How long a channel may hold a delivery unacked (channel.ts). */
   consumerTimeoutMs: number;
+  /** Reply names of direct reply-to consumers, on every connection (direct-reply.ts). */
+  directReplies: DirectReplies;
 }
 
 /** How long a client that sent connection.close has to hang up after close-ok. */

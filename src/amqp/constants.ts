@@ -136,7 +136,7 @@ export const SERVER_CAPABILITIES: Readonly<Record<string, boolean>> = {
   'connection.blocked': true,
   authentication_failure_close: true,
   per_consumer_qos: true,
-  direct_reply_to: false,
+  direct_reply_to: true,
 };
 
 /** Longest --amqp-consumer-timeout: under a day, the longest lease (channel.ts). */

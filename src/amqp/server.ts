@@ -13,6 +13,7 @@ import { SourceLimit } from '../net/source-limit.js';
 import { serverTlsOptions, type TlsFiles } from '../net/tls.js';
 import { trackConnection } from '../observe/observations.js';
 import { AmqpConnection, heldBodyLimits } from './connection.js';
+import { DirectReplies } from './direct-reply.js';
 import { Topology } from './topology.js';
 
 export interface AmqpServerOptions {
@@ -68,6 +69,7 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
 
   const perSource = new SourceLimit(options.maxConnectionsPerSource);
   const heldBodies = { bytes: 0 };
+  const directReplies = new DirectReplies();
 
   const accept = (socket: Socket) => {
     // Over the limit: the connection is refused after the protocol header
@@ -86,6 +88,7 @@ export async function createAmqpServer(options: AmqpServerOptions): Promise<Amqp
       heldBodies,
       heldBodyLimits: options.heldBodyLimits ?? heldBodyLimits(options.maxMessageBytes),
       consumerTimeoutMs: options.consumerTimeoutMs ?? 30 * 60 * 1000,
+      directReplies,
       refusal: admitted
         ? null
         : `too many connections from ${socket.remoteAddress} (limit ${perSource.max})`,

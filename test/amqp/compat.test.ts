@@ -17,6 +17,7 @@
 import { after, before, describe, it } from 'node:test';
 
 import { CLIENTS, type Client } from './compat/clients.js';
+import { directReplyCases } from './compat/cases-direct-reply.js';
 import { featureCases } from './compat/cases-features.js';
 import { lifecycleCases } from './compat/cases-lifecycle.js';
 import { overflowCases } from './compat/cases-overflow.js';
@@ -43,6 +44,7 @@ const CASES: readonly Case[] = [
   ...featureCases,
   ...senderSelectedCases,
   ...txCases,
+  ...directReplyCases,
 ];
 
 const TARGETS: ReadonlyArray<{ name: TargetName; start(): Promise<RunningTarget> }> = [

@@ -19,6 +19,7 @@ import { UserStore } from '../../src/auth/user-store.js';
 import type { Broker } from '../../src/broker/broker.js';
 import { AmqpConnection } from '../../src/amqp/connection.js';
 import { PROTOCOL_HEADER } from '../../src/amqp/constants.js';
+import { DirectReplies } from '../../src/amqp/direct-reply.js';
 import { AmqpFrameDecoder } from '../../src/amqp/frame-decoder.js';
 import { encodeMethodFrame } from '../../src/amqp/frame-encoder.js';
 import type { Method } from '../../src/amqp/methods.js';
@@ -128,6 +129,7 @@ async function openConnection(socket: RoomySocket): Promise<AmqpConnection> {
     heldBodies: { bytes: 0 },
     heldBodyLimits: { connection: 64 * 1024 * 1024, all: 256 * 1024 * 1024 },
     consumerTimeoutMs: 30 * 60 * 1000,
+    directReplies: new DirectReplies(),
   });
 
   socket.emit('data', PROTOCOL_HEADER);

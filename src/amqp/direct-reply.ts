@@ -1,0 +1,55 @@
+// Direct reply-to, as RabbitMQ has it: an RPC client consumes from the
+// pseudo-queue `amq.rabbitmq.reply-to` (no-ack only) and publishes its
+// requests with that name as `reply-to`; the server receiving a request
+// sees a name of the client channel's own instead,
+// `amq.rabbitmq.reply-to.<key>`, and a reply published to the default
+// exchange with that name as routing key goes straight to the client's
+// channel. No queue is made and nothing is stored: a reply whose client
+// has gone is unroutable (returned when mandatory), as in RabbitMQ.
+//
+// The key is 18 random bytes, so a name cannot be guessed; whoever knows
+// one (the server it was sent to) may reply to it, as in RabbitMQ, where
+// a reply needs only the right to publish to the default exchange.
+
+import { randomBytes } from 'node:crypto';
+
+import type { BasicProperties } from './content.js';
+
+/** The pseudo-queue a client consumes its replies from. */
+export const REPLY_QUEUE = 'amq.rabbitmq.reply-to';
+const REPLY_PREFIX = `${REPLY_QUEUE}.`;
+
+/** A channel's reply consumer: hands a reply to the client, false when it cannot. */
+export type ReplyTaker = (routingKey: string, properties: BasicProperties, body: Buffer) => boolean;
+
+/** The reply names in use on one listener, each with the channel it reaches. */
+export class DirectReplies {
+  readonly #takers = new Map<string, ReplyTaker>();
+
+  /** A new reply name for `taker`, good until forgotten. */
+  open(taker: ReplyTaker): string {
+    const name = REPLY_PREFIX + randomBytes(18).toString('base64url');
+    this.#takers.set(name, taker);
+    return name;
+  }
+
+  forget(name: string): void {
+    this.#takers.delete(name);
+  }
+
+  /**
+   * Hands a reply published to the default exchange with `routingKey` to
+   * its channel; false when the key names no reply consumer (any more),
+   * or the channel could not take it.
+   */
+  deliver(routingKey: string, properties: BasicProperties, body: Buffer): boolean {
+    if (!routingKey.startsWith(REPLY_PREFIX)) return false;
+    const taker = this.#takers.get(routingKey);
+    return taker !== undefined && taker(routingKey, properties, body);
+  }
+
+  /** Reply names in use, for tests. */
+  get size(): number {
+    return this.#takers.size;
+  }
+}
