@@ -467,7 +467,11 @@ export class AmqpChannel {
       // and the broker copies the others it keeps in memory.
       if (pinsLittle(body)) this.connection.keepsBody(body);
     } catch (err) {
-      if (tag > 0) this.confirm(tag, false);
+      // The channel's close is the answer, with the reason: no basic.nack
+      // before it, as in RabbitMQ. With one, aio-pika raised a nack instead
+      // of the 404 for a missing exchange, and php-amqp's waitForConfirm
+      // returned quietly, so code that declares the exchange on a 404 and
+      // tries again never ran (new user).
       this.fail(err, 'basic.publish');
     }
   }

@@ -10,7 +10,9 @@ import { after, before, it } from 'node:test';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 
 import type { Broker } from '../../src/broker/broker.js';
+import { encodeContent } from '../../src/amqp/frame-encoder.js';
 import { type AmqpFixture, openAmqpFixture } from './amqp-fixture.js';
+import { FRAME_MAX, Raw } from './raw-client.js';
 
 let fixture: AmqpFixture;
 let broker: Broker;
@@ -20,6 +22,9 @@ before(async () => {
   fixture = await openAmqpFixture('usher-confirm-outcomes-');
   broker = fixture.broker;
   connection = await fixture.connect();
+  const channel = await connection.createChannel();
+  await channel.assertQueue('co-present');
+  await channel.close();
 });
 
 after(() => fixture.close());
@@ -122,4 +127,27 @@ it('acks a publish to a durable and a transient queue only once it is on disk', 
   held.forEach((messages, order) =>
     assert.ok(messages >= order + 1, `ack ${order} came when the durable queue held ${messages}`));
   await channel.close();
+});
+
+it('answers a publish to a missing exchange with the channel close alone, no nack', async () => {
+  // RabbitMQ sends no basic.nack first; with one, aio-pika raised the nack
+  // instead of the 404, and php-amqp's waitForConfirm returned quietly
+  // (new user). The publish before it is still confirmed.
+  const raw = new Raw(fixture.port);
+  try {
+    await raw.open('confirm');
+    raw.publish('co-present', new Map(), 'kept');
+    raw.send(encodeContent(1, {
+      name: 'basic.publish', exchange: 'co-no-such-exchange', routingKey: 'k',
+      mandatory: false, immediate: false,
+    }, {}, Buffer.from('lost'), FRAME_MAX));
+    const first = await raw.expect('basic.ack', 'basic.nack', 'channel.close');
+    assert.deepEqual(first, { name: 'basic.ack', deliveryTag: 1, multiple: false });
+    const closed = await raw.expect('basic.ack', 'basic.nack', 'channel.close');
+    assert.ok(closed !== null && closed.name === 'channel.close', JSON.stringify(closed));
+    assert.equal(closed.replyCode, 404);
+    assert.ok(!raw.methodsSeen.includes('basic.nack'), raw.methodsSeen.join(', '));
+  } finally {
+    raw.close();
+  }
 });
