@@ -510,9 +510,13 @@ export class AmqpConnection {
   closeChannel(number: number, error: AmqpError): void {
     const channel = this.channels.get(number);
     if (channel === undefined) return;
-    this.logger.debug(
-      { channel: number, replyCode: error.replyCode, err: error },
-      'channel closed',
+    // At info, as a connection's close is: an operator looking for why an
+    // application's publishes stopped finds the 404 or 406 and its reason
+    // here (RabbitMQ logs channel exceptions too); it was at debug, and a
+    // new user found no line for any of them.
+    this.logger.info(
+      { channel: number, replyCode: error.replyCode, reason: error.message },
+      'closing channel',
     );
     this.sendDueConfirms();
     channel.release();

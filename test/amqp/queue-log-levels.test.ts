@@ -59,3 +59,29 @@ test('exclusive and auto-delete queues are logged at debug, others at info', { t
     await broker.close();
   }
 });
+
+test('a channel closed by an error is logged at info, with the code and reason', { timeout: 10_000 }, async () => {
+  // An operator looking for why an application's publishes stopped must
+  // find the 404 (a new user found no line for any channel error).
+  const lines: Array<{ level: number; msg: string; replyCode?: number; reason?: string }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  const broker = await openBroker(dir.path, { logger });
+  const server = await createAmqpServer({ broker, logger, dataDir: dir.path, maxMessageBytes: 1 << 20 });
+  const { port } = await server.listen(0, '127.0.0.1');
+  try {
+    const connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`);
+    const channel = await connection.createChannel();
+    channel.on('error', () => {});
+    await assert.rejects(channel.checkExchange('no-such-exchange'));
+    await connection.close();
+
+    const closes = lines.filter((line) => line.msg === 'closing channel');
+    assert.equal(closes.length, 1, JSON.stringify(lines));
+    assert.equal(closes[0].level, INFO);
+    assert.equal(closes[0].replyCode, 404);
+    assert.match(closes[0].reason ?? '', /no-such-exchange/);
+  } finally {
+    await server.close();
+    await broker.close();
+  }
+});
