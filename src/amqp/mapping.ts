@@ -57,6 +57,13 @@ export const ID_HEADER = 'x-usher-id';
 /** Where an AMQP publish was sent, for basic.deliver's fields. */
 export const EXCHANGE_HEADER = 'x-usher-amqp-exchange';
 export const ROUTING_KEY_HEADER = 'x-usher-amqp-routing-key';
+/**
+ * An AMQP priority above Usher's highest (9), as published: the message
+ * is ordered as a 9, and its consumers still see the priority it was sent
+ * with (a new user's saw a 10 come back as 9).
+ */
+export const PRIORITY_HEADER = 'x-usher-amqp-priority';
+const MAX_AMQP_PRIORITY = 255;
 
 const TEXT_PROPERTIES = [
   ['contentType', 'content-type'],
@@ -167,6 +174,11 @@ export function fromAmqp(
   }
   headers[EXCHANGE_HEADER] = exchange;
   headers[ROUTING_KEY_HEADER] = routingKey;
+  const priority = properties.priority ?? 0;
+  if (priority > MAX_PRIORITY) {
+    headers[PRIORITY_HEADER] = String(priority);
+    ownHeaders = [...ownHeaders, PRIORITY_HEADER];
+  }
 
   // An id the broker would refuse is left out rather than failing the
   // other publishes batched with this one.
@@ -177,9 +189,17 @@ export function fromAmqp(
     headers,
     ownHeaders,
     // AMQP priorities go to 255; Usher's stop at 9, and higher is higher.
-    priority: Math.min(properties.priority ?? 0, MAX_PRIORITY),
+    priority: Math.min(priority, MAX_PRIORITY),
     ttlMs: expirationOf(properties.expiration),
   };
+}
+
+/** The priority PRIORITY_HEADER holds, 0 when none (or not one AMQP has). */
+function publishedPriority(headers: Record<string, string>): number {
+  const text = headers[PRIORITY_HEADER];
+  if (text === undefined) return 0;
+  const value = Number(text);
+  return Number.isInteger(value) && value <= MAX_AMQP_PRIORITY ? value : 0;
 }
 
 /** The header names `own` stands for, in the order fromAmqp writes them. */
@@ -275,6 +295,8 @@ export function toAmqp(
   // Only what the publisher gave comes back: a priority above 0, and a
   // delivery mode it set.
   if (priority > 0) properties.priority = priority;
+  const published = publishedPriority(headers);
+  if (published > priority) properties.priority = published;
   // A producer over HTTP may set these headers to anything. One that does
   // not fit its AMQP property (a short string of 255 bytes, a u64) travels
   // as a text header of the same name instead: unencodable, it would close

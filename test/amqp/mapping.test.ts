@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import {
   EXCHANGE_HEADER,
   fromAmqp,
+  PRIORITY_HEADER,
   ROUTING_KEY_HEADER,
   settingsFromArguments,
   toAmqp,
@@ -201,6 +202,32 @@ describe('queue arguments', () => {
         (err: Error & { replyCode: number }) =>
           err.replyCode === 406 && err.message.includes(Object.keys(wrong)[0]),
         JSON.stringify(wrong));
+    }
+  });
+});
+
+describe('priorities above Usher\'s 9', () => {
+  it('are ordered as 9 and come back to AMQP consumers as published', () => {
+    for (const published of [10, 200, 255]) {
+      const input = fromAmqp({ priority: published }, '', 'q', Buffer.from('x'));
+      assert.equal(input.priority, 9);
+      assert.equal(input.headers[PRIORITY_HEADER], String(published));
+      assert.ok(input.ownHeaders.includes(PRIORITY_HEADER));
+      const back = toAmqp(input.headers, input.priority);
+      assert.equal(back.priority, published);
+      assert.equal(back.headers, undefined);
+    }
+  });
+
+  it('leave nothing behind for priorities Usher has', () => {
+    const input = fromAmqp({ priority: 9 }, '', 'q', Buffer.from('x'));
+    assert.equal(input.headers[PRIORITY_HEADER], undefined);
+    assert.equal(toAmqp(input.headers, 9).priority, 9);
+  });
+
+  it('take no header that is not an AMQP priority above the stored one', () => {
+    for (const text of ['5', '256', '-1', '1e2x', '']) {
+      assert.equal(toAmqp({ [PRIORITY_HEADER]: text }, 7).priority, 7, text);
     }
   });
 });
