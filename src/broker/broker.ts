@@ -9,7 +9,6 @@ import type { Logger } from 'pino';
 
 import {
   BrokerClosedError,
-  DiskFullError,
   InvalidArgumentError,
   QueueNotFoundError,
   ReceiptNotFoundError,
@@ -25,7 +24,7 @@ import { type DamagedMessage, LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { observationsOf, recordPublishRefused } from '../observe/observations.js';
-import { checkCount, checkPublish, cutText, freeBytesOf } from './checks.js';
+import { checkCount, cutText, freeBytesOf } from './checks.js';
 import {
   AdmissionController,
   DEFAULT_ADMISSION,
@@ -49,16 +48,13 @@ import {
 } from './durability.js';
 import {
   declared,
-  letGoOfBodies,
   messageFrom,
-  ownHeaders,
   readBack,
-  pinsLittle,
   view,
 } from './messages.js';
 import { RECENT_ID_LIMITS, ReplayState, recentIdsToKeep } from './recovery.js';
 import { rebuildMessages } from './rebuild.js';
-import { type PublishPlan, planPublish } from './publish-plan.js';
+import { PublishLanding } from './publish-landing.js';
 import { moveOut } from './redrive.js';
 import {
   DEAD_LETTER_QUEUE_SETTINGS,
@@ -176,6 +172,7 @@ export class Broker implements BrokerApi {
   private deadLetterRouter: DeadLetterRouter | null = null;
   private queueDeletedListener: ((name: string) => void) | null = null;
   private readonly deadLettering: DeadLettering;
+  private readonly publishing: PublishLanding;
 
   private constructor(
     private readonly logger: Logger,
@@ -200,6 +197,23 @@ export class Broker implements BrokerApi {
       observed: this.observed,
       logger,
     });
+
+    // What the parts in other files use of the broker. The store, the
+    // disk watch and admission come as open() goes on: asked for when used.
+    const parts = {
+      engines: this.engines,
+      clock: () => this.clock(),
+      maxMessageBytes: this.maxMessageBytes,
+      store: () => this.store,
+      disk: () => this.disk,
+      admission: () => this.admission,
+      deadLettering: this.deadLettering,
+      checkOpen: () => this.checkOpen(),
+      engineOf: (name: string, field?: string) => this.engineOf(name, field),
+      storeError: (err: unknown) => this.storeError(err),
+      afterChange: (engine: QueueEngine) => this.afterChange(engine),
+    };
+    this.publishing = new PublishLanding(parts);
   }
 
   /** Opens the log in `dataDir`, replays it and rebuilds every queue. */
@@ -505,7 +519,7 @@ export class Broker implements BrokerApi {
   /** Publishes a batch whole: one refusal (load, limits) refuses it all. */
   async publish(queue: string, inputs: PublishInput[]): Promise<PublishResult[]> {
     try {
-      return (await this.publishBatch(queue, inputs, true)) as PublishResult[];
+      return (await this.publishing.publishBatch(queue, inputs, true)) as PublishResult[];
     } catch (err) {
       if (err instanceof UsherError) recordPublishRefused(this, err.code);
       throw err;
@@ -523,7 +537,7 @@ export class Broker implements BrokerApi {
     // its arguments until it ends, after the batch lands.
     let landing: Promise<PublishAnswer[]>;
     try {
-      landing = this.publishBatch(queue, inputs, false);
+      landing = this.publishing.publishBatch(queue, inputs, false);
     } catch (err) {
       landing = Promise.reject(err);
     }
@@ -536,111 +550,6 @@ export class Broker implements BrokerApi {
       if (err instanceof UsherError) recordPublishRefused(this, err.code);
       throw err;
     });
-  }
-
-  /** Checks and plans a publish, starts writing it; throws what it refuses at once. */
-  private publishBatch(
-    queue: string,
-    inputs: PublishInput[],
-    wholeBatch: boolean,
-  ): Promise<PublishAnswer[]> {
-    this.checkOpen();
-    const engine = this.engineOf(queue);
-    if (this.disk.low) throw new DiskFullError(this.disk.freeBytes, this.disk.floorBytes);
-    const now = this.clock();
-
-    // Every message is checked before any id is remembered, so a refused
-    // batch leaves no trace and can be sent again whole. The field prefix
-    // of a batch ("messages.3.") is made only for a message that fails.
-    for (let index = 0; index < inputs.length; index++) {
-      try {
-        checkPublish(inputs[index], '', this.maxMessageBytes);
-      } catch (err) {
-        // The same check again, now naming the message: it throws alike.
-        if (inputs.length > 1) {
-          checkPublish(inputs[index], `messages.${index}.`, this.maxMessageBytes);
-        }
-        throw err;
-      }
-    }
-
-    const plan = planPublish(engine, inputs, now, wholeBatch, this.admission,
-      () => this.store.allocateSeq());
-    const { answers, records, remember, batchRefusal } = plan;
-    if (batchRefusal !== undefined && plan.refused.length === 0) throw batchRefusal;
-    engine.totals.duplicates += plan.duplicates;
-    for (const id of remember) engine.rememberId(id, now);
-
-    // Messages the limits displaced, or refused under reject-publish-dlx,
-    // leave in the same write as the newcomers.
-    const touched = new Set<QueueEngine>([engine]);
-    const displaced = [
-      ...this.deadLettering.records(engine, now, undefined, touched),
-      ...this.deadLettering.refused(engine, plan.refused, now, touched),
-    ];
-    if (records.length === 0 && displaced.length === 0) {
-      if (batchRefusal !== undefined) throw batchRefusal;
-      return Promise.resolve(answers);
-    }
-
-    let reservedBytes = 0;
-    for (let i = 0; i < records.length; i++) reservedBytes += records[i].body.length;
-    // A memory queue's messages are never logged: confirmed at once.
-    const newcomers = isLogged(engine) ? records : [];
-    const toLog = displaced.length === 0 ? newcomers : [...displaced, ...newcomers];
-    // Newcomers that go to disk only let go of their bodies once the log
-    // has them, not once they land: a body under 4 KiB is copied into the
-    // log's chunks, so the view of an AMQP socket chunk it most often is
-    // dies young. A larger one is written from its own buffer, which the
-    // batch holds until it lands. The log used to copy those too (up to
-    // 64 KiB), so that no socket chunk was promoted by the scavenges during
-    // the write; since bin/usher starts V8 with a 128 MB old space those
-    // chunks no longer bring full collections on (1 against 4 in 150,000
-    // durable 16 KiB publishes), and the copy was 2-3 µs of a 16 KiB
-    // publish's main thread (issue #4).
-    const diskOnly = newcomers.length > 0 && engine.windowFull();
-    const written = toLog.length === 0
-      ? Promise.resolve()
-      : this.store.append(toLog, { sync: needsSync(touched) });
-    if (diskOnly) letGoOfBodies(records);
-    return this.land(queue, engine, plan, displaced, touched, written, reservedBytes, diskOnly);
-  }
-
-  /** The rest of publishBatch: answers once `written` lands, and enqueues. */
-  private async land(
-    queue: string, engine: QueueEngine, plan: PublishPlan, displaced: LogRecord[],
-    touched: Set<QueueEngine>, written: Promise<void>, reservedBytes: number, diskOnly: boolean,
-  ): Promise<PublishAnswer[]> {
-    const { answers, records, remember, batchRefusal } = plan;
-    try {
-      await written;
-      noteLanded(this.engines, engine, displaced);
-    } catch (err) {
-      for (const id of remember) engine.forgetId(id);
-      throw this.storeError(err);
-    } finally {
-      engine.settleReservation(records.length, reservedBytes);
-    }
-
-    // The queue may have been deleted while the records were being written;
-    // its delete record came later in the log, so replay drops them too.
-    if (this.engines.get(queue) !== engine) throw new QueueNotFoundError(queue);
-    const landed = this.clock();
-    const logged = isLogged(engine);
-    for (let i = 0; i < records.length; i++) {
-      const record = records[i];
-      // A message kept on disk only is let go of: its body needs no copy.
-      if (engine.enqueueColdPublish(record, landed, diskOnly)) continue;
-      // The body may be a view of more (an AMQP socket chunk): one kept in
-      // memory gets bytes of its own unless it is most of that chunk, so
-      // it pins little else.
-      if (logged && !pinsLittle(record.body)) record.body = Buffer.from(record.body);
-      engine.enqueue(ownHeaders(messageFrom(record)), landed, true);
-    }
-    engine.totals.published += records.length;
-    for (const other of touched) this.afterChange(other);
-    if (batchRefusal !== undefined) throw batchRefusal;
-    return answers;
   }
 
   // --- consuming ------------------------------------------------------
