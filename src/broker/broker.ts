@@ -18,7 +18,7 @@ import {
 } from '../errors.js';
 import { HOT_MEMORY_BYTES, HotMemory } from '../engine/hot-memory.js';
 import { QueueEngine, type Outcome } from '../engine/queue.js';
-import type { Delivery, Message, QueueSettings } from '../engine/types.js';
+import type { Message, QueueSettings } from '../engine/types.js';
 import type { CheckpointOptions } from '../storage/checkpoint.js';
 import { type DamagedMessage, LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
@@ -50,15 +50,14 @@ import {
   declared,
   messageFrom,
   readBack,
-  view,
 } from './messages.js';
 import { RECENT_ID_LIMITS, ReplayState, recentIdsToKeep } from './recovery.js';
 import { rebuildMessages } from './rebuild.js';
 import { PublishLanding } from './publish-landing.js';
+import { Consumers, MAX_RECEIVE, type Waiter } from './consumers.js';
 import { moveOut } from './redrive.js';
 import {
   DEAD_LETTER_QUEUE_SETTINGS,
-  MAX_DURATION_MS,
   checkDuration,
   checkQueueName,
   resolveSettings,
@@ -119,26 +118,12 @@ export interface BrokerOptions {
 export const DEFAULT_DISK_FLOOR_BYTES = 100 * 1024 * 1024;
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
-const MAX_RECEIVE = 1000;
-/** Most messages handed to one subscriber in one turn. */
-const MAX_PUSH_BATCH = 64;
-/** Longest lease a subscriber may hold (an AMQP channel's: its consumer timeout and a minute). */
-const MAX_LEASE_MS = MAX_DURATION_MS;
-const MAX_WAIT_MS = 20_000;
 /** Cold pages (up to 256 messages each) all queues bring in at one run of runDue. */
 const COLD_PAGES_PER_RUN = 8;
 const MAX_REASON_LENGTH = 1024;
 /** setTimeout cannot wait longer than 2^31 - 1 ms; wake hourly instead. */
 const MAX_TIMER_MS = 60 * 60 * 1000;
 const STORE_FAILURE_MEMORY_MS = 30_000;
-
-interface Waiter {
-  max: number;
-  leaseMs: number;
-  resolve(messages: ReceivedMessage[]): void;
-  timer: NodeJS.Timeout;
-  cleanup(): void;
-}
 
 export class Broker implements BrokerApi {
   private readonly engines = new Map<string, QueueEngine>();
@@ -173,6 +158,7 @@ export class Broker implements BrokerApi {
   private queueDeletedListener: ((name: string) => void) | null = null;
   private readonly deadLettering: DeadLettering;
   private readonly publishing: PublishLanding;
+  private readonly consumers: Consumers;
 
   private constructor(
     private readonly logger: Logger,
@@ -202,11 +188,15 @@ export class Broker implements BrokerApi {
     // disk watch and admission come as open() goes on: asked for when used.
     const parts = {
       engines: this.engines,
+      waiters: this.waiters,
+      subscribers: this.subscribers,
+      observed: this.observed,
       clock: () => this.clock(),
       maxMessageBytes: this.maxMessageBytes,
       store: () => this.store,
       disk: () => this.disk,
       admission: () => this.admission,
+      maybeDeliveredUpTo: () => this.maybeDeliveredUpTo,
       deadLettering: this.deadLettering,
       checkOpen: () => this.checkOpen(),
       engineOf: (name: string, field?: string) => this.engineOf(name, field),
@@ -214,6 +204,7 @@ export class Broker implements BrokerApi {
       afterChange: (engine: QueueEngine) => this.afterChange(engine),
     };
     this.publishing = new PublishLanding(parts);
+    this.consumers = new Consumers(parts);
   }
 
   /** Opens the log in `dataDir`, replays it and rebuilds every queue. */
@@ -554,65 +545,9 @@ export class Broker implements BrokerApi {
 
   // --- consuming ------------------------------------------------------
 
-  async receive(queue: string, options: ReceiveOptions): Promise<ReceivedMessage[]> {
-    this.checkOpen();
-    const engine = this.engineOf(queue);
-    const max = checkCount(options.max, 'max', MAX_RECEIVE);
-    const waitMs = checkDuration(options.waitMs, 'waitMs', { max: MAX_WAIT_MS });
-    const leaseMs =
-      options.visibilityTimeoutMs === undefined
-        ? engine.settings.visibilityTimeoutMs
-        : checkDuration(options.visibilityTimeoutMs, 'visibilityTimeoutMs', { min: 1 });
-
-    const now = this.clock();
-    const deliveries = engine.receive(now, max, leaseMs);
-    this.afterChange(engine);
-    if (deliveries.length > 0 || waitMs === 0 || options.signal?.aborted) {
-      return this.handOut(engine, deliveries);
-    }
-    return this.wait(engine, max, leaseMs, waitMs, options.signal);
-  }
-
-  /** Deliveries as consumers see them, timing how long each waited. */
-  private handOut(engine: QueueEngine, deliveries: Delivery[]): ReceivedMessage[] {
-    const now = this.clock();
-    const latency = this.observed.queueLatency(engine.name).timeInQueue;
-    return deliveries.map((delivery) => {
-      latency.observeMs(now - delivery.message.availableAt);
-      return view(engine, delivery, this.maybeDeliveredUpTo);
-    });
-  }
-
-  private wait(
-    engine: QueueEngine,
-    max: number,
-    leaseMs: number,
-    waitMs: number,
-    signal: AbortSignal | undefined,
-  ): Promise<ReceivedMessage[]> {
-    return new Promise((resolve) => {
-      const queueWaiters = this.waiters.get(engine) ?? [];
-      this.waiters.set(engine, queueWaiters);
-
-      const onAbort = () => {
-        waiter.cleanup();
-        resolve([]);
-      };
-      const waiter: Waiter = {
-        max,
-        leaseMs,
-        resolve,
-        timer: setTimeout(onAbort, waitMs),
-        cleanup: () => {
-          clearTimeout(waiter.timer);
-          signal?.removeEventListener('abort', onAbort);
-          const index = queueWaiters.indexOf(waiter);
-          if (index >= 0) queueWaiters.splice(index, 1);
-        },
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      queueWaiters.push(waiter);
-    });
+  /** Takes what is ready, or waits up to `waitMs` (consumers.ts). */
+  receive(queue: string, options: ReceiveOptions): Promise<ReceivedMessage[]> {
+    return this.consumers.receive(queue, options);
   }
 
   async ack(queue: string, receipts: string[], options: AckOptions = {}): Promise<boolean[]> {
@@ -712,27 +647,7 @@ export class Broker implements BrokerApi {
   }
 
   subscribe(queue: string, subscriber: Subscriber): Subscription {
-    this.checkOpen();
-    const engine = this.engineOf(queue);
-    checkDuration(subscriber.leaseMs, 'leaseMs', { min: 1, max: MAX_LEASE_MS });
-
-    const list = this.subscribers.get(engine) ?? [];
-    this.subscribers.set(engine, list);
-    list.push(subscriber);
-    this.afterChange(engine);
-
-    return {
-      cancel: () => {
-        const index = list.indexOf(subscriber);
-        if (index >= 0) list.splice(index, 1);
-        if (list.length === 0 && this.subscribers.get(engine) === list) {
-          this.subscribers.delete(engine);
-        }
-      },
-      wake: () => {
-        if (this.engines.get(engine.name) === engine) this.afterChange(engine);
-      },
-    };
+    return this.consumers.subscribe(queue, subscriber);
   }
 
   // --- dead letters ---------------------------------------------------
@@ -824,58 +739,13 @@ export class Broker implements BrokerApi {
 
   /** Serves long polls, logs pending outcomes and re-arms the timer. */
   private afterChange(engine: QueueEngine): void {
-    this.serveWaiters(engine);
+    this.consumers.serveWaiters(engine);
     if (engine.hasOutcomes()) {
       this.settleOutcomes(engine, this.clock()).catch((err: unknown) => {
         this.logger.error({ err, queue: engine.name }, 'could not log queue changes');
       });
     }
     this.arm(engine.nextWakeAt());
-  }
-
-  /**
-   * Hands ready messages to subscribers with credit, one batch each in
-   * turn, so a subscriber with a large prefetch cannot starve the others.
-   */
-  private serveSubscribers(engine: QueueEngine): void {
-    const list = this.subscribers.get(engine);
-    if (list === undefined) return;
-
-    let served = true;
-    while (served && engine.counts.ready > 0) {
-      served = false;
-      // Rotating first means the next round starts with the next one.
-      for (let turn = 0; turn < list.length && engine.counts.ready > 0; turn++) {
-        const subscriber = list[0];
-        list.push(list.shift() as Subscriber);
-        const credit = Math.min(subscriber.credit(), MAX_PUSH_BATCH);
-        if (!(credit >= 1)) continue;
-
-        const deliveries = engine.receive(
-          this.clock(),
-          Math.floor(credit),
-          subscriber.leaseMs,
-        );
-        if (deliveries.length === 0) return;
-        subscriber.deliver(this.handOut(engine, deliveries));
-        served = true;
-      }
-    }
-  }
-
-  private serveWaiters(engine: QueueEngine): void {
-    this.serveSubscribers(engine);
-    const queueWaiters = this.waiters.get(engine);
-    if (queueWaiters === undefined) return;
-
-    while (queueWaiters.length > 0 && engine.counts.ready > 0) {
-      const waiter = queueWaiters[0];
-      const deliveries = engine.receive(this.clock(), waiter.max, waiter.leaseMs);
-      if (deliveries.length === 0) break;
-      waiter.cleanup();
-      waiter.resolve(this.handOut(engine, deliveries));
-    }
-    if (queueWaiters.length === 0) this.waiters.delete(engine);
   }
 
   /** Makes sure the timer fires no later than `at`. */
