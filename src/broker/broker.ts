@@ -11,20 +11,19 @@ import {
   BrokerClosedError,
   InvalidArgumentError,
   QueueNotFoundError,
-  ReceiptNotFoundError,
   QueueExistsError,
   StoreUnavailableError,
   UsherError,
 } from '../errors.js';
 import { HOT_MEMORY_BYTES, HotMemory } from '../engine/hot-memory.js';
 import { QueueEngine, type Outcome } from '../engine/queue.js';
-import type { Message, QueueSettings } from '../engine/types.js';
+import type { QueueSettings } from '../engine/types.js';
 import type { CheckpointOptions } from '../storage/checkpoint.js';
 import { type DamagedMessage, LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { observationsOf, recordPublishRefused } from '../observe/observations.js';
-import { checkCount, cutText, freeBytesOf } from './checks.js';
+import { checkCount, freeBytesOf } from './checks.js';
 import {
   AdmissionController,
   DEFAULT_ADMISSION,
@@ -48,17 +47,16 @@ import {
 } from './durability.js';
 import {
   declared,
-  messageFrom,
   readBack,
 } from './messages.js';
 import { RECENT_ID_LIMITS, ReplayState, recentIdsToKeep } from './recovery.js';
 import { rebuildMessages } from './rebuild.js';
 import { PublishLanding } from './publish-landing.js';
 import { Consumers, MAX_RECEIVE, type Waiter } from './consumers.js';
+import { Settling } from './settling.js';
 import { moveOut } from './redrive.js';
 import {
   DEAD_LETTER_QUEUE_SETTINGS,
-  checkDuration,
   checkQueueName,
   resolveSettings,
   settingsDifference,
@@ -120,7 +118,6 @@ export const DEFAULT_DISK_FLOOR_BYTES = 100 * 1024 * 1024;
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** Cold pages (up to 256 messages each) all queues bring in at one run of runDue. */
 const COLD_PAGES_PER_RUN = 8;
-const MAX_REASON_LENGTH = 1024;
 /** setTimeout cannot wait longer than 2^31 - 1 ms; wake hourly instead. */
 const MAX_TIMER_MS = 60 * 60 * 1000;
 const STORE_FAILURE_MEMORY_MS = 30_000;
@@ -159,6 +156,7 @@ export class Broker implements BrokerApi {
   private readonly deadLettering: DeadLettering;
   private readonly publishing: PublishLanding;
   private readonly consumers: Consumers;
+  private readonly settling: Settling;
 
   private constructor(
     private readonly logger: Logger,
@@ -202,9 +200,15 @@ export class Broker implements BrokerApi {
       engineOf: (name: string, field?: string) => this.engineOf(name, field),
       storeError: (err: unknown) => this.storeError(err),
       afterChange: (engine: QueueEngine) => this.afterChange(engine),
+      arm: (at: number | null) => this.arm(at),
+      append: (engine: QueueEngine, records: LogRecord[], synced?: boolean) =>
+        this.append(engine, records, synced),
+      settleOutcomes: (engine: QueueEngine, now: number, error?: string,
+        dropped?: Set<Outcome>) => this.settleOutcomes(engine, now, error, dropped),
     };
     this.publishing = new PublishLanding(parts);
     this.consumers = new Consumers(parts);
+    this.settling = new Settling(parts);
   }
 
   /** Opens the log in `dataDir`, replays it and rebuilds every queue. */
@@ -550,100 +554,25 @@ export class Broker implements BrokerApi {
     return this.consumers.receive(queue, options);
   }
 
-  async ack(queue: string, receipts: string[], options: AckOptions = {}): Promise<boolean[]> {
-    this.checkOpen();
-    const engine = this.engineOf(queue);
-    const settled: Message[] = [];
-
-    const results = receipts.map((receipt) => {
-      const message = engine.ack(String(receipt));
-      if (message !== undefined) settled.push(message);
-      return message !== undefined;
-    });
-    this.afterChange(engine);
-    if (settled.length === 0) return results;
-
-    try {
-      const records: LogRecord[] = [{ type: 'settled', seqs: settled.map((m) => m.seq) }];
-      await this.append(engine, records, options.synced ?? true);
-    } catch (err) {
-      // Not durable, so not settled: the messages are ready again rather
-      // than gone until the next restart brings them back.
-      if (this.engines.get(queue) === engine) {
-        const now = this.clock();
-        for (const message of settled) engine.enqueue(messageFrom(message), now);
-        this.afterChange(engine);
-      }
-      throw err;
-    }
-
-    // Timed once durable, when the ack is confirmed; not for a queue
-    // deleted meanwhile, whose figures went with it.
-    if (this.engines.get(queue) === engine) {
-      const acked = this.clock();
-      const latency = this.observed.queueLatency(queue).publishToAck;
-      for (const message of settled) latency.observeMs(acked - message.publishedAt);
-    }
-    return results;
+  ack(queue: string, receipts: string[], options: AckOptions = {}): Promise<boolean[]> {
+    return this.settling.ack(queue, receipts, options);
   }
 
-  /**
-   * nack() of several receipts of one queue as one change: every message
-   * is back (or dead) before any is served again, so requeued messages go
-   * out in their own order, not the first of them ahead of newer ones and
-   * the rest after (AMQP's nack with multiple, basic.recover, a closed
-   * channel; RabbitMQ requeues such a batch at once). Receipts no longer
-   * leased are passed over.
-   */
-  async nackMany(queue: string, receipts: readonly string[], options: NackOptions): Promise<void> {
-    this.checkOpen();
-    const engine = this.engineOf(queue);
-    const { request, reason } = nackRequestOf(options);
-
-    const now = this.clock();
-    for (const receipt of receipts) engine.nack(receipt, now, request);
-    await this.settleOutcomes(engine, now, reason);
+  /** Several receipts of one queue nacked as one change (settling.ts). */
+  nackMany(queue: string, receipts: readonly string[], options: NackOptions): Promise<void> {
+    return this.settling.nackMany(queue, receipts, options);
   }
 
-  async nack(queue: string, receipt: string, options: NackOptions): Promise<NackResult> {
-    this.checkOpen();
-    const engine = this.engineOf(queue);
-    const { request, reason } = nackRequestOf(options);
-
-    const now = this.clock();
-    const outcome = engine.nack(receipt, now, request);
-    if (outcome === undefined) throw new ReceiptNotFoundError(receipt);
-
-    // Whether this message found a dead-letter queue is known as its
-    // outcome is settled; other messages of the queue may die meanwhile
-    // (expired ones met while serving its consumers).
-    const dropped = new Set<Outcome>();
-    await this.settleOutcomes(engine, now, reason, dropped);
-    if (outcome.kind === 'retry') return { outcome: 'retried' };
-    return {
-      outcome: dropped.has(outcome) ? 'dropped' : 'dead-lettered',
-      reason: outcome.reason,
-    };
+  nack(queue: string, receipt: string, options: NackOptions): Promise<NackResult> {
+    return this.settling.nack(queue, receipt, options);
   }
 
   release(queue: string, receipts: string[]): number {
-    const engine = this.engineOf(queue);
-    const now = this.clock();
-    let released = 0;
-    for (const receipt of receipts) if (engine.release(String(receipt), now)) released++;
-    this.afterChange(engine);
-    return released;
+    return this.settling.release(queue, receipts);
   }
 
-  async extend(queue: string, receipt: string, timeoutMs: number): Promise<number> {
-    this.checkOpen();
-    const engine = this.engineOf(queue);
-    checkDuration(timeoutMs, 'timeoutMs', { min: 1 });
-
-    const deadline = engine.extend(receipt, this.clock(), timeoutMs);
-    if (deadline === undefined) throw new ReceiptNotFoundError(receipt);
-    this.arm(deadline);
-    return deadline;
+  extend(queue: string, receipt: string, timeoutMs: number): Promise<number> {
+    return this.settling.extend(queue, receipt, timeoutMs);
   }
 
   subscribe(queue: string, subscriber: Subscriber): Subscription {
@@ -965,16 +894,4 @@ export class Broker implements BrokerApi {
     }
     noteLanded(this.engines, engine, records);
   }
-}
-
-/** A nack's options checked: what the engine is asked, and the reason to record. */
-function nackRequestOf(options: NackOptions): {
-  request: { requeue: boolean; delayMs: number | undefined };
-  reason: string | undefined;
-} {
-  const delayMs =
-    options.delayMs === undefined ? undefined : checkDuration(options.delayMs, 'delayMs');
-  const reason =
-    options.reason === undefined ? undefined : cutText(String(options.reason), MAX_REASON_LENGTH);
-  return { request: { requeue: options.requeue ?? true, delayMs }, reason };
 }
