@@ -11,7 +11,6 @@ import {
   BrokerClosedError,
   InvalidArgumentError,
   QueueNotFoundError,
-  QueueExistsError,
   StoreUnavailableError,
   UsherError,
 } from '../errors.js';
@@ -43,10 +42,8 @@ import {
   needsSync,
   noteLanded,
   publishedRecord,
-  settledRecords,
 } from './durability.js';
 import {
-  declared,
   readBack,
 } from './messages.js';
 import { RECENT_ID_LIMITS, ReplayState, recentIdsToKeep } from './recovery.js';
@@ -54,12 +51,10 @@ import { rebuildMessages } from './rebuild.js';
 import { PublishLanding } from './publish-landing.js';
 import { Consumers, MAX_RECEIVE, type Waiter } from './consumers.js';
 import { Settling } from './settling.js';
+import { Queues } from './queues.js';
 import { moveOut } from './redrive.js';
 import {
-  DEAD_LETTER_QUEUE_SETTINGS,
-  checkQueueName,
   resolveSettings,
-  settingsDifference,
 } from './settings.js';
 import type {
   AckOptions,
@@ -157,6 +152,7 @@ export class Broker implements BrokerApi {
   private readonly publishing: PublishLanding;
   private readonly consumers: Consumers;
   private readonly settling: Settling;
+  private readonly queues: Queues;
 
   private constructor(
     private readonly logger: Logger,
@@ -189,12 +185,16 @@ export class Broker implements BrokerApi {
       waiters: this.waiters,
       subscribers: this.subscribers,
       observed: this.observed,
+      logger,
       clock: () => this.clock(),
       maxMessageBytes: this.maxMessageBytes,
       store: () => this.store,
       disk: () => this.disk,
       admission: () => this.admission,
       maybeDeliveredUpTo: () => this.maybeDeliveredUpTo,
+      deadLetterRouter: () => this.deadLetterRouter,
+      queueDeleted: (name: string) => this.queueDeletedListener?.(name),
+      newEngine: (name: string, settings: QueueSettings) => this.newEngine(name, settings),
       deadLettering: this.deadLettering,
       checkOpen: () => this.checkOpen(),
       engineOf: (name: string, field?: string) => this.engineOf(name, field),
@@ -209,6 +209,7 @@ export class Broker implements BrokerApi {
     this.publishing = new PublishLanding(parts);
     this.consumers = new Consumers(parts);
     this.settling = new Settling(parts);
+    this.queues = new Queues(parts);
   }
 
   /** Opens the log in `dataDir`, replays it and rebuilds every queue. */
@@ -356,99 +357,18 @@ export class Broker implements BrokerApi {
 
   // --- queues ---------------------------------------------------------
 
-  /**
-   * Declares a queue. A new queue takes the defaults for settings left out;
-   * an existing one keeps its current value for them and changes only the
-   * settings named, so declaring `{}` never undoes an operator's tuning.
-   * `fifo` cannot change once the queue exists. With `onlyNew` (an AMQP
-   * queue.declare, which may not change a queue it did not make) an
-   * existing queue is left as it is and the answer is created false.
-   */
-  async createQueue(
+  /** Declares a queue, or changes only the settings named (queues.ts). */
+  createQueue(
     name: string,
     input: QueueSettingsInput,
-    { onlyNew = false, shortLived = false }: { onlyNew?: boolean; shortLived?: boolean } = {},
+    options?: { onlyNew?: boolean; shortLived?: boolean },
   ): Promise<{ created: boolean; updated: boolean; queue: QueueInfo }> {
-    this.checkOpen();
-    checkQueueName(name, 'name');
-    const existing = this.engines.get(name);
-    if (existing !== undefined && onlyNew) {
-      return { created: false, updated: false, queue: this.info(existing) };
-    }
-    const settings = resolveSettings(
-      name,
-      existing === undefined
-        ? input
-        : {
-            ...existing.settings,
-            ...input,
-            backoff: { ...existing.settings.backoff, ...input.backoff },
-          },
-    );
-
-    if (existing !== undefined) {
-      // Taken and then never used, it read as set (new-user session).
-      if (input.deadLetter && this.deadLetterRouter?.decidesFor(name) === true) {
-        throw new QueueExistsError(name, 'deadLetter: its AMQP x-dead-letter-exchange ' +
-          'decides where its dead letters go; redeclare it over AMQP to change that');
-      }
-      for (const fixed of ['fifo', 'durability'] as const) {
-        if (settings[fixed] !== existing.settings[fixed]) {
-          throw new QueueExistsError(
-            name,
-            `${fixed}: ${existing.settings[fixed]} now, ${settings[fixed]} asked`,
-          );
-        }
-      }
-      if (settingsDifference(existing.settings, settings) === null) {
-        return { created: false, updated: false, queue: this.info(existing) };
-      }
-    }
-
-    const records: LogRecord[] = [];
-    const added: string[] = [];
-    if (settings.deadLetter !== null && !this.engines.has(settings.deadLetter)) {
-      const dlqSettings = resolveSettings(
-        settings.deadLetter,
-        DEAD_LETTER_QUEUE_SETTINGS,
-      );
-      this.engines.set(
-        settings.deadLetter,
-        this.newEngine(settings.deadLetter, dlqSettings),
-      );
-      records.push(declared(settings.deadLetter, dlqSettings));
-      added.push(settings.deadLetter);
-    }
-    const engine = existing ?? this.newEngine(name, settings);
-    const previous = engine.settings;
-    engine.settings = settings;
-    this.engines.set(name, engine);
-    if (isLogged(engine)) records.push(declared(name, settings));
-    if (existing === undefined) added.push(name);
-
-    try {
-      if (records.length > 0) await this.store.append(records);
-    } catch (err) {
-      engine.settings = previous;
-      for (const queue of added) {
-        if (this.engines.get(queue)?.size === 0) this.engines.delete(queue);
-      }
-      throw this.storeError(err);
-    }
-    this.logger[shortLived ? 'debug' : 'info'](
-      { queue: name, settings },
-      existing ? 'queue updated' : 'queue created',
-    );
-    return {
-      created: existing === undefined,
-      updated: existing !== undefined,
-      queue: this.info(engine),
-    };
+    return this.queues.createQueue(name, input, options);
   }
 
   listQueues(): QueueInfo[] {
     return [...this.engines.values()]
-      .map((engine) => this.info(engine))
+      .map((engine) => this.queues.info(engine))
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
@@ -462,51 +382,16 @@ export class Broker implements BrokerApi {
   }
 
   getQueue(name: string): QueueInfo {
-    return this.info(this.engineOf(name));
+    return this.queues.info(this.engineOf(name));
   }
 
-  async purgeQueue(name: string): Promise<{ purged: number }> {
-    this.checkOpen();
-    const engine = this.engineOf(name);
-    const seqs = engine.purge();
-    if (seqs.length > 0) await this.append(engine, settledRecords(seqs));
-    this.logger.info({ queue: name, purged: seqs.length }, 'queue purged');
-    return { purged: seqs.length };
+  purgeQueue(name: string): Promise<{ purged: number }> {
+    return this.queues.purgeQueue(name);
   }
 
-  /**
-   * `shortLived`: a queue that comes and goes with its clients (AMQP
-   * exclusive and auto-delete ones: Celery makes and drops hundreds an
-   * hour) is logged at debug, not info.
-   */
-  async deleteQueue(
-    name: string,
-    { shortLived = false }: { shortLived?: boolean } = {},
-  ): Promise<void> {
-    this.checkOpen();
-    const engine = this.engineOf(name);
-    const seqs = engine.allSeqs();
-
-    this.engines.delete(name);
-    engine.releaseHotMemory();
-    this.observed.forgetQueue(name);
-    // A copy: cleanup() takes each waiter out of the list being walked.
-    for (const waiter of [...(this.waiters.get(engine) ?? [])]) {
-      waiter.cleanup();
-      waiter.resolve([]);
-    }
-    this.waiters.delete(engine);
-    for (const subscriber of this.subscribers.get(engine) ?? []) subscriber.cancelled?.();
-    this.subscribers.delete(engine);
-    // After the consumers were told, so that what they undo comes first.
-    this.queueDeletedListener?.(name);
-
-    const records: LogRecord[] = [];
-    records.push(...settledRecords(seqs));
-    records.push({ type: 'queue-deleted', name });
-    await this.append(engine, records);
-    const level = shortLived ? 'debug' : 'info';
-    this.logger[level]({ queue: name, messages: seqs.length }, 'queue deleted');
+  /** Deletes a queue, telling whoever waits on it (queues.ts). */
+  deleteQueue(name: string, options?: { shortLived?: boolean }): Promise<void> {
+    return this.queues.deleteQueue(name, options);
   }
 
   // --- publishing -----------------------------------------------------
@@ -554,7 +439,7 @@ export class Broker implements BrokerApi {
     return this.consumers.receive(queue, options);
   }
 
-  ack(queue: string, receipts: string[], options: AckOptions = {}): Promise<boolean[]> {
+  ack(queue: string, receipts: string[], options?: AckOptions): Promise<boolean[]> {
     return this.settling.ack(queue, receipts, options);
   }
 
@@ -821,35 +706,6 @@ export class Broker implements BrokerApi {
     } catch (err) {
       this.logger.warn({ err }, 'messages held at the stop will not come back as redelivered');
     }
-  }
-
-  private info(engine: QueueEngine): QueueInfo {
-    const { counts, totals } = engine;
-    return {
-      name: engine.name,
-      settings: engine.settings,
-      stats: {
-        ready: counts.ready,
-        inFlight: counts.inFlight,
-        delayed: counts.delayed,
-        total: engine.size,
-        bytes: counts.bytes,
-        ...totals,
-        oldestReadyAgeMs: engine.oldestReadyAgeMs(this.clock()),
-      },
-      deadLetterSources: this.deadLetterSourcesOf(engine.name),
-    };
-  }
-
-  /** Queues whose `deadLetter` setting, or dead-letter router (AMQP), leads into `name`. */
-  private deadLetterSourcesOf(name: string): string[] {
-    const sources = [...this.engines.values()]
-      .filter((other) => other.settings.deadLetter === name)
-      .map((other) => other.name);
-    for (const source of this.deadLetterRouter?.sourcesOf(name) ?? []) {
-      if (this.engines.has(source) && !sources.includes(source)) sources.push(source);
-    }
-    return sources;
   }
 
   private engineOf(name: string, field = 'queue'): QueueEngine {

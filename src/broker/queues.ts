@@ -1,0 +1,212 @@
+// A queue's life: declaring it (and the dead-letter queue its settings
+// name), purging it, deleting it with whatever waits on it, and the info
+// it shows. Apart from broker.ts because these change which queues
+// exist, not the messages moving through them.
+
+import type { Logger } from 'pino';
+
+import { QueueExistsError, type UsherError } from '../errors.js';
+import type { QueueEngine } from '../engine/queue.js';
+import type { QueueSettings } from '../engine/types.js';
+import type { Observations } from '../observe/observations.js';
+import type { LogStore } from '../storage/log-store.js';
+import type { LogRecord } from '../storage/records.js';
+import type { Waiter } from './consumers.js';
+import type { DeadLetterRouter } from './dead-letter.js';
+import { isLogged, settledRecords } from './durability.js';
+import { declared } from './messages.js';
+import {
+  DEAD_LETTER_QUEUE_SETTINGS,
+  checkQueueName,
+  resolveSettings,
+  settingsDifference,
+} from './settings.js';
+import type { QueueInfo, QueueSettingsInput, Subscriber } from './types.js';
+
+/** What a queue's life needs of the broker. */
+export interface QueuesDeps {
+  engines: Map<string, QueueEngine>;
+  waiters: Map<QueueEngine, Waiter[]>;
+  subscribers: Map<QueueEngine, Subscriber[]>;
+  observed: Observations;
+  logger: Logger;
+  clock(): number;
+  store(): LogStore;
+  newEngine(name: string, settings: QueueSettings): QueueEngine;
+  /** The protocol adapter's router (AMQP's x-dead-letter-exchange), if any. */
+  deadLetterRouter(): DeadLetterRouter | null;
+  /** Tells the listener of Broker.onQueueDeleted, if there is one. */
+  queueDeleted(name: string): void;
+  checkOpen(): void;
+  engineOf(name: string, field?: string): QueueEngine;
+  storeError(err: unknown): UsherError;
+  /** Logs changes to `engine`'s messages, as its durability says. */
+  append(engine: QueueEngine, records: LogRecord[], synced?: boolean): Promise<void>;
+}
+
+export class Queues {
+  constructor(private readonly deps: QueuesDeps) {}
+
+  /**
+   * Declares a queue. A new queue takes the defaults for settings left out;
+   * an existing one keeps its current value for them and changes only the
+   * settings named, so declaring `{}` never undoes an operator's tuning.
+   * `fifo` cannot change once the queue exists. With `onlyNew` (an AMQP
+   * queue.declare, which may not change a queue it did not make) an
+   * existing queue is left as it is and the answer is created false.
+   */
+  async createQueue(
+    name: string,
+    input: QueueSettingsInput,
+    { onlyNew = false, shortLived = false }: { onlyNew?: boolean; shortLived?: boolean } = {},
+  ): Promise<{ created: boolean; updated: boolean; queue: QueueInfo }> {
+    this.deps.checkOpen();
+    checkQueueName(name, 'name');
+    const existing = this.deps.engines.get(name);
+    if (existing !== undefined && onlyNew) {
+      return { created: false, updated: false, queue: this.info(existing) };
+    }
+    const settings = resolveSettings(
+      name,
+      existing === undefined
+        ? input
+        : {
+            ...existing.settings,
+            ...input,
+            backoff: { ...existing.settings.backoff, ...input.backoff },
+          },
+    );
+
+    if (existing !== undefined) {
+      // Taken and then never used, it read as set (new-user session).
+      if (input.deadLetter && this.deps.deadLetterRouter()?.decidesFor(name) === true) {
+        throw new QueueExistsError(name, 'deadLetter: its AMQP x-dead-letter-exchange ' +
+          'decides where its dead letters go; redeclare it over AMQP to change that');
+      }
+      for (const fixed of ['fifo', 'durability'] as const) {
+        if (settings[fixed] !== existing.settings[fixed]) {
+          throw new QueueExistsError(
+            name,
+            `${fixed}: ${existing.settings[fixed]} now, ${settings[fixed]} asked`,
+          );
+        }
+      }
+      if (settingsDifference(existing.settings, settings) === null) {
+        return { created: false, updated: false, queue: this.info(existing) };
+      }
+    }
+
+    const records: LogRecord[] = [];
+    const added: string[] = [];
+    if (settings.deadLetter !== null && !this.deps.engines.has(settings.deadLetter)) {
+      const dlqSettings = resolveSettings(
+        settings.deadLetter,
+        DEAD_LETTER_QUEUE_SETTINGS,
+      );
+      this.deps.engines.set(
+        settings.deadLetter,
+        this.deps.newEngine(settings.deadLetter, dlqSettings),
+      );
+      records.push(declared(settings.deadLetter, dlqSettings));
+      added.push(settings.deadLetter);
+    }
+    const engine = existing ?? this.deps.newEngine(name, settings);
+    const previous = engine.settings;
+    engine.settings = settings;
+    this.deps.engines.set(name, engine);
+    if (isLogged(engine)) records.push(declared(name, settings));
+    if (existing === undefined) added.push(name);
+
+    try {
+      if (records.length > 0) await this.deps.store().append(records);
+    } catch (err) {
+      engine.settings = previous;
+      for (const queue of added) {
+        if (this.deps.engines.get(queue)?.size === 0) this.deps.engines.delete(queue);
+      }
+      throw this.deps.storeError(err);
+    }
+    this.deps.logger[shortLived ? 'debug' : 'info'](
+      { queue: name, settings },
+      existing ? 'queue updated' : 'queue created',
+    );
+    return {
+      created: existing === undefined,
+      updated: existing !== undefined,
+      queue: this.info(engine),
+    };
+  }
+
+  async purgeQueue(name: string): Promise<{ purged: number }> {
+    this.deps.checkOpen();
+    const engine = this.deps.engineOf(name);
+    const seqs = engine.purge();
+    if (seqs.length > 0) await this.deps.append(engine, settledRecords(seqs));
+    this.deps.logger.info({ queue: name, purged: seqs.length }, 'queue purged');
+    return { purged: seqs.length };
+  }
+
+  /**
+   * `shortLived`: a queue that comes and goes with its clients (AMQP
+   * exclusive and auto-delete ones: Celery makes and drops hundreds an
+   * hour) is logged at debug, not info.
+   */
+  async deleteQueue(
+    name: string,
+    { shortLived = false }: { shortLived?: boolean } = {},
+  ): Promise<void> {
+    this.deps.checkOpen();
+    const engine = this.deps.engineOf(name);
+    const seqs = engine.allSeqs();
+
+    this.deps.engines.delete(name);
+    engine.releaseHotMemory();
+    this.deps.observed.forgetQueue(name);
+    // A copy: cleanup() takes each waiter out of the list being walked.
+    for (const waiter of [...(this.deps.waiters.get(engine) ?? [])]) {
+      waiter.cleanup();
+      waiter.resolve([]);
+    }
+    this.deps.waiters.delete(engine);
+    for (const subscriber of this.deps.subscribers.get(engine) ?? []) subscriber.cancelled?.();
+    this.deps.subscribers.delete(engine);
+    // After the consumers were told, so that what they undo comes first.
+    this.deps.queueDeleted(name);
+
+    const records: LogRecord[] = [];
+    records.push(...settledRecords(seqs));
+    records.push({ type: 'queue-deleted', name });
+    await this.deps.append(engine, records);
+    const level = shortLived ? 'debug' : 'info';
+    this.deps.logger[level]({ queue: name, messages: seqs.length }, 'queue deleted');
+  }
+
+  info(engine: QueueEngine): QueueInfo {
+    const { counts, totals } = engine;
+    return {
+      name: engine.name,
+      settings: engine.settings,
+      stats: {
+        ready: counts.ready,
+        inFlight: counts.inFlight,
+        delayed: counts.delayed,
+        total: engine.size,
+        bytes: counts.bytes,
+        ...totals,
+        oldestReadyAgeMs: engine.oldestReadyAgeMs(this.deps.clock()),
+      },
+      deadLetterSources: this.deadLetterSourcesOf(engine.name),
+    };
+  }
+
+  /** Queues whose `deadLetter` setting, or dead-letter router (AMQP), leads into `name`. */
+  private deadLetterSourcesOf(name: string): string[] {
+    const sources = [...this.deps.engines.values()]
+      .filter((other) => other.settings.deadLetter === name)
+      .map((other) => other.name);
+    for (const source of this.deps.deadLetterRouter()?.sourcesOf(name) ?? []) {
+      if (this.deps.engines.has(source) && !sources.includes(source)) sources.push(source);
+    }
+    return sources;
+  }
+}
