@@ -9,7 +9,6 @@ import type { Logger } from 'pino';
 
 import {
   BrokerClosedError,
-  InvalidArgumentError,
   QueueNotFoundError,
   StoreUnavailableError,
   UsherError,
@@ -52,7 +51,6 @@ import { PublishLanding } from './publish-landing.js';
 import { Consumers, MAX_RECEIVE, type Waiter } from './consumers.js';
 import { Settling } from './settling.js';
 import { Queues } from './queues.js';
-import { moveOut } from './redrive.js';
 import {
   resolveSettings,
 } from './settings.js';
@@ -203,6 +201,8 @@ export class Broker implements BrokerApi {
       arm: (at: number | null) => this.arm(at),
       append: (engine: QueueEngine, records: LogRecord[], synced?: boolean) =>
         this.append(engine, records, synced),
+      appendMoves: (engine: QueueEngine, touched: Iterable<QueueEngine>, records: LogRecord[]) =>
+        this.appendMoves(engine, touched, records),
       settleOutcomes: (engine: QueueEngine, now: number, error?: string,
         dropped?: Set<Outcome>) => this.settleOutcomes(engine, now, error, dropped),
     };
@@ -503,34 +503,13 @@ export class Broker implements BrokerApi {
     return listed;
   }
 
-  async redrive(
+  /** Moves a queue's messages to where they died, or to `options.to` (queues.ts). */
+  redrive(
     queue: string,
     options: RedriveOptions,
     checkDestination?: (queue: string) => void,
   ): Promise<{ moved: number }> {
-    this.checkOpen();
-    const engine = this.engineOf(queue);
-    const target = options.to === undefined ? undefined : this.engineOf(options.to, 'to');
-    if (target === engine) {
-      throw new InvalidArgumentError('to', `cannot redrive queue "${queue}" into itself`);
-    }
-    const max =
-      options.max === undefined
-        ? Number.MAX_SAFE_INTEGER
-        : checkCount(options.max, 'max', Number.MAX_SAFE_INTEGER);
-
-    const { records, touched, moved } = moveOut(engine, target, options, max, {
-      engines: this.engines,
-      now: this.clock(),
-      checkDestination,
-    });
-
-    // The source too: inDeliveryOrder may have made delayed messages ready.
-    this.afterChange(engine);
-    for (const destination of touched) this.afterChange(destination);
-    if (records.length > 0) await this.appendMoves(engine, touched, records);
-    this.logger.info({ queue, to: options.to, moved }, 'redriven');
-    return { moved };
+    return this.queues.redrive(queue, options, checkDestination);
   }
 
   // --- outcomes, timers, waiters ---------------------------------------

@@ -1,27 +1,30 @@
-// A queue's life: declaring it (and the dead-letter queue its settings
-// name), purging it, deleting it with whatever waits on it, and the info
-// it shows. Apart from broker.ts because these change which queues
-// exist, not the messages moving through them.
+// A queue as a whole, as HTTP's queue routes see it: declaring it (and
+// the dead-letter queue its settings name), purging it, deleting it with
+// whatever waits on it, redriving its messages (redrive.ts chooses them)
+// and the info it shows. Apart from broker.ts because these are an
+// operator's acts on queues, not the path a message takes through one.
 
 import type { Logger } from 'pino';
 
-import { QueueExistsError, type UsherError } from '../errors.js';
+import { InvalidArgumentError, QueueExistsError, type UsherError } from '../errors.js';
 import type { QueueEngine } from '../engine/queue.js';
 import type { QueueSettings } from '../engine/types.js';
 import type { Observations } from '../observe/observations.js';
 import type { LogStore } from '../storage/log-store.js';
 import type { LogRecord } from '../storage/records.js';
+import { checkCount } from './checks.js';
 import type { Waiter } from './consumers.js';
 import type { DeadLetterRouter } from './dead-letter.js';
 import { isLogged, settledRecords } from './durability.js';
 import { declared } from './messages.js';
+import { moveOut } from './redrive.js';
 import {
   DEAD_LETTER_QUEUE_SETTINGS,
   checkQueueName,
   resolveSettings,
   settingsDifference,
 } from './settings.js';
-import type { QueueInfo, QueueSettingsInput, Subscriber } from './types.js';
+import type { QueueInfo, QueueSettingsInput, RedriveOptions, Subscriber } from './types.js';
 
 /** What a queue's life needs of the broker. */
 export interface QueuesDeps {
@@ -42,6 +45,13 @@ export interface QueuesDeps {
   storeError(err: unknown): UsherError;
   /** Logs changes to `engine`'s messages, as its durability says. */
   append(engine: QueueEngine, records: LogRecord[], synced?: boolean): Promise<void>;
+  /** Logs changes touching several queues: synced if any one wants it. */
+  appendMoves(
+    engine: QueueEngine,
+    touched: Iterable<QueueEngine>,
+    records: LogRecord[],
+  ): Promise<void>;
+  afterChange(engine: QueueEngine): void;
 }
 
 export class Queues {
@@ -179,6 +189,36 @@ export class Queues {
     await this.deps.append(engine, records);
     const level = shortLived ? 'debug' : 'info';
     this.deps.logger[level]({ queue: name, messages: seqs.length }, 'queue deleted');
+  }
+
+  async redrive(
+    queue: string,
+    options: RedriveOptions,
+    checkDestination?: (queue: string) => void,
+  ): Promise<{ moved: number }> {
+    this.deps.checkOpen();
+    const engine = this.deps.engineOf(queue);
+    const target = options.to === undefined ? undefined : this.deps.engineOf(options.to, 'to');
+    if (target === engine) {
+      throw new InvalidArgumentError('to', `cannot redrive queue "${queue}" into itself`);
+    }
+    const max =
+      options.max === undefined
+        ? Number.MAX_SAFE_INTEGER
+        : checkCount(options.max, 'max', Number.MAX_SAFE_INTEGER);
+
+    const { records, touched, moved } = moveOut(engine, target, options, max, {
+      engines: this.deps.engines,
+      now: this.deps.clock(),
+      checkDestination,
+    });
+
+    // The source too: inDeliveryOrder may have made delayed messages ready.
+    this.deps.afterChange(engine);
+    for (const destination of touched) this.deps.afterChange(destination);
+    if (records.length > 0) await this.deps.appendMoves(engine, touched, records);
+    this.deps.logger.info({ queue, to: options.to, moved }, 'redriven');
+    return { moved };
   }
 
   info(engine: QueueEngine): QueueInfo {
