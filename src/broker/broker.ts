@@ -36,6 +36,7 @@ import { DataLock } from './data-lock.js';
 import type { DeadLetterRouter } from './dead-letter.js';
 import { DeadLettering } from './dead-lettering.js';
 import { DiskWatch } from './disk-watch.js';
+import { DueTimer } from './due-timer.js';
 import {
   isLogged,
   needsSync,
@@ -111,8 +112,6 @@ export const DEFAULT_DISK_FLOOR_BYTES = 100 * 1024 * 1024;
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** Cold pages (up to 256 messages each) all queues bring in at one run of runDue. */
 const COLD_PAGES_PER_RUN = 8;
-/** setTimeout cannot wait longer than 2^31 - 1 ms; wake hourly instead. */
-const MAX_TIMER_MS = 60 * 60 * 1000;
 const STORE_FAILURE_MEMORY_MS = 30_000;
 
 export class Broker implements BrokerApi {
@@ -132,8 +131,6 @@ export class Broker implements BrokerApi {
   private maybeDeliveredUpTo = 0;
   /** The log's folder, where that mark is kept. */
   private logDir = '';
-  private timer: NodeJS.Timeout | null = null;
-  private timerAt: number | null = null;
   private closing = false;
   private storeFailedAt: number | null = null;
   private readonly diskFloorBytes: number;
@@ -151,6 +148,7 @@ export class Broker implements BrokerApi {
   private readonly consumers: Consumers;
   private readonly settling: Settling;
   private readonly queues: Queues;
+  private readonly dueTimer: DueTimer;
 
   private constructor(
     private readonly logger: Logger,
@@ -198,7 +196,9 @@ export class Broker implements BrokerApi {
       engineOf: (name: string, field?: string) => this.engineOf(name, field),
       storeError: (err: unknown) => this.storeError(err),
       afterChange: (engine: QueueEngine) => this.afterChange(engine),
-      arm: (at: number | null) => this.arm(at),
+      arm: (at: number | null) => this.dueTimer.arm(at),
+      closing: () => this.closing,
+      runDue: () => this.runDue(),
       append: (engine: QueueEngine, records: LogRecord[], synced?: boolean) =>
         this.append(engine, records, synced),
       appendMoves: (engine: QueueEngine, touched: Iterable<QueueEngine>, records: LogRecord[]) =>
@@ -210,6 +210,7 @@ export class Broker implements BrokerApi {
     this.consumers = new Consumers(parts);
     this.settling = new Settling(parts);
     this.queues = new Queues(parts);
+    this.dueTimer = new DueTimer(parts);
   }
 
   /** Opens the log in `dataDir`, replays it and rebuilds every queue. */
@@ -237,7 +238,7 @@ export class Broker implements BrokerApi {
     }
     broker.disk = await DiskWatch.start(options.dataDir, broker.diskFloorBytes,
       options.freeDiskBytes ?? freeBytesOf, (low) => broker.store.setDiskLow(low), logger);
-    broker.clockWatch = new ClockWatch(broker.clock, (jumpMs) => broker.onClockJump(jumpMs));
+    broker.clockWatch = new ClockWatch(broker.clock, (jumpMs) => broker.dueTimer.onClockJump(jumpMs));
     if (options.admission !== undefined) broker.startAdmission(options);
 
     logger.info(
@@ -512,7 +513,7 @@ export class Broker implements BrokerApi {
     return this.queues.redrive(queue, options, checkDestination);
   }
 
-  // --- outcomes, timers, waiters ---------------------------------------
+  // --- outcomes and the timer -----------------------------------------
 
   /**
    * Persists what the engine decided and wakes whoever it concerns. Dead
@@ -538,35 +539,7 @@ export class Broker implements BrokerApi {
         this.logger.error({ err, queue: engine.name }, 'could not log queue changes');
       });
     }
-    this.arm(engine.nextWakeAt());
-  }
-
-  /** Makes sure the timer fires no later than `at`. */
-  private arm(at: number | null): void {
-    if (at === null || this.closing) return;
-    if (this.timerAt !== null && this.timerAt <= at) return;
-
-    if (this.timer !== null) clearTimeout(this.timer);
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, at - this.clock()));
-    this.timerAt = at;
-    this.timer = setTimeout(() => this.onTimer(), delay);
-    this.timer.unref();
-  }
-
-  // The timer was armed by the old clock: run what is due by the new one
-  // and arm again from there.
-  private onClockJump(jumpMs: number): void {
-    this.logger.warn({ jumpMs }, 'wall clock jumped; rescheduling timers');
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    this.timerAt = null;
-    this.runDue();
-  }
-
-  private onTimer(): void {
-    this.timer = null;
-    this.timerAt = null;
-    this.runDue();
+    this.dueTimer.arm(engine.nextWakeAt());
   }
 
   /** Runs whatever is due by the clock now: delays, leases, TTL. Tests with
@@ -649,7 +622,7 @@ export class Broker implements BrokerApi {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    if (this.timer !== null) clearTimeout(this.timer);
+    this.dueTimer.stop();
     this.disk.stop();
     this.clockWatch?.stop();
     this.admission?.stop();
