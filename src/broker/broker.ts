@@ -21,7 +21,7 @@ import { type DamagedMessage, LogStore } from '../storage/log-store.js';
 import type { StoreIo } from '../storage/io.js';
 import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import { observationsOf, recordPublishRefused } from '../observe/observations.js';
-import { checkCount, freeBytesOf } from './checks.js';
+import { freeBytesOf } from './checks.js';
 import {
   AdmissionController,
   DEFAULT_ADMISSION,
@@ -30,6 +30,7 @@ import {
   type Signals,
 } from './admission.js';
 import { ClockWatch } from './clock-watch.js';
+import { Consumers, type Waiter } from './consumers.js';
 import { repairOrDrop } from './damage.js';
 import { maybeDeliveredUpTo, raiseMark } from './crash-marks.js';
 import { DataLock } from './data-lock.js';
@@ -37,24 +38,14 @@ import type { DeadLetterRouter } from './dead-letter.js';
 import { DeadLettering } from './dead-lettering.js';
 import { DiskWatch } from './disk-watch.js';
 import { DueTimer } from './due-timer.js';
-import {
-  isLogged,
-  needsSync,
-  noteLanded,
-  publishedRecord,
-} from './durability.js';
-import {
-  readBack,
-} from './messages.js';
+import { isLogged, needsSync, noteLanded, publishedRecord } from './durability.js';
+import { readBack } from './messages.js';
+import { PublishLanding } from './publish-landing.js';
+import { Queues } from './queues.js';
 import { RECENT_ID_LIMITS, ReplayState, recentIdsToKeep } from './recovery.js';
 import { rebuildMessages } from './rebuild.js';
-import { PublishLanding } from './publish-landing.js';
-import { Consumers, MAX_RECEIVE, type Waiter } from './consumers.js';
+import { resolveSettings } from './settings.js';
 import { Settling } from './settling.js';
-import { Queues } from './queues.js';
-import {
-  resolveSettings,
-} from './settings.js';
 import type {
   AckOptions,
   BrokerApi,
@@ -481,27 +472,9 @@ export class Broker implements BrokerApi {
     this.queueDeletedListener = listener;
   }
 
+  /** A queue's messages from `offset` on, left where they are (queues.ts). */
   peek(queue: string, options: { limit: number; offset: number }): PeekedMessage[] {
-    const engine = this.engineOf(queue);
-    const limit = checkCount(options.limit, 'limit', MAX_RECEIVE);
-    const offset = checkCount(options.offset, 'offset', Number.MAX_SAFE_INTEGER, 0);
-    const listed: PeekedMessage[] = [];
-
-    for (const message of engine.list(offset, limit)) {
-      listed.push({
-        id: message.id,
-        body: message.body,
-        headers: message.headers,
-        priority: message.priority,
-        group: message.group,
-        state: message.state,
-        failures: message.failures,
-        publishedAt: message.publishedAt,
-        availableAt: message.availableAt,
-        expiresAt: message.expiresAt,
-      });
-    }
-    return listed;
+    return this.queues.peek(queue, options);
   }
 
   /** Moves a queue's messages to where they died, or to `options.to` (queues.ts). */

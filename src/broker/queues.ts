@@ -1,8 +1,9 @@
 // A queue as a whole, as HTTP's queue routes see it: declaring it (and
 // the dead-letter queue its settings name), purging it, deleting it with
-// whatever waits on it, redriving its messages (redrive.ts chooses them)
-// and the info it shows. Apart from broker.ts because these are an
-// operator's acts on queues, not the path a message takes through one.
+// whatever waits on it, and the info it shows; and for its dead letters
+// (usher dlq), peeking at its messages and redriving them (redrive.ts
+// chooses them). Apart from broker.ts because these are an operator's
+// acts on queues, not the path a message takes through one.
 
 import type { Logger } from 'pino';
 
@@ -13,7 +14,7 @@ import type { Observations } from '../observe/observations.js';
 import type { LogStore } from '../storage/log-store.js';
 import type { LogRecord } from '../storage/records.js';
 import { checkCount } from './checks.js';
-import type { Waiter } from './consumers.js';
+import { MAX_RECEIVE, type Waiter } from './consumers.js';
 import type { DeadLetterRouter } from './dead-letter.js';
 import { isLogged, settledRecords } from './durability.js';
 import { declared } from './messages.js';
@@ -24,7 +25,13 @@ import {
   resolveSettings,
   settingsDifference,
 } from './settings.js';
-import type { QueueInfo, QueueSettingsInput, RedriveOptions, Subscriber } from './types.js';
+import type {
+  PeekedMessage,
+  QueueInfo,
+  QueueSettingsInput,
+  RedriveOptions,
+  Subscriber,
+} from './types.js';
 
 /** What a queue's life needs of the broker. */
 export interface QueuesDeps {
@@ -189,6 +196,29 @@ export class Queues {
     await this.deps.append(engine, records);
     const level = shortLived ? 'debug' : 'info';
     this.deps.logger[level]({ queue: name, messages: seqs.length }, 'queue deleted');
+  }
+
+  peek(queue: string, options: { limit: number; offset: number }): PeekedMessage[] {
+    const engine = this.deps.engineOf(queue);
+    const limit = checkCount(options.limit, 'limit', MAX_RECEIVE);
+    const offset = checkCount(options.offset, 'offset', Number.MAX_SAFE_INTEGER, 0);
+    const listed: PeekedMessage[] = [];
+
+    for (const message of engine.list(offset, limit)) {
+      listed.push({
+        id: message.id,
+        body: message.body,
+        headers: message.headers,
+        priority: message.priority,
+        group: message.group,
+        state: message.state,
+        failures: message.failures,
+        publishedAt: message.publishedAt,
+        availableAt: message.availableAt,
+        expiresAt: message.expiresAt,
+      });
+    }
+    return listed;
   }
 
   async redrive(
