@@ -3,6 +3,12 @@
 // lease expiry and TTL. A publish is answered only after its record is on
 // disk, and only then becomes deliverable, so nothing unconfirmed is ever
 // handed to a consumer.
+//
+// This file is the public face and keeps what every part shares: the
+// state, opening and closing, outcomes and the log writes. The parts live
+// beside it: publish-landing.ts (publishing), consumers.ts (handing
+// messages out), settling.ts (acks, nacks), queues.ts (a queue as a
+// whole) and due-timer.ts (the timer).
 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -192,10 +198,17 @@ export class Broker implements BrokerApi {
       runDue: () => this.runDue(),
       append: (engine: QueueEngine, records: LogRecord[], synced?: boolean) =>
         this.append(engine, records, synced),
-      appendMoves: (engine: QueueEngine, touched: Iterable<QueueEngine>, records: LogRecord[]) =>
-        this.appendMoves(engine, touched, records),
-      settleOutcomes: (engine: QueueEngine, now: number, error?: string,
-        dropped?: Set<Outcome>) => this.settleOutcomes(engine, now, error, dropped),
+      appendMoves: (
+        engine: QueueEngine,
+        touched: Iterable<QueueEngine>,
+        records: LogRecord[],
+      ) => this.appendMoves(engine, touched, records),
+      settleOutcomes: (
+        engine: QueueEngine,
+        now: number,
+        error?: string,
+        dropped?: Set<Outcome>,
+      ) => this.settleOutcomes(engine, now, error, dropped),
     };
     this.publishing = new PublishLanding(parts);
     this.consumers = new Consumers(parts);
@@ -229,7 +242,8 @@ export class Broker implements BrokerApi {
     }
     broker.disk = await DiskWatch.start(options.dataDir, broker.diskFloorBytes,
       options.freeDiskBytes ?? freeBytesOf, (low) => broker.store.setDiskLow(low), logger);
-    broker.clockWatch = new ClockWatch(broker.clock, (jumpMs) => broker.dueTimer.onClockJump(jumpMs));
+    broker.clockWatch = new ClockWatch(broker.clock,
+      (jumpMs) => broker.dueTimer.onClockJump(jumpMs));
     if (options.admission !== undefined) broker.startAdmission(options);
 
     logger.info(
