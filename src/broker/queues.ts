@@ -33,7 +33,7 @@ import type {
   Subscriber,
 } from './types.js';
 
-/** What a queue's life needs of the broker. */
+/** What these acts on queues need of the broker. */
 export interface QueuesDeps {
   engines: Map<string, QueueEngine>;
   waiters: Map<QueueEngine, Waiter[]>;
