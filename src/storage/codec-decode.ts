@@ -6,7 +6,7 @@
 import { UUID_BYTES, UUID_CHARS } from './uuid-bytes.js';
 import type { LogRecord, PublishedRecord, QueueSettingsRecord } from './records.js';
 import {
-  F64, HAS_AVAILABLE_AT, HAS_EXPIRY, HAS_GROUP, KNOWN_FLAGS, MADE_ID, MAX_RECORD_BYTES,
+  F64, HAS_AVAILABLE_AT, HAS_EXPIRY, HAS_GROUP, KNOWN_FLAGS, MADE_ID,
   MAX_VARINT_BYTES, RecordType, U32, U8, UUID_ID,
 } from './codec.js';
 

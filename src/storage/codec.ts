@@ -53,12 +53,11 @@
 
 import { MessageTooLargeError } from '../errors.js';
 import { crc32c, crc32cAppend } from './crc32c.js';
-import { UUID_BYTES, UUID_CHARS, type UuidTable, isUuid, putUuid } from './uuid-bytes.js';
+import { UUID_BYTES, type UuidTable, isUuid, putUuid } from './uuid-bytes.js';
 import type {
   LogRecord,
   MovedRecord,
   PublishedRecord,
-  QueueSettingsRecord,
 } from './records.js';
 
 export const FRAME_HEADER_BYTES = 8;

@@ -35,7 +35,7 @@ export class ScrubDamage {
 
   /** Accounts for what a scrub of `target` found; returns the stretches new to the count. */
   found(target: ScrubTarget, found: Damage[]): number {
-    const { logger, ledger, segments, onDamagedMessages } = this.options;
+    const { logger, ledger, segments } = this.options;
     // Deleted while it was read: none of its messages was live any more.
     if (!segments.some((segment) => segment.id === target.id)) return 0;
     const damage = found.filter((stretch) => {

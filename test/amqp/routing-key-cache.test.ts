@@ -9,16 +9,13 @@ import { after, before, it } from 'node:test';
 
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
 
-import type { Broker } from '../../src/broker/broker.js';
 import { type AmqpFixture, openAmqpFixture } from './amqp-fixture.js';
 
 let fixture: AmqpFixture;
-let broker: Broker;
 let connection: ChannelModel;
 
 before(async () => {
   fixture = await openAmqpFixture('usher-routing-key-cache-');
-  broker = fixture.broker;
   connection = await fixture.connect();
 });
 

@@ -15,7 +15,7 @@ import { tableFrom, type FieldTable, type FieldValue } from '../../src/amqp/fiel
 import { createAmqpServer, type AmqpServer } from '../../src/amqp/server.js';
 import type { Broker } from '../../src/broker/broker.js';
 import { createHttpServer } from '../../src/http/server.js';
-import { FRAME_MAX, Raw, bodyFrame, publishFrame } from '../amqp/raw-client.js';
+import { Raw, bodyFrame, publishFrame } from '../amqp/raw-client.js';
 import { openBroker, tempDir } from '../helpers.js';
 
 import type { FastifyInstance } from 'fastify';

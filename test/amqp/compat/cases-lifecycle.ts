@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Chan, Msg } from './clients.js';
 import { fill } from './cases-topology.js';
-import { type Case, expectChannelError, expectConnectionError, until } from './harness.js';
+import { type Case, expectChannelError, until } from './harness.js';
 
 /** Polls basic.get until a message comes, for at most `ms`. */
 export async function getSoon(

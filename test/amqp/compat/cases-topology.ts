@@ -755,7 +755,7 @@ export const exchangeCases: Case[] = [
   {
     name: 'exchange: alternate-exchange takes what would be unroutable',
     async run(ctx) {
-      const { conn, ch } = await ctx.open();
+      const { ch } = await ctx.open();
       const main = ctx.name('main');
       const alternate = ctx.name('ae');
       const queue = ctx.name('q');
