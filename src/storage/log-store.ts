@@ -9,6 +9,7 @@ import { LatencyHistogram } from '../observe/latency.js';
 import { type ActiveSegment, createSegment } from './active-segment.js';
 import { Batch } from './batch.js';
 import { WriteChain } from './batch-io.js';
+import { Compaction } from './compaction.js';
 import { DeadSegments, SHRINK_STEP_BYTES } from './dead-segments.js';
 import { type InFlight, InFlightBatches } from './in-flight.js';
 import {
@@ -45,11 +46,6 @@ export type {
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 
-// One compaction round copies at most this much, so a segment full of
-// live messages is moved over several batches rather than one huge one.
-const COMPACTION_MAX_MESSAGES = 1024;
-const COMPACTION_MAX_BYTES = 8 * 1024 * 1024;
-
 // A batch that has gathered this much starts at once, while the rest of
 // the turn's appends gather behind it, so the disk writes and syncs one
 // batch while the event loop encodes the next instead of each waiting
@@ -77,7 +73,6 @@ export class LogStore {
   readonly #segmentBytes: number;
   readonly #sync: boolean;
   readonly #logger: StoreLogger;
-  readonly #snapshotMessage: (seq: number) => PublishedRecord | undefined;
   readonly #io: StoreIo;
   readonly #ledger: Ledger;
   readonly #reader = new FrameReader();
@@ -113,11 +108,12 @@ export class LogStore {
   #idleWaiters: Array<() => void> = [];
   /** Deletes dead segments beside the write loop (dead-segments.ts). */
   readonly #deadSegments: DeadSegments;
+  /** Copies the oldest segment's live messages forward (compaction.ts). */
+  readonly #compaction: Compaction;
   #closing = false;
   #closed: Promise<void> | undefined;
   /** Set when a failed batch could not be cut back: nothing is accepted. */
   #failure: StoreUnavailableError | undefined;
-  #compacting = false;
   /** The active segment holds batches written without an fdatasync. */
   #unsynced = false;
   /**
@@ -126,9 +122,6 @@ export class LogStore {
    * data-sync write covers its own bytes only.
    */
   #plainWrites = false;
-  /** Set while free disk is below the floor: compact at less garbage. */
-  #diskLow = false;
-  #stalledSegment: SegmentState | undefined;
 
   #diskBytes = 0;
   #corruptTails: number;
@@ -137,7 +130,6 @@ export class LogStore {
   #bytesWritten = 0;
   #batches = 0;
   #syncs = 0;
-  #compactedMessages = 0;
   readonly #replayedRecords: number;
   readonly #openedFromCheckpoint: boolean;
   readonly #checkpointer: Checkpointer | undefined;
@@ -216,7 +208,6 @@ export class LogStore {
     this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.#sync = options.sync ?? true;
     this.#logger = options.logger;
-    this.#snapshotMessage = options.snapshotMessage;
     this.#io = options.io ?? nodeIo;
     this.#chain = new WriteChain(this.#io);
     this.#ledger = ledger;
@@ -247,6 +238,16 @@ export class LogStore {
         this.#ledger.dropSegment(segment);
         this.#diskBytes -= segment.size;
       },
+    });
+    this.#compaction = new Compaction({
+      logger: this.#logger,
+      ledger,
+      segments: this.#segments,
+      segmentBytes: this.#segmentBytes,
+      snapshotMessage: options.snapshotMessage,
+      diskBytes: () => this.#diskBytes,
+      closing: () => this.#closing,
+      append: (copies) => this.#gather(copies, copies.length, true),
     });
     this.#scrubber = new Scrubber({
       logger: this.#logger,
@@ -451,7 +452,7 @@ export class LogStore {
    * messages pin the oldest segments (CASES.md C17).
    */
   setDiskLow(low: boolean): void {
-    this.#diskLow = low;
+    this.#compaction.setDiskLow(low);
   }
 
   stats(): LogStoreStats {
@@ -466,7 +467,7 @@ export class LogStore {
       bytesWritten: this.#bytesWritten,
       batches: this.#batches,
       syncs: this.#syncs,
-      compactedMessages: this.#compactedMessages,
+      compactedMessages: this.#compaction.compactedMessages,
       framesReadAhead: this.#reader.framesReadAhead,
       framesReadInLine: this.#reader.framesReadInLine,
       stopped: this.#failure === undefined ? 0 : 1,
@@ -556,7 +557,7 @@ export class LogStore {
         if (outcome.ok) {
           this.#land(oldest, outcome.synced);
           this.#deadSegments.deleteSoon();
-          this.#compact();
+          this.#compaction.run();
           this.#afterCommitCheckpoint(oldest.batch.bytes);
         } else {
           await this.#recover(oldest, 'error' in outcome ? outcome.error : undefined);
@@ -652,10 +653,7 @@ export class LogStore {
       this.#ledger.apply(batch.records[i], segment, batch.frameBytes[i], offset, batch.ids, i);
       offset += batch.frameBytes[i];
     }
-    if (batch.copies > 0) {
-      this.#compactedMessages += batch.copies;
-      this.#compacting = false;
-    }
+    if (batch.copies > 0) this.#compaction.landed(batch.copies);
     batch.resolve();
   }
 
@@ -700,7 +698,7 @@ export class LogStore {
   // fails we no longer know what the file holds, and stop accepting.
   async #rollBack(failed: InFlight, cause: unknown): Promise<void> {
     const { batch, segment, position, syncFd } = failed;
-    if (batch.copies > 0) this.#compacting = false;
+    if (batch.copies > 0) this.#compaction.failed();
     try {
       await this.#io.ftruncate(segment.fd, position);
       if (syncFd !== null) {
@@ -830,65 +828,6 @@ export class LogStore {
     this.#writeEnd = segment.size;
     this.#segments.push(segment);
     this.#diskBytes += segment.size;
-  }
-
-  // A few messages that are never settled (a dead-letter queue nobody
-  // drains) would pin the oldest segment, and with it every later one.
-  // When garbage outweighs live data, copy the oldest segment's live
-  // messages to the end of the log; once the copies are durable the ledger
-  // counts the segment dead and DeadSegments removes it.
-  #compact(): void {
-    if (this.#compacting || this.#closing) return;
-    // Dead segments still being deleted (dead-segments.ts) are neither
-    // garbage to count nor the oldest to copy from. Waiting for their
-    // deletion instead ended the chain of copy, delete, copy at the first
-    // deletion, until some other batch landed (none may, with the disk
-    // low and publishes refused).
-    const segments = this.#segments;
-    let first = 0;
-    let dying = 0;
-    while (first < segments.length - 1 && segments[first].live === 0) {
-      dying += segments[first].size;
-      first++;
-    }
-    if (segments.length - first < 2) return;
-    const live = this.#ledger.liveBytes;
-    const limit = (this.#diskLow ? live : 2 * live) + 2 * this.#segmentBytes;
-    if (this.#diskBytes - dying <= limit) return;
-
-    const oldest = segments[first];
-    const copies: PublishedRecord[] = [];
-    let bytes = 0;
-    for (const [seq, frameBytes] of this.#ledger.oldestIn(oldest, COMPACTION_MAX_MESSAGES)) {
-      if (bytes >= COMPACTION_MAX_BYTES) break;
-      // undefined: the broker has let go of the message (its `settled`
-      // record is on the way) or not taken it up yet (its append has not
-      // resolved). Either way the next round looks again.
-      const copy = this.#snapshotMessage(seq);
-      if (copy === undefined || copy.seq !== seq) continue;
-      copies.push(copy);
-      bytes += frameBytes;
-    }
-
-    if (copies.length === 0) {
-      if (this.#stalledSegment !== oldest) {
-        this.#stalledSegment = oldest;
-        this.#logger.warn(
-          { file: oldest.path, liveMessages: oldest.live },
-          'compaction found nothing to copy from the oldest segment',
-        );
-      }
-      return;
-    }
-
-    try {
-      // A failed batch is already logged by #rollBack, and the next round
-      // tries again, so nobody needs to hear of it here.
-      this.#gather(copies, copies.length, true).catch(noop);
-      this.#compacting = true;
-    } catch (err) {
-      this.#logger.error({ err, file: oldest.path }, 'compaction failed');
-    }
   }
 
   #idle(): Promise<void> {
