@@ -1,5 +1,5 @@
 // The batches of the log store's group commit and the I/O that lands them.
-// Up to two synced batches are in flight at once (log-store.ts), and a
+// Up to two synced batches are in flight at once (in-flight.ts), and a
 // few that need no sync beside them: while one waits for its fdatasync,
 // the next is written and synced at once rather than waiting for the
 // first to land. Their writes still go out one after the other, each
@@ -85,7 +85,7 @@ export class WriteChain {
   // before the next batch's write, two syncs in that batch's latency
   // again. So if it fails, batches behind it may lie in the file past
   // it; the store cuts them back with it and writes them again
-  // (log-store.ts #recover), as after a failed fdatasync.
+  // (write-loop.ts #recover), as after a failed fdatasync.
   #landDataSync(batch: Batch, target: BatchTarget): Promise<Outcome> {
     return this.#last.then(async (previousOk) => {
       if (!previousOk) return SKIPPED;

@@ -1,4 +1,4 @@
-// One group commit of the log store (log-store.ts): the records gathered
+// One group commit of the log store (write-loop.ts): the records gathered
 // while the previous batch is being written, and the promise every append
 // that joins shares.
 //
@@ -56,7 +56,7 @@ export class Batch {
   sync = false;
   /** Some append in the batch has a caller waiting for its answer. */
   awaited = false;
-  /** Nobody awaits it, and it has waited its while to ride with a synced batch (log-store.ts). */
+  /** Nobody awaits it, and it has waited its while to ride with a synced batch (write-loop.ts). */
   waited = false;
   waitTimer: NodeJS.Timeout | undefined;
   /** Compaction copies in this batch. */

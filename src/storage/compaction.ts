@@ -2,7 +2,7 @@
 // the log, so that a few messages nobody settles do not keep every later
 // segment on disk. Apart from log-store.ts because it is a policy of its
 // own (when garbage outweighs live data, and what one round copies); the
-// store runs a round after each batch lands and appends its copies.
+// write loop runs a round after each batch lands and appends its copies.
 
 import type { Ledger, SegmentState } from './ledger.js';
 import type { StoreLogger } from './log-store-types.js';
@@ -110,9 +110,9 @@ export class Compaction {
     }
 
     try {
-      // A failed batch is already logged where it is cut back (the
-      // store's #rollBack), and the next round tries again, so nobody
-      // needs to hear of it here.
+      // A failed batch is already logged by #rollBack (write-loop.ts),
+      // and the next round tries again, so nobody needs to hear of it
+      // here.
       this.options.append(copies).catch(noop);
       this.#compacting = true;
     } catch (err) {

@@ -1,5 +1,5 @@
 // The log's batches whose I/O has started, oldest first, and the rules for
-// whether another may start beside them (log-store.ts starts them and
+// whether another may start beside them (write-loop.ts starts them and
 // lands them in this order).
 
 import type { ActiveSegment } from './active-segment.js';

@@ -1,24 +1,22 @@
 // Usher's write-ahead log: every durable change is a record appended to a
 // segment file (layout in segment-file.ts, frames in codec.ts). Appends are
-// group-committed, dead segments are deleted oldest first, and compaction
-// copies the few long-lived messages forward so old segments can go.
+// group-committed (write-loop.ts), dead segments are deleted oldest first
+// (dead-segments.ts), and compaction copies the few long-lived messages
+// forward so old segments can go (compaction.ts). LogStore is the face
+// the broker sees: it opens the log, reads messages back, scrubs and
+// closes it, and hands those parts what they share.
 
 import { mkdir } from 'node:fs/promises';
 import { StoreUnavailableError, UsherError } from '../errors.js';
 import { LatencyHistogram } from '../observe/latency.js';
-import { type ActiveSegment, createSegment } from './active-segment.js';
-import { Batch } from './batch.js';
-import { WriteChain } from './batch-io.js';
-import { Compaction } from './compaction.js';
-import { DeadSegments, SHRINK_STEP_BYTES } from './dead-segments.js';
-import { type InFlight, InFlightBatches } from './in-flight.js';
 import {
   CHECKPOINTS_SUPPORTED,
   type CheckpointStats,
   Checkpointer,
 } from './checkpoint.js';
-import { encodeRecord } from './codec.js';
 import { type PublishedHead } from './codec-decode.js';
+import { Compaction } from './compaction.js';
+import { DeadSegments, SHRINK_STEP_BYTES } from './dead-segments.js';
 import { FrameReader } from './frame-reader.js';
 import { type StoreIo, nodeIo } from './io.js';
 import {
@@ -33,7 +31,7 @@ import type { LogRecord, PublishedRecord } from './records.js';
 import { recover } from './recovery.js';
 import { ScrubDamage } from './scrub-damage.js';
 import { type ScrubTarget, Scrubber } from './scrub.js';
-import { encodeSegmentHeader } from './segment-file.js';
+import { WriteLoop } from './write-loop.js';
 
 // The store's options and figures live in log-store-types.ts; callers
 // name them from here, beside the store.
@@ -43,35 +41,17 @@ export type {
   LogStoreStats,
   StoreLogger,
 } from './log-store-types.js';
+export { EARLY_START_BYTES, UNANSWERED_WAIT_MS } from './write-loop.js';
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
-
-// A batch that has gathered this much starts at once, while the rest of
-// the turn's appends gather behind it, so the disk writes and syncs one
-// batch while the event loop encodes the next instead of each waiting
-// for the other. (Under heavy load every publisher is answered in the
-// same turn and publishes again in the same turn: without this, a turn
-// encoded a whole 1.6 MiB batch with the disk idle.)
-export const EARLY_START_BYTES = 512 * 1024;
-
-// How long a batch nobody awaits (AMQP acks only) waits to ride with a
-// synced batch before it is written alone. Acks arrive just after their
-// deliveries, that is just after a synced batch landed, when nothing is
-// in flight to wait for; at a steady rate a publish comes within this.
-export const UNANSWERED_WAIT_MS = 5;
 
 /** Bounds of batchTimes: a synced batch here takes 0.1-0.4 ms; a stall, hundreds. */
 export const STORE_BATCH_BUCKETS_SECONDS = [
   0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 ] as const;
 
-/** What the write loop's wait for the oldest batch may end with instead. */
-const ARRIVED = Symbol('arrived');
-
 export class LogStore {
   readonly #dir: string;
-  readonly #segmentBytes: number;
-  readonly #sync: boolean;
   readonly #logger: StoreLogger;
   readonly #io: StoreIo;
   readonly #ledger: Ledger;
@@ -79,15 +59,7 @@ export class LogStore {
 
   /** Oldest first; the active segment is always last. */
   readonly #segments: SegmentState[];
-  #active!: ActiveSegment;
-  #nextSegmentId: number;
   #lastSeq: number;
-
-  #gathering = new Batch();
-  /** Batches to write again, oldest first: they were in flight behind one that failed. */
-  #redo: Batch[] = [];
-  /** Oldest first; they land in this order. */
-  readonly #inFlight = new InFlightBatches();
 
   /**
    * Each batch's time from its write starting to its landing (written,
@@ -95,47 +67,24 @@ export class LogStore {
    * latency, and where a stall of the disk shows (STORE_BATCH_BUCKETS).
    */
   readonly batchTimes = new LatencyHistogram(STORE_BATCH_BUCKETS_SECONDS);
-  /** Where the next batch goes in the active segment: past those in flight. */
-  #writeEnd = 0;
-  readonly #chain: WriteChain;
-  /** Wakes the write loop when an append joins while it waits on a batch. */
-  #wakeOnArrival: (() => void) | undefined;
-  /** While true, no batch may start from #startEarly (see there). */
-  #recovering = false;
-  /** The last roll failed; writing goes on in the full segment until a batch lands. */
-  #rollFailed = false;
-  #writing = false;
-  #idleWaiters: Array<() => void> = [];
+  /** Gathers appends into batches, writes and lands them (write-loop.ts). */
+  readonly #writeLoop: WriteLoop;
   /** Deletes dead segments beside the write loop (dead-segments.ts). */
   readonly #deadSegments: DeadSegments;
   /** Copies the oldest segment's live messages forward (compaction.ts). */
   readonly #compaction: Compaction;
   #closing = false;
   #closed: Promise<void> | undefined;
-  /** Set when a failed batch could not be cut back: nothing is accepted. */
-  #failure: StoreUnavailableError | undefined;
-  /** The active segment holds batches written without an fdatasync. */
-  #unsynced = false;
-  /**
-   * A batch was written without a sync since the last whole-file
-   * fdatasync started: the next synced batch must fdatasync, as a
-   * data-sync write covers its own bytes only.
-   */
-  #plainWrites = false;
 
   #diskBytes = 0;
   #corruptTails: number;
   #corruptRegions: number;
   #missingSegments: number;
-  #bytesWritten = 0;
-  #batches = 0;
-  #syncs = 0;
   readonly #replayedRecords: number;
   readonly #openedFromCheckpoint: boolean;
   readonly #checkpointer: Checkpointer | undefined;
   readonly #scrubber: Scrubber;
   readonly #scrubDamage: ScrubDamage;
-  #durableWaiters: Array<() => void> = [];
 
   /**
    * Opens the log in `options.dir`, replaying every valid record in log
@@ -170,7 +119,7 @@ export class LogStore {
       const ledger = recovered.ledger;
 
       const store = new LogStore(options, ledger, recovered);
-      store.#startSegment(await store.#createSegment());
+      store.#writeLoop.startSegment(await store.#writeLoop.createSegment());
       await store.#deadSegments.deleteNow();
       const position = recovered.checkpointPosition;
       if (position !== undefined && options.scrubAfterOpen !== false) {
@@ -204,15 +153,12 @@ export class LogStore {
     ledger: Ledger,
     recovered: Awaited<ReturnType<typeof recover>>,
   ) {
+    const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.#dir = options.dir;
-    this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
-    this.#sync = options.sync ?? true;
     this.#logger = options.logger;
     this.#io = options.io ?? nodeIo;
-    this.#chain = new WriteChain(this.#io);
     this.#ledger = ledger;
     this.#segments = recovered.segments;
-    this.#nextSegmentId = recovered.lastSegmentId + 1;
     this.#lastSeq = recovered.lastSeq;
     this.#corruptTails = recovered.corruptTails;
     this.#corruptRegions = recovered.corruptRegions;
@@ -243,11 +189,30 @@ export class LogStore {
       logger: this.#logger,
       ledger,
       segments: this.#segments,
-      segmentBytes: this.#segmentBytes,
+      segmentBytes,
       snapshotMessage: options.snapshotMessage,
       diskBytes: () => this.#diskBytes,
       closing: () => this.#closing,
-      append: (copies) => this.#gather(copies, copies.length, true),
+      append: (copies) => this.#writeLoop.gather(copies, copies.length, true),
+    });
+    this.#writeLoop = new WriteLoop({
+      dir: this.#dir,
+      io: this.#io,
+      logger: this.#logger,
+      sync: options.sync ?? true,
+      segmentBytes,
+      ledger,
+      segments: this.#segments,
+      nextSegmentId: recovered.lastSegmentId + 1,
+      batchTimes: this.batchTimes,
+      deadSegments: this.#deadSegments,
+      compaction: this.#compaction,
+      lastSeq: () => this.#lastSeq,
+      closing: () => this.#closing,
+      grew: (bytes) => {
+        this.#diskBytes += bytes;
+      },
+      wrote: (bytes) => this.#checkpointer?.wrote(bytes),
     });
     this.#scrubber = new Scrubber({
       logger: this.#logger,
@@ -259,9 +224,12 @@ export class LogStore {
     if (CHECKPOINTS_SUPPORTED && checkpoints !== undefined && checkpoints.enabled !== false) {
       this.#checkpointer = new Checkpointer(this.#dir, options.checkpoints ?? {}, this.#logger, {
         ledger,
-        position: () => ({ segmentId: this.#active.id, offset: this.#active.size }),
+        position: () => ({
+          segmentId: this.#writeLoop.active.id,
+          offset: this.#writeLoop.active.size,
+        }),
         lastSeq: () => this.#lastSeq,
-        whenDurable: () => this.#whenDurable(),
+        whenDurable: () => this.#writeLoop.whenDurable(),
       });
       // What was replayed counts as written since the last checkpoint: a
       // start that read much of the log writes a new one soon.
@@ -310,7 +278,7 @@ export class LogStore {
    *
    * `unanswered: true` (with `sync: false`): nobody waits for the answer
    * (an AMQP ack), so the batch may wait to ride with the next synced one
-   * rather than be written alone (#hasRoom).
+   * rather than be written alone (hasRoom, in-flight.ts).
    *
    * No records: nothing to make durable, so it resolves at once (an empty
    * batch would never start, and its promise never settle).
@@ -319,7 +287,8 @@ export class LogStore {
     records: readonly LogRecord[],
     { sync = true, unanswered = false }: { sync?: boolean; unanswered?: boolean } = {},
   ): Promise<void> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const failure = this.#writeLoop.failure;
+    if (failure !== undefined) return Promise.reject(failure);
     if (this.#closing) {
       return Promise.reject(
         new StoreUnavailableError('the log store is closed'),
@@ -327,7 +296,7 @@ export class LogStore {
     }
     if (records.length === 0) return Promise.resolve();
     try {
-      return this.#gather(records, 0, sync, unanswered);
+      return this.#writeLoop.gather(records, 0, sync, unanswered);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -381,7 +350,7 @@ export class LogStore {
    */
   scrub(): boolean {
     if (this.#closing) return false;
-    return this.#scrubber.start(this.#coveredBy(this.#active.id, 0));
+    return this.#scrubber.start(this.#coveredBy(this.#writeLoop.active.id, 0));
   }
 
   /** Resolves once the running scrub, if any, is over. */
@@ -418,25 +387,27 @@ export class LogStore {
 
   async #close(): Promise<void> {
     this.#closing = true;
-    // Acks waiting to ride with a later batch go now (#hasRoom).
-    if (!this.#gathering.isEmpty) this.#kick();
+    const writeLoop = this.#writeLoop;
+    // Acks waiting to ride with a later batch go now (hasRoom, in-flight.ts).
+    writeLoop.kickGathering();
     await this.#scrubber.stop();
-    await this.#idle();
+    await writeLoop.idle();
     await this.whenDeleted();
 
-    const { fd, syncFd, dataSyncFds } = this.#active;
-    this.#active.fd = -1;
-    this.#active.syncFd = -1;
-    this.#active.dataSyncFds = [];
+    const active = writeLoop.active;
+    const { fd, syncFd, dataSyncFds } = active;
+    active.fd = -1;
+    active.syncFd = -1;
+    active.dataSyncFds = [];
     try {
-      if (this.#unsynced && this.#failure === undefined) {
+      if (writeLoop.unsynced && writeLoop.failure === undefined) {
         await this.#io.fdatasync(fd);
-        this.#unsynced = false;
+        writeLoop.unsynced = false;
       }
-      if (!this.#unsynced) this.#wakeDurable();
+      if (!writeLoop.unsynced) writeLoop.wakeDurable();
       // A clean stop leaves a checkpoint of the end of the log, so the
       // next start replays nothing.
-      if (this.#failure === undefined) await this.#checkpointer?.finish();
+      if (writeLoop.failure === undefined) await this.#checkpointer?.finish();
     } finally {
       this.#reader.closeAll();
       for (const dataSyncFd of dataSyncFds) await this.#io.close(dataSyncFd).catch(noop);
@@ -464,13 +435,13 @@ export class LogStore {
       corruptTails: this.#corruptTails,
       corruptRegions: this.#corruptRegions,
       missingSegments: this.#missingSegments,
-      bytesWritten: this.#bytesWritten,
-      batches: this.#batches,
-      syncs: this.#syncs,
+      bytesWritten: this.#writeLoop.bytesWritten,
+      batches: this.#writeLoop.batches,
+      syncs: this.#writeLoop.syncs,
       compactedMessages: this.#compaction.compactedMessages,
       framesReadAhead: this.#reader.framesReadAhead,
       framesReadInLine: this.#reader.framesReadInLine,
-      stopped: this.#failure === undefined ? 0 : 1,
+      stopped: this.#writeLoop.failure === undefined ? 0 : 1,
       replayedRecords: this.#replayedRecords,
       openedFromCheckpoint: this.#openedFromCheckpoint ? 1 : 0,
       scrubCorruptRegions: this.#scrubDamage.corruptRegions,
@@ -478,361 +449,6 @@ export class LogStore {
       ...(this.#checkpointer?.stats() ?? NO_CHECKPOINTS),
       ...this.#scrubber.stats(),
     };
-  }
-
-  // Encodes every record first (Batch.add), so one that cannot be encoded
-  // (too large) throws here and nothing of its call joins the batch.
-  #gather(
-    records: readonly LogRecord[],
-    copies: number,
-    sync: boolean,
-    unanswered = false,
-  ): Promise<void> {
-    const batch = this.#gathering;
-    batch.add(records);
-    batch.copies += copies;
-    batch.sync ||= sync;
-    batch.awaited ||= !unanswered;
-    if (!batch.awaited && !batch.sync) this.#waitUnanswered(batch);
-    if (batch.bytes >= EARLY_START_BYTES) this.#startEarly();
-    else this.#kick();
-    return batch.promise;
-  }
-
-  // Starts the gathering batch now if it has room in flight (if not, it
-  // keeps gathering until one lands). Not while the loop
-  // recovers from a failed write: it cuts the file back and queues the
-  // batches behind to be written again, and a batch started meanwhile
-  // could be written where the cut-back removes it, and still be
-  // confirmed. (A segment being rolled is safe: #startBatches starts
-  // nothing in a full segment.)
-  #startEarly(): void {
-    if (!this.#writing) {
-      this.#writing = true;
-      void this.#writeLoop();
-    } else if (!this.#recovering) {
-      this.#startBatches();
-    }
-  }
-
-  // Starts the write loop unless it runs. Waiting one turn of the event
-  // loop lets every append made by the I/O callbacks of this turn join
-  // the first batch instead of it leaving with a single record. A loop
-  // that runs is woken the same way if it has room for another batch.
-  #kick(): void {
-    if (this.#writing) {
-      const wake = this.#wakeOnArrival;
-      if (wake !== undefined && this.#hasRoom(this.#gathering)) {
-        this.#wakeOnArrival = undefined;
-        setImmediate(wake);
-      }
-      return;
-    }
-    this.#writing = true;
-    setImmediate(() => void this.#writeLoop());
-  }
-
-  // Starts batches while there is room, then waits for the oldest in
-  // flight (or for an append to start another) and lands it. Batches land
-  // in the order they started, so appends resolve in call order.
-  async #writeLoop(): Promise<void> {
-    try {
-      for (;;) {
-        this.#startBatches();
-        const oldest = this.#inFlight.oldest;
-        if (oldest === undefined) {
-          if (!this.#rollDue()) break;
-          this.#rollFailed = !(await this.#roll());
-          continue;
-        }
-
-        const woken = new Promise<typeof ARRIVED>((resolve) => {
-          this.#wakeOnArrival = () => resolve(ARRIVED);
-        });
-        const outcome = await Promise.race([oldest.outcome, woken]);
-        this.#wakeOnArrival = undefined;
-        if (outcome === ARRIVED) continue;
-
-        this.#inFlight.shift();
-        if (outcome.ok) {
-          this.#land(oldest, outcome.synced);
-          this.#deadSegments.deleteSoon();
-          this.#compaction.run();
-          this.#afterCommitCheckpoint(oldest.batch.bytes);
-        } else {
-          await this.#recover(oldest, 'error' in outcome ? outcome.error : undefined);
-        }
-      }
-    } catch (err) {
-      // Only a bug gets here: I/O errors come back as outcomes.
-      this.#enterFailed(
-        new StoreUnavailableError(
-          `the log store failed unexpectedly: ${describe(err)}`,
-          err,
-        ),
-      );
-    }
-
-    if (this.#failure !== undefined) this.#rejectWaiting(this.#failure);
-    this.#writing = false;
-    for (const wake of this.#idleWaiters.splice(0)) wake();
-  }
-
-  // A full segment is rolled once nothing is in flight; until then no new
-  // batch starts in it (unless the roll failed: then writing goes on).
-  #rollDue(): boolean {
-    const full = this.#writeEnd >= this.#segmentBytes;
-    return full && !this.#rollFailed && this.#failure === undefined;
-  }
-
-  // Batches to write again go first, then the gathering one, each once
-  // it has room.
-  #startBatches(): void {
-    while (this.#failure === undefined && !this.#rollDue()) {
-      const redo = this.#redo[0];
-      const batch = redo ?? (this.#gathering.isEmpty ? undefined : this.#gathering);
-      if (batch === undefined || !this.#hasRoom(batch)) return;
-      if (batch === redo) this.#redo.shift();
-      else this.#gathering = new Batch();
-
-      const segment = this.#active;
-      const position = this.#writeEnd;
-      this.#writeEnd += batch.bytes;
-      const synced = this.#sync && batch.sync;
-      // One call instead of a write and an fdatasync (two trips to the
-      // thread pool, two wake-ups of the loop) when the batch's own bytes
-      // are all a sync must cover: every byte before it is synced, or
-      // is in a synced batch in flight, which lands first.
-      const dataSync = synced && !this.#plainWrites && segment.dataSyncFds.length > 0;
-      if (synced && !dataSync) this.#plainWrites = false;
-      if (!synced) this.#plainWrites = true;
-      const syncFd = synced ? this.#inFlight.freeSyncFd(segment, dataSync) : null;
-      const outcome = this.#chain.land(batch, {
-        writeFd: segment.fd,
-        syncFd: syncFd ?? segment.fd,
-        position,
-        sync: syncFd !== null,
-        dataSync,
-      });
-      const startedAt = performance.now();
-      this.#inFlight.add({ batch, segment, position, syncFd, outcome, startedAt });
-    }
-  }
-
-  #hasRoom(batch: Batch): boolean {
-    return this.#inFlight.hasRoom(batch, this.#sync, this.#closing);
-  }
-
-  // Once per batch: when its wait is over, it may start.
-  #waitUnanswered(batch: Batch): void {
-    if (batch.waitTimer !== undefined || !this.#sync) return;
-    // Not unref'd: close() starts a waiting batch itself, and until
-    // then the timer is what starts it.
-    batch.waitTimer = setTimeout(() => {
-      batch.waited = true;
-      if (this.#gathering === batch) this.#kick();
-    }, UNANSWERED_WAIT_MS);
-  }
-
-  // The batch is written (and synced if asked): account for it and answer.
-  #land(landed: InFlight, synced: boolean): void {
-    const { batch, segment, position } = landed;
-    // A sync covers every write before it: the ones of earlier batches
-    // returned before this batch's write started.
-    if (synced) this.#syncs++;
-    this.batchTimes.observeMs(performance.now() - landed.startedAt);
-    this.#unsynced = !synced;
-    this.#rollFailed = false;
-
-    segment.size += batch.bytes;
-    this.#diskBytes += batch.bytes;
-    this.#bytesWritten += batch.bytes;
-    this.#batches++;
-    let offset = position;
-    for (let i = 0; i < batch.records.length; i++) {
-      this.#ledger.apply(batch.records[i], segment, batch.frameBytes[i], offset, batch.ids, i);
-      offset += batch.frameBytes[i];
-    }
-    if (batch.copies > 0) this.#compaction.landed(batch.copies);
-    batch.resolve();
-  }
-
-  // The oldest batch in flight failed. The ones behind it were written
-  // after it (or skipped): once their I/O is over, the file is cut back to
-  // where the failed batch began, it alone is rejected, and the others
-  // are written again from there.
-  async #recover(failed: InFlight, cause: unknown): Promise<void> {
-    this.#recovering = true;
-    try {
-      const behind = this.#inFlight.takeAll();
-      await Promise.all(behind.map((entry) => entry.outcome));
-      this.#chain.reset();
-      // What the failed batch's cut-back leaves unsynced is not known
-      // here: the next synced batch fdatasyncs the whole file.
-      this.#plainWrites = true;
-      this.#writeEnd = failed.position;
-      for (const entry of behind) entry.batch.waited = true;
-      this.#redo.unshift(...behind.map((entry) => entry.batch));
-      await this.#rollBack(
-        failed,
-        cause ?? new Error('an earlier write failed'),
-      );
-    } finally {
-      this.#recovering = false;
-    }
-  }
-
-  // Once the store has stopped, nothing waiting will ever be written.
-  #rejectWaiting(failure: StoreUnavailableError): void {
-    const waiting = [...this.#redo.splice(0), ...this.#inFlight.takeAll().map((e) => e.batch)];
-    if (!this.#gathering.isEmpty) {
-      waiting.push(this.#gathering);
-      this.#gathering = new Batch();
-    }
-    for (const batch of waiting) batch.reject(failure);
-  }
-
-  // A failed write may have left part of the batch in the file. Cutting
-  // the file back to where the batch began keeps the log free of gaps and
-  // garbage, so the next batch can go in the same place. If even that
-  // fails we no longer know what the file holds, and stop accepting.
-  async #rollBack(failed: InFlight, cause: unknown): Promise<void> {
-    const { batch, segment, position, syncFd } = failed;
-    if (batch.copies > 0) this.#compaction.failed();
-    try {
-      await this.#io.ftruncate(segment.fd, position);
-      if (syncFd !== null) {
-        // Through the descriptor the batch synced through: a writeback
-        // error is reported once to each open descriptor of the file,
-        // and this one has taken it, so this sync fails only on a new
-        // error. (Through another, it would report the old one and stop
-        // the store: always so after a failed data-sync write.)
-        await this.#io.fdatasync(syncFd);
-        // The other descriptors may still hold the failed batch's error
-        // for their next sync, which would fail a batch that did nothing
-        // wrong. Nothing was written since the sync just above
-        // succeeded, so an error here can only be that old one: taken
-        // and dropped.
-        for (const fd of [segment.fd, segment.syncFd, ...segment.dataSyncFds]) {
-          if (fd !== syncFd) await this.#io.fdatasync(fd).catch(noop);
-        }
-      }
-    } catch (truncateErr) {
-      this.#enterFailed(
-        new StoreUnavailableError(
-          `writing to segment "${segment.path}" failed ` +
-            `(${describe(cause)}) and cutting it back to ${position} bytes ` +
-            `failed too (${describe(truncateErr)}); the log store is stopped`,
-          truncateErr,
-        ),
-      );
-      batch.reject(this.#failure!);
-      return;
-    }
-
-    this.#logger.error(
-      { err: cause, file: segment.path, offset: position, bytes: batch.bytes },
-      'log batch failed',
-    );
-    batch.reject(
-      new StoreUnavailableError(
-        `writing ${batch.records.length} records to segment ` +
-          `"${segment.path}" failed: ${describe(cause)}`,
-        cause,
-      ),
-    );
-  }
-
-  #enterFailed(failure: StoreUnavailableError): void {
-    this.#failure = failure;
-    this.#logger.error({ err: failure }, 'log store stopped');
-  }
-
-  // Once a batch has landed the ledger holds exactly the log up to the
-  // landed end of the active segment (a batch still in flight is not in
-  // it yet): a checkpoint may begin here (checkpoint.ts).
-  #afterCommitCheckpoint(bytes: number): void {
-    if (!this.#unsynced || !this.#sync) this.#wakeDurable();
-    this.#checkpointer?.wrote(bytes);
-  }
-
-  // Resolves once every record the ledger holds is on disk. In `os` mode
-  // that waits for the next synced batch, which it asks for.
-  #whenDurable(): Promise<void> {
-    if (!this.#unsynced || !this.#sync) return Promise.resolve();
-    this.#gathering.sync = true;
-    return new Promise((resolve) => this.#durableWaiters.push(resolve));
-  }
-
-  #wakeDurable(): void {
-    for (const wake of this.#durableWaiters.splice(0)) wake();
-  }
-
-  // If the new segment cannot be made (a full disk, say), writing goes on
-  // in the current one and the roll is tried again after the next batch.
-  // Called only while no batch is in flight. Resolves false if it failed.
-  async #roll(): Promise<boolean> {
-    let next: ActiveSegment;
-    try {
-      next = await this.#createSegment();
-    } catch (err) {
-      this.#logger.error(
-        { err, file: this.#active.path, bytes: this.#active.size },
-        'could not start a new segment; writing on in the current one',
-      );
-      return false;
-    }
-
-    const previous = this.#active;
-    // Batches confirmed without a sync must not stay unsynced in a file
-    // no later fdatasync will touch.
-    if (this.#unsynced) {
-      try {
-        await this.#io.fdatasync(previous.fd);
-        this.#unsynced = false;
-      } catch (err) {
-        this.#logger.warn({ err, file: previous.path }, 'syncing segment before roll failed');
-      }
-    }
-    this.#startSegment(next);
-    try {
-      for (const fd of previous.dataSyncFds) await this.#io.close(fd);
-      await this.#io.close(previous.syncFd);
-      await this.#io.close(previous.fd);
-    } catch (err) {
-      this.#logger.warn({ err, file: previous.path }, 'closing segment failed');
-    }
-    previous.fd = -1;
-    previous.syncFd = -1;
-    previous.dataSyncFds = [];
-    this.#deadSegments.deleteSoon();
-    return true;
-  }
-
-  // A new segment starts with a declaration of every live queue, so the
-  // queues outlive the deletion of the segments that declared them.
-  #createSegment(): Promise<ActiveSegment> {
-    const frames = [encodeSegmentHeader(this.#lastSeq)];
-    for (const [name, settings] of this.#ledger.queues) {
-      frames.push(encodeRecord({ type: 'queue-declared', name, settings }));
-    }
-    return createSegment(this.#io, this.#dir, this.#nextSegmentId, frames, (next) => {
-      this.#nextSegmentId = next;
-    });
-  }
-
-  #startSegment(segment: ActiveSegment): void {
-    this.#active = segment;
-    // Its header was synced as it was made, and nothing else is in it.
-    this.#plainWrites = false;
-    this.#writeEnd = segment.size;
-    this.#segments.push(segment);
-    this.#diskBytes += segment.size;
-  }
-
-  #idle(): Promise<void> {
-    if (!this.#writing) return Promise.resolve();
-    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 }
 

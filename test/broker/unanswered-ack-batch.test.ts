@@ -1,7 +1,7 @@
 // An ack nobody hears an answer to (AckOptions synced: false, AMQP's
 // basic.ack) is appended as unanswered: while a synced batch is in flight
 // it is not written alone but waits to ride with the next batch
-// (log-store.ts #hasRoom). An ack someone awaits is written at once.
+// (hasRoom, in-flight.ts). An ack someone awaits is written at once.
 
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';

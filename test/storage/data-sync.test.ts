@@ -1,5 +1,5 @@
 // Synced batches written and synced in one call, through descriptors
-// opened with StoreIo.openDataSync (log-store.ts, batch-io.ts): one trip
+// opened with StoreIo.openDataSync (write-loop.ts, batch-io.ts): one trip
 // to the thread pool a batch instead of a write and then an fdatasync.
 // Such a write covers its own bytes only, so a batch behind a write
 // without a sync still fdatasyncs; two are in flight at once, through

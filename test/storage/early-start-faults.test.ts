@@ -1,4 +1,4 @@
-// Early batch start (log-store.ts, EARLY_START_BYTES) under failing I/O:
+// Early batch start (write-loop.ts, EARLY_START_BYTES) under failing I/O:
 // turns that gather several batches' worth of appends, in `fsync` and
 // `os` mode mixed, in segments that roll mid-turn, while writes fail
 // whole or half-written and syncs fail. Whatever the log answered must be

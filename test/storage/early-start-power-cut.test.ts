@@ -1,5 +1,5 @@
 // Power cuts under turns that each gather several early-started batches
-// (log-store.ts, EARLY_START_BYTES), `fsync` and `os` appends mixed, in
+// (write-loop.ts, EARLY_START_BYTES), `fsync` and `os` appends mixed, in
 // segments that roll between the batches of a turn. After the cut the
 // disk keeps each file up to its last fdatasync, then drops, tears or
 // zeroes the rest (power-cut.ts). The next open must read a prefix of

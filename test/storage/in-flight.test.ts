@@ -1,4 +1,4 @@
-// Two batches in flight at once (log-store.ts, batch-io.ts): an append
+// Two batches in flight at once (write-loop.ts, batch-io.ts): an append
 // that arrives while a batch waits for its fdatasync is written and synced
 // at once, yet appends still resolve in call order, and a failure of the
 // earlier batch costs the later one nothing but a second write.
