@@ -44,7 +44,7 @@ const READABLE_VERSIONS: readonly number[] = [1, 2, 3];
 
 const MAGIC = Buffer.from('USHERLOG', 'latin1');
 const NAME_PATTERN = /^(\d{20})\.log$/;
-/** A segment being made (log-store.ts #createSegment) is written under its name plus this. */
+/** A segment being made (active-segment.ts createSegment) is written under its name plus this. */
 export const NEW_SEGMENT_SUFFIX = '.new';
 const NEW_NAME_PATTERN = /^\d{20}\.log\.new$/;
 /** A dead segment renamed out of the log before it is cut and unlinked (dead-segments.ts). */

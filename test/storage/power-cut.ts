@@ -106,7 +106,7 @@ export class PowerCutIo implements StoreIo {
     // its state: a sync through either covers what either wrote.
     const opened = flags === 'wx' ? undefined : this.#byPath.get(path);
     // A file this io did not make (a segment made under another name and
-    // linked to this one once synced, log-store.ts) is durable as it is.
+    // linked to this one once synced, active-segment.ts) is durable as it is.
     const found = opened !== undefined || flags === 'wx' ? 0 : (await stat(path)).size;
     const state: FileState = opened ??
       { path, written: found, durable: found, durableAhead: [], cuts: [], inode: ++this.#inodes };

@@ -6,7 +6,7 @@
 // magic": the zeros case below, before this change; found by the second
 // breaker's power-cut fuzz). A segment is now made
 // under a temporary name and linked to its own once synced
-// (log-store.ts #createSegment), so the next open finds only the
+// (active-segment.ts createSegment), so the next open finds only the
 // temporary file, removes it, and reads every confirmed append.
 
 import assert from 'node:assert/strict';
