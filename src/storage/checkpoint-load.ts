@@ -34,7 +34,7 @@ import {
   type RecentSnapshot,
   type SegmentState,
 } from './ledger.js';
-import type { StoreLogger } from './log-store.js';
+import type { StoreLogger } from './log-store-types.js';
 import type { QueueSettingsRecord } from './records.js';
 import { type SegmentFile, segmentPath } from './segment-file.js';
 

@@ -35,7 +35,7 @@ import {
 import { canPackRecent, packRecent } from './checkpoint-recent.js';
 import { RowPacker } from './checkpoint-rows.js';
 import { type Ledger, type RecentCopy, type RecentSnapshot, recentIdAt } from './ledger.js';
-import type { StoreLogger } from './log-store.js';
+import type { StoreLogger } from './log-store-types.js';
 import { fsyncDir } from './segment-file.js';
 import { UUID_BYTES } from './uuid-bytes.js';
 

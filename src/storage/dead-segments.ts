@@ -30,7 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { StoreIo } from './io.js';
 import type { SegmentState } from './ledger.js';
-import type { StoreLogger } from './log-store.js';
+import type { StoreLogger } from './log-store-types.js';
 import { RETIRED_SUFFIX, isGone } from './segment-file.js';
 
 /** Segments bigger than this are cut in steps of this size before the unlink (by default). */

@@ -26,7 +26,7 @@ import type { CheckpointOptions } from './checkpoint.js';
 import type { LogPosition } from './checkpoint-file.js';
 import { loadCheckpoint } from './checkpoint-load.js';
 import { Ledger, type RecentIdLimits, type SegmentState } from './ledger.js';
-import type { StoreLogger } from './log-store.js';
+import type { StoreLogger } from './log-store-types.js';
 import type { LogRecord } from './records.js';
 import {
   type Damage,

@@ -6,7 +6,7 @@
 // goes once none of its messages is live.
 
 import type { Ledger, SegmentState } from './ledger.js';
-import type { DamagedMessage, StoreLogger } from './log-store.js';
+import type { DamagedMessage, StoreLogger } from './log-store-types.js';
 import type { RegionStart } from './recovery.js';
 import type { ScrubTarget } from './scrub.js';
 import type { Damage } from './segment-file.js';

@@ -25,7 +25,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { FRAME_HEADER_BYTES, MAX_RECORD_BYTES } from './codec.js';
 import { crc32c } from './crc32c.js';
-import type { StoreLogger } from './log-store.js';
+import type { StoreLogger } from './log-store-types.js';
 import { Resync } from './resync.js';
 import {
   type Damage,
