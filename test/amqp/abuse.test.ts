@@ -1123,7 +1123,9 @@ describe('timers', () => {
     // Checked once an interval from the handshake: the first check hears
     // connection.open, the next two nothing.
     const silentFor = await silentProbe;
-    assert.ok(silentFor !== null && silentFor >= 2000 && silentFor <= 3800,
+    // Timed from the client's end of the handshake, a little after the
+    // broker's clock started: 1995 ms once on a busy machine.
+    assert.ok(silentFor !== null && silentFor >= 1900 && silentFor <= 3800,
       `silent client dropped after ${silentFor} ms`);
     assert.equal(await beatingProbe, true);
     assert.equal(await pausingProbe, true, 'dropped a client silent for 2.6 intervals');

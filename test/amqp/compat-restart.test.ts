@@ -48,8 +48,9 @@ async function exists(url: string, queue: string): Promise<boolean> {
     let returned = false;
     channel.on('return', () => { returned = true; });
     channel.publish('', queue, Buffer.from('probe'), { mandatory: true });
-    await channel.waitForConfirms();
-    return !returned;
+    // Usher nacks a probe routed to the queue as it expires: it is gone.
+    const confirmed = await channel.waitForConfirms().then(() => true, () => false);
+    return confirmed && !returned;
   } finally {
     await connection.close();
   }
