@@ -29,8 +29,9 @@ export interface LogStoreOptions {
   shrinkStepBytes?: number;
   /**
    * true (default): fdatasync before a batch is confirmed, unless every
-   * append in it asked for `sync: false`. false: never fdatasync; confirm
-   * once write() has handed the batch to the OS.
+   * append in it asked for `sync: false`. false: confirm every batch once
+   * write() has handed it to the OS; the log is still fdatasynced before
+   * a segment is rolled and at close.
    */
   sync?: boolean;
   logger: StoreLogger;

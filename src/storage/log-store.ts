@@ -64,7 +64,7 @@ export class LogStore {
   /**
    * Each batch's time from its write starting to its landing (written,
    * and synced if it asked to be): the disk's part of a durable publish's
-   * latency, and where a stall of the disk shows (STORE_BATCH_BUCKETS).
+   * latency, and where a stall of the disk shows (STORE_BATCH_BUCKETS_SECONDS).
    */
   readonly batchTimes = new LatencyHistogram(STORE_BATCH_BUCKETS_SECONDS);
   /** Gathers appends into batches, writes and lands them (write-loop.ts). */

@@ -464,7 +464,19 @@ export class WriteLoop {
         await this.#io.fdatasync(previous.fd);
         this.unsynced = false;
       } catch (err) {
-        this.#logger.warn({ err, file: previous.path }, 'syncing segment before roll failed');
+        // The OS reports a writeback error once: written records may be
+        // lost, no later sync would say so, and the next synced batch, in
+        // the new segment, would let a checkpoint name them as on disk.
+        // Stopped, as after a failed cut-back (it only warned before).
+        await closeSegment(this.#io, next);
+        this.#enterFailed(
+          new StoreUnavailableError(
+            `syncing segment "${previous.path}" before starting the next failed ` +
+              `(${describe(err)}); the log store is stopped`,
+            err,
+          ),
+        );
+        return false;
       }
     }
     this.startSegment(next);
@@ -515,6 +527,13 @@ export class WriteLoop {
    */
   kickGathering(): void {
     if (!this.#gathering.isEmpty) this.#kick();
+  }
+}
+
+/** Closes the descriptors of a segment never written to, whatever fails. */
+async function closeSegment(io: StoreIo, segment: ActiveSegment): Promise<void> {
+  for (const fd of [...segment.dataSyncFds, segment.syncFd, segment.fd]) {
+    await io.close(fd).catch(noop);
   }
 }
 

@@ -144,3 +144,48 @@ test('a segment that cannot be created leaves writing in the old one', () => {
     ]);
   });
 });
+
+test('a failed sync of the old segment at a roll stops the store', () => {
+  // Linux reports a writeback error once: a later sync would pass, and a
+  // checkpoint could then name records that never reached the disk. The
+  // store only warned and rolled on (helper reading the write loop).
+  return withTempDir(async (dir) => {
+    const io = new SecondSyncFails();
+    const { store, logger } = await openStore(dir, { io, segmentBytes: 780, sync: false });
+
+    // Fills the segment: its roll syncs the new one, then the old one.
+    io.arm();
+    await store.append([declared, ticket(1), ticket(2)]);
+    await assert.rejects(store.append([ticket(3)]), (err: unknown) => {
+      assert.ok(err instanceof StoreUnavailableError, String(err));
+      assert.match(err.message, /before starting the next failed .*the log store is stopped/);
+      return true;
+    });
+    assert.equal(logger.errors.at(-1)?.msg, 'log store stopped');
+    await store.close();
+
+    // What the OS kept is read back; ticket 3 was never written.
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(replayed.filter((record) => record.type !== 'queue-declared'),
+      [ticket(1), ticket(2)]);
+  });
+});
+
+/** nodeIo through FaultyIo, but once armed the second fdatasync fails with EIO. */
+class SecondSyncFails extends FaultyIo {
+  #left = -1;
+
+  arm(): void {
+    this.#left = 2;
+  }
+
+  override async fdatasync(fd: number): Promise<void> {
+    if (this.#left > 0 && --this.#left === 0) {
+      this.calls.fdatasync++;
+      const err: NodeJS.ErrnoException = new Error('EIO: simulated failure, fdatasync');
+      err.code = 'EIO';
+      throw err;
+    }
+    return super.fdatasync(fd);
+  }
+}
