@@ -72,12 +72,15 @@ export class ChannelTopology {
   }
 
   private async declareQueue(method: MethodOf<'queue.declare'>): Promise<void> {
-    if (method.queue === REPLY_QUEUE) {
-      // The direct reply-to pseudo-queue (direct-reply.ts) is always there;
-      // RabbitMQ 3.10 answers so, one consumer and all, as clients that
-      // probe for the feature with a passive declare expect.
+    const replies = this.connection.context.directReplies;
+    if (method.queue === REPLY_QUEUE || replies.has(method.queue)) {
+      // The direct reply-to pseudo-queue (direct-reply.ts) is always there,
+      // and a reply name while its client is: RabbitMQ 3.10 answers so,
+      // one consumer and all. Clients probe for the feature with a passive
+      // declare of the first, and RPC servers for a caller still waiting
+      // with one of the second (404 once it has gone).
       if (!method.noWait) {
-        this.send({ name: 'queue.declare-ok', queue: REPLY_QUEUE, messageCount: 0, consumerCount: 1 });
+        this.send({ name: 'queue.declare-ok', queue: method.queue, messageCount: 0, consumerCount: 1 });
       }
       return;
     }

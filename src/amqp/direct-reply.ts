@@ -48,6 +48,11 @@ export class DirectReplies {
     return taker !== undefined && taker(routingKey, properties, body);
   }
 
+  /** Whether `name` is a reply name in use: its client is still there. */
+  has(name: string): boolean {
+    return this.#takers.has(name);
+  }
+
   /** Reply names in use, for tests. */
   get size(): number {
     return this.#takers.size;

@@ -105,6 +105,10 @@ export const directReplyCases: Case[] = [
       assert.ok(request !== null, 'the request arrived');
       const name = request.properties.replyTo!;
 
+      // A passive declare tells a server whether its caller is still there.
+      assert.deepEqual(await server.queueDeclare(name, { passive: true }),
+        { queue: name, messageCount: 0, consumerCount: 1 });
+
       // Made up, and the client's own once its channel has gone.
       await server.publish('', `${REPLY_QUEUE}.made-up`, 'lost', {}, true);
       await client.close();
@@ -115,6 +119,8 @@ export const directReplyCases: Case[] = [
         [312, name, 'late'],
       ]);
       assert.equal(replies.messages.length, 0);
+      const { conn: other, ch: probe } = await ctx.open();
+      await expectChannelError(other, probe, 404, () => probe.queueDeclare(name, { passive: true }));
     },
   },
   {
