@@ -32,7 +32,7 @@ import { AmqpError } from './errors.js';
 import { decodeTable, plainValue, tableFrom, type FieldTable } from './field-table.js';
 import { AmqpFrameDecoder, type Inbound } from './frame-decoder.js';
 import { heartbeatFrame, writeContent, writeMethodTo } from './frame-encoder.js';
-import type { Method } from './methods.js';
+import { type Method, type MethodName, methodInfo } from './methods.js';
 import { OutboundBytes } from './outbound.js';
 import type { Topology } from './topology.js';
 
@@ -58,6 +58,8 @@ export interface ConnectionContext {
   directReplies: DirectReplies;
 }
 
+/** The class and method a close names when no method was at fault. */
+const NO_METHOD = { classId: 0, methodId: 0 };
 /** How long a client that sent connection.close has to hang up after close-ok. */
 const CLOSE_OK_LINGER_MS = 5_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -299,7 +301,7 @@ export class AmqpConnection {
       if (channel === 0) this.onConnectionMethod(method);
       else if (method.name === 'channel.open') this.openChannel(channel);
       else if (method.name === 'channel.close-ok') this.closingChannels.delete(channel);
-      else this.channelFor(channel)?.onMethod(method);
+      else this.channelFor(channel, method.name)?.onMethod(method);
     } catch (err) {
       if (!(err instanceof AmqpError)) {
         this.logger.error({ err, method: method.name }, 'method failed');
@@ -486,13 +488,15 @@ export class AmqpConnection {
     this.send(number, { name: 'channel.open-ok' });
   }
 
-  private channelFor(number: number): AmqpChannel | undefined {
+  /** `at`: the method that came for it, named in the close as RabbitMQ does. */
+  private channelFor(number: number, at?: MethodName): AmqpChannel | undefined {
     const channel = this.channels.get(number);
     if (channel !== undefined) return channel;
     // Frames still in flight for a channel we closed are dropped.
     if (this.closingChannels.has(number)) return undefined;
+    const { classId, methodId } = at === undefined ? NO_METHOD : methodInfo(at);
     this.closeWith(
-      new AmqpError(REPLY.CHANNEL_ERROR, `channel ${number} is not open`),
+      new AmqpError(REPLY.CHANNEL_ERROR, `channel ${number} is not open`, { classId, methodId }),
       false,
     );
     return undefined;

@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import type amqp from 'amqplib';
 
 import { useAmqpFixture } from './amqp-fixture.js';
+import { Raw } from './raw-client.js';
 
 const fixture = useAmqpFixture('usher-close-ids-');
 
@@ -55,4 +56,19 @@ test('a publish to a missing exchange names basic.publish (60, 40)', async () =>
     ch.publish('ids-no-exchange', 'k', Buffer.from('x'));
     await ch.waitForConfirms();
   }), { code: 404, classId: 60, methodId: 40 });
+});
+
+test('a method on a channel that is not open names it in the connection close (60, 80)', async () => {
+  // An ack sent after its channel's close: aio-pika does this when a
+  // handler acks late (new user); RabbitMQ names basic.ack, Usher said 0, 0.
+  const raw = new Raw(fixture.port);
+  try {
+    await raw.open('none');
+    raw.method(7, { name: 'basic.ack', deliveryTag: 1, multiple: false });
+    const closed = await raw.expect('connection.close');
+    assert.ok(closed !== null && closed.name === 'connection.close', JSON.stringify(closed));
+    assert.deepEqual([closed.replyCode, closed.classId, closed.methodId], [504, 60, 80]);
+  } finally {
+    raw.close();
+  }
 });
