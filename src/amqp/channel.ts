@@ -28,7 +28,7 @@ import { ConfirmTracker } from './confirms.js';
 import type { BasicProperties, ContentHeader } from './content.js';
 import { LastProperties, propertiesOf } from './delivery-properties.js';
 import { DeliveryTags } from './delivery-tags.js';
-import { REPLY_QUEUE } from './direct-reply.js';
+import { REPLY_QUEUE, ReplyConsumer } from './direct-reply.js';
 import { AckTimeout } from './ack-timeout.js';
 import { AmqpError } from './errors.js';
 import { EMPTY_TABLE, type FieldTable } from './field-table.js';
@@ -172,8 +172,8 @@ export class AmqpChannel {
   private readonly plan: PublishPlan = { queues: [], properties: {}, input: null };
   private readonly unacked = new DeliveryTags<Unacked>();
   private readonly consumers = new Map<string, Consumer>();
-  /** The direct reply-to consumer, if any: its tag and the reply name it gave out. */
-  private replies: { tag: string; name: string } | null = null;
+  /** The direct reply-to consumer, if any (direct-reply.ts). */
+  private readonly replies: ReplyConsumer;
   private consumerPrefetch = 0;
   /** Publishes waiting behind pending methods (queuePublish), and their body bytes. */
   private readonly queued = { publishes: 0, bytes: 0 };
@@ -188,6 +188,7 @@ export class AmqpChannel {
     readonly number: number,
   ) {
     this.queuesAndExchanges = new ChannelTopology(connection, (method) => this.send(method));
+    this.replies = new ReplyConsumer(connection.context.directReplies);
     this.ackTimeout = new AckTimeout({
       number,
       deliveryTimes: () => this.unacked.values().map((entry) => entry.deliveredAt),
@@ -496,7 +497,7 @@ export class AmqpChannel {
       ? incoming.properties
       : { ...incoming.properties, headers: headersTable };
     if (plan.properties.replyTo === REPLY_QUEUE) {
-      plan.properties = { ...plan.properties, replyTo: this.replyName() };
+      plan.properties = { ...plan.properties, replyTo: this.replies.name() };
     }
     const queues = this.topology.route(incoming.exchange, keys, headersTable);
     plan.queues = queues;
@@ -718,7 +719,7 @@ export class AmqpChannel {
   /** The tag the client asked for, or one made up; never one in use on this channel. */
   private newConsumerTag(asked: string): string {
     const tag = asked === '' ? `amq.ctag-${randomBytes(12).toString('base64url')}` : asked;
-    if (this.consumers.has(tag) || this.replies?.tag === tag) {
+    if (this.consumers.has(tag) || this.replies.owns(tag)) {
       throw new AmqpError(REPLY.NOT_ALLOWED, `attempt to reuse consumer tag '${tag}'`);
     }
     return tag;
@@ -726,23 +727,14 @@ export class AmqpChannel {
 
   /**
    * basic.consume from amq.rabbitmq.reply-to (direct-reply.ts): no queue
-   * and no acks; replies are sent as they are published. One a channel,
-   * as in RabbitMQ, whose texts these are.
+   * and no acks; replies are sent as they are published.
    */
   private consumeReplies(method: MethodOf<'basic.consume'>): void {
-    if (!method.noAck) throw preconditionFailed('reply consumer cannot acknowledge');
-    if (this.replies !== null) throw preconditionFailed('reply consumer already set');
+    this.replies.check(method.noAck);
     const tag = this.newConsumerTag(method.consumerTag);
-    const name = this.connection.context.directReplies.open(
-      (routingKey, properties, body) => this.takeReply(tag, routingKey, properties, body));
-    this.replies = { tag, name };
+    this.replies.start(tag, (routingKey, properties, body) =>
+      this.takeReply(tag, routingKey, properties, body));
     if (!method.noWait) this.send({ name: 'basic.consume-ok', consumerTag: tag });
-  }
-
-  /** The reply-to name a publish asking for amq.rabbitmq.reply-to is sent with. */
-  private replyName(): string {
-    if (this.replies === null) throw preconditionFailed('fast reply consumer does not exist');
-    return this.replies.name;
   }
 
   /** A reply to this channel's reply name, published on any connection. */
@@ -773,12 +765,6 @@ export class AmqpChannel {
     // The tag is the next one, but not taken: nothing acks a reply, and
     // RabbitMQ 3.10 gives the delivery after it the same tag.
     return true;
-  }
-
-  private stopReplies(): void {
-    if (this.replies === null) return;
-    this.connection.context.directReplies.forget(this.replies.name);
-    this.replies = null;
   }
 
   private creditOf(consumer: Consumer): number {
@@ -901,7 +887,7 @@ export class AmqpChannel {
   private cancel(tag: string, reply: boolean): void {
     const consumer = this.consumers.get(tag);
     if (consumer !== undefined) this.dropConsumer(consumer);
-    if (this.replies?.tag === tag) this.stopReplies();
+    if (this.replies.owns(tag)) this.replies.stop();
     if (reply) this.send({ name: 'basic.cancel-ok', consumerTag: tag });
   }
 
@@ -1114,7 +1100,7 @@ export class AmqpChannel {
     }
     this.incoming = null;
     this.tx.release();
-    this.stopReplies();
+    this.replies.stop();
     // Its consumers stop taking first, and the next single active consumer
     // is woken only once their messages are back at the head, as RabbitMQ
     // requeues before it hands over: woken first, it took the messages

@@ -13,7 +13,9 @@
 
 import { randomBytes } from 'node:crypto';
 
+import { REPLY } from './constants.js';
 import type { BasicProperties } from './content.js';
+import { AmqpError } from './errors.js';
 
 /** The pseudo-queue a client consumes its replies from. */
 export const REPLY_QUEUE = 'amq.rabbitmq.reply-to';
@@ -57,4 +59,50 @@ export class DirectReplies {
   get size(): number {
     return this.#takers.size;
   }
+}
+
+/**
+ * A channel's reply consumer, while it has one: its tag and the name it
+ * gave out. The channel sends the replies; this keeps the books. One a
+ * channel, refused with RabbitMQ's texts.
+ */
+export class ReplyConsumer {
+  #tag: string | null = null;
+  #name: string | null = null;
+
+  constructor(private readonly registry: DirectReplies) {}
+
+  /** Whether `tag` is the reply consumer's. */
+  owns(tag: string): boolean {
+    return this.#tag === tag;
+  }
+
+  /** Throws unless a consumer that acks `noAck` may start now. */
+  check(noAck: boolean): void {
+    if (!noAck) throw preconditionFailed('reply consumer cannot acknowledge');
+    if (this.#name !== null) throw preconditionFailed('reply consumer already set');
+  }
+
+  /** Starts consumer `tag`: replies to the name it gets go to `take`. */
+  start(tag: string, take: ReplyTaker): void {
+    this.#name = this.registry.open(take);
+    this.#tag = tag;
+  }
+
+  /** The reply-to a publish asking for amq.rabbitmq.reply-to is sent with. */
+  name(): string {
+    if (this.#name === null) throw preconditionFailed('fast reply consumer does not exist');
+    return this.#name;
+  }
+
+  /** Cancelled, or its channel closed: replies to its name are unroutable. */
+  stop(): void {
+    if (this.#name !== null) this.registry.forget(this.#name);
+    this.#name = null;
+    this.#tag = null;
+  }
+}
+
+function preconditionFailed(text: string): AmqpError {
+  return new AmqpError(REPLY.PRECONDITION_FAILED, text);
 }
