@@ -25,6 +25,7 @@ import { ChannelTopology, allow, checkQueue, preconditionFailed } from './channe
 import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
 import { ConfirmTracker } from './confirms.js';
+import { consumerPriority } from './consumer-priority.js';
 import type { BasicProperties, ContentHeader } from './content.js';
 import { LastProperties, propertiesOf } from './delivery-properties.js';
 import { DeliveryTags } from './delivery-tags.js';
@@ -688,6 +689,7 @@ export class AmqpChannel {
       throw preconditionFailed(`queue '${method.queue}' has ${limit} consumers, the limit`);
     }
     const tag = this.newConsumerTag(method.consumerTag);
+    const priority = consumerPriority(method.arguments, method.queue);
 
     this.topology.addConsumer(method.queue, method.exclusive);
     const consumer: Consumer = {
@@ -713,6 +715,7 @@ export class AmqpChannel {
       credit: () => this.creditOf(consumer),
       deliver: (messages) => this.deliver(consumer, messages),
       cancelled: () => this.cancelledByBroker(consumer),
+      priority,
     });
   }
 

@@ -73,7 +73,11 @@ export class Consumers {
 
     const list = this.deps.subscribers.get(engine) ?? [];
     this.deps.subscribers.set(engine, list);
-    list.push(subscriber);
+    // Kept highest priority first, each after those of its own.
+    const priority = priorityOf(subscriber);
+    const at = list.findIndex((other) => priorityOf(other) < priority);
+    if (at < 0) list.push(subscriber);
+    else list.splice(at, 0, subscriber);
     this.deps.afterChange(engine);
 
     return {
@@ -113,6 +117,11 @@ export class Consumers {
   private serveSubscribers(engine: QueueEngine): void {
     const list = this.deps.subscribers.get(engine);
     if (list === undefined) return;
+    // Sorted, so the ends differ only when priorities do.
+    if (priorityOf(list[0]) !== priorityOf(list[list.length - 1])) {
+      this.serveByPriority(engine, list);
+      return;
+    }
 
     let served = true;
     while (served && engine.counts.ready > 0) {
@@ -134,6 +143,44 @@ export class Consumers {
         served = true;
       }
     }
+  }
+
+  /**
+   * serveSubscribers for subscribers of several priorities: a round for
+   * the highest, and for a lower one only once every one above it took
+   * nothing (no credit); each round starts again from the top.
+   */
+  private serveByPriority(engine: QueueEngine, list: Subscriber[]): void {
+    for (let start = 0; start < list.length && engine.counts.ready > 0;) {
+      let end = start + 1;
+      while (end < list.length && priorityOf(list[end]) === priorityOf(list[start])) end++;
+      const round = this.serveRound(engine, list, start, end);
+      if (round === 'dry') return;
+      start = round === 'served' ? 0 : end;
+    }
+  }
+
+  /**
+   * One batch each for subscribers start to end - 1 of `list`, rotating
+   * them so the next round starts with the next one. 'dry': the queue
+   * had nothing to give though it counts messages ready.
+   */
+  private serveRound(engine: QueueEngine, list: Subscriber[], start: number,
+    end: number): 'served' | 'none' | 'dry' {
+    let outcome: 'served' | 'none' = 'none';
+    for (let turn = start; turn < end && engine.counts.ready > 0; turn++) {
+      const subscriber = list[start];
+      list.copyWithin(start, start + 1, end);
+      list[end - 1] = subscriber;
+      const credit = Math.min(subscriber.credit(), MAX_PUSH_BATCH);
+      if (!(credit >= 1)) continue;
+
+      const deliveries = engine.receive(this.deps.clock(), Math.floor(credit), subscriber.leaseMs);
+      if (deliveries.length === 0) return 'dry';
+      subscriber.deliver(this.handOut(engine, deliveries));
+      outcome = 'served';
+    }
+    return outcome;
   }
 
   /** Deliveries as consumers see them, timing how long each waited. */
@@ -177,4 +224,8 @@ export class Consumers {
       queueWaiters.push(waiter);
     });
   }
+}
+
+function priorityOf(subscriber: Subscriber): number {
+  return subscriber.priority ?? 0;
 }

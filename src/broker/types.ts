@@ -181,6 +181,11 @@ export interface Subscriber {
   deliver(messages: ReceivedMessage[]): void;
   /** The queue was deleted: no more deliveries will come. */
   cancelled?(): void;
+  /**
+   * Higher first: while subscribers of a higher priority have credit,
+   * those of a lower one get nothing (AMQP's x-priority). Default 0.
+   */
+  priority?: number;
 }
 
 export interface Subscription {

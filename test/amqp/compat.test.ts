@@ -17,6 +17,7 @@
 import { after, before, describe, it } from 'node:test';
 
 import { CLIENTS, type Client } from './compat/clients.js';
+import { consumerPriorityCases } from './compat/cases-consumer-priority.js';
 import { directReplyCases } from './compat/cases-direct-reply.js';
 import { featureCases } from './compat/cases-features.js';
 import { lifecycleCases } from './compat/cases-lifecycle.js';
@@ -45,6 +46,7 @@ const CASES: readonly Case[] = [
   ...senderSelectedCases,
   ...txCases,
   ...directReplyCases,
+  ...consumerPriorityCases,
 ];
 
 const TARGETS: ReadonlyArray<{ name: TargetName; start(): Promise<RunningTarget> }> = [

@@ -73,6 +73,27 @@ describe('subscribe', () => {
     assert.ok(a.seen.length >= 2 && b.seen.length >= 2, `${a.seen} / ${b.seen}`);
   });
 
+  it('serves higher priorities while they have credit, turns within one (x-priority)', async () => {
+    const low = consumer(10);
+    const highA = consumer(1);
+    const highB = consumer(1);
+    const middle = consumer(2);
+    broker.subscribe('q', low.subscriber);
+    broker.subscribe('q', { ...highA.subscriber, priority: 5 });
+    broker.subscribe('q', { ...middle.subscriber, priority: 1 });
+    broker.subscribe('q', { ...highB.subscriber, priority: 5 });
+    await publish('1', '2', '3', '4', '5', '6', '7');
+
+    assert.deepEqual([...highA.seen, ...highB.seen].sort(), ['1', '2']);
+    assert.deepEqual(middle.seen, ['3', '4']);
+    assert.deepEqual(low.seen, ['5', '6', '7']);
+
+    // Credit back at the top: the next message goes there, not below.
+    await broker.ack('q', [highA.take().receipt]);
+    await publish('8');
+    assert.deepEqual(highA.seen.at(-1), '8');
+  });
+
   it('a message a subscriber gives back goes to another, attempt raised', async () => {
     const a = consumer(1);
     const sub = broker.subscribe('q', a.subscriber);

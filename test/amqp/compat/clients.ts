@@ -72,6 +72,7 @@ export interface ConsumeOptions {
   noAck?: boolean;
   tag?: string;
   exclusive?: boolean;
+  args?: Record<string, unknown>;
 }
 
 export interface Chan {
@@ -248,7 +249,8 @@ class AmqplibChan implements Chan {
     const reply = await this.ch.consume(queue, (m) => {
       if (m === null) onCancel?.();
       else onMessage(fromAmqplib(m as AmqplibMessage));
-    }, { noAck: o.noAck ?? false, consumerTag: o.tag, exclusive: o.exclusive ?? false });
+    }, { noAck: o.noAck ?? false, consumerTag: o.tag, exclusive: o.exclusive ?? false,
+      arguments: o.args });
     return reply.consumerTag;
   }
   async cancel(tag: string) {
@@ -419,7 +421,7 @@ class CloudChan implements Chan {
   }
   async consume(queue: string, o: ConsumeOptions, onMessage: (m: Msg) => void, onCancel?: () => void) {
     const consumer = await this.ch.basicConsume(queue,
-      { noAck: o.noAck ?? false, tag: o.tag ?? '', exclusive: o.exclusive ?? false },
+      { noAck: o.noAck ?? false, tag: o.tag ?? '', exclusive: o.exclusive ?? false, args: o.args ?? {} },
       (m) => onMessage(fromCloud(m)));
     consumer.wait().then(() => {}, (err: unknown) => {
       if (/cancelled by the server/.test(String((err as Error).message))) onCancel?.();

@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { replyCodeOf, type Chan, type Client, type Closed, type Conn, type Msg } from './clients.js';
+import {
+  replyCodeOf, type Chan, type Client, type Closed, type Conn, type ConsumeOptions, type Msg,
+} from './clients.js';
 import type { TargetName } from './targets.js';
 
 export interface Case {
@@ -123,7 +125,7 @@ export class Inbox {
 export async function consumeInto(
   ch: Chan,
   queue: string,
-  options: { noAck?: boolean; tag?: string; exclusive?: boolean } = {},
+  options: ConsumeOptions = {},
 ): Promise<Inbox> {
   const inbox = new Inbox();
   inbox.tag = await ch.consume(queue, options, inbox.onMessage, inbox.onCancel);
