@@ -225,6 +225,26 @@ describe('priorities above Usher\'s 9', () => {
     assert.equal(toAmqp(input.headers, 9).priority, 9);
   });
 
+  // Found by a breaker: the header was read back from any message, so a
+  // publisher's own headers-table entry of that name, or an HTTP header,
+  // showed AMQP consumers a priority nobody published (3 came back as 200;
+  // RabbitMQ 3.10 delivers 3, and the header as a header).
+  it('are not forged by a header of that name from the publisher', () => {
+    const forged = fromAmqp({ priority: 3, headers: tableFrom({ [PRIORITY_HEADER]: '200' }) },
+      '', 'q', BODY);
+    assert.equal(forged.priority, 3);
+    const back = toAmqp(forged.headers, forged.priority);
+    assert.equal(back.priority, 3);
+    assert.deepEqual(back.headers?.get(PRIORITY_HEADER), { type: 'S', value: '200' });
+
+    const none = fromAmqp({ headers: tableFrom({ [PRIORITY_HEADER]: '77' }) }, '', 'q', BODY);
+    assert.equal(toAmqp(none.headers, none.priority).priority, undefined);
+
+    // Over HTTP: a message stored below Usher's highest was not published above it.
+    assert.equal(toAmqp({ [PRIORITY_HEADER]: '200' }, 0).priority, undefined);
+    assert.equal(toAmqp({ [PRIORITY_HEADER]: '200' }, 4).priority, 4);
+  });
+
   it('take no header that is not an AMQP priority above the stored one', () => {
     for (const text of ['5', '256', '-1', '1e2x', '']) {
       assert.equal(toAmqp({ [PRIORITY_HEADER]: text }, 7).priority, 7, text);
