@@ -108,6 +108,7 @@ const PROPERTY_HEADERS = new Set<string>([
   TYPED_HEADERS,
   EXCHANGE_HEADER,
   ROUTING_KEY_HEADER,
+  PRIORITY_HEADER,
 ]);
 
 /** A publish as the broker takes it, with the fields fromAmqp always sets. */
@@ -194,10 +195,15 @@ export function fromAmqp(
   };
 }
 
-/** The priority PRIORITY_HEADER holds, 0 when none (or not one AMQP has). */
-function publishedPriority(headers: Record<string, string>): number {
+/**
+ * The priority PRIORITY_HEADER holds, 0 when none (or not one AMQP has).
+ * Only a message stored as a 9 can have been published above it: read
+ * from any, the header of an HTTP producer showed AMQP consumers a
+ * priority nobody published (breaker).
+ */
+function publishedPriority(headers: Record<string, string>, stored: number): number {
   const text = headers[PRIORITY_HEADER];
-  if (text === undefined) return 0;
+  if (text === undefined || stored !== MAX_PRIORITY) return 0;
   const value = Number(text);
   return Number.isInteger(value) && value <= MAX_AMQP_PRIORITY ? value : 0;
 }
@@ -235,7 +241,8 @@ function withTable(
     // stays in the typed table only, a header to AMQP consumers as in
     // RabbitMQ. As a text header it came back as that property: a
     // publisher logged in as guest showed consumers user-id 'root'
-    // (breaker), past the check of the property itself (user-id.ts).
+    // (breaker), past the check of the property itself (user-id.ts);
+    // one named PRIORITY_HEADER came back as the priority (breaker).
     if (PROPERTY_HEADERS.has(name)) continue;
     headers[name] = value.value;
   }
@@ -295,7 +302,7 @@ export function toAmqp(
   // Only what the publisher gave comes back: a priority above 0, and a
   // delivery mode it set.
   if (priority > 0) properties.priority = priority;
-  const published = publishedPriority(headers);
+  const published = publishedPriority(headers, priority);
   if (published > priority) properties.priority = published;
   // A producer over HTTP may set these headers to anything. One that does
   // not fit its AMQP property (a short string of 255 bytes, a u64) travels
