@@ -100,3 +100,47 @@ test('a reply name ends with its connection, even one that drops without a close
   await sleep(200);
   assert.equal(await reply(server, name, Buffer.from('two'), returned, 'after'), true);
 });
+
+/** A client channel with a reply consumer, and the reply name a request of its carries. */
+async function replyNameVia(queue: string): Promise<{ name: string; got: ConsumeMessage[] }> {
+  const { request } = await serverFor(queue);
+  const client = await usher.connect();
+  const channel = await client.createChannel();
+  const got: ConsumeMessage[] = [];
+  await channel.consume(REPLY_QUEUE, (message) => {
+    if (message !== null) got.push(message);
+  }, { noAck: true });
+  channel.sendToQueue(queue, Buffer.from('ask'), { replyTo: REPLY_QUEUE });
+  return { name: String((await request).properties.replyTo), got };
+}
+
+// RabbitMQ 3.10 routes a publish to the default exchange by each of its
+// keys, CC and BCC too, and a key that is a reply name reaches that reply
+// consumer whatever the other keys reach. Usher looked at the routing key
+// alone, and only when no queue matched: a reply CC'd to a log queue was
+// stored there and never reached its client (breaker).
+test('a reply name among CC or BCC keys gets the reply, whatever else the publish reaches', {
+  timeout: 20_000,
+}, async () => {
+  const { name, got } = await replyNameVia('rpc-cc');
+  const connection = await usher.connect();
+  const channel = await connection.createConfirmChannel();
+  await channel.assertQueue('rpc-cc-log', { durable: false });
+
+  channel.publish('', name, Buffer.from('key, CC to a queue'), { CC: ['rpc-cc-log'] });
+  channel.publish('', 'rpc-cc-log', Buffer.from('CC'), { CC: [name] });
+  channel.publish('', 'rpc-cc-log', Buffer.from('BCC'), { BCC: [name] });
+  channel.publish('', 'nowhere', Buffer.from('BCC alone'), { BCC: [name] });
+  channel.publish('', name, Buffer.from('once'), { CC: [name] });
+  await channel.waitForConfirms();
+  const deadline = Date.now() + 5_000;
+  while (got.length < 5 && Date.now() < deadline) await sleep(20);
+  await sleep(100);
+
+  assert.deepEqual(got.map((m) => m.content.toString()),
+    ['key, CC to a queue', 'CC', 'BCC', 'BCC alone', 'once']);
+  // Delivered under the publish's own routing key, BCC taken out, as RabbitMQ does.
+  assert.equal(got[1].fields.routingKey, 'rpc-cc-log');
+  assert.equal(got[2].properties.headers?.BCC, undefined);
+  assert.equal((await channel.checkQueue('rpc-cc-log')).messageCount, 3);
+});
