@@ -144,3 +144,35 @@ test('a reply name among CC or BCC keys gets the reply, whatever else the publis
   assert.equal(got[2].properties.headers?.BCC, undefined);
   assert.equal((await channel.checkQueue('rpc-cc-log')).messageCount, 3);
 });
+
+// RabbitMQ names the reply-to of a publish as it reads it; Usher held a
+// transaction's publish with amq.rabbitmq.reply-to and named it at
+// tx.commit, which then refused the whole transaction (406) once the
+// reply consumer had been cancelled in between, and stored none of it
+// (breaker).
+test('a transaction\'s request keeps the reply name it was published with', {
+  timeout: 20_000,
+}, async () => {
+  const setup = await usher.connect();
+  const check = await setup.createChannel();
+  await check.assertQueue('rpc-tx', { durable: false });
+
+  const client = new Raw(usher.port);
+  await client.open('tx');
+  client.method(1, {
+    name: 'basic.consume', queue: REPLY_QUEUE, consumerTag: 'replies', noLocal: false,
+    noAck: true, exclusive: false, noWait: false, arguments: new Map(),
+  });
+  assert.ok(await client.expect('basic.consume-ok'));
+  client.publish('rpc-tx', new Map(), 'ask', { replyTo: REPLY_QUEUE });
+  client.method(1, { name: 'basic.cancel', consumerTag: 'replies', noWait: false });
+  assert.ok(await client.expect('basic.cancel-ok'));
+  client.method(1, { name: 'tx.commit' });
+  const answer = await client.expect('tx.commit-ok', 'channel.close');
+  assert.equal(answer?.name, 'tx.commit-ok', JSON.stringify(answer));
+
+  const request = await check.get('rpc-tx', { noAck: true });
+  assert.ok(request !== false, 'the request was stored');
+  assert.ok(String(request.properties.replyTo).startsWith(`${REPLY_QUEUE}.`));
+  client.close();
+});
