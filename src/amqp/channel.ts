@@ -29,7 +29,7 @@ import { consumerPriority } from './consumer-priority.js';
 import type { BasicProperties, ContentHeader } from './content.js';
 import { LastProperties, propertiesOf } from './delivery-properties.js';
 import { DeliveryTags } from './delivery-tags.js';
-import { REPLY_QUEUE, ReplyConsumer } from './direct-reply.js';
+import { REPLY_QUEUE, ReplyConsumer, isReplyName } from './direct-reply.js';
 import { AckTimeout } from './ack-timeout.js';
 import { AmqpError } from './errors.js';
 import { EMPTY_TABLE, type FieldTable } from './field-table.js';
@@ -83,6 +83,8 @@ interface Unacked {
 
 /** planPublish's answer. */
 interface PublishPlan {
+  /** The keys it is routed by: its routing key, CC's and BCC's. */
+  keys: string | string[];
   queues: readonly string[];
   properties: BasicProperties;
   input: MappedPublish | null;
@@ -170,7 +172,7 @@ export class AmqpChannel {
     routingKey: '',
   };
   private readonly lastProperties = new LastProperties();
-  private readonly plan: PublishPlan = { queues: [], properties: {}, input: null };
+  private readonly plan: PublishPlan = { keys: '', queues: [], properties: {}, input: null };
   private readonly unacked = new DeliveryTags<Unacked>();
   private readonly consumers = new Map<string, Consumer>();
   /** The direct reply-to consumer, if any (direct-reply.ts). */
@@ -440,10 +442,10 @@ export class AmqpChannel {
       // kept on disk only needs none), and a memory queue's message gets
       // a copy of its own below, so no chunk stays pinned.
       const body = bodyOf(incoming);
-      const { queues, properties, input } = this.planPublish(incoming, body);
+      const { keys, queues, properties, input } = this.planPublish(incoming, body);
+      const replied = incoming.exchange === '' &&
+        this.deliverReplies(keys, incoming.routingKey, properties, body);
       if (input === null) {
-        const replied = incoming.exchange === '' &&
-          this.connection.context.directReplies.deliver(incoming.routingKey, properties, body);
         if (!replied && incoming.mandatory) this.returnUnroutable(incoming, properties, body);
         if (tag > 0) this.confirm(tag, true);
         return;
@@ -493,6 +495,7 @@ export class AmqpChannel {
     // CC and BCC add routing keys; BCC is taken out before anything is
     // stored, routed on or returned (sender-selected.ts).
     const keys = routingKeysOf(incoming.routingKey, sent);
+    plan.keys = keys;
     const headersTable = withoutBcc(sent);
     plan.properties = headersTable === sent
       ? incoming.properties
@@ -521,6 +524,30 @@ export class AmqpChannel {
     checkHeaders(input.headers, 'headers', input.ownHeaders);
     plan.input = input;
     return plan;
+  }
+
+  /**
+   * Hands a publish to the default exchange to the reply consumer of each
+   * of its keys that is a reply name (direct-reply.ts), once a name, as
+   * RabbitMQ does: CC and BCC keys too, whatever queues the others reach.
+   * A reply CC'd to a queue was stored there alone (breaker). True when
+   * one took it.
+   */
+  private deliverReplies(keys: string | string[], routingKey: string,
+    properties: BasicProperties, body: Buffer): boolean {
+    const replies = this.connection.context.directReplies;
+    if (typeof keys === 'string') {
+      return isReplyName(keys) && replies.deliver(keys, routingKey, properties, body);
+    }
+    let replied = false;
+    let named: Set<string> | undefined;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      if (!isReplyName(key) || named?.has(key)) continue;
+      (named ??= new Set()).add(key);
+      if (replies.deliver(key, routingKey, properties, body)) replied = true;
+    }
+    return replied;
   }
 
   /**

@@ -5,7 +5,9 @@
 // `amq.rabbitmq.reply-to.<key>`, and a reply published to the default
 // exchange with that name as routing key goes straight to the client's
 // channel. No queue is made and nothing is stored: a reply whose client
-// has gone is unroutable (returned when mandatory), as in RabbitMQ.
+// has gone is unroutable (returned when mandatory), as in RabbitMQ. As
+// there, every key of a publish to the default exchange that is a reply
+// name gets it, CC and BCC keys too, whatever queues the others reach.
 //
 // The key is 18 random bytes, so a name cannot be guessed; whoever knows
 // one (the server it was sent to) may reply to it, as in RabbitMQ, where
@@ -21,8 +23,16 @@ import { AmqpError } from './errors.js';
 export const REPLY_QUEUE = 'amq.rabbitmq.reply-to';
 const REPLY_PREFIX = `${REPLY_QUEUE}.`;
 
-/** A channel's reply consumer: hands a reply to the client, false when it cannot. */
+/**
+ * A channel's reply consumer: hands a reply to the client, delivered with
+ * the publish's `routingKey`; false when it cannot.
+ */
 export type ReplyTaker = (routingKey: string, properties: BasicProperties, body: Buffer) => boolean;
+
+/** Whether a routing key may name a reply consumer (the prefix alone names none). */
+export function isReplyName(key: string): boolean {
+  return key.length > REPLY_PREFIX.length && key.startsWith(REPLY_PREFIX);
+}
 
 /** The reply names in use on one listener, each with the channel it reaches. */
 export class DirectReplies {
@@ -40,13 +50,13 @@ export class DirectReplies {
   }
 
   /**
-   * Hands a reply published to the default exchange with `routingKey` to
-   * its channel; false when the key names no reply consumer (any more),
+   * Hands a reply published to the default exchange, with `name` among
+   * its keys, to that name's channel, delivered with the publish's
+   * `routingKey`; false when `name` names no reply consumer (any more),
    * or the channel could not take it.
    */
-  deliver(routingKey: string, properties: BasicProperties, body: Buffer): boolean {
-    if (!routingKey.startsWith(REPLY_PREFIX)) return false;
-    const taker = this.#takers.get(routingKey);
+  deliver(name: string, routingKey: string, properties: BasicProperties, body: Buffer): boolean {
+    const taker = this.#takers.get(name);
     return taker !== undefined && taker(routingKey, properties, body);
   }
 
