@@ -1002,12 +1002,28 @@ export class AmqpChannel {
       // headers), unless a method still pending may change that (a
       // declare, a bind): then at tx.commit, which checks every publish
       // before it hands any over (checkPublish) and runs in order.
-      if (!this.order.pending) this.planPublish(incoming, bodyOf(incoming));
+      if (!this.order.pending) {
+        this.planPublish(incoming, bodyOf(incoming));
+        this.nameReplyTo(incoming);
+      } else if (incoming.properties.replyTo === REPLY_QUEUE) {
+        this.inOrder(() => this.nameReplyTo(incoming));
+      }
       this.copyBody(incoming);
       this.tx.holdPublish(incoming, incoming.received);
     } catch (err) {
       this.fail(err);
     }
+  }
+
+  /**
+   * A held publish asking for amq.rabbitmq.reply-to takes the reply name
+   * as it is read (in its turn), as RabbitMQ names it: named at tx.commit,
+   * a reply consumer cancelled in between refused the whole commit (406)
+   * and stored nothing (breaker).
+   */
+  private nameReplyTo(incoming: Incoming): void {
+    if (incoming.properties.replyTo !== REPLY_QUEUE) return;
+    incoming.properties = { ...incoming.properties, replyTo: this.replyName() };
   }
 
   // --- settling -------------------------------------------------------
