@@ -45,3 +45,63 @@ test('after close-ok the socket stays open until the client hangs up; then its e
   while (usher.broker.hasQueue('client-close-exclusive') && Date.now() < deadline) await sleep(20);
   assert.equal(usher.broker.hasQueue('client-close-exclusive'), false, 'the exclusive queue outlived its connection');
 });
+
+// Found by a breaker: the channels lived on until the client hung up
+// (up to 5 s), and, the connection writing nothing more, a no-ack
+// consumer's deliveries went nowhere and were acked: 5,000 messages
+// published in that window were gone, none delivered. RabbitMQ closes the
+// channels before close-ok; so does Usher now.
+test('a consumer stops at the client\'s connection.close, not when it hangs up', {
+  timeout: 20_000,
+}, async () => {
+  const setup = await usher.connect();
+  const publisher = await setup.createConfirmChannel();
+  await publisher.assertQueue('client-close-noack', { durable: true });
+
+  const raw = new Raw(usher.port);
+  await raw.open('none');
+  raw.method(1, {
+    name: 'basic.consume', queue: 'client-close-noack', consumerTag: 'gone', noLocal: false,
+    noAck: true, exclusive: false, noWait: false, arguments: new Map(),
+  });
+  assert.ok(await raw.expect('basic.consume-ok'));
+  raw.method(0, { name: 'connection.close', replyCode: 200, replyText: 'bye', classId: 0, methodId: 0 });
+  assert.ok(await raw.expect('connection.close-ok'));
+
+  for (let i = 0; i < 500; i++) publisher.sendToQueue('client-close-noack', Buffer.from(`m${i}`));
+  await publisher.waitForConfirms();
+  await sleep(200);
+  assert.equal(raw.methodsSeen.filter((name) => name === 'basic.deliver').length, 0);
+  assert.equal(usher.broker.getQueue('client-close-noack').stats.ready, 500);
+  raw.close();
+});
+
+test('a reply name is unroutable once its client sent connection.close', { timeout: 20_000 }, async () => {
+  const setup = await usher.connect();
+  const server = await setup.createConfirmChannel();
+  await server.assertQueue('client-close-rpc', { durable: false });
+  const returned: string[] = [];
+  server.on('return', (message) => returned.push(message.content.toString()));
+
+  const raw = new Raw(usher.port);
+  await raw.open('none');
+  raw.method(1, {
+    name: 'basic.consume', queue: 'amq.rabbitmq.reply-to', consumerTag: 'replies', noLocal: false,
+    noAck: true, exclusive: false, noWait: false, arguments: new Map(),
+  });
+  assert.ok(await raw.expect('basic.consume-ok'));
+  raw.publish('client-close-rpc', new Map(), 'ask', { replyTo: 'amq.rabbitmq.reply-to' });
+  let request: false | { properties: { replyTo?: string } } = false;
+  for (let i = 0; i < 50 && request === false; i++) {
+    request = await server.get('client-close-rpc', { noAck: true });
+    if (request === false) await sleep(20);
+  }
+  assert.ok(request !== false, 'the request arrived');
+
+  raw.method(0, { name: 'connection.close', replyCode: 200, replyText: 'bye', classId: 0, methodId: 0 });
+  assert.ok(await raw.expect('connection.close-ok'));
+  server.publish('', String(request.properties.replyTo), Buffer.from('late'), { mandatory: true });
+  await server.waitForConfirms();
+  assert.deepEqual(returned, ['late']);
+  raw.close();
+});
