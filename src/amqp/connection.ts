@@ -325,7 +325,14 @@ export class AmqpConnection {
       case 'connection.open':
         return this.onOpen(method.virtualHost);
       case 'connection.close':
-        this.forEachChannel((channel) => channel.flushPublishes());
+        // Its channels close first, as RabbitMQ closes them before
+        // close-ok: publishes read are the broker's, consumers stop,
+        // unacked messages go back and reply names are forgotten. Left
+        // open until the client hung up, with nothing written any more, a
+        // no-ack consumer's deliveries went nowhere and were acked: every
+        // message published in that window was lost (breaker).
+        this.sendDueConfirms();
+        this.releaseChannels();
         this.send(0, { name: 'connection.close-ok' });
         this.flush();
         this.phase = 'closed';
