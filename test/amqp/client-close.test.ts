@@ -105,3 +105,29 @@ test('a reply name is unroutable once its client sent connection.close', { timeo
   assert.deepEqual(returned, ['late']);
   raw.close();
 });
+
+// As at channel.close, a publish read behind a method still running (a
+// declare writing the topology journal) is routed in its turn, not
+// dropped by the close that follows it: RabbitMQ's channels finish what
+// they read before the connection's close-ok.
+test('a publish queued behind a declare survives the connection.close after it', {
+  timeout: 20_000,
+}, async () => {
+  const raw = new Raw(usher.port);
+  await raw.open('none');
+  raw.cork(() => {
+    raw.method(1, {
+      name: 'queue.declare', queue: 'client-close-queued', passive: false, durable: true,
+      exclusive: false, autoDelete: false, noWait: false, arguments: new Map(),
+    });
+    raw.publish('client-close-queued', new Map(), 'behind the declare');
+    raw.method(0, { name: 'connection.close', replyCode: 200, replyText: 'bye', classId: 0, methodId: 0 });
+  });
+  assert.ok(await raw.expect('connection.close-ok'));
+  const deadline = Date.now() + 3000;
+  const ready = () => usher.broker.hasQueue('client-close-queued')
+    ? usher.broker.getQueue('client-close-queued').stats.ready : 0;
+  while (ready() === 0 && Date.now() < deadline) await sleep(20);
+  assert.equal(ready(), 1);
+  raw.close();
+});
