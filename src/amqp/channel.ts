@@ -287,6 +287,16 @@ export class AmqpChannel {
     this.connection.channelClosedByClient(this.number);
   }
 
+  /**
+   * The client closed the connection: the channel closes as at its
+   * channel.close, behind the methods still pending (publishes queued
+   * behind them are routed), with no answer.
+   */
+  closeWithConnection(): void {
+    if (this.order.pending) this.inOrder(() => this.release());
+    else this.release();
+  }
+
   /** Runs `run` once the methods before it are done; a failure names `at`. */
   private inOrder(run: () => Promise<void> | void, at?: MethodName): void {
     this.order.run(run, at);

@@ -221,6 +221,9 @@ export class AmqpConnection {
    * buffer is full, and then its channels are woken once it drains.
    */
   roomForDeliveries(): boolean {
+    // Once close-ok or the close is sent, nothing more is written: a
+    // delivery or a reply would go nowhere.
+    if (this.phase === 'closed' || this.phase === 'closing') return false;
     if (this.writable) return true;
     this.deliveriesWaitForRoom = true;
     return false;
@@ -326,13 +329,15 @@ export class AmqpConnection {
         return this.onOpen(method.virtualHost);
       case 'connection.close':
         // Its channels close first, as RabbitMQ closes them before
-        // close-ok: publishes read are the broker's, consumers stop,
-        // unacked messages go back and reply names are forgotten. Left
-        // open until the client hung up, with nothing written any more, a
-        // no-ack consumer's deliveries went nowhere and were acked: every
-        // message published in that window was lost (breaker).
+        // close-ok, each behind its methods still pending: publishes read
+        // are the broker's, consumers stop, unacked messages go back and
+        // reply names are forgotten. Left open until the client hung up,
+        // with nothing written any more, a no-ack consumer's deliveries
+        // went nowhere and were acked: every message published in that
+        // window was lost (breaker). Nothing is delivered meanwhile
+        // either (roomForDeliveries).
         this.sendDueConfirms();
-        this.releaseChannels();
+        this.forEachChannel((channel) => channel.closeWithConnection());
         this.send(0, { name: 'connection.close-ok' });
         this.flush();
         this.phase = 'closed';
