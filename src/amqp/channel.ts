@@ -1033,7 +1033,7 @@ export class AmqpChannel {
    */
   private nameReplyTo(incoming: Incoming): void {
     if (incoming.properties.replyTo !== REPLY_QUEUE) return;
-    incoming.properties = { ...incoming.properties, replyTo: this.replyName() };
+    incoming.properties = { ...incoming.properties, replyTo: this.replies.name() };
   }
 
   // --- settling -------------------------------------------------------
