@@ -521,6 +521,7 @@ export class AmqpChannel {
     for (let i = 0; i < queues.length; i++) {
       allow(this.connection, 'publish', 'queue', queues[i], METHOD_IDS.basicPublish);
     }
+    if (incoming.exchange === '') this.allowReplies(keys);
     if (queues.length === 0) {
       plan.input = null;
       return plan;
@@ -534,6 +535,24 @@ export class AmqpChannel {
     checkHeaders(input.headers, 'headers', input.ownHeaders);
     plan.input = input;
     return plan;
+  }
+
+  /**
+   * A reply is a publish to its reply name, so it needs the right to
+   * publish to that name as to a queue's (a pattern such as
+   * `amq.rabbitmq.reply-to.*`); RabbitMQ asks for write on the default
+   * exchange. Any user could reply to a name it knew (breaker).
+   */
+  private allowReplies(keys: string | string[]): void {
+    if (typeof keys === 'string') {
+      if (isReplyName(keys)) allow(this.connection, 'publish', 'queue', keys, METHOD_IDS.basicPublish);
+      return;
+    }
+    for (let i = 0; i < keys.length; i++) {
+      if (isReplyName(keys[i])) {
+        allow(this.connection, 'publish', 'queue', keys[i], METHOD_IDS.basicPublish);
+      }
+    }
   }
 
   /**

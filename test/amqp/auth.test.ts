@@ -185,6 +185,47 @@ describe('AMQP permissions', () => {
     assert.equal(broker.getQueue('secret.q').stats.total, 1);
   });
 
+  it('lets only a user allowed to publish to a reply name reply to it (direct reply-to)', {
+    timeout: 10_000,
+  }, async () => {
+    // The caller, as the guest, gets a reply name; a server may reply to
+    // it only with publish on that name (a pattern such as
+    // amq.rabbitmq.reply-to.*): any user could, knowing it (breaker).
+    const guest = await connectAs('guest', 'guest');
+    const caller = await guest.createChannel();
+    const replies: string[] = [];
+    await caller.consume('amq.rabbitmq.reply-to', (m) => {
+      if (m !== null) replies.push(m.content.toString());
+    }, { noAck: true });
+    await caller.assertQueue('orders.rpc');
+    caller.sendToQueue('orders.rpc', Buffer.from('ask'), { replyTo: 'amq.rabbitmq.reply-to' });
+    const requests = await (await connectAs('orders', 'orders password')).createChannel();
+    let request: amqp.GetMessage | false = false;
+    for (let i = 0; i < 100 && request === false; i++) {
+      request = await requests.get('orders.rpc', { noAck: true });
+      if (request === false) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.ok(request !== false, 'the request arrived');
+    const name = String(request.properties.replyTo);
+
+    const server = await (await connectAs('orders', 'orders password')).createConfirmChannel();
+    server.on('error', () => {});
+    const closed = new Promise<number>((resolve) =>
+      server.once('error', (err: { code: number }) => resolve(err.code)),
+    );
+    server.publish('', name, Buffer.from('forged'));
+    await refusal(server.waitForConfirms());
+    assert.equal(await closed, 403);
+
+    const allowed = await (await connectAs('guest', 'guest')).createConfirmChannel();
+    allowed.publish('', name, Buffer.from('answer'));
+    await allowed.waitForConfirms();
+    for (let i = 0; i < 100 && replies.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.deepEqual(replies, ['answer']);
+  });
+
   it('refuses a publish in a transaction to a forbidden queue at once, storing none of it', async () => {
     const setup = await (await connectAs('orders', 'orders password')).createChannel();
     await setup.assertQueue('orders.tx');
