@@ -11,6 +11,7 @@ import amqp from 'amqplib';
 import pino from 'pino';
 
 import { createAmqpServer } from '../../src/amqp/server.js';
+import type { Broker } from '../../src/broker/broker.js';
 import { openBroker, tempDir } from '../helpers.js';
 
 const dir = tempDir('usher-amqp-log-levels-');
@@ -19,14 +20,34 @@ after(() => dir.remove());
 const DEBUG = 20;
 const INFO = 30;
 
-test('exclusive and auto-delete queues are logged at debug, others at info', { timeout: 10_000 }, async () => {
-  const lines: Array<{ level: number; msg: string; queue?: string }> = [];
+interface LogLine {
+  level: number;
+  msg: string;
+  queue?: string;
+  replyCode?: number;
+  reason?: string;
+}
+
+/** Runs `use` against a broker and AMQP listener logging at debug into `lines`. */
+async function withLoggingServer(
+  use: (url: string, lines: LogLine[], broker: Broker) => Promise<void>,
+): Promise<void> {
+  const lines: LogLine[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
   const broker = await openBroker(dir.path, { logger });
   const server = await createAmqpServer({ broker, logger, dataDir: dir.path, maxMessageBytes: 1 << 20 });
   const { port } = await server.listen(0, '127.0.0.1');
   try {
-    const connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`);
+    await use(`amqp://guest:guest@127.0.0.1:${port}`, lines, broker);
+  } finally {
+    await server.close();
+    await broker.close();
+  }
+}
+
+test('exclusive and auto-delete queues are logged at debug, others at info', { timeout: 10_000 }, () =>
+  withLoggingServer(async (url, lines, broker) => {
+    const connection = await amqp.connect(url);
     const channel = await connection.createChannel();
     await channel.assertQueue('kept', { durable: true });
     const { queue: exclusive } = await channel.assertQueue('', { exclusive: true });
@@ -54,22 +75,13 @@ test('exclusive and auto-delete queues are logged at debug, others at info', { t
     assert.deepEqual(levelOf('queue deleted', deletedByClient), [DEBUG], 'queue.delete');
     assert.deepEqual(levelOf('queue deleted', expiring), [DEBUG], 'x-expires');
     assert.deepEqual(levelOf('queue expired (x-expires)', expiring), [DEBUG]);
-  } finally {
-    await server.close();
-    await broker.close();
-  }
-});
+  }));
 
-test('a channel closed by an error is logged at info, with the code and reason', { timeout: 10_000 }, async () => {
+test('a channel closed by an error is logged at info, with the code and reason', { timeout: 10_000 }, () =>
   // An operator looking for why an application's publishes stopped must
   // find the 404 (a new user found no line for any channel error).
-  const lines: Array<{ level: number; msg: string; replyCode?: number; reason?: string }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-  const broker = await openBroker(dir.path, { logger });
-  const server = await createAmqpServer({ broker, logger, dataDir: dir.path, maxMessageBytes: 1 << 20 });
-  const { port } = await server.listen(0, '127.0.0.1');
-  try {
-    const connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`);
+  withLoggingServer(async (url, lines) => {
+    const connection = await amqp.connect(url);
     const channel = await connection.createChannel();
     channel.on('error', () => {});
     await assert.rejects(channel.checkExchange('no-such-exchange'));
@@ -80,8 +92,4 @@ test('a channel closed by an error is logged at info, with the code and reason',
     assert.equal(closes[0].level, INFO);
     assert.equal(closes[0].replyCode, 404);
     assert.match(closes[0].reason ?? '', /no-such-exchange/);
-  } finally {
-    await server.close();
-    await broker.close();
-  }
-});
+  }));
