@@ -16,6 +16,9 @@ import { letGoOfBodies, messageFrom, ownHeaders, pinsLittle } from './messages.j
 import { type PublishPlan, planPublish } from './publish-plan.js';
 import type { PublishAnswer, PublishInput } from './types.js';
 
+/** Time in the queue a landing message has left at least, however short its TTL. */
+const MIN_TTL_LEFT_MS = 2;
+
 /** What publishing needs of the broker; the store, disk watch and
  * admission are asked for when used, as open() makes them later. */
 export interface PublishLandingDeps {
@@ -127,6 +130,18 @@ export class PublishLanding {
     const logged = isLogged(engine);
     for (let i = 0; i < records.length; i++) {
       const record = records[i];
+      // A TTL is time in the queue, which a message enters once durable:
+      // its write is not counted, and it gets at least MIN_TTL_LEFT_MS
+      // there. Counted, a TTL of 1 ms (an AMQP x-message-ttl of 0: deliver
+      // now or drop) ran out while the batch was written, and a consumer
+      // waiting for it never got it (new user); with 1 ms left, the
+      // clock's next millisecond could still expire it before the
+      // consumers were served. The log keeps the expiry as planned: after
+      // a restart a message expires sooner by its write's milliseconds.
+      if (record.expiresAt !== null) {
+        record.expiresAt = Math.max(record.expiresAt + (landed - record.publishedAt),
+          landed + MIN_TTL_LEFT_MS);
+      }
       // A message kept on disk only is let go of: its body needs no copy.
       if (engine.enqueueColdPublish(record, landed, diskOnly)) continue;
       // The body may be a view of more (an AMQP socket chunk): one kept in

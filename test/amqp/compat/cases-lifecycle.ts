@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Chan, Msg } from './clients.js';
 import { fill } from './cases-topology.js';
-import { type Case, expectChannelError, until } from './harness.js';
+import { type Case, consumeInto, expectChannelError, until } from './harness.js';
 
 /** Polls basic.get until a message comes, for at most `ms`. */
 export async function getSoon(
@@ -56,6 +56,29 @@ export const lifecycleCases: Case[] = [
       await fill(conn, queue, ['a']);
       await sleep(300);
       assert.equal(await ch.get(queue), null);
+    },
+  },
+  {
+    name: 'x-message-ttl 0: a waiting consumer gets every message; without one they are dead-lettered',
+    async run(ctx) {
+      const { conn, ch } = await ctx.open();
+      const [queue, dlq] = [ctx.name('ttl0'), ctx.name('ttl0-dlq')];
+      await ch.queueDeclare(dlq);
+      await ch.queueDeclare(queue, { args: dlArgs(dlq, { 'x-message-ttl': 0 }) });
+      const pub = await conn.channel({ confirm: true });
+
+      // "Deliver now or drop": the write that makes it durable is not
+      // time in the queue (a Java user's consumer got 1 of 4 on Usher).
+      const consumer = await conn.channel();
+      const inbox = await consumeInto(consumer, queue, { noAck: true });
+      for (let i = 0; i < 10; i++) await pub.publish('', queue, `m${i}`);
+      await inbox.take(10);
+      await consumer.cancel(inbox.tag);
+
+      await pub.publish('', queue, 'nobody');
+      await until('the dead letter', async () =>
+        (await ch.queueDeclare(dlq, { passive: true })).messageCount === 1);
+      assert.equal((await ch.queueDeclare(queue, { passive: true })).messageCount, 0);
     },
   },
   {
