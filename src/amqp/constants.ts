@@ -136,6 +136,7 @@ export const SERVER_CAPABILITIES: Readonly<Record<string, boolean>> = {
   'connection.blocked': true,
   authentication_failure_close: true,
   per_consumer_qos: true,
+  consumer_priorities: true,
   direct_reply_to: true,
 };
 

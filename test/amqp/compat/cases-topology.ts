@@ -88,7 +88,7 @@ export const connectionCases: Case[] = [
       const capabilities = props.capabilities as Record<string, unknown>;
       for (const name of ['publisher_confirms', 'exchange_exchange_bindings', 'basic.nack',
         'consumer_cancel_notify', 'connection.blocked', 'authentication_failure_close',
-        'per_consumer_qos']) {
+        'per_consumer_qos', 'consumer_priorities', 'direct_reply_to']) {
         assert.equal(capabilities[name], true, `capability ${name}`);
       }
     },
