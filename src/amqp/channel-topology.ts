@@ -80,7 +80,9 @@ export class ChannelTopology {
       // declare of the first, and RPC servers for a caller still waiting
       // with one of the second (404 once it has gone).
       if (!method.noWait) {
-        this.send({ name: 'queue.declare-ok', queue: method.queue, messageCount: 0, consumerCount: 1 });
+        this.send({
+          name: 'queue.declare-ok', queue: method.queue, messageCount: 0, consumerCount: 1,
+        });
       }
       return;
     }

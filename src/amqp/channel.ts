@@ -545,14 +545,14 @@ export class AmqpChannel {
    */
   private allowReplies(keys: string | string[]): void {
     if (typeof keys === 'string') {
-      if (isReplyName(keys)) allow(this.connection, 'publish', 'queue', keys, METHOD_IDS.basicPublish);
+      this.allowReply(keys);
       return;
     }
-    for (let i = 0; i < keys.length; i++) {
-      if (isReplyName(keys[i])) {
-        allow(this.connection, 'publish', 'queue', keys[i], METHOD_IDS.basicPublish);
-      }
-    }
+    for (let i = 0; i < keys.length; i++) this.allowReply(keys[i]);
+  }
+
+  private allowReply(key: string): void {
+    if (isReplyName(key)) allow(this.connection, 'publish', 'queue', key, METHOD_IDS.basicPublish);
   }
 
   /**
