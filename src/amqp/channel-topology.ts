@@ -222,7 +222,7 @@ export class ChannelTopology {
       throw preconditionFailed(`queue '${method.queue}' in vhost '/' in use`);
     }
     if (method.ifEmpty && stats.ready > 0) {
-      throw preconditionFailed(`queue '${method.queue}' in vhost '/' is not empty`);
+      throw preconditionFailed(`queue '${method.queue}' in vhost '/' not empty`);
     }
     const shortLived = this.topology.isShortLived(method.queue);
     await this.broker.deleteQueue(method.queue, { shortLived });

@@ -505,7 +505,10 @@ export const queueCases: Case[] = [
       const queue = ctx.name('empty');
       await ch.queueDeclare(queue);
       await fill(conn, queue, ['a']);
-      await expectChannelError(conn, ch, 406, () => ch.queueDelete(queue, { ifEmpty: true }));
+      const closed = await expectChannelError(conn, ch, 406,
+        () => ch.queueDelete(queue, { ifEmpty: true }));
+      // RabbitMQ's text, which applications match on (a Java user's did).
+      assert.match(closed.text, new RegExp(`queue '${queue}' in vhost '/' not empty`));
       const ch2 = await conn.channel();
       await ch2.queuePurge(queue);
       assert.equal(await ch2.queueDelete(queue, { ifEmpty: true }), 0);
