@@ -94,6 +94,32 @@ describe('subscribe', () => {
     assert.deepEqual(highA.seen.at(-1), '8');
   });
 
+  // A subscriber may cancel from its deliver (take one, then stop). The
+  // serving round rotated its tier in place by indexes taken before the
+  // cancel, so a lower priority moved ahead of the higher one left.
+  it('keeps priorities in order when a subscriber cancels while served', async () => {
+    const once = consumer(1);
+    const high = consumer(10);
+    const low = consumer(10);
+    const sub = broker.subscribe('q', {
+      ...once.subscriber,
+      priority: 5,
+      deliver: (messages) => {
+        once.subscriber.deliver(messages);
+        sub.cancel();
+      },
+    });
+    broker.subscribe('q', { ...high.subscriber, priority: 5 });
+    broker.subscribe('q', low.subscriber);
+    await publish('1', '2');
+    assert.deepEqual([once.seen, high.seen, low.seen], [['1'], ['2'], []]);
+
+    // high has credit for 9 more: the next messages are its, not low's.
+    await publish('3');
+    await publish('4');
+    assert.deepEqual([high.seen, low.seen], [['2', '3', '4'], []]);
+  });
+
   it('a message a subscriber gives back goes to another, attempt raised', async () => {
     const a = consumer(1);
     const sub = broker.subscribe('q', a.subscriber);
