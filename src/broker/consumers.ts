@@ -177,7 +177,12 @@ export class Consumers {
 
       const deliveries = engine.receive(this.deps.clock(), Math.floor(credit), subscriber.leaseMs);
       if (deliveries.length === 0) return 'dry';
+      const before = list.length;
       subscriber.deliver(this.handOut(engine, deliveries));
+      // A subscriber cancelled or added from deliver moved the others:
+      // start and end are stale, and rotating by them put a lower
+      // priority ahead of a higher one. The tiers are found again.
+      if (list.length !== before) return 'served';
       outcome = 'served';
     }
     return outcome;
