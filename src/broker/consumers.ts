@@ -44,6 +44,9 @@ export interface ConsumersDeps {
 }
 
 export class Consumers {
+  /** Subscribes and cancels so far, by subscriber list (serveRound). */
+  readonly #changes = new WeakMap<Subscriber[], number>();
+
   constructor(private readonly deps: ConsumersDeps) {}
 
   async receive(queue: string, options: ReceiveOptions): Promise<ReceivedMessage[]> {
@@ -78,12 +81,14 @@ export class Consumers {
     const at = list.findIndex((other) => priorityOf(other) < priority);
     if (at < 0) list.push(subscriber);
     else list.splice(at, 0, subscriber);
+    this.#changed(list);
     this.deps.afterChange(engine);
 
     return {
       cancel: () => {
         const index = list.indexOf(subscriber);
         if (index >= 0) list.splice(index, 1);
+        this.#changed(list);
         if (list.length === 0 && this.deps.subscribers.get(engine) === list) {
           this.deps.subscribers.delete(engine);
         }
@@ -177,15 +182,21 @@ export class Consumers {
 
       const deliveries = engine.receive(this.deps.clock(), Math.floor(credit), subscriber.leaseMs);
       if (deliveries.length === 0) return 'dry';
-      const before = list.length;
+      const before = this.#changes.get(list);
       subscriber.deliver(this.handOut(engine, deliveries));
       // A subscriber cancelled or added from deliver moved the others:
       // start and end are stale, and rotating by them put a lower
-      // priority ahead of a higher one. The tiers are found again.
-      if (list.length !== before) return 'served';
+      // priority ahead of a higher one. The tiers are found again. (A
+      // count of changes, not the list's length: a cancel and a subscribe
+      // together leave the length as it was.)
+      if (this.#changes.get(list) !== before) return 'served';
       outcome = 'served';
     }
     return outcome;
+  }
+
+  #changed(list: Subscriber[]): void {
+    this.#changes.set(list, (this.#changes.get(list) ?? 0) + 1);
   }
 
   /** Deliveries as consumers see them, timing how long each waited. */
