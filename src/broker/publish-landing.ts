@@ -18,6 +18,13 @@ import type { PublishAnswer, PublishInput } from './types.js';
 
 /** Time in the queue a landing message has left at least, however short its TTL. */
 const MIN_TTL_LEFT_MS = 2;
+/**
+ * The most of a write a TTL does not count: the wall clock measures it,
+ * and a clock stepped forward during one (NTP, a resumed VM) would add
+ * the step to every TTL in the batch (breaker); a real write is far
+ * shorter.
+ */
+const MAX_WRITE_MS = 60_000;
 
 /** What publishing needs of the broker; the store, disk watch and
  * admission are asked for when used, as open() makes them later. */
@@ -139,8 +146,8 @@ export class PublishLanding {
       // consumers were served. The log keeps the expiry as planned: after
       // a restart a message expires sooner by its write's milliseconds.
       if (record.expiresAt !== null) {
-        record.expiresAt = Math.max(record.expiresAt + (landed - record.publishedAt),
-          landed + MIN_TTL_LEFT_MS);
+        const writeMs = Math.min(Math.max(0, landed - record.publishedAt), MAX_WRITE_MS);
+        record.expiresAt = Math.max(record.expiresAt + writeMs, landed + MIN_TTL_LEFT_MS);
       }
       // A message kept on disk only is let go of: its body needs no copy.
       if (engine.enqueueColdPublish(record, landed, diskOnly)) continue;
