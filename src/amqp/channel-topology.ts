@@ -13,7 +13,7 @@ import { METHOD_IDS, checkAccess } from './access.js';
 import type { AmqpConnection } from './connection.js';
 import { REPLY } from './constants.js';
 import { REPLY_QUEUE } from './direct-reply.js';
-import { AmqpError } from './errors.js';
+import { AmqpError, preconditionFailed } from './errors.js';
 import { settingsFromArguments } from './mapping.js';
 import type { Method, MethodOf } from './methods.js';
 import { featuresFromArguments, type QueueFeatures } from './queue-features.js';
@@ -296,8 +296,4 @@ export function checkQueue(connection: AmqpConnection, queue: string): void {
 
 export function notFound(message: string): AmqpError {
   return new AmqpError(REPLY.NOT_FOUND, message);
-}
-
-export function preconditionFailed(message: string): AmqpError {
-  return new AmqpError(REPLY.PRECONDITION_FAILED, message);
 }

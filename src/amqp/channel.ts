@@ -21,7 +21,7 @@ import type {
   Subscription,
 } from '../broker/types.js';
 import { METHOD_IDS } from './access.js';
-import { ChannelTopology, allow, checkQueue, preconditionFailed } from './channel-topology.js';
+import { ChannelTopology, allow, checkQueue } from './channel-topology.js';
 import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
 import { ConfirmTracker } from './confirms.js';
@@ -31,7 +31,7 @@ import { LastProperties, propertiesOf } from './delivery-properties.js';
 import { DeliveryTags } from './delivery-tags.js';
 import { REPLY_QUEUE, ReplyConsumer, isReplyName } from './direct-reply.js';
 import { AckTimeout } from './ack-timeout.js';
-import { AmqpError } from './errors.js';
+import { AmqpError, preconditionFailed } from './errors.js';
 import { EMPTY_TABLE, type FieldTable } from './field-table.js';
 import { type Incoming, addBodyFrame, bodyOf, clearIncoming, startIncoming } from './incoming.js';
 import { Landings } from './landings.js';

@@ -3,8 +3,7 @@
 // prefetch, those with a lower one get nothing; consumers of one priority
 // take turns as before (the broker's Consumers.serveByPriority).
 
-import { REPLY } from './constants.js';
-import { AmqpError } from './errors.js';
+import { preconditionFailed } from './errors.js';
 import type { FieldTable, FieldType } from './field-table.js';
 
 const INTEGER_TYPES = new Set<FieldType>(['b', 'B', 's', 'u', 'I', 'i', 'l']);
@@ -20,11 +19,8 @@ export function consumerPriority(args: FieldTable, queue: string): number {
   const field = args.get('x-priority');
   if (field === undefined) return 0;
   if (!INTEGER_TYPES.has(field.type)) {
-    throw new AmqpError(
-      REPLY.PRECONDITION_FAILED,
-      `invalid arg 'x-priority' for queue '${queue}' in vhost '/': ` +
-        `"expected integer, got ${TYPE_NAMES[field.type] ?? field.type}"`,
-    );
+    throw preconditionFailed(`invalid arg 'x-priority' for queue '${queue}' in vhost '/': ` +
+      `"expected integer, got ${TYPE_NAMES[field.type] ?? field.type}"`);
   }
   // A long beyond 2^53 loses digits, not its order against the others.
   return Number(field.value);

@@ -9,15 +9,14 @@
 // there, every key of a publish to the default exchange that is a reply
 // name gets it, CC and BCC keys too, whatever queues the others reach.
 //
-// The key is 18 random bytes, so a name cannot be guessed; whoever knows
-// one (the server it was sent to) may reply to it, as in RabbitMQ, where
-// a reply needs only the right to publish to the default exchange.
+// The key is 18 random bytes, so a name cannot be guessed. Replying takes
+// the right to publish to the name (channel.ts, allowReplies), where
+// RabbitMQ asks for write on the default exchange.
 
 import { randomBytes } from 'node:crypto';
 
-import { REPLY } from './constants.js';
 import type { BasicProperties } from './content.js';
-import { AmqpError } from './errors.js';
+import { preconditionFailed } from './errors.js';
 
 /** The pseudo-queue a client consumes its replies from. */
 export const REPLY_QUEUE = 'amq.rabbitmq.reply-to';
@@ -111,8 +110,4 @@ export class ReplyConsumer {
     this.#name = null;
     this.#tag = null;
   }
-}
-
-function preconditionFailed(text: string): AmqpError {
-  return new AmqpError(REPLY.PRECONDITION_FAILED, text);
 }

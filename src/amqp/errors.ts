@@ -153,3 +153,8 @@ export function fitShortstr(text: string): string {
   }
   return out;
 }
+
+/** 406 PRECONDITION_FAILED: the channel's most common refusal, closing it alone. */
+export function preconditionFailed(message: string): AmqpError {
+  return new AmqpError(REPLY.PRECONDITION_FAILED, message);
+}

@@ -32,8 +32,7 @@ import {
 import { InvalidArgumentError } from '../errors.js';
 import { MAX_PRIORITY, type OverflowPolicy } from '../engine/types.js';
 import { type BasicProperties, HEADERS_BUDGET } from './content.js';
-import { REPLY } from './constants.js';
-import { AmqpError } from './errors.js';
+import { preconditionFailed } from './errors.js';
 import { FEATURE_ARGUMENTS } from './queue-features.js';
 import {
   MAX_TABLE_VALUES,
@@ -551,8 +550,4 @@ function refuse(name: string, value: unknown): never {
   throw preconditionFailed(`arg '${name}' ` +
     `(${String(value)}) is not supported by Usher, which refuses what it cannot honour ` +
     '(the README lists the arguments it takes)');
-}
-
-function preconditionFailed(message: string): AmqpError {
-  return new AmqpError(REPLY.PRECONDITION_FAILED, message);
 }
