@@ -60,11 +60,7 @@ test('a consumer stops at the client\'s connection.close, not when it hangs up',
 
   const raw = new Raw(usher.port);
   await raw.open('none');
-  raw.method(1, {
-    name: 'basic.consume', queue: 'client-close-noack', consumerTag: 'gone', noLocal: false,
-    noAck: true, exclusive: false, noWait: false, arguments: new Map(),
-  });
-  assert.ok(await raw.expect('basic.consume-ok'));
+  await raw.consume('client-close-noack', 'gone', true);
   raw.method(0, { name: 'connection.close', replyCode: 200, replyText: 'bye', classId: 0, methodId: 0 });
   assert.ok(await raw.expect('connection.close-ok'));
 
@@ -85,11 +81,7 @@ test('a reply name is unroutable once its client sent connection.close', { timeo
 
   const raw = new Raw(usher.port);
   await raw.open('none');
-  raw.method(1, {
-    name: 'basic.consume', queue: 'amq.rabbitmq.reply-to', consumerTag: 'replies', noLocal: false,
-    noAck: true, exclusive: false, noWait: false, arguments: new Map(),
-  });
-  assert.ok(await raw.expect('basic.consume-ok'));
+  await raw.consume('amq.rabbitmq.reply-to', 'replies', true);
   raw.publish('client-close-rpc', new Map(), 'ask', { replyTo: 'amq.rabbitmq.reply-to' });
   let request: false | { properties: { replyTo?: string } } = false;
   for (let i = 0; i < 50 && request === false; i++) {

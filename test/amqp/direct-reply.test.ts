@@ -85,11 +85,7 @@ test('a reply name ends with its connection, even one that drops without a close
 
   const client = new Raw(usher.port);
   await client.open('none');
-  client.method(1, {
-    name: 'basic.consume', queue: REPLY_QUEUE, consumerTag: 'replies', noLocal: false,
-    noAck: true, exclusive: false, noWait: false, arguments: new Map(),
-  });
-  assert.ok(await client.expect('basic.consume-ok'));
+  await client.consume(REPLY_QUEUE, 'replies', true);
   client.publish('rpc-dropped', new Map(), 'ask', { replyTo: REPLY_QUEUE });
   const name = String((await request).properties.replyTo);
 
@@ -159,11 +155,7 @@ test('a transaction\'s request keeps the reply name it was published with', {
 
   const client = new Raw(usher.port);
   await client.open('tx');
-  client.method(1, {
-    name: 'basic.consume', queue: REPLY_QUEUE, consumerTag: 'replies', noLocal: false,
-    noAck: true, exclusive: false, noWait: false, arguments: new Map(),
-  });
-  assert.ok(await client.expect('basic.consume-ok'));
+  await client.consume(REPLY_QUEUE, 'replies', true);
   client.publish('rpc-tx', new Map(), 'ask', { replyTo: REPLY_QUEUE });
   client.method(1, { name: 'basic.cancel', consumerTag: 'replies', noWait: false });
   assert.ok(await client.expect('basic.cancel-ok'));

@@ -37,11 +37,7 @@ test('a consumer that stops reading and sending is dropped after missed heartbea
   const hung = new Raw(usher.port);
   try {
     await hung.open('none', new Map(), 1);
-    hung.method(1, {
-      name: 'basic.consume', queue: 'hung-backlog', consumerTag: 'hung', noLocal: false,
-      noAck: false, exclusive: false, noWait: false, arguments: new Map(),
-    });
-    assert.ok(await hung.expect('basic.consume-ok'));
+    await hung.consume('hung-backlog', 'hung', false);
     // From here its process is hung.
     hung.socket.pause();
     const stats = () => usher.broker.getQueue('hung-backlog').stats;

@@ -60,6 +60,15 @@ export class Raw {
     }
   }
 
+  /** basic.consume on channel 1, answered: consume-ok is awaited. */
+  async consume(queue: string, consumerTag: string, noAck: boolean): Promise<void> {
+    this.method(1, {
+      name: 'basic.consume', queue, consumerTag, noLocal: false,
+      noAck, exclusive: false, noWait: false, arguments: new Map(),
+    });
+    assert.ok(await this.expect('basic.consume-ok'), `no consume-ok for ${queue}`);
+  }
+
   /** The basic.ack frames the broker sends until one covers `tag`. */
   async acksUpTo(tag: number): Promise<Array<{ deliveryTag: number; multiple: boolean }>> {
     const acks: Array<{ deliveryTag: number; multiple: boolean }> = [];
