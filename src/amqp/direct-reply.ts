@@ -63,11 +63,6 @@ export class DirectReplies {
   has(name: string): boolean {
     return this.#takers.has(name);
   }
-
-  /** Reply names in use, for tests. */
-  get size(): number {
-    return this.#takers.size;
-  }
 }
 
 /**
