@@ -68,6 +68,15 @@ const PUBLISH_LOW_WATER = 5_000;
 /** Bytes queued for the socket past which consumers get no more. */
 const OUTBOUND_LIMIT = 4 * 1024 * 1024;
 /**
+ * How long a peer we stopped reading (its socket full) may take nothing
+ * of what we send before its unread heartbeats stop counting: RabbitMQ's
+ * `send_timeout` (15 s). The kernel's buffers between us hold seconds of
+ * a slow link's traffic: with 32 MiB receive buffers, 4 MiB took 6-7 s
+ * to go through a 640 KiB/s link, and a check every interval dropped
+ * that consumer although it was reading and beating.
+ */
+const SEND_STALL_MS = 15_000;
+/**
  * Body bytes of publishes not handed to the broker yet, unfinished (a
  * body is held until its last frame) or held by a transaction until
  * tx.commit, that a connection, and all connections, may hold: at least 8,
@@ -663,19 +672,23 @@ export class AmqpConnection {
     let silentChecks = 0;
     let checkedAt = Date.now();
     let sentAtCheck = this.bytesSent();
+    let lastSentAt = checkedAt;
     this.heartbeatTimer = setInterval(() => {
       if (++ticks % 2 === 0) {
         // While we are not reading, the peer's heartbeats wait unread in
         // TCP: that is not silence when the disk is behind, nor when the
-        // peer is slow to read what we send, as long as it reads some. A
-        // peer that reads nothing either (hung, stopped) is silent: it had
-        // kept its connection and deliveries for good (breaker).
+        // peer is slow to read what we send, as long as it has taken some
+        // within SEND_STALL_MS. A peer that reads nothing either (hung,
+        // stopped) is silent: it had kept its connection and deliveries
+        // for good (breaker).
+        const now = Date.now();
         const sent = this.bytesSent();
+        if (sent > sentAtCheck) lastSentAt = now;
         const paused = this.socket.isPaused();
         const heard = this.lastReceived >= checkedAt ||
-          (paused && (!this.pausedForDrain || sent > sentAtCheck));
+          (paused && (!this.pausedForDrain || now - lastSentAt < SEND_STALL_MS));
         silentChecks = heard ? 0 : silentChecks + 1;
-        checkedAt = Date.now();
+        checkedAt = now;
         sentAtCheck = sent;
         if (silentChecks >= 2) {
           this.logger.info({}, 'missed heartbeats; closing');
