@@ -1,53 +1,36 @@
 // One AMQP channel: queues and exchanges declared through it (their
-// methods are in channel-topology.ts), publishes (with confirms),
-// consumers (with prefetch), acks, nacks and gets, all turned into
-// broker calls. Methods run, and are answered, in the order they came
-// (method-order.ts).
-//
-// Publishes read from one socket chunk are handed to the broker together,
-// one batch per queue, and confirmed when the batch is durable.
+// methods are in channel-topology.ts), publishes (with confirms, in
+// channel-publishing.ts), consumers (with prefetch), acks, nacks and
+// gets, all turned into broker calls. Methods run, and are answered, in
+// the order they came (method-order.ts).
 
 import { randomBytes } from 'node:crypto';
 
-import { checkHeaders } from '../broker/checks.js';
-import { logsMessages } from '../broker/durability.js';
 import { pinsLittle } from '../broker/messages.js';
-import { LoadRefusalError } from '../errors.js';
 import type {
   AckOptions,
   NackOptions,
-  PublishInput,
   ReceivedMessage,
   Subscription,
 } from '../broker/types.js';
 import { METHOD_IDS } from './access.js';
+import { ChannelPublishing, copyOf } from './channel-publishing.js';
 import { ChannelTopology, allow, checkQueue } from './channel-topology.js';
 import { REPLY } from './constants.js';
 import type { AmqpConnection } from './connection.js';
-import { ConfirmTracker } from './confirms.js';
 import { consumerPriority } from './consumer-priority.js';
 import type { BasicProperties, ContentHeader } from './content.js';
 import { LastProperties, propertiesOf } from './delivery-properties.js';
 import { DeliveryTags } from './delivery-tags.js';
-import { REPLY_QUEUE, ReplyConsumer, isReplyName } from './direct-reply.js';
+import { REPLY_QUEUE, ReplyConsumer } from './direct-reply.js';
 import { AckTimeout } from './ack-timeout.js';
 import { AmqpError, preconditionFailed } from './errors.js';
-import { EMPTY_TABLE, type FieldTable } from './field-table.js';
-import { type Incoming, addBodyFrame, bodyOf, clearIncoming, startIncoming } from './incoming.js';
-import { Landings } from './landings.js';
-import {
-  EXCHANGE_HEADER,
-  ROUTING_KEY_HEADER,
-  checkTableLimits,
-  checkTableRead,
-  fromAmqp,
-  type MappedPublish,
-} from './mapping.js';
+import type { FieldTable } from './field-table.js';
+import { type Incoming, bodyOf } from './incoming.js';
+import { EXCHANGE_HEADER, ROUTING_KEY_HEADER } from './mapping.js';
 import { MethodOrder, channelErrorOf, seesMessages } from './method-order.js';
 import type { Method, MethodName, MethodOf } from './methods.js';
-import { routingKeysOf, withoutBcc } from './sender-selected.js';
 import { ChannelTransactions, type SettleHow } from './tx.js';
-import { checkUserId } from './user-id.js';
 
 /**
  * AMQP has no lease. A channel holding a delivery unacked for the consumer
@@ -81,20 +64,6 @@ interface Unacked {
   deliveredAt: number;
 }
 
-/** planPublish's answer. */
-interface PublishPlan {
-  /** The keys it is routed by: its routing key, CC's and BCC's. */
-  keys: string | string[];
-  queues: readonly string[];
-  properties: BasicProperties;
-  input: MappedPublish | null;
-}
-
-interface QueueBatch {
-  inputs: PublishInput[];
-  tags: number[];
-}
-
 /**
  * A basic.ack outside a transaction has no answer, so nobody waits for it
  * to be durable: its `settled` record is written at once and reaches the
@@ -120,17 +89,11 @@ export class AmqpChannel {
   );
   private closed = false;
 
-  private incoming: Incoming | null = null;
-  /** The last publish routed, for the next one (not one a transaction holds). */
-  private spareIncoming: Incoming | null = null;
-  private batches = new Map<string, QueueBatch>();
-  private spareBatches = new Map<string, QueueBatch>();
+  /** Publishes, from basic.publish to their confirms (channel-publishing.ts). */
+  private readonly publishing: ChannelPublishing;
   /** Receipts acked in one socket chunk, per queue: settled together. */
   private readonly pendingAcks = new Map<string, string[]>();
-  /** Publishes handed to the broker, until they land (or fail). */
-  private readonly landings = new Landings();
 
-  private confirming = false;
   /** confirm.select read, taken effect or still behind pending methods. */
   private confirmSelected = false;
   /** After tx.select, publishes and acks wait for tx.commit (tx.ts). */
@@ -139,13 +102,13 @@ export class AmqpChannel {
     isConfirming: () => this.confirmSelected,
     inOrder: (run) => this.inOrder(run),
     send: (method) => this.send(method),
-    publish: (incoming) => this.routePublish(incoming),
+    publish: (incoming) => this.publishing.routePublish(incoming),
     check: (incoming) => {
-      this.planPublish(incoming, bodyOf(incoming));
+      this.publishing.planPublish(incoming, bodyOf(incoming));
     },
     land: () => {
       this.flushPublishes();
-      return this.landings.all();
+      return this.publishing.landings.all();
     },
     settle: (entries, how) => {
       const landed = this.settleEntries(entries, how);
@@ -158,8 +121,6 @@ export class AmqpChannel {
       this.ackTimeout.arm();
     },
   });
-  /** Publisher confirms, once confirm.select turned them on. */
-  private readonly confirms = new ConfirmTracker((method) => this.send(method));
   private readonly queuesAndExchanges: ChannelTopology;
 
   private deliveryTag = 0;
@@ -172,14 +133,11 @@ export class AmqpChannel {
     routingKey: '',
   };
   private readonly lastProperties = new LastProperties();
-  private readonly plan: PublishPlan = { keys: '', queues: [], properties: {}, input: null };
   private readonly unacked = new DeliveryTags<Unacked>();
   private readonly consumers = new Map<string, Consumer>();
   /** The direct reply-to consumer, if any (direct-reply.ts). */
   private readonly replies: ReplyConsumer;
   private consumerPrefetch = 0;
-  /** Publishes waiting behind pending methods (queuePublish), and their body bytes. */
-  private readonly queued = { publishes: 0, bytes: 0 };
   /** Closes the channel when it holds a delivery too long (ack-timeout.ts). */
   private readonly ackTimeout: AckTimeout;
   private channelPrefetch = 0;
@@ -192,6 +150,17 @@ export class AmqpChannel {
   ) {
     this.queuesAndExchanges = new ChannelTopology(connection, (method) => this.send(method));
     this.replies = new ReplyConsumer(connection.context.directReplies);
+    this.publishing = new ChannelPublishing(connection, number, {
+      replies: this.replies,
+      tx: this.tx,
+      closed: () => this.closed,
+      pending: () => this.order.pending,
+      inOrder: (run) => this.inOrder(run),
+      send: (method) => this.send(method),
+      fail: (err, at) => this.fail(err, at),
+      flushAcks: () => this.flushAcks(),
+      confirmsAnswered: () => connection.confirmsAnswered(this),
+    });
     this.ackTimeout = new AckTimeout({
       number,
       deliveryTimes: () => this.unacked.values().map((entry) => entry.deliveredAt),
@@ -224,7 +193,7 @@ export class AmqpChannel {
   private dispatch(method: Method): void {
     switch (method.name) {
       case 'basic.publish':
-        return this.startPublish(method);
+        return this.publishing.startPublish(method);
       case 'basic.ack':
         return this.settleInTurn(method.name, method.deliveryTag, method.multiple, 'ack');
       case 'basic.nack':
@@ -274,7 +243,7 @@ export class AmqpChannel {
         // channel in order.
         this.flushPublishes();
         this.inOrder(async () => {
-          if (seesMessages(method)) await this.landings.all();
+          if (seesMessages(method)) await this.publishing.landings.all();
           await this.onSyncMethod(method);
         }, method.name);
     }
@@ -326,7 +295,7 @@ export class AmqpChannel {
   }
 
   private selectConfirms(noWait: boolean): void {
-    this.confirming = true;
+    this.publishing.startConfirming();
     if (!noWait) this.send({ name: 'confirm.select-ok' });
   }
 
@@ -388,195 +357,14 @@ export class AmqpChannel {
     }
   }
 
-  // --- publishing -----------------------------------------------------
-
-  private startPublish(method: MethodOf<'basic.publish'>): void {
-    if (method.immediate) {
-      throw new AmqpError(REPLY.NOT_IMPLEMENTED, 'immediate=true', {
-        classId: 60,
-        methodId: 40,
-      });
-    }
-    this.incoming = startIncoming(this.spareIncoming, method);
-    this.spareIncoming = null;
-  }
+  // --- publishing (channel-publishing.ts) -----------------------------
 
   onHeader(header: ContentHeader): void {
-    if (this.incoming === null) return;
-    this.incoming.properties = header.properties;
-    if (header.bodySize === 0) this.finishPublish();
+    this.publishing.onHeader(header);
   }
 
   onBody(body: Buffer, last: boolean): void {
-    const incoming = this.incoming;
-    if (incoming === null) return;
-    addBodyFrame(incoming, body);
-    if (!last) {
-      this.connection.heldBodies(body.length);
-      return;
-    }
-    if (incoming.received > body.length) {
-      this.connection.heldBodies(body.length - incoming.received);
-    }
-    this.finishPublish();
-  }
-
-  private finishPublish(): void {
-    const incoming = this.incoming;
-    this.incoming = null;
-    if (incoming === null || this.closed) return;
-    try {
-      checkUserId(incoming.properties.userId, this.connection.principal);
-    } catch (err) {
-      this.fail(err);
-      return;
-    }
-    if (this.tx.active) {
-      this.holdPublish(incoming);
-    } else if (this.order.pending) {
-      this.queuePublish(incoming);
-    } else {
-      this.routePublish(incoming);
-      // Holds nothing of it from here: see dropInputBodies in flushPublishes.
-      clearIncoming(incoming);
-      this.spareIncoming = incoming;
-    }
-  }
-
-  /** Routes a publish and adds it to this chunk's batches. */
-  private routePublish(incoming: Incoming): void {
-    const tag = this.confirming ? this.confirms.open() : 0;
-    try {
-      // A view of the socket chunk while the publish is in hand: the
-      // broker copies it for a message it keeps in memory (a logged one
-      // kept on disk only needs none), and a memory queue's message gets
-      // a copy of its own below, so no chunk stays pinned.
-      const body = bodyOf(incoming);
-      const { keys, queues, properties, input } = this.planPublish(incoming, body);
-      const replied = incoming.exchange === '' &&
-        this.deliverReplies(keys, incoming.routingKey, properties, body);
-      if (input === null) {
-        if (!replied && incoming.mandatory) this.returnUnroutable(incoming, properties, body);
-        if (tag > 0) this.confirm(tag, true);
-        return;
-      }
-
-      if (tag > 0) this.confirms.waitFor(tag, queues.length);
-      for (let i = 0; i < queues.length; i++) {
-        const queue = queues[i];
-        let batch = this.batches.get(queue);
-        if (batch === undefined) {
-          batch = { inputs: [], tags: [] };
-          this.batches.set(queue, batch);
-        }
-        // A non-durable queue is a memory queue: no log frame takes over
-        // the body, so it is copied rather than pinning the socket's chunk,
-        // unless it pins little else (a body that arrived split across
-        // chunks or frames is a copy of its own; see pinsLittle).
-        const pinsMore = !this.topology.isDurable(queue) && !pinsLittle(body);
-        batch.inputs.push(pinsMore ? withBody(input, copyOf(body)) : input);
-        batch.tags.push(tag);
-      }
-      // Kept as a view somewhere: memory queues copy the others above,
-      // and the broker copies the others it keeps in memory.
-      if (pinsLittle(body)) this.connection.keepsBody(body);
-    } catch (err) {
-      // The channel's close is the answer, with the reason: no basic.nack
-      // before it, as in RabbitMQ. With one, aio-pika raised a nack instead
-      // of the 404 for a missing exchange, and php-amqp's waitForConfirm
-      // returned quietly, so code that declares the exchange on a 404 and
-      // tries again never ran (new user).
-      this.fail(err, 'basic.publish');
-    }
-  }
-
-  /**
-   * Where a publish goes and what is stored, or the refusal it gets
-   * (thrown), changing nothing: the queues it reaches, each allowed to
-   * the user; its properties with BCC taken out; the broker's input,
-   * null when it reaches no queue. A transaction checks each of its
-   * publishes with it at tx.commit before handing any over (checkPublish).
-   * One object, used again: this runs for every publish.
-   */
-  private planPublish(incoming: Incoming, body: Buffer): PublishPlan {
-    const plan = this.plan;
-    const sent = incoming.properties.headers ?? EMPTY_TABLE;
-    checkTableRead(sent);
-    // CC and BCC add routing keys; BCC is taken out before anything is
-    // stored, routed on or returned (sender-selected.ts).
-    const keys = routingKeysOf(incoming.routingKey, sent);
-    plan.keys = keys;
-    const headersTable = withoutBcc(sent);
-    plan.properties = headersTable === sent
-      ? incoming.properties
-      : { ...incoming.properties, headers: headersTable };
-    if (plan.properties.replyTo === REPLY_QUEUE) {
-      plan.properties = { ...plan.properties, replyTo: this.replies.name() };
-    }
-    const queues = this.topology.route(incoming.exchange, keys, headersTable);
-    plan.queues = queues;
-
-    // One queue refused refuses the whole message: nothing is stored.
-    // Indexed: for-of left an iterator result a queue in the profile.
-    for (let i = 0; i < queues.length; i++) {
-      allow(this.connection, 'publish', 'queue', queues[i], METHOD_IDS.basicPublish);
-    }
-    if (incoming.exchange === '') this.allowReplies(keys);
-    if (queues.length === 0) {
-      plan.input = null;
-      return plan;
-    }
-
-    const input = fromAmqp(plan.properties, incoming.exchange, incoming.routingKey, body);
-    // Checked here, not only in the broker: a refusal then closes the
-    // channel with 406 and the reason, instead of a bare nack (C19).
-    // The user's limits count the table as sent; the rest is Usher's.
-    checkTableLimits(headersTable);
-    checkHeaders(input.headers, 'headers', input.ownHeaders);
-    plan.input = input;
-    return plan;
-  }
-
-  /**
-   * A reply is a publish to its reply name, so it needs the right to
-   * publish to that name as to a queue's (a pattern such as
-   * `amq.rabbitmq.reply-to.*`); RabbitMQ asks for write on the default
-   * exchange. Any user could reply to a name it knew (breaker).
-   */
-  private allowReplies(keys: string | string[]): void {
-    if (typeof keys === 'string') {
-      this.allowReply(keys);
-      return;
-    }
-    for (let i = 0; i < keys.length; i++) this.allowReply(keys[i]);
-  }
-
-  private allowReply(key: string): void {
-    if (isReplyName(key)) allow(this.connection, 'publish', 'queue', key, METHOD_IDS.basicPublish);
-  }
-
-  /**
-   * Hands a publish to the default exchange to the reply consumer of each
-   * of its keys that is a reply name (direct-reply.ts), once a name, as
-   * RabbitMQ does: CC and BCC keys too, whatever queues the others reach.
-   * A reply CC'd to a queue was stored there alone (breaker). True when
-   * one took it.
-   */
-  private deliverReplies(keys: string | string[], routingKey: string,
-    properties: BasicProperties, body: Buffer): boolean {
-    const replies = this.connection.context.directReplies;
-    if (typeof keys === 'string') {
-      return isReplyName(keys) && replies.deliver(keys, routingKey, properties, body);
-    }
-    let replied = false;
-    let named: Set<string> | undefined;
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i];
-      if (!isReplyName(key) || named?.has(key)) continue;
-      (named ??= new Set()).add(key);
-      if (replies.deliver(key, routingKey, properties, body)) replied = true;
-    }
-    return replied;
+    this.publishing.onBody(body, last);
   }
 
   /**
@@ -584,126 +372,12 @@ export class AmqpChannel {
    * broker: one call (and one log record) per queue, not one per message.
    */
   flushPublishes(): void {
-    this.flushAcks();
-    if (this.batches.size === 0) return;
-    // The two maps take turns, so that publishes routed while these are
-    // handed over go to the next chunk's, without a copy of this one.
-    const batches = this.batches;
-    this.batches = this.spareBatches;
-    this.copyBodiesOfUnkeptChunk(batches);
-
-    for (const [queue, batch] of batches) {
-      const count = batch.inputs.length;
-      // Only the tags wait for the outcome, not the bodies.
-      const tags = batch.tags;
-      this.connection.publishesStarted(count);
-      // Message by message: one refused under load or by a queue limit is
-      // nacked alone. Unconfirmed, it is dropped (and counted) as RabbitMQ
-      // drops it: such a publisher asked to hear nothing back.
-      const landing = this.landings.start();
-      this.broker.publishEach(queue, batch.inputs).then(
-        (answers) => {
-          try {
-            this.connection.publishesSettled(count);
-            for (let at = 0; at < answers.length; at++) {
-              const tag = tags[at];
-              if (tag > 0) this.settleConfirm(tag, !(answers[at] instanceof LoadRefusalError));
-            }
-            this.sendConfirmedAcks();
-          } finally {
-            this.landings.landed(landing);
-          }
-        },
-        (err: unknown) => {
-          try {
-            this.connection.publishesSettled(count);
-            this.confirmBatch(tags, false);
-            // Without confirms the publisher would never hear of a failure.
-            if (!this.confirming) this.fail(err);
-          } finally {
-            this.landings.landed(landing);
-          }
-        },
-      );
-    }
-    // Only now: a message routed to several queues is one input in each.
-    for (const batch of batches.values()) dropInputBodies(batch.inputs);
-    batches.clear();
-    this.spareBatches = batches;
-  }
-
-  // A body the chunk's other publishes mostly did not keep would hold the
-  // rest of the chunk for as long as it waits (connection.pinsMostlyUnkept):
-  // copied, once for all its queues. For a logged queue only one that
-  // pinsLittle: the broker copies any other it keeps in memory and lets
-  // it go once written if kept on disk only, and copying it here too cost
-  // every small durable publish an allocation and a copy.
-  private copyBodiesOfUnkeptChunk(batches: Map<string, QueueBatch>): void {
-    let copies: Map<Buffer, Buffer> | undefined;
-    for (const [queue, batch] of batches) {
-      const inputs = batch.inputs;
-      const brokerCopies = this.isLogged(queue);
-      for (let i = 0; i < inputs.length; i++) {
-        const body = inputs[i].body;
-        if (brokerCopies && !pinsLittle(body)) continue;
-        if (!this.connection.pinsMostlyUnkept(body)) continue;
-        copies ??= new Map();
-        let copy = copies.get(body);
-        if (copy === undefined) copies.set(body, (copy = copyOf(body)));
-        inputs[i] = withBody(inputs[i], copy);
-      }
-    }
-  }
-
-  /** Whether the broker logs `queue`'s messages (false for one gone). */
-  private isLogged(queue: string): boolean {
-    return this.broker.hasQueue(queue) && logsMessages(this.broker.settingsOf(queue));
-  }
-
-  private confirmBatch(tags: number[], ok: boolean): void {
-    for (const tag of tags) if (tag > 0) this.settleConfirm(tag, ok);
-    this.sendConfirmedAcks();
-  }
-
-  /** Settles one confirm tag for one of its queues and answers at once. */
-  private confirm(tag: number, ok: boolean): void {
-    this.settleConfirm(tag, ok);
-    this.sendConfirmedAcks();
-  }
-
-  /** Settles one confirm tag for one of its queues (confirms.ts). */
-  private settleConfirm(tag: number, ok: boolean): void {
-    if (!this.closed) this.confirms.settle(tag, ok);
-  }
-
-  /**
-   * Asks for one `multiple` ack for the tags answered so far, sent when
-   * the connection next writes: publishes from several socket chunks land
-   * with one fsync, and each landing answering at once sent an ack frame
-   * apiece, for the client to read one by one.
-   */
-  private sendConfirmedAcks(): void {
-    if (!this.closed) this.connection.confirmsAnswered(this);
+    this.publishing.flushPublishes();
   }
 
   /** The ack for every tag answered so far; the connection calls it. */
   sendAnsweredConfirms(): void {
-    if (!this.closed) this.confirms.sendAcks();
-  }
-
-  private returnUnroutable(incoming: Incoming, properties: BasicProperties, body: Buffer): void {
-    this.connection.sendContent(
-      this.number,
-      {
-        name: 'basic.return',
-        replyCode: REPLY.NO_ROUTE,
-        replyText: 'NO_ROUTE',
-        exchange: incoming.exchange,
-        routingKey: incoming.routingKey,
-      },
-      properties,
-      body,
-    );
+    this.publishing.sendAnsweredConfirms();
   }
 
   // --- consuming ------------------------------------------------------
@@ -986,75 +660,6 @@ export class AmqpChannel {
     });
   }
 
-  // --- transactions (tx.ts) -------------------------------------------
-
-  /**
-   * A publish read while methods before it still run (a declare waiting
-   * for the topology journal's write) is routed after them, as a channel
-   * runs its methods in order: routed at once, it met the topology from
-   * before that declare or bind, and was confirmed and dropped, or
-   * routed past an unbind. Held as one copy meanwhile, like a held
-   * transaction's publish.
-   */
-  private queuePublish(incoming: Incoming): void {
-    this.copyBody(incoming);
-    const bytes = incoming.received;
-    this.queued.publishes++;
-    this.queued.bytes += bytes;
-    // Counted as unanswered while queued, so that a client streaming
-    // publishes behind a slow method is paused, and its bodies as held
-    // (heldBodies), which bounds their bytes. Last: past that bound the
-    // connection closes, and release() counts this one out too.
-    this.connection.publishesStarted(1);
-    this.connection.heldBodies(bytes);
-    this.inOrder(() => {
-      this.queued.publishes--;
-      this.queued.bytes -= bytes;
-      this.connection.publishesSettled(1);
-      this.connection.heldBodies(-bytes);
-      this.routePublish(incoming);
-      this.flushPublishes();
-    });
-  }
-
-  /** Held past this chunk: one copy, not views that pin socket chunks. */
-  private copyBody(incoming: Incoming): void {
-    const body = bodyOf(incoming);
-    incoming.body = incoming.parts === null ? copyOf(body) : body;
-    incoming.parts = null;
-  }
-
-  private holdPublish(incoming: Incoming): void {
-    try {
-      // Refused at once as RabbitMQ refuses it (a missing exchange, a
-      // queue the user may not publish to, a CC that is no array, bad
-      // headers), unless a method still pending may change that (a
-      // declare, a bind): then at tx.commit, which checks every publish
-      // before it hands any over (checkPublish) and runs in order.
-      if (!this.order.pending) {
-        this.planPublish(incoming, bodyOf(incoming));
-        this.nameReplyTo(incoming);
-      } else if (incoming.properties.replyTo === REPLY_QUEUE) {
-        this.inOrder(() => this.nameReplyTo(incoming));
-      }
-      this.copyBody(incoming);
-      this.tx.holdPublish(incoming, incoming.received);
-    } catch (err) {
-      this.fail(err);
-    }
-  }
-
-  /**
-   * A held publish asking for amq.rabbitmq.reply-to takes the reply name
-   * as it is read (in its turn), as RabbitMQ names it: named at tx.commit,
-   * a reply consumer cancelled in between refused the whole commit (406)
-   * and stored nothing (breaker).
-   */
-  private nameReplyTo(incoming: Incoming): void {
-    if (incoming.properties.replyTo !== REPLY_QUEUE) return;
-    incoming.properties = { ...incoming.properties, replyTo: this.replies.name() };
-  }
-
   // --- settling -------------------------------------------------------
 
   private settle(
@@ -1162,18 +767,7 @@ export class AmqpChannel {
     this.flushAcks();
     this.closed = true;
     this.ackTimeout.stop();
-    // Publishes still queued behind methods will not run now (MethodOrder).
-    if (this.queued.publishes > 0) {
-      this.connection.publishesSettled(this.queued.publishes);
-      this.connection.heldBodies(-this.queued.bytes);
-      this.queued.publishes = 0;
-      this.queued.bytes = 0;
-    }
-    // A publish cut short holds its body frames no more.
-    if (this.incoming !== null && this.incoming.received > 0) {
-      this.connection.heldBodies(-this.incoming.received);
-    }
-    this.incoming = null;
+    this.publishing.release();
     this.tx.release();
     this.replies.stop();
     // Its consumers stop taking first, and the next single active consumer
@@ -1187,47 +781,12 @@ export class AmqpChannel {
     }
     this.requeueAll();
     for (const consumer of consumers) this.dropConsumer(consumer);
-    this.batches.clear();
+    this.publishing.dropBatches();
   }
 
   private send(method: Method): void {
     if (!this.closed) this.connection.send(this.number, method);
   }
-}
-
-// --- helpers --------------------------------------------------------------
-
-/**
- * Drops the bodies of inputs the broker has taken (publishEach reads them
- * only before it returns). An input that outlived two young-generation
- * collections is in old space, and until a full collection finds it dead
- * it keeps its body, and the socket chunk under it, from being collected
- * young: with 16 KiB bodies that made most chunks old garbage, and a full
- * collection every few thousand publishes (issue #4).
- */
-function dropInputBodies(inputs: PublishInput[]): void {
-  for (const input of inputs) input.body = EMPTY_BODY;
-}
-
-const EMPTY_BODY = Buffer.alloc(0);
-
-/** `input` with another body; a literal, not a spread, for one object shape. */
-function withBody(input: PublishInput, body: Buffer): PublishInput {
-  return {
-    id: input.id,
-    body,
-    headers: input.headers,
-    ownHeaders: input.ownHeaders,
-    priority: input.priority,
-    ttlMs: input.ttlMs,
-  };
-}
-
-/** A copy of `bytes` (faster than Buffer.from(buffer) on node 20). */
-function copyOf(bytes: Buffer): Buffer {
-  const copy = Buffer.allocUnsafe(bytes.length);
-  bytes.copy(copy);
-  return copy;
 }
 
 export type { FieldTable };

@@ -10,8 +10,8 @@
 // name gets it, CC and BCC keys too, whatever queues the others reach.
 //
 // The key is 18 random bytes, so a name cannot be guessed. Replying takes
-// the right to publish to the name (channel.ts, allowReplies), where
-// RabbitMQ asks for write on the default exchange.
+// the right to publish to the name (channel-publishing.ts, allowReplies),
+// where RabbitMQ asks for write on the default exchange.
 
 import { randomBytes } from 'node:crypto';
 

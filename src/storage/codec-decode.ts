@@ -519,11 +519,11 @@ class Cursor {
     this.#off += length;
     if (!copy) return view;
     // Bodies under 4 KiB share Buffer's 8 KiB pool, as an AMQP publish's
-    // copy does (channel.ts): a body of its own cost an ArrayBuffer and a
-    // backing store each, 0.6 us against 0.2 for 464 B, and scavenges
-    // forced by external memory while a deep queue was read back. A small
-    // body kept for days pins at most its pool's 8 KiB; larger ones get
-    // their own memory either way.
+    // copy does (channel-publishing.ts): a body of its own cost an
+    // ArrayBuffer and a backing store each, 0.6 us against 0.2 for 464 B,
+    // and scavenges forced by external memory while a deep queue was read
+    // back. A small body kept for days pins at most its pool's 8 KiB;
+    // larger ones get their own memory either way.
     const body = Buffer.allocUnsafe(length);
     view.copy(body);
     return body;

@@ -1,7 +1,8 @@
 // A publish whose log write fails is nacked, and publishes on the same
 // channel after it are still answered: each flush's landing is chained
-// after the one before (channel.ts flushPublishes), settled with nothing,
-// so a failure must neither stop the chain nor go unanswered.
+// after the one before (channel-publishing.ts flushPublishes), settled
+// with nothing, so a failure must neither stop the chain nor go
+// unanswered.
 
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';

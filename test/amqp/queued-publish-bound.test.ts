@@ -1,7 +1,8 @@
 // Publishes read while a method before them is still pending wait behind
-// it, copied (channel.ts, queuePublish). Their bodies count toward the
-// connection's bound of bodies not published yet, as unfinished and
-// transaction-held ones do; they were bounded only by count (20,000).
+// it, copied (channel-publishing.ts, queuePublish). Their bodies count
+// toward the connection's bound of bodies not published yet, as
+// unfinished and transaction-held ones do; they were bounded only by
+// count (20,000).
 // And a channel that closes with publishes still queued settles them: its
 // connection's count of unanswered publishes no longer keeps them.
 
