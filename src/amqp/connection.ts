@@ -52,7 +52,7 @@ export interface ConnectionContext {
   heldBodies: { bytes: number };
   /** What a connection, and all, may hold of them; default heldBodyLimits(). */
   heldBodyLimits: { connection: number; all: number };
-  /** How long a channel may hold a delivery unacked (channel.ts). */
+  /** How long a channel may hold a delivery unacked (channel-deliveries.ts). */
   consumerTimeoutMs: number;
   /** Reply names of direct reply-to consumers, on every connection (direct-reply.ts). */
   directReplies: DirectReplies;

@@ -140,5 +140,5 @@ export const SERVER_CAPABILITIES: Readonly<Record<string, boolean>> = {
   direct_reply_to: true,
 };
 
-/** Longest --amqp-consumer-timeout: under a day, the longest lease (channel.ts). */
+/** Longest --amqp-consumer-timeout: under a day, the longest lease (channel-deliveries.ts). */
 export const MAX_CONSUMER_TIMEOUT_MS = 23 * 60 * 60 * 1000;

@@ -62,7 +62,7 @@ import type {
   ReceivedMessage,
 } from './types.js';
 
-/** Usher's AMQP lease on an unacked delivery (src/amqp/channel.ts). */
+/** Usher's AMQP lease on an unacked delivery (src/amqp/channel-deliveries.ts). */
 const LEASE_MS = 30 * 60 * 1000;
 const MAX_RECEIVE = 1000;
 const MAX_WAIT_MS = 20_000;

@@ -7,9 +7,10 @@
 // kombu takes any broker not named RabbitMQ for one with the AMQP spec's
 // basic.qos: global=false is one limit for the channel, raised by one for
 // each delayed task (countdown, eta, retry) the worker holds. Usher changes
-// the limit of a running consumer as well (channel.ts, qos), so a worker
-// holding a delayed task goes on taking others; with RabbitMQ's reading
-// (later consumers only) it took nothing more until the delay ended.
+// the limit of a running consumer as well (channel-deliveries.ts, qos), so
+// a worker holding a delayed task goes on taking others; with RabbitMQ's
+// reading (later consumers only) it took nothing more until the delay
+// ended.
 //
 // python3 with celery is required: when it is missing every test here
 // fails and says so. CI (.ci/run) installs python3-celery.

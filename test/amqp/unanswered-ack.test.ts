@@ -1,7 +1,7 @@
 // A basic.ack has no answer, so the broker does not wait for its fdatasync
-// (channel.ts, UNANSWERED_ACK): the `settled` record is written at once
-// and reaches the disk with the next batch that syncs. A power cut in
-// between brings the acked message back (at-least-once, as RabbitMQ); a
+// (channel-deliveries.ts, UNANSWERED_ACK): the `settled` record is written
+// at once and reaches the disk with the next batch that syncs. A power cut
+// in between brings the acked message back (at-least-once, as RabbitMQ); a
 // confirmed publish after the ack makes the ack durable too.
 
 import assert from 'node:assert/strict';
