@@ -115,6 +115,8 @@ export class Broker implements BrokerApi {
   private readonly engines = new Map<string, QueueEngine>();
   private readonly waiters = new Map<QueueEngine, Waiter[]>();
   private readonly subscribers = new Map<QueueEngine, Subscriber[]>();
+  /** Queues whose delete is being written (queues.ts): see snapshot(). */
+  private readonly deleting = new Set<QueueEngine>();
   private readonly clock: () => number;
   private readonly random: () => number;
   private readonly maxMessageBytes: number;
@@ -177,6 +179,7 @@ export class Broker implements BrokerApi {
       engines: this.engines,
       waiters: this.waiters,
       subscribers: this.subscribers,
+      deleting: this.deleting,
       observed: this.observed,
       logger,
       clock: () => this.clock(),
@@ -545,6 +548,12 @@ export class Broker implements BrokerApi {
 
   private snapshot(seq: number): PublishedRecord | undefined {
     for (const engine of this.engines.values()) {
+      // A queue whose delete is being written: its `settled` records may
+      // be on the way, ahead of any copy made now.
+      if (this.deleting.has(engine)) {
+        if (engine.has(seq)) return undefined;
+        continue;
+      }
       const message = engine.find(seq);
       if (message === undefined) continue;
       // Moved into a memory queue: its `settled` record is on the way.

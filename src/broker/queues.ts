@@ -38,6 +38,8 @@ export interface QueuesDeps {
   engines: Map<string, QueueEngine>;
   waiters: Map<QueueEngine, Waiter[]>;
   subscribers: Map<QueueEngine, Subscriber[]>;
+  /** Queues whose delete is being written: compaction leaves their messages alone. */
+  deleting: Set<QueueEngine>;
   observed: Observations;
   logger: Logger;
   clock(): number;
@@ -154,11 +156,33 @@ export class Queues {
     };
   }
 
+  /**
+   * Removes the queue's waiting messages; leased ones stay leased. They
+   * leave memory before their `settled` records are written, as an
+   * acked message does (settling.ts): while the write is in flight
+   * nothing may deliver, move or expire them, and compaction must not
+   * copy them forward past those records (LogStoreOptions.snapshotMessage).
+   * Should the write fail they are put back as they were, rather than be
+   * gone until a restart brings them back from the log.
+   */
   async purgeQueue(name: string): Promise<{ purged: number }> {
     this.deps.checkOpen();
     const engine = this.deps.engineOf(name);
-    const seqs = engine.purge();
-    if (seqs.length > 0) await this.deps.append(engine, settledRecords(seqs));
+    const purged = engine.purge();
+    const { seqs } = purged;
+
+    if (seqs.length > 0) {
+      try {
+        await this.deps.append(engine, settledRecords(seqs));
+      } catch (err) {
+        // Not when the queue was deleted meanwhile: nothing waits there.
+        if (this.deps.engines.get(name) === engine) {
+          engine.restorePurged(purged, this.deps.clock());
+          this.deps.afterChange(engine);
+        }
+        throw err;
+      }
+    }
     this.deps.logger.info({ queue: name, purged: seqs.length }, 'queue purged');
     return { purged: seqs.length };
   }
@@ -167,6 +191,17 @@ export class Queues {
    * `shortLived`: a queue that comes and goes with its clients (AMQP
    * exclusive and auto-delete ones: Celery makes and drops hundreds an
    * hour) is logged at debug, not info.
+   *
+   * The records are written first and memory changes after: consumers
+   * told their queue is gone (and AMQP, which drops its bindings) cannot
+   * be told otherwise should the write fail, and while the name is taken
+   * nobody can make a new queue under it meanwhile. Until the records
+   * land the queue works as before, with two exceptions: compaction does
+   * not copy its messages past their `settled` records (Broker.snapshot
+   * asks `deleting`), and messages that enter it meanwhile (publishes
+   * landing, moves, undone acks) are settled in a write of their own
+   * once it is gone, or they would come back at a restart into a queue
+   * made again under its name.
    */
   async deleteQueue(
     name: string,
@@ -175,7 +210,20 @@ export class Queues {
     this.deps.checkOpen();
     const engine = this.deps.engineOf(name);
     const seqs = engine.allSeqs();
+    const records: LogRecord[] = [...settledRecords(seqs), { type: 'queue-deleted', name }];
 
+    const arrivals = engine.watchArrivals();
+    this.deps.deleting.add(engine);
+    try {
+      await this.deps.append(engine, records);
+    } finally {
+      engine.unwatchArrivals(arrivals);
+      this.deps.deleting.delete(engine);
+    }
+    // Another delete of it landed first and told its consumers.
+    if (this.deps.engines.get(name) !== engine) return;
+
+    const stayed = arrivals.filter((seq) => engine.has(seq));
     this.deps.engines.delete(name);
     engine.releaseHotMemory();
     this.deps.observed.forgetQueue(name);
@@ -190,12 +238,26 @@ export class Queues {
     // After the consumers were told, so that what they undo comes first.
     this.deps.queueDeleted(name);
 
-    const records: LogRecord[] = [];
-    records.push(...settledRecords(seqs));
-    records.push({ type: 'queue-deleted', name });
-    await this.deps.append(engine, records);
     const level = shortLived ? 'debug' : 'info';
     this.deps.logger[level]({ queue: name, messages: seqs.length }, 'queue deleted');
+    if (stayed.length > 0) await this.settleArrivals(engine, stayed);
+  }
+
+  /**
+   * The queue is deleted, on disk and in memory, whatever becomes of
+   * this write: should it fail, those messages stay live in the log
+   * until a restart skips them (a queue of that name made again would
+   * take them), which is said rather than thrown.
+   */
+  private async settleArrivals(engine: QueueEngine, seqs: number[]): Promise<void> {
+    try {
+      await this.deps.append(engine, settledRecords(seqs));
+    } catch (err) {
+      this.deps.logger.error(
+        { err, queue: engine.name, messages: seqs.length },
+        'messages that came into a deleted queue not settled',
+      );
+    }
   }
 
   peek(queue: string, options: { limit: number; offset: number }): PeekedMessage[] {

@@ -6,6 +6,7 @@
 // QueueEngine's, which extends this (queue.ts). Pure logic, no I/O.
 
 import type { ColdDeque } from './cold-backlog.js';
+import type { ColdRow } from './cold-rows.js';
 import {
   type ColdCandidate, type ColdEntry, ColdTier, type ColdLeft, PAGE_IN_BATCH, type PageIn,
   type ReadAhead,
@@ -13,6 +14,7 @@ import {
 import { DedupWindow } from './dedup.js';
 import { FifoGroups, type Group } from './fifo-groups.js';
 import type { HotMemory } from './hot-memory.js';
+import { Purged } from './purged.js';
 import { ReadyMessages } from './ready-messages.js';
 import { TimedEntries } from './timed-entries.js';
 import { WaitingIndex, hasLimits, needsPriorityIndex } from './overflow.js';
@@ -132,6 +134,8 @@ export abstract class QueueContents {
   // keeps everything in memory (coldAllowed says when).
   protected cold: ColdTier | null = null;
   protected readonly options: EngineOptions;
+  /** Lists being filled by watchArrivals(); empty but while a delete is written. */
+  private arrivalWatches: number[][] = [];
 
   constructor(name: string, settings: QueueSettings, options: EngineOptions = {}) {
     this.waiting = new WaitingIndex(options.hotMemory);
@@ -356,6 +360,7 @@ export abstract class QueueContents {
    * message may go cold, since reading it back gives that record.
    */
   enqueue(message: Message, now: number, onDisk = false): void {
+    if (this.arrivalWatches.length > 0) this.noteArrival(message.seq);
     message.loggedHeaders = onDisk ? message.headers : undefined;
     // Whatever queue it came from, it becomes waiting here anew.
     message.slots = undefined;
@@ -377,6 +382,7 @@ export abstract class QueueContents {
   enqueueColdPublish(fields: ColdPublish, now: number, windowWasFull = false): boolean {
     const delayed = fields.availableAt > now;
     if (!windowWasFull && !this.goesCold(fields, delayed)) return false;
+    if (this.arrivalWatches.length > 0) this.noteArrival(fields.seq);
     this.addCold(fields, delayed);
     if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
     return true;
@@ -421,6 +427,7 @@ export abstract class QueueContents {
   enqueueCold(priority: number, seq: number, bytes: number): boolean {
     if (this.cold === null || this.current.fifo) return false;
     if (!this.cold.backlog.accepts(priority, seq)) return false;
+    if (this.arrivalWatches.length > 0) this.noteArrival(seq);
     // Its TTL, if any, is in its record, not read at a restart.
     this.coldMayExpire = true;
     this.cold.addPlain(priority, seq, bytes, this.nextWaitNumber(priority, seq));
@@ -441,6 +448,7 @@ export abstract class QueueContents {
   enqueueColdEntry(fields: Omit<ColdEntry, 'order'>, group: string | null, now: number): boolean {
     const cold = this.cold;
     if (cold === null) return false;
+    if (this.arrivalWatches.length > 0) this.noteArrival(fields.seq);
     this.coldMayExpire = true;
     const delayed = fields.availableAt > now;
     const entry: ColdEntry = {
@@ -461,6 +469,25 @@ export abstract class QueueContents {
     this.countCold(entry.priority, entry.bytes, delayed, fifoGroup, true);
     if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
     return true;
+  }
+
+  /**
+   * Lists the seq of every message that enters the queue from now on, in
+   * the array returned, until unwatchArrivals(): a queue whose delete is
+   * being written settles those too once it is gone (broker/queues.ts).
+   */
+  watchArrivals(): number[] {
+    const arrivals: number[] = [];
+    this.arrivalWatches.push(arrivals);
+    return arrivals;
+  }
+
+  unwatchArrivals(arrivals: number[]): void {
+    this.arrivalWatches = this.arrivalWatches.filter((watch) => watch !== arrivals);
+  }
+
+  private noteArrival(seq: number): void {
+    for (const arrivals of this.arrivalWatches) arrivals.push(seq);
   }
 
   /** Whether a message whose disk state is its own stays cold. */
@@ -598,17 +625,22 @@ export abstract class QueueContents {
 
   // --- removing -------------------------------------------------------
 
-  /** Removes every message not in flight; returns their seqs. */
-  purge(): number[] {
-    const removed: number[] = [];
+  /**
+   * Removes every message not in flight; what it took, which
+   * restorePurged() puts back should its `settled` records fail.
+   */
+  purge(): Purged {
+    const purged = new Purged();
     const cold = this.cold;
     if (cold !== null) {
       const dequeOf = this.current.fifo ? this.dequeOf : undefined;
       for (const seq of cold.seqs(this.current.fifo)) {
+        const row = cold.rows.get(seq);
         const left = cold.remove(seq, dequeOf);
         if (left === undefined) continue;
         this.forgetCold(left);
-        removed.push(seq);
+        if (row === undefined) purged.addCold(plainRow(seq, left), null);
+        else purged.addCold(row, this.groups.byId(row.group)?.key ?? null);
       }
       // Removed entries are only marked dead: let go of their arrays.
       cold.backlog.clear();
@@ -616,10 +648,23 @@ export abstract class QueueContents {
     }
     for (const message of this.messages.values()) {
       if (message.state === 'in-flight') continue;
-      removed.push(message.seq);
+      purged.addHot(message);
       this.detach(message);
     }
-    return removed;
+    return purged;
+  }
+
+  /**
+   * Puts back what purge() took, its `settled` records having failed to
+   * reach the log: cold ones as cold entries, in their places by seq
+   * among any that came since; hot ones as copies, since a heap may still
+   * name the old objects.
+   */
+  restorePurged(purged: Purged, now: number): void {
+    // Cold rows come only from a queue that keeps messages cold, and its
+    // durability, which decides that, never changes: none is refused.
+    for (const { row, group } of purged.cold()) this.enqueueColdEntry(row, group, now);
+    for (const message of purged.hot) this.enqueue({ ...message }, now);
   }
 
   /** The highest seq of a message a consumer holds (0: none); one pass over the messages. */
@@ -734,6 +779,14 @@ export abstract class QueueContents {
   }
   /** drop-oldest: trims the queue after an enqueue (QueueEngine). */
   protected abstract trimOldest(): void;
+}
+
+/** A cold message without a row: a plain ready one, never retried. */
+function plainRow(seq: number, { priority, bytes }: ColdLeft): ColdRow {
+  return {
+    seq, priority, bytes, failures: 0, group: 0, availableAt: 0, delayed: false, order: 0,
+    orderOnly: false,
+  };
 }
 
 export function slotsOf(message: Message): Slots {

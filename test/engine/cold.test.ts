@@ -243,7 +243,7 @@ describe('cold backlog', () => {
     assert.equal(q.take(8)?.id, 'm8');
     assert.equal(q.has(8), false);
     assert.equal(q.counts.ready, 9);
-    assert.deepEqual(q.purge().sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 9, 10]);
+    assert.deepEqual(q.purge().seqs.sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 9, 10]);
     assert.deepEqual(q.counts, { ready: 0, delayed: 0, inFlight: 0, bytes: 0 });
     assert.equal(q.size, 0);
     assert.deepEqual(q.receive(0, 10, 1000), []);

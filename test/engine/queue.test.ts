@@ -392,7 +392,7 @@ describe('purge and take', () => {
     q.enqueue(message({ availableAt: 100 }), 0);
     const [delivery] = q.receive(0, 1, 1000);
 
-    assert.equal(q.purge().length, 3);
+    assert.equal(q.purge().seqs.length, 3);
     assert.deepEqual({ ...q.counts, bytes: 0 }, { ready: 0, delayed: 0, inFlight: 1, bytes: 0 });
     assert.ok(q.ack(delivery.receipt));
     q.tick(1000);
