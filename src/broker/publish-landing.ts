@@ -6,12 +6,12 @@
 import { DiskFullError, QueueNotFoundError, type UsherError } from '../errors.js';
 import type { QueueEngine } from '../engine/queue.js';
 import type { LogStore } from '../storage/log-store.js';
-import type { LogRecord } from '../storage/records.js';
+import type { LogRecord, PublishedRecord } from '../storage/records.js';
 import type { AdmissionController } from './admission.js';
 import { checkPublish } from './checks.js';
 import type { DeadLettering } from './dead-lettering.js';
 import type { DiskWatch } from './disk-watch.js';
-import { isLogged, needsSync, noteLanded } from './durability.js';
+import { isLogged, needsSync, noteLanded, settledRecords } from './durability.js';
 import { letGoOfBodies, messageFrom, ownHeaders, pinsLittle } from './messages.js';
 import { type PublishPlan, planPublish } from './publish-plan.js';
 import type { PublishAnswer, PublishInput } from './types.js';
@@ -135,9 +135,14 @@ export class PublishLanding {
       engine.settleReservation(records.length, reservedBytes);
     }
 
-    // The queue may have been deleted while the records were being written;
-    // its delete record came later in the log, so replay drops them too.
-    if (this.deps.engines.get(queue) !== engine) throw new QueueNotFoundError(queue);
+    // The queue was deleted while the records were being written. Its
+    // delete settled only what it held, and a restart keeps a message of
+    // a deleted queue (only skips it): one made again under the name
+    // would take these. So they are settled before the refusal.
+    if (this.deps.engines.get(queue) !== engine) {
+      await this.settleOrphans(engine, records);
+      throw new QueueNotFoundError(queue);
+    }
     const landed = this.deps.clock();
     const logged = isLogged(engine);
     for (let i = 0; i < records.length; i++) {
@@ -169,5 +174,16 @@ export class PublishLanding {
     for (const other of touched) this.deps.afterChange(other);
     if (batchRefusal !== undefined) throw batchRefusal;
     return answers;
+  }
+
+  /** Settles a publish's records once its queue is gone (see land). */
+  private async settleOrphans(engine: QueueEngine, records: PublishedRecord[]): Promise<void> {
+    if (!isLogged(engine) || records.length === 0) return;
+    try {
+      const seqs = records.map((record) => record.seq);
+      await this.deps.store().append(settledRecords(seqs), { sync: needsSync([engine]) });
+    } catch (err) {
+      throw this.deps.storeError(err);
+    }
   }
 }

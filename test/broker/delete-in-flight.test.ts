@@ -1,0 +1,107 @@
+// What happens around a queue delete while its records wait for the disk
+// (a sync held): messages that reach the queue meanwhile go with it, a
+// publish that lands after it is refused and leaves nothing, and
+// compaction copies none of its messages past their `settled` records.
+// Each is checked where it would show: a restart, then a queue made again
+// under the name, which would take any message of the old one still live
+// in the log.
+
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, it } from 'node:test';
+
+import type { Broker } from '../../src/broker/broker.js';
+import type { BrokerOptions } from '../../src/broker/broker.js';
+import { ManualClock, heldDisk, openBroker, tempDir, text, until } from '../helpers.js';
+
+let dir: ReturnType<typeof tempDir>;
+let disk: ReturnType<typeof heldDisk>;
+let broker: Broker;
+let options: Partial<BrokerOptions>;
+
+beforeEach(async () => {
+  dir = tempDir();
+  disk = heldDisk();
+  options = { clock: new ManualClock().read, sync: true, storeIo: disk.io };
+  broker = await openBroker(dir.path, options);
+});
+
+afterEach(async () => {
+  disk.release();
+  await broker.close();
+  dir.remove();
+});
+
+/** What a queue made again under `name` holds after a restart. */
+async function madeAgainAfterRestart(name: string): Promise<number> {
+  await broker.close();
+  broker = await openBroker(dir.path, options);
+  assert.equal(broker.hasQueue(name), false);
+  await broker.createQueue(name, {});
+  await broker.close();
+  broker = await openBroker(dir.path, options);
+  return broker.getQueue(name).stats.total;
+}
+
+const settled = <T>(promise: Promise<T>) =>
+  promise.then(() => 'ok', (err: { code?: string }) => err.code);
+
+it('a publish landing while the delete is written goes with the queue', async () => {
+  await broker.createQueue('q', {});
+  await broker.publish('q', [{ body: text('before') }]);
+
+  disk.hold();
+  const publishing = settled(broker.publish('q', [{ body: text('landing') }]));
+  await until('the publish to wait for its sync', () => disk.syncsWaiting === 1);
+  const deleting = settled(broker.deleteQueue('q'));
+  disk.release();
+
+  assert.equal(await publishing, 'ok', 'it landed in the queue, which was still there');
+  assert.equal(await deleting, 'ok');
+  assert.equal(broker.hasQueue('q'), false);
+  assert.equal(await madeAgainAfterRestart('q'), 0);
+});
+
+it('a publish landing after the delete is refused and leaves nothing', async () => {
+  await broker.createQueue('q', {});
+
+  disk.hold();
+  const deleting = settled(broker.deleteQueue('q'));
+  await until('the delete to wait for its sync', () => disk.syncsWaiting === 1);
+  // The queue is there until its delete lands: the publish is written after it.
+  const publishing = settled(broker.publish('q', [{ body: text('late') }]));
+  disk.release();
+
+  assert.equal(await deleting, 'ok');
+  assert.equal(await publishing, 'QUEUE_NOT_FOUND');
+  assert.equal(await madeAgainAfterRestart('q'), 0);
+});
+
+it('compaction during the delete copies none of its messages', async () => {
+  await broker.close();
+  options = { ...options, segmentBytes: 4096, checkpoints: { enabled: false } };
+  broker = await openBroker(dir.path, options);
+  await broker.createQueue('q', {});
+  await broker.publish('q', [1, 2, 3].map((i) => ({ body: text(`m${i}`) })));
+  // Beside them in the oldest segment a message of another queue, then a
+  // large one in a segment of its own: acked, it leaves garbage enough
+  // for compaction to copy the oldest segment's live messages forward.
+  await broker.createQueue('other', {});
+  await broker.publish('other', [{ body: Buffer.alloc(4096) }]);
+  await broker.publish('other', [{ body: Buffer.alloc(32 * 1024) }]);
+  // Rolls to the next segment now, not while the ack waits.
+  await broker.publish('other', [{ body: text('small') }]);
+  const [, large] = await broker.receive('other', { max: 2, waitMs: 0 });
+
+  disk.hold();
+  const acking = broker.ack('other', [large.receipt]);
+  await until('the ack to wait for its sync', () => disk.syncsWaiting === 1);
+  // Written after the ack, as are the copies of the compaction round
+  // that follows the ack's landing.
+  const deleting = settled(broker.deleteQueue('q'));
+  disk.release();
+  await acking;
+  assert.equal(await deleting, 'ok');
+  await until('the copies to land', () => broker.health().store.compactedMessages > 0);
+
+  assert.equal(await madeAgainAfterRestart('q'), 0);
+});
