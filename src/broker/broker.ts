@@ -116,7 +116,7 @@ export class Broker implements BrokerApi {
   private readonly waiters = new Map<QueueEngine, Waiter[]>();
   private readonly subscribers = new Map<QueueEngine, Subscriber[]>();
   /** Queues whose delete is being written (queues.ts): see snapshot(). */
-  private readonly deleting = new Set<QueueEngine>();
+  private readonly deleting = new Map<QueueEngine, Promise<void>>();
   private readonly clock: () => number;
   private readonly random: () => number;
   private readonly maxMessageBytes: number;

@@ -38,8 +38,8 @@ export interface QueuesDeps {
   engines: Map<string, QueueEngine>;
   waiters: Map<QueueEngine, Waiter[]>;
   subscribers: Map<QueueEngine, Subscriber[]>;
-  /** Queues whose delete is being written: compaction leaves their messages alone. */
-  deleting: Set<QueueEngine>;
+  /** Deletes being written, by queue: compaction leaves their messages alone. */
+  deleting: Map<QueueEngine, Promise<void>>;
   observed: Observations;
   logger: Logger;
   clock(): number;
@@ -209,21 +209,36 @@ export class Queues {
   ): Promise<void> {
     this.deps.checkOpen();
     const engine = this.deps.engineOf(name);
+    // Asked again while its records are written: the same delete.
+    const underway = this.deps.deleting.get(engine);
+    if (underway !== undefined) return underway;
+
+    const deleted = this.writeDelete(engine, shortLived);
+    this.deps.deleting.set(engine, deleted);
+    try {
+      await deleted;
+    } finally {
+      this.deps.deleting.delete(engine);
+    }
+  }
+
+  private async writeDelete(engine: QueueEngine, shortLived: boolean): Promise<void> {
+    const { name } = engine;
     const seqs = engine.allSeqs();
     const records: LogRecord[] = [...settledRecords(seqs), { type: 'queue-deleted', name }];
 
-    const arrivals = engine.watchArrivals();
-    this.deps.deleting.add(engine);
+    engine.watchArrivals();
     try {
       await this.deps.append(engine, records);
-    } finally {
-      engine.unwatchArrivals(arrivals);
-      this.deps.deleting.delete(engine);
+    } catch (err) {
+      engine.takeArrivals();
+      throw err;
     }
-    // Another delete of it landed first and told its consumers.
+    const arrivals = engine.takeArrivals();
+    // Taken out meanwhile: only a declare that made it and failed does so.
     if (this.deps.engines.get(name) !== engine) return;
-
     const stayed = arrivals.filter((seq) => engine.has(seq));
+
     this.deps.engines.delete(name);
     engine.releaseHotMemory();
     this.deps.observed.forgetQueue(name);

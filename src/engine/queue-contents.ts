@@ -134,8 +134,8 @@ export abstract class QueueContents {
   // keeps everything in memory (coldAllowed says when).
   protected cold: ColdTier | null = null;
   protected readonly options: EngineOptions;
-  /** Lists being filled by watchArrivals(); empty but while a delete is written. */
-  private arrivalWatches: number[][] = [];
+  /** Seqs of messages that entered since watchArrivals(); null unless watched. */
+  private arrivals: number[] | null = null;
 
   constructor(name: string, settings: QueueSettings, options: EngineOptions = {}) {
     this.waiting = new WaitingIndex(options.hotMemory);
@@ -360,7 +360,7 @@ export abstract class QueueContents {
    * message may go cold, since reading it back gives that record.
    */
   enqueue(message: Message, now: number, onDisk = false): void {
-    if (this.arrivalWatches.length > 0) this.noteArrival(message.seq);
+    this.arrivals?.push(message.seq);
     message.loggedHeaders = onDisk ? message.headers : undefined;
     // Whatever queue it came from, it becomes waiting here anew.
     message.slots = undefined;
@@ -382,7 +382,7 @@ export abstract class QueueContents {
   enqueueColdPublish(fields: ColdPublish, now: number, windowWasFull = false): boolean {
     const delayed = fields.availableAt > now;
     if (!windowWasFull && !this.goesCold(fields, delayed)) return false;
-    if (this.arrivalWatches.length > 0) this.noteArrival(fields.seq);
+    this.arrivals?.push(fields.seq);
     this.addCold(fields, delayed);
     if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
     return true;
@@ -427,7 +427,7 @@ export abstract class QueueContents {
   enqueueCold(priority: number, seq: number, bytes: number): boolean {
     if (this.cold === null || this.current.fifo) return false;
     if (!this.cold.backlog.accepts(priority, seq)) return false;
-    if (this.arrivalWatches.length > 0) this.noteArrival(seq);
+    this.arrivals?.push(seq);
     // Its TTL, if any, is in its record, not read at a restart.
     this.coldMayExpire = true;
     this.cold.addPlain(priority, seq, bytes, this.nextWaitNumber(priority, seq));
@@ -448,7 +448,7 @@ export abstract class QueueContents {
   enqueueColdEntry(fields: Omit<ColdEntry, 'order'>, group: string | null, now: number): boolean {
     const cold = this.cold;
     if (cold === null) return false;
-    if (this.arrivalWatches.length > 0) this.noteArrival(fields.seq);
+    this.arrivals?.push(fields.seq);
     this.coldMayExpire = true;
     const delayed = fields.availableAt > now;
     const entry: ColdEntry = {
@@ -472,22 +472,19 @@ export abstract class QueueContents {
   }
 
   /**
-   * Lists the seq of every message that enters the queue from now on, in
-   * the array returned, until unwatchArrivals(): a queue whose delete is
-   * being written settles those too once it is gone (broker/queues.ts).
+   * Notes the seq of every message that enters the queue from now on,
+   * until takeArrivals(): a queue whose delete is being written settles
+   * those too once it is gone (broker/queues.ts).
    */
-  watchArrivals(): number[] {
-    const arrivals: number[] = [];
-    this.arrivalWatches.push(arrivals);
+  watchArrivals(): void {
+    this.arrivals = [];
+  }
+
+  /** Stops watching; the seqs of the messages that entered meanwhile. */
+  takeArrivals(): number[] {
+    const arrivals = this.arrivals ?? [];
+    this.arrivals = null;
     return arrivals;
-  }
-
-  unwatchArrivals(arrivals: number[]): void {
-    this.arrivalWatches = this.arrivalWatches.filter((watch) => watch !== arrivals);
-  }
-
-  private noteArrival(seq: number): void {
-    for (const arrivals of this.arrivalWatches) arrivals.push(seq);
   }
 
   /** Whether a message whose disk state is its own stays cold. */

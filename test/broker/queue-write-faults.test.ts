@@ -192,6 +192,23 @@ describe('a queue delete the disk refuses', () => {
     assert.equal(count(await drain('q')), 20);
   });
 
+  it('answers a second delete asked meanwhile alike', async () => {
+    await fill(false);
+    let cancelled = 0;
+    broker.subscribe('q', {
+      leaseMs: 60_000, credit: () => 0, deliver: () => {}, cancelled: () => cancelled++,
+    });
+
+    io.failNext('writev', 'EIO');
+    const twice = [broker.deleteQueue('q'), broker.deleteQueue('q')];
+    for (const deleting of twice) await assert.rejects(deleting, storageError('EIO'));
+    assert.equal(broker.hasQueue('q'), true);
+
+    await Promise.all([broker.deleteQueue('q'), broker.deleteQueue('q')]);
+    assert.equal(broker.hasQueue('q'), false);
+    assert.equal(cancelled, 1, 'told once');
+  });
+
   it('deletes for good once the disk takes it', async () => {
     await fill(true);
     io.failNext('writev', 'ENOSPC', true);

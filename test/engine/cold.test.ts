@@ -249,6 +249,47 @@ describe('cold backlog', () => {
     assert.deepEqual(q.receive(0, 10, 1000), []);
   });
 
+  for (const fifo of [false, true]) {
+    it(`restores a failed purge in place among newcomers (${fifo ? 'FIFO' : 'best-effort'})`, () => {
+      // The same queue, purged and restored before the newcomers came or
+      // not at all: it must count and deliver alike.
+      const run = (purgeFails: boolean) => {
+        const log = new FakeLog();
+        const q = coldEngine(log, { fifo, backoff: { ...DEFAULT_SETTINGS.backoff, initialMs: 0 } }, 2);
+        const group = (i: number) => (fifo ? `g${i % 2}` : null);
+        for (let i = 0; i < 8; i++) q.enqueue(log.publish({ priority: i % 3, group: group(i) }), 0, true);
+        q.enqueue(log.publish({ availableAt: 50, group: group(0) }), 0, true);
+        const [retried, leased] = q.receive(0, 2, 1000);
+        q.nack(retried.receipt, 0, { requeue: true, delayMs: 20 });
+        q.takeOutcomes();
+        const cold = q.coldCount;
+
+        const purged = purgeFails ? q.purge() : undefined;
+        for (let i = 8; i < 10; i++) q.enqueue(log.publish({ priority: 1, group: group(i) }), 10, true);
+        if (purged !== undefined) q.restorePurged(purged, 10);
+        const counts = { ...q.counts };
+
+        assert.ok(q.ack(leased.receipt), 'the lease was left alone');
+        q.tick(100);
+        const order: string[] = [];
+        for (let got = q.receive(100, 1, 1000); got.length > 0; got = q.receive(100, 1, 1000)) {
+          order.push(got[0].message.id);
+          q.ack(got[0].receipt);
+        }
+        assert.equal(q.size, 0);
+        return { cold, purged: purged?.seqs.length, counts, order };
+      };
+
+      const kept = run(false);
+      const restored = run(true);
+      assert.ok(kept.cold > 0);
+      assert.equal(restored.purged, 8);
+      assert.deepEqual(restored.counts, kept.counts);
+      assert.deepEqual(restored.order, kept.order);
+      assert.equal(kept.order.length, 10);
+    });
+  }
+
   it('drops the oldest, cold or hot, past maxLength', () => {
     const log = new FakeLog();
     const q = coldEngine(log, { maxLength: 5, overflow: 'drop-oldest' }, 2);

@@ -420,7 +420,8 @@ describe('counters agree with a full scan (C20 in the engine)', () => {
       fc.record({ kind: fc.constantFrom('ack' as const, 'nack' as const, 'reject' as const),
         pick: fc.nat() }),
       fc.record({ kind: fc.constant('tick' as const), advance: fc.integer({ min: 0, max: 40 }) }),
-      fc.record({ kind: fc.constant('purge' as const) }),
+      // A purge whose `settled` records fail is put back (restorePurged).
+      fc.record({ kind: fc.constant('purge' as const), fails: fc.boolean() }),
     );
 
     fc.assert(
@@ -441,7 +442,8 @@ describe('counters agree with a full scan (C20 in the engine)', () => {
             now += step.advance;
             q.tick(now);
           } else if (step.kind === 'purge') {
-            q.purge();
+            const purged = q.purge();
+            if (step.fails) q.restorePurged(purged, now);
           } else if (receipts.length > 0) {
             const [receipt] = receipts.splice(step.pick % receipts.length, 1);
             if (step.kind === 'ack') q.ack(receipt);
