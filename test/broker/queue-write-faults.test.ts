@@ -58,10 +58,11 @@ function storageError(code: string) {
  */
 async function fill(fifo: boolean): Promise<string> {
   await broker.createQueue('q', { fifo, maxAttempts: 0 });
+  const group = (name: string) => (fifo ? name : undefined);
   for (let i = 0; i < 10; i++) {
-    await broker.publish('q', [{ id: `p${i}`, body: text(`p${i}`), group: fifo ? `g${i % 2}` : undefined }]);
+    await broker.publish('q', [{ id: `p${i}`, body: text(`p${i}`), group: group(`g${i % 2}`) }]);
     await broker.publish('q', [
-      { id: `d${i}`, body: text(`d${i}`), delayMs: 5000 + i, group: fifo ? 'g9' : undefined },
+      { id: `d${i}`, body: text(`d${i}`), delayMs: 5000 + i, group: group('g9') },
     ]);
   }
   const got = await broker.receive('q', { max: 4, waitMs: 0 });
@@ -99,7 +100,9 @@ const count = (byGroup: Map<string, string[]>) =>
 
 describe('a purge the disk refuses', () => {
   for (const fifo of [false, true]) {
-    it(`puts every message back, cold ones included (${fifo ? 'FIFO' : 'best-effort'})`, async () => {
+    const kind = fifo ? 'FIFO' : 'best-effort';
+
+    it(`puts every message back, cold ones included (${kind})`, async () => {
       const leased = await fill(fifo);
       const before = contents('q');
       assert.equal(before.ids.length, before.total);
@@ -108,7 +111,9 @@ describe('a purge the disk refuses', () => {
       const purging = broker.purgeQueue('q');
       // Lands after the failed batch, in a batch of its own.
       await nextTurn();
-      const newcomer = broker.publish('q', [{ id: 'new', body: text('new'), group: fifo ? 'g0' : undefined }]);
+      const newcomer = broker.publish('q', [
+        { id: 'new', body: text('new'), group: fifo ? 'g0' : undefined },
+      ]);
       await assert.rejects(purging, storageError('ENOSPC'));
       await newcomer;
 
@@ -130,11 +135,11 @@ describe('a purge the disk refuses', () => {
       if (fifo) {
         assert.deepEqual(byGroup.get('g0'), ['p2', 'p4', 'p6', 'p8', 'new']);
         assert.deepEqual(byGroup.get('g1'), ['p1', 'p3', 'p5', 'p7', 'p9']);
-        assert.deepEqual(byGroup.get('g9'), ['d0', 'd1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7', 'd8', 'd9']);
+        assert.deepEqual(byGroup.get('g9'), Array.from({ length: 10 }, (_, i) => `d${i}`));
       }
     });
 
-    it(`leaves them consumable before a restart (${fifo ? 'FIFO' : 'best-effort'})`, async () => {
+    it(`leaves them consumable before a restart (${kind})`, async () => {
       await fill(fifo);
       const { total } = broker.getQueue('q').stats;
 

@@ -250,22 +250,25 @@ describe('cold backlog', () => {
   });
 
   for (const fifo of [false, true]) {
-    it(`restores a failed purge in place among newcomers (${fifo ? 'FIFO' : 'best-effort'})`, () => {
+    const kind = fifo ? 'FIFO' : 'best-effort';
+    it(`restores a failed purge in place among newcomers (${kind})`, () => {
       // The same queue, purged and restored before the newcomers came or
       // not at all: it must count and deliver alike.
       const run = (purgeFails: boolean) => {
         const log = new FakeLog();
-        const q = coldEngine(log, { fifo, backoff: { ...DEFAULT_SETTINGS.backoff, initialMs: 0 } }, 2);
-        const group = (i: number) => (fifo ? `g${i % 2}` : null);
-        for (let i = 0; i < 8; i++) q.enqueue(log.publish({ priority: i % 3, group: group(i) }), 0, true);
-        q.enqueue(log.publish({ availableAt: 50, group: group(0) }), 0, true);
+        const backoff = { ...DEFAULT_SETTINGS.backoff, initialMs: 0 };
+        const q = coldEngine(log, { fifo, backoff }, 2);
+        const publish = (i: number, fields: Partial<Message>) =>
+          log.publish({ group: fifo ? `g${i % 2}` : null, ...fields });
+        for (let i = 0; i < 8; i++) q.enqueue(publish(i, { priority: i % 3 }), 0, true);
+        q.enqueue(publish(0, { availableAt: 50 }), 0, true);
         const [retried, leased] = q.receive(0, 2, 1000);
         q.nack(retried.receipt, 0, { requeue: true, delayMs: 20 });
         q.takeOutcomes();
         const cold = q.coldCount;
 
         const purged = purgeFails ? q.purge() : undefined;
-        for (let i = 8; i < 10; i++) q.enqueue(log.publish({ priority: 1, group: group(i) }), 10, true);
+        for (let i = 8; i < 10; i++) q.enqueue(publish(i, { priority: 1 }), 10, true);
         if (purged !== undefined) q.restorePurged(purged, 10);
         const counts = { ...q.counts };
 
