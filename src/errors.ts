@@ -49,12 +49,19 @@ export class QueueExistsError extends UsherError {
 }
 
 export class ReceiptNotFoundError extends UsherError {
-  constructor(receipt: string) {
+  /**
+   * `leasedBy`: the queue that does hold this lease, when the receipt was
+   * sent to another queue's path.
+   */
+  constructor(receipt: string, queue: string, leasedBy?: string) {
     super(
       'RECEIPT_NOT_FOUND',
       404,
-      `receipt "${receipt}" is not a current lease: it was settled, ` +
-        'its lease expired, or it never existed',
+      leasedBy === undefined
+        ? `receipt "${receipt}" is not a current lease of queue "${queue}": ` +
+            'it was settled, its lease expired, or it never existed'
+        : `receipt "${receipt}" is a lease of queue "${leasedBy}", not of ` +
+            `queue "${queue}": settle it through queue "${leasedBy}"`,
       { field: 'receipt' },
     );
   }

@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import {
   BrokerClosedError,
   QueueNotFoundError,
+  type ReceiptNotFoundError,
   StoreUnavailableError,
   UsherError,
 } from '../errors.js';
@@ -467,6 +468,10 @@ export class Broker implements BrokerApi {
 
   extend(queue: string, receipt: string, timeoutMs: number): Promise<number> {
     return this.settling.extend(queue, receipt, timeoutMs);
+  }
+
+  notLeased(queue: string, receipt: string): ReceiptNotFoundError {
+    return this.settling.notLeased(queue, receipt);
   }
 
   subscribe(queue: string, subscriber: Subscriber): Subscription {

@@ -103,7 +103,7 @@ export class Settling {
 
     const now = this.deps.clock();
     const outcome = engine.nack(receipt, now, request);
-    if (outcome === undefined) throw new ReceiptNotFoundError(receipt);
+    if (outcome === undefined) throw this.notLeased(queue, receipt);
 
     // Whether this message found a dead-letter queue is known as its
     // outcome is settled; other messages of the queue may die meanwhile
@@ -132,10 +132,40 @@ export class Settling {
     checkDuration(timeoutMs, 'timeoutMs', { min: 1 });
 
     const deadline = engine.extend(receipt, this.deps.clock(), timeoutMs);
-    if (deadline === undefined) throw new ReceiptNotFoundError(receipt);
+    if (deadline === undefined) throw this.notLeased(queue, receipt);
     this.deps.arm(deadline);
     return deadline;
   }
+
+  /**
+   * RECEIPT_NOT_FOUND for a receipt `queue` holds no lease for, naming the
+   * queue that does when the receipt was sent to another queue's path (a
+   * new user's mistake that "settled, expired or never existed" hid).
+   * A receipt starts with its message's seq, so each queue is asked once,
+   * and only on this path.
+   */
+  notLeased(queue: string, receipt: string): ReceiptNotFoundError {
+    const seq = seqOfReceipt(receipt);
+    for (const engine of this.deps.engines.values()) {
+      if (engine.name === queue) continue;
+      if (engine.get(seq)?.lease?.receipt === receipt) {
+        return new ReceiptNotFoundError(receipt, queue, engine.name);
+      }
+    }
+    return new ReceiptNotFoundError(receipt, queue);
+  }
+}
+
+/**
+ * The message seq a receipt (`<seq base 36>.<delivery>`, engine/queue.ts)
+ * starts with; -1 when it has none. A guess only: notLeased compares the
+ * whole receipt with the lease's.
+ */
+function seqOfReceipt(receipt: string): number {
+  const dot = receipt.indexOf('.');
+  if (dot <= 0 || !/^[0-9a-z]+$/.test(receipt.slice(0, dot))) return -1;
+  const seq = parseInt(receipt.slice(0, dot), 36);
+  return Number.isSafeInteger(seq) ? seq : -1;
 }
 
 /** A nack's options checked: what the engine is asked, and the reason to record. */

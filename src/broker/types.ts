@@ -3,7 +3,7 @@
 // from src/errors.ts on bad input.
 
 import type { DeathReason, QueueSettings } from '../engine/types.js';
-import type { LoadRefusalError } from '../errors.js';
+import type { LoadRefusalError, UsherError } from '../errors.js';
 import type { LatencyHistogram } from '../observe/latency.js';
 import type { AdmissionStats } from './admission.js';
 
@@ -225,6 +225,11 @@ export interface BrokerApi {
   release(queue: string, receipts: string[]): number;
   /** Sets the lease to run out `timeoutMs` from now; returns the new deadline. */
   extend(queue: string, receipt: string, timeoutMs: number): Promise<number>;
+  /**
+   * The RECEIPT_NOT_FOUND error for a receipt `queue` holds no lease for
+   * (an ack answered false), naming the queue that does when one does.
+   */
+  notLeased(queue: string, receipt: string): UsherError;
 
   subscribe(queue: string, subscriber: Subscriber): Subscription;
 

@@ -14,7 +14,6 @@ import {
   AccessRefusedError,
   InvalidArgumentError,
   MessageTooLargeError,
-  ReceiptNotFoundError,
 } from '../errors.js';
 import { bodyFromWire, withBodyJson } from './bodies.js';
 import {
@@ -211,7 +210,7 @@ export function registerMessageRoutes(
         receipts ?? [receipt as string],
       );
       if (receipt !== undefined && !results[0]) {
-        throw new ReceiptNotFoundError(receipt);
+        throw broker.notLeased(request.params.name, receipt);
       }
       return { acked: results.filter(Boolean).length, results };
     },

@@ -273,6 +273,37 @@ describe('receive, ack, nack, extend', () => {
     assert.equal(stats.acked, 1);
   });
 
+  it('says which queue holds a lease settled through another queue', async () => {
+    await call(h.app, 'PUT', '/queues/dd');
+    await publish({ body: 'x' });
+    const { receipt } = await receiveOne();
+
+    const settles = [
+      ['ack', { receipt }],
+      ['nack', { receipt }],
+      ['extend', { receipt, timeoutMs: 1_000 }],
+    ] as const;
+    for (const [route, body] of settles) {
+      const answer = await call(h.app, 'POST', `/queues/dd/${route}`, body);
+      assert.equal(answer.status, 404, route);
+      assert.deepEqual(answer.body.error, {
+        code: 'RECEIPT_NOT_FOUND',
+        field: 'receipt',
+        message: `receipt "${receipt}" is a lease of queue "q", not of queue "dd": ` +
+          'settle it through queue "q"',
+      }, route);
+    }
+    const unknown = await call(h.app, 'POST', '/queues/dd/ack', { receipt: 'nope' });
+    assert.equal(unknown.body.error.message,
+      'receipt "nope" is not a current lease of queue "dd": it was settled, ' +
+        'its lease expired, or it never existed');
+
+    // None of the refusals touched the lease.
+    assert.equal((await call(h.app, 'GET', '/queues/q')).body.stats.inFlight, 1);
+    const acked = await call(h.app, 'POST', '/queues/q/ack', { receipt });
+    assert.deepEqual(acked.body, { acked: 1, results: [true] });
+  });
+
   it('acks many receipts and reports each', async () => {
     await publish({ body: 'a' });
     await publish({ body: 'b' });
