@@ -4,7 +4,13 @@
 
 import { Option, type Command } from 'commander';
 
-import type { NackOptions, NackResult, ReceivedMessage } from '../client/index.js';
+import {
+  UsherClientError,
+  type NackOptions,
+  type NackResult,
+  type ReceivedMessage,
+  type UsherClient,
+} from '../client/index.js';
 import {
   UsageError,
   dayFlag,
@@ -93,11 +99,15 @@ export const consumeCommands: CommandGroup = {
       .argument('<queue>', 'queue name')
       .argument('<receipts...>', 'receipts printed by consume')
       .action(async (queue: string, receipts: string[]) => {
-        const { acked, results } = await cli.client().ack(queue, receipts);
-        receipts.forEach((receipt, i) => {
-          if (results[i]) return;
-          cli.note(`usher: receipt "${receipt}" is not a current lease`);
-        });
+        const client = cli.client();
+        const { results } = await client.ack(queue, receipts);
+        let acked = results.filter(Boolean).length;
+        for (const [i, receipt] of receipts.entries()) {
+          if (results[i]) continue;
+          const refusal = await whyNotAcked(client, queue, receipt);
+          if (refusal === null) acked++;
+          else cli.note(`usher: ${refusal}`);
+        }
         cli.out(`acked ${acked} of ${receipts.length}`);
         if (acked < receipts.length) process.exitCode = 1;
       });
@@ -117,6 +127,30 @@ export const consumeCommands: CommandGroup = {
       });
   },
 };
+
+/**
+ * The broker's own words for a receipt a batch ack answered false for:
+ * a batch answers only true or false, while the receipt acked alone is
+ * refused with the whole reason (settled, expired, never existed, or a
+ * lease of another queue). That second ack settles nothing: a receipt
+ * names one delivery of one broker run, so once it is no current lease
+ * it never is again. null if it was acked after all.
+ */
+async function whyNotAcked(
+  client: UsherClient,
+  queue: string,
+  receipt: string,
+): Promise<string | null> {
+  try {
+    await client.ack(queue, receipt);
+    return null;
+  } catch (err) {
+    if (err instanceof UsherClientError && err.code === 'RECEIPT_NOT_FOUND') {
+      return err.message;
+    }
+    throw err;
+  }
+}
 
 /** "2 retried, 1 dead-lettered (max-attempts)": what became of nacked messages. */
 function nackSummary(results: Array<NackResult | null>): string {

@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
-import { useUsherServer } from '../client/usher-process.js';
+import { runUsher, useUsherServer } from '../client/usher-process.js';
 
 const cli = useUsherServer();
 const usher = cli.run;
@@ -46,6 +46,25 @@ describe('usher publish and consume', () => {
     const acked = await usher(['ack', 'fields', message.receipt]);
     assert.equal(acked.stdout, 'acked 1 of 1\n');
     assert.equal((await stats('fields')).total, 0);
+  });
+
+  it('shows the broker\'s whole reason for each receipt it could not ack', async () => {
+    await usher(['queue', 'create', 'notify']);
+    await usher(['queue', 'create', 'other']);
+    await usher(['publish', 'other', 'job']);
+    const [leased] = parseLines((await usher(['consume', 'other', '--json'])).stdout);
+
+    const result = await runUsher(['ack', 'notify', 'bogus', leased.receipt],
+      { url: cli.server().url });
+
+    assert.equal(result.code, 1);
+    assert.equal(result.stdout, 'acked 0 of 2\n');
+    assert.equal(result.stderr,
+      'usher: receipt "bogus" is not a current lease of queue "notify": it was ' +
+        'settled, its lease expired, or it never existed\n' +
+      `usher: receipt "${leased.receipt}" is a lease of queue "other", not of ` +
+        'queue "notify": settle it through queue "other"\n');
+    assert.equal((await stats('other')).inFlight, 1);
   });
 
   it('sends a BODY that is not a JSON object or array as text', async () => {
