@@ -114,7 +114,11 @@ function toUsherError(
 // value: schemas run with ajv's `verbose` so `data` holds it. Only the first
 // problem is reported; ajv stops there (allErrors is off, to bound work).
 
-type ValidationIssue = FastifySchemaValidationError & { data?: unknown };
+type ValidationIssue = FastifySchemaValidationError & {
+  data?: unknown;
+  /** The schema of the place at fault (ajv's `verbose`). */
+  parentSchema?: { examples?: unknown[]; required?: string[] };
+};
 
 function fromValidation(
   issues: ValidationIssue[],
@@ -141,6 +145,11 @@ function fromValidation(
     case 'anyOf':
       problem = `${describeAlternatives(issues, issue.instancePath)}${got}`;
       break;
+    case 'type':
+      problem = params.type === 'object'
+        ? `must be a JSON object${objectShape(issue.parentSchema)}${got}`
+        : `${describeIssue(issue)}${got}`;
+      break;
     default:
       problem = `${describeIssue(issue)}${got}`;
   }
@@ -148,6 +157,18 @@ function fromValidation(
   const field = path.join('.');
   const subject = field === '' ? `request ${context ?? 'body'}` : field;
   return new InvalidArgumentError(field, `${subject} ${problem}`);
+}
+
+/**
+ * What the object that belongs here looks like, for a client that sent
+ * something else (a bare string as a message): the schema's example, or
+ * else its required fields.
+ */
+function objectShape(schema: ValidationIssue['parentSchema']): string {
+  const example = schema?.examples?.[0];
+  if (example !== undefined) return ` such as ${JSON.stringify(example)}`;
+  const required = schema?.required ?? [];
+  return required.length > 0 ? ` with ${listed(required)}` : '';
 }
 
 // With anyOf (nullable fields) ajv lists each branch's failure before the

@@ -8,6 +8,7 @@
 //   anyOf of string consts      ->  enum
 //   const                       ->  enum with one value
 //   patternProperties {^.*$: X} ->  additionalProperties: X
+//   examples [X, ...]           ->  example: X
 // Schemas listed in NAMED_SCHEMAS become components and are referenced.
 
 import { STATUS_CODES } from 'node:http';
@@ -178,6 +179,9 @@ function convert(
       }
       case 'items':
         out.items = convert(value as JsonSchema, names);
+        break;
+      case 'examples':
+        out.example = (value as unknown[])[0];
         break;
       case 'additionalProperties':
         out.additionalProperties =

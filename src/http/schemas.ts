@@ -199,6 +199,8 @@ export const PublishMessage = Type.Object(
   {
     ...Strict,
     description: 'a message to publish; exactly one of body and bodyBase64',
+    // Also quoted to a client that sent something else than an object.
+    examples: [{ body: { ticket: 'TCKT-1' } }],
   },
 );
 
@@ -209,7 +211,7 @@ export const PublishBatch = Type.Object(
       maxItems: MAX_BATCH,
     }),
   },
-  Strict,
+  { ...Strict, examples: [{ messages: [{ body: 'a' }, { body: 'b' }] }] },
 );
 
 export const PublishResult = Type.Object({

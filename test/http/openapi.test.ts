@@ -88,12 +88,16 @@ describe('GET /openapi.json', () => {
     assert.equal(new Set(ids).size, ids.length);
   });
 
-  it('uses the 3.0 dialect: no null type, const or patternProperties', () => {
+  it('uses the 3.0 dialect: no null type, const, patternProperties or examples', () => {
     for (const [path, node] of walk(doc)) {
       assert.notEqual(node.type, 'null', path);
       assert.equal('const' in node, false, path);
       assert.equal('patternProperties' in node, false, path);
+      assert.equal('examples' in node, false, path);
     }
+    assert.deepEqual(doc.components.schemas.PublishMessage.example, {
+      body: { ticket: 'TCKT-1' },
+    });
   });
 
   it('resolves every $ref to a component', () => {

@@ -71,7 +71,9 @@ describe('schema validation names the field and the value', () => {
     ['base64 with wrong padding', { bodyBase64: 'A===' }, 'bodyBase64',
       /not valid base64/],
     ['an array instead of an object', [1, 2], undefined,
-      /^request body must be object, got an array of 2 items$/],
+      /^request body must be a JSON object such as \{"body":\{"ticket":"TCKT-1"\}\}, got an array of 2 items$/],
+    ['a bare JSON string, naming the object expected', '"x"', undefined,
+      /^request body must be a JSON object such as \{"body":\{"ticket":"TCKT-1"\}\}, got "x"$/],
   ];
 
   for (const [name, message, field, text] of cases) {
@@ -107,6 +109,27 @@ describe('batch errors name the message', () => {
       code: 'INVALID_ARGUMENT',
       field: 'messages.3.priority',
       message: /^messages\.3\.priority must be <= 9, got 10$/,
+    });
+  });
+
+  it('names the object expected in place of a bare string', async () => {
+    const whole = await call(h.app, 'POST', '/queues/q/messages/batch', '"x"');
+    const one = await batch([{ body: 0 }, 'x']);
+    const nack = await call(h.app, 'POST', '/queues/q/nack', '"x"');
+
+    assertRefused(whole, {
+      code: 'INVALID_ARGUMENT',
+      message: /^request body must be a JSON object such as \{"messages":\[\{"body":"a"\},\{"body":"b"\}\]\}, got "x"$/,
+    });
+    assertRefused(one, {
+      code: 'INVALID_ARGUMENT',
+      field: 'messages.1',
+      message: /^messages\.1 must be a JSON object such as \{"body":\{"ticket":"TCKT-1"\}\}, got "x"$/,
+    });
+    // Without an example in its schema, the fields it cannot do without.
+    assertRefused(nack, {
+      code: 'INVALID_ARGUMENT',
+      message: /^request body must be a JSON object with "receipt", got "x"$/,
     });
   });
 
