@@ -67,6 +67,21 @@ export class ReceiptNotFoundError extends UsherError {
   }
 }
 
+export class NotDeadLetterQueueError extends UsherError {
+  /** `deadLetter`: the queue's own dead-letter queue, if it has one. */
+  constructor(queue: string, deadLetter: string | null) {
+    super(
+      'NOT_DEAD_LETTER_QUEUE',
+      409,
+      `queue "${queue}" is not a dead-letter queue: no queue dead-letters ` +
+        'into it, so its messages may be live work' +
+        (deadLetter === null ? '' : `; its dead letters are in "${deadLetter}"`) +
+        '. Send "anyQueue": true to move its messages anyway',
+      { field: 'queue' },
+    );
+  }
+}
+
 export class MessageTooLargeError extends UsherError {
   /** `field` locates the body in a batch, e.g. `messages.3.body`. */
   constructor(size: number, limit: number, field = 'body') {

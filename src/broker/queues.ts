@@ -7,7 +7,12 @@
 
 import type { Logger } from 'pino';
 
-import { InvalidArgumentError, QueueExistsError, type UsherError } from '../errors.js';
+import {
+  InvalidArgumentError,
+  NotDeadLetterQueueError,
+  QueueExistsError,
+  type UsherError,
+} from '../errors.js';
 import type { QueueEngine } from '../engine/queue.js';
 import type { QueueSettings } from '../engine/types.js';
 import type { Observations } from '../observe/observations.js';
@@ -313,6 +318,9 @@ export class Queues {
       options.max === undefined
         ? Number.MAX_SAFE_INTEGER
         : checkCount(options.max, 'max', Number.MAX_SAFE_INTEGER);
+    if (options.deadLettersOnly === true && this.deadLetterSourcesOf(queue).length === 0) {
+      throw new NotDeadLetterQueueError(queue, engine.settings.deadLetter);
+    }
 
     const { records, touched, moved } = moveOut(engine, target, options, max, {
       engines: this.deps.engines,

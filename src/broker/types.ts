@@ -165,6 +165,12 @@ export interface RedriveOptions {
   reason?: string;
   /** Only messages that died in this queue (x-usher-death-queue). */
   source?: string;
+  /**
+   * Refuse (NOT_DEAD_LETTER_QUEUE) a queue that no queue dead-letters
+   * into, whose messages may be live work: what HTTP asks unless its
+   * caller sends anyQueue, as `usher dlq redrive` without --any-queue.
+   */
+  deadLettersOnly?: boolean;
 }
 
 /**

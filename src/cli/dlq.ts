@@ -15,6 +15,18 @@ interface ListFlags {
   json?: boolean;
 }
 
+/**
+ * The body of POST /queues/{name}/redrive. The client's RedriveOptions
+ * names only `to` and `max`; it sends its options as the body, so
+ * `anyQueue` reaches the broker as it is.
+ */
+interface RedriveRequest {
+  to?: string;
+  max?: number;
+  /** The broker refuses a queue no queue dead-letters into without it. */
+  anyQueue?: boolean;
+}
+
 export const dlqCommands: CommandGroup = {
   register(program: Command, cli: Cli): void {
     const dlq = program
@@ -62,9 +74,12 @@ export const dlqCommands: CommandGroup = {
       .option('--any-queue', 'move the messages of a queue that is no dead-letter queue')
       .action(async (queue: string, flags: { to?: string; max?: number; anyQueue?: boolean }) => {
         const client = cli.client();
-        const name = await resolveDeadLetterQueue(client, cli, queue, flags.anyQueue !== true);
+        const anyQueue = flags.anyQueue === true;
+        const name = await resolveDeadLetterQueue(client, cli, queue, !anyQueue);
         const { to, max } = flags;
-        const moved = await client.redrive(name, { to, max });
+        const request: RedriveRequest = { to, max };
+        if (anyQueue) request.anyQueue = true;
+        const moved = await client.redrive(name, request);
         const target = to ? `"${to}"` : 'their source queues';
         const messages = moved === 1 ? 'message' : 'messages';
         cli.out(`moved ${moved} ${messages} from "${name}" to ${target}`);

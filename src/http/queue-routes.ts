@@ -119,7 +119,10 @@ export function registerQueueRoutes(
         operationId: 'redrive',
         summary: 'Move dead-lettered messages back to be processed again',
         description:
-          'Without "to", each message returns to the queue it died in.',
+          'Without "to", each message returns to the queue it died in. ' +
+          'A queue that no queue dead-letters into is refused (409 ' +
+          'NOT_DEAD_LETTER_QUEUE: its messages may be live work) unless ' +
+          '"anyQueue" is true.',
         tags,
         params: QueueParams,
         body: RedriveRequest,
@@ -127,8 +130,14 @@ export function registerQueueRoutes(
       }),
       preValidation: emptyBodyAsObject,
     },
-    // Without `to` the queues to publish to are known only message by message.
-    async (request) =>
-      broker.redrive(request.params.name, request.body, publishCheck(request.principal, 'to')),
+    async (request) => {
+      const { anyQueue, ...options } = request.body;
+      return broker.redrive(
+        request.params.name,
+        { ...options, deadLettersOnly: anyQueue !== true },
+        // Without `to` the queues to publish to are known only message by message.
+        publishCheck(request.principal, 'to'),
+      );
+    },
   );
 }

@@ -163,6 +163,13 @@ export const RedriveRequest = Type.Object(
     // one matched nothing and moved nothing, with a 200.
     reason: Type.Optional(Type.Union(DEATH_REASONS.map((reason) => Type.Literal(reason)))),
     source: Type.Optional(QueueName),
+    anyQueue: Type.Optional(
+      Type.Boolean({
+        description:
+          'move the messages of a queue no queue dead-letters into (live work, maybe); ' +
+          'refused with 409 NOT_DEAD_LETTER_QUEUE otherwise',
+      }),
+    ),
   },
   Strict,
 );

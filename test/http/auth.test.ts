@@ -254,6 +254,8 @@ describe('HTTP permissions', () => {
 
   it('checks redrive `to` for publish', async () => {
     await broker.createQueue('orders.dlq', {});
+    // A dead-letter queue, or the redrive is refused before any `to`.
+    await broker.createQueue('redrive.src', { deadLetter: 'orders.dlq' });
     await store.addUser('dlqadmin', 'dlq password', {
       permissions: { publish: [], consume: [], manage: ['orders.dlq'] },
     });

@@ -187,11 +187,43 @@ describe('POST /queues/{name}/redrive', () => {
     const answer = await call(h.app, 'POST', '/queues/parked/redrive', {
       to: 'retry',
       max: 2,
+      anyQueue: true,
     });
     const retry = await call(h.app, 'GET', '/queues/retry');
 
     assert.deepEqual(answer.body, { moved: 2 });
     assert.equal(retry.body.stats.ready, 2);
+  });
+
+  it('refuses a queue that no queue dead-letters into, unless "anyQueue"', async () => {
+    await call(h.app, 'PUT', '/queues/live', { deadLetter: 'live.dlq' });
+    await call(h.app, 'PUT', '/queues/elsewhere');
+    await call(h.app, 'POST', '/queues/live/messages', { body: 'work' });
+
+    const withoutTo = await call(h.app, 'POST', '/queues/live/redrive');
+    const withTo = await call(h.app, 'POST', '/queues/live/redrive', { to: 'elsewhere' });
+
+    for (const answer of [withoutTo, withTo]) {
+      assert.equal(answer.status, 409);
+      assert.deepEqual(answer.body.error, {
+        code: 'NOT_DEAD_LETTER_QUEUE',
+        field: 'queue',
+        message: 'queue "live" is not a dead-letter queue: no queue dead-letters ' +
+          'into it, so its messages may be live work; its dead letters are in ' +
+          '"live.dlq". Send "anyQueue": true to move its messages anyway',
+      });
+    }
+    assert.equal((await call(h.app, 'GET', '/queues/live')).body.stats.ready, 1);
+
+    // Its dead-letter queue is one, empty or not.
+    const dlq = await call(h.app, 'POST', '/queues/live.dlq/redrive');
+    assert.deepEqual(dlq.body, { moved: 0 });
+    const forced = await call(h.app, 'POST', '/queues/live/redrive', {
+      to: 'elsewhere',
+      anyQueue: true,
+    });
+    assert.deepEqual(forced.body, { moved: 1 });
+    assert.equal((await call(h.app, 'GET', '/queues/elsewhere')).body.stats.ready, 1);
   });
 });
 
