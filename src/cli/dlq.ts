@@ -2,10 +2,11 @@
 // leasing anything, and move its messages back. QUEUE may name the
 // dead-letter queue itself or a queue that dead-letters into one.
 
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 
 import { DEATH_HEADERS } from '../broker/dead-letter.js';
 import type { PeekedMessage, UsherClient } from '../client/index.js';
+import { DEATH_REASONS, type DeathReason } from '../engine/types.js';
 import { CliError, intFlag, type Cli, type CommandGroup } from './context.js';
 import { bodyText, headersText, keyValues, messageJson } from './output.js';
 
@@ -15,16 +16,33 @@ interface ListFlags {
   json?: boolean;
 }
 
+interface RedriveFlags {
+  to?: string;
+  max?: number;
+  id?: string[];
+  reason?: DeathReason;
+  source?: string;
+  anyQueue?: boolean;
+}
+
 /**
  * The body of POST /queues/{name}/redrive. The client's RedriveOptions
- * names only `to` and `max`; it sends its options as the body, so
- * `anyQueue` reaches the broker as it is.
+ * names only `to` and `max`; it sends its options as the body, so the
+ * filters and `anyQueue` reach the broker as they are.
  */
 interface RedriveRequest {
   to?: string;
   max?: number;
+  ids?: string[];
+  reason?: DeathReason;
+  source?: string;
   /** The broker refuses a queue no queue dead-letters into without it. */
   anyQueue?: boolean;
+}
+
+/** Gathers a repeated flag's values. */
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
 }
 
 export const dlqCommands: CommandGroup = {
@@ -71,13 +89,19 @@ export const dlqCommands: CommandGroup = {
       .argument('<queue>', 'dead-letter queue, or a queue that has one')
       .option('--to <queue>', 'move them here instead')
       .option('--max <n>', 'move at most this many', intFlag(1))
+      .option('--id <id>', 'only this message id; repeat for more (up to 1000)', collect)
+      .addOption(
+        new Option('--reason <reason>', 'only messages that last died for this reason')
+          .choices(DEATH_REASONS),
+      )
+      .option('--source <queue>', 'only messages that last died in this queue')
       .option('--any-queue', 'move the messages of a queue that is no dead-letter queue')
-      .action(async (queue: string, flags: { to?: string; max?: number; anyQueue?: boolean }) => {
+      .action(async (queue: string, flags: RedriveFlags) => {
         const client = cli.client();
         const anyQueue = flags.anyQueue === true;
         const name = await resolveDeadLetterQueue(client, cli, queue, !anyQueue);
-        const { to, max } = flags;
-        const request: RedriveRequest = { to, max };
+        const { to, max, id: ids, reason, source } = flags;
+        const request: RedriveRequest = { to, max, ids, reason, source };
         if (anyQueue) request.anyQueue = true;
         const moved = await client.redrive(name, request);
         const target = to ? `"${to}"` : 'their source queues';

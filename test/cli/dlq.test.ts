@@ -88,6 +88,33 @@ describe('usher dlq', () => {
     assert.equal((await stats('live.other')).ready, 1);
   });
 
+  it('narrows a redrive by --reason, --source and --id', async () => {
+    await usher('queue', 'create', 'g.a', '--dead-letter', 'g.dlq');
+    await usher('queue', 'create', 'g.b', '--dead-letter', 'g.dlq', '--max-attempts', '1');
+    await usher('publish', 'g.a', 'a1');
+    const a2 = (await usher('publish', 'g.a', 'a2')).stdout.trim();
+    await usher('publish', 'g.b', 'b1');
+    await usher('consume', 'g.a', '--max', '2', '--nack', '--no-requeue');
+    await usher('consume', 'g.b', '--nack');
+    assert.equal((await stats('g.dlq')).ready, 3);
+
+    const byReason = await usher('dlq', 'redrive', 'g.dlq', '--reason', 'max-attempts');
+    assert.equal(byReason.stdout, 'moved 1 message from "g.dlq" to their source queues\n');
+    assert.equal((await stats('g.b')).ready, 1);
+
+    const byId = await usher(
+      'dlq', 'redrive', 'g.dlq', '--source', 'g.a', '--id', a2, '--id', 'no-such-id',
+    );
+    assert.equal(byId.stdout, 'moved 1 message from "g.dlq" to their source queues\n');
+    assert.equal((await stats('g.a')).ready, 1);
+    assert.equal((await stats('g.dlq')).ready, 1, 'a1 stays');
+
+    const misspelt = await runUsher(['dlq', 'redrive', 'g.dlq', '--reason', 'rejectd'],
+      { url: cli.server().url });
+    assert.equal(misspelt.code, 2);
+    assert.match(misspelt.stderr, /Allowed choices are rejected, max-attempts, expired, overflow/);
+  });
+
   it('counts a queue fed by an AMQP dead-letter exchange as a dead-letter queue', async () => {
     const connection = await amqp.connect(cli.server().amqpUrl);
     const channel = await connection.createConfirmChannel();
