@@ -107,10 +107,9 @@ export const queueCommands: CommandGroup = {
       .option('--sheddable', 'refused first when the broker is under pressure')
       .option('--json', 'print the queue as JSON')
       .action(async (name: string, flags: CreateFlags) => {
+        const settings = settingsFrom(flags);
         const before = await cli.client().getQueue(name).catch(() => null);
-        const { created, queue: info } = await cli
-          .client()
-          .createQueue(name, settingsFrom(flags));
+        const { created, queue: info } = await cli.client().createQueue(name, settings);
         if (flags.json) return cli.out(JSON.stringify(info));
         const changed = before === null
           ? false
@@ -120,7 +119,10 @@ export const queueCommands: CommandGroup = {
             ? `created queue "${name}"`
             : changed
               ? `updated queue "${name}"`
-              : `queue "${name}" already exists with these settings`,
+              : Object.keys(settings).length === 0
+                ? `queue "${name}" already exists (${settingsSummary(info)}); ` +
+                  'no settings given, nothing changed'
+                : `queue "${name}" already exists with these settings`,
         );
       });
 
@@ -208,6 +210,26 @@ function settingsFrom(flags: CreateFlags): QueueSettingsInput {
   if (flags.backoffJitter !== undefined) backoff.jitter = flags.backoffJitter;
   if (Object.keys(backoff).length > 0) settings.backoff = backoff;
   return settings;
+}
+
+/**
+ * A queue's main settings in a few words for one line, those at their
+ * defaults left out but ordering and attempts:
+ * `fifo, max 5 attempts, dead-letter "orders.dlq"`. `queue stats` has all.
+ */
+function settingsSummary({ settings }: QueueInfo): string {
+  const words = [settings.fifo ? 'fifo' : 'best-effort'];
+  words.push(settings.maxAttempts === 0
+    ? 'unlimited attempts'
+    : `max ${settings.maxAttempts} attempts`);
+  if (settings.deadLetter !== null) words.push(`dead-letter "${settings.deadLetter}"`);
+  if (settings.messageTtlMs !== null) {
+    words.push(`message TTL ${formatDuration(settings.messageTtlMs)}`);
+  }
+  if (settings.durability !== 'fsync') words.push(`durability ${settings.durability}`);
+  if (settings.maxLength !== null) words.push(`max length ${settings.maxLength}`);
+  if (settings.maxBytes !== null) words.push(`max bytes ${formatSize(settings.maxBytes)}`);
+  return words.join(', ');
 }
 
 /** Counters first (raw numbers, easy to grep), then settings for people. */

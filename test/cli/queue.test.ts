@@ -66,6 +66,16 @@ describe('usher queue', () => {
     assert.equal(info.stats.total, 0);
   });
 
+  it('says an existing queue was left as it is when no settings are given', async () => {
+    await usher('queue', 'create', 'payments', '--fifo', '--dead-letter', 'payments.dlq');
+
+    const again = await usher('queue', 'create', 'payments');
+
+    assert.equal(again.stdout,
+      'queue "payments" already exists (fifo, max 10 attempts, dead-letter ' +
+        '"payments.dlq"); no settings given, nothing changed\n');
+  });
+
   it('prints created queues as JSON with --json', async () => {
     const { stdout } = await usher('queue', 'create', 'plain', '--json');
     const info = JSON.parse(stdout);
