@@ -25,6 +25,7 @@ interface CreateFlags {
   backoffJitter?: number;
   visibilityTimeout?: number;
   deadLetter?: string;
+  messageTtl?: number;
   ttl?: number;
   dedupWindow?: number;
   dedupMaxIds?: number;
@@ -74,7 +75,18 @@ export const queueCommands: CommandGroup = {
       )
       .option('--visibility-timeout <duration>', 'lease length', dayFlag)
       .option('--dead-letter <queue>', 'where failed and expired messages go')
-      .option('--ttl <duration>', 'time to live of a message', ttlFlag)
+      .option(
+        '--message-ttl <duration>',
+        'time to live of each message (messageTtlMs); --ttl works too',
+        ttlFlag,
+      )
+      // The first name of the flag, kept for the scripts that use it.
+      .addOption(
+        new Option('--ttl <duration>')
+          .argParser(ttlFlag)
+          .conflicts('messageTtl')
+          .hideHelp(),
+      )
       .option(
         '--dedup-window <duration>',
         'how long a message id is remembered',
@@ -190,7 +202,8 @@ function settingsFrom(flags: CreateFlags): QueueSettingsInput {
     settings.visibilityTimeoutMs = flags.visibilityTimeout;
   }
   if (flags.deadLetter !== undefined) settings.deadLetter = flags.deadLetter;
-  if (flags.ttl !== undefined) settings.messageTtlMs = flags.ttl;
+  const ttl = flags.messageTtl ?? flags.ttl;
+  if (ttl !== undefined) settings.messageTtlMs = ttl;
   if (flags.dedupWindow !== undefined) {
     settings.dedupWindowMs = flags.dedupWindow;
   }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { useUsherServer } from '../client/usher-process.js';
+import { runUsher, useUsherServer } from '../client/usher-process.js';
 
 const cli = useUsherServer();
 const usher = (...args: string[]) => cli.run(args);
@@ -74,6 +74,23 @@ describe('usher queue', () => {
     assert.equal(again.stdout,
       'queue "payments" already exists (fifo, max 10 attempts, dead-letter ' +
         '"payments.dlq"); no settings given, nothing changed\n');
+  });
+
+  it('takes --message-ttl, and --ttl as its older name', async () => {
+    await usher('queue', 'create', 'sms', '--message-ttl', '1s');
+    await usher('queue', 'create', 'sms.old', '--ttl', '2s');
+
+    const ttlOf = async (queue: string) =>
+      JSON.parse((await usher('queue', 'stats', queue, '--json')).stdout).settings.messageTtlMs;
+    assert.equal(await ttlOf('sms'), 1000);
+    assert.equal(await ttlOf('sms.old'), 2000);
+    const both = await runUsher(['queue', 'create', 'sms', '--message-ttl', '1s', '--ttl', '2s'],
+      { url: cli.server().url });
+    assert.equal(both.code, 2);
+    assert.match(both.stderr,
+      /option '--ttl <duration>' cannot be used with option '--message-ttl <duration>'/);
+    const help = await usher('queue', 'create', '--help');
+    assert.match(help.stdout, /--message-ttl <duration>/);
   });
 
   it('prints created queues as JSON with --json', async () => {
