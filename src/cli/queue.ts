@@ -174,7 +174,10 @@ export const queueCommands: CommandGroup = {
 
     queue
       .command('purge')
-      .description('drop every message of a queue')
+      .description(
+        'remove the ready and delayed messages of a queue; leased ones stay ' +
+          'leased until acked, nacked or their lease runs out',
+      )
       .argument('<name>', 'queue name')
       .action(async (name: string) => {
         const purged = await cli.client().purgeQueue(name);

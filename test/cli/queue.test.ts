@@ -93,6 +93,13 @@ describe('usher queue', () => {
     assert.match(help.stdout, /--message-ttl <duration>/);
   });
 
+  it('says in its help what purge leaves', async () => {
+    const { stdout } = await usher('queue', '--help');
+
+    assert.match(stdout.replace(/\s+/g, ' '),
+      /purge <name> remove the ready and delayed messages of a queue; leased ones stay leased/);
+  });
+
   it('prints created queues as JSON with --json', async () => {
     const { stdout } = await usher('queue', 'create', 'plain', '--json');
     const info = JSON.parse(stdout);
