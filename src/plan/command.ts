@@ -50,7 +50,13 @@ export const planCommands: CommandGroup = {
       )
       .option('--consumers <n>', 'consumers per queue you have (default: plan them)', intFlag(1))
       .addOption(durationOption('--consumer-time <dur>', "one consumer's time per message", 10))
-      .option('--replicas <n>', 'copies of each message', intFlag(1, 9), 1)
+      .option(
+        '--replicas <n>',
+        'brokers holding a copy of each message, for a replicated deployment ' +
+          'Usher plans but does not have yet; Usher 0.1 runs on one machine: 1',
+        intFlag(1, 9),
+        1,
+      )
       .option(
         '--headroom <share>',
         'share of each resource kept free, 0 to 0.9',
@@ -103,12 +109,14 @@ function run(flags: PlanFlags, cli: Cli): void {
     calibration,
   );
   if (flags.json) {
+    const replication = flags.replicas > 1 ? { replication: replicationNote(flags.replicas) } : {};
     cli.out(
       JSON.stringify(
         {
           ...result,
           drainSeconds: jsonNumber(result.drainSeconds),
           calibration: calibration.measuredAt,
+          ...replication,
         },
         jsonSafe,
         2,
@@ -127,7 +135,9 @@ export function explain(
   const drain = Number.isFinite(result.drainSeconds)
     ? formatDuration(result.drainSeconds * 1000)
     : 'never (capacity <= average rate)';
+  const replicas = result.input.replicas;
   return [
+    ...(replicas > 1 ? [`replicas         ${replicationNote(replicas)}`] : []),
     `disk             ${formatSize(result.diskBytes)}`,
     `memory           ${formatSize(result.memoryBytes)}`,
     `broker cores     ${result.cores < 0.01 ? '<0.01' : result.cores}`,
@@ -144,6 +154,16 @@ export function explain(
       `measured on ${machine.cpus} x ${machine.model}):`,
     ...result.steps.map((s) => `  ${s.what}: ${s.formula} = ${formatValue(s.value)} ${s.unit}`),
   ];
+}
+
+/**
+ * What --replicas above 1 sizes: the replicated deployment of DESIGN.md,
+ * not something Usher 0.1 can run. Disk and cores are the sum over the
+ * brokers (plan.ts), memory is each one's.
+ */
+function replicationNote(replicas: number): string {
+  return `${replicas}, planned only: Usher 0.1 runs on one machine and keeps one copy; ` +
+    `disk and cores add up all ${replicas} brokers, memory is per broker`;
 }
 
 /** Flags a --consumers count that misses the lag target. */

@@ -109,6 +109,26 @@ describe('plan', () => {
     assert.match(idle[2], /^broker cores\s+<0\.01$/);
   });
 
+  it('says replicas above 1 size a replicated deployment Usher does not have yet', () => {
+    const one = explain(plan(input, calibration), { cpus: 2, model: 'x' });
+    const three = explain(plan({ ...input, replicas: 3 }, calibration), { cpus: 2, model: 'x' });
+
+    assert.match(one[0], /^disk\s/);
+    assert.equal(three[0],
+      'replicas         3, planned only: Usher 0.1 runs on one machine and keeps one copy; ' +
+        'disk and cores add up all 3 brokers, memory is per broker');
+    assert.match(three[1], /^disk\s/);
+
+    const json = spawnSync(process.execPath,
+      [USHER_BIN, 'plan', '--rate', '10', '--size', '1', '--replicas', '3', '--json'],
+      { encoding: 'utf8' });
+    assert.equal(json.status, 0, json.stderr);
+    assert.match(JSON.parse(json.stdout).replication, /^3, planned only: /);
+    const help = spawnSync(process.execPath, [USHER_BIN, 'plan', '--help'], { encoding: 'utf8' });
+    assert.match(help.stdout.replace(/\s+/g, ' '),
+      /--replicas <n> brokers holding a copy of each message, for a replicated deployment Usher plans but does not have yet/);
+  });
+
   it('refuses --size 0 and warns above the broker default max message size', () => {
     const zero = spawnSync(process.execPath, [USHER_BIN, 'plan', '--rate', '1', '--size', '0'], {
       encoding: 'utf8',
