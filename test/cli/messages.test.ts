@@ -178,15 +178,18 @@ describe('usher publish and consume', () => {
     await usher(['queue', 'create', 'retried']);
     await usher(['publish', 'retried', 'job']);
 
+    // Long enough for the stats command to find it still delayed: one
+    // `usher` run took over 2 s on a loaded machine, and a 2 s delay
+    // had run out by then.
     const first = await usher([
-      'consume', 'retried', '--json', '--nack', '--delay', '2s', '--reason', 'later',
+      'consume', 'retried', '--json', '--nack', '--delay', '8s', '--reason', 'later',
     ]);
     assert.equal(parseLines(first.stdout)[0].attempt, 1);
     assert.equal(first.stderr, 'nacked 1: 1 retried\n');
     assert.equal((await stats('retried')).delayed, 1);
 
     const second = await usher(
-      ['consume', 'retried', '--wait', '5s', '--json', '--ack'],
+      ['consume', 'retried', '--wait', '15s', '--json', '--ack'],
     );
     const [message] = parseLines(second.stdout);
     assert.equal(message.attempt, 2);
