@@ -5,7 +5,7 @@
 import { Option, type Command } from 'commander';
 
 import { DEATH_HEADERS } from '../broker/dead-letter.js';
-import type { PeekedMessage, UsherClient } from '../client/index.js';
+import type { PeekedMessage, RedriveOptions, UsherClient } from '../client/index.js';
 import { DEATH_REASONS, type DeathReason } from '../engine/types.js';
 import { CliError, intFlag, type Cli, type CommandGroup } from './context.js';
 import { bodyText, headersText, keyValues, messageJson } from './output.js';
@@ -22,21 +22,6 @@ interface RedriveFlags {
   id?: string[];
   reason?: DeathReason;
   source?: string;
-  anyQueue?: boolean;
-}
-
-/**
- * The body of POST /queues/{name}/redrive. The client's RedriveOptions
- * names only `to` and `max`; it sends its options as the body, so the
- * filters and `anyQueue` reach the broker as they are.
- */
-interface RedriveRequest {
-  to?: string;
-  max?: number;
-  ids?: string[];
-  reason?: DeathReason;
-  source?: string;
-  /** The broker refuses a queue no queue dead-letters into without it. */
   anyQueue?: boolean;
 }
 
@@ -101,7 +86,7 @@ export const dlqCommands: CommandGroup = {
         const anyQueue = flags.anyQueue === true;
         const name = await resolveDeadLetterQueue(client, cli, queue, !anyQueue);
         const { to, max, id: ids, reason, source } = flags;
-        const request: RedriveRequest = { to, max, ids, reason, source };
+        const request: RedriveOptions = { to, max, ids, reason, source };
         if (anyQueue) request.anyQueue = true;
         const moved = await client.redrive(name, request);
         const target = to ? `"${to}"` : 'their source queues';

@@ -11,7 +11,7 @@ import type {
   QueueStats,
   ReceivedMessage as BrokerReceivedMessage,
 } from '../broker/types.js';
-import type { BackoffSettings, QueueSettings } from '../engine/types.js';
+import type { BackoffSettings, DeathReason, QueueSettings } from '../engine/types.js';
 
 export type {
   BackoffSettings,
@@ -118,6 +118,18 @@ export interface RedriveOptions {
   to?: string;
   /** Move at most this many. */
   max?: number;
+  /** Only these message ids. */
+  ids?: string[];
+  /** Only messages whose last death had this reason (`x-usher-death-reason`). */
+  reason?: DeathReason;
+  /** Only messages that last died in this queue (`x-usher-death-queue`). */
+  source?: string;
+  /**
+   * Move the messages of a queue no queue dead-letters into (live work,
+   * perhaps); without it the broker refuses one with 409
+   * NOT_DEAD_LETTER_QUEUE.
+   */
+  anyQueue?: boolean;
 }
 
 export interface CreateQueueResult {

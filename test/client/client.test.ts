@@ -162,6 +162,24 @@ describe('publishing and receiving', () => {
     const info = await usher.getQueue('work');
     assert.equal(info.stats.ready, 1);
   });
+
+  it('redrives only the dead letters its filters name, and live work only when asked', async () => {
+    await usher.createQueue('sorted', { deadLetter: 'sorted.dlq' });
+    for (const job of [1, 2]) await usher.publish('sorted', { job });
+    for (const message of await usher.receive('sorted', { max: 2 })) {
+      await usher.nack('sorted', message.receipt, { requeue: false });
+    }
+    const [first] = await usher.peek('sorted.dlq', { limit: 1 });
+
+    assert.equal(await usher.redrive('sorted.dlq', { ids: [first.id], reason: 'rejected' }), 1);
+    assert.equal(await usher.redrive('sorted.dlq', { reason: 'expired' }), 0);
+    assert.equal((await usher.getQueue('sorted.dlq')).stats.ready, 1);
+
+    await usher.createQueue('elsewhere');
+    assert.equal((await refusal(usher.redrive('sorted', { to: 'elsewhere' }))).code,
+      'NOT_DEAD_LETTER_QUEUE');
+    assert.equal(await usher.redrive('sorted', { to: 'elsewhere', anyQueue: true }), 1);
+  });
 });
 
 describe('queues', () => {
