@@ -417,7 +417,8 @@ export class UsherClient {
 
   /**
    * Lists messages without leasing them, e.g. to inspect a dead-letter
-   * queue.
+   * queue: the waiting ones in the order a receive would deliver them,
+   * then those in flight.
    *
    * @example
    *   const dead = await usher.peek('orders.dlq', { limit: 10 });

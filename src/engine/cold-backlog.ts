@@ -361,50 +361,11 @@ export class ColdBacklog {
     return this.#deques.some((deque) => deque.has(seq));
   }
 
-  /** The seqs of one priority, oldest first. */
-  seqsOf(priority: number): number[] {
-    const seqs: number[] = [];
-    this.#deques[priority].forEach((seq) => void seqs.push(seq));
-    return seqs;
-  }
-
   /** Every seq, in seq order over all priorities (8 bytes each, no objects). */
   seqs(): number[] {
     const seqs: number[] = [];
     for (const deque of this.#deques) deque.forEach((seq) => void seqs.push(seq));
     return seqs.sort((a, b) => a - b);
-  }
-
-  /** Seqs from `offset` on in seq order, at most `limit`, without a full copy. */
-  slice(offset: number, limit: number): ColdEntry[] {
-    // Each deque is sorted, so the merged order is found by walking the
-    // deques' fronts together; only offset + limit entries are visited.
-    const cursors = this.#deques.map((deque) => {
-      const seqs: number[] = [];
-      const sizes: number[] = [];
-      deque.forEach((seq, bytes) => {
-        seqs.push(seq);
-        sizes.push(bytes);
-        return seqs.length < offset + limit;
-      });
-      return { seqs, sizes, at: 0 };
-    });
-    const out: ColdEntry[] = [];
-    for (let skipped = 0; out.length < limit; skipped++) {
-      let best = -1;
-      for (let p = 0; p <= MAX_PRIORITY; p++) {
-        const cursor = cursors[p];
-        if (cursor.at === cursor.seqs.length) continue;
-        if (best < 0 || cursor.seqs[cursor.at] < cursors[best].seqs[cursors[best].at]) best = p;
-      }
-      if (best < 0) break;
-      const cursor = cursors[best];
-      if (skipped >= offset) {
-        out.push({ seq: cursor.seqs[cursor.at], priority: best, bytes: cursor.sizes[cursor.at] });
-      }
-      cursor.at++;
-    }
-    return out;
   }
 
   /** Empties the backlog; returns every seq it held. */

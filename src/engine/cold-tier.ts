@@ -356,16 +356,6 @@ export class ColdTier {
     }
   }
 
-  /** `limit` cold messages from `offset` in seq order, reading only those. */
-  list(offset: number, limit: number, fifo: boolean): Message[] {
-    if (!fifo && this.rows.delayed === 0) {
-      return this.copies(this.backlog.slice(offset, limit).map((entry) => entry.seq));
-    }
-    // Delayed or grouped messages are not in the per-priority deques the
-    // cheap slice walks: this copies every cold seq (8 bytes each) once.
-    return this.copies(this.seqs(fifo).slice(offset, offset + limit));
-  }
-
   /** The lowest cold seq, waiting in any state. */
   oldestSeq(): number | undefined {
     const plain = this.backlog.oldest()?.seq;

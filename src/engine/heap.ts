@@ -21,6 +21,11 @@ export class Heap<T> {
     return this.items[0];
   }
 
+  /** Every item, in no particular order: a copy. */
+  toArray(): T[] {
+    return this.items.slice();
+  }
+
   push(item: T): void {
     this.items.push(item);
     this.up(this.items.length - 1);

@@ -254,8 +254,9 @@ export abstract class QueueContents {
   }
 
   /**
-   * Every message: those in memory in arrival order, then cold ones by
-   * seq, read back as copies a page at a time. For listing and redrive.
+   * Every message: those in memory in the order they came into memory,
+   * then cold ones by seq, read back as copies a page at a time. Not in
+   * delivery order (list() is): for scans that need every message.
    */
   *values(): Generator<Message> {
     yield* this.messages.values();
@@ -268,80 +269,96 @@ export abstract class QueueContents {
    * a redrive that moves only some. A best-effort queue's ready messages by
    * priority, highest first, then seq; then its delayed ones by due time,
    * then seq. A FIFO queue's by seq, which keeps each group's order. The
-   * caller releases due delays first (QueueEngine.inDeliveryOrder).
-   * Costs a number or two per cold message while it runs, as seqs() does.
+   * caller releases due delays first (QueueEngine.inDeliveryOrder), and
+   * may take each message out as it gets it (waitingEntries).
    */
   protected *waitingInOrder(): Generator<Message> {
+    const entries = this.waitingEntries(Number.POSITIVE_INFINITY);
+    for (;;) {
+      const page: (Message | number)[] = [];
+      for (let next = entries.next(); !next.done; next = entries.next()) {
+        if (page.push(next.value) === PAGE_IN_BATCH) break;
+      }
+      if (page.length === 0) return;
+      yield* this.readPage(page);
+    }
+  }
+
+  /**
+   * `limit` messages from `offset` in the order they would be delivered,
+   * reading back only the cold ones listed: the waiting ones as
+   * waitingInOrder gives them (a delayed one whose time has come but
+   * that no tick has made ready yet among the delayed), then those in
+   * flight, by seq.
+   */
+  list(offset: number, limit: number): Message[] {
+    const page: (Message | number)[] = [];
+    let passed = 0;
+    for (const entry of this.waitingEntries(offset + limit)) {
+      if (page.length === limit) break;
+      if (passed++ >= offset) page.push(entry);
+    }
+    if (page.length < limit && this.counts.inFlight > 0) {
+      const inFlight = this.leaseDeadlines.first(this.counts.inFlight)
+        .map((lease) => lease.message)
+        .sort((a, b) => a.seq - b.seq);
+      const from = Math.max(0, offset - passed);
+      page.push(...inFlight.slice(from, from + limit - page.length));
+    }
+    return this.readPage(page);
+  }
+
+  /**
+   * The first `want` waiting messages in delivery order (waitingInOrder):
+   * a message in memory as it is, a cold one as its seq, none read back.
+   * Each run of them (a priority's ready ones, the delayed ones) is copied
+   * out before its first is handed over, so the caller may take those
+   * handed over out of the queue as it goes. Costs `want` and the
+   * messages out of order in memory (sorted-items.ts), but for a FIFO
+   * queue's and the delayed cold ones, which are all copied (a number
+   * each) and sorted.
+   */
+  private *waitingEntries(want: number): Generator<Message | number> {
     const cold = this.cold;
-    const hot = [...this.messages.values()].filter((message) => message.state !== 'in-flight');
-    const bySeq = (message: Message, at: number, seqs: number[]) => message.seq < seqs[at];
+    const bySeq = (seqs: number[]) => (message: Message, at: number) => message.seq < seqs[at];
     if (this.current.fifo) {
-      hot.sort((a, b) => a.seq - b.seq);
-      yield* this.mergeWithCold(hot, cold?.rows.seqs() ?? [], bySeq);
+      const hot = [...this.messages.values()]
+        .filter((message) => message.state !== 'in-flight')
+        .sort((a, b) => a.seq - b.seq);
+      const seqs = cold?.rows.seqs() ?? [];
+      yield* merged(hot, seqs, bySeq(seqs));
       return;
     }
 
-    const readyByPriority = Array.from({ length: MAX_PRIORITY + 1 }, (): Message[] => []);
-    const delayed: Message[] = [];
-    for (const message of hot) {
-      if (message.state === 'delayed') delayed.push(message);
-      else readyByPriority[message.priority].push(message);
-    }
-    for (let priority = MAX_PRIORITY; priority >= 0; priority--) {
-      const ready = readyByPriority[priority].sort((a, b) => a.seq - b.seq);
-      yield* this.mergeWithCold(ready, cold?.backlog.seqsOf(priority) ?? [], bySeq);
+    let left = want;
+    for (let priority = MAX_PRIORITY; priority >= 0 && left > 0; priority--) {
+      const seqs = cold?.backlog.peekPage(priority, left) ?? [];
+      for (const entry of merged(this.ready.first(priority, left), seqs, bySeq(seqs))) {
+        yield entry;
+        if (--left === 0) return;
+      }
     }
 
-    delayed.sort((a, b) => a.availableAt - b.availableAt || a.seq - b.seq);
+    if (left <= 0) return;
+    const delayed = this.delayed.first(left).map((entry) => entry.message);
     const { seqs, dues } = cold?.delayedByDue() ?? { seqs: [], dues: [] };
-    yield* this.mergeWithCold(delayed, seqs, (message, at) =>
+    yield* merged(delayed, seqs, (message, at) =>
       message.availableAt < dues[at] ||
       (message.availableAt === dues[at] && message.seq < seqs[at]));
   }
 
-  /**
-   * Hot messages and cold seqs, each list in order, merged into one:
-   * `hotFirst` says whether a hot message comes before the cold seq at
-   * `at`. Cold ones are read back a page at a time; unreadable ones are
-   * left out.
-   */
-  private *mergeWithCold(
-    hot: Message[],
-    coldSeqs: number[],
-    hotFirst: (message: Message, at: number, seqs: number[]) => boolean,
-  ): Generator<Message> {
-    let hotAt = 0;
-    let coldAt = 0;
-    while (hotAt < hot.length || coldAt < coldSeqs.length) {
-      // The next page: hot messages as they are, cold seqs to read at once.
-      const page: (Message | number)[] = [];
-      while (page.length < PAGE_IN_BATCH && (hotAt < hot.length || coldAt < coldSeqs.length)) {
-        const takeHot = hotAt < hot.length &&
-          (coldAt === coldSeqs.length || hotFirst(hot[hotAt], coldAt, coldSeqs));
-        page.push(takeHot ? hot[hotAt++] : coldSeqs[coldAt++]);
-      }
-      const wanted = page.filter((entry): entry is number => typeof entry === 'number');
-      const read = new Map<number, Message>();
-      for (const message of this.cold?.copies(wanted) ?? []) read.set(message.seq, message);
-      for (const entry of page) {
-        const message = typeof entry === 'number' ? read.get(entry) : entry;
-        if (message !== undefined) yield message;
-      }
+  /** `page` with its cold seqs read back (at once); unreadable ones are left out. */
+  private readPage(page: (Message | number)[]): Message[] {
+    const wanted = page.filter((entry): entry is number => typeof entry === 'number');
+    if (wanted.length === 0) return page as Message[];
+    const read = new Map<number, Message>();
+    for (const message of this.cold?.copies(wanted) ?? []) read.set(message.seq, message);
+    const messages: Message[] = [];
+    for (const entry of page) {
+      const message = typeof entry === 'number' ? read.get(entry) : entry;
+      if (message !== undefined) messages.push(message);
     }
-  }
-
-  /** `limit` messages from `offset` in the order of values(), reading only those. */
-  list(offset: number, limit: number): Message[] {
-    const listed: Message[] = [];
-    let skipped = 0;
-    for (const message of this.messages.values()) {
-      if (listed.length >= limit) return listed;
-      if (skipped++ < offset) continue;
-      listed.push(message);
-    }
-    if (this.cold === null || listed.length >= limit) return listed;
-    const from = Math.max(0, offset - this.messages.size);
-    return listed.concat(this.cold.list(from, limit - listed.length, this.current.fifo));
+    return messages;
   }
 
   /** Seqs of every message, cold ones included. */
@@ -784,6 +801,24 @@ function plainRow(seq: number, { priority, bytes }: ColdLeft): ColdRow {
     seq, priority, bytes, failures: 0, group: 0, availableAt: 0, delayed: false, order: 0,
     orderOnly: false,
   };
+}
+
+/**
+ * Messages in memory and cold seqs, each list in order, as one sequence:
+ * `hotFirst` says whether a message comes before the cold seq at `at`.
+ */
+function* merged(
+  hot: Message[],
+  coldSeqs: number[],
+  hotFirst: (message: Message, at: number) => boolean,
+): Generator<Message | number> {
+  let hotAt = 0;
+  let coldAt = 0;
+  while (hotAt < hot.length || coldAt < coldSeqs.length) {
+    const takeHot = hotAt < hot.length &&
+      (coldAt === coldSeqs.length || hotFirst(hot[hotAt], coldAt));
+    yield takeHot ? hot[hotAt++] : coldSeqs[coldAt++];
+  }
 }
 
 export function slotsOf(message: Message): Slots {

@@ -28,6 +28,11 @@ export class ReadyMessages {
     return this.highest()?.peek();
   }
 
+  /** Up to `max` of the first ready messages of `priority`, in order, left in place. */
+  first(priority: number, max: number): Message[] {
+    return this.byPriority[priority].first(max);
+  }
+
   push(message: Message): void {
     this.byPriority[message.priority].push(message);
   }

@@ -37,6 +37,16 @@ export class Run<T> {
     return this.count === 0 ? undefined : (this.items[this.head] as T);
   }
 
+  /** Up to `max` items from the front, in order, left in place. */
+  first(max: number): T[] {
+    const items: T[] = [];
+    for (let i = this.head; i < this.items.length && items.length < max; i++) {
+      const item = this.items[i];
+      if (item !== null) items.push(item);
+    }
+    return items;
+  }
+
   push(item: T): void {
     this.place(item, runSlot(this.start + this.items.length));
     this.items.push(item);

@@ -45,6 +45,25 @@ export class SortedItems<T> {
     return top !== undefined && this.before(top, head) ? top : head;
   }
 
+  /**
+   * Up to `max` of the first items, in order, left in place (a listing):
+   * as many of the run's as may be wanted, merged with the heap's, sorted
+   * apart. Costs `max` plus the heap's size, not the run's.
+   */
+  first(max: number): T[] {
+    const run = this.run.first(max);
+    const heap = this.heap.toArray()
+      .sort((a, b) => (this.before(a, b) ? -1 : this.before(b, a) ? 1 : 0));
+    const items: T[] = [];
+    let r = 0;
+    let h = 0;
+    while (items.length < max && (r < run.length || h < heap.length)) {
+      const fromHeap = r === run.length || (h < heap.length && this.before(heap[h], run[r]));
+      items.push(fromHeap ? heap[h++] : run[r++]);
+    }
+    return items;
+  }
+
   push(item: T): void {
     if (this.run.count > 0 && !this.before(this.last as T, item)) {
       this.heap.push(item);

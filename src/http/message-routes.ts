@@ -116,7 +116,8 @@ export function registerMessageRoutes(
       schema: documented({
         operationId: 'peek',
         summary: 'List messages without leasing them',
-        description: 'For inspecting a queue, above all a dead-letter queue.',
+        description: 'For inspecting a queue, above all a dead-letter queue: the waiting ' +
+          'messages in the order a receive would deliver them, then those in flight.',
         tags,
         params: QueueParams,
         querystring: PeekQuery,

@@ -69,9 +69,10 @@ describe('cold backlog in the broker', () => {
     assert.equal(stats.total, 40);
     assert.equal(stats.bytes, expected.reduce((n, body) => n + body.length, 0));
 
+    // Listed in the order they are delivered, hot and cold alike.
     const listed = usher.broker.peek('q', { offset: 2, limit: 5 });
-    assert.deepEqual(bodies(listed), ['m2', 'm3', 'm4', 'm5', 'm6']);
-    assert.deepEqual(bodies(usher.broker.peek('q', { offset: 38, limit: 5 })), ['m38', 'm39']);
+    assert.deepEqual(bodies(listed), expected.slice(2, 7));
+    assert.deepEqual(bodies(usher.broker.peek('q', { offset: 38, limit: 5 })), expected.slice(38));
 
     assert.deepEqual(await drainAll('q'), expected);
     assert.equal(usher.broker.getQueue('q').stats.total, 0);

@@ -63,11 +63,16 @@ export class Side {
     this.dir.remove();
   }
 
-  /** Counts per queue, which both sides must agree on after every step. */
+  /**
+   * Counts per queue, and what a peek lists in its order (delivery order),
+   * which both sides must agree on after every step.
+   */
   stats() {
     return QUEUES.map((name) => {
       const { ready, delayed, inFlight } = this.broker.getQueue(name).stats;
-      return { name, ready, delayed, inFlight };
+      const listed = this.broker.peek(name, { offset: 0, limit: 1000 })
+        .map((m) => `${m.id}/${m.state}/${m.failures}/${m.availableAt}`);
+      return { name, ready, delayed, inFlight, listed };
     });
   }
 }

@@ -5,8 +5,8 @@
 // in memory and on one with a window of one to three messages, whose
 // dead-letter queue is cold too. Every receive must hand out the same
 // messages in the same order with the same attempt numbers, and the counts
-// must agree after every step: priority order, FIFO group order and
-// fairness, delays and backoff are exactly as in memory.
+// and listings must agree after every step: priority order, FIFO group
+// order and fairness, delays and backoff are exactly as in memory.
 //
 // TTLs are left out: a cold message expires when it is read back rather
 // than on time (cold-tier.ts), which the cold test covers on its own.
@@ -105,6 +105,10 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { arbitrary: fc.record({ advance: fc.integer({ min: 1, max: 30 }) }), weight: 1 },
 );
 
+/** What a listing shows, in its order (list() reads cold ones back). */
+const listing = (engine: QueueEngine) =>
+  engine.list(0, 10_000).map((m) => [m.id, m.state, m.failures, m.availableAt]);
+
 /** How often the cold side held messages cold, so the test tests something. */
 const seen = { coldSteps: 0, coldDelayedSteps: 0, coldDlqSteps: 0 };
 
@@ -187,6 +191,7 @@ function run(settings: QueueSettings, steps: Step[], hot: number): void {
       assert.deepEqual(cold[name].counts, model[name].counts, `${where}: ${name} counts`);
       assert.equal(cold[name].size, model[name].size, `${where}: ${name} size`);
       assert.equal(cold[name].nextWakeAt(), model[name].nextWakeAt(), `${where}: ${name} wake`);
+      assert.deepEqual(listing(cold[name]), listing(model[name]), `${where}: ${name} listing`);
     }
   });
 

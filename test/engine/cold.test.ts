@@ -222,13 +222,21 @@ describe('cold backlog', () => {
     assert.deepEqual(ids(q.receive(0, 10, 1000)).length, 10);
   });
 
-  it('lists hot then cold messages, reading only the page asked for', () => {
+  it('lists hot and cold messages in delivery order, reading only the page asked for', () => {
     const log = new FakeLog();
     const q = coldEngine(log);
+    // m1..m4 in memory, m5..m10 cold; even ones of priority 1.
     for (let i = 0; i < 10; i++) q.enqueue(log.publish({ priority: i % 2 }), 0, true);
-    assert.deepEqual(q.list(0, 3).map((m) => m.id), ['m1', 'm2', 'm3']);
-    assert.deepEqual(q.list(3, 4).map((m) => m.id), ['m4', 'm5', 'm6', 'm7']);
-    assert.deepEqual(q.list(8, 10).map((m) => m.id), ['m9', 'm10']);
+    const page = (offset: number, limit: number) => {
+      const reads = log.reads;
+      const listed = q.list(offset, limit).map((m) => m.id);
+      return { listed, reads: log.reads - reads };
+    };
+    assert.deepEqual(page(0, 3), { listed: ['m2', 'm4', 'm6'], reads: 1 });
+    assert.deepEqual(page(3, 4), { listed: ['m8', 'm10', 'm1', 'm3'], reads: 1 });
+    assert.deepEqual(page(8, 10), { listed: ['m7', 'm9'], reads: 1 });
+    assert.deepEqual(page(6, 2), { listed: ['m3', 'm5'], reads: 1 });
+    assert.deepEqual(page(1, 1), { listed: ['m4'], reads: 0 });
     assert.deepEqual([...q.values()].map((m) => m.id), log.records.size === 10
       ? ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9', 'm10'] : []);
     assert.deepEqual(q.allSeqs().sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);

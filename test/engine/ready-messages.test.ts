@@ -1,6 +1,7 @@
 // Ready messages (ready-messages.ts) come out highest priority first, then
 // lowest seq, whatever order they went in and whichever were taken out
-// from the middle: checked against a sorted list.
+// from the middle, and list so without coming out: checked against a
+// sorted list.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -52,6 +53,11 @@ describe('ready messages', () => {
             assert.equal(ready.remove(m, slot(m)), false);
             model = model.filter((other) => other !== m);
           }
+          // A listing's view, left in place: the first of each priority in order.
+          const priority = seq % 4;
+          const expected = model.filter((m) => m.priority === priority).sort(order);
+          assert.deepEqual(ready.first(priority, 5), expected.slice(0, 5));
+          assert.deepEqual(ready.first(priority, Infinity), expected);
         }
         model.sort(order);
         for (const expected of model) assert.equal(ready.pop(), expected);
