@@ -95,6 +95,11 @@ export function hasLimits(settings: QueueSettings): boolean {
   return settings.maxLength !== null || settings.maxBytes !== null;
 }
 
+/** Whether a queue displaces its oldest waiting message to make room (drop-oldest). */
+export function trimsOldest(settings: QueueSettings): boolean {
+  return hasLimits(settings) && settings.overflow === 'drop-oldest';
+}
+
 export function needsPriorityIndex(settings: QueueSettings): boolean {
   return hasLimits(settings) && settings.overflow === 'reject-lowest-priority';
 }
@@ -117,7 +122,7 @@ export function planAdmission(
     admittedCount: 0,
     admittedBytes: 0,
   };
-  const admitAll = !hasLimits(settings) || settings.overflow === 'drop-oldest';
+  const admitAll = !hasLimits(settings) || trimsOldest(settings);
   let count = index.count + reserved.count;
   let bytes = index.bytes + reserved.bytes;
   const victims = new VictimCursors(source);

@@ -17,7 +17,8 @@ import type { HotMemory } from './hot-memory.js';
 import { Purged } from './purged.js';
 import { ReadyMessages } from './ready-messages.js';
 import { TimedEntries } from './timed-entries.js';
-import { WaitingIndex, hasLimits, needsPriorityIndex } from './overflow.js';
+import { OldestInMemory } from './oldest-in-memory.js';
+import { WaitingIndex, needsPriorityIndex, trimsOldest } from './overflow.js';
 import { WaitingOrder } from './waiting-order.js';
 import {
   MAX_PRIORITY,
@@ -100,6 +101,9 @@ export abstract class QueueContents {
   // When each waiting message became waiting, per priority: kept only for
   // the reject-lowest-priority policy, so other queues pay nothing for it.
   protected waitingOrder: WaitingOrder | null = null;
+  // Which waiting message in memory is the oldest: kept only for the
+  // drop-oldest policy, which displaces it.
+  protected oldestInMemory: OldestInMemory | null = null;
 
   /** Current contents. */
   readonly counts = { ready: 0, delayed: 0, inFlight: 0, bytes: 0 };
@@ -142,6 +146,7 @@ export abstract class QueueContents {
     this.name = name;
     this.current = settings;
     if (needsPriorityIndex(settings)) this.waitingOrder = this.newWaitingOrder();
+    if (trimsOldest(settings)) this.oldestInMemory = new OldestInMemory(this.messages);
     this.random = options.random ?? Math.random;
     // The boot time once, not in every receipt: a number that large was
     // spelled in base 36 by V8's slow path, 0.6-1 us a delivery (a small
@@ -211,6 +216,8 @@ export abstract class QueueContents {
     }
     this.current = next;
     this.cold ??= this.newColdTier(next);
+    if (!trimsOldest(next)) this.oldestInMemory = null;
+    else this.oldestInMemory ??= new OldestInMemory(this.messages);
     if (!rebuild) return;
     this.waitingOrder = ordering ? this.newWaitingOrder() : null;
     for (const message of this.messages.values()) {
@@ -384,7 +391,7 @@ export abstract class QueueContents {
     const delayed = message.availableAt > now;
     if (onDisk && this.goesCold(message, delayed)) this.addCold(message, delayed);
     else this.enqueueHot(message, delayed);
-    if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
+    if (trimsOldest(this.current)) this.trimOldest();
   }
 
   /**
@@ -401,7 +408,7 @@ export abstract class QueueContents {
     if (!windowWasFull && !this.goesCold(fields, delayed)) return false;
     this.arrivals?.push(fields.seq);
     this.addCold(fields, delayed);
-    if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
+    if (trimsOldest(this.current)) this.trimOldest();
     return true;
   }
 
@@ -484,7 +491,7 @@ export abstract class QueueContents {
       cold.addEntry(entry, delayed);
     }
     this.countCold(entry.priority, entry.bytes, delayed, fifoGroup, true);
-    if (this.current.overflow === 'drop-oldest' && hasLimits(this.current)) this.trimOldest();
+    if (trimsOldest(this.current)) this.trimOldest();
     return true;
   }
 
@@ -623,6 +630,7 @@ export abstract class QueueContents {
 
   protected makeWaitingOrReady(message: Message, delayed: boolean, offer = true): void {
     this.waiting.add(message);
+    this.oldestInMemory?.waiting(message);
     const slots = slotsOf(message);
     if (slots.order === 0) slots.order = this.nextWaitNumber(message.priority, message.seq);
     if (delayed) {

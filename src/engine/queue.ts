@@ -18,7 +18,9 @@ import {
   type NackRequest,
   type Outcome,
 } from './queue-contents.js';
-import { hasLimits, planAdmission, type LimitRefusal, type Newcomer } from './overflow.js';
+import {
+  hasLimits, planAdmission, trimsOldest, type LimitRefusal, type Newcomer,
+} from './overflow.js';
 import type { DeathReason, Delivery, Lease, Message } from './types.js';
 
 export { HOT_READY_LIMIT, HOT_WAITING_BYTES, PAGE_IN_BATCH, type PageIn } from './cold-tier.js';
@@ -77,7 +79,7 @@ export class QueueEngine extends QueueContents {
    * queue has no limits, or trims its oldest (drop-oldest) on enqueue.
    */
   admitsAll(): boolean {
-    return !hasLimits(this.current) || this.current.overflow === 'drop-oldest';
+    return !hasLimits(this.current) || trimsOldest(this.current);
   }
 
   /** admit() for a queue that admitsAll(): reserves room for them all. */
@@ -109,17 +111,13 @@ export class QueueEngine extends QueueContents {
     }
   }
 
-  /** The first waiting message in memory (map order is arrival order;
-   * in-flight messages are skipped, and they are few, bounded by the
-   * consumers' prefetch), or the oldest cold one if older, taken in. */
+  /**
+   * The waiting message with the lowest seq, in memory or cold (then
+   * taken in): the oldest by first arrival, whatever its priority, a
+   * dead-lettered or redriven one keeping its first seq (README).
+   */
   private oldestWaiting(): Message | undefined {
-    let hot: Message | undefined;
-    for (const message of this.messages.values()) {
-      if (message.state !== 'in-flight') {
-        hot = message;
-        break;
-      }
-    }
+    const hot = this.oldestInMemory?.oldest();
     const cold = this.cold?.oldestSeq();
     if (cold === undefined || (hot !== undefined && hot.seq < cold)) return hot;
 

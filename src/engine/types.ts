@@ -57,8 +57,10 @@ export type Durability = 'fsync' | 'os' | 'memory';
  * - reject-publish-dlx: refused the same way, and the broker dead-letters
  *   the refused newcomer (reason `overflow`), as RabbitMQ's policy of that
  *   name does. To the engine it is reject-publish.
- * - drop-oldest: the oldest waiting message leaves to the dead-letter queue
- *   with reason `overflow`, or is dropped (counted) when there is none.
+ * - drop-oldest: the oldest waiting message (the lowest seq, whatever its
+ *   priority: a dead-lettered or redriven one keeps its first) leaves to
+ *   the dead-letter queue with reason `overflow`, or is dropped (counted)
+ *   when there is none.
  * - reject-lowest-priority: a newcomer of higher priority displaces the
  *   lowest-priority waiting message (the oldest of them) the same way; one
  *   of equal or lower priority is refused.

@@ -1,7 +1,8 @@
 // A redriven message keeps the place of its first arrival (README,
-// "Semantics in brief"): peek lists it where a receive delivers it. The
-// same with every message in memory, with a window of one or two (the
-// rest cold), and across a restart.
+// "Semantics in brief"): peek lists it where a receive delivers it, and
+// drop-oldest displaces it as the oldest, not a message published after
+// it that never failed. The same with every message in memory, with a
+// window of one or two (the rest cold), and across a restart.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -125,5 +126,71 @@ describe('peek after a redrive lists in delivery order', () => {
           assert.deepEqual(await f.delivered('pp'), expected.slice(1));
         }));
     }
+  }
+});
+
+describe('drop-oldest after a redrive displaces the oldest by first arrival', () => {
+  const settings = { deadLetter: 'dro.dlq', maxLength: 2, overflow: 'drop-oldest' } as const;
+
+  for (const hot of WINDOWS) {
+    for (const restart of [false, true]) {
+      const where = `window ${hot}${restart ? ', restarted before the redrive' : ''}`;
+
+      it(`${where}: the redriven message goes, not one that never failed`, () =>
+        withFixture(hot, async (f) => {
+          await f.broker.createQueue('dro.dlq', {});
+          await f.broker.createQueue('dro', settings);
+          await f.publish('dro', 'A');
+          await f.publish('dro', 'B');
+          await f.reject('dro', 'A');
+          await f.publish('dro', 'C');
+          await f.holds('dro.dlq', 1);
+          if (restart) await f.restart();
+          await f.broker.redrive('dro.dlq', {});
+
+          await f.holds('dro.dlq', 1);
+          const [dead] = f.broker.peek('dro.dlq', { offset: 0, limit: 10 });
+          assert.equal(dead.id, 'A');
+          assert.equal(dead.headers['x-usher-death-reason'], 'overflow');
+          assert.deepEqual(await f.delivered('dro'), ['B', 'C']);
+        }));
+    }
+
+    it(`window ${hot}: a redriven message stays the oldest across a restart`, () =>
+      withFixture(hot, async (f) => {
+        await f.broker.createQueue('dro.dlq', {});
+        await f.broker.createQueue('dro', { ...settings, maxLength: 3 });
+        await f.publish('dro', 'A');
+        await f.publish('dro', 'B');
+        await f.reject('dro', 'A');
+        await f.publish('dro', 'C');
+        await f.holds('dro.dlq', 1);
+        await f.broker.redrive('dro.dlq', {});
+        await f.holds('dro', 3);
+        await f.restart();
+        await f.publish('dro', 'D');
+
+        await f.holds('dro.dlq', 1);
+        assert.deepEqual(f.listed('dro.dlq'), ['A']);
+        assert.deepEqual(await f.delivered('dro'), ['B', 'C', 'D']);
+      }));
+
+    it(`window ${hot}: the oldest whatever its priority, as the README defines it`, () =>
+      withFixture(hot, async (f) => {
+        await f.broker.createQueue('dro.dlq', {});
+        await f.broker.createQueue('dro', settings);
+        await f.publish('dro', 'A', { priority: 9 });
+        await f.publish('dro', 'B', { priority: 0 });
+        await f.reject('dro', 'A');
+        await f.publish('dro', 'C', { priority: 9 });
+        await f.holds('dro.dlq', 1);
+        await f.broker.redrive('dro.dlq', {});
+        // A (seq 1) is the oldest; B (seq 2) the oldest of the rest.
+        await f.publish('dro', 'D', { priority: 9 });
+
+        await f.holds('dro.dlq', 2);
+        assert.deepEqual(f.listed('dro.dlq'), ['A', 'B']);
+        assert.deepEqual(await f.delivered('dro'), ['C', 'D']);
+      }));
   }
 });

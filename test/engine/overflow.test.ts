@@ -107,6 +107,31 @@ describe('drop-oldest', () => {
     assert.deepEqual([...q.values()].map((m) => m.id), ['a', 'c']);
   });
 
+  it('displaces a message moved back in as old as its first arrival', () => {
+    const q = engine({ maxLength: 2, overflow: 'drop-oldest' });
+    const a = message('a');
+    publish(q, a);
+    publish(q, message('b'));
+    const [delivery] = q.receive(NOW, 1, 30_000);
+    q.nack(delivery.receipt, NOW, { requeue: false });
+    publish(q, message('c'));
+    assert.deepEqual(overflowed(q.takeOutcomes()), []);
+
+    // A redrive brings `a` back with its seq: the oldest, behind b and c in memory.
+    q.enqueue({ ...a, failures: 0, state: 'ready', lease: null }, NOW);
+    assert.deepEqual(overflowed(q.takeOutcomes()), ['a']);
+    assert.deepEqual(q.list(0, 10).map((m) => m.id), ['b', 'c']);
+  });
+
+  it('displaces the oldest whatever its priority, and lists by priority', () => {
+    const q = engine({ maxLength: 2, overflow: 'drop-oldest' });
+    publish(q, message('low', 0));
+    publish(q, message('high', 9));
+    assert.deepEqual(q.list(0, 10).map((m) => m.id), ['high', 'low']);
+    publish(q, message('next', 9));
+    assert.deepEqual(overflowed(q.takeOutcomes()), ['low']);
+  });
+
   it('trims by bytes until the queue fits', () => {
     const q = engine({ maxBytes: 10, overflow: 'drop-oldest' });
     publish(q, message('a', 0, 4));
