@@ -246,7 +246,7 @@ export class Queues {
 
     this.deps.engines.delete(name);
     engine.releaseHotMemory();
-    this.deps.observed.forgetQueue(name);
+    this.deps.observed.forgetQueue(name, engine.totals);
     // A copy: cleanup() takes each waiter out of the list being walked.
     for (const waiter of [...(this.deps.waiters.get(engine) ?? [])]) {
       waiter.cleanup();

@@ -4,9 +4,9 @@
 
 import type { BrokerApi, QueueInfo } from '../broker/types.js';
 import type { ActiveAlert } from './alerts.js';
-import { quantileOf } from './latency.js';
+import { LATENCY_BUCKETS_SECONDS, quantileOf } from './latency.js';
 import { queueStatus, type QueueStatus } from './queue-status.js';
-import type { HistogramSample, Sample } from './sampler.js';
+import type { HistogramSample, Sample, TrafficSample } from './sampler.js';
 
 export interface ChartPoint {
   /** Epoch seconds, as uPlot takes them. */
@@ -34,30 +34,25 @@ export interface FeedState {
   queues: QueueRow[];
 }
 
+/**
+ * The chart point for the interval from `previous` to `sample`. Its
+ * figures are broker-wide counts that only grow (the live queues' plus
+ * those of queues deleted since the broker opened), so that traffic on a
+ * queue deleted, or deleted and declared again, within the interval
+ * still counts.
+ */
 export function chartPoint(previous: Sample | undefined, sample: Sample): ChartPoint {
   const span = previous === undefined ? 0 : (sample.at - previous.at) / 1000;
-  const rate = (read: (q: Sample['queues'][string]) => number) => {
+  const rate = (read: (traffic: TrafficSample) => number) => {
     if (previous === undefined || span <= 0) return 0;
-    let grown = 0;
-    for (const [name, now] of Object.entries(sample.queues)) {
-      const before = previous.queues[name];
-      const then = before === undefined ? 0 : read(before);
-      grown += read(now) >= then ? read(now) - then : read(now);
-    }
-    return grown / span;
+    const grown = brokerWide(sample, read) - brokerWide(previous, read);
+    return Math.max(0, grown) / span;
   };
-  const p95 = (read: (q: Sample['queues'][string]) => HistogramSample) => {
-    const cumulative: number[] = [];
-    let total = 0;
-    for (const [name, now] of Object.entries(sample.queues)) {
-      const before = previous?.queues[name];
-      const reset = before === undefined || read(before).count > read(now).count;
-      read(now).cumulative.forEach((count, i) => {
-        cumulative[i] = (cumulative[i] ?? 0) + count - (reset ? 0 : read(before).cumulative[i]);
-      });
-      total += read(now).count - (reset ? 0 : read(before).count);
-    }
-    const seconds = quantileOf(0.95, cumulative, total);
+  const p95 = (read: (traffic: TrafficSample) => HistogramSample) => {
+    const now = brokerWideHistogram(sample, read);
+    const then = previous === undefined ? undefined : brokerWideHistogram(previous, read);
+    const cumulative = now.cumulative.map((count, i) => count - (then?.cumulative[i] ?? 0));
+    const seconds = quantileOf(0.95, cumulative, now.count - (then?.count ?? 0));
     return Number.isNaN(seconds) ? null : seconds * 1000;
   };
 
@@ -69,6 +64,30 @@ export function chartPoint(previous: Sample | undefined, sample: Sample): ChartP
     p95PublishToAckMs: p95((q) => q.publishToAck),
     p95TimeInQueueMs: p95((q) => q.timeInQueue),
   };
+}
+
+function brokerWide(sample: Sample, read: (traffic: TrafficSample) => number): number {
+  let sum = read(sample.deletedQueues);
+  for (const queue of Object.values(sample.queues)) sum += read(queue);
+  return sum;
+}
+
+function brokerWideHistogram(
+  sample: Sample,
+  read: (traffic: TrafficSample) => HistogramSample,
+): HistogramSample {
+  const sum: HistogramSample = {
+    cumulative: LATENCY_BUCKETS_SECONDS.map(() => 0),
+    count: 0,
+    sumSeconds: 0,
+  };
+  for (const traffic of [sample.deletedQueues, ...Object.values(sample.queues)]) {
+    const histogram = read(traffic);
+    histogram.cumulative.forEach((count, i) => (sum.cumulative[i] += count));
+    sum.count += histogram.count;
+    sum.sumSeconds += histogram.sumSeconds;
+  }
+  return sum;
 }
 
 export function feedState(

@@ -29,6 +29,13 @@ export class LatencyHistogram {
     this.sumSeconds += seconds;
   }
 
+  /** Adds `other`'s observations (same bounds) to these. */
+  add(other: LatencyHistogram): void {
+    for (let i = 0; i < this.counts.length; i++) this.counts[i] += other.counts[i];
+    this.count += other.count;
+    this.sumSeconds += other.sumSeconds;
+  }
+
   /** Cumulative counts per bound, as Prometheus exports them (no +Inf). */
   cumulative(): number[] {
     const out: number[] = [];

@@ -13,6 +13,7 @@
 
 import type { Registry } from 'prom-client';
 
+import type { QueueStats } from '../broker/types.js';
 import { LatencyHistogram } from './latency.js';
 import type { Sampler } from './sampler.js';
 import { DEFAULT_LAG_TARGET_SECONDS } from './scaling.js';
@@ -34,6 +35,13 @@ export interface QueueLatency {
  */
 export type MetricsInstaller = (registry: Registry) => void;
 
+/** What broker-wide figures (the dashboard's chart) sum over the queues. */
+export interface QueueTraffic extends QueueLatency {
+  published: number;
+  delivered: number;
+  acked: number;
+}
+
 export class Observations {
   readonly connections = zeroPerProtocol();
   readonly authFailures = zeroPerProtocol();
@@ -43,6 +51,19 @@ export class Observations {
   /** Per queue, messages that died there by reason (dead-lettered or dropped). */
   readonly deaths = new Map<string, Map<string, number>>();
   readonly latency = new Map<string, QueueLatency>();
+  /**
+   * The traffic of every queue deleted since the broker opened, added up
+   * when each went: broker-wide rates are the live queues' sum plus this,
+   * or a queue deleted between two samples would take its last seconds
+   * of traffic with it.
+   */
+  readonly deletedQueues: QueueTraffic = {
+    published: 0,
+    delivered: 0,
+    acked: 0,
+    publishToAck: new LatencyHistogram(),
+    timeInQueue: new LatencyHistogram(),
+  };
   readonly installers: MetricsInstaller[] = [];
   /** Set while an HTTP server samples this broker (src/observe/routes.ts). */
   sampler: Sampler | null = null;
@@ -69,8 +90,24 @@ export class Observations {
     bump(reasons, reason);
   }
 
-  /** A deleted queue's figures go with it, as its engine's do. */
-  forgetQueue(queue: string): void {
+  /**
+   * A deleted queue's figures go with it, as its engine's do; only its
+   * traffic (`stats`, its final counts) stays, in deletedQueues.
+   */
+  forgetQueue(
+    queue: string,
+    stats: Pick<QueueStats, 'published' | 'delivered' | 'acked'>,
+  ): void {
+    const gone = this.deletedQueues;
+    gone.published += stats.published;
+    gone.delivered += stats.delivered;
+    gone.acked += stats.acked;
+    const latency = this.latency.get(queue);
+    if (latency !== undefined) {
+      gone.publishToAck.add(latency.publishToAck);
+      gone.timeInQueue.add(latency.timeInQueue);
+    }
+
     this.latency.delete(queue);
     this.deaths.delete(queue);
   }

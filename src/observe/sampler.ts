@@ -17,7 +17,16 @@ export interface HistogramSample {
   sumSeconds: number;
 }
 
-export interface QueueSample {
+/** What broker-wide rates and latency add up over the queues. */
+export interface TrafficSample {
+  published: number;
+  delivered: number;
+  acked: number;
+  publishToAck: HistogramSample;
+  timeInQueue: HistogramSample;
+}
+
+export interface QueueSample extends TrafficSample {
   ready: number;
   inFlight: number;
   delayed: number;
@@ -26,16 +35,11 @@ export interface QueueSample {
   oldestReadyAgeSeconds: number;
   /** Named as another queue's dead-letter queue. */
   deadLetterQueue: boolean;
-  published: number;
-  delivered: number;
-  acked: number;
   nacked: number;
   /** Deliveries that ended without an ack: nacks and expired leases. */
   failures: number;
   deadLettered: number;
   expired: number;
-  publishToAck: HistogramSample;
-  timeInQueue: HistogramSample;
 }
 
 export interface Sample {
@@ -57,6 +61,8 @@ export interface Sample {
   underReplicatedQueues: number;
   leaderElections: number;
   queues: Record<string, QueueSample>;
+  /** The traffic of queues deleted since the broker opened (Observations.deletedQueues). */
+  deletedQueues: TrafficSample;
 }
 
 export interface SamplerOptions {
@@ -173,6 +179,21 @@ export function takeSample(
     underReplicatedQueues: 0,
     leaderElections: 0,
     queues,
+    deletedQueues: deletedTraffic(observed, previous?.deletedQueues),
+  };
+}
+
+function deletedTraffic(
+  observed: Observations,
+  before: TrafficSample | undefined,
+): TrafficSample {
+  const { published, delivered, acked, publishToAck, timeInQueue } = observed.deletedQueues;
+  return {
+    published,
+    delivered,
+    acked,
+    publishToAck: histogramSample(publishToAck, before?.publishToAck),
+    timeInQueue: histogramSample(timeInQueue, before?.timeInQueue),
   };
 }
 

@@ -53,6 +53,13 @@ export function sampleAt(seconds: number, changes: Partial<Sample> = {}): Sample
     underReplicatedQueues: 0,
     leaderElections: 0,
     queues: {},
+    deletedQueues: {
+      published: 0,
+      delivered: 0,
+      acked: 0,
+      publishToAck: histogram(),
+      timeInQueue: histogram(),
+    },
     ...changes,
   };
 }
