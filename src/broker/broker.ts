@@ -250,6 +250,7 @@ export class Broker implements BrokerApi {
       (jumpMs) => broker.dueTimer.onClockJump(jumpMs));
     if (options.admission !== undefined) broker.startAdmission(options);
 
+    if (broker.lock.tookOverStale) broker.logCrashRecovery(replay);
     logger.info(
       {
         queues: broker.engines.size,
@@ -260,6 +261,33 @@ export class Broker implements BrokerApi {
       'recovered',
     );
     return broker;
+  }
+
+  /**
+   * A lock its broker never released means that run did not stop cleanly
+   * (SIGKILL, OOM kill, power loss: data-lock.ts). Said once, with what
+   * recovery found, for the operator who wonders why consumers now see
+   * redeliveries: the store's own lines tell of each torn tail or damaged
+   * stretch, but not that they come from a crash.
+   */
+  private logCrashRecovery(replay: ReplayState): void {
+    const store = this.store.stats();
+    this.logger.warn(
+      {
+        restoredMessages: replay.messages,
+        // All of them: the mark is now at least the crashed run's last
+        // seq, and no live message has a higher one (crash-marks.ts).
+        maybeDelivered: replay.messages,
+        maybeDeliveredUpToSeq: this.maybeDeliveredUpTo,
+        replayedRecords: store.replayedRecords,
+        fromCheckpoint: store.openedFromCheckpoint === 1,
+        tornTailsCut: store.corruptTails,
+        corruptRegions: store.corruptRegions,
+        missingSegments: store.missingSegments,
+      },
+      'the previous run did not stop cleanly (it left its lock): recovered from the log, ' +
+        'every message restored comes back marked redelivered',
+    );
   }
 
   private async openStore(options: BrokerOptions, replay: ReplayState): Promise<void> {

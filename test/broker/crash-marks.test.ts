@@ -7,7 +7,10 @@
 // leaves it (test/fault/crash-redelivered.test.ts kills a real one).
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
@@ -102,6 +105,37 @@ describe('crash marks', () => {
     await broker.publish('q', [{ body: text('after') }]);
     assert.deepEqual(await redeliveredByBody(), { a: true, after: false });
     assert.ok(lines.some((line) => line.includes('crash mark is unreadable')), lines.join(''));
+  });
+
+  it('are announced at the start after a crash, with what recovery found', async () => {
+    await queueHolding(['a', 'b']);
+    // The crash tore the last write in half.
+    const logDir = join(dir.path, 'log');
+    const segments = readdirSync(logDir).filter((f) => f.endsWith('.log')).sort();
+    appendFileSync(join(logDir, segments.at(-1)!), Buffer.alloc(20, 0xab));
+    writeFileSync(lockPath(), '999999999\n');
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, {
+      write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>),
+    });
+    broker = await openBroker(dir.path, { logger });
+
+    const told = lines.filter((line) => /did not stop cleanly/.test(String(line.msg)));
+    assert.equal(told.length, 1, JSON.stringify(lines));
+    assert.equal(told[0].level, 40);
+    assert.equal(told[0].restoredMessages, 2);
+    assert.equal(told[0].maybeDelivered, 2);
+    assert.equal(told[0].tornTailsCut, 1);
+    assert.equal(told[0].corruptRegions, 0);
+  });
+
+  it('are not announced after a clean stop', async () => {
+    await queueHolding(['a']);
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    broker = await openBroker(dir.path, { logger });
+    assert.ok(lines.some((line) => line.includes('"recovered"')), lines.join(''));
+    assert.ok(!lines.some((line) => line.includes('did not stop cleanly')), lines.join(''));
   });
 
   it('go with the log they count in', async () => {
