@@ -283,8 +283,9 @@ export class UsherClient {
 
   /**
    * Runs `handler` for every message of `queue` until stopped: acks when it
-   * returns, nacks (reason: the error's message) when it throws. See
-   * ConsumeOptions for concurrency and batching.
+   * returns, nacks (reason: the error's message) when it throws, and then
+   * calls `onError(error, message)`. See ConsumeOptions for concurrency,
+   * batching and onError.
    *
    * @example
    *   const consumer = usher.consume('emails', async (message) => {

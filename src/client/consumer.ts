@@ -1,8 +1,9 @@
 // A managed consumer: long-polls a queue, runs up to `concurrency` handlers
-// at once, acks what they finish (batched) and nacks what they throw.
+// at once, acks what they finish (batched) and nacks what they throw,
+// telling onError of the throw.
 //
 //   receive(max = free slots) ──> handler ──returns──> ack (batched)
-//        ^                           ├──throws───> nack (error message)
+//        ^                           ├──throws───> nack (error message), onError
 //        └── slot freed ─────────────┘
 //
 // The loop only asks for as many messages as it has free handler slots, so
@@ -44,11 +45,20 @@ export interface ConsumeOptions {
    * Over AMQP it cannot be set (UNSUPPORTED): leases last 30 minutes. */
   visibilityTimeoutMs?: number;
   /**
-   * Told about failures the loop absorbs: a receive, ack or nack that did
-   * not go through (the loop retries receives with backoff; a message not
-   * settled is redelivered when its lease runs out). Ignored by default.
+   * Told about every failure the consumer absorbs; ignored by default.
+   * With `message`: the handler threw `error` on it, and it was nacked
+   * with the error's message as reason (unless the handler had settled
+   * it), so it is retried or dead-lettered; the broker keeps the reason
+   * in the x-usher-last-error header. Without: a receive, ack or nack
+   * that did not go through (the loop retries receives with backoff; a
+   * message not settled is redelivered when its lease runs out).
+   *
+   * @example
+   *   usher.consume('emails', sendEmail, {
+   *     onError: (err, message) => console.error(message?.id ?? 'consumer', err),
+   *   });
    */
-  onError?: (error: unknown) => void;
+  onError?: (error: unknown, message?: ConsumerMessage) => void;
 }
 
 /** Nack reasons are cut here; a stack-sized message helps nobody. */
@@ -156,7 +166,7 @@ export class Consumer {
   readonly #batch: number;
   readonly #waitMs: number;
   readonly #visibilityTimeoutMs: number | undefined;
-  readonly #onError: (error: unknown) => void;
+  readonly #onError: (error: unknown, message?: ConsumerMessage) => void;
   readonly #onStopped: () => void;
   /** Over AMQP: the pushed deliveries taken instead of receive(). */
   readonly #pushed: PushSource<ReceivedMessage> | null;
@@ -325,6 +335,7 @@ export class Consumer {
       return !message.failed;
     } catch (err) {
       if (!message.settled) this.#nackFailed(message, err);
+      this.#report(err, message);
       return false;
     } finally {
       if (counted) {
@@ -381,9 +392,9 @@ export class Consumer {
   }
 
   /** A throwing onError must not stop the loop or lose a settlement. */
-  #report(error: unknown): void {
+  #report(error: unknown, message?: ConsumerMessage): void {
     try {
-      this.#onError(error);
+      this.#onError(error, message);
     } catch {
       // The callback's own failure has nowhere better to go.
     }

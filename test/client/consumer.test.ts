@@ -90,6 +90,33 @@ describe('consume', () => {
     assert.equal(stats.total, 0);
   });
 
+  it('tells onError of a throwing handler, with the message it nacked', async () => {
+    await usher.createQueue('thrown', { maxAttempts: 1 });
+    await usher.publish('thrown', 'job', { id: 'thrown-1' });
+
+    const failure = new Error('payment provider down');
+    const reported: { error: unknown; message?: ConsumerMessage }[] = [];
+    const consumer = usher.consume(
+      'thrown',
+      () => {
+        throw failure;
+      },
+      {
+        waitMs: 200,
+        onError: (error: unknown, message?: ConsumerMessage) =>
+          reported.push({ error, message }),
+      },
+    );
+
+    const stats = await statsWhen('thrown', (s) => s.nacked === 1);
+    await consumer.stop();
+    assert.equal(reported.length, 1);
+    assert.equal(reported[0].error, failure);
+    assert.equal(reported[0].message?.id, 'thrown-1');
+    assert.equal(reported[0].message?.failed, true);
+    assert.equal(stats.acked, 0);
+  });
+
   it('dead-letters after maxAttempts with the reason kept', async () => {
     await usher.createQueue('doomed', {
       maxAttempts: 2,

@@ -123,7 +123,11 @@ export class Service {
         concurrency: pace.concurrency,
         // A short long-poll keeps stop() quick at the end of the run.
         waitMs: 1_000,
-        onError: () => void this.stats.clientErrors++,
+        // Handler throws (with a message) are the provider failures
+        // counted already; only the client's own calls count here.
+        onError: (_err, message) => {
+          if (message === undefined) this.stats.clientErrors++;
+        },
       },
     );
     this.#process = { client, consumer, life };
