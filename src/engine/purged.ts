@@ -1,12 +1,76 @@
-// What a purge took out of a queue, kept until its `settled` records are
-// durable: should that write fail, the queue takes it all back
-// (QueueContents.restorePurged) rather than lose it until a restart
-// brings it back from the log (broker/queues.ts). Cold messages are kept
-// as rows of a ColdRows table, about 29 bytes each, not as objects: a
-// purge may take millions.
+// Purging a queue (purgeWaiting), and what a purge took out of it,
+// kept until its `settled` records are durable: should that write fail,
+// the queue takes it all back (restorePurged) rather than lose it until a
+// restart brings it back from the log (broker/queues.ts). Cold messages
+// are kept as rows of a ColdRows table, about 29 bytes each, not as
+// objects: a purge may take millions.
 
+import type { ColdDeque } from './cold-backlog.js';
 import { ColdRows, type ColdRow } from './cold-rows.js';
+import type { ColdLeft, ColdTier, ColdEntry } from './cold-tier.js';
+import type { FifoGroups } from './fifo-groups.js';
 import type { Message } from './types.js';
+
+/** What a purge reads and changes of a queue (QueueContents.purge). */
+export interface PurgedQueue {
+  fifo: boolean;
+  messages: ReadonlyMap<number, Message>;
+  groups: FifoGroups;
+  cold: ColdTier | null;
+  dequeOf: (group: number) => ColdDeque | undefined;
+  /** Counts a message that left the cold tier as gone. */
+  forgetCold: (left: ColdLeft) => void;
+  /** Takes a message in memory out of the queue. */
+  detach: (message: Message) => void;
+}
+
+/** What restoring a purge adds to a queue (QueueContents). */
+export interface RestoredQueue {
+  enqueue(message: Message, now: number): void;
+  enqueueColdEntry(fields: Omit<ColdEntry, 'order'>, group: string | null, now: number): boolean;
+}
+
+/**
+ * Removes every message not in flight; what it took, which
+ * restorePurged() puts back should its `settled` records fail.
+ */
+export function purgeWaiting(queue: PurgedQueue): Purged {
+  const purged = new Purged();
+  const cold = queue.cold;
+  if (cold !== null) {
+    const dequeOf = queue.fifo ? queue.dequeOf : undefined;
+    for (const seq of cold.seqs(queue.fifo)) {
+      const row = cold.rows.get(seq);
+      const left = cold.remove(seq, dequeOf);
+      if (left === undefined) continue;
+      queue.forgetCold(left);
+      if (row === undefined) purged.addCold(plainRow(seq, left), null);
+      else purged.addCold(row, queue.groups.byId(row.group)?.key ?? null);
+    }
+    // Removed entries are only marked dead: let go of their arrays.
+    cold.backlog.clear();
+    for (const group of queue.groups.values()) group.cold.clear();
+  }
+  for (const message of queue.messages.values()) {
+    if (message.state === 'in-flight') continue;
+    purged.addHot(message);
+    queue.detach(message);
+  }
+  return purged;
+}
+
+/**
+ * Puts back what purge() took, its `settled` records having failed to
+ * reach the log: cold ones as cold entries, in their places by seq
+ * among any that came since; hot ones as copies, since a heap may still
+ * name the old objects.
+ */
+export function restorePurged(queue: RestoredQueue, purged: Purged, now: number): void {
+  // Cold rows come only from a queue that keeps messages cold, and its
+  // durability, which decides that, never changes: none is refused.
+  for (const { row, group } of purged.cold()) queue.enqueueColdEntry(row, group, now);
+  for (const message of purged.hot) queue.enqueue({ ...message }, now);
+}
 
 export class Purged {
   /** Seqs of every message taken: what the `settled` records name. */
@@ -36,4 +100,12 @@ export class Purged {
       yield { row, group: this.#groups.get(row.group) ?? null };
     }
   }
+}
+
+/** A cold message without a row: a plain ready one, never retried. */
+function plainRow(seq: number, { priority, bytes }: ColdLeft): ColdRow {
+  return {
+    seq, priority, bytes, failures: 0, group: 0, availableAt: 0, delayed: false, order: 0,
+    orderOnly: false,
+  };
 }

@@ -6,22 +6,21 @@
 // QueueEngine's, which extends this (queue.ts). Pure logic, no I/O.
 
 import type { ColdDeque } from './cold-backlog.js';
-import type { ColdRow } from './cold-rows.js';
 import {
-  type ColdCandidate, type ColdEntry, ColdTier, type ColdLeft, PAGE_IN_BATCH, type PageIn,
+  type ColdCandidate, type ColdEntry, ColdTier, type ColdLeft, type PageIn,
   type ReadAhead,
 } from './cold-tier.js';
 import { DedupWindow } from './dedup.js';
+import { listInOrder, waitingInOrder, type ListedQueue } from './delivery-order.js';
 import { FifoGroups, type Group } from './fifo-groups.js';
 import type { HotMemory } from './hot-memory.js';
-import { Purged } from './purged.js';
+import { purgeWaiting, restorePurged, type Purged } from './purged.js';
 import { ReadyMessages } from './ready-messages.js';
 import { TimedEntries } from './timed-entries.js';
 import { OldestInMemory } from './oldest-in-memory.js';
 import { WaitingIndex, needsPriorityIndex, trimsOldest } from './overflow.js';
 import { WaitingOrder } from './waiting-order.js';
 import {
-  MAX_PRIORITY,
   type DeathReason,
   type Message,
   type QueueSettings,
@@ -270,102 +269,20 @@ export abstract class QueueContents {
     if (this.cold !== null) yield* this.cold.values(this.current.fifo);
   }
 
-  /**
-   * Waiting messages in the order a consumer would get them, the same
-   * wherever they are (cold ones read back as copies a page at a time): for
-   * a redrive that moves only some. A best-effort queue's ready messages by
-   * priority, highest first, then seq; then its delayed ones by due time,
-   * then seq. A FIFO queue's by seq, which keeps each group's order. The
-   * caller releases due delays first (QueueEngine.inDeliveryOrder), and
-   * may take each message out as it gets it (waitingEntries).
-   */
+  /** Waiting messages in delivery order, hot and cold (delivery-order.ts). */
   protected *waitingInOrder(): Generator<Message> {
-    const entries = this.waitingEntries(Number.POSITIVE_INFINITY);
-    for (;;) {
-      const page: (Message | number)[] = [];
-      for (let next = entries.next(); !next.done; next = entries.next()) {
-        if (page.push(next.value) === PAGE_IN_BATCH) break;
-      }
-      if (page.length === 0) return;
-      yield* this.readPage(page);
-    }
+    yield* waitingInOrder(this.listed());
   }
 
-  /**
-   * `limit` messages from `offset` in the order they would be delivered,
-   * reading back only the cold ones listed: the waiting ones as
-   * waitingInOrder gives them (a delayed one whose time has come but
-   * that no tick has made ready yet among the delayed), then those in
-   * flight, by seq.
-   */
+  /** `limit` messages from `offset` in delivery order (delivery-order.ts). */
   list(offset: number, limit: number): Message[] {
-    const page: (Message | number)[] = [];
-    let passed = 0;
-    for (const entry of this.waitingEntries(offset + limit)) {
-      if (page.length === limit) break;
-      if (passed++ >= offset) page.push(entry);
-    }
-    if (page.length < limit && this.counts.inFlight > 0) {
-      const inFlight = this.leaseDeadlines.first(this.counts.inFlight)
-        .map((lease) => lease.message)
-        .sort((a, b) => a.seq - b.seq);
-      const from = Math.max(0, offset - passed);
-      page.push(...inFlight.slice(from, from + limit - page.length));
-    }
-    return this.readPage(page);
+    return listInOrder(this.listed(), offset, limit);
   }
 
-  /**
-   * The first `want` waiting messages in delivery order (waitingInOrder):
-   * a message in memory as it is, a cold one as its seq, none read back.
-   * Each run of them (a priority's ready ones, the delayed ones) is copied
-   * out before its first is handed over, so the caller may take those
-   * handed over out of the queue as it goes. Costs `want` and the
-   * messages out of order in memory (sorted-items.ts), but for a FIFO
-   * queue's and the delayed cold ones, which are all copied (a number
-   * each) and sorted.
-   */
-  private *waitingEntries(want: number): Generator<Message | number> {
-    const cold = this.cold;
-    const bySeq = (seqs: number[]) => (message: Message, at: number) => message.seq < seqs[at];
-    if (this.current.fifo) {
-      const hot = [...this.messages.values()]
-        .filter((message) => message.state !== 'in-flight')
-        .sort((a, b) => a.seq - b.seq);
-      const seqs = cold?.rows.seqs() ?? [];
-      yield* merged(hot, seqs, bySeq(seqs));
-      return;
-    }
-
-    let left = want;
-    for (let priority = MAX_PRIORITY; priority >= 0 && left > 0; priority--) {
-      const seqs = cold?.backlog.peekPage(priority, left) ?? [];
-      for (const entry of merged(this.ready.first(priority, left), seqs, bySeq(seqs))) {
-        yield entry;
-        if (--left === 0) return;
-      }
-    }
-
-    if (left <= 0) return;
-    const delayed = this.delayed.first(left).map((entry) => entry.message);
-    const { seqs, dues } = cold?.delayedByDue() ?? { seqs: [], dues: [] };
-    yield* merged(delayed, seqs, (message, at) =>
-      message.availableAt < dues[at] ||
-      (message.availableAt === dues[at] && message.seq < seqs[at]));
-  }
-
-  /** `page` with its cold seqs read back (at once); unreadable ones are left out. */
-  private readPage(page: (Message | number)[]): Message[] {
-    const wanted = page.filter((entry): entry is number => typeof entry === 'number');
-    if (wanted.length === 0) return page as Message[];
-    const read = new Map<number, Message>();
-    for (const message of this.cold?.copies(wanted) ?? []) read.set(message.seq, message);
-    const messages: Message[] = [];
-    for (const entry of page) {
-      const message = typeof entry === 'number' ? read.get(entry) : entry;
-      if (message !== undefined) messages.push(message);
-    }
-    return messages;
+  private listed(): ListedQueue {
+    const { messages, ready, delayed, leaseDeadlines, cold } = this;
+    const fifo = this.current.fifo;
+    return { fifo, messages, ready, delayed, leaseDeadlines, inFlight: this.counts.inFlight, cold };
   }
 
   /** Seqs of every message, cold ones included. */
@@ -647,46 +564,19 @@ export abstract class QueueContents {
 
   // --- removing -------------------------------------------------------
 
-  /**
-   * Removes every message not in flight; what it took, which
-   * restorePurged() puts back should its `settled` records fail.
-   */
+  /** Removes every message not in flight; what it took (purged.ts). */
   purge(): Purged {
-    const purged = new Purged();
-    const cold = this.cold;
-    if (cold !== null) {
-      const dequeOf = this.current.fifo ? this.dequeOf : undefined;
-      for (const seq of cold.seqs(this.current.fifo)) {
-        const row = cold.rows.get(seq);
-        const left = cold.remove(seq, dequeOf);
-        if (left === undefined) continue;
-        this.forgetCold(left);
-        if (row === undefined) purged.addCold(plainRow(seq, left), null);
-        else purged.addCold(row, this.groups.byId(row.group)?.key ?? null);
-      }
-      // Removed entries are only marked dead: let go of their arrays.
-      cold.backlog.clear();
-      for (const group of this.groups.values()) group.cold.clear();
-    }
-    for (const message of this.messages.values()) {
-      if (message.state === 'in-flight') continue;
-      purged.addHot(message);
-      this.detach(message);
-    }
-    return purged;
+    const { current, messages, groups, cold, dequeOf } = this;
+    return purgeWaiting({
+      fifo: current.fifo, messages, groups, cold, dequeOf,
+      forgetCold: (left) => this.forgetCold(left),
+      detach: (message) => this.detach(message),
+    });
   }
 
-  /**
-   * Puts back what purge() took, its `settled` records having failed to
-   * reach the log: cold ones as cold entries, in their places by seq
-   * among any that came since; hot ones as copies, since a heap may still
-   * name the old objects.
-   */
+  /** Puts back what purge() took, its `settled` records having failed (purged.ts). */
   restorePurged(purged: Purged, now: number): void {
-    // Cold rows come only from a queue that keeps messages cold, and its
-    // durability, which decides that, never changes: none is refused.
-    for (const { row, group } of purged.cold()) this.enqueueColdEntry(row, group, now);
-    for (const message of purged.hot) this.enqueue({ ...message }, now);
+    restorePurged(this, purged, now);
   }
 
   /** The highest seq of a message a consumer holds (0: none); one pass over the messages. */
@@ -801,32 +691,6 @@ export abstract class QueueContents {
   }
   /** drop-oldest: trims the queue after an enqueue (QueueEngine). */
   protected abstract trimOldest(): void;
-}
-
-/** A cold message without a row: a plain ready one, never retried. */
-function plainRow(seq: number, { priority, bytes }: ColdLeft): ColdRow {
-  return {
-    seq, priority, bytes, failures: 0, group: 0, availableAt: 0, delayed: false, order: 0,
-    orderOnly: false,
-  };
-}
-
-/**
- * Messages in memory and cold seqs, each list in order, as one sequence:
- * `hotFirst` says whether a message comes before the cold seq at `at`.
- */
-function* merged(
-  hot: Message[],
-  coldSeqs: number[],
-  hotFirst: (message: Message, at: number) => boolean,
-): Generator<Message | number> {
-  let hotAt = 0;
-  let coldAt = 0;
-  while (hotAt < hot.length || coldAt < coldSeqs.length) {
-    const takeHot = hotAt < hot.length &&
-      (coldAt === coldSeqs.length || hotFirst(hot[hotAt], coldAt));
-    yield takeHot ? hot[hotAt++] : coldSeqs[coldAt++];
-  }
 }
 
 export function slotsOf(message: Message): Slots {
