@@ -729,8 +729,16 @@ export class AmqpConnection {
     return this.socket.bytesWritten - this.socket.writableLength;
   }
 
-  /** Server shutdown: tell the client, as RabbitMQ does (320). */
+  /**
+   * Server shutdown: tell the client, as RabbitMQ does (320). A client
+   * still in its handshake has no use for a close and would never answer
+   * it: each held the listener's close for the whole linger (1 s).
+   */
   shutdown(): void {
+    if (this.phase !== 'open-done') {
+      this.socket.destroy();
+      return;
+    }
     this.closeWith(new AmqpError(REPLY.CONNECTION_FORCED, 'broker shutting down'), false);
   }
 
