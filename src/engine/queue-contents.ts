@@ -671,24 +671,32 @@ export abstract class QueueContents {
 
   // --- reading --------------------------------------------------------
 
-  /** Age of the oldest ready message (by publish time), 0 when none. */
+  /**
+   * Age of the oldest ready message (by publish time), 0 when none. A
+   * best-effort queue asks its ready index: the first ready message in
+   * memory's order was not the oldest once a message came back
+   * (redriven, moved in, requeued), and a scan stopped by 10,000 in
+   * flight said 0 with messages waiting.
+   */
   oldestReadyAgeMs(now: number): number {
-    let scanned = 0;
-    let hot: Message | undefined;
-    for (const message of this.messages.values()) {
-      if (message.state === 'ready') {
-        hot = message;
-        break;
-      }
-      // TODO(#3): keep the oldest ready message indexed instead of scanning.
-      if (++scanned > 10_000) break;
-    }
+    const hot = this.current.fifo ? this.firstReadyScanned() : this.ready.oldest();
     const cold = this.cold?.oldest(now, this.current.fifo);
     if (cold !== undefined && (hot === undefined || cold.seq < hot.seq)) {
       return Math.max(0, now - cold.publishedAt);
     }
     return hot === undefined ? 0 : Math.max(0, now - hot.publishedAt);
   }
+  // TODO(#3): a FIFO queue's oldest ready message, indexed instead of
+  // scanned (its ready messages are in its groups, fifo-groups.ts).
+  private firstReadyScanned(): Message | undefined {
+    let scanned = 0;
+    for (const message of this.messages.values()) {
+      if (message.state === 'ready') return message;
+      if (++scanned > 10_000) return undefined;
+    }
+    return undefined;
+  }
+
   /** drop-oldest: trims the queue after an enqueue (QueueEngine). */
   protected abstract trimOldest(): void;
 }

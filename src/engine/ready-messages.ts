@@ -33,6 +33,16 @@ export class ReadyMessages {
     return this.byPriority[priority].first(max);
   }
 
+  /** The ready message that came first (lowest seq), whatever its priority. */
+  oldest(): Message | undefined {
+    let oldest: Message | undefined;
+    for (const items of this.byPriority) {
+      const head = items.peek();
+      if (head !== undefined && (oldest === undefined || head.seq < oldest.seq)) oldest = head;
+    }
+    return oldest;
+  }
+
   push(message: Message): void {
     this.byPriority[message.priority].push(message);
   }

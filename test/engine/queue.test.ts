@@ -69,6 +69,23 @@ describe('best-effort ordering', () => {
   });
 });
 
+describe('oldest ready age', () => {
+  it('is the oldest ready message\'s, one that came back behind newer ones included', () => {
+    const q = engine();
+    q.enqueue(message({ seq: 20, publishedAt: 1500, priority: 5 }), 1500);
+    // Redriven or moved in: an older message enters memory after a newer one.
+    q.enqueue(message({ seq: 10, publishedAt: 1000 }), 1600);
+    assert.equal(q.oldestReadyAgeMs(2000), 1000);
+  });
+
+  it('sees ready messages behind more than 10,000 in flight', () => {
+    const q = engine();
+    for (let i = 0; i < 10_002; i++) q.enqueue(message({ publishedAt: 100 }), 100);
+    q.receive(100, 10_001, 30_000);
+    assert.equal(q.oldestReadyAgeMs(1100), 1000);
+  });
+});
+
 describe('acks, nacks and leases', () => {
   it('ack settles a lease once; a second ack of the receipt finds nothing', () => {
     const q = engine();
