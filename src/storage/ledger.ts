@@ -200,6 +200,10 @@ export class Ledger {
         }
         break;
       case 'queue-declared':
+        // A queue made anew takes no ids left under its name: a publish
+        // that lands after a delete of the queue is refused, yet its
+        // record, after the `queue-deleted` one, named an id.
+        if (!this.queues.has(record.name)) this.#recent.delete(record.name);
         this.queues.set(record.name, record.settings);
         this.#lastQueue = undefined;
         break;

@@ -105,3 +105,63 @@ it('compaction during the delete copies none of its messages', async () => {
 
   assert.equal(await madeAgainAfterRestart('q'), 0);
 });
+
+/** What `queue` holds after a restart. */
+async function afterRestart(queue: string): Promise<number> {
+  await broker.close();
+  broker = await openBroker(dir.path, options);
+  return broker.getQueue(queue).stats.total;
+}
+
+it('a message dead-lettered out of the queue while its delete is written stays', async () => {
+  await broker.createQueue('dlq', {});
+  await broker.createQueue('q', { deadLetter: 'dlq' });
+  await broker.publish('q', [{ body: text('dies') }]);
+  const [leased] = await broker.receive('q', { max: 1, waitMs: 0 });
+
+  disk.hold();
+  const deleting = settled(broker.deleteQueue('q'));
+  await until('the delete to wait for its sync', () => disk.syncsWaiting === 1);
+  // The queue works until its delete lands: the nack moves the message out.
+  const nacking = settled(broker.nack('q', leased.receipt, { requeue: false }));
+  disk.release();
+
+  assert.equal(await deleting, 'ok');
+  assert.equal(await nacking, 'ok');
+  assert.equal(broker.getQueue('dlq').stats.total, 1);
+  assert.equal(await afterRestart('dlq'), 1, 'the dead letter comes back where it was');
+});
+
+it('a message redriven out of the queue while its delete is written stays', async () => {
+  await broker.createQueue('q', {});
+  await broker.createQueue('elsewhere', {});
+  await broker.publish('q', [{ body: text('moves') }]);
+
+  disk.hold();
+  const deleting = settled(broker.deleteQueue('q'));
+  await until('the delete to wait for its sync', () => disk.syncsWaiting === 1);
+  const redriving = settled(broker.redrive('q', { to: 'elsewhere' }));
+  disk.release();
+
+  assert.equal(await deleting, 'ok');
+  assert.equal(await redriving, 'ok');
+  assert.equal(broker.getQueue('elsewhere').stats.total, 1);
+  assert.equal(await afterRestart('elsewhere'), 1, 'the moved message comes back');
+});
+
+it('the id of a publish refused for a delete does not dedup in a queue made again', async () => {
+  await broker.createQueue('q', {});
+
+  disk.hold();
+  const deleting = settled(broker.deleteQueue('q'));
+  await until('the delete to wait for its sync', () => disk.syncsWaiting === 1);
+  const publishing = settled(broker.publish('q', [{ id: 'x', body: text('late') }]));
+  disk.release();
+  assert.equal(await deleting, 'ok');
+  assert.equal(await publishing, 'QUEUE_NOT_FOUND');
+
+  assert.equal(await madeAgainAfterRestart('q'), 0);
+  const [answer] = await broker.publish('q', [{ id: 'x', body: text('new') }]);
+  assert.equal(answer.duplicate, false, 'x was never stored in this queue');
+  assert.equal(broker.getQueue('q').stats.total, 1);
+});
