@@ -86,6 +86,7 @@ export class Queues {
   ): Promise<{ created: boolean; updated: boolean; queue: QueueInfo }> {
     this.deps.checkOpen();
     checkQueueName(name, 'name');
+    await this.deletedFirst(name);
     const existing = this.deps.engines.get(name);
     if (existing !== undefined && onlyNew) {
       return { created: false, updated: false, queue: this.info(existing) };
@@ -159,6 +160,22 @@ export class Queues {
       updated: existing !== undefined,
       queue: this.info(engine),
     };
+  }
+
+  /**
+   * Waits out a delete of queue `name` being written: a declare asked
+   * meanwhile comes after it. Answered as of the queue still there, its
+   * record (settings changed) followed the `queue-deleted` one, and a
+   * restart brought back a queue gone from memory.
+   */
+  private async deletedFirst(name: string): Promise<void> {
+    for (;;) {
+      const engine = this.deps.engines.get(name);
+      const underway = engine === undefined ? undefined : this.deps.deleting.get(engine);
+      if (underway === undefined) return;
+      // Refused, the delete leaves the queue as it was: declared over it.
+      await underway.catch(() => {});
+    }
   }
 
   /**

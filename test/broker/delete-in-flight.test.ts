@@ -165,3 +165,23 @@ it('the id of a publish refused for a delete does not dedup in a queue made agai
   assert.equal(answer.duplicate, false, 'x was never stored in this queue');
   assert.equal(broker.getQueue('q').stats.total, 1);
 });
+
+it('a queue declared while its delete is written is made after it', async () => {
+  await broker.createQueue('q', {});
+  await broker.publish('q', [{ body: text('old') }]);
+
+  disk.hold();
+  const deleting = settled(broker.deleteQueue('q'));
+  await until('the delete to wait for its sync', () => disk.syncsWaiting === 1);
+  // Answered as of the old queue, its record came after the delete's, and
+  // a restart brought back a queue that memory no longer had.
+  const declaring = broker.createQueue('q', { maxLength: 5 });
+  disk.release();
+  assert.equal(await deleting, 'ok');
+  const { created } = await declaring;
+
+  assert.equal(created, true);
+  assert.equal(broker.getQueue('q').settings.maxLength, 5);
+  assert.equal(await afterRestart('q'), 0);
+  assert.equal(broker.getQueue('q').settings.maxLength, 5);
+});
