@@ -53,7 +53,7 @@ export class ReceiptNotFoundError extends UsherError {
    * `leasedBy`: the queue that does hold this lease, when the receipt was
    * sent to another queue's path.
    */
-  constructor(receipt: string, queue: string, leasedBy?: string) {
+  constructor(readonly receipt: string, readonly queue: string, readonly leasedBy?: string) {
     super(
       'RECEIPT_NOT_FOUND',
       404,

@@ -3,7 +3,7 @@
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
 
-import type { Principal } from '../auth/permissions.js';
+import { maySee, type Principal } from '../auth/permissions.js';
 import type {
   BrokerApi,
   PeekedMessage,
@@ -14,6 +14,7 @@ import {
   AccessRefusedError,
   InvalidArgumentError,
   MessageTooLargeError,
+  ReceiptNotFoundError,
 } from '../errors.js';
 import { bodyFromWire, withBodyJson } from './bodies.js';
 import {
@@ -211,7 +212,7 @@ export function registerMessageRoutes(
         receipts ?? [receipt as string],
       );
       if (receipt !== undefined && !results[0]) {
-        throw broker.notLeased(request.params.name, receipt);
+        throw seenBy(request.principal, broker.notLeased(request.params.name, receipt));
       }
       return { acked: results.filter(Boolean).length, results };
     },
@@ -234,8 +235,12 @@ export function registerMessageRoutes(
     },
     async (request) => {
       const { receipt, ...options } = request.body;
-      const result = await broker.nack(request.params.name, receipt, options);
-      return { ok: true, ...result };
+      try {
+        const result = await broker.nack(request.params.name, receipt, options);
+        return { ok: true, ...result };
+      } catch (err) {
+        throw seenBy(request.principal, err);
+      }
     },
   );
 
@@ -253,12 +258,12 @@ export function registerMessageRoutes(
     },
     async (request) => {
       const { receipt, timeoutMs } = request.body;
-      const leaseDeadline = await broker.extend(
-        request.params.name,
-        receipt,
-        timeoutMs,
-      );
-      return { leaseDeadline };
+      try {
+        const leaseDeadline = await broker.extend(request.params.name, receipt, timeoutMs);
+        return { leaseDeadline };
+      } catch (err) {
+        throw seenBy(request.principal, err);
+      }
     },
   );
 
@@ -283,6 +288,19 @@ export function registerMessageRoutes(
       return { released };
     },
   );
+}
+
+/**
+ * `err` as `principal` may see it: a receipt sent to another queue's path
+ * names the queue that holds its lease (ReceiptNotFoundError) only to a
+ * caller who may see that queue. Receipts start with a seq and a counter
+ * and can be guessed; the name of a queue kept from a user must not come
+ * back to one who tries.
+ */
+function seenBy(principal: Principal | null, err: unknown): unknown {
+  if (!(err instanceof ReceiptNotFoundError) || err.leasedBy === undefined) return err;
+  if (principal !== null && maySee(principal, err.leasedBy)) return err;
+  return new ReceiptNotFoundError(err.receipt, err.queue);
 }
 
 function toPublishInput(

@@ -242,6 +242,33 @@ describe('HTTP permissions', () => {
     await broker.deleteQueue('orders.signed');
   });
 
+  it('names no queue a user may not see when it settles a receipt of that queue', async () => {
+    const root = basic('root', 'root password');
+    const leased = await send('POST', '/queues/secret.q/receive', {
+      authorization: root,
+      body: { max: 1 },
+    });
+    const { receipt } = leased.body.messages[0];
+
+    for (const [route, body] of [
+      ['ack', { receipt }],
+      ['nack', { receipt }],
+      ['extend', { receipt, timeoutMs: 1000 }],
+    ] as const) {
+      const answer = await send('POST', `/queues/orders.paid/${route}`, {
+        authorization: orders,
+        body,
+      });
+      assert.equal(answer.status, 404, route);
+      assert.doesNotMatch(answer.body.error.message, /secret/, route);
+    }
+    const released = await send('POST', '/queues/secret.q/release', {
+      authorization: root,
+      body: { receipts: [receipt] },
+    });
+    assert.deepEqual(released.body, { released: 1 }, 'the lease was left as it was');
+  });
+
   it('lists only the queues a user may see', async () => {
     const listed = await send('GET', '/queues', { authorization: orders });
     assert.deepEqual(
