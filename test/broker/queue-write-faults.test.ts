@@ -228,3 +228,23 @@ describe('a queue delete the disk refuses', () => {
     assert.equal(broker.getQueue('q').stats.total, 0);
   });
 });
+
+describe('a purge the disk refuses while the queue is deleted', () => {
+  it('leaves none of its messages to a queue made again', async () => {
+    await fill(false);
+
+    io.failNext('writev', 'EIO');
+    const purging = broker.purgeQueue('q');
+    // Asked while the purge is written: it lands after the failed batch.
+    await nextTurn();
+    const deleting = broker.deleteQueue('q');
+    await assert.rejects(purging, storageError('EIO'));
+    await deleting;
+    assert.equal(broker.hasQueue('q'), false);
+
+    await reopen();
+    await broker.createQueue('q', {});
+    await reopen();
+    assert.equal(broker.getQueue('q').stats.total, 0);
+  });
+});
