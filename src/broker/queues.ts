@@ -86,7 +86,9 @@ export class Queues {
   ): Promise<{ created: boolean; updated: boolean; queue: QueueInfo }> {
     this.deps.checkOpen();
     checkQueueName(name, 'name');
-    await this.deletedFirst(name);
+    // And its dead-letter queue's: one gone when this lands is made anew.
+    const deadLetter = input.deadLetter ?? this.deps.engines.get(name)?.settings.deadLetter;
+    await this.deletedFirst(name, deadLetter ?? name);
     const existing = this.deps.engines.get(name);
     if (existing !== undefined && onlyNew) {
       return { created: false, updated: false, queue: this.info(existing) };
@@ -163,15 +165,18 @@ export class Queues {
   }
 
   /**
-   * Waits out a delete of queue `name` being written: a declare asked
-   * meanwhile comes after it. Answered as of the queue still there, its
+   * Waits out deletes of these queues being written: a declare asked
+   * meanwhile comes after them. Answered as of the queue still there, its
    * record (settings changed) followed the `queue-deleted` one, and a
-   * restart brought back a queue gone from memory.
+   * restart brought back a queue gone from memory; a dead-letter queue
+   * found there was not made, and was gone once the declare answered.
    */
-  private async deletedFirst(name: string): Promise<void> {
+  private async deletedFirst(...names: string[]): Promise<void> {
     for (;;) {
-      const engine = this.deps.engines.get(name);
-      const underway = engine === undefined ? undefined : this.deps.deleting.get(engine);
+      const underway = names
+        .map((name) => this.deps.engines.get(name))
+        .map((engine) => (engine === undefined ? undefined : this.deps.deleting.get(engine)))
+        .find((deleting) => deleting !== undefined);
       if (underway === undefined) return;
       // Refused, the delete leaves the queue as it was: declared over it.
       await underway.catch(() => {});

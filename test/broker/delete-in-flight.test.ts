@@ -185,3 +185,21 @@ it('a queue declared while its delete is written is made after it', async () => 
   assert.equal(await afterRestart('q'), 0);
   assert.equal(broker.getQueue('q').settings.maxLength, 5);
 });
+
+it('a queue declared with a dead-letter queue being deleted makes it again', async () => {
+  await broker.createQueue('dlq', {});
+
+  disk.hold();
+  const deleting = settled(broker.deleteQueue('dlq'));
+  await until('the delete to wait for its sync', () => disk.syncsWaiting === 1);
+  const declaring = settled(broker.createQueue('q', { deadLetter: 'dlq', maxAttempts: 1 }));
+  disk.release();
+  assert.equal(await deleting, 'ok');
+  assert.equal(await declaring, 'ok');
+
+  assert.equal(broker.hasQueue('dlq'), true, 'made, as for a queue declared after the delete');
+  await broker.publish('q', [{ body: text('dies') }]);
+  const [leased] = await broker.receive('q', { max: 1, waitMs: 0 });
+  await broker.nack('q', leased.receipt, { requeue: false });
+  assert.equal(await afterRestart('dlq'), 1, 'its dead letter was kept');
+});
