@@ -203,3 +203,45 @@ it('a queue declared with a dead-letter queue being deleted makes it again', asy
   await broker.nack('q', leased.receipt, { requeue: false });
   assert.equal(await afterRestart('dlq'), 1, 'its dead letter was kept');
 });
+
+// A crash between the delete's records and the `settled` ones that follow
+// for a publish landing after it leaves the same log as this write
+// refused (seen with kill -9 of `usher serve`: publishes in flight when
+// a delete was asked came back in a queue made again under the name).
+// Replay keeps a message of a deleted queue live, only skipping it, so a
+// queue made again takes it at the next start. The fix belongs in
+// recovery, not here: settle (or never make live) a `published` record
+// whose queue is gone, or have a new queue's declaration settle what the
+// log still holds under its name.
+it('a publish refused for a delete leaves nothing, though its settling fails', {
+  todo: 'replay keeps messages of a deleted queue live: a queue made again takes them',
+}, async () => {
+  await broker.close();
+  let failWrites = false;
+  const io = {
+    ...disk.io,
+    async writev(fd: number, buffers: readonly Buffer[], position: number) {
+      if (failWrites) throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      return disk.io.writev(fd, buffers, position);
+    },
+  };
+  options = { ...options, storeIo: io };
+  broker = await openBroker(dir.path, options);
+  await broker.createQueue('q', {});
+
+  disk.hold();
+  const deleting = settled(broker.deleteQueue('q'));
+  await until('the delete to wait for its sync', () => disk.syncsWaiting === 1);
+  // Written after the delete's records, landing after it.
+  const publishing = settled(broker.publish('q', [{ body: text('late') }]));
+  await until('the publish to wait for its sync', () => disk.syncsWaiting === 2);
+  // Both are written, waiting for their syncs: the `settled` records for
+  // the late publish, written next, fail.
+  failWrites = true;
+  disk.release();
+  assert.equal(await deleting, 'ok');
+  assert.notEqual(await publishing, 'ok');
+  failWrites = false;
+
+  assert.equal(await madeAgainAfterRestart('q'), 0, 'the refused publish is not in it');
+});
