@@ -181,6 +181,7 @@ export class Broker implements BrokerApi {
       waiters: this.waiters,
       subscribers: this.subscribers,
       deleting: this.deleting,
+      publishesWriting: (engine: QueueEngine) => this.publishing.writingSeqs(engine),
       observed: this.observed,
       logger,
       clock: () => this.clock(),

@@ -35,6 +35,8 @@ const MAX_WRITE_MS = 60_000;
  * admission are asked for when used, as open() makes them later. */
 export interface PublishLandingDeps {
   engines: Map<string, QueueEngine>;
+  /** Queues whose delete is being written (queues.ts): they take no publish. */
+  deleting: Map<QueueEngine, Promise<void>>;
   clock(): number;
   maxMessageBytes: number;
   store(): LogStore;
@@ -48,7 +50,26 @@ export interface PublishLandingDeps {
 }
 
 export class PublishLanding {
+  /**
+   * The newcomers of each batch being written, by queue: a delete asked
+   * meanwhile settles them with the queue's other messages, in the same
+   * write (writingSeqs). Their records lie before the delete's in the
+   * log; settled in a later write, a crash in between left them live at
+   * the next start, and a queue made again under the name took them
+   * (breaker).
+   */
+  readonly #writing = new Map<QueueEngine, Set<PublishedRecord[]>>();
+
   constructor(private readonly deps: PublishLandingDeps) {}
+
+  /** Seqs of the messages being written to `engine`'s queue. */
+  writingSeqs(engine: QueueEngine): number[] {
+    const seqs: number[] = [];
+    for (const records of this.#writing.get(engine) ?? []) {
+      for (const record of records) seqs.push(record.seq);
+    }
+    return seqs;
+  }
 
   /** Checks and plans a publish, starts writing it; throws what it refuses at once. */
   publishBatch(
@@ -58,6 +79,9 @@ export class PublishLanding {
   ): Promise<PublishAnswer[]> {
     this.deps.checkOpen();
     const engine = this.deps.engineOf(queue);
+    // Its delete has settled what it held and what was being written;
+    // a record written after the delete's would stay live in the log.
+    if (this.deps.deleting.has(engine)) throw new QueueNotFoundError(queue);
     const disk = this.deps.disk();
     if (disk.low) throw new DiskFullError(disk.freeBytes, disk.floorBytes);
     const now = this.deps.clock();
@@ -115,6 +139,7 @@ export class PublishLanding {
     const written = toLog.length === 0
       ? Promise.resolve()
       : this.deps.store().append(toLog, { sync: needsSync(touched) });
+    if (newcomers.length > 0) this.#startWriting(engine, newcomers);
     if (diskOnly) letGoOfBodies(records);
     return this.land(queue, engine, plan, displaced, touched, written, reservedBytes, diskOnly);
   }
@@ -133,6 +158,7 @@ export class PublishLanding {
       throw this.deps.storeError(err);
     } finally {
       engine.settleReservation(records.length, reservedBytes);
+      this.#doneWriting(engine, records);
     }
 
     // The queue was deleted while the records were being written. Its
@@ -174,6 +200,18 @@ export class PublishLanding {
     for (const other of touched) this.deps.afterChange(other);
     if (batchRefusal !== undefined) throw batchRefusal;
     return answers;
+  }
+
+  #startWriting(engine: QueueEngine, records: PublishedRecord[]): void {
+    let batches = this.#writing.get(engine);
+    if (batches === undefined) this.#writing.set(engine, (batches = new Set()));
+    batches.add(records);
+  }
+
+  #doneWriting(engine: QueueEngine, records: PublishedRecord[]): void {
+    const batches = this.#writing.get(engine);
+    if (batches === undefined || !batches.delete(records)) return;
+    if (batches.size === 0) this.#writing.delete(engine);
   }
 
   /** Settles a publish's records once its queue is gone (see land). */

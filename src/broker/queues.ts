@@ -45,6 +45,8 @@ export interface QueuesDeps {
   subscribers: Map<QueueEngine, Subscriber[]>;
   /** Deletes being written, by queue: compaction leaves their messages alone. */
   deleting: Map<QueueEngine, Promise<void>>;
+  /** Seqs of the publishes to a queue still being written (publish-landing.ts). */
+  publishesWriting(engine: QueueEngine): number[];
   observed: Observations;
   logger: Logger;
   clock(): number;
@@ -225,10 +227,11 @@ export class Queues {
    * nobody can make a new queue under it meanwhile. Until the records
    * land the queue works as before, with two exceptions: compaction does
    * not copy its messages past their `settled` records (Broker.snapshot
-   * asks `deleting`), and messages that enter it meanwhile (publishes
-   * landing, moves, undone acks) are settled in a write of their own
+   * asks `deleting`), it takes no publish (404), and messages that enter
+   * it meanwhile (moves, undone acks) are settled in a write of their own
    * once it is gone, or they would come back at a restart into a queue
-   * made again under its name.
+   * made again under its name; publishes being written as the delete
+   * starts are settled with the rest, in the same write.
    */
   async deleteQueue(
     name: string,
@@ -251,7 +254,11 @@ export class Queues {
 
   private async writeDelete(engine: QueueEngine, shortLived: boolean): Promise<void> {
     const { name } = engine;
-    const seqs = engine.allSeqs();
+    // Publishes still being written are settled here too: their records
+    // come before these, and settled only by the later write below they
+    // came back after a crash between the two.
+    const writing = this.deps.publishesWriting(engine);
+    const seqs = writing.length === 0 ? engine.allSeqs() : [...engine.allSeqs(), ...writing];
     const records: LogRecord[] = [...settledRecords(seqs), { type: 'queue-deleted', name }];
 
     engine.watchArrivals();
@@ -264,7 +271,8 @@ export class Queues {
     const arrivals = engine.takeArrivals();
     // Taken out meanwhile: only a declare that made it and failed does so.
     if (this.deps.engines.get(name) !== engine) return;
-    const stayed = arrivals.filter((seq) => engine.has(seq));
+    const settledHere = new Set(writing);
+    const stayed = arrivals.filter((seq) => engine.has(seq) && !settledHere.has(seq));
 
     this.deps.engines.delete(name);
     engine.releaseHotMemory();
