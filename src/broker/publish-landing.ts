@@ -161,10 +161,12 @@ export class PublishLanding {
       this.#doneWriting(engine, records);
     }
 
-    // The queue was deleted while the records were being written. Its
-    // delete settled only what it held, and a restart keeps a message of
-    // a deleted queue (only skips it): one made again under the name
-    // would take these. So they are settled before the refusal.
+    // The queue left memory while the records were being written. A
+    // delete has settled them in its own write already (writingSeqs);
+    // this is for a queue taken out otherwise: one a failed declare had
+    // made (queues.ts). A restart keeps a message of a queue that is gone
+    // (only skips it), and one made again under the name would take
+    // these, so they are settled before the refusal.
     if (this.deps.engines.get(queue) !== engine) {
       await this.settleOrphans(engine, records);
       throw new QueueNotFoundError(queue);
