@@ -9,11 +9,14 @@ import { NEW_SEGMENT_SUFFIX, fsyncDir, segmentPath } from './segment-file.js';
 
 export interface ActiveSegment extends SegmentState {
   fd: number;
-  /** A second descriptor of the same file, for syncs (see batch-io.ts). */
-  syncFd: number;
   /**
-   * Two more, opened with StoreIo.openDataSync, for batches written and
-   * synced in one call (two, for the same reason as above); empty if the
+   * More descriptors of the same file, for syncs: with `fd`, one for each
+   * sync that may be in flight at once (see batch-io.ts).
+   */
+  syncFds: number[];
+  /**
+   * As many again, opened with StoreIo.openDataSync, for batches written
+   * and synced in one call (one each, for the same reason); empty if the
    * io cannot open them.
    */
   dataSyncFds: number[];
@@ -23,7 +26,8 @@ export interface ActiveSegment extends SegmentState {
  * Makes segment `id` in `dir` holding `frames` (its header first), durable
  * with its directory entry, and opens its descriptors. Ids must stay
  * consecutive, since recovery reads a gap as a lost file: `useId` is told
- * the next free id whenever this one is used up or given back.
+ * the next free id whenever this one is used up or given back. `syncs`:
+ * how many syncs may be in flight at once in it.
  */
 export async function createSegment(
   io: StoreIo,
@@ -31,6 +35,7 @@ export async function createSegment(
   id: number,
   frames: Buffer[],
   useId: (next: number) => void,
+  syncs: number,
 ): Promise<ActiveSegment> {
   const path = segmentPath(dir, id);
   const size = frames.reduce((sum, frame) => sum + frame.length, 0);
@@ -73,26 +78,24 @@ export async function createSegment(
     throw err;
   }
   useId(id + 1);
-  let syncFd = -1;
+  const syncFds: number[] = [];
   const dataSyncFds: number[] = [];
   try {
     await fsyncDir(dir);
-    syncFd = await io.open(path, 'r+');
+    while (syncFds.length < syncs - 1) syncFds.push(await io.open(path, 'r+'));
     if (io.openDataSync !== undefined) {
-      dataSyncFds.push(await io.openDataSync(path));
-      dataSyncFds.push(await io.openDataSync(path));
+      while (dataSyncFds.length < syncs) dataSyncFds.push(await io.openDataSync(path));
     }
   } catch (err) {
     // Best effort: a leftover file holds no records. It is removed at
     // the next open if it is the newest and blank; otherwise it is read
     // as a damaged or empty segment, and deleted once it is the oldest.
-    for (const dataSyncFd of dataSyncFds) await io.close(dataSyncFd).catch(noop);
-    if (syncFd >= 0) await io.close(syncFd).catch(noop);
+    for (const other of [...dataSyncFds, ...syncFds]) await io.close(other).catch(noop);
     await io.close(fd).catch(noop);
     await unlink(path).then(() => useId(id), noop);
     throw err;
   }
-  return { id, path, size, live: 0, liveBytes: 0, fd, syncFd, dataSyncFds };
+  return { id, path, size, live: 0, liveBytes: 0, fd, syncFds, dataSyncFds };
 }
 
 function noop(): void {}

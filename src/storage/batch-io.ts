@@ -1,5 +1,5 @@
 // The batches of the log store's group commit and the I/O that lands them.
-// Up to two synced batches are in flight at once (in-flight.ts), and a
+// Several synced batches are in flight at once (in-flight.ts), and a
 // few that need no sync beside them: while one waits for its fdatasync,
 // the next is written and synced at once rather than waiting for the
 // first to land. Their writes still go out one after the other, each
@@ -24,8 +24,8 @@ export interface BatchTarget {
   /** Writes go through this one. */
   writeFd: number;
   /**
-   * The fdatasync goes through this one. Two batches in flight together
-   * sync through two descriptors of the file: Linux reports a writeback
+   * The fdatasync goes through this one. Batches in flight together
+   * sync through descriptors of their own: Linux reports a writeback
    * error once per open file description, so on one shared descriptor
    * the later sync could take the error that belongs to the earlier
    * batch, and the earlier one would be confirmed though its data is lost.

@@ -34,6 +34,12 @@ export interface LogStoreOptions {
    * a segment is rolled and at close.
    */
   sync?: boolean;
+  /**
+   * Synced batches in flight at once, each through a descriptor of its
+   * own (in-flight.ts); default DEFAULT_SYNCS_IN_FLIGHT. Tests of the
+   * group commit set it to pin down what waits.
+   */
+  syncsInFlight?: number;
   logger: StoreLogger;
   /**
    * Current state of a live message as a `published` record with the same

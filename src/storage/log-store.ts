@@ -19,6 +19,7 @@ import { Compaction } from './compaction.js';
 import { DeadSegments, SHRINK_STEP_BYTES } from './dead-segments.js';
 import { FrameReader } from './frame-reader.js';
 import { type StoreIo, nodeIo } from './io.js';
+import { DEFAULT_SYNCS_IN_FLIGHT } from './in-flight.js';
 import {
   type FrameLocation,
   Ledger,
@@ -200,6 +201,7 @@ export class LogStore {
       io: this.#io,
       logger: this.#logger,
       sync: options.sync ?? true,
+      syncsInFlight: options.syncsInFlight ?? DEFAULT_SYNCS_IN_FLIGHT,
       segmentBytes,
       ledger,
       segments: this.#segments,
@@ -395,9 +397,9 @@ export class LogStore {
     await this.whenDeleted();
 
     const active = writeLoop.active;
-    const { fd, syncFd, dataSyncFds } = active;
+    const { fd, syncFds, dataSyncFds } = active;
     active.fd = -1;
-    active.syncFd = -1;
+    active.syncFds = [];
     active.dataSyncFds = [];
     try {
       if (writeLoop.unsynced && writeLoop.failure === undefined) {
@@ -410,8 +412,7 @@ export class LogStore {
       if (writeLoop.failure === undefined) await this.#checkpointer?.finish();
     } finally {
       this.#reader.closeAll();
-      for (const dataSyncFd of dataSyncFds) await this.#io.close(dataSyncFd).catch(noop);
-      await this.#io.close(syncFd).catch(noop);
+      for (const other of [...dataSyncFds, ...syncFds]) await this.#io.close(other).catch(noop);
       await this.#io.close(fd);
     }
   }

@@ -47,6 +47,8 @@ export interface WriteLoopOptions {
   logger: StoreLogger;
   /** LogStoreOptions.sync: whether a batch that asks for it is fdatasynced. */
   sync: boolean;
+  /** LogStoreOptions.syncsInFlight: synced batches in flight at once. */
+  syncsInFlight: number;
   /** Start a new segment once a batch takes the active one past this. */
   segmentBytes: number;
   /** Each landed batch's records are applied to it. */
@@ -89,7 +91,7 @@ export class WriteLoop {
   /** Batches to write again, oldest first: they were in flight behind one that failed. */
   #redo: Batch[] = [];
   /** Oldest first; they land in this order. */
-  readonly #inFlight = new InFlightBatches();
+  readonly #inFlight: InFlightBatches;
 
   /** LogStore.batchTimes (see there). */
   readonly #batchTimes: LatencyHistogram;
@@ -135,6 +137,7 @@ export class WriteLoop {
     this.#logger = options.logger;
     this.#io = options.io;
     this.#chain = new WriteChain(this.#io);
+    this.#inFlight = new InFlightBatches(options.syncsInFlight, EARLY_START_BYTES);
     this.#ledger = options.ledger;
     this.#segments = options.segments;
     this.#nextSegmentId = options.nextSegmentId;
@@ -386,7 +389,7 @@ export class WriteLoop {
         // wrong. Nothing was written since the sync just above
         // succeeded, so an error here can only be that old one: taken
         // and dropped.
-        for (const fd of [segment.fd, segment.syncFd, ...segment.dataSyncFds]) {
+        for (const fd of [segment.fd, ...segment.syncFds, ...segment.dataSyncFds]) {
           if (fd !== syncFd) await this.#io.fdatasync(fd).catch(noop);
         }
       }
@@ -481,14 +484,13 @@ export class WriteLoop {
     }
     this.startSegment(next);
     try {
-      for (const fd of previous.dataSyncFds) await this.#io.close(fd);
-      await this.#io.close(previous.syncFd);
+      for (const fd of [...previous.dataSyncFds, ...previous.syncFds]) await this.#io.close(fd);
       await this.#io.close(previous.fd);
     } catch (err) {
       this.#logger.warn({ err, file: previous.path }, 'closing segment failed');
     }
     previous.fd = -1;
-    previous.syncFd = -1;
+    previous.syncFds = [];
     previous.dataSyncFds = [];
     this.#deadSegments.deleteSoon();
     return true;
@@ -501,9 +503,11 @@ export class WriteLoop {
     for (const [name, settings] of this.#ledger.queues) {
       frames.push(encodeRecord({ type: 'queue-declared', name, settings }));
     }
-    return createSegment(this.#io, this.#dir, this.#nextSegmentId, frames, (next) => {
+    const useId = (next: number) => {
       this.#nextSegmentId = next;
-    });
+    };
+    return createSegment(
+      this.#io, this.#dir, this.#nextSegmentId, frames, useId, this.#options.syncsInFlight);
   }
 
   startSegment(segment: ActiveSegment): void {
@@ -532,7 +536,7 @@ export class WriteLoop {
 
 /** Closes the descriptors of a segment never written to, whatever fails. */
 async function closeSegment(io: StoreIo, segment: ActiveSegment): Promise<void> {
-  for (const fd of [...segment.dataSyncFds, segment.syncFd, segment.fd]) {
+  for (const fd of [...segment.dataSyncFds, ...segment.syncFds, segment.fd]) {
     await io.close(fd).catch(noop);
   }
 }

@@ -2,8 +2,8 @@
 // opened with StoreIo.openDataSync (write-loop.ts, batch-io.ts): one trip
 // to the thread pool a batch instead of a write and then an fdatasync.
 // Such a write covers its own bytes only, so a batch behind a write
-// without a sync still fdatasyncs; two are in flight at once, through
-// two descriptors; and a failed one is cut back with the batches
+// without a sync still fdatasyncs; several are in flight at once, each
+// through a descriptor of its own; and a failed one is cut back with the batches
 // written past it, which are written again.
 
 import assert from 'node:assert/strict';
@@ -11,6 +11,9 @@ import { stat } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { test } from 'node:test';
 import { StoreUnavailableError } from '../../src/errors.js';
+import { DEFAULT_SYNCS_IN_FLIGHT } from '../../src/storage/in-flight.js';
+import { EARLY_START_BYTES } from '../../src/storage/log-store.js';
+import type { PublishedRecord } from '../../src/storage/records.js';
 import { type StoreIo, nodeIo } from '../../src/storage/io.js';
 import { segmentPath } from '../../src/storage/segment-file.js';
 import { eventually, openStore, replayOf, settledYet, ticket, withTempDir } from './helpers.js';
@@ -89,7 +92,7 @@ class DataSyncIo implements StoreIo {
 test('a synced batch is written and synced in one call, without an fdatasync', () => {
   return withTempDir(async (dir) => {
     const io = new DataSyncIo();
-    const { store } = await openStore(dir, { io });
+    const { store } = await openStore(dir, { io, syncsInFlight: 2 });
     const syncsAtOpen = io.fdatasyncs;
     const writesAtOpen = io.writes.length;
 
@@ -107,7 +110,7 @@ test('a synced batch is written and synced in one call, without an fdatasync', (
 test('a synced batch behind a write without a sync fdatasyncs the whole file', () => {
   return withTempDir(async (dir) => {
     const io = new DataSyncIo();
-    const { store } = await openStore(dir, { io });
+    const { store } = await openStore(dir, { io, syncsInFlight: 2 });
     const syncsAtOpen = io.fdatasyncs;
 
     await store.append([ticket(1)], { sync: false });
@@ -122,7 +125,7 @@ test('a synced batch behind a write without a sync fdatasyncs the whole file', (
 test('an os-mode append confirmed before a synced one survives a power cut', () => {
   return withTempDir(async (dir) => {
     const io = new PowerCutIo({ dataSync: true });
-    const { store } = await openStore(dir, { io });
+    const { store } = await openStore(dir, { io, syncsInFlight: 2 });
     await store.append([ticket(1)], { sync: false });
     await store.append([ticket(2)]);
     io.cut();
@@ -139,7 +142,7 @@ test('an os-mode append confirmed before a synced one survives a power cut', () 
 test('two batches written and synced in one call each are in flight at once', () => {
   return withTempDir(async (dir) => {
     const io = new DataSyncIo();
-    const { store } = await openStore(dir, { io });
+    const { store } = await openStore(dir, { io, syncsInFlight: 2 });
     io.hold();
 
     const first = store.append([ticket(1)]);
@@ -173,10 +176,99 @@ test('two batches written and synced in one call each are in flight at once', ()
   });
 });
 
+/** A ticket whose batch is full on its own: it may take any sync slot. */
+function bulky(seq: number): PublishedRecord {
+  return { ...ticket(seq), body: Buffer.alloc(EARLY_START_BYTES, seq) };
+}
+
+test('by default four full data-sync writes are in flight at once, each through its own descriptor', () => {
+  return withTempDir(async (dir) => {
+    const io = new DataSyncIo();
+    const { store } = await openStore(dir, { io });
+    assert.equal(DEFAULT_SYNCS_IN_FLIGHT, 4);
+    io.hold();
+
+    const appends: Promise<void>[] = [];
+    for (let i = 1; i <= 4; i++) {
+      appends.push(store.append([bulky(i)]));
+      await io.writesHeld(i);
+    }
+    assert.equal(new Set(io.held.map((write) => write.fd)).size, 4, 'four descriptors');
+    const fifth = store.append([bulky(5)]);
+    await nextTurn();
+    await nextTurn();
+    assert.equal(io.held.length, 4, 'no fifth while four are in flight');
+
+    // They end last first, and land in order all the same.
+    const order: number[] = [];
+    appends.forEach((append, i) => void append.then(() => order.push(i + 1)));
+    for (let i = 3; i >= 1; i--) io.held[i].release();
+    assert.equal(await settledYet(appends[3]), false, 'the fourth waits for the first');
+    io.held[0].release();
+    await Promise.all(appends);
+    assert.deepEqual(order, [1, 2, 3, 4]);
+    await io.writesHeld(5);
+    assert.equal(io.held[4].fd, io.held[0].fd, 'the first descriptor freed');
+    io.held[4].release();
+    await fifth;
+    assert.equal(io.fdatasyncs, 1, 'only the segment header\'s');
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(replayed, [1, 2, 3, 4, 5].map((i) => bulky(i)));
+  });
+});
+
+test('a failed data-sync write among four full ones in flight: the one before it lands, it fails, the two past it are written again', () => {
+  return withTempDir(async (dir) => {
+    const io = new DataSyncIo();
+    const { store } = await openStore(dir, { io });
+    await store.append([ticket(1)]);
+    const path = segmentPath(dir, 1);
+    io.hold();
+
+    const first = store.append([bulky(2)]);
+    await io.writesHeld(1);
+    const failing = store.append([bulky(3)]).then(() => undefined, (err: unknown) => err);
+    await io.writesHeld(2);
+    const failedAt = io.held[1].position;
+    const behind = [store.append([bulky(4)])];
+    await io.writesHeld(3);
+    behind.push(store.append([bulky(5)]));
+    await io.writesHeld(4);
+    io.held[3].release();
+    io.held[2].release();
+    io.held[1].release('EIO');
+    io.held[0].release();
+
+    await first;
+    const err = await failing;
+    assert.ok(err instanceof StoreUnavailableError, String(err));
+    assert.ok(await eventually(() => io.writes.lastIndexOf(failedAt) > io.writes.indexOf(failedAt)),
+      'rewritten from where the failed batch began');
+    // Rewritten through data-sync descriptors, they are held too.
+    let released = 4;
+    const rewritten = Promise.all(behind);
+    for (let turn = 0; turn < 1_000 && !(await settledYet(rewritten)); turn++) {
+      for (; released < io.held.length; released++) io.held[released].release();
+    }
+    await rewritten;
+
+    const stats = store.stats();
+    assert.equal(stats.liveMessages, 4);
+    assert.equal((await stat(path)).size, stats.diskBytes);
+    await store.close();
+
+    const { replayed, store: reopened } = await replayOf(dir);
+    assert.deepEqual(replayed, [ticket(1), bulky(2), bulky(4), bulky(5)]);
+    assert.equal(reopened.stats().corruptTails, 0);
+  });
+});
+
 test('a failed data-sync write rejects its batch alone; the one written past it is written again', () => {
   return withTempDir(async (dir) => {
     const io = new DataSyncIo();
-    const { store, logger } = await openStore(dir, { io });
+    const { store, logger } = await openStore(dir, { io, syncsInFlight: 2 });
     await store.append([ticket(1)]);
     const path = segmentPath(dir, 1);
     const before = (await stat(path)).size;
@@ -261,7 +353,7 @@ class WritebackErrorIo extends DataSyncIo {
 test('a data-sync write failing in writeback is cut back; the store goes on', () => {
   return withTempDir(async (dir) => {
     const io = new WritebackErrorIo();
-    const { store } = await openStore(dir, { io });
+    const { store } = await openStore(dir, { io, syncsInFlight: 2 });
     await store.append([ticket(1)]);
     io.hold();
 

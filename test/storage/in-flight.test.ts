@@ -1,4 +1,4 @@
-// Two batches in flight at once (write-loop.ts, batch-io.ts): an append
+// Batches in flight at once (write-loop.ts, batch-io.ts): an append
 // that arrives while a batch waits for its fdatasync is written and synced
 // at once, yet appends still resolve in call order, and a failure of the
 // earlier batch costs the later one nothing but a second write.
@@ -9,7 +9,8 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { test } from 'node:test';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { frameBytes } from '../../src/storage/codec.js';
-import type { LogRecord } from '../../src/storage/records.js';
+import type { LogRecord, PublishedRecord } from '../../src/storage/records.js';
+import { DEFAULT_SYNCS_IN_FLIGHT } from '../../src/storage/in-flight.js';
 import { type StoreIo, nodeIo } from '../../src/storage/io.js';
 import { EARLY_START_BYTES, UNANSWERED_WAIT_MS } from '../../src/storage/log-store.js';
 import { segmentPath } from '../../src/storage/segment-file.js';
@@ -104,7 +105,7 @@ class GatedIo implements StoreIo {
 test('an append made during a batch\'s sync is written and synced before it lands', () => {
   return withTempDir(async (dir) => {
     const io = new GatedIo();
-    const { store } = await openStore(dir, { io });
+    const { store } = await openStore(dir, { io, syncsInFlight: 2 });
     io.hold();
 
     const first = store.append([ticket(1)]);
@@ -135,7 +136,7 @@ test('an append made during a batch\'s sync is written and synced before it land
 test('no third batch starts while two are in flight', () => {
   return withTempDir(async (dir) => {
     const io = new GatedIo();
-    const { store } = await openStore(dir, { io });
+    const { store } = await openStore(dir, { io, syncsInFlight: 2 });
     io.hold();
 
     const first = store.append([ticket(1)]);
@@ -164,10 +165,78 @@ test('no third batch starts while two are in flight', () => {
   });
 });
 
-test('an ack batch (no sync, nobody waiting) waits while a synced one is in flight, and rides with the next', () => {
+/** A ticket whose batch is full on its own: it may take any sync slot. */
+function bulky(seq: number): PublishedRecord {
+  return { ...ticket(seq), body: Buffer.alloc(EARLY_START_BYTES, seq) };
+}
+
+test('by default four full batches sync at once, each through its own descriptor, and a fifth waits', () => {
   return withTempDir(async (dir) => {
     const io = new GatedIo();
     const { store } = await openStore(dir, { io });
+    assert.equal(DEFAULT_SYNCS_IN_FLIGHT, 4);
+    io.hold();
+
+    const appends: Promise<void>[] = [];
+    for (let i = 1; i <= 4; i++) {
+      appends.push(store.append([bulky(i)]));
+      await io.syncsHeld(i);
+    }
+    assert.equal(new Set(io.held.map((sync) => sync.fd)).size, 4, 'four descriptors');
+    const fifth = store.append([bulky(5)]);
+    await nextTurn();
+    await nextTurn();
+    assert.equal(io.writes.length, 5, 'the fifth batch waits for room');
+
+    io.held[2].release();
+    assert.equal(await settledYet(appends[2]), false, 'the third lands after the first two');
+    io.held[0].release();
+    await appends[0];
+    await io.syncsHeld(5);
+    assert.equal(io.held[4].fd, io.held[0].fd, 'the descriptor the first one freed');
+    io.letGo();
+    await Promise.all([...appends, fifth]);
+    assert.equal(store.stats().batches, 5);
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(replayed, [1, 2, 3, 4, 5].map((i) => bulky(i)));
+  });
+});
+
+test('by default a small batch waits while two sync; one that fills up meanwhile takes a third slot', () => {
+  return withTempDir(async (dir) => {
+    const io = new GatedIo();
+    const { store } = await openStore(dir, { io });
+    io.hold();
+
+    const first = store.append([ticket(1)]);
+    await io.syncsHeld(1);
+    const second = store.append([ticket(2)]);
+    await io.syncsHeld(2);
+    const third = store.append([ticket(3)]);
+    await nextTurn();
+    await nextTurn();
+    assert.equal(io.writes.length, 3, 'header, batches 1 and 2; the third gathers');
+
+    // The gathering batch fills up: it goes at once, beside the two.
+    const filling = store.append([bulky(4)]);
+    await io.syncsHeld(3);
+    assert.equal(io.writes.length, 4);
+    io.letGo();
+    await Promise.all([first, second, third, filling]);
+    assert.equal(store.stats().batches, 3);
+    await store.close();
+
+    const { replayed } = await replayOf(dir);
+    assert.deepEqual(replayed, [ticket(1), ticket(2), ticket(3), bulky(4)]);
+  });
+});
+
+test('an ack batch (no sync, nobody waiting) waits while a synced one is in flight, and rides with the next', () => {
+  return withTempDir(async (dir) => {
+    const io = new GatedIo();
+    const { store } = await openStore(dir, { io, syncsInFlight: 2 });
     io.hold();
 
     const first = store.append([ticket(1)]);
@@ -238,7 +307,7 @@ test('an ack batch waits a few ms for a publish to ride with, then goes alone', 
 test('an os-mode batch someone awaits is written at once behind a synced one', () => {
   return withTempDir(async (dir) => {
     const io = new GatedIo();
-    const { store } = await openStore(dir, { io });
+    const { store } = await openStore(dir, { io, syncsInFlight: 2 });
     io.hold();
 
     const first = store.append([ticket(1)]);
@@ -258,7 +327,7 @@ test('an os-mode batch someone awaits is written at once behind a synced one', (
 test('a failed sync rejects its batch alone; the batch behind it is written again', () => {
   return withTempDir(async (dir) => {
     const io = new GatedIo();
-    const { store, logger } = await openStore(dir, { io });
+    const { store, logger } = await openStore(dir, { io, syncsInFlight: 2 });
     await store.append([ticket(1)]);
     const path = segmentPath(dir, 1);
     const before = (await stat(path)).size;
@@ -302,7 +371,7 @@ test('a failed sync rejects its batch alone; the batch behind it is written agai
 test('a batch that fills up while a failed write is cut back waits for the cut-back', () => {
   return withTempDir(async (dir) => {
     const io = new GatedIo();
-    const { store } = await openStore(dir, { io });
+    const { store } = await openStore(dir, { io, syncsInFlight: 2 });
     await store.append([ticket(1)]);
     io.hold();
     io.holdTruncate();

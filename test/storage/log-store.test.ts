@@ -162,7 +162,8 @@ test('appends of one tick share one batch and one sync below EARLY_START_BYTES',
 
 test('a batch that reaches EARLY_START_BYTES starts within the tick; the rest gather behind it', () => {
   return withTempDir(async (dir) => {
-    const { store } = await openStore(dir);
+    // Two sync slots, so that the third batch finds none free.
+    const { store } = await openStore(dir, { syncsInFlight: 2 });
     const perBatch = Math.ceil(EARLY_START_BYTES / frameBytes(ticket(1)));
     const pending: Promise<void>[] = [];
     const order: number[] = [];
