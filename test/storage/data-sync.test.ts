@@ -12,11 +12,11 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { test } from 'node:test';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { DEFAULT_SYNCS_IN_FLIGHT } from '../../src/storage/in-flight.js';
-import { EARLY_START_BYTES } from '../../src/storage/log-store.js';
-import type { PublishedRecord } from '../../src/storage/records.js';
 import { type StoreIo, nodeIo } from '../../src/storage/io.js';
 import { segmentPath } from '../../src/storage/segment-file.js';
-import { eventually, openStore, replayOf, settledYet, ticket, withTempDir } from './helpers.js';
+import {
+  eventually, fullBatchTicket, openStore, replayOf, settledYet, ticket, withTempDir,
+} from './helpers.js';
 import { PowerCutIo } from './power-cut.js';
 
 interface HeldWrite {
@@ -176,11 +176,6 @@ test('two batches written and synced in one call each are in flight at once', ()
   });
 });
 
-/** A ticket whose batch is full on its own: it may take any sync slot. */
-function bulky(seq: number): PublishedRecord {
-  return { ...ticket(seq), body: Buffer.alloc(EARLY_START_BYTES, seq) };
-}
-
 test('by default four full data-sync writes are in flight at once, each through its own descriptor', () => {
   return withTempDir(async (dir) => {
     const io = new DataSyncIo();
@@ -190,11 +185,11 @@ test('by default four full data-sync writes are in flight at once, each through 
 
     const appends: Promise<void>[] = [];
     for (let i = 1; i <= 4; i++) {
-      appends.push(store.append([bulky(i)]));
+      appends.push(store.append([fullBatchTicket(i)]));
       await io.writesHeld(i);
     }
     assert.equal(new Set(io.held.map((write) => write.fd)).size, 4, 'four descriptors');
-    const fifth = store.append([bulky(5)]);
+    const fifth = store.append([fullBatchTicket(5)]);
     await nextTurn();
     await nextTurn();
     assert.equal(io.held.length, 4, 'no fifth while four are in flight');
@@ -215,7 +210,7 @@ test('by default four full data-sync writes are in flight at once, each through 
     await store.close();
 
     const { replayed } = await replayOf(dir);
-    assert.deepEqual(replayed, [1, 2, 3, 4, 5].map((i) => bulky(i)));
+    assert.deepEqual(replayed, [1, 2, 3, 4, 5].map((i) => fullBatchTicket(i)));
   });
 });
 
@@ -227,14 +222,14 @@ test('a failed data-sync write among four full ones in flight: the one before it
     const path = segmentPath(dir, 1);
     io.hold();
 
-    const first = store.append([bulky(2)]);
+    const first = store.append([fullBatchTicket(2)]);
     await io.writesHeld(1);
-    const failing = store.append([bulky(3)]).then(() => undefined, (err: unknown) => err);
+    const failing = store.append([fullBatchTicket(3)]).then(() => undefined, (err: unknown) => err);
     await io.writesHeld(2);
     const failedAt = io.held[1].position;
-    const behind = [store.append([bulky(4)])];
+    const behind = [store.append([fullBatchTicket(4)])];
     await io.writesHeld(3);
-    behind.push(store.append([bulky(5)]));
+    behind.push(store.append([fullBatchTicket(5)]));
     await io.writesHeld(4);
     io.held[3].release();
     io.held[2].release();
@@ -260,7 +255,7 @@ test('a failed data-sync write among four full ones in flight: the one before it
     await store.close();
 
     const { replayed, store: reopened } = await replayOf(dir);
-    assert.deepEqual(replayed, [ticket(1), bulky(2), bulky(4), bulky(5)]);
+    assert.deepEqual(replayed, [ticket(1), fullBatchTicket(2), fullBatchTicket(4), fullBatchTicket(5)]);
     assert.equal(reopened.stats().corruptTails, 0);
   });
 });

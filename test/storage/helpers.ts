@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { type StoreIo, nodeIo } from '../../src/storage/io.js';
 import {
+  EARLY_START_BYTES,
   LogStore,
   type LogStoreOptions,
   type StoreLogger,
@@ -87,6 +88,14 @@ export function ticket(seq: number, queue = 'tickets'): PublishedRecord {
  * round's ten settled, in one append as a busy broker would batch them.
  * Returns this round's seqs, for the next round to settle.
  */
+/**
+ * A ticket whose body alone fills a batch (EARLY_START_BYTES): its batch
+ * starts at once and may take any sync slot (in-flight.ts).
+ */
+export function fullBatchTicket(seq: number): PublishedRecord {
+  return { ...ticket(seq), body: Buffer.alloc(EARLY_START_BYTES, seq) };
+}
+
 export async function settleRound(store: LogStore, previous: number[]): Promise<number[]> {
   const seqs = Array.from({ length: 10 }, () => store.allocateSeq());
   const records: LogRecord[] = seqs.map((seq) => ticket(seq));

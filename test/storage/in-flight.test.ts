@@ -9,12 +9,14 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { test } from 'node:test';
 import { StoreUnavailableError } from '../../src/errors.js';
 import { frameBytes } from '../../src/storage/codec.js';
-import type { LogRecord, PublishedRecord } from '../../src/storage/records.js';
+import type { LogRecord } from '../../src/storage/records.js';
 import { DEFAULT_SYNCS_IN_FLIGHT } from '../../src/storage/in-flight.js';
 import { type StoreIo, nodeIo } from '../../src/storage/io.js';
 import { EARLY_START_BYTES, UNANSWERED_WAIT_MS } from '../../src/storage/log-store.js';
 import { segmentPath } from '../../src/storage/segment-file.js';
-import { eventually, openStore, replayOf, settledYet, ticket, withTempDir } from './helpers.js';
+import {
+  eventually, fullBatchTicket, openStore, replayOf, settledYet, ticket, withTempDir,
+} from './helpers.js';
 
 interface HeldSync {
   fd: number;
@@ -165,11 +167,6 @@ test('no third batch starts while two are in flight', () => {
   });
 });
 
-/** A ticket whose batch is full on its own: it may take any sync slot. */
-function bulky(seq: number): PublishedRecord {
-  return { ...ticket(seq), body: Buffer.alloc(EARLY_START_BYTES, seq) };
-}
-
 test('by default four full batches sync at once, each through its own descriptor, and a fifth waits', () => {
   return withTempDir(async (dir) => {
     const io = new GatedIo();
@@ -179,11 +176,11 @@ test('by default four full batches sync at once, each through its own descriptor
 
     const appends: Promise<void>[] = [];
     for (let i = 1; i <= 4; i++) {
-      appends.push(store.append([bulky(i)]));
+      appends.push(store.append([fullBatchTicket(i)]));
       await io.syncsHeld(i);
     }
     assert.equal(new Set(io.held.map((sync) => sync.fd)).size, 4, 'four descriptors');
-    const fifth = store.append([bulky(5)]);
+    const fifth = store.append([fullBatchTicket(5)]);
     await nextTurn();
     await nextTurn();
     assert.equal(io.writes.length, 5, 'the fifth batch waits for room');
@@ -200,7 +197,7 @@ test('by default four full batches sync at once, each through its own descriptor
     await store.close();
 
     const { replayed } = await replayOf(dir);
-    assert.deepEqual(replayed, [1, 2, 3, 4, 5].map((i) => bulky(i)));
+    assert.deepEqual(replayed, [1, 2, 3, 4, 5].map((i) => fullBatchTicket(i)));
   });
 });
 
@@ -220,7 +217,7 @@ test('by default a small batch waits while two sync; one that fills up meanwhile
     assert.equal(io.writes.length, 3, 'header, batches 1 and 2; the third gathers');
 
     // The gathering batch fills up: it goes at once, beside the two.
-    const filling = store.append([bulky(4)]);
+    const filling = store.append([fullBatchTicket(4)]);
     await io.syncsHeld(3);
     assert.equal(io.writes.length, 4);
     io.letGo();
@@ -229,7 +226,7 @@ test('by default a small batch waits while two sync; one that fills up meanwhile
     await store.close();
 
     const { replayed } = await replayOf(dir);
-    assert.deepEqual(replayed, [ticket(1), ticket(2), ticket(3), bulky(4)]);
+    assert.deepEqual(replayed, [ticket(1), ticket(2), ticket(3), fullBatchTicket(4)]);
   });
 });
 
