@@ -11,6 +11,7 @@ import {
   InvalidArgumentError,
   NotDeadLetterQueueError,
   QueueExistsError,
+  QueueNotFoundError,
   type UsherError,
 } from '../errors.js';
 import type { QueueEngine } from '../engine/queue.js';
@@ -341,6 +342,14 @@ export class Queues {
     this.deps.checkOpen();
     const engine = this.deps.engineOf(queue);
     const target = options.to === undefined ? undefined : this.deps.engineOf(options.to, 'to');
+    // Refused as a publish to it is: a message moved in now would be
+    // settled only by a write after its `queue-deleted` record
+    // (writeDelete), and a crash in between left it to a queue made again
+    // under the name. Without `to`, moveOut leaves such a queue's dead
+    // letters where they are, as it does those of a queue that is gone.
+    if (target !== undefined && this.deps.deleting.has(target)) {
+      throw new QueueNotFoundError(String(options.to), 'to');
+    }
     if (target === engine) {
       throw new InvalidArgumentError('to', `cannot redrive queue "${queue}" into itself`);
     }
@@ -354,6 +363,7 @@ export class Queues {
 
     const { records, touched, moved } = moveOut(engine, target, options, max, {
       engines: this.deps.engines,
+      deleting: this.deps.deleting,
       now: this.deps.clock(),
       checkDestination,
     });

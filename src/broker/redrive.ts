@@ -13,6 +13,8 @@ import type { RedriveOptions } from './types.js';
 
 export interface MoveContext {
   engines: Map<string, QueueEngine>;
+  /** Queues whose delete is being written: they take nothing (queues.ts). */
+  deleting: ReadonlyMap<QueueEngine, unknown>;
   now: number;
   /** Throws to refuse a destination (the caller's access check). */
   checkDestination?: (queue: string) => void;
@@ -27,12 +29,12 @@ export function moveOut(
   target: QueueEngine | undefined,
   options: RedriveOptions,
   max: number,
-  { engines, now, checkDestination }: MoveContext,
+  { engines, deleting, now, checkDestination }: MoveContext,
 ): { records: LogRecord[]; touched: Set<QueueEngine>; moved: number } {
   const chosen = redriveFilter(options);
   const movable = (message: Message) => {
     if (!chosen(message) || message.state === 'in-flight') return undefined;
-    return target ?? sourceOf(message, engine, engines);
+    return target ?? sourceOf(message, engine, engines, deleting);
   };
 
   // With `max`, the messages moved are those the queue would deliver
@@ -77,13 +79,15 @@ export function moveOut(
   return { records, touched, moved };
 }
 
-/** The queue a dead letter died in, unless that is gone or is `from`. */
+/** The queue a dead letter died in, unless that is gone, going, or is `from`. */
 function sourceOf(
   message: Message,
   from: QueueEngine,
   engines: Map<string, QueueEngine>,
+  deleting: ReadonlyMap<QueueEngine, unknown>,
 ): QueueEngine | undefined {
   const name = message.headers[DEATH_HEADERS.queue];
   const source = name === undefined ? undefined : engines.get(name);
+  if (source === undefined || deleting.has(source)) return undefined;
   return source === from ? undefined : source;
 }

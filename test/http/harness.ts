@@ -5,7 +5,7 @@
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import pino from 'pino';
 
-import type { Broker } from '../../src/broker/broker.js';
+import type { Broker, BrokerOptions } from '../../src/broker/broker.js';
 import { createHttpServer } from '../../src/http/server.js';
 import type { ObserveOptions } from '../../src/observe/routes.js';
 import { openBroker, tempDir } from '../helpers.js';
@@ -40,6 +40,8 @@ export async function startHttp(
     maxMessageBytes?: number;
     processMetrics?: boolean;
     observe?: ObserveOptions;
+    /** More of the broker's options: a test's StoreIo, sync. */
+    broker?: Partial<BrokerOptions>;
   } = {},
 ): Promise<Harness> {
   const dir = tempDir('usher-http-');
@@ -50,6 +52,7 @@ export async function startHttp(
   );
 
   const broker = await openBroker(dir.path, {
+    ...options.broker,
     logger,
     maxMessageBytes: options.maxMessageBytes,
   });

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import { DEFAULT_SETTINGS } from '../../src/engine/types.js';
+import { heldDisk, until } from '../helpers.js';
 import { call, startHttp, type Harness } from './harness.js';
 
 let h: Harness;
@@ -224,6 +225,36 @@ describe('POST /queues/{name}/redrive', () => {
     });
     assert.deepEqual(forced.body, { moved: 1 });
     assert.equal((await call(h.app, 'GET', '/queues/elsewhere')).body.stats.ready, 1);
+  });
+
+  it('answers 404 QUEUE_NOT_FOUND for a "to" queue being deleted, and moves nothing', async () => {
+    await h.close();
+    const disk = heldDisk();
+    h = await startHttp({ broker: { storeIo: disk.io, sync: true } });
+    await call(h.app, 'PUT', '/queues/target');
+    await call(h.app, 'PUT', '/queues/parked');
+    await call(h.app, 'POST', '/queues/parked/messages', { body: 'waits' });
+
+    disk.hold();
+    const deleting = call(h.app, 'DELETE', '/queues/target');
+    await until('the delete to wait for its sync', () => disk.syncsWaiting === 1);
+    let answered = false;
+    const redriving = call(h.app, 'POST', '/queues/parked/redrive', {
+      to: 'target',
+      anyQueue: true,
+    }).finally(() => (answered = true));
+    await until('the redrive to answer or be written', () => answered || disk.syncsWaiting > 1);
+    const syncsWaiting = disk.syncsWaiting;
+    disk.release();
+
+    assert.equal(syncsWaiting, 1, 'nothing written for it');
+    const answer = await redriving;
+    assert.equal(answer.status, 404);
+    assert.deepEqual(answer.body, {
+      error: { code: 'QUEUE_NOT_FOUND', message: 'queue "target" does not exist', field: 'to' },
+    });
+    assert.equal((await deleting).status, 204);
+    assert.equal((await call(h.app, 'GET', '/queues/parked')).body.stats.ready, 1);
   });
 });
 
