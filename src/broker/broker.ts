@@ -167,9 +167,13 @@ export class Broker implements BrokerApi {
     this.hotMemory = new HotMemory(options.hotMemoryBytes ?? HOT_MEMORY_BYTES);
     this.deadLettering = new DeadLettering({
       engines: this.engines,
+      deleting: this.deleting,
       newEngine: (name, settings) => this.newEngine(name, settings),
       allocateSeq: () => this.store.allocateSeq(),
       router: () => this.deadLetterRouter,
+      clock: () => this.clock(),
+      appendMoves: (engine, touched, records) => this.appendMoves(engine, touched, records),
+      afterChange: (engine) => this.afterChange(engine),
       observed: this.observed,
       logger,
     });
@@ -182,6 +186,7 @@ export class Broker implements BrokerApi {
       subscribers: this.subscribers,
       deleting: this.deleting,
       publishesWriting: (engine: QueueEngine) => this.publishing.writingSeqs(engine),
+      deadLettersHeld: (engine: QueueEngine) => this.deadLettering.heldSeqs(engine),
       observed: this.observed,
       logger,
       clock: () => this.clock(),
@@ -541,7 +546,10 @@ export class Broker implements BrokerApi {
 
   /**
    * Persists what the engine decided and wakes whoever it concerns. Dead
-   * outcomes that found nowhere to go are added to `dropped`.
+   * outcomes that found nowhere to go are added to `dropped`. Dead
+   * letters that wait for their dead-letter queue's delete are waited
+   * for too (dead-lettering.ts), so that a nack answers once its dead
+   * letter is logged.
    */
   private settleOutcomes(
     engine: QueueEngine,
@@ -550,9 +558,12 @@ export class Broker implements BrokerApi {
     dropped?: Set<Outcome>,
   ): Promise<void> {
     const touched = new Set<QueueEngine>([engine]);
-    const records = this.deadLettering.records(engine, now, error, touched, dropped);
+    const held: Promise<void>[] = [];
+    const records = this.deadLettering.records(engine, now, error, touched, dropped, held);
     for (const queue of touched) this.afterChange(queue);
-    return records.length > 0 ? this.appendMoves(engine, touched, records) : Promise.resolve();
+    const written =
+      records.length > 0 ? this.appendMoves(engine, touched, records) : Promise.resolve();
+    return held.length === 0 ? written : Promise.all([written, ...held]).then(() => {});
   }
 
   /** Serves long polls, logs pending outcomes and re-arms the timer. */

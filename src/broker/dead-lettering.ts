@@ -3,7 +3,8 @@
 // goes to its dead-letter destinations as copies (RabbitMQ's x-death
 // headers, or Usher's own dead-letter queue, made on demand) or, with
 // nowhere to go, is dropped and settled. The broker writes the records
-// and wakes the queues this touched.
+// and wakes the queues this touched; this writes only the dead letters
+// that wait for their dead-letter queue's delete (#whenDeleted).
 
 import type { Logger } from 'pino';
 
@@ -25,35 +26,81 @@ import { DEAD_LETTER_QUEUE_SETTINGS, resolveSettings } from './settings.js';
 /** What dead-lettering needs of the broker. */
 export interface DeadLetteringDeps {
   engines: Map<string, QueueEngine>;
+  /** Queues whose delete is being written (queues.ts): nothing moves into one. */
+  deleting: ReadonlyMap<QueueEngine, Promise<void>>;
   /** A new queue engine, for a dead-letter queue made on demand. */
   newEngine(name: string, settings: QueueSettings): QueueEngine;
   allocateSeq(): number;
   /** The protocol adapter's router (AMQP's x-dead-letter-exchange), if any. */
   router(): DeadLetterRouter | null;
+  clock(): number;
+  /** Logs records moving messages out of `engine` (Broker.appendMoves). */
+  appendMoves(
+    engine: QueueEngine,
+    touched: Iterable<QueueEngine>,
+    records: LogRecord[],
+  ): Promise<void>;
+  /** Serves the consumers of a queue that messages entered. */
+  afterChange(engine: QueueEngine): void;
   observed: Observations;
   logger: Logger;
 }
 
+/** Where a dying message goes, its headers there, and the records
+ * declaring a queue made for it. */
+interface Way {
+  destinations: QueueEngine[];
+  headers: Record<string, string>;
+  records: LogRecord[];
+}
+
+/** A dead letter whose `deadLetter` queue is being deleted: it goes
+ * there once `after`, that delete, settles. */
+interface Held {
+  after: Promise<void>;
+  target: string;
+  headers: Record<string, string>;
+}
+
 export class DeadLettering {
+  /**
+   * Seqs of the messages dead in each queue that wait for their
+   * dead-letter queue's delete (#whenDeleted): a delete of the queue they
+   * died in settles them with its other messages (queues.ts), as their
+   * records are still that queue's.
+   */
+  readonly #held = new Map<QueueEngine, Set<number>>();
+
   constructor(private readonly deps: DeadLetteringDeps) {}
 
-  /** Records of what the engine decided, adding the queues it touched. */
+  /**
+   * Records of what the engine decided, adding the queues it touched.
+   * Dead letters held for their dead-letter queue's delete are written
+   * later, by this: `held` gets a promise of each one written, else a
+   * failure is only logged.
+   */
   records(
     engine: QueueEngine,
     now: number,
     error: string | undefined,
     touched: Set<QueueEngine>,
     dropped?: Set<Outcome>,
+    held?: Promise<void>[],
   ): LogRecord[] {
     const records: LogRecord[] = [];
     for (const outcome of engine.takeOutcomes()) {
       if (outcome.kind === 'dead') {
-        records.push(...this.#deadLetter(engine, outcome, now, error, touched, dropped));
+        records.push(...this.#deadLetter(engine, outcome, now, error, touched, dropped, held));
       } else if (isLogged(engine)) {
         records.push(retriedRecord(engine, outcome, error));
       }
     }
     return records;
+  }
+
+  /** Seqs of the messages dead in `engine` waiting for a dead-letter queue's delete. */
+  heldSeqs(engine: QueueEngine): number[] {
+    return [...(this.#held.get(engine) ?? [])];
   }
 
   #deadLetter(
@@ -63,10 +110,29 @@ export class DeadLettering {
     error: string | undefined,
     touched: Set<QueueEngine>,
     dropped?: Set<Outcome>,
+    held?: Promise<void>[],
   ): LogRecord[] {
     const { message, reason } = outcome;
     this.deps.observed.died(engine.name, reason);
     const way = this.#way(engine, message, reason, now, error);
+    if (way !== null && 'after' in way) {
+      const written = this.#whenDeleted(engine, way, message.seq, (ready, at, into) =>
+        this.#moveOut(engine, outcome, ready, at, into, dropped));
+      this.#wait(engine, written, held);
+      return [];
+    }
+    return this.#moveOut(engine, outcome, way, now, touched, dropped);
+  }
+
+  #moveOut(
+    engine: QueueEngine,
+    outcome: Extract<Outcome, { kind: 'dead' }>,
+    way: Way | null,
+    now: number,
+    touched: Set<QueueEngine>,
+    dropped?: Set<Outcome>,
+  ): LogRecord[] {
+    const { message, reason } = outcome;
     if (way === null) {
       engine.totals.dropped++;
       dropped?.add(outcome);
@@ -100,22 +166,93 @@ export class DeadLettering {
       const way = this.#way(engine, message, 'overflow', now, undefined);
       if (way === null) continue;
       this.deps.observed.died(engine.name, 'overflow');
-      engine.totals.deadLettered++;
-      records.push(...way.records);
-      for (const destination of way.destinations) {
-        touched.add(destination);
-        records.push(...copyDeadLetter(message, destination, way.headers, now, () =>
-          this.deps.allocateSeq(),
-        ));
+      if ('after' in way) {
+        const written = this.#whenDeleted(engine, way, undefined, (ready, at, into) =>
+          this.#copies(engine, message, ready, at, into));
+        this.#wait(engine, written);
+        continue;
       }
+      records.push(...this.#copies(engine, message, way, now, touched));
     }
     return records;
+  }
+
+  #copies(
+    engine: QueueEngine,
+    message: Message,
+    way: Way,
+    now: number,
+    touched: Set<QueueEngine>,
+  ): LogRecord[] {
+    engine.totals.deadLettered++;
+    const records = [...way.records];
+    for (const destination of way.destinations) {
+      touched.add(destination);
+      records.push(...copyDeadLetter(message, destination, way.headers, now, () =>
+        this.deps.allocateSeq(),
+      ));
+    }
+    return records;
+  }
+
+  /**
+   * A dead letter whose dead-letter queue is being deleted goes where one
+   * for a missing queue goes, once the delete lands: into that queue made
+   * anew on demand (into the old one, should the delete fail). Moved
+   * into the queue going away, it was settled only by a write after the
+   * `queue-deleted` record, and a crash in between left it live for a
+   * queue made again under the name (README "known limits"). Meanwhile
+   * its record is still its own queue's: a crash brings it back there.
+   */
+  async #whenDeleted(
+    engine: QueueEngine,
+    held: Held,
+    seq: number | undefined,
+    deliver: (way: Way, now: number, touched: Set<QueueEngine>) => LogRecord[],
+  ): Promise<void> {
+    if (seq !== undefined) this.#hold(engine, seq);
+    let way: Way | Held = held;
+    while ('after' in way) {
+      // Refused, the delete leaves the queue as it was: the message goes in.
+      await way.after.catch(() => {});
+      way = this.#deadLetterQueue(way.target, way.headers);
+    }
+    if (seq !== undefined) this.#letGo(engine, seq);
+
+    const touched = new Set<QueueEngine>();
+    const records = deliver(way, this.deps.clock(), touched);
+    for (const queue of touched) this.deps.afterChange(queue);
+    await this.deps.appendMoves(engine, touched, records);
+  }
+
+  #hold(engine: QueueEngine, seq: number): void {
+    let seqs = this.#held.get(engine);
+    if (seqs === undefined) this.#held.set(engine, (seqs = new Set()));
+    seqs.add(seq);
+  }
+
+  #letGo(engine: QueueEngine, seq: number): void {
+    const seqs = this.#held.get(engine);
+    if (seqs === undefined || !seqs.delete(seq)) return;
+    if (seqs.size === 0) this.#held.delete(engine);
+  }
+
+  /** Gives `written` to whoever waits for it, else logs its failure. */
+  #wait(engine: QueueEngine, written: Promise<void>, held?: Promise<void>[]): void {
+    if (held !== undefined) {
+      held.push(written);
+      return;
+    }
+    written.catch((err: unknown) => {
+      this.deps.logger.error({ err, queue: engine.name }, 'could not log a dead letter');
+    });
   }
 
   /**
    * Where a message dying in `engine` goes, and its headers there: the
    * protocol adapter's router, else the queue's `deadLetter` queue (made
    * on demand; `records` declares it). Null: nowhere, it is dropped.
+   * Held: that queue is being deleted.
    */
   #way(
     engine: QueueEngine,
@@ -123,16 +260,18 @@ export class DeadLettering {
     reason: DeathReason,
     now: number,
     error: string | undefined,
-  ): { destinations: QueueEngine[]; headers: Record<string, string>; records: LogRecord[] } | null {
+  ): Way | Held | null {
     const routed = this.deps.router()?.route(
       engine.name,
       reason,
       deathHeaders(message, engine.name, reason, now, error),
     );
     if (routed !== undefined) {
+      // A queue being deleted counts as no queue, as for a publish.
       const destinations = routed.queues
         .map((queue) => this.deps.engines.get(queue))
-        .filter((queue): queue is QueueEngine => queue !== undefined);
+        .filter((queue): queue is QueueEngine =>
+          queue !== undefined && !this.deps.deleting.has(queue));
       if (destinations.length === 0) return null;
       return { destinations, headers: routed.headers, records: [] };
     }
@@ -148,18 +287,24 @@ export class DeadLettering {
       return null;
     }
 
+    if (error !== undefined) {
+      headers[LAST_ERROR_HEADER] = error;
+      headers[FIRST_ERROR_HEADER] ??= error;
+    }
+    return this.#deadLetterQueue(target, headers);
+  }
+
+  /** `target` as a `deadLetter` queue: made on demand; held while its delete is written. */
+  #deadLetterQueue(target: string, headers: Record<string, string>): Way | Held {
     const records: LogRecord[] = [];
     let dlq = this.deps.engines.get(target);
+    const deleted = dlq === undefined ? undefined : this.deps.deleting.get(dlq);
+    if (deleted !== undefined) return { after: deleted, target, headers };
     if (dlq === undefined) {
       const settings = resolveSettings(target, DEAD_LETTER_QUEUE_SETTINGS);
       dlq = this.deps.newEngine(target, settings);
       this.deps.engines.set(target, dlq);
       records.push(declared(target, settings));
-    }
-
-    if (error !== undefined) {
-      headers[LAST_ERROR_HEADER] = error;
-      headers[FIRST_ERROR_HEADER] ??= error;
     }
     return { destinations: [dlq], headers, records };
   }

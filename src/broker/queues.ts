@@ -48,6 +48,9 @@ export interface QueuesDeps {
   deleting: Map<QueueEngine, Promise<void>>;
   /** Seqs of the publishes to a queue still being written (publish-landing.ts). */
   publishesWriting(engine: QueueEngine): number[];
+  /** Seqs of a queue's dead letters waiting for their dead-letter queue's
+   * delete (dead-lettering.ts): still that queue's in the log. */
+  deadLettersHeld(engine: QueueEngine): number[];
   observed: Observations;
   logger: Logger;
   clock(): number;
@@ -226,13 +229,17 @@ export class Queues {
    * told their queue is gone (and AMQP, which drops its bindings) cannot
    * be told otherwise should the write fail, and while the name is taken
    * nobody can make a new queue under it meanwhile. Until the records
-   * land the queue works as before, with two exceptions: compaction does
-   * not copy its messages past their `settled` records (Broker.snapshot
-   * asks `deleting`), it takes no publish (404), and messages that enter
-   * it meanwhile (moves, undone acks) are settled in a write of their own
-   * once it is gone, or they would come back at a restart into a queue
-   * made again under its name; publishes being written as the delete
-   * starts are settled with the rest, in the same write.
+   * land the queue works as before, with two exceptions: compaction
+   * does not copy its messages past their `settled` records
+   * (Broker.snapshot asks `deleting`), and nothing enters it. It takes
+   * no publish (404) and no redrive (404); a dead letter routed there
+   * goes as if routed to no queue, and one its `deadLetter` setting
+   * sends there waits for the delete (dead-lettering.ts). A record
+   * written into it after the delete's stayed live, and a queue made
+   * again under the name took it at the next start. Publishes still
+   * being written as the delete starts, and dead letters of its own
+   * waiting for another queue's delete, are settled with the rest, in
+   * the same write.
    */
   async deleteQueue(
     name: string,
@@ -257,8 +264,10 @@ export class Queues {
     const { name } = engine;
     // Publishes still being written are settled here too: their records
     // come before these, and settled only by the later write below they
-    // came back after a crash between the two.
-    const writing = this.deps.publishesWriting(engine);
+    // came back after a crash between the two. So are its dead letters
+    // waiting for their dead-letter queue's delete, which left memory
+    // but not yet the log.
+    const writing = [...this.deps.publishesWriting(engine), ...this.deps.deadLettersHeld(engine)];
     const seqs = writing.length === 0 ? engine.allSeqs() : [...engine.allSeqs(), ...writing];
     const records: LogRecord[] = [...settledRecords(seqs), { type: 'queue-deleted', name }];
 

@@ -1,10 +1,12 @@
 // Nothing moves into a queue while its delete is written (queues.ts):
-// a redrive into it is refused, and one back to where dead letters died
-// leaves those of a queue being deleted where they are. Each is checked
-// after a crash that follows the delete's write, where a record written
-// into the queue after its `queue-deleted` record (settled, if at all,
-// by a write after that) stayed live, and a queue made again under the
-// name took it at the next start.
+// a redrive into it is refused, a dead letter routed there is dropped as
+// one routed to no queue, and one its `deadLetter` setting sends there
+// waits for the delete and goes where one for a missing queue goes (a
+// queue made anew on demand). Each is checked after a crash that follows
+// the delete's write, where a record written into the queue after its
+// `queue-deleted` record (settled, if at all, by a write after that)
+// stayed live, and a queue made again under the name took it at the
+// next start.
 
 import assert from 'node:assert/strict';
 import { cpSync, rmSync } from 'node:fs';
@@ -12,6 +14,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, it } from 'node:test';
 
 import type { Broker, BrokerOptions } from '../../src/broker/broker.js';
+import type { DeadLetterRouter } from '../../src/broker/dead-letter.js';
 import type { StoreIo } from '../../src/storage/io.js';
 import { ManualClock, heldDisk, openBroker, tempDir, text, until } from '../helpers.js';
 
@@ -89,12 +92,15 @@ async function crashAfter(deleting: Promise<unknown>): Promise<string> {
 
 /**
  * Waits until `asked` has answered or has written and waits for its
- * sync: a record it writes then is in the log before the crash.
+ * sync: a record it writes then is in the log before the crash. One that
+ * waits for the delete does neither: `heldMs` bounds the wait for it.
  */
-async function writtenOrAnswered(asked: Promise<unknown>): Promise<void> {
+async function writtenOrAnswered(asked: Promise<unknown>, heldMs?: number): Promise<void> {
   let answered = false;
   void asked.then(() => (answered = true));
-  await until('the request to be written or answered', () => answered || disk.syncsWaiting > 1);
+  const since = Date.now();
+  await until('the request to be written or answered', () =>
+    answered || disk.syncsWaiting > 1 || (heldMs !== undefined && Date.now() - since > heldMs));
 }
 
 /** Opens a crash image; the broker it gives is closed after the test. */
@@ -120,6 +126,66 @@ async function startDelete(name: string): Promise<{ deleting: Promise<unknown> }
   await until('the delete to wait for its sync', () => disk.syncsWaiting === 1);
   return { deleting };
 }
+
+it('a dead letter for a queue being deleted goes to one made anew after it', async () => {
+  await broker.createQueue('dlq', {});
+  await broker.publish('dlq', [{ body: text('old') }]);
+  await broker.createQueue('work', { deadLetter: 'dlq' });
+  await broker.publish('work', [{ body: text('dies') }]);
+  const [leased] = await broker.receive('work', { max: 1, waitMs: 0 });
+
+  const { deleting } = await startDelete('dlq');
+  const nacking = settled(broker.nack('work', leased.receipt, { requeue: false }));
+  await writtenOrAnswered(nacking, 200);
+  const image = await crashAfter(deleting);
+
+  assert.equal(await deleting, undefined);
+  assert.deepEqual(await nacking, { outcome: 'dead-lettered', reason: 'rejected' });
+  // As for a dead-letter queue that is missing: made on demand, and the
+  // dead letter in it, its old message gone with the old queue.
+  const dlq = broker.getQueue('dlq');
+  assert.equal(dlq.settings.maxAttempts, 0, 'made as a dead-letter queue');
+  assert.equal(dlq.stats.total, 1);
+  const [dead] = broker.peek('dlq', { limit: 10, offset: 0 });
+  assert.equal(String(dead.body), 'dies');
+  assert.equal(dead.headers['x-usher-death-queue'], 'work');
+  assert.equal(broker.getQueue('work').stats.total, 0);
+
+  // The crash came before the dead letter was written: it is back where
+  // it died, and nothing of it is in the queue deleted.
+  await openImage(image);
+  assert.equal(broker.getQueue('work').stats.total, 1, 'the nack was never logged');
+  assert.equal(await madeAgainAfterRestart(image, 'dlq'), 0);
+});
+
+it('a dead letter routed to a queue being deleted is dropped, as one routed nowhere', async () => {
+  await broker.createQueue('dlq', {});
+  await broker.createQueue('work', {});
+  await broker.publish('work', [{ body: text('dies') }]);
+  const [leased] = await broker.receive('work', { max: 1, waitMs: 0 });
+  // An AMQP x-dead-letter-exchange bound to "dlq", as the adapter routes it.
+  const router: DeadLetterRouter = {
+    route: (queue, _reason, headers) =>
+      (queue === 'work' ? { queues: ['dlq'], headers } : undefined),
+    sourcesOf: (queue) => (queue === 'dlq' ? ['work'] : []),
+    decidesFor: (queue) => queue === 'work',
+  };
+  broker.routeDeadLetters(router);
+
+  const { deleting } = await startDelete('dlq');
+  const nacking = settled(broker.nack('work', leased.receipt, { requeue: false }));
+  await writtenOrAnswered(nacking);
+  const image = await crashAfter(deleting);
+
+  assert.equal(await deleting, undefined);
+  assert.deepEqual(await nacking, { outcome: 'dropped', reason: 'rejected' });
+  assert.equal(broker.hasQueue('dlq'), false);
+  assert.equal(broker.getQueue('work').stats.dropped, 1);
+
+  await openImage(image);
+  assert.equal(broker.getQueue('work').stats.total, 0, 'dropped, and settled');
+  assert.equal(await madeAgainAfterRestart(image, 'dlq'), 0);
+});
 
 it('a redrive into a queue being deleted is refused and moves nothing', async () => {
   await broker.createQueue('target', {});
@@ -163,4 +229,53 @@ it('a redrive leaves where they are the dead letters of a queue being deleted', 
 
   await openImage(image);
   assert.equal(await madeAgainAfterRestart(image, 'work'), 0);
+});
+
+it('a dead letter waiting for its dead-letter queue goes with its own queue deleted', async () => {
+  await broker.createQueue('work', { deadLetter: 'dlq' });
+  await broker.createQueue('dlq', {});
+  await broker.publish('work', [{ body: text('dies') }]);
+  const [leased] = await broker.receive('work', { max: 1, waitMs: 0 });
+
+  const { deleting } = await startDelete('dlq');
+  const nacking = settled(broker.nack('work', leased.receipt, { requeue: false }));
+  // Out of "work" in memory, still its in the log: the delete of "work"
+  // settles it, or a crash before its dead letter is written left it to
+  // a queue made again under that name.
+  const deletingWork = settled(broker.deleteQueue('work'));
+  await until('both deletes to wait for their syncs', () => disk.syncsWaiting === 2);
+  const image = await crashAfter(Promise.all([deleting, deletingWork]));
+
+  assert.deepEqual(await Promise.all([deleting, deletingWork]), [undefined, undefined]);
+  assert.deepEqual(await nacking, { outcome: 'dead-lettered', reason: 'rejected' });
+  assert.equal(broker.getQueue('dlq').stats.total, 1, 'written once the deletes landed');
+
+  await openImage(image);
+  assert.equal(broker.hasQueue('dlq'), false);
+  assert.equal(await madeAgainAfterRestart(image, 'work'), 0);
+});
+
+it('overflow dead letters for a queue being deleted go to one made anew', async () => {
+  await broker.createQueue('dlq', {});
+  await broker.publish('dlq', [{ body: text('old') }]);
+  await broker.createQueue('oldest', { deadLetter: 'dlq', maxLength: 1, overflow: 'drop-oldest' });
+  await broker.createQueue('full', {
+    deadLetter: 'dlq', maxLength: 1, overflow: 'reject-publish-dlx',
+  });
+  await broker.publish('oldest', [{ body: text('displaced') }]);
+  await broker.publish('full', [{ body: text('kept') }]);
+
+  const { deleting } = await startDelete('dlq');
+  const displacing = settled(broker.publish('oldest', [{ body: text('newer') }]));
+  const refused = settled(broker.publish('full', [{ body: text('refused') }]));
+  disk.release();
+
+  assert.equal(await deleting, undefined);
+  assert.equal((await displacing as unknown[]).length, 1);
+  assert.equal(await refused, 'QUEUE_FULL');
+  await until('both dead letters to be written', () =>
+    broker.hasQueue('dlq') && broker.getQueue('dlq').stats.total === 2);
+  const bodies = broker.peek('dlq', { limit: 10, offset: 0 }).map((m) => String(m.body));
+  assert.deepEqual(bodies.sort(), ['displaced', 'refused']);
+  assert.equal(broker.getQueue('dlq').settings.maxAttempts, 0, 'made as a dead-letter queue');
 });
