@@ -255,6 +255,43 @@ it('a dead letter waiting for its dead-letter queue goes with its own queue dele
   assert.equal(await madeAgainAfterRestart(image, 'work'), 0);
 });
 
+it('a dead letter waiting for a delete that fails goes into the queue left', async () => {
+  await broker.close();
+  // Fails the next write or sync to finish: the delete's, held until then.
+  let failNext = false;
+  const failing = async <T>(done: Promise<T>): Promise<T> => {
+    const value = await done;
+    if (!failNext) return value;
+    failNext = false;
+    throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+  };
+  const io: StoreIo = {
+    ...gate.io,
+    writev: (fd, buffers, position) => failing(gate.io.writev(fd, buffers, position)),
+    fdatasync: (fd) => failing(gate.io.fdatasync(fd)),
+  };
+  options = { ...options, storeIo: io };
+  broker = await openBroker(dirs[0].path, options);
+  await broker.createQueue('dlq', {});
+  await broker.publish('dlq', [{ body: text('old') }]);
+  await broker.createQueue('work', { deadLetter: 'dlq' });
+  await broker.publish('work', [{ body: text('dies') }]);
+  const [leased] = await broker.receive('work', { max: 1, waitMs: 0 });
+
+  const { deleting } = await startDelete('dlq');
+  const nacking = settled(broker.nack('work', leased.receipt, { requeue: false }));
+  failNext = true;
+  disk.release();
+
+  assert.equal(await deleting, 'STORE_UNAVAILABLE');
+  assert.deepEqual(await nacking, { outcome: 'dead-lettered', reason: 'rejected' });
+  const bodies = broker.peek('dlq', { limit: 10, offset: 0 }).map((m) => String(m.body));
+  assert.deepEqual(bodies, ['old', 'dies']);
+  await broker.close();
+  broker = await openBroker(dirs[0].path, { clock: options.clock, sync: true });
+  assert.equal(broker.getQueue('dlq').stats.total, 2, 'both logged there');
+});
+
 it('overflow dead letters for a queue being deleted go to one made anew', async () => {
   await broker.createQueue('dlq', {});
   await broker.publish('dlq', [{ body: text('old') }]);
