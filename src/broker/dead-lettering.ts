@@ -91,9 +91,14 @@ export class DeadLettering {
     for (const outcome of engine.takeOutcomes()) {
       if (outcome.kind === 'dead') {
         records.push(...this.#deadLetter(engine, outcome, now, error, touched, dropped, held));
-      } else if (isLogged(engine)) {
-        records.push(retriedRecord(engine, outcome, error));
+        continue;
       }
+      const record = isLogged(engine) ? retriedRecord(engine, outcome, error) : undefined;
+      // A queue being deleted: its delete's write settles the message, and
+      // a `published` record (a nack with a reason) after it logged the
+      // message back, for a queue made again under the name to take. Its
+      // attempt goes unlogged should the delete fail.
+      if (record !== undefined && !this.deps.deleting.has(engine)) records.push(record);
     }
     return records;
   }

@@ -1,9 +1,10 @@
 // Nothing moves into a queue while its delete is written (queues.ts):
 // a redrive into it is refused, a dead letter routed there is dropped as
-// one routed to no queue, and one its `deadLetter` setting sends there
-// waits for the delete and goes where one for a missing queue goes (a
-// queue made anew on demand). Each is checked after a crash that follows
-// the delete's write, where a record written into the queue after its
+// one routed to no queue, one its `deadLetter` setting sends there waits
+// for the delete and goes where one for a missing queue goes (a queue
+// made anew on demand), and a message nacked with a reason in it is not
+// logged back into it. Each is checked after a crash that follows the
+// delete's write, where a record written into the queue after its
 // `queue-deleted` record (settled, if at all, by a write after that)
 // stayed live, and a queue made again under the name took it at the
 // next start.
@@ -229,6 +230,25 @@ it('a redrive leaves where they are the dead letters of a queue being deleted', 
 
   await openImage(image);
   assert.equal(await madeAgainAfterRestart(image, 'work'), 0);
+});
+
+it('a message nacked with a reason while its queue is deleted is not logged back', async () => {
+  await broker.createQueue('q', {});
+  await broker.publish('q', [{ body: text('leased') }]);
+  const [leased] = await broker.receive('q', { max: 1, waitMs: 0 });
+
+  const { deleting } = await startDelete('q');
+  // Requeued with a reason: its new headers would be logged as a whole
+  // record of it, after the delete's `settled` one.
+  const nacking = settled(broker.nack('q', leased.receipt, { requeue: true, reason: 'later' }));
+  await writtenOrAnswered(nacking);
+  const image = await crashAfter(deleting);
+
+  assert.equal(await deleting, undefined);
+  assert.deepEqual(await nacking, { outcome: 'retried' });
+
+  await openImage(image);
+  assert.equal(await madeAgainAfterRestart(image, 'q'), 0);
 });
 
 it('a dead letter waiting for its dead-letter queue goes with its own queue deleted', async () => {
