@@ -271,6 +271,10 @@ export class Queues {
     const seqs = writing.length === 0 ? engine.allSeqs() : [...engine.allSeqs(), ...writing];
     const records: LogRecord[] = [...settledRecords(seqs), { type: 'queue-deleted', name }];
 
+    // Nothing moves in meanwhile, but an ack or a purge whose write fails
+    // puts its messages back. Those that had left memory before the seqs
+    // above were read are settled only by the write after this one, and
+    // a crash between the two leaves them live (README "known limits").
     engine.watchArrivals();
     try {
       await this.deps.append(engine, records);
