@@ -54,6 +54,19 @@ describe('the broker-wide budget for messages in memory', () => {
     assert.equal(hot.used, 10 * CHARGE);
   });
 
+  it('keeps messages past a queue\'s window of bytes in memory until the budget is spent', () => {
+    const hot = new HotMemory(10 * CHARGE);
+    const q = new QueueEngine('q', { ...DEFAULT_SETTINGS, durability: 'fsync' }, {
+      pageIn, hotReadyLimit: 1000, hotWaitingBytes: 2 * BODY.length, hotMemory: hot,
+    });
+    publish(q, 10);
+    // Past its own window of two bodies' bytes, held by the budget.
+    assert.equal(q.coldCount, 0);
+    publish(q, 5);
+    assert.equal(q.coldCount, 5);
+    assert.equal(hot.used, 10 * CHARGE);
+  });
+
   it('charges headers by their length: large ones spend it sooner', () => {
     const hot = new HotMemory(10 * CHARGE);
     const q = engine('q', hot);
