@@ -91,8 +91,9 @@ export class InFlightBatches {
    * A batch that needs no sync and that nobody awaits (AMQP acks only)
    * gathers on until its wait is over (`batch.waited`,
    * UNANSWERED_WAIT_MS) or the store closes, and while a synced one is in
-   * flight: a synced batch usually takes it along. Started alone, it would cost a write of its own, and the
-   * synced batch after it an fdatasync instead of a data-sync write.
+   * flight: a synced batch usually takes it along. Started alone, it
+   * would cost a write of its own, and the synced batch after it an
+   * fdatasync instead of a data-sync write.
    */
   hasRoom(batch: Batch, storeSyncs: boolean, closing: boolean): boolean {
     if (this.#entries.length >= this.maxSyncing + UNSYNCED_IN_FLIGHT) return false;
