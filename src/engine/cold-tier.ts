@@ -117,7 +117,8 @@ export class ColdTier {
    * spread). Memory stays bounded by the budget past the windows.
    */
   full(hotWaiting: number, hotWaitingBytes: number): boolean {
-    const windowFull = hotWaiting >= this.hotWaitingLimit || hotWaitingBytes >= this.hotWaitingBytes;
+    const windowFull =
+      hotWaiting >= this.hotWaitingLimit || hotWaitingBytes >= this.hotWaitingBytes;
     return windowFull && this.hot.spent;
   }
 
