@@ -1,0 +1,209 @@
+// Dead letters held for their dead-letter queue's delete
+// (dead-lettering.ts #whenDeleted), under what else may happen meanwhile:
+// a declare of that queue waiting too, many held then the delete failing,
+// the queue they died in deleted, the broker closed. Each ends with the
+// broker's memory budget (HotMemory.used) back at zero once every queue is
+// gone, and a restart that agrees with what was answered.
+
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, it } from 'node:test';
+
+import type { Broker, BrokerOptions } from '../../src/broker/broker.js';
+import { DEAD_LETTER_QUEUE_SETTINGS, resolveSettings } from '../../src/broker/settings.js';
+import type { StoreIo } from '../../src/storage/io.js';
+import { ManualClock, heldDisk, openBroker, tempDir, text, until } from '../helpers.js';
+
+let dir: ReturnType<typeof tempDir>;
+let disk: ReturnType<typeof heldDisk>;
+let broker: Broker;
+let options: Partial<BrokerOptions>;
+
+beforeEach(async () => {
+  dir = tempDir();
+  disk = heldDisk();
+  options = { clock: new ManualClock().read, sync: true, storeIo: disk.io };
+  broker = await openBroker(dir.path, options);
+});
+
+afterEach(async () => {
+  disk.release();
+  await broker.close();
+  dir.remove();
+});
+
+const settled = <T>(promise: Promise<T>) =>
+  promise.then((value) => value, (err: { code?: string }) => err.code);
+
+function hotUsed(): number {
+  return (broker as unknown as { hotMemory: { used: number } }).hotMemory.used;
+}
+
+async function deleteAll(): Promise<void> {
+  for (const name of broker.listQueues().map((queue) => queue.name)) {
+    await broker.deleteQueue(name);
+  }
+}
+
+async function restart(): Promise<void> {
+  await broker.close();
+  broker = await openBroker(dir.path, { clock: options.clock, sync: true });
+}
+
+/** Starts deleting `name`; answers once its records wait for their sync. */
+async function startDelete(name: string): Promise<{ deleting: Promise<unknown> }> {
+  disk.hold();
+  const deleting = settled(broker.deleteQueue(name));
+  await until('the delete to wait for its sync', () => disk.syncsWaiting >= 1);
+  return { deleting };
+}
+
+async function leaseOne(queue: string) {
+  const [leased] = await broker.receive(queue, { max: 1, waitMs: 0 });
+  return leased;
+}
+
+it('a declare of the dead-letter queue asked during its delete, before a nack, makes the queue with its settings', async () => {
+  await broker.createQueue('dlq', {});
+  await broker.createQueue('work', { deadLetter: 'dlq' });
+  await broker.publish('work', [{ body: text('dies') }]);
+  const leased = await leaseOne('work');
+  const asked = resolveSettings('dlq', {});
+  assert.notEqual(asked.maxAttempts, DEAD_LETTER_QUEUE_SETTINGS.maxAttempts);
+
+  const { deleting } = await startDelete('dlq');
+  // Asked first, both wait for the delete: the declare comes after it
+  // (Queues.deletedFirst), and so should the dead letter, into the
+  // queue the declare made. The dead letter made the queue first, with
+  // dead-letter settings, and the declare answered as an update of it.
+  const declaring = settled(broker.createQueue('dlq', {}));
+  const nacking = settled(broker.nack('work', leased.receipt, { requeue: false }));
+  disk.release();
+
+  assert.equal(await deleting, undefined);
+  const declared = await declaring as { created: boolean };
+  assert.deepEqual(await nacking, { outcome: 'dead-lettered', reason: 'rejected' });
+  assert.equal(declared.created, true, 'made by the declare');
+  assert.equal(broker.getQueue('dlq').settings.maxAttempts, asked.maxAttempts);
+  assert.equal(broker.getQueue('dlq').stats.total, 1);
+
+  await restart();
+  assert.equal(broker.getQueue('dlq').settings.maxAttempts, asked.maxAttempts);
+  assert.equal(broker.getQueue('dlq').stats.total, 1);
+  assert.equal(broker.getQueue('work').stats.total, 0);
+  await deleteAll();
+  assert.equal(hotUsed(), 0);
+});
+
+it('a nack during the delete, then a declare of that queue as FIFO: the declare answers, whoever made it', async () => {
+  await broker.createQueue('dlq', {});
+  await broker.createQueue('work', { deadLetter: 'dlq' });
+  await broker.publish('work', [{ body: text('dies') }]);
+  const leased = await leaseOne('work');
+
+  const { deleting } = await startDelete('dlq');
+  const nacking = settled(broker.nack('work', leased.receipt, { requeue: false }));
+  const declaring = settled(broker.createQueue('dlq', { fifo: true }));
+  disk.release();
+
+  assert.equal(await deleting, undefined);
+  assert.deepEqual(await nacking, { outcome: 'dead-lettered', reason: 'rejected' });
+  const declared = await declaring;
+  // Either the declare came first (a FIFO queue, the dead letter in it) or
+  // the dead letter made a plain one and the declare is refused; it must
+  // answer and the two must agree after a restart.
+  const fifo = broker.getQueue('dlq').settings.fifo;
+  if (typeof declared === 'object') assert.equal(fifo, true);
+  else assert.equal(declared, 'QUEUE_EXISTS');
+  assert.equal(broker.getQueue('dlq').stats.total, 1);
+  await restart();
+  assert.equal(broker.getQueue('dlq').settings.fifo, fifo);
+  assert.equal(broker.getQueue('dlq').stats.total, 1);
+});
+
+it('many dead letters held, then the delete fails: all in the queue left, counted once', async () => {
+  await broker.close();
+  let failNext = false;
+  const failing = async <T>(done: Promise<T>): Promise<T> => {
+    const value = await done;
+    if (!failNext) return value;
+    failNext = false;
+    throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+  };
+  const io: StoreIo = {
+    ...disk.io,
+    writev: (fd, buffers, position) => failing(disk.io.writev(fd, buffers, position)),
+    fdatasync: (fd) => failing(disk.io.fdatasync(fd)),
+  };
+  broker = await openBroker(dir.path, { ...options, storeIo: io });
+  await broker.createQueue('dlq', {});
+  await broker.createQueue('work', { deadLetter: 'dlq' });
+  const count = 20;
+  await broker.publish('work', Array.from({ length: count }, (_, i) => ({ body: text(`m${i}`) })));
+  const leased = await broker.receive('work', { max: count, waitMs: 0 });
+  assert.equal(leased.length, count);
+
+  const { deleting } = await startDelete('dlq');
+  const nacks = leased.map((message) =>
+    settled(broker.nack('work', message.receipt, { requeue: false })));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  failNext = true;
+  disk.release();
+
+  assert.equal(await deleting, 'STORE_UNAVAILABLE');
+  for (const nack of nacks) {
+    assert.deepEqual(await nack, { outcome: 'dead-lettered', reason: 'rejected' });
+  }
+  assert.equal(broker.getQueue('dlq').stats.total, count);
+  assert.equal(broker.getQueue('work').stats.total, 0);
+  assert.equal(broker.getQueue('work').stats.deadLettered, count);
+  await restart();
+  assert.equal(broker.getQueue('dlq').stats.total, count);
+  assert.equal(broker.getQueue('work').stats.total, 0);
+  await deleteAll();
+  assert.equal(hotUsed(), 0);
+});
+
+it('its own queue deleted while it waits, then a clean restart: the dead letter stays in the queue made anew', async () => {
+  await broker.createQueue('work', { deadLetter: 'dlq' });
+  await broker.createQueue('dlq', {});
+  await broker.publish('work', [{ body: text('dies') }]);
+  const leased = await leaseOne('work');
+
+  const { deleting } = await startDelete('dlq');
+  const nacking = settled(broker.nack('work', leased.receipt, { requeue: false }));
+  const deletingWork = settled(broker.deleteQueue('work'));
+  await until('both deletes to wait', () => disk.syncsWaiting >= 2);
+  disk.release();
+  assert.deepEqual(await Promise.all([deleting, deletingWork]), [undefined, undefined]);
+  assert.deepEqual(await nacking, { outcome: 'dead-lettered', reason: 'rejected' });
+  assert.equal(broker.getQueue('dlq').stats.total, 1);
+  await restart();
+  assert.equal(broker.hasQueue('work'), false);
+  assert.equal(broker.getQueue('dlq').stats.total, 1);
+  await deleteAll();
+  assert.equal(hotUsed(), 0);
+});
+
+it('the broker closed while dead letters are held: close ends, and each is in one queue after a restart', async () => {
+  await broker.createQueue('dlq', {});
+  await broker.createQueue('work', { deadLetter: 'dlq' });
+  await broker.publish('work', [{ body: text('a') }, { body: text('b') }]);
+  const leased = await broker.receive('work', { max: 2, waitMs: 0 });
+
+  const { deleting } = await startDelete('dlq');
+  const nacks = leased.map((message) =>
+    settled(broker.nack('work', message.receipt, { requeue: false })));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const closing = broker.close();
+  disk.release();
+  let closed = false;
+  void closing.then(() => (closed = true));
+  await until('close to end', () => closed, 5_000);
+  const answers = await Promise.all([deleting, ...nacks]);
+  console.log('answers at close', JSON.stringify(answers));
+
+  broker = await openBroker(dir.path, { clock: options.clock, sync: true });
+  const inWork = broker.getQueue('work').stats.total;
+  const inDlq = broker.hasQueue('dlq') ? broker.getQueue('dlq').stats.total : 0;
+  assert.equal(inWork + inDlq, 2, `work ${inWork}, dlq ${inDlq}`);
+});
