@@ -220,6 +220,12 @@ export class DeadLettering {
     while ('after' in way) {
       // Refused, the delete leaves the queue as it was: the message goes in.
       await way.after.catch(() => {});
+      // A turn later, so that declares of the queue waiting for the same
+      // delete (Queues.deletedFirst) make it first, with their settings:
+      // made here on demand, with dead-letter settings, it was there
+      // before a declare asked ahead of the nack, which then answered as
+      // an update of it (test/broker/held-dead-letters.test.ts).
+      await new Promise<void>((resolve) => setImmediate(resolve));
       way = this.#deadLetterQueue(way.target, way.headers);
     }
     if (seq !== undefined) this.#letGo(engine, seq);
