@@ -199,11 +199,52 @@ it('the broker closed while dead letters are held: close ends, and each is in on
   let closed = false;
   void closing.then(() => (closed = true));
   await until('close to end', () => closed, 5_000);
-  const answers = await Promise.all([deleting, ...nacks]);
-  console.log('answers at close', JSON.stringify(answers));
+  // The delete lands; the dead letters, written after it, find the store
+  // closed: their nacks fail, and their messages are still "work"'s.
+  assert.deepEqual(await Promise.all([deleting, ...nacks]),
+    [undefined, 'STORE_UNAVAILABLE', 'STORE_UNAVAILABLE']);
 
   broker = await openBroker(dir.path, { clock: options.clock, sync: true });
   const inWork = broker.getQueue('work').stats.total;
   const inDlq = broker.hasQueue('dlq') ? broker.getQueue('dlq').stats.total : 0;
   assert.equal(inWork + inDlq, 2, `work ${inWork}, dlq ${inDlq}`);
+});
+
+it('its own queue deleted while it waits, then its dead-letter queue\'s delete fails: it goes into that queue, and stays after a restart', async () => {
+  await broker.close();
+  let failNext = false;
+  const failing = async <T>(done: Promise<T>): Promise<T> => {
+    const value = await done;
+    if (!failNext) return value;
+    failNext = false;
+    throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+  };
+  const io: StoreIo = {
+    ...disk.io,
+    writev: (fd, buffers, position) => failing(disk.io.writev(fd, buffers, position)),
+    fdatasync: (fd) => failing(disk.io.fdatasync(fd)),
+  };
+  broker = await openBroker(dir.path, { ...options, storeIo: io });
+  await broker.createQueue('dlq', {});
+  await broker.publish('dlq', [{ body: text('old') }]);
+  await broker.createQueue('work', { deadLetter: 'dlq' });
+  await broker.publish('work', [{ body: text('dies') }]);
+  const leased = await leaseOne('work');
+
+  const { deleting } = await startDelete('dlq');
+  const nacking = settled(broker.nack('work', leased.receipt, { requeue: false }));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  // The delete of "dlq" fails; that of "work", written after it, lands.
+  failNext = true;
+  disk.release();
+  assert.equal(await deleting, 'STORE_UNAVAILABLE');
+  assert.equal(await settled(broker.deleteQueue('work')), undefined);
+  assert.deepEqual(await nacking, { outcome: 'dead-lettered', reason: 'rejected' });
+  const bodies = () => broker.peek('dlq', { limit: 10, offset: 0 }).map((m) => String(m.body));
+  assert.deepEqual(bodies(), ['old', 'dies']);
+  await restart();
+  assert.equal(broker.hasQueue('work'), false);
+  assert.deepEqual(bodies(), ['old', 'dies']);
+  await deleteAll();
+  assert.equal(hotUsed(), 0);
 });
