@@ -224,7 +224,10 @@ export class DeadLettering {
       // delete (Queues.deletedFirst) make it first, with their settings:
       // made here on demand, with dead-letter settings, it was there
       // before a declare asked ahead of the nack, which then answered as
-      // an update of it (test/broker/held-dead-letters.test.ts).
+      // an update of it (test/broker/held-dead-letters.test.ts). This
+      // holds while a waiting declare reaches its queue without I/O (only
+      // microtasks after the delete settles); an await on I/O added to
+      // that path would undo it, and the test would say so.
       await new Promise<void>((resolve) => setImmediate(resolve));
       way = this.#deadLetterQueue(way.target, way.headers);
     }
