@@ -21,6 +21,7 @@ import {
 } from './dead-letter.js';
 import { isLogged } from './durability.js';
 import { FIRST_ERROR_HEADER, LAST_ERROR_HEADER, declared, retriedRecord } from './messages.js';
+import type { QueuesDeps } from './queues.js';
 import { DEAD_LETTER_QUEUE_SETTINGS, resolveSettings } from './settings.js';
 
 /** What dead-lettering needs of the broker. */
@@ -35,11 +36,7 @@ export interface DeadLetteringDeps {
   router(): DeadLetterRouter | null;
   clock(): number;
   /** Logs records moving messages out of `engine` (Broker.appendMoves). */
-  appendMoves(
-    engine: QueueEngine,
-    touched: Iterable<QueueEngine>,
-    records: LogRecord[],
-  ): Promise<void>;
+  appendMoves: QueuesDeps['appendMoves'];
   /** Serves the consumers of a queue that messages entered. */
   afterChange(engine: QueueEngine): void;
   observed: Observations;
