@@ -26,7 +26,7 @@ export interface PurgedQueue {
 
 /** What restoring a purge adds to a queue (QueueContents). */
 export interface RestoredQueue {
-  enqueue(message: Message, now: number): void;
+  enqueue(message: Message, now: number, onDisk?: boolean): void;
   enqueueColdEntry(fields: Omit<ColdEntry, 'order'>, group: string | null, now: number): boolean;
 }
 
@@ -69,7 +69,13 @@ export function restorePurged(queue: RestoredQueue, purged: Purged, now: number)
   // Cold rows come only from a queue that keeps messages cold, and its
   // durability, which decides that, never changes: none is refused.
   for (const { row, group } of purged.cold()) queue.enqueueColdEntry(row, group, now);
-  for (const message of purged.hot) queue.enqueue({ ...message }, now);
+  // A message whose state the log held before the purge holds it still,
+  // the purge's records having failed: it may go cold like any other.
+  // Put back as not on disk, it stayed in memory past a full window and
+  // a spent budget, for good (breaker, 2026-12-06).
+  for (const message of purged.hot) {
+    queue.enqueue({ ...message }, now, message.loggedHeaders === message.headers);
+  }
 }
 
 export class Purged {

@@ -257,6 +257,23 @@ describe('cold backlog', () => {
     assert.deepEqual(q.receive(0, 10, 1000), []);
   });
 
+  it('puts a failed purge back cold past a full window, as its records allow', () => {
+    const log = new FakeLog();
+    const q = coldEngine(log, {}, 2);
+    q.enqueue(log.publish(), 0, true);
+    q.enqueue(log.publish(), 0, true);
+    assert.equal(q.coldCount, 0, 'the window of two holds both');
+
+    const purged = q.purge();
+    q.enqueue(log.publish(), 0, true);
+    q.enqueue(log.publish(), 0, true);
+    q.restorePurged(purged, 0);
+    // The window is full with the newcomers: the two put back wait on
+    // disk, not in memory past the window for good.
+    assert.equal(q.coldCount, 2);
+    assert.deepEqual(ids(q.receive(0, 4, 1000)), ['m1', 'm2', 'm3', 'm4']);
+  });
+
   for (const fifo of [false, true]) {
     const kind = fifo ? 'FIFO' : 'best-effort';
     it(`restores a failed purge in place among newcomers (${kind})`, () => {
