@@ -81,6 +81,31 @@ export function seededRandom(seed: number): () => number {
 }
 
 /**
+ * `io` whose next write or sync to finish, once `arm()` is called, fails
+ * with EIO (its bytes written): over heldDisk(), the one held, failing as
+ * it is let go.
+ */
+export function failNextToFinish(io: StoreIo): { io: StoreIo; arm(): void } {
+  let armed = false;
+  const failing = async <T>(done: Promise<T>): Promise<T> => {
+    const value = await done;
+    if (!armed) return value;
+    armed = false;
+    throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+  };
+  return {
+    io: {
+      ...io,
+      writev: (fd, buffers, position) => failing(io.writev(fd, buffers, position)),
+      fdatasync: (fd) => failing(io.fdatasync(fd)),
+    },
+    arm: () => {
+      armed = true;
+    },
+  };
+}
+
+/**
  * nodeIo counting writes, whose syncs wait while held: a disk slow to
  * sync. A sync is an fdatasync or a write through a data-sync descriptor
  * (which writes, then waits).

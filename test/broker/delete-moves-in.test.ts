@@ -17,7 +17,9 @@ import { afterEach, beforeEach, it } from 'node:test';
 import type { Broker, BrokerOptions } from '../../src/broker/broker.js';
 import type { DeadLetterRouter } from '../../src/broker/dead-letter.js';
 import type { StoreIo } from '../../src/storage/io.js';
-import { ManualClock, heldDisk, openBroker, tempDir, text, until } from '../helpers.js';
+import {
+  ManualClock, failNextToFinish, heldDisk, openBroker, tempDir, text, until,
+} from '../helpers.js';
 
 let dirs: ReturnType<typeof tempDir>[];
 let disk: ReturnType<typeof heldDisk>;
@@ -278,19 +280,8 @@ it('a dead letter waiting for its dead-letter queue goes with its own queue dele
 it('a dead letter waiting for a delete that fails goes into the queue left', async () => {
   await broker.close();
   // Fails the next write or sync to finish: the delete's, held until then.
-  let failNext = false;
-  const failing = async <T>(done: Promise<T>): Promise<T> => {
-    const value = await done;
-    if (!failNext) return value;
-    failNext = false;
-    throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
-  };
-  const io: StoreIo = {
-    ...gate.io,
-    writev: (fd, buffers, position) => failing(gate.io.writev(fd, buffers, position)),
-    fdatasync: (fd) => failing(gate.io.fdatasync(fd)),
-  };
-  options = { ...options, storeIo: io };
+  const failing = failNextToFinish(gate.io);
+  options = { ...options, storeIo: failing.io };
   broker = await openBroker(dirs[0].path, options);
   await broker.createQueue('dlq', {});
   await broker.publish('dlq', [{ body: text('old') }]);
@@ -300,7 +291,7 @@ it('a dead letter waiting for a delete that fails goes into the queue left', asy
 
   const { deleting } = await startDelete('dlq');
   const nacking = settled(broker.nack('work', leased.receipt, { requeue: false }));
-  failNext = true;
+  failing.arm();
   disk.release();
 
   assert.equal(await deleting, 'STORE_UNAVAILABLE');

@@ -10,8 +10,9 @@ import { afterEach, beforeEach, it } from 'node:test';
 
 import type { Broker, BrokerOptions } from '../../src/broker/broker.js';
 import { DEAD_LETTER_QUEUE_SETTINGS, resolveSettings } from '../../src/broker/settings.js';
-import type { StoreIo } from '../../src/storage/io.js';
-import { ManualClock, heldDisk, openBroker, tempDir, text, until } from '../helpers.js';
+import {
+  ManualClock, failNextToFinish, heldDisk, openBroker, tempDir, text, until,
+} from '../helpers.js';
 
 let dir: ReturnType<typeof tempDir>;
 let disk: ReturnType<typeof heldDisk>;
@@ -122,19 +123,8 @@ it('a nack during the delete, then a declare of that queue as FIFO: the declare 
 
 it('many dead letters held, then the delete fails: all in the queue left, counted once', async () => {
   await broker.close();
-  let failNext = false;
-  const failing = async <T>(done: Promise<T>): Promise<T> => {
-    const value = await done;
-    if (!failNext) return value;
-    failNext = false;
-    throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-  };
-  const io: StoreIo = {
-    ...disk.io,
-    writev: (fd, buffers, position) => failing(disk.io.writev(fd, buffers, position)),
-    fdatasync: (fd) => failing(disk.io.fdatasync(fd)),
-  };
-  broker = await openBroker(dir.path, { ...options, storeIo: io });
+  const failing = failNextToFinish(disk.io);
+  broker = await openBroker(dir.path, { ...options, storeIo: failing.io });
   await broker.createQueue('dlq', {});
   await broker.createQueue('work', { deadLetter: 'dlq' });
   const count = 20;
@@ -146,7 +136,7 @@ it('many dead letters held, then the delete fails: all in the queue left, counte
   const nacks = leased.map((message) =>
     settled(broker.nack('work', message.receipt, { requeue: false })));
   await new Promise((resolve) => setTimeout(resolve, 50));
-  failNext = true;
+  failing.arm();
   disk.release();
 
   assert.equal(await deleting, 'STORE_UNAVAILABLE');
@@ -212,19 +202,8 @@ it('the broker closed while dead letters are held: close ends, and each is in on
 
 it('its own queue deleted while it waits, then its dead-letter queue\'s delete fails: it goes into that queue, and stays after a restart', async () => {
   await broker.close();
-  let failNext = false;
-  const failing = async <T>(done: Promise<T>): Promise<T> => {
-    const value = await done;
-    if (!failNext) return value;
-    failNext = false;
-    throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
-  };
-  const io: StoreIo = {
-    ...disk.io,
-    writev: (fd, buffers, position) => failing(disk.io.writev(fd, buffers, position)),
-    fdatasync: (fd) => failing(disk.io.fdatasync(fd)),
-  };
-  broker = await openBroker(dir.path, { ...options, storeIo: io });
+  const failing = failNextToFinish(disk.io);
+  broker = await openBroker(dir.path, { ...options, storeIo: failing.io });
   await broker.createQueue('dlq', {});
   await broker.publish('dlq', [{ body: text('old') }]);
   await broker.createQueue('work', { deadLetter: 'dlq' });
@@ -235,7 +214,7 @@ it('its own queue deleted while it waits, then its dead-letter queue\'s delete f
   const nacking = settled(broker.nack('work', leased.receipt, { requeue: false }));
   await new Promise((resolve) => setTimeout(resolve, 20));
   // The delete of "dlq" fails; that of "work", written after it, lands.
-  failNext = true;
+  failing.arm();
   disk.release();
   assert.equal(await deleting, 'STORE_UNAVAILABLE');
   assert.equal(await settled(broker.deleteQueue('work')), undefined);
