@@ -460,15 +460,22 @@ function ceilings(row: Row): string | undefined {
 /**
  * What Usher's log did in a run: the batches it wrote and synced (their
  * size says which line of a plain write + fdatasync yardstick applies:
- * bench/storage.ts), and how cold messages came back, read ahead off the
- * event loop or in line on it (storage/frame-reader.ts).
+ * bench/storage.ts), how many syncs overlapped (few while appends waited
+ * on syncs: the publisher, not the disk, set the pace), how cold messages
+ * came back, read ahead off the event loop or in line on it
+ * (storage/frame-reader.ts), and how busy the event loop was (the
+ * process's CPU also counts libuv's and V8's threads).
  */
 function logLine(log: StoreCounters, f: Figure): string {
   const parts: string[] = [];
   if (log.batches > 0) {
     const mib = log.bytes / (1024 * 1024);
     parts.push(`${log.batches} batches of ${(log.bytes / log.batches / 1024).toFixed(0)} KiB ` +
-      `on average, ${log.syncs} fdatasyncs, ${(mib / f.seconds).toFixed(0)} MiB/s`);
+      `on average, ${log.syncs} fdatasyncs (${log.syncsOverlapped} started beside another), ` +
+      `${(mib / f.seconds).toFixed(0)} MiB/s`);
+  }
+  if (log.loopBusySeconds > 0) {
+    parts.push(`event loop busy ${Math.round(100 * log.loopBusySeconds / f.seconds)}% of the run`);
   }
   const cold = log.framesReadAhead + log.framesReadInLine;
   if (cold > 0) {

@@ -34,7 +34,11 @@ export interface RunningBroker {
 export interface StoreCounters {
   batches: number;
   syncs: number;
+  /** Synced batches started while another was syncing. */
+  syncsOverlapped: number;
   bytes: number;
+  /** Time the broker's event loop ran (all its JavaScript; one thread). */
+  loopBusySeconds: number;
   /** Cold messages read back from frames read ahead, and read in line. */
   framesReadAhead: number;
   framesReadInLine: number;
@@ -122,7 +126,9 @@ export async function startUsher(nodeFlags: string[] = [],
         batchesOver50ms: timed - within('0.05'),
         batches: counter('usher_store_batches_total'),
         syncs: counter('usher_store_syncs_total'),
+        syncsOverlapped: counter('usher_store_syncs_overlapped_total'),
         bytes: counter('usher_store_written_bytes_total'),
+        loopBusySeconds: counter('usher_event_loop_busy_seconds_total'),
         framesReadAhead: counter('usher_store_frames_read_ahead_total'),
         framesReadInLine: counter('usher_store_frames_read_in_line_total'),
       };

@@ -4,6 +4,8 @@
 // scrape takes one snapshot and every metric's `collect` reads from it.
 // Every name is documented in docs/metrics.md.
 
+import { performance } from 'node:perf_hooks';
+
 import {
   Counter,
   Gauge,
@@ -203,6 +205,11 @@ const STORE_METRICS: Record<string, StoreMetric> = {
     help: 'Synced batches of the log (an fdatasync or an O_DSYNC write each)',
     kind: 'counter',
   },
+  syncsOverlapped: {
+    name: 'usher_store_syncs_overlapped_total',
+    help: 'Synced batches started while another synced batch was in flight',
+    kind: 'counter',
+  },
   compactedMessages: {
     name: 'usher_store_compacted_messages_total',
     help: 'Messages copied forward by compaction',
@@ -340,6 +347,18 @@ export function createMetrics(
 
   if (options.processMetrics) {
     collectDefaultMetrics({ register: registry, prefix: 'usher_' });
+    // The process's CPU counts every thread (libuv's writes and syncs,
+    // V8's helpers); this is the one thread that runs all the broker's
+    // JavaScript, whose saturation is the broker's limit.
+    new Counter({
+      name: 'usher_event_loop_busy_seconds_total',
+      help: 'Time the event loop spent running, not waiting for I/O or timers',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(performance.eventLoopUtilization().active / 1000);
+      },
+    });
   }
 
   return {

@@ -74,6 +74,13 @@ export class InFlightBatches {
     this.#entries.push(entry);
   }
 
+  /** Synced batches in flight. */
+  get syncing(): number {
+    let count = 0;
+    for (const entry of this.#entries) if (entry.syncFd !== null) count++;
+    return count;
+  }
+
   /** Takes the oldest out, once it has landed. */
   shift(): void {
     this.#entries.shift();
@@ -97,8 +104,7 @@ export class InFlightBatches {
    */
   hasRoom(batch: Batch, storeSyncs: boolean, closing: boolean): boolean {
     if (this.#entries.length >= this.maxSyncing + UNSYNCED_IN_FLIGHT) return false;
-    let syncing = 0;
-    for (const entry of this.#entries) if (entry.syncFd !== null) syncing++;
+    const syncing = this.syncing;
     if (!(storeSyncs && batch.sync)) {
       if (batch.awaited || !storeSyncs) return true;
       return syncing === 0 && (batch.waited || closing);

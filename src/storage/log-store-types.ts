@@ -106,6 +106,8 @@ export type LogStoreStats = {
   batches: number;
   /** Synced batches that landed: an fdatasync or an O_DSYNC write each. */
   syncs: number;
+  /** Synced batches started while another was syncing (write-loop.ts). */
+  syncsOverlapped: number;
   /** Messages copied forward by compaction. */
   compactedMessages: number;
   /** Frames read back that a read ahead had brought in off the event loop. */

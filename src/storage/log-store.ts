@@ -439,6 +439,7 @@ export class LogStore {
       bytesWritten: this.#writeLoop.bytesWritten,
       batches: this.#writeLoop.batches,
       syncs: this.#writeLoop.syncs,
+      syncsOverlapped: this.#writeLoop.syncsOverlapped,
       compactedMessages: this.#compaction.compactedMessages,
       framesReadAhead: this.#reader.framesReadAhead,
       framesReadInLine: this.#reader.framesReadInLine,

@@ -128,6 +128,13 @@ export class WriteLoop {
   batches = 0;
   /** Synced batches that landed: an fdatasync or an O_DSYNC write each. */
   syncs = 0;
+  /**
+   * Synced batches started while another synced batch was in flight: how
+   * often the log overlaps its syncs. Few against `syncs` while appends
+   * wait on a sync means the writers, not the disk, set the pace (a
+   * publisher that sends its next publishes only once confirmed).
+   */
+  syncsOverlapped = 0;
 
   constructor(options: WriteLoopOptions) {
     this.#options = options;
@@ -283,6 +290,7 @@ export class WriteLoop {
       if (synced && !dataSync) this.#plainWrites = false;
       if (!synced) this.#plainWrites = true;
       const syncFd = synced ? this.#inFlight.freeSyncFd(segment, dataSync) : null;
+      if (syncFd !== null && this.#inFlight.syncing > 0) this.syncsOverlapped++;
       const outcome = this.#chain.land(batch, {
         writeFd: segment.fd,
         syncFd: syncFd ?? segment.fd,

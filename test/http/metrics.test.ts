@@ -74,6 +74,7 @@ describe('GET /metrics', () => {
     assert.ok((sample(text, 'usher_store_written_bytes_total') ?? 0) > 0);
     const batches = sample(text, 'usher_store_batches_total') ?? 0;
     assert.ok(batches > 0);
+    assert.ok((sample(text, 'usher_store_syncs_overlapped_total') ?? -1) >= 0);
     assert.equal(sample(text, 'usher_store_batch_seconds_count'), batches);
     assert.equal(sample(text, 'usher_store_batch_seconds_bucket{le="+Inf"}'), batches);
     assert.match(text, /# TYPE usher_store_batch_seconds histogram/);
@@ -100,6 +101,17 @@ describe('GET /metrics', () => {
 
     assert.ok((sample(text, 'usher_process_cpu_user_seconds_total') ?? 0) > 0);
     assert.match(text, /^usher_nodejs_heap_size_used_bytes \d+/m);
+    // The loop's busy time grows with work done, and never past the
+    // time it has run.
+    const busy = sample(text, 'usher_event_loop_busy_seconds_total') ?? 0;
+    assert.ok(busy > 0);
+    assert.ok(busy <= performance.now() / 1000);
+    const until = performance.now() + 30;
+    while (performance.now() < until) {
+      // The loop kept busy on purpose.
+    }
+    const later = sample(await scrape(h), 'usher_event_loop_busy_seconds_total') ?? 0;
+    assert.ok(later - busy >= 0.025, `busy ${busy} then ${later}`);
   });
 
   it('exports only metrics that docs/metrics.md lists', async () => {

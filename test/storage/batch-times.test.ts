@@ -42,3 +42,29 @@ test('every batch is timed once, and a held sync shows as a slow batch', () => {
     await store.close();
   });
 });
+
+test('a synced batch started while another syncs is counted as overlapped', () => {
+  return withTempDir(async (dir) => {
+    const disk = heldDisk();
+    const { store } = await openStore(dir, { io: disk.io, syncsInFlight: 2 });
+    const overlapped = () => store.stats().syncsOverlapped;
+
+    // One after another: each starts with nothing in flight.
+    await store.append([ticket(1)]);
+    await store.append([ticket(2)]);
+    assert.equal(overlapped(), 0);
+
+    disk.hold();
+    const first = store.append([ticket(3)]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const second = store.append([ticket(4)]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(overlapped(), 1, 'the second started beside the held first');
+    disk.release();
+    await Promise.all([first, second]);
+
+    assert.equal(overlapped(), 1);
+    assert.equal(store.stats().syncs >= 4, true);
+    await store.close();
+  });
+});
