@@ -1,6 +1,6 @@
 // One AMQP 0-9-1 connection: the handshake, channel multiplexing,
-// heartbeats and the close handshakes. What channels do with queues and
-// messages is in channel.ts.
+// heartbeats (heartbeats.ts) and the close handshakes. What channels do
+// with queues and messages is in channel.ts.
 //
 //   client                          Usher
 //   AMQP 0 0 9 1          ->
@@ -31,7 +31,8 @@ import type { DirectReplies } from './direct-reply.js';
 import { AmqpError } from './errors.js';
 import { decodeTable, plainValue, tableFrom, type FieldTable } from './field-table.js';
 import { AmqpFrameDecoder, type Inbound } from './frame-decoder.js';
-import { heartbeatFrame, writeContent, writeMethodTo } from './frame-encoder.js';
+import { writeContent, writeMethodTo } from './frame-encoder.js';
+import { Heartbeats } from './heartbeats.js';
 import { type Method, type MethodName, methodInfo } from './methods.js';
 import { OutboundBytes } from './outbound.js';
 import type { Topology } from './topology.js';
@@ -67,15 +68,6 @@ const PUBLISH_HIGH_WATER = 20_000;
 const PUBLISH_LOW_WATER = 5_000;
 /** Bytes queued for the socket past which consumers get no more. */
 const OUTBOUND_LIMIT = 4 * 1024 * 1024;
-/**
- * How long a peer we stopped reading (its socket full) may take nothing
- * of what we send before its unread heartbeats stop counting: RabbitMQ's
- * `send_timeout` (15 s). The kernel's buffers between us hold seconds of
- * a slow link's traffic: with 32 MiB receive buffers, 4 MiB took 6-7 s
- * to go through a 640 KiB/s link, and a check every interval dropped
- * that consumer although it was reading and beating.
- */
-const SEND_STALL_MS = 15_000;
 /**
  * Body bytes of publishes not handed to the broker yet, unfinished (a
  * body is held until its last frame) or held by a transaction until
@@ -130,10 +122,10 @@ export class AmqpConnection {
   /** Settles once a closed connection's exclusive queues are gone. */
   cleanedUp: Promise<void> = Promise.resolve();
   private flushScheduled = false;
-  private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** Sent, and the peer's checked, once tune-ok set their interval. */
+  private readonly heartbeats: Heartbeats;
   private readonly handshakeTimer: NodeJS.Timeout;
   private lastReceived = Date.now();
-  private heartbeatSeconds = 0;
   /** Publishes handed to the broker and not yet settled. */
   private unsettledPublishes = 0;
   /** The client takes connection.blocked (src/amqp/blocking.ts). */
@@ -157,6 +149,11 @@ export class AmqpConnection {
     this.id = `${socket.remoteAddress}:${socket.remotePort}`;
     this.logger = context.logger.child({ connection: this.id });
     this.decoder = new AmqpFrameDecoder({ maxBodySize: context.maxMessageBytes });
+    this.heartbeats = new Heartbeats(socket, this.logger, {
+      lastReceived: () => this.lastReceived,
+      pausedForDrain: () => this.pausedForDrain,
+      write: (frame) => this.write(frame),
+    });
 
     socket.setNoDelay(true);
     // A client that never finishes the handshake is let go (RabbitMQ: 10 s).
@@ -350,7 +347,7 @@ export class AmqpConnection {
         this.send(0, { name: 'connection.close-ok' });
         this.flush();
         this.phase = 'closed';
-        if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+        this.heartbeats.stop();
         // The client hangs up once it has read close-ok, as with RabbitMQ,
         // which leaves the socket to it. Hanging up first, the client's
         // reader could meet the end of the stream before its own close was
@@ -461,9 +458,8 @@ export class AmqpConnection {
       channelMax === 0
         ? this.context.channelMax
         : Math.min(channelMax, this.context.channelMax);
-    this.heartbeatSeconds = heartbeat;
     this.phase = 'open';
-    this.startHeartbeats();
+    this.heartbeats.start(heartbeat);
   }
 
   private onOpen(virtualHost: string): void {
@@ -657,49 +653,7 @@ export class AmqpConnection {
     this.forEachChannel((channel) => channel.wake());
   }
 
-  // --- heartbeats and closing -----------------------------------------
-
-  private startHeartbeats(): void {
-    if (this.heartbeatSeconds === 0) return;
-    // Sent every half interval. What the peer sent is checked once an
-    // interval, and two checks in a row that find nothing close the
-    // connection: RabbitMQ's rule, 2 to 3 intervals of silence (0-9-1,
-    // 4.2.7, asks for two). Closing after 2 to 2.5 dropped Celery
-    // workers that RabbitMQ keeps: a worker is silent while a task runs
-    // on its solo pool, and while it collects mingle's replies (new user,
-    // heartbeat 2 s).
-    let ticks = 0;
-    let silentChecks = 0;
-    let checkedAt = Date.now();
-    let sentAtCheck = this.bytesSent();
-    let lastSentAt = checkedAt;
-    this.heartbeatTimer = setInterval(() => {
-      if (++ticks % 2 === 0) {
-        // While we are not reading, the peer's heartbeats wait unread in
-        // TCP: that is not silence when the disk is behind, nor when the
-        // peer is slow to read what we send, as long as it has taken some
-        // within SEND_STALL_MS. A peer that reads nothing either (hung,
-        // stopped) is silent: it had kept its connection and deliveries
-        // for good (breaker).
-        const now = Date.now();
-        const sent = this.bytesSent();
-        if (sent > sentAtCheck) lastSentAt = now;
-        const paused = this.socket.isPaused();
-        const heard = this.lastReceived >= checkedAt ||
-          (paused && (!this.pausedForDrain || now - lastSentAt < SEND_STALL_MS));
-        silentChecks = heard ? 0 : silentChecks + 1;
-        checkedAt = now;
-        sentAtCheck = sent;
-        if (silentChecks >= 2) {
-          this.logger.info({}, 'missed heartbeats; closing');
-          this.socket.destroy();
-          return;
-        }
-      }
-      this.write(heartbeatFrame());
-    }, (this.heartbeatSeconds * 1000) / 2);
-    this.heartbeatTimer.unref();
-  }
+  // --- closing --------------------------------------------------------
 
   /** Closes the connection with an error, RabbitMQ style. */
   closeWith(error: AmqpError, fatal: boolean): void {
@@ -724,11 +678,6 @@ export class AmqpConnection {
     setTimeout(() => this.socket.destroy(), linger).unref();
   }
 
-  /** Bytes the kernel took from us so far: more only as the peer reads. */
-  private bytesSent(): number {
-    return this.socket.bytesWritten - this.socket.writableLength;
-  }
-
   /**
    * Server shutdown: tell the client, as RabbitMQ does (320). A client
    * still in its handshake has no use for a close and would never answer
@@ -747,7 +696,7 @@ export class AmqpConnection {
     this.stopWatchingAdmission();
     this.stopWatchingLogin();
     clearTimeout(this.handshakeTimer);
-    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    this.heartbeats.stop();
     this.releaseChannels();
     // Exclusive queues go with their connection (RabbitMQ).
     const deletions = this.context.topology.releaseOwned(this).map((queue) =>
