@@ -11,6 +11,8 @@
 //                         <-   open-ok
 //   channel.open ...      ->   (channels 1..channel-max)
 //
+// The handshake itself, up to open-ok, is in connection-handshake.ts.
+//
 // Outgoing frames are gathered until the task that wrote them (a socket
 // read, a batch landing on disk) and its promise callbacks are done, then
 // written at once: a burst of deliveries or confirms costs one write, not
@@ -22,14 +24,13 @@ import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Principal } from '../auth/permissions.js';
 import type { Broker } from '../broker/broker.js';
-import { UsherError } from '../errors.js';
-import { hasCapability, supportsBlocked, watchAdmission } from './blocking.js';
+import { hasCapability, supportsBlocked } from './blocking.js';
 import { AmqpChannel } from './channel.js';
-import { REPLY, SERVER_CAPABILITIES } from './constants.js';
+import { ConnectionHandshake } from './connection-handshake.js';
+import { REPLY } from './constants.js';
 import type { ContentHeader, PropertiesInput } from './content.js';
 import type { DirectReplies } from './direct-reply.js';
 import { AmqpError } from './errors.js';
-import { decodeTable, plainValue, tableFrom, type FieldTable } from './field-table.js';
 import { AmqpFrameDecoder, type Inbound } from './frame-decoder.js';
 import { writeContent, writeMethodTo } from './frame-encoder.js';
 import { Heartbeats } from './heartbeats.js';
@@ -47,7 +48,10 @@ export interface ConnectionContext {
   maxMessageBytes: number;
   authenticator: Authenticator;
   maxConsumersPerQueue: number;
-  /** Set when the listener refuses this connection (a limit); see onStartOk. */
+  /**
+   * Set when the listener refuses this connection (a limit): see onStartOk
+   * in connection-handshake.ts.
+   */
   refusal: string | null;
   /** Body bytes of publishes not handed to the broker yet, on every connection. */
   heldBodies: { bytes: number };
@@ -63,7 +67,6 @@ export interface ConnectionContext {
 const NO_METHOD = { classId: 0, methodId: 0 };
 /** How long a client that sent connection.close has to hang up after close-ok. */
 const CLOSE_OK_LINGER_MS = 5_000;
-const HANDSHAKE_TIMEOUT_MS = 10_000;
 const PUBLISH_HIGH_WATER = 20_000;
 const PUBLISH_LOW_WATER = 5_000;
 /** Bytes queued for the socket past which consumers get no more. */
@@ -89,7 +92,7 @@ export function heldBodyLimits(maxMessageBytes: number): { connection: number; a
   };
 }
 
-type Phase =
+export type Phase =
   | 'header'
   | 'start-ok'
   | 'authenticating'
@@ -105,13 +108,13 @@ export class AmqpConnection {
   frameMax = 0;
   /** Who logged in; set before any channel can open. */
   principal: Principal | null = null;
-  private stopWatchingLogin: () => void = () => {};
 
   private readonly decoder: AmqpFrameDecoder;
   private readonly channels = new Map<number, AmqpChannel>();
   /** Channels closed by us, waiting for the client's close-ok. */
   private readonly closingChannels = new Set<number>();
-  private phase: Phase = 'header';
+  /** Moved through the handshake by connection-handshake.ts, then here. */
+  phase: Phase = 'header';
   /** Frames not yet handed to the socket. */
   private readonly outbound = new OutboundBytes();
   /** Channels with confirms answered, to ack before the next write. */
@@ -124,12 +127,11 @@ export class AmqpConnection {
   private flushScheduled = false;
   /** Sent, and the peer's checked, once tune-ok set their interval. */
   private readonly heartbeats: Heartbeats;
-  private readonly handshakeTimer: NodeJS.Timeout;
+  /** From the protocol header to open-ok (connection-handshake.ts). */
+  private readonly handshake: ConnectionHandshake;
   private lastReceived = Date.now();
   /** Publishes handed to the broker and not yet settled. */
   private unsettledPublishes = 0;
-  /** The client takes connection.blocked (src/amqp/blocking.ts). */
-  private blockable = false;
   /**
    * The client takes basic.cancel from the server (its capability
    * consumer_cancel_notify); RabbitMQ sends none to one that does not say so.
@@ -138,7 +140,6 @@ export class AmqpConnection {
   /** The memory of the socket chunk being read, and bytes of it publishes keep. */
   private readingChunk: ArrayBufferLike | null = null;
   private keptOfChunk = 0;
-  private stopWatchingAdmission: () => void = () => {};
   /** Body bytes this connection's channels hold for publishes (heldBodies). */
   private heldBodyBytes = 0;
 
@@ -156,11 +157,10 @@ export class AmqpConnection {
     });
 
     socket.setNoDelay(true);
-    // A client that never finishes the handshake is let go (RabbitMQ: 10 s).
-    this.handshakeTimer = setTimeout(() => {
-      if (this.phase !== 'open-done') this.socket.destroy();
-    }, HANDSHAKE_TIMEOUT_MS);
-    this.handshakeTimer.unref();
+    this.handshake = new ConnectionHandshake(this, socket, {
+      decoder: this.decoder,
+      heartbeats: this.heartbeats,
+    });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.logger.debug({ err }, 'socket error'));
     socket.on('close', () => this.onClosed());
@@ -279,7 +279,7 @@ export class AmqpConnection {
   private onFrame(frame: Inbound): void {
     switch (frame.type) {
       case 'protocol-header':
-        this.sendStart();
+        this.handshake.sendStart();
         return;
       case 'protocol-mismatch':
         this.socket.end(frame.reply);
@@ -326,13 +326,13 @@ export class AmqpConnection {
   private onConnectionMethod(method: Method): void {
     switch (method.name) {
       case 'connection.start-ok':
-        this.blockable = supportsBlocked(method.clientProperties);
+        this.handshake.blockable = supportsBlocked(method.clientProperties);
         this.cancelNotify = hasCapability(method.clientProperties, 'consumer_cancel_notify');
-        return this.onStartOk(method.mechanism, method.response);
+        return this.handshake.onStartOk(method.mechanism, method.response);
       case 'connection.tune-ok':
-        return this.onTuneOk(method.channelMax, method.frameMax, method.heartbeat);
+        return this.handshake.onTuneOk(method.channelMax, method.frameMax, method.heartbeat);
       case 'connection.open':
-        return this.onOpen(method.virtualHost);
+        return this.handshake.onOpen(method.virtualHost);
       case 'connection.close':
         // Its channels close first, as RabbitMQ closes them before
         // close-ok, each behind its methods still pending: publishes read
@@ -365,124 +365,6 @@ export class AmqpConnection {
           REPLY.COMMAND_INVALID,
           `${method.name} is not allowed on channel 0`,
         );
-    }
-  }
-
-  // --- handshake ------------------------------------------------------
-
-  private sendStart(): void {
-    this.phase = 'start-ok';
-    this.send(0, {
-      name: 'connection.start',
-      versionMajor: 0,
-      versionMinor: 9,
-      serverProperties: tableFrom({
-        product: 'Usher',
-        version: '0.1.0',
-        platform: `Node.js ${process.version}`,
-        capabilities: { ...SERVER_CAPABILITIES },
-      }),
-      mechanisms: Buffer.from('PLAIN AMQPLAIN'),
-      locales: Buffer.from('en_US'),
-    });
-  }
-
-  private onStartOk(mechanism: string, response: Buffer): void {
-    this.expect('start-ok', 'connection.start-ok');
-    if (this.context.refusal !== null) {
-      this.closeWith(new AmqpError(REPLY.NOT_ALLOWED, this.context.refusal), false);
-      return;
-    }
-    // Nothing else is accepted while the password is checked (scrypt runs
-    // on the thread pool); a pipelined method is out of order.
-    this.phase = 'authenticating';
-    const credentials = parseCredentials(mechanism, response) ?? { user: '', password: '' };
-    void this.authenticate(mechanism, credentials);
-  }
-
-  private async authenticate(mechanism: string, credentials: Credentials): Promise<void> {
-    let principal: Principal;
-    try {
-      principal = await this.context.authenticator.login(
-        { kind: 'password', ...credentials },
-        { protocol: 'amqp', address: this.socket.remoteAddress },
-      );
-    } catch (err) {
-      if (this.phase !== 'authenticating') return;
-      if (!(err instanceof UsherError)) this.logger.error({ err }, 'login failed unexpectedly');
-      const detail = err instanceof UsherError ? err.message : 'internal error';
-      this.closeWith(
-        new AmqpError(REPLY.ACCESS_REFUSED, `${mechanism.slice(0, 20)} login refused: ${detail}`),
-        false,
-      );
-      return;
-    }
-    // The peer may have gone while the password was checked.
-    if (this.phase !== 'authenticating') return;
-    this.principal = principal;
-    // A deleted user, a new password or other rights end the connection,
-    // as in RabbitMQ: it would otherwise keep what it logged in with.
-    const { authenticator } = this.context;
-    this.stopWatchingLogin = authenticator.store.onChange(() => {
-      if (!authenticator.isCurrent(principal)) {
-        this.closeWith(
-          new AmqpError(
-            REPLY.CONNECTION_FORCED,
-            `user '${principal.name}' was deleted or changed; log in again`,
-          ),
-          false,
-        );
-      }
-    });
-    this.phase = 'tune-ok';
-    this.send(0, {
-      name: 'connection.tune',
-      channelMax: this.context.channelMax,
-      frameMax: this.context.frameMax,
-      heartbeat: this.context.heartbeatSeconds,
-    });
-  }
-
-  private onTuneOk(channelMax: number, frameMax: number, heartbeat: number): void {
-    this.expect('tune-ok', 'connection.tune-ok');
-    if (frameMax !== 0 && (frameMax < 4096 || frameMax > this.context.frameMax)) {
-      throw new AmqpError(
-        REPLY.NOT_ALLOWED,
-        `negotiated frame_max = ${frameMax} is outside 4096..${this.context.frameMax}`,
-      );
-    }
-    this.frameMax =
-      frameMax === 0 ? this.context.frameMax : Math.min(frameMax, this.context.frameMax);
-    this.decoder.frameMax = this.frameMax;
-    this.context.channelMax =
-      channelMax === 0
-        ? this.context.channelMax
-        : Math.min(channelMax, this.context.channelMax);
-    this.phase = 'open';
-    this.heartbeats.start(heartbeat);
-  }
-
-  private onOpen(virtualHost: string): void {
-    this.expect('open', 'connection.open');
-    if (virtualHost !== '/' && virtualHost !== '') {
-      throw new AmqpError(
-        REPLY.NOT_ALLOWED,
-        `vhost '${virtualHost}' does not exist; Usher has only '/'`,
-      );
-    }
-    this.phase = 'open-done';
-    clearTimeout(this.handshakeTimer);
-    this.send(0, { name: 'connection.open-ok' });
-    if (this.blockable) {
-      this.stopWatchingAdmission = watchAdmission(this.broker.admission, (method) => {
-        if (this.phase === 'open-done') this.send(0, method);
-      });
-    }
-  }
-
-  private expect(phase: Phase, method: string): void {
-    if (this.phase !== phase) {
-      throw new AmqpError(REPLY.COMMAND_INVALID, `${method} is out of order`);
     }
   }
 
@@ -693,9 +575,7 @@ export class AmqpConnection {
 
   private onClosed(): void {
     this.phase = 'closed';
-    this.stopWatchingAdmission();
-    this.stopWatchingLogin();
-    clearTimeout(this.handshakeTimer);
+    this.handshake.stop();
     this.heartbeats.stop();
     this.releaseChannels();
     // Exclusive queues go with their connection (RabbitMQ).
@@ -714,37 +594,4 @@ export class AmqpConnection {
     for (const channel of this.channels.values()) channel.release();
     this.channels.clear();
   }
-}
-
-// --- helpers --------------------------------------------------------------
-
-interface Credentials {
-  user: string;
-  password: string;
-}
-
-function parseCredentials(mechanism: string, response: Buffer): Credentials | null {
-  if (mechanism === 'PLAIN') {
-    // authzid NUL authcid NUL password (RFC 4616)
-    const parts = response.toString('utf8').split('\u0000');
-    if (parts.length !== 3) return null;
-    return { user: parts[1], password: parts[2] };
-  }
-  if (mechanism === 'AMQPLAIN') {
-    // A field table without its length prefix.
-    let table: FieldTable;
-    try {
-      const sized = Buffer.alloc(response.length + 4);
-      sized.writeUInt32BE(response.length, 0);
-      response.copy(sized, 4);
-      table = decodeTable(sized);
-    } catch {
-      return null;
-    }
-    const login = table.get('LOGIN');
-    const password = table.get('PASSWORD');
-    if (login === undefined || password === undefined) return null;
-    return { user: String(plainValue(login)), password: String(plainValue(password)) };
-  }
-  return null;
 }
