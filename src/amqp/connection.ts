@@ -1,6 +1,9 @@
 // One AMQP 0-9-1 connection: the handshake, channel multiplexing,
-// heartbeats (heartbeats.ts) and the close handshakes. What channels do
-// with queues and messages is in channel.ts.
+// heartbeats and the close handshakes. This file reads frames, hands
+// them on, opens and closes channels and runs the closes; the parts live
+// beside it: connection-handshake.ts (up to open-ok), connection-output.ts
+// (what it sends, and when it stops reading) and heartbeats.ts. What
+// channels do with queues and messages is in channel.ts.
 //
 //   client                          Usher
 //   AMQP 0 0 9 1          ->
@@ -10,13 +13,6 @@
 //   tune-ok, open         ->
 //                         <-   open-ok
 //   channel.open ...      ->   (channels 1..channel-max)
-//
-// The handshake itself, up to open-ok, is in connection-handshake.ts.
-//
-// Outgoing frames are gathered until the task that wrote them (a socket
-// read, a batch landing on disk) and its promise callbacks are done, then
-// written at once: a burst of deliveries or confirms costs one write, not
-// one per frame, and waits for nothing else the event loop has to do.
 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -27,15 +23,14 @@ import type { Broker } from '../broker/broker.js';
 import { hasCapability, supportsBlocked } from './blocking.js';
 import { AmqpChannel } from './channel.js';
 import { ConnectionHandshake } from './connection-handshake.js';
+import { ConnectionOutput } from './connection-output.js';
 import { REPLY } from './constants.js';
 import type { ContentHeader, PropertiesInput } from './content.js';
 import type { DirectReplies } from './direct-reply.js';
 import { AmqpError } from './errors.js';
 import { AmqpFrameDecoder, type Inbound } from './frame-decoder.js';
-import { writeContent, writeMethodTo } from './frame-encoder.js';
 import { Heartbeats } from './heartbeats.js';
 import { type Method, type MethodName, methodInfo } from './methods.js';
-import { OutboundBytes } from './outbound.js';
 import type { Topology } from './topology.js';
 
 export interface ConnectionContext {
@@ -67,10 +62,6 @@ export interface ConnectionContext {
 const NO_METHOD = { classId: 0, methodId: 0 };
 /** How long a client that sent connection.close has to hang up after close-ok. */
 const CLOSE_OK_LINGER_MS = 5_000;
-const PUBLISH_HIGH_WATER = 20_000;
-const PUBLISH_LOW_WATER = 5_000;
-/** Bytes queued for the socket past which consumers get no more. */
-const OUTBOUND_LIMIT = 4 * 1024 * 1024;
 /**
  * Body bytes of publishes not handed to the broker yet, unfinished (a
  * body is held until its last frame) or held by a transaction until
@@ -115,23 +106,15 @@ export class AmqpConnection {
   private readonly closingChannels = new Set<number>();
   /** Moved through the handshake by connection-handshake.ts, then here. */
   phase: Phase = 'header';
-  /** Frames not yet handed to the socket. */
-  private readonly outbound = new OutboundBytes();
-  /** Channels with confirms answered, to ack before the next write. */
-  private readonly confirmsDue = new Set<AmqpChannel>();
-  private pausedForDrain = false;
-  /** A consumer was refused deliveries for want of room (roomForDeliveries). */
-  private deliveriesWaitForRoom = false;
+  /** What it sends, and when it stops reading (connection-output.ts). */
+  private readonly output: ConnectionOutput;
   /** Settles once a closed connection's exclusive queues are gone. */
   cleanedUp: Promise<void> = Promise.resolve();
-  private flushScheduled = false;
   /** Sent, and the peer's checked, once tune-ok set their interval. */
   private readonly heartbeats: Heartbeats;
   /** From the protocol header to open-ok (connection-handshake.ts). */
   private readonly handshake: ConnectionHandshake;
   private lastReceived = Date.now();
-  /** Publishes handed to the broker and not yet settled. */
-  private unsettledPublishes = 0;
   /**
    * The client takes basic.cancel from the server (its capability
    * consumer_cancel_notify); RabbitMQ sends none to one that does not say so.
@@ -150,10 +133,13 @@ export class AmqpConnection {
     this.id = `${socket.remoteAddress}:${socket.remotePort}`;
     this.logger = context.logger.child({ connection: this.id });
     this.decoder = new AmqpFrameDecoder({ maxBodySize: context.maxMessageBytes });
+    this.output = new ConnectionOutput(this, socket, {
+      forEachChannel: (visit) => this.forEachChannel(visit),
+    });
     this.heartbeats = new Heartbeats(socket, this.logger, {
       lastReceived: () => this.lastReceived,
-      pausedForDrain: () => this.pausedForDrain,
-      write: (frame) => this.write(frame),
+      pausedForDrain: () => this.output.isPausedForDrain(),
+      write: (frame) => this.output.write(frame),
     });
 
     socket.setNoDelay(true);
@@ -164,34 +150,20 @@ export class AmqpConnection {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.logger.debug({ err }, 'socket error'));
     socket.on('close', () => this.onClosed());
-    socket.on('drain', () => this.onDrained());
+    socket.on('drain', () => this.output.onDrained());
   }
 
   get broker(): Broker {
     return this.context.broker;
   }
 
-  /**
-   * Publishes on their way to disk. Past a high-water mark the socket stops
-   * being read, so a publisher faster than the disk (without confirms to
-   * pace it) waits in TCP instead of in the broker's memory.
-   */
+  /** Publishes on their way to disk: past a mark, reading stops. */
   publishesStarted(count: number): void {
-    this.unsettledPublishes += count;
-    if (this.unsettledPublishes >= PUBLISH_HIGH_WATER && !this.socket.isPaused()) {
-      this.socket.pause();
-    }
+    this.output.publishesStarted(count);
   }
 
   publishesSettled(count: number): void {
-    this.unsettledPublishes -= count;
-    if (
-      this.unsettledPublishes <= PUBLISH_LOW_WATER &&
-      this.socket.isPaused() &&
-      !this.pausedForDrain
-    ) {
-      this.socket.resume();
-    }
+    this.output.publishesSettled(count);
   }
 
   /**
@@ -217,22 +189,9 @@ export class AmqpConnection {
     }
   }
 
-  /** False while the socket's buffer is full: consumers wait for drain. */
-  get writable(): boolean {
-    return this.socket.writableLength + this.outbound.length < OUTBOUND_LIMIT;
-  }
-
-  /**
-   * Whether a consumer may be handed more now: false while the socket's
-   * buffer is full, and then its channels are woken once it drains.
-   */
+  /** Whether a consumer may be handed more now. */
   roomForDeliveries(): boolean {
-    // Once close-ok or the close is sent, nothing more is written: a
-    // delivery or a reply would go nowhere.
-    if (this.phase === 'closed' || this.phase === 'closing') return false;
-    if (this.writable) return true;
-    this.deliveriesWaitForRoom = true;
-    return false;
+    return this.output.roomForDeliveries();
   }
 
   // --- reading --------------------------------------------------------
@@ -342,10 +301,10 @@ export class AmqpConnection {
         // went nowhere and were acked: every message published in that
         // window was lost (breaker). Nothing is delivered meanwhile
         // either (roomForDeliveries).
-        this.sendDueConfirms();
+        this.output.sendDueConfirms();
         this.forEachChannel((channel) => channel.closeWithConnection());
         this.send(0, { name: 'connection.close-ok' });
-        this.flush();
+        this.output.flush();
         this.phase = 'closed';
         this.heartbeats.stop();
         // The client hangs up once it has read close-ok, as with RabbitMQ,
@@ -403,7 +362,7 @@ export class AmqpConnection {
 
   /** The client closed the channel (channel.close) and waits for close-ok. */
   channelClosedByClient(number: number): void {
-    this.sendDueConfirms();
+    this.output.sendDueConfirms();
     this.channels.get(number)?.release();
     this.channels.delete(number);
     this.send(number, { name: 'channel.close-ok' });
@@ -421,7 +380,7 @@ export class AmqpConnection {
       { channel: number, replyCode: error.replyCode, reason: error.message },
       'closing channel',
     );
-    this.sendDueConfirms();
+    this.output.sendDueConfirms();
     channel.release();
     this.channels.delete(number);
     this.closingChannels.add(number);
@@ -438,12 +397,10 @@ export class AmqpConnection {
     for (const channel of this.channels.values()) visit(channel);
   }
 
-  // --- writing --------------------------------------------------------
+  // --- writing (connection-output.ts) ---------------------------------
 
   send(channel: number, method: Method): void {
-    if (this.phase === 'closed') return;
-    writeMethodTo(this.outbound, channel, method);
-    this.written();
+    this.output.send(channel, method);
   }
 
   /** A message with its properties and body (deliver, get-ok, return). */
@@ -453,86 +410,16 @@ export class AmqpConnection {
     properties: PropertiesInput,
     body: Buffer,
   ): void {
-    if (this.phase === 'closed') return;
-    writeContent(this.outbound, channel, method, properties, body, this.frameMax);
-    this.written();
+    this.output.sendContent(channel, method, properties, body);
   }
 
   write(frame: Buffer): void {
-    if (this.phase === 'closed') return;
-    this.outbound.add(frame);
-    this.written();
+    this.output.write(frame);
   }
 
   /** `channel` answered confirms: one ack for all of them goes out with the next write. */
   confirmsAnswered(channel: AmqpChannel): void {
-    if (this.phase === 'closed') return;
-    this.confirmsDue.add(channel);
-    this.scheduleFlush();
-  }
-
-  /** Acks for the confirms answered since the last write, before any frame after them. */
-  private sendDueConfirms(): void {
-    if (this.confirmsDue.size === 0) return;
-    for (const channel of this.confirmsDue) channel.sendAnsweredConfirms();
-    this.confirmsDue.clear();
-  }
-
-  /** After bytes went into `outbound`: pause a peer that does not read, flush soon. */
-  private written(): void {
-    // A peer that does not read what we send (returns, confirms) is not
-    // read from either until its socket drains: nothing grows unbounded.
-    if (!this.writable && !this.socket.isPaused()) {
-      this.socket.pause();
-      this.pausedForDrain = true;
-    }
-    this.scheduleFlush();
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    // A microtask, not setImmediate: deliveries written as a batch lands
-    // used to wait for the rest of the poll phase (other sockets' reads,
-    // other batches' appends and their thread-pool wakeups) before going
-    // out: p99 1 ms, p99.9 4-5 ms at load 7 in bench:amqp --only latency.
-    queueMicrotask(this.flushNow);
-  }
-
-  private readonly flushNow = () => this.flush();
-
-  /** One write per task: the arena's slices and attached bodies in one writev. */
-  private flush(): void {
-    // While still scheduled, so that the acks written here schedule nothing.
-    this.sendDueConfirms();
-    this.flushScheduled = false;
-    if (this.outbound.length === 0 || this.socket.destroyed) return;
-    const pieces = this.outbound.take();
-    let accepted = true;
-    if (pieces.length === 1) accepted = this.socket.write(pieces[0]);
-    else {
-      this.socket.cork();
-      for (const piece of pieces) accepted = this.socket.write(piece);
-      this.socket.uncork();
-    }
-    // When the socket took it all there is no 'drain' to come: resume and
-    // wake here, or a reader paused (or consumers starved) by the bytes
-    // that were pending would wait forever.
-    if (accepted) this.onDrained();
-  }
-
-  private onDrained(): void {
-    if (this.pausedForDrain && this.unsettledPublishes <= PUBLISH_LOW_WATER) {
-      this.pausedForDrain = false;
-      this.socket.resume();
-    }
-    // Only consumers refused for want of room wait for this. Waking every
-    // channel after every write cost a timer, a Map and a pass over the
-    // queue's subscribers per write, several times a millisecond at 5,000
-    // deliveries a second.
-    if (!this.deliveriesWaitForRoom || !this.writable) return;
-    this.deliveriesWaitForRoom = false;
-    this.forEachChannel((channel) => channel.wake());
+    this.output.confirmsAnswered(channel);
   }
 
   // --- closing --------------------------------------------------------
@@ -544,7 +431,7 @@ export class AmqpConnection {
       { replyCode: error.replyCode, reason: error.message },
       'closing connection',
     );
-    this.sendDueConfirms();
+    this.output.sendDueConfirms();
     this.send(0, {
       name: 'connection.close',
       replyCode: error.replyCode,
@@ -552,7 +439,7 @@ export class AmqpConnection {
       classId: error.classId,
       methodId: error.methodId,
     });
-    this.flush();
+    this.output.flush();
     this.phase = 'closing';
     this.releaseChannels();
     // Wait briefly for close-ok, then hang up either way.
