@@ -466,15 +466,7 @@ export class AmqpConnection {
     this.heartbeats.stop();
     this.releaseChannels();
     // Exclusive queues go with their connection (RabbitMQ).
-    const deletions = this.context.topology.releaseOwned(this).map((queue) =>
-      this.broker
-        .deleteQueue(queue, { shortLived: true })
-        .then(() => this.context.topology.queueDeleted(queue))
-        .catch((err: unknown) =>
-          this.logger.debug({ err, queue }, 'exclusive queue not deleted'),
-        ),
-    );
-    this.cleanedUp = Promise.all(deletions).then(() => {});
+    this.cleanedUp = this.context.topology.deleteExclusiveOf(this, this.logger);
   }
 
   private releaseChannels(): void {

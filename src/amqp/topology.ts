@@ -15,6 +15,7 @@ import { RoutingError } from '../routing/errors.js';
 import { REPLY } from './constants.js';
 import { deadLetterExchangeRouter, deadLetterRoutes } from './dead-letter-exchange.js';
 import { AmqpError } from './errors.js';
+import { ExclusiveReaper } from './exclusive-reaper.js';
 import { EMPTY_TABLE, plainTable, type FieldTable } from './field-table.js';
 import { QueueExpiry } from './queue-expiry.js';
 import { checkQueueEquivalent, inequivalentArg } from './queue-equivalence.js';
@@ -47,13 +48,20 @@ export interface BindingRequest {
 /** No queue: read only, shared by every publish that routes nowhere. */
 const NOWHERE: readonly string[] = [];
 
+/**
+ * The owner of an exclusive queue whose connection has gone and whose
+ * delete is not written yet: no connection is it, so every one gets 405.
+ */
+const GONE_OWNER: object = Object.freeze({});
+
 export class Topology {
   private readonly consumers = new Map<string, number>();
   private readonly autoDelete = new Set<string>();
   /** Queues declared durable=false (memory queues in Usher). */
   private readonly transient = new Set<string>();
-  /** Exclusive queues and the connection that owns each. */
+  /** Exclusive queues and the connection that owns each (or GONE_OWNER). */
   private readonly owners = new Map<string, object>();
+  private readonly reaper: ExclusiveReaper;
   /** Queues with an exclusive consumer. */
   private readonly exclusiveConsumers = new Set<string>();
   /** The last declare under way of each queue name (oneDeclareAtATime). */
@@ -72,6 +80,7 @@ export class Topology {
     private readonly logger: Logger,
     private readonly features: QueueFeatureTable,
   ) {
+    this.reaper = new ExclusiveReaper((queue) => this.deleteExclusive(queue));
     this.expiry = new QueueExpiry({
       inUse: (queue) => this.consumerCount(queue) > 0,
       expire: (queue) => this.expire(queue),
@@ -157,6 +166,7 @@ export class Topology {
    */
   close(): void {
     this.expiry.close();
+    this.reaper.close();
     this.broker.routeDeadLetters(null);
     this.broker.onQueueDeleted(null);
     void this.journal.close();
@@ -269,14 +279,27 @@ export class Topology {
       this.features.get(queue).exclusive === true;
   }
 
-  /** The queues `connection` owned; they are forgotten here. */
-  releaseOwned(connection: object): string[] {
+  /**
+   * Deletes the exclusive queues of `connection`, which has closed. Each
+   * stays locked to every connection until its delete is written: one the
+   * log refuses is retried (ExclusiveReaper), where it used to stay owned
+   * by no one, open to all, until a restart. Settles once each queue was
+   * deleted or its retry planned.
+   */
+  deleteExclusiveOf(connection: object, logger: Logger): Promise<void> {
     const owned: string[] = [];
     for (const [queue, owner] of this.owners) {
       if (owner === connection) owned.push(queue);
     }
-    for (const queue of owned) this.owners.delete(queue);
-    return owned;
+    for (const queue of owned) this.owners.set(queue, GONE_OWNER);
+    return this.reaper.reap(owned, logger);
+  }
+
+  private async deleteExclusive(queue: string): Promise<void> {
+    if (!this.broker.hasQueue(queue)) return;
+    await this.broker.deleteQueue(queue, { shortLived: true });
+    await this.queueDeleted(queue).catch((err: unknown) =>
+      this.logger.error({ err, queue }, 'AMQP state of a deleted queue not saved'));
   }
 
   /** 403 when an exclusive consumer is in the way (RabbitMQ). */
@@ -347,6 +370,7 @@ export class Topology {
     this.transient.delete(name);
     this.consumers.delete(name);
     this.owners.delete(name);
+    this.reaper.forget(name);
     this.exclusiveConsumers.delete(name);
     this.singleActive.queueDeleted(name);
     this.expiry.stop(name);
@@ -440,6 +464,7 @@ export class Topology {
 
   /** Settles when every save asked for so far is on disk (or failed). */
   async flush(): Promise<void> {
+    await this.reaper.settled();
     await this.journal.flush();
     await this.features.flush();
   }
