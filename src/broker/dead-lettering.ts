@@ -115,15 +115,40 @@ export class DeadLettering {
     held?: Promise<void>[],
   ): LogRecord[] {
     const { message, reason } = outcome;
-    this.deps.observed.died(engine.name, reason);
     const way = this.#way(engine, message, reason, now, error);
     if (way !== null && 'after' in way) {
       const written = this.#whenDeleted(engine, way, message.seq, (ready, at, into) =>
         this.#moveOut(engine, outcome, ready, at, into, dropped));
-      this.#wait(engine, written, held);
+      this.#wait(engine, this.#countOnceWritten(engine, reason, written), held);
       return [];
     }
+    this.#count(engine, reason, way === null ? 'dropped' : 'deadLettered');
     return this.#moveOut(engine, outcome, way, now, touched, dropped);
+  }
+
+  /** A message that died in `engine`: its death observed, its end counted, together. */
+  #count(engine: QueueEngine, reason: DeathReason, end: 'deadLettered' | 'dropped'): void {
+    this.deps.observed.died(engine.name, reason);
+    engine.totals[end]++;
+  }
+
+  /**
+   * A dead letter held for its dead-letter queue's delete counts once its
+   * records are written, as the others count with theirs. Observed as it
+   * died, it was in the deaths while not in `deadLettered`, and for good
+   * when it ended otherwise: a close() while held fails its write, and
+   * the message stays its queue's. Its own queue deleted meanwhile, that
+   * queue's figures went with it (Observations.forgetQueue) and counting
+   * would bring them back: it still goes into its dead-letter queue.
+   */
+  async #countOnceWritten(
+    engine: QueueEngine,
+    reason: DeathReason,
+    written: Promise<void>,
+  ): Promise<void> {
+    await written;
+    const stillThere = this.deps.engines.get(engine.name) === engine;
+    if (stillThere) this.#count(engine, reason, 'deadLettered');
   }
 
   #moveOut(
@@ -136,12 +161,10 @@ export class DeadLettering {
   ): LogRecord[] {
     const { message, reason } = outcome;
     if (way === null) {
-      engine.totals.dropped++;
       dropped?.add(outcome);
       this.deps.logger.debug({ queue: engine.name, id: message.id, reason }, 'message dropped');
       return isLogged(engine) ? [{ type: 'settled', seqs: [message.seq] }] : [];
     }
-    engine.totals.deadLettered++;
     for (const destination of way.destinations) touched.add(destination);
     return [
       ...way.records,
@@ -167,26 +190,24 @@ export class DeadLettering {
     for (const message of refused) {
       const way = this.#way(engine, message, 'overflow', now, undefined);
       if (way === null) continue;
-      this.deps.observed.died(engine.name, 'overflow');
       if ('after' in way) {
         const written = this.#whenDeleted(engine, way, undefined, (ready, at, into) =>
-          this.#copies(engine, message, ready, at, into));
-        this.#wait(engine, written);
+          this.#copies(message, ready, at, into));
+        this.#wait(engine, this.#countOnceWritten(engine, 'overflow', written));
         continue;
       }
-      records.push(...this.#copies(engine, message, way, now, touched));
+      this.#count(engine, 'overflow', 'deadLettered');
+      records.push(...this.#copies(message, way, now, touched));
     }
     return records;
   }
 
   #copies(
-    engine: QueueEngine,
     message: Message,
     way: Way,
     now: number,
     touched: Set<QueueEngine>,
   ): LogRecord[] {
-    engine.totals.deadLettered++;
     const records = [...way.records];
     for (const destination of way.destinations) {
       touched.add(destination);

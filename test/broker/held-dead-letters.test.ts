@@ -3,13 +3,16 @@
 // a declare of that queue waiting too, many held then the delete failing,
 // the queue they died in deleted, the broker closed. Each ends with the
 // broker's memory budget (HotMemory.used) back at zero once every queue is
-// gone, and a restart that agrees with what was answered.
+// gone, and a restart that agrees with what was answered. Last, when a
+// held one is counted: in its queue's deaths and deadLettered together,
+// once written, and not at all when it is not.
 
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, it } from 'node:test';
 
 import type { Broker, BrokerOptions } from '../../src/broker/broker.js';
 import { DEAD_LETTER_QUEUE_SETTINGS, resolveSettings } from '../../src/broker/settings.js';
+import { observationsOf } from '../../src/observe/observations.js';
 import {
   ManualClock, failNextToFinish, heldDisk, openBroker, tempDir, text, until,
 } from '../helpers.js';
@@ -56,6 +59,15 @@ async function startDelete(name: string): Promise<{ deleting: Promise<unknown> }
   const deleting = settled(broker.deleteQueue(name));
   await until('the delete to wait for its sync', () => disk.syncsWaiting >= 1);
   return { deleting };
+}
+
+/** Deaths observed in `queue` by reason, and its deadLettered total. */
+function deathsOf(queue: string) {
+  const reasons = observationsOf(broker).deaths.get(queue);
+  return {
+    deaths: reasons === undefined ? {} : Object.fromEntries(reasons),
+    deadLettered: broker.hasQueue(queue) ? broker.getQueue(queue).stats.deadLettered : null,
+  };
 }
 
 async function leaseOne(queue: string) {
@@ -226,4 +238,78 @@ it('its own queue deleted while it waits, then its dead-letter queue\'s delete f
   assert.deepEqual(bodies(), ['old', 'dies']);
   await deleteAll();
   assert.equal(hotUsed(), 0);
+});
+
+it('a held dead letter is counted, in the deaths and in deadLettered, once written', async () => {
+  await broker.createQueue('dlq', {});
+  await broker.createQueue('work', { deadLetter: 'dlq' });
+  await broker.publish('work', [{ body: text('dies') }]);
+  const leased = await leaseOne('work');
+
+  const { deleting } = await startDelete('dlq');
+  const nacking = settled(broker.nack('work', leased.receipt, { requeue: false }));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(deathsOf('work'), { deaths: {}, deadLettered: 0 }, 'while held');
+  disk.release();
+
+  assert.equal(await deleting, undefined);
+  assert.deepEqual(await nacking, { outcome: 'dead-lettered', reason: 'rejected' });
+  assert.deepEqual(deathsOf('work'), { deaths: { rejected: 1 }, deadLettered: 1 });
+});
+
+it('a dead letter held as the broker closes is not counted', async () => {
+  await broker.createQueue('dlq', {});
+  await broker.createQueue('work', { deadLetter: 'dlq' });
+  await broker.publish('work', [{ body: text('a') }, { body: text('b') }]);
+  const leased = await broker.receive('work', { max: 2, waitMs: 0 });
+
+  const { deleting } = await startDelete('dlq');
+  const nacks = leased.map((message) =>
+    settled(broker.nack('work', message.receipt, { requeue: false })));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const closing = broker.close();
+  disk.release();
+  await closing;
+  assert.deepEqual(await Promise.all([deleting, ...nacks]),
+    [undefined, 'STORE_UNAVAILABLE', 'STORE_UNAVAILABLE']);
+  assert.deepEqual(deathsOf('work'), { deaths: {}, deadLettered: 0 });
+
+  broker = await openBroker(dir.path, { clock: options.clock, sync: true });
+  assert.equal(broker.getQueue('work').stats.total, 2, 'still its own queue\'s');
+});
+
+it('a held dead letter whose own queue is deleted meanwhile leaves no figures of that queue', async () => {
+  await broker.createQueue('work', { deadLetter: 'dlq' });
+  await broker.createQueue('dlq', {});
+  await broker.publish('work', [{ body: text('dies') }]);
+  const leased = await leaseOne('work');
+
+  const { deleting } = await startDelete('dlq');
+  const nacking = settled(broker.nack('work', leased.receipt, { requeue: false }));
+  const deletingWork = settled(broker.deleteQueue('work'));
+  await until('both deletes to wait', () => disk.syncsWaiting >= 2);
+  disk.release();
+  assert.deepEqual(await Promise.all([deleting, deletingWork]), [undefined, undefined]);
+  assert.deepEqual(await nacking, { outcome: 'dead-lettered', reason: 'rejected' });
+  assert.equal(broker.getQueue('dlq').stats.total, 1);
+  assert.equal(observationsOf(broker).deaths.has('work'), false);
+});
+
+it('a refused publish held for its dead-letter queue\'s delete is counted once written (reject-publish-dlx)', async () => {
+  await broker.createQueue('dlq', {});
+  await broker.createQueue('work', { deadLetter: 'dlq', maxLength: 1, overflow: 'reject-publish-dlx' });
+  await broker.publish('work', [{ body: text('fits') }]);
+
+  const { deleting } = await startDelete('dlq');
+  const refused = settled(broker.publish('work', [{ body: text('refused') }]));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(deathsOf('work'), { deaths: {}, deadLettered: 0 }, 'while held');
+  disk.release();
+  assert.equal(await deleting, undefined);
+  assert.equal(await refused, 'QUEUE_FULL');
+
+  await until('the refused one in the dead-letter queue', () =>
+    broker.hasQueue('dlq') && broker.getQueue('dlq').stats.total === 1);
+  await until('it counted', () => deathsOf('work').deadLettered === 1);
+  assert.deepEqual(deathsOf('work'), { deaths: { overflow: 1 }, deadLettered: 1 });
 });
