@@ -64,6 +64,19 @@ export function purgeWaiting(queue: PurgedQueue): Purged {
  * reach the log: cold ones as cold entries, in their places by seq
  * among any that came since; hot ones as copies, since a heap may still
  * name the old objects.
+ *
+ * Publishes admitted while the purge was written (the queue looked
+ * empty) may have filled it to maxLength or maxBytes. Under drop-oldest
+ * the messages put back are the oldest, and each is displaced as it
+ * comes back (enqueue trims: dead-lettered or dropped, reason overflow,
+ * its records written after), so the limit holds as for any arrival.
+ * Under reject-publish(-dlx) and reject-lowest-priority they stay, over
+ * the limit: they were accepted before the newcomers, and losing them to
+ * a failed write is worse than a queue over its limit for a while. The
+ * limits count them (planAdmission), so publishes are refused, or under
+ * reject-lowest-priority displace as many as it takes, until the queue
+ * is back under. Checked, counts and all, hot and cold, by
+ * test/broker/purge-restore-limits.test.ts.
  */
 export function restorePurged(queue: RestoredQueue, purged: Purged, now: number): void {
   // Cold rows come only from a queue that keeps messages cold, and its
