@@ -296,7 +296,14 @@ export class Topology {
   }
 
   private async deleteExclusive(queue: string): Promise<void> {
-    if (!this.broker.hasQueue(queue)) return;
+    // A declare of it still being written as its connection went makes
+    // the queue after this: it goes too, or stayed locked to all.
+    await this.declaring.get(queue);
+    if (this.owners.get(queue) !== GONE_OWNER) return;
+    if (!this.broker.hasQueue(queue)) {
+      this.owners.delete(queue);
+      return;
+    }
     await this.broker.deleteQueue(queue, { shortLived: true });
     await this.queueDeleted(queue).catch((err: unknown) =>
       this.logger.error({ err, queue }, 'AMQP state of a deleted queue not saved'));

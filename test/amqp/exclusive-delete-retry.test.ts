@@ -13,6 +13,7 @@ import type { Channel, ChannelModel } from 'amqplib';
 import { nodeIo, type StoreIo } from '../../src/storage/io.js';
 import { until } from '../helpers.js';
 import { openAmqpFixture } from './amqp-fixture.js';
+import { Raw } from './raw-client.js';
 
 /** nodeIo whose writes fail with EIO while `refusing`, counted. */
 function refusingDisk() {
@@ -121,5 +122,36 @@ it('stops retrying when the listener closes', { timeout: 20_000 }, async () => {
   } finally {
     disk.refusing = false;
     if (!closed) await usher.close();
+  }
+});
+
+it('deletes exclusive queues whose declares were still being written as their connections went', {
+  timeout: 20_000,
+}, async () => {
+  const usher = await openAmqpFixture('usher-exclusive-declaring-');
+  try {
+    // The connection ends right behind its declare, while the queue's
+    // AMQP arguments (exclusive: gone at restart) are being written,
+    // before the queue is made: on most runs for most of these.
+    const names = Array.from({ length: 10 }, (_, i) => `exclusive-declaring-${i}`);
+    for (const name of names) {
+      const raw = new Raw(usher.port);
+      await raw.open('none');
+      raw.method(1, {
+        name: 'queue.declare', queue: name, passive: false, durable: true,
+        exclusive: true, autoDelete: false, noWait: false, arguments: new Map(),
+      });
+      raw.socket.end();
+    }
+    await until('every queue gone', () => names.every((name) => !usher.broker.hasQueue(name)), 3000);
+    // None made after that, and none left locked.
+    await sleep(300);
+    assert.deepEqual(names.filter((name) => usher.broker.hasQueue(name)), []);
+    const other = await usher.connect();
+    for (const name of names) {
+      assert.equal(await answer(other, (ch) => ch.assertQueue(name)), 'ok', name);
+    }
+  } finally {
+    await usher.close();
   }
 });
