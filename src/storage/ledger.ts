@@ -5,10 +5,24 @@
 // memory is read back from there (frame-reader.ts).
 //
 // A message is live from its `published` record until a `settled` record
-// names its seq. `moved` and `retried` records change the message but not
-// where its body lies, so they leave the accounting alone. A second
-// `published` record for the same seq (a compaction copy) moves the message
-// to the copy's segment and offset.
+// names its seq, or its queue's `queue-deleted` record comes: a delete
+// settles what it knows of in its own write, but a message whose ack or
+// move failed as the delete was written, or one the scrub logged again
+// meanwhile, was left live, and a queue made again under the name took it
+// at the next start. `moved` and `retried` records change the message but
+// not where its body lies, so they leave the accounting alone (a `moved`
+// record changes its queue). A second `published` record for the same seq
+// (a compaction copy, or a move written whole) moves the message to the
+// copy's segment and offset, and to the copy's queue.
+//
+// Forgetting at a `queue-deleted` record is as safe for segment deletion
+// as a `settled` record is: segments are deleted only as a prefix of the
+// log (dead-segments.ts), so the record's segment goes only after every
+// older one, and with them every `published` record it ended. Nothing
+// writes a record into a queue while its delete is written (queues.ts),
+// and records land in the order they were appended, so a message's
+// record before the delete's is ended by it and one after is live again,
+// at run time and at replay alike.
 //
 // The live messages are rows of a SeqTable (about 21 bytes each), not one
 // object each: at ten million waiting messages that is the difference
@@ -23,7 +37,7 @@
 // checkpoint and replays only what came after.
 
 import type { LogRecord, PublishedRecord, QueueSettingsRecord } from './records.js';
-import { type RowRun, SeqTable } from './seq-table.js';
+import { type RowRef, type RowRun, SeqTable } from './seq-table.js';
 import { UUID_BYTES, type UuidTable, putUuid, uuidText } from './uuid-bytes.js';
 
 /** Accounting for one segment file. */
@@ -107,6 +121,15 @@ export class Ledger {
   readonly #wide = new Map<number, [queueIndex: number, bodyBytes: number]>();
   readonly #queueNames: string[] = [];
   readonly #queueIndex = new Map<string, number>();
+  /**
+   * Live messages by the index of their queue as of now (`change.queue`
+   * after a `moved` record): a `queue-deleted` record looks for the ones
+   * left only when its queue has some. Auto-delete and exclusive queues
+   * are deleted by the hundred an hour, nearly always with every message
+   * settled by the delete's own write, and a scan of ten million rows
+   * takes most of a second.
+   */
+  readonly #liveByQueue: number[] = [];
   readonly #recent = new Map<string, RecentIds>();
   readonly #recentLimits: RecentIdLimits;
   #liveBytes = 0;
@@ -161,7 +184,7 @@ export class Ledger {
         }
         this.#row[SEGMENT] = segment.id;
         this.#row[OFFSET] = offset;
-        this.#packInto(this.#row, record, frameBytes);
+        this.#countLive(this.#packInto(this.#row, record, frameBytes), 1);
         this.#live.put(record.seq, this.#row);
         segment.live++;
         segment.liveBytes += frameBytes;
@@ -188,9 +211,12 @@ export class Ledger {
           change.availableAt = record.availableAt;
         }
         break;
-      case 'moved':
+      case 'moved': {
         this.#saw(record.seq);
-        if (this.#live.has(record.seq)) {
+        const row = this.#live.find(record.seq);
+        if (row !== undefined) {
+          this.#countLive(this.#queueOf(record.seq, row), -1);
+          this.#countLive(this.#indexOf(record.queue), 1);
           const change = this.#changeOf(record.seq);
           change.queue = record.queue;
           change.headers = record.headers;
@@ -199,6 +225,7 @@ export class Ledger {
           change.expiresAt = record.expiresAt;
         }
         break;
+      }
       case 'queue-declared':
         // A queue made anew takes no ids left under its name: a publish
         // that lands after a delete of the queue is refused, yet its
@@ -211,8 +238,9 @@ export class Ledger {
         this.queues.delete(record.name);
         this.#lastQueue = undefined;
         // A queue made again under the name must not take the old one's
-        // ids for duplicates.
+        // ids for duplicates, nor its messages.
         this.#recent.delete(record.name);
+        this.#forgetQueue(record.name);
         break;
     }
   }
@@ -263,10 +291,7 @@ export class Ledger {
       const end = start + (this.#live.col(row, FRAME) & FRAME_MASK);
       const hit = stretches.some((s) => start < s.offset + s.bytes && s.offset < end);
       if (!hit) return;
-      const column = this.#live.col(row, QUEUE);
-      const index = column === WIDE ? (this.#wide.get(seq)?.[0] ?? 0) : column & NARROW_MAX;
-      const queue = this.#changes.get(seq)?.queue ?? this.#queueNames[index];
-      found.push({ seq, queue });
+      found.push({ seq, queue: this.#queueNames[this.#queueOf(seq, row)] });
     });
     return found;
   }
@@ -344,6 +369,10 @@ export class Ledger {
     this.#live.forEachRunAfter(after, visit);
   }
 
+  // The count of live messages by queue is not in the checkpoint: each
+  // restore adds what it learns of a row's queue, in whatever order the
+  // rows, wide rows and changes come.
+
   /**
    * Puts back a live row read from a checkpoint, in `segment` (the one its
    * SEGMENT column names). Fastest in seq order.
@@ -351,6 +380,8 @@ export class Ledger {
   restoreRow(seq: number, columns: ArrayLike<number>, segment: SegmentState): void {
     this.#segments.set(segment.id, segment);
     this.#live.put(seq, columns);
+    // A wide row is counted when its queue comes (restoreWide).
+    if (columns[QUEUE] !== WIDE) this.#countLive(columns[QUEUE] & NARROW_MAX, 1);
     const frameBytes = columns[FRAME] & FRAME_MASK;
     segment.live++;
     segment.liveBytes += frameBytes;
@@ -364,11 +395,23 @@ export class Ledger {
   }
 
   restoreWide(seq: number, queueIndex: number, bodyBytes: number): void {
-    if (this.#live.has(seq)) this.#wide.set(seq, [queueIndex, bodyBytes]);
+    if (!this.#live.has(seq)) return;
+    this.#wide.set(seq, [queueIndex, bodyBytes]);
+    // Moved since: counted under its new queue (restoreChange).
+    if (this.#changes.get(seq)?.queue === undefined) this.#countLive(queueIndex, 1);
   }
 
   restoreChange(seq: number, change: MessageChange): void {
-    if (this.#live.has(seq)) this.#changes.set(seq, change);
+    const row = this.#live.find(seq);
+    if (row === undefined) return;
+    if (change.queue !== undefined) {
+      const column = this.#live.col(row, QUEUE);
+      // A wide row whose queue has not come yet was not counted.
+      const counted = column !== WIDE ? column & NARROW_MAX : this.#wide.get(seq)?.[0];
+      if (counted !== undefined) this.#countLive(counted, -1);
+      this.#countLive(this.#indexOf(change.queue), 1);
+    }
+    this.#changes.set(seq, change);
   }
 
   restoreRecent({ queue, lastSeq, ids, times }: RecentSnapshot): void {
@@ -400,6 +443,7 @@ export class Ledger {
     if (row === undefined) return false;
     const segment = this.#segments.get(this.#live.col(row, SEGMENT));
     const bytes = this.#live.col(row, FRAME) & FRAME_MASK;
+    this.#countLive(this.#queueOf(seq, row), -1);
     this.#live.deleteRow(row);
     this.#changes.delete(seq);
     if (this.#wide.size > 0) this.#wide.delete(seq);
@@ -411,7 +455,50 @@ export class Ledger {
     return true;
   }
 
-  #packInto(row: number[], record: PublishedRecord, frameBytes: number): void {
+  // Forgets every live message now in queue `name`, which a
+  // `queue-deleted` record ends. Rare: the delete's own write settles
+  // what it knows of.
+  #forgetQueue(name: string): void {
+    const index = this.#queueIndex.get(name);
+    if (index === undefined) return;
+    const count = this.#liveByQueue[index] ?? 0;
+    if (count <= 0) return;
+    const seqs: number[] = [];
+    this.#live.forEach((seq, row) => {
+      if (this.#queueOf(seq, row) === index) seqs.push(seq);
+      return seqs.length < count;
+    });
+    for (const seq of seqs) this.#forget(seq);
+  }
+
+  // The index of the queue a live row is in now.
+  #queueOf(seq: number, row: RowRef): number {
+    if (this.#changes.size > 0) {
+      const moved = this.#changes.get(seq)?.queue;
+      if (moved !== undefined) return this.#indexOf(moved);
+    }
+    const column = this.#live.col(row, QUEUE);
+    return column === WIDE ? (this.#wide.get(seq)?.[0] ?? 0) : column & NARROW_MAX;
+  }
+
+  #countLive(index: number, delta: number): void {
+    const counts = this.#liveByQueue;
+    while (counts.length <= index) counts.push(0);
+    counts[index] += delta;
+  }
+
+  // The queue's index in #queueNames, given one if new.
+  #indexOf(queue: string): number {
+    let index = this.#queueIndex.get(queue);
+    if (index === undefined) {
+      index = this.#queueNames.push(queue) - 1;
+      this.#queueIndex.set(queue, index);
+    }
+    return index;
+  }
+
+  // Returns the queue's index.
+  #packInto(row: number[], record: PublishedRecord, frameBytes: number): number {
     const index = this.#lookups(record.queue).index;
     const delayed = record.availableAt > record.publishedAt ? DELAYED_FLAG : 0;
     const priority = Math.min(Math.max(record.priority | 0, 0), 15);
@@ -423,6 +510,7 @@ export class Ledger {
       row[QUEUE] = WIDE;
       this.#wide.set(record.seq, [index, record.body.length]);
     }
+    return index;
   }
 
   #changeOf(seq: number): MessageChange {
@@ -457,11 +545,7 @@ export class Ledger {
     const last = this.#lastQueue;
     if (last !== undefined && last.queue === queue) return last;
 
-    let index = this.#queueIndex.get(queue);
-    if (index === undefined) {
-      index = this.#queueNames.push(queue) - 1;
-      this.#queueIndex.set(queue, index);
-    }
+    const index = this.#indexOf(queue);
     const { maxIds: defaultMaxIds, defaultWindowMs } = this.#recentLimits;
     const settings = this.queues.get(queue);
     const window = settings?.dedupWindowMs;

@@ -237,6 +237,46 @@ describe('checkpoints', () => {
       }
     });
   });
+
+  it('a deleted queue\'s messages left live end at its delete, their segments with them', async () => {
+    await withTempDir(async (dir) => {
+      const { store } = await open(dir, { segmentBytes: 64 * 1024 });
+      await declare(store);
+      // Messages its delete did not settle (an ack that failed meanwhile).
+      for (let seq = 1; seq <= 40; seq++) await store.append([ticket(seq, 'gone')]);
+      const churn = async (from: number, to: number) => {
+        for (let seq = from; seq < to; seq++) {
+          await store.append([ticket(seq), { type: 'settled', seqs: [seq] }]);
+        }
+      };
+      await churn(41, 400);
+      await until(() => store.stats().checkpointsWritten >= 1);
+      await store.append([{ type: 'queue-deleted', name: 'gone' }]);
+      assert.equal(store.stats().liveMessages, 0);
+      // A crash now: the checkpoint holds them, the log after it their end.
+      const justDeleted = await crashImage(dir, '-deleted');
+
+      // Nothing pins the segments that held them now.
+      await churn(400, 700);
+      await until(() => store.stats().segments <= 3);
+      assert.ok(!(await readdir(dir)).includes('00000000000000000001.log'));
+      const later = await crashImage(dir, '-later');
+      await store.close();
+      try {
+        for (const crashed of [justDeleted, later]) {
+          const expected = await fullReplay(crashed);
+          assert.deepEqual(expected.live, [], crashed);
+          const reopened = await open(crashed);
+          assert.equal(reopened.store.stats().openedFromCheckpoint, 1);
+          const state = stateOf(reopened.store);
+          assert.deepEqual([state.live, state.queues], [expected.live, expected.queues]);
+          await reopened.store.close();
+        }
+      } finally {
+        for (const crashed of [justDeleted, later]) await rm(crashed, { recursive: true, force: true });
+      }
+    });
+  });
 });
 
 // A copy of the folder as a crash would leave it. The store is still
@@ -248,6 +288,12 @@ async function copyFolder(from: string, to: string): Promise<void> {
       if (err.code !== 'ENOENT') throw err;
     });
   }
+}
+
+/** A crash copy of `dir` beside it; the caller removes it. */
+async function crashImage(dir: string, suffix: string): Promise<string> {
+  await copyFolder(dir, `${dir}${suffix}`);
+  return `${dir}${suffix}`;
 }
 
 async function harm(path: string, damage: 'flipped bit' | 'truncated' | 'unknown version' | 'no end frame') {

@@ -219,6 +219,12 @@ export class MessageModel {
         });
         break;
       }
+      case 'queue-deleted':
+        // It ends what is still in the queue, as the ledger does.
+        for (const [seq, message] of this.messages) {
+          if (message.queue === record.name) this.messages.delete(seq);
+        }
+        break;
       default:
         break;
     }

@@ -174,3 +174,138 @@ describe('ledger', () => {
     assert.deepEqual(ledger.recentIds().map((r) => r.id), ['id-7']);
   });
 });
+
+// A queue's `queue-deleted` record ends every message still in the queue
+// (ledger.ts): the delete's write settles those it knows of, and one it
+// did not name (an ack or a move that failed meanwhile) stayed live for a
+// queue made again under the name to take at the next start.
+describe('ledger at a queue-deleted record', () => {
+  const segmentsOf = () => [1, 2, 3].map((id): SegmentState => ({
+    id, path: `s${id}`, size: 0, live: 0, liveBytes: 0,
+  }));
+  const moved = (seq: number, queue: string): LogRecord => ({
+    type: 'moved', seq, queue, headers: {}, failures: 1, availableAt: NOW, expiresAt: null,
+  });
+  const wideHeaders = { big: 'h'.repeat(70_000) };
+
+  // Records in three segments, frames of 100 bytes but for the wide row
+  // (70,100); the queue `q` is deleted in the third and made again.
+  const before: Array<[segment: number, record: LogRecord]> = [
+    [1, { type: 'queue-declared', name: 'q', settings: {} }],
+    [1, { type: 'queue-declared', name: 'r', settings: {} }],
+    [1, published(1)],
+    [1, published(2)],
+    [1, published(3, { queue: 'r' })],
+    [1, published(4, { headers: wideHeaders })],
+    [2, published(5)],
+    [2, published(6, { queue: 'r' })],
+    [2, moved(2, 'r')], // moved out of q: survives
+    [2, moved(3, 'q')], // moved into q: ends with it
+    [2, published(5, { queue: 'r' })], // a move written whole, out of q
+    [2, published(6, { queue: 'q' })], // and one into q
+    [2, published(7, { queue: 'r', headers: wideHeaders })],
+    [2, moved(7, 'q')],
+    [2, { type: 'settled', seqs: [1] }],
+  ];
+  const after: Array<[segment: number, record: LogRecord]> = [
+    [3, published(8)],
+    [3, { type: 'queue-deleted', name: 'q' }],
+    [3, { type: 'queue-declared', name: 'q', settings: {} }],
+    [3, published(9)],
+    [3, { type: 'retried', seq: 4, failures: 1, availableAt: NOW }],
+    [3, published(10, { queue: 'r' })],
+    [3, moved(10, 'q')],
+  ];
+
+  function applyAll(
+    ledger: Ledger,
+    segments: SegmentState[],
+    records: Array<[number, LogRecord]>,
+  ): void {
+    for (const [id, record] of records) {
+      const segment = segments[id - 1];
+      const frameBytes = record.type === 'published' && record.headers.big ? 70_100 : 100;
+      ledger.apply(record, segment, frameBytes, segment.size);
+      segment.size += frameBytes;
+    }
+  }
+
+  // What every live message, segment and the ledger as a whole count.
+  function accounts(ledger: Ledger, segments: SegmentState[]) {
+    return {
+      live: live(ledger).map((m) => [m.seq, m.change?.queue ?? m.queue]),
+      segments: segments.map((s) => [s.id, s.live, s.liveBytes]),
+      liveBytes: ledger.liveBytes,
+      liveMessages: ledger.liveMessages,
+    };
+  }
+
+  const expected = {
+    live: [[2, 'r'], [5, 'r'], [9, 'q'], [10, 'q']],
+    segments: [[1, 1, 100], [2, 1, 100], [3, 2, 200]],
+    liveBytes: 400,
+    liveMessages: 4,
+  };
+
+  it('forgets what is in the queue then, at replay, segment counts and all', () => {
+    const ledger = new Ledger();
+    const segments = segmentsOf();
+    applyAll(ledger, segments, before);
+    assert.deepEqual(live(ledger).map((m) => m.seq), [2, 3, 4, 5, 6, 7]);
+    applyAll(ledger, segments, after);
+
+    assert.deepEqual(accounts(ledger, segments), expected);
+    assert.equal(ledger.wide.size, 0, 'the wide rows went with their messages');
+    assert.deepEqual([...ledger.changes.keys()], [2, 10]);
+    assert.equal(ledger.locate(4), undefined);
+    assert.deepEqual(ledger.locate(9)?.segment.id, 3);
+  });
+
+  it('forgets them after a checkpoint load too, whatever order its frames come in', () => {
+    for (const changesFirst of [false, true]) {
+      // The ledger at the checkpoint's position, copied as checkpoint.ts
+      // writes it and checkpoint-load.ts reads it back.
+      const written = new Ledger();
+      applyAll(written, segmentsOf(), before);
+      const loaded = new Ledger();
+      const segments = segmentsOf();
+      written.forEachRunAfter(-1, (run) => {
+        for (let i = run.from; i < run.to; i++) {
+          if (run.alive[i] === 0) continue;
+          const columns = run.cols.subarray(i * 4, i * 4 + 4);
+          loaded.restoreRow(run.seqs.at(i), columns, segments[columns[0] - 1]);
+        }
+        return true;
+      });
+      for (const name of written.queueNames) loaded.restoreQueueName(name);
+      const wide = () => {
+        for (const [seq, [index, bytes]] of written.wide) loaded.restoreWide(seq, index, bytes);
+      };
+      const changes = () => {
+        for (const [seq, change] of written.changes) loaded.restoreChange(seq, change);
+      };
+      if (changesFirst) {
+        changes();
+        wide();
+      } else {
+        wide();
+        changes();
+      }
+      for (const [name, settings] of written.queues) loaded.queues.set(name, settings);
+
+      applyAll(loaded, segments, after);
+      assert.deepEqual(accounts(loaded, segments), expected, `changes first: ${changesFirst}`);
+    }
+  });
+
+  it('leaves other queues alone, and a queue with none live as it was', () => {
+    const ledger = new Ledger();
+    const apply = applier(ledger);
+    apply(published(1, { queue: 'kept' }));
+    apply(published(2, { queue: 'short' }));
+    apply({ type: 'settled', seqs: [2] });
+    apply({ type: 'queue-deleted', name: 'short' });
+    apply({ type: 'queue-deleted', name: 'never-seen' });
+    assert.deepEqual(live(ledger).map((m) => [m.seq, m.queue]), [[1, 'kept']]);
+  });
+});
