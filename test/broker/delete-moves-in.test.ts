@@ -7,7 +7,8 @@
 // delete's write, where a record written into the queue after its
 // `queue-deleted` record (settled, if at all, by a write after that)
 // stayed live, and a queue made again under the name took it at the
-// next start.
+// next start. Last, messages an ack or purge that failed meanwhile put
+// back: the delete's `queue-deleted` record ends them.
 
 import assert from 'node:assert/strict';
 import { cpSync, rmSync } from 'node:fs';
@@ -327,3 +328,47 @@ it('overflow dead letters for a queue being deleted go to one made anew', async 
   assert.deepEqual(bodies.sort(), ['displaced', 'refused']);
   assert.equal(broker.getQueue('dlq').settings.maxAttempts, 0, 'made as a dead-letter queue');
 });
+
+// An ack or a purge whose write fails while the delete is written puts
+// its messages back in the queue; the delete's write did not name them,
+// and the write after it that settles them may never come. The delete's
+// `queue-deleted` record ends them in the log (storage/ledger.ts).
+for (const leaving of ['ack', 'purge'] as const) {
+  it(`messages a failed ${leaving} puts back during the delete end with the queue`, async () => {
+    await broker.close();
+    const failing = failNextToFinish(gate.io);
+    options = { ...options, storeIo: failing.io };
+    broker = await openBroker(dirs[0].path, options);
+    await broker.createQueue('q', {});
+    await broker.publish('q', [{ body: text('a') }, { body: text('b') }]);
+    const [leased] = await broker.receive('q', { max: 1, waitMs: 0 });
+    // The write after the delete's (the one settling what came back)
+    // waits unwritten: a crash then leaves the log as the delete did.
+    broker.onQueueDeleted(() => {
+      gate.closed = true;
+    });
+
+    disk.hold();
+    const left = leaving === 'ack'
+      ? settled(broker.ack('q', [leased.receipt]))
+      : settled(broker.purgeQueue('q'));
+    await until('its write to wait for its sync', () => disk.syncsWaiting === 1);
+    const deleting = settled(broker.deleteQueue('q'));
+    await until('the delete to wait for its sync too', () => disk.syncsWaiting === 2);
+    failing.arm();
+    disk.release();
+    await until('the settling write to wait', () => gate.writesWaiting > 0);
+    const image = tempDir();
+    dirs.push(image);
+    cpSync(dirs[0].path, image.path, { recursive: true });
+    rmSync(join(image.path, 'usher.lock'));
+    gate.open();
+
+    assert.equal(await left, 'STORE_UNAVAILABLE');
+    assert.equal(await deleting, undefined);
+    assert.equal(broker.hasQueue('q'), false);
+
+    await openImage(image.path);
+    assert.equal(await madeAgainAfterRestart(image.path, 'q'), 0);
+  });
+}
