@@ -239,7 +239,9 @@ export class Queues {
    * again under the name took it at the next start. Publishes still
    * being written as the delete starts, and dead letters of its own
    * waiting for another queue's delete, are settled with the rest, in
-   * the same write.
+   * the same write; whatever else its records left in the queue (an ack
+   * or a move whose write failed meanwhile) ends at its `queue-deleted`
+   * record.
    */
   async deleteQueue(
     name: string,
@@ -262,31 +264,23 @@ export class Queues {
 
   private async writeDelete(engine: QueueEngine, shortLived: boolean): Promise<void> {
     const { name } = engine;
-    // Publishes still being written are settled here too: their records
-    // come before these, and settled only by the later write below they
-    // came back after a crash between the two. So are its dead letters
-    // waiting for their dead-letter queue's delete, which left memory
-    // but not yet the log.
+    // Publishes still being written are settled here too, their records
+    // coming before these, and so are its dead letters waiting for their
+    // dead-letter queue's delete, which left memory but not yet the log.
+    // The `queue-deleted` record would end them as well, but only by a
+    // scan of every live message; named here, the ledger finds the queue
+    // empty and scans nothing (storage/ledger.ts).
     const writing = [...this.deps.publishesWriting(engine), ...this.deps.deadLettersHeld(engine)];
     const seqs = writing.length === 0 ? engine.allSeqs() : [...engine.allSeqs(), ...writing];
     const records: LogRecord[] = [...settledRecords(seqs), { type: 'queue-deleted', name }];
 
     // Nothing moves in meanwhile, but an ack or a purge whose write fails
-    // puts its messages back. Those that had left memory before the seqs
-    // above were read are settled only by the write after this one, and
-    // a crash between the two leaves them live (README "known limits").
-    engine.watchArrivals();
-    try {
-      await this.deps.append(engine, records);
-    } catch (err) {
-      engine.takeArrivals();
-      throw err;
-    }
-    const arrivals = engine.takeArrivals();
+    // puts its messages back. The seqs above do not name those, and they
+    // need no `settled` record of their own: the `queue-deleted` record
+    // ends every message still in the queue (storage/ledger.ts).
+    await this.deps.append(engine, records);
     // Taken out meanwhile: only a declare that made it and failed does so.
     if (this.deps.engines.get(name) !== engine) return;
-    const settledHere = new Set(writing);
-    const stayed = arrivals.filter((seq) => engine.has(seq) && !settledHere.has(seq));
 
     this.deps.engines.delete(name);
     engine.releaseHotMemory();
@@ -304,24 +298,6 @@ export class Queues {
 
     const level = shortLived ? 'debug' : 'info';
     this.deps.logger[level]({ queue: name, messages: seqs.length }, 'queue deleted');
-    if (stayed.length > 0) await this.settleArrivals(engine, stayed);
-  }
-
-  /**
-   * The queue is deleted, on disk and in memory, whatever becomes of
-   * this write: should it fail, those messages stay live in the log
-   * until a restart skips them (a queue of that name made again would
-   * take them), which is said rather than thrown.
-   */
-  private async settleArrivals(engine: QueueEngine, seqs: number[]): Promise<void> {
-    try {
-      await this.deps.append(engine, settledRecords(seqs));
-    } catch (err) {
-      this.deps.logger.error(
-        { err, queue: engine.name, messages: seqs.length },
-        'messages that came into a deleted queue not settled',
-      );
-    }
   }
 
   peek(queue: string, options: { limit: number; offset: number }): PeekedMessage[] {

@@ -137,8 +137,6 @@ export abstract class QueueContents {
   // keeps everything in memory (coldAllowed says when).
   protected cold: ColdTier | null = null;
   protected readonly options: EngineOptions;
-  /** Seqs of messages that entered since watchArrivals(); null unless watched. */
-  private arrivals: number[] | null = null;
 
   constructor(name: string, settings: QueueSettings, options: EngineOptions = {}) {
     this.waiting = new WaitingIndex(options.hotMemory);
@@ -301,7 +299,6 @@ export abstract class QueueContents {
    * message may go cold, since reading it back gives that record.
    */
   enqueue(message: Message, now: number, onDisk = false): void {
-    this.arrivals?.push(message.seq);
     message.loggedHeaders = onDisk ? message.headers : undefined;
     // Whatever queue it came from, it becomes waiting here anew.
     message.slots = undefined;
@@ -323,7 +320,6 @@ export abstract class QueueContents {
   enqueueColdPublish(fields: ColdPublish, now: number, windowWasFull = false): boolean {
     const delayed = fields.availableAt > now;
     if (!windowWasFull && !this.goesCold(fields, delayed)) return false;
-    this.arrivals?.push(fields.seq);
     this.addCold(fields, delayed);
     if (trimsOldest(this.current)) this.trimOldest();
     return true;
@@ -368,7 +364,6 @@ export abstract class QueueContents {
   enqueueCold(priority: number, seq: number, bytes: number): boolean {
     if (this.cold === null || this.current.fifo) return false;
     if (!this.cold.backlog.accepts(priority, seq)) return false;
-    this.arrivals?.push(seq);
     // Its TTL, if any, is in its record, not read at a restart.
     this.coldMayExpire = true;
     this.cold.addPlain(priority, seq, bytes, this.nextWaitNumber(priority, seq));
@@ -389,7 +384,6 @@ export abstract class QueueContents {
   enqueueColdEntry(fields: Omit<ColdEntry, 'order'>, group: string | null, now: number): boolean {
     const cold = this.cold;
     if (cold === null) return false;
-    this.arrivals?.push(fields.seq);
     this.coldMayExpire = true;
     const delayed = fields.availableAt > now;
     const entry: ColdEntry = {
@@ -410,22 +404,6 @@ export abstract class QueueContents {
     this.countCold(entry.priority, entry.bytes, delayed, fifoGroup, true);
     if (trimsOldest(this.current)) this.trimOldest();
     return true;
-  }
-
-  /**
-   * Notes the seq of every message that enters the queue from now on,
-   * until takeArrivals(): a queue whose delete is being written settles
-   * those too once it is gone (broker/queues.ts).
-   */
-  watchArrivals(): void {
-    this.arrivals = [];
-  }
-
-  /** Stops watching; the seqs of the messages that entered meanwhile. */
-  takeArrivals(): number[] {
-    const arrivals = this.arrivals ?? [];
-    this.arrivals = null;
-    return arrivals;
   }
 
   /** Whether a message whose disk state is its own stays cold. */
