@@ -331,12 +331,27 @@ export class Broker implements BrokerApi {
 
   /** Live messages a scrub found damaged: repaired or dropped (damage.ts). */
   private repairOrDropDamaged(messages: DamagedMessage[]): void {
-    const { touched, records } = repairOrDrop(messages, this.engines, this.logger);
+    const { touched, records, afterDelete } =
+      repairOrDrop(messages, this.engines, this.deleting, this.logger);
     for (const engine of touched) this.afterChange(engine);
-    this.store.append(records).catch((err: unknown) => {
-      // The next scrub finds them again.
-      this.logger.error({ err, messages: messages.length }, 'could not log damaged messages');
-    });
+    let written = messages.length;
+    for (const waiting of afterDelete.values()) written -= waiting.length;
+    if (written > 0) {
+      this.store.append(records).catch((err: unknown) => {
+        // The next scrub finds them again.
+        this.logger.error({ err, messages: written }, 'could not log damaged messages');
+      });
+    }
+    for (const [engine, waiting] of afterDelete) {
+      // A delete that landed ended them in the log; one refused left them
+      // its queue's, to be repaired or dropped now.
+      const again = () => {
+        if (!this.closing && this.engines.get(engine.name) === engine) {
+          this.repairOrDropDamaged(waiting);
+        }
+      };
+      void this.deleting.get(engine)?.then(again, again);
+    }
   }
 
   private startAdmission(options: BrokerOptions): void {

@@ -10,6 +10,12 @@
 // settled, as a full replay would have skipped its record, so it neither
 // comes back at every start nor pins its segment (compaction cannot copy
 // a message it cannot read).
+//
+// One of a queue whose delete is being written waits for the delete: a
+// repair written now would land after the `queue-deleted` record, which
+// ends every message of the queue before it (storage/ledger.ts), and
+// make the message live again for a queue made again under the name.
+// Should the delete fail, it is repaired or dropped then.
 
 import type { Logger } from 'pino';
 
@@ -20,20 +26,34 @@ import { isLogged, publishedRecord, settledRecords } from './durability.js';
 
 /**
  * Takes the lost ones out of their queues and returns the records to
- * write (repairs, then settles) and the queues to wake.
+ * write (repairs, then settles), the queues to wake, and the messages
+ * left for the deletes of their queues being written (`deleting`).
  */
 export function repairOrDrop(
   messages: DamagedMessage[],
   engines: Map<string, QueueEngine>,
+  deleting: ReadonlyMap<QueueEngine, Promise<void>>,
   logger: Logger,
-): { touched: Set<QueueEngine>; records: LogRecord[] } {
+): {
+  touched: Set<QueueEngine>;
+  records: LogRecord[];
+  afterDelete: Map<QueueEngine, DamagedMessage[]>;
+} {
   const touched = new Set<QueueEngine>();
   const settled: number[] = [];
   const lost = new Map<string, number[]>();
   const records: LogRecord[] = [];
+  const afterDelete = new Map<QueueEngine, DamagedMessage[]>();
 
-  for (const { seq, queue } of messages) {
+  for (const message of messages) {
+    const { seq, queue } = message;
     const engine = engines.get(queue);
+    if (engine !== undefined && deleting.has(engine)) {
+      const waiting = afterDelete.get(engine);
+      if (waiting === undefined) afterDelete.set(engine, [message]);
+      else waiting.push(message);
+      continue;
+    }
     const dropped = engine?.dropDamaged(seq) === true;
     if (dropped) touched.add(engine!);
     const held = dropped ? undefined : engine?.get(seq);
@@ -63,5 +83,5 @@ export function repairOrDrop(
     );
   }
   if (settled.length > 0) records.push(...settledRecords(settled));
-  return { touched, records };
+  return { touched, records, afterDelete };
 }

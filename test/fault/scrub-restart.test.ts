@@ -13,7 +13,7 @@ import pino from 'pino';
 
 import type { Broker } from '../../src/broker/broker.js';
 import { listSegments, readSegment } from '../../src/storage/segment-file.js';
-import { openBroker, tempDir } from '../helpers.js';
+import { failNextToFinish, heldDisk, openBroker, tempDir, until } from '../helpers.js';
 import { bodyOf, fillSmallSegments } from './small-segments.js';
 
 
@@ -158,3 +158,73 @@ it('a message held in memory when its frame is damaged is logged again, not lost
     dir.remove();
   }
 });
+
+// Found while the delete of its queue waits for its sync: logged again
+// then, its record would land after the `queue-deleted` one and make it
+// live again. It waits for the delete: gone with the queue, or logged
+// again once the delete fails.
+for (const delete_ of ['lands', 'fails'] as const) {
+  it(`a damaged message of a queue being deleted waits for the delete (it ${delete_})`, async () => {
+    const dir = tempDir('usher-scrub-');
+    const disk = heldDisk();
+    const failing = failNextToFinish(disk.io);
+    try {
+      await fillSmallSegments(dir.path);
+      const { logger, entries } = capturedLogger();
+      let broker = await openBroker(dir.path, { logger, storeIo: failing.io, sync: true });
+      try {
+        await scrubbed(broker);
+        const [first] = await broker.receive('q', { max: 1, waitMs: 0 });
+        const oldest = (await listSegments(join(dir.path, 'log')))[0].path;
+        const offset = await frameOf(oldest, first.id);
+        assert.ok(offset !== undefined);
+        flip(oldest, offset + 60);
+
+        disk.hold();
+        const deleting = broker.deleteQueue('q').then(() => 'deleted', (err) => err.code);
+        await until('the delete to wait for its sync', () => disk.syncsWaiting === 1);
+        assert.equal(broker.scrub(), true);
+        await scrubbed(broker, 2);
+        assert.equal(broker.health().store.scrubDamagedMessages, 1);
+        if (delete_ === 'fails') failing.arm();
+        disk.release();
+        assert.equal(await deleting, delete_ === 'lands' ? 'deleted' : 'STORE_UNAVAILABLE');
+        const again = 'messages with damaged log frames logged again from memory: not lost';
+        if (delete_ === 'fails') {
+          await until('the repair', () => entries.some((e) => e.msg === again));
+          broker.release('q', [first.receipt]);
+        }
+        const said = entries.map((e) => e.msg);
+        assert.ok(!said.includes('live messages lost to damage in the log'), said.join('; '));
+        assert.equal(said.includes(again), delete_ === 'fails', said.join('; '));
+      } finally {
+        disk.release();
+        await broker.close();
+      }
+
+      broker = await openBroker(dir.path);
+      try {
+        if (delete_ === 'fails') {
+          await scrubbed(broker);
+          assert.equal(broker.health().store.scrubDamagedMessages, 0);
+          const bodies = await receiveAll(broker);
+          assert.equal(bodies.size, 300);
+          assert.equal(bodies.get('m-0'), bodyOf(0));
+          return;
+        }
+        assert.equal(broker.hasQueue('q'), false);
+        await broker.createQueue('q', {});
+      } finally {
+        await broker.close();
+      }
+      broker = await openBroker(dir.path);
+      try {
+        assert.equal(broker.getQueue('q').stats.total, 0);
+      } finally {
+        await broker.close();
+      }
+    } finally {
+      dir.remove();
+    }
+  });
+}
