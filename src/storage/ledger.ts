@@ -8,9 +8,9 @@
 // names its seq, or its queue's `queue-deleted` record comes: a delete
 // settles what it knows of in its own write, but a message whose ack,
 // purge or move failed as the delete was written was left live, and a
-// queue made again under the name took it at the next start. `moved` and `retried` records change the message but
-// not where its body lies, so they leave the accounting alone (a `moved`
-// record changes its queue). A second `published` record for the same seq
+// queue made again under the name took it at the next start. `moved` and
+// `retried` records change the message but not where its body lies, so
+// they leave the accounting alone (a `moved` record changes its queue). A second `published` record for the same seq
 // (a compaction copy, or a move written whole) moves the message to the
 // copy's segment and offset, and to the copy's queue.
 //
