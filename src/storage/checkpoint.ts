@@ -12,7 +12,14 @@
 // The file is therefore fuzzy: a row may show a record after P. That is
 // safe because replaying the records after P over it ends in the same
 // state: each record sets what it changes (a row, a change's fields, a
-// queue) or deletes it; none adds to what is there. Before the file is
+// queue) or deletes it; none adds to what is there. All but one: a
+// `queue-deleted` record ends whatever the ledger holds in its queue
+// (ledger.ts), and a fuzzy file may hold there a message moved in after
+// the delete, into a queue made again under the name (a dead letter, a
+// redrive). Replayed over the file, the delete ended it and the `moved`
+// record after found nothing to move: the message was lost. So a
+// checkpoint during which a queue was deleted is given up, and the next
+// one tried after the usual amount of log. Before the file is
 // renamed into place everything the ledger held is made durable, so the
 // checkpoint never names a record the log could lose.
 //
@@ -197,6 +204,7 @@ export class Checkpointer {
     const ledger = source.ledger;
     const queues = jsonFrame(FrameKind.Queues, [...ledger.queues]);
     const recent = ledger.recentSnapshot();
+    const queuesDeleted = ledger.queuesDeleted;
     writer.stop();
     let file: Awaited<ReturnType<typeof open>> | undefined;
     try {
@@ -231,6 +239,13 @@ export class Checkpointer {
       for await (const frame of wide) await putFrame(frame);
       const changes = mapFrames(FrameKind.Changes, ledger.changes, writer);
       for await (const frame of changes) await putFrame(frame);
+      const deletes = ledger.queuesDeleted - queuesDeleted;
+      if (deletes > 0) {
+        throw new Error(
+          `${deletes} queue(s) deleted while the checkpoint was written: ` +
+            'its rows may show messages moved into a queue made again after the delete',
+        );
+      }
       for await (const frame of recentFrames(recent, writer)) await putFrame(frame);
       await putFrame(endFrame(rows, frames));
       await file.sync();

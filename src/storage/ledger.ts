@@ -21,7 +21,9 @@
 // writes a record into a queue while its delete is written (queues.ts),
 // and records land in the order they were appended, so a message's
 // record before the delete's is ended by it and one after is live again,
-// at run time and at replay alike.
+// at run time and at replay alike. Not over a checkpoint written while
+// the delete landed, whose rows may show a message moved into the queue
+// made again after it: checkpoint.ts gives such a checkpoint up.
 //
 // The live messages are rows of a SeqTable (about 21 bytes each), not one
 // object each: at ten million waiting messages that is the difference
@@ -133,6 +135,7 @@ export class Ledger {
   readonly #recentLimits: RecentIdLimits;
   #liveBytes = 0;
   #highestSeq = 0;
+  #queuesDeleted = 0;
   // What the last `published` record applied looked up, kept for the next:
   // a batch lands hundreds of records of one queue in one segment, and the
   // lookups were a tenth of the ledger's work a message. Forgotten when a
@@ -155,6 +158,14 @@ export class Ledger {
   /** The highest seq any applied record has named. */
   get highestSeq(): number {
     return this.#highestSeq;
+  }
+
+  /**
+   * `queue-deleted` records applied: a checkpoint written while one
+   * landed is given up (checkpoint.ts).
+   */
+  get queuesDeleted(): number {
+    return this.#queuesDeleted;
   }
 
   /**
@@ -234,6 +245,7 @@ export class Ledger {
         this.#lastQueue = undefined;
         break;
       case 'queue-deleted':
+        this.#queuesDeleted++;
         this.queues.delete(record.name);
         this.#lastQueue = undefined;
         // A queue made again under the name must not take the old one's
