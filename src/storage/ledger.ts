@@ -109,6 +109,8 @@ const PRIORITY_SHIFT = 27;
 const DELAYED_FLAG = 0x8000_0000;
 const NARROW_MAX = 0xffff;
 const WIDE = 0xffff_ffff;
+/** The queue index of a wide row not counted in #liveByQueue (#queueOf). */
+const UNCOUNTED = -1;
 
 export class Ledger {
   /** Declared queues and their settings, in declaration order. */
@@ -302,6 +304,8 @@ export class Ledger {
       const end = start + (this.#live.col(row, FRAME) & FRAME_MASK);
       const hit = stretches.some((s) => start < s.offset + s.bytes && s.offset < end);
       if (!hit) return;
+      // Every wide row has its queue by now: the replay after a
+      // checkpoint load put back any that had none.
       found.push({ seq, queue: this.#queueNames[this.#queueOf(seq, row)] });
     });
     return found;
@@ -482,17 +486,23 @@ export class Ledger {
     for (const seq of seqs) this.#forget(seq);
   }
 
-  // The index of the queue a live row is in now.
+  // The index of the queue a live row is in now, or UNCOUNTED for a wide
+  // row whose queue is not known: one a fuzzy checkpoint packed wide and
+  // whose message a narrow copy replaced before the wide rows were
+  // written (checkpoint.ts). Never counted, it must not be uncounted
+  // either: taken as queue 0, the copy's replay took one from that
+  // queue's count, and a delete of it then left one of its messages live.
   #queueOf(seq: number, row: RowRef): number {
     if (this.#changes.size > 0) {
       const moved = this.#changes.get(seq)?.queue;
       if (moved !== undefined) return this.#indexOf(moved);
     }
     const column = this.#live.col(row, QUEUE);
-    return column === WIDE ? (this.#wide.get(seq)?.[0] ?? 0) : column & NARROW_MAX;
+    return column === WIDE ? (this.#wide.get(seq)?.[0] ?? UNCOUNTED) : column & NARROW_MAX;
   }
 
   #countLive(index: number, delta: number): void {
+    if (index === UNCOUNTED) return;
     const counts = this.#liveByQueue;
     while (counts.length <= index) counts.push(0);
     counts[index] += delta;
