@@ -18,8 +18,11 @@
 // the delete, into a queue made again under the name (a dead letter, a
 // redrive). Replayed over the file, the delete ended it and the `moved`
 // record after found nothing to move: the message was lost. So a
-// checkpoint during which a queue was deleted is given up, and the next
-// one tried after the usual amount of log. Before the file is
+// checkpoint during which such a move landed is given up
+// (Ledger.watchDeletes), and the next one tried after the usual amount
+// of log. Deletes alone do not give one up: exclusive and auto-delete
+// queues go many times a minute, and a `published` record replayed after
+// its queue's delete puts the message back whole. Before the file is
 // renamed into place everything the ledger held is made durable, so the
 // checkpoint never names a record the log could lose.
 //
@@ -204,7 +207,7 @@ export class Checkpointer {
     const ledger = source.ledger;
     const queues = jsonFrame(FrameKind.Queues, [...ledger.queues]);
     const recent = ledger.recentSnapshot();
-    const queuesDeleted = ledger.queuesDeleted;
+    ledger.watchDeletes();
     writer.stop();
     let file: Awaited<ReturnType<typeof open>> | undefined;
     try {
@@ -239,11 +242,10 @@ export class Checkpointer {
       for await (const frame of wide) await putFrame(frame);
       const changes = mapFrames(FrameKind.Changes, ledger.changes, writer);
       for await (const frame of changes) await putFrame(frame);
-      const deletes = ledger.queuesDeleted - queuesDeleted;
-      if (deletes > 0) {
+      if (ledger.endWatch()) {
         throw new Error(
-          `${deletes} queue(s) deleted while the checkpoint was written: ` +
-            'its rows may show messages moved into a queue made again after the delete',
+          'a message was moved into a queue deleted and made again while the checkpoint ' +
+            'was written: its rows may show it there, and the replayed delete would end it',
         );
       }
       for await (const frame of recentFrames(recent, writer)) await putFrame(frame);
@@ -271,6 +273,7 @@ export class Checkpointer {
       );
       await this.#deleteOld();
     } catch (err) {
+      ledger.endWatch();
       this.#stats.checkpointsFailed++;
       this.#logger.warn({ err, file: temp }, 'writing a checkpoint failed; the log is still whole');
       await file?.close().catch(noop);

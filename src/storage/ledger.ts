@@ -22,8 +22,8 @@
 // and records land in the order they were appended, so a message's
 // record before the delete's is ended by it and one after is live again,
 // at run time and at replay alike. Not over a checkpoint written while
-// the delete landed, whose rows may show a message moved into the queue
-// made again after it: checkpoint.ts gives such a checkpoint up.
+// the delete landed if its rows show a message moved into the queue made
+// again after it: checkpoint.ts gives such a checkpoint up (watchDeletes).
 //
 // The live messages are rows of a SeqTable (about 21 bytes each), not one
 // object each: at ten million waiting messages that is the difference
@@ -137,7 +137,12 @@ export class Ledger {
   readonly #recentLimits: RecentIdLimits;
   #liveBytes = 0;
   #highestSeq = 0;
-  #queuesDeleted = 0;
+  /**
+   * Queues deleted since watchDeletes() (a checkpoint being written), and
+   * whether a `moved` record has since moved a live message into one.
+   */
+  #deletesWatched: Set<string> | undefined;
+  #movedIntoDeleted = false;
   // What the last `published` record applied looked up, kept for the next:
   // a batch lands hundreds of records of one queue in one segment, and the
   // lookups were a tenth of the ledger's work a message. Forgotten when a
@@ -163,11 +168,23 @@ export class Ledger {
   }
 
   /**
-   * `queue-deleted` records applied: a checkpoint written while one
-   * landed is given up (checkpoint.ts).
+   * Watches, from now, for a message moved into a queue deleted since
+   * (made again under the name): a checkpoint written meanwhile may show
+   * it there, and the replayed `queue-deleted` record would end it
+   * (checkpoint.ts). Publishes and copies need no watch: their replayed
+   * records put the message back whole.
    */
-  get queuesDeleted(): number {
-    return this.#queuesDeleted;
+  watchDeletes(): void {
+    this.#deletesWatched = new Set();
+    this.#movedIntoDeleted = false;
+  }
+
+  /** Ends the watch: whether such a move landed during it. */
+  endWatch(): boolean {
+    const moved = this.#movedIntoDeleted;
+    this.#deletesWatched = undefined;
+    this.#movedIntoDeleted = false;
+    return moved;
   }
 
   /**
@@ -229,6 +246,7 @@ export class Ledger {
         if (row !== undefined) {
           this.#countLive(this.#queueOf(record.seq, row), -1);
           this.#countLive(this.#indexOf(record.queue), 1);
+          if (this.#deletesWatched?.has(record.queue)) this.#movedIntoDeleted = true;
           const change = this.#changeOf(record.seq);
           change.queue = record.queue;
           change.headers = record.headers;
@@ -247,7 +265,7 @@ export class Ledger {
         this.#lastQueue = undefined;
         break;
       case 'queue-deleted':
-        this.#queuesDeleted++;
+        this.#deletesWatched?.add(record.name);
         this.queues.delete(record.name);
         this.#lastQueue = undefined;
         // A queue made again under the name must not take the old one's

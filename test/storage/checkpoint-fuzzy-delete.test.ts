@@ -6,7 +6,8 @@
 // that came in after the delete (a dead letter or a redrive into a queue
 // made again under the name). These tests write a real checkpoint with
 // records landing just after its position is taken, load it, replay the
-// log after P, and compare with a replay of the whole log.
+// log after P, and compare with a replay of the whole log. A checkpoint
+// that saw such a move is given up; one that saw only deletes is kept.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -167,6 +168,29 @@ describe('a fuzzy checkpoint and a queue-deleted record after its position', () 
       assert.deepEqual(expected, [[3, 'orders'], [4, 'orders']]);
       const restarted = await restartAfterFuzzyCheckpoint(dir, before, after);
       assert.deepEqual(restarted.live, expected, 'a restart after the checkpoint');
+    });
+  });
+
+  it('is still written and used when a queue was deleted meanwhile but nothing moved into it', async () => {
+    await withTempDir(async (dir) => {
+      const before: LogRecord[] = [
+        { type: 'queue-declared', name: 'replies', settings: {} },
+        { type: 'queue-declared', name: 'work', settings: {} },
+        published(1, 'replies'), // left by an ack that failed during the delete
+        published(2, 'work'),
+      ];
+      // An exclusive queue goes and comes back, and takes a publish: the
+      // replayed `published` record puts it back after the delete.
+      const after: LogRecord[] = [
+        { type: 'queue-deleted', name: 'replies' },
+        { type: 'queue-declared', name: 'replies', settings: {} },
+        published(3, 'replies'),
+        moved(2, 'replies.dlq'),
+      ];
+      const expected = fullReplay([...before, ...after]);
+      assert.deepEqual(expected, [[2, 'replies.dlq'], [3, 'replies']]);
+      const restarted = await restartAfterFuzzyCheckpoint(dir, before, after);
+      assert.deepEqual(restarted, { live: expected, fromCheckpoint: true });
     });
   });
 
