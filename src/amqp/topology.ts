@@ -61,6 +61,8 @@ export class Topology {
   private readonly transient = new Set<string>();
   /** Exclusive queues and the connection that owns each (or GONE_OWNER). */
   private readonly owners = new Map<string, object>();
+  /** Connections whose exclusive queues were handed to the reaper. */
+  private readonly goneOwners = new WeakSet<object>();
   private readonly reaper: ExclusiveReaper;
   /** Queues with an exclusive consumer. */
   private readonly exclusiveConsumers = new Set<string>();
@@ -261,8 +263,18 @@ export class Topology {
     if (this.owners.get(queue) === connection) this.owners.delete(queue);
   }
 
-  /** Makes `queue` exclusive to `connection`; 405 if it was not made by it. */
+  /**
+   * Makes `queue` exclusive to `connection`; 405 if it was not made by it.
+   * A connection that has gone claims nothing: its declare, having waited
+   * for another of the name (oneDeclareAtATime) that then failed, made the
+   * queue for an owner whose queues were already reaped, locked to every
+   * connection until a restart (breaker).
+   */
   claim(queue: string, connection: object, created: boolean): void {
+    if (this.goneOwners.has(connection)) {
+      throw new AmqpError(REPLY.CONNECTION_FORCED,
+        `queue '${queue}' not declared: its connection has closed`);
+    }
     if (!created && this.owners.get(queue) !== connection) {
       throw new AmqpError(REPLY.RESOURCE_LOCKED,
         `cannot obtain exclusive access to locked queue '${queue}' in vhost '/'`);
@@ -287,6 +299,7 @@ export class Topology {
    * deleted or its retry planned.
    */
   deleteExclusiveOf(connection: object, logger: Logger): Promise<void> {
+    this.goneOwners.add(connection);
     const owned: string[] = [];
     for (const [queue, owner] of this.owners) {
       if (owner === connection) owned.push(queue);
