@@ -33,7 +33,16 @@ export class ConnectionOutput {
   private readonly outbound = new OutboundBytes();
   /** Channels with confirms answered, to ack before the next write. */
   private readonly confirmsDue = new Set<AmqpChannel>();
+  /**
+   * The two reasons reading stops, kept apart: it resumes once neither
+   * holds (readAgainIfFree). One flag stood for both: a drain that came
+   * while publishes held reading left it paused once they settled, with
+   * no event to come (no confirms, heartbeats off) that would resume it;
+   * and publishes settling resumed a peer that had stopped reading
+   * meanwhile (breaker).
+   */
   private pausedForDrain = false;
+  private pausedForPublishes = false;
   /** A consumer was refused deliveries for want of room (roomForDeliveries). */
   private deliveriesWaitForRoom = false;
   private flushScheduled = false;
@@ -55,20 +64,23 @@ export class ConnectionOutput {
    */
   publishesStarted(count: number): void {
     this.unsettledPublishes += count;
-    if (this.unsettledPublishes >= PUBLISH_HIGH_WATER && !this.socket.isPaused()) {
+    if (this.unsettledPublishes >= PUBLISH_HIGH_WATER && !this.pausedForPublishes) {
+      this.pausedForPublishes = true;
       this.socket.pause();
     }
   }
 
   publishesSettled(count: number): void {
     this.unsettledPublishes -= count;
-    if (
-      this.unsettledPublishes <= PUBLISH_LOW_WATER &&
-      this.socket.isPaused() &&
-      !this.pausedForDrain
-    ) {
-      this.socket.resume();
+    if (this.pausedForPublishes && this.unsettledPublishes <= PUBLISH_LOW_WATER) {
+      this.pausedForPublishes = false;
+      this.readAgainIfFree();
     }
+  }
+
+  /** Resumes reading once nothing holds it. */
+  private readAgainIfFree(): void {
+    if (!this.pausedForDrain && !this.pausedForPublishes) this.socket.resume();
   }
 
   /** Reading stopped because the peer does not take what we send. */
@@ -138,9 +150,9 @@ export class ConnectionOutput {
   private written(): void {
     // A peer that does not read what we send (returns, confirms) is not
     // read from either until its socket drains: nothing grows unbounded.
-    if (!this.writable && !this.socket.isPaused()) {
-      this.socket.pause();
+    if (!this.writable && !this.pausedForDrain) {
       this.pausedForDrain = true;
+      this.socket.pause();
     }
     this.scheduleFlush();
   }
@@ -178,9 +190,9 @@ export class ConnectionOutput {
   }
 
   onDrained(): void {
-    if (this.pausedForDrain && this.unsettledPublishes <= PUBLISH_LOW_WATER) {
+    if (this.pausedForDrain) {
       this.pausedForDrain = false;
-      this.socket.resume();
+      this.readAgainIfFree();
     }
     // Only consumers refused for want of room wait for this. Waking every
     // channel after every write cost a timer, a Map and a pass over the
