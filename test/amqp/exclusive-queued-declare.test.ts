@@ -1,6 +1,8 @@
 // Exclusive queues and their gone connections, beyond
 // exclusive-delete-retry.test.ts: a declare that waited for another
-// declare of its name (oneDeclareAtATime) as its connection went.
+// declare of its name (oneDeclareAtATime) as its connection went; a
+// delete over HTTP while the reaper retries; many refused at once, then
+// a restart.
 
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
@@ -8,9 +10,32 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Channel, ChannelModel } from 'amqplib';
 
-import { failNextToFinish, heldDisk, until } from '../helpers.js';
+import amqp from 'amqplib';
+
+import { createAmqpServer } from '../../src/amqp/server.js';
+import { nodeIo, type StoreIo } from '../../src/storage/io.js';
+import {
+  failNextToFinish, heldDisk, openBroker, silentLogger, tempDir, until,
+} from '../helpers.js';
 import { openAmqpFixture } from './amqp-fixture.js';
 import { Raw } from './raw-client.js';
+
+/** nodeIo whose writes fail with EIO while `refusing`, counted. */
+function refusingDisk() {
+  const disk = {
+    refusing: false,
+    refused: 0,
+    io: {
+      ...nodeIo,
+      async writev(fd, buffers, position) {
+        if (!disk.refusing) return nodeIo.writev(fd, buffers, position);
+        disk.refused++;
+        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      },
+    } satisfies StoreIo,
+  };
+  return disk;
+}
 
 /** The reply code of the channel error `attempt` causes, or 'ok'. */
 async function answer(
@@ -66,5 +91,88 @@ it('makes no exclusive queue for a connection gone while its declare waited behi
   } finally {
     disk.release();
     await usher.close();
+  }
+});
+
+it('a queue deleted over HTTP while its reaper waits to retry stays free for a new owner', {
+  timeout: 20_000,
+}, async () => {
+  const disk = refusingDisk();
+  const usher = await openAmqpFixture('usher-exclusive-http-delete-', { storeIo: disk.io });
+  try {
+    const owner = await usher.connect();
+    await (await owner.createChannel()).assertQueue('reaped-http', { exclusive: true });
+    disk.refusing = true;
+    await owner.close();
+    // Refused three times: the next retry is 0.5 s away.
+    await until('three deletes refused', () => disk.refused >= 3);
+    disk.refusing = false;
+    await usher.broker.deleteQueue('reaped-http');
+
+    const next = await usher.connect();
+    const channel = await next.createChannel();
+    await channel.assertQueue('reaped-http', { exclusive: true });
+    // Past every retry the old reaping had planned.
+    await sleep(1500);
+    assert.equal(usher.broker.hasQueue('reaped-http'), true, 'the new owner\'s queue kept');
+    const other = await usher.connect();
+    assert.equal(await answer(other, (ch) => ch.checkQueue('reaped-http')), 405,
+      'locked to the new owner');
+  } finally {
+    disk.refusing = false;
+    await usher.close();
+  }
+});
+
+it('twenty exclusive queues refused at once stay locked, and a restart deletes them all', {
+  timeout: 30_000,
+}, async () => {
+  const dir = tempDir('usher-exclusive-many-');
+  const names = Array.from({ length: 20 }, (_, i) => `reaped-many-${i}`);
+  const disk = refusingDisk();
+  const open = async (storeIo: StoreIo) => {
+    const broker = await openBroker(dir.path, { storeIo });
+    const server = await createAmqpServer({
+      broker, logger: silentLogger, dataDir: dir.path, maxMessageBytes: 1024 * 1024,
+    });
+    const { port } = await server.listen(0, '127.0.0.1');
+    const connect = async () => {
+      const connection = await amqp.connect(`amqp://guest:guest@127.0.0.1:${port}`);
+      connection.on('error', () => {});
+      return connection;
+    };
+    return { broker, connect, close: async () => {
+      await server.close();
+      await broker.close();
+    } };
+  };
+  let usher = await open(disk.io);
+  try {
+    const owner = await usher.connect();
+    const channel = await owner.createChannel();
+    for (const name of names) await channel.assertQueue(name, { exclusive: true });
+
+    disk.refusing = true;
+    await owner.close();
+    // Their deletes share writes: a few refused writes refused them all.
+    await until('deletes refused', () => disk.refused >= 3);
+    const other = await usher.connect();
+    for (const name of names.slice(0, 3)) {
+      assert.equal(await answer(other, (ch) => ch.checkQueue(name)), 405, name);
+    }
+    await other.close();
+    assert.deepEqual(names.filter((name) => !usher.broker.hasQueue(name)), [], 'all still there');
+    await usher.close();
+
+    disk.refusing = false;
+    usher = await open(nodeIo);
+    assert.deepEqual(names.filter((name) => usher.broker.hasQueue(name)), [], 'all gone at start');
+    const after = await usher.connect();
+    assert.equal(await answer(after, (ch) => ch.assertQueue(names[0])), 'ok');
+    await after.close();
+  } finally {
+    disk.refusing = false;
+    await usher.close().catch(() => {});
+    dir.remove();
   }
 });
