@@ -1,6 +1,7 @@
 // Exclusive queues and their gone connections, beyond
 // exclusive-delete-retry.test.ts: a declare that waited for another
-// declare of its name (oneDeclareAtATime) as its connection went; a
+// declare of its name (oneDeclareAtATime) as its connection went; one
+// that failed after its connection went; a
 // delete over HTTP while the reaper retries; many refused at once, then
 // a restart.
 
@@ -88,6 +89,37 @@ it('makes no exclusive queue for a connection gone while its declare waited behi
     const other = await usher.connect();
     assert.equal(await answer(other, (ch) => ch.assertQueue('queued-exclusive')), 'ok',
       'the name is free, not locked by a connection that has gone');
+  } finally {
+    disk.release();
+    await usher.close();
+  }
+});
+
+it('frees the name of an exclusive declare that failed after its connection went', {
+  timeout: 20_000,
+}, async () => {
+  const disk = heldDisk();
+  const failing = failNextToFinish(disk.io);
+  const usher = await openAmqpFixture('usher-exclusive-failed-', {
+    storeIo: failing.io, sync: true,
+  });
+  try {
+    const gone = new Raw(usher.port);
+    await gone.open('none');
+    disk.hold();
+    gone.method(1, {
+      name: 'queue.declare', queue: 'failed-exclusive', passive: false, durable: true,
+      exclusive: true, autoDelete: false, noWait: false, arguments: new Map(),
+    });
+    await until('the declare held', () => disk.syncsWaiting >= 1);
+    gone.socket.destroy();
+    await sleep(200);
+    failing.arm();
+    disk.release();
+
+    const other = await usher.connect();
+    assert.equal(await answer(other, (ch) => ch.assertQueue('failed-exclusive')), 'ok',
+      'not locked by the gone connection');
   } finally {
     disk.release();
     await usher.close();
