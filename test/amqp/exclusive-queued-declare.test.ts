@@ -1,9 +1,8 @@
 // Exclusive queues and their gone connections, beyond
 // exclusive-delete-retry.test.ts: a declare that waited for another
 // declare of its name (oneDeclareAtATime) as its connection went; one
-// that failed after its connection went; a
-// delete over HTTP while the reaper retries; many refused at once, then
-// a restart.
+// that failed after its connection went; a delete over HTTP while the
+// reaper retries; many refused at once, then a restart.
 
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
