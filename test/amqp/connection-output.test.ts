@@ -237,7 +237,8 @@ it('a connection reads again once a drain and its publishes landing both came', 
     disk.hold();
     socket.stopReading();
     const publish: Method = {
-      name: 'basic.publish', exchange: '', routingKey: 'landing', mandatory: false, immediate: false,
+      name: 'basic.publish', exchange: '', routingKey: 'landing',
+      mandatory: false, immediate: false,
     };
     const one = encodeContent(1, publish, { deliveryMode: 2 }, Buffer.from('x'), 131_072);
     const flow = encodeMethodFrame(1, { name: 'channel.flow', active: true });
@@ -247,7 +248,8 @@ it('a connection reads again once a drain and its publishes landing both came', 
     // The peer reads again while the publishes still wait; then they land.
     socket.readAgain();
     disk.release();
-    await until('the publishes in the queue', () => broker.getQueue('landing').stats.total === 20_000);
+    await until('the publishes in the queue',
+      () => broker.getQueue('landing').stats.total === 20_000);
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(socket.isPaused(), false, 'reading again: nothing else will resume it');
   } finally {
