@@ -51,6 +51,8 @@ export interface InFlight {
   outcome: Promise<Outcome>;
   /** performance.now() as its write began, for the store's batchTimes. */
   startedAt: number;
+  /** Started while another synced batch was in flight (syncsOverlapped). */
+  overlapped: boolean;
 }
 
 export class InFlightBatches {

@@ -129,8 +129,8 @@ export class WriteLoop {
   /** Synced batches that landed: an fdatasync or an O_DSYNC write each. */
   syncs = 0;
   /**
-   * Synced batches started while another synced batch was in flight: how
-   * often the log overlaps its syncs. Few against `syncs` while appends
+   * Synced batches that landed having started while another synced batch
+   * was in flight: how often the log overlaps its syncs. Few against `syncs` while appends
    * wait on a sync means the writers, not the disk, set the pace (a
    * publisher that sends its next publishes only once confirmed).
    */
@@ -290,7 +290,7 @@ export class WriteLoop {
       if (synced && !dataSync) this.#plainWrites = false;
       if (!synced) this.#plainWrites = true;
       const syncFd = synced ? this.#inFlight.freeSyncFd(segment, dataSync) : null;
-      if (syncFd !== null && this.#inFlight.syncing > 0) this.syncsOverlapped++;
+      const overlapped = syncFd !== null && this.#inFlight.syncing > 0;
       const outcome = this.#chain.land(batch, {
         writeFd: segment.fd,
         syncFd: syncFd ?? segment.fd,
@@ -299,7 +299,7 @@ export class WriteLoop {
         dataSync,
       });
       const startedAt = performance.now();
-      this.#inFlight.add({ batch, segment, position, syncFd, outcome, startedAt });
+      this.#inFlight.add({ batch, segment, position, syncFd, outcome, startedAt, overlapped });
     }
   }
 
@@ -324,6 +324,9 @@ export class WriteLoop {
     // A sync covers every write before it: the ones of earlier batches
     // returned before this batch's write started.
     if (synced) this.syncs++;
+    // Counted as it lands, as `syncs` is: a batch written again after a
+    // failure counts once.
+    if (synced && landed.overlapped) this.syncsOverlapped++;
     this.#batchTimes.observeMs(performance.now() - landed.startedAt);
     this.unsynced = !synced;
     this.#rollFailed = false;

@@ -59,11 +59,11 @@ test('a synced batch started while another syncs is counted as overlapped', () =
     await new Promise((resolve) => setTimeout(resolve, 20));
     const second = store.append([ticket(4)]);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    assert.equal(overlapped(), 1, 'the second started beside the held first');
+    assert.equal(overlapped(), 0, 'counted as it lands, as syncs are');
     disk.release();
     await Promise.all([first, second]);
 
-    assert.equal(overlapped(), 1);
+    assert.equal(overlapped(), 1, 'the second started beside the held first');
     assert.equal(store.stats().syncs >= 4, true);
     await store.close();
   });

@@ -356,6 +356,9 @@ test('a failed sync rejects its batch alone; the batch behind it is written agai
     const stats = store.stats();
     assert.equal(stats.liveMessages, 2);
     assert.equal(stats.batches, 2);
+    // Batch 3 first started beside batch 2, but what landed was its
+    // rewrite, started alone: counted by what lands, as syncs are.
+    assert.equal(stats.syncsOverlapped, 0);
     assert.equal((await stat(path)).size, stats.diskBytes);
     await store.close();
 
