@@ -333,12 +333,18 @@ export class Topology {
 
   /**
    * The durable and auto-delete flags a queue was declared with, checked on
-   * every redeclare as RabbitMQ does. Usher keeps every queue on disk; a
-   * queue made over HTTP, or declared before a restart, counts as durable
-   * and not auto-delete (flags are not logged).
+   * every redeclare as RabbitMQ does. A queue is durable unless its
+   * durability is `memory`, whoever made it: a queue made over HTTP with
+   * `durability: memory` is gone after a restart, so a client declaring it
+   * durable must be refused, not left to lose what was confirmed to it.
+   * A queue made over HTTP, or declared before a restart, is not
+   * auto-delete (flags are not logged).
    */
   checkFlags(name: string, durable: boolean, autoDelete: boolean): void {
-    const current = { durable: !this.transient.has(name), autoDelete: this.autoDelete.has(name) };
+    const current = {
+      durable: this.broker.settingsOf(name).durability !== 'memory',
+      autoDelete: this.autoDelete.has(name),
+    };
     for (const [flag, asked] of [['durable', durable], ['auto_delete', autoDelete]] as const) {
       const now = flag === 'durable' ? current.durable : current.autoDelete;
       if (asked !== now) {
