@@ -575,9 +575,13 @@ export class Broker implements BrokerApi {
     const touched = new Set<QueueEngine>([engine]);
     const held: Promise<void>[] = [];
     const records = this.deadLettering.records(engine, now, error, touched, dropped, held);
-    for (const queue of touched) this.afterChange(queue);
+    // Appended before the queues are woken: a full drop-oldest queue a
+    // dead letter went into may displace it at once (it keeps its seq,
+    // the lowest there), and that record must follow its move, or a
+    // restart brings it back (test/broker/moved-in-displaced.test.ts).
     const written =
       records.length > 0 ? this.appendMoves(engine, touched, records) : Promise.resolve();
+    for (const queue of touched) this.afterChange(queue);
     return held.length === 0 ? written : Promise.all([written, ...held]).then(() => {});
   }
 

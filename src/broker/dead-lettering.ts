@@ -253,8 +253,10 @@ export class DeadLettering {
 
     const touched = new Set<QueueEngine>();
     const records = deliver(way, this.deps.clock(), touched);
+    // Appended before the queues are woken, as in Broker.settleOutcomes.
+    const written = this.deps.appendMoves(engine, touched, records);
     for (const queue of touched) this.deps.afterChange(queue);
-    await this.deps.appendMoves(engine, touched, records);
+    await written;
   }
 
   #hold(engine: QueueEngine, seq: number): void {

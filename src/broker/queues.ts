@@ -357,10 +357,13 @@ export class Queues {
       checkDestination,
     });
 
+    // Appended before the queues are woken, as in Broker.settleOutcomes:
+    // a full drop-oldest target may displace a message moved in at once.
+    const written = this.deps.appendMoves(engine, touched, records);
     // The source too: inDeliveryOrder may have made delayed messages ready.
     this.deps.afterChange(engine);
     for (const destination of touched) this.deps.afterChange(destination);
-    if (records.length > 0) await this.deps.appendMoves(engine, touched, records);
+    await written;
     this.deps.logger.info({ queue, to: options.to, moved }, 'redriven');
     return { moved };
   }
