@@ -131,6 +131,9 @@ export class Ledger {
    * are deleted by the hundred an hour, nearly always with every message
    * settled by the delete's own write, and a scan is a pass over every
    * live row: 24-42 ms a million on this 2-core machine under load.
+   * Keeping the count costs a full replay about a tenth more (2M
+   * messages, bench/storage.ts, three interleaved pairs on 2026-12-06:
+   * 2.86-3.36 s against 2.57-3.02 without it); not yet tuned.
    */
   readonly #liveByQueue: number[] = [];
   readonly #recent = new Map<string, RecentIds>();
