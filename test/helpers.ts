@@ -105,6 +105,23 @@ export function failNextToFinish(io: StoreIo): { io: StoreIo; arm(): void } {
   };
 }
 
+/** nodeIo whose writes fail with EIO while `refusing` is set, counted. */
+export function refusingDisk() {
+  const disk = {
+    refusing: false,
+    refused: 0,
+    io: {
+      ...nodeIo,
+      async writev(fd, buffers, position) {
+        if (!disk.refusing) return nodeIo.writev(fd, buffers, position);
+        disk.refused++;
+        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      },
+    } satisfies StoreIo,
+  };
+  return disk;
+}
+
 /**
  * nodeIo counting writes, whose syncs wait while held: a disk slow to
  * sync. A sync is an fdatasync or a write through a data-sync descriptor

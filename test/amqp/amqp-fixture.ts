@@ -9,7 +9,7 @@ import {
 } from 'node:net';
 import { after, before } from 'node:test';
 
-import amqp, { type ChannelModel } from 'amqplib';
+import amqp, { type Channel, type ChannelModel } from 'amqplib';
 
 import type { Broker, BrokerOptions } from '../../src/broker/broker.js';
 import { type AmqpServerOptions, createAmqpServer } from '../../src/amqp/server.js';
@@ -117,4 +117,20 @@ export function useAmqpFixture(
     connectStallable: () => fixture().connectStallable(),
     close: () => fixture().close(),
   };
+}
+
+/** The reply code of the channel error `attempt` causes, or 'ok'. */
+export async function channelAnswer(
+  connection: ChannelModel,
+  attempt: (channel: Channel) => Promise<unknown>,
+): Promise<number | 'ok'> {
+  const channel = await connection.createChannel();
+  channel.on('error', () => {});
+  try {
+    await attempt(channel);
+    await channel.close();
+    return 'ok';
+  } catch (err) {
+    return (err as { code?: number }).code ?? -1;
+  }
 }

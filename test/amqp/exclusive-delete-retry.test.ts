@@ -8,45 +8,11 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import type { Channel, ChannelModel } from 'amqplib';
+import type { Channel } from 'amqplib';
 
-import { nodeIo, type StoreIo } from '../../src/storage/io.js';
-import { until } from '../helpers.js';
-import { openAmqpFixture } from './amqp-fixture.js';
+import { refusingDisk, until } from '../helpers.js';
+import { channelAnswer, openAmqpFixture } from './amqp-fixture.js';
 import { Raw } from './raw-client.js';
-
-/** nodeIo whose writes fail with EIO while `refusing`, counted. */
-function refusingDisk() {
-  const disk = {
-    refusing: false,
-    refused: 0,
-    io: {
-      ...nodeIo,
-      async writev(fd, buffers, position) {
-        if (!disk.refusing) return nodeIo.writev(fd, buffers, position);
-        disk.refused++;
-        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
-      },
-    } satisfies StoreIo,
-  };
-  return disk;
-}
-
-/** The reply code of the channel error `attempt` causes, or 'ok'. */
-async function answer(
-  connection: ChannelModel,
-  attempt: (channel: Channel) => Promise<unknown>,
-): Promise<number | 'ok'> {
-  const channel = await connection.createChannel();
-  channel.on('error', () => {});
-  try {
-    await attempt(channel);
-    await channel.close();
-    return 'ok';
-  } catch (err) {
-    return (err as { code?: number }).code ?? -1;
-  }
-}
 
 it('keeps an exclusive queue whose delete failed locked, and deletes it once the disk takes it', {
   timeout: 20_000,
@@ -76,7 +42,7 @@ it('keeps an exclusive queue whose delete failed locked, and deletes it once the
       ['delete', (ch) => ch.deleteQueue('exclusive-retry')],
     ];
     for (const [what, attempt] of attempts) {
-      assert.equal(await answer(other, attempt), 405, what);
+      assert.equal(await channelAnswer(other, attempt), 405, what);
     }
     await until('a retry refused', () => disk.refused >= 2);
     assert.equal(usher.broker.getQueue('exclusive-retry').stats.ready, 1);
@@ -84,7 +50,7 @@ it('keeps an exclusive queue whose delete failed locked, and deletes it once the
     disk.refusing = false;
     await until('the queue deleted', () => !usher.broker.hasQueue('exclusive-retry'), 5000);
     assert.equal(
-      await answer(other, (ch) => ch.assertQueue('exclusive-retry', { exclusive: true })),
+      await channelAnswer(other, (ch) => ch.assertQueue('exclusive-retry', { exclusive: true })),
       'ok',
       'the name is free again',
     );
@@ -149,7 +115,7 @@ it('deletes exclusive queues whose declares were still being written as their co
     assert.deepEqual(names.filter((name) => usher.broker.hasQueue(name)), []);
     const other = await usher.connect();
     for (const name of names) {
-      assert.equal(await answer(other, (ch) => ch.assertQueue(name)), 'ok', name);
+      assert.equal(await channelAnswer(other, (ch) => ch.assertQueue(name)), 'ok', name);
     }
   } finally {
     await usher.close();

@@ -8,50 +8,15 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import type { Channel, ChannelModel } from 'amqplib';
-
 import amqp from 'amqplib';
 
 import { createAmqpServer } from '../../src/amqp/server.js';
 import { nodeIo, type StoreIo } from '../../src/storage/io.js';
 import {
-  failNextToFinish, heldDisk, openBroker, silentLogger, tempDir, until,
+  failNextToFinish, heldDisk, openBroker, refusingDisk, silentLogger, tempDir, until,
 } from '../helpers.js';
-import { openAmqpFixture } from './amqp-fixture.js';
+import { channelAnswer, openAmqpFixture } from './amqp-fixture.js';
 import { Raw } from './raw-client.js';
-
-/** nodeIo whose writes fail with EIO while `refusing`, counted. */
-function refusingDisk() {
-  const disk = {
-    refusing: false,
-    refused: 0,
-    io: {
-      ...nodeIo,
-      async writev(fd, buffers, position) {
-        if (!disk.refusing) return nodeIo.writev(fd, buffers, position);
-        disk.refused++;
-        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
-      },
-    } satisfies StoreIo,
-  };
-  return disk;
-}
-
-/** The reply code of the channel error `attempt` causes, or 'ok'. */
-async function answer(
-  connection: ChannelModel,
-  attempt: (channel: Channel) => Promise<unknown>,
-): Promise<number | 'ok'> {
-  const channel = await connection.createChannel();
-  channel.on('error', () => {});
-  try {
-    await attempt(channel);
-    await channel.close();
-    return 'ok';
-  } catch (err) {
-    return (err as { code?: number }).code ?? -1;
-  }
-}
 
 it('makes no exclusive queue for a connection gone while its declare waited behind one that failed', {
   timeout: 20_000,
@@ -65,7 +30,7 @@ it('makes no exclusive queue for a connection gone while its declare waited behi
     // A shared declare of the name, held on its way to the log.
     const first = await usher.connect();
     disk.hold();
-    const firstAnswer = answer(first, (ch) => ch.assertQueue('queued-exclusive'));
+    const firstAnswer = channelAnswer(first, (ch) => ch.assertQueue('queued-exclusive'));
     await until('the first declare held', () => disk.syncsWaiting >= 1);
 
     // An exclusive declare of it waits behind that one; its connection goes.
@@ -86,7 +51,7 @@ it('makes no exclusive queue for a connection gone while its declare waited behi
 
     // Behind the waiting declare too (oneDeclareAtATime).
     const other = await usher.connect();
-    assert.equal(await answer(other, (ch) => ch.assertQueue('queued-exclusive')), 'ok',
+    assert.equal(await channelAnswer(other, (ch) => ch.assertQueue('queued-exclusive')), 'ok',
       'the name is free, not locked by a connection that has gone');
   } finally {
     disk.release();
@@ -117,7 +82,7 @@ it('frees the name of an exclusive declare that failed after its connection went
     disk.release();
 
     const other = await usher.connect();
-    assert.equal(await answer(other, (ch) => ch.assertQueue('failed-exclusive')), 'ok',
+    assert.equal(await channelAnswer(other, (ch) => ch.assertQueue('failed-exclusive')), 'ok',
       'not locked by the gone connection');
   } finally {
     disk.release();
@@ -147,7 +112,7 @@ it('a queue deleted over HTTP while its reaper waits to retry stays free for a n
     await sleep(1500);
     assert.equal(usher.broker.hasQueue('reaped-http'), true, 'the new owner\'s queue kept');
     const other = await usher.connect();
-    assert.equal(await answer(other, (ch) => ch.checkQueue('reaped-http')), 405,
+    assert.equal(await channelAnswer(other, (ch) => ch.checkQueue('reaped-http')), 405,
       'locked to the new owner');
   } finally {
     disk.refusing = false;
@@ -189,7 +154,7 @@ it('twenty exclusive queues refused at once stay locked, and a restart deletes t
     await until('deletes refused', () => disk.refused >= 3);
     const other = await usher.connect();
     for (const name of names.slice(0, 3)) {
-      assert.equal(await answer(other, (ch) => ch.checkQueue(name)), 405, name);
+      assert.equal(await channelAnswer(other, (ch) => ch.checkQueue(name)), 405, name);
     }
     await other.close();
     assert.deepEqual(names.filter((name) => !usher.broker.hasQueue(name)), [], 'all still there');
@@ -199,7 +164,7 @@ it('twenty exclusive queues refused at once stay locked, and a restart deletes t
     usher = await open(nodeIo);
     assert.deepEqual(names.filter((name) => usher.broker.hasQueue(name)), [], 'all gone at start');
     const after = await usher.connect();
-    assert.equal(await answer(after, (ch) => ch.assertQueue(names[0])), 'ok');
+    assert.equal(await channelAnswer(after, (ch) => ch.assertQueue(names[0])), 'ok');
     await after.close();
   } finally {
     disk.refusing = false;
