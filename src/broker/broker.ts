@@ -322,7 +322,11 @@ export class Broker implements BrokerApi {
     for (const [name, logged] of this.store.queues) {
       this.engines.set(name, this.newEngine(name, this.loggedSettings(name, { ...logged })));
     }
+    // As they were: a queue held over its limit is trimmed by its next
+    // newcomer, not by the restart (QueueContents.restoring).
+    for (const engine of this.engines.values()) engine.restoring(true);
     replay.messages = rebuildMessages(this.store, this.engines, now, this.logger);
+    for (const engine of this.engines.values()) engine.restoring(false);
     for (const { queue, id, publishedAt } of recentIdsToKeep(this.store, now)) {
       this.engines.get(queue)?.rememberId(id, publishedAt);
     }

@@ -103,6 +103,16 @@ export abstract class QueueContents {
   // Which waiting message in memory is the oldest: kept only for the
   // drop-oldest policy, which displaces it.
   protected oldestInMemory: OldestInMemory | null = null;
+  /**
+   * Set while a restart puts the log's live messages back (restoring):
+   * a drop-oldest queue then trims nothing, so it comes back as it was.
+   * It may have held more than its limit (a limit lowered under its
+   * messages, a move landing as it was lowered), and a restart trimmed
+   * the ones put back through enqueue() and enqueueColdEntry() (moved,
+   * delayed, retried) but not plain publishes (enqueueCold), writing
+   * their dead letters as it started (breaker).
+   */
+  private restoringLog = false;
 
   /** Current contents. */
   readonly counts = { ready: 0, delayed: 0, inFlight: 0, bytes: 0 };
@@ -305,7 +315,12 @@ export abstract class QueueContents {
     const delayed = message.availableAt > now;
     if (onDisk && this.goesCold(message, delayed)) this.addCold(message, delayed);
     else this.enqueueHot(message, delayed);
-    if (trimsOldest(this.current)) this.trimOldest();
+    if (!this.restoringLog && trimsOldest(this.current)) this.trimOldest();
+  }
+
+  /** On while a restart puts the log's messages back: nothing is trimmed. */
+  restoring(on: boolean): void {
+    this.restoringLog = on;
   }
 
   /**
@@ -402,7 +417,7 @@ export abstract class QueueContents {
       cold.addEntry(entry, delayed);
     }
     this.countCold(entry.priority, entry.bytes, delayed, fifoGroup, true);
-    if (trimsOldest(this.current)) this.trimOldest();
+    if (!this.restoringLog && trimsOldest(this.current)) this.trimOldest();
     return true;
   }
 
