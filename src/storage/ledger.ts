@@ -10,9 +10,10 @@
 // purge or move failed as the delete was written was left live, and a
 // queue made again under the name took it at the next start. `moved` and
 // `retried` records change the message but not where its body lies, so
-// they leave the accounting alone (a `moved` record changes its queue). A second `published` record for the same seq
-// (a compaction copy, or a move written whole) moves the message to the
-// copy's segment and offset, and to the copy's queue.
+// they leave the accounting alone (a `moved` record changes its queue).
+// A second `published` record for the same seq (a compaction copy, or a
+// move written whole) moves the message to the copy's segment and
+// offset, and to the copy's queue.
 //
 // Forgetting at a `queue-deleted` record is as safe for segment deletion
 // as a `settled` record is: segments are deleted only as a prefix of the
