@@ -331,11 +331,11 @@ export class Queues {
     this.deps.checkOpen();
     const engine = this.deps.engineOf(queue);
     const target = options.to === undefined ? undefined : this.deps.engineOf(options.to, 'to');
-    // Refused as a publish to it is: a message moved in now would be
-    // settled only by a write after its `queue-deleted` record
-    // (writeDelete), and a crash in between left it to a queue made again
-    // under the name. Without `to`, moveOut leaves such a queue's dead
-    // letters where they are, as it does those of a queue that is gone.
+    // Refused as a publish to it is: a message moved in now would land
+    // after its `queue-deleted` record, live again for a queue made again
+    // under the name, though the delete took it from memory. Without
+    // `to`, moveOut leaves such a queue's dead letters where they are, as
+    // it does those of a queue that is gone.
     if (target !== undefined && this.deps.deleting.has(target)) {
       throw new QueueNotFoundError(String(options.to), 'to');
     }
