@@ -17,12 +17,18 @@
 // (ledger.ts), and a fuzzy file may hold there a message moved in after
 // the delete, into a queue made again under the name (a dead letter, a
 // redrive). Replayed over the file, the delete ended it and the `moved`
-// record after found nothing to move: the message was lost. So a
-// checkpoint during which such a move landed is given up
+// record after found nothing to move: the message was lost. The other
+// way round, a delete that ended a message left live (an ack that failed
+// as it was written) may not find it in the file: its row went out
+// before the delete, in its queue of before a `moved` record, and the
+// change naming the queue it was ended in was gone by the time the
+// changes went out; replayed, the delete left it live. So a checkpoint
+// during which such a move or such a delete landed is given up
 // (Ledger.watchDeletes), and the next one tried after the usual amount
 // of log. Deletes alone do not give one up: exclusive and auto-delete
-// queues go many times a minute, and a `published` record replayed after
-// its queue's delete puts the message back whole. Before the file is
+// queues go many times a minute, nearly always settling every message
+// in their own write, and a `published` record replayed after its
+// queue's delete puts the message back whole. Before the file is
 // renamed into place everything the ledger held is made durable, so the
 // checkpoint never names a record the log could lose.
 //
@@ -244,8 +250,9 @@ export class Checkpointer {
       for await (const frame of changes) await putFrame(frame);
       if (ledger.endWatch()) {
         throw new Error(
-          'a message was moved into a queue deleted and made again while the checkpoint ' +
-            'was written: its rows may show it there, and the replayed delete would end it',
+          'a queue was deleted while the checkpoint was written and a message moved into ' +
+            'it since, or one left live ended by the delete: the replayed delete could end ' +
+            'a message the file shows there, or miss one it shows elsewhere',
         );
       }
       for await (const frame of recentFrames(recent, writer)) await putFrame(frame);

@@ -24,7 +24,10 @@
 // record before the delete's is ended by it and one after is live again,
 // at run time and at replay alike. Not over a checkpoint written while
 // the delete landed if its rows show a message moved into the queue made
-// again after it: checkpoint.ts gives such a checkpoint up (watchDeletes).
+// again after it, nor if the delete ended a message whose queue its
+// frames no longer show (its row taken before, its change or wide row
+// gone when those were taken): checkpoint.ts gives such a checkpoint up
+// (watchDeletes).
 //
 // The live messages are rows of a SeqTable (about 21 bytes each), not one
 // object each: at ten million waiting messages that is the difference
@@ -143,10 +146,11 @@ export class Ledger {
   #highestSeq = 0;
   /**
    * Queues deleted since watchDeletes() (a checkpoint being written), and
-   * whether a `moved` record has since moved a live message into one.
+   * whether a `moved` record has since moved a live message into one or
+   * a `queue-deleted` record ended a live message.
    */
   #deletesWatched: Set<string> | undefined;
-  #movedIntoDeleted = false;
+  #watchTripped = false;
   // What the last `published` record applied looked up, kept for the next:
   // a batch lands hundreds of records of one queue in one segment, and the
   // lookups were a tenth of the ledger's work a message. Forgotten when a
@@ -176,19 +180,23 @@ export class Ledger {
    * (made again under the name): a checkpoint written meanwhile may show
    * it there, and the replayed `queue-deleted` record would end it
    * (checkpoint.ts). Publishes and copies need no watch: their replayed
-   * records put the message back whole.
+   * records put the message back whole. Watches too for a delete that
+   * ends a live message: the row may go out before it, in its queue of
+   * before a `moved` record, and the change naming the queue the delete
+   * ended it in be gone when the changes go out (a wide row's queue the
+   * same), so the replayed delete would not find it there.
    */
   watchDeletes(): void {
     this.#deletesWatched = new Set();
-    this.#movedIntoDeleted = false;
+    this.#watchTripped = false;
   }
 
-  /** Ends the watch: whether such a move landed during it. */
+  /** Ends the watch: whether such a move or such a delete landed during it. */
   endWatch(): boolean {
-    const moved = this.#movedIntoDeleted;
+    const tripped = this.#watchTripped;
     this.#deletesWatched = undefined;
-    this.#movedIntoDeleted = false;
-    return moved;
+    this.#watchTripped = false;
+    return tripped;
   }
 
   /**
@@ -250,7 +258,7 @@ export class Ledger {
         if (row !== undefined) {
           this.#countLive(this.#queueOf(record.seq, row), -1);
           this.#countLive(this.#indexOf(record.queue), 1);
-          if (this.#deletesWatched?.has(record.queue)) this.#movedIntoDeleted = true;
+          if (this.#deletesWatched?.has(record.queue)) this.#watchTripped = true;
           const change = this.#changeOf(record.seq);
           change.queue = record.queue;
           change.headers = record.headers;
@@ -275,7 +283,9 @@ export class Ledger {
         // A queue made again under the name must not take the old one's
         // ids for duplicates, nor its messages.
         this.#recent.delete(record.name);
-        this.#forgetQueue(record.name);
+        if (this.#forgetQueue(record.name) && this.#deletesWatched !== undefined) {
+          this.#watchTripped = true;
+        }
         break;
     }
   }
@@ -493,19 +503,20 @@ export class Ledger {
   }
 
   // Forgets every live message now in queue `name`, which a
-  // `queue-deleted` record ends. Rare: the delete's own write settles
-  // what it knows of.
-  #forgetQueue(name: string): void {
+  // `queue-deleted` record ends; whether there was one. Rare: the
+  // delete's own write settles what it knows of.
+  #forgetQueue(name: string): boolean {
     const index = this.#queueIndex.get(name);
-    if (index === undefined) return;
+    if (index === undefined) return false;
     const count = this.#liveByQueue[index] ?? 0;
-    if (count <= 0) return;
+    if (count <= 0) return false;
     const seqs: number[] = [];
     this.#live.forEach((seq, row) => {
       if (this.#queueOf(seq, row) === index) seqs.push(seq);
       return seqs.length < count;
     });
     for (const seq of seqs) this.#forget(seq);
+    return seqs.length > 0;
   }
 
   // The index of the queue a live row is in now, or UNCOUNTED for a wide
