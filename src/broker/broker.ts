@@ -337,7 +337,6 @@ export class Broker implements BrokerApi {
   private repairOrDropDamaged(messages: DamagedMessage[]): void {
     const { touched, records, afterDelete } =
       repairOrDrop(messages, this.engines, this.deleting, this.logger);
-    for (const engine of touched) this.afterChange(engine);
     let written = messages.length;
     for (const waiting of afterDelete.values()) written -= waiting.length;
     if (written > 0) {
@@ -346,6 +345,11 @@ export class Broker implements BrokerApi {
         this.logger.error({ err, messages: written }, 'could not log damaged messages');
       });
     }
+    // Woken after the append, as in settleOutcomes: a subscriber may take
+    // a repaired message at once and find its TTL past, and the dead
+    // letter's record must follow the repair's, or a restart brings it
+    // back (test/fault/scrub-restart.test.ts).
+    for (const engine of touched) this.afterChange(engine);
     for (const [engine, waiting] of afterDelete) {
       // A delete that landed ended them in the log; one refused left them
       // its queue's, to be repaired or dropped now.

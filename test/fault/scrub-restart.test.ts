@@ -13,7 +13,9 @@ import pino from 'pino';
 
 import type { Broker } from '../../src/broker/broker.js';
 import { listSegments, readSegment } from '../../src/storage/segment-file.js';
-import { failNextToFinish, heldDisk, openBroker, tempDir, until } from '../helpers.js';
+import {
+  ManualClock, failNextToFinish, heldDisk, openBroker, tempDir, text, until,
+} from '../helpers.js';
 import { bodyOf, fillSmallSegments } from './small-segments.js';
 
 
@@ -228,3 +230,62 @@ for (const delete_ of ['lands', 'fails'] as const) {
     }
   });
 }
+
+// A scrub that drops a cold message wakes its queue, and a subscriber
+// whose credit grew (AMQP wakes it on the next turn) may then take the
+// queue's head: one repaired in the same scrub, its TTL past (the due
+// timer not yet run), is dead-lettered at once. The repair's record must
+// come before the dead letter's, or a restart puts it back in its queue.
+it('a repaired message the wake-up dead-letters stays dead-lettered after a restart', async () => {
+  const dir = tempDir('usher-scrub-');
+  const clock = new ManualClock();
+  const options = { clock: clock.read, segmentBytes: 16 * 1024 };
+  let broker = await openBroker(dir.path, options);
+  try {
+    await broker.createQueue('dlq', {});
+    await broker.createQueue('q', { deadLetter: 'dlq' });
+    for (let i = 0; i < 300; i += 10) {
+      await broker.publish('q', Array.from({ length: 10 }, (_, j) => ({
+        id: `m-${i + j}`,
+        body: text(bodyOf(i + j)),
+        ...(i + j === 0 ? { ttlMs: 60_000, priority: 9 } : {}),
+      })));
+    }
+    await broker.close();
+
+    broker = await openBroker(dir.path, options);
+    await scrubbed(broker);
+    // m-0 read into memory alone (the only one of its priority) and back
+    // in the queue; m-1, in the same segment, stays cold.
+    const [first] = await broker.receive('q', { max: 1, waitMs: 0 });
+    assert.equal(first.id, 'm-0');
+    broker.release('q', [first.receipt]);
+    let credit = 0;
+    const take = () => { credit = 0; };
+    broker.subscribe('q', { credit: () => credit, leaseMs: 30_000, deliver: take });
+
+    // Both in one segment: a scrub reports a segment's damage at once.
+    const oldest = (await listSegments(join(dir.path, 'log')))[0].path;
+    for (const id of ['m-0', 'm-1']) {
+      const offset = await frameOf(oldest, id);
+      assert.ok(offset !== undefined, id);
+      flip(oldest, offset + 60);
+    }
+    clock.advance(120_000);
+    credit = 1; // grown, its wake not yet come
+    assert.equal(broker.scrub(), true);
+    await scrubbed(broker, 2);
+    assert.equal(broker.health().store.scrubDamagedMessages, 2);
+    assert.equal(broker.getQueue('q').stats.dropped, 1, 'm-1 lost');
+    assert.deepEqual(broker.peek('dlq', { limit: 10, offset: 0 }).map((m) => m.id), ['m-0']);
+    await broker.close();
+
+    broker = await openBroker(dir.path, options);
+    assert.deepEqual(broker.peek('dlq', { limit: 10, offset: 0 }).map((m) => m.id), ['m-0']);
+    assert.equal(broker.getQueue('q').stats.total, 298);
+    assert.notEqual(broker.peek('q', { limit: 1, offset: 0 })[0].id, 'm-0');
+  } finally {
+    await broker.close();
+    dir.remove();
+  }
+});
