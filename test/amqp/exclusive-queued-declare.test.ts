@@ -100,8 +100,13 @@ it('a queue deleted over HTTP while its reaper waits to retry stays free for a n
     await (await owner.createChannel()).assertQueue('reaped-http', { exclusive: true });
     disk.refusing = true;
     await owner.close();
-    // Refused three times: the next retry is 0.5 s away.
+    // Refused three times: the next retry is 0.5 s after the third has
+    // failed. Its write is refused before it has failed (the store cuts
+    // the file back first), and a delete asked meanwhile gets that
+    // attempt's answer (EIO, as it failed once in CI): 200 ms lets it fail
+    // and the reaper wait.
     await until('three deletes refused', () => disk.refused >= 3);
+    await sleep(200);
     disk.refusing = false;
     await usher.broker.deleteQueue('reaped-http');
 
