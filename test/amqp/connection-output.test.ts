@@ -8,7 +8,6 @@
 // alone, then a whole connection over a broker whose disk is held.
 
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { it } from 'node:test';
 
@@ -23,6 +22,7 @@ import { encodeContent, encodeMethodFrame } from '../../src/amqp/frame-encoder.j
 import type { Method } from '../../src/amqp/methods.js';
 import { Topology } from '../../src/amqp/topology.js';
 import { heldDisk, openBroker, silentLogger, tempDir, until } from '../helpers.js';
+import { PausableSocketDouble } from './socket-double.js';
 
 /** Past the output's 4 MiB limit. */
 const BIG = Buffer.alloc(5 * 1024 * 1024);
@@ -30,34 +30,15 @@ const BIG = Buffer.alloc(5 * 1024 * 1024);
 const HIGH_WATER = 20_000;
 
 /** A socket whose peer takes nothing until drained(). */
-class FullSocket {
+class FullSocket extends PausableSocketDouble {
   writableLength = 0;
   writableNeedDrain = false;
   readonly destroyed = false;
-  private paused = false;
 
   write(bytes: Buffer): boolean {
     this.writableLength += bytes.length;
     this.writableNeedDrain = true;
     return false;
-  }
-
-  cork(): void {}
-
-  uncork(): void {}
-
-  pause(): this {
-    this.paused = true;
-    return this;
-  }
-
-  resume(): this {
-    this.paused = false;
-    return this;
-  }
-
-  isPaused(): boolean {
-    return this.paused;
   }
 
   /** The peer read it all: Node then emits 'drain'. */
@@ -130,23 +111,18 @@ it('keeps reading paused for drain when publishes held it first, and resumes on 
 });
 
 /** A socket whose peer stops reading while `full`; 'drain' once it reads again. */
-class PeerSocket extends EventEmitter {
+class PeerSocket extends PausableSocketDouble {
   readonly remoteAddress = '127.0.0.1';
   readonly remotePort = 40001;
   writableLength = 0;
   writableNeedDrain = false;
   destroyed = false;
-  private paused = false;
   private readonly decoder = new AmqpFrameDecoder({ from: 'server', frameMax: 131_072 });
   readonly methods: string[] = [];
 
   setNoDelay(): this {
     return this;
   }
-
-  cork(): void {}
-
-  uncork(): void {}
 
   write(bytes: Buffer): boolean {
     for (const frame of this.decoder.push(bytes)) {
@@ -165,20 +141,6 @@ class PeerSocket extends EventEmitter {
     this.writableLength = 0;
     this.writableNeedDrain = false;
     this.emit('drain');
-  }
-
-  pause(): this {
-    this.paused = true;
-    return this;
-  }
-
-  resume(): this {
-    this.paused = false;
-    return this;
-  }
-
-  isPaused(): boolean {
-    return this.paused;
   }
 
   end(): this {

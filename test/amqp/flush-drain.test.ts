@@ -10,7 +10,6 @@
 // takes everything and never emits 'drain', as such a kernel would.
 
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { after, before, it } from 'node:test';
 
@@ -25,6 +24,7 @@ import { encodeMethodFrame } from '../../src/amqp/frame-encoder.js';
 import type { Method } from '../../src/amqp/methods.js';
 import { Topology } from '../../src/amqp/topology.js';
 import { openBroker, silentLogger, tempDir } from '../helpers.js';
+import { PausableSocketDouble } from './socket-double.js';
 
 const QUEUE = 'flush-drain';
 const MESSAGES = 200;
@@ -32,12 +32,11 @@ const MESSAGES = 200;
 const BODY = Buffer.alloc(64 * 1024, 7);
 
 /** What the kernel does when it has room: takes every write at once. */
-class RoomySocket extends EventEmitter {
+class RoomySocket extends PausableSocketDouble {
   readonly remoteAddress = '127.0.0.1';
   readonly remotePort = 40000;
   readonly writableLength = 0;
   destroyed = false;
-  private paused = false;
   private readonly decoder = new AmqpFrameDecoder({ from: 'server', frameMax: 131_072 });
   readonly methods: string[] = [];
 
@@ -45,30 +44,12 @@ class RoomySocket extends EventEmitter {
     return this;
   }
 
-  cork(): void {}
-
-  uncork(): void {}
-
   write(bytes: Buffer): boolean {
     for (const frame of this.decoder.push(bytes)) {
       if (frame.type === 'method') this.methods.push(frame.method.name);
     }
     // Taken whole: Node answers true and will emit no 'drain'.
     return true;
-  }
-
-  pause(): this {
-    this.paused = true;
-    return this;
-  }
-
-  resume(): this {
-    this.paused = false;
-    return this;
-  }
-
-  isPaused(): boolean {
-    return this.paused;
   }
 
   end(): this {
